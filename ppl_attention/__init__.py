@@ -1,0 +1,1 @@
+"""ppl_attention."""

@@ -1,0 +1,133 @@
+"""Configs are dataclasses; CLI flags map onto their fields; ``--config file.yaml`` loads one.
+
+Precedence: dataclass defaults < YAML file < flags given on the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict"]
+
+T = TypeVar("T")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(tp):
+    """Unwrap Optional[X] -> (X, optional)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _parse_bool(text: str) -> bool:
+    low = str(text).lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of dataclass ``cls`` (``field_name`` -> ``--field-name``); defaults stay unset."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} fields")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init or f.metadata.get("cli") is False:
+            continue
+        tp, _ = _base_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        help_text = f"{help_text} (default: {default})".strip()
+        kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=help_text)
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs.update(type=_parse_bool, metavar="BOOL")
+        elif origin in (list, tuple) or tp in (list, tuple):
+            args = typing.get_args(tp)
+            item = args[0] if args else str
+            kwargs.update(nargs="+", type=item if item in (int, float, str) else str)
+        elif tp in (int, float, str):
+            kwargs.update(type=tp)
+        elif isinstance(tp, type) and issubclass(tp, Path):
+            kwargs.update(type=Path)
+        else:
+            kwargs.update(type=str)
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(_flag(f.name), **kwargs)
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"--config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config file {path} must hold a mapping of field names to values, got {type(data).__name__}")
+    return data
+
+
+def config_from_dict(cls: type[T], data: dict, strict: bool = True) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = set(data) - names
+    if unknown and strict:
+        raise ValueError(f"unknown {cls.__name__} field(s) {sorted(unknown)}; known fields are {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            continue
+        tp, _ = _base_type(hints[k])
+        if v is not None and typing.get_origin(tp) is tuple and isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path=None, **overrides) -> T:
+    """Defaults < YAML (``yaml_path`` or ``args.config``) < flags that were given < ``overrides``."""
+    data: dict[str, Any] = {}
+    path = yaml_path or (getattr(args, "config", None) if args is not None else None)
+    if path:
+        data.update(load_yaml(path))
+    names = {f.name for f in dataclasses.fields(cls)}
+    if args is not None:
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                data[name] = value
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(cls, {k: v for k, v in data.items() if k in names} if not path else data, strict=True)
+
+
+def config_to_dict(cfg) -> dict:
+    def convert(v):
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, tuple):
+            return [convert(x) for x in v]
+        if isinstance(v, list):
+            return [convert(x) for x in v]
+        if isinstance(v, dict):
+            return {k: convert(x) for k, x in v.items()}
+        return v
+    return {k: convert(v) for k, v in dataclasses.asdict(cfg).items()}

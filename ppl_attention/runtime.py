@@ -1,0 +1,46 @@
+"""Devices, seeds and logging: the small runtime conventions every stage shares."""
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU.  Refuses a CUDA request on a machine without one."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine")
+    return torch.device(device)
+
+
+def derive_seed(*parts) -> int:
+    """A stable 31-bit seed from any parts (run seed, image index, stage name...): one seed per unit of work."""
+    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def generator(seed: int, device="cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
