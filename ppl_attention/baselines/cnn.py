@@ -1,0 +1,72 @@
+"""MobileNetV2 and ShuffleNetV2 from torchvision, scaled by a channel multiplier and fed a downsampled input.
+
+The workshop paper searched over channel multipliers ``c`` and input resolutions ``r`` to trace accuracy
+against FLOPs; :func:`build_baseline` builds one point of that search for any channel count and class count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import MobileNetV2, ShuffleNetV2
+
+__all__ = ["BaselineConfig", "build_baseline", "ResizedInput", "ARCHITECTURES"]
+
+ARCHITECTURES = ("mobilenet_v2", "shufflenet_v2")
+# ShuffleNetV2 1.0x stage widths (torchvision's shufflenet_v2_x1_0); other multipliers scale the three stages.
+_SHUFFLE_STAGES_X1 = (116, 232, 464)
+
+
+@dataclass
+class BaselineConfig:
+    arch: str = field(default="mobilenet_v2", metadata={"help": "CNN architecture", "choices": list(ARCHITECTURES)})
+    width: float = field(default=1.0, metadata={"help": "channel multiplier c"})
+    resolution: int = field(default=60, metadata={"help": "input resolution r (the image is resized to r x r)"})
+    in_channels: int = 1
+    num_classes: int = 10
+
+
+class ResizedInput(nn.Module):
+    """Resize the input to ``resolution`` x ``resolution`` (antialiased bilinear), then run ``net``."""
+
+    def __init__(self, net: nn.Module, resolution: int):
+        super().__init__()
+        self.net = net
+        self.resolution = int(resolution)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (self.resolution, self.resolution):
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return self.net(x)
+
+
+def _round_even(x: float, base: int = 4) -> int:
+    return max(base, int(round(x / base)) * base)
+
+
+def build_baseline(config: BaselineConfig) -> nn.Module:
+    """A torchvision CNN for ``config`` whose first convolution takes ``in_channels`` inputs."""
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {config.arch!r}")
+    if not config.width > 0:
+        raise ValueError(f"width must be positive, got {config.width}")
+    if config.resolution < 16:
+        raise ValueError(f"resolution must be at least 16 pixels (five stride-2 stages), got {config.resolution}")
+    if config.in_channels < 1 or config.num_classes < 2:
+        raise ValueError(f"in_channels must be >= 1 and num_classes >= 2, got {config.in_channels}, "
+                         f"{config.num_classes}")
+    if config.arch == "mobilenet_v2":
+        net = MobileNetV2(num_classes=config.num_classes, width_mult=config.width)
+        first = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(config.in_channels, first.out_channels, 3, 2, 1, bias=False)
+    else:
+        stages = [_round_even(c * config.width) for c in _SHUFFLE_STAGES_X1]
+        # torchvision's 2.0x model widens the last convolution to 2048; every smaller one keeps 1024.
+        last = 2048 if config.width >= 2.0 else 1024
+        net = ShuffleNetV2([4, 8, 4], [24, *stages, last], num_classes=config.num_classes)
+        first = net.conv1[0]
+        net.conv1[0] = nn.Conv2d(config.in_channels, first.out_channels, 3, 2, 1, bias=False)
+    return ResizedInput(net, config.resolution)

@@ -1,0 +1,55 @@
+"""``ppl-attention baselines``: train the low-FLOP CNN baselines and plot accuracy against FLOPs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..artifacts import read_json, write_manifest
+from ..baselines.train import TrainBaselineConfig, sweep_baselines
+from ..config import add_config_arguments, build_config, config_to_dict
+from ..runtime import resolve_device, seed_everything
+from ._common import write_summary
+
+
+def register(sub, common):
+    p = sub.add_parser("baselines", parents=[common], help="train MobileNetV2 / ShuffleNetV2 baselines over widths "
+                       "and resolutions; plot accuracy against FLOPs",
+                       description="Sweep CNN baselines (architecture x channel multiplier x input resolution), "
+                       "count FLOPs with torch.utils.flop_counter, and plot test accuracy against FLOPs. "
+                       "Finished points are reused, so an interrupted sweep resumes.")
+    p.add_argument("--dataset", default="cluttered-mnist", help="dataset name (default: cluttered-mnist)")
+    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    p.add_argument("--archs", nargs="+", default=["mobilenet_v2", "shufflenet_v2"])
+    p.add_argument("--widths", nargs="+", type=float, default=[0.25, 0.5, 1.0])
+    p.add_argument("--resolutions", nargs="+", type=int, default=[28, 60])
+    p.add_argument("--attention", nargs="*", default=[], metavar="NAME=FILE.json",
+                   help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    add_config_arguments(p, TrainBaselineConfig)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..data import load_dataset
+    from ..plots.baselines import plot_accuracy_vs_flops
+
+    cfg = build_config(TrainBaselineConfig, args)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    curves = {}
+    for spec in args.attention:
+        if "=" not in spec:
+            raise ValueError(f"--attention takes NAME=FILE.json, got {spec!r}")
+        name, file = spec.split("=", 1)
+        curves[name] = read_json(file)
+    datasets = {split: load_dataset(args.dataset, root=args.root, split=split, seed=args.seed)
+                for split in ("train", "valid", "test")}
+    write_manifest(args.out, "baselines", {"dataset": args.dataset, "archs": args.archs, "widths": args.widths,
+                                           "resolutions": args.resolutions, **config_to_dict(cfg)})
+    results = sweep_baselines(datasets, args.out, args.archs, args.widths, args.resolutions, cfg, args.seed, device)
+    figure = plot_accuracy_vs_flops(results, args.out / "accuracy_vs_flops.png", curves,
+                                    title=f"{args.dataset}: accuracy against computation")
+    table = sorted(({"arch": r["config"]["arch"], "width": r["config"]["width"],
+                     "resolution": r["config"]["resolution"], "mflops": round(r["flops"] / 1e6, 3),
+                     "test_accuracy": round(r["test_accuracy"], 4)} for r in results), key=lambda r: r["mflops"])
+    write_summary(args.out, {"dataset": args.dataset, "points": table, "figure": str(figure)})
+    return 0

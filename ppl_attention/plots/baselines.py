@@ -1,0 +1,47 @@
+"""Accuracy against FLOPs: CNN baselines and hard-attention curves (the workshop paper's Figure 7)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._save import plt, save_figure
+
+__all__ = ["plot_accuracy_vs_flops", "pareto_front"]
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (flops, accuracy) points that no cheaper point beats, sorted by FLOPs."""
+    front, best = [], -1.0
+    for flops, acc in sorted(points):
+        if acc > best:
+            front.append((flops, acc))
+            best = acc
+    return front
+
+
+def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[str, list[dict]] | None = None,
+                           title: str = "Accuracy against computation") -> Path:
+    """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}]."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    by_arch: dict[str, list] = {}
+    for r in baselines:
+        by_arch.setdefault(r["config"]["arch"], []).append(r)
+    for arch, rows in sorted(by_arch.items()):
+        pts = [(r["flops"] / 1e6, 100 * r["test_accuracy"]) for r in rows]
+        sc = ax.scatter(*zip(*pts), s=18, alpha=0.5)
+        front = pareto_front(pts)
+        ax.plot(*zip(*front), "-", color=sc.get_facecolor()[0], label=f"{arch} (best c, r)")
+        for r in rows:
+            if (r["flops"] / 1e6, 100 * r["test_accuracy"]) in front:
+                ax.annotate(f"c={r['config']['width']:g}, r={r['config']['resolution']}",
+                            (r["flops"] / 1e6, 100 * r["test_accuracy"]), fontsize=7, alpha=0.7,
+                            xytext=(3, -8), textcoords="offset points")
+    for name, curve in (attention_curves or {}).items():
+        pts = sorted((c["flops"] / 1e6, 100 * c["accuracy"]) for c in curve)
+        ax.plot(*zip(*pts), "o-", ms=3, lw=2, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("MFLOPs per image (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import torch
+
+from ppl_attention.baselines import BaselineConfig, build_baseline, count_flops
+from ppl_attention.baselines.train import TrainBaselineConfig, sweep_baselines
+from ppl_attention.plots.baselines import pareto_front, plot_accuracy_vs_flops
+
+
+class TinyDataset(torch.utils.data.Dataset):
+    """Two classes told apart by which half of the image is bright."""
+
+    num_classes = 2
+
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.labels = torch.randint(0, 2, (n,), generator=g)
+        self.images = torch.rand(n, 1, 32, 32, generator=g) * 0.2
+        self.images[self.labels == 1, :, :16] += 0.8
+        self.images[self.labels == 0, :, 16:] += 0.8
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "label": self.labels[i], "index": torch.tensor(i)}
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "shufflenet_v2"])
+def test_baselines_take_any_channels_and_resolution(arch):
+    net = build_baseline(BaselineConfig(arch=arch, width=0.25, resolution=32, in_channels=3, num_classes=7))
+    assert net(torch.rand(2, 3, 60, 60)).shape == (2, 7)
+
+
+def test_flops_grow_with_width_and_resolution():
+    small = count_flops(build_baseline(BaselineConfig(width=0.25, resolution=28)), torch.zeros(1, 1, 60, 60))
+    wide = count_flops(build_baseline(BaselineConfig(width=1.0, resolution=28)), torch.zeros(1, 1, 60, 60))
+    big = count_flops(build_baseline(BaselineConfig(width=0.25, resolution=60)), torch.zeros(1, 1, 60, 60))
+    assert small < wide and small < big
+
+
+def test_flop_counter_counts_a_multiply_add_as_two():
+    assert count_flops(torch.nn.Linear(10, 20, bias=False), torch.zeros(1, 10)) == 2 * 10 * 20
+    assert count_flops(torch.nn.Linear(10, 20, bias=False), torch.zeros(4, 10)) == 4 * 2 * 10 * 20
+
+
+def test_bad_baseline_configs_are_refused():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        build_baseline(BaselineConfig(arch="resnet"))
+    with pytest.raises(ValueError, match="width must be positive"):
+        build_baseline(BaselineConfig(width=0))
+    with pytest.raises(ValueError, match="resolution must be at least 16"):
+        build_baseline(BaselineConfig(resolution=8))
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    assert pareto_front([(1, 50), (2, 40), (3, 60), (4, 55), (5, 70)]) == [(1, 50), (3, 60), (5, 70)]
+
+
+def test_sweep_learns_resumes_and_plots(tmp_path):
+    data = {"train": TinyDataset(256, 0), "valid": TinyDataset(64, 1), "test": TinyDataset(64, 2)}
+    cfg = TrainBaselineConfig(epochs=4, batch_size=16, lr=3e-3)
+    results = sweep_baselines(data, tmp_path, archs=["mobilenet_v2"], widths=[0.25], resolutions=[24, 32], train=cfg)
+    assert len(results) == 2
+    assert all(r["test_accuracy"] > 0.8 for r in results), [r["test_accuracy"] for r in results]
+    assert results[0]["flops"] < results[1]["flops"]
+    # (BatchNorm running statistics need ~60 steps, hence 4 x 16 batches.)
+    # A second sweep reads the finished points instead of retraining them.
+    path = tmp_path / "points" / "mobilenet_v2_w0.25_r24.json"
+    record = json.loads(path.read_text())
+    record["test_accuracy"] = 0.123
+    path.write_text(json.dumps(record))
+    again = sweep_baselines(data, tmp_path, archs=["mobilenet_v2"], widths=[0.25], resolutions=[24, 32], train=cfg)
+    assert again[0]["test_accuracy"] == 0.123
+    fig = plot_accuracy_vs_flops(again, tmp_path / "acc.png",
+                                 {"hard attention": [{"flops": 1e5, "accuracy": 0.6}, {"flops": 3e5, "accuracy": 0.9}]})
+    assert fig.stat().st_size > 1000
