@@ -29,18 +29,18 @@ def register(sub, common):
 
 
 def run(args):
-    from ..data import load_dataset
-    from ..plots.baselines import plot_accuracy_vs_flops
-
-    cfg = build_config(TrainBaselineConfig, args)
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
     curves = {}
     for spec in args.attention:
         if "=" not in spec:
             raise ValueError(f"--attention takes NAME=FILE.json, got {spec!r}")
         name, file = spec.split("=", 1)
         curves[name] = read_json(file)
+    from ..data import load_dataset
+    from ..plots.baselines import plot_accuracy_vs_flops
+
+    cfg = build_config(TrainBaselineConfig, args)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
     datasets = {split: load_dataset(args.dataset, root=args.root, split=split, seed=args.seed)
                 for split in ("train", "valid", "test")}
     write_manifest(args.out, "baselines", {"dataset": args.dataset, "archs": args.archs, "widths": args.widths,

@@ -1,0 +1,86 @@
+"""Shared helpers of the on-disk datasets: checked paths, annotation lines, image loading, channel statistics."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = ["require_dir", "require_file", "annotation_lines", "load_image", "channel_stats"]
+
+
+def require_dir(path, what: str) -> Path:
+    if path is None:
+        raise ValueError(f"root ({what}) is required, got None")
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} folder {path} does not exist")
+    return path
+
+
+def require_file(path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    return path
+
+
+def annotation_lines(path: Path, n_fields: int | None = None, skip: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """``(line_number, fields)`` of each non-empty line of a whitespace-separated annotation file.
+
+    Refuses a line with a number of fields other than ``n_fields``, naming the file and line.
+    """
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if number <= skip:
+                continue
+            fields = line.split()
+            if not fields:
+                continue
+            if n_fields is not None and len(fields) != n_fields:
+                raise ValueError(f"{path}, line {number}: expected {n_fields} fields, got {len(fields)}: "
+                                 f"{line.rstrip()[:80]!r}")
+            yield number, fields
+
+
+def parse_number(path: Path, number: int, text: str, kind=int):
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{path}, line {number}: expected {'an integer' if kind is int else 'a number'}, "
+                         f"got {text!r}") from None
+
+
+def load_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bool = False) -> torch.Tensor:
+    """Float32 (C, H, W) in [0, 1] of an image file, optionally cropped to ``box`` (left, top, right, bottom)
+    and resized (bilinear, antialiased) to ``size`` (H, W)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L" if grayscale else "RGB")
+        if box is not None:
+            im = im.crop(tuple(float(b) for b in box))
+        if size is not None and im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def channel_stats(dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std over the first ``limit`` items of ``dataset`` (deterministic: by position)."""
+    n = min(limit, len(dataset))
+    if n == 0:
+        raise ValueError("cannot compute channel statistics of an empty dataset")
+    total = sq = 0.0
+    count = 0
+    for i in range(n):  # reading files from disk is per image anyway
+        x = dataset[i]["image"].double()
+        total = total + x.sum(dim=(1, 2))
+        sq = sq + (x * x).sum(dim=(1, 2))
+        count += x.shape[1] * x.shape[2]
+    mean = total / count
+    std = (sq / count - mean * mean).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float()

@@ -1,0 +1,125 @@
+"""Tiny datasets written in the official on-disk layouts, for tests and examples (nothing is downloaded).
+
+The images carry known content so readers can be checked exactly: CelebA-HQ image ``i`` is filled with the
+colour ``fixture_colour(i)``; a CUB image is one colour outside its bounding box and another inside it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .celeba_hq import CELEBA_ATTRIBUTES
+
+__all__ = ["fixture_colour", "fixture_attributes", "make_celeba_hq_folder", "make_cub_folder",
+           "make_image_folder", "CUB_BOX_COLOUR", "CUB_BACKGROUND"]
+
+CUB_BOX_COLOUR = (200, 40, 10)
+CUB_BACKGROUND = (0, 90, 250)
+
+
+def fixture_colour(i: int) -> tuple[int, int, int]:
+    return ((37 * i) % 256, (91 * i + 50) % 256, (13 * i + 100) % 256)
+
+
+def fixture_attributes(i: int) -> np.ndarray:
+    """The {-1, 1} attributes written for image ``i`` (a fixed pseudo-random pattern)."""
+    return np.where(np.random.default_rng(i).random(40) < 0.5, -1, 1)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def make_celeba_hq_folder(root, indices=(0, 1, 2, 27000, 27001, 27500, 27501), size: int = 32,
+                          layout: str = "paper") -> Path:
+    """Write CelebA-HQ images and annotations for ``indices``.
+
+    ``layout="paper"``: ``{i:06d}.png`` and ``annotations.txt`` (``000000.png`` + 40 labels per line);
+    ``layout="mask"``: CelebAMask-HQ's ``CelebA-HQ-img/{i}.jpg`` and ``CelebAMask-HQ-attribute-anno.txt``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in indices:
+        img = np.empty((size, size, 3), dtype=np.uint8)
+        img[:] = fixture_colour(i)
+        labels = " ".join(str(int(v)) for v in fixture_attributes(i))
+        if layout == "paper":
+            _save(root / f"{i:06d}.png", img)
+            lines.append(f"{i:06d}.png {labels}")
+        elif layout == "mask":
+            _save(root / "CelebA-HQ-img" / f"{i}.jpg", img)
+            lines.append(f"{i}.jpg  {labels}")
+        else:
+            raise ValueError(f"layout must be 'paper' or 'mask', got {layout!r}")
+    if layout == "paper":
+        (root / "annotations.txt").write_text("\n".join(lines) + "\n")
+    else:
+        (root / "CelebAMask-HQ-attribute-anno.txt").write_text(
+            f"{len(lines)}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(lines) + "\n")
+    return root
+
+
+def make_cub_folder(root, n_classes: int = 3, per_class: int = 4, test_per_class: int = 1,
+                    image_size=(40, 60)) -> Path:
+    """Write a CUB-200-2011 folder: ``n_classes * per_class`` images (the last ``test_per_class`` of each class
+    are test images), bounding boxes, 15 parts (part 1 at the box centre, part 2 at its top-left quarter point,
+    part 3 outside the box, the rest invisible)."""
+    root = Path(root)
+    H, W = image_size
+    images, boxes, labels, split, locs = [], [], [], [], []
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "parts").mkdir(exist_ok=True)
+    classes = [f"{c + 1:03d}.Bird_{c + 1}" for c in range(n_classes)]
+    img_id = 0
+    for c in range(n_classes):
+        for k in range(per_class):
+            img_id += 1
+            x, y, w, h = 4 + k, 3 + c, W // 2 + k, H // 2 + c  # box in original pixels
+            arr = np.empty((H, W, 3), dtype=np.uint8)
+            arr[:] = CUB_BACKGROUND
+            arr[y:y + h, x:x + w] = CUB_BOX_COLOUR
+            name = f"{classes[c]}/Bird_{c + 1}_{k:04d}.jpg"
+            from PIL import Image
+            (root / "images" / classes[c]).mkdir(exist_ok=True)
+            Image.fromarray(arr).save(root / "images" / name, quality=100, subsampling=0)
+            images.append(f"{img_id} {name}")
+            boxes.append(f"{img_id} {float(x)} {float(y)} {float(w)} {float(h)}")
+            labels.append(f"{img_id} {c + 1}")
+            split.append(f"{img_id} {0 if k >= per_class - test_per_class else 1}")
+            for p in range(1, 16):
+                if p == 1:
+                    px, py, v = x + w / 2, y + h / 2, 1
+                elif p == 2:
+                    px, py, v = x + w / 4, y + h / 4, 1
+                elif p == 3:
+                    px, py, v = x + w + 2, y, 1
+                else:
+                    px, py, v = 0.0, 0.0, 0
+                locs.append(f"{img_id} {p} {float(px)} {float(py)} {v}")
+    (root / "images.txt").write_text("\n".join(images) + "\n")
+    (root / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    (root / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
+    (root / "train_test_split.txt").write_text("\n".join(split) + "\n")
+    (root / "classes.txt").write_text("\n".join(f"{c + 1} {n}" for c, n in enumerate(classes)) + "\n")
+    parts = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
+             "right eye", "right leg", "right wing", "tail", "throat"]
+    (root / "parts" / "parts.txt").write_text("\n".join(f"{k + 1} {p}" for k, p in enumerate(parts)) + "\n")
+    (root / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
+    return root
+
+
+def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "bird", "dog", "cat", "bird"),
+                      size=(20, 30)) -> Path:
+    """Write ``{k}.png`` images (filled with grey level 20 * k) and ``labels.csv`` with a header."""
+    root = Path(root)
+    rows = ["filename,label"]
+    for k, label in enumerate(labels):
+        _save(root / f"{k}.png", np.full((*size, 3), (20 * k) % 256))
+        rows.append(f"{k}.png,{label}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -1,0 +1,137 @@
+"""Any folder of images with a ``filename,label`` CSV: resized, labels mapped to ints, split by seed."""
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..geometry import GlimpseGrid
+from ..runtime import derive_seed, generator
+from ._files import channel_stats, load_image, require_dir
+
+__all__ = ["ImageFolderCSV", "read_labels_csv"]
+
+
+def read_labels_csv(path) -> tuple[list[str], list[str]]:
+    """Filenames and label names of a ``filename,label`` CSV (an optional header row is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file {path} does not exist")
+    names, labels = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != 2:
+                raise ValueError(f"{path}, line {number}: expected 2 fields (filename,label), got {len(row)}: {row}")
+            name, label = row[0].strip(), row[1].strip()
+            if number == 1 and (name.lower(), label.lower()) == ("filename", "label"):
+                continue
+            if not name or not label:
+                raise ValueError(f"{path}, line {number}: empty filename or label: {row}")
+            names.append(name)
+            labels.append(label)
+    if not names:
+        raise ValueError(f"{path} lists no images")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{path}: image {dup!r} is listed twice")
+    return names, labels
+
+
+def _sorted_labels(labels: list[str]) -> list[str]:
+    """Label names in sorted order (numerically when every label is an integer, so "10" follows "9")."""
+    unique = set(labels)
+    if all(u.lstrip("-").isdigit() for u in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+@functools.lru_cache(maxsize=8)
+def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, limit):
+    ds = ImageFolderCSV(root, "train", seed, labels=labels, size=size, valid_fraction=valid_fraction,
+                        test_fraction=test_fraction, grayscale=grayscale, _stats=False)
+    return channel_stats(ds, limit)
+
+
+class ImageFolderCSV(Dataset):
+    """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``.
+
+    Label names map to ints in sorted order.  The split is a seeded permutation: ``test_fraction`` and
+    ``valid_fraction`` of the images (at least one each when there are 3+ images) go to test and valid.
+    """
+
+    task = "categorical"
+    allows_flip = False
+
+    def __init__(self, root, split: str = "train", seed: int = 0, labels: str = "labels.csv", size: int = 64,
+                 valid_fraction: float = 0.1, test_fraction: float = 0.1, grayscale: bool = False,
+                 glimpse_size: int | None = None, stride: int | None = None, allows_flip: bool = False,
+                 stats_images: int = 256, _stats: bool = True):
+        self.root = require_dir(root, "image")
+        if split not in ("train", "valid", "test"):
+            raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
+        if not isinstance(size, (int, np.integer)) or size < 4:
+            raise ValueError(f"size must be an int >= 4, got {size!r}")
+        for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+            if not 0 <= v < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        if valid_fraction + test_fraction >= 1:
+            raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}")
+        self.name, self.split, self.seed, self.size = "folder", split, int(seed), int(size)
+        labels_path = Path(labels) if Path(labels).is_absolute() else self.root / labels
+        names, label_names = read_labels_csv(labels_path)
+        self.class_names = tuple(_sorted_labels(label_names))
+        lookup = {c: k for k, c in enumerate(self.class_names)}
+        all_labels = torch.tensor([lookup[c] for c in label_names], dtype=torch.long)
+        n = len(names)
+        perm = torch.randperm(n, generator=generator(derive_seed(self.seed, "folder-split")))
+        n_test = int(round(n * test_fraction)) if n < 3 or test_fraction == 0 else max(1, int(round(n * test_fraction)))
+        n_valid = int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0 else max(1, int(round(n * valid_fraction)))
+        parts = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
+        chosen = parts[split].sort().values
+        if len(chosen) == 0:
+            raise ValueError(f"split {split!r} of {labels_path} is empty ({n} images listed)")
+        self.indices = chosen.clone()
+        self.paths = [self.root / names[int(k)] for k in chosen]
+        missing = [p for p in self.paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"image {missing[0]} listed in {labels_path} does not exist "
+                                    f"({len(missing)} missing in split {split!r})")
+        self.labels = all_labels[chosen]
+        self.num_classes = len(self.class_names)
+        self.grayscale = bool(grayscale)
+        self.channels = 1 if grayscale else 3
+        self.allows_flip = bool(allows_flip)
+        self.image_size = (self.size, self.size)
+        g = int(glimpse_size) if glimpse_size else max(1, self.size // 5)
+        self.grid = GlimpseGrid(self.size, g, stride=int(stride) if stride else max(1, g // 2))
+        self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
+                           float(test_fraction), self.grayscale, int(stats_images))
+        self._mean_std = None if _stats else (torch.zeros(self.channels), torch.ones(self.channels))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        if self._mean_std is None:
+            self._mean_std = _stats(*self._stats_key)
+        return self._mean_std[0]
+
+    @property
+    def std(self) -> torch.Tensor:
+        if self._mean_std is None:
+            self._mean_std = _stats(*self._stats_key)
+        return self._mean_std[1]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        image = load_image(self.paths[i], self.image_size, grayscale=self.grayscale)
+        return {"image": image, "label": self.labels[i], "index": self.indices[i]}
+
+    def __repr__(self) -> str:
+        return f"ImageFolderCSV(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"

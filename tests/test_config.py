@@ -1,0 +1,43 @@
+import argparse
+from dataclasses import dataclass, field
+
+import pytest
+
+from ppl_attention.config import add_config_arguments, build_config, config_to_dict
+
+
+@dataclass
+class Example:
+    lr: float = field(default=1e-3, metadata={"help": "learning rate"})
+    epochs: int = 3
+    name: str = "x"
+    flip: bool = False
+    sizes: tuple[int, ...] = (1, 2)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    add_config_arguments(p, Example)
+    return p.parse_args(argv)
+
+
+def test_defaults_yaml_and_flags_merge_in_order(tmp_path):
+    assert build_config(Example, parse([])) == Example()
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("lr: 0.5\nepochs: 7\nsizes: [3, 4]\n")
+    cfg = build_config(Example, parse(["--config", str(cfg_file), "--epochs", "9", "--flip", "true"]))
+    assert cfg == Example(lr=0.5, epochs=9, flip=True, sizes=(3, 4))
+    assert config_to_dict(cfg)["sizes"] == [3, 4]
+
+
+def test_bad_yaml_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: 0.5\nunknown_field: 1\n")
+    with pytest.raises(ValueError, match="unknown Example field"):
+        build_config(Example, parse(["--config", str(bad)]))
+    with pytest.raises(ValueError, match="does not exist"):
+        build_config(Example, parse(["--config", str(tmp_path / "nope.yaml")]))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
+        build_config(Example, parse(["--config", str(tmp_path / "list.yaml")]))
