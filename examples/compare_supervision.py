@@ -1,0 +1,143 @@
+"""PS-NOGS against RAM (and optionally PS-H1 / PS-H5 / PS-HGS) on cluttered MNIST, over several seeds.
+
+Trains one network per (method, seed) with :func:`ppl_attention.attention.train_run`, then writes
+
+    OUT/{method}-s{seed}/     each run (resumable: a finished run is skipped, an interrupted or
+                              shorter one resumes and continues)
+    OUT/results.csv, OUT/results.md   iterations to convergence (both criteria) and test accuracy, mean and std
+    OUT/validation_curves.png         validation accuracy per method (mean +- std over seeds)
+
+Example (600 NOGS sequences from `ppl-attention generate`):
+
+    .venv/bin/python examples/compare_supervision.py --sequences runs/nogs-store --methods none nogs \
+        --seeds 0 1 2 --iterations 3000 --out results/compare
+
+Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
+supervision.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import statistics
+from pathlib import Path
+
+import torch
+
+from ppl_attention.artifacts import atomic_write_text, read_json
+from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train_run
+from ppl_attention.plots.attention import plot_validation_curves
+from ppl_attention.runtime import resolve_device
+
+METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
+           "best_val_acc", "iterations_per_second")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--sequences", default=None, help="sequence store of NOGS sequences (needed for nogs)")
+    p.add_argument("--epe-first", default=None, help="first_glimpse.json for h1/h5 (default: the store's)")
+    p.add_argument("--methods", nargs="+", default=["none", "nogs"], choices=["none", "nogs", "h1", "h5", "hgs"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--dataset", default="cluttered-mnist")
+    p.add_argument("--iterations", type=int, default=3000)
+    p.add_argument("--validate-every", type=int, default=100)
+    p.add_argument("--num-supervised", type=int, default=600)
+    p.add_argument("--glimpses", type=int, default=5)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small network)")
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    if "nogs" in args.methods and args.sequences is None:
+        p.error("method nogs needs --sequences DIR")
+    if args.seeds and len(args.seeds) < 3:
+        logging.warning("fewer than 3 seeds: the std of each method is poorly estimated")
+    return args
+
+
+def run_all(args) -> dict[str, list[dict]]:
+    from ppl_attention.data import load_dataset
+
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
+    results: dict[str, list[dict]] = {m: [] for m in args.methods}
+    for seed in args.seeds:
+        datasets = None
+        for method in args.methods:
+            out = args.out / f"{method}-s{seed}"
+            done = read_json(out / "summary.json") if (out / "summary.json").is_file() else None
+            if done is not None and done.get("iterations", 0) >= args.iterations:
+                summary = done
+                logging.info("%s: finished earlier, skipped", out)
+            else:
+                if datasets is None:
+                    datasets = {s: load_dataset(args.dataset, split=s, seed=seed) for s in ("train", "valid", "test")}
+                run = RunConfig(dataset=args.dataset, supervision=method, sequences=args.sequences,
+                                epe_first=args.epe_first, num_supervised=args.num_supervised)
+                cfg = TrainConfig(glimpses=args.glimpses, iterations=args.iterations, batch_size=args.batch_size,
+                                  lr=args.lr, validate_every=args.validate_every)
+                summary = train_run(run, cfg, NetworkConfig(hidden=args.hidden), datasets, out, seed, device)
+                logging.info("%s: test accuracy %.4f, converged (loss) at %s", out, summary["test_greedy_acc"],
+                             summary["iterations_to_convergence_loss"])
+            results[method].append(summary)
+    return results
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def write_tables(results: dict, out: Path) -> list[dict]:
+    rows = []
+    for method, runs in results.items():
+        row = {"method": method, "seeds": len(runs)}
+        for m in METRICS:
+            row[f"{m}_mean"], row[f"{m}_std"] = _mean_std([r.get(m) for r in runs])
+        rows.append(row)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+
+    def fmt(row, m, digits):
+        mean, std = row[f"{m}_mean"], row[f"{m}_std"]
+        return "n/a" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    lines = ["| method | seeds | iterations to convergence (val CE within 0.01) | (val acc within 1 %) | "
+             "test accuracy | iterations/s |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['method']} | {row['seeds']} | {fmt(row, METRICS[0], 0)} | {fmt(row, METRICS[1], 0)} | "
+                     f"{fmt(row, METRICS[2], 4)} | {fmt(row, METRICS[4], 1)} |")
+    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
+    return rows
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args(argv)
+    results = run_all(args)
+    rows = write_tables(results, args.out)
+    curves = {m: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
+    plot_validation_curves(curves, args.out / "validation_curves.png",
+                           title=f"{args.dataset}: validation accuracy (greedy policy)")
+    print((args.out / "results.md").read_text())
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

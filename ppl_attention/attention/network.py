@@ -1,0 +1,273 @@
+"""The hard-attention network: glimpse embedder, location embedding, GRU core, location policy and heads.
+
+One forward pass (:meth:`HardAttentionNet.forward`) takes ``T`` glimpses of a batch of images.  At each step
+the policy (an MLP with one 32-unit hidden layer) reads the *detached* hidden state -- so the policy is trained
+only by its own loss, and the first glimpse, chosen from the learned initial state, is image-independent -- and
+gives a categorical distribution over the grid's flat locations.  The glimpses of the whole batch are extracted
+with one call to :meth:`GlimpseGrid.extract` per step (no loop over images).  Rows of ``forced`` that hold a
+location are teacher-forced to it (partial supervision); the log-probability of the location actually taken is
+returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..geometry import GlimpseGrid, NO_GLIMPSE
+
+__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "flops_per_glimpse",
+           "classifier_flops"]
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture of the hard-attention network (the defaults are the paper's small CelebA-HQ embedder)."""
+
+    hidden: int = field(default=256, metadata={"help": "GRU hidden size"})
+    glimpse_dim: int = field(default=64, metadata={"help": "size of a glimpse's embedding (the GRU input)"})
+    backbone: str = field(default="small", metadata={
+        "help": "glimpse embedder: the paper's small CNN, or torchvision VGG-16 / MobileNetV2 features",
+        "choices": ["small", "vgg16", "mobilenet_v2"]})
+    backbone_layers: int = field(default=12, metadata={"help": "leading layers of a torchvision backbone kept"})
+    backbone_weights: str | None = field(default=None, metadata={
+        "help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"})
+    location_embedding: str = field(default="table", metadata={
+        "help": "learned table over flat locations, or an MLP of normalised (row, col)", "choices": ["table", "mlp"]})
+    policy_hidden: int = field(default=32, metadata={"help": "hidden units of the location policy"})
+
+
+class GlimpseEmbedder(nn.Module):
+    """Glimpse (B, C, h, w) -> embedding (B, glimpse_dim).
+
+    ``small``: conv3x3(16) - ReLU - conv3x3 stride 2 (32) - ReLU - maxpool 2 - linear (paper, appendix B.4).
+    ``vgg16`` / ``mobilenet_v2``: the first ``backbone_layers`` of torchvision's features (weights only from a
+    local safetensors file), global average pooling, then a linear layer -- for large RGB glimpses.
+    """
+
+    def __init__(self, channels: int, glimpse_size: tuple[int, int], cfg: NetworkConfig):
+        super().__init__()
+        if cfg.backbone == "small":
+            self.features = nn.Sequential(
+                nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                nn.MaxPool2d(2), nn.Flatten())
+            self.in_channels = channels
+        else:
+            import torchvision
+
+            if cfg.backbone == "vgg16":
+                full = torchvision.models.vgg16(weights=None).features
+            else:
+                full = torchvision.models.mobilenet_v2(weights=None).features
+            if cfg.backbone_weights:
+                self._load_backbone(full, cfg.backbone_weights)
+            layers = list(full.children())[: cfg.backbone_layers]
+            self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.in_channels = 3
+        self.channels = channels
+        with torch.no_grad():
+            n = self.features(torch.zeros(1, self.in_channels, *glimpse_size)).shape[1]
+        self.project = nn.Linear(n, cfg.glimpse_dim)
+
+    @staticmethod
+    def _load_backbone(module: nn.Module, path: str) -> None:
+        from safetensors.torch import load_file
+
+        p = Path(path)
+        if p.suffix != ".safetensors" or not p.is_file():
+            raise FileNotFoundError(f"backbone_weights must be an existing .safetensors file, got {path!r}")
+        state = load_file(str(p))
+        # Accept both a bare `features` state dict and a full model's ("features.0.weight").
+        state = {k[len("features."):] if k.startswith("features.") else k: v for k, v in state.items()}
+        missing, _ = module.load_state_dict(state, strict=False)
+        if missing:
+            raise ValueError(f"backbone_weights {path!r} lacks {len(missing)} tensors, e.g. {missing[:3]}")
+
+    def forward(self, glimpses: torch.Tensor) -> torch.Tensor:
+        if self.in_channels != self.channels:  # grey glimpses into an RGB backbone
+            glimpses = glimpses.expand(-1, self.in_channels, -1, -1) if self.channels == 1 else glimpses[:, :3]
+        return self.project(self.features(glimpses))
+
+
+class LocationEmbedding(nn.Module):
+    """Flat location (B,) -> (B, glimpse_dim): a learned table, or an MLP of the normalised (row, col) cell."""
+
+    def __init__(self, grid: GlimpseGrid, dim: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        if kind == "table":
+            self.table = nn.Embedding(grid.num_locations, dim)
+        elif kind == "mlp":
+            cells = grid.cell(grid.all_locations()).float()
+            scale = torch.tensor([max(grid.n_rows - 1, 1), max(grid.n_cols - 1, 1)], dtype=torch.float32)
+            self.register_buffer("coords", cells / scale * 2 - 1, persistent=False)
+            self.mlp = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
+        else:
+            raise ValueError(f"location_embedding must be 'table' or 'mlp', got {kind!r}")
+
+    def forward(self, loc: torch.Tensor) -> torch.Tensor:
+        return self.table(loc) if self.kind == "table" else self.mlp(self.coords[loc])
+
+
+@dataclass
+class Rollout:
+    """What one pass over ``T`` glimpses produced (B = batch, T = glimpses, K = classes)."""
+
+    locations: torch.Tensor  # (B, T) flat locations taken
+    log_probs: torch.Tensor  # (B, T) log pi(location taken) under the policy
+    entropy: torch.Tensor  # (B, T) entropy of the policy at each step
+    logits: torch.Tensor  # (B, T, K) class logits after 1..T glimpses
+    baselines: torch.Tensor  # (B, T) predicted reward when choosing each location
+    gains: torch.Tensor  # (B, T) predicted gain from one more glimpse after 1..T glimpses (last is unused)
+
+
+class HardAttentionNet(nn.Module):
+    """Recurrent hard-attention classifier over a :class:`GlimpseGrid` (RAM with a categorical policy)."""
+
+    def __init__(self, grid: GlimpseGrid, num_classes: int, channels: int = 1, cfg: NetworkConfig | None = None,
+                 mean=None, std=None):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.grid, self.num_classes, self.channels = grid, int(num_classes), int(channels)
+        self.cfg = cfg or NetworkConfig()
+        c = self.cfg
+        mean = torch.as_tensor(mean if mean is not None else [0.0] * channels, dtype=torch.float32)
+        std = torch.as_tensor(std if std is not None else [1.0] * channels, dtype=torch.float32)
+        if mean.numel() != channels or std.numel() != channels:
+            raise ValueError(f"mean and std need {channels} entries (one per channel), got {mean.tolist()}, "
+                             f"{std.tolist()}")
+        self.register_buffer("mean", mean.view(1, channels, 1, 1))
+        self.register_buffer("std", std.view(1, channels, 1, 1))
+        self.embedder = GlimpseEmbedder(channels, grid.glimpse_size, c)
+        self.where = LocationEmbedding(grid, c.glimpse_dim, c.location_embedding)
+        self.core = nn.GRUCell(c.glimpse_dim, c.hidden)
+        self.h0 = nn.Parameter(torch.zeros(c.hidden))
+        self.policy = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
+                                    nn.Linear(c.policy_hidden, grid.num_locations))
+        self.baseline = nn.Linear(c.hidden, 1)
+        self.classifier = nn.Linear(c.hidden, num_classes)
+        self.stop_head = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
+                                       nn.Linear(c.policy_hidden, 1))
+
+    # ----------------------------------------------------------------- config
+    def to_config(self) -> dict:
+        """Everything needed to rebuild the module (stored next to its safetensors weights)."""
+        from ..config import config_to_dict
+
+        return {"kind": "hard-attention", "grid": self.grid.to_dict(), "num_classes": self.num_classes,
+                "channels": self.channels, "network": config_to_dict(self.cfg),
+                "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "HardAttentionNet":
+        from ..config import config_from_dict
+
+        return cls(GlimpseGrid.from_dict(config["grid"]), config["num_classes"], config["channels"],
+                   config_from_dict(NetworkConfig, config["network"]), config["mean"], config["std"])
+
+    # ------------------------------------------------------------ submodules
+    def trunk_parameters(self):
+        """Parameters of the embedder, core, initial state and classifier (what pretraining trains)."""
+        for m in (self.embedder, self.where, self.core, self.classifier):
+            yield from m.parameters()
+        yield self.h0
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return self.h0.unsqueeze(0).expand(batch, -1)
+
+    def glimpse_step(self, images: torch.Tensor, loc: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Observe ``images`` at ``loc`` (B,) (one batched extraction) and update the hidden state."""
+        patches = (self.grid.extract(images, loc) - self.mean) / self.std
+        g = F.relu(self.embedder(patches) + self.where(loc))
+        return self.core(g, h)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, images: torch.Tensor, glimpses: int, policy: str = "sample",
+                forced: torch.Tensor | None = None, fixed_probs: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> Rollout:
+        """Take ``glimpses`` glimpses of each image.
+
+        Args:
+            images: (B, C, H, W) in [0, 1].
+            glimpses: ``T``.
+            policy: ``sample`` (draw from the policy), ``greedy`` (its mode) or ``fixed`` (draw from
+                ``fixed_probs`` (L,), for pretraining; the policy is still evaluated for ``log_probs``).
+            forced: optional (B, T) locations; entries other than ``NO_GLIMPSE`` (-1) replace the choice.
+            generator: for the draws (reproducible runs).
+        """
+        if policy not in ("sample", "greedy", "fixed"):
+            raise ValueError(f"policy must be 'sample', 'greedy' or 'fixed', got {policy!r}")
+        if not isinstance(glimpses, int) or glimpses < 1:
+            raise ValueError(f"glimpses must be a positive int, got {glimpses!r}")
+        if images.dim() != 4 or images.shape[1] != self.channels:
+            raise ValueError(f"images must have shape (B, {self.channels}, H, W), got {tuple(images.shape)}")
+        B, T, L = images.shape[0], glimpses, self.grid.num_locations
+        if forced is not None:
+            forced = torch.as_tensor(forced, device=images.device).long()
+            if tuple(forced.shape) != (B, T):
+                raise ValueError(f"forced must have shape {(B, T)}, got {tuple(forced.shape)}")
+            if bool(((forced < NO_GLIMPSE) | (forced >= L)).any()):
+                raise ValueError(f"forced locations must lie in [0, {L - 1}] or be {NO_GLIMPSE}, got "
+                                 f"{forced[(forced < NO_GLIMPSE) | (forced >= L)][0].item()}")
+        if policy == "fixed":
+            if fixed_probs is None or fixed_probs.shape != (L,):
+                raise ValueError(f"policy='fixed' needs fixed_probs of shape ({L},), got "
+                                 f"{None if fixed_probs is None else tuple(fixed_probs.shape)}")
+            fixed_probs = fixed_probs.to(images.device).expand(B, L)
+        h = self.initial_state(B)
+        out = {k: [] for k in ("loc", "logp", "ent", "logits", "base", "gain")}
+        for t in range(T):
+            hd = h.detach()
+            log_pi = F.log_softmax(self.policy(hd), dim=-1)
+            with torch.no_grad():
+                if policy == "greedy":
+                    loc = log_pi.argmax(-1)
+                else:
+                    probs = fixed_probs if policy == "fixed" else log_pi.exp()
+                    loc = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                if forced is not None:
+                    loc = torch.where(forced[:, t] >= 0, forced[:, t], loc)
+            out["loc"].append(loc)
+            out["logp"].append(log_pi.gather(1, loc.unsqueeze(1)).squeeze(1))
+            out["ent"].append(-(log_pi.exp() * log_pi).sum(-1))
+            out["base"].append(self.baseline(hd).squeeze(1))
+            h = self.glimpse_step(images, loc, h)
+            out["logits"].append(self.classifier(h))
+            out["gain"].append(self.stop_head(h.detach()).squeeze(1))
+        return Rollout(locations=torch.stack(out["loc"], 1), log_probs=torch.stack(out["logp"], 1),
+                       entropy=torch.stack(out["ent"], 1), logits=torch.stack(out["logits"], 1),
+                       baselines=torch.stack(out["base"], 1), gains=torch.stack(out["gain"], 1))
+
+
+@torch.no_grad()
+def flops_per_glimpse(net: HardAttentionNet) -> int:
+    """FLOPs of one glimpse for one image: policy, extraction, embedder, location embedding, GRU and stop head.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts 2); the classifier, run once
+    when the network stops, is :func:`classifier_flops`.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = net.h0.device
+    images = torch.zeros(1, net.channels, *net.grid.image_size, device=device)
+    h = torch.zeros(1, net.cfg.hidden, device=device)  # a plain tensor: the module tracker rejects h0's view
+    with FlopCounterMode(display=False) as counter:
+        loc = net.policy(h).argmax(-1)
+        h = net.glimpse_step(images, loc, h)
+        net.stop_head(h)
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def classifier_flops(net: HardAttentionNet) -> int:
+    """FLOPs of one classification (the linear classifier on the hidden state) for one image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        net.classifier(torch.zeros(1, net.cfg.hidden, device=net.h0.device))
+    return int(counter.get_total_flops())

@@ -1,0 +1,163 @@
+"""One complete training run: supervision, optional pretraining (RAM+), training, test at the best checkpoint.
+
+``OUT/`` holds ``manifest.json``, ``pretrain/`` (its own checkpoints), ``checkpoint/``, ``log.csv``,
+``tensorboard/``, ``best.safetensors`` + ``.json``, ``test_locations.json`` (greedy glimpses on the test set),
+``summary.json`` and the figures.  Running the same command again resumes (or, when finished, only re-reads).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..artifacts import atomic_write_json, load_weights, write_manifest
+from ..config import config_to_dict
+from ..runtime import derive_seed
+from .network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
+from .supervision import KINDS, build_supervision, heuristic_distribution, load_first_glimpse_epe
+from .trainer import SplitData, TrainConfig, Trainer
+
+__all__ = ["RunConfig", "train_run", "build_network", "load_run_network"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """What is trained on, and with which supervision."""
+
+    dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset name (ppl_attention.data)"})
+    supervision: str = field(default="none", metadata={
+        "help": "none (RAM), nogs (sequence store), h1 / h5 (heuristic), hgs (hand-crafted from annotations)",
+        "choices": list(KINDS)})
+    sequences: str | None = field(default=None, metadata={"help": "sequence store directory (for nogs; its "
+                                                                  "first_glimpse.json serves h1/h5)"})
+    epe_first: str | None = field(default=None, metadata={"help": "first_glimpse.json (EPE of each first "
+                                                                  "location) for h1/h5 and heuristic pretraining"})
+    num_supervised: int = field(default=600, metadata={"help": "supervised training images (chosen by the seed)"})
+    pretrain: bool = field(default=False, metadata={"cli": False, "help": "pretrain embedder/core/classifier with fixed "
+                                                            "location distributions, then freeze them (RAM+)"})
+    pretrain_iterations: int = field(default=1000, metadata={"help": "pretraining iterations"})
+    pretrain_locations: str = field(default="uniform", metadata={
+        "help": "pretraining location distribution: uniform (RAM) or the gamma^-1=1 heuristic (RAM+)",
+        "choices": ["uniform", "heuristic"]})
+    stopping_thresholds: list[float] = field(default_factory=lambda: [-1.0, 0.0, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                                      0.1, 1.0],
+                                             metadata={"help": "adaptive-stopping thresholds swept at test time"})
+
+
+def build_network(dataset, net_cfg: NetworkConfig, num_classes: int | None = None) -> HardAttentionNet:
+    """A network for a dataset's grid, channels and normalisation."""
+    if num_classes is None:
+        num_classes = 2 if getattr(dataset, "task", "categorical") == "multilabel" else dataset.num_classes
+    mean = getattr(dataset, "mean", None)
+    std = getattr(dataset, "std", None)
+    return HardAttentionNet(dataset.grid, num_classes, dataset.channels, net_cfg,
+                            None if mean is None else torch.as_tensor(mean).flatten().tolist(),
+                            None if std is None else torch.as_tensor(std).flatten().tolist())
+
+
+def _epe_source(run: RunConfig):
+    return run.epe_first if run.epe_first is not None else run.sequences
+
+
+def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets: dict, out, seed: int,
+              device: torch.device, progress: bool = True, stop_at: int | None = None,
+              figures: bool = True) -> dict:
+    """Train one network (resuming whatever ``out`` already holds); returns the summary written to summary.json.
+
+    ``datasets``: {"train", "valid", "test"} torch datasets. ``stop_at`` stops the main stage early (tests).
+    """
+    out = Path(out)
+    train_ds = datasets["train"]
+    grid = train_ds.grid
+    train, valid, test = (SplitData(datasets[s], cfg.attribute) for s in ("train", "valid", "test"))
+    supervision = build_supervision(run.supervision, len(train), grid, cfg.glimpses, run.num_supervised, seed,
+                                    dataset=run.dataset, sequences_dir=run.sequences,
+                                    epe_first=run.epe_first, annotations=train.annotations)
+    torch.manual_seed(derive_seed(seed, "init"))
+    net = build_network(train_ds, net_cfg).to(device)
+    write_manifest(out, "attention-run", {"run": config_to_dict(run), "train": config_to_dict(cfg),
+                                          "network": net.to_config(), "seed": seed},
+                   inputs={"sequences": run.sequences, "epe_first": run.epe_first})
+    if supervision is not None:
+        atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
+                                                     "sequences": supervision.sequences})
+    trainable = None
+    pre_summary = None
+    if run.pretrain:
+        if run.pretrain_locations == "uniform":
+            probs = torch.full((grid.num_locations,), 1.0 / grid.num_locations)
+        else:
+            source = _epe_source(run)
+            if source is None:
+                raise ValueError("--pretrain-locations heuristic needs --epe-first FILE or --sequences DIR")
+            probs = heuristic_distribution(load_first_glimpse_epe(source, grid.num_locations), 1.0)
+        pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
+        pre = Trainer(pre_cfg, net, train, valid, out / "pretrain", seed, fixed_probs=probs.to(device),
+                      stage="pretrain")
+        pre_summary = pre.run(progress=progress)
+        pre.load_best()  # the best pretrained trunk, then frozen
+        for p in net.trunk_parameters():
+            p.requires_grad_(False)
+        trainable = [p for p in net.parameters() if p.requires_grad]
+    trainer = Trainer(cfg, net, train, valid, out, seed, supervision=supervision, trainable=trainable)
+    result = trainer.run(stop_at=stop_at, progress=progress)
+    if trainer.iteration < cfg.iterations:
+        return result  # interrupted on purpose: no test yet
+    trainer.load_best()
+    test_greedy = trainer.evaluate(test, "greedy", ("test",))
+    test_sampled = trainer.evaluate(test, "sample", ("test-sample",))
+    locations, images, labels = _test_glimpses(net, test, cfg)
+    atomic_write_json(out / "test_locations.json", {"locations": locations})
+    summary = {"dataset": run.dataset, "supervision": run.supervision, "pretrain": run.pretrain, "seed": seed,
+               "num_supervised": 0 if supervision is None else len(supervision.indices),
+               **{k: v for k, v in result.items() if k != "best"},
+               "best_iteration": result["best"]["iteration"] if result["best"] else None,
+               "test_greedy_acc": test_greedy["acc"], "test_greedy_ce": test_greedy["ce"],
+               "test_sampled_acc": test_sampled["acc"], "flops_per_glimpse": flops_per_glimpse(net),
+               "classifier_flops": classifier_flops(net), "pretrain_summary": pre_summary}
+    if cfg.ce_every_step:
+        from .stopping import stopping_curve
+
+        summary["stopping_curve"] = stopping_curve(net, images.to(device), labels, cfg.glimpses,
+                                                   run.stopping_thresholds, cfg.eval_batch_size)
+    if figures:
+        from ..plots.attention import (animate_glimpses, plot_glimpse_frequency, plot_glimpse_strip,
+                                       plot_validation_curves)
+
+        summary["figures"] = [
+            str(plot_glimpse_frequency(grid, locations, out / "glimpse_frequency.png",
+                                       title=f"{run.dataset} {run.supervision}: glimpse frequency (test)")),
+            str(plot_validation_curves({out.name: trainer.history}, out / "validation_curve.png")),
+            str(plot_glimpse_strip(images[:8], locations[:8], grid, out / "glimpses.png",
+                                   labels=labels[:8].tolist())),
+            str(animate_glimpses(images[:8], locations[:8], grid, out / "glimpses.gif"))]
+        if "stopping_curve" in summary:
+            from ..plots.attention import plot_stopping_curve
+
+            summary["figures"].append(str(plot_stopping_curve({run.supervision: summary["stopping_curve"]},
+                                                              out / "stopping_flops.png")))
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+@torch.no_grad()
+def _test_glimpses(net: HardAttentionNet, test: SplitData, cfg: TrainConfig):
+    """Greedy glimpse locations (N, T) on the whole test split, and its images and labels."""
+    net.eval()
+    images, labels = test.batch(torch.arange(len(test)))
+    locs = [net(images[s:s + cfg.eval_batch_size].to(net.h0.device), cfg.glimpses, policy="greedy").locations.cpu()
+            for s in range(0, len(images), cfg.eval_batch_size)]
+    net.train()
+    return torch.cat(locs), images, labels
+
+
+def load_run_network(out) -> HardAttentionNet:
+    """The best network of a finished run directory."""
+    tensors, config = load_weights(Path(out) / "best.safetensors")
+    net = HardAttentionNet.from_config(config)
+    net.load_state_dict(tensors)
+    return net

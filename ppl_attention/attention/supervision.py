@@ -1,0 +1,228 @@
+"""Supervision sequences for partially supervised training: which images, and which glimpses.
+
+Sources (``kind``):
+- ``nogs``: near-optimal sequences from a sequence store written by ``ppl-attention generate`` (PS-NOGS);
+- ``h1`` / ``h5``: heuristic sequences, each location drawn independently from ``softmax(-gamma^-1 EPE_first)``
+  with ``gamma^-1`` = 1 or 5 (paper, appendix B.3); EPE_first is the store's ``first_glimpse.json`` or a file;
+- ``hgs``: hand-crafted sequences from annotations: for CUB the parts beak, eye, forehead, belly, feet (a hidden
+  part replaced by a randomly chosen visible one); for MNIST canvases the digit's bounding box (its centre, then
+  the centres of its four quadrants).
+
+Which images are supervised is decided by a seed (:func:`choose_supervised`), never by file order.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..geometry import GlimpseGrid, NO_GLIMPSE
+from ..runtime import derive_seed, generator
+
+__all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
+           "parts_sequences", "load_store_sequences", "load_first_glimpse_epe", "build_supervision", "KINDS",
+           "CUB_PART_NAMES", "HGS_PARTS"]
+
+KINDS = ("none", "nogs", "h1", "h5", "hgs")
+INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}
+#: CUB-200-2011 parts.txt, in file order (part id = position + 1).
+CUB_PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
+                  "nape", "right eye", "right leg", "right wing", "tail", "throat")
+#: The paper's hand-crafted order; each slot lists the parts that can fill it, preferred first.
+HGS_PARTS = (("beak",), ("left eye", "right eye"), ("forehead",), ("belly",), ("left leg", "right leg"))
+
+
+@dataclass
+class Supervision:
+    """Supervised training indices (N,) and their sequences (N, T); ``NO_GLIMPSE`` pads shorter sequences."""
+
+    kind: str
+    indices: torch.Tensor
+    sequences: torch.Tensor
+
+    def table(self, num_train: int, glimpses: int) -> torch.Tensor:
+        """(num_train, glimpses) forced locations: the sequence for supervised rows, ``NO_GLIMPSE`` elsewhere."""
+        if self.sequences.shape[1] > glimpses:
+            raise ValueError(f"supervision sequences have {self.sequences.shape[1]} glimpses, longer than the "
+                             f"network's T={glimpses}; train with --glimpses {self.sequences.shape[1]} or more")
+        if len(self.indices) and (int(self.indices.min()) < 0 or int(self.indices.max()) >= num_train):
+            bad = self.indices[(self.indices < 0) | (self.indices >= num_train)][0]
+            raise ValueError(f"supervised index {int(bad)} is outside the training split (indices 0..{num_train - 1})")
+        table = torch.full((num_train, glimpses), NO_GLIMPSE, dtype=torch.long)
+        table[self.indices, : self.sequences.shape[1]] = self.sequences
+        return table
+
+
+def choose_supervised(candidates, n: int, seed: int) -> torch.Tensor:
+    """``n`` of the ``candidates`` indices, chosen by a seeded permutation of their sorted values (sorted result)."""
+    cand = torch.unique(torch.as_tensor(candidates, dtype=torch.long))  # sorted: independent of input order
+    if n < 0:
+        raise ValueError(f"num_supervised must be >= 0, got {n}")
+    if n > len(cand):
+        raise ValueError(f"num_supervised={n} but only {len(cand)} training images have supervision sequences")
+    perm = torch.randperm(len(cand), generator=generator(derive_seed(seed, "choose-supervised")))
+    return cand[perm[:n]].sort().values
+
+
+def heuristic_distribution(epe_first, inverse_temperature: float) -> torch.Tensor:
+    """p(l) proportional to exp(-gamma^-1 EPE_first(l)) (paper, eq. 17), shape (L,)."""
+    epe = torch.as_tensor(epe_first, dtype=torch.float64).flatten()
+    if not bool(torch.isfinite(epe).all()):
+        raise ValueError("epe_first holds NaN or infinite values; expected finite expected posterior entropies")
+    return torch.softmax(-inverse_temperature * epe, 0).float()
+
+
+def heuristic_sequences(epe_first, n: int, glimpses: int, inverse_temperature: float, seed: int) -> torch.Tensor:
+    """(n, glimpses) locations drawn independently at each step from :func:`heuristic_distribution`."""
+    probs = heuristic_distribution(epe_first, inverse_temperature)
+    g = generator(derive_seed(seed, "heuristic-sequences", inverse_temperature))
+    if n * glimpses == 0:
+        return torch.zeros(n, glimpses, dtype=torch.long)
+    return torch.multinomial(probs, n * glimpses, replacement=True, generator=g).view(n, glimpses)
+
+
+def bbox_sequences(bboxes, grid: GlimpseGrid, glimpses: int) -> torch.Tensor:
+    """Hand-crafted MNIST sequences: the box centre, then its top-left, top-right, bottom-left, bottom-right
+    quadrant centres (repeating if ``glimpses`` > 5); bboxes (n, 4) = (top, left, height, width) in pixels."""
+    b = torch.as_tensor(bboxes, dtype=torch.float32)
+    if b.dim() != 2 or b.shape[1] != 4:
+        raise ValueError(f"bboxes must have shape (n, 4) = (top, left, height, width), got {tuple(b.shape)}")
+    top, left, h, w = b.unbind(1)
+    fr = torch.tensor([0.5, 0.25, 0.25, 0.75, 0.75])
+    fc = torch.tensor([0.5, 0.25, 0.75, 0.25, 0.75])
+    order = torch.arange(glimpses) % 5
+    rows = top[:, None] + h[:, None] * fr[order] - 0.5
+    cols = left[:, None] + w[:, None] * fc[order] - 0.5
+    return grid.nearest(rows, cols)
+
+
+def parts_sequences(parts, grid: GlimpseGrid, seed: int, part_names=CUB_PART_NAMES) -> torch.Tensor:
+    """Hand-crafted CUB sequences (n, 5): beak, eye, forehead, belly, feet; a hidden part is replaced by a
+    visible part chosen at random (seeded); ``parts`` (n, P, 3) = (row, col, visible)."""
+    p = torch.as_tensor(parts, dtype=torch.float32)
+    if p.dim() != 3 or p.shape[2] != 3 or p.shape[1] != len(part_names):
+        raise ValueError(f"parts must have shape (n, {len(part_names)}, 3) = (row, col, visible), got {tuple(p.shape)}")
+    n = p.shape[0]
+    names = list(part_names)
+    visible = p[..., 2] > 0.5  # (n, P)
+    # A random visible part per (image, slot); images with nothing visible fall back to the image centre.
+    weights = torch.where(visible.any(1, keepdim=True), visible.float(), torch.ones_like(visible.float()))
+    u = torch.rand(n, len(HGS_PARTS), generator=generator(derive_seed(seed, "hgs")))
+    # Inverse-CDF draw over visible parts, vectorised over images and slots.
+    cdf = (weights / weights.sum(1, keepdim=True)).cumsum(1)  # (n, P)
+    random_part = (u.unsqueeze(-1) > cdf.unsqueeze(1)).sum(-1).clamp(max=len(names) - 1)  # (n, 5)
+    chosen = random_part.clone()
+    for slot, options in enumerate(HGS_PARTS):  # loop over the 5 slots, not images
+        for name in reversed(options):
+            if name not in names:
+                raise ValueError(f"part_names lacks {name!r}; expected CUB parts.txt names {list(CUB_PART_NAMES)}")
+            j = names.index(name)
+            chosen[:, slot] = torch.where(visible[:, j], torch.full_like(chosen[:, slot], j), chosen[:, slot])
+    rc = p[torch.arange(n)[:, None], chosen, :2]  # (n, 5, 2) part pixels
+    none_visible = ~visible.any(1)
+    centre = torch.tensor([(grid.image_size[0] - 1) / 2, (grid.image_size[1] - 1) / 2])
+    rc[none_visible] = centre
+    return grid.nearest(rc[..., 0], rc[..., 1])
+
+
+def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
+    """EPE of every first location from a tensor/list, a ``first_glimpse.json`` file, or a store directory."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            from ..design.store import SequenceStore
+
+            return load_first_glimpse_epe(SequenceStore.open(path).first_glimpse_epe().float(), num_locations)
+        if not path.is_file():
+            raise FileNotFoundError(f"epe_first: {path} does not exist (expected a first_glimpse.json with "
+                                    "{\"epe\": [L floats]} or a sequence store holding one)")
+        try:
+            source = json.loads(path.read_text())["epe"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"epe_first: {path} must hold {{\"epe\": [L floats]}}: {e}") from None
+    epe = torch.as_tensor(source, dtype=torch.float32).flatten()
+    if epe.numel() != num_locations:
+        raise ValueError(f"epe_first has {epe.numel()} values, expected one per grid location ({num_locations})")
+    return epe
+
+
+def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int):
+    """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task."""
+    from ..design.store import SequenceStore
+
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        raise FileNotFoundError(f"--sequences {store_dir} does not exist (expected a sequence store directory)")
+    store = SequenceStore.open(store_dir)
+    config = store.config
+    if config.get("dataset") != dataset:
+        raise ValueError(f"--sequences {store_dir} was built for dataset {config.get('dataset')!r}, "
+                         f"expected {dataset!r}")
+    if store.grid != grid:
+        raise ValueError(f"--sequences {store_dir} was built for grid {store.grid.to_dict()}, "
+                         f"expected {grid.to_dict()}")
+    seqs = store.sequences()
+    if not seqs:
+        raise ValueError(f"--sequences {store_dir} holds no sequences")
+    indices = torch.tensor(sorted(seqs), dtype=torch.long)
+    lengths = {len(seqs[int(i)]) for i in indices}
+    if max(lengths) > glimpses:
+        raise ValueError(f"--sequences {store_dir} holds sequences of {max(lengths)} glimpses, longer than "
+                         f"T={glimpses}")
+    T = max(lengths)
+    out = torch.full((len(indices), T), NO_GLIMPSE, dtype=torch.long)
+    for row, i in enumerate(indices.tolist()):  # reading records (small), not a tensor loop
+        s = torch.as_tensor(seqs[i]).long()
+        out[row, : len(s)] = s
+    if bool(((out != NO_GLIMPSE) & ((out < 0) | (out >= grid.num_locations))).any()):
+        raise ValueError(f"--sequences {store_dir} holds locations outside the grid's 0..{grid.num_locations - 1}")
+    return indices, out
+
+
+def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int, seed: int,
+                      dataset: str = "", sequences_dir=None, epe_first=None, annotations=None) -> Supervision | None:
+    """The supervision of a run.
+
+    Args:
+        kind: one of :data:`KINDS` (``none`` returns None).
+        num_train: size of the training split (supervised indices must lie in it).
+        sequences_dir: the sequence store (``nogs``; also the default EPE_first source for ``h1``/``h5``).
+        epe_first: EPE of the first glimpse (tensor, JSON file or store dir) for ``h1``/``h5``.
+        annotations: callable ``indices -> dict`` with ``bbox`` (n, 4) or ``parts`` (n, P, 3) (+ ``part_names``)
+            of those training images, for ``hgs``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
+    if kind == "none" or num_supervised == 0:
+        return None
+    if kind == "nogs":
+        if sequences_dir is None:
+            raise ValueError("supervision 'nogs' needs --sequences DIR (a store written by `ppl-attention generate`)")
+        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses)
+        if int(cand.min()) < 0 or int(cand.max()) >= num_train:
+            bad = cand[(cand < 0) | (cand >= num_train)][0]
+            raise ValueError(f"--sequences {sequences_dir} holds index {int(bad)}, outside the training split "
+                             f"(indices 0..{num_train - 1})")
+        chosen = choose_supervised(cand, num_supervised, seed)
+        return Supervision(kind, chosen, seqs[torch.searchsorted(cand, chosen)])
+    chosen = choose_supervised(torch.arange(num_train), num_supervised, seed)
+    if kind in INVERSE_TEMPERATURE:
+        source = epe_first if epe_first is not None else sequences_dir
+        if source is None:
+            raise ValueError(f"supervision {kind!r} needs --epe-first FILE or --sequences DIR with first_glimpse.json")
+        epe = load_first_glimpse_epe(source, grid.num_locations)
+        return Supervision(kind, chosen, heuristic_sequences(epe, len(chosen), glimpses, INVERSE_TEMPERATURE[kind],
+                                                             seed))
+    if annotations is None:
+        raise ValueError("supervision 'hgs' needs annotations (bounding boxes or CUB parts) of the training images")
+    ann = annotations(chosen)
+    if "parts" in ann and ann["parts"] is not None:
+        seqs = parts_sequences(ann["parts"], grid, seed, ann.get("part_names") or CUB_PART_NAMES)
+        seqs = seqs[:, :glimpses]
+    elif "bbox" in ann and ann["bbox"] is not None:
+        seqs = bbox_sequences(ann["bbox"], grid, glimpses)
+    else:
+        raise ValueError("supervision 'hgs' needs items with 'bbox' or 'parts'; this dataset has neither")
+    return Supervision(kind, chosen, seqs)

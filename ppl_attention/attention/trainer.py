@@ -1,0 +1,416 @@
+"""Partially supervised training of the hard-attention network (RAM, RAM+, PS-NOGS, PS-H1/H5, PS-HGS).
+
+Per minibatch (paper, eq. 8 and section 5):
+- every example: cross-entropy of the class after the last glimpse (optionally after every glimpse);
+- unsupervised examples: REINFORCE on the sum of log pi(location sampled), with a 0/1 reward (correct after the
+  last glimpse) minus a learned baseline, and an MSE loss for the baseline;
+- supervised examples: glimpses teacher-forced to their sequence and ``-lambda log pi(target)``, no REINFORCE;
+- optional entropy bonus; the stop head regresses on the observed gain of one more glimpse (:mod:`.stopping`).
+
+Pretraining (RAM+, appendix B.2) trains embedder, core and classifier with locations drawn from a fixed
+distribution; the best checkpoint is then frozen while the policy trains.
+
+Reproducibility: the data order, the canvases of an epoch and the policy's draws are all derived from
+``(seed, iteration)`` (``runtime.derive_seed``), so a run resumed from a checkpoint (model, optimiser, iteration,
+history) continues exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..artifacts import atomic_write_text, load_weights, save_weights
+from ..config import config_to_dict
+from ..geometry import NO_GLIMPSE
+from ..runtime import derive_seed, generator
+from .convergence import convergence_summary
+from .network import HardAttentionNet
+from .stopping import STOP_TARGETS, gain_targets
+from .supervision import Supervision
+
+__all__ = ["TrainConfig", "Trainer", "SplitData"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
+
+    glimpses: int = field(default=5, metadata={"help": "T, glimpses per image"})
+    iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
+    batch_size: int = field(default=64, metadata={"help": "minibatch size"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    validate_every: int = field(default=100, metadata={"help": "validate (and checkpoint) every K iterations"})
+    supervision_weight: float = field(default=1.0, metadata={"help": "lambda of -lambda log pi(target)"})
+    supervised_fraction: float | None = field(default=None, metadata={
+        "help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"})
+    entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
+    baseline_weight: float = field(default=1.0, metadata={"help": "weight of the baseline's MSE loss"})
+    ce_every_step: bool = field(default=False, metadata={
+        "help": "cross-entropy after every glimpse (needed for adaptive stopping), not just the last"})
+    stop_target: str = field(default="probability", metadata={
+        "help": "stop head regression target: gain in true-class probability, or in 0/1 correctness",
+        "choices": list(STOP_TARGETS)})
+    stop_weight: float = field(default=1.0, metadata={"help": "weight of the stop head's MSE loss"})
+    redraw_each_epoch: bool = field(default=True, metadata={
+        "help": "redraw training canvases each epoch (supervised images always keep the epoch-0 canvas their "
+                "sequence was made for)"})
+    best_metric: str = field(default="accuracy", metadata={
+        "help": "which greedy validation metric picks the best checkpoint", "choices": ["accuracy", "loss"]})
+    eval_batch_size: int = field(default=500, metadata={"help": "batch size of validation / test passes"})
+    attribute: int | None = field(default=None, metadata={
+        "help": "for multi-label datasets: the attribute to classify (binary)"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
+
+
+class SplitData:
+    """A dataset split as batched tensors: ``.images``/``.labels`` when the dataset has them, else item dicts."""
+
+    def __init__(self, dataset, attribute: int | None = None):
+        self.dataset, self.attribute = dataset, attribute
+        self.epoch = getattr(dataset, "epoch", 0)
+        if len(dataset) == 0:
+            raise ValueError(f"dataset {getattr(dataset, 'name', dataset)!r} is empty")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch") and epoch != getattr(self.dataset, "epoch", self.epoch):
+            self.dataset.set_epoch(epoch)
+        self.epoch = epoch
+
+    def _label(self, labels: torch.Tensor) -> torch.Tensor:
+        if labels.dim() == 2:  # multi-label: one binary attribute
+            if self.attribute is None:
+                raise ValueError("the dataset is multi-label; choose one attribute with --attribute N")
+            labels = labels[:, self.attribute]
+        return labels.long()
+
+    def batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(self.dataset, "images") and hasattr(self.dataset, "labels"):
+            return self.dataset.images[positions], self._label(self.dataset.labels[positions])
+        items = [self.dataset[int(i)] for i in positions]  # item-wise datasets (files on disk), like a DataLoader
+        return (torch.stack([it["image"] for it in items]),
+                self._label(torch.stack([torch.as_tensor(it["label"]) for it in items])))
+
+    def annotations(self, positions: torch.Tensor) -> dict:
+        """``bbox`` / ``parts`` of the given images (for hand-crafted supervision)."""
+        if hasattr(self.dataset, "bboxes"):
+            return {"bbox": self.dataset.bboxes[positions]}
+        items = [self.dataset[int(i)] for i in positions]
+        out = {}
+        for key in ("bbox", "parts"):
+            if all(key in it for it in items):
+                out[key] = torch.stack([torch.as_tensor(it[key]) for it in items])
+        out["part_names"] = getattr(self.dataset, "part_names", None)
+        return out
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimiser state into safetensors-able tensors and a JSON part (nothing is pickled)."""
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
+    for pid, st in sd["state"].items():
+        meta["state_keys"][str(pid)] = sorted(st)
+        for k, v in st.items():
+            tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v)
+    return tensors, meta
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state = {int(pid): {k: tensors[f"optim.{pid}.{k}"] for k in keys} for pid, keys in meta["state_keys"].items()}
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+class Trainer:
+    """One training run (or the pretraining stage of one) writing to ``out_dir``.
+
+    Args:
+        cfg: the run's :class:`TrainConfig`.
+        net: the network (already on ``device``).
+        train, valid: the splits, as :class:`SplitData`.
+        out_dir: where checkpoints, ``log.csv``, TensorBoard events and best weights go.
+        seed: the run seed; every random draw is derived from it and the iteration.
+        supervision: the supervised indices and sequences (None: RAM).
+        fixed_probs: (L,) location distribution: pretraining mode (policy unused, trunk trained).
+        trainable: parameters to optimise (default: all that require grad).
+    """
+
+    def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData, out_dir,
+                 seed: int, supervision: Supervision | None = None, fixed_probs: torch.Tensor | None = None,
+                 trainable=None, stage: str = "train"):
+        if cfg.batch_size < 1 or cfg.batch_size > len(train):
+            raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
+                             f"{cfg.batch_size}")
+        if cfg.validate_every < 1:
+            raise ValueError(f"validate_every must be positive, got {cfg.validate_every}")
+        self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
+        self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
+        self.device = net.h0.device
+        self.fixed_probs = fixed_probs
+        self.sup_table = (supervision.table(len(train), cfg.glimpses) if supervision is not None
+                          else torch.full((len(train), cfg.glimpses), NO_GLIMPSE, dtype=torch.long))
+        self.is_sup = (self.sup_table != NO_GLIMPSE).any(1)
+        self.sup_positions = self.is_sup.nonzero().flatten()
+        self.unsup_positions = (~self.is_sup).nonzero().flatten()
+        # Supervised images keep the epoch-0 canvases their sequences were made for.
+        self.sup_slot = torch.full((len(train),), -1, dtype=torch.long)
+        self.sup_slot[self.sup_positions] = torch.arange(len(self.sup_positions))
+        if len(self.sup_positions):
+            train.set_epoch(0)
+            self.sup_images, self.sup_labels = train.batch(self.sup_positions)
+        self._check_fraction()
+        params = list(trainable) if trainable is not None else [p for p in net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self.iteration = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.elapsed = 0.0
+
+    # ------------------------------------------------------------------ data
+    def _check_fraction(self) -> None:
+        f = self.cfg.supervised_fraction
+        if f is None:
+            return
+        if not 0.0 <= f <= 1.0:
+            raise ValueError(f"supervised_fraction must be in [0, 1], got {f}")
+        k = round(f * self.cfg.batch_size)
+        if k > 0 and len(self.sup_positions) == 0:
+            raise ValueError("supervised_fraction > 0 but the run has no supervised images")
+        if self.cfg.batch_size - k > len(self.unsup_positions):
+            raise ValueError(f"supervised_fraction={f} leaves {self.cfg.batch_size - k} unsupervised examples per "
+                             f"batch but only {len(self.unsup_positions)} images are unsupervised")
+
+    @staticmethod
+    def _stream(pool: torch.Tensor, per_batch: int, iteration: int, seed: int, name: str):
+        """Positions for one batch of a stateless epoch-wise shuffled stream over ``pool``: (positions, epoch)."""
+        per_epoch = max(len(pool) // per_batch, 1)
+        epoch, step = divmod(iteration, per_epoch)
+        perm = torch.randperm(len(pool), generator=generator(derive_seed(seed, name, epoch)))
+        return pool[perm[step * per_batch:(step + 1) * per_batch]], epoch
+
+    def batch_positions(self, iteration: int) -> tuple[torch.Tensor, int]:
+        """Training positions of minibatch ``iteration`` and the epoch it belongs to (a pure function)."""
+        B, f = self.cfg.batch_size, self.cfg.supervised_fraction
+        if f is None:
+            return self._stream(torch.arange(len(self.train_data)), B, iteration, self.seed, "order")
+        k = round(f * B)
+        pos, epoch = self._stream(self.unsup_positions, B - k, iteration, self.seed, "order-unsup")
+        if k:
+            sup, _ = self._stream(self.sup_positions, k, iteration, self.seed, "order-sup")
+            pos = torch.cat([sup, pos])
+        return pos, epoch
+
+    def get_batch(self, iteration: int):
+        pos, epoch = self.batch_positions(iteration)
+        if self.cfg.redraw_each_epoch:
+            self.train_data.set_epoch(epoch)
+        images, labels = self.train_data.batch(pos)
+        slot = self.sup_slot[pos]
+        sup = slot >= 0
+        if bool(sup.any()):
+            images, labels = images.clone(), labels.clone()
+            images[sup] = self.sup_images[slot[sup]]
+            labels[sup] = self.sup_labels[slot[sup]]
+        return images.to(self.device), labels.to(self.device), self.sup_table[pos].to(self.device)
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, images, labels, forced, gen) -> tuple[torch.Tensor, dict]:
+        cfg, T = self.cfg, self.cfg.glimpses
+        pretrain = self.fixed_probs is not None
+        ro = self.net(images, T, policy="fixed" if pretrain else "sample", forced=None if pretrain else forced,
+                      fixed_probs=self.fixed_probs, generator=gen)
+        B = images.shape[0]
+        if cfg.ce_every_step:
+            ce = F.cross_entropy(ro.logits.flatten(0, 1), labels.repeat_interleave(T))
+        else:
+            ce = F.cross_entropy(ro.logits[:, -1], labels)
+        total = ce
+        stats = {"ce": float(ce.detach())}
+        gains = gain_targets(ro.logits, labels, cfg.stop_target)
+        if T > 1:
+            stop = F.mse_loss(ro.gains[:, :-1], gains)
+            total = total + cfg.stop_weight * stop
+            stats["stop_mse"] = float(stop.detach())
+        if not pretrain:
+            reward = (ro.logits[:, -1].argmax(-1) == labels).float()
+            sup = (forced != NO_GLIMPSE).any(1)
+            unsup = (~sup).float()
+            adv = (reward.unsqueeze(1) - ro.baselines).detach()
+            reinforce = -((ro.log_probs * adv).sum(1) * unsup).sum() / B
+            base = (((ro.baselines - reward.unsqueeze(1)) ** 2).mean(1) * unsup).sum() / max(float(unsup.sum()), 1.0)
+            supervised = -((ro.log_probs * (forced != NO_GLIMPSE)).sum(1)).sum() / B
+            entropy = ro.entropy.mean()
+            total = (total + reinforce + cfg.baseline_weight * base + cfg.supervision_weight * supervised
+                     - cfg.entropy_weight * entropy)
+            stats.update(reinforce=float(reinforce.detach()), baseline_mse=float(base.detach()),
+                         supervised_nll=float(supervised.detach()), entropy=float(entropy.detach()),
+                         train_reward=float(reward.mean()))
+        stats["loss"] = float(total.detach())
+        return total, stats
+
+    # ------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, data: SplitData, policy: str, seed_parts=()) -> dict:
+        """Cross-entropy and accuracy after the last glimpse on a whole split (greedy or sampled policy)."""
+        self.net.eval()
+        gen = generator(derive_seed(self.seed, "eval", *seed_parts), self.device)
+        ce, correct, n = 0.0, 0, 0
+        for start in range(0, len(data), self.cfg.eval_batch_size):
+            pos = torch.arange(start, min(start + self.cfg.eval_batch_size, len(data)))
+            images, labels = data.batch(pos)
+            images, labels = images.to(self.device), labels.to(self.device)
+            p = "fixed" if self.fixed_probs is not None else policy
+            ro = self.net(images, self.cfg.glimpses, policy=p, fixed_probs=self.fixed_probs, generator=gen)
+            ce += float(F.cross_entropy(ro.logits[:, -1], labels, reduction="sum"))
+            correct += int((ro.logits[:, -1].argmax(-1) == labels).sum())
+            n += len(labels)
+        self.net.train()
+        return {"ce": ce / n, "acc": correct / n}
+
+    def validate(self) -> dict:
+        greedy = self.evaluate(self.valid_data, "greedy", ("valid", self.iteration))
+        sampled = self.evaluate(self.valid_data, "sample", ("valid-sample", self.iteration))
+        return {"val_greedy_ce": greedy["ce"], "val_greedy_acc": greedy["acc"],
+                "val_sampled_ce": sampled["ce"], "val_sampled_acc": sampled["acc"]}
+
+    # ----------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / CHECKPOINT / "last.safetensors"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.safetensors"
+
+    def save_checkpoint(self) -> None:
+        opt_tensors, opt_meta = _optimizer_tensors(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
+        tensors.update(opt_tensors)
+        tensors["meta.iteration"] = torch.tensor(self.iteration)
+        save_weights(self.checkpoint_path, tensors, {
+            "iteration": self.iteration, "history": self.history, "best": self.best, "elapsed": self.elapsed,
+            "optimizer": opt_meta, "train_config": config_to_dict(self.cfg), "network": self.net.to_config(),
+            "seed": self.seed, "stage": self.stage})
+
+    def try_resume(self) -> bool:
+        """Load ``checkpoint/last`` when present and made by the same config; True if it was."""
+        if not self.checkpoint_path.is_file():
+            return False
+        tensors, meta = load_weights(self.checkpoint_path)
+        if int(tensors["meta.iteration"]) != meta["iteration"]:
+            raise ValueError(f"{self.checkpoint_path} and its .json disagree on the iteration (interrupted write?); "
+                             "delete the checkpoint folder to restart")
+        # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
+        # finished run gives the same curves as a longer run.
+        def same(cfg: dict) -> dict:
+            return {k: v for k, v in cfg.items() if k != "iterations"}
+
+        for key, stored, now in (("train_config", same(meta.get("train_config", {})), same(config_to_dict(self.cfg))),
+                                 ("network", meta.get("network"), self.net.to_config()),
+                                 ("seed", meta.get("seed"), self.seed), ("stage", meta.get("stage"), self.stage)):
+            if stored != now:
+                raise ValueError(f"{self.checkpoint_path} was written by a run with another {key} "
+                                 f"({stored!r}, now {now!r}); use another --out or delete it")
+        self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        _load_optimizer(self.optimizer, tensors, meta["optimizer"])
+        self.iteration, self.history, self.best = meta["iteration"], meta["history"], meta["best"]
+        self.elapsed = meta.get("elapsed", 0.0)
+        log.info("resumed %s from iteration %d", self.out, self.iteration)
+        return True
+
+    def _write_log(self) -> None:
+        if not self.history:
+            return
+        buf = io.StringIO()
+        # A fixed column order (the checkpoint's JSON sorts keys, so insertion order is not kept on resume).
+        writer = csv.DictWriter(buf, fieldnames=["iteration"] + sorted(set(self.history[0]) - {"iteration"}))
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_text(self.out / "log.csv", buf.getvalue())
+
+    def _is_better(self, row: dict) -> bool:
+        if self.best is None:
+            return True
+        if self.cfg.best_metric == "accuracy":
+            return row["val_greedy_acc"] > self.best["val_greedy_acc"]
+        return row["val_greedy_ce"] < self.best["val_greedy_ce"]
+
+    # ------------------------------------------------------------------ loop
+    def run(self, stop_at: int | None = None, progress: bool = True) -> dict:
+        """Train until ``cfg.iterations`` (or ``stop_at``, to simulate an interruption); returns the summary."""
+        from tqdm.auto import tqdm
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.try_resume()
+        end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
+        writer = None
+        if self.cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.iteration)
+        running: dict[str, float] = {}
+        count = 0
+        bar = tqdm(total=self.cfg.iterations, initial=self.iteration, desc=f"{self.stage} {self.out.name}",
+                   disable=not progress, leave=False)
+        self.net.train()
+        t0 = time.perf_counter()
+        try:
+            while self.iteration < end:
+                images, labels, forced = self.get_batch(self.iteration)
+                gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
+                loss, stats = self.loss(images, labels, forced, gen)
+                if not math.isfinite(float(loss.detach())):
+                    raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.iteration += 1
+                for k, v in stats.items():
+                    running[k] = running.get(k, 0.0) + v
+                count += 1
+                bar.update(1)
+                if self.iteration % self.cfg.validate_every == 0 or self.iteration == self.cfg.iterations:
+                    now = time.perf_counter()
+                    self.elapsed += now - t0
+                    t0 = now
+                    row = {"iteration": self.iteration, **{f"train_{k}": v / count for k, v in running.items()},
+                           **self.validate()}
+                    running, count = {}, 0
+                    self.history.append(row)
+                    if self._is_better(row):
+                        self.best = dict(row)
+                        save_weights(self.best_path, self.net, {**self.net.to_config(), "iteration": self.iteration})
+                    if writer is not None:
+                        for k, v in row.items():
+                            if k != "iteration":
+                                writer.add_scalar(k, v, self.iteration)
+                    self._write_log()
+                    self.save_checkpoint()
+                    bar.set_postfix(val_acc=f"{row['val_greedy_acc']:.3f}")
+                    t0 = time.perf_counter()  # checkpointing is not training time
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        return {"stage": self.stage, "iterations": self.iteration, "best": self.best,
+                "iterations_per_second": self.iteration / self.elapsed if self.elapsed else None,
+                **convergence_summary(self.history)}
+
+    def load_best(self) -> None:
+        tensors, _ = load_weights(self.best_path)
+        self.net.load_state_dict(tensors)

@@ -1,0 +1,119 @@
+"""``ppl-attention train`` (one hard-attention run) and ``ppl-attention plot-attention`` (compare runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import add_config_arguments
+from ..runtime import resolve_device, seed_everything
+from ._common import write_summary
+
+
+def register(sub, common):
+    from ..attention.network import NetworkConfig
+    from ..attention.run import RunConfig
+    from ..attention.trainer import TrainConfig
+
+    p = sub.add_parser("train", parents=[common], help="train a hard-attention network (RAM, RAM+, PS-NOGS, "
+                       "PS-H1/H5, PS-HGS)",
+                       description="Train a hard-attention network with partial supervision. Running the same "
+                       "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; "
+                   "1 is fastest for the small MNIST network on a busy machine)")
+    p.add_argument("--pretrain", action="store_const", const=True, default=None,
+                   help="pretrain embedder, core and classifier with fixed location distributions, then freeze "
+                        "them while the policy trains (RAM+)")
+    add_config_arguments(p, RunConfig)
+    add_config_arguments(p, TrainConfig)
+    add_config_arguments(p, NetworkConfig)
+    p.set_defaults(func=run_train)
+
+    q = sub.add_parser("plot-attention", parents=[common], help="validation curves of several training runs "
+                       "on one plot, grouped by method", description="Read OUT/log.csv of each run directory and "
+                       "draw their validation accuracy (mean +- std over runs of the same label).")
+    q.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="run directories, e.g. ram=runs/ram-s0")
+    q.add_argument("--out", required=True, type=Path, help="figure path (.png)")
+    q.add_argument("--metric", default="val_greedy_acc", help="column of log.csv to draw")
+    q.set_defaults(func=run_plot)
+
+
+def _configs(args):
+    """(RunConfig, TrainConfig, NetworkConfig): defaults < one YAML file holding fields of any of them < flags."""
+    import dataclasses
+
+    from ..attention.network import NetworkConfig
+    from ..attention.run import RunConfig
+    from ..attention.trainer import TrainConfig
+    from ..config import config_from_dict, load_yaml
+
+    classes = (RunConfig, TrainConfig, NetworkConfig)
+    data = {k.replace("-", "_"): v for k, v in (load_yaml(args.config) if args.config else {}).items()}
+    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    unknown = sorted(set(data) - set().union(*names))
+    if unknown:
+        raise ValueError(f"--config {args.config}: unknown field(s) {unknown}")
+    out = []
+    for cls, fields in zip(classes, names):
+        values = {k: v for k, v in data.items() if k in fields}
+        values.update({k: getattr(args, k) for k in fields if getattr(args, k, None) is not None})
+        out.append(config_from_dict(cls, values))
+    return out
+
+
+def _check_early(run) -> None:
+    """Refuse a wrong supervision source before loading any data."""
+    if run.supervision == "nogs" and run.sequences is None:
+        raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
+    if run.sequences is not None:
+        from ..design.store import SequenceStore
+
+        store = SequenceStore.open(run.sequences)  # FileNotFoundError / ArtifactError (a ValueError)
+        if store.config.get("dataset") != run.dataset:
+            raise ValueError(f"--sequences {run.sequences} was built for dataset {store.config.get('dataset')!r}, "
+                             f"expected {run.dataset!r}")
+
+
+def run_train(args):
+    from ..attention.run import train_run
+    from ..data import load_dataset
+
+    import torch
+
+    run, cfg, net_cfg = _configs(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive int, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    _check_early(run)
+    seed_everything(args.seed)
+    device = resolve_device(args.device)
+    kw = {} if args.root is None else {"root": args.root}
+    datasets = {s: load_dataset(run.dataset, split=s, seed=args.seed, **kw) for s in ("train", "valid", "test")}
+    summary = train_run(run, cfg, net_cfg, datasets, args.out, args.seed, device, progress=not args.no_progress)
+    write_summary(args.out, summary)
+    return 0
+
+
+def run_plot(args):
+    import csv
+
+    from ..plots.attention import plot_validation_curves
+
+    groups: dict[str, list] = {}
+    for spec in args.runs:
+        if "=" not in spec:
+            raise ValueError(f"runs take LABEL=DIR, got {spec!r}")
+        label, folder = spec.split("=", 1)
+        path = Path(folder) / "log.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"run {folder!r} has no log.csv (expected a `ppl-attention train` output)")
+        with open(path) as f:
+            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        if rows and args.metric not in rows[0]:
+            raise ValueError(f"--metric {args.metric!r} is not a column of {path}; columns: {sorted(rows[0])}")
+        groups.setdefault(label, []).append(rows)
+    fig = plot_validation_curves(groups, args.out, metric=args.metric, ylabel=args.metric)
+    print(f"figure written to {fig}")
+    return 0

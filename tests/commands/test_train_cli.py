@@ -1,0 +1,69 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from ppl_attention.cli import main
+from ppl_attention.design.store import SequenceStore
+from ppl_attention.geometry import GlimpseGrid
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_train_on_cluttered_mnist_then_plot_the_curves(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--supervision", "hgs", "--num-supervised", "50", "--iterations", "4",
+            "--validate-every", "2", "--batch-size", "16", "--hidden", "16", "--glimpses", "3", "--no-progress",
+            "--tensorboard", "false", "--seed", "1"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 4 and summary["num_supervised"] == 50 and summary["seed"] == 1
+    assert 0.0 <= summary["test_greedy_acc"] <= 1.0
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [2, 4]
+    sup = json.loads((out / "supervision.json").read_text())
+    assert len(sup["indices"]) == 50 and len(sup["sequences"][0]) == 3
+    assert main(argv) == 0  # finished run: resumes at the end, same log
+    with open(out / "log.csv") as f:
+        assert list(csv.DictReader(f)) == rows
+    fig = tmp_path / "curves.png"
+    assert main(["plot-attention", f"hgs={out}", f"hgs={out}", "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+
+
+def test_bad_supervision_sources_are_refused(tmp_path, capsys):
+    base = ["train", "--out", str(tmp_path / "x"), "--iterations", "2"]
+    assert main(base + ["--supervision", "nogs"]) == 2
+    assert "needs --sequences" in capsys.readouterr().err
+    assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    store = SequenceStore.create(tmp_path / "store", {"dataset": "translated-mnist", "task": "categorical",
+                                                      "grid": GlimpseGrid.mnist(), "T": 5})
+    store.write_record(0, 0, [1, 2, 3, 4, 5])
+    assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store")]) == 2
+    assert "built for dataset 'translated-mnist', expected 'cluttered-mnist'" in capsys.readouterr().err
+    assert main(["plot-attention", f"a={tmp_path / 'nothing'}", "--out", str(tmp_path / "f.png")]) == 2
+    assert "no log.csv" in capsys.readouterr().err
+
+
+def test_one_yaml_file_sets_fields_of_every_config_and_flags_win(tmp_path):
+    from ppl_attention.cli import build_parser
+    from ppl_attention.commands.train import _configs
+
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("supervision: h1\niterations: 7\nhidden: 32\nlr: 0.01\n")
+    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--config", str(yaml_file), "--lr", "0.002",
+                                      "--pretrain"])
+    run, cfg, net = _configs(args)
+    assert (run.supervision, run.pretrain, cfg.iterations, cfg.lr, net.hidden) == ("h1", True, 7, 0.002, 32)
+    yaml_file.write_text("hiden: 32\n")
+    with pytest.raises(ValueError, match="unknown field"):
+        _configs(build_parser().parse_args(["train", "--out", str(tmp_path), "--config", str(yaml_file)]))
