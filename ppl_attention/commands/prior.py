@@ -1,0 +1,76 @@
+"""``ppl-attention build-prior``: the image database + PCA index the importance-sampling completion draws from."""
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import add_config_arguments, build_config, config_to_dict
+from ._common import write_summary
+
+
+@dataclass
+class BuildPriorConfig:
+    size: int = field(default=200_000, metadata={"help": "images in the database (generated datasets) or the "
+                                                         "number of dataset images to use"})
+    components: int = field(default=256, metadata={"help": "PCA components"})
+    fit_samples: int = field(default=20_000, metadata={"help": "database rows the PCA is fitted on"})
+    code_dtype: str = field(default="float32", metadata={"help": "storage type of the PCA codes (float16: half the "
+                                                         "size, slower queries)",
+                                                         "choices": ["float16", "float32"]})
+    shift: int = field(default=0, metadata={"help": "also index glimpses shifted by up to this many pixels"})
+    chunk_size: int = field(default=10_000, metadata={"help": "images per build chunk (the resume unit)"})
+    flip: bool = field(default=False, metadata={"help": "add horizontal mirrors as extra rows (datasets where "
+                                                        "flips are natural)"})
+
+
+def register(sub, common):
+    p = sub.add_parser("build-prior", parents=[common], help="build an image database and its PCA index (the "
+                       "prior of the importance-sampling image completion)",
+                       description="Build DIR/database (memory-mapped uint8 images + labels) and DIR/pca (faiss PCA "
+                       "codes + glimpse energies) in streaming chunks. An interrupted build resumes when run again "
+                       "with the same settings; manifest.json is written last.")
+    p.add_argument("--dataset", default="cluttered-mnist",
+                   help="cluttered-mnist / translated-mnist (random training digits at random positions), or any "
+                        "dataset name of load_dataset (its training images)")
+    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished prior built with other settings")
+    add_config_arguments(p, BuildPriorConfig)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..completion.database import DatasetSource, mnist_canvas_source
+    from ..completion.pca_index import PCAIndexConfig
+    from ..completion.prior import build_prior
+    from ..geometry import GlimpseGrid
+
+    cfg = build_config(BuildPriorConfig, args)
+    if cfg.size <= 0:
+        raise ValueError(f"--size must be a positive number of images, got {cfg.size}")
+    if args.dataset in ("cluttered-mnist", "translated-mnist"):
+        if args.root is not None:
+            raise ValueError(f"--root is not used by {args.dataset} (built from bundled digits), got {args.root!r}")
+        source = mnist_canvas_source("train", cluttered=args.dataset == "cluttered-mnist")
+        grid = GlimpseGrid.mnist()
+        n = cfg.size
+    else:
+        from ..data import load_dataset
+        dataset = load_dataset(args.dataset, root=args.root, split="train", seed=args.seed)
+        if cfg.flip and not getattr(dataset, "allows_flip", False):
+            raise ValueError(f"--flip was given but {args.dataset} does not allow horizontal flips")
+        source = DatasetSource(dataset, name=args.dataset)
+        grid = dataset.grid
+        n = min(cfg.size, len(dataset))
+    index_config = PCAIndexConfig(components=cfg.components, fit_samples=cfg.fit_samples,
+                                  code_dtype=cfg.code_dtype, shift=cfg.shift)
+    t0 = time.perf_counter()
+    summary = build_prior(args.out, source, n, grid, index_config, chunk_size=cfg.chunk_size, seed=args.seed,
+                          flip=cfg.flip, overwrite=args.overwrite,
+                          extra={"dataset": args.dataset, "command": config_to_dict(cfg)})
+    summary.update({"dataset": args.dataset, "seconds": round(time.perf_counter() - t0, 2),
+                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+    write_summary(args.out, summary)
+    return 0

@@ -1,0 +1,27 @@
+"""Stochastic image completion: samples of r(image | glimpses seen so far).
+
+- :mod:`.base`: the :class:`Completion` interface and :class:`CompletionSamples` (every sampler keeps it).
+- :mod:`.database`: an on-disk, memory-mapped image database (the empirical prior's support), built in
+  resumable chunks from a generator, a generative model or a dataset.
+- :mod:`.pca_index`: a faiss PCA of that database; codes and glimpse energies stored on disk.
+- :mod:`.importance`: the paper's importance sampler over the database (Algorithm 2) and :func:`open_prior`.
+- :mod:`.prior`: :func:`build_prior` (database + index in one directory, kind "prior").
+
+The heavy modules (faiss, memmaps) are imported on first use of their names.
+"""
+from .base import Completion, CompletionSamples, check_observations, check_true_image
+
+__all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_image", "ImageDatabase",
+           "build_database", "mnist_canvas_source", "PCAIndex", "PCAIndexConfig", "build_pca_index",
+           "ImportanceCompletion", "open_prior", "build_prior"]
+
+_LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
+         "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
+         "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,113 @@
+"""Resumable chunked builds of on-disk arrays (shared by the image database and the PCA index).
+
+A build preallocates its ``.npy`` files (memory-mapped), fills them chunk by chunk, and after each chunk is
+flushed records the chunk's digest in ``progress.json`` (atomically).  ``manifest.json`` is written last, so a
+directory without one is never mistaken for a finished artefact.  An interrupted build is resumed when the
+same config is asked for again (chunks are deterministic: one seed per chunk), and restarted from scratch when
+another config is asked for.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import MANIFEST, atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+PROGRESS = "progress.json"
+
+
+class ChunkedBuild:
+    """Bookkeeping of one resumable build in ``directory`` with ``config`` (a JSON-able dict)."""
+
+    def __init__(self, directory, config: dict, files: tuple[str, ...]):
+        self.directory = Path(directory)
+        self.config = config
+        self.files = files
+        self.done: dict[str, str] = {}
+
+    def start(self) -> bool:
+        """Prepare the directory; True when an interrupted build with the same config is being resumed."""
+        d = self.directory
+        d.mkdir(parents=True, exist_ok=True)
+        progress = d / PROGRESS
+        if progress.is_file():
+            try:
+                state = read_json(progress)
+            except ValueError:
+                state = {}
+            if state.get("config") == self.config and all((d / f).is_file() for f in self.files):
+                self.done = dict(state.get("chunks", {}))
+                log.info("resuming the build in %s: %d chunk(s) already written", d, len(self.done))
+                return True
+            log.info("discarding an interrupted build in %s made with another config", d)
+        self.wipe()
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(progress, {"config": self.config, "chunks": {}})
+        return False
+
+    def wipe(self) -> None:
+        """Remove the build's files (the manifest first, so nothing half-removed looks complete)."""
+        d = self.directory
+        for name in (MANIFEST, PROGRESS, *self.files):
+            p = d / name
+            if p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+
+    def is_done(self, chunk: int) -> bool:
+        return str(chunk) in self.done
+
+    def mark_done(self, chunk: int, digest: str) -> None:
+        self.done[str(chunk)] = digest
+        atomic_write_json(self.directory / PROGRESS, {"config": self.config, "chunks": self.done})
+
+    def checksum(self, n_chunks: int) -> str:
+        """One digest of the whole build: sha256 over the chunk digests in order."""
+        missing = [c for c in range(n_chunks) if str(c) not in self.done]
+        if missing:
+            raise RuntimeError(f"build in {self.directory} is missing chunks {missing[:5]}")
+        h = hashlib.sha256()
+        for c in range(n_chunks):
+            h.update(self.done[str(c)].encode())
+        return f"sha256:{h.hexdigest()}"
+
+    def finish(self) -> None:
+        (self.directory / PROGRESS).unlink(missing_ok=True)
+
+
+def chunk_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def open_array(path: Path, shape, dtype, resume: bool) -> np.memmap:
+    """The preallocated ``.npy`` memmap of a build (created, or reopened read-write when resuming)."""
+    if resume:
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
+            return arr
+        del arr
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+
+
+def load_array(path: Path, shape, dtype, what: str) -> np.memmap:
+    """Open a finished ``.npy`` read-only and check it against the manifest."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except ValueError as e:
+        raise ValueError(f"{what} file {path} is not a valid .npy array: {e}") from None
+    if arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        raise ValueError(f"{what} file {path} holds {arr.dtype} {arr.shape}, the manifest says "
+                         f"{np.dtype(dtype)} {tuple(shape)}")
+    return arr

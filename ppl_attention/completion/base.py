@@ -1,0 +1,155 @@
+"""The interface every stochastic image completion keeps.
+
+A completion draws images consistent with the glimpses seen so far -- samples of r(image | glimpses) -- for
+the design stage to estimate expected posterior entropies with.  Implementations: importance sampling over a
+PCA-indexed image database (:mod:`.importance`, the paper's method), NUTS in a VAE's latent space (:mod:`.nuts`)
+and a conditional GAN (:mod:`.cgan`).
+
+Contract::
+
+    class MyCompletion(Completion):
+        grid: GlimpseGrid                      # the glimpse grid the locations index into
+        def sample(self, locations, glimpses, n, generator=None, true_image=None) -> CompletionSamples: ...
+
+- ``locations``: LongTensor ``(t,)`` of flat grid locations observed so far, in order (``t`` may be 0: then
+  the samples are draws of the prior).
+- ``glimpses``: float ``(t, C, h, w)`` in [0, 1], the pixels seen at those locations (``grid.extract`` of the
+  true image).
+- ``n``: the number of samples wanted.  Weighted samplers may return fewer, *unique* samples (duplicates'
+  weights aggregated), never more.
+- ``generator``: a ``torch.Generator`` for reproducibility (one per unit of work, see ``runtime.derive_seed``).
+- ``true_image``: optional ``(C, H, W)`` float, the full image the glimpses came from; samplers may use it
+  where the paper does (scoring against its PCA reconstruction), never to look at unobserved pixels directly.
+
+:class:`CompletionSamples` holds ``images`` ``(n, C, H, W)`` float in [0, 1], ``weights`` ``(n,)`` that sum
+to 1 (uniform for unweighted samplers), ``labels`` ``(n,)`` (or None where the sampler does not know them) and
+a ``diagnostics`` dict (e.g. ``{"ess": ..., "seconds": ...}``).
+
+:func:`check_observations` validates ``(locations, glimpses)`` against a grid with the errors every sampler
+should raise, so all implementations refuse bad input the same way.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..geometry import GlimpseGrid
+
+__all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image"]
+
+
+@dataclass
+class CompletionSamples:
+    """Weighted image samples from a completion.
+
+    Attributes:
+        images: ``(n, C, H, W)`` float in [0, 1].
+        weights: ``(n,)`` non-negative, summing to 1.
+        labels: ``(n,)`` int64 (or float ``(n, A)`` for multi-label data), or None when unknown.
+        diagnostics: free-form figures about the draw (``ess``, ``seconds``, ...).
+    """
+
+    images: torch.Tensor
+    weights: torch.Tensor
+    labels: Optional[torch.Tensor] = None
+    diagnostics: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.images, torch.Tensor) or self.images.dim() != 4:
+            shape = tuple(self.images.shape) if isinstance(self.images, torch.Tensor) else type(self.images)
+            raise ValueError(f"images must be a (n, C, H, W) tensor, got {shape}")
+        n = self.images.shape[0]
+        if not isinstance(self.weights, torch.Tensor) or tuple(self.weights.shape) != (n,):
+            shape = tuple(self.weights.shape) if isinstance(self.weights, torch.Tensor) else type(self.weights)
+            raise ValueError(f"weights must be a ({n},) tensor to match images, got {shape}")
+        if n > 0:
+            total = float(self.weights.double().sum())
+            if not abs(total - 1.0) < 1e-4 or bool((self.weights < 0).any()):
+                raise ValueError(f"weights must be non-negative and sum to 1, got sum {total}")
+        if self.labels is not None and (not isinstance(self.labels, torch.Tensor) or self.labels.shape[0] != n):
+            raise ValueError(f"labels must be None or a tensor with {n} rows to match images")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def ess(self) -> float:
+        """Effective sample size of the weights, 1 / sum(w^2)."""
+        return float(1.0 / self.weights.double().pow(2).sum()) if len(self) else 0.0
+
+    def to(self, device) -> "CompletionSamples":
+        return CompletionSamples(self.images.to(device), self.weights.to(device),
+                                 None if self.labels is None else self.labels.to(device), dict(self.diagnostics))
+
+    def label_posterior(self, num_classes: int) -> torch.Tensor:
+        """The weighted label histogram ``(num_classes,)`` (categorical labels only)."""
+        if self.labels is None:
+            raise ValueError("these samples carry no labels")
+        if self.labels.dim() != 1:
+            raise ValueError(f"label_posterior needs categorical labels (n,), got shape {tuple(self.labels.shape)}")
+        return torch.zeros(num_classes, dtype=torch.float64).index_add_(
+            0, self.labels.long().cpu(), self.weights.double().cpu())
+
+
+class Completion(abc.ABC):
+    """A sampler of r(image | glimpses); see the module docstring for the contract."""
+
+    grid: GlimpseGrid
+
+    @abc.abstractmethod
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
+               generator: Optional[torch.Generator] = None,
+               true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
+        """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
+
+
+def check_observations(grid: GlimpseGrid, locations, glimpses, channels: int | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, C, h, w) against ``grid``.
+
+    Returns ``(locations int64 (t,), glimpses float32 (t, C, h, w))``.  Raises ``ValueError`` naming the
+    argument for wrong shapes, locations off the grid, glimpse sizes that do not match the grid, a channel
+    count other than ``channels``, and NaN / infinite / out-of-range pixel values.
+    """
+    loc = torch.as_tensor(locations)
+    if loc.dtype.is_floating_point or loc.dtype == torch.bool:
+        raise ValueError(f"locations must be integer flat grid indices, got dtype {loc.dtype}")
+    loc = loc.long().reshape(-1) if loc.dim() == 0 else loc.long()
+    if loc.dim() != 1:
+        raise ValueError(f"locations must have shape (t,), got shape {tuple(loc.shape)}")
+    if loc.numel() and (bool((loc < 0).any()) or bool((loc >= grid.num_locations).any())):
+        bad = int(loc[(loc < 0) | (loc >= grid.num_locations)][0])
+        raise ValueError(f"locations holds {bad}, outside the grid's locations [0, {grid.num_locations - 1}]")
+    if not isinstance(glimpses, torch.Tensor):
+        raise ValueError(f"glimpses must be a torch.Tensor of shape (t, C, h, w), got {type(glimpses).__name__}")
+    t = loc.shape[0]
+    h, w = grid.glimpse_size
+    if glimpses.dim() != 4 or glimpses.shape[0] != t or tuple(glimpses.shape[-2:]) != (h, w):
+        raise ValueError(f"glimpses must have shape ({t}, C, {h}, {w}) to match {t} locations and the grid's "
+                         f"{h} x {w} glimpses, got shape {tuple(glimpses.shape)}")
+    if channels is not None and glimpses.shape[1] != channels:
+        raise ValueError(f"glimpses must have {channels} channel(s), got {glimpses.shape[1]}")
+    g = glimpses.detach().float()
+    if g.numel():
+        if not bool(torch.isfinite(g).all()):
+            raise ValueError("glimpses hold NaN or infinite values; expected pixels in [0, 1]")
+        lo, hi = float(g.min()), float(g.max())
+        if lo < -1e-4 or hi > 1 + 1e-4:
+            raise ValueError(f"glimpses must hold pixels in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    return loc, g
+
+
+def check_true_image(grid: GlimpseGrid, true_image, channels: int) -> torch.Tensor:
+    """Validate an optional full image ``(C, H, W)`` in [0, 1]; returns float32."""
+    if not isinstance(true_image, torch.Tensor):
+        raise ValueError(f"true_image must be a torch.Tensor of shape (C, H, W), got {type(true_image).__name__}")
+    H, W = grid.image_size
+    if tuple(true_image.shape) != (channels, H, W):
+        raise ValueError(f"true_image must have shape {(channels, H, W)}, got {tuple(true_image.shape)}")
+    img = true_image.detach().float()
+    if not bool(torch.isfinite(img).all()):
+        raise ValueError("true_image holds NaN or infinite values; expected pixels in [0, 1]")
+    return img

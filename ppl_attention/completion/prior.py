@@ -1,0 +1,51 @@
+"""A prior directory (kind ``"prior"``): an image database and its PCA index, built in one go.
+
+Layout::
+
+    DIR/database/   the image database (:mod:`.database`)
+    DIR/pca/        its PCA index (:mod:`.pca_index`)
+    DIR/manifest.json   written last: the config and the checksums of both
+
+Open one with :func:`ppl_attention.completion.importance.open_prior` or
+``ImportanceCompletion.from_prior(DIR)``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..artifacts import MANIFEST, read_manifest, write_manifest
+from ..geometry import GlimpseGrid
+from .database import ImageSource, build_database
+from .importance import PRIOR_KIND
+from .pca_index import PCAIndexConfig, build_pca_index
+
+__all__ = ["build_prior"]
+
+
+def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
+                index_config: PCAIndexConfig | None = None, chunk_size: int = 10_000, seed: int = 0,
+                flip: bool = False, overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict:
+    """Build (or resume) the database and the PCA index in ``out_dir``; returns a summary dict."""
+    out_dir = Path(out_dir)
+    index_config = index_config or PCAIndexConfig()
+    if (out_dir / MANIFEST).is_file():
+        if read_manifest(out_dir).get("kind") != PRIOR_KIND:
+            raise ValueError(f"out_dir {out_dir} holds another kind of artefact; choose another directory")
+        if overwrite:
+            (out_dir / MANIFEST).unlink()
+    t0 = time.perf_counter()
+    database = build_database(out_dir / "database", source, n, chunk_size=chunk_size, seed=seed, flip=flip,
+                              overwrite=overwrite, progress=progress)
+    t1 = time.perf_counter()
+    index = build_pca_index(out_dir / "pca", database, grid, index_config, seed=seed, overwrite=overwrite,
+                            progress=progress)
+    t2 = time.perf_counter()
+    config = {"source": source.describe(), "n": database.config["n"], "flip": flip, "chunk_size": chunk_size,
+              "seed": seed, "grid": grid.to_dict(), "index": index.config, **(extra or {})}
+    write_manifest(out_dir, PRIOR_KIND, config, inputs={"database": database.checksum, "index": index.checksum})
+    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    return {"rows": len(database), "image_shape": list(database.image_shape), "components": index.k,
+            "explained_variance": index.manifest["explained_variance"], "positions": len(index.positions),
+            "database_seconds": round(t1 - t0, 2), "index_seconds": round(t2 - t1, 2),
+            "disk_bytes": sum(p.stat().st_size for p in files), "out": str(out_dir)}
