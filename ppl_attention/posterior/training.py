@@ -1,0 +1,259 @@
+"""Training the AVP: random glimpse sets, Adam, validation NLL every epoch, best checkpoint, early stopping,
+resume after an interruption, temperature calibration, and DistributedDataParallel under ``torchrun``.
+
+Reproducibility: every epoch reseeds torch (dropout), the glimpse sampler and the data order from
+``derive_seed(seed, epoch, rank)``, so a run resumed from its last checkpoint ends with exactly the weights of an
+uninterrupted run.  The checkpoint ``DIR/checkpoint/last.safetensors`` holds the model, the optimiser's tensors
+and the torch RNG state; ``last.json`` holds the configs, epoch, history, early-stopping state, the optimiser's
+hyper-parameters and the LR schedule.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
+
+from ..artifacts import ArtifactError, atomic_write_json, load_weights, save_weights
+from ..config import config_to_dict
+from ..runtime import derive_seed, generator
+from .calibration import calibrate_avp
+from .evaluation import check_labels, collect_logits, fetch_batch
+from .glimpses import random_locations
+from .metrics import head_loss
+from .network import AVP, AVPConfig, save_avp
+
+__all__ = ["TrainAVPConfig", "train_avp", "avp_config_for"]
+
+log = logging.getLogger(__name__)
+CHECKPOINT = Path("checkpoint") / "last.safetensors"
+
+
+@dataclass
+class TrainAVPConfig:
+    backbone: str = field(default="small_cnn", metadata={"help": "AVP backbone",
+                                                          "choices": ["small_cnn", "mobilenet_v2", "densenet121"]})
+    width: int = field(default=32, metadata={"help": "small_cnn base width"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
+    max_glimpses: int = field(default=5, metadata={"help": "T: training uses t ~ U{0..T} random glimpses"})
+    epochs: int = field(default=40, metadata={"help": "maximum number of epochs"})
+    batch_size: int = field(default=64, metadata={"help": "minibatch size (over all processes)"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine-annealed over the epochs)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "Adam weight decay"})
+    patience: int = field(default=8, metadata={"help": "early stopping: epochs without a better validation NLL"})
+    full_fraction: float = field(default=0.5, metadata={
+        "help": "fraction of training images seen whole (a curriculum: random glimpses alone teach slowly)"})
+    flip: bool = field(default=True, metadata={"help": "random horizontal flips (only where the dataset allows)"})
+    aux_weight: float = field(default=0.5, metadata={"help": "weight of the auxiliary attribute loss (CUB)"})
+    time_limit_min: float | None = field(default=None, metadata={
+        "help": "stop after the epoch that crosses this many minutes of this call (then calibrate and save as "
+                "after early stopping); the epoch count then depends on the machine's speed"})
+    calibrate: bool = field(default=True, metadata={"help": "fit a temperature on validation data"})
+    pretrained: str | None = field(default=None, metadata={
+        "help": "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"})
+
+
+def avp_config_for(dataset, cfg: TrainAVPConfig) -> AVPConfig:
+    """The AVP's architecture config for ``dataset`` (grid, channels, head, normalisation)."""
+    task = getattr(dataset, "task", "categorical")
+    n_attr = int(getattr(dataset, "num_attributes", 0) or 0)
+    head = "multilabel" if task == "multilabel" else ("class_attributes" if n_attr else "categorical")
+    if head == "multilabel":
+        n_attr = int(dataset.num_classes)
+    mean = torch.as_tensor(dataset.mean).flatten().tolist()
+    std = torch.as_tensor(dataset.std).flatten().tolist()
+    return AVPConfig(grid=dataset.grid.to_dict(), channels=int(dataset.channels), head=head,
+                     num_classes=int(dataset.num_classes) if head != "multilabel" else 0, num_attributes=n_attr,
+                     backbone=cfg.backbone, width=cfg.width, dropout=cfg.dropout, mean=tuple(mean), std=tuple(std))
+
+
+def _dist():
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _sync_buffers(model: torch.nn.Module) -> None:
+    """BatchNorm running statistics are updated per process; rank 0's become everyone's."""
+    rank, world = _dist()
+    if world > 1:
+        for b in model.buffers():
+            dist.broadcast(b.data, src=0)
+
+
+def _checkpoint_config(avp_cfg: AVPConfig, cfg: TrainAVPConfig, seed: int, dataset: str) -> dict:
+    return {"avp": avp_cfg.to_dict(), "train": config_to_dict(cfg), "seed": seed, "dataset": dataset}
+
+
+def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for pid, pstate in opt.state_dict()["state"].items():
+        for key, value in pstate.items():
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {**config, "state": state, "param_groups": opt.state_dict()["param_groups"],
+            "scheduler": sched.state_dict()}
+    save_weights(out / CHECKPOINT, tensors, meta)
+
+
+def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
+    path = out / CHECKPOINT
+    tensors, meta = load_weights(path)
+    for key in ("avp", "train", "seed", "dataset"):
+        old, new = meta.get(key), config[key]
+        if old != new:
+            if isinstance(old, dict) and isinstance(new, dict):
+                diff = ", ".join(f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted(set(old) | set(new))
+                                 if old.get(k) != new.get(k))
+            else:
+                diff = f"{key}={old!r} (now {new!r})"
+            raise ArtifactError(f"cannot resume from {path}: it was written with {diff}; use another --out "
+                                f"or the same settings")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    ostate: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            ostate.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": ostate, "param_groups": meta["param_groups"]})
+    sched.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta["state"]
+
+
+@torch.no_grad()
+def _validate(model: AVP, valid, cfg: TrainAVPConfig, seed: int, device) -> float:
+    logits, labels, attrs = collect_logits(model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"),
+                                           device=device)
+    return float(head_loss(logits, labels, model.head, model.num_classes, attrs, cfg.aux_weight))
+
+
+def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: int = 0, device="cpu",
+              dataset_name: str | None = None, stop_after: int | None = None, progress: bool = True) -> AVP:
+    """Train an AVP on ``train`` (a dataset with the ``ppl_attention.data`` attributes), validating on ``valid``.
+
+    Writes ``out_dir/avp.safetensors`` + ``avp.json`` + ``manifest.json`` (the best epoch, calibrated),
+    ``out_dir/history.json`` and ``out_dir/checkpoint/``; resumes from the checkpoint when one exists.
+    ``stop_after``: stop after this many epochs in this call (to simulate an interruption).  Under
+    ``torch.distributed`` every process calls this; rank 0 writes.  Returns the trained AVP (best weights).
+    """
+    cfg = cfg or TrainAVPConfig()
+    if not 0 <= cfg.full_fraction <= 1:
+        raise ValueError(f"full_fraction must lie in [0, 1], got {cfg.full_fraction}")
+    if cfg.max_glimpses < 0 or cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError(f"max_glimpses must be >= 0, epochs and batch_size >= 1; got {cfg.max_glimpses}, "
+                         f"{cfg.epochs}, {cfg.batch_size}")
+    if len(train) == 0 or len(valid) == 0:
+        raise ValueError(f"train and valid must be non-empty, got {len(train)} and {len(valid)} items")
+    out = Path(out_dir)
+    rank, world = _dist()
+    device = torch.device(device)
+    name = dataset_name or getattr(train, "name", "unknown")
+    avp_cfg = avp_config_for(train, cfg)
+    torch.manual_seed(derive_seed(seed, "avp-init"))
+    model = AVP(avp_cfg, cfg.pretrained).to(device)
+    grid = model.grid
+    if tuple(getattr(train, "image_size", grid.image_size)) != grid.image_size:
+        raise ValueError(f"train images are {train.image_size}, the grid expects {grid.image_size}")
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    config = _checkpoint_config(avp_cfg, cfg, seed, name)
+    state = {"epoch": 0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    if (out / CHECKPOINT).is_file():
+        state = _load_checkpoint(out, model, opt, sched, config)
+        log.info("resuming %s from epoch %d", out, state["epoch"])
+    flip = cfg.flip and bool(getattr(train, "allows_flip", False))
+    per_rank = max(1, cfg.batch_size // world)
+    ran = 0
+    started = time.monotonic()
+    timed_out = False
+    bar = tqdm(range(state["epoch"], cfg.epochs), desc="train-avp", disable=not progress or rank != 0,
+               initial=state["epoch"], total=cfg.epochs)
+    for epoch in bar:
+        if state["bad_epochs"] >= cfg.patience or (stop_after is not None and ran >= stop_after) or timed_out:
+            break
+        torch.manual_seed(derive_seed(seed, "avp-epoch", epoch, rank))
+        g = generator(derive_seed(seed, "avp-glimpses", epoch, rank))
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
+        sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True,
+                                     seed=derive_seed(seed, "avp-order"), drop_last=world > 1)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
+        net.train()
+        total, count = 0.0, 0
+        for start in range(0, len(order), per_rank):
+            idx = order[start:start + per_rank]
+            images, labels, attrs = fetch_batch(train, idx)
+            labels = check_labels(model, labels, "train labels")
+            images = model.check_images(images, "train images").to(device)
+            if flip:
+                flipped = torch.rand(len(idx), generator=g) < 0.5
+                images = torch.where(flipped.view(-1, 1, 1, 1).to(device), images.flip(-1), images)
+            loc = random_locations(grid, len(idx), cfg.max_glimpses, g)
+            mask = grid.mask(loc, device=device)
+            if cfg.full_fraction > 0:
+                whole = (torch.rand(len(idx), generator=g) < cfg.full_fraction).view(-1, 1, 1, 1).to(device)
+                mask = torch.where(whole, torch.ones_like(mask), mask)
+            x = model.make_input(images, mask)
+            loss = head_loss(net(x), labels.to(device), model.head, model.num_classes,
+                             None if attrs is None else attrs.to(device), cfg.aux_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        sched.step()
+        _sync_buffers(model)
+        val_nll = _validate(model, valid, cfg, seed, device)
+        improved = val_nll < state["best_nll"] - 1e-4
+        state["history"].append({"epoch": epoch, "train_nll": total / max(count, 1), "valid_nll": val_nll,
+                                 "lr": opt.param_groups[0]["lr"]})
+        if improved:
+            state.update(best_nll=val_nll, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        ran += 1
+        if rank == 0:
+            if improved:
+                save_avp(model, out / "best", name, cfg.max_glimpses)
+            _save_checkpoint(out, model, opt, sched, state, config)
+        bar.set_postfix(train=f"{total / max(count, 1):.3f}", valid=f"{val_nll:.3f}", best=state["best_epoch"])
+        if world > 1:
+            dist.barrier()
+        if cfg.time_limit_min is not None:
+            over = torch.tensor(float(time.monotonic() - started > 60 * cfg.time_limit_min))
+            if world > 1:
+                dist.broadcast(over, src=0)  # every rank stops after the same epoch
+            timed_out = bool(over)
+            if timed_out:
+                log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit_min, epoch)
+    finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience or timed_out
+    if stop_after is not None and not finished:
+        return model
+    # Final model: the best epoch, calibrated.
+    from .network import load_avp
+    best = load_avp(out / "best", device)
+    model.load_state_dict(best.state_dict())
+    calibration = calibrate_avp(model, valid, cfg.max_glimpses, derive_seed(seed, "calibrate"), device=device) \
+        if cfg.calibrate else None
+    if rank == 0:
+        save_avp(model, out, name, cfg.max_glimpses,
+                 extra_config={"train": config_to_dict(cfg), "seed": seed, "best_epoch": state["best_epoch"],
+                               "epochs_run": state["epoch"], "stopped_by_time_limit": timed_out,
+                               "best_valid_nll": state["best_nll"], "calibration": calibration})
+        atomic_write_json(out / "history.json", {"history": state["history"], "calibration": calibration,
+                                                 "best_epoch": state["best_epoch"]})
+    if world > 1:
+        dist.barrier()
+    return model.eval()

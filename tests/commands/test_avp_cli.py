@@ -1,0 +1,38 @@
+"""``ppl-attention train-avp`` / ``evaluate-avp`` end to end on a few real cluttered-MNIST canvases."""
+import json
+
+from ppl_attention.cli import main
+
+
+def test_train_then_evaluate_avp_cli(tmp_path, capsys):
+    out = tmp_path / "avp"
+    rc = main(["train-avp", "--device", "cpu", "--dataset", "cluttered-mnist", "--out", str(out), "--train-size",
+               "64", "--epochs", "1", "--width", "4", "--batch-size", "32", "--max-glimpses", "2"])
+    assert rc == 0
+    for name in ("avp.safetensors", "avp.json", "manifest.json", "summary.json", "history.json"):
+        assert (out / name).is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "avp" and manifest["config"]["dataset"] == "cluttered-mnist"
+    assert manifest["config"]["T"] == 2 and manifest["config"]["grid"]["image_size"] == [60, 60]
+    rc = main(["evaluate-avp", str(out), "--device", "cpu"])
+    assert rc == 0
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert [r["t"] for r in ev["per_glimpses"]] == [0, 1, 2]
+    assert all(r["n"] == 500 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 for r in ev["per_glimpses"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["ece_by_t"]) == 3 and (out / "avp_evaluation.png").stat().st_size > 1000
+
+
+def test_evaluate_avp_refuses_missing_or_corrupt_dirs(tmp_path, capsys):
+    assert main(["evaluate-avp", str(tmp_path / "nope"), "--device", "cpu"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps({"kind": "sequences", "config": {}}))
+    assert main(["evaluate-avp", str(bad), "--device", "cpu"]) == 2
+    assert "expected 'avp'" in capsys.readouterr().err
+    (bad / "manifest.json").write_text(json.dumps({"kind": "avp", "config": {"T": 1}}))
+    (bad / "avp.safetensors").write_bytes(b"pickle? no")
+    (bad / "avp.json").write_text("{}")
+    assert main(["evaluate-avp", str(bad), "--device", "cpu"]) == 2
+    assert "not a valid safetensors" in capsys.readouterr().err
