@@ -1,0 +1,82 @@
+"""Figures of the image-completion comparison: sample grids (the paper's Figures 3 and 8) and metric curves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..geometry import GlimpseGrid
+from ._save import plt, save_figure
+
+__all__ = ["plot_completion_grid", "plot_comparison_metrics"]
+
+
+def _show(ax, image: torch.Tensor):
+    img = image.detach().float().cpu().clamp(0, 1)
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img.permute(1, 2, 0).numpy())
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _mark_glimpses(ax, grid: GlimpseGrid, locations: torch.Tensor):
+    from matplotlib.patches import Rectangle
+
+    h, w = grid.glimpse_size
+    for r, c in grid.pixels(locations.reshape(-1)).tolist():
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
+
+
+def plot_completion_grid(panels: list, grid: GlimpseGrid, path, cell: float = 0.9) -> Path:
+    """One block per panel: a row per method with the true image (glimpses as red squares) then its samples.
+
+    ``panels``: dicts with ``true_image`` (C, H, W), ``locations`` (t,), ``samples`` {method: (k, C, H, W)} and
+    an optional ``title``.
+    """
+    if not panels:
+        raise ValueError("panels must hold at least one panel to draw")
+    n_rows = sum(len(p["samples"]) for p in panels)
+    n_cols = 1 + max(s.shape[0] for p in panels for s in p["samples"].values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.2, cell * n_rows + 0.3 * len(panels)),
+                             squeeze=False)
+    row = 0
+    for p in panels:
+        for k, (method, samples) in enumerate(p["samples"].items()):
+            ax = axes[row, 0]
+            _show(ax, p["true_image"])
+            _mark_glimpses(ax, grid, p["locations"])
+            ax.set_ylabel(method, rotation=0, ha="right", va="center", fontsize=8)
+            if k == 0 and p.get("title"):
+                ax.set_title(p["title"], fontsize=8, loc="left")
+            for j in range(1, n_cols):
+                if j - 1 < samples.shape[0]:
+                    _show(axes[row, j], samples[j - 1])
+                else:
+                    axes[row, j].axis("off")
+            row += 1
+    fig.subplots_adjust(wspace=0.05, hspace=0.3)
+    return save_figure(fig, path, dpi=80)
+
+
+def plot_comparison_metrics(table: list, path) -> Path:
+    """Log-likelihood, diversity, label agreement and seconds per sample against the number of glimpses."""
+    metrics = [("loglik_per_pixel", "log-lik / unobserved pixel"), ("diversity", "sample diversity (RMS)"),
+               ("label_agreement", "label agreement"), ("seconds_per_sample", "seconds / sample")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
+    methods = sorted({r["method"] for r in table})
+    for ax, (key, title) in zip(axes, metrics):
+        for m in methods:
+            rs = sorted((r for r in table if r["method"] == m and r.get(key) is not None), key=lambda r: r["glimpses"])
+            if not rs:
+                continue
+            ax.errorbar([r["glimpses"] for r in rs], [r[key] for r in rs],
+                        yerr=[r.get(key + "_sem") or 0.0 for r in rs], marker="o", capsize=2, label=m)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("glimpses")
+        if key == "seconds_per_sample":
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=90)
