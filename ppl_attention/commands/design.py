@@ -1,0 +1,217 @@
+"""``ppl-attention generate | export-sequences | import-sequences | plot epe | plot validity``: near-optimal
+glimpse sequences, their paper-format import/export and their figures.
+
+Which images ``generate`` designs: the first ``--num-images`` of the ``--split`` (default: training) split, or
+exactly ``--indices``; ``--shard i/n`` keeps every n-th of those starting at i, so n machines can share a run
+into one store (each image has its own seed, so the result does not depend on the sharding).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ..config import add_config_arguments, build_config, config_to_dict
+from ._common import write_summary
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of ``ppl-attention generate`` (flags, or a ``--config`` YAML file with these keys)."""
+
+    avp: Optional[str] = field(default=None, metadata={"help": "trained AVP directory (train-avp); required"})
+    prior: Optional[str] = field(default=None, metadata={"help": "prior directory (image database + PCA index); "
+                                                                 "required"})
+    out: Optional[str] = field(default=None, metadata={"help": "sequence store directory; required"})
+    dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset name"})
+    root: Optional[str] = field(default=None, metadata={"help": "dataset folder, for datasets read from disk"})
+    split: str = field(default="train", metadata={"help": "split whose images are designed",
+                                                  "choices": ["train", "valid", "test"]})
+    task: str = field(default="label", metadata={"help": "'label', or the attribute index of a multi-label AVP "
+                                                         "(e.g. 20 = Male on CelebA-HQ)"})
+    num_images: int = field(default=600, metadata={"help": "design the first N images of the split"})
+    indices: Optional[list[int]] = field(default=None, metadata={"help": "design exactly these images instead"})
+    shard: Optional[str] = field(default=None, metadata={"help": "i/n: only every n-th image, starting at i"})
+    executor: str = field(default="local", metadata={"help": "where to run", "choices": ["local", "ray"]})
+    search: str = field(default="exhaustive", metadata={"help": "candidate search",
+                                                        "choices": ["exhaustive", "halving", "coarse"]})
+    T: int = field(default=4, metadata={"help": "glimpses per sequence"})
+    num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
+    first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
+                                                                             "first-glimpse EPE (default N)"})
+    k1: int = field(default=1000, metadata={"help": "proposal draws of the importance sampler"})
+    allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
+    images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
+    batch_size: int = field(default=1024, metadata={"help": "(candidate, sample) pairs per AVP pass"})
+
+
+def register(sub, common):
+    p = sub.add_parser("generate", parents=[common], help="near-optimal glimpse sequences by sequential BOED",
+                       description="Greedy expected-posterior-entropy minimisation (the paper's Algorithm 1) for "
+                       "each image, with an AVP and an importance-sampling prior, into a resumable sequence store "
+                       "(DIR/manifest.json, DIR/records/{index:07d}.json, DIR/first_glimpse.json). Re-running "
+                       "skips finished images; a store built with another config is refused. Images: the first "
+                       "--num-images of --split (or --indices).")
+    add_config_arguments(p, GenerateConfig, skip=("T",))
+    p.add_argument("-T", "--glimpses", dest="T", type=int, default=None, help="glimpses per sequence (default 4)")
+    p.set_defaults(func=run_generate)
+
+    e = sub.add_parser("export-sequences", parents=[common], help="write a sequence store in the paper's format")
+    e.add_argument("store", type=Path, help="sequence store directory")
+    e.add_argument("--format", default="paper", choices=["paper"])
+    e.add_argument("--out", required=True, type=Path, help="folder for {index}.txt files")
+    e.add_argument("--image-path-template", default=None,
+                   help="birds layout: last line of each file, e.g. data/birds/train/images/{index}.png")
+    e.set_defaults(func=run_export)
+
+    i = sub.add_parser("import-sequences", parents=[common], help="read the paper's released sequences into a store")
+    i.add_argument("src", type=Path, help="folder of {index}.txt files (e.g. celebhq/20 or birds)")
+    i.add_argument("--grid", required=True, choices=["celeba-hq", "cub", "mnist"])
+    i.add_argument("--out", required=True, type=Path, help="sequence store directory to create")
+    i.add_argument("--dataset", default=None, help="dataset name to record in the manifest")
+    i.add_argument("--task", default=None, help="task to record (e.g. the attribute index)")
+    i.set_defaults(func=run_import)
+
+    if "plot" in sub.choices:  # someone else owns a `plot` group: stay out of it
+        q = sub.add_parser("plot-epe", parents=[common], help="EPE heatmaps of every step of one stored image")
+        v = sub.add_parser("plot-validity", parents=[common], help="accuracy along generated vs baseline sequences")
+    else:
+        plot = sub.add_parser("plot", parents=[common], help="figures")
+        plots = plot.add_subparsers(dest="figure", metavar="FIGURE")
+        plot.set_defaults(func=lambda args: plot.print_help() or 1)
+        q = plots.add_parser("epe", parents=[common], help="EPE heatmaps of every step of one stored image")
+        v = plots.add_parser("validity", parents=[common], help="AVP accuracy after t glimpses along the store's "
+                             "sequences, random sequences and first-glimpse-heuristic sequences (PS-H1/H5)")
+    v.add_argument("store", type=Path, help="sequence store, generated for held-out images (--split valid/test)")
+    v.add_argument("--avp", required=True, type=Path, help="AVP directory used to classify")
+    v.add_argument("--out", required=True, type=Path, help="PNG to write (curves go to the same name .json)")
+    v.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    v.add_argument("--repeats", type=int, default=8, help="random / heuristic sequences per image (default 8)")
+    v.set_defaults(func=run_plot_validity)
+
+    q.add_argument("store", type=Path, help="sequence store directory")
+    q.add_argument("--index", type=int, required=True, help="image index")
+    q.add_argument("--out", required=True, type=Path, help="PNG to write")
+    q.add_argument("--dataset", default=None, help="draw the image too (dataset name; default: the store's)")
+    q.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    q.set_defaults(func=run_plot_epe)
+
+
+def _task_attribute(task: str):
+    if task == "label":
+        return None
+    try:
+        return int(task)
+    except ValueError:
+        raise ValueError(f"--task must be 'label' or an attribute index, got {task!r}") from None
+
+
+def run_generate(args):
+    from ..artifacts import dir_checksum
+    from ..design.executors import generate_sequences, parse_shard, shard_indices
+    from ..design.images import ImageFactory
+    from ..design.sequential import DesignSettings
+    from ..design.store import SequenceStore
+    from ..runtime import resolve_device
+
+    cfg = build_config(GenerateConfig, args)
+    for name in ("avp", "prior", "out"):
+        if getattr(cfg, name) is None:
+            raise ValueError(f"--{name} is required")
+    avp, prior, out = Path(cfg.avp), Path(cfg.prior), Path(cfg.out)
+    for name, path in (("avp", avp), ("prior", prior)):
+        if not path.is_dir():
+            raise FileNotFoundError(f"--{name} {path} does not exist")
+    shard = parse_shard(cfg.shard)
+    if cfg.indices is None and cfg.num_images < 1:
+        raise ValueError(f"--num-images must be >= 1, got {cfg.num_images}")
+    indices = cfg.indices if cfg.indices is not None else range(cfg.num_images)
+    device = resolve_device(args.device)
+    settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat)
+    factory = ImageFactory(cfg.dataset, str(avp), str(prior), cfg.split, cfg.root, args.seed,
+                           _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device))
+    problem, _ = factory()
+    config = {"dataset": cfg.dataset, "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
+              "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "allow_repeat": cfg.allow_repeat,
+              "seed": args.seed, "k1": cfg.k1, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
+              "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
+    store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
+    counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed, cfg.executor,
+                                cfg.images_per_task, 1.0 if device.type == "cuda" and cfg.executor == "ray"
+                                else 0.0, cfg.first_num_samples)
+    write_summary(out, {"store": str(out), "shard": f"{shard[0]}/{shard[1]}", **counts,
+                        "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
+    return 0
+
+
+def run_export(args):
+    from ..design.store import SequenceStore
+
+    store = SequenceStore.open(args.store)
+    files = store.export_paper(args.out, args.image_path_template)
+    print(f"wrote {len(files)} sequence files to {args.out}")
+    return 0
+
+
+def run_import(args):
+    from ..design.store import SequenceStore
+    from ..geometry import GlimpseGrid
+
+    if not args.src.exists():
+        raise FileNotFoundError(f"src {args.src} does not exist")
+    store = SequenceStore.import_paper(args.src, GlimpseGrid.preset(args.grid), args.out, args.dataset, args.task)
+    write_summary(args.out, {"store": str(args.out), "sequences": len(store), "T": store.T, "grid": args.grid})
+    return 0
+
+
+def run_plot_epe(args):
+    from ..design.store import SequenceStore
+    from ..plots.design import plot_epe_steps
+
+    store = SequenceStore.open(args.store)
+    rec = store.record(args.index)
+    image = None
+    dataset = args.dataset or store.config.get("dataset")
+    if args.dataset is not None or (dataset in ("cluttered-mnist", "translated-mnist")):
+        from ..data import load_dataset
+
+        data = load_dataset(dataset, root=args.root, split=store.config.get("split", "train"),
+                            seed=int(store.config.get("seed", 0)))
+        image = data[args.index]["image"]
+    path = plot_epe_steps(store.epe_maps(args.index), rec["locations"], store.grid, args.out, image,
+                          title=f"{dataset} image {args.index}: EPE of every candidate")
+    print(f"wrote {path}")
+    return 0
+
+
+def run_plot_validity(args):
+    import torch
+
+    from ..artifacts import atomic_write_json
+    from ..data import load_dataset
+    from ..design.evaluate import compare_sequences
+    from ..design.store import SequenceStore
+    from ..plots.design import plot_accuracy_by_glimpse
+    from ..posterior import load_avp
+
+    store = SequenceStore.open(args.store)
+    seqs = store.sequences()
+    if not seqs:
+        raise ValueError(f"store {args.store} holds no sequences")
+    avp = load_avp(args.avp)
+    if avp.grid != store.grid:
+        raise ValueError(f"--avp {args.avp} uses another grid than the store {args.store}")
+    data = load_dataset(store.config["dataset"], root=args.root, split=store.config.get("split", "train"),
+                        seed=int(store.config.get("seed", 0)))
+    idx = sorted(seqs)
+    images = torch.stack([data[i]["image"] for i in idx])
+    labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in idx])
+    curves = compare_sequences(avp, images, labels, store.grid, torch.stack([seqs[i] for i in idx]),
+                               store.first_glimpse_epe(), seed=args.seed, repeats=args.repeats)
+    path = plot_accuracy_by_glimpse(curves, args.out, title=f"{store.config['dataset']} ({len(idx)} images, "
+                                    f"{store.config.get('split', 'train')})")
+    atomic_write_json(Path(args.out).with_suffix(".json"), {"images": len(idx), "curves": curves})
+    for name, acc in curves.items():
+        print(f"  {name}: " + ", ".join(f"{a:.3f}" for a in acc))
+    print(f"wrote {path}")
+    return 0

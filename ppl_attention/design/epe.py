@@ -1,0 +1,270 @@
+"""Expected posterior entropy (EPE) estimators: the paper's eq. (6), and Pyro's OED estimators.
+
+The paper's estimator, for every candidate location ``l`` at once::
+
+    EPE(l) = sum_n w_n H[ g(label | f(I_n, l_1..t-1, l)) ]
+
+over completions ``(I_n, w_n)`` of the image given the glimpses so far.  Every (candidate, sample) pair is one
+row of a large batch: its mask is the union of the observed glimpses and the candidate (built once per
+candidate with ``grid.mask``), so there is no Python loop over candidates or samples, only over batches.
+
+``posterior`` is any callable mapping the AVP's input (``cat(image * mask, mask)``; an AVP normalises the
+image first through its ``make_input``) to logits, so an exact posterior can be plugged in for testing.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..geometry import GlimpseGrid
+
+__all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
+           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe"]
+
+KINDS = ("categorical", "binary", "multilabel")
+
+
+def default_make_input(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``cat(image * mask, mask)`` without normalisation (for plain callables)."""
+    return torch.cat([images * mask, mask.expand(images.shape[0], 1, *images.shape[2:])], dim=1)
+
+
+def resolve_make_input(posterior, make_input: Callable | None = None) -> Callable:
+    """The input builder: ``make_input`` if given, else ``posterior.make_input``, else :func:`default_make_input`."""
+    if make_input is not None:
+        return make_input
+    return getattr(posterior, "make_input", default_make_input)
+
+
+def entropy_from_logits(logits: torch.Tensor, kind: str = "categorical") -> torch.Tensor:
+    """Entropy (nats) of the label posterior given by logits.
+
+    ``categorical``: softmax over the last dim, returns ``logits.shape[:-1]``; ``binary``: one Bernoulli logit
+    (shape (B,) or (B, 1)), returns (B,); ``multilabel``: one Bernoulli per attribute, returns ``logits.shape``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "categorical":
+        logp = F.log_softmax(logits, dim=-1)
+        return -(logp.exp() * logp).sum(-1)
+    if kind == "binary" and logits.dim() > 1:
+        if logits.shape[-1] != 1:
+            raise ValueError(f"binary logits must have shape (B,) or (B, 1), got {tuple(logits.shape)}")
+        logits = logits[..., 0]
+    logits = logits.clamp(-1e4, 1e4)  # a certain posterior (infinite logit) has entropy 0, not NaN
+    log_p, log_q = F.logsigmoid(logits), F.logsigmoid(-logits)
+    return -(log_p.exp() * log_p + log_q.exp() * log_q)
+
+
+def _entropy_fn(posterior, kind: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if kind is not None:
+        return lambda logits: entropy_from_logits(logits, kind)
+    if hasattr(posterior, "entropy") and callable(posterior.entropy):  # an AVP knows its head
+        return posterior.entropy
+    return lambda logits: entropy_from_logits(logits, "binary" if logits.dim() == 1 or logits.shape[-1] == 1
+                                              else "categorical")
+
+
+def _check_inputs(images, observed, candidates, grid: GlimpseGrid):
+    if not isinstance(grid, GlimpseGrid):
+        raise ValueError(f"grid must be a GlimpseGrid, got {type(grid).__name__}")
+    images = grid._check_images(images)
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("images holds NaN or infinite values")
+    observed = torch.as_tensor([] if observed is None else observed, dtype=torch.long, device=images.device)
+    if observed.dim() != 1:
+        raise ValueError(f"observed must be a (t,) tensor of locations, got shape {tuple(observed.shape)}")
+    grid._check_locations(observed, "observed")
+    if candidates is None:
+        candidates = grid.all_locations(images.device)
+    candidates = torch.as_tensor(candidates, device=images.device)
+    if candidates.dim() != 1 or candidates.numel() == 0:
+        raise ValueError(f"candidates must be a non-empty (L,) tensor of locations, got shape "
+                         f"{tuple(candidates.shape)}")
+    candidates = grid._check_locations(candidates, "candidates")
+    return images, observed, candidates
+
+
+class PairScorer:
+    """Posterior entropies of (candidate, sample) pairs on fixed completions after fixed observations.
+
+    Validates the inputs and builds the mask of every grid location (union with what was seen) ONCE, so that
+    searches calling it many times on small subsets (successive halving) pay only for the AVP passes.
+    ``scorer(candidates (l,), samples (n,)) -> (l, n)`` (or ``(l, n, A)`` for a multi-attribute posterior).
+    """
+
+    def __init__(self, posterior, images: torch.Tensor, observed, grid: GlimpseGrid, batch_size: int = 2048,
+                 make_input: Callable | None = None, kind: str | None = None):
+        self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.posterior, self.grid, self.batch_size = posterior, grid, batch_size
+        self.make_input = resolve_make_input(posterior, make_input)
+        self.entropy = _entropy_fn(posterior, kind)
+        device = self.images.device
+        # One mask per location (union with what was already seen), built once by the geometry module.
+        seen = grid.mask(self.observed.view(1, -1), dtype=torch.bool, device=device)
+        self.masks = (grid.mask(grid.all_locations(device).view(-1, 1), dtype=torch.bool, device=device) | seen
+                      ).to(self.images.dtype)  # (L, 1, H, W)
+
+    @torch.no_grad()
+    def __call__(self, candidates: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
+        device = self.images.device
+        candidates = candidates.to(device)
+        images = self.images if samples is None else self.images[samples.to(device)]
+        L, N = candidates.numel(), images.shape[0]
+        out, total = None, L * N
+        for start in range(0, total, self.batch_size):
+            pair = torch.arange(start, min(start + self.batch_size, total), device=device)
+            c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few masks, many samples
+            h = self.entropy(self.posterior(self.make_input(images[s], self.masks[c])))
+            if out is None:
+                out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
+            out[start:start + len(pair)] = h
+        return out.reshape((L, N) + tuple(out.shape[1:]))
+
+
+def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: GlimpseGrid,
+                   batch_size: int = 2048, make_input: Callable | None = None, kind: str | None = None,
+                   sample_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
+
+    Args:
+        posterior: callable ``x -> logits`` (an AVP or an exact posterior).
+        images: completions ``(N, C, H, W)``.
+        observed: ``(t,)`` locations seen so far (may be empty).
+        candidates: ``(L,)`` locations to score (None: the whole grid).
+        grid: the :class:`GlimpseGrid`.
+        batch_size: (candidate, sample) pairs per forward pass.
+        make_input, kind: see :func:`expected_posterior_entropy`.
+        sample_index: optional ``(n,)`` rows of ``images`` to use (default all).
+
+    Returns:
+        ``(L, n)`` entropies, or ``(L, n, A)`` for a multi-attribute posterior.
+    """
+    _, _, candidates = _check_inputs(images, observed, candidates, grid)
+    return PairScorer(posterior, images, observed, grid, batch_size, make_input, kind)(candidates, sample_index)
+
+
+def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
+    if weights is None:
+        return torch.full((n,), 1.0 / n, dtype=torch.float64, device=like.device)
+    w = torch.as_tensor(weights, device=like.device).double()
+    if w.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},) to match images, got {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    return w / w.sum()
+
+
+def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.Tensor | None, observed,
+                               candidates, grid: GlimpseGrid, batch_size: int = 2048,
+                               make_input: Callable | None = None, kind: str | None = None) -> torch.Tensor:
+    """The paper's EPE estimator (eq. 6) for every candidate at once.
+
+    Args:
+        posterior: callable mapping ``make_input(images, mask)`` to logits: an AVP, or any exact posterior.
+        images: completions ``(N, C, H, W)`` of the image given the glimpses so far.
+        weights: ``(N,)`` importance weights (normalised here) or None for uniform.
+        observed: ``(t,)`` locations already observed (empty at the first step).
+        candidates: ``(L,)`` candidate locations, or None for the whole grid.
+        grid: the :class:`GlimpseGrid`.
+        batch_size: (candidate, sample) pairs per forward pass.
+        make_input: input builder; default ``posterior.make_input`` or ``cat(image * mask, mask)``.
+        kind: ``categorical`` / ``binary`` / ``multilabel``; default ``posterior.entropy`` if it has one
+            (an AVP knows its head), else categorical (binary for one logit).
+
+    Returns:
+        ``(L,)`` float64 EPE per candidate, or ``(L, A)`` for a multi-attribute posterior (every attribute from
+        one AVP pass).
+    """
+    H = entropy_matrix(posterior, images, observed, candidates, grid, batch_size, make_input, kind)
+    w = _check_weights(weights, images.shape[0], H)
+    return torch.einsum("ln...,n->l...", H.double(), w)
+
+
+# ----------------------------------------------------------------------------- Pyro's OED estimators
+def avp_guide(posterior, grid: GlimpseGrid, observed=None, make_input: Callable | None = None,
+              target: str = "label", observation: str = "y", attribute: int | None = None):
+    """A ``pyro.contrib.oed`` guide ``guide(y_dict, design, observation_labels, target_labels)`` built from an AVP.
+
+    The design's glimpses ``y`` (``batch + (t, C, h, w)``) are pasted, together with the past glimpses
+    ``observed = (locations (t0,), glimpses (t0, C, h, w))``, into a blank canvas; the mask covers all of them.
+    The AVP's logits parameterise ``Categorical`` (or ``Bernoulli`` for one logit / ``attribute`` of a
+    multi-label AVP) on the target site.
+    """
+    import pyro
+    import pyro.distributions as dist
+
+    make_input = resolve_make_input(posterior, make_input)
+    past_loc, past_y = (None, None) if observed is None else observed
+
+    def guide(y_dict, design, observation_labels, target_labels):
+        y = y_dict[observation]
+        batch = design.shape[:-1]
+        B, t = int(torch.tensor(batch).prod()) if len(batch) else 1, design.shape[-1]
+        loc = design.reshape(B, t)
+        glimpses = y.reshape(B, t, *y.shape[-3:])
+        if past_loc is not None and len(past_loc):
+            pl = torch.as_tensor(past_loc, device=loc.device).long()
+            loc = torch.cat([pl.expand(B, -1), loc], dim=1)
+            glimpses = torch.cat([past_y.to(glimpses).expand(B, *past_y.shape), glimpses], dim=1)
+        canvas = grid.paste(glimpses, loc)
+        mask = grid.mask(loc, dtype=canvas.dtype, device=canvas.device)
+        logits = posterior(make_input(canvas, mask))
+        if hasattr(posterior, "label_logits"):
+            logits = posterior.label_logits(logits)
+        if attribute is not None:
+            logits = logits[..., attribute]
+        with pyro.plate_stack("design", batch):
+            if logits.dim() == 1 or logits.shape[-1] == 1:
+                pyro.sample(target, dist.Bernoulli(logits=logits.reshape(batch)))
+            else:
+                pyro.sample(target, dist.Categorical(logits=logits.reshape(batch + logits.shape[-1:])))
+
+    return guide
+
+
+def _design(candidates, grid: GlimpseGrid) -> torch.Tensor:
+    cand = grid._check_locations(torch.as_tensor(candidates), "candidates")
+    if cand.dim() != 1:
+        raise ValueError(f"candidates must be a (L,) tensor of locations, got shape {tuple(cand.shape)}")
+    return cand.view(-1, 1)
+
+
+def pyro_posterior_epe(model, candidates, guide, grid: GlimpseGrid, num_samples: int = 100,
+                       analytic_entropy: bool = True, observation: str = "y", target: str = "label"
+                       ) -> torch.Tensor:
+    """EPE of each candidate through ``pyro.contrib.oed.eig.posterior_eig`` with a fixed (pre-trained) guide.
+
+    ``model(design)`` is a Pyro glimpse model vectorised over ``design.shape[:-1]`` (past glimpses folded into
+    its prior); ``guide`` e.g. :func:`avp_guide`.  ``analytic_entropy=True`` gives ``E_y H[q(label | y, l)]``
+    (the paper's EPE); False gives the cross-entropy ``E[-log q(label | y, l)]`` (an upper bound on the true EPE).
+    Returns ``(L,)``.
+    """
+    import pyro
+    from pyro.contrib.oed.eig import posterior_eig
+
+    design = _design(candidates, grid)
+    with torch.no_grad():
+        out = posterior_eig(model, design, observation, target, num_samples=num_samples, num_steps=0,
+                            guide=guide, optim=pyro.optim.Adam({"lr": 0.0}), eig=False,
+                            analytic_entropy=analytic_entropy)
+    return out.detach().double().reshape(-1)
+
+
+def pyro_nmc_epe(model, candidates, grid: GlimpseGrid, prior_entropy: float, N: int = 200, M: int = 50,
+                 M_prime: int = 50, observation: str = "y", target: str = "label") -> torch.Tensor:
+    """EPE of each candidate by nested Monte Carlo (``nmc_eig``): ``H[p(label)] - EIG(l)``.
+
+    The image is a nuisance latent, so ``M_prime`` inner samples estimate ``p(y | label, l)``; without it the
+    values exceed log K.  For small problems only (cost N * (M + M_prime) model evaluations per candidate).
+    """
+    from pyro.contrib.oed.eig import nmc_eig
+
+    design = _design(candidates, grid)
+    with torch.no_grad():
+        eig = nmc_eig(model, design, observation, target, N=N, M=M, M_prime=M_prime)
+    return float(prior_entropy) - eig.detach().double().reshape(-1)

@@ -1,0 +1,48 @@
+"""The image design problem of the CLI: a dataset, a trained AVP and a prior directory (importance sampler).
+
+:class:`ImageFactory` is a frozen (picklable, hashable) description; calling it in any process loads the AVP
+(``posterior.load_avp``), the completion (``completion.importance.ImportanceCompletion.from_prior``) and the
+dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .sequential import DesignProblem
+
+__all__ = ["ImageFactory"]
+
+
+@dataclass(frozen=True)
+class ImageFactory:
+    dataset: str
+    avp: str
+    prior: str
+    split: str = "train"
+    root: str | None = None
+    seed: int = 0
+    attribute: int | None = None
+    k1: int = 1000
+    batch_size: int = 1024
+    device: str = "cpu"
+
+    def __call__(self):
+        from ..completion.importance import ImportanceCompletion
+        from ..data import load_dataset
+        from ..posterior import load_avp
+        from ..runtime import resolve_device
+
+        device = resolve_device(self.device)
+        avp = load_avp(self.avp, device)
+        data = load_dataset(self.dataset, root=self.root, split=self.split, seed=self.seed)
+        grid = getattr(data, "grid", None)
+        if grid is not None and grid != avp.grid:
+            raise ValueError(f"--avp {self.avp} was trained on another grid than the dataset {self.dataset}'s")
+        sampler = ImportanceCompletion.from_prior(self.prior, grid=avp.grid, k1=self.k1)
+        problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
+                                channels=avp.channels)
+
+        def image(index: int):
+            return data[int(index)]["image"].to(device)
+
+        return problem, image

@@ -1,0 +1,163 @@
+"""The sequential BOED loop (the paper's Algorithm 1, repeated for t = 1..T).
+
+At each step: draw N completions of the image given the glimpses so far (from the true image at the chosen
+locations), estimate the EPE of every candidate location, choose the argmin, observe it.  The first location
+(nothing observed) does not depend on the image, so it is computed once (:func:`first_glimpse_epe`) and cached
+by the caller (``first_glimpse.json`` of a sequence store).
+
+The loop is generic: a :class:`DesignProblem` is a posterior (callable on ``make_input(images, mask)``), a
+completion sampler (``sample(locations, glimpses, n, generator, true_image)``) and a grid.  Anything that can be
+written as "observe some cells of an array" fits, e.g. examples/new_design_task.py reads noisy sensors.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..geometry import GlimpseGrid
+from ..runtime import derive_seed, generator as make_generator
+from .epe import PairScorer, expected_posterior_entropy
+from .search import SEARCHES, run_search
+
+__all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
+           "greedy_sequence", "image_seed"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DesignProblem:
+    """What the loop needs: ``posterior(make_input(images, mask)) -> logits``, a completion ``sampler`` with
+    ``sample(locations (t,), glimpses (t, C, h, w), n, generator=None, true_image=None)`` returning an object with
+    ``images`` (n, C, H, W) and ``weights`` (n,), and the ``grid``.  ``attribute`` picks one column of a
+    multi-attribute posterior's entropies; ``batch_size`` is the number of (candidate, sample) pairs per pass."""
+
+    posterior: Callable
+    sampler: object
+    grid: GlimpseGrid
+    make_input: Callable | None = None
+    kind: str | None = None
+    attribute: int | None = None
+    batch_size: int = 2048
+    channels: int = 1
+
+    def sample(self, locations, glimpses, n, generator, true_image):
+        fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
+        return fn(locations, glimpses, n, generator=generator, true_image=true_image)
+
+    def score_fn(self, images: torch.Tensor, observed: torch.Tensor) -> Callable:
+        """``score(candidates, samples) -> (l, n)`` entropies on these completions after ``observed``."""
+        scorer = PairScorer(self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind)
+
+        def score(cands, samples):
+            H = scorer(cands, samples)
+            if H.dim() == 3:
+                if self.attribute is None:
+                    raise ValueError("the posterior returns one entropy per attribute; set attribute= to choose")
+                H = H[..., self.attribute]
+            return H
+        return score
+
+
+@dataclass
+class DesignSettings:
+    """Settings of the greedy loop (what a sequence store's manifest records)."""
+
+    T: int = 4
+    num_samples: int = 100
+    search: str = "exhaustive"
+    allow_repeat: bool = False
+    search_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.T, int) or self.T < 1:
+            raise ValueError(f"T must be a positive int, got {self.T!r}")
+        if not isinstance(self.num_samples, int) or self.num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int, got {self.num_samples!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+
+
+@dataclass
+class SequenceResult:
+    """A greedy sequence: ``locations`` (T,), the EPE map of every step ``epe`` (T, L) and per-step info."""
+
+    locations: torch.Tensor
+    epe: torch.Tensor
+    info: list
+
+
+def image_seed(run_seed: int, index: int) -> int:
+    """The seed of one image's sequence: independent of sharding and of the number of workers."""
+    return derive_seed(int(run_seed), "generate", int(index))
+
+
+def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> torch.Tensor:
+    """EPE of every first location (nothing observed): exhaustive, on prior samples.  ``(L,)`` float64."""
+    g = make_generator(derive_seed(int(seed), "first-glimpse"))
+    empty = torch.zeros((0,), dtype=torch.long)
+    samples = problem.sample(empty, torch.zeros((0, problem.channels) + problem.grid.glimpse_size), num_samples,
+                             g, None)
+    epe = expected_posterior_entropy(problem.posterior, samples.images, samples.weights, empty, None, problem.grid,
+                                     problem.batch_size, problem.make_input, problem.kind)
+    if epe.dim() == 2:
+        if problem.attribute is None:
+            raise ValueError("the posterior returns one entropy per attribute; set attribute= to choose")
+        epe = epe[:, problem.attribute]
+    return epe
+
+
+def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: torch.Tensor,
+                    settings: DesignSettings, generator: torch.Generator):
+    """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info)."""
+    grid = problem.grid
+    glimpses = grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0] if len(observed) else \
+        true_image.new_zeros((0, true_image.shape[0]) + grid.glimpse_size)
+    t0 = time.perf_counter()
+    samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image)
+    images = samples.images.to(true_image.device)
+    t1 = time.perf_counter()
+    score = problem.score_fn(images, observed)
+    forbidden = None if settings.allow_repeat else observed
+    result = run_search(settings.search, score, samples.weights, grid, forbidden, generator,
+                        **settings.search_options)
+    t2 = time.perf_counter()
+    info = {"evaluations": result.evaluations, "samples": int(images.shape[0]),
+            "sample_seconds": t1 - t0, "search_seconds": t2 - t1, **result.info}
+    return result.location, result.epe, info
+
+
+def greedy_sequence(problem: DesignProblem, true_image: torch.Tensor, settings: DesignSettings, seed: int,
+                    first_epe: torch.Tensor | None = None) -> SequenceResult:
+    """The near-optimal sequence of one image: greedy EPE argmin for t = 1..T.
+
+    ``true_image`` (C, H, W) supplies the glimpses at the chosen locations; ``seed`` (one per image, see
+    :func:`image_seed`) drives the completions; ``first_epe`` (L,) is the cached first-step EPE (computed here
+    with :func:`first_glimpse_epe` if None).
+    """
+    grid = problem.grid
+    if not isinstance(true_image, torch.Tensor) or true_image.dim() != 3 \
+            or tuple(true_image.shape[-2:]) != grid.image_size:
+        raise ValueError(f"true_image must be a (C, {grid.image_size[0]}, {grid.image_size[1]}) tensor, got "
+                         f"{tuple(true_image.shape) if isinstance(true_image, torch.Tensor) else true_image!r}")
+    if settings.T > grid.num_locations and not settings.allow_repeat:
+        raise ValueError(f"T={settings.T} exceeds the {grid.num_locations} locations and repeats are not allowed")
+    g = make_generator(seed)
+    if first_epe is None:
+        first_epe = first_glimpse_epe(problem, settings.num_samples, seed)
+    first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
+    if first_epe.shape != (grid.num_locations,):
+        raise ValueError(f"first_epe must have shape ({grid.num_locations},), got {tuple(first_epe.shape)}")
+    locations = [int(first_epe.argmin())]
+    maps, infos = [first_epe], [{"cached": True}]
+    for _ in range(1, settings.T):
+        observed = torch.tensor(locations, dtype=torch.long, device=true_image.device)
+        loc, epe, info = select_location(problem, true_image, observed, settings, g)
+        locations.append(loc)
+        maps.append(epe.double().cpu())
+        infos.append(info)
+    return SequenceResult(torch.tensor(locations, dtype=torch.long), torch.stack(maps), infos)

@@ -1,0 +1,240 @@
+"""The sequence store: one directory of generated (or imported) glimpse sequences.
+
+Layout (kind ``"sequences"``, see docs/INTERFACES.md "Design")::
+
+    DIR/manifest.json             config: dataset, task, grid, T, AVP and prior checksums, search settings
+    DIR/records/{index:07d}.json  {"index", "seed", "locations": [T ints], "epe": [[L floats] per step]}
+    DIR/first_glimpse.json        {"epe": [L floats], ...} the cached EPE of every first location
+
+Every file is written atomically (temporary name, then rename), so a run killed at any moment leaves only
+complete records; re-running skips the images that already have one.  A store is refused for a run whose
+config (grid, T, AVP, prior...) differs from the one it was built with.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..artifacts import ArtifactError, atomic_write_json, read_json, read_manifest, write_manifest
+from ..geometry import GlimpseGrid
+
+__all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
+
+log = logging.getLogger(__name__)
+
+KIND = "sequences"
+#: Keys every store's config must hold.
+REQUIRED_CONFIG_KEYS = ("dataset", "task", "grid", "T")
+FIRST_GLIMPSE = "first_glimpse.json"
+
+
+def _canonical(value: Any) -> Any:
+    """JSON round-trip, so tuples and lists (and ints/floats) compare as they will once stored."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+class SequenceStore:
+    """A directory of glimpse sequences, one atomically written JSON record per image."""
+
+    def __init__(self, directory: Path, manifest: dict):
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.config: dict = manifest["config"]
+        self.grid = GlimpseGrid.from_dict(self.config["grid"])
+        self.T = int(self.config["T"])
+
+    # -------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, directory, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
+               resume: bool = True) -> "SequenceStore":
+        """Create a store, or reopen one built with exactly the same ``config`` (resume).
+
+        ``config`` must hold ``dataset``, ``task``, ``grid`` (a :class:`GlimpseGrid` or its dict) and ``T``; put
+        AVP / prior checksums and search settings in it too, so a store is never resumed with other inputs.
+        Raises :class:`ArtifactError` (a ValueError) when ``directory`` holds a store with another config, or
+        ``resume`` is False and it already holds one.
+        """
+        config = dict(config)
+        missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
+        if missing:
+            raise ValueError(f"config is missing {missing}; a sequence store needs {list(REQUIRED_CONFIG_KEYS)}")
+        if isinstance(config["grid"], GlimpseGrid):
+            config["grid"] = config["grid"].to_dict()
+        GlimpseGrid.from_dict(config["grid"])  # validates
+        if not isinstance(config["T"], int) or config["T"] <= 0:
+            raise ValueError(f"config T must be a positive int, got {config['T']!r}")
+        config = _canonical(config)
+        directory = Path(directory)
+        if (directory / "manifest.json").exists():
+            if not resume:
+                raise ArtifactError(f"{directory} already holds a sequence store (resume=False)")
+            store = cls.open(directory)
+            diff = {k: (store.config.get(k), v) for k, v in config.items() if store.config.get(k) != v}
+            diff.update({k: (v, None) for k, v in store.config.items() if k not in config})
+            if diff:
+                details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
+                raise ArtifactError(f"{directory} holds sequences built with another config, refusing to resume "
+                                    f"into it ({details}); use another --out")
+            log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
+            return store
+        if directory.exists() and any(directory.iterdir()):
+            raise ArtifactError(f"{directory} exists, is not empty and has no manifest.json; refusing to write a "
+                                "sequence store into it")
+        (directory / "records").mkdir(parents=True, exist_ok=True)
+        write_manifest(directory, KIND, config, inputs)
+        return cls.open(directory)
+
+    @classmethod
+    def open(cls, directory) -> "SequenceStore":
+        """Open an existing store; FileNotFoundError if the folder does not exist, ArtifactError if malformed."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"sequence store {directory} does not exist")
+        manifest = read_manifest(directory, KIND)
+        config = manifest.get("config")
+        if not isinstance(config, dict) or any(k not in config for k in REQUIRED_CONFIG_KEYS):
+            raise ArtifactError(f"{directory}/manifest.json must have a config with {list(REQUIRED_CONFIG_KEYS)}")
+        return cls(directory, manifest)
+
+    # -------------------------------------------------------------- records
+    def record_path(self, index: int) -> Path:
+        return self.directory / "records" / f"{int(index):07d}.json"
+
+    def has(self, index: int) -> bool:
+        return self.record_path(index).is_file()
+
+    def indices(self) -> list[int]:
+        """Indices of the images that have a record, sorted (temporary files are ignored)."""
+        folder = self.directory / "records"
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit())
+
+    def __len__(self) -> int:
+        return len(self.indices())
+
+    def write_record(self, index: int, seed: int | None, locations: Sequence[int] | torch.Tensor,
+                     epe: Sequence[Sequence[float]] | torch.Tensor | None = None, **extra) -> Path:
+        """Atomically write the record of image ``index``: ``T`` locations and (optionally) ``(T, L)`` EPE maps."""
+        if not isinstance(index, int) and not (isinstance(index, torch.Tensor) and index.numel() == 1):
+            raise ValueError(f"index must be an int, got {index!r}")
+        index = int(index)
+        if index < 0:
+            raise ValueError(f"index must be >= 0, got {index}")
+        loc = torch.as_tensor(locations)
+        if loc.dim() != 1 or loc.numel() != self.T or loc.dtype.is_floating_point:
+            raise ValueError(f"locations must be {self.T} integer locations, got {loc.tolist()!r}")
+        if bool(((loc < 0) | (loc >= self.grid.num_locations)).any()):
+            raise ValueError(f"locations must lie in [0, {self.grid.num_locations - 1}], got {loc.tolist()}")
+        record: dict[str, Any] = {"index": index, "seed": None if seed is None else int(seed),
+                                  "locations": [int(x) for x in loc]}
+        if epe is not None:
+            e = torch.as_tensor(epe, dtype=torch.float64)
+            if e.dim() != 2 or e.shape[0] != self.T or e.shape[1] != self.grid.num_locations:
+                raise ValueError(f"epe must have shape ({self.T}, {self.grid.num_locations}) (one map per step), "
+                                 f"got {tuple(e.shape)}")
+            if not bool(torch.isfinite(e).all()):
+                raise ValueError("epe holds NaN or infinite values")
+            record["epe"] = e.tolist()
+        record.update(extra)
+        return atomic_write_json(self.record_path(index), record)
+
+    def record(self, index: int) -> dict:
+        """The record of one image, checked; KeyError-free: FileNotFoundError if it has none."""
+        path = self.record_path(index)
+        if not path.is_file():
+            raise FileNotFoundError(f"the sequence store {self.directory} has no record for image {index}")
+        rec = read_json(path)
+        loc = rec.get("locations") if isinstance(rec, dict) else None
+        if (not isinstance(loc, list) or len(loc) != self.T or not all(isinstance(x, int) for x in loc)
+                or not all(0 <= x < self.grid.num_locations for x in loc)):
+            raise ArtifactError(f"{path} is malformed: expected {self.T} locations in "
+                                f"[0, {self.grid.num_locations - 1}], got {loc!r}")
+        if rec.get("index") != int(index):
+            raise ArtifactError(f"{path} holds index {rec.get('index')!r}, expected {index}")
+        return rec
+
+    def epe_maps(self, index: int) -> torch.Tensor:
+        """The ``(T, L)`` EPE maps of one image (ArtifactError if the record has none)."""
+        rec = self.record(index)
+        if "epe" not in rec:
+            raise ArtifactError(f"the record of image {index} in {self.directory} holds no EPE maps "
+                                "(imported sequences do not have them)")
+        return torch.tensor(rec["epe"], dtype=torch.float64)
+
+    def sequences(self) -> dict[int, torch.Tensor]:
+        """Every stored sequence: ``{image index: LongTensor (T,)}``."""
+        return {i: torch.tensor(self.record(i)["locations"], dtype=torch.long) for i in self.indices()}
+
+    # -------------------------------------------------------------- first glimpse
+    @property
+    def first_glimpse_path(self) -> Path:
+        return self.directory / FIRST_GLIMPSE
+
+    def has_first_glimpse(self) -> bool:
+        return self.first_glimpse_path.is_file()
+
+    def write_first_glimpse(self, epe, **info) -> Path:
+        """Cache the EPE of every first location (nothing observed yet); ``info``: seed, num_samples..."""
+        e = torch.as_tensor(epe, dtype=torch.float64).flatten()
+        if e.numel() != self.grid.num_locations:
+            raise ValueError(f"epe must hold one value per location ({self.grid.num_locations}), got {e.numel()}")
+        if not bool(torch.isfinite(e).all()):
+            raise ValueError("epe holds NaN or infinite values")
+        return atomic_write_json(self.first_glimpse_path, {**info, "epe": e.tolist()})
+
+    def first_glimpse(self) -> dict:
+        """The whole first-glimpse cache (``{"epe": [L floats], ...}``)."""
+        if not self.has_first_glimpse():
+            raise FileNotFoundError(f"{self.first_glimpse_path} does not exist (no first glimpse was computed)")
+        data = read_json(self.first_glimpse_path)
+        epe = data.get("epe") if isinstance(data, dict) else None
+        if (not isinstance(epe, list) or len(epe) != self.grid.num_locations
+                or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in epe)):
+            raise ArtifactError(f"{self.first_glimpse_path} must hold 'epe': {self.grid.num_locations} finite floats")
+        return data
+
+    def first_glimpse_epe(self) -> torch.Tensor:
+        """The cached EPE of every first location, ``(L,)`` float64."""
+        return torch.tensor(self.first_glimpse()["epe"], dtype=torch.float64)
+
+    # -------------------------------------------------------------- paper format
+    def export_paper(self, out_dir, image_path_template: str | None = None) -> list[Path]:
+        """Write ``out_dir/{index}.txt`` in the paper's released format (:mod:`ppl_attention.sequences`):
+        ``r, c`` lines; with ``image_path_template`` (e.g. ``"data/birds/train/images/{index}.png"``) the birds
+        layout's last line.  Returns the files written."""
+        from ..sequences import write_paper_sequences
+
+        seqs = self.sequences()
+        if not seqs:
+            raise ValueError(f"the sequence store {self.directory} holds no records to export")
+        stored = {i: self.record(i).get("image_path") for i in seqs}
+        paths = {i: p for i, p in stored.items() if p} or None
+        if image_path_template is not None:
+            if "{index}" not in image_path_template:
+                raise ValueError(f"image_path_template must contain {{index}}, got {image_path_template!r}")
+            paths = {i: image_path_template.format(index=i) for i in seqs}
+        return write_paper_sequences(out_dir, seqs, self.grid, paths)
+
+    @classmethod
+    def import_paper(cls, src, grid: GlimpseGrid, out_dir, dataset: str | None = None,
+                     task: str | None = None) -> "SequenceStore":
+        """Read the paper's released sequence files under ``src`` into a store (records without EPE maps)."""
+        from ..sequences import read_paper_sequences
+
+        seqs = read_paper_sequences(src, grid)
+        lengths = {len(s.locations) for s in seqs.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"the sequences under {src} have different lengths {sorted(lengths)}")
+        config = {"dataset": dataset or "imported", "task": task or "imported", "grid": grid.to_dict(),
+                  "T": lengths.pop(), "source": "paper", "src": str(Path(src).resolve())}
+        store = cls.create(out_dir, config)
+        for index, seq in seqs.items():
+            extra = {"image_path": seq.image_path} if seq.image_path else {}
+            store.write_record(int(index), None, seq.locations.long(), **extra)
+        return store
