@@ -1,0 +1,103 @@
+"""Shared machinery of examples/celeba_hq.py and examples/cub.py: run ``ppl-attention`` subcommands in-process
+(like ppl_attention/demo.py), skip finished stages, and tabulate the hard-attention runs.
+
+Each stage is ``Stage(name, done, argv)``: ``done`` is a path whose existence means the stage finished (every
+command writes it last), so re-running a script skips what is finished and resumes what was interrupted (each
+command resumes on its own: train-avp from its checkpoint, build-prior by chunks, generate per image, train per
+validation interval).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    name: str
+    done: Path | None          # None: always run (cheap stages such as tables and figures)
+    argv: list[str]
+
+
+def run_cli(argv: list[str]) -> None:
+    """``ppl-attention ARGV`` in this process; raises if the command fails."""
+    from ppl_attention.cli import main
+
+    argv = [str(a) for a in argv]
+    log.debug("ppl-attention %s", " ".join(argv))
+    code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"stage `ppl-attention {' '.join(map(str, argv))}` failed with exit code {code}")
+
+
+def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) -> dict[str, float]:
+    """Run the unfinished stages in order (numbered from ``start`` of ``total``); returns seconds per stage (0 for
+    cached ones)."""
+    timings = {}
+    for i, st in enumerate(stages, start):
+        header = f"[{i}/{total or len(stages)}] {st.name}"
+        if st.done is not None and Path(st.done).exists():
+            print(f"{header}: cached", flush=True)
+            timings[st.name] = 0.0
+            continue
+        print(f"{header} ...", flush=True)
+        start = time.perf_counter()
+        run_cli(st.argv)
+        timings[st.name] = round(time.perf_counter() - start, 1)
+        print(f"{header}: done in {timings[st.name]:.0f} s", flush=True)
+    return timings
+
+
+def flag(name: str, value) -> list[str]:
+    """``["--name", "value"]``, or nothing when value is None (the command's default is kept)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [name, *map(str, value)]
+    return [name, str(value)]
+
+
+def results_table(runs: dict[str, list[Path]], criterion: str) -> dict:
+    """Mean / std over seeds of iterations to convergence (``criterion``: "loss" = validation CE within 0.01 of
+    the best, the paper's CelebA-HQ criterion; "accuracy" = within 1 %, its CUB criterion) and test accuracy."""
+    key = f"iterations_to_convergence_{criterion}"
+    table = {}
+    for method, dirs in runs.items():
+        rows = [json.loads((d / "summary.json").read_text()) for d in dirs]
+        iters = [float(r[key]) for r in rows]
+        accs = [100.0 * float(r["test_greedy_acc"]) for r in rows]
+        table[method] = {"seeds": len(rows), "criterion": criterion,
+                         "iterations_to_convergence": statistics.mean(iters),
+                         "iterations_std": statistics.pstdev(iters) if len(iters) > 1 else 0.0,
+                         "test_accuracy": statistics.mean(accs),
+                         "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0}
+    return table
+
+
+def markdown(table: dict) -> str:
+    crit = next(iter(table.values()))["criterion"] if table else "loss"
+    what = "val. CE within 0.01 of best" if crit == "loss" else "val. accuracy within 1 % of best"
+    lines = [f"| method | seeds | iterations to convergence ({what}) | test accuracy (%) |", "|---|---|---|---|"]
+    for m, r in table.items():
+        lines.append(f"| {m} | {r['seeds']} | {r['iterations_to_convergence']:.0f} ± {r['iterations_std']:.0f} "
+                     f"| {r['test_accuracy']:.1f} ± {r['test_accuracy_std']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict:
+    from ppl_attention.artifacts import atomic_write_json, atomic_write_text
+
+    summary = {"results": table, "seconds_per_stage": timings, "settings": settings, "out": str(out),
+               "figures": sorted(str(p) for p in (out / "figures").glob("*.png"))}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "results.md", markdown(table))
+    print()
+    print(markdown(table))
+    print(f"summary written to {out / 'summary.json'}")
+    return summary
