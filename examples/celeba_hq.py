@@ -12,10 +12,6 @@ re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings
 
 Paper settings the library's commands cannot take (left at the library's behaviour, NOT the paper's):
 
-- the image-completion noise schedule sigma = 5, 10, 20, 40 after 1..4 glimpses and the shift marginalisation:
-  ``ImportanceCompletion`` supports both (ppl_attention/completion/importance.py, ``sigma=``, ``shift=``) but
-  ``generate`` builds its sampler with ``k1`` only (ppl_attention/design/images.py, ``ImageFactory.__call__``),
-  so the sampler uses ``default_mnist_schedule`` and no shift;
 - the prior: the paper draws 1.5 M images from a StyleGAN; ``build-prior`` indexes the dataset's own training
   images (no GAN sampling in the library), so the prior here is at most 27,000 images;
 - K2 is not separate from N: the sampler returns up to N = ``--num-samples`` weighted completions per step, which
@@ -57,7 +53,7 @@ class PaperSettings:
     prior_size: int = 27_000
     prior_components: int = 256
     prior_fit_samples: int = 20_000
-    prior_shift: int = 0                # shifted glimpses could be indexed, but generate cannot use them (docstring)
+    prior_shift: int = 0                # paper A.3.3 sums likelihoods over nearby shifts (size not given): set > 0
     # BOED: N = 200 Monte Carlo samples, K1 = 1000 proposal draws (K2 = N = 200), exhaustive search over all
     # 2,500 locations, 600 sequences on training images 0-599 (paper sec. 6 / REFERENCE).
     num_sequences: int = 600
@@ -124,6 +120,7 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
         Stage(f"generate {s.num_sequences} sequences (attribute {s.attribute})", seqs / "summary.json",
               ["generate", *data, "--avp", avp, "--prior", prior, "--out", seqs, "--task", s.attribute,
                "--num-images", s.num_sequences, "-T", s.glimpses, "--num-samples", s.num_samples, "--k1", s.k1,
+               "--sigma", *s.completion_sigma, "--shift", s.prior_shift,
                *flag("--first-num-samples", s.first_num_samples),
                "--search", s.search, *common]),
         Stage("EPE figure of image 0", figs / "epe.png",
@@ -156,8 +153,6 @@ def main(argv=None) -> dict:
     s = replace(PaperSettings(), attribute=args.attribute, avp_pretrained=args.avp_pretrained)
     if args.tiny:
         s = tiny(s)
-    print(f"NOTE: the paper's completion noise schedule sigma = {s.completion_sigma} is not applied: `ppl-attention "
-          "generate` cannot take it (see this script's docstring)", flush=True)
     st, runs = stages(s, args.root, args.out, args.device, args.seed,
                       train_extra=["--tensorboard", "false"] if args.tiny else [])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,6 @@ to the bird's bounding box and resized to 128 x 128 by ppl_attention.data.
 
 Paper settings the library's commands cannot take (left at the library's behaviour, NOT the paper's):
 
-- the image-completion likelihood std sigma_p = 80 and the proposal tempered so that its ESS is in
-  [0.8 K1, K1]: ``ImportanceCompletion`` supports both (ppl_attention/completion/importance.py, ``sigma=``,
-  ``target_ess=``) but ``generate`` builds its sampler with ``k1`` only (ppl_attention/design/images.py,
-  ``ImageFactory.__call__``), so the sampler uses ``default_mnist_schedule`` and no tempering;
 - the prior: the paper draws 1.5 M images from a FineGAN; ``build-prior`` indexes the dataset's own training
   images (no GAN sampling in the library), so the prior here is at most 5,120 images;
 - K2 is not separate from N: the sampler returns up to N = ``--num-samples`` weighted completions, which is the
@@ -140,6 +136,7 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, trai
         Stage(f"generate {s.num_sequences} sequences", seqs / "summary.json",
               ["generate", *data, "--avp", avp, "--prior", prior, "--out", seqs, "--num-images", s.num_sequences,
                "-T", s.glimpses, "--num-samples", s.num_samples, "--k1", s.k1, "--search", s.search,
+               "--sigma", s.completion_sigma, "--target-ess", s.proposal_target_ess,
                *flag("--first-num-samples", s.first_num_samples), *common]),
         Stage("EPE figure of the first designed image", figs / "epe.png", None),  # argv filled in below
     ]
@@ -175,9 +172,6 @@ def main(argv=None) -> dict:
     s = replace(PaperSettings(), backbone_weights=args.vgg_weights, avp_pretrained=args.avp_pretrained)
     if args.tiny:
         s = tiny(s)
-    print(f"NOTE: the paper's completion settings sigma_p = {s.completion_sigma} and ESS-tempered proposal "
-          f"(>= {s.proposal_target_ess} K1) are not applied: `ppl-attention generate` cannot take them (see this "
-          "script's docstring)", flush=True)
     st, runs = stages(s, args.root, args.out, args.device, args.seed,
                       train_extra=["--tensorboard", "false"] if args.tiny else [])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,16 @@ class GenerateConfig:
     first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
                                                                              "first-glimpse EPE (default N)"})
     k1: int = field(default=1000, metadata={"help": "proposal draws of the importance sampler"})
+    sigma: Optional[list[float]] = field(default=None, metadata={
+        "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
+                "default: the MNIST schedule 192*sqrt(t); the paper's CelebA-HQ schedule is 5 10 20 40"})
+    sigma_q: Optional[list[float]] = field(default=None, metadata={
+        "help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"})
+    target_ess: Optional[float] = field(default=None, metadata={
+        "help": "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"})
+    shift: int = field(default=0, metadata={
+        "help": "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
+                "built with at least this --shift)"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
     images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
     batch_size: int = field(default=1024, metadata={"help": "(candidate, sample) pairs per AVP pass"})
@@ -129,11 +139,15 @@ def run_generate(args):
     device = resolve_device(args.device)
     settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat)
     factory = ImageFactory(cfg.dataset, str(avp), str(prior), cfg.split, cfg.root, args.seed,
-                           _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device))
+                           _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
+                           sigma=tuple(cfg.sigma) if cfg.sigma else None,
+                           sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
+                           target_ess=cfg.target_ess, shift=cfg.shift)
     problem, _ = factory()
     config = {"dataset": cfg.dataset, "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
               "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "allow_repeat": cfg.allow_repeat,
-              "seed": args.seed, "k1": cfg.k1, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
+              "seed": args.seed, "k1": cfg.k1, "sigma": cfg.sigma, "sigma_q": cfg.sigma_q,
+              "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
     counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed, cfg.executor,

@@ -25,6 +25,10 @@ class ImageFactory:
     k1: int = 1000
     batch_size: int = 1024
     device: str = "cpu"
+    sigma: tuple[float, ...] | None = None  # completion noise schedules (0..255 stds per glimpse count)
+    sigma_q: tuple[float, ...] | None = None
+    target_ess: float | None = None
+    shift: int = 0
 
     def __call__(self):
         from ..completion.importance import ImportanceCompletion
@@ -38,7 +42,9 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None and grid != avp.grid:
             raise ValueError(f"--avp {self.avp} was trained on another grid than the dataset {self.dataset}'s")
-        sampler = ImportanceCompletion.from_prior(self.prior, grid=avp.grid, k1=self.k1)
+        sampler = ImportanceCompletion.from_prior(
+            self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
+            sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
         problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
                                 channels=avp.channels)
 
