@@ -84,3 +84,28 @@ def channel_stats(dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor
     mean = total / count
     std = (sq / count - mean * mean).clamp_min(1e-12).sqrt()
     return mean.float(), std.float()
+
+
+class LazyChannelStats:
+    """``mean`` / ``std`` per channel, computed on first use by ``_stats_fn(*self._stats_key)`` (a cached module
+    function that reads the training images), so opening a dataset reads no image it does not need."""
+
+    _mean_std: tuple[torch.Tensor, torch.Tensor] | None = None
+    _stats_key: tuple = ()
+
+    @staticmethod
+    def _stats_fn(*key) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._mean_std is None:
+            self._mean_std = type(self)._stats_fn(*self._stats_key)
+        return self._mean_std
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._channel_stats()[0]
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self._channel_stats()[1]

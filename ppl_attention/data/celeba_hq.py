@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry import GlimpseGrid
-from ._files import annotation_lines, channel_stats, load_image, parse_number, require_dir
+from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir
 
 __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "scaled_celeba_grid"]
 
@@ -114,7 +114,7 @@ def _stats(root: str, annotations: str, size: int, limit: int):
     return channel_stats(train, limit)
 
 
-class CelebAHQ(Dataset):
+class CelebAHQ(LazyChannelStats, Dataset):
     """CelebA-HQ faces resized to ``size`` (default 224), with one attribute (binary) or all 40 (multilabel).
 
     Args:
@@ -127,6 +127,8 @@ class CelebAHQ(Dataset):
         size: side of the (square) resized image.
         stats_images: how many training images the per-channel ``mean`` / ``std`` are computed from (lazily).
     """
+
+    _stats_fn = staticmethod(_stats)  # the mean / std of LazyChannelStats
 
     channels = 3
     allows_flip = True
@@ -184,18 +186,6 @@ class CelebAHQ(Dataset):
                 return lower.index(attribute.lower())
         raise ValueError(f"attribute must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; "
                          f"got {attribute!r}")
-
-    @property
-    def mean(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[0]
-
-    @property
-    def std(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[1]
 
     def __len__(self) -> int:
         return len(self.indices)

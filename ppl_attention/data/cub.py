@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..geometry import GlimpseGrid
 from ..runtime import derive_seed, generator
-from ._files import annotation_lines, channel_stats, load_image, parse_number, require_dir, require_file
+from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir, require_file
 
 __all__ = ["CUB", "read_cub", "PAPER_VALID_SIZE"]
 
@@ -114,12 +114,14 @@ def _stats(root: str, seed: int, valid_size: int, limit: int):
     return channel_stats(CUB(root, split="train", seed=seed, valid_size=valid_size, _stats=False), limit)
 
 
-class CUB(Dataset):
+class CUB(LazyChannelStats, Dataset):
     """CUB-200-2011 crops (bounding box, resized to ``size`` x ``size``, default 128) with 200-way labels.
 
     Items carry ``parts`` (P, 3) = (row, col, visible) in crop pixels; a part outside the crop is marked not
     visible.  ``index`` is the official image id minus one.
     """
+
+    _stats_fn = staticmethod(_stats)  # the mean / std of LazyChannelStats
 
     channels = 3
     allows_flip = True
@@ -162,18 +164,6 @@ class CUB(Dataset):
         self.parts = torch.stack([row, col, ((vis > 0) & inside).float()], -1).float()
         self._stats_key = (str(self.root), self.seed, int(valid_size), int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(3), torch.ones(3))
-
-    @property
-    def mean(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[0]
-
-    @property
-    def std(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[1]
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ..geometry import GlimpseGrid
 from ..runtime import derive_seed, generator
-from ._files import channel_stats, load_image, require_dir
+from ._files import LazyChannelStats, channel_stats, load_image, require_dir
 
 __all__ = ["ImageFolderCSV", "read_labels_csv"]
 
@@ -58,12 +58,14 @@ def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, l
     return channel_stats(ds, limit)
 
 
-class ImageFolderCSV(Dataset):
+class ImageFolderCSV(LazyChannelStats, Dataset):
     """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``.
 
     Label names map to ints in sorted order.  The split is a seeded permutation: ``test_fraction`` and
     ``valid_fraction`` of the images (at least one each when there are 3+ images) go to test and valid.
     """
+
+    _stats_fn = staticmethod(_stats)  # the mean / std of LazyChannelStats
 
     task = "categorical"
     allows_flip = False
@@ -113,18 +115,6 @@ class ImageFolderCSV(Dataset):
         self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
                            float(test_fraction), self.grayscale, int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(self.channels), torch.ones(self.channels))
-
-    @property
-    def mean(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[0]
-
-    @property
-    def std(self) -> torch.Tensor:
-        if self._mean_std is None:
-            self._mean_std = _stats(*self._stats_key)
-        return self._mean_std[1]
 
     def __len__(self) -> int:
         return len(self.indices)
