@@ -54,6 +54,18 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
     return timings
 
 
+def training_stages(methods: dict[str, list], runs: dict[str, list[Path]], seeds, net: list, device: str,
+                    metric: str, figure: Path) -> list[Stage]:
+    """One ``train`` stage per (method, seed), then the validation curves of every run on one figure."""
+    stages = [Stage(f"train {m} (seed {k})", d / "summary.json",
+                    ["train", *argv, *net, "--out", d, "--device", device, "--seed", k])
+              for m, argv in methods.items() for k, d in zip(seeds, runs[m])]
+    stages.append(Stage("validation curves", None,
+                        ["plot-attention", *(f"{m}={d}" for m, ds in runs.items() for d in ds),
+                         "--metric", metric, "--out", figure]))
+    return stages
+
+
 def flag(name: str, value) -> list[str]:
     """``["--name", "value"]``, or nothing when value is None (the command's default is kept)."""
     if value is None:

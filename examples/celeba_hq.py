@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, flag, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import Stage, flag, training_stages, results_table, run_stages, write_results  # noqa: E402
 
 
 @dataclass
@@ -126,13 +126,7 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
         Stage("EPE figure of image 0", figs / "epe.png",
               ["plot", "epe", seqs, "--index", 0, "--out", figs / "epe.png", "--root", root]),
     ]
-    for m, argv in methods.items():
-        for k, d in zip(s.seeds, runs[m]):
-            st.append(Stage(f"train {m} (seed {k})", d / "summary.json",
-                            ["train", *argv, *net, "--out", d, "--device", device, "--seed", k]))
-    st.append(Stage("validation curves", None,
-                    ["plot-attention", *(f"{m}={d}" for m, ds in runs.items() for d in ds),
-                     "--metric", "val_greedy_ce", "--out", figs / "validation_curves.png"]))
+    st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_ce", figs / "validation_curves.png")
     return st, runs
 
 

@@ -6,14 +6,6 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "inference_alternatives.ipynb"
 
 
-def test_notebook_is_committed_without_outputs():
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
-
-
 def test_notebook_runs_small(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
