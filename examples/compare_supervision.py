@@ -32,6 +32,9 @@ from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train
 from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import resolve_device
 
+#: method -> (supervision kind, pretrain with heuristic locations)
+METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False), "h1": ("h1", False),
+           "h5": ("h5", False), "hgs": ("hgs", False)}
 METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
            "best_val_acc", "iterations_per_second")
 
@@ -41,8 +44,11 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--sequences", default=None, help="sequence store of NOGS sequences (needed for nogs)")
     p.add_argument("--epe-first", default=None, help="first_glimpse.json for h1/h5 (default: the store's)")
-    p.add_argument("--methods", nargs="+", default=["none", "nogs"], choices=["none", "nogs", "h1", "h5", "hgs"])
+    p.add_argument("--methods", nargs="+", default=["none", "nogs"], choices=list(METHODS),
+                   help="none = RAM, ram+ = RAM pretrained with heuristic locations, then the PS-* supervisions")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--data-seed", type=int, default=None, help="seed of the data (split, canvases), the same for "
+                   "every run so that methods see the same images; default: the store's seed, else 0")
     p.add_argument("--dataset", default="cluttered-mnist")
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--validate-every", type=int, default=100)
@@ -56,6 +62,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if "nogs" in args.methods and args.sequences is None:
         p.error("method nogs needs --sequences DIR")
+    if args.data_seed is None:
+        args.data_seed = 0
+        if args.sequences is not None:
+            from ppl_attention.design.store import SequenceStore
+
+            args.data_seed = int(SequenceStore.open(args.sequences).config.get("seed", 0))
     if args.seeds and len(args.seeds) < 3:
         logging.warning("fewer than 3 seeds: the std of each method is poorly estimated")
     return args
@@ -67,8 +79,8 @@ def run_all(args) -> dict[str, list[dict]]:
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {m: [] for m in args.methods}
+    datasets = None
     for seed in args.seeds:
-        datasets = None
         for method in args.methods:
             out = args.out / f"{method}-s{seed}"
             done = read_json(out / "summary.json") if (out / "summary.json").is_file() else None
@@ -77,9 +89,13 @@ def run_all(args) -> dict[str, list[dict]]:
                 logging.info("%s: finished earlier, skipped", out)
             else:
                 if datasets is None:
-                    datasets = {s: load_dataset(args.dataset, split=s, seed=seed) for s in ("train", "valid", "test")}
-                run = RunConfig(dataset=args.dataset, supervision=method, sequences=args.sequences,
-                                epe_first=args.epe_first, num_supervised=args.num_supervised)
+                    datasets = {s: load_dataset(args.dataset, split=s, seed=args.data_seed)
+                                for s in ("train", "valid", "test")}
+                kind, pretrain = METHODS[method]
+                run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,
+                                epe_first=args.epe_first, num_supervised=args.num_supervised,
+                                data_seed=args.data_seed, pretrain=pretrain,
+                                pretrain_locations="heuristic" if pretrain else "uniform")
                 cfg = TrainConfig(glimpses=args.glimpses, iterations=args.iterations, batch_size=args.batch_size,
                                   lr=args.lr, validate_every=args.validate_every)
                 summary = train_run(run, cfg, NetworkConfig(hidden=args.hidden), datasets, out, seed, device)

@@ -37,6 +37,9 @@ class RunConfig:
     epe_first: str | None = field(default=None, metadata={"help": "first_glimpse.json (EPE of each first "
                                                                   "location) for h1/h5 and heuristic pretraining"})
     num_supervised: int = field(default=600, metadata={"help": "supervised training images (chosen by the seed)"})
+    data_seed: int | None = field(default=None, metadata={
+        "help": "seed of the dataset (its split and its MNIST canvases); default: the sequence store's seed for "
+                "nogs (its sequences were made for those canvases), else the run's --seed"})
     pretrain: bool = field(default=False, metadata={"cli": False, "help": "pretrain embedder/core/classifier with fixed "
                                                             "location distributions, then freeze them (RAM+)"})
     pretrain_iterations: int = field(default=1000, metadata={"help": "pretraining iterations"})
@@ -76,11 +79,13 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     train, valid, test = (SplitData(datasets[s], cfg.attribute) for s in ("train", "valid", "test"))
     supervision = build_supervision(run.supervision, len(train), grid, cfg.glimpses, run.num_supervised, seed,
                                     dataset=run.dataset, sequences_dir=run.sequences,
-                                    epe_first=run.epe_first, annotations=train.annotations)
+                                    epe_first=run.epe_first, annotations=train.annotations,
+                                    data_seed=getattr(train_ds, "seed", None))
     torch.manual_seed(derive_seed(seed, "init"))
     net = build_network(train_ds, net_cfg).to(device)
     write_manifest(out, "attention-run", {"run": config_to_dict(run), "train": config_to_dict(cfg),
-                                          "network": net.to_config(), "seed": seed},
+                                          "network": net.to_config(), "seed": seed,
+                                          "data_seed": getattr(train_ds, "seed", None)},
                    inputs={"sequences": run.sequences, "epe_first": run.epe_first})
     if supervision is not None:
         atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,

@@ -148,8 +148,12 @@ def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
     return epe
 
 
-def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int):
-    """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task."""
+def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int, data_seed: int | None = None):
+    """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task.
+
+    ``data_seed``: the seed of the training data; the store's images were drawn with its own seed (the split
+    and, for MNIST, the canvases depend on it), so another seed is refused.
+    """
     from ..design.store import SequenceStore
 
     store_dir = Path(store_dir)
@@ -160,6 +164,10 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
     if config.get("dataset") != dataset:
         raise ValueError(f"--sequences {store_dir} was built for dataset {config.get('dataset')!r}, "
                          f"expected {dataset!r}")
+    store_seed = config.get("seed")
+    if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
+        raise ValueError(f"--sequences {store_dir} was made for the training data of seed {store_seed}, but this "
+                         f"run's training data uses seed {data_seed}: pass --data-seed {store_seed}")
     if store.grid != grid:
         raise ValueError(f"--sequences {store_dir} was built for grid {store.grid.to_dict()}, "
                          f"expected {grid.to_dict()}")
@@ -182,7 +190,8 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
 
 
 def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int, seed: int,
-                      dataset: str = "", sequences_dir=None, epe_first=None, annotations=None) -> Supervision | None:
+                      dataset: str = "", sequences_dir=None, epe_first=None, annotations=None,
+                      data_seed: int | None = None) -> Supervision | None:
     """The supervision of a run.
 
     Args:
@@ -192,6 +201,8 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
         epe_first: EPE of the first glimpse (tensor, JSON file or store dir) for ``h1``/``h5``.
         annotations: callable ``indices -> dict`` with ``bbox`` (n, 4) or ``parts`` (n, P, 3) (+ ``part_names``)
             of those training images, for ``hgs``.
+        data_seed: seed of the training data (its split and canvases); a ``nogs`` store made for other data is
+            refused, since its sequences would point at the wrong places.
     """
     if kind not in KINDS:
         raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
@@ -200,7 +211,7 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
     if kind == "nogs":
         if sequences_dir is None:
             raise ValueError("supervision 'nogs' needs --sequences DIR (a store written by `ppl-attention generate`)")
-        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses)
+        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses, data_seed)
         if int(cand.min()) < 0 or int(cand.max()) >= num_train:
             bad = cand[(cand < 0) | (cand >= num_train)][0]
             raise ValueError(f"--sequences {sequences_dir} holds index {int(bad)}, outside the training split "

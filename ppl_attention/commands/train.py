@@ -62,8 +62,8 @@ def _configs(args):
     return out
 
 
-def _check_early(run) -> None:
-    """Refuse a wrong supervision source before loading any data."""
+def _check_early(run) -> int | None:
+    """Refuse a wrong supervision source before loading any data; returns the sequence store's data seed."""
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
     if run.sequences is not None:
@@ -73,6 +73,8 @@ def _check_early(run) -> None:
         if store.config.get("dataset") != run.dataset:
             raise ValueError(f"--sequences {run.sequences} was built for dataset {store.config.get('dataset')!r}, "
                              f"expected {run.dataset!r}")
+        return store.config.get("seed")
+    return None
 
 
 def run_train(args):
@@ -86,11 +88,13 @@ def run_train(args):
         if args.threads < 1:
             raise ValueError(f"--threads must be a positive int, got {args.threads}")
         torch.set_num_threads(args.threads)
-    _check_early(run)
+    store_seed = _check_early(run)
+    if run.data_seed is None:  # the store's images are those of its own seed; other runs use their own seed
+        run.data_seed = int(store_seed) if run.supervision == "nogs" and store_seed is not None else args.seed
     seed_everything(args.seed)
     device = resolve_device(args.device)
     kw = {} if args.root is None else {"root": args.root}
-    datasets = {s: load_dataset(run.dataset, split=s, seed=args.seed, **kw) for s in ("train", "valid", "test")}
+    datasets = {s: load_dataset(run.dataset, split=s, seed=run.data_seed, **kw) for s in ("train", "valid", "test")}
     summary = train_run(run, cfg, net_cfg, datasets, args.out, args.seed, device, progress=not args.no_progress)
     write_summary(args.out, summary)
     return 0

@@ -12,8 +12,11 @@ from ppl_attention.geometry import GlimpseGrid, NO_GLIMPSE
 MNIST = GlimpseGrid.mnist()
 
 
-def make_store(path, grid=MNIST, dataset="cluttered-mnist", T=3, records=None, epe=None):
-    store = SequenceStore.create(path, {"dataset": dataset, "task": "categorical", "grid": grid, "T": T})
+def make_store(path, grid=MNIST, dataset="cluttered-mnist", T=3, records=None, epe=None, seed=None):
+    config = {"dataset": dataset, "task": "categorical", "grid": grid, "T": T}
+    if seed is not None:
+        config["seed"] = seed
+    store = SequenceStore.create(path, config)
     for index, locs in (records or {}).items():
         store.write_record(index, 0, locs)
     if epe is not None:
@@ -101,6 +104,15 @@ def test_store_for_another_dataset_or_grid_or_longer_sequences_is_refused(tmp_pa
         load_store_sequences(store, "cluttered-mnist", MNIST, 2)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_store_sequences(tmp_path / "nope", "cluttered-mnist", MNIST, 5)
+
+
+def test_store_made_for_the_data_of_another_seed_is_refused(tmp_path):
+    """Sequences index the store's own canvases; another data seed would supervise the wrong images."""
+    store = make_store(tmp_path / "a", records={0: [1, 2, 3]}, seed=0)
+    idx, _ = load_store_sequences(store, "cluttered-mnist", MNIST, 5, data_seed=0)
+    assert idx.tolist() == [0]
+    with pytest.raises(ValueError, match="training data of seed 0.*uses seed 1: pass --data-seed 0"):
+        build_supervision("nogs", 20, MNIST, 5, 1, 1, dataset="cluttered-mnist", sequences_dir=store, data_seed=1)
 
 
 def test_supervised_indices_outside_the_training_split_are_refused(tmp_path):

@@ -54,6 +54,21 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
     assert "no log.csv" in capsys.readouterr().err
 
 
+def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tmp_path, capsys):
+    store = SequenceStore.create(tmp_path / "store", {"dataset": "cluttered-mnist", "task": "categorical",
+                                                      "grid": GlimpseGrid.mnist(), "T": 3, "seed": 0})
+    store.write_record(3, 0, [1, 2, 3])
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--supervision", "nogs", "--sequences", str(tmp_path / "store"),
+            "--iterations", "2", "--validate-every", "2", "--batch-size", "8", "--hidden", "8", "--glimpses", "3",
+            "--no-progress", "--tensorboard", "false", "--num-supervised", "1", "--seed", "2"]
+    assert main(argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 2 and manifest["config"]["data_seed"] == 0
+    assert main(argv[:-1] + ["2", "--data-seed", "2", "--out", str(tmp_path / "other")]) == 2
+    assert "pass --data-seed 0" in capsys.readouterr().err
+
+
 def test_one_yaml_file_sets_fields_of_every_config_and_flags_win(tmp_path):
     from ppl_attention.cli import build_parser
     from ppl_attention.commands.train import _configs
