@@ -33,8 +33,9 @@ class GenerateConfig:
     indices: Optional[list[int]] = field(default=None, metadata={"help": "design exactly these images instead"})
     shard: Optional[str] = field(default=None, metadata={"help": "i/n: only every n-th image, starting at i"})
     executor: str = field(default="local", metadata={"help": "where to run", "choices": ["local", "ray"]})
+    # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
     search: str = field(default="exhaustive", metadata={"help": "candidate search",
-                                                        "choices": ["exhaustive", "halving", "coarse"]})
+                                                        "choices": ["exhaustive", "halving", "coarse", "race"]})
     T: int = field(default=4, metadata={"help": "glimpses per sequence"})
     num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
     first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "

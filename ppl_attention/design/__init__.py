@@ -1,7 +1,7 @@
 """Near-optimal glimpse sequences by sequential Bayesian optimal experimental design (the paper's section 4).
 
 - :mod:`.epe`: expected posterior entropy estimators (the paper's eq. 6; Pyro's ``posterior_eig`` / ``nmc_eig``).
-- :mod:`.search`: exhaustive grid search, successive halving, coarse-to-fine.
+- :mod:`.search`: exhaustive grid search, successive halving, coarse-to-fine, racing (paired sequential tests).
 - :mod:`.sequential`: the greedy loop (Algorithm 1) over a generic :class:`DesignProblem`.
 - :mod:`.store`: the on-disk sequence store (records, manifest, first-glimpse cache).
 - :mod:`.executors`: local / Ray generation into a store, resumable and shardable.
@@ -9,10 +9,10 @@
 - :mod:`.toy`: enumerable database problems (exact posterior, exact completions, exact EPE).
 """
 from .epe import entropy_matrix, expected_posterior_entropy
-from .search import SearchResult, coarse_to_fine, exhaustive_search, run_search, successive_halving
+from .search import SEARCHES, SearchResult, coarse_to_fine, exhaustive_search, racing, run_search, successive_halving
 from .sequential import DesignProblem, DesignSettings, SequenceResult, first_glimpse_epe, greedy_sequence, image_seed
 from .store import SequenceStore
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "SearchResult", "exhaustive_search",
-           "successive_halving", "coarse_to_fine", "run_search", "DesignProblem", "DesignSettings",
+           "successive_halving", "coarse_to_fine", "racing", "SEARCHES", "run_search", "DesignProblem", "DesignSettings",
            "SequenceResult", "first_glimpse_epe", "greedy_sequence", "image_seed", "SequenceStore"]

@@ -112,8 +112,11 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
 
 
 def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: torch.Tensor,
-                    settings: DesignSettings, generator: torch.Generator):
-    """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info)."""
+                    settings: DesignSettings, generator: torch.Generator, prior: torch.Tensor | None = None):
+    """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info).
+
+    ``prior`` (L,), the previous step's EPE map, lets the ``race`` search start from the candidates that were
+    good one glimpse ago (the other searches ignore it)."""
     grid = problem.grid
     glimpses = grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0] if len(observed) else \
         true_image.new_zeros((0, true_image.shape[0]) + grid.glimpse_size)
@@ -123,7 +126,7 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     t1 = time.perf_counter()
     score = problem.score_fn(images, observed)
     forbidden = None if settings.allow_repeat else observed
-    result = run_search(settings.search, score, samples.weights, grid, forbidden, generator,
+    result = run_search(settings.search, score, samples.weights, grid, forbidden, generator, prior=prior,
                         **settings.search_options)
     t2 = time.perf_counter()
     info = {"evaluations": result.evaluations, "samples": int(images.shape[0]),
@@ -156,7 +159,7 @@ def greedy_sequence(problem: DesignProblem, true_image: torch.Tensor, settings: 
     maps, infos = [first_epe], [{"cached": True}]
     for _ in range(1, settings.T):
         observed = torch.tensor(locations, dtype=torch.long, device=true_image.device)
-        loc, epe, info = select_location(problem, true_image, observed, settings, g)
+        loc, epe, info = select_location(problem, true_image, observed, settings, g, prior=maps[-1])
         locations.append(loc)
         maps.append(epe.double().cpu())
         infos.append(info)

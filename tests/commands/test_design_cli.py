@@ -13,6 +13,16 @@ from ppl_attention.design.toy import ToyFactory
 PAPER = Path("/work/shared/reference-data/paper-sequences")
 
 
+def test_generate_offers_every_search_strategy():
+    import dataclasses
+
+    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.design.search import SEARCHES
+
+    field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["search"]
+    assert field.metadata["choices"] == list(SEARCHES)
+
+
 def test_import_export_roundtrip(tmp_path, capsys):
     assert main(["import-sequences", str(PAPER / "birds"), "--grid", "cub", "--out", str(tmp_path / "s")]) == 0
     assert len(SequenceStore.open(tmp_path / "s")) == 5

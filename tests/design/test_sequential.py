@@ -104,3 +104,21 @@ def test_sequence_helpers_and_bad_input():
         DesignSettings(search="best")
     with pytest.raises(ValueError, match="sequences"):
         accuracy_along(problem.posterior, images, labels, r[:3], grid)
+
+
+def test_race_search_starts_from_the_previous_map():
+    """With search="race" each step races only the best candidates of the previous step's map (the prior)."""
+    images, labels, grid = random_database(40, 4, 6, 2, seed=2)
+    problem = DesignProblem(DatabasePosterior(images, labels, 4), DatabaseCompletion(grid, images, labels), grid)
+    first = first_glimpse_epe(problem, 200, seed=0)
+    settings = DesignSettings(T=3, num_samples=40, search="race", search_options={"prior_top": 3})
+    a = greedy_sequence(problem, images[7], settings, seed=11, first_epe=first)
+    b = greedy_sequence(problem, images[7], settings, seed=11, first_epe=first)
+    assert torch.equal(a.locations, b.locations) and torch.equal(a.epe, b.epe)
+    assert len(set(a.locations.tolist())) == 3 and torch.isfinite(a.epe).all()
+    for t in range(1, 3):
+        info = a.info[t]
+        assert info["raced"] == 3 and info["evaluations"] <= 3 * info["samples"]
+        previous = a.epe[t - 1].clone()
+        previous[a.locations[:t]] = float("inf")  # the prior ranks the allowed candidates only
+        assert int(a.locations[t]) in previous.argsort()[:3].tolist()
