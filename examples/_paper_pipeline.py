@@ -2,9 +2,9 @@
 (like ppl_attention/demo.py), skip finished stages, and tabulate the hard-attention runs.
 
 Each stage is ``Stage(name, done, argv)``: ``done`` is a path whose existence means the stage finished (every
-command writes it last), so re-running a script skips what is finished and resumes what was interrupted (each
-command resumes on its own: train-avp from its checkpoint, build-prior by chunks, generate per image, train per
-validation interval).
+command writes it last), or a function that tells (e.g. "the store holds all its sequences"), so re-running a
+script skips what is finished and resumes what was interrupted (each command resumes on its own: train-avp from
+its checkpoint, build-prior by chunks, generate per image, train per validation interval).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class Stage:
     name: str
-    done: Path | None          # None: always run (cheap stages such as tables and figures)
+    done: Path | Callable[[], bool] | None  # a path that exists once finished, or a test; None: always run
     argv: list[str]
+
+    def finished(self) -> bool:
+        if self.done is None:
+            return False
+        return bool(self.done()) if callable(self.done) else Path(self.done).exists()
 
 
 def run_cli(argv: list[str]) -> None:
@@ -42,7 +48,7 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
     timings = {}
     for i, st in enumerate(stages, start):
         header = f"[{i}/{total or len(stages)}] {st.name}"
-        if st.done is not None and Path(st.done).exists():
+        if st.finished():
             print(f"{header}: cached", flush=True)
             timings[st.name] = 0.0
             continue
@@ -113,3 +119,23 @@ def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict
     print(markdown(table))
     print(f"summary written to {out / 'summary.json'}")
     return summary
+
+
+def machine_info() -> dict:
+    """The machine this process runs on (CPU model and count, torch and its device), for results pages."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python":
+            platform.python_version(), "torch": torch.__version__, "cuda": None}
+    if torch.cuda.is_available():
+        info["cuda"] = torch.cuda.get_device_name(0)
+    return info

@@ -35,6 +35,8 @@ from ppl_attention.runtime import resolve_device
 #: method -> (supervision kind, pretrain with heuristic locations)
 METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False), "h1": ("h1", False),
            "h5": ("h5", False), "hgs": ("hgs", False)}
+#: method -> its name in the paper's Table 1
+LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
 METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
            "best_val_acc", "iterations_per_second")
 
@@ -57,6 +59,13 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--pretrain-iterations", type=int, default=1000, help="RAM+'s pretraining iterations")
+    p.add_argument("--ce-every-step", action="store_true", help="cross-entropy after every glimpse: trains the "
+                   "adaptive-stopping head, so each run's summary gets an accuracy-against-FLOPs stopping curve")
+    p.add_argument("--no-run-figures", dest="run_figures", action="store_false",
+                   help="skip each run's own figures (glimpse frequency, strip, animation)")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="no TensorBoard events")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small network)")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
@@ -95,10 +104,13 @@ def run_all(args) -> dict[str, list[dict]]:
                 run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,
                                 epe_first=args.epe_first, num_supervised=args.num_supervised,
                                 data_seed=args.data_seed, pretrain=pretrain,
+                                pretrain_iterations=args.pretrain_iterations,
                                 pretrain_locations="heuristic" if pretrain else "uniform")
                 cfg = TrainConfig(glimpses=args.glimpses, iterations=args.iterations, batch_size=args.batch_size,
-                                  lr=args.lr, validate_every=args.validate_every)
-                summary = train_run(run, cfg, NetworkConfig(hidden=args.hidden), datasets, out, seed, device)
+                                  lr=args.lr, validate_every=args.validate_every, tensorboard=args.tensorboard,
+                                  ce_every_step=args.ce_every_step)
+                summary = train_run(run, cfg, NetworkConfig(hidden=args.hidden), datasets, out, seed, device,
+                                    progress=args.progress, figures=args.run_figures)
                 logging.info("%s: test accuracy %.4f, converged (loss) at %s", out, summary["test_greedy_acc"],
                              summary["iterations_to_convergence_loss"])
             results[method].append(summary)
@@ -143,14 +155,20 @@ def read_history(run_dir: Path) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    args = parse_args(argv)
+def compare(args) -> list[dict]:
+    """Train (or re-read) every run, write OUT/results.csv|md and OUT/validation_curves.png; returns the rows."""
     results = run_all(args)
     rows = write_tables(results, args.out)
     curves = {m: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
     plot_validation_curves(curves, args.out / "validation_curves.png",
                            title=f"{args.dataset}: validation accuracy (greedy policy)")
+    return rows
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args(argv)
+    rows = compare(args)
     print((args.out / "results.md").read_text())
     print(json.dumps(rows, indent=1))
 

@@ -101,7 +101,8 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
                 if not (run_dir / "summary.json").exists():
                     _run(["train", "--dataset", cfg.dataset, *extra, "--out", str(run_dir), "--iterations",
                           str(cfg.iterations), "--glimpses", str(cfg.glimpses), "--validate-every",
-                          str(cfg.validate_every), "--device", device, "--seed", str(s)])
+                          str(cfg.validate_every), "--device", device, "--seed", str(s),
+                          "--data-seed", str(seed)])  # every run sees the canvases the sequences were made for
         dirs = [out / f"{method.lower()}-s{s}" for s in cfg.seeds]
         runs[method] = dirs
         _stage(stage, STAGES[stage - 1], all((d / "summary.json").exists() for d in dirs), train_all, timings)

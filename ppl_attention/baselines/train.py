@@ -99,7 +99,8 @@ def train_baseline(arch: BaselineConfig, train: TrainBaselineConfig, datasets: d
 
 def sweep_baselines(datasets: dict, out_dir, archs=("mobilenet_v2", "shufflenet_v2"), widths=(0.25, 0.5, 1.0),
                     resolutions=(28, 60), train: TrainBaselineConfig | None = None, seed=0, device="cpu") -> list:
-    """Every (arch, width, resolution) point; finished points (their JSON exists) are read, not retrained."""
+    """Every (arch, width, resolution) point; finished points (their JSON exists) are read, not retrained, and
+    refused when they were trained with other settings or another seed."""
     train = train or TrainBaselineConfig()
     sample = datasets["train"][0]
     channels = sample["image"].shape[0]
@@ -111,7 +112,11 @@ def sweep_baselines(datasets: dict, out_dir, archs=("mobilenet_v2", "shufflenet_
     for arch, width, res in product(archs, widths, resolutions):
         path = points / f"{arch}_w{width:g}_r{res}.json"
         if path.exists():
-            results.append(read_json(path))
+            done = read_json(path)
+            if done.get("train") != config_to_dict(train) or done.get("seed") != seed:
+                raise ValueError(f"{path} was trained with {done.get('train')} (seed {done.get('seed')}), not "
+                                 f"{config_to_dict(train)} (seed {seed}); use another output directory")
+            results.append(done)
             continue
         cfg = BaselineConfig(arch=arch, width=float(width), resolution=int(res), in_channels=channels,
                              num_classes=num_classes)

@@ -24,6 +24,8 @@ def register(sub, common):
     p.add_argument("--attention", nargs="*", default=[], metavar="NAME=FILE.json",
                    help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})")
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; set "
+                   "it on a shared machine so that the sweep's cost is one core's)")
     add_config_arguments(p, TrainBaselineConfig)
     p.set_defaults(func=run)
 
@@ -38,6 +40,12 @@ def run(args):
     from ..data import load_dataset
     from ..plots.baselines import plot_accuracy_vs_flops
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive int, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     cfg = build_config(TrainBaselineConfig, args)
     seed_everything(args.seed)
     device = resolve_device(args.device)

@@ -76,3 +76,21 @@ def test_sweep_learns_resumes_and_plots(tmp_path):
     fig = plot_accuracy_vs_flops(again, tmp_path / "acc.png",
                                  {"hard attention": [{"flops": 1e5, "accuracy": 0.6}, {"flops": 3e5, "accuracy": 0.9}]})
     assert fig.stat().st_size > 1000
+
+
+def test_sweep_refuses_points_trained_with_other_settings(tmp_path):
+    data = {"train": TinyDataset(32, 0), "valid": TinyDataset(16, 1), "test": TinyDataset(16, 2)}
+    cfg = TrainBaselineConfig(epochs=1, batch_size=16)
+    sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16], train=cfg)
+    with pytest.raises(ValueError, match="shufflenet_v2_w0.25_r16.json was trained with .*'epochs': 1"):
+        sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16],
+                        train=TrainBaselineConfig(epochs=2, batch_size=16))
+    with pytest.raises(ValueError, match="seed 0"):
+        sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16], train=cfg, seed=1)
+
+
+def test_baselines_command_refuses_bad_threads(tmp_path, capsys):
+    from ppl_attention.cli import main
+
+    assert main(["baselines", "--out", str(tmp_path), "--threads", "0"]) == 2
+    assert "--threads must be a positive int, got 0" in capsys.readouterr().err

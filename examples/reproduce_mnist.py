@@ -1,0 +1,310 @@
+"""The paper's Table 1 on translated and cluttered MNIST: RAM, RAM+, PS-H1, PS-H5, PS-HGS and PS-NOGS over several
+seeds, with the mean and standard deviation of iterations to convergence (both criteria) and of test accuracy.
+
+Per dataset, the BOED stages are ``ppl-attention`` subcommands run in-process and skipped once finished
+(examples/_paper_pipeline.py): train-avp -> evaluate-avp -> build-prior -> generate (600 near-optimal sequences)
+-> EPE figure.  Existing artefacts can be reused instead (``--avp`` / ``--prior`` / ``--sequences``, each
+assigned to its dataset by its manifest).  Then every (method, seed) run goes through
+examples/compare_supervision.py's layout, ``OUT/{dataset}/{method}-s{seed}/``: a finished run is re-read, an
+interrupted or shorter one resumes, so the whole script resumes at every level.  It writes
+
+    OUT/{dataset}/results.md|csv, validation_curves.png   one table per dataset (compare_supervision's format)
+    OUT/table1.md|csv, OUT/table1.json                     both datasets side by side; settings, machine, command
+
+    python examples/reproduce_mnist.py                                     # CPU scale: both datasets, 6 methods,
+                                                                           # seeds 0 1 2 (CPU hours)
+    python examples/reproduce_mnist.py --datasets cluttered-mnist --avp runs/demo/avp --prior runs/demo/prior \\
+        --sequences runs/demo/sequences                                    # reuse the demo's BOED artefacts
+    python examples/reproduce_mnist.py --scale paper --device cuda --out runs/reproduce-paper   # on a GPU
+    python examples/reproduce_mnist.py --quick --out /tmp/reproduce        # every size shrunk: a smoke run
+
+Method names are compare_supervision's: none (RAM), ram+ (RAM pretrained with heuristic locations), h1, h5,
+hgs (the digit's bounding box), nogs.  All runs of one dataset use the same data (the sequence store's seed).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_supervision as cs  # noqa: E402
+from _paper_pipeline import Stage, flag, machine_info, run_stages  # noqa: E402
+
+DATASETS = ("translated-mnist", "cluttered-mnist")
+METHOD_ORDER = ("none", "ram+", "h1", "h5", "hgs", "nogs")  # the paper's Table 1 order
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size of one reproduction.  ``cpu`` is what this repository ran; ``paper`` the paper's settings."""
+
+    # AVP (train-avp): small CNN on masked canvases, t ~ U{0..T} glimpses
+    avp_epochs: int = 12
+    avp_patience: int | None = None
+    avp_width: int | None = None
+    avp_train_size: int | None = None
+    # image prior (build-prior): canvases in the database, PCA components of its index
+    prior_size: int = 100_000
+    prior_components: int = 256
+    prior_fit_samples: int | None = None
+    # BOED (generate): 600 sequences of T glimpses, N completions per step, K1 proposal draws
+    num_sequences: int = 600
+    glimpses: int = 5
+    num_samples: int = 50
+    first_num_samples: int | None = None
+    k1: int = 1000
+    search: str = "halving"
+    # hard-attention training (compare_supervision)
+    iterations: int = 15_000
+    validate_every: int = 100
+    hidden: int = 256
+    lr: float = 1e-3
+    batch_size: int = 64
+    pretrain_iterations: int = 1000
+    seeds: tuple[int, ...] = (0, 1, 2)
+    run_figures: bool = True
+    tensorboard: bool = True
+
+
+SCALES = {
+    # What runs here: the demo's BOED settings with T = 5, 15,000 iterations per run (RAM has not converged by
+    # 3,000 on cluttered MNIST). Measured on 2 busy cores: the demo's BOED stages took ~10 min (T = 4), one
+    # 15,000-iteration run ~13 min (19 it/s); 6 methods x 3 seeds make ~4 hours per dataset.
+    "cpu": Scale(),
+    # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B; ../shared/REFERENCE.md):
+    # N = 200 completions, K1 = 1000, exhaustive search over every location, a 1.5 M-image prior indexed by
+    # 256 PCA components, T = 5, GRU hidden 64, Adam 3e-4, batch 64, validation every 100 iterations.
+    # Not from the paper (it has no MNIST experiment): the AVP is the small CNN trained to convergence (200 epochs,
+    # patience 30) and 50,000 training iterations per run (~2x RAM's 24,000 on CelebA-HQ).  A GPU job (its cost
+    # is not measured here); the prior alone is 1.5 M x 60 x 60 bytes = 5.4 GB of disk.
+    "paper": Scale(avp_epochs=200, avp_patience=30, prior_size=1_500_000, num_samples=200, k1=1000,
+                   search="exhaustive", iterations=50_000, hidden=64, lr=3e-4),
+    # Every size shrunk so both datasets run end to end in seconds (tests, smoke runs).  Numbers meaningless.
+    "quick": Scale(avp_epochs=1, avp_patience=1, avp_width=2, avp_train_size=64, prior_size=64, prior_components=4,
+                   prior_fit_samples=64, num_sequences=3, glimpses=2, num_samples=2, first_num_samples=1, k1=4,
+                   search="coarse", iterations=4, validate_every=2, hidden=8, batch_size=4, pretrain_iterations=2,
+                   seeds=(0,), run_figures=False, tensorboard=False),
+}
+
+#: run-manifest entries a reused run must agree on (path in manifest["config"], the Scale field or None)
+_RUN_KEYS = {("train", "glimpses"): "glimpses", ("train", "lr"): "lr", ("train", "batch_size"): "batch_size",
+             ("train", "validate_every"): "validate_every", ("network", "network", "hidden"): "hidden"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=list(METHOD_ORDER))
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the scale's, 0 1 2)")
+    p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
+    p.add_argument("--scale", default="cpu", choices=list(SCALES), help="cpu: what runs here (default); paper: the "
+                   "paper's settings, for a GPU; quick: a smoke run")
+    p.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
+    for name in ("avp", "prior", "sequences"):
+        p.add_argument(f"--{name}", nargs="+", type=Path, default=[], metavar="DIR",
+                       help=f"reuse these {name} directories (each is used for the dataset its manifest names)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages, and of the data")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = p.parse_args(argv)
+    scale = SCALES[args.scale]
+    args.settings = replace(scale, seeds=tuple(args.seeds) if args.seeds else scale.seeds,
+                            iterations=args.iterations or scale.iterations)
+    if args.settings.iterations < 1:
+        p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
+    args.given = {name: _assign(name, getattr(args, name), args.datasets) for name in ("avp", "prior", "sequences")}
+    return args
+
+
+def _assign(name: str, dirs: list[Path], datasets) -> dict[str, Path]:
+    """{dataset: dir} for the directories given to --NAME, read from each one's manifest."""
+    out = {}
+    for d in dirs:
+        manifest = d / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"--{name} {d}: no manifest.json there (not a finished `ppl-attention` output)")
+        dataset = json.loads(manifest.read_text()).get("config", {}).get("dataset")
+        if dataset not in datasets:
+            raise ValueError(f"--{name} {d} was built for dataset {dataset!r}, which is not in --datasets {datasets}")
+        if dataset in out:
+            raise ValueError(f"--{name} got two directories for {dataset}: {out[dataset]} and {d}")
+        out[dataset] = d
+    return out
+
+
+def _records(store: Path) -> int:
+    return len(list((store / "records").glob("*.json"))) if (store / "records").is_dir() else 0
+
+
+def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, seed: int) -> tuple[list[Stage], Path]:
+    """Train-avp / evaluate-avp / build-prior / generate / EPE figure for one dataset (the unneeded ones left out);
+    returns them and the sequence store."""
+    common = ["--device", device, "--seed", seed]
+    avp = given["avp"].get(dataset, out / "avp")
+    prior = given["prior"].get(dataset, out / "prior")
+    store = given["sequences"].get(dataset, out / "sequences")
+    stages = []
+    if dataset not in given["sequences"]:
+        if dataset not in given["avp"]:
+            stages += [
+                Stage("train AVP", avp / "summary.json",
+                      ["train-avp", "--dataset", dataset, "--out", avp, "--epochs", s.avp_epochs, "--max-glimpses",
+                       s.glimpses, *flag("--patience", s.avp_patience), *flag("--width", s.avp_width),
+                       *flag("--train-size", s.avp_train_size), *common]),
+                Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, *common])]
+        if dataset not in given["prior"]:
+            stages.append(Stage("build prior", prior / "summary.json",
+                                ["build-prior", "--dataset", dataset, "--size", s.prior_size, "--out", prior,
+                                 "--components", s.prior_components, *flag("--fit-samples", s.prior_fit_samples),
+                                 *common]))
+        stages.append(Stage(f"generate {s.num_sequences} sequences",
+                            lambda: (store / "summary.json").exists() and _records(store) >= s.num_sequences,
+                            ["generate", "--dataset", dataset, "--avp", avp, "--prior", prior, "--out", store,
+                             "--num-images", s.num_sequences, "-T", s.glimpses, "--num-samples", s.num_samples,
+                             "--k1", s.k1, "--search", s.search, *flag("--first-num-samples", s.first_num_samples),
+                             *common]))
+    elif _records(store) < s.num_sequences:
+        raise ValueError(f"--sequences {store} holds {_records(store)} sequences, fewer than the {s.num_sequences} "
+                         f"this scale supervises; finish it with `ppl-attention generate --out {store} ...`")
+    stages.append(Stage("EPE figure", out / "figures" / "epe.png",
+                        ["plot", "epe", store, "--index", 0, "--out", out / "figures" / "epe.png"]))
+    return stages, store
+
+
+def check_reused_runs(out: Path, methods, s: Scale, data_seed: int) -> None:
+    """Refuse to mix in runs under ``out`` that were trained with other settings than ``s`` (a longer run is
+    fine: its summary is read; a shorter one resumes)."""
+    for method in methods:
+        kind, pretrain = cs.METHODS[method]
+        for seed in s.seeds:
+            manifest = out / f"{method}-s{seed}" / "manifest.json"
+            if not manifest.is_file():
+                continue
+            cfg = json.loads(manifest.read_text())["config"]
+            expected = {**{keys: getattr(s, field) for keys, field in _RUN_KEYS.items()},
+                        ("run", "supervision"): kind, ("run", "pretrain"): pretrain, ("data_seed",): data_seed}
+            for keys, want in expected.items():
+                have = cfg
+                for k in keys:
+                    have = have.get(k) if isinstance(have, dict) else None
+                if have != want:
+                    raise ValueError(f"{manifest.parent} was trained with {'.'.join(keys)}={have!r}, this "
+                                     f"reproduction needs {want!r}; move it away or use another --out")
+
+
+def train_argv(dataset: str, out: Path, store: Path, methods, s: Scale, data_seed: int, threads: int,
+               device: str) -> list[str]:
+    """compare_supervision's command line for one dataset."""
+    argv = ["--out", out, "--dataset", dataset, "--sequences", store, "--methods", *methods, "--seeds", *s.seeds,
+            "--data-seed", data_seed, "--iterations", s.iterations, "--validate-every", s.validate_every,
+            "--num-supervised", s.num_sequences, "--glimpses", s.glimpses, "--hidden", s.hidden, "--lr", s.lr,
+            "--batch-size", s.batch_size, "--pretrain-iterations", s.pretrain_iterations, "--threads", threads,
+            "--device", device]
+    argv += [] if s.run_figures else ["--no-run-figures"]
+    argv += [] if s.tensorboard else ["--no-tensorboard", "--no-progress"]
+    return [str(a) for a in argv]
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    """compare_supervision's results.csv as {method: row} (numbers as floats, missing ones as None)."""
+    with open(path) as f:
+        return {r["method"]: {k: (v if k == "method" else (float(v) if v not in ("", "None") else None))
+                              for k, v in r.items()} for r in csv.DictReader(f)}
+
+
+def _cell(row: dict | None, metric: str, scale: float = 1.0, digits: int = 0) -> str:
+    if row is None or row.get(f"{metric}_mean") is None:
+        return "—"
+    return f"{scale * row[f'{metric}_mean']:.{digits}f} ± {scale * row[f'{metric}_std']:.{digits}f}"
+
+
+def table1(out: Path) -> tuple[str, list[dict]]:
+    """Markdown and CSV rows of every dataset's results found under ``out``, side by side."""
+    found = {d: read_results(out / d / "results.csv") for d in DATASETS if (out / d / "results.csv").is_file()}
+    methods = [m for m in METHOD_ORDER if any(m in rows for rows in found.values())]
+    head = "| method |" + "".join(f" {d}: iterations (val. CE within 0.01) | (val. acc. within 1 %) | test acc. (%) "
+                                  f"| seeds |" for d in found)
+    lines = [head, "|---|" + "---|---|---|---|" * len(found)]
+    rows = []
+    for m in methods:
+        cells = []
+        row = {"method": m, "label": cs.LABELS[m]}
+        for d, results in found.items():
+            r = results.get(m)
+            cells += [_cell(r, "iterations_to_convergence_loss"), _cell(r, "iterations_to_convergence_accuracy"),
+                      _cell(r, "test_greedy_acc", 100.0, 1), "—" if r is None else f"{r['seeds']:.0f}"]
+            for key in ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc"):
+                for stat in ("mean", "std"):
+                    row[f"{d}:{key}_{stat}"] = None if r is None else r.get(f"{key}_{stat}")
+            row[f"{d}:seeds"] = None if r is None else int(r["seeds"])
+        lines.append(f"| {cs.LABELS[m]} | " + " | ".join(cells) + " |")
+        rows.append(row)
+    return "\n".join(lines) + "\n", rows
+
+
+def _merge_seconds(previous: dict, now: dict) -> dict:
+    """Seconds per stage and dataset; a stage cached now (about 0 s) keeps the time it took when it ran."""
+    out = {d: dict(v) for d, v in previous.items()}
+    for dataset, stages in now.items():
+        for stage, sec in stages.items():
+            out.setdefault(dataset, {})[stage] = max(sec, out.get(dataset, {}).get(stage, 0.0))
+    return out
+
+
+def main(argv=None) -> dict:
+    from ppl_attention.artifacts import atomic_write_json, atomic_write_text
+    from ppl_attention.design.store import SequenceStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args(argv)
+    s = args.settings
+    command = "python examples/reproduce_mnist.py " + " ".join(map(str, argv if argv is not None else sys.argv[1:]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings, stores = {}, {}
+    for i, dataset in enumerate(args.datasets, 1):
+        out = args.out / dataset
+        print(f"=== [{i}/{len(args.datasets)}] {dataset} ===", flush=True)
+        stages, store = boed_stages(dataset, s, out, args.given, args.device, args.seed)
+        timings[dataset] = run_stages(stages)
+        store_cfg = SequenceStore.open(store).config
+        data_seed = int(store_cfg.get("seed", args.seed))
+        stores[dataset] = {"sequences": str(store), "T": store_cfg.get("T"), "data_seed": data_seed,
+                           "avp": str(args.given["avp"].get(dataset, out / "avp")),
+                           "prior": str(args.given["prior"].get(dataset, out / "prior"))}
+        check_reused_runs(out, args.methods, s, data_seed)
+        print(f"[train] {len(args.methods)} methods x {len(s.seeds)} seeds into {out}", flush=True)
+        start = time.perf_counter()
+        cs.compare(cs.parse_args(train_argv(dataset, out, store, args.methods, s, data_seed, args.threads,
+                                            args.device)))
+        timings[dataset]["training"] = round(time.perf_counter() - start, 1)
+    previous = json.loads((args.out / "table1.json").read_text()) if (args.out / "table1.json").is_file() else {}
+    for dataset in args.datasets:
+        stores[dataset]["command"] = command
+    markdown, rows = table1(args.out)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(args.out / "table1.csv", buf.getvalue())
+    atomic_write_text(args.out / "table1.md", markdown)
+    summary = {"command": command, "scale": args.scale, "settings": asdict(s),
+               "datasets": {**previous.get("datasets", {}), **stores}, "methods": args.methods,
+               "seconds": _merge_seconds(previous.get("seconds", {}), timings), "machine": machine_info(),
+               "table": rows}
+    atomic_write_json(args.out / "table1.json", summary)
+    print()
+    print(markdown)
+    print(f"written: {args.out / 'table1.md'}, {args.out / 'table1.json'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

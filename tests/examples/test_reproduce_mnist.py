@@ -1,0 +1,123 @@
+"""examples/reproduce_mnist.py runs Table 1 end to end on both MNIST datasets at the quick scale, resumes without
+redoing anything, reuses given BOED artefacts and existing runs, and refuses runs or artefacts that do not fit."""
+import dataclasses
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+METHODS = ("none", "ram+", "h1", "h5", "hgs", "nogs")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_faiss_thread():
+    faiss = pytest.importorskip("faiss")
+    n = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    module = _load("reproduce_mnist")
+    out = tmp_path_factory.mktemp("reproduce") / "out"
+    summary = module.main(["--quick", "--out", str(out), "--seeds", "0", "1", "--device", "cpu"])
+    return module, out, summary
+
+
+def _run(out, d):
+    return json.loads((out / d / "summary.json").read_text())
+
+
+def test_both_datasets_every_method_and_seed(quick):
+    module, out, summary = quick
+    s = module.SCALES["quick"]
+    for dataset in module.DATASETS:
+        base = out / dataset
+        for path in ("avp/evaluation.json", "prior/summary.json", "sequences/summary.json", "figures/epe.png",
+                     "results.md", "results.csv", "validation_curves.png"):
+            assert (base / path).is_file(), (dataset, path)
+        assert len(list((base / "sequences" / "records").glob("*.json"))) == s.num_sequences
+        for method in METHODS:
+            for seed in (0, 1):
+                run = _run(base, f"{method}-s{seed}")
+                kind, pretrain = module.cs.METHODS[method]
+                assert (run["supervision"], run["pretrain"], run["seed"], run["iterations"]) == \
+                    (kind, pretrain, seed, s.iterations)
+                assert run["dataset"] == dataset and 0 < run["iterations_to_convergence_loss"] <= s.iterations
+        # PS-NOGS was supervised with exactly the store's sequences
+        sup = json.loads((base / "nogs-s0" / "supervision.json").read_text())
+        stored = {int(p.stem): json.loads(p.read_text())["locations"]
+                  for p in (base / "sequences" / "records").glob("*.json")}
+        assert {i: list(q) for i, q in zip(sup["indices"], sup["sequences"])} == stored
+    # the combined table: one row per method in the paper's order, both datasets, 2 seeds each
+    table = (out / "table1.md").read_text().splitlines()
+    assert [r.split("|")[1].strip() for r in table[2:]] == ["RAM", "RAM+", "PS-H1", "PS-H5", "PS-HGS", "PS-NOGS"]
+    assert "translated-mnist" in table[0] and "cluttered-mnist" in table[0]
+    assert all(r.count("± ") == 6 for r in table[2:])
+    rows = {r["method"]: r for r in summary["table"]}
+    mean = rows["nogs"]["cluttered-mnist:test_greedy_acc_mean"]
+    accs = [_run(out / "cluttered-mnist", f"nogs-s{k}")["test_greedy_acc"] for k in (0, 1)]
+    assert mean == pytest.approx(sum(accs) / 2)
+    saved = json.loads((out / "table1.json").read_text())
+    assert saved["scale"] == "quick" and saved["machine"]["cpu_count"] >= 1 and set(saved["datasets"]) == set(
+        module.DATASETS) and saved["datasets"]["cluttered-mnist"]["T"] == s.glimpses
+
+
+def test_second_run_redoes_nothing(quick, capsys):
+    module, out, summary = quick
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/*-s*/summary.json")}
+    again = module.main(["--quick", "--out", str(out), "--seeds", "0", "1", "--device", "cpu"])
+    stages = [line for line in capsys.readouterr().out.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+    assert len(stages) == 10 and all(line.endswith(": cached") for line in stages), stages
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*-s*/summary.json")} == before
+    assert again["table"] == summary["table"]
+    assert again["seconds"]["cluttered-mnist"]["train AVP"] == summary["seconds"]["cluttered-mnist"]["train AVP"]
+
+
+def test_given_artefacts_are_reused(quick, tmp_path):
+    module, out, _ = quick
+    src = out / "cluttered-mnist"
+    new = tmp_path / "reuse"
+    module.main(["--quick", "--out", str(new), "--datasets", "cluttered-mnist", "--methods", "none", "nogs",
+                 "--avp", str(src / "avp"), "--prior", str(src / "prior"), "--sequences", str(src / "sequences"),
+                 "--device", "cpu"])
+    assert not any((new / "cluttered-mnist" / d).exists() for d in ("avp", "prior", "sequences"))
+    sup = json.loads((new / "cluttered-mnist" / "nogs-s0" / "supervision.json").read_text())
+    assert sup["sequences"] == json.loads((src / "nogs-s0" / "supervision.json").read_text())["sequences"]
+    info = json.loads((new / "table1.json").read_text())["datasets"]["cluttered-mnist"]
+    assert info["sequences"] == str(src / "sequences") and info["avp"] == str(src / "avp")
+
+
+def test_runs_and_artefacts_that_do_not_fit_are_refused(quick, tmp_path):
+    module, out, _ = quick
+    src = out / "cluttered-mnist"
+    with pytest.raises(FileNotFoundError, match="--avp"):
+        module.main(["--quick", "--out", str(tmp_path), "--avp", str(tmp_path / "missing")])
+    with pytest.raises(ValueError, match="translated-mnist.*not in --datasets"):
+        module.main(["--quick", "--out", str(tmp_path), "--datasets", "cluttered-mnist",
+                     "--sequences", str(out / "translated-mnist" / "sequences")])
+    with pytest.raises(ValueError, match="fewer than"):
+        module.boed_stages("cluttered-mnist", module.SCALES["cpu"], tmp_path, {"avp": {}, "prior": {}, "sequences": {
+            "cluttered-mnist": src / "sequences"}}, "cpu", 0)
+    # existing runs trained with another network are not mixed into the table
+    quick = module.SCALES["quick"]
+    module.check_reused_runs(src, list(METHODS), quick, 0)  # the runs' own settings pass
+    with pytest.raises(ValueError, match="none-s0 was trained with network.network.hidden=8, this reproduction "
+                                         "needs 16"):
+        module.check_reused_runs(src, ["none"], dataclasses.replace(quick, hidden=16), 0)
+    with pytest.raises(ValueError, match="data_seed=0, this reproduction needs 3"):
+        module.check_reused_runs(src, ["nogs"], quick, 3)

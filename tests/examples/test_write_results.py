@@ -1,0 +1,162 @@
+"""examples/write_results.py builds docs/RESULTS.md from tiny fake run folders: every table it finds with its
+numbers, its command and machine, figures copied next to the page, and "not run yet" for what is missing."""
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _png(path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _attention_run(path: Path, supervision, acc, iters, T=4, best=2300):
+    _write(path / "manifest.json", {"kind": "attention-run", "config": {"train": {"glimpses": T}},
+                                    "versions": {"torch": "9.9.9"}})
+    _write(path / "summary.json", {"supervision": supervision, "test_greedy_acc": acc, "best_iteration": best,
+                                   "iterations_to_convergence_loss": iters, "iterations_to_convergence_accuracy": iters,
+                                   "best_val_acc": acc, "iterations_per_second": 40.0, "flops_per_glimpse": 1_000_000,
+                                   "classifier_flops": 5000})
+
+
+@pytest.fixture
+def runs(tmp_path):
+    cs = _load("compare_supervision")
+    rm = _load("reproduce_mnist")
+    runs = tmp_path / "runs"
+    # the demo: one seed of RAM and PS-NOGS
+    demo = runs / "demo"
+    _write(demo / "manifest.json", {"kind": "demo", "config": {"out": "runs/demo", "iterations": 3000, "seeds": [0],
+                                                                "glimpses": 4, "dataset": "cluttered-mnist"},
+                                    "versions": {"torch": "9.9.9"}})
+    _write(demo / "summary.json", {"results": {
+        "RAM": {"seeds": 1, "iterations_to_convergence": 2300, "iterations_std": 0.0,
+                "iterations_to_convergence_accuracy": 2300, "test_accuracy": 36.4, "test_accuracy_std": 0.0},
+        "PS-NOGS": {"seeds": 1, "iterations_to_convergence": 2900, "iterations_std": 0.0,
+                    "iterations_to_convergence_accuracy": 2700, "test_accuracy": 58.2, "test_accuracy_std": 0.0}},
+        "seconds_per_stage": {"train RAM": 86.0}})
+    _png(demo / "figures" / "validation_curves.png")
+    _attention_run(demo / "ram-s0", "none", 0.364, 2300)
+    _attention_run(demo / "ps-nogs-s0", "nogs", 0.582, 2900, best=2800)
+    _png(demo / "ps-nogs-s0" / "glimpse_frequency.png")
+    # a reproduction of cluttered MNIST: RAM converges 10x later than PS-NOGS, 3 seeds each
+    rep = runs / "reproduce" / "cluttered-mnist"
+    results = {"none": [{"iterations_to_convergence_loss": 10_000 + 100 * k, "iterations_to_convergence_accuracy":
+                         9000, "test_greedy_acc": 0.60, "best_val_acc": 0.6, "iterations_per_second": 30.0}
+                        for k in (-1, 0, 1)],
+               "nogs": [{"iterations_to_convergence_loss": 1000, "iterations_to_convergence_accuracy": 900,
+                         "test_greedy_acc": 0.70 + 0.01 * k, "best_val_acc": 0.7, "iterations_per_second": 30.0}
+                        for k in (-1, 0, 1)]}
+    cs.write_tables(results, rep)
+    for method, first in (("none", 800), ("nogs", 200)):  # validation accuracy passes 0.54 (90 % of 0.6) here
+        for k in range(3):
+            _attention_run(rep / f"{method}-s{k}", method, 0.6, 1000)
+            (rep / f"{method}-s{k}" / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(
+                f"{it},{0.3 if it < first + 100 * k else 0.6}\n" for it in range(100, 1100, 100)))
+    _png(rep / "validation_curves.png")
+    md, rows = rm.table1(runs / "reproduce")
+    (runs / "reproduce" / "table1.md").write_text(md)
+    _write(runs / "reproduce" / "table1.json", {
+        "command": "python examples/reproduce_mnist.py --datasets cluttered-mnist", "scale": "cpu",
+        "settings": {"glimpses": 5, "num_sequences": 600, "num_samples": 50, "k1": 1000, "search": "halving",
+                     "iterations": 15000, "hidden": 256, "lr": 0.001, "batch_size": 64, "validate_every": 100},
+        "datasets": {"cluttered-mnist": {"sequences": "runs/demo/sequences", "T": 4, "data_seed": 0,
+                                         "avp": "runs/demo/avp", "prior": "runs/demo/prior"}},
+        "machine": {"cpu": "Fake CPU 3000", "cpu_count": 7, "torch": "9.9.9", "cuda": None}, "table": rows})
+    # an unfinished run of the translated dataset
+    _write(runs / "reproduce" / "translated-mnist" / "h1-s0" / "manifest.json", {"kind": "attention-run"})
+    (runs / "reproduce" / "translated-mnist" / "h1-s0" / "log.csv").write_text("iteration,x\n100,1\n200,1\n")
+    # an AVP and its evaluation
+    avp = runs / "avp-x"
+    _write(avp / "manifest.json", {"kind": "avp", "config": {"dataset": "cluttered-mnist", "epochs_run": 5,
+                                                             "best_epoch": 4, "seed": 0, "train": {"epochs": 5}},
+                                   "versions": {"torch": "9.9.9"}})
+    _write(avp / "evaluation.json", {"dataset": "cluttered-mnist", "full_image": {"accuracy": 0.9123},
+                                     "per_glimpses": [{"t": t, "accuracy": 0.1 + 0.05 * t} for t in range(3)]})
+    _png(avp / "avp_evaluation.png")
+    # a CNN baseline sweep of two points
+    sweep = runs / "baselines" / "cluttered-mnist"
+    _write(sweep / "manifest.json", {"kind": "baselines", "config": {
+        "dataset": "cluttered-mnist", "archs": ["shufflenet_v2"], "widths": [0.25], "resolutions": [28, 44],
+        "epochs": 12, "lr": 0.003, "batch_size": 64}, "versions": {"torch": "9.9.9"}})
+    for res, acc, flops in ((28, 0.184, 680_000), (44, 0.251, 2_050_000)):
+        _write(sweep / "points" / f"shufflenet_v2_w0.25_r{res}.json", {
+            "config": {"arch": "shufflenet_v2", "width": 0.25, "resolution": res}, "flops": flops, "params": 12345,
+            "valid_accuracy": acc, "test_accuracy": acc})
+    # one saved benchmark
+    _write(runs / "benchmarks" / "bench_avp.json", {"benchmark": "avp_small_cnn_inference", "images_per_s": 4321})
+    return runs
+
+
+def test_results_page_from_fake_runs(runs, tmp_path):
+    wr = _load("write_results")
+    out = tmp_path / "docs" / "RESULTS.md"
+    wr.main(["--runs", str(runs), "--out", str(out)])
+    text = out.read_text()
+    # the demo: its numbers, command, machine and an honest reading
+    assert "| PS-NOGS | 1 | 2900 ± 0 | 2700 | 58.2 ± 0.0 |" in text and "`ppl-attention demo --out runs/demo" in text
+    assert "torch 9.9.9" in text and "[2800] (PS-NOGS)" in text and "no spread is estimated" in text
+    # the reproduction: the combined table, the per-dataset table, the computed speed-up and verdict
+    assert "| RAM | 10000 ± 100 | 9000 ± 0 | 60.0 ± 0.0 | 3 |" in text
+    assert "10.0x by the val. CE criterion (10000 vs 1000 iterations)" in text
+    assert "This meets the target" in text and "7 x Fake CPU 3000" in text
+    assert "h1-s0 (200 iterations logged)" in text
+    assert "| RAM | 900 ± 100 | 900 ± 100 |" in text and "| PS-NOGS | 300 ± 100 | 300 ± 100 |" in text
+    # the AVP, the baselines (both points, the demo runs drawn as single points), a saved benchmark
+    assert "| 91.2 % | 10.0 % | 15.0 % | 20.0 % | — |" in text
+    assert "| shufflenet_v2 | 0.25 | 44 | 2.05 | 12,345 | 25.1 | 25.1 |" in text
+    assert "--epochs 12 --lr 0.003" in text and "demo/ram-s0" in text and '"images_per_s": 4321' in text
+    # what is missing is listed with its command, never invented
+    assert "`bench_design`: not run yet (`python benchmarks/bench_design.py" in text
+    assert "Not run yet under runs/. Command: `ppl-attention compare-completion" in text
+    # every figure link resolves to a file under docs/figures, none into runs/
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 5 and all(not link.startswith("..") and "runs/" not in link for link in links)
+    for link in links:
+        assert (out.parent / link).is_file() and (out.parent / link).resolve().is_relative_to(out.parent / "figures")
+    assert (out.parent / "figures" / "baselines" / "cluttered-mnist_accuracy_vs_flops.png").stat().st_size > 1000
+
+
+def test_missing_runs_say_not_run_yet(tmp_path):
+    wr = _load("write_results")
+    (tmp_path / "runs").mkdir()
+    text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
+    assert text.count("Not run yet") == 5 and "examples/reproduce_mnist.py" in text and "![" not in text
+    with pytest.raises(FileNotFoundError, match="--runs"):
+        wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
+
+
+def test_stopping_curve_or_single_point(tmp_path):
+    wr = _load("write_results")
+    _attention_run(tmp_path / "a", "none", 0.5, 100, T=5)
+    assert wr.attention_points(tmp_path / "a") == [{"flops": 5 * 1_000_000 + 5000, "accuracy": 0.5}]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    summary["stopping_curve"] = [{"flops": 1e6, "accuracy": 0.3, "threshold": 0.1}, {"flops": 2e6, "accuracy": 0.4}]
+    (tmp_path / "a" / "summary.json").write_text(json.dumps(summary))
+    assert wr.attention_points(tmp_path / "a") == [{"flops": 1e6, "accuracy": 0.3}, {"flops": 2e6, "accuracy": 0.4}]
+    assert wr.attention_points(tmp_path / "missing") is None
