@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ppl_attention.runtime import machine_info  # noqa: F401  (re-exported for the example scripts)
+
 log = logging.getLogger(__name__)
 
 
@@ -119,23 +121,3 @@ def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict
     print(markdown(table))
     print(f"summary written to {out / 'summary.json'}")
     return summary
-
-
-def machine_info() -> dict:
-    """The machine this process runs on (CPU model and count, torch and its device), for results pages."""
-    import os
-    import platform
-
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python":
-            platform.python_version(), "torch": torch.__version__, "cuda": None}
-    if torch.cuda.is_available():
-        info["cuda"] = torch.cuda.get_device_name(0)
-    return info

@@ -69,7 +69,9 @@ class Page:
 
 
 def machine_line(manifest: dict | None, recorded: dict | None, here: dict) -> str:
-    """Where a run ran: the machine it recorded, else its manifest's torch and this page's machine, said so."""
+    """Where a run ran: the machine it recorded (or its manifest did), else its manifest's torch and this page's
+    machine, said so."""
+    recorded = recorded or (manifest or {}).get("machine")
     if recorded:
         return (f"{recorded.get('cpu_count')} x {recorded.get('cpu')}"
                 f"{', GPU ' + recorded['cuda'] if recorded.get('cuda') else ''}, torch {recorded.get('torch')}")

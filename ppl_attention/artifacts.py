@@ -112,8 +112,12 @@ def package_versions() -> dict:
 
 def write_manifest(directory, kind: str, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
                    **extra) -> Path:
-    """Write ``directory/manifest.json``: what the artefact is, its config, package versions, input checksums."""
-    manifest = {"kind": kind, "config": dict(config), "versions": package_versions(), "inputs": dict(inputs or {})}
+    """Write ``directory/manifest.json``: what the artefact is, its config, package versions, input checksums and
+    the machine it was made on (so results pages can say where a number was measured)."""
+    from .runtime import machine_info
+
+    manifest = {"kind": kind, "config": dict(config), "versions": package_versions(), "inputs": dict(inputs or {}),
+                "machine": machine_info()}
     manifest.update(extra)
     return atomic_write_json(Path(directory) / MANIFEST, manifest)
 

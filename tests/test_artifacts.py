@@ -26,6 +26,7 @@ def test_manifest_round_trip_and_checks(tmp_path):
     write_manifest(tmp_path, "avp", {"dataset": "cluttered-mnist", "T": 5}, inputs={"x": "sha256:0"})
     m = read_manifest(tmp_path, "avp")
     assert m["config"]["T"] == 5 and "torch" in m["versions"]
+    assert m["machine"]["cpu_count"] >= 1 and m["machine"]["cpu"]  # where it was made, for the results page
     check_manifest(tmp_path, "avp", {"dataset": "cluttered-mnist"})
     with pytest.raises(ArtifactError, match="holds a 'avp' artefact, expected 'prior'"):
         read_manifest(tmp_path, "prior")
