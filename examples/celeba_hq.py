@@ -62,8 +62,7 @@ class PaperSettings:
     k1: int = 1000
     search: str = "exhaustive"
     # Image completion likelihood: Gaussian std 5, 10, 20, 40 (0..255 pixels) after 1, 2, 3, 4 glimpses, each
-    # glimpse marginalised over small shifts (paper app. A.3 / REFERENCE).  NOT APPLIED: `generate` has no flag
-    # for them (see the docstring); main() warns while that is so.
+    # glimpse marginalised over small shifts (paper app. A.3 / REFERENCE); passed to `generate --sigma/--shift`.
     completion_sigma: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
     # Hard-attention network: GRU hidden 64, small CNN glimpse embedder (conv3x3(16) - conv3x3 s2 (32) - maxpool -
     # linear 64), location network with one 32-unit hidden layer, Adam 3e-4, batch 64 (paper sec. 6).

@@ -63,8 +63,7 @@ class PaperSettings:
     k1: int = 500
     search: str = "exhaustive"
     # Image completion: likelihood std sigma_p = 80 (0..255 pixels) and a proposal tempered so that its ESS is in
-    # [0.8 K1, K1] (paper app. A.3 / REFERENCE).  NOT APPLIED: `generate` has no flag for them (see the
-    # docstring); main() warns while that is so.
+    # [0.8 K1, K1] (paper app. A.3 / REFERENCE); passed to `generate --sigma/--target-ess`.
     completion_sigma: float = 80.0
     proposal_target_ess: float = 0.8
     # Hard-attention network: the first 12 layers of an ImageNet VGG as glimpse embedder, GRU hidden 1024,
