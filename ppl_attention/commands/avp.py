@@ -31,13 +31,22 @@ def register(sub, common):
 
     e = sub.add_parser("evaluate-avp", parents=[common], help="accuracy, NLL and ECE of an AVP against the number "
                        "of random glimpses 0..T on the test split",
-                       description="Evaluate a trained AVP directory on the test split; writes DIR/evaluation.json, "
-                       "DIR/summary.json and DIR/avp_evaluation.png.")
+                       description="Evaluate a trained AVP directory on the test split: every image under --draws "
+                       "random glimpse sets per t; ECE with a bootstrap 95%% interval over images and the noise "
+                       "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
+                       "DIR/avp_evaluation.png. --recalibrate first refits the calibration on the validation split "
+                       "and rewrites DIR's weights and manifest.")
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
     e.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
     e.add_argument("--max-glimpses", type=int, default=None, help="largest t (default: the T it was trained with)")
-    e.add_argument("--batch-size", type=int, default=512)
+    e.add_argument("--batch-size", type=int, default=512, help="masked images per forward pass")
+    e.add_argument("--draws", type=int, default=20, help="random glimpse sets per image and t (default: 20)")
+    e.add_argument("--bins", type=int, default=15, help="confidence bins of the ECE (default: 15)")
+    e.add_argument("--recalibrate", action="store_true", help="refit the calibration (a temperature or "
+                   "temperatures per observed fraction) on the validation split before evaluating, and save it")
+    e.add_argument("--calibration-draws", type=int, default=10,
+                   help="random glimpse sets per validation image and t for --recalibrate (default: 10)")
     e.set_defaults(func=run_evaluate)
 
 
@@ -84,6 +93,21 @@ def run_train(args):
     return 0
 
 
+def _recalibrate(avp, directory: Path, manifest: dict, T: int, args, device) -> dict:
+    """Refit ``avp``'s calibration on the validation split and rewrite ``directory`` (weights + manifest)."""
+    from ..data import load_dataset
+    from ..posterior import calibrate_avp, save_avp
+
+    cfg = manifest["config"]
+    valid = load_dataset(cfg["dataset"], root=args.root, split="valid", seed=args.seed)
+    calibration = calibrate_avp(avp, valid, T, seed=args.seed, batch_size=args.batch_size, device=device,
+                                draws=args.calibration_draws)
+    own = {"dataset", "backbone", "head", "grid", "T", "normalisation", "temperature", "fraction_temperatures"}
+    save_avp(avp, directory, cfg["dataset"], cfg["T"], extra_config={
+        **{k: v for k, v in cfg.items() if k not in own}, "calibration": calibration}, inputs=manifest.get("inputs"))
+    return calibration
+
+
 def run_evaluate(args):
     from ..artifacts import atomic_write_json, read_manifest
     from ..data import load_dataset
@@ -94,6 +118,9 @@ def run_evaluate(args):
 
     if not args.dir.is_dir():
         raise FileNotFoundError(f"AVP directory {args.dir} does not exist")
+    if args.draws < 1 or args.calibration_draws < 1 or args.bins < 1:
+        raise ValueError(f"--draws, --calibration-draws and --bins must be >= 1, got {args.draws}, "
+                         f"{args.calibration_draws}, {args.bins}")
     manifest = read_manifest(args.dir, "avp")
     device = resolve_device(args.device)
     avp = load_avp(args.dir, device)
@@ -104,16 +131,25 @@ def run_evaluate(args):
     data = load_dataset(cfg["dataset"], root=args.root, split=args.split, seed=args.seed)
     if data.grid != avp.grid:
         raise ValueError(f"dataset {cfg['dataset']} uses grid {data.grid.to_dict()}, the AVP {avp.grid.to_dict()}")
-    result = evaluate_avp(avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device)
+    calibration = _recalibrate(avp, args.dir, manifest, T, args, device) if args.recalibrate else None
+    result = evaluate_avp(avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device, bins=args.bins,
+                          draws=args.draws)
     result.update(dataset=cfg["dataset"], split=args.split, seed=args.seed)
+    if calibration is not None:
+        result["recalibrated"] = calibration
     atomic_write_json(args.dir / "evaluation.json", result)
     figure = plot_avp_evaluation(result, args.dir / "avp_evaluation.png",
                                  title=f"AVP on {cfg['dataset']} ({args.split})")
+    rows = result["per_glimpses"]
     write_summary(args.dir, {
-        "dataset": cfg["dataset"], "split": args.split, "n": result["full_image"]["n"],
+        "dataset": cfg["dataset"], "split": args.split, "images": rows[0]["images"], "draws": args.draws,
         "full_image_accuracy": round(result["full_image"]["accuracy"], 4),
-        "accuracy_by_t": [round(r["accuracy"], 4) for r in result["per_glimpses"]],
-        "nll_by_t": [round(r["nll"], 4) for r in result["per_glimpses"]],
-        "ece_by_t": [round(r["ece"], 4) for r in result["per_glimpses"]],
-        "temperature": result["temperature"], "evaluation": str(args.dir / "evaluation.json"), "figure": str(figure)})
+        "accuracy_by_t": [round(r["accuracy"], 4) for r in rows],
+        "nll_by_t": [round(r["nll"], 4) for r in rows],
+        "ece_by_t": [round(r["ece"], 4) for r in rows],
+        "ece_95_by_t": [[round(r["ece_low"], 4), round(r["ece_high"], 4)] for r in rows],
+        "ece_noise_floor_by_t": [round(r["ece_noise_floor"], 4) for r in rows],
+        "uncalibrated_ece_by_t": [round(r["uncalibrated"]["ece"], 4) for r in rows],
+        "calibration": result["calibration"], "evaluation": str(args.dir / "evaluation.json"),
+        "figure": str(figure)})
     return 0

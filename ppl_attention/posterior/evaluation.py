@@ -1,13 +1,20 @@
-"""Evaluate an AVP against the number of random glimpses: accuracy, NLL and ECE per glimpse count."""
+"""Evaluate an AVP against the number of random glimpses: accuracy, NLL and ECE per glimpse count.
+
+Every image is seen under ``draws`` independent random glimpse sets per glimpse count (one batched forward per
+chunk of images), so the ECE is measured on ``draws x N`` predictions; its sampling error is reported as a
+bootstrap interval over images and as the noise floor (the ECE a perfectly calibrated predictor with the same
+confidences would show).  With one draw of 500 images the floor is ~0.05, larger than the targets.
+"""
 from __future__ import annotations
 
 import torch
 
 from ..runtime import derive_seed, generator
 from .glimpses import random_locations
-from .metrics import confidences, expected_calibration_error, head_loss
+from .metrics import (confidences, ece_bootstrap_interval, ece_noise_floor, expected_calibration_error,
+                      head_loss)
 
-__all__ = ["fetch_batch", "collect_logits", "evaluate_avp"]
+__all__ = ["fetch_batch", "collect_draws", "collect_logits", "evaluate_avp"]
 
 
 def fetch_batch(dataset, index: torch.Tensor):
@@ -42,49 +49,104 @@ def check_labels(avp, labels: torch.Tensor, name: str = "labels") -> torch.Tenso
 
 
 @torch.no_grad()
-def collect_logits(avp, dataset, num_glimpses, seed: int, batch_size: int = 512, device="cpu", full=False):
-    """Raw logits (temperature removed), labels and attributes of every item of ``dataset`` observed through
-    ``num_glimpses`` random glimpses (an int or ``"mix"`` = U{0..max}) or, with ``full=True``, the whole image."""
+def collect_draws(avp, dataset, num_glimpses, seed: int, draws: int = 1, batch_size: int = 512, device="cpu",
+                  full: bool = False) -> dict:
+    """Uncalibrated predictions of every item of ``dataset`` under ``draws`` independent random glimpse sets.
+
+    ``num_glimpses``: an int t, or ``("mix", T)`` for t ~ U{0..T} per draw; ``full=True``: the whole image (one
+    draw, it is deterministic).  Rows are image-major (image i, draw r at row i * draws + r); each forward sees
+    ``batch_size`` rows.  Returns ``{"logits"`` (raw, no temperature), ``"labels"``, ``"attributes"`` (or None),
+    ``"image"`` (row -> item index), ``"fraction"`` (observed fraction of the image)``}`` on the CPU.
+    """
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     model = avp.module if hasattr(avp, "module") else avp
     model.eval()
+    draws = 1 if full else int(draws)
     g = generator(derive_seed(seed, "avp-eval", str(num_glimpses)))
-    out_logits, out_labels, out_attrs = [], [], []
+    out = {"logits": [], "labels": [], "attributes": [], "image": [], "fraction": []}
     n = len(dataset)
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(n, start + batch_size))
+    per_chunk = max(1, batch_size // draws)
+    for start in range(0, n, per_chunk):
+        idx = torch.arange(start, min(n, start + per_chunk))
         images, labels, attrs = fetch_batch(dataset, idx)
         labels = check_labels(model, labels)
         images = model.check_images(images).to(device)
+        rows = len(idx) * draws
         if full:
-            mask = torch.ones(len(idx), 1, *images.shape[-2:], device=device)
+            mask = torch.ones(rows, 1, *images.shape[-2:], device=device)
         else:
             T, t = (num_glimpses[1], None) if isinstance(num_glimpses, tuple) else (num_glimpses, num_glimpses)
-            loc = random_locations(model.grid, len(idx), T, g, t)
-            mask = model.grid.mask(loc, device=device)
-        out_logits.append((model(model.make_input(images, mask)) * model.temperature).cpu())
-        out_labels.append(labels)
+            mask = model.grid.mask(random_locations(model.grid, rows, T, g, t), device=device)
+        if draws > 1:
+            images = images.repeat_interleave(draws, 0)
+        x = model.make_input(images, mask)
+        out["logits"].append(model.uncalibrated(x).cpu())
+        out["fraction"].append(model.observed_fraction(x).cpu())
+        out["labels"].append(labels.repeat_interleave(draws, 0))
+        out["image"].append(idx.repeat_interleave(draws))
         if attrs is not None:
-            out_attrs.append(attrs)
-    return torch.cat(out_logits), torch.cat(out_labels), (torch.cat(out_attrs) if out_attrs else None)
+            out["attributes"].append(attrs.repeat_interleave(draws, 0))
+    return {k: (torch.cat(v) if v else None) for k, v in out.items()}
 
 
-def _scores(model, logits, labels, attrs, bins=15) -> dict:
+def collect_logits(avp, dataset, num_glimpses, seed: int, batch_size: int = 512, device="cpu", full=False):
+    """Raw logits (no temperature), labels and attributes of every item of ``dataset`` observed through
+    ``num_glimpses`` random glimpses (an int or ``("mix", T)`` = U{0..T}) or, with ``full=True``, the whole image."""
+    d = collect_draws(avp, dataset, num_glimpses, seed, 1, batch_size, device, full)
+    return d["logits"], d["labels"], d["attributes"]
+
+
+def calibration_scores(model, logits, labels, attrs=None, groups=None, bins: int = 15, seed: int = 0,
+                       resamples: int = 1000, simulations: int = 20) -> dict:
+    """Accuracy, NLL, mean confidence and ECE of (calibrated) ``logits``; with ``groups`` (row -> image) also the
+    bootstrap 95 % interval of the ECE over images and the ECE noise floor of a perfectly calibrated predictor."""
     conf, hits = confidences(logits, labels, model.head, model.num_classes)
     nll = head_loss(logits, labels, model.head, model.num_classes, attrs)
-    return {"accuracy": float(hits.mean()), "nll": float(nll), "ece": expected_calibration_error(conf, hits, bins),
-            "n": int(len(labels))}
+    out = {"accuracy": float(hits.mean()), "nll": float(nll), "confidence": float(conf.mean()),
+           "ece": expected_calibration_error(conf, hits, bins), "n": int(len(labels))}
+    if groups is not None:
+        per_row = conf.numel() // len(labels)  # multilabel: one (conf, hit) pair per attribute
+        g = groups.repeat_interleave(per_row)
+        lo, hi = ece_bootstrap_interval(conf, hits, g, bins, resamples, generator=generator(derive_seed(seed, "boot")))
+        floor, floor_sd = ece_noise_floor(conf, bins, simulations, generator(derive_seed(seed, "floor")))
+        out.update(images=int(groups.unique().numel()), ece_low=lo, ece_high=hi, ece_noise_floor=floor,
+                   ece_noise_floor_sd=floor_sd)
+    return out
 
 
 @torch.no_grad()
 def evaluate_avp(avp, dataset, max_glimpses: int, seed: int = 0, batch_size: int = 512, device="cpu",
-                 bins: int = 15) -> dict:
-    """``{"per_glimpses": [{"t", "accuracy", "nll", "ece", "n"} for t = 0..T], "full_image": {...}}`` with the
-    AVP's temperature applied; glimpse locations are uniform over the grid, seeded per t."""
+                 bins: int = 15, draws: int = 20) -> dict:
+    """``{"per_glimpses": [row for t = 0..T], "full_image": row, ...}`` with the AVP's calibration applied.
+
+    Every image is seen under ``draws`` random glimpse sets per t (locations uniform over the grid, seeded per
+    t).  A row holds ``accuracy``, ``nll``, ``confidence`` (mean), ``ece``, its bootstrap 95 % interval over
+    images (``ece_low``, ``ece_high``), the ``ece_noise_floor`` (+ ``_sd``) of a perfectly calibrated predictor
+    with the same confidences, ``n`` = draws x images predictions, ``images``, the mean observed ``fraction``
+    and ``uncalibrated`` ``{"nll", "ece"}`` (without any temperature).
+    """
+    if max_glimpses < 0:
+        raise ValueError(f"max_glimpses must be >= 0, got {max_glimpses}")
     model = avp.module if hasattr(avp, "module") else avp
+
+    def score(d, key):
+        calibrated = model.calibrate_logits(d["logits"], d["fraction"])
+        row = calibration_scores(model, calibrated, d["labels"], d["attributes"], d["image"], bins,
+                                 derive_seed(seed, key))
+        raw = calibration_scores(model, d["logits"], d["labels"], d["attributes"], None, bins)
+        return {**row, "fraction": float(d["fraction"].mean()),
+                "uncalibrated": {"nll": raw["nll"], "ece": raw["ece"]}}
+
     rows = []
     for t in range(max_glimpses + 1):
-        logits, labels, attrs = collect_logits(model, dataset, t, seed, batch_size, device)
-        rows.append({"t": t, **_scores(model, logits / model.temperature.cpu(), labels, attrs, bins)})
-    logits, labels, attrs = collect_logits(model, dataset, 0, seed, batch_size, device, full=True)
-    full = _scores(model, logits / model.temperature.cpu(), labels, attrs, bins)
-    return {"per_glimpses": rows, "full_image": full, "temperature": float(model.temperature), "bins": bins}
+        d = collect_draws(model, dataset, t, seed, draws, batch_size, device)
+        rows.append({"t": t, "draws": draws, **score(d, t)})
+    full = score(collect_draws(model, dataset, 0, seed, 1, batch_size, device, full=True), "full")
+    calibration = {"temperature": float(model.temperature)}
+    if model.calibration_fractions.numel():
+        calibration["fraction_temperatures"] = {
+            "fractions": model.calibration_fractions.tolist(),
+            "temperatures": model.calibration_log_temperatures.exp().tolist()}
+    return {"per_glimpses": rows, "full_image": full, "temperature": float(model.temperature),
+            "calibration": calibration, "bins": bins, "draws": draws}

@@ -10,7 +10,10 @@ the EPE loop, so it is kept cheap), torchvision MobileNetV2 and DenseNet-121 (th
 * ``class_attributes``: ``num_classes`` class logits followed by ``num_attributes`` auxiliary attribute logits
   (CUB); the target ``label`` uses the first ``num_classes``.
 
-A fitted temperature (see :mod:`.calibration`) is stored as a buffer and divides the logits in ``forward``.
+Calibration (see :mod:`.calibration`) is part of the network, so every caller of ``forward`` gets calibrated
+logits: a scalar ``temperature`` buffer times, optionally, a temperature that depends on the observed fraction of
+the image (the mean of the input's mask channel), piecewise log-linear between fitted knots.  Checkpoints written
+before the fraction temperatures existed load with them switched off.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import GlimpseGrid
+from .calibration import fraction_log_temperature
 
 __all__ = ["AVPConfig", "AVP", "build_avp", "entropy_from_logits", "save_avp", "load_avp", "BACKBONES", "HEADS",
            "AVP_WEIGHTS", "AVP_KIND"]
@@ -178,6 +182,59 @@ class AVP(nn.Module):
         self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1))
         self.register_buffer("temperature", torch.ones(()))
+        # Fraction temperatures: knots (K,) in [0, 1] and log-temperatures (K,); K = 0 switches them off.
+        self.register_buffer("calibration_fractions", torch.zeros(0))
+        self.register_buffer("calibration_log_temperatures", torch.zeros(0))
+
+    _CALIBRATION_BUFFERS = ("calibration_fractions", "calibration_log_temperatures")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Accept state dicts without fraction temperatures (older checkpoints: switched off) and with any number
+        of knots (the buffers take the stored size)."""
+        for name in self._CALIBRATION_BUFFERS:
+            key = prefix + name
+            if key not in state_dict:
+                state_dict[key] = torch.zeros(0)
+            if state_dict[key].shape != getattr(self, name).shape:
+                setattr(self, name, torch.zeros(state_dict[key].shape, device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------- calibration
+    def set_fraction_temperatures(self, fractions, log_temperatures) -> None:
+        """Use temperature ``exp(log_temperatures)`` at observed fractions ``fractions`` (increasing, in [0, 1]),
+        interpolated in between; ``None`` / empty switches the fraction temperatures off."""
+        f = torch.as_tensor([] if fractions is None else fractions, dtype=torch.float32).flatten()
+        v = torch.as_tensor([] if log_temperatures is None else log_temperatures, dtype=torch.float32).flatten()
+        if f.shape != v.shape:
+            raise ValueError(f"fractions and log_temperatures need the same length, got {f.numel()} and {v.numel()}")
+        if f.numel() and (bool((f < 0).any()) or bool((f > 1).any()) or bool((f[1:] <= f[:-1]).any())):
+            raise ValueError(f"fractions must increase strictly within [0, 1], got {f.tolist()}")
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"log_temperatures must be finite, got {v.tolist()}")
+        device = self.temperature.device
+        self.calibration_fractions = f.to(device)
+        self.calibration_log_temperatures = v.to(device)
+
+    @staticmethod
+    def observed_fraction(x: torch.Tensor) -> torch.Tensor:
+        """(B,) fraction of the pixels observed, read from the mask channel (the last) of a :meth:`make_input`."""
+        return x[:, -1].flatten(1).mean(1)
+
+    def temperature_at(self, fraction: torch.Tensor) -> torch.Tensor:
+        """(B,) temperature dividing the logits of inputs with observed ``fraction`` (B,)."""
+        t = self.temperature.expand(fraction.shape)
+        if self.calibration_fractions.numel():
+            t = t * fraction_log_temperature(fraction, self.calibration_fractions,
+                                             self.calibration_log_temperatures).exp()
+        return t
+
+    def calibrate_logits(self, raw: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
+        """Calibrated logits from the backbone's ``raw`` logits (B, K) of inputs with observed ``fraction`` (B,)."""
+        return raw / self.temperature_at(fraction.to(raw)).unsqueeze(-1)
+
+    def uncalibrated(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's logits without any temperature (what calibration is fitted on)."""
+        return self.backbone(x)
 
     # ------------------------------------------------------------------ inputs
     def check_images(self, images, name: str = "images") -> torch.Tensor:
@@ -204,8 +261,9 @@ class AVP(nn.Module):
 
     # ----------------------------------------------------------------- outputs
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, out_features) of an input built by :meth:`make_input`, divided by the fitted temperature."""
-        return self.backbone(x) / self.temperature
+        """Calibrated logits (B, out_features) of an input built by :meth:`make_input`: the backbone's logits
+        divided by the temperature at the input's observed fraction."""
+        return self.calibrate_logits(self.backbone(x), self.observed_fraction(x))
 
     def label_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits of the target ``label`` (drops the auxiliary attributes of a class_attributes head)."""
@@ -264,6 +322,10 @@ def save_avp(avp: AVP, directory, dataset: str, T: int, extra_config: dict | Non
     manifest = {"dataset": dataset, "backbone": cfg["backbone"], "head": cfg["head"], "grid": cfg["grid"], "T": T,
                 "normalisation": {"mean": cfg["mean"], "std": cfg["std"]},
                 "temperature": float(model.temperature), **(extra_config or {})}
+    if model.calibration_fractions.numel():
+        manifest["fraction_temperatures"] = {
+            "fractions": model.calibration_fractions.tolist(),
+            "temperatures": model.calibration_log_temperatures.exp().tolist()}
     write_manifest(directory, AVP_KIND, manifest, inputs)
     return directory
 
@@ -294,4 +356,8 @@ def load_avp(directory, device="cpu", expected: dict | None = None) -> AVP:
                             f"{str(e).splitlines()[0]}") from None
     if not math.isfinite(float(model.temperature)) or float(model.temperature) <= 0:
         raise ArtifactError(f"{directory} holds a non-positive temperature {float(model.temperature)}")
+    try:
+        model.set_fraction_temperatures(model.calibration_fractions, model.calibration_log_temperatures)
+    except ValueError as e:
+        raise ArtifactError(f"{directory / AVP_WEIGHTS} holds invalid fraction temperatures: {e}") from None
     return model.to(resolve_device(device)).eval()

@@ -14,13 +14,25 @@ def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "avp" and manifest["config"]["dataset"] == "cluttered-mnist"
     assert manifest["config"]["T"] == 2 and manifest["config"]["grid"]["image_size"] == [60, 60]
-    rc = main(["evaluate-avp", str(out), "--device", "cpu"])
+    rc = main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "2"])
     assert rc == 0
     ev = json.loads((out / "evaluation.json").read_text())
-    assert [r["t"] for r in ev["per_glimpses"]] == [0, 1, 2]
-    assert all(r["n"] == 500 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1 for r in ev["per_glimpses"])
+    assert [r["t"] for r in ev["per_glimpses"]] == [0, 1, 2] and ev["draws"] == 2
+    assert all(r["n"] == 1000 and r["images"] == 500 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1
+               and r["ece_low"] <= r["ece_high"] and r["ece_noise_floor"] > 0 for r in ev["per_glimpses"])
     summary = json.loads((out / "summary.json").read_text())
-    assert len(summary["ece_by_t"]) == 3 and (out / "avp_evaluation.png").stat().st_size > 1000
+    assert len(summary["ece_by_t"]) == 3 and len(summary["ece_95_by_t"]) == 3
+    assert (out / "avp_evaluation.png").stat().st_size > 1000
+    # --recalibrate refits on the validation split and rewrites the AVP directory, keeping its training record
+    rc = main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "1", "--recalibrate",
+               "--calibration-draws", "1", "--max-glimpses", "1"])
+    assert rc == 0
+    ev = json.loads((out / "evaluation.json").read_text())
+    after = json.loads((out / "manifest.json").read_text())["config"]
+    assert ev["recalibrated"]["draws"] == 1 and after["calibration"]["method"] == ev["recalibrated"]["method"]
+    assert after["best_epoch"] == manifest["config"]["best_epoch"] and after["T"] == 2
+    assert main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "0"]) == 2
+    assert "--draws" in capsys.readouterr().err
 
 
 def test_evaluate_avp_refuses_missing_or_corrupt_dirs(tmp_path, capsys):
