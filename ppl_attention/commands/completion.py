@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 #: Sizes of everything the comparison trains or builds.  "small" trains on the CPU in a few minutes; "tiny" is
 #: for smoke tests (seconds, meaningless numbers).
 SIZES = {
-    "tiny": {"prior_rows": 2000, "pca_components": 16, "k1": 100, "train_images": 128, "vae_epochs": 1,
+    "tiny": {"prior_rows": 2000, "pca_components": 16, "k1": 100, "train_images": 128, "vae_epochs": 1, "vae_width": 8,
              "cgan_epochs": 1, "nuts_warmup": 15, "nuts_samples": 15, "classifier_epochs": 1,
              "compare": {"num_images": 2, "num_samples": 4, "glimpse_counts": (1, 2)}},
-    "small": {"prior_rows": 20_000, "pca_components": 64, "k1": 500, "train_images": 2000, "vae_epochs": 8,
+    "small": {"prior_rows": 20_000, "pca_components": 64, "k1": 500, "train_images": 2000, "vae_epochs": 10,
+              "vae_width": 16,
               "cgan_epochs": 4, "nuts_warmup": 60, "nuts_samples": 60, "classifier_epochs": 3,
               "compare": {"num_images": 6, "num_samples": 16}},
     "full": {"prior_rows": 200_000, "pca_components": 256, "k1": 1000, "train_images": 20_000, "vae_epochs": 20,
+             "vae_width": 32,
              "cgan_epochs": 10, "nuts_warmup": 200, "nuts_samples": 200, "classifier_epochs": 5,
              "compare": {"num_images": 50, "num_samples": 32}},
 }
@@ -47,10 +49,14 @@ def register(sub, common):
     p.add_argument("--vae", type=Path, default=None, help="a VAE directory to reuse")
     p.add_argument("--cgan", type=Path, default=None, help="a conditional GAN directory to reuse")
     p.add_argument("--cluttered", action="store_true", help="cluttered MNIST canvases (default: translated)")
-    for key in ("prior_rows", "train_images", "vae_epochs", "cgan_epochs", "nuts_warmup", "nuts_samples"):
+    for key in ("prior_rows", "train_images", "vae_epochs", "vae_width", "cgan_epochs", "nuts_warmup",
+                "nuts_samples"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                        help=f"override the size's {key} (small: {SIZES['small'][key]}, full: {SIZES['full'][key]})")
     p.add_argument("--nuts-sigma", type=float, default=0.1, help="std of NUTS's Gaussian glimpse likelihood")
+    p.add_argument("--vae-decoder", default="glyph", choices=["glyph", "conv"],
+                   help="VAE decoder (default: glyph, a decoded digit translated onto the canvas; see "
+                        "completion.vae)")
     add_config_arguments(p, CompareConfig, skip=("seed",))  # --seed is the shared option
     p.set_defaults(func=run)
 
@@ -68,9 +74,10 @@ def run(args):
     from ..completion.nuts import NUTSCompletion, NUTSConfig
     from ..completion.pca_index import PCAIndexConfig
     from ..completion.prior import build_prior
-    from ..completion.vae import VAEConfig, load_vae, train_vae
+    from ..completion.vae import VAEConfig, evaluate_vae, load_vae, train_vae
     from ..data.mnist import load_digits, render_canvases
     from ..geometry import GlimpseGrid
+    from ..plots.completion import plot_vae_diagnostics
     from ..runtime import derive_seed, generator, resolve_device, seed_everything
 
     for path, flag in ((args.prior, "--prior"), (args.avp, "--avp"), (args.vae, "--vae"), (args.cgan, "--cgan")):
@@ -78,7 +85,8 @@ def run(args):
     if not args.nuts_sigma > 0:
         raise ValueError(f"--nuts-sigma must be positive, got {args.nuts_sigma}")
     size = dict(SIZES[args.size])
-    for key in ("prior_rows", "train_images", "vae_epochs", "cgan_epochs", "nuts_warmup", "nuts_samples"):
+    for key in ("prior_rows", "train_images", "vae_epochs", "vae_width", "cgan_epochs", "nuts_warmup",
+                "nuts_samples"):
         value = getattr(args, key, None)
         if value is not None:
             if value < (0 if key.endswith("epochs") or key == "nuts_warmup" else 1):
@@ -120,12 +128,22 @@ def run(args):
     vae_dir = args.vae or out / "vae"
     if args.vae is None and not (vae_dir / "manifest.json").is_file():
         t0 = time.perf_counter()
-        train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], seed=args.seed), device=device,
+        train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], width=size["vae_width"],
+                                                decoder=args.vae_decoder, seed=args.seed), device=device,
                   out_dir=vae_dir)
         timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
     vae, vae_grid = load_vae(vae_dir, device=device)
     if vae_grid != grid:
         raise ValueError(f"--vae {vae_dir} was trained for another glimpse grid ({vae_grid.to_dict()})")
+    # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
+    vae_held = render_canvases(test_digits, test_labels_all, 200, generator(derive_seed(args.seed, "completion-vae")),
+                               cluttered=cluttered)[0].float() / 255
+    vae_eval = evaluate_vae(vae, vae_held)
+    vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
+                   "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
+                   "kl_per_dim": [round(float(v), 3) for v in vae_eval["kl_per_dim"]], "decoder": vae.decoder}
+    paths_vae = plot_vae_diagnostics(vae, vae_held[:8], vae_eval["kl_per_dim"], out / "vae_diagnostics.png",
+                                     generator(derive_seed(args.seed, "completion-vae-prior")))
     nuts = NUTSCompletion(vae, grid, NUTSConfig(sigma=args.nuts_sigma, warmup_steps=size["nuts_warmup"],
                                                 num_samples=size["nuts_samples"]))
     inputs["vae"] = str(vae_dir)
@@ -160,11 +178,17 @@ def run(args):
     t0 = time.perf_counter()
     result = compare_completions(samplers, test_images, test_labels, grid, cfg, classifier=classifier)
     timings["compare_s"] = round(time.perf_counter() - t0, 1)
+    kind = "cluttered" if cluttered else "translated"
     paths = write_comparison(result, out, grid, inputs,
-                             note=f"Labels of completions from {labeller}. Held-out {'cluttered' if cluttered else 'translated'} "
-                                  f"MNIST test canvases; size '{args.size}'.")
-    summary = {"size": args.size, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device), "cluttered": cluttered, "labeller": labeller,
-               "timings": timings, "files": paths, "config": config_to_dict(cfg),
+                             note=f"Labels of completions from {labeller}. Held-out {kind} "
+                                  f"MNIST test canvases; size '{args.size}'. The VAE ({vae.decoder} decoder) has "
+                                  f"{vae_summary['active_units']} of {vae.latent_dim} active latent units and "
+                                  f"reconstructs held-out canvases with {vae_summary['recon_ratio']:.2f} x the "
+                                  f"squared error of their mean image (1 would be posterior collapse).")
+    paths["vae_figure"] = str(paths_vae)
+    summary = {"size": args.size, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
+               "cluttered": cluttered, "labeller": labeller, "vae": vae_summary, "timings": timings, "files": paths,
+               "config": config_to_dict(cfg),
                "table": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                           if not k.endswith("_sem")} for r in result.table]}
     write_summary(out, summary)

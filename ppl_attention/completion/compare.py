@@ -6,6 +6,9 @@ sampler draws ``n`` weighted completions and we measure
 - ``loglik_per_pixel``: log-likelihood of the true *unobserved* pixels under a kernel mixture over the weighted
   samples, ``log sum_k w_k prod_p K(x_p | s_kp)``, divided by the number of unobserved pixels (nats / pixel).
   The kernel is a Gaussian of std ``kernel_sigma`` (default) or a Bernoulli with the sample as its mean.
+- ``glimpse_rmse``: how well the samples reproduce what was observed: the weighted mean over samples of the RMS
+  difference between each sample's patches at the observed locations and the observed glimpses (pixels in
+  [0, 1]; 0 for a sampler that pastes the glimpses in, as the cGAN does).
 - ``diversity``: the mean pairwise RMS distance between samples in the unobserved region (pairs of distinct
   samples, weighted by ``w_k w_l``).
 - ``label_agreement``: the weighted fraction of samples whose label matches the true label; labels are the
@@ -36,12 +39,13 @@ from ..runtime import derive_seed, generator as make_generator
 from .base import Completion, CompletionSamples
 
 __all__ = ["CompareConfig", "Comparison", "choose_locations", "mixture_log_likelihood", "pairwise_diversity",
-           "label_agreement", "compare_completions", "write_comparison", "avp_classifier",
+           "label_agreement", "glimpse_rmse", "compare_completions", "write_comparison", "avp_classifier",
            "train_label_classifier", "markdown_table", "METRICS"]
 
 log = logging.getLogger(__name__)
 
-METRICS = ("loglik_per_pixel", "diversity", "label_agreement", "label_agreement_db", "ess", "seconds_per_sample")
+METRICS = ("loglik_per_pixel", "glimpse_rmse", "diversity", "label_agreement", "label_agreement_db", "ess",
+           "seconds_per_sample")
 
 
 @dataclass
@@ -122,6 +126,17 @@ def mixture_log_likelihood(images: torch.Tensor, weights: torch.Tensor, target: 
     keep = w > 0
     total = torch.logsumexp(w[keep].log() + per[keep].sum(-1), dim=0)
     return float(total) / P
+
+
+def glimpse_rmse(images: torch.Tensor, weights: torch.Tensor, grid: GlimpseGrid, locations: torch.Tensor,
+                 glimpses: torch.Tensor) -> float:
+    """``sum_k w_k RMS(patches(images_k, locations) - glimpses)``: how far the samples (n, C, H, W) are from the
+    observed ``glimpses`` (t, C, h, w) at ``locations`` (t,); nan when nothing was observed."""
+    if locations.numel() == 0:
+        return float("nan")
+    patches = grid.extract(images.float(), locations.reshape(1, -1).expand(images.shape[0], -1))  # (n, t, C, h, w)
+    rmse = (patches - glimpses.to(patches).unsqueeze(0)).double().square().flatten(1).mean(1).sqrt()
+    return float(weights.double().to(rmse.device) @ rmse)
 
 
 def pairwise_diversity(images: torch.Tensor, weights: torch.Tensor, region: torch.Tensor) -> float:
@@ -274,6 +289,7 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
                "ess": s.ess, "seconds_per_sample": seconds / max(len(s), 1),
                "loglik_per_pixel": mixture_log_likelihood(s.images, s.weights, images[i], region, cfg.kernel,
                                                           cfg.kernel_sigma),
+               "glimpse_rmse": glimpse_rmse(s.images, s.weights, grid, loc, glimpses[i, :t]),
                "diversity": pairwise_diversity(s.images, s.weights, region),
                "label_agreement": None, "label_agreement_db": None}
         if classifier is not None:
@@ -298,13 +314,14 @@ def _fmt(v, sem=None, digits=3):
 
 
 def markdown_table(table: list) -> str:
-    head = ["method", "glimpses", "images", "log-lik / pixel", "diversity", "label agreement",
+    head = ["method", "glimpses", "images", "log-lik / pixel", "glimpse RMSE", "diversity", "label agreement",
             "label agreement (db)", "ESS", "seconds / sample"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
         lines.append("| " + " | ".join([
             r["method"], str(r["glimpses"]), str(r["images"]), _fmt(r["loglik_per_pixel"], r["loglik_per_pixel_sem"]),
-            _fmt(r["diversity"], r["diversity_sem"]), _fmt(r["label_agreement"], r["label_agreement_sem"], 2),
+            _fmt(r["glimpse_rmse"], r["glimpse_rmse_sem"]), _fmt(r["diversity"], r["diversity_sem"]),
+            _fmt(r["label_agreement"], r["label_agreement_sem"], 2),
             _fmt(r["label_agreement_db"], r["label_agreement_db_sem"], 2), _fmt(r["ess"], None, 1),
             _fmt(r["seconds_per_sample"], None, 4)])
             + " |")
@@ -330,7 +347,9 @@ def write_comparison(result: Comparison, out_dir, grid: GlimpseGrid, inputs: Opt
               else "Bernoulli kernel")
     md = (f"# Image completion: comparison on held-out images\n\n"
           f"Log-likelihood: of the true unobserved pixels under a mixture over the weighted samples ({kernel}), "
-          f"nats per unobserved pixel. Diversity: mean pairwise RMS pixel distance between samples in the "
+          f"nats per unobserved pixel. Glimpse RMSE: weighted mean over samples of the RMS difference between "
+          f"the sample's patches at the observed locations and the observed glimpses (pixels in [0, 1]; 0 when a "
+          f"sampler pastes the glimpses in). Diversity: mean pairwise RMS pixel distance between samples in the "
           f"unobserved region. Label agreement: weighted fraction of samples classified as the true label "
           f"(database labels in the 'db' column). Mean ± standard error over images. {note}\n\n"
           + markdown_table(result.table))

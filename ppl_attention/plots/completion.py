@@ -8,7 +8,7 @@ import torch
 from ..geometry import GlimpseGrid
 from ._save import plt, save_figure
 
-__all__ = ["plot_completion_grid", "plot_comparison_metrics"]
+__all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_vae_diagnostics"]
 
 
 def _show(ax, image: torch.Tensor):
@@ -61,10 +61,12 @@ def plot_completion_grid(panels: list, grid: GlimpseGrid, path, cell: float = 0.
 
 
 def plot_comparison_metrics(table: list, path) -> Path:
-    """Log-likelihood, diversity, label agreement and seconds per sample against the number of glimpses."""
-    metrics = [("loglik_per_pixel", "log-lik / unobserved pixel"), ("diversity", "sample diversity (RMS)"),
+    """Log-likelihood, glimpse RMSE, diversity, label agreement and seconds per sample against the number of
+    glimpses."""
+    metrics = [("loglik_per_pixel", "log-lik / unobserved pixel"),
+               ("glimpse_rmse", "glimpse RMSE (observed pixels)"), ("diversity", "sample diversity (RMS)"),
                ("label_agreement", "label agreement"), ("seconds_per_sample", "seconds / sample")]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2))
     methods = sorted({r["method"] for r in table})
     for ax, (key, title) in zip(axes, metrics):
         for m in methods:
@@ -79,4 +81,34 @@ def plot_comparison_metrics(table: list, path) -> Path:
             ax.set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
+    return save_figure(fig, path, dpi=90)
+
+
+def plot_vae_diagnostics(vae, images: torch.Tensor, kl_per_dim: torch.Tensor, path,
+                         generator: torch.Generator | None = None) -> Path:
+    """Is the VAE using its latent?  Held-out ``images`` (k, C, H, W), their reconstructions ``decode(E_q[z])``
+    and ``k`` prior draws ``decode(z), z ~ N(0, I)``, beside the KL of each latent dimension (all near 0 for a
+    collapsed VAE, whose reconstructions are one blurry mean image)."""
+    k = images.shape[0]
+    if k == 0:
+        raise ValueError("images must hold at least one image to reconstruct")
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        x = images.float().to(device)
+        recon = vae.decode(vae.encode(x, torch.ones(k, 1, *x.shape[-2:], device=device))[0]).cpu()
+        prior = vae.decode(torch.randn(k, vae.latent_dim, generator=generator).to(device)).cpu()
+    fig = plt.figure(figsize=(1.0 * k + 3.6, 3.3))
+    gs = fig.add_gridspec(3, k + 4, wspace=0.05, hspace=0.1)
+    for row, (name, batch) in enumerate((("held-out", images), ("reconstruction", recon), ("prior draw", prior))):
+        for j in range(k):
+            ax = fig.add_subplot(gs[row, j])
+            _show(ax, batch[j])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    ax = fig.add_subplot(gs[:, k + 1:])
+    kl = kl_per_dim.detach().cpu().double()
+    ax.bar(range(len(kl)), kl.numpy(), color="tab:blue")
+    ax.set_xlabel("latent dimension", fontsize=8)
+    ax.set_title("KL(q(z_j | x) || N(0, 1)), nats", fontsize=8)
+    ax.tick_params(labelsize=7)
     return save_figure(fig, path, dpi=90)

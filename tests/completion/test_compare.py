@@ -8,9 +8,9 @@ import torch
 
 from ppl_attention.completion.base import Completion, CompletionSamples
 from ppl_attention.completion.cgan import CGANCompletion, UNetGenerator
-from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions, label_agreement,
-                                              mixture_log_likelihood, pairwise_diversity, train_label_classifier,
-                                              write_comparison)
+from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions, glimpse_rmse,
+                                              label_agreement, mixture_log_likelihood, pairwise_diversity,
+                                              train_label_classifier, write_comparison)
 from ppl_attention.geometry import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
@@ -69,6 +69,25 @@ def test_pairwise_diversity_exact():
     assert pairwise_diversity(images, torch.tensor([1.0, 0, 0]), region) == 0.0
 
 
+def test_glimpse_rmse_exact():
+    """Weighted mean over samples of the RMS difference between their patches at the locations and the glimpses."""
+    true = torch.rand(1, 60, 60)
+    loc = torch.tensor([0, 40])
+    obs = GRID.extract(true.unsqueeze(0), loc.unsqueeze(0))[0]
+    shifted = (true + 0.3).clamp(max=1.0)
+    blank = torch.zeros(1, 60, 60)
+    images = torch.stack([true, shifted, blank])
+    per = [0.0] + [float((GRID.extract(im.unsqueeze(0), loc.unsqueeze(0))[0] - obs).square().mean().sqrt())
+                   for im in (shifted, blank)]
+    w = torch.tensor([0.5, 0.3, 0.2])
+    assert glimpse_rmse(images, w, GRID, loc, obs) == pytest.approx(0.3 * per[1] + 0.2 * per[2], rel=1e-6)
+    assert glimpse_rmse(images[:1], torch.ones(1), GRID, loc, obs) == 0.0
+    # A blank sample against glimpses of ones: RMSE 1.
+    assert glimpse_rmse(blank.unsqueeze(0), torch.ones(1), GRID, loc[:1], torch.ones(1, 1, 12, 12)) == \
+        pytest.approx(1.0)
+    assert math.isnan(glimpse_rmse(images, w, GRID, loc[:0], obs[:0]))
+
+
 def test_label_agreement_exact():
     assert label_agreement(torch.tensor([3, 1, 3]), torch.tensor([0.2, 0.5, 0.3]), 3) == pytest.approx(0.5)
 
@@ -103,13 +122,14 @@ def test_compare_end_to_end(tmp_path):
     assert len(result.rows) == 2 * 2 * 2 and len(result.table) == 4
     for r in (r for r in result.rows if r["method"] == "oracle"):
         assert r["loglik_per_pixel"] == pytest.approx(-math.log(0.2) + LOG_NORM, rel=1e-6)
-        assert r["diversity"] == 0.0
+        assert r["diversity"] == 0.0 and r["glimpse_rmse"] == 0.0
         assert r["label_agreement_db"] == pytest.approx(1.0 if r["image"] == 0 else float(labels[1] == labels[0]))
         want = float(classify(images[r["image"]:r["image"] + 1]).argmax(-1)[0] == labels[r["image"]])
         assert r["label_agreement"] == pytest.approx(want)
     for r in (r for r in result.rows if r["method"] == "cgan"):
         assert r["loglik_per_pixel"] < -math.log(0.2) + LOG_NORM and r["diversity"] > 0
         assert r["label_agreement_db"] is None
+        assert r["glimpse_rmse"] == pytest.approx(0.0, abs=1e-6)  # the cGAN pastes the glimpses in
     # Same config, same seeds: the same numbers.
     again = compare_completions(samplers, images, labels, GRID, cfg, classifier=classify, progress=False)
     assert [r["loglik_per_pixel"] for r in again.rows] == [r["loglik_per_pixel"] for r in result.rows]
@@ -121,6 +141,7 @@ def test_compare_end_to_end(tmp_path):
     assert table == json.loads(json.dumps(result.table))
     md = open(paths["markdown"]).read()
     assert "| oracle | 1 |" in md and "| cgan | 2 |" in md and "Gaussian kernel, std 0.2" in md
+    assert "glimpse RMSE" in md and {"glimpse_rmse", "glimpse_rmse_sem"} <= set(rows[0])
     for key in ("samples_figure", "metrics_figure"):
         assert open(paths[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "cmp" / "manifest.json").read_text())["kind"] == "completion-comparison"
