@@ -445,11 +445,44 @@ def benchmarks_section(page: Page, runs: Path) -> None:
     for name in BENCHMARKS:
         path = runs / "benchmarks" / f"{name}.json"
         if path.is_file():
-            page.add(f"- `{name}`: command `python benchmarks/{name}.py > {path}`", "", "```json",
+            cmd_file = path.with_suffix(".cmd")  # the exact command, when it had flags
+            cmd = cmd_file.read_text().strip() if cmd_file.is_file() else f"python benchmarks/{name}.py"
+            page.add(f"- `{name}`: command `{cmd} > {path}`", "", "```json",
                      json.dumps(_json(path), indent=1)[:3000], "```", "")
         else:
             page.add(f"- `{name}`: not run yet (`python benchmarks/{name}.py > runs/benchmarks/{name}.json`)")
     page.add("")
+
+
+def validity_section(page: Page, runs: Path, here: dict) -> None:
+    """AVP accuracy along generated vs random vs heuristic sequences (`ppl-attention plot validity`)."""
+    page.add("## Validity of the generated sequences (`ppl-attention plot validity`)", "")
+    found = sorted(p.parent for p in runs.glob("*/validity.json"))
+    if not found:
+        page.add("Not run yet. Command: `ppl-attention generate --split test --num-images 200 --avp AVP --prior PRIOR "
+                 "--out runs/validity-test` then `ppl-attention plot validity runs/validity-test --avp AVP "
+                 "--out runs/validity-test/validity.png`", "")
+        return
+    for d in found:
+        result, manifest = _json(d / "validity.json"), _json(d / "manifest.json") or {}
+        cfg, inputs = manifest.get("config", {}), manifest.get("inputs", {})
+        avp, prior = inputs.get("avp", "AVP"), inputs.get("prior", "PRIOR")
+        page.add(f"Command: `ppl-attention generate --dataset {cfg.get('dataset')} --split {cfg.get('split')} "
+                 f"--num-images {result['images']} --avp {avp} --prior {prior} --search {cfg.get('search')} "
+                 f"-T {cfg.get('T')} --num-samples {cfg.get('num_samples')} --out {d}` then "
+                 f"`ppl-attention plot validity {d} --avp {avp} --out {d / 'validity.png'}`  ",
+                 f"Machine: {machine_line(manifest, None, here)}", "",
+                 f"AVP accuracy (%) on {result['images']} held-out {cfg.get('split')} images after t glimpses along "
+                 "each kind of sequence (random and heuristic: several draws per image):", "")
+        curves = result["curves"]
+        T = max(len(v) for v in curves.values())
+        page.add("| sequences | " + " | ".join(f"t = {t}" for t in range(1, T + 1)) + " |",
+                 "|---" * (T + 1) + "|")
+        for name, acc in curves.items():
+            page.add(f"| {name} | " + " | ".join(f"{100 * a:.1f}" for a in acc) + " |")
+        page.add("")
+        if (d / "validity.png").is_file():
+            page.figure(d / "validity.png", f"design/{d.name}_validity.png", f"{d.name}: AVP accuracy along sequences")
 
 
 def completion_section(page: Page, runs: Path, here: dict) -> None:
@@ -478,6 +511,7 @@ def write_results(runs: Path, out: Path, figures: Path) -> Path:
     reproduce_section(page, runs, here)
     baselines_section(page, runs, here)
     avp_section(page, runs, here)
+    validity_section(page, runs, here)
     completion_section(page, runs, here)
     benchmarks_section(page, runs)
     return page.write()

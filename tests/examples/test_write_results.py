@@ -108,8 +108,17 @@ def runs(tmp_path):
         _write(sweep / "points" / f"shufflenet_v2_w0.25_r{res}.json", {
             "config": {"arch": "shufflenet_v2", "width": 0.25, "resolution": res}, "flops": flops, "params": 12345,
             "valid_accuracy": acc, "test_accuracy": acc})
-    # one saved benchmark
+    # one saved benchmark, one with its exact command beside it
     _write(runs / "benchmarks" / "bench_avp.json", {"benchmark": "avp_small_cnn_inference", "images_per_s": 4321})
+    _write(runs / "benchmarks" / "bench_completion.json", {"benchmark": "completion", "seconds": 0.25})
+    (runs / "benchmarks" / "bench_completion.cmd").write_text("python benchmarks/bench_completion.py --prior P\n")
+    # a validity check of generated sequences on held-out images
+    val = runs / "validity-test"
+    _write(val / "validity.json", {"images": 20, "curves": {"near-optimal": [0.3, 0.5], "random": [0.2, 0.25]}})
+    _write(val / "manifest.json", {"kind": "sequences", "config": {"dataset": "cluttered-mnist", "split": "test",
+                                   "search": "halving", "T": 2, "num_samples": 50}, "inputs": {"avp": "runs/a",
+                                   "prior": "runs/p"}, "versions": {"torch": "9.9.9"}})
+    _png(val / "validity.png")
     return runs
 
 
@@ -133,10 +142,14 @@ def test_results_page_from_fake_runs(runs, tmp_path):
     assert "--epochs 12 --lr 0.003" in text and "demo/ram-s0" in text and '"images_per_s": 4321' in text
     # what is missing is listed with its command, never invented
     assert "`bench_design`: not run yet (`python benchmarks/bench_design.py" in text
+    assert "command `python benchmarks/bench_completion.py --prior P > " in text
+    # the validity of generated sequences: its table and the command that made it
+    assert "| near-optimal | 30.0 | 50.0 |" in text and "| random | 20.0 | 25.0 |" in text
+    assert "--split test --num-images 20 --avp runs/a --prior runs/p" in text
     assert "Not run yet under runs/. Command: `ppl-attention compare-completion" in text
     # every figure link resolves to a file under docs/figures, none into runs/
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 5 and all(not link.startswith("..") and "runs/" not in link for link in links)
+    assert len(links) == 6 and all(not link.startswith("..") and "runs/" not in link for link in links)
     for link in links:
         assert (out.parent / link).is_file() and (out.parent / link).resolve().is_relative_to(out.parent / "figures")
     assert (out.parent / "figures" / "baselines" / "cluttered-mnist_accuracy_vs_flops.png").stat().st_size > 1000
@@ -146,7 +159,7 @@ def test_missing_runs_say_not_run_yet(tmp_path):
     wr = _load("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 5 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 6 and "examples/reproduce_mnist.py" in text and "![" not in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
 
