@@ -200,25 +200,32 @@ def _first_reaching(run: Path, threshold: float) -> float | None:
 
 
 def _time_to_accuracy(folder: Path, methods: list[str]) -> list[str]:
-    """Iterations until the validation accuracy first reaches 90 % and 95 % of the worst method's mean best
-    validation accuracy: a second view of speed, for runs that keep creeping up (where "within 1 % of the best"
-    lands near the end of training)."""
+    """Iterations until the validation accuracy first reaches 50, 75, 90 and 95 % of the lower of RAM's and
+    PS-NOGS's mean best validation accuracy (of every method's, when one of them is missing): a second view of
+    speed, for runs that keep creeping up (where "within 1 % of the best" lands near the end of training).
+    Methods that end far lower (RAM+, the heuristics here) would otherwise set a bar everyone clears at once."""
     runs = {m: sorted(p for p in folder.glob(f"{m}-s*") if (p / "summary.json").is_file()
                       and (p / "log.csv").is_file()) for m in methods}
     runs = {m: r for m, r in runs.items() if r}
     if len(runs) < 2:
         return []
-    best = min(sum(_json(p / "summary.json")["best_val_acc"] for p in r) / len(r) for r in runs.values())
-    lines = ["| method | " + " | ".join(f"iterations to {100 * f * best:.1f} % val. acc. ({f:.0%} of the lower "
-                                           "best)" for f in (0.9, 0.95)) + " |", "|---|---|---|"]
+    reference = {m: r for m, r in runs.items() if m in ("none", "nogs")}
+    reference = reference if len(reference) == 2 else runs
+    best = min(sum(_json(p / "summary.json")["best_val_acc"] for p in r) / len(r) for r in reference.values())
+    fractions = (0.5, 0.75, 0.9, 0.95)
+    whose = "RAM's and PS-NOGS's" if reference is not runs else "every method's"
+    lines = ["| method | " + " | ".join(f"to {100 * f * best:.1f} %" for f in fractions) + " |",
+             "|---" * (len(fractions) + 1) + "|"]
     for m, r in runs.items():
         cells = []
-        for f in (0.9, 0.95):
+        for f in fractions:
             its = [_first_reaching(p, f * best) for p in r]
             cells.append("not reached by every seed" if None in its else
                          f"{statistics.fmean(its):.0f} ± {statistics.stdev(its) if len(its) > 1 else 0.0:.0f}")
         lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
-    return ["Time to a fixed accuracy (from each run's log.csv, mean ± std over seeds):", "", *lines, ""]
+    return [f"Time to a fixed accuracy: iterations until the validation accuracy first reaches 50, 75, 90 and 95 % of "
+            f"the lower of {whose} mean best validation accuracy ({100 * best:.1f} %), from each run's log.csv, "
+            "mean ± std over seeds:", "", *lines, ""]
 
 
 def reproduce_section(page: Page, runs: Path, here: dict) -> None:
@@ -405,7 +412,9 @@ def baselines_section(page: Page, runs: Path, here: dict) -> None:
                      f"{r['params']:,} | {100 * r['valid_accuracy']:.1f} | {100 * r['test_accuracy']:.1f} |")
         groups, notes = {}, []
         for run in sorted(p for p in (runs / "demo").glob("*-s*") if (p / "summary.json").is_file()) + sorted(
-                p for p in (runs / "reproduce" / cfg["dataset"]).glob("*-s*") if (p / "summary.json").is_file()):
+                p for p in (runs / "reproduce" / cfg["dataset"]).glob("*-s*") if (p / "summary.json").is_file()) + sorted(
+                p for p in (runs / "stopping").glob("*-s*") if (p / "summary.json").is_file()
+                and (_json(p / "summary.json") or {}).get("dataset") == cfg["dataset"]):
             pts = attention_points(run)
             if pts is None:
                 continue
@@ -496,7 +505,8 @@ def completion_section(page: Page, runs: Path, here: dict) -> None:
                  f"Machine: {machine_line(_json(d / 'manifest.json'), _json(d / 'machine.json'), here)}", "",
                  (d / "comparison.md").read_text().rstrip(), "")
         for png in sorted(d.glob("*.png")):
-            page.figure(png, f"completion/{d.name}_{png.name}", f"{d.name}: {png.stem.replace('_', ' ')}")
+            name = png.name if d.name == "completion" else f"{d.name}_{png.name}"
+            page.figure(png, f"completion/{name}", f"{d.name}: {png.stem.replace('_', ' ')}")
 
 
 def write_results(runs: Path, out: Path, figures: Path) -> Path:

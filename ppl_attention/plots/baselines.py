@@ -21,7 +21,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[str, list[dict]] | None = None,
                            title: str = "Accuracy against computation") -> Path:
     """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}]."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     by_arch: dict[str, list] = {}
     for r in baselines:
         by_arch.setdefault(r["config"]["arch"], []).append(r)
@@ -43,5 +43,5 @@ def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[s
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: many runs, keep data visible
     return save_figure(fig, path)

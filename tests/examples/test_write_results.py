@@ -73,7 +73,7 @@ def runs(tmp_path):
                          "test_greedy_acc": 0.70 + 0.01 * k, "best_val_acc": 0.7, "iterations_per_second": 30.0}
                         for k in (-1, 0, 1)]}
     cs.write_tables(results, rep)
-    for method, first in (("none", 800), ("nogs", 200)):  # validation accuracy passes 0.54 (90 % of 0.6) here
+    for method, first in (("none", 800), ("nogs", 200)):  # validation accuracy passes 0.45..0.57 (75..95 % of 0.6) here
         for k in range(3):
             _attention_run(rep / f"{method}-s{k}", method, 0.6, 1000)
             (rep / f"{method}-s{k}" / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(
@@ -135,7 +135,9 @@ def test_results_page_from_fake_runs(runs, tmp_path):
     assert "10.0x by the val. CE criterion (10000 vs 1000 iterations)" in text
     assert "This meets the target" in text and "7 x Fake CPU 3000" in text
     assert "h1-s0 (200 iterations logged)" in text
-    assert "| RAM | 900 ± 100 | 900 ± 100 |" in text and "| PS-NOGS | 300 ± 100 | 300 ± 100 |" in text
+    # time to 50 / 75 / 90 / 95 % of the lower of RAM's and PS-NOGS's best (0.6): 0.30 at once, the rest later
+    assert "| RAM | 100 ± 0 | 900 ± 100 | 900 ± 100 | 900 ± 100 |" in text
+    assert "| PS-NOGS | 100 ± 0 | 300 ± 100 | 300 ± 100 | 300 ± 100 |" in text
     # the AVP, the baselines (both points, the demo runs drawn as single points), a saved benchmark
     assert "| 91.2 % | 10.0 % | 15.0 % | 20.0 % | — |" in text
     assert "| shufflenet_v2 | 0.25 | 44 | 2.05 | 12,345 | 25.1 | 25.1 |" in text
