@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _paper_pipeline import machine_info  # noqa: E402
+from compare_supervision import LABELS  # noqa: E402  (method -> the paper's name)
 
 #: The paper's Table 1 (../shared/REFERENCE.md): dataset -> method -> (iterations to convergence, test accuracy %)
 PAPER_TABLE1 = {
@@ -35,7 +36,6 @@ RAM_MNIH = "RAM (Mnih et al. 2014, 60 x 60): translated MNIST 1.54 / 1.22 % test
            "cluttered MNIST 5.23 % with 8 glimpses (a convolutional net: 7.83 %)"
 BENCHMARKS = ("bench_attention", "bench_avp", "bench_build_prior", "bench_completion", "bench_design",
               "bench_render_canvases")
-LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
 
 
 def _json(path: Path):

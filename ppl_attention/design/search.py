@@ -87,6 +87,12 @@ def _prepare(weights, num_candidates: int, forbidden):
     return w / w.sum(), allowed
 
 
+def _sample_order(w: torch.Tensor, generator) -> torch.Tensor:
+    """Samples with positive weight, in an order drawn by weight without replacement (float32, like multinomial)."""
+    wf = w.float()
+    return torch.multinomial(wf, int((wf > 0).sum()), replacement=False, generator=generator)
+
+
 def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=None) -> SearchResult:
     """Evaluate every candidate on every sample (the paper's grid search)."""
     w, allowed = _prepare(weights, num_candidates, forbidden)
@@ -114,9 +120,8 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
         raise ValueError(f"need initial_samples >= 1, growth >= 2, 0 < keep < 1, min_keep >= 1; got "
                          f"{initial_samples}, {growth}, {keep}, {min_keep}")
     cached = _cache or CachedScore(score, num_candidates, len(w))
-    wf = w.float()  # multinomial works in float32: count what stays positive there
-    positive = int((wf > 0).sum())
-    order = torch.multinomial(wf, positive, replacement=False, generator=generator)
+    order = _sample_order(w, generator)
+    positive = len(order)
     pool = torch.arange(num_candidates) if candidates is None else torch.as_tensor(candidates).long().cpu()
     num = torch.zeros(num_candidates, dtype=torch.float64)
     den = torch.zeros(num_candidates, dtype=torch.float64)
@@ -168,12 +173,6 @@ def coarse_to_fine(score: Callable, weights, grid: GlimpseGrid, forbidden=None, 
         epe = torch.where(known, epe, epe[known][d.argmin(1)])
     return SearchResult(second.location, epe, cached.evaluations, {"coarse": int(coarse.sum()),
                                                                    "fine": int(near.sum())})
-
-
-def _sample_order(w: torch.Tensor, generator) -> torch.Tensor:
-    """Samples with positive weight, in an order drawn by weight without replacement (float32, like multinomial)."""
-    wf = w.float()
-    return torch.multinomial(wf, int((wf > 0).sum()), replacement=False, generator=generator)
 
 
 def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:

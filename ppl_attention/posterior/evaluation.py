@@ -144,9 +144,7 @@ def evaluate_avp(avp, dataset, max_glimpses: int, seed: int = 0, batch_size: int
         rows.append({"t": t, "draws": draws, **score(d, t)})
     full = score(collect_draws(model, dataset, 0, seed, 1, batch_size, device, full=True), "full")
     calibration = {"temperature": float(model.temperature)}
-    if model.calibration_fractions.numel():
-        calibration["fraction_temperatures"] = {
-            "fractions": model.calibration_fractions.tolist(),
-            "temperatures": model.calibration_log_temperatures.exp().tolist()}
+    if model.fraction_temperatures() is not None:
+        calibration["fraction_temperatures"] = model.fraction_temperatures()
     return {"per_glimpses": rows, "full_image": full, "temperature": float(model.temperature),
             "calibration": calibration, "bins": bins, "draws": draws}

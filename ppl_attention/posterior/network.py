@@ -220,6 +220,13 @@ class AVP(nn.Module):
         """(B,) fraction of the pixels observed, read from the mask channel (the last) of a :meth:`make_input`."""
         return x[:, -1].flatten(1).mean(1)
 
+    def fraction_temperatures(self) -> dict | None:
+        """``{"fractions", "temperatures"}`` of the fraction temperatures (for manifests and reports), or None."""
+        if not self.calibration_fractions.numel():
+            return None
+        return {"fractions": self.calibration_fractions.tolist(),
+                "temperatures": self.calibration_log_temperatures.exp().tolist()}
+
     def temperature_at(self, fraction: torch.Tensor) -> torch.Tensor:
         """(B,) temperature dividing the logits of inputs with observed ``fraction`` (B,)."""
         t = self.temperature.expand(fraction.shape)
@@ -322,10 +329,8 @@ def save_avp(avp: AVP, directory, dataset: str, T: int, extra_config: dict | Non
     manifest = {"dataset": dataset, "backbone": cfg["backbone"], "head": cfg["head"], "grid": cfg["grid"], "T": T,
                 "normalisation": {"mean": cfg["mean"], "std": cfg["std"]},
                 "temperature": float(model.temperature), **(extra_config or {})}
-    if model.calibration_fractions.numel():
-        manifest["fraction_temperatures"] = {
-            "fractions": model.calibration_fractions.tolist(),
-            "temperatures": model.calibration_log_temperatures.exp().tolist()}
+    if model.fraction_temperatures() is not None:
+        manifest["fraction_temperatures"] = model.fraction_temperatures()
     write_manifest(directory, AVP_KIND, manifest, inputs)
     return directory
 

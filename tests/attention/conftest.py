@@ -51,9 +51,5 @@ def toy():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """The networks here are tiny: one thread avoids intra-op overhead (and spinning on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """The networks here are tiny (see tests/conftest.py's ``one_thread``)."""

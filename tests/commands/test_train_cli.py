@@ -2,19 +2,13 @@ import csv
 import json
 
 import pytest
-import torch
 
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.geometry import GlimpseGrid
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_on_cluttered_mnist_then_plot_the_curves(tmp_path):

@@ -81,20 +81,9 @@ def test_model_source_resume_is_deterministic(tmp_path):
     assert a.labels is None and a.checksum == b.checksum
 
 
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i]}
-
-
-def test_flip_rows_are_mirrors(tmp_path):
+def test_flip_rows_are_mirrors(tmp_path, list_dataset):
     x, y = blobs(7, torch.Generator().manual_seed(0))
-    db = build_database(tmp_path / "db", DatasetSource(ListDataset(x, y)), chunk_size=3, flip=True, progress=False)
+    db = build_database(tmp_path / "db", DatasetSource(list_dataset(x, y)), chunk_size=3, flip=True, progress=False)
     assert len(db) == 14
     orig, mirrored = np.array(db.images[0::2]), np.array(db.images[1::2])
     np.testing.assert_array_equal(orig, (x * 255).round().to(torch.uint8).numpy())
@@ -103,13 +92,13 @@ def test_flip_rows_are_mirrors(tmp_path):
     db.verify()
 
 
-def test_bad_input_and_corruption(tmp_path):
+def test_bad_input_and_corruption(tmp_path, list_dataset):
     with pytest.raises(ValueError, match="n must be a positive"):
         build_database(tmp_path / "a", source(), n=0, progress=False)
     with pytest.raises(ValueError, match="n .number of images. is required"):
         build_database(tmp_path / "a", source(), progress=False)
     with pytest.raises(ValueError, match="dataset is empty"):
-        DatasetSource(ListDataset([], []))
+        DatasetSource(list_dataset([], []))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageDatabase(tmp_path / "missing")
     bad = GeneratorSource(lambda n, g: (torch.rand(n, 1, 9, 8), None), (1, 8, 8), None, "bad")

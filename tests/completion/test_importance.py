@@ -140,20 +140,9 @@ def test_residual_resample():
     torch.testing.assert_close(many.mean(0) / 7, p.double(), atol=0.01, rtol=0)
 
 
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i]}
-
-
-def test_flipped_rows_scored_consistently(tmp_path):
+def test_flipped_rows_scored_consistently(tmp_path, list_dataset):
     x, y = bumps(30, torch.Generator().manual_seed(4))
-    db = build_database(tmp_path / "db", DatasetSource(ListDataset(x, y)), flip=True, progress=False)
+    db = build_database(tmp_path / "db", DatasetSource(list_dataset(x, y)), flip=True, progress=False)
     index = build_pca_index(tmp_path / "pca", db, GRID, PCAIndexConfig(components=20, fit_samples=60, shift=1),
                             progress=False)
     sampler = ImportanceCompletion(db, index, GRID, k1=20_000, sigma=40.0, shift=1)

@@ -1,52 +1,30 @@
 """examples/celeba_hq.py and examples/cub.py run end to end with --tiny on fixture folders, write every artefact
 and a sane results table, resume (a second run redoes nothing), keep the paper's settings, and refuse bad input."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"paper_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_faiss_thread():
-    """faiss's OpenMP pool oversubscribes the shared test machine (a 1,000-row PCA index: 12 s vs 1 s)."""
-    faiss = pytest.importorskip("faiss")
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
-def celeba(tmp_path_factory):
+def celeba(load_example, tmp_path_factory):
     from ppl_attention.data.fixtures import make_celeba_hq_folder
 
     tmp = tmp_path_factory.mktemp("celeba")
     root = make_celeba_hq_folder(tmp / "data", indices=[*range(8), 27000, 27001, 27002, 27500, 27501, 27502])
-    module = _load("celeba_hq")
+    module = load_example("celeba_hq")
     out = tmp / "out"
     summary = module.main(["--root", str(root), "--out", str(out), "--tiny", "--device", "cpu"])
     return module, root, out, summary
 
 
 @pytest.fixture(scope="module")
-def cub(tmp_path_factory):
+def cub(load_example, tmp_path_factory):
     from ppl_attention.data.fixtures import make_cub_folder
 
     tmp = tmp_path_factory.mktemp("cub")
     root = make_cub_folder(tmp / "data", n_classes=3, per_class=5, test_per_class=1)
-    module = _load("cub")
+    module = load_example("cub")
     out = tmp / "out"
     summary = module.main(["--root", str(root), "--out", str(out), "--tiny", "--device", "cpu"])
     return module, root, out, summary
@@ -115,8 +93,8 @@ def test_second_run_is_cached(celeba):
     assert again["results"] == json.loads((out / "summary.json").read_text())["results"]
 
 
-def test_paper_settings_are_the_papers():
-    c, b = _load("celeba_hq").PaperSettings(), _load("cub").PaperSettings()
+def test_paper_settings_are_the_papers(load_example):
+    c, b = load_example("celeba_hq").PaperSettings(), load_example("cub").PaperSettings()
     assert (c.glimpses, c.num_samples, c.k1, c.num_sequences, c.hidden, c.lr, c.batch_size) == \
         (5, 200, 1000, 600, 64, 3e-4, 64)
     assert (c.attribute, c.avp_backbone, c.avp_lr, c.prior_components, c.convergence) == \
@@ -128,8 +106,8 @@ def test_paper_settings_are_the_papers():
         ("vgg16", 12, "densenet121", "accuracy", 250 * 80)
 
 
-def test_bad_input(tmp_path):
-    celeba, cub = _load("celeba_hq"), _load("cub")
+def test_bad_input(load_example, tmp_path):
+    celeba, cub = load_example("celeba_hq"), load_example("cub")
     with pytest.raises(FileNotFoundError, match="--root"):
         celeba.main(["--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--tiny"])
     with pytest.raises(FileNotFoundError, match="--root"):

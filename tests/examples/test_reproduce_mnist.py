@@ -1,38 +1,17 @@
 """examples/reproduce_mnist.py runs Table 1 end to end on both MNIST datasets at the quick scale, resumes without
 redoing anything, reuses given BOED artefacts and existing runs, and refuses runs or artefacts that do not fit."""
 import dataclasses
-import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 METHODS = ("none", "ram+", "h1", "h5", "hgs", "nogs")
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_faiss_thread():
-    faiss = pytest.importorskip("faiss")
-    n = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    module = _load("reproduce_mnist")
+def quick(load_example, tmp_path_factory):
+    module = load_example("reproduce_mnist")
     out = tmp_path_factory.mktemp("reproduce") / "out"
     summary = module.main(["--quick", "--out", str(out), "--seeds", "0", "1", "--device", "cpu"])
     return module, out, summary

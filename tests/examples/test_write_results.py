@@ -1,22 +1,10 @@
 """examples/write_results.py builds docs/RESULTS.md from tiny fake run folders: every table it finds with its
 numbers, its command and machine, figures copied next to the page, and "not run yet" for what is missing."""
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _png(path: Path) -> Path:
@@ -45,9 +33,9 @@ def _attention_run(path: Path, supervision, acc, iters, T=4, best=2300):
 
 
 @pytest.fixture
-def runs(tmp_path):
-    cs = _load("compare_supervision")
-    rm = _load("reproduce_mnist")
+def runs(load_example, tmp_path):
+    cs = load_example("compare_supervision")
+    rm = load_example("reproduce_mnist")
     runs = tmp_path / "runs"
     # the demo: one seed of RAM and PS-NOGS
     demo = runs / "demo"
@@ -122,8 +110,8 @@ def runs(tmp_path):
     return runs
 
 
-def test_results_page_from_fake_runs(runs, tmp_path):
-    wr = _load("write_results")
+def test_results_page_from_fake_runs(load_example, runs, tmp_path):
+    wr = load_example("write_results")
     out = tmp_path / "docs" / "RESULTS.md"
     wr.main(["--runs", str(runs), "--out", str(out)])
     text = out.read_text()
@@ -157,8 +145,8 @@ def test_results_page_from_fake_runs(runs, tmp_path):
     assert (out.parent / "figures" / "baselines" / "cluttered-mnist_accuracy_vs_flops.png").stat().st_size > 1000
 
 
-def test_missing_runs_say_not_run_yet(tmp_path):
-    wr = _load("write_results")
+def test_missing_runs_say_not_run_yet(load_example, tmp_path):
+    wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
     assert text.count("Not run yet") == 6 and "examples/reproduce_mnist.py" in text and "![" not in text
@@ -166,8 +154,8 @@ def test_missing_runs_say_not_run_yet(tmp_path):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
 
 
-def test_stopping_curve_or_single_point(tmp_path):
-    wr = _load("write_results")
+def test_stopping_curve_or_single_point(load_example, tmp_path):
+    wr = load_example("write_results")
     _attention_run(tmp_path / "a", "none", 0.5, 100, T=5)
     assert wr.attention_points(tmp_path / "a") == [{"flops": 5 * 1_000_000 + 5000, "accuracy": 0.5}]
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
