@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import statistics
+import sys
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ import torch
 from ppl_attention.artifacts import atomic_write_text, read_json
 from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train_run
 from ppl_attention.plots.attention import plot_validation_curves
-from ppl_attention.runtime import resolve_device
+from ppl_attention.runtime import machine_info, resolve_device
 
 #: method -> (supervision kind, pretrain with heuristic locations)
 METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False), "h1": ("h1", False),
@@ -155,10 +156,14 @@ def read_history(run_dir: Path) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def compare(args) -> list[dict]:
-    """Train (or re-read) every run, write OUT/results.csv|md and OUT/validation_curves.png; returns the rows."""
+def compare(args, command: str | None = None) -> list[dict]:
+    """Train (or re-read) every run, write OUT/results.csv|md, OUT/validation_curves.png and OUT/comparison.json
+    (the command and settings, for the results page); returns the rows."""
     results = run_all(args)
     rows = write_tables(results, args.out)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    atomic_write_text(args.out / "comparison.json", json.dumps({"command": command, "settings": settings,
+                                                                "machine": machine_info()}, indent=1))
     curves = {m: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
     plot_validation_curves(curves, args.out / "validation_curves.png",
                            title=f"{args.dataset}: validation accuracy (greedy policy)")
@@ -168,7 +173,8 @@ def compare(args) -> list[dict]:
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
-    rows = compare(args)
+    given = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    rows = compare(args, command=" ".join(["python examples/compare_supervision.py", *given]))
     print((args.out / "results.md").read_text())
     print(json.dumps(rows, indent=1))
 

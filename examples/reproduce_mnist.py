@@ -283,11 +283,13 @@ def main(argv=None) -> dict:
         print(f"[train] {len(args.methods)} methods x {len(s.seeds)} seeds into {out}", flush=True)
         start = time.perf_counter()
         cs.compare(cs.parse_args(train_argv(dataset, out, store, args.methods, s, data_seed, args.threads,
-                                            args.device)))
+                                            args.device)), command=command)
         timings[dataset]["training"] = round(time.perf_counter() - start, 1)
     previous = json.loads((args.out / "table1.json").read_text()) if (args.out / "table1.json").is_file() else {}
     for dataset in args.datasets:
-        stores[dataset]["command"] = command
+        stores[dataset].update(command=command, settings=asdict(s))
+    # a dataset run by an earlier command keeps that command's settings (they may differ, e.g. in --iterations)
+    earlier = {d: {"settings": previous.get("settings"), **info} for d, info in previous.get("datasets", {}).items()}
     markdown, rows = table1(args.out)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -296,7 +298,7 @@ def main(argv=None) -> dict:
     atomic_write_text(args.out / "table1.csv", buf.getvalue())
     atomic_write_text(args.out / "table1.md", markdown)
     summary = {"command": command, "scale": args.scale, "settings": asdict(s),
-               "datasets": {**previous.get("datasets", {}), **stores}, "methods": args.methods,
+               "datasets": {**earlier, **stores}, "methods": args.methods,
                "seconds": _merge_seconds(previous.get("seconds", {}), timings), "machine": machine_info(),
                "table": rows}
     atomic_write_json(args.out / "table1.json", summary)

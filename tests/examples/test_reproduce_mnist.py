@@ -37,6 +37,10 @@ def test_both_datasets_every_method_and_seed(quick):
                 assert (run["supervision"], run["pretrain"], run["seed"], run["iterations"]) == \
                     (kind, pretrain, seed, s.iterations)
                 assert run["dataset"] == dataset and 0 < run["iterations_to_convergence_loss"] <= s.iterations
+        # the comparison records the command that made it and its settings (for the results page)
+        comparison = json.loads((base / "comparison.json").read_text())
+        assert comparison["command"].startswith("python examples/reproduce_mnist.py --quick")
+        assert comparison["settings"]["iterations"] == s.iterations and comparison["machine"]["cpu_count"] >= 1
         # PS-NOGS was supervised with exactly the store's sequences
         sup = json.loads((base / "nogs-s0" / "supervision.json").read_text())
         stored = {int(p.stem): json.loads(p.read_text())["locations"]
@@ -71,6 +75,13 @@ def test_given_artefacts_are_reused(quick, tmp_path):
     module, out, _ = quick
     src = out / "cluttered-mnist"
     new = tmp_path / "reuse"
+    # a table1.json from an older command, with another iteration count and no per-dataset settings yet
+    older = json.loads((out / "table1.json").read_text())
+    older["settings"]["iterations"] = 99
+    for info in older["datasets"].values():
+        info.pop("settings")
+    new.mkdir()
+    (new / "table1.json").write_text(json.dumps(older))
     module.main(["--quick", "--out", str(new), "--datasets", "cluttered-mnist", "--methods", "none", "nogs",
                  "--avp", str(src / "avp"), "--prior", str(src / "prior"), "--sequences", str(src / "sequences"),
                  "--device", "cpu"])
@@ -79,6 +90,10 @@ def test_given_artefacts_are_reused(quick, tmp_path):
     assert sup["sequences"] == json.loads((src / "nogs-s0" / "supervision.json").read_text())["sequences"]
     info = json.loads((new / "table1.json").read_text())["datasets"]["cluttered-mnist"]
     assert info["sequences"] == str(src / "sequences") and info["avp"] == str(src / "avp")
+    # each dataset keeps the settings of the command that ran it
+    datasets = json.loads((new / "table1.json").read_text())["datasets"]
+    assert info["settings"]["iterations"] == module.SCALES["quick"].iterations
+    assert datasets["translated-mnist"]["settings"]["iterations"] == 99
 
 
 def test_runs_and_artefacts_that_do_not_fit_are_refused(quick, tmp_path):

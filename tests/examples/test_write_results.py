@@ -163,3 +163,47 @@ def test_stopping_curve_or_single_point(load_example, tmp_path):
     (tmp_path / "a" / "summary.json").write_text(json.dumps(summary))
     assert wr.attention_points(tmp_path / "a") == [{"flops": 1e6, "accuracy": 0.3}, {"flops": 2e6, "accuracy": 0.4}]
     assert wr.attention_points(tmp_path / "missing") is None
+
+
+def _logged_run(path: Path, supervision, accs, lr=1e-3, pretrain=False):
+    """A run folder with the manifest keys the single-factor table compares, and a validation log."""
+    _write(path / "manifest.json", {"config": {"run": {"supervision": supervision, "num_supervised": 600,
+                                                       "pretrain": pretrain, "pretrain_iterations": 1000},
+                                               "train": {"lr": lr, "supervision_weight": 1.0, "glimpses": 5},
+                                               "network": {"network": {"hidden": 256}}}})
+    _write(path / "summary.json", {"supervision": supervision, "pretrain": pretrain, "seed": 0,
+                                   "dataset": "cluttered-mnist", "best_val_acc": max(accs),
+                                   "test_greedy_acc": accs[-1], "iterations": 1000 * len(accs),
+                                   "iterations_to_convergence_loss": 1000 * len(accs),
+                                   "iterations_to_convergence_accuracy": 1000 * len(accs)})
+    (path / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(
+        f"{1000 * (k + 1)},{a}\n" for k, a in enumerate(accs)))
+
+
+def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_path):
+    wr, cs = load_example("write_results"), load_example("compare_supervision")
+    runs = tmp_path / "runs"
+    for method, accs in (("none", [0.2, 0.3, 0.4, 0.5]), ("nogs", [0.4, 0.5, 0.55, 0.6])):
+        _logged_run(runs / "reproduce" / "cluttered-mnist" / f"{method}-s0", method, accs)
+    _logged_run(runs / "investigate" / "nogs-lr3e-3-s0", "nogs", [0.5, 0.6], lr=3e-3)
+    long = runs / "long" / "cluttered-mnist"
+    summaries = {}
+    for method, accs in (("none", [0.2, 0.4, 0.6, 0.6]), ("nogs", [0.5, 0.6, 0.6, 0.6])):
+        _logged_run(long / f"{method}-s0", method, accs)
+        summaries[method] = [json.loads((long / f"{method}-s0" / "summary.json").read_text())]
+    cs.write_tables(summaries, long)
+    _write(long / "comparison.json", {"command": "python examples/compare_supervision.py --iterations 4000",
+                                      "machine": {"cpu": "Fake CPU", "cpu_count": 2, "torch": "9.9.9"}})
+    page = wr.Page(tmp_path / "RESULTS.md", tmp_path / "figures")
+    wr.investigation_section(page, runs, {"cpu": "Here", "cpu_count": 1, "torch": "1"})
+    text = "\n".join(page.lines)
+    assert "### cluttered-mnist, 4,000 iterations per run" in text
+    assert "`python examples/compare_supervision.py --iterations 4000`" in text and "Fake CPU" in text
+    # the single-factor run is shown against the reproduction's run of its seed and supervision, and RAM's
+    assert "| investigate/nogs-lr3e-3-s0 (PS-NOGS) | learning rate = 0.003 | 50.0 | 60.0 |" in text
+    assert "| reproduce/cluttered-mnist/nogs-s0 (PS-NOGS) | reference | 40.0 | 50.0 |" in text
+    assert "| reproduce/cluttered-mnist/none-s0 (RAM) | reference | 20.0 | 30.0 | 50.0 |" in text
+    # nothing at all: no section
+    empty = wr.Page(tmp_path / "R.md", tmp_path / "f")
+    wr.investigation_section(empty, tmp_path / "nothing", {})
+    assert empty.lines == []
