@@ -303,9 +303,15 @@ def investigation_section(page: Page, runs: Path, here: dict) -> None:
     compare_supervision), and single-factor runs against the seed-0 runs of the reproduction (runs/investigate)."""
     long_runs = sorted(p.parent for p in runs.glob("long/*/results.csv"))
     singles = sorted(p for p in runs.glob("investigate/*-s*") if (p / "summary.json").is_file())
-    if not long_runs and not singles:
+    diagnosis = _json(runs / "diagnose" / "policy.json")
+    if not long_runs and not singles and diagnosis is None:
         return
-    page.add("## Why PS-NOGS is not 5x faster here: longer runs and single-factor runs", "")
+    page.add("## Why PS-NOGS is not 5x faster here: longer runs, single-factor runs, policy against classifier", "")
+    if diagnosis is not None and (runs / "diagnose" / "policy.md").is_file():
+        page.add("### Policy or classifier? (`examples/diagnose_policy.py`)", "",
+                 f"Command: `{diagnosis['command']}`", "", (runs / "diagnose" / "policy.md").read_text().rstrip(), "",
+                 "Reading: the gap between *near-optimal* and *own policy* is what a better policy would add to "
+                 "this classifier; the gap between *near-optimal* and 100 % is the classifier's own limit.", "")
     for folder in long_runs:
         results = _read_results_csv(folder / "results.csv")
         info = _json(folder / "comparison.json") or {}

@@ -115,3 +115,41 @@ def test_runs_and_artefacts_that_do_not_fit_are_refused(quick, tmp_path):
         module.check_reused_runs(src, ["none"], dataclasses.replace(quick, hidden=16), 0)
     with pytest.raises(ValueError, match="data_seed=0, this reproduction needs 3"):
         module.check_reused_runs(src, ["nogs"], quick, 3)
+
+
+def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
+    """examples/diagnose_policy.py on the quick runs: three ways of looking, agreement, and a store of other data
+    refused."""
+    import torch
+
+    from ppl_attention.attention.run import load_run_network
+    from ppl_attention.data import load_dataset
+
+    module, out, _ = quick
+    dp = load_example("diagnose_policy")
+    base = out / "cluttered-mnist"
+    T = module.SCALES["quick"].glimpses
+    report = dp.main([str(base / "none-s0"), str(base / "nogs-s0"), "--sequences", str(base / "sequences"),
+                      "--draws", "2", "--out", str(tmp_path)])
+    assert report["images"] == module.SCALES["quick"].num_sequences
+    for r in report["runs"].values():
+        assert r["T"] == T and r["forced_glimpses"] == T and set(r["curves"]) == set(dp.MODES)
+        for values in [*r["curves"].values(), r["agreement"], r["agreement_within_one_cell"]]:
+            assert len(values) == T and all(0 <= v <= 1 for v in values)
+        # agreeing exactly implies agreeing within one cell
+        assert all(a <= b for a, b in zip(r["agreement"], r["agreement_within_one_cell"]))
+    table = (tmp_path / "policy.md").read_text()
+    assert "| PS-NOGS |" in table and "| RAM |" in table and report["command"].startswith("python examples/")
+    # forcing the policy's own greedy glimpses changes nothing; forcing others does change what it sees
+    net = load_run_network(base / "nogs-s0").eval()
+    data = load_dataset("cluttered-mnist", split="train", seed=0)
+    images = torch.stack([data[i]["image"] for i in range(8)])
+    labels = torch.tensor([int(data[i]["label"]) for i in range(8)])
+    own = net(images, T, policy="greedy").locations
+    assert torch.equal(dp.accuracy_per_glimpse(net, images, labels, T),
+                       dp.accuracy_per_glimpse(net, images, labels, T, own))
+    with pytest.raises(ValueError, match="translated-mnist"):
+        dp.main([str(base / "none-s0"), "--sequences", str(out / "translated-mnist" / "sequences"),
+                 "--out", str(tmp_path / "x")])
+    with pytest.raises(FileNotFoundError, match="not a finished training run"):
+        dp.main([str(tmp_path), "--sequences", str(base / "sequences"), "--out", str(tmp_path / "y")])

@@ -194,9 +194,12 @@ def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_p
     cs.write_tables(summaries, long)
     _write(long / "comparison.json", {"command": "python examples/compare_supervision.py --iterations 4000",
                                       "machine": {"cpu": "Fake CPU", "cpu_count": 2, "torch": "9.9.9"}})
+    _write(runs / "diagnose" / "policy.json", {"command": "python examples/diagnose_policy.py RUN --sequences S"})
+    (runs / "diagnose" / "policy.md").write_text("| run | method |\n|---|---|\n| r | RAM |\n")
     page = wr.Page(tmp_path / "RESULTS.md", tmp_path / "figures")
     wr.investigation_section(page, runs, {"cpu": "Here", "cpu_count": 1, "torch": "1"})
     text = "\n".join(page.lines)
+    assert "`python examples/diagnose_policy.py RUN --sequences S`" in text and "| r | RAM |" in text
     assert "### cluttered-mnist, 4,000 iterations per run" in text
     assert "`python examples/compare_supervision.py --iterations 4000`" in text and "Fake CPU" in text
     # the single-factor run is shown against the reproduction's run of its seed and supervision, and RAM's
