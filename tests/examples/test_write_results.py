@@ -210,3 +210,15 @@ def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_p
     empty = wr.Page(tmp_path / "R.md", tmp_path / "f")
     wr.investigation_section(empty, tmp_path / "nothing", {})
     assert empty.lines == []
+
+
+def test_equal_flops_sentence(load_example):
+    wr = load_example("write_results")
+    cnns = [{"config": {"arch": "shufflenet_v2", "width": 0.25, "resolution": r}, "flops": f, "test_accuracy": a}
+            for r, f, a in ((28, 1e6, 0.5), (60, 3e6, 0.9), (80, 9e6, 0.95))]
+    attention = {"PS-NOGS": [{"flops": 2e6, "accuracy": 0.6}, {"flops": 4e6, "accuracy": 0.7}]}
+    text = wr._equal_flops_sentence(cnns, attention)  # 70 % at 4 MFLOPs against the 3-MFLOP CNN's 90 %
+    assert "the CNN beats hard attention" in text and "70.0 % at 4.00 MFLOPs" in text and "r = 60) 90.0 %" in text
+    assert "does not beat" in wr._equal_flops_sentence(cnns[:1], attention)
+    assert "costs less than every CNN" in wr._equal_flops_sentence(cnns[2:], attention)
+    assert wr._equal_flops_sentence(cnns, {}) == ""
