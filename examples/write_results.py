@@ -512,10 +512,10 @@ def baselines_section(page: Page, runs: Path, here: dict) -> None:
             method = run.name.rsplit("-s", 1)[0]
             label = {"ps-nogs": "PS-NOGS", "ram": "RAM"}.get(method, LABELS.get(method, method))
             iters = (_json(run / "summary.json") or {}).get("iterations")
-            name = f"{label}, {run.parent.name} runs" + (f", {iters:,} it." if iters else "")
+            name = f"{label}, {run.relative_to(runs).parts[0]} runs" + (f", {iters:,} it." if iters else "")
             groups.setdefault(name, []).append(pts)
             if not (_json(run / "summary.json") or {}).get("stopping_curve"):
-                notes.append(f"{run.parent.name}/{run.name}")
+                notes.append(run.relative_to(runs).as_posix())
         curves = {f"{name} ({len(runs_)} seed{'s' if len(runs_) > 1 else ''})": mean_curve(runs_)
                   for name, runs_ in groups.items()}
         page.add("")
@@ -526,19 +526,14 @@ def baselines_section(page: Page, runs: Path, here: dict) -> None:
         plot_accuracy_vs_flops(points, dest, curves, title=f"{cfg['dataset']}: test accuracy against FLOPs")
         page.link(dest, f"{cfg['dataset']}: CNN baselines (Pareto fronts over c, r) and hard-attention networks")
         best = max(points, key=lambda r: r["test_accuracy"])
+        undertrained = all(_still_improving(r.get("curve") or []) for r in points)
         page.add(f"Honest reading: the best CNN here reaches {100 * best['test_accuracy']:.1f} % at "
                  f"{best['flops'] / 1e6:.2f} MFLOPs after {cfg['epochs']} epochs of {cfg['batch_size']}-image "
-                 "batches (a budget cut to a few CPU-minutes; the hard-attention networks trained for the iterations "
-                 "in their legend). Every CNN reached its best validation accuracy in the last third of its epochs "
-                 "(still improving when it stopped), so the figure shows "
-                 "undertrained CNNs, not the workshop paper's comparison (CNNs trained to convergence on CelebA-HQ, "
-                 "where hard attention matched them at fewer FLOPs); it neither supports nor refutes that claim."
-                 if all(_still_improving(r.get("curve") or []) for r in points) else
-                 f"Honest reading: the best CNN here reaches {100 * best['test_accuracy']:.1f} % at "
-                 f"{best['flops'] / 1e6:.2f} MFLOPs after {cfg['epochs']} epochs of {cfg['batch_size']}-image "
-                 "batches; the hard-attention networks trained for the iterations in their legend. "
-                 + _equal_flops_sentence(points, curves) + "The workshop paper's comparison (CelebA-HQ, where hard "
-                 "attention matched the CNNs at fewer FLOPs) is on other data.", "")
+                 "batches" + (" (every CNN was still improving when it stopped: its best validation epoch is in the "
+                              "last third)" if undertrained else "")
+                 + "; the hard-attention networks trained for the iterations in their legend. "
+                 + _equal_flops_sentence(points, curves) + "The workshop paper's comparison (CelebA-HQ, CNNs trained "
+                 "to convergence, where hard attention matched them at fewer FLOPs) is on other data.", "")
 
 
 def _equal_flops_sentence(points: list[dict], curves: dict[str, list[dict]]) -> str:
