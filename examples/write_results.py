@@ -278,7 +278,8 @@ CHECKPOINTS = (1000, 2000, 4000, 8000, 15000, 30000)
 #: training settings a single-factor run may change, with how the table names them
 FACTORS = {("run", "supervision"): "supervision", ("run", "num_supervised"): "supervised images",
            ("train", "supervised_fraction"): "supervised fraction per batch", ("train", "lr"): "learning rate",
-           ("train", "supervision_weight"): "lambda", ("train", "entropy_weight"): "entropy weight",
+           ("train", "supervision_weight"): "lambda", ("train", "supervision_until"): "supervision stops at",
+           ("train", "entropy_weight"): "entropy weight",
            ("run", "pretrain_iterations"): "pretraining iterations", ("network", "network", "hidden"): "GRU hidden"}
 
 

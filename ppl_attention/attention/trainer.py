@@ -53,6 +53,10 @@ class TrainConfig:
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     validate_every: int = field(default=100, metadata={"help": "validate (and checkpoint) every K iterations"})
     supervision_weight: float = field(default=1.0, metadata={"help": "lambda of -lambda log pi(target)"})
+    supervision_until: int | None = field(default=None, metadata={
+        "help": "stop the partial supervision after this many iterations: from then on every example, the "
+                "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
+                "last (default: supervise throughout)"})
     supervised_fraction: float | None = field(default=None, metadata={
         "help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"})
     entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
@@ -156,6 +160,8 @@ class Trainer:
                              f"{cfg.batch_size}")
         if cfg.validate_every < 1:
             raise ValueError(f"validate_every must be positive, got {cfg.validate_every}")
+        if cfg.supervision_until is not None and cfg.supervision_until < 0:
+            raise ValueError(f"supervision_until must be >= 0 iterations (or None), got {cfg.supervision_until}")
         self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
         self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
         self.device = net.h0.device
@@ -224,7 +230,10 @@ class Trainer:
             images, labels = images.clone(), labels.clone()
             images[sup] = self.sup_images[slot[sup]]
             labels[sup] = self.sup_labels[slot[sup]]
-        return images.to(self.device), labels.to(self.device), self.sup_table[pos].to(self.device)
+        forced = self.sup_table[pos]
+        if self.cfg.supervision_until is not None and iteration >= self.cfg.supervision_until:
+            forced = torch.full_like(forced, NO_GLIMPSE)
+        return images.to(self.device), labels.to(self.device), forced.to(self.device)
 
     # ------------------------------------------------------------------ loss
     def loss(self, images, labels, forced, gen) -> tuple[torch.Tensor, dict]:
@@ -314,11 +323,22 @@ class Trainer:
             raise ValueError(f"{self.checkpoint_path} and its .json disagree on the iteration (interrupted write?); "
                              "delete the checkpoint folder to restart")
         # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
-        # finished run gives the same curves as a longer run.
-        def same(cfg: dict) -> dict:
-            return {k: v for k, v in cfg.items() if k != "iterations"}
+        # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
+        # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
+        def until(cfg: dict) -> float:
+            value = cfg.get("supervision_until")
+            return math.inf if value is None else value
 
-        for key, stored, now in (("train_config", same(meta.get("train_config", {})), same(config_to_dict(self.cfg))),
+        # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
+        stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
+        free = {"iterations"}
+        if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(self.cfg))):
+            free.add("supervision_until")
+
+        def same(cfg: dict) -> dict:
+            return {k: v for k, v in cfg.items() if k not in free}
+
+        for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(self.cfg))),
                                  ("network", meta.get("network"), self.net.to_config()),
                                  ("seed", meta.get("seed"), self.seed), ("stage", meta.get("stage"), self.stage)):
             if stored != now:

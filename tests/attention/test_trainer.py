@@ -135,3 +135,27 @@ def test_ram_plus_pretrains_on_the_heuristic_and_h1_supervises(toy, tmp_path):
     sup = json.loads((tmp_path / "run" / "supervision.json").read_text())
     assert sup["kind"] == "h1" and sup["sequences"] == [[0, 0]] * 12
     assert s["pretrain_summary"]["iterations"] == 2 and s["num_supervised"] == 12
+
+
+def test_supervision_until_turns_supervised_examples_into_reinforce_ones(toy, tmp_path):
+    sup = sup_all_zero(range(96))  # every image supervised
+    t = make_trainer(toy, tmp_path, sup, supervision_until=3)
+    assert bool((t.get_batch(2)[2] == 0).all()) and bool((t.get_batch(3)[2] == NO_GLIMPSE).all())
+    images, labels, forced = t.get_batch(3)
+    _, stats = t.loss(images, labels, forced, torch.Generator().manual_seed(0))
+    assert stats["supervised_nll"] == 0.0 and stats["reinforce"] != 0.0
+    with pytest.raises(ValueError, match="supervision_until"):
+        make_trainer(toy, tmp_path, sup, supervision_until=-1)
+
+
+def test_stopping_supervision_later_resumes_a_run_still_inside_it(toy, tmp_path):
+    """A checkpoint inside both supervised phases resumes (the runs agree up to it) and matches a run made with the
+    final setting from scratch; one past the old phase's end is refused."""
+    sup = sup_all_zero(range(0, 96, 3))
+    make_trainer(toy, tmp_path / "direct", sup, supervision_until=4).run(progress=False)
+    make_trainer(toy, tmp_path / "ext", sup, iterations=4).run(progress=False)  # supervised throughout, to 4
+    make_trainer(toy, tmp_path / "ext", sup, supervision_until=4).run(progress=False)
+    assert (tmp_path / "direct" / "log.csv").read_text() == (tmp_path / "ext" / "log.csv").read_text()
+    make_trainer(toy, tmp_path / "late", sup, iterations=4, supervision_until=2).run(progress=False)
+    with pytest.raises(ValueError, match="another train_config"):
+        make_trainer(toy, tmp_path / "late", sup, supervision_until=6).run(progress=False)
