@@ -145,7 +145,8 @@ def write_tables(results: dict, out: Path) -> list[dict]:
     lines = ["| method | seeds | iterations to convergence (val CE within 0.01) | (val acc within 1 %) | "
              "test accuracy | iterations/s |", "|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['method']} | {row['seeds']} | {fmt(row, METRICS[0], 0)} | {fmt(row, METRICS[1], 0)} | "
+        lines.append(f"| {LABELS.get(row['method'], row['method'])} | {row['seeds']} | {fmt(row, METRICS[0], 0)} | "
+                     f"{fmt(row, METRICS[1], 0)} | "
                      f"{fmt(row, METRICS[2], 4)} | {fmt(row, METRICS[4], 1)} |")
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     return rows
@@ -164,7 +165,7 @@ def compare(args, command: str | None = None) -> list[dict]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_text(args.out / "comparison.json", json.dumps({"command": command, "settings": settings,
                                                                 "machine": machine_info()}, indent=1))
-    curves = {m: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
+    curves = {LABELS[m]: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
     plot_validation_curves(curves, args.out / "validation_curves.png",
                            title=f"{args.dataset}: validation accuracy (greedy policy)")
     return rows
