@@ -337,7 +337,10 @@ def investigation_section(page: Page, runs: Path, here: dict) -> None:
         dataset = (_json(run / "summary.json") or {}).get("dataset", "cluttered-mnist")
         seed = (_json(run / "summary.json") or {}).get("seed", 0)
         method = "ram+" if man.get("config", {}).get("run", {}).get("pretrain") else values["supervision"]
-        ref = runs / "reproduce" / dataset / f"{method}-s{seed}"
+        # the same run trained longer (runs/long) when there is one, else the reproduction's
+        ref = next((r for r in (runs / "long" / dataset / f"{method}-s{seed}",
+                                runs / "reproduce" / dataset / f"{method}-s{seed}") if (r / "summary.json").is_file()),
+                   runs / "reproduce" / dataset / f"{method}-s{seed}")
         ref_values = _factor_values(_json(ref / "manifest.json") or {}) if (ref / "manifest.json").is_file() else {}
         changed = {k: v for k, v in values.items() if ref_values and ref_values.get(k) != v}
         factors.update(changed)
@@ -345,8 +348,9 @@ def investigation_section(page: Page, runs: Path, here: dict) -> None:
     references = sorted({ref for _, _, ref in rows if ref is not None} |
                         {ref.parent / f"none-s{ref.name.rsplit('-s', 1)[1]}" for _, _, ref in rows if ref is not None})
     page.add("### Single-factor runs (`ppl-attention train`, one seed each)", "",
-             "Validation accuracy (greedy policy, %) at fixed iterations; each run differs from the reproduction's "
-             "run of the same seed (listed first) only in the settings named. Command of each: "
+             "Validation accuracy (greedy policy, %) at fixed iterations; each run differs from the reference run of "
+             "the same seed (listed first: the longer run when there is one, else the reproduction's) only in the "
+             "settings named. Command of each: "
              "`ppl-attention train --dataset cluttered-mnist --supervision SUP --sequences runs/demo/sequences "
              "--data-seed 0 --glimpses 5 --hidden 256 --out runs/investigate/NAME` plus the flag of the changed "
              "setting (each run's manifest.json has the full configuration).", "",

@@ -183,9 +183,10 @@ def _logged_run(path: Path, supervision, accs, lr=1e-3, pretrain=False):
 def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_path):
     wr, cs = load_example("write_results"), load_example("compare_supervision")
     runs = tmp_path / "runs"
-    for method, accs in (("none", [0.2, 0.3, 0.4, 0.5]), ("nogs", [0.4, 0.5, 0.55, 0.6])):
+    for method, accs in (("none", [0.2, 0.3, 0.4, 0.5]), ("nogs", [0.4, 0.5, 0.55, 0.6]), ("h1", [0.3, 0.35])):
         _logged_run(runs / "reproduce" / "cluttered-mnist" / f"{method}-s0", method, accs)
     _logged_run(runs / "investigate" / "nogs-lr3e-3-s0", "nogs", [0.5, 0.6], lr=3e-3)
+    _logged_run(runs / "investigate" / "h1-lr3e-3-s0", "h1", [0.4, 0.45], lr=3e-3)
     long = runs / "long" / "cluttered-mnist"
     summaries = {}
     for method, accs in (("none", [0.2, 0.4, 0.6, 0.6]), ("nogs", [0.5, 0.6, 0.6, 0.6])):
@@ -202,10 +203,13 @@ def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_p
     assert "`python examples/diagnose_policy.py RUN --sequences S`" in text and "| r | RAM |" in text
     assert "### cluttered-mnist, 4,000 iterations per run" in text
     assert "`python examples/compare_supervision.py --iterations 4000`" in text and "Fake CPU" in text
-    # the single-factor run is shown against the reproduction's run of its seed and supervision, and RAM's
+    # each single-factor run is shown against the run of its seed and supervision (the longer one when there is
+    # one, else the reproduction's), and RAM's
     assert "| investigate/nogs-lr3e-3-s0 (PS-NOGS) | learning rate = 0.003 | 50.0 | 60.0 |" in text
-    assert "| reproduce/cluttered-mnist/nogs-s0 (PS-NOGS) | reference | 40.0 | 50.0 |" in text
-    assert "| reproduce/cluttered-mnist/none-s0 (RAM) | reference | 20.0 | 30.0 | 50.0 |" in text
+    assert "| long/cluttered-mnist/nogs-s0 (PS-NOGS) | reference | 50.0 | 60.0 | 60.0 |" in text
+    assert "| long/cluttered-mnist/none-s0 (RAM) | reference | 20.0 | 40.0 | 60.0 |" in text
+    assert "| reproduce/cluttered-mnist/h1-s0 (PS-H1) | reference | 30.0 | 35.0 |" in text
+    assert "reproduce/cluttered-mnist/nogs-s0" not in text
     # nothing at all: no section
     empty = wr.Page(tmp_path / "R.md", tmp_path / "f")
     wr.investigation_section(empty, tmp_path / "nothing", {})
