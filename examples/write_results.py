@@ -365,6 +365,28 @@ def investigation_section(page: Page, runs: Path, here: dict) -> None:
                  + " | ".join(f"{100 * acc[c]:.1f}" if c in acc else "" for c in CHECKPOINTS)
                  + f" | {100 * summ.get('best_val_acc', float('nan')):.1f} | "
                  f"{100 * summ.get('test_greedy_acc', float('nan')):.1f} |")
+    # settings tried with several seeds: mean ± std of their summaries
+    groups: dict[tuple, list[dict]] = {}
+    for run, changed, _ in rows:
+        summ = _json(run / "summary.json") or {}
+        key = (LABELS.get("ram+" if summ.get("pretrain") else summ.get("supervision"), "?"),
+               ", ".join(f"{k} = {v}" for k, v in changed.items()))
+        groups.setdefault(key, []).append(summ)
+    several = {k: v for k, v in groups.items() if len(v) > 1}
+    if several:
+        page.add("", "Settings run with several seeds (mean ± std over seeds):", "",
+                 "| method | changed | seeds | iterations | iterations to convergence (val. CE within 0.01) | "
+                 "(val. acc. within 1 %) | test acc. (%) |", "|---|---|---|---|---|---|---|")
+
+        def ms(values, scale=1.0, digits=0):
+            return f"{scale * statistics.fmean(values):.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
+
+        for (label, changed), summs in several.items():
+            lengths = ", ".join(f"{n:,}" for n in sorted({int(s.get("iterations", 0)) for s in summs}))
+            page.add(f"| {label} | {changed or 'nothing'} | {len(summs)} | {lengths} | "
+                     f"{ms([s['iterations_to_convergence_loss'] for s in summs])} | "
+                     f"{ms([s['iterations_to_convergence_accuracy'] for s in summs])} | "
+                     f"{ms([s['test_greedy_acc'] for s in summs], 100.0, 1)} |")
     page.add("", "Validation accuracy is measured on 500 canvases, so one point has a standard error of about "
              "2 percentage points; differences smaller than that are noise.", "")
 

@@ -187,6 +187,7 @@ def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_p
         _logged_run(runs / "reproduce" / "cluttered-mnist" / f"{method}-s0", method, accs)
     _logged_run(runs / "investigate" / "nogs-lr3e-3-s0", "nogs", [0.5, 0.6], lr=3e-3)
     _logged_run(runs / "investigate" / "h1-lr3e-3-s0", "h1", [0.4, 0.45], lr=3e-3)
+    _logged_run(runs / "investigate" / "h1-lr3e-3-s1", "h1", [0.4, 0.65], lr=3e-3)
     long = runs / "long" / "cluttered-mnist"
     summaries = {}
     for method, accs in (("none", [0.2, 0.4, 0.6, 0.6]), ("nogs", [0.5, 0.6, 0.6, 0.6])):
@@ -210,6 +211,8 @@ def test_investigation_section_longer_and_single_factor_runs(load_example, tmp_p
     assert "| long/cluttered-mnist/none-s0 (RAM) | reference | 20.0 | 40.0 | 60.0 |" in text
     assert "| reproduce/cluttered-mnist/h1-s0 (PS-H1) | reference | 30.0 | 35.0 |" in text
     assert "reproduce/cluttered-mnist/nogs-s0" not in text
+    # a setting run with two seeds gets a mean ± std row (test accuracies 45 and 65 %)
+    assert "| PS-H1 | learning rate = 0.003 | 2 | 2,000 | 2000 ± 0 | 2000 ± 0 | 55.0 ± 14.1 |" in text
     # nothing at all: no section
     empty = wr.Page(tmp_path / "R.md", tmp_path / "f")
     wr.investigation_section(empty, tmp_path / "nothing", {})
