@@ -347,7 +347,7 @@ def investigation_section(page: Page, runs: Path, here: dict) -> None:
         rows.append((run, changed, ref if ref_values else None))
     references = sorted({ref for _, _, ref in rows if ref is not None} |
                         {ref.parent / f"none-s{ref.name.rsplit('-s', 1)[1]}" for _, _, ref in rows if ref is not None})
-    page.add("### Single-factor runs (`ppl-attention train`, one seed each)", "",
+    page.add("### Single-factor runs (`ppl-attention train`)", "",
              "Validation accuracy (greedy policy, %) at fixed iterations; each run differs from the reference run of "
              "the same seed (listed first: the longer run when there is one, else the reproduction's) only in the "
              "settings named. Command of each: "

@@ -22,6 +22,8 @@ def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[s
                            title: str = "Accuracy against computation") -> Path:
     """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}]."""
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    # enough distinct colours for many runs (the default cycle repeats after 10 lines)
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     by_arch: dict[str, list] = {}
     for r in baselines:
         by_arch.setdefault(r["config"]["arch"], []).append(r)
