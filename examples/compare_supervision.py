@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ppl_attention.artifacts import atomic_write_text, read_json
+from ppl_attention.artifacts import atomic_write_json, atomic_write_text, read_json
 from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train_run
 from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import machine_info, resolve_device
@@ -163,8 +163,8 @@ def compare(args, command: str | None = None) -> list[dict]:
     results = run_all(args)
     rows = write_tables(results, args.out)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    atomic_write_text(args.out / "comparison.json", json.dumps({"command": command, "settings": settings,
-                                                                "machine": machine_info()}, indent=1))
+    atomic_write_json(args.out / "comparison.json", {"command": command, "settings": settings,
+                                                     "machine": machine_info()})
     curves = {LABELS[m]: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
     plot_validation_curves(curves, args.out / "validation_curves.png",
                            title=f"{args.dataset}: validation accuracy (greedy policy)")
