@@ -23,12 +23,13 @@ class ImageFactory:
     seed: int = 0
     attribute: int | None = None
     k1: int = 1000
-    batch_size: int = 1024
+    batch_size: int = 256
     device: str = "cpu"
     sigma: tuple[float, ...] | None = None  # completion noise schedules (0..255 stds per glimpse count)
     sigma_q: tuple[float, ...] | None = None
     target_ess: float | None = None
     shift: int = 0
+    precision: str = "float32"  # of the AVP's forward passes in the EPE loop (float32 or bfloat16)
 
     def __call__(self):
         from ..completion.importance import ImportanceCompletion
@@ -46,7 +47,7 @@ class ImageFactory:
             self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
             sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
         problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
-                                channels=avp.channels)
+                                channels=avp.channels, precision=self.precision)
 
         def image(index: int):
             return data[int(index)]["image"].to(device)

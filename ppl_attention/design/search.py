@@ -104,7 +104,7 @@ def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=N
 
 
 def successive_halving(score: Callable, weights, num_candidates: int, forbidden=None, candidates=None,
-                       initial_samples: int = 4, growth: int = 4, keep: float = 0.25, min_keep: int = 1,
+                       initial_samples: int = 7, growth: int = 2, keep: float = 0.3, min_keep: int = 2,
                        generator: torch.Generator | None = None, _cache: CachedScore | None = None
                        ) -> SearchResult:
     """Successive halving with shared, growing Monte Carlo samples.
@@ -114,6 +114,11 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
     candidate is left or every sample is used, which then gives exactly the exhaustive estimate for the
     survivors.  Samples are visited in an order drawn by weight without replacement (``generator``), and each
     subset's estimate is self-normalised.
+
+    The defaults were tuned on recorded entropy tables (cluttered MNIST, 9 x 9 grid, N = 100; 120 steps of 40
+    training images that the benchmark does not use): about 17 % of the exhaustive evaluations at 0.15 % mean
+    relative EPE regret.  A first round on 4 samples kept too few (0.9 % mean regret, one step at 34 %): the best
+    location is often dropped when it is judged on so few completions.
     """
     w, allowed = _prepare(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth < 2 or not 0 < keep < 1 or min_keep < 1:

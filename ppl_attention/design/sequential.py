@@ -20,7 +20,7 @@ import torch
 
 from ..geometry import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator
-from .epe import PairScorer, expected_posterior_entropy
+from .epe import DEFAULT_BATCH_SIZE, PRECISIONS, PairScorer, expected_posterior_entropy
 from .search import SEARCHES, run_search
 
 __all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
@@ -34,7 +34,8 @@ class DesignProblem:
     """What the loop needs: ``posterior(make_input(images, mask)) -> logits``, a completion ``sampler`` with
     ``sample(locations (t,), glimpses (t, C, h, w), n, generator=None, true_image=None)`` returning an object with
     ``images`` (n, C, H, W) and ``weights`` (n,), and the ``grid``.  ``attribute`` picks one column of a
-    multi-attribute posterior's entropies; ``batch_size`` is the number of (candidate, sample) pairs per pass."""
+    multi-attribute posterior's entropies; ``batch_size`` is the number of (candidate, sample) pairs per pass;
+    ``precision`` (``float32`` or ``bfloat16``) is that of the posterior's forward passes (see ``epe.PairScorer``)."""
 
     posterior: Callable
     sampler: object
@@ -42,8 +43,13 @@ class DesignProblem:
     make_input: Callable | None = None
     kind: str | None = None
     attribute: int | None = None
-    batch_size: int = 2048
+    batch_size: int = DEFAULT_BATCH_SIZE
     channels: int = 1
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def sample(self, locations, glimpses, n, generator, true_image):
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
@@ -51,7 +57,8 @@ class DesignProblem:
 
     def score_fn(self, images: torch.Tensor, observed: torch.Tensor) -> Callable:
         """``score(candidates, samples) -> (l, n)`` entropies on these completions after ``observed``."""
-        scorer = PairScorer(self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind)
+        scorer = PairScorer(self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind,
+                            self.precision)
 
         def score(cands, samples):
             H = scorer(cands, samples)
@@ -103,7 +110,7 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
     samples = problem.sample(empty, torch.zeros((0, problem.channels) + problem.grid.glimpse_size), num_samples,
                              g, None)
     epe = expected_posterior_entropy(problem.posterior, samples.images, samples.weights, empty, None, problem.grid,
-                                     problem.batch_size, problem.make_input, problem.kind)
+                                     problem.batch_size, problem.make_input, problem.kind, problem.precision)
     if epe.dim() == 2:
         if problem.attribute is None:
             raise ValueError("the posterior returns one entropy per attribute; set attribute= to choose")

@@ -51,3 +51,13 @@ def test_generate_refuses_bad_input(tmp_path, capsys):
     assert "--avp" in capsys.readouterr().err
     assert main(base + ["--avp", str(tmp_path), "--shard", "3/2"]) == 2
     assert "--shard" in capsys.readouterr().err
+
+
+def test_generate_offers_every_precision():
+    import dataclasses
+
+    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.design.epe import PRECISIONS
+
+    field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["precision"]
+    assert field.metadata["choices"] == list(PRECISIONS)

@@ -121,3 +121,39 @@ def test_bad_input(toy):
         expected_posterior_entropy(post, images[:, :, :3], None, [], None, grid)
     with pytest.raises(ValueError, match="kind"):
         entropy_from_logits(torch.zeros(2, 2), "poisson")
+
+
+def test_bfloat16_precision_is_close_to_float32_and_checked():
+    from ppl_attention.posterior.network import AVP, AVPConfig
+
+    torch.manual_seed(0)
+    grid = GlimpseGrid(16, 4, stride=4)
+    avp = AVP(AVPConfig(grid=grid.to_dict(), width=8)).eval()
+    images = torch.rand(6, 1, 16, 16)
+    w = torch.rand(6)
+    # float32 through the scorer (channels-last inputs) equals a plain forward pass of each (candidate, sample)
+    H32 = entropy_matrix(avp, images, [0], None, grid)
+    masks = grid.mask(torch.tensor([[0, 5]]))
+    with torch.no_grad():
+        direct = avp.entropy(avp(avp.make_input(images, masks.expand(6, -1, -1, -1))))
+    assert torch.allclose(H32[5], direct, atol=1e-5)
+    # bfloat16: the same map to a few thousandths of a nat (entropies are float32, not bfloat16)
+    H16 = entropy_matrix(avp, images, [0], None, grid, precision="bfloat16")
+    assert H16.dtype == torch.float32 and not torch.equal(H16, H32)
+    assert torch.allclose(H16, H32, atol=0.05)
+    e32 = expected_posterior_entropy(avp, images, w, [0], None, grid)
+    e16 = expected_posterior_entropy(avp, images, w, [0], None, grid, precision="bfloat16")
+    assert (e32 - e16).abs().max() < 0.02
+    with pytest.raises(ValueError, match="precision"):
+        entropy_matrix(avp, images, [0], None, grid, precision="float8")
+
+
+def test_float64_posterior_keeps_its_precision(toy):
+    images, labels, grid, post = toy
+
+    def post64(x):
+        return post(x).double()
+
+    H = entropy_matrix(post64, images, [], None, grid)
+    assert H.dtype == torch.float64
+    assert torch.allclose(H.float(), entropy_matrix(post, images, [], None, grid))

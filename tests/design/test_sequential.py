@@ -102,6 +102,8 @@ def test_sequence_helpers_and_bad_input():
         greedy_sequence(problem, images[0], DesignSettings(T=5), seed=0)
     with pytest.raises(ValueError, match="search"):
         DesignSettings(search="best")
+    with pytest.raises(ValueError, match="precision"):
+        DesignProblem(problem.posterior, problem.sampler, grid, precision="half")
     with pytest.raises(ValueError, match="sequences"):
         accuracy_along(problem.posterior, images, labels, r[:3], grid)
 
