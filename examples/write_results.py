@@ -582,6 +582,46 @@ def _equal_flops_sentence(points: list[dict], curves: dict[str, list[dict]]) -> 
             f"{cnn['flops'] / 1e6:.2f} MFLOPs. ")
 
 
+def _design_table(r: dict) -> list[str]:
+    """bench_design's searches as a table: time, speed-up, evaluations and regret against the exhaustive search."""
+    secs, evals = r["seconds_per_sequence"], r["avp_evaluations_per_step"]
+    regret, stderr = r["mean_relative_epe_regret"], r.get("mean_relative_epe_regret_stderr", {})
+    options = r.get("search_options", {})
+    rows = ["| search | precision | s / sequence | speed-up | AVP evaluations / step | mean regret ± s.e. | "
+            "max regret | same argmin |", "|---|---|---|---|---|---|---|---|"]
+    for k in secs:
+        precision = options.get(k, {}).get("precision", "float32")
+        if k == "exhaustive":
+            rows.append(f"| exhaustive (reference) | {precision} | {secs[k]:.2f} | 1x | {evals[k]:,.0f} | — | — | — |")
+            continue
+        rows.append(f"| {k} | {precision} | {secs[k]:.2f} | {r['speedup_vs_exhaustive'][k]:.1f}x | {evals[k]:,.0f} | "
+                    f"{100 * regret[k]:.2f} ± {100 * stderr.get(k, 0.0):.2f} % | "
+                    f"{100 * r['max_relative_epe_regret'][k]:.1f} % | {100 * r['argmin_agreement'][k]:.0f} % |")
+    goal = r.get("goal") or {}
+    steps = r["images"] * (r["T"] - 1)
+    lines = ["", *rows, "",
+             f"- {r['images']} images x {r['T'] - 1} searched steps = {steps} steps, N = {r['num_samples']}, "
+             f"{r['threads']} thread(s), load average {r['load_average'][0]:.1f}. Regret = (EPE(chosen) - min EPE) / "
+             f"min EPE on the float32 exhaustive map of the same completions."]
+    if goal.get("fastest_within_1pct_regret"):
+        lines.append(f"- Fastest search within 1 % mean regret: **{goal['fastest_within_1pct_regret']}**, "
+                     f"{goal['speedup']:.1f}x at {100 * goal['mean_regret']:.2f} % "
+                     f"({'meets' if goal['met'] else 'misses'} the 20x goal).")
+    ev = r.get("avp_evaluations", {})
+    for precision in ("float32", "bfloat16"):
+        if precision in ev:
+            e = ev[precision]
+            lines.append(f"- AVP evaluations per second, {precision}: {e['epe_loop_evals_per_s']:,.0f} in the EPE loop "
+                         f"against {e['plain_forward_evals_per_s']:,.0f} for a plain forward pass "
+                         f"(overhead {100 * e['overhead']:.1f} %).")
+    hours = r.get("hours_for_600_sequences", {})
+    fastest = goal.get("fastest_within_1pct_regret")
+    if hours and fastest in hours:
+        lines.append(f"- 600 sequences: {60 * hours['exhaustive']:.0f} min exhaustive, {60 * hours[fastest]:.1f} min "
+                     f"with {fastest}.")
+    return lines + [""]
+
+
 def benchmarks_section(page: Page, runs: Path) -> None:
     page.add("## Benchmarks (`benchmarks/*.py`, saved JSON)", "")
     for name in BENCHMARKS:
@@ -589,8 +629,12 @@ def benchmarks_section(page: Page, runs: Path) -> None:
         if path.is_file():
             cmd_file = path.with_suffix(".cmd")  # the exact command, when it had flags
             cmd = cmd_file.read_text().strip() if cmd_file.is_file() else f"python benchmarks/{name}.py"
-            page.add(f"- `{name}`: command `{cmd} > {path}`", "", "```json",
-                     json.dumps(_json(path), indent=1)[:3000], "```", "")
+            result = _json(path)
+            page.add(f"- `{name}`: command `{cmd} > {path}`")
+            if name == "bench_design" and "seconds_per_sequence" in result:
+                page.add(*_design_table(result))
+            page.add("", "<details><summary>JSON</summary>", "", "```json", json.dumps(result, indent=1), "```",
+                     "", "</details>", "")
         else:
             page.add(f"- `{name}`: not run yet (`python benchmarks/{name}.py > runs/benchmarks/{name}.json`)")
     page.add("")

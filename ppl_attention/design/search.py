@@ -189,7 +189,7 @@ def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
 
 
 def racing(score: Callable, weights, num_candidates: int, forbidden=None, candidates=None, prior=None,
-           prior_top: int | None = 25, initial_samples: int = 3, growth: float = 1.5, z: float = 2.0,
+           prior_top: int | None = None, initial_samples: int = 6, growth: float = 1.5, z: float = 2.0,
            tolerance: float = 0.01, max_fraction: float = 1.0, generator: torch.Generator | None = None,
            _cache: CachedScore | None = None) -> SearchResult:
     """Race the candidates on shared samples; drop those confidently worse than the leader.
@@ -203,10 +203,12 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
     ``max_fraction=1`` and ``tolerance=0`` the winner is the exhaustive argmin among the survivors.  The race
     stops when one candidate is left or ``max_fraction`` of the samples is used (the best estimate wins).
 
-    ``prior`` (L,) is a map that ranks the candidates before any sample, e.g. the previous step's EPE map (on
-    cluttered MNIST, 9 x 9 grid, the exhaustive argmin was among the previous map's 25 best allowed locations in
-    29 of 31 steps, and a near-tie in the other two): only its ``prior_top`` best allowed candidates enter the
-    race (all of them if ``prior`` or ``prior_top`` is None).  Forbidden and unraced
+    ``prior`` (L,) is a map that ranks the candidates before any sample, e.g. the previous step's EPE map: only
+    its ``prior_top`` best allowed candidates enter the race (all of them if ``prior`` or ``prior_top`` is None,
+    the default).  On recorded cluttered-MNIST tables (``benchmarks/search_regret.py``, 120 steps) restricting the
+    race to the previous map's 25 best cost 2.4 % mean regret, and a first round on 3 samples 0.6 %; with the
+    defaults the race costs 21 % of the exhaustive evaluations at 0.17 % mean regret (successive halving's
+    defaults: 17 % at 0.15 %).  Forbidden and unraced
     candidates are not scored; their map value is the prior shifted by the median change of the raced ones
     (or, without a prior, the mean of the raced ones), so maps stay finite for plots.
     """

@@ -39,3 +39,23 @@ def test_factory_defaults_to_the_mnist_schedule(artefacts):
 def test_factory_refuses_a_shift_the_index_cannot_serve(artefacts):
     with pytest.raises(ValueError, match="shift must be an int in"):
         ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"), shift=3)()
+
+
+def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path):
+    import json
+
+    from ppl_attention.cli import main
+    from ppl_attention.design.store import SequenceStore
+
+    problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"),
+                              precision="bfloat16")()
+    assert problem.precision == "bfloat16"
+    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2", "-T", "2",
+              "--num-samples", "8", "--k1", "50", "--search", "halving"]
+    for p in ("float32", "bfloat16"):
+        assert main(["generate", *common, "--precision", p, "--out", str(tmp_path / p)]) == 0
+        assert json.loads((tmp_path / p / "manifest.json").read_text())["config"]["precision"] == p
+    maps = {p: SequenceStore.open(tmp_path / p).first_glimpse_epe() for p in ("float32", "bfloat16")}
+    assert (maps["float32"] - maps["bfloat16"]).abs().max() < 0.02
+    # a store is not resumed at another precision
+    assert main(["generate", *common, "--precision", "float32", "--out", str(tmp_path / "bfloat16")]) == 2

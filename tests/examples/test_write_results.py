@@ -229,3 +229,21 @@ def test_equal_flops_sentence(load_example):
     assert "does not beat" in wr._equal_flops_sentence(cnns[:1], attention)
     assert "costs less than every CNN" in wr._equal_flops_sentence(cnns[2:], attention)
     assert wr._equal_flops_sentence(cnns, {}) == ""
+
+
+def test_design_benchmark_table(load_example):
+    wr = load_example("write_results")
+    r = {"seconds_per_sequence": {"exhaustive": 8.0, "halving-bf16": 0.4},
+         "avp_evaluations_per_step": {"exhaustive": 5600.0, "halving-bf16": 940.0},
+         "speedup_vs_exhaustive": {"halving-bf16": 20.0}, "mean_relative_epe_regret": {"halving-bf16": 0.005},
+         "mean_relative_epe_regret_stderr": {"halving-bf16": 0.002}, "max_relative_epe_regret": {"halving-bf16": 0.07},
+         "argmin_agreement": {"halving-bf16": 0.8}, "search_options": {"halving-bf16": {"precision": "bfloat16"}},
+         "goal": {"fastest_within_1pct_regret": "halving-bf16", "speedup": 20.0, "mean_regret": 0.005, "met": True},
+         "images": 12, "T": 4, "num_samples": 100, "threads": 2, "load_average": [1.0, 1.0, 1.0],
+         "avp_evaluations": {"bfloat16": {"epe_loop_evals_per_s": 100.0, "plain_forward_evals_per_s": 110.0,
+                                          "overhead": 0.1}},
+         "hours_for_600_sequences": {"exhaustive": 1.0, "halving-bf16": 0.05}}
+    text = "\n".join(wr._design_table(r))
+    assert "| halving-bf16 | bfloat16 | 0.40 | 20.0x | 940 | 0.50 ± 0.20 % | 7.0 % | 80 % |" in text
+    assert "**halving-bf16**, 20.0x at 0.50 % (meets the 20x goal)" in text
+    assert "36 steps" in text and "overhead 10.0 %" in text and "3.0 min with halving-bf16" in text
