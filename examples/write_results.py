@@ -35,7 +35,7 @@ PAPER_TABLE1 = {
 RAM_MNIH = "RAM (Mnih et al. 2014, 60 x 60): translated MNIST 1.54 / 1.22 % test error with 4 / 6 glimpses; " \
            "cluttered MNIST 5.23 % with 8 glimpses (a convolutional net: 7.83 %)"
 BENCHMARKS = ("bench_attention", "bench_avp", "bench_build_prior", "bench_completion", "bench_design",
-              "bench_render_canvases")
+              "bench_render_canvases", "search_regret")
 
 
 def _json(path: Path):
@@ -622,6 +622,20 @@ def _design_table(r: dict) -> list[str]:
     return lines + [""]
 
 
+def _search_regret_table(r: dict) -> list[str]:
+    """search_regret's Pareto front: the settings that no cheaper setting beats on mean regret."""
+    rows = ["| search | options | precision | AVP evaluations / step | of exhaustive | mean regret ± s.e. | max regret |",
+            "|---|---|---|---|---|---|---|"]
+    for x in r["pareto_front"]:
+        opts = ", ".join(f"{k}={v}" for k, v in x["options"].items()) or "defaults"
+        rows.append(f"| {x['search']} | {opts} | {x['precision']} | {x['evaluations_per_step']:,.0f} | "
+                    f"{100 * x['evaluations_per_step'] / x['exhaustive_evaluations_per_step']:.0f} % | "
+                    f"{100 * x['mean_relative_epe_regret']:.2f} ± {100 * x['stderr']:.2f} % | "
+                    f"{100 * x['max_relative_epe_regret']:.1f} % |")
+    steps = r["pareto_front"][0]["steps"] if r["pareto_front"] else 0
+    return ["", f"Pareto front of {len(r['all'])} settings replayed on {steps} recorded steps:", "", *rows, ""]
+
+
 def benchmarks_section(page: Page, runs: Path) -> None:
     page.add("## Benchmarks (`benchmarks/*.py`, saved JSON)", "")
     for name in BENCHMARKS:
@@ -633,6 +647,9 @@ def benchmarks_section(page: Page, runs: Path) -> None:
             page.add(f"- `{name}`: command `{cmd} > {path}`")
             if name == "bench_design" and "seconds_per_sequence" in result:
                 page.add(*_design_table(result))
+            if name == "search_regret" and "pareto_front" in result:
+                page.add(*_search_regret_table(result))  # every setting is in the JSON file, too long to show
+                continue
             page.add("", "<details><summary>JSON</summary>", "", "```json", json.dumps(result, indent=1), "```",
                      "", "</details>", "")
         else:

@@ -34,8 +34,13 @@ class GenerateConfig:
     shard: Optional[str] = field(default=None, metadata={"help": "i/n: only every n-th image, starting at i"})
     executor: str = field(default="local", metadata={"help": "where to run", "choices": ["local", "ray"]})
     # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
-    search: str = field(default="exhaustive", metadata={"help": "candidate search",
-                                                        "choices": ["exhaustive", "halving", "coarse", "race"]})
+    search: str = field(default="halving", metadata={
+        "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
+                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse or race",
+        "choices": ["exhaustive", "halving", "coarse", "race"]})
+    search_options: Optional[list[str]] = field(default=None, metadata={
+        "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
+                "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})
     T: int = field(default=4, metadata={"help": "glimpses per sequence"})
     num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
     first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
@@ -53,7 +58,7 @@ class GenerateConfig:
                 "built with at least this --shift)"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
     images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
-    batch_size: int = field(default=256, metadata={"help": "(candidate, sample) pairs per AVP pass"})
+    batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
     # the choices are design.epe.PRECISIONS (spelled out for the same reason as --search's)
     precision: str = field(default="float32", metadata={
         "help": "precision of the AVP's passes in the EPE loop: bfloat16 is ~5x faster on CPUs with AMX / "
@@ -126,6 +131,7 @@ def run_generate(args):
     from ..artifacts import dir_checksum
     from ..design.executors import generate_sequences, parse_shard, shard_indices
     from ..design.images import ImageFactory
+    from ..design.search import parse_search_options
     from ..design.sequential import DesignSettings
     from ..design.store import SequenceStore
     from ..runtime import resolve_device
@@ -143,7 +149,9 @@ def run_generate(args):
         raise ValueError(f"--num-images must be >= 1, got {cfg.num_images}")
     indices = cfg.indices if cfg.indices is not None else range(cfg.num_images)
     device = resolve_device(args.device)
-    settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat)
+    search_options = parse_search_options(cfg.search, cfg.search_options)
+    settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat,
+                              search_options=search_options)
     factory = ImageFactory(cfg.dataset, str(avp), str(prior), cfg.split, cfg.root, args.seed,
                            _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
                            sigma=tuple(cfg.sigma) if cfg.sigma else None,
@@ -151,7 +159,8 @@ def run_generate(args):
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision)
     problem, _ = factory()
     config = {"dataset": cfg.dataset, "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
-              "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "allow_repeat": cfg.allow_repeat,
+              "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
+              "allow_repeat": cfg.allow_repeat,
               "seed": args.seed, "k1": cfg.k1, "sigma": cfg.sigma, "sigma_q": cfg.sigma_q,
               "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": cfg.precision,

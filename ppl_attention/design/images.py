@@ -23,7 +23,7 @@ class ImageFactory:
     seed: int = 0
     attribute: int | None = None
     k1: int = 1000
-    batch_size: int = 256
+    batch_size: int = 128
     device: str = "cpu"
     sigma: tuple[float, ...] | None = None  # completion noise schedules (0..255 stds per glimpse count)
     sigma_q: tuple[float, ...] | None = None

@@ -29,7 +29,7 @@ import torch
 from ..geometry import GlimpseGrid
 
 __all__ = ["SearchResult", "CachedScore", "exhaustive_search", "successive_halving", "coarse_to_fine", "racing",
-           "SEARCHES", "run_search"]
+           "SEARCHES", "run_search", "parse_search_options"]
 
 SEARCHES = ("exhaustive", "halving", "coarse", "race")
 
@@ -279,3 +279,41 @@ def run_search(name: str, score: Callable, weights, grid: GlimpseGrid, forbidden
     if name == "race":
         return racing(score, weights, L, forbidden, prior=prior, generator=generator, **options)
     raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+
+
+def _tunable(name: str) -> set[str]:
+    """The keyword options a search takes (what ``run_search(name, ..., **options)`` accepts)."""
+    import inspect
+
+    fn = {"exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine,
+          "race": racing}[name]
+    fixed = {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior", "generator", "_cache"}
+    params = set(inspect.signature(fn).parameters) - fixed - {"halving"}
+    if name == "coarse":  # coarse_to_fine passes its other options on to successive halving
+        params |= _tunable("halving")
+    return params
+
+
+def parse_search_options(name: str, items) -> dict:
+    """``["initial_samples=4", "keep=0.25"]`` -> ``{"initial_samples": 4, "keep": 0.25}``, checked against the
+    options that search ``name`` takes (numbers only: every tunable option is an int or a float)."""
+    if name not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+    allowed, options = _tunable(name), {}
+    for item in items or ():
+        key, sep, text = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"search options look like KEY=VALUE, got {item!r}")
+        if key not in allowed:
+            raise ValueError(f"the {name} search has no option {key!r}; it takes {sorted(allowed) or 'none'}")
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"search option {key} must be a number, got {text!r}") from None
+        options[key] = value
+    return options
+

@@ -148,3 +148,20 @@ def test_bad_input():
         racing(score, w, grid.num_locations, growth=1.0)
     with pytest.raises(ValueError, match="prior"):
         racing(score, w, grid.num_locations, prior=torch.zeros(3))
+
+
+def test_parse_search_options():
+    from ppl_attention.design.search import parse_search_options
+
+    assert parse_search_options("halving", ["initial_samples=4", "keep=0.25", "min-keep=1"]) == \
+        {"initial_samples": 4, "keep": 0.25, "min_keep": 1}
+    assert parse_search_options("coarse", ["stride=3", "growth=2"]) == {"stride": 3, "growth": 2}
+    assert parse_search_options("exhaustive", None) == {}
+    with pytest.raises(ValueError, match="no option 'stride'"):
+        parse_search_options("halving", ["stride=2"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_search_options("race", ["z"])
+    with pytest.raises(ValueError, match="must be a number"):
+        parse_search_options("race", ["z=high"])
+    with pytest.raises(ValueError, match="search must be"):
+        parse_search_options("best", [])
