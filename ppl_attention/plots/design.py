@@ -31,7 +31,8 @@ def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: GlimpseGrid
     if epe.shape != (T, grid.num_locations):
         raise ValueError(f"epe must have shape ({T}, {grid.num_locations}), got {tuple(epe.shape)}")
     rows = 2 if image is not None else 1
-    fig, axes = plt.subplots(rows, T, figsize=(2.6 * T, 2.5 * rows), squeeze=False)
+    # constrained layout gives each colorbar its own room, so tick labels never run into the next panel
+    fig, axes = plt.subplots(rows, T, figsize=(2.9 * T, 2.6 * rows), squeeze=False, layout="constrained")
     h, w = grid.glimpse_size
     px = grid.pixels(loc)
     cells = grid.cell(loc)
@@ -50,7 +51,8 @@ def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: GlimpseGrid
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"EPE, t={t + 1} (min {float(epe[t].min()):.3f})", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
