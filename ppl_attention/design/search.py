@@ -117,8 +117,9 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
 
     The defaults were tuned on recorded entropy tables (cluttered MNIST, 9 x 9 grid, N = 100; 120 steps of 40
     training images that the benchmark does not use): about 17 % of the exhaustive evaluations at 0.15 % mean
-    relative EPE regret.  A first round on 4 samples kept too few (0.9 % mean regret, one step at 34 %): the best
-    location is often dropped when it is judged on so few completions.
+    relative EPE regret.  The earlier defaults (a first round on 4 samples, growth 4, keep 0.25) need 14 % at 0.68 %
+    mean regret, with one step at 34 %: the best location is sometimes dropped when it is judged on so few
+    completions.
     """
     w, allowed = _prepare(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth < 2 or not 0 < keep < 1 or min_keep < 1:
@@ -206,7 +207,7 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
     ``prior`` (L,) is a map that ranks the candidates before any sample, e.g. the previous step's EPE map: only
     its ``prior_top`` best allowed candidates enter the race (all of them if ``prior`` or ``prior_top`` is None,
     the default).  On recorded cluttered-MNIST tables (``benchmarks/search_regret.py``, 120 steps) restricting the
-    race to the previous map's 25 best cost 2.4 % mean regret, and a first round on 3 samples 0.6 %; with the
+    race to the previous map's 25 best cost 2.2 % mean regret, and a first round on 3 samples 0.75 %; with the
     defaults the race costs 21 % of the exhaustive evaluations at 0.17 % mean regret (successive halving's
     defaults: 17 % at 0.15 %).  Forbidden and unraced
     candidates are not scored; their map value is the prior shifted by the median change of the raced ones
