@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from ..geometry import GlimpseGrid
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
-           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS"]
+           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
+           "check_precision"]
 
 KINDS = ("categorical", "binary", "multilabel")
 PRECISIONS = ("float32", "bfloat16")
@@ -92,7 +93,8 @@ def _check_inputs(images, observed, candidates, grid: GlimpseGrid):
     return images, observed, candidates
 
 
-def _check_precision(precision: str) -> str:
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision
@@ -124,7 +126,7 @@ class PairScorer:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.posterior, self.grid, self.batch_size = posterior, grid, batch_size
-        self.precision = _check_precision(precision)
+        self.precision = check_precision(precision)
         self.channels_last = _is_conv_net(posterior)
         self.make_input = resolve_make_input(posterior, make_input)
         self.entropy = _entropy_fn(posterior, kind)

@@ -20,7 +20,7 @@ import torch
 
 from ..geometry import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator
-from .epe import DEFAULT_BATCH_SIZE, PRECISIONS, PairScorer, expected_posterior_entropy
+from .epe import DEFAULT_BATCH_SIZE, PairScorer, check_precision, expected_posterior_entropy
 from .search import SEARCHES, run_search
 
 __all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
@@ -48,8 +48,7 @@ class DesignProblem:
     precision: str = "float32"
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)  # fail at construction, not at the first step
 
     def sample(self, locations, glimpses, n, generator, true_image):
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler

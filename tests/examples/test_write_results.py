@@ -247,3 +247,13 @@ def test_design_benchmark_table(load_example):
     assert "| halving-bf16 | bfloat16 | 0.40 | 20.0x | 940 | 0.50 ± 0.20 % | 7.0 % | 80 % |" in text
     assert "**halving-bf16**, 20.0x at 0.50 % (meets the 20x goal)" in text
     assert "36 steps" in text and "overhead 10.0 %" in text and "3.0 min with halving-bf16" in text
+
+
+def test_search_regret_table(load_example):
+    wr = load_example("write_results")
+    row = {"search": "halving", "options": {"initial_samples": 7}, "precision": "bfloat16", "steps": 120,
+           "evaluations_per_step": 943.0, "exhaustive_evaluations_per_step": 5534.0,
+           "mean_relative_epe_regret": 0.0015, "stderr": 0.0007, "max_relative_epe_regret": 0.048}
+    text = "\n".join(wr._search_regret_table({"pareto_front": [row], "all": [row, row]}))
+    assert "Pareto front of 2 settings replayed on 120 recorded steps" in text
+    assert "| halving | initial_samples=7 | bfloat16 | 943 | 17 % | 0.15 ± 0.07 % | 4.8 % |" in text
