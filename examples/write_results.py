@@ -703,6 +703,88 @@ def completion_section(page: Page, runs: Path, here: dict) -> None:
             page.figure(png, f"completion/{name}", f"{d.name}: {png.stem.replace('_', ' ')}")
 
 
+#: Mnih et al. 2014's RAM test errors (%) at their glimpse counts, 60,000 training digits (REFERENCE.md)
+MNIH_ERRORS = {("translated-mnist", 6): 1.22, ("cluttered-mnist", 8): 4.04, ("cluttered-mnist-100", 8): 10.83}
+#: the issue's targets for RAM with the retina, test error (%)
+SENSOR_TARGETS = {"translated-mnist": 3.0, "cluttered-mnist": 8.0, "cluttered-mnist-100": 15.0}
+
+
+def _sensor_runs(folder: Path) -> list[dict]:
+    """Finished runs of one ``compare_supervision.py`` folder: their summaries (with the folder's settings)."""
+    out = []
+    for run in sorted(folder.glob("*-s*")):
+        summary = _json(run / "summary.json")
+        if summary is not None:
+            out.append(summary)
+    return out
+
+
+def sensor_section(page: Page, runs: Path, here: dict) -> None:
+    """RAM with Mnih's retina against the single patch (``runs/sensor/*``) and the AVP with each sensor."""
+    page.add("## The sensor: Mnih's 3-scale retina against one 12 x 12 patch", "")
+    folders = sorted({p.parent.parent for p in (runs / "sensor").glob("*/none-s*/summary.json")})
+    if not folders:
+        page.add("Not run yet. Command: `python examples/compare_supervision.py --methods none --glimpses 8 "
+                 "--iterations 10000 --out runs/sensor/cluttered-retina-T8` (and `--dataset-option scales=1` for "
+                 "the single patch).", "")
+    else:
+        page.add("RAM (`--methods none`: the library's network, small-CNN glimpse embedder, GRU 256, Adam 1e-3, batch "
+                 "64), one factor changed: the sensor.  Test accuracy on the 500 test canvases: *greedy* = one "
+                 "deterministic pass (the policy's mode); *MC* = class probabilities averaged over M = 10 sampled "
+                 "policies (Mnih's figure; it can hide a weak policy).  Mean ± sd over the seeds finished.", "",
+                 "| runs | dataset | sensor | T | iterations | seeds finished | test acc., greedy (%) | "
+                 "test acc., MC (%) | test error, greedy (%) | target | Mnih 2014 (60,000 digits) |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|")
+        curves = {}
+
+        def ms(v):
+            if not v:
+                return "n/a"
+            return f"{statistics.fmean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
+
+        for folder in folders:
+            done = _sensor_runs(folder)
+            first = _json(sorted(folder.glob("none-s*/manifest.json"))[0])["config"]
+            dataset, T, iterations = first["run"]["dataset"], first["train"]["glimpses"], first["train"]["iterations"]
+            scales = first["network"]["grid"].get("scales", 1)
+            sensor = "one 12 x 12 patch" if scales == 1 else f"retina, {scales} scales"
+            greedy = [100 * r["test_greedy_acc"] for r in done]
+            mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
+            mnih = MNIH_ERRORS.get((dataset, T))
+            page.add(f"| {folder.name} | {dataset} | {sensor} | {T} | {iterations:,} | "
+                     f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
+                     f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(dataset, float('nan')):.0f} | "
+                     f"{'n/a' if mnih is None else f'{mnih:.2f}'} |")
+            curves[f"{sensor}, T={T}"] = [
+                [{k: float(v) for k, v in row.items()}
+                 for row in csv.DictReader(open(folder / f"none-s{r['seed']}" / "log.csv"))] for r in done]
+        page.add("", "Command (one folder per sensor; `--dataset-option scales=1` is the single patch; a finished "
+                 "seed is skipped, an interrupted one resumes): `python examples/compare_supervision.py --methods none "
+                 "--seeds 0 1 2 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered-retina-T8`", "")
+        if curves:
+            from ppl_attention.plots.attention import plot_validation_curves
+
+            path = plot_validation_curves(curves, page.figures / "sensor" / "validation_curves.png",
+                                          title="RAM on cluttered MNIST: validation accuracy (greedy policy)")
+            page.link(path, "RAM's validation accuracy with the retina and with one patch (mean ± sd over seeds)")
+    avp = _json(runs / "avp-sensor" / "comparison.json")
+    if avp is None:
+        page.add("AVP: not run yet. Command: `python examples/avp_sensor_comparison.py --out runs/avp-sensor`", "")
+        return
+    res = avp["results"]
+    ts = list(next(iter(res.values()))["accuracy_after_t"])
+    page.add("### The AVP with each sensor (`examples/avp_sensor_comparison.py`)", "",
+             f"Test accuracy (%) after t random glimpses (20 glimpse sets per image and t) and on the whole image; "
+             f"AVP trained {avp['settings']['epochs']} epochs with the same settings for both sensors.", "",
+             "| sensor | " + " | ".join(f"t = {t}" for t in ts) + " | whole image |",
+             "|---|" + "---|" * (len(ts) + 1))
+    for name, row in res.items():
+        page.add(f"| {row['sensor']} | " + " | ".join(f"{100 * row['accuracy_after_t'][t]:.1f}" for t in ts)
+                 + f" | {100 * row['full_image_accuracy']:.1f} |")
+    page.add("", f"Command: `python examples/avp_sensor_comparison.py --out runs/avp-sensor --epochs "
+                 f"{avp['settings']['epochs']}`", "")
+
+
 def write_results(runs: Path, out: Path, figures: Path) -> Path:
     here = machine_info()
     page = Page(out, figures)
@@ -711,6 +793,7 @@ def write_results(runs: Path, out: Path, figures: Path) -> Path:
              "not edit by hand. Every number below is read from a run's own files; sections without runs say so. "
              f"This page was generated on {here['cpu_count']} x {here['cpu']}, torch {here['torch']}.", "")
     paper_section(page)
+    sensor_section(page, runs, here)
     demo_section(page, runs, here)
     reproduce_section(page, runs, here)
     investigation_section(page, runs, here)

@@ -1,8 +1,15 @@
-"""The Pyro glimpse model: p(label, image) x prod_t Normal(y_t | patch(image, l_t), sigma_t^2).
+"""The Pyro glimpse model: p(label, image) x prod_t Normal(y_t | sensor(image, l_t), sigma_t^2).
 
 This is the paper's relaxed likelihood: each glimpse is observed with Gaussian noise whose standard deviation
 ``sigma_t`` grows with the number of glimpses ``t`` (:class:`NoiseSchedule`), so that a posterior over images
 does not collapse onto the few database images that match every pixel exactly.
+
+What is observed is exactly what the :class:`~ppl_attention.sensor.Sensor` returns: with a ``k``-scale retina,
+one relaxed-Gaussian observation per scale, of the ``h x w`` pooled values of that scale (stacked along the
+channel axis, ``(k*C, h, w)`` per glimpse).  The noise scale depends on ``t`` only, not on the scale: every
+pooled value, fine or coarse, is one observation with standard deviation ``sigma_t`` (so each scale weighs as
+much as the fovea in the likelihood; the coarse values are averages of ``s^(2j)`` pixels, so ``sigma_t`` is
+generous for them -- the relaxation, not a physical noise model).
 
 Sites (what Pyro's OED estimators are given):
 
@@ -10,7 +17,7 @@ Sites (what Pyro's OED estimators are given):
 * the nuisance: ``"image_index"`` (a row of an :class:`EmpiricalPrior`) or ``"z"`` (a :class:`DecoderPrior`
   latent), shape ``batch`` / ``batch + (d,)``;
 * ``"y"`` -- the observation: ALL ``t`` glimpses of the design as ONE site of shape
-  ``batch + (t, C, h, w)`` (event dims ``(t, C, h, w)``), so a guide sees every glimpse at once and
+  ``batch + (t, k*C, h, w)`` (event dims ``(t, k*C, h, w)``; ``k`` = the sensor's scales), so a guide sees every glimpse at once and
   ``nmc_eig``'s per-site log-likelihoods need no bookkeeping over a variable number of sites;
 * ``"y_past"`` -- optional observed glimpses from earlier steps (``observed=(locations, glimpses)``).
 
@@ -35,7 +42,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from .geometry import GlimpseGrid
+from .sensor import GlimpseGrid
 
 __all__ = ["NoiseSchedule", "EmpiricalPrior", "DecoderPrior", "GlimpseModel", "label_entropy"]
 
@@ -97,11 +104,12 @@ def _check_design(design, grid: GlimpseGrid, name: str = "design") -> torch.Tens
 
 
 def _patches(images: torch.Tensor, design: torch.Tensor, grid: GlimpseGrid) -> torch.Tensor:
-    """Patches of ``images`` (batch + (C, H, W)) at ``design`` (batch' + (t,)), broadcasting the batches."""
+    """What the sensor returns for ``images`` (batch + (C, H, W)) at ``design`` (batch' + (t,)), broadcasting
+    the batches: batch + (t, k*C, h, w)."""
     batch = torch.broadcast_shapes(images.shape[:-3], design.shape[:-1])
     imgs = images.expand(batch + images.shape[-3:]).reshape(-1, *images.shape[-3:])
     loc = design.expand(batch + design.shape[-1:]).reshape(-1, design.shape[-1])
-    out = grid.extract(imgs, loc)  # (B, t, C, h, w)
+    out = grid.extract(imgs, loc)  # (B, t, k*C, h, w)
     return out.reshape(batch + out.shape[1:])
 
 
@@ -151,7 +159,7 @@ class EmpiricalPrior:
 
     def log_likelihoods(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: GlimpseGrid
                         ) -> torch.Tensor:
-        """log N(y | patches of every row, sigma^2) summed over glimpses: ``batch + (N,)``."""
+        """log N(y | glimpses of every row, sigma^2) summed over glimpses and scales: ``batch + (N,)``."""
         batch = design.shape[:-1]
         rows = _patches(self.images.view((len(self.images),) + (1,) * len(batch) + self.images.shape[1:]),
                         design.unsqueeze(0), grid)  # (N,) + batch + (t, C, h, w)
@@ -168,7 +176,7 @@ class EmpiricalPrior:
 
     def condition(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma: float, grid: GlimpseGrid
                   ) -> "EmpiricalPrior":
-        """The posterior over rows after observing ``glimpses`` (t, C, h, w) at ``locations`` (t,): exact Bayes."""
+        """The posterior over rows after observing ``glimpses`` (t, k*C, h, w) at ``locations`` (t,): exact Bayes."""
         ll = self.log_likelihoods(locations, glimpses, sigma, grid)  # (N,)
         logw = self.weights.log() + ll
         return EmpiricalPrior(self.images, self.labels, self.num_classes, (logw - logw.max()).exp())
@@ -208,7 +216,7 @@ class GlimpseModel:
         prior: an :class:`EmpiricalPrior` or :class:`DecoderPrior`.
         grid: the :class:`GlimpseGrid` the design's locations refer to.
         noise: the :class:`NoiseSchedule`; ``sigma`` follows the TOTAL number of glimpses (past + design).
-        observed: optional ``(locations (t0,), glimpses (t0, C, h, w))`` seen before, as the observed site
+        observed: optional ``(locations (t0,), glimpses (t0, k*C, h, w))`` seen before, as the observed site
             ``"y_past"``.
     """
 
@@ -224,8 +232,8 @@ class GlimpseModel:
             if loc.dim() != 1:
                 raise ValueError(f"observed locations must have shape (t0,), got {tuple(loc.shape)}")
             C = getattr(prior, "images", torch.zeros(1, 1)).shape[1] if hasattr(prior, "images") else glimpses.shape[1]
-            if not isinstance(glimpses, torch.Tensor) or tuple(glimpses.shape) != (len(loc), C) + grid.glimpse_size:
-                raise ValueError(f"observed glimpses must have shape {(len(loc), C) + grid.glimpse_size}, got "
+            if not isinstance(glimpses, torch.Tensor) or tuple(glimpses.shape) != (len(loc),) + grid.glimpse_shape(C):
+                raise ValueError(f"observed glimpses must have shape {(len(loc),) + grid.glimpse_shape(C)}, got "
                                  f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}")
             self.observed = (loc, glimpses)
 
@@ -252,7 +260,7 @@ class GlimpseModel:
         return label, y
 
     def condition(self, locations, glimpses) -> "GlimpseModel":
-        """The same program after observing ``glimpses`` (t0, C, h, w) at ``locations`` (t0,), with the past
+        """The same program after observing ``glimpses`` (t0, k*C, h, w) at ``locations`` (t0,), with the past
         folded into the prior by exact Bayes over the database rows, so Pyro's OED estimators score the NEXT
         glimpse correctly.  The relaxed likelihood re-scores the whole history with sigma(total glimpses)."""
         if not isinstance(self.prior, EmpiricalPrior):
@@ -262,9 +270,9 @@ class GlimpseModel:
         loc = _check_design(torch.as_tensor(locations), self.grid, "locations")
         C = self.prior.images.shape[1]
         if loc.dim() != 1 or not isinstance(glimpses, torch.Tensor) \
-                or tuple(glimpses.shape) != (len(loc), C) + self.grid.glimpse_size:
-            raise ValueError(f"locations must be (t0,) and glimpses (t0, {C}, {self.grid.glimpse_size[0]}, "
-                             f"{self.grid.glimpse_size[1]}); got {tuple(loc.shape)} and "
+                or tuple(glimpses.shape) != (len(loc),) + self.grid.glimpse_shape(C):
+            raise ValueError(f"locations must be (t0,) and glimpses (t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
+                             f"got {tuple(loc.shape)} and "
                              f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}")
         if self.folded is not None:
             loc, glimpses = torch.cat([self.folded[0], loc]), torch.cat([self.folded[1], glimpses])

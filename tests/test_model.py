@@ -1,6 +1,7 @@
 """The Pyro glimpse model against exact answers on a problem small enough to enumerate.
 
-Problem: 6 random 6 x 6 images, 2 classes (3 rows each), 2 x 2 glimpses on a 3 x 3 grid, noise sigma 0.3.
+Problem: 6 random 6 x 6 images, 2 classes (3 rows each), 2 x 2 glimpses on a 3 x 3 grid, noise sigma 0.3; with one
+scale (the paper's patch) and with a 2-scale retina (2 x 2 and 4 x 4 pooled to 2 x 2, zero outside the image).
 Exact EPE(l) = E_y[H(label | y, l)]: the label posterior given y is exact (enumeration over the 6 rows), the
 expectation over y is Monte Carlo with 20,000 draws (standard error ~0.0015 nats per design).
 """
@@ -10,6 +11,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+import torch.nn.functional as F
 from pyro.contrib.oed.eig import nmc_eig, posterior_eig
 
 from ppl_attention.geometry import GlimpseGrid
@@ -18,19 +20,37 @@ from ppl_attention.model import DecoderPrior, EmpiricalPrior, GlimpseModel, Nois
 SIGMA = 0.3
 
 
-@pytest.fixture
-def problem():
+@pytest.fixture(params=[1, 2], ids=["one-scale", "retina"])
+def problem(request):
     g = torch.Generator().manual_seed(0)
     images = torch.rand(6, 1, 6, 6, generator=g)
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
-    grid = GlimpseGrid(6, 2, stride=2)
+    grid = GlimpseGrid(6, 2, stride=2, scales=request.param)
     model = GlimpseModel(EmpiricalPrior(images, labels), grid, NoiseSchedule.constant(SIGMA, 1.0))
     return model, images, labels, grid
 
 
+def reference_glimpses(images, grid, loc):
+    """The sensor written out independently: per scale, crop the zero-padded image around the fovea's centre and
+    average-pool it to the fovea's size; (N, t, k*C, h, w)."""
+    h = grid.glimpse_size[0]
+    pad = (grid.patch_sizes[-1][0] - h) // 2
+    padded = F.pad(images, (pad, pad, pad, pad))
+    out = []
+    for l in loc.tolist():
+        r, c = grid.pixels(torch.tensor(l)).tolist()
+        scales = []
+        for j, (side, _) in enumerate(grid.patch_sizes):
+            top = r + pad - (side - h) // 2
+            left = c + pad - (side - h) // 2
+            scales.append(F.avg_pool2d(padded[:, :, top:top + side, left:left + side], grid.scale_factor ** j))
+        out.append(torch.cat(scales, 1))
+    return torch.stack(out, 1)
+
+
 def exact_label_posterior(images, labels, grid, loc, y, sigma, weights=None):
     """p(label | y) by brute force over rows, written independently of the model code: (..., 2)."""
-    rows = grid.extract(images, loc.expand(len(images), -1))  # (N, t, C, h, w)
+    rows = reference_glimpses(images, grid, loc)  # (N, t, k*C, h, w)
     ll = -0.5 * ((y.unsqueeze(-5) - rows) ** 2).flatten(-4).sum(-1) / sigma ** 2  # (..., N)
     lw = ll + (torch.zeros(len(images)) if weights is None else weights.log())
     post = torch.softmax(lw, -1)
@@ -63,7 +83,9 @@ def test_sites_shapes_and_vectorisation(problem):
     tr = pyro.poutine.trace(model).get_trace(design)
     assert tr.nodes["label"]["value"].shape == (1, 2)
     assert tr.nodes["image_index"]["value"].shape == (1, 2)
-    assert tr.nodes["y"]["value"].shape == (1, 2, 3, 1, 2, 2)
+    assert tr.nodes["y"]["value"].shape == (1, 2, 3, grid.scales, 2, 2)  # scales stacked along channels
+    assert torch.allclose(grid.extract(images, design[0, :1].expand(6, -1)), reference_glimpses(images, grid,
+                                                                                                design[0, 0]))
     tr.compute_log_prob()
     assert tr.nodes["y"]["log_prob"].shape == (1, 2)
     # the label of the row drawn is the label site
@@ -95,7 +117,7 @@ def test_conditioning_on_past_glimpses_is_exact_bayes(problem):
     model, images, labels, grid = problem
     loc = torch.tensor([4, 0])
     truth = images[4:5]
-    glimpses = grid.extract(truth, loc.unsqueeze(0))[0] + 0.1  # (2, 1, 2, 2), a noisy view of row 4
+    glimpses = grid.extract(truth, loc.unsqueeze(0))[0] + 0.1  # (2, k, 2, 2), a noisy view of row 4
     # 1. observed= adds the site "y_past": the model's joint over rows (enumerated by conditioning on every row
     #    at once through the design plate) gives the exact posterior.
     observed = GlimpseModel(model.prior, grid, model.noise, observed=(loc, glimpses))
@@ -150,5 +172,8 @@ def test_bad_input_is_refused(problem):
         EmpiricalPrior(images[0], labels)
     with pytest.raises(ValueError, match="observed glimpses must have shape"):
         GlimpseModel(model.prior, grid, observed=(torch.tensor([0]), torch.zeros(1, 1, 3, 3)))
+    if grid.scales > 1:  # a one-scale glimpse is not what this sensor observes
+        with pytest.raises(ValueError, match=r"observed glimpses must have shape \(1, 2, 2, 2\)"):
+            GlimpseModel(model.prior, grid, observed=(torch.tensor([0]), torch.zeros(1, 1, 2, 2)))
     with pytest.raises(ValueError, match="weights"):
         EmpiricalPrior(images, labels, weights=torch.full((6,), float("nan")))

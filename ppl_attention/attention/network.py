@@ -1,10 +1,16 @@
-"""The hard-attention network: glimpse embedder, location embedding, GRU core, location policy and heads.
+"""The hard-attention network: glimpse network ("what" x "where"), recurrent core, location policy and heads.
 
-One forward pass (:meth:`HardAttentionNet.forward`) takes ``T`` glimpses of a batch of images.  At each step
-the policy (an MLP with one 32-unit hidden layer) reads the *detached* hidden state -- so the policy is trained
-only by its own loss, and the first glimpse, chosen from the learned initial state, is image-independent -- and
-gives a categorical distribution over the grid's flat locations.  The glimpses of the whole batch are extracted
-with one call to :meth:`GlimpseGrid.extract` per step (no loop over images).  Rows of ``forced`` that hold a
+One forward pass (:meth:`HardAttentionNet.forward`) takes ``T`` glimpses of a batch of images.  A glimpse is what
+the sensor returns (:meth:`~ppl_attention.sensor.Sensor.extract`: ``k`` scales stacked along channels); the
+glimpse network is ``g = ReLU(what(glimpse) + where(location))`` (Mnih et al. 2014): ``what`` is the paper's small
+CNN over the stacked scales, a torchvision backbone run on every scale (shared weights), or Mnih's linear layer
+on the flattened retina (``backbone="mnih"``); ``where`` a learned table or an MLP of the location's
+coordinates.  The core is a GRU (the paper's), an LSTM, or Mnih's ReLU RNN ``h' = ReLU(W_h h + W_g g)``.
+
+At each step the policy (an MLP with one hidden layer) reads the *detached* hidden state -- so the policy is
+trained only by its own loss, and the first glimpse, chosen from the learned initial state, is
+image-independent -- and gives a categorical distribution over the grid's flat locations.  The glimpses of the
+whole batch are extracted with one call to the sensor per step (no loop over images or scales).  Rows of ``forced`` that hold a
 location are teacher-forced to it (partial supervision); the log-probability of the location actually taken is
 returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
 """
@@ -17,7 +23,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..geometry import GlimpseGrid, NO_GLIMPSE
+from ..sensor import GlimpseGrid, NO_GLIMPSE
 
 __all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "flops_per_glimpse",
            "classifier_flops"]
@@ -27,11 +33,16 @@ __all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "f
 class NetworkConfig:
     """Architecture of the hard-attention network (the defaults are the paper's small CelebA-HQ embedder)."""
 
-    hidden: int = field(default=256, metadata={"help": "GRU hidden size"})
+    hidden: int = field(default=256, metadata={"help": "hidden size of the core"})
     glimpse_dim: int = field(default=64, metadata={"help": "size of a glimpse's embedding (the GRU input)"})
     backbone: str = field(default="small", metadata={
-        "help": "glimpse embedder: the paper's small CNN, or torchvision VGG-16 / MobileNetV2 features",
-        "choices": ["small", "vgg16", "mobilenet_v2"]})
+        "help": "glimpse embedder ('what'): the paper's small CNN, Mnih et al.'s linear layer on the flattened "
+                "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
+        "choices": ["small", "mnih", "vgg16", "mobilenet_v2"]})
+    core: str = field(default="gru", metadata={
+        "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN", "choices": ["gru", "lstm", "rnn"]})
+    what_hidden: int = field(default=128, metadata={
+        "help": "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP"})
     backbone_layers: int = field(default=12, metadata={"help": "leading layers of a torchvision backbone kept"})
     backbone_weights: str | None = field(default=None, metadata={
         "help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"})
@@ -41,20 +52,28 @@ class NetworkConfig:
 
 
 class GlimpseEmbedder(nn.Module):
-    """Glimpse (B, C, h, w) -> embedding (B, glimpse_dim).
+    """Glimpse (B, k*C, h, w) (``k`` scales of ``C`` channels) -> embedding (B, glimpse_dim).
 
-    ``small``: conv3x3(16) - ReLU - conv3x3 stride 2 (32) - ReLU - maxpool 2 - linear (paper, appendix B.4).
+    ``small``: conv3x3(16) - ReLU - conv3x3 stride 2 (32) - ReLU - maxpool 2 - linear (paper, appendix B.4), on
+    the stacked scales.  ``mnih``: ReLU(linear(flattened retina, what_hidden)) - linear (Mnih et al. 2014).
     ``vgg16`` / ``mobilenet_v2``: the first ``backbone_layers`` of torchvision's features (weights only from a
-    local safetensors file), global average pooling, then a linear layer -- for large RGB glimpses.
+    local safetensors file) on every scale with shared weights, global average pooling, then a linear layer on
+    the scales' features -- for large RGB glimpses.
     """
 
-    def __init__(self, channels: int, glimpse_size: tuple[int, int], cfg: NetworkConfig):
+    def __init__(self, channels: int, glimpse_size: tuple[int, int], cfg: NetworkConfig, scales: int = 1):
         super().__init__()
+        self.scales, self.kind = int(scales), cfg.backbone
+        stacked = channels * self.scales
         if cfg.backbone == "small":
             self.features = nn.Sequential(
-                nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(stacked, 16, 3, padding=1), nn.ReLU(),
                 nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
                 nn.MaxPool2d(2), nn.Flatten())
+            self.in_channels = channels
+        elif cfg.backbone == "mnih":
+            self.features = nn.Sequential(nn.Flatten(), nn.Linear(stacked * glimpse_size[0] * glimpse_size[1],
+                                                                  cfg.what_hidden), nn.ReLU())
             self.in_channels = channels
         else:
             import torchvision
@@ -69,8 +88,10 @@ class GlimpseEmbedder(nn.Module):
             self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
             self.in_channels = 3
         self.channels = channels
+        self.per_scale = cfg.backbone not in ("small", "mnih")  # torchvision stems take one scale at a time
         with torch.no_grad():
-            n = self.features(torch.zeros(1, self.in_channels, *glimpse_size)).shape[1]
+            probe = torch.zeros(1, self.in_channels if self.per_scale else stacked, *glimpse_size)
+            n = self.features(probe).shape[1] * (self.scales if self.per_scale else 1)
         self.project = nn.Linear(n, cfg.glimpse_dim)
 
     @staticmethod
@@ -88,15 +109,19 @@ class GlimpseEmbedder(nn.Module):
             raise ValueError(f"backbone_weights {path!r} lacks {len(missing)} tensors, e.g. {missing[:3]}")
 
     def forward(self, glimpses: torch.Tensor) -> torch.Tensor:
+        if not self.per_scale:
+            return self.project(self.features(glimpses))
+        B, _, h, w = glimpses.shape
+        x = glimpses.reshape(B * self.scales, self.channels, h, w)  # every scale through the shared backbone
         if self.in_channels != self.channels:  # grey glimpses into an RGB backbone
-            glimpses = glimpses.expand(-1, self.in_channels, -1, -1) if self.channels == 1 else glimpses[:, :3]
-        return self.project(self.features(glimpses))
+            x = x.expand(-1, self.in_channels, -1, -1) if self.channels == 1 else x[:, :3]
+        return self.project(self.features(x).reshape(B, -1))
 
 
 class LocationEmbedding(nn.Module):
     """Flat location (B,) -> (B, glimpse_dim): a learned table, or an MLP of the normalised (row, col) cell."""
 
-    def __init__(self, grid: GlimpseGrid, dim: int, kind: str):
+    def __init__(self, grid: GlimpseGrid, dim: int, kind: str, hidden: int | None = None):
         super().__init__()
         self.kind = kind
         if kind == "table":
@@ -105,12 +130,43 @@ class LocationEmbedding(nn.Module):
             cells = grid.cell(grid.all_locations()).float()
             scale = torch.tensor([max(grid.n_rows - 1, 1), max(grid.n_cols - 1, 1)], dtype=torch.float32)
             self.register_buffer("coords", cells / scale * 2 - 1, persistent=False)
-            self.mlp = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
+            hidden = dim if hidden is None else int(hidden)
+            self.mlp = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         else:
             raise ValueError(f"location_embedding must be 'table' or 'mlp', got {kind!r}")
 
     def forward(self, loc: torch.Tensor) -> torch.Tensor:
         return self.table(loc) if self.kind == "table" else self.mlp(self.coords[loc])
+
+
+class Core(nn.Module):
+    """The recurrent core on a flat state: ``gru`` / ``rnn`` hold ``h`` (B, hidden), ``lstm`` holds ``cat(h, c)``
+    (B, 2 * hidden); :meth:`output` is the ``h`` that the policy and the heads read."""
+
+    def __init__(self, kind: str, input_size: int, hidden: int):
+        super().__init__()
+        if kind not in ("gru", "lstm", "rnn"):
+            raise ValueError(f"core must be 'gru', 'lstm' or 'rnn', got {kind!r}")
+        self.kind, self.hidden = kind, int(hidden)
+        if kind == "gru":
+            self.cell = nn.GRUCell(input_size, hidden)
+        elif kind == "lstm":
+            self.cell = nn.LSTMCell(input_size, hidden)
+        else:  # Mnih et al.: h_t = ReLU(Linear(h_{t-1}) + Linear(g_t))
+            self.cell = nn.RNNCell(input_size, hidden, nonlinearity="relu")
+
+    @property
+    def state_size(self) -> int:
+        return 2 * self.hidden if self.kind == "lstm" else self.hidden
+
+    def output(self, state: torch.Tensor) -> torch.Tensor:
+        return state[:, :self.hidden] if self.kind == "lstm" else state
+
+    def forward(self, g: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        if self.kind == "lstm":
+            h, c = self.cell(g, (state[:, :self.hidden].contiguous(), state[:, self.hidden:].contiguous()))
+            return torch.cat([h, c], 1)
+        return self.cell(g, state)
 
 
 @dataclass
@@ -141,12 +197,17 @@ class HardAttentionNet(nn.Module):
         if mean.numel() != channels or std.numel() != channels:
             raise ValueError(f"mean and std need {channels} entries (one per channel), got {mean.tolist()}, "
                              f"{std.tolist()}")
-        self.register_buffer("mean", mean.view(1, channels, 1, 1))
-        self.register_buffer("std", std.view(1, channels, 1, 1))
-        self.embedder = GlimpseEmbedder(channels, grid.glimpse_size, c)
-        self.where = LocationEmbedding(grid, c.glimpse_dim, c.location_embedding)
-        self.core = nn.GRUCell(c.glimpse_dim, c.hidden)
-        self.h0 = nn.Parameter(torch.zeros(c.hidden))
+        # Per glimpse channel: the image's mean / std repeated for every scale of the sensor.
+        self.register_buffer("mean", mean.repeat(grid.scales).view(1, -1, 1, 1))
+        self.register_buffer("std", std.repeat(grid.scales).view(1, -1, 1, 1))
+        if c.hidden < 1 or c.glimpse_dim < 1 or c.policy_hidden < 1 or c.what_hidden < 1:
+            raise ValueError(f"hidden, glimpse_dim, policy_hidden and what_hidden must be >= 1, got {c.hidden}, "
+                             f"{c.glimpse_dim}, {c.policy_hidden}, {c.what_hidden}")
+        self.embedder = GlimpseEmbedder(channels, grid.glimpse_size, c, grid.scales)
+        self.where = LocationEmbedding(grid, c.glimpse_dim, c.location_embedding,
+                                       c.what_hidden if c.backbone == "mnih" else None)
+        self.core = Core(c.core, c.glimpse_dim, c.hidden)
+        self.h0 = nn.Parameter(torch.zeros(self.core.state_size))
         self.policy = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
                                     nn.Linear(c.policy_hidden, grid.num_locations))
         self.baseline = nn.Linear(c.hidden, 1)
@@ -161,7 +222,7 @@ class HardAttentionNet(nn.Module):
 
         return {"kind": "hard-attention", "grid": self.grid.to_dict(), "num_classes": self.num_classes,
                 "channels": self.channels, "network": config_to_dict(self.cfg),
-                "mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+                "mean": self.mean.flatten()[:self.channels].tolist(), "std": self.std.flatten()[:self.channels].tolist()}
 
     @classmethod
     def from_config(cls, config: dict) -> "HardAttentionNet":
@@ -180,8 +241,12 @@ class HardAttentionNet(nn.Module):
     def initial_state(self, batch: int) -> torch.Tensor:
         return self.h0.unsqueeze(0).expand(batch, -1)
 
+    def hidden(self, state: torch.Tensor) -> torch.Tensor:
+        """The core's output ``h`` (B, hidden) from its state (the LSTM's state also holds the cell)."""
+        return self.core.output(state)
+
     def glimpse_step(self, images: torch.Tensor, loc: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """Observe ``images`` at ``loc`` (B,) (one batched extraction) and update the hidden state."""
+        """Observe ``images`` at ``loc`` (B,) (one batched extraction by the sensor) and update the core state."""
         patches = (self.grid.extract(images, loc) - self.mean) / self.std
         g = F.relu(self.embedder(patches) + self.where(loc))
         return self.core(g, h)
@@ -222,7 +287,7 @@ class HardAttentionNet(nn.Module):
         h = self.initial_state(B)
         out = {k: [] for k in ("loc", "logp", "ent", "logits", "base", "gain")}
         for t in range(T):
-            hd = h.detach()
+            hd = self.hidden(h).detach()
             log_pi = F.log_softmax(self.policy(hd), dim=-1)
             with torch.no_grad():
                 if policy == "greedy":
@@ -237,8 +302,9 @@ class HardAttentionNet(nn.Module):
             out["ent"].append(-(log_pi.exp() * log_pi).sum(-1))
             out["base"].append(self.baseline(hd).squeeze(1))
             h = self.glimpse_step(images, loc, h)
-            out["logits"].append(self.classifier(h))
-            out["gain"].append(self.stop_head(h.detach()).squeeze(1))
+            ho = self.hidden(h)
+            out["logits"].append(self.classifier(ho))
+            out["gain"].append(self.stop_head(ho.detach()).squeeze(1))
         return Rollout(locations=torch.stack(out["loc"], 1), log_probs=torch.stack(out["logp"], 1),
                        entropy=torch.stack(out["ent"], 1), logits=torch.stack(out["logits"], 1),
                        baselines=torch.stack(out["base"], 1), gains=torch.stack(out["gain"], 1))
@@ -255,11 +321,11 @@ def flops_per_glimpse(net: HardAttentionNet) -> int:
 
     device = net.h0.device
     images = torch.zeros(1, net.channels, *net.grid.image_size, device=device)
-    h = torch.zeros(1, net.cfg.hidden, device=device)  # a plain tensor: the module tracker rejects h0's view
+    h = torch.zeros(1, net.core.state_size, device=device)  # a plain tensor: the module tracker rejects h0's view
     with FlopCounterMode(display=False) as counter:
-        loc = net.policy(h).argmax(-1)
+        loc = net.policy(net.hidden(h)).argmax(-1)
         h = net.glimpse_step(images, loc, h)
-        net.stop_head(h)
+        net.stop_head(net.hidden(h))
     return int(counter.get_total_flops())
 
 

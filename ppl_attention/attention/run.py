@@ -115,6 +115,7 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     trainer.load_best()
     test_greedy = trainer.evaluate(test, "greedy", ("test",))
     test_sampled = trainer.evaluate(test, "sample", ("test-sample",))
+    test_mc = trainer.evaluate(test, "sample", ("test-mc",), mc_samples=cfg.mc_samples)
     locations, images, labels = _test_glimpses(net, test, cfg)
     atomic_write_json(out / "test_locations.json", {"locations": locations})
     summary = {"dataset": run.dataset, "supervision": run.supervision, "pretrain": run.pretrain, "seed": seed,
@@ -122,7 +123,9 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
                **{k: v for k, v in result.items() if k != "best"},
                "best_iteration": result["best"]["iteration"] if result["best"] else None,
                "test_greedy_acc": test_greedy["acc"], "test_greedy_ce": test_greedy["ce"],
-               "test_sampled_acc": test_sampled["acc"], "flops_per_glimpse": flops_per_glimpse(net),
+               "test_sampled_acc": test_sampled["acc"],
+               "test_mc_acc": test_mc["acc"], "test_mc_samples": cfg.mc_samples,
+               "sensor": grid.to_dict(), "flops_per_glimpse": flops_per_glimpse(net),
                "classifier_flops": classifier_flops(net), "pretrain_summary": pre_summary}
     if cfg.ce_every_step:
         from .stopping import stopping_curve

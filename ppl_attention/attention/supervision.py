@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..geometry import GlimpseGrid, NO_GLIMPSE
+from ..sensor import GlimpseGrid, NO_GLIMPSE, check_sensor
 from ..runtime import derive_seed, generator
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
@@ -168,9 +168,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
     if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
         raise ValueError(f"--sequences {store_dir} was made for the training data of seed {store_seed}, but this "
                          f"run's training data uses seed {data_seed}: pass --data-seed {store_seed}")
-    if store.grid != grid:
-        raise ValueError(f"--sequences {store_dir} was built for grid {store.grid.to_dict()}, "
-                         f"expected {grid.to_dict()}")
+    check_sensor(store.grid, grid, f"--sequences {store_dir}", f"the dataset {dataset}'s sensor")
     seqs = store.sequences()
     if not seqs:
         raise ValueError(f"--sequences {store_dir} holds no sequences")

@@ -2,9 +2,11 @@
 
 Per minibatch (paper, eq. 8 and section 5):
 - every example: cross-entropy of the class after the last glimpse (optionally after every glimpse);
-- unsupervised examples: REINFORCE on the sum of log pi(location sampled), with a 0/1 reward (correct after the
+- every glimpse the policy sampled: REINFORCE on log pi(location sampled), with a 0/1 reward (correct after the
   last glimpse) minus a learned baseline, and an MSE loss for the baseline;
-- supervised examples: glimpses teacher-forced to their sequence and ``-lambda log pi(target)``, no REINFORCE;
+- every glimpse teacher-forced to a supervision sequence: ``-lambda log pi(target)``, no REINFORCE.  A sequence
+  shorter than ``T`` forces the first glimpses only; the rest are sampled and trained by REINFORCE, so every
+  glimpse is trained by one of the two;
 - optional entropy bonus; the stop head regresses on the observed gain of one more glimpse (:mod:`.stopping`).
 
 Pretraining (RAM+, appendix B.2) trains embedder, core and classifier with locations drawn from a fixed
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 
 from ..artifacts import atomic_write_text, load_weights, save_weights
 from ..config import config_to_dict
-from ..geometry import NO_GLIMPSE
+from ..sensor import NO_GLIMPSE
 from ..runtime import derive_seed, generator
 from .convergence import convergence_summary
 from .network import HardAttentionNet
@@ -51,6 +53,19 @@ class TrainConfig:
     iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr_schedule: str = field(default="constant", metadata={
+        "help": "learning-rate schedule: constant; step (times lr_decay every lr_decay_every iterations); cosine "
+                "(from lr to lr * lr_final over lr_horizon iterations, then held)",
+        "choices": ["constant", "step", "cosine"]})
+    lr_decay: float = field(default=0.5, metadata={"help": "step schedule: factor applied every lr_decay_every"})
+    lr_decay_every: int = field(default=10000, metadata={"help": "step schedule: iterations between decays"})
+    lr_final: float = field(default=0.01, metadata={"help": "cosine schedule: final lr as a fraction of lr"})
+    lr_horizon: int | None = field(default=None, metadata={
+        "help": "cosine schedule: iterations over which lr decays (required, so that extending --iterations "
+                "later does not change the schedule)"})
+    mc_samples: int = field(default=10, metadata={
+        "help": "M: the Monte-Carlo test accuracy averages the class probabilities of M sampled policies "
+                "(reported beside the deterministic, greedy-policy accuracy)"})
     validate_every: int = field(default=100, metadata={"help": "validate (and checkpoint) every K iterations"})
     supervision_weight: float = field(default=1.0, metadata={"help": "lambda of -lambda log pi(target)"})
     supervision_until: int | None = field(default=None, metadata={
@@ -76,6 +91,35 @@ class TrainConfig:
     attribute: int | None = field(default=None, metadata={
         "help": "for multi-label datasets: the attribute to classify (binary)"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
+
+
+def check_lr_schedule(cfg: "TrainConfig") -> None:
+    """Refuse an incomplete or invalid learning-rate schedule, naming the setting."""
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    if cfg.lr_schedule not in ("constant", "step", "cosine"):
+        raise ValueError(f"lr_schedule must be constant, step or cosine, got {cfg.lr_schedule!r}")
+    if cfg.lr_schedule == "step" and (cfg.lr_decay_every < 1 or not 0 < cfg.lr_decay <= 1):
+        raise ValueError(f"the step schedule needs lr_decay_every >= 1 and lr_decay in (0, 1], got "
+                         f"{cfg.lr_decay_every} and {cfg.lr_decay}")
+    if cfg.lr_schedule == "cosine":
+        if cfg.lr_horizon is None or cfg.lr_horizon < 1:
+            raise ValueError(f"the cosine schedule needs --lr-horizon N >= 1 (iterations of decay), got "
+                             f"{cfg.lr_horizon}")
+        if not 0 <= cfg.lr_final <= 1:
+            raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
+    if cfg.mc_samples < 1:
+        raise ValueError(f"mc_samples must be >= 1, got {cfg.mc_samples}")
+
+
+def scheduled_lr(cfg: "TrainConfig", iteration: int) -> float:
+    """Learning rate of ``cfg``'s schedule at ``iteration`` (0-based)."""
+    if cfg.lr_schedule == "step":
+        return cfg.lr * cfg.lr_decay ** (iteration // cfg.lr_decay_every)
+    if cfg.lr_schedule == "cosine":
+        progress = min(iteration / cfg.lr_horizon, 1.0)
+        return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr
 
 
 class SplitData:
@@ -162,6 +206,7 @@ class Trainer:
             raise ValueError(f"validate_every must be positive, got {cfg.validate_every}")
         if cfg.supervision_until is not None and cfg.supervision_until < 0:
             raise ValueError(f"supervision_until must be >= 0 iterations (or None), got {cfg.supervision_until}")
+        check_lr_schedule(cfg)
         self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
         self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
         self.device = net.h0.device
@@ -236,6 +281,10 @@ class Trainer:
         return images.to(self.device), labels.to(self.device), forced.to(self.device)
 
     # ------------------------------------------------------------------ loss
+    def learning_rate(self, iteration: int) -> float:
+        """The schedule's learning rate at ``iteration`` (a pure function, so a resumed run continues exactly)."""
+        return scheduled_lr(self.cfg, iteration)
+
     def loss(self, images, labels, forced, gen) -> tuple[torch.Tensor, dict]:
         cfg, T = self.cfg, self.cfg.glimpses
         pretrain = self.fixed_probs is not None
@@ -255,12 +304,12 @@ class Trainer:
             stats["stop_mse"] = float(stop.detach())
         if not pretrain:
             reward = (ro.logits[:, -1].argmax(-1) == labels).float()
-            sup = (forced != NO_GLIMPSE).any(1)
-            unsup = (~sup).float()
+            teacher = (forced != NO_GLIMPSE).float()  # (B, T): glimpses forced to a supervision sequence
+            sampled = 1.0 - teacher  # (B, T): glimpses the policy drew, trained by REINFORCE
             adv = (reward.unsqueeze(1) - ro.baselines).detach()
-            reinforce = -((ro.log_probs * adv).sum(1) * unsup).sum() / B
-            base = (((ro.baselines - reward.unsqueeze(1)) ** 2).mean(1) * unsup).sum() / max(float(unsup.sum()), 1.0)
-            supervised = -((ro.log_probs * (forced != NO_GLIMPSE)).sum(1)).sum() / B
+            reinforce = -(ro.log_probs * adv * sampled).sum() / B
+            base = (((ro.baselines - reward.unsqueeze(1)) ** 2) * sampled).sum() / max(float(sampled.sum()), 1.0)
+            supervised = -(ro.log_probs * teacher).sum() / B
             entropy = ro.entropy.mean()
             total = (total + reinforce + cfg.baseline_weight * base + cfg.supervision_weight * supervised
                      - cfg.entropy_weight * entropy)
@@ -272,19 +321,30 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, data: SplitData, policy: str, seed_parts=()) -> dict:
-        """Cross-entropy and accuracy after the last glimpse on a whole split (greedy or sampled policy)."""
+    def evaluate(self, data: SplitData, policy: str, seed_parts=(), mc_samples: int = 1) -> dict:
+        """Cross-entropy and accuracy after the last glimpse on a whole split (greedy or sampled policy).
+
+        ``mc_samples = M > 1`` (sampled policy only): the class probabilities of M independent rollouts per image
+        are averaged before the accuracy and cross-entropy are taken (Mnih et al.'s Monte-Carlo test accuracy;
+        it can hide a weak policy, so it is reported beside the greedy one, never instead of it)."""
+        if mc_samples < 1 or (mc_samples > 1 and policy != "sample"):
+            raise ValueError(f"mc_samples must be >= 1, and > 1 only with the sampled policy; got {mc_samples} "
+                             f"with policy {policy!r}")
         self.net.eval()
         gen = generator(derive_seed(self.seed, "eval", *seed_parts), self.device)
         ce, correct, n = 0.0, 0, 0
-        for start in range(0, len(data), self.cfg.eval_batch_size):
-            pos = torch.arange(start, min(start + self.cfg.eval_batch_size, len(data)))
+        per_batch = max(1, self.cfg.eval_batch_size // mc_samples)
+        for start in range(0, len(data), per_batch):
+            pos = torch.arange(start, min(start + per_batch, len(data)))
             images, labels = data.batch(pos)
             images, labels = images.to(self.device), labels.to(self.device)
             p = "fixed" if self.fixed_probs is not None else policy
-            ro = self.net(images, self.cfg.glimpses, policy=p, fixed_probs=self.fixed_probs, generator=gen)
-            ce += float(F.cross_entropy(ro.logits[:, -1], labels, reduction="sum"))
-            correct += int((ro.logits[:, -1].argmax(-1) == labels).sum())
+            # M rollouts of every image in one batch (image-major), probabilities averaged per image.
+            ro = self.net(images.repeat_interleave(mc_samples, 0), self.cfg.glimpses, policy=p,
+                          fixed_probs=self.fixed_probs, generator=gen)
+            probs = ro.logits[:, -1].softmax(-1).reshape(len(pos), mc_samples, -1).mean(1)
+            ce += float(F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum"))
+            correct += int((probs.argmax(-1) == labels).sum())
             n += len(labels)
         self.net.train()
         return {"ce": ce / n, "acc": correct / n}
@@ -390,6 +450,8 @@ class Trainer:
             while self.iteration < end:
                 images, labels, forced = self.get_batch(self.iteration)
                 gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.learning_rate(self.iteration)
                 loss, stats = self.loss(images, labels, forced, gen)
                 if not math.isfinite(float(loss.detach())):
                     raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
@@ -406,7 +468,7 @@ class Trainer:
                     self.elapsed += now - t0
                     t0 = now
                     row = {"iteration": self.iteration, **{f"train_{k}": v / count for k, v in running.items()},
-                           **self.validate()}
+                           "lr": self.learning_rate(self.iteration - 1), **self.validate()}
                     running, count = {}, 0
                     self.history.append(row)
                     if self._is_better(row):

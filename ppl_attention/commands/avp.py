@@ -129,8 +129,9 @@ def run_evaluate(args):
     if T < 0:
         raise ValueError(f"--max-glimpses must be >= 0, got {T}")
     data = load_dataset(cfg["dataset"], root=args.root, split=args.split, seed=args.seed)
-    if data.grid != avp.grid:
-        raise ValueError(f"dataset {cfg['dataset']} uses grid {data.grid.to_dict()}, the AVP {avp.grid.to_dict()}")
+    from ..sensor import check_sensor
+
+    check_sensor(avp.grid, data.grid, f"the AVP {args.dir}", f"the dataset {cfg['dataset']}'s sensor")
     calibration = _recalibrate(avp, args.dir, manifest, T, args, device) if args.recalibrate else None
     result = evaluate_avp(avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device, bins=args.bins,
                           draws=args.draws)

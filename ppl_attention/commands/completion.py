@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..completion.compare import CompareConfig
 from ..config import add_config_arguments, build_config, config_to_dict
+from ..sensor import check_sensor
 from ._common import write_summary
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ def run(args):
                   out_dir=vae_dir)
         timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
     vae, vae_grid = load_vae(vae_dir, device=device)
-    if vae_grid != grid:
-        raise ValueError(f"--vae {vae_dir} was trained for another glimpse grid ({vae_grid.to_dict()})")
+    check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
     # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
     vae_held = render_canvases(test_digits, test_labels_all, 200, generator(derive_seed(args.seed, "completion-vae")),
                                cluttered=cluttered)[0].float() / 255
@@ -156,8 +156,7 @@ def run(args):
                    out_dir=cgan_dir)
         timings["train_cgan_s"] = round(time.perf_counter() - t0, 1)
     G, cgan_grid, noise_std = load_cgan(cgan_dir, device=device)
-    if cgan_grid != grid:
-        raise ValueError(f"--cgan {cgan_dir} was trained for another glimpse grid ({cgan_grid.to_dict()})")
+    check_sensor(cgan_grid, grid, f"--cgan {cgan_dir}", "the comparison's sensor")
     inputs["cgan"] = str(cgan_dir)
 
     # Who labels the completions: the AVP (everything observed) or a small CNN on complete canvases.
@@ -165,8 +164,7 @@ def run(args):
         from ..posterior import load_avp
 
         avp = load_avp(args.avp, device=device)
-        if avp.grid != grid:
-            raise ValueError(f"--avp {args.avp} was trained for another glimpse grid")
+        check_sensor(avp.grid, grid, f"--avp {args.avp}", "the comparison's sensor")
         classifier, labeller = avp_classifier(avp), "AVP (all pixels observed)"
         inputs["avp"] = str(args.avp)
     else:

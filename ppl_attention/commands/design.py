@@ -229,8 +229,9 @@ def run_plot_validity(args):
     if not seqs:
         raise ValueError(f"store {args.store} holds no sequences")
     avp = load_avp(args.avp)
-    if avp.grid != store.grid:
-        raise ValueError(f"--avp {args.avp} uses another grid than the store {args.store}")
+    from ..sensor import check_sensor
+
+    check_sensor(avp.grid, store.grid, f"--avp {args.avp}", f"the store {args.store}'s sensor")
     data = load_dataset(store.config["dataset"], root=args.root, split=store.config.get("split", "train"),
                         seed=int(store.config.get("seed", 0)))
     idx = sorted(seqs)

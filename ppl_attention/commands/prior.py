@@ -45,16 +45,18 @@ def run(args):
     from ..completion.database import DatasetSource, mnist_canvas_source
     from ..completion.pca_index import PCAIndexConfig
     from ..completion.prior import build_prior
-    from ..geometry import GlimpseGrid
-
     cfg = build_config(BuildPriorConfig, args)
     if cfg.size <= 0:
         raise ValueError(f"--size must be a positive number of images, got {cfg.size}")
-    if args.dataset in ("cluttered-mnist", "translated-mnist"):
+    if args.dataset.startswith(("cluttered-mnist", "translated-mnist")):
+        from ..data import load_dataset
+
         if args.root is not None:
             raise ValueError(f"--root is not used by {args.dataset} (built from bundled digits), got {args.root!r}")
-        source = mnist_canvas_source("train", cluttered=args.dataset == "cluttered-mnist")
-        grid = GlimpseGrid.mnist()
+        ds = load_dataset(args.dataset, split="train", seed=args.seed, size=1)  # its canvas settings and sensor
+        source = mnist_canvas_source("train", cluttered=ds.cluttered, canvas_size=ds.canvas_size,
+                                     n_clutter=ds.n_clutter, clutter_size=ds.clutter_size)
+        grid = ds.grid
         n = cfg.size
     else:
         from ..data import load_dataset

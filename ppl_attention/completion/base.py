@@ -108,9 +108,10 @@ class Completion(abc.ABC):
 
 def check_observations(grid: GlimpseGrid, locations, glimpses, channels: int | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, C, h, w) against ``grid``.
+    """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, k*C, h, w) against the sensor ``grid``
+    (``k`` scales stacked along channels; ``k = 1``: the paper's (t, C, h, w) patches).
 
-    Returns ``(locations int64 (t,), glimpses float32 (t, C, h, w))``.  Raises ``ValueError`` naming the
+    Returns ``(locations int64 (t,), glimpses float32 (t, k*C, h, w))``.  Raises ``ValueError`` naming the
     argument for wrong shapes, locations off the grid, glimpse sizes that do not match the grid, a channel
     count other than ``channels``, and NaN / infinite / out-of-range pixel values.
     """
@@ -124,14 +125,15 @@ def check_observations(grid: GlimpseGrid, locations, glimpses, channels: int | N
         bad = int(loc[(loc < 0) | (loc >= grid.num_locations)][0])
         raise ValueError(f"locations holds {bad}, outside the grid's locations [0, {grid.num_locations - 1}]")
     if not isinstance(glimpses, torch.Tensor):
-        raise ValueError(f"glimpses must be a torch.Tensor of shape (t, C, h, w), got {type(glimpses).__name__}")
+        raise ValueError(f"glimpses must be a torch.Tensor of shape (t, k*C, h, w), got {type(glimpses).__name__}")
     t = loc.shape[0]
     h, w = grid.glimpse_size
     if glimpses.dim() != 4 or glimpses.shape[0] != t or tuple(glimpses.shape[-2:]) != (h, w):
-        raise ValueError(f"glimpses must have shape ({t}, C, {h}, {w}) to match {t} locations and the grid's "
+        raise ValueError(f"glimpses must have shape ({t}, k*C, {h}, {w}) to match {t} locations and the grid's "
                          f"{h} x {w} glimpses, got shape {tuple(glimpses.shape)}")
-    if channels is not None and glimpses.shape[1] != channels:
-        raise ValueError(f"glimpses must have {channels} channel(s), got {glimpses.shape[1]}")
+    if channels is not None and glimpses.shape[1] != grid.glimpse_channels(channels):
+        raise ValueError(f"glimpses must have {grid.glimpse_channels(channels)} channel(s) ({grid.scales} scale(s) x "
+                         f"{channels} image channel(s)), got {glimpses.shape[1]}")
     g = glimpses.detach().float()
     if g.numel():
         if not bool(torch.isfinite(g).all()):

@@ -222,8 +222,10 @@ class CGANCompletion(Completion):
         device = next(self.G.parameters()).device
         start = time.perf_counter()
         C, (H, W) = self.G.channels, self.grid.image_size
-        mask = self.grid.mask(loc.unsqueeze(0))  # (1, 1, H, W)
-        canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0)) if loc.numel() else torch.zeros(1, C, H, W)
+        # The generator conditions on the foveae (scale 0: full-resolution pixels), see random_glimpse_masks.
+        mask = self.grid.mask(loc.unsqueeze(0))[:, :1]  # (1, 1, H, W)
+        canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, :C] if loc.numel() else \
+            torch.zeros(1, C, H, W)
         noise = torch.randn(n, C, H, W, generator=generator) * self.noise_std
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
         mask, canvas, noise = mask.to(device), canvas.to(device), noise.to(device)

@@ -93,7 +93,7 @@ def choose_locations(images: torch.Tensor, grid: GlimpseGrid, T: int, generator:
     if policy == "uniform":
         weights = torch.ones(B, L)
     elif policy == "ink":
-        patches = grid.extract(images, grid.all_locations().expand(B, L))  # (B, L, C, h, w)
+        patches = grid.crop(images, grid.all_locations().expand(B, L))  # (B, L, C, h, w): the foveae's ink
         mass = patches.flatten(2).sum(-1).cpu().double()
         weights = mass + 1e-3 * mass.sum(-1, keepdim=True) / L + 1e-12
     else:
@@ -130,11 +130,11 @@ def mixture_log_likelihood(images: torch.Tensor, weights: torch.Tensor, target: 
 
 def glimpse_rmse(images: torch.Tensor, weights: torch.Tensor, grid: GlimpseGrid, locations: torch.Tensor,
                  glimpses: torch.Tensor) -> float:
-    """``sum_k w_k RMS(patches(images_k, locations) - glimpses)``: how far the samples (n, C, H, W) are from the
-    observed ``glimpses`` (t, C, h, w) at ``locations`` (t,); nan when nothing was observed."""
+    """``sum_k w_k RMS(glimpses(images_k, locations) - glimpses)``: how far the samples (n, C, H, W) are from the
+    observed ``glimpses`` (t, k*C, h, w) at ``locations`` (t,), every scale; nan when nothing was observed."""
     if locations.numel() == 0:
         return float("nan")
-    patches = grid.extract(images.float(), locations.reshape(1, -1).expand(images.shape[0], -1))  # (n, t, C, h, w)
+    patches = grid.extract(images.float(), locations.reshape(1, -1).expand(images.shape[0], -1))  # (n, t, kC, h, w)
     rmse = (patches - glimpses.to(patches).unsqueeze(0)).double().square().flatten(1).mean(1).sqrt()
     return float(weights.double().to(rmse.device) @ rmse)
 
@@ -274,7 +274,7 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
                              f"max(glimpse_counts) long), got {tuple(locations.shape)}")
         grid.cell(locations[:B])  # refuses float locations or locations off the grid, naming the argument
         locations = locations[:B].long()
-    glimpses = grid.extract(images, locations[:, :T])  # (B, T, C, h, w)
+    glimpses = grid.extract(images, locations[:, :T])  # (B, T, k*C, h, w)
     rows, examples = [], []
     work = [(name, i, t) for i in range(B) for t in cfg.glimpse_counts for name in samplers]
     for name, i, t in tqdm(work, desc="comparing completions", disable=not progress):
@@ -284,7 +284,7 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
         s: CompletionSamples = samplers[name].sample(loc, glimpses[i, :t], cfg.num_samples, generator=gen,
                                                      true_image=images[i])
         seconds = time.perf_counter() - start
-        region = _region(grid.mask(loc.unsqueeze(0)))
+        region = _region(grid.mask(loc.unsqueeze(0))[:, :1])  # pixels no fovea saw
         row = {"method": name, "image": i, "glimpses": t, "true_label": int(labels[i]), "n": len(s),
                "ess": s.ess, "seconds_per_sample": seconds / max(len(s), 1),
                "loglik_per_pixel": mixture_log_likelihood(s.images, s.weights, images[i], region, cfg.kernel,

@@ -93,7 +93,8 @@ class GeneratorSource:
 
 
 def mnist_canvas_source(split: str = "train", cluttered: bool = True, **render_kw) -> GeneratorSource:
-    """60 x 60 canvases of random digits of ``split`` at random positions (clutter from the same split)."""
+    """Canvases (60 x 60 unless ``canvas_size``) of random digits of ``split`` at random positions (clutter from
+    the same split)."""
     from ..data.mnist import load_digits, render_canvases
 
     digits, labels = load_digits(split)

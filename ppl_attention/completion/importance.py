@@ -11,6 +11,12 @@ likelihood ``p(y_1:t | I, l_1:t) = prod_j N(y_j | patch(I, l_j), sigma_p^2)`` (A
 3. exact likelihoods on those images, weights ``w2 = p(y | I_i) / q(i)`` (self-normalised);
 4. up to K2 unique weighted samples (duplicates' weights aggregated).
 
+With a multi-scale sensor (Mnih's retina) the exact stage scores exactly what the sensor returned: every scale's
+pooled values, each with noise ``sigma_p`` (:mod:`ppl_attention.model`).  The proposal scores the fovea (scale 0,
+full-resolution pixels) alone against the PCA codes -- the PCA index stores per-position energies of
+full-resolution patches -- so ``q`` is broader than the posterior but remains a valid proposal: the weights
+``p / q`` correct for what it leaves out (the coarse scales), at the price of a lower ESS.
+
 Optional shift marginalisation (the paper's CelebA setting): each glimpse's likelihood is the mean over a
 window of positions centred on the observed one, ``(1/|S|) sum_s N(y_j | patch(I, l_j + s), sigma^2)``
 (positions outside the image dropped), and the glimpses multiply -- the same in the proposal and the exact
@@ -28,7 +34,7 @@ import numpy as np
 import torch
 
 from ..artifacts import ArtifactError, read_manifest
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid, check_sensor
 from ..model import NoiseSchedule
 from ..runtime import resolve_device
 from .base import Completion, CompletionSamples, check_observations, check_true_image
@@ -194,6 +200,7 @@ class ImportanceCompletion(Completion):
         if tuple(self.grid.glimpse_size) != tuple(index.grid.glimpse_size):
             raise ValueError(f"grid has {self.grid.glimpse_size} glimpses, the index was built for "
                              f"{index.grid.glimpse_size}")
+        check_sensor(index.grid, self.grid, f"the prior's PCA index {index.directory}", "the completion's sensor")
         if not isinstance(k1, (int, np.integer)) or k1 <= 0:
             raise ValueError(f"k1 must be a positive int, got {k1!r}")
         if not isinstance(shift, (int, np.integer)) or not 0 <= shift <= index.shift:
@@ -208,7 +215,9 @@ class ImportanceCompletion(Completion):
         self.chunk_size = int(chunk_size)
         self.device = resolve_device(device)
         self.channels = database.image_shape[0]
-        self._pixel_grid = pixel_grid(self.grid)
+        self._pixel_grid = pixel_grid(self.grid)  # one scale: pixel ids of full-resolution foveae
+        # The same stride-1 positions seen through the task's retina (the exact stage's observations).
+        self._shift_sensor = self._pixel_grid.with_scales(self.grid.scales, self.grid.scale_factor)
         # Positions of every grid location must be in the index (checked once here).
         pos, valid = shift_positions(self.grid, self.grid.all_locations(), self.shift)
         index.energy_rows(pos[valid])
@@ -228,18 +237,19 @@ class ImportanceCompletion(Completion):
     def _patch_pixels(self, pos: torch.Tensor) -> torch.Tensor:
         """Flat pixel indices ``(t, S, C*h*w)`` of stride-1 positions (through the geometry module)."""
         t, S = pos.shape
-        idx = self._pixel_grid.extract(self._pixel_ids, pos.reshape(1, -1))  # (1, t*S, C, h, w)
+        idx = self._pixel_grid.crop(self._pixel_ids, pos.reshape(1, -1))  # (1, t*S, C, h, w)
         return idx.reshape(t, S, -1)
 
     def _proposal_observation(self, locations, glimpses, true_image):
+        """The foveae (t, C, h, w) the proposal scores: the observed ones, or the true image's PCA reconstruction."""
         if true_image is None or not self.use_true_image:
-            return glimpses
+            return glimpses[:, :self.channels]  # scale 0: full-resolution pixels
         recon = self.index.reconstruct(self.index.encode(true_image.unsqueeze(0)))
-        return self.grid.extract(recon, locations.unsqueeze(0))[0]
+        return self.grid.crop(recon, locations.unsqueeze(0))[0]
 
     def proposal_log_likelihood(self, locations, glimpses, sigma_q: float, true_image=None) -> torch.Tensor:
         """``log q~(i)`` for every row (N,), float64 (up to a constant): the PCA-reconstruction Gaussian
-        likelihood of the observations, shift-marginalised like the exact stage."""
+        likelihood of the observed foveae, shift-marginalised like the exact stage."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
         if true_image is not None:
             true_image = check_true_image(self.grid, true_image, self.channels)
@@ -273,12 +283,13 @@ class ImportanceCompletion(Completion):
         return out
 
     def exact_log_likelihood(self, images: torch.Tensor, locations, glimpses, sigma_p: float) -> torch.Tensor:
-        """``log p(y_1:t | I)`` (K,) of float images (K, C, H, W), normalising constants included."""
+        """``log p(y_1:t | I)`` (K,) of float images (K, C, H, W), normalising constants included; every scale of
+        every glimpse is scored."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
         pos, valid = self._positions(loc)
         t, S = pos.shape
         K = images.shape[0]
-        patches = self._pixel_grid.extract(images, pos.reshape(1, -1).to(images.device))  # (K, t*S, C, h, w)
+        patches = self._shift_sensor.extract(images, pos.reshape(1, -1).to(images.device))  # (K, t*S, k*C, h, w)
         dist = (patches.reshape(K, t, S, -1) - y.to(images.device).reshape(1, t, 1, -1)).square().sum(-1)
         D = y[0].numel()
         ll = -dist.double() / (2 * sigma_p ** 2) - 0.5 * D * math.log(2 * math.pi * sigma_p ** 2)

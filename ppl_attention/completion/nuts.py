@@ -70,11 +70,12 @@ class NUTSCompletion(Completion):
             p.requires_grad_(False)
 
     def log_joint(self, z: torch.Tensor, locations: torch.Tensor, glimpses: torch.Tensor) -> torch.Tensor:
-        """``log N(z; 0, I) + sum_i log N(y_i; glimpse(decode(z), l_i), sigma^2)`` for ``z`` (B, d) -> (B,)."""
+        """``log N(z; 0, I) + sum_i log N(y_i; glimpse(decode(z), l_i), sigma^2)`` for ``z`` (B, d) -> (B,); every
+        scale of the sensor's glimpses is observed."""
         d = self.vae.latent_dim
         out = -0.5 * (z ** 2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
         if locations.numel():
-            patches = self.grid.extract(self.vae.decode(z), locations.expand(z.shape[0], -1))  # (B, t, C, h, w)
+            patches = self.grid.extract(self.vae.decode(z), locations.expand(z.shape[0], -1))  # (B, t, k*C, h, w)
             resid = ((patches - glimpses) / self.cfg.sigma).flatten(1)
             out = out - 0.5 * (resid ** 2).sum(-1) - resid.shape[1] * (math.log(self.cfg.sigma)
                                                                       + 0.5 * math.log(2 * math.pi))
@@ -98,9 +99,10 @@ class NUTSCompletion(Completion):
         with torch.random.fork_rng(devices=[]), _one_cpu_thread(device):
             torch.manual_seed(seed)
             if self.cfg.init_from_encoder:
-                mask = self.grid.mask(loc.unsqueeze(0), device=device)
-                canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0)) if loc.numel() else \
-                    obs.new_zeros(1, self.vae.channels, *self.grid.image_size)
+                # The encoder reads the foveae (scale 0), see vae.random_glimpse_masks.
+                mask = self.grid.mask(loc.unsqueeze(0), device=device)[:, :1]
+                canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, :self.vae.channels] if loc.numel() \
+                    else obs.new_zeros(1, self.vae.channels, *self.grid.image_size)
                 with torch.no_grad():
                     z0 = self.vae.encode(canvas, mask)[0][0]
             else:

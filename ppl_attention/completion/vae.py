@@ -281,11 +281,13 @@ class FreeBitsELBO:
 def random_glimpse_masks(grid: GlimpseGrid, batch: int, generator: torch.Generator, max_glimpses: int = 4,
                          device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of 1..max_glimpses uniformly random glimpses per image: (locations (B, T) with NO_GLIMPSE
-    padding, mask (B, 1, H, W))."""
+    padding, fovea mask (B, 1, H, W)).  The VAE's encoder and the conditional GAN read the full-resolution pixels
+    the foveae saw (scale 0 of the sensor); with a multi-scale retina the coarse scales enter only through the
+    likelihood (NUTS) and the importance weights, not through these networks' inputs."""
     counts = torch.randint(1, max_glimpses + 1, (batch,), generator=generator)
     loc = torch.randint(0, grid.num_locations, (batch, max_glimpses), generator=generator)
     loc = torch.where(torch.arange(max_glimpses) < counts.unsqueeze(1), loc, torch.full_like(loc, NO_GLIMPSE))
-    return loc, grid.mask(loc, device=device)
+    return loc, grid.mask(loc, device=device)[:, :1]
 
 
 def _check_images(images, name="images") -> torch.Tensor:

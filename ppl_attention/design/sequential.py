@@ -106,7 +106,7 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
     """EPE of every first location (nothing observed): exhaustive, on prior samples.  ``(L,)`` float64."""
     g = make_generator(derive_seed(int(seed), "first-glimpse"))
     empty = torch.zeros((0,), dtype=torch.long)
-    samples = problem.sample(empty, torch.zeros((0, problem.channels) + problem.grid.glimpse_size), num_samples,
+    samples = problem.sample(empty, torch.zeros((0,) + problem.grid.glimpse_shape(problem.channels)), num_samples,
                              g, None)
     epe = expected_posterior_entropy(problem.posterior, samples.images, samples.weights, empty, None, problem.grid,
                                      problem.batch_size, problem.make_input, problem.kind, problem.precision)
@@ -125,7 +125,7 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     good one glimpse ago (the other searches ignore it)."""
     grid = problem.grid
     glimpses = grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0] if len(observed) else \
-        true_image.new_zeros((0, true_image.shape[0]) + grid.glimpse_size)
+        true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
     t0 = time.perf_counter()
     samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image)
     images = samples.images.to(true_image.device)

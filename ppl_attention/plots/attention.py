@@ -19,7 +19,41 @@ from ..geometry import GlimpseGrid
 from ._save import plt, save_figure
 
 __all__ = ["glimpse_frequency", "plot_glimpse_frequency", "plot_validation_curves", "plot_glimpse_strip",
-           "plot_stopping_curve", "animate_glimpses"]
+           "plot_stopping_curve", "animate_glimpses", "sensor_view", "draw_glimpse_boxes"]
+
+
+def sensor_view(grid: GlimpseGrid, images, locations) -> torch.Tensor:
+    """(N, C, H, W): what glimpses at ``locations`` (N, T) showed of ``images``, at each pixel the finest scale
+    that saw it (the fovea's pixels, else the pooled blocks of the next scale, ...), 0 where nothing was seen."""
+    images = torch.as_tensor(images).float()
+    canvas, mask = grid.observe(images, torch.as_tensor(locations).long())
+    N, k, H, W = mask.shape
+    finest = mask.argmax(1, keepdim=True)  # first (finest) scale that covers each pixel
+    C = canvas.shape[1] // k
+    view = canvas.view(N, k, C, H, W).gather(1, finest.unsqueeze(2).expand(N, 1, C, H, W))[:, 0]
+    return view * mask.amax(1, keepdim=True)
+
+
+def _box_rectangles(grid: GlimpseGrid, location: int, color: str, lw: float = 1.5) -> list:
+    """One rectangle per scale of the glimpse at ``location``: the fovea solid, the coarser scales dashed."""
+    tops = grid.footprints(torch.tensor([location]))[0].tolist()  # (k, 2)
+    rects = []
+    for j, ((r, c), (h, w)) in enumerate(zip(tops, grid.patch_sizes)):
+        rects.append(plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=lw if j == 0 else lw * 0.8,
+                                   edgecolor=color, linestyle="-" if j == 0 else "--",
+                                   alpha=1.0 if j == 0 else 0.75))
+    return rects
+
+
+def draw_glimpse_boxes(ax, grid: GlimpseGrid, location: int, color: str = "red", lw: float = 1.5) -> list:
+    """Draw the nested boxes of every scale of one glimpse on ``ax`` (clipped to the image); returns them."""
+    rects = _box_rectangles(grid, int(location), color, lw)
+    for rect in rects:
+        ax.add_patch(rect)
+    H, W = grid.image_size
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    return rects
 
 
 def glimpse_frequency(grid: GlimpseGrid, locations) -> torch.Tensor:
@@ -82,13 +116,13 @@ def plot_validation_curves(runs: dict, path, metric: str = "val_greedy_acc", yla
 
 
 def plot_glimpse_strip(images, locations, grid: GlimpseGrid, path, labels=None, predictions=None) -> Path:
-    """Rows: images; columns: the image with glimpse boxes 1..t drawn (the newest in red), then what was seen."""
+    """Rows: images; columns: the image with glimpses 1..t drawn (the newest in red, earlier foveae in yellow;
+    with a multi-scale sensor the newest glimpse's coarser scales are the dashed boxes around it), then what the
+    sensor showed (:func:`sensor_view`: the pooled coarse scales where no fovea looked)."""
     images = torch.as_tensor(images).float()
     loc = torch.as_tensor(locations).long()
     N, T = loc.shape
-    px = grid.pixels(loc).numpy()
-    h, w = grid.glimpse_size
-    seen = grid.mask(loc).numpy()[:, 0]
+    view = sensor_view(grid, images, loc).permute(0, 2, 3, 1).numpy()
     fig, axes = plt.subplots(N, T + 1, figsize=(1.6 * (T + 1), 1.6 * N), squeeze=False)
     for i in range(N):
         img = images[i].permute(1, 2, 0).numpy()
@@ -96,16 +130,19 @@ def plot_glimpse_strip(images, locations, grid: GlimpseGrid, path, labels=None, 
         for t in range(T):
             ax = axes[i, t]
             ax.imshow(img, cmap="gray")
-            for s in range(t + 1):
-                r, c = px[i, s]
-                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=1.5,
-                                           edgecolor="red" if s == t else "yellow"))
+            for s in range(t):
+                for rect in _box_rectangles(grid, int(loc[i, s]), "yellow")[:1]:  # earlier glimpses: their foveae
+                    ax.add_patch(rect)
+            draw_glimpse_boxes(ax, grid, int(loc[i, t]), "red")
             ax.axis("off")
             if i == 0:
                 ax.set_title(f"t = {t + 1}", fontsize=8)
         ax = axes[i, T]
-        ax.imshow(img * (seen[i] if img.ndim == 2 else seen[i][..., None]), cmap="gray")
+        seen = view[i][..., 0] if view.shape[-1] == 1 else view[i].clip(0, 1)
+        ax.imshow(seen, cmap="gray", vmin=0, vmax=1)
         ax.axis("off")
+        if i == 0:
+            ax.set_title("seen", fontsize=8)
         text = []
         if labels is not None:
             text.append(f"y={labels[i]}")
@@ -130,7 +167,8 @@ def plot_stopping_curve(curves: dict, path, x: str = "flops") -> Path:
 
 
 def animate_glimpses(images, locations, grid: GlimpseGrid, path, fps: int = 2) -> Path:
-    """A GIF: each frame adds one glimpse (what the network has seen so far) for up to 8 images side by side."""
+    """A GIF: each frame adds one glimpse for up to 8 images side by side: what the sensor has shown so far
+    (:func:`sensor_view`) and the newest glimpse's nested boxes, one per scale."""
     import os
     import tempfile
 
@@ -139,20 +177,23 @@ def animate_glimpses(images, locations, grid: GlimpseGrid, path, fps: int = 2) -
     images = torch.as_tensor(images).float()[:8]
     loc = torch.as_tensor(locations).long()[:8]
     N, T = loc.shape
-    seen = [grid.mask(loc[:, : t + 1]).numpy()[:, 0] for t in range(T)]
+    # Frames t = 0..T-1: the view after t + 1 glimpses (one batched sensor call per frame).
+    views = [sensor_view(grid, images, loc[:, : t + 1]).permute(0, 2, 3, 1).numpy() for t in range(T)]
     fig, axes = plt.subplots(1, N, figsize=(1.6 * N, 1.8), squeeze=False)
-    arts = []
+    arts, boxes = [], []
     for i, ax in enumerate(axes[0]):
         img = images[i].permute(1, 2, 0).numpy()
         img = img[..., 0] if img.shape[-1] == 1 else img.clip(0, 1)
         arts.append(ax.imshow(np.zeros_like(img), cmap="gray", vmin=0, vmax=1))
+        boxes.append(draw_glimpse_boxes(ax, grid, int(loc[i, 0]), "red"))
         ax.axis("off")
 
     def frame(t):
         for i, art in enumerate(arts):
-            img = images[i].permute(1, 2, 0).numpy()
-            img = img[..., 0] if img.shape[-1] == 1 else img.clip(0, 1)
-            art.set_data(img * (seen[t][i] if img.ndim == 2 else seen[t][i][..., None]))
+            v = views[t][i]
+            art.set_data(v[..., 0] if v.shape[-1] == 1 else v.clip(0, 1))
+            for rect, (r, c) in zip(boxes[i], grid.footprints(loc[i, t:t + 1])[0].tolist()):
+                rect.set_xy((c - 0.5, r - 0.5))
         fig.suptitle(f"after {t + 1} glimpse{'s' if t else ''}")
         return arts
 

@@ -73,14 +73,14 @@ def collect_draws(avp, dataset, num_glimpses, seed: int, draws: int = 1, batch_s
         labels = check_labels(model, labels)
         images = model.check_images(images).to(device)
         rows = len(idx) * draws
-        if full:
-            mask = torch.ones(rows, 1, *images.shape[-2:], device=device)
-        else:
-            T, t = (num_glimpses[1], None) if isinstance(num_glimpses, tuple) else (num_glimpses, num_glimpses)
-            mask = model.grid.mask(random_locations(model.grid, rows, T, g, t), device=device)
         if draws > 1:
             images = images.repeat_interleave(draws, 0)
-        x = model.make_input(images, mask)
+        if full:
+            x = model.make_input(*model.grid.observe(images, torch.zeros(rows, 0, dtype=torch.long),
+                                                     whole=torch.ones(rows, dtype=torch.bool)))
+        else:
+            T, t = (num_glimpses[1], None) if isinstance(num_glimpses, tuple) else (num_glimpses, num_glimpses)
+            x = model.make_input(*model.grid.observe(images, random_locations(model.grid, rows, T, g, t).to(device)))
         out["logits"].append(model.uncalibrated(x).cpu())
         out["fraction"].append(model.observed_fraction(x).cpu())
         out["labels"].append(labels.repeat_interleave(draws, 0))

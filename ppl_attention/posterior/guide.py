@@ -32,7 +32,7 @@ class AVPGuide:
         self.avp, self.past, self.name = avp, past, name
 
     def canvas(self, y: torch.Tensor, design: torch.Tensor):
-        """(canvas, mask) of glimpses ``y`` (batch + (t, C, h, w)) at ``design`` (batch + (t,)), flattened batch."""
+        """(canvas, mask) of glimpses ``y`` (batch + (t, k*C, h, w)) at ``design`` (batch + (t,)), flattened batch."""
         grid = self.avp.grid
         batch = torch.broadcast_shapes(y.shape[:-4], design.shape[:-1])
         t = design.shape[-1]
@@ -45,7 +45,7 @@ class AVPGuide:
             patches = torch.cat([p_g.to(patches).expand((n,) + p_g.shape), patches], 1)
         H, W = grid.image_size
         if loc.shape[1] == 0:
-            canvas = patches.new_zeros(loc.shape[0], self.avp.channels, H, W)
+            canvas = patches.new_zeros(loc.shape[0], grid.glimpse_channels(self.avp.channels), H, W)
         else:
             canvas = grid.paste(patches, loc)
         return canvas, grid.mask(loc, dtype=canvas.dtype, device=canvas.device), batch

@@ -1,8 +1,15 @@
-"""The attentional variational posterior (AVP): g(label | masked image, mask).
+"""The attentional variational posterior (AVP): g(label | what the glimpses revealed).
 
-The network sees ``cat(normalised_image * mask, mask)``: pixels are normalised with the dataset's per-channel
-mean/std first, so an unobserved pixel reads 0 (= the mean colour) and the mask channel says which zeros are
-real.  Backbones: a small CNN (default for 60 x 60 canvases on the CPU; it is evaluated millions of times inside
+The network sees ``cat(normalised_canvas * mask, mask)``, built by :meth:`AVP.make_input` from the sensor's
+:meth:`~ppl_attention.sensor.Sensor.observe`: one canvas and one mask PER SCALE of the sensor, stacked along
+channels (``k*C`` canvas channels, then ``k`` mask channels; ``k = 1`` is the paper's ``cat(image * mask, mask)``).
+Scale ``j``'s canvas holds, wherever a scale-``j`` patch was seen, the pooled value of the block that pixel fell
+in, i.e. exactly what the sensor returned and nothing more.  Why canvases rather than a set encoder over
+glimpses: the AVP is evaluated millions of times in the EPE loop on (completion, candidate) pairs, and a
+convolutional network on a fixed-size canvas batches them all in one pass, keeps the paper's architecture (its
+DenseNet takes extra mask channels, initialised to zero) and lets the fine and coarse views of one place line up
+pixel for pixel.  Pixels are normalised with the dataset's per-channel mean/std first, so an unobserved pixel
+reads 0 (= the mean colour) and the mask channels say which zeros are real.  Backbones: a small CNN (default for 60 x 60 canvases on the CPU; it is evaluated millions of times inside
 the EPE loop, so it is kept cheap), torchvision MobileNetV2 and DenseNet-121 (the paper's).  Heads return logits:
 
 * ``categorical``: ``num_classes`` logits (softmax over classes);
@@ -12,7 +19,7 @@ the EPE loop, so it is kept cheap), torchvision MobileNetV2 and DenseNet-121 (th
 
 Calibration (see :mod:`.calibration`) is part of the network, so every caller of ``forward`` gets calibrated
 logits: a scalar ``temperature`` buffer times, optionally, a temperature that depends on the observed fraction of
-the image (the mean of the input's mask channel), piecewise log-linear between fitted knots.  Checkpoints written
+the image (the mean of the input's fovea mask channel), piecewise log-linear between fitted knots.  Checkpoints written
 before the fraction temperatures existed load with them switched off.
 """
 from __future__ import annotations
@@ -25,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from .calibration import fraction_log_temperature
 
 __all__ = ["AVPConfig", "AVP", "build_avp", "entropy_from_logits", "save_avp", "load_avp", "BACKBONES", "HEADS",
@@ -112,14 +119,18 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
-    """A copy of ``conv`` taking ``in_channels`` image channels plus a mask channel whose weights start at zero."""
-    new = nn.Conv2d(in_channels + 1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+def _widen_first_conv(conv: nn.Conv2d, in_channels: int, mask_channels: int = 1) -> nn.Conv2d:
+    """A copy of ``conv`` taking ``in_channels`` canvas channels plus ``mask_channels`` mask channels whose weights
+    start at zero.  Canvas channels that are ``k`` copies of the stem's (one per scale) share its filter / k."""
+    new = nn.Conv2d(in_channels + mask_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                     bias=conv.bias is not None)
     with torch.no_grad():
         w = conv.weight
         if in_channels == w.shape[1]:
             new.weight[:, :in_channels] = w
+        elif in_channels % w.shape[1] == 0:  # k scales of the stem's channels
+            reps = in_channels // w.shape[1]
+            new.weight[:, :in_channels] = w.repeat(1, reps, 1, 1) / reps
         else:  # e.g. grey images into an RGB stem: the summed filter sees a grey image like the RGB one
             new.weight[:, :in_channels] = w.sum(1, keepdim=True).expand(-1, in_channels, -1, -1) / in_channels
         new.weight[:, in_channels:] = 0.0
@@ -129,7 +140,7 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
 
 
 def _torchvision_backbone(name: str, in_channels: int, out_features: int, dropout: float,
-                          pretrained: str | Path | None) -> nn.Module:
+                          pretrained: str | Path | None, mask_channels: int = 1) -> nn.Module:
     """torchvision DenseNet-121 / MobileNetV2, built with ``weights=None``; ImageNet weights only from a local file."""
     import torchvision
 
@@ -150,17 +161,17 @@ def _torchvision_backbone(name: str, in_channels: int, out_features: int, dropou
             raise ValueError(f"--pretrained {path} does not hold {name} weights (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})")
     if name == "densenet121":
-        net.features.conv0 = _widen_first_conv(net.features.conv0, in_channels)
+        net.features.conv0 = _widen_first_conv(net.features.conv0, in_channels, mask_channels)
         net.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.classifier.in_features, out_features))
     else:
-        net.features[0][0] = _widen_first_conv(net.features[0][0], in_channels)
+        net.features[0][0] = _widen_first_conv(net.features[0][0], in_channels, mask_channels)
         net.classifier[-1] = nn.Linear(net.classifier[-1].in_features, out_features)
         net.classifier[0].p = dropout
     return net
 
 
 class AVP(nn.Module):
-    """Amortised posterior over the label given glimpses: ``forward(make_input(images, mask)) -> logits``."""
+    """Amortised posterior over the label given glimpses: ``forward(make_input(*sensor.observe(images, loc)))``."""
 
     def __init__(self, config: AVPConfig, pretrained: str | Path | None = None):
         super().__init__()
@@ -170,17 +181,21 @@ class AVP(nn.Module):
         self.num_classes = config.num_classes if config.head != "multilabel" else 0
         self.num_attributes = config.num_attributes
         self.channels = config.channels
-        in_ch, out = config.channels + 1, config.out_features
+        self.scales = self.grid.scales
+        canvas_ch = self.grid.glimpse_channels(config.channels)
+        in_ch, out = canvas_ch + self.scales, config.out_features
         if config.backbone == "small_cnn":
             if pretrained is not None:
                 raise ValueError("--pretrained is only for the torchvision backbones (mobilenet_v2, densenet121)")
             self.backbone = SmallCNN(in_ch, out, config.width, config.dropout)
             with torch.no_grad():
-                self.backbone.first_conv.weight[:, config.channels:] = 0.0  # mask channel starts at zero
+                self.backbone.first_conv.weight[:, canvas_ch:] = 0.0  # mask channels start at zero
         else:
-            self.backbone = _torchvision_backbone(config.backbone, config.channels, out, config.dropout, pretrained)
-        self.register_buffer("mean", torch.tensor(config.mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(config.std).view(1, -1, 1, 1))
+            self.backbone = _torchvision_backbone(config.backbone, canvas_ch, out, config.dropout, pretrained,
+                                                  self.scales)
+        # Per canvas channel (the image's mean / std repeated for every scale).
+        self.register_buffer("mean", torch.tensor(config.mean).repeat(self.scales).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(config.std).repeat(self.scales).view(1, -1, 1, 1))
         self.register_buffer("temperature", torch.ones(()))
         # Fraction temperatures: knots (K,) in [0, 1] and log-temperatures (K,); K = 0 switches them off.
         self.register_buffer("calibration_fractions", torch.zeros(0))
@@ -215,10 +230,9 @@ class AVP(nn.Module):
         self.calibration_fractions = f.to(device)
         self.calibration_log_temperatures = v.to(device)
 
-    @staticmethod
-    def observed_fraction(x: torch.Tensor) -> torch.Tensor:
-        """(B,) fraction of the pixels observed, read from the mask channel (the last) of a :meth:`make_input`."""
-        return x[:, -1].flatten(1).mean(1)
+    def observed_fraction(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) fraction of the pixels seen by the fovea, read from the first mask channel of a :meth:`make_input`."""
+        return x[:, self.grid.glimpse_channels(self.channels)].flatten(1).mean(1)
 
     def fraction_temperatures(self) -> dict | None:
         """``{"fractions", "temperatures"}`` of the fraction temperatures (for manifests and reports), or None."""
@@ -256,15 +270,25 @@ class AVP(nn.Module):
             raise ValueError(f"{name} must be float in [0, 1], got dtype {images.dtype}")
         return images
 
-    def make_input(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``cat((images - mean) / std * mask, mask)``: (B, C, H, W) images in [0, 1], (B, 1, H, W) mask."""
-        images = self.check_images(images)
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != 1 \
-                or tuple(mask.shape[-2:]) != tuple(images.shape[-2:]) or mask.shape[0] not in (1, images.shape[0]):
-            raise ValueError(f"mask must have shape ({images.shape[0]}, 1, {images.shape[2]}, {images.shape[3]}), "
+    def make_input(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``cat((canvas - mean) / std * mask, mask)`` from :meth:`Sensor.observe`: canvas (B, k*C, H, W) in
+        [0, 1], mask (B, k, H, W).  With one scale, ``canvas`` may be the whole image (the mask hides the rest)."""
+        k = self.scales
+        canvas_ch = self.grid.glimpse_channels(self.channels)
+        if not isinstance(canvas, torch.Tensor) or canvas.dim() != 4 or not canvas.dtype.is_floating_point:
+            shape = tuple(canvas.shape) if isinstance(canvas, torch.Tensor) else type(canvas).__name__
+            raise ValueError(f"canvas must be a float tensor of shape (B, {canvas_ch}, H, W), got {shape}")
+        H, W = self.grid.image_size
+        if tuple(canvas.shape[1:]) != (canvas_ch, H, W):
+            raise ValueError(f"canvas must have shape (B, {canvas_ch}, {H}, {W}) ({k} scale(s) x {self.channels} "
+                             f"channel(s), from sensor.observe) to match the AVP's sensor, got {tuple(canvas.shape)}")
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != k \
+                or tuple(mask.shape[-2:]) != (H, W) or mask.shape[0] not in (1, canvas.shape[0]):
+            raise ValueError(f"mask must have shape ({canvas.shape[0]}, {k}, {H}, {W}) (one channel per scale), "
                              f"got {tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
-        mask = mask.to(images.dtype).expand(images.shape[0], -1, -1, -1)
-        return torch.cat([(images - self.mean) / self.std * mask, mask], dim=1)
+        mask = mask.to(canvas.dtype).expand(canvas.shape[0], -1, -1, -1)
+        per_channel = mask.repeat_interleave(self.channels, dim=1) if k > 1 else mask
+        return torch.cat([(canvas - self.mean) / self.std * per_channel, mask], dim=1)
 
     # ----------------------------------------------------------------- outputs
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -279,10 +303,7 @@ class AVP(nn.Module):
     def predict(self, images: torch.Tensor, locations) -> torch.Tensor:
         """Logits (B, out_features) after observing ``images`` at ``locations`` (B, T) (``NO_GLIMPSE`` = -1 pads)."""
         images = self.check_images(images)
-        mask = self.grid.mask(locations, dtype=images.dtype, device=images.device)
-        if mask.shape[0] not in (1, images.shape[0]):
-            raise ValueError(f"locations has batch size {mask.shape[0]} but images have {images.shape[0]}")
-        return self(self.make_input(images, mask))
+        return self(self.make_input(*self.grid.observe(images, locations)))
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:
         return entropy_from_logits(logits, self.head, self.num_classes)

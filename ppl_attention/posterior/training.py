@@ -200,11 +200,10 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
                 flipped = torch.rand(len(idx), generator=g) < 0.5
                 images = torch.where(flipped.view(-1, 1, 1, 1).to(device), images.flip(-1), images)
             loc = random_locations(grid, len(idx), cfg.max_glimpses, g)
-            mask = grid.mask(loc, device=device)
+            whole = None
             if cfg.full_fraction > 0:
-                whole = (torch.rand(len(idx), generator=g) < cfg.full_fraction).view(-1, 1, 1, 1).to(device)
-                mask = torch.where(whole, torch.ones_like(mask), mask)
-            x = model.make_input(images, mask)
+                whole = (torch.rand(len(idx), generator=g) < cfg.full_fraction).to(device)
+            x = model.make_input(*grid.observe(images, loc.to(device), whole=whole))
             loss = head_loss(net(x), labels.to(device), model.head, model.num_classes,
                              None if attrs is None else attrs.to(device), cfg.aux_weight)
             opt.zero_grad(set_to_none=True)

@@ -98,8 +98,10 @@ def test_store_for_another_dataset_or_grid_or_longer_sequences_is_refused(tmp_pa
     store = make_store(tmp_path / "a", records={0: [1, 2, 3]})
     with pytest.raises(ValueError, match="built for dataset 'cluttered-mnist', expected 'translated-mnist'"):
         load_store_sequences(store, "translated-mnist", MNIST, 5)
-    with pytest.raises(ValueError, match="built for grid"):
+    with pytest.raises(ValueError, match="was made for sensor 9x9 locations .* 1 scale, but .* is 5x5 locations"):
         load_store_sequences(store, "cluttered-mnist", GlimpseGrid(60, 12, stride=12), 5)
+    with pytest.raises(ValueError, match=r"1 scale, but .* 3 scales \(12, 24, 48 px"):  # same grid, the retina
+        load_store_sequences(store, "cluttered-mnist", MNIST.with_scales(3), 5)
     with pytest.raises(ValueError, match="longer than T=2"):
         load_store_sequences(store, "cluttered-mnist", MNIST, 2)
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -107,7 +107,7 @@ def test_train_run_with_pretraining_freezes_the_trunk(toy, tmp_path):
     s = train_run(run, cfg, NET, toy, tmp_path, 0, torch.device("cpu"), progress=False, figures=True)
     pre, _ = load_weights(tmp_path / "pretrain" / "best.safetensors")
     final, _ = load_weights(tmp_path / "best.safetensors")
-    assert torch.equal(pre["core.weight_ih"], final["core.weight_ih"])
+    assert torch.equal(pre["core.cell.weight_ih"], final["core.cell.weight_ih"])
     assert torch.equal(pre["classifier.weight"], final["classifier.weight"])
     assert not torch.equal(pre["policy.0.weight"], final["policy.0.weight"])
     assert s["num_supervised"] == 12 and 0 <= s["test_greedy_acc"] <= 1 and len(s["stopping_curve"]) == 2

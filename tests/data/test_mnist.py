@@ -103,7 +103,8 @@ def test_dataset_contract_and_epochs():
     assert isinstance(ds, MnistCanvases) and len(ds) == 4000
     assert ds.name == "cluttered-mnist" and ds.num_classes == 10 and ds.task == "categorical"
     assert ds.image_size == (60, 60) and ds.channels == 1 and ds.allows_flip is False
-    assert ds.grid == GlimpseGrid.mnist() and len(ds.class_names) == 10
+    assert ds.grid == GlimpseGrid.retina() and len(ds.class_names) == 10  # Mnih's retina by default
+    assert load_dataset("cluttered-mnist", split="valid", scales=1).grid == GlimpseGrid.mnist()
     item = ds[7]
     assert item["image"].shape == (1, 60, 60) and item["image"].dtype == torch.float32
     assert item["label"].dtype == torch.int64 and item["label"].dim() == 0
@@ -135,3 +136,13 @@ def test_eval_canvases_fixed_for_a_seed():
     assert torch.equal(a.images_uint8.long().sum(dim=(1, 2, 3)), a.digits.long().sum(dim=(1, 2)))
     v = load_dataset("translated-mnist", split="valid", size=1200)
     assert len(v) == 1200 and torch.equal(v.labels[:500], v.labels[500:1000])
+
+
+def test_the_100_pixel_cluttered_variant_and_smaller_digit_pools():
+    ds = load_dataset("cluttered-mnist-100", split="valid", seed=0)
+    assert ds.name == "cluttered-mnist-100" and ds.images.shape == (500, 1, 100, 100)
+    assert ds.grid.shape == (15, 15) and ds.grid.scales == 3 and ds.n_clutter == 8
+    few = load_dataset("cluttered-mnist", split="train", train_digits=100)
+    assert len(few) == 100 and len(few.digits) == 100
+    with pytest.raises(ValueError, match="train_digits must be an int"):
+        load_dataset("cluttered-mnist", split="test", train_digits=100)

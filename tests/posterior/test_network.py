@@ -28,6 +28,27 @@ def test_make_input_normalises_then_masks():
     seen = mask.bool().expand_as(images)
     assert torch.allclose(x[:, :1][seen], ((images - 0.3) / 0.5)[seen])
     assert bool((x[:, :1][~seen] == 0).all())  # unobserved = 0 = the mean colour
+
+
+def test_a_retina_avp_sees_one_canvas_and_one_mask_per_scale():
+    retina = GlimpseGrid(24, 4, stride=4, scales=3)  # 4, 8 and 16 px pooled to 4 x 4
+    avp = small(grid=retina.to_dict(), mean=(0.3,), std=(0.5,))
+    images = torch.rand(2, 1, 24, 24)
+    loc = torch.tensor([[7, NO_GLIMPSE], [0, 35]])
+    canvas, mask = retina.observe(images, loc)
+    x = avp.make_input(canvas, mask)
+    assert x.shape == (2, 3 + 3, 24, 24)  # 3 canvases, then 3 masks
+    assert torch.equal(x[:, 3:], mask)
+    assert float(avp.backbone.first_conv.weight[:, 3:].abs().sum()) == 0  # the mask channels start at zero
+    coarse = mask[:, 2].bool()
+    assert torch.allclose(x[:, 2][coarse], ((canvas[:, 2] - 0.3) / 0.5)[coarse])
+    assert bool((x[:, :3][~mask.bool()] == 0).all())
+    assert torch.equal(avp.predict(images, loc), avp(x))
+    assert torch.allclose(avp.observed_fraction(x), mask[:, 0].flatten(1).mean(1))  # the fovea's fraction
+    with pytest.raises(ValueError, match=r"canvas must have shape \(B, 3, 24, 24\) \(3 scale\(s\)"):
+        avp.make_input(images, mask)  # the image alone is not what a retina AVP reads
+    with pytest.raises(ValueError, match="one channel per scale"):
+        avp.make_input(canvas, mask[:, :1])
     assert torch.allclose(avp.predict(images, loc), avp(x))
 
 
