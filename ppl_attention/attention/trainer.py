@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_write_text, load_weights, save_weights
+from ..artifacts import atomic_write_text, load_checkpoint, load_weights, save_checkpoint, save_weights
 from ..config import config_to_dict
 from ..geometry import NO_GLIMPSE
 from ..runtime import derive_seed, generator
@@ -76,6 +76,38 @@ class TrainConfig:
     attribute: int | None = field(default=None, metadata={
         "help": "for multi-label datasets: the attribute to classify (binary)"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
+
+    def check(self) -> "TrainConfig":
+        """Refuse settings that make no sense (before anything is loaded or written); returns ``self``."""
+        check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size"),
+                     non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
+                     optional_non_negative=("supervision_until", "attribute"))
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr (--lr) must be a positive number, got {self.lr!r}")
+        f = self.supervised_fraction
+        if f is not None and not (isinstance(f, (int, float)) and 0.0 <= f <= 1.0):
+            raise ValueError(f"supervised_fraction must be in [0, 1] (--supervised-fraction), got {f!r}")
+        return self
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), optional_positive=()) -> None:
+    """Shared checks of a config dataclass: ints >= 1, finite numbers >= 0; errors name the field and its flag."""
+    for name in positive + optional_positive:
+        value = getattr(cfg, name)
+        if value is None and name in optional_positive:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} ({_flag(name)}) must be an int >= 1, got {value!r}")
+    for name in non_negative + optional_non_negative:
+        value = getattr(cfg, name)
+        if value is None and name in optional_non_negative:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} ({_flag(name)}) must be a finite number >= 0, got {value!r}")
 
 
 class SplitData:
@@ -155,6 +187,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData, out_dir,
                  seed: int, supervision: Supervision | None = None, fixed_probs: torch.Tensor | None = None,
                  trainable=None, stage: str = "train"):
+        cfg.check()
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
             raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
                              f"{cfg.batch_size}")
@@ -309,19 +342,21 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["meta.iteration"] = torch.tensor(self.iteration)
-        save_weights(self.checkpoint_path, tensors, {
+        save_checkpoint(self.checkpoint_path, tensors, {
             "iteration": self.iteration, "history": self.history, "best": self.best, "elapsed": self.elapsed,
             "optimizer": opt_meta, "train_config": config_to_dict(self.cfg), "network": self.net.to_config(),
             "seed": self.seed, "stage": self.stage})
 
-    def try_resume(self) -> bool:
-        """Load ``checkpoint/last`` when present and made by the same config; True if it was."""
+    def check_checkpoint(self) -> tuple[dict, dict] | None:
+        """Read ``checkpoint/last`` and refuse it unless this run's settings may resume it (nothing is loaded);
+        ``(tensors, meta)``, or None when there is no checkpoint."""
         if not self.checkpoint_path.is_file():
-            return False
-        tensors, meta = load_weights(self.checkpoint_path)
-        if int(tensors["meta.iteration"]) != meta["iteration"]:
-            raise ValueError(f"{self.checkpoint_path} and its .json disagree on the iteration (interrupted write?); "
-                             "delete the checkpoint folder to restart")
+            return None
+        tensors, meta = load_checkpoint(self.checkpoint_path)
+        if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
+            raise ValueError(f"{self.checkpoint_path} and its metadata disagree on the iteration (a checkpoint of "
+                             "the older two-file format, torn by an interrupted write?); delete the checkpoint "
+                             "folder to restart")
         # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
         # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
         # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
@@ -344,6 +379,14 @@ class Trainer:
             if stored != now:
                 raise ValueError(f"{self.checkpoint_path} was written by a run with another {key} "
                                  f"({stored!r}, now {now!r}); use another --out or delete it")
+        return tensors, meta
+
+    def try_resume(self) -> bool:
+        """Load ``checkpoint/last`` when present and made by the same config; True if it was."""
+        found = self.check_checkpoint()
+        if found is None:
+            return False
+        tensors, meta = found
         self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optimizer(self.optimizer, tensors, meta["optimizer"])
         self.iteration, self.history, self.best = meta["iteration"], meta["history"], meta["best"]

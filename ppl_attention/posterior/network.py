@@ -279,6 +279,8 @@ class AVP(nn.Module):
     def predict(self, images: torch.Tensor, locations) -> torch.Tensor:
         """Logits (B, out_features) after observing ``images`` at ``locations`` (B, T) (``NO_GLIMPSE`` = -1 pads)."""
         images = self.check_images(images)
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images hold NaN or infinite values (expected finite pixel values in [0, 1])")
         mask = self.grid.mask(locations, dtype=images.dtype, device=images.device)
         if mask.shape[0] not in (1, images.shape[0]):
             raise ValueError(f"locations has batch size {mask.shape[0]} but images have {images.shape[0]}")
