@@ -36,7 +36,7 @@ from .network import HardAttentionNet
 from .stopping import STOP_TARGETS, gain_targets
 from .supervision import Supervision
 
-__all__ = ["TrainConfig", "Trainer", "SplitData"]
+__all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,43 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
 def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
     state = {int(pid): {k: tensors[f"optim.{pid}.{k}"] for k in keys} for pid, keys in meta["state_keys"].items()}
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: str) -> tuple[dict, dict] | None:
+    """Read the checkpoint at ``path`` and refuse it unless a run with these settings may resume it (nothing is
+    loaded into a model); ``(tensors, meta)``, or None when there is none.  :func:`..run.train_run` calls it
+    before it writes anything, so a refused run leaves its folder as it was."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    tensors, meta = load_checkpoint(path)
+    if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
+        raise ValueError(f"{path} and its metadata disagree on the iteration (a checkpoint of "
+                         "the older two-file format, torn by an interrupted write?); delete the checkpoint "
+                         "folder to restart")
+    # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
+    # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
+    # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
+    def until(cfg: dict) -> float:
+        value = cfg.get("supervision_until")
+        return math.inf if value is None else value
+
+    # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
+    stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
+    free = {"iterations"}
+    if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(cfg))):
+        free.add("supervision_until")
+
+    def same(cfg: dict) -> dict:
+        return {k: v for k, v in cfg.items() if k not in free}
+
+    for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(cfg))),
+                             ("network", meta.get("network"), network),
+                             ("seed", meta.get("seed"), seed), ("stage", meta.get("stage"), stage)):
+        if stored != now:
+            raise ValueError(f"{path} was written by a run with another {key} "
+                             f"({stored!r}, now {now!r}); use another --out or delete it")
+    return tensors, meta
 
 
 class Trainer:
@@ -350,36 +387,7 @@ class Trainer:
     def check_checkpoint(self) -> tuple[dict, dict] | None:
         """Read ``checkpoint/last`` and refuse it unless this run's settings may resume it (nothing is loaded);
         ``(tensors, meta)``, or None when there is no checkpoint."""
-        if not self.checkpoint_path.is_file():
-            return None
-        tensors, meta = load_checkpoint(self.checkpoint_path)
-        if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
-            raise ValueError(f"{self.checkpoint_path} and its metadata disagree on the iteration (a checkpoint of "
-                             "the older two-file format, torn by an interrupted write?); delete the checkpoint "
-                             "folder to restart")
-        # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
-        # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
-        # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
-        def until(cfg: dict) -> float:
-            value = cfg.get("supervision_until")
-            return math.inf if value is None else value
-
-        # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
-        stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
-        free = {"iterations"}
-        if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(self.cfg))):
-            free.add("supervision_until")
-
-        def same(cfg: dict) -> dict:
-            return {k: v for k, v in cfg.items() if k not in free}
-
-        for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(self.cfg))),
-                                 ("network", meta.get("network"), self.net.to_config()),
-                                 ("seed", meta.get("seed"), self.seed), ("stage", meta.get("stage"), self.stage)):
-            if stored != now:
-                raise ValueError(f"{self.checkpoint_path} was written by a run with another {key} "
-                                 f"({stored!r}, now {now!r}); use another --out or delete it")
-        return tensors, meta
+        return check_checkpoint(self.checkpoint_path, self.cfg, self.net.to_config(), self.seed, self.stage)
 
     def try_resume(self) -> bool:
         """Load ``checkpoint/last`` when present and made by the same config; True if it was."""

@@ -47,9 +47,16 @@ def run(args):
     from ..completion.prior import build_prior
     from ..geometry import GlimpseGrid
 
+    from ._common import check_int, check_out_dir
+
     cfg = build_config(BuildPriorConfig, args)
     if cfg.size <= 0:
         raise ValueError(f"--size must be a positive number of images, got {cfg.size}")
+    check_int("--components", cfg.components)
+    check_int("--fit-samples", cfg.fit_samples)
+    check_int("--chunk-size", cfg.chunk_size)
+    check_int("--shift", cfg.shift, minimum=0)
+    check_out_dir(args.out)
     if args.dataset in ("cluttered-mnist", "translated-mnist"):
         if args.root is not None:
             raise ValueError(f"--root is not used by {args.dataset} (built from bundled digits), got {args.root!r}")
