@@ -17,7 +17,8 @@ Weights are safetensors plus JSON; nothing is ever unpickled.
 Crash tests: with ``PPL_ATTENTION_CRASH_AT=N`` in the environment the process kills itself (SIGKILL) at its
 N-th atomic write, after the temporary file is written and before it is renamed (``PPL_ATTENTION_CRASH_PHASE=
 after`` kills right after the rename instead); ``benchmarks/crash_resume.py`` and the tests use it to land a
-kill between the writes of an artefact.
+kill between the writes of an artefact (``PPL_ATTENTION_COUNT_WRITES=FILE`` appends a run's number of writes to
+FILE at exit, to choose N).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries", "clean_beside",
            "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions", "write_manifest",
            "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint",
            "ArtifactError"]
@@ -62,6 +63,19 @@ _writes = 0
 def temporary_name(path) -> str:
     """The prefix of the temporaries beside ``path`` (this host and process)."""
     return f".{Path(path).name}.tmp-{_HOST}-{os.getpid()}-"
+
+
+def _count_writes_at_exit() -> None:
+    target = os.environ.get("PPL_ATTENTION_COUNT_WRITES")
+    if target:
+        with open(target, "a") as f:
+            f.write(f"{_writes}\n")
+
+
+if os.environ.get("PPL_ATTENTION_COUNT_WRITES"):  # crash tests: how many atomic writes a run makes
+    import atexit
+
+    atexit.register(_count_writes_at_exit)
 
 
 def _crash_point(phase: str) -> None:
@@ -138,6 +152,25 @@ def clean_temporaries(directory, recursive: bool = True) -> list[Path]:
             except FileNotFoundError:
                 pass
     return removed
+
+
+def clean_beside(target) -> list[Path]:
+    """Remove the stale temporaries of ``target`` itself (``.NAME.tmp-*`` in its folder, e.g. a directory a
+    killed :func:`atomic_dir` was building) and those inside it."""
+    target = Path(target)
+    removed = []
+    if target.parent.is_dir():
+        for p in list(target.parent.glob(f".{glob_escape(target.name)}.tmp-*")):
+            if _is_stale(p):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed + clean_temporaries(target)
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
 
 
 @contextlib.contextmanager

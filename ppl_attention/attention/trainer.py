@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_write_text, load_checkpoint, load_weights, save_checkpoint, save_weights
+from ..artifacts import atomic_write_text, clean_temporaries, load_checkpoint, load_weights, save_checkpoint, save_weights
 from ..config import config_to_dict
 from ..geometry import NO_GLIMPSE
 from ..runtime import derive_seed, generator
@@ -425,6 +425,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.out.mkdir(parents=True, exist_ok=True)
+        clean_temporaries(self.out)  # what a killed run left half-written
         self.try_resume()
         end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
         writer = None

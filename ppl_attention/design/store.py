@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_temporaries, read_json,
+from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_beside, read_json,
                          read_manifest, write_manifest)
 from ..geometry import GlimpseGrid
 
@@ -76,7 +76,7 @@ class SequenceStore:
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise ArtifactError(f"{directory} is a file, expected a sequence store directory (or a new path)")
-        clean_temporaries(directory)
+        clean_beside(directory)
         if not (directory / "manifest.json").exists() and cls._is_blank(directory):
             with contextlib.suppress(OSError):
                 (directory / "records").rmdir()  # an empty records/ left by an older version
