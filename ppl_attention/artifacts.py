@@ -154,9 +154,9 @@ def clean_temporaries(directory, recursive: bool = True) -> list[Path]:
     return removed
 
 
-def clean_beside(target) -> list[Path]:
+def clean_beside(target, inside: bool = True) -> list[Path]:
     """Remove the stale temporaries of ``target`` itself (``.NAME.tmp-*`` in its folder, e.g. a directory a
-    killed :func:`atomic_dir` was building) and those inside it."""
+    killed :func:`atomic_dir` was building) and, with ``inside``, those inside it."""
     target = Path(target)
     removed = []
     if target.parent.is_dir():
@@ -164,7 +164,7 @@ def clean_beside(target) -> list[Path]:
             if _is_stale(p):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
                 removed.append(p)
-    return removed + clean_temporaries(target)
+    return removed + (clean_temporaries(target) if inside else [])
 
 
 def glob_escape(name: str) -> str:

@@ -29,7 +29,7 @@ STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": GlimpseGr
 def _killed_python(code: str, crash_at: int, phase: str = "before", cwd=None) -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PPL_ATTENTION_CRASH_AT": str(crash_at),
            "PPL_ATTENTION_CRASH_PHASE": phase, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True).returncode
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd or REPO, capture_output=True).returncode
 
 
 def _temporaries(root: Path) -> list[Path]:

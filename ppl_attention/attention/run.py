@@ -184,12 +184,12 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
             if diff:
                 raise ArtifactError(f"--out {out} holds a run made with other settings ({'; '.join(diff[:4])}); "
                                     "use another --out or the same settings")
-    clean_temporaries(out)
     if run.pretrain:
         pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
         check_checkpoint(out / "pretrain" / "checkpoint" / "last.safetensors", pre_cfg, net.to_config(), seed,
                          "pretrain")
     check_checkpoint(out / "checkpoint" / "last.safetensors", cfg, net.to_config(), seed, "train")
+    clean_temporaries(out)  # what a killed run left half-written (only once the run may resume here)
 
 
 @torch.no_grad()

@@ -425,8 +425,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.out.mkdir(parents=True, exist_ok=True)
-        clean_temporaries(self.out)  # what a killed run left half-written
         self.try_resume()
+        clean_temporaries(self.out)  # what a killed run left half-written (once its checkpoint agrees)
         end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
         writer = None
         if self.cfg.tensorboard:

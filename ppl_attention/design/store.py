@@ -23,7 +23,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_beside, read_json,
+from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_beside, clean_temporaries,
+                         read_json,
                          read_manifest, write_manifest)
 from ..geometry import GlimpseGrid
 
@@ -76,7 +77,7 @@ class SequenceStore:
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise ArtifactError(f"{directory} is a file, expected a sequence store directory (or a new path)")
-        clean_beside(directory)
+        clean_beside(directory, inside=False)  # a new store a killed run was building beside DIR
         if not (directory / "manifest.json").exists() and cls._is_blank(directory):
             with contextlib.suppress(OSError):
                 (directory / "records").rmdir()  # an empty records/ left by an older version
@@ -98,6 +99,7 @@ class SequenceStore:
                 details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
                 raise ArtifactError(f"{directory} holds sequences built with another config, refusing to resume "
                                     f"into it ({details}); use another --out")
+            clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
             return store
         raise ArtifactError(f"{directory} exists, is not empty and has no manifest.json; refusing to write a "

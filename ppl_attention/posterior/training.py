@@ -192,10 +192,11 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     config = _checkpoint_config(avp_cfg, cfg, seed, name)
     state = {"epoch": 0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
-    clean_temporaries(out)
     if (out / CHECKPOINT).is_file():
         state = _load_checkpoint(out, model, opt, sched, config)
         log.info("resuming %s from epoch %d", out, state["epoch"])
+    if rank == 0:
+        clean_temporaries(out)  # what a killed run left half-written (once the checkpoint, if any, agrees)
     flip = cfg.flip and bool(getattr(train, "allows_flip", False))
     per_rank = max(1, cfg.batch_size // world)
     ran = 0
