@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 
@@ -47,20 +46,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """What a command may fail with on bad input or a bad file (reported in one line, exit status 2)."""
+    errors: list[type[BaseException]] = [ValueError, OSError, FloatingPointError]  # ArtifactError, JSON and
+    # Unicode decoding errors are ValueErrors; FileNotFoundError, PermissionError... are OSErrors
+    for module, name in (("safetensors", "SafetensorError"), ("yaml", "YAMLError")):
+        mod = sys.modules.get(module)
+        if mod is not None and hasattr(mod, name):
+            errors.append(getattr(mod, name))
+    return tuple(errors)
+
+
+def error_message(e: BaseException) -> str:
+    """One line for an expected failure: an OSError names its file(s), what happened and what was expected."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        what = {PermissionError: "expected a path this user may read (or write)",
+                NotADirectoryError: "expected a directory (or a new path), found a file on the way",
+                IsADirectoryError: "expected a file, found a directory",
+                FileExistsError: "expected a new path or an empty directory"}.get(type(e), "")
+        target = f" -> {e.filename2}" if getattr(e, "filename2", None) else ""
+        return f"{e.filename}{target}: {e.strerror}" + (f" ({what})" if what else "")
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, OSError) or type(e).__name__ == "SafetensorError":
+        text = f"{type(e).__name__}: {text}"
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv=None) -> int:
+    """Run one subcommand: 0 on success, 2 with one ``error:`` line on stderr for every expected failure (the
+    traceback only with ``-v``), 1 when no subcommand was given."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
     from .runtime import setup_logging
-    setup_logging(getattr(args, "verbose", False))
+    verbose = bool(getattr(args, "verbose", False))
+    setup_logging(verbose)
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        logging.getLogger("ppl_attention").debug("command failed", exc_info=True)
-        print(f"ppl-attention {args.command}: error: {e}", file=sys.stderr)
+    except _expected_errors() as e:
+        if verbose:
+            import traceback
+            traceback.print_exc(file=sys.stderr)
+        print(f"ppl-attention {args.command}: error: {error_message(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ppl-attention {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
     return int(result or 0)
 
 

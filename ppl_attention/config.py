@@ -77,7 +77,10 @@ def load_yaml(path) -> dict:
     if not path.is_file():
         raise ValueError(f"--config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--config file {path} is not a YAML text file (expected UTF-8, found byte "
+                         f"{e.object[e.start]:#04x} at offset {e.start})") from None
     except yaml.YAMLError as e:
         raise ValueError(f"--config file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):

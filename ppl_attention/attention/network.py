@@ -101,7 +101,10 @@ class GlimpseEmbedder(nn.Module):
         p = Path(path)
         if p.suffix != ".safetensors" or not p.is_file():
             raise FileNotFoundError(f"backbone_weights must be an existing .safetensors file, got {path!r}")
-        state = load_file(str(p))
+        try:
+            state = load_file(str(p))
+        except Exception as e:  # noqa: BLE001  (safetensors raises several types for a corrupt or pickled file)
+            raise ValueError(f"backbone_weights {path!r} is not a valid safetensors file: {e}") from None
         # Accept both a bare `features` state dict and a full model's ("features.0.weight").
         state = {k[len("features."):] if k.startswith("features.") else k: v for k, v in state.items()}
         missing, _ = module.load_state_dict(state, strict=False)
@@ -189,6 +192,10 @@ class HardAttentionNet(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
+            value = getattr(cfg or NetworkConfig(), name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be an int >= 1, got {value!r}")
         self.grid, self.num_classes, self.channels = grid, int(num_classes), int(channels)
         self.cfg = cfg or NetworkConfig()
         c = self.cfg
@@ -271,6 +278,8 @@ class HardAttentionNet(nn.Module):
             raise ValueError(f"glimpses must be a positive int, got {glimpses!r}")
         if images.dim() != 4 or images.shape[1] != self.channels:
             raise ValueError(f"images must have shape (B, {self.channels}, H, W), got {tuple(images.shape)}")
+        if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+            raise ValueError("images hold NaN or infinite values (expected finite pixel values in [0, 1])")
         B, T, L = images.shape[0], glimpses, self.grid.num_locations
         if forced is not None:
             forced = torch.as_tensor(forced, device=images.device).long()

@@ -74,6 +74,12 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     ``datasets``: {"train", "valid", "test"} torch datasets. ``stop_at`` stops the main stage early (tests).
     """
     out = Path(out)
+    cfg.check()
+    if isinstance(run.num_supervised, bool) or not isinstance(run.num_supervised, int) or run.num_supervised < 0:
+        raise ValueError(f"num_supervised (--num-supervised) must be an int >= 0, got {run.num_supervised!r}")
+    if run.pretrain and (not isinstance(run.pretrain_iterations, int) or run.pretrain_iterations < 1):
+        raise ValueError(f"pretrain_iterations (--pretrain-iterations) must be an int >= 1, got "
+                         f"{run.pretrain_iterations!r}")
     train_ds = datasets["train"]
     grid = train_ds.grid
     train, valid, test = (SplitData(datasets[s], cfg.attribute) for s in ("train", "valid", "test"))
@@ -83,9 +89,10 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
                                     data_seed=getattr(train_ds, "seed", None))
     torch.manual_seed(derive_seed(seed, "init"))
     net = build_network(train_ds, net_cfg).to(device)
-    write_manifest(out, "attention-run", {"run": config_to_dict(run), "train": config_to_dict(cfg),
-                                          "network": net.to_config(), "seed": seed,
-                                          "data_seed": getattr(train_ds, "seed", None)},
+    manifest_config = {"run": config_to_dict(run), "train": config_to_dict(cfg), "network": net.to_config(),
+                       "seed": seed, "data_seed": getattr(train_ds, "seed", None)}
+    _check_resumable(out, run, cfg, net, seed, manifest_config)  # before anything is written
+    write_manifest(out, "attention-run", manifest_config,
                    inputs={"sequences": run.sequences, "epe_first": run.epe_first})
     if supervision is not None:
         atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
@@ -150,6 +157,42 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
                                                               out / "stopping_flops.png")))
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAttentionNet, seed: int,
+                     config: dict) -> None:
+    """Refuse ``out`` unless it is new or holds a run these settings may resume, before anything is written."""
+    import json
+
+    from ..artifacts import MANIFEST, ArtifactError, clean_temporaries, read_manifest
+    from .trainer import check_checkpoint
+
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"--out {out} is a file, expected a run directory")
+    if (out / MANIFEST).is_file():
+        stored = read_manifest(out)
+        if stored.get("kind") != "attention-run":
+            raise ArtifactError(f"--out {out} holds a {stored.get('kind')!r} artefact, expected an 'attention-run' "
+                                "directory (or a new path)")
+        old = stored.get("config", {})
+        new = json.loads(json.dumps(config, default=str))
+        free = {"iterations", "supervision_until"}  # may change on resume (the checkpoint check is exact)
+        for key in ("run", "network", "seed", "data_seed", "train"):
+            a, b = old.get(key), new.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):
+                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not (key == "train" and k in free))
+                diff = [f"{key}.{k}: stored {a.get(k)!r}, now {b.get(k)!r}" for k in diff]
+            else:
+                diff = [] if a == b else [f"{key}: stored {a!r}, now {b!r}"]
+            if diff:
+                raise ArtifactError(f"--out {out} holds a run made with other settings ({'; '.join(diff[:4])}); "
+                                    "use another --out or the same settings")
+    if run.pretrain:
+        pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
+        check_checkpoint(out / "pretrain" / "checkpoint" / "last.safetensors", pre_cfg, net.to_config(), seed,
+                         "pretrain")
+    check_checkpoint(out / "checkpoint" / "last.safetensors", cfg, net.to_config(), seed, "train")
+    clean_temporaries(out)  # what a killed run left half-written (only once the run may resume here)
 
 
 @torch.no_grad()

@@ -139,8 +139,8 @@ def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
             raise FileNotFoundError(f"epe_first: {path} does not exist (expected a first_glimpse.json with "
                                     "{\"epe\": [L floats]} or a sequence store holding one)")
         try:
-            source = json.loads(path.read_text())["epe"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            source = json.loads(path.read_bytes().decode("utf-8"))["epe"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"epe_first: {path} must hold {{\"epe\": [L floats]}}: {e}") from None
     epe = torch.as_tensor(source, dtype=torch.float32).flatten()
     if epe.numel() != num_locations:

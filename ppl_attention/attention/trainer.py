@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_write_text, load_weights, save_weights
+from ..artifacts import atomic_write_text, clean_temporaries, load_checkpoint, load_weights, save_checkpoint, save_weights
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE
 from ..runtime import derive_seed, generator
@@ -38,7 +38,7 @@ from .network import HardAttentionNet
 from .stopping import STOP_TARGETS, gain_targets
 from .supervision import Supervision
 
-__all__ = ["TrainConfig", "Trainer", "SplitData"]
+__all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,38 @@ class TrainConfig:
     attribute: int | None = field(default=None, metadata={
         "help": "for multi-label datasets: the attribute to classify (binary)"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
+
+    def check(self) -> "TrainConfig":
+        """Refuse settings that make no sense (before anything is loaded or written); returns ``self``."""
+        check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size"),
+                     non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
+                     optional_non_negative=("supervision_until", "attribute"))
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr (--lr) must be a positive number, got {self.lr!r}")
+        f = self.supervised_fraction
+        if f is not None and not (isinstance(f, (int, float)) and 0.0 <= f <= 1.0):
+            raise ValueError(f"supervised_fraction must be in [0, 1] (--supervised-fraction), got {f!r}")
+        return self
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), optional_positive=()) -> None:
+    """Shared checks of a config dataclass: ints >= 1, finite numbers >= 0; errors name the field and its flag."""
+    for name in positive + optional_positive:
+        value = getattr(cfg, name)
+        if value is None and name in optional_positive:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} ({_flag(name)}) must be an int >= 1, got {value!r}")
+    for name in non_negative + optional_non_negative:
+        value = getattr(cfg, name)
+        if value is None and name in optional_non_negative:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} ({_flag(name)}) must be a finite number >= 0, got {value!r}")
 
 
 def check_lr_schedule(cfg: "TrainConfig") -> None:
@@ -182,6 +214,43 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> No
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: str) -> tuple[dict, dict] | None:
+    """Read the checkpoint at ``path`` and refuse it unless a run with these settings may resume it (nothing is
+    loaded into a model); ``(tensors, meta)``, or None when there is none.  :func:`..run.train_run` calls it
+    before it writes anything, so a refused run leaves its folder as it was."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    tensors, meta = load_checkpoint(path)
+    if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
+        raise ValueError(f"{path} and its metadata disagree on the iteration (a checkpoint of "
+                         "the older two-file format, torn by an interrupted write?); delete the checkpoint "
+                         "folder to restart")
+    # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
+    # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
+    # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
+    def until(cfg: dict) -> float:
+        value = cfg.get("supervision_until")
+        return math.inf if value is None else value
+
+    # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
+    stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
+    free = {"iterations"}
+    if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(cfg))):
+        free.add("supervision_until")
+
+    def same(cfg: dict) -> dict:
+        return {k: v for k, v in cfg.items() if k not in free}
+
+    for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(cfg))),
+                             ("network", meta.get("network"), network),
+                             ("seed", meta.get("seed"), seed), ("stage", meta.get("stage"), stage)):
+        if stored != now:
+            raise ValueError(f"{path} was written by a run with another {key} "
+                             f"({stored!r}, now {now!r}); use another --out or delete it")
+    return tensors, meta
+
+
 class Trainer:
     """One training run (or the pretraining stage of one) writing to ``out_dir``.
 
@@ -199,6 +268,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData, out_dir,
                  seed: int, supervision: Supervision | None = None, fixed_probs: torch.Tensor | None = None,
                  trainable=None, stage: str = "train"):
+        cfg.check()
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
             raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
                              f"{cfg.batch_size}")
@@ -369,41 +439,22 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["meta.iteration"] = torch.tensor(self.iteration)
-        save_weights(self.checkpoint_path, tensors, {
+        save_checkpoint(self.checkpoint_path, tensors, {
             "iteration": self.iteration, "history": self.history, "best": self.best, "elapsed": self.elapsed,
             "optimizer": opt_meta, "train_config": config_to_dict(self.cfg), "network": self.net.to_config(),
             "seed": self.seed, "stage": self.stage})
 
+    def check_checkpoint(self) -> tuple[dict, dict] | None:
+        """Read ``checkpoint/last`` and refuse it unless this run's settings may resume it (nothing is loaded);
+        ``(tensors, meta)``, or None when there is no checkpoint."""
+        return check_checkpoint(self.checkpoint_path, self.cfg, self.net.to_config(), self.seed, self.stage)
+
     def try_resume(self) -> bool:
         """Load ``checkpoint/last`` when present and made by the same config; True if it was."""
-        if not self.checkpoint_path.is_file():
+        found = self.check_checkpoint()
+        if found is None:
             return False
-        tensors, meta = load_weights(self.checkpoint_path)
-        if int(tensors["meta.iteration"]) != meta["iteration"]:
-            raise ValueError(f"{self.checkpoint_path} and its .json disagree on the iteration (interrupted write?); "
-                             "delete the checkpoint folder to restart")
-        # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
-        # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
-        # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
-        def until(cfg: dict) -> float:
-            value = cfg.get("supervision_until")
-            return math.inf if value is None else value
-
-        # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
-        stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
-        free = {"iterations"}
-        if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(self.cfg))):
-            free.add("supervision_until")
-
-        def same(cfg: dict) -> dict:
-            return {k: v for k, v in cfg.items() if k not in free}
-
-        for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(self.cfg))),
-                                 ("network", meta.get("network"), self.net.to_config()),
-                                 ("seed", meta.get("seed"), self.seed), ("stage", meta.get("stage"), self.stage)):
-            if stored != now:
-                raise ValueError(f"{self.checkpoint_path} was written by a run with another {key} "
-                                 f"({stored!r}, now {now!r}); use another --out or delete it")
+        tensors, meta = found
         self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optimizer(self.optimizer, tensors, meta["optimizer"])
         self.iteration, self.history, self.best = meta["iteration"], meta["history"], meta["best"]
@@ -435,6 +486,7 @@ class Trainer:
 
         self.out.mkdir(parents=True, exist_ok=True)
         self.try_resume()
+        clean_temporaries(self.out)  # what a killed run left half-written (once its checkpoint agrees)
         end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
         writer = None
         if self.cfg.tensorboard:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..artifacts import atomic_write_json
 
-__all__ = ["write_summary", "print_summary"]
+__all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
+           "check_number"]
 
 
 def write_summary(out_dir, summary: dict) -> Path:
@@ -24,3 +25,74 @@ def print_summary(summary: dict) -> None:
             if len(value) > 120:
                 value = value[:117] + "..."
         print(f"  {key}: {value}")
+
+
+# --------------------------------------------------------------------------- argument checks
+# Run at the top of each command, before anything is loaded or written: a command refused on its arguments
+# leaves its --out as it was.
+
+def _first_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def check_out_dir(path, flag: str = "--out") -> Path:
+    """``path`` may be created (or written into) as an output directory: not a file, under a writable folder."""
+    import os
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, expected a directory (a new path or an earlier output folder)")
+    base = _first_existing(path)
+    if not base.is_dir():
+        raise ValueError(f"{flag} {path}: {base} is a file, expected a folder on the way to the output directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: the folder {base} is not writable (expected a folder this user may write)")
+    return path
+
+
+def check_out_file(path, flag: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` may be written as an output file: not a directory, its folder creatable and writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory, expected a file path")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} {path} must end in {' or '.join(suffixes)}, got {path.suffix or 'no suffix'!r}")
+    check_out_dir(path.parent, flag=f"{flag} {path}: its folder")
+    return path
+
+
+def check_in_dir(path, flag: str, what: str = "an artefact directory") -> Path:
+    """``path`` is an existing directory (FileNotFoundError / ValueError naming ``flag`` otherwise)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{flag} {path} does not exist (expected {what})")
+    if not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, expected {what}")
+    return path
+
+
+def check_int(flag: str, value, minimum: int = 1, maximum: int | None = None, optional: bool = False):
+    """An int in [minimum, maximum] (None allowed when ``optional``), or a ValueError naming ``flag``."""
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
+            (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{flag} must be an int {bound}, got {value!r}")
+    return value
+
+
+def check_number(flag: str, value, minimum: float = 0.0, strict: bool = False, optional: bool = False):
+    """A finite number >= minimum (> when ``strict``), or a ValueError naming ``flag``."""
+    import math
+
+    if value is None and optional:
+        return value
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value > minimum if strict else value >= minimum))
+    if not ok:
+        raise ValueError(f"{flag} must be a finite number {'>' if strict else '>='} {minimum}, got {value!r}")
+    return value

@@ -67,14 +67,22 @@ def run_train(args):
     from ..runtime import resolve_device, seed_everything
     from ._common import write_summary
 
-    cfg = build_config(TrainAVPConfig, args)
+    from ..posterior.training import check_train_avp_config
+    from ._common import check_int, check_out_dir
+
+    cfg = check_train_avp_config(build_config(TrainAVPConfig, args))
+    check_int("--train-size", args.train_size, optional=True)
+    check_out_dir(args.out)
+    if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
+        raise FileNotFoundError(f"--pretrained {cfg.pretrained} does not exist (expected a torchvision state dict "
+                                "in .safetensors)")
     device = resolve_device(args.device)
     started = _init_distributed(device)
     if device.type == "cuda" and started:
         import torch
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     seed_everything(args.seed)
-    kw = {"size": args.train_size} if args.train_size else {}
+    kw = {"size": args.train_size} if args.train_size is not None else {}
     train = load_dataset(args.dataset, root=args.root, split="train", seed=args.seed, **kw)
     valid = load_dataset(args.dataset, root=args.root, split="valid", seed=args.seed)
     try:
@@ -116,11 +124,17 @@ def run_evaluate(args):
     from ..runtime import resolve_device
     from ._common import write_summary
 
-    if not args.dir.is_dir():
+    from ._common import check_in_dir, check_int, check_out_dir
+
+    if not args.dir.exists():
         raise FileNotFoundError(f"AVP directory {args.dir} does not exist")
+    check_in_dir(args.dir, "dir", "an AVP directory (train-avp)")
     if args.draws < 1 or args.calibration_draws < 1 or args.bins < 1:
         raise ValueError(f"--draws, --calibration-draws and --bins must be >= 1, got {args.draws}, "
                          f"{args.calibration_draws}, {args.bins}")
+    check_int("--batch-size", args.batch_size)
+    check_int("--max-glimpses", args.max_glimpses, minimum=0, optional=True)
+    check_out_dir(args.dir, "dir")
     manifest = read_manifest(args.dir, "avp")
     device = resolve_device(args.device)
     avp = load_avp(args.dir, device)

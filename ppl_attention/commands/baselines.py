@@ -31,6 +31,13 @@ def register(sub, common):
 
 
 def run(args):
+    from ._common import check_int, check_number, check_out_dir
+
+    check_out_dir(args.out)
+    for w in args.widths:
+        check_number("--widths", w, strict=True)
+    for r in args.resolutions:
+        check_int("--resolutions", r)
     curves = {}
     for spec in args.attention:
         if "=" not in spec:

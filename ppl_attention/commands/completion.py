@@ -81,8 +81,11 @@ def run(args):
     from ..plots.completion import plot_vae_diagnostics
     from ..runtime import derive_seed, generator, resolve_device, seed_everything
 
+    from ._common import check_out_dir
+
     for path, flag in ((args.prior, "--prior"), (args.avp, "--avp"), (args.vae, "--vae"), (args.cgan, "--cgan")):
         _require_dir(path, flag)
+    check_out_dir(args.out)
     if not args.nuts_sigma > 0:
         raise ValueError(f"--nuts-sigma must be positive, got {args.nuts_sigma}")
     size = dict(SIZES[args.size])

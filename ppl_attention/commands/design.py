@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..config import add_config_arguments, build_config, config_to_dict
-from ._common import write_summary
+from ._common import check_in_dir, check_int, check_number, check_out_dir, check_out_file, write_summary
 
 
 @dataclass
@@ -142,11 +142,10 @@ def run_generate(args):
             raise ValueError(f"--{name} is required")
     avp, prior, out = Path(cfg.avp), Path(cfg.prior), Path(cfg.out)
     for name, path in (("avp", avp), ("prior", prior)):
-        if not path.is_dir():
-            raise FileNotFoundError(f"--{name} {path} does not exist")
+        check_in_dir(path, f"--{name}")
+    check_out_dir(out)
+    _check_generate(cfg)
     shard = parse_shard(cfg.shard)
-    if cfg.indices is None and cfg.num_images < 1:
-        raise ValueError(f"--num-images must be >= 1, got {cfg.num_images}")
     indices = cfg.indices if cfg.indices is not None else range(cfg.num_images)
     device = resolve_device(args.device)
     search_options = parse_search_options(cfg.search, cfg.search_options)
@@ -157,7 +156,16 @@ def run_generate(args):
                            sigma=tuple(cfg.sigma) if cfg.sigma else None,
                            sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision)
-    problem, _ = factory()
+    problem, image_fn = factory()
+    L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
+    if cfg.T > L and not cfg.allow_repeat:
+        raise ValueError(f"-T/--glimpses must be <= {L} (the grid's locations) without --allow-repeat, got {cfg.T}")
+    if size is not None:
+        bad = [i for i in indices if i >= size]
+        if bad:
+            what = "--indices" if cfg.indices is not None else "--num-images"
+            raise ValueError(f"{what}: the {cfg.split} split of {cfg.dataset} has {size} images (indices 0.."
+                             f"{size - 1}), got {'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
     config = {"dataset": cfg.dataset, "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
               "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
               "allow_repeat": cfg.allow_repeat,
@@ -165,18 +173,52 @@ def run_generate(args):
               "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": cfg.precision,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
+    existed = out.exists()
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
-    counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed, cfg.executor,
-                                cfg.images_per_task, 1.0 if device.type == "cuda" and cfg.executor == "ray"
-                                else 0.0, cfg.first_num_samples)
+    try:
+        counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed,
+                                    cfg.executor, cfg.images_per_task, 1.0 if device.type == "cuda" and
+                                    cfg.executor == "ray" else 0.0, cfg.first_num_samples)
+    except Exception:
+        if not existed:  # failed before writing anything: leave --out as it was
+            store.remove_if_empty()
+        raise
     write_summary(out, {"store": str(out), "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
     return 0
 
 
+def _check_generate(cfg) -> None:
+    """Every setting of ``generate`` that can be checked without loading anything."""
+    if cfg.indices is None:
+        check_int("--num-images", cfg.num_images)
+    else:
+        if not cfg.indices:
+            raise ValueError("--indices needs at least one image index")
+        for i in cfg.indices:
+            check_int("--indices", i, minimum=0)
+        if len(set(cfg.indices)) != len(cfg.indices):
+            raise ValueError(f"--indices holds duplicates: {sorted(cfg.indices)}")
+    check_int("-T/--glimpses", cfg.T)
+    check_int("--num-samples", cfg.num_samples)
+    check_int("--first-num-samples", cfg.first_num_samples, optional=True)
+    check_int("--k1", cfg.k1)
+    check_int("--batch-size", cfg.batch_size)
+    check_int("--images-per-task", cfg.images_per_task)
+    check_int("--shift", cfg.shift, minimum=0)
+    for flag, values in (("--sigma", cfg.sigma), ("--sigma-q", cfg.sigma_q)):
+        for v in values or ():
+            check_number(flag, v, strict=True)
+    if cfg.target_ess is not None and not (isinstance(cfg.target_ess, (int, float)) and 0 < cfg.target_ess <= 1):
+        raise ValueError(f"--target-ess must be a fraction in (0, 1], got {cfg.target_ess!r}")
+    _task_attribute(str(cfg.task))
+
+
 def run_export(args):
     from ..design.store import SequenceStore
 
+    check_in_dir(args.store, "store", "a sequence store directory")
+    check_out_dir(args.out)
     store = SequenceStore.open(args.store)
     files = store.export_paper(args.out, args.image_path_template)
     print(f"wrote {len(files)} sequence files to {args.out}")
@@ -187,8 +229,8 @@ def run_import(args):
     from ..design.store import SequenceStore
     from ..geometry import GlimpseGrid
 
-    if not args.src.exists():
-        raise FileNotFoundError(f"src {args.src} does not exist")
+    check_in_dir(args.src, "src", "a folder of {index}.txt sequence files")
+    check_out_dir(args.out)
     store = SequenceStore.import_paper(args.src, GlimpseGrid.preset(args.grid), args.out, args.dataset, args.task)
     write_summary(args.out, {"store": str(args.out), "sequences": len(store), "T": store.T, "grid": args.grid})
     return 0
@@ -198,6 +240,9 @@ def run_plot_epe(args):
     from ..design.store import SequenceStore
     from ..plots.design import plot_epe_steps
 
+    check_in_dir(args.store, "store", "a sequence store directory")
+    check_out_file(args.out, suffixes=(".png", ".pdf", ".svg"))
+    check_int("--index", args.index, minimum=0)
     store = SequenceStore.open(args.store)
     rec = store.record(args.index)
     image = None
@@ -224,6 +269,10 @@ def run_plot_validity(args):
     from ..plots.design import plot_accuracy_by_glimpse
     from ..posterior import load_avp
 
+    check_in_dir(args.store, "store", "a sequence store directory")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_out_file(args.out, suffixes=(".png", ".pdf", ".svg"))
+    check_int("--repeats", args.repeats)
     store = SequenceStore.open(args.store)
     seqs = store.sequences()
     if not seqs:

@@ -45,9 +45,16 @@ def run(args):
     from ..completion.database import DatasetSource, mnist_canvas_source
     from ..completion.pca_index import PCAIndexConfig
     from ..completion.prior import build_prior
+    from ._common import check_int, check_out_dir
+
     cfg = build_config(BuildPriorConfig, args)
     if cfg.size <= 0:
         raise ValueError(f"--size must be a positive number of images, got {cfg.size}")
+    check_int("--components", cfg.components)
+    check_int("--fit-samples", cfg.fit_samples)
+    check_int("--chunk-size", cfg.chunk_size)
+    check_int("--shift", cfg.shift, minimum=0)
+    check_out_dir(args.out)
     if args.dataset.startswith(("cluttered-mnist", "translated-mnist")):
         from ..data import load_dataset
 

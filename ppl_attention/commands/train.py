@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import add_config_arguments
 from ..runtime import resolve_device, seed_everything
-from ._common import write_summary
+from ._common import check_in_dir, check_int, check_out_dir, check_out_file, write_summary
 
 
 def register(sub, common):
@@ -62,18 +62,38 @@ def _configs(args):
     return out
 
 
-def _check_early(run) -> int | None:
-    """Refuse a wrong supervision source before loading any data; returns the sequence store's data seed."""
+def _check_early(run, cfg=None, net_cfg=None) -> int | None:
+    """Refuse a wrong supervision source or setting before loading any data; returns the store's data seed."""
+    if cfg is not None:
+        cfg.check()
+    if net_cfg is not None:
+        for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
+            check_int(f"--{name.replace('_', '-')}", getattr(net_cfg, name))
+        if net_cfg.backbone_weights is not None and Path(net_cfg.backbone_weights).suffix != ".safetensors":
+            raise ValueError(f"--backbone-weights {net_cfg.backbone_weights} must be a .safetensors file (nothing "
+                             "is ever unpickled)")
+        if net_cfg.backbone_weights is not None and not Path(net_cfg.backbone_weights).is_file():
+            raise FileNotFoundError(f"--backbone-weights {net_cfg.backbone_weights} does not exist (expected a "
+                                    ".safetensors file)")
+    check_int("--num-supervised", run.num_supervised, minimum=0)
+    check_int("--pretrain-iterations", run.pretrain_iterations)
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
     if run.sequences is not None:
         from ..design.store import SequenceStore
 
+        check_in_dir(run.sequences, "--sequences", "a sequence store directory (generate)")
         store = SequenceStore.open(run.sequences)  # FileNotFoundError / ArtifactError (a ValueError)
         if store.config.get("dataset") != run.dataset:
             raise ValueError(f"--sequences {run.sequences} was built for dataset {store.config.get('dataset')!r}, "
                              f"expected {run.dataset!r}")
+        if cfg is not None and run.supervision == "nogs" and store.T < cfg.glimpses:
+            raise ValueError(f"--sequences {run.sequences} holds sequences of T = {store.T} glimpses, fewer than "
+                             f"--glimpses {cfg.glimpses}; use --glimpses <= {store.T} or a longer store")
         return store.config.get("seed")
+    if run.epe_first is not None and not Path(run.epe_first).exists():
+        raise FileNotFoundError(f"--epe-first {run.epe_first} does not exist (expected a first_glimpse.json or a "
+                                "sequence store)")
     return None
 
 
@@ -88,7 +108,8 @@ def run_train(args):
         if args.threads < 1:
             raise ValueError(f"--threads must be a positive int, got {args.threads}")
         torch.set_num_threads(args.threads)
-    store_seed = _check_early(run)
+    check_out_dir(args.out)
+    store_seed = _check_early(run, cfg, net_cfg)
     if run.data_seed is None:  # the store's images are those of its own seed; other runs use their own seed
         run.data_seed = int(store_seed) if run.supervision == "nogs" and store_seed is not None else args.seed
     seed_everything(args.seed)
@@ -105,6 +126,7 @@ def run_plot(args):
 
     from ..plots.attention import plot_validation_curves
 
+    check_out_file(args.out, suffixes=(".png", ".pdf", ".svg"))
     groups: dict[str, list] = {}
     for spec in args.runs:
         if "=" not in spec:
@@ -113,8 +135,11 @@ def run_plot(args):
         path = Path(folder) / "log.csv"
         if not path.is_file():
             raise FileNotFoundError(f"run {folder!r} has no log.csv (expected a `ppl-attention train` output)")
-        with open(path) as f:
-            rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        try:
+            with open(path, encoding="utf-8") as f:
+                rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        except (UnicodeDecodeError, ValueError, TypeError, csv.Error) as e:
+            raise ValueError(f"{path} is not a log.csv of numbers (written by `ppl-attention train`): {e}") from None
         if rows and args.metric not in rows[0]:
             raise ValueError(f"--metric {args.metric!r} is not a column of {path}; columns: {sorted(rows[0])}")
         groups.setdefault(label, []).append(rows)

@@ -92,8 +92,11 @@ def chunk_digest(*arrays: np.ndarray) -> str:
 def open_array(path: Path, shape, dtype, resume: bool) -> np.memmap:
     """The preallocated ``.npy`` memmap of a build (created, or reopened read-write when resuming)."""
     if resume:
-        arr = np.load(path, mmap_mode="r+")
-        if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
+        try:
+            arr = np.load(path, mmap_mode="r+", allow_pickle=False)
+        except (ValueError, OSError, EOFError):  # torn or foreign: rebuilt below (its chunks are redone)
+            arr = None
+        if arr is not None and arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
             return arr
         del arr
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
@@ -104,8 +107,8 @@ def load_array(path: Path, shape, dtype, what: str) -> np.memmap:
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
     try:
-        arr = np.load(path, mmap_mode="r")
-    except ValueError as e:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{what} file {path} is not a valid .npy array: {e}") from None
     if arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
         raise ValueError(f"{what} file {path} holds {arr.dtype} {arr.shape}, the manifest says "

@@ -229,7 +229,11 @@ class PCAIndex:
         self.components = tensors["components"].float()
         self.k = self.components.shape[0]
         self.codes = load_array(directory / "codes.npy", (self.rows, self.k), self.config["code_dtype"], "codes")
-        self.positions = torch.from_numpy(np.load(directory / "positions.npy"))
+        try:
+            self.positions = torch.from_numpy(np.load(directory / "positions.npy", allow_pickle=False))
+        except (OSError, ValueError, EOFError) as e:
+            raise ArtifactError(f"positions file {directory / 'positions.npy'} is not a valid .npy array: {e}") \
+                from None
         self.energies = load_array(directory / "energies.npy", (len(self.positions), self.rows), np.float32,
                                    "energies")
         lookup = torch.full((pixel_grid(self.grid).num_locations,), -1, dtype=torch.long)

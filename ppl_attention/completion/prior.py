@@ -29,11 +29,14 @@ def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
     """Build (or resume) the database and the PCA index in ``out_dir``; returns a summary dict."""
     out_dir = Path(out_dir)
     index_config = index_config or PCAIndexConfig()
+    from ..artifacts import clean_temporaries
+
     if (out_dir / MANIFEST).is_file():
         if read_manifest(out_dir).get("kind") != PRIOR_KIND:
             raise ValueError(f"out_dir {out_dir} holds another kind of artefact; choose another directory")
         if overwrite:
             (out_dir / MANIFEST).unlink()
+    clean_temporaries(out_dir)  # what a killed build left half-written
     t0 = time.perf_counter()
     database = build_database(out_dir / "database", source, n, chunk_size=chunk_size, seed=seed, flip=flip,
                               overwrite=overwrite, progress=progress)

@@ -53,4 +53,5 @@ class ImageFactory:
         def image(index: int):
             return data[int(index)]["image"].to(device)
 
+        image.size = len(data)  # the split's number of images (generate checks --indices against it)
         return problem, image

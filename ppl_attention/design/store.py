@@ -6,12 +6,15 @@ Layout (kind ``"sequences"``, see docs/INTERFACES.md "Design")::
     DIR/records/{index:07d}.json  {"index", "seed", "locations": [T ints], "epe": [[L floats] per step]}
     DIR/first_glimpse.json        {"epe": [L floats], ...} the cached EPE of every first location
 
-Every file is written atomically (temporary name, then rename), so a run killed at any moment leaves only
-complete records; re-running skips the images that already have one.  A store is refused for a run whose
+Every file is written atomically (temporary name, then rename), and a new store is built under a temporary name
+beside DIR and renamed into place (records/ and manifest.json together), so a run killed at any moment leaves
+either nothing or a store with only complete records; re-running skips the images that already have one and
+removes the temporaries killed runs left.  A store is refused for a run whose
 config (grid, T, AVP, prior...) differs from the one it was built with.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -20,7 +23,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..artifacts import ArtifactError, atomic_write_json, read_json, read_manifest, write_manifest
+from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_beside, clean_temporaries,
+                         read_json,
+                         read_manifest, write_manifest)
 from ..geometry import GlimpseGrid
 
 __all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
@@ -70,6 +75,20 @@ class SequenceStore:
             raise ValueError(f"config T must be a positive int, got {config['T']!r}")
         config = _canonical(config)
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise ArtifactError(f"{directory} is a file, expected a sequence store directory (or a new path)")
+        clean_beside(directory, inside=False)  # a new store a killed run was building beside DIR
+        if not (directory / "manifest.json").exists() and cls._is_blank(directory):
+            with contextlib.suppress(OSError):
+                (directory / "records").rmdir()  # an empty records/ left by an older version
+            try:
+                with atomic_dir(directory) as tmp:  # built beside, renamed into place: never half-made
+                    (tmp / "records").mkdir()
+                    write_manifest(tmp, KIND, config, inputs)
+                return cls.open(directory)
+            except OSError:
+                if not (directory / "manifest.json").exists():  # not a concurrent shard that created it first
+                    raise
         if (directory / "manifest.json").exists():
             if not resume:
                 raise ArtifactError(f"{directory} already holds a sequence store (resume=False)")
@@ -80,14 +99,32 @@ class SequenceStore:
                 details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
                 raise ArtifactError(f"{directory} holds sequences built with another config, refusing to resume "
                                     f"into it ({details}); use another --out")
+            clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
             return store
-        if directory.exists() and any(directory.iterdir()):
-            raise ArtifactError(f"{directory} exists, is not empty and has no manifest.json; refusing to write a "
-                                "sequence store into it")
-        (directory / "records").mkdir(parents=True, exist_ok=True)
-        write_manifest(directory, KIND, config, inputs)
-        return cls.open(directory)
+        raise ArtifactError(f"{directory} exists, is not empty and has no manifest.json; refusing to write a "
+                            "sequence store into it")
+
+    @staticmethod
+    def _is_blank(directory: Path) -> bool:
+        """Missing, empty, or holding only an empty ``records/`` (what older versions left when killed between
+        creating it and writing the manifest)."""
+        if not directory.exists():
+            return True
+        entries = list(directory.iterdir())
+        return all(e.name == "records" and e.is_dir() and not any(e.iterdir()) for e in entries)
+
+    def remove_if_empty(self) -> bool:
+        """Delete this store if it holds no record and no first-glimpse cache (a run that failed before writing
+        anything leaves ``--out`` as it was); True if it was removed."""
+        if self.indices() or self.has_first_glimpse():
+            return False
+        import shutil
+
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / "manifest.json").unlink()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return True
 
     @classmethod
     def open(cls, directory) -> "SequenceStore":

@@ -303,6 +303,8 @@ class AVP(nn.Module):
     def predict(self, images: torch.Tensor, locations) -> torch.Tensor:
         """Logits (B, out_features) after observing ``images`` at ``locations`` (B, T) (``NO_GLIMPSE`` = -1 pads)."""
         images = self.check_images(images)
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images hold NaN or infinite values (expected finite pixel values in [0, 1])")
         return self(self.make_input(*self.grid.observe(images, locations)))
 
     def entropy(self, logits: torch.Tensor) -> torch.Tensor:

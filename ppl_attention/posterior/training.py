@@ -3,8 +3,9 @@ resume after an interruption, temperature calibration, and DistributedDataParall
 
 Reproducibility: every epoch reseeds torch (dropout), the glimpse sampler and the data order from
 ``derive_seed(seed, epoch, rank)``, so a run resumed from its last checkpoint ends with exactly the weights of an
-uninterrupted run.  The checkpoint ``DIR/checkpoint/last.safetensors`` holds the model, the optimiser's tensors
-and the torch RNG state; ``last.json`` holds the configs, epoch, history, early-stopping state, the optimiser's
+uninterrupted run.  The checkpoint is one file, ``DIR/checkpoint/last.safetensors`` (written atomically by
+:func:`ppl_attention.artifacts.save_checkpoint`): its tensors are the model, the optimiser's tensors and the torch
+RNG state; its header metadata holds the configs, epoch, history, early-stopping state, the optimiser's
 hyper-parameters and the LR schedule.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, atomic_write_json, load_weights, save_weights
+from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, save_checkpoint
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
 from .calibration import calibrate_avp
@@ -29,7 +30,7 @@ from .glimpses import random_locations
 from .metrics import head_loss
 from .network import AVP, AVPConfig, save_avp
 
-__all__ = ["TrainAVPConfig", "train_avp", "avp_config_for"]
+__all__ = ["TrainAVPConfig", "train_avp", "avp_config_for", "check_train_avp_config"]
 
 log = logging.getLogger(__name__)
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
@@ -57,6 +58,25 @@ class TrainAVPConfig:
     calibrate: bool = field(default=True, metadata={"help": "fit a temperature on validation data"})
     pretrained: str | None = field(default=None, metadata={
         "help": "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"})
+
+
+def check_train_avp_config(cfg: TrainAVPConfig) -> TrainAVPConfig:
+    """Refuse settings that make no sense, naming the field and its flag (before anything is written)."""
+    from ..attention.trainer import check_fields
+
+    check_fields(cfg, positive=("width", "max_glimpses", "epochs", "batch_size", "patience"),
+                 non_negative=("weight_decay", "aux_weight"))
+    check_fields(cfg, non_negative=("lr",))
+    value = cfg.time_limit_min
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"time_limit_min (--time-limit-min) must be a finite number >= 0, got {value!r}")
+    for name in ("dropout", "full_fraction"):
+        value = getattr(cfg, name)
+        if not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must lie in [0, 1], got {value!r}")
+    if cfg.dropout == 1:
+        raise ValueError("dropout (--dropout) must be < 1, got 1")
+    return cfg
 
 
 def avp_config_for(dataset, cfg: TrainAVPConfig) -> AVPConfig:
@@ -99,12 +119,21 @@ def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) ->
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {**config, "state": state, "param_groups": opt.state_dict()["param_groups"],
             "scheduler": sched.state_dict()}
-    save_weights(out / CHECKPOINT, tensors, meta)
+    save_checkpoint(out / CHECKPOINT, tensors, meta)
 
 
 def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
     path = out / CHECKPOINT
-    tensors, meta = load_weights(path)
+    tensors, meta = load_checkpoint(path)
+    needed = [k for k in ("state", "param_groups", "scheduler") if k not in meta] + \
+        [k for k in ("rng.torch",) if k not in tensors]
+    if needed:
+        raise ArtifactError(f"checkpoint {path} lacks {needed} (not a train-avp checkpoint)")
+    state = meta["state"]
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
+            not isinstance(state.get("history"), list) or len(state["history"]) != state["epoch"]:
+        raise ArtifactError(f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
+                            f"{len(state.get('history') or [])} history rows); use another --out")
     for key in ("avp", "train", "seed", "dataset"):
         old, new = meta.get(key), config[key]
         if old != new:
@@ -143,12 +172,7 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     ``stop_after``: stop after this many epochs in this call (to simulate an interruption).  Under
     ``torch.distributed`` every process calls this; rank 0 writes.  Returns the trained AVP (best weights).
     """
-    cfg = cfg or TrainAVPConfig()
-    if not 0 <= cfg.full_fraction <= 1:
-        raise ValueError(f"full_fraction must lie in [0, 1], got {cfg.full_fraction}")
-    if cfg.max_glimpses < 0 or cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ValueError(f"max_glimpses must be >= 0, epochs and batch_size >= 1; got {cfg.max_glimpses}, "
-                         f"{cfg.epochs}, {cfg.batch_size}")
+    cfg = check_train_avp_config(cfg or TrainAVPConfig())
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"train and valid must be non-empty, got {len(train)} and {len(valid)} items")
     out = Path(out_dir)
@@ -171,6 +195,8 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     if (out / CHECKPOINT).is_file():
         state = _load_checkpoint(out, model, opt, sched, config)
         log.info("resuming %s from epoch %d", out, state["epoch"])
+    if rank == 0:
+        clean_temporaries(out)  # what a killed run left half-written (once the checkpoint, if any, agrees)
     flip = cfg.flip and bool(getattr(train, "allows_flip", False))
     per_rank = max(1, cfg.batch_size // world)
     ran = 0

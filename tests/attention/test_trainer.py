@@ -159,3 +159,61 @@ def test_stopping_supervision_later_resumes_a_run_still_inside_it(toy, tmp_path)
     make_trainer(toy, tmp_path / "late", sup, iterations=4, supervision_until=2).run(progress=False)
     with pytest.raises(ValueError, match="another train_config"):
         make_trainer(toy, tmp_path / "late", sup, supervision_until=6).run(progress=False)
+
+
+def test_every_sampled_glimpse_is_trained_even_after_a_shorter_supervision_sequence(toy, tmp_path):
+    """A supervised image whose sequence covers glimpse 1 of 3: glimpse 1 gets -log pi(target), glimpses 2-3 get
+    REINFORCE (before, they were sampled and trained by nothing)."""
+    trainer = make_trainer(toy, tmp_path, glimpses=3)
+    images, labels = toy["train"].images[:4], toy["train"].labels[:4]
+    forced = torch.full((4, 3), NO_GLIMPSE)
+    forced[:, 0] = 0  # every image supervised, its sequence one glimpse long
+    trainer.net.zero_grad()
+    loss, stats = trainer.loss(images, labels, forced, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert stats["reinforce"] != 0.0 and stats["supervised_nll"] > 0  # both terms are present
+    assert stats["baseline_mse"] > 0  # the baseline is fitted on the sampled glimpses
+    assert trainer.net.policy[-1].weight.grad.abs().sum() > 0
+    fully = torch.zeros(4, 3, dtype=torch.long)  # a full-length sequence: no REINFORCE at all
+    _, stats = trainer.loss(images, labels, fully, torch.Generator().manual_seed(0))
+    assert stats["reinforce"] == 0.0 and stats["baseline_mse"] == 0.0
+
+
+def test_learning_rate_schedules_are_pure_functions_of_the_iteration(toy, tmp_path):
+    from ppl_attention.attention.trainer import scheduled_lr
+
+    step = TrainConfig(lr=1e-3, lr_schedule="step", lr_decay=0.5, lr_decay_every=10)
+    assert [scheduled_lr(step, i) for i in (0, 9, 10, 25)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+    cos = TrainConfig(lr=1e-3, lr_schedule="cosine", lr_horizon=100, lr_final=0.1)
+    assert scheduled_lr(cos, 0) == pytest.approx(1e-3) and scheduled_lr(cos, 50) == pytest.approx(5.5e-4)
+    assert scheduled_lr(cos, 100) == pytest.approx(1e-4) == scheduled_lr(cos, 500)
+    with pytest.raises(ValueError, match="cosine schedule needs --lr-horizon"):
+        make_trainer(toy, tmp_path, lr_schedule="cosine")
+    trainer = make_trainer(toy, tmp_path, lr_schedule="step", lr_decay=0.5, lr_decay_every=2, iterations=4)
+    trainer.run(progress=False)
+    assert [row["lr"] for row in trainer.history] == pytest.approx([3e-3, 1.5e-3])
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1.5e-3)
+
+
+def test_monte_carlo_accuracy_averages_sampled_policies(toy, tmp_path):
+    trainer = make_trainer(toy, tmp_path)
+    one = trainer.evaluate(SplitData(toy["test"]), "sample", ("x",))
+    mc = trainer.evaluate(SplitData(toy["test"]), "sample", ("x",), mc_samples=5)
+    assert 0 <= mc["acc"] <= 1 and mc["ce"] > 0 and one.keys() == mc.keys()
+    with pytest.raises(ValueError, match="only with the sampled policy"):
+        trainer.evaluate(SplitData(toy["test"]), "greedy", mc_samples=5)
+
+
+@pytest.mark.parametrize("core", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("backbone", ["small", "mnih"])
+def test_cores_and_glimpse_networks_train_on_the_retina(core, backbone, tmp_path):
+    from ppl_attention.sensor import Sensor
+
+    sensor = Sensor(12, 4, stride=4, scales=2)  # 4 and 8 px
+    net = HardAttentionNet(sensor, 3, 1, NetworkConfig(hidden=8, glimpse_dim=8, core=core, backbone=backbone,
+                                                       location_embedding="mlp"))
+    ro = net(torch.rand(5, 1, 12, 12), 3)
+    assert ro.logits.shape == (5, 3, 3) and ro.locations.shape == (5, 3)
+    ro.logits.sum().backward()
+    assert net.embedder.project.weight.grad.abs().sum() > 0
+    assert HardAttentionNet.from_config(net.to_config()).to_config() == net.to_config()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ppl_attention.artifacts import ArtifactError, read_manifest
+from ppl_attention.artifacts import ArtifactError, load_checkpoint, read_manifest
 from ppl_attention.posterior import (TrainAVPConfig, evaluate_avp, fit_temperature, load_avp, random_locations,
                                      train_avp)
 from ppl_attention.geometry import NO_GLIMPSE, GlimpseGrid
@@ -47,7 +47,8 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, toy):
     cfg = TrainAVPConfig(**CFG)
     train_avp(toy(96, 0), toy(32, 0, "valid"), tmp_path / "full", cfg, progress=False)
     part = train_avp(toy(96, 0), toy(32, 0, "valid"), tmp_path / "part", cfg, stop_after=2, progress=False)
-    assert json.loads((tmp_path / "part" / "checkpoint" / "last.json").read_text())["state"]["epoch"] == 2
+    assert load_checkpoint(tmp_path / "part" / "checkpoint" / "last.safetensors")[1]["state"]["epoch"] == 2
+    assert sorted(p.name for p in (tmp_path / "part" / "checkpoint").iterdir()) == ["last.safetensors"]  # 1 file
     assert not (tmp_path / "part" / "avp.safetensors").exists()
     del part
     train_avp(toy(96, 0), toy(32, 0, "valid"), tmp_path / "part", cfg, progress=False)  # resumes at epoch 2
