@@ -476,35 +476,41 @@ class Sensor:
             b = torch.arange(B, device=patches.device).view(B, 1, 1, 1)
             canvas[b, :, r.unsqueeze(-1), c.unsqueeze(-2)] = patches.permute(0, 1, 3, 4, 2)
             return canvas
-        return self._paste_latest(patches, loc, canvas)
+        return self._paste_latest(patches, loc, canvas)[0]
 
-    def _paste_latest(self, patches: torch.Tensor, loc: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+    def _paste_latest(self, patches: torch.Tensor, loc: torch.Tensor, canvas: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """The general paste: for every canvas pixel and scale, the last glimpse covering it (one amax over
-        glimpses), then one gather of the pooled value of the block holding the pixel."""
+        glimpses), then one gather of the pooled value of the block holding the pixel.  Returns the canvas and
+        the (B, k, H, W) bool of the pixels seen (the mask)."""
         B, T, KC = patches.shape[:3]
         k, C = self.scales, KC // self.scales
         H, W = self.image_size
         h, w = self.glimpse_size
         device = patches.device
         in_r, in_c, top = self._coverage(loc, device)  # (B, T, k, H), (B, T, k, W), (B, T, k, 2)
-        cover = in_r.unsqueeze(-1) & in_c.unsqueeze(-2)  # (B, T, k, H, W)
-        stamp = torch.arange(1, T + 1, device=device).view(1, T, 1, 1, 1)
-        owner = torch.where(cover, stamp, 0).amax(1)  # (B, k, H, W): 1 + index of the last glimpse, 0 = unseen
+        # The last glimpse covering each pixel, per scale: stamps 1..T in a small integer type (memory traffic).
+        stamp_dtype = torch.uint8 if T < 255 else torch.int32
+        stamp = torch.arange(1, T + 1, device=device, dtype=stamp_dtype).view(1, T, 1, 1)
+        rows_owner = in_r.to(stamp_dtype) * stamp  # (B, T, k, H)
+        owner = (rows_owner.unsqueeze(-1) * in_c.to(stamp_dtype).unsqueeze(-2)).amax(1)  # (B, k, H, W), 0 = unseen
         seen = owner > 0
-        owner = (owner - 1).clamp(min=0)
-        # Top-left of the owning glimpse's patch at each pixel: gather over T.
-        tops = top.permute(0, 2, 1, 3)  # (B, k, T, 2)
+        owner = (owner.long() - 1).clamp_(min=0)
+        # Top-left of the owning glimpse's patch at each pixel: gather over T (int32 arithmetic from here on).
+        tops = top.permute(0, 2, 1, 3).int()  # (B, k, T, 2)
         idx = owner.flatten(2)  # (B, k, H*W)
         top_r = tops[..., 0].gather(2, idx).view(B, k, H, W)
         top_c = tops[..., 1].gather(2, idx).view(B, k, H, W)
-        block = (self.scale_factor ** torch.arange(k, device=device)).view(1, k, 1, 1)
-        u = ((torch.arange(H, device=device).view(1, 1, H, 1) - top_r) // block).clamp(0, h - 1)
-        v = ((torch.arange(W, device=device).view(1, 1, 1, W) - top_c) // block).clamp(0, w - 1)
-        flat = (owner * (h * w) + u * w + v).flatten(2)  # (B, k, H*W) index into (T, h, w)
+        block = (self.scale_factor ** torch.arange(k, device=device, dtype=torch.int32)).view(1, k, 1, 1)
+        u = torch.div(torch.arange(H, device=device, dtype=torch.int32).view(1, 1, H, 1) - top_r, block,
+                      rounding_mode="floor").clamp_(0, h - 1)
+        v = torch.div(torch.arange(W, device=device, dtype=torch.int32).view(1, 1, 1, W) - top_c, block,
+                      rounding_mode="floor").clamp_(0, w - 1)
+        flat = (owner.int() * (h * w) + u * w + v).flatten(2).long()  # (B, k, H*W) index into (T, h, w)
         source = self.split_scales(patches).permute(0, 2, 3, 1, 4, 5).reshape(B, k, C, T * h * w)
         values = source.gather(3, flat.unsqueeze(2).expand(B, k, C, H * W)).view(B, k, C, H, W)
         old = canvas.view(B, k, C, H, W)
-        return torch.where(seen.unsqueeze(2), values, old).reshape(B, KC, H, W)
+        return torch.where(seen.unsqueeze(2), values, old).reshape(B, KC, H, W), seen
 
     def observe(self, images: torch.Tensor, locations, whole: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -523,16 +529,17 @@ class Sensor:
             return torch.where(w, full, canvas), torch.where(w, torch.ones_like(mask), mask)
         images = self._check_images(images)
         loc = self._empty_locations(locations, images.device)
-        mask = self.mask(loc, dtype=images.dtype, device=images.device)
-        if mask.shape[0] != images.shape[0]:
-            if mask.shape[0] != 1:
-                raise ValueError(f"locations has batch size {mask.shape[0]} but images have {images.shape[0]}")
-            mask = mask.expand(images.shape[0], -1, -1, -1)
+        if loc.shape[0] != images.shape[0]:
+            if loc.shape[0] != 1:
+                raise ValueError(f"locations has batch size {loc.shape[0]} but images have {images.shape[0]}")
             loc = loc.expand(images.shape[0], -1)
-        if self.scales == 1:
-            return images * mask, mask
+        if self.scales == 1 or loc.shape[1] == 0:
+            mask = self.mask(loc, dtype=images.dtype, device=images.device)
+            return images.repeat(1, self.scales, 1, 1) * mask.repeat_interleave(images.shape[1], 1), mask
         glimpses = self.extract(images, loc.clamp(min=0))
-        return self.paste(glimpses, loc), mask
+        canvas, seen = self._paste_latest(glimpses, loc, glimpses.new_zeros(images.shape[0], glimpses.shape[2],
+                                                                             *self.image_size))
+        return canvas, seen.to(images.dtype)
 
     def location_heatmap(self, values: torch.Tensor) -> torch.Tensor:
         """Reshape per-location values (..., L) to the grid (..., n_rows, n_cols)."""

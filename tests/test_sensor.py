@@ -166,6 +166,8 @@ def test_paste_fills_each_block_with_its_pooled_value_and_the_later_glimpse_wins
     grid = GlimpseGrid.retina()
     images = torch.rand(1, 1, 60, 60, generator=torch.Generator().manual_seed(1))
     canvas, mask = grid.observe(images, torch.tensor([[40]]))  # fovea at (24, 24): coarse squares at 18, 6
+    many = torch.tensor([[0, 40, NO_GLIMPSE, 80], [3, 3, 77, 12]])
+    assert torch.equal(grid.observe(images.expand(2, -1, -1, -1), many)[1], grid.mask(many))
     assert torch.equal(canvas[0, 0][mask[0, 0].bool()], images[0, 0][mask[0, 0].bool()])
     assert torch.allclose(canvas[0, 1, 18:20, 18:20], images[0, 0, 18:20, 18:20].mean().expand(2, 2))
     assert torch.allclose(canvas[0, 2, 6:10, 6:10], images[0, 0, 6:10, 6:10].mean().expand(4, 4))
@@ -178,7 +180,7 @@ def test_paste_fills_each_block_with_its_pooled_value_and_the_later_glimpse_wins
     one = GlimpseGrid.mnist()
     loc = torch.randint(0, 81, (3, 4), generator=torch.Generator().manual_seed(2))
     patches = one.extract(torch.rand(3, 2, 60, 60), loc)
-    assert torch.equal(one.paste(patches, loc), one._paste_latest(patches, loc, torch.zeros(3, 2, 60, 60)))
+    assert torch.equal(one.paste(patches, loc), one._paste_latest(patches, loc, torch.zeros(3, 2, 60, 60))[0])
 
 
 def test_sensor_serialises_and_old_grids_read_as_one_scale():
