@@ -24,6 +24,6 @@ def test_console_entry_point_runs():
     assert out.returncode == 0 and "ppl-attention" in out.stdout
 
 
-def test_errors_are_reported_not_raised(capsys):
-    assert main(["baselines", "--out", "/tmp/ppl-x", "--attention", "no-equals-sign"]) == 2
+def test_errors_are_reported_not_raised(capsys, tmp_path):
+    assert main(["baselines", "--out", str(tmp_path / "x"), "--attention", "no-equals-sign"]) == 2
     assert "NAME=FILE.json" in capsys.readouterr().err
