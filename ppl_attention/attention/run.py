@@ -85,7 +85,8 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     net = build_network(train_ds, net_cfg).to(device)
     write_manifest(out, "attention-run", {"run": config_to_dict(run), "train": config_to_dict(cfg),
                                           "network": net.to_config(), "seed": seed,
-                                          "data_seed": getattr(train_ds, "seed", None)},
+                                          "data_seed": getattr(train_ds, "seed", None),
+                                          "data": getattr(train_ds, "data_spec", None)},
                    inputs={"sequences": run.sequences, "epe_first": run.epe_first})
     if supervision is not None:
         atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
