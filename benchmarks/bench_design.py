@@ -9,7 +9,8 @@ the exhaustive choices; ``race`` is given its OWN previous map as prior (at the 
 first-glimpse map).  Searches named ``*-bf16`` run the AVP in bfloat16 (``generate --precision bfloat16``);
 ``exhaustive-bf16`` shows what the lower precision alone costs and gains.
 
-Uses the AVP / prior at --avp / --prior (default /work/main/runs/avp-cluttered-mnist and prior-cluttered-mnist)
+Uses the AVP / prior at --avp / --prior (default runs/avp-cluttered-mnist and runs/prior-cluttered-mnist
+of this repository)
 when they exist; otherwise a freshly initialised AVP and a small prior built on the spot (said in the output).
 
     .venv/bin/python benchmarks/bench_design.py [--quick] [--threads 2]
@@ -30,6 +31,8 @@ from ppl_attention.design.search import run_search
 from ppl_attention.design.sequential import DesignProblem, first_glimpse_epe, image_seed
 from ppl_attention.geometry import GlimpseGrid
 from ppl_attention.runtime import generator
+
+REPO = Path(__file__).resolve().parents[1]  # runs/ of this repository
 
 
 def quick_train(avp, data, seconds: float, seed: int = 0):
@@ -83,8 +86,8 @@ def load_or_build(avp_dir: Path, prior_dir: Path, prior_size: int, tmp: Path, tr
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="2 images, smaller prior")
-    ap.add_argument("--avp", type=Path, default=Path("/work/main/runs/avp-cluttered-mnist"))
-    ap.add_argument("--prior", type=Path, default=Path("/work/main/runs/prior-cluttered-mnist"))
+    ap.add_argument("--avp", type=Path, default=REPO / "runs" / "avp-cluttered-mnist")
+    ap.add_argument("--prior", type=Path, default=REPO / "runs" / "prior-cluttered-mnist")
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--num-samples", type=int, default=100)
     ap.add_argument("-T", type=int, default=4)

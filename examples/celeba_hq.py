@@ -3,10 +3,11 @@ and PS-NOGS -> results table (the paper's Fig. 5 / Table 1 for one attribute).
 
 Every stage is a ``ppl-attention`` subcommand run in-process; each is skipped when its artefact is finished, so
 re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
-("paper" = /work/shared/papers/001_*, section 6 / appendix B; "REFERENCE" = /work/shared/REFERENCE.md).
+("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
+as summarised in docs/RESULTS.md and in the comments below).
 
     python examples/celeba_hq.py --root /data/celeba-hq --out runs/celeba --device cuda --attribute 20
-    python examples/celeba_hq.py --root FIXTURE --out /tmp/c --tiny     # every size shrunk: a smoke run on the CPU
+    python examples/celeba_hq.py --root FIXTURE --out runs/tiny --tiny     # every size shrunk: a smoke run on the CPU
 
 ``--root`` holds ``{i:06d}.png`` + ``annotations.txt`` (or the CelebAMask-HQ layout), see ppl_attention.data.
 

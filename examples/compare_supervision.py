@@ -108,7 +108,8 @@ def parse_args(argv=None):
         if args.sequences is not None:
             from ppl_attention.design.store import SequenceStore
 
-            args.data_seed = int(SequenceStore.open(args.sequences).config.get("seed", 0))
+            config = SequenceStore.open(args.sequences).config
+            args.data_seed = int((config.get("data") or {}).get("seed", config.get("seed", 0)))
     if args.seeds and len(args.seeds) < 3:
         logging.warning("fewer than 3 seeds: the std of each method is poorly estimated")
     return args

@@ -3,10 +3,11 @@ PS-H1, PS-H5, PS-HGS (all with the pretraining stage) -> results table (the pape
 
 Every stage is a ``ppl-attention`` subcommand run in-process; each is skipped when its artefact is finished, so
 re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
-("paper" = /work/shared/papers/001_*, section 6 / appendix B; "REFERENCE" = /work/shared/REFERENCE.md).
+("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
+as summarised in docs/RESULTS.md and in the comments below).
 
     python examples/cub.py --root /data/CUB_200_2011 --out runs/cub --device cuda --vgg-weights vgg16.safetensors
-    python examples/cub.py --root FIXTURE --out /tmp/c --tiny     # every size shrunk: a smoke run on the CPU
+    python examples/cub.py --root FIXTURE --out runs/tiny --tiny     # every size shrunk: a smoke run on the CPU
 
 ``--root`` is the official CUB_200_2011 folder (images.txt, bounding_boxes.txt, parts/, ...); images are cropped
 to the bird's bounding box and resized to 128 x 128 by ppl_attention.data.

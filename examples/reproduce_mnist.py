@@ -16,7 +16,7 @@ interrupted or shorter one resumes, so the whole script resumes at every level. 
     python examples/reproduce_mnist.py --datasets cluttered-mnist --avp runs/demo/avp --prior runs/demo/prior \\
         --sequences runs/demo/sequences                                    # reuse the demo's BOED artefacts
     python examples/reproduce_mnist.py --scale paper --device cuda --out runs/reproduce-paper   # on a GPU
-    python examples/reproduce_mnist.py --quick --out /tmp/reproduce        # every size shrunk: a smoke run
+    python examples/reproduce_mnist.py --quick --out runs/reproduce        # every size shrunk: a smoke run
 
 Method names are compare_supervision's: none (RAM), ram+ (RAM pretrained with heuristic locations), h1, h5,
 hgs (the digit's bounding box), nogs.  All runs of one dataset use the same data (the sequence store's seed).
@@ -78,7 +78,7 @@ SCALES = {
     # 3,000 on cluttered MNIST). Measured on 2 busy cores: the demo's BOED stages took ~10 min (T = 4), one
     # 15,000-iteration run ~13 min (19 it/s); 6 methods x 3 seeds make ~4 hours per dataset.
     "cpu": Scale(),
-    # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B; ../shared/REFERENCE.md):
+    # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B: Harvey, Teng & Wood, arXiv:1906.05462):
     # N = 200 completions, K1 = 1000, exhaustive search over every location, a 1.5 M-image prior indexed by
     # 256 PCA components, T = 5, GRU hidden 64, Adam 3e-4, batch 64, validation every 100 iterations.
     # Not from the paper (it has no MNIST experiment): the AVP is the small CNN trained to convergence (200 epochs,

@@ -1,5 +1,6 @@
 """Generate docs/RESULTS.md from what exists under runs/: every table and figure, the command that regenerates it,
-the machine it ran on, and an honest comparison with the paper's numbers (../shared/REFERENCE.md).
+the machine it ran on, and an honest comparison with the paper's numbers (Harvey, Teng & Wood,
+arXiv:1906.05462, Table 1).
 
 Nothing is typed in by hand: each section reads a run's summary / manifest / results files, and a section whose
 runs are missing says "not run yet" with the command that makes them.  Figures are copied (or, for the
@@ -25,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _paper_pipeline import machine_info  # noqa: E402
 from compare_supervision import LABELS  # noqa: E402  (method -> the paper's name)
 
-#: The paper's Table 1 (../shared/REFERENCE.md): dataset -> method -> (iterations to convergence, test accuracy %)
+#: The paper's Table 1 (Harvey, Teng & Wood, arXiv:1906.05462): dataset -> method -> (iterations to convergence, test accuracy %)
 PAPER_TABLE1 = {
     "CelebA-HQ (mean of 40 attributes; val. CE within 0.01)": {"RAM": (24_000, 86.7), "PS-NOGS": (3_500, 87.1)},
     "CUB-200-2011 (val. accuracy within 1 %)": {"RAM+": (11_600, 56.3), "PS-HGS": (960, 52.0),
                                                 "PS-NOGS": (640, 55.4), "PS-H1": (240, None), "PS-H5": (400, None)},
 }
-#: Mnih et al. 2014 test errors on 60 x 60 MNIST (REFERENCE.md), for the MNIST sections
+#: Mnih et al. 2014 test errors on 60 x 60 MNIST ("Recurrent Models of Visual Attention", Tables 1-2), for the MNIST sections
 RAM_MNIH = "RAM (Mnih et al. 2014, 60 x 60): translated MNIST 1.54 / 1.22 % test error with 4 / 6 glimpses; " \
            "cluttered MNIST 5.23 % with 8 glimpses (a convolutional net: 7.83 %)"
 BENCHMARKS = ("bench_attention", "bench_avp", "bench_build_prior", "bench_completion", "bench_design",
@@ -109,7 +110,7 @@ def _defaults(cls) -> dict:
 # ---------------------------------------------------------------------------------------------------- sections
 def paper_section(page: Page) -> None:
     page.add("## The paper's numbers (for reference)", "",
-             "Table 1 of Harvey, Teng & Wood (from ../shared/REFERENCE.md). These are CelebA-HQ and CUB-200-2011 "
+             "Table 1 of Harvey, Teng & Wood (arXiv:1906.05462). These are CelebA-HQ and CUB-200-2011 "
              "results; nothing below runs on those datasets (this machine has neither), so the MNIST numbers can "
              "be compared with them only in shape: how many times fewer iterations PS-NOGS needs than RAM, and "
              "whether its accuracy is lower.", "",

@@ -106,12 +106,22 @@ def config_from_dict(cls: type[T], data: dict, strict: bool = True) -> T:
     return cls(**kwargs)
 
 
+#: YAML keys every command's ``--config`` may hold besides its config's fields: the dataset config, read by
+#: ``commands._dataset.dataset_flags`` (dataset, root, data_seed, dataset_options, dataset_from).
+DATASET_KEYS = ("dataset", "root", "data_seed", "dataset_options", "dataset_from")
+
+
 def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path=None, **overrides) -> T:
-    """Defaults < YAML (``yaml_path`` or ``args.config``) < flags that were given < ``overrides``."""
+    """Defaults < YAML (``yaml_path`` or ``args.config``) < flags that were given < ``overrides``.
+
+    The dataset keys of :data:`DATASET_KEYS` in the YAML file are left to the dataset config (unless ``cls`` has
+    such a field)."""
     data: dict[str, Any] = {}
     path = yaml_path or (getattr(args, "config", None) if args is not None else None)
     if path:
-        data.update(load_yaml(path))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        data.update({k: v for k, v in load_yaml(path).items()
+                     if k.replace("-", "_") in fields or k.replace("-", "_") not in DATASET_KEYS})
     names = {f.name for f in dataclasses.fields(cls)}
     if args is not None:
         for name in names:

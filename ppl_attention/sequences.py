@@ -1,6 +1,6 @@
 """Glimpse sequences in the paper's released text format, so the published sequences can be reused.
 
-Two layouts (see /work/shared/REFERENCE.md):
+Two layouts (documented in docs/INTERFACES.md, "Paper sequence files"; samples in tests/fixtures/paper-sequences):
 
 - ``celebhq/{attr}/{img}.txt``: one ``r, c`` line per glimpse (top-left pixel in 224 x 224 space), every line
   ending in a newline;

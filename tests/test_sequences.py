@@ -6,13 +6,12 @@ import torch
 from ppl_attention import GlimpseGrid, read_paper_sequences, write_paper_sequences
 from ppl_attention.sequences import format_paper_sequence, read_paper_sequence_file, stack_sequences
 
-SAMPLES = Path("/work/shared/reference-data/paper-sequences")
+# the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
+SAMPLES = Path(__file__).resolve().parents[0] / "fixtures" / "paper-sequences"
 FOLDERS = [("celebhq/20", GlimpseGrid.celeba_hq, 5), ("celebhq/0", GlimpseGrid.celeba_hq, 3),
            ("birds", GlimpseGrid.cub, 5)]
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="the paper's sample sequences are not here")
 
 
-@needs_samples
 @pytest.mark.parametrize("folder, make_grid, count", FOLDERS)
 def test_samples_round_trip_byte_identical(folder, make_grid, count, tmp_path):
     grid = make_grid()
@@ -34,7 +33,6 @@ def test_samples_round_trip_byte_identical(folder, make_grid, count, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.txt" for i in seqs)  # no temp files left
 
 
-@needs_samples
 def test_sample_details():
     birds = read_paper_sequences(SAMPLES / "birds", GlimpseGrid.cub())
     assert birds[0].image_path == "data/birds/train/images/1.png"

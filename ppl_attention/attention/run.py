@@ -90,7 +90,8 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     torch.manual_seed(derive_seed(seed, "init"))
     net = build_network(train_ds, net_cfg).to(device)
     manifest_config = {"run": config_to_dict(run), "train": config_to_dict(cfg), "network": net.to_config(),
-                       "seed": seed, "data_seed": getattr(train_ds, "seed", None)}
+                       "seed": seed, "data_seed": getattr(train_ds, "seed", None),
+                       "data": getattr(train_ds, "data_spec", None)}
     _check_resumable(out, run, cfg, net, seed, manifest_config)  # before anything is written
     write_manifest(out, "attention-run", manifest_config,
                    inputs={"sequences": run.sequences, "epe_first": run.epe_first})

@@ -164,7 +164,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
     if config.get("dataset") != dataset:
         raise ValueError(f"--sequences {store_dir} was built for dataset {config.get('dataset')!r}, "
                          f"expected {dataset!r}")
-    store_seed = config.get("seed")
+    store_seed = (config.get("data") or {}).get("seed", config.get("seed"))  # the split seed of its images
     if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
         raise ValueError(f"--sequences {store_dir} was made for the training data of seed {store_seed}, but this "
                          f"run's training data uses seed {data_seed}: pass --data-seed {store_seed}")

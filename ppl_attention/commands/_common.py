@@ -10,9 +10,9 @@ __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", 
            "check_number"]
 
 
-def write_summary(out_dir, summary: dict) -> Path:
-    """Write ``summary.json`` next to a command's outputs and print a short version."""
-    path = atomic_write_json(Path(out_dir) / "summary.json", summary)
+def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
+    """Write ``summary.json`` (or ``name``) next to a command's outputs and print a short version."""
+    path = atomic_write_json(Path(out_dir) / name, summary)
     print_summary(summary)
     print(f"summary written to {path}")
     return path

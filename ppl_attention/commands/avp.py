@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
+from ._dataset import add_dataset_arguments, resolve_dataset
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,7 @@ def register(sub, common):
                        description="Train the attentional variational posterior on masked images with t ~ U{0..T} "
                        "random glimpses; keeps the best validation-NLL epoch, stops early, resumes from DIR's "
                        "checkpoint, calibrates a temperature. Writes DIR/avp.safetensors, avp.json, manifest.json.")
-    p.add_argument("--dataset", default="cluttered-mnist", help="dataset name (default: cluttered-mnist)")
-    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    add_dataset_arguments(p, default="cluttered-mnist")
     p.add_argument("--train-size", type=int, default=None,
                    help="training canvases per epoch for MNIST datasets (fresh canvases every epoch)")
     p.add_argument("--out", required=True, type=Path, help="output AVP directory")
@@ -34,10 +34,12 @@ def register(sub, common):
                        description="Evaluate a trained AVP directory on the test split: every image under --draws "
                        "random glimpse sets per t; ECE with a bootstrap 95%% interval over images and the noise "
                        "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
-                       "DIR/avp_evaluation.png. --recalibrate first refits the calibration on the validation split "
+                       "DIR/avp_evaluation.png (evaluation_summary.json; train-avp's summary.json is kept). The "
+                       "dataset, its root, split seed and options are read from DIR's manifest (so the test split "
+                       "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate first refits the calibration on the validation split "
                        "and rewrites DIR's weights and manifest.")
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
-    e.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    add_dataset_arguments(e, reads="the AVP")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
     e.add_argument("--max-glimpses", type=int, default=None, help="largest t (default: the T it was trained with)")
     e.add_argument("--batch-size", type=int, default=512, help="masked images per forward pass")
@@ -62,7 +64,6 @@ def _init_distributed(device):
 def run_train(args):
     import torch.distributed as dist
 
-    from ..data import load_dataset
     from ..posterior.training import TrainAVPConfig, train_avp
     from ..runtime import resolve_device, seed_everything
     from ._common import write_summary
@@ -82,16 +83,19 @@ def run_train(args):
         import torch
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     seed_everything(args.seed)
+    previous = [args.out] if (args.out / "manifest.json").is_file() else []  # a finished AVP: same data
+    spec = resolve_dataset(args, previous, default="cluttered-mnist")
     kw = {"size": args.train_size} if args.train_size is not None else {}
-    train = load_dataset(args.dataset, root=args.root, split="train", seed=args.seed, **kw)
-    valid = load_dataset(args.dataset, root=args.root, split="valid", seed=args.seed)
+    train = spec.load("train", **kw)
+    valid = spec.load("valid")
     try:
-        model = train_avp(train, valid, args.out, cfg, seed=args.seed, device=device, dataset_name=args.dataset)
+        model = train_avp(train, valid, args.out, cfg, seed=args.seed, device=device, dataset_name=spec.name)
         rank = dist.get_rank() if started else 0
         if rank == 0:
             from ..artifacts import read_json
             hist = read_json(args.out / "history.json")
-            write_summary(args.out, {"dataset": args.dataset, "out": str(args.out), "config": config_to_dict(cfg),
+            write_summary(args.out, {"dataset": spec.name, "data": spec.describe(), "out": str(args.out),
+                                     "config": config_to_dict(cfg),
                                      "best_epoch": hist["best_epoch"], "epochs_run": len(hist["history"]),
                                      "best_valid_nll": min(h["valid_nll"] for h in hist["history"]),
                                      "temperature": float(model.temperature)})
@@ -101,24 +105,23 @@ def run_train(args):
     return 0
 
 
-def _recalibrate(avp, directory: Path, manifest: dict, T: int, args, device) -> dict:
+def _recalibrate(avp, directory: Path, manifest: dict, T: int, args, device, spec) -> dict:
     """Refit ``avp``'s calibration on the validation split and rewrite ``directory`` (weights + manifest)."""
-    from ..data import load_dataset
     from ..posterior import calibrate_avp, save_avp
 
     cfg = manifest["config"]
-    valid = load_dataset(cfg["dataset"], root=args.root, split="valid", seed=args.seed)
+    valid = spec.load("valid")
     calibration = calibrate_avp(avp, valid, T, seed=args.seed, batch_size=args.batch_size, device=device,
                                 draws=args.calibration_draws)
     own = {"dataset", "backbone", "head", "grid", "T", "normalisation", "temperature", "fraction_temperatures"}
     save_avp(avp, directory, cfg["dataset"], cfg["T"], extra_config={
-        **{k: v for k, v in cfg.items() if k not in own}, "calibration": calibration}, inputs=manifest.get("inputs"))
+        **{k: v for k, v in cfg.items() if k not in own}, "data": spec.to_dict(), "calibration": calibration},
+        inputs=manifest.get("inputs"))
     return calibration
 
 
 def run_evaluate(args):
     from ..artifacts import atomic_write_json, read_manifest
-    from ..data import load_dataset
     from ..plots.posterior import plot_avp_evaluation
     from ..posterior import evaluate_avp, load_avp
     from ..runtime import resolve_device
@@ -142,14 +145,15 @@ def run_evaluate(args):
     T = cfg["T"] if args.max_glimpses is None else args.max_glimpses
     if T < 0:
         raise ValueError(f"--max-glimpses must be >= 0, got {T}")
-    data = load_dataset(cfg["dataset"], root=args.root, split=args.split, seed=args.seed)
+    spec = resolve_dataset(args, [args.dir], default=None)
+    data = spec.load(args.split)
     from ..sensor import check_sensor
 
-    check_sensor(avp.grid, data.grid, f"the AVP {args.dir}", f"the dataset {cfg['dataset']}'s sensor")
-    calibration = _recalibrate(avp, args.dir, manifest, T, args, device) if args.recalibrate else None
+    check_sensor(avp.grid, data.grid, f"the AVP {args.dir}", f"the dataset {spec.describe()}'s sensor")
+    calibration = _recalibrate(avp, args.dir, manifest, T, args, device, spec) if args.recalibrate else None
     result = evaluate_avp(avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device, bins=args.bins,
                           draws=args.draws)
-    result.update(dataset=cfg["dataset"], split=args.split, seed=args.seed)
+    result.update(dataset=cfg["dataset"], split=args.split, seed=args.seed, data=spec.to_dict())
     if calibration is not None:
         result["recalibrated"] = calibration
     atomic_write_json(args.dir / "evaluation.json", result)
@@ -157,7 +161,7 @@ def run_evaluate(args):
                                  title=f"AVP on {cfg['dataset']} ({args.split})")
     rows = result["per_glimpses"]
     write_summary(args.dir, {
-        "dataset": cfg["dataset"], "split": args.split, "images": rows[0]["images"], "draws": args.draws,
+        "dataset": cfg["dataset"], "data": spec.describe(), "split": args.split, "images": rows[0]["images"], "draws": args.draws,
         "full_image_accuracy": round(result["full_image"]["accuracy"], 4),
         "accuracy_by_t": [round(r["accuracy"], 4) for r in rows],
         "nll_by_t": [round(r["nll"], 4) for r in rows],
@@ -166,5 +170,5 @@ def run_evaluate(args):
         "ece_noise_floor_by_t": [round(r["ece_noise_floor"], 4) for r in rows],
         "uncalibrated_ece_by_t": [round(r["uncalibrated"]["ece"], 4) for r in rows],
         "calibration": result["calibration"], "evaluation": str(args.dir / "evaluation.json"),
-        "figure": str(figure)})
+        "figure": str(figure)}, name="evaluation_summary.json")
     return 0

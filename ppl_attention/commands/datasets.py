@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._common import print_summary
+from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
@@ -17,23 +18,12 @@ def register(sub, common):
     pl.set_defaults(func=run_list)
     ps = dsub.add_parser("show", parents=[common], help="draw samples of a dataset with its glimpse grid")
     ps.add_argument("name", help="dataset name (see `ppl-attention datasets`)")
-    ps.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
     ps.add_argument("--split", default="train", choices=["train", "valid", "test"], help="split (default: train)")
     ps.add_argument("--n", type=int, default=8, help="number of samples (default: 8)")
     ps.add_argument("--out", required=True, type=Path, help="output image (PNG)")
     ps.add_argument("--attribute", default=None, help="celeba-hq: attribute name or index 0-39 (default: all 40)")
-    ps.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra dataset keyword argument, e.g. --option size=128 (repeatable)")
+    add_dataset_arguments(ps, name=False, default="NAME")
     ps.set_defaults(func=run_show)
-
-
-def _parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def run_list(args):
@@ -48,23 +38,13 @@ def run_list(args):
 
 
 def run_show(args):
-    from ..data import load_dataset
     from ..plots.data import plot_samples
 
     if args.n <= 0:
         raise ValueError(f"--n must be a positive number of samples, got {args.n}")
-    kw = {}
-    for spec in args.option:
-        if "=" not in spec:
-            raise ValueError(f"--option takes KEY=VALUE, got {spec!r}")
-        key, value = spec.split("=", 1)
-        kw[key.strip().replace("-", "_")] = _parse_value(value.strip())
     if args.attribute is not None:
-        kw["attribute"] = args.attribute
-    try:
-        ds = load_dataset(args.name, root=args.root, split=args.split, seed=args.seed, **kw)
-    except TypeError as e:  # an --option the dataset does not take
-        raise ValueError(f"--option {sorted(kw)} not accepted by dataset {args.name!r}: {e}") from None
+        args.dataset_option = (args.dataset_option or []) + [f"attribute={args.attribute}"]
+    ds = resolve_dataset(args, positional_name=args.name).load(args.split)
     path = plot_samples(ds, args.out, n=args.n)
     g = ds.grid
     print_summary({"dataset": ds.name, "split": args.split, "items": len(ds), "classes": ds.num_classes,

@@ -13,6 +13,7 @@ from typing import Optional
 
 from ..config import add_config_arguments, build_config, config_to_dict
 from ._common import check_in_dir, check_int, check_number, check_out_dir, check_out_file, write_summary
+from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 @dataclass
@@ -23,8 +24,6 @@ class GenerateConfig:
     prior: Optional[str] = field(default=None, metadata={"help": "prior directory (image database + PCA index); "
                                                                  "required"})
     out: Optional[str] = field(default=None, metadata={"help": "sequence store directory; required"})
-    dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset name"})
-    root: Optional[str] = field(default=None, metadata={"help": "dataset folder, for datasets read from disk"})
     split: str = field(default="train", metadata={"help": "split whose images are designed",
                                                   "choices": ["train", "valid", "test"]})
     task: str = field(default="label", metadata={"help": "'label', or the attribute index of a multi-label AVP "
@@ -48,7 +47,8 @@ class GenerateConfig:
     k1: int = field(default=1000, metadata={"help": "proposal draws of the importance sampler"})
     sigma: Optional[list[float]] = field(default=None, metadata={
         "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
-                "default: the MNIST schedule 192*sqrt(t); the paper's CelebA-HQ schedule is 5 10 20 40"})
+                "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); CelebA-HQ: the paper's 5 10 20 40; "
+                "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)"})
     sigma_q: Optional[list[float]] = field(default=None, metadata={
         "help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"})
     target_ess: Optional[float] = field(default=None, metadata={
@@ -74,6 +74,7 @@ def register(sub, common):
                        "skips finished images; a store built with another config is refused. Images: the first "
                        "--num-images of --split (or --indices).")
     add_config_arguments(p, GenerateConfig, skip=("T",))
+    add_dataset_arguments(p, reads="the AVP and the prior")
     p.add_argument("-T", "--glimpses", dest="T", type=int, default=None, help="glimpses per sequence (default 4)")
     p.set_defaults(func=run_generate)
 
@@ -106,15 +107,15 @@ def register(sub, common):
     v.add_argument("store", type=Path, help="sequence store, generated for held-out images (--split valid/test)")
     v.add_argument("--avp", required=True, type=Path, help="AVP directory used to classify")
     v.add_argument("--out", required=True, type=Path, help="PNG to write (curves go to the same name .json)")
-    v.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    add_dataset_arguments(v, reads="the store and the AVP")
     v.add_argument("--repeats", type=int, default=8, help="random / heuristic sequences per image (default 8)")
     v.set_defaults(func=run_plot_validity)
 
     q.add_argument("store", type=Path, help="sequence store directory")
     q.add_argument("--index", type=int, required=True, help="image index")
     q.add_argument("--out", required=True, type=Path, help="PNG to write")
-    q.add_argument("--dataset", default=None, help="draw the image too (dataset name; default: the store's)")
-    q.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    q.add_argument("--no-image", action="store_true", help="draw the EPE maps only (not the image)")
+    add_dataset_arguments(q, reads="the store")
     q.set_defaults(func=run_plot_epe)
 
 
@@ -148,12 +149,23 @@ def run_generate(args):
     shard = parse_shard(cfg.shard)
     indices = cfg.indices if cfg.indices is not None else range(cfg.num_images)
     device = resolve_device(args.device)
+    # the dataset (name, root, split seed, options) is the AVP's and the prior's; flags may only repeat it
+    spec = resolve_dataset(args, [avp, prior] + ([out] if (out / "manifest.json").is_file() else []), default=None)
+    data = spec.load(cfg.split)
+    if cfg.sigma:
+        sigma, sigma_from = [float(v) for v in cfg.sigma], "--sigma"
+    elif getattr(data, "noise_schedule", None):
+        sigma, sigma_from = [float(v) for v in data.noise_schedule], f"the {spec.name} dataset's default"
+    else:
+        raise ValueError(f"dataset {spec.name!r} has no default noise schedule: give --sigma (0..255 stds after "
+                         f"1, 2, ... glimpses)")
+    print(f"  noise schedule (sigma, 0..255 after 1, 2, ... glimpses): {sigma} ({sigma_from})")
     search_options = parse_search_options(cfg.search, cfg.search_options)
     settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat,
                               search_options=search_options)
-    factory = ImageFactory(cfg.dataset, str(avp), str(prior), cfg.split, cfg.root, args.seed,
+    factory = ImageFactory(spec.name, str(avp), str(prior), cfg.split, spec.root, spec.seed,
                            _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
-                           sigma=tuple(cfg.sigma) if cfg.sigma else None,
+                           sigma=tuple(sigma), options=spec.options,
                            sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision)
     problem, image_fn = factory()
@@ -164,12 +176,12 @@ def run_generate(args):
         bad = [i for i in indices if i >= size]
         if bad:
             what = "--indices" if cfg.indices is not None else "--num-images"
-            raise ValueError(f"{what}: the {cfg.split} split of {cfg.dataset} has {size} images (indices 0.."
+            raise ValueError(f"{what}: the {cfg.split} split of {spec.name} has {size} images (indices 0.."
                              f"{size - 1}), got {'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
-    config = {"dataset": cfg.dataset, "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
+    config = {"dataset": spec.name, "data": spec.to_dict(), "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
               "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
               "allow_repeat": cfg.allow_repeat,
-              "seed": args.seed, "k1": cfg.k1, "sigma": cfg.sigma, "sigma_q": cfg.sigma_q,
+              "seed": args.seed, "k1": cfg.k1, "sigma": sigma, "sigma_q": cfg.sigma_q,
               "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": cfg.precision,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
@@ -183,7 +195,8 @@ def run_generate(args):
         if not existed:  # failed before writing anything: leave --out as it was
             store.remove_if_empty()
         raise
-    write_summary(out, {"store": str(out), "shard": f"{shard[0]}/{shard[1]}", **counts,
+    write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
+                        "noise_schedule_from": sigma_from, "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
     return 0
 
@@ -246,13 +259,13 @@ def run_plot_epe(args):
     store = SequenceStore.open(args.store)
     rec = store.record(args.index)
     image = None
-    dataset = args.dataset or store.config.get("dataset")
-    if args.dataset is not None or (dataset in ("cluttered-mnist", "translated-mnist")):
-        from ..data import load_dataset
-
-        data = load_dataset(dataset, root=args.root, split=store.config.get("split", "train"),
-                            seed=int(store.config.get("seed", 0)))
-        image = data[args.index]["image"]
+    dataset = store.config.get("dataset")
+    if not args.no_image and dataset not in (None, "toy"):
+        # the store's dataset (name, root, split seed, options); a dataset it cannot find is an error, not a
+        # figure silently drawn without its image
+        spec = resolve_dataset(args, [args.store], default=None)
+        dataset = spec.name
+        image = spec.load(store.config.get("split", "train"))[args.index]["image"]
     path = plot_epe_steps(store.epe_maps(args.index), rec["locations"], store.grid, args.out, image,
                           title=f"{dataset} image {args.index}: EPE of every candidate")
     print(f"wrote {path}")
@@ -263,7 +276,6 @@ def run_plot_validity(args):
     import torch
 
     from ..artifacts import atomic_write_json
-    from ..data import load_dataset
     from ..design.evaluate import compare_sequences
     from ..design.store import SequenceStore
     from ..plots.design import plot_accuracy_by_glimpse
@@ -281,8 +293,8 @@ def run_plot_validity(args):
     from ..sensor import check_sensor
 
     check_sensor(avp.grid, store.grid, f"--avp {args.avp}", f"the store {args.store}'s sensor")
-    data = load_dataset(store.config["dataset"], root=args.root, split=store.config.get("split", "train"),
-                        seed=int(store.config.get("seed", 0)))
+    spec = resolve_dataset(args, [args.store, args.avp], default=None)
+    data = spec.load(store.config.get("split", "train"))
     idx = sorted(seqs)
     images = torch.stack([data[i]["image"] for i in idx])
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in idx])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
 from ._common import write_summary
+from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 @dataclass
@@ -31,10 +32,8 @@ def register(sub, common):
                        description="Build DIR/database (memory-mapped uint8 images + labels) and DIR/pca (faiss PCA "
                        "codes + glimpse energies) in streaming chunks. An interrupted build resumes when run again "
                        "with the same settings; manifest.json is written last.")
-    p.add_argument("--dataset", default="cluttered-mnist",
-                   help="cluttered-mnist / translated-mnist (random training digits at random positions), or any "
-                        "dataset name of load_dataset (its training images)")
-    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
+    add_dataset_arguments(p, default="cluttered-mnist (random training digits at random positions), or any "
+                          "dataset of load_dataset (its training images); --dataset-from AVP_DIR takes the AVP's")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a finished prior built with other settings")
     add_config_arguments(p, BuildPriorConfig)
@@ -55,22 +54,24 @@ def run(args):
     check_int("--chunk-size", cfg.chunk_size)
     check_int("--shift", cfg.shift, minimum=0)
     check_out_dir(args.out)
-    if args.dataset.startswith(("cluttered-mnist", "translated-mnist")):
-        from ..data import load_dataset
-
-        if args.root is not None:
-            raise ValueError(f"--root is not used by {args.dataset} (built from bundled digits), got {args.root!r}")
-        ds = load_dataset(args.dataset, split="train", seed=args.seed, size=1)  # its canvas settings and sensor
-        source = mnist_canvas_source("train", cluttered=ds.cluttered, canvas_size=ds.canvas_size,
-                                     n_clutter=ds.n_clutter, clutter_size=ds.clutter_size)
-        grid = ds.grid
+    previous = [args.out] if (args.out / "manifest.json").is_file() else []
+    spec = resolve_dataset(args, previous, default="cluttered-mnist")
+    data = spec.to_dict()
+    if spec.name.startswith(("cluttered-mnist", "translated-mnist")):
+        if spec.root is not None:
+            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
+        dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
+        render = {k: getattr(dataset, k) for k, default in (("canvas_size", 60), ("n_clutter", 4),
+                                                            ("clutter_size", 8)) if getattr(dataset, k) != default}
+        source = mnist_canvas_source("train", cluttered=dataset.cluttered, **render)
+        grid = dataset.grid
         n = cfg.size
+        data["seed"] = None  # fresh canvases of the training digits: no split seed (the digits' split is fixed)
     else:
-        from ..data import load_dataset
-        dataset = load_dataset(args.dataset, root=args.root, split="train", seed=args.seed)
+        dataset = spec.load("train")
         if cfg.flip and not getattr(dataset, "allows_flip", False):
-            raise ValueError(f"--flip was given but {args.dataset} does not allow horizontal flips")
-        source = DatasetSource(dataset, name=args.dataset)
+            raise ValueError(f"--flip was given but {spec.name} does not allow horizontal flips")
+        source = DatasetSource(dataset, name=spec.name)
         grid = dataset.grid
         n = min(cfg.size, len(dataset))
     index_config = PCAIndexConfig(components=cfg.components, fit_samples=cfg.fit_samples,
@@ -78,8 +79,8 @@ def run(args):
     t0 = time.perf_counter()
     summary = build_prior(args.out, source, n, grid, index_config, chunk_size=cfg.chunk_size, seed=args.seed,
                           flip=cfg.flip, overwrite=args.overwrite,
-                          extra={"dataset": args.dataset, "command": config_to_dict(cfg)})
-    summary.update({"dataset": args.dataset, "seconds": round(time.perf_counter() - t0, 2),
+                          extra={"dataset": spec.name, "data": data, "command": config_to_dict(cfg)})
+    summary.update({"dataset": spec.name, "data": spec.describe(), "seconds": round(time.perf_counter() - t0, 2),
                     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
     write_summary(args.out, summary)
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 from ..config import add_config_arguments
 from ..runtime import resolve_device, seed_everything
 from ._common import check_in_dir, check_int, check_out_dir, check_out_file, write_summary
+from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
@@ -18,14 +19,14 @@ def register(sub, common):
                        description="Train a hard-attention network with partial supervision. Running the same "
                        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--root", default=None, help="dataset folder, for datasets read from disk")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; "
                    "1 is fastest for the small MNIST network on a busy machine)")
     p.add_argument("--pretrain", action="store_const", const=True, default=None,
                    help="pretrain embedder, core and classifier with fixed location distributions, then freeze "
                         "them while the policy trains (RAM+)")
-    add_config_arguments(p, RunConfig)
+    add_config_arguments(p, RunConfig, skip=("dataset", "data_seed"))
+    add_dataset_arguments(p, default="cluttered-mnist, or the --sequences store's (for nogs, also its split seed)")
     add_config_arguments(p, TrainConfig)
     add_config_arguments(p, NetworkConfig)
     p.set_defaults(func=run_train)
@@ -51,7 +52,9 @@ def _configs(args):
     classes = (RunConfig, TrainConfig, NetworkConfig)
     data = {k.replace("-", "_"): v for k, v in (load_yaml(args.config) if args.config else {}).items()}
     names = [{f.name for f in dataclasses.fields(c)} for c in classes]
-    unknown = sorted(set(data) - set().union(*names))
+    from ..config import DATASET_KEYS
+
+    unknown = sorted(set(data) - set().union(*names) - set(DATASET_KEYS))
     if unknown:
         raise ValueError(f"--config {args.config}: unknown field(s) {unknown}")
     out = []
@@ -99,7 +102,6 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
 
 def run_train(args):
     from ..attention.run import train_run
-    from ..data import load_dataset
 
     import torch
 
@@ -109,13 +111,26 @@ def run_train(args):
             raise ValueError(f"--threads must be a positive int, got {args.threads}")
         torch.set_num_threads(args.threads)
     check_out_dir(args.out)
-    store_seed = _check_early(run, cfg, net_cfg)
-    if run.data_seed is None:  # the store's images are those of its own seed; other runs use their own seed
-        run.data_seed = int(store_seed) if run.supervision == "nogs" and store_seed is not None else args.seed
+    if run.supervision == "nogs" and run.sequences is None:
+        raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
+    # The dataset: the store's (name, root, options; for nogs also its split seed, the images its sequences were
+    # made for) and a resumed run's; flags may only repeat them.  Other runs use --data-seed, else --seed.
+    artefacts = []
+    if run.sequences is not None:
+        from ..data.spec import recorded_spec
+
+        label, recorded = recorded_spec(run.sequences)
+        if recorded and run.supervision != "nogs":
+            recorded = {k: v for k, v in recorded.items() if k != "seed"}
+        artefacts.append((label, recorded))
+    if (args.out / "manifest.json").is_file():
+        artefacts.append(args.out)
+    spec = resolve_dataset(args, artefacts, default=run.dataset)
+    run.dataset, run.data_seed = spec.name, spec.seed
+    _check_early(run, cfg, net_cfg)
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    kw = {} if args.root is None else {"root": args.root}
-    datasets = {s: load_dataset(run.dataset, split=s, seed=run.data_seed, **kw) for s in ("train", "valid", "test")}
+    datasets = {s: spec.load(s) for s in ("train", "valid", "test")}
     summary = train_run(run, cfg, net_cfg, datasets, args.out, args.seed, device, progress=not args.no_progress)
     write_summary(args.out, summary)
     return 0

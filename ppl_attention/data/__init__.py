@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["load_dataset", "DATASETS", "DatasetInfo", "dataset_names"]
+__all__ = ["load_dataset", "DATASETS", "DatasetInfo", "dataset_names", "DatasetSpec"]
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,28 @@ DATASETS: dict[str, DatasetInfo] = {
                              "CelebA-HQ faces and their 40 binary attributes, from a local folder"),
     "cub": DatasetInfo("cub", "200", "3 x 128 x 128", "cub: 32x32 glimpses, 13x13 = 169", True,
                        "CUB-200-2011 birds cropped to their bounding box, with 15 part locations"),
-    "folder": DatasetInfo("folder", "from labels.csv", "3 x size x size (default 64)", "scaled to the size", True,
-                          "any folder of images with a filename,label CSV"),
+    "folder": DatasetInfo("folder", "from labels.csv", "channels x size x size (default 3 x 64 x 64)",
+                          "glimpse_size (size/5), stride (glimpse/2)", True,
+                          "any folder of images with a filename,label CSV; options size, channels, glimpse_size, "
+                          "stride, noise_schedule"),
 }
+
+
+def _class_of(name: str):
+    """The class that builds dataset ``name``; its constructor's keyword arguments are the dataset's options."""
+    if name in ("translated-mnist", "cluttered-mnist"):
+        from .mnist import MnistCanvases
+        return MnistCanvases
+    if name == "celeba-hq":
+        from .celeba_hq import CelebAHQ
+        return CelebAHQ
+    if name == "cub":
+        from .cub import CUB
+        return CUB
+    if name == "folder":
+        from .folder import ImageFolderCSV
+        return ImageFolderCSV
+    raise ValueError(f"dataset name must be one of {dataset_names()}, got {name!r}")
 
 
 def dataset_names() -> list[str]:
@@ -98,4 +117,14 @@ def load_dataset(name: str, root=None, split: str = "train", seed: int = 0, **kw
         raise ValueError(f"seed must be an int, got {seed!r}")
     if not name.startswith(("translated-mnist", "cluttered-mnist")) and root is None:
         raise ValueError(f"dataset {name!r} is read from disk and needs root (its folder), got root=None")
-    return _BUILDERS[name](root=root, split=split, seed=seed, **kw)
+    try:
+        return _BUILDERS[name](root=root, split=split, seed=seed, **kw)
+    except TypeError as e:  # an option the dataset's class does not take
+        if "unexpected keyword argument" not in str(e):
+            raise
+        from .spec import option_defaults
+        raise ValueError(f"dataset {name!r} takes no option(s) {sorted(set(kw) - set(option_defaults(name)))}; "
+                         f"its options are {sorted(option_defaults(name))}") from None
+
+
+from .spec import DatasetSpec  # noqa: E402  (light: torch is imported only when a dataset is built)

@@ -132,6 +132,9 @@ class CelebAHQ(LazyChannelStats, Dataset):
 
     channels = 3
     allows_flip = True
+    #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
+    #: the paper's CelebA-HQ schedule (app. A.3).
+    noise_schedule = (5.0, 10.0, 20.0, 40.0)
 
     def __init__(self, root, split: str = "train", seed: int = 0, attribute=None, annotations=None,
                  size: int = 224, stats_images: int = 256, _stats: bool = True):

@@ -125,6 +125,9 @@ class CUB(LazyChannelStats, Dataset):
 
     channels = 3
     allows_flip = True
+    #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
+    #: the paper's CUB sigma_p = 80 (app. A.3).
+    noise_schedule = (80.0,)
     task = "categorical"
 
     def __init__(self, root, split: str = "train", seed: int = 0, valid_size: int = PAPER_VALID_SIZE,

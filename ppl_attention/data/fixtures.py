@@ -12,7 +12,7 @@ import numpy as np
 from .celeba_hq import CELEBA_ATTRIBUTES
 
 __all__ = ["fixture_colour", "fixture_attributes", "make_celeba_hq_folder", "make_cub_folder",
-           "make_image_folder", "CUB_BOX_COLOUR", "CUB_BACKGROUND"]
+           "make_image_folder", "make_digits_folder", "CUB_BOX_COLOUR", "CUB_BACKGROUND"]
 
 CUB_BOX_COLOUR = (200, 40, 10)
 CUB_BACKGROUND = (0, 90, 250)
@@ -121,5 +121,29 @@ def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "
     for k, label in enumerate(labels):
         _save(root / f"{k}.png", np.full((*size, 3), (20 * k) % 256))
         rows.append(f"{k}.png,{label}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def make_digits_folder(root, per_class: int | None = None, classes=range(10), upscale: int = 1) -> Path:
+    """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
+    mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` and ``labels.csv`` (``filename,label``).
+
+    ``per_class``: the first that many images of each class (default: all, about 180 per class); ``upscale``: write
+    them ``8 * upscale`` pixels wide (nearest neighbour) -- the folder dataset resizes them anyway (option ``size``).
+    """
+    from sklearn.datasets import load_digits
+
+    root = Path(root)
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    rows = ["filename,label"]
+    for c in classes:
+        members = np.flatnonzero(digits.target == c)[:per_class]
+        for k in members:
+            img = images[k].repeat(upscale, 0).repeat(upscale, 1) if upscale > 1 else images[k]
+            name = f"{c}/{k:04d}.png"
+            _save(root / name, img)
+            rows.append(f"{name},{c}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root

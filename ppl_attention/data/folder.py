@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,23 @@ def _sorted_labels(labels: list[str]) -> list[str]:
     return sorted(unique)
 
 
+#: The folder's default glimpse-noise schedule for the importance-sampling completion (std on 0..255 pixels after
+#: 1, 2, ... glimpses, the last repeating): ``192 sqrt(t)``, the schedule measured on MNIST's glimpses (see
+#: ``completion.importance.default_mnist_schedule``); give ``noise_schedule`` to change it (the paper used
+#: 5 10 20 40 on CelebA-HQ, 80 on CUB).
+DEFAULT_NOISE_SCHEDULE = tuple(round(192.0 * math.sqrt(t), 1) for t in range(1, 6))
+
+
+def _noise_schedule(value) -> tuple[float, ...]:
+    if value is None:
+        return DEFAULT_NOISE_SCHEDULE
+    values = [value] if isinstance(value, (int, float)) else list(value)
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(f"noise_schedule must be positive stds (0..255 pixels) after 1, 2, ... glimpses, "
+                         f"got {value!r}")
+    return tuple(float(v) for v in values)
+
+
 @functools.lru_cache(maxsize=8)
 def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, limit):
     ds = ImageFolderCSV(root, "train", seed, labels=labels, size=size, valid_fraction=valid_fraction,
@@ -63,6 +81,11 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
 
     Label names map to ints in sorted order.  The split is a seeded permutation: ``test_fraction`` and
     ``valid_fraction`` of the images (at least one each when there are 3+ images) go to test and valid.
+
+    Options (``--dataset-option KEY=VALUE`` on every command, recorded in every artefact): ``size`` (side in
+    pixels, default 64), ``channels`` (1 = grayscale, 3 = RGB; or ``grayscale``), ``glimpse_size`` (default
+    size // 5), ``stride`` (default glimpse_size // 2), ``noise_schedule`` (the completion's glimpse noise, default
+    :data:`DEFAULT_NOISE_SCHEDULE`), ``labels``, ``valid_fraction``, ``test_fraction``, ``allows_flip``.
     """
 
     _stats_fn = staticmethod(_stats)  # the mean / std of LazyChannelStats
@@ -72,9 +95,17 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
 
     def __init__(self, root, split: str = "train", seed: int = 0, labels: str = "labels.csv", size: int = 64,
                  valid_fraction: float = 0.1, test_fraction: float = 0.1, grayscale: bool = False,
-                 glimpse_size: int | None = None, stride: int | None = None, allows_flip: bool = False,
-                 stats_images: int = 256, _stats: bool = True):
+                 channels: int | None = None, glimpse_size: int | None = None, stride: int | None = None,
+                 noise_schedule: list | None = None, allows_flip: bool = False, stats_images: int = 256,
+                 _stats: bool = True):
         self.root = require_dir(root, "image")
+        if channels is not None:
+            if channels not in (1, 3):
+                raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+            if grayscale and channels == 3:
+                raise ValueError("grayscale=true contradicts channels=3")
+            grayscale = channels == 1
+        self.noise_schedule = _noise_schedule(noise_schedule)
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
         if not isinstance(size, (int, np.integer)) or size < 4:

@@ -198,6 +198,9 @@ class MnistCanvases(Dataset):
     channels = 1
     allows_flip = False
     class_names = tuple(str(d) for d in range(10))
+    #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
+    #: ``192 sqrt(t)``, measured on these canvases (``completion.importance.default_mnist_schedule``).
+    noise_schedule = tuple(round(192.0 * (t ** 0.5), 1) for t in range(1, 6))
 
     def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
                  canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,

@@ -31,16 +31,17 @@ class ImageFactory:
     target_ess: float | None = None
     shift: int = 0
     precision: str = "float32"  # of the AVP's forward passes in the EPE loop (float32 or bfloat16)
+    options: tuple = ()  # the dataset's options: sorted (key, value) pairs (``DatasetSpec.options``)
 
     def __call__(self):
         from ..completion.importance import ImportanceCompletion
-        from ..data import load_dataset
+        from ..data.spec import DatasetSpec
         from ..posterior import load_avp
         from ..runtime import resolve_device
 
         device = resolve_device(self.device)
         avp = load_avp(self.avp, device)
-        data = load_dataset(self.dataset, root=self.root, split=self.split, seed=self.seed)
+        data = DatasetSpec(self.dataset, self.root, self.seed, tuple(self.options)).load(self.split)
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")

@@ -14,9 +14,9 @@ __all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse"]
 def _show(ax, image: torch.Tensor):
     img = image.detach().cpu().float()
     if img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
     else:
-        ax.imshow(img.permute(1, 2, 0).clamp(0, 1))
+        ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
     ax.set_xticks([])
     ax.set_yticks([])
 

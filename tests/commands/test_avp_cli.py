@@ -20,8 +20,9 @@ def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     assert [r["t"] for r in ev["per_glimpses"]] == [0, 1, 2] and ev["draws"] == 2
     assert all(r["n"] == 1000 and r["images"] == 500 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1
                and r["ece_low"] <= r["ece_high"] and r["ece_noise_floor"] > 0 for r in ev["per_glimpses"])
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "evaluation_summary.json").read_text())
     assert len(summary["ece_by_t"]) == 3 and len(summary["ece_95_by_t"]) == 3
+    assert "best_epoch" in json.loads((out / "summary.json").read_text())  # train-avp's summary is kept
     assert (out / "avp_evaluation.png").stat().st_size > 1000
     # --recalibrate refits on the validation split and rewrites the AVP directory, keeping its training record
     rc = main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "1", "--recalibrate",

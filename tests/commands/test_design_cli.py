@@ -10,7 +10,8 @@ from ppl_attention.design.sequential import DesignSettings
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.design.toy import ToyFactory
 
-PAPER = Path("/work/shared/reference-data/paper-sequences")
+# the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
+PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"
 
 
 def test_generate_offers_every_search_strategy():

@@ -42,8 +42,11 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
     store = SequenceStore.create(tmp_path / "store", {"dataset": "translated-mnist", "task": "categorical",
                                                       "grid": GlimpseGrid.mnist(), "T": 5})
     store.write_record(0, 0, [1, 2, 3, 4, 5])
-    assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store")]) == 2
-    assert "built for dataset 'translated-mnist', expected 'cluttered-mnist'" in capsys.readouterr().err
+    # the dataset is read from the store; a --dataset that contradicts it is refused, naming both
+    assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store"), "--dataset",
+                        "cluttered-mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset 'cluttered-mnist' contradicts sequences" in err and "'translated-mnist'" in err
     assert main(["plot-attention", f"a={tmp_path / 'nothing'}", "--out", str(tmp_path / "f.png")]) == 2
     assert "no log.csv" in capsys.readouterr().err
 

@@ -14,7 +14,8 @@ from ppl_attention.artifacts import ArtifactError
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.geometry import GlimpseGrid
 
-PAPER = Path("/work/shared/reference-data/paper-sequences")
+# the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
+PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"
 
 
 def _config(**kw):

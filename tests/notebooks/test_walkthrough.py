@@ -25,7 +25,7 @@ def test_walkthrough_runs_small(tmp_path, monkeypatch):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 5  # image, EPE maps, completions, posterior, hard-attention glimpses
 
-    out = tmp_path / "walkthrough"
+    out = tmp_path / "runs" / "walkthrough"  # under runs/, which git ignores
     for name in ("image", "epe", "completions", "posterior", "hard_attention"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
     s = json.loads((out / "walkthrough.json").read_text())

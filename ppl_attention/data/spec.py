@@ -1,0 +1,278 @@
+"""One dataset config -- name, root, split seed and options -- that every command accepts and every artefact records.
+
+A :class:`DatasetSpec` is what a manifest stores under ``config["data"]``::
+
+    {"name": "folder", "root": "/data/digits", "seed": 1, "options": {"size": 32, "grayscale": true, ...}}
+
+``seed`` is the split seed (the folder's train / valid / test permutation, the MNIST canvases); ``options`` are the
+keyword arguments of the dataset's class, *validated by that class's signature* (see :func:`option_defaults`), so
+an option a dataset gains (e.g. a sensor's ``scales``) flows through every command without a change here.  The
+recorded options are complete: every constructor default is filled in, so two specs compare equal exactly when
+they build the same data.
+
+Later commands read the spec from the artefacts they are given (:func:`recorded_spec`) and merge it with what the
+user typed (:func:`resolve_spec`); any disagreement -- between two artefacts, or between a flag and an artefact --
+is an error that names both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = ["DatasetSpec", "DatasetFlags", "option_defaults", "check_options", "recorded_spec", "resolve_spec",
+           "parse_option", "parse_options", "SpecConflict"]
+
+log = logging.getLogger(__name__)
+
+#: Constructor arguments that are not options: they are the spec's other fields, or fixed by the dataset's name.
+_NOT_OPTIONS = {"self", "root", "split", "seed", "cluttered", "kwargs", "args"}
+
+
+class SpecConflict(ValueError):
+    """Two sources (flags, artefacts) disagree about the dataset."""
+
+
+def _json_value(v):
+    """Options as they are written to JSON: tuples -> lists, paths -> str, numpy scalars -> Python."""
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if hasattr(v, "item") and callable(v.item):
+        return v.item()
+    return v
+
+
+def _frozen(v):
+    if isinstance(v, list):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    return v
+
+
+def dataset_class(name: str):
+    """The class that builds dataset ``name`` (imported on demand)."""
+    from . import _class_of
+
+    return _class_of(name)
+
+
+def option_defaults(name: str) -> dict[str, Any]:
+    """The options dataset ``name`` accepts, with their defaults: its class's keyword arguments (not ``root``,
+    ``split``, ``seed``, nor private ``_*`` ones)."""
+    cls = dataset_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    return {k: _json_value(p.default) for k, p in params.items()
+            if k not in _NOT_OPTIONS and not k.startswith("_") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is not inspect.Parameter.empty}
+
+
+def check_options(name: str, options: Mapping[str, Any] | None, where: str = "--dataset-option") -> dict:
+    """``options`` with every default of dataset ``name`` filled in; an unknown key is refused, naming it."""
+    defaults = option_defaults(name)
+    options = {str(k).replace("-", "_"): _json_value(v) for k, v in (options or {}).items()}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"{where}: dataset {name!r} takes no option(s) {unknown}; its options are "
+                         f"{sorted(defaults)}")
+    return {**defaults, **options}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset fully specified: ``load(split)`` builds the same images wherever it runs."""
+
+    name: str
+    root: str | None = None
+    seed: int = 0
+    options: tuple = ()  # sorted (key, value) pairs, values frozen (lists -> tuples): hashable and picklable
+
+    @classmethod
+    def make(cls, name: str, root=None, seed: int = 0, options: Mapping[str, Any] | None = None,
+             where: str = "--dataset-option") -> "DatasetSpec":
+        from . import dataset_names
+
+        if name not in dataset_names():
+            raise ValueError(f"--dataset must be one of {dataset_names()}, got {name!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"the dataset's split seed must be an int, got {seed!r}")
+        full = check_options(name, options, where)
+        root = None if root is None else str(Path(root).expanduser().resolve())
+        return cls(name, root, int(seed), tuple(sorted((k, _frozen(v)) for k, v in full.items())))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "the artefact") -> "DatasetSpec":
+        return cls.make(data["name"], data.get("root"), int(data.get("seed") or 0), data.get("options") or {},
+                        where=where)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of the dataset's class."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.options}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "root": self.root, "seed": self.seed, "options": _json_value(self.kwargs)}
+
+    def describe(self) -> str:
+        given = {k: v for k, v in self.kwargs.items() if option_defaults(self.name).get(k) != _json_value(v)}
+        text = self.name + (f" at {self.root}" if self.root else "") + f", split seed {self.seed}"
+        return text + (f", options {json.dumps(given)}" if given else "")
+
+    def load(self, split: str = "train", **overrides):
+        """The dataset's ``split``; ``overrides`` (e.g. MNIST's per-split ``size``) apply to this split only.
+
+        The returned dataset carries ``data_spec`` (:meth:`to_dict`), which the trainers write to their manifests.
+        """
+        from . import load_dataset
+
+        ds = load_dataset(self.name, root=self.root, split=split, seed=self.seed, **{**self.kwargs, **overrides})
+        try:
+            ds.data_spec = self.to_dict()
+        except AttributeError:  # a dataset that refuses attributes: the spec is then not recorded by the trainers
+            pass
+        return ds
+
+
+@dataclasses.dataclass
+class DatasetFlags:
+    """What the user typed about the dataset (``None`` = not given): flags over ``--config`` YAML keys."""
+
+    name: str | None = None
+    root: str | None = None
+    seed: int | None = None
+    options: dict = dataclasses.field(default_factory=dict)
+    sources: tuple = ()  # artefact directories given with --dataset-from
+
+
+def parse_value(text: str):
+    """A ``KEY=VALUE`` value: int, float, true/false/none, a comma-separated list of those, or a string."""
+    text = text.strip()
+    if "," in text:
+        return [parse_value(t) for t in text.split(",") if t.strip()]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None, "null": None}.get(text.lower(), text)
+
+
+def parse_option(spec: str, flag: str = "--dataset-option") -> tuple[str, Any]:
+    if "=" not in spec:
+        raise ValueError(f"{flag} takes KEY=VALUE, got {spec!r}")
+    key, value = spec.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if not key:
+        raise ValueError(f"{flag} takes KEY=VALUE, got {spec!r}")
+    return key, parse_value(value)
+
+
+def parse_options(specs: Iterable[str], flag: str = "--dataset-option") -> dict[str, Any]:
+    return dict(parse_option(s, flag) for s in specs or ())
+
+
+def recorded_spec(directory) -> tuple[str, dict | None]:
+    """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]``, or for artefacts
+    written before specs were recorded, what can be read from them (name, and the seed where it was the split's).
+    Missing keys mean "not recorded"."""
+    from ..artifacts import read_manifest
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    kind = manifest.get("kind", "artefact")
+    label = f"{kind} {directory}"
+    config = manifest.get("config", {})
+    data = config.get("data")
+    if isinstance(data, dict) and data.get("name"):
+        return label, dict(data)
+    name = config.get("dataset") or (config.get("run") or {}).get("dataset")
+    if not name or name == "toy":
+        return label, None
+    legacy: dict[str, Any] = {"name": name}
+    if kind in ("avp", "sequences") and config.get("seed") is not None:
+        legacy["seed"] = int(config["seed"])  # written when the run seed was also the split seed
+    if kind == "attention-run" and config.get("data_seed") is not None:
+        legacy["seed"] = int(config["data_seed"])
+    return label, legacy
+
+
+def _same_root(a, b) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None]] = (), default_name: str | None =
+                 "cluttered-mnist", default_seed: int = 0) -> DatasetSpec:
+    """Merge what the artefacts record with what the user typed; refuse any contradiction, naming both sides.
+
+    ``artefacts``: ``(label, spec dict)`` pairs, e.g. from :func:`recorded_spec`; a spec dict may lack keys (not
+    recorded).  Flags fill what the artefacts leave open; ``default_name`` / ``default_seed`` what is left.
+    A recorded root that no longer exists is replaced by ``--root`` (the data moved), with a warning.
+    """
+    records = [(label, spec) for label, spec in artefacts if spec]
+    for path in flags.sources:
+        records.append(recorded_spec(path))
+    records = [(label, spec) for label, spec in records if spec]
+    known: dict[str, tuple[str, Any]] = {}  # key -> (label, value) of the first artefact that records it
+
+    def agree(key, label, value, shown=None):
+        if key not in known:
+            known[key] = (label, value)
+            return
+        other, prev = known[key]
+        same = _same_root(prev, value) if key == "root" and prev and value else prev == value
+        if not same:
+            raise SpecConflict(f"{label} records dataset {shown or key} {value!r}, but {other} records {prev!r}")
+
+    name = None
+    for label, spec in records:
+        agree("name", label, spec["name"], "name")
+        name = spec["name"]
+    if flags.name is not None and name is not None and flags.name != name:
+        raise SpecConflict(f"--dataset {flags.name!r} contradicts {known['name'][0]}, which records dataset "
+                           f"{name!r}")
+    name = name or flags.name or default_name
+    if name is None:
+        raise ValueError("--dataset is required (no artefact given records one)")
+    for label, spec in records:
+        if spec.get("root") is not None:
+            agree("root", label, spec["root"])
+        if spec.get("seed") is not None:
+            agree("seed", label, int(spec["seed"]), "split seed")
+        if spec.get("options") is not None:
+            agree("options", label, check_options(name, spec["options"], where=label), "options")
+    root = known.get("root", (None, None))[1]
+    if flags.root is not None:
+        if root is not None and not _same_root(root, flags.root):
+            if Path(root).exists():
+                raise SpecConflict(f"--root {flags.root} contradicts {known['root'][0]}, which records root {root}")
+            log.warning("%s records root %s, which does not exist; using --root %s", known["root"][0], root,
+                        flags.root)
+        root = flags.root
+    seed = known.get("seed", (None, None))[1]
+    if flags.seed is not None:
+        if seed is not None and int(flags.seed) != seed:
+            raise SpecConflict(f"--data-seed {flags.seed} contradicts {known['seed'][0]}, which records split seed "
+                               f"{seed} (another seed splits the images differently, so held-out images would "
+                               f"leak into training): leave --data-seed out, or pass --data-seed {seed}")
+        seed = int(flags.seed)
+    seed = default_seed if seed is None else seed
+    options = known.get("options", (None, None))[1]
+    if options is None:
+        options = check_options(name, flags.options)
+    else:
+        given = check_options(name, {}, "")
+        for key, value in flags.options.items():
+            key = key.replace("-", "_")
+            if key not in given:
+                check_options(name, {key: value})  # raises, naming the key
+            if _json_value(value) != options[key]:
+                raise SpecConflict(f"--dataset-option {key}={value!r} contradicts {known['options'][0]}, which "
+                                   f"records {key}={options[key]!r}")
+    return DatasetSpec.make(name, root, seed, options)
