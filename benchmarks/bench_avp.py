@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.posterior import AVP, AVPConfig, random_locations
 from ppl_attention.posterior.calibration import fraction_knots
 

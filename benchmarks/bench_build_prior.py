@@ -17,7 +17,7 @@ import torch
 from ppl_attention.completion.database import mnist_canvas_source
 from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def main():

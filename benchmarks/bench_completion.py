@@ -27,7 +27,7 @@ from ppl_attention.completion.importance import ImportanceCompletion, open_prior
 from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
 from ppl_attention.data.mnist import load_digits, render_canvases
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def brute_force(db, grid, loc, glimpses, sigma, k2, rng, chunk=65_536):

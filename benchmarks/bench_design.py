@@ -29,7 +29,7 @@ import torch
 from ppl_attention.design.epe import DEFAULT_BATCH_SIZE, entropy_matrix
 from ppl_attention.design.search import run_search
 from ppl_attention.design.sequential import DesignProblem, first_glimpse_epe, image_seed
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.runtime import generator
 
 REPO = Path(__file__).resolve().parents[1]  # runs/ of this repository

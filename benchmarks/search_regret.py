@@ -89,7 +89,7 @@ def replay_one(steps, grid, name: str, options: dict, precision: str) -> dict:
 
 
 def replay(args):
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
 
     recorded = torch.load(args.tables, weights_only=False)
     steps, grid = recorded["steps"], GlimpseGrid.from_dict(recorded["grid"])

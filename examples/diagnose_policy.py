@@ -31,7 +31,7 @@ from ppl_attention.artifacts import atomic_write_json, atomic_write_text, read_j
 from ppl_attention.attention.run import load_run_network
 from ppl_attention.data import load_dataset
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.geometry import NO_GLIMPSE
+from ppl_attention.sensor import NO_GLIMPSE
 from ppl_attention.runtime import generator
 
 MODES = ("own policy", "near-optimal", "random")

@@ -22,7 +22,7 @@ import torch
 
 from ppl_attention.design import DesignProblem, DesignSettings, greedy_sequence
 from ppl_attention.design.toy import DatabaseCompletion, DatabasePosterior, exact_epe
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def sensor_task(num_classes: int = 4, num_sensors: int = 6, seed: int = 0):

@@ -720,6 +720,28 @@ def _sensor_runs(folder: Path) -> list[dict]:
     return out
 
 
+def _sensor_glimpses(page: Page, run: Path) -> None:
+    """The greedy glimpses of a trained retina network on 6 test canvases: nested boxes and what it saw."""
+    import torch
+
+    from ppl_attention.attention.run import load_run_network
+    from ppl_attention.data import load_dataset
+    from ppl_attention.plots.attention import animate_glimpses, plot_glimpse_strip
+
+    cfg = _json(run / "manifest.json")["config"]
+    net = load_run_network(run).eval()
+    data = load_dataset(cfg["run"]["dataset"], split="test", seed=cfg["data_seed"] or 0,
+                        scales=net.grid.scales, scale_factor=net.grid.scale_factor)
+    with torch.no_grad():
+        ro = net(data.images[:6], cfg["train"]["glimpses"], policy="greedy")
+    strip = plot_glimpse_strip(data.images[:6], ro.locations, data.grid, page.figures / "sensor" / "glimpses_retina.png",
+                               labels=data.labels[:6].tolist(), predictions=ro.logits[:, -1].argmax(-1).tolist())
+    animate_glimpses(data.images[:6], ro.locations, data.grid, page.figures / "sensor" / "glimpses_retina.gif")
+    page.link(strip, f"{run.parent.name}/{run.name}: greedy glimpses on 6 test canvases (red: the newest glimpse, "
+                     "its coarser scales dashed; last column: what the sensor showed, the pooled coarse scales where "
+                     "no fovea looked); animation: glimpses_retina.gif")
+
+
 def sensor_section(page: Page, runs: Path, here: dict) -> None:
     """RAM with Mnih's retina against the single patch (``runs/sensor/*``) and the AVP with each sensor."""
     page.add("## The sensor: Mnih's 3-scale retina against one 12 x 12 patch", "")
@@ -768,6 +790,10 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
             path = plot_validation_curves(curves, page.figures / "sensor" / "validation_curves.png",
                                           title="RAM on cluttered MNIST: validation accuracy (greedy policy)")
             page.link(path, "RAM's validation accuracy with the retina and with one patch (mean ± sd over seeds)")
+        retina = [f for f in folders if (f / "none-s0" / "best.safetensors").is_file()
+                  and _json(f / "none-s0" / "manifest.json")["config"]["network"]["grid"].get("scales", 1) > 1]
+        if retina:
+            _sensor_glimpses(page, retina[0] / "none-s0")
     avp = _json(runs / "avp-sensor" / "comparison.json")
     if avp is None:
         page.add("AVP: not run yet. Command: `python examples/avp_sensor_comparison.py --out runs/avp-sensor`", "")

@@ -7,7 +7,7 @@ import logging as _logging
 _logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
 
 from .data import load_dataset
-from .geometry import GlimpseGrid
+from .sensor import GlimpseGrid, Sensor
 from .sequences import read_paper_sequences, write_paper_sequences
 
-__all__ = ["GlimpseGrid", "load_dataset", "read_paper_sequences", "write_paper_sequences"]
+__all__ = ["Sensor", "GlimpseGrid", "load_dataset", "read_paper_sequences", "write_paper_sequences"]

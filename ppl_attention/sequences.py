@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 
 from .artifacts import atomic_write_bytes
-from .geometry import GlimpseGrid
+from .sensor import GlimpseGrid
 
 __all__ = ["PaperSequence", "read_paper_sequence_file", "read_paper_sequences", "write_paper_sequences",
            "format_paper_sequence", "stack_sequences"]

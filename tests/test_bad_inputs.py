@@ -59,7 +59,7 @@ def fx(tmp_path_factory) -> dict:
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.data import load_dataset
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
     from ppl_attention.posterior import save_avp
     from ppl_attention.posterior.network import AVP
     from ppl_attention.posterior.training import TrainAVPConfig, avp_config_for
@@ -361,7 +361,7 @@ def _api_predict_nan(fx):
 
 def _api_network_nan(fx):
     from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
 
     net = HardAttentionNet(GlimpseGrid.mnist(), 10, 1, NetworkConfig(hidden=8, glimpse_dim=8))
     images = torch.rand(2, 1, 60, 60)
@@ -371,7 +371,7 @@ def _api_network_nan(fx):
 
 def _api_network_hidden_0(fx):
     from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
 
     HardAttentionNet(GlimpseGrid.mnist(), 10, 1, NetworkConfig(hidden=0))
 
@@ -394,7 +394,7 @@ def _api_train_avp(**kw):
 
 def _api_store_on_file(fx):
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
 
     SequenceStore.create(fx["file"], {"dataset": "d", "task": "t", "grid": GlimpseGrid.mnist(), "T": 2})
 

@@ -20,7 +20,7 @@ from ppl_attention.artifacts import (ArtifactError, atomic_dir, atomic_write_jso
                                      save_checkpoint)
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": GlimpseGrid.mnist().to_dict(), "T": 2}

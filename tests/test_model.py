@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from pyro.contrib.oed.eig import nmc_eig, posterior_eig
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.model import DecoderPrior, EmpiricalPrior, GlimpseModel, NoiseSchedule, label_entropy
 
 SIGMA = 0.3

@@ -77,7 +77,7 @@ def run(args):
     from ..completion.prior import build_prior
     from ..completion.vae import VAEConfig, evaluate_vae, load_vae, train_vae
     from ..data.mnist import load_digits, render_canvases
-    from ..geometry import GlimpseGrid
+    from ..sensor import GlimpseGrid
     from ..plots.completion import plot_vae_diagnostics
     from ..runtime import derive_seed, generator, resolve_device, seed_everything
 

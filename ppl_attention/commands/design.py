@@ -240,7 +240,7 @@ def run_export(args):
 
 def run_import(args):
     from ..design.store import SequenceStore
-    from ..geometry import GlimpseGrid
+    from ..sensor import GlimpseGrid
 
     check_in_dir(args.src, "src", "a folder of {index}.txt sequence files")
     check_out_dir(args.out)

@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 
 __all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image"]
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..config import config_to_dict
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from .base import Completion, CompletionSamples, check_observations
 from .vae import _check_images, random_glimpse_masks

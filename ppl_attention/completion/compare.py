@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_json, atomic_write_text, write_manifest
 from ..config import config_to_dict
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator
 from .base import Completion, CompletionSamples
 

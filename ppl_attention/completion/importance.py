@@ -235,7 +235,7 @@ class ImportanceCompletion(Completion):
         return pos, valid
 
     def _patch_pixels(self, pos: torch.Tensor) -> torch.Tensor:
-        """Flat pixel indices ``(t, S, C*h*w)`` of stride-1 positions (through the geometry module)."""
+        """Flat pixel indices ``(t, S, C*h*w)`` of stride-1 positions (through the sensor)."""
         t, S = pos.shape
         idx = self._pixel_grid.crop(self._pixel_ids, pos.reshape(1, -1))  # (1, t*S, C, h, w)
         return idx.reshape(t, S, -1)

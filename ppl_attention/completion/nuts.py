@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from .base import Completion, CompletionSamples, check_observations
 from .vae import VAE
 

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import MANIFEST, ArtifactError, atomic_write_bytes, load_weights, read_manifest, save_weights, \
     write_manifest
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed
 from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
 from .database import ImageDatabase

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..artifacts import MANIFEST, read_manifest, write_manifest
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from .database import ImageSource, build_database
 from .importance import PRIOR_KIND
 from .pca_index import PCAIndexConfig, build_pca_index

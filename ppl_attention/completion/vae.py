@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..config import config_to_dict
-from ..geometry import NO_GLIMPSE, GlimpseGrid
+from ..sensor import NO_GLIMPSE, GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 
 __all__ = ["VAEConfig", "VAE", "FreeBitsELBO", "train_vae", "save_vae", "load_vae", "random_glimpse_masks",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir
 
 __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "scaled_celeba_grid"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
 from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir, require_file
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
 
 __all__ = ["load_digits", "render_canvases", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES", "SPLIT_SEED"]

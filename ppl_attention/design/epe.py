@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from .epe import resolve_make_input
 
 __all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences"]

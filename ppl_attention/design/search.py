@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 
 __all__ = ["SearchResult", "CachedScore", "exhaustive_search", "successive_halving", "coarse_to_fine", "racing",
            "SEARCHES", "run_search", "parse_search_options"]

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator
 from .epe import DEFAULT_BATCH_SIZE, PairScorer, check_precision, expected_posterior_entropy
 from .search import SEARCHES, run_search

@@ -26,7 +26,7 @@ import torch
 from ..artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_beside, clean_temporaries,
                          read_json,
                          read_manifest, write_manifest)
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 
 __all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..completion.base import CompletionSamples
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from .sequential import DesignProblem
 
 __all__ = ["DatabasePosterior", "DatabaseCompletion", "exact_epe", "random_database", "ToyFactory"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ._save import plt, save_figure
 
 __all__ = ["glimpse_frequency", "plot_glimpse_frequency", "plot_validation_curves", "plot_glimpse_strip",

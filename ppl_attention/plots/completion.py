@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ._save import plt, save_figure
 
 __all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_vae_diagnostics"]

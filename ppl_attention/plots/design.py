@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..geometry import GlimpseGrid
+from ..sensor import GlimpseGrid
 from ._save import plt, save_figure
 
 __all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import NO_GLIMPSE, GlimpseGrid
+from ..sensor import NO_GLIMPSE, GlimpseGrid
 
 __all__ = ["random_locations", "random_glimpse_mask"]
 

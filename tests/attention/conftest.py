@@ -6,7 +6,7 @@ that changes each epoch.  A network must look at location 0 to classify.
 import pytest
 import torch
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.runtime import derive_seed, generator
 
 

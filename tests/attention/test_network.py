@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from ppl_attention.attention.network import (HardAttentionNet, NetworkConfig, classifier_flops,
                                              flops_per_glimpse)
-from ppl_attention.geometry import GlimpseGrid, NO_GLIMPSE
+from ppl_attention.sensor import GlimpseGrid, NO_GLIMPSE
 
 GRID = GlimpseGrid(12, 4, stride=4)  # 9 locations
 

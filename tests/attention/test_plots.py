@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.plots.attention import (animate_glimpses, glimpse_frequency, plot_glimpse_frequency, plot_glimpse_strip,
                                            plot_stopping_curve, plot_validation_curves)
 

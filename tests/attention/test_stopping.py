@@ -3,7 +3,7 @@ import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from ppl_attention.attention.stopping import gain_targets, stopping_curve, stopping_times
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def test_gain_targets_exact():

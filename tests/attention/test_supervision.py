@@ -7,7 +7,7 @@ from ppl_attention.attention.supervision import (CUB_PART_NAMES, Supervision, bb
                                                  choose_supervised, heuristic_distribution, heuristic_sequences,
                                                  load_first_glimpse_epe, load_store_sequences, parts_sequences)
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.geometry import GlimpseGrid, NO_GLIMPSE
+from ppl_attention.sensor import GlimpseGrid, NO_GLIMPSE
 
 MNIST = GlimpseGrid.mnist()
 

@@ -6,7 +6,7 @@ from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
 from ppl_attention.attention.run import RunConfig, train_run
 from ppl_attention.attention.supervision import Supervision
 from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
-from ppl_attention.geometry import NO_GLIMPSE
+from ppl_attention.sensor import NO_GLIMPSE
 
 NET = NetworkConfig(hidden=16, glimpse_dim=8)
 

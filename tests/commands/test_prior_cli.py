@@ -3,7 +3,7 @@ import json
 
 from ppl_attention.cli import main
 from ppl_attention.completion.importance import ImportanceCompletion, open_prior
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def test_build_prior_small(tmp_path, capsys):

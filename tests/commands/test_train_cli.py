@@ -5,7 +5,7 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,7 +7,7 @@ import torch
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.cgan import (CGANCompletion, CGANConfig, PatchDiscriminator, UNetGenerator,
                                            generator_input, load_cgan, train_cgan)
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
 

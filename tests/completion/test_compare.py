@@ -11,7 +11,7 @@ from ppl_attention.completion.cgan import CGANCompletion, UNetGenerator
 from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions, glimpse_rmse,
                                               label_agreement, mixture_log_likelihood, pairwise_diversity,
                                               train_label_classifier, write_comparison)
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
 LOG_NORM = -0.5 * math.log(2 * math.pi)

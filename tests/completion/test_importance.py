@@ -10,7 +10,7 @@ from ppl_attention.completion.base import CompletionSamples
 from ppl_attention.completion.database import DatasetSource, GeneratorSource, build_database
 from ppl_attention.completion.importance import ImportanceCompletion, ess, residual_resample, temper_to_ess
 from ppl_attention.completion.pca_index import PCAIndexConfig, build_pca_index
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid(12, 4, stride=4)
 

@@ -6,7 +6,7 @@ import torch
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.database import GeneratorSource, build_database
 from ppl_attention.completion.pca_index import PCAIndex, PCAIndexConfig, build_pca_index, pixel_grid
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid(12, 4, stride=4)
 

@@ -9,7 +9,7 @@ from ppl_attention.completion.base import CompletionSamples
 from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
 from ppl_attention.completion.vae import (VAE, FreeBitsELBO, VAEConfig, evaluate_vae, load_vae, random_glimpse_masks,
                                          train_vae)
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
 FAST = NUTSConfig(sigma=0.1, warmup_steps=25, num_samples=20, max_tree_depth=4)

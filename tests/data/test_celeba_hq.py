@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.celeba_hq import CELEBA_ATTRIBUTES, read_attributes, scaled_celeba_grid
 from ppl_attention.data.fixtures import fixture_attributes, fixture_colour, make_celeba_hq_folder
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 @pytest.fixture(scope="module")

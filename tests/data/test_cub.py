@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.cub import _valid_count
 from ppl_attention.data.fixtures import CUB_BOX_COLOUR, make_cub_folder
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.mnist import (MnistCanvases, _all_digits, _split_indices, digit_bboxes, load_digits,
                                       render_canvases)
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def test_splits_partition_the_digits_by_class():

@@ -28,7 +28,7 @@ def preset_sequences(root: Path) -> dict:
     from ppl_attention.completion.pca_index import PCAIndexConfig
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.design.sequential import DesignProblem, DesignSettings, greedy_sequence
-    from ppl_attention.geometry import GlimpseGrid
+    from ppl_attention.sensor import GlimpseGrid
     from ppl_attention.posterior.network import AVPConfig, build_avp
 
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ import torch
 from ppl_attention.design.epe import (avp_guide, entropy_from_logits, entropy_matrix, expected_posterior_entropy,
                                       pyro_nmc_epe, pyro_posterior_epe)
 from ppl_attention.design.toy import DatabaseCompletion, DatabasePosterior, exact_epe, random_database
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.model import EmpiricalPrior, GlimpseModel, NoiseSchedule
 
 

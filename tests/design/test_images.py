@@ -5,7 +5,7 @@ from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
 from ppl_attention.completion.database import mnist_canvas_source
 from ppl_attention.design.images import ImageFactory
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
 
 

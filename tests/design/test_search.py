@@ -4,7 +4,7 @@ import torch
 
 from ppl_attention.design.search import (CachedScore, coarse_to_fine, exhaustive_search, racing, run_search,
                                          successive_halving)
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 
 def smooth_problem(seed=0, L_side=9, N=64):

@@ -12,7 +12,7 @@ import torch
 
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 
 # the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
 PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"

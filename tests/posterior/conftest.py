@@ -6,7 +6,7 @@ place reveals the label and no glimpse leaves it at chance.
 import pytest
 import torch
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.runtime import derive_seed, generator
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.posterior import AVP, AVPConfig, evaluate_avp
 from ppl_attention.posterior.evaluation import collect_draws, collect_logits
 from ppl_attention.posterior.metrics import (ece_bootstrap_interval, ece_noise_floor,

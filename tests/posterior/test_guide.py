@@ -6,7 +6,7 @@ import pyro.optim
 import torch
 from pyro.contrib.oed.eig import posterior_eig
 
-from ppl_attention.geometry import GlimpseGrid
+from ppl_attention.sensor import GlimpseGrid
 from ppl_attention.model import EmpiricalPrior, GlimpseModel, NoiseSchedule
 from ppl_attention.posterior import AVP, AVPConfig, AVPGuide
 

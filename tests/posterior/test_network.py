@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError, atomic_write_bytes
-from ppl_attention.geometry import NO_GLIMPSE, GlimpseGrid
+from ppl_attention.sensor import NO_GLIMPSE, GlimpseGrid
 from ppl_attention.posterior import AVP, AVPConfig, entropy_from_logits, load_avp, save_avp
 from ppl_attention.posterior.evaluation import check_labels
 from ppl_attention.posterior.metrics import expected_calibration_error

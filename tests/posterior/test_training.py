@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from ppl_attention.artifacts import ArtifactError, load_checkpoint, read_manifest
 from ppl_attention.posterior import (TrainAVPConfig, evaluate_avp, fit_temperature, load_avp, random_locations,
                                      train_avp)
-from ppl_attention.geometry import NO_GLIMPSE, GlimpseGrid
+from ppl_attention.sensor import NO_GLIMPSE, GlimpseGrid
 
 CFG = dict(width=8, epochs=3, batch_size=32, max_glimpses=2, lr=3e-3, patience=10)
 
