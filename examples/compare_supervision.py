@@ -132,9 +132,7 @@ def run_all(args) -> dict[str, list[dict]]:
             else:
                 if datasets is None:
                     options = dict(args.dataset_options)
-                    datasets = {s: load_dataset(args.dataset, split=s, seed=args.data_seed,
-                                                **({k: v for k, v in options.items() if k != "train_digits"}
-                                                   if s != "train" else options))
+                    datasets = {s: load_dataset(args.dataset, split=s, seed=args.data_seed, **options)
                                 for s in ("train", "valid", "test")}
                 kind, pretrain = METHODS[method]
                 run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,

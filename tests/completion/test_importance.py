@@ -162,7 +162,7 @@ def test_bad_input(prior, tmp_path):
     g = torch.rand(1, 1, 4, 4)
     with pytest.raises(ValueError, match="outside the grid"):
         sampler.sample(torch.tensor([9]), g, 5)
-    with pytest.raises(ValueError, match=r"glimpses must have shape \(1, C, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"glimpses must have shape \(1, k\*C, 4, 4\)"):
         sampler.sample(torch.tensor([1]), torch.rand(1, 1, 5, 4), 5)
     with pytest.raises(ValueError, match="1 channel"):
         sampler.sample(torch.tensor([1]), torch.rand(1, 3, 4, 4), 5)

@@ -144,5 +144,6 @@ def test_the_100_pixel_cluttered_variant_and_smaller_digit_pools():
     assert ds.grid.shape == (15, 15) and ds.grid.scales == 3 and ds.n_clutter == 8
     few = load_dataset("cluttered-mnist", split="train", train_digits=100)
     assert len(few) == 100 and len(few.digits) == 100
+    assert len(load_dataset("cluttered-mnist", split="test", train_digits=100)) == 500  # the test split as is
     with pytest.raises(ValueError, match="train_digits must be an int"):
-        load_dataset("cluttered-mnist", split="test", train_digits=100)
+        load_dataset("cluttered-mnist", split="train", train_digits=1)

@@ -149,7 +149,8 @@ def test_missing_runs_say_not_run_yet(load_example, tmp_path):
     wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 6 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 7 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert "## The sensor" in text and "examples/avp_sensor_comparison.py" in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
 
