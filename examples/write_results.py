@@ -778,7 +778,7 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
                      f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
                      f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(dataset, float('nan')):.0f} | "
                      f"{'n/a' if mnih is None else f'{mnih:.2f}'} |")
-            curves[f"{sensor}, T={T}"] = [
+            curves[f"{dataset}, {sensor}, T={T}"] = [
                 [{k: float(v) for k, v in row.items()}
                  for row in csv.DictReader(open(folder / f"none-s{r['seed']}" / "log.csv"))] for r in done]
         page.add("", "Command (one folder per sensor; `--dataset-option scales=1` is the single patch; a finished "
@@ -788,7 +788,7 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
             from ppl_attention.plots.attention import plot_validation_curves
 
             path = plot_validation_curves(curves, page.figures / "sensor" / "validation_curves.png",
-                                          title="RAM on cluttered MNIST: validation accuracy (greedy policy)")
+                                          title="RAM: validation accuracy (greedy policy)")
             page.link(path, "RAM's validation accuracy with the retina and with one patch (mean ± sd over seeds)")
         retina = [f for f in folders if (f / "none-s0" / "best.safetensors").is_file()
                   and _json(f / "none-s0" / "manifest.json")["config"]["network"]["grid"].get("scales", 1) > 1]

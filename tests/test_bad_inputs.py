@@ -71,11 +71,11 @@ def fx(tmp_path_factory) -> dict:
     d["avp"] = root / "avp"
     save_avp(AVP(avp_config_for(data, TrainAVPConfig(width=4))), d["avp"], "cluttered-mnist", 2)
     d["prior"] = root / "prior"
-    build_prior(d["prior"], mnist_canvas_source("train"), 60, GlimpseGrid.mnist(),
+    build_prior(d["prior"], mnist_canvas_source("train"), 60, data.grid,
                 PCAIndexConfig(components=8, fit_samples=50), chunk_size=30, progress=False)
     d["store"] = root / "store"
     store = SequenceStore.create(d["store"], {"dataset": "cluttered-mnist", "task": "label",
-                                              "grid": GlimpseGrid.mnist(), "T": 2, "seed": 0})
+                                              "grid": data.grid, "T": 2, "seed": 0})
     store.write_record(0, 0, [1, 2], epe=torch.rand(2, 81))
     store.write_first_glimpse(torch.rand(81))
     d["run"] = root / "run"

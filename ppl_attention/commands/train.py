@@ -119,6 +119,7 @@ def run_train(args):
     if run.sequences is not None:
         from ..data.spec import recorded_spec
 
+        check_in_dir(run.sequences, "--sequences", "a sequence store directory (generate)")
         label, recorded = recorded_spec(run.sequences)
         if recorded and run.supervision != "nogs":
             recorded = {k: v for k, v in recorded.items() if k != "seed"}
