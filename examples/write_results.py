@@ -781,6 +781,10 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
             curves[f"{dataset}, {sensor}, T={T}"] = [
                 [{k: float(v) for k, v in row.items()}
                  for row in csv.DictReader(open(folder / f"none-s{r['seed']}" / "log.csv"))] for r in done]
+        unfinished = [f"{f.name}/{r.name}" for f in folders for r in sorted(f.glob("none-s*"))
+                      if not (r / "summary.json").is_file()]
+        if unfinished:
+            page.add("", "Started, not finished (rerun the same command to resume): " + ", ".join(unfinished) + ".")
         page.add("", "Command (one folder per sensor; `--dataset-option scales=1` is the single patch; a finished "
                  "seed is skipped, an interrupted one resumes): `python examples/compare_supervision.py --methods none "
                  "--seeds 0 1 2 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered-retina-T8`", "")
