@@ -50,18 +50,15 @@ METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy
            "best_val_acc", "iterations_per_second", "test_mc_acc")
 
 
-def parse_option(text: str):
-    """``KEY=VALUE`` of a dataset option; the value as an int, float, bool or string."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--dataset-option takes KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, {"true": True, "false": False}.get(value.lower(), value)
 
+def _dataset_option(text: str):
+    """``KEY=VALUE`` through the library's parser (the same values as ``--dataset-option`` on the CLI)."""
+    from ppl_attention.data.spec import parse_option
+
+    try:
+        return parse_option(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--data-seed", type=int, default=None, help="seed of the data (split, canvases), the same for "
                    "every run so that methods see the same images; default: the store's seed, else 0")
     p.add_argument("--dataset", default="cluttered-mnist")
-    p.add_argument("--dataset-option", dest="dataset_options", type=parse_option, action="append", default=[],
+    p.add_argument("--dataset-option", dest="dataset_options", type=_dataset_option, action="append", default=[],
                    metavar="KEY=VALUE", help="dataset keyword argument, e.g. scales=1 (repeatable)")
     p.add_argument("--backbone", default="small", choices=["small", "mnih", "vgg16", "mobilenet_v2"],
                    help="glimpse network ('what'); mnih = Mnih et al.'s linear layer on the retina")

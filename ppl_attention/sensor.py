@@ -299,8 +299,7 @@ class Sensor:
     def footprints(self, locations) -> torch.Tensor:
         """Top-left pixel ``(row, col)`` of every scale's patch: ``locations.shape + (k, 2)`` (may be < 0 or
         reach past the image for the coarse scales)."""
-        loc = self._check_locations(locations, allow_empty=True).clamp(min=0)
-        return self._tops(loc)
+        return self._tops(self._check_locations(locations))
 
     def _offsets(self, device=None) -> torch.Tensor:
         """(k, 2) shift of each scale's top-left from the fovea's: ``-(side_j - g) / 2``."""
@@ -340,16 +339,21 @@ class Sensor:
             raise ValueError(f"{name} has batch size {loc.shape[0]} but images have batch size {batch}")
         return loc
 
-    def crop(self, images: torch.Tensor, locations) -> torch.Tensor:
-        """The fovea alone, full resolution: ``(B, C, h, w)`` for (B,) locations, ``(B, T, C, h, w)`` for (B, T)
-        (a leading 1 broadcasts).  The paper's glimpse; :meth:`extract` is what the sensor returns."""
+    def _images_and_locations(self, images, locations) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Checked images (B, C, H, W), locations expanded to (B, T), and whether they were given as (B,)."""
         images = self._check_images(images)
         B = images.shape[0]
         loc = self._batch_locations(locations, B).to(images.device)
         single = loc.dim() == 1
         if single:
             loc = loc.unsqueeze(1)
-        loc = loc.expand(B, loc.shape[1])
+        return images, loc.expand(B, loc.shape[1]), single
+
+    def crop(self, images: torch.Tensor, locations) -> torch.Tensor:
+        """The fovea alone, full resolution: ``(B, C, h, w)`` for (B,) locations, ``(B, T, C, h, w)`` for (B, T)
+        (a leading 1 broadcasts).  The paper's glimpse; :meth:`extract` is what the sensor returns."""
+        images, loc, single = self._images_and_locations(images, locations)
+        B = images.shape[0]
         r, c = self._pixel_ranges(loc, images.device)  # (B, T, h), (B, T, w)
         b = torch.arange(B, device=images.device).view(B, 1, 1, 1)
         # Advanced indexing around a slice puts the indexed dims first: (B, T, h, w, C).
@@ -377,13 +381,8 @@ class Sensor:
         ``h x w`` by one einsum with per-scale averaging matrices, so there is no loop over scales."""
         if self.scales == 1:
             return self.crop(images, locations)
-        images = self._check_images(images)
+        images, loc, single = self._images_and_locations(images, locations)
         B, C = images.shape[:2]
-        loc = self._batch_locations(locations, B).to(images.device)
-        single = loc.dim() == 1
-        if single:
-            loc = loc.unsqueeze(1)
-        loc = loc.expand(B, loc.shape[1])
         H, W = self.image_size
         Gh, Gw = self.patch_sizes[-1]
         top = self._tops(loc)[..., -1, :]  # (B, T, 2): top-left of the coarsest patch

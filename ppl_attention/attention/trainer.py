@@ -94,7 +94,8 @@ class TrainConfig:
 
     def check(self) -> "TrainConfig":
         """Refuse settings that make no sense (before anything is loaded or written); returns ``self``."""
-        check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size"),
+        check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size",
+                                     "mc_samples", "lr_decay_every"),
                      non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
                      optional_non_negative=("supervision_until", "attribute"))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -102,6 +103,7 @@ class TrainConfig:
         f = self.supervised_fraction
         if f is not None and not (isinstance(f, (int, float)) and 0.0 <= f <= 1.0):
             raise ValueError(f"supervised_fraction must be in [0, 1] (--supervised-fraction), got {f!r}")
+        _check_lr_schedule(self)
         return self
 
 
@@ -125,23 +127,18 @@ def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), op
             raise ValueError(f"{name} ({_flag(name)}) must be a finite number >= 0, got {value!r}")
 
 
-def check_lr_schedule(cfg: "TrainConfig") -> None:
-    """Refuse an incomplete or invalid learning-rate schedule, naming the setting."""
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
+def _check_lr_schedule(cfg: "TrainConfig") -> None:
+    """Refuse an incomplete or invalid learning-rate schedule, naming the setting (part of TrainConfig.check)."""
     if cfg.lr_schedule not in ("constant", "step", "cosine"):
         raise ValueError(f"lr_schedule must be constant, step or cosine, got {cfg.lr_schedule!r}")
-    if cfg.lr_schedule == "step" and (cfg.lr_decay_every < 1 or not 0 < cfg.lr_decay <= 1):
-        raise ValueError(f"the step schedule needs lr_decay_every >= 1 and lr_decay in (0, 1], got "
-                         f"{cfg.lr_decay_every} and {cfg.lr_decay}")
+    if cfg.lr_schedule == "step" and not 0 < cfg.lr_decay <= 1:
+        raise ValueError(f"the step schedule needs lr_decay (--lr-decay) in (0, 1], got {cfg.lr_decay}")
     if cfg.lr_schedule == "cosine":
         if cfg.lr_horizon is None or cfg.lr_horizon < 1:
             raise ValueError(f"the cosine schedule needs --lr-horizon N >= 1 (iterations of decay), got "
                              f"{cfg.lr_horizon}")
         if not 0 <= cfg.lr_final <= 1:
             raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
-    if cfg.mc_samples < 1:
-        raise ValueError(f"mc_samples must be >= 1, got {cfg.mc_samples}")
 
 
 def scheduled_lr(cfg: "TrainConfig", iteration: int) -> float:
@@ -272,11 +269,6 @@ class Trainer:
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
             raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
                              f"{cfg.batch_size}")
-        if cfg.validate_every < 1:
-            raise ValueError(f"validate_every must be positive, got {cfg.validate_every}")
-        if cfg.supervision_until is not None and cfg.supervision_until < 0:
-            raise ValueError(f"supervision_until must be >= 0 iterations (or None), got {cfg.supervision_until}")
-        check_lr_schedule(cfg)
         self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
         self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
         self.device = net.h0.device

@@ -196,10 +196,22 @@ def test_learning_rate_schedules_are_pure_functions_of_the_iteration(toy, tmp_pa
 
 
 def test_monte_carlo_accuracy_averages_sampled_policies(toy, tmp_path):
-    trainer = make_trainer(toy, tmp_path)
+    from ppl_attention.runtime import derive_seed, generator
+
+    trainer = make_trainer(toy, tmp_path, eval_batch_size=500)
+    trainer.run(progress=False)
     one = trainer.evaluate(SplitData(toy["test"]), "sample", ("x",))
     mc = trainer.evaluate(SplitData(toy["test"]), "sample", ("x",), mc_samples=5)
     assert 0 <= mc["acc"] <= 1 and mc["ce"] > 0 and one.keys() == mc.keys()
+    # the same figure by hand: 5 rollouts per image (image-major, one batch), probabilities averaged
+    trainer.net.eval()
+    with torch.no_grad():
+        images, labels = toy["test"].images, toy["test"].labels
+        ro = trainer.net(images.repeat_interleave(5, 0), 2, policy="sample",
+                         generator=generator(derive_seed(0, "eval", "x")))
+        probs = ro.logits[:, -1].softmax(-1).reshape(len(labels), 5, -1).mean(1)
+    assert mc["acc"] == pytest.approx(float((probs.argmax(-1) == labels).float().mean()))
+    assert mc["ce"] == pytest.approx(float(torch.nn.functional.nll_loss(probs.log(), labels)), rel=1e-5)
     with pytest.raises(ValueError, match="only with the sampled policy"):
         trainer.evaluate(SplitData(toy["test"]), "greedy", mc_samples=5)
 
