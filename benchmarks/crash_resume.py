@@ -8,9 +8,12 @@ For every command (a tiny config, CPU) the script
    the crash hook of :mod:`ppl_attention.artifacts` (``PPL_ATTENTION_CRASH_AT=k``: SIGKILL at the k-th atomic
    write, between writing its temporary file and renaming it, or just after the rename -- i.e. between the writes
    of an artefact); every rerun is the same command line, with no manual step;
-3. after ``--kills`` kills, runs it once more to completion and compares every final artefact with the
-   reference: tensors of each ``.safetensors`` file, ``.npy`` arrays and other files byte for byte, JSON with
-   wall-clock fields dropped (``seconds``, ``elapsed``, ``iterations_per_second``, ``machine``, ``peak_rss_mb``...);
+3. whenever a rerun completes before its kill lands (the artefact is finished), compares every final artefact
+   with the reference and starts a fresh episode in an empty folder, so that the kills keep landing inside
+   unfinished runs; after ``--kills`` kills the last episode is run once more to completion and compared too.
+   Compared: tensors of each ``.safetensors`` file, ``.npy`` arrays and other files byte for byte, JSON with
+   wall-clock fields dropped (``seconds``, ``elapsed``, ``iterations_per_second``, ``machine``, ``peak_rss_mb``...)
+   and generate's per-invocation counts (``skipped``/``generated``; the store's size ``stored`` is compared);
    TensorBoard events and figures are not compared (they hold wall-clock times).
 
 It prints a JSON summary: per command the kills delivered, the reruns refused (exit status != 0 without a kill),
@@ -38,7 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ppl_attention.cli"]
 #: JSON keys that hold wall-clock figures, machine details or the output path (dropped before comparing)
 VOLATILE = {"seconds", "elapsed", "machine", "peak_rss_mb", "versions", "out", "store", "figures", "files",
-            "iterations_per_second", "created", "timestamp"}
+            "iterations_per_second", "created", "timestamp",
+            # generate's per-invocation counts: a resumed run "skipped" what an earlier one "generated"; the store's
+            # own size ("stored") and the request ("requested") are still compared
+            "skipped", "generated"}
 SKIP_SUFFIXES = (".png", ".gif", ".pdf")
 
 
@@ -134,6 +140,16 @@ def measure(name: str, argv: list[str], work: Path, kills: int, rng: random.Rand
     reference = artefacts(base / "reference")
     out = base / "killed"
     delivered, refused, attempts, moments = 0, [], 0, []
+    episodes, differ, left = 0, set(), 0
+
+    def finish_episode() -> None:
+        """Compare a completed killed run with the reference; the next kills start a fresh episode."""
+        nonlocal episodes, left
+        episodes += 1
+        final = artefacts(out) if out.exists() else {}
+        differ.update(k for k in set(reference) | set(final) if reference.get(k) != final.get(k))
+        shutil.rmtree(out, ignore_errors=True)
+
     while delivered < kills and attempts < 4 * kills:
         attempts += 1
         if delivered % 2 == 0:  # a random moment in time
@@ -149,16 +165,23 @@ def measure(name: str, argv: list[str], work: Path, kills: int, rng: random.Rand
             moments.append(moment)
         elif status != "ok":
             refused.append(f"after {moment}: {status}")
-        # 'ok': the run finished before the kill landed (a later rerun only re-reads)
-    left = temporaries(out) if out.exists() else []
-    status, _ = run(argv, out)
-    if status != "ok":
-        refused.append(f"final rerun: {status}")
-    final = artefacts(out) if out.exists() else {}
-    differ = sorted(k for k in set(reference) | set(final) if reference.get(k) != final.get(k))
+        else:  # the run finished before the kill landed: this episode is complete; compare it, start afresh
+            left += len(temporaries(out))
+            finish_episode()
+    if out.exists():  # the last episode: run it once more to completion
+        left += len(temporaries(out))
+        status, _ = run(argv, out)
+        if status != "ok":
+            refused.append(f"final rerun: {status}")
+        leftovers = temporaries(out)
+        finish_episode()
+    else:
+        leftovers = []
+    differ = sorted(differ)
     return {"command": name, "reference_seconds": round(ref_s, 1), "atomic_writes_per_run": writes,
             "kills": delivered, "reruns": attempts + 1, "refused": refused, "kill_moments": moments,
-            "temporaries_left_before_final_rerun": len(left), "temporaries_left_at_end": temporaries(out),
+            "episodes_compared": episodes, "temporaries_left_before_final_rerun": left,
+            "temporaries_left_at_end": leftovers,
             "artefacts_compared": len(reference), "artefacts_differing": differ,
             "identical": not differ and not refused}
 
