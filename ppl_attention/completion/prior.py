@@ -47,7 +47,9 @@ def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
     config = {"source": source.describe(), "n": database.config["n"], "flip": flip, "chunk_size": chunk_size,
               "seed": seed, "grid": grid.to_dict(), "index": index.config, **(extra or {})}
     write_manifest(out_dir, PRIOR_KIND, config, inputs={"database": database.checksum, "index": index.checksum})
-    files = [p for p in out_dir.rglob("*") if p.is_file()]
+    # the artefact's own files only: summary.json (written after this) must not count, or a rerun of a finished
+    # build would report another size than the first run
+    files = [p for d in ("database", "pca") for p in (out_dir / d).rglob("*") if p.is_file()] + [out_dir / MANIFEST]
     return {"rows": len(database), "image_shape": list(database.image_shape), "components": index.k,
             "explained_variance": index.manifest["explained_variance"], "positions": len(index.positions),
             "database_seconds": round(t1 - t0, 2), "index_seconds": round(t2 - t1, 2),

@@ -20,8 +20,12 @@ def test_build_prior_small(tmp_path, capsys):
     truth = db.get([7])[0]
     out_samples = sampler.sample(index.grid.all_locations()[:1], index.grid.extract(truth[None], [[0]])[0], 10)
     assert 1 <= len(out_samples) <= 10
-    # Running it again reuses the finished prior.
+    # Running it again reuses the finished prior, and reports the same artefact: only wall-clock fields differ
+    # (its size must not count the summary.json the first run wrote beside it).
     assert main(args) == 0
+    again = json.loads((out / "summary.json").read_text())
+    clock = {k for k in summary if k.endswith("seconds") or k == "peak_rss_mb"}
+    assert {k: v for k, v in again.items() if k not in clock} == {k: v for k, v in summary.items() if k not in clock}
 
 
 def test_build_prior_errors(tmp_path, capsys):

@@ -1,0 +1,98 @@
+"""Execute the notebooks at their default (full) size and time every cell: the figures the notebooks' text cites.
+
+Each notebook runs in a fresh kernel (nbclient) with its working directory in ``--work`` so that it trains its own
+artefacts from scratch (nothing reused from an earlier run), one torch/OpenMP thread per process unless
+``--threads`` says otherwise. Prints and writes (``--out``, JSON) the wall-clock seconds of every code cell, the
+total, the load average before and after (the machine is shared: a loaded machine inflates every figure) and
+whether the notebook raised.
+
+    python benchmarks/time_notebooks.py --out runs/bench/notebooks.json                 # both, default size
+    python benchmarks/time_notebooks.py --notebooks walkthrough --small                 # the test suite's size
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {p.stem: p for p in sorted((REPO / "notebooks").glob("*.ipynb"))}
+
+
+def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: int) -> dict:
+    """Run one notebook; returns per-cell seconds (code cells, in order), the total and any error's name."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    env_before = dict(os.environ)
+    os.environ.update({"PPL_NOTEBOOK_SMALL": "1" if small else "0", "OMP_NUM_THREADS": str(threads),
+                       "MKL_NUM_THREADS": str(threads), "MPLBACKEND": "Agg",
+                       "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    for var in [k for k in os.environ if k.startswith("PPL_WALKTHROUGH_")]:
+        os.environ.pop(var)  # train everything here: no artefacts reused from elsewhere
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(work)}})
+    cells, error = [], None
+    start = time.perf_counter()
+    try:
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                t0 = time.perf_counter()
+                client.execute_cell(cell, i)
+                cells.append({"cell": i, "seconds": round(time.perf_counter() - t0, 1),
+                              "first_line": cell.source.splitlines()[0] if cell.source else ""})
+    except Exception as exc:  # noqa: BLE001 -- reported, not hidden: the timing of a failed run is still useful
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    return {"notebook": path.name, "small": small, "cells": cells,
+            "total_seconds": round(time.perf_counter() - start, 1), "error": error}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--notebooks", nargs="+", default=sorted(NOTEBOOKS), choices=sorted(NOTEBOOKS))
+    ap.add_argument("--small", action="store_true", help="PPL_NOTEBOOK_SMALL=1 (the size the tests execute)")
+    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads of the kernel (default 1)")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
+    ap.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file to write the timings to")
+    args = ap.parse_args(argv)
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="time-notebooks-") as tmp:
+        for name in args.notebooks:
+            work = (args.work or Path(tmp)) / name
+            work.mkdir(parents=True, exist_ok=True)
+            load = os.getloadavg()
+            r = time_notebook(NOTEBOOKS[name], work, args.small, args.threads, args.timeout)
+            r.update({"load_before": [round(x, 2) for x in load],
+                      "load_after": [round(x, 2) for x in os.getloadavg()]})
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    report = {"machine": {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                          "python": sys.version.split()[0]},
+              "threads": args.threads, "results": results}
+    if args.out:
+        from ppl_attention.artifacts import atomic_write_json
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out, report)
+    for r in results:
+        status = "ok" if r["error"] is None else f"FAILED ({r['error']})"
+        print(f"{r['notebook']}: {r['total_seconds'] / 60:.1f} min, {status}, load {r['load_before'][0]} -> "
+              f"{r['load_after'][0]}")
+    return 0 if all(r["error"] is None for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
