@@ -8,6 +8,7 @@ accuracy-versus-FLOPs plot, redrawn) under docs/figures/ so that the page never 
 
     python examples/write_results.py                         # runs/ -> docs/RESULTS.md, docs/figures/...
     python examples/write_results.py --runs R --out D/RESULTS.md --figures D/figures
+    python examples/write_results.py --only robustness notebooks   # regenerate two sections, keep the others
 """
 from __future__ import annotations
 
@@ -816,23 +817,109 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
                  f"{avp['settings']['epochs']}`", "")
 
 
-def write_results(runs: Path, out: Path, figures: Path) -> Path:
+def robustness_section(page: Page, runs: Path, here: dict) -> None:
+    """Kill -9 at random moments of every command that writes an artefact (``benchmarks/crash_resume.py``)."""
+    page.add("## Crash safety: kill -9 and rerun (`benchmarks/crash_resume.py`)", "")
+    files = sorted((runs / "benchmarks").glob("crash_resume*.json"))
+    results = {}
+    for path in files:  # later files win: one row per command
+        for r in (_json(path) or {}).get("results", []):
+            results[r["command"]] = (r, path)
+    if not results:
+        page.add("Not run yet. Command: `python benchmarks/crash_resume.py --kills 20 > "
+                 "runs/benchmarks/crash_resume.json`", "")
+        return
+    page.add("Each command (a tiny config, CPU) is run once uninterrupted, then again and again into another folder, "
+             "each rerun killed with SIGKILL: half after a random delay, half between the temporary file and the "
+             "rename of its k-th atomic write (or just after). Every rerun is the same command line, with no manual "
+             "step. Whenever a rerun completes, its artefacts are compared with the uninterrupted run's (tensors, "
+             "arrays and files byte for byte, JSON without wall-clock fields) and a fresh episode starts.", "",
+             "| command | kills | reruns | refused reruns | episodes compared | artefacts compared | "
+             "temporaries left at the end | final artefacts identical |", "|---|---|---|---|---|---|---|---|")
+    for name, (r, _) in results.items():
+        if "error" in r:
+            page.add(f"| {name} | error: {r['error']} | | | | | | |")
+            continue
+        page.add(f"| {name} | {r['kills']} | {r['reruns']} | {len(r['refused'])} | {r['episodes_compared']} | "
+                 f"{r['artefacts_compared']} | {len(r['temporaries_left_at_end'])} | "
+                 f"{'yes' if r['identical'] else 'no: ' + ', '.join(r['artefacts_differing'])} |")
+    for path in files:
+        cmd_file = path.with_suffix(".cmd")
+        cmd = cmd_file.read_text().strip() if cmd_file.is_file() else "python benchmarks/crash_resume.py --kills 20"
+        page.add("", f"Command: `{cmd} > {path}`")
+    page.add("", "Bad inputs: `pytest tests/test_bad_inputs.py` runs one table of bad inputs through the CLI and the "
+             "API (booby-trapped files included) and checks each message, exit status 2, no traceback and a "
+             "byte-identical output folder.", "")
+
+
+def notebooks_section(page: Page, runs: Path, here: dict) -> None:
+    """The notebooks at their default size, cell by cell (``benchmarks/time_notebooks.py``)."""
+    page.add("## The notebooks at their default size (`benchmarks/time_notebooks.py`)", "")
+    r = _json(runs / "benchmarks" / "time_notebooks.json")
+    if r is None:
+        page.add("Not run yet. Command: `python benchmarks/time_notebooks.py --out "
+                 "runs/benchmarks/time_notebooks.json`", "")
+        return
+    page.add("Each notebook executed in a fresh kernel, training its own artefacts from scratch, "
+             f"{r['threads']} torch thread(s); the load average shows how shared the machine was (2 cores).", "",
+             "| notebook | minutes | slowest cell (s) | load average before / after | result |", "|---|---|---|---|---|")
+    for n in r["results"]:
+        slowest = max(n["cells"], key=lambda c: c["seconds"], default=None)
+        slow = f"{slowest['seconds']:.0f} (`{slowest['first_line'][:40]}`)" if slowest else "-"
+        page.add(f"| {n['notebook']}{' (small)' if n['small'] else ''} | {n['total_seconds'] / 60:.1f} | {slow} | "
+                 f"{n['load_before'][0]:.1f} / {n['load_after'][0]:.1f} | {n['error'] or 'ran'} |")
+    page.add("", "Command: `python benchmarks/time_notebooks.py --out runs/benchmarks/time_notebooks.json`", "")
+
+
+#: Every section, in page order: name (for --only) -> function(page, runs, here)
+SECTIONS = {
+    "paper": lambda page, runs, here: paper_section(page),
+    "sensor": sensor_section, "demo": demo_section, "reproduce": reproduce_section,
+    "investigation": investigation_section, "baselines": baselines_section, "avp": avp_section,
+    "validity": validity_section, "completion": completion_section, "robustness": robustness_section,
+    "notebooks": notebooks_section, "benchmarks": lambda page, runs, here: benchmarks_section(page, runs),
+}
+
+
+def splice_sections(old: list[str], new: list[str]) -> list[str]:
+    """``old`` with each ``## `` section of ``new`` put in place of the one with the same heading (appended before the
+    benchmarks section, or at the end, when the page has none): regenerating a few sections keeps the others, which
+    were measured in runs that may no longer be on this machine."""
+    def blocks(lines):
+        """[preamble, section, section, ...]: each section from its ``## `` heading to the next one."""
+        out = [[]]
+        for line in lines:
+            if line.startswith("## "):
+                out.append([])
+            out[-1].append(line)
+        return out
+
+    page = blocks(old)
+    def title(block):
+        return block[0].split("(")[0].strip() if block and block[0].startswith("## ") else None
+
+    for block in blocks(new)[1:]:
+        same = [i for i, b in enumerate(page) if title(b) == title(block)]
+        if same:
+            page[same[0]] = block
+        else:
+            at = next((i for i, b in enumerate(page) if (title(b) or "").startswith("## Benchmarks")), len(page))
+            page.insert(at, block)
+    return [line for b in page for line in b]
+
+
+def write_results(runs: Path, out: Path, figures: Path, only: list[str] | None = None) -> Path:
     here = machine_info()
     page = Page(out, figures)
     page.add("# Results", "",
              f"Generated by `python examples/write_results.py` from the runs under `{runs}/` on {date.today()}; do "
              "not edit by hand. Every number below is read from a run's own files; sections without runs say so. "
              f"This page was generated on {here['cpu_count']} x {here['cpu']}, torch {here['torch']}.", "")
-    paper_section(page)
-    sensor_section(page, runs, here)
-    demo_section(page, runs, here)
-    reproduce_section(page, runs, here)
-    investigation_section(page, runs, here)
-    baselines_section(page, runs, here)
-    avp_section(page, runs, here)
-    validity_section(page, runs, here)
-    completion_section(page, runs, here)
-    benchmarks_section(page, runs)
+    for name, section in SECTIONS.items():
+        if only is None or name in only:
+            section(page, runs, here)
+    if only is not None and out.is_file():
+        page.lines = splice_sections(out.read_text().splitlines(), page.lines)
     return page.write()
 
 
@@ -841,10 +928,13 @@ def main(argv=None) -> Path:
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
     p.add_argument("--figures", type=Path, default=None, help="default: docs/figures next to --out")
+    p.add_argument("--only", nargs="+", choices=sorted(SECTIONS), default=None,
+                   help="regenerate only these sections and splice them into the existing page (the other sections "
+                        "stay as they are: their runs may be gone from this machine)")
     args = p.parse_args(argv)
     if not args.runs.is_dir():
         raise FileNotFoundError(f"--runs {args.runs} is not a folder")
-    path = write_results(args.runs, args.out, args.figures or args.out.parent / "figures")
+    path = write_results(args.runs, args.out, args.figures or args.out.parent / "figures", only=args.only)
     print(f"wrote {path}")
     return path
 

@@ -149,7 +149,7 @@ def test_missing_runs_say_not_run_yet(load_example, tmp_path):
     wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 7 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 9 and "examples/reproduce_mnist.py" in text and "![" not in text
     assert "## The sensor" in text and "examples/avp_sensor_comparison.py" in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
@@ -258,3 +258,42 @@ def test_search_regret_table(load_example):
     text = "\n".join(wr._search_regret_table({"pareto_front": [row], "all": [row, row]}))
     assert "Pareto front of 2 settings replayed on 120 recorded steps" in text
     assert "| halving | initial_samples=7 | bfloat16 | 943 | 17 % | 0.15 ± 0.07 % | 4.8 % |" in text
+
+
+def _crash(command, identical=True):
+    return {"command": command, "reference_seconds": 9.0, "atomic_writes_per_run": 15, "kills": 20, "reruns": 30,
+            "refused": [] if identical else ["after t=1.0s: refused: exists"], "kill_moments": [],
+            "episodes_compared": 10, "temporaries_left_before_final_rerun": 1, "temporaries_left_at_end": [],
+            "artefacts_compared": 11, "artefacts_differing": [] if identical else ["summary.json"],
+            "identical": identical}
+
+
+def test_only_regenerates_sections_and_keeps_the_rest(load_example, tmp_path):
+    """--only robustness notebooks: the crash-safety table (one row per command, later files win) and the notebook
+    timings are spliced into the existing page; every other section stays byte for byte."""
+    wr = load_example("write_results")
+    runs, out = tmp_path / "runs", tmp_path / "RESULTS.md"
+    old = ["# Results", "", "preamble", "", "## The sensor: kept (`x`)", "", "measured long ago", "",
+           "## Crash safety: kill -9 and rerun (`old`)", "", "stale", "", "## Benchmarks (`b`)", "", "- bench", ""]
+    out.write_text("\n".join(old) + "\n")
+    _write(runs / "benchmarks" / "crash_resume-a.json", {"results": [_crash("generate", identical=False),
+                                                                      _crash("train")]})
+    _write(runs / "benchmarks" / "crash_resume-b.json", {"results": [_crash("generate"), _crash("build-prior")]})
+    _write(runs / "benchmarks" / "time_notebooks.json", {"threads": 1, "results": [
+        {"notebook": "walkthrough.ipynb", "small": False, "total_seconds": 540.0, "error": None,
+         "cells": [{"cell": 1, "seconds": 2.0, "first_line": "import json"},
+                   {"cell": 3, "seconds": 400.0, "first_line": "def artefact(env)"}],
+         "load_before": [2.5, 1, 1], "load_after": [3.0, 1, 1]}]})
+    text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "robustness", "notebooks"]).read_text()
+    lines = text.splitlines()
+    assert lines[:8] == old[:8]  # the preamble and the sensor section are untouched
+    assert "stale" not in text and text.count("## Crash safety") == 1
+    assert "| generate | 20 | 30 | 0 | 10 | 11 | 0 | yes |" in text  # crash_resume-b.json, read last, wins
+    assert "| train | 20 | 30 | 0 | 10 | 11 | 0 | yes |" in text and "| build-prior |" in text
+    assert "| walkthrough.ipynb | 9.0 | 400 (`def artefact(env)`) | 2.5 / 3.0 | ran |" in text
+    # a section the page did not have goes before the benchmarks, which stay last
+    assert text.index("## The notebooks") < text.index("## Benchmarks") and text.rstrip().endswith("- bench")
+    # a failed comparison is shown as such
+    _write(runs / "benchmarks" / "crash_resume-b.json", {"results": [_crash("generate", identical=False)]})
+    text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "robustness"]).read_text()
+    assert "| generate | 20 | 30 | 1 | 10 | 11 | 0 | no: summary.json |" in text
