@@ -38,7 +38,7 @@ def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: in
         os.environ.pop(var)  # train everything here: no artefacts reused from elsewhere
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(work)}})
-    cells, error = [], None
+    cells, error, i = [], None, None
     start = time.perf_counter()
     try:
         with client.setup_kernel():
@@ -50,7 +50,9 @@ def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: in
                 cells.append({"cell": i, "seconds": round(time.perf_counter() - t0, 1),
                               "first_line": cell.source.splitlines()[0] if cell.source else ""})
     except Exception as exc:  # noqa: BLE001 -- reported, not hidden: the timing of a failed run is still useful
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        # a failing cell raises nbclient's CellExecutionError, which carries the kernel's exception name and value
+        name, value = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+        error = f"cell {i}: {name}: {value.splitlines()[0] if value else ''}"
     finally:
         os.environ.clear()
         os.environ.update(env_before)
