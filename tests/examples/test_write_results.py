@@ -297,3 +297,22 @@ def test_only_regenerates_sections_and_keeps_the_rest(load_example, tmp_path):
     _write(runs / "benchmarks" / "crash_resume-b.json", {"results": [_crash("generate", identical=False)]})
     text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "robustness"]).read_text()
     assert "| generate | 20 | 30 | 1 | 10 | 11 | 0 | no: summary.json |" in text
+
+
+def test_validity_section_names_the_sensor_and_no_machine_path(load_example, tmp_path):
+    from ppl_attention.sensor import GlimpseGrid
+
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    val = runs / "validity-retina"
+    _write(val / "validity.json", {"images": 200, "curves": {"near-optimal": [0.82, 0.835], "random": [0.455, 0.63]}})
+    _write(val / "manifest.json", {"kind": "sequences", "config": {
+        "dataset": "cluttered-mnist", "split": "test", "search": "halving", "T": 2, "num_samples": 50,
+        "precision": "bfloat16", "grid": GlimpseGrid.retina().to_dict()},
+        "inputs": {"avp": "/some/machine/artefacts/avp-x", "prior": str(tmp_path / "p")}})
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "validity"]).read_text()
+    assert "--avp .../artefacts/avp-x --prior p --search halving -T 2 --num-samples 50 --precision bfloat16 " \
+           "--out runs/validity-retina`" in text
+    assert "/some/machine" not in text and str(tmp_path) not in text
+    assert "Sensor: 9x9 locations on 60x60, 12x12 glimpses, 3 scales (12, 24, 48 px, factor 2)" in text
+    assert "| near-optimal | 82.0 | 83.5 |" in text
