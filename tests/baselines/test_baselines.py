@@ -27,10 +27,24 @@ class TinyDataset(torch.utils.data.Dataset):
         return {"image": self.images[i], "label": self.labels[i], "index": torch.tensor(i)}
 
 
-@pytest.mark.parametrize("arch", ["mobilenet_v2", "shufflenet_v2"])
+@pytest.mark.parametrize("arch", ["mobilenet_v2", "shufflenet_v2", "mnih"])
 def test_baselines_take_any_channels_and_resolution(arch):
     net = build_baseline(BaselineConfig(arch=arch, width=0.25, resolution=32, in_channels=3, num_classes=7))
     assert net(torch.rand(2, 3, 60, 60)).shape == (2, 7)
+
+
+def test_mnih_cnn_is_mnih_et_al_s_two_layer_baseline():
+    """8 filters of 10 x 10 at stride 5, 256 ReLUs, the output: on 100 x 100 a 19 x 19 x 8 map."""
+    net = build_baseline(BaselineConfig(arch="mnih", resolution=100)).net
+    conv, fc, out = net[0], net[3], net[5]
+    assert (conv.out_channels, conv.kernel_size, conv.stride) == (8, (10, 10), (5, 5))
+    assert (fc.in_features, fc.out_features, out.out_features) == (19 * 19 * 8, 256, 10)
+    flops = count_flops(build_baseline(BaselineConfig(arch="mnih", resolution=100)), torch.zeros(1, 1, 100, 100))
+    assert flops == 2 * (19 * 19 * 8 * 100 + 2888 * 256 + 256 * 10)  # multiply-adds of the conv and both linears
+    half = build_baseline(BaselineConfig(arch="mnih", width=0.5, resolution=60)).net
+    assert half[0].out_channels == 4 and half[3].out_features == 128
+    with pytest.raises(ValueError, match="at least 10 pixels"):
+        build_baseline(BaselineConfig(arch="mnih", resolution=8))
 
 
 def test_flops_grow_with_width_and_resolution():
