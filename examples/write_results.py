@@ -646,7 +646,7 @@ def benchmarks_section(page: Page, runs: Path) -> None:
             cmd_file = path.with_suffix(".cmd")  # the exact command, when it had flags
             cmd = cmd_file.read_text().strip() if cmd_file.is_file() else f"python benchmarks/{name}.py"
             result = _json(path)
-            page.add(f"- `{name}`: command `{cmd} > {path}`")
+            page.add(f"- `{name}`: command `{cmd} > {_shown_path(str(path.resolve()), runs)}`")
             if name == "bench_design" and "seconds_per_sequence" in result:
                 page.add(*_design_table(result))
             if name == "search_regret" and "pareto_front" in result:
@@ -866,7 +866,7 @@ def robustness_section(page: Page, runs: Path, here: dict) -> None:
     for path in files:
         cmd_file = path.with_suffix(".cmd")
         cmd = cmd_file.read_text().strip() if cmd_file.is_file() else "python benchmarks/crash_resume.py --kills 20"
-        page.add("", f"Command: `{cmd} > {path}`")
+        page.add("", f"Command: `{cmd} > {_shown_path(str(path.resolve()), runs)}`")
     page.add("", "Bad inputs: `pytest tests/test_bad_inputs.py` runs one table of bad inputs through the CLI and the "
              "API (booby-trapped files included) and checks each message, exit status 2, no traceback and a "
              "byte-identical output folder.", "")

@@ -290,6 +290,7 @@ def test_only_regenerates_sections_and_keeps_the_rest(load_example, tmp_path):
     assert "stale" not in text and text.count("## Crash safety") == 1
     assert "| generate | 20 | 30 | 0 | 10 | 11 | 0 | yes |" in text  # crash_resume-b.json, read last, wins
     assert "| train | 20 | 30 | 0 | 10 | 11 | 0 | yes |" in text and "| build-prior |" in text
+    assert "> runs/benchmarks/crash_resume-a.json`" in text and str(tmp_path) not in text
     assert "| walkthrough.ipynb | 9.0 | 400 (`def artefact(env)`) | 2.5 / 3.0 | ran |" in text
     # a section the page did not have goes before the benchmarks, which stay last
     assert text.index("## The notebooks") < text.index("## Benchmarks") and text.rstrip().endswith("- bench")
