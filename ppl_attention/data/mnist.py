@@ -217,6 +217,11 @@ class MnistCanvases(Dataset):
     #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
     #: ``192 sqrt(t)``, measured on these canvases (``completion.importance.default_mnist_schedule``).
     noise_schedule = tuple(round(192.0 * (t ** 0.5), 1) for t in range(1, 6))
+    #: Which image prior ``build-prior`` makes for these canvases unless ``--kind`` says otherwise: the data's own
+    #: generative process (digit x offset x clutter, :mod:`ppl_attention.completion.generative`); the paper's
+    #: PCA-indexed database of rendered canvases is ``--kind database``.  Other datasets have no such attribute
+    #: and use the database.
+    default_prior = "generative"
 
     def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
                  canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,
