@@ -28,9 +28,8 @@ are independent given (digit, offset) -- the clutter sites are marginalised valu
 Inference (:class:`GenerativeCompletion`) is importance sampling over (digit, offset) pairs, vectorised:
 
 1. an offset proposal ``q(o)``: the Gaussian likelihood of the observed glimpses (every scale) under each of ``P``
-   prototype digits (faiss k-means centroids of the pool) at every offset, computed for all offsets at once as
-   dilated correlations of the box-filtered prototypes with the glimpses (exact sensor geometry, zero padding
-   included), mixed over prototypes by cluster size, tempered to an ESS of at least ``offset_ess`` offsets and
+   prototype digits (faiss k-means centroids of the pool) at every offset, computed for all offsets at once by
+   FFT correlations (exact sensor geometry, zero padding included; :meth:`GenerativeCompletion.prototype_sse`), mixed over prototypes by cluster size, tempered to an ESS of at least ``offset_ess`` offsets and
    mixed with ``uniform_mix`` of the uniform distribution (so every offset keeps q > 0);
 2. ``offset_draws`` offsets from ``q(o)`` (residual resampling); for each distinct offset drawn a digit proposal
    ``q(d | o)`` over the WHOLE pool: the Gaussian likelihood of the glimpses under each digit's PCA reconstruction
@@ -77,7 +76,7 @@ log = logging.getLogger(__name__)
 GENERATIVE = "generative"
 DIGIT = 28
 #: Default observation noise (0..255 after 1, 2, ... glimpses) of the generative prior; see docs/generative_prior.md.
-DEFAULT_SIGMA = tuple(round(192.0 * math.sqrt(t), 1) for t in range(1, 6))
+DEFAULT_SIGMA = tuple(round(48.0 * math.sqrt(t), 1) for t in range(1, 6))
 
 
 # ------------------------------------------------------------------------------------------ observation model
@@ -369,11 +368,20 @@ class DigitIndex:
 
 
 # ------------------------------------------------------------------------------------------------ proposal
+def _smooth(n: int) -> bool:
+    """Whether ``n`` has no prime factor above 5 (a fast FFT size)."""
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
 def _temper_rows(logits: torch.Tensor, min_ess: float, iters: int = 16) -> torch.Tensor:
     """Per row of ``logits`` (U, N), a temperature tau >= 1 such that softmax(logits / tau) has ESS >= min_ess
     (bisection on log tau for all rows at once; rows already above keep tau = 1)."""
     def row_ess(lw):
-        return torch.exp(2 * torch.logsumexp(lw, -1) - torch.logsumexp(2 * lw, -1))
+        wt = torch.exp(lw - lw.amax(-1, keepdim=True))
+        return wt.sum(-1).square() / wt.square().sum(-1)
 
     U, N = logits.shape
     target = min(float(min_ess), N * (1 - 1e-6))
@@ -406,7 +414,7 @@ class GenerativeCompletion(Completion):
     """
 
     def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None, k1: int = 1000,
-                 sigma=None, sigma_q=None, offset_draws: int = 64, uniform_mix: float = 0.05,
+                 sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
                  offset_ess: float = 4.0, digit_ess: float = 4.0, min_ess: Optional[float] = None,
                  max_k1: Optional[int] = None, paste_observed: bool = True, device="cpu"):
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
@@ -439,6 +447,7 @@ class GenerativeCompletion(Completion):
         self._basis = torch.cat([index.mean.view(1, -1), index.components]).view(-1, DIGIT, DIGIT)
         self._basis_filtered = prior.box_filtered(self._basis)
         self._proto_logw = torch.log(index.sizes.double() / index.sizes.sum())
+        self._fft_setup()
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -459,37 +468,66 @@ class GenerativeCompletion(Completion):
             out.append(clutter_log_likelihood(y - pred, sigma, self.noise).double().sum((-1, -2, -3)))
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
-    def offset_log_proposal(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma_q: float) -> torch.Tensor:
-        """``log q(o)`` (O,), normalised: prototype-mixture Gaussian likelihood of every offset (all scales), by
-        dilated correlations; tempered to ESS >= offset_ess, mixed with the uniform."""
-        prior, grid = self.prior, self.grid
+    def _fft_setup(self) -> None:
+        """Fourier transforms of the prototypes and of their squared block means (one per scale), once: the offset
+        proposal is then a few transforms of the observation and one inverse transform per call."""
+        grid, S = self.grid, self.prior.canvas_size
         protos = self.index.prototypes  # (P, 28, 28)
-        P, side = protos.shape[0], prior.side
+        self._pad0 = int(max(-int(v) for v in grid._offsets().flatten()) if grid.scales > 1 else 0)
+        # frame: pixel p at p + pad0; block top-left a of scale j at a + pad0 + b - 1; correlations read indices up to
+        # (side - 1 + pad0) + (kernel side - 1) -- no wrap-around if the frame holds both
         h, w = grid.glimpse_size
+        tops = grid.footprints(grid.all_locations())  # (L, k, 2)
+        b = torch.tensor([grid.scale_factor ** j for j in range(grid.scales)])
+        last_block = int((tops.amax(0) + (torch.tensor([h, w]) - 1) * b[:, None] + self._pad0 + b[:, None] - 1).max())
+        n = max(last_block + 1, S + self._pad0, self.prior.side + self._pad0 + DIGIT + int(b[-1]))
+        self._nf = next(m for m in range(n, 4 * n) if _smooth(m))
+        nf = self._nf
+
+        def rfft(x):  # (P, a, b) zero-padded to (nf, nf)
+            return torch.fft.rfft2(F.pad(x, (0, nf - x.shape[-1], 0, nf - x.shape[-2])))
+
+        self._proto_hat = rfft(protos).conj()
+        self._block_hat = [rfft(Fb.square()).conj() for Fb in self.prior.box_filtered(protos)]
+
+    def prototype_sse(self, locations: torch.Tensor, glimpses: torch.Tensor) -> torch.Tensor:
+        """``||y - sensor(prototype p at offset o)||^2`` (P, side, side) for every prototype and offset, every scale of
+        every glimpse: the cross term is the correlation of the prototypes with the glimpses back-projected onto the
+        canvas (each pooled value spread over its block, / b^2), the quadratic term the correlation of the squared
+        block means with the count of observed blocks -- all in one frequency-domain sum and one inverse FFT."""
+        grid, S, nf, pad0 = self.grid, self.prior.canvas_size, self._nf, self._pad0
+        h, w = grid.glimpse_size
+        t = locations.shape[0]
+        y = glimpses.reshape(t, grid.scales, h, w).float()
         tops = grid.footprints(locations)  # (t, k, 2)
-        y = glimpses.reshape(glimpses.shape[0], grid.scales, h, w)
-        sse = torch.zeros(P, side, side, dtype=torch.float64)
-        for j in range(grid.scales):  # k scales (3): each one batched conv over prototypes and glimpses
+        back = torch.zeros(nf, nf)
+        total = None
+        for j in range(grid.scales):  # k scales
             b = grid.scale_factor ** j
-            # Fb[a] = mean of the prototype over the b x b block with top-left a, a in [-(b-1), 27] (zero padded)
-            Fb = F.avg_pool2d(F.pad(protos.unsqueeze(1), (b - 1,) * 4), b, stride=1)  # (P, 1, 27 + b, 27 + b)
-            n_f = Fb.shape[-1]
-            R = tops[:, j, 0]
-            Cc = tops[:, j, 1]
-            for i in range(locations.shape[0]):  # t glimpses: one grouped conv each
-                r0, c0 = int(R[i]), int(Cc[i])
-                # A[p] = Fb[p - pt - (b - 1)]; position of block u for offset oy: m(oy) + u b, m = r0 - oy + pt + b - 1
-                pt = max(0, side - 1 - r0 - (b - 1))
-                pl = max(0, side - 1 - c0 - (b - 1))
-                pb = max(0, r0 + pt + b + (h - 1) * b - (pt + n_f))
-                pr = max(0, c0 + pl + b + (w - 1) * b - (pl + n_f))
-                m0, n0 = r0 + pt + b - 1 - (side - 1), c0 + pl + b - 1 - (side - 1)  # m(oy = side - 1)
-                A = F.pad(Fb, (pl, pr, pt, pb))[..., m0:m0 + side + (h - 1) * b, n0:n0 + side + (w - 1) * b]
-                x = torch.cat([A, A.square()], 1)  # (P, 2, side + (h-1) b, side + (w-1) b)
-                kern = torch.stack([y[i, j], torch.ones(h, w)]).unsqueeze(1)  # (2, 1, h, w)
-                out = F.conv2d(x, kern, dilation=b, groups=2).flip(-1, -2)  # (P, 2, side, side); row oy = m(oy) - m0
-                cross, sq = out[:, 0], out[:, 1]
-                sse += (float(y[i, j].square().sum()) - 2 * cross + sq).double()
+            # back-projection: every in-canvas pixel of block (u, v) receives y[u, v] / b^2
+            rows = tops[:, j, 0, None] + torch.arange(h * b)  # (t, h b)
+            cols = tops[:, j, 1, None] + torch.arange(w * b)
+            vals = (y[:, j] / (b * b)).repeat_interleave(b, 1).repeat_interleave(b, 2)  # (t, h b, w b)
+            inside = ((rows >= 0) & (rows < S)).unsqueeze(-1) & ((cols >= 0) & (cols < S)).unsqueeze(-2)
+            rr = (rows + pad0).unsqueeze(-1).expand_as(vals)
+            cc = (cols + pad0).unsqueeze(-2).expand_as(vals)
+            back.index_put_((rr[inside], cc[inside]), vals[inside], accumulate=True)
+            # observed blocks: a count at each block's top-left, framed so that result index = offset + pad0
+            br = (tops[:, j, 0, None] + b * torch.arange(h) + pad0 + b - 1).unsqueeze(-1).expand(t, h, w)
+            bc = (tops[:, j, 1, None] + b * torch.arange(w) + pad0 + b - 1).unsqueeze(-2).expand(t, h, w)
+            count = torch.zeros(nf, nf).index_put_((br.reshape(-1), bc.reshape(-1)), torch.ones(t * h * w),
+                                                   accumulate=True)
+            term = self._block_hat[j] * torch.fft.rfft2(count)
+            total = term if total is None else total + term
+        total = total - 2 * self._proto_hat * torch.fft.rfft2(back)
+        out = torch.fft.irfft2(total, s=(nf, nf))[:, pad0:pad0 + self.prior.side, pad0:pad0 + self.prior.side]
+        return out.double() + float(y.double().square().sum())
+
+    def offset_log_proposal(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma_q: float) -> torch.Tensor:
+        """``log q(o)`` (O,), normalised: prototype-mixture Gaussian likelihood of every offset (all scales,
+        :meth:`prototype_sse`); tempered to ESS >= offset_ess, mixed with the uniform."""
+        sse = self.prototype_sse(locations, glimpses)
+        P = sse.shape[0]
         ll = -sse / (2 * sigma_q ** 2)  # (P, side, side)
         lq = torch.logsumexp(ll.reshape(P, -1) + self._proto_logw.unsqueeze(1), 0)  # (O,)
         tau = _temper_rows(lq.unsqueeze(0), self.offset_ess)[0]
@@ -664,20 +702,31 @@ def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int 
               "digits": int(digits.shape[0]), "components": int(index.components.shape[0]),
               "prototypes": int(index.prototypes.shape[0]), "seed": int(seed), "clutter": noise.to_dict(),
               "sigma": list(schedule.sigmas), "command": command or {}}
+    summary = {"prior": GENERATIVE, "digits": config["digits"], "offsets": (dataset.canvas_size - DIGIT + 1) ** 2,
+               "equivalent_canvases": config["digits"] * (dataset.canvas_size - DIGIT + 1) ** 2,
+               "components": config["components"], "prototypes": config["prototypes"], "clutter": noise.to_dict(),
+               "out": str(out_dir)}
+    if (out_dir / "manifest.json").is_file():
+        found = read_manifest(out_dir)
+        if found.get("kind") != PRIOR_KIND:
+            raise ValueError(f"out_dir {out_dir} holds another kind of artefact; choose another directory")
+        same = {k: v for k, v in found.get("config", {}).items() if k != "command"} == \
+            {k: v for k, v in config.items() if k != "command"}
+        if not same:
+            raise ValueError(f"out_dir {out_dir} already holds a prior built with other settings; choose another "
+                             "directory")
+        return {**summary, "seconds": round(time.perf_counter() - t0, 2), "reused": True}
     if out_dir.exists() and any(out_dir.iterdir()):
         clean_temporaries(out_dir)
         if any(out_dir.iterdir()):
-            raise ValueError(f"--out {out_dir} is not empty; choose a new directory for a generative prior")
+            raise ValueError(f"out_dir {out_dir} is not empty; choose a new directory for a generative prior")
     with atomic_dir(out_dir) as tmp:
         save_weights(Path(tmp) / "digits.safetensors", {"digits": digits, "labels": labels, **index.tensors()},
                      {"digits": int(digits.shape[0]), "components": config["components"]})
         from ..artifacts import file_checksum
 
         write_manifest(tmp, PRIOR_KIND, config, inputs={"digits": file_checksum(Path(tmp) / "digits.safetensors")})
-    return {"prior": GENERATIVE, "digits": config["digits"], "offsets": (dataset.canvas_size - DIGIT + 1) ** 2,
-            "equivalent_canvases": config["digits"] * (dataset.canvas_size - DIGIT + 1) ** 2,
-            "components": config["components"], "prototypes": config["prototypes"], "clutter": noise.to_dict(),
-            "seconds": round(time.perf_counter() - t0, 2), "out": str(out_dir)}
+    return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def prior_type(directory) -> str:

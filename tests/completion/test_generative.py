@@ -105,6 +105,22 @@ def test_predictions_are_what_the_sensor_returns():
     assert torch.allclose(prior.predict(d, o, loc), want.reshape(5, 4, 2, -1), atol=1e-6)
 
 
+@pytest.mark.parametrize("scales", [1, 3])
+def test_offset_proposal_scores_every_prototype_at_every_offset_as_the_sensor_sees_it(scales):
+    g = torch.Generator().manual_seed(0)
+    digits = torch.rand(5, 28, 28, generator=g) * (torch.rand(5, 28, 28, generator=g) > 0.6)
+    grid = Sensor.mnist(scales=scales, canvas_size=44)
+    prior = CanvasPrior(digits, torch.arange(5), grid, canvas_size=44, cluttered=False)
+    comp = GenerativeCompletion(prior, DigitIndex.fit(digits, components=3, prototypes=5))
+    loc = torch.tensor([0, 15, 7, 24])
+    y = torch.rand(4, scales, 12, 12, generator=g)
+    P, O = comp.index.prototypes.shape[0], prior.num_offsets
+    pred = prior.predict(torch.arange(P).repeat_interleave(O), torch.arange(O).repeat(P), loc,
+                         prior.box_filtered(comp.index.prototypes))  # rendered and seen, one by one
+    want = (pred - y.reshape(1, 4, scales, -1)).double().square().sum((1, 2, 3)).view(P, prior.side, prior.side)
+    assert torch.allclose(comp.prototype_sse(loc, y), want, rtol=1e-4, atol=1e-2)
+
+
 def test_an_observation_no_candidate_explains_gets_finite_weights_never_nan():
     prior, comp = _tiny(cluttered=False, k1=27, sigma=[2.0])  # a sharp Gaussian, no clutter
     loc = torch.tensor([4, 12])
