@@ -113,3 +113,8 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
     assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
                  "--num-images", "1", "--min-ess", "0.5", "--out", str(tmp_path / "bad")]) == 2
+    # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
+    fig = tmp_path / "calibration.png"
+    assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0
+    steps = json.loads(fig.with_suffix(".json").read_text())["steps"]
+    assert fig.is_file() and [s["t"] for s in steps] == [1, 2, 3] and steps[0]["predicted"]["mean"] > 0
