@@ -12,7 +12,7 @@ class InkPosterior(torch.nn.Module):
     """Two classes; the logit gap grows with the ink seen, so the entropy falls as glimpses accumulate."""
 
     def forward(self, x):
-        ink = (x[:, 0] * x[:, 1]).sum((-1, -2))
+        ink = 0.05 * (x[:, 0] * x[:, 1]).sum((-1, -2))
         return torch.stack([ink, torch.zeros_like(ink)], -1)
 
 
