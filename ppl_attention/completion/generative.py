@@ -416,7 +416,7 @@ class GenerativeCompletion(Completion):
     def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None, k1: int = 1000,
                  sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
                  offset_ess: float = 4.0, digit_ess: float = 4.0, min_ess: Optional[float] = None,
-                 max_k1: Optional[int] = None, paste_observed: bool = True, device="cpu"):
+                 max_k1: Optional[int] = None, paste_observed: bool = True):
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -442,7 +442,6 @@ class GenerativeCompletion(Completion):
         self.offset_ess, self.digit_ess = float(offset_ess), float(digit_ess)
         self.paste_observed = bool(paste_observed)
         self.channels = 1
-        self.device = device
         # Basis of the digit PCA as 28 x 28 patterns: the mean, then the components.
         self._basis = torch.cat([index.mean.view(1, -1), index.components]).view(-1, DIGIT, DIGIT)
         self._basis_filtered = prior.box_filtered(self._basis)
@@ -611,12 +610,14 @@ class GenerativeCompletion(Completion):
                 log_q = torch.zeros(len(pairs), dtype=torch.float64).scatter_(0, inverse, torch.cat(parts_q))
                 counts = cnt.double()
                 if self.min_ess is None or draws + self.k1 > self.max_k1:
+                    log_p = None
                     break
-                lp = self.log_likelihood(pairs // prior.num_offsets, pairs % prior.num_offsets, loc, y, sigma_p)
-                if ess(lp - log_q + counts.log()) >= self.min_ess:
+                log_p = self.log_likelihood(pairs // prior.num_offsets, pairs % prior.num_offsets, loc, y, sigma_p)
+                if ess(log_p - log_q + counts.log()) >= self.min_ess:
                     break
         digit, offs = pairs // prior.num_offsets, pairs % prior.num_offsets
-        log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
+        if mode == "enumerate" or log_p is None:
+            log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
         log_wc = log_p - log_q + counts.log()  # all draws of each distinct pair (the uniform prior cancels)
         if not bool(torch.isfinite(log_wc).any()) or bool(torch.isnan(log_wc).any()):
             raise ValueError(f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
