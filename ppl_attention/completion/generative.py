@@ -49,6 +49,7 @@ terms are computed in log space with ``log_ndtr``): the weight falls on the leas
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -68,7 +69,7 @@ from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
 
 __all__ = ["CanvasPrior", "ClutterNoise", "ClutterObservation", "DigitIndex", "GenerativeCompletion",
            "build_generative_prior", "open_generative_prior", "clutter_log_likelihood", "measure_clutter",
-           "GENERATIVE", "DEFAULT_SIGMA"]
+           "prior_type", "GENERATIVE", "DEFAULT_SIGMA"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def clutter_log_likelihood(residual: torch.Tensor, sigma: float, noise: ClutterN
     return torch.logaddexp(torch.log1p(-rho) + gauss, torch.log(rho) + emg)
 
 
+@functools.lru_cache(maxsize=1)
 def _pyro_observation():
     """The Pyro distribution of the glimpses (built lazily: pyro is imported only when the program is used)."""
     import pyro.distributions as dist
