@@ -57,11 +57,7 @@ def main(argv=None):
     from ppl_attention.sensor import check_sensor
 
     avp = load_avp(args.avp)
-    spec = DatasetSpec.from_dict(read_manifest(args.avp)["config"]["data"]) \
-        if hasattr(DatasetSpec, "from_dict") else None
-    if spec is None:
-        d = read_manifest(args.avp)["config"]["data"]
-        spec = DatasetSpec(d["name"], d.get("root"), d.get("seed", 0), tuple(sorted(d.get("options", {}).items())))
+    spec = DatasetSpec.from_dict(read_manifest(args.avp)["config"]["data"], f"--avp {args.avp}")
     data = spec.load("test")
     grid = avp.grid
     gen = open_generative_prior(args.gen_prior, grid=grid, k1=args.k1, sigma=args.gen_sigma)
