@@ -7,6 +7,12 @@ queries (t = 1..5 glimpses of held-out test canvases).  Figures are printed as J
     python benchmarks/bench_completion.py --quick                      # builds a 20,000-canvas prior first
     python benchmarks/bench_completion.py --prior runs/prior-cluttered-mnist --tile 5   # 1,000,000 rows (timing)
 
+``--gen-prior DIR`` (``build-prior --kind generative``) also times the generative-process prior
+(:mod:`ppl_attention.completion.generative`: importance sampling over 4,000 digits x 1,089 offsets = 4.4 M
+canvases, before clutter) on the same queries, side by side, with the same K1 and K2:
+    python benchmarks/bench_completion.py --prior /work/artefacts/prior-cluttered --gen-prior runs/gp-cluttered \
+        --queries 50 --threads 1 --no-brute-force
+
 ``--tile K`` writes a temporary copy of the prior with every array repeated K times (database rows, codes,
 energies; same PCA), for timing a larger database when there is no time to build one; its posterior figures
 are those of the untiled prior (each row K times), so only the seconds are meaningful.
@@ -93,6 +99,10 @@ def main():
     p.add_argument("--k2", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tile", type=int, default=1, help="repeat the prior's rows this many times (timing only)")
+    p.add_argument("--gen-prior", type=Path, default=None, help="also time this generative prior (side by side)")
+    p.add_argument("--gen-sigma", type=float, nargs="+", default=None,
+                   help="the generative prior's noise schedule (default: its own)")
+    p.add_argument("--no-brute-force", action="store_true", help="skip the brute-force baseline")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tmp = None
@@ -115,31 +125,68 @@ def main():
     path = torch.tensor([40, 31, 49, 39, 41])  # centre first, then around it
     # Warm-up (page cache, allocator) once, not timed.
     sampler.sample(path[:1], grid.extract(images[:1], path[None, :1])[0], args.k2)
+    gen = None
+    if args.gen_prior is not None:
+        from ppl_attention.completion.generative import open_generative_prior
+
+        gen = open_generative_prior(args.gen_prior, grid=grid, k1=args.k1, sigma=args.gen_sigma)
+        gen.sample(path[:1], grid.extract(images[:1], path[None, :1])[0], args.k2)  # warm-up
+    gen_s, gen_ess, gen_acc, gen_t, gen_cpu, ours_cpu = [], [], [], [], [], []
     ours, props, base, ess, acc = [], [], [], [], []
     rng = np.random.default_rng(0)
     for q in range(args.queries):
         t = q % 5 + 1
         loc = path[:t]
         g = grid.extract(images[q:q + 1], loc[None])[0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = sampler.sample(loc, g, args.k2, generator=torch.Generator().manual_seed(q), true_image=images[q])
         ours.append(time.perf_counter() - t0)
+        ours_cpu.append(time.process_time() - c0)
         props.append(out.diagnostics["proposal_seconds"])
         ess.append(out.diagnostics["ess"])
         acc.append(float(out.label_posterior(10)[true_labels[q]]))
-        t0 = time.perf_counter()
-        brute_force(db, grid, loc, g, out.diagnostics["sigma_p"] / 255.0, args.k2, rng)
-        base.append(time.perf_counter() - t0)
+        if gen is not None:  # the same query through the generative prior
+            t0, c0 = time.perf_counter(), time.process_time()
+            o2 = gen.sample(loc, g, args.k2, generator=torch.Generator().manual_seed(q))
+            gen_s.append(time.perf_counter() - t0)
+            gen_cpu.append(time.process_time() - c0)
+            gen_ess.append(o2.diagnostics["ess"])
+            gen_acc.append(float(o2.label_posterior(10)[true_labels[q]]))
+            gen_t.append(t)
+        if not args.no_brute_force:
+            t0 = time.perf_counter()
+            brute_force(db, grid, loc, g, out.diagnostics["sigma_p"] / 255.0, args.k2, rng)
+            base.append(time.perf_counter() - t0)
     result = {"benchmark": "completion", "database_rows": len(db), "components": index.k, "k1": args.k1,
               "k2": args.k2, "threads": args.threads, "queries": args.queries,
               "seconds_per_query_median": round(statistics.median(ours), 4),
               "seconds_per_query_max": round(max(ours), 4),
+              "cpu_seconds_per_query_median": round(statistics.median(ours_cpu), 4),
               "proposal_seconds_median": round(statistics.median(props), 4),
-              "brute_force_seconds_median": round(statistics.median(base), 4),
-              "speedup_vs_brute_force": round(statistics.median(base) / statistics.median(ours), 2),
+              "brute_force_seconds_median": round(statistics.median(base), 4) if base else None,
+              "speedup_vs_brute_force": round(statistics.median(base) / statistics.median(ours), 2) if base else None,
               "final_ess_median": round(statistics.median(ess), 1),
               "true_label_posterior_mean": round(float(np.mean(acc)), 3), "target_seconds": 1.0}
     result["tiled"] = args.tile
+    if gen is not None:
+        result["generative"] = {
+            "prior": str(args.gen_prior), "digits": gen.prior.num_digits, "offsets": gen.prior.num_offsets,
+            "equivalent_canvases": gen.num_candidates, "sensor": grid.describe(),
+            "sigma": [round(gen.sigma.sigma(t) * 255, 1) for t in range(1, 6)],
+            "seconds_per_query_median": round(statistics.median(gen_s), 4),
+            # CPU seconds of this process (one thread): the wall time on an idle core, when the machine is shared
+            "cpu_seconds_per_query_median": round(statistics.median(gen_cpu), 4),
+            "seconds_per_query_max": round(max(gen_s), 4),
+            "seconds_median_by_t": {t: round(statistics.median([s for s, u in zip(gen_s, gen_t) if u == t]), 4)
+                                    for t in sorted(set(gen_t))},
+            "cpu_seconds_median_by_t": {t: round(statistics.median([s for s, u in zip(gen_cpu, gen_t) if u == t]), 4)
+                                        for t in sorted(set(gen_t))},
+            "final_ess_median": round(statistics.median(gen_ess), 1),
+            "true_label_posterior_mean": round(float(np.mean(gen_acc)), 3), "target_seconds": 0.05}
+        result["database_cpu_seconds_median_by_t"] = {
+            t: round(statistics.median([s for s, u in zip(ours_cpu, gen_t) if u == t]), 4) for t in sorted(set(gen_t))}
+        result["database_seconds_median_by_t"] = {
+            t: round(statistics.median([s for s, u in zip(ours, gen_t) if u == t]), 4) for t in sorted(set(gen_t))}
     for d in (tmp, tiled):
         if d is not None:
             shutil.rmtree(d, ignore_errors=True)

@@ -162,7 +162,7 @@ def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, see
                 Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, *common])]
         if dataset not in given["prior"]:
             stages.append(Stage("build prior", prior / "summary.json",
-                                ["build-prior", "--dataset", dataset, "--size", s.prior_size, "--out", prior,
+                                ["build-prior", "--dataset", dataset, "--kind", "database", "--size", s.prior_size, "--out", prior,
                                  "--components", s.prior_components, *flag("--fit-samples", s.prior_fit_samples),
                                  *common]))
         stages.append(Stage(f"generate {s.num_sequences} sequences",

@@ -129,7 +129,7 @@ AVP = ["train-avp", "--device", "cpu", "--out", "{out}", "--train-size", "16", "
 GEN = ["generate", "--device", "cpu", "--avp", "{avp}", "--prior", "{prior}", "--out", "{out}", "--num-images",
        "1", "-T", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive"]
 EVAL = ["evaluate-avp", "--device", "cpu"]
-PRIOR = ["build-prior", "--out", "{out}", "--size", "10"]
+PRIOR = ["build-prior", "--out", "{out}", "--size", "10", "--kind", "database"]
 PLOT = ["plot", "epe", "{store}", "--index", "0"]
 
 # (id, argv, fragment the one-line message must contain)

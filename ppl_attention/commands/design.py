@@ -56,6 +56,11 @@ class GenerateConfig:
     shift: int = field(default=0, metadata={
         "help": "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
                 "built with at least this --shift)"})
+    min_ess: Optional[float] = field(default=None, metadata={
+        "help": "generative prior: draw more (digit, offset) candidates, k1 at a time, until the completions' "
+                "effective sample size reaches this (capped by --max-k1); default: one round of k1"})
+    max_k1: Optional[int] = field(default=None, metadata={"help": "cap on the candidates --min-ess may grow to "
+                                                                 "(default 8 x k1)"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
     images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
@@ -97,6 +102,7 @@ def register(sub, common):
     if "plot" in sub.choices:  # someone else owns a `plot` group: stay out of it
         q = sub.add_parser("plot-epe", parents=[common], help="EPE heatmaps of every step of one stored image")
         v = sub.add_parser("plot-validity", parents=[common], help="accuracy along generated vs baseline sequences")
+        c = sub.add_parser("plot-epe-calibration", parents=[common], help="predicted EPE vs realised entropy")
     else:
         plot = sub.add_parser("plot", parents=[common], help="figures")
         plots = plot.add_subparsers(dest="figure", metavar="FIGURE")
@@ -104,12 +110,20 @@ def register(sub, common):
         q = plots.add_parser("epe", parents=[common], help="EPE heatmaps of every step of one stored image")
         v = plots.add_parser("validity", parents=[common], help="AVP accuracy after t glimpses along the store's "
                              "sequences, random sequences and first-glimpse-heuristic sequences (PS-H1/H5)")
+        c = plots.add_parser("epe-calibration", parents=[common], help="the EPE predicted for each chosen location "
+                             "against the realised posterior entropy, per step, with 95 %% intervals")
     v.add_argument("store", type=Path, help="sequence store, generated for held-out images (--split valid/test)")
     v.add_argument("--avp", required=True, type=Path, help="AVP directory used to classify")
     v.add_argument("--out", required=True, type=Path, help="PNG to write (curves go to the same name .json)")
     add_dataset_arguments(v, reads="the store and the AVP")
     v.add_argument("--repeats", type=int, default=8, help="random / heuristic sequences per image (default 8)")
     v.set_defaults(func=run_plot_validity)
+
+    c.add_argument("store", type=Path, help="sequence store with EPE maps (generate), e.g. for held-out images")
+    c.add_argument("--avp", required=True, type=Path, help="AVP directory whose posterior entropy is realised")
+    c.add_argument("--out", required=True, type=Path, help="PNG to write (figures go to the same name .json)")
+    add_dataset_arguments(c, reads="the store and the AVP")
+    c.set_defaults(func=run_plot_epe_calibration)
 
     q.add_argument("store", type=Path, help="sequence store directory")
     q.add_argument("--index", type=int, required=True, help="image index")
@@ -152,8 +166,16 @@ def run_generate(args):
     # the dataset (name, root, split seed, options) is the AVP's and the prior's; flags may only repeat it
     spec = resolve_dataset(args, [avp, prior] + ([out] if (out / "manifest.json").is_file() else []), default=None)
     data = spec.load(cfg.split)
+    from ..completion.generative import GENERATIVE, prior_type
+
+    generative = prior_type(prior) == GENERATIVE
     if cfg.sigma:
         sigma, sigma_from = [float(v) for v in cfg.sigma], "--sigma"
+    elif generative:
+        from ..artifacts import read_manifest
+
+        sigma = [float(v) for v in read_manifest(prior)["config"]["sigma"]]
+        sigma_from = f"the generative prior {prior}"
     elif getattr(data, "noise_schedule", None):
         sigma, sigma_from = [float(v) for v in data.noise_schedule], f"the {spec.name} dataset's default"
     else:
@@ -167,7 +189,9 @@ def run_generate(args):
                            _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
                            sigma=tuple(sigma), options=spec.options,
                            sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
-                           target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision)
+                           target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision,
+                           min_ess=cfg.min_ess,
+                           max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None)
     problem, image_fn = factory()
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
@@ -185,6 +209,8 @@ def run_generate(args):
               "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": cfg.precision,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
+    if cfg.min_ess is not None:  # recorded only when used, so stores made before it keep their config
+        config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
     existed = out.exists()
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
     try:
@@ -196,9 +222,31 @@ def run_generate(args):
             store.remove_if_empty()
         raise
     write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
-                        "noise_schedule_from": sigma_from, "shard": f"{shard[0]}/{shard[1]}", **counts,
+                        "noise_schedule_from": sigma_from, "prior_kind": "generative" if generative else "database",
+                        "ess": _ess_summary(store, shard_indices(indices, shard)),
+                        "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
     return 0
+
+
+def _ess_summary(store, indices) -> dict:
+    """Effective sample size of the completions per image (its median over steps 2..T) and per step (median and
+    10th percentile over images), from the records of ``indices`` that hold it."""
+    import statistics
+
+    per_image, per_step = {}, {}
+    for i in indices:
+        if not store.has(i):
+            continue
+        values = store.record(i).get("ess") or []
+        values = [v for v in values if v is not None]
+        if values:
+            per_image[int(i)] = round(statistics.median(values), 2)
+            for step, v in enumerate(values, start=2):
+                per_step.setdefault(step, []).append(v)
+    steps = {str(k): {"median": round(statistics.median(v), 2),
+                      "p10": round(sorted(v)[len(v) // 10], 2), "images": len(v)} for k, v in sorted(per_step.items())}
+    return {"per_image": per_image, "per_step": steps}
 
 
 def _check_generate(cfg) -> None:
@@ -219,6 +267,13 @@ def _check_generate(cfg) -> None:
     check_int("--batch-size", cfg.batch_size)
     check_int("--images-per-task", cfg.images_per_task)
     check_int("--shift", cfg.shift, minimum=0)
+    check_int("--max-k1", cfg.max_k1, optional=True)
+    if cfg.min_ess is not None:
+        check_number("--min-ess", cfg.min_ess, strict=True)
+        if cfg.min_ess < 1:
+            raise ValueError(f"--min-ess must be >= 1 (an effective number of samples), got {cfg.min_ess}")
+        if cfg.max_k1 is not None and cfg.max_k1 < cfg.k1:
+            raise ValueError(f"--max-k1 must be >= --k1 ({cfg.k1}), got {cfg.max_k1}")
     for flag, values in (("--sigma", cfg.sigma), ("--sigma-q", cfg.sigma_q)):
         for v in values or ():
             check_number(flag, v, strict=True)
@@ -305,5 +360,44 @@ def run_plot_validity(args):
     atomic_write_json(Path(args.out).with_suffix(".json"), {"images": len(idx), "curves": curves})
     for name, acc in curves.items():
         print(f"  {name}: " + ", ".join(f"{a:.3f}" for a in acc))
+    print(f"wrote {path}")
+    return 0
+
+
+def run_plot_epe_calibration(args):
+    import torch
+
+    from ..artifacts import atomic_write_json
+    from ..design.evaluate import epe_calibration
+    from ..design.store import SequenceStore
+    from ..plots.design import plot_epe_calibration
+    from ..posterior import load_avp
+    from ..sensor import check_sensor
+
+    check_in_dir(args.store, "store", "a sequence store directory")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_out_file(args.out, suffixes=(".png", ".pdf", ".svg"))
+    store = SequenceStore.open(args.store)
+    seqs = store.sequences()
+    if not seqs:
+        raise ValueError(f"store {args.store} holds no sequences")
+    avp = load_avp(args.avp)
+    check_sensor(avp.grid, store.grid, f"--avp {args.avp}", f"the store {args.store}'s sensor")
+    spec = resolve_dataset(args, [args.store, args.avp], default=None)
+    data = spec.load(store.config.get("split", "train"))
+    idx = sorted(seqs)
+    images = torch.stack([data[i]["image"] for i in idx])
+    maps = torch.stack([store.epe_maps(i) for i in idx])
+    task = store.config.get("task", "label")
+    result = epe_calibration(avp, images, store.grid, torch.stack([seqs[i] for i in idx]), maps,
+                             attribute=None if task in (None, "label") else int(task))
+    path = plot_epe_calibration(result, args.out, title=f"{store.config['dataset']} ({len(idx)} images, "
+                                f"{store.config.get('split', 'train')}): predicted EPE vs realised entropy")
+    atomic_write_json(Path(args.out).with_suffix(".json"), {"store": str(args.store), "avp": str(args.avp),
+                                                             "images": len(idx), "steps": result["steps"]})
+    for s in result["steps"]:
+        print(f"  t={s['t']}: predicted {s['predicted']['mean']:.3f} [{s['predicted']['lo']:.3f}, "
+              f"{s['predicted']['hi']:.3f}], realised {s['realised']['mean']:.3f} [{s['realised']['lo']:.3f}, "
+              f"{s['realised']['hi']:.3f}], relative {100 * s['relative']:+.1f} %")
     print(f"wrote {path}")
     return 0

@@ -5,6 +5,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from ..config import add_config_arguments, build_config, config_to_dict
 from ._common import write_summary
@@ -24,6 +25,15 @@ class BuildPriorConfig:
     chunk_size: int = field(default=10_000, metadata={"help": "images per build chunk (the resume unit)"})
     flip: bool = field(default=False, metadata={"help": "add horizontal mirrors as extra rows (datasets where "
                                                         "flips are natural)"})
+    kind: Optional[str] = field(default=None, metadata={
+        "help": "which prior: 'generative' (the data's own generative process: digit x offset x clutter, MNIST "
+                "canvases only) or 'database' (the paper's PCA-indexed database of whole images); default: the "
+                "dataset's own (its default_prior: generative for the MNIST canvases, database elsewhere)",
+        "choices": ["generative", "database"]})
+    prototypes: int = field(default=32, metadata={"help": "generative prior: k-means prototype digits of the offset "
+                                                          "proposal"})
+    digit_components: int = field(default=24, metadata={"help": "generative prior: PCA components of the digit "
+                                                                "pool (the digit proposal)"})
 
 
 def register(sub, common):
@@ -57,6 +67,23 @@ def run(args):
     previous = [args.out] if (args.out / "manifest.json").is_file() else []
     spec = resolve_dataset(args, previous, default="cluttered-mnist")
     data = spec.to_dict()
+    from ..data.spec import dataset_class
+
+    kind = cfg.kind or getattr(dataset_class(spec.name), "default_prior", "database")
+    if kind == "generative":
+        from ..completion.generative import build_generative_prior
+
+        check_int("--prototypes", cfg.prototypes)
+        check_int("--digit-components", cfg.digit_components)
+        if spec.root is not None:
+            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
+        t0 = time.perf_counter()
+        summary = build_generative_prior(args.out, spec, cfg.digit_components, cfg.prototypes, seed=args.seed,
+                                         command=config_to_dict(cfg))
+        summary.update({"dataset": spec.name, "data": spec.describe(), "kind": kind,
+                        "seconds": round(time.perf_counter() - t0, 2)})
+        write_summary(args.out, summary)
+        return 0
     if spec.name.startswith(("cluttered-mnist", "translated-mnist")):
         if spec.root is not None:
             raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")

@@ -6,6 +6,9 @@
 - :mod:`.pca_index`: a faiss PCA of that database; codes and glimpse energies stored on disk.
 - :mod:`.importance`: the paper's importance sampler over the database (Algorithm 2) and :func:`open_prior`.
 - :mod:`.prior`: :func:`build_prior` (database + index in one directory, kind "prior").
+- :mod:`.generative`: the MNIST canvases' own generative process (digit x offset x clutter) as the prior, and
+  importance sampling over (digit, offset): :class:`GenerativeCompletion`, :func:`build_generative_prior`,
+  :func:`open_generative_prior` (a prior directory whose manifest says ``"prior": "generative"``).
 
 The heavy modules (faiss, memmaps) are imported on first use of their names.
 """
@@ -13,11 +16,14 @@ from .base import Completion, CompletionSamples, check_observations, check_true_
 
 __all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_image", "ImageDatabase",
            "build_database", "mnist_canvas_source", "PCAIndex", "PCAIndexConfig", "build_pca_index",
-           "ImportanceCompletion", "open_prior", "build_prior"]
+           "ImportanceCompletion", "open_prior", "build_prior", "CanvasPrior", "GenerativeCompletion",
+           "build_generative_prior", "open_generative_prior", "prior_type"]
 
 _LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
          "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
-         "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior"}
+         "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior",
+         "CanvasPrior": "generative", "GenerativeCompletion": "generative", "build_generative_prior": "generative",
+         "open_generative_prior": "generative", "prior_type": "generative"}
 
 
 def __getattr__(name):

@@ -58,7 +58,7 @@ def default_mnist_schedule() -> NoiseSchedule:
 
     MNIST glimpses are nearly binary 12 x 12 patches, so the Gaussian posterior over database rows is very
     peaked.  Growing sigma as sqrt(t) holds the total precision t / sigma_t^2 constant, so the posterior does
-    not collapse onto one row as glimpses accumulate (the paper's CelebA schedule 5 * 2^t grows for the same
+    not collapse onto one row as glimpses accumulate (the paper's CelebA schedule 5 * 2^(t-1) grows for the same
     reason; a constant sigma of 160 or 192 collapses to median ESS <= 2.5 by t = 3).  Measured on the 200k-row
     cluttered prior, 60 held-out cluttered test canvases, 1..4 glimpses drawn on the ink, K1 = 1000, the true
     image's PCA reconstruction in the proposal (docs/figures/completion/sigma_sweep.md has the full sweep):

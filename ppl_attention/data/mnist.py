@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
 
-__all__ = ["load_digits", "render_canvases", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES", "SPLIT_SEED"]
+__all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES", "SPLIT_SEED"]
 
 log = logging.getLogger(__name__)
 
@@ -149,23 +149,39 @@ def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generato
     pos = (top[:, None, None] + ar[None, :, None]) * S + (left[:, None, None] + ar[None, None, :])
     flat.scatter_(1, pos.reshape(n, -1), digits[indices].reshape(n, -1))
     if cluttered and n_clutter > 0:
-        K, c = int(n_clutter), int(clutter_size)
-        # Other digits: draw from N - 1 and skip the canvas's own digit.
-        other = torch.randint(N - 1, (n, K), generator=generator)
-        other = other + (other >= indices[:, None]).long()
-        cr = torch.randint(D - c + 1, (n, K), generator=generator)  # crop offset inside the digit
-        cc = torch.randint(D - c + 1, (n, K), generator=generator)
-        pr = torch.randint(S - c + 1, (n, K), generator=generator)  # placement on the canvas
-        pc = torch.randint(S - c + 1, (n, K), generator=generator)
-        arc = torch.arange(c)
-        src_r = (cr[..., None, None] + arc[:, None]).expand(n, K, c, c)
-        src_c = (cc[..., None, None] + arc[None, :]).expand(n, K, c, c)
-        pieces = digits[other[..., None, None].expand(n, K, c, c), src_r, src_c]  # (n, K, c, c)
-        dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
-        flat.scatter_reduce_(1, dst.reshape(n, -1), pieces.reshape(n, -1), reduce="amax", include_self=True)
+        add_clutter(flat, digits, indices, S, int(n_clutter), int(clutter_size), generator)
     box = digit_bboxes(digits[indices])
     box = box + torch.stack([top, left, torch.zeros_like(top), torch.zeros_like(top)], -1)
     return flat.view(n, 1, S, S), labels[indices].clone(), box.float()
+
+
+def add_clutter(flat: torch.Tensor, digits: torch.Tensor, indices: torch.Tensor, canvas_size: int, n_clutter: int,
+                clutter_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Max-combine ``n_clutter`` random ``clutter_size`` x ``clutter_size`` crops of digits *other than*
+    ``indices`` (n,) into the flat canvases ``flat`` (n, S*S) in place (Mnih et al. 2014's clutter); returns
+    ``flat``.  Every draw comes from ``generator`` (the order :func:`render_canvases` has always used), and the
+    canvases may be uint8 or float (the pieces are converted to their dtype: float canvases get [0, 1] pieces)."""
+    n, N, S, D = flat.shape[0], digits.shape[0], int(canvas_size), DIGIT_SIZE
+    K, c = int(n_clutter), int(clutter_size)
+    if n == 0 or K == 0:
+        return flat
+    # Other digits: draw from N - 1 and skip the canvas's own digit.
+    other = torch.randint(N - 1, (n, K), generator=generator)
+    other = other + (other >= indices[:, None]).long()
+    cr = torch.randint(D - c + 1, (n, K), generator=generator)  # crop offset inside the digit
+    cc = torch.randint(D - c + 1, (n, K), generator=generator)
+    pr = torch.randint(S - c + 1, (n, K), generator=generator)  # placement on the canvas
+    pc = torch.randint(S - c + 1, (n, K), generator=generator)
+    arc = torch.arange(c)
+    src_r = (cr[..., None, None] + arc[:, None]).expand(n, K, c, c)
+    src_c = (cc[..., None, None] + arc[None, :]).expand(n, K, c, c)
+    pieces = digits[other[..., None, None].expand(n, K, c, c), src_r, src_c]  # (n, K, c, c)
+    if flat.dtype.is_floating_point and pieces.dtype == torch.uint8:
+        pieces = pieces.to(flat.dtype).div_(255.0)
+    dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
+    flat.scatter_reduce_(1, dst.reshape(n, -1), pieces.reshape(n, -1).to(flat.dtype), reduce="amax",
+                         include_self=True)
+    return flat
 
 
 @functools.lru_cache(maxsize=8)
@@ -201,6 +217,11 @@ class MnistCanvases(Dataset):
     #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
     #: ``192 sqrt(t)``, measured on these canvases (``completion.importance.default_mnist_schedule``).
     noise_schedule = tuple(round(192.0 * (t ** 0.5), 1) for t in range(1, 6))
+    #: Which image prior ``build-prior`` makes for these canvases unless ``--kind`` says otherwise: the data's own
+    #: generative process (digit x offset x clutter, :mod:`ppl_attention.completion.generative`); the paper's
+    #: PCA-indexed database of rendered canvases is ``--kind database``.  Other datasets have no such attribute
+    #: and use the database.
+    default_prior = "generative"
 
     def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
                  canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,

@@ -12,7 +12,7 @@ import torch
 from ..sensor import GlimpseGrid
 from .epe import resolve_make_input
 
-__all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences"]
+__all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration"]
 
 
 @torch.no_grad()
@@ -88,3 +88,56 @@ def compare_sequences(posterior, images, labels, grid: GlimpseGrid, sequences: t
         curves[f"heuristic (1/gamma={it:g})"] = accuracy_along(posterior, rep_images, rep_labels, h, grid,
                                                                make_input)
     return {k: v.tolist() for k, v in curves.items()}
+
+
+def _mean_ci(x: torch.Tensor) -> dict:
+    """Mean and 95 % normal interval (1.96 standard errors) of ``x`` (n,)."""
+    x = x.double()
+    se = float(x.std() / len(x) ** 0.5) if len(x) > 1 else float("nan")
+    m = float(x.mean())
+    return {"mean": m, "lo": m - 1.96 * se, "hi": m + 1.96 * se}
+
+
+@torch.no_grad()
+def epe_calibration(posterior, images: torch.Tensor, grid: GlimpseGrid, sequences: torch.Tensor,
+                    epe_maps: torch.Tensor, make_input: Callable | None = None, attribute: int | None = None,
+                    batch_size: int = 512) -> dict:
+    """Predicted EPE of each chosen location against the realised posterior entropy, per step.
+
+    ``sequences`` (N, T) and ``epe_maps`` (N, T, L) from a sequence store: step t's map scored every candidate
+    given the first t - 1 glimpses, so ``epe_maps[:, t-1, sequences[:, t-1]]`` is what the design predicted the
+    entropy after glimpse t would be; the realised entropy is the posterior's (``posterior.entropy``, or a softmax
+    entropy) on the true image's first t glimpses.  Returns per step ``predicted`` / ``realised`` means with 95 %
+    intervals, the paired ``difference`` (realised - predicted) and ``relative`` = realised / predicted - 1 (ratio
+    of the means), and per-image ``rows``.
+    """
+    from .epe import entropy_from_logits
+
+    images = grid._check_images(images)
+    seq = grid._check_locations(torch.as_tensor(sequences), "sequences")
+    maps = torch.as_tensor(epe_maps, dtype=torch.float64)
+    N, T = seq.shape
+    if maps.shape[:2] != (N, T) or maps.shape[-1] != grid.num_locations:
+        raise ValueError(f"epe_maps must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, got "
+                         f"{tuple(maps.shape)}")
+    predicted = maps.gather(2, seq.unsqueeze(-1)).squeeze(-1)  # (N, T)
+    if maps.dim() == 4:  # one map per attribute
+        predicted = predicted[..., attribute or 0]
+    make_input = resolve_make_input(posterior, make_input)
+    realised = torch.zeros(N, T, dtype=torch.float64)
+    pad = torch.where(torch.arange(T).unsqueeze(0) < torch.arange(1, T + 1).unsqueeze(1), 0, -1)  # (T, T)
+    rows = torch.where(pad.unsqueeze(0) == 0, seq.unsqueeze(1), pad.unsqueeze(0)).reshape(N * T, T)
+    for start in range(0, N * T, batch_size):  # every (image, t) pair is one row of a batch
+        r = rows[start:start + batch_size]
+        idx = torch.arange(start, start + len(r))
+        logits = posterior(make_input(*grid.observe(images[idx // T], r.to(images.device))))
+        H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
+        if H.dim() > 1:
+            H = H[:, attribute or 0]
+        realised.view(-1)[idx] = H.double().cpu()
+    steps = []
+    for t in range(T):
+        p, r = predicted[:, t], realised[:, t]
+        steps.append({"t": t + 1, "predicted": _mean_ci(p), "realised": _mean_ci(r), "difference": _mean_ci(r - p),
+                      "relative": float(r.mean() / p.mean() - 1.0) if float(p.mean()) != 0 else float("nan")})
+    return {"images": N, "steps": steps, "rows": {"predicted": predicted.tolist(), "realised": realised.tolist()}}

@@ -60,7 +60,9 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
         result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
         yield {"index": int(index), "seed": s, "locations": result.locations.tolist(),
                "epe": result.epe.tolist(),
-               "evaluations": [int(i.get("evaluations", 0)) for i in result.info]}
+               "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
+               # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
+               "ess": [i.get("ess") for i in result.info[1:]]}
 
 
 def _design_batch_list(factory, indices, settings, seed, first_epe) -> list[dict]:
@@ -69,7 +71,8 @@ def _design_batch_list(factory, indices, settings, seed, first_epe) -> list[dict
 
 
 def _write(store: SequenceStore, rec: dict) -> None:
-    store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"])
+    store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"],
+                       ess=rec.get("ess"))
 
 
 def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterable[int], settings: DesignSettings,

@@ -31,6 +31,8 @@ class ImageFactory:
     target_ess: float | None = None
     shift: int = 0
     precision: str = "float32"  # of the AVP's forward passes in the EPE loop (float32 or bfloat16)
+    min_ess: float | None = None  # generative prior: grow the candidates until this ESS (None: one round of k1)
+    max_k1: int | None = None  # ... up to this many draws
     options: tuple = ()  # the dataset's options: sorted (key, value) pairs (``DatasetSpec.options``)
 
     def __call__(self):
@@ -45,9 +47,24 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
-        sampler = ImportanceCompletion.from_prior(
-            self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
-            sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
+        from ..completion.generative import GENERATIVE, open_generative_prior, prior_type
+
+        if prior_type(self.prior) == GENERATIVE:  # the data's own generative process (MNIST canvases)
+            for name in ("target_ess", "shift"):
+                if getattr(self, name):
+                    raise ValueError(f"--{name.replace('_', '-')} applies to a database prior, not to the generative "
+                                     f"prior {self.prior}")
+            sampler = open_generative_prior(self.prior, grid=avp.grid, k1=self.k1,
+                                            sigma=list(self.sigma) if self.sigma else None,
+                                            sigma_q=list(self.sigma_q) if self.sigma_q else None,
+                                            min_ess=self.min_ess, max_k1=self.max_k1)
+        else:
+            if self.min_ess is not None:
+                raise ValueError(f"--min-ess (adaptive candidates) applies to a generative prior, not to the database "
+                                 f"prior {self.prior}")
+            sampler = ImportanceCompletion.from_prior(
+                self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
+                sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
         problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
                                 channels=avp.channels, precision=self.precision)
 

@@ -8,7 +8,7 @@ import torch
 from ..sensor import GlimpseGrid
 from ._save import plt, save_figure
 
-__all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse"]
+__all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse", "plot_epe_calibration"]
 
 
 def _show(ax, image: torch.Tensor):
@@ -68,4 +68,35 @@ def plot_accuracy_by_glimpse(curves: dict, path, title: str = "Accuracy after t 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_epe_calibration(result: dict, path, title: str = "Predicted EPE vs realised entropy") -> Path:
+    """``result`` from :func:`ppl_attention.design.evaluate.epe_calibration`: per step, the mean predicted EPE of
+    the chosen location and the mean realised posterior entropy with 95 % intervals; right, every image's pair."""
+    steps = result["steps"]
+    t = [s["t"] for s in steps]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for key, marker, dx in (("predicted", "o-", -0.05), ("realised", "s--", 0.05)):
+        m = [s[key]["mean"] for s in steps]
+        err = [[s[key]["mean"] - s[key]["lo"] for s in steps], [s[key]["hi"] - s[key]["mean"] for s in steps]]
+        ax.errorbar([x + dx for x in t], m, yerr=err, fmt=marker, capsize=3,
+                    label=f"{key} ({'EPE of the chosen location' if key == 'predicted' else 'posterior entropy'})")
+    ax.set_xlabel("glimpses t")
+    ax.set_ylabel("entropy (nats)")
+    ax.set_xticks(t)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    pred = torch.tensor(result["rows"]["predicted"])
+    real = torch.tensor(result["rows"]["realised"])
+    for k in range(pred.shape[1]):
+        ax2.scatter(pred[:, k], real[:, k], s=6, alpha=0.5, label=f"t = {k + 1}")
+    hi = float(torch.cat([pred.flatten(), real.flatten()]).max())
+    ax2.plot([0, hi], [0, hi], "k:", lw=1)
+    ax2.set_xlabel("predicted EPE")
+    ax2.set_ylabel("realised entropy")
+    ax2.set_title("per image", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, path)

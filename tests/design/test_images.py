@@ -68,3 +68,53 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
     assert fewer < SequenceStore.open(tmp_path / "float32").record(0)["evaluations"][1]  # a 2-sample first round
     assert main(["generate", *common, "--search-options", "stride=2", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.fixture(scope="module")
+def generative_prior(tmp_path_factory):
+    from ppl_attention.completion.generative import build_generative_prior
+    from ppl_attention.data.spec import DatasetSpec
+
+    out = tmp_path_factory.mktemp("gp") / "prior"
+    build_generative_prior(out, DatasetSpec("cluttered-mnist", None, 0, ()), components=6, prototypes=6)
+    return out
+
+
+def test_factory_opens_the_generative_prior_with_its_settings(artefacts, generative_prior):
+    from ppl_attention.completion.generative import GenerativeCompletion
+
+    problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(generative_prior), k1=300,
+                              min_ess=10.0, max_k1=1200)()
+    sampler = problem.sampler
+    assert isinstance(sampler, GenerativeCompletion) and sampler.grid == problem.grid
+    assert sampler.k1 == 300 and sampler.min_ess == 10.0 and sampler.max_k1 == 1200
+    assert sampler.sigma.sigma(1) == pytest.approx(48 / 255)  # the prior's recorded schedule
+    with pytest.raises(ValueError, match="--shift applies to a database prior"):
+        ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(generative_prior), shift=1)()
+    with pytest.raises(ValueError, match="--min-ess .* applies to a generative prior"):
+        ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"), min_ess=5.0)()
+
+
+def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts, generative_prior, tmp_path):
+    import json
+
+    from ppl_attention.cli import main
+
+    out = tmp_path / "store"
+    assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
+                 "--num-images", "2", "-T", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive",
+                 "--min-ess", "3", "--max-k1", "600", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
+    assert set(summary["ess"]["per_image"]) == {"0", "1"} and set(summary["ess"]["per_step"]) == {"2", "3"}
+    record = json.loads((out / "records" / "0000000.json").read_text())
+    assert len(record["ess"]) == 2 and all(v >= 1.0 for v in record["ess"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
+    assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
+                 "--num-images", "1", "--min-ess", "0.5", "--out", str(tmp_path / "bad")]) == 2
+    # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
+    fig = tmp_path / "calibration.png"
+    assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0
+    steps = json.loads(fig.with_suffix(".json").read_text())["steps"]
+    assert fig.is_file() and [s["t"] for s in steps] == [1, 2, 3] and steps[0]["predicted"]["mean"] > 0

@@ -1,0 +1,765 @@
+"""The data's own generative process as the image prior of translated and cluttered MNIST.
+
+A canvas is made (:func:`ppl_attention.data.mnist.render_canvases`) by putting one training digit at one of the
+``(S - 27)^2`` top-left offsets of an ``S x S`` canvas and max-combining random pieces of clutter.  A database of
+rendered canvases (:mod:`.importance`) almost never holds one that matches what a glimpse saw: 4,000 digits x
+1,089 offsets is 4.4 M canvases before clutter.  This module does inference in that process instead.
+
+The Pyro program (:meth:`CanvasPrior.model`)::
+
+    digit  ~ Categorical(uniform over the training pool)          # the empirical prior of the digits
+    offset ~ Categorical(uniform over the (S - 27)^2 offsets)
+    clutter pieces ~ the dataset's clutter process                 # (cluttered MNIST only)
+    canvas = max(render(digit, offset), clutter)
+    y      ~ ClutterObservation(sensor.extract(render(digit, offset), locations), sigma_t, rho, rate)
+
+``y`` holds every scale of every glimpse, exactly what the sensor returns (the retina's pooled values).  Clutter
+can only *raise* a pooled value under max-combination, so the observation model of each pooled value ``v`` with
+digit-only prediction ``mu`` is the mixture::
+
+    (1 - rho_j) N(v | mu, sigma^2)  +  rho_j EMG(v | mu, sigma, rate_j)
+
+where ``EMG`` is the Gaussian convolved with an exponential increment (``mu + N(0, sigma^2) + Exp(rate)``): the
+one-sided, clutter-tolerant term.  ``rho_j`` (the fraction of scale-``j`` pooled values that clutter raises) and
+``rate_j`` (one over their mean increase) are measured on rendered training canvases when the prior is built and
+recorded in its manifest; translated MNIST has ``rho = 0`` (a plain Gaussian).  The approximation: the pooled values
+are independent given (digit, offset) -- the clutter sites are marginalised value by value, not jointly.
+
+Inference (:class:`GenerativeCompletion`) is importance sampling over (digit, offset) pairs, vectorised:
+
+1. an offset proposal ``q(o)``: the Gaussian likelihood of the observed glimpses (every scale) under each of ``P``
+   prototype digits (faiss k-means centroids of the pool) at every offset, computed for all offsets at once by
+   FFT correlations (exact sensor geometry, zero padding included; :meth:`GenerativeCompletion.prototype_sse`), mixed over prototypes by cluster size, tempered to an ESS of at least ``offset_ess`` offsets and
+   mixed with ``uniform_mix`` of the uniform distribution (so every offset keeps q > 0);
+2. ``offset_draws`` offsets from ``q(o)`` (residual resampling); for each distinct offset drawn a digit proposal
+   ``q(d | o)`` over the WHOLE pool: the Gaussian likelihood of the glimpses under each digit's PCA reconstruction
+   (faiss PCA, the paper's index) at that offset, ``||y - a_o - B_o z_d||^2`` expanded so that one (N, k) x (k, k)
+   product scores all digits, tempered to an ESS of at least ``digit_ess``;
+3. ``k1`` (digit, offset) draws in all; each distinct pair is rendered, seen through the sensor and scored with the
+   exact likelihood above; weights ``p(y | d, o) / q(d, o)`` (the prior is uniform), aggregated per distinct pair;
+4. adaptive size: while the ESS is below ``min_ess``, another ``k1`` draws are added (up to ``max_k1``);
+5. up to ``n`` distinct pairs are returned (residual resampling), each completed as a canvas: the digit at its
+   offset, max-combined with fresh clutter from the dataset's process, and (``paste_observed``) the observed
+   foveae's pixels written back where they were seen (they are noise-free pixels of the true canvas).
+
+When the whole candidate set is no larger than ``k1`` (tiny pools) every pair is scored: the weights are then the
+exact posterior over (digit, offset).  An observation that no candidate explains still gets finite weights (all
+terms are computed in log space with ``log_ndtr``): the weight falls on the least-bad pairs, ``ess`` drops towards
+1 and ``log_evidence`` is very low; NaN or infinite log-weights raise a ``ValueError``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
+from ..model import NoiseSchedule
+from ..sensor import Sensor, check_sensor
+from .base import Completion, CompletionSamples, check_observations
+from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
+
+__all__ = ["CanvasPrior", "ClutterNoise", "ClutterObservation", "DigitIndex", "GenerativeCompletion",
+           "build_generative_prior", "open_generative_prior", "clutter_log_likelihood", "measure_clutter",
+           "prior_type", "GENERATIVE", "DEFAULT_SIGMA"]
+
+log = logging.getLogger(__name__)
+
+#: The manifest's ``config["prior"]`` of a generative-process prior (a database prior says ``"database"``).
+GENERATIVE = "generative"
+DIGIT = 28
+#: Default observation noise (0..255 after 1, 2, ... glimpses) of the generative prior; see docs/generative_prior.md.
+DEFAULT_SIGMA = tuple(round(48.0 * math.sqrt(t), 1) for t in range(1, 6))
+
+
+# ------------------------------------------------------------------------------------------ observation model
+@dataclass(frozen=True)
+class ClutterNoise:
+    """Per-scale clutter of the observation model: ``rho[j]`` the probability that clutter raises a scale-``j``
+    pooled value, ``rate[j]`` the rate of the exponential increase (pixels in [0, 1])."""
+
+    rho: tuple
+    rate: tuple
+
+    def __post_init__(self):
+        rho, rate = tuple(float(r) for r in self.rho), tuple(float(r) for r in self.rate)
+        if len(rho) != len(rate) or not rho:
+            raise ValueError(f"rho and rate need one value per scale, got {rho} and {rate}")
+        if not all(0.0 <= r < 1.0 for r in rho):
+            raise ValueError(f"rho must lie in [0, 1), got {rho}")
+        if not all(r > 0 and math.isfinite(r) for r in rate):
+            raise ValueError(f"rate must be positive, got {rate}")
+        object.__setattr__(self, "rho", rho)
+        object.__setattr__(self, "rate", rate)
+
+    @classmethod
+    def none(cls, scales: int) -> "ClutterNoise":
+        return cls((0.0,) * scales, (1.0,) * scales)
+
+    def to_dict(self) -> dict:
+        return {"rho": list(self.rho), "rate": list(self.rate)}
+
+
+def clutter_log_likelihood(residual: torch.Tensor, sigma: float, noise: ClutterNoise) -> torch.Tensor:
+    """Per-value log density of ``residual = y - mu`` ``(..., k, D)`` (scale axis second to last) under
+    ``(1 - rho) N(0, sigma^2) + rho EMG(sigma, rate)``; float32, same shape (sum it in float64)."""
+    r = residual.float()
+    k = r.shape[-2]
+    if k != len(noise.rho):
+        raise ValueError(f"residual has {k} scales, the clutter model {len(noise.rho)}")
+    rho = torch.tensor(noise.rho, dtype=r.dtype, device=r.device).view(k, 1)
+    lam = torch.tensor(noise.rate, dtype=r.dtype, device=r.device).view(k, 1)
+    s = float(sigma)
+    gauss = -0.5 * (r / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+    if not any(noise.rho):  # no clutter (translated MNIST): the plain Gaussian
+        return gauss
+    emg = torch.log(lam) + 0.5 * (lam * s) ** 2 - lam * r + torch.special.log_ndtr(r / s - lam * s)
+    return torch.logaddexp(torch.log1p(-rho) + gauss, torch.log(rho) + emg)
+
+
+@functools.lru_cache(maxsize=1)
+def _pyro_observation():
+    """The Pyro distribution of the glimpses (built lazily: pyro is imported only when the program is used)."""
+    import pyro.distributions as dist
+    from torch.distributions import constraints
+
+    class ClutterObservation(dist.TorchDistribution):
+        """Every pooled value of every glimpse, independent given the digit-only prediction ``mean``
+        ``(..., t, k*C, h, w)``: Gaussian noise plus, with probability ``rho_j``, an exponential rise (clutter)."""
+
+        arg_constraints = {}
+        support = constraints.real
+
+        def __init__(self, mean, sigma: float, noise: ClutterNoise, scales: int, validate_args=None):
+            self.mean_ = mean
+            self.sigma = float(sigma)
+            self.noise = noise
+            self.scales = int(scales)
+            super().__init__(mean.shape[:-4], mean.shape[-4:], validate_args=validate_args)
+
+        def expand(self, batch_shape, _instance=None):
+            return ClutterObservation(self.mean_.expand(tuple(batch_shape) + self.event_shape), self.sigma,
+                                      self.noise, self.scales)
+
+        def _per_scale(self, x):
+            return x.reshape(*x.shape[:-3], self.scales, -1)  # (..., t, k, C*h*w)
+
+        def sample(self, sample_shape=torch.Size()):
+            shape = tuple(sample_shape) + tuple(self.mean_.shape)
+            mu = self.mean_.expand(shape)
+            eps = torch.randn(shape, dtype=mu.dtype) * self.sigma
+            rho = torch.tensor(self.noise.rho, dtype=mu.dtype).view(self.scales, 1)
+            lam = torch.tensor(self.noise.rate, dtype=mu.dtype).view(self.scales, 1)
+            u = self._per_scale(torch.rand(shape, dtype=mu.dtype))
+            rise = torch.where(u < rho, -torch.log(self._per_scale(torch.rand(shape, dtype=mu.dtype))) / lam, 0.0)
+            return mu + eps + rise.reshape(shape)
+
+        def log_prob(self, value):
+            r = self._per_scale(value - self.mean_)
+            return clutter_log_likelihood(r, self.sigma, self.noise).double().sum((-1, -2, -3))
+
+    return ClutterObservation
+
+
+def ClutterObservation(mean, sigma, noise, scales):  # noqa: N802 -- a distribution's constructor
+    """``pyro`` distribution of the glimpses given the digit-only prediction (see :func:`_pyro_observation`)."""
+    return _pyro_observation()(mean, sigma, noise, scales)
+
+
+# ------------------------------------------------------------------------------------------------ the process
+class CanvasPrior:
+    """The generative process of an MNIST canvas dataset: ``digits`` (N, 28, 28) float in [0, 1], their ``labels``,
+    the canvas side, the clutter settings and the sensor."""
+
+    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, grid: Sensor, canvas_size: int = 60,
+                 cluttered: bool = True, n_clutter: int = 4, clutter_size: int = 8):
+        if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (DIGIT, DIGIT):
+            raise ValueError(f"digits must be a (N, 28, 28) tensor, got "
+                             f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
+        if digits.shape[0] < (2 if cluttered and n_clutter > 0 else 1):
+            raise ValueError(f"the digit pool needs at least {2 if cluttered else 1} digits, got {digits.shape[0]}")
+        if digits.dtype == torch.uint8:
+            digits = digits.float().div(255.0)
+        labels = torch.as_tensor(labels).long()
+        if labels.shape != (digits.shape[0],):
+            raise ValueError(f"labels must have shape ({digits.shape[0]},) to match digits, got {tuple(labels.shape)}")
+        S = int(canvas_size)
+        if S < DIGIT or tuple(grid.image_size) != (S, S):
+            raise ValueError(f"the sensor is for {grid.image_size[0]} x {grid.image_size[1]} images, the canvases are "
+                             f"{S} x {S} (and must be at least 28)")
+        self.digits = digits.float().contiguous()
+        self.digits_uint8 = self.digits.mul(255.0).round().clamp(0, 255).to(torch.uint8)
+        self.labels = labels
+        self.grid = grid
+        self.canvas_size = S
+        self.cluttered = bool(cluttered)
+        self.n_clutter, self.clutter_size = int(n_clutter), int(clutter_size)
+        self.side = S - DIGIT + 1  # offsets per axis
+        self._filtered = self.box_filtered(self.digits)
+
+    @property
+    def num_digits(self) -> int:
+        return self.digits.shape[0]
+
+    @property
+    def num_offsets(self) -> int:
+        return self.side * self.side
+
+    def offset_pixels(self, offsets: torch.Tensor) -> torch.Tensor:
+        """Top-left pixel (row, col) ``offsets.shape + (2,)`` of each flat offset."""
+        return torch.stack([offsets // self.side, offsets % self.side], -1)
+
+    def render(self, images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Float images (M, 28, 28) (digits or any 28 x 28 pattern) placed at flat ``offsets`` (M,) on empty
+        canvases: (M, 1, S, S).  One scatter, no loop."""
+        M, S = images.shape[0], self.canvas_size
+        px = self.offset_pixels(offsets.long())
+        ar = torch.arange(DIGIT)
+        pos = (px[:, 0, None, None] + ar[None, :, None]) * S + (px[:, 1, None, None] + ar[None, None, :])
+        flat = images.new_zeros(M, S * S)
+        flat.scatter_(1, pos.reshape(M, -1), images.reshape(M, -1))
+        return flat.view(M, 1, S, S)
+
+    def box_filtered(self, images: torch.Tensor) -> list:
+        """Per scale ``j`` (block side ``b = s^j``), the block means ``Fb[a] = mean(images[a : a + b])`` of float
+        patterns (M, 28, 28) for every top-left ``a`` in ``[-(b-1), 27]`` (zero padded): (M, 27 + b, 27 + b)."""
+        out = []
+        for j in range(self.grid.scales):
+            b = self.grid.scale_factor ** j
+            out.append(F.avg_pool2d(F.pad(images.unsqueeze(1), (b - 1,) * 4), b, stride=1)[:, 0].contiguous())
+        return out
+
+    def predict(self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor,
+                filtered: list | None = None) -> torch.Tensor:
+        """What the sensor returns at ``locations`` (t,) of pattern ``digit`` (M,) at ``offsets`` (M,) on an empty
+        canvas: (M, t, k, h*w) -- ``grid.extract(render(...))`` computed without rendering: each pooled value of
+        scale ``j`` is one entry of the pattern's block means (:meth:`box_filtered`; default: the pool's digits),
+        because the pattern lies inside the canvas (the sensor's zero padding outside the image reads nothing
+        of it)."""
+        filtered = self._filtered if filtered is None else filtered
+        grid = self.grid
+        h, w = grid.glimpse_size
+        tops = grid.footprints(locations)  # (t, k, 2)
+        px = self.offset_pixels(offsets.long())  # (M, 2)
+        out = []
+        for j, Fb in enumerate(filtered):  # k scales
+            b = grid.scale_factor ** j
+            n_f = Fb.shape[-1]
+            r = tops[None, :, j, 0, None] + b * torch.arange(h) - px[:, 0, None, None] + (b - 1)  # (M, t, h)
+            c = tops[None, :, j, 1, None] + b * torch.arange(w) - px[:, 1, None, None] + (b - 1)  # (M, t, w)
+            vr, vc = (r >= 0) & (r < n_f), (c >= 0) & (c < n_f)
+            flat = digit.view(-1, 1, 1, 1) * (n_f * n_f) + r.clamp(0, n_f - 1).unsqueeze(-1) * n_f \
+                + c.clamp(0, n_f - 1).unsqueeze(-2)  # (M, t, h, w)
+            v = Fb.view(-1)[flat] * (vr.unsqueeze(-1) & vc.unsqueeze(-2))
+            out.append(v.reshape(v.shape[0], v.shape[1], -1))
+        return torch.stack(out, 2)  # (M, t, k, h*w)
+
+    def add_clutter(self, canvases: torch.Tensor, digit: torch.Tensor, generator=None) -> torch.Tensor:
+        """Max-combine fresh clutter (the dataset's process) into float canvases (M, 1, S, S) showing ``digit``."""
+        if not self.cluttered or self.n_clutter == 0:
+            return canvases
+        from ..data.mnist import add_clutter
+
+        flat = canvases.reshape(canvases.shape[0], -1).clone()
+        add_clutter(flat, self.digits_uint8, digit.long(), self.canvas_size, self.n_clutter, self.clutter_size,
+                    generator)
+        return flat.view_as(canvases)
+
+    def sample(self, n: int, generator=None):
+        """``n`` canvases of the process: images (n, 1, S, S) float, labels, digits, offsets."""
+        digit = torch.randint(self.num_digits, (n,), generator=generator)
+        offsets = torch.randint(self.num_offsets, (n,), generator=generator)
+        images = self.add_clutter(self.render(self.digits[digit], offsets), digit, generator)
+        return images, self.labels[digit], digit, offsets
+
+    def model(self, locations: torch.Tensor, y: Optional[torch.Tensor] = None, sigma: float = 0.25,
+              noise: Optional[ClutterNoise] = None, candidates: int = 1):
+        """The Pyro program (module docstring).  ``y`` (t, k*C, h, w) conditions the glimpses; ``candidates`` > 1
+        runs it vectorised in a plate (condition ``digit`` / ``offset`` on (candidates,) tensors to score pairs).
+        Returns the canvases (candidates, 1, S, S) with their clutter."""
+        import pyro
+        import pyro.distributions as dist
+
+        noise = noise or ClutterNoise.none(self.grid.scales)
+        locations = torch.as_tensor(locations).long().reshape(-1)
+        with pyro.plate("candidates", candidates):
+            digit = pyro.sample("digit", dist.Categorical(logits=torch.zeros(self.num_digits)))
+            offset = pyro.sample("offset", dist.Categorical(logits=torch.zeros(self.num_offsets)))
+            clean = self.render(self.digits[digit], offset)
+            canvas = clean
+            if self.cluttered and self.n_clutter > 0:
+                K, c, S = self.n_clutter, self.clutter_size, self.canvas_size
+                with pyro.plate("pieces", K, dim=-2):
+                    other = pyro.sample("clutter_digit", dist.Categorical(logits=torch.zeros(self.num_digits - 1)))
+                    crop = pyro.sample("clutter_crop", dist.Categorical(logits=torch.zeros((DIGIT - c + 1) ** 2)))
+                    place = pyro.sample("clutter_place", dist.Categorical(logits=torch.zeros((S - c + 1) ** 2)))
+                canvas = self._max_clutter(clean, digit, other.T, crop.T, place.T)
+            if locations.numel():
+                mean = self.grid.extract(clean, locations.view(1, -1).expand(clean.shape[0], -1))
+                pyro.sample("y", ClutterObservation(mean, sigma, noise, self.grid.scales),
+                            obs=None if y is None else y.unsqueeze(0).expand_as(mean))
+        return canvas
+
+    def _max_clutter(self, clean, digit, other, crop, place):
+        """Clutter pieces (M, K) given by the model's sites, max-combined into ``clean`` (M, 1, S, S)."""
+        M, K = other.shape
+        c, S = self.clutter_size, self.canvas_size
+        other = other + (other >= digit[:, None]).long()
+        cr, cc = crop // (DIGIT - c + 1), crop % (DIGIT - c + 1)
+        pr, pc = place // (S - c + 1), place % (S - c + 1)
+        arc = torch.arange(c)
+        pieces = self.digits[other[..., None, None].expand(M, K, c, c),
+                             (cr[..., None, None] + arc[:, None]).expand(M, K, c, c),
+                             (cc[..., None, None] + arc[None, :]).expand(M, K, c, c)]
+        dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
+        flat = clean.reshape(M, -1).clone()
+        flat.scatter_reduce_(1, dst.reshape(M, -1), pieces.reshape(M, -1), reduce="amax", include_self=True)
+        return flat.view_as(clean)
+
+
+# ------------------------------------------------------------------------------------------------ the index
+@dataclass
+class DigitIndex:
+    """The faiss PCA of the digit pool (``mean`` (784,), ``components`` (k, 784), ``codes`` (N, k)) and its k-means
+    ``prototypes`` (P, 28, 28) with their cluster ``sizes`` (P,)."""
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    codes: torch.Tensor
+    prototypes: torch.Tensor
+    sizes: torch.Tensor
+
+    @classmethod
+    def fit(cls, digits: torch.Tensor, components: int = 24, prototypes: int = 32, seed: int = 0) -> "DigitIndex":
+        import faiss
+
+        x = np.ascontiguousarray(digits.reshape(digits.shape[0], -1).float().numpy())
+        N = x.shape[0]
+        k = int(min(components, x.shape[1], max(N - 1, 1)))
+        pca = faiss.PCAMatrix(x.shape[1], k)
+        pca.train(x)
+        mean = torch.from_numpy(faiss.vector_to_array(pca.mean).astype(np.float32))
+        comp = torch.from_numpy(faiss.vector_to_array(pca.A).reshape(k, x.shape[1]).astype(np.float32))
+        codes = (torch.from_numpy(x) - mean) @ comp.T
+        P = int(min(prototypes, N))
+        if P >= N:
+            assign = np.arange(N)
+        else:
+            km = faiss.Kmeans(x.shape[1], P, niter=25, seed=int(seed) % (2 ** 31), verbose=False)
+            km.train(x)
+            _, assign = km.index.search(x, 1)
+            assign = assign[:, 0]
+        assign = torch.from_numpy(assign.astype(np.int64))
+        sizes = torch.bincount(assign, minlength=P).float()
+        sums = torch.zeros(P, x.shape[1]).index_add_(0, assign, torch.from_numpy(x))
+        keep = sizes > 0
+        protos = (sums[keep] / sizes[keep, None]).view(-1, DIGIT, DIGIT)
+        return cls(mean, comp, codes, protos, sizes[keep])
+
+    def tensors(self) -> dict:
+        return {"pca_mean": self.mean, "pca_components": self.components, "codes": self.codes,
+                "prototypes": self.prototypes, "prototype_sizes": self.sizes}
+
+
+# ------------------------------------------------------------------------------------------------ proposal
+def _smooth(n: int) -> bool:
+    """Whether ``n`` has no prime factor above 5 (a fast FFT size)."""
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+def _temper_rows(logits: torch.Tensor, min_ess: float, iters: int = 16) -> torch.Tensor:
+    """Per row of ``logits`` (U, N), a temperature tau >= 1 such that softmax(logits / tau) has ESS >= min_ess
+    (bisection on log tau for all rows at once; rows already above keep tau = 1)."""
+    def row_ess(lw):
+        wt = torch.exp(lw - lw.amax(-1, keepdim=True))
+        return wt.sum(-1).square() / wt.square().sum(-1)
+
+    U, N = logits.shape
+    target = min(float(min_ess), N * (1 - 1e-6))
+    tau = torch.ones(U, dtype=torch.float64)
+    low = torch.nonzero(row_ess(logits) < target).flatten()  # only these rows need tempering
+    if len(low) == 0:
+        return tau
+    x = logits[low].float()
+    lo = torch.zeros(len(low))
+    hi = torch.full((len(low),), 24.0)
+    for _ in range(iters):  # bisection steps on log tau, every row at once
+        mid = 0.5 * (lo + hi)
+        e = row_ess(x / mid.exp().unsqueeze(1))
+        hi = torch.where(e >= target, mid, hi)
+        lo = torch.where(e >= target, lo, mid)
+    tau[low] = hi.double().exp()
+    return tau
+
+
+class GenerativeCompletion(Completion):
+    """Importance sampling over (digit, offset) in the data's generative process (module docstring).
+
+    Args:
+        prior: the :class:`CanvasPrior`; index: its :class:`DigitIndex`; noise: the :class:`ClutterNoise`.
+        k1: (digit, offset) draws per round; max_k1: cap of the adaptive growth (default ``k1``: no growth);
+        min_ess: grow until the ESS of the distinct pairs reaches this (None: one round).
+        sigma: observation noise schedule (0..255 after 1, 2, ... glimpses); sigma_q: the proposals' (default 2x).
+        offset_draws, uniform_mix, offset_ess, digit_ess: the proposal's settings (module docstring).
+        paste_observed: write the observed foveae back into the completions.
+    """
+
+    def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None, k1: int = 1000,
+                 sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
+                 offset_ess: float = 4.0, digit_ess: float = 4.0, min_ess: Optional[float] = None,
+                 max_k1: Optional[int] = None, paste_observed: bool = True):
+        for name, v in (("k1", k1), ("offset_draws", offset_draws)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if max_k1 is not None and (not isinstance(max_k1, (int, np.integer)) or max_k1 < k1):
+            raise ValueError(f"max_k1 must be an int >= k1 ({k1}), got {max_k1!r}")
+        if min_ess is not None and not (isinstance(min_ess, (int, float)) and min_ess >= 1):
+            raise ValueError(f"min_ess must be a number >= 1, got {min_ess!r}")
+        if not 0 < uniform_mix < 1:
+            raise ValueError(f"uniform_mix must lie in (0, 1), got {uniform_mix!r}")
+        if index.mean.numel() != DIGIT * DIGIT:
+            raise ValueError("the digit index must be a PCA of 28 x 28 digits")
+        if index.codes.shape[0] != prior.num_digits:
+            raise ValueError(f"the digit index has {index.codes.shape[0]} codes, the pool {prior.num_digits} digits")
+        self.prior, self.index = prior, index
+        self.grid = prior.grid
+        self.noise = noise or ClutterNoise.none(self.grid.scales)
+        if len(self.noise.rho) != self.grid.scales:
+            raise ValueError(f"the clutter model has {len(self.noise.rho)} scales, the sensor {self.grid.scales}")
+        self.k1, self.max_k1, self.min_ess = int(k1), int(max_k1 or k1), min_ess
+        self.sigma = _schedule(DEFAULT_SIGMA if sigma is None else sigma)
+        self.sigma_q = _schedule(sigma_q) if sigma_q is not None else None
+        self.offset_draws, self.uniform_mix = int(offset_draws), float(uniform_mix)
+        self.offset_ess, self.digit_ess = float(offset_ess), float(digit_ess)
+        self.paste_observed = bool(paste_observed)
+        self.channels = 1
+        # Basis of the digit PCA as 28 x 28 patterns: the mean, then the components.
+        self._basis = torch.cat([index.mean.view(1, -1), index.components]).view(-1, DIGIT, DIGIT)
+        self._basis_filtered = prior.box_filtered(self._basis)
+        self._proto_logw = torch.log(index.sizes.double() / index.sizes.sum())
+        self._fft_setup()
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_candidates(self) -> int:
+        return self.prior.num_digits * self.prior.num_offsets
+
+    def _sigma_q(self, t: int, sigma_p: float) -> float:
+        return 2.0 * sigma_p if self.sigma_q is None else _sigma(self.sigma_q, t)
+
+    # ------------------------------------------------------------------ likelihoods
+    def log_likelihood(self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor,
+                       glimpses: torch.Tensor, sigma: float, chunk: int = 4096) -> torch.Tensor:
+        """``log p(y | digit, offset)`` (M,) float64 of pairs (M,), every pooled value of every glimpse."""
+        out = []
+        y = glimpses.reshape(1, glimpses.shape[0], self.grid.scales, -1)
+        for s in range(0, digit.shape[0], chunk):  # memory bound only: chunks of candidates, each one batch
+            pred = self.prior.predict(digit[s:s + chunk], offsets[s:s + chunk], locations)
+            out.append(clutter_log_likelihood(y - pred, sigma, self.noise).double().sum((-1, -2, -3)))
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+    def _fft_setup(self) -> None:
+        """Fourier transforms of the prototypes and of their squared block means (one per scale), once: the offset
+        proposal is then a few transforms of the observation and one inverse transform per call."""
+        grid, S = self.grid, self.prior.canvas_size
+        protos = self.index.prototypes  # (P, 28, 28)
+        self._pad0 = int(max(-int(v) for v in grid._offsets().flatten()) if grid.scales > 1 else 0)
+        # frame: pixel p at p + pad0; block top-left a of scale j at a + pad0 + b - 1; correlations read indices up to
+        # (side - 1 + pad0) + (kernel side - 1) -- no wrap-around if the frame holds both
+        h, w = grid.glimpse_size
+        tops = grid.footprints(grid.all_locations())  # (L, k, 2)
+        b = torch.tensor([grid.scale_factor ** j for j in range(grid.scales)])
+        last_block = int((tops.amax(0) + (torch.tensor([h, w]) - 1) * b[:, None] + self._pad0 + b[:, None] - 1).max())
+        n = max(last_block + 1, S + self._pad0, self.prior.side + self._pad0 + DIGIT + int(b[-1]))
+        self._nf = next(m for m in range(n, 4 * n) if _smooth(m))
+        nf = self._nf
+
+        def rfft(x):  # (P, a, b) zero-padded to (nf, nf)
+            return torch.fft.rfft2(F.pad(x, (0, nf - x.shape[-1], 0, nf - x.shape[-2])))
+
+        self._proto_hat = rfft(protos).conj()
+        self._block_hat = [rfft(Fb.square()).conj() for Fb in self.prior.box_filtered(protos)]
+
+    def prototype_sse(self, locations: torch.Tensor, glimpses: torch.Tensor) -> torch.Tensor:
+        """``||y - sensor(prototype p at offset o)||^2`` (P, side, side) for every prototype and offset, every scale of
+        every glimpse: the cross term is the correlation of the prototypes with the glimpses back-projected onto the
+        canvas (each pooled value spread over its block, / b^2), the quadratic term the correlation of the squared
+        block means with the count of observed blocks -- all in one frequency-domain sum and one inverse FFT."""
+        grid, S, nf, pad0 = self.grid, self.prior.canvas_size, self._nf, self._pad0
+        h, w = grid.glimpse_size
+        t = locations.shape[0]
+        y = glimpses.reshape(t, grid.scales, h, w).float()
+        tops = grid.footprints(locations)  # (t, k, 2)
+        back = torch.zeros(nf, nf)
+        total = None
+        for j in range(grid.scales):  # k scales
+            b = grid.scale_factor ** j
+            # back-projection: every in-canvas pixel of block (u, v) receives y[u, v] / b^2
+            rows = tops[:, j, 0, None] + torch.arange(h * b)  # (t, h b)
+            cols = tops[:, j, 1, None] + torch.arange(w * b)
+            vals = (y[:, j] / (b * b)).repeat_interleave(b, 1).repeat_interleave(b, 2)  # (t, h b, w b)
+            inside = ((rows >= 0) & (rows < S)).unsqueeze(-1) & ((cols >= 0) & (cols < S)).unsqueeze(-2)
+            rr = (rows + pad0).unsqueeze(-1).expand_as(vals)
+            cc = (cols + pad0).unsqueeze(-2).expand_as(vals)
+            back.index_put_((rr[inside], cc[inside]), vals[inside], accumulate=True)
+            # observed blocks: a count at each block's top-left, framed so that result index = offset + pad0
+            br = (tops[:, j, 0, None] + b * torch.arange(h) + pad0 + b - 1).unsqueeze(-1).expand(t, h, w)
+            bc = (tops[:, j, 1, None] + b * torch.arange(w) + pad0 + b - 1).unsqueeze(-2).expand(t, h, w)
+            count = torch.zeros(nf, nf).index_put_((br.reshape(-1), bc.reshape(-1)), torch.ones(t * h * w),
+                                                   accumulate=True)
+            term = self._block_hat[j] * torch.fft.rfft2(count)
+            total = term if total is None else total + term
+        total = total - 2 * self._proto_hat * torch.fft.rfft2(back)
+        out = torch.fft.irfft2(total, s=(nf, nf))[:, pad0:pad0 + self.prior.side, pad0:pad0 + self.prior.side]
+        return out.double() + float(y.double().square().sum())
+
+    def offset_log_proposal(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma_q: float) -> torch.Tensor:
+        """``log q(o)`` (O,), normalised: prototype-mixture Gaussian likelihood of every offset (all scales,
+        :meth:`prototype_sse`); tempered to ESS >= offset_ess, mixed with the uniform."""
+        sse = self.prototype_sse(locations, glimpses)
+        P = sse.shape[0]
+        ll = -sse / (2 * sigma_q ** 2)  # (P, side, side)
+        lq = torch.logsumexp(ll.reshape(P, -1) + self._proto_logw.unsqueeze(1), 0)  # (O,)
+        tau = _temper_rows(lq.unsqueeze(0), self.offset_ess)[0]
+        lq = torch.log_softmax(lq / tau, 0)
+        return torch.logaddexp(lq + math.log1p(-self.uniform_mix),
+                               torch.full_like(lq, math.log(self.uniform_mix / lq.numel())))
+
+    def digit_log_proposal(self, offsets: torch.Tensor, locations: torch.Tensor, glimpses: torch.Tensor,
+                           sigma_q: float) -> torch.Tensor:
+        """``log q(d | o)`` (U, N), normalised, for distinct ``offsets`` (U,): Gaussian likelihood of the glimpses
+        under each digit's PCA reconstruction at that offset, tempered to ESS >= digit_ess."""
+        U, kb = offsets.shape[0], self._basis.shape[0]
+        pred = self.prior.predict(torch.arange(kb).repeat(U), offsets.repeat_interleave(kb), locations,
+                                  self._basis_filtered).reshape(U, kb, -1).double()
+        a, B = pred[:, 0], pred[:, 1:]  # (U, D), (U, k, D)
+        r0 = glimpses.reshape(1, -1).double() - a  # (U, D)
+        lin = (B @ r0.unsqueeze(-1))[..., 0]  # (U, k)
+        G = B @ B.transpose(1, 2)  # (U, k, k)
+        Z = self.index.codes  # (N, k)
+        quad = (torch.matmul(Z.unsqueeze(0), G.float()) * Z).sum(-1).double()  # (U, N): z^T G z
+        sse = r0.square().sum(1, keepdim=True) - 2 * (lin.float() @ Z.T).double() + quad  # (U, N)
+        ll = -sse / (2 * sigma_q ** 2)
+        tau = _temper_rows(ll, self.digit_ess)
+        return torch.log_softmax(ll / tau.unsqueeze(1), 1)
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self, count: int, log_qo: torch.Tensor, loc, y, sigma_q, generator):
+        """``count`` (digit, offset) draws from q(o) q(d | o): digits, offsets, log q of each draw."""
+        per = max(1, -(-count // self.offset_draws))
+        oc = residual_resample(log_qo.exp(), self.offset_draws, generator)
+        offs = torch.nonzero(oc).flatten()
+        reps = oc[offs] * per  # digit draws at each distinct offset
+        log_qd = self.digit_log_proposal(offs, loc, y, sigma_q)  # (U, N)
+        idx = torch.multinomial(log_qd.exp().float(), int(reps.max()), replacement=True, generator=generator)
+        keep = torch.arange(idx.shape[1]).unsqueeze(0) < reps.unsqueeze(1)  # (U, max reps)
+        u = torch.arange(len(offs)).unsqueeze(1).expand_as(idx)[keep]
+        digit = idx[keep]
+        return digit, offs[u], log_qo[offs[u]] + log_qd[u, digit]
+
+    def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
+        """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
+
+        ``diagnostics``: ``t``, ``mode`` ("prior", "enumerate" or "importance"), ``ess`` (1 / sum W^2 over distinct
+        pairs), ``draw_ess``, ``draws`` (k1 used, after adaptive growth), ``rounds``, ``unique_pairs``,
+        ``offset_ess`` (of q(o)), ``sigma_p`` / ``sigma_q`` (0..255), ``log_evidence``, ``digit`` / ``offset`` of the
+        returned samples, ``candidates`` (every distinct pair scored: digit, offset, counts, log_q, log_p) and
+        ``seconds``."""
+        t0 = time.perf_counter()
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"n (number of samples) must be a positive int, got {n!r}")
+        loc, y = check_observations(self.grid, locations, glimpses, self.channels)
+        t = loc.shape[0]
+        prior = self.prior
+        if t == 0:
+            images, labels, digit, offs = prior.sample(n, generator)
+            return CompletionSamples(images, torch.full((n,), 1.0 / n), labels,
+                                     {"t": 0, "mode": "prior", "ess": float(n), "digit": digit, "offset": offs,
+                                      "seconds": time.perf_counter() - t0})
+        sigma_p = _sigma(self.sigma, t)
+        sigma_q = self._sigma_q(t, sigma_p)
+        rounds, offset_ess = 0, None
+        if self.num_candidates <= self.k1:  # the whole candidate set: the exact posterior
+            mode = "enumerate"
+            pairs = torch.arange(self.num_candidates)
+            counts = torch.ones(len(pairs), dtype=torch.float64)
+            log_q = torch.full((len(pairs),), -math.log(len(pairs)), dtype=torch.float64)
+            draws = len(pairs)
+        else:
+            mode = "importance"
+            log_qo = self.offset_log_proposal(loc, y, sigma_q)
+            offset_ess = ess(log_qo)
+            parts_d, parts_o, parts_q = [], [], []
+            draws = 0
+            while True:  # adaptive: rounds of k1 draws until the ESS target or the cap
+                d, o, q = self._draw(self.k1, log_qo, loc, y, sigma_q, generator)
+                parts_d.append(d), parts_o.append(o), parts_q.append(q)
+                draws += len(d)
+                rounds += 1
+                key = torch.cat(parts_d) * prior.num_offsets + torch.cat(parts_o)
+                pairs, inverse, cnt = torch.unique(key, return_inverse=True, return_counts=True)
+                log_q = torch.zeros(len(pairs), dtype=torch.float64).scatter_(0, inverse, torch.cat(parts_q))
+                counts = cnt.double()
+                if self.min_ess is None or draws + self.k1 > self.max_k1:
+                    log_p = None
+                    break
+                log_p = self.log_likelihood(pairs // prior.num_offsets, pairs % prior.num_offsets, loc, y, sigma_p)
+                if ess(log_p - log_q + counts.log()) >= self.min_ess:
+                    break
+        digit, offs = pairs // prior.num_offsets, pairs % prior.num_offsets
+        if mode == "enumerate" or log_p is None:
+            log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
+        log_wc = log_p - log_q + counts.log()  # all draws of each distinct pair (the uniform prior cancels)
+        if not bool(torch.isfinite(log_wc).any()) or bool(torch.isnan(log_wc).any()):
+            raise ValueError(f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
+                             f"(sigma {sigma_p * 255:.3g}/255): the observation has no finite likelihood under any "
+                             "candidate; check the glimpses and the noise schedule")
+        log_w_draw = log_p - log_q
+        final_ess = ess(log_wc)
+        draw_ess = float(torch.exp(2 * torch.logsumexp(log_wc, 0) - torch.logsumexp(2 * log_w_draw + counts.log(), 0)))
+        log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(draws) - math.log(self.num_candidates)) \
+            if mode == "importance" else float(torch.logsumexp(log_p, 0) - math.log(self.num_candidates))
+        w = torch.softmax(log_wc, 0)
+        candidates = {"digit": digit, "offset": offs, "counts": counts, "log_q": log_q, "log_p": log_p}
+        sel = torch.arange(len(pairs))
+        if len(pairs) > n:
+            keep = residual_resample(w, n, generator)
+            sel = torch.nonzero(keep).flatten()
+            w = keep[sel].double() / n
+        w = (w / w.sum()).float()
+        d_sel, o_sel = digit[sel], offs[sel]
+        images = prior.add_clutter(prior.render(prior.digits[d_sel], o_sel), d_sel, generator)
+        if self.paste_observed:
+            fovea = self.grid.with_scales(1)  # the full-resolution patches alone
+            seen = fovea.mask(loc.view(1, -1)).bool()  # (1, 1, H, W): pixels some fovea saw
+            truth = fovea.paste(y[:, :1].unsqueeze(0), loc.view(1, -1))  # (1, 1, H, W) the observed foveae
+            images = torch.where(seen, truth, images)
+        diagnostics = {"t": t, "mode": mode, "ess": final_ess, "draw_ess": draw_ess, "draws": int(draws),
+                       "rounds": rounds, "unique_pairs": int(len(pairs)), "offset_ess": offset_ess,
+                       "sigma_p": sigma_p * 255.0, "sigma_q": sigma_q * 255.0, "log_evidence": log_evidence,
+                       "digit": d_sel, "offset": o_sel, "candidates": candidates,
+                       "seconds": time.perf_counter() - t0}
+        return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
+
+
+# ------------------------------------------------------------------------------------------------ artefact
+def measure_clutter(dataset, n: int = 2000, seed: int = 0) -> ClutterNoise:
+    """``rho`` and ``rate`` per scale from ``n`` training canvases rendered twice from one generator (with and
+    without clutter: the digit and offset draws come first, so they agree) and seen at random locations."""
+    from ..data.mnist import load_digits, render_canvases
+    from ..runtime import derive_seed, generator as make_generator
+
+    grid = dataset.grid
+    if not dataset.cluttered or dataset.n_clutter == 0:
+        return ClutterNoise.none(grid.scales)
+    digits, labels = load_digits("train")
+    kw = dict(canvas_size=dataset.canvas_size, n_clutter=dataset.n_clutter, clutter_size=dataset.clutter_size)
+    s = derive_seed(seed, "measure-clutter")
+    clut, _, _ = render_canvases(digits, labels, n, make_generator(s), cluttered=True, **kw)
+    clean, _, _ = render_canvases(digits, labels, n, make_generator(s), cluttered=False, **kw)
+    loc = torch.randint(grid.num_locations, (n, 4), generator=make_generator(derive_seed(s, "locations")))
+    a = grid.extract(clut.float() / 255, loc).reshape(n, 4, grid.scales, -1)
+    b = grid.extract(clean.float() / 255, loc).reshape(n, 4, grid.scales, -1)
+    rise = (a - b).transpose(0, 2).reshape(grid.scales, -1)  # (k, values)
+    up = rise > 1e-6
+    rho = up.double().mean(1).clamp(max=0.99)
+    mean_rise = torch.where(up, rise, 0.0).sum(1).double() / up.sum(1).clamp(min=1)
+    rate = torch.where(up.any(1), 1.0 / mean_rise.clamp(min=1e-3), torch.ones_like(mean_rise))
+    return ClutterNoise(tuple(round(float(r), 5) for r in rho), tuple(round(float(r), 4) for r in rate))
+
+
+def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int = 32, seed: int = 0,
+                           sigma=DEFAULT_SIGMA, clutter_samples: int = 2000, command: dict | None = None) -> dict:
+    """Write the generative-process prior of an MNIST canvas dataset (``spec``: a ``DatasetSpec``) to ``out_dir``:
+    ``digits.safetensors`` (the training pool, its faiss PCA and k-means prototypes) and ``manifest.json``
+    (kind "prior", ``config["prior"] = "generative"``, the dataset, the sensor, the clutter model, the noise)."""
+    from ..artifacts import atomic_dir, clean_temporaries
+    from ..data.mnist import load_digits
+
+    out_dir = Path(out_dir)
+    dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
+    if not hasattr(dataset, "digits") or not hasattr(dataset, "cluttered"):
+        raise ValueError(f"a generative prior models MNIST canvases (translated-mnist, cluttered-mnist, "
+                         f"cluttered-mnist-100); {spec.name} has no generative process here: use --kind database")
+    t0 = time.perf_counter()
+    digits, labels = load_digits("train")
+    index = DigitIndex.fit(digits.float() / 255.0, components, prototypes, seed)
+    noise = measure_clutter(dataset, clutter_samples, seed)
+    schedule = NoiseSchedule(tuple(float(s) for s in sigma))
+    data = spec.to_dict()
+    data["seed"] = None  # the pool is the fixed training digits: no split seed
+    config = {"prior": GENERATIVE, "dataset": spec.name, "data": data, "grid": dataset.grid.to_dict(),
+              "canvas_size": dataset.canvas_size, "cluttered": bool(dataset.cluttered),
+              "n_clutter": dataset.n_clutter, "clutter_size": dataset.clutter_size, "pool": "train",
+              "digits": int(digits.shape[0]), "components": int(index.components.shape[0]),
+              "prototypes": int(index.prototypes.shape[0]), "seed": int(seed), "clutter": noise.to_dict(),
+              "sigma": list(schedule.sigmas), "command": command or {}}
+    summary = {"prior": GENERATIVE, "digits": config["digits"], "offsets": (dataset.canvas_size - DIGIT + 1) ** 2,
+               "equivalent_canvases": config["digits"] * (dataset.canvas_size - DIGIT + 1) ** 2,
+               "components": config["components"], "prototypes": config["prototypes"], "clutter": noise.to_dict(),
+               "out": str(out_dir)}
+    if (out_dir / "manifest.json").is_file():
+        found = read_manifest(out_dir)
+        if found.get("kind") != PRIOR_KIND:
+            raise ValueError(f"out_dir {out_dir} holds another kind of artefact; choose another directory")
+        same = {k: v for k, v in found.get("config", {}).items() if k != "command"} == \
+            {k: v for k, v in config.items() if k != "command"}
+        if not same:
+            raise ValueError(f"out_dir {out_dir} already holds a prior built with other settings; choose another "
+                             "directory")
+        return {**summary, "seconds": round(time.perf_counter() - t0, 2), "reused": True}
+    if out_dir.exists() and any(out_dir.iterdir()):
+        clean_temporaries(out_dir)
+        if any(out_dir.iterdir()):
+            raise ValueError(f"out_dir {out_dir} is not empty; choose a new directory for a generative prior")
+    with atomic_dir(out_dir) as tmp:
+        save_weights(Path(tmp) / "digits.safetensors", {"digits": digits, "labels": labels, **index.tensors()},
+                     {"digits": int(digits.shape[0]), "components": config["components"]})
+        from ..artifacts import file_checksum
+
+        write_manifest(tmp, PRIOR_KIND, config, inputs={"digits": file_checksum(Path(tmp) / "digits.safetensors")})
+    return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def prior_type(directory) -> str:
+    """``"generative"`` or ``"database"``: which kind of prior a prior directory holds."""
+    return read_manifest(directory, PRIOR_KIND).get("config", {}).get("prior", "database")
+
+
+def open_generative_prior(directory, grid: Sensor | None = None, **kw) -> GenerativeCompletion:
+    """A :class:`GenerativeCompletion` from a prior directory of kind generative; refuses another sensor."""
+    from ..artifacts import file_checksum
+
+    directory = Path(directory)
+    manifest = read_manifest(directory, PRIOR_KIND)
+    config = manifest["config"]
+    if config.get("prior") != GENERATIVE:
+        raise ArtifactError(f"prior {directory} is a {config.get('prior', 'database')!r} prior, not a generative one")
+    path = directory / "digits.safetensors"
+    if manifest.get("inputs", {}).get("digits") != file_checksum(path):
+        raise ArtifactError(f"prior {directory}: digits.safetensors does not match its manifest")
+    tensors, _ = load_weights(path)
+    prior_grid = Sensor.from_dict(config["grid"])
+    if grid is not None:
+        check_sensor(prior_grid, grid, f"the prior {directory}", "the completion's sensor")
+    prior = CanvasPrior(tensors["digits"], tensors["labels"], prior_grid, config["canvas_size"], config["cluttered"],
+                        config["n_clutter"], config["clutter_size"])
+    index = DigitIndex(tensors["pca_mean"].float(), tensors["pca_components"].float(), tensors["codes"].float(),
+                       tensors["prototypes"].float(), tensors["prototype_sizes"].float())
+    noise = ClutterNoise(config["clutter"]["rho"], config["clutter"]["rate"])
+    if kw.get("sigma") is None:
+        kw["sigma"] = config.get("sigma")
+    comp = GenerativeCompletion(prior, index, noise, **kw)
+    comp.directory, comp.manifest = directory, manifest
+    return comp
