@@ -10,7 +10,7 @@ queries (t = 1..5 glimpses of held-out test canvases).  Figures are printed as J
 ``--gen-prior DIR`` (``build-prior --kind generative``) also times the generative-process prior
 (:mod:`ppl_attention.completion.generative`: importance sampling over 4,000 digits x 1,089 offsets = 4.4 M
 canvases, before clutter) on the same queries, side by side, with the same K1 and K2:
-    python benchmarks/bench_completion.py --prior /work/artefacts/prior-cluttered --gen-prior runs/gp-cluttered \
+    python benchmarks/bench_completion.py --prior runs/prior-cluttered --gen-prior runs/gp-cluttered \
         --queries 50 --threads 1 --no-brute-force
 
 ``--tile K`` writes a temporary copy of the prior with every array repeated K times (database rows, codes,

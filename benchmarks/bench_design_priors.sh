@@ -2,7 +2,7 @@
 # The design loop's cost per sequence, database prior vs generative prior, in one run (one after the other, the
 # same settings and images), each under /usr/bin/time (wall and CPU seconds; the first-glimpse EPE included).
 #   benchmarks/bench_design_priors.sh AVP DB_PRIOR GEN_PRIOR OUT_DIR [N_IMAGES]
-# e.g. benchmarks/bench_design_priors.sh /work/artefacts/avp-cluttered /work/artefacts/prior-cluttered \
+# e.g. benchmarks/bench_design_priors.sh runs/avp-cluttered runs/prior-cluttered \
 #        runs/gp-cluttered runs/design-cost 12
 set -euo pipefail
 AVP=$1; DB=$2; GEN=$3; OUT=$4; N=${5:-12}

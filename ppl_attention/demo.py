@@ -28,8 +28,9 @@ class DemoConfig:
     out: Path = field(default=Path("runs/demo"), metadata={"help": "where every artefact goes"})
     dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset (bundled digits need no --root)"})
     avp_epochs: int = field(default=12, metadata={"help": "AVP training epochs"})
-    prior_size: int = field(default=100_000, metadata={"help": "canvases in the image database"})
-    pca_components: int = field(default=256, metadata={"help": "PCA components of the prior's index"})
+    prior_size: int = field(default=100_000, metadata={"help": "canvases in the image database (a dataset whose "
+                                                                "prior is the paper's database)"})
+    pca_components: int = field(default=256, metadata={"help": "PCA components of the database's index"})
     num_sequences: int = field(default=600, metadata={"help": "training images given near-optimal sequences"})
     glimpses: int = field(default=4, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
     num_samples: int = field(default=50, metadata={"help": "image completions per BOED step"})
@@ -79,10 +80,13 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
                          "--max-glimpses", str(cfg.glimpses), *common]), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: _run(["evaluate-avp", str(avp), *common]), timings)
+    from .data.spec import dataset_class
+
+    # the dataset's own prior (the generative process for the MNIST canvases); the size options are the database's
+    database = getattr(dataset_class(cfg.dataset), "default_prior", "database") == "database"
+    sizes = ["--size", str(cfg.prior_size), "--components", str(cfg.pca_components)] if database else []
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
-           lambda: _run(["build-prior", "--dataset", cfg.dataset, "--size", str(cfg.prior_size), "--out", str(prior),
-                         "--components", str(cfg.pca_components),
-                         *common]), timings)
+           lambda: _run(["build-prior", "--dataset", cfg.dataset, "--out", str(prior), *sizes, *common]), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
            lambda: _run(["generate", "--dataset", cfg.dataset, "--avp", str(avp), "--prior", str(prior),
                          "--num-images", str(cfg.num_sequences), "--out", str(sequences), "--search", cfg.search,

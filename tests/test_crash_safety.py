@@ -186,8 +186,11 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("ppl_attention.commands.design.resolve_dataset",
                         lambda *a, **k: DatasetSpec.make("cluttered-mnist", options={"scales": 1}))
     monkeypatch.setattr("ppl_attention.artifacts.dir_checksum", lambda p, pattern="*": "sha256:0")
+    from ppl_attention.artifacts import write_manifest
+    from ppl_attention.completion.importance import PRIOR_KIND
+
     (tmp_path / "avp").mkdir()
-    (tmp_path / "prior").mkdir()
+    write_manifest(tmp_path / "prior", PRIOR_KIND, {"prior": "database"})  # generate reads which kind of prior
     out = tmp_path / "store"
     argv = ["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "prior"),
             "--out", str(out), "--num-images", "2", "-T", "2"]
