@@ -1,0 +1,147 @@
+"""How near-optimal the amortised and hybrid choices are: EPE regret against the exhaustive search, on held-out
+images, with every search timed in the same run.
+
+For every image the reference sequence is the exhaustive search's (the sequence ``generate --search exhaustive``
+would write for it: the same per-image seed, so the same completions).  At every step after the first, the
+completions are drawn once; the exhaustive map on them is the reference, and every other search runs on the same
+completions with its OWN cache (no AVP evaluation is shared, so its time is its own).  A choice's regret is
+``(EPE_ref(chosen) - min EPE_ref) / min EPE_ref`` over the allowed locations; ``agreement`` is the fraction of
+steps where it is the reference's argmin.  The first step (nothing observed) uses the cached first-glimpse map in
+``generate``; the network's own first-step prediction is scored against it too (``first_step``).
+
+Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
+completions) the time to draw them; the amortised search draws none.  ``validity``: the AVP's accuracy after
+t = 1..T glimpses along the reference sequences and along the amortised search's own sequences (a separate
+rollout: its choices, not the reference's, decide what it sees next).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..runtime import derive_seed, generator as make_generator
+from .amortised import amortised_sequences
+from .search import NETWORK_SEARCHES, run_search
+from .sequential import DesignProblem, image_seed
+
+__all__ = ["evaluate_searches", "summarise"]
+
+
+def _regret(ref: torch.Tensor, choice: int) -> float:
+    low = float(ref.min())
+    return (float(ref[choice]) - low) / max(low, 1e-12)
+
+
+def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, seed: int,
+                      first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True) -> dict:
+    """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
+    options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary."""
+    if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
+        raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
+    grid, L = problem.grid, problem.grid.num_locations
+    first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
+    first = int(first_epe.argmin())
+    rows, reference_sequences = [], []
+    empty = torch.zeros((0,), dtype=torch.long)
+    bar = tqdm(indices, desc="evaluate", unit="img", disable=not progress)
+    for index in bar:
+        image = image_fn(index)
+        g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
+        locs = [first]
+        for t in range(1, T):
+            observed = torch.tensor(locs, dtype=torch.long)
+            glimpses = grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
+            t0 = time.perf_counter()
+            samples = problem.sample(observed, glimpses, num_samples, g, image)
+            sample_s = time.perf_counter() - t0
+            images = samples.images.to(image.device)
+            t0 = time.perf_counter()
+            ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
+            row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s,
+                   "exhaustive": {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
+                                  "regret": 0.0, "agree": True}}
+            ref_map = ref.epe.clone()
+            ref_map[observed] = math.inf
+            proposal, net_s = None, 0.0
+            if problem.epe_net is not None:
+                t0 = time.perf_counter()
+                proposal = problem.epe_net(image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
+                net_s = time.perf_counter() - t0
+            for label, (name, options) in searches.items():
+                gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
+                t0 = time.perf_counter()
+                score = None if name == "amortised" else problem.score_fn(images, observed)
+                result = run_search(name, score, samples.weights, grid, observed, gen, proposal=proposal, **options)
+                seconds = time.perf_counter() - t0
+                if name in NETWORK_SEARCHES:
+                    seconds += net_s
+                if name != "amortised":
+                    seconds += sample_s
+                row[label] = {"seconds": seconds, "evaluations": result.evaluations,
+                              "regret": _regret(ref_map, result.location),
+                              "agree": result.location == int(ref.location)}
+            rows.append(row)
+            locs.append(int(ref.location))
+        reference_sequences.append(locs)
+    out = {"rows": rows, "first_step": None, "validity": None}
+    if problem.epe_net is not None and len(indices):
+        net_first = problem.epe_net(image_fn(indices[0]).unsqueeze(0), empty.view(1, 0))[0].double().cpu()
+        out["first_step"] = {"regret": _regret(first_epe, int(net_first.argmin())),
+                             "agree": int(net_first.argmin()) == first}
+        if labels is not None:
+            out["validity"] = _validity(problem, image_fn, indices, torch.tensor(reference_sequences), first_epe,
+                                        labels, T)
+    return out
+
+
+@torch.no_grad()
+def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, labels, T: int) -> dict:
+    """AVP accuracy after t = 1..T glimpses along the reference and along the amortised rollout."""
+    images = torch.stack([image_fn(i) for i in indices])
+    y = torch.as_tensor([int(labels(i)) for i in indices])
+    amortised, _ = amortised_sequences(problem.epe_net, images, T, first_epe)
+    acc = {}
+    for name, seqs in (("exhaustive", reference), ("amortised", amortised)):
+        curve = []
+        for t in range(1, T + 1):
+            logits = problem.posterior.predict(images, seqs[:, :t].to(images.device))
+            curve.append(float((logits.argmax(-1).cpu() == y).double().mean()))
+        acc[name] = curve
+    acc["amortised_minus_exhaustive_points"] = [100 * (a - b) for a, b in zip(acc["amortised"], acc["exhaustive"])]
+    acc["same_sequence"] = float((amortised == reference).all(1).double().mean())
+    return acc
+
+
+def summarise(result: dict, labels) -> dict:
+    """Per search: mean / median / max relative regret and argmin agreement over all steps and per step, mean
+    evaluations per step, seconds per sequence (the steps after the first), and speed-ups."""
+    rows = result["rows"]
+    if not rows:
+        return {}
+    steps = sorted({r["step"] for r in rows})
+    images = len({r["index"] for r in rows})
+    summary = {}
+    for label in ["exhaustive", *labels]:
+        reg = torch.tensor([r[label]["regret"] for r in rows], dtype=torch.float64)
+        entry = {"mean_regret": float(reg.mean()), "median_regret": float(reg.median()),
+                 "max_regret": float(reg.max()),
+                 "regret_se": float(reg.std() / math.sqrt(len(reg))) if len(reg) > 1 else 0.0,
+                 "agreement": sum(r[label]["agree"] for r in rows) / len(rows),
+                 "evaluations_per_step": sum(r[label]["evaluations"] for r in rows) / len(rows),
+                 "seconds_per_sequence": sum(r[label]["seconds"] for r in rows) / images,
+                 "per_step": {}}
+        for s in steps:
+            sel = [r for r in rows if r["step"] == s]
+            entry["per_step"][str(s)] = {"mean_regret": sum(r[label]["regret"] for r in sel) / len(sel),
+                                         "agreement": sum(r[label]["agree"] for r in sel) / len(sel)}
+        summary[label] = entry
+    for label, entry in summary.items():
+        for base in ("exhaustive", "halving"):
+            if base in summary and base != label:
+                entry[f"speedup_vs_{base}"] = summary[base]["seconds_per_sequence"] / max(
+                    entry["seconds_per_sequence"], 1e-12)
+    return {"images": images, "steps_per_image": len(steps), "steps": len(rows), "searches": summary,
+            "first_step": result.get("first_step"), "validity": result.get("validity")}
