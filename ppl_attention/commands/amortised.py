@@ -96,7 +96,7 @@ def run_train(args):
     import torch
 
     from ..artifacts import ArtifactError, dir_checksum, read_manifest, write_manifest
-    from ..design.amortised import EPE_NET_KIND, EPENetConfig, EPEMapNet, save_epe_net
+    from ..design.amortised import EPE_NET_KIND, EPENetConfig, EPEMapNet, avp_weights_checksum, save_epe_net
     from ..design.distill import TrainEPENetConfig, load_store_maps, train_epe_net
     from ..design.store import SequenceStore
     from ..posterior import load_avp
@@ -132,6 +132,7 @@ def run_train(args):
     net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
                            width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden)
     run_config = {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
+                  "avp_weights": avp_weights_checksum(args.avp),
                   "prior": priors.pop(), "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(
                       "inputs", {}).get("prior"), "stores": store_info, "train": config_to_dict(cfg),
                   "seed": args.seed, "task": stores[0].config.get("task")}

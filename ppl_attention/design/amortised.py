@@ -34,7 +34,7 @@ from ..artifacts import ArtifactError, read_manifest, save_weights, load_weights
 from ..sensor import NO_GLIMPSE, GlimpseGrid, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
-           "load_epe_net", "check_epe_net", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret", "allowed_mask",
+           "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret", "allowed_mask",
            "posterior_probs"]
 
 EPE_NET_KIND = "epe-net"
@@ -275,13 +275,24 @@ def load_epe_net(directory, device=None) -> EPEMapNet:
     return net.to(device or "cpu").eval()
 
 
+def avp_weights_checksum(avp_dir) -> str:
+    """The checksum of an AVP directory's weights file (its manifest's checksum does not change with the weights)."""
+    from ..artifacts import file_checksum
+    from ..posterior.network import AVP_WEIGHTS
+
+    path = Path(avp_dir) / AVP_WEIGHTS
+    if not path.is_file():
+        raise ArtifactError(f"{avp_dir} holds no {AVP_WEIGHTS} (not a trained AVP directory)")
+    return file_checksum(path)
+
+
 def check_epe_net(net: EPEMapNet, grid: GlimpseGrid, avp: str, prior: str | None, what: str,
-                  avp_what: str = "the AVP", prior_what: str = "the prior") -> None:
+                  avp_what: str = "the AVP", prior_what: str = "the prior", avp_weights: str | None = None) -> None:
     """Refuse a network trained for another sensor, AVP or prior (``avp`` / ``prior``: checksums as
-    ``artifacts.dir_checksum`` gives them), naming both sides."""
+    ``artifacts.dir_checksum`` gives them; ``avp_weights``: :func:`avp_weights_checksum`), naming both sides."""
     check_sensor(net.grid, grid, what, f"{avp_what}'s sensor")
     config = getattr(net, "manifest", {}).get("config", {})
-    if config.get("avp") != avp:
+    if config.get("avp") != avp or (avp_weights is not None and config.get("avp_weights") != avp_weights):
         raise ArtifactError(f"{what} was trained for the AVP {config.get('avp_dir', '?')} ({config.get('avp')}), "
                             f"not for {avp_what} ({avp}); train one for this AVP (train-epe-net)")
     if prior is not None and config.get("prior") != prior:

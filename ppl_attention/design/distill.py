@@ -31,6 +31,7 @@ __all__ = ["TrainEPENetConfig", "MapData", "load_store_maps", "train_epe_net", "
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoint") / "last.safetensors"
+MIN_SCALE = 1e-2  # nats
 
 
 @dataclass
@@ -147,12 +148,13 @@ def _split(data: MapData, fraction: float, seed: int) -> tuple[MapData, MapData 
 
 
 def target_scale(data: MapData) -> float:
-    """The mean within-map standard deviation of the targets over the allowed locations (the MSE's unit)."""
+    """The mean within-map standard deviation of the targets over the allowed locations (the MSE's unit), at least
+    ``MIN_SCALE`` nats (maps flatter than the bfloat16 estimator's noise carry no ranking to learn)."""
     a = data.allowed.float()
     n = a.sum(1)
     mean = (data.targets * a).sum(1) / n
     var = (((data.targets - mean[:, None]) ** 2) * a).sum(1) / n
-    return max(float(var.sqrt().mean()), 1e-6)
+    return max(float(var.sqrt().mean()), MIN_SCALE)
 
 
 @torch.no_grad()
@@ -190,6 +192,9 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
               "examples": len(data)}
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
+    with torch.no_grad():  # start at the mean map: the loss then only has the maps' shapes to learn
+        a = train.allowed.float()
+        net.bias.copy_((train.targets * a).sum(0) / a.sum(0).clamp_min(1))
     best = {k: v.clone() for k, v in net.state_dict().items()}
     if (out / CHECKPOINT).is_file():
         state, best = _load(out / CHECKPOINT, net, opt, config)
@@ -214,7 +219,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
             opt.zero_grad()
             losses["loss"].backward()
             opt.step()
-            total, batches = total + float(losses["loss"]), batches + 1
+            total, batches = total + float(losses["loss"].detach()), batches + 1
         row = {"epoch": epoch + 1, "train_loss": total / batches, "lr": _lr(cfg, epoch)}
         metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
         row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})

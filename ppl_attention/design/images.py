@@ -52,11 +52,11 @@ class ImageFactory:
         epe_map = None
         if self.epe_net is not None:
             from ..artifacts import dir_checksum
-            from .amortised import AmortisedMap, check_epe_net, load_epe_net
+            from .amortised import AmortisedMap, avp_weights_checksum, check_epe_net, load_epe_net
 
             net = load_epe_net(self.epe_net, device)
             check_epe_net(net, avp.grid, dir_checksum(self.avp), dir_checksum(self.prior), f"--epe-net {self.epe_net}",
-                          f"--avp {self.avp}", f"--prior {self.prior}")
+                          f"--avp {self.avp}", f"--prior {self.prior}", avp_weights_checksum(self.avp))
             epe_map = AmortisedMap(net, avp)
         problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
                                 channels=avp.channels, precision=self.precision, epe_net=epe_map)
