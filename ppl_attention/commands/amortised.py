@@ -63,6 +63,10 @@ def register(sub, common):
     e.add_argument("--hybrid-top", type=int, nargs="+", default=[4],
                    help="candidates the network proposes to the hybrid search; several values compare several "
                         "hybrids (default: 4)")
+    e.add_argument("--reference", type=Path, default=None,
+                   help="a sequence store of the same images by generate --search exhaustive (same --seed, "
+                        "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
+                        "exhaustive search is not rerun (nor timed)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -90,6 +94,31 @@ def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
     if store.config.get("avp") != avp_sum:
         raise ArtifactError(f"--store {path} was generated with another AVP ({store.config.get('avp')}) than "
                             f"--avp {avp_path} ({avp_sum})")
+
+
+def _reference_store(args, indices):
+    """The --reference store, checked against the evaluation's settings (so its maps are the exhaustive search's on
+    the very completions the evaluation draws again)."""
+    from ..artifacts import ArtifactError, dir_checksum
+    from ..design.store import SequenceStore
+
+    check_in_dir(args.reference, "--reference", "a sequence store directory")
+    store = SequenceStore.open(args.reference)
+    c = store.config
+    expected = {"search": "exhaustive", "split": args.split, "num_samples": args.num_samples, "k1": args.k1,
+                "precision": args.precision, "seed": args.seed, "avp": dir_checksum(args.avp),
+                "prior": dir_checksum(args.prior), "first_num_samples": args.first_num_samples or args.num_samples}
+    diff = {k: (c.get(k), v) for k, v in expected.items() if c.get(k) != v}
+    if diff:
+        raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
+                            + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
+    if store.T < args.T:
+        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, -T asks for {args.T}")
+    missing = [i for i in indices if not store.has(i)]
+    if missing:
+        raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
+                         f"{'...' if len(missing) > 5 else ''}")
+    return store
 
 
 def run_train(args):
@@ -201,7 +230,12 @@ def run_evaluate(args):
                            args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
                            precision=args.precision, epe_net=str(args.epe_net))
     problem, image_fn = factory()
-    first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
+    reference = None
+    if args.reference is not None:
+        reference = _reference_store(args, indices)
+        first = reference.first_glimpse_epe()
+    else:
+        first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
     searches = {}
     for name in args.searches:
         if name == "hybrid":
@@ -210,14 +244,16 @@ def run_evaluate(args):
         else:
             searches[name] = (name, {})
     result = evaluate_searches(problem, image_fn, indices, args.T, args.num_samples, args.seed, first, searches,
-                               labels=lambda i: data[int(i)]["label"], progress=not args.no_progress)
+                               labels=lambda i: data[int(i)]["label"], progress=not args.no_progress,
+                               reference=reference)
     summary = summarise(result, list(searches))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split,
                 "indices": [indices[0], indices[-1]], "T": args.T, "num_samples": args.num_samples,
                 "k1": args.k1, "precision": args.precision, "searches": {k: list(v) for k, v in searches.items()},
-                "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict()}
+                "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict(),
+                "reference": None if args.reference is None else str(args.reference)}
     atomic_write_json(out / "evaluation.json", {"settings": settings, **result})
     write_summary(out, {"settings": settings, **summary})
     for label, entry in summary["searches"].items():

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import derive_seed, generator as make_generator
 from .amortised import amortised_sequences
-from .search import NETWORK_SEARCHES, run_search
+from .search import NETWORK_SEARCHES, SearchResult, run_search
 from .sequential import DesignProblem, image_seed
 
 __all__ = ["evaluate_searches", "summarise"]
@@ -36,9 +36,14 @@ def _regret(ref: torch.Tensor, choice: int) -> float:
 
 
 def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, seed: int,
-                      first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True) -> dict:
+                      first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True,
+                      reference=None) -> dict:
     """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
-    options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary."""
+    options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary.
+
+    ``reference``: a sequence store that ``generate --search exhaustive`` wrote for these images with the same seed,
+    completions settings and precision: its maps and sequences are the reference (the completions are drawn again,
+    identically, for the other searches), so the exhaustive search is not rerun (and not timed)."""
     if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
         raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
     grid, L = problem.grid, problem.grid.num_locations
@@ -58,11 +63,18 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
             samples = problem.sample(observed, glimpses, num_samples, g, image)
             sample_s = time.perf_counter() - t0
             images = samples.images.to(image.device)
-            t0 = time.perf_counter()
-            ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
-            row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s,
-                   "exhaustive": {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
-                                  "regret": 0.0, "agree": True}}
+            row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s}
+            if reference is None:
+                t0 = time.perf_counter()
+                ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
+                row["exhaustive"] = {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
+                                     "regret": 0.0, "agree": True}
+            else:
+                rec = reference.record(index)
+                if rec["locations"][:t] != locs:
+                    raise ValueError(f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
+                                     f"expected {locs}: it was not generated with these settings")
+                ref = SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {})
             ref_map = ref.epe.clone()
             ref_map[observed] = math.inf
             proposal, net_s = None, 0.0
@@ -124,7 +136,8 @@ def summarise(result: dict, labels) -> dict:
     steps = sorted({r["step"] for r in rows})
     images = len({r["index"] for r in rows})
     summary = {}
-    for label in ["exhaustive", *labels]:
+    timed = "exhaustive" in rows[0]
+    for label in (["exhaustive"] if timed else []) + list(labels):
         reg = torch.tensor([r[label]["regret"] for r in rows], dtype=torch.float64)
         entry = {"mean_regret": float(reg.mean()), "median_regret": float(reg.median()),
                  "max_regret": float(reg.max()),

@@ -174,3 +174,22 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
     rows = json.loads((tmp_path / "e" / "evaluation.json").read_text())["rows"]
     assert [r["step"] for r in rows] == [2, 3, 2, 3]
     assert all(r["exhaustive"]["evaluations"] % 81 == 0 for r in rows)  # every location on every completion
+
+
+def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built, tmp_path, capsys):
+    root, _ = built
+    args = ["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
+            "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3",
+            "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0
+    full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))
+    for a, b in zip(full, ref):
+        for label in ("hybrid-top2", "amortised"):
+            assert a[label]["regret"] == pytest.approx(b[label]["regret"], abs=1e-9)
+            assert a[label]["agree"] == b[label]["agree"]
+    assert "exhaustive" not in json.loads((tmp_path / "ref" / "summary.json").read_text())["searches"]
+    # a store made with other completion settings is refused
+    other = [a if a != "6" else "7" for a in args]  # --num-samples 7
+    assert main([*other, "--reference", str(root / "ex"), "--out", str(tmp_path / "bad")]) == 2
+    assert "num_samples" in capsys.readouterr().err
