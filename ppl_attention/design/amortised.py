@@ -134,14 +134,17 @@ def allowed_mask(observed: torch.Tensor, L: int) -> torch.Tensor:
 
 
 def epe_map_loss(pred: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor, scale: float, tau: float,
-                 rank_weight: float = 1.0) -> dict:
+                 rank_weight: float = 1.0, level_weight: float = 0.1) -> dict:
     """Distillation loss of predicted EPE maps ``pred`` (B, L) against the search's maps ``target`` (B, L).
 
-    ``mse``: mean squared error over the allowed locations, in units of ``scale`` (the spread of the targets within
-    a map, so the loss does not depend on the dataset's entropy level).  ``rank``: the KL divergence between
+    The level of a map (its mean) varies far more between images and steps than the map within itself, and only
+    the shape decides the choice, so the squared error is split: ``mse``, the mean squared error of the CENTRED maps
+    (each minus its mean over the allowed locations), plus ``level_weight`` times the squared error of the means;
+    both in units of ``scale`` (the targets' spread within a map).  ``rank``: the KL divergence between
     ``softmax(-target / tau)`` and ``softmax(-pred / tau)`` over the allowed locations, which is large when the
     prediction misses the locations near the target's minimum and small for errors far above it.
-    ``loss = mse + rank_weight * rank``.  ``allowed`` (B, L) bool masks the locations already observed."""
+    ``loss = mse + level_weight * level + rank_weight * rank``.  ``allowed`` (B, L) bool masks the locations
+    already observed."""
     if pred.shape != target.shape or pred.dim() != 2 or allowed.shape != pred.shape:
         raise ValueError(f"pred, target and allowed must be (B, L) of one shape, got {tuple(pred.shape)}, "
                          f"{tuple(target.shape)}, {tuple(allowed.shape)}")
@@ -150,13 +153,16 @@ def epe_map_loss(pred: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor
     if not scale > 0 or not tau > 0:
         raise ValueError(f"scale and tau must be > 0, got {scale}, {tau}")
     a = allowed.to(pred.dtype)
-    mse = (((pred - target) / scale) ** 2 * a).sum(1) / a.sum(1)
+    n = a.sum(1)
+    err = (pred - target) * a
+    level = err.sum(1) / n  # error of the means over the allowed locations
+    mse = (((err - level[:, None] * a) / scale) ** 2).sum(1) / n
     neg = torch.finfo(pred.dtype).min / 4
     lt = torch.where(allowed, -target / tau, torch.full_like(target, neg)).log_softmax(1)
     lp = torch.where(allowed, -pred / tau, torch.full_like(pred, neg)).log_softmax(1)
     rank = (lt.exp() * (lt - lp) * a).sum(1)
-    mse, rank = mse.mean(), rank.mean()
-    return {"loss": mse + rank_weight * rank, "mse": mse, "rank": rank}
+    mse, level, rank = mse.mean(), ((level / scale) ** 2).mean(), rank.mean()
+    return {"loss": mse + level_weight * level + rank_weight * rank, "mse": mse, "level": level, "rank": rank}
 
 
 def map_regret(pred: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor) -> dict:

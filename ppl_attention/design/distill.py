@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,16 +38,18 @@ MIN_SCALE = 1e-2  # nats
 class TrainEPENetConfig:
     """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
 
-    epochs: int = 60
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    tau: float = 0.1
-    rank_weight: float = 1.0
-    valid_fraction: float = 0.1
-    width: int = 16
-    hidden: int = 64
-    embedding: int = 16
+    epochs: int = field(default=60, metadata={"help": "passes over the examples"})
+    batch_size: int = field(default=64, metadata={"help": "maps per step"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    tau: float = field(default=0.3, metadata={"help": "temperature of the ranking term, in units of the maps' "
+                                                      "within-map spread (smaller: only the argmin counts)"})
+    rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking term against the MSE"})
+    valid_fraction: float = field(default=0.1, metadata={"help": "fraction of the images held out to pick the "
+                                                                 "best epoch (by mean regret of the argmin)"})
+    width: int = field(default=16, metadata={"help": "channels of the network's first convolutions"})
+    hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
+    embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
 
     def check(self) -> "TrainEPENetConfig":
         for name in ("epochs", "batch_size", "width", "hidden"):
@@ -171,7 +173,8 @@ def _evaluate(net, posterior, data: MapData, scale: float, cfg: TrainEPENetConfi
     pred = predict_maps(net, posterior, data)
     losses = epe_map_loss(pred, data.targets, data.allowed, scale, cfg.tau * scale, cfg.rank_weight)
     r = map_regret(pred, data.targets, data.allowed)
-    return {"loss": float(losses["loss"]), "mse": float(losses["mse"]), "rank": float(losses["rank"]),
+    return {"loss": float(losses["loss"]), "mse": float(losses["mse"]), "level": float(losses["level"]),
+            "rank": float(losses["rank"]),
             "mean_regret": float(r["regret"].mean()), "agreement": float(r["agree"].double().mean())}
 
 
@@ -192,7 +195,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
               "examples": len(data)}
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
-    with torch.no_grad():  # start at the mean map: the loss then only has the maps' shapes to learn
+    with torch.no_grad():  # start at the mean map
         a = train.allowed.float()
         net.bias.copy_((train.targets * a).sum(0) / a.sum(0).clamp_min(1))
     best = {k: v.clone() for k, v in net.state_dict().items()}
