@@ -170,3 +170,32 @@ def test_saved_network_reloads_and_is_refused_for_another_sensor_or_avp(tmp_path
     (tmp_path / "n" / "epe_net.safetensors").unlink()
     with pytest.raises(ArtifactError, match="no trained EPE-map network"):
         load_epe_net(tmp_path / "n")
+
+
+def test_distillation_examples_from_a_store(tmp_path):
+    import json
+
+    from ppl_attention.design.distill import load_store_maps
+    from ppl_attention.design.store import SequenceStore
+
+    grid = GlimpseGrid.retina()
+    store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 3,
+                                                  "search": "exhaustive"})
+    maps = torch.rand(2, 3, 81).double()
+    maps[1, 0] = maps[0, 0]  # the first map is the same for every image
+    for i in range(2):
+        store.write_record(i, 0, [40, 10 + i, 20], maps[i])
+    images = torch.rand(2, 1, 60, 60)
+    data = load_store_maps([store], [lambda i: images[i]], _avp())
+    assert len(data) == 1 + 2 * 2  # the first map once, then steps 2 and 3 of each image
+    assert data.observed.tolist() == [[-1, -1], [40, -1], [40, 10], [40, -1], [40, 11]]
+    assert torch.equal(data.targets, torch.stack([maps[0, 0], maps[0, 1], maps[0, 2], maps[1, 1], maps[1, 2]]).float())
+    assert data.allowed.sum(1).tolist() == [81, 80, 79, 80, 79] and not bool(data.allowed[2, 10])
+    assert data.probs.shape == (5, 10) and torch.allclose(data.probs.sum(1), torch.ones(5))
+    # a record whose maps hold NaN (written by hand: the store refuses to write one) is named
+    path = store.record_path(1)
+    rec = json.loads(path.read_text())
+    rec["epe"][2][5] = float("nan")
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ArtifactError, match="0000001.json.*NaN"):
+        load_store_maps([store], [lambda i: images[i]], _avp())
