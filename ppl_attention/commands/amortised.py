@@ -58,8 +58,10 @@ def register(sub, common):
     e.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
                    help="of the AVP's passes in every BOED search, the reference included (default: bfloat16)")
     e.add_argument("--searches", nargs="+", default=["halving", "hybrid", "amortised"],
-                   choices=["halving", "coarse", "race", "hybrid", "amortised"],
-                   help="searches compared with the exhaustive one (default: halving hybrid amortised)")
+                   choices=["halving", "coarse", "race", "hybrid", "amortised", "exhaustive-independent"],
+                   help="searches compared with the exhaustive one (default: halving hybrid amortised); "
+                        "exhaustive-independent: the exhaustive search on an independent draw of the completions "
+                        "(the estimator's own Monte-Carlo noise floor)")
     e.add_argument("--hybrid-top", type=int, nargs="+", default=[4],
                    help="candidates the network proposes to the hybrid search; several values compare several "
                         "hybrids (default: 4)")

@@ -10,7 +10,9 @@ steps where it is the reference's argmin.  The first step (nothing observed) use
 ``generate``; the network's own first-step prediction is scored against it too (``first_step``).
 
 Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
-completions) the time to draw them; the amortised search draws none.  ``validity``: the AVP's accuracy after
+completions) the time to draw them; the amortised search draws none.  ``exhaustive-independent`` is the
+exhaustive search on an independent draw of the completions: its regret is the Monte-Carlo noise floor of the
+estimator (the amortised network, which never sees the reference's completions, is compared with it).  ``validity``: the AVP's accuracy after
 t = 1..T glimpses along the reference sequences and along the amortised search's own sequences (a separate
 rollout: its choices, not the reference's, decide what it sees next).
 """
@@ -27,7 +29,12 @@ from .amortised import amortised_sequences
 from .search import NETWORK_SEARCHES, SearchResult, run_search
 from .sequential import DesignProblem, image_seed
 
-__all__ = ["evaluate_searches", "summarise"]
+__all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
+
+#: A pseudo-search: the exhaustive search on an independent draw of the completions (its regret against the
+#: reference is the Monte-Carlo noise of the BOED estimator itself: what no method that does not read the
+#: reference's own completions can beat on average).
+INDEPENDENT = "exhaustive-independent"
 
 
 def _regret(ref: torch.Tensor, choice: int) -> float:
@@ -85,12 +92,18 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
             for label, (name, options) in searches.items():
                 gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
                 t0 = time.perf_counter()
-                score = None if name == "amortised" else problem.score_fn(images, observed)
-                result = run_search(name, score, samples.weights, grid, observed, gen, proposal=proposal, **options)
+                weights = samples.weights
+                if name == INDEPENDENT:  # the exhaustive search on other completions: the estimator's own noise
+                    other = problem.sample(observed, glimpses, num_samples, gen, image)
+                    name, weights = "exhaustive", other.weights
+                    score = problem.score_fn(other.images.to(image.device), observed)
+                else:
+                    score = None if name == "amortised" else problem.score_fn(images, observed)
+                result = run_search(name, score, weights, grid, observed, gen, proposal=proposal, **options)
                 seconds = time.perf_counter() - t0
                 if name in NETWORK_SEARCHES:
                     seconds += net_s
-                if name != "amortised":
+                if searches[label][0] not in ("amortised", INDEPENDENT):  # the independent one drew its own
                     seconds += sample_s
                 row[label] = {"seconds": seconds, "evaluations": result.evaluations,
                               "regret": _regret(ref_map, result.location),

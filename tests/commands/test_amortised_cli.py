@@ -162,10 +162,11 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
     root, _ = built
     assert main(["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
                  "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3", "--hybrid-top", "2",
+                 "--searches", "halving", "hybrid", "amortised", "exhaustive-independent",
                  "--no-progress", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     s = summary["searches"]
-    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised"}
+    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised", "exhaustive-independent"}
     assert summary["steps"] == 4 and s["exhaustive"]["mean_regret"] == 0 and s["exhaustive"]["agreement"] == 1
     assert s["amortised"]["evaluations_per_step"] == 0 and s["hybrid-top2"]["evaluations_per_step"] <= 2 * 6
     assert 0 < s["exhaustive"]["evaluations_per_step"] <= 81 * 6
