@@ -127,8 +127,9 @@ def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, la
     """AVP accuracy after t = 1..T glimpses along the reference and along the amortised rollout."""
     images = torch.stack([image_fn(i) for i in indices])
     y = torch.as_tensor([int(labels(i)) for i in indices])
+    t0 = time.perf_counter()
     amortised, _ = amortised_sequences(problem.epe_net, images, T, first_epe)
-    acc = {}
+    acc = {"batched_seconds_per_sequence": (time.perf_counter() - t0) / len(indices)}
     for name, seqs in (("exhaustive", reference), ("amortised", amortised)):
         curve = []
         for t in range(1, T + 1):
@@ -164,6 +165,11 @@ def summarise(result: dict, labels) -> dict:
             entry["per_step"][str(s)] = {"mean_regret": sum(r[label]["regret"] for r in sel) / len(sel),
                                          "agreement": sum(r[label]["agree"] for r in sel) / len(sel)}
         summary[label] = entry
+    validity = result.get("validity") or {}
+    if "amortised" in summary and "batched_seconds_per_sequence" in validity:
+        # the same sequences for all the images at once: one network pass per step for the whole batch
+        summary["amortised-batched"] = {"seconds_per_sequence": validity["batched_seconds_per_sequence"],
+                                        "images_per_batch": images}
     for label, entry in summary.items():
         for base in ("exhaustive", "halving"):
             if base in summary and base != label:

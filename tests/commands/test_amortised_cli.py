@@ -166,7 +166,11 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
                  "--no-progress", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     s = summary["searches"]
-    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised", "exhaustive-independent"}
+    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised", "exhaustive-independent",
+                      "amortised-batched"}
+    assert s["amortised-batched"]["images_per_batch"] == 2 and s["amortised-batched"]["seconds_per_sequence"] > 0
+    batched = s.pop("amortised-batched")
+    assert batched["speedup_vs_exhaustive"] > 0
     assert summary["steps"] == 4 and s["exhaustive"]["mean_regret"] == 0 and s["exhaustive"]["agreement"] == 1
     assert s["amortised"]["evaluations_per_step"] == 0 and s["hybrid-top2"]["evaluations_per_step"] <= 2 * 6
     assert 0 < s["exhaustive"]["evaluations_per_step"] <= 81 * 6
