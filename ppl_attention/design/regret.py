@@ -75,7 +75,7 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
                 t0 = time.perf_counter()
                 ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
                 row["exhaustive"] = {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
-                                     "regret": 0.0, "agree": True}
+                                     "regret": 0.0, "regret_nats": 0.0, "agree": True}
             else:
                 rec = reference.record(index)
                 if rec["locations"][:t] != locs:
@@ -107,6 +107,7 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
                     seconds += sample_s
                 row[label] = {"seconds": seconds, "evaluations": result.evaluations,
                               "regret": _regret(ref_map, result.location),
+                              "regret_nats": float(ref_map[result.location] - ref_map.min()),
                               "agree": result.location == int(ref.location)}
             rows.append(row)
             locs.append(int(ref.location))
@@ -142,7 +143,8 @@ def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, la
 
 
 def summarise(result: dict, labels) -> dict:
-    """Per search: mean / median / max relative regret and argmin agreement over all steps and per step, mean
+    """Per search: mean / median / max relative regret (and the mean in nats: a relative regret explodes where the
+    best EPE is near 0) and argmin agreement over all steps and per step, mean
     evaluations per step, seconds per sequence (the steps after the first), and speed-ups."""
     rows = result["rows"]
     if not rows:
@@ -153,7 +155,9 @@ def summarise(result: dict, labels) -> dict:
     timed = "exhaustive" in rows[0]
     for label in (["exhaustive"] if timed else []) + list(labels):
         reg = torch.tensor([r[label]["regret"] for r in rows], dtype=torch.float64)
+        nats = torch.tensor([r[label]["regret_nats"] for r in rows], dtype=torch.float64)
         entry = {"mean_regret": float(reg.mean()), "median_regret": float(reg.median()),
+                 "mean_regret_nats": float(nats.mean()),
                  "max_regret": float(reg.max()),
                  "regret_se": float(reg.std() / math.sqrt(len(reg))) if len(reg) > 1 else 0.0,
                  "agreement": sum(r[label]["agree"] for r in rows) / len(rows),
