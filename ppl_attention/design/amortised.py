@@ -34,7 +34,8 @@ from ..artifacts import ArtifactError, read_manifest, save_weights, load_weights
 from ..sensor import NO_GLIMPSE, GlimpseGrid, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
-           "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret", "allowed_mask",
+           "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
+           "allowed_mask",
            "posterior_probs"]
 
 EPE_NET_KIND = "epe-net"

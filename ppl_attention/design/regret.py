@@ -12,9 +12,11 @@ steps where it is the reference's argmin.  The first step (nothing observed) use
 Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
 completions) the time to draw them; the amortised search draws none.  ``exhaustive-independent`` is the
 exhaustive search on an independent draw of the completions: its regret is the Monte-Carlo noise floor of the
-estimator (the amortised network, which never sees the reference's completions, is compared with it).  ``validity``: the AVP's accuracy after
-t = 1..T glimpses along the reference sequences and along the amortised search's own sequences (a separate
-rollout: its choices, not the reference's, decide what it sees next).
+estimator (the amortised network, which never sees the reference's completions, is compared with it).
+
+``validity``: the AVP's accuracy after t = 1..T glimpses along the reference sequences and along the amortised
+search's own sequences (a separate rollout: its choices, not the reference's, decide what it sees next); the
+rollout of all the images in one batch is timed (``amortised-batched``).
 """
 from __future__ import annotations
 
