@@ -35,8 +35,13 @@ class GenerateConfig:
     # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
     search: str = field(default="halving", metadata={
         "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
-                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse or race",
-        "choices": ["exhaustive", "halving", "coarse", "race"]})
+                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, race, amortised "
+                "(the argmin of an EPE-map network's prediction, one pass per step; needs --epe-net) or hybrid (the "
+                "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net)",
+        "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid"]})
+    epe_net: Optional[str] = field(default=None, metadata={
+        "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid; it must have been trained "
+                "for this AVP, prior and sensor"})
     search_options: Optional[list[str]] = field(default=None, metadata={
         "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
                 "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})
@@ -158,6 +163,13 @@ def run_generate(args):
     avp, prior, out = Path(cfg.avp), Path(cfg.prior), Path(cfg.out)
     for name, path in (("avp", avp), ("prior", prior)):
         check_in_dir(path, f"--{name}")
+    network_search = cfg.search in ("amortised", "hybrid")
+    if network_search and cfg.epe_net is None:
+        raise ValueError(f"--search {cfg.search} needs --epe-net DIR (a network trained by train-epe-net)")
+    if cfg.epe_net is not None:
+        if not network_search:
+            raise ValueError(f"--epe-net is read only by --search amortised or hybrid, not by --search {cfg.search}")
+        check_in_dir(Path(cfg.epe_net), "--epe-net", "an EPE-map network directory (train-epe-net)")
     check_out_dir(out)
     _check_generate(cfg)
     shard = parse_shard(cfg.shard)
@@ -191,7 +203,8 @@ def run_generate(args):
                            sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision,
                            min_ess=cfg.min_ess,
-                           max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None)
+                           max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
+                           epe_net=cfg.epe_net)
     problem, image_fn = factory()
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
@@ -211,6 +224,8 @@ def run_generate(args):
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
     if cfg.min_ess is not None:  # recorded only when used, so stores made before it keep their config
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
+    if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
+        config["epe_net"] = dir_checksum(Path(cfg.epe_net))
     existed = out.exists()
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
     try:

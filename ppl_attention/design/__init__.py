@@ -6,6 +6,9 @@
 - :mod:`.store`: the on-disk sequence store (records, manifest, first-glimpse cache).
 - :mod:`.executors`: local / Ray generation into a store, resumable and shardable.
 - :mod:`.evaluate`: accuracy along generated, random and first-glimpse-heuristic sequences.
+- :mod:`.amortised`: the EPE-map network (every location's EPE in one pass) for the amortised and hybrid searches.
+- :mod:`.distill`: its training on the maps of exhaustive sequence stores.
+- :mod:`.regret`: regret of the amortised / hybrid choices against the exhaustive search, every search timed.
 - :mod:`.toy`: enumerable database problems (exact posterior, exact completions, exact EPE).
 """
 from .epe import entropy_matrix, expected_posterior_entropy

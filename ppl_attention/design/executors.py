@@ -22,6 +22,8 @@ __all__ = ["EXECUTORS", "parse_shard", "shard_indices", "design_batch", "generat
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
+#: Images per batch of the amortised search in the local executor (one network pass per step for all of them).
+AMORTISED_BATCH = 256
 _LOADED: dict = {}
 
 
@@ -55,6 +57,16 @@ def shard_indices(indices: Iterable[int], shard: tuple[int, int]) -> list[int]:
 def design_batch(factory, indices: list[int], settings: DesignSettings, seed: int, first_epe) -> Iterator[dict]:
     """Generate the sequences of some images (in this process), yielding one record per image."""
     problem, image_fn = _load(factory)
+    if settings.search == "amortised" and problem.epe_net is not None and indices:
+        # one network pass per step for the whole batch (the same sequences as greedy_sequence, image by image)
+        from .amortised import amortised_sequences
+
+        images = torch.stack([image_fn(i) for i in indices])
+        locations, maps = amortised_sequences(problem.epe_net, images, settings.T, first_epe, settings.allow_repeat)
+        for k, index in enumerate(indices):
+            yield {"index": int(index), "seed": image_seed(seed, index), "locations": locations[k].tolist(),
+                   "epe": maps[k].tolist(), "evaluations": [0] * settings.T}
+        return
     for index in indices:
         s = image_seed(seed, index)
         result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
@@ -102,7 +114,10 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
     todo = [i for i in indices if not store.has(i)]
     done = len(indices) - len(todo)
     bar = tqdm(total=len(indices), initial=done, desc="sequences", unit="img", disable=not progress)
-    batches = [todo[k:k + images_per_task] for k in range(0, len(todo), images_per_task)]
+    per_batch = images_per_task
+    if settings.search == "amortised" and executor == "local":
+        per_batch = max(images_per_task, AMORTISED_BATCH)  # the network's passes are batched over images
+    batches = [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
     try:
         if executor == "local":
             for batch in batches:

@@ -34,6 +34,7 @@ class ImageFactory:
     min_ess: float | None = None  # generative prior: grow the candidates until this ESS (None: one round of k1)
     max_k1: int | None = None  # ... up to this many draws
     options: tuple = ()  # the dataset's options: sorted (key, value) pairs (``DatasetSpec.options``)
+    epe_net: str | None = None  # an EPE-map network directory (train-epe-net), for the amortised / hybrid searches
 
     def __call__(self):
         from ..completion.importance import ImportanceCompletion
@@ -65,8 +66,17 @@ class ImageFactory:
             sampler = ImportanceCompletion.from_prior(
                 self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
                 sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
+        epe_map = None
+        if self.epe_net is not None:
+            from ..artifacts import dir_checksum
+            from .amortised import AmortisedMap, avp_weights_checksum, check_epe_net, load_epe_net
+
+            net = load_epe_net(self.epe_net, device)
+            check_epe_net(net, avp.grid, dir_checksum(self.avp), dir_checksum(self.prior), f"--epe-net {self.epe_net}",
+                          f"--avp {self.avp}", f"--prior {self.prior}", avp_weights_checksum(self.avp))
+            epe_map = AmortisedMap(net, avp)
         problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
-                                channels=avp.channels, precision=self.precision)
+                                channels=avp.channels, precision=self.precision, epe_net=epe_map)
 
         def image(index: int):
             return data[int(index)]["image"].to(device)

@@ -15,6 +15,10 @@ that revisit candidates (halving with shared samples, coarse-to-fine) never eval
   ``max_fraction=1`` the survivors are compared on exactly the exhaustive estimate; optionally restricted to the
   ``prior_top`` best candidates of a prior map (the previous step's EPE map).
 
+- :func:`amortised_choice`: the argmin of a map predicted by an EPE-map network (:mod:`.amortised`): no AVP pass
+  on completions at all.
+- :func:`hybrid_search`: the network's ``top`` best candidates, raced (:func:`racing`) by the BOED estimator.
+
 ``forbidden`` locations (already observed, when repeating is not allowed) are never chosen; the exhaustive,
 halving and coarse searches score them for the map, ``race`` fills their map value without scoring them.
 """
@@ -29,9 +33,12 @@ import torch
 from ..sensor import GlimpseGrid
 
 __all__ = ["SearchResult", "CachedScore", "exhaustive_search", "successive_halving", "coarse_to_fine", "racing",
-           "SEARCHES", "run_search", "parse_search_options"]
+           "amortised_choice", "hybrid_search", "SEARCHES", "NETWORK_SEARCHES", "run_search",
+           "parse_search_options"]
 
-SEARCHES = ("exhaustive", "halving", "coarse", "race")
+SEARCHES = ("exhaustive", "halving", "coarse", "race", "amortised", "hybrid")
+#: The searches that read an EPE-map network's prediction (``proposal``): ``generate --epe-net DIR``.
+NETWORK_SEARCHES = ("amortised", "hybrid")
 
 
 @dataclass
@@ -265,12 +272,51 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
                                                         "raced": len(pool), "finalists": len(alive)})
 
 
-def run_search(name: str, score: Callable, weights, grid: GlimpseGrid, forbidden=None,
-               generator: torch.Generator | None = None, prior=None, **options) -> SearchResult:
-    """Dispatch by name: ``exhaustive``, ``halving``, ``coarse`` or ``race``.
+def _check_proposal(proposal, num_candidates: int, name: str) -> torch.Tensor:
+    if proposal is None:
+        raise ValueError(f"the {name} search needs an EPE-map network's prediction (generate --epe-net DIR)")
+    p = torch.as_tensor(proposal, dtype=torch.float64).cpu()
+    if p.shape != (num_candidates,):
+        raise ValueError(f"the predicted EPE map must have shape ({num_candidates},) (one value per location of the "
+                         f"grid), got {tuple(p.shape)}")
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError("the predicted EPE map holds NaN or infinite values")
+    return p
 
-    ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others."""
+
+def amortised_choice(proposal, num_candidates: int, forbidden=None) -> SearchResult:
+    """The argmin of a predicted EPE map ``proposal`` (L,) among the allowed locations (no AVP evaluation); the
+    map is the prediction."""
+    p = _check_proposal(proposal, num_candidates, "amortised")
+    _, allowed = _prepare(torch.ones(1), num_candidates, forbidden)
+    best = int(torch.where(allowed, p, torch.full_like(p, math.inf)).argmin())
+    return SearchResult(best, p, 0, {})
+
+
+def hybrid_search(score: Callable, weights, num_candidates: int, forbidden=None, proposal=None, top: int = 4,
+                  generator: torch.Generator | None = None, **race) -> SearchResult:
+    """The ``top`` allowed candidates with the lowest predicted EPE (``proposal`` (L,), an EPE-map network's
+    map), raced by the BOED estimator on the completions (:func:`racing`, its options in ``race``).  The others
+    are not scored: their map value is the prediction shifted by the median change of the scored ones."""
+    p = _check_proposal(proposal, num_candidates, "hybrid")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"the hybrid search's top must be an int >= 1, got {top!r}")
+    result = racing(score, weights, num_candidates, forbidden, prior=p, prior_top=top, generator=generator, **race)
+    result.info["proposed"] = result.info.pop("raced")
+    return result
+
+
+def run_search(name: str, score: Callable, weights, grid: GlimpseGrid, forbidden=None,
+               generator: torch.Generator | None = None, prior=None, proposal=None, **options) -> SearchResult:
+    """Dispatch by name: ``exhaustive``, ``halving``, ``coarse``, ``race``, ``amortised`` or ``hybrid``.
+
+    ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
+    ``proposal`` (L,), an EPE-map network's prediction for this step, by ``amortised`` and ``hybrid``."""
     L = grid.num_locations
+    if name == "amortised":
+        return amortised_choice(proposal, L, forbidden)
+    if name == "hybrid":
+        return hybrid_search(score, weights, L, forbidden, proposal, generator=generator, **options)
     if name == "exhaustive":
         return exhaustive_search(score, weights, L, forbidden)
     if name == "halving":
@@ -287,11 +333,14 @@ def _tunable(name: str) -> set[str]:
     import inspect
 
     fn = {"exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine,
-          "race": racing}[name]
-    fixed = {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior", "generator", "_cache"}
-    params = set(inspect.signature(fn).parameters) - fixed - {"halving"}
+          "race": racing, "amortised": amortised_choice, "hybrid": hybrid_search}[name]
+    fixed = {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior", "generator", "_cache",
+             "proposal"}
+    params = set(inspect.signature(fn).parameters) - fixed - {"halving", "race"}
     if name == "coarse":  # coarse_to_fine passes its other options on to successive halving
         params |= _tunable("halving")
+    if name == "hybrid":  # hybrid_search passes its other options on to racing (not its prior_top: that is top)
+        params |= _tunable("race") - {"prior_top"}
     return params
 
 

@@ -21,7 +21,7 @@ import torch
 from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator as make_generator
 from .epe import DEFAULT_BATCH_SIZE, PairScorer, check_precision, expected_posterior_entropy
-from .search import SEARCHES, run_search
+from .search import NETWORK_SEARCHES, SEARCHES, run_search
 
 __all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
            "greedy_sequence", "image_seed"]
@@ -35,7 +35,9 @@ class DesignProblem:
     ``sample(locations (t,), glimpses (t, C, h, w), n, generator=None, true_image=None)`` returning an object with
     ``images`` (n, C, H, W) and ``weights`` (n,), and the ``grid``.  ``attribute`` picks one column of a
     multi-attribute posterior's entropies; ``batch_size`` is the number of (candidate, sample) pairs per pass;
-    ``precision`` (``float32`` or ``bfloat16``) is that of the posterior's forward passes (see ``epe.PairScorer``)."""
+    ``precision`` (``float32`` or ``bfloat16``) is that of the posterior's forward passes (see ``epe.PairScorer``).
+    ``epe_net``: ``(images (B, C, H, W), observed (B, t)) -> (B, L)`` predicted EPE maps (``amortised.AmortisedMap``),
+    which the ``amortised`` and ``hybrid`` searches read."""
 
     posterior: Callable
     sampler: object
@@ -46,6 +48,7 @@ class DesignProblem:
     batch_size: int = DEFAULT_BATCH_SIZE
     channels: int = 1
     precision: str = "float32"
+    epe_net: Callable | None = None
 
     def __post_init__(self):
         check_precision(self.precision)  # fail at construction, not at the first step
@@ -122,8 +125,21 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info).
 
     ``prior`` (L,), the previous step's EPE map, lets the ``race`` search start from the candidates that were
-    good one glimpse ago (the other searches ignore it)."""
+    good one glimpse ago (the other searches ignore it).  The ``amortised`` search takes the argmin of the
+    problem's EPE-map network's prediction (no completions are drawn), ``hybrid`` races the prediction's best
+    candidates on the completions."""
     grid = problem.grid
+    forbidden = None if settings.allow_repeat else observed
+    proposal = None
+    if settings.search in NETWORK_SEARCHES:
+        if problem.epe_net is None:
+            raise ValueError(f"the {settings.search} search needs an EPE-map network (generate --epe-net DIR)")
+        t0 = time.perf_counter()
+        proposal = problem.epe_net(true_image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
+        net_seconds = time.perf_counter() - t0
+        if settings.search == "amortised":  # no completions: the network's map is the step
+            result = run_search("amortised", None, None, grid, forbidden, proposal=proposal)
+            return result.location, result.epe, {"evaluations": 0, "net_seconds": net_seconds}
     glimpses = grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0] if len(observed) else \
         true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
     t0 = time.perf_counter()
@@ -131,9 +147,8 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     images = samples.images.to(true_image.device)
     t1 = time.perf_counter()
     score = problem.score_fn(images, observed)
-    forbidden = None if settings.allow_repeat else observed
     result = run_search(settings.search, score, samples.weights, grid, forbidden, generator, prior=prior,
-                        **settings.search_options)
+                        proposal=proposal, **settings.search_options)
     t2 = time.perf_counter()
     diag = getattr(samples, "diagnostics", None) or {}
     ess = diag.get("ess")
@@ -142,6 +157,8 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     info = {"evaluations": result.evaluations, "samples": int(images.shape[0]),
             "ess": None if ess is None else float(ess), "draws": diag.get("draws"),
             "sample_seconds": t1 - t0, "search_seconds": t2 - t1, **result.info}
+    if proposal is not None:
+        info["net_seconds"] = net_seconds
     return result.location, result.epe, info
 
 

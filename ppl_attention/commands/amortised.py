@@ -1,0 +1,267 @@
+"""``ppl-attention train-epe-net | evaluate-epe-net``: amortised near-optimal design.
+
+``train-epe-net`` distils the EPE maps that ``generate --search exhaustive`` stored into a network that predicts the
+EPE of every location in one pass (``design.amortised``); ``generate --search amortised|hybrid --epe-net DIR`` uses
+it.  ``evaluate-epe-net`` measures, on held-out images, the regret of the amortised and hybrid choices against the
+exhaustive search and the seconds per sequence of every search, in one run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import add_config_arguments, build_config, config_to_dict
+from ._common import check_in_dir, check_int, check_out_dir, write_summary
+from ._dataset import add_dataset_arguments, resolve_dataset
+
+
+def register(sub, common):
+    from ..design.distill import TrainEPENetConfig
+
+    p = sub.add_parser("train-epe-net", parents=[common], help="train a network that predicts the EPE map of every "
+                       "step in one pass, from the maps of exhaustive sequence stores",
+                       description="Distil the per-step EPE maps of sequence stores built by generate --search "
+                       "exhaustive (same AVP, prior and sensor) into an EPE-map network. Writes OUT/manifest.json "
+                       "first (it ties the network to the AVP, the prior and the sensor), OUT/checkpoint/"
+                       "last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors (the "
+                       "best epoch by validation regret), history.json and summary.json.")
+    p.add_argument("--store", action="append", required=True, type=Path, metavar="DIR",
+                   help="sequence store built with --search exhaustive (repeatable)")
+    p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_arguments(p, TrainEPENetConfig)
+    add_dataset_arguments(p, reads="the stores and the AVP")
+    p.set_defaults(func=run_train)
+
+    e = sub.add_parser("evaluate-epe-net", parents=[common], help="regret of the amortised and hybrid searches "
+                       "against the exhaustive search on held-out images, and seconds per sequence of every search",
+                       description="For each image (the first --num-images of --split), follow the exhaustive "
+                       "search's sequence; at every step after the first, draw the completions once and run the "
+                       "exhaustive search (the reference) and every --searches on them, each with its own AVP passes "
+                       "and timed. Reports mean relative EPE regret, argmin agreement, evaluations per step, seconds "
+                       "per sequence and speed-ups, and the AVP's accuracy along the amortised sequences. Writes "
+                       "OUT/evaluation.json (every step) and OUT/summary.json.")
+    e.add_argument("epe_net", type=Path, help="EPE-map network directory (train-epe-net)")
+    e.add_argument("--avp", required=True, type=Path, help="AVP directory (the network's)")
+    e.add_argument("--prior", required=True, type=Path, help="prior directory (the network's)")
+    e.add_argument("--out", required=True, type=Path, help="output directory")
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="held-out split (default: test)")
+    e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
+    e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
+    e.add_argument("-T", "--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
+    e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
+    e.add_argument("--first-num-samples", type=int, default=None,
+                   help="prior samples of the first-glimpse map (default: --num-samples)")
+    e.add_argument("--k1", type=int, default=1000, help="proposal draws of the importance sampler (default: 1000)")
+    e.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
+                   help="of the AVP's passes in every BOED search, the reference included (default: bfloat16)")
+    e.add_argument("--searches", nargs="+", default=["halving", "hybrid", "amortised"],
+                   choices=["halving", "coarse", "race", "hybrid", "amortised", "exhaustive-independent"],
+                   help="searches compared with the exhaustive one (default: halving hybrid amortised); "
+                        "exhaustive-independent: the exhaustive search on an independent draw of the completions "
+                        "(the estimator's own Monte-Carlo noise floor)")
+    e.add_argument("--hybrid-top", type=int, nargs="+", default=[4],
+                   help="candidates the network proposes to the hybrid search; several values compare several "
+                        "hybrids (default: 4)")
+    e.add_argument("--reference", type=Path, default=None,
+                   help="a sequence store of the same images by generate --search exhaustive (same --seed, "
+                        "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
+                        "exhaustive search is not rerun (nor timed)")
+    e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_dataset_arguments(e, reads="the AVP and the prior")
+    e.set_defaults(func=run_evaluate)
+
+
+def _threads(n):
+    import torch
+
+    if n is not None:
+        check_int("--threads", n)
+        torch.set_num_threads(n)
+
+
+def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
+    from ..artifacts import ArtifactError
+    from ..sensor import check_sensor
+
+    search = store.config.get("search")
+    if search != "exhaustive":
+        raise ArtifactError(f"--store {path} was built with --search {search}; train on stores of the exhaustive "
+                            "search (their maps estimate every location on every completion)")
+    check_sensor(store.grid, avp_grid, f"--store {path}", f"--avp {avp_path}'s sensor")
+    if store.config.get("avp") != avp_sum:
+        raise ArtifactError(f"--store {path} was generated with another AVP ({store.config.get('avp')}) than "
+                            f"--avp {avp_path} ({avp_sum})")
+
+
+def _reference_store(args, indices):
+    """The --reference store, checked against the evaluation's settings (so its maps are the exhaustive search's on
+    the very completions the evaluation draws again)."""
+    from ..artifacts import ArtifactError, dir_checksum
+    from ..design.store import SequenceStore
+
+    check_in_dir(args.reference, "--reference", "a sequence store directory")
+    store = SequenceStore.open(args.reference)
+    c = store.config
+    expected = {"search": "exhaustive", "split": args.split, "num_samples": args.num_samples, "k1": args.k1,
+                "precision": args.precision, "seed": args.seed, "avp": dir_checksum(args.avp),
+                "prior": dir_checksum(args.prior), "first_num_samples": args.first_num_samples or args.num_samples}
+    diff = {k: (c.get(k), v) for k, v in expected.items() if c.get(k) != v}
+    if diff:
+        raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
+                            + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
+    if store.T < args.T:
+        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, -T asks for {args.T}")
+    missing = [i for i in indices if not store.has(i)]
+    if missing:
+        raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
+                         f"{'...' if len(missing) > 5 else ''}")
+    return store
+
+
+def run_train(args):
+    import torch
+
+    from ..artifacts import ArtifactError, dir_checksum, read_manifest, write_manifest
+    from ..design.amortised import EPE_NET_KIND, EPENetConfig, EPEMapNet, avp_weights_checksum, save_epe_net
+    from ..design.distill import TrainEPENetConfig, load_store_maps, train_epe_net
+    from ..design.store import SequenceStore
+    from ..posterior import load_avp
+    from ..runtime import seed_everything
+
+    cfg = build_config(TrainEPENetConfig, args).check()
+    for s in args.store:
+        check_in_dir(s, "--store", "a sequence store directory")
+    if len(set(map(str, args.store))) != len(args.store):
+        raise ValueError(f"--store lists a store twice: {[str(s) for s in args.store]}")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_out_dir(args.out)
+    _threads(args.threads)
+    avp = load_avp(args.avp).eval()
+    avp_sum = dir_checksum(args.avp)
+    stores = [SequenceStore.open(s) for s in args.store]
+    for store, path in zip(stores, args.store):
+        _check_store(store, path, avp_sum, avp.grid, args.avp)
+    priors = {store.config.get("prior") for store in stores}
+    if len(priors) != 1:
+        raise ArtifactError(f"the --store directories were generated with different priors {sorted(map(str, priors))}; "
+                            "one network is tied to one prior")
+    spec = resolve_dataset(args, [*args.store, args.avp], default=None)
+    splits = {}
+    fns = []
+    for store in stores:
+        split = store.config.get("split", "train")
+        if split not in splits:
+            splits[split] = spec.load(split)
+        fns.append(lambda i, d=splits[split]: d[int(i)]["image"])
+    store_info = [{"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
+                  for p, s in zip(args.store, stores)]
+    net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
+                           width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden)
+    run_config = {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
+                  "avp_weights": avp_weights_checksum(args.avp),
+                  "prior": priors.pop(), "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(
+                      "inputs", {}).get("prior"), "stores": store_info, "train": config_to_dict(cfg),
+                  "seed": args.seed, "task": stores[0].config.get("task")}
+    out = Path(args.out)
+    if (out / "manifest.json").is_file():  # a rerun: the same inputs and settings, or refused before writing
+        old = read_manifest(out, EPE_NET_KIND).get("config", {})
+        diff = sorted(k for k in set(old) | set(run_config) if k != "net" and old.get(k) != run_config.get(k))
+        if diff:
+            raise ArtifactError(f"--out {out} holds an EPE-map network trained with other {diff}; use another --out")
+    seed_everything(args.seed)
+    data = load_store_maps(stores, fns, avp)
+    print(f"  {len(data)} examples from {sum(len(s) for s in stores)} records")
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, EPE_NET_KIND, {**run_config, "net": net_cfg.to_dict()},
+                   {"avp": str(args.avp), **{f"store{i}": str(p) for i, p in enumerate(args.store)}})
+    torch.manual_seed(args.seed)
+    net = EPEMapNet(net_cfg)
+    net, history = train_epe_net(data, avp, net, out, cfg, seed=args.seed, run_config=run_config,
+                                 progress=not args.no_progress)
+    save_epe_net(net, out, {**run_config}, {"avp": str(args.avp), **{f"store{i}": str(p)
+                                                                     for i, p in enumerate(args.store)}})
+    last = history["history"][-1]
+    write_summary(out, {"out": str(out), "examples": len(data), "train_examples": history["train_examples"],
+                        "valid_examples": history["valid_examples"], "best_epoch": history["best_epoch"],
+                        "best_valid_mean_regret": history["best_mean_regret"],
+                        "last": last, "parameters": sum(p.numel() for p in net.parameters())})
+    return 0
+
+
+def run_evaluate(args):
+    import torch
+
+    from ..artifacts import atomic_write_json
+    from ..design.images import ImageFactory
+    from ..design.regret import evaluate_searches, summarise
+    from ..design.sequential import first_glimpse_epe
+    from ..runtime import resolve_device
+
+    check_in_dir(args.epe_net, "epe_net", "an EPE-map network directory (train-epe-net)")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_in_dir(args.prior, "--prior", "a prior directory (build-prior)")
+    check_out_dir(args.out)
+    check_int("--num-images", args.num_images)
+    check_int("--first-image", args.first_image, minimum=0)
+    check_int("-T/--glimpses", args.T, minimum=2)
+    check_int("--num-samples", args.num_samples)
+    check_int("--first-num-samples", args.first_num_samples, optional=True)
+    check_int("--k1", args.k1)
+    check_int("--batch-size", args.batch_size)
+    for k in args.hybrid_top:
+        check_int("--hybrid-top", k)
+    if len(set(args.searches)) != len(args.searches):
+        raise ValueError(f"--searches lists a search twice: {args.searches}")
+    _threads(args.threads)
+    spec = resolve_dataset(args, [args.avp, args.prior, args.epe_net], default=None)
+    data = spec.load(args.split)
+    indices = list(range(args.first_image, args.first_image + args.num_images))
+    if indices[-1] >= len(data):
+        raise ValueError(f"--first-image + --num-images: the {args.split} split of {spec.name} has {len(data)} images, "
+                         f"asked for image {indices[-1]}")
+    sigma = getattr(data, "noise_schedule", None)
+    if not sigma:
+        raise ValueError(f"dataset {spec.name!r} has no default noise schedule")
+    device = resolve_device(args.device)
+    factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
+                           args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
+                           precision=args.precision, epe_net=str(args.epe_net))
+    problem, image_fn = factory()
+    reference = None
+    if args.reference is not None:
+        reference = _reference_store(args, indices)
+        first = reference.first_glimpse_epe()
+    else:
+        first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
+    searches = {}
+    for name in args.searches:
+        if name == "hybrid":
+            for k in args.hybrid_top:
+                searches[f"hybrid-top{k}"] = ("hybrid", {"top": k})
+        else:
+            searches[name] = (name, {})
+    result = evaluate_searches(problem, image_fn, indices, args.T, args.num_samples, args.seed, first, searches,
+                               labels=lambda i: data[int(i)]["label"], progress=not args.no_progress,
+                               reference=reference)
+    summary = summarise(result, list(searches))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split,
+                "indices": [indices[0], indices[-1]], "T": args.T, "num_samples": args.num_samples,
+                "k1": args.k1, "precision": args.precision, "searches": {k: list(v) for k, v in searches.items()},
+                "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict(),
+                "reference": None if args.reference is None else str(args.reference)}
+    atomic_write_json(out / "evaluation.json", {"settings": settings, **result})
+    write_summary(out, {"settings": settings, **summary})
+    for label, entry in summary["searches"].items():
+        if "mean_regret" in entry:
+            print(f"  {label:>14}: mean regret {100 * entry['mean_regret']:.2f} %, agreement "
+                  f"{100 * entry['agreement']:.1f} %, {entry['seconds_per_sequence']:.4f} s/sequence")
+        else:
+            print(f"  {label:>14}: {entry['seconds_per_sequence']:.5f} s/sequence")
+    return 0

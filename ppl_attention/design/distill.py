@@ -1,0 +1,275 @@
+"""Training an EPE-map network (:mod:`.amortised`) by distillation from the maps the exhaustive search stored.
+
+Every record of a sequence store holds, for each step ``t``, the EPE map of every location after the glimpses
+``locations[:t]`` (the first step's map is the same for every image: the cached first-glimpse map, kept once).
+An example is ``(image, observed = locations[:t], target = epe[t])``; the network's input is built on the fly
+from the image (``avp.make_input(*sensor.observe(image, observed))``), the AVP's probabilities are computed once.
+
+Training is resumable: ``OUT/checkpoint/last.safetensors`` (one file: the network, the optimiser, the best
+weights so far, the history in its header) is written after every epoch; every shuffle derives from the seed and
+the epoch, so a resumed run ends with the weights of an uninterrupted one.  The best epoch (lowest mean relative
+regret of the predicted argmin on the validation maps) is saved as ``OUT/epe_net.safetensors`` at the end.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, save_checkpoint
+from ..config import config_to_dict
+from ..runtime import derive_seed, generator
+from ..sensor import NO_GLIMPSE
+from .amortised import EPEMapNet, allowed_mask, epe_map_loss, map_regret, posterior_probs
+
+__all__ = ["TrainEPENetConfig", "MapData", "load_store_maps", "train_epe_net", "CHECKPOINT"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = Path("checkpoint") / "last.safetensors"
+MIN_SCALE = 1e-2  # nats
+
+
+@dataclass
+class TrainEPENetConfig:
+    """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
+
+    epochs: int = field(default=60, metadata={"help": "passes over the examples"})
+    batch_size: int = field(default=64, metadata={"help": "maps per step"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
+    tau: float = field(default=0.3, metadata={"help": "temperature of the ranking term, in units of the maps' "
+                                                      "within-map spread (smaller: only the argmin counts)"})
+    rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking term against the MSE"})
+    valid_fraction: float = field(default=0.1, metadata={"help": "fraction of the images held out to pick the "
+                                                                 "best epoch (by mean regret of the argmin)"})
+    width: int = field(default=16, metadata={"help": "channels of the network's first convolutions"})
+    hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
+    embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
+
+    def check(self) -> "TrainEPENetConfig":
+        for name in ("epochs", "batch_size", "width", "hidden"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be an int >= 1, got {v!r}")
+        if isinstance(self.embedding, bool) or not isinstance(self.embedding, int) or self.embedding < 0:
+            raise ValueError(f"--embedding must be an int >= 0, got {self.embedding!r}")
+        for name, strict in (("lr", True), ("tau", True), ("weight_decay", False), ("rank_weight", False)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or \
+                    (strict and v == 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} 0, "
+                                 f"got {v!r}")
+        if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
+            raise ValueError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction!r}")
+        return self
+
+
+@dataclass
+class MapData:
+    """Distillation examples: ``images`` (N, C, H, W); per example ``rows`` (M,) into images, ``observed``
+    (M, T-1) locations (``NO_GLIMPSE``-padded), ``targets`` (M, L) float32 maps, ``allowed`` (M, L) bool,
+    ``probs`` (M, K) the AVP's probabilities, ``keys`` (M,) the example's image (store number * 10**9 + index)."""
+
+    images: torch.Tensor
+    rows: torch.Tensor
+    observed: torch.Tensor
+    targets: torch.Tensor
+    allowed: torch.Tensor
+    probs: torch.Tensor
+    keys: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, idx: torch.Tensor) -> "MapData":
+        return MapData(self.images, self.rows[idx], self.observed[idx], self.targets[idx], self.allowed[idx],
+                       self.probs[idx], self.keys[idx])
+
+
+def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapData:
+    """The examples of ``stores`` (:class:`~.store.SequenceStore`, built by the exhaustive search), with
+    ``image_fns[i](index)`` the true image of store ``i``'s record ``index``."""
+    images, rows, observed, targets, allowed, keys = [], [], [], [], [], []
+    Tmax = max(s.T for s in stores)
+    for n, (store, image_fn) in enumerate(zip(stores, image_fns)):
+        L = store.grid.num_locations
+        repeat = bool(store.config.get("allow_repeat", False))
+        first_kept = False
+        for index in store.indices():
+            maps = store.epe_maps(index).float()
+            if not bool(torch.isfinite(maps).all()):
+                raise ArtifactError(f"{store.record_path(index)} holds NaN or infinite EPE values")
+            loc = torch.tensor(store.record(index)["locations"], dtype=torch.long)
+            row = len(images)
+            images.append(image_fn(index).float().cpu())
+            for t in range(store.T):
+                if t == 0 and first_kept:  # the first map does not depend on the image: keep one copy
+                    continue
+                first_kept = True
+                obs = torch.full((Tmax - 1,), NO_GLIMPSE, dtype=torch.long)
+                obs[:t] = loc[:t]
+                rows.append(row)
+                observed.append(obs)
+                targets.append(maps[t])
+                allowed.append(torch.ones(L, dtype=torch.bool) if repeat else allowed_mask(obs.view(1, -1), L)[0])
+                keys.append(n * 10 ** 9 + index)
+    if not rows:
+        raise ValueError("the sequence stores hold no records to train on")
+    data = MapData(torch.stack(images), torch.tensor(rows), torch.stack(observed), torch.stack(targets),
+                   torch.stack(allowed), torch.zeros(0), torch.tensor(keys))
+    probs = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            sl = slice(start, start + batch_size)
+            x = _inputs(posterior, data.images[data.rows[sl]], data.observed[sl])
+            probs.append(posterior_probs(posterior, x))
+    data.probs = torch.cat(probs)
+    return data
+
+
+def _inputs(posterior, images: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    return posterior.make_input(*posterior.grid.observe(images, observed))
+
+
+def _split(data: MapData, fraction: float, seed: int) -> tuple[MapData, MapData | None]:
+    """Validation = every example of a random ``fraction`` of the images (never part of an image's steps)."""
+    if fraction <= 0:
+        return data, None
+    unique = data.keys.unique()
+    if len(unique) < 2:
+        raise ValueError(f"--valid-fraction {fraction} needs at least 2 images, the stores hold {len(unique)}")
+    perm = unique[torch.randperm(len(unique), generator=generator(derive_seed(seed, "epe-net-split")))]
+    n_valid = min(len(unique) - 1, max(1, round(fraction * len(unique))))
+    valid = torch.isin(data.keys, perm[:n_valid])
+    return data.subset(torch.nonzero(~valid).flatten()), data.subset(torch.nonzero(valid).flatten())
+
+
+def target_scale(data: MapData) -> float:
+    """The mean within-map standard deviation of the targets over the allowed locations (the MSE's unit), at least
+    ``MIN_SCALE`` nats (maps flatter than the bfloat16 estimator's noise carry no ranking to learn)."""
+    a = data.allowed.float()
+    n = a.sum(1)
+    mean = (data.targets * a).sum(1) / n
+    var = (((data.targets - mean[:, None]) ** 2) * a).sum(1) / n
+    return max(float(var.sqrt().mean()), MIN_SCALE)
+
+
+@torch.no_grad()
+def predict_maps(net: EPEMapNet, posterior, data: MapData, batch_size: int = 256) -> torch.Tensor:
+    net.eval()
+    out = []
+    for start in range(0, len(data), batch_size):
+        sl = slice(start, start + batch_size)
+        out.append(net(_inputs(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl]))
+    return torch.cat(out)
+
+
+def _evaluate(net, posterior, data: MapData, scale: float, cfg: TrainEPENetConfig) -> dict:
+    pred = predict_maps(net, posterior, data)
+    losses = epe_map_loss(pred, data.targets, data.allowed, scale, cfg.tau * scale, cfg.rank_weight)
+    r = map_regret(pred, data.targets, data.allowed)
+    return {"loss": float(losses["loss"]), "mse": float(losses["mse"]), "level": float(losses["level"]),
+            "rank": float(losses["rank"]),
+            "mean_regret": float(r["regret"].mean()), "agreement": float(r["agree"].double().mean())}
+
+
+def _lr(cfg: TrainEPENetConfig, epoch: int) -> float:
+    """Cosine from ``lr`` to ``lr / 20`` over the epochs (a pure function of the epoch: resumes exactly)."""
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
+
+
+def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainEPENetConfig, seed: int = 0,
+                  run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
+    """Train ``net`` on ``data`` into ``out_dir`` (checkpoint every epoch, resumed when one exists and its
+    ``run_config`` agrees).  Returns the best network (by validation regret) and the history."""
+    cfg.check()
+    out = Path(out_dir)
+    train, valid = _split(data, cfg.valid_fraction, seed)
+    scale = target_scale(train)
+    config = {"run": run_config or {}, "train": config_to_dict(cfg), "net": net.config.to_dict(), "seed": seed,
+              "examples": len(data)}
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
+    with torch.no_grad():  # start at the mean map
+        a = train.allowed.float()
+        net.bias.copy_((train.targets * a).sum(0) / a.sum(0).clamp_min(1))
+    best = {k: v.clone() for k, v in net.state_dict().items()}
+    if (out / CHECKPOINT).is_file():
+        state, best = _load(out / CHECKPOINT, net, opt, config)
+    clean_temporaries(out)
+    bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc="train-epe-net", disable=not progress)
+    while state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        net.train()
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, epoch)
+        order = torch.randperm(len(train), generator=generator(derive_seed(seed, "epe-net-epoch", epoch)))
+        total, batches = 0.0, 0
+        for start in range(0, len(train), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            with torch.no_grad():
+                x = _inputs(posterior, train.images[train.rows[idx]], train.observed[idx])
+            pred = net(x, train.probs[idx])
+            losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
+                                  cfg.rank_weight)
+            if not bool(torch.isfinite(losses["loss"])):
+                raise FloatingPointError(f"the EPE-map network's loss is {float(losses['loss'])} at epoch {epoch}")
+            opt.zero_grad()
+            losses["loss"].backward()
+            opt.step()
+            total, batches = total + float(losses["loss"].detach()), batches + 1
+        row = {"epoch": epoch + 1, "train_loss": total / batches, "lr": _lr(cfg, epoch)}
+        metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
+        row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})
+        if state["best"] is None or metrics["mean_regret"] < state["best"]:
+            state["best"], state["best_epoch"] = metrics["mean_regret"], epoch + 1
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        state["history"].append(row)
+        state["epoch"] = epoch + 1
+        _save(out / CHECKPOINT, net, opt, best, state, config)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", regret=f"{metrics['mean_regret']:.4f}",
+                        best=state["best_epoch"])
+        bar.update(1)
+    bar.close()
+    net.load_state_dict(best)
+    history = {"scale": scale, "best_epoch": state["best_epoch"], "best_mean_regret": state["best"],
+               "train_examples": len(train), "valid_examples": 0 if valid is None else len(valid),
+               "history": state["history"]}
+    atomic_write_json(out / "history.json", history)
+    return net.eval(), history
+
+
+def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best.items()})
+    for pid, pstate in opt.state_dict()["state"].items():
+        for key, value in pstate.items():
+            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
+    save_checkpoint(path, tensors, {**config, "state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
+    tensors, meta = load_checkpoint(path)
+    for key in ("run", "train", "net", "seed", "examples"):
+        if meta.get(key) != config[key]:
+            raise ArtifactError(f"cannot resume from {path}: it was written with {key}={meta.get(key)!r}, now "
+                                f"{config[key]!r}; use another --out or the same settings and stores")
+    state = meta.get("state")
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
+            len(state.get("history") or []) != state["epoch"] or "param_groups" not in meta:
+        raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another --out")
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    ostate: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            ostate.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": ostate, "param_groups": meta["param_groups"]})
+    log.info("resuming train-epe-net from %s (epoch %d)", path, state["epoch"])
+    return state, best

@@ -1,0 +1,185 @@
+"""How near-optimal the amortised and hybrid choices are: EPE regret against the exhaustive search, on held-out
+images, with every search timed in the same run.
+
+For every image the reference sequence is the exhaustive search's (the sequence ``generate --search exhaustive``
+would write for it: the same per-image seed, so the same completions).  At every step after the first, the
+completions are drawn once; the exhaustive map on them is the reference, and every other search runs on the same
+completions with its OWN cache (no AVP evaluation is shared, so its time is its own).  A choice's regret is
+``(EPE_ref(chosen) - min EPE_ref) / min EPE_ref`` over the allowed locations; ``agreement`` is the fraction of
+steps where it is the reference's argmin.  The first step (nothing observed) uses the cached first-glimpse map in
+``generate``; the network's own first-step prediction is scored against it too (``first_step``).
+
+Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
+completions) the time to draw them; the amortised search draws none.  ``exhaustive-independent`` is the
+exhaustive search on an independent draw of the completions: its regret is the Monte-Carlo noise floor of the
+estimator (the amortised network, which never sees the reference's completions, is compared with it).
+
+``validity``: the AVP's accuracy after t = 1..T glimpses along the reference sequences and along the amortised
+search's own sequences (a separate rollout: its choices, not the reference's, decide what it sees next); the
+rollout of all the images in one batch is timed (``amortised-batched``).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..runtime import derive_seed, generator as make_generator
+from .amortised import amortised_sequences
+from .search import NETWORK_SEARCHES, SearchResult, run_search
+from .sequential import DesignProblem, image_seed
+
+__all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
+
+#: A pseudo-search: the exhaustive search on an independent draw of the completions (its regret against the
+#: reference is the Monte-Carlo noise of the BOED estimator itself: what no method that does not read the
+#: reference's own completions can beat on average).
+INDEPENDENT = "exhaustive-independent"
+
+
+def _regret(ref: torch.Tensor, choice: int) -> float:
+    low = float(ref.min())
+    return (float(ref[choice]) - low) / max(low, 1e-12)
+
+
+def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, seed: int,
+                      first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True,
+                      reference=None) -> dict:
+    """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
+    options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary.
+
+    ``reference``: a sequence store that ``generate --search exhaustive`` wrote for these images with the same seed,
+    completions settings and precision: its maps and sequences are the reference (the completions are drawn again,
+    identically, for the other searches), so the exhaustive search is not rerun (and not timed)."""
+    if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
+        raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
+    grid, L = problem.grid, problem.grid.num_locations
+    first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
+    first = int(first_epe.argmin())
+    rows, reference_sequences = [], []
+    empty = torch.zeros((0,), dtype=torch.long)
+    bar = tqdm(indices, desc="evaluate", unit="img", disable=not progress)
+    for index in bar:
+        image = image_fn(index)
+        g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
+        locs = [first]
+        for t in range(1, T):
+            observed = torch.tensor(locs, dtype=torch.long)
+            glimpses = grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
+            t0 = time.perf_counter()
+            samples = problem.sample(observed, glimpses, num_samples, g, image)
+            sample_s = time.perf_counter() - t0
+            images = samples.images.to(image.device)
+            row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s}
+            if reference is None:
+                t0 = time.perf_counter()
+                ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
+                row["exhaustive"] = {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
+                                     "regret": 0.0, "regret_nats": 0.0, "agree": True}
+            else:
+                rec = reference.record(index)
+                if rec["locations"][:t] != locs:
+                    raise ValueError(f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
+                                     f"expected {locs}: it was not generated with these settings")
+                ref = SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {})
+            ref_map = ref.epe.clone()
+            ref_map[observed] = math.inf
+            proposal, net_s = None, 0.0
+            if problem.epe_net is not None:
+                t0 = time.perf_counter()
+                proposal = problem.epe_net(image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
+                net_s = time.perf_counter() - t0
+            for label, (name, options) in searches.items():
+                gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
+                t0 = time.perf_counter()
+                weights = samples.weights
+                if name == INDEPENDENT:  # the exhaustive search on other completions: the estimator's own noise
+                    other = problem.sample(observed, glimpses, num_samples, gen, image)
+                    name, weights = "exhaustive", other.weights
+                    score = problem.score_fn(other.images.to(image.device), observed)
+                else:
+                    score = None if name == "amortised" else problem.score_fn(images, observed)
+                result = run_search(name, score, weights, grid, observed, gen, proposal=proposal, **options)
+                seconds = time.perf_counter() - t0
+                if name in NETWORK_SEARCHES:
+                    seconds += net_s
+                if searches[label][0] not in ("amortised", INDEPENDENT):  # the independent one drew its own
+                    seconds += sample_s
+                row[label] = {"seconds": seconds, "evaluations": result.evaluations,
+                              "regret": _regret(ref_map, result.location),
+                              "regret_nats": float(ref_map[result.location] - ref_map.min()),
+                              "agree": result.location == int(ref.location)}
+            rows.append(row)
+            locs.append(int(ref.location))
+        reference_sequences.append(locs)
+    out = {"rows": rows, "first_step": None, "validity": None}
+    if problem.epe_net is not None and len(indices):
+        net_first = problem.epe_net(image_fn(indices[0]).unsqueeze(0), empty.view(1, 0))[0].double().cpu()
+        out["first_step"] = {"regret": _regret(first_epe, int(net_first.argmin())),
+                             "agree": int(net_first.argmin()) == first}
+        if labels is not None:
+            out["validity"] = _validity(problem, image_fn, indices, torch.tensor(reference_sequences), first_epe,
+                                        labels, T)
+    return out
+
+
+@torch.no_grad()
+def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, labels, T: int) -> dict:
+    """AVP accuracy after t = 1..T glimpses along the reference and along the amortised rollout."""
+    images = torch.stack([image_fn(i) for i in indices])
+    y = torch.as_tensor([int(labels(i)) for i in indices])
+    t0 = time.perf_counter()
+    amortised, _ = amortised_sequences(problem.epe_net, images, T, first_epe)
+    acc = {"batched_seconds_per_sequence": (time.perf_counter() - t0) / len(indices)}
+    for name, seqs in (("exhaustive", reference), ("amortised", amortised)):
+        curve = []
+        for t in range(1, T + 1):
+            logits = problem.posterior.predict(images, seqs[:, :t].to(images.device))
+            curve.append(float((logits.argmax(-1).cpu() == y).double().mean()))
+        acc[name] = curve
+    acc["amortised_minus_exhaustive_points"] = [100 * (a - b) for a, b in zip(acc["amortised"], acc["exhaustive"])]
+    acc["same_sequence"] = float((amortised == reference).all(1).double().mean())
+    return acc
+
+
+def summarise(result: dict, labels) -> dict:
+    """Per search: mean / median / max relative regret (and the mean in nats: a relative regret explodes where the
+    best EPE is near 0) and argmin agreement over all steps and per step, mean
+    evaluations per step, seconds per sequence (the steps after the first), and speed-ups."""
+    rows = result["rows"]
+    if not rows:
+        return {}
+    steps = sorted({r["step"] for r in rows})
+    images = len({r["index"] for r in rows})
+    summary = {}
+    timed = "exhaustive" in rows[0]
+    for label in (["exhaustive"] if timed else []) + list(labels):
+        reg = torch.tensor([r[label]["regret"] for r in rows], dtype=torch.float64)
+        nats = torch.tensor([r[label]["regret_nats"] for r in rows], dtype=torch.float64)
+        entry = {"mean_regret": float(reg.mean()), "median_regret": float(reg.median()),
+                 "mean_regret_nats": float(nats.mean()),
+                 "max_regret": float(reg.max()),
+                 "regret_se": float(reg.std() / math.sqrt(len(reg))) if len(reg) > 1 else 0.0,
+                 "agreement": sum(r[label]["agree"] for r in rows) / len(rows),
+                 "evaluations_per_step": sum(r[label]["evaluations"] for r in rows) / len(rows),
+                 "seconds_per_sequence": sum(r[label]["seconds"] for r in rows) / images,
+                 "per_step": {}}
+        for s in steps:
+            sel = [r for r in rows if r["step"] == s]
+            entry["per_step"][str(s)] = {"mean_regret": sum(r[label]["regret"] for r in sel) / len(sel),
+                                         "agreement": sum(r[label]["agree"] for r in sel) / len(sel)}
+        summary[label] = entry
+    validity = result.get("validity") or {}
+    if "amortised" in summary and "batched_seconds_per_sequence" in validity:
+        # the same sequences for all the images at once: one network pass per step for the whole batch
+        summary["amortised-batched"] = {"seconds_per_sequence": validity["batched_seconds_per_sequence"],
+                                        "images_per_batch": images}
+    for label, entry in summary.items():
+        for base in ("exhaustive", "halving"):
+            if base in summary and base != label:
+                entry[f"speedup_vs_{base}"] = summary[base]["seconds_per_sequence"] / max(
+                    entry["seconds_per_sequence"], 1e-12)
+    return {"images": images, "steps_per_image": len(steps), "steps": len(rows), "searches": summary,
+            "first_step": result.get("first_step"), "validity": result.get("validity")}

@@ -1,0 +1,200 @@
+"""``train-epe-net``, ``generate --search amortised|hybrid`` and ``evaluate-epe-net`` end to end on a tiny AVP and
+prior: the normal store is written, interrupted runs resume to the same result, and a network trained for another
+AVP or sensor is refused before anything is written."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ppl_attention.cli import main
+from ppl_attention.design.store import SequenceStore
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = ["--num-samples", "6", "--k1", "40", "-T", "3", "--precision", "bfloat16"]
+TINY_NET = ["--width", "4", "--hidden", "8", "--embedding", "2", "--batch-size", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from ppl_attention.completion.database import mnist_canvas_source
+    from ppl_attention.completion.pca_index import PCAIndexConfig
+    from ppl_attention.completion.prior import build_prior
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+    from ppl_attention.sensor import GlimpseGrid
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("amortised")
+    grid = GlimpseGrid.retina()
+    for name, seed in (("avp", 0), ("other-avp", 1)):
+        torch.manual_seed(seed)
+        save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / name, "cluttered-mnist", 2,
+                 extra_config={"seed": seed})
+    build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
+                progress=False)
+    base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL]
+    assert main(["generate", *base, "--search", "exhaustive", "--num-images", "4", "--out", str(root / "ex")]) == 0
+    assert main(["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "avp"), "--out", str(root / "net"),
+                 "--epochs", "2", *TINY_NET]) == 0
+    return root, base
+
+
+def _run_killed(args: list[str], crash_at: int) -> int:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PPL_ATTENTION_CRASH_AT": str(crash_at),
+           "PPL_ATTENTION_CRASH_PHASE": "before", "OMP_NUM_THREADS": "1"}
+    code = f"import sys; from ppl_attention.cli import main; sys.exit(main({args!r}))"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True).returncode
+
+
+def test_train_epe_net_writes_a_tied_network(built):
+    root, _ = built
+    manifest = json.loads((root / "net" / "manifest.json").read_text())
+    assert manifest["kind"] == "epe-net"
+    config = manifest["config"]
+    assert config["grid"] == SequenceStore.open(root / "ex").grid.to_dict()
+    assert config["avp"].startswith("sha256:") and config["prior"] == SequenceStore.open(root / "ex").config["prior"]
+    assert (root / "net" / "epe_net.safetensors").is_file()
+    assert (root / "net" / "checkpoint" / "last.safetensors").is_file()
+    history = json.loads((root / "net" / "history.json").read_text())
+    assert len(history["history"]) == 2 and history["valid_examples"] > 0
+
+
+def test_train_epe_net_resumes_to_the_uninterrupted_weights(built, tmp_path):
+    root, _ = built
+    args = ["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "avp"), "--epochs", "3", *TINY_NET,
+            "--threads", "1"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    # writes: 1 the manifest, 2..4 the checkpoints of epochs 1..3: killed while writing the second epoch's
+    assert _run_killed([*args, "--out", str(tmp_path / "cut")], 3) == -signal.SIGKILL
+    assert not (tmp_path / "cut" / "epe_net.safetensors").exists()
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 0
+    a, b = (load_file(str(tmp_path / d / "epe_net.safetensors")) for d in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # other settings are refused before anything is written
+    before = (tmp_path / "cut" / "manifest.json").read_bytes()
+    assert main([*args[:-2], "--epochs", "4", "--out", str(tmp_path / "cut")]) == 2
+    assert (tmp_path / "cut" / "manifest.json").read_bytes() == before
+
+
+def test_train_epe_net_refuses_stores_of_other_searches_and_avps(built, tmp_path, capsys):
+    root, base = built
+    assert main(["generate", *base, "--search", "halving", "--num-images", "1", "--out", str(tmp_path / "h")]) == 0
+    assert main(["train-epe-net", "--store", str(tmp_path / "h"), "--avp", str(root / "avp"),
+                 "--out", str(tmp_path / "n")]) == 2
+    assert "exhaustive" in capsys.readouterr().err and not (tmp_path / "n").exists()
+    assert main(["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "other-avp"),
+                 "--out", str(tmp_path / "n")]) == 2
+    assert "another AVP" in capsys.readouterr().err and not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("search", ["amortised", "hybrid"])
+def test_generate_with_the_network_writes_the_store_and_resumes(built, tmp_path, search):
+    root, base = built
+    args = ["generate", *base, "--search", search, "--epe-net", str(root / "net"), "--num-images", "5"]
+    if search == "hybrid":
+        args += ["--search-options", "top=3"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    store = SequenceStore.open(tmp_path / "whole")
+    assert store.indices() == [0, 1, 2, 3, 4] and store.config["search"] == search
+    assert store.config["epe_net"].startswith("sha256:")
+    rec = store.record(0)
+    assert len(rec["epe"]) == 3 and len(rec["epe"][1]) == 81 and len(set(rec["locations"])) == 3
+    evaluations = rec["evaluations"][1:]
+    assert all(e == 0 for e in evaluations) if search == "amortised" else all(0 < e <= 3 * 6 for e in evaluations)
+    # killed after the store, the first-glimpse map and one record (hybrid) / before the batch's records (amortised)
+    assert _run_killed([*args, "--out", str(tmp_path / "cut")], 4) == -signal.SIGKILL
+    assert len(SequenceStore.open(tmp_path / "cut")) < 5
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 0
+    cut = SequenceStore.open(tmp_path / "cut")
+    for i in range(5):
+        assert cut.record(i)["locations"] == store.record(i)["locations"]
+        assert torch.allclose(cut.epe_maps(i), store.epe_maps(i), atol=1e-6)
+    # the plots and the export read it like any other store
+    assert main(["export-sequences", str(tmp_path / "whole"), "--out", str(tmp_path / "paper")]) == 0
+    assert len(list((tmp_path / "paper").glob("*.txt"))) == 5
+
+
+def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
+    from ppl_attention.design.amortised import EPEMapNet, EPENetConfig, load_epe_net, save_epe_net
+    from ppl_attention.sensor import GlimpseGrid
+
+    root, base = built
+    other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL]
+    assert main(["generate", *other, "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert "--epe-net" in err and "AVP" in err and not (tmp_path / "g").exists()
+    # the same manifest, other weights: still refused (the weights' checksum is part of the tie)
+    import shutil
+
+    shutil.copytree(root / "avp", tmp_path / "retrained")
+    shutil.copy(root / "other-avp" / "avp.safetensors", tmp_path / "retrained" / "avp.safetensors")
+    assert main(["generate", "--avp", str(tmp_path / "retrained"), "--prior", str(root / "prior"), *SMALL,
+                 "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
+    # a network for the one-scale grid, otherwise tied to this AVP and prior
+    config = json.loads((root / "net" / "manifest.json").read_text())["config"]
+    mnist = GlimpseGrid.mnist()
+    save_epe_net(EPEMapNet(EPENetConfig(grid=mnist.to_dict(), width=4, hidden=8, embedding=2)), tmp_path / "onescale",
+                 {**config, "grid": mnist.to_dict()})
+    assert load_epe_net(tmp_path / "onescale").grid == mnist
+    assert main(["generate", *base, "--search", "hybrid", "--epe-net", str(tmp_path / "onescale"), "--num-images", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert "--epe-net" in err and "sensor" in err and not (tmp_path / "g").exists()
+    # the network searches need a network; the others do not read one
+    assert main(["generate", *base, "--search", "amortised", "--num-images", "1", "--out", str(tmp_path / "g")]) == 2
+    assert "--epe-net" in capsys.readouterr().err
+    assert main(["generate", *base, "--search", "halving", "--epe-net", str(root / "net"), "--num-images", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
+
+
+def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
+    root, _ = built
+    assert main(["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
+                 "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3", "--hybrid-top", "2",
+                 "--searches", "halving", "hybrid", "amortised", "exhaustive-independent",
+                 "--no-progress", "--out", str(tmp_path / "e")]) == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    s = summary["searches"]
+    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised", "exhaustive-independent",
+                      "amortised-batched"}
+    assert s["amortised-batched"]["images_per_batch"] == 2 and s["amortised-batched"]["seconds_per_sequence"] > 0
+    batched = s.pop("amortised-batched")
+    assert batched["speedup_vs_exhaustive"] > 0
+    assert summary["steps"] == 4 and s["exhaustive"]["mean_regret"] == 0 and s["exhaustive"]["agreement"] == 1
+    assert s["amortised"]["evaluations_per_step"] == 0 and s["hybrid-top2"]["evaluations_per_step"] <= 2 * 6
+    assert 0 < s["exhaustive"]["evaluations_per_step"] <= 81 * 6
+    assert all(v["mean_regret"] >= 0 and v["seconds_per_sequence"] > 0 for v in s.values())
+    assert len(summary["validity"]["amortised"]) == 3
+    rows = json.loads((tmp_path / "e" / "evaluation.json").read_text())["rows"]
+    assert [r["step"] for r in rows] == [2, 3, 2, 3]
+    assert all(r["exhaustive"]["evaluations"] % 81 == 0 for r in rows)  # every location on every completion
+
+
+def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built, tmp_path, capsys):
+    root, _ = built
+    args = ["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
+            "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3",
+            "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0
+    full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))
+    for a, b in zip(full, ref):
+        for label in ("hybrid-top2", "amortised"):
+            assert a[label]["regret"] == pytest.approx(b[label]["regret"], abs=1e-9)
+            assert a[label]["agree"] == b[label]["agree"]
+    assert "exhaustive" not in json.loads((tmp_path / "ref" / "summary.json").read_text())["searches"]
+    # a store made with other completion settings is refused
+    other = [a if a != "6" else "7" for a in args]  # --num-samples 7
+    assert main([*other, "--reference", str(root / "ex"), "--out", str(tmp_path / "bad")]) == 2
+    assert "num_samples" in capsys.readouterr().err
