@@ -837,6 +837,63 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
                  f"{avp['settings']['epochs']}`", "")
 
 
+def _last_validation(run: Path) -> dict | None:
+    """The last logged validation row of a (possibly unfinished) training run."""
+    if not (run / "log.csv").is_file():
+        return None
+    rows = [r for r in csv.DictReader(open(run / "log.csv")) if r.get("val_greedy_acc")]
+    return rows[-1] if rows else None
+
+
+def mnist100_section(page: Page, runs: Path, here: dict) -> None:
+    """RAM with the retina against Mnih's two-layer CNN on cluttered 100 x 100 MNIST, for the same examples."""
+    page.add("## Cluttered 100 x 100 MNIST: RAM against CNNs (Mnih et al.'s comparison)", "")
+    folders = [f for f in sorted((runs / "sensor").glob("*")) if (m := sorted(f.glob("none-s*/manifest.json")))
+               and _json(m[0])["config"]["run"]["dataset"] == "cluttered-mnist-100"]
+    points = [_json(q) for q in sorted((runs / "baselines" / "cluttered-mnist-100" / "points").glob("*.json"))]
+    if not folders and not points:
+        page.add("Not run yet. Commands: `python examples/compare_supervision.py --dataset cluttered-mnist-100 "
+                 "--methods none --seeds 0 1 2 --glimpses 8 --iterations 10000 --out "
+                 "runs/sensor/cluttered100-retina-T8` and `ppl-attention baselines --dataset cluttered-mnist-100 "
+                 "--archs mnih --widths 1 --resolutions 100 --epochs 160 --out runs/baselines/cluttered-mnist-100`", "")
+        return
+    page.add(f"Mnih et al. 2014 (60,000 digits): RAM, 8 glimpses, {MNIH_ERRORS[('cluttered-mnist-100', 8)]} % test "
+             "error; their two-layer CNN 16.51 %. Here 4,000 training digits; RAM trained for 10,000 iterations of "
+             "64 canvases (640,000 examples), the CNN for 160 epochs of the 4,000 training canvases (the same "
+             "640,000 examples).", "",
+             "| model | run | examples seen | MFLOPs per image | test accuracy (%) | test error (%) |",
+             "|---|---|---|---|---|---|")
+    for folder in folders:
+        for run in sorted(folder.glob("none-s*")):
+            cfg = _json(run / "manifest.json")["config"]
+            T, batch = cfg["train"]["glimpses"], cfg["train"]["batch_size"]
+            summary = _json(run / "summary.json")
+            if summary is not None:
+                flops = (summary["flops_per_glimpse"] * T + summary["classifier_flops"]) / 1e6
+                acc = 100 * summary["test_greedy_acc"]
+                mc = summary.get("test_mc_acc")
+                page.add(f"| RAM, retina, T = {T} | {folder.name}/{run.name} | "
+                         f"{cfg['train']['iterations'] * batch:,} | {flops:.2f} | {acc:.1f} (greedy)"
+                         f"{'' if mc is None else f'; {100 * mc:.1f} MC'} | {100 - acc:.1f} |")
+            else:
+                last = _last_validation(run)
+                if last is not None:
+                    it = int(float(last["iteration"]))
+                    page.add(f"| RAM, retina, T = {T} | {folder.name}/{run.name}: **unfinished** at iteration {it:,} "
+                             f"of {cfg['train']['iterations']:,} | {it * batch:,} | - | validation "
+                             f"{100 * float(last['val_greedy_acc']):.1f} (greedy), "
+                             f"{100 * float(last['val_sampled_acc']):.1f} (sampled); no test yet | - |")
+    for q in points:
+        c, t = q["config"], q["train"]
+        page.add(f"| CNN `{c['arch']}` c = {c['width']:g}, r = {c['resolution']} | "
+                 f"baselines/cluttered-mnist-100 | {t['epochs']} epochs | {q['flops'] / 1e6:.2f} | "
+                 f"{100 * q['test_accuracy']:.1f} | {100 - 100 * q['test_accuracy']:.1f} |")
+    page.add("", "Commands: `python examples/compare_supervision.py --dataset cluttered-mnist-100 --methods none "
+             "--seeds 0 1 2 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered100-retina-T8` (resumes) and "
+             "`ppl-attention baselines --dataset cluttered-mnist-100 --archs mnih --widths 1 --resolutions 100 "
+             "--epochs 160 --threads 1 --out runs/baselines/cluttered-mnist-100`", "")
+
+
 def robustness_section(page: Page, runs: Path, here: dict) -> None:
     """Kill -9 at random moments of every command that writes an artefact (``benchmarks/crash_resume.py``)."""
     page.add("## Crash safety: kill -9 and rerun (`benchmarks/crash_resume.py`)", "")
@@ -894,7 +951,7 @@ def notebooks_section(page: Page, runs: Path, here: dict) -> None:
 #: Every section, in page order: name (for --only) -> function(page, runs, here)
 SECTIONS = {
     "paper": lambda page, runs, here: paper_section(page),
-    "sensor": sensor_section, "demo": demo_section, "reproduce": reproduce_section,
+    "sensor": sensor_section, "mnist100": mnist100_section, "demo": demo_section, "reproduce": reproduce_section,
     "investigation": investigation_section, "baselines": baselines_section, "avp": avp_section,
     "validity": validity_section, "completion": completion_section, "robustness": robustness_section,
     "notebooks": notebooks_section, "benchmarks": lambda page, runs, here: benchmarks_section(page, runs),

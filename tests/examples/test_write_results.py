@@ -149,7 +149,7 @@ def test_missing_runs_say_not_run_yet(load_example, tmp_path):
     wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 9 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 10 and "examples/reproduce_mnist.py" in text and "![" not in text
     assert "## The sensor" in text and "examples/avp_sensor_comparison.py" in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
@@ -317,3 +317,27 @@ def test_validity_section_names_the_sensor_and_no_machine_path(load_example, tmp
     assert "/some/machine" not in text and str(tmp_path) not in text
     assert "Sensor: 9x9 locations on 60x60, 12x12 glimpses, 3 scales (12, 24, 48 px, factor 2)" in text
     assert "| near-optimal | 82.0 | 83.5 |" in text
+
+
+def test_mnist100_section_ram_unfinished_and_cnn(load_example, tmp_path):
+    """Cluttered 100 x 100: a finished RAM seed with its FLOPs, an unfinished one with its last validation row, and a
+    CNN point, with the examples each saw."""
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    folder = runs / "sensor" / "c100"
+    cfg = {"run": {"dataset": "cluttered-mnist-100"}, "train": {"glimpses": 8, "batch_size": 64, "iterations": 10000}}
+    for seed in (0, 1):
+        _write(folder / f"none-s{seed}" / "manifest.json", {"kind": "attention-run", "config": cfg})
+    _write(folder / "none-s0" / "summary.json", {"test_greedy_acc": 0.85, "test_mc_acc": 0.9,
+                                                 "flops_per_glimpse": 1_000_000, "classifier_flops": 5000})
+    (folder / "none-s1" / "log.csv").write_text("iteration,val_greedy_acc,val_sampled_acc,train_loss\n"
+                                                "250,0.1,0.2,\n500,0.4,0.6,\n600,,,1.0\n")
+    _write(runs / "baselines" / "cluttered-mnist-100" / "points" / "mnih_w1_r100.json", {
+        "config": {"arch": "mnih", "width": 1.0, "resolution": 100}, "train": {"epochs": 160},
+        "flops": 1_500_000, "test_accuracy": 0.8})
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "mnist100"]).read_text()
+    assert "| RAM, retina, T = 8 | c100/none-s0 | 640,000 | 8.01 | 85.0 (greedy); 90.0 MC | 15.0 |" in text
+    assert "c100/none-s1: **unfinished** at iteration 500 of 10,000 | 32,000 | - | validation 40.0 (greedy), " \
+           "60.0 (sampled)" in text
+    assert "| CNN `mnih` c = 1, r = 100 | baselines/cluttered-mnist-100 | 160 epochs | 1.50 | 80.0 | 20.0 |" in text
+    assert "16.51 %" in text and "10.83 % test error" in text
