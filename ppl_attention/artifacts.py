@@ -354,6 +354,25 @@ def save_checkpoint(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str
     return path
 
 
+def optimizer_to_checkpoint(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """An optimizer's state as checkpoint tensors (``optim.<param id>.<key>``) and its ``param_groups`` (meta)."""
+    state = opt.state_dict()
+    tensors = {f"optim.{pid}.{key}": torch.as_tensor(value)
+               for pid, pstate in state["state"].items() for key, value in pstate.items()}
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def optimizer_from_checkpoint(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
+                              meta: Mapping[str, Any]) -> None:
+    """Load into ``opt`` the state that :func:`optimizer_to_checkpoint` put in a checkpoint's tensors and meta."""
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, key = k.split(".", 2)
+            state.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
 def load_checkpoint(path) -> tuple[dict, dict]:
     """(tensors, meta) of a checkpoint written by :func:`save_checkpoint` (or by the older two-file format)."""
     from safetensors import safe_open

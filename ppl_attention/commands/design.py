@@ -347,26 +347,10 @@ def run_plot_validity(args):
 
     from ..artifacts import atomic_write_json
     from ..design.evaluate import compare_sequences
-    from ..design.store import SequenceStore
     from ..plots.design import plot_accuracy_by_glimpse
-    from ..posterior import load_avp
 
-    check_in_dir(args.store, "store", "a sequence store directory")
-    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
-    check_out_file(args.out, suffixes=(".png", ".pdf", ".svg"))
     check_int("--repeats", args.repeats)
-    store = SequenceStore.open(args.store)
-    seqs = store.sequences()
-    if not seqs:
-        raise ValueError(f"store {args.store} holds no sequences")
-    avp = load_avp(args.avp)
-    from ..sensor import check_sensor
-
-    check_sensor(avp.grid, store.grid, f"--avp {args.avp}", f"the store {args.store}'s sensor")
-    spec = resolve_dataset(args, [args.store, args.avp], default=None)
-    data = spec.load(store.config.get("split", "train"))
-    idx = sorted(seqs)
-    images = torch.stack([data[i]["image"] for i in idx])
+    store, seqs, avp, data, idx, images = _designed_images(args)
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in idx])
     curves = compare_sequences(avp, images, labels, store.grid, torch.stack([seqs[i] for i in idx]),
                                store.first_glimpse_epe(), seed=args.seed, repeats=args.repeats)
@@ -379,13 +363,13 @@ def run_plot_validity(args):
     return 0
 
 
-def run_plot_epe_calibration(args):
+def _designed_images(args):
+    """What `plot validity` and `plot epe-calibration` both read: the store (``args.store``), its sequences, the AVP
+    (``args.avp``, checked against the store's sensor), the store's split of the dataset, its designed image indices
+    and those images -- after checking the arguments and before writing anything (``args.out``)."""
     import torch
 
-    from ..artifacts import atomic_write_json
-    from ..design.evaluate import epe_calibration
     from ..design.store import SequenceStore
-    from ..plots.design import plot_epe_calibration
     from ..posterior import load_avp
     from ..sensor import check_sensor
 
@@ -401,7 +385,17 @@ def run_plot_epe_calibration(args):
     spec = resolve_dataset(args, [args.store, args.avp], default=None)
     data = spec.load(store.config.get("split", "train"))
     idx = sorted(seqs)
-    images = torch.stack([data[i]["image"] for i in idx])
+    return store, seqs, avp, data, idx, torch.stack([data[i]["image"] for i in idx])
+
+
+def run_plot_epe_calibration(args):
+    import torch
+
+    from ..artifacts import atomic_write_json
+    from ..design.evaluate import epe_calibration
+    from ..plots.design import plot_epe_calibration
+
+    store, seqs, avp, data, idx, images = _designed_images(args)
     maps = torch.stack([store.epe_maps(i) for i in idx])
     task = store.config.get("task", "label")
     result = epe_calibration(avp, images, store.grid, torch.stack([seqs[i] for i in idx]), maps,

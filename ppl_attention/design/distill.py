@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, save_checkpoint
+from ..artifacts import (ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, optimizer_from_checkpoint,
+                         optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
 from ..sensor import NO_GLIMPSE
@@ -245,12 +246,10 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
 
 
 def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
-    tensors.update({f"best.{k}": v for k, v in best.items()})
-    for pid, pstate in opt.state_dict()["state"].items():
-        for key, value in pstate.items():
-            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
-    save_checkpoint(path, tensors, {**config, "state": state, "param_groups": opt.state_dict()["param_groups"]})
+    optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
+    tensors = {**{f"model.{k}": v for k, v in net.state_dict().items()},
+               **{f"best.{k}": v for k, v in best.items()}, **optim_tensors}
+    save_checkpoint(path, tensors, {**config, "state": state, **optim_meta})
 
 
 def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
@@ -265,11 +264,6 @@ def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
         raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another --out")
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    ostate: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, key = k.split(".", 2)
-            ostate.setdefault(int(pid), {})[key] = v
-    opt.load_state_dict({"state": ostate, "param_groups": meta["param_groups"]})
+    optimizer_from_checkpoint(opt, tensors, meta)
     log.info("resuming train-epe-net from %s (epoch %d)", path, state["epoch"])
     return state, best

@@ -21,7 +21,8 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, save_checkpoint
+from ..artifacts import (ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, optimizer_from_checkpoint,
+                         optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
 from .calibration import calibrate_avp
@@ -112,13 +113,10 @@ def _checkpoint_config(avp_cfg: AVPConfig, cfg: TrainAVPConfig, seed: int, datas
 
 
 def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    for pid, pstate in opt.state_dict()["state"].items():
-        for key, value in pstate.items():
-            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value)
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = {**config, "state": state, "param_groups": opt.state_dict()["param_groups"],
-            "scheduler": sched.state_dict()}
+    optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
+    tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **optim_tensors,
+               "rng.torch": torch.get_rng_state()}
+    meta = {**config, "state": state, **optim_meta, "scheduler": sched.state_dict()}
     save_checkpoint(out / CHECKPOINT, tensors, meta)
 
 
@@ -145,12 +143,7 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
             raise ArtifactError(f"cannot resume from {path}: it was written with {diff}; use another --out "
                                 f"or the same settings")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    ostate: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, key = k.split(".", 2)
-            ostate.setdefault(int(pid), {})[key] = v
-    opt.load_state_dict({"state": ostate, "param_groups": meta["param_groups"]})
+    optimizer_from_checkpoint(opt, tensors, meta)
     sched.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     return meta["state"]
