@@ -215,7 +215,10 @@ class GlimpseModel:
     Args:
         prior: an :class:`EmpiricalPrior` or :class:`DecoderPrior`.
         grid: the :class:`GlimpseGrid` the design's locations refer to.
-        noise: the :class:`NoiseSchedule`; ``sigma`` follows the TOTAL number of glimpses (past + design).
+        noise: the :class:`NoiseSchedule`.  One noise per glimpse history: the ``t0`` past glimpses are scored with
+            ``sigma(t0)`` (``observed=`` and :meth:`condition` alike, and so do the completion samplers, which
+            draw r(image | past) at ``sigma(t0)``); the ``t_new`` designed glimpses ``y`` with
+            ``sigma(t0 + t_new)``, the noise of the history they complete.
         observed: optional ``(locations (t0,), glimpses (t0, k*C, h, w))`` seen before, as the observed site
             ``"y_past"``.
     """
@@ -252,17 +255,18 @@ class GlimpseModel:
             label, image = self.prior.sample(batch)
             mean = _patches(image, design, self.grid)
             y = pyro.sample("y", dist.Normal(mean, sigma).to_event(4))
-            if self.observed is not None:
+            if self.observed is not None:  # the past at sigma(t0), as condition() and the samplers score it
                 loc, glimpses = self.observed
                 past = _patches(image, loc.expand(batch + loc.shape), self.grid)
-                pyro.sample("y_past", dist.Normal(past, sigma).to_event(4),
+                pyro.sample("y_past", dist.Normal(past, self.noise.sigma(len(loc))).to_event(4),
                             obs=glimpses.to(past).expand(past.shape))
         return label, y
 
     def condition(self, locations, glimpses) -> "GlimpseModel":
         """The same program after observing ``glimpses`` (t0, k*C, h, w) at ``locations`` (t0,), with the past
         folded into the prior by exact Bayes over the database rows, so Pyro's OED estimators score the NEXT
-        glimpse correctly.  The relaxed likelihood re-scores the whole history with sigma(total glimpses)."""
+        glimpse correctly.  The past is scored with sigma(t0), t0 = all glimpses folded so far (see the class
+        docstring); a later design's ``y`` with sigma(t0 + t_new)."""
         if not isinstance(self.prior, EmpiricalPrior):
             raise ValueError("condition() folds the past into an EmpiricalPrior; for other priors pass observed=")
         if self.observed is not None:

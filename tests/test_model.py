@@ -177,3 +177,29 @@ def test_bad_input_is_refused(problem):
             GlimpseModel(model.prior, grid, observed=(torch.tensor([0]), torch.zeros(1, 1, 2, 2)))
     with pytest.raises(ValueError, match="weights"):
         EmpiricalPrior(images, labels, weights=torch.full((6,), float("nan")))
+
+
+def test_observed_and_condition_score_the_past_with_one_noise(problem):
+    """One noise per glimpse history: the t0 past glimpses are scored with sigma(t0) -- by ``observed=``, by
+    ``condition()`` and by the completion samplers, which draw r(image | past) at sigma(t0) -- and the t_new designed
+    glimpses with sigma(t0 + t_new).  A schedule that grows with t tells the conventions apart."""
+    model, images, labels, grid = problem
+    noise = NoiseSchedule((0.3, 0.6, 1.2), 1.0)
+    loc = torch.tensor([4, 0])
+    glimpses = grid.extract(images[4:5], loc.unsqueeze(0))[0] + 0.1
+    observed = GlimpseModel(model.prior, grid, noise, observed=(loc, glimpses))
+    rows = torch.arange(6)
+    tr = pyro.poutine.trace(pyro.condition(observed, data={"label": labels, "image_index": rows})).get_trace(
+        torch.zeros(6, 1, dtype=torch.long))
+    tr.compute_log_prob()
+    post_rows = torch.softmax(sum(tr.nodes[n]["log_prob"] for n in ("label", "image_index", "y_past")), 0)
+    post_observed = torch.stack([post_rows[labels == k].sum() for k in (0, 1)])
+    folded = GlimpseModel(model.prior, grid, noise).condition(loc, glimpses)
+    past = exact_label_posterior(images, labels, grid, loc, glimpses, noise.sigma(2))
+    assert torch.allclose(folded.prior.class_weights, past, atol=1e-5)
+    assert torch.allclose(post_observed, past, atol=1e-5)  # was sigma(3): the past re-scored at t0 + t_new
+    assert not torch.allclose(past, exact_label_posterior(images, labels, grid, loc, glimpses, noise.sigma(3)),
+                              atol=1e-3)  # the two conventions really differ here
+    # the designed glimpse's own noise is sigma(t0 + t_new) in both
+    assert observed.sigma(1) == folded.sigma(1) == noise.sigma(3)
+    assert tr.nodes["y"]["fn"].base_dist.scale.max() == noise.sigma(3)
