@@ -859,7 +859,7 @@ def mnist100_section(page: Page, runs: Path, here: dict) -> None:
         return
     page.add(f"Mnih et al. 2014 (60,000 digits): RAM, 8 glimpses, {MNIH_ERRORS[('cluttered-mnist-100', 8)]} % test "
              "error; their two-layer CNN 16.51 %. Here 4,000 training digits; RAM trained for 10,000 iterations of "
-             "64 canvases (640,000 examples), the CNN for 160 epochs of the 4,000 training canvases (the same "
+             "64 canvases (640,000 examples), the CNN for 160 epochs over the 4,000 training digits (the same "
              "640,000 examples).", "",
              "| model | run | examples seen | MFLOPs per image | test accuracy (%) | test error (%) |",
              "|---|---|---|---|---|---|")
