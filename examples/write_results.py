@@ -864,6 +864,17 @@ def mnist100_section(page: Page, runs: Path, here: dict) -> None:
              "| model | run | examples seen | MFLOPs per image | test accuracy (%) | test error (%) |",
              "|---|---|---|---|---|---|")
     for folder in folders:
+        done = _sensor_runs(folder)
+        if len(done) > 1:  # mean ± sd over the finished seeds first
+            greedy = [100 * r["test_greedy_acc"] for r in done]
+            mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
+            cfg = _json(sorted(folder.glob("none-s*/manifest.json"))[0])["config"]
+            page.add(f"| RAM, retina, T = {cfg['train']['glimpses']}, **mean ± sd over seeds "
+                     f"{', '.join(str(r['seed']) for r in done)}** | {folder.name} | "
+                     f"{cfg['train']['iterations'] * cfg['train']['batch_size']:,} each | - | "
+                     f"{statistics.fmean(greedy):.1f} ± {statistics.stdev(greedy):.1f} (greedy)"
+                     + (f"; {statistics.fmean(mc):.1f} ± {statistics.stdev(mc):.1f} MC" if len(mc) > 1 else "")
+                     + f" | {100 - statistics.fmean(greedy):.1f} |")
         for run in sorted(folder.glob("none-s*")):
             cfg = _json(run / "manifest.json")["config"]
             T, batch = cfg["train"]["glimpses"], cfg["train"]["batch_size"]
