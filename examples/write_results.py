@@ -850,7 +850,9 @@ def mnist100_section(page: Page, runs: Path, here: dict) -> None:
     page.add("## Cluttered 100 x 100 MNIST: RAM against CNNs (Mnih et al.'s comparison)", "")
     folders = [f for f in sorted((runs / "sensor").glob("*")) if (m := sorted(f.glob("none-s*/manifest.json")))
                and _json(m[0])["config"]["run"]["dataset"] == "cluttered-mnist-100"]
-    points = [_json(q) for q in sorted((runs / "baselines" / "cluttered-mnist-100" / "points").glob("*.json"))]
+    # one folder per CNN seed: baselines/cluttered-mnist-100 (seed 0), baselines/cluttered-mnist-100-s1, ...
+    points = [(q.parent.parent.name, _json(q))
+              for q in sorted((runs / "baselines").glob("cluttered-mnist-100*/points/*.json"))]
     if not folders and not points:
         page.add("Not run yet. Commands: `python examples/compare_supervision.py --dataset cluttered-mnist-100 "
                  "--methods none --seeds 0 1 2 --glimpses 8 --iterations 10000 --out "
@@ -894,15 +896,25 @@ def mnist100_section(page: Page, runs: Path, here: dict) -> None:
                              f"of {cfg['train']['iterations']:,} | {it * batch:,} | - | validation "
                              f"{100 * float(last['val_greedy_acc']):.1f} (greedy), "
                              f"{100 * float(last['val_sampled_acc']):.1f} (sampled); no test yet | - |")
-    for q in points:
-        c, t = q["config"], q["train"]
-        page.add(f"| CNN `{c['arch']}` c = {c['width']:g}, r = {c['resolution']} | "
-                 f"baselines/cluttered-mnist-100 | {t['epochs']} epochs | {q['flops'] / 1e6:.2f} | "
-                 f"{100 * q['test_accuracy']:.1f} | {100 - 100 * q['test_accuracy']:.1f} |")
+    by_point: dict = {}
+    for folder, q in points:
+        c = q["config"]
+        by_point.setdefault((c["arch"], c["width"], c["resolution"]), []).append((folder, q))
+    for (arch, width, res), seeds in by_point.items():
+        acc = [100 * q["test_accuracy"] for _, q in seeds]
+        if len(acc) > 1:
+            page.add(f"| CNN `{arch}` c = {width:g}, r = {res}, **mean ± sd over seeds "
+                     f"{', '.join(str(q['seed']) for _, q in seeds)}** | baselines | - | - | "
+                     f"{statistics.fmean(acc):.1f} ± {statistics.stdev(acc):.1f} | {100 - statistics.fmean(acc):.1f} |")
+        for folder, q in seeds:
+            page.add(f"| CNN `{arch}` c = {width:g}, r = {res} | baselines/{folder} (seed {q['seed']}) | "
+                     f"{q['train']['epochs']} epochs | {q['flops'] / 1e6:.2f} | {100 * q['test_accuracy']:.1f} | "
+                     f"{100 - 100 * q['test_accuracy']:.1f} |")
     page.add("", "Commands: `python examples/compare_supervision.py --dataset cluttered-mnist-100 --methods none "
              "--seeds 0 1 2 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered100-retina-T8` (resumes) and "
              "`ppl-attention baselines --dataset cluttered-mnist-100 --archs mnih --widths 1 --resolutions 100 "
-             "--epochs 160 --threads 1 --out runs/baselines/cluttered-mnist-100`", "")
+             "--epochs 160 --threads 1 --out runs/baselines/cluttered-mnist-100` (other seeds: `--seed S --data-seed 0 "
+             "--out runs/baselines/cluttered-mnist-100-sS`, the canvases of RAM's runs)", "")
 
 
 def robustness_section(page: Page, runs: Path, here: dict) -> None:

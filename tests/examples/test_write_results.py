@@ -335,14 +335,17 @@ def test_mnist100_section_ram_unfinished_and_cnn(load_example, tmp_path):
                                                          "classifier_flops": 5000})
     (folder / "none-s1" / "log.csv").write_text("iteration,val_greedy_acc,val_sampled_acc,train_loss\n"
                                                 "250,0.1,0.2,\n500,0.4,0.6,\n600,,,1.0\n")
-    _write(runs / "baselines" / "cluttered-mnist-100" / "points" / "mnih_w1_r100.json", {
-        "config": {"arch": "mnih", "width": 1.0, "resolution": 100}, "train": {"epochs": 160},
-        "flops": 1_500_000, "test_accuracy": 0.8})
+    for name, seed, acc in (("cluttered-mnist-100", 0, 0.8), ("cluttered-mnist-100-s1", 1, 0.7)):
+        _write(runs / "baselines" / name / "points" / "mnih_w1_r100.json", {
+            "config": {"arch": "mnih", "width": 1.0, "resolution": 100}, "train": {"epochs": 160}, "seed": seed,
+            "flops": 1_500_000, "test_accuracy": acc})
     text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "mnist100"]).read_text()
     assert "| RAM, retina, T = 8 | c100/none-s0 | 640,000 | 8.01 | 85.0 (greedy); 90.0 MC | 15.0 |" in text
     assert "c100/none-s1: **unfinished** at iteration 500 of 10,000 | 32,000 | - | validation 40.0 (greedy), " \
            "60.0 (sampled)" in text
-    assert "| CNN `mnih` c = 1, r = 100 | baselines/cluttered-mnist-100 | 160 epochs | 1.50 | 80.0 | 20.0 |" in text
+    assert "| CNN `mnih` c = 1, r = 100 | baselines/cluttered-mnist-100 (seed 0) | 160 epochs | 1.50 | 80.0 | 20.0 |" \
+        in text
+    assert "| CNN `mnih` c = 1, r = 100, **mean ± sd over seeds 0, 1** | baselines | - | - | 75.0 ± 7.1 | 25.0 |" in text
     assert "| RAM, retina, T = 8, **mean ± sd over seeds 0, 2** | c100 | 640,000 each | - | 80.0 ± 7.1 (greedy); " \
            "90.0 ± 0.0 MC | 20.0 |" in text
     assert "16.51 %" in text and "10.83 % test error" in text
