@@ -13,19 +13,12 @@ histogram gives P(true label).  Means with 95 % intervals (normal, 1.96 standard
 difference generative - database.  Results are written as JSON (per-image rows too) and printed as a table.
 """
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
-
-def mean_ci(values):
-    v = torch.tensor(values, dtype=torch.float64)
-    se = float(v.std() / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return {"mean": float(v.mean()), "lo": float(v.mean()) - 1.96 * se, "hi": float(v.mean()) + 1.96 * se,
-            "n": len(v)}
+from ppl_attention.design.evaluate import mean_ci
 
 
 def main(argv=None):
@@ -116,8 +109,7 @@ def main(argv=None):
         table.append(entry)
     result = {"avp": str(args.avp), "gen_prior": str(args.gen_prior), "db_prior": str(args.db_prior),
               "dataset": spec.to_dict(), "policy": args.policy, "images": B, "num_samples": args.num_samples,
-              "k1": args.k1, "seed": args.seed, "gen_sigma": [v * 255 for v in gen.sigma.sigmas] if hasattr(
-                  gen.sigma, "sigmas") else None, "table": table, "rows": rows}
+              "k1": args.k1, "seed": args.seed, "gen_sigma": list(gen.sigma.sigmas) if hasattr(gen.sigma, "sigmas") else None, "table": table, "rows": rows}
     atomic_write_json(args.out, result)
     fmt = lambda c: f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]"  # noqa: E731
     print(f"P(true label), {spec.name} test, {B} images, {args.policy} sequences (mean [95 % interval])")

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..artifacts import atomic_write_json
 
 __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
-           "check_number"]
+           "check_number", "set_threads"]
 
 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
@@ -96,3 +96,14 @@ def check_number(flag: str, value, minimum: float = 0.0, strict: bool = False, o
     if not ok:
         raise ValueError(f"{flag} must be a finite number {'>' if strict else '>='} {minimum}, got {value!r}")
     return value
+
+
+def set_threads(threads: int | None, flag: str = "--threads") -> None:
+    """torch's CPU threads from a command's ``--threads`` (None: torch's choice), refused unless a positive int."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{flag} must be a positive int, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)

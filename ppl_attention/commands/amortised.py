@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
-from ._common import check_in_dir, check_int, check_out_dir, write_summary
+from ._common import check_in_dir, check_int, check_out_dir, set_threads, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -76,14 +76,6 @@ def register(sub, common):
     e.set_defaults(func=run_evaluate)
 
 
-def _threads(n):
-    import torch
-
-    if n is not None:
-        check_int("--threads", n)
-        torch.set_num_threads(n)
-
-
 def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
     from ..artifacts import ArtifactError
     from ..sensor import check_sensor
@@ -140,7 +132,7 @@ def run_train(args):
         raise ValueError(f"--store lists a store twice: {[str(s) for s in args.store]}")
     check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
     check_out_dir(args.out)
-    _threads(args.threads)
+    set_threads(args.threads)
     avp = load_avp(args.avp).eval()
     avp_sum = dir_checksum(args.avp)
     stores = [SequenceStore.open(s) for s in args.store]
@@ -201,6 +193,7 @@ def run_evaluate(args):
     from ..design.regret import evaluate_searches, summarise
     from ..design.sequential import first_glimpse_epe
     from ..runtime import resolve_device
+    from .design import noise_schedule
 
     check_in_dir(args.epe_net, "epe_net", "an EPE-map network directory (train-epe-net)")
     check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
@@ -217,16 +210,14 @@ def run_evaluate(args):
         check_int("--hybrid-top", k)
     if len(set(args.searches)) != len(args.searches):
         raise ValueError(f"--searches lists a search twice: {args.searches}")
-    _threads(args.threads)
+    set_threads(args.threads)
     spec = resolve_dataset(args, [args.avp, args.prior, args.epe_net], default=None)
     data = spec.load(args.split)
     indices = list(range(args.first_image, args.first_image + args.num_images))
     if indices[-1] >= len(data):
         raise ValueError(f"--first-image + --num-images: the {args.split} split of {spec.name} has {len(data)} images, "
                          f"asked for image {indices[-1]}")
-    sigma = getattr(data, "noise_schedule", None)
-    if not sigma:
-        raise ValueError(f"dataset {spec.name!r} has no default noise schedule")
+    sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
     device = resolve_device(args.device)
     factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
                            args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
@@ -253,7 +244,7 @@ def run_evaluate(args):
     out.mkdir(parents=True, exist_ok=True)
     settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split,
                 "indices": [indices[0], indices[-1]], "T": args.T, "num_samples": args.num_samples,
-                "k1": args.k1, "precision": args.precision, "searches": {k: list(v) for k, v in searches.items()},
+                "k1": args.k1, "precision": args.precision, "sigma": sigma, "searches": {k: list(v) for k, v in searches.items()},
                 "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict(),
                 "reference": None if args.reference is None else str(args.reference)}
     atomic_write_json(out / "evaluation.json", {"settings": settings, **result})

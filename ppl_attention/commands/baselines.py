@@ -7,7 +7,7 @@ from ..artifacts import read_json, write_manifest
 from ..baselines.train import TrainBaselineConfig, sweep_baselines
 from ..config import add_config_arguments, build_config, config_to_dict
 from ..runtime import resolve_device, seed_everything
-from ._common import write_summary
+from ._common import set_threads, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -46,12 +46,7 @@ def run(args):
         curves[name] = read_json(file)
     from ..plots.baselines import plot_accuracy_vs_flops
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive int, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     cfg = build_config(TrainBaselineConfig, args)
     seed_everything(args.seed)
     device = resolve_device(args.device)

@@ -147,6 +147,23 @@ def _task_attribute(task: str):
         raise ValueError(f"--task must be 'label' or an attribute index, got {task!r}") from None
 
 
+def noise_schedule(sigma, prior: Path, data, dataset: str) -> tuple[list[float], str]:
+    """The completions' glimpse noise (0..255 stds after 1, 2, ... glimpses) and where it came from: ``sigma``
+    (``--sigma``) when given, else the generative prior's own (recorded in its manifest), else the dataset's
+    default; every command that draws completions for a design asks here."""
+    from ..artifacts import read_manifest
+    from ..completion.generative import GENERATIVE, prior_type
+
+    if sigma:
+        return [float(v) for v in sigma], "--sigma"
+    if prior_type(prior) == GENERATIVE:
+        return [float(v) for v in read_manifest(prior)["config"]["sigma"]], f"the generative prior {prior}"
+    if getattr(data, "noise_schedule", None):
+        return [float(v) for v in data.noise_schedule], f"the {dataset} dataset's default"
+    raise ValueError(f"dataset {dataset!r} has no default noise schedule: give --sigma (0..255 stds after 1, 2, ... "
+                     "glimpses)")
+
+
 def run_generate(args):
     from ..artifacts import dir_checksum
     from ..design.executors import generate_sequences, parse_shard, shard_indices
@@ -181,18 +198,7 @@ def run_generate(args):
     from ..completion.generative import GENERATIVE, prior_type
 
     generative = prior_type(prior) == GENERATIVE
-    if cfg.sigma:
-        sigma, sigma_from = [float(v) for v in cfg.sigma], "--sigma"
-    elif generative:
-        from ..artifacts import read_manifest
-
-        sigma = [float(v) for v in read_manifest(prior)["config"]["sigma"]]
-        sigma_from = f"the generative prior {prior}"
-    elif getattr(data, "noise_schedule", None):
-        sigma, sigma_from = [float(v) for v in data.noise_schedule], f"the {spec.name} dataset's default"
-    else:
-        raise ValueError(f"dataset {spec.name!r} has no default noise schedule: give --sigma (0..255 stds after "
-                         f"1, 2, ... glimpses)")
+    sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name)
     print(f"  noise schedule (sigma, 0..255 after 1, 2, ... glimpses): {sigma} ({sigma_from})")
     search_options = parse_search_options(cfg.search, cfg.search_options)
     settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import add_config_arguments
 from ..runtime import resolve_device, seed_everything
-from ._common import check_in_dir, check_int, check_out_dir, check_out_file, write_summary
+from ._common import check_in_dir, check_int, check_out_dir, check_out_file, set_threads, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -103,13 +103,8 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
 def run_train(args):
     from ..attention.run import train_run
 
-    import torch
-
     run, cfg, net_cfg = _configs(args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive int, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     check_out_dir(args.out)
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")

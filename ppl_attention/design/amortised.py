@@ -35,8 +35,7 @@ from ..sensor import NO_GLIMPSE, GlimpseGrid, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
            "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
-           "allowed_mask",
-           "posterior_probs"]
+           "allowed_mask", "posterior_probs", "avp_input"]
 
 EPE_NET_KIND = "epe-net"
 EPE_NET_WEIGHTS = "epe_net.safetensors"
@@ -200,8 +199,14 @@ class AmortisedMap:
         if observed.dim() != 2 or observed.shape[0] != images.shape[0]:
             raise ValueError(f"observed must be ({images.shape[0]}, t) locations, got {tuple(observed.shape)}")
         self.grid._check_locations(observed, "observed", allow_empty=True)
-        x = self.posterior.make_input(*self.grid.observe(images, observed))
+        x = avp_input(self.posterior, images, observed)
         return self.net(x, posterior_probs(self.posterior, x)).double()
+
+
+def avp_input(posterior, images: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """What the AVP (and so the network) reads after the glimpses ``observed`` (B, t) of ``images`` (B, C, H, W):
+    one masked canvas and one mask per scale of its sensor."""
+    return posterior.make_input(*posterior.grid.observe(images, observed))
 
 
 def _num_outputs(posterior) -> int:

@@ -25,7 +25,7 @@ from ..artifacts import (ArtifactError, atomic_write_json, clean_temporaries, lo
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
 from ..sensor import NO_GLIMPSE
-from .amortised import EPEMapNet, allowed_mask, epe_map_loss, map_regret, posterior_probs
+from .amortised import EPEMapNet, allowed_mask, avp_input, epe_map_loss, map_regret, posterior_probs
 
 __all__ = ["TrainEPENetConfig", "MapData", "load_store_maps", "train_epe_net", "CHECKPOINT"]
 
@@ -95,10 +95,9 @@ class MapData:
 def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapData:
     """The examples of ``stores`` (:class:`~.store.SequenceStore`, built by the exhaustive search), with
     ``image_fns[i](index)`` the true image of store ``i``'s record ``index``."""
-    images, rows, observed, targets, allowed, keys = [], [], [], [], [], []
+    images, rows, observed, targets, repeats, keys = [], [], [], [], [], []
     Tmax = max(s.T for s in stores)
     for n, (store, image_fn) in enumerate(zip(stores, image_fns)):
-        L = store.grid.num_locations
         repeat = bool(store.config.get("allow_repeat", False))
         first_kept = False
         for index in store.indices():
@@ -117,24 +116,23 @@ def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapD
                 rows.append(row)
                 observed.append(obs)
                 targets.append(maps[t])
-                allowed.append(torch.ones(L, dtype=torch.bool) if repeat else allowed_mask(obs.view(1, -1), L)[0])
+                repeats.append(repeat)
                 keys.append(n * 10 ** 9 + index)
     if not rows:
         raise ValueError("the sequence stores hold no records to train on")
-    data = MapData(torch.stack(images), torch.tensor(rows), torch.stack(observed), torch.stack(targets),
-                   torch.stack(allowed), torch.zeros(0), torch.tensor(keys))
+    observed, targets = torch.stack(observed), torch.stack(targets)
+    # a store that allows repeats may choose an observed location again: every location is allowed there
+    allowed = allowed_mask(observed, targets.shape[1]) | torch.tensor(repeats).unsqueeze(1)
+    data = MapData(torch.stack(images), torch.tensor(rows), observed, targets, allowed, torch.zeros(0),
+                   torch.tensor(keys))
     probs = []
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             sl = slice(start, start + batch_size)
-            x = _inputs(posterior, data.images[data.rows[sl]], data.observed[sl])
+            x = avp_input(posterior, data.images[data.rows[sl]], data.observed[sl])
             probs.append(posterior_probs(posterior, x))
     data.probs = torch.cat(probs)
     return data
-
-
-def _inputs(posterior, images: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    return posterior.make_input(*posterior.grid.observe(images, observed))
 
 
 def _split(data: MapData, fraction: float, seed: int) -> tuple[MapData, MapData | None]:
@@ -166,7 +164,7 @@ def predict_maps(net: EPEMapNet, posterior, data: MapData, batch_size: int = 256
     out = []
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        out.append(net(_inputs(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl]))
+        out.append(net(avp_input(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl]))
     return torch.cat(out)
 
 
@@ -214,7 +212,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
         for start in range(0, len(train), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             with torch.no_grad():
-                x = _inputs(posterior, train.images[train.rows[idx]], train.observed[idx])
+                x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
             pred = net(x, train.probs[idx])
             losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
                                   cfg.rank_weight)

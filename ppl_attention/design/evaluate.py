@@ -9,10 +9,11 @@ from typing import Callable
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import NO_GLIMPSE, GlimpseGrid
 from .epe import resolve_make_input
 
-__all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration"]
+__all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration",
+           "mean_ci"]
 
 
 @torch.no_grad()
@@ -90,12 +91,12 @@ def compare_sequences(posterior, images, labels, grid: GlimpseGrid, sequences: t
     return {k: v.tolist() for k, v in curves.items()}
 
 
-def _mean_ci(x: torch.Tensor) -> dict:
-    """Mean and 95 % normal interval (1.96 standard errors) of ``x`` (n,)."""
-    x = x.double()
+def mean_ci(x) -> dict:
+    """Mean and 95 % normal interval (1.96 standard errors) of the values ``x`` (n,), and ``n``."""
+    x = torch.as_tensor(x, dtype=torch.float64)
     se = float(x.std() / len(x) ** 0.5) if len(x) > 1 else float("nan")
     m = float(x.mean())
-    return {"mean": m, "lo": m - 1.96 * se, "hi": m + 1.96 * se}
+    return {"mean": m, "lo": m - 1.96 * se, "hi": m + 1.96 * se, "n": len(x)}
 
 
 @torch.no_grad()
@@ -125,8 +126,9 @@ def epe_calibration(posterior, images: torch.Tensor, grid: GlimpseGrid, sequence
         predicted = predicted[..., attribute or 0]
     make_input = resolve_make_input(posterior, make_input)
     realised = torch.zeros(N, T, dtype=torch.float64)
-    pad = torch.where(torch.arange(T).unsqueeze(0) < torch.arange(1, T + 1).unsqueeze(1), 0, -1)  # (T, T)
-    rows = torch.where(pad.unsqueeze(0) == 0, seq.unsqueeze(1), pad.unsqueeze(0)).reshape(N * T, T)
+    # row (image, t): the image's first t + 1 locations, NO_GLIMPSE after them
+    first = torch.arange(T).unsqueeze(0) <= torch.arange(T).unsqueeze(1)  # (T, T)
+    rows = torch.where(first.unsqueeze(0), seq.unsqueeze(1), NO_GLIMPSE).reshape(N * T, T)
     for start in range(0, N * T, batch_size):  # every (image, t) pair is one row of a batch
         r = rows[start:start + batch_size]
         idx = torch.arange(start, start + len(r))
@@ -138,6 +140,6 @@ def epe_calibration(posterior, images: torch.Tensor, grid: GlimpseGrid, sequence
     steps = []
     for t in range(T):
         p, r = predicted[:, t], realised[:, t]
-        steps.append({"t": t + 1, "predicted": _mean_ci(p), "realised": _mean_ci(r), "difference": _mean_ci(r - p),
+        steps.append({"t": t + 1, "predicted": mean_ci(p), "realised": mean_ci(r), "difference": mean_ci(r - p),
                       "relative": float(r.mean() / p.mean() - 1.0) if float(p.mean()) != 0 else float("nan")})
     return {"images": N, "steps": steps, "rows": {"predicted": predicted.tolist(), "realised": realised.tolist()}}

@@ -55,7 +55,7 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
     identically, for the other searches), so the exhaustive search is not rerun (and not timed)."""
     if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
         raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
-    grid, L = problem.grid, problem.grid.num_locations
+    grid = problem.grid
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
     first = int(first_epe.argmin())
     rows, reference_sequences = [], []

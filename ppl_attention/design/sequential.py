@@ -151,9 +151,7 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
                         proposal=proposal, **settings.search_options)
     t2 = time.perf_counter()
     diag = getattr(samples, "diagnostics", None) or {}
-    ess = diag.get("ess")
-    if ess is None and hasattr(samples, "weights"):  # any weighted sampler: 1 / sum w^2
-        ess = float(1.0 / samples.weights.double().pow(2).sum())
+    ess = diag.get("ess", getattr(samples, "ess", None))  # the sampler's, else CompletionSamples' 1 / sum w^2
     info = {"evaluations": result.evaluations, "samples": int(images.shape[0]),
             "ess": None if ess is None else float(ess), "draws": diag.get("draws"),
             "sample_seconds": t1 - t0, "search_seconds": t2 - t1, **result.info}

@@ -1,6 +1,7 @@
 """CLI: import / export of the paper's sequences, plot epe, and generate's refusals."""
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -62,3 +63,22 @@ def test_generate_offers_every_precision():
 
     field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["precision"]
     assert field.metadata["choices"] == list(PRECISIONS)
+
+
+def test_noise_schedule_is_the_flag_the_generative_priors_or_the_datasets(tmp_path):
+    """One answer for every command that draws completions (generate, evaluate-epe-net): --sigma, else a generative
+    prior's own schedule, else the dataset's default; a dataset without one needs --sigma."""
+    from types import SimpleNamespace
+
+    from ppl_attention.artifacts import write_manifest
+    from ppl_attention.commands.design import noise_schedule
+    from ppl_attention.completion.importance import PRIOR_KIND
+
+    write_manifest(tmp_path / "gen", PRIOR_KIND, {"prior": "generative", "sigma": [48.0, 67.9]})
+    write_manifest(tmp_path / "db", PRIOR_KIND, {"prior": "database"})
+    data = SimpleNamespace(noise_schedule=(192.0, 271.5))
+    assert noise_schedule([10, 20], tmp_path / "gen", data, "d") == ([10.0, 20.0], "--sigma")
+    assert noise_schedule(None, tmp_path / "gen", data, "d")[0] == [48.0, 67.9]
+    assert noise_schedule(None, tmp_path / "db", data, "d") == ([192.0, 271.5], "the d dataset's default")
+    with pytest.raises(ValueError, match="has no default noise schedule"):
+        noise_schedule(None, tmp_path / "db", SimpleNamespace(), "d")
