@@ -80,11 +80,11 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
                          "--max-glimpses", str(cfg.glimpses), *common]), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: _run(["evaluate-avp", str(avp), *common]), timings)
-    from .data.spec import dataset_class
+    from .data.spec import default_prior
 
     # the dataset's own prior (the generative process for the MNIST canvases); the size options are the database's
-    database = getattr(dataset_class(cfg.dataset), "default_prior", "database") == "database"
-    sizes = ["--size", str(cfg.prior_size), "--components", str(cfg.pca_components)] if database else []
+    sizes = ["--size", str(cfg.prior_size), "--components", str(cfg.pca_components)] \
+        if default_prior(cfg.dataset) == "database" else []
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
            lambda: _run(["build-prior", "--dataset", cfg.dataset, "--out", str(prior), *sizes, *common]), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),

@@ -67,9 +67,9 @@ def run(args):
     previous = [args.out] if (args.out / "manifest.json").is_file() else []
     spec = resolve_dataset(args, previous, default="cluttered-mnist")
     data = spec.to_dict()
-    from ..data.spec import dataset_class
+    from ..data.spec import default_prior
 
-    kind = cfg.kind or getattr(dataset_class(spec.name), "default_prior", "database")
+    kind = cfg.kind or default_prior(spec.name)
     if kind == "generative":
         from ..completion.generative import build_generative_prior
 

@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DatasetSpec", "DatasetFlags", "option_defaults", "check_options", "recorded_spec", "resolve_spec",
+__all__ = ["DatasetSpec", "DatasetFlags", "default_prior", "option_defaults", "check_options", "recorded_spec", "resolve_spec",
            "parse_option", "parse_options", "SpecConflict"]
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ def dataset_class(name: str):
     from . import _class_of
 
     return _class_of(name)
+
+
+def default_prior(name: str) -> str:
+    """Which image prior ``build-prior`` makes for dataset ``name`` unless ``--kind`` says: its class's
+    ``default_prior`` (``generative`` for the MNIST canvases), else the paper's ``database``."""
+    return getattr(dataset_class(name), "default_prior", "database")
 
 
 def option_defaults(name: str) -> dict[str, Any]:
