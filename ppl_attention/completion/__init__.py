@@ -17,13 +17,13 @@ from .base import Completion, CompletionSamples, check_observations, check_true_
 __all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_image", "ImageDatabase",
            "build_database", "mnist_canvas_source", "PCAIndex", "PCAIndexConfig", "build_pca_index",
            "ImportanceCompletion", "open_prior", "build_prior", "CanvasPrior", "GenerativeCompletion",
-           "build_generative_prior", "open_generative_prior", "prior_type"]
+           "build_generative_prior", "open_generative_prior", "open_completion", "prior_type"]
 
 _LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
          "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
          "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior",
          "CanvasPrior": "generative", "GenerativeCompletion": "generative", "build_generative_prior": "generative",
-         "open_generative_prior": "generative", "prior_type": "generative"}
+         "open_generative_prior": "generative", "open_completion": "generative", "prior_type": "generative"}
 
 
 def __getattr__(name):

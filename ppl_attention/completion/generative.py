@@ -68,7 +68,7 @@ from .base import Completion, CompletionSamples, check_observations
 from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
 
 __all__ = ["CanvasPrior", "ClutterNoise", "ClutterObservation", "DigitIndex", "GenerativeCompletion",
-           "build_generative_prior", "open_generative_prior", "clutter_log_likelihood", "measure_clutter",
+           "build_generative_prior", "open_generative_prior", "open_completion", "clutter_log_likelihood", "measure_clutter",
            "prior_type", "GENERATIVE", "DEFAULT_SIGMA"]
 
 log = logging.getLogger(__name__)
@@ -763,3 +763,13 @@ def open_generative_prior(directory, grid: Sensor | None = None, **kw) -> Genera
     comp = GenerativeCompletion(prior, index, noise, **kw)
     comp.directory, comp.manifest = directory, manifest
     return comp
+
+
+def open_completion(directory, grid: Sensor | None = None, k1: int = 1000, **kw):
+    """The importance sampler of any prior directory: :func:`open_generative_prior` for a generative prior, the
+    paper's :class:`~.importance.ImportanceCompletion` over a database otherwise (``kw``: that sampler's options)."""
+    from .importance import ImportanceCompletion
+
+    if prior_type(directory) == GENERATIVE:
+        return open_generative_prior(directory, grid=grid, k1=k1, **kw)
+    return ImportanceCompletion.from_prior(directory, grid=grid, k1=k1, **kw)

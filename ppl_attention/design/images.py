@@ -1,8 +1,8 @@
 """The image design problem of the CLI: a dataset, a trained AVP and a prior directory (importance sampler).
 
 :class:`ImageFactory` is a frozen (picklable, hashable) description; calling it in any process loads the AVP
-(``posterior.load_avp``), the completion (``completion.importance.ImportanceCompletion.from_prior``) and the
-dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`.
+(``posterior.load_avp``), the completion (``completion.open_completion``: whichever prior the directory holds) and
+the dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`.
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ class ImageFactory:
     epe_net: str | None = None  # an EPE-map network directory (train-epe-net), for the amortised / hybrid searches
 
     def __call__(self):
-        from ..completion.importance import ImportanceCompletion
         from ..data.spec import DatasetSpec
         from ..posterior import load_avp
         from ..runtime import resolve_device
@@ -48,24 +47,22 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
-        from ..completion.generative import GENERATIVE, open_generative_prior, prior_type
+        from ..completion.generative import GENERATIVE, open_completion, prior_type
 
+        noise = {"sigma": list(self.sigma) if self.sigma else None,
+                 "sigma_q": list(self.sigma_q) if self.sigma_q else None}
         if prior_type(self.prior) == GENERATIVE:  # the data's own generative process (MNIST canvases)
             for name in ("target_ess", "shift"):
                 if getattr(self, name):
                     raise ValueError(f"--{name.replace('_', '-')} applies to a database prior, not to the generative "
                                      f"prior {self.prior}")
-            sampler = open_generative_prior(self.prior, grid=avp.grid, k1=self.k1,
-                                            sigma=list(self.sigma) if self.sigma else None,
-                                            sigma_q=list(self.sigma_q) if self.sigma_q else None,
-                                            min_ess=self.min_ess, max_k1=self.max_k1)
+            options = {"min_ess": self.min_ess, "max_k1": self.max_k1}
         else:
             if self.min_ess is not None:
                 raise ValueError(f"--min-ess (adaptive candidates) applies to a generative prior, not to the database "
                                  f"prior {self.prior}")
-            sampler = ImportanceCompletion.from_prior(
-                self.prior, grid=avp.grid, k1=self.k1, sigma=list(self.sigma) if self.sigma else None,
-                sigma_q=list(self.sigma_q) if self.sigma_q else None, target_ess=self.target_ess, shift=self.shift)
+            options = {"target_ess": self.target_ess, "shift": self.shift}
+        sampler = open_completion(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
         epe_map = None
         if self.epe_net is not None:
             from ..artifacts import dir_checksum
