@@ -113,7 +113,7 @@ def parse_args(argv=None):
 
 
 def run_all(args) -> dict[str, list[dict]]:
-    from ppl_attention.data import load_dataset
+    from ppl_attention.data.spec import DatasetSpec
 
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
@@ -128,9 +128,10 @@ def run_all(args) -> dict[str, list[dict]]:
                 logging.info("%s: finished earlier, skipped", out)
             else:
                 if datasets is None:
-                    options = dict(args.dataset_options)
-                    datasets = {s: load_dataset(args.dataset, split=s, seed=args.data_seed, **options)
-                                for s in ("train", "valid", "test")}
+                    # Through the dataset spec, so each run's manifest records the data (name, seed, options such
+                    # as stride or train_digits) like `ppl-attention train` does.
+                    spec = DatasetSpec.make(args.dataset, seed=args.data_seed, options=dict(args.dataset_options))
+                    datasets = {s: spec.load(s) for s in ("train", "valid", "test")}
                 kind, pretrain = METHODS[method]
                 run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,
                                 epe_first=args.epe_first, num_supervised=args.num_supervised,
