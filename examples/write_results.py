@@ -767,6 +767,9 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
     """RAM with Mnih's retina against the single patch (``runs/sensor/*``) and the AVP with each sensor."""
     page.add("## The sensor: Mnih's 3-scale retina against one 12 x 12 patch", "")
     folders = sorted({p.parent.parent for p in (runs / "sensor").glob("*/none-s*/summary.json")})
+    # T = 5 and smaller training pools have their own section (glimpses_digits_section)
+    folders = [f for f in folders if (st := _run_folder_settings(f)) and st["digits"] == 4000
+               and (st["dataset"], st["T"]) in MNIH_ERRORS]
     if not folders:
         page.add("Not run yet. Command: `python examples/compare_supervision.py --methods none --glimpses 8 "
                  "--iterations 10000 --out runs/sensor/cluttered-retina-T8` (and `--dataset-option scales=1` for "
@@ -835,6 +838,70 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
                  + f" | {100 * row['full_image_accuracy']:.1f} |")
     page.add("", f"Command: `python examples/avp_sensor_comparison.py --out runs/avp-sensor --epochs "
                  f"{avp['settings']['epochs']}`", "")
+
+
+#: Mnih et al. 2014's RAM test errors (%) by glimpse count, for the glimpse counts other than the sensor table's
+MNIH_ERRORS_BY_T = {"translated-mnist": {4: 1.54, 6: 1.22, 8: 1.20}, "cluttered-mnist": {4: 4.96, 6: 4.08, 8: 4.04},
+                    "cluttered-mnist-100": {8: 10.83}}
+
+
+def _run_folder_settings(folder: Path) -> dict | None:
+    """dataset, T, iterations and training digits of a ``compare_supervision.py`` folder (from its first run)."""
+    manifests = sorted(folder.glob("none-s*/manifest.json"))
+    if not manifests:
+        return None
+    cfg = _json(manifests[0])["config"]
+    options = (cfg.get("data") or {}).get("options") or {}
+    return {"dataset": cfg["run"]["dataset"], "T": cfg["train"]["glimpses"],
+            "iterations": cfg["train"]["iterations"], "digits": options.get("train_digits") or 4000,
+            "scales": ((cfg.get("network") or {}).get("grid") or {}).get("scales", 1)}
+
+
+def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
+    """RAM with the retina at T = 5 on every MNIST dataset, and a learning curve over the training digits."""
+    page.add("## RAM with the retina at T = 5, and a learning curve over training digits", "")
+    folders = [(f, st) for f in sorted((runs / "sensor").glob("*")) if (st := _run_folder_settings(f))
+               and st["scales"] > 1 and (st["T"] == 5 or st["digits"] != 4000)]
+    if not folders:
+        page.add("Not run yet. Commands: `python examples/compare_supervision.py --dataset cluttered-mnist --methods "
+                 "none --seeds 0 1 2 --glimpses 5 --iterations 10000 --out runs/sensor/cluttered-retina-T5` (also "
+                 "`translated-mnist`, `cluttered-mnist-100`), and `--dataset-option train_digits=N --glimpses 8 "
+                 "--seeds 0` for the learning curve.", "")
+        return
+
+    def ms(v):
+        return "n/a" if not v else f"{statistics.fmean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
+
+    page.add("The same RAM as in the sensor table (small-CNN glimpse embedder, GRU 256, Adam 1e-3, batch 64, 10,000 "
+             "iterations), Mnih's 3-scale retina; *greedy* = one deterministic pass, *MC* = the average over 10 "
+             "sampled policies.  Mnih et al. report no T = 5 runs: their 4- and 6-glimpse errors are beside it. "
+             "The learning-curve rows change one factor, the number of training digits the canvases are drawn "
+             "from (`--dataset-option train_digits=N`; validation and test canvases unchanged); the 4,000-digit "
+             "point is the sensor table's T = 8 row.", "",
+             "| runs | dataset | T | training digits | seeds finished | test acc., greedy (%) | test acc., MC (%) | "
+             "test error, greedy (%) | target | Mnih 2014, 60,000 digits (T: error %) |",
+             "|---|---|---|---|---|---|---|---|---|---|")
+    unfinished = []
+    for folder, st in folders:
+        done = _sensor_runs(folder)
+        unfinished += [f"{folder.name}/{r.name}" for r in sorted(folder.glob("none-s*"))
+                       if not (r / "summary.json").is_file()]
+        if not done:
+            continue
+        greedy = [100 * r["test_greedy_acc"] for r in done]
+        mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
+        mnih = ", ".join(f"{t}: {e}" for t, e in MNIH_ERRORS_BY_T.get(st["dataset"], {}).items())
+        page.add(f"| {folder.name} | {st['dataset']} | {st['T']} | {st['digits']:,} | "
+                 f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
+                 f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(st['dataset'], float('nan')):.0f} | "
+                 f"{mnih or 'n/a'} |")
+    if unfinished:
+        page.add("", "Started, not finished (rerun the same command to resume): " + ", ".join(unfinished) + ".")
+    page.add("", "Commands (a finished seed is skipped, an interrupted one resumes): `python "
+             "examples/compare_supervision.py --dataset DATASET --methods none --seeds 0 1 2 --glimpses 5 "
+             "--iterations 10000 --out runs/sensor/NAME-retina-T5`; learning curve: `python "
+             "examples/compare_supervision.py --dataset cluttered-mnist --dataset-option train_digits=N --methods none "
+             "--seeds 0 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered-retina-T8-digitsN`", "")
 
 
 def _last_validation(run: Path) -> dict | None:
@@ -974,7 +1041,7 @@ def notebooks_section(page: Page, runs: Path, here: dict) -> None:
 #: Every section, in page order: name (for --only) -> function(page, runs, here)
 SECTIONS = {
     "paper": lambda page, runs, here: paper_section(page),
-    "sensor": sensor_section, "mnist100": mnist100_section, "demo": demo_section, "reproduce": reproduce_section,
+    "sensor": sensor_section, "glimpses_digits": glimpses_digits_section, "mnist100": mnist100_section, "demo": demo_section, "reproduce": reproduce_section,
     "investigation": investigation_section, "baselines": baselines_section, "avp": avp_section,
     "validity": validity_section, "completion": completion_section, "robustness": robustness_section,
     "notebooks": notebooks_section, "benchmarks": lambda page, runs, here: benchmarks_section(page, runs),
@@ -982,8 +1049,8 @@ SECTIONS = {
 
 
 def splice_sections(old: list[str], new: list[str]) -> list[str]:
-    """``old`` with each ``## `` section of ``new`` put in place of the one with the same heading (appended before the
-    benchmarks section, or at the end, when the page has none): regenerating a few sections keeps the others, which
+    """``old`` with each ``## `` section of ``new`` put in place of the one with the same heading (a new one goes next to
+    its neighbour in ``new`` when that is on the page, else before the benchmarks section, or at the end): regenerating a few sections keeps the others, which
     were measured in runs that may no longer be on this machine."""
     def blocks(lines):
         """[preamble, section, section, ...]: each section from its ``## `` heading to the next one."""
@@ -998,10 +1065,17 @@ def splice_sections(old: list[str], new: list[str]) -> list[str]:
     def title(block):
         return block[0].split("(")[0].strip() if block and block[0].startswith("## ") else None
 
-    for block in blocks(new)[1:]:
+    fresh = blocks(new)[1:]
+    for k, block in enumerate(fresh):
         same = [i for i, b in enumerate(page) if title(b) == title(block)]
+        before = [i for i, b in enumerate(page) if k > 0 and title(b) == title(fresh[k - 1])]
+        after = [i for i, b in enumerate(page) if k + 1 < len(fresh) and title(b) == title(fresh[k + 1])]
         if same:
             page[same[0]] = block
+        elif before:  # a new section goes after the one that precedes it in ``new`` ...
+            page.insert(before[0] + 1, block)
+        elif after:  # ... or before the one that follows it
+            page.insert(after[0], block)
         else:
             at = next((i for i, b in enumerate(page) if (title(b) or "").startswith("## Benchmarks")), len(page))
             page.insert(at, block)

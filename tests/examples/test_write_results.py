@@ -149,7 +149,7 @@ def test_missing_runs_say_not_run_yet(load_example, tmp_path):
     wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 10 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 11 and "examples/reproduce_mnist.py" in text and "![" not in text
     assert "## The sensor" in text and "examples/avp_sensor_comparison.py" in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
@@ -349,3 +349,38 @@ def test_mnist100_section_ram_unfinished_and_cnn(load_example, tmp_path):
     assert "| RAM, retina, T = 8, **mean ± sd over seeds 0, 2** | c100 | 640,000 each | - | 80.0 ± 7.1 (greedy); " \
            "90.0 ± 0.0 MC | 20.0 |" in text
     assert "16.51 %" in text and "10.83 % test error" in text
+
+
+def test_glimpses_digits_section_and_its_place(load_example, tmp_path):
+    """RAM at T = 5 and the learning-curve runs get their own section, spliced in next to its neighbour (before the
+    100 x 100 section) and kept out of the sensor table, which holds only Mnih's glimpse counts with all digits."""
+    wr = load_example("write_results")
+    runs, out = tmp_path / "runs", tmp_path / "R.md"
+    grid = {"scales": 3}
+
+    def folder(name, dataset, T, digits, accs):
+        data = {"name": dataset, "options": {"train_digits": digits}}
+        cfg = {"run": {"dataset": dataset}, "train": {"glimpses": T, "batch_size": 64, "iterations": 10000},
+               "network": {"grid": grid}, "data": data}
+        for seed, acc in enumerate(accs):
+            _write(runs / "sensor" / name / f"none-s{seed}" / "manifest.json", {"kind": "attention-run", "config": cfg})
+            _write(runs / "sensor" / name / f"none-s{seed}" / "summary.json",
+                   {"seed": seed, "test_greedy_acc": acc, "test_mc_acc": acc + 0.05})
+
+    folder("c-T5", "cluttered-mnist", 5, None, [0.80, 0.90])
+    folder("c-T8-d1000", "cluttered-mnist", 8, 1000, [0.70])
+    _write(runs / "sensor" / "c-T8-d1000" / "none-s1" / "manifest.json",
+           {"kind": "attention-run", "config": {"run": {"dataset": "cluttered-mnist"}, "network": {"grid": grid},
+                                                "train": {"glimpses": 8, "batch_size": 64, "iterations": 10000}}})
+    old = ["# Results", "", "## The sensor: kept", "", "old sensor rows", "",
+           "## Cluttered 100 x 100 MNIST: RAM against CNNs (x)", "", "old", "", "## Benchmarks (`b`)", "", "- b", ""]
+    out.write_text("\n".join(old) + "\n")
+    text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "glimpses_digits", "mnist100"]).read_text()
+    assert "old sensor rows" in text and "| c-T5 | cluttered-mnist | 5 | 4,000 | 0, 1 | 85.0 ± 7.1 | 90.0 ± 7.1 | " \
+                                      "15.0 | <= 8 | 4: 4.96, 6: 4.08, 8: 4.04 |" in text
+    assert "| c-T8-d1000 | cluttered-mnist | 8 | 1,000 | 0 | 70.0 ± 0.0 |" in text
+    assert "Started, not finished (rerun the same command to resume): c-T8-d1000/none-s1." in text
+    assert text.index("## The sensor") < text.index("## RAM with the retina at T = 5") < text.index("## Cluttered 100")
+    # the sensor table itself shows neither folder
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "S.md"), "--only", "sensor"]).read_text()
+    assert "c-T5" not in text and "c-T8-d1000" not in text
