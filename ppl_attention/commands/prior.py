@@ -36,6 +36,10 @@ class BuildPriorConfig:
                                                                 "pool (the digit proposal)"})
 
 
+#: BuildPriorConfig fields that only the database prior reads.
+DATABASE_ONLY = ("size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip")
+
+
 def register(sub, common):
     p = sub.add_parser("build-prior", parents=[common], help="build an image database and its PCA index (the "
                        "prior of the importance-sampling image completion)",
@@ -75,6 +79,13 @@ def run(args):
 
         check_int("--prototypes", cfg.prototypes)
         check_int("--digit-components", cfg.digit_components)
+        # The generative prior has no database: a database setting the user changed would be silently ignored.
+        defaults = BuildPriorConfig()
+        ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY if getattr(cfg, name) != getattr(defaults, name)]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)} set the database prior; the generative prior of {spec.name} does "
+                             f"not use them (its settings are --digit-components and --prototypes); drop them, or "
+                             f"pass --kind database")
         if spec.root is not None:
             raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
         t0 = time.perf_counter()

@@ -196,3 +196,14 @@ def test_build_prior_cli_makes_the_datasets_default_kind(tmp_path):
     assert prior_type(out) == "generative"
     assert json.loads((out / "summary.json").read_text())["kind"] == "generative"
     assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--prototypes", "0"]) == 2
+
+
+def test_build_prior_refuses_database_settings_for_the_generative_prior(tmp_path, capsys):
+    """--size / --components belong to the database prior: with the generative kind they are refused, not ignored."""
+    from ppl_attention.cli import main
+
+    out = tmp_path / "gp"
+    assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--size", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "--size" in err and "generative prior" in err and "--kind database" in err
+    assert not (out / "manifest.json").exists()
