@@ -144,7 +144,7 @@ def measure(name: str, argv: list[str], work: Path, kills: int, rng: random.Rand
 
     def finish_episode() -> None:
         """Compare a completed killed run with the reference; the next kills start a fresh episode."""
-        nonlocal episodes, left
+        nonlocal episodes
         episodes += 1
         final = artefacts(out) if out.exists() else {}
         differ.update(k for k in set(reference) | set(final) if reference.get(k) != final.get(k))

@@ -21,7 +21,6 @@ Writes ``OUT/policy.json`` (per run: accuracy after each glimpse for the three w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

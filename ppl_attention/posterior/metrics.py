@@ -54,7 +54,6 @@ def _bin_index(conf: torch.Tensor, bins: int) -> torch.Tensor:
 def expected_calibration_error(conf: torch.Tensor, hits: torch.Tensor, bins: int = 15) -> float:
     """ECE with ``bins`` equal-width confidence bins: sum_b |B_b|/n |acc(B_b) - conf(B_b)|."""
     idx = _bin_index(conf, bins)
-    count = torch.bincount(idx, minlength=bins).to(conf.dtype)
     acc = torch.bincount(idx, weights=hits.to(conf.dtype), minlength=bins)
     cf = torch.bincount(idx, weights=conf, minlength=bins)
     return float((acc - cf).abs().sum() / conf.numel())
