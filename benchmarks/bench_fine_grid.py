@@ -8,9 +8,10 @@ backward and Adam step through :class:`~ppl_attention.attention.trainer.Trainer`
 
 Time: every configuration is built once, then the timed iterations are interleaved (repetition r of every
 configuration, then r + 1 ...), so a change in the machine's load hits them all alike; the median is reported.
-Memory: on CPU (Linux), each configuration runs 3 iterations in a fresh subprocess, which resets its peak resident
-set (``/proc/self/clear_refs``) just before the network is built; the figure is that peak (``VmHWM``) minus the
-resident set then: parameters, Adam state, the autograd graph of one iteration and the allocator's slack.
+Memory: on CPU (Linux), each configuration runs 3 iterations in a fresh subprocess; after one warm-up iteration of
+a tiny network of the same kind (the libraries' one-off buffers) and ``malloc_trim``, the process resets its peak
+resident set (``/proc/self/clear_refs``) just before the network is built; the figure is that peak (``VmHWM``)
+minus the resident set then: parameters, Adam state, the autograd graph of one iteration and the allocator's slack.
 (``tracemalloc`` sees only Python's allocations, not torch's; ``ru_maxrss`` cannot be reset, so torch's import
 would hide it.)  On CUDA: ``torch.cuda.max_memory_allocated``.
 Images are random canvases: the cost does not depend on their content.  Prints a table, then JSON.
@@ -99,7 +100,18 @@ def _status_kib(key: str) -> int:
 
 def probe(grid_name: str, policy: str, embedding: str, hidden: int) -> None:
     """(Subprocess) print the peak resident-memory growth in MiB of building and training one configuration."""
+    import ctypes
+    import gc
+
     RandomCanvases(4 * BATCH, GRIDS[grid_name][0])  # the data exist before the baseline
+    # One iteration of a tiny network first: the libraries' one-off buffers (oneDNN, the thread pool) are then
+    # allocated, and what it freed goes back to the OS (malloc_trim), so that neither counts below.
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = make_trainer(grid_name, policy, embedding, 8, tmp, torch.device("cpu"))
+        step(warm, 0)
+    del warm
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     # Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0), so the peak measured afterwards
     # is this configuration's, not the import's.
     with open("/proc/self/clear_refs", "w") as f:
