@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from ..sensor import GlimpseGrid, NO_GLIMPSE
 from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
 
-__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "flops_per_glimpse",
-           "classifier_flops"]
+__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "LocationEmbedding",
+           "LOCATION_EMBEDDINGS", "flops_per_glimpse", "classifier_flops"]
 
 
 LOCATION_EMBEDDINGS = ("table", "mlp", "factorised")
