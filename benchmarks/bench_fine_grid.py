@@ -14,9 +14,9 @@ resident set (``/proc/self/clear_refs``) just before the network is built; the f
 minus the resident set then: parameters, Adam state, the autograd graph of one iteration and the allocator's slack.
 (``tracemalloc`` sees only Python's allocations, not torch's; ``ru_maxrss`` cannot be reset, so torch's import
 would hide it.)  On CUDA: ``torch.cuda.max_memory_allocated``.
-Images are random canvases: the cost does not depend on their content.  Prints a table, then JSON.
+Images are random canvases: the cost does not depend on their content.  Prints a table (stderr) and JSON (stdout).
 
-    .venv/bin/python benchmarks/bench_fine_grid.py [--quick] [--threads 1] [--embeddings table mlp]
+    .venv/bin/python benchmarks/bench_fine_grid.py [--quick] [--threads 1] [--embeddings table mlp] > fine.json
 """
 from __future__ import annotations
 
@@ -174,13 +174,13 @@ def main(argv=None):
         r["time_over_coarse"] = None if coarse is None else r["seconds_per_iteration"] / coarse
     header = (f"{'grid':<24} {'policy':<10} {'where':<10} {'s/iter':>7} {'x coarse':>8} {'MiB':>6} "
               f"{'policy params':>13} {'where params':>12} {'MFLOP/glimpse':>13}")
-    print(header)
+    print(header, file=sys.stderr)
     for r in rows:
         mem = f"{r['peak_memory_mib']:6.1f}" if "peak_memory_mib" in r else "     -"
         ratio = f"{r['time_over_coarse']:8.2f}" if r["time_over_coarse"] is not None else "       -"
         print(f"{r['grid']:<24} {r['policy']:<10} {r['location_embedding']:<10} {r['seconds_per_iteration']:7.3f} "
               f"{ratio} {mem} {r['policy_parameters']:>13,} {r['where_parameters']:>12,} "
-              f"{r['flops_per_glimpse'] / 1e6:>13.2f}")
+              f"{r['flops_per_glimpse'] / 1e6:>13.2f}", file=sys.stderr)
     print(json.dumps({"batch": BATCH, "T": T, "hidden": args.hidden, "threads": args.threads,
                       "device": args.device, "timed_iterations": n,
                       "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
