@@ -22,6 +22,11 @@ al.'s RAM).  Example, RAM with the retina on cluttered MNIST at Mnih's 8 glimpse
 
     .venv/bin/python examples/compare_supervision.py --methods none --glimpses 8 --iterations 20000 \
         --out runs/sensor/cluttered-retina
+
+The fine grid (49 x 49 = 2,401 locations, the same canvases) with a policy that scales to it:
+
+    .venv/bin/python examples/compare_supervision.py --methods none hgs --dataset-option stride=1 \
+        --policy gaussian --location-embedding mlp --glimpses 8 --out runs/fine/cluttered
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ import torch
 
 from ppl_attention.artifacts import atomic_write_json, atomic_write_text, read_json
 from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train_run
+from ppl_attention.attention.network import LOCATION_EMBEDDINGS
+from ppl_attention.attention.policy import POLICIES, check_policy
 from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import machine_info, resolve_device
 
@@ -77,7 +84,13 @@ def parse_args(argv=None):
                    help="glimpse network ('what'); mnih = Mnih et al.'s linear layer on the retina")
     p.add_argument("--core", default="gru", choices=["gru", "lstm", "rnn"])
     p.add_argument("--glimpse-dim", type=int, default=64, help="size of g, the glimpse network's output")
-    p.add_argument("--location-embedding", default="table", choices=["table", "mlp"])
+    p.add_argument("--location-embedding", default="table", choices=list(LOCATION_EMBEDDINGS),
+                   help="where-embedding: table, mlp or factorised (mlp / factorised for fine grids)")
+    p.add_argument("--policy", default="dense", choices=list(POLICIES),
+                   help="location policy: dense (the paper's), gaussian or factorised (for fine grids, see "
+                        "ppl_attention.attention.policy)")
+    p.add_argument("--policy-std", type=float, default=0.2,
+                   help="gaussian policy: standard deviation in normalised grid coordinates")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "step", "cosine"])
     p.add_argument("--lr-horizon", type=int, default=None, help="cosine schedule: iterations of decay")
     p.add_argument("--mc-samples", type=int, default=10, help="M of the Monte-Carlo test accuracy")
@@ -98,6 +111,10 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small network)")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
+    try:
+        check_policy(args.policy, args.policy_std)
+    except ValueError as e:
+        p.error(str(e))
     if "nogs" in args.methods and args.sequences is None:
         p.error("method nogs needs --sequences DIR")
     if args.data_seed is None:
@@ -143,7 +160,8 @@ def run_all(args) -> dict[str, list[dict]]:
                                   ce_every_step=args.ce_every_step, lr_schedule=args.lr_schedule,
                                   lr_horizon=args.lr_horizon, mc_samples=args.mc_samples)
                 net_cfg = NetworkConfig(hidden=args.hidden, backbone=args.backbone, core=args.core,
-                                        glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding)
+                                        glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding,
+                                        policy=args.policy, policy_std=args.policy_std)
                 summary = train_run(run, cfg, net_cfg, datasets, out, seed, device,
                                     progress=args.progress, figures=args.run_figures)
                 logging.info("%s: test accuracy %.4f, converged (loss) at %s", out, summary["test_greedy_acc"],

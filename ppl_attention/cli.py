@@ -22,8 +22,9 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to run: auto picks CUDA when available (default: auto)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the run (default: 0)")
-    g.add_argument("--config", default=None, metavar="FILE.yaml", help="load settings from a YAML file; "
-                   "flags given on the command line override it")
+    g.add_argument("--config", default=None, metavar="FILE.yaml", help="load settings from a YAML file, or a "
+                   "named preset (e.g. cluttered-mnist-fine; `ppl-attention datasets` lists them); flags given on the "
+                   "command line override it")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return common
 

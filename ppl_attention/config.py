@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict"]
+__all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict", "presets",
+           "preset_summary"]
 
 T = TypeVar("T")
 
@@ -72,10 +73,31 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         group.add_argument(_flag(f.name), **kwargs)
 
 
+#: Where the named presets live: ``presets/NAME.yaml`` in the package (shipped as package data).
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def presets() -> dict[str, Path]:
+    """The named ``--config`` presets: name -> the packaged YAML file (e.g. ``cluttered-mnist-fine``)."""
+    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.yaml"))}
+
+
+def preset_summary(name: str) -> str:
+    """The first comment line of preset ``name``'s YAML file (what it is)."""
+    for line in presets()[name].read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
 def load_yaml(path) -> dict:
+    """The mapping in a YAML file; ``path`` may also name a packaged preset (:func:`presets`) when no such file
+    exists (a file of that name wins)."""
     path = Path(path)
+    if not path.is_file() and str(path) in presets():
+        path = presets()[str(path)]
     if not path.is_file():
-        raise ValueError(f"--config file {path} does not exist")
+        raise ValueError(f"--config file {path} does not exist (nor is it a preset: {sorted(presets())})")
     try:
         data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError as e:

@@ -7,9 +7,11 @@ CNN over the stacked scales, a torchvision backbone run on every scale (shared w
 on the flattened retina (``backbone="mnih"``); ``where`` a learned table or an MLP of the location's
 coordinates.  The core is a GRU (the paper's), an LSTM, or Mnih's ReLU RNN ``h' = ReLU(W_h h + W_g g)``.
 
-At each step the policy (an MLP with one hidden layer) reads the *detached* hidden state -- so the policy is
-trained only by its own loss, and the first glimpse, chosen from the learned initial state, is
-image-independent -- and gives a categorical distribution over the grid's flat locations.  The glimpses of the
+At each step the policy (an MLP with one hidden layer, :mod:`.policy`) reads the *detached* hidden state -- so
+the policy is trained only by its own loss, and the first glimpse, chosen from the learned initial state, is
+image-independent -- and gives a categorical distribution over the grid's flat locations: ``dense`` (one logit
+per location, the default), ``gaussian`` (Mnih's: a mean cell and a fixed standard deviation) or ``factorised``
+(rows times columns); the last two scale to grids of thousands of locations.  The glimpses of the
 whole batch are extracted with one call to the sensor per step (no loop over images or scales).  Rows of ``forced`` that hold a
 location are teacher-forced to it (partial supervision); the log-probability of the location actually taken is
 returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
@@ -24,9 +26,13 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..sensor import GlimpseGrid, NO_GLIMPSE
+from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
 
-__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "flops_per_glimpse",
-           "classifier_flops"]
+__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "LocationEmbedding",
+           "LOCATION_EMBEDDINGS", "flops_per_glimpse", "classifier_flops"]
+
+
+LOCATION_EMBEDDINGS = ("table", "mlp", "factorised")
 
 
 @dataclass
@@ -47,8 +53,16 @@ class NetworkConfig:
     backbone_weights: str | None = field(default=None, metadata={
         "help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"})
     location_embedding: str = field(default="table", metadata={
-        "help": "learned table over flat locations, or an MLP of normalised (row, col)", "choices": ["table", "mlp"]})
+        "help": "learned table over flat locations, an MLP of normalised (row, col), or a row table plus a column "
+                "table (factorised: O(rows + cols) parameters; mlp or factorised for fine grids)",
+        "choices": list(LOCATION_EMBEDDINGS)})
     policy_hidden: int = field(default=32, metadata={"help": "hidden units of the location policy"})
+    policy: str = field(default="dense", metadata={
+        "help": "location policy: dense (a logit per location, the paper's), gaussian (Mnih et al.: a mean cell, "
+                "fixed --policy-std) or factorised (row x column categoricals); gaussian or factorised for fine "
+                "grids of thousands of locations", "choices": list(POLICIES)})
+    policy_std: float = field(default=0.2, metadata={
+        "help": "gaussian policy: standard deviation in normalised grid coordinates ([-1, 1] across the grid)"})
 
 
 class GlimpseEmbedder(nn.Module):
@@ -122,7 +136,9 @@ class GlimpseEmbedder(nn.Module):
 
 
 class LocationEmbedding(nn.Module):
-    """Flat location (B,) -> (B, glimpse_dim): a learned table, or an MLP of the normalised (row, col) cell."""
+    """Flat location (B,) -> (B, glimpse_dim): a learned table (L x dim), an MLP of the normalised (row, col)
+    cell, or ``factorised``: a row table plus a column table ((R + C) x dim, so neighbours share a row or a
+    column embedding: the cheap choice for fine grids)."""
 
     def __init__(self, grid: GlimpseGrid, dim: int, kind: str, hidden: int | None = None):
         super().__init__()
@@ -130,16 +146,24 @@ class LocationEmbedding(nn.Module):
         if kind == "table":
             self.table = nn.Embedding(grid.num_locations, dim)
         elif kind == "mlp":
-            cells = grid.cell(grid.all_locations()).float()
-            scale = torch.tensor([max(grid.n_rows - 1, 1), max(grid.n_cols - 1, 1)], dtype=torch.float32)
-            self.register_buffer("coords", cells / scale * 2 - 1, persistent=False)
+            rows, cols = grid_coordinates(grid)
+            coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)  # flat order
+            self.register_buffer("coords", coords, persistent=False)
             hidden = dim if hidden is None else int(hidden)
             self.mlp = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        elif kind == "factorised":
+            self.n_cols = grid.n_cols
+            self.row_table, self.col_table = nn.Embedding(grid.n_rows, dim), nn.Embedding(grid.n_cols, dim)
         else:
-            raise ValueError(f"location_embedding must be 'table' or 'mlp', got {kind!r}")
+            raise ValueError(f"location_embedding (--location-embedding) must be one of "
+                             f"{list(LOCATION_EMBEDDINGS)}, got {kind!r}")
 
     def forward(self, loc: torch.Tensor) -> torch.Tensor:
-        return self.table(loc) if self.kind == "table" else self.mlp(self.coords[loc])
+        if self.kind == "table":
+            return self.table(loc)
+        if self.kind == "mlp":
+            return self.mlp(self.coords[loc])
+        return self.row_table(loc // self.n_cols) + self.col_table(loc % self.n_cols)
 
 
 class Core(nn.Module):
@@ -207,6 +231,7 @@ class HardAttentionNet(nn.Module):
         # Per glimpse channel: the image's mean / std repeated for every scale of the sensor.
         self.register_buffer("mean", mean.repeat(grid.scales).view(1, -1, 1, 1))
         self.register_buffer("std", std.repeat(grid.scales).view(1, -1, 1, 1))
+        check_policy(c.policy, c.policy_std)
         if c.hidden < 1 or c.glimpse_dim < 1 or c.policy_hidden < 1 or c.what_hidden < 1:
             raise ValueError(f"hidden, glimpse_dim, policy_hidden and what_hidden must be >= 1, got {c.hidden}, "
                              f"{c.glimpse_dim}, {c.policy_hidden}, {c.what_hidden}")
@@ -215,8 +240,7 @@ class HardAttentionNet(nn.Module):
                                        c.what_hidden if c.backbone == "mnih" else None)
         self.core = Core(c.core, c.glimpse_dim, c.hidden)
         self.h0 = nn.Parameter(torch.zeros(self.core.state_size))
-        self.policy = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
-                                    nn.Linear(c.policy_hidden, grid.num_locations))
+        self.policy = LocationPolicy(grid, c.hidden, c.policy_hidden, c.policy, c.policy_std)
         self.baseline = nn.Linear(c.hidden, 1)
         self.classifier = nn.Linear(c.hidden, num_classes)
         self.stop_head = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
@@ -233,10 +257,22 @@ class HardAttentionNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "HardAttentionNet":
+        """From :meth:`to_config`; a config written before a field existed takes its default (e.g. no ``policy``:
+        the dense policy every earlier network had)."""
         from ..config import config_from_dict
 
         return cls(GlimpseGrid.from_dict(config["grid"]), config["num_classes"], config["channels"],
                    config_from_dict(NetworkConfig, config["network"]), config["mean"], config["std"])
+
+    @staticmethod
+    def complete_config(config: dict | None) -> dict | None:
+        """A stored :meth:`to_config` with the fields added since it was written filled in with their defaults
+        (what it was built with), so that it compares equal to the same network's config today."""
+        from ..config import config_to_dict
+
+        if not isinstance(config, dict) or not isinstance(config.get("network"), dict):
+            return config
+        return {**config, "network": {**config_to_dict(NetworkConfig()), **config["network"]}}
 
     # ------------------------------------------------------------ submodules
     def trunk_parameters(self):
@@ -297,18 +333,19 @@ class HardAttentionNet(nn.Module):
         out = {k: [] for k in ("loc", "logp", "ent", "logits", "base", "gain")}
         for t in range(T):
             hd = self.hidden(h).detach()
-            log_pi = F.log_softmax(self.policy(hd), dim=-1)
+            dist = self.policy.distribution(hd)
             with torch.no_grad():
                 if policy == "greedy":
-                    loc = log_pi.argmax(-1)
+                    loc = dist.mode()
+                elif policy == "fixed":
+                    loc = torch.multinomial(fixed_probs, 1, generator=generator).squeeze(1)
                 else:
-                    probs = fixed_probs if policy == "fixed" else log_pi.exp()
-                    loc = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                    loc = dist.sample(generator)
                 if forced is not None:
                     loc = torch.where(forced[:, t] >= 0, forced[:, t], loc)
             out["loc"].append(loc)
-            out["logp"].append(log_pi.gather(1, loc.unsqueeze(1)).squeeze(1))
-            out["ent"].append(-(log_pi.exp() * log_pi).sum(-1))
+            out["logp"].append(dist.log_prob(loc))
+            out["ent"].append(dist.entropy())
             out["base"].append(self.baseline(hd).squeeze(1))
             h = self.glimpse_step(images, loc, h)
             ho = self.hidden(h)
@@ -332,7 +369,7 @@ def flops_per_glimpse(net: HardAttentionNet) -> int:
     images = torch.zeros(1, net.channels, *net.grid.image_size, device=device)
     h = torch.zeros(1, net.core.state_size, device=device)  # a plain tensor: the module tracker rejects h0's view
     with FlopCounterMode(display=False) as counter:
-        loc = net.policy(net.hidden(h)).argmax(-1)
+        loc = net.policy.distribution(net.hidden(h)).mode()
         h = net.glimpse_step(images, loc, h)
         net.stop_head(net.hidden(h))
     return int(counter.get_total_flops())

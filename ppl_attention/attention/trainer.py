@@ -240,7 +240,7 @@ def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: st
         return {k: v for k, v in cfg.items() if k not in free}
 
     for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(cfg))),
-                             ("network", meta.get("network"), network),
+                             ("network", HardAttentionNet.complete_config(meta.get("network")), network),
                              ("seed", meta.get("seed"), seed), ("stage", meta.get("stage"), stage)):
         if stored != now:
             raise ValueError(f"{path} was written by a run with another {key} "

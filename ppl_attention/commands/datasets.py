@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import load_yaml, preset_summary, presets
 from ._common import print_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
@@ -10,7 +11,7 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 def register(sub, common):
     p = sub.add_parser("datasets", parents=[common], help="list the datasets, or draw samples of one",
                        description="Without a subcommand: list the datasets (classes, image size, glimpse grid, "
-                       "whether --root is needed). `datasets show NAME --out x.png` draws a grid of samples with "
+                       "whether --root is needed) and the named dataset presets that --config takes. `datasets show NAME --out x.png` draws a grid of samples with "
                        "their labels, one with every candidate glimpse location drawn over it.")
     p.set_defaults(func=run_list)
     dsub = p.add_subparsers(dest="datasets_command", metavar="{list,show}")
@@ -34,6 +35,11 @@ def run_list(args):
     widths = [max(len(str(r[k])) for r in rows + [header]) for k in range(len(header))]
     for r in [header] + rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    print("\npresets (--config NAME; the same canvases as the dataset's default grid):")
+    for name in presets():
+        data = load_yaml(name)
+        options = "".join(f" --dataset-option {k}={v}" for k, v in (data.get("dataset_options") or {}).items())
+        print(f"  {name}: {preset_summary(name)}\n      = --dataset {data.get('dataset')}{options}")
     return 0
 
 

@@ -72,6 +72,9 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
     if net_cfg is not None:
         for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
             check_int(f"--{name.replace('_', '-')}", getattr(net_cfg, name))
+        from ..attention.policy import check_policy
+
+        check_policy(net_cfg.policy, net_cfg.policy_std)
         if net_cfg.backbone_weights is not None and Path(net_cfg.backbone_weights).suffix != ".safetensors":
             raise ValueError(f"--backbone-weights {net_cfg.backbone_weights} must be a .safetensors file (nothing "
                              "is ever unpickled)")

@@ -46,7 +46,8 @@ def draw_glimpse_grid(ax, grid, n_rectangles: int = 4, color: str = "#00e5ff") -
     px = grid.pixels(grid.all_locations()).float()
     # imshow puts pixel centres at integers, so a pixel's top-left corner is at -0.5.
     size = 7.0 if grid.num_locations <= 200 else max(0.5, 1500.0 / grid.num_locations)
-    ax.scatter(px[:, 1] - 0.5, px[:, 0] - 0.5, s=size, c=color, marker="o", linewidths=0, zorder=3)
+    alpha = 1.0 if grid.num_locations <= 1000 else 0.4  # fine grids (a dot per pixel): the image shows through
+    ax.scatter(px[:, 1] - 0.5, px[:, 0] - 0.5, s=size, c=color, marker="o", linewidths=0, zorder=3, alpha=alpha)
     h, w = grid.glimpse_size
     if n_rectangles > 0:
         n_rows, n_cols = grid.shape
