@@ -12,7 +12,8 @@ Example (600 NOGS sequences from `ppl-attention generate`):
     .venv/bin/python examples/compare_supervision.py --sequences runs/nogs-store --methods none nogs \
         --seeds 0 1 2 --iterations 3000 --out results/compare
 
-Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
+``nogs-stop`` is PS-NOGS whose supervision stops at ``--supervision-until`` (default: a quarter of the
+iterations); from then on REINFORCE trains every example.  Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
 supervision.
 
 The sensor and the data are dataset options (``--dataset-option scales=1`` for the single 12 x 12 patch instead of
@@ -49,10 +50,12 @@ from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import machine_info, resolve_device
 
 #: method -> (supervision kind, pretrain with heuristic locations)
-METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False), "h1": ("h1", False),
+METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False),
+           "nogs-stop": ("nogs", False), "h1": ("h1", False),
            "h5": ("h5", False), "hgs": ("hgs", False)}
 #: method -> its name in the paper's Table 1
-LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
+LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "nogs-stop": "PS-NOGS, supervision stopped",
+          "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
 METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
            "best_val_acc", "iterations_per_second", "test_mc_acc")
 
@@ -97,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--num-supervised", type=int, default=600)
+    p.add_argument("--supervision-until", type=int, default=None,
+                   help="nogs-stop: the iteration at which the supervision stops and REINFORCE trains every "
+                        "example (default: a quarter of --iterations)")
     p.add_argument("--glimpses", type=int, default=5)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -115,8 +121,12 @@ def parse_args(argv=None):
         check_policy(args.policy, args.policy_std)
     except ValueError as e:
         p.error(str(e))
-    if "nogs" in args.methods and args.sequences is None:
-        p.error("method nogs needs --sequences DIR")
+    if {"nogs", "nogs-stop"} & set(args.methods) and args.sequences is None:
+        p.error("methods nogs and nogs-stop need --sequences DIR")
+    if args.supervision_until is None:
+        args.supervision_until = args.iterations // 4
+    if not 0 < args.supervision_until <= args.iterations:
+        p.error(f"--supervision-until must lie in [1, --iterations = {args.iterations}], got {args.supervision_until}")
     if args.data_seed is None:
         args.data_seed = 0
         if args.sequences is not None:
@@ -158,7 +168,8 @@ def run_all(args) -> dict[str, list[dict]]:
                 cfg = TrainConfig(glimpses=args.glimpses, iterations=args.iterations, batch_size=args.batch_size,
                                   lr=args.lr, validate_every=args.validate_every, tensorboard=args.tensorboard,
                                   ce_every_step=args.ce_every_step, lr_schedule=args.lr_schedule,
-                                  lr_horizon=args.lr_horizon, mc_samples=args.mc_samples)
+                                  lr_horizon=args.lr_horizon, mc_samples=args.mc_samples,
+                                  supervision_until=args.supervision_until if method == "nogs-stop" else None)
                 net_cfg = NetworkConfig(hidden=args.hidden, backbone=args.backbone, core=args.core,
                                         glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding,
                                         policy=args.policy, policy_std=args.policy_std)

@@ -1,0 +1,34 @@
+"""examples/compare_supervision.py: the methods' settings reach the trainer."""
+import pytest
+
+
+def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeypatch, tmp_path):
+    cs = load_example("compare_supervision")
+    seen = {}
+
+    def fake_train_run(run, cfg, net_cfg, datasets, out, seed, device, progress=True, figures=True):
+        seen[out.name] = (run.supervision, cfg.supervision_until, net_cfg.policy)
+        return {"iterations": cfg.iterations, "test_greedy_acc": 0.5, "iterations_to_convergence_loss": 1}
+
+    class Spec:
+        def load(self, split):
+            return split
+
+    monkeypatch.setattr(cs, "train_run", fake_train_run)
+    monkeypatch.setattr("ppl_attention.data.spec.DatasetSpec.make", lambda *a, **k: Spec())
+    args = cs.parse_args(["--out", str(tmp_path), "--methods", "nogs", "nogs-stop", "--seeds", "0",
+                          "--sequences", "store", "--data-seed", "0", "--iterations", "400", "--policy", "gaussian"])
+    assert args.supervision_until == 100  # a quarter of the iterations
+    cs.run_all(args)
+    assert seen == {"nogs-s0": ("nogs", None, "gaussian"), "nogs-stop-s0": ("nogs", 100, "gaussian")}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "nogs-stop"], "need --sequences"),
+    (["--methods", "none", "--iterations", "100", "--supervision-until", "200"], "--supervision-until"),
+])
+def test_bad_method_settings_are_refused(load_example, tmp_path, capsys, argv, message):
+    cs = load_example("compare_supervision")
+    with pytest.raises(SystemExit):
+        cs.parse_args(["--out", str(tmp_path), "--data-seed", "0", *argv])
+    assert message in capsys.readouterr().err
