@@ -42,7 +42,9 @@ EPE_NET_KIND = "epe-net"
 #: ``coords``, Fourier features of the glimpse centre and one bias (no per-location parameter: any grid of the same
 #: image size, e.g. the 49 x 49 MNIST grid, and trainable on maps scored on a sub-lattice of it only).
 POSITIONS = ("table", "coords")
-FREQUENCIES = (1, 2, 4, 8)
+#: Of the Fourier features, in cycles per image side: the highest has a 15-pixel period on a 60-pixel canvas, so a
+#: 6-pixel sub-lattice (the 9 x 9 MNIST grid inside the 49 x 49 one) samples it above the Nyquist rate.
+FREQUENCIES = (1, 2, 4)
 EPE_NET_WEIGHTS = "epe_net.safetensors"
 
 
