@@ -158,14 +158,21 @@ class EPEMapNet(nn.Module):
         local = torch.cat([F.grid_sample(f, where, align_corners=False) for f in (f1, f2)], 1)  # (B, F, 1, L)
         local = local.squeeze(2).transpose(1, 2)  # (B, L, F)
         pooled = torch.cat([f2.mean((2, 3)), f2.amax((2, 3)), probs.to(f2.dtype)], 1)
-        context = self.summary(pooled).unsqueeze(1).expand(-1, L, -1)
-        parts = [local, context, centres[0, 0].to(local.dtype).expand(B, -1, -1)]
+        context = self.summary(pooled)  # (B, hidden)
+        position = [centres[0, 0]]
         if self.config.positions == "coords":
-            parts.append(self.fourier[locations].to(local.dtype).expand(B, -1, -1))
+            position.append(self.fourier[locations])
         elif self.embed is not None:
-            parts.append(self.embed[locations].to(local.dtype).expand(B, -1, -1))
+            position.append(self.embed[locations])
+        position = torch.cat(position, 1).to(local.dtype)  # (L, P)
+        # the head's first layer on cat([local, context, position]), split by part: the context once per image,
+        # the position once per location, only the local features once per (image, location) pair
+        first = self.head[0]
+        n_local, n_context = local.shape[-1], context.shape[-1]
+        w_local, w_context, w_position = first.weight.split([n_local, n_context, position.shape[1]], 1)
+        h = local @ w_local.T + (context @ w_context.T).unsqueeze(1) + (position @ w_position.T + first.bias)
         bias = self.bias if self.config.positions == "coords" else self.bias[locations]
-        return self.head(torch.cat(parts, -1)).squeeze(-1) + bias
+        return self.head[1:](h).squeeze(-1) + bias
 
 
 def allowed_mask(observed: torch.Tensor, L: int) -> torch.Tensor:
