@@ -153,7 +153,8 @@ def run_train(args):
     store_info = [{"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
                   for p, s in zip(args.store, stores)]
     net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
-                           width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden)
+                           width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden,
+                           positions=cfg.positions)
     run_config = {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
                   "avp_weights": avp_weights_checksum(args.avp),
                   "prior": priors.pop(), "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(

@@ -7,6 +7,7 @@ into one store (each image has its own seed, so the result does not depend on th
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -66,6 +67,10 @@ class GenerateConfig:
                 "effective sample size reaches this (capped by --max-k1); default: one round of k1"})
     max_k1: Optional[int] = field(default=None, metadata={"help": "cap on the candidates --min-ess may grow to "
                                                                  "(default 8 x k1)"})
+    first_glimpse_from: Optional[str] = field(default=None, metadata={
+        "help": "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
+                "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
+                "2,401 x N AVP passes"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
     images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
@@ -233,8 +238,12 @@ def run_generate(args):
     if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
         config["epe_net"] = dir_checksum(Path(cfg.epe_net))
     existed = out.exists()
+    source = _first_glimpse_source(cfg, config)  # checked before --out is touched
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
     try:
+        if source is not None and not store.has_first_glimpse():
+            info = {k: v for k, v in source.first_glimpse().items() if k != "epe"}
+            store.write_first_glimpse(source.first_glimpse_epe(), **info, copied_from=str(cfg.first_glimpse_from))
         counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed,
                                     cfg.executor, cfg.images_per_task, 1.0 if device.type == "cuda" and
                                     cfg.executor == "ray" else 0.0, cfg.first_num_samples)
@@ -248,6 +257,35 @@ def run_generate(args):
                         "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
     return 0
+
+
+#: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them
+#: compute the same map.
+FIRST_GLIMPSE_KEYS = ("dataset", "data", "task", "grid", "seed", "k1", "sigma", "sigma_q", "target_ess", "shift",
+                      "first_num_samples", "precision", "avp", "prior", "min_ess", "max_k1")
+
+
+def _first_glimpse_source(cfg, config: dict):
+    """The store ``--first-glimpse-from`` names, checked: it holds a first-glimpse map made with this run's
+    settings (``FIRST_GLIMPSE_KEYS``); None without the flag."""
+    if cfg.first_glimpse_from is None:
+        return None
+    from ..artifacts import ArtifactError
+    from ..design.store import SequenceStore
+
+    path = Path(cfg.first_glimpse_from)
+    check_in_dir(path, "--first-glimpse-from", "a sequence store directory")
+    source = SequenceStore.open(path)
+    if not source.has_first_glimpse():
+        raise ArtifactError(f"--first-glimpse-from {path} holds no first_glimpse.json")
+    theirs = json.loads(json.dumps(source.config, sort_keys=True, default=str))
+    mine = json.loads(json.dumps(config, sort_keys=True, default=str))
+    diff = [k for k in FIRST_GLIMPSE_KEYS if theirs.get(k) != mine.get(k)]
+    if diff:
+        details = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
+        raise ArtifactError(f"--first-glimpse-from {path} was made with other settings, its first-glimpse map is not "
+                            f"this run's ({details})")
+    return source
 
 
 def _ess_summary(store, indices) -> dict:

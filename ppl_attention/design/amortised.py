@@ -35,9 +35,16 @@ from ..sensor import NO_GLIMPSE, GlimpseGrid, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
            "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
-           "allowed_mask", "posterior_probs", "avp_input"]
+           "allowed_mask", "posterior_probs", "avp_input", "POSITIONS"]
 
 EPE_NET_KIND = "epe-net"
+#: How the network tells locations apart: ``table``, a learned embedding and bias per location (tied to one grid);
+#: ``coords``, Fourier features of the glimpse centre and one bias (no per-location parameter: any grid of the same
+#: image size, e.g. the 49 x 49 MNIST grid, and trainable on maps scored on a sub-lattice of it only).
+POSITIONS = ("table", "coords")
+#: Of the Fourier features, in cycles per image side: the highest has a 15-pixel period on a 60-pixel canvas, so a
+#: 6-pixel sub-lattice (the 9 x 9 MNIST grid inside the 49 x 49 one) samples it above the Nyquist rate.
+FREQUENCIES = (1, 2, 4)
 EPE_NET_WEIGHTS = "epe_net.safetensors"
 
 
@@ -51,9 +58,12 @@ class EPENetConfig:
     width: int = 16
     embedding: int = 16
     hidden: int = 64
+    positions: str = "table"
 
     def __post_init__(self):
         GlimpseGrid.from_dict(self.grid)  # validates
+        if self.positions not in POSITIONS:
+            raise ValueError(f"EPENetConfig.positions must be one of {POSITIONS}, got {self.positions!r}")
         for name in ("channels", "num_outputs", "width", "hidden"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -74,7 +84,8 @@ class EPEMapNet(nn.Module):
 
     ``x`` is the AVP's input (normalised canvases times masks, then the masks; from ``AVP.make_input``), ``probs``
     the AVP's label probabilities on it.  Output column ``l`` is location ``l`` of ``config.grid`` (flat index,
-    row-major: ``grid.location_heatmap`` reshapes it to the grid)."""
+    row-major: ``grid.location_heatmap`` reshapes it to the grid); ``locations`` (L',) restricts the output to
+    those columns (training on maps scored on a sub-lattice only costs what the sub-lattice costs)."""
 
     def __init__(self, config: EPENetConfig):
         super().__init__()
@@ -87,17 +98,42 @@ class EPEMapNet(nn.Module):
         self.coarse = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w, 1))  # stride 8
         self.summary = nn.Sequential(nn.Linear(8 * w + config.num_outputs, config.hidden), nn.ReLU(inplace=True))
         L = self.grid.num_locations
-        self.embed = nn.Parameter(torch.zeros(L, config.embedding)) if config.embedding else None
-        feats = 2 * w + 4 * w + config.hidden + config.embedding + 2
+        table = config.positions == "table"
+        self.embed = nn.Parameter(torch.zeros(L, config.embedding)) if table and config.embedding else None
+        where = config.embedding if table else 4 * len(FREQUENCIES)
+        feats = 2 * w + 4 * w + config.hidden + where + 2
         self.head = nn.Sequential(nn.Linear(feats, config.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(config.hidden, 1))
-        self.bias = nn.Parameter(torch.zeros(L))
-        # Each location's glimpse centre in grid_sample's [-1, 1] coordinates (x = column, y = row), (1, 1, L, 2).
+        self.bias = nn.Parameter(torch.zeros(L if table else 1))
+        self._set_centres()
+
+    def _set_centres(self) -> None:
+        """Each location's glimpse centre in grid_sample's [-1, 1] coordinates (x = column, y = row), (1, 1, L, 2),
+        and (coords) its Fourier features (L, 4 * len(FREQUENCIES))."""
         H, W = self.grid.image_size
-        c = self.grid.centres(torch.arange(L)).float()
+        c = self.grid.centres(torch.arange(self.grid.num_locations)).float()
         xy = torch.stack([(c[:, 1] + 0.5) / W * 2 - 1, (c[:, 0] + 0.5) / H * 2 - 1], dim=-1)
-        self.register_buffer("centres", xy.view(1, 1, L, 2), persistent=False)
+        self.register_buffer("centres", xy.view(1, 1, -1, 2), persistent=False)
+        f = torch.tensor(FREQUENCIES, dtype=torch.float32) * math.pi
+        angles = (xy.unsqueeze(-1) * f).flatten(1)  # (L, 2 * F)
+        self.register_buffer("fourier", torch.cat([angles.sin(), angles.cos()], 1), persistent=False)
+
+    def on_grid(self, grid: GlimpseGrid) -> "EPEMapNet":
+        """This network (a ``coords`` one: no per-location parameter) for another grid of the same sensor image
+        size, glimpse and scales, e.g. one distilled on the 9 x 9 MNIST grid, used on the 49 x 49 one."""
+        if self.config.positions != "coords":
+            raise ValueError("only an EPE-map network with positions='coords' serves another grid; this one learned "
+                             f"a table of the {self.grid.num_locations} locations of {self.grid.describe()}")
+        mine = self.grid
+        if (grid.image_size, grid.glimpse_size, grid.scales, grid.scale_factor) != \
+                (mine.image_size, mine.glimpse_size, mine.scales, mine.scale_factor):
+            raise ValueError(f"the grid {grid.describe()} has another image size, glimpse or scales than the "
+                             f"network's {mine.describe()}")
+        other = EPEMapNet(EPENetConfig(**{**self.config.to_dict(), "grid": grid.to_dict()}))
+        other.load_state_dict(self.state_dict())
+        other.manifest = getattr(self, "manifest", {})
+        return other.to(self.bias.device).train(self.training)
 
     def _check(self, x, probs):
         H, W = self.grid.image_size
@@ -110,20 +146,33 @@ class EPEMapNet(nn.Module):
             raise ValueError(f"probs must be the AVP's ({x.shape[0]}, {self.config.num_outputs}) probabilities, "
                              f"got {shape}")
 
-    def forward(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, probs: torch.Tensor, locations: torch.Tensor | None = None) -> torch.Tensor:
         self._check(x, probs)
-        B, L = x.shape[0], self.grid.num_locations
+        if locations is None:
+            locations = torch.arange(self.grid.num_locations, device=x.device)
+        B, L = x.shape[0], len(locations)
         f1 = self.fine(x)
         f2 = self.coarse(f1)
-        where = self.centres.expand(B, -1, -1, -1)
+        centres = self.centres[:, :, locations]
+        where = centres.expand(B, -1, -1, -1)
         local = torch.cat([F.grid_sample(f, where, align_corners=False) for f in (f1, f2)], 1)  # (B, F, 1, L)
         local = local.squeeze(2).transpose(1, 2)  # (B, L, F)
         pooled = torch.cat([f2.mean((2, 3)), f2.amax((2, 3)), probs.to(f2.dtype)], 1)
-        context = self.summary(pooled).unsqueeze(1).expand(-1, L, -1)
-        parts = [local, context, self.centres[0, 0].to(local.dtype).expand(B, -1, -1)]
-        if self.embed is not None:
-            parts.append(self.embed.to(local.dtype).expand(B, -1, -1))
-        return self.head(torch.cat(parts, -1)).squeeze(-1) + self.bias
+        context = self.summary(pooled)  # (B, hidden)
+        position = [centres[0, 0]]
+        if self.config.positions == "coords":
+            position.append(self.fourier[locations])
+        elif self.embed is not None:
+            position.append(self.embed[locations])
+        position = torch.cat(position, 1).to(local.dtype)  # (L, P)
+        # the head's first layer on cat([local, context, position]), split by part: the context once per image,
+        # the position once per location, only the local features once per (image, location) pair
+        first = self.head[0]
+        n_local, n_context = local.shape[-1], context.shape[-1]
+        w_local, w_context, w_position = first.weight.split([n_local, n_context, position.shape[1]], 1)
+        h = local @ w_local.T + (context @ w_context.T).unsqueeze(1) + (position @ w_position.T + first.bias)
+        bias = self.bias if self.config.positions == "coords" else self.bias[locations]
+        return self.head[1:](h).squeeze(-1) + bias
 
 
 def allowed_mask(observed: torch.Tensor, L: int) -> torch.Tensor:

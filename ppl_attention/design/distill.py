@@ -51,6 +51,11 @@ class TrainEPENetConfig:
     width: int = field(default=16, metadata={"help": "channels of the network's first convolutions"})
     hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
     embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
+    positions: str = field(default="table", metadata={
+        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or coords "
+                "(Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
+                "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
+        "choices": ["table", "coords"]})
 
     def check(self) -> "TrainEPENetConfig":
         for name in ("epochs", "batch_size", "width", "hidden"):
@@ -65,6 +70,8 @@ class TrainEPENetConfig:
                     (strict and v == 0):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} 0, "
                                  f"got {v!r}")
+        if self.positions not in ("table", "coords"):
+            raise ValueError(f"--positions must be table or coords, got {self.positions!r}")
         if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction!r}")
         return self
@@ -73,8 +80,10 @@ class TrainEPENetConfig:
 @dataclass
 class MapData:
     """Distillation examples: ``images`` (N, C, H, W); per example ``rows`` (M,) into images, ``observed``
-    (M, T-1) locations (``NO_GLIMPSE``-padded), ``targets`` (M, L) float32 maps, ``allowed`` (M, L) bool,
-    ``probs`` (M, K) the AVP's probabilities, ``keys`` (M,) the example's image (store number * 10**9 + index)."""
+    (M, T-1) locations (``NO_GLIMPSE``-padded), ``targets`` (M, L') float32 maps, ``allowed`` (M, L') bool,
+    ``probs`` (M, K) the AVP's probabilities, ``keys`` (M,) the example's image (store number * 10**9 + index);
+    ``locations`` (L',): the grid locations the target columns are (all of them, or the sub-lattice that an
+    ``exhaustive`` search with ``stride`` scored)."""
 
     images: torch.Tensor
     rows: torch.Tensor
@@ -83,13 +92,23 @@ class MapData:
     allowed: torch.Tensor
     probs: torch.Tensor
     keys: torch.Tensor
+    locations: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, idx: torch.Tensor) -> "MapData":
         return MapData(self.images, self.rows[idx], self.observed[idx], self.targets[idx], self.allowed[idx],
-                       self.probs[idx], self.keys[idx])
+                       self.probs[idx], self.keys[idx], self.locations)
+
+
+def scored_locations(store) -> torch.Tensor:
+    """The locations whose map values a store's search estimated: the stride sub-lattice of an exhaustive search
+    with ``stride`` (the others hold a neighbour's value), else every location."""
+    from .search import lattice
+
+    stride = int((store.config.get("search_options") or {}).get("stride", 1))
+    return torch.nonzero(lattice(store.grid, stride)).flatten()
 
 
 def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapData:
@@ -97,6 +116,12 @@ def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapD
     ``image_fns[i](index)`` the true image of store ``i``'s record ``index``."""
     images, rows, observed, targets, repeats, keys = [], [], [], [], [], []
     Tmax = max(s.T for s in stores)
+    columns = [scored_locations(s) for s in stores]
+    if any(not torch.equal(c, columns[0]) for c in columns):
+        raise ValueError("the stores scored different sub-lattices of the grid (search option stride): train on "
+                         "stores made with one stride")
+    columns = columns[0]
+    full = len(columns) == stores[0].grid.num_locations
     for n, (store, image_fn) in enumerate(zip(stores, image_fns)):
         repeat = bool(store.config.get("allow_repeat", False))
         first_kept = False
@@ -115,16 +140,16 @@ def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapD
                 obs[:t] = loc[:t]
                 rows.append(row)
                 observed.append(obs)
-                targets.append(maps[t])
+                targets.append(maps[t] if full else maps[t, columns])
                 repeats.append(repeat)
                 keys.append(n * 10 ** 9 + index)
     if not rows:
         raise ValueError("the sequence stores hold no records to train on")
     observed, targets = torch.stack(observed), torch.stack(targets)
     # a store that allows repeats may choose an observed location again: every location is allowed there
-    allowed = allowed_mask(observed, targets.shape[1]) | torch.tensor(repeats).unsqueeze(1)
+    allowed = allowed_mask(observed, stores[0].grid.num_locations)[:, columns] | torch.tensor(repeats).unsqueeze(1)
     data = MapData(torch.stack(images), torch.tensor(rows), observed, targets, allowed, torch.zeros(0),
-                   torch.tensor(keys))
+                   torch.tensor(keys), None if full else columns)
     probs = []
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
@@ -164,7 +189,8 @@ def predict_maps(net: EPEMapNet, posterior, data: MapData, batch_size: int = 256
     out = []
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        out.append(net(avp_input(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl]))
+        out.append(net(avp_input(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl],
+                       data.locations))
     return torch.cat(out)
 
 
@@ -196,7 +222,14 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
     state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
     with torch.no_grad():  # start at the mean map
         a = train.allowed.float()
-        net.bias.copy_((train.targets * a).sum(0) / a.sum(0).clamp_min(1))
+        mean = (train.targets * a).sum(0) / a.sum(0).clamp_min(1)
+        if net.bias.numel() == 1:  # positions='coords': one bias for every location
+            net.bias.fill_(float((train.targets * a).sum() / a.sum()))
+        elif train.locations is None:
+            net.bias.copy_(mean)
+        else:
+            raise ValueError("maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
+                             "other locations' table entries: train with --positions coords")
     best = {k: v.clone() for k, v in net.state_dict().items()}
     if (out / CHECKPOINT).is_file():
         state, best = _load(out / CHECKPOINT, net, opt, config)
@@ -213,7 +246,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
             idx = order[start:start + cfg.batch_size]
             with torch.no_grad():
                 x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
-            pred = net(x, train.probs[idx])
+            pred = net(x, train.probs[idx], train.locations)
             losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
                                   cfg.rank_weight)
             if not bool(torch.isfinite(losses["loss"])):

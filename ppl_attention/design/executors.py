@@ -22,8 +22,11 @@ __all__ = ["EXECUTORS", "parse_shard", "shard_indices", "design_batch", "generat
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
-#: Images per batch of the amortised search in the local executor (one network pass per step for all of them).
+#: Images per batch of the amortised search in the local executor (one network pass per step for all of them),
+#: at most: a batch holds at most ``AMORTISED_PAIRS`` (image, location) pairs (the network's per-location MLP
+#: runs on all of them at once: 256 images of the 81-location grid, 27 of the 2,401-location one).
 AMORTISED_BATCH = 256
+AMORTISED_PAIRS = 1 << 16
 _LOADED: dict = {}
 
 
@@ -116,7 +119,8 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
     bar = tqdm(total=len(indices), initial=done, desc="sequences", unit="img", disable=not progress)
     per_batch = images_per_task
     if settings.search == "amortised" and executor == "local":
-        per_batch = max(images_per_task, AMORTISED_BATCH)  # the network's passes are batched over images
+        # the network's passes are batched over images
+        per_batch = max(images_per_task, min(AMORTISED_BATCH, AMORTISED_PAIRS // store.grid.num_locations))
     batches = [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
     try:
         if executor == "local":

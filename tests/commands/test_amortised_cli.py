@@ -105,7 +105,7 @@ def test_generate_with_the_network_writes_the_store_and_resumes(built, tmp_path,
     assert store.indices() == [0, 1, 2, 3, 4] and store.config["search"] == search
     assert store.config["epe_net"].startswith("sha256:")
     rec = store.record(0)
-    assert len(rec["epe"]) == 3 and len(rec["epe"][1]) == 81 and len(set(rec["locations"])) == 3
+    assert store.epe_maps(0).shape == (3, 81) and len(set(rec["locations"])) == 3
     evaluations = rec["evaluations"][1:]
     assert all(e == 0 for e in evaluations) if search == "amortised" else all(0 < e <= 3 * 6 for e in evaluations)
     # killed after the store, the first-glimpse map and one record (hybrid) / before the batch's records (amortised)
@@ -191,7 +191,8 @@ def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built
     full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))
     for a, b in zip(full, ref):
         for label in ("hybrid-top2", "amortised"):
-            assert a[label]["regret"] == pytest.approx(b[label]["regret"], abs=1e-9)
+            # the store keeps its maps in float16 (relative error <= 2**-11 per value)
+            assert a[label]["regret"] == pytest.approx(b[label]["regret"], abs=2e-3 * (1 + a[label]["regret"]))
             assert a[label]["agree"] == b[label]["agree"]
     assert "exhaustive" not in json.loads((tmp_path / "ref" / "summary.json").read_text())["searches"]
     # a store made with other completion settings is refused

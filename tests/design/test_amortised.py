@@ -189,13 +189,82 @@ def test_distillation_examples_from_a_store(tmp_path):
     data = load_store_maps([store], [lambda i: images[i]], _avp())
     assert len(data) == 1 + 2 * 2  # the first map once, then steps 2 and 3 of each image
     assert data.observed.tolist() == [[-1, -1], [40, -1], [40, 10], [40, -1], [40, 11]]
-    assert torch.equal(data.targets, torch.stack([maps[0, 0], maps[0, 1], maps[0, 2], maps[1, 1], maps[1, 2]]).float())
+    expected = torch.stack([maps[0, 0], maps[0, 1], maps[0, 2], maps[1, 1], maps[1, 2]])
+    assert torch.equal(data.targets, expected.half().float())  # the store keeps its maps in float16
     assert data.allowed.sum(1).tolist() == [81, 80, 79, 80, 79] and not bool(data.allowed[2, 10])
     assert data.probs.shape == (5, 10) and torch.allclose(data.probs.sum(1), torch.ones(5))
     # a record whose maps hold NaN (written by hand: the store refuses to write one) is named
     path = store.record_path(1)
     rec = json.loads(path.read_text())
+    del rec["maps"]
+    rec["epe"] = maps[1].tolist()  # an old store's record, maps in the JSON
     rec["epe"][2][5] = float("nan")
     path.write_text(json.dumps(rec))
     with pytest.raises(ArtifactError, match="0000001.json.*NaN"):
         load_store_maps([store], [lambda i: images[i]], _avp())
+
+
+def test_a_coords_network_maps_the_fine_grid_in_its_shape_and_order():
+    fine = GlimpseGrid((60, 60), (12, 12), stride=1, scales=3)  # the 49 x 49 MNIST grid (2,401 locations)
+    net = _tiny(fine, positions="coords")
+    assert net.bias.numel() == 1 and net.embed is None  # no per-location parameter
+    x = torch.rand(2, net.in_channels, 60, 60)
+    out = net(x, torch.full((2, 10), 0.1))
+    assert out.shape == (2, 2401) and fine.location_heatmap(out).shape == (2, 49, 49)
+    # column l is location l: the head reads location l's own centre (row-major top-left pixels)
+    c = net.centres[0, 0]
+    assert c[1, 0] > c[0, 0] and c[1, 1] == c[0, 1] and c[49, 1] > c[0, 1] and c[49, 0] == c[0, 0]
+    # a subset of locations gives exactly those columns
+    some = torch.tensor([0, 48, 49 * 30 + 7, 2400])
+    assert torch.allclose(net(x, torch.full((2, 10), 0.1), some), out[:, some], atol=1e-5)
+    # the same weights serve the 9 x 9 grid: its locations are the fine grid's every 6th row and column
+    coarse = net.on_grid(GlimpseGrid((60, 60), (12, 12), stride=6, scales=3))
+    sub = fine.index(coarse.grid.pixels(torch.arange(81))[:, 0], coarse.grid.pixels(torch.arange(81))[:, 1])
+    assert torch.allclose(coarse(x, torch.full((2, 10), 0.1)), out[:, sub], atol=1e-5)
+    with pytest.raises(ValueError, match="positions='coords'"):
+        _tiny(fine).on_grid(coarse.grid)
+    with pytest.raises(ValueError, match="positions"):
+        EPENetConfig(positions="learned")
+
+
+def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_only(tmp_path):
+    from ppl_attention.design.distill import TrainEPENetConfig, load_store_maps, train_epe_net
+    from ppl_attention.design.search import lattice
+    from ppl_attention.design.store import SequenceStore
+
+    grid = GlimpseGrid((60, 60), (12, 12), stride=3, scales=3)  # 17 x 17; stride 2 of it: 9 x 9 scored
+    store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 2,
+                                                  "search": "exhaustive", "search_options": {"stride": 2}})
+    for i in range(4):
+        store.write_record(i, 0, [0, 2 + 2 * i], torch.rand(2, grid.num_locations))
+    scored = torch.nonzero(lattice(grid, 2)).flatten()
+    assert len(scored) == 81
+    data = load_store_maps([store], [lambda i: torch.rand(1, 60, 60)], _avp(grid))
+    assert torch.equal(data.locations, scored) and data.targets.shape == (len(data), 81)
+    assert data.observed[1, 0] == 0 and not bool(data.allowed[1, 0]) and bool(data.allowed[0, 0])  # observed: masked
+    cfg = TrainEPENetConfig(epochs=1, batch_size=4, width=4, hidden=8, valid_fraction=0.25)
+    with pytest.raises(ValueError, match="--positions coords"):
+        train_epe_net(data, _avp(grid), _tiny(grid), tmp_path / "a", cfg, progress=False)
+    net, history = train_epe_net(data, _avp(grid), _tiny(grid, positions="coords"), tmp_path / "b", cfg,
+                                 progress=False)
+    assert net(torch.zeros(1, net.in_channels, 60, 60), torch.full((1, 10), 0.1)).shape == (1, 289)
+
+
+def test_exhaustive_search_on_a_sub_lattice():
+    grid = GlimpseGrid((60, 60), (12, 12), stride=3)  # 17 x 17
+    L = grid.num_locations
+    H = torch.rand(L, 5, generator=torch.Generator().manual_seed(0)).double()
+    score = lambda c, s: H[c][:, s]  # noqa: E731
+    w = torch.ones(5)
+    result = run_search("exhaustive", score, w, grid, torch.tensor([0]), **parse_search_options("exhaustive",
+                                                                                                  ["stride=4"]))
+    from ppl_attention.design.search import lattice
+
+    scored = lattice(grid, 4)
+    assert result.evaluations == int(scored.sum()) * 5 and result.info["scored"] == 25  # rows 0 4 8 12 16
+    epe = H.mean(1)
+    best = torch.where(scored & (torch.arange(L) != 0), epe, torch.full_like(epe, math.inf)).argmin()
+    assert result.location == int(best) and torch.allclose(result.epe[scored], epe[scored])
+    assert bool(torch.isfinite(result.epe).all())  # the others: a scored neighbour's value
+    with pytest.raises(ValueError, match="stride"):
+        exhaustive_search(score, w, L, stride=2)

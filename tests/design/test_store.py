@@ -32,13 +32,75 @@ def test_records_roundtrip_and_resume(tmp_path):
     assert list(seqs) == [0, 3] and seqs[3].tolist() == [1, 2] and seqs[3].dtype == torch.long
     assert store.epe_maps(3).shape == (2, 4)
     rec = json.loads((tmp_path / "s/records/0000003.json").read_text())
-    assert rec == {"index": 3, "seed": 17, "locations": [1, 2], "epe": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]}
+    assert rec["locations"] == [1, 2] and rec["seed"] == 17 and "epe" not in rec  # the maps are binary
+    assert rec["maps"]["file"] == "0000003.maps.safetensors" and rec["maps"]["shape"] == [2, 4]
+    assert torch.allclose(store.epe_maps(3), torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
+                                                          dtype=torch.float64), rtol=2 ** -11, atol=0)
+    assert store.indices() == [0, 3]  # the maps files are not records
     again = SequenceStore.create(tmp_path / "s", _config())  # same config: resume
     assert len(again) == 2
     with pytest.raises(ArtifactError, match="avp"):
         SequenceStore.create(tmp_path / "s", _config(avp="sha256:b"))
     with pytest.raises(ArtifactError, match="grid"):
         SequenceStore.create(tmp_path / "s", {**_config(), "grid": GlimpseGrid(4, 2, stride=1)})
+
+
+def test_binary_maps_roundtrip_values_shape_and_grid_order(tmp_path):
+    grid = GlimpseGrid((20, 30), (4, 4), stride=2)  # 9 x 14: a non-square grid, flat row-major order
+    store = SequenceStore.create(tmp_path / "s", {**_config(), "grid": grid, "T": 3})
+    L = grid.num_locations
+    maps = torch.linspace(0.01, 2.3, 3 * L, dtype=torch.float64).view(3, L)
+    maps[1] = torch.arange(L, dtype=torch.float64) / L  # value = flat index / L: checks the location order
+    store.write_record(5, 1, [0, L - 1, 7], maps)
+    back = SequenceStore.open(tmp_path / "s").epe_maps(5)
+    assert back.shape == (3, L) and back.dtype == torch.float64
+    assert torch.allclose(back, maps, rtol=2 ** -11, atol=0)  # float16: relative error <= 2**-11
+    assert torch.equal(back[1].argsort(), torch.arange(L))
+    assert torch.equal(grid.location_heatmap(back[1])[2, 3], back[1][2 * grid.n_cols + 3])
+
+
+def test_old_store_with_maps_in_the_json_still_reads(tmp_path):
+    store = SequenceStore.create(tmp_path / "s", _config())
+    old = {"index": 4, "seed": 9, "locations": [3, 1], "epe": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
+           "evaluations": [0, 8]}
+    (tmp_path / "s/records/0000004.json").write_text(json.dumps(old))  # the format before the binary maps
+    again = SequenceStore.open(tmp_path / "s")
+    assert again.indices() == [4] and again.sequences()[4].tolist() == [3, 1]
+    assert torch.equal(again.epe_maps(4), torch.tensor(old["epe"], dtype=torch.float64))  # exactly
+
+
+def test_maps_file_missing_or_not_the_records_is_named(tmp_path):
+    store = SequenceStore.create(tmp_path / "s", _config())
+    store.write_record(1, 0, [0, 1], torch.rand(2, 4))
+    store.write_record(2, 0, [0, 1], torch.rand(2, 4))
+    path = store.maps_path(1)
+    other = store.maps_path(2).read_bytes()
+    path.write_bytes(other)  # another record's maps under this name
+    with pytest.raises(ArtifactError, match="checksum"):
+        store.epe_maps(1)
+    path.unlink()
+    with pytest.raises(ArtifactError, match="0000001.maps.safetensors is missing"):
+        store.epe_maps(1)
+
+
+def test_killed_between_maps_and_record_leaves_no_half_record(tmp_path, monkeypatch):
+    from ppl_attention.design import store as store_module
+
+    store = SequenceStore.create(tmp_path / "s", _config())
+    real = store_module.atomic_write_json
+
+    def killed(path, obj):  # the process dies after the maps file, before the record's JSON
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store_module, "atomic_write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_record(6, 0, [0, 1], torch.rand(2, 4))
+    monkeypatch.setattr(store_module, "atomic_write_json", real)
+    assert not store.has(6) and store.indices() == [] and store.maps_path(6).is_file()  # no record: redone
+    maps = torch.rand(2, 4, dtype=torch.float64)
+    store.write_record(6, 0, [2, 3], maps)  # the rerun overwrites the maps file, then writes the record
+    assert torch.allclose(store.epe_maps(6), maps, rtol=2 ** -11, atol=0)
+    assert not [p for p in (tmp_path / "s/records").iterdir() if ".tmp-" in p.name]
 
 
 def test_first_glimpse_cache(tmp_path):
