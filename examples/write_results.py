@@ -890,7 +890,7 @@ def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
             continue
         greedy = [100 * r["test_greedy_acc"] for r in done]
         mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
-        mnih = ", ".join(f"{t}: {e}" for t, e in MNIH_ERRORS_BY_T.get(st["dataset"], {}).items())
+        mnih = ", ".join(f"{t}: {e:.2f}" for t, e in MNIH_ERRORS_BY_T.get(st["dataset"], {}).items())
         page.add(f"| {folder.name} | {st['dataset']} | {st['T']} | {st['digits']:,} | "
                  f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
                  f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(st['dataset'], float('nan')):.0f} | "
