@@ -446,6 +446,7 @@ def write_comparison(result: Comparison, out_dir, grid: GlimpseGrid, inputs: Opt
                "title": f"held-out image {i}, {t} glimpse{'s' if t > 1 else ''}"
                         + ("" if seq == "drawn" else f" ({seq} sequence)")}
               for (seq, i, t), ms in sorted(by_key.items())]
-    paths["samples_figure"] = plot_completion_grid(panels, grid, out_dir / "completion_samples.png")
+    if panels:  # none when cfg.figure_images is 0
+        paths["samples_figure"] = plot_completion_grid(panels, grid, out_dir / "completion_samples.png")
     write_manifest(out_dir, "completion-comparison", result.config, inputs or {})
     return {k: str(v) for k, v in paths.items()}
