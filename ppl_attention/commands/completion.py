@@ -227,7 +227,14 @@ def run(args):
         vae, vae_grid = load_vae(vae_dir, device=device)
         check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
         # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
-        vae_held = test_images[-200:]
+        if spec is not None:  # the AVP's test split: its last 200 images (the comparison uses the first ones)
+            vae_held = test_images[-200:]
+        else:
+            from ..data.mnist import load_digits, render_canvases
+
+            d, lab = load_digits("test")
+            vae_held = render_canvases(d, lab, 200, generator(derive_seed(args.seed, "completion-vae")),
+                                       cluttered=cluttered)[0].float() / 255
         vae_eval = evaluate_vae(vae, vae_held)
         vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
                        "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
