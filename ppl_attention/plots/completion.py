@@ -79,11 +79,11 @@ def plot_comparison_metrics(table: list, path) -> Path:
                         yerr=[r.get(key + "_sem") or 0.0 for r in rs], marker="o", capsize=2,
                         label=f"{m} ({seq})" if several else m)
         if key == "p_true_label":  # the reference, once per sequence kind
-            for seq in sorted({k[0] for k in kinds}):
+            for seq, style in zip(sorted({k[0] for k in kinds}), ("--", ":", "-.") * 3):
                 ref = {r["glimpses"]: r["p_true_avp"] for r in table
                        if r.get("sequences", "drawn") == seq and r.get("p_true_avp") is not None}
                 if ref:
-                    ax.plot(sorted(ref), [ref[t] for t in sorted(ref)], "k--", lw=1,
+                    ax.plot(sorted(ref), [ref[t] for t in sorted(ref)], "k" + style, lw=1,
                             label=f"AVP ({seq})" if several else "AVP")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("glimpses")
