@@ -24,7 +24,7 @@ sampler draws ``n`` weighted completions and we measure
 - ``seconds_per_sample``: wall-clock seconds of the ``sample`` call divided by the samples returned.
 
 The table gives, per (sequences, method, t), the mean over images, its standard error and a 95 % normal interval
-(``_lo`` / ``_hi``: 1.96 standard errors); ``r_hat_max_worst`` and ``r_hat_ok`` (the fraction of draws with
+(``_lo`` / ``_hi``: 1.96 standard errors); ``r_hat_max_worst`` and ``r_hat_ok`` (the fraction of completions with
 ``r_hat_max < 1.05``) summarise the chains' mixing.
 """
 from __future__ import annotations
