@@ -11,6 +11,10 @@ Each (image, t) gets n = 200 completions from each prior (k1 = 1000 candidates; 
 proposal against the true image's PCA reconstruction, as ``generate`` does); the completions' weighted label
 histogram gives P(true label).  Means with 95 % intervals (normal, 1.96 standard errors over images) and the paired
 difference generative - database.  Results are written as JSON (per-image rows too) and printed as a table.
+
+``ppl-attention compare-completion --avp AVP --prior PRIOR --gen-prior GPRIOR --sequences STORE`` does the same
+comparison with the library's metrics (and NUTS beside it); this script stays for its n = 200 label histograms and
+the generative - database difference.
 """
 import argparse
 import time
@@ -41,7 +45,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     from ppl_attention.artifacts import atomic_write_json, read_manifest
-    from ppl_attention.completion.compare import choose_locations
+    from ppl_attention.completion.compare import avp_label_posterior, choose_locations
     from ppl_attention.completion.generative import open_generative_prior
     from ppl_attention.completion.importance import ImportanceCompletion
     from ppl_attention.data.spec import DatasetSpec
@@ -75,12 +79,11 @@ def main(argv=None):
     glimpses = grid.extract(images, locations)  # (B, T, k*C, h, w)
     rows = []
     t_start = time.perf_counter()
-    with torch.no_grad():
-        for t in range(1, T + 1):  # the AVP on all images at once
-            canvas, mask = grid.observe(images, locations[:, :t])
-            p = torch.softmax(avp.label_logits(avp(avp.make_input(canvas, mask))), -1)
-            for i in range(B):
-                rows.append({"image": i, "t": t, "label": int(labels[i]), "avp": float(p[i, labels[i]])})
+    reference = avp_label_posterior(avp, grid)
+    for t in range(1, T + 1):  # the AVP on all images at once
+        p = reference(images, locations[:, :t])
+        for i in range(B):
+            rows.append({"image": i, "t": t, "label": int(labels[i]), "avp": float(p[i, labels[i]])})
     by_key = {(r["image"], r["t"]): r for r in rows}
     for i in range(B):  # one completion per (image, t, prior): each call is batched inside
         for t in range(1, T + 1):

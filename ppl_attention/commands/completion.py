@@ -1,14 +1,19 @@
-"""``ppl-attention compare-completion``: importance sampling vs NUTS in a VAE vs a conditional GAN.
+"""``ppl-attention compare-completion``: importance sampling (database prior, generative-process prior) vs NUTS
+in a VAE vs a conditional GAN, beside the AVP's own P(true label) on the same glimpses.
 
-Builds (or reuses) a prior database with its PCA index, a VAE and a cGAN on MNIST canvases, then completes
-held-out test canvases after 1..4 glimpses with each method and writes the tables and figures
-(:mod:`ppl_attention.completion.compare`).
+Builds (or reuses) what it compares -- a database prior with its PCA index, the generative-process prior, a VAE
+and (when asked for) a cGAN -- then completes held-out test canvases after t glimpses with each method, along
+random (or ink) sequences and, with ``--sequences STORE``, along a store's near-optimal ones, and writes the tables
+and figures (:mod:`ppl_attention.completion.compare`).  With ``--avp`` the dataset, the sensor and the test images
+are the AVP's (so a store made with that AVP indexes the same images) and the AVP is the reference column.
 """
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
+
+import torch
 
 from ..completion.compare import CompareConfig
 from ..config import add_config_arguments, build_config, config_to_dict
@@ -34,6 +39,13 @@ SIZES = {
 }
 
 
+#: Methods compare-completion knows; DEFAULT_METHODS run unless --methods says otherwise.  The cGAN is not a default:
+#: its completions ignore the glimpses beyond pasting them in (docs/generative_prior.md, "The conditional GAN").
+METHODS = ("importance", "generative", "nuts-vae", "cgan")
+DEFAULT_METHODS = ("importance", "generative", "nuts-vae")
+SLOW_METHODS = ("nuts-vae", "cgan")
+
+
 def register(sub, common):
     p = sub.add_parser("compare-completion", parents=[common],
                        help="compare image completions: importance sampling, NUTS in a VAE, conditional GAN",
@@ -54,7 +66,24 @@ def register(sub, common):
                 "nuts_samples"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                        help=f"override the size's {key} (small: {SIZES['small'][key]}, full: {SIZES['full'][key]})")
-    p.add_argument("--nuts-sigma", type=float, default=0.1, help="std of NUTS's Gaussian glimpse likelihood")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
+                   help="methods to compare (default: %(default)s; 'generative' needs MNIST canvases, 'cgan' is "
+                        "opt-in: it does not condition on the glimpses)")
+    p.add_argument("--gen-prior", type=Path, default=None, help="a generative-process prior directory (build-prior "
+                   "--kind generative) to reuse (default: built in --out, 3 s)")
+    p.add_argument("--sequences", type=Path, default=None, help="a sequence store (generate --split test): also "
+                   "compare along its near-optimal sequences (needs --avp, the store's AVP)")
+    p.add_argument("--slow-images", type=int, default=None, help="run NUTS and the cGAN on the first N images only "
+                   "(default: all)")
+    p.add_argument("--nuts-sigma", type=float, default=None, help="a fixed std of NUTS's glimpse likelihood (pixels "
+                   "in [0,1]; default: the noise model of --nuts-noise)")
+    p.add_argument("--nuts-noise", default="importance", choices=["importance", "generative"],
+                   help="whose noise model NUTS uses: the database prior's schedule (Gaussian) or the generative "
+                        "prior's (schedule and clutter) (default: importance; see docs/generative_prior.md)")
+    p.add_argument("--nuts-chains", type=int, default=4, help="NUTS chains per completion (default: 4)")
+    p.add_argument("--nuts-chain-method", default="sequential", choices=["sequential", "vectorized"],
+                   help="independent chains one after the other, or one NUTS over their product space "
+                        "(default: sequential; vectorized is ~2.5x faster but mixes worse, see completion.nuts)")
     p.add_argument("--vae-decoder", default="glyph", choices=["glyph", "conv"],
                    help="VAE decoder (default: glyph, a decoded digit translated onto the canvas; see "
                         "completion.vae)")
@@ -67,28 +96,26 @@ def _require_dir(path, flag):
         raise FileNotFoundError(f"{flag} {path} does not exist (expected an artefact directory)")
 
 
-def run(args):
-    from ..completion.cgan import CGANCompletion, CGANConfig, load_cgan, train_cgan
-    from ..completion.compare import avp_classifier, compare_completions, train_label_classifier, write_comparison
-    from ..completion.database import mnist_canvas_source
-    from ..completion.importance import ImportanceCompletion
-    from ..completion.nuts import NUTSCompletion, NUTSConfig
-    from ..completion.pca_index import PCAIndexConfig
-    from ..completion.prior import build_prior
-    from ..completion.vae import VAEConfig, evaluate_vae, load_vae, train_vae
-    from ..data.mnist import load_digits, render_canvases
-    from ..sensor import GlimpseGrid
-    from ..plots.completion import plot_vae_diagnostics
-    from ..runtime import derive_seed, generator, resolve_device, seed_everything
-
-    from ._common import check_out_dir
-
-    for path, flag in ((args.prior, "--prior"), (args.avp, "--avp"), (args.vae, "--vae"), (args.cgan, "--cgan")):
+def _check_args(args, size):
+    for path, flag in ((args.prior, "--prior"), (args.avp, "--avp"), (args.vae, "--vae"), (args.cgan, "--cgan"),
+                       (args.gen_prior, "--gen-prior"), (args.sequences, "--sequences")):
         _require_dir(path, flag)
-    check_out_dir(args.out)
-    if not args.nuts_sigma > 0:
+    if args.nuts_sigma is not None and not args.nuts_sigma > 0:
         raise ValueError(f"--nuts-sigma must be positive, got {args.nuts_sigma}")
-    size = dict(SIZES[args.size])
+    if args.nuts_chains < 1:
+        raise ValueError(f"--nuts-chains must be a positive int, got {args.nuts_chains}")
+    if args.slow_images is not None and args.slow_images < 1:
+        raise ValueError(f"--slow-images must be a positive int, got {args.slow_images}")
+    if args.sequences is not None and args.avp is None:
+        raise ValueError("--sequences needs --avp (the AVP whose dataset and sensor the store was made with)")
+    if args.gen_prior is not None and "generative" not in args.methods:
+        raise ValueError(f"--gen-prior was given but --methods {args.methods} leaves out 'generative'")
+    if args.nuts_noise == "generative" and "generative" not in args.methods and args.nuts_sigma is None:
+        raise ValueError("--nuts-noise generative needs the 'generative' method (its prior's noise model)")
+    if args.nuts_noise == "importance" and "importance" not in args.methods and args.nuts_sigma is None \
+            and "nuts-vae" in args.methods:
+        raise ValueError("--nuts-noise importance needs the 'importance' method (its noise schedule); "
+                         "give --nuts-sigma or --nuts-noise generative")
     for key in ("prior_rows", "train_images", "vae_epochs", "vae_width", "cgan_epochs", "nuts_warmup",
                 "nuts_samples"):
         value = getattr(args, key, None)
@@ -96,101 +123,213 @@ def run(args):
             if value < (0 if key.endswith("epochs") or key == "nuts_warmup" else 1):
                 raise ValueError(f"--{key.replace('_', '-')} must be a positive int, got {value}")
             size[key] = value
+    return size
+
+
+def _data(args, cfg, seed):
+    """(grid, spec or None, train images, train labels, test images, test labels, what the images are)."""
+    from ..data.mnist import load_digits, render_canvases
+    from ..runtime import derive_seed, generator
+    from ..sensor import GlimpseGrid
+
+    if args.avp is not None:  # the AVP's dataset, sensor and test split, images in their order
+        from ..artifacts import read_manifest
+        from ..data.spec import DatasetSpec
+
+        spec = DatasetSpec.from_dict(read_manifest(args.avp)["config"]["data"], f"--avp {args.avp}")
+        train, test = spec.load("train"), spec.load("test")
+        n = min(args.train_images_n, len(train))
+        return (test.grid, spec, train.images[:n].float(), train.labels[:n], test.images.float(), test.labels,
+                f"{spec.name} test images 0..")
+    digits, labels = load_digits("train")
+    cluttered = bool(args.cluttered)
+    train_images, train_labels, _ = render_canvases(digits, labels, args.train_images_n,
+                                                    generator(derive_seed(seed, "completion-train")),
+                                                    cluttered=cluttered)
+    test_digits, test_labels_all = load_digits("test")
+    test_images, test_labels, _ = render_canvases(test_digits, test_labels_all, cfg.num_images,
+                                                  generator(derive_seed(seed, "completion-test")),
+                                                  cluttered=cluttered)
+    kind = "cluttered" if cluttered else "translated"
+    return (GlimpseGrid.mnist(), None, train_images.float() / 255, train_labels, test_images.float() / 255,
+            test_labels, f"rendered {kind} MNIST test canvases")
+
+
+def run(args):
+    from ..completion.cgan import CGANCompletion, CGANConfig, load_cgan, train_cgan
+    from ..completion.compare import (avp_classifier, avp_label_posterior, compare_completions,
+                                      train_label_classifier, write_comparison, Comparison, _summarise)
+    from ..completion.database import mnist_canvas_source
+    from ..completion.importance import ImportanceCompletion
+    from ..completion.nuts import NUTSCompletion, NUTSConfig
+    from ..completion.pca_index import PCAIndexConfig
+    from ..completion.prior import build_prior
+    from ..completion.vae import VAEConfig, evaluate_vae, load_vae, train_vae
+    from ..plots.completion import plot_vae_diagnostics
+    from ..runtime import derive_seed, generator, resolve_device, seed_everything
+
+    from ._common import check_out_dir
+
+    check_out_dir(args.out)
+    size = _check_args(args, dict(SIZES[args.size]))
     cfg = build_config(CompareConfig, args, **{k: v for k, v in size["compare"].items()
                                               if getattr(args, k, None) is None})
     seed_everything(args.seed)
     device = resolve_device(args.device)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    grid = GlimpseGrid.mnist()
-    cluttered = bool(args.cluttered)
-    timings, inputs = {}, {}
-
-    # Training canvases (train split) and held-out canvases (test split), rendered once per seed.
-    digits, labels = load_digits("train")
-    train_images, train_labels, _ = render_canvases(digits, labels, size["train_images"],
-                                                    generator(derive_seed(args.seed, "completion-train")),
-                                                    cluttered=cluttered)
-    train_images = train_images.float() / 255
-    test_digits, test_labels_all = load_digits("test")
-    test_images, test_labels, _ = render_canvases(test_digits, test_labels_all, cfg.num_images,
-                                                  generator(derive_seed(args.seed, "completion-test")),
-                                                  cluttered=cluttered)
-    test_images = test_images.float() / 255
+    methods = list(dict.fromkeys(args.methods))
+    args.train_images_n = size["train_images"]
+    grid, spec, train_images, train_labels, test_images, test_labels, described = _data(args, cfg, args.seed)
+    cluttered = bool(args.cluttered) if spec is None else spec.name.startswith("cluttered")
+    timings, inputs, samplers = {}, {}, {}
 
     # 1. The paper's importance sampler over a PCA-indexed database.
-    prior_dir = args.prior or out / "prior"
-    if args.prior is None and not (prior_dir / "manifest.json").is_file():
-        t0 = time.perf_counter()
-        build_prior(prior_dir, mnist_canvas_source("train", cluttered=cluttered), size["prior_rows"], grid,
-                    PCAIndexConfig(components=size["pca_components"]), seed=args.seed)
-        timings["build_prior_s"] = round(time.perf_counter() - t0, 1)
-    importance = ImportanceCompletion.from_prior(prior_dir, grid=grid, k1=size["k1"], device=device)
-    inputs["prior"] = str(prior_dir)
+    if "importance" in methods:
+        prior_dir = args.prior or out / "prior"
+        if args.prior is None and not (prior_dir / "manifest.json").is_file():
+            t0 = time.perf_counter()
+            build_prior(prior_dir, mnist_canvas_source("train", cluttered=cluttered), size["prior_rows"], grid,
+                        PCAIndexConfig(components=size["pca_components"]), seed=args.seed)
+            timings["build_prior_s"] = round(time.perf_counter() - t0, 1)
+        samplers["importance"] = ImportanceCompletion.from_prior(prior_dir, grid=grid, k1=size["k1"], device=device)
+        inputs["prior"] = str(prior_dir)
 
-    # 2. NUTS in a VAE's latent space.
-    vae_dir = args.vae or out / "vae"
-    if args.vae is None and not (vae_dir / "manifest.json").is_file():
-        t0 = time.perf_counter()
-        train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], width=size["vae_width"],
-                                                decoder=args.vae_decoder, seed=args.seed), device=device,
-                  out_dir=vae_dir)
-        timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
-    vae, vae_grid = load_vae(vae_dir, device=device)
-    check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
-    # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
-    vae_held = render_canvases(test_digits, test_labels_all, 200, generator(derive_seed(args.seed, "completion-vae")),
-                               cluttered=cluttered)[0].float() / 255
-    vae_eval = evaluate_vae(vae, vae_held)
-    vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
-                   "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
-                   "kl_per_dim": [round(float(v), 3) for v in vae_eval["kl_per_dim"]], "decoder": vae.decoder}
-    paths_vae = plot_vae_diagnostics(vae, vae_held[:8], vae_eval["kl_per_dim"], out / "vae_diagnostics.png",
-                                     generator(derive_seed(args.seed, "completion-vae-prior")))
-    nuts = NUTSCompletion(vae, grid, NUTSConfig(sigma=args.nuts_sigma, warmup_steps=size["nuts_warmup"],
-                                                num_samples=size["nuts_samples"]))
-    inputs["vae"] = str(vae_dir)
+    # 2. Importance sampling over the canvases' generative process (digit x offset x clutter).
+    if "generative" in methods:
+        from ..completion.generative import build_generative_prior, open_generative_prior
 
-    # 3. The conditional GAN.
-    cgan_dir = args.cgan or out / "cgan"
-    if args.cgan is None and not (cgan_dir / "manifest.json").is_file():
-        t0 = time.perf_counter()
-        train_cgan(train_images, grid, CGANConfig(epochs=size["cgan_epochs"], seed=args.seed), device=device,
-                   out_dir=cgan_dir)
-        timings["train_cgan_s"] = round(time.perf_counter() - t0, 1)
-    G, cgan_grid, noise_std = load_cgan(cgan_dir, device=device)
-    check_sensor(cgan_grid, grid, f"--cgan {cgan_dir}", "the comparison's sensor")
-    inputs["cgan"] = str(cgan_dir)
+        gen_dir = args.gen_prior or out / "gen-prior"
+        if args.gen_prior is None and not (gen_dir / "manifest.json").is_file():
+            if spec is None:
+                from ..data.spec import DatasetSpec
 
-    # Who labels the completions: the AVP (everything observed) or a small CNN on complete canvases.
+                spec_gen = DatasetSpec.make("cluttered-mnist" if cluttered else "translated-mnist",
+                                            options={"scales": grid.scales})
+            else:
+                spec_gen = spec
+            t0 = time.perf_counter()
+            build_generative_prior(gen_dir, spec_gen, seed=args.seed)
+            timings["build_gen_prior_s"] = round(time.perf_counter() - t0, 1)
+        samplers["generative"] = open_generative_prior(gen_dir, grid=grid, k1=size["k1"])
+        inputs["gen_prior"] = str(gen_dir)
+
+    # 3. NUTS in a VAE's latent space, with the noise model of one of the importance samplers.
+    vae_summary, paths_vae = None, None
+    if "nuts-vae" in methods:
+        vae_dir = args.vae or out / "vae"
+        if args.vae is None and not (vae_dir / "manifest.json").is_file():
+            t0 = time.perf_counter()
+            train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], width=size["vae_width"],
+                                                    decoder=args.vae_decoder, seed=args.seed), device=device,
+                      out_dir=vae_dir)
+            timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
+        vae, vae_grid = load_vae(vae_dir, device=device)
+        check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
+        # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
+        if spec is not None:  # the AVP's test split: its last 200 images (the comparison uses the first ones)
+            vae_held = test_images[-200:]
+        else:
+            from ..data.mnist import load_digits, render_canvases
+
+            d, lab = load_digits("test")
+            vae_held = render_canvases(d, lab, 200, generator(derive_seed(args.seed, "completion-vae")),
+                                       cluttered=cluttered)[0].float() / 255
+        vae_eval = evaluate_vae(vae, vae_held)
+        vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
+                       "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
+                       "kl_per_dim": [round(float(v), 3) for v in vae_eval["kl_per_dim"]], "decoder": vae.decoder}
+        paths_vae = plot_vae_diagnostics(vae, vae_held[:8], vae_eval["kl_per_dim"], out / "vae_diagnostics.png",
+                                         generator(derive_seed(args.seed, "completion-vae-prior")))
+        nuts_cfg = NUTSConfig(sigma=args.nuts_sigma, warmup_steps=size["nuts_warmup"],
+                              num_samples=size["nuts_samples"], num_chains=args.nuts_chains,
+                              chain_method=args.nuts_chain_method)
+        if args.nuts_sigma is not None:
+            samplers["nuts-vae"] = NUTSCompletion(vae, grid, nuts_cfg)
+        else:
+            samplers["nuts-vae"] = NUTSCompletion.matching(vae, samplers[args.nuts_noise], nuts_cfg)
+        inputs["vae"] = str(vae_dir)
+
+    # 4. The conditional GAN (opt-in).
+    if "cgan" in methods:
+        cgan_dir = args.cgan or out / "cgan"
+        if args.cgan is None and not (cgan_dir / "manifest.json").is_file():
+            t0 = time.perf_counter()
+            train_cgan(train_images, grid, CGANConfig(epochs=size["cgan_epochs"], seed=args.seed), device=device,
+                       out_dir=cgan_dir)
+            timings["train_cgan_s"] = round(time.perf_counter() - t0, 1)
+        G, cgan_grid, noise_std = load_cgan(cgan_dir, device=device)
+        check_sensor(cgan_grid, grid, f"--cgan {cgan_dir}", "the comparison's sensor")
+        samplers["cgan"] = CGANCompletion(G, grid, noise_std)
+        inputs["cgan"] = str(cgan_dir)
+
+    # Who labels the completions: the AVP (everything observed) or a small CNN on complete canvases; the AVP is
+    # also the reference column (its P(true label) given the same glimpses).
+    reference = None
     if args.avp is not None:
         from ..posterior import load_avp
 
         avp = load_avp(args.avp, device=device)
-        check_sensor(avp.grid, grid, f"--avp {args.avp}", "the comparison's sensor")
+        check_sensor(avp.grid, grid, f"--avp {args.avp}", "its dataset's sensor")
         classifier, labeller = avp_classifier(avp), "AVP (all pixels observed)"
+        reference = avp_label_posterior(avp, grid)
         inputs["avp"] = str(args.avp)
     else:
         classifier = train_label_classifier(train_images, train_labels, 10, epochs=size["classifier_epochs"],
                                             seed=args.seed)
         labeller = "a small CNN trained on complete training canvases"
 
-    samplers = {"importance": importance, "nuts-vae": nuts, "cgan": CGANCompletion(G, grid, noise_std)}
+    limit = {m: args.slow_images for m in SLOW_METHODS if m in samplers and args.slow_images is not None}
+    passes = [("random" if cfg.locations == "uniform" else cfg.locations, test_images[:cfg.num_images],
+               test_labels[:cfg.num_images], None, cfg)]
+    if args.sequences is not None:
+        from ..design.store import SequenceStore
+
+        store = SequenceStore.open(args.sequences)
+        check_sensor(store.grid, grid, f"--sequences {args.sequences}", f"--avp {args.avp}'s sensor")
+        if store.config.get("split", "test") != "test" or store.config.get("dataset") != spec.name:
+            raise ValueError(f"--sequences {args.sequences} holds {store.config.get('dataset')} "
+                             f"{store.config.get('split')} sequences; --avp {args.avp} compares on {spec.name} test")
+        seqs = store.sequences()
+        idx = sorted(i for i in seqs if i < len(test_images))[:cfg.num_images]
+        counts = tuple(t for t in cfg.glimpse_counts if t <= store.T)
+        if not idx or not counts:
+            raise ValueError(f"--sequences {args.sequences}: no usable sequences ({len(seqs)} images, T = "
+                             f"{store.T}, glimpse counts {cfg.glimpse_counts})")
+        store_cfg = build_config(CompareConfig, args, **{**{k: v for k, v in size["compare"].items()
+                                                            if getattr(args, k, None) is None},
+                                                         "glimpse_counts": counts, "num_images": len(idx)})
+        passes.append(("near-optimal", test_images[idx], test_labels[idx],
+                       torch.stack([seqs[i][:store.T] for i in idx]), store_cfg))
+        inputs["sequences"] = str(args.sequences)
     t0 = time.perf_counter()
-    result = compare_completions(samplers, test_images, test_labels, grid, cfg, classifier=classifier)
+    results = [compare_completions(samplers, images, labels, grid, pcfg, classifier=classifier, locations=loc,
+                                   reference=reference, sequences=name, max_images=limit)
+               for name, images, labels, loc, pcfg in passes]
+    rows = [r for res in results for r in res.rows]
+    result = Comparison(rows, _summarise(rows), [e for res in results for e in res.examples],
+                        {**config_to_dict(cfg), "sequences": [p[0] for p in passes],
+                         "slow_images": args.slow_images, "methods": methods})
     timings["compare_s"] = round(time.perf_counter() - t0, 1)
-    kind = "cluttered" if cluttered else "translated"
-    paths = write_comparison(result, out, grid, inputs,
-                             note=f"Labels of completions from {labeller}. Held-out {kind} "
-                                  f"MNIST test canvases; size '{args.size}'. The VAE ({vae.decoder} decoder) has "
-                                  f"{vae_summary['active_units']} of {vae.latent_dim} active latent units and "
-                                  f"reconstructs held-out canvases with {vae_summary['recon_ratio']:.2f} x the "
-                                  f"squared error of their mean image (1 would be posterior collapse).")
-    paths["vae_figure"] = str(paths_vae)
+    note = f"Labels of completions from {labeller}. Held-out {described}; size '{args.size}'."
+    if vae_summary is not None:
+        nuts = samplers["nuts-vae"]
+        noise = (f"fixed sigma {args.nuts_sigma}" if args.nuts_sigma is not None
+                 else f"the {args.nuts_noise} sampler's noise model")
+        note += (f" NUTS: {nuts.cfg.num_chains} {nuts.cfg.chain_method} chains, {nuts.cfg.warmup_steps} warm-up + "
+                 f"{nuts.cfg.num_samples} draws each, {noise}. The VAE ({vae_summary['decoder']} decoder) has "
+                 f"{vae_summary['active_units']} of {vae_summary['latent_dim']} active latent units and "
+                 f"reconstructs held-out canvases with {vae_summary['recon_ratio']:.2f} x the squared error of their "
+                 f"mean image (1 would be posterior collapse).")
+    if limit:
+        note += f" {', '.join(limit)}: the first {args.slow_images} images of each sequence kind only."
+    paths = write_comparison(result, out, grid, inputs, note=note)
+    if paths_vae is not None:
+        paths["vae_figure"] = str(paths_vae)
     summary = {"size": args.size, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
-               "cluttered": cluttered, "labeller": labeller, "vae": vae_summary, "timings": timings, "files": paths,
-               "config": config_to_dict(cfg),
+               "cluttered": cluttered, "labeller": labeller, "methods": methods, "vae": vae_summary,
+               "timings": timings, "files": paths, "config": result.config,
                "table": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
-                          if not k.endswith("_sem")} for r in result.table]}
+                          if not k.endswith(("_sem", "_lo", "_hi"))} for r in result.table]}
     write_summary(out, summary)
     return 0

@@ -14,8 +14,18 @@ sampler draws ``n`` weighted completions and we measure
 - ``label_agreement``: the weighted fraction of samples whose label matches the true label; labels are the
   classifier's (the AVP's, with everything observed) predictions on the completed images.  ``label_agreement_db``
   uses the samples' own labels where the sampler knows them (the database labels of importance sampling).
+- ``p_true_label``: the completions' probability of the true label: the weighted histogram of the samples' own
+  labels where the sampler knows them (``label_agreement_db``), the classifier's ``label_agreement`` otherwise.
+- ``p_true_avp``: the reference: the posterior network's (AVP's) probability of the true label given the same
+  glimpses (``reference``), and ``p_true_minus_avp`` the paired difference.
 - ``ess``: the effective sample size ``1 / sum_k w_k^2`` of the returned weights (n for equal weights).
+- ``r_hat_max`` / ``mcmc_ess_min``: for MCMC samplers, the largest split R-hat and the smallest ESS over the latent
+  dimensions (Pyro's diagnostics over the chains, :mod:`.nuts`); None for the others.
 - ``seconds_per_sample``: wall-clock seconds of the ``sample`` call divided by the samples returned.
+
+The table gives, per (sequences, method, t), the mean over images, its standard error and a 95 % normal interval
+(``_lo`` / ``_hi``: 1.96 standard errors); ``r_hat_max_worst`` and ``r_hat_ok`` (the fraction of completions with
+``r_hat_max < 1.05``) summarise the chains' mixing.
 """
 from __future__ import annotations
 
@@ -40,12 +50,15 @@ from .base import Completion, CompletionSamples
 
 __all__ = ["CompareConfig", "Comparison", "choose_locations", "mixture_log_likelihood", "pairwise_diversity",
            "label_agreement", "glimpse_rmse", "compare_completions", "write_comparison", "avp_classifier",
-           "train_label_classifier", "markdown_table", "METRICS"]
+           "avp_label_posterior", "train_label_classifier", "markdown_table", "METRICS", "R_HAT_OK"]
 
 log = logging.getLogger(__name__)
 
-METRICS = ("loglik_per_pixel", "glimpse_rmse", "diversity", "label_agreement", "label_agreement_db", "ess",
-           "seconds_per_sample")
+METRICS = ("loglik_per_pixel", "glimpse_rmse", "diversity", "label_agreement", "label_agreement_db", "p_true_label",
+           "p_true_avp", "p_true_minus_avp", "ess", "r_hat_max", "mcmc_ess_min", "seconds_per_sample")
+
+#: R-hat below which chains count as mixed (the issue's target).
+R_HAT_OK = 1.05
 
 
 @dataclass
@@ -159,14 +172,32 @@ def label_agreement(labels: torch.Tensor, weights: torch.Tensor, true_label: int
 
 # -------------------------------------------------------------------------------------- classifiers
 def avp_classifier(avp) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The AVP as a classifier of complete images: everything observed (mask of ones), label logits out."""
+    """The AVP as a classifier of complete images: everything observed (the sensor's "whole" input, every scale's
+    channels the full image, mask of ones, as the AVP was trained), label logits out."""
     def classify(images: torch.Tensor) -> torch.Tensor:
         device = next(avp.parameters()).device
-        images = images.to(device)
-        mask = torch.ones(images.shape[0], 1, *images.shape[-2:], device=device)
+        images = images.float().to(device)
+        B = images.shape[0]
+        none = torch.zeros(B, 0, dtype=torch.long, device=device)
         with torch.no_grad():
-            return avp.label_logits(avp(avp.make_input(images, mask))).cpu()
+            canvas, mask = avp.grid.observe(images, none, whole=torch.ones(B, dtype=torch.bool))
+            return avp.label_logits(avp(avp.make_input(canvas, mask))).cpu()
     return classify
+
+
+def avp_label_posterior(avp, grid: GlimpseGrid, batch_size: int = 512) -> Callable[[torch.Tensor, torch.Tensor],
+                                                                              torch.Tensor]:
+    """The AVP as the reference of a comparison: ``f(images (B, C, H, W), locations (B, t))`` -> its label
+    posterior (B, num_classes) given those glimpses of those images (the sensor's canvas and mask)."""
+    @torch.no_grad()
+    def posterior(images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+        device = next(avp.parameters()).device
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            canvas, mask = grid.observe(images[i:i + batch_size].to(device), locations[i:i + batch_size].to(device))
+            out.append(torch.softmax(avp.label_logits(avp(avp.make_input(canvas, mask))), -1).cpu())
+        return torch.cat(out)
+    return posterior
 
 
 class _DigitClassifier(nn.Module):
@@ -239,26 +270,37 @@ def _check_inputs(samplers, images, labels, grid):
 def _summarise(rows: list) -> list:
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["method"], r["glimpses"]), []).append(r)
+        groups.setdefault((r.get("sequences", "drawn"), r["method"], r["glimpses"]), []).append(r)
     table = []
-    for (method, t), rs in sorted(groups.items()):
-        entry = {"method": method, "glimpses": t, "images": len(rs)}
+    for (sequences, method, t), rs in sorted(groups.items()):
+        entry = {"sequences": sequences, "method": method, "glimpses": t, "images": len(rs)}
         for m in METRICS:
             vals = torch.tensor([r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])],
                                 dtype=torch.float64)
             entry[m] = float(vals.mean()) if len(vals) else None
-            entry[m + "_sem"] = float(vals.std() / math.sqrt(len(vals))) if len(vals) > 1 else None
+            sem = float(vals.std() / math.sqrt(len(vals))) if len(vals) > 1 else None
+            entry[m + "_sem"] = sem
+            entry[m + "_lo"] = entry[m] - 1.96 * sem if sem is not None else None
+            entry[m + "_hi"] = entry[m] + 1.96 * sem if sem is not None else None
+        r_hat = [r["r_hat_max"] for r in rs if r.get("r_hat_max") is not None]
+        entry["r_hat_max_worst"] = max(r_hat) if r_hat else None
+        entry["r_hat_ok"] = sum(v < R_HAT_OK for v in r_hat) / len(r_hat) if r_hat else None
         table.append(entry)
     return table
 
 
 def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels, grid: GlimpseGrid,
                         cfg: CompareConfig = CompareConfig(), classifier: Optional[Callable] = None,
-                        locations: Optional[torch.Tensor] = None, progress: bool = True) -> Comparison:
+                        locations: Optional[torch.Tensor] = None, progress: bool = True,
+                        reference: Optional[Callable] = None, sequences: str = "drawn",
+                        max_images: Optional[Mapping[str, int]] = None) -> Comparison:
     """Run every sampler on every (image, t) and measure the completions (see the module docstring).
 
     ``locations`` (B, T >= max t) fixes the glimpse sequences; otherwise they are drawn by ``cfg.locations``.
     ``classifier`` maps images (n, C, H, W) to logits; it labels the completions for ``label_agreement``.
+    ``reference`` maps (images (B, C, H, W), locations (B, t)) to label probabilities (B, K), e.g.
+    :func:`avp_label_posterior`: the ``p_true_avp`` column.  ``sequences`` names the glimpse sequences in the rows
+    and table (e.g. "random", "near-optimal").  ``max_images`` limits slow methods to the first k images.
     """
     labels = _check_inputs(samplers, images, labels, grid)
     images = images[:cfg.num_images].float()
@@ -275,17 +317,29 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
         grid.cell(locations[:B])  # refuses float locations or locations off the grid, naming the argument
         locations = locations[:B].long()
     glimpses = grid.extract(images, locations[:, :T])  # (B, T, k*C, h, w)
+    limits = dict(max_images or {})
+    for name, k in limits.items():
+        if name not in samplers or isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"max_images must map method names of samplers to positive ints, got {name!r}: {k!r}")
+    p_ref = {}
+    if reference is not None:  # the reference's P(true label), all images at once per t
+        for t in cfg.glimpse_counts:
+            probs = reference(images, locations[:, :t])
+            p_ref[t] = probs[torch.arange(B), labels].double()
     rows, examples = [], []
-    work = [(name, i, t) for i in range(B) for t in cfg.glimpse_counts for name in samplers]
+    work = [(name, i, t) for i in range(B) for t in cfg.glimpse_counts for name in samplers
+            if i < limits.get(name, B)]
     for name, i, t in tqdm(work, desc="comparing completions", disable=not progress):
-        gen = make_generator(derive_seed(cfg.seed, "compare", name, i, t))
+        gen = make_generator(derive_seed(cfg.seed, "compare", name, i, t) if sequences == "drawn"
+                             else derive_seed(cfg.seed, "compare", sequences, name, i, t))
         loc = locations[i, :t]
         start = time.perf_counter()
         s: CompletionSamples = samplers[name].sample(loc, glimpses[i, :t], cfg.num_samples, generator=gen,
                                                      true_image=images[i])
         seconds = time.perf_counter() - start
         region = _region(grid.mask(loc.unsqueeze(0))[:, :1])  # pixels no fovea saw
-        row = {"method": name, "image": i, "glimpses": t, "true_label": int(labels[i]), "n": len(s),
+        row = {"sequences": sequences, "method": name, "image": i, "glimpses": t, "true_label": int(labels[i]),
+               "n": len(s),
                "ess": s.ess, "seconds_per_sample": seconds / max(len(s), 1),
                "loglik_per_pixel": mixture_log_likelihood(s.images, s.weights, images[i], region, cfg.kernel,
                                                           cfg.kernel_sigma),
@@ -296,11 +350,20 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
             row["label_agreement"] = label_agreement(classifier(s.images).argmax(-1), s.weights, labels[i])
         if s.labels is not None and s.labels.dim() == 1:
             row["label_agreement_db"] = label_agreement(s.labels, s.weights, labels[i])
+        row["p_true_label"] = row["label_agreement_db"] if row["label_agreement_db"] is not None \
+            else row["label_agreement"]
+        row["p_true_avp"] = float(p_ref[t][i]) if p_ref else None
+        row["p_true_minus_avp"] = row["p_true_label"] - row["p_true_avp"] \
+            if p_ref and row["p_true_label"] is not None else None
+        d = s.diagnostics or {}
+        row["r_hat_max"] = d.get("r_hat_max")
+        row["mcmc_ess_min"] = d.get("ess_min")
         rows.append(row)
         if i < cfg.figure_images and t in cfg.figure_glimpses:
             # Show the most probable samples first (weighted samplers), at most figure_samples of them.
             top = torch.argsort(s.weights, descending=True)[:cfg.figure_samples]
-            examples.append({"method": name, "image": i, "glimpses": t, "true_image": images[i],
+            examples.append({"sequences": sequences, "method": name, "image": i, "glimpses": t,
+                             "true_image": images[i],
                              "locations": loc, "samples": s.images[top], "weights": s.weights[top]})
     return Comparison(rows, _summarise(rows), examples, config_to_dict(cfg))
 
@@ -313,16 +376,29 @@ def _fmt(v, sem=None, digits=3):
     return text + (f" ± {sem:.{digits}f}" if sem is not None else "")
 
 
+def _ci(r: dict, m: str, digits: int = 3) -> str:
+    if r.get(m) is None:
+        return "-"
+    if r.get(m + "_lo") is None:
+        return _fmt(r[m], None, digits)
+    return f"{r[m]:.{digits}f} [{r[m + '_lo']:.{digits}f}, {r[m + '_hi']:.{digits}f}]"
+
+
 def markdown_table(table: list) -> str:
-    head = ["method", "glimpses", "images", "log-lik / pixel", "glimpse RMSE", "diversity", "label agreement",
-            "label agreement (db)", "ESS", "seconds / sample"]
+    """The comparison table: P(true label) with 95 % intervals against the reference, then the sample metrics."""
+    head = ["sequences", "method", "t", "images", "P(true label)", "AVP P(true label)", "method - AVP",
+            "log-lik / pixel", "glimpse RMSE", "diversity", "label agreement (classifier)", "ESS",
+            "R-hat (mean; worst; share < 1.05)", "MCMC ESS (min dim)", "seconds / sample"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
+        r_hat = "-" if r.get("r_hat_max") is None else (
+            f"{r['r_hat_max']:.3f}; {r['r_hat_max_worst']:.3f}; {r['r_hat_ok']:.2f}")
         lines.append("| " + " | ".join([
-            r["method"], str(r["glimpses"]), str(r["images"]), _fmt(r["loglik_per_pixel"], r["loglik_per_pixel_sem"]),
-            _fmt(r["glimpse_rmse"], r["glimpse_rmse_sem"]), _fmt(r["diversity"], r["diversity_sem"]),
-            _fmt(r["label_agreement"], r["label_agreement_sem"], 2),
-            _fmt(r["label_agreement_db"], r["label_agreement_db_sem"], 2), _fmt(r["ess"], None, 1),
+            r.get("sequences", "drawn"), r["method"], str(r["glimpses"]), str(r["images"]), _ci(r, "p_true_label"),
+            _ci(r, "p_true_avp"), _ci(r, "p_true_minus_avp"),
+            _fmt(r["loglik_per_pixel"], r["loglik_per_pixel_sem"]), _fmt(r["glimpse_rmse"], r["glimpse_rmse_sem"]),
+            _fmt(r["diversity"], r["diversity_sem"]), _fmt(r["label_agreement"], r["label_agreement_sem"], 2),
+            _fmt(r["ess"], None, 1), r_hat, _fmt(r.get("mcmc_ess_min"), None, 1),
             _fmt(r["seconds_per_sample"], None, 4)])
             + " |")
     return "\n".join(lines) + "\n"
@@ -336,7 +412,9 @@ def write_comparison(result: Comparison, out_dir, grid: GlimpseGrid, inputs: Opt
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
-    fields = ["method", "glimpses", "images"] + [k for m in METRICS for k in (m, m + "_sem")]
+    fields = ["sequences", "method", "glimpses", "images"] + [k for m in METRICS for k in (m, m + "_sem", m + "_lo",
+                                                                                           m + "_hi")] \
+        + ["r_hat_max_worst", "r_hat_ok"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(result.table)
@@ -350,18 +428,25 @@ def write_comparison(result: Comparison, out_dir, grid: GlimpseGrid, inputs: Opt
           f"nats per unobserved pixel. Glimpse RMSE: weighted mean over samples of the RMS difference between "
           f"the sample's patches at the observed locations and the observed glimpses (pixels in [0, 1]; 0 when a "
           f"sampler pastes the glimpses in). Diversity: mean pairwise RMS pixel distance between samples in the "
-          f"unobserved region. Label agreement: weighted fraction of samples classified as the true label "
-          f"(database labels in the 'db' column). Mean ± standard error over images. {note}\n\n"
+          f"unobserved region. Label agreement: weighted fraction of samples classified as the true label by the "
+          f"classifier. P(true label): the weighted histogram of the samples' own labels where the sampler knows "
+          f"them (importance sampling), the classifier's label agreement otherwise; AVP P(true label): the posterior "
+          f"network's, given the same glimpses; method - AVP: the paired difference. Means with 95 % intervals "
+          f"[1.96 standard errors] or ± one standard error over images. R-hat: the largest split R-hat over the "
+          f"latent dimensions (Pyro's, over the chains), its mean and worst over images and the share below "
+          f"{R_HAT_OK}. {note}\n\n"
           + markdown_table(result.table))
     paths["markdown"] = atomic_write_text(out_dir / "comparison.md", md)
     paths["metrics_figure"] = plot_comparison_metrics(result.table, out_dir / "comparison_metrics.png")
     by_key: dict = {}
     for e in result.examples:
-        by_key.setdefault((e["image"], e["glimpses"]), {})[e["method"]] = e
+        by_key.setdefault((e.get("sequences", "drawn"), e["image"], e["glimpses"]), {})[e["method"]] = e
     panels = [{"true_image": next(iter(ms.values()))["true_image"], "locations": next(iter(ms.values()))["locations"],
                "samples": {m: e["samples"] for m, e in ms.items()},
-               "title": f"held-out image {i}, {t} glimpse{'s' if t > 1 else ''}"}
-              for (i, t), ms in sorted(by_key.items())]
-    paths["samples_figure"] = plot_completion_grid(panels, grid, out_dir / "completion_samples.png")
+               "title": f"held-out image {i}, {t} glimpse{'s' if t > 1 else ''}"
+                        + ("" if seq == "drawn" else f" ({seq} sequence)")}
+              for (seq, i, t), ms in sorted(by_key.items())]
+    if panels:  # none when cfg.figure_images is 0
+        paths["samples_figure"] = plot_completion_grid(panels, grid, out_dir / "completion_samples.png")
     write_manifest(out_dir, "completion-comparison", result.config, inputs or {})
     return {k: str(v) for k, v in paths.items()}

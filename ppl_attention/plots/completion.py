@@ -61,25 +61,35 @@ def plot_completion_grid(panels: list, grid: GlimpseGrid, path, cell: float = 0.
 
 
 def plot_comparison_metrics(table: list, path) -> Path:
-    """Log-likelihood, glimpse RMSE, diversity, label agreement and seconds per sample against the number of
-    glimpses."""
-    metrics = [("loglik_per_pixel", "log-lik / unobserved pixel"),
+    """P(true label) (with the reference's, dashed), log-likelihood, glimpse RMSE, diversity and seconds per sample
+    against the number of glimpses; one line per (method, sequences)."""
+    metrics = [("p_true_label", "P(true label)"), ("loglik_per_pixel", "log-lik / unobserved pixel"),
                ("glimpse_rmse", "glimpse RMSE (observed pixels)"), ("diversity", "sample diversity (RMS)"),
-               ("label_agreement", "label agreement"), ("seconds_per_sample", "seconds / sample")]
+               ("seconds_per_sample", "seconds / sample")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2))
-    methods = sorted({r["method"] for r in table})
+    kinds = sorted({(r.get("sequences", "drawn"), r["method"]) for r in table})
+    several = len({k[0] for k in kinds}) > 1
     for ax, (key, title) in zip(axes, metrics):
-        for m in methods:
-            rs = sorted((r for r in table if r["method"] == m and r.get(key) is not None), key=lambda r: r["glimpses"])
+        for seq, m in kinds:
+            rs = sorted((r for r in table if r["method"] == m and r.get("sequences", "drawn") == seq
+                         and r.get(key) is not None), key=lambda r: r["glimpses"])
             if not rs:
                 continue
             ax.errorbar([r["glimpses"] for r in rs], [r[key] for r in rs],
-                        yerr=[r.get(key + "_sem") or 0.0 for r in rs], marker="o", capsize=2, label=m)
+                        yerr=[r.get(key + "_sem") or 0.0 for r in rs], marker="o", capsize=2,
+                        label=f"{m} ({seq})" if several else m)
+        if key == "p_true_label":  # the reference, once per sequence kind
+            for seq, style in zip(sorted({k[0] for k in kinds}), ("--", ":", "-.") * 3):
+                ref = {r["glimpses"]: r["p_true_avp"] for r in table
+                       if r.get("sequences", "drawn") == seq and r.get("p_true_avp") is not None}
+                if ref:
+                    ax.plot(sorted(ref), [ref[t] for t in sorted(ref)], "k" + style, lw=1,
+                            label=f"AVP ({seq})" if several else "AVP")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("glimpses")
         if key == "seconds_per_sample":
             ax.set_yscale("log")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path, dpi=90)
 

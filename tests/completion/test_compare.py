@@ -184,3 +184,110 @@ def test_cli_refuses_missing_artefacts_and_bad_flags(tmp_path, capsys):
     assert "--nuts-sigma" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compare-completion", "--out", str(tmp_path / "o"), "--size", "huge"])
+
+
+class Chains(Completion):
+    """Stands in for an MCMC sampler: blank samples and chain diagnostics in ``diagnostics``."""
+
+    def __init__(self):
+        self.grid = GRID
+
+    def sample(self, locations, glimpses, n, generator=None, true_image=None):
+        return CompletionSamples(torch.zeros(n, 1, 60, 60), torch.full((n,), 1.0 / n), None,
+                                 {"r_hat_max": 1.0 + 0.02 * locations.numel(), "ess_min": 40.0})
+
+
+def test_compare_reports_p_true_label_beside_the_reference_with_intervals(tmp_path):
+    """P(true label) (own labels, else the classifier's), the reference's on the same glimpses, the paired
+    difference, 95 % intervals, R-hat columns of MCMC samplers, sequence kinds and per-method image limits."""
+    images, labels = torch.rand(3, 1, 60, 60), torch.tensor([1, 2, 1])
+    seen = []
+
+    def reference(imgs, locs):  # P(label k) = 0.1 + 0.05 t for the true label's class 1, uniform rest
+        seen.append(locs.shape[1])
+        p = torch.full((imgs.shape[0], 10), 0.0)
+        p[:, 1] = 0.1 + 0.05 * locs.shape[1]
+        p[:, 0] = 1 - p[:, 1]
+        return p
+
+    classify = lambda x: torch.nn.functional.one_hot(torch.full((x.shape[0],), 2), 10).float()  # noqa: E731
+    cfg = CompareConfig(num_images=3, glimpse_counts=(1, 2), num_samples=2, figure_images=0)
+    res = compare_completions({"oracle": Oracle(1), "chains": Chains()}, images, labels, GRID, cfg,
+                              classifier=classify, reference=reference, sequences="random",
+                              max_images={"chains": 2}, progress=False)
+    assert seen == [1, 2]
+    assert sum(r["method"] == "chains" for r in res.rows) == 2 * 2 and len(res.rows) == 3 * 2 + 4
+    for r in res.rows:
+        assert r["sequences"] == "random"
+        want_ref = (0.1 + 0.05 * r["glimpses"]) if r["true_label"] == 1 else 0.0
+        assert r["p_true_avp"] == pytest.approx(want_ref)
+        own = (1.0 if r["true_label"] == 1 else 0.0) if r["method"] == "oracle" else float(r["true_label"] == 2)
+        assert r["p_true_label"] == pytest.approx(own)
+        assert r["p_true_minus_avp"] == pytest.approx(own - want_ref)
+    rows = {(r["method"], r["glimpses"]): r for r in res.table}
+    assert rows[("chains", 2)]["r_hat_max"] == pytest.approx(1.04) and rows[("chains", 2)]["r_hat_ok"] == 1.0
+    assert rows[("chains", 2)]["mcmc_ess_min"] == 40.0 and rows[("oracle", 1)]["r_hat_max"] is None
+    o = rows[("oracle", 1)]
+    assert o["images"] == 3 and all(math.isfinite(o[k]) for k in ("p_true_label_lo", "p_true_label_hi",
+                                                                  "p_true_avp_lo", "p_true_minus_avp_hi"))
+    assert o["p_true_label_lo"] < o["p_true_label"] < o["p_true_label_hi"]
+    with pytest.raises(ValueError, match="max_images"):
+        compare_completions({"oracle": Oracle(1)}, images, labels, GRID, cfg, max_images={"nuts": 1})
+    paths = write_comparison(res, tmp_path / "cmp", GRID)
+    md = open(paths["markdown"]).read()
+    assert "AVP P(true label)" in md and "| random | chains | 2 | 2 |" in md and "1.040; 1.040; 1.00" in md
+    assert {"p_true_label_lo", "p_true_avp", "r_hat_ok", "sequences"} <= set(next(csv.DictReader(open(paths["csv"]))))
+
+
+def test_avp_reference_and_classifier_on_a_multiscale_sensor():
+    """The AVP reads the sensor's canvas of the glimpses (the reference) or the whole image in every scale's
+    channels (the classifier of completions), as it was trained."""
+    from ppl_attention.completion.compare import avp_classifier, avp_label_posterior
+    from ppl_attention.posterior.network import AVPConfig, build_avp
+
+    grid = GlimpseGrid.retina()
+    avp = build_avp(AVPConfig(grid=grid.to_dict(), width=4)).eval()
+    images, loc = torch.rand(3, 1, 60, 60), torch.tensor([[0, 5], [40, 41], [80, 3]])
+    p = avp_label_posterior(avp, grid, batch_size=2)(images, loc)
+    with torch.no_grad():
+        want = torch.softmax(avp.label_logits(avp(avp.make_input(*grid.observe(images, loc)))), -1)
+    assert p.shape == (3, 10) and torch.allclose(p, want, atol=1e-6)
+    logits = avp_classifier(avp)(images)
+    with torch.no_grad():
+        whole = avp.make_input(images.repeat(1, 3, 1, 1), torch.ones(3, 3, 60, 60))
+        assert torch.allclose(logits, avp.label_logits(avp(whole)), atol=1e-5)
+
+
+def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_path):
+    """compare-completion --avp (a tiny untrained AVP on 40-canvas splits) with a store made by generate: the
+    generative prior, the database prior and multi-chain NUTS, P(true label) beside the AVP's, the store's
+    near-optimal pass limited to its T, NUTS on --slow-images images only; the cGAN is not a default."""
+    from ppl_attention.cli import main
+    from ppl_attention.data.spec import DatasetSpec
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+
+    grid = GlimpseGrid.retina()
+    spec = DatasetSpec.make("cluttered-mnist", options={"size": 40})
+    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), tmp_path / "avp", "cluttered-mnist", 2,
+             extra_config={"data": spec.to_dict()})
+    out = tmp_path / "cc"
+    assert main(["build-prior", "--dataset-from", str(tmp_path / "avp"), "--out", str(tmp_path / "gp")]) == 0
+    assert main(["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "gp"),
+                 "--split", "test", "--num-images", "2", "-T", "1", "--num-samples", "4", "--k1", "50",
+                 "--search", "exhaustive", "--out", str(tmp_path / "store")]) == 0
+    assert main(["compare-completion", "--device", "cpu", "--size", "tiny", "--out", str(out), "--avp",
+                 str(tmp_path / "avp"), "--gen-prior", str(tmp_path / "gp"), "--sequences", str(tmp_path / "store"),
+                 "--nuts-warmup", "4", "--nuts-samples", "4", "--nuts-chains", "2", "--slow-images", "1",
+                 "--locations", "uniform", "--prior-rows", "300"]) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    table = {(r["sequences"], r["method"], r["glimpses"]): r for r in result["table"]}
+    assert set(table) == {(s, m, t) for m in ("importance", "generative", "nuts-vae") for s, t in
+                          (("random", 1), ("random", 2), ("near-optimal", 1))}
+    for (s, m, t), r in table.items():
+        assert r["images"] == (1 if m == "nuts-vae" else 2)
+        for k in ("p_true_label", "p_true_avp", "p_true_minus_avp", "diversity"):
+            assert math.isfinite(r[k]), (s, m, t, k)
+        assert (r["r_hat_max"] is not None) == (m == "nuts-vae")
+    md = (out / "comparison.md").read_text()
+    assert "AVP P(true label)" in md and "2 sequential chains" in md and "nuts-vae: the first 1 images" in md
+    assert main(["compare-completion", "--out", str(tmp_path / "o2"), "--sequences", str(tmp_path / "store")]) == 2

@@ -12,7 +12,7 @@ from ppl_attention.completion.vae import (VAE, FreeBitsELBO, VAEConfig, evaluate
 from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
-FAST = NUTSConfig(sigma=0.1, warmup_steps=25, num_samples=20, max_tree_depth=4)
+FAST = NUTSConfig(sigma=0.1, warmup_steps=25, num_samples=20, max_tree_depth=4, num_chains=2)
 
 
 def _canvases(n=16, seed=0):
@@ -204,7 +204,7 @@ def test_nuts_matches_the_exact_posterior_of_a_one_dimensional_latent():
     mean = float((w * zs[:, 0]).sum())
     sd = float((w * (zs[:, 0] - mean) ** 2).sum().sqrt())
     assert mean > 1.0 and sd < 0.5  # the glimpses are informative: far from the N(0, 1) prior
-    sampler = NUTSCompletion(vae, GRID, NUTSConfig(sigma=sigma, warmup_steps=60, num_samples=200))
+    sampler = NUTSCompletion(vae, GRID, NUTSConfig(sigma=sigma, warmup_steps=60, num_samples=100, num_chains=2))
     z, diag = sampler.sample_latents(loc, obs, 200, torch.Generator().manual_seed(0))
     assert z.shape == (200, 1) and diag["divergences"] == 0
     assert abs(float(z.mean()) - mean) < 4 * sd / math.sqrt(diag["n_eff_mean"])
@@ -219,8 +219,8 @@ def test_nuts_reproducible_and_thins(trained):
     a = sampler.sample(loc, obs, 5, generator=torch.Generator().manual_seed(7))
     b = sampler.sample(loc, obs, 5, generator=torch.Generator().manual_seed(7))
     assert torch.equal(a.images, b.images) and a.images.shape[0] == 5
-    more = sampler.sample(loc, obs, 25, generator=torch.Generator().manual_seed(7))  # n > num_samples
-    assert more.images.shape[0] == 25 and more.diagnostics["draws"] == 25
+    more = sampler.sample(loc, obs, 50, generator=torch.Generator().manual_seed(7))  # n > chains x num_samples
+    assert more.images.shape[0] == 50 and more.diagnostics["draws_per_chain"] == 25
     prior = sampler.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 12, 12), 3,
                            generator=torch.Generator().manual_seed(0))  # t = 0: prior draws
     assert prior.images.shape == (3, 1, 60, 60)
@@ -246,3 +246,109 @@ def test_nuts_refuses_bad_n_and_grid(trained):
         NUTSCompletion(trained[0], GlimpseGrid(64, 16, stride=8), FAST)
     with pytest.raises(ValueError, match="sigma"):
         NUTSConfig(sigma=0.0)
+    with pytest.raises(ValueError, match="num_chains"):
+        NUTSConfig(num_chains=0)
+    with pytest.raises(ValueError, match="chain_method"):
+        NUTSConfig(chain_method="parallel")
+
+
+class _LinearDecoder(torch.nn.Module):
+    """A stand-in for the VAE with a linear decoder ``image = b + A z``: with Gaussian glimpse noise the posterior
+    of z is Gaussian and known in closed form (the sensor's pooling is linear too)."""
+
+    def __init__(self, image_size, latent_dim, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.image_size, self.channels, self.latent_dim = tuple(image_size), 1, latent_dim
+        self.A = torch.nn.Parameter(0.08 * torch.randn(latent_dim, 1, *image_size, generator=g))
+        self.b = torch.nn.Parameter(torch.full((1, 1, *image_size), 0.5))
+
+    def decode(self, z):
+        return self.b + torch.einsum("bd,dchw->bchw", z, self.A)
+
+    def encode(self, images, mask):
+        return torch.zeros(images.shape[0], self.latent_dim), torch.ones(images.shape[0], self.latent_dim)
+
+
+def _linear_gaussian_posterior(dec, grid, loc, obs, sigma):
+    """Mean and covariance of z | y for y = G(b + A z) + N(0, sigma^2): G linear (the sensor)."""
+    d = dec.latent_dim
+    with torch.no_grad():
+        c = grid.extract(dec.decode(torch.zeros(1, d)), loc.unsqueeze(0)).flatten().double()
+        M = torch.stack([grid.extract(dec.decode(torch.eye(d)[k:k + 1]), loc.unsqueeze(0)).flatten().double() - c
+                         for k in range(d)], 1)  # (D, d)
+    cov = torch.linalg.inv(torch.eye(d, dtype=torch.float64) + M.T @ M / sigma ** 2)
+    return cov @ M.T @ (obs.flatten().double() - c) / sigma ** 2, cov
+
+
+@pytest.mark.parametrize("method, chains", [("vectorized", 4), ("sequential", 2)])
+def test_multichain_nuts_matches_a_linear_gaussian_posterior(method, chains):
+    """Several chains (dispersed starts) on a linear-Gaussian decoder: their pooled mean and variance match the
+    closed-form posterior, R-hat is near 1 and the ESS is reported per latent dimension."""
+    grid = GlimpseGrid(16, 4, stride=4, scales=2)
+    dec = _LinearDecoder((16, 16), latent_dim=3)
+    for p in dec.parameters():
+        p.requires_grad_(False)
+    loc, sigma = torch.tensor([0, 5, 10]), 0.2
+    z_true = torch.tensor([[1.0, -0.5, 0.8]])
+    obs = grid.extract(dec.decode(z_true), loc.unsqueeze(0))[0].clamp(0, 1)
+    mean, cov = _linear_gaussian_posterior(dec, grid, loc, obs, sigma)
+    sampler = NUTSCompletion(dec, grid, NUTSConfig(sigma=sigma, warmup_steps=100, num_samples=150,
+                                                   num_chains=chains, chain_method=method))
+    z, diag = sampler.sample_chains(loc, obs, generator=torch.Generator().manual_seed(1))
+    assert z.shape == (chains, 150, 3) and diag["num_chains"] == chains and diag["chain_method"] == method
+    assert len(diag["r_hat"]) == len(diag["ess"]) == 3 and diag["r_hat_max"] < 1.1 and diag["ess_min"] > 50
+    flat = z.reshape(-1, 3).double()
+    sd = cov.diagonal().sqrt()
+    assert bool(((flat.mean(0) - mean).abs() < 4 * sd / math.sqrt(diag["ess_min"])).all())
+    assert bool(((flat.var(0) / cov.diagonal() - 1).abs() < 0.35).all())
+
+
+def test_multichain_samples_come_from_every_chain(trained):
+    """sample() takes n // C draws (one more for the first n % C chains) from each chain, evenly thinned."""
+    vae, _, images = trained
+    cfg = NUTSConfig(sigma=0.1, warmup_steps=10, num_samples=12, max_tree_depth=3, num_chains=4)
+    sampler = NUTSCompletion(vae, GRID, cfg)
+    loc = torch.tensor([30, 40])
+    obs = GRID.extract(images[:1], loc.unsqueeze(0))[0]
+    z_all, _ = sampler.sample_chains(loc, obs, generator=torch.Generator().manual_seed(3))
+    z, diag = sampler.sample_latents(loc, obs, 6, generator=torch.Generator().manual_seed(3))
+    assert diag["sample_chain"] == [0, 0, 1, 1, 2, 3]
+    keep2, keep1 = torch.tensor([0, 11]), torch.tensor([0])
+    want = torch.cat([z_all[0, keep2], z_all[1, keep2], z_all[2, keep1], z_all[3, keep1]])
+    assert torch.equal(z, want)
+    assert diag["r_hat_max"] is not None and math.isfinite(diag["ess_min"]) and diag["sigma"] == pytest.approx(25.5)
+    # The dispersed starts: chain 0 at the encoder's guess, the others at prior draws (all distinct).
+    assert len({tuple(row.tolist()) for row in z_all[:, 0]}) == 4
+
+
+def test_nuts_uses_the_importance_samplers_noise_model(trained):
+    """Without a fixed sigma NUTS follows the noise schedule over t, and with a clutter model its likelihood is
+    the generative prior's Gaussian-plus-clutter mixture (matching() copies both from a sampler)."""
+    from types import SimpleNamespace
+
+    from ppl_attention.completion.generative import ClutterNoise, clutter_log_likelihood
+    from ppl_attention.model import NoiseSchedule
+
+    vae, _, images = trained
+    grid = GlimpseGrid.retina()
+    schedule = NoiseSchedule((48.0, 96.0), 255.0)
+    noise = ClutterNoise((0.02, 0.03, 0.05), (1.5, 2.3, 4.3))
+    sampler = NUTSCompletion.matching(vae, SimpleNamespace(grid=grid, sigma=schedule, noise=noise),
+                                      NUTSConfig(num_chains=2, warmup_steps=5, num_samples=5))
+    assert sampler.sigma_at(1) == pytest.approx(48 / 255) and sampler.sigma_at(2) == pytest.approx(96 / 255)
+    assert sampler.sigma_at(7) == pytest.approx(96 / 255)  # the last value holds beyond the schedule
+    loc = torch.tensor([30, 31])
+    obs = grid.extract(images[:1], loc.unsqueeze(0))[0]
+    z = torch.randn(3, vae.latent_dim)
+    got = sampler.log_joint(z, loc.unsqueeze(0), obs)
+    resid = grid.extract(vae.decode(z), loc.expand(3, -1)) - obs
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) \
+        + clutter_log_likelihood(resid.reshape(3, 2, 3, -1), 96 / 255, noise).flatten(1).sum(-1)
+    assert torch.allclose(got, want, rtol=1e-5)
+    plain = NUTSCompletion(vae, grid, NUTSConfig(sigma=None), sigma=schedule)
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) \
+        + torch.distributions.Normal(0.0, 96 / 255).log_prob(resid).flatten(1).sum(-1)
+    assert torch.allclose(plain.log_joint(z, loc.unsqueeze(0), obs), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="scales"):
+        NUTSCompletion(vae, grid, sigma=schedule, noise=ClutterNoise((0.1,), (1.0,)))

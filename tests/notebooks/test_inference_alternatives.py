@@ -18,8 +18,8 @@ def test_notebook_runs_small(tmp_path, monkeypatch):
     assert not errors
     texts = [o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code"
              for o in c.outputs]
-    table = next(t for t in texts if t.startswith("| method |"))
+    table = next(t for t in texts if t.startswith("| sequences | method |"))
     for method in ("importance", "nuts-vae", "cgan"):
-        assert f"| {method} | 1 |" in table and f"| {method} | 2 |" in table
+        assert f"| drawn | {method} | 1 |" in table and f"| drawn | {method} | 2 |" in table
     out = tmp_path / "out" / "comparison"
     assert (out / "comparison.csv").is_file() and (out / "completion_samples.png").is_file()
