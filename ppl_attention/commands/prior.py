@@ -79,6 +79,8 @@ def run(args):
 
         check_int("--prototypes", cfg.prototypes)
         check_int("--digit-components", cfg.digit_components)
+        if spec.root is not None:
+            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
         # The generative prior has no database: a database setting the user changed would be silently ignored.
         defaults = BuildPriorConfig()
         ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY if getattr(cfg, name) != getattr(defaults, name)]
@@ -86,8 +88,6 @@ def run(args):
             raise ValueError(f"{', '.join(ignored)} set the database prior; the generative prior of {spec.name} does "
                              f"not use them (its settings are --digit-components and --prototypes); drop them, or "
                              f"pass --kind database")
-        if spec.root is not None:
-            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
         t0 = time.perf_counter()
         summary = build_generative_prior(args.out, spec, cfg.digit_components, cfg.prototypes, seed=args.seed,
                                          command=config_to_dict(cfg))
