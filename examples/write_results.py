@@ -977,6 +977,25 @@ def mnist100_section(page: Page, runs: Path, here: dict) -> None:
             page.add(f"| CNN `{arch}` c = {width:g}, r = {res} | baselines/{folder} (seed {q['seed']}) | "
                      f"{q['train']['epochs']} epochs | {q['flops'] / 1e6:.2f} | {100 * q['test_accuracy']:.1f} | "
                      f"{100 - 100 * q['test_accuracy']:.1f} |")
+    ram_curves = {}
+    for folder in folders:
+        for run in sorted(folder.glob("none-s*")):
+            summary = _json(run / "summary.json")
+            if summary is not None and summary.get("flops_per_glimpse"):
+                T = _json(run / "manifest.json")["config"]["train"]["glimpses"]
+                ram_curves.setdefault(f"RAM, T = {T} (greedy; one point per seed)", []).append(
+                    {"flops": summary["flops_per_glimpse"] * T + summary["classifier_flops"],
+                     "accuracy": summary["test_greedy_acc"]})
+    if points:
+        from ppl_attention.plots.baselines import plot_accuracy_vs_flops
+
+        # one marker per CNN point and seed; RAM's seeds drawn as points (sorted by FLOPs they share one x)
+        path = plot_accuracy_vs_flops([q for _, q in points], page.figures / "baselines" /
+                                      "cluttered-mnist-100_accuracy_vs_flops.png",
+                                      ram_curves,
+                                      title="cluttered 100 x 100: test accuracy against FLOPs, same examples")
+        page.link(path, "Cluttered 100 x 100: the CNNs (every seed; lines join each architecture's best points) "
+                        "and RAM's seeds, test accuracy against MFLOPs per image")
     page.add("", "Commands: `python examples/compare_supervision.py --dataset cluttered-mnist-100 --methods none "
              "--seeds 0 1 2 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered100-retina-T8` (resumes) and "
              "`ppl-attention baselines --dataset cluttered-mnist-100 --archs mnih --widths 1 --resolutions 100 "

@@ -349,6 +349,8 @@ def test_mnist100_section_ram_unfinished_and_cnn(load_example, tmp_path):
     assert "| RAM, retina, T = 8, **mean ± sd over seeds 0, 2** | c100 | 640,000 each | - | 80.0 ± 7.1 (greedy); " \
            "90.0 ± 0.0 MC | 20.0 |" in text
     assert "16.51 %" in text and "10.83 % test error" in text
+    assert (tmp_path / "figures" / "baselines" / "cluttered-mnist-100_accuracy_vs_flops.png").is_file()
+    assert "](figures/baselines/cluttered-mnist-100_accuracy_vs_flops.png)" in text
 
 
 def test_glimpses_digits_section_and_its_place(load_example, tmp_path):
