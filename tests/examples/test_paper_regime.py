@@ -1,0 +1,68 @@
+"""examples/paper_regime.py runs the fine grid end to end at the quick scale (AVP, prior, distillation maps, EPE-map
+network, amortised sequences for the training canvases, every method), resumes without retraining, and its verdict
+measures the speed-up to RAM's final accuracy."""
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def quick(load_example, tmp_path_factory):
+    module = load_example("paper_regime")
+    out = tmp_path_factory.mktemp("regime")
+    summary = module.main(["--grid", "fine-60", "--quick", "--out", str(out), "--device", "cpu"])
+    return module, out / "fine-60", summary
+
+
+def test_the_fine_grid_end_to_end(quick):
+    module, out, summary = quick
+    s = module.SCALES["quick"]
+    store = json.loads((out / "sequences" / "manifest.json").read_text())["config"]
+    assert store["search"] == "amortised" and len(store["grid"]["rows"]) * len(store["grid"]["cols"]) == 2401
+    assert len(list((out / "sequences" / "records").glob("*.json"))) == s.num_sequences
+    for method in module.MAIN_METHODS + module.EXTRA_METHODS:
+        for seed in (s.seeds if method in module.MAIN_METHODS else s.extra_seeds):
+            cfg = json.loads((out / f"{method}-s{seed}" / "manifest.json").read_text())["config"]
+            assert cfg["data"]["options"]["stride"] == 1 and cfg["network"]["network"]["policy"] == "gaussian"
+            assert cfg["train"]["supervision_until"] == (s.iterations // 4 if method == "nogs-stop" else None)
+    for name in ("verdict.md", "verdict.json", "results.md", "validation_curves.png"):
+        assert (out / name).is_file()
+    assert set(summary["rows"]) == set(module.MAIN_METHODS + module.EXTRA_METHODS)
+    assert summary["claim"] is not None and "Verdict:" in (out / "verdict.md").read_text()
+
+
+def test_rerun_retrains_nothing(quick, capsys):
+    module, out, _ = quick
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")}
+    module.main(["--grid", "fine-60", "--quick", "--out", str(out.parent), "--device", "cpu"])
+    assert capsys.readouterr().out.count(": cached") == 5
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")} == before
+
+
+def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
+    module = load_example("paper_regime")
+
+    def run(name, seed, final, curve):
+        d = tmp_path / f"{name}-s{seed}"
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({
+            "seed": seed, "test_greedy_acc": final, "test_mc_acc": final, "iterations_to_convergence_loss": 100,
+            "iterations_to_convergence_accuracy": 100}))
+        (d / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
+
+    run("none", 0, 0.80, [(1000, 0.5), (5000, 0.79), (6000, 0.81)])
+    run("nogs", 0, 0.82, [(1000, 0.81), (2000, 0.82)])
+    v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
+    assert v["rows"]["none"]["reach_ram_final"][0] == 6000 and v["rows"]["nogs"]["reach_ram_final"][0] == 1000
+    assert v["claim"]["speedup_to_ram_final"] == pytest.approx(6.0) and v["claim"]["holds"]
+    assert "6.0x sooner" in module.verdict_markdown("fine-60", v) and "holds here" in module.verdict_markdown(
+        "fine-60", v)
+
+
+def test_bad_arguments(load_example, capsys):
+    module = load_example("paper_regime")
+    with pytest.raises(SystemExit):
+        module.parse_args(["--methods", "nogs"])
+    assert "must include none" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        module.parse_args(["--grid", "fine-30"])
