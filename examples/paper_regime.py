@@ -66,6 +66,7 @@ class Scale:
     distill_images: int = 600
     distill_T: int = 4
     distill_samples: int = 40
+    distill_first_samples: int = 10
     epe_epochs: int = 20
     num_sequences: int = 4000
     glimpses: int = 8
@@ -86,8 +87,8 @@ class Scale:
 SCALES = {
     "cpu": Scale(),
     "quick": Scale(avp_epochs=1, avp_width=2, avp_train_size=64, avp_max_glimpses=2, distill_images=3, distill_T=2,
-                   distill_samples=2, epe_epochs=1, num_sequences=8, glimpses=2, first_num_samples=1, iterations=4,
-                   validate_every=2, batch_size=4, num_supervised=4, pretrain_iterations=2, seeds=(0, 1),
+                   distill_samples=2, distill_first_samples=1, epe_epochs=1, num_sequences=8, glimpses=2,
+                   first_num_samples=1, iterations=4, validate_every=2, batch_size=4, num_supervised=4, pretrain_iterations=2, seeds=(0, 1),
                    extra_seeds=(0,), run_figures=False),
 }
 
@@ -139,7 +140,8 @@ def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple
         Stage(f"distillation maps ({s.distill_images} images, sub-lattice stride {lattice})", maps / "summary.json",
               ["generate", "--avp", avp, "--prior", prior, "--out", maps, "--split", "train", "--search", "exhaustive",
                "--search-options", f"stride={lattice}", "--precision", "bfloat16", "--num-images", s.distill_images,
-               "-T", s.distill_T, "--num-samples", s.distill_samples, "--first-num-samples", 1, *common]),
+               "-T", s.distill_T, "--num-samples", s.distill_samples, "--first-num-samples", s.distill_first_samples,
+               *common]),
         Stage("train the EPE-map network", net / "manifest.json",
               ["train-epe-net", "--store", maps, "--avp", avp, "--out", net, "--positions", "coords", "--tau", 1.0,
                "--rank-weight", 3, "--epochs", s.epe_epochs, "--threads", 1, *common]),
