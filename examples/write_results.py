@@ -904,6 +904,30 @@ def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
              "--seeds 0 --glimpses 8 --iterations 10000 --out runs/sensor/cluttered-retina-T8-digitsN`", "")
 
 
+def regime_section(page: Page, runs: Path, here: dict) -> None:
+    """The paper's claim in the paper's regime (``examples/paper_regime.py``: ``runs/regime/{grid}/verdict.json``)."""
+    page.add("## The paper's claim on the fine grids (`examples/paper_regime.py`)", "")
+    found = sorted((runs / "regime").glob("*/verdict.json"))
+    if not found:
+        page.add("Not run yet. Command: `python examples/paper_regime.py --grid fine-60 --out runs/regime` (resumes at "
+                 "every stage and run).", "")
+        return
+    for path in found:
+        v = _json(path)
+        folder = path.parent
+        command = " ".join(_shown_path(tok, runs) if tok.startswith("/") else tok for tok in v["command"].split())
+        page.add(f"### {v['grid']}", "", f"Command: `{command}`  ",
+                 f"Machine: {machine_line(None, v.get('machine'), here)}", "",
+                 (folder / "verdict.md").read_text().rstrip(), "")
+        unfinished = sorted(f"{folder.name}/{r.name}" for r in folder.glob("*-s*")
+                            if r.is_dir() and not (r / "summary.json").is_file())
+        if unfinished:
+            page.add("Started, not finished (rerun the same command to resume): " + ", ".join(unfinished) + ".", "")
+        if (folder / "validation_curves.png").is_file():
+            page.figure(folder / "validation_curves.png", f"regime/{v['grid']}_validation_curves.png",
+                        f"{v['grid']}: validation accuracy of every method (mean ± sd over seeds)")
+
+
 def _last_validation(run: Path) -> dict | None:
     """The last logged validation row of a (possibly unfinished) training run."""
     if not (run / "log.csv").is_file():
@@ -1060,7 +1084,8 @@ def notebooks_section(page: Page, runs: Path, here: dict) -> None:
 #: Every section, in page order: name (for --only) -> function(page, runs, here)
 SECTIONS = {
     "paper": lambda page, runs, here: paper_section(page),
-    "sensor": sensor_section, "glimpses_digits": glimpses_digits_section, "mnist100": mnist100_section, "demo": demo_section, "reproduce": reproduce_section,
+    "sensor": sensor_section, "glimpses_digits": glimpses_digits_section, "mnist100": mnist100_section,
+    "regime": regime_section, "demo": demo_section, "reproduce": reproduce_section,
     "investigation": investigation_section, "baselines": baselines_section, "avp": avp_section,
     "validity": validity_section, "completion": completion_section, "robustness": robustness_section,
     "notebooks": notebooks_section, "benchmarks": lambda page, runs, here: benchmarks_section(page, runs),

@@ -149,7 +149,7 @@ def test_missing_runs_say_not_run_yet(load_example, tmp_path):
     wr = load_example("write_results")
     (tmp_path / "runs").mkdir()
     text = wr.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "RESULTS.md")]).read_text()
-    assert text.count("Not run yet") == 11 and "examples/reproduce_mnist.py" in text and "![" not in text
+    assert text.count("Not run yet") == 12 and "examples/reproduce_mnist.py" in text and "![" not in text
     assert "## The sensor" in text and "examples/avp_sensor_comparison.py" in text
     with pytest.raises(FileNotFoundError, match="--runs"):
         wr.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "R.md")])
@@ -386,3 +386,18 @@ def test_glimpses_digits_section_and_its_place(load_example, tmp_path):
     # the sensor table itself shows neither folder
     text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "S.md"), "--only", "sensor"]).read_text()
     assert "c-T5" not in text and "c-T8-d1000" not in text
+
+
+def test_regime_section_shows_the_verdict_without_machine_paths(load_example, tmp_path):
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    folder = runs / "regime" / "fine-60"
+    folder.mkdir(parents=True)
+    (folder / "none-s1").mkdir()  # started, not finished
+    _write(folder / "verdict.json", {"grid": "fine-60", "command": f"python examples/paper_regime.py --out {runs}/regime",
+                                     "machine": {"cpu_count": 2, "cpu": "x86", "torch": "2"}})
+    (folder / "verdict.md").write_text("| method |\n|---|\n| RAM |\n\nVerdict: not measurable yet.\n")
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "regime"]).read_text()
+    assert "## The paper's claim on the fine grids" in text and "### fine-60" in text
+    assert "Verdict: not measurable yet." in text and "fine-60/none-s1" in text
+    assert "--out runs/regime`" in text and str(tmp_path) not in text
