@@ -100,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--num-supervised", type=int, default=600)
+    p.add_argument("--supervision-probability", type=float, default=None,
+                   help="nogs / nogs-stop / h1 / h5 / hgs: supervise a drawn supervised image with this probability, "
+                        "else show its redrawn canvas unsupervised (for sequences on every training image)")
     p.add_argument("--supervision-until", type=int, default=None,
                    help="nogs-stop: the iteration at which the supervision stops and REINFORCE trains every "
                         "example (default: a quarter of --iterations)")
@@ -169,7 +172,8 @@ def run_all(args) -> dict[str, list[dict]]:
                                   lr=args.lr, validate_every=args.validate_every, tensorboard=args.tensorboard,
                                   ce_every_step=args.ce_every_step, lr_schedule=args.lr_schedule,
                                   lr_horizon=args.lr_horizon, mc_samples=args.mc_samples,
-                                  supervision_until=args.supervision_until if method == "nogs-stop" else None)
+                                  supervision_until=args.supervision_until if method == "nogs-stop" else None,
+                                  supervision_probability=args.supervision_probability)
                 net_cfg = NetworkConfig(hidden=args.hidden, backbone=args.backbone, core=args.core,
                                         glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding,
                                         policy=args.policy, policy_std=args.policy_std)

@@ -72,6 +72,10 @@ class TrainConfig:
         "help": "stop the partial supervision after this many iterations: from then on every example, the "
                 "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
                 "last (default: supervise throughout)"})
+    supervision_probability: float | None = field(default=None, metadata={
+        "help": "supervise a drawn supervised image only with this probability; otherwise it is shown as its "
+                "redrawn canvas of the epoch and trained by REINFORCE, so sequences for every training image do "
+                "not freeze the training canvases (default: always supervise a supervised image)"})
     supervised_fraction: float | None = field(default=None, metadata={
         "help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"})
     entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
@@ -103,6 +107,9 @@ class TrainConfig:
         f = self.supervised_fraction
         if f is not None and not (isinstance(f, (int, float)) and 0.0 <= f <= 1.0):
             raise ValueError(f"supervised_fraction must be in [0, 1] (--supervised-fraction), got {f!r}")
+        q = self.supervision_probability
+        if q is not None and not (isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q <= 1.0):
+            raise ValueError(f"supervision_probability (--supervision-probability) must be in (0, 1], got {q!r}")
         _check_lr_schedule(self)
         return self
 
@@ -333,11 +340,19 @@ class Trainer:
         images, labels = self.train_data.batch(pos)
         slot = self.sup_slot[pos]
         sup = slot >= 0
+        forced = self.sup_table[pos]
+        q = self.cfg.supervision_probability
+        if q is not None and bool(sup.any()):
+            # a supervised image drawn now: its fixed canvas with its sequence (probability q), else the epoch's
+            # redrawn canvas already in ``images``, unsupervised; the draw depends on (seed, iteration) only
+            keep = torch.rand(len(pos), generator=generator(derive_seed(self.seed, "supervision-probability",
+                                                                        iteration))) < q
+            forced[sup & ~keep] = NO_GLIMPSE
+            sup = sup & keep
         if bool(sup.any()):
             images, labels = images.clone(), labels.clone()
             images[sup] = self.sup_images[slot[sup]]
             labels[sup] = self.sup_labels[slot[sup]]
-        forced = self.sup_table[pos]
         if self.cfg.supervision_until is not None and iteration >= self.cfg.supervision_until:
             forced = torch.full_like(forced, NO_GLIMPSE)
         return images.to(self.device), labels.to(self.device), forced.to(self.device)

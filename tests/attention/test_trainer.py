@@ -77,6 +77,32 @@ def test_supervised_images_keep_their_epoch_zero_canvas(toy, tmp_path):
                 assert torch.equal(images[pos.tolist().index(p)], epoch0[p])
 
 
+def test_supervision_probability_supervises_some_and_shows_the_rest_redrawn(toy, tmp_path):
+    """Every image supervised, q = 0.25: about a quarter of each batch keeps its epoch-0 canvas and its sequence; the
+    others are the epoch's redrawn canvases, unsupervised, so the training canvases are not frozen."""
+    t = make_trainer(toy, tmp_path, sup_all_zero(range(96)), supervision_probability=0.25)
+    epoch0 = toy["train"].images.clone()
+    supervised, shown_redrawn = 0, 0
+    for i in range(6, 18):  # epochs 1 and 2
+        pos, epoch = t.batch_positions(i)
+        images, _, forced = t.get_batch(i)
+        toy["train"].set_epoch(epoch)
+        rows = (forced != NO_GLIMPSE).any(1)
+        supervised += int(rows.sum())
+        for j, p in enumerate(pos.tolist()):
+            expected = epoch0[p] if rows[j] else toy["train"].images[p]
+            assert torch.equal(images[j], expected)
+            shown_redrawn += int(not rows[j] and not torch.equal(images[j], epoch0[p]))
+    assert 0.15 < supervised / (12 * 16) < 0.35 and shown_redrawn > 0
+    a = [t.get_batch(7)[2] for _ in range(2)]
+    assert torch.equal(a[0], a[1])  # a pure function of (seed, iteration)
+    with pytest.raises(ValueError, match="supervision_probability"):
+        make_trainer(toy, tmp_path, supervision_probability=0.0).cfg.check()
+    # without the setting every supervised image is supervised whenever it is drawn
+    _, _, forced = make_trainer(toy, tmp_path / "all", sup_all_zero(range(96))).get_batch(0)
+    assert bool((forced != NO_GLIMPSE).all())
+
+
 def test_supervised_loss_is_the_nll_of_the_targets_without_reinforce(toy, tmp_path):
     """With every example supervised, the policy's gradient is exactly that of -lambda mean sum log pi(target)."""
     t = make_trainer(toy, tmp_path, sup_all_zero(range(96)), supervision_weight=0.7)

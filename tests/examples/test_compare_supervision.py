@@ -7,7 +7,7 @@ def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeyp
     seen = {}
 
     def fake_train_run(run, cfg, net_cfg, datasets, out, seed, device, progress=True, figures=True):
-        seen[out.name] = (run.supervision, cfg.supervision_until, net_cfg.policy)
+        seen[out.name] = (run.supervision, cfg.supervision_until, net_cfg.policy, cfg.supervision_probability)
         return {"iterations": cfg.iterations, "test_greedy_acc": 0.5, "iterations_to_convergence_loss": 1}
 
     class Spec:
@@ -17,10 +17,11 @@ def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeyp
     monkeypatch.setattr(cs, "train_run", fake_train_run)
     monkeypatch.setattr("ppl_attention.data.spec.DatasetSpec.make", lambda *a, **k: Spec())
     args = cs.parse_args(["--out", str(tmp_path), "--methods", "nogs", "nogs-stop", "--seeds", "0",
-                          "--sequences", "store", "--data-seed", "0", "--iterations", "400", "--policy", "gaussian"])
+                          "--sequences", "store", "--data-seed", "0", "--iterations", "400", "--policy", "gaussian",
+                          "--supervision-probability", "0.15"])
     assert args.supervision_until == 100  # a quarter of the iterations
     cs.run_all(args)
-    assert seen == {"nogs-s0": ("nogs", None, "gaussian"), "nogs-stop-s0": ("nogs", 100, "gaussian")}
+    assert seen == {"nogs-s0": ("nogs", None, "gaussian", 0.15), "nogs-stop-s0": ("nogs", 100, "gaussian", 0.15)}
 
 
 @pytest.mark.parametrize("argv, message", [
