@@ -185,11 +185,21 @@ def run_all(args) -> dict[str, list[dict]]:
     return results
 
 
-def _mean_std(values):
+def mean_std(values) -> tuple[float | None, float | None]:
+    """Mean and sample sd of the values that are not None (sd 0 for one value; (None, None) for none)."""
     values = [v for v in values if v is not None]
     if not values:
         return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def first_reaching(run: Path, accuracy: float) -> float | None:
+    """The first validated iteration of a run whose greedy validation accuracy reaches ``accuracy`` (None: never)."""
+    with open(run / "log.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("val_greedy_acc") not in (None, "") and float(row["val_greedy_acc"]) >= accuracy:
+                return float(row["iteration"])
+    return None
 
 
 def write_tables(results: dict, out: Path) -> list[dict]:
@@ -197,7 +207,7 @@ def write_tables(results: dict, out: Path) -> list[dict]:
     for method, runs in results.items():
         row = {"method": method, "seeds": len(runs)}
         for m in METRICS:
-            row[f"{m}_mean"], row[f"{m}_std"] = _mean_std([r.get(m) for r in runs])
+            row[f"{m}_mean"], row[f"{m}_std"] = mean_std([r.get(m) for r in runs])
         rows.append(row)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))

@@ -32,10 +32,8 @@ training canvases that RAM sees redrawn every epoch (measured: docs/amortised_de
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -167,37 +165,21 @@ def train_argv(grid: str, out: Path, store: Path, methods, seeds, s: Scale, thre
     return [str(a) for a in argv]
 
 
-def first_reaching(run: Path, accuracy: float) -> float | None:
-    """The first validated iteration whose greedy validation accuracy reaches ``accuracy`` (None: never)."""
-    with open(run / "log.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("val_greedy_acc") not in (None, "") and float(row["val_greedy_acc"]) >= accuracy:
-                return float(row["iteration"])
-    return None
-
-
-def _ms(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def verdict(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> dict:
     """The verdict table of one grid from its runs' summaries and logs (nothing is retrained)."""
     summaries = {m: [json.loads((out / f"{m}-s{k}" / "summary.json").read_text()) for k in seeds[m]
                      if (out / f"{m}-s{k}" / "summary.json").is_file()] for m in methods}
-    ram_final, _ = _ms([r["test_greedy_acc"] for r in summaries["none"]])
+    ram_final, _ = cs.mean_std([r["test_greedy_acc"] for r in summaries["none"]])
     rows = {}
     for m in methods:
         runs = summaries[m]
-        reach = [first_reaching(out / f"{m}-s{r['seed']}", ram_final) for r in runs] if ram_final else []
+        reach = [cs.first_reaching(out / f"{m}-s{r['seed']}", ram_final) for r in runs] if ram_final else []
         rows[m] = {"label": cs.LABELS[m], "seeds": [r["seed"] for r in runs],
-                   "convergence_loss": _ms([r["iterations_to_convergence_loss"] for r in runs]),
-                   "convergence_accuracy": _ms([r["iterations_to_convergence_accuracy"] for r in runs]),
-                   "test_accuracy": _ms([100 * r["test_greedy_acc"] for r in runs]),
-                   "test_mc_accuracy": _ms([100 * r["test_mc_acc"] for r in runs if r.get("test_mc_acc") is not None]),
-                   "reach_ram_final": _ms(reach), "never_reached": sum(x is None for x in reach)}
+                   "convergence_loss": cs.mean_std([r["iterations_to_convergence_loss"] for r in runs]),
+                   "convergence_accuracy": cs.mean_std([r["iterations_to_convergence_accuracy"] for r in runs]),
+                   "test_accuracy": cs.mean_std([100 * r["test_greedy_acc"] for r in runs]),
+                   "test_mc_accuracy": cs.mean_std([100 * r["test_mc_acc"] for r in runs if r.get("test_mc_acc") is not None]),
+                   "reach_ram_final": cs.mean_std(reach), "never_reached": sum(x is None for x in reach)}
     ram, nogs = rows["none"], rows.get("nogs")
     claim = None
     if nogs and nogs["seeds"] and ram["reach_ram_final"][0] and nogs["reach_ram_final"][0] and \

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _paper_pipeline import machine_info  # noqa: E402
-from compare_supervision import LABELS  # noqa: E402  (method -> the paper's name)
+from compare_supervision import LABELS, first_reaching  # noqa: E402  (method -> the paper's name)
 
 #: The paper's Table 1 (Harvey, Teng & Wood, arXiv:1906.05462): dataset -> method -> (iterations to convergence, test accuracy %)
 PAPER_TABLE1 = {
@@ -193,14 +193,6 @@ def _speedup_sentence(dataset: str, results: dict) -> str:
             ">= 3 seeds). Paper: 6.8x on CelebA-HQ, 18x (against RAM+) on CUB.")
 
 
-def _first_reaching(run: Path, threshold: float) -> float | None:
-    with open(run / "log.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("val_greedy_acc") not in (None, "") and float(row["val_greedy_acc"]) >= threshold:
-                return float(row["iteration"])
-    return None
-
-
 def _time_to_accuracy(folder: Path, methods: list[str]) -> list[str]:
     """Iterations until the validation accuracy first reaches 50, 75, 90 and 95 % of the lower of RAM's and
     PS-NOGS's mean best validation accuracy (of every method's, when one of them is missing): a second view of
@@ -221,7 +213,7 @@ def _time_to_accuracy(folder: Path, methods: list[str]) -> list[str]:
     for m, r in runs.items():
         cells = []
         for f in fractions:
-            its = [_first_reaching(p, f * best) for p in r]
+            its = [first_reaching(p, f * best) for p in r]
             cells.append("not reached by every seed" if None in its else
                          f"{statistics.fmean(its):.0f} ± {statistics.stdev(its) if len(its) > 1 else 0.0:.0f}")
         lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
@@ -731,6 +723,12 @@ MNIH_ERRORS = {("translated-mnist", 6): 1.22, ("cluttered-mnist", 8): 4.04, ("cl
 SENSOR_TARGETS = {"translated-mnist": 3.0, "cluttered-mnist": 8.0, "cluttered-mnist-100": 15.0}
 
 
+def pct_mean_sd(values) -> str:
+    """``mean ± sd`` of a list of percentages (sd 0 for one value; ``n/a`` for none)."""
+    return "n/a" if not values else \
+        f"{statistics.fmean(values):.1f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.1f}"
+
+
 def _sensor_runs(folder: Path) -> list[dict]:
     """Finished runs of one ``compare_supervision.py`` folder: their summaries (with the folder's settings)."""
     out = []
@@ -784,11 +782,6 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
                  "|---|---|---|---|---|---|---|---|---|---|---|")
         curves = {}
 
-        def ms(v):
-            if not v:
-                return "n/a"
-            return f"{statistics.fmean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
-
         for folder in folders:
             done = _sensor_runs(folder)
             first = _json(sorted(folder.glob("none-s*/manifest.json"))[0])["config"]
@@ -799,7 +792,7 @@ def sensor_section(page: Page, runs: Path, here: dict) -> None:
             mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
             mnih = MNIH_ERRORS.get((dataset, T))
             page.add(f"| {folder.name} | {dataset} | {sensor} | {T} | {iterations:,} | "
-                     f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
+                     f"{', '.join(str(r['seed']) for r in done)} | {pct_mean_sd(greedy)} | {pct_mean_sd(mc)} | "
                      f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(dataset, float('nan')):.0f} | "
                      f"{'n/a' if mnih is None else f'{mnih:.2f}'} |")
             curves[f"{dataset}, {sensor}, T={T}"] = [
@@ -869,9 +862,6 @@ def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
                  "--seeds 0` for the learning curve.", "")
         return
 
-    def ms(v):
-        return "n/a" if not v else f"{statistics.fmean(v):.1f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.1f}"
-
     page.add("The same RAM as in the sensor table (small-CNN glimpse embedder, GRU 256, Adam 1e-3, batch 64, 10,000 "
              "iterations), Mnih's 3-scale retina; *greedy* = one deterministic pass, *MC* = the average over 10 "
              "sampled policies.  Mnih et al. report no T = 5 runs: their 4- and 6-glimpse errors are beside it. "
@@ -892,7 +882,7 @@ def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
         mc = [100 * r["test_mc_acc"] for r in done if r.get("test_mc_acc") is not None]
         mnih = ", ".join(f"{t}: {e:.2f}" for t, e in MNIH_ERRORS_BY_T.get(st["dataset"], {}).items())
         page.add(f"| {folder.name} | {st['dataset']} | {st['T']} | {st['digits']:,} | "
-                 f"{', '.join(str(r['seed']) for r in done)} | {ms(greedy)} | {ms(mc)} | "
+                 f"{', '.join(str(r['seed']) for r in done)} | {pct_mean_sd(greedy)} | {pct_mean_sd(mc)} | "
                  f"{100 - statistics.fmean(greedy):.1f} | <= {SENSOR_TARGETS.get(st['dataset'], float('nan')):.0f} | "
                  f"{mnih or 'n/a'} |")
     if unfinished:
