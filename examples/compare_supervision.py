@@ -13,7 +13,10 @@ Example (600 NOGS sequences from `ppl-attention generate`):
         --seeds 0 1 2 --iterations 3000 --out results/compare
 
 ``nogs-stop`` is PS-NOGS whose supervision stops at ``--supervision-until`` (default: a quarter of the
-iterations); from then on REINFORCE trains every example.  Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
+iterations); from then on REINFORCE trains every example.  ``nogs-all`` supervises every training image the store
+has a sequence for, each draw with probability ``--all-supervision-probability`` (default: ``--num-supervised`` /
+the store's sequences, so a batch holds as many supervised examples as PS-NOGS's); the rest of its draws are the
+epoch's redrawn canvases, so the sequences do not freeze the training canvases.  Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
 supervision.
 
 The sensor and the data are dataset options (``--dataset-option scales=1`` for the single 12 x 12 patch instead of
@@ -51,10 +54,11 @@ from ppl_attention.runtime import machine_info, resolve_device
 
 #: method -> (supervision kind, pretrain with heuristic locations)
 METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False),
-           "nogs-stop": ("nogs", False), "h1": ("h1", False),
+           "nogs-stop": ("nogs", False), "nogs-all": ("nogs", False), "h1": ("h1", False),
            "h5": ("h5", False), "hgs": ("hgs", False)}
 #: method -> its name in the paper's Table 1
 LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "nogs-stop": "PS-NOGS, supervision stopped",
+          "nogs-all": "PS-NOGS, every image",
           "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
 METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
            "best_val_acc", "iterations_per_second", "test_mc_acc")
@@ -103,6 +107,9 @@ def parse_args(argv=None):
     p.add_argument("--supervision-probability", type=float, default=None,
                    help="nogs / nogs-stop / h1 / h5 / hgs: supervise a drawn supervised image with this probability, "
                         "else show its redrawn canvas unsupervised (for sequences on every training image)")
+    p.add_argument("--all-supervision-probability", type=float, default=None,
+                   help="nogs-all: the probability of supervising a drawn image (default: --num-supervised / the "
+                        "store's sequences, PS-NOGS's supervised examples per batch)")
     p.add_argument("--supervision-until", type=int, default=None,
                    help="nogs-stop: the iteration at which the supervision stops and REINFORCE trains every "
                         "example (default: a quarter of --iterations)")
@@ -124,8 +131,11 @@ def parse_args(argv=None):
         check_policy(args.policy, args.policy_std)
     except ValueError as e:
         p.error(str(e))
-    if {"nogs", "nogs-stop"} & set(args.methods) and args.sequences is None:
-        p.error("methods nogs and nogs-stop need --sequences DIR")
+    if {"nogs", "nogs-stop", "nogs-all"} & set(args.methods) and args.sequences is None:
+        p.error("methods nogs, nogs-stop and nogs-all need --sequences DIR")
+    q = args.all_supervision_probability
+    if q is not None and not 0 < q <= 1:
+        p.error(f"--all-supervision-probability must be in (0, 1], got {q}")
     if args.supervision_until is None:
         args.supervision_until = args.iterations // 4
     if not 0 < args.supervision_until <= args.iterations:
@@ -140,6 +150,19 @@ def parse_args(argv=None):
     if args.seeds and len(args.seeds) < 3:
         logging.warning("fewer than 3 seeds: the std of each method is poorly estimated")
     return args
+
+
+def all_supervision(args) -> tuple[int, float]:
+    """``nogs-all``'s (supervised images, supervision probability): every sequence of the store, each draw
+    supervised with ``--all-supervision-probability`` or by default ``--num-supervised`` / the sequences, so that a
+    batch holds as many supervised examples as PS-NOGS's and the two differ only in how many images supply them."""
+    from ppl_attention.design.store import SequenceStore
+
+    n = len(SequenceStore.open(args.sequences))
+    if n == 0:
+        raise ValueError(f"--sequences {args.sequences} holds no sequences")
+    q = args.all_supervision_probability
+    return n, (min(1.0, args.num_supervised / n) if q is None else q)
 
 
 def run_all(args) -> dict[str, list[dict]]:
@@ -163,8 +186,11 @@ def run_all(args) -> dict[str, list[dict]]:
                     spec = DatasetSpec.make(args.dataset, seed=args.data_seed, options=dict(args.dataset_options))
                     datasets = {s: spec.load(s) for s in ("train", "valid", "test")}
                 kind, pretrain = METHODS[method]
+                num_supervised, probability = args.num_supervised, args.supervision_probability
+                if method == "nogs-all":
+                    num_supervised, probability = all_supervision(args)
                 run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,
-                                epe_first=args.epe_first, num_supervised=args.num_supervised,
+                                epe_first=args.epe_first, num_supervised=num_supervised,
                                 data_seed=args.data_seed, pretrain=pretrain,
                                 pretrain_iterations=args.pretrain_iterations,
                                 pretrain_locations="heuristic" if pretrain else "uniform")
@@ -173,7 +199,7 @@ def run_all(args) -> dict[str, list[dict]]:
                                   ce_every_step=args.ce_every_step, lr_schedule=args.lr_schedule,
                                   lr_horizon=args.lr_horizon, mc_samples=args.mc_samples,
                                   supervision_until=args.supervision_until if method == "nogs-stop" else None,
-                                  supervision_probability=args.supervision_probability)
+                                  supervision_probability=probability)
                 net_cfg = NetworkConfig(hidden=args.hidden, backbone=args.backbone, core=args.core,
                                         glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding,
                                         policy=args.policy, policy_std=args.policy_std)

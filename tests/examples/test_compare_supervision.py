@@ -24,7 +24,33 @@ def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeyp
     assert seen == {"nogs-s0": ("nogs", None, "gaussian", 0.15), "nogs-stop-s0": ("nogs", 100, "gaussian", 0.15)}
 
 
+def test_nogs_all_supervises_every_sequence_at_psnogs_rate(load_example, monkeypatch, tmp_path):
+    cs = load_example("compare_supervision")
+    seen = {}
+
+    def fake_train_run(run, cfg, net_cfg, datasets, out, seed, device, progress=True, figures=True):
+        seen[out.name] = (run.num_supervised, cfg.supervision_probability)
+        return {"iterations": cfg.iterations, "test_greedy_acc": 0.5, "iterations_to_convergence_loss": 1}
+
+    class Spec:
+        def load(self, split):
+            return split
+
+    monkeypatch.setattr(cs, "train_run", fake_train_run)
+    monkeypatch.setattr("ppl_attention.data.spec.DatasetSpec.make", lambda *a, **k: Spec())
+    monkeypatch.setattr("ppl_attention.design.store.SequenceStore.open", lambda d: [0] * 4000)
+    argv = ["--out", str(tmp_path), "--methods", "nogs", "nogs-all", "--seeds", "0", "--sequences", "store",
+            "--data-seed", "0", "--iterations", "400", "--num-supervised", "600"]
+    cs.run_all(cs.parse_args(argv))
+    # every one of the 4,000 sequences, supervised 600 / 4,000 of the draws: PS-NOGS's supervised share per batch
+    assert seen == {"nogs-s0": (600, None), "nogs-all-s0": (4000, pytest.approx(0.15))}
+    cs.run_all(cs.parse_args([*argv, "--all-supervision-probability", "0.5", "--out", str(tmp_path / "q")]))
+    assert seen["nogs-all-s0"] == (4000, 0.5)
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--methods", "nogs-all"], "need --sequences"),
+    (["--methods", "none", "--all-supervision-probability", "1.5"], "--all-supervision-probability"),
     (["--methods", "nogs-stop"], "need --sequences"),
     (["--methods", "none", "--iterations", "100", "--supervision-until", "200"], "--supervision-until"),
 ])

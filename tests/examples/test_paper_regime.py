@@ -28,7 +28,14 @@ def test_the_fine_grid_end_to_end(quick):
     for name in ("verdict.md", "verdict.json", "results.md", "validation_curves.png"):
         assert (out / name).is_file()
     assert set(summary["rows"]) == set(module.MAIN_METHODS + module.EXTRA_METHODS)
-    assert summary["claim"] is not None and "Verdict:" in (out / "verdict.md").read_text()
+    assert summary["claim"] is not None and set(summary["claims"]) <= set(module.PSNOGS_VARIANTS)
+    text = (out / "verdict.md").read_text()
+    assert all(f"Verdict, {label}:" in text for label in ("PS-NOGS", "PS-NOGS, every image",
+                                                            "PS-NOGS, supervision stopped"))
+    # PS-NOGS, every image: every sequence of the store, each draw supervised with probability 4 / 8
+    every = json.loads((out / "nogs-all-s0" / "manifest.json").read_text())["config"]
+    assert every["run"]["num_supervised"] == s.num_sequences
+    assert every["train"]["supervision_probability"] == pytest.approx(s.num_supervised / s.num_sequences)
 
 
 def test_rerun_retrains_nothing(quick, capsys):
@@ -55,8 +62,8 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["rows"]["none"]["reach_ram_final"][0] == 6000 and v["rows"]["nogs"]["reach_ram_final"][0] == 1000
     assert v["claim"]["speedup_to_ram_final"] == pytest.approx(6.0) and v["claim"]["holds"]
-    assert "6.0x sooner" in module.verdict_markdown("fine-60", v) and "holds here" in module.verdict_markdown(
-        "fine-60", v)
+    text = module.verdict_markdown("fine-60", v)
+    assert "Verdict, PS-NOGS: reaches RAM's final test accuracy 6.0x sooner" in text and "holds here" in text
 
 
 def test_bad_arguments(load_example, capsys):
