@@ -29,6 +29,7 @@ import torch
 from ppl_attention.artifacts import atomic_write_json, atomic_write_text, read_json
 from ppl_attention.attention.run import load_run_network
 from ppl_attention.data import load_dataset
+from ppl_attention.data.spec import DatasetSpec
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.sensor import NO_GLIMPSE
 from ppl_attention.runtime import generator
@@ -86,9 +87,10 @@ def check_fit(run: Path, store: SequenceStore) -> dict:
     summary, manifest = read_json(run / "summary.json"), read_json(run / "manifest.json")
     data_seed = manifest["config"].get("data_seed", manifest["config"].get("run", {}).get("data_seed"))
     cfg = store.config
-    if summary["dataset"] != cfg["dataset"] or (data_seed is not None and int(data_seed) != int(cfg["seed"])):
+    store_seed = int((cfg.get("data") or {}).get("seed", cfg["seed"]))  # the seed of its images
+    if summary["dataset"] != cfg["dataset"] or (data_seed is not None and int(data_seed) != store_seed):
         raise ValueError(f"{run} was trained on {summary['dataset']} with data seed {data_seed}; the store "
-                         f"{store.directory} holds {cfg['dataset']} images of seed {cfg['seed']}")
+                         f"{store.directory} holds {cfg['dataset']} images of seed {store_seed}")
     return summary
 
 
@@ -99,7 +101,10 @@ def diagnose(args) -> dict:
     if not sequences:
         raise ValueError(f"the store {args.sequences} holds no sequences")
     indices = sorted(sequences)
-    data = load_dataset(cfg["dataset"], split=cfg.get("split", "train"), seed=int(cfg["seed"]))
+    split = cfg.get("split", "train")
+    # the store's recorded data (options such as the canvas or the fine grid's stride), else its name and seed
+    data = (DatasetSpec.from_dict(cfg["data"]).load(split) if cfg.get("data")
+            else load_dataset(cfg["dataset"], split=split, seed=int(cfg["seed"])))
     items = [data[i] for i in indices]
     images = torch.stack([it["image"] for it in items])
     labels = torch.tensor([int(it["label"]) for it in items])

@@ -71,6 +71,7 @@ class Scale:
     distill_first_samples: int = 10
     epe_epochs: int = 20
     num_sequences: int = 4000
+    test_sequences: int = 500  # amortised sequences on test canvases: the policy-or-classifier diagnosis
     glimpses: int = 8
     first_num_samples: int = 100
     iterations: int = 20_000
@@ -89,7 +90,7 @@ class Scale:
 SCALES = {
     "cpu": Scale(),
     "quick": Scale(avp_epochs=1, avp_width=2, avp_train_size=64, avp_max_glimpses=2, distill_images=3, distill_T=2,
-                   distill_samples=2, distill_first_samples=1, epe_epochs=1, num_sequences=8, glimpses=2,
+                   distill_samples=2, distill_first_samples=1, epe_epochs=1, num_sequences=8, test_sequences=3, glimpses=2,
                    first_num_samples=1, iterations=4, validate_every=2, batch_size=4, num_supervised=4, pretrain_iterations=2, seeds=(0, 1),
                    extra_seeds=(0,), run_figures=False),
 }
@@ -128,7 +129,8 @@ def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple
     the sequence store."""
     dataset, _, lattice = GRIDS[grid]
     common = ["--device", device, "--seed", seed]
-    avp, prior, maps, net, store = (out / n for n in ("avp", "prior", "distill-maps", "epe-net", "sequences"))
+    avp, prior, maps, net, store, test = (out / n for n in ("avp", "prior", "distill-maps", "epe-net", "sequences",
+                                                            "test-sequences"))
 
     def opt(name, value):
         return [] if value is None else [name, value]
@@ -151,6 +153,10 @@ def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple
               ["generate", "--avp", avp, "--prior", prior, "--out", store, "--split", "train", "--search",
                "amortised", "--epe-net", net, "--precision", "bfloat16", "--num-images", s.num_sequences,
                "-T", s.glimpses, "--first-num-samples", s.first_num_samples, *common]),
+        Stage(f"amortised sequences for {s.test_sequences} test canvases (the diagnosis)", test / "summary.json",
+              ["generate", "--avp", avp, "--prior", prior, "--out", test, "--split", "test", "--search", "amortised",
+               "--epe-net", net, "--precision", "bfloat16", "--num-images", s.test_sequences, "-T", s.glimpses,
+               "--first-num-samples", s.first_num_samples, *common]),
     ]
     return stages, store
 
@@ -167,6 +173,27 @@ def train_argv(grid: str, out: Path, store: Path, methods, seeds, s: Scale, thre
     argv += [] if s.supervision_until is None else ["--supervision-until", s.supervision_until]
     argv += [] if s.run_figures else ["--no-run-figures"]
     return [str(a) for a in argv]
+
+
+def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> str:
+    """Policy or classifier? examples/diagnose_policy.py on the first seed's finished run of every method, along the
+    amortised sequences of the test canvases: accuracy with the network's own glimpses, with the near-optimal ones
+    forced, and with random ones (``OUT/diagnosis/policy.md``); empty while no run is finished."""
+    import diagnose_policy
+
+    runs = [run for m in methods
+            if (run := next((out / f"{m}-s{k}" for k in seeds[m] if (out / f"{m}-s{k}" / "summary.json").is_file()),
+                            None)) is not None]
+    if not runs:
+        return ""
+    report = diagnose_policy.main([*map(str, runs), "--sequences", str(out / "test-sequences"),
+                                   "--out", str(out / "diagnosis")])
+    # the table names the runs by their folders, not by this machine's paths
+    shown = {**report, "sequences": f"{out.name}/test-sequences",
+             "runs": {f"{out.name}/{Path(k).name}": r for k, r in report["runs"].items()}}
+    lines = [r"### Policy or classifier? (`examples/diagnose_policy.py`, each method's first finished seed)", "",
+             diagnose_policy.markdown(shown, cs.LABELS).rstrip(), ""]
+    return "\n".join(lines) + "\n"
 
 
 def verdict(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> dict:
@@ -254,7 +281,7 @@ def main(argv=None) -> dict:
     curves = {cs.LABELS[m]: [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]] for m in args.methods}
     plot_validation_curves(curves, out / "validation_curves.png", title=f"{args.grid}: validation accuracy (greedy)")
     v = verdict(out, args.methods, seeds)
-    text = verdict_markdown(args.grid, v)
+    text = verdict_markdown(args.grid, v) + "\n" + diagnosis(out, args.methods, seeds)
     atomic_write_text(out / "verdict.md", text)
     summary = {"command": command, "grid": args.grid, "scale": args.scale, "settings": asdict(s),
                "seconds": timings, "machine": machine_info(), **v}

@@ -25,13 +25,16 @@ def test_the_fine_grid_end_to_end(quick):
             cfg = json.loads((out / f"{method}-s{seed}" / "manifest.json").read_text())["config"]
             assert cfg["data"]["options"]["stride"] == 1 and cfg["network"]["network"]["policy"] == "gaussian"
             assert cfg["train"]["supervision_until"] == (s.iterations // 4 if method == "nogs-stop" else None)
-    for name in ("verdict.md", "verdict.json", "results.md", "validation_curves.png"):
+    for name in ("verdict.md", "verdict.json", "results.md", "validation_curves.png", "diagnosis/policy.json"):
         assert (out / name).is_file()
     assert set(summary["rows"]) == set(module.MAIN_METHODS + module.EXTRA_METHODS)
     assert summary["claim"] is not None and set(summary["claims"]) <= set(module.PSNOGS_VARIANTS)
     text = (out / "verdict.md").read_text()
     assert all(f"Verdict, {label}:" in text for label in ("PS-NOGS", "PS-NOGS, every image",
                                                             "PS-NOGS, supervision stopped"))
+    # the diagnosis: each method's first seed along the test canvases' amortised sequences, named by folder
+    assert "### Policy or classifier?" in text and "| fine-60/nogs-s0 | PS-NOGS |" in text
+    assert str(out) not in text
     # PS-NOGS, every image: every sequence of the store, each draw supervised with probability 4 / 8
     every = json.loads((out / "nogs-all-s0" / "manifest.json").read_text())["config"]
     assert every["run"]["num_supervised"] == s.num_sequences
@@ -42,7 +45,7 @@ def test_rerun_retrains_nothing(quick, capsys):
     module, out, _ = quick
     before = {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")}
     module.main(["--grid", "fine-60", "--quick", "--out", str(out.parent), "--device", "cpu"])
-    assert capsys.readouterr().out.count(": cached") == 5
+    assert capsys.readouterr().out.count(": cached") == 6
     assert {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")} == before
 
 
