@@ -76,3 +76,13 @@ def test_bad_arguments(load_example, capsys):
     assert "must include none" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         module.parse_args(["--grid", "fine-30"])
+
+
+def test_the_single_patch_grid_reaches_every_stage_and_run(load_example, tmp_path):
+    module = load_example("paper_regime")
+    s = module.SCALES["quick"]
+    stages, _ = module.boed_stages("fine-60-patch", s, tmp_path, "cpu", 0)
+    avp = [str(a) for a in stages[0].argv]
+    assert "scales=1" in avp and "stride=1" in avp
+    argv = module.train_argv("fine-60-patch", tmp_path, tmp_path / "sequences", ["none"], [0], s, 1, "cpu", 0)
+    assert argv[argv.index("scales=1") - 1] == "--dataset-option" and "stride=1" in argv

@@ -134,10 +134,10 @@ def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
     assert report["images"] == module.SCALES["quick"].num_sequences
     for r in report["runs"].values():
         assert r["T"] == T and r["forced_glimpses"] == T and set(r["curves"]) == set(dp.MODES)
-        for values in [*r["curves"].values(), r["agreement"], r["agreement_within_one_cell"]]:
+        for values in [*r["curves"].values(), r["agreement"], r["agreement_within_half_fovea"]]:
             assert len(values) == T and all(0 <= v <= 1 for v in values)
-        # agreeing exactly implies agreeing within one cell
-        assert all(a <= b for a, b in zip(r["agreement"], r["agreement_within_one_cell"]))
+        # agreeing exactly implies agreeing within half a fovea
+        assert all(a <= b for a, b in zip(r["agreement"], r["agreement_within_half_fovea"]))
     table = (tmp_path / "policy.md").read_text()
     assert "| PS-NOGS |" in table and "| RAM |" in table and report["command"].startswith("python examples/")
     # forcing the policy's own greedy glimpses changes nothing; forcing others does change what it sees
