@@ -916,6 +916,34 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
         if (folder / "validation_curves.png").is_file():
             page.figure(folder / "validation_curves.png", f"regime/{v['grid']}_validation_curves.png",
                         f"{v['grid']}: validation accuracy of every method (mean ± sd over seeds)")
+        _regime_flops_figure(page, runs, folder, v["grid"])
+
+
+def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str) -> None:
+    """Accuracy against FLOPs per image of the grid's hard-attention runs (one point per seed) beside the CNN
+    baselines trained on the same canvases (``runs/baselines/*`` of the runs' dataset): the workshop paper's Fig. 7."""
+    from ppl_attention.plots.baselines import plot_accuracy_vs_flops
+
+    curves, dataset = {}, None
+    for run in sorted(r for r in folder.glob("*-s*") if (r / "summary.json").is_file()):
+        pts = attention_points(run)
+        if pts is None:
+            continue
+        dataset = (_json(run / "summary.json") or {}).get("dataset", dataset)
+        method = run.name.rsplit("-s", 1)[0]
+        curves.setdefault(f"{LABELS.get(method, method)} (one point per seed)", []).append(pts[-1])
+    if not curves:
+        return
+    cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json"))
+            if _json(m)["config"].get("dataset") == dataset for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
+    path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{grid}_accuracy_vs_flops.png", curves,
+                                  title=f"{grid}: test accuracy (greedy) against FLOPs per image")
+    page.link(path, f"{grid}: hard-attention networks (every seed) and the CNN baselines on the same canvases")
+    if not cnns:
+        page.add(f"No CNN baseline on {dataset} canvases yet: `ppl-attention baselines --dataset {dataset} --archs "
+                 "shufflenet_v2 mobilenet_v2 --widths 0.25 --resolutions 60 --epochs 320 --threads 1 --out "
+                 f"runs/baselines/{dataset}` (320 epochs of 4,000 canvases: the 1.28 M examples of a 20,000-iteration "
+                 "run).", "")
 
 
 def _last_validation(run: Path) -> dict | None:

@@ -401,3 +401,26 @@ def test_regime_section_shows_the_verdict_without_machine_paths(load_example, tm
     assert "## The paper's claim on the fine grids" in text and "### fine-60" in text
     assert "Verdict: not measurable yet." in text and "fine-60/none-s1" in text
     assert "--out runs/regime`" in text and str(tmp_path) not in text
+    assert "No CNN baseline" not in text  # no finished run: no accuracy-against-FLOPs figure
+
+
+def test_regime_section_plots_accuracy_against_flops_beside_the_cnns(load_example, tmp_path):
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    folder = runs / "regime" / "fine-60"
+    for name, acc in (("none-s0", 0.90), ("none-s1", 0.91), ("nogs-s0", 0.89)):
+        _write(folder / name / "summary.json", {"dataset": "cluttered-mnist", "test_greedy_acc": acc,
+                                                 "flops_per_glimpse": 1e5, "classifier_flops": 1e4})
+        _write(folder / name / "manifest.json", {"config": {"train": {"glimpses": 8}}})
+    _write(folder / "verdict.json", {"grid": "fine-60", "command": "python examples/paper_regime.py",
+                                     "machine": {"cpu_count": 2, "cpu": "x86", "torch": "2"}})
+    (folder / "verdict.md").write_text("Verdict, PS-NOGS: not measurable yet.\n")
+    out = tmp_path / "R.md"
+    text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "regime"]).read_text()
+    assert "fine-60_accuracy_vs_flops.png" in text and "No CNN baseline on cluttered-mnist canvases yet" in text
+    _write(runs / "baselines" / "c60" / "manifest.json", {"config": {"dataset": "cluttered-mnist"}})
+    _write(runs / "baselines" / "c60" / "points" / "s.json", {
+        "config": {"arch": "shufflenet_v2", "width": 0.25, "resolution": 60}, "flops": 2.7e6, "test_accuracy": 0.88})
+    text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "regime"]).read_text()
+    assert "No CNN baseline" not in text
+    assert (tmp_path / "figures" / "regime" / "fine-60_accuracy_vs_flops.png").is_file()
