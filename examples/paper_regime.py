@@ -25,6 +25,7 @@ finished run is re-read, an interrupted or shorter one resumes), with the locati
 
     python examples/paper_regime.py --grid fine-60 --out runs/regime       # CPU hours: resume across sessions
     python examples/paper_regime.py --grid fine-60 --quick --out runs/rq   # every size shrunk: a smoke run
+    python examples/paper_regime.py --grid fine-60 --out runs/regime --report-only  # the table so far
 
 PS-NOGS supervises ``--num-supervised`` images (600 by default, a part of the training set as in the paper).
 PS-NOGS, every image (``nogs-all``) supervises all 4,000 training canvases, each draw with probability 600 / 4,000,
@@ -113,6 +114,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the BOED stages and of the data")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--report-only", action="store_true",
+                   help="run no stage and train nothing: the tables, curves, verdict and diagnosis of the runs "
+                        "finished so far (while others still train)")
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
     args.settings = replace(scale, iterations=args.iterations or scale.iterations,
@@ -266,26 +270,37 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
     s = args.settings
-    command = "python examples/paper_regime.py " + " ".join(map(str, argv if argv is not None else sys.argv[1:]))
+    given = [str(a) for a in (argv if argv is not None else sys.argv[1:]) if str(a) != "--report-only"]
+    command = "python examples/paper_regime.py " + " ".join(given)  # what makes the runs (a report re-reads them)
     out = args.out / args.grid
     out.mkdir(parents=True, exist_ok=True)
     stages, store = boed_stages(args.grid, s, out, args.device, args.seed)
-    timings = run_stages(stages)
-    data_seed = int((SequenceStore.open(store).config.get("data") or {}).get("seed", args.seed))
     seeds = {m: (s.seeds if m in MAIN_METHODS else s.extra_seeds) for m in args.methods}
-    results = {}
     start = time.perf_counter()
-    for group in (MAIN_METHODS, EXTRA_METHODS):
-        methods = [m for m in args.methods if m in group]
-        if methods:
-            results.update(cs.run_all(cs.parse_args(train_argv(args.grid, out, store, methods, seeds[methods[0]], s,
-                                                               args.threads, args.device, data_seed))))
-    timings["training"] = round(time.perf_counter() - start, 1)
+    if args.report_only:
+        timings = {}
+        results = {m: [cs.read_json(out / f"{m}-s{k}" / "summary.json") for k in seeds[m]
+                       if (out / f"{m}-s{k}" / "summary.json").is_file()] for m in args.methods}
+        results = {m: r for m, r in results.items() if r}
+        if "none" not in results:
+            raise SystemExit(f"--report-only: no finished RAM run under {out} yet")
+    else:
+        timings = run_stages(stages)
+        data_seed = int((SequenceStore.open(store).config.get("data") or {}).get("seed", args.seed))
+        results = {}
+        for group in (MAIN_METHODS, EXTRA_METHODS):
+            methods = [m for m in args.methods if m in group]
+            if methods:
+                results.update(cs.run_all(cs.parse_args(train_argv(args.grid, out, store, methods, seeds[methods[0]],
+                                                                   s, args.threads, args.device, data_seed))))
+        timings["training"] = round(time.perf_counter() - start, 1)
     cs.write_tables(results, out)
-    curves = {cs.LABELS[m]: [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]] for m in args.methods}
+    curves = {cs.LABELS[m]: [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]
+                             if (out / f"{m}-s{k}" / "summary.json").is_file()] for m in results}
     plot_validation_curves(curves, out / "validation_curves.png", title=f"{args.grid}: validation accuracy (greedy)")
-    v = verdict(out, args.methods, seeds)
-    text = verdict_markdown(args.grid, v) + "\n" + diagnosis(out, args.methods, seeds)
+    v = verdict(out, list(results), seeds)
+    text = verdict_markdown(args.grid, v) + "\n" + (diagnosis(out, list(results), seeds)
+                                                    if (out / "test-sequences" / "summary.json").is_file() else "")
     atomic_write_text(out / "verdict.md", text)
     summary = {"command": command, "grid": args.grid, "scale": args.scale, "settings": asdict(s),
                "seconds": timings, "machine": machine_info(), **v}

@@ -49,6 +49,23 @@ def test_rerun_retrains_nothing(quick, capsys):
     assert {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")} == before
 
 
+def test_report_only_reads_the_finished_runs_and_trains_nothing(quick, load_example, tmp_path):
+    module, out, _ = quick
+    unfinished = out / "nogs-s1" / "summary.json"
+    unfinished.rename(out / "kept.json")  # PS-NOGS seed 1 as if still training: left out, not retrained
+    try:
+        before = {p: p.stat().st_mtime_ns for p in out.glob("*-s*/*")}
+        summary = module.main(["--grid", "fine-60", "--quick", "--out", str(out.parent), "--report-only"])
+        assert {p: p.stat().st_mtime_ns for p in out.glob("*-s*/*")} == before
+    finally:
+        (out / "kept.json").rename(unfinished)
+    assert summary["rows"]["nogs"]["seeds"] == [0] and summary["rows"]["none"]["seeds"] == [0, 1]
+    assert summary["command"].endswith(f"--out {out.parent}") and summary["seconds"] == {}
+    assert "Verdict, PS-NOGS:" in (out / "verdict.md").read_text()
+    with pytest.raises(SystemExit, match="no finished RAM run"):
+        module.main(["--grid", "fine-60", "--quick", "--out", str(tmp_path), "--report-only"])
+
+
 def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     module = load_example("paper_regime")
 
