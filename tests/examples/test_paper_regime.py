@@ -82,6 +82,8 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["rows"]["none"]["reach_ram_final"][0] == 6000 and v["rows"]["nogs"]["reach_ram_final"][0] == 1000
     assert v["claim"]["speedup_to_ram_final"] == pytest.approx(6.0) and v["claim"]["holds"]
+    assert v["rows"]["nogs"]["reach"]["0.8"] == {"mean_sd": (1000, 0.0), "never": 0}
+    assert v["rows"]["none"]["reach"]["0.7"]["mean_sd"][0] == 5000 and v["rows"]["none"]["reach"]["0.9"]["never"] == 1
     text = module.verdict_markdown("fine-60", v)
     assert "Verdict, PS-NOGS: reaches RAM's final test accuracy 6.0x sooner" in text and "holds here" in text
 
