@@ -2,12 +2,15 @@
 import pytest
 
 
-def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeypatch, tmp_path):
+@pytest.fixture
+def trained(load_example, monkeypatch):
+    """compare_supervision with a trainer that records its run, training and network configurations per run
+    folder instead of training (and data that is never loaded)."""
     cs = load_example("compare_supervision")
     seen = {}
 
     def fake_train_run(run, cfg, net_cfg, datasets, out, seed, device, progress=True, figures=True):
-        seen[out.name] = (run.supervision, cfg.supervision_until, net_cfg.policy, cfg.supervision_probability)
+        seen[out.name] = (run, cfg, net_cfg)
         return {"iterations": cfg.iterations, "test_greedy_acc": 0.5, "iterations_to_convergence_loss": 1}
 
     class Spec:
@@ -16,36 +19,33 @@ def test_nogs_stop_stops_the_supervision_and_nogs_does_not(load_example, monkeyp
 
     monkeypatch.setattr(cs, "train_run", fake_train_run)
     monkeypatch.setattr("ppl_attention.data.spec.DatasetSpec.make", lambda *a, **k: Spec())
+    return cs, seen
+
+
+def test_nogs_stop_stops_the_supervision_and_nogs_does_not(trained, tmp_path):
+    cs, runs = trained
     args = cs.parse_args(["--out", str(tmp_path), "--methods", "nogs", "nogs-stop", "--seeds", "0",
                           "--sequences", "store", "--data-seed", "0", "--iterations", "400", "--policy", "gaussian",
                           "--supervision-probability", "0.15"])
     assert args.supervision_until == 100  # a quarter of the iterations
     cs.run_all(args)
+    seen = {name: (run.supervision, cfg.supervision_until, net.policy, cfg.supervision_probability)
+            for name, (run, cfg, net) in runs.items()}
     assert seen == {"nogs-s0": ("nogs", None, "gaussian", 0.15), "nogs-stop-s0": ("nogs", 100, "gaussian", 0.15)}
 
 
-def test_nogs_all_supervises_every_sequence_at_psnogs_rate(load_example, monkeypatch, tmp_path):
-    cs = load_example("compare_supervision")
-    seen = {}
-
-    def fake_train_run(run, cfg, net_cfg, datasets, out, seed, device, progress=True, figures=True):
-        seen[out.name] = (run.num_supervised, cfg.supervision_probability)
-        return {"iterations": cfg.iterations, "test_greedy_acc": 0.5, "iterations_to_convergence_loss": 1}
-
-    class Spec:
-        def load(self, split):
-            return split
-
-    monkeypatch.setattr(cs, "train_run", fake_train_run)
-    monkeypatch.setattr("ppl_attention.data.spec.DatasetSpec.make", lambda *a, **k: Spec())
+def test_nogs_all_supervises_every_sequence_at_psnogs_rate(trained, monkeypatch, tmp_path):
+    cs, runs = trained
     monkeypatch.setattr("ppl_attention.design.store.SequenceStore.open", lambda d: [0] * 4000)
     argv = ["--out", str(tmp_path), "--methods", "nogs", "nogs-all", "--seeds", "0", "--sequences", "store",
             "--data-seed", "0", "--iterations", "400", "--num-supervised", "600"]
     cs.run_all(cs.parse_args(argv))
+    seen = {name: (run.num_supervised, cfg.supervision_probability) for name, (run, cfg, _) in runs.items()}
     # every one of the 4,000 sequences, supervised 600 / 4,000 of the draws: PS-NOGS's supervised share per batch
     assert seen == {"nogs-s0": (600, None), "nogs-all-s0": (4000, pytest.approx(0.15))}
     cs.run_all(cs.parse_args([*argv, "--all-supervision-probability", "0.5", "--out", str(tmp_path / "q")]))
-    assert seen["nogs-all-s0"] == (4000, 0.5)
+    run, cfg, _ = runs["nogs-all-s0"]
+    assert (run.num_supervised, cfg.supervision_probability) == (4000, 0.5)
 
 
 @pytest.mark.parametrize("argv, message", [
