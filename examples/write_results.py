@@ -938,7 +938,8 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str) -> Non
             if _json(m)["config"].get("dataset") == dataset for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
     path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{grid}_accuracy_vs_flops.png", curves,
                                   title=f"{grid}: test accuracy (greedy) against FLOPs per image")
-    page.link(path, f"{grid}: hard-attention networks (every seed) and the CNN baselines on the same canvases")
+    page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
+                                                                       if cnns else ", no CNN baseline yet"))
     if not cnns:
         page.add(f"No CNN baseline on {dataset} canvases yet: `ppl-attention baselines --dataset {dataset} --archs "
                  "shufflenet_v2 mobilenet_v2 --widths 0.25 --resolutions 60 --epochs 320 --threads 1 --out "
