@@ -652,12 +652,16 @@ def benchmarks_section(page: Page, runs: Path) -> None:
 
 
 def _shown_path(path: str, runs: Path) -> str:
-    """A path recorded in a manifest as the page may show it: relative paths as they are, absolute ones relative to
-    the folder that holds ``runs`` when inside it, else elided to their last two parts (the page must not carry
-    the folders of the machine that ran it)."""
+    """A path recorded in a manifest as the page may show it: relative paths as they are, absolute ones inside
+    ``runs`` as ``runs/...`` (whatever the folder is called on the machine that ran them), inside the folder that
+    holds ``runs`` relative to it, else elided to their last two parts (the page must not carry the folders of the
+    machine that ran it)."""
     p = Path(path)
     if not p.is_absolute():
         return path
+    if p.is_relative_to(runs.resolve()) or p.is_relative_to(runs.absolute()):
+        inside = p.relative_to(runs.resolve() if p.is_relative_to(runs.resolve()) else runs.absolute())
+        return (Path("runs") / inside).as_posix()
     base = runs.resolve().parent
     if p.is_relative_to(base):
         return p.relative_to(base).as_posix()

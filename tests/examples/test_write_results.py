@@ -424,3 +424,14 @@ def test_regime_section_plots_accuracy_against_flops_beside_the_cnns(load_exampl
     text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "regime"]).read_text()
     assert "No CNN baseline" not in text
     assert (tmp_path / "figures" / "regime" / "fine-60_accuracy_vs_flops.png").is_file()
+
+
+def test_recorded_paths_are_shown_inside_runs_whatever_its_folder_is_called(load_example, tmp_path):
+    wr = load_example("write_results")
+    runs = tmp_path / "runs-of-session-9"
+    (runs / "regime").mkdir(parents=True)
+    (runs / "latest").symlink_to(runs / "regime")  # a path recorded through a link inside runs
+    assert wr._shown_path(str(runs / "regime" / "fine-60"), runs) == "runs/regime/fine-60"
+    assert wr._shown_path(str(runs / "latest"), runs) == "runs/latest"
+    assert wr._shown_path(str(tmp_path / "elsewhere" / "x"), runs) == "elsewhere/x"
+    assert wr._shown_path("/a/b/c/d", runs) == ".../c/d" and wr._shown_path("runs/x", runs) == "runs/x"
