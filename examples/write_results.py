@@ -37,7 +37,7 @@ PAPER_TABLE1 = {
 RAM_MNIH = "RAM (Mnih et al. 2014, 60 x 60): translated MNIST 1.54 / 1.22 % test error with 4 / 6 glimpses; " \
            "cluttered MNIST 5.23 % with 8 glimpses (a convolutional net: 7.83 %)"
 BENCHMARKS = ("bench_attention", "bench_avp", "bench_build_prior", "bench_completion", "bench_design",
-              "bench_render_canvases", "search_regret")
+              "bench_render_canvases", "search_regret", "bench_fine_grid")
 
 
 def _json(path: Path):
@@ -641,6 +641,9 @@ def benchmarks_section(page: Page, runs: Path) -> None:
             page.add(f"- `{name}`: command `{cmd} > {_shown_path(str(path.resolve()), runs)}`")
             if name == "bench_design" and "seconds_per_sequence" in result:
                 page.add(*_design_table(result))
+            if name == "bench_fine_grid" and "rows" in result:
+                page.add(*_fine_grid_table(result))
+                continue
             if name == "search_regret" and "pareto_front" in result:
                 page.add(*_search_regret_table(result))  # every setting is in the JSON file, too long to show
                 continue
@@ -649,6 +652,21 @@ def benchmarks_section(page: Page, runs: Path) -> None:
         else:
             page.add(f"- `{name}`: not run yet (`python benchmarks/{name}.py > runs/benchmarks/{name}.json`)")
     page.add("")
+
+
+def _fine_grid_table(result: dict) -> list[str]:
+    """bench_fine_grid's rows: seconds per training iteration and peak memory of each grid and policy, with the
+    ratio to the coarse grid of the same canvas measured in the same run."""
+    lines = ["", "| grid | policy | location embedding | s / iteration | x the coarse grid | peak MiB | policy "
+             "parameters |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        memory = "-" if r.get("peak_memory_mib") is None else f"{r['peak_memory_mib']:.1f}"
+        lines.append(f"| {r['grid']} | {r['policy']} | {r['location_embedding']} | {r['seconds_per_iteration']:.3f} "
+                     f"| {r['time_over_coarse']:.2f} | {memory} | {r['policy_parameters']:,} |")
+    lines += ["", f"- Batch {result['batch']}, T = {result['T']}, {result['threads']} thread(s) on {result['device']}, "
+              f"{result['statistic']} of {result['timed_iterations']}; load average "
+              f"{result['load_average'][0]:.1f} when it ran (ratios are measured side by side, in one run).", ""]
+    return lines
 
 
 def _shown_path(path: str, runs: Path) -> str:

@@ -435,3 +435,14 @@ def test_recorded_paths_are_shown_inside_runs_whatever_its_folder_is_called(load
     assert wr._shown_path(str(runs / "latest"), runs) == "runs/latest"
     assert wr._shown_path(str(tmp_path / "elsewhere" / "x"), runs) == "elsewhere/x"
     assert wr._shown_path("/a/b/c/d", runs) == ".../c/d" and wr._shown_path("runs/x", runs) == "runs/x"
+
+
+def test_fine_grid_benchmark_table(load_example):
+    wr = load_example("write_results")
+    row = {"grid": "60x60 stride 1 (2401)", "policy": "gaussian", "location_embedding": "mlp",
+           "seconds_per_iteration": 0.089, "time_over_coarse": 1.09, "peak_memory_mib": 28.7, "policy_parameters": 8290}
+    lines = wr._fine_grid_table({"rows": [row, {**row, "peak_memory_mib": None}], "batch": 64, "T": 8, "threads": 1,
+                                 "device": "cpu", "statistic": "median", "timed_iterations": 15,
+                                 "load_average": [2.9, 2.7, 2.6]})
+    assert "| 60x60 stride 1 (2401) | gaussian | mlp | 0.089 | 1.09 | 28.7 | 8,290 |" in lines
+    assert "| 60x60 stride 1 (2401) | gaussian | mlp | 0.089 | 1.09 | - | 8,290 |" in lines
