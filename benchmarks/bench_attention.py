@@ -1,6 +1,6 @@
 """Cost of one training iteration of the hard-attention network (batch 64, T = 5, cluttered-MNIST grid).
 
-Measured in one run, interleaved: the network with one 12 x 12 patch per glimpse, the same network with Mnih's
+Measured in one run, interleaved (iteration i of every network, then i + 1, ...): the network with one 12 x 12 patch per glimpse, the same network with Mnih's
 3-scale retina (12, 24, 48 px pooled to 12 x 12; the target is at most 1.5x the one-scale cost), and the retina
 network whose sensor loops over the samples of the batch in Python (the reference slow path, written here only).
 Images are random 60 x 60 canvases: the cost does not depend on their content.  Prints JSON.
@@ -40,23 +40,35 @@ class RandomCanvases:
         return len(self.labels)
 
 
-def time_iterations(net_cls, iterations: int, hidden: int, out_dir, grid: GlimpseGrid) -> float:
+def make_step(net_cls, hidden: int, out_dir, grid: GlimpseGrid):
+    """One training iteration (forward, backward, Adam) of a fresh network on ``grid``, as a callable of the
+    iteration number that returns its seconds."""
     torch.manual_seed(0)
     net = net_cls(grid, 10, 1, NetworkConfig(hidden=hidden))
     data = SplitData(RandomCanvases(640, grid))
     cfg = TrainConfig(glimpses=5, batch_size=64, tensorboard=False)
     trainer = Trainer(cfg, net, data, data, out_dir, seed=0)
-    times = []
-    for i in range(iterations + 2):  # two warm-up iterations
+
+    def step(i: int) -> float:
         images, labels, forced = trainer.get_batch(i)
         t0 = time.perf_counter()
         loss, _ = trainer.loss(images, labels, forced, torch.Generator().manual_seed(i))
         trainer.optimizer.zero_grad()
         loss.backward()
         trainer.optimizer.step()
-        times.append(time.perf_counter() - t0)
-    times = sorted(times[2:])
-    return times[len(times) // 2]
+        return time.perf_counter() - t0
+
+    return step
+
+
+def time_interleaved(steps: dict, iterations: int) -> dict:
+    """Median seconds per iteration of each step, timed interleaved (iteration i of every step, then i + 1, ...) so
+    that a change in the machine's load hits them all alike; two warm-up iterations each."""
+    times = {name: [] for name in steps}
+    for i in range(iterations + 2):
+        for name, step in steps.items():
+            times[name].append(step(i))
+    return {name: sorted(t[2:])[len(t[2:]) // 2] for name, t in times.items()}
 
 
 def main(argv=None):
@@ -70,16 +82,17 @@ def main(argv=None):
     n = 5 if args.quick else 30
     one, retina = GlimpseGrid.mnist(), GlimpseGrid.retina()
     results = {"batch": 64, "T": 5, "grid": "mnist 60x60, 12x12 glimpses, 81 locations", "hidden": args.hidden,
-               "timed_iterations": n, "statistic": "median seconds per training iteration (forward, backward, Adam)",
+               "timed_iterations": n, "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
                "flops_per_glimpse": {name: flops_per_glimpse(HardAttentionNet(g, 10, 1, NetworkConfig(hidden=args.hidden)))
                                      for name, g in (("one_scale", one), ("retina", retina))},
                "load_average": list(__import__("os").getloadavg()), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.threads:
             torch.set_num_threads(threads)
-            base = time_iterations(HardAttentionNet, n, args.hidden, tmp, one)
-            fast = time_iterations(HardAttentionNet, n, args.hidden, tmp, retina)
-            slow = time_iterations(PerSampleSensorNet, n, args.hidden, tmp, retina)
+            med = time_interleaved({"one": make_step(HardAttentionNet, args.hidden, tmp, one),
+                                    "retina": make_step(HardAttentionNet, args.hidden, tmp, retina),
+                                    "loop": make_step(PerSampleSensorNet, args.hidden, tmp, retina)}, n)
+            base, fast, slow = med["one"], med["retina"], med["loop"]
             results["runs"].append({"threads": threads, "one_scale_s": base, "retina_s": fast,
                                     "retina_per_sample_loop_s": slow, "retina_over_one_scale": fast / base,
                                     "target_retina_over_one_scale_at_most": 1.5,
