@@ -199,8 +199,10 @@ def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> str:
     report = diagnose_policy.main([*map(str, runs), "--sequences", str(out / "test-sequences"),
                                    "--out", str(out / "diagnosis")])
     # the table names the runs by their folders, not by this machine's paths
+    # and labels each by its method (the summary's supervision kind does not tell PS-NOGS's variants apart)
     shown = {**report, "sequences": f"{out.name}/test-sequences",
-             "runs": {f"{out.name}/{Path(k).name}": r for k, r in report["runs"].items()}}
+             "runs": {f"{out.name}/{Path(k).name}": {**r, "supervision": Path(k).name.rsplit("-s", 1)[0]}
+                      for k, r in report["runs"].items()}}
     lines = [r"### Policy or classifier? (`examples/diagnose_policy.py`, each method's first finished seed)", "",
              diagnose_policy.markdown(shown, cs.LABELS).rstrip(), ""]
     return "\n".join(lines) + "\n"

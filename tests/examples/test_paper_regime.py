@@ -34,6 +34,7 @@ def test_the_fine_grid_end_to_end(quick):
                                                             "PS-NOGS, supervision stopped"))
     # the diagnosis: each method's first seed along the test canvases' amortised sequences, named by folder
     assert "### Policy or classifier?" in text and "| fine-60/nogs-s0 | PS-NOGS |" in text
+    assert "| fine-60/nogs-all-s0 | PS-NOGS, every image |" in text and "| fine-60/ram+-s0 | RAM+ |" in text
     assert str(out) not in text
     # PS-NOGS, every image: every sequence of the store, each draw supervised with probability 4 / 8
     every = json.loads((out / "nogs-all-s0" / "manifest.json").read_text())["config"]
