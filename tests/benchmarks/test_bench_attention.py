@@ -1,21 +1,10 @@
 """benchmarks/bench_attention.py times its networks interleaved, so a change of the machine's load hits them alike,
 and reports the retina's cost against one scale (a tiny hidden size)."""
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_attention.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_attention", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_steps_are_interleaved_and_medians_skip_the_warm_up():
-    module = _module()
+def test_steps_are_interleaved_and_medians_skip_the_warm_up(load_benchmark):
+    module = load_benchmark("bench_attention")
     calls = []
 
     def step(name, seconds):
@@ -29,8 +18,8 @@ def test_steps_are_interleaved_and_medians_skip_the_warm_up():
     assert med == {"a": 2, "b": 5}  # medians of the timed iterations, the two warm-ups left out
 
 
-def test_the_benchmark_reports_the_retina_against_one_scale(capsys):
-    _module().main(["--quick", "--threads", "1", "--hidden", "8"])
+def test_the_benchmark_reports_the_retina_against_one_scale(load_benchmark, capsys):
+    load_benchmark("bench_attention").main(["--quick", "--threads", "1", "--hidden", "8"])
     (run,) = json.loads(capsys.readouterr().out)["runs"]
     assert run["one_scale_s"] > 0 and run["retina_over_one_scale"] == run["retina_s"] / run["one_scale_s"]
     assert run["target_retina_over_one_scale_at_most"] == 1.5

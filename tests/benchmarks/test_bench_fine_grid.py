@@ -1,19 +1,14 @@
 """benchmarks/bench_fine_grid.py runs and reports time, memory and sizes per configuration (one tiny case)."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fine_grid.py"
 
-
-def test_one_configuration_is_timed_and_measured(capsys):
+def test_one_configuration_is_timed_and_measured(load_benchmark, capsys):
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("the memory probe needs Linux's /proc/self/clear_refs")
-    spec = importlib.util.spec_from_file_location("bench_fine_grid", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("bench_fine_grid")
     module.main(["--quick", "--grids", "60x60 stride 1 (2401)", "--policies", "gaussian", "--embeddings", "mlp",
                  "--hidden", "8"])
     out = capsys.readouterr()

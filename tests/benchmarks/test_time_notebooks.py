@@ -1,19 +1,8 @@
 """benchmarks/time_notebooks.py times every code cell of a notebook in a fresh kernel and reports a failing cell
 instead of hiding it (a tiny notebook written here, so the test does not depend on the real notebooks' sizes)."""
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "time_notebooks.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("time_notebooks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _notebook(path: Path, *cells: str) -> Path:
     nbformat = pytest.importorskip("nbformat")
@@ -23,9 +12,9 @@ def _notebook(path: Path, *cells: str) -> Path:
     return path
 
 
-def test_cells_timed_and_environment_restored(tmp_path, monkeypatch):
+def test_cells_timed_and_environment_restored(load_benchmark, tmp_path, monkeypatch):
     pytest.importorskip("nbclient")
-    tn = _load()
+    tn = load_benchmark("time_notebooks")
     monkeypatch.setenv("PPL_WALKTHROUGH_AVP", "somewhere")  # never reused by a timed run
     nb = _notebook(tmp_path / "t.ipynb", "import os, time\ntime.sleep(0.3)",
                    "assert os.environ['PPL_NOTEBOOK_SMALL'] == '1' and 'PPL_WALKTHROUGH_AVP' not in os.environ\n"
@@ -40,9 +29,9 @@ def test_cells_timed_and_environment_restored(tmp_path, monkeypatch):
     assert os.environ["PPL_WALKTHROUGH_AVP"] == "somewhere" and "PPL_NOTEBOOK_SMALL" not in os.environ
 
 
-def test_failing_cell_is_reported(tmp_path):
+def test_failing_cell_is_reported(load_benchmark, tmp_path):
     pytest.importorskip("nbclient")
-    tn = _load()
+    tn = load_benchmark("time_notebooks")
     nb = _notebook(tmp_path / "t.ipynb", "x = 1", "raise RuntimeError('boom')", "y = 2")
     r = tn.time_notebook(nb, tmp_path, small=False, threads=1, timeout=60)
     assert r["error"] == "cell 2: RuntimeError: boom"
