@@ -1,7 +1,8 @@
 """Cost of one training iteration of the hard-attention network (batch 64, T = 5, cluttered-MNIST grid).
 
-Measured in one run, interleaved (iteration i of every network, then i + 1, ...): the network with one 12 x 12 patch per glimpse, the same network with Mnih's
-3-scale retina (12, 24, 48 px pooled to 12 x 12; the target is at most 1.5x the one-scale cost), and the retina
+Measured in one run, interleaved (iteration i of every network, then i + 1, ...): the network with one 12 x 12
+patch per glimpse, the same network with Mnih's 3-scale retina (12, 24, 48 px pooled to 12 x 12; the target is at
+most 1.5x the one-scale cost), and the retina
 network whose sensor loops over the samples of the batch in Python (the reference slow path, written here only).
 Images are random 60 x 60 canvases: the cost does not depend on their content.  Prints JSON.
 
@@ -82,7 +83,8 @@ def main(argv=None):
     n = 5 if args.quick else 30
     one, retina = GlimpseGrid.mnist(), GlimpseGrid.retina()
     results = {"batch": 64, "T": 5, "grid": "mnist 60x60, 12x12 glimpses, 81 locations", "hidden": args.hidden,
-               "timed_iterations": n, "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
+               "timed_iterations": n,
+               "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
                "flops_per_glimpse": {name: flops_per_glimpse(HardAttentionNet(g, 10, 1, NetworkConfig(hidden=args.hidden)))
                                      for name, g in (("one_scale", one), ("retina", retina))},
                "load_average": list(__import__("os").getloadavg()), "runs": []}

@@ -31,7 +31,7 @@ PS-NOGS supervises ``--num-supervised`` images (600 by default, a part of the tr
 PS-NOGS, every image (``nogs-all``) supervises all 4,000 training canvases, each draw with probability 600 / 4,000,
 so a batch holds as many supervised examples as PS-NOGS's: a supervised image keeps the canvas its sequence was made
 for, and supervising every image at every draw would freeze the training canvases that RAM sees redrawn every epoch
-(measured: docs/amortised_design.md, "Not done / missed").
+(measured: docs/amortised_design.md, "PS-NOGS with sequences for every training image").
 """
 from __future__ import annotations
 
@@ -97,9 +97,9 @@ class Scale:
 SCALES = {
     "cpu": Scale(),
     "quick": Scale(avp_epochs=1, avp_width=2, avp_train_size=64, avp_max_glimpses=2, distill_images=3, distill_T=2,
-                   distill_samples=2, distill_first_samples=1, epe_epochs=1, num_sequences=8, test_sequences=3, glimpses=2,
-                   first_num_samples=1, iterations=4, validate_every=2, batch_size=4, num_supervised=4, pretrain_iterations=2, seeds=(0, 1),
-                   extra_seeds=(0,), run_figures=False),
+                   distill_samples=2, distill_first_samples=1, epe_epochs=1, num_sequences=8, test_sequences=3,
+                   glimpses=2, first_num_samples=1, iterations=4, validate_every=2, batch_size=4, num_supervised=4,
+                   pretrain_iterations=2, seeds=(0, 1), extra_seeds=(0,), run_figures=False),
 }
 
 

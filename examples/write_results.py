@@ -677,9 +677,9 @@ def _shown_path(path: str, runs: Path) -> str:
     p = Path(path)
     if not p.is_absolute():
         return path
-    if p.is_relative_to(runs.resolve()) or p.is_relative_to(runs.absolute()):
-        inside = p.relative_to(runs.resolve() if p.is_relative_to(runs.resolve()) else runs.absolute())
-        return (Path("runs") / inside).as_posix()
+    for base in (runs.resolve(), runs.absolute()):  # recorded through the real folder or through a link to it
+        if p.is_relative_to(base):
+            return (Path("runs") / p.relative_to(base)).as_posix()
     base = runs.resolve().parent
     if p.is_relative_to(base):
         return p.relative_to(base).as_posix()
@@ -956,8 +956,8 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str) -> Non
         curves.setdefault(f"{LABELS.get(method, method)} (one point per seed)", []).append(pts[-1])
     if not curves:
         return
-    cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json"))
-            if _json(m)["config"].get("dataset") == dataset for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
+    cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json")) if _json(m)["config"].get("dataset") == dataset
+            for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
     path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{grid}_accuracy_vs_flops.png", curves,
                                   title=f"{grid}: test accuracy (greedy) against FLOPs per image")
     page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
