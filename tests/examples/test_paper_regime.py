@@ -87,6 +87,12 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     assert v["rows"]["none"]["reach"]["0.7"]["mean_sd"][0] == 5000 and v["rows"]["none"]["reach"]["0.9"]["never"] == 1
     text = module.verdict_markdown("fine-60", v)
     assert "Verdict, PS-NOGS: reaches RAM's final test accuracy 6.0x sooner" in text and "holds here" in text
+    # a finished variant that never reaches RAM's final accuracy is a "no", not "not measurable"
+    run("nogs-all", 0, 0.70, [(1000, 0.5), (9000, 0.72)])
+    v = module.verdict(tmp_path, ["none", "nogs", "nogs-all"], {"none": (0,), "nogs": (0,), "nogs-all": (0,)})
+    assert v["claims"]["nogs-all"]["holds"] is False and v["claims"]["nogs-all"]["never_reached"] == 1
+    assert ("Verdict, PS-NOGS, every image: never reaches RAM's final test accuracy in 1 of 1 seed(s), at -10.0 "
+            "points") in module.verdict_markdown("fine-60", v)
 
 
 def test_bad_arguments(load_example, capsys):
