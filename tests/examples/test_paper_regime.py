@@ -112,3 +112,38 @@ def test_the_single_patch_grid_reaches_every_stage_and_run(load_example, tmp_pat
     assert "scales=1" in avp and "stride=1" in avp
     argv = module.train_argv("fine-60-patch", tmp_path, tmp_path / "sequences", ["none"], [0], s, 1, "cpu", 0)
     assert argv[argv.index("scales=1") - 1] == "--dataset-option" and "stride=1" in argv
+
+
+def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
+    """PS-HGS below PS-NOGS and RAM+ between RAM and PS-NOGS, in iterations to 90 % validation accuracy."""
+    module = load_example("paper_regime")
+
+    def run(name, final, curve):
+        d = tmp_path / f"{name}-s0"
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({
+            "seed": 0, "test_greedy_acc": final, "test_mc_acc": None, "iterations_to_convergence_loss": 100,
+            "iterations_to_convergence_accuracy": 100}))
+        (d / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
+
+    run("none", 0.92, [(1000, 0.5), (9000, 0.91)])
+    run("nogs", 0.91, [(1000, 0.6), (3000, 0.9)])
+    run("ram+", 0.93, [(1000, 0.6), (5000, 0.9)])
+    run("hgs", 0.85, [(1000, 0.8), (20000, 0.86)])  # never reaches 90 %: the slowest
+    methods = ["none", "nogs", "ram+", "hgs"]
+    v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
+    assert v["ordering"]["hgs_below_nogs"] == {"iterations": {"hgs": None, "nogs": 3000}, "slower": True,
+                                               "less_accurate": True, "holds": True}
+    assert v["ordering"]["ram+_between"]["holds"]
+    text = module.verdict_markdown("fine-60", v)
+    assert "Ordering, PS-HGS below PS-NOGS" in text and "never (a seed) (1 seed(s)) against 3,000" in text
+    assert "RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here." in text
+    json.dumps(v, allow_nan=False)  # verdict.json stays strict JSON
+    # RAM+ slower than RAM: the ordering does not hold, and says so
+    (tmp_path / "ram+-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.5\n12000,0.9\n")
+    v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
+    assert not v["ordering"]["ram+_between"]["holds"]
+    assert "PS-NOGS 3,000 (1 seed(s)): does not hold here." in module.verdict_markdown("fine-60", v)
+    # without the extra methods there is no ordering line
+    v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
+    assert v["ordering"] == {} and "Ordering" not in module.verdict_markdown("fine-60", v)
