@@ -16,7 +16,9 @@ BOED stages are ``ppl-attention`` subcommands run in-process and skipped once fi
 
 then every (method, seed) run goes through examples/compare_supervision.py (``OUT/{grid}/{method}-s{seed}/``: a
 finished run is re-read, an interrupted or shorter one resumes), with the location policy that scales to the grid
-(``--policy gaussian --location-embedding mlp`` by default; see ppl_attention/attention/policy.py).  It writes
+(``--policy gaussian --location-embedding mlp`` by default; see ppl_attention/attention/policy.py).  Another
+``--policy`` is a one-factor variant: its runs and report go to ``OUT/{grid}/policy-{policy}/``, along the same
+BOED stages and sequences.  It writes
 
     OUT/{grid}/results.md|csv, validation_curves.png    compare_supervision's table and curves, every method
     OUT/{grid}/verdict.md|json                           the verdict table: iterations to convergence by the paper's
@@ -118,6 +120,9 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=list(MAIN_METHODS + EXTRA_METHODS),
                    choices=list(MAIN_METHODS + EXTRA_METHODS))
     p.add_argument("--seed", type=int, default=0, help="seed of the BOED stages and of the data")
+    p.add_argument("--policy", default=None, choices=["gaussian", "dense", "factorised"],
+                   help="location policy of every run (default: the scale's, gaussian); another one trains and "
+                        "reports in OUT/GRID/policy-POLICY/ on the same sequences")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--report-only", action="store_true",
@@ -126,7 +131,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
     args.settings = replace(scale, iterations=args.iterations or scale.iterations,
-                            seeds=tuple(args.seeds) if args.seeds else scale.seeds)
+                            seeds=tuple(args.seeds) if args.seeds else scale.seeds, policy=args.policy or scale.policy)
     if args.settings.iterations < 1:
         p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
     if "none" not in args.methods:
@@ -189,10 +194,16 @@ def train_argv(grid: str, out: Path, store: Path, methods, seeds, s: Scale, thre
     return [str(a) for a in argv]
 
 
-def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> str:
+def runs_folder(stages: Path, policy: str, scale: Scale) -> Path:
+    """Where a grid's runs and report go: beside its BOED stages, or in ``policy-{policy}/`` for another policy."""
+    return stages if policy == scale.policy else stages / f"policy-{policy}"
+
+
+def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]], sequences: Path | None = None) -> str:
     """Policy or classifier? examples/diagnose_policy.py on the first seed's finished run of every method, along the
     amortised sequences of the test canvases: accuracy with the network's own glimpses, with the near-optimal ones
-    forced, and with random ones (``OUT/diagnosis/policy.md``); empty while no run is finished."""
+    forced, and with random ones (``OUT/diagnosis/policy.md``); empty while no run is finished.  ``sequences``: the
+    test canvases' store (default ``OUT/test-sequences``)."""
     import diagnose_policy
 
     runs = [run for m in methods
@@ -200,11 +211,12 @@ def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> str:
                             None)) is not None]
     if not runs:
         return ""
-    report = diagnose_policy.main([*map(str, runs), "--sequences", str(out / "test-sequences"),
+    sequences = sequences or out / "test-sequences"
+    report = diagnose_policy.main([*map(str, runs), "--sequences", str(sequences),
                                    "--out", str(out / "diagnosis")])
     # the table names the runs by their folders, not by this machine's paths
     # and labels each by its method (the summary's supervision kind does not tell PS-NOGS's variants apart)
-    shown = {**report, "sequences": f"{out.name}/test-sequences",
+    shown = {**report, "sequences": f"{sequences.parent.name}/{sequences.name}",
              "runs": {f"{out.name}/{Path(k).name}": {**r, "supervision": Path(k).name.rsplit("-s", 1)[0]}
                       for k, r in report["runs"].items()}}
     lines = [r"### Policy or classifier? (`examples/diagnose_policy.py`, each method's first finished seed)", "",
@@ -357,9 +369,11 @@ def main(argv=None) -> dict:
     s = args.settings
     given = [str(a) for a in (argv if argv is not None else sys.argv[1:]) if str(a) != "--report-only"]
     command = "python examples/paper_regime.py " + " ".join(given)  # what makes the runs (a report re-reads them)
-    out = args.out / args.grid
+    grid_dir = args.out / args.grid
+    out = runs_folder(grid_dir, s.policy, SCALES[args.scale])
     out.mkdir(parents=True, exist_ok=True)
-    stages, store = boed_stages(args.grid, s, out, args.device, args.seed)
+    stages, store = boed_stages(args.grid, s, grid_dir, args.device, args.seed)
+    name = args.grid if out == grid_dir else f"{args.grid}, {s.policy} policy"
     seeds = {m: (s.seeds if m in MAIN_METHODS else s.extra_seeds) for m in args.methods}
     start = time.perf_counter()
     if args.report_only:
@@ -382,12 +396,14 @@ def main(argv=None) -> dict:
     cs.write_tables(results, out)
     curves = {cs.LABELS[m]: [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]
                              if (out / f"{m}-s{k}" / "summary.json").is_file()] for m in results}
-    plot_validation_curves(curves, out / "validation_curves.png", title=f"{args.grid}: validation accuracy (greedy)")
+    plot_validation_curves(curves, out / "validation_curves.png", title=f"{name}: validation accuracy (greedy)")
     v = verdict(out, list(results), seeds)
-    text = verdict_markdown(args.grid, v) + "\n" + (diagnosis(out, list(results), seeds)
-                                                    if (out / "test-sequences" / "summary.json").is_file() else "")
+    tests = grid_dir / "test-sequences"
+    text = verdict_markdown(name, v) + "\n" + (diagnosis(out, list(results), seeds, tests)
+                                               if (tests / "summary.json").is_file() else "")
     atomic_write_text(out / "verdict.md", text)
-    summary = {"command": command, "grid": args.grid, "scale": args.scale, "settings": asdict(s),
+    summary = {"command": command, "grid": args.grid, "policy": s.policy, "name": name, "scale": args.scale,
+               "settings": asdict(s),
                "seconds": timings, "machine": machine_info(), **v}
     atomic_write_json(out / "verdict.json", summary)
     print(text)

@@ -917,31 +917,35 @@ def glimpses_digits_section(page: Page, runs: Path, here: dict) -> None:
 
 
 def regime_section(page: Page, runs: Path, here: dict) -> None:
-    """The paper's claim in the paper's regime (``examples/paper_regime.py``: ``runs/regime/{grid}/verdict.json``)."""
+    """The paper's claim in the paper's regime (``examples/paper_regime.py``: ``runs/regime/{grid}/verdict.json``, and
+    ``runs/regime/{grid}/policy-{policy}/verdict.json`` for a one-factor change of the location policy)."""
     page.add("## The paper's claim on the fine grids (`examples/paper_regime.py`)", "")
-    found = sorted((runs / "regime").glob("*/verdict.json"))
+    # each grid, then its policy variants
+    found = sorted([*(runs / "regime").glob("*/verdict.json"), *(runs / "regime").glob("*/policy-*/verdict.json")],
+                   key=lambda p: (p.relative_to(runs / "regime").parts[0], len(p.parts), p))
     if not found:
         page.add("Not run yet. Command: `python examples/paper_regime.py --grid fine-60 --out runs/regime` (resumes at "
                  "every stage and run).", "")
         return
     for path in found:
         v = _json(path)
-        folder = path.parent
+        folder, name = path.parent, v.get("name", v["grid"])
+        slug = name.replace(", ", "-").replace(" policy", "").replace(" ", "-")  # "fine-60, dense policy": fine-60-dense
         command = " ".join(_shown_path(tok, runs) if tok.startswith("/") else tok for tok in v["command"].split())
-        page.add(f"### {v['grid']}", "", f"Command: `{command}`  ",
+        page.add(f"### {name}", "", f"Command: `{command}`  ",
                  f"Machine: {machine_line(None, v.get('machine'), here)}", "",
                  (folder / "verdict.md").read_text().rstrip(), "")
-        unfinished = sorted(f"{folder.name}/{r.name}" for r in folder.glob("*-s*")
+        unfinished = sorted(f"{folder.relative_to(runs / 'regime').as_posix()}/{r.name}" for r in folder.glob("*-s*")
                             if r.is_dir() and not (r / "summary.json").is_file())
         if unfinished:
             page.add("Started, not finished (rerun the same command to resume): " + ", ".join(unfinished) + ".", "")
         if (folder / "validation_curves.png").is_file():
-            page.figure(folder / "validation_curves.png", f"regime/{v['grid']}_validation_curves.png",
-                        f"{v['grid']}: validation accuracy of every method (mean ± sd over seeds)")
-        _regime_flops_figure(page, runs, folder, v["grid"])
+            page.figure(folder / "validation_curves.png", f"regime/{slug}_validation_curves.png",
+                        f"{name}: validation accuracy of every method (mean ± sd over seeds)")
+        _regime_flops_figure(page, runs, folder, name, slug)
 
 
-def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str) -> None:
+def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str, slug: str) -> None:
     """Accuracy against FLOPs per image of the grid's hard-attention runs (one point per seed) beside the CNN
     baselines trained on the same canvases (``runs/baselines/*`` of the runs' dataset): the workshop paper's Fig. 7."""
     from ppl_attention.plots.baselines import plot_accuracy_vs_flops
@@ -958,7 +962,7 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str) -> Non
         return
     cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json")) if _json(m)["config"].get("dataset") == dataset
             for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
-    path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{grid}_accuracy_vs_flops.png", curves,
+    path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{slug}_accuracy_vs_flops.png", curves,
                                   title=f"{grid}: test accuracy (greedy) against FLOPs per image")
     page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
                                                                        if cnns else ", no CNN baseline yet"))

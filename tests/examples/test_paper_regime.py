@@ -50,6 +50,24 @@ def test_rerun_retrains_nothing(quick, capsys):
     assert {p: p.stat().st_mtime_ns for p in out.glob("*-s*/summary.json")} == before
 
 
+def test_another_policy_is_a_one_factor_variant_on_the_same_sequences(quick):
+    module, out, _ = quick
+    stages = {p: p.stat().st_mtime_ns for p in out.glob("*sequences/manifest.json")}
+    summary = module.main(["--grid", "fine-60", "--quick", "--out", str(out.parent), "--device", "cpu", "--policy",
+                           "factorised", "--methods", "none", "nogs", "--seeds", "0"])
+    variant = out / "policy-factorised"
+    cfg = json.loads((variant / "nogs-s0" / "manifest.json").read_text())["config"]
+    assert cfg["network"]["network"]["policy"] == "factorised"
+    assert cfg["run"]["sequences"] == str(out / "sequences")  # the grid's store, not a new design
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*sequences/manifest.json")} == stages
+    assert summary["policy"] == "factorised" and summary["name"] == "fine-60, factorised policy"
+    text = (variant / "verdict.md").read_text()
+    assert text.startswith("Grid fine-60, factorised policy;") and "| policy-factorised/nogs-s0 | PS-NOGS |" in text
+    assert "fine-60/test-sequences" in text
+    # the default policy's runs are untouched and still the grid's own report
+    assert json.loads((out / "verdict.json").read_text())["grid"] == "fine-60"
+
+
 def test_report_only_reads_the_finished_runs_and_trains_nothing(quick, load_example, tmp_path):
     module, out, _ = quick
     unfinished = out / "nogs-s1" / "summary.json"

@@ -404,6 +404,28 @@ def test_regime_section_shows_the_verdict_without_machine_paths(load_example, tm
     assert "No CNN baseline" not in text  # no finished run: no accuracy-against-FLOPs figure
 
 
+def test_regime_section_shows_a_policy_variant_after_its_grid(load_example, tmp_path):
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    grid = runs / "regime" / "fine-60-patch"
+    variant = grid / "policy-factorised"
+    (variant / "nogs-s0").mkdir(parents=True)  # started, not finished
+    machine = {"cpu_count": 2, "cpu": "x86", "torch": "2"}
+    _write(grid / "verdict.json", {"grid": "fine-60-patch", "command": "python examples/paper_regime.py",
+                                   "machine": machine})
+    (grid / "verdict.md").write_text("Verdict, PS-NOGS: gaussian.\n")
+    _write(variant / "verdict.json", {"grid": "fine-60-patch", "name": "fine-60-patch, factorised policy",
+                                      "command": "python examples/paper_regime.py --policy factorised",
+                                      "machine": machine})
+    (variant / "verdict.md").write_text("Verdict, PS-NOGS: factorised.\n")
+    (variant / "validation_curves.png").write_bytes(b"png")  # copied as it is
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "regime"]).read_text()
+    assert text.index("### fine-60-patch\n") < text.index("Verdict, PS-NOGS: gaussian.") \
+        < text.index("### fine-60-patch, factorised policy") < text.index("Verdict, PS-NOGS: factorised.")
+    assert "fine-60-patch/policy-factorised/nogs-s0" in text
+    assert (tmp_path / "figures" / "regime" / "fine-60-patch-factorised_validation_curves.png").is_file()
+
+
 def test_regime_section_plots_accuracy_against_flops_beside_the_cnns(load_example, tmp_path):
     wr = load_example("write_results")
     runs = tmp_path / "runs"
