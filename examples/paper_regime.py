@@ -261,7 +261,9 @@ def verdict(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> dict:
                          "accuracy_difference": nogs["test_accuracy"][0] - ram["test_accuracy"][0],
                          "holds": speedup >= TARGET_SPEEDUP and nogs["test_accuracy"][0] >= ram["test_accuracy"][0]}
     return {"ram_final_test_accuracy": None if ram_final is None else 100 * ram_final, "rows": rows,
-            "claim": claims.get("nogs"), "claims": claims, "ordering": ordering(rows)}
+            "claim": claims.get("nogs"), "claims": claims, "ordering": ordering(rows),
+            "mc_samples": sorted({r["test_mc_samples"] for runs in summaries.values() for r in runs
+                                  if r.get("test_mc_samples")})}
 
 
 def ordering(rows: dict) -> dict:
@@ -333,7 +335,11 @@ def verdict_markdown(grid: str, v: dict) -> str:
         lines.append(f"| {row['label']} | {', '.join(map(str, row['seeds'])) or '—'} | "
                      f"{cell(row['convergence_loss'])} | {cell(row['convergence_accuracy'])} | {reach} | "
                      f"{cell(row['test_accuracy'], 1)} | {cell(row['test_mc_accuracy'], 1)} |")
-    lines += ["", "Iterations to a validation accuracy (greedy, 500 canvases), mean ± sd over the seeds:", "",
+    mc = " or ".join(map(str, v.get("mc_samples") or ["M"]))
+    lines += ["", "Greedy: one rollout of the policy's most likely locations, T glimpses (the verdict's accuracy). MC: "
+              f"the class probabilities averaged over {mc} sampled rollouts (Mnih et al.'s evaluation), so {mc} x T "
+              "glimpses of each image: not an accuracy at T glimpses.",
+              "", "Iterations to a validation accuracy (greedy, 500 canvases), mean ± sd over the seeds:", "",
               "| method | " + " | ".join(f"{100 * a:g} %" for a in THRESHOLDS) + " |",
               "|---|" + "---|" * len(THRESHOLDS)]
     for row in v["rows"].values():

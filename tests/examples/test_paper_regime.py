@@ -92,7 +92,8 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
         d = tmp_path / f"{name}-s{seed}"
         d.mkdir()
         (d / "summary.json").write_text(json.dumps({
-            "seed": seed, "test_greedy_acc": final, "test_mc_acc": final, "iterations_to_convergence_loss": 100,
+            "seed": seed, "test_greedy_acc": final, "test_mc_acc": final, "test_mc_samples": 10,
+            "iterations_to_convergence_loss": 100,
             "iterations_to_convergence_accuracy": 100}))
         (d / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
 
@@ -105,6 +106,7 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     assert v["rows"]["none"]["reach"]["0.7"]["mean_sd"][0] == 5000 and v["rows"]["none"]["reach"]["0.9"]["never"] == 1
     text = module.verdict_markdown("fine-60", v)
     assert "Verdict, PS-NOGS: reaches RAM's final test accuracy 6.0x sooner" in text and "holds here" in text
+    assert "averaged over 10 sampled rollouts (Mnih et al.'s evaluation), so 10 x T glimpses" in text
     # a finished variant that never reaches RAM's final accuracy is a "no", not "not measurable"
     run("nogs-all", 0, 0.70, [(1000, 0.5), (9000, 0.72)])
     v = module.verdict(tmp_path, ["none", "nogs", "nogs-all"], {"none": (0,), "nogs": (0,), "nogs-all": (0,)})
@@ -157,6 +159,7 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     assert "Ordering, PS-HGS below PS-NOGS" in text and "never (a seed) (1 seed(s)) against 3,000" in text
     assert "RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here." in text
     json.dumps(v, allow_nan=False)  # verdict.json stays strict JSON
+    assert "averaged over M sampled rollouts" in text  # the summaries do not say how many
     # RAM+ slower than RAM: the ordering does not hold, and says so
     (tmp_path / "ram+-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.5\n12000,0.9\n")
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
