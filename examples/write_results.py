@@ -957,12 +957,13 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str, slug: 
             continue
         dataset = (_json(run / "summary.json") or {}).get("dataset", dataset)
         method = run.name.rsplit("-s", 1)[0]
-        curves.setdefault(f"{LABELS.get(method, method)} (one point per seed)", []).append(pts[-1])
+        curves.setdefault(LABELS.get(method, method), []).append(pts[-1])
     if not curves:
         return
     cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json")) if _json(m)["config"].get("dataset") == dataset
             for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
-    path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{slug}_accuracy_vs_flops.png", curves,
+    path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{slug}_accuracy_vs_flops.png",
+                                  attention_points=curves,
                                   title=f"{grid}: test accuracy (greedy) against FLOPs per image")
     page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
                                                                        if cnns else ", no CNN baseline yet"))

@@ -19,8 +19,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[str, list[dict]] | None = None,
-                           title: str = "Accuracy against computation") -> Path:
-    """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}]."""
+                           title: str = "Accuracy against computation",
+                           attention_points: dict[str, list[dict]] | None = None) -> Path:
+    """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}], a line
+    each (an adaptive-stopping curve); ``attention_points``: name -> one {"flops", "accuracy"} per seed, drawn as
+    the seeds' dots and their mean ± sd, each method shifted a little sideways so that methods of one cost (every
+    network with the same sensor and T) stay apart."""
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
     # enough distinct colours for many runs (the default cycle repeats after 10 lines)
     ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
@@ -40,6 +44,17 @@ def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[s
     for name, curve in (attention_curves or {}).items():
         pts = sorted((c["flops"] / 1e6, 100 * c["accuracy"]) for c in curve)
         ax.plot(*zip(*pts), "o-", ms=3, lw=2, label=name)
+    points = attention_points or {}
+    for k, (name, seeds) in enumerate(points.items()):
+        shift = 10 ** (0.012 * (k - (len(points) - 1) / 2))  # a fraction of a decade on the log axis
+        flops = [shift * c["flops"] / 1e6 for c in seeds]
+        acc = [100 * c["accuracy"] for c in seeds]
+        dots = ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3)
+        mean = sum(acc) / len(acc)
+        sd = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 else 0.0
+        ax.errorbar(sum(flops) / len(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4,
+                    color=dots.get_facecolor()[0][:3], label=f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)"
+                    if len(acc) > 1 else f"{name}: {mean:.1f} % (1 seed)")
     ax.set_xscale("log")
     ax.set_xlabel("MFLOPs per image (log scale)")
     ax.set_ylabel("test accuracy (%)")

@@ -108,3 +108,26 @@ def test_baselines_command_refuses_bad_threads(tmp_path, capsys):
 
     assert main(["baselines", "--out", str(tmp_path), "--threads", "0"]) == 2
     assert "--threads must be a positive int, got 0" in capsys.readouterr().err
+
+
+def test_per_seed_points_show_their_mean_and_sd_and_stay_apart(tmp_path, monkeypatch):
+    import ppl_attention.plots.baselines as plots
+
+    seen = {}
+
+    def keep(fig, path):
+        seen["ax"] = fig.axes[0]
+        return plots_save(fig, path)
+
+    plots_save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", keep)
+    same_cost = {"RAM": [{"flops": 1e7, "accuracy": a} for a in (0.90, 0.92, 0.94)],
+                 "PS-NOGS": [{"flops": 1e7, "accuracy": 0.91}]}
+    path = plot_accuracy_vs_flops([], tmp_path / "pts.png", attention_points=same_cost)
+    assert path.stat().st_size > 1000
+    labels = [t.get_text() for t in seen["ax"].get_legend().get_texts()]
+    assert labels == ["RAM: 92.0 ± 2.0 % (3 seeds)", "PS-NOGS: 91.0 % (1 seed)"]
+    from matplotlib.collections import PathCollection
+
+    xs = [c.get_offsets()[:, 0] for c in seen["ax"].collections if isinstance(c, PathCollection)]
+    assert len({round(float(x[0]), 6) for x in xs}) == 2  # one cost, two methods: drawn side by side
