@@ -25,6 +25,7 @@ def test_the_fine_grid_end_to_end(quick):
             cfg = json.loads((out / f"{method}-s{seed}" / "manifest.json").read_text())["config"]
             assert cfg["data"]["options"]["stride"] == 1 and cfg["network"]["network"]["policy"] == "gaussian"
             assert cfg["train"]["supervision_until"] == (s.iterations // 4 if method == "nogs-stop" else None)
+            assert cfg["run"]["pretrain_iterations"] == (s.pretrain_iterations if method == "ram+" else 1000)
     for name in ("verdict.md", "verdict.json", "results.md", "validation_curves.png", "diagnosis/policy.json"):
         assert (out / name).is_file()
     assert set(summary["rows"]) == set(module.MAIN_METHODS + module.EXTRA_METHODS)
@@ -168,3 +169,15 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     # without the extra methods there is no ordering line
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["ordering"] == {} and "Ordering" not in module.verdict_markdown("fine-60", v)
+
+
+def test_only_ram_plus_gets_the_long_pretraining(load_example, tmp_path):
+    """RAM+ pretrains its trunk for 10,000 iterations before freezing it (1,000 froze a trunk at 60 %); the other
+    methods do not pretrain, so their command lines (and manifests) do not carry the setting."""
+    module = load_example("paper_regime")
+    s = module.SCALES["cpu"]
+    ram_plus = module.train_argv("fine-60", tmp_path, tmp_path / "seq", ["ram+"], [0], s, 1, "cpu", 0)
+    assert ram_plus[ram_plus.index("--pretrain-iterations") + 1] == "10000"
+    for methods in (["none", "nogs", "nogs-all", "nogs-stop"], ["h1", "h5", "hgs"]):
+        assert "--pretrain-iterations" not in module.train_argv("fine-60", tmp_path, tmp_path / "seq", methods, [0],
+                                                                s, 1, "cpu", 0)
