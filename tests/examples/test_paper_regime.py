@@ -150,6 +150,8 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     run("none", 0.92, [(1000, 0.5), (9000, 0.91)])
     run("nogs", 0.91, [(1000, 0.6), (3000, 0.9)])
     run("ram+", 0.93, [(1000, 0.6), (5000, 0.9)])
+    summary = tmp_path / "ram+-s0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "pretrain_summary": {"iterations": 10000}}))
     run("hgs", 0.85, [(1000, 0.8), (20000, 0.86)])  # never reaches 90 %: the slowest
     methods = ["none", "nogs", "ram+", "hgs"]
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
@@ -159,6 +161,7 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     text = module.verdict_markdown("fine-60", v)
     assert "Ordering, PS-HGS below PS-NOGS" in text and "never (a seed) (1 seed(s)) against 3,000" in text
     assert "RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here." in text
+    assert "RAM+'s iterations count from the end of its trunk's pretraining (10,000 iterations" in text
     json.dumps(v, allow_nan=False)  # verdict.json stays strict JSON
     assert "averaged over M sampled rollouts" in text  # the summaries do not say how many
     # RAM+ slower than RAM: the ordering does not hold, and says so
