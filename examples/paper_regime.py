@@ -248,7 +248,8 @@ def verdict(out: Path, methods, seeds: dict[str, tuple[int, ...]]) -> dict:
                    "convergence_loss": cs.mean_std([r["iterations_to_convergence_loss"] for r in runs]),
                    "convergence_accuracy": cs.mean_std([r["iterations_to_convergence_accuracy"] for r in runs]),
                    "test_accuracy": cs.mean_std([100 * r["test_greedy_acc"] for r in runs]),
-                   "test_mc_accuracy": cs.mean_std([100 * r["test_mc_acc"] for r in runs if r.get("test_mc_acc") is not None]),
+                   "test_mc_accuracy": cs.mean_std([100 * r["test_mc_acc"] for r in runs
+                                                    if r.get("test_mc_acc") is not None]),
                    "reach_ram_final": cs.mean_std(reach), "never_reached": sum(x is None for x in reach),
                    # iterations to fixed validation accuracies: the speed-up all along the curve, not at one point
                    "reach": {f"{a:g}": _reach(out, m, runs, a) for a in THRESHOLDS},
@@ -322,10 +323,13 @@ def ordering_markdown(v: dict) -> list[str]:
                      f"less accurate: {'yes' if c['less_accurate'] else 'no'}).")
     if "ram+_between" in o:
         c = o["ram+_between"]["iterations"]
+        pre = rows["ram+"].get("pretrain_iterations")
+        with_pre = (f" (RAM+ counted after its {pre[0]:,} pretraining iterations: {pre[0] + c['ram+']:,.0f} with them)"
+                    if pre and c["ram+"] is not None else "")
         lines.append(f"Ordering, RAM+ between RAM and PS-NOGS (paper, CUB Fig. 6: 54 % after 16 epochs against 5): "
                      f"iterations to {at} validation accuracy RAM {its(c['none'])} ({seeds('none')}), RAM+ "
                      f"{its(c['ram+'])} ({seeds('ram+')}), PS-NOGS {its(c['nogs'])} ({seeds('nogs')}): "
-                     f"{'holds' if o['ram+_between']['holds'] else 'does not hold'} here.")
+                     f"{'holds' if o['ram+_between']['holds'] else 'does not hold'} here{with_pre}.")
     return lines + [""] if lines else []
 
 
@@ -357,7 +361,8 @@ def verdict_markdown(grid: str, v: dict) -> str:
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     lines += [f"\n{row['label']}'s iterations count from the end of its trunk's pretraining "
               f"({' or '.join(f'{n:,}' for n in row['pretrain_iterations'])} iterations with heuristic locations, "
-              "then frozen), as in the paper's Table 1." for row in v["rows"].values() if row.get("pretrain_iterations")]
+              "then frozen), as in the paper's Table 1."
+              for row in v["rows"].values() if row.get("pretrain_iterations")]
     lines += ["", "Paper, Table 1 (CelebA-HQ): RAM 24,000 iterations, 86.7 %; PS-NOGS 3,500, 87.1 % (6.9x).", ""]
     for m in (m for m in PSNOGS_VARIANTS if m in v["rows"]):
         c, label = v.get("claims", {}).get(m), v["rows"][m]["label"]

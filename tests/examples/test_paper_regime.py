@@ -160,7 +160,8 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     assert v["ordering"]["ram+_between"]["holds"]
     text = module.verdict_markdown("fine-60", v)
     assert "Ordering, PS-HGS below PS-NOGS" in text and "never (a seed) (1 seed(s)) against 3,000" in text
-    assert "RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here." in text
+    assert ("RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here (RAM+ counted after "
+            "its 10,000 pretraining iterations: 15,000 with them).") in text
     assert "RAM+'s iterations count from the end of its trunk's pretraining (10,000 iterations" in text
     json.dumps(v, allow_nan=False)  # verdict.json stays strict JSON
     assert "averaged over M sampled rollouts" in text  # the summaries do not say how many
@@ -168,7 +169,7 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     (tmp_path / "ram+-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.5\n12000,0.9\n")
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
     assert not v["ordering"]["ram+_between"]["holds"]
-    assert "PS-NOGS 3,000 (1 seed(s)): does not hold here." in module.verdict_markdown("fine-60", v)
+    assert "PS-NOGS 3,000 (1 seed(s)): does not hold here (RAM+ counted" in module.verdict_markdown("fine-60", v)
     # without the extra methods there is no ordering line
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["ordering"] == {} and "Ordering" not in module.verdict_markdown("fine-60", v)
