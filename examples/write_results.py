@@ -960,14 +960,19 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str, slug: 
         curves.setdefault(LABELS.get(method, method), []).append(pts[-1])
     if not curves:
         return
-    cnns = [q for m in sorted(runs.glob("baselines/*/manifest.json")) if _json(m)["config"].get("dataset") == dataset
+    sweeps = [m for m in sorted(runs.glob("baselines/*/manifest.json")) if _json(m)["config"].get("dataset") == dataset]
+    cnns = [{**q, "epochs": _json(m)["config"].get("epochs")} for m in sweeps
             for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
     path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{slug}_accuracy_vs_flops.png",
                                   attention_points=curves,
                                   title=f"{grid}: test accuracy (greedy) against FLOPs per image")
     page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
                                                                        if cnns else ", no CNN baseline yet"))
-    if not cnns:
+    if cnns:
+        page.add("CNNs on the same canvases (test accuracy at FLOPs per image): " + "; ".join(
+            f"{q['config']['arch']} (c = {q['config']['width']:g}, r = {q['config']['resolution']}, {q['epochs']} "
+            f"epochs) {100 * q['test_accuracy']:.1f} % at {q['flops'] / 1e6:.2f} MFLOPs" for q in cnns) + ".", "")
+    else:
         page.add(f"No CNN baseline on {dataset} canvases yet: `ppl-attention baselines --dataset {dataset} --archs "
                  "shufflenet_v2 mobilenet_v2 --widths 0.25 --resolutions 60 --epochs 320 --threads 1 --out "
                  f"runs/baselines/{dataset}` (320 epochs of 4,000 canvases: the 1.28 M examples of a 20,000-iteration "

@@ -440,11 +440,12 @@ def test_regime_section_plots_accuracy_against_flops_beside_the_cnns(load_exampl
     out = tmp_path / "R.md"
     text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "regime"]).read_text()
     assert "fine-60_accuracy_vs_flops.png" in text and "No CNN baseline on cluttered-mnist canvases yet" in text
-    _write(runs / "baselines" / "c60" / "manifest.json", {"config": {"dataset": "cluttered-mnist"}})
+    _write(runs / "baselines" / "c60" / "manifest.json", {"config": {"dataset": "cluttered-mnist", "epochs": 320}})
     _write(runs / "baselines" / "c60" / "points" / "s.json", {
         "config": {"arch": "shufflenet_v2", "width": 0.25, "resolution": 60}, "flops": 2.7e6, "test_accuracy": 0.88})
     text = wr.main(["--runs", str(runs), "--out", str(out), "--only", "regime"]).read_text()
     assert "No CNN baseline" not in text
+    assert "shufflenet_v2 (c = 0.25, r = 60, 320 epochs) 88.0 % at 2.70 MFLOPs" in text
     assert (tmp_path / "figures" / "regime" / "fine-60_accuracy_vs_flops.png").is_file()
 
 
