@@ -114,6 +114,13 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     assert v["claims"]["nogs-all"]["holds"] is False and v["claims"]["nogs-all"]["never_reached"] == 1
     assert ("Verdict, PS-NOGS, every image: never reaches RAM's final test accuracy in 1 of 1 seed(s), at -10.0 "
             "points") in module.verdict_markdown("fine-60", v)
+    # RAM's own validation accuracy never reaches its final test accuracy: no speed-up, but lower accuracy is a "no"
+    (tmp_path / "none-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.5\n6000,0.79\n")
+    v = module.verdict(tmp_path, ["none", "nogs", "nogs-all"], {"none": (0,), "nogs": (0,), "nogs-all": (0,)})
+    assert v["claims"]["nogs-all"]["holds"] is False and "nogs" not in v["claims"]  # PS-NOGS is more accurate
+    text = module.verdict_markdown("fine-60", v)
+    assert ("Verdict, PS-NOGS, every image: ends 10.0 points below RAM's final test accuracy (no speed-up is "
+            "measured") in text and "Verdict, PS-NOGS: not measurable yet" in text
 
 
 def test_bad_arguments(load_example, capsys):
