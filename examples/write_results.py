@@ -930,12 +930,13 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
     for path in found:
         v = _json(path)
         folder, name = path.parent, v.get("name", v["grid"])
-        slug = name.replace(", ", "-").replace(" policy", "").replace(" ", "-")  # "fine-60, dense policy": fine-60-dense
+        place = folder.relative_to(runs / "regime").as_posix()  # fine-60, or fine-60/policy-dense for a variant
+        slug = place.replace("/policy-", "-")
         command = " ".join(_shown_path(tok, runs) if tok.startswith("/") else tok for tok in v["command"].split())
         page.add(f"### {name}", "", f"Command: `{command}`  ",
                  f"Machine: {machine_line(None, v.get('machine'), here)}", "",
                  (folder / "verdict.md").read_text().rstrip(), "")
-        unfinished = sorted(f"{folder.relative_to(runs / 'regime').as_posix()}/{r.name}" for r in folder.glob("*-s*")
+        unfinished = sorted(f"{place}/{r.name}" for r in folder.glob("*-s*")
                             if r.is_dir() and not (r / "summary.json").is_file())
         if unfinished:
             page.add("Started, not finished (rerun the same command to resume): " + ", ".join(unfinished) + ".", "")
@@ -945,7 +946,7 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
         _regime_flops_figure(page, runs, folder, name, slug)
 
 
-def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str, slug: str) -> None:
+def _regime_flops_figure(page: Page, runs: Path, folder: Path, name: str, slug: str) -> None:
     """Accuracy against FLOPs per image of the grid's hard-attention runs (one point per seed) beside the CNN
     baselines trained on the same canvases (``runs/baselines/*`` of the runs' dataset): the workshop paper's Fig. 7."""
     from ppl_attention.plots.baselines import plot_accuracy_vs_flops
@@ -965,8 +966,8 @@ def _regime_flops_figure(page: Page, runs: Path, folder: Path, grid: str, slug: 
             for q in map(_json, sorted((m.parent / "points").glob("*.json")))]
     path = plot_accuracy_vs_flops(cnns, page.figures / "regime" / f"{slug}_accuracy_vs_flops.png",
                                   attention_points=curves,
-                                  title=f"{grid}: test accuracy (greedy) against FLOPs per image")
-    page.link(path, f"{grid}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
+                                  title=f"{name}: test accuracy (greedy) against FLOPs per image")
+    page.link(path, f"{name}: hard-attention networks (every seed)" + (" and the CNN baselines on the same canvases"
                                                                        if cnns else ", no CNN baseline yet"))
     if cnns:
         page.add("CNNs on the same canvases (test accuracy at FLOPs per image): " + "; ".join(

@@ -1,6 +1,7 @@
 """Accuracy against FLOPs: CNN baselines and hard-attention curves (the workshop paper's Figure 7)."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
@@ -53,12 +54,13 @@ def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[s
         acc = [100 * c["accuracy"] for c in seeds]
         # distinct hues (tab20's pairs of one hue would read as one method); blue is left to the CNNs
         colour = plt.get_cmap("tab10")((1, 2, 3, 4, 5, 6, 8, 9)[k % 8])
-        dots = ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3, color=colour)
-        mean = sum(acc) / len(acc)
-        sd = (sum((a - mean) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 else 0.0
-        ax.errorbar(sum(flops) / len(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4,
-                    color=dots.get_facecolor()[0][:3], label=f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)"
-                    if len(acc) > 1 else f"{name}: {mean:.1f} % (1 seed)")
+        ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3, color=colour)
+        mean = statistics.mean(acc)
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        label = f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)" if len(acc) > 1 else \
+            f"{name}: {mean:.1f} % (1 seed)"
+        ax.errorbar(statistics.mean(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4, color=colour,
+                    label=label)
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     if hi / lo < 10:  # methods of one cost alone: a decade around them, so the sideways shift does not read as cost
