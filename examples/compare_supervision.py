@@ -261,6 +261,15 @@ def read_history(run_dir: Path) -> list[dict]:
         return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
+def curve_label(method: str, summaries: list[dict]) -> str:
+    """The method's name in a validation-curve legend; RAM+'s curve starts after its pretraining (its log counts the
+    policy's iterations only), which the label says, so that its high start is not read as a head start."""
+    pretrained = {s["pretrain_summary"]["iterations"] for s in summaries if s.get("pretrain_summary")}
+    if len(pretrained) == 1:
+        return f"{LABELS[method]} (after {pretrained.pop():,} pretraining iterations)"
+    return LABELS[method]
+
+
 def compare(args, command: str | None = None) -> list[dict]:
     """Train (or re-read) every run, write OUT/results.csv|md, OUT/validation_curves.png and OUT/comparison.json
     (the command and settings, for the results page); returns the rows."""
@@ -269,7 +278,8 @@ def compare(args, command: str | None = None) -> list[dict]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_json(args.out / "comparison.json", {"command": command, "settings": settings,
                                                      "machine": machine_info()})
-    curves = {LABELS[m]: [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods}
+    curves = {curve_label(m, results[m]): [read_history(args.out / f"{m}-s{s}") for s in args.seeds]
+              for m in args.methods}
     plot_validation_curves(curves, args.out / "validation_curves.png",
                            title=f"{args.dataset}: validation accuracy (greedy policy)")
     return rows

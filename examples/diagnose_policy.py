@@ -66,7 +66,8 @@ def accuracy_per_glimpse(net, images: torch.Tensor, labels: torch.Tensor, T: int
 def agreement_per_glimpse(net, images: torch.Tensor, sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """How often the greedy policy, given the near-optimal history ``sequences[:, :t]``, picks the near-optimal
     location ``sequences[:, t]`` itself, and a location at most half a fovea away from it (in pixels, each axis: one
-    cell of the 81-location grid, whose stride is half a fovea; 6 cells of the fine grid): two (k,) tensors."""
+    cell of the 81-location grid, whose stride is half a fovea; 6 cells of the 2,401-location grid): two (k,)
+    tensors."""
     B, k = sequences.shape
     half_fovea = torch.tensor(net.grid.glimpse_size) // 2
     exact, near = [], []
@@ -79,6 +80,14 @@ def agreement_per_glimpse(net, images: torch.Tensor, sequences: torch.Tensor) ->
             offset = (net.grid.pixels(chosen) - net.grid.pixels(sequences[:, t])).abs()
             near.append((offset <= half_fovea).all(-1).double().mean())
     return torch.stack(exact), torch.stack(near)
+
+
+def half_fovea_in_cells(grid) -> dict:
+    """Half a fovea in pixels and in cells of the grid's location lattice (its smallest row step), for the report:
+    one cell of the 81-location grid, 6 of the 2,401-location one."""
+    half = int(grid.glimpse_size[0]) // 2
+    steps = [b - a for a, b in zip(grid.rows, grid.rows[1:])] or [half]
+    return {"pixels": half, "cells": half / min(steps)}
 
 
 def check_fit(run: Path, store: SequenceStore) -> dict:
@@ -111,7 +120,7 @@ def diagnose(args) -> dict:
     images = torch.stack([it["image"] for it in items])
     labels = torch.tensor([int(it["label"]) for it in items])
     store_T = int(cfg["T"])
-    results = {}
+    results, tolerance = {}, None
     for run in args.runs:
         summary = check_fit(run, store)
         net = load_run_network(run).eval()
@@ -133,10 +142,19 @@ def diagnose(args) -> dict:
                              "T": T, "forced_glimpses": k, "test_greedy_acc": summary.get("test_greedy_acc"),
                              "curves": {m: [round(float(a), 4) for a in c] for m, c in curves.items()}}
         exact, near = agreement_per_glimpse(net, images, forced[:, :k])
+        tolerance = half_fovea_in_cells(net.grid)
         results[str(run)].update(agreement=[round(float(a), 4) for a in exact],
                                  agreement_within_half_fovea=[round(float(a), 4) for a in near])
     return {"sequences": str(args.sequences), "images": len(indices), "split": cfg.get("split", "train"),
-            "store_T": store_T, "draws": args.draws, "runs": results}
+            "store_T": store_T, "draws": args.draws, "half_fovea": tolerance, "runs": results}
+
+
+def _tolerance_words(half_fovea: dict | None) -> str:
+    if not half_fovea:
+        return "in pixels"
+    cells = half_fovea["cells"]
+    cells = f"{cells:g} cell{'s' if cells != 1 else ''}"
+    return f"{half_fovea['pixels']} pixels, {cells} of the run's location grid"
 
 
 def markdown(report: dict, labels: dict | None = None) -> str:
@@ -146,7 +164,7 @@ def markdown(report: dict, labels: dict | None = None) -> str:
              "store's sequence; random = distinct uniformly random locations "
              f"(mean of {report['draws']} draws). Agreement: how often the policy, shown the near-optimal glimpses "
              "so far, picks the next near-optimal location itself, or one at most half a fovea away on each axis "
-             "(one cell of the 81-location grid) (mean over "
+             f"({_tolerance_words(report.get('half_fovea'))}) (mean over "
              "glimpses 2.. of the store's sequences; whether the first glimpse matches is shown apart, it is the same "
              "for every image).", "",
              "| run | method | iterations (best at) | T | " + " | ".join(MODES) + " | first glimpse matches | "

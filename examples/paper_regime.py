@@ -428,7 +428,7 @@ def main(argv=None) -> dict:
                                                                    s, args.threads, args.device, data_seed))))
         timings["training"] = round(time.perf_counter() - start, 1)
     cs.write_tables(results, out)
-    curves = {cs.LABELS[m]: [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]
+    curves = {cs.curve_label(m, results[m]): [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]
                              if (out / f"{m}-s{k}" / "summary.json").is_file()] for m in results}
     plot_validation_curves(curves, out / "validation_curves.png", title=f"{name}: validation accuracy (greedy)")
     v = verdict(out, list(results), seeds)

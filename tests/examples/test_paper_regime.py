@@ -192,3 +192,13 @@ def test_only_ram_plus_gets_the_long_pretraining(load_example, tmp_path):
     for methods in (["none", "nogs", "nogs-all", "nogs-stop"], ["h1", "h5", "hgs"]):
         assert "--pretrain-iterations" not in module.train_argv("fine-60", tmp_path, tmp_path / "seq", methods, [0],
                                                                 s, 1, "cpu", 0)
+
+
+def test_ram_plus_curve_says_it_starts_after_pretraining(load_example):
+    """RAM+'s log counts the policy's iterations only: its validation curve's legend names the pretraining, so that
+    its high start is not read as a head start."""
+    cs = load_example("compare_supervision")
+    pretrained = [{"pretrain": True, "pretrain_summary": {"iterations": 10000}}]
+    assert cs.curve_label("ram+", pretrained) == "RAM+ (after 10,000 pretraining iterations)"
+    assert cs.curve_label("none", [{"pretrain": False}]) == "RAM"
+    assert cs.curve_label("nogs", []) == "PS-NOGS"

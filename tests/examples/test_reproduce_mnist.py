@@ -140,6 +140,12 @@ def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
         assert all(a <= b for a, b in zip(r["agreement"], r["agreement_within_half_fovea"]))
     table = (tmp_path / "policy.md").read_text()
     assert "| PS-NOGS |" in table and "| RAM |" in table and report["command"].startswith("python examples/")
+    # the agreement's tolerance in the run's own grid: half a fovea is one cell of the 81-location grid, 6 cells of
+    # the 2,401-location grid and 3 of the 2,025-location one
+    assert report["half_fovea"] == {"pixels": 6, "cells": 1.0} and "6 pixels, 1 cell of the run's" in table
+    from ppl_attention.sensor import Sensor
+    assert dp.half_fovea_in_cells(Sensor(60, 12, stride=1))["cells"] == 6
+    assert dp.half_fovea_in_cells(Sensor(100, 12, stride=2))["cells"] == 3
     # forcing the policy's own greedy glimpses changes nothing; forcing others does change what it sees
     net = load_run_network(base / "nogs-s0").eval()
     data = load_dataset("cluttered-mnist", split="train", seed=0)
