@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ppl_attention.runtime import machine_info  # noqa: F401  (re-exported for the example scripts)
 
 log = logging.getLogger(__name__)
 

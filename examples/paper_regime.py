@@ -46,9 +46,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ppl_attention.runtime import machine_info
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
-from _paper_pipeline import Stage, machine_info, run_stages  # noqa: E402
+from _paper_pipeline import Stage, run_stages  # noqa: E402
 
 #: grid -> (dataset, dataset options, stride of the distillation sub-lattice in grid cells)
 GRIDS = {"fine-60": ("cluttered-mnist", {"stride": 1}, 6), "fine-100": ("cluttered-mnist-100", {"stride": 2}, 3),

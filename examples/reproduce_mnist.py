@@ -33,9 +33,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ppl_attention.runtime import machine_info
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
-from _paper_pipeline import Stage, flag, machine_info, run_stages  # noqa: E402
+from _paper_pipeline import Stage, flag, run_stages  # noqa: E402
 
 DATASETS = ("translated-mnist", "cluttered-mnist")
 METHOD_ORDER = ("none", "ram+", "h1", "h5", "hgs", "nogs")  # the paper's Table 1 order

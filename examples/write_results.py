@@ -23,8 +23,9 @@ from dataclasses import MISSING, fields
 from datetime import date
 from pathlib import Path
 
+from ppl_attention.runtime import machine_info
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import machine_info  # noqa: E402
 from compare_supervision import LABELS, first_reaching  # noqa: E402  (method -> the paper's name)
 
 #: The paper's Table 1 (Harvey, Teng & Wood, arXiv:1906.05462): dataset -> method -> (iterations to convergence, test accuracy %)

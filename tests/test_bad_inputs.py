@@ -59,7 +59,6 @@ def fx(tmp_path_factory) -> dict:
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.data import load_dataset
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.sensor import GlimpseGrid
     from ppl_attention.posterior import save_avp
     from ppl_attention.posterior.network import AVP
     from ppl_attention.posterior.training import TrainAVPConfig, avp_config_for

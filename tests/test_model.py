@@ -8,7 +8,6 @@ expectation over y is Monte Carlo with 20,000 draws (standard error ~0.0015 nats
 import math
 
 import pyro
-import pyro.distributions as dist
 import pytest
 import torch
 import torch.nn.functional as F

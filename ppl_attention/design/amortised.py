@@ -150,7 +150,7 @@ class EPEMapNet(nn.Module):
         self._check(x, probs)
         if locations is None:
             locations = torch.arange(self.grid.num_locations, device=x.device)
-        B, L = x.shape[0], len(locations)
+        B = x.shape[0]
         f1 = self.fine(x)
         f2 = self.coarse(f1)
         centres = self.centres[:, :, locations]

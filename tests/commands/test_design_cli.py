@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from ppl_attention.cli import main

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError
-from ppl_attention.completion.base import CompletionSamples
 from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
 from ppl_attention.completion.vae import (VAE, FreeBitsELBO, VAEConfig, evaluate_vae, load_vae, random_glimpse_masks,
                                          train_vae)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppl_attention.design.search import (CachedScore, coarse_to_fine, exhaustive_search, racing, run_search,
+from ppl_attention.design.search import (CachedScore, exhaustive_search, racing, run_search,
                                          successive_halving)
 from ppl_attention.sensor import GlimpseGrid
 

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +59,7 @@ def test_binary_maps_roundtrip_values_shape_and_grid_order(tmp_path):
 
 
 def test_old_store_with_maps_in_the_json_still_reads(tmp_path):
-    store = SequenceStore.create(tmp_path / "s", _config())
+    SequenceStore.create(tmp_path / "s", _config())
     old = {"index": 4, "seed": 9, "locations": [3, 1], "epe": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
            "evaluations": [0, 8]}
     (tmp_path / "s/records/0000004.json").write_text(json.dumps(old))  # the format before the binary maps
