@@ -924,9 +924,10 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
     # each grid, then its policy variants
     found = sorted([*(runs / "regime").glob("*/verdict.json"), *(runs / "regime").glob("*/policy-*/verdict.json")],
                    key=lambda p: (p.relative_to(runs / "regime").parts[0], len(p.parts), p))
-    if not found:
+    if not found and not _regime_in_progress(page, runs, set()):
         page.add("Not run yet. Command: `python examples/paper_regime.py --grid fine-60 --out runs/regime` (resumes at "
                  "every stage and run).", "")
+    if not found:
         return
     for path in found:
         v = _json(path)
@@ -945,6 +946,31 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
             page.figure(folder / "validation_curves.png", f"regime/{slug}_validation_curves.png",
                         f"{name}: validation accuracy of every method (mean ± sd over seeds)")
         _regime_flops_figure(page, runs, folder, name, slug)
+    _regime_in_progress(page, runs, {p.relative_to(runs / "regime").parts[0] for p in found})
+
+
+def _regime_in_progress(page: Page, runs: Path, reported: set[str]) -> int:
+    """A grid whose BOED stages are under way and no run has finished yet: which stages are finished, and how many
+    images the one under way has, so that the page records what a later session resumes.  Returns how many grids."""
+    import paper_regime as pr
+
+    shown = 0
+    grids = (runs / "regime").iterdir() if (runs / "regime").is_dir() else ()
+    for folder in sorted(p for p in grids if p.is_dir() and p.name in pr.GRIDS):
+        if folder.name in reported:
+            continue
+        stages, _ = pr.boed_stages(folder.name, pr.SCALES["cpu"], folder, "cpu", 0)
+        lines = []
+        for stage in stages:
+            out = Path(stage.argv[stage.argv.index("--out") + 1])
+            records = len(list((out / "records").glob("*.json"))) if (out / "records").is_dir() else 0
+            state = "finished" if stage.finished() else (f"{records} images so far" if records else "not started")
+            lines.append(f"- {stage.name}: {state}")
+        page.add(f"### {folder.name}: in progress, no run finished yet", "",
+                 f"Command (resumes every stage): `python examples/paper_regime.py --grid {folder.name} --out "
+                 "runs/regime`", "", *lines, "")
+        shown += 1
+    return shown
 
 
 def _regime_flops_figure(page: Page, runs: Path, folder: Path, name: str, slug: str) -> None:

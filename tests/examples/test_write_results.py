@@ -404,6 +404,24 @@ def test_regime_section_shows_the_verdict_without_machine_paths(load_example, tm
     assert "No CNN baseline" not in text  # no finished run: no accuracy-against-FLOPs figure
 
 
+def test_regime_section_records_a_grid_whose_stages_are_under_way(load_example, tmp_path):
+    """A grid with no finished run yet (its BOED stages take several sessions): which stages are finished and how
+    many images the one under way holds, so that the page says what a later session resumes."""
+    wr = load_example("write_results")
+    runs = tmp_path / "runs"
+    grid = runs / "regime" / "fine-100"
+    for stage in ("avp", "prior"):
+        _write(grid / stage / "summary.json", {})
+    for i in range(3):
+        _write(grid / "distill-maps" / "records" / f"{i:07d}.json", {"index": i})
+    (runs / "regime" / "notes").mkdir()  # not a grid: left out
+    text = wr.main(["--runs", str(runs), "--out", str(tmp_path / "R.md"), "--only", "regime"]).read_text()
+    assert "### fine-100: in progress, no run finished yet" in text and "notes" not in text
+    assert "- train AVP: finished" in text and "- build prior: finished" in text
+    assert "- distillation maps (600 images, sub-lattice stride 3): 3 images so far" in text
+    assert "- train the EPE-map network: not started" in text and str(tmp_path) not in text
+
+
 def test_regime_section_shows_a_policy_variant_after_its_grid(load_example, tmp_path):
     wr = load_example("write_results")
     runs = tmp_path / "runs"
