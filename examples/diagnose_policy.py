@@ -31,7 +31,7 @@ from ppl_attention.attention.run import load_run_network
 from ppl_attention.data import load_dataset
 from ppl_attention.data.spec import DatasetSpec
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import NO_GLIMPSE
+from ppl_attention.sensor import NO_GLIMPSE, Sensor
 from ppl_attention.runtime import generator
 
 MODES = ("own policy", "near-optimal", "random")
@@ -120,7 +120,7 @@ def diagnose(args) -> dict:
     images = torch.stack([it["image"] for it in items])
     labels = torch.tensor([int(it["label"]) for it in items])
     store_T = int(cfg["T"])
-    results, tolerance = {}, None
+    results = {}
     for run in args.runs:
         summary = check_fit(run, store)
         net = load_run_network(run).eval()
@@ -142,11 +142,12 @@ def diagnose(args) -> dict:
                              "T": T, "forced_glimpses": k, "test_greedy_acc": summary.get("test_greedy_acc"),
                              "curves": {m: [round(float(a), 4) for a in c] for m, c in curves.items()}}
         exact, near = agreement_per_glimpse(net, images, forced[:, :k])
-        tolerance = half_fovea_in_cells(net.grid)
         results[str(run)].update(agreement=[round(float(a), 4) for a in exact],
                                  agreement_within_half_fovea=[round(float(a), 4) for a in near])
     return {"sequences": str(args.sequences), "images": len(indices), "split": cfg.get("split", "train"),
-            "store_T": store_T, "draws": args.draws, "half_fovea": tolerance, "runs": results}
+            "store_T": store_T, "draws": args.draws,
+            # every run's grid is the store's (checked above)
+            "half_fovea": half_fovea_in_cells(Sensor.from_dict(cfg["grid"])), "runs": results}
 
 
 def _tolerance_words(half_fovea: dict | None) -> str:

@@ -924,10 +924,10 @@ def regime_section(page: Page, runs: Path, here: dict) -> None:
     # each grid, then its policy variants
     found = sorted([*(runs / "regime").glob("*/verdict.json"), *(runs / "regime").glob("*/policy-*/verdict.json")],
                    key=lambda p: (p.relative_to(runs / "regime").parts[0], len(p.parts), p))
-    if not found and not _regime_in_progress(page, runs, set()):
-        page.add("Not run yet. Command: `python examples/paper_regime.py --grid fine-60 --out runs/regime` (resumes at "
-                 "every stage and run).", "")
     if not found:
+        if not _regime_in_progress(page, runs, set()):
+            page.add("Not run yet. Command: `python examples/paper_regime.py --grid fine-60 --out runs/regime` "
+                     "(resumes at every stage and run).", "")
         return
     for path in found:
         v = _json(path)
