@@ -291,22 +291,22 @@ def ordering(rows: dict) -> dict:
         r = rows[m]["reach"][f"{ORDER_THRESHOLD:g}"]
         return None if r["never"] or r["mean_sd"][0] is None else r["mean_sd"][0]
 
-    def key(x):
-        return math.inf if x is None else x
+    def no_later(a, b):  # a reaches the threshold no later than b; None: neither reaches it, not measured
+        return None if a is None and b is None else (math.inf if a is None else a) <= (math.inf if b is None else b)
 
     def have(*methods):
         return all(rows.get(m) and rows[m]["seeds"] for m in methods)
 
     out = {}
     if have("hgs", "nogs"):
-        slower = key(its("hgs")) >= key(its("nogs"))
+        slower = no_later(its("nogs"), its("hgs"))
         less = rows["hgs"]["test_accuracy"][0] < rows["nogs"]["test_accuracy"][0]
         out["hgs_below_nogs"] = {"iterations": {"hgs": its("hgs"), "nogs": its("nogs")}, "slower": slower,
-                                 "less_accurate": less, "holds": slower and less}
+                                 "less_accurate": less, "holds": None if slower is None else slower and less}
     if have("ram+", "none", "nogs"):
         order = {m: its(m) for m in ("none", "ram+", "nogs")}
-        out["ram+_between"] = {"iterations": order,
-                               "holds": key(order["nogs"]) <= key(order["ram+"]) <= key(order["none"])}
+        pair = no_later(order["nogs"], order["ram+"]), no_later(order["ram+"], order["none"])
+        out["ram+_between"] = {"iterations": order, "holds": None if None in pair else all(pair)}
     return out
 
 
@@ -327,8 +327,8 @@ def ordering_markdown(v: dict) -> list[str]:
                      f"iterations to {at} validation accuracy {its(c['iterations']['hgs'])} ({seeds('hgs')}) against "
                      f"{its(c['iterations']['nogs'])} ({seeds('nogs')}), final test accuracy "
                      f"{rows['hgs']['test_accuracy'][0]:.1f} against {rows['nogs']['test_accuracy'][0]:.1f} %: "
-                     f"{'holds' if c['holds'] else 'does not hold'} here (slower: {'yes' if c['slower'] else 'no'}; "
-                     f"less accurate: {'yes' if c['less_accurate'] else 'no'}).")
+                     f"{_holds_words(c['holds'])} here (slower: {_yes_no(c['slower'])}; "
+                     f"less accurate: {_yes_no(c['less_accurate'])}).")
     if "ram+_between" in o:
         c = o["ram+_between"]["iterations"]
         pre = rows["ram+"].get("pretrain_iterations")
@@ -337,8 +337,17 @@ def ordering_markdown(v: dict) -> list[str]:
         lines.append(f"Ordering, RAM+ between RAM and PS-NOGS (paper, CUB Fig. 6: 54 % after 16 epochs against 5): "
                      f"iterations to {at} validation accuracy RAM {its(c['none'])} ({seeds('none')}), RAM+ "
                      f"{its(c['ram+'])} ({seeds('ram+')}), PS-NOGS {its(c['nogs'])} ({seeds('nogs')}): "
-                     f"{'holds' if o['ram+_between']['holds'] else 'does not hold'} here{with_pre}.")
+                     f"{_holds_words(o['ram+_between']['holds'])} here{with_pre}.")
     return lines + [""] if lines else []
+
+
+def _yes_no(flag: bool | None) -> str:
+    return f"not measured (neither reaches {100 * ORDER_THRESHOLD:g} % on every seed)" if flag is None else \
+        "yes" if flag else "no"
+
+
+def _holds_words(holds: bool | None) -> str:
+    return "not measured in speed" if holds is None else "holds" if holds else "does not hold"
 
 
 def verdict_markdown(grid: str, v: dict) -> str:

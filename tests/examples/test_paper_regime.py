@@ -177,6 +177,12 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
     assert not v["ordering"]["ram+_between"]["holds"]
     assert "PS-NOGS 3,000 (1 seed(s)): does not hold here (RAM+ counted" in module.verdict_markdown("fine-60", v)
+    # neither PS-HGS nor PS-NOGS reaches 90 %: the speed is not measured, not "slower"
+    (tmp_path / "nogs-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.6\n3000,0.8\n")
+    v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
+    assert v["ordering"]["hgs_below_nogs"]["slower"] is None and v["ordering"]["hgs_below_nogs"]["holds"] is None
+    assert "not measured in speed here (slower: not measured (neither reaches 90 % on every seed); less accurate: " \
+        "yes)" in module.verdict_markdown("fine-60", v)
     # without the extra methods there is no ordering line
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["ordering"] == {} and "Ordering" not in module.verdict_markdown("fine-60", v)
