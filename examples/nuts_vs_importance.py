@@ -20,8 +20,9 @@ import torch
 
 def measure(args):
     from ppl_attention.artifacts import read_manifest
-    from ppl_attention.completion.compare import (_region, avp_classifier, choose_locations, glimpse_rmse,
-                                                  label_agreement, pairwise_diversity)
+    from ppl_attention.completion.compare import avp_classifier, choose_locations
+    from ppl_attention.completion.metrics import (glimpse_rmse, label_agreement, pairwise_diversity,
+                                                  unobserved_region)
     from ppl_attention.completion.generative import open_generative_prior
     from ppl_attention.completion.importance import ImportanceCompletion
     from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
@@ -48,7 +49,7 @@ def measure(args):
         for i in range(B):
             for t in range(1, 5):
                 y = grid.extract(x[i:i + 1], loc[i:i + 1, :t])[0]
-                region = _region(grid.mask(loc[i:i + 1, :t])[:, :1])
+                region = unobserved_region(grid.mask(loc[i:i + 1, :t])[:, :1])
                 for name, s in samplers.items():
                     start = time.perf_counter()
                     o = s.sample(loc[i, :t], y, 16, generator=generator(derive_seed(args.seed, "nm", name, i, t)),

@@ -158,7 +158,9 @@ def _data(args, cfg, seed):
 def run(args):
     from ..completion.cgan import CGANCompletion, CGANConfig, load_cgan, train_cgan
     from ..completion.compare import (avp_classifier, avp_label_posterior, compare_completions,
-                                      train_label_classifier, write_comparison, Comparison, _summarise)
+                                      train_label_classifier, Comparison)
+    from ..completion.metrics import summarise
+    from ..completion.report import write_comparison
     from ..completion.database import mnist_canvas_source
     from ..completion.importance import ImportanceCompletion
     from ..completion.nuts import NUTSCompletion, NUTSConfig
@@ -307,7 +309,7 @@ def run(args):
                                    reference=reference, sequences=name, max_images=limit)
                for name, images, labels, loc, pcfg in passes]
     rows = [r for res in results for r in res.rows]
-    result = Comparison(rows, _summarise(rows), [e for res in results for e in res.examples],
+    result = Comparison(rows, summarise(rows), [e for res in results for e in res.examples],
                         {**config_to_dict(cfg), "sequences": [p[0] for p in passes],
                          "slow_images": args.slow_images, "methods": methods})
     timings["compare_s"] = round(time.perf_counter() - t0, 1)

@@ -2,7 +2,7 @@
 
 The model is ``z ~ N(0, I)``, ``y ~ p(y | glimpse(decoder(z), l), sigma_t)`` for the observed glimpses: every
 pooled value of every scale of the sensor, with the same observation model as the importance samplers, so that
-the samplers and the design share one noise model (issue #15):
+the samplers and the design share one noise model:
 
 - the noise std ``sigma_t`` follows a :class:`~ppl_attention.model.NoiseSchedule` over the number of glimpses t
   (0..255 pixels; default the MNIST dataset schedule ``192 sqrt(t)`` of :mod:`.importance`), or is a fixed

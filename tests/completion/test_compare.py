@@ -8,9 +8,10 @@ import torch
 
 from ppl_attention.completion.base import Completion, CompletionSamples
 from ppl_attention.completion.cgan import CGANCompletion, UNetGenerator
-from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions, glimpse_rmse,
-                                              label_agreement, mixture_log_likelihood, pairwise_diversity,
-                                              train_label_classifier, write_comparison)
+from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions,
+                                              train_label_classifier)
+from ppl_attention.completion.metrics import glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity
+from ppl_attention.completion.report import write_comparison
 from ppl_attention.sensor import GlimpseGrid
 
 GRID = GlimpseGrid.mnist()
