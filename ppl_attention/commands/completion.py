@@ -155,21 +155,154 @@ def _data(args, cfg, seed):
             test_labels, f"rendered {kind} MNIST test canvases")
 
 
-def run(args):
-    from ..completion.cgan import CGANCompletion, CGANConfig, load_cgan, train_cgan
-    from ..completion.compare import (avp_classifier, avp_label_posterior, compare_completions,
-                                      train_label_classifier, Comparison)
-    from ..completion.metrics import summarise
-    from ..completion.report import write_comparison
+def _sampler_importance(args, out, grid, cluttered, size, device, timings):
+    """The paper's importance sampler over a PCA-indexed database (built into ``out/prior`` unless given)."""
     from ..completion.database import mnist_canvas_source
     from ..completion.importance import ImportanceCompletion
-    from ..completion.nuts import NUTSCompletion, NUTSConfig
     from ..completion.pca_index import PCAIndexConfig
     from ..completion.prior import build_prior
+
+    prior_dir = args.prior or out / "prior"
+    if args.prior is None and not (prior_dir / "manifest.json").is_file():
+        t0 = time.perf_counter()
+        build_prior(prior_dir, mnist_canvas_source("train", cluttered=cluttered), size["prior_rows"], grid,
+                    PCAIndexConfig(components=size["pca_components"]), seed=args.seed)
+        timings["build_prior_s"] = round(time.perf_counter() - t0, 1)
+    return ImportanceCompletion.from_prior(prior_dir, grid=grid, k1=size["k1"], device=device), prior_dir
+
+
+def _sampler_generative(args, out, grid, spec, cluttered, size, timings):
+    """Importance sampling over the canvases' generative process (digit x offset x clutter)."""
+    from ..completion.generative import build_generative_prior, open_generative_prior
+    from ..data.spec import DatasetSpec
+
+    gen_dir = args.gen_prior or out / "gen-prior"
+    if args.gen_prior is None and not (gen_dir / "manifest.json").is_file():
+        spec_gen = spec if spec is not None else DatasetSpec.make(
+            "cluttered-mnist" if cluttered else "translated-mnist", options={"scales": grid.scales})
+        t0 = time.perf_counter()
+        build_generative_prior(gen_dir, spec_gen, seed=args.seed)
+        timings["build_gen_prior_s"] = round(time.perf_counter() - t0, 1)
+    return open_generative_prior(gen_dir, grid=grid, k1=size["k1"]), gen_dir
+
+
+def _vae_held_out(args, spec, test_images, cluttered):
+    """Held-out canvases for the VAE's diagnostics: the AVP's test split's last 200 (the comparison uses the first)."""
+    if spec is not None:
+        return test_images[-200:]
+    from ..data.mnist import load_digits, render_canvases
+    from ..runtime import derive_seed, generator
+
+    d, lab = load_digits("test")
+    return render_canvases(d, lab, 200, generator(derive_seed(args.seed, "completion-vae")),
+                           cluttered=cluttered)[0].float() / 255
+
+
+def _sampler_nuts(args, out, grid, spec, cluttered, size, device, timings, train_images, test_images, samplers):
+    """NUTS in a VAE's latent space with the noise model of one of the importance samplers; also the VAE's
+    diagnostics (active units, reconstruction ratio: posterior collapse gives 0 and ~1) and their figure."""
+    from ..completion.nuts import NUTSCompletion, NUTSConfig
     from ..completion.vae import VAEConfig, evaluate_vae, load_vae, train_vae
     from ..plots.completion import plot_vae_diagnostics
-    from ..runtime import derive_seed, generator, resolve_device, seed_everything
+    from ..runtime import derive_seed, generator
 
+    vae_dir = args.vae or out / "vae"
+    if args.vae is None and not (vae_dir / "manifest.json").is_file():
+        t0 = time.perf_counter()
+        train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], width=size["vae_width"],
+                                                decoder=args.vae_decoder, seed=args.seed), device=device,
+                  out_dir=vae_dir)
+        timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
+    vae, vae_grid = load_vae(vae_dir, device=device)
+    check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
+    vae_held = _vae_held_out(args, spec, test_images, cluttered)
+    vae_eval = evaluate_vae(vae, vae_held)
+    vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
+                   "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
+                   "kl_per_dim": [round(float(v), 3) for v in vae_eval["kl_per_dim"]], "decoder": vae.decoder}
+    figure = plot_vae_diagnostics(vae, vae_held[:8], vae_eval["kl_per_dim"], out / "vae_diagnostics.png",
+                                  generator(derive_seed(args.seed, "completion-vae-prior")))
+    nuts_cfg = NUTSConfig(sigma=args.nuts_sigma, warmup_steps=size["nuts_warmup"], num_samples=size["nuts_samples"],
+                          num_chains=args.nuts_chains, chain_method=args.nuts_chain_method)
+    sampler = (NUTSCompletion(vae, grid, nuts_cfg) if args.nuts_sigma is not None
+               else NUTSCompletion.matching(vae, samplers[args.nuts_noise], nuts_cfg))
+    return sampler, vae_dir, vae_summary, figure
+
+
+def _sampler_cgan(args, out, grid, size, device, timings, train_images):
+    """The conditional GAN (opt-in)."""
+    from ..completion.cgan import CGANCompletion, CGANConfig, load_cgan, train_cgan
+
+    cgan_dir = args.cgan or out / "cgan"
+    if args.cgan is None and not (cgan_dir / "manifest.json").is_file():
+        t0 = time.perf_counter()
+        train_cgan(train_images, grid, CGANConfig(epochs=size["cgan_epochs"], seed=args.seed), device=device,
+                   out_dir=cgan_dir)
+        timings["train_cgan_s"] = round(time.perf_counter() - t0, 1)
+    G, cgan_grid, noise_std = load_cgan(cgan_dir, device=device)
+    check_sensor(cgan_grid, grid, f"--cgan {cgan_dir}", "the comparison's sensor")
+    return CGANCompletion(G, grid, noise_std), cgan_dir
+
+
+def _labeller(args, grid, device, size, train_images, train_labels, inputs):
+    """Who labels the completions: the AVP (everything observed, also the reference column: its P(true label)
+    given the same glimpses) or a small CNN trained on complete canvases."""
+    from ..completion.compare import avp_classifier, avp_label_posterior, train_label_classifier
+
+    if args.avp is None:
+        return (train_label_classifier(train_images, train_labels, 10, epochs=size["classifier_epochs"],
+                                       seed=args.seed), "a small CNN trained on complete training canvases", None)
+    from ..posterior import load_avp
+
+    avp = load_avp(args.avp, device=device)
+    check_sensor(avp.grid, grid, f"--avp {args.avp}", "its dataset's sensor")
+    inputs["avp"] = str(args.avp)
+    return avp_classifier(avp), "AVP (all pixels observed)", avp_label_posterior(avp, grid)
+
+
+def _store_pass(args, cfg, size, grid, spec, test_images, test_labels):
+    """The comparison pass along a sequence store's near-optimal sequences of the test canvases."""
+    from ..design.store import SequenceStore
+
+    store = SequenceStore.open(args.sequences)
+    check_sensor(store.grid, grid, f"--sequences {args.sequences}", f"--avp {args.avp}'s sensor")
+    if store.config.get("split", "test") != "test" or store.config.get("dataset") != spec.name:
+        raise ValueError(f"--sequences {args.sequences} holds {store.config.get('dataset')} "
+                         f"{store.config.get('split')} sequences; --avp {args.avp} compares on {spec.name} test")
+    seqs = store.sequences()
+    idx = sorted(i for i in seqs if i < len(test_images))[:cfg.num_images]
+    counts = tuple(t for t in cfg.glimpse_counts if t <= store.T)
+    if not idx or not counts:
+        raise ValueError(f"--sequences {args.sequences}: no usable sequences ({len(seqs)} images, T = "
+                         f"{store.T}, glimpse counts {cfg.glimpse_counts})")
+    store_cfg = build_config(CompareConfig, args, **{**{k: v for k, v in size["compare"].items()
+                                                        if getattr(args, k, None) is None},
+                                                     "glimpse_counts": counts, "num_images": len(idx)})
+    return ("near-optimal", test_images[idx], test_labels[idx], torch.stack([seqs[i][:store.T] for i in idx]),
+            store_cfg)
+
+
+def _note(args, labeller, described, samplers, vae_summary, limit) -> str:
+    note = f"Labels of completions from {labeller}. Held-out {described}; size '{args.size}'."
+    if vae_summary is not None:
+        nuts = samplers["nuts-vae"]
+        noise = (f"fixed sigma {args.nuts_sigma}" if args.nuts_sigma is not None
+                 else f"the {args.nuts_noise} sampler's noise model")
+        note += (f" NUTS: {nuts.cfg.num_chains} {nuts.cfg.chain_method} chains, {nuts.cfg.warmup_steps} warm-up + "
+                 f"{nuts.cfg.num_samples} draws each, {noise}. The VAE ({vae_summary['decoder']} decoder) has "
+                 f"{vae_summary['active_units']} of {vae_summary['latent_dim']} active latent units and "
+                 f"reconstructs held-out canvases with {vae_summary['recon_ratio']:.2f} x the squared error of their "
+                 f"mean image (1 would be posterior collapse).")
+    if limit:
+        note += f" {', '.join(limit)}: the first {args.slow_images} images of each sequence kind only."
+    return note
+
+
+def run(args):
+    from ..completion.compare import Comparison, compare_completions
+    from ..completion.metrics import summarise
+    from ..completion.report import write_comparison
+    from ..runtime import resolve_device, seed_everything
     from ._common import check_out_dir
 
     check_out_dir(args.out)
@@ -185,124 +318,25 @@ def run(args):
     grid, spec, train_images, train_labels, test_images, test_labels, described = _data(args, cfg, args.seed)
     cluttered = bool(args.cluttered) if spec is None else spec.name.startswith("cluttered")
     timings, inputs, samplers = {}, {}, {}
-
-    # 1. The paper's importance sampler over a PCA-indexed database.
     if "importance" in methods:
-        prior_dir = args.prior or out / "prior"
-        if args.prior is None and not (prior_dir / "manifest.json").is_file():
-            t0 = time.perf_counter()
-            build_prior(prior_dir, mnist_canvas_source("train", cluttered=cluttered), size["prior_rows"], grid,
-                        PCAIndexConfig(components=size["pca_components"]), seed=args.seed)
-            timings["build_prior_s"] = round(time.perf_counter() - t0, 1)
-        samplers["importance"] = ImportanceCompletion.from_prior(prior_dir, grid=grid, k1=size["k1"], device=device)
-        inputs["prior"] = str(prior_dir)
-
-    # 2. Importance sampling over the canvases' generative process (digit x offset x clutter).
+        samplers["importance"], inputs["prior"] = _sampler_importance(args, out, grid, cluttered, size, device,
+                                                                      timings)
     if "generative" in methods:
-        from ..completion.generative import build_generative_prior, open_generative_prior
-
-        gen_dir = args.gen_prior or out / "gen-prior"
-        if args.gen_prior is None and not (gen_dir / "manifest.json").is_file():
-            if spec is None:
-                from ..data.spec import DatasetSpec
-
-                spec_gen = DatasetSpec.make("cluttered-mnist" if cluttered else "translated-mnist",
-                                            options={"scales": grid.scales})
-            else:
-                spec_gen = spec
-            t0 = time.perf_counter()
-            build_generative_prior(gen_dir, spec_gen, seed=args.seed)
-            timings["build_gen_prior_s"] = round(time.perf_counter() - t0, 1)
-        samplers["generative"] = open_generative_prior(gen_dir, grid=grid, k1=size["k1"])
-        inputs["gen_prior"] = str(gen_dir)
-
-    # 3. NUTS in a VAE's latent space, with the noise model of one of the importance samplers.
+        samplers["generative"], inputs["gen_prior"] = _sampler_generative(args, out, grid, spec, cluttered, size,
+                                                                          timings)
     vae_summary, paths_vae = None, None
     if "nuts-vae" in methods:
-        vae_dir = args.vae or out / "vae"
-        if args.vae is None and not (vae_dir / "manifest.json").is_file():
-            t0 = time.perf_counter()
-            train_vae(train_images, grid, VAEConfig(epochs=size["vae_epochs"], width=size["vae_width"],
-                                                    decoder=args.vae_decoder, seed=args.seed), device=device,
-                      out_dir=vae_dir)
-            timings["train_vae_s"] = round(time.perf_counter() - t0, 1)
-        vae, vae_grid = load_vae(vae_dir, device=device)
-        check_sensor(vae_grid, grid, f"--vae {vae_dir}", "the comparison's sensor")
-        # Whether the VAE uses its latent (posterior collapse gives 0 active units and recon_ratio ~1).
-        if spec is not None:  # the AVP's test split: its last 200 images (the comparison uses the first ones)
-            vae_held = test_images[-200:]
-        else:
-            from ..data.mnist import load_digits, render_canvases
-
-            d, lab = load_digits("test")
-            vae_held = render_canvases(d, lab, 200, generator(derive_seed(args.seed, "completion-vae")),
-                                       cluttered=cluttered)[0].float() / 255
-        vae_eval = evaluate_vae(vae, vae_held)
-        vae_summary = {"active_units": vae_eval["active_units"], "latent_dim": vae.latent_dim,
-                       "recon_ratio": round(vae_eval["recon_ratio"], 4), "kl_total": round(vae_eval["kl_total"], 3),
-                       "kl_per_dim": [round(float(v), 3) for v in vae_eval["kl_per_dim"]], "decoder": vae.decoder}
-        paths_vae = plot_vae_diagnostics(vae, vae_held[:8], vae_eval["kl_per_dim"], out / "vae_diagnostics.png",
-                                         generator(derive_seed(args.seed, "completion-vae-prior")))
-        nuts_cfg = NUTSConfig(sigma=args.nuts_sigma, warmup_steps=size["nuts_warmup"],
-                              num_samples=size["nuts_samples"], num_chains=args.nuts_chains,
-                              chain_method=args.nuts_chain_method)
-        if args.nuts_sigma is not None:
-            samplers["nuts-vae"] = NUTSCompletion(vae, grid, nuts_cfg)
-        else:
-            samplers["nuts-vae"] = NUTSCompletion.matching(vae, samplers[args.nuts_noise], nuts_cfg)
-        inputs["vae"] = str(vae_dir)
-
-    # 4. The conditional GAN (opt-in).
+        samplers["nuts-vae"], inputs["vae"], vae_summary, paths_vae = _sampler_nuts(
+            args, out, grid, spec, cluttered, size, device, timings, train_images, test_images, samplers)
     if "cgan" in methods:
-        cgan_dir = args.cgan or out / "cgan"
-        if args.cgan is None and not (cgan_dir / "manifest.json").is_file():
-            t0 = time.perf_counter()
-            train_cgan(train_images, grid, CGANConfig(epochs=size["cgan_epochs"], seed=args.seed), device=device,
-                       out_dir=cgan_dir)
-            timings["train_cgan_s"] = round(time.perf_counter() - t0, 1)
-        G, cgan_grid, noise_std = load_cgan(cgan_dir, device=device)
-        check_sensor(cgan_grid, grid, f"--cgan {cgan_dir}", "the comparison's sensor")
-        samplers["cgan"] = CGANCompletion(G, grid, noise_std)
-        inputs["cgan"] = str(cgan_dir)
-
-    # Who labels the completions: the AVP (everything observed) or a small CNN on complete canvases; the AVP is
-    # also the reference column (its P(true label) given the same glimpses).
-    reference = None
-    if args.avp is not None:
-        from ..posterior import load_avp
-
-        avp = load_avp(args.avp, device=device)
-        check_sensor(avp.grid, grid, f"--avp {args.avp}", "its dataset's sensor")
-        classifier, labeller = avp_classifier(avp), "AVP (all pixels observed)"
-        reference = avp_label_posterior(avp, grid)
-        inputs["avp"] = str(args.avp)
-    else:
-        classifier = train_label_classifier(train_images, train_labels, 10, epochs=size["classifier_epochs"],
-                                            seed=args.seed)
-        labeller = "a small CNN trained on complete training canvases"
-
+        samplers["cgan"], inputs["cgan"] = _sampler_cgan(args, out, grid, size, device, timings, train_images)
+    inputs = {k: str(v) for k, v in inputs.items()}
+    classifier, labeller, reference = _labeller(args, grid, device, size, train_images, train_labels, inputs)
     limit = {m: args.slow_images for m in SLOW_METHODS if m in samplers and args.slow_images is not None}
     passes = [("random" if cfg.locations == "uniform" else cfg.locations, test_images[:cfg.num_images],
                test_labels[:cfg.num_images], None, cfg)]
     if args.sequences is not None:
-        from ..design.store import SequenceStore
-
-        store = SequenceStore.open(args.sequences)
-        check_sensor(store.grid, grid, f"--sequences {args.sequences}", f"--avp {args.avp}'s sensor")
-        if store.config.get("split", "test") != "test" or store.config.get("dataset") != spec.name:
-            raise ValueError(f"--sequences {args.sequences} holds {store.config.get('dataset')} "
-                             f"{store.config.get('split')} sequences; --avp {args.avp} compares on {spec.name} test")
-        seqs = store.sequences()
-        idx = sorted(i for i in seqs if i < len(test_images))[:cfg.num_images]
-        counts = tuple(t for t in cfg.glimpse_counts if t <= store.T)
-        if not idx or not counts:
-            raise ValueError(f"--sequences {args.sequences}: no usable sequences ({len(seqs)} images, T = "
-                             f"{store.T}, glimpse counts {cfg.glimpse_counts})")
-        store_cfg = build_config(CompareConfig, args, **{**{k: v for k, v in size["compare"].items()
-                                                            if getattr(args, k, None) is None},
-                                                         "glimpse_counts": counts, "num_images": len(idx)})
-        passes.append(("near-optimal", test_images[idx], test_labels[idx],
-                       torch.stack([seqs[i][:store.T] for i in idx]), store_cfg))
+        passes.append(_store_pass(args, cfg, size, grid, spec, test_images, test_labels))
         inputs["sequences"] = str(args.sequences)
     t0 = time.perf_counter()
     results = [compare_completions(samplers, images, labels, grid, pcfg, classifier=classifier, locations=loc,
@@ -313,19 +347,8 @@ def run(args):
                         {**config_to_dict(cfg), "sequences": [p[0] for p in passes],
                          "slow_images": args.slow_images, "methods": methods})
     timings["compare_s"] = round(time.perf_counter() - t0, 1)
-    note = f"Labels of completions from {labeller}. Held-out {described}; size '{args.size}'."
-    if vae_summary is not None:
-        nuts = samplers["nuts-vae"]
-        noise = (f"fixed sigma {args.nuts_sigma}" if args.nuts_sigma is not None
-                 else f"the {args.nuts_noise} sampler's noise model")
-        note += (f" NUTS: {nuts.cfg.num_chains} {nuts.cfg.chain_method} chains, {nuts.cfg.warmup_steps} warm-up + "
-                 f"{nuts.cfg.num_samples} draws each, {noise}. The VAE ({vae_summary['decoder']} decoder) has "
-                 f"{vae_summary['active_units']} of {vae_summary['latent_dim']} active latent units and "
-                 f"reconstructs held-out canvases with {vae_summary['recon_ratio']:.2f} x the squared error of their "
-                 f"mean image (1 would be posterior collapse).")
-    if limit:
-        note += f" {', '.join(limit)}: the first {args.slow_images} images of each sequence kind only."
-    paths = write_comparison(result, out, grid, inputs, note=note)
+    paths = write_comparison(result, out, grid, inputs,
+                             note=_note(args, labeller, described, samplers, vae_summary, limit))
     if paths_vae is not None:
         paths["vae_figure"] = str(paths_vae)
     summary = {"size": args.size, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
