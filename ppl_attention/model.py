@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import pyro
 import pyro.distributions as dist
 import torch
+import torch.nn.functional as F
 
 from .sensor import GlimpseGrid
 
@@ -303,3 +304,35 @@ class GlimpseModel:
 def label_entropy(probs: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of categorical probabilities along the last dim (0 log 0 = 0)."""
     return -torch.special.xlogy(probs, probs).sum(-1)
+
+
+#: The kinds of label posterior :func:`entropy_from_logits` reads: one categorical, one Bernoulli, independent
+#: Bernoullis per attribute, or a categorical class part followed by auxiliary attributes.
+ENTROPY_KINDS = ("categorical", "binary", "multilabel", "class_attributes")
+
+
+def entropy_from_logits(logits: torch.Tensor, kind: str = "categorical", num_classes: int | None = None
+                        ) -> torch.Tensor:
+    """Entropy (nats) of the label posterior given by ``logits``, finite even for saturated logits.
+
+    ``categorical``: H of softmax(logits), shape ``logits.shape[:-1]``; ``binary``: one Bernoulli logit (shape
+    (B,) or (B, 1)), returns (B,); ``multilabel``: per-attribute binary entropies, shape ``logits.shape``;
+    ``class_attributes``: H of the class part (the first ``num_classes`` logits).  Computed from log_softmax /
+    logsigmoid, which stay finite for finite logits, so p log p -> 0 as p -> 0.
+    """
+    if kind not in ENTROPY_KINDS:
+        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+    if kind == "class_attributes":
+        if num_classes is None:
+            raise ValueError("num_classes is needed for a class_attributes head")
+        logits, kind = logits[..., :num_classes], "categorical"
+    if kind == "categorical":
+        logp = F.log_softmax(logits, dim=-1)
+        return -(logp.exp() * logp).sum(-1)
+    if kind == "binary" and logits.dim() > 1:
+        if logits.shape[-1] != 1:
+            raise ValueError(f"binary logits must have shape (B,) or (B, 1), got {tuple(logits.shape)}")
+        logits = logits[..., 0]
+    logits = logits.clamp(-1e4, 1e4)  # a certain posterior (infinite logit) has entropy 0, not NaN
+    log_p, log_q = F.logsigmoid(logits), F.logsigmoid(-logits)
+    return -(log_p.exp() * log_p + log_q.exp() * log_q)

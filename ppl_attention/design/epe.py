@@ -18,8 +18,8 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
+from ..model import entropy_from_logits
 from ..sensor import GlimpseGrid
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
@@ -47,26 +47,6 @@ def resolve_make_input(posterior, make_input: Callable | None = None) -> Callabl
     if make_input is not None:
         return make_input
     return getattr(posterior, "make_input", default_make_input)
-
-
-def entropy_from_logits(logits: torch.Tensor, kind: str = "categorical") -> torch.Tensor:
-    """Entropy (nats) of the label posterior given by logits.
-
-    ``categorical``: softmax over the last dim, returns ``logits.shape[:-1]``; ``binary``: one Bernoulli logit
-    (shape (B,) or (B, 1)), returns (B,); ``multilabel``: one Bernoulli per attribute, returns ``logits.shape``.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if kind == "categorical":
-        logp = F.log_softmax(logits, dim=-1)
-        return -(logp.exp() * logp).sum(-1)
-    if kind == "binary" and logits.dim() > 1:
-        if logits.shape[-1] != 1:
-            raise ValueError(f"binary logits must have shape (B,) or (B, 1), got {tuple(logits.shape)}")
-        logits = logits[..., 0]
-    logits = logits.clamp(-1e4, 1e4)  # a certain posterior (infinite logit) has entropy 0, not NaN
-    log_p, log_q = F.logsigmoid(logits), F.logsigmoid(-logits)
-    return -(log_p.exp() * log_p + log_q.exp() * log_q)
 
 
 def _entropy_fn(posterior, kind: str | None) -> Callable[[torch.Tensor], torch.Tensor]:

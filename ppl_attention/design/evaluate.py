@@ -112,7 +112,7 @@ def epe_calibration(posterior, images: torch.Tensor, grid: GlimpseGrid, sequence
     intervals, the paired ``difference`` (realised - predicted) and ``relative`` = realised / predicted - 1 (ratio
     of the means), and per-image ``rows``.
     """
-    from .epe import entropy_from_logits
+    from ..model import entropy_from_logits
 
     images = grid._check_images(images)
     seq = grid._check_locations(torch.as_tensor(sequences), "sequences")

@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..model import entropy_from_logits
 from ..sensor import GlimpseGrid
 from .calibration import fraction_log_temperature
 
@@ -313,29 +313,6 @@ class AVP(nn.Module):
 
 def build_avp(config: AVPConfig, pretrained: str | Path | None = None) -> AVP:
     return AVP(config, pretrained)
-
-
-def entropy_from_logits(logits: torch.Tensor, head: str = "categorical", num_classes: int | None = None
-                        ) -> torch.Tensor:
-    """Entropy (nats) of the posterior given by ``logits``, finite even for saturated logits.
-
-    ``categorical``: H of softmax(logits), shape ``logits.shape[:-1]``; ``multilabel``: per-attribute binary
-    entropies, shape ``logits.shape``; ``class_attributes``: H of the class part (first ``num_classes``).
-    Computed from log_softmax / logsigmoid, where p * log p -> 0 exactly as p -> 0 (exp(-inf) * -inf is
-    avoided because log_softmax stays finite for finite logits).
-    """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    if head == "class_attributes":
-        if num_classes is None:
-            raise ValueError("num_classes is needed for a class_attributes head")
-        logits = logits[..., :num_classes]
-        head = "categorical"
-    if head == "categorical":
-        logp = F.log_softmax(logits, dim=-1)
-        return -(logp.exp() * logp).sum(-1)
-    log_p, log_q = F.logsigmoid(logits), F.logsigmoid(-logits)
-    return -(log_p.exp() * log_p + log_q.exp() * log_q)
 
 
 # --------------------------------------------------------------------- saving
