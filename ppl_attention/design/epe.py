@@ -26,7 +26,6 @@ __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entrop
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
            "check_precision"]
 
-KINDS = ("categorical", "binary", "multilabel")
 PRECISIONS = ("float32", "bfloat16")
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
 # (SmallCNN, 2 threads: float32 ~2,950 images/s at 128 or 256, ~2,800 at 512; bfloat16 15,800 at 128, 13,900 at 256).
