@@ -90,7 +90,10 @@ def main(argv=None) -> int:
         if verbose:
             import traceback
             traceback.print_exc(file=sys.stderr)
-        print(f"ppl-attention {args.command}: error: {error_message(e)}", file=sys.stderr)
+        from .commands._common import cli_message, flags_of
+
+        message = cli_message(error_message(e), flags_of(parser, args.command))
+        print(f"ppl-attention {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ppl-attention {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)

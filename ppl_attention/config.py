@@ -97,16 +97,16 @@ def load_yaml(path) -> dict:
     if not path.is_file() and str(path) in presets():
         path = presets()[str(path)]
     if not path.is_file():
-        raise ValueError(f"--config file {path} does not exist (nor is it a preset: {sorted(presets())})")
+        raise ValueError(f"`config` file {path} does not exist (nor is it a preset: {sorted(presets())})")
     try:
         data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError as e:
-        raise ValueError(f"--config file {path} is not a YAML text file (expected UTF-8, found byte "
+        raise ValueError(f"`config` file {path} is not a YAML text file (expected UTF-8, found byte "
                          f"{e.object[e.start]:#04x} at offset {e.start})") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"--config file {path} is not valid YAML: {e}") from None
+        raise ValueError(f"`config` file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config file {path} must hold a mapping of field names to values, got {type(data).__name__}")
+        raise ValueError(f"`config` file {path} must hold a mapping of field names to values, got {type(data).__name__}")
     return data
 
 

@@ -220,7 +220,7 @@ CLI_CASES = [
     ("avp-aux-weight-neg", AVP + ["--aux-weight", "-1"], "(--aux-weight) must be"),
     ("avp-dropout", AVP + ["--dropout", "1.5"], "(--dropout) must lie in [0, 1]"),
     ("avp-full-fraction", AVP + ["--full-fraction", "2"], "(--full-fraction) must lie in [0, 1]"),
-    ("avp-time-limit-neg", AVP + ["--time-limit-min", "-1"], "(--time-limit-min) must be"),
+    ("avp-time-limit-neg", AVP + ["--time-limit-min", "-1"], "--time-limit-min must be"),
     ("avp-out-is-file", AVP + ["--out", "{file}"], "is a file, expected a directory"),
     ("avp-pretrained-missing", AVP + ["--pretrained", "{tmp}/none.safetensors"], "--pretrained"),
     ("avp-config-bad", AVP + ["--config", "{avpbad_yaml}"], "(--patience) must be an int >= 1, got 0"),

@@ -1,7 +1,9 @@
 """Helpers shared by the CLI subcommands."""
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 from ..artifacts import atomic_write_json
@@ -107,3 +109,22 @@ def set_threads(threads: int | None, flag: str = "--threads") -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+_ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
+    """``dest -> --flag`` for the options of subcommand ``command`` of ``parser`` (the top level's without one)."""
+    target = parser
+    for action in parser._actions:  # argparse keeps its subparsers here; it has no public accessor
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            target = action.choices[command]
+    return {a.dest: max(a.option_strings, key=len) for a in target._actions
+            if a.option_strings and a.dest != argparse.SUPPRESS}
+
+
+def cli_message(text: str, flags: dict[str, str]) -> str:
+    """A library error for the command line: an argument named as `name` becomes the flag that sets it
+    (``--name``) where the command has one, else the bare name."""
+    return _ARGUMENT.sub(lambda m: flags.get(m.group(1), m.group(1)), text)

@@ -210,7 +210,7 @@ def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_siz
             return ImageDatabase(out_dir)
         if not overwrite:
             raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another config; "
-                             "pass overwrite=True (--overwrite) or choose another directory")
+                             "set `overwrite` or choose another directory")
     files = ("images.npy",) + (("labels.npy",) if label_dtype is not None else ())
     build = ChunkedBuild(out_dir, config, files)
     resume = build.start()

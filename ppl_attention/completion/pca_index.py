@@ -147,7 +147,7 @@ def build_pca_index(out_dir, database: ImageDatabase, grid: GlimpseGrid, config:
             return PCAIndex(out_dir, database)
         if not overwrite:
             raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another config or "
-                             "database; pass overwrite=True (--overwrite) or choose another directory")
+                             "database; set `overwrite` or choose another directory")
     build_cfg = {**cfg, "database": database.checksum}
     files = ("pca.safetensors", "pca.json", "codes.npy", "energies.npy", "positions.npy")
     build = ChunkedBuild(out_dir, build_cfg, files)

@@ -80,7 +80,7 @@ def option_defaults(name: str) -> dict[str, Any]:
             and p.default is not inspect.Parameter.empty}
 
 
-def check_options(name: str, options: Mapping[str, Any] | None, where: str = "--dataset-option") -> dict:
+def check_options(name: str, options: Mapping[str, Any] | None, where: str = "`dataset_option`") -> dict:
     """``options`` with every default of dataset ``name`` filled in; an unknown key is refused, naming it."""
     defaults = option_defaults(name)
     options = {str(k).replace("-", "_"): _json_value(v) for k, v in (options or {}).items()}
@@ -102,11 +102,11 @@ class DatasetSpec:
 
     @classmethod
     def make(cls, name: str, root=None, seed: int = 0, options: Mapping[str, Any] | None = None,
-             where: str = "--dataset-option") -> "DatasetSpec":
+             where: str = "`dataset_option`") -> "DatasetSpec":
         from . import dataset_names
 
         if name not in dataset_names():
-            raise ValueError(f"--dataset must be one of {dataset_names()}, got {name!r}")
+            raise ValueError(f"`dataset` must be one of {dataset_names()}, got {name!r}")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"the dataset's split seed must be an int, got {seed!r}")
         full = check_options(name, options, where)
@@ -170,7 +170,7 @@ def parse_value(text: str):
     return {"true": True, "false": False, "none": None, "null": None}.get(text.lower(), text)
 
 
-def parse_option(spec: str, flag: str = "--dataset-option") -> tuple[str, Any]:
+def parse_option(spec: str, flag: str = "`dataset_option`") -> tuple[str, Any]:
     if "=" not in spec:
         raise ValueError(f"{flag} takes KEY=VALUE, got {spec!r}")
     key, value = spec.split("=", 1)
@@ -180,7 +180,7 @@ def parse_option(spec: str, flag: str = "--dataset-option") -> tuple[str, Any]:
     return key, parse_value(value)
 
 
-def parse_options(specs: Iterable[str], flag: str = "--dataset-option") -> dict[str, Any]:
+def parse_options(specs: Iterable[str], flag: str = "`dataset_option`") -> dict[str, Any]:
     return dict(parse_option(s, flag) for s in specs or ())
 
 
@@ -241,11 +241,11 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
         agree("name", label, spec["name"], "name")
         name = spec["name"]
     if flags.name is not None and name is not None and flags.name != name:
-        raise SpecConflict(f"--dataset {flags.name!r} contradicts {known['name'][0]}, which records dataset "
+        raise SpecConflict(f"`dataset` {flags.name!r} contradicts {known['name'][0]}, which records dataset "
                            f"{name!r}")
     name = name or flags.name or default_name
     if name is None:
-        raise ValueError("--dataset is required (no artefact given records one)")
+        raise ValueError("`dataset` is required (no artefact given records one)")
     for label, spec in records:
         if spec.get("root") is not None:
             agree("root", label, spec["root"])
@@ -257,16 +257,16 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
     if flags.root is not None:
         if root is not None and not _same_root(root, flags.root):
             if Path(root).exists():
-                raise SpecConflict(f"--root {flags.root} contradicts {known['root'][0]}, which records root {root}")
-            log.warning("%s records root %s, which does not exist; using --root %s", known["root"][0], root,
+                raise SpecConflict(f"`root` {flags.root} contradicts {known['root'][0]}, which records root {root}")
+            log.warning("%s records root %s, which does not exist; using root %s", known["root"][0], root,
                         flags.root)
         root = flags.root
     seed = known.get("seed", (None, None))[1]
     if flags.seed is not None:
         if seed is not None and int(flags.seed) != seed:
-            raise SpecConflict(f"--data-seed {flags.seed} contradicts {known['seed'][0]}, which records split seed "
+            raise SpecConflict(f"`data_seed` {flags.seed} contradicts {known['seed'][0]}, which records split seed "
                                f"{seed} (another seed splits the images differently, so held-out images would "
-                               f"leak into training): leave --data-seed out, or pass --data-seed {seed}")
+                               f"leak into training): leave `data_seed` out, or pass `data_seed` {seed}")
         seed = int(flags.seed)
     seed = default_seed if seed is None else seed
     options = known.get("options", (None, None))[1]
@@ -279,6 +279,6 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
             if key not in given:
                 check_options(name, {key: value})  # raises, naming the key
             if _json_value(value) != options[key]:
-                raise SpecConflict(f"--dataset-option {key}={value!r} contradicts {known['options'][0]}, which "
+                raise SpecConflict(f"`dataset_option` {key}={value!r} contradicts {known['options'][0]}, which "
                                    f"records {key}={options[key]!r}")
     return DatasetSpec.make(name, root, seed, options)

@@ -112,7 +112,7 @@ class SequenceStore:
             if diff:
                 details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
                 raise ArtifactError(f"{directory} holds sequences built with another config, refusing to resume "
-                                    f"into it ({details}); use another --out")
+                                    f"into it ({details}); use another `out`")
             clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
             return store

@@ -151,14 +151,14 @@ def _torchvision_backbone(name: str, in_channels: int, out_features: int, dropou
 
         path = Path(pretrained)
         if path.suffix != ".safetensors" or not path.is_file():
-            raise ValueError(f"--pretrained must be an existing torchvision state dict in .safetensors, got {path}")
+            raise ValueError(f"`pretrained` must be an existing torchvision state dict in .safetensors, got {path}")
         try:
             state = load_file(str(path))
         except (SafetensorError, Exception) as e:
-            raise ValueError(f"--pretrained {path} is not a valid safetensors file: {e}") from None
+            raise ValueError(f"`pretrained` {path} is not a valid safetensors file: {e}") from None
         missing, unexpected = net.load_state_dict(state, strict=False)
         if unexpected or [k for k in missing if "classifier" not in k]:
-            raise ValueError(f"--pretrained {path} does not hold {name} weights (missing {missing[:3]}, "
+            raise ValueError(f"`pretrained` {path} does not hold {name} weights (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})")
     if name == "densenet121":
         net.features.conv0 = _widen_first_conv(net.features.conv0, in_channels, mask_channels)
@@ -186,7 +186,7 @@ class AVP(nn.Module):
         in_ch, out = canvas_ch + self.scales, config.out_features
         if config.backbone == "small_cnn":
             if pretrained is not None:
-                raise ValueError("--pretrained is only for the torchvision backbones (mobilenet_v2, densenet121)")
+                raise ValueError("`pretrained` is only for the torchvision backbones (mobilenet_v2, densenet121)")
             self.backbone = SmallCNN(in_ch, out, config.width, config.dropout)
             with torch.no_grad():
                 self.backbone.first_conv.weight[:, canvas_ch:] = 0.0  # mask channels start at zero

@@ -70,13 +70,13 @@ def check_train_avp_config(cfg: TrainAVPConfig) -> TrainAVPConfig:
     check_fields(cfg, non_negative=("lr",))
     value = cfg.time_limit_min
     if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"time_limit_min (--time-limit-min) must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"`time_limit_min` must be a finite number >= 0, got {value!r}")
     for name in ("dropout", "full_fraction"):
         value = getattr(cfg, name)
         if not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise ValueError(f"{name} (--{name.replace('_', '-')}) must lie in [0, 1], got {value!r}")
     if cfg.dropout == 1:
-        raise ValueError("dropout (--dropout) must be < 1, got 1")
+        raise ValueError("`dropout` must be < 1, got 1")
     return cfg
 
 
@@ -131,7 +131,7 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
             not isinstance(state.get("history"), list) or len(state["history"]) != state["epoch"]:
         raise ArtifactError(f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
-                            f"{len(state.get('history') or [])} history rows); use another --out")
+                            f"{len(state.get('history') or [])} history rows); use another `out`")
     for key in ("avp", "train", "seed", "dataset"):
         old, new = meta.get(key), config[key]
         if old != new:
@@ -140,7 +140,7 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
                                  if old.get(k) != new.get(k))
             else:
                 diff = f"{key}={old!r} (now {new!r})"
-            raise ArtifactError(f"cannot resume from {path}: it was written with {diff}; use another --out "
+            raise ArtifactError(f"cannot resume from {path}: it was written with {diff}; use another `out` "
                                 f"or the same settings")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     optimizer_from_checkpoint(opt, tensors, meta)
