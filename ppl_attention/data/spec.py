@@ -213,19 +213,10 @@ def _same_root(a, b) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None]] = (), default_name: str | None =
-                 "cluttered-mnist", default_seed: int = 0) -> DatasetSpec:
-    """Merge what the artefacts record with what the user typed; refuse any contradiction, naming both sides.
-
-    ``artefacts``: ``(label, spec dict)`` pairs, e.g. from :func:`recorded_spec`; a spec dict may lack keys (not
-    recorded).  Flags fill what the artefacts leave open; ``default_name`` / ``default_seed`` what is left.
-    A recorded root that no longer exists is replaced by ``--root`` (the data moved), with a warning.
-    """
-    records = [(label, spec) for label, spec in artefacts if spec]
-    for path in flags.sources:
-        records.append(recorded_spec(path))
-    records = [(label, spec) for label, spec in records if spec]
-    known: dict[str, tuple[str, Any]] = {}  # key -> (label, value) of the first artefact that records it
+def _recorded(records: list) -> tuple[str | None, dict[str, tuple[str, Any]]]:
+    """The dataset name and ``key -> (label, value)`` of the first artefact that records each key; artefacts that
+    disagree with each other are refused, naming both."""
+    known: dict[str, tuple[str, Any]] = {}
 
     def agree(key, label, value, shown=None):
         if key not in known:
@@ -240,12 +231,6 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
     for label, spec in records:
         agree("name", label, spec["name"], "name")
         name = spec["name"]
-    if flags.name is not None and name is not None and flags.name != name:
-        raise SpecConflict(f"`dataset` {flags.name!r} contradicts {known['name'][0]}, which records dataset "
-                           f"{name!r}")
-    name = name or flags.name or default_name
-    if name is None:
-        raise ValueError("`dataset` is required (no artefact given records one)")
     for label, spec in records:
         if spec.get("root") is not None:
             agree("root", label, spec["root"])
@@ -253,14 +238,21 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
             agree("seed", label, int(spec["seed"]), "split seed")
         if spec.get("options") is not None:
             agree("options", label, check_options(name, spec["options"], where=label), "options")
+    return name, known
+
+
+def _resolve_root(flags: DatasetFlags, known: dict):
     root = known.get("root", (None, None))[1]
-    if flags.root is not None:
-        if root is not None and not _same_root(root, flags.root):
-            if Path(root).exists():
-                raise SpecConflict(f"`root` {flags.root} contradicts {known['root'][0]}, which records root {root}")
-            log.warning("%s records root %s, which does not exist; using root %s", known["root"][0], root,
-                        flags.root)
-        root = flags.root
+    if flags.root is None:
+        return root
+    if root is not None and not _same_root(root, flags.root):
+        if Path(root).exists():
+            raise SpecConflict(f"`root` {flags.root} contradicts {known['root'][0]}, which records root {root}")
+        log.warning("%s records root %s, which does not exist; using root %s", known["root"][0], root, flags.root)
+    return flags.root
+
+
+def _resolve_seed(flags: DatasetFlags, known: dict, default_seed: int) -> int:
     seed = known.get("seed", (None, None))[1]
     if flags.seed is not None:
         if seed is not None and int(flags.seed) != seed:
@@ -268,17 +260,40 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
                                f"{seed} (another seed splits the images differently, so held-out images would "
                                f"leak into training): leave `data_seed` out, or pass `data_seed` {seed}")
         seed = int(flags.seed)
-    seed = default_seed if seed is None else seed
+    return default_seed if seed is None else seed
+
+
+def _resolve_options(flags: DatasetFlags, known: dict, name: str) -> dict:
     options = known.get("options", (None, None))[1]
     if options is None:
-        options = check_options(name, flags.options)
-    else:
-        given = check_options(name, {}, "")
-        for key, value in flags.options.items():
-            key = key.replace("-", "_")
-            if key not in given:
-                check_options(name, {key: value})  # raises, naming the key
-            if _json_value(value) != options[key]:
-                raise SpecConflict(f"`dataset_option` {key}={value!r} contradicts {known['options'][0]}, which "
-                                   f"records {key}={options[key]!r}")
-    return DatasetSpec.make(name, root, seed, options)
+        return check_options(name, flags.options)
+    given = check_options(name, {}, "")
+    for key, value in flags.options.items():
+        key = key.replace("-", "_")
+        if key not in given:
+            check_options(name, {key: value})  # raises, naming the key
+        if _json_value(value) != options[key]:
+            raise SpecConflict(f"`dataset_option` {key}={value!r} contradicts {known['options'][0]}, which "
+                               f"records {key}={options[key]!r}")
+    return options
+
+
+def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None]] = (), default_name: str | None =
+                 "cluttered-mnist", default_seed: int = 0) -> DatasetSpec:
+    """Merge what the artefacts record with what the user typed; refuse any contradiction, naming both sides.
+
+    ``artefacts``: ``(label, spec dict)`` pairs, e.g. from :func:`recorded_spec`; a spec dict may lack keys (not
+    recorded).  Flags fill what the artefacts leave open; ``default_name`` / ``default_seed`` what is left.
+    A recorded root that no longer exists is replaced by the given ``root`` (the data moved), with a warning.
+    """
+    records = [(label, spec) for label, spec in artefacts if spec]
+    records += [r for r in (recorded_spec(path) for path in flags.sources) if r[1]]
+    name, known = _recorded(records)
+    if flags.name is not None and name is not None and flags.name != name:
+        raise SpecConflict(f"`dataset` {flags.name!r} contradicts {known['name'][0]}, which records dataset "
+                           f"{name!r}")
+    name = name or flags.name or default_name
+    if name is None:
+        raise ValueError("`dataset` is required (no artefact given records one)")
+    return DatasetSpec.make(name, _resolve_root(flags, known), _resolve_seed(flags, known, default_seed),
+                            _resolve_options(flags, known, name))
