@@ -19,8 +19,8 @@ categorical too: both ``gaussian`` and ``factorised`` are :class:`GridLocations`
 takes the mode in O(R + C) per image and never builds the (B, L) table (``log_probs()`` does, for tests and
 figures).
 
-Which to use on fine grids (thousands of locations): ``gaussian`` (the README's pilot: best accuracy of the
-deterministic policy on the 2,401-location grid), or ``factorised``.  REINFORCE sees one sampled
+Which to use on fine grids (thousands of locations): ``gaussian`` (see docs/RESULTS.md, section "The paper's
+claim on the fine grids"), or ``factorised``.  REINFORCE sees one sampled
 location per glimpse and supervision one target; a dense head learns each of its 2,401 logits on its own, from the
 few updates that happen to hit that cell, whereas the gaussian (through its mean) and the factorised head
 (through shared rows and columns) move the probability of every neighbour of a rewarded or supervised cell at
