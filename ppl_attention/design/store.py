@@ -93,7 +93,7 @@ class SequenceStore:
         clean_beside(directory, inside=False)  # a new store a killed run was building beside DIR
         if not (directory / "manifest.json").exists() and cls._is_blank(directory):
             with contextlib.suppress(OSError):
-                (directory / "records").rmdir()  # an empty records/ without a manifest: nothing was written
+                (directory / "records").rmdir()  # an empty records/ without a manifest holds no store
             try:
                 with atomic_dir(directory) as tmp:  # built beside, renamed into place: never half-made
                     (tmp / "records").mkdir()
@@ -120,8 +120,8 @@ class SequenceStore:
 
     @staticmethod
     def _is_blank(directory: Path) -> bool:
-        """Missing, empty, or holding only an empty ``records/`` (what a store killed between creating
-        ``records/`` and writing the manifest holds)."""
+        """Missing, empty, or holding only an empty ``records/`` (a store whose ``records/`` was made but
+        whose manifest was never written)."""
         if not directory.exists():
             return True
         entries = list(directory.iterdir())
