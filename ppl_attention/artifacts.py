@@ -348,7 +348,7 @@ def save_checkpoint(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str
     data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     text = json.dumps(dict(meta), sort_keys=True, default=_json_default)
     atomic_write_bytes(path, st_save(data, metadata={CHECKPOINT_META: text}))
-    legacy = path.with_suffix(".json")  # the second file of the old two-file format: now stale
+    legacy = path.with_suffix(".json")  # the second file of a two-file checkpoint: stale
     if legacy.exists():
         legacy.unlink()
     return path
@@ -374,7 +374,7 @@ def optimizer_from_checkpoint(opt: torch.optim.Optimizer, tensors: Mapping[str, 
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
-    """(tensors, meta) of a checkpoint written by :func:`save_checkpoint` (or by the older two-file format)."""
+    """(tensors, meta) of a checkpoint written by :func:`save_checkpoint` (or a two-file one)."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -391,7 +391,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
             meta = json.loads(header[CHECKPOINT_META])
         except json.JSONDecodeError as e:
             raise ArtifactError(f"checkpoint {path}: its metadata is not valid JSON: {e}") from None
-    elif path.with_suffix(".json").is_file():  # older two-file checkpoints
+    elif path.with_suffix(".json").is_file():  # a two-file checkpoint
         meta = read_json(path.with_suffix(".json"))
     else:
         raise ArtifactError(f"checkpoint {path} holds no {CHECKPOINT_META!r} metadata (not a checkpoint)")

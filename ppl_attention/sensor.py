@@ -61,7 +61,7 @@ class SensorMismatch(ValueError):
 def check_sensor(found, expected, what: str, expected_what: str = "the current sensor") -> None:
     """Raise :class:`SensorMismatch` naming both sensors unless ``found`` and ``expected`` are the same sensor.
 
-    Either may be a :class:`Sensor` or its ``to_dict()`` (a dict written before sensors had scales reads as
+    Either may be a :class:`Sensor` or its ``to_dict()`` (a dict without ``scales`` reads as
     ``scales = 1``)."""
     a = found if isinstance(found, Sensor) else Sensor.from_dict(found)
     b = expected if isinstance(expected, Sensor) else Sensor.from_dict(expected)
@@ -172,7 +172,7 @@ class Sensor:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Sensor":
-        """From :meth:`to_dict`; a dict without ``scales`` (written before the retina) is a one-scale grid."""
+        """From :meth:`to_dict`; a dict without ``scales`` is a one-scale grid."""
         if not isinstance(d, dict):
             raise ValueError(f"a sensor description must be a dict, got {type(d).__name__}")
         try:

@@ -257,8 +257,8 @@ class HardAttentionNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "HardAttentionNet":
-        """From :meth:`to_config`; a config written before a field existed takes its default (e.g. no ``policy``:
-        the dense policy every earlier network had)."""
+        """From :meth:`to_config`; a config without a field takes its default (e.g. no ``policy``:
+        the dense policy)."""
         from ..config import config_from_dict
 
         return cls(GlimpseGrid.from_dict(config["grid"]), config["num_classes"], config["channels"],
@@ -266,8 +266,8 @@ class HardAttentionNet(nn.Module):
 
     @staticmethod
     def complete_config(config: dict | None) -> dict | None:
-        """A stored :meth:`to_config` with the fields added since it was written filled in with their defaults
-        (what it was built with), so that it compares equal to the same network's config today."""
+        """A stored :meth:`to_config` with the fields it lacks filled in with their defaults (what a network
+        without them is built with), so that it compares equal to the same network's config as built now."""
         from ..config import config_to_dict
 
         if not isinstance(config, dict) or not isinstance(config.get("network"), dict):

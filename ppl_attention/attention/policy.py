@@ -19,13 +19,13 @@ categorical too: both ``gaussian`` and ``factorised`` are :class:`GridLocations`
 takes the mode in O(R + C) per image and never builds the (B, L) table (``log_probs()`` does, for tests and
 figures).
 
-Which to use on fine grids (thousands of locations): ``gaussian`` (the README's pilot: best accuracy of the
-deterministic policy on the 2,401-location grid), or ``factorised``.  REINFORCE sees one sampled
+Which to use on fine grids (thousands of locations): ``gaussian`` (see docs/RESULTS.md, section "The paper's
+claim on the fine grids"), or ``factorised``.  REINFORCE sees one sampled
 location per glimpse and supervision one target; a dense head learns each of its 2,401 logits on its own, from the
 few updates that happen to hit that cell, whereas the gaussian (through its mean) and the factorised head
 (through shared rows and columns) move the probability of every neighbour of a rewarded or supervised cell at
-once.  The dense head stays the default so that the paper's 81-location presets, earlier runs and checkpoints are
-unchanged.  ``benchmarks/bench_fine_grid.py`` measures the cost of each.
+once.  The dense head is the default: it is the paper's, and the 81-location presets and their runs and
+checkpoints are made with it.  ``benchmarks/bench_fine_grid.py`` measures the cost of each.
 """
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ class DenseLocations:
     """A categorical over the ``L`` flat locations from logits (B, L).
 
     Hand-written rather than ``torch.distributions.Categorical``: its ``sample`` takes no generator (the runs'
-    draws are seeded per iteration), and these are the exact operations the network used before the policy had
-    kinds, so earlier runs reproduce bit for bit."""
+    draws are seeded per iteration), and these exact operations keep dense-policy runs
+    reproducible bit for bit."""
 
     def __init__(self, logits: torch.Tensor):
         self.log_pi = F.log_softmax(logits, dim=-1)
@@ -119,8 +119,8 @@ class LocationPolicy(nn.Sequential):
     """Hidden state (B, hidden) -> :meth:`distribution` over the grid's flat locations.
 
     The module itself is the MLP ``Linear(hidden, policy_hidden) - ReLU - Linear(policy_hidden, out)`` with
-    ``out`` = L (dense), 2 (gaussian: the mean) or R + C (factorised); a ``dense`` policy has the parameter names
-    of the network's earlier ``nn.Sequential`` policy, so its checkpoints load unchanged."""
+    ``out`` = L (dense), 2 (gaussian: the mean) or R + C (factorised); a ``dense`` policy's parameter names are
+    those of a plain ``nn.Sequential`` MLP, as its checkpoints store them."""
 
     def __init__(self, grid: GlimpseGrid, hidden: int, policy_hidden: int, kind: str = "dense", std: float = 0.2):
         check_policy(kind, std)

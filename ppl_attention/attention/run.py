@@ -176,7 +176,7 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
             raise ArtifactError(f"--out {out} holds a {stored.get('kind')!r} artefact, expected an 'attention-run' "
                                 "directory (or a new path)")
         old = dict(stored.get("config", {}))
-        old["network"] = HardAttentionNet.complete_config(old.get("network"))  # fields added since: defaults
+        old["network"] = HardAttentionNet.complete_config(old.get("network"))  # fields it does not record: defaults
         new = json.loads(json.dumps(config, default=str))
         free = {"iterations", "supervision_until"}  # may change on resume (the checkpoint check is exact)
         for key in ("run", "network", "seed", "data_seed", "train"):

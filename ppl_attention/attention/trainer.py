@@ -237,7 +237,7 @@ def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: st
         value = cfg.get("supervision_until")
         return math.inf if value is None else value
 
-    # settings added after a checkpoint was written take their defaults (the behaviour it was written with)
+    # settings a checkpoint does not record take their defaults (the behaviour it was written with)
     stored_cfg = {**config_to_dict(TrainConfig()), **meta.get("train_config", {})}
     free = {"iterations"}
     if meta["iteration"] <= min(until(stored_cfg), until(config_to_dict(cfg))):

@@ -40,7 +40,7 @@ SIZES = {
 
 
 #: Methods compare-completion knows; DEFAULT_METHODS run unless --methods says otherwise.  The cGAN is not a default:
-#: its completions ignore the glimpses beyond pasting them in (docs/generative_prior.md, "The conditional GAN").
+#: its completions ignore the glimpses beyond pasting them in (docs/generative_prior.md, "Choices and why").
 METHODS = ("importance", "generative", "nuts-vae", "cgan")
 DEFAULT_METHODS = ("importance", "generative", "nuts-vae")
 SLOW_METHODS = ("nuts-vae", "cgan")

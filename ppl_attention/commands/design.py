@@ -233,9 +233,9 @@ def run_generate(args):
               "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": cfg.precision,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
-    if cfg.min_ess is not None:  # recorded only when used, so stores made before it keep their config
+    if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
-    if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
+    if cfg.epe_net is not None:  # only then: a store of another search records no network
         config["epe_net"] = dir_checksum(Path(cfg.epe_net))
     existed = out.exists()
     source = _first_glimpse_source(cfg, config)  # checked before --out is touched

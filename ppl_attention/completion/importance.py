@@ -59,24 +59,10 @@ def default_mnist_schedule() -> NoiseSchedule:
     MNIST glimpses are nearly binary 12 x 12 patches, so the Gaussian posterior over database rows is very
     peaked.  Growing sigma as sqrt(t) holds the total precision t / sigma_t^2 constant, so the posterior does
     not collapse onto one row as glimpses accumulate (the paper's CelebA schedule 5 * 2^(t-1) grows for the same
-    reason; a constant sigma of 160 or 192 collapses to median ESS <= 2.5 by t = 3).  Measured on the 200k-row
-    cluttered prior, 60 held-out cluttered test canvases, 1..4 glimpses drawn on the ink, K1 = 1000, the true
-    image's PCA reconstruction in the proposal (docs/figures/completion/sigma_sweep.md has the full sweep):
-
-    ======  =====================  ======================  =====================
-    scale   median ESS, t = 1..4   P(true label), t = 1..4  glimpse RMSE, t = 1..4
-    ======  =====================  ======================  =====================
-    192     20 / 19 / 14 / 19      .31 / .40 / .45 / .46    .239 / .280 / .305 / .318
-    160     5.5 / 5.6 / 4.3 / 5.3  .33 / .45 / .53 / .57    .218 / .259 / .282 / .295
-    144     3.8 / 3.2 / 2.6 / 3.4  .34 / .47 / .55 / .61    .208 / .251 / .275 / .287
-    ======  =====================  ======================  =====================
-
-    192 (the default) keeps a median ESS of ~20, so the EPE -- a weighted average over the completions -- rests on
-    ~20 effective samples.  160 brings the samples closer to their glimpses and raises the weight of the true label
-    but leaves a median ESS of ~5 (ESS <= 2 for 17-25 % of the canvases, against 3-12 % at 192 and 28-38 % at 144);
-    it stays an option (``generate --sigma``) until the validity of sequences made with it has been measured.
-    The glimpse RMSE cannot fall much further by sharpening: even the single best row (scale 64, ESS ~1) is at
-    .160 / .233 / .280 / .289 on 20 canvases -- the database is too sparse for closer matches.
+    reason; a constant sigma collapses the ESS within a few glimpses).  A smaller scale brings the samples closer
+    to their glimpses and raises the weight of the true label, but leaves fewer effective samples, and the EPE -- a
+    weighted average over the completions -- needs several; 192 keeps a median ESS in the tens.  Smaller scales
+    stay an option (``generate --sigma``).  docs/figures/completion/sigma_sweep.md has the sweep behind the choice.
     """
     return NoiseSchedule(tuple(round(MNIST_SIGMA_SCALE * math.sqrt(t), 1) for t in range(1, 6)), 255.0)
 

@@ -20,9 +20,8 @@ draws of the prior (dispersed starts, so that R-hat can see chains that do not m
   posteriors, so each chain's marginal is the posterior, but the chains share the step size, the mass-matrix
   adaptation and the trajectory (they are not independent Markov chains: R-hat across them checks mixing from
   dispersed starts).  Pyro's own ``MCMC(num_chains=C)`` runs chains in processes or one after the other, never
-  batched, hence this.  Measured on cluttered canvases (4 chains, 50 + 50 iterations, sigma 192 sqrt(t), the
-  same 2 images x t = 1, 3): ~2.5x less time than sequential, but the shared step size is the stiffest chain's
-  (0.07-0.12 against 0.10-0.58), and R-hat 1.05-1.38 against 1.03-1.14: not the default.
+  batched, hence this.  It takes less time than sequential chains, but the shared step size is the stiffest
+  chain's and the chains mix worse (higher R-hat): not the default.
 
 R-hat (``pyro.ops.stats.split_gelman_rubin``) and ESS (``pyro.ops.stats.effective_sample_size``) per latent
 dimension over the (chains, draws) samples go into the completion's diagnostics.  Samples are equally weighted,
@@ -53,7 +52,7 @@ CHAIN_METHODS = ("vectorized", "sequential")
 @contextlib.contextmanager
 def _one_cpu_thread(device: torch.device):
     """Run on one CPU thread: a leapfrog step is a few tiny ops, where intra-op threads only add
-    synchronisation (measured 10x slower with 2 threads on a shared machine)."""
+    synchronisation."""
     if device.type != "cpu":
         yield
         return
@@ -196,7 +195,7 @@ class NUTSCompletion(Completion):
         from pyro.infer import MCMC
 
         # A potential function instead of a Pyro model: the same density without Pyro's per-step tracing,
-        # about 3x faster for this small decoder.
+        # much faster for this small decoder.
         def potential(p):
             z = p["z"]
             return -self.log_joint(z.reshape(-1, z.shape[-1]), loc.unsqueeze(0), obs).sum()
@@ -242,7 +241,7 @@ class NUTSCompletion(Completion):
                        "chain_method": self.cfg.chain_method, "draws_per_chain": draws,
                        "warmup_steps": self.cfg.warmup_steps, "sigma": self.sigma_at(loc.numel()) * 255.0,
                        "clutter": self.noise is not None, "seed": seed, **stats, **chain_diagnostics(z)}
-        diagnostics["n_eff_mean"] = diagnostics["ess_mean"]  # the name earlier results used
+        diagnostics["n_eff_mean"] = diagnostics["ess_mean"]  # an alias of ess_mean
         log.debug("NUTS: %d x %d draws in %.2f s, R-hat max %s, ESS min %.1f", z.shape[0], draws,
                   diagnostics["seconds"], diagnostics["r_hat_max"], diagnostics["ess_min"])
         return z, diagnostics

@@ -186,7 +186,7 @@ def parse_options(specs: Iterable[str], flag: str = "`dataset_option`") -> dict[
 
 def recorded_spec(directory) -> tuple[str, dict | None]:
     """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]``, or for artefacts
-    written before specs were recorded, what can be read from them (name, and the seed where it was the split's).
+    whose manifest records no spec, what can be read from them (name, and the seed where it was the split's).
     Missing keys mean "not recorded"."""
     from ..artifacts import read_manifest
 
@@ -203,7 +203,7 @@ def recorded_spec(directory) -> tuple[str, dict | None]:
         return label, None
     legacy: dict[str, Any] = {"name": name}
     if kind in ("avp", "sequences") and config.get("seed") is not None:
-        legacy["seed"] = int(config["seed"])  # written when the run seed was also the split seed
+        legacy["seed"] = int(config["seed"])  # without a spec, their seed is the split seed
     if kind == "attention-run" and config.get("data_seed") is not None:
         legacy["seed"] = int(config["data_seed"])
     return label, legacy

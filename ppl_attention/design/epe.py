@@ -28,7 +28,7 @@ __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entrop
 
 PRECISIONS = ("float32", "bfloat16")
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
-# (SmallCNN, 2 threads: float32 ~2,950 images/s at 128 or 256, ~2,800 at 512; bfloat16 15,800 at 128, 13,900 at 256).
+# (``benchmarks/bench_design.py`` measures the throughput; see docs/RESULTS.md, section "Benchmarks").
 DEFAULT_BATCH_SIZE = 128
 
 

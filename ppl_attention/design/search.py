@@ -151,11 +151,9 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
     survivors.  Samples are visited in an order drawn by weight without replacement (``generator``), and each
     subset's estimate is self-normalised.
 
-    The defaults were tuned on recorded entropy tables (cluttered MNIST, 9 x 9 grid, N = 100; 120 steps of 40
-    training images that the benchmark does not use): about 17 % of the exhaustive evaluations at 0.15 % mean
-    relative EPE regret.  The earlier defaults (a first round on 4 samples, growth 4, keep 0.25) need 14 % at 0.68 %
-    mean regret, with one step at 34 %: the best location is sometimes dropped when it is judged on so few
-    completions.
+    The defaults were tuned on recorded entropy tables of training images (``benchmarks/search_regret.py``; see
+    docs/RESULTS.md, section "Benchmarks"): a smaller first round or a faster growth saves few evaluations and
+    sometimes drops the best location, judged on too few completions.
     """
     w, allowed = _prepare(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth < 2 or not 0 < keep < 1 or min_keep < 1:
@@ -242,10 +240,8 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
 
     ``prior`` (L,) is a map that ranks the candidates before any sample, e.g. the previous step's EPE map: only
     its ``prior_top`` best allowed candidates enter the race (all of them if ``prior`` or ``prior_top`` is None,
-    the default).  On recorded cluttered-MNIST tables (``benchmarks/search_regret.py``, 120 steps) restricting the
-    race to the previous map's 25 best cost 2.2 % mean regret, and a first round on 3 samples 0.75 %; with the
-    defaults the race costs 21 % of the exhaustive evaluations at 0.17 % mean regret (successive halving's
-    defaults: 17 % at 0.15 %).  Forbidden and unraced
+    the default): restricting the race to the previous map's best candidates trades regret for evaluations
+    (``benchmarks/search_regret.py`` measures both; see docs/RESULTS.md, section "Benchmarks").  Forbidden and unraced
     candidates are not scored; their map value is the prior shifted by the median change of the raced ones
     (or, without a prior, the mean of the raced ones), so maps stay finite for plots.
     """

@@ -8,12 +8,11 @@ Layout (kind ``"sequences"``, see docs/INTERFACES.md "Design")::
     DIR/records/{index:07d}.maps.safetensors  the (T, L) EPE maps ("epe", float16), when the record has maps
     DIR/first_glimpse.json        {"epe": [L floats], ...} the cached EPE of every first location
 
-The maps are binary because JSON does not scale to fine grids: at 2,401 locations a record's T = 4 maps are
-~250 KB of JSON (~1 GB and ~16 s to parse for 4,000 images) against 19 KB of float16 (docs/amortised_design.md,
-``benchmarks/bench_store_maps.py``).  float16 keeps ~3.3 significant digits (relative error <= 2**-11): on the
-recorded cluttered-MNIST maps it moves an EPE by at most 0.0005 nats, half what the bfloat16 AVP passes already
-move it, and changes the argmin of 0.3-0.7 % of the maps, always between locations within that rounding (worst
-regret 0.06 %).  Stores written before (maps as ``"epe": [[L floats] per step]`` inside the JSON) are still read.
+The maps are binary because JSON does not scale to fine grids: a record holds ``T x L`` numbers, and parsing them
+as text dominates reading a store of thousands of images (``benchmarks/bench_store_maps.py`` measures size and
+read time).  float16 keeps ~3.3 significant digits (relative error <= 2**-11), a rounding below what the bfloat16
+AVP passes already move an EPE, so it changes an argmin only between locations equal to within that rounding.
+A record whose maps are inside its JSON (``"epe": [[L floats] per step]``) is read as well.
 
 Every file is written atomically (temporary name, then rename); a record's maps file is written before its JSON,
 and the JSON names the file's checksum, so an image has a record only once both are complete (a kill in between
@@ -94,7 +93,7 @@ class SequenceStore:
         clean_beside(directory, inside=False)  # a new store a killed run was building beside DIR
         if not (directory / "manifest.json").exists() and cls._is_blank(directory):
             with contextlib.suppress(OSError):
-                (directory / "records").rmdir()  # an empty records/ left by an older version
+                (directory / "records").rmdir()  # an empty records/ without a manifest holds no store
             try:
                 with atomic_dir(directory) as tmp:  # built beside, renamed into place: never half-made
                     (tmp / "records").mkdir()
@@ -121,8 +120,8 @@ class SequenceStore:
 
     @staticmethod
     def _is_blank(directory: Path) -> bool:
-        """Missing, empty, or holding only an empty ``records/`` (what older versions left when killed between
-        creating it and writing the manifest)."""
+        """Missing, empty, or holding only an empty ``records/`` (a store whose ``records/`` was made but
+        whose manifest was never written)."""
         if not directory.exists():
             return True
         entries = list(directory.iterdir())
@@ -234,7 +233,7 @@ class SequenceStore:
         if "epe" not in rec:
             raise ArtifactError(f"the record of image {index} in {self.directory} holds no EPE maps "
                                 "(imported sequences do not have them)")
-        return torch.tensor(rec["epe"], dtype=torch.float64)  # a store written before the binary maps
+        return torch.tensor(rec["epe"], dtype=torch.float64)  # a record with its maps inside the JSON
 
     def _read_maps(self, index: int, info) -> torch.Tensor:
         import hashlib

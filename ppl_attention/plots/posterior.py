@@ -21,7 +21,7 @@ def plot_avp_evaluation(evaluation: dict, path, title: str = "AVP: accuracy and 
 
     Left: accuracy against t (and the full image).  Right: the ECE per t with its bootstrap 95 % interval over
     images, the ECE without calibration, the noise floor of a perfectly calibrated predictor and the target.
-    Evaluations written before the intervals existed plot without them.
+    An evaluation without intervals plots without them.
     """
     rows = evaluation["per_glimpses"]
     t = [r["t"] for r in rows]

@@ -204,7 +204,7 @@ class AVP(nn.Module):
     _CALIBRATION_BUFFERS = ("calibration_fractions", "calibration_log_temperatures")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Accept state dicts without fraction temperatures (older checkpoints: switched off) and with any number
+        """Accept state dicts without fraction temperatures (switched off) and with any number
         of knots (the buffers take the stored size)."""
         for name in self._CALIBRATION_BUFFERS:
             key = prefix + name
