@@ -23,6 +23,7 @@ Layout of an index directory (kind ``"pca-index"``)::
 """
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -126,6 +127,33 @@ def _fit_pca(database: ImageDatabase, components: int, fit_samples: int, seed: i
     return mean, comp, explained, m
 
 
+def _fitted_pca(out_dir: Path, database: ImageDatabase, config: PCAIndexConfig, seed: int, resume: bool):
+    """The PCA of a resumed build as saved, else fitted now and saved: (mean, components, explained, fit rows)."""
+    if resume and (out_dir / "pca.safetensors").is_file():
+        tensors, info = load_weights(out_dir / "pca.safetensors")
+        return tensors["mean"].numpy(), tensors["components"].numpy(), info["explained_variance"], info["fit_rows"]
+    log.info("fitting a %d-component PCA on up to %d rows", config.components, config.fit_samples)
+    mean, comp, explained, fit_rows = _fit_pca(database, config.components, config.fit_samples, seed)
+    save_weights(out_dir / "pca.safetensors", {"mean": torch.from_numpy(mean), "components": torch.from_numpy(comp)},
+                 {"components": int(comp.shape[0]), "pixels": int(comp.shape[1]),
+                  "explained_variance": explained, "fit_rows": fit_rows})
+    return mean, comp, explained, fit_rows
+
+
+def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid: GlimpseGrid,
+                  positions: torch.Tensor, code_dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (B, k) of uint8 images ``x`` (B, C, H, W) and the glimpse energies (n_pos, B) of their
+    reconstructions at ``positions``."""
+    B, C, H, W = x.shape
+    z = ((x.reshape(B, -1).float().div_(255.0) - mean) @ comp.T).numpy().astype(code_dtype)
+    # Energies from the codes as stored (rounded), so the proposal is exactly the stored reconstruction's.
+    recon = torch.from_numpy(z.astype(np.float32)) @ comp  # (B, P): W^T z, without the mean
+    sq = recon.square_().reshape(-1, C, H, W).sum(1).double()
+    pr, pc = positions // (W - grid.glimpse_size[1] + 1), positions % (W - grid.glimpse_size[1] + 1)
+    e = _window_sums(sq, *grid.glimpse_size, pr, pc).float()  # (B, n_pos)
+    return z, e.T.contiguous().numpy()
+
+
 def build_pca_index(out_dir, database: ImageDatabase, grid: GlimpseGrid, config: PCAIndexConfig | None = None,
                     seed: int = 0, overwrite: bool = False, progress: bool = True) -> "PCAIndex":
     """Fit a PCA of ``database`` and store codes and glimpse energies for ``grid`` in ``out_dir``."""
@@ -152,46 +180,26 @@ def build_pca_index(out_dir, database: ImageDatabase, grid: GlimpseGrid, config:
     files = ("pca.safetensors", "pca.json", "codes.npy", "energies.npy", "positions.npy")
     build = ChunkedBuild(out_dir, build_cfg, files)
     resume = build.start()
-    if resume and (out_dir / "pca.safetensors").is_file():
-        tensors, info = load_weights(out_dir / "pca.safetensors")
-        mean, comp, explained = tensors["mean"].numpy(), tensors["components"].numpy(), info["explained_variance"]
-        fit_rows = info["fit_rows"]
-    else:
-        log.info("fitting a %d-component PCA on up to %d rows", config.components, config.fit_samples)
-        mean, comp, explained, fit_rows = _fit_pca(database, config.components, config.fit_samples, seed)
-        save_weights(out_dir / "pca.safetensors", {"mean": torch.from_numpy(mean), "components": torch.from_numpy(comp)},
-                     {"components": int(comp.shape[0]), "pixels": int(comp.shape[1]),
-                      "explained_variance": explained, "fit_rows": fit_rows})
+    mean, comp, explained, fit_rows = _fitted_pca(out_dir, database, config, seed, resume)
     k = comp.shape[0]
     positions = _all_positions(grid, config.shift)
-    buf = np.asarray(positions.numpy(), dtype=np.int64)
-    import io
     bio = io.BytesIO()
-    np.save(bio, buf)
+    np.save(bio, np.asarray(positions.numpy(), dtype=np.int64))
     atomic_write_bytes(out_dir / "positions.npy", bio.getvalue())
     rows = len(database)
     codes = open_array(out_dir / "codes.npy", (rows, k), config.code_dtype, resume)
     energies = open_array(out_dir / "energies.npy", (len(positions), rows), np.float32, resume)
-    mean_t, comp_t = torch.from_numpy(mean), torch.from_numpy(comp)
-    pr, pc = positions // (W - grid.glimpse_size[1] + 1), positions % (W - grid.glimpse_size[1] + 1)
-    h, w = grid.glimpse_size
-    bs = int(config.batch_size)
-    n_chunks = -(-rows // bs)
+    n_chunks = -(-rows // int(config.batch_size))
     todo = [c for c in range(n_chunks) if not build.is_done(c)]
     for c in tqdm(todo, desc=f"PCA index {out_dir.name}", unit="chunk", disable=not progress):
-        start = c * bs
-        x = torch.from_numpy(np.array(database.images[start:start + bs])).reshape(-1, C * H * W).float().div_(255.0)
-        z = ((x - mean_t) @ comp_t.T).numpy().astype(config.code_dtype)
-        # Energies from the codes as stored (rounded), so the proposal is exactly the stored reconstruction's.
-        recon = torch.from_numpy(z.astype(np.float32)) @ comp_t  # (B, P): W^T z, without the mean
-        sq = recon.square_().reshape(-1, C, H, W).sum(1).double()
-        e = _window_sums(sq, h, w, pr, pc).float()  # (B, n_pos)
-        e_np = e.T.contiguous().numpy()
+        start = c * int(config.batch_size)
+        x = torch.from_numpy(np.array(database.images[start:start + int(config.batch_size)]))
+        z, e = _encode_chunk(x, torch.from_numpy(mean), torch.from_numpy(comp), grid, positions, config.code_dtype)
         codes[start:start + len(z)] = z
-        energies[:, start:start + len(z)] = e_np
+        energies[:, start:start + len(z)] = e
         codes.flush()
         energies.flush()
-        build.mark_done(c, chunk_digest(z, e_np))
+        build.mark_done(c, chunk_digest(z, e))
     checksum = build.checksum(n_chunks)
     del codes, energies
     write_manifest(out_dir, KIND, cfg, inputs=inputs, rows=rows, components=int(k), n_positions=len(positions),
