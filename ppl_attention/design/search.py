@@ -223,6 +223,38 @@ def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
 
 
+def _race_pool(num_candidates: int, allowed: torch.Tensor, candidates, prior, prior_top):
+    """The allowed candidates that enter a race (the ``prior_top`` best by ``prior`` when both are given), and the
+    prior as a float64 map (or None)."""
+    pool = torch.arange(num_candidates) if candidates is None else torch.as_tensor(candidates).long().cpu()
+    pool = pool[allowed[pool]]
+    if not len(pool):
+        raise ValueError("every candidate given to racing is forbidden")
+    if prior is not None:
+        prior = torch.as_tensor(prior, dtype=torch.float64).cpu()
+        if prior.shape != (num_candidates,) or not bool(torch.isfinite(prior).all()):
+            raise ValueError(f"prior must be a finite ({num_candidates},) map, got shape {tuple(prior.shape)}")
+        if prior_top is not None:
+            pool = pool[prior[pool].argsort(stable=True)[:prior_top]]
+    return pool, prior
+
+
+def _still_racing(H: torch.Tensor, ws: torch.Tensor, est: torch.Tensor, tolerance: float, z: float,
+                  finite_population: float) -> torch.Tensor:
+    """Which candidates (rows of ``H``, entropies on the shared samples weighted ``ws``) may still beat the
+    leader by more than a ``tolerance`` fraction: the paired difference's weighted mean against ``z`` standard
+    errors (Bessel-corrected, times the finite-population factor)."""
+    lead = int(est.argmin())
+    D = H - H[lead]
+    d = D @ ws
+    neff = 1.0 / float((ws ** 2).sum())
+    var = ((D - d.unsqueeze(1)) ** 2) @ ws * (neff / max(neff - 1.0, 1e-12))  # unbiased (Bessel)
+    se = ((var + var.mean()) / 2 / neff * max(0.0, finite_population)).sqrt()
+    keep = d + tolerance * est[lead].abs() <= z * se
+    keep[lead] = True
+    return keep
+
+
 def racing(score: Callable, weights, num_candidates: int, forbidden=None, candidates=None, prior=None,
            prior_top: int | None = None, initial_samples: int = 6, growth: float = 1.5, z: float = 2.0,
            tolerance: float = 0.01, max_fraction: float = 1.0, generator: torch.Generator | None = None,
@@ -254,16 +286,7 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
     cached = _cache or CachedScore(score, num_candidates, len(w))
     order = _sample_order(w, generator)
     positive = len(order)
-    pool = torch.arange(num_candidates) if candidates is None else torch.as_tensor(candidates).long().cpu()
-    pool = pool[allowed[pool]]
-    if not len(pool):
-        raise ValueError("every candidate given to racing is forbidden")
-    if prior is not None:
-        prior = torch.as_tensor(prior, dtype=torch.float64).cpu()
-        if prior.shape != (num_candidates,) or not bool(torch.isfinite(prior).all()):
-            raise ValueError(f"prior must be a finite ({num_candidates},) map, got shape {tuple(prior.shape)}")
-        if prior_top is not None:
-            pool = pool[prior[pool].argsort(stable=True)[:prior_top]]
+    pool, prior = _race_pool(num_candidates, allowed, candidates, prior, prior_top)
     cap = max(1, min(positive, math.ceil(max_fraction * positive)))
     alive, n, rounds = pool, min(initial_samples, cap), 0
     while True:
@@ -274,14 +297,7 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
         rounds += 1
         if len(alive) == 1 or n >= cap:
             break
-        lead = int(est.argmin())
-        D = H - H[lead]
-        d = D @ ws
-        neff = 1.0 / float((ws ** 2).sum())
-        var = ((D - d.unsqueeze(1)) ** 2) @ ws * (neff / max(neff - 1.0, 1e-12))  # unbiased (Bessel)
-        se = ((var + var.mean()) / 2 / neff * max(0.0, 1.0 - n / positive)).sqrt()
-        keep = d + tolerance * est[lead].abs() <= z * se
-        keep[lead] = True
+        keep = _still_racing(H, ws, est, tolerance, z, 1.0 - n / positive)
         alive, est = alive[keep], est[keep]
         n = min(max(n + 1, math.ceil(n * growth)), cap)
     best = int(alive[est.argmin()])
