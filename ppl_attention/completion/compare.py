@@ -196,6 +196,21 @@ def _measure(s: CompletionSamples, image: torch.Tensor, label: int, loc: torch.T
     return row
 
 
+def _sequences(images: torch.Tensor, grid: GlimpseGrid, cfg: CompareConfig, locations) -> torch.Tensor:
+    """One glimpse sequence per image, (B, >= max t): the given ``locations`` checked, or drawn by
+    ``cfg.locations``."""
+    B, T = images.shape[0], max(cfg.glimpse_counts)
+    if locations is None:
+        return choose_locations(images, grid, T, make_generator(derive_seed(cfg.seed, "compare-locations")),
+                                cfg.locations)
+    locations = torch.as_tensor(locations)
+    if locations.dim() != 2 or locations.shape[0] < B or locations.shape[1] < T:
+        raise ValueError(f"locations must have shape ({B}, >= {T}) (one sequence per image, at least "
+                         f"max(glimpse_counts) long), got {tuple(locations.shape)}")
+    grid.cell(locations[:B])  # refuses float locations or locations off the grid, naming the argument
+    return locations[:B].long()
+
+
 def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels, grid: GlimpseGrid,
                         cfg: CompareConfig = CompareConfig(), classifier: Optional[Callable] = None,
                         locations: Optional[torch.Tensor] = None, progress: bool = True,
@@ -213,16 +228,7 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
     images = images[:cfg.num_images].float()
     labels = labels[:cfg.num_images]
     B, T = images.shape[0], max(cfg.glimpse_counts)
-    if locations is None:
-        locations = choose_locations(images, grid, T, make_generator(derive_seed(cfg.seed, "compare-locations")),
-                                     cfg.locations)
-    else:
-        locations = torch.as_tensor(locations)
-        if locations.dim() != 2 or locations.shape[0] < B or locations.shape[1] < T:
-            raise ValueError(f"locations must have shape ({B}, >= {T}) (one sequence per image, at least "
-                             f"max(glimpse_counts) long), got {tuple(locations.shape)}")
-        grid.cell(locations[:B])  # refuses float locations or locations off the grid, naming the argument
-        locations = locations[:B].long()
+    locations = _sequences(images, grid, cfg, locations)
     glimpses = grid.extract(images, locations[:, :T])  # (B, T, k*C, h, w)
     limits = dict(max_images or {})
     for name, k in limits.items():
