@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,99 @@ def _validate(model: AVP, valid, cfg: TrainAVPConfig, seed: int, device) -> floa
     return float(head_loss(logits, labels, model.head, model.num_classes, attrs, cfg.aux_weight))
 
 
+def _rank_device(device, world: int) -> torch.device:
+    """The process's device: under ``torchrun`` on CUDA, the GPU of ``LOCAL_RANK`` (made current, so NCCL's
+    collectives and every new tensor land on it)."""
+    device = torch.device(device)
+    if device.type == "cuda" and world > 1 and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _broadcast_value(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (a tensor on the process's device: NCCL refuses CPU tensors)."""
+    rank, world = _dist()
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
+def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of the epoch's shuffled item order (the same partition on every rank)."""
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
+                                 seed=derive_seed(seed, "avp-order"), drop_last=world > 1)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler))
+
+
+def _train_epoch(net, model: AVP, train, cfg: TrainAVPConfig, opt, order: torch.Tensor, per_rank: int,
+                 device: torch.device, g: torch.Generator, flip: bool) -> float:
+    """One pass over ``order`` in batches of ``per_rank``, each image seen through random glimpses; the mean
+    training loss."""
+    net.train()
+    total, count = 0.0, 0
+    for start in range(0, len(order), per_rank):
+        idx = order[start:start + per_rank]
+        images, labels, attrs = fetch_batch(train, idx)
+        labels = check_labels(model, labels, "train labels")
+        images = model.check_images(images, "train images").to(device)
+        if flip:
+            flipped = torch.rand(len(idx), generator=g) < 0.5
+            images = torch.where(flipped.view(-1, 1, 1, 1).to(device), images.flip(-1), images)
+        loc = random_locations(model.grid, len(idx), cfg.max_glimpses, g)
+        whole = None
+        if cfg.full_fraction > 0:
+            whole = (torch.rand(len(idx), generator=g) < cfg.full_fraction).to(device)
+        x = model.make_input(*model.grid.observe(images, loc.to(device), whole=whole))
+        loss = head_loss(net(x), labels.to(device), model.head, model.num_classes,
+                         None if attrs is None else attrs.to(device), cfg.aux_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def _record_epoch(state: dict, epoch: int, train_nll: float, val_nll: float, lr: float) -> bool:
+    """Append the epoch to the history and update the early-stopping state; True if it is the best so far."""
+    improved = val_nll < state["best_nll"] - 1e-4
+    state["history"].append({"epoch": epoch, "train_nll": train_nll, "valid_nll": val_nll, "lr": lr})
+    if improved:
+        state.update(best_nll=val_nll, best_epoch=epoch, bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    state["epoch"] = epoch + 1
+    return improved
+
+
+def _finish(model: AVP, out: Path, valid, cfg: TrainAVPConfig, seed: int, device, name: str, train, state: dict,
+            config: dict, timed_out: bool) -> AVP:
+    """The final AVP: the best epoch's weights, calibrated on ``valid`` and written by rank 0 (the only rank that
+    calibrates); the others wait for it."""
+    from .network import load_avp
+
+    rank, world = _dist()
+    model.load_state_dict(load_avp(out / "best", device).state_dict())
+    if rank == 0:
+        calibration = calibrate_avp(model, valid, cfg.max_glimpses, derive_seed(seed, "calibrate"), device=device) \
+            if cfg.calibrate else None
+        save_avp(model, out, name, cfg.max_glimpses,
+                 extra_config={"train": config_to_dict(cfg), "seed": seed, "best_epoch": state["best_epoch"],
+                               "data": getattr(train, "data_spec", None),  # name, root, split seed, options
+                               "epochs_run": state["epoch"], "stopped_by_time_limit": timed_out,
+                               "best_valid_nll": state["best_nll"], "calibration": calibration})
+        atomic_write_json(out / "history.json", {"history": state["history"], "calibration": calibration,
+                                                 "best_epoch": state["best_epoch"]})
+    if world > 1:
+        dist.barrier()
+    return model.eval()
+
+
 def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: int = 0, device="cpu",
               dataset_name: str | None = None, stop_after: int | None = None, progress: bool = True) -> AVP:
     """Train an AVP on ``train`` (a dataset with the ``ppl_attention.data`` attributes), validating on ``valid``.
@@ -163,21 +257,22 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     Writes ``out_dir/avp.safetensors`` + ``avp.json`` + ``manifest.json`` (the best epoch, calibrated),
     ``out_dir/history.json`` and ``out_dir/checkpoint/``; resumes from the checkpoint when one exists.
     ``stop_after``: stop after this many epochs in this call (to simulate an interruption).  Under
-    ``torch.distributed`` every process calls this; rank 0 writes.  Returns the trained AVP (best weights).
+    ``torch.distributed`` every process calls this: each trains on ``batch_size // world`` images per step (its
+    BatchNorm statistics are per process; rank 0's are broadcast after each epoch), rank 0 validates, calibrates
+    and writes, and its decisions (early stopping, the time limit) are broadcast.  Returns the trained AVP.
     """
     cfg = check_train_avp_config(cfg or TrainAVPConfig())
     if len(train) == 0 or len(valid) == 0:
         raise ValueError(f"train and valid must be non-empty, got {len(train)} and {len(valid)} items")
     out = Path(out_dir)
     rank, world = _dist()
-    device = torch.device(device)
+    device = _rank_device(device, world)
     name = dataset_name or getattr(train, "name", "unknown")
     avp_cfg = avp_config_for(train, cfg)
     torch.manual_seed(derive_seed(seed, "avp-init"))
     model = AVP(avp_cfg, cfg.pretrained).to(device)
-    grid = model.grid
-    if tuple(getattr(train, "image_size", grid.image_size)) != grid.image_size:
-        raise ValueError(f"train images are {train.image_size}, the grid expects {grid.image_size}")
+    if tuple(getattr(train, "image_size", model.grid.image_size)) != model.grid.image_size:
+        raise ValueError(f"train images are {train.image_size}, the grid expects {model.grid.image_size}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
@@ -191,88 +286,35 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     if rank == 0:
         clean_temporaries(out)  # what a killed run left half-written (once the checkpoint, if any, agrees)
     flip = cfg.flip and bool(getattr(train, "allows_flip", False))
-    per_rank = max(1, cfg.batch_size // world)
-    ran = 0
-    started = time.monotonic()
-    timed_out = False
+    ran, started, timed_out = 0, time.monotonic(), False
     bar = tqdm(range(state["epoch"], cfg.epochs), desc="train-avp", disable=not progress or rank != 0,
                initial=state["epoch"], total=cfg.epochs)
     for epoch in bar:
         if state["bad_epochs"] >= cfg.patience or (stop_after is not None and ran >= stop_after) or timed_out:
             break
         torch.manual_seed(derive_seed(seed, "avp-epoch", epoch, rank))
-        g = generator(derive_seed(seed, "avp-glimpses", epoch, rank))
         if hasattr(train, "set_epoch"):
             train.set_epoch(epoch)
-        sampler = DistributedSampler(range(len(train)), num_replicas=world, rank=rank, shuffle=True,
-                                     seed=derive_seed(seed, "avp-order"), drop_last=world > 1)
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(sampler))
-        net.train()
-        total, count = 0.0, 0
-        for start in range(0, len(order), per_rank):
-            idx = order[start:start + per_rank]
-            images, labels, attrs = fetch_batch(train, idx)
-            labels = check_labels(model, labels, "train labels")
-            images = model.check_images(images, "train images").to(device)
-            if flip:
-                flipped = torch.rand(len(idx), generator=g) < 0.5
-                images = torch.where(flipped.view(-1, 1, 1, 1).to(device), images.flip(-1), images)
-            loc = random_locations(grid, len(idx), cfg.max_glimpses, g)
-            whole = None
-            if cfg.full_fraction > 0:
-                whole = (torch.rand(len(idx), generator=g) < cfg.full_fraction).to(device)
-            x = model.make_input(*grid.observe(images, loc.to(device), whole=whole))
-            loss = head_loss(net(x), labels.to(device), model.head, model.num_classes,
-                             None if attrs is None else attrs.to(device), cfg.aux_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
+        train_nll = _train_epoch(net, model, train, cfg, opt, _epoch_order(len(train), seed, epoch, rank, world),
+                                 max(1, cfg.batch_size // world), device,
+                                 generator(derive_seed(seed, "avp-glimpses", epoch, rank)), flip)
         sched.step()
         _sync_buffers(model)
-        val_nll = _validate(model, valid, cfg, seed, device)
-        improved = val_nll < state["best_nll"] - 1e-4
-        state["history"].append({"epoch": epoch, "train_nll": total / max(count, 1), "valid_nll": val_nll,
-                                 "lr": opt.param_groups[0]["lr"]})
-        if improved:
-            state.update(best_nll=val_nll, best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
+        val_nll = _broadcast_value(_validate(model, valid, cfg, seed, device) if rank == 0 else 0.0, device)
+        improved = _record_epoch(state, epoch, train_nll, val_nll, opt.param_groups[0]["lr"])
         ran += 1
         if rank == 0:
             if improved:
                 save_avp(model, out / "best", name, cfg.max_glimpses)
             _save_checkpoint(out, model, opt, sched, state, config)
-        bar.set_postfix(train=f"{total / max(count, 1):.3f}", valid=f"{val_nll:.3f}", best=state["best_epoch"])
+        bar.set_postfix(train=f"{train_nll:.3f}", valid=f"{val_nll:.3f}", best=state["best_epoch"])
         if world > 1:
             dist.barrier()
-        if cfg.time_limit_min is not None:
-            over = torch.tensor(float(time.monotonic() - started > 60 * cfg.time_limit_min))
-            if world > 1:
-                dist.broadcast(over, src=0)  # every rank stops after the same epoch
-            timed_out = bool(over)
+        if cfg.time_limit_min is not None:  # every rank stops after the same epoch
+            timed_out = bool(_broadcast_value(float(time.monotonic() - started > 60 * cfg.time_limit_min), device))
             if timed_out:
                 log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit_min, epoch)
     finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience or timed_out
     if stop_after is not None and not finished:
         return model
-    # Final model: the best epoch, calibrated.
-    from .network import load_avp
-    best = load_avp(out / "best", device)
-    model.load_state_dict(best.state_dict())
-    calibration = calibrate_avp(model, valid, cfg.max_glimpses, derive_seed(seed, "calibrate"), device=device) \
-        if cfg.calibrate else None
-    if rank == 0:
-        save_avp(model, out, name, cfg.max_glimpses,
-                 extra_config={"train": config_to_dict(cfg), "seed": seed, "best_epoch": state["best_epoch"],
-                               "data": getattr(train, "data_spec", None),  # name, root, split seed, options
-                               "epochs_run": state["epoch"], "stopped_by_time_limit": timed_out,
-                               "best_valid_nll": state["best_nll"], "calibration": calibration})
-        atomic_write_json(out / "history.json", {"history": state["history"], "calibration": calibration,
-                                                 "best_epoch": state["best_epoch"]})
-    if world > 1:
-        dist.barrier()
-    return model.eval()
+    return _finish(model, out, valid, cfg, seed, device, name, train, state, config, timed_out)
