@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dataset", default="cluttered-mnist", help="without --run: the dataset of the small RAM")
     p.add_argument("--ram-iterations", type=int, default=300, help="without --run: the small RAM's iterations")
     p.add_argument("--glimpses", type=int, default=5, help="without --run: the small RAM's T")
+    p.add_argument("--stride", type=int, default=None,
+                   help="without --run: the grid's stride in pixels (MNIST canvases: 1 = every pixel, 2,401 "
+                        "locations; default: the dataset's)")
     p.add_argument("--num-images", type=int, default=5000, help="at most this many sequences are used")
     p.add_argument("--test-images", type=int, default=1000, help="test images for the accuracies")
     p.add_argument("--seed", type=int, default=0)
@@ -36,7 +39,8 @@ def add_arguments(p) -> None:
 
 def _small_ram(args) -> Path:
     out = args.out / "ram"
-    spec = DatasetSpec.make(args.dataset, seed=args.seed)
+    spec = DatasetSpec.make(args.dataset, seed=args.seed,
+                            options=None if args.stride is None else {"stride": args.stride})
     cfg = TrainConfig(glimpses=args.glimpses, iterations=args.ram_iterations, batch_size=64, lr=3e-3,
                       validate_every=max(args.ram_iterations // 3, 1), tensorboard=False, mc_samples=2)
     net_cfg = NetworkConfig(hidden=64, glimpse_dim=64, location_embedding="mlp")
