@@ -22,7 +22,7 @@ from ppl_attention.artifacts import atomic_write_json
 from ppl_attention.attention.probes import dispersion, forced_states
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _probe_setup import add_arguments, setup  # noqa: E402
+from _probe_setup import add_arguments, setup
 
 
 def parse_args(argv=None):

@@ -24,7 +24,7 @@ from ppl_attention.attention.probes import agreement, behaviour_clone, forced_st
 from ppl_attention.runtime import derive_seed, generator
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _probe_setup import add_arguments, setup  # noqa: E402
+from _probe_setup import add_arguments, setup
 
 
 def parse_args(argv=None):

@@ -20,7 +20,7 @@ from ..sensor import GlimpseGrid
 from .network import HardAttentionNet
 from .policy import LocationPolicy
 
-__all__ = ["forced_states", "behaviour_clone", "agreement", "cell_distance", "dispersion"]
+__all__ = ["agreement", "behaviour_clone", "cell_distance", "dispersion", "forced_states"]
 
 
 def forced_states(net: HardAttentionNet, images: torch.Tensor, sequences: torch.Tensor, batch_size: int = 500):

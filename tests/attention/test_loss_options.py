@@ -2,7 +2,11 @@
 import pytest
 import torch
 
-from ppl_attention.attention.trainer import TrainConfig, policy_terms, supervision_lambda
+from ppl_attention.attention.trainer import (
+    TrainConfig,
+    policy_terms,
+    supervision_lambda,
+)
 from ppl_attention.sensor import NO_GLIMPSE
 
 from .test_trainer import make_trainer, sup_all_zero

@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-from ppl_attention.attention.own_sequences import greedy_sequences, write_policy_sequences
+from ppl_attention.attention.own_sequences import (
+    greedy_sequences,
+    write_policy_sequences,
+)
 from ppl_attention.attention.supervision import build_supervision
 from ppl_attention.attention.trainer import SplitData
 

@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-from ppl_attention.attention.probes import agreement, behaviour_clone, cell_distance, dispersion, forced_states
+from ppl_attention.attention.probes import (
+    agreement,
+    behaviour_clone,
+    cell_distance,
+    dispersion,
+    forced_states,
+)
 from ppl_attention.sensor import GlimpseGrid
 
 
