@@ -19,13 +19,13 @@ categorical too: both ``gaussian`` and ``factorised`` are :class:`GridLocations`
 takes the mode in O(R + C) per image and never builds the (B, L) table (``log_probs()`` does, for tests and
 figures).
 
-Which to use on fine grids (thousands of locations): ``gaussian`` (see docs/RESULTS.md, section "The paper's
-claim on the fine grids"), or ``factorised``.  REINFORCE sees one sampled
-location per glimpse and supervision one target; a dense head learns each of its 2,401 logits on its own, from the
-few updates that happen to hit that cell, whereas the gaussian (through its mean) and the factorised head
-(through shared rows and columns) move the probability of every neighbour of a rewarded or supervised cell at
-once.  The dense head is the default: it is the paper's, and the 81-location presets and their runs and
-checkpoints are made with it.  ``benchmarks/bench_fine_grid.py`` measures the cost of each.
+Which to use on fine grids (thousands of locations): a dense head learns each of its 2,401 logits on its own, from
+the few updates that hit that cell, whereas the gaussian (through its mean) and the factorised head (through
+shared rows and columns) move the probability of every neighbour of a rewarded or supervised cell at once.  But
+with a fixed width, the gaussian's ``-log pi(target)`` is an L2 regression of its mean: where the supervision
+targets of one state are split between two places, its mode lands between them, on nothing, while the dense and
+factorised heads keep both modes (``examples/policy_bandit.py``).  The dense head is the paper's and the
+default.  ``benchmarks/bench_policy_heads.py`` measures the cost of each head and sampler.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..sensor import GlimpseGrid
 
-__all__ = ["POLICIES", "LocationPolicy", "DenseLocations", "GridLocations", "grid_coordinates", "check_policy"]
+__all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations", "grid_coordinates", "check_policy"]
 
 POLICIES = ("dense", "gaussian", "factorised")
 
@@ -59,12 +59,32 @@ def grid_coordinates(grid: GlimpseGrid) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, cols
 
 
+SAMPLERS = ("inverse_cdf", "multinomial")
+
+
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None,
+                       method: str = "inverse_cdf") -> torch.Tensor:
+    """One draw per row of ``probs`` (B, L) (rows need not sum to 1): indices (B,).
+
+    ``inverse_cdf``: one uniform per row, located in the row's cumulative sum by binary search (``cumsum`` +
+    ``searchsorted``), O(L) work and one random number per row; ``multinomial``: ``torch.multinomial``, which
+    draws one exponential per location.  ``searchsorted(..., right=True)`` never returns a zero-probability
+    location (its cumulative sum equals its predecessor's)."""
+    if method == "multinomial":
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    if method != "inverse_cdf":
+        raise ValueError(f"method must be one of {list(SAMPLERS)}, got {method!r}")
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+
+
 class DenseLocations:
     """A categorical over the ``L`` flat locations from logits (B, L).
 
     Hand-written rather than ``torch.distributions.Categorical``: its ``sample`` takes no generator (the runs'
-    draws are seeded per iteration), and these exact operations keep dense-policy runs
-    reproducible bit for bit."""
+    draws are seeded per iteration); it samples by inverse CDF (:func:`sample_categorical`), one uniform per
+    image rather than one exponential per location, which matters on grids of thousands of locations."""
 
     def __init__(self, logits: torch.Tensor):
         self.log_pi = F.log_softmax(logits, dim=-1)
@@ -74,7 +94,7 @@ class DenseLocations:
         return self.log_pi
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.multinomial(self.log_pi.exp(), 1, generator=generator).squeeze(1)
+        return sample_categorical(self.log_pi.exp(), generator)
 
     def mode(self) -> torch.Tensor:
         return self.log_pi.argmax(-1)

@@ -86,7 +86,8 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     supervision = build_supervision(run.supervision, len(train), grid, cfg.glimpses, run.num_supervised, seed,
                                     dataset=run.dataset, sequences_dir=run.sequences,
                                     epe_first=run.epe_first, annotations=train.annotations,
-                                    data_seed=getattr(train_ds, "seed", None))
+                                    data_seed=getattr(train_ds, "seed", None),
+                                    data_spec=getattr(train_ds, "data_spec", None))
     torch.manual_seed(derive_seed(seed, "init"))
     net = build_network(train_ds, net_cfg).to(device)
     manifest_config = {"run": config_to_dict(run), "train": config_to_dict(cfg), "network": net.to_config(),

@@ -22,7 +22,7 @@ from ..sensor import GlimpseGrid, NO_GLIMPSE, check_sensor
 from ..runtime import derive_seed, generator
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
-           "parts_sequences", "load_store_sequences", "load_first_glimpse_epe", "build_supervision", "KINDS",
+           "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision", "KINDS",
            "CUB_PART_NAMES", "HGS_PARTS"]
 
 KINDS = ("none", "nogs", "h1", "h5", "hgs")
@@ -148,11 +148,30 @@ def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
     return epe
 
 
-def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int, data_seed: int | None = None):
+def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
+    """Refuse a store designed on another split than the training one, or on canvases made with other dataset
+    options than ``data_spec``'s (the training data's recorded spec): its sequences would point at other images."""
+    split = config.get("split", "train")
+    if split != "train":
+        raise ValueError(f"--sequences {store_dir} was designed on the {split!r} split, but supervision needs "
+                         f"sequences of the training images (split 'train')")
+    stored = (config.get("data") or {}).get("options")
+    now = (data_spec or {}).get("options")
+    if stored is not None and now is not None:
+        diff = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+        if diff:
+            both = "; ".join(f"{k}: store {stored.get(k)!r}, training data {now.get(k)!r}" for k in diff)
+            raise ValueError(f"--sequences {store_dir} was designed on canvases with other dataset options than "
+                             f"this run's training data ({both}); pass the store's --dataset-option values")
+
+
+def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int, data_seed: int | None = None,
+                         data_spec: dict | None = None):
     """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task.
 
     ``data_seed``: the seed of the training data; the store's images were drawn with its own seed (the split
-    and, for MNIST, the canvases depend on it), so another seed is refused.
+    and, for MNIST, the canvases depend on it), so another seed is refused.  ``data_spec``: the training data's
+    recorded spec; a store designed on another split or with other options is refused (:func:`check_store_data`).
     """
     from ..design.store import SequenceStore
 
@@ -168,6 +187,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
     if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
         raise ValueError(f"--sequences {store_dir} was made for the training data of seed {store_seed}, but this "
                          f"run's training data uses seed {data_seed}: pass --data-seed {store_seed}")
+    check_store_data(store_dir, config, data_spec)
     check_sensor(store.grid, grid, f"--sequences {store_dir}", f"the dataset {dataset}'s sensor")
     seqs = store.sequences()
     if not seqs:
@@ -189,7 +209,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
 
 def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int, seed: int,
                       dataset: str = "", sequences_dir=None, epe_first=None, annotations=None,
-                      data_seed: int | None = None) -> Supervision | None:
+                      data_seed: int | None = None, data_spec: dict | None = None) -> Supervision | None:
     """The supervision of a run.
 
     Args:
@@ -201,6 +221,8 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
             of those training images, for ``hgs``.
         data_seed: seed of the training data (its split and canvases); a ``nogs`` store made for other data is
             refused, since its sequences would point at the wrong places.
+        data_spec: the training data's recorded spec (name, root, seed, options); a ``nogs`` store designed on
+            another split or with other options is refused.
     """
     if kind not in KINDS:
         raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
@@ -209,7 +231,7 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
     if kind == "nogs":
         if sequences_dir is None:
             raise ValueError("supervision 'nogs' needs --sequences DIR (a store written by `ppl-attention generate`)")
-        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses, data_seed)
+        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses, data_seed, data_spec)
         if int(cand.min()) < 0 or int(cand.max()) >= num_train:
             bad = cand[(cand < 0) | (cand >= num_train)][0]
             raise ValueError(f"--sequences {sequences_dir} holds index {int(bad)}, outside the training split "

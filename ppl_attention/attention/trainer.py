@@ -7,6 +7,9 @@ Per minibatch (paper, eq. 8 and section 5):
 - every glimpse teacher-forced to a supervision sequence: ``-lambda log pi(target)``, no REINFORCE.  A sequence
   shorter than ``T`` forces the first glimpses only; the rest are sampled and trained by REINFORCE, so every
   glimpse is trained by one of the two;
+- the supervised term is averaged over the batch or summed over it (the authors' trainer), its share of each
+  batch is a setting (the paper's: about 2.2 %), and lambda may stop after N iterations or anneal to 0;
+  ``imitate = False`` keeps the supervised images' frozen canvases but imitates nothing (the canvases' control);
 - optional entropy bonus; the stop head regresses on the observed gain of one more glimpse (:mod:`.stopping`).
 
 Pretraining (RAM+, appendix B.2) trains embedder, core and classifier with locations drawn from a fixed
@@ -38,7 +41,8 @@ from .network import HardAttentionNet
 from .stopping import STOP_TARGETS, gain_targets
 from .supervision import Supervision
 
-__all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields"]
+__all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields", "policy_terms",
+           "supervision_lambda"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,17 @@ class TrainConfig:
                 "not freeze the training canvases (default: always supervise a supervised image)"})
     supervised_fraction: float | None = field(default=None, metadata={
         "help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"})
+    supervision_reduction: str = field(default="mean", metadata={
+        "help": "the supervised term -lambda log pi(target) over the batch: mean (divided by the batch size, like "
+                "REINFORCE) or sum (the authors' trainer: every supervised glimpse weighs lambda, whatever the "
+                "batch size)", "choices": ["mean", "sum"]})
+    supervision_anneal: int | None = field(default=None, metadata={
+        "help": "anneal lambda linearly from --supervision-weight to 0 over this many iterations (default: "
+                "constant lambda; --supervision-until stops it outright instead)"})
+    imitate: bool = field(default=True, metadata={
+        "help": "false: the supervised images keep the frozen canvases their sequences were made for and are "
+                "drawn as often, but nothing is teacher-forced or imitated (RAM on PS-NOGS's canvases, the "
+                "control for the canvases themselves)"})
     entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
     baseline_weight: float = field(default=1.0, metadata={"help": "weight of the baseline's MSE loss"})
     ce_every_step: bool = field(default=False, metadata={
@@ -101,7 +116,12 @@ class TrainConfig:
         check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size",
                                      "mc_samples", "lr_decay_every"),
                      non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
-                     optional_non_negative=("supervision_until", "attribute"))
+                     optional_non_negative=("supervision_until", "attribute"), optional_positive=("supervision_anneal",))
+        if self.supervision_reduction not in ("mean", "sum"):
+            raise ValueError(f"supervision_reduction (--supervision-reduction) must be 'mean' or 'sum', got "
+                             f"{self.supervision_reduction!r}")
+        if not isinstance(self.imitate, bool):
+            raise ValueError(f"imitate (--imitate) must be true or false, got {self.imitate!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr (--lr) must be a positive number, got {self.lr!r}")
         f = self.supervised_fraction
@@ -146,6 +166,33 @@ def _check_lr_schedule(cfg: "TrainConfig") -> None:
                              f"{cfg.lr_horizon}")
         if not 0 <= cfg.lr_final <= 1:
             raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
+
+
+def supervision_lambda(cfg: "TrainConfig", iteration: int) -> float:
+    """lambda at ``iteration`` (0-based): ``supervision_weight``, annealed linearly to 0 over
+    ``supervision_anneal`` iterations when that is set."""
+    if cfg.supervision_anneal is None:
+        return float(cfg.supervision_weight)
+    return float(cfg.supervision_weight) * max(0.0, 1.0 - iteration / cfg.supervision_anneal)
+
+
+def policy_terms(log_probs: torch.Tensor, teacher: torch.Tensor, reward: torch.Tensor, baselines: torch.Tensor,
+                 reduction: str = "mean") -> dict[str, torch.Tensor]:
+    """The policy's loss terms of one batch: REINFORCE, the baseline's MSE and the supervised NLL.
+
+    ``log_probs`` (B, T): log pi(location taken); ``teacher`` (B, T): 1 where the glimpse was teacher-forced to a
+    supervision target, 0 where the policy sampled it; ``reward`` (B,) and ``baselines`` (B, T).  REINFORCE is
+    averaged over the batch; the supervised ``-sum log pi(target)`` is averaged (``mean``) or summed (``sum``).
+    Shared by the trainer and the examples' bandits, so both use one loss."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    B = log_probs.shape[0]
+    sampled = 1.0 - teacher
+    adv = (reward.unsqueeze(1) - baselines).detach()
+    reinforce = -(log_probs * adv * sampled).sum() / B
+    base = (((baselines - reward.unsqueeze(1)) ** 2) * sampled).sum() / max(float(sampled.sum()), 1.0)
+    supervised = -(log_probs * teacher).sum() / (B if reduction == "mean" else 1)
+    return {"reinforce": reinforce, "baseline_mse": base, "supervised_nll": supervised}
 
 
 def scheduled_lr(cfg: "TrainConfig", iteration: int) -> float:
@@ -353,7 +400,8 @@ class Trainer:
             images, labels = images.clone(), labels.clone()
             images[sup] = self.sup_images[slot[sup]]
             labels[sup] = self.sup_labels[slot[sup]]
-        if self.cfg.supervision_until is not None and iteration >= self.cfg.supervision_until:
+        if not self.cfg.imitate or (self.cfg.supervision_until is not None
+                                    and iteration >= self.cfg.supervision_until):
             forced = torch.full_like(forced, NO_GLIMPSE)
         return images.to(self.device), labels.to(self.device), forced.to(self.device)
 
@@ -362,12 +410,11 @@ class Trainer:
         """The schedule's learning rate at ``iteration`` (a pure function, so a resumed run continues exactly)."""
         return scheduled_lr(self.cfg, iteration)
 
-    def loss(self, images, labels, forced, gen) -> tuple[torch.Tensor, dict]:
+    def loss(self, images, labels, forced, gen, iteration: int = 0) -> tuple[torch.Tensor, dict]:
         cfg, T = self.cfg, self.cfg.glimpses
         pretrain = self.fixed_probs is not None
         ro = self.net(images, T, policy="fixed" if pretrain else "sample", forced=None if pretrain else forced,
                       fixed_probs=self.fixed_probs, generator=gen)
-        B = images.shape[0]
         if cfg.ce_every_step:
             ce = F.cross_entropy(ro.logits.flatten(0, 1), labels.repeat_interleave(T))
         else:
@@ -382,16 +429,11 @@ class Trainer:
         if not pretrain:
             reward = (ro.logits[:, -1].argmax(-1) == labels).float()
             teacher = (forced != NO_GLIMPSE).float()  # (B, T): glimpses forced to a supervision sequence
-            sampled = 1.0 - teacher  # (B, T): glimpses the policy drew, trained by REINFORCE
-            adv = (reward.unsqueeze(1) - ro.baselines).detach()
-            reinforce = -(ro.log_probs * adv * sampled).sum() / B
-            base = (((ro.baselines - reward.unsqueeze(1)) ** 2) * sampled).sum() / max(float(sampled.sum()), 1.0)
-            supervised = -(ro.log_probs * teacher).sum() / B
+            terms = policy_terms(ro.log_probs, teacher, reward, ro.baselines, cfg.supervision_reduction)
             entropy = ro.entropy.mean()
-            total = (total + reinforce + cfg.baseline_weight * base + cfg.supervision_weight * supervised
-                     - cfg.entropy_weight * entropy)
-            stats.update(reinforce=float(reinforce.detach()), baseline_mse=float(base.detach()),
-                         supervised_nll=float(supervised.detach()), entropy=float(entropy.detach()),
+            total = (total + terms["reinforce"] + cfg.baseline_weight * terms["baseline_mse"]
+                     + supervision_lambda(cfg, iteration) * terms["supervised_nll"] - cfg.entropy_weight * entropy)
+            stats.update({k: float(v.detach()) for k, v in terms.items()}, entropy=float(entropy.detach()),
                          train_reward=float(reward.mean()))
         stats["loss"] = float(total.detach())
         return total, stats
@@ -511,7 +553,7 @@ class Trainer:
                 gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.learning_rate(self.iteration)
-                loss, stats = self.loss(images, labels, forced, gen)
+                loss, stats = self.loss(images, labels, forced, gen, self.iteration)
                 if not math.isfinite(float(loss.detach())):
                     raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
                 self.optimizer.zero_grad(set_to_none=True)

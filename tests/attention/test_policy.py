@@ -175,3 +175,21 @@ def test_a_run_written_before_policies_resumes(toy, tmp_path):
     s = train_run(RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"), progress=False,
                   figures=False)
     assert s["iterations"] == 4
+
+
+@pytest.mark.parametrize("method", ["inverse_cdf", "multinomial"])
+def test_categorical_samplers_follow_the_probabilities_and_skip_impossible_locations(method):
+    from ppl_attention.attention.policy import sample_categorical
+
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3, 0.0]).expand(20000, 6) * 3  # unnormalised rows
+    loc = sample_categorical(probs, torch.Generator().manual_seed(0), method)
+    freq = torch.bincount(loc, minlength=6).float() / len(loc)
+    assert (freq - probs[0] / probs[0].sum()).abs().max() < 0.015
+    assert not bool(torch.isin(loc, torch.tensor([0, 2, 5])).any())
+    one_hot = torch.zeros(3, 2401)
+    one_hot[torch.arange(3), torch.tensor([0, 1234, 2400])] = 1.0
+    assert sample_categorical(one_hot, torch.Generator().manual_seed(1), method).tolist() == [0, 1234, 2400]
+    a = sample_categorical(probs[:50], torch.Generator().manual_seed(3), method)
+    assert torch.equal(a, sample_categorical(probs[:50], torch.Generator().manual_seed(3), method))
+    with pytest.raises(ValueError, match="method must be one of"):
+        sample_categorical(probs, method="gumbel")
