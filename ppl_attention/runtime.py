@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging"]
+__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging", "machine_info",
+           "run_record"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -73,4 +74,4 @@ def run_record() -> dict:
     from .artifacts import package_versions
 
     return {"command": list(sys.argv), "versions": package_versions(), "machine": machine_info(),
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}

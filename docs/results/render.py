@@ -13,6 +13,7 @@ placed in a template by ``{{ table <section>/<name> }}``, or any JSON placed, pr
 ``collect`` reads each run directory's summary.json, groups runs whose names differ only in a ``-s<seed>`` suffix,
 and writes one row per group with the mean and sample standard deviation over seeds of each metric.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,20 @@ PLACEHOLDER = re.compile(r"\{\{ (table|json) ([\w./-]+) \}\}")
 SEED = re.compile(r"-s\d+$")
 
 
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 def save_record(path: Path, record) -> Path:
     """Write a record as JSON, a table one row a line (so a diff shows which row changed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(record, dict) and "rows" in record:
-        dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
-        items = [f' {dump(k)}: [\n' + ",\n".join(f"  {dump(r)}" for r in v) + "\n ]" if k == "rows"
-                 else f" {dump(k)}: {dump(v)}" for k, v in record.items()]
+        items = [
+            ' "rows": [\n' + ",\n".join(f"  {_dump(r)}" for r in v) + "\n ]"
+            if k == "rows"
+            else f" {_dump(k)}: {_dump(v)}"
+            for k, v in record.items()
+        ]
         text = "{\n" + ",\n".join(items) + "\n}"
     else:
         text = json.dumps(record, indent=1, ensure_ascii=False)
@@ -112,7 +120,10 @@ def _numeric_keys(summary: dict, prefix: str = "") -> list[str]:
 
 def collect(run_dirs: list[Path], metrics: list[str] | None = None, fmt: str = ".4g") -> dict:
     """A table record from run directories: one row per run name (seed suffix ``-s<n>`` dropped), with the seeds
-    found and each metric's mean and sample standard deviation over them (sd 0 for a single seed)."""
+    found and each metric's mean and sample standard deviation over them (sd 0 for a single seed).
+
+    ``metrics`` are summary keys (dotted for nested ones), each optionally with its own format spec after ``=``
+    (``test_greedy_acc=.1%``); by default every numeric key all runs share, in ``fmt``."""
     if not run_dirs:
         raise ValueError("run_dirs: no run directories given")
     summaries = {}
@@ -122,8 +133,9 @@ def collect(run_dirs: list[Path], metrics: list[str] | None = None, fmt: str = "
             raise FileNotFoundError(f"run_dirs: {d} has no summary.json")
         summaries[d] = json.loads(path.read_text())
     if metrics is None:
-        common = [set(_numeric_keys(s)) for s in summaries.values()]
-        metrics = sorted(set.intersection(*common))
+        metrics = sorted(set.intersection(*(set(_numeric_keys(s)) for s in summaries.values())))
+    specs = [m.partition("=")[2] or fmt for m in metrics]
+    metrics = [m.partition("=")[0] for m in metrics]
     groups: dict[str, list[dict]] = {}
     for d, s in summaries.items():
         groups.setdefault(SEED.sub("", d.name), []).append(s)
@@ -132,12 +144,21 @@ def collect(run_dirs: list[Path], metrics: list[str] | None = None, fmt: str = "
         row = [name, len(members)]
         for m in metrics:
             values = [v for v in (_lookup(s, m) for s in members) if v is not None]
-            row.append({"mean": statistics.fmean(values),
-                        "sd": statistics.stdev(values) if len(values) > 1 else 0.0} if values else None)
+            row.append(
+                {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+                if values
+                else None
+            )
         rows.append(row)
-    return {"columns": ["run", "seeds", *metrics], "formats": [None, None] + [{"format": fmt}] * len(metrics),
-            "rows": rows, "source": {"runs": [str(d) for d in summaries],
-                                     "commands": [s.get("run", {}).get("command") for s in summaries.values()]}}
+    return {
+        "columns": ["run", "seeds", *metrics],
+        "formats": [None, None] + [{"format": f} for f in specs],
+        "rows": rows,
+        "source": {
+            "runs": [str(d) for d in summaries],
+            "commands": [s.get("run", {}).get("command") for s in summaries.values()],
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         p = argparse.ArgumentParser(prog="render.py collect", description=collect.__doc__)
         p.add_argument("runs", nargs="+", type=Path, help="run directories, each with a summary.json")
         p.add_argument("--out", type=Path, required=True, help="the record to write (records/<section>/<name>.json)")
-        p.add_argument("--metrics", nargs="+", help="summary keys (dotted for nested ones); default: every "
-                       "numeric key all runs share")
-        p.add_argument("--format", default=".4g", help="Python format spec of the metrics' cells")
+        p.add_argument(
+            "--metrics",
+            nargs="+",
+            help="summary keys (dotted for nested ones), each optionally "
+            "KEY=FORMAT; default: every numeric key all runs share",
+        )
+        p.add_argument("--format", default=".4g", help="Python format spec of the metrics' cells (e.g. .1%%)")
         a = p.parse_args(argv[1:])
         print(f"record written to {save_record(a.out, collect(a.runs, a.metrics, a.format))}")
         return 0

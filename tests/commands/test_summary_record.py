@@ -1,4 +1,5 @@
 """Every summary.json a command writes carries the run's record: command line, package versions, machine."""
+
 import json
 import sys
 
