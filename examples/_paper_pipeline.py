@@ -111,9 +111,10 @@ def markdown(table: dict) -> str:
 
 def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict:
     from ppl_attention.artifacts import atomic_write_json, atomic_write_text
+    from ppl_attention.runtime import run_record
 
     summary = {"results": table, "seconds_per_stage": timings, "settings": settings, "out": str(out),
-               "figures": sorted(str(p) for p in (out / "figures").glob("*.png"))}
+               "figures": sorted(str(p) for p in (out / "figures").glob("*.png")), "run": run_record()}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", markdown(table))
     print()

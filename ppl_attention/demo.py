@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .artifacts import atomic_write_json, atomic_write_text, read_json, write_manifest
 from .config import config_to_dict
+from .runtime import run_record
 
 __all__ = ["DemoConfig", "run_demo", "STAGES"]
 
@@ -117,7 +118,7 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
     _stage(9, STAGES[8], False, table, timings)
     results = _results_table(runs)
     summary = {"results": results, "seconds_per_stage": timings, "out": str(out),
-               "figures": sorted(str(p) for p in figures.glob("*.png"))}
+               "figures": sorted(str(p) for p in figures.glob("*.png")), "run": run_record()}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", _markdown(results))
     print()

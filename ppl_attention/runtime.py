@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging"]
+__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging", "machine_info",
+           "run_record"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -62,3 +63,15 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["cuda"] = torch.cuda.get_device_name(0)
     return info
+
+
+def run_record() -> dict:
+    """Who made a result: the command line, package versions, the machine and the time, stored beside a run's
+    metrics so a results page can say where each number came from."""
+    import datetime
+    import sys
+
+    from .artifacts import package_versions
+
+    return {"command": list(sys.argv), "versions": package_versions(), "machine": machine_info(),
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}

@@ -14,7 +14,7 @@ import torch
 
 from ..artifacts import atomic_write_json, load_weights, write_manifest
 from ..config import config_to_dict
-from ..runtime import derive_seed
+from ..runtime import derive_seed, run_record
 from .network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from .supervision import KINDS, build_supervision, heuristic_distribution, load_first_glimpse_epe
 from .trainer import SplitData, TrainConfig, Trainer
@@ -157,6 +157,7 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
 
             summary["figures"].append(str(plot_stopping_curve({run.supervision: summary["stopping_curve"]},
                                                               out / "stopping_flops.png")))
+    summary["run"] = run_record()
     atomic_write_json(out / "summary.json", summary)
     return summary
 

@@ -137,6 +137,7 @@ def test_train_run_with_pretraining_freezes_the_trunk(toy, tmp_path):
     assert torch.equal(pre["classifier.weight"], final["classifier.weight"])
     assert not torch.equal(pre["policy.0.weight"], final["policy.0.weight"])
     assert s["num_supervised"] == 12 and 0 <= s["test_greedy_acc"] <= 1 and len(s["stopping_curve"]) == 2
+    assert s["run"]["command"] and s["run"]["versions"]["torch"]  # the run's record: command, versions, machine
     assert all((tmp_path / f).is_file() for f in ("manifest.json", "summary.json", "glimpse_frequency.png",
                                                    "validation_curve.png", "glimpses.png", "glimpses.gif", "test_locations.json",
                                                    "stopping_flops.png"))

@@ -27,7 +27,7 @@ def _one_faiss_thread():
     """faiss's OpenMP pool oversubscribes the shared test machine (a 1,000-row PCA index: 12 s vs 1 s)."""
     try:
         import faiss
-    except ImportError:  # the results-page tests do not need it
+    except ImportError:  # not every example needs it
         yield
         return
     n = faiss.omp_get_max_threads()
