@@ -39,10 +39,10 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries", "clean_beside",
-           "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions", "write_manifest",
-           "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint", "load_checkpoint",
-           "ArtifactError"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
+           "clean_beside", "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions",
+           "write_manifest", "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint",
+           "load_checkpoint", "ArtifactError", "config_differences", "check_compatible"]
 
 MANIFEST = "manifest.json"
 _UMASK = os.umask(0)
@@ -51,6 +51,33 @@ os.umask(_UMASK)
 
 class ArtifactError(ValueError):
     """An artefact is missing, malformed, or was built for something else."""
+
+
+def config_differences(stored: dict, requested: dict, keys=None, ignore=()) -> list[str]:
+    """``"key: stored X, requested Y"`` for every setting where a stored artefact's config and the requested one
+    differ (over ``keys``, default both configs' keys, less ``ignore``); nested dicts are compared key by key
+    (``"train.lr: ..."``)."""
+    keys = sorted(set(stored) | set(requested)) if keys is None else keys
+    out = []
+    for key in keys:
+        if key in ignore:
+            continue
+        a, b = stored.get(key), requested.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{d}" for d in config_differences(a, b, ignore=[i[len(key) + 1:] for i in ignore
+                                                                           if i.startswith(key + ".")])]
+        elif a != b:
+            out.append(f"{key}: stored {a!r}, requested {b!r}")
+    return out
+
+
+def check_compatible(what: str, stored: dict, requested: dict, keys=None, ignore=(), remedy: str = "") -> None:
+    """Refuse to reuse or resume ``what`` (an artefact described in words) when its stored config differs from the
+    requested one, naming every difference; the one compatibility check of every artefact kind."""
+    diff = config_differences(stored, requested, keys, ignore)
+    if diff:
+        raise ArtifactError(f"{what} was made with other settings ({'; '.join(diff)})" + (f"; {remedy}" if remedy
+                                                                                           else ""))
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"

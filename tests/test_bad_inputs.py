@@ -264,7 +264,7 @@ CLI_CASES = [
     ("gen-prior-file", GEN + ["--prior", "{file}"], "--prior"),
     ("gen-out-file", GEN + ["--out", "{file}"], "is a file, expected a directory"),
     ("gen-out-nonempty", GEN + ["--out", "{nonempty}"], "is not empty and has no manifest.json"),
-    ("gen-out-other-config", GEN + ["--out", "{store}"], "holds sequences built with another config"),
+    ("gen-out-other-config", GEN + ["--out", "{store}"], "was made with other settings"),
     ("gen-out-avp", GEN + ["--out", "{avp}"], "holds a 'avp' artefact, expected 'sequences'"),
     ("gen-config-bad", GEN + ["--config", "{genbad_yaml}"], "--batch-size must be an int >= 1, got 0"),
     ("trap-gen-avp-weights", GEN + ["--avp", "{avp_w}"], "avp_w/avp.safetensors is not a valid safetensors file"),

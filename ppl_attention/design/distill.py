@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..artifacts import (ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, optimizer_from_checkpoint,
+from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
+                         optimizer_from_checkpoint,
                          optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
@@ -285,14 +286,12 @@ def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
 
 def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
     tensors, meta = load_checkpoint(path)
-    for key in ("run", "train", "net", "seed", "examples"):
-        if meta.get(key) != config[key]:
-            raise ArtifactError(f"cannot resume from {path}: it was written with {key}={meta.get(key)!r}, now "
-                                f"{config[key]!r}; use another --out or the same settings and stores")
+    check_compatible(f"checkpoint {path}", meta, config, keys=("run", "train", "net", "seed", "examples"),
+                     remedy="use another `out` or the same settings and stores to resume")
     state = meta.get("state")
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
             len(state.get("history") or []) != state["epoch"] or "param_groups" not in meta:
-        raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another --out")
+        raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another `out`")
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     optimizer_from_checkpoint(opt, tensors, meta)

@@ -34,8 +34,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..artifacts import (ArtifactError, atomic_dir, atomic_write_bytes, atomic_write_json, clean_beside,
-                         clean_temporaries, read_json, read_manifest, write_manifest)
+from ..artifacts import (ArtifactError, atomic_dir, atomic_write_bytes, atomic_write_json, check_compatible,
+                         clean_beside, clean_temporaries, read_json, read_manifest, write_manifest)
 from ..sensor import GlimpseGrid
 
 __all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
@@ -106,12 +106,8 @@ class SequenceStore:
             if not resume:
                 raise ArtifactError(f"{directory} already holds a sequence store (resume=False)")
             store = cls.open(directory)
-            diff = {k: (store.config.get(k), v) for k, v in config.items() if store.config.get(k) != v}
-            diff.update({k: (v, None) for k, v in store.config.items() if k not in config})
-            if diff:
-                details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in sorted(diff.items()))
-                raise ArtifactError(f"{directory} holds sequences built with another config, refusing to resume "
-                                    f"into it ({details}); use another `out`")
+            check_compatible(f"the sequence store {directory}", store.config, config,
+                             remedy="refusing to resume into it; use another `out`")
             clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
             return store

@@ -22,7 +22,8 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..artifacts import (ArtifactError, atomic_write_json, clean_temporaries, load_checkpoint, optimizer_from_checkpoint,
+from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
+                         optimizer_from_checkpoint,
                          optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
 from ..runtime import derive_seed, generator
@@ -133,16 +134,8 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
             not isinstance(state.get("history"), list) or len(state["history"]) != state["epoch"]:
         raise ArtifactError(f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
                             f"{len(state.get('history') or [])} history rows); use another `out`")
-    for key in ("avp", "train", "seed", "dataset"):
-        old, new = meta.get(key), config[key]
-        if old != new:
-            if isinstance(old, dict) and isinstance(new, dict):
-                diff = ", ".join(f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in sorted(set(old) | set(new))
-                                 if old.get(k) != new.get(k))
-            else:
-                diff = f"{key}={old!r} (now {new!r})"
-            raise ArtifactError(f"cannot resume from {path}: it was written with {diff}; use another `out` "
-                                f"or the same settings")
+    check_compatible(f"checkpoint {path}", meta, config, keys=("avp", "train", "seed", "dataset"),
+                     remedy="use another `out` or the same settings to resume")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     optimizer_from_checkpoint(opt, tensors, meta)
     sched.load_state_dict(meta["scheduler"])
