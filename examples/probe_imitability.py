@@ -2,7 +2,8 @@
 
 A fresh head of each kind (dense, gaussian, factorised) is trained by behaviour cloning alone (``-log pi(target)``
 along N sequences) on the frozen trunk of a trained network, so the states are those of a good classifier and
-nothing but the head moves.  Per (head, N): agreement of its greedy choice with the target on held-out sequences
+nothing but the head moves.  Per (head, N): the held-out ``-log pi(target)`` per glimpse (against ``log L``, a
+uniform head's), agreement of its greedy choice with the target on held-out sequences
 (exact, and within one cell), and the test accuracy of the network with that head driving it (greedy and one
 sampled rollout).  The trained run's own head is the first row.  A head that cannot reach a high held-out
 agreement from N sequences cannot be taught where to look by them, however long the supervision lasts.
@@ -15,6 +16,7 @@ Writes ``OUT/imitability.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import torch
@@ -45,9 +47,10 @@ def test_accuracy(net, images, labels, T: int, policy: str, seed: int) -> float:
 
 
 def row(name, n, net, s, held) -> dict:
-    _, modes, _ = forced_states(net, s["images"][held], s["sequences"][held])
+    _, modes, log_probs = forced_states(net, s["images"][held], s["sequences"][held])
     targets = s["sequences"][held]
-    return {"head": name, "N": n, "held_out_agreement": agreement(modes, targets, s["grid"]),
+    return {"head": name, "N": n, "held_out_nll": float(-log_probs.mean()),
+            "held_out_agreement": agreement(modes, targets, s["grid"]),
             "held_out_agreement_1_cell": agreement(modes, targets, s["grid"], tolerance=1),
             "test_greedy_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "greedy", 0),
             "test_sampled_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "sample", 0)}
@@ -70,10 +73,14 @@ def main(argv=None) -> dict:
               "bc_iterations": args.bc_iterations, "rows": rows}
     atomic_write_json(args.out / "imitability.json", result)
     print(f"sequences: {s['source']}; held out {len(held)}; T = {s['T']}", file=sys.stderr)
-    print("| head | N | held-out agreement | within 1 cell | test greedy | test sampled |", file=sys.stderr)
-    print("|---|---|---|---|---|---|", file=sys.stderr)
+    print(f"held-out NLL per glimpse against log L = {math.log(s['grid'].num_locations):.2f} (uniform)",
+          file=sys.stderr)
+    print("| head | N | held-out NLL | held-out agreement | within 1 cell | test greedy | test sampled |",
+          file=sys.stderr)
+    print("|---|---|---|---|---|---|---|", file=sys.stderr)
     for r in rows:
-        print(f"| {r['head']} | {r['N']} | {r['held_out_agreement']:.3f} | {r['held_out_agreement_1_cell']:.3f} | "
+        print(f"| {r['head']} | {r['N']} | {r['held_out_nll']:.2f} | {r['held_out_agreement']:.3f} | "
+              f"{r['held_out_agreement_1_cell']:.3f} | "
               f"{r['test_greedy_acc']:.3f} | {r['test_sampled_acc']:.3f} |", file=sys.stderr)
     return result
 

@@ -179,6 +179,8 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
                                 "directory (or a new path)")
         old = dict(stored.get("config", {}))
         old["network"] = HardAttentionNet.complete_config(old.get("network"))  # fields it does not record: defaults
+        if isinstance(old.get("train"), dict):  # training settings it does not record: defaults
+            old["train"] = {**config_to_dict(TrainConfig()), **old["train"]}
         new = json.loads(json.dumps(config, default=str))
         free = {"iterations", "supervision_until"}  # may change on resume (the checkpoint check is exact)
         for key in ("run", "network", "seed", "data_seed", "train"):

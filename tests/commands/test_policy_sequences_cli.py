@@ -20,6 +20,13 @@ def test_a_trained_runs_sequences_supervise_another_run(tmp_path, capsys):
     s = SequenceStore.open(store)
     assert s.indices() == list(range(6)) and s.T == 3 and s.config["split"] == "train"
     assert s.config["data"]["seed"] == 3 and s.config["source"] == "policy"
+    other = SequenceStore.create(tmp_path / "nogs", {"dataset": "cluttered-mnist", "task": "label",
+                                                     "grid": s.grid, "T": 3, "seed": 3})
+    for i in (2, 9):
+        other.write_record(i, 0, [0, 1, 2])
+    same = tmp_path / "same-images"
+    assert main(["policy-sequences", str(ram), "--out", str(same), "--indices-of", str(tmp_path / "nogs")]) == 0
+    assert SequenceStore.open(same).indices() == [2, 9]
     ps = tmp_path / "ps-ram"
     assert main(["train", "--out", str(ps), "--supervision", "nogs", "--sequences", str(store),
                  "--num-supervised", "6", "--seed", "1"] + TINY) == 0

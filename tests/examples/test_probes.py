@@ -12,7 +12,8 @@ def test_both_probes_write_their_tables(load_example, tmp_path, capsys):
         "--heads", "dense", "gaussian", "--bc-iterations", "5", "--test-images", "20", "--held-out", "10"])
     rows = imitability["rows"]
     assert [(r["head"], r["N"]) for r in rows] == [("trained (dense)", "-"), ("dense", 20), ("gaussian", 20)]
-    assert all(0 <= r["held_out_agreement"] <= r["held_out_agreement_1_cell"] <= 1 for r in rows)
+    assert all(0 <= r["held_out_agreement"] <= r["held_out_agreement_1_cell"] <= 1 and r["held_out_nll"] > 0
+               for r in rows)
     assert json.loads((tmp_path / "imitability.json").read_text())["held_out"] == 10
     result = load_example("probe_dispersion").main(["--out", str(tmp_path), "--run", str(tmp_path / "ram"),
                                                      "--num-images", "30", "--k", "3"])
