@@ -55,18 +55,9 @@ def parse_number(path: Path, number: int, text: str, kind=int):
 def load_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bool = False) -> torch.Tensor:
     """Float32 (C, H, W) in [0, 1] of an image file, optionally cropped to ``box`` (left, top, right, bottom)
     and resized (bilinear, antialiased) to ``size`` (H, W)."""
-    from PIL import Image
+    from .cache import decode_image, to_tensor
 
-    with Image.open(path) as im:
-        im = im.convert("L" if grayscale else "RGB")
-        if box is not None:
-            im = im.crop(tuple(float(b) for b in box))
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    return to_tensor(decode_image(path, size, box=box, grayscale=grayscale))
 
 
 def channel_stats(dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
