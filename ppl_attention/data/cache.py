@@ -8,7 +8,8 @@ The cache file's name is a hash of everything that decides its pixels: the image
 modification times, the crop boxes, the output size and the colour mode.  A changed file, size or crop is a new
 key, so a stale cache is never read.  The file is written under a temporary name and renamed into place, so a
 reader sees either nothing or a complete array; a file of the wrong shape or length (a partial copy, a truncated
-disk) is rebuilt.
+disk) is rebuilt.  When an image cannot be decoded, nothing is cached and every access decodes its own file, so
+the unreadable image fails alone, with its own error.
 
 Where: ``$PPL_ATTENTION_IMAGE_CACHE`` (a folder), else ``$XDG_CACHE_HOME/ppl_attention/images``, else
 ``~/.cache/ppl_attention/images``.  ``PPL_ATTENTION_IMAGE_CACHE=off`` decodes on every access instead.
@@ -86,6 +87,7 @@ class ImageCache:
         self.directory = cache_dir() if directory == "default" else (None if directory is None else Path(directory))
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._array: np.ndarray | None = None
+        self._uncachable = False
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -147,13 +149,18 @@ class ImageCache:
 
     def array(self) -> np.ndarray | None:
         """The (N, H, W, C) uint8 memmap, built if missing or broken; ``None`` with the cache off."""
-        if self._array is None and self.directory is not None:
+        if self._array is None and self.directory is not None and not self._uncachable:
             file = self.file
             arr = self._open(file)
             if arr is None:
                 if file.exists():
                     log.warning("image cache %s is incomplete or of another shape; rebuilding it", file)
-                self.build()
+                try:
+                    self.build()
+                except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of an unreadable file
+                    log.warning("not caching these %d images (decoding each on access): %s", len(self.paths), e)
+                    self._uncachable = True
+                    return None
                 arr = self._open(file)
                 if arr is None:
                     raise OSError(f"image cache {file} could not be read back after it was written")

@@ -93,3 +93,13 @@ def test_cache_matches_load_image_for_crops(tmp_path):
     box = (3.5, 2.0, 31.0, 25.5)
     c = ImageCache([path], (9, 9), boxes=[box], directory=tmp_path / "c")
     assert torch.equal(c.image(0), load_image(path, (9, 9), box=box))
+
+
+def test_an_unreadable_image_fails_alone(tmp_path, cache):
+    root = make_image_folder(tmp_path / "data")
+    ds = load_dataset("folder", root, size=8, valid_fraction=0, test_fraction=0)
+    ds.paths[3].write_bytes(b"not a png")
+    assert ds[0]["image"].shape == (3, 8, 8) and ds[9]["image"].shape == (3, 8, 8)
+    with pytest.raises(OSError, match="3.png"):
+        ds[3]
+    assert not list(cache.glob("*.npy")) and not list(cache.glob("*.tmp"))
