@@ -172,7 +172,7 @@ class CelebAHQ(LazyChannelStats, Dataset):
             self.labels = self.attributes[:, self.attribute].clone()
         self.image_size = (self.size, self.size)
         self.grid = scaled_celeba_grid(self.size)
-        self.images = ImageCache(self.paths, self.image_size)
+        self.image_cache = ImageCache(self.paths, self.image_size)
         self._stats_key = (str(self.root), str(self.annotations), self.size, int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(3), torch.ones(3))
 
@@ -196,7 +196,7 @@ class CelebAHQ(LazyChannelStats, Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
-        image = self.images.image(i)
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:

@@ -167,7 +167,7 @@ class CUB(LazyChannelStats, Dataset):
         inside = (row >= 0) & (row < self.size) & (col >= 0) & (col < self.size)
         self.parts = torch.stack([row, col, ((vis > 0) & inside).float()], -1).float()
         boxes = [(x, y, x + w, y + h) for x, y, w, h in self.boxes.tolist()]
-        self.images = ImageCache(self.paths, self.image_size, boxes=boxes)
+        self.image_cache = ImageCache(self.paths, self.image_size, boxes=boxes)
         self._stats_key = (str(self.root), self.seed, int(valid_size), int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(3), torch.ones(3))
 
@@ -178,7 +178,7 @@ class CUB(LazyChannelStats, Dataset):
         path = self.paths[i]
         if not path.is_file():
             raise FileNotFoundError(f"CUB image {path} (listed in {self.root / 'images.txt'}) does not exist")
-        image = self.images.image(i)
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i], "parts": self.parts[i]}
 
     def __repr__(self) -> str:

@@ -170,7 +170,7 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         self.channels = 1 if grayscale else 3
         self.allows_flip = bool(allows_flip)
         self.image_size = (self.size, self.size)
-        self.images = ImageCache(self.paths, self.image_size, grayscale=self.grayscale)
+        self.image_cache = ImageCache(self.paths, self.image_size, grayscale=self.grayscale)
         g = int(glimpse_size) if glimpse_size else max(1, self.size // 5)
         self.grid = GlimpseGrid(self.size, g, stride=int(stride) if stride else max(1, g // 2))
         self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
@@ -181,7 +181,7 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
-        image = self.images.image(i)
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:
