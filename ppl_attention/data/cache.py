@@ -33,6 +33,8 @@ __all__ = ["ImageCache", "cache_dir", "decode_image"]
 log = logging.getLogger(__name__)
 
 ENV = "PPL_ATTENTION_IMAGE_CACHE"
+#: Accesses after which a split's missing cache is built (before that each access decodes its own file).
+BUILD_AFTER = 32
 FORMAT_VERSION = 1
 
 
@@ -87,7 +89,9 @@ class ImageCache:
         self.directory = cache_dir() if directory == "default" else (None if directory is None else Path(directory))
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._array: np.ndarray | None = None
+        self._file: Path | None = None
         self._uncachable = False
+        self._accesses = 0
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -147,29 +151,35 @@ class ImageCache:
         log.info("cached %d decoded images (%s) in %s", len(self.paths), "x".join(map(str, self.shape[1:])), file)
         return file
 
-    def array(self) -> np.ndarray | None:
-        """The (N, H, W, C) uint8 memmap, built if missing or broken; ``None`` with the cache off."""
-        if self._array is None and self.directory is not None and not self._uncachable:
-            file = self.file
-            arr = self._open(file)
+    def array(self, build: bool = True) -> np.ndarray | None:
+        """The (N, H, W, C) uint8 memmap, built if missing or broken (unless ``build`` is false); ``None`` with the
+        cache off, or when it is missing and not built."""
+        if self._array is not None or self.directory is None or self._uncachable:
+            return self._array
+        if self._file is None:
+            self._file = self.file
+        arr = self._open(self._file)
+        if arr is None and build:
+            if self._file.exists():
+                log.warning("image cache %s is incomplete or of another shape; rebuilding it", self._file)
+            try:
+                self.build()
+            except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of an unreadable file
+                log.warning("not caching these %d images (decoding each on access): %s", len(self.paths), e)
+                self._uncachable = True
+                return None
+            arr = self._open(self._file)
             if arr is None:
-                if file.exists():
-                    log.warning("image cache %s is incomplete or of another shape; rebuilding it", file)
-                try:
-                    self.build()
-                except (OSError, ValueError, SyntaxError) as e:  # PIL's errors of an unreadable file
-                    log.warning("not caching these %d images (decoding each on access): %s", len(self.paths), e)
-                    self._uncachable = True
-                    return None
-                arr = self._open(file)
-                if arr is None:
-                    raise OSError(f"image cache {file} could not be read back after it was written")
-            self._array = arr
-        return self._array
+                raise OSError(f"image cache {self._file} could not be read back after it was written")
+        self._array = arr
+        return arr
 
     def image(self, i: int) -> torch.Tensor:
-        arr = self.array()
+        """Image ``i``, float32 (C, H, W) in [0, 1].  The first accesses of a split with no cache yet decode their
+        files; the ``BUILD_AFTER``-th builds the cache (a figure of a few samples does not decode a whole split)."""
+        self._accesses += 1
+        arr = self.array(build=self._accesses >= min(BUILD_AFTER, len(self.paths)))
         return to_tensor(self._decode(i) if arr is None else arr[i])
 
     def __getstate__(self):  # a memmap is reopened, not pickled, in worker processes
-        return {**self.__dict__, "_array": None}
+        return {**self.__dict__, "_array": None, "_file": None}

@@ -55,16 +55,16 @@ def test_cache_reused_not_redecoded(tmp_path, cache, monkeypatch):
 def test_cache_rebuilt_when_spec_or_file_changes(tmp_path, cache):
     root = make_image_folder(tmp_path / "data")
     small = load_dataset("folder", root, size=8)
-    small[0]
+    _all(small)
     big = load_dataset("folder", root, size=12)
-    assert big[0]["image"].shape == (3, 12, 12)
+    assert _all(big).shape[1:] == (3, 12, 12)
     assert len(list(cache.glob("*.npy"))) == 2
     from PIL import Image
     path = small.paths[0]
     Image.fromarray(np.full((20, 20, 3), 7, np.uint8)).save(path)
     os.utime(path, ns=(1, 1))  # a new modification time even on a coarse clock
     changed = load_dataset("folder", root, size=8)
-    assert torch.allclose(changed[0]["image"], torch.full((3, 8, 8), 7 / 255))
+    assert torch.allclose(_all(changed)[0], torch.full((3, 8, 8), 7 / 255))
     assert len(list(cache.glob("*.npy"))) == 3
 
 
@@ -103,3 +103,15 @@ def test_an_unreadable_image_fails_alone(tmp_path, cache):
     with pytest.raises(OSError, match="3.png"):
         ds[3]
     assert not list(cache.glob("*.npy")) and not list(cache.glob("*.tmp"))
+
+
+def test_a_few_accesses_do_not_build_the_cache(tmp_path, cache, monkeypatch):
+    import ppl_attention.data.cache as module
+
+    monkeypatch.setattr(module, "BUILD_AFTER", 4)
+    root = make_image_folder(tmp_path / "data")
+    ds = load_dataset("folder", root, size=8, valid_fraction=0, test_fraction=0)
+    first = [ds[i]["image"] for i in range(3)]  # a figure of 3 samples: each decoded, nothing cached
+    assert not list(cache.glob("*.npy"))
+    assert torch.equal(ds[3]["image"], _all(ds)[3]) and len(list(cache.glob("*.npy"))) == 1
+    assert all(torch.equal(a, b) for a, b in zip(first, _all(ds)))
