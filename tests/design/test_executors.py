@@ -76,11 +76,34 @@ def test_ray_plan_and_worker_device():
     assert worker_factory(ToyFactory(), 1.0) == ToyFactory()
 
 
-def test_ray_matches_local(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_connect_joins_a_cluster_with_its_own_resources(monkeypatch):
+    import sys
+    import types
+
+    from ppl_attention.design.ray_executor import connect
+
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(kw))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    connect(num_cpus=2)
+    assert calls[-1]["address"] == "127.0.0.1:6379" and "num_cpus" not in calls[-1] and "num_gpus" not in calls[-1]
+    assert calls[-1]["_node_ip_address"] == "127.0.0.1"
+    connect("10.0.0.5:6379")
+    assert calls[-1]["address"] == "10.0.0.5:6379" and "_node_ip_address" not in calls[-1]
+    monkeypatch.delenv("RAY_ADDRESS")
+    connect(num_cpus=2)  # never a leftover cluster of this machine: a Ray of its own
+    assert calls[-1]["address"] == "local" and calls[-1]["num_cpus"] == 2
+
+
+def test_ray_matches_local(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    from ppl_attention.design.ray_executor import connect
+
     local = _store(tmp_path / "local")
     generate_sequences(local, ToyFactory(), range(6), SETTINGS, seed=2, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray = connect(num_cpus=2)
     try:
         remote = _store(tmp_path / "ray")
         counts = generate_sequences(remote, ToyFactory(fail_on=(4,)), range(6), SETTINGS, seed=2, executor="ray",
