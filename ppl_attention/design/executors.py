@@ -119,12 +119,11 @@ def read_failures(store: SequenceStore) -> dict[int, str]:
     return {int(f["index"]): str(f["error"]) for f in json.loads(path.read_text())["failures"]}
 
 
-def _write_failures(store: SequenceStore, attempted: Iterable[int], failed: dict[int, str]) -> Path | None:
-    """Rewrite ``failures.json``: this run's failures plus earlier ones of images neither stored nor retried."""
+def _write_failures(store: SequenceStore, failed: dict[int, str]) -> Path | None:
+    """Rewrite ``failures.json``: this run's failures, and the earlier ones of images still not stored."""
     from ..artifacts import atomic_write_json
 
-    attempted = set(attempted)
-    keep = {i: e for i, e in read_failures(store).items() if i not in attempted and not store.has(i)}
+    keep = {i: e for i, e in read_failures(store).items() if not store.has(i)}
     every = dict(sorted({**keep, **failed}.items()))
     path = Path(store.directory) / FAILURES
     if not every:
@@ -184,7 +183,7 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
             for batch in batches:
                 for rec in design_batch(factory, batch, settings, seed, first):
                     write(rec)
-        else:
+        elif batches or not store.has_first_glimpse():
             from .ray_executor import run_on_ray
 
             run_on_ray(factory, batches, settings, seed, write,
@@ -193,7 +192,7 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
                        cpus_per_worker=cpus_per_worker)
     finally:
         bar.close()
-        _write_failures(store, todo, failed)
+        _write_failures(store, failed)
     return {"requested": len(indices), "skipped": done, "generated": len(todo) - len(failed), "stored": len(store),
             "failed": sorted(failed), "failures": {str(i): e for i, e in sorted(failed.items())}}
 
