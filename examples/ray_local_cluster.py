@@ -137,8 +137,8 @@ def main(argv=None) -> dict:
     if not 0 <= args.bad < args.images:
         p.error(f"--bad must be an image index in [0, {args.images - 1}], got {args.bad}")
     tmp = Path(tempfile.mkdtemp(prefix="ppl-ray-"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}  # the nodes' workers import this package
     env.pop("RAY_ADDRESS", None)
     # a cluster only this machine's loopback reaches: no token (a real cluster keeps Ray's token authentication,
     # docs/cluster.md); the driver (this process) must agree with the nodes

@@ -136,12 +136,9 @@ class ImageCache:
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=self.shape)
-
-            def fill(i: int) -> None:
-                out[i] = self._decode(i)
-
-            with ThreadPoolExecutor(self.workers) as pool:
-                list(pool.map(fill, range(len(self.paths))))
+            with ThreadPoolExecutor(self.workers) as pool:  # decoded in threads, copied in order
+                for i, arr in enumerate(pool.map(self._decode, range(len(self.paths)))):
+                    out[i] = arr
             out.flush()
             del out
             os.replace(tmp, file)

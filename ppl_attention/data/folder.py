@@ -109,8 +109,9 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
     """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``;
     without that file, torchvision's ImageFolder layout (``root/CLASS/IMAGE``, the subfolder is the label).
 
-    Label names map to ints in sorted order (numerically when every label is an integer).  The split is a seeded permutation: ``test_fraction`` and
-    ``valid_fraction`` of the images (at least one each when there are 3+ images) go to test and valid.
+    Label names map to ints in sorted order (numerically when every label is an integer).  The split is a seeded
+    permutation: ``test_fraction`` and ``valid_fraction`` of the images (at least one each when there are 3+
+    images) go to test and valid.
 
     Options (``--dataset-option KEY=VALUE`` on every command, recorded in every artefact): ``size`` (side in
     pixels, default 64), ``channels`` (1 = grayscale, 3 = RGB; or ``grayscale``), ``glimpse_size`` (default
