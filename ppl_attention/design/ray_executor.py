@@ -111,7 +111,7 @@ def run_on_ray(factory, batches: list[list[int]], settings: DesignSettings, seed
     log.info("designing %d batches on %d Ray actors (%g GPUs, %g CPUs each)", len(batches), n, gpus, cpus_per_worker)
     try:
         first = first_glimpse(lambda: ray.get(actors[0].first_glimpse.remote(num_first, seed)))
-        _dispatch(ray, actors, deque(batches), settings, seed, first, write)
+        _dispatch(ray, actors, deque(batches), settings, seed, ray.put(first), write)  # sent once, not per batch
     finally:
         for actor in actors:
             ray.kill(actor)
