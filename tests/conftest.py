@@ -9,6 +9,13 @@ import torch  # noqa: E402
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _image_cache(tmp_path_factory):
+    """Decoded-image caches go to the session's temporary folder, not the user's cache."""
+    os.environ["PPL_ATTENTION_IMAGE_CACHE"] = str(tmp_path_factory.mktemp("image-cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -142,16 +142,18 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
         summary["stopping_curve"] = stopping_curve(net, images.to(device), labels, cfg.glimpses,
                                                    run.stopping_thresholds, cfg.eval_batch_size)
     if figures:
+        from ..data._files import stratified_indices
         from ..plots.attention import (animate_glimpses, plot_glimpse_frequency, plot_glimpse_strip,
                                        plot_validation_curves)
 
+        shown = stratified_indices(labels, 8)  # across classes, not the first class of a sorted split
         summary["figures"] = [
             str(plot_glimpse_frequency(grid, locations, out / "glimpse_frequency.png",
                                        title=f"{run.dataset} {run.supervision}: glimpse frequency (test)")),
             str(plot_validation_curves({out.name: trainer.history}, out / "validation_curve.png")),
-            str(plot_glimpse_strip(images[:8], locations[:8], grid, out / "glimpses.png",
-                                   labels=labels[:8].tolist())),
-            str(animate_glimpses(images[:8], locations[:8], grid, out / "glimpses.gif"))]
+            str(plot_glimpse_strip(images[shown], locations[shown], grid, out / "glimpses.png",
+                                   labels=labels[shown].tolist())),
+            str(animate_glimpses(images[shown], locations[shown], grid, out / "glimpses.gif"))]
         if "stopping_curve" in summary:
             from ..plots.attention import plot_stopping_curve
 

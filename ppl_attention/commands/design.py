@@ -72,7 +72,18 @@ class GenerateConfig:
                 "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
                 "2,401 x N AVP passes"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
-    images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
+    images_per_task: int = field(default=4, metadata={"help": "images handed to a Ray worker at a time"})
+    ray_address: Optional[str] = field(default=None, metadata={
+        "help": "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
+                "default $RAY_ADDRESS, else a Ray started on this machine"})
+    gpus_per_worker: Optional[float] = field(default=None, metadata={
+        "help": "--executor ray: GPUs of each worker, whatever --device says (default: 1 when the cluster has "
+                "GPUs, else 0; 0.5 puts two workers on a GPU)"})
+    ray_workers: Optional[int] = field(default=None, metadata={
+        "help": "--executor ray: how many workers (each loads the AVP and prior once; default: as many as the "
+                "cluster's GPUs, or its CPUs, hold)"})
+    cpus_per_worker: float = field(default=1.0, metadata={"help": "--executor ray: CPUs (and torch threads) of "
+                                                                  "each worker"})
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
     # the choices are design.epe.PRECISIONS (spelled out for the same reason as --search's)
     precision: str = field(default="float32", metadata={
@@ -245,8 +256,9 @@ def run_generate(args):
             info = {k: v for k, v in source.first_glimpse().items() if k != "epe"}
             store.write_first_glimpse(source.first_glimpse_epe(), **info, copied_from=str(cfg.first_glimpse_from))
         counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed,
-                                    cfg.executor, cfg.images_per_task, 1.0 if device.type == "cuda" and
-                                    cfg.executor == "ray" else 0.0, cfg.first_num_samples)
+                                    cfg.executor, cfg.images_per_task, cfg.gpus_per_worker, cfg.first_num_samples,
+                                    ray_address=cfg.ray_address, workers=cfg.ray_workers,
+                                    cpus_per_worker=cfg.cpus_per_worker)
     except Exception:
         if not existed:  # failed before writing anything: leave --out as it was
             store.remove_if_empty()
@@ -256,7 +268,23 @@ def run_generate(args):
                         "ess": _ess_summary(store, shard_indices(indices, shard)),
                         "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
-    return 0
+    return _report_failures(out, counts["failures"])
+
+
+def _report_failures(out: Path, failures: dict) -> int:
+    """0 when every image was designed; else name the failed images and their errors on stderr and return 1."""
+    if not failures:
+        return 0
+    import sys
+
+    from ..design.executors import FAILURES
+
+    shown = list(failures.items())[:10]
+    lines = "".join(f"\n  image {i}: {e}" for i, e in shown) + (f"\n  ... and {len(failures) - 10} more"
+                                                               if len(failures) > 10 else "")
+    print(f"generate: {len(failures)} image(s) failed and were skipped: {sorted(map(int, failures))}{lines}\n"
+          f"(listed in {out / FAILURES}; the command run again designs them)", file=sys.stderr)
+    return 1
 
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them
@@ -325,6 +353,14 @@ def _check_generate(cfg) -> None:
     check_int("--k1", cfg.k1)
     check_int("--batch-size", cfg.batch_size)
     check_int("--images-per-task", cfg.images_per_task)
+    check_number("--gpus-per-worker", cfg.gpus_per_worker, optional=True)
+    check_int("--ray-workers", cfg.ray_workers, optional=True)
+    check_number("--cpus-per-worker", cfg.cpus_per_worker, strict=True)
+    if cfg.executor != "ray":
+        given = [flag for flag, v in (("--ray-address", cfg.ray_address), ("--gpus-per-worker", cfg.gpus_per_worker),
+                                      ("--ray-workers", cfg.ray_workers)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to --executor ray, not to --executor {cfg.executor}")
     check_int("--shift", cfg.shift, minimum=0)
     check_int("--max-k1", cfg.max_k1, optional=True)
     if cfg.min_ess is not None:

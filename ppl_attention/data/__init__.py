@@ -77,9 +77,11 @@ DATASETS: dict[str, DatasetInfo] = {
                              "CelebA-HQ faces and their 40 binary attributes, from a local folder"),
     "cub": DatasetInfo("cub", "200", "3 x 128 x 128", "cub: 32x32 glimpses, 13x13 = 169", True,
                        "CUB-200-2011 birds cropped to their bounding box, with 15 part locations"),
-    "folder": DatasetInfo("folder", "from labels.csv", "channels x size x size (default 3 x 64 x 64)",
+    "folder": DatasetInfo("folder", "from labels.csv or the class subfolders",
+                          "channels x size x size (default 3 x 64 x 64)",
                           "glimpse_size (size/5), stride (glimpse/2)", True,
-                          "any folder of images with a filename,label CSV; options size, channels, glimpse_size, "
+                          "any folder of images with a filename,label CSV or one subfolder per class (torchvision's "
+                          "ImageFolder); options size, channels, glimpse_size, "
                           "stride, noise_schedule"),
 }
 

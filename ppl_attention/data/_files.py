@@ -7,7 +7,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["require_dir", "require_file", "annotation_lines", "load_image", "channel_stats"]
+__all__ = ["require_dir", "require_file", "annotation_lines", "load_image", "channel_stats", "stratified_indices"]
 
 
 def require_dir(path, what: str) -> Path:
@@ -55,18 +55,9 @@ def parse_number(path: Path, number: int, text: str, kind=int):
 def load_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bool = False) -> torch.Tensor:
     """Float32 (C, H, W) in [0, 1] of an image file, optionally cropped to ``box`` (left, top, right, bottom)
     and resized (bilinear, antialiased) to ``size`` (H, W)."""
-    from PIL import Image
+    from .cache import decode_image, to_tensor
 
-    with Image.open(path) as im:
-        im = im.convert("L" if grayscale else "RGB")
-        if box is not None:
-            im = im.crop(tuple(float(b) for b in box))
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    return to_tensor(decode_image(path, size, box=box, grayscale=grayscale))
 
 
 def channel_stats(dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,3 +100,26 @@ class LazyChannelStats:
     @property
     def std(self) -> torch.Tensor:
         return self._channel_stats()[1]
+
+
+def stratified_indices(labels, n: int) -> torch.Tensor:
+    """``n`` positions drawn across classes: the first item of each class, then the second of each, and so on.
+
+    Figures of a few samples show every class this way, not just the first class of a sorted folder.  Labels
+    that are not one int per item (multilabel) give ``n`` evenly spaced positions instead.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive number of samples, got {n!r}")
+    labels = torch.as_tensor(labels)
+    total = len(labels)
+    n = min(int(n), total)
+    if labels.ndim != 1 or labels.is_floating_point():
+        return torch.linspace(0, total - 1, n).round().long().unique()
+    order = torch.sort(labels, stable=True).indices
+    sorted_labels = labels[order]
+    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(total) - first  # position of each item within its class
+    classes = torch.unique(labels, return_inverse=True)[1]
+    key = rank * (int(classes.max()) + 1) + classes
+    return torch.sort(key, stable=True).indices[:n]

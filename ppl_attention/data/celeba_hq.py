@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..sensor import GlimpseGrid
-from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir
+from ._files import LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir
+from .cache import ImageCache
 
 __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "scaled_celeba_grid"]
 
@@ -171,6 +172,7 @@ class CelebAHQ(LazyChannelStats, Dataset):
             self.labels = self.attributes[:, self.attribute].clone()
         self.image_size = (self.size, self.size)
         self.grid = scaled_celeba_grid(self.size)
+        self.image_cache = ImageCache(self.paths, self.image_size)
         self._stats_key = (str(self.root), str(self.annotations), self.size, int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(3), torch.ones(3))
 
@@ -194,7 +196,7 @@ class CelebAHQ(LazyChannelStats, Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
-        image = load_image(self.paths[i], self.image_size)
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:

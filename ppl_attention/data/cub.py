@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
-from ._files import LazyChannelStats, annotation_lines, channel_stats, load_image, parse_number, require_dir, require_file
+from ._files import LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir, require_file
+from .cache import ImageCache
 
 __all__ = ["CUB", "read_cub", "PAPER_VALID_SIZE"]
 
@@ -165,6 +166,8 @@ class CUB(LazyChannelStats, Dataset):
         col = (x - bx) * self.size / bw
         inside = (row >= 0) & (row < self.size) & (col >= 0) & (col < self.size)
         self.parts = torch.stack([row, col, ((vis > 0) & inside).float()], -1).float()
+        boxes = [(x, y, x + w, y + h) for x, y, w, h in self.boxes.tolist()]
+        self.image_cache = ImageCache(self.paths, self.image_size, boxes=boxes)
         self._stats_key = (str(self.root), self.seed, int(valid_size), int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(3), torch.ones(3))
 
@@ -172,11 +175,10 @@ class CUB(LazyChannelStats, Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
-        x, y, w, h = (float(v) for v in self.boxes[i])
         path = self.paths[i]
         if not path.is_file():
             raise FileNotFoundError(f"CUB image {path} (listed in {self.root / 'images.txt'}) does not exist")
-        image = load_image(path, self.image_size, box=(x, y, x + w, y + h))
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i], "parts": self.parts[i]}
 
     def __repr__(self) -> str:

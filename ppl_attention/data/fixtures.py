@@ -125,9 +125,11 @@ def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "
     return root
 
 
-def make_digits_folder(root, per_class: int | None = None, classes=range(10), upscale: int = 1) -> Path:
+def make_digits_folder(root, per_class: int | None = None, classes=range(10), upscale: int = 1,
+                       labels_csv: bool = True) -> Path:
     """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
-    mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` and ``labels.csv`` (``filename,label``).
+    mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` (torchvision's ImageFolder layout) and,
+    with ``labels_csv``, ``labels.csv`` (``filename,label``) as well.
 
     ``per_class``: the first that many images of each class (default: all, about 180 per class); ``upscale``: write
     them ``8 * upscale`` pixels wide (nearest neighbour) -- the folder dataset resizes them anyway (option ``size``).
@@ -145,5 +147,6 @@ def make_digits_folder(root, per_class: int | None = None, classes=range(10), up
             name = f"{c}/{k:04d}.png"
             _save(root / name, img)
             rows.append(f"{name},{c}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    if labels_csv:
+        (root / "labels.csv").write_text("\n".join(rows) + "\n")
     return root

@@ -1,4 +1,5 @@
-"""Any folder of images with a ``filename,label`` CSV: resized, labels mapped to ints, split by seed."""
+"""Any folder of images, labelled by a ``filename,label`` CSV or by torchvision's ImageFolder layout (one
+subfolder per class): resized, labels mapped to ints, split by seed."""
 from __future__ import annotations
 
 import csv
@@ -12,9 +13,10 @@ from torch.utils.data import Dataset
 
 from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
-from ._files import LazyChannelStats, channel_stats, load_image, require_dir
+from ._files import LazyChannelStats, channel_stats, require_dir
+from .cache import ImageCache
 
-__all__ = ["ImageFolderCSV", "read_labels_csv"]
+__all__ = ["ImageFolderCSV", "read_labels_csv", "read_class_folders"]
 
 
 def read_labels_csv(path) -> tuple[list[str], list[str]]:
@@ -42,6 +44,33 @@ def read_labels_csv(path) -> tuple[list[str], list[str]]:
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"{path}: image {dup!r} is listed twice")
     return names, labels
+
+
+def read_class_folders(root) -> tuple[list[str], list[str]]:
+    """Filenames (relative to ``root``) and label names of torchvision's ImageFolder layout: ``root/CLASS/...``,
+    every image file under a class's subfolder labelled with that subfolder's name."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    root = Path(root)
+    try:
+        classes, class_to_idx = find_classes(str(root))
+        samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{root} holds no labels.csv and no class subfolders ({e})") from None
+    if not samples:
+        raise ValueError(f"the class subfolders of {root} ({classes[:5]}) hold no image files "
+                         f"(extensions {list(IMG_EXTENSIONS)})")
+    names = [Path(path).relative_to(root).as_posix() for path, _ in samples]
+    return names, [classes[k] for _, k in samples]
+
+
+def _read_labels(root: Path, labels: str) -> tuple[list[str], list[str], str]:
+    """Filenames, label names and where they came from: ``labels`` (a CSV) when it exists, else, for the
+    default ``labels.csv``, the class subfolders of ``root``."""
+    path = Path(labels) if Path(labels).is_absolute() else root / labels
+    if path.is_file() or labels != "labels.csv":
+        return (*read_labels_csv(path), str(path))
+    return (*read_class_folders(root), f"the class subfolders of {root}")
 
 
 def _sorted_labels(labels: list[str]) -> list[str]:
@@ -77,10 +106,12 @@ def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, l
 
 
 class ImageFolderCSV(LazyChannelStats, Dataset):
-    """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``.
+    """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``;
+    without that file, torchvision's ImageFolder layout (``root/CLASS/IMAGE``, the subfolder is the label).
 
-    Label names map to ints in sorted order.  The split is a seeded permutation: ``test_fraction`` and
-    ``valid_fraction`` of the images (at least one each when there are 3+ images) go to test and valid.
+    Label names map to ints in sorted order (numerically when every label is an integer).  The split is a seeded
+    permutation: ``test_fraction`` and ``valid_fraction`` of the images (at least one each when there are 3+
+    images) go to test and valid.
 
     Options (``--dataset-option KEY=VALUE`` on every command, recorded in every artefact): ``size`` (side in
     pixels, default 64), ``channels`` (1 = grayscale, 3 = RGB; or ``grayscale``), ``glimpse_size`` (default
@@ -116,8 +147,7 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         if valid_fraction + test_fraction >= 1:
             raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}")
         self.name, self.split, self.seed, self.size = "folder", split, int(seed), int(size)
-        labels_path = Path(labels) if Path(labels).is_absolute() else self.root / labels
-        names, label_names = read_labels_csv(labels_path)
+        names, label_names, labels_path = _read_labels(self.root, labels)
         self.class_names = tuple(_sorted_labels(label_names))
         lookup = {c: k for k, c in enumerate(self.class_names)}
         all_labels = torch.tensor([lookup[c] for c in label_names], dtype=torch.long)
@@ -141,6 +171,7 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         self.channels = 1 if grayscale else 3
         self.allows_flip = bool(allows_flip)
         self.image_size = (self.size, self.size)
+        self.image_cache = ImageCache(self.paths, self.image_size, grayscale=self.grayscale)
         g = int(glimpse_size) if glimpse_size else max(1, self.size // 5)
         self.grid = GlimpseGrid(self.size, g, stride=int(stride) if stride else max(1, g // 2))
         self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
@@ -151,7 +182,7 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict:
-        image = load_image(self.paths[i], self.image_size, grayscale=self.grayscale)
+        image = self.image_cache.image(i)
         return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:

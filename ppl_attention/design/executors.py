@@ -5,10 +5,14 @@ whatever process runs it, so Ray workers load the AVP and prior themselves; ``im
 image ``(C, H, W)``.  Every image has its own seed (``sequential.image_seed``), so the sequences do not depend
 on sharding, batching or the number of workers.  Records are written by the driver, one atomic file per image,
 as soon as they arrive: a killed run loses only the images in flight.
+
+An image whose design raises is recorded with its error in the store's ``failures.json`` and skipped; the others
+are kept, and a rerun designs the missing images (the failed ones included) and rewrites that file.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -17,11 +21,14 @@ from tqdm.auto import tqdm
 from .sequential import DesignSettings, first_glimpse_epe, greedy_sequence, image_seed
 from .store import SequenceStore
 
-__all__ = ["EXECUTORS", "parse_shard", "shard_indices", "design_batch", "generate_sequences"]
+__all__ = ["EXECUTORS", "FAILURES", "parse_shard", "shard_indices", "design_batch", "generate_sequences",
+           "read_failures"]
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
+#: The file of a sequence store that names the images whose design failed, with their errors.
+FAILURES = "failures.json"
 #: Images per batch of the amortised search in the local executor (one network pass per step for all of them),
 #: at most: a batch holds at most ``AMORTISED_PAIRS`` (image, location) pairs (the network's per-location MLP
 #: runs on all of them at once: 256 images of the 81-location grid, 27 of the 2,401-location one).
@@ -57,22 +64,44 @@ def shard_indices(indices: Iterable[int], shard: tuple[int, int]) -> list[int]:
     return sorted(int(x) for x in indices)[i::n]
 
 
+def failure(index: int, error: BaseException | str) -> dict:
+    """The record of an image whose design failed: its index and the error, as text."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return {"index": int(index), "error": text}
+
+
 def design_batch(factory, indices: list[int], settings: DesignSettings, seed: int, first_epe) -> Iterator[dict]:
-    """Generate the sequences of some images (in this process), yielding one record per image."""
+    """Generate the sequences of some images (in this process), yielding one record per image; an image whose
+    design raises yields :func:`failure` instead, and the others go on."""
     problem, image_fn = _load(factory)
     if settings.search == "amortised" and problem.epe_net is not None and indices:
         # one network pass per step for the whole batch (the same sequences as greedy_sequence, image by image)
         from .amortised import amortised_sequences
 
-        images = torch.stack([image_fn(i) for i in indices])
-        locations, maps = amortised_sequences(problem.epe_net, images, settings.T, first_epe, settings.allow_repeat)
+        try:
+            images = torch.stack([image_fn(i) for i in indices])
+            locations, maps = amortised_sequences(problem.epe_net, images, settings.T, first_epe,
+                                                  settings.allow_repeat)
+        except Exception as e:
+            if len(indices) == 1:
+                log.warning("image %d failed: %s", indices[0], e)
+                yield failure(indices[0], e)
+            else:  # find the failing image(s): one image per batch
+                for index in indices:
+                    yield from design_batch(factory, [index], settings, seed, first_epe)
+            return
         for k, index in enumerate(indices):
             yield {"index": int(index), "seed": image_seed(seed, index), "locations": locations[k].tolist(),
                    "epe": maps[k].tolist(), "evaluations": [0] * settings.T}
         return
     for index in indices:
         s = image_seed(seed, index)
-        result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
+        try:
+            result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
+        except Exception as e:
+            log.warning("image %d failed: %s", index, e)
+            yield failure(index, e)
+            continue
         yield {"index": int(index), "seed": s, "locations": result.locations.tolist(),
                "epe": result.epe.tolist(),
                "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
@@ -80,25 +109,51 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
                "ess": [i.get("ess") for i in result.info[1:]]}
 
 
-def _design_batch_list(factory, indices, settings, seed, first_epe) -> list[dict]:
-    torch.set_num_threads(1)  # one Ray task per CPU; the cluster parallelises over tasks
-    return list(design_batch(factory, indices, settings, seed, first_epe))
+def read_failures(store: SequenceStore) -> dict[int, str]:
+    """``{image index: error}`` of the images whose design failed in the store's last runs (empty when none)."""
+    import json
+
+    path = Path(store.directory) / FAILURES
+    if not path.is_file():
+        return {}
+    return {int(f["index"]): str(f["error"]) for f in json.loads(path.read_text())["failures"]}
 
 
-def _write(store: SequenceStore, rec: dict) -> None:
+def _write_failures(store: SequenceStore, failed: dict[int, str]) -> Path | None:
+    """Rewrite ``failures.json``: this run's failures, and the earlier ones of images still not stored."""
+    from ..artifacts import atomic_write_json
+
+    keep = {i: e for i, e in read_failures(store).items() if not store.has(i)}
+    every = dict(sorted({**keep, **failed}.items()))
+    path = Path(store.directory) / FAILURES
+    if not every:
+        path.unlink(missing_ok=True)
+        return None
+    return atomic_write_json(path, {"failures": [{"index": i, "error": e} for i, e in every.items()]})
+
+
+def _write(store: SequenceStore, rec: dict, failed: dict[int, str]) -> None:
+    """Store a record, or note a failure in ``failed``."""
+    if "error" in rec:
+        failed[int(rec["index"])] = rec["error"]
+        return
     store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"],
                        ess=rec.get("ess"))
 
 
 def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterable[int], settings: DesignSettings,
-                       seed: int = 0, executor: str = "local", images_per_task: int = 4, num_gpus: float = 0.0,
-                       first_num_samples: int | None = None, progress: bool = True) -> dict:
+                       seed: int = 0, executor: str = "local", images_per_task: int = 4,
+                       num_gpus: float | None = None, first_num_samples: int | None = None, progress: bool = True,
+                       ray_address: str | None = None, workers: int | None = None,
+                       cpus_per_worker: float = 1.0) -> dict:
     """Fill ``store`` with the sequences of ``indices`` (those already there are skipped: resume).
 
     The first-glimpse EPE is computed once (exhaustive, ``first_num_samples`` prior samples, default
-    ``settings.num_samples``) and cached in ``first_glimpse.json``.  ``executor="ray"`` submits one Ray task per
-    ``images_per_task`` images (connecting to the running cluster, or starting a local one), each asking for
-    ``num_gpus`` GPUs.  Returns counts.
+    ``settings.num_samples``) and cached in ``first_glimpse.json``.  ``executor="ray"`` runs on a Ray cluster
+    (:mod:`.ray_executor`: ``ray_address`` or ``$RAY_ADDRESS``, else a local one): ``workers`` long-lived actors,
+    each with ``num_gpus`` GPUs (default: one each when the cluster has GPUs) and ``cpus_per_worker`` CPUs, are
+    handed ``images_per_task`` images at a time.  An image that fails is named in ``failures.json`` and skipped.
+    Returns counts, with ``failed`` (the indices that failed in this run) and ``failures`` (index -> error).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -107,39 +162,45 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
     indices = sorted({int(i) for i in indices})
     if any(i < 0 for i in indices):
         raise ValueError(f"image indices must be >= 0, got {indices[:5]}...")
-    if not store.has_first_glimpse():
-        problem, _ = _load(factory)
-        n = first_num_samples or settings.num_samples
-        epe = first_glimpse_epe(problem, n, seed)
-        store.write_first_glimpse(epe, seed=seed, num_samples=n)
-        log.info("first glimpse: location %d (EPE %.4f)", int(epe.argmin()), float(epe.min()))
-    first = store.first_glimpse_epe()
     todo = [i for i in indices if not store.has(i)]
     done = len(indices) - len(todo)
-    bar = tqdm(total=len(indices), initial=done, desc="sequences", unit="img", disable=not progress)
     per_batch = images_per_task
     if settings.search == "amortised" and executor == "local":
         # the network's passes are batched over images
         per_batch = max(images_per_task, min(AMORTISED_BATCH, AMORTISED_PAIRS // store.grid.num_locations))
     batches = [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
+    n_first = first_num_samples or settings.num_samples
+    failed: dict[int, str] = {}
+    bar = tqdm(total=len(indices), initial=done, desc="sequences", unit="img", disable=not progress)
+
+    def write(rec: dict) -> None:
+        _write(store, rec, failed)
+        bar.update(1)
+
     try:
         if executor == "local":
+            first = _first_glimpse(store, lambda: first_glimpse_epe(_load(factory)[0], n_first, seed), seed, n_first)
             for batch in batches:
                 for rec in design_batch(factory, batch, settings, seed, first):
-                    _write(store, rec)
-                    bar.update(1)
-        else:
-            import ray
+                    write(rec)
+        elif batches or not store.has_first_glimpse():
+            from .ray_executor import run_on_ray
 
-            if not ray.is_initialized():
-                ray.init(include_dashboard=False, ignore_reinit_error=True)
-            remote = ray.remote(num_gpus=num_gpus, num_cpus=1)(_design_batch_list)
-            pending = [remote.remote(factory, b, settings, seed, first) for b in batches]
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                for rec in ray.get(ready[0]):
-                    _write(store, rec)
-                    bar.update(1)
+            run_on_ray(factory, batches, settings, seed, write,
+                       lambda compute: _first_glimpse(store, compute, seed, n_first), n_first,
+                       address=ray_address, gpus_per_worker=num_gpus, workers=workers,
+                       cpus_per_worker=cpus_per_worker)
     finally:
         bar.close()
-    return {"requested": len(indices), "skipped": done, "generated": len(todo), "stored": len(store)}
+        _write_failures(store, failed)
+    return {"requested": len(indices), "skipped": done, "generated": len(todo) - len(failed), "stored": len(store),
+            "failed": sorted(failed), "failures": {str(i): e for i, e in sorted(failed.items())}}
+
+
+def _first_glimpse(store: SequenceStore, compute: Callable[[], torch.Tensor], seed: int, n: int) -> torch.Tensor:
+    """The store's cached first-glimpse map, computed by ``compute()`` and cached if it is missing."""
+    if not store.has_first_glimpse():
+        epe = compute()
+        store.write_first_glimpse(epe, seed=seed, num_samples=n)
+        log.info("first glimpse: location %d (EPE %.4f)", int(epe.argmin()), float(epe.min()))
+    return store.first_glimpse_epe()

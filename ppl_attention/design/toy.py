@@ -160,6 +160,7 @@ class ToyFactory:
     glimpse: int = 2
     seed: int = 0
     enumerate: bool = False
+    fail_on: tuple = ()  # images whose reading raises (as an unreadable file would): the executors' failure path
 
     def __call__(self):
         images, labels, grid = random_database(self.num_images, self.num_classes, self.size, self.glimpse,
@@ -167,7 +168,14 @@ class ToyFactory:
         posterior = DatabasePosterior(images, labels, self.num_classes)
         sampler = DatabaseCompletion(grid, images, labels, enumerate=self.enumerate)
         problem = DesignProblem(posterior, sampler, grid, batch_size=64)
-        return problem, (lambda index: images[int(index) % len(images)])
+        fail_on = frozenset(int(i) for i in self.fail_on)
+
+        def image(index):
+            if int(index) in fail_on:
+                raise OSError(f"image {int(index)} cannot be read (ToyFactory fail_on)")
+            return images[int(index) % len(images)]
+
+        return problem, image
 
     def describe(self) -> dict:
-        return {"problem": "toy-database", **self.__dict__}
+        return {"problem": "toy-database", **{k: v for k, v in self.__dict__.items() if k != "fail_on" or v}}

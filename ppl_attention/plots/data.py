@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..data._files import stratified_indices
 from ._save import plt, save_figure
 
 __all__ = ["draw_glimpse_grid", "plot_samples", "label_text"]
@@ -65,6 +66,8 @@ def plot_samples(dataset, path, n: int = 8, indices=None, grid_on: int = 0, n_re
                  title: str | None = None, columns: int = 4) -> Path:
     """A grid of ``n`` samples titled with their labels; sample ``grid_on`` also shows the glimpse grid.
 
+    Without ``indices`` the samples are drawn across classes (the first of each class, then the second, ...).
+
     Digit boxes (``bbox``) are drawn as dashed rectangles and visible bird parts (``parts``) as dots.
     """
     from matplotlib.patches import Rectangle
@@ -72,7 +75,9 @@ def plot_samples(dataset, path, n: int = 8, indices=None, grid_on: int = 0, n_re
     if len(dataset) == 0:
         raise ValueError("dataset is empty; nothing to plot")
     if indices is None:
-        indices = list(range(min(n, len(dataset))))
+        labels = getattr(dataset, "labels", None)
+        indices = (stratified_indices(labels, n).tolist() if labels is not None and len(labels) == len(dataset)
+                   else list(range(min(n, len(dataset)))))
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("indices is empty; nothing to plot")

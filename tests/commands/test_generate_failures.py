@@ -1,0 +1,75 @@
+"""``generate`` with an image that fails: the others are stored, the failure is named on stderr and in
+failures.json, the exit status is non-zero, and the same command run again finishes it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ppl_attention.cli import main
+from ppl_attention.design import executors
+from ppl_attention.design.images import ImageFactory
+from ppl_attention.design.store import SequenceStore
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    from ppl_attention.completion.database import mnist_canvas_source
+    from ppl_attention.completion.pca_index import PCAIndexConfig
+    from ppl_attention.completion.prior import build_prior
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+    from ppl_attention.sensor import GlimpseGrid
+
+    root = tmp_path_factory.mktemp("failures")
+    grid = GlimpseGrid.retina()
+    torch.manual_seed(0)
+    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
+    build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
+                progress=False)
+    return ["generate", "--device", "cpu", "--avp", str(root / "avp"), "--prior", str(root / "prior"),
+            "--num-samples", "4", "--k1", "20", "-T", "2", "--num-images", "4"]
+
+
+def test_failed_image_named_skipped_and_finished_by_a_rerun(inputs, tmp_path, monkeypatch, capsys, one_thread):
+    build = ImageFactory.__call__
+
+    def with_a_bad_image(self):
+        problem, image = build(self)
+
+        def read(index):
+            if int(index) == 2:
+                raise OSError("image 2: truncated file")
+            return image(index)
+
+        read.size = image.size
+        return problem, read
+
+    out = tmp_path / "store"
+    monkeypatch.setattr(ImageFactory, "__call__", with_a_bad_image)
+    monkeypatch.setattr(executors, "_LOADED", {})
+    assert main([*inputs, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 image(s) failed and were skipped: [2]" in err and "OSError: image 2: truncated file" in err
+    assert SequenceStore.open(out).indices() == [0, 1, 3]
+    failures = json.loads((out / "failures.json").read_text())["failures"]
+    assert failures == [{"index": 2, "error": "OSError: image 2: truncated file"}]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == [2] and summary["generated"] == 3
+
+    monkeypatch.setattr(ImageFactory, "__call__", build)  # the file repaired
+    monkeypatch.setattr(executors, "_LOADED", {})
+    assert main([*inputs, "--out", str(out)]) == 0
+    assert SequenceStore.open(out).indices() == [0, 1, 2, 3] and not (out / "failures.json").exists()
+
+
+def test_ray_flags_need_the_ray_executor():
+    from ppl_attention.commands.design import GenerateConfig, _check_generate
+
+    for setting, flag in (({"gpus_per_worker": 1.0}, "--gpus-per-worker"), ({"ray_address": "auto"}, "--ray-address"),
+                          ({"ray_workers": 2}, "--ray-workers")):
+        with pytest.raises(ValueError, match=f"{flag} apply to --executor ray, not to --executor local"):
+            _check_generate(GenerateConfig(**setting))
+        _check_generate(GenerateConfig(executor="ray", **setting))
+    with pytest.raises(ValueError, match="--cpus-per-worker"):
+        _check_generate(GenerateConfig(executor="ray", cpus_per_worker=0))
