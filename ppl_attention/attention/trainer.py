@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import atomic_write_text, clean_temporaries, load_checkpoint, load_weights, save_checkpoint, save_weights
+from ..artifacts import (atomic_write_text, check_compatible, clean_temporaries, load_checkpoint, load_weights,
+                         optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint, save_weights)
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE
 from ..runtime import derive_seed, generator
@@ -249,22 +250,6 @@ class SplitData:
         return out
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split an optimiser state into safetensors-able tensors and a JSON part (nothing is pickled)."""
-    sd = opt.state_dict()
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
-    for pid, st in sd["state"].items():
-        meta["state_keys"][str(pid)] = sorted(st)
-        for k, v in st.items():
-            tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v)
-    return tensors, meta
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state = {int(pid): {k: tensors[f"optim.{pid}.{k}"] for k in keys} for pid, keys in meta["state_keys"].items()}
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: str) -> tuple[dict, dict] | None:
     """Read the checkpoint at ``path`` and refuse it unless a run with these settings may resume it (nothing is
     loaded into a model); ``(tensors, meta)``, or None when there is none.  :func:`..run.train_run` calls it
@@ -293,12 +278,11 @@ def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: st
     def same(cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if k not in free}
 
-    for key, stored, now in (("train_config", same(stored_cfg), same(config_to_dict(cfg))),
-                             ("network", HardAttentionNet.complete_config(meta.get("network")), network),
-                             ("seed", meta.get("seed"), seed), ("stage", meta.get("stage"), stage)):
-        if stored != now:
-            raise ValueError(f"{path} was written by a run with another {key} "
-                             f"({stored!r}, now {now!r}); use another --out or delete it")
+    check_compatible(f"checkpoint {path}",
+                     {"train_config": same(stored_cfg), "network": HardAttentionNet.complete_config(meta.get("network")),
+                      "seed": meta.get("seed"), "stage": meta.get("stage")},
+                     {"train_config": same(config_to_dict(cfg)), "network": network, "seed": seed, "stage": stage},
+                     remedy="use another `out` or delete it")
     return tensors, meta
 
 
@@ -484,7 +468,7 @@ class Trainer:
         return self.out / "best.safetensors"
 
     def save_checkpoint(self) -> None:
-        opt_tensors, opt_meta = _optimizer_tensors(self.optimizer)
+        opt_tensors, opt_meta = optimizer_to_checkpoint(self.optimizer)
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["meta.iteration"] = torch.tensor(self.iteration)
@@ -505,21 +489,11 @@ class Trainer:
             return False
         tensors, meta = found
         self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        _load_optimizer(self.optimizer, tensors, meta["optimizer"])
+        optimizer_from_checkpoint(self.optimizer, tensors, meta["optimizer"])
         self.iteration, self.history, self.best = meta["iteration"], meta["history"], meta["best"]
         self.elapsed = meta.get("elapsed", 0.0)
         log.info("resumed %s from iteration %d", self.out, self.iteration)
         return True
-
-    def _write_log(self) -> None:
-        if not self.history:
-            return
-        buf = io.StringIO()
-        # A fixed column order (the checkpoint's JSON sorts keys, so insertion order is not kept on resume).
-        writer = csv.DictWriter(buf, fieldnames=["iteration"] + sorted(set(self.history[0]) - {"iteration"}))
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write_text(self.out / "log.csv", buf.getvalue())
 
     def _is_better(self, row: dict) -> bool:
         if self.best is None:
@@ -529,64 +503,65 @@ class Trainer:
         return row["val_greedy_ce"] < self.best["val_greedy_ce"]
 
     # ------------------------------------------------------------------ loop
-    def run(self, stop_at: int | None = None, progress: bool = True) -> dict:
-        """Train until ``cfg.iterations`` (or ``stop_at``, to simulate an interruption); returns the summary."""
-        from tqdm.auto import tqdm
+    def default_callbacks(self, progress: bool = True) -> list:
+        """What a run reports and keeps: the progress bar, TensorBoard (``cfg.tensorboard``), log.csv, and the
+        best weights and checkpoint at every validation."""
+        callbacks = [ProgressBar(self)] if progress else []
+        if self.cfg.tensorboard:
+            callbacks.append(TensorBoard(self))
+        return callbacks + [CSVLog(), Checkpoints()]
 
+    def step(self) -> dict:
+        """One training iteration; the loss terms of its batch."""
+        images, labels, forced = self.get_batch(self.iteration)
+        gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.iteration)
+        loss, stats = self.loss(images, labels, forced, gen, self.iteration)
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        return stats
+
+    def run(self, stop_at: int | None = None, progress: bool = True, callbacks: list | None = None) -> dict:
+        """Train until ``cfg.iterations`` (or ``stop_at``, to simulate an interruption); returns the summary.
+
+        ``callbacks`` (default :meth:`default_callbacks`) are told of every step (``on_step(trainer, stats)``),
+        every validation (``on_validate(trainer, row)``) and the end (``close()``), as Pyro's MCMC ``hook_fn``."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.try_resume()
         clean_temporaries(self.out)  # what a killed run left half-written (once its checkpoint agrees)
         end = self.cfg.iterations if stop_at is None else min(stop_at, self.cfg.iterations)
-        writer = None
-        if self.cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.iteration)
+        callbacks = self.default_callbacks(progress) if callbacks is None else callbacks
         running: dict[str, float] = {}
         count = 0
-        bar = tqdm(total=self.cfg.iterations, initial=self.iteration, desc=f"{self.stage} {self.out.name}",
-                   disable=not progress, leave=False)
         self.net.train()
         t0 = time.perf_counter()
         try:
             while self.iteration < end:
-                images, labels, forced = self.get_batch(self.iteration)
-                gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.learning_rate(self.iteration)
-                loss, stats = self.loss(images, labels, forced, gen, self.iteration)
-                if not math.isfinite(float(loss.detach())):
-                    raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.iteration += 1
-                for k, v in stats.items():
+                for k, v in self.step().items():
                     running[k] = running.get(k, 0.0) + v
                 count += 1
-                bar.update(1)
+                for c in callbacks:
+                    getattr(c, "on_step", _ignore)(self, running)
                 if self.iteration % self.cfg.validate_every == 0 or self.iteration == self.cfg.iterations:
-                    now = time.perf_counter()
-                    self.elapsed += now - t0
-                    t0 = now
+                    self.elapsed += time.perf_counter() - t0
                     row = {"iteration": self.iteration, **{f"train_{k}": v / count for k, v in running.items()},
                            "lr": self.learning_rate(self.iteration - 1), **self.validate()}
                     running, count = {}, 0
                     self.history.append(row)
-                    if self._is_better(row):
+                    improved = self._is_better(row)
+                    if improved:
                         self.best = dict(row)
-                        save_weights(self.best_path, self.net, {**self.net.to_config(), "iteration": self.iteration})
-                    if writer is not None:
-                        for k, v in row.items():
-                            if k != "iteration":
-                                writer.add_scalar(k, v, self.iteration)
-                    self._write_log()
-                    self.save_checkpoint()
-                    bar.set_postfix(val_acc=f"{row['val_greedy_acc']:.3f}")
-                    t0 = time.perf_counter()  # checkpointing is not training time
+                    for c in callbacks:
+                        getattr(c, "on_validate", _ignore)(self, row, improved)
+                    t0 = time.perf_counter()  # validation and checkpointing are not training time
         finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
+            for c in callbacks:
+                getattr(c, "close", _ignore)()
         return self.summary()
 
     def summary(self) -> dict:
@@ -597,3 +572,66 @@ class Trainer:
     def load_best(self) -> None:
         tensors, _ = load_weights(self.best_path)
         self.net.load_state_dict(tensors)
+
+
+# ---------------------------------------------------------------------- callbacks
+def _ignore(*args) -> None:
+    return None
+
+
+class ProgressBar:
+    """A tqdm bar over the run's iterations, with the latest validation accuracy."""
+
+    def __init__(self, trainer: Trainer):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=trainer.cfg.iterations, initial=trainer.iteration,
+                        desc=f"{trainer.stage} {trainer.out.name}", leave=False)
+
+    def on_step(self, trainer: Trainer, running: dict) -> None:
+        self.bar.update(1)
+
+    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
+        self.bar.set_postfix(val_acc=f"{row['val_greedy_acc']:.3f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class TensorBoard:
+    """Every validation row as TensorBoard scalars in ``out/tensorboard`` (resumed runs purge later steps)."""
+
+    def __init__(self, trainer: Trainer):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(trainer.out / "tensorboard"), purge_step=trainer.iteration)
+
+    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
+        for k, v in row.items():
+            if k != "iteration":
+                self.writer.add_scalar(k, v, trainer.iteration)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class CSVLog:
+    """The validation history as ``out/log.csv``, rewritten atomically at every validation."""
+
+    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
+        history = trainer.history
+        buf = io.StringIO()
+        # A fixed column order (the checkpoint's JSON sorts keys, so insertion order is not kept on resume).
+        writer = csv.DictWriter(buf, fieldnames=["iteration"] + sorted(set(history[0]) - {"iteration"}))
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(trainer.out / "log.csv", buf.getvalue())
+
+
+class Checkpoints:
+    """The best weights (when a validation improves) and the resumable checkpoint, at every validation."""
+
+    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
+        if improved:
+            save_weights(trainer.best_path, trainer.net, {**trainer.net.to_config(), "iteration": trainer.iteration})
+        trainer.save_checkpoint()

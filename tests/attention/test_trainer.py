@@ -41,7 +41,7 @@ def test_interrupted_and_resumed_run_gives_the_same_curves(toy, tmp_path):
 
 def test_resume_with_another_config_is_refused(toy, tmp_path):
     make_trainer(toy, tmp_path, iterations=2).run(progress=False)
-    with pytest.raises(ValueError, match="another train_config"):
+    with pytest.raises(ValueError, match="made with other settings .train_config"):
         make_trainer(toy, tmp_path, iterations=2, lr=1.0).run(progress=False)
 
 
@@ -184,7 +184,7 @@ def test_stopping_supervision_later_resumes_a_run_still_inside_it(toy, tmp_path)
     make_trainer(toy, tmp_path / "ext", sup, supervision_until=4).run(progress=False)
     assert (tmp_path / "direct" / "log.csv").read_text() == (tmp_path / "ext" / "log.csv").read_text()
     make_trainer(toy, tmp_path / "late", sup, iterations=4, supervision_until=2).run(progress=False)
-    with pytest.raises(ValueError, match="another train_config"):
+    with pytest.raises(ValueError, match="made with other settings .train_config"):
         make_trainer(toy, tmp_path / "late", sup, supervision_until=6).run(progress=False)
 
 
