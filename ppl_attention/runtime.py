@@ -73,5 +73,8 @@ def run_record() -> dict:
 
     from .artifacts import package_versions
 
-    return {"command": list(sys.argv), "versions": package_versions(), "machine": machine_info(),
+    from pathlib import Path
+
+    command = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else []  # the program's name, not where it is
+    return {"command": command, "versions": package_versions(), "machine": machine_info(),
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}

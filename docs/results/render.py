@@ -118,6 +118,14 @@ def _numeric_keys(summary: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def _shown(path: Path) -> str:
+    """A run's path as the record keeps it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def collect(run_dirs: list[Path], metrics: list[str] | None = None, fmt: str = ".4g") -> dict:
     """A table record from run directories: one row per run name (seed suffix ``-s<n>`` dropped), with the seeds
     found and each metric's mean and sample standard deviation over them (sd 0 for a single seed).
@@ -155,7 +163,7 @@ def collect(run_dirs: list[Path], metrics: list[str] | None = None, fmt: str = "
         "formats": [None, None] + [{"format": f} for f in specs],
         "rows": rows,
         "source": {
-            "runs": [str(d) for d in summaries],
+            "runs": [_shown(d) for d in summaries],
             "commands": [s.get("run", {}).get("command") for s in summaries.values()],
         },
     }

@@ -8,7 +8,7 @@ from ppl_attention.runtime import run_record
 
 
 def test_write_summary_adds_the_run_record(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["ppl-attention", "train", "--out", "x"])
+    monkeypatch.setattr(sys, "argv", ["/somewhere/bin/ppl-attention", "train", "--out", "x"])
     path = write_summary(tmp_path, {"test_greedy_acc": 0.5})
     saved = json.loads(path.read_text())
     assert saved["test_greedy_acc"] == 0.5
@@ -21,4 +21,4 @@ def test_write_summary_adds_the_run_record(tmp_path, monkeypatch, capsys):
 
 
 def test_run_record_is_json_serialisable():
-    assert json.loads(json.dumps(run_record()))["command"] == list(sys.argv)
+    assert json.loads(json.dumps(run_record()))["command"][1:] == sys.argv[1:]

@@ -54,7 +54,7 @@ def test_cells_follow_their_column_format(render):
         render.render_table({"columns": ["a", "b"], "rows": [[1]]})
 
 
-def test_collect_gives_mean_and_sd_over_seeds(render, tmp_path):
+def test_collect_gives_mean_and_sd_over_seeds(render, tmp_path, monkeypatch):
     runs = [
         _run(
             tmp_path / f"nogs-s{i}",
@@ -83,6 +83,9 @@ def test_collect_gives_mean_and_sd_over_seeds(render, tmp_path):
     assert rows["nogs"][4] == {"mean": 20.0, "sd": 10.0}
     assert rows["none"][3] == {"mean": 0.4, "sd": 0.0}
     assert record["source"]["commands"][0] == ["ppl-attention", "train", "--seed", "0"]
+    assert record["source"]["runs"][0] == str(tmp_path / "nogs-s0")  # outside the working directory: as given
+    monkeypatch.chdir(tmp_path)
+    assert render.collect(runs)["source"]["runs"][0] == "nogs-s0"  # inside it: relative, no machine's path
     picked = render.collect(runs, metrics=["test_greedy_acc=.1%", "iterations_to_convergence_loss"], fmt=",.0f")
     assert render.render_table(picked).splitlines()[2:] == [
         "| nogs | 3 | 60.0% ± 10.0% | 1,200 ± 200 |",
