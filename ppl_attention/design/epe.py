@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..sensor import GlimpseGrid
+from ..sensor import GlimpseGrid, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
@@ -146,11 +146,13 @@ class PairScorer:
         out, total = None, L * N
         # Equal batches of at most batch_size: a small remainder batch runs at a fraction of the throughput.
         size = math.ceil(total / math.ceil(total / self.batch_size))
+        self.grid._check_locations(candidates, "candidates")  # once a call, not once a pass
         for start in range(0, total, size):
             pair = torch.arange(start, min(start + size, total), device=device)
             c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few candidates, many samples
             seen = torch.cat([self.observed.view(1, -1).expand(len(pair), -1), c.view(-1, 1)], dim=1)
-            h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
+            with checked_locations():  # observed and candidates are checked once above: no sync per pass
+                h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
             if out is None:
                 out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
             out[start:start + len(pair)] = h
