@@ -194,6 +194,13 @@ class _Patches:
             setattr(obj, name, value)
 
 
+class _Autocast(torch.autocast):
+    """``torch.autocast("cuda", ...)`` on the stand-in device: the CPU's autocast (bfloat16 there too)."""
+
+    def __init__(self, device_type, *args, **kwargs):
+        super().__init__("cpu" if device_type == "cuda" else device_type, *args, **kwargs)
+
+
 def _patch_torch_cuda(mp: _Patches) -> None:
     mp.setattr(torch.cuda, "is_available", lambda: True)
     mp.setattr(torch.cuda, "device_count", lambda: 1)
@@ -204,6 +211,7 @@ def _patch_torch_cuda(mp: _Patches) -> None:
         mp.setattr(torch.cuda, name, lambda *a, **k: None)
     for name in ("max_memory_allocated", "memory_allocated"):
         mp.setattr(torch.cuda, name, lambda *a, **k: 0)
+    mp.setattr(torch, "autocast", _Autocast)
     if hasattr(torch, "accelerator"):   # the optimisers' graph-capture check would start the real CUDA runtime
         mp.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: None)
 
