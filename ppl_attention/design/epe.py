@@ -24,7 +24,7 @@ from ..sensor import GlimpseGrid, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
-           "check_precision"]
+           "check_precision", "default_precision"]
 
 KINDS = ("categorical", "binary", "multilabel")
 PRECISIONS = ("float32", "bfloat16")
@@ -96,6 +96,12 @@ def _check_inputs(images, observed, candidates, grid: GlimpseGrid):
                          f"{tuple(candidates.shape)}")
     candidates = grid._check_locations(candidates, "candidates")
     return images, observed, candidates
+
+
+def default_precision(device) -> str:
+    """The EPE loop's precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU (where
+    bfloat16 is slower without AMX / AVX512-BF16)."""
+    return "bfloat16" if torch.device(device).type == "cuda" else "float32"
 
 
 def check_precision(precision: str) -> str:

@@ -27,9 +27,12 @@ def test_generate_on_the_device_writes_the_cpu_store(folder_run, tmp_path, searc
     from ppl_attention.testing import fake_cuda
 
     with fake_cuda():
-        assert generate(folder_run, tmp_path / "cuda", "cuda", "--search", search) == 0
+        assert generate(folder_run, tmp_path / "cuda", "cuda", "--search", search, "--precision", "float32") == 0
         assert generate(folder_run, tmp_path / "auto", "auto", "--search", search) == 0
-    assert store_files(tmp_path / "cuda") == store_files(tmp_path / "cpu") == store_files(tmp_path / "auto")
+    assert store_files(tmp_path / "cuda") == store_files(tmp_path / "cpu")
+    precision = {d: json.loads((tmp_path / d / "manifest.json").read_text())["config"]["precision"]
+                 for d in ("cpu", "auto")}
+    assert precision == {"cpu": "float32", "auto": "bfloat16"}   # the default precision follows the device
 
 
 def test_generate_with_the_generative_prior_on_the_device(generative_run, tmp_path):
@@ -38,7 +41,7 @@ def test_generate_with_the_generative_prior_on_the_device(generative_run, tmp_pa
     from ppl_attention.testing import fake_cuda
 
     with fake_cuda():
-        assert generate(generative_run, tmp_path / "cuda", "cuda", *args) == 0
+        assert generate(generative_run, tmp_path / "cuda", "cuda", *args, "--precision", "float32") == 0
     assert store_files(tmp_path / "cuda") == store_files(tmp_path / "cpu")
 
 
