@@ -32,8 +32,8 @@ def store(folder_run):
 
 def test_train_avp_and_build_prior_on_the_device(folder_run, folder_flags, tmp_path):
     rc, _ = on_device(["train-avp", "--dataset", "folder", "--root", str(folder_run / "digits"), "--data-seed", "1",
-                       *folder_flags, "--out", str(tmp_path / "avp"), "--epochs", "1", "--width", "4", "--batch-size", "32",
-                       "--max-glimpses", "2"])
+                       *folder_flags, "--out", str(tmp_path / "avp"), "--epochs", "1", "--width", "4",
+                       "--batch-size", "32", "--max-glimpses", "2"])
     assert rc == 0 and (tmp_path / "avp" / "summary.json").is_file()
     rc, _ = on_device(["build-prior", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "prior"),
                        "--size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"])
