@@ -29,3 +29,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_cuda():
+    """The stand-in CUDA device (CPU tensors that refuse CPU/CUDA mixes); yields the mode, whose ``syncs`` counts."""
+    from ppl_attention.testing import fake_cuda as stand_in
+
+    with stand_in() as mode:
+        yield mode

@@ -123,7 +123,7 @@ def run_train(args):
     from ..design.distill import TrainEPENetConfig, load_store_maps, train_epe_net
     from ..design.store import SequenceStore
     from ..posterior import load_avp
-    from ..runtime import seed_everything
+    from ..runtime import resolve_device, seed_everything
 
     cfg = build_config(TrainEPENetConfig, args).check()
     for s in args.store:
@@ -133,7 +133,7 @@ def run_train(args):
     check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
     check_out_dir(args.out)
     set_threads(args.threads)
-    avp = load_avp(args.avp).eval()
+    avp = load_avp(args.avp, resolve_device(args.device)).eval()  # the network trains on the AVP's device
     avp_sum = dir_checksum(args.avp)
     stores = [SequenceStore.open(s) for s in args.store]
     for store, path in zip(stores, args.store):

@@ -406,6 +406,9 @@ def _temper_rows(logits: torch.Tensor, min_ess: float, iters: int = 16) -> torch
 class GenerativeCompletion(Completion):
     """Importance sampling over (digit, offset) in the data's generative process (module docstring).
 
+    Devices: works on the CPU (FFTs of a few small canvases and an (offsets x digits) proposal); :meth:`sample` takes
+    observations on any device, moves them to the CPU and returns CPU tensors.
+
     Args:
         prior: the :class:`CanvasPrior`; index: its :class:`DigitIndex`; noise: the :class:`ClutterNoise`.
         k1: (digit, offset) draws per round; max_k1: cap of the adaptive growth (default ``k1``: no growth);
@@ -579,7 +582,7 @@ class GenerativeCompletion(Completion):
         t0 = time.perf_counter()
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n (number of samples) must be a positive int, got {n!r}")
-        loc, y = check_observations(self.grid, locations, glimpses, self.channels)
+        loc, y = (x.cpu() for x in check_observations(self.grid, locations, glimpses, self.channels))
         t = loc.shape[0]
         prior = self.prior
         if t == 0:

@@ -157,6 +157,10 @@ def open_prior(directory) -> tuple[ImageDatabase, PCAIndex]:
 class ImportanceCompletion(Completion):
     """Algorithm 2 of the paper over a database + PCA index.
 
+    Devices: the index and the bookkeeping stay on the CPU; the proposal's chunked distance matmuls and the exact
+    likelihoods of the K1 loaded images run on ``device``.  :meth:`sample` takes observations on any device, moves
+    them to the CPU, and returns CPU tensors (the caller moves the completions to its network's device).
+
     Args:
         database, index: the prior (see :func:`open_prior` / :meth:`from_prior`).
         grid: the glimpse grid (default: the index's).
@@ -295,9 +299,9 @@ class ImportanceCompletion(Completion):
         t0 = time.perf_counter()
         if not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n (number of samples) must be a positive int, got {n!r}")
-        loc, y = check_observations(self.grid, locations, glimpses, self.channels)
+        loc, y = (x.cpu() for x in check_observations(self.grid, locations, glimpses, self.channels))
         if true_image is not None:
-            true_image = check_true_image(self.grid, true_image, self.channels)
+            true_image = check_true_image(self.grid, true_image, self.channels).cpu()
         N = len(self.database)
         t = loc.shape[0]
         if t == 0:  # the prior: uniform over the database

@@ -98,6 +98,11 @@ class MapData:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def to(self, device) -> "MapData":
+        """The same examples on ``device`` (training keeps them there: no transfer per batch)."""
+        return MapData(*(None if v is None else v.to(device) for v in (
+            self.images, self.rows, self.observed, self.targets, self.allowed, self.probs, self.keys, self.locations)))
+
     def subset(self, idx: torch.Tensor) -> "MapData":
         return MapData(self.images, self.rows[idx], self.observed[idx], self.targets[idx], self.allowed[idx],
                        self.probs[idx], self.keys[idx], self.locations)
@@ -114,7 +119,11 @@ def scored_locations(store) -> torch.Tensor:
 
 def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapData:
     """The examples of ``stores`` (:class:`~.store.SequenceStore`, built by the exhaustive search), with
-    ``image_fns[i](index)`` the true image of store ``i``'s record ``index``."""
+    ``image_fns[i](index)`` the true image of store ``i``'s record ``index``; on the CPU (the AVP's probabilities
+    are computed on its device)."""
+    from .sequential import posterior_device
+
+    device = posterior_device(posterior)
     images, rows, observed, targets, repeats, keys = [], [], [], [], [], []
     Tmax = max(s.T for s in stores)
     columns = [scored_locations(s) for s in stores]
@@ -155,8 +164,8 @@ def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapD
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             sl = slice(start, start + batch_size)
-            x = avp_input(posterior, data.images[data.rows[sl]], data.observed[sl])
-            probs.append(posterior_probs(posterior, x))
+            x = avp_input(posterior, data.images[data.rows[sl]].to(device), data.observed[sl].to(device))
+            probs.append(posterior_probs(posterior, x).cpu())
     data.probs = torch.cat(probs)
     return data
 
@@ -212,10 +221,17 @@ def _lr(cfg: TrainEPENetConfig, epoch: int) -> float:
 def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainEPENetConfig, seed: int = 0,
                   run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
     """Train ``net`` on ``data`` into ``out_dir`` (checkpoint every epoch, resumed when one exists and its
-    ``run_config`` agrees).  Returns the best network (by validation regret) and the history."""
+    ``run_config`` agrees).  Returns the best network (by validation regret) and the history.
+
+    Runs on the posterior's device: the network and the examples are moved there once."""
+    from .sequential import posterior_device
+
     cfg.check()
     out = Path(out_dir)
+    device = posterior_device(posterior)
     train, valid = _split(data, cfg.valid_fraction, seed)
+    net.to(device)
+    train, valid = train.to(device), None if valid is None else valid.to(device)
     scale = target_scale(train)
     config = {"run": run_config or {}, "train": config_to_dict(cfg), "net": net.config.to_dict(), "seed": seed,
               "examples": len(data)}

@@ -20,11 +20,11 @@ from typing import Callable
 import torch
 
 from ..model import entropy_from_logits
-from ..sensor import GlimpseGrid
+from ..sensor import GlimpseGrid, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
-           "check_precision"]
+           "check_precision", "default_precision"]
 
 PRECISIONS = ("float32", "bfloat16")
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
@@ -77,6 +77,12 @@ def _check_inputs(images, observed, candidates, grid: GlimpseGrid):
     return images, observed, candidates
 
 
+def default_precision(device) -> str:
+    """The EPE loop's precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU (where
+    bfloat16 is slower without AMX / AVX512-BF16)."""
+    return "bfloat16" if torch.device(device).type == "cuda" else "float32"
+
+
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
     if precision not in PRECISIONS:
@@ -125,11 +131,13 @@ class PairScorer:
         out, total = None, L * N
         # Equal batches of at most batch_size: a small remainder batch runs at a fraction of the throughput.
         size = math.ceil(total / math.ceil(total / self.batch_size))
+        self.grid._check_locations(candidates, "candidates")  # once a call, not once a pass
         for start in range(0, total, size):
             pair = torch.arange(start, min(start + size, total), device=device)
             c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few candidates, many samples
             seen = torch.cat([self.observed.view(1, -1).expand(len(pair), -1), c.view(-1, 1)], dim=1)
-            h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
+            with checked_locations():  # observed and candidates are checked once above: no sync per pass
+                h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
             if out is None:
                 out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
             out[start:start + len(pair)] = h

@@ -61,7 +61,8 @@ class ImageFactory:
             if self.min_ess is not None:
                 raise ValueError(f"--min-ess (adaptive candidates) applies to a generative prior, not to the database "
                                  f"prior {self.prior}")
-            options = {"target_ess": self.target_ess, "shift": self.shift}
+            # the database sampler's proposal matmuls run on the device; the generative one stays on the CPU
+            options = {"target_ess": self.target_ess, "shift": self.shift, "device": device}
         sampler = open_completion(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
         epe_map = None
         if self.epe_net is not None:

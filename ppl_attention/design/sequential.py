@@ -105,13 +105,24 @@ def image_seed(run_seed: int, index: int) -> int:
     return derive_seed(int(run_seed), "generate", int(index))
 
 
+def posterior_device(posterior) -> torch.device:
+    """The device of a posterior network's parameters (the CPU for a parameterless callable)."""
+    params = getattr(posterior, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
 def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> torch.Tensor:
-    """EPE of every first location (nothing observed): exhaustive, on prior samples.  ``(L,)`` float64."""
+    """EPE of every first location (nothing observed): exhaustive, on prior samples.  ``(L,)`` float64.
+
+    The sampler draws on its own device; its completions are moved to the posterior's."""
     g = make_generator(derive_seed(int(seed), "first-glimpse"))
+    device = posterior_device(problem.posterior)
     empty = torch.zeros((0,), dtype=torch.long)
     samples = problem.sample(empty, torch.zeros((0,) + problem.grid.glimpse_shape(problem.channels)), num_samples,
                              g, None)
-    epe = expected_posterior_entropy(problem.posterior, samples.images, samples.weights, empty, None, problem.grid,
+    epe = expected_posterior_entropy(problem.posterior, samples.images.to(device), samples.weights, empty.to(device),
+                                     None, problem.grid,
                                      problem.batch_size, problem.make_input, problem.kind, problem.precision)
     if epe.dim() == 2:
         if problem.attribute is None:

@@ -242,8 +242,9 @@ class AVP(nn.Module):
                 "temperatures": self.calibration_log_temperatures.exp().tolist()}
 
     def temperature_at(self, fraction: torch.Tensor) -> torch.Tensor:
-        """(B,) temperature dividing the logits of inputs with observed ``fraction`` (B,)."""
-        t = self.temperature.expand(fraction.shape)
+        """(B,) temperature dividing the logits of inputs with observed ``fraction`` (B,), on ``fraction``'s device
+        (evaluation calibrates logits it has collected on the CPU)."""
+        t = self.temperature.to(fraction.device).expand(fraction.shape)
         if self.calibration_fractions.numel():
             t = t * fraction_log_temperature(fraction, self.calibration_fractions,
                                              self.calibration_log_temperatures).exp()
