@@ -155,7 +155,7 @@ class LocationEmbedding(nn.Module):
             self.n_cols = grid.n_cols
             self.row_table, self.col_table = nn.Embedding(grid.n_rows, dim), nn.Embedding(grid.n_cols, dim)
         else:
-            raise ValueError(f"location_embedding (--location-embedding) must be one of "
+            raise ValueError(f"`location_embedding` must be one of "
                              f"{list(LOCATION_EMBEDDINGS)}, got {kind!r}")
 
     def forward(self, loc: torch.Tensor) -> torch.Tensor:
@@ -219,7 +219,7 @@ class HardAttentionNet(nn.Module):
         for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
             value = getattr(cfg or NetworkConfig(), name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be an int >= 1, got {value!r}")
+                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
         self.grid, self.num_classes, self.channels = grid, int(num_classes), int(channels)
         self.cfg = cfg or NetworkConfig()
         c = self.cfg

@@ -46,9 +46,9 @@ POLICIES = ("dense", "gaussian", "factorised")
 def check_policy(kind, std) -> None:
     """Refuse an unknown policy kind or a standard deviation that is not a finite number > 0."""
     if kind not in POLICIES:
-        raise ValueError(f"policy (--policy) must be one of {list(POLICIES)}, got {kind!r}")
+        raise ValueError(f"`policy` must be one of {list(POLICIES)}, got {kind!r}")
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0:
-        raise ValueError(f"policy_std (--policy-std) must be a finite number > 0 (the gaussian policy's standard "
+        raise ValueError(f"`policy_std` must be a finite number > 0 (the gaussian policy's standard "
                          f"deviation in normalised grid coordinates, [-1, 1] across the grid), got {std!r}")
 
 

@@ -76,9 +76,9 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     out = Path(out)
     cfg.check()
     if isinstance(run.num_supervised, bool) or not isinstance(run.num_supervised, int) or run.num_supervised < 0:
-        raise ValueError(f"num_supervised (--num-supervised) must be an int >= 0, got {run.num_supervised!r}")
+        raise ValueError(f"`num_supervised` must be an int >= 0, got {run.num_supervised!r}")
     if run.pretrain and (not isinstance(run.pretrain_iterations, int) or run.pretrain_iterations < 1):
-        raise ValueError(f"pretrain_iterations (--pretrain-iterations) must be an int >= 1, got "
+        raise ValueError(f"`pretrain_iterations` must be an int >= 1, got "
                          f"{run.pretrain_iterations!r}")
     train_ds = datasets["train"]
     grid = train_ds.grid
@@ -107,7 +107,7 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
         else:
             source = _epe_source(run)
             if source is None:
-                raise ValueError("--pretrain-locations heuristic needs --epe-first FILE or --sequences DIR")
+                raise ValueError("`pretrain_locations` heuristic needs `epe_first` FILE or `sequences` DIR")
             probs = heuristic_distribution(load_first_glimpse_epe(source, grid.num_locations), 1.0)
         pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
         pre = Trainer(pre_cfg, net, train, valid, out / "pretrain", seed, fixed_probs=probs.to(device),
@@ -173,11 +173,11 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
     from .trainer import check_checkpoint
 
     if out.exists() and not out.is_dir():
-        raise ArtifactError(f"--out {out} is a file, expected a run directory")
+        raise ArtifactError(f"`out` {out} is a file, expected a run directory")
     if (out / MANIFEST).is_file():
         stored = read_manifest(out)
         if stored.get("kind") != "attention-run":
-            raise ArtifactError(f"--out {out} holds a {stored.get('kind')!r} artefact, expected an 'attention-run' "
+            raise ArtifactError(f"`out` {out} holds a {stored.get('kind')!r} artefact, expected an 'attention-run' "
                                 "directory (or a new path)")
         old = dict(stored.get("config", {}))
         old["network"] = HardAttentionNet.complete_config(old.get("network"))  # fields it does not record: defaults
@@ -193,8 +193,8 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
             else:
                 diff = [] if a == b else [f"{key}: stored {a!r}, now {b!r}"]
             if diff:
-                raise ArtifactError(f"--out {out} holds a run made with other settings ({'; '.join(diff[:4])}); "
-                                    "use another --out or the same settings")
+                raise ArtifactError(f"`out` {out} holds a run made with other settings ({'; '.join(diff[:4])}); "
+                                    "use another `out` or the same settings")
     if run.pretrain:
         pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
         check_checkpoint(out / "pretrain" / "checkpoint" / "last.safetensors", pre_cfg, net.to_config(), seed,

@@ -46,7 +46,7 @@ class Supervision:
         """(num_train, glimpses) forced locations: the sequence for supervised rows, ``NO_GLIMPSE`` elsewhere."""
         if self.sequences.shape[1] > glimpses:
             raise ValueError(f"supervision sequences have {self.sequences.shape[1]} glimpses, longer than the "
-                             f"network's T={glimpses}; train with --glimpses {self.sequences.shape[1]} or more")
+                             f"network's T={glimpses}; train with `glimpses` {self.sequences.shape[1]} or more")
         if len(self.indices) and (int(self.indices.min()) < 0 or int(self.indices.max()) >= num_train):
             bad = self.indices[(self.indices < 0) | (self.indices >= num_train)][0]
             raise ValueError(f"supervised index {int(bad)} is outside the training split (indices 0..{num_train - 1})")
@@ -153,7 +153,7 @@ def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
     options than ``data_spec``'s (the training data's recorded spec): its sequences would point at other images."""
     split = config.get("split", "train")
     if split != "train":
-        raise ValueError(f"--sequences {store_dir} was designed on the {split!r} split, but supervision needs "
+        raise ValueError(f"`sequences` {store_dir} was designed on the {split!r} split, but supervision needs "
                          f"sequences of the training images (split 'train')")
     stored = (config.get("data") or {}).get("options")
     now = (data_spec or {}).get("options")
@@ -161,8 +161,8 @@ def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
         diff = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
         if diff:
             both = "; ".join(f"{k}: store {stored.get(k)!r}, training data {now.get(k)!r}" for k in diff)
-            raise ValueError(f"--sequences {store_dir} was designed on canvases with other dataset options than "
-                             f"this run's training data ({both}); pass the store's --dataset-option values")
+            raise ValueError(f"`sequences` {store_dir} was designed on canvases with other dataset options than "
+                             f"this run's training data ({both}); pass the store's `dataset_option` values")
 
 
 def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int, data_seed: int | None = None,
@@ -177,25 +177,25 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
 
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
-        raise FileNotFoundError(f"--sequences {store_dir} does not exist (expected a sequence store directory)")
+        raise FileNotFoundError(f"`sequences` {store_dir} does not exist (expected a sequence store directory)")
     store = SequenceStore.open(store_dir)
     config = store.config
     if config.get("dataset") != dataset:
-        raise ValueError(f"--sequences {store_dir} was built for dataset {config.get('dataset')!r}, "
+        raise ValueError(f"`sequences` {store_dir} was built for dataset {config.get('dataset')!r}, "
                          f"expected {dataset!r}")
     store_seed = (config.get("data") or {}).get("seed", config.get("seed"))  # the split seed of its images
     if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
-        raise ValueError(f"--sequences {store_dir} was made for the training data of seed {store_seed}, but this "
-                         f"run's training data uses seed {data_seed}: pass --data-seed {store_seed}")
+        raise ValueError(f"`sequences` {store_dir} was made for the training data of seed {store_seed}, but this "
+                         f"run's training data uses seed {data_seed}: pass `data_seed` {store_seed}")
     check_store_data(store_dir, config, data_spec)
     check_sensor(store.grid, grid, f"--sequences {store_dir}", f"the dataset {dataset}'s sensor")
     seqs = store.sequences()
     if not seqs:
-        raise ValueError(f"--sequences {store_dir} holds no sequences")
+        raise ValueError(f"`sequences` {store_dir} holds no sequences")
     indices = torch.tensor(sorted(seqs), dtype=torch.long)
     lengths = {len(seqs[int(i)]) for i in indices}
     if max(lengths) > glimpses:
-        raise ValueError(f"--sequences {store_dir} holds sequences of {max(lengths)} glimpses, longer than "
+        raise ValueError(f"`sequences` {store_dir} holds sequences of {max(lengths)} glimpses, longer than "
                          f"T={glimpses}")
     T = max(lengths)
     out = torch.full((len(indices), T), NO_GLIMPSE, dtype=torch.long)
@@ -203,7 +203,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
         s = torch.as_tensor(seqs[i]).long()
         out[row, : len(s)] = s
     if bool(((out != NO_GLIMPSE) & ((out < 0) | (out >= grid.num_locations))).any()):
-        raise ValueError(f"--sequences {store_dir} holds locations outside the grid's 0..{grid.num_locations - 1}")
+        raise ValueError(f"`sequences` {store_dir} holds locations outside the grid's 0..{grid.num_locations - 1}")
     return indices, out
 
 
@@ -230,11 +230,11 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
         return None
     if kind == "nogs":
         if sequences_dir is None:
-            raise ValueError("supervision 'nogs' needs --sequences DIR (a store written by `ppl-attention generate`)")
+            raise ValueError("supervision 'nogs' needs `sequences` DIR (a store written by `ppl-attention generate`)")
         cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses, data_seed, data_spec)
         if int(cand.min()) < 0 or int(cand.max()) >= num_train:
             bad = cand[(cand < 0) | (cand >= num_train)][0]
-            raise ValueError(f"--sequences {sequences_dir} holds index {int(bad)}, outside the training split "
+            raise ValueError(f"`sequences` {sequences_dir} holds index {int(bad)}, outside the training split "
                              f"(indices 0..{num_train - 1})")
         chosen = choose_supervised(cand, num_supervised, seed)
         return Supervision(kind, chosen, seqs[torch.searchsorted(cand, chosen)])
@@ -242,7 +242,7 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
     if kind in INVERSE_TEMPERATURE:
         source = epe_first if epe_first is not None else sequences_dir
         if source is None:
-            raise ValueError(f"supervision {kind!r} needs --epe-first FILE or --sequences DIR with first_glimpse.json")
+            raise ValueError(f"supervision {kind!r} needs `epe_first` FILE or `sequences` DIR with first_glimpse.json")
         epe = load_first_glimpse_epe(source, grid.num_locations)
         return Supervision(kind, chosen, heuristic_sequences(epe, len(chosen), glimpses, INVERSE_TEMPERATURE[kind],
                                                              seed))

@@ -119,24 +119,20 @@ class TrainConfig:
                      non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
                      optional_non_negative=("supervision_until", "attribute"), optional_positive=("supervision_anneal",))
         if self.supervision_reduction not in ("mean", "sum"):
-            raise ValueError(f"supervision_reduction (--supervision-reduction) must be 'mean' or 'sum', got "
+            raise ValueError(f"`supervision_reduction` must be 'mean' or 'sum', got "
                              f"{self.supervision_reduction!r}")
         if not isinstance(self.imitate, bool):
-            raise ValueError(f"imitate (--imitate) must be true or false, got {self.imitate!r}")
+            raise ValueError(f"`imitate` must be true or false, got {self.imitate!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr (--lr) must be a positive number, got {self.lr!r}")
+            raise ValueError(f"`lr` must be a positive number, got {self.lr!r}")
         f = self.supervised_fraction
         if f is not None and not (isinstance(f, (int, float)) and 0.0 <= f <= 1.0):
-            raise ValueError(f"supervised_fraction must be in [0, 1] (--supervised-fraction), got {f!r}")
+            raise ValueError(f"`supervised_fraction` must be in [0, 1], got {f!r}")
         q = self.supervision_probability
         if q is not None and not (isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q <= 1.0):
-            raise ValueError(f"supervision_probability (--supervision-probability) must be in (0, 1], got {q!r}")
+            raise ValueError(f"`supervision_probability` must be in (0, 1], got {q!r}")
         _check_lr_schedule(self)
         return self
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), optional_positive=()) -> None:
@@ -146,13 +142,13 @@ def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), op
         if value is None and name in optional_positive:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} ({_flag(name)}) must be an int >= 1, got {value!r}")
+            raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
     for name in non_negative + optional_non_negative:
         value = getattr(cfg, name)
         if value is None and name in optional_non_negative:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} ({_flag(name)}) must be a finite number >= 0, got {value!r}")
+            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
 
 
 def _check_lr_schedule(cfg: "TrainConfig") -> None:
@@ -160,10 +156,10 @@ def _check_lr_schedule(cfg: "TrainConfig") -> None:
     if cfg.lr_schedule not in ("constant", "step", "cosine"):
         raise ValueError(f"lr_schedule must be constant, step or cosine, got {cfg.lr_schedule!r}")
     if cfg.lr_schedule == "step" and not 0 < cfg.lr_decay <= 1:
-        raise ValueError(f"the step schedule needs lr_decay (--lr-decay) in (0, 1], got {cfg.lr_decay}")
+        raise ValueError(f"the step schedule needs `lr_decay` in (0, 1], got {cfg.lr_decay}")
     if cfg.lr_schedule == "cosine":
         if cfg.lr_horizon is None or cfg.lr_horizon < 1:
-            raise ValueError(f"the cosine schedule needs --lr-horizon N >= 1 (iterations of decay), got "
+            raise ValueError(f"the cosine schedule needs `lr_horizon` N >= 1 (iterations of decay), got "
                              f"{cfg.lr_horizon}")
         if not 0 <= cfg.lr_final <= 1:
             raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
@@ -226,7 +222,7 @@ class SplitData:
     def _label(self, labels: torch.Tensor) -> torch.Tensor:
         if labels.dim() == 2:  # multi-label: one binary attribute
             if self.attribute is None:
-                raise ValueError("the dataset is multi-label; choose one attribute with --attribute N")
+                raise ValueError("the dataset is multi-label; choose one attribute with `attribute` N")
             labels = labels[:, self.attribute]
         return labels.long()
 

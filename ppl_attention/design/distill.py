@@ -62,19 +62,19 @@ class TrainEPENetConfig:
         for name in ("epochs", "batch_size", "width", "hidden"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be an int >= 1, got {v!r}")
+                raise ValueError(f"`{name}` must be an int >= 1, got {v!r}")
         if isinstance(self.embedding, bool) or not isinstance(self.embedding, int) or self.embedding < 0:
-            raise ValueError(f"--embedding must be an int >= 0, got {self.embedding!r}")
+            raise ValueError(f"`embedding` must be an int >= 0, got {self.embedding!r}")
         for name, strict in (("lr", True), ("tau", True), ("weight_decay", False), ("rank_weight", False)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or \
                     (strict and v == 0):
-                raise ValueError(f"--{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} 0, "
+                raise ValueError(f"`{name}` must be a finite number {'>' if strict else '>='} 0, "
                                  f"got {v!r}")
         if self.positions not in ("table", "coords"):
-            raise ValueError(f"--positions must be table or coords, got {self.positions!r}")
+            raise ValueError(f"`positions` must be table or coords, got {self.positions!r}")
         if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
-            raise ValueError(f"--valid-fraction must be in [0, 1), got {self.valid_fraction!r}")
+            raise ValueError(f"`valid_fraction` must be in [0, 1), got {self.valid_fraction!r}")
         return self
 
 
@@ -176,7 +176,7 @@ def _split(data: MapData, fraction: float, seed: int) -> tuple[MapData, MapData 
         return data, None
     unique = data.keys.unique()
     if len(unique) < 2:
-        raise ValueError(f"--valid-fraction {fraction} needs at least 2 images, the stores hold {len(unique)}")
+        raise ValueError(f"`valid_fraction` {fraction} needs at least 2 images, the stores hold {len(unique)}")
     perm = unique[torch.randperm(len(unique), generator=generator(derive_seed(seed, "epe-net-split")))]
     n_valid = min(len(unique) - 1, max(1, round(fraction * len(unique))))
     valid = torch.isin(data.keys, perm[:n_valid])
@@ -246,7 +246,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
             net.bias.copy_(mean)
         else:
             raise ValueError("maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
-                             "other locations' table entries: train with --positions coords")
+                             "other locations' table entries: train with `positions` coords")
     best = {k: v.clone() for k, v in net.state_dict().items()}
     if (out / CHECKPOINT).is_file():
         state, best = _load(out / CHECKPOINT, net, opt, config)

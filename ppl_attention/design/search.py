@@ -315,7 +315,7 @@ def racing(score: Callable, weights, num_candidates: int, forbidden=None, candid
 
 def _check_proposal(proposal, num_candidates: int, name: str) -> torch.Tensor:
     if proposal is None:
-        raise ValueError(f"the {name} search needs an EPE-map network's prediction (generate --epe-net DIR)")
+        raise ValueError(f"the {name} search needs an EPE-map network's prediction (generate `epe_net` DIR)")
     p = torch.as_tensor(proposal, dtype=torch.float64).cpu()
     if p.shape != (num_candidates,):
         raise ValueError(f"the predicted EPE map must have shape ({num_candidates},) (one value per location of the "

@@ -144,7 +144,7 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     proposal = None
     if settings.search in NETWORK_SEARCHES:
         if problem.epe_net is None:
-            raise ValueError(f"the {settings.search} search needs an EPE-map network (generate --epe-net DIR)")
+            raise ValueError(f"the {settings.search} search needs an EPE-map network (generate `epe_net` DIR)")
         t0 = time.perf_counter()
         proposal = problem.epe_net(true_image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
         net_seconds = time.perf_counter() - t0

@@ -76,7 +76,7 @@ def check_train_avp_config(cfg: TrainAVPConfig) -> TrainAVPConfig:
     for name in ("dropout", "full_fraction"):
         value = getattr(cfg, name)
         if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-            raise ValueError(f"{name} (--{name.replace('_', '-')}) must lie in [0, 1], got {value!r}")
+            raise ValueError(f"`{name}` must lie in [0, 1], got {value!r}")
     if cfg.dropout == 1:
         raise ValueError("`dropout` must be < 1, got 1")
     return cfg

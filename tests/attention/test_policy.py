@@ -145,7 +145,7 @@ def test_a_fine_grid_network_runs_forward_and_backward():
 
 @pytest.mark.parametrize("kind, std, match", [("dense", 0.0, "policy_std"), ("gaussian", -1.0, "policy_std"),
                                               ("gaussian", float("nan"), "policy_std"),
-                                              ("conv", 0.2, "policy .*dense")])
+                                              ("conv", 0.2, "policy. .*dense")])
 def test_bad_policy_settings_are_refused(kind, std, match):
     with pytest.raises(ValueError, match=match):
         check_policy(kind, std)

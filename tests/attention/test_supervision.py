@@ -113,7 +113,7 @@ def test_store_made_for_the_data_of_another_seed_is_refused(tmp_path):
     store = make_store(tmp_path / "a", records={0: [1, 2, 3]}, seed=0)
     idx, _ = load_store_sequences(store, "cluttered-mnist", MNIST, 5, data_seed=0)
     assert idx.tolist() == [0]
-    with pytest.raises(ValueError, match="training data of seed 0.*uses seed 1: pass --data-seed 0"):
+    with pytest.raises(ValueError, match="training data of seed 0.*uses seed 1: pass `data_seed` 0"):
         build_supervision("nogs", 20, MNIST, 5, 1, 1, dataset="cluttered-mnist", sequences_dir=store, data_seed=1)
 
 
@@ -136,11 +136,11 @@ def test_heuristic_and_handcrafted_supervision(tmp_path):
     bboxes = torch.tensor([[16.0, 16.0, 28.0, 28.0]]).expand(100, 4)
     hgs = build_supervision("hgs", 100, MNIST, 5, 4, seed=0, annotations=lambda idx: {"bbox": bboxes[idx]})
     assert torch.equal(hgs.sequences, bbox_sequences(bboxes[:4], MNIST, 5))
-    with pytest.raises(ValueError, match="needs --epe-first"):
+    with pytest.raises(ValueError, match="needs `epe_first`"):
         build_supervision("h1", 100, MNIST, 4, 10, seed=3)
     with pytest.raises(ValueError, match="one per grid location"):
         build_supervision("h1", 100, MNIST, 4, 10, seed=3, epe_first=torch.zeros(5))
-    with pytest.raises(ValueError, match="needs --sequences"):
+    with pytest.raises(ValueError, match="needs `sequences`"):
         build_supervision("nogs", 100, MNIST, 4, 10, seed=3)
     with pytest.raises(ValueError, match="supervision must be one of"):
         build_supervision("oracle", 100, MNIST, 4, 10, seed=3)

@@ -60,7 +60,7 @@ def test_supervised_fraction_is_fixed_per_batch(toy, tmp_path):
     for i in range(5):
         _, _, forced = t.get_batch(i)
         assert int((forced != NO_GLIMPSE).any(1).sum()) == 4
-    with pytest.raises(ValueError, match="supervised_fraction must be in"):
+    with pytest.raises(ValueError, match="supervised_fraction. must be in"):
         make_trainer(toy, tmp_path, sup, supervised_fraction=1.5)
 
 
@@ -214,7 +214,7 @@ def test_learning_rate_schedules_are_pure_functions_of_the_iteration(toy, tmp_pa
     cos = TrainConfig(lr=1e-3, lr_schedule="cosine", lr_horizon=100, lr_final=0.1)
     assert scheduled_lr(cos, 0) == pytest.approx(1e-3) and scheduled_lr(cos, 50) == pytest.approx(5.5e-4)
     assert scheduled_lr(cos, 100) == pytest.approx(1e-4) == scheduled_lr(cos, 500)
-    with pytest.raises(ValueError, match="cosine schedule needs --lr-horizon"):
+    with pytest.raises(ValueError, match="cosine schedule needs `lr_horizon`"):
         make_trainer(toy, tmp_path, lr_schedule="cosine")
     trainer = make_trainer(toy, tmp_path, lr_schedule="step", lr_decay=0.5, lr_decay_every=2, iterations=4)
     trainer.run(progress=False)

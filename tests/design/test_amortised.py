@@ -243,7 +243,7 @@ def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_on
     assert torch.equal(data.locations, scored) and data.targets.shape == (len(data), 81)
     assert data.observed[1, 0] == 0 and not bool(data.allowed[1, 0]) and bool(data.allowed[0, 0])  # observed: masked
     cfg = TrainEPENetConfig(epochs=1, batch_size=4, width=4, hidden=8, valid_fraction=0.25)
-    with pytest.raises(ValueError, match="--positions coords"):
+    with pytest.raises(ValueError, match="`positions` coords"):
         train_epe_net(data, _avp(grid), _tiny(grid), tmp_path / "a", cfg, progress=False)
     net, history = train_epe_net(data, _avp(grid), _tiny(grid, positions="coords"), tmp_path / "b", cfg,
                                  progress=False)
