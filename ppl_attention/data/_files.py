@@ -102,6 +102,19 @@ class LazyChannelStats:
         return self._channel_stats()[1]
 
 
+class CachedImageFiles:
+    """A split of image files read through ``self.image_cache``: item ``i`` is its image, label and row index."""
+
+    indices: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.image_cache.image(i), "label": self.labels[i], "index": self.indices[i]}
+
+
 def stratified_indices(labels, n: int) -> torch.Tensor:
     """``n`` positions drawn across classes: the first item of each class, then the second of each, and so on.
 

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..sensor import GlimpseGrid
-from ._files import LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir
+from ._files import CachedImageFiles, LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir
 from .cache import ImageCache
 
 __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "scaled_celeba_grid"]
@@ -115,7 +115,7 @@ def _stats(root: str, annotations: str, size: int, limit: int):
     return channel_stats(train, limit)
 
 
-class CelebAHQ(LazyChannelStats, Dataset):
+class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
     """CelebA-HQ faces resized to ``size`` (default 224), with one attribute (binary) or all 40 (multilabel).
 
     Args:
@@ -191,13 +191,6 @@ class CelebAHQ(LazyChannelStats, Dataset):
                 return lower.index(attribute.lower())
         raise ValueError(f"attribute must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; "
                          f"got {attribute!r}")
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        image = self.image_cache.image(i)
-        return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:
         what = "all" if self.attribute is None else self.attribute_names[self.attribute]

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from ..sensor import GlimpseGrid
 from ..runtime import derive_seed, generator
-from ._files import LazyChannelStats, channel_stats, require_dir
+from ._files import CachedImageFiles, LazyChannelStats, channel_stats, require_dir
 from .cache import ImageCache
 
 __all__ = ["ImageFolderCSV", "read_labels_csv", "read_class_folders"]
@@ -105,7 +105,7 @@ def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, l
     return channel_stats(ds, limit)
 
 
-class ImageFolderCSV(LazyChannelStats, Dataset):
+class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
     """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``;
     without that file, torchvision's ImageFolder layout (``root/CLASS/IMAGE``, the subfolder is the label).
 
@@ -177,13 +177,6 @@ class ImageFolderCSV(LazyChannelStats, Dataset):
         self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
                            float(test_fraction), self.grayscale, int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(self.channels), torch.ones(self.channels))
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        image = self.image_cache.image(i)
-        return {"image": image, "label": self.labels[i], "index": self.indices[i]}
 
     def __repr__(self) -> str:
         return f"ImageFolderCSV(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"

@@ -53,3 +53,29 @@ def toy():
 @pytest.fixture(autouse=True)
 def _one_thread(one_thread):
     """The networks here are tiny (see tests/conftest.py's ``one_thread``)."""
+
+
+@pytest.fixture
+def resume_without(toy, tmp_path):
+    """Run two of four toy iterations, let ``drop(manifest_config, checkpoint_meta)`` delete settings (as a run
+    made before they existed), then resume: the resumed run's summary."""
+    def run(drop):
+        import json
+
+        from ppl_attention.artifacts import load_checkpoint, save_checkpoint
+        from ppl_attention.attention.network import NetworkConfig
+        from ppl_attention.attention.run import RunConfig, train_run
+        from ppl_attention.attention.trainer import TrainConfig
+
+        cfg = TrainConfig(glimpses=2, iterations=4, batch_size=16, validate_every=2, tensorboard=False)
+        net_cfg = NetworkConfig(hidden=16, glimpse_dim=8)
+        args = (RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"))
+        train_run(*args, progress=False, stop_at=2, figures=False)
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        path = tmp_path / "checkpoint" / "last.safetensors"
+        tensors, meta = load_checkpoint(path)
+        drop(manifest["config"], meta)
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        save_checkpoint(path, tensors, meta)
+        return train_run(*args, progress=False, figures=False)
+    return run

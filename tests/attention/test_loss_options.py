@@ -69,27 +69,13 @@ def test_no_imitation_keeps_the_frozen_canvases_and_forces_nothing(toy, tmp_path
         TrainConfig(imitate="no").check()
 
 
-def test_a_run_written_before_the_loss_options_resumes(toy, tmp_path):
+def test_a_run_written_before_the_loss_options_resumes(resume_without):
     """A run whose manifest and checkpoint lack the new settings (made before they existed) resumes with their
     defaults, which are what it was trained with."""
-    import json
+    def drop(config, meta):
+        for train in (config["train"], meta["train_config"]):
+            for key in ("imitate", "supervision_reduction", "supervision_anneal"):
+                del train[key]
 
-    from ppl_attention.artifacts import load_checkpoint, save_checkpoint
-    from ppl_attention.attention.network import NetworkConfig
-    from ppl_attention.attention.run import RunConfig, train_run
-
-    cfg = TrainConfig(glimpses=2, iterations=4, batch_size=16, validate_every=2, tensorboard=False)
-    net_cfg = NetworkConfig(hidden=16, glimpse_dim=8)
-    train_run(RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"), progress=False,
-              stop_at=2, figures=False)
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    path = tmp_path / "checkpoint" / "last.safetensors"
-    tensors, meta = load_checkpoint(path)
-    for train in (manifest["config"]["train"], meta["train_config"]):
-        for key in ("imitate", "supervision_reduction", "supervision_anneal"):
-            del train[key]
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    save_checkpoint(path, tensors, meta)
-    s = train_run(RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"), progress=False,
-                  figures=False)
+    s = resume_without(drop)
     assert s["iterations"] == 4

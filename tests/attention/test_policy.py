@@ -155,25 +155,13 @@ def test_bad_policy_settings_are_refused(kind, std, match):
         small_net("dense", location_embedding="conv")
 
 
-def test_a_run_written_before_policies_resumes(toy, tmp_path):
+def test_a_run_written_before_policies_resumes(resume_without):
     """A run whose manifest and checkpoint hold no ``policy`` fields (made before they existed) resumes as dense."""
-    from ppl_attention.artifacts import load_checkpoint, save_checkpoint
-    from ppl_attention.attention.run import RunConfig, train_run
-    from ppl_attention.attention.trainer import TrainConfig
+    def drop(config, meta):
+        for network in (config["network"]["network"], meta["network"]["network"]):
+            del network["policy"], network["policy_std"]
 
-    cfg = TrainConfig(glimpses=2, iterations=4, batch_size=16, validate_every=2, tensorboard=False)
-    net_cfg = NetworkConfig(hidden=16, glimpse_dim=8)
-    train_run(RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"), progress=False,
-              stop_at=2, figures=False)
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    path = tmp_path / "checkpoint" / "last.safetensors"
-    tensors, meta = load_checkpoint(path)
-    for network in (manifest["config"]["network"]["network"], meta["network"]["network"]):
-        del network["policy"], network["policy_std"]
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    save_checkpoint(path, tensors, meta)
-    s = train_run(RunConfig(dataset="toy"), cfg, net_cfg, toy, tmp_path, 0, torch.device("cpu"), progress=False,
-                  figures=False)
+    s = resume_without(drop)
     assert s["iterations"] == 4
 
 
