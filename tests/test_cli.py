@@ -38,3 +38,27 @@ def test_faiss_loader_info_lines_are_quiet():
     assert out.returncode == 0, out.stderr
     assert "still logging" in out.stderr
     assert "faiss.loader" not in out.stderr and "ModuleNotFoundError" not in out.stderr
+
+
+def test_light_parser_lists_every_subcommand_in_pipeline_order():
+    from ppl_attention.cli import COMMANDS
+
+    full = next(a for a in build_parser()._actions if a.dest == "command")
+    listed = [a.dest for a in full._choices_actions]
+    assert sorted(listed) == sorted(name for name, _ in COMMANDS)  # COMMANDS names every registered command
+    assert listed == [name for name, _ in COMMANDS]
+    assert listed.index("train-avp") < listed.index("build-prior") < listed.index("generate") < listed.index("train")
+
+
+def test_help_and_version_start_without_torch():
+    code = ("import sys; from ppl_attention.cli import main\n"
+            "for argv in (['--help'], ['--version']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit as e: assert e.code == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "generate --avp AVP --prior PRIOR" in out.stdout  # the epilog shows the pipeline
+    from ppl_attention import __version__
+
+    assert f"ppl-attention {__version__}" in out.stdout

@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..artifacts import atomic_write_json
-
 __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
            "check_number", "set_threads"]
 
 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
     """Write ``summary.json`` (or ``name``) next to a command's outputs and print a short version."""
+    from ..artifacts import atomic_write_json
+
     path = atomic_write_json(Path(out_dir) / name, summary)
     print_summary(summary)
     print(f"summary written to {path}")
