@@ -70,7 +70,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
             kwargs.update(type=str)
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        group.add_argument(_flag(f.name), **kwargs)
+        group.add_argument(_flag(f.metadata.get("flag", f.name)), **kwargs)
+        for old in f.metadata.get("old_flags", ()):  # earlier spellings, still read but not shown
+            group.add_argument(old, **{**kwargs, "help": argparse.SUPPRESS})
 
 
 #: Where the named presets live: ``presets/NAME.yaml`` in the package (shipped as package data).

@@ -144,12 +144,17 @@ def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:
     parser = _subparser(command)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
     ns = argparse.Namespace(**{d: a.default for d, a in actions.items()})
+    for a in list(actions.values()):  # the flags' names too: glimpses= for --glimpses, whatever its dest
+        for flag in a.option_strings:
+            if flag.startswith("--") and a.help != argparse.SUPPRESS:
+                actions.setdefault(flag[2:].replace("-", "_"), a)
     ns.func = parser.get_default("func")
     ns.command = command
     for name, value in options.items():
         if name not in actions:
             raise TypeError(f"{command}: unknown option {name!r}; expected one of {sorted(actions)}")
         action = actions[name]
+        name = action.dest
         if isinstance(value, os.PathLike):
             value = Path(value) if action.type is Path else str(Path(value))
         elif isinstance(value, str) and action.type is Path:
@@ -216,8 +221,6 @@ def design_sequences(out, avp, prior, *, seed: int = 0, device: str = "auto", qu
     """Near-optimal glimpse sequences by greedy EPE minimisation for the first ``num_images`` training images,
     into a resumable sequence store ``out`` (``ppl-attention generate``; options such as ``num_images``,
     ``glimpses``, ``num_samples``, ``search``)."""
-    if "glimpses" in options:
-        options["T"] = options.pop("glimpses")
     summary = _run("generate", out, quiet, out=str(out), avp=str(Path(avp)), prior=str(Path(prior)), seed=seed,
                    device=device, **options)
     return SequencesHandle(Path(out), summary)

@@ -62,3 +62,16 @@ def test_help_and_version_start_without_torch():
     from ppl_attention import __version__
 
     assert f"ppl-attention {__version__}" in out.stdout
+
+
+def test_one_name_and_one_default_for_the_glimpse_count():
+    from ppl_attention.attention.trainer import TrainConfig
+    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.demo import DemoConfig
+    from ppl_attention.posterior.training import TrainAVPConfig
+
+    assert GenerateConfig().T == TrainConfig().glimpses == TrainAVPConfig().max_glimpses == DemoConfig().glimpses
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("train-avp", "evaluate-avp", "generate", "train", "demo"):
+        shown = {s for a in sub.choices[name]._actions if a.help != "==SUPPRESS==" for s in a.option_strings}
+        assert "--glimpses" in shown and "-T" not in shown and "--max-glimpses" not in shown, name

@@ -114,7 +114,12 @@ class TrainConfig:
         return self
 
 
-def _flag(name: str) -> str:
+def _flag(name: str, cfg=None) -> str:
+    """The CLI flag of field ``name`` (of dataclass ``cfg``: its ``flag`` metadata when it has one)."""
+    import dataclasses
+
+    if cfg is not None and dataclasses.is_dataclass(cfg):
+        name = next((f.metadata.get("flag", name) for f in dataclasses.fields(cfg) if f.name == name), name)
     return "--" + name.replace("_", "-")
 
 
@@ -125,13 +130,13 @@ def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), op
         if value is None and name in optional_positive:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} ({_flag(name)}) must be an int >= 1, got {value!r}")
+            raise ValueError(f"{name} ({_flag(name, cfg)}) must be an int >= 1, got {value!r}")
     for name in non_negative + optional_non_negative:
         value = getattr(cfg, name)
         if value is None and name in optional_non_negative:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} ({_flag(name)}) must be a finite number >= 0, got {value!r}")
+            raise ValueError(f"{name} ({_flag(name, cfg)}) must be a finite number >= 0, got {value!r}")
 
 
 def _check_lr_schedule(cfg: "TrainConfig") -> None:

@@ -81,7 +81,7 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
         if net_cfg.backbone_weights is not None and not Path(net_cfg.backbone_weights).is_file():
             raise FileNotFoundError(f"--backbone-weights {net_cfg.backbone_weights} does not exist (expected a "
                                     ".safetensors file)")
-    check_int("--num-supervised", run.num_supervised, minimum=0)
+    check_int("--num-supervised", run.num_supervised, minimum=0, optional=True)
     check_int("--pretrain-iterations", run.pretrain_iterations)
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
