@@ -3,11 +3,12 @@
 ``ppl-attention``, ``--help`` and ``--version`` build a light parser from :data:`COMMANDS` without importing any
 command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands` (names not starting with ``_``) defines
 ``register(subparsers, common)`` and adds its subcommands with ``parents=[common]``, so the shared options
-``--device``, ``--seed``, ``--config`` and ``--verbose`` work after any subcommand.
+``--device``, ``--seed``, ``--config``, ``--verbose`` and ``--no-progress`` work after any subcommand.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import sys
@@ -52,6 +53,7 @@ def common_options() -> argparse.ArgumentParser:
                    "named preset (e.g. cluttered-mnist-fine; `ppl-attention datasets` lists them); flags given on the "
                    "command line override it")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return common
 
 
@@ -113,6 +115,25 @@ def error_message(e: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+@contextlib.contextmanager
+def _progress_bars(show: bool):
+    """``--no-progress``: every tqdm bar the command draws is disabled, whatever its ``disable`` argument."""
+    if show:
+        yield
+        return
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def hidden(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "disable": True})
+    std.tqdm.__init__ = hidden
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+
+
 def main(argv=None) -> int:
     """Run one subcommand: 0 on success, 2 with one ``error:`` line on stderr for every expected failure (the
     traceback only with ``-v``), 1 when no subcommand was given."""
@@ -131,7 +152,8 @@ def main(argv=None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     try:
-        result = args.func(args)
+        with _progress_bars(not getattr(args, "no_progress", False)):
+            result = args.func(args)
     except _expected_errors() as e:
         if verbose:
             import traceback

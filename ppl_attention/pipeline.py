@@ -188,8 +188,11 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
     """Run subcommand ``command``; returns the summary it wrote into ``where`` (``where/summary.json``)."""
     from .artifacts import read_json
 
+    from .cli import _progress_bars
+
     ns = _namespace(command, {k: v for k, v in options.items() if v is not None})
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
+            _progress_bars(not getattr(ns, "no_progress", False)):
         ns.func(ns)
     summary = Path(where) / "summary.json"
     return read_json(summary) if summary.is_file() else {}

@@ -75,3 +75,24 @@ def test_one_name_and_one_default_for_the_glimpse_count():
     for name in ("train-avp", "evaluate-avp", "generate", "train", "demo"):
         shown = {s for a in sub.choices[name]._actions if a.help != "==SUPPRESS==" for s in a.option_strings}
         assert "--glimpses" in shown and "-T" not in shown and "--max-glimpses" not in shown, name
+
+
+def test_no_progress_is_shared_by_every_command_and_hides_every_bar(monkeypatch):
+    import ppl_attention.cli as cli
+    from tqdm import tqdm
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert "--no-progress" in {s for a in p._actions for s in a.option_strings}, name
+    seen = []
+
+    def fake(args):
+        seen.append(tqdm(range(3), disable=False).disable)  # a bar that asks to be shown
+        return 0
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda light=False: parser)
+    parser.set_defaults(func=fake)
+    for p in next(a for a in parser._actions if a.dest == "command").choices.values():
+        p.set_defaults(func=fake)
+    assert main(["datasets", "--no-progress"]) == 0 and main(["datasets"]) == 0
+    assert seen == [True, False]

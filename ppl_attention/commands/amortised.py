@@ -29,7 +29,6 @@ def register(sub, common):
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_arguments(p, TrainEPENetConfig)
     add_dataset_arguments(p, reads="the stores and the AVP")
     p.set_defaults(func=run_train)
@@ -71,7 +70,6 @@ def register(sub, common):
                         "exhaustive search is not rerun (nor timed)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_dataset_arguments(e, reads="the AVP and the prior")
     e.set_defaults(func=run_evaluate)
 

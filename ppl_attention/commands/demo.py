@@ -13,7 +13,6 @@ def register(sub, common):
                        "second run is quick and an interrupted one resumes.")
     p.add_argument("--quick", action="store_true", help="the same pipeline scaled down to about a minute on two "
                    "CPU cores, into runs/demo-quick (flags given still override its settings)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     add_config_arguments(p, DemoConfig)
     p.set_defaults(func=run)
 

@@ -19,7 +19,6 @@ def register(sub, common):
                        description="Train a hard-attention network with partial supervision. Running the same "
                        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; "
                    "1 is fastest for the small MNIST network on a busy machine)")
     p.add_argument("--pretrain", action="store_const", const=True, default=None,
