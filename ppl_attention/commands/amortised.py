@@ -7,6 +7,8 @@ exhaustive search and the seconds per sequence of every search, in one run.
 """
 from __future__ import annotations
 
+import argparse
+
 from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
@@ -49,7 +51,8 @@ def register(sub, common):
                    help="held-out split (default: test)")
     e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
     e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
-    e.add_argument("-T", "--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
+    e.add_argument("--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
+    e.add_argument("-T", dest="T", type=int, default=4, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
     e.add_argument("--first-num-samples", type=int, default=None,
                    help="prior samples of the first-glimpse map (default: --num-samples)")
@@ -105,7 +108,7 @@ def _reference_store(args, indices):
         raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
                             + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
     if store.T < args.T:
-        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, -T asks for {args.T}")
+        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, --glimpses asks for {args.T}")
     missing = [i for i in indices if not store.has(i)]
     if missing:
         raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
@@ -200,7 +203,7 @@ def run_evaluate(args):
     check_out_dir(args.out)
     check_int("--num-images", args.num_images)
     check_int("--first-image", args.first_image, minimum=0)
-    check_int("-T/--glimpses", args.T, minimum=2)
+    check_int("--glimpses", args.T, minimum=2)
     check_int("--num-samples", args.num_samples)
     check_int("--first-num-samples", args.first_num_samples, optional=True)
     check_int("--k1", args.k1)
