@@ -8,7 +8,6 @@ exhaustive search and the seconds per sequence of every search, in one run.
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
