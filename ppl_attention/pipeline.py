@@ -144,7 +144,7 @@ def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:
     parser = _subparser(command)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
     ns = argparse.Namespace(**{d: a.default for d, a in actions.items()})
-    for a in list(actions.values()):  # the flags' names too: glimpses= for --glimpses, whatever its dest
+    for a in parser._actions:  # the flags' names too: glimpses= for --glimpses, whatever its dest
         for flag in a.option_strings:
             if flag.startswith("--") and a.help != argparse.SUPPRESS:
                 actions.setdefault(flag[2:].replace("-", "_"), a)

@@ -37,6 +37,7 @@ def test_tensor_dataset_refuses_bad_tensors(tmp_path, images, labels, match):
 def test_options_are_the_subcommands_and_unknown_ones_are_refused(tmp_path):
     ns = _namespace("generate", {"num_images": 3, "out": tmp_path / "s"})
     assert ns.num_images == 3 and ns.out == str(tmp_path / "s") and ns.search is None
+    assert _namespace("train-avp", {"glimpses": 3}).max_glimpses == 3  # a flag's name, whatever its dest
     with pytest.raises(TypeError, match="unknown option 'num_imagez'"):
         _namespace("generate", {"num_imagez": 3})
 
