@@ -45,6 +45,9 @@ class DemoConfig:
     iterations: int = field(default=3000, metadata={"help": "hard-attention training iterations per run"})
     validate_every: int = field(default=100, metadata={"help": "validation interval (iterations)"})
     seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "seeds of the RAM and PS-NOGS runs"})
+    threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for torch (default: torch's "
+                                                                   "choice; 1 is fastest for these small networks "
+                                                                   "on a busy machine)"})
 
     @classmethod
     def quick(cls, **changes) -> "DemoConfig":
@@ -52,7 +55,7 @@ class DemoConfig:
         short training runs (figures that show each stage's output, not the paper's numbers)."""
         small = dict(out=Path("runs/demo-quick"), avp_epochs=3, avp_train_size=2000, avp_calibrate=False,
                      evaluation_draws=2, num_sequences=16, num_samples=20, glimpses=4, iterations=200,
-                     validate_every=50)
+                     validate_every=50, threads=1)
         return replace(cls(), **{**small, **changes})
 
 
@@ -102,7 +105,9 @@ def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: s
 def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the results table as a dict and writes ``out/summary.json``."""
     from . import pipeline as pl
+    from .commands._common import set_threads
 
+    set_threads(cfg.threads, "threads")
     out = Path(cfg.out)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)

@@ -34,4 +34,4 @@ def test_quick_scales_the_pipeline_down_and_flags_still_override(monkeypatch):
     cfg = seen["cfg"]
     assert cfg.iterations == 50 and seen["progress"] is False
     assert cfg.num_sequences == demo.DemoConfig.quick().num_sequences < demo.DemoConfig().num_sequences
-    assert str(cfg.out) == "runs/demo-quick" and cfg.avp_train_size is not None
+    assert str(cfg.out) == "runs/demo-quick" and cfg.avp_train_size is not None and cfg.threads == 1
