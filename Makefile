@@ -1,10 +1,10 @@
-# Two commands for a fresh machine with only Python: `make demo` and `make test`.
+# Two commands for a fresh machine with only Python: `make demo` and `make test` (and `make docs`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: demo test venv venv-dev benchmarks clean
+.PHONY: demo test docs venv venv-dev benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m mkdocs build --strict
+
 benchmarks: $(VENV)/.installed-dev
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -1,13 +1,33 @@
 """ppl_attention: near-optimal glimpse sequences by Bayesian optimal experimental design, and hard-attention
-networks trained with them as partial supervision (PS-NOGS)."""
+networks trained with them as partial supervision (PS-NOGS).
+
+The names below are imported on first use, so that ``ppl-attention --help`` starts without torch.
+"""
+import importlib as _importlib
 import logging as _logging
 
 # faiss's loader logs at INFO every CPU-specific build it tries and fails to load (with a ModuleNotFoundError),
 # which reads like a failure; only its warnings are worth showing.  Set here, before anything imports faiss.
 _logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
 
-from .data import load_dataset
-from .sensor import GlimpseGrid, Sensor
-from .sequences import read_paper_sequences, write_paper_sequences
+__version__ = "0.1.0"
 
-__all__ = ["Sensor", "GlimpseGrid", "load_dataset", "read_paper_sequences", "write_paper_sequences"]
+_WHERE = {"Sensor": "sensor", "GlimpseGrid": "sensor", "load_dataset": "data",
+          "read_paper_sequences": "sequences", "write_paper_sequences": "sequences",
+          **{name: "pipeline" for name in ("train_avp", "build_prior", "design_sequences", "train_attention",
+                                            "evaluate", "tensor_dataset", "Dataset", "AVPHandle", "PriorHandle",
+                                            "SequencesHandle", "RunHandle")}}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(_importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

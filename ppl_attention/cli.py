@@ -1,19 +1,46 @@
 """``ppl-attention``: one command, one subcommand per stage.
 
-Each module in :mod:`ppl_attention.commands` (names not starting with ``_``) defines
+``ppl-attention``, ``--help`` and ``--version`` build a light parser from :data:`COMMANDS` without importing any
+command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands` (names not starting with ``_``) defines
 ``register(subparsers, common)`` and adds its subcommands with ``parents=[common]``, so the shared options
-``--device``, ``--seed``, ``--config`` and ``--verbose`` work after any subcommand.
+``--device``, ``--seed``, ``--config``, ``--verbose`` and ``--no-progress`` work after any subcommand.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import sys
 
 from . import commands as _commands_pkg
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: Every subcommand in pipeline order, with its one-line help for the light top-level parser (a test checks
+#: that it matches what the command modules register).
+COMMANDS = (
+    ("datasets", "list the datasets, or draw samples of one"),
+    ("train-avp", "1. train the AVP g(label | glimpses) on random glimpses"),
+    ("evaluate-avp", "accuracy, NLL and ECE of an AVP against the number of glimpses"),
+    ("build-prior", "2. build the image prior of the completions"),
+    ("compare-completion", "compare image completions: importance sampling, NUTS in a VAE, conditional GAN"),
+    ("generate", "3. near-optimal glimpse sequences by sequential BOED"),
+    ("train-epe-net", "train a network that predicts every step's EPE map in one pass"),
+    ("evaluate-epe-net", "regret of the amortised and hybrid searches against the exhaustive search"),
+    ("export-sequences", "write a sequence store in the paper's format"),
+    ("import-sequences", "read the paper's released sequences into a store"),
+    ("plot", "figures of sequence stores (EPE maps, validity, EPE calibration)"),
+    ("train", "4. train a hard-attention network (RAM, RAM+, PS-NOGS, PS-H1/H5, PS-HGS)"),
+    ("plot-attention", "validation curves of several training runs"),
+    ("baselines", "low-FLOP CNN baselines: accuracy against FLOPs"),
+    ("demo", "all of the above on cluttered MNIST (--quick: about a minute)"),
+)
+
+EPILOG = """the pipeline (each stage reads the dataset from the artefacts before it):
+  train-avp --dataset D --out AVP  ->  build-prior --dataset-from AVP --out PRIOR
+  ->  generate --avp AVP --prior PRIOR --out SEQS  ->  train --supervision nogs --sequences SEQS --out RUN
+`ppl-attention COMMAND --help` for a command's options; `ppl-attention demo` runs it all."""
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -26,6 +53,7 @@ def common_options() -> argparse.ArgumentParser:
                    "named preset (e.g. cluttered-mnist-fine; `ppl-attention datasets` lists them); flags given on the "
                    "command line override it")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return common
 
 
@@ -35,15 +63,29 @@ def command_modules():
     return [importlib.import_module(f"{_commands_pkg.__name__}.{name}") for name in names]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(light: bool = False) -> argparse.ArgumentParser:
+    """The ``ppl-attention`` parser, subcommands in pipeline order; ``light``: names and help only (no command
+    module imported), enough for ``--help`` and ``--version``."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog="ppl-attention",
-        description="Near-optimal glimpse sequences by Bayesian optimal experimental design, and hard-attention "
+        prog="ppl-attention", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Near-optimal glimpse sequences by Bayesian optimal experimental design, and hard-attention\n"
                     "networks trained with them as partial supervision (PS-NOGS).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if light:
+        for name, text in COMMANDS:
+            sub.add_parser(name, help=text, add_help=False)
+        return parser
     common = common_options()
     for module in command_modules():
         module.register(sub, common)
+    order = {name: i for i, (name, _) in enumerate(COMMANDS)}
+    helps = dict(COMMANDS)
+    sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))
+    for action in sub._choices_actions:
+        action.help = helps.get(action.dest, action.help)
     return parser
 
 
@@ -73,9 +115,34 @@ def error_message(e: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+@contextlib.contextmanager
+def _progress_bars(show: bool):
+    """``--no-progress``: every tqdm bar the command draws is disabled, whatever its ``disable`` argument."""
+    if show:
+        yield
+        return
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def hidden(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "disable": True})
+    std.tqdm.__init__ = hidden
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+
+
 def main(argv=None) -> int:
     """Run one subcommand: 0 on success, 2 with one ``error:`` line on stderr for every expected failure (the
     traceback only with ``-v``), 1 when no subcommand was given."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "--version"):  # no command module needed: start without torch
+        parser = build_parser(light=True)
+        parser.parse_args(argv)
+        parser.print_help()
+        return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -85,7 +152,8 @@ def main(argv=None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     try:
-        result = args.func(args)
+        with _progress_bars(not getattr(args, "no_progress", False)):
+            result = args.func(args)
     except _expected_errors() as e:
         if verbose:
             import traceback

@@ -56,8 +56,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
         help_text = f"{help_text} (default: {default})".strip()
         kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=help_text)
         origin = typing.get_origin(tp)
-        if tp is bool:
-            kwargs.update(type=_parse_bool, metavar="BOOL")
+        if tp is bool:  # --flag turns it on, --no-flag off (--flag BOOL is read too)
+            kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="BOOL",
+                          help=f"{help_text}; --no-{f.metadata.get('flag', f.name).replace('_', '-')} turns it off")
         elif origin in (list, tuple) or tp in (list, tuple):
             args = typing.get_args(tp)
             item = args[0] if args else str
@@ -70,7 +71,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, 
             kwargs.update(type=str)
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        group.add_argument(_flag(f.name), **kwargs)
+        group.add_argument(_flag(f.metadata.get("flag", f.name)), **kwargs)
+        for old in f.metadata.get("old_flags", ()):  # earlier spellings, still read but not shown
+            group.add_argument(old, **{**kwargs, "help": argparse.SUPPRESS})
+        if tp is bool:
+            group.add_argument("--no-" + _flag(f.metadata.get("flag", f.name))[2:], dest=f.name,
+                               action="store_const", const=False, help=argparse.SUPPRESS)
 
 
 #: Where the named presets live: ``presets/NAME.yaml`` in the package (shipped as package data).

@@ -1,16 +1,17 @@
 """The main job, end to end on cluttered MNIST: AVP -> prior -> near-optimal sequences -> RAM vs PS-NOGS.
 
-Each stage runs the same ``ppl-attention`` subcommand a user would run, into a sub-folder of ``out``, and is
-skipped when its finished artefact is already there, so a second run only redoes what is missing (and an
-interrupted run resumes: every stage below resumes on its own).
+Each stage is a :mod:`ppl_attention.pipeline` function writing into a sub-folder of ``out``, skipped when its
+finished artefact is already there, so a second run only redoes what is missing (and an interrupted run resumes:
+every stage resumes on its own).  :meth:`DemoConfig.quick` is the same pipeline scaled down to about a minute.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
 from .artifacts import atomic_write_json, atomic_write_text, read_json, write_manifest
 from .config import config_to_dict
@@ -29,26 +30,34 @@ class DemoConfig:
     out: Path = field(default=Path("runs/demo"), metadata={"help": "where every artefact goes"})
     dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset (bundled digits need no --root)"})
     avp_epochs: int = field(default=12, metadata={"help": "AVP training epochs"})
+    avp_train_size: Optional[int] = field(default=None, metadata={"help": "AVP training canvases per epoch "
+                                                                          "(default: the dataset's)"})
+    avp_calibrate: bool = field(default=True, metadata={"help": "fit the AVP's temperature on validation data"})
+    evaluation_draws: int = field(default=20, metadata={"help": "random glimpse sets per test image and t in the "
+                                                                 "AVP's evaluation"})
     prior_size: int = field(default=100_000, metadata={"help": "canvases in the image database (a dataset whose "
                                                                 "prior is the paper's database)"})
     pca_components: int = field(default=256, metadata={"help": "PCA components of the database's index"})
     num_sequences: int = field(default=600, metadata={"help": "training images given near-optimal sequences"})
-    glimpses: int = field(default=4, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
+    glimpses: int = field(default=5, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
     num_samples: int = field(default=50, metadata={"help": "image completions per BOED step"})
     search: str = field(default="halving", metadata={"help": "candidate search",
                                                        "choices": ["exhaustive", "halving", "coarse"]})
     iterations: int = field(default=3000, metadata={"help": "hard-attention training iterations per run"})
     validate_every: int = field(default=100, metadata={"help": "validation interval (iterations)"})
     seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "seeds of the RAM and PS-NOGS runs"})
+    threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for torch (default: torch's "
+                                                                   "choice; 1 is fastest for these small networks "
+                                                                   "on a busy machine)"})
 
-
-def _run(argv: list[str]) -> None:
-    from .cli import main
-
-    log.debug("ppl-attention %s", " ".join(argv))
-    code = main(argv)
-    if code != 0:
-        raise RuntimeError(f"stage `ppl-attention {' '.join(argv)}` failed with exit code {code}")
+    @classmethod
+    def quick(cls, **changes) -> "DemoConfig":
+        """The whole pipeline in about a minute on two CPU cores: a small uncalibrated AVP, 16 designed images,
+        short training runs (figures that show each stage's output, not the paper's numbers)."""
+        small = dict(out=Path("runs/demo-quick"), avp_epochs=3, avp_train_size=2000, avp_calibrate=False,
+                     evaluation_draws=2, num_sequences=16, num_samples=20, glimpses=4, iterations=200,
+                     validate_every=50, threads=1)
+        return replace(cls(), **{**small, **changes})
 
 
 def _stage(i: int, name: str, done: bool, action, timings: dict) -> None:
@@ -64,58 +73,85 @@ def _stage(i: int, name: str, done: bool, action, timings: dict) -> None:
     print(f"{header}: done in {timings[name]:.0f} s", flush=True)
 
 
-def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
+def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: str, runs=None) -> None:
+    """The demo's figures, drawn above the stages: samples across classes, one image's EPE maps, the curves."""
+    if kind == "dataset":
+        from .pipeline import Dataset
+        from .plots.data import plot_samples
+
+        plot_samples(Dataset(cfg.dataset).load("train", seed=seed), figures / "dataset.png")
+    elif kind == "epe":
+        from .pipeline import Dataset, SequencesHandle
+        from .plots.design import plot_epe_steps
+
+        store = SequencesHandle(sequences).load()
+        first = min(store.indices())
+        image = Dataset(cfg.dataset).load(store.config.get("split", "train"), seed=seed)[first]["image"]
+        plot_epe_steps(store.epe_maps(first), store.record(first)["locations"], store.grid, figures / "epe.png",
+                       image, title=f"{cfg.dataset} image {first}: EPE of every candidate")
+    else:
+        import csv
+
+        from .plots.attention import plot_validation_curves
+
+        groups = {}
+        for method, dirs in runs.items():
+            for d in dirs:
+                with open(d / "log.csv", encoding="utf-8") as f:
+                    groups.setdefault(method, []).append([{k: float(v) for k, v in r.items()}
+                                                          for r in csv.DictReader(f)])
+        plot_validation_curves(groups, figures / "validation_curves.png", ylabel="validation accuracy")
+
+
+def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the results table as a dict and writes ``out/summary.json``."""
+    from . import pipeline as pl
+    from .commands._common import set_threads
+
+    set_threads(cfg.threads, "threads")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, "demo", config_to_dict(cfg))
-    common = ["--device", device, "--seed", str(seed)]
     figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "demo", config_to_dict(cfg))
+    common = dict(device=device, seed=seed, quiet=True)
     avp, prior, sequences = out / "avp", out / "prior", out / "sequences"
     timings: dict[str, float] = {}
 
     _stage(1, STAGES[0], (figures / "dataset.png").exists(),
-           lambda: _run(["datasets", "show", cfg.dataset, "--out", str(figures / "dataset.png")]), timings)
+           lambda: _figures(cfg, seed, figures, sequences, "dataset"), timings)
     _stage(2, STAGES[1], (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
-           lambda: _run(["train-avp", "--dataset", cfg.dataset, "--out", str(avp), "--epochs", str(cfg.avp_epochs),
-                         "--max-glimpses", str(cfg.glimpses), *common]), timings)
+           lambda: pl.train_avp(avp, cfg.dataset, epochs=cfg.avp_epochs, glimpses=cfg.glimpses,
+                                train_size=cfg.avp_train_size, calibrate=cfg.avp_calibrate, **common), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
-           lambda: _run(["evaluate-avp", str(avp), *common]), timings)
+           lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
     from .data.spec import default_prior
 
     # the dataset's own prior (the generative process for the MNIST canvases); the size options are the database's
-    sizes = ["--size", str(cfg.prior_size), "--components", str(cfg.pca_components)] \
-        if default_prior(cfg.dataset) == "database" else []
+    sizes = dict(size=cfg.prior_size, components=cfg.pca_components) \
+        if default_prior(cfg.dataset) == "database" else {}
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
-           lambda: _run(["build-prior", "--dataset", cfg.dataset, "--out", str(prior), *sizes, *common]), timings)
+           lambda: pl.build_prior(prior, cfg.dataset, **sizes, **common), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
-           lambda: _run(["generate", "--dataset", cfg.dataset, "--avp", str(avp), "--prior", str(prior),
-                         "--num-images", str(cfg.num_sequences), "--out", str(sequences), "--search", cfg.search,
-                         "-T", str(cfg.glimpses), "--num-samples", str(cfg.num_samples), *common]), timings)
-    first = min(_stored_indices(sequences), default=0)
+           lambda: pl.design_sequences(sequences, avp, prior, num_images=cfg.num_sequences, search=cfg.search,
+                                       glimpses=cfg.glimpses, num_samples=cfg.num_samples, **common), timings)
     _stage(6, STAGES[5], (figures / "epe.png").exists(),
-           lambda: _run(["plot", "epe", str(sequences), "--index", str(first), "--out", str(figures / "epe.png")]),
-           timings)
+           lambda: _figures(cfg, seed, figures, sequences, "epe"), timings)
     runs = {"RAM": [], "PS-NOGS": []}
-    for method, extra, stage in (("RAM", ["--supervision", "none"], 7),
-                                 ("PS-NOGS", ["--supervision", "nogs", "--sequences", str(sequences),
-                                              "--num-supervised", str(cfg.num_sequences)], 8)):
+    for method, extra, stage in (("RAM", dict(dataset=cfg.dataset, supervision="none"), 7),
+                                 ("PS-NOGS", dict(sequences=sequences, num_supervised=cfg.num_sequences), 8)):
         def train_all(method=method, extra=extra):
             for s in cfg.seeds:
                 run_dir = out / f"{method.lower()}-s{s}"
                 if not (run_dir / "summary.json").exists():
-                    _run(["train", "--dataset", cfg.dataset, *extra, "--out", str(run_dir), "--iterations",
-                          str(cfg.iterations), "--glimpses", str(cfg.glimpses), "--validate-every",
-                          str(cfg.validate_every), "--device", device, "--seed", str(s),
-                          "--data-seed", str(seed)])  # every run sees the canvases the sequences were made for
+                    # every run sees the canvases the sequences were made for
+                    pl.train_attention(run_dir, **extra, iterations=cfg.iterations, glimpses=cfg.glimpses,
+                                       validate_every=cfg.validate_every, data_seed=seed, device=device, seed=s,
+                                       quiet=True, no_progress=not progress)
         dirs = [out / f"{method.lower()}-s{s}" for s in cfg.seeds]
         runs[method] = dirs
         _stage(stage, STAGES[stage - 1], all((d / "summary.json").exists() for d in dirs), train_all, timings)
 
-    def table():
-        _run(["plot-attention", *(f"{m}={d}" for m, ds in runs.items() for d in ds),
-              "--out", str(figures / "validation_curves.png")])
-    _stage(9, STAGES[8], False, table, timings)
+    _stage(9, STAGES[8], False, lambda: _figures(cfg, seed, figures, sequences, "curves", runs), timings)
     results = _results_table(runs)
     summary = {"results": results, "seconds_per_stage": timings, "out": str(out),
                "figures": sorted(str(p) for p in figures.glob("*.png")), "run": run_record()}

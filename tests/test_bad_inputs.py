@@ -124,9 +124,9 @@ def TRAIN_BASE_ARGS(out) -> list[str]:  # noqa: N802  (a constant-like helper)
 TRAIN = ["train", "--out", "{out}", "--iterations", "2", "--validate-every", "2", "--batch-size", "8",
          "--hidden", "8", "--glimpses", "2", "--no-progress", "--tensorboard", "false"]
 AVP = ["train-avp", "--device", "cpu", "--out", "{out}", "--train-size", "16", "--epochs", "1", "--width", "4",
-       "--max-glimpses", "2"]
+       "--glimpses", "2"]
 GEN = ["generate", "--device", "cpu", "--avp", "{avp}", "--prior", "{prior}", "--out", "{out}", "--num-images",
-       "1", "-T", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive"]
+       "1", "--glimpses", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive"]
 EVAL = ["evaluate-avp", "--device", "cpu"]
 PRIOR = ["build-prior", "--out", "{out}", "--size", "10", "--kind", "database"]
 PLOT = ["plot", "epe", "{store}", "--index", "0"]
@@ -208,7 +208,7 @@ CLI_CASES = [
      "--metric 'nope' is not a column"),
     ("trap-plot-attention-log", ["plot-attention", "a={run_log}", "--out", "{out}.png"], "run_log/log.csv is not"),
     # ---- train-avp
-    ("avp-max-glimpses-0", AVP + ["--max-glimpses", "0"], "--max-glimpses must be an int >= 1"),
+    ("avp-max-glimpses-0", AVP + ["--glimpses", "0"], "--glimpses must be an int >= 1"),
     ("avp-train-size-0", AVP + ["--train-size", "0"], "--train-size must be an int >= 1, got 0"),
     ("avp-train-size-neg", AVP + ["--train-size", "-3"], "--train-size must be an int >= 1"),
     ("avp-epochs-0", AVP + ["--epochs", "0"], "--epochs must be an int >= 1"),
@@ -234,7 +234,7 @@ CLI_CASES = [
     ("eval-draws-0", EVAL + ["{avp}", "--draws", "0"], "--draws"),
     ("eval-bins-0", EVAL + ["{avp}", "--bins", "0"], "--bins"),
     ("eval-batch-0", EVAL + ["{avp}", "--batch-size", "0"], "--batch-size must be an int >= 1"),
-    ("eval-max-glimpses-neg", EVAL + ["{avp}", "--max-glimpses", "-1"], "--max-glimpses must be an int >= 0"),
+    ("eval-max-glimpses-neg", EVAL + ["{avp}", "--glimpses", "-1"], "--glimpses must be an int >= 0"),
     ("eval-not-avp", EVAL + ["{store}"], "holds a 'sequences' artefact, expected 'avp'"),
     ("trap-eval-weights", EVAL + ["{avp_w}"], "avp_w/avp.safetensors is not a valid safetensors file"),
     ("trap-eval-json", EVAL + ["{avp_json}"], "avp_json/avp.json is not a JSON file"),
@@ -244,8 +244,8 @@ CLI_CASES = [
     ("gen-index-neg", GEN + ["--indices", "-1"], "--indices must be an int >= 0, got -1"),
     ("gen-index-huge", GEN + ["--indices", "1000000000"], "has 4000 images (indices 0..3999), got index 1000000000"),
     ("gen-index-dup", GEN + ["--indices", "1", "1"], "--indices holds duplicates"),
-    ("gen-T-90", GEN + ["-T", "90"], "-T/--glimpses must be <= 81"),
-    ("gen-T-0", GEN + ["-T", "0"], "-T/--glimpses must be an int >= 1"),
+    ("gen-T-90", GEN + ["--glimpses", "90"], "--glimpses must be <= 81"),
+    ("gen-T-0", GEN + ["--glimpses", "0"], "--glimpses must be an int >= 1"),
     ("gen-num-images-0", GEN + ["--num-images", "0"], "--num-images must be an int >= 1"),
     ("gen-num-images-huge", GEN + ["--num-images", "5000"], "--num-images: the train split"),
     ("gen-num-samples-0", GEN + ["--num-samples", "0"], "--num-samples must be an int >= 1"),

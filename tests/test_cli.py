@@ -38,3 +38,61 @@ def test_faiss_loader_info_lines_are_quiet():
     assert out.returncode == 0, out.stderr
     assert "still logging" in out.stderr
     assert "faiss.loader" not in out.stderr and "ModuleNotFoundError" not in out.stderr
+
+
+def test_light_parser_lists_every_subcommand_in_pipeline_order():
+    from ppl_attention.cli import COMMANDS
+
+    full = next(a for a in build_parser()._actions if a.dest == "command")
+    listed = [a.dest for a in full._choices_actions]
+    assert sorted(listed) == sorted(name for name, _ in COMMANDS)  # COMMANDS names every registered command
+    assert listed == [name for name, _ in COMMANDS]
+    assert listed.index("train-avp") < listed.index("build-prior") < listed.index("generate") < listed.index("train")
+
+
+def test_help_and_version_start_without_torch():
+    code = ("import sys; from ppl_attention.cli import main\n"
+            "for argv in (['--help'], ['--version']):\n"
+            "    try: main(argv)\n"
+            "    except SystemExit as e: assert e.code == 0\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "generate --avp AVP --prior PRIOR" in out.stdout  # the epilog shows the pipeline
+    from ppl_attention import __version__
+
+    assert f"ppl-attention {__version__}" in out.stdout
+
+
+def test_one_name_and_one_default_for_the_glimpse_count():
+    from ppl_attention.attention.trainer import TrainConfig
+    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.demo import DemoConfig
+    from ppl_attention.posterior.training import TrainAVPConfig
+
+    assert GenerateConfig().T == TrainConfig().glimpses == TrainAVPConfig().max_glimpses == DemoConfig().glimpses
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("train-avp", "evaluate-avp", "generate", "train", "demo"):
+        shown = {s for a in sub.choices[name]._actions if a.help != "==SUPPRESS==" for s in a.option_strings}
+        assert "--glimpses" in shown and "-T" not in shown and "--max-glimpses" not in shown, name
+
+
+def test_no_progress_is_shared_by_every_command_and_hides_every_bar(monkeypatch):
+    import ppl_attention.cli as cli
+    from tqdm import tqdm
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert "--no-progress" in {s for a in p._actions for s in a.option_strings}, name
+    seen = []
+
+    def fake(args):
+        seen.append(tqdm(range(3), disable=False).disable)  # a bar that asks to be shown
+        return 0
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda light=False: parser)
+    parser.set_defaults(func=fake)
+    for p in next(a for a in parser._actions if a.dest == "command").choices.values():
+        p.set_defaults(func=fake)
+    assert main(["datasets", "--no-progress"]) == 0 and main(["datasets"]) == 0
+    assert seen == [True, False]

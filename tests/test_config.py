@@ -41,3 +41,16 @@ def test_bad_yaml_is_refused(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="must hold a mapping"):
         build_config(Example, parse(["--config", str(tmp_path / "list.yaml")]))
+
+
+@pytest.mark.parametrize("argv, flip", [([], False), (["--flip"], True), (["--no-flip"], False),
+                                        (["--flip", "false"], False), (["--flip", "yes"], True),
+                                        (["--flip", "--epochs", "2"], True)])
+def test_booleans_are_switches_with_a_no_form(argv, flip):
+    assert build_config(Example, parse(argv)).flip is flip
+
+
+def test_a_boolean_value_that_is_not_one_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse(["--flip", "maybe"])
+    assert "expected a boolean" in capsys.readouterr().err

@@ -23,3 +23,15 @@ def test_demo_runs_every_stage_then_caches(tmp_path, capsys):
     assert main(argv) == 0
     again = capsys.readouterr().out
     assert again.count(": cached") == 8
+
+
+def test_quick_scales_the_pipeline_down_and_flags_still_override(monkeypatch):
+    import ppl_attention.demo as demo
+
+    seen = {}
+    monkeypatch.setattr(demo, "run_demo", lambda cfg, device, seed, progress: seen.update(cfg=cfg, progress=progress))
+    assert main(["demo", "--quick", "--iterations", "50", "--no-progress"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.iterations == 50 and seen["progress"] is False
+    assert cfg.num_sequences == demo.DemoConfig.quick().num_sequences < demo.DemoConfig().num_sequences
+    assert str(cfg.out) == "runs/demo-quick" and cfg.avp_train_size is not None and cfg.threads == 1

@@ -36,7 +36,9 @@ class RunConfig:
                                                                   "first_glimpse.json serves h1/h5)"})
     epe_first: str | None = field(default=None, metadata={"help": "first_glimpse.json (EPE of each first "
                                                                   "location) for h1/h5 and heuristic pretraining"})
-    num_supervised: int = field(default=600, metadata={"help": "supervised training images (chosen by the seed)"})
+    num_supervised: int | None = field(default=None, metadata={
+        "help": "supervised training images, chosen by the seed (default: every image the --sequences store holds "
+                "for nogs, 600 for the heuristic supervisions)"})
     data_seed: int | None = field(default=None, metadata={
         "help": "seed of the dataset (its split and its MNIST canvases); default: the sequence store's seed for "
                 "nogs (its sequences were made for those canvases), else the run's --seed"})
@@ -75,7 +77,8 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     """
     out = Path(out)
     cfg.check()
-    if isinstance(run.num_supervised, bool) or not isinstance(run.num_supervised, int) or run.num_supervised < 0:
+    if run.num_supervised is not None and (isinstance(run.num_supervised, bool) or
+                                           not isinstance(run.num_supervised, int) or run.num_supervised < 0):
         raise ValueError(f"`num_supervised` must be an int >= 0, got {run.num_supervised!r}")
     if run.pretrain and (not isinstance(run.pretrain_iterations, int) or run.pretrain_iterations < 1):
         raise ValueError(f"`pretrain_iterations` must be an int >= 1, got "

@@ -207,13 +207,20 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
     return indices, out
 
 
-def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int, seed: int,
+#: Supervised images of the heuristic supervisions (h1, h5, hgs) unless ``num_supervised`` says (the paper's 600).
+DEFAULT_NUM_SUPERVISED = 600
+
+
+def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int | None,
+                      seed: int,
                       dataset: str = "", sequences_dir=None, epe_first=None, annotations=None,
                       data_seed: int | None = None, data_spec: dict | None = None) -> Supervision | None:
     """The supervision of a run.
 
     Args:
         kind: one of :data:`KINDS` (``none`` returns None).
+        num_supervised: supervised images; None: every image of the store (``nogs``), else
+            :data:`DEFAULT_NUM_SUPERVISED`.
         num_train: size of the training split (supervised indices must lie in it).
         sequences_dir: the sequence store (``nogs``; also the default EPE_first source for ``h1``/``h5``).
         epe_first: EPE of the first glimpse (tensor, JSON file or store dir) for ``h1``/``h5``.
@@ -236,9 +243,10 @@ def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: in
             bad = cand[(cand < 0) | (cand >= num_train)][0]
             raise ValueError(f"`sequences` {sequences_dir} holds index {int(bad)}, outside the training split "
                              f"(indices 0..{num_train - 1})")
-        chosen = choose_supervised(cand, num_supervised, seed)
+        chosen = choose_supervised(cand, len(cand) if num_supervised is None else num_supervised, seed)
         return Supervision(kind, chosen, seqs[torch.searchsorted(cand, chosen)])
-    chosen = choose_supervised(torch.arange(num_train), num_supervised, seed)
+    n = DEFAULT_NUM_SUPERVISED if num_supervised is None else num_supervised
+    chosen = choose_supervised(torch.arange(num_train), min(n, num_train) if num_supervised is None else n, seed)
     if kind in INVERSE_TEMPERATURE:
         source = epe_first if epe_first is not None else sequences_dir
         if source is None:

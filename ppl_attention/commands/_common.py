@@ -6,9 +6,6 @@ import json
 import re
 from pathlib import Path
 
-from ..artifacts import atomic_write_json
-from ..runtime import run_record
-
 __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
            "check_number", "set_threads"]
 
@@ -16,6 +13,9 @@ __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
     """Write ``summary.json`` (or ``name``) next to a command's outputs, with the run's record (command, versions,
     machine) under ``"run"``, and print a short version."""
+    from ..artifacts import atomic_write_json
+    from ..runtime import run_record
+
     path = atomic_write_json(Path(out_dir) / name, {**summary, "run": run_record()})
     print_summary(summary)
     print(f"summary written to {path}")

@@ -7,6 +7,7 @@ exhaustive search and the seconds per sequence of every search, in one run.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..config import add_config_arguments, build_config, config_to_dict
@@ -29,7 +30,6 @@ def register(sub, common):
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_arguments(p, TrainEPENetConfig)
     add_dataset_arguments(p, reads="the stores and the AVP")
     p.set_defaults(func=run_train)
@@ -50,7 +50,8 @@ def register(sub, common):
                    help="held-out split (default: test)")
     e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
     e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
-    e.add_argument("-T", "--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
+    e.add_argument("--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
+    e.add_argument("-T", dest="T", type=int, default=4, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
     e.add_argument("--first-num-samples", type=int, default=None,
                    help="prior samples of the first-glimpse map (default: --num-samples)")
@@ -71,7 +72,6 @@ def register(sub, common):
                         "exhaustive search is not rerun (nor timed)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
     e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_dataset_arguments(e, reads="the AVP and the prior")
     e.set_defaults(func=run_evaluate)
 
@@ -107,7 +107,7 @@ def _reference_store(args, indices):
         raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
                             + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
     if store.T < args.T:
-        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, -T asks for {args.T}")
+        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, --glimpses asks for {args.T}")
     missing = [i for i in indices if not store.has(i)]
     if missing:
         raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
@@ -202,7 +202,7 @@ def run_evaluate(args):
     check_out_dir(args.out)
     check_int("--num-images", args.num_images)
     check_int("--first-image", args.first_image, minimum=0)
-    check_int("-T/--glimpses", args.T, minimum=2)
+    check_int("--glimpses", args.T, minimum=2)
     check_int("--num-samples", args.num_samples)
     check_int("--first-num-samples", args.first_num_samples, optional=True)
     check_int("--k1", args.k1)

@@ -5,6 +5,7 @@ accuracy, NLL and calibration against the number of random glimpses.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from pathlib import Path
@@ -41,7 +42,9 @@ def register(sub, common):
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
     add_dataset_arguments(e, reads="the AVP")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    e.add_argument("--max-glimpses", type=int, default=None, help="largest t (default: the T it was trained with)")
+    e.add_argument("--glimpses", dest="max_glimpses", type=int, default=None,
+                   help="largest t (default: the T it was trained with)")
+    e.add_argument("--max-glimpses", dest="max_glimpses", type=int, default=None, help=argparse.SUPPRESS)
     e.add_argument("--batch-size", type=int, default=512, help="masked images per forward pass")
     e.add_argument("--draws", type=int, default=20, help="random glimpse sets per image and t (default: 20)")
     e.add_argument("--bins", type=int, default=15, help="confidence bins of the ECE (default: 15)")
@@ -136,7 +139,7 @@ def run_evaluate(args):
         raise ValueError(f"--draws, --calibration-draws and --bins must be >= 1, got {args.draws}, "
                          f"{args.calibration_draws}, {args.bins}")
     check_int("--batch-size", args.batch_size)
-    check_int("--max-glimpses", args.max_glimpses, minimum=0, optional=True)
+    check_int("--glimpses", args.max_glimpses, minimum=0, optional=True)
     check_out_dir(args.dir, "dir")
     manifest = read_manifest(args.dir, "avp")
     device = resolve_device(args.device)
@@ -144,7 +147,7 @@ def run_evaluate(args):
     cfg = manifest["config"]
     T = cfg["T"] if args.max_glimpses is None else args.max_glimpses
     if T < 0:
-        raise ValueError(f"--max-glimpses must be >= 0, got {T}")
+        raise ValueError(f"--glimpses must be >= 0, got {T}")
     spec = resolve_dataset(args, [args.dir], default=None)
     data = spec.load(args.split)
     from ..sensor import check_sensor

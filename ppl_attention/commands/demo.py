@@ -11,6 +11,8 @@ def register(sub, common):
                        "prior, generate near-optimal sequences, train RAM and PS-NOGS, print the table",
                        description="Stages: " + "; ".join(STAGES) + ". Finished stages are cached in --out, so a "
                        "second run is quick and an interrupted one resumes.")
+    p.add_argument("--quick", action="store_true", help="the same pipeline scaled down to about a minute on two "
+                   "CPU cores, into runs/demo-quick (flags given still override its settings)")
     add_config_arguments(p, DemoConfig)
     p.set_defaults(func=run)
 
@@ -19,5 +21,8 @@ def run(args):
     from ..demo import DemoConfig, run_demo
 
     cfg = build_config(DemoConfig, args)
-    run_demo(cfg, device=args.device, seed=args.seed)
+    if args.quick:
+        given = {k: v for k, v in vars(cfg).items() if getattr(args, k, None) is not None}
+        cfg = DemoConfig.quick(**given)
+    run_demo(cfg, device=args.device, seed=args.seed, progress=not args.no_progress)
     return 0

@@ -7,6 +7,7 @@ into one store (each image has its own seed, so the result does not depend on th
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ class GenerateConfig:
     search_options: Optional[list[str]] = field(default=None, metadata={
         "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
                 "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})
-    T: int = field(default=4, metadata={"help": "glimpses per sequence"})
+    T: int = field(default=5, metadata={"help": "glimpses per sequence"})
     num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
     first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
                                                                              "first-glimpse EPE (default N)"})
@@ -102,7 +103,8 @@ def register(sub, common):
                        "--num-images of --split (or --indices).")
     add_config_arguments(p, GenerateConfig, skip=("T",))
     add_dataset_arguments(p, reads="the AVP and the prior")
-    p.add_argument("-T", "--glimpses", dest="T", type=int, default=None, help="glimpses per sequence (default 4)")
+    p.add_argument("--glimpses", dest="T", type=int, default=None, help="T: glimpses per sequence (default 5)")
+    p.add_argument("-T", dest="T", type=int, default=None, help=argparse.SUPPRESS)  # the earlier spelling
     p.set_defaults(func=run_generate)
 
     e = sub.add_parser("export-sequences", parents=[common], help="write a sequence store in the paper's format")
@@ -233,7 +235,7 @@ def run_generate(args):
     problem, image_fn = factory()
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
-        raise ValueError(f"-T/--glimpses must be <= {L} (the grid's locations) without --allow-repeat, got {cfg.T}")
+        raise ValueError(f"--glimpses must be <= {L} (the grid's locations) without --allow-repeat, got {cfg.T}")
     if size is not None:
         bad = [i for i in indices if i >= size]
         if bad:
@@ -350,7 +352,7 @@ def _check_generate(cfg) -> None:
             check_int("--indices", i, minimum=0)
         if len(set(cfg.indices)) != len(cfg.indices):
             raise ValueError(f"--indices holds duplicates: {sorted(cfg.indices)}")
-    check_int("-T/--glimpses", cfg.T)
+    check_int("--glimpses", cfg.T)
     check_int("--num-samples", cfg.num_samples)
     check_int("--first-num-samples", cfg.first_num_samples, optional=True)
     check_int("--k1", cfg.k1)

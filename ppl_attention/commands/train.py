@@ -19,7 +19,6 @@ def register(sub, common):
                        description="Train a hard-attention network with partial supervision. Running the same "
                        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; "
                    "1 is fastest for the small MNIST network on a busy machine)")
     p.add_argument("--pretrain", action="store_const", const=True, default=None,
@@ -81,7 +80,7 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
         if net_cfg.backbone_weights is not None and not Path(net_cfg.backbone_weights).is_file():
             raise FileNotFoundError(f"--backbone-weights {net_cfg.backbone_weights} does not exist (expected a "
                                     ".safetensors file)")
-    check_int("--num-supervised", run.num_supervised, minimum=0)
+    check_int("--num-supervised", run.num_supervised, minimum=0, optional=True)
     check_int("--pretrain-iterations", run.pretrain_iterations)
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")

@@ -45,7 +45,8 @@ class TrainAVPConfig:
                                                           "choices": ["small_cnn", "mobilenet_v2", "densenet121"]})
     width: int = field(default=32, metadata={"help": "small_cnn base width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
-    max_glimpses: int = field(default=5, metadata={"help": "T: training uses t ~ U{0..T} random glimpses"})
+    max_glimpses: int = field(default=5, metadata={"help": "T: training uses t ~ U{0..T} random glimpses",
+                                                   "flag": "glimpses", "old_flags": ("--max-glimpses",)})
     epochs: int = field(default=40, metadata={"help": "maximum number of epochs"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size (over all processes)"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine-annealed over the epochs)"})

@@ -148,3 +148,11 @@ def test_heuristic_and_handcrafted_supervision(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="must hold"):
         load_first_glimpse_epe(bad, 81)
+
+
+def test_num_supervised_defaults_to_every_stored_sequence(tmp_path):
+    store = make_store(tmp_path / "s", records={4: [1, 2, 3], 2: [7, 8, 9], 6: [0, 1, 2]})
+    sup = build_supervision("nogs", 10, MNIST, 5, None, seed=0, dataset="cluttered-mnist", sequences_dir=store)
+    assert sup.indices.tolist() == [2, 4, 6]
+    with pytest.raises(ValueError, match="num_supervised=4 but only 3"):
+        build_supervision("nogs", 10, MNIST, 5, 4, seed=0, dataset="cluttered-mnist", sequences_dir=store)

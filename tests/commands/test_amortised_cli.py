@@ -18,7 +18,7 @@ from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL = ["--num-samples", "6", "--k1", "40", "-T", "3", "--precision", "bfloat16"]
+SMALL = ["--num-samples", "6", "--k1", "40", "--glimpses", "3", "--precision", "bfloat16"]
 TINY_NET = ["--width", "4", "--hidden", "8", "--embedding", "2", "--batch-size", "4", "--no-progress"]
 
 
@@ -161,7 +161,7 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
 def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
     root, _ = built
     assert main(["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-                 "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3", "--hybrid-top", "2",
+                 "--num-images", "2", "--num-samples", "6", "--k1", "40", "--glimpses", "3", "--hybrid-top", "2",
                  "--searches", "halving", "hybrid", "amortised", "exhaustive-independent",
                  "--no-progress", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
@@ -184,7 +184,7 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
 def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built, tmp_path, capsys):
     root, _ = built
     args = ["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-            "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3",
+            "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "--glimpses", "3",
             "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
     assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0

@@ -7,7 +7,7 @@ from ppl_attention.cli import main
 def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     out = tmp_path / "avp"
     rc = main(["train-avp", "--device", "cpu", "--dataset", "cluttered-mnist", "--out", str(out), "--train-size",
-               "64", "--epochs", "1", "--width", "4", "--batch-size", "32", "--max-glimpses", "2"])
+               "64", "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses", "2"])
     assert rc == 0
     for name in ("avp.safetensors", "avp.json", "manifest.json", "summary.json", "history.json"):
         assert (out / name).is_file()
@@ -26,7 +26,7 @@ def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     assert (out / "avp_evaluation.png").stat().st_size > 1000
     # --recalibrate refits on the validation split and rewrites the AVP directory, keeping its training record
     rc = main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "1", "--recalibrate",
-               "--calibration-draws", "1", "--max-glimpses", "1"])
+               "--calibration-draws", "1", "--glimpses", "1"])
     assert rc == 0
     ev = json.loads((out / "evaluation.json").read_text())
     after = json.loads((out / "manifest.json").read_text())["config"]

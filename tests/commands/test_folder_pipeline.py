@@ -35,7 +35,7 @@ def digits(tmp_path_factory):
 def avp(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "avp"
     assert main(["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--data-seed", "1", *FLAGS,
-                 "--out", str(out), "--epochs", "1", "--width", "4", "--batch-size", "32", "--max-glimpses", "2"]) == 0
+                 "--out", str(out), "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses", "2"]) == 0
     return out
 
 
@@ -62,7 +62,7 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     store = tmp_path / "store"
     capsys.readouterr()
     assert main(["generate", *CPU, "--avp", str(avp), "--prior", str(prior), "--out", str(store),
-                 "--num-images", "3", "-T", "2", "--num-samples", "4", "--k1", "20", "--search", "exhaustive"]) == 0
+                 "--num-images", "3", "--glimpses", "2", "--num-samples", "4", "--k1", "20", "--search", "exhaustive"]) == 0
     assert "[60.0, 80.0] (the folder dataset's default)" in capsys.readouterr().out
     scfg = _config(store)
     _check_data(scfg["data"], digits)
@@ -113,7 +113,7 @@ def test_train_at_one_split_seed_evaluate_at_another_never_leaks(digits, tmp_pat
     """The issue's case: an AVP trained at split seed 1, evaluated with the default --seed 0."""
     avp = tmp_path / "avp"
     assert main(["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--seed", "1", *FLAGS,
-                 "--out", str(avp), "--epochs", "1", "--width", "4", "--batch-size", "32", "--max-glimpses",
+                 "--out", str(avp), "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses",
                  "1"]) == 0
     assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1"]) == 0  # --seed 0: glimpses only
     ev = json.loads((avp / "evaluation.json").read_text())

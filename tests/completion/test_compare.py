@@ -274,7 +274,7 @@ def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_
     out = tmp_path / "cc"
     assert main(["build-prior", "--dataset-from", str(tmp_path / "avp"), "--out", str(tmp_path / "gp")]) == 0
     assert main(["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "gp"),
-                 "--split", "test", "--num-images", "2", "-T", "1", "--num-samples", "4", "--k1", "50",
+                 "--split", "test", "--num-images", "2", "--glimpses", "1", "--num-samples", "4", "--k1", "50",
                  "--search", "exhaustive", "--out", str(tmp_path / "store")]) == 0
     assert main(["compare-completion", "--device", "cpu", "--size", "tiny", "--out", str(out), "--avp",
                  str(tmp_path / "avp"), "--gen-prior", str(tmp_path / "gp"), "--sequences", str(tmp_path / "store"),

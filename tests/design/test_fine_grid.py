@@ -11,7 +11,7 @@ import torch
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 
-SMALL = ["--num-samples", "4", "--first-num-samples", "2", "--k1", "40", "-T", "3", "--precision", "bfloat16"]
+SMALL = ["--num-samples", "4", "--first-num-samples", "2", "--k1", "40", "--glimpses", "3", "--precision", "bfloat16"]
 
 
 @pytest.fixture(scope="module")

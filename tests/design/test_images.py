@@ -50,7 +50,7 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
     problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"),
                               precision="bfloat16")()
     assert problem.precision == "bfloat16"
-    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2", "-T", "2",
+    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2", "--glimpses", "2",
               "--num-samples", "8", "--k1", "50", "--search", "halving"]
     for p in ("float32", "bfloat16"):
         assert main(["generate", *common, "--precision", p, "--out", str(tmp_path / p)]) == 0
@@ -102,7 +102,7 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
 
     out = tmp_path / "store"
     assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
-                 "--num-images", "2", "-T", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive",
+                 "--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive",
                  "--min-ess", "3", "--max-k1", "600", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
