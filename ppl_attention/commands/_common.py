@@ -122,8 +122,11 @@ def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, 
     for action in parser._actions:  # argparse keeps its subparsers here; it has no public accessor
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
             target = action.choices[command]
-    return {a.dest: max(a.option_strings, key=len) for a in target._actions
-            if a.option_strings and a.dest != argparse.SUPPRESS}
+    flags: dict[str, str] = {}
+    for a in target._actions:  # the first option of a setting is its name; later ones are hidden aliases
+        if a.option_strings and a.dest != argparse.SUPPRESS:
+            flags.setdefault(a.dest, max(a.option_strings, key=len))
+    return flags
 
 
 def cli_message(text: str, flags: dict[str, str]) -> str:
