@@ -72,6 +72,9 @@ class GenerateConfig:
                 "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
                 "2,401 x N AVP passes"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
+    allow_oracle: bool = field(default=False, metadata={
+        "help": "diagnosis only: design with an AVP trained on the design images and completions that may propose "
+                "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior"})
     images_per_task: int = field(default=4, metadata={"help": "images per Ray task"})
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
     # the choices are design.epe.PRECISIONS (spelled out for the same reason as --search's)
@@ -215,7 +218,8 @@ def run_generate(args):
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=cfg.precision,
                            min_ess=cfg.min_ess,
                            max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
-                           epe_net=cfg.epe_net)
+                           epe_net=cfg.epe_net, allow_oracle=cfg.allow_oracle)
+    _check_oracle(cfg, avp, prior, data, indices)
     problem, image_fn = factory()
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
@@ -235,6 +239,8 @@ def run_generate(args):
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
     if cfg.min_ess is not None:  # recorded only when used, so stores made before it keep their config
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
+    if cfg.allow_oracle:  # only then, like --min-ess: an honest store's config is unchanged
+        config["allow_oracle"] = True
     if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
         config["epe_net"] = dir_checksum(Path(cfg.epe_net))
     existed = out.exists()
@@ -257,6 +263,23 @@ def run_generate(args):
                         "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
     return 0
+
+
+def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
+    """Refuse an AVP trained on a design image or a prior that holds one it cannot leave out (no oracle), unless
+    --allow-oracle; the library's argument names become the flags."""
+    from ..design.honest import check_avp, check_prior
+
+    if cfg.allow_oracle:
+        print("  --allow-oracle true: a diagnosis, not a BOED design (the AVP / completions may hold the images)")
+        return
+    try:
+        check_avp(avp, data, cfg.split, indices)
+        check_prior(prior, cfg.split)
+    except ValueError as e:
+        raise ValueError(str(e).replace("avp ", "--avp ", 1).replace("prior ", "--prior ", 1)
+                         .replace("allow_oracle=True", "--allow-oracle true")
+                         .replace("(exclude_design,", "(train-avp --exclude-design N,")) from None
 
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them

@@ -8,6 +8,7 @@ as soon as they arrive: a killed run loses only the images in flight.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable, Iterable, Iterator
 
@@ -70,14 +71,20 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
             yield {"index": int(index), "seed": image_seed(seed, index), "locations": locations[k].tolist(),
                    "epe": maps[k].tolist(), "evaluations": [0] * settings.T}
         return
+    exclusions = getattr(image_fn, "exclusions", None)
     for index in indices:
         s = image_seed(seed, index)
-        result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
+        image = image_fn(index)
+        honest = problem
+        if exclusions is not None:  # the completions never propose the image itself (no oracle)
+            honest = dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))
+        result = greedy_sequence(honest, image, settings, s, first_epe)
         yield {"index": int(index), "seed": s, "locations": result.locations.tolist(),
                "epe": result.epe.tolist(),
                "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
                # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
-               "ess": [i.get("ess") for i in result.info[1:]]}
+               "ess": [i.get("ess") for i in result.info[1:]],
+               "distinct": [i.get("samples") for i in result.info[1:]]}  # distinct completions per step
 
 
 def _design_batch_list(factory, indices, settings, seed, first_epe) -> list[dict]:
@@ -87,7 +94,7 @@ def _design_batch_list(factory, indices, settings, seed, first_epe) -> list[dict
 
 def _write(store: SequenceStore, rec: dict) -> None:
     store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"],
-                       ess=rec.get("ess"))
+                       ess=rec.get("ess"), **({"distinct": rec["distinct"]} if "distinct" in rec else {}))
 
 
 def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterable[int], settings: DesignSettings,
