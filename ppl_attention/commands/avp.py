@@ -94,8 +94,8 @@ def run_train(args):
         from ..design.honest import HeldOut
 
         check_int("--exclude-design", args.exclude_design, minimum=0)
-        try:  # (MNIST: canvas i shows digit i mod the pool, so --train-size keeps the first N's digits)
-            train = HeldOut(train, args.exclude_design)
+        try:  # the design images are the default split's (--train-size only sets the canvases per epoch)
+            train = HeldOut(train, args.exclude_design, spec.load("train") if kw else None)
         except ValueError as e:
             raise ValueError(f"--exclude-design: {e}") from None
     valid = spec.load("valid")

@@ -266,20 +266,10 @@ def run_generate(args):
 
 
 def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
-    """Refuse an AVP trained on a design image or a prior that holds one it cannot leave out (no oracle), unless
-    --allow-oracle; the library's argument names become the flags."""
-    from ..design.honest import check_avp, check_prior
+    """Refuse an AVP trained on a design image or a prior holding one (no oracle), unless --allow-oracle."""
+    from .honest import check_no_oracle
 
-    if cfg.allow_oracle:
-        print("  --allow-oracle true: a diagnosis, not a BOED design (the AVP / completions may hold the images)")
-        return
-    try:
-        check_avp(avp, data, cfg.split, indices)
-        check_prior(prior, cfg.split)
-    except ValueError as e:
-        raise ValueError(str(e).replace("avp ", "--avp ", 1).replace("prior ", "--prior ", 1)
-                         .replace("allow_oracle=True", "--allow-oracle true")
-                         .replace("(exclude_design,", "(train-avp --exclude-design N,")) from None
+    check_no_oracle(avp, prior, data, cfg.split, indices, cfg.allow_oracle, cfg.search)
 
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them

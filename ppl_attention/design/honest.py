@@ -44,20 +44,22 @@ def held_out_record(data, indices) -> dict:
 
 
 class HeldOut(torch.utils.data.Dataset):
-    """``dataset`` without every item whose source is that of one of its first ``exclude`` items (or of the
-    items ``exclude`` lists): the training set of an AVP that may design for them.  Attributes not defined here
-    (grid, channels, set_epoch, ...) are the dataset's; ``images`` / ``labels`` are gathered once per epoch."""
+    """``dataset`` without every item whose source is that of one of the first ``exclude`` items of ``design``
+    (default: ``dataset``; or of the items ``exclude`` lists): the training set of an AVP that may design for them.
+    Attributes not defined here (grid, channels, set_epoch, ...) are the dataset's; ``images`` / ``labels`` are
+    gathered once per epoch."""
 
-    def __init__(self, dataset, exclude):
-        design = range(int(exclude)) if isinstance(exclude, (int, np.integer)) else [int(i) for i in exclude]
-        if isinstance(exclude, (int, np.integer)) and not 0 <= exclude < len(dataset):
-            raise ValueError(f"exclude must leave some of the {len(dataset)} training items, got {exclude}")
+    def __init__(self, dataset, exclude, design=None):
+        design_set = dataset if design is None else design
+        if isinstance(exclude, (int, np.integer)) and not 0 <= exclude <= len(design_set):
+            raise ValueError(f"exclude must be a count of design images in [0, {len(design_set)}], got {exclude}")
+        chosen = range(int(exclude)) if isinstance(exclude, (int, np.integer)) else [int(i) for i in exclude]
         self.dataset = dataset
-        self.held_out = held_out_record(dataset, design)
+        self.held_out = held_out_record(design_set, chosen)
         every = design_sources(dataset, torch.arange(len(dataset)))
         self.keep = torch.nonzero(~torch.isin(every, torch.tensor(self.held_out["ids"], dtype=torch.long))).flatten()
         if len(self.keep) == 0:
-            raise ValueError(f"exclude leaves none of the {len(dataset)} training items")
+            raise ValueError(f"exclude leaves none of the {len(dataset)} training items to train on")
         self._cache = (None, None)
 
     def __len__(self) -> int:
