@@ -14,8 +14,8 @@ def register(sub, common):
                        "images: ECE of P(label) from the completions, reliability curve, ESS, per noise multiplier",
                        description="Draw completions of held-out images after 1..T random glimpses with the prior's "
                        "noise schedule times each --scales value; report the ECE of their label distribution, its "
-                       "reliability curve, the mean P(true label), the median ESS and distinct completions; choose "
-                       "the scale of least worst-step ECE whose median ESS reaches --min-ess. Writes OUT/"
+                       "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct completions; "
+                       "choose the scale of least NLL (a proper score) whose median ESS reaches --min-ess. Writes OUT/"
                        "calibration.json and OUT/summary.json.")
     c.add_argument("--prior", required=True, type=Path, help="prior directory (build-prior)")
     c.add_argument("--out", required=True, type=Path, help="output directory")
@@ -119,13 +119,14 @@ def run_calibrate_noise(args):
     atomic_write_json(Path(args.out) / "calibration.json", {**result, "sigma": sigma, "sigma_from": sigma_from,
                                                             "chosen_sigma": chosen})
     for r in result["scales"]:
-        print(f"  x{r['scale']:g}: worst-step ECE {r['worst_ece']:.3f}, median ESS {r['median_ess']:.2f}, "
+        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, median ESS {r['median_ess']:.2f}, "
               + ", ".join(f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct "
                           f"{s['median_distinct']:g}" for s in r["steps"]))
     write_summary(args.out, {"prior": str(args.prior), "split": args.split, "images": M, "T": args.T,
                              "num_samples": args.num_samples, "sigma": sigma, "chosen_scale": result["chosen"],
                              "chosen_sigma": chosen, "worst_ece": {str(r["scale"]): r["worst_ece"]
                                                                     for r in result["scales"]},
+                             "nll": {str(r["scale"]): r["nll"] for r in result["scales"]},
                              "median_ess": {str(r["scale"]): r["median_ess"] for r in result["scales"]}})
     return 0
 

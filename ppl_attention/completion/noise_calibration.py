@@ -7,10 +7,13 @@ sampler's noise schedule on held-out images with known labels, step by step alon
 
 - the expected calibration error (ECE) of P(label) from the completions (top label, equal-width bins), and its
   reliability curve;
-- the mean P(true label), the median effective sample size and the median number of distinct completions;
+- the mean P(true label), its negative log (NLL, floored at ``1e-3``), the median effective sample size and the
+  median number of distinct completions;
 
-and picks the multiplier of smallest worst-step ECE among those whose median ESS reaches ``min_ess`` (the largest
-ESS when none does).  :func:`label_calibration` is the metric alone.
+and picks the multiplier of least mean NLL among those whose median ESS reaches ``min_ess`` (the largest ESS when
+none does).  The NLL is a proper score: it rewards calibration and sharpness together, where the ECE alone is
+smallest for completions that ignore the glimpses (the label frequencies).  :func:`label_calibration` is the
+metric alone.
 """
 from __future__ import annotations
 
@@ -44,7 +47,9 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
     gap = (conf_sum[used] - acc_sum[used]).abs().sum() / max(len(labels), 1)
     curve = [{"confidence": float(c / n), "accuracy": float(a / n), "count": int(n)}
              for c, a, n in zip(conf_sum[used], acc_sum[used], count[used])]
-    return {"ece": float(gap), "curve": curve, "p_true": float(p[torch.arange(len(labels)), labels.long()].mean())}
+    p_true = p[torch.arange(len(labels)), labels.long()]
+    return {"ece": float(gap), "curve": curve, "p_true": float(p_true.mean()),
+            "nll": float(-p_true.clamp(min=1e-3).log().mean())}
 
 
 def with_noise_scale(sampler, scale: float):
@@ -62,8 +67,8 @@ def calibrate_noise(sampler, images: torch.Tensor, labels: torch.Tensor, locatio
                     min_ess: float = 10.0, bins: int = 10) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
-    [{"scale", "steps": [{"t", "ece", "curve", "p_true", "median_ess", "median_distinct"}], "worst_ece",
-    "median_ess"}], "chosen": scale}``."""
+    [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
+    "nll", "median_ess"}], "chosen": scale}``."""
     from ..runtime import derive_seed, generator
 
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
@@ -89,7 +94,8 @@ def calibrate_noise(sampler, images: torch.Tensor, labels: torch.Tensor, locatio
             steps.append({"t": t, **cal, "median_ess": statistics.median(ess),
                           "median_distinct": statistics.median(distinct)})
         results.append({"scale": float(scale), "steps": steps, "worst_ece": max(s["ece"] for s in steps),
+                        "nll": statistics.fmean(s["nll"] for s in steps),
                         "median_ess": statistics.median(s["median_ess"] for s in steps)})
     usable = [r for r in results if r["median_ess"] >= min_ess]
-    best = min(usable, key=lambda r: r["worst_ece"]) if usable else max(results, key=lambda r: r["median_ess"])
+    best = min(usable, key=lambda r: r["nll"]) if usable else max(results, key=lambda r: r["median_ess"])
     return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess)}

@@ -47,6 +47,8 @@ def test_label_calibration_of_calibrated_and_overconfident_predictions():
     assert good["ece"] < 0.03 and sum(c["count"] for c in good["curve"]) == 4000
     sharp = torch.stack([1 - (p1 > 0.5).double(), (p1 > 0.5).double()], 1)  # certain, right only ~75 % of the time
     assert label_calibration(sharp, labels)["ece"] > 0.2
+    flat = label_calibration(torch.full((4000, 2), 0.5), labels)  # the label frequencies: calibrated, not sharp
+    assert flat["ece"] < 0.03 and flat["nll"] > good["nll"] + 0.05
     with pytest.raises(ValueError, match="probs must be"):
         label_calibration(probs, labels[:3])
 
@@ -56,7 +58,7 @@ def test_the_true_noise_is_calibrated_and_chosen():
     out = calibrate_noise(TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], num_samples=2,
                           num_classes=2, min_ess=1.0)
     by = {r["scale"]: r for r in out["scales"]}
-    assert out["chosen"] == 1.0
+    assert out["chosen"] == 1.0 and by[1.0]["nll"] < min(by[0.25]["nll"], by[4.0]["nll"])
     assert by[1.0]["worst_ece"] < 0.06
     assert by[0.25]["worst_ece"] > 2 * by[1.0]["worst_ece"] and by[4.0]["worst_ece"] > 2 * by[1.0]["worst_ece"]
     # over-confident below the true noise: the top label's confidence exceeds its accuracy, and the reverse above
