@@ -77,7 +77,8 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0) -> dict:
            lambda: _run(["datasets", "show", cfg.dataset, "--out", str(figures / "dataset.png")]), timings)
     _stage(2, STAGES[1], (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
            lambda: _run(["train-avp", "--dataset", cfg.dataset, "--out", str(avp), "--epochs", str(cfg.avp_epochs),
-                         "--max-glimpses", str(cfg.glimpses), *common]), timings)
+                         "--max-glimpses", str(cfg.glimpses), "--exclude-design", str(cfg.num_sequences),
+                         *common]), timings)  # the images generate designs for (no oracle)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: _run(["evaluate-avp", str(avp), *common]), timings)
     from .data.spec import default_prior
