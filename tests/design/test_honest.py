@@ -116,3 +116,40 @@ def test_a_prior_rendered_from_the_design_digits_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"prior .*p was rendered from the digits of the train split"):
         check_prior(tmp_path / "p", "train")
     check_prior(tmp_path / "p", "valid")
+
+
+class _Items(torch.utils.data.Dataset):
+    """Six 16 x 16 images of the train split; item 5 duplicates item 1."""
+
+    split = "train"
+
+    def __init__(self):
+        x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(2)).mul(255).round().div(255)
+        x[5] = x[1]
+        self.x = x
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return {"image": self.x[i], "label": torch.tensor(i % 2)}
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_database_prior_leaves_out_the_design_rows_and_their_duplicates(tmp_path, flip):
+    from ppl_attention.completion.database import DatasetSource
+    from ppl_attention.completion.importance import ImportanceCompletion
+    from ppl_attention.completion.pca_index import PCAIndexConfig
+    from ppl_attention.completion.prior import build_prior
+    from ppl_attention.design.honest import prior_exclusions
+
+    items = _Items()
+    build_prior(tmp_path / "p", DatasetSource(items, name="items"), 6, Sensor(16, 4, stride=4, scales=1),
+                PCAIndexConfig(components=3, fit_samples=6), chunk_size=6, flip=flip, progress=False)
+    comp = ImportanceCompletion.from_prior(tmp_path / "p", k1=20, sigma=[20.0])
+    rows = prior_exclusions(comp, tmp_path / "p", items, "train")
+    copies = 2 if flip else 1
+    # its own row (and mirror), and the row of its duplicate (item 5; that row's mirror is not the image)
+    assert rows(1, items[1]["image"]).tolist() == ([2, 3, 10] if flip else [1, 5])
+    assert rows(0, items[0]["image"]).tolist() == list(range(0, copies))
+    assert prior_exclusions(comp, tmp_path / "p", items, "test") is None  # another split: nothing of it there
