@@ -56,7 +56,8 @@ def commands(work: Path) -> dict[str, list[str]]:
         "train-avp": ["train-avp", "--device", "cpu", "--train-size", "64", "--epochs", "3", "--width", "4",
                       "--batch-size", "32", "--max-glimpses", "2", "--patience", "10"],
         "generate": ["generate", "--device", "cpu", "--avp", str(fx / "avp"), "--prior", str(fx / "prior"),
-                     "--num-images", "4", "-T", "2", "--num-samples", "4", "--k1", "30", "--search", "exhaustive"],
+                     "--num-images", "4", "-T", "2", "--num-samples", "4", "--k1", "30", "--search", "exhaustive",
+                     "--split", "valid"],  # held-out canvases: the AVP and the prior hold none of them
         "train": ["train", "--iterations", "6", "--validate-every", "2", "--batch-size", "8", "--hidden", "8",
                   "--glimpses", "2", "--no-progress", "--tensorboard", "false", "--threads", "1"],
     }

@@ -112,7 +112,8 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
               ["train-avp", *data, "--out", avp, "--backbone", s.avp_backbone, "--max-glimpses", s.glimpses,
                "--epochs", s.avp_epochs, "--patience", s.avp_patience, "--lr", s.avp_lr,
                "--batch-size", s.avp_batch_size, *flag("--width", s.avp_width),
-               *flag("--pretrained", s.avp_pretrained), *avp_extra, *common]),
+               *flag("--pretrained", s.avp_pretrained), *avp_extra, "--exclude-design", s.num_sequences,
+               *common]),  # not trained on the images generate designs for (no oracle)
         Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, "--root", root, *common]),
         Stage("build prior", prior / "manifest.json",
               ["build-prior", *data, "--out", prior, "--size", s.prior_size, "--components", s.prior_components,

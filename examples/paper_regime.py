@@ -163,7 +163,8 @@ def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple
         Stage("train AVP", avp / "summary.json",
               ["train-avp", "--dataset", dataset, *_options(grid), "--out", avp, "--epochs", s.avp_epochs,
                "--max-glimpses", s.avp_max_glimpses, *opt("--width", s.avp_width),
-               *opt("--train-size", s.avp_train_size), *common]),
+               *opt("--train-size", s.avp_train_size), "--exclude-design", s.distill_images,
+               *common]),  # not trained on the canvases whose maps are distilled (no oracle)
         Stage("build prior", prior / "summary.json", ["build-prior", "--dataset-from", avp, "--out", prior, *common]),
         Stage(f"distillation maps ({s.distill_images} images, sub-lattice stride {lattice})", maps / "summary.json",
               ["generate", "--avp", avp, "--prior", prior, "--out", maps, "--split", "train", "--search", "exhaustive",

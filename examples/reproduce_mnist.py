@@ -52,10 +52,8 @@ class Scale:
     avp_patience: int | None = None
     avp_width: int | None = None
     avp_train_size: int | None = None
-    # image prior (build-prior): canvases in the database, PCA components of its index
-    prior_size: int = 100_000
-    prior_components: int = 256
-    prior_fit_samples: int | None = None
+    # image prior (build-prior): the canvases' own generative process (digit x offset x clutter), which leaves out
+    # each design canvas's digits; a database rendered from the training digits holds them (an oracle)
     # BOED (generate): 600 sequences of T glimpses, N completions per step, K1 proposal draws
     num_sequences: int = 600
     glimpses: int = 5
@@ -81,16 +79,17 @@ SCALES = {
     # 15,000-iteration run ~13 min (19 it/s); 6 methods x 3 seeds make ~4 hours per dataset.
     "cpu": Scale(),
     # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B: Harvey, Teng & Wood, arXiv:1906.05462):
-    # N = 200 completions, K1 = 1000, exhaustive search over every location, a 1.5 M-image prior indexed by
-    # 256 PCA components, T = 5, GRU hidden 64, Adam 3e-4, batch 64, validation every 100 iterations.
+    # N = 200 completions, K1 = 1000, exhaustive search over every location, T = 5, GRU hidden 64, Adam 3e-4,
+    # batch 64, validation every 100 iterations (the paper's 1.5 M-image GAN database is replaced by the canvases'
+    # generative process, which leaves each design canvas's digits out).
     # Not from the paper (it has no MNIST experiment): the AVP is the small CNN trained to convergence (200 epochs,
     # patience 30) and 50,000 training iterations per run (~2x RAM's 24,000 on CelebA-HQ).  A GPU job (its cost
-    # is not measured here); the prior alone is 1.5 M x 60 x 60 bytes = 5.4 GB of disk.
-    "paper": Scale(avp_epochs=200, avp_patience=30, prior_size=1_500_000, num_samples=200, k1=1000,
+    # is not measured here).
+    "paper": Scale(avp_epochs=200, avp_patience=30, num_samples=200, k1=1000,
                    search="exhaustive", iterations=50_000, hidden=64, lr=3e-4),
     # Every size shrunk so both datasets run end to end in seconds (tests, smoke runs).  Numbers meaningless.
-    "quick": Scale(avp_epochs=1, avp_patience=1, avp_width=2, avp_train_size=64, prior_size=64, prior_components=4,
-                   prior_fit_samples=64, num_sequences=3, glimpses=2, num_samples=2, first_num_samples=1, k1=4,
+    "quick": Scale(avp_epochs=1, avp_patience=1, avp_width=2, avp_train_size=64, num_sequences=3, glimpses=2,
+                   num_samples=2, first_num_samples=1, k1=4,
                    search="coarse", iterations=4, validate_every=2, hidden=8, batch_size=4, pretrain_iterations=2,
                    seeds=(0,), run_figures=False, tensorboard=False),
 }
@@ -160,13 +159,12 @@ def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, see
                 Stage("train AVP", avp / "summary.json",
                       ["train-avp", "--dataset", dataset, "--out", avp, "--epochs", s.avp_epochs, "--max-glimpses",
                        s.glimpses, *flag("--patience", s.avp_patience), *flag("--width", s.avp_width),
-                       *flag("--train-size", s.avp_train_size), *common]),
+                       *flag("--train-size", s.avp_train_size), "--exclude-design", s.num_sequences,
+                       *common]),  # not trained on the images generate designs for (no oracle)
                 Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, *common])]
         if dataset not in given["prior"]:
             stages.append(Stage("build prior", prior / "summary.json",
-                                ["build-prior", "--dataset", dataset, "--kind", "database", "--size", s.prior_size, "--out", prior,
-                                 "--components", s.prior_components, *flag("--fit-samples", s.prior_fit_samples),
-                                 *common]))
+                                ["build-prior", "--dataset", dataset, "--kind", "generative", "--out", prior, *common]))
         stages.append(Stage(f"generate {s.num_sequences} sequences",
                             lambda: (store / "summary.json").exists() and _records(store) >= s.num_sequences,
                             ["generate", "--dataset", dataset, "--avp", avp, "--prior", prior, "--out", store,

@@ -121,7 +121,8 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
            lambda: _figures(cfg, seed, figures, sequences, "dataset"), timings)
     _stage(2, STAGES[1], (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
            lambda: pl.train_avp(avp, cfg.dataset, epochs=cfg.avp_epochs, glimpses=cfg.glimpses,
-                                train_size=cfg.avp_train_size, calibrate=cfg.avp_calibrate, **common), timings)
+                                train_size=cfg.avp_train_size, calibrate=cfg.avp_calibrate,
+                                exclude_design=cfg.num_sequences, **common), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
     from .data.spec import default_prior

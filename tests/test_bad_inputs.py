@@ -126,7 +126,7 @@ TRAIN = ["train", "--out", "{out}", "--iterations", "2", "--validate-every", "2"
 AVP = ["train-avp", "--device", "cpu", "--out", "{out}", "--train-size", "16", "--epochs", "1", "--width", "4",
        "--glimpses", "2"]
 GEN = ["generate", "--device", "cpu", "--avp", "{avp}", "--prior", "{prior}", "--out", "{out}", "--num-images",
-       "1", "--glimpses", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive"]
+       "1", "--glimpses", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive", "--allow-oracle", "true"]
 EVAL = ["evaluate-avp", "--device", "cpu"]
 PRIOR = ["build-prior", "--out", "{out}", "--size", "10", "--kind", "database"]
 PLOT = ["plot", "epe", "{store}", "--index", "0"]

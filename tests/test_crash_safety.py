@@ -193,7 +193,7 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     write_manifest(tmp_path / "prior", PRIOR_KIND, {"prior": "database"})  # generate reads which kind of prior
     out = tmp_path / "store"
     argv = ["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "prior"),
-            "--out", str(out), "--num-images", "2", "--glimpses", "2"]
+            "--out", str(out), "--num-images", "2", "--glimpses", "2", "--allow-oracle", "true"]
     assert main(argv) == 2
     assert "the search diverged" in capsys.readouterr().err
     assert calls["store"] == out and not out.exists()

@@ -26,6 +26,9 @@ def register(sub, common):
     add_dataset_arguments(p, default="cluttered-mnist")
     p.add_argument("--train-size", type=int, default=None,
                    help="training canvases per epoch for MNIST datasets (fresh canvases every epoch)")
+    p.add_argument("--exclude-design", type=int, default=None, metavar="N",
+                   help="leave the first N training images (for MNIST: every canvas of their digits) out of training, "
+                   "so that `generate --num-images N` may design for them (no oracle); recorded in the manifest")
     p.add_argument("--out", required=True, type=Path, help="output AVP directory")
     add_config_arguments(p, TrainAVPConfig)
     p.set_defaults(func=run_train)
@@ -90,6 +93,14 @@ def run_train(args):
     spec = resolve_dataset(args, previous, default="cluttered-mnist")
     kw = {"size": args.train_size} if args.train_size is not None else {}
     train = spec.load("train", **kw)
+    if args.exclude_design:
+        from ..design.honest import HeldOut
+
+        check_int("--exclude-design", args.exclude_design, minimum=0)
+        try:  # the design images are the default split's (--train-size only sets the canvases per epoch)
+            train = HeldOut(train, args.exclude_design, spec.load("train") if kw else None)
+        except ValueError as e:
+            raise ValueError(f"--exclude-design: {e}") from None
     valid = spec.load("valid")
     try:
         model = train_avp(train, valid, args.out, cfg, seed=args.seed, device=device, dataset_name=spec.name)

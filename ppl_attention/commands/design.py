@@ -73,6 +73,9 @@ class GenerateConfig:
                 "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
                 "2,401 x N AVP passes"})
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
+    allow_oracle: bool = field(default=False, metadata={
+        "help": "diagnosis only: design with an AVP trained on the design images and completions that may propose "
+                "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior"})
     images_per_task: int = field(default=4, metadata={"help": "images handed to a Ray worker at a time"})
     ray_address: Optional[str] = field(default=None, metadata={
         "help": "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
@@ -231,7 +234,8 @@ def run_generate(args):
                            target_ess=cfg.target_ess, shift=cfg.shift, precision=precision,
                            min_ess=cfg.min_ess,
                            max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
-                           epe_net=cfg.epe_net)
+                           epe_net=cfg.epe_net, allow_oracle=cfg.allow_oracle)
+    _check_oracle(cfg, avp, prior, data, indices)
     problem, image_fn = factory()
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
@@ -251,7 +255,9 @@ def run_generate(args):
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
-    if cfg.epe_net is not None:  # only then: a store of another search records no network
+    if cfg.allow_oracle:  # only then, like --min-ess: an honest store's config is unchanged
+        config["allow_oracle"] = True
+    if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
         config["epe_net"] = dir_checksum(Path(cfg.epe_net))
     existed = out.exists()
     source = _first_glimpse_source(cfg, config)  # checked before --out is touched
@@ -290,6 +296,13 @@ def _report_failures(out: Path, failures: dict) -> int:
     print(f"generate: {len(failures)} image(s) failed and were skipped: {sorted(map(int, failures))}{lines}\n"
           f"(listed in {out / FAILURES}; the command run again designs them)", file=sys.stderr)
     return 1
+
+
+def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
+    """Refuse an AVP trained on a design image or a prior holding one (no oracle), unless --allow-oracle."""
+    from .honest import check_no_oracle
+
+    check_no_oracle(avp, prior, data, cfg.split, indices, cfg.allow_oracle, cfg.search)
 
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them

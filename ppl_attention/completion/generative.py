@@ -49,6 +49,7 @@ terms are computed in log space with ``log_ndtr``): the weight falls on the leas
 """
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -565,11 +566,26 @@ class GenerativeCompletion(Completion):
         offs = torch.nonzero(oc).flatten()
         reps = oc[offs] * per  # digit draws at each distinct offset
         log_qd = self.digit_log_proposal(offs, loc, y, sigma_q)  # (U, N)
+        if self.excluded is not None:  # the design image's own digits (no oracle): q(d | o) = 0
+            log_qd = torch.log_softmax(log_qd.index_fill(1, self.excluded, -math.inf), 1)
         idx = torch.multinomial(log_qd.exp().float(), int(reps.max()), replacement=True, generator=generator)
         keep = torch.arange(idx.shape[1]).unsqueeze(0) < reps.unsqueeze(1)  # (U, max reps)
         u = torch.arange(len(offs)).unsqueeze(1).expand_as(idx)[keep]
         digit = idx[keep]
         return digit, offs[u], log_qo[offs[u]] + log_qd[u, digit]
+
+    excluded: Optional[torch.Tensor] = None
+
+    def excluding(self, digits) -> "GenerativeCompletion":
+        """A copy that never proposes the pool ``digits`` (those a design image is made of: no oracle)."""
+        ids = torch.as_tensor(digits).long().reshape(-1).unique()
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.prior.num_digits):
+            raise ValueError(f"digits must be pool indices in [0, {self.prior.num_digits - 1}], got {ids.tolist()}")
+        if ids.numel() >= self.prior.num_digits:
+            raise ValueError(f"digits would leave none of the {self.prior.num_digits} pool digits to propose")
+        out = copy.copy(self)
+        out.excluded = ids if ids.numel() else None
+        return out
 
     def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
         """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
@@ -596,6 +612,8 @@ class GenerativeCompletion(Completion):
         if self.num_candidates <= self.k1:  # the whole candidate set: the exact posterior
             mode = "enumerate"
             pairs = torch.arange(self.num_candidates)
+            if self.excluded is not None:
+                pairs = pairs[~torch.isin(pairs // prior.num_offsets, self.excluded)]
             counts = torch.ones(len(pairs), dtype=torch.float64)
             log_q = torch.full((len(pairs),), -math.log(len(pairs)), dtype=torch.float64)
             draws = len(pairs)

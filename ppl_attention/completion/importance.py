@@ -24,6 +24,7 @@ stage.  Everything is computed in log space.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -287,6 +288,20 @@ class ImportanceCompletion(Completion):
         ll = torch.logsumexp(ll, 2) - torch.log(valid.sum(1).double()).to(images.device)
         return ll.sum(1).cpu()
 
+    excluded: Optional[torch.Tensor] = None
+
+    def excluding(self, rows) -> "ImportanceCompletion":
+        """A copy that never proposes database ``rows`` (a design image's own rows and duplicates: no oracle)."""
+        ids = torch.as_tensor(rows).long().reshape(-1).unique()
+        N = len(self.database)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= N):
+            raise ValueError(f"rows must be database rows in [0, {N - 1}], got {ids.tolist()[:8]}")
+        if ids.numel() >= N:
+            raise ValueError(f"rows would leave none of the {N} database rows to propose")
+        out = copy.copy(self)
+        out.excluded = ids if ids.numel() else None
+        return out
+
     # ------------------------------------------------------------------ sample
     def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
         """Up to ``n`` unique weighted database images given the glimpses (the prior when ``t = 0``).
@@ -318,6 +333,8 @@ class ImportanceCompletion(Completion):
         if self.target_ess is not None:
             tau = temper_to_ess(log_q, self.target_ess * self.k1)
             log_q = log_q / tau
+        if self.excluded is not None:  # the design image's own rows and duplicates (no oracle): q = 0
+            log_q = log_q.index_fill(0, self.excluded, -math.inf)
         log_q = log_q - torch.logsumexp(log_q, 0)
         proposal_ess = ess(log_q)
         t1 = time.perf_counter()

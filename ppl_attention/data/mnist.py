@@ -165,9 +165,7 @@ def add_clutter(flat: torch.Tensor, digits: torch.Tensor, indices: torch.Tensor,
     K, c = int(n_clutter), int(clutter_size)
     if n == 0 or K == 0:
         return flat
-    # Other digits: draw from N - 1 and skip the canvas's own digit.
-    other = torch.randint(N - 1, (n, K), generator=generator)
-    other = other + (other >= indices[:, None]).long()
+    other = _clutter_digits(indices, N, K, generator)
     cr = torch.randint(D - c + 1, (n, K), generator=generator)  # crop offset inside the digit
     cc = torch.randint(D - c + 1, (n, K), generator=generator)
     pr = torch.randint(S - c + 1, (n, K), generator=generator)  # placement on the canvas
@@ -182,6 +180,13 @@ def add_clutter(flat: torch.Tensor, digits: torch.Tensor, indices: torch.Tensor,
     flat.scatter_reduce_(1, dst.reshape(n, -1), pieces.reshape(n, -1).to(flat.dtype), reduce="amax",
                          include_self=True)
     return flat
+
+
+def _clutter_digits(indices: torch.Tensor, N: int, K: int, generator: torch.Generator) -> torch.Tensor:
+    """The pool digits (n, K) that the clutter pieces of canvases showing ``indices`` (n,) are cut from: ``K`` draws
+    from the other ``N - 1`` digits (the first draws :func:`add_clutter` makes)."""
+    other = torch.randint(N - 1, (indices.shape[0], K), generator=generator)
+    return other + (other >= indices[:, None]).long()
 
 
 @functools.lru_cache(maxsize=8)
@@ -235,9 +240,12 @@ class MnistCanvases(Dataset):
         if train_digits is not None and (isinstance(train_digits, bool) or not isinstance(train_digits, (int, np.integer))
                                          or not 2 <= train_digits <= 4000):
             raise ValueError(f"train_digits must be an int in [2, 4000] (the training digits), got {train_digits!r}")
+        #: each pool digit's index among the split's digits (``load_digits(split)``): which source a canvas shows
+        self.pool_index = torch.arange(len(self.digits))
         if train_digits is not None and self.split == "train":  # a smaller pool (learning curves); valid/test as is
             keep = torch.randperm(len(self.digits), generator=generator(derive_seed("train-digits")))[:train_digits]
             self.digits, self.digit_labels = self.digits[keep.sort().values], self.digit_labels[keep.sort().values]
+            self.pool_index = keep.sort().values
         self.train_digits = None if train_digits is None else int(train_digits)
         if size is not None and (not isinstance(size, (int, np.integer)) or size <= 0):
             raise ValueError(f"size (canvases per epoch) must be a positive int, got {size!r}")
@@ -255,9 +263,27 @@ class MnistCanvases(Dataset):
         self.epoch = 0
         self._render(0)
 
+    def _render_seed(self, epoch: int) -> int:
+        return derive_seed(*((self.seed, self.name, self.split) + ((int(epoch),) if self.split == "train" else ())))
+
+    def source_digits(self, indices) -> torch.Tensor:
+        """The digits canvases ``indices`` (n,) of the current epoch are made of, as indices among
+        ``load_digits(split)``: (n, 1 + K), the canvas's own digit, then those its K clutter pieces are cut from
+        (the render's draws replayed; no clutter: (n, 1))."""
+        idx = torch.as_tensor(indices).long().reshape(-1)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
+            raise ValueError(f"indices must lie in [0, {self.size - 1}], got range [{int(idx.min())}, {int(idx.max())}]")
+        own = self.digit_index
+        parts = [own.unsqueeze(1)]
+        if self.cluttered and self.n_clutter > 0:
+            g = generator(self._render_seed(self.epoch))
+            n, side = self.size, self.canvas_size - DIGIT_SIZE + 1
+            torch.randint(side, (n,), generator=g), torch.randint(side, (n,), generator=g)  # the offsets' draws
+            parts.append(_clutter_digits(own, len(self.digits), self.n_clutter, g))
+        return self.pool_index[torch.cat(parts, 1)[idx]]
+
     def _render(self, epoch: int) -> None:
-        parts = (self.seed, self.name, self.split) + ((int(epoch),) if self.split == "train" else ())
-        g = generator(derive_seed(*parts))
+        g = generator(self._render_seed(epoch))
         images, labels, bboxes = render_canvases(
             self.digits, self.digit_labels, self.size, g, cluttered=self.cluttered, canvas_size=self.canvas_size,
             n_clutter=self.n_clutter, clutter_size=self.clutter_size, indices=self.digit_index)

@@ -11,6 +11,7 @@ are kept, and a rerun designs the missing images (the failed ones included) and 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -94,10 +95,15 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
             yield {"index": int(index), "seed": image_seed(seed, index), "locations": locations[k].tolist(),
                    "epe": maps[k].tolist(), "evaluations": [0] * settings.T}
         return
+    exclusions = getattr(image_fn, "exclusions", None)
     for index in indices:
         s = image_seed(seed, index)
         try:
-            result = greedy_sequence(problem, image_fn(index), settings, s, first_epe)
+            image = image_fn(index)
+            honest = problem
+            if exclusions is not None:  # the completions never propose the image itself (no oracle)
+                honest = dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))
+            result = greedy_sequence(honest, image, settings, s, first_epe)
         except Exception as e:
             log.warning("image %d failed: %s", index, e)
             yield failure(index, e)
@@ -106,7 +112,8 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
                "epe": result.epe.tolist(),
                "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
                # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
-               "ess": [i.get("ess") for i in result.info[1:]]}
+               "ess": [i.get("ess") for i in result.info[1:]],
+               "distinct": [i.get("samples") for i in result.info[1:]]}  # distinct completions per step
 
 
 def read_failures(store: SequenceStore) -> dict[int, str]:
@@ -138,7 +145,7 @@ def _write(store: SequenceStore, rec: dict, failed: dict[int, str]) -> None:
         failed[int(rec["index"])] = rec["error"]
         return
     store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"],
-                       ess=rec.get("ess"))
+                       ess=rec.get("ess"), **({"distinct": rec["distinct"]} if "distinct" in rec else {}))
 
 
 def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterable[int], settings: DesignSettings,

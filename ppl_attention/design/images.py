@@ -2,7 +2,8 @@
 
 :class:`ImageFactory` is a frozen (picklable, hashable) description; calling it in any process loads the AVP
 (``posterior.load_avp``), the completion (``completion.open_completion``: whichever prior the directory holds) and
-the dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`.
+the dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`;
+``image_fn.exclusions(index, image)`` (unless ``allow_oracle``) is what the prior must leave out for that image.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class ImageFactory:
     max_k1: int | None = None  # ... up to this many draws
     options: tuple = ()  # the dataset's options: sorted (key, value) pairs (``DatasetSpec.options``)
     epe_net: str | None = None  # an EPE-map network directory (train-epe-net), for the amortised / hybrid searches
+    allow_oracle: bool = False  # True: the completions may propose the design image itself (a diagnosis only)
 
     def __call__(self):
         from ..data.spec import DatasetSpec
@@ -80,4 +82,8 @@ class ImageFactory:
             return data[int(index)]["image"].to(device)
 
         image.size = len(data)  # the split's number of images (generate checks --indices against it)
+        if not self.allow_oracle:  # what the prior leaves out for each image (``executors.design_batch`` applies it)
+            from .honest import prior_exclusions
+
+            image.exclusions = prior_exclusions(sampler, self.prior, data, self.split)
         return problem, image

@@ -235,6 +235,7 @@ def _finish(model: AVP, out: Path, valid, cfg: TrainAVPConfig, seed: int, device
         save_avp(model, out, name, cfg.max_glimpses,
                  extra_config={"train": config_to_dict(cfg), "seed": seed, "best_epoch": state["best_epoch"],
                                "data": getattr(train, "data_spec", None),  # name, root, split seed, options
+                               "held_out": getattr(train, "held_out", None),  # design images left out (no oracle)
                                "epochs_run": state["epoch"], "stopped_by_time_limit": timed_out,
                                "best_valid_nll": state["best_nll"], "calibration": calibration})
         atomic_write_json(out / "history.json", {"history": state["history"], "calibration": calibration,

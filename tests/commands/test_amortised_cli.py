@@ -39,7 +39,7 @@ def built(tmp_path_factory):
                  extra_config={"seed": seed})
     build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
                 progress=False)
-    base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL]
+    base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *base, "--search", "exhaustive", "--num-images", "4", "--out", str(root / "ex")]) == 0
     assert main(["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "avp"), "--out", str(root / "net"),
                  "--epochs", "2", *TINY_NET]) == 0
@@ -126,7 +126,7 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
     from ppl_attention.sensor import GlimpseGrid
 
     root, base = built
-    other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL]
+    other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *other, "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
                  "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
@@ -137,7 +137,7 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
     shutil.copytree(root / "avp", tmp_path / "retrained")
     shutil.copy(root / "other-avp" / "avp.safetensors", tmp_path / "retrained" / "avp.safetensors")
     assert main(["generate", "--avp", str(tmp_path / "retrained"), "--prior", str(root / "prior"), *SMALL,
-                 "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
+                 "--allow-oracle", "true", "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
                  "--out", str(tmp_path / "g")]) == 2
     assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
     # a network for the one-scale grid, otherwise tied to this AVP and prior

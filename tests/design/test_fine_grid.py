@@ -30,7 +30,7 @@ def fine(tmp_path_factory):
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2,
              extra_config={"seed": 0, "data": spec.to_dict()})
     build_generative_prior(root / "prior", spec, components=6, prototypes=6, clutter_samples=200)
-    base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL]
+    base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *base, "--search", "exhaustive", "--search-options", "stride=6", "--num-images", "3",
                  "--out", str(root / "ex6")]) == 0
     assert main(["train-epe-net", "--store", str(root / "ex6"), "--avp", str(root / "avp"), "--out", str(root / "net"),

@@ -51,7 +51,8 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
                               precision="bfloat16")()
     assert problem.precision == "bfloat16"
     common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2", "--glimpses", "2",
-              "--num-samples", "8", "--k1", "50", "--search", "halving"]
+              "--num-samples", "8", "--k1", "50", "--search", "halving",
+              "--allow-oracle", "true"]  # a stand-in AVP and a prior rendered from the training digits
     for p in ("float32", "bfloat16"):
         assert main(["generate", *common, "--precision", p, "--out", str(tmp_path / p)]) == 0
         assert json.loads((tmp_path / p / "manifest.json").read_text())["config"]["precision"] == p
@@ -103,7 +104,7 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     out = tmp_path / "store"
     assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
                  "--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive",
-                 "--min-ess", "3", "--max-k1", "600", "--out", str(out)]) == 0
+                 "--min-ess", "3", "--max-k1", "600", "--allow-oracle", "true", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
     assert set(summary["ess"]["per_image"]) == {"0", "1"} and set(summary["ess"]["per_step"]) == {"2", "3"}
@@ -112,7 +113,7 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
     assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
-                 "--num-images", "1", "--min-ess", "0.5", "--out", str(tmp_path / "bad")]) == 2
+                 "--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true", "--out", str(tmp_path / "bad")]) == 2
     # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
     fig = tmp_path / "calibration.png"
     assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0

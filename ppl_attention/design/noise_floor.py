@@ -1,0 +1,98 @@
+"""The noise floor of the BOED estimator, measured: how much two exhaustive searches on independent completions
+disagree, and how far each is from a search on many more completions.
+
+For every image the states are those of the *reference* sequence: the greedy exhaustive search on
+``reference_samples`` completions (the first location from the cached first-glimpse map).  At every step after
+the first, three independent sets of completions are drawn (per-image seeds): A and B of ``num_samples`` each and
+the reference's.  The exhaustive EPE maps on them give
+
+- ``between``: the regret of A's argmin on B's map and of B's on A's (their mean): the estimator's own noise floor;
+- ``vs_reference``: the regret of A's and of B's argmin on the reference map;
+
+with a regret ``(EPE(chosen) - min EPE) / min EPE`` over the locations not yet observed.  Each row also holds the
+ESS and the number of distinct completions of every draw.  The completions leave the image itself out
+(``exclusions``, see :mod:`.honest`) unless the caller passes none.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+
+import torch
+from tqdm.auto import tqdm
+
+from ..runtime import derive_seed, generator as make_generator
+from .search import run_search
+from .sequential import DesignProblem
+
+__all__ = ["noise_floor", "summarise_noise_floor"]
+
+DRAWS = ("a", "b", "reference")
+
+
+def _regret(epe: torch.Tensor, choice: int) -> float:
+    low = float(epe.min())
+    return (float(epe[choice]) - low) / max(low, 1e-12)
+
+
+def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int):
+    """One draw of ``n`` completions and the exhaustive EPE map on them (observed locations at +inf)."""
+    glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
+    samples = problem.sample(observed, glimpses, n, make_generator(seed), image)
+    result = run_search("exhaustive", problem.score_fn(samples.images.to(image.device), observed), samples.weights,
+                        problem.grid, observed)
+    epe = result.epe.double().cpu().clone()
+    epe[observed.cpu()] = math.inf
+    ess = (samples.diagnostics or {}).get("ess", samples.ess)
+    return epe, {"ess": float(ess), "distinct": int(samples.images.shape[0])}
+
+
+def noise_floor(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, reference_samples: int,
+                seed: int, first_epe: torch.Tensor, exclusions=None, progress: bool = True) -> list[dict]:
+    """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "draws": {name: {"ess", "distinct"}}}``
+    for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
+    the prior leaves out for that image (no oracle)."""
+    if reference_samples < num_samples:
+        raise ValueError(f"reference_samples must be >= num_samples ({num_samples}), got {reference_samples}")
+    first = int(torch.as_tensor(first_epe).argmin())
+    sizes = {"a": num_samples, "b": num_samples, "reference": reference_samples}
+    rows = []
+    for index in tqdm(list(indices), desc="noise floor", unit="img", disable=not progress):
+        image = image_fn(index)
+        honest = problem
+        if exclusions is not None:
+            honest = dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))
+        locs = [first]
+        for t in range(1, T):
+            observed = torch.tensor(locs, dtype=torch.long, device=image.device)
+            maps, draws = {}, {}
+            for name in DRAWS:
+                maps[name], draws[name] = _exhaustive(honest, image, observed, sizes[name],
+                                                      derive_seed(seed, "noise-floor", name, int(index), t))
+            choice = {name: int(maps[name].argmin()) for name in DRAWS}
+            rows.append({"index": int(index), "step": t + 1,
+                         "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
+                         "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")},
+                         "draws": draws})
+            locs.append(choice["reference"])
+    return rows
+
+
+def _stats(values) -> dict:
+    values = list(values)
+    return {"mean": statistics.fmean(values), "median": statistics.median(values), "n": len(values)}
+
+
+def summarise_noise_floor(rows: list[dict]) -> dict:
+    """Mean / median regrets over every step and per step, and the median ESS / distinct completions per draw."""
+    def block(rs):
+        return {"between": _stats(r["between"] for r in rs),
+                "vs_reference": _stats(v for r in rs for v in r["vs_reference"].values()),
+                "ess": {k: statistics.median(r["draws"][k]["ess"] for r in rs) for k in DRAWS},
+                "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS}}
+    if not rows:
+        raise ValueError("rows is empty: no step after the first was evaluated (T must be >= 2)")
+    steps = sorted({r["step"] for r in rows})
+    return {"all": block(rows), "per_step": {str(s): block([r for r in rows if r["step"] == s]) for s in steps},
+            "images": len({r["index"] for r in rows})}

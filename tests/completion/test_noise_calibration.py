@@ -1,0 +1,77 @@
+"""Choosing the glimpse noise: on a case with a known posterior, the completions' label distribution is calibrated
+at the true noise, over-confident below it and under-confident above it, and calibrate_noise picks it."""
+import math
+
+import pytest
+import torch
+
+from ppl_attention.completion.base import CompletionSamples, check_observations
+from ppl_attention.completion.importance import _schedule, _sigma
+from ppl_attention.completion.noise_calibration import calibrate_noise, label_calibration, with_noise_scale
+from ppl_attention.sensor import Sensor
+
+MEANS = (0.48, 0.52)  # two classes: flat images of these grey levels, seen through pixel noise
+SIGMA0 = 0.1  # the noise the held-out images are made with
+
+
+class TwoMeans:
+    """Completions of a two-class image: both class images, weighted by the exact Gaussian likelihood of the
+    glimpses at the sampler's noise -- the exact posterior when that noise is the data's."""
+
+    def __init__(self, grid):
+        self.grid, self.sigma = grid, _schedule([SIGMA0 * 255.0])
+
+    def sample(self, locations, glimpses, n, generator=None, true_image=None):
+        loc, y = check_observations(self.grid, locations, glimpses, 1)
+        s = _sigma(self.sigma, len(loc))
+        ll = torch.stack([-(y.double() - m).square().sum() / (2 * s * s) for m in MEANS])
+        images = torch.stack([torch.full((1, *self.grid.image_size), m) for m in MEANS])
+        return CompletionSamples(images, torch.softmax(ll, 0).float(), torch.tensor([0, 1]), {"ess": 1.0})
+
+
+def _held_out(M=600, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    grid = Sensor(8, 2, stride=2, scales=1)
+    labels = torch.randint(2, (M,), generator=g)
+    images = (torch.tensor(MEANS)[labels].view(M, 1, 1, 1) + SIGMA0 * torch.randn(M, 1, 8, 8, generator=g)).clamp(0, 1)
+    locations = torch.stack([torch.randperm(grid.num_locations, generator=g)[:3] for _ in range(M)])
+    return grid, images, labels, locations
+
+
+def test_label_calibration_of_calibrated_and_overconfident_predictions():
+    g = torch.Generator().manual_seed(1)
+    p1 = torch.rand(4000, generator=g)
+    labels = (torch.rand(4000, generator=g) < p1).long()  # drawn from the predicted probabilities
+    probs = torch.stack([1 - p1, p1], 1)
+    good = label_calibration(probs, labels)
+    assert good["ece"] < 0.03 and sum(c["count"] for c in good["curve"]) == 4000
+    sharp = torch.stack([1 - (p1 > 0.5).double(), (p1 > 0.5).double()], 1)  # certain, right only ~75 % of the time
+    assert label_calibration(sharp, labels)["ece"] > 0.2
+    flat = label_calibration(torch.full((4000, 2), 0.5), labels)  # the label frequencies: calibrated, not sharp
+    assert flat["ece"] < 0.03 and flat["nll"] > good["nll"] + 0.05
+    with pytest.raises(ValueError, match="probs must be"):
+        label_calibration(probs, labels[:3])
+
+
+def test_the_true_noise_is_calibrated_and_chosen():
+    grid, images, labels, locations = _held_out()
+    out = calibrate_noise(TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], num_samples=2,
+                          num_classes=2, min_ess=1.0)
+    by = {r["scale"]: r for r in out["scales"]}
+    assert out["chosen"] == 1.0 and by[1.0]["nll"] < min(by[0.25]["nll"], by[4.0]["nll"])
+    assert by[1.0]["worst_ece"] < 0.06
+    assert by[0.25]["worst_ece"] > 2 * by[1.0]["worst_ece"] and by[4.0]["worst_ece"] > 2 * by[1.0]["worst_ece"]
+    # over-confident below the true noise: the top label's confidence exceeds its accuracy, and the reverse above
+    low, high = by[0.25]["steps"][-1]["curve"], by[4.0]["steps"][-1]["curve"]
+    assert sum(c["count"] * (c["confidence"] - c["accuracy"]) for c in low) > 0
+    assert sum(c["count"] * (c["confidence"] - c["accuracy"]) for c in high) < 0
+    assert [s["t"] for s in by[1.0]["steps"]] == [1, 2, 3] and by[1.0]["steps"][0]["median_distinct"] == 2
+
+
+def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
+    grid = Sensor(8, 2, stride=2, scales=1)
+    base = TwoMeans(grid)
+    twice = with_noise_scale(base, 2.0)
+    assert math.isclose(_sigma(twice.sigma, 3), 2 * _sigma(base.sigma, 3)) and base.sigma is not twice.sigma
+    with pytest.raises(ValueError, match="scale must be positive"):
+        with_noise_scale(base, 0.0)
