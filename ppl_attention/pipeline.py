@@ -54,7 +54,7 @@ class PriorHandle(_Handle):
     """An image prior (``build_prior``); :meth:`load` opens its completion sampler r(image | glimpses)."""
 
     def load(self, grid=None, **kw):
-        from .completion.generative import open_completion
+        from .completion.prior import open_completion
 
         return open_completion(self.path, grid, **kw)
 

@@ -174,7 +174,8 @@ def noise_schedule(sigma, prior: Path, data, dataset: str) -> tuple[list[float],
     (``--sigma``) when given, else the generative prior's own (recorded in its manifest), else the dataset's
     default; every command that draws completions for a design asks here."""
     from ..artifacts import read_manifest
-    from ..completion.generative import GENERATIVE, prior_type
+    from ..completion.generative import GENERATIVE
+    from ..completion.prior import prior_type
 
     if sigma:
         return [float(v) for v in sigma], "--sigma"
@@ -219,7 +220,8 @@ def run_generate(args):
     # the dataset (name, root, split seed, options) is the AVP's and the prior's; flags may only repeat it
     spec = resolve_dataset(args, [avp, prior] + ([out] if (out / "manifest.json").is_file() else []), default=None)
     data = spec.load(cfg.split)
-    from ..completion.generative import GENERATIVE, prior_type
+    from ..completion.generative import GENERATIVE
+    from ..completion.prior import prior_type
 
     generative = prior_type(prior) == GENERATIVE
     sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name)

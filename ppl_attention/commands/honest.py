@@ -92,7 +92,7 @@ def run_calibrate_noise(args):
     import torch
 
     from ..artifacts import atomic_write_json
-    from ..completion.generative import open_completion
+    from ..completion.prior import open_completion
     from ..completion.noise_calibration import calibrate_noise
     from .design import noise_schedule
 

@@ -5,10 +5,12 @@
   resumable chunks from a generator, a generative model or a dataset.
 - :mod:`.pca_index`: a faiss PCA of that database; codes and glimpse energies stored on disk.
 - :mod:`.importance`: the paper's importance sampler over the database (Algorithm 2) and :func:`open_prior`.
-- :mod:`.prior`: :func:`build_prior` (database + index in one directory, kind "prior").
-- :mod:`.generative`: the MNIST canvases' own generative process (digit x offset x clutter) as the prior, and
-  importance sampling over (digit, offset): :class:`GenerativeCompletion`, :func:`build_generative_prior`,
-  :func:`open_generative_prior` (a prior directory whose manifest says ``"prior": "generative"``).
+- :mod:`.prior`: :func:`build_prior` (database + index in one directory, kind "prior"), and
+  :func:`open_completion`, the sampler of any prior directory.
+- :mod:`.canvas`: the MNIST canvases' own generative process (digit x offset x clutter) as a Pyro program, and
+  the index of its digit pool; :mod:`.clutter_noise`: its observation model.
+- :mod:`.generative`: importance sampling over (digit, offset): :class:`GenerativeCompletion`,
+  :func:`build_generative_prior`, :func:`open_generative_prior` (a prior whose manifest says ``"generative"``).
 
 The heavy modules (faiss, memmaps) are imported on first use of their names.
 """
@@ -22,8 +24,8 @@ __all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_
 _LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
          "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
          "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior",
-         "CanvasPrior": "generative", "GenerativeCompletion": "generative", "build_generative_prior": "generative",
-         "open_generative_prior": "generative", "open_completion": "generative", "prior_type": "generative"}
+         "CanvasPrior": "canvas", "GenerativeCompletion": "generative", "build_generative_prior": "generative",
+         "open_generative_prior": "generative", "open_completion": "prior", "prior_type": "prior"}
 
 
 def __getattr__(name):

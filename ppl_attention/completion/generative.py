@@ -1,29 +1,8 @@
-"""The data's own generative process as the image prior of translated and cluttered MNIST.
+"""The data's own generative process as the image prior of translated and cluttered MNIST: inference.
 
-A canvas is made (:func:`ppl_attention.data.mnist.render_canvases`) by putting one training digit at one of the
-``(S - 27)^2`` top-left offsets of an ``S x S`` canvas and max-combining random pieces of clutter.  A database of
-rendered canvases (:mod:`.importance`) almost never holds one that matches what a glimpse saw: 4,000 digits x
-1,089 offsets is 4.4 M canvases before clutter.  This module does inference in that process instead.
-
-The Pyro program (:meth:`CanvasPrior.model`)::
-
-    digit  ~ Categorical(uniform over the training pool)          # the empirical prior of the digits
-    offset ~ Categorical(uniform over the (S - 27)^2 offsets)
-    clutter pieces ~ the dataset's clutter process                 # (cluttered MNIST only)
-    canvas = max(render(digit, offset), clutter)
-    y      ~ ClutterObservation(sensor.extract(render(digit, offset), locations), sigma_t, rho, rate)
-
-``y`` holds every scale of every glimpse, exactly what the sensor returns (the retina's pooled values).  Clutter
-can only *raise* a pooled value under max-combination, so the observation model of each pooled value ``v`` with
-digit-only prediction ``mu`` is the mixture::
-
-    (1 - rho_j) N(v | mu, sigma^2)  +  rho_j EMG(v | mu, sigma, rate_j)
-
-where ``EMG`` is the Gaussian convolved with an exponential increment (``mu + N(0, sigma^2) + Exp(rate)``): the
-one-sided, clutter-tolerant term.  ``rho_j`` (the fraction of scale-``j`` pooled values that clutter raises) and
-``rate_j`` (one over their mean increase) are measured on rendered training canvases when the prior is built and
-recorded in its manifest; translated MNIST has ``rho = 0`` (a plain Gaussian).  The approximation: the pooled values
-are independent given (digit, offset) -- the clutter sites are marginalised value by value, not jointly.
+A database of rendered canvases (:mod:`.importance`) almost never holds one that matches what a glimpse saw: 4,000
+digits x 1,089 offsets is 4.4 M canvases before clutter.  This module does inference in the process itself
+(:mod:`.canvas`, with the observation model of :mod:`.clutter_noise`).
 
 Inference (:class:`GenerativeCompletion`) is importance sampling over (digit, offset) pairs, vectorised:
 
@@ -50,11 +29,9 @@ terms are computed in log space with ``log_ndtr``): the weight falls on the leas
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -68,309 +45,19 @@ from ..sensor import Sensor, check_sensor
 from .base import Completion, CompletionSamples, check_observations
 from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
 
-__all__ = ["CanvasPrior", "ClutterNoise", "ClutterObservation", "DigitIndex", "GenerativeCompletion",
-           "build_generative_prior", "open_generative_prior", "open_completion", "clutter_log_likelihood", "measure_clutter",
-           "prior_type", "GENERATIVE", "DEFAULT_SIGMA"]
+from .canvas import DIGIT, CanvasPrior, DigitIndex
+from .clutter_noise import ClutterNoise, clutter_log_likelihood, measure_clutter
+
+__all__ = ["GenerativeCompletion", "build_generative_prior", "open_generative_prior", "GENERATIVE", "DEFAULT_SIGMA"]
 
 log = logging.getLogger(__name__)
 
 #: The manifest's ``config["prior"]`` of a generative-process prior (a database prior says ``"database"``).
 GENERATIVE = "generative"
-DIGIT = 28
 #: Default observation noise (0..255 after 1, 2, ... glimpses) of the generative prior; see docs/generative_prior.md.
 DEFAULT_SIGMA = tuple(round(48.0 * math.sqrt(t), 1) for t in range(1, 6))
 
 
-# ------------------------------------------------------------------------------------------ observation model
-@dataclass(frozen=True)
-class ClutterNoise:
-    """Per-scale clutter of the observation model: ``rho[j]`` the probability that clutter raises a scale-``j``
-    pooled value, ``rate[j]`` the rate of the exponential increase (pixels in [0, 1])."""
-
-    rho: tuple
-    rate: tuple
-
-    def __post_init__(self):
-        rho, rate = tuple(float(r) for r in self.rho), tuple(float(r) for r in self.rate)
-        if len(rho) != len(rate) or not rho:
-            raise ValueError(f"rho and rate need one value per scale, got {rho} and {rate}")
-        if not all(0.0 <= r < 1.0 for r in rho):
-            raise ValueError(f"rho must lie in [0, 1), got {rho}")
-        if not all(r > 0 and math.isfinite(r) for r in rate):
-            raise ValueError(f"rate must be positive, got {rate}")
-        object.__setattr__(self, "rho", rho)
-        object.__setattr__(self, "rate", rate)
-
-    @classmethod
-    def none(cls, scales: int) -> "ClutterNoise":
-        return cls((0.0,) * scales, (1.0,) * scales)
-
-    def to_dict(self) -> dict:
-        return {"rho": list(self.rho), "rate": list(self.rate)}
-
-
-def clutter_log_likelihood(residual: torch.Tensor, sigma: float, noise: ClutterNoise) -> torch.Tensor:
-    """Per-value log density of ``residual = y - mu`` ``(..., k, D)`` (scale axis second to last) under
-    ``(1 - rho) N(0, sigma^2) + rho EMG(sigma, rate)``; float32, same shape (sum it in float64)."""
-    r = residual.float()
-    k = r.shape[-2]
-    if k != len(noise.rho):
-        raise ValueError(f"residual has {k} scales, the clutter model {len(noise.rho)}")
-    rho = torch.tensor(noise.rho, dtype=r.dtype, device=r.device).view(k, 1)
-    lam = torch.tensor(noise.rate, dtype=r.dtype, device=r.device).view(k, 1)
-    s = float(sigma)
-    gauss = -0.5 * (r / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
-    if not any(noise.rho):  # no clutter (translated MNIST): the plain Gaussian
-        return gauss
-    emg = torch.log(lam) + 0.5 * (lam * s) ** 2 - lam * r + torch.special.log_ndtr(r / s - lam * s)
-    return torch.logaddexp(torch.log1p(-rho) + gauss, torch.log(rho) + emg)
-
-
-@functools.lru_cache(maxsize=1)
-def _pyro_observation():
-    """The Pyro distribution of the glimpses (built lazily: pyro is imported only when the program is used)."""
-    import pyro.distributions as dist
-    from torch.distributions import constraints
-
-    class ClutterObservation(dist.TorchDistribution):
-        """Every pooled value of every glimpse, independent given the digit-only prediction ``mean``
-        ``(..., t, k*C, h, w)``: Gaussian noise plus, with probability ``rho_j``, an exponential rise (clutter)."""
-
-        arg_constraints = {}
-        support = constraints.real
-
-        def __init__(self, mean, sigma: float, noise: ClutterNoise, scales: int, validate_args=None):
-            self.mean_ = mean
-            self.sigma = float(sigma)
-            self.noise = noise
-            self.scales = int(scales)
-            super().__init__(mean.shape[:-4], mean.shape[-4:], validate_args=validate_args)
-
-        def expand(self, batch_shape, _instance=None):
-            return ClutterObservation(self.mean_.expand(tuple(batch_shape) + self.event_shape), self.sigma,
-                                      self.noise, self.scales)
-
-        def _per_scale(self, x):
-            return x.reshape(*x.shape[:-3], self.scales, -1)  # (..., t, k, C*h*w)
-
-        def sample(self, sample_shape=torch.Size()):
-            shape = tuple(sample_shape) + tuple(self.mean_.shape)
-            mu = self.mean_.expand(shape)
-            eps = torch.randn(shape, dtype=mu.dtype) * self.sigma
-            rho = torch.tensor(self.noise.rho, dtype=mu.dtype).view(self.scales, 1)
-            lam = torch.tensor(self.noise.rate, dtype=mu.dtype).view(self.scales, 1)
-            u = self._per_scale(torch.rand(shape, dtype=mu.dtype))
-            rise = torch.where(u < rho, -torch.log(self._per_scale(torch.rand(shape, dtype=mu.dtype))) / lam, 0.0)
-            return mu + eps + rise.reshape(shape)
-
-        def log_prob(self, value):
-            r = self._per_scale(value - self.mean_)
-            return clutter_log_likelihood(r, self.sigma, self.noise).double().sum((-1, -2, -3))
-
-    return ClutterObservation
-
-
-def ClutterObservation(mean, sigma, noise, scales):  # noqa: N802 -- a distribution's constructor
-    """``pyro`` distribution of the glimpses given the digit-only prediction (see :func:`_pyro_observation`)."""
-    return _pyro_observation()(mean, sigma, noise, scales)
-
-
-# ------------------------------------------------------------------------------------------------ the process
-class CanvasPrior:
-    """The generative process of an MNIST canvas dataset: ``digits`` (N, 28, 28) float in [0, 1], their ``labels``,
-    the canvas side, the clutter settings and the sensor."""
-
-    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, grid: Sensor, canvas_size: int = 60,
-                 cluttered: bool = True, n_clutter: int = 4, clutter_size: int = 8):
-        if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (DIGIT, DIGIT):
-            raise ValueError(f"digits must be a (N, 28, 28) tensor, got "
-                             f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
-        if digits.shape[0] < (2 if cluttered and n_clutter > 0 else 1):
-            raise ValueError(f"the digit pool needs at least {2 if cluttered else 1} digits, got {digits.shape[0]}")
-        if digits.dtype == torch.uint8:
-            digits = digits.float().div(255.0)
-        labels = torch.as_tensor(labels).long()
-        if labels.shape != (digits.shape[0],):
-            raise ValueError(f"labels must have shape ({digits.shape[0]},) to match digits, got {tuple(labels.shape)}")
-        S = int(canvas_size)
-        if S < DIGIT or tuple(grid.image_size) != (S, S):
-            raise ValueError(f"the sensor is for {grid.image_size[0]} x {grid.image_size[1]} images, the canvases are "
-                             f"{S} x {S} (and must be at least 28)")
-        self.digits = digits.float().contiguous()
-        self.digits_uint8 = self.digits.mul(255.0).round().clamp(0, 255).to(torch.uint8)
-        self.labels = labels
-        self.grid = grid
-        self.canvas_size = S
-        self.cluttered = bool(cluttered)
-        self.n_clutter, self.clutter_size = int(n_clutter), int(clutter_size)
-        self.side = S - DIGIT + 1  # offsets per axis
-        self._filtered = self.box_filtered(self.digits)
-
-    @property
-    def num_digits(self) -> int:
-        return self.digits.shape[0]
-
-    @property
-    def num_offsets(self) -> int:
-        return self.side * self.side
-
-    def offset_pixels(self, offsets: torch.Tensor) -> torch.Tensor:
-        """Top-left pixel (row, col) ``offsets.shape + (2,)`` of each flat offset."""
-        return torch.stack([offsets // self.side, offsets % self.side], -1)
-
-    def render(self, images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Float images (M, 28, 28) (digits or any 28 x 28 pattern) placed at flat ``offsets`` (M,) on empty
-        canvases: (M, 1, S, S).  One scatter, no loop."""
-        M, S = images.shape[0], self.canvas_size
-        px = self.offset_pixels(offsets.long())
-        ar = torch.arange(DIGIT)
-        pos = (px[:, 0, None, None] + ar[None, :, None]) * S + (px[:, 1, None, None] + ar[None, None, :])
-        flat = images.new_zeros(M, S * S)
-        flat.scatter_(1, pos.reshape(M, -1), images.reshape(M, -1))
-        return flat.view(M, 1, S, S)
-
-    def box_filtered(self, images: torch.Tensor) -> list:
-        """Per scale ``j`` (block side ``b = s^j``), the block means ``Fb[a] = mean(images[a : a + b])`` of float
-        patterns (M, 28, 28) for every top-left ``a`` in ``[-(b-1), 27]`` (zero padded): (M, 27 + b, 27 + b)."""
-        out = []
-        for j in range(self.grid.scales):
-            b = self.grid.scale_factor ** j
-            out.append(F.avg_pool2d(F.pad(images.unsqueeze(1), (b - 1,) * 4), b, stride=1)[:, 0].contiguous())
-        return out
-
-    def predict(self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor,
-                filtered: list | None = None) -> torch.Tensor:
-        """What the sensor returns at ``locations`` (t,) of pattern ``digit`` (M,) at ``offsets`` (M,) on an empty
-        canvas: (M, t, k, h*w) -- ``grid.extract(render(...))`` computed without rendering: each pooled value of
-        scale ``j`` is one entry of the pattern's block means (:meth:`box_filtered`; default: the pool's digits),
-        because the pattern lies inside the canvas (the sensor's zero padding outside the image reads nothing
-        of it)."""
-        filtered = self._filtered if filtered is None else filtered
-        grid = self.grid
-        h, w = grid.glimpse_size
-        tops = grid.footprints(locations)  # (t, k, 2)
-        px = self.offset_pixels(offsets.long())  # (M, 2)
-        out = []
-        for j, Fb in enumerate(filtered):  # k scales
-            b = grid.scale_factor ** j
-            n_f = Fb.shape[-1]
-            r = tops[None, :, j, 0, None] + b * torch.arange(h) - px[:, 0, None, None] + (b - 1)  # (M, t, h)
-            c = tops[None, :, j, 1, None] + b * torch.arange(w) - px[:, 1, None, None] + (b - 1)  # (M, t, w)
-            vr, vc = (r >= 0) & (r < n_f), (c >= 0) & (c < n_f)
-            flat = digit.view(-1, 1, 1, 1) * (n_f * n_f) + r.clamp(0, n_f - 1).unsqueeze(-1) * n_f \
-                + c.clamp(0, n_f - 1).unsqueeze(-2)  # (M, t, h, w)
-            v = Fb.view(-1)[flat] * (vr.unsqueeze(-1) & vc.unsqueeze(-2))
-            out.append(v.reshape(v.shape[0], v.shape[1], -1))
-        return torch.stack(out, 2)  # (M, t, k, h*w)
-
-    def add_clutter(self, canvases: torch.Tensor, digit: torch.Tensor, generator=None) -> torch.Tensor:
-        """Max-combine fresh clutter (the dataset's process) into float canvases (M, 1, S, S) showing ``digit``."""
-        if not self.cluttered or self.n_clutter == 0:
-            return canvases
-        from ..data.mnist import add_clutter
-
-        flat = canvases.reshape(canvases.shape[0], -1).clone()
-        add_clutter(flat, self.digits_uint8, digit.long(), self.canvas_size, self.n_clutter, self.clutter_size,
-                    generator)
-        return flat.view_as(canvases)
-
-    def sample(self, n: int, generator=None):
-        """``n`` canvases of the process: images (n, 1, S, S) float, labels, digits, offsets."""
-        digit = torch.randint(self.num_digits, (n,), generator=generator)
-        offsets = torch.randint(self.num_offsets, (n,), generator=generator)
-        images = self.add_clutter(self.render(self.digits[digit], offsets), digit, generator)
-        return images, self.labels[digit], digit, offsets
-
-    def model(self, locations: torch.Tensor, y: Optional[torch.Tensor] = None, sigma: float = 0.25,
-              noise: Optional[ClutterNoise] = None, candidates: int = 1):
-        """The Pyro program (module docstring).  ``y`` (t, k*C, h, w) conditions the glimpses; ``candidates`` > 1
-        runs it vectorised in a plate (condition ``digit`` / ``offset`` on (candidates,) tensors to score pairs).
-        Returns the canvases (candidates, 1, S, S) with their clutter."""
-        import pyro
-        import pyro.distributions as dist
-
-        noise = noise or ClutterNoise.none(self.grid.scales)
-        locations = torch.as_tensor(locations).long().reshape(-1)
-        with pyro.plate("candidates", candidates):
-            digit = pyro.sample("digit", dist.Categorical(logits=torch.zeros(self.num_digits)))
-            offset = pyro.sample("offset", dist.Categorical(logits=torch.zeros(self.num_offsets)))
-            clean = self.render(self.digits[digit], offset)
-            canvas = clean
-            if self.cluttered and self.n_clutter > 0:
-                K, c, S = self.n_clutter, self.clutter_size, self.canvas_size
-                with pyro.plate("pieces", K, dim=-2):
-                    other = pyro.sample("clutter_digit", dist.Categorical(logits=torch.zeros(self.num_digits - 1)))
-                    crop = pyro.sample("clutter_crop", dist.Categorical(logits=torch.zeros((DIGIT - c + 1) ** 2)))
-                    place = pyro.sample("clutter_place", dist.Categorical(logits=torch.zeros((S - c + 1) ** 2)))
-                canvas = self._max_clutter(clean, digit, other.T, crop.T, place.T)
-            if locations.numel():
-                mean = self.grid.extract(clean, locations.view(1, -1).expand(clean.shape[0], -1))
-                pyro.sample("y", ClutterObservation(mean, sigma, noise, self.grid.scales),
-                            obs=None if y is None else y.unsqueeze(0).expand_as(mean))
-        return canvas
-
-    def _max_clutter(self, clean, digit, other, crop, place):
-        """Clutter pieces (M, K) given by the model's sites, max-combined into ``clean`` (M, 1, S, S)."""
-        M, K = other.shape
-        c, S = self.clutter_size, self.canvas_size
-        other = other + (other >= digit[:, None]).long()
-        cr, cc = crop // (DIGIT - c + 1), crop % (DIGIT - c + 1)
-        pr, pc = place // (S - c + 1), place % (S - c + 1)
-        arc = torch.arange(c)
-        pieces = self.digits[other[..., None, None].expand(M, K, c, c),
-                             (cr[..., None, None] + arc[:, None]).expand(M, K, c, c),
-                             (cc[..., None, None] + arc[None, :]).expand(M, K, c, c)]
-        dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
-        flat = clean.reshape(M, -1).clone()
-        flat.scatter_reduce_(1, dst.reshape(M, -1), pieces.reshape(M, -1), reduce="amax", include_self=True)
-        return flat.view_as(clean)
-
-
-# ------------------------------------------------------------------------------------------------ the index
-@dataclass
-class DigitIndex:
-    """The faiss PCA of the digit pool (``mean`` (784,), ``components`` (k, 784), ``codes`` (N, k)) and its k-means
-    ``prototypes`` (P, 28, 28) with their cluster ``sizes`` (P,)."""
-
-    mean: torch.Tensor
-    components: torch.Tensor
-    codes: torch.Tensor
-    prototypes: torch.Tensor
-    sizes: torch.Tensor
-
-    @classmethod
-    def fit(cls, digits: torch.Tensor, components: int = 24, prototypes: int = 32, seed: int = 0) -> "DigitIndex":
-        import faiss
-
-        x = np.ascontiguousarray(digits.reshape(digits.shape[0], -1).float().numpy())
-        N = x.shape[0]
-        k = int(min(components, x.shape[1], max(N - 1, 1)))
-        pca = faiss.PCAMatrix(x.shape[1], k)
-        pca.train(x)
-        mean = torch.from_numpy(faiss.vector_to_array(pca.mean).astype(np.float32))
-        comp = torch.from_numpy(faiss.vector_to_array(pca.A).reshape(k, x.shape[1]).astype(np.float32))
-        codes = (torch.from_numpy(x) - mean) @ comp.T
-        P = int(min(prototypes, N))
-        if P >= N:
-            assign = np.arange(N)
-        else:
-            km = faiss.Kmeans(x.shape[1], P, niter=25, seed=int(seed) % (2 ** 31), verbose=False)
-            km.train(x)
-            _, assign = km.index.search(x, 1)
-            assign = assign[:, 0]
-        assign = torch.from_numpy(assign.astype(np.int64))
-        sizes = torch.bincount(assign, minlength=P).float()
-        sums = torch.zeros(P, x.shape[1]).index_add_(0, assign, torch.from_numpy(x))
-        keep = sizes > 0
-        protos = (sums[keep] / sizes[keep, None]).view(-1, DIGIT, DIGIT)
-        return cls(mean, comp, codes, protos, sizes[keep])
-
-    def tensors(self) -> dict:
-        return {"pca_mean": self.mean, "pca_components": self.components, "codes": self.codes,
-                "prototypes": self.prototypes, "prototype_sizes": self.sizes}
-
-
-# ------------------------------------------------------------------------------------------------ proposal
 def _smooth(n: int) -> bool:
     """Whether ``n`` has no prime factor above 5 (a fast FFT size)."""
     for p in (2, 3, 5):
@@ -674,32 +361,6 @@ class GenerativeCompletion(Completion):
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
 
 
-# ------------------------------------------------------------------------------------------------ artefact
-def measure_clutter(dataset, n: int = 2000, seed: int = 0) -> ClutterNoise:
-    """``rho`` and ``rate`` per scale from ``n`` training canvases rendered twice from one generator (with and
-    without clutter: the digit and offset draws come first, so they agree) and seen at random locations."""
-    from ..data.mnist import load_digits, render_canvases
-    from ..runtime import derive_seed, generator as make_generator
-
-    grid = dataset.grid
-    if not dataset.cluttered or dataset.n_clutter == 0:
-        return ClutterNoise.none(grid.scales)
-    digits, labels = load_digits("train")
-    kw = dict(canvas_size=dataset.canvas_size, n_clutter=dataset.n_clutter, clutter_size=dataset.clutter_size)
-    s = derive_seed(seed, "measure-clutter")
-    clut, _, _ = render_canvases(digits, labels, n, make_generator(s), cluttered=True, **kw)
-    clean, _, _ = render_canvases(digits, labels, n, make_generator(s), cluttered=False, **kw)
-    loc = torch.randint(grid.num_locations, (n, 4), generator=make_generator(derive_seed(s, "locations")))
-    a = grid.extract(clut.float() / 255, loc).reshape(n, 4, grid.scales, -1)
-    b = grid.extract(clean.float() / 255, loc).reshape(n, 4, grid.scales, -1)
-    rise = (a - b).transpose(0, 2).reshape(grid.scales, -1)  # (k, values)
-    up = rise > 1e-6
-    rho = up.double().mean(1).clamp(max=0.99)
-    mean_rise = torch.where(up, rise, 0.0).sum(1).double() / up.sum(1).clamp(min=1)
-    rate = torch.where(up.any(1), 1.0 / mean_rise.clamp(min=1e-3), torch.ones_like(mean_rise))
-    return ClutterNoise(tuple(round(float(r), 5) for r in rho), tuple(round(float(r), 4) for r in rate))
-
-
 def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int = 32, seed: int = 0,
                            sigma=DEFAULT_SIGMA, clutter_samples: int = 2000, command: dict | None = None) -> dict:
     """Write the generative-process prior of an MNIST canvas dataset (``spec``: a ``DatasetSpec``) to ``out_dir``:
@@ -753,11 +414,6 @@ def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int 
     return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def prior_type(directory) -> str:
-    """``"generative"`` or ``"database"``: which kind of prior a prior directory holds."""
-    return read_manifest(directory, PRIOR_KIND).get("config", {}).get("prior", "database")
-
-
 def open_generative_prior(directory, grid: Sensor | None = None, **kw) -> GenerativeCompletion:
     """A :class:`GenerativeCompletion` from a prior directory of kind generative; refuses another sensor."""
     from ..artifacts import file_checksum
@@ -784,13 +440,3 @@ def open_generative_prior(directory, grid: Sensor | None = None, **kw) -> Genera
     comp = GenerativeCompletion(prior, index, noise, **kw)
     comp.directory, comp.manifest = directory, manifest
     return comp
-
-
-def open_completion(directory, grid: Sensor | None = None, k1: int = 1000, **kw):
-    """The importance sampler of any prior directory: :func:`open_generative_prior` for a generative prior, the
-    paper's :class:`~.importance.ImportanceCompletion` over a database otherwise (``kw``: that sampler's options)."""
-    from .importance import ImportanceCompletion
-
-    if prior_type(directory) == GENERATIVE:
-        return open_generative_prior(directory, grid=grid, k1=k1, **kw)
-    return ImportanceCompletion.from_prior(directory, grid=grid, k1=k1, **kw)

@@ -7,8 +7,8 @@ the samplers and the design share one noise model:
 - the noise std ``sigma_t`` follows a :class:`~ppl_attention.model.NoiseSchedule` over the number of glimpses t
   (0..255 pixels; default the MNIST dataset schedule ``192 sqrt(t)`` of :mod:`.importance`), or is a fixed
   ``NUTSConfig.sigma`` (pixels in [0, 1]) when one is given;
-- each value is Gaussian, or the Gaussian-plus-clutter mixture of :func:`.generative.clutter_log_likelihood` when
-  a :class:`~.generative.ClutterNoise` is given (cluttered canvases; the VAE draws no clutter).
+- each value is Gaussian, or the Gaussian-plus-clutter mixture of :func:`.clutter_noise.clutter_log_likelihood` when
+  a :class:`~.clutter_noise.ClutterNoise` is given (cluttered canvases; the VAE draws no clutter).
 
 :meth:`NUTSCompletion.matching` copies both from an importance sampler.  The decoder is frozen; Pyro's NUTS samples
 ``z`` in ``num_chains`` chains, chain 0 started at the encoder's guess from the masked image and the others at
@@ -123,7 +123,7 @@ class NUTSCompletion(Completion):
         vae, grid, cfg: the VAE, the sensor, the sampler's settings.
         sigma: the noise schedule (``NoiseSchedule``, 0..255 stds per t, a constant or a callable t -> std in
             0..255; default the MNIST dataset schedule); ignored when ``cfg.sigma`` is set.
-        noise: a :class:`~.generative.ClutterNoise` for the clutter-mixture likelihood (None: Gaussian).
+        noise: a :class:`~.clutter_noise.ClutterNoise` for the clutter-mixture likelihood (None: Gaussian).
     """
 
     def __init__(self, vae: VAE, grid: GlimpseGrid, cfg: NUTSConfig = NUTSConfig(), sigma=None, noise=None):
@@ -164,7 +164,7 @@ class NUTSCompletion(Completion):
                 r = (resid / sigma).flatten(1)
                 out = out - 0.5 * (r ** 2).sum(-1) - r.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
             else:
-                from .generative import clutter_log_likelihood
+                from .clutter_noise import clutter_log_likelihood
 
                 B, t = resid.shape[:2]
                 ll = clutter_log_likelihood(resid.reshape(B, t, self.grid.scales, -1), sigma, self.noise)

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from ..artifacts import MANIFEST, read_manifest, write_manifest
-from ..sensor import GlimpseGrid
+from ..sensor import GlimpseGrid, Sensor
 from .database import ImageSource, build_database
 from .importance import PRIOR_KIND
 from .pca_index import PCAIndexConfig, build_pca_index
 
-__all__ = ["build_prior"]
+__all__ = ["build_prior", "prior_type", "open_completion"]
 
 
 def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
@@ -54,3 +54,19 @@ def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
             "explained_variance": index.manifest["explained_variance"], "positions": len(index.positions),
             "database_seconds": round(t1 - t0, 2), "index_seconds": round(t2 - t1, 2),
             "disk_bytes": sum(p.stat().st_size for p in files), "out": str(out_dir)}
+
+
+def prior_type(directory) -> str:
+    """``"generative"`` or ``"database"``: which kind of prior a prior directory holds."""
+    return read_manifest(directory, PRIOR_KIND).get("config", {}).get("prior", "database")
+
+
+def open_completion(directory, grid: Sensor | None = None, k1: int = 1000, **kw):
+    """The importance sampler of any prior directory: :func:`open_generative_prior` for a generative prior, the
+    paper's :class:`~.importance.ImportanceCompletion` over a database otherwise (``kw``: that sampler's options)."""
+    from .generative import GENERATIVE, open_generative_prior
+    from .importance import ImportanceCompletion
+
+    if prior_type(directory) == GENERATIVE:
+        return open_generative_prior(directory, grid=grid, k1=k1, **kw)
+    return ImportanceCompletion.from_prior(directory, grid=grid, k1=k1, **kw)

@@ -124,7 +124,8 @@ def _database_source(prior_dir) -> dict:
 def check_prior(prior_dir, split: str) -> None:
     """Refuse (``ValueError`` naming the prior and the split) a prior that holds the design images of ``split`` in
     a form no exclusion can remove: a database of canvases rendered from the very digits the design images show."""
-    from ..completion.generative import GENERATIVE, prior_type
+    from ..completion.generative import GENERATIVE
+    from ..completion.prior import prior_type
 
     if prior_type(prior_dir) == GENERATIVE:
         return
@@ -140,7 +141,8 @@ def prior_exclusions(sampler, prior_dir, data, split: str):
     ``excluding`` takes them), or None when the prior holds nothing of that split or cannot tell it apart
     (:func:`check_prior` refuses the latter)."""
     from ..artifacts import read_manifest
-    from ..completion.generative import GENERATIVE, prior_type
+    from ..completion.generative import GENERATIVE
+    from ..completion.prior import prior_type
 
     if prior_type(prior_dir) == GENERATIVE:
         config = read_manifest(Path(prior_dir))["config"]

@@ -49,7 +49,8 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
-        from ..completion.generative import GENERATIVE, open_completion, prior_type
+        from ..completion.generative import GENERATIVE
+        from ..completion.prior import open_completion, prior_type
 
         noise = {"sigma": list(self.sigma) if self.sigma else None,
                  "sigma_q": list(self.sigma_q) if self.sigma_q else None}

@@ -8,9 +8,10 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from ppl_attention.completion.generative import (CanvasPrior, ClutterNoise, DigitIndex, GenerativeCompletion,
-                                                 build_generative_prior, clutter_log_likelihood,
-                                                 open_generative_prior, prior_type)
+from ppl_attention.completion.canvas import CanvasPrior, DigitIndex
+from ppl_attention.completion.clutter_noise import ClutterNoise, clutter_log_likelihood
+from ppl_attention.completion.generative import GenerativeCompletion, build_generative_prior, open_generative_prior
+from ppl_attention.completion.prior import prior_type
 from ppl_attention.data.spec import DatasetSpec
 from ppl_attention.sensor import Sensor, SensorMismatch
 

@@ -326,7 +326,7 @@ def test_nuts_uses_the_importance_samplers_noise_model(trained):
     the generative prior's Gaussian-plus-clutter mixture (matching() copies both from a sampler)."""
     from types import SimpleNamespace
 
-    from ppl_attention.completion.generative import ClutterNoise, clutter_log_likelihood
+    from ppl_attention.completion.clutter_noise import ClutterNoise, clutter_log_likelihood
     from ppl_attention.model import NoiseSchedule
 
     vae, _, images = trained

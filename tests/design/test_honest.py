@@ -1,12 +1,12 @@
 """No oracle: a completion asked for image i never returns i (generative prior: its digits; database: its rows
 and duplicates), an MNIST canvas knows its digits, HeldOut leaves the design images out of the AVP's training,
 and an AVP or prior that holds a design image is refused."""
-import numpy as np
 import pytest
 import torch
 
 from ppl_attention.artifacts import write_manifest
-from ppl_attention.completion.generative import CanvasPrior, DigitIndex, GenerativeCompletion
+from ppl_attention.completion.canvas import CanvasPrior, DigitIndex
+from ppl_attention.completion.generative import GenerativeCompletion
 from ppl_attention.data.mnist import MnistCanvases
 from ppl_attention.design.honest import HeldOut, check_avp, check_prior, design_sources
 from ppl_attention.sensor import Sensor

@@ -20,7 +20,8 @@ import math
 import pytest
 import torch
 
-from ppl_attention.completion.generative import CanvasPrior, DigitIndex, GenerativeCompletion
+from ppl_attention.completion.canvas import CanvasPrior, DigitIndex
+from ppl_attention.completion.generative import GenerativeCompletion
 from ppl_attention.data.mnist import load_digits
 from ppl_attention.design.epe import expected_posterior_entropy
 from ppl_attention.sensor import Sensor
