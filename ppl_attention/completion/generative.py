@@ -373,7 +373,7 @@ def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int 
     dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
     if not hasattr(dataset, "digits") or not hasattr(dataset, "cluttered"):
         raise ValueError(f"a generative prior models MNIST canvases (translated-mnist, cluttered-mnist, "
-                         f"cluttered-mnist-100); {spec.name} has no generative process here: use --kind database")
+                         f"cluttered-mnist-100); {spec.name} has no generative process here: use `kind` database")
     t0 = time.perf_counter()
     digits, labels = load_digits("train")
     index = DigitIndex.fit(digits.float() / 255.0, components, prototypes, seed)

@@ -57,12 +57,12 @@ class ImageFactory:
         if prior_type(self.prior) == GENERATIVE:  # the data's own generative process (MNIST canvases)
             for name in ("target_ess", "shift"):
                 if getattr(self, name):
-                    raise ValueError(f"--{name.replace('_', '-')} applies to a database prior, not to the generative "
+                    raise ValueError(f"`{name}` applies to a database prior, not to the generative "
                                      f"prior {self.prior}")
             options = {"min_ess": self.min_ess, "max_k1": self.max_k1}
         else:
             if self.min_ess is not None:
-                raise ValueError(f"--min-ess (adaptive candidates) applies to a generative prior, not to the database "
+                raise ValueError(f"`min_ess` (adaptive candidates) applies to a generative prior, not to the database "
                                  f"prior {self.prior}")
             # the database sampler's proposal matmuls run on the device; the generative one stays on the CPU
             options = {"target_ess": self.target_ess, "shift": self.shift, "device": device}

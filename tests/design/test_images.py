@@ -90,9 +90,9 @@ def test_factory_opens_the_generative_prior_with_its_settings(artefacts, generat
     assert isinstance(sampler, GenerativeCompletion) and sampler.grid == problem.grid
     assert sampler.k1 == 300 and sampler.min_ess == 10.0 and sampler.max_k1 == 1200
     assert sampler.sigma.sigma(1) == pytest.approx(48 / 255)  # the prior's recorded schedule
-    with pytest.raises(ValueError, match="--shift applies to a database prior"):
+    with pytest.raises(ValueError, match="`shift` applies to a database prior"):
         ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(generative_prior), shift=1)()
-    with pytest.raises(ValueError, match="--min-ess .* applies to a generative prior"):
+    with pytest.raises(ValueError, match="`min_ess` .* applies to a generative prior"):
         ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"), min_ess=5.0)()
 
 
