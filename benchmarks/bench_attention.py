@@ -18,7 +18,7 @@ import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig, flops_per_glimpse
 from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 class PerSampleSensorNet(HardAttentionNet):
@@ -32,7 +32,7 @@ class PerSampleSensorNet(HardAttentionNet):
 
 
 class RandomCanvases:
-    def __init__(self, n: int, grid: GlimpseGrid):
+    def __init__(self, n: int, grid: Sensor):
         g = torch.Generator().manual_seed(0)
         self.grid, self.images, self.labels = grid, torch.rand(n, 1, 60, 60, generator=g), torch.randint(0, 10, (n,),
                                                                                                           generator=g)
@@ -41,7 +41,7 @@ class RandomCanvases:
         return len(self.labels)
 
 
-def make_step(net_cls, hidden: int, out_dir, grid: GlimpseGrid):
+def make_step(net_cls, hidden: int, out_dir, grid: Sensor):
     """One training iteration (forward, backward, Adam) of a fresh network on ``grid``, as a callable of the
     iteration number that returns its seconds."""
     torch.manual_seed(0)
@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=256)
     args = p.parse_args(argv)
     n = 5 if args.quick else 30
-    one, retina = GlimpseGrid.mnist(), GlimpseGrid.retina()
+    one, retina = Sensor.mnist(), Sensor.retina()
     results = {"batch": 64, "T": 5, "grid": "mnist 60x60, 12x12 glimpses, 81 locations", "hidden": args.hidden,
                "timed_iterations": n,
                "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",

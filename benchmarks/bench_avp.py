@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.posterior import AVP, AVPConfig, random_locations
 from ppl_attention.posterior.calibration import fraction_knots
 
@@ -26,7 +26,7 @@ def main():
     p.add_argument("--glimpses", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    grid = GlimpseGrid.mnist()
+    grid = Sensor.mnist()
     avp = AVP(AVPConfig(grid=grid.to_dict(), width=args.width)).eval()
     repeats = 2 if args.quick else 10
     results = []

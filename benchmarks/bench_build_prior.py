@@ -17,7 +17,7 @@ import torch
 from ppl_attention.completion.database import mnist_canvas_source
 from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def main():
@@ -33,7 +33,7 @@ def main():
     size = args.size or (20_000 if args.quick else 1_000_000)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-prior-"))
     t0 = time.perf_counter()
-    summary = build_prior(out, mnist_canvas_source("train", cluttered=True), size, GlimpseGrid.mnist(),
+    summary = build_prior(out, mnist_canvas_source("train", cluttered=True), size, Sensor.mnist(),
                           PCAIndexConfig(components=args.components,
                                          fit_samples=args.fit_samples or (5_000 if args.quick else 20_000)), progress=False)
     seconds = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from ppl_attention.completion.importance import ImportanceCompletion, open_prior
 from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
 from ppl_attention.data.mnist import load_digits, render_canvases
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def brute_force(db, grid, loc, glimpses, sigma, k2, rng, chunk=65_536):
@@ -109,7 +109,7 @@ def main():
     if args.prior is None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-completion-"))
         size = 20_000 if args.quick else 1_000_000
-        build_prior(tmp, mnist_canvas_source("train"), size, GlimpseGrid.mnist(),
+        build_prior(tmp, mnist_canvas_source("train"), size, Sensor.mnist(),
                     PCAIndexConfig(components=256, fit_samples=10_000), progress=False)
         args.prior = tmp
     tiled = None

@@ -29,7 +29,7 @@ import torch
 from ppl_attention.design.epe import DEFAULT_BATCH_SIZE, entropy_matrix
 from ppl_attention.design.search import run_search
 from ppl_attention.design.sequential import DesignProblem, first_glimpse_epe, image_seed
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.runtime import generator
 
 REPO = Path(__file__).resolve().parents[1]  # runs/ of this repository
@@ -75,7 +75,7 @@ def load_or_build(avp_dir: Path, prior_dir: Path, prior_size: int, tmp: Path, tr
         from ppl_attention.completion.prior import build_prior
 
         prior_dir = tmp / "prior"
-        build_prior(prior_dir, mnist_canvas_source("train"), prior_size, GlimpseGrid.mnist(), progress=False)
+        build_prior(prior_dir, mnist_canvas_source("train"), prior_size, Sensor.mnist(), progress=False)
         notes["prior"] = f"small prior built here: {prior_size} cluttered canvases"
     else:
         notes["prior"] = str(prior_dir)

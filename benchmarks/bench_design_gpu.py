@@ -21,7 +21,7 @@ from ppl_attention.design.epe import PairScorer
 from ppl_attention.design.search import run_search
 from ppl_attention.posterior.network import AVPConfig, build_avp
 from ppl_attention.runtime import generator, resolve_device
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def parse(argv=None):
@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
     args.precision = args.precision or ("bfloat16" if device.type == "cuda" else "float32")
     args.batch_size = args.batch_size or (1024 if device.type == "cuda" else 128)
     pos = torch.linspace(0, args.image_size - args.glimpse, args.side).round().long().unique().tolist()
-    grid = GlimpseGrid(args.image_size, args.glimpse, rows=pos, cols=pos)
+    grid = Sensor(args.image_size, args.glimpse, rows=pos, cols=pos)
     torch.manual_seed(0)
     avp = build_avp(AVPConfig(grid=grid.to_dict(), channels=3, backbone="densenet121", mean=(0.5,) * 3,
                               std=(0.25,) * 3)).to(device).eval()

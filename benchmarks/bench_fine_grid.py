@@ -33,7 +33,7 @@ import torch
 from ppl_attention.attention.network import LOCATION_EMBEDDINGS, HardAttentionNet, NetworkConfig, flops_per_glimpse
 from ppl_attention.attention.policy import POLICIES
 from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 #: name -> (canvas side, stride)
 GRIDS = {"60x60 stride 6 (81)": (60, 6), "60x60 stride 1 (2401)": (60, 1),
@@ -53,7 +53,7 @@ class RandomCanvases:
 
 def make_trainer(grid_name: str, policy: str, embedding: str, hidden: int, out_dir, device) -> Trainer:
     side, stride = GRIDS[grid_name]
-    grid = GlimpseGrid(side, 12, stride=stride, scales=3)
+    grid = Sensor(side, 12, stride=stride, scales=3)
     torch.manual_seed(0)
     net = HardAttentionNet(grid, 10, 1, NetworkConfig(hidden=hidden, policy=policy, location_embedding=embedding))
     data = SplitData(RandomCanvases(4 * BATCH, side))

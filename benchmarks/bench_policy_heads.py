@@ -28,7 +28,7 @@ from ppl_attention.attention import policy as policy_module
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
 from ppl_attention.attention.policy import SAMPLERS, sample_categorical
 from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 #: head name -> (policy kind, dense sampler)
 HEADS = {"dense": ("dense", "inverse_cdf"), "dense (multinomial)": ("dense", "multinomial"),
@@ -80,7 +80,7 @@ def time_sampling(device: torch.device, rows: int, repeats: int) -> dict:
 
 
 def make_trainer(kind: str, glimpses: int, hidden: int, out_dir, device) -> Trainer:
-    grid = GlimpseGrid(SIDE, 12, stride=1, scales=3)
+    grid = Sensor(SIDE, 12, stride=1, scales=3)
     torch.manual_seed(0)
     net = HardAttentionNet(grid, 10, 1, NetworkConfig(hidden=hidden, policy=kind, location_embedding="mlp"))
     data = SplitData(RandomCanvases(4 * BATCH))

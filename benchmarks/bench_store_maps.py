@@ -27,7 +27,7 @@ def _size(folder: Path) -> int:
 def main():
     from ppl_attention.artifacts import atomic_write_json
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=200)
@@ -41,7 +41,7 @@ def main():
         for side in args.sizes:
             if 48 % max(side - 1, 1):
                 raise SystemExit(f"--sizes: a side must divide 48 + 1 (the 60 x 60 MNIST canvas), got {side}")
-            grid = GlimpseGrid((60, 60), (12, 12), stride=48 // (side - 1), scales=3)
+            grid = Sensor((60, 60), (12, 12), stride=48 // (side - 1), scales=3)
             L = grid.num_locations
             maps = 0.05 + 2.25 * torch.rand(args.records, args.T, L, generator=g, dtype=torch.float64)
             locs = [torch.randperm(L, generator=g)[:args.T] for _ in range(args.records)]

@@ -89,10 +89,10 @@ def replay_one(steps, grid, name: str, options: dict, precision: str) -> dict:
 
 
 def replay(args):
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     recorded = torch.load(args.tables, weights_only=False)
-    steps, grid = recorded["steps"], GlimpseGrid.from_dict(recorded["grid"])
+    steps, grid = recorded["steps"], Sensor.from_dict(recorded["grid"])
     if not steps:
         raise SystemExit(f"{args.tables} holds no recorded steps")
     settings = [("exhaustive", {}), ("halving", {}), ("coarse", {}), ("race", {})]

@@ -36,7 +36,7 @@ from _paper_pipeline import Stage, flag, training_stages, results_table, run_sta
 
 @dataclass
 class PaperSettings:
-    # Data: 224 x 224, 16 x 16 glimpses, 50 x 50 grid (GlimpseGrid.celeba_hq(), the dataset's default grid);
+    # Data: 224 x 224, 16 x 16 glimpses, 50 x 50 grid (Sensor.celeba_hq(), the dataset's default grid);
     # splits 27000 / 500 / 2500 by image index (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "celeba-hq"
     glimpses: int = 5                   # T = 5 (paper sec. 6)

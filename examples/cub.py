@@ -38,7 +38,7 @@ EPOCH = 5120 // 64  # iterations per epoch: 5,120 training images, batch 64 (pap
 
 @dataclass
 class PaperSettings:
-    # Data: bounding-box crops at 128 x 128, 32 x 32 glimpses on a grid of stride 8 (GlimpseGrid.cub(), the
+    # Data: bounding-box crops at 128 x 128, 32 x 32 glimpses on a grid of stride 8 (Sensor.cub(), the
     # dataset's default grid); 5120 train / 874 valid (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "cub"
     glimpses: int = 5                   # T = 5 (paper sec. 6)

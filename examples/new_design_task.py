@@ -6,7 +6,7 @@ entropy of the fault class given the readings so far -- the same loop (``greedy_
 sequences for images.  The trick is only in how the task is posed:
 
 - the "image" is the row of all ``S`` sensor readings, a (1, 1, S) tensor, and a location is one sensor
-  (a ``GlimpseGrid`` of 1 x 1 glimpses on a 1 x S image);
+  (a ``Sensor`` of 1 x 1 glimpses on a 1 x S image);
 - the prior is enumerable: every (class, readings) pair with its probability (``K * 2**S`` rows), so the exact
   posterior (``DatabasePosterior``) and exact completions (``DatabaseCompletion``) stand in for the AVP and the
   image sampler.
@@ -22,7 +22,7 @@ import torch
 
 from ppl_attention.design import DesignProblem, DesignSettings, greedy_sequence
 from ppl_attention.design.toy import DatabaseCompletion, DatabasePosterior, exact_epe
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def sensor_task(num_classes: int = 4, num_sensors: int = 6, seed: int = 0):
@@ -37,7 +37,7 @@ def sensor_task(num_classes: int = 4, num_sensors: int = 6, seed: int = 0):
     weights = (prior.view(-1, 1) * lik.prod(-1)).flatten().double()  # (K * 2^S,)
     images = patterns.repeat(num_classes, 1).view(-1, 1, 1, num_sensors)
     labels = torch.arange(num_classes).repeat_interleave(len(patterns))
-    grid = GlimpseGrid((1, num_sensors), (1, 1), stride=1)
+    grid = Sensor((1, num_sensors), (1, 1), stride=1)
     return images, labels, weights, grid, fire
 
 

@@ -24,7 +24,7 @@ import torch
 
 from ppl_attention.attention.policy import LocationPolicy
 from ppl_attention.attention.trainer import policy_terms
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 DEFAULT_HEADS = ("dense:1", "gaussian:1", "gaussian:0.1", "factorised:1")
 
@@ -55,7 +55,7 @@ def reward_of(loc: torch.Tensor, places: torch.Tensor, n_cols: int, radius: int)
     return (dist <= radius).any(1).float()
 
 
-def train_head(kind: str, lam: float, args, grid: GlimpseGrid, places: torch.Tensor) -> dict:
+def train_head(kind: str, lam: float, args, grid: Sensor, places: torch.Tensor) -> dict:
     """Train one head on the bandit; its greedy and sampled reward on fresh states."""
     torch.manual_seed(args.seed)
     policy = LocationPolicy(grid, args.hidden, 32, kind, args.policy_std)
@@ -87,7 +87,7 @@ def train_head(kind: str, lam: float, args, grid: GlimpseGrid, places: torch.Ten
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
-    grid = GlimpseGrid(args.side, 12, stride=1)
+    grid = Sensor(args.side, 12, stride=1)
     places = torch.tensor(args.places).view(2, 2)
     if bool(((places < 0) | (places >= torch.tensor([grid.n_rows, grid.n_cols]))).any()):
         raise ValueError(f"places must be cells of the {grid.n_rows} x {grid.n_cols} grid, got {args.places}")

@@ -12,7 +12,7 @@ _logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
 
 __version__ = "0.1.0"
 
-_WHERE = {"Sensor": "sensor", "GlimpseGrid": "sensor", "load_dataset": "data",
+_WHERE = {"Sensor": "sensor", "load_dataset": "data",
           "read_paper_sequences": "sequences", "write_paper_sequences": "sequences",
           **{name: "pipeline" for name in ("train_avp", "build_prior", "design_sequences", "train_attention",
                                             "evaluate", "tensor_dataset", "Dataset", "AVPHandle", "PriorHandle",

@@ -43,7 +43,7 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 
-from .sensor import GlimpseGrid
+from .sensor import Sensor
 
 __all__ = ["NoiseSchedule", "EmpiricalPrior", "DecoderPrior", "GlimpseModel", "label_entropy"]
 
@@ -92,7 +92,7 @@ class NoiseSchedule:
         return {"sigmas": list(self.sigmas), "pixel_range": self.pixel_range}
 
 
-def _check_design(design, grid: GlimpseGrid, name: str = "design") -> torch.Tensor:
+def _check_design(design, grid: Sensor, name: str = "design") -> torch.Tensor:
     if not isinstance(design, torch.Tensor) or design.dtype.is_floating_point or design.dtype == torch.bool:
         raise ValueError(f"{name} must be a LongTensor of grid locations with last dim = number of glimpses, "
                          f"got {design.dtype if isinstance(design, torch.Tensor) else type(design).__name__}")
@@ -104,7 +104,7 @@ def _check_design(design, grid: GlimpseGrid, name: str = "design") -> torch.Tens
     return design.long()
 
 
-def _patches(images: torch.Tensor, design: torch.Tensor, grid: GlimpseGrid) -> torch.Tensor:
+def _patches(images: torch.Tensor, design: torch.Tensor, grid: Sensor) -> torch.Tensor:
     """What the sensor returns for ``images`` (batch + (C, H, W)) at ``design`` (batch' + (t,)), broadcasting
     the batches: batch + (t, k*C, h, w)."""
     batch = torch.broadcast_shapes(images.shape[:-3], design.shape[:-1])
@@ -158,7 +158,7 @@ class EmpiricalPrior:
         index = pyro.sample("image_index", dist.Categorical(logits=self.row_logits[label]))
         return label, self.images[index]
 
-    def log_likelihoods(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: GlimpseGrid
+    def log_likelihoods(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor
                         ) -> torch.Tensor:
         """log N(y | glimpses of every row, sigma^2) summed over glimpses and scales: ``batch + (N,)``."""
         batch = design.shape[:-1]
@@ -167,7 +167,7 @@ class EmpiricalPrior:
         ll = dist.Normal(rows, sigma).log_prob(y.unsqueeze(0)).flatten(len(batch) + 1).sum(-1)
         return ll.movedim(0, -1)
 
-    def label_posterior_logits(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: GlimpseGrid
+    def label_posterior_logits(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor
                                ) -> torch.Tensor:
         """Exact log p(label | y, design) by enumerating rows: ``batch + (K,)`` (normalised log-probs)."""
         lj = self.log_likelihoods(design, y, sigma, grid) + self.weights.log()
@@ -175,7 +175,7 @@ class EmpiricalPrior:
         per_class = torch.logsumexp(lj.unsqueeze(-1) + onehot.log(), dim=-2)  # batch + (K,)
         return per_class - per_class.logsumexp(-1, keepdim=True)
 
-    def condition(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma: float, grid: GlimpseGrid
+    def condition(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma: float, grid: Sensor
                   ) -> "EmpiricalPrior":
         """The posterior over rows after observing ``glimpses`` (t, k*C, h, w) at ``locations`` (t,): exact Bayes."""
         ll = self.log_likelihoods(locations, glimpses, sigma, grid)  # (N,)
@@ -215,7 +215,7 @@ class GlimpseModel:
 
     Args:
         prior: an :class:`EmpiricalPrior` or :class:`DecoderPrior`.
-        grid: the :class:`GlimpseGrid` the design's locations refer to.
+        grid: the :class:`Sensor` the design's locations refer to.
         noise: the :class:`NoiseSchedule`.  One noise per glimpse history: the ``t0`` past glimpses are scored with
             ``sigma(t0)`` (``observed=`` and :meth:`condition` alike, and so do the completion samplers, which
             draw r(image | past) at ``sigma(t0)``); the ``t_new`` designed glimpses ``y`` with
@@ -224,7 +224,7 @@ class GlimpseModel:
             ``"y_past"``.
     """
 
-    def __init__(self, prior, grid: GlimpseGrid, noise: NoiseSchedule | None = None, observed=None):
+    def __init__(self, prior, grid: Sensor, noise: NoiseSchedule | None = None, observed=None):
         self.prior, self.grid = prior, grid
         self.noise = noise or NoiseSchedule.celeba()
         self.observed = None

@@ -21,7 +21,7 @@ What the glimpses reveal, as images (for the AVP, the completions' networks and 
 * :meth:`Sensor.observe` = ``paste(extract(images, loc), loc), mask(loc)``.
 
 Everything that extracts glimpses, builds masks or pastes glimpses back into an image goes through this module,
-batched, with no Python loop over images, glimpses or scales.  ``GlimpseGrid`` is the same class (its older
+batched, with no Python loop over images, glimpses or scales.  ``Sensor`` is the same class (its older
 name): a grid is a sensor with one scale.
 """
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["Sensor", "GlimpseGrid", "NO_GLIMPSE", "SensorMismatch", "check_sensor", "checked_locations"]
+__all__ = ["Sensor", "NO_GLIMPSE", "SensorMismatch", "check_sensor", "checked_locations"]
 
-#: Placeholder location meaning "no glimpse here" (accepted by :meth:`GlimpseGrid.mask` only), so that a batch
+#: Placeholder location meaning "no glimpse here" (accepted by :meth:`Sensor.mask` only), so that a batch
 #: can hold sequences of different lengths.
 NO_GLIMPSE = -1
 
@@ -564,7 +564,3 @@ class Sensor:
             raise ValueError(f"values must have {self.num_locations} entries in the last dim, "
                              f"got shape {tuple(values.shape)}")
         return values.reshape(*values.shape[:-1], self.n_rows, self.n_cols)
-
-
-#: The older name: a grid of locations is a sensor (with one scale unless ``scales`` says otherwise).
-GlimpseGrid = Sensor

@@ -364,9 +364,9 @@ def _api_predict_nan(fx):
 
 def _api_network_nan(fx):
     from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
-    net = HardAttentionNet(GlimpseGrid.mnist(), 10, 1, NetworkConfig(hidden=8, glimpse_dim=8))
+    net = HardAttentionNet(Sensor.mnist(), 10, 1, NetworkConfig(hidden=8, glimpse_dim=8))
     images = torch.rand(2, 1, 60, 60)
     images[0, 0, 0, 0] = float("nan")
     net(images, 2, policy="sample", generator=torch.Generator().manual_seed(0))
@@ -374,9 +374,9 @@ def _api_network_nan(fx):
 
 def _api_network_hidden_0(fx):
     from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
-    HardAttentionNet(GlimpseGrid.mnist(), 10, 1, NetworkConfig(hidden=0))
+    HardAttentionNet(Sensor.mnist(), 10, 1, NetworkConfig(hidden=0))
 
 
 def _api_train_config(**kw):
@@ -397,9 +397,9 @@ def _api_train_avp(**kw):
 
 def _api_store_on_file(fx):
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
-    SequenceStore.create(fx["file"], {"dataset": "d", "task": "t", "grid": GlimpseGrid.mnist(), "T": 2})
+    SequenceStore.create(fx["file"], {"dataset": "d", "task": "t", "grid": Sensor.mnist(), "T": 2})
 
 
 def _api_store_record(fx, locations):

@@ -20,10 +20,10 @@ from ppl_attention.artifacts import (ArtifactError, atomic_dir, atomic_write_jso
                                      save_checkpoint)
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 REPO = Path(__file__).resolve().parents[1]
-STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": GlimpseGrid.mnist().to_dict(), "T": 2}
+STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": Sensor.mnist().to_dict(), "T": 2}
 
 
 def _killed_python(code: str, crash_at: int, phase: str = "before", cwd=None) -> int:
@@ -170,7 +170,7 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
         raise ValueError("the search diverged")
 
     class Problem:
-        grid = GlimpseGrid.mnist()
+        grid = Sensor.mnist()
 
     def factory_call(self):
         def image(i):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from pyro.contrib.oed.eig import nmc_eig, posterior_eig
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.model import DecoderPrior, EmpiricalPrior, GlimpseModel, NoiseSchedule, label_entropy
 
 SIGMA = 0.3
@@ -24,7 +24,7 @@ def problem(request):
     g = torch.Generator().manual_seed(0)
     images = torch.rand(6, 1, 6, 6, generator=g)
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
-    grid = GlimpseGrid(6, 2, stride=2, scales=request.param)
+    grid = Sensor(6, 2, stride=2, scales=request.param)
     model = GlimpseModel(EmpiricalPrior(images, labels), grid, NoiseSchedule.constant(SIGMA, 1.0))
     return model, images, labels, grid
 
@@ -150,7 +150,7 @@ def test_conditioning_on_past_glimpses_is_exact_bayes(problem):
 def test_decoder_prior_runs_under_plates():
     decoder = torch.nn.Sequential(torch.nn.Linear(3, 36), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 6, 6)))
     classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
-    grid = GlimpseGrid(6, 2, stride=2)
+    grid = Sensor(6, 2, stride=2)
     model = GlimpseModel(DecoderPrior(decoder, 3, classifier, 2), grid, NoiseSchedule.constant(SIGMA, 1.0))
     design = torch.tensor([[0, 8], [4, 4], [2, 6]])
     tr = pyro.poutine.trace(model).get_trace(design)

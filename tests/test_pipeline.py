@@ -44,9 +44,9 @@ def test_options_are_the_subcommands_and_unknown_ones_are_refused(tmp_path):
 
 def test_sequences_handle_reads_the_store(tmp_path):
     from ppl_attention.design.store import SequenceStore
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
-    grid = GlimpseGrid(8, 4, stride=2)
+    grid = Sensor(8, 4, stride=2)
     store = SequenceStore.create(tmp_path / "s", {"dataset": "toy", "task": "label", "grid": grid, "T": 2})
     store.write_record(0, 0, [1, 2])
     assert SequencesHandle(tmp_path / "s").sequences() == {0: [1, 2]}

@@ -2,24 +2,24 @@ import numpy as np
 import pytest
 import torch
 
-from ppl_attention.sensor import NO_GLIMPSE, GlimpseGrid, Sensor, SensorMismatch, check_sensor
+from ppl_attention.sensor import NO_GLIMPSE, Sensor, SensorMismatch, check_sensor
 
 
 def test_presets_match_the_paper():
-    celeba = GlimpseGrid.celeba_hq()
+    celeba = Sensor.celeba_hq()
     assert celeba.image_size == (224, 224) and celeba.glimpse_size == (16, 16)
     assert celeba.shape == (50, 50)
     assert list(celeba.rows) == [int(x) for x in np.linspace(0, 207, 50)]
-    cub = GlimpseGrid.cub()
+    cub = Sensor.cub()
     assert cub.image_size == (128, 128) and cub.glimpse_size == (32, 32)
     assert list(cub.rows) == list(range(0, 97, 8)) and cub.shape == (13, 13)
-    mnist = GlimpseGrid.mnist()
+    mnist = Sensor.mnist()
     assert mnist.image_size == (60, 60) and mnist.glimpse_size == (12, 12)
     assert mnist.rows[-1] + 12 <= 60
 
 
 def test_flat_index_round_trip_uses_row_major_order():
-    grid = GlimpseGrid.celeba_hq()
+    grid = Sensor.celeba_hq()
     loc = torch.arange(grid.num_locations)
     px = grid.pixels(loc)
     assert torch.equal(grid.index(px[:, 0], px[:, 1]), loc)
@@ -29,7 +29,7 @@ def test_flat_index_round_trip_uses_row_major_order():
 
 
 def test_extract_matches_slicing_for_single_and_sequences():
-    grid = GlimpseGrid((20, 30), (4, 6), stride=2)  # non-square image and glimpse
+    grid = Sensor((20, 30), (4, 6), stride=2)  # non-square image and glimpse
     images = torch.randn(3, 5, 20, 30)
     locs = torch.randint(0, grid.num_locations, (3, 4))
     patches = grid.extract(images, locs)
@@ -46,7 +46,7 @@ def test_extract_matches_slicing_for_single_and_sequences():
 
 
 def test_mask_unions_overlaps_and_handles_zero_glimpses():
-    grid = GlimpseGrid(10, 4, stride=2)
+    grid = Sensor(10, 4, stride=2)
     empty = grid.mask(torch.zeros(2, 0, dtype=torch.long))
     assert empty.shape == (2, 1, 10, 10) and empty.sum() == 0
     loc = torch.tensor([[0, 1]])  # (0,0) and (0,2): overlap in cols 2-3
@@ -59,7 +59,7 @@ def test_mask_unions_overlaps_and_handles_zero_glimpses():
 
 
 def test_mask_equals_union_of_extracted_regions():
-    grid = GlimpseGrid.mnist()
+    grid = Sensor.mnist()
     locs = torch.randint(0, grid.num_locations, (8, 5))
     m = grid.mask(locs)
     ones = torch.ones(8, 1, 60, 60)
@@ -67,7 +67,7 @@ def test_mask_equals_union_of_extracted_regions():
 
 
 def test_paste_inverts_extract():
-    grid = GlimpseGrid.cub()
+    grid = Sensor.cub()
     images = torch.rand(2, 3, 128, 128)
     locs = torch.tensor([[0, 5, 168], [12, 12, 100]])
     canvas = grid.paste(grid.extract(images, locs), locs)
@@ -77,13 +77,13 @@ def test_paste_inverts_extract():
 
 @pytest.mark.parametrize("bad", [-1, 81, 1000])
 def test_out_of_range_locations_are_refused(bad):
-    grid = GlimpseGrid.mnist()
+    grid = Sensor.mnist()
     with pytest.raises(ValueError, match="locations holds"):
         grid.extract(torch.zeros(1, 1, 60, 60), torch.tensor([bad]))
 
 
 def test_bad_shapes_and_sizes_are_refused():
-    grid = GlimpseGrid.mnist()
+    grid = Sensor.mnist()
     with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\)"):
         grid.extract(torch.zeros(60, 60), torch.tensor([0]))
     with pytest.raises(ValueError, match="to match the grid"):
@@ -93,16 +93,16 @@ def test_bad_shapes_and_sizes_are_refused():
     with pytest.raises(ValueError, match="integer"):
         grid.mask(torch.tensor([0.5]))
     with pytest.raises(ValueError, match="larger than image_size"):
-        GlimpseGrid(10, 12)
+        Sensor(10, 12)
     with pytest.raises(ValueError, match="rows must lie"):
-        GlimpseGrid(10, 4, rows=[0, 7])
+        Sensor(10, 4, rows=[0, 7])
     with pytest.raises(ValueError, match="not on the grid"):
         grid.index(torch.tensor([1]), torch.tensor([0]))
 
 
 def test_grid_serialises():
-    grid = GlimpseGrid.celeba_hq()
-    assert GlimpseGrid.from_dict(grid.to_dict()) == grid
+    grid = Sensor.celeba_hq()
+    assert Sensor.from_dict(grid.to_dict()) == grid
 
 
 # ----------------------------------------------------------------------------------------- the multi-scale sensor
@@ -121,8 +121,8 @@ def reference_retina(image, grid, loc):
     return torch.cat(out, 0)
 
 
-@pytest.mark.parametrize("grid", [GlimpseGrid.retina(), GlimpseGrid(30, (4, 6), stride=2, scales=3),
-                                  GlimpseGrid(20, 3, stride=1, scales=2, scale_factor=3)],
+@pytest.mark.parametrize("grid", [Sensor.retina(), Sensor(30, (4, 6), stride=2, scales=3),
+                                  Sensor(20, 3, stride=1, scales=2, scale_factor=3)],
                          ids=["mnist-retina", "non-square", "factor-3"])
 def test_every_scale_equals_a_reference_crop_and_pool_at_the_centre_and_every_border(grid):
     images = torch.rand(2, 2, *grid.image_size, generator=torch.Generator().manual_seed(0))
@@ -141,18 +141,18 @@ def test_every_scale_equals_a_reference_crop_and_pool_at_the_centre_and_every_bo
 
 
 def test_one_scale_is_the_papers_patch_and_the_presets_keep_one_scale():
-    for grid in (GlimpseGrid.celeba_hq(), GlimpseGrid.cub()):
+    for grid in (Sensor.celeba_hq(), Sensor.cub()):
         assert grid.scales == 1 and grid.patch_sizes == (grid.glimpse_size,)
         images = torch.rand(1, 3, *grid.image_size)
         loc = torch.tensor([[0, grid.num_locations - 1]])
         assert torch.equal(grid.extract(images, loc), grid.crop(images, loc))
         canvas, mask = grid.observe(images, loc)
         assert torch.equal(mask, grid.mask(loc)) and torch.equal(canvas, images * mask)
-    assert GlimpseGrid.retina().patch_sizes == ((12, 12), (24, 24), (48, 48))
+    assert Sensor.retina().patch_sizes == ((12, 12), (24, 24), (48, 48))
 
 
 def test_masks_cover_each_scales_square_inside_the_image():
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     m = grid.mask(torch.tensor([[0]]))  # top-left corner: the coarse squares start above and left of the image
     assert m.shape == (1, 3, 60, 60)
     assert [int(m[0, j].sum()) for j in range(3)] == [12 * 12, 18 * 18, 30 * 30]
@@ -163,7 +163,7 @@ def test_masks_cover_each_scales_square_inside_the_image():
 
 
 def test_paste_fills_each_block_with_its_pooled_value_and_the_later_glimpse_wins():
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     images = torch.rand(1, 1, 60, 60, generator=torch.Generator().manual_seed(1))
     canvas, mask = grid.observe(images, torch.tensor([[40]]))  # fovea at (24, 24): coarse squares at 18, 6
     many = torch.tensor([[0, 40, NO_GLIMPSE, 80], [3, 3, 77, 12]])
@@ -177,25 +177,25 @@ def test_paste_fills_each_block_with_its_pooled_value_and_the_later_glimpse_wins
     later = grid.mask(torch.tensor([[41]]))[0].bool()
     assert torch.equal(a[0][later], b[0][later])
     # with NO_GLIMPSE padding and with one scale the general paste equals the direct scatter
-    one = GlimpseGrid.mnist()
+    one = Sensor.mnist()
     loc = torch.randint(0, 81, (3, 4), generator=torch.Generator().manual_seed(2))
     patches = one.extract(torch.rand(3, 2, 60, 60), loc)
     assert torch.equal(one.paste(patches, loc), one._paste_latest(patches, loc, torch.zeros(3, 2, 60, 60))[0])
 
 
 def test_sensor_serialises_and_old_grids_read_as_one_scale():
-    retina = GlimpseGrid.retina()
+    retina = Sensor.retina()
     assert Sensor.from_dict(retina.to_dict()) == retina and retina.to_dict()["scales"] == 3
-    old = {k: v for k, v in GlimpseGrid.mnist().to_dict().items() if k not in ("scales", "scale_factor")}
-    assert Sensor.from_dict(old) == GlimpseGrid.mnist()
-    assert GlimpseGrid.mnist().with_scales(3) == retina
+    old = {k: v for k, v in Sensor.mnist().to_dict().items() if k not in ("scales", "scale_factor")}
+    assert Sensor.from_dict(old) == Sensor.mnist()
+    assert Sensor.mnist().with_scales(3) == retina
 
 
 def test_a_sensor_mismatch_names_both_sensors():
-    check_sensor(GlimpseGrid.retina().to_dict(), GlimpseGrid.retina(), "x")
+    check_sensor(Sensor.retina().to_dict(), Sensor.retina(), "x")
     with pytest.raises(SensorMismatch, match=r"the AVP was made for sensor 9x9 locations on 60x60, 12x12 glimpses, "
                                              r"1 scale, but the store is 9x9 .* 3 scales \(12, 24, 48 px"):
-        check_sensor(GlimpseGrid.mnist(), GlimpseGrid.retina(), "the AVP", "the store")
+        check_sensor(Sensor.mnist(), Sensor.retina(), "the AVP", "the store")
     assert issubclass(SensorMismatch, ValueError)
 
 
@@ -206,4 +206,4 @@ def test_a_sensor_mismatch_names_both_sensors():
 def test_bad_retinas_are_refused(kwargs, message):
     args = {"image_size": 20, "glimpse_size": 4, **kwargs}
     with pytest.raises(ValueError, match=message):
-        GlimpseGrid(args.pop("image_size"), args.pop("glimpse_size"), **args)
+        Sensor(args.pop("image_size"), args.pop("glimpse_size"), **args)

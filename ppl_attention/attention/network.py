@@ -25,7 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..sensor import GlimpseGrid, NO_GLIMPSE
+from ..sensor import Sensor, NO_GLIMPSE
 from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
 
 __all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "LocationEmbedding",
@@ -140,7 +140,7 @@ class LocationEmbedding(nn.Module):
     cell, or ``factorised``: a row table plus a column table ((R + C) x dim, so neighbours share a row or a
     column embedding: the cheap choice for fine grids)."""
 
-    def __init__(self, grid: GlimpseGrid, dim: int, kind: str, hidden: int | None = None):
+    def __init__(self, grid: Sensor, dim: int, kind: str, hidden: int | None = None):
         super().__init__()
         self.kind = kind
         if kind == "table":
@@ -209,9 +209,9 @@ class Rollout:
 
 
 class HardAttentionNet(nn.Module):
-    """Recurrent hard-attention classifier over a :class:`GlimpseGrid` (RAM with a categorical policy)."""
+    """Recurrent hard-attention classifier over a :class:`Sensor` (RAM with a categorical policy)."""
 
-    def __init__(self, grid: GlimpseGrid, num_classes: int, channels: int = 1, cfg: NetworkConfig | None = None,
+    def __init__(self, grid: Sensor, num_classes: int, channels: int = 1, cfg: NetworkConfig | None = None,
                  mean=None, std=None):
         super().__init__()
         if num_classes < 2:
@@ -261,7 +261,7 @@ class HardAttentionNet(nn.Module):
         the dense policy)."""
         from ..config import config_from_dict
 
-        return cls(GlimpseGrid.from_dict(config["grid"]), config["num_classes"], config["channels"],
+        return cls(Sensor.from_dict(config["grid"]), config["num_classes"], config["channels"],
                    config_from_dict(NetworkConfig, config["network"]), config["mean"], config["std"])
 
     @staticmethod

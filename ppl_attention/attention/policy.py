@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Categorical
 import torch.nn.functional as F
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 
 __all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations", "grid_coordinates", "check_policy"]
 
@@ -52,7 +52,7 @@ def check_policy(kind, std) -> None:
                          f"deviation in normalised grid coordinates, [-1, 1] across the grid), got {std!r}")
 
 
-def grid_coordinates(grid: GlimpseGrid) -> tuple[torch.Tensor, torch.Tensor]:
+def grid_coordinates(grid: Sensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised coordinates of the grid's rows (R,) and columns (C,): cell index scaled to [-1, 1]."""
     rows = torch.arange(grid.n_rows, dtype=torch.float32) / max(grid.n_rows - 1, 1) * 2 - 1
     cols = torch.arange(grid.n_cols, dtype=torch.float32) / max(grid.n_cols - 1, 1) * 2 - 1
@@ -142,7 +142,7 @@ class LocationPolicy(nn.Sequential):
     ``out`` = L (dense), 2 (gaussian: the mean) or R + C (factorised); a ``dense`` policy's parameter names are
     those of a plain ``nn.Sequential`` MLP, as its checkpoints store them."""
 
-    def __init__(self, grid: GlimpseGrid, hidden: int, policy_hidden: int, kind: str = "dense", std: float = 0.2):
+    def __init__(self, grid: Sensor, hidden: int, policy_hidden: int, kind: str = "dense", std: float = 0.2):
         check_policy(kind, std)
         out = {"dense": grid.num_locations, "gaussian": 2, "factorised": grid.n_rows + grid.n_cols}[kind]
         super().__init__(nn.Linear(hidden, policy_hidden), nn.ReLU(), nn.Linear(policy_hidden, out))

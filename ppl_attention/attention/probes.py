@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 from ..runtime import derive_seed, generator
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from .network import HardAttentionNet
 from .policy import LocationPolicy
 
@@ -75,17 +75,17 @@ def behaviour_clone(net: HardAttentionNet, kind: str, images: torch.Tensor, sequ
     return clone
 
 
-def cell_distance(a: torch.Tensor, b: torch.Tensor, grid: GlimpseGrid) -> torch.Tensor:
+def cell_distance(a: torch.Tensor, b: torch.Tensor, grid: Sensor) -> torch.Tensor:
     """Chebyshev distance in grid cells between flat locations ``a`` and ``b`` (broadcast)."""
     return torch.maximum((a // grid.n_cols - b // grid.n_cols).abs(), (a % grid.n_cols - b % grid.n_cols).abs())
 
 
-def agreement(choices: torch.Tensor, targets: torch.Tensor, grid: GlimpseGrid, tolerance: int = 0) -> float:
+def agreement(choices: torch.Tensor, targets: torch.Tensor, grid: Sensor, tolerance: int = 0) -> float:
     """Fraction of glimpses whose choice lies within ``tolerance`` cells of the target."""
     return float((cell_distance(choices, targets, grid) <= tolerance).float().mean())
 
 
-def dispersion(hidden: torch.Tensor, targets: torch.Tensor, greedy: torch.Tensor, grid: GlimpseGrid,
+def dispersion(hidden: torch.Tensor, targets: torch.Tensor, greedy: torch.Tensor, grid: Sensor,
                k: int = 10, seed: int = 0) -> dict:
     """How scattered the targets of neighbouring hidden states are, per glimpse step.
 

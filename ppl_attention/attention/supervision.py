@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..sensor import GlimpseGrid, NO_GLIMPSE, check_sensor
+from ..sensor import Sensor, NO_GLIMPSE, check_sensor
 from ..runtime import derive_seed, generator
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
@@ -83,7 +83,7 @@ def heuristic_sequences(epe_first, n: int, glimpses: int, inverse_temperature: f
     return torch.multinomial(probs, n * glimpses, replacement=True, generator=g).view(n, glimpses)
 
 
-def bbox_sequences(bboxes, grid: GlimpseGrid, glimpses: int) -> torch.Tensor:
+def bbox_sequences(bboxes, grid: Sensor, glimpses: int) -> torch.Tensor:
     """Hand-crafted MNIST sequences: the box centre, then its top-left, top-right, bottom-left, bottom-right
     quadrant centres (repeating if ``glimpses`` > 5); bboxes (n, 4) = (top, left, height, width) in pixels."""
     b = torch.as_tensor(bboxes, dtype=torch.float32)
@@ -98,7 +98,7 @@ def bbox_sequences(bboxes, grid: GlimpseGrid, glimpses: int) -> torch.Tensor:
     return grid.nearest(rows, cols)
 
 
-def parts_sequences(parts, grid: GlimpseGrid, seed: int, part_names=CUB_PART_NAMES) -> torch.Tensor:
+def parts_sequences(parts, grid: Sensor, seed: int, part_names=CUB_PART_NAMES) -> torch.Tensor:
     """Hand-crafted CUB sequences (n, 5): beak, eye, forehead, belly, feet; a hidden part is replaced by a
     visible part chosen at random (seeded); ``parts`` (n, P, 3) = (row, col, visible)."""
     p = torch.as_tensor(parts, dtype=torch.float32)
@@ -165,7 +165,7 @@ def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
                              f"this run's training data ({both}); pass the store's `dataset_option` values")
 
 
-def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: int, data_seed: int | None = None,
+def load_store_sequences(store_dir, dataset: str, grid: Sensor, glimpses: int, data_seed: int | None = None,
                          data_spec: dict | None = None):
     """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task.
 
@@ -211,7 +211,7 @@ def load_store_sequences(store_dir, dataset: str, grid: GlimpseGrid, glimpses: i
 DEFAULT_NUM_SUPERVISED = 600
 
 
-def build_supervision(kind: str, num_train: int, grid: GlimpseGrid, glimpses: int, num_supervised: int | None,
+def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, num_supervised: int | None,
                       seed: int,
                       dataset: str = "", sequences_dir=None, epe_first=None, annotations=None,
                       data_seed: int | None = None, data_spec: dict | None = None) -> Supervision | None:

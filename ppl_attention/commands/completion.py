@@ -130,7 +130,7 @@ def _data(args, cfg, seed):
     """(grid, spec or None, train images, train labels, test images, test labels, what the images are)."""
     from ..data.mnist import load_digits, render_canvases
     from ..runtime import derive_seed, generator
-    from ..sensor import GlimpseGrid
+    from ..sensor import Sensor
 
     if args.avp is not None:  # the AVP's dataset, sensor and test split, images in their order
         from ..artifacts import read_manifest
@@ -151,7 +151,7 @@ def _data(args, cfg, seed):
                                                   generator(derive_seed(seed, "completion-test")),
                                                   cluttered=cluttered)
     kind = "cluttered" if cluttered else "translated"
-    return (GlimpseGrid.mnist(), None, train_images.float() / 255, train_labels, test_images.float() / 255,
+    return (Sensor.mnist(), None, train_images.float() / 255, train_labels, test_images.float() / 255,
             test_labels, f"rendered {kind} MNIST test canvases")
 
 

@@ -410,11 +410,11 @@ def run_export(args):
 
 def run_import(args):
     from ..design.store import SequenceStore
-    from ..sensor import GlimpseGrid
+    from ..sensor import Sensor
 
     check_in_dir(args.src, "src", "a folder of {index}.txt sequence files")
     check_out_dir(args.out)
-    store = SequenceStore.import_paper(args.src, GlimpseGrid.preset(args.grid), args.out, args.dataset, args.task)
+    store = SequenceStore.import_paper(args.src, Sensor.preset(args.grid), args.out, args.dataset, args.task)
     write_summary(args.out, {"store": str(args.out), "sequences": len(store), "T": store.T, "grid": args.grid})
     return 0
 

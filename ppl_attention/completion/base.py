@@ -8,7 +8,7 @@ and a conditional GAN (:mod:`.cgan`).
 Contract::
 
     class MyCompletion(Completion):
-        grid: GlimpseGrid                      # the glimpse grid the locations index into
+        grid: Sensor                      # the glimpse grid the locations index into
         def sample(self, locations, glimpses, n, generator=None, true_image=None) -> CompletionSamples: ...
 
 - ``locations``: LongTensor ``(t,)`` of flat grid locations observed so far, in order (``t`` may be 0: then
@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 
 __all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image"]
 
@@ -97,7 +97,7 @@ class CompletionSamples:
 class Completion(abc.ABC):
     """A sampler of r(image | glimpses); see the module docstring for the contract."""
 
-    grid: GlimpseGrid
+    grid: Sensor
 
     @abc.abstractmethod
     def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
@@ -106,7 +106,7 @@ class Completion(abc.ABC):
         """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
 
 
-def check_observations(grid: GlimpseGrid, locations, glimpses, channels: int | None = None
+def check_observations(grid: Sensor, locations, glimpses, channels: int | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, k*C, h, w) against the sensor ``grid``
     (``k`` scales stacked along channels; ``k = 1``: the paper's (t, C, h, w) patches).
@@ -144,7 +144,7 @@ def check_observations(grid: GlimpseGrid, locations, glimpses, channels: int | N
     return loc, g
 
 
-def check_true_image(grid: GlimpseGrid, true_image, channels: int) -> torch.Tensor:
+def check_true_image(grid: Sensor, true_image, channels: int) -> torch.Tensor:
     """Validate an optional full image ``(C, H, W)`` in [0, 1]; returns float32."""
     if not isinstance(true_image, torch.Tensor):
         raise ValueError(f"true_image must be a torch.Tensor of shape (C, H, W), got {type(true_image).__name__}")

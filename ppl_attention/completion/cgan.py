@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..config import config_to_dict
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from .base import Completion, CompletionSamples, check_observations
 from .vae import _check_images, random_glimpse_masks
@@ -125,7 +125,7 @@ def generator_input(canvas: torch.Tensor, mask: torch.Tensor, noise: torch.Tenso
     return torch.cat([canvas * mask + noise * (1 - mask), mask], dim=1)
 
 
-def train_cgan(images: torch.Tensor, grid: GlimpseGrid, cfg: CGANConfig = CGANConfig(), device="auto",
+def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(), device="auto",
                out_dir=None, progress: bool = True) -> UNetGenerator:
     """Train the inpainter on ``images`` (N, C, H, W) in [0, 1] with 1-4 random glimpses per image."""
     images = _check_images(images)
@@ -184,7 +184,7 @@ def train_cgan(images: torch.Tensor, grid: GlimpseGrid, cfg: CGANConfig = CGANCo
     return G
 
 
-def load_cgan(directory, device="cpu", expected: dict | None = None) -> tuple[UNetGenerator, GlimpseGrid, float]:
+def load_cgan(directory, device="cpu", expected: dict | None = None) -> tuple[UNetGenerator, Sensor, float]:
     """Load a generator saved by :func:`train_cgan`: (generator, grid, noise_std).  ``expected`` config values
     (e.g. ``{"width": 32}``) must match."""
     directory = Path(directory)
@@ -194,7 +194,7 @@ def load_cgan(directory, device="cpu", expected: dict | None = None) -> tuple[UN
     tensors, config = load_weights(directory / "generator.safetensors", expected)
     try:
         G = UNetGenerator(config["image_size"], config["channels"], config["width"], config["dropout"])
-        grid, noise_std = GlimpseGrid.from_dict(config["grid"]), float(config["noise_std"])
+        grid, noise_std = Sensor.from_dict(config["grid"]), float(config["noise_std"])
     except KeyError as e:
         raise ArtifactError(f"{directory}/generator.json is missing the key {e.args[0]!r}") from None
     try:
@@ -207,7 +207,7 @@ def load_cgan(directory, device="cpu", expected: dict | None = None) -> tuple[UN
 class CGANCompletion(Completion):
     """Completion by the conditional GAN: ``n`` generator passes with fresh input noise and dropout masks."""
 
-    def __init__(self, generator: UNetGenerator, grid: GlimpseGrid, noise_std: float = 1.0):
+    def __init__(self, generator: UNetGenerator, grid: Sensor, noise_std: float = 1.0):
         if tuple(generator.image_size) != tuple(grid.image_size):
             raise ValueError(f"generator was trained on {generator.image_size} images, the grid has {grid.image_size}")
         self.G, self.grid, self.noise_std = generator.eval(), grid, float(noise_std)

@@ -18,7 +18,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..config import config_to_dict
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
 from .base import Completion, CompletionSamples
 from .metrics import (glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity, summarise,
@@ -63,7 +63,7 @@ class CompareConfig:
             raise ValueError(f"locations must be 'ink' or 'uniform', got {self.locations!r}")
 
 
-def choose_locations(images: torch.Tensor, grid: GlimpseGrid, T: int, generator: torch.Generator,
+def choose_locations(images: torch.Tensor, grid: Sensor, T: int, generator: torch.Generator,
                      policy: str = "ink") -> torch.Tensor:
     """``T`` distinct locations per image, (B, T): uniformly, or with probability proportional to the pixel
     mass each glimpse would see (plus a little, so blank images still get glimpses)."""
@@ -96,7 +96,7 @@ def avp_classifier(avp) -> Callable[[torch.Tensor], torch.Tensor]:
     return classify
 
 
-def avp_label_posterior(avp, grid: GlimpseGrid, batch_size: int = 512) -> Callable[[torch.Tensor, torch.Tensor],
+def avp_label_posterior(avp, grid: Sensor, batch_size: int = 512) -> Callable[[torch.Tensor, torch.Tensor],
                                                                               torch.Tensor]:
     """The AVP as the reference of a comparison: ``f(images (B, C, H, W), locations (B, t))`` -> its label
     posterior (B, num_classes) given those glimpses of those images (the sensor's canvas and mask)."""
@@ -179,7 +179,7 @@ def _check_inputs(samplers, images, labels, grid):
 
 
 def _measure(s: CompletionSamples, image: torch.Tensor, label: int, loc: torch.Tensor, glimpses: torch.Tensor,
-             grid: GlimpseGrid, cfg: CompareConfig, classifier: Optional[Callable]) -> dict:
+             grid: Sensor, cfg: CompareConfig, classifier: Optional[Callable]) -> dict:
     """The metrics of one draw of completions ``s`` of ``image`` given ``glimpses`` at ``loc``."""
     region = unobserved_region(grid.mask(loc.unsqueeze(0))[:, :1])  # pixels no fovea saw
     row = {"loglik_per_pixel": mixture_log_likelihood(s.images, s.weights, image, region, cfg.kernel,
@@ -196,7 +196,7 @@ def _measure(s: CompletionSamples, image: torch.Tensor, label: int, loc: torch.T
     return row
 
 
-def _sequences(images: torch.Tensor, grid: GlimpseGrid, cfg: CompareConfig, locations) -> torch.Tensor:
+def _sequences(images: torch.Tensor, grid: Sensor, cfg: CompareConfig, locations) -> torch.Tensor:
     """One glimpse sequence per image, (B, >= max t): the given ``locations`` checked, or drawn by
     ``cfg.locations``."""
     B, T = images.shape[0], max(cfg.glimpse_counts)
@@ -211,7 +211,7 @@ def _sequences(images: torch.Tensor, grid: GlimpseGrid, cfg: CompareConfig, loca
     return locations[:B].long()
 
 
-def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels, grid: GlimpseGrid,
+def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels, grid: Sensor,
                         cfg: CompareConfig = CompareConfig(), classifier: Optional[Callable] = None,
                         locations: Optional[torch.Tensor] = None, progress: bool = True,
                         reference: Optional[Callable] = None, sequences: str = "drawn",

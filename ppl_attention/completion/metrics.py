@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 
 __all__ = ["METRICS", "R_HAT_OK", "unobserved_region", "mixture_log_likelihood", "glimpse_rmse",
            "pairwise_diversity", "label_agreement", "summarise"]
@@ -55,7 +55,7 @@ def mixture_log_likelihood(images: torch.Tensor, weights: torch.Tensor, target: 
     return float(total) / P
 
 
-def glimpse_rmse(images: torch.Tensor, weights: torch.Tensor, grid: GlimpseGrid, locations: torch.Tensor,
+def glimpse_rmse(images: torch.Tensor, weights: torch.Tensor, grid: Sensor, locations: torch.Tensor,
                  glimpses: torch.Tensor) -> float:
     """``sum_k w_k RMS(glimpses(images_k, locations) - glimpses)``: how far the samples (n, C, H, W) are from the
     observed ``glimpses`` (t, k*C, h, w) at ``locations`` (t,), every scale; nan when nothing was observed."""

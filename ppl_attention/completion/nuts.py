@@ -38,7 +38,7 @@ from typing import Optional
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from .base import Completion, CompletionSamples, check_observations
 from .vae import VAE
 
@@ -126,7 +126,7 @@ class NUTSCompletion(Completion):
         noise: a :class:`~.clutter_noise.ClutterNoise` for the clutter-mixture likelihood (None: Gaussian).
     """
 
-    def __init__(self, vae: VAE, grid: GlimpseGrid, cfg: NUTSConfig = NUTSConfig(), sigma=None, noise=None):
+    def __init__(self, vae: VAE, grid: Sensor, cfg: NUTSConfig = NUTSConfig(), sigma=None, noise=None):
         if tuple(vae.image_size) != tuple(grid.image_size):
             raise ValueError(f"vae was trained on {vae.image_size} images but the grid has {grid.image_size}")
         if noise is not None and len(noise.rho) != grid.scales:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import MANIFEST, ArtifactError, atomic_write_bytes, load_weights, read_manifest, save_weights, \
     write_manifest
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed
 from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
 from .database import ImageDatabase
@@ -69,9 +69,9 @@ class PCAIndexConfig:
             raise ValueError(f"shift must be a non-negative int, got {self.shift!r}")
 
 
-def pixel_grid(grid: GlimpseGrid) -> GlimpseGrid:
+def pixel_grid(grid: Sensor) -> Sensor:
     """The stride-1 grid with ``grid``'s image and glimpse sizes: every pixel position is a location."""
-    return GlimpseGrid(grid.image_size, grid.glimpse_size, stride=1)
+    return Sensor(grid.image_size, grid.glimpse_size, stride=1)
 
 
 def shift_offsets(shift: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ def shift_offsets(shift: int) -> torch.Tensor:
     return torch.stack(torch.meshgrid(ar, ar, indexing="ij"), -1).reshape(-1, 2)
 
 
-def shift_positions(grid: GlimpseGrid, locations: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+def shift_positions(grid: Sensor, locations: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Stride-1 positions ``(t, S)`` of each location shifted by the centred window, and which are valid
     (inside the image).  Invalid entries hold position 0 and must be masked."""
     pg = pixel_grid(grid)
@@ -93,7 +93,7 @@ def shift_positions(grid: GlimpseGrid, locations: torch.Tensor, shift: int) -> t
     return r * pg.n_cols + c, valid
 
 
-def _all_positions(grid: GlimpseGrid, shift: int) -> torch.Tensor:
+def _all_positions(grid: Sensor, shift: int) -> torch.Tensor:
     pos, valid = shift_positions(grid, grid.all_locations(), shift)
     return torch.unique(pos[valid])
 
@@ -140,7 +140,7 @@ def _fitted_pca(out_dir: Path, database: ImageDatabase, config: PCAIndexConfig, 
     return mean, comp, explained, fit_rows
 
 
-def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid: GlimpseGrid,
+def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid: Sensor,
                   positions: torch.Tensor, code_dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """Codes (B, k) of uint8 images ``x`` (B, C, H, W) and the glimpse energies (n_pos, B) of their
     reconstructions at ``positions``."""
@@ -154,7 +154,7 @@ def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid:
     return z, e.T.contiguous().numpy()
 
 
-def build_pca_index(out_dir, database: ImageDatabase, grid: GlimpseGrid, config: PCAIndexConfig | None = None,
+def build_pca_index(out_dir, database: ImageDatabase, grid: Sensor, config: PCAIndexConfig | None = None,
                     seed: int = 0, overwrite: bool = False, progress: bool = True) -> "PCAIndex":
     """Fit a PCA of ``database`` and store codes and glimpse energies for ``grid`` in ``out_dir``."""
     config = config or PCAIndexConfig()
@@ -227,7 +227,7 @@ class PCAIndex:
         self.manifest = manifest
         self.config = manifest["config"]
         self.database = database
-        self.grid = GlimpseGrid.from_dict(self.config["grid"])
+        self.grid = Sensor.from_dict(self.config["grid"])
         self.shift = int(self.config["shift"])
         self.rows = int(manifest["rows"])
         if self.rows != len(database):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..artifacts import MANIFEST, read_manifest, write_manifest
-from ..sensor import GlimpseGrid, Sensor
+from ..sensor import Sensor
 from .database import ImageSource, build_database
 from .importance import PRIOR_KIND
 from .pca_index import PCAIndexConfig, build_pca_index
@@ -23,7 +23,7 @@ from .pca_index import PCAIndexConfig, build_pca_index
 __all__ = ["build_prior", "prior_type", "open_completion"]
 
 
-def build_prior(out_dir, source: ImageSource, n: int | None, grid: GlimpseGrid,
+def build_prior(out_dir, source: ImageSource, n: int | None, grid: Sensor,
                 index_config: PCAIndexConfig | None = None, chunk_size: int = 10_000, seed: int = 0,
                 flip: bool = False, overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict:
     """Build (or resume) the database and the PCA index in ``out_dir``; returns a summary dict."""

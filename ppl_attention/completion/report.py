@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..artifacts import atomic_write_json, atomic_write_text, write_manifest
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from .compare import Comparison
 from .metrics import METRICS, R_HAT_OK
 
@@ -49,7 +49,7 @@ def markdown_table(table: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(result: Comparison, out_dir, grid: GlimpseGrid, inputs: Optional[dict] = None,
+def write_comparison(result: Comparison, out_dir, grid: Sensor, inputs: Optional[dict] = None,
                      note: str = "") -> dict:
     """Write ``comparison.csv`` / ``.json`` / ``.md``, ``rows.json``, the figures and a manifest; returns paths."""
     from ..plots.completion import plot_completion_grid, plot_comparison_metrics

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..config import config_to_dict
-from ..sensor import NO_GLIMPSE, GlimpseGrid
+from ..sensor import NO_GLIMPSE, Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 
 __all__ = ["VAEConfig", "VAE", "FreeBitsELBO", "train_vae", "save_vae", "load_vae", "random_glimpse_masks",
@@ -278,7 +278,7 @@ class FreeBitsELBO:
         return -(log_lik - self.kl_weight * kl_term)
 
 
-def random_glimpse_masks(grid: GlimpseGrid, batch: int, generator: torch.Generator, max_glimpses: int = 4,
+def random_glimpse_masks(grid: Sensor, batch: int, generator: torch.Generator, max_glimpses: int = 4,
                          device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of 1..max_glimpses uniformly random glimpses per image: (locations (B, T) with NO_GLIMPSE
     padding, fovea mask (B, 1, H, W)).  The VAE's encoder and the conditional GAN read the full-resolution pixels
@@ -302,7 +302,7 @@ def _check_images(images, name="images") -> torch.Tensor:
     return x
 
 
-def train_vae(images: torch.Tensor, grid: GlimpseGrid, cfg: VAEConfig = VAEConfig(), device="auto",
+def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), device="auto",
               out_dir=None, progress: bool = True) -> VAE:
     """Fit a :class:`VAE` to ``images`` (N, C, H, W) in [0, 1] by SVI; save it to ``out_dir`` if given."""
     import pyro
@@ -381,7 +381,7 @@ def evaluate_vae(vae: VAE, images: torch.Tensor, batch_size: int = 256, active_t
             "recon_ratio": recon / mean_mse if mean_mse > 0 else float("nan")}
 
 
-def save_vae(vae: VAE, out_dir, cfg: VAEConfig, grid: GlimpseGrid, history=()) -> Path:
+def save_vae(vae: VAE, out_dir, cfg: VAEConfig, grid: Sensor, history=()) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir / "vae.safetensors", vae, {**vae.config(), "grid": grid.to_dict()})
@@ -390,7 +390,7 @@ def save_vae(vae: VAE, out_dir, cfg: VAEConfig, grid: GlimpseGrid, history=()) -
     return out_dir
 
 
-def load_vae(directory, device="cpu", expected: dict | None = None) -> tuple[VAE, GlimpseGrid]:
+def load_vae(directory, device="cpu", expected: dict | None = None) -> tuple[VAE, Sensor]:
     """Load a VAE saved by :func:`train_vae`; ``expected`` config values (e.g. ``{"latent_dim": 16}``) must
     match.  Returns the frozen VAE (eval mode, no gradients) and its grid."""
     directory = Path(directory)
@@ -399,7 +399,7 @@ def load_vae(directory, device="cpu", expected: dict | None = None) -> tuple[VAE
     read_manifest(directory, "vae")
     tensors, config = load_weights(directory / "vae.safetensors", expected)
     try:
-        grid = GlimpseGrid.from_dict(config["grid"])
+        grid = Sensor.from_dict(config["grid"])
         vae = VAE(config["image_size"], config["channels"], config["latent_dim"], config["width"],
                   config["likelihood"], config["pixel_sigma"], config.get("decoder", "conv"),
                   config.get("glyph_size", 28))

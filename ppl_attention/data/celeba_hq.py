@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ._files import CachedImageFiles, LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir
 from .cache import ImageCache
 
@@ -40,14 +40,14 @@ IMAGE_FOLDERS = (".", "CelebA-HQ-img", "CelebAMask-HQ/CelebA-HQ-img", "images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def scaled_celeba_grid(size: int) -> GlimpseGrid:
+def scaled_celeba_grid(size: int) -> Sensor:
     """The paper's grid (224 px, 16 px glimpses, 50 x 50) with the same relative positions at ``size`` px."""
     if size == 224:
-        return GlimpseGrid.celeba_hq()
-    base = GlimpseGrid.celeba_hq()
+        return Sensor.celeba_hq()
+    base = Sensor.celeba_hq()
     g = max(1, int(round(16 * size / 224)))
     pos = sorted({min(int(round(p * size / 224)), size - g) for p in base.rows})
-    return GlimpseGrid(size, g, rows=pos, cols=pos)
+    return Sensor(size, g, rows=pos, cols=pos)
 
 
 def _image_index(path: Path, number: int, name: str) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator
 from ._files import LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir, require_file
 from .cache import ImageCache
@@ -156,7 +156,7 @@ class CUB(LazyChannelStats, Dataset):
         self.part_names = meta["part_names"]
         self.num_classes = len(self.class_names)
         self.image_size = (self.size, self.size)
-        self.grid = GlimpseGrid.cub() if self.size == 128 else GlimpseGrid(
+        self.grid = Sensor.cub() if self.size == 128 else Sensor(
             self.size, max(1, self.size // 4), stride=max(1, self.size // 16))
         # Parts into crop coordinates: (row, col, visible), all images at once.
         raw = torch.from_numpy(meta["parts"][chosen])  # (N, P, 3) = (x, y, visible)

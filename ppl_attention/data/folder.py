@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator
 from ._files import CachedImageFiles, LazyChannelStats, channel_stats, require_dir
 from .cache import ImageCache
@@ -173,7 +173,7 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
         self.image_size = (self.size, self.size)
         self.image_cache = ImageCache(self.paths, self.image_size, grayscale=self.grayscale)
         g = int(glimpse_size) if glimpse_size else max(1, self.size // 5)
-        self.grid = GlimpseGrid(self.size, g, stride=int(stride) if stride else max(1, g // 2))
+        self.grid = Sensor(self.size, g, stride=int(stride) if stride else max(1, g // 2))
         self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
                            float(test_fraction), self.grayscale, int(stats_images))
         self._mean_std = None if _stats else (torch.zeros(self.channels), torch.ones(self.channels))

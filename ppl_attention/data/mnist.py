@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator
 
 __all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES", "SPLIT_SEED"]
@@ -253,7 +253,7 @@ class MnistCanvases(Dataset):
         self.canvas_size = int(canvas_size)
         self.n_clutter, self.clutter_size = int(n_clutter), int(clutter_size)
         self.image_size = (self.canvas_size, self.canvas_size)
-        self.grid = GlimpseGrid(self.canvas_size, glimpse_size, stride=stride, scales=scales,
+        self.grid = Sensor(self.canvas_size, glimpse_size, stride=stride, scales=scales,
                                 scale_factor=scale_factor)
         # Canvas i shows digit i mod N, so every digit appears equally often each epoch.
         self.digit_index = torch.arange(self.size) % len(self.digits)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..artifacts import ArtifactError, read_manifest, save_weights, load_weights, write_manifest
-from ..sensor import NO_GLIMPSE, GlimpseGrid, check_sensor
+from ..sensor import NO_GLIMPSE, Sensor, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
            "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
@@ -52,7 +52,7 @@ EPE_NET_WEIGHTS = "epe_net.safetensors"
 class EPENetConfig:
     """Everything needed to rebuild an :class:`EPEMapNet` (saved as ``epe_net.json`` beside the weights)."""
 
-    grid: dict = field(default_factory=lambda: GlimpseGrid.retina().to_dict())
+    grid: dict = field(default_factory=lambda: Sensor.retina().to_dict())
     channels: int = 1
     num_outputs: int = 10  # the AVP's logits (its label probabilities are an input)
     width: int = 16
@@ -61,7 +61,7 @@ class EPENetConfig:
     positions: str = "table"
 
     def __post_init__(self):
-        GlimpseGrid.from_dict(self.grid)  # validates
+        Sensor.from_dict(self.grid)  # validates
         if self.positions not in POSITIONS:
             raise ValueError(f"EPENetConfig.positions must be one of {POSITIONS}, got {self.positions!r}")
         for name in ("channels", "num_outputs", "width", "hidden"):
@@ -90,7 +90,7 @@ class EPEMapNet(nn.Module):
     def __init__(self, config: EPENetConfig):
         super().__init__()
         self.config = config
-        self.grid = GlimpseGrid.from_dict(config.grid)
+        self.grid = Sensor.from_dict(config.grid)
         k, w = self.grid.scales, config.width
         self.in_channels = self.grid.glimpse_channels(config.channels) + k
         self.fine = nn.Sequential(_conv(self.in_channels, w, 2, 5), _conv(w, w, 1), _conv(w, 2 * w, 2),
@@ -119,7 +119,7 @@ class EPEMapNet(nn.Module):
         angles = (xy.unsqueeze(-1) * f).flatten(1)  # (L, 2 * F)
         self.register_buffer("fourier", torch.cat([angles.sin(), angles.cos()], 1), persistent=False)
 
-    def on_grid(self, grid: GlimpseGrid) -> "EPEMapNet":
+    def on_grid(self, grid: Sensor) -> "EPEMapNet":
         """This network (a ``coords`` one: no per-location parameter) for another grid of the same sensor image
         size, glimpse and scales, e.g. one distilled on the 9 x 9 MNIST grid, used on the 49 x 49 one."""
         if self.config.positions != "coords":
@@ -347,7 +347,7 @@ def avp_weights_checksum(avp_dir) -> str:
     return file_checksum(path)
 
 
-def check_epe_net(net: EPEMapNet, grid: GlimpseGrid, avp: str, prior: str | None, what: str,
+def check_epe_net(net: EPEMapNet, grid: Sensor, avp: str, prior: str | None, what: str,
                   avp_what: str = "the AVP", prior_what: str = "the prior", avp_weights: str | None = None) -> None:
     """Refuse a network trained for another sensor, AVP or prior (``avp`` / ``prior``: checksums as
     ``artifacts.dir_checksum`` gives them; ``avp_weights``: :func:`avp_weights_checksum`), naming both sides."""

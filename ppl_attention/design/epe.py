@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from ..model import entropy_from_logits
-from ..sensor import GlimpseGrid, checked_locations
+from ..sensor import Sensor, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
@@ -57,9 +57,9 @@ def _entropy_fn(posterior, kind: str | None) -> Callable[[torch.Tensor], torch.T
                                               else "categorical")
 
 
-def _check_inputs(images, observed, candidates, grid: GlimpseGrid):
-    if not isinstance(grid, GlimpseGrid):
-        raise ValueError(f"grid must be a GlimpseGrid, got {type(grid).__name__}")
+def _check_inputs(images, observed, candidates, grid: Sensor):
+    if not isinstance(grid, Sensor):
+        raise ValueError(f"grid must be a Sensor, got {type(grid).__name__}")
     images = grid._check_images(images)
     if not bool(torch.isfinite(images).all()):
         raise ValueError("images holds NaN or infinite values")
@@ -109,7 +109,7 @@ class PairScorer:
     A convolutional posterior gets channels-last inputs, the faster layout for oneDNN and cuDNN convolutions.
     """
 
-    def __init__(self, posterior, images: torch.Tensor, observed, grid: GlimpseGrid,
+    def __init__(self, posterior, images: torch.Tensor, observed, grid: Sensor,
                  batch_size: int = DEFAULT_BATCH_SIZE,
                  make_input: Callable | None = None, kind: str | None = None, precision: str = "float32"):
         self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
@@ -151,7 +151,7 @@ class PairScorer:
         return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
-def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: GlimpseGrid,
+def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: Sensor,
                    batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None, kind: str | None = None,
                    sample_index: torch.Tensor | None = None, precision: str = "float32") -> torch.Tensor:
     """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
@@ -161,7 +161,7 @@ def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: 
         images: completions ``(N, C, H, W)``.
         observed: ``(t,)`` locations seen so far (may be empty).
         candidates: ``(L,)`` locations to score (None: the whole grid).
-        grid: the :class:`GlimpseGrid`.
+        grid: the :class:`Sensor`.
         batch_size: (candidate, sample) pairs per forward pass.
         make_input, kind: see :func:`expected_posterior_entropy`.
         sample_index: optional ``(n,)`` rows of ``images`` to use (default all).
@@ -187,7 +187,7 @@ def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.Tensor | None, observed,
-                               candidates, grid: GlimpseGrid, batch_size: int = DEFAULT_BATCH_SIZE,
+                               candidates, grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE,
                                make_input: Callable | None = None, kind: str | None = None,
                                precision: str = "float32") -> torch.Tensor:
     """The paper's EPE estimator (eq. 6) for every candidate at once.
@@ -199,7 +199,7 @@ def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.T
         weights: ``(N,)`` importance weights (normalised here) or None for uniform.
         observed: ``(t,)`` locations already observed (empty at the first step).
         candidates: ``(L,)`` candidate locations, or None for the whole grid.
-        grid: the :class:`GlimpseGrid`.
+        grid: the :class:`Sensor`.
         batch_size: (candidate, sample) pairs per forward pass.
         make_input: input builder; default ``posterior.make_input`` or ``cat(canvas * mask, mask)``.
         kind: ``categorical`` / ``binary`` / ``multilabel``; default ``posterior.entropy`` if it has one
@@ -217,7 +217,7 @@ def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.T
 
 
 # ----------------------------------------------------------------------------- Pyro's OED estimators
-def avp_guide(posterior, grid: GlimpseGrid, observed=None, make_input: Callable | None = None,
+def avp_guide(posterior, grid: Sensor, observed=None, make_input: Callable | None = None,
               target: str = "label", observation: str = "y", attribute: int | None = None):
     """A ``pyro.contrib.oed`` guide ``guide(y_dict, design, observation_labels, target_labels)`` built from an AVP.
 
@@ -259,14 +259,14 @@ def avp_guide(posterior, grid: GlimpseGrid, observed=None, make_input: Callable 
     return guide
 
 
-def _design(candidates, grid: GlimpseGrid) -> torch.Tensor:
+def _design(candidates, grid: Sensor) -> torch.Tensor:
     cand = grid._check_locations(torch.as_tensor(candidates), "candidates")
     if cand.dim() != 1:
         raise ValueError(f"candidates must be a (L,) tensor of locations, got shape {tuple(cand.shape)}")
     return cand.view(-1, 1)
 
 
-def pyro_posterior_epe(model, candidates, guide, grid: GlimpseGrid, num_samples: int = 100,
+def pyro_posterior_epe(model, candidates, guide, grid: Sensor, num_samples: int = 100,
                        analytic_entropy: bool = True, observation: str = "y", target: str = "label"
                        ) -> torch.Tensor:
     """EPE of each candidate through ``pyro.contrib.oed.eig.posterior_eig`` with a fixed (pre-trained) guide.
@@ -287,7 +287,7 @@ def pyro_posterior_epe(model, candidates, guide, grid: GlimpseGrid, num_samples:
     return out.detach().double().reshape(-1)
 
 
-def pyro_nmc_epe(model, candidates, grid: GlimpseGrid, prior_entropy: float, N: int = 200, M: int = 50,
+def pyro_nmc_epe(model, candidates, grid: Sensor, prior_entropy: float, N: int = 200, M: int = 50,
                  M_prime: int = 50, observation: str = "y", target: str = "label") -> torch.Tensor:
     """EPE of each candidate by nested Monte Carlo (``nmc_eig``): ``H[p(label)] - EIG(l)``.
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from ..sensor import NO_GLIMPSE, GlimpseGrid
+from ..sensor import NO_GLIMPSE, Sensor
 from .epe import resolve_make_input
 
 __all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration",
@@ -18,7 +18,7 @@ __all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare
 
 @torch.no_grad()
 def accuracy_along(posterior, images: torch.Tensor, labels: torch.Tensor, sequences: torch.Tensor,
-                   grid: GlimpseGrid, make_input: Callable | None = None, batch_size: int = 512) -> torch.Tensor:
+                   grid: Sensor, make_input: Callable | None = None, batch_size: int = 512) -> torch.Tensor:
     """Accuracy after t = 1..T glimpses of each image at its sequence's first t locations: ``(T,)``.
 
     ``posterior`` maps ``make_input(images, mask)`` to class logits (a single logit = binary, > 0 means 1).
@@ -52,7 +52,7 @@ def accuracy_along(posterior, images: torch.Tensor, labels: torch.Tensor, sequen
     return correct / N
 
 
-def random_sequences(n: int, T: int, grid: GlimpseGrid, generator: torch.Generator | None = None,
+def random_sequences(n: int, T: int, grid: Sensor, generator: torch.Generator | None = None,
                      allow_repeat: bool = False) -> torch.Tensor:
     """``(n, T)`` uniformly random locations (without repeats within a sequence unless ``allow_repeat``)."""
     L = grid.num_locations
@@ -73,7 +73,7 @@ def heuristic_sequences(first_epe: torch.Tensor, n: int, T: int, inverse_tempera
     return torch.multinomial(p.float(), n * T, replacement=True, generator=generator).view(n, T)
 
 
-def compare_sequences(posterior, images, labels, grid: GlimpseGrid, sequences: torch.Tensor,
+def compare_sequences(posterior, images, labels, grid: Sensor, sequences: torch.Tensor,
                       first_epe: torch.Tensor, seed: int = 0, inverse_temperatures=(1.0, 5.0),
                       make_input: Callable | None = None, repeats: int = 1) -> dict:
     """Accuracy-by-t curves of the given (near-optimal) sequences, random ones and PS-H heuristics
@@ -100,7 +100,7 @@ def mean_ci(x) -> dict:
 
 
 @torch.no_grad()
-def epe_calibration(posterior, images: torch.Tensor, grid: GlimpseGrid, sequences: torch.Tensor,
+def epe_calibration(posterior, images: torch.Tensor, grid: Sensor, sequences: torch.Tensor,
                     epe_maps: torch.Tensor, make_input: Callable | None = None, attribute: int | None = None,
                     batch_size: int = 512) -> dict:
     """Predicted EPE of each chosen location against the realised posterior entropy, per step.

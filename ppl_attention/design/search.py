@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine", "racing",
            "amortised_choice", "hybrid_search", "SEARCHES", "NETWORK_SEARCHES", "run_search",
@@ -101,7 +101,7 @@ def _sample_order(w: torch.Tensor, generator) -> torch.Tensor:
     return torch.multinomial(wf, int((wf > 0).sum()), replacement=False, generator=generator)
 
 
-def lattice(grid: GlimpseGrid, stride: int) -> torch.Tensor:
+def lattice(grid: Sensor, stride: int) -> torch.Tensor:
     """(L,) bool: the locations on every ``stride``-th row and column of ``grid`` (and its last row and column),
     e.g. the 81 locations of the 9 x 9 stride-6 MNIST grid inside the 49 x 49 stride-1 one."""
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
@@ -111,7 +111,7 @@ def lattice(grid: GlimpseGrid, stride: int) -> torch.Tensor:
     return ((cells % stride == 0) | (cells == last)).all(-1)
 
 
-def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=None, grid: GlimpseGrid | None = None,
+def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=None, grid: Sensor | None = None,
                       stride: int = 1) -> SearchResult:
     """Evaluate every candidate on every sample (the paper's grid search).
 
@@ -186,7 +186,7 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
     return SearchResult(best, epe, cached.evaluations, {"rounds": rounds, "samples_used": done})
 
 
-def coarse_to_fine(score: Callable, weights, grid: GlimpseGrid, forbidden=None, stride: int = 2,
+def coarse_to_fine(score: Callable, weights, grid: Sensor, forbidden=None, stride: int = 2,
                    top: int = 2, generator: torch.Generator | None = None, **halving) -> SearchResult:
     """Halving over every ``stride``-th row and column of the grid, then halving over the neighbours (within
     ``stride - 1`` cells) of the ``top`` best coarse locations.  Evaluations are shared between the stages."""
@@ -347,7 +347,7 @@ def hybrid_search(score: Callable, weights, num_candidates: int, forbidden=None,
     return result
 
 
-def run_search(name: str, score: Callable, weights, grid: GlimpseGrid, forbidden=None,
+def run_search(name: str, score: Callable, weights, grid: Sensor, forbidden=None,
                generator: torch.Generator | None = None, prior=None, proposal=None, **options) -> SearchResult:
     """Dispatch by name: ``exhaustive``, ``halving``, ``coarse``, ``race``, ``amortised`` or ``hybrid``.
 

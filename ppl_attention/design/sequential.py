@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
 from .epe import DEFAULT_BATCH_SIZE, PairScorer, check_precision, expected_posterior_entropy
 from .search import NETWORK_SEARCHES, SEARCHES, run_search
@@ -41,7 +41,7 @@ class DesignProblem:
 
     posterior: Callable
     sampler: object
-    grid: GlimpseGrid
+    grid: Sensor
     make_input: Callable | None = None
     kind: str | None = None
     attribute: int | None = None

@@ -36,7 +36,7 @@ import torch
 
 from ..artifacts import (ArtifactError, atomic_dir, atomic_write_bytes, atomic_write_json, check_compatible,
                          clean_beside, clean_temporaries, read_json, read_manifest, write_manifest)
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 
 __all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
 
@@ -63,7 +63,7 @@ class SequenceStore:
         self.directory = Path(directory)
         self.manifest = manifest
         self.config: dict = manifest["config"]
-        self.grid = GlimpseGrid.from_dict(self.config["grid"])
+        self.grid = Sensor.from_dict(self.config["grid"])
         self.T = int(self.config["T"])
 
     # -------------------------------------------------------------- create / open
@@ -72,7 +72,7 @@ class SequenceStore:
                resume: bool = True) -> "SequenceStore":
         """Create a store, or reopen one built with exactly the same ``config`` (resume).
 
-        ``config`` must hold ``dataset``, ``task``, ``grid`` (a :class:`GlimpseGrid` or its dict) and ``T``; put
+        ``config`` must hold ``dataset``, ``task``, ``grid`` (a :class:`Sensor` or its dict) and ``T``; put
         AVP / prior checksums and search settings in it too, so a store is never resumed with other inputs.
         Raises :class:`ArtifactError` (a ValueError) when ``directory`` holds a store with another config, or
         ``resume`` is False and it already holds one.
@@ -81,9 +81,9 @@ class SequenceStore:
         missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
         if missing:
             raise ValueError(f"config is missing {missing}; a sequence store needs {list(REQUIRED_CONFIG_KEYS)}")
-        if isinstance(config["grid"], GlimpseGrid):
+        if isinstance(config["grid"], Sensor):
             config["grid"] = config["grid"].to_dict()
-        GlimpseGrid.from_dict(config["grid"])  # validates
+        Sensor.from_dict(config["grid"])  # validates
         if not isinstance(config["T"], int) or config["T"] <= 0:
             raise ValueError(f"config T must be a positive int, got {config['T']!r}")
         config = _canonical(config)
@@ -312,7 +312,7 @@ class SequenceStore:
         return write_paper_sequences(out_dir, seqs, self.grid, paths)
 
     @classmethod
-    def import_paper(cls, src, grid: GlimpseGrid, out_dir, dataset: str | None = None,
+    def import_paper(cls, src, grid: Sensor, out_dir, dataset: str | None = None,
                      task: str | None = None) -> "SequenceStore":
         """Read the paper's released sequence files under ``src`` into a store (records without EPE maps)."""
         from ..sequences import read_paper_sequences

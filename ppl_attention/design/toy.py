@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..completion.base import CompletionSamples
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from .sequential import DesignProblem
 
 __all__ = ["DatabasePosterior", "DatabaseCompletion", "exact_epe", "random_database", "ToyFactory"]
@@ -75,7 +75,7 @@ class DatabaseCompletion:
     draws.
     """
 
-    def __init__(self, grid: GlimpseGrid, images, labels, weights=None, sigma: float | None = None,
+    def __init__(self, grid: Sensor, images, labels, weights=None, sigma: float | None = None,
                  enumerate: bool = False):
         self.grid = grid
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
@@ -104,7 +104,7 @@ class DatabaseCompletion:
         return CompletionSamples(self.images[rows].float(), w, self.labels[rows])
 
 
-def exact_epe(images, labels, num_classes: int, grid: GlimpseGrid, observed_image=None, observed=(),
+def exact_epe(images, labels, num_classes: int, grid: Sensor, observed_image=None, observed=(),
               weights=None) -> torch.Tensor:
     """Exact noise-free EPE of every location by enumeration, written independently of the estimators:
     group the rows consistent with the observations by what they show at ``observed + [l]`` and sum
@@ -147,7 +147,7 @@ def random_database(num_images: int = 24, num_classes: int = 3, size: int = 4, g
     if informative:
         code = torch.nn.functional.one_hot(labels, max(num_classes, glimpse * glimpse)).float()
         images[:, 0, -glimpse:, -glimpse:] = code[:, :glimpse * glimpse].view(-1, glimpse, glimpse)
-    return images, labels, GlimpseGrid(size, glimpse, stride=glimpse)
+    return images, labels, Sensor(size, glimpse, stride=glimpse)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ._save import plt, save_figure
 
 __all__ = ["glimpse_frequency", "plot_glimpse_frequency", "plot_validation_curves", "plot_glimpse_strip",
            "plot_stopping_curve", "animate_glimpses", "sensor_view", "draw_glimpse_boxes"]
 
 
-def sensor_view(grid: GlimpseGrid, images, locations) -> torch.Tensor:
+def sensor_view(grid: Sensor, images, locations) -> torch.Tensor:
     """(N, C, H, W): what glimpses at ``locations`` (N, T) showed of ``images``, at each pixel the finest scale
     that saw it (the fovea's pixels, else the pooled blocks of the next scale, ...), 0 where nothing was seen."""
     images = torch.as_tensor(images).float()
@@ -34,7 +34,7 @@ def sensor_view(grid: GlimpseGrid, images, locations) -> torch.Tensor:
     return view * mask.amax(1, keepdim=True)
 
 
-def _box_rectangles(grid: GlimpseGrid, location: int, color: str, lw: float = 1.5) -> list:
+def _box_rectangles(grid: Sensor, location: int, color: str, lw: float = 1.5) -> list:
     """One rectangle per scale of the glimpse at ``location``: the fovea solid, the coarser scales dashed."""
     tops = grid.footprints(torch.tensor([location]))[0].tolist()  # (k, 2)
     rects = []
@@ -45,7 +45,7 @@ def _box_rectangles(grid: GlimpseGrid, location: int, color: str, lw: float = 1.
     return rects
 
 
-def draw_glimpse_boxes(ax, grid: GlimpseGrid, location: int, color: str = "red", lw: float = 1.5) -> list:
+def draw_glimpse_boxes(ax, grid: Sensor, location: int, color: str = "red", lw: float = 1.5) -> list:
     """Draw the nested boxes of every scale of one glimpse on ``ax`` (clipped to the image); returns them."""
     rects = _box_rectangles(grid, int(location), color, lw)
     for rect in rects:
@@ -56,7 +56,7 @@ def draw_glimpse_boxes(ax, grid: GlimpseGrid, location: int, color: str = "red",
     return rects
 
 
-def glimpse_frequency(grid: GlimpseGrid, locations) -> torch.Tensor:
+def glimpse_frequency(grid: Sensor, locations) -> torch.Tensor:
     """(T, H, W): the fraction of images whose t-th glimpse covered each pixel; ``locations`` (N, T)."""
     loc = torch.as_tensor(locations).long()
     if loc.dim() != 2 or loc.shape[0] == 0:
@@ -67,7 +67,7 @@ def glimpse_frequency(grid: GlimpseGrid, locations) -> torch.Tensor:
     return torch.einsum("tl,lhw->thw", counts, masks) / loc.shape[0]
 
 
-def plot_glimpse_frequency(grid: GlimpseGrid, locations, path, title: str | None = None,
+def plot_glimpse_frequency(grid: Sensor, locations, path, title: str | None = None,
                            background=None) -> Path:
     """One panel per time step; ``background`` (H, W) (e.g. a mean image) is drawn faintly underneath."""
     freq = glimpse_frequency(grid, locations).numpy()
@@ -115,7 +115,7 @@ def plot_validation_curves(runs: dict, path, metric: str = "val_greedy_acc", yla
     return save_figure(fig, path)
 
 
-def plot_glimpse_strip(images, locations, grid: GlimpseGrid, path, labels=None, predictions=None) -> Path:
+def plot_glimpse_strip(images, locations, grid: Sensor, path, labels=None, predictions=None) -> Path:
     """Rows: images; columns: the image with glimpses 1..t drawn (the newest in red, earlier foveae in yellow;
     with a multi-scale sensor the newest glimpse's coarser scales are the dashed boxes around it), then what the
     sensor showed (:func:`sensor_view`: the pooled coarse scales where no fovea looked)."""
@@ -166,7 +166,7 @@ def plot_stopping_curve(curves: dict, path, x: str = "flops") -> Path:
     return save_figure(fig, path)
 
 
-def animate_glimpses(images, locations, grid: GlimpseGrid, path, fps: int = 2) -> Path:
+def animate_glimpses(images, locations, grid: Sensor, path, fps: int = 2) -> Path:
     """A GIF: each frame adds one glimpse for up to 8 images side by side: what the sensor has shown so far
     (:func:`sensor_view`) and the newest glimpse's nested boxes, one per scale."""
     import os

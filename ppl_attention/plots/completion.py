@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ._save import plt, save_figure
 
 __all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_vae_diagnostics"]
@@ -21,7 +21,7 @@ def _show(ax, image: torch.Tensor):
     ax.set_yticks([])
 
 
-def _mark_glimpses(ax, grid: GlimpseGrid, locations: torch.Tensor):
+def _mark_glimpses(ax, grid: Sensor, locations: torch.Tensor):
     from matplotlib.patches import Rectangle
 
     h, w = grid.glimpse_size
@@ -29,7 +29,7 @@ def _mark_glimpses(ax, grid: GlimpseGrid, locations: torch.Tensor):
         ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
 
 
-def plot_completion_grid(panels: list, grid: GlimpseGrid, path, cell: float = 0.9) -> Path:
+def plot_completion_grid(panels: list, grid: Sensor, path, cell: float = 0.9) -> Path:
     """One block per panel: a row per method with the true image (glimpses as red squares) then its samples.
 
     ``panels``: dicts with ``true_image`` (C, H, W), ``locations`` (t,), ``samples`` {method: (k, C, H, W)} and

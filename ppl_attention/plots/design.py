@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from ._save import plt, save_figure
 
 __all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse", "plot_epe_calibration"]
@@ -21,7 +21,7 @@ def _show(ax, image: torch.Tensor):
     ax.set_yticks([])
 
 
-def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: GlimpseGrid, path, image=None,
+def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, path, image=None,
                    title: str | None = None) -> Path:
     """Top row (if ``image`` is given): the image with the glimpses taken before each step (red) and the one
     chosen (yellow); bottom row: the EPE of every candidate at that step with the chosen location marked."""

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from ..sensor import NO_GLIMPSE, GlimpseGrid
+from ..sensor import NO_GLIMPSE, Sensor
 
 __all__ = ["random_locations", "random_glimpse_mask"]
 
 
-def random_locations(grid: GlimpseGrid, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
+def random_locations(grid: Sensor, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
                      num_glimpses: int | torch.Tensor | None = None) -> torch.Tensor:
     """(batch, max_glimpses) uniform locations; entries past each row's count are ``NO_GLIMPSE``.
 
@@ -26,7 +26,7 @@ def random_locations(grid: GlimpseGrid, batch: int, max_glimpses: int, generator
     return torch.where(keep, loc, torch.full_like(loc, NO_GLIMPSE))
 
 
-def random_glimpse_mask(grid: GlimpseGrid, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
+def random_glimpse_mask(grid: Sensor, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
                         num_glimpses=None, device=None) -> torch.Tensor:
     """The (batch, 1, H, W) mask of :func:`random_locations`."""
     return grid.mask(random_locations(grid, batch, max_glimpses, generator, num_glimpses), device=device)

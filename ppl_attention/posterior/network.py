@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..model import entropy_from_logits
-from ..sensor import GlimpseGrid
+from ..sensor import Sensor
 from .calibration import fraction_log_temperature
 
 __all__ = ["AVPConfig", "AVP", "build_avp", "entropy_from_logits", "save_avp", "load_avp", "BACKBONES", "HEADS",
@@ -48,7 +48,7 @@ AVP_KIND = "avp"
 class AVPConfig:
     """Everything needed to rebuild an AVP (saved as ``avp.json`` next to the weights)."""
 
-    grid: dict = field(default_factory=lambda: GlimpseGrid.mnist().to_dict())
+    grid: dict = field(default_factory=lambda: Sensor.mnist().to_dict())
     channels: int = 1
     head: str = "categorical"
     num_classes: int = 10
@@ -77,7 +77,7 @@ class AVPConfig:
                              f"std={self.std}")
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {self.std}")
-        GlimpseGrid.from_dict(self.grid)  # validates
+        Sensor.from_dict(self.grid)  # validates
 
     @property
     def out_features(self) -> int:
@@ -176,7 +176,7 @@ class AVP(nn.Module):
     def __init__(self, config: AVPConfig, pretrained: str | Path | None = None):
         super().__init__()
         self.config = config
-        self.grid = GlimpseGrid.from_dict(config.grid)
+        self.grid = Sensor.from_dict(config.grid)
         self.head = config.head
         self.num_classes = config.num_classes if config.head != "multilabel" else 0
         self.num_attributes = config.num_attributes

@@ -6,7 +6,7 @@ that changes each epoch.  A network must look at location 0 to classify.
 import pytest
 import torch
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.runtime import derive_seed, generator
 
 
@@ -20,7 +20,7 @@ class ToyDataset(torch.utils.data.Dataset):
 
     def __init__(self, n=96, split="train", seed=0):
         self.name, self.split, self.seed, self.n = "toy", split, seed, n
-        self.grid = GlimpseGrid(12, 4, stride=4)
+        self.grid = Sensor(12, 4, stride=4)
         self.labels = torch.arange(n) % 3
         self.mean, self.std = torch.tensor([0.1]), torch.tensor([0.2])
         self.bboxes = torch.tensor([[0.0, 0.0, 4.0, 4.0]]).expand(n, 4).clone()

@@ -12,9 +12,9 @@ from ppl_attention.attention.supervision import bbox_sequences, build_supervisio
 from ppl_attention.attention.trainer import TrainConfig
 from ppl_attention.data import load_dataset
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-FINE = GlimpseGrid(60, 12, stride=1, scales=3)
+FINE = Sensor(60, 12, stride=1, scales=3)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import torch.nn.functional as F
 
 from ppl_attention.attention.network import (HardAttentionNet, NetworkConfig, classifier_flops,
                                              flops_per_glimpse)
-from ppl_attention.sensor import GlimpseGrid, NO_GLIMPSE
+from ppl_attention.sensor import Sensor, NO_GLIMPSE
 
-GRID = GlimpseGrid(12, 4, stride=4)  # 9 locations
+GRID = Sensor(12, 4, stride=4)  # 9 locations
 
 
 def small_net(**kw):
@@ -119,7 +119,7 @@ def test_bad_images_and_normalisation_are_refused():
 
 
 def test_torchvision_backbone_for_rgb_glimpses_and_local_weights_only(tmp_path):
-    grid = GlimpseGrid(64, 32, stride=16)
+    grid = Sensor(64, 32, stride=16)
     net = HardAttentionNet(grid, 5, 3, NetworkConfig(hidden=16, glimpse_dim=8, backbone="mobilenet_v2",
                                                      backbone_layers=3))
     ro = net(torch.rand(2, 3, 64, 64), 2, policy="greedy")

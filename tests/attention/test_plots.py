@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.plots.attention import (animate_glimpses, glimpse_frequency, plot_glimpse_frequency, plot_glimpse_strip,
                                            plot_stopping_curve, plot_validation_curves)
 
-GRID = GlimpseGrid(12, 4, stride=4)
+GRID = Sensor(12, 4, stride=4)
 
 
 def test_glimpse_frequency_counts_pixels_observed_per_step():

@@ -6,9 +6,9 @@ import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig, flops_per_glimpse
 from ppl_attention.attention.policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
-from ppl_attention.sensor import GlimpseGrid, NO_GLIMPSE
+from ppl_attention.sensor import Sensor, NO_GLIMPSE
 
-GRID = GlimpseGrid((12, 14), 4, stride=2)  # 5 x 6 = 30 locations: rows and columns differ
+GRID = Sensor((12, 14), 4, stride=2)  # 5 x 6 = 30 locations: rows and columns differ
 
 
 def policy(kind, grid=GRID, std=0.3, hidden=6):
@@ -131,7 +131,7 @@ def test_a_config_written_before_policies_loads_as_dense():
 
 
 def test_a_fine_grid_network_runs_forward_and_backward():
-    grid = GlimpseGrid(60, 12, stride=1, scales=2)
+    grid = Sensor(60, 12, stride=1, scales=2)
     assert grid.num_locations == 2401
     for kind in POLICIES:
         torch.manual_seed(0)

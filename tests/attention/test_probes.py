@@ -10,7 +10,7 @@ from ppl_attention.attention.probes import (
     dispersion,
     forced_states,
 )
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def net_for(toy, policy="dense"):
@@ -43,7 +43,7 @@ def test_behaviour_cloning_teaches_a_fresh_head_and_leaves_the_trunk(toy, kind):
 
 
 def test_agreement_and_cell_distance():
-    grid = GlimpseGrid(12, 4, stride=4)  # 3 x 3
+    grid = Sensor(12, 4, stride=4)  # 3 x 3
     assert cell_distance(torch.tensor([0]), torch.tensor([8]), grid).tolist() == [2]
     assert agreement(torch.tensor([0, 1, 4]), torch.tensor([0, 0, 0]), grid) == pytest.approx(1 / 3)
     assert agreement(torch.tensor([0, 1, 4]), torch.tensor([0, 0, 0]), grid, tolerance=1) == 1.0
@@ -51,7 +51,7 @@ def test_agreement_and_cell_distance():
 
 def test_dispersion_sees_split_targets_and_a_greedy_choice_between_them():
     """Two clusters of states; in one the targets split between two far cells and the greedy choice sits midway."""
-    grid = GlimpseGrid(60, 12, stride=1)  # 49 x 49
+    grid = Sensor(60, 12, stride=1)  # 49 x 49
     g = torch.Generator().manual_seed(0)
     hidden = torch.cat([torch.randn(40, 1, 4, generator=g), torch.randn(40, 1, 4, generator=g) + 20])
     a, b, mid, c = 10 * 49 + 10, 30 * 49 + 30, 20 * 49 + 20, 40 * 49 + 5

@@ -3,7 +3,7 @@ import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from ppl_attention.attention.stopping import gain_targets, stopping_curve, stopping_times
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def test_gain_targets_exact():
@@ -23,7 +23,7 @@ def test_stopping_times():
 
 
 def test_stopping_curve_trades_glimpses_for_flops():
-    grid = GlimpseGrid(12, 4, stride=4)
+    grid = Sensor(12, 4, stride=4)
     net = HardAttentionNet(grid, 3, 1, NetworkConfig(hidden=16, glimpse_dim=8))
     rows = stopping_curve(net, torch.rand(20, 1, 12, 12), torch.arange(20) % 3, 3, [-1e9, 1e9])
     per, cls = flops_per_glimpse(net), classifier_flops(net)

@@ -3,9 +3,9 @@ import pytest
 
 from ppl_attention.attention.supervision import build_supervision, load_store_sequences
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-MNIST = GlimpseGrid.mnist()
+MNIST = Sensor.mnist()
 OPTIONS = {"canvas": 60, "clutter": 4, "train_size": 4000}
 
 

@@ -7,9 +7,9 @@ from ppl_attention.attention.supervision import (CUB_PART_NAMES, Supervision, bb
                                                  choose_supervised, heuristic_distribution, heuristic_sequences,
                                                  load_first_glimpse_epe, load_store_sequences, parts_sequences)
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid, NO_GLIMPSE
+from ppl_attention.sensor import Sensor, NO_GLIMPSE
 
-MNIST = GlimpseGrid.mnist()
+MNIST = Sensor.mnist()
 
 
 def make_store(path, grid=MNIST, dataset="cluttered-mnist", T=3, records=None, epe=None, seed=None):
@@ -62,7 +62,7 @@ def test_bbox_sequences_visit_centre_then_quadrants():
 
 
 def test_parts_sequences_follow_the_paper_order_and_replace_hidden_parts():
-    grid = GlimpseGrid.cub()
+    grid = Sensor.cub()
     P = len(CUB_PART_NAMES)
     parts = torch.zeros(2, P, 3)
     for j in range(P):  # part j at row 8j, col 100 - 6j, visible
@@ -99,7 +99,7 @@ def test_store_for_another_dataset_or_grid_or_longer_sequences_is_refused(tmp_pa
     with pytest.raises(ValueError, match="built for dataset 'cluttered-mnist', expected 'translated-mnist'"):
         load_store_sequences(store, "translated-mnist", MNIST, 5)
     with pytest.raises(ValueError, match="was made for sensor 9x9 locations .* 1 scale, but .* is 5x5 locations"):
-        load_store_sequences(store, "cluttered-mnist", GlimpseGrid(60, 12, stride=12), 5)
+        load_store_sequences(store, "cluttered-mnist", Sensor(60, 12, stride=12), 5)
     with pytest.raises(ValueError, match=r"1 scale, but .* 3 scales \(12, 24, 48 px"):  # same grid, the retina
         load_store_sequences(store, "cluttered-mnist", MNIST.with_scales(3), 5)
     with pytest.raises(ValueError, match="longer than T=2"):

@@ -28,11 +28,11 @@ def built(tmp_path_factory):
     from ppl_attention.completion.pca_index import PCAIndexConfig
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("amortised")
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     for name, seed in (("avp", 0), ("other-avp", 1)):
         torch.manual_seed(seed)
         save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / name, "cluttered-mnist", 2,
@@ -123,7 +123,7 @@ def test_generate_with_the_network_writes_the_store_and_resumes(built, tmp_path,
 
 def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
     from ppl_attention.design.amortised import EPEMapNet, EPENetConfig, load_epe_net, save_epe_net
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     root, base = built
     other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
@@ -142,7 +142,7 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
     assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
     # a network for the one-scale grid, otherwise tied to this AVP and prior
     config = json.loads((root / "net" / "manifest.json").read_text())["config"]
-    mnist = GlimpseGrid.mnist()
+    mnist = Sensor.mnist()
     save_epe_net(EPEMapNet(EPENetConfig(grid=mnist.to_dict(), width=4, hidden=8, embedding=2)), tmp_path / "onescale",
                  {**config, "grid": mnist.to_dict()})
     assert load_epe_net(tmp_path / "onescale").grid == mnist

@@ -19,10 +19,10 @@ def inputs(tmp_path_factory):
     from ppl_attention.completion.pca_index import PCAIndexConfig
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     root = tmp_path_factory.mktemp("failures")
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     torch.manual_seed(0)
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
     build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),

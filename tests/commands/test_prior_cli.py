@@ -3,7 +3,7 @@ import json
 
 from ppl_attention.cli import main
 from ppl_attention.completion.importance import ImportanceCompletion, open_prior
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def test_build_prior_small(tmp_path, capsys):
@@ -15,7 +15,7 @@ def test_build_prior_small(tmp_path, capsys):
     assert summary["rows"] == 120 and summary["components"] == 12 and summary["positions"] == 81
     db, index = open_prior(out)
     assert db.images.shape == (120, 1, 60, 60) and set(db.labels.tolist()) <= set(range(10))
-    assert index.grid == GlimpseGrid.retina()  # the dataset's default sensor
+    assert index.grid == Sensor.retina()  # the dataset's default sensor
     sampler = ImportanceCompletion(db, index, k1=50)
     truth = db.get([7])[0]
     out_samples = sampler.sample(index.grid.all_locations()[:1], index.grid.extract(truth[None], [[0]])[0], 10)

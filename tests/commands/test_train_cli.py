@@ -5,7 +5,7 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,7 +40,7 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
     assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     store = SequenceStore.create(tmp_path / "store", {"dataset": "translated-mnist", "task": "categorical",
-                                                      "grid": GlimpseGrid.mnist(), "T": 5})
+                                                      "grid": Sensor.mnist(), "T": 5})
     store.write_record(0, 0, [1, 2, 3, 4, 5])
     # the dataset is read from the store; a --dataset that contradicts it is refused, naming both
     assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store"), "--dataset",
@@ -53,7 +53,7 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
 
 def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tmp_path, capsys):
     store = SequenceStore.create(tmp_path / "store", {"dataset": "cluttered-mnist", "task": "categorical",
-                                                      "grid": GlimpseGrid.retina(), "T": 3, "seed": 0})
+                                                      "grid": Sensor.retina(), "T": 3, "seed": 0})
     store.write_record(3, 0, [1, 2, 3])
     out = tmp_path / "run"
     argv = ["train", "--out", str(out), "--supervision", "nogs", "--sequences", str(tmp_path / "store"),

@@ -7,9 +7,9 @@ import torch
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.cgan import (CGANCompletion, CGANConfig, PatchDiscriminator, UNetGenerator,
                                            generator_input, load_cgan, train_cgan)
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-GRID = GlimpseGrid.mnist()
+GRID = Sensor.mnist()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_refuses_bad_config_and_grid(trained):
     with pytest.raises(ValueError, match="dropout"):
         CGANConfig(dropout=1.5)
     with pytest.raises(ValueError, match="grid"):
-        CGANCompletion(trained[0], GlimpseGrid(64, 16, stride=8))
+        CGANCompletion(trained[0], Sensor(64, 16, stride=8))
     with pytest.raises(ValueError, match="n must be"):
         CGANCompletion(trained[0], GRID).sample(torch.tensor([1]), torch.rand(1, 1, 12, 12), -1)
     with pytest.raises(ValueError, match="images"):

@@ -12,9 +12,9 @@ from ppl_attention.completion.compare import (CompareConfig, choose_locations, c
                                               train_label_classifier)
 from ppl_attention.completion.metrics import glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity
 from ppl_attention.completion.report import write_comparison
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-GRID = GlimpseGrid.mnist()
+GRID = Sensor.mnist()
 LOG_NORM = -0.5 * math.log(2 * math.pi)
 
 
@@ -246,7 +246,7 @@ def test_avp_reference_and_classifier_on_a_multiscale_sensor():
     from ppl_attention.completion.compare import avp_classifier, avp_label_posterior
     from ppl_attention.posterior.network import AVPConfig, build_avp
 
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     avp = build_avp(AVPConfig(grid=grid.to_dict(), width=4)).eval()
     images, loc = torch.rand(3, 1, 60, 60), torch.tensor([[0, 5], [40, 41], [80, 3]])
     p = avp_label_posterior(avp, grid, batch_size=2)(images, loc)
@@ -267,7 +267,7 @@ def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_
     from ppl_attention.data.spec import DatasetSpec
     from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
 
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     spec = DatasetSpec.make("cluttered-mnist", options={"size": 40})
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), tmp_path / "avp", "cluttered-mnist", 2,
              extra_config={"data": spec.to_dict()})

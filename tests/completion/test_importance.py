@@ -10,9 +10,9 @@ from ppl_attention.completion.base import CompletionSamples
 from ppl_attention.completion.database import DatasetSource, GeneratorSource, build_database
 from ppl_attention.completion.importance import ImportanceCompletion, ess, residual_resample, temper_to_ess
 from ppl_attention.completion.pca_index import PCAIndexConfig, build_pca_index
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-GRID = GlimpseGrid(12, 4, stride=4)
+GRID = Sensor(12, 4, stride=4)
 
 
 def bumps(n, g):
@@ -179,7 +179,7 @@ def test_bad_input(prior, tmp_path):
     with pytest.raises(ValueError, match="shift must be an int in"):
         ImportanceCompletion(db, index, GRID, shift=2)
     with pytest.raises(ValueError, match="glimpses"):
-        ImportanceCompletion(db, index, GlimpseGrid(12, 3, stride=3))
+        ImportanceCompletion(db, index, Sensor(12, 3, stride=3))
     other = build_database(tmp_path / "other", GeneratorSource(bumps, (1, 12, 12), (), "bumps"), n=20, seed=9,
                            progress=False)
     with pytest.raises(ArtifactError, match="another database"):

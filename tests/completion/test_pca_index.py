@@ -6,9 +6,9 @@ import torch
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.database import GeneratorSource, build_database
 from ppl_attention.completion.pca_index import PCAIndex, PCAIndexConfig, build_pca_index, pixel_grid
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-GRID = GlimpseGrid(12, 4, stride=4)
+GRID = Sensor(12, 4, stride=4)
 
 
 def smooth(n, g):
@@ -61,7 +61,7 @@ def test_refuses_index_of_another_database(tmp_path):
     with pytest.raises(ValueError, match="another config or database"):
         build_pca_index(tmp_path / "pca", b, GRID, PCAIndexConfig(components=8, fit_samples=100), progress=False)
     with pytest.raises(ValueError, match="grid is for 60 x 60"):
-        build_pca_index(tmp_path / "pca2", a, GlimpseGrid.mnist(), progress=False)
+        build_pca_index(tmp_path / "pca2", a, Sensor.mnist(), progress=False)
     with pytest.raises(FileNotFoundError):
         PCAIndex(tmp_path / "nothing", a)
     with pytest.raises(ValueError, match="code_dtype"):

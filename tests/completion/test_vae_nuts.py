@@ -8,9 +8,9 @@ from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
 from ppl_attention.completion.vae import (VAE, FreeBitsELBO, VAEConfig, evaluate_vae, load_vae, random_glimpse_masks,
                                          train_vae)
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
-GRID = GlimpseGrid.mnist()
+GRID = Sensor.mnist()
 FAST = NUTSConfig(sigma=0.1, warmup_steps=25, num_samples=20, max_tree_depth=4, num_chains=2)
 
 
@@ -242,7 +242,7 @@ def test_nuts_refuses_bad_n_and_grid(trained):
     with pytest.raises(ValueError, match="n must be"):
         NUTSCompletion(trained[0], GRID, FAST).sample(torch.tensor([1]), torch.rand(1, 1, 12, 12), 0)
     with pytest.raises(ValueError, match="grid"):
-        NUTSCompletion(trained[0], GlimpseGrid(64, 16, stride=8), FAST)
+        NUTSCompletion(trained[0], Sensor(64, 16, stride=8), FAST)
     with pytest.raises(ValueError, match="sigma"):
         NUTSConfig(sigma=0.0)
     with pytest.raises(ValueError, match="num_chains"):
@@ -284,7 +284,7 @@ def _linear_gaussian_posterior(dec, grid, loc, obs, sigma):
 def test_multichain_nuts_matches_a_linear_gaussian_posterior(method, chains):
     """Several chains (dispersed starts) on a linear-Gaussian decoder: their pooled mean and variance match the
     closed-form posterior, R-hat is near 1 and the ESS is reported per latent dimension."""
-    grid = GlimpseGrid(16, 4, stride=4, scales=2)
+    grid = Sensor(16, 4, stride=4, scales=2)
     dec = _LinearDecoder((16, 16), latent_dim=3)
     for p in dec.parameters():
         p.requires_grad_(False)
@@ -330,7 +330,7 @@ def test_nuts_uses_the_importance_samplers_noise_model(trained):
     from ppl_attention.model import NoiseSchedule
 
     vae, _, images = trained
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     schedule = NoiseSchedule((48.0, 96.0), 255.0)
     noise = ClutterNoise((0.02, 0.03, 0.05), (1.5, 2.3, 4.3))
     sampler = NUTSCompletion.matching(vae, SimpleNamespace(grid=grid, sigma=schedule, noise=noise),

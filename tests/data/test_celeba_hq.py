@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.celeba_hq import CELEBA_ATTRIBUTES, read_attributes, scaled_celeba_grid
 from ppl_attention.data.fixtures import fixture_attributes, fixture_colour, make_celeba_hq_folder
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,10 @@ def test_mean_std_from_training_images(paper_root):
 
 
 def test_grid_default_and_scaled():
-    assert scaled_celeba_grid(224) == GlimpseGrid.celeba_hq()
+    assert scaled_celeba_grid(224) == Sensor.celeba_hq()
     g = scaled_celeba_grid(112)
     assert g.image_size == (112, 112) and g.glimpse_size == (8, 8)
-    base = GlimpseGrid.celeba_hq()
+    base = Sensor.celeba_hq()
     assert g.rows[-1] <= 112 - 8 and all(abs(r - round(b / 2)) <= 1 for r, b in zip(g.rows, base.rows))
 
 

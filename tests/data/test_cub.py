@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.cub import _valid_count
 from ppl_attention.data.fixtures import CUB_BOX_COLOUR, make_cub_folder
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_valid_count():
 def test_items_crop_labels_and_parts(root):
     ds = load_dataset("cub", root=root, split="test")
     assert ds.num_classes == 4 and ds.class_names == ("Bird_1", "Bird_2", "Bird_3", "Bird_4")
-    assert ds.image_size == (128, 128) and ds.grid == GlimpseGrid.cub() and ds.allows_flip
+    assert ds.image_size == (128, 128) and ds.grid == Sensor.cub() and ds.allows_flip
     assert ds.labels.tolist() == [0, 1, 2, 3]
     item = ds[1]
     assert item["image"].shape == (3, 128, 128) and item["image"].dtype == torch.float32

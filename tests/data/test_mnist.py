@@ -4,7 +4,7 @@ import torch
 from ppl_attention.data import load_dataset
 from ppl_attention.data.mnist import (MnistCanvases, _all_digits, _split_indices, digit_bboxes, load_digits,
                                       render_canvases)
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def test_splits_partition_the_digits_by_class():
@@ -103,8 +103,8 @@ def test_dataset_contract_and_epochs():
     assert isinstance(ds, MnistCanvases) and len(ds) == 4000
     assert ds.name == "cluttered-mnist" and ds.num_classes == 10 and ds.task == "categorical"
     assert ds.image_size == (60, 60) and ds.channels == 1 and ds.allows_flip is False
-    assert ds.grid == GlimpseGrid.retina() and len(ds.class_names) == 10  # Mnih's retina by default
-    assert load_dataset("cluttered-mnist", split="valid", scales=1).grid == GlimpseGrid.mnist()
+    assert ds.grid == Sensor.retina() and len(ds.class_names) == 10  # Mnih's retina by default
+    assert load_dataset("cluttered-mnist", split="valid", scales=1).grid == Sensor.mnist()
     item = ds[7]
     assert item["image"].shape == (1, 60, 60) and item["image"].dtype == torch.float32
     assert item["label"].dtype == torch.int64 and item["label"].dim() == 0

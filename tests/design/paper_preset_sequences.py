@@ -28,11 +28,11 @@ def preset_sequences(root: Path) -> dict:
     from ppl_attention.completion.pca_index import PCAIndexConfig
     from ppl_attention.completion.prior import build_prior
     from ppl_attention.design.sequential import DesignProblem, DesignSettings, greedy_sequence
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
     from ppl_attention.posterior.network import AVPConfig, build_avp
 
     torch.manual_seed(0)
-    grid = GlimpseGrid.cub()
+    grid = Sensor.cub()
     source = GeneratorSource(lambda n, g: (blurred_images(n, g), torch.randint(0, 4, (n,), generator=g)),
                              (3, 128, 128), (), "blurred")
     build_prior(root / "prior", source, 60, grid, PCAIndexConfig(components=6, fit_samples=60), progress=False)

@@ -12,21 +12,21 @@ from ppl_attention.design.search import (NETWORK_SEARCHES, SEARCHES, amortised_c
                                          hybrid_search, parse_search_options, run_search)
 from ppl_attention.design.sequential import DesignProblem, DesignSettings, greedy_sequence
 from ppl_attention.posterior.network import AVPConfig, build_avp
-from ppl_attention.sensor import GlimpseGrid, SensorMismatch
+from ppl_attention.sensor import Sensor, SensorMismatch
 
 
 def _tiny(grid=None, **kw):
-    grid = grid or GlimpseGrid.retina()
+    grid = grid or Sensor.retina()
     return EPEMapNet(EPENetConfig(grid=grid.to_dict(), width=4, hidden=8, embedding=2, **kw))
 
 
 def _avp(grid=None):
     torch.manual_seed(0)
-    return build_avp(AVPConfig(grid=(grid or GlimpseGrid.retina()).to_dict(), width=4)).eval()
+    return build_avp(AVPConfig(grid=(grid or Sensor.retina()).to_dict(), width=4)).eval()
 
 
 def test_the_map_has_the_grids_shape_and_location_order():
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     net = _tiny(grid)
     x = torch.zeros(3, net.in_channels, 60, 60)
     out = net(x, torch.full((3, 10), 0.1))
@@ -43,7 +43,7 @@ def test_the_map_has_the_grids_shape_and_location_order():
 
 
 def test_a_non_square_grid_keeps_its_order():
-    grid = GlimpseGrid((40, 60), (12, 12), rows=[0, 14, 28], cols=[0, 12, 24, 36, 48])
+    grid = Sensor((40, 60), (12, 12), rows=[0, 14, 28], cols=[0, 12, 24, 36, 48])
     net = _tiny(grid)
     out = net(torch.zeros(1, net.in_channels, 40, 60), torch.full((1, 10), 0.1))
     assert out.shape == (1, 15)
@@ -110,7 +110,7 @@ def test_amortised_and_hybrid_searches():
     # location 4 is the true best, but the network did not propose it
     assert exhaustive_search(lambda c, s: H[c][:, s], w, 5).location == 4
     with pytest.raises(ValueError, match="EPE-map network"):
-        run_search("amortised", None, w, GlimpseGrid((1, 5), (1, 1), [0], [0, 1, 2, 3, 4]))
+        run_search("amortised", None, w, Sensor((1, 5), (1, 1), [0], [0, 1, 2, 3, 4]))
     with pytest.raises(ValueError, match="shape"):
         amortised_choice(torch.zeros(4), 5)
     with pytest.raises(ValueError, match="NaN"):
@@ -155,18 +155,18 @@ def test_saved_network_reloads_and_is_refused_for_another_sensor_or_avp(tmp_path
     x = torch.rand(2, net.in_channels, 60, 60)
     p = torch.full((2, 10), 0.1)
     assert torch.equal(loaded(x, p), net(x, p))
-    check_epe_net(loaded, GlimpseGrid.retina(), "sha256:a", "sha256:p", "net")  # the right ones pass
+    check_epe_net(loaded, Sensor.retina(), "sha256:a", "sha256:p", "net")  # the right ones pass
     with pytest.raises(SensorMismatch, match="net"):
-        check_epe_net(loaded, GlimpseGrid.mnist(), "sha256:a", "sha256:p", "net")  # one scale, not the retina
-    fine = GlimpseGrid((60, 60), (12, 12), rows=list(range(0, 49)), cols=list(range(0, 49)), scales=3)
+        check_epe_net(loaded, Sensor.mnist(), "sha256:a", "sha256:p", "net")  # one scale, not the retina
+    fine = Sensor((60, 60), (12, 12), rows=list(range(0, 49)), cols=list(range(0, 49)), scales=3)
     with pytest.raises(SensorMismatch):
         check_epe_net(loaded, fine, "sha256:a", "sha256:p", "net")  # the fine grid
     with pytest.raises(ArtifactError, match="avpA.*not for --avp B"):
-        check_epe_net(loaded, GlimpseGrid.retina(), "sha256:b", "sha256:p", "net", avp_what="--avp B")
+        check_epe_net(loaded, Sensor.retina(), "sha256:b", "sha256:p", "net", avp_what="--avp B")
     with pytest.raises(ArtifactError, match="prior"):
-        check_epe_net(loaded, GlimpseGrid.retina(), "sha256:a", "sha256:q", "net")
+        check_epe_net(loaded, Sensor.retina(), "sha256:a", "sha256:q", "net")
     with pytest.raises(SensorMismatch):
-        AmortisedMap(loaded, _avp(GlimpseGrid.mnist()))
+        AmortisedMap(loaded, _avp(Sensor.mnist()))
     (tmp_path / "n" / "epe_net.safetensors").unlink()
     with pytest.raises(ArtifactError, match="no trained EPE-map network"):
         load_epe_net(tmp_path / "n")
@@ -178,7 +178,7 @@ def test_distillation_examples_from_a_store(tmp_path):
     from ppl_attention.design.distill import load_store_maps
     from ppl_attention.design.store import SequenceStore
 
-    grid = GlimpseGrid.retina()
+    grid = Sensor.retina()
     store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 3,
                                                   "search": "exhaustive"})
     maps = torch.rand(2, 3, 81).double()
@@ -205,7 +205,7 @@ def test_distillation_examples_from_a_store(tmp_path):
 
 
 def test_a_coords_network_maps_the_fine_grid_in_its_shape_and_order():
-    fine = GlimpseGrid((60, 60), (12, 12), stride=1, scales=3)  # the 49 x 49 MNIST grid (2,401 locations)
+    fine = Sensor((60, 60), (12, 12), stride=1, scales=3)  # the 49 x 49 MNIST grid (2,401 locations)
     net = _tiny(fine, positions="coords")
     assert net.bias.numel() == 1 and net.embed is None  # no per-location parameter
     x = torch.rand(2, net.in_channels, 60, 60)
@@ -218,7 +218,7 @@ def test_a_coords_network_maps_the_fine_grid_in_its_shape_and_order():
     some = torch.tensor([0, 48, 49 * 30 + 7, 2400])
     assert torch.allclose(net(x, torch.full((2, 10), 0.1), some), out[:, some], atol=1e-5)
     # the same weights serve the 9 x 9 grid: its locations are the fine grid's every 6th row and column
-    coarse = net.on_grid(GlimpseGrid((60, 60), (12, 12), stride=6, scales=3))
+    coarse = net.on_grid(Sensor((60, 60), (12, 12), stride=6, scales=3))
     sub = fine.index(coarse.grid.pixels(torch.arange(81))[:, 0], coarse.grid.pixels(torch.arange(81))[:, 1])
     assert torch.allclose(coarse(x, torch.full((2, 10), 0.1)), out[:, sub], atol=1e-5)
     with pytest.raises(ValueError, match="positions='coords'"):
@@ -232,7 +232,7 @@ def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_on
     from ppl_attention.design.search import lattice
     from ppl_attention.design.store import SequenceStore
 
-    grid = GlimpseGrid((60, 60), (12, 12), stride=3, scales=3)  # 17 x 17; stride 2 of it: 9 x 9 scored
+    grid = Sensor((60, 60), (12, 12), stride=3, scales=3)  # 17 x 17; stride 2 of it: 9 x 9 scored
     store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 2,
                                                   "search": "exhaustive", "search_options": {"stride": 2}})
     for i in range(4):
@@ -251,7 +251,7 @@ def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_on
 
 
 def test_exhaustive_search_on_a_sub_lattice():
-    grid = GlimpseGrid((60, 60), (12, 12), stride=3)  # 17 x 17
+    grid = Sensor((60, 60), (12, 12), stride=3)  # 17 x 17
     L = grid.num_locations
     H = torch.rand(L, 5, generator=torch.Generator().manual_seed(0)).double()
     score = lambda c, s: H[c][:, s]  # noqa: E731

@@ -5,7 +5,7 @@ import torch
 from ppl_attention.design.epe import (avp_guide, entropy_from_logits, entropy_matrix, expected_posterior_entropy,
                                       pyro_nmc_epe, pyro_posterior_epe)
 from ppl_attention.design.toy import DatabaseCompletion, DatabasePosterior, exact_epe, random_database
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.model import EmpiricalPrior, GlimpseModel, NoiseSchedule
 
 
@@ -82,7 +82,7 @@ def test_multilabel_returns_every_attribute(toy):
 
 
 def test_avp_make_input_is_used():
-    grid = GlimpseGrid(4, 2, stride=2)
+    grid = Sensor(4, 2, stride=2)
     images = torch.rand(3, 1, 4, 4)
     seen = []
 
@@ -127,7 +127,7 @@ def test_bfloat16_precision_is_close_to_float32_and_checked():
     from ppl_attention.posterior.network import AVP, AVPConfig
 
     torch.manual_seed(0)
-    grid = GlimpseGrid(16, 4, stride=4)
+    grid = Sensor(16, 4, stride=4)
     avp = AVP(AVPConfig(grid=grid.to_dict(), width=8)).eval()
     images = torch.rand(6, 1, 16, 16)
     w = torch.rand(6)

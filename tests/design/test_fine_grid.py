@@ -19,13 +19,13 @@ def fine(tmp_path_factory):
     from ppl_attention.completion.generative import build_generative_prior
     from ppl_attention.data.spec import DatasetSpec
     from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("fine")
     spec = DatasetSpec("cluttered-mnist", None, 0, (("stride", 1),))
     grid = spec.load("valid").grid
-    assert grid == GlimpseGrid((60, 60), (12, 12), stride=1, scales=3) and grid.num_locations == 2401
+    assert grid == Sensor((60, 60), (12, 12), stride=1, scales=3) and grid.num_locations == 2401
     torch.manual_seed(0)
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2,
              extra_config={"seed": 0, "data": spec.to_dict()})

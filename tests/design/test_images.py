@@ -5,14 +5,14 @@ from ppl_attention.completion.pca_index import PCAIndexConfig
 from ppl_attention.completion.prior import build_prior
 from ppl_attention.completion.database import mnist_canvas_source
 from ppl_attention.design.images import ImageFactory
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
 
 
 @pytest.fixture(scope="module")
 def artefacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
-    grid = GlimpseGrid.retina()  # the cluttered-mnist dataset's default sensor
+    grid = Sensor.retina()  # the cluttered-mnist dataset's default sensor
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=8)), root / "avp", "cluttered-mnist", 2)
     build_prior(root / "prior", mnist_canvas_source(), 300, grid,
                 PCAIndexConfig(components=8, fit_samples=300, shift=1), progress=False)

@@ -4,13 +4,13 @@ import torch
 
 from ppl_attention.design.search import (CachedScore, exhaustive_search, racing, run_search,
                                          successive_halving)
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 
 def smooth_problem(seed=0, L_side=9, N=64):
     """Entropies H[l, n] = bowl(l) + per-sample noise: a smooth EPE map with a known argmin."""
     g = torch.Generator().manual_seed(seed)
-    grid = GlimpseGrid(L_side * 2 + 2, 4, stride=2)
+    grid = Sensor(L_side * 2 + 2, 4, stride=2)
     cells = grid.cell(torch.arange(grid.num_locations)).double()
     centre = torch.rand(2, generator=g, dtype=torch.float64) * (L_side - 1)
     bowl = ((cells - centre) ** 2).sum(-1) / L_side ** 2

@@ -11,19 +11,19 @@ import torch
 
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.design.store import SequenceStore
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 
 # the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
 PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"
 
 
 def _config(**kw):
-    return {"dataset": "toy", "task": "label", "grid": GlimpseGrid(4, 2, stride=2), "T": 2, "avp": "sha256:a", **kw}
+    return {"dataset": "toy", "task": "label", "grid": Sensor(4, 2, stride=2), "T": 2, "avp": "sha256:a", **kw}
 
 
 def test_records_roundtrip_and_resume(tmp_path):
     store = SequenceStore.create(tmp_path / "s", _config())
-    assert store.grid == GlimpseGrid(4, 2, stride=2) and store.manifest["kind"] == "sequences"
+    assert store.grid == Sensor(4, 2, stride=2) and store.manifest["kind"] == "sequences"
     store.write_record(3, 17, [1, 2], [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]])
     store.write_record(0, 5, torch.tensor([0, 3]))
     assert store.has(3) and not store.has(1)
@@ -41,11 +41,11 @@ def test_records_roundtrip_and_resume(tmp_path):
     with pytest.raises(ArtifactError, match="avp"):
         SequenceStore.create(tmp_path / "s", _config(avp="sha256:b"))
     with pytest.raises(ArtifactError, match="grid"):
-        SequenceStore.create(tmp_path / "s", {**_config(), "grid": GlimpseGrid(4, 2, stride=1)})
+        SequenceStore.create(tmp_path / "s", {**_config(), "grid": Sensor(4, 2, stride=1)})
 
 
 def test_binary_maps_roundtrip_values_shape_and_grid_order(tmp_path):
-    grid = GlimpseGrid((20, 30), (4, 4), stride=2)  # 9 x 14: a non-square grid, flat row-major order
+    grid = Sensor((20, 30), (4, 4), stride=2)  # 9 x 14: a non-square grid, flat row-major order
     store = SequenceStore.create(tmp_path / "s", {**_config(), "grid": grid, "T": 3})
     L = grid.num_locations
     maps = torch.linspace(0.01, 2.3, 3 * L, dtype=torch.float64).view(3, L)
@@ -141,7 +141,7 @@ def test_bad_input(tmp_path):
 
 
 def test_paper_format_roundtrip_is_byte_identical(tmp_path):
-    for sub, grid in (("birds", GlimpseGrid.cub()), ("celebhq/20", GlimpseGrid.celeba_hq())):
+    for sub, grid in (("birds", Sensor.cub()), ("celebhq/20", Sensor.celeba_hq())):
         store = SequenceStore.import_paper(PAPER / sub, grid, tmp_path / sub / "store")
         assert len(store) == len(list((PAPER / sub).glob("*.txt")))
         store.export_paper(tmp_path / sub / "out")

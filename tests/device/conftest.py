@@ -27,10 +27,10 @@ def generative_run(tmp_path_factory):
     from ppl_attention.completion.generative import build_generative_prior
     from ppl_attention.data.spec import DatasetSpec
     from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import GlimpseGrid
+    from ppl_attention.sensor import Sensor
 
     root = tmp_path_factory.mktemp("device-generative")
-    save_avp(build_avp(AVPConfig(grid=GlimpseGrid.retina().to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
+    save_avp(build_avp(AVPConfig(grid=Sensor.retina().to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
     build_generative_prior(root / "prior", DatasetSpec("cluttered-mnist", None, 0, ()), components=6, prototypes=6)
     return root
 

@@ -6,7 +6,7 @@ place reveals the label and no glimpse leaves it at chance.
 import pytest
 import torch
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.runtime import derive_seed, generator
 
 
@@ -21,7 +21,7 @@ class ToyDataset(torch.utils.data.Dataset):
 
     def __init__(self, n=64, seed=0, split="train"):
         self.n, self.seed, self.split = n, seed, split
-        self.grid = GlimpseGrid(24, 8, stride=4)
+        self.grid = Sensor(24, 8, stride=4)
         self.set_epoch(0)
 
     def set_epoch(self, epoch):

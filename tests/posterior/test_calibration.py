@@ -7,13 +7,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ppl_attention.artifacts import ArtifactError
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.posterior import AVP, AVPConfig, calibrate_avp, fit_temperature, load_avp, save_avp
 from ppl_attention.posterior.calibration import (fit_fraction_temperatures, fraction_knots,
                                                  fraction_log_temperature)
 from ppl_attention.posterior.metrics import confidences, ece_noise_floor, expected_calibration_error
 
-GRID = GlimpseGrid(24, 8, stride=4)
+GRID = Sensor(24, 8, stride=4)
 
 
 def small(**kw):

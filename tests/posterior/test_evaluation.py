@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.posterior import AVP, AVPConfig, evaluate_avp
 from ppl_attention.posterior.evaluation import collect_draws, collect_logits
 from ppl_attention.posterior.metrics import (ece_bootstrap_interval, ece_noise_floor,
@@ -11,7 +11,7 @@ from ppl_attention.posterior.metrics import (ece_bootstrap_interval, ece_noise_f
 
 def toy_avp(toy_data):
     torch.manual_seed(0)
-    return AVP(AVPConfig(grid=GlimpseGrid(24, 8, stride=4).to_dict(), width=4, num_classes=4,
+    return AVP(AVPConfig(grid=Sensor(24, 8, stride=4).to_dict(), width=4, num_classes=4,
                          mean=(float(toy_data.mean),), std=(float(toy_data.std),))).eval()
 
 

@@ -6,14 +6,14 @@ import pyro.optim
 import torch
 from pyro.contrib.oed.eig import posterior_eig
 
-from ppl_attention.sensor import GlimpseGrid
+from ppl_attention.sensor import Sensor
 from ppl_attention.model import EmpiricalPrior, GlimpseModel, NoiseSchedule
 from ppl_attention.posterior import AVP, AVPConfig, AVPGuide
 
 
 def setup():
     g = torch.Generator().manual_seed(0)
-    grid = GlimpseGrid(6, 2, stride=2)
+    grid = Sensor(6, 2, stride=2)
     images, labels = torch.rand(6, 1, 6, 6, generator=g), torch.tensor([0, 0, 0, 1, 1, 1])
     model = GlimpseModel(EmpiricalPrior(images, labels), grid, NoiseSchedule.constant(0.3, 1.0))
     avp = AVP(AVPConfig(grid=grid.to_dict(), num_classes=2, width=4, dropout=0.0, mean=(0.5,), std=(0.3,)))

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError, atomic_write_bytes
-from ppl_attention.sensor import NO_GLIMPSE, GlimpseGrid
+from ppl_attention.sensor import NO_GLIMPSE, Sensor
 from ppl_attention.posterior import AVP, AVPConfig, entropy_from_logits, load_avp, save_avp
 from ppl_attention.posterior.evaluation import check_labels
 from ppl_attention.posterior.metrics import expected_calibration_error
 
-GRID = GlimpseGrid(24, 8, stride=4).to_dict()
+GRID = Sensor(24, 8, stride=4).to_dict()
 
 
 def small(**kw):
@@ -31,7 +31,7 @@ def test_make_input_normalises_then_masks():
 
 
 def test_a_retina_avp_sees_one_canvas_and_one_mask_per_scale():
-    retina = GlimpseGrid(24, 4, stride=4, scales=3)  # 4, 8 and 16 px pooled to 4 x 4
+    retina = Sensor(24, 4, stride=4, scales=3)  # 4, 8 and 16 px pooled to 4 x 4
     avp = small(grid=retina.to_dict(), mean=(0.3,), std=(0.5,))
     images = torch.rand(2, 1, 24, 24)
     loc = torch.tensor([[7, NO_GLIMPSE], [0, 35]])
@@ -55,7 +55,7 @@ def test_a_retina_avp_sees_one_canvas_and_one_mask_per_scale():
 @pytest.mark.parametrize("backbone", ["small_cnn", "mobilenet_v2", "densenet121"])
 def test_backbones_heads_and_zero_mask_weights(backbone):
     avp = small(backbone=backbone, head="class_attributes", num_classes=5, num_attributes=3, grid=
-                GlimpseGrid(32, 8, stride=8).to_dict())
+                Sensor(32, 8, stride=8).to_dict())
     assert avp(torch.zeros(2, 2, 32, 32)).shape == (2, 8)
     first = {"small_cnn": lambda b: b.first_conv, "mobilenet_v2": lambda b: b.features[0][0],
              "densenet121": lambda b: b.features.conv0}[backbone](avp.backbone)
@@ -70,7 +70,7 @@ def test_pretrained_weights_come_only_from_a_local_safetensors_file(tmp_path):
     ref = torchvision.models.mobilenet_v2(weights=None)
     path = tmp_path / "mnv2.safetensors"
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
-    avp = AVP(AVPConfig(grid=GlimpseGrid(32, 8, stride=8).to_dict(), channels=3, backbone="mobilenet_v2",
+    avp = AVP(AVPConfig(grid=Sensor(32, 8, stride=8).to_dict(), channels=3, backbone="mobilenet_v2",
                         mean=(0.5,) * 3, std=(0.2,) * 3), pretrained=path)
     conv = avp.backbone.features[0][0]
     assert torch.equal(conv.weight[:, :3], ref.features[0][0].weight) and bool((conv.weight[:, 3] == 0).all())
@@ -114,7 +114,7 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     x = torch.randn(3, 2, 24, 24)
     assert torch.equal(loaded(x), avp(x)) and float(loaded.temperature) == pytest.approx(1.7)
     with pytest.raises(ArtifactError, match="expected"):
-        load_avp(tmp_path / "a", "cpu", expected={"grid": GlimpseGrid.mnist().to_dict()})
+        load_avp(tmp_path / "a", "cpu", expected={"grid": Sensor.mnist().to_dict()})
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_avp(tmp_path / "missing")
     atomic_write_bytes(tmp_path / "a" / "avp.safetensors", b"\x00" * 64)

@@ -11,13 +11,13 @@ from safetensors.torch import load_file
 from ppl_attention.artifacts import ArtifactError, load_checkpoint, read_manifest
 from ppl_attention.posterior import (TrainAVPConfig, evaluate_avp, fit_temperature, load_avp, random_locations,
                                      train_avp)
-from ppl_attention.sensor import NO_GLIMPSE, GlimpseGrid
+from ppl_attention.sensor import NO_GLIMPSE, Sensor
 
 CFG = dict(width=8, epochs=3, batch_size=32, max_glimpses=2, lr=3e-3, patience=10)
 
 
 def test_random_locations_cover_counts_and_pad():
-    grid = GlimpseGrid(24, 8, stride=4)
+    grid = Sensor(24, 8, stride=4)
     loc = random_locations(grid, 2000, 3, torch.Generator().manual_seed(0))
     counts = (loc != NO_GLIMPSE).sum(1)
     assert set(counts.tolist()) == {0, 1, 2, 3}  # 0 and T included
