@@ -85,7 +85,8 @@ def main(argv=None):
     results = {"batch": 64, "T": 5, "grid": "mnist 60x60, 12x12 glimpses, 81 locations", "hidden": args.hidden,
                "timed_iterations": n,
                "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
-               "flops_per_glimpse": {name: flops_per_glimpse(HardAttentionNet(g, 10, 1, NetworkConfig(hidden=args.hidden)))
+               "flops_per_glimpse": {name: flops_per_glimpse(HardAttentionNet(g, 10, 1,
+                                                                              NetworkConfig(hidden=args.hidden)))
                                      for name, g in (("one_scale", one), ("retina", retina))},
                "load_average": list(__import__("os").getloadavg()), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,8 @@ def main():
     t0 = time.perf_counter()
     summary = build_prior(out, mnist_canvas_source("train", cluttered=True), size, Sensor.mnist(),
                           PCAIndexConfig(components=args.components,
-                                         fit_samples=args.fit_samples or (5_000 if args.quick else 20_000)), progress=False)
+                                         fit_samples=args.fit_samples or (5_000 if args.quick else 20_000)),
+                          progress=False)
     seconds = time.perf_counter() - t0
     result = {"benchmark": "build_prior", "size": size, "components": summary["components"],
               "seconds_total": round(seconds, 1), "seconds_database": summary["database_seconds"],

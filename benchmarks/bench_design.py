@@ -134,7 +134,8 @@ def main():
                         for start in range(0, pairs, args.batch_size):
                             avp(x[:min(args.batch_size, pairs - start)])
                     plain_s = min(plain_s, time.perf_counter() - t0)
-                evals[precision] = {"epe_loop_evals_per_s": pairs / loop_s, "plain_forward_evals_per_s": pairs / plain_s,
+                evals[precision] = {"epe_loop_evals_per_s": pairs / loop_s,
+                                    "plain_forward_evals_per_s": pairs / plain_s,
                                     "overhead": loop_s / plain_s - 1}
 
         # --- seconds per sequence: every step samples once, then both searches run on the same samples

@@ -184,7 +184,7 @@ def main(argv=None):
     print(json.dumps({"batch": BATCH, "T": T, "hidden": args.hidden, "threads": args.threads,
                       "device": args.device, "timed_iterations": n,
                       "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
-                  
+
                       "load_average": list(os.getloadavg()), "rows": rows}, indent=1))
 
 

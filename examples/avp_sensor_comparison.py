@@ -37,7 +37,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     table = {}
     for name, scales in SENSORS.items():
-        data = {s: load_dataset(args.dataset, split=s, seed=args.seed, scales=scales) for s in ("train", "valid", "test")}
+        data = {s: load_dataset(args.dataset, split=s, seed=args.seed, scales=scales)
+                for s in ("train", "valid", "test")}
         out = args.out / name
         if not (out / "manifest.json").is_file():
             train_avp(data["train"], data["valid"], out, TrainAVPConfig(epochs=args.epochs,

@@ -112,7 +112,9 @@ def main(argv=None):
         table.append(entry)
     result = {"avp": str(args.avp), "gen_prior": str(args.gen_prior), "db_prior": str(args.db_prior),
               "dataset": spec.to_dict(), "policy": args.policy, "images": B, "num_samples": args.num_samples,
-              "k1": args.k1, "seed": args.seed, "gen_sigma": list(gen.sigma.sigmas) if hasattr(gen.sigma, "sigmas") else None, "table": table, "rows": rows}
+              "k1": args.k1, "seed": args.seed,
+              "gen_sigma": list(gen.sigma.sigmas) if hasattr(gen.sigma, "sigmas") else None,
+              "table": table, "rows": rows}
     atomic_write_json(args.out, result)
     fmt = lambda c: f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]"  # noqa: E731
     print(f"P(true label), {spec.name} test, {B} images, {args.policy} sequences (mean [95 % interval])")

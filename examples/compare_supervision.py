@@ -16,8 +16,8 @@ Example (600 NOGS sequences from `ppl-attention generate`):
 iterations); from then on REINFORCE trains every example.  ``nogs-all`` supervises every training image the store
 has a sequence for, each draw with probability ``--all-supervision-probability`` (default: ``--num-supervised`` /
 the store's sequences, so a batch holds as many supervised examples as PS-NOGS's); the rest of its draws are the
-epoch's redrawn canvases, so the sequences do not freeze the training canvases.  Without a store, compare RAM with the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first)
-supervision.
+epoch's redrawn canvases, so the sequences do not freeze the training canvases.  Without a store, compare RAM with
+the hand-crafted (``hgs``) or heuristic (``h1``/``h5``, with --epe-first) supervision.
 
 The sensor and the data are dataset options (``--dataset-option scales=1`` for the single 12 x 12 patch instead of
 the MNIST datasets' default 3-scale retina, ``train_digits=1000`` for a smaller pool of training digits); the

@@ -1,7 +1,7 @@
 """Write scikit-learn's 8 x 8 digits (1,797 images, bundled with scikit-learn, nothing downloaded) as a folder of
-labelled PNGs in torchvision's ImageFolder layout, which ``--dataset folder`` reads as it is: ``DIR/{digit}/{k:04d}.png``
-(the subfolder is the label; ``--labels-csv`` also writes ``DIR/labels.csv``, ``filename,label``, the other layout
-it reads).  The README's "Your own data" section runs the whole pipeline on it.
+labelled PNGs in torchvision's ImageFolder layout, which ``--dataset folder`` reads as it is:
+``DIR/{digit}/{k:04d}.png`` (the subfolder is the label; ``--labels-csv`` also writes ``DIR/labels.csv``,
+``filename,label``, the other layout it reads).  The README's "Your own data" section runs the whole pipeline on it.
 
     python examples/make_digits_folder.py --out runs/digits                 # all 1,797 digits
     python examples/make_digits_folder.py --out runs/digits-small --per-class 20

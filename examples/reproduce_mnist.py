@@ -78,7 +78,8 @@ SCALES = {
     # 3,000 on cluttered MNIST). Measured on 2 busy cores: the demo's BOED stages took ~10 min (T = 4), one
     # 15,000-iteration run ~13 min (19 it/s); 6 methods x 3 seeds make ~4 hours per dataset.
     "cpu": Scale(),
-    # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B: Harvey, Teng & Wood, arXiv:1906.05462):
+    # The paper's settings where they carry over to MNIST (paper sec. 6, app. A/B: Harvey, Teng & Wood,
+    # arXiv:1906.05462):
     # N = 200 completions, K1 = 1000, exhaustive search over every location, T = 5, GRU hidden 64, Adam 3e-4,
     # batch 64, validation every 100 iterations (the paper's 1.5 M-image GAN database is replaced by the canvases'
     # generative process, which leaves each design canvas's digits out).

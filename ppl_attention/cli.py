@@ -1,9 +1,10 @@
 """``ppl-attention``: one command, one subcommand per stage.
 
 ``ppl-attention``, ``--help`` and ``--version`` build a light parser from :data:`COMMANDS` without importing any
-command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands` (names not starting with ``_``) defines
-``register(subparsers, common)`` and adds its subcommands with ``parents=[common]``, so the shared options
-``--device``, ``--seed``, ``--config``, ``--verbose`` and ``--no-progress`` work after any subcommand.
+command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands`
+(names not starting with ``_``) defines ``register(subparsers, common)`` and adds its subcommands with
+``parents=[common]``, so the shared options ``--device``, ``--seed``, ``--config``, ``--verbose`` and
+``--no-progress`` work after any subcommand.
 """
 from __future__ import annotations
 

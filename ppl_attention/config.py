@@ -112,7 +112,8 @@ def load_yaml(path) -> dict:
     except yaml.YAMLError as e:
         raise ValueError(f"`config` file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"`config` file {path} must hold a mapping of field names to values, got {type(data).__name__}")
+        raise ValueError(f"`config` file {path} must hold a mapping of field names to values, "
+                         f"got {type(data).__name__}")
     return data
 
 

@@ -17,8 +17,8 @@ Sites (what Pyro's OED estimators are given):
 * the nuisance: ``"image_index"`` (a row of an :class:`EmpiricalPrior`) or ``"z"`` (a :class:`DecoderPrior`
   latent), shape ``batch`` / ``batch + (d,)``;
 * ``"y"`` -- the observation: ALL ``t`` glimpses of the design as ONE site of shape
-  ``batch + (t, k*C, h, w)`` (event dims ``(t, k*C, h, w)``; ``k`` = the sensor's scales), so a guide sees every glimpse at once and
-  ``nmc_eig``'s per-site log-likelihoods need no bookkeeping over a variable number of sites;
+  ``batch + (t, k*C, h, w)`` (event dims ``(t, k*C, h, w)``; ``k`` = the sensor's scales), so a guide sees every
+  glimpse at once and ``nmc_eig``'s per-site log-likelihoods need no bookkeeping over a variable number of sites;
 * ``"y_past"`` -- optional observed glimpses from earlier steps (``observed=(locations, glimpses)``).
 
 ``batch = design.shape[:-1]``: the model is vectorised over every leading design dimension with
@@ -276,7 +276,8 @@ class GlimpseModel:
         C = self.prior.images.shape[1]
         if loc.dim() != 1 or not isinstance(glimpses, torch.Tensor) \
                 or tuple(glimpses.shape) != (len(loc),) + self.grid.glimpse_shape(C):
-            raise ValueError(f"locations must be (t0,) and glimpses (t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
+            raise ValueError(f"locations must be (t0,) and glimpses "
+                             f"(t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
                              f"got {tuple(loc.shape)} and "
                              f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}")
         if self.folded is not None:

@@ -12,9 +12,9 @@ the policy is trained only by its own loss, and the first glimpse, chosen from t
 image-independent -- and gives a categorical distribution over the grid's flat locations: ``dense`` (one logit
 per location, the default), ``gaussian`` (Mnih's: a mean cell and a fixed standard deviation) or ``factorised``
 (rows times columns); the last two scale to grids of thousands of locations.  The glimpses of the
-whole batch are extracted with one call to the sensor per step (no loop over images or scales).  Rows of ``forced`` that hold a
-location are teacher-forced to it (partial supervision); the log-probability of the location actually taken is
-returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
+whole batch are extracted with one call to the sensor per step (no loop over images or scales).  Rows of
+``forced`` that hold a location are teacher-forced to it (partial supervision); the log-probability of the
+location actually taken is returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
 """
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ class NetworkConfig:
                 "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
         "choices": ["small", "mnih", "vgg16", "mobilenet_v2"]})
     core: str = field(default="gru", metadata={
-        "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN", "choices": ["gru", "lstm", "rnn"]})
+        "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN",
+        "choices": ["gru", "lstm", "rnn"]})
     what_hidden: int = field(default=128, metadata={
         "help": "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP"})
     backbone_layers: int = field(default=12, metadata={"help": "leading layers of a torchvision backbone kept"})
@@ -253,7 +254,8 @@ class HardAttentionNet(nn.Module):
 
         return {"kind": "hard-attention", "grid": self.grid.to_dict(), "num_classes": self.num_classes,
                 "channels": self.channels, "network": config_to_dict(self.cfg),
-                "mean": self.mean.flatten()[:self.channels].tolist(), "std": self.std.flatten()[:self.channels].tolist()}
+                "mean": self.mean.flatten()[:self.channels].tolist(),
+                "std": self.std.flatten()[:self.channels].tolist()}
 
     @classmethod
     def from_config(cls, config: dict) -> "HardAttentionNet":

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from ..sensor import Sensor
 
-__all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations", "grid_coordinates", "check_policy"]
+__all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations",
+           "grid_coordinates", "check_policy"]
 
 POLICIES = ("dense", "gaussian", "factorised")
 

@@ -42,7 +42,8 @@ class RunConfig:
     data_seed: int | None = field(default=None, metadata={
         "help": "seed of the dataset (its split and its MNIST canvases); default: the sequence store's seed for "
                 "nogs (its sequences were made for those canvases), else the run's --seed"})
-    pretrain: bool = field(default=False, metadata={"cli": False, "help": "pretrain embedder/core/classifier with fixed "
+    pretrain: bool = field(default=False, metadata={"cli": False,
+                                                    "help": "pretrain embedder/core/classifier with fixed "
                                                             "location distributions, then freeze them (RAM+)"})
     pretrain_iterations: int = field(default=1000, metadata={"help": "pretraining iterations"})
     pretrain_locations: str = field(default="uniform", metadata={

@@ -22,8 +22,8 @@ from ..sensor import Sensor, NO_GLIMPSE, check_sensor
 from ..runtime import derive_seed, generator
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
-           "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision", "KINDS",
-           "CUB_PART_NAMES", "HGS_PARTS"]
+           "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision",
+           "KINDS", "CUB_PART_NAMES", "HGS_PARTS"]
 
 KINDS = ("none", "nogs", "h1", "h5", "hgs")
 INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}

@@ -117,7 +117,8 @@ class TrainConfig:
         check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size",
                                      "mc_samples", "lr_decay_every"),
                      non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
-                     optional_non_negative=("supervision_until", "attribute"), optional_positive=("supervision_anneal",))
+                     optional_non_negative=("supervision_until", "attribute"),
+                     optional_positive=("supervision_anneal",))
         if self.supervision_reduction not in ("mean", "sum"):
             raise ValueError(f"`supervision_reduction` must be 'mean' or 'sum', got "
                              f"{self.supervision_reduction!r}")
@@ -275,7 +276,8 @@ def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: st
         return {k: v for k, v in cfg.items() if k not in free}
 
     check_compatible(f"checkpoint {path}",
-                     {"train_config": same(stored_cfg), "network": HardAttentionNet.complete_config(meta.get("network")),
+                     {"train_config": same(stored_cfg),
+                      "network": HardAttentionNet.complete_config(meta.get("network")),
                       "seed": meta.get("seed"), "stage": meta.get("stage")},
                      {"train_config": same(config_to_dict(cfg)), "network": network, "seed": seed, "stage": stage},
                      remedy="use another `out` or delete it")

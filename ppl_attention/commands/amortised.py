@@ -107,7 +107,8 @@ def _reference_store(args, indices):
         raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
                             + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
     if store.T < args.T:
-        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, --glimpses asks for {args.T}")
+        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, "
+                         f"--glimpses asks for {args.T}")
     missing = [i for i in indices if not store.has(i)]
     if missing:
         raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
@@ -245,7 +246,8 @@ def run_evaluate(args):
     out.mkdir(parents=True, exist_ok=True)
     settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split,
                 "indices": [indices[0], indices[-1]], "T": args.T, "num_samples": args.num_samples,
-                "k1": args.k1, "precision": args.precision, "sigma": sigma, "searches": {k: list(v) for k, v in searches.items()},
+                "k1": args.k1, "precision": args.precision, "sigma": sigma,
+                "searches": {k: list(v) for k, v in searches.items()},
                 "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict(),
                 "reference": None if args.reference is None else str(args.reference)}
     atomic_write_json(out / "evaluation.json", {"settings": settings, **result})

@@ -40,7 +40,8 @@ def register(sub, common):
                        "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
                        "DIR/avp_evaluation.png (evaluation_summary.json; train-avp's summary.json is kept). The "
                        "dataset, its root, split seed and options are read from DIR's manifest (so the test split "
-                       "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate first refits the calibration on the validation split "
+                       "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate "
+                       "first refits the calibration on the validation split "
                        "and rewrites DIR's weights and manifest.")
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
     add_dataset_arguments(e, reads="the AVP")
@@ -175,7 +176,8 @@ def run_evaluate(args):
                                  title=f"AVP on {cfg['dataset']} ({args.split})")
     rows = result["per_glimpses"]
     write_summary(args.dir, {
-        "dataset": cfg["dataset"], "data": spec.describe(), "split": args.split, "images": rows[0]["images"], "draws": args.draws,
+        "dataset": cfg["dataset"], "data": spec.describe(), "split": args.split, "images": rows[0]["images"],
+        "draws": args.draws,
         "full_image_accuracy": round(result["full_image"]["accuracy"], 4),
         "accuracy_by_t": [round(r["accuracy"], 4) for r in rows],
         "nll_by_t": [round(r["nll"], 4) for r in rows],

@@ -52,8 +52,9 @@ def run(args):
     device = resolve_device(args.device)
     spec = resolve_dataset(args, [args.out] if (args.out / "manifest.json").is_file() else [])
     datasets = {split: spec.load(split) for split in ("train", "valid", "test")}
-    write_manifest(args.out, "baselines", {"dataset": spec.name, "data": spec.to_dict(), "archs": args.archs, "widths": args.widths,
-                                           "resolutions": args.resolutions, **config_to_dict(cfg)})
+    write_manifest(args.out, "baselines", {"dataset": spec.name, "data": spec.to_dict(), "archs": args.archs,
+                                           "widths": args.widths, "resolutions": args.resolutions,
+                                           **config_to_dict(cfg)})
     results = sweep_baselines(datasets, args.out, args.archs, args.widths, args.resolutions, cfg, args.seed, device)
     figure = plot_accuracy_vs_flops(results, args.out / "accuracy_vs_flops.png", curves,
                                     title=f"{spec.name}: accuracy against computation")

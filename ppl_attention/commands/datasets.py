@@ -11,7 +11,8 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 def register(sub, common):
     p = sub.add_parser("datasets", parents=[common], help="list the datasets, or draw samples of one",
                        description="Without a subcommand: list the datasets (classes, image size, glimpse grid, "
-                       "whether --root is needed) and the named dataset presets that --config takes. `datasets show NAME --out x.png` draws a grid of samples with "
+                       "whether --root is needed) and the named dataset presets that --config takes. "
+                       "`datasets show NAME --out x.png` draws a grid of samples with "
                        "their labels, one with every candidate glimpse location drawn over it.")
     p.set_defaults(func=run_list)
     dsub = p.add_subparsers(dest="datasets_command", metavar="{list,show}")

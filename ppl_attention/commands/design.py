@@ -54,7 +54,8 @@ class GenerateConfig:
     k1: int = field(default=1000, metadata={"help": "proposal draws of the importance sampler"})
     sigma: Optional[list[float]] = field(default=None, metadata={
         "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
-                "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); CelebA-HQ: the paper's 5 10 20 40; "
+                "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
+                "CelebA-HQ: the paper's 5 10 20 40; "
                 "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)"})
     sigma_q: Optional[list[float]] = field(default=None, metadata={
         "help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"})
@@ -247,12 +248,15 @@ def run_generate(args):
         if bad:
             what = "--indices" if cfg.indices is not None else "--num-images"
             raise ValueError(f"{what}: the {cfg.split} split of {spec.name} has {size} images (indices 0.."
-                             f"{size - 1}), got {'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
-    config = {"dataset": spec.name, "data": spec.to_dict(), "split": cfg.split, "task": cfg.task, "grid": problem.grid.to_dict(),
+                             f"{size - 1}), got "
+                             f"{'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
+    config = {"dataset": spec.name, "data": spec.to_dict(), "split": cfg.split, "task": cfg.task,
+              "grid": problem.grid.to_dict(),
               "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
               "allow_repeat": cfg.allow_repeat,
               "seed": args.seed, "k1": cfg.k1, "sigma": sigma, "sigma_q": cfg.sigma_q,
-              "target_ess": cfg.target_ess, "shift": cfg.shift, "first_num_samples": cfg.first_num_samples or cfg.num_samples,
+              "target_ess": cfg.target_ess, "shift": cfg.shift,
+              "first_num_samples": cfg.first_num_samples or cfg.num_samples,
               "precision": precision,
               "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1

@@ -14,7 +14,8 @@ def register(sub, common):
                        "images: ECE of P(label) from the completions, reliability curve, ESS, per noise multiplier",
                        description="Draw completions of held-out images after 1..T random glimpses with the prior's "
                        "noise schedule times each --scales value; report the ECE of their label distribution, its "
-                       "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct completions; "
+                       "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct "
+                       "completions; "
                        "choose the scale of least NLL (a proper score) whose median ESS reaches --min-ess. Writes OUT/"
                        "calibration.json and OUT/summary.json.")
     c.add_argument("--prior", required=True, type=Path, help="prior directory (build-prior)")
@@ -119,7 +120,8 @@ def run_calibrate_noise(args):
     atomic_write_json(Path(args.out) / "calibration.json", {**result, "sigma": sigma, "sigma_from": sigma_from,
                                                             "chosen_sigma": chosen})
     for r in result["scales"]:
-        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, median ESS {r['median_ess']:.2f}, "
+        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
+              f"median ESS {r['median_ess']:.2f}, "
               + ", ".join(f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct "
                           f"{s['median_distinct']:g}" for s in r["steps"]))
     write_summary(args.out, {"prior": str(args.prior), "split": args.split, "images": M, "T": args.T,
@@ -167,7 +169,8 @@ def run_evaluate_design(args):
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
     a = summary["all"]
     print(f"  noise floor (two searches on {args.num_samples} completions): mean regret "
-          f"{100 * a['between']['mean']:.1f} %; against {args.reference_samples}: {100 * a['vs_reference']['mean']:.1f} %")
+          f"{100 * a['between']['mean']:.1f} %; against {args.reference_samples}: "
+          f"{100 * a['vs_reference']['mean']:.1f} %")
     write_summary(args.out, {"avp": str(args.avp), "prior": str(args.prior), "split": args.split,
                              "num_samples": args.num_samples, "reference_samples": args.reference_samples,
                              "T": args.T, "sigma": sigma, **summary})

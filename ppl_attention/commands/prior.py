@@ -83,7 +83,8 @@ def run(args):
             raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
         # The generative prior has no database: a database setting the user changed would be silently ignored.
         defaults = BuildPriorConfig()
-        ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY if getattr(cfg, name) != getattr(defaults, name)]
+        ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY
+                   if getattr(cfg, name) != getattr(defaults, name)]
         if ignored:
             raise ValueError(f"{', '.join(ignored)} set the database prior; the generative prior of {spec.name} does "
                              f"not use them (its settings are --digit-components and --prototypes); drop them, or "

@@ -60,7 +60,8 @@ def _to_uint8(images, shape, what: str) -> np.ndarray:
     """uint8 (n, C, H, W) from uint8 or float-in-[0, 1] images (tensor or array)."""
     x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{what} returned images of shape {tuple(x.shape)}, expected (n, {', '.join(map(str, shape))})")
+        raise ValueError(f"{what} returned images of shape {tuple(x.shape)}, "
+                         f"expected (n, {', '.join(map(str, shape))})")
     if x.dtype == torch.uint8:
         return x.numpy()
     if not x.dtype.is_floating_point:
@@ -258,7 +259,8 @@ class ImageDatabase:
         if not directory.is_dir():
             raise FileNotFoundError(f"image database directory {directory} does not exist")
         if not (directory / MANIFEST).is_file():
-            hint = " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
+            hint = (" (an interrupted build: run the build again to resume it)"
+                    if (directory / PROGRESS).is_file() else "")
             raise ArtifactError(f"{directory} is not a finished image database: it has no {MANIFEST}{hint}")
         manifest = read_manifest(directory, KIND)
         self.directory = directory

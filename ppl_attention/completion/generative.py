@@ -8,8 +8,9 @@ Inference (:class:`GenerativeCompletion`) is importance sampling over (digit, of
 
 1. an offset proposal ``q(o)``: the Gaussian likelihood of the observed glimpses (every scale) under each of ``P``
    prototype digits (faiss k-means centroids of the pool) at every offset, computed for all offsets at once by
-   FFT correlations (exact sensor geometry, zero padding included; :meth:`GenerativeCompletion.prototype_sse`), mixed over prototypes by cluster size, tempered to an ESS of at least ``offset_ess`` offsets and
-   mixed with ``uniform_mix`` of the uniform distribution (so every offset keeps q > 0);
+   FFT correlations (exact sensor geometry, zero padding included; :meth:`GenerativeCompletion.prototype_sse`),
+   mixed over prototypes by cluster size, tempered to an ESS of at least ``offset_ess`` offsets and mixed with
+   ``uniform_mix`` of the uniform distribution (so every offset keeps q > 0);
 2. ``offset_draws`` offsets from ``q(o)`` (residual resampling); for each distinct offset drawn a digit proposal
    ``q(d | o)`` over the WHOLE pool: the Gaussian likelihood of the glimpses under each digit's PCA reconstruction
    (faiss PCA, the paper's index) at that offset, ``||y - a_o - B_o z_d||^2`` expanded so that one (N, k) x (k, k)

@@ -216,7 +216,8 @@ class PCAIndex:
         if not directory.is_dir():
             raise FileNotFoundError(f"PCA index directory {directory} does not exist")
         if not (directory / MANIFEST).is_file():
-            hint = " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
+            hint = (" (an interrupted build: run the build again to resume it)"
+                    if (directory / PROGRESS).is_file() else "")
             raise ArtifactError(f"{directory} is not a finished PCA index: it has no {MANIFEST}{hint}")
         manifest = read_manifest(directory, KIND)
         built_for = manifest.get("inputs", {}).get("database")

@@ -79,7 +79,8 @@ def read_cub(root: str) -> dict:
             raise ValueError(f"{f['image_class_labels.txt']}: image {i} has class {classes[i][0]}, "
                              f"outside 1..{n_classes} of classes.txt")
         if is_train[i][0] not in (0, 1):
-            raise ValueError(f"{f['train_test_split.txt']}: image {i} has is_training {is_train[i][0]}, expected 0 or 1")
+            raise ValueError(f"{f['train_test_split.txt']}: image {i} has is_training {is_train[i][0]}, "
+                             "expected 0 or 1")
         if boxes[i][2] <= 0 or boxes[i][3] <= 0:
             raise ValueError(f"{f['bounding_boxes.txt']}: image {i} has an empty box {boxes[i]}")
     P = len(part_names)

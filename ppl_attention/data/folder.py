@@ -154,7 +154,8 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
         n = len(names)
         perm = torch.randperm(n, generator=generator(derive_seed(self.seed, "folder-split")))
         n_test = int(round(n * test_fraction)) if n < 3 or test_fraction == 0 else max(1, int(round(n * test_fraction)))
-        n_valid = int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0 else max(1, int(round(n * valid_fraction)))
+        n_valid = (int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0
+                   else max(1, int(round(n * valid_fraction))))
         parts = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
         chosen = parts[split].sort().values
         if len(chosen) == 0:

@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator
 
-__all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES", "SPLIT_SEED"]
+__all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES",
+           "SPLIT_SEED"]
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ class MnistCanvases(Dataset):
         self.cluttered = bool(cluttered)
         self.name = _name or ("cluttered-mnist" if cluttered else "translated-mnist")
         self.digits, self.digit_labels = load_digits(split)
-        if train_digits is not None and (isinstance(train_digits, bool) or not isinstance(train_digits, (int, np.integer))
+        if train_digits is not None and (isinstance(train_digits, bool)
+                                         or not isinstance(train_digits, (int, np.integer))
                                          or not 2 <= train_digits <= 4000):
             raise ValueError(f"train_digits must be an int in [2, 4000] (the training digits), got {train_digits!r}")
         #: each pool digit's index among the split's digits (``load_digits(split)``): which source a canvas shows
@@ -272,7 +274,8 @@ class MnistCanvases(Dataset):
         (the render's draws replayed; no clutter: (n, 1))."""
         idx = torch.as_tensor(indices).long().reshape(-1)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
-            raise ValueError(f"indices must lie in [0, {self.size - 1}], got range [{int(idx.min())}, {int(idx.max())}]")
+            raise ValueError(f"indices must lie in [0, {self.size - 1}], "
+                             f"got range [{int(idx.min())}, {int(idx.max())}]")
         own = self.digit_index
         parts = [own.unsqueeze(1)]
         if self.cluttered and self.n_clutter > 0:

@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["DatasetSpec", "DatasetFlags", "default_prior", "option_defaults", "check_options", "recorded_spec", "resolve_spec",
-           "parse_option", "parse_options", "SpecConflict"]
+__all__ = ["DatasetSpec", "DatasetFlags", "default_prior", "option_defaults", "check_options", "recorded_spec",
+           "resolve_spec", "parse_option", "parse_options", "SpecConflict"]
 
 log = logging.getLogger(__name__)
 

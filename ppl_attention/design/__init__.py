@@ -17,5 +17,5 @@ from .sequential import DesignProblem, DesignSettings, SequenceResult, first_gli
 from .store import SequenceStore
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "SearchResult", "exhaustive_search",
-           "successive_halving", "coarse_to_fine", "racing", "SEARCHES", "run_search", "DesignProblem", "DesignSettings",
-           "SequenceResult", "first_glimpse_epe", "greedy_sequence", "image_seed", "SequenceStore"]
+           "successive_halving", "coarse_to_fine", "racing", "SEARCHES", "run_search", "DesignProblem",
+           "DesignSettings", "SequenceResult", "first_glimpse_epe", "greedy_sequence", "image_seed", "SequenceStore"]

@@ -33,8 +33,8 @@ import torch
 
 from ..sensor import Sensor
 
-__all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine", "racing",
-           "amortised_choice", "hybrid_search", "SEARCHES", "NETWORK_SEARCHES", "run_search",
+__all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
+           "racing", "amortised_choice", "hybrid_search", "SEARCHES", "NETWORK_SEARCHES", "run_search",
            "parse_search_options"]
 
 SEARCHES = ("exhaustive", "halving", "coarse", "race", "amortised", "hybrid")

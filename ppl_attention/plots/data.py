@@ -52,7 +52,8 @@ def draw_glimpse_grid(ax, grid, n_rectangles: int = 4, color: str = "#00e5ff") -
     h, w = grid.glimpse_size
     if n_rectangles > 0:
         n_rows, n_cols = grid.shape
-        cells = [(round(k * (n_rows - 1) / max(1, n_rectangles - 1)), round(k * (n_cols - 1) / max(1, n_rectangles - 1)))
+        cells = [(round(k * (n_rows - 1) / max(1, n_rectangles - 1)),
+                  round(k * (n_cols - 1) / max(1, n_rectangles - 1)))
                  for k in range(n_rectangles)]
         if n_rectangles >= 4:  # one off the diagonal too, so rows and columns both show
             cells[-2] = (0, n_cols - 1)

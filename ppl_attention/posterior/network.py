@@ -9,8 +9,9 @@ glimpses: the AVP is evaluated millions of times in the EPE loop on (completion,
 convolutional network on a fixed-size canvas batches them all in one pass, keeps the paper's architecture (its
 DenseNet takes extra mask channels, initialised to zero) and lets the fine and coarse views of one place line up
 pixel for pixel.  Pixels are normalised with the dataset's per-channel mean/std first, so an unobserved pixel
-reads 0 (= the mean colour) and the mask channels say which zeros are real.  Backbones: a small CNN (default for 60 x 60 canvases on the CPU; it is evaluated millions of times inside
-the EPE loop, so it is kept cheap), torchvision MobileNetV2 and DenseNet-121 (the paper's).  Heads return logits:
+reads 0 (= the mean colour) and the mask channels say which zeros are real.  Backbones: a small CNN (default for
+60 x 60 canvases on the CPU; it is evaluated millions of times inside the EPE loop, so it is kept cheap),
+torchvision MobileNetV2 and DenseNet-121 (the paper's).  Heads return logits:
 
 * ``categorical``: ``num_classes`` logits (softmax over classes);
 * ``multilabel``: ``num_attributes`` logits, one Bernoulli per attribute (all CelebA attributes in one network);

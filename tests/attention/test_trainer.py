@@ -139,8 +139,8 @@ def test_train_run_with_pretraining_freezes_the_trunk(toy, tmp_path):
     assert s["num_supervised"] == 12 and 0 <= s["test_greedy_acc"] <= 1 and len(s["stopping_curve"]) == 2
     assert s["run"]["command"] and s["run"]["versions"]["torch"]  # the run's record: command, versions, machine
     assert all((tmp_path / f).is_file() for f in ("manifest.json", "summary.json", "glimpse_frequency.png",
-                                                   "validation_curve.png", "glimpses.png", "glimpses.gif", "test_locations.json",
-                                                   "stopping_flops.png"))
+                                                   "validation_curve.png", "glimpses.png", "glimpses.gif",
+                                                   "test_locations.json", "stopping_flops.png"))
 
 
 def test_extending_a_finished_run_equals_a_longer_run(toy, tmp_path):

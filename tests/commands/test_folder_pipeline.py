@@ -63,7 +63,8 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     store = tmp_path / "store"
     capsys.readouterr()
     assert main(["generate", *CPU, "--avp", str(avp), "--prior", str(prior), "--out", str(store),
-                 "--num-images", "3", "--glimpses", "2", "--num-samples", "4", "--k1", "20", "--search", "exhaustive"]) == 0
+                 "--num-images", "3", "--glimpses", "2", "--num-samples", "4", "--k1", "20",
+                 "--search", "exhaustive"]) == 0
     assert "[60.0, 80.0] (the folder dataset's default)" in capsys.readouterr().out
     scfg = _config(store)
     _check_data(scfg["data"], digits)

@@ -61,7 +61,8 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     assert "--avp" in err and "design image 0 of the train split" in err and "--exclude-design" in err
     assert not (tmp_path / "oracle").exists()
     # the diagnosis: allowed, and recorded in the store's manifest
-    assert main([*base, "--avp", str(artefacts / "avp"), "--allow-oracle", "true", "--out", str(tmp_path / "diag")]) == 0
+    assert main([*base, "--avp", str(artefacts / "avp"), "--allow-oracle", "true",
+                 "--out", str(tmp_path / "diag")]) == 0
     assert read_manifest(tmp_path / "diag")["config"]["allow_oracle"] is True
     # the honest route: an AVP trained without the design images
     avp = tmp_path / "held-avp"

@@ -8,8 +8,8 @@ from ppl_attention.sensor import Sensor
 
 def test_build_prior_small(tmp_path, capsys):
     out = tmp_path / "prior"
-    args = ["build-prior", "--dataset", "cluttered-mnist", "--kind", "database", "--size", "120", "--out", str(out), "--components", "12",
-            "--fit-samples", "100", "--chunk-size", "50"]
+    args = ["build-prior", "--dataset", "cluttered-mnist", "--kind", "database", "--size", "120", "--out", str(out),
+            "--components", "12", "--fit-samples", "100", "--chunk-size", "50"]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] == 120 and summary["components"] == 12 and summary["positions"] == 81

@@ -19,7 +19,8 @@ import torch
 def blurred_images(n: int, generator: torch.Generator) -> torch.Tensor:
     """Smooth random RGB images (uint8): a coarse 8 x 8 random field upsampled to 128 x 128."""
     coarse = torch.rand(n, 3, 8, 8, generator=generator)
-    return (torch.nn.functional.interpolate(coarse, size=128, mode="bilinear", align_corners=False) * 255).to(torch.uint8)
+    return (torch.nn.functional.interpolate(coarse, size=128, mode="bilinear", align_corners=False)
+            * 255).to(torch.uint8)
 
 
 def preset_sequences(root: Path) -> dict:

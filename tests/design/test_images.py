@@ -50,8 +50,8 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
     problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"),
                               precision="bfloat16")()
     assert problem.precision == "bfloat16"
-    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2", "--glimpses", "2",
-              "--num-samples", "8", "--k1", "50", "--search", "halving",
+    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2",
+              "--glimpses", "2", "--num-samples", "8", "--k1", "50", "--search", "halving",
               "--allow-oracle", "true"]  # a stand-in AVP and a prior rendered from the training digits
     for p in ("float32", "bfloat16"):
         assert main(["generate", *common, "--precision", p, "--out", str(tmp_path / p)]) == 0
@@ -113,7 +113,8 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
     assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
-                 "--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true", "--out", str(tmp_path / "bad")]) == 2
+                 "--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true",
+                 "--out", str(tmp_path / "bad")]) == 2
     # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
     fig = tmp_path / "calibration.png"
     assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0

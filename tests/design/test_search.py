@@ -122,7 +122,8 @@ def test_halving_uses_weights_and_cache():
     grid, H, score, calls = smooth_problem(2, N=32)
     w = torch.zeros(32)
     w[:5] = torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1])
-    res = successive_halving(score, w, grid.num_locations, initial_samples=2, generator=torch.Generator().manual_seed(0))
+    res = successive_halving(score, w, grid.num_locations, initial_samples=2,
+                             generator=torch.Generator().manual_seed(0))
     assert res.info["samples_used"] <= 5  # zero-weight samples are never evaluated
     cache = CachedScore(score, grid.num_locations, 32)
     cache(torch.arange(3), torch.arange(4))

@@ -27,4 +27,5 @@ def test_evaluate_avp_and_train_on_cuda(folder_run, tmp_path):
     assert main(["evaluate-avp", str(tmp_path / "avp"), "--device", "cuda", "--draws", "1"]) == 0
     assert main(["train", "--device", "cuda", "--out", str(tmp_path / "ram"), "--supervision", "none",
                  "--dataset-from", str(folder_run / "avp"), "--iterations", "2", "--validate-every", "2",
-                 "--batch-size", "8", "--hidden", "8", "--glimpses", "2", "--no-progress", "--tensorboard", "false"]) == 0
+                 "--batch-size", "8", "--hidden", "8", "--glimpses", "2", "--no-progress",
+                 "--tensorboard", "false"]) == 0
