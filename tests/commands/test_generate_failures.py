@@ -28,7 +28,8 @@ def inputs(tmp_path_factory):
     build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
                 progress=False)
     return ["generate", "--device", "cpu", "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-            "--num-samples", "4", "--k1", "20", "-T", "2", "--num-images", "4"]
+            "--num-samples", "4", "--k1", "20", "--glimpses", "2", "--num-images", "4",
+            "--allow-oracle", "true"]  # an untrained stand-in AVP and a prior rendered from the training digits
 
 
 def test_failed_image_named_skipped_and_finished_by_a_rerun(inputs, tmp_path, monkeypatch, capsys, one_thread):

@@ -61,12 +61,15 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
     # a store is not resumed at another precision
     assert main(["generate", *common, "--precision", "float32", "--out", str(tmp_path / "bfloat16")]) == 2
     # search options reach the search and the manifest; unknown ones are refused before anything is written
-    opts = ["--search-options", "initial_samples=2", "keep=0.5"]
+    opts = ["--search-options", "initial_samples=1", "keep=0.5"]
     assert main(["generate", *common, *opts, "--out", str(tmp_path / "opts")]) == 0
     config = json.loads((tmp_path / "opts" / "manifest.json").read_text())["config"]
-    assert config["search_options"] == {"initial_samples": 2, "keep": 0.5}
+    assert config["search_options"] == {"initial_samples": 1, "keep": 0.5}
     fewer = SequenceStore.open(tmp_path / "opts").record(0)["evaluations"][1]
-    assert fewer < SequenceStore.open(tmp_path / "float32").record(0)["evaluations"][1]  # a 2-sample first round
+    default = SequenceStore.open(tmp_path / "float32").record(0)["evaluations"][1]
+    locations = Sensor.retina().num_locations
+    # a 1-sample first round scores fewer pairs, unless the completions' weight sits on one sample (then both do)
+    assert fewer < default or default == locations
     assert main(["generate", *common, "--search-options", "stride=2", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
 

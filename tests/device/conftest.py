@@ -15,7 +15,7 @@ def folder_run(tmp_path_factory):
     digits = make_digits_folder(root / "digits", per_class=9)
     assert main(["train-avp", "--device", "cpu", "--dataset", "folder", "--root", str(digits), "--data-seed", "1",
                  *FLAGS, "--out", str(root / "avp"), "--epochs", "1", "--width", "4", "--batch-size", "32",
-                 "--max-glimpses", "2"]) == 0
+                 "--glimpses", "2", "--exclude-design", "4"]) == 0  # the images generate designs for: no oracle
     assert main(["build-prior", "--device", "cpu", "--dataset-from", str(root / "avp"), "--out", str(root / "prior"),
                  "--size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
     return root

@@ -7,7 +7,7 @@ import pytest
 from ppl_attention.cli import main
 from ppl_attention.design import sequential
 
-SMALL = ["--num-images", "2", "-T", "3", "--num-samples", "6", "--k1", "50"]
+SMALL = ["--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "50"]
 
 
 def store_files(directory) -> dict:
@@ -36,7 +36,7 @@ def test_generate_on_the_device_writes_the_cpu_store(folder_run, tmp_path, searc
 
 
 def test_generate_with_the_generative_prior_on_the_device(generative_run, tmp_path):
-    args = ["--search", "halving", "--k1", "200"]
+    args = ["--search", "halving", "--k1", "200", "--allow-oracle", "true"]  # an untrained stand-in AVP
     assert generate(generative_run, tmp_path / "cpu", "cpu", *args) == 0
     from ppl_attention.testing import fake_cuda
 
