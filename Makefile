@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/ppl-attention demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 docs: $(VENV)/.installed-dev
