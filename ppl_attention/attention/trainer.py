@@ -21,8 +21,6 @@ history) continues exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import time
@@ -32,8 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import (atomic_write_text, check_compatible, clean_temporaries, load_checkpoint, load_weights,
-                         optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint, save_weights)
+from ..artifacts import (check_compatible, clean_temporaries, load_checkpoint, load_weights,
+                         optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE
 from ..runtime import derive_seed, generator
@@ -504,6 +502,8 @@ class Trainer:
     def default_callbacks(self, progress: bool = True) -> list:
         """What a run reports and keeps: the progress bar, TensorBoard (``cfg.tensorboard``), log.csv, and the
         best weights and checkpoint at every validation."""
+        from .callbacks import Checkpoints, CSVLog, ProgressBar, TensorBoard
+
         callbacks = [ProgressBar(self)] if progress else []
         if self.cfg.tensorboard:
             callbacks.append(TensorBoard(self))
@@ -572,64 +572,6 @@ class Trainer:
         self.net.load_state_dict(tensors)
 
 
-# ---------------------------------------------------------------------- callbacks
 def _ignore(*args) -> None:
+    """What a callback without a given hook does there."""
     return None
-
-
-class ProgressBar:
-    """A tqdm bar over the run's iterations, with the latest validation accuracy."""
-
-    def __init__(self, trainer: Trainer):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=trainer.cfg.iterations, initial=trainer.iteration,
-                        desc=f"{trainer.stage} {trainer.out.name}", leave=False)
-
-    def on_step(self, trainer: Trainer, running: dict) -> None:
-        self.bar.update(1)
-
-    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
-        self.bar.set_postfix(val_acc=f"{row['val_greedy_acc']:.3f}")
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class TensorBoard:
-    """Every validation row as TensorBoard scalars in ``out/tensorboard`` (resumed runs purge later steps)."""
-
-    def __init__(self, trainer: Trainer):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(trainer.out / "tensorboard"), purge_step=trainer.iteration)
-
-    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
-        for k, v in row.items():
-            if k != "iteration":
-                self.writer.add_scalar(k, v, trainer.iteration)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class CSVLog:
-    """The validation history as ``out/log.csv``, rewritten atomically at every validation."""
-
-    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
-        history = trainer.history
-        buf = io.StringIO()
-        # A fixed column order (the checkpoint's JSON sorts keys, so insertion order is not kept on resume).
-        writer = csv.DictWriter(buf, fieldnames=["iteration"] + sorted(set(history[0]) - {"iteration"}))
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write_text(trainer.out / "log.csv", buf.getvalue())
-
-
-class Checkpoints:
-    """The best weights (when a validation improves) and the resumable checkpoint, at every validation."""
-
-    def on_validate(self, trainer: Trainer, row: dict, improved: bool) -> None:
-        if improved:
-            save_weights(trainer.best_path, trainer.net, {**trainer.net.to_config(), "iteration": trainer.iteration})
-        trainer.save_checkpoint()
