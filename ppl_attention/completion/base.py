@@ -38,7 +38,11 @@ import torch
 
 from ..sensor import Sensor
 
-__all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image"]
+__all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image", "DEFAULT_K1"]
+
+#: Proposal draws of the importance samplers per completion (the paper's K1): the one default of every sampler,
+#: design setting and command that takes it.
+DEFAULT_K1 = 1000
 
 
 @dataclass

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..model import NoiseSchedule
 from ..sensor import Sensor, check_sensor
-from .base import Completion, CompletionSamples, check_observations
+from .base import DEFAULT_K1, Completion, CompletionSamples, check_observations
 from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
 
 from .canvas import DIGIT, CanvasPrior, DigitIndex
@@ -107,8 +107,8 @@ class GenerativeCompletion(Completion):
         paste_observed: write the observed foveae back into the completions.
     """
 
-    def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None, k1: int = 1000,
-                 sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
+    def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None,
+                 k1: int = DEFAULT_K1, sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
                  offset_ess: float = 4.0, digit_ess: float = 4.0, min_ess: Optional[float] = None,
                  max_k1: Optional[int] = None, paste_observed: bool = True):
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):

@@ -38,7 +38,7 @@ from ..artifacts import ArtifactError, read_manifest
 from ..sensor import Sensor, check_sensor
 from ..model import NoiseSchedule
 from ..runtime import resolve_device
-from .base import Completion, CompletionSamples, check_observations, check_true_image
+from .base import DEFAULT_K1, Completion, CompletionSamples, check_observations, check_true_image
 from .database import ImageDatabase
 from .pca_index import PCAIndex, pixel_grid, shift_positions
 
@@ -175,7 +175,7 @@ class ImportanceCompletion(Completion):
         chunk_size: database rows per proposal chunk (bounds memory).
     """
 
-    def __init__(self, database: ImageDatabase, index: PCAIndex, grid: Sensor | None = None, k1: int = 1000,
+    def __init__(self, database: ImageDatabase, index: PCAIndex, grid: Sensor | None = None, k1: int = DEFAULT_K1,
                  sigma=None, sigma_q=None, target_ess: float | None = None, shift: int = 0,
                  use_true_image: bool = True, chunk_size: int = 1 << 17, device="cpu"):
         if not isinstance(database, ImageDatabase):

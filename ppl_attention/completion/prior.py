@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..artifacts import MANIFEST, read_manifest, write_manifest
 from ..sensor import Sensor
+from .base import DEFAULT_K1
 from .database import ImageSource, build_database
 from .importance import PRIOR_KIND
 from .pca_index import PCAIndexConfig, build_pca_index
@@ -61,7 +62,7 @@ def prior_type(directory) -> str:
     return read_manifest(directory, PRIOR_KIND).get("config", {}).get("prior", "database")
 
 
-def open_completion(directory, grid: Sensor | None = None, k1: int = 1000, **kw):
+def open_completion(directory, grid: Sensor | None = None, k1: int = DEFAULT_K1, **kw):
     """The importance sampler of any prior directory: :func:`open_generative_prior` for a generative prior, the
     paper's :class:`~.importance.ImportanceCompletion` over a database otherwise (``kw``: that sampler's options)."""
     from .generative import GENERATIVE, open_generative_prior

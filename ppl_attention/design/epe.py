@@ -23,10 +23,12 @@ from ..model import entropy_from_logits
 from ..sensor import Sensor, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
-           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS",
+           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS", "DEFAULT_PRECISION",
            "check_precision", "default_precision"]
 
 PRECISIONS = ("float32", "bfloat16")
+#: The precision of the EPE loop's AVP passes unless a device picks another (:func:`default_precision`).
+DEFAULT_PRECISION = "float32"
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
 # (``benchmarks/bench_design.py`` measures the throughput; see docs/RESULTS.md, section "Benchmarks").
 DEFAULT_BATCH_SIZE = 128
@@ -80,7 +82,7 @@ def _check_inputs(images, observed, candidates, grid: Sensor):
 def default_precision(device) -> str:
     """The EPE loop's precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU (where
     bfloat16 is slower without AMX / AVX512-BF16)."""
-    return "bfloat16" if torch.device(device).type == "cuda" else "float32"
+    return "bfloat16" if torch.device(device).type == "cuda" else DEFAULT_PRECISION
 
 
 def check_precision(precision: str) -> str:
@@ -111,7 +113,7 @@ class PairScorer:
 
     def __init__(self, posterior, images: torch.Tensor, observed, grid: Sensor,
                  batch_size: int = DEFAULT_BATCH_SIZE,
-                 make_input: Callable | None = None, kind: str | None = None, precision: str = "float32"):
+                 make_input: Callable | None = None, kind: str | None = None, precision: str = DEFAULT_PRECISION):
         self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -153,7 +155,7 @@ class PairScorer:
 
 def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: Sensor,
                    batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None, kind: str | None = None,
-                   sample_index: torch.Tensor | None = None, precision: str = "float32") -> torch.Tensor:
+                   sample_index: torch.Tensor | None = None, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
 
     Args:
@@ -189,7 +191,7 @@ def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
 def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.Tensor | None, observed,
                                candidates, grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE,
                                make_input: Callable | None = None, kind: str | None = None,
-                               precision: str = "float32") -> torch.Tensor:
+                               precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """The paper's EPE estimator (eq. 6) for every candidate at once.
 
     Args:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..completion.base import DEFAULT_K1
 from ..sensor import check_sensor
+from .epe import DEFAULT_PRECISION
 from .sequential import DesignProblem
 
 __all__ = ["ImageFactory"]
@@ -24,14 +26,14 @@ class ImageFactory:
     root: str | None = None
     seed: int = 0
     attribute: int | None = None
-    k1: int = 1000
+    k1: int = DEFAULT_K1
     batch_size: int = 128
     device: str = "cpu"
     sigma: tuple[float, ...] | None = None  # completion noise schedules (0..255 stds per glimpse count)
     sigma_q: tuple[float, ...] | None = None
     target_ess: float | None = None
     shift: int = 0
-    precision: str = "float32"  # of the AVP's forward passes in the EPE loop (float32 or bfloat16)
+    precision: str = DEFAULT_PRECISION  # of the AVP's forward passes in the EPE loop (float32 or bfloat16)
     min_ess: float | None = None  # generative prior: grow the candidates until this ESS (None: one round of k1)
     max_k1: int | None = None  # ... up to this many draws
     options: tuple = ()  # the dataset's options: sorted (key, value) pairs (``DatasetSpec.options``)

@@ -20,7 +20,7 @@ import torch
 
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
-from .epe import DEFAULT_BATCH_SIZE, PairScorer, check_precision, expected_posterior_entropy
+from .epe import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, PairScorer, check_precision, expected_posterior_entropy
 from .search import NETWORK_SEARCHES, SEARCHES, run_search
 
 __all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
@@ -47,7 +47,7 @@ class DesignProblem:
     attribute: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     channels: int = 1
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
     epe_net: Callable | None = None
 
     def __post_init__(self):
