@@ -76,3 +76,15 @@ def setup(args) -> dict:
     test_images, test_labels = test.batch(test_pos)
     return {"run": str(run), "net": net, "T": seqs.shape[1], "grid": net.grid, "images": images,
             "sequences": seqs, "test_images": test_images, "test_labels": test_labels, "source": source}
+
+
+def print_table(rows: list[dict], columns: dict[str, str]) -> None:
+    """A Markdown table on stderr: ``columns`` maps each row key to its header and format, ``"header:.3f"``."""
+    import sys
+
+    heads = [spec.split(":", 1)[0] for spec in columns.values()]
+    formats = [spec.split(":", 1)[1] if ":" in spec else "" for spec in columns.values()]
+    print("| " + " | ".join(heads) + " |", file=sys.stderr)
+    print("|" + "---|" * len(heads), file=sys.stderr)
+    for r in rows:
+        print("| " + " | ".join(format(r[k], f) for k, f in zip(columns, formats)) + " |", file=sys.stderr)

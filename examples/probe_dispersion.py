@@ -22,7 +22,7 @@ from ppl_attention.artifacts import atomic_write_json
 from ppl_attention.attention.probes import dispersion, forced_states
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _probe_setup import add_arguments, setup
+from _probe_setup import add_arguments, print_table, setup
 
 
 def parse_args(argv=None):
@@ -40,13 +40,11 @@ def main(argv=None) -> dict:
               **dispersion(hidden, s["sequences"], modes, s["grid"], k=args.k, seed=args.seed)}
     atomic_write_json(args.out / "dispersion.json", result)
     print(f"sequences: {s['source']}; {len(hidden)} images; head {result['head']}; k = {args.k}", file=sys.stderr)
-    print("| step | neighbour spread | random spread | greedy to nearest target | greedy to centroid | "
-          "greedy on a target |", file=sys.stderr)
-    print("|---|---|---|---|---|---|", file=sys.stderr)
-    for r in result["steps"]:
-        print(f"| {r['step']} | {r['neighbour_spread']:.2f} | {r['random_spread']:.2f} | "
-              f"{r['greedy_to_nearest_target']:.2f} | {r['greedy_to_centroid']:.2f} | "
-              f"{r['greedy_on_a_target']:.3f} |", file=sys.stderr)
+    print_table(result["steps"], {"step": "step", "neighbour_spread": "neighbour spread:.2f",
+                                  "random_spread": "random spread:.2f",
+                                  "greedy_to_nearest_target": "greedy to nearest target:.2f",
+                                  "greedy_to_centroid": "greedy to centroid:.2f",
+                                  "greedy_on_a_target": "greedy on a target:.3f"})
     return result
 
 

@@ -26,7 +26,7 @@ from ppl_attention.attention.probes import agreement, behaviour_clone, forced_st
 from ppl_attention.runtime import derive_seed, generator
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _probe_setup import add_arguments, setup
+from _probe_setup import add_arguments, print_table, setup
 
 
 def parse_args(argv=None):
@@ -75,13 +75,9 @@ def main(argv=None) -> dict:
     print(f"sequences: {s['source']}; held out {len(held)}; T = {s['T']}", file=sys.stderr)
     print(f"held-out NLL per glimpse against log L = {math.log(s['grid'].num_locations):.2f} (uniform)",
           file=sys.stderr)
-    print("| head | N | held-out NLL | held-out agreement | within 1 cell | test greedy | test sampled |",
-          file=sys.stderr)
-    print("|---|---|---|---|---|---|---|", file=sys.stderr)
-    for r in rows:
-        print(f"| {r['head']} | {r['N']} | {r['held_out_nll']:.2f} | {r['held_out_agreement']:.3f} | "
-              f"{r['held_out_agreement_1_cell']:.3f} | "
-              f"{r['test_greedy_acc']:.3f} | {r['test_sampled_acc']:.3f} |", file=sys.stderr)
+    print_table(rows, {"head": "head", "N": "N", "held_out_nll": "held-out NLL:.2f",
+                       "held_out_agreement": "held-out agreement:.3f", "held_out_agreement_1_cell": "within 1 cell:.3f",
+                       "test_greedy_acc": "test greedy:.3f", "test_sampled_acc": "test sampled:.3f"})
     return result
 
 
