@@ -42,7 +42,7 @@ import torch
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
            "clean_beside", "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions",
            "write_manifest", "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint",
-           "load_checkpoint", "ArtifactError", "config_differences", "check_compatible"]
+           "load_checkpoint", "ArtifactError", "config_differences", "check_compatible", "load_state"]
 
 MANIFEST = "manifest.json"
 _UMASK = os.umask(0)
@@ -425,3 +425,13 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     if not isinstance(meta, dict):
         raise ArtifactError(f"checkpoint {path}: its metadata must be a JSON object, got {type(meta).__name__}")
     return tensors, meta
+
+
+def load_state(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str):
+    """Load ``tensors`` into ``module`` exactly (every key, every shape), or an ArtifactError naming ``what`` (the
+    weights file and its config) and the first mismatch; returns ``module``."""
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise ArtifactError(f"{what} does not match its config: {str(e).splitlines()[0]}") from None
+    return module

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..artifacts import ArtifactError, read_manifest, save_weights, load_weights, write_manifest
+from ..artifacts import ArtifactError, load_state, load_weights, read_manifest, save_weights, write_manifest
 from ..sensor import NO_GLIMPSE, Sensor, check_sensor
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
@@ -327,11 +327,7 @@ def load_epe_net(directory, device=None) -> EPEMapNet:
         cfg = EPENetConfig(**saved["net"])
     except (KeyError, TypeError) as e:
         raise ArtifactError(f"{path.with_suffix('.json')} does not describe an EPE-map network: {e}") from None
-    net = EPEMapNet(cfg)
-    try:
-        net.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise ArtifactError(f"{path} does not match its config: {str(e).splitlines()[0]}") from None
+    net = load_state(EPEMapNet(cfg), tensors, str(path))
     net.manifest = manifest
     return net.to(device or "cpu").eval()
 

@@ -342,7 +342,7 @@ def load_avp(directory, device="cpu", expected: dict | None = None) -> AVP:
 
     ``expected``: config keys that must match (e.g. ``{"grid": grid.to_dict()}``); anything else is refused.
     """
-    from ..artifacts import ArtifactError, load_weights, read_manifest
+    from ..artifacts import ArtifactError, load_state, load_weights, read_manifest
     from ..config import config_from_dict
     from ..runtime import resolve_device
 
@@ -355,12 +355,7 @@ def load_avp(directory, device="cpu", expected: dict | None = None) -> AVP:
         config = config_from_dict(AVPConfig, cfg)
     except (TypeError, ValueError) as e:
         raise ArtifactError(f"{directory / 'avp.json'} is not an AVP config: {e}") from None
-    model = AVP(config)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise ArtifactError(f"{directory / AVP_WEIGHTS} does not match its config {directory / 'avp.json'}: "
-                            f"{str(e).splitlines()[0]}") from None
+    model = load_state(AVP(config), tensors, f"{directory / AVP_WEIGHTS} (config {directory / 'avp.json'})")
     if not math.isfinite(float(model.temperature)) or float(model.temperature) <= 0:
         raise ArtifactError(f"{directory} holds a non-positive temperature {float(model.temperature)}")
     try:
