@@ -45,8 +45,8 @@ def _regret(ref: torch.Tensor, choice: int) -> float:
 
 
 def _reference_step(problem, reference, index, t: int, locs, images, weights, observed, sample_s: float):
-    """The reference's choice and EPE map at step ``t``: the exhaustive search on the drawn completions (timed
-    into ``row``), or the stored sequence's (checked to start with ``locs``); returns (result, row entry or None)."""
+    """The reference's choice and EPE map at step ``t``: the exhaustive search on the drawn completions (timed, with
+    its row entry), or the stored sequence's (checked to start with ``locs``; no entry): (result, entry or None)."""
     if reference is None:
         t0 = time.perf_counter()
         ref = run_search("exhaustive", problem.score_fn(images, observed), weights, problem.grid, observed)
