@@ -178,15 +178,9 @@ def _label_dtype(label_shape) -> Optional[np.dtype]:
     return np.dtype(np.int64) if len(label_shape) == 0 else np.dtype(np.uint8)
 
 
-def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_size: int = 10_000, seed: int = 0,
-                   flip: bool = False, overwrite: bool = False, progress: bool = True) -> "ImageDatabase":
-    """Build (or resume, or reuse) an image database of ``n`` source images in ``out_dir``.
-
-    Chunk ``c`` is drawn with its own generator (``derive_seed(seed, "image-database", c)``), so a build that
-    was interrupted and resumed is byte-identical to one that was not.  A finished database with the same
-    config is reused; one with another config is refused unless ``overwrite``.
-    """
-    out_dir = Path(out_dir)
+def _check_build_args(source: ImageSource, n, chunk_size) -> int:
+    """The number of images to build (the source's size when ``n`` is None), with ``n`` and ``chunk_size``
+    checked."""
     if n is None:
         if source.size is None:
             raise ValueError("n (number of images) is required for a source without a fixed size")
@@ -197,6 +191,46 @@ def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_siz
         raise ValueError(f"n={n} exceeds the {source.size} images the source has")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    return n
+
+
+def _write_chunk(source: ImageSource, c: int, n: int, chunk_size: int, seed: int, flip: bool, images, labels,
+                 build) -> None:
+    """Draw chunk ``c`` with its own generator, check its shapes, write it (and its mirror when ``flip``) into
+    the memory-mapped arrays and mark it done with its digest."""
+    C, H, W = source.image_shape
+    copies = 2 if flip else 1
+    start = c * chunk_size
+    count = min(chunk_size, n - start)
+    g = make_generator(derive_seed(seed, "image-database", c))
+    x, y = source.batch(start, count, g)
+    if x.shape != (count, C, H, W):
+        raise ValueError(f"source returned images of shape {x.shape}, expected {(count, C, H, W)}")
+    if flip:
+        x = np.stack([x, x[..., ::-1]], axis=1).reshape(count * 2, C, H, W)
+    images[start * copies:(start + count) * copies] = x
+    if labels is not None:
+        y = np.asarray(y).astype(labels.dtype)
+        if y.shape != (count, *source.label_shape):
+            raise ValueError(f"source returned labels of shape {y.shape}, expected {(count, *source.label_shape)}")
+        if flip:
+            y = np.repeat(y, 2, axis=0)
+        labels[start * copies:(start + count) * copies] = y
+        labels.flush()
+    images.flush()
+    build.mark_done(c, chunk_digest(x, *(() if labels is None else (y,))))
+
+
+def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_size: int = 10_000, seed: int = 0,
+                   flip: bool = False, overwrite: bool = False, progress: bool = True) -> "ImageDatabase":
+    """Build (or resume, or reuse) an image database of ``n`` source images in ``out_dir``.
+
+    Chunk ``c`` is drawn with its own generator (``derive_seed(seed, "image-database", c)``), so a build that
+    was interrupted and resumed is byte-identical to one that was not.  A finished database with the same
+    config is reused; one with another config is refused unless ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    n = _check_build_args(source, n, chunk_size)
     copies = 2 if flip else 1
     rows = int(n) * copies
     C, H, W = source.image_shape
@@ -222,25 +256,7 @@ def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_siz
     n_chunks = -(-int(n) // int(chunk_size))
     todo = [c for c in range(n_chunks) if not build.is_done(c)]
     for c in tqdm(todo, desc=f"database {out_dir.name}", unit="chunk", disable=not progress):
-        start = c * chunk_size
-        count = min(chunk_size, n - start)
-        g = make_generator(derive_seed(seed, "image-database", c))
-        x, y = source.batch(start, count, g)
-        if x.shape != (count, C, H, W):
-            raise ValueError(f"source returned images of shape {x.shape}, expected {(count, C, H, W)}")
-        if flip:
-            x = np.stack([x, x[..., ::-1]], axis=1).reshape(count * 2, C, H, W)
-        images[start * copies:(start + count) * copies] = x
-        if labels is not None:
-            y = np.asarray(y).astype(label_dtype)
-            if y.shape != (count, *source.label_shape):
-                raise ValueError(f"source returned labels of shape {y.shape}, expected {(count, *source.label_shape)}")
-            if flip:
-                y = np.repeat(y, 2, axis=0)
-            labels[start * copies:(start + count) * copies] = y
-            labels.flush()
-        images.flush()
-        build.mark_done(c, chunk_digest(x, *(() if labels is None else (y,))))
+        _write_chunk(source, c, n, chunk_size, seed, flip, images, labels, build)
     checksum = build.checksum(n_chunks)
     del images, labels
     write_manifest(out_dir, KIND, config, inputs={}, rows=rows, image_shape=[C, H, W],

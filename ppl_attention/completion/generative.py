@@ -275,6 +275,75 @@ class GenerativeCompletion(Completion):
         out.excluded = ids if ids.numel() else None
         return out
 
+    def _enumerated_pairs(self):
+        """Every candidate pair (less excluded digits) with a uniform q: the exact posterior when k1 covers them."""
+        pairs = torch.arange(self.num_candidates)
+        if self.excluded is not None:
+            pairs = pairs[~torch.isin(pairs // self.prior.num_offsets, self.excluded)]
+        counts = torch.ones(len(pairs), dtype=torch.float64)
+        log_q = torch.full((len(pairs),), -math.log(len(pairs)), dtype=torch.float64)
+        return pairs, counts, log_q, len(pairs)
+
+    def _importance_pairs(self, loc, y, sigma_p, sigma_q, generator):
+        """Adaptive rounds of k1 draws from q until the ESS target or the cap: the distinct pairs, their counts,
+        log q, log p (None when not yet scored), the draws, the rounds and the ESS of q(o)."""
+        num_offsets = self.prior.num_offsets
+        log_qo = self.offset_log_proposal(loc, y, sigma_q)
+        offset_ess = ess(log_qo)
+        parts_d, parts_o, parts_q = [], [], []
+        draws, rounds = 0, 0
+        while True:
+            d, o, q = self._draw(self.k1, log_qo, loc, y, sigma_q, generator)
+            parts_d.append(d), parts_o.append(o), parts_q.append(q)
+            draws += len(d)
+            rounds += 1
+            key = torch.cat(parts_d) * num_offsets + torch.cat(parts_o)
+            pairs, inverse, cnt = torch.unique(key, return_inverse=True, return_counts=True)
+            log_q = torch.zeros(len(pairs), dtype=torch.float64).scatter_(0, inverse, torch.cat(parts_q))
+            counts = cnt.double()
+            if self.min_ess is None or draws + self.k1 > self.max_k1:
+                log_p = None
+                break
+            log_p = self.log_likelihood(pairs // num_offsets, pairs % num_offsets, loc, y, sigma_p)
+            if ess(log_p - log_q + counts.log()) >= self.min_ess:
+                break
+        return pairs, counts, log_q, log_p, draws, rounds, offset_ess
+
+    def _weight_summary(self, mode, log_p, log_q, counts, draws, t, sigma_p):
+        """Per-pair log weights of all draws (checked finite), the pair and draw ESS and the log evidence."""
+        log_wc = log_p - log_q + counts.log()  # all draws of each distinct pair (the uniform prior cancels)
+        if not bool(torch.isfinite(log_wc).any()) or bool(torch.isnan(log_wc).any()):
+            raise ValueError(f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
+                             f"(sigma {sigma_p * 255:.3g}/255): the observation has no finite likelihood under any "
+                             "candidate; check the glimpses and the noise schedule")
+        log_w_draw = log_p - log_q
+        final_ess = ess(log_wc)
+        draw_ess = float(torch.exp(2 * torch.logsumexp(log_wc, 0) - torch.logsumexp(2 * log_w_draw + counts.log(), 0)))
+        log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(draws) - math.log(self.num_candidates)) \
+            if mode == "importance" else float(torch.logsumexp(log_p, 0) - math.log(self.num_candidates))
+        return log_wc, final_ess, draw_ess, log_evidence
+
+    def _select(self, log_wc, n: int, generator):
+        """At most ``n`` pairs by residual resampling of the weights (all when fewer): indices and weights."""
+        w = torch.softmax(log_wc, 0)
+        sel = torch.arange(len(log_wc))
+        if len(log_wc) > n:
+            keep = residual_resample(w, n, generator)
+            sel = torch.nonzero(keep).flatten()
+            w = keep[sel].double() / n
+        return sel, (w / w.sum()).float()
+
+    def _render(self, d_sel, o_sel, loc, y, generator):
+        """Canvases of the selected pairs with clutter, the observed foveae pasted in when paste_observed."""
+        prior = self.prior
+        images = prior.add_clutter(prior.render(prior.digits[d_sel], o_sel), d_sel, generator)
+        if self.paste_observed:
+            fovea = self.grid.with_scales(1)  # the full-resolution patches alone
+            seen = fovea.mask(loc.view(1, -1)).bool()  # (1, 1, H, W): pixels some fovea saw
+            truth = fovea.paste(y[:, :1].unsqueeze(0), loc.view(1, -1))  # (1, 1, H, W) the observed foveae
+            images = torch.where(seen, truth, images)
+        return images
+
     def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
         """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
 
@@ -296,71 +365,29 @@ class GenerativeCompletion(Completion):
                                       "seconds": time.perf_counter() - t0})
         sigma_p = _sigma(self.sigma, t)
         sigma_q = self._sigma_q(t, sigma_p)
-        rounds, offset_ess = 0, None
+        rounds, offset_ess, log_p = 0, None, None
         if self.num_candidates <= self.k1:  # the whole candidate set: the exact posterior
             mode = "enumerate"
-            pairs = torch.arange(self.num_candidates)
-            if self.excluded is not None:
-                pairs = pairs[~torch.isin(pairs // prior.num_offsets, self.excluded)]
-            counts = torch.ones(len(pairs), dtype=torch.float64)
-            log_q = torch.full((len(pairs),), -math.log(len(pairs)), dtype=torch.float64)
-            draws = len(pairs)
+            pairs, counts, log_q, draws = self._enumerated_pairs()
         else:
             mode = "importance"
-            log_qo = self.offset_log_proposal(loc, y, sigma_q)
-            offset_ess = ess(log_qo)
-            parts_d, parts_o, parts_q = [], [], []
-            draws = 0
-            while True:  # adaptive: rounds of k1 draws until the ESS target or the cap
-                d, o, q = self._draw(self.k1, log_qo, loc, y, sigma_q, generator)
-                parts_d.append(d), parts_o.append(o), parts_q.append(q)
-                draws += len(d)
-                rounds += 1
-                key = torch.cat(parts_d) * prior.num_offsets + torch.cat(parts_o)
-                pairs, inverse, cnt = torch.unique(key, return_inverse=True, return_counts=True)
-                log_q = torch.zeros(len(pairs), dtype=torch.float64).scatter_(0, inverse, torch.cat(parts_q))
-                counts = cnt.double()
-                if self.min_ess is None or draws + self.k1 > self.max_k1:
-                    log_p = None
-                    break
-                log_p = self.log_likelihood(pairs // prior.num_offsets, pairs % prior.num_offsets, loc, y, sigma_p)
-                if ess(log_p - log_q + counts.log()) >= self.min_ess:
-                    break
+            pairs, counts, log_q, log_p, draws, rounds, offset_ess = self._importance_pairs(
+                loc, y, sigma_p, sigma_q, generator)
         digit, offs = pairs // prior.num_offsets, pairs % prior.num_offsets
-        if mode == "enumerate" or log_p is None:
+        if log_p is None:
             log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
-        log_wc = log_p - log_q + counts.log()  # all draws of each distinct pair (the uniform prior cancels)
-        if not bool(torch.isfinite(log_wc).any()) or bool(torch.isnan(log_wc).any()):
-            raise ValueError(f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
-                             f"(sigma {sigma_p * 255:.3g}/255): the observation has no finite likelihood under any "
-                             "candidate; check the glimpses and the noise schedule")
-        log_w_draw = log_p - log_q
-        final_ess = ess(log_wc)
-        draw_ess = float(torch.exp(2 * torch.logsumexp(log_wc, 0) - torch.logsumexp(2 * log_w_draw + counts.log(), 0)))
-        log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(draws) - math.log(self.num_candidates)) \
-            if mode == "importance" else float(torch.logsumexp(log_p, 0) - math.log(self.num_candidates))
-        w = torch.softmax(log_wc, 0)
+        log_wc, final_ess, draw_ess, log_evidence = self._weight_summary(mode, log_p, log_q, counts, draws, t,
+                                                                         sigma_p)
         candidates = {"digit": digit, "offset": offs, "counts": counts, "log_q": log_q, "log_p": log_p}
-        sel = torch.arange(len(pairs))
-        if len(pairs) > n:
-            keep = residual_resample(w, n, generator)
-            sel = torch.nonzero(keep).flatten()
-            w = keep[sel].double() / n
-        w = (w / w.sum()).float()
+        sel, w = self._select(log_wc, n, generator)
         d_sel, o_sel = digit[sel], offs[sel]
-        images = prior.add_clutter(prior.render(prior.digits[d_sel], o_sel), d_sel, generator)
-        if self.paste_observed:
-            fovea = self.grid.with_scales(1)  # the full-resolution patches alone
-            seen = fovea.mask(loc.view(1, -1)).bool()  # (1, 1, H, W): pixels some fovea saw
-            truth = fovea.paste(y[:, :1].unsqueeze(0), loc.view(1, -1))  # (1, 1, H, W) the observed foveae
-            images = torch.where(seen, truth, images)
+        images = self._render(d_sel, o_sel, loc, y, generator)
         diagnostics = {"t": t, "mode": mode, "ess": final_ess, "draw_ess": draw_ess, "draws": int(draws),
                        "rounds": rounds, "unique_pairs": int(len(pairs)), "offset_ess": offset_ess,
                        "sigma_p": sigma_p * 255.0, "sigma_q": sigma_q * 255.0, "log_evidence": log_evidence,
                        "digit": d_sel, "offset": o_sel, "candidates": candidates,
                        "seconds": time.perf_counter() - t0}
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
-
 
 def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int = 32, seed: int = 0,
                            sigma=DEFAULT_SIGMA, clutter_samples: int = 2000, command: dict | None = None) -> dict:

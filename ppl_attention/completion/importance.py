@@ -303,6 +303,28 @@ class ImportanceCompletion(Completion):
         return out
 
     # ------------------------------------------------------------------ sample
+    def _prior_sample(self, n: int, generator, t0: float) -> CompletionSamples:
+        """With nothing observed: ``n`` distinct rows uniformly (all of them when ``n`` >= N), equally weighted."""
+        N = len(self.database)
+        rows = torch.arange(N) if n >= N else torch.randperm(N, generator=generator)[:n]
+        rows = rows.sort().values
+        weights = torch.full((len(rows),), 1.0 / len(rows))
+        return CompletionSamples(self.database.get(rows), weights, self.database.get_labels(rows),
+                                 {"t": 0, "rows": rows, "ess": float(len(rows)),
+                                  "seconds": time.perf_counter() - t0})
+
+    def _log_proposal(self, loc, y, sigma_q: float, true_image):
+        """Normalised ``log q`` over all N rows (tempered to the target ESS, excluded rows at zero) and the
+        temperature."""
+        log_q = self.proposal_log_likelihood(loc, y, sigma_q, true_image)
+        tau = 1.0
+        if self.target_ess is not None:
+            tau = temper_to_ess(log_q, self.target_ess * self.k1)
+            log_q = log_q / tau
+        if self.excluded is not None:  # the design image's own rows and duplicates (no oracle): q = 0
+            log_q = log_q.index_fill(0, self.excluded, -math.inf)
+        return log_q - torch.logsumexp(log_q, 0), tau
+
     def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
         """Up to ``n`` unique weighted database images given the glimpses (the prior when ``t = 0``).
 
@@ -320,22 +342,10 @@ class ImportanceCompletion(Completion):
         N = len(self.database)
         t = loc.shape[0]
         if t == 0:  # the prior: uniform over the database
-            rows = torch.arange(N) if n >= N else torch.randperm(N, generator=generator)[:n]
-            rows = rows.sort().values
-            weights = torch.full((len(rows),), 1.0 / len(rows))
-            return CompletionSamples(self.database.get(rows), weights, self.database.get_labels(rows),
-                                     {"t": 0, "rows": rows, "ess": float(len(rows)),
-                                      "seconds": time.perf_counter() - t0})
+            return self._prior_sample(n, generator, t0)
         sigma_p, sigma_q = _sigma(self.sigma, t), _sigma(self.sigma_q, t)
         # 1. Proposal over all N rows.
-        log_q = self.proposal_log_likelihood(loc, y, sigma_q, true_image)
-        tau = 1.0
-        if self.target_ess is not None:
-            tau = temper_to_ess(log_q, self.target_ess * self.k1)
-            log_q = log_q / tau
-        if self.excluded is not None:  # the design image's own rows and duplicates (no oracle): q = 0
-            log_q = log_q.index_fill(0, self.excluded, -math.inf)
-        log_q = log_q - torch.logsumexp(log_q, 0)
+        log_q, tau = self._log_proposal(loc, y, sigma_q, true_image)
         proposal_ess = ess(log_q)
         t1 = time.perf_counter()
         # 2. K1 draws by residual resampling; unique rows and their counts.

@@ -92,25 +92,8 @@ def digit_bboxes(digits: torch.Tensor) -> torch.Tensor:
     return torch.where(empty.unsqueeze(-1), torch.zeros_like(box), box)
 
 
-def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator,
-                    cluttered: bool = True, canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8,
-                    indices: torch.Tensor | None = None):
-    """Render ``n`` translated (optionally cluttered) MNIST canvases in one batch.
-
-    Args:
-        digits: uint8 (N, 28, 28) digits to place (the pool clutter is also cut from).
-        labels: int64 (N,) their labels.
-        n: number of canvases.
-        generator: a CPU ``torch.Generator``; every random draw comes from it, so the result is deterministic.
-        cluttered: add ``n_clutter`` random ``clutter_size`` x ``clutter_size`` crops of *other* digits of the
-            pool at random places, max-combined with the canvas (Mnih et al. 2014).
-        canvas_size: side of the square canvas (>= 28).
-        indices: which digit each canvas shows, long (n,); default: drawn uniformly from the pool.
-
-    Returns:
-        images uint8 (n, 1, S, S), labels int64 (n,), bboxes float32 (n, 4) = tight (top, left, height, width)
-        of the digit's nonzero pixels on the canvas.
-    """
+def _check_render_args(digits, labels, n, cluttered: bool, canvas_size, n_clutter, clutter_size) -> torch.Tensor:
+    """Check :func:`render_canvases`' arguments, naming the one at fault; returns ``labels`` as a tensor."""
     if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (28, 28):
         raise ValueError(f"digits must be a tensor of shape (N, 28, 28), got "
                          f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
@@ -133,12 +116,40 @@ def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generato
         raise ValueError("digits is empty; need at least one digit to render")
     if digits.dtype != torch.uint8:
         raise ValueError(f"digits must be uint8 in [0, 255], got dtype {digits.dtype}")
+    return labels
+
+
+def _canvas_digits(indices, N: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Which of the ``N`` digits each of the ``n`` canvases shows: ``indices`` checked, or drawn uniformly."""
     if indices is None:
-        indices = torch.randint(N, (n,), generator=generator)
-    else:
-        indices = torch.as_tensor(indices).long()
-        if indices.shape != (n,) or bool(((indices < 0) | (indices >= N)).any()):
-            raise ValueError(f"indices must be {n} digit indices in [0, {N - 1}], got shape {tuple(indices.shape)}")
+        return torch.randint(N, (n,), generator=generator)
+    indices = torch.as_tensor(indices).long()
+    if indices.shape != (n,) or bool(((indices < 0) | (indices >= N)).any()):
+        raise ValueError(f"indices must be {n} digit indices in [0, {N - 1}], got shape {tuple(indices.shape)}")
+    return indices
+
+
+def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator,
+                    cluttered: bool = True, canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8,
+                    indices: torch.Tensor | None = None):
+    """Render ``n`` translated (optionally cluttered) MNIST canvases in one batch.
+
+    Args:
+        digits: uint8 (N, 28, 28) digits to place (the pool clutter is also cut from).
+        labels: int64 (N,) their labels.
+        n: number of canvases.
+        generator: a CPU ``torch.Generator``; every random draw comes from it, so the result is deterministic.
+        cluttered: add ``n_clutter`` random ``clutter_size`` x ``clutter_size`` crops of *other* digits of the
+            pool at random places, max-combined with the canvas (Mnih et al. 2014).
+        canvas_size: side of the square canvas (>= 28).
+        indices: which digit each canvas shows, long (n,); default: drawn uniformly from the pool.
+
+    Returns:
+        images uint8 (n, 1, S, S), labels int64 (n,), bboxes float32 (n, 4) = tight (top, left, height, width)
+        of the digit's nonzero pixels on the canvas.
+    """
+    labels = _check_render_args(digits, labels, n, cluttered, canvas_size, n_clutter, clutter_size)
+    indices = _canvas_digits(indices, digits.shape[0], n, generator)
     S, D = int(canvas_size), DIGIT_SIZE
     if n == 0:
         return torch.zeros(0, 1, S, S, dtype=torch.uint8), labels[:0].clone(), torch.zeros(0, 4)

@@ -218,6 +218,41 @@ def _lr(cfg: TrainEPENetConfig, epoch: int) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs)))
 
 
+def _init_bias(net: EPEMapNet, train: MapData) -> None:
+    """Start the network at the mean map (one mean for coords positions); refuse sub-lattice maps for a table."""
+    with torch.no_grad():
+        a = train.allowed.float()
+        mean = (train.targets * a).sum(0) / a.sum(0).clamp_min(1)
+        if net.bias.numel() == 1:  # positions='coords': one bias for every location
+            net.bias.fill_(float((train.targets * a).sum() / a.sum()))
+        elif train.locations is None:
+            net.bias.copy_(mean)
+        else:
+            raise ValueError("maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
+                             "other locations' table entries: train with `positions` coords")
+
+
+def _train_epoch(net, opt, posterior, train: MapData, scale: float, cfg: TrainEPENetConfig, seed: int,
+                 epoch: int) -> float:
+    """One epoch of minibatch steps in this epoch's seeded order (resumes exactly); the mean training loss."""
+    order = torch.randperm(len(train), generator=generator(derive_seed(seed, "epe-net-epoch", epoch)))
+    total, batches = 0.0, 0
+    for start in range(0, len(train), cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        with torch.no_grad():
+            x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
+        pred = net(x, train.probs[idx], train.locations)
+        losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
+                              cfg.rank_weight)
+        if not bool(torch.isfinite(losses["loss"])):
+            raise FloatingPointError(f"the EPE-map network's loss is {float(losses['loss'])} at epoch {epoch}")
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        total, batches = total + float(losses["loss"].detach()), batches + 1
+    return total / batches
+
+
 def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainEPENetConfig, seed: int = 0,
                   run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
     """Train ``net`` on ``data`` into ``out_dir`` (checkpoint every epoch, resumed when one exists and its
@@ -237,16 +272,7 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
               "examples": len(data)}
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
-    with torch.no_grad():  # start at the mean map
-        a = train.allowed.float()
-        mean = (train.targets * a).sum(0) / a.sum(0).clamp_min(1)
-        if net.bias.numel() == 1:  # positions='coords': one bias for every location
-            net.bias.fill_(float((train.targets * a).sum() / a.sum()))
-        elif train.locations is None:
-            net.bias.copy_(mean)
-        else:
-            raise ValueError("maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
-                             "other locations' table entries: train with `positions` coords")
+    _init_bias(net, train)
     best = {k: v.clone() for k, v in net.state_dict().items()}
     if (out / CHECKPOINT).is_file():
         state, best = _load(out / CHECKPOINT, net, opt, config)
@@ -257,22 +283,8 @@ def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainE
         net.train()
         for group in opt.param_groups:
             group["lr"] = _lr(cfg, epoch)
-        order = torch.randperm(len(train), generator=generator(derive_seed(seed, "epe-net-epoch", epoch)))
-        total, batches = 0.0, 0
-        for start in range(0, len(train), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            with torch.no_grad():
-                x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
-            pred = net(x, train.probs[idx], train.locations)
-            losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
-                                  cfg.rank_weight)
-            if not bool(torch.isfinite(losses["loss"])):
-                raise FloatingPointError(f"the EPE-map network's loss is {float(losses['loss'])} at epoch {epoch}")
-            opt.zero_grad()
-            losses["loss"].backward()
-            opt.step()
-            total, batches = total + float(losses["loss"].detach()), batches + 1
-        row = {"epoch": epoch + 1, "train_loss": total / batches, "lr": _lr(cfg, epoch)}
+        row = {"epoch": epoch + 1, "train_loss": _train_epoch(net, opt, posterior, train, scale, cfg, seed, epoch),
+               "lr": _lr(cfg, epoch)}
         metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
         row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})
         if state["best"] is None or metrics["mean_regret"] < state["best"]:

@@ -44,6 +44,79 @@ def _regret(ref: torch.Tensor, choice: int) -> float:
     return (float(ref[choice]) - low) / max(low, 1e-12)
 
 
+def _reference_step(problem, reference, index, t: int, locs, images, weights, observed, sample_s: float):
+    """The reference's choice and EPE map at step ``t``: the exhaustive search on the drawn completions (timed, with
+    its row entry), or the stored sequence's (checked to start with ``locs``; no entry): (result, entry or None)."""
+    if reference is None:
+        t0 = time.perf_counter()
+        ref = run_search("exhaustive", problem.score_fn(images, observed), weights, problem.grid, observed)
+        return ref, {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
+                     "regret": 0.0, "regret_nats": 0.0, "agree": True}
+    rec = reference.record(index)
+    if rec["locations"][:t] != locs:
+        raise ValueError(f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
+                         f"expected {locs}: it was not generated with these settings")
+    return SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {}), None
+
+
+def _network_proposal(problem, image, observed):
+    """The EPE-map network's map for this step (None without a network) and its seconds."""
+    if problem.epe_net is None:
+        return None, 0.0
+    t0 = time.perf_counter()
+    proposal = problem.epe_net(image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
+    return proposal, time.perf_counter() - t0
+
+
+def _score_search(problem, name, options, step: dict, ref, ref_map, gen) -> dict:
+    """One search's choice at this step on its own cache, timed (its share of sampling and network time added),
+    and its regret against the reference map."""
+    image, observed, samples, images = step["image"], step["observed"], step["samples"], step["images"]
+    asked = name
+    t0 = time.perf_counter()
+    weights = samples.weights
+    if name == INDEPENDENT:  # the exhaustive search on other completions: the estimator's own noise
+        other = problem.sample(observed, step["glimpses"], step["num_samples"], gen, image)
+        name, weights = "exhaustive", other.weights
+        score = problem.score_fn(other.images.to(image.device), observed)
+    else:
+        score = None if name == "amortised" else problem.score_fn(images, observed)
+    result = run_search(name, score, weights, problem.grid, observed, gen, proposal=step["proposal"], **options)
+    seconds = time.perf_counter() - t0
+    if name in NETWORK_SEARCHES:
+        seconds += step["net_s"]
+    if asked not in ("amortised", INDEPENDENT):  # the independent one drew its own
+        seconds += step["sample_s"]
+    return {"seconds": seconds, "evaluations": result.evaluations,
+            "regret": _regret(ref_map, result.location),
+            "regret_nats": float(ref_map[result.location] - ref_map.min()),
+            "agree": result.location == int(ref.location)}
+
+
+def _evaluate_image(problem, image, index, locs, t: int, num_samples: int, g, seed: int, searches: dict,
+                    reference) -> tuple:
+    """Step ``t`` of one image: draw the completions, take the reference, score every search; (row, location)."""
+    observed = torch.tensor(locs, dtype=torch.long)
+    glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
+    t0 = time.perf_counter()
+    samples = problem.sample(observed, glimpses, num_samples, g, image)
+    sample_s = time.perf_counter() - t0
+    images = samples.images.to(image.device)
+    row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s}
+    ref, entry = _reference_step(problem, reference, index, t, locs, images, samples.weights, observed, sample_s)
+    if entry is not None:
+        row["exhaustive"] = entry
+    ref_map = ref.epe.clone()
+    ref_map[observed] = math.inf
+    proposal, net_s = _network_proposal(problem, image, observed)
+    step = {"image": image, "observed": observed, "glimpses": glimpses, "samples": samples, "images": images,
+            "num_samples": num_samples, "proposal": proposal, "net_s": net_s, "sample_s": sample_s}
+    for label, (name, options) in searches.items():
+        gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
+        row[label] = _score_search(problem, name, options, step, ref, ref_map, gen)
+    return row, int(ref.location)
+
+
 def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, seed: int,
                       first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True,
                       reference=None) -> dict:
@@ -55,7 +128,6 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
     identically, for the other searches), so the exhaustive search is not rerun (and not timed)."""
     if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
         raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
-    grid = problem.grid
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
     first = int(first_epe.argmin())
     rows, reference_sequences = [], []
@@ -66,53 +138,10 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
         g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
         locs = [first]
         for t in range(1, T):
-            observed = torch.tensor(locs, dtype=torch.long)
-            glimpses = grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
-            t0 = time.perf_counter()
-            samples = problem.sample(observed, glimpses, num_samples, g, image)
-            sample_s = time.perf_counter() - t0
-            images = samples.images.to(image.device)
-            row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s}
-            if reference is None:
-                t0 = time.perf_counter()
-                ref = run_search("exhaustive", problem.score_fn(images, observed), samples.weights, grid, observed)
-                row["exhaustive"] = {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
-                                     "regret": 0.0, "regret_nats": 0.0, "agree": True}
-            else:
-                rec = reference.record(index)
-                if rec["locations"][:t] != locs:
-                    raise ValueError(f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
-                                     f"expected {locs}: it was not generated with these settings")
-                ref = SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {})
-            ref_map = ref.epe.clone()
-            ref_map[observed] = math.inf
-            proposal, net_s = None, 0.0
-            if problem.epe_net is not None:
-                t0 = time.perf_counter()
-                proposal = problem.epe_net(image.unsqueeze(0), observed.view(1, -1))[0].double().cpu()
-                net_s = time.perf_counter() - t0
-            for label, (name, options) in searches.items():
-                gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
-                t0 = time.perf_counter()
-                weights = samples.weights
-                if name == INDEPENDENT:  # the exhaustive search on other completions: the estimator's own noise
-                    other = problem.sample(observed, glimpses, num_samples, gen, image)
-                    name, weights = "exhaustive", other.weights
-                    score = problem.score_fn(other.images.to(image.device), observed)
-                else:
-                    score = None if name == "amortised" else problem.score_fn(images, observed)
-                result = run_search(name, score, weights, grid, observed, gen, proposal=proposal, **options)
-                seconds = time.perf_counter() - t0
-                if name in NETWORK_SEARCHES:
-                    seconds += net_s
-                if searches[label][0] not in ("amortised", INDEPENDENT):  # the independent one drew its own
-                    seconds += sample_s
-                row[label] = {"seconds": seconds, "evaluations": result.evaluations,
-                              "regret": _regret(ref_map, result.location),
-                              "regret_nats": float(ref_map[result.location] - ref_map.min()),
-                              "agree": result.location == int(ref.location)}
+            row, location = _evaluate_image(problem, image, index, locs, t, num_samples, g, seed, searches,
+                                            reference)
             rows.append(row)
-            locs.append(int(ref.location))
+            locs.append(location)
         reference_sequences.append(locs)
     out = {"rows": rows, "first_step": None, "validity": None}
     if problem.epe_net is not None and len(indices):
@@ -123,7 +152,6 @@ def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_sam
             out["validity"] = _validity(problem, image_fn, indices, torch.tensor(reference_sequences), first_epe,
                                         labels, T)
     return out
-
 
 @torch.no_grad()
 def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, labels, T: int) -> dict:

@@ -245,6 +245,31 @@ def _finish(model: AVP, out: Path, valid, cfg: TrainAVPConfig, seed: int, device
     return model.eval()
 
 
+def _make_model(train, cfg: TrainAVPConfig, seed: int, device, world: int):
+    """The AVP's config, the seeded model on ``device`` (checked against the training images' size) and the
+    module to train (wrapped for distributed data parallelism when ``world`` > 1)."""
+    avp_cfg = avp_config_for(train, cfg)
+    torch.manual_seed(derive_seed(seed, "avp-init"))
+    model = AVP(avp_cfg, cfg.pretrained).to(device)
+    if tuple(getattr(train, "image_size", model.grid.image_size)) != model.grid.image_size:
+        raise ValueError(f"train images are {train.image_size}, the grid expects {model.grid.image_size}")
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
+    return avp_cfg, model, net
+
+
+def _time_limit_reached(cfg: TrainAVPConfig, started: float, epoch: int, device) -> bool:
+    """Whether the time limit (if any) has passed, rank 0's answer broadcast so every rank stops after the same
+    epoch."""
+    if cfg.time_limit_min is None:
+        return False
+    timed_out = bool(_broadcast_value(float(time.monotonic() - started > 60 * cfg.time_limit_min), device))
+    if timed_out:
+        log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit_min, epoch)
+    return timed_out
+
+
 def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: int = 0, device="cpu",
               dataset_name: str | None = None, stop_after: int | None = None, progress: bool = True) -> AVP:
     """Train an AVP on ``train`` (a dataset with the ``ppl_attention.data`` attributes), validating on ``valid``.
@@ -263,14 +288,7 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
     rank, world = _dist()
     device = _rank_device(device, world)
     name = dataset_name or getattr(train, "name", "unknown")
-    avp_cfg = avp_config_for(train, cfg)
-    torch.manual_seed(derive_seed(seed, "avp-init"))
-    model = AVP(avp_cfg, cfg.pretrained).to(device)
-    if tuple(getattr(train, "image_size", model.grid.image_size)) != model.grid.image_size:
-        raise ValueError(f"train images are {train.image_size}, the grid expects {model.grid.image_size}")
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=None if device.type == "cpu" else [device])
+    avp_cfg, model, net = _make_model(train, cfg, seed, device, world)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     config = _checkpoint_config(avp_cfg, cfg, seed, name)
@@ -305,10 +323,7 @@ def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: in
         bar.set_postfix(train=f"{train_nll:.3f}", valid=f"{val_nll:.3f}", best=state["best_epoch"])
         if world > 1:
             dist.barrier()
-        if cfg.time_limit_min is not None:  # every rank stops after the same epoch
-            timed_out = bool(_broadcast_value(float(time.monotonic() - started > 60 * cfg.time_limit_min), device))
-            if timed_out:
-                log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit_min, epoch)
+        timed_out = _time_limit_reached(cfg, started, epoch, device)
     finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience or timed_out
     if stop_after is not None and not finished:
         return model
