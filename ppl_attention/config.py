@@ -14,7 +14,10 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict", "presets",
-           "preset_summary"]
+           "preset_summary", "GLIMPSES"]
+
+#: T, glimpses per image: the paper's sequence length, the one default of every command that takes it.
+GLIMPSES = 5
 
 T = TypeVar("T")
 

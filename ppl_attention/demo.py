@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from .artifacts import atomic_write_json, atomic_write_text, read_json, write_manifest
-from .config import config_to_dict
+from .config import GLIMPSES, config_to_dict
 from .runtime import run_record
 
 __all__ = ["DemoConfig", "run_demo", "STAGES"]
@@ -39,7 +39,7 @@ class DemoConfig:
                                                                 "prior is the paper's database)"})
     pca_components: int = field(default=256, metadata={"help": "PCA components of the database's index"})
     num_sequences: int = field(default=600, metadata={"help": "training images given near-optimal sequences"})
-    glimpses: int = field(default=5, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
+    glimpses: int = field(default=GLIMPSES, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
     num_samples: int = field(default=50, metadata={"help": "image completions per BOED step"})
     search: str = field(default="halving", metadata={"help": "candidate search",
                                                        "choices": ["exhaustive", "halving", "coarse"]})

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..artifacts import (check_compatible, clean_temporaries, load_checkpoint, load_weights,
                          optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint)
-from ..config import config_to_dict
+from ..config import GLIMPSES, config_to_dict
 from ..sensor import NO_GLIMPSE
 from ..runtime import derive_seed, generator
 from .convergence import convergence_summary
@@ -52,7 +52,7 @@ CHECKPOINT = "checkpoint"
 class TrainConfig:
     """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
 
-    glimpses: int = field(default=5, metadata={"help": "T, glimpses per image"})
+    glimpses: int = field(default=GLIMPSES, metadata={"help": "T, glimpses per image"})
     iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
                          optimizer_from_checkpoint,
                          optimizer_to_checkpoint, save_checkpoint)
-from ..config import config_to_dict
+from ..config import GLIMPSES, config_to_dict
 from ..runtime import derive_seed, generator
 from .calibration import calibrate_avp
 from .evaluation import check_labels, collect_logits, fetch_batch
@@ -45,7 +45,7 @@ class TrainAVPConfig:
                                                           "choices": ["small_cnn", "mobilenet_v2", "densenet121"]})
     width: int = field(default=32, metadata={"help": "small_cnn base width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
-    max_glimpses: int = field(default=5, metadata={"help": "T: training uses t ~ U{0..T} random glimpses",
+    max_glimpses: int = field(default=GLIMPSES, metadata={"help": "T: training uses t ~ U{0..T} random glimpses",
                                                    "flag": "glimpses", "old_flags": ("--max-glimpses",)})
     epochs: int = field(default=40, metadata={"help": "maximum number of epochs"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size (over all processes)"})
