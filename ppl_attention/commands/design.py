@@ -126,7 +126,11 @@ def register(sub, common):
     i.add_argument("--dataset", default=None, help="dataset name to record in the manifest")
     i.add_argument("--task", default=None, help="task to record (e.g. the attribute index)")
     i.set_defaults(func=run_import)
+    _register_plots(sub, common)
 
+
+def _register_plots(sub, common):
+    """The EPE, validity and EPE-calibration figures: under `plot`, or as plot-* commands when `plot` is taken."""
     if "plot" in sub.choices:  # someone else owns a `plot` group: stay out of it
         q = sub.add_parser("plot-epe", parents=[common], help="EPE heatmaps of every step of one stored image")
         v = sub.add_parser("plot-validity", parents=[common], help="accuracy along generated vs baseline sequences")
