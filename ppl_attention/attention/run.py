@@ -78,12 +78,7 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     """
     out = Path(out)
     cfg.check()
-    if run.num_supervised is not None and (isinstance(run.num_supervised, bool) or
-                                           not isinstance(run.num_supervised, int) or run.num_supervised < 0):
-        raise ValueError(f"`num_supervised` must be an int >= 0, got {run.num_supervised!r}")
-    if run.pretrain and (not isinstance(run.pretrain_iterations, int) or run.pretrain_iterations < 1):
-        raise ValueError(f"`pretrain_iterations` must be an int >= 1, got "
-                         f"{run.pretrain_iterations!r}")
+    _check_run_config(run)
     train_ds = datasets["train"]
     grid = train_ds.grid
     train, valid, test = (SplitData(datasets[s], cfg.attribute) for s in ("train", "valid", "test"))
@@ -103,29 +98,64 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     if supervision is not None:
         atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
                                                      "sequences": supervision.sequences})
-    trainable = None
-    pre_summary = None
+    trainable, pre_summary = None, None
     if run.pretrain:
-        if run.pretrain_locations == "uniform":
-            probs = torch.full((grid.num_locations,), 1.0 / grid.num_locations)
-        else:
-            source = _epe_source(run)
-            if source is None:
-                raise ValueError("`pretrain_locations` heuristic needs `epe_first` FILE or `sequences` DIR")
-            probs = heuristic_distribution(load_first_glimpse_epe(source, grid.num_locations), 1.0)
-        pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
-        pre = Trainer(pre_cfg, net, train, valid, out / "pretrain", seed, fixed_probs=probs.to(device),
-                      stage="pretrain")
-        pre_summary = pre.run(progress=progress)
-        pre.load_best()  # the best pretrained trunk, then frozen
-        for p in net.trunk_parameters():
-            p.requires_grad_(False)
-        trainable = [p for p in net.parameters() if p.requires_grad]
+        trainable, pre_summary = _pretrain(run, cfg, net, grid, (train, valid), out, seed, device, progress)
     trainer = Trainer(cfg, net, train, valid, out, seed, supervision=supervision, trainable=trainable)
     result = trainer.run(stop_at=stop_at, progress=progress)
     if trainer.iteration < cfg.iterations:
         return result  # interrupted on purpose: no test yet
     trainer.load_best()
+    summary, (locations, images, labels) = _test_summary(run, cfg, net, grid, trainer, test, out,
+                                                         result, supervision, seed, pre_summary)
+    if cfg.ce_every_step:
+        from .stopping import stopping_curve
+
+        summary["stopping_curve"] = stopping_curve(net, images.to(device), labels, cfg.glimpses,
+                                                   run.stopping_thresholds, cfg.eval_batch_size)
+    if figures:
+        summary["figures"] = _run_figures(run, grid, trainer, locations, images, labels, out, summary)
+    summary["run"] = run_record()
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _check_run_config(run: RunConfig) -> None:
+    """Refuse a bad supervised-image count or pretraining length before any data is read."""
+    if run.num_supervised is not None and (isinstance(run.num_supervised, bool) or
+                                           not isinstance(run.num_supervised, int) or run.num_supervised < 0):
+        raise ValueError(f"`num_supervised` must be an int >= 0, got {run.num_supervised!r}")
+    if run.pretrain and (not isinstance(run.pretrain_iterations, int) or run.pretrain_iterations < 1):
+        raise ValueError(f"`pretrain_iterations` must be an int >= 1, got "
+                         f"{run.pretrain_iterations!r}")
+
+
+def _pretrain(run: RunConfig, cfg: TrainConfig, net: HardAttentionNet, grid, splits: tuple, out: Path, seed: int,
+              device: torch.device, progress: bool):
+    """RAM+ pretraining on (train, valid) ``splits`` with fixed location distributions, then the trunk frozen:
+    the parameters left to train and the pretraining's summary."""
+    train, valid = splits
+    if run.pretrain_locations == "uniform":
+        probs = torch.full((grid.num_locations,), 1.0 / grid.num_locations)
+    else:
+        source = _epe_source(run)
+        if source is None:
+            raise ValueError("`pretrain_locations` heuristic needs `epe_first` FILE or `sequences` DIR")
+        probs = heuristic_distribution(load_first_glimpse_epe(source, grid.num_locations), 1.0)
+    pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
+    pre = Trainer(pre_cfg, net, train, valid, out / "pretrain", seed, fixed_probs=probs.to(device),
+                  stage="pretrain")
+    pre_summary = pre.run(progress=progress)
+    pre.load_best()  # the best pretrained trunk, then frozen
+    for p in net.trunk_parameters():
+        p.requires_grad_(False)
+    return [p for p in net.parameters() if p.requires_grad], pre_summary
+
+
+def _test_summary(run: RunConfig, cfg: TrainConfig, net: HardAttentionNet, grid, trainer: Trainer,
+                  test: SplitData, out: Path, result: dict, supervision, seed: int, pre_summary):
+    """Test the best checkpoint (greedy, sampled, Monte Carlo) and write its greedy glimpses: the run's summary,
+    and the test (locations, images, labels) the stopping curve and figures reuse."""
     test_greedy = trainer.evaluate(test, "greedy", ("test",))
     test_sampled = trainer.evaluate(test, "sample", ("test-sample",))
     test_mc = trainer.evaluate(test, "sample", ("test-mc",), mc_samples=cfg.mc_samples)
@@ -140,32 +170,30 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
                "test_mc_acc": test_mc["acc"], "test_mc_samples": cfg.mc_samples,
                "sensor": grid.to_dict(), "flops_per_glimpse": flops_per_glimpse(net),
                "classifier_flops": classifier_flops(net), "pretrain_summary": pre_summary}
-    if cfg.ce_every_step:
-        from .stopping import stopping_curve
+    return summary, (locations, images, labels)
 
-        summary["stopping_curve"] = stopping_curve(net, images.to(device), labels, cfg.glimpses,
-                                                   run.stopping_thresholds, cfg.eval_batch_size)
-    if figures:
-        from ..data._files import stratified_indices
-        from ..plots.attention import (animate_glimpses, plot_glimpse_frequency, plot_glimpse_strip,
-                                       plot_validation_curves)
 
-        shown = stratified_indices(labels, 8)  # across classes, not the first class of a sorted split
-        summary["figures"] = [
-            str(plot_glimpse_frequency(grid, locations, out / "glimpse_frequency.png",
-                                       title=f"{run.dataset} {run.supervision}: glimpse frequency (test)")),
-            str(plot_validation_curves({out.name: trainer.history}, out / "validation_curve.png")),
-            str(plot_glimpse_strip(images[shown], locations[shown], grid, out / "glimpses.png",
-                                   labels=labels[shown].tolist())),
-            str(animate_glimpses(images[shown], locations[shown], grid, out / "glimpses.gif"))]
-        if "stopping_curve" in summary:
-            from ..plots.attention import plot_stopping_curve
+def _run_figures(run: RunConfig, grid, trainer: Trainer, locations, images, labels, out: Path,
+                 summary: dict) -> list[str]:
+    """The run's figures (glimpse frequency, validation curve, glimpse strip and animation, stopping curve)."""
+    from ..data._files import stratified_indices
+    from ..plots.attention import (animate_glimpses, plot_glimpse_frequency, plot_glimpse_strip,
+                                   plot_validation_curves)
 
-            summary["figures"].append(str(plot_stopping_curve({run.supervision: summary["stopping_curve"]},
-                                                              out / "stopping_flops.png")))
-    summary["run"] = run_record()
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    shown = stratified_indices(labels, 8)  # across classes, not the first class of a sorted split
+    figures = [
+        str(plot_glimpse_frequency(grid, locations, out / "glimpse_frequency.png",
+                                   title=f"{run.dataset} {run.supervision}: glimpse frequency (test)")),
+        str(plot_validation_curves({out.name: trainer.history}, out / "validation_curve.png")),
+        str(plot_glimpse_strip(images[shown], locations[shown], grid, out / "glimpses.png",
+                               labels=labels[shown].tolist())),
+        str(animate_glimpses(images[shown], locations[shown], grid, out / "glimpses.gif"))]
+    if "stopping_curve" in summary:
+        from ..plots.attention import plot_stopping_curve
+
+        figures.append(str(plot_stopping_curve({run.supervision: summary["stopping_curve"]},
+                                               out / "stopping_flops.png")))
+    return figures
 
 
 def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAttentionNet, seed: int,

@@ -119,54 +119,26 @@ def _reference_store(args, indices):
 def run_train(args):
     import torch
 
-    from ..artifacts import ArtifactError, dir_checksum, read_manifest, write_manifest
-    from ..design.amortised import EPE_NET_KIND, EPENetConfig, EPEMapNet, avp_weights_checksum, save_epe_net
+    from ..artifacts import dir_checksum, write_manifest
+    from ..design.amortised import EPE_NET_KIND, EPENetConfig, EPEMapNet, save_epe_net
     from ..design.distill import TrainEPENetConfig, load_store_maps, train_epe_net
-    from ..design.store import SequenceStore
     from ..posterior import load_avp
     from ..runtime import resolve_device, seed_everything
 
     cfg = build_config(TrainEPENetConfig, args).check()
-    for s in args.store:
-        check_in_dir(s, "--store", "a sequence store directory")
-    if len(set(map(str, args.store))) != len(args.store):
-        raise ValueError(f"--store lists a store twice: {[str(s) for s in args.store]}")
-    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
-    check_out_dir(args.out)
+    _check_train_paths(args)
     set_threads(args.threads)
     avp = load_avp(args.avp, resolve_device(args.device)).eval()  # the network trains on the AVP's device
     avp_sum = dir_checksum(args.avp)
-    stores = [SequenceStore.open(s) for s in args.store]
-    for store, path in zip(stores, args.store):
-        _check_store(store, path, avp_sum, avp.grid, args.avp)
-    priors = {store.config.get("prior") for store in stores}
-    if len(priors) != 1:
-        raise ArtifactError(f"the --store directories were generated with different priors {sorted(map(str, priors))}; "
-                            "one network is tied to one prior")
+    stores, prior = _open_train_stores(args, avp, avp_sum)
     spec = resolve_dataset(args, [*args.store, args.avp], default=None)
-    splits = {}
-    fns = []
-    for store in stores:
-        split = store.config.get("split", "train")
-        if split not in splits:
-            splits[split] = spec.load(split)
-        fns.append(lambda i, d=splits[split]: d[int(i)]["image"])
-    store_info = [{"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
-                  for p, s in zip(args.store, stores)]
+    fns = _store_image_fns(spec, stores)
     net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
                            width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden,
                            positions=cfg.positions)
-    run_config = {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
-                  "avp_weights": avp_weights_checksum(args.avp),
-                  "prior": priors.pop(), "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(
-                      "inputs", {}).get("prior"), "stores": store_info, "train": config_to_dict(cfg),
-                  "seed": args.seed, "task": stores[0].config.get("task")}
+    run_config = _train_run_config(args, cfg, spec, avp, avp_sum, prior, stores)
     out = Path(args.out)
-    if (out / "manifest.json").is_file():  # a rerun: the same inputs and settings, or refused before writing
-        old = read_manifest(out, EPE_NET_KIND).get("config", {})
-        diff = sorted(k for k in set(old) | set(run_config) if k != "net" and old.get(k) != run_config.get(k))
-        if diff:
-            raise ArtifactError(f"--out {out} holds an EPE-map network trained with other {diff}; use another --out")
+    _check_train_rerun(out, run_config)
     seed_everything(args.seed)
     data = load_store_maps(stores, fns, avp)
     print(f"  {len(data)} examples from {sum(len(s) for s in stores)} records")
@@ -187,6 +159,69 @@ def run_train(args):
     return 0
 
 
+def _check_train_paths(args) -> None:
+    """Refuse missing or repeated stores, a missing AVP and an unusable --out before anything is loaded."""
+    for s in args.store:
+        check_in_dir(s, "--store", "a sequence store directory")
+    if len(set(map(str, args.store))) != len(args.store):
+        raise ValueError(f"--store lists a store twice: {[str(s) for s in args.store]}")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_out_dir(args.out)
+
+
+def _open_train_stores(args, avp, avp_sum: str):
+    """The sequence stores, each checked against the AVP, and the one prior they were all generated with."""
+    from ..artifacts import ArtifactError
+    from ..design.store import SequenceStore
+
+    stores = [SequenceStore.open(s) for s in args.store]
+    for store, path in zip(stores, args.store):
+        _check_store(store, path, avp_sum, avp.grid, args.avp)
+    priors = {store.config.get("prior") for store in stores}
+    if len(priors) != 1:
+        raise ArtifactError(f"the --store directories were generated with different priors {sorted(map(str, priors))}; "
+                            "one network is tied to one prior")
+    return stores, priors.pop()
+
+
+def _store_image_fns(spec, stores) -> list:
+    """For each store, index -> image of the split it was generated on (each split loaded once)."""
+    splits = {}
+    fns = []
+    for store in stores:
+        split = store.config.get("split", "train")
+        if split not in splits:
+            splits[split] = spec.load(split)
+        fns.append(lambda i, d=splits[split]: d[int(i)]["image"])
+    return fns
+
+
+def _train_run_config(args, cfg, spec, avp, avp_sum: str, prior, stores) -> dict:
+    """The network's recorded inputs and settings, so a rerun into the same --out can be checked against them."""
+    from ..artifacts import dir_checksum
+    from ..design.amortised import avp_weights_checksum
+
+    store_info = [{"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
+                  for p, s in zip(args.store, stores)]
+    return {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
+            "avp_weights": avp_weights_checksum(args.avp),
+            "prior": prior, "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(
+                "inputs", {}).get("prior"), "stores": store_info, "train": config_to_dict(cfg),
+            "seed": args.seed, "task": stores[0].config.get("task")}
+
+
+def _check_train_rerun(out: Path, run_config: dict) -> None:
+    """A rerun into an existing network's --out must use the same inputs and settings; refused before writing."""
+    from ..artifacts import ArtifactError, read_manifest
+    from ..design.amortised import EPE_NET_KIND
+
+    if (out / "manifest.json").is_file():
+        old = read_manifest(out, EPE_NET_KIND).get("config", {})
+        diff = sorted(k for k in set(old) | set(run_config) if k != "net" and old.get(k) != run_config.get(k))
+        if diff:
+            raise ArtifactError(f"--out {out} holds an EPE-map network trained with other {diff}; use another --out")
+
+
 def run_evaluate(args):
     import torch
 
@@ -197,21 +232,7 @@ def run_evaluate(args):
     from ..runtime import resolve_device
     from .design import noise_schedule
 
-    check_in_dir(args.epe_net, "epe_net", "an EPE-map network directory (train-epe-net)")
-    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
-    check_in_dir(args.prior, "--prior", "a prior directory (build-prior)")
-    check_out_dir(args.out)
-    check_int("--num-images", args.num_images)
-    check_int("--first-image", args.first_image, minimum=0)
-    check_int("--glimpses", args.T, minimum=2)
-    check_int("--num-samples", args.num_samples)
-    check_int("--first-num-samples", args.first_num_samples, optional=True)
-    check_int("--k1", args.k1)
-    check_int("--batch-size", args.batch_size)
-    for k in args.hybrid_top:
-        check_int("--hybrid-top", k)
-    if len(set(args.searches)) != len(args.searches):
-        raise ValueError(f"--searches lists a search twice: {args.searches}")
+    _check_evaluate_args(args)
     set_threads(args.threads)
     spec = resolve_dataset(args, [args.avp, args.prior, args.epe_net], default=None)
     data = spec.load(args.split)
@@ -231,13 +252,7 @@ def run_evaluate(args):
         first = reference.first_glimpse_epe()
     else:
         first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
-    searches = {}
-    for name in args.searches:
-        if name == "hybrid":
-            for k in args.hybrid_top:
-                searches[f"hybrid-top{k}"] = ("hybrid", {"top": k})
-        else:
-            searches[name] = (name, {})
+    searches = _evaluated_searches(args)
     result = evaluate_searches(problem, image_fn, indices, args.T, args.num_samples, args.seed, first, searches,
                                labels=lambda i: data[int(i)]["label"], progress=not args.no_progress,
                                reference=reference)
@@ -252,10 +267,46 @@ def run_evaluate(args):
                 "reference": None if args.reference is None else str(args.reference)}
     atomic_write_json(out / "evaluation.json", {"settings": settings, **result})
     write_summary(out, {"settings": settings, **summary})
+    _print_search_summary(summary)
+    return 0
+
+
+def _check_evaluate_args(args) -> None:
+    """Refuse missing inputs, an unusable --out and bad counts before the dataset or any network is loaded."""
+    check_in_dir(args.epe_net, "epe_net", "an EPE-map network directory (train-epe-net)")
+    check_in_dir(args.avp, "--avp", "an AVP directory (train-avp)")
+    check_in_dir(args.prior, "--prior", "a prior directory (build-prior)")
+    check_out_dir(args.out)
+    check_int("--num-images", args.num_images)
+    check_int("--first-image", args.first_image, minimum=0)
+    check_int("--glimpses", args.T, minimum=2)
+    check_int("--num-samples", args.num_samples)
+    check_int("--first-num-samples", args.first_num_samples, optional=True)
+    check_int("--k1", args.k1)
+    check_int("--batch-size", args.batch_size)
+    for k in args.hybrid_top:
+        check_int("--hybrid-top", k)
+    if len(set(args.searches)) != len(args.searches):
+        raise ValueError(f"--searches lists a search twice: {args.searches}")
+
+
+def _evaluated_searches(args) -> dict:
+    """Label -> (search, options) of each compared search; hybrid once per --hybrid-top."""
+    searches = {}
+    for name in args.searches:
+        if name == "hybrid":
+            for k in args.hybrid_top:
+                searches[f"hybrid-top{k}"] = ("hybrid", {"top": k})
+        else:
+            searches[name] = (name, {})
+    return searches
+
+
+def _print_search_summary(summary: dict) -> None:
+    """One line per search: its mean regret and agreement with the reference (when known) and its speed."""
     for label, entry in summary["searches"].items():
         if "mean_regret" in entry:
             print(f"  {label:>14}: mean regret {100 * entry['mean_regret']:.2f} %, agreement "
                   f"{100 * entry['agreement']:.1f} %, {entry['seconds_per_sequence']:.4f} s/sequence")
         else:
             print(f"  {label:>14}: {entry['seconds_per_sequence']:.5f} s/sequence")
-    return 0

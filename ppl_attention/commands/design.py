@@ -126,7 +126,11 @@ def register(sub, common):
     i.add_argument("--dataset", default=None, help="dataset name to record in the manifest")
     i.add_argument("--task", default=None, help="task to record (e.g. the attribute index)")
     i.set_defaults(func=run_import)
+    _register_plots(sub, common)
 
+
+def _register_plots(sub, common):
+    """The EPE, validity and EPE-calibration figures: under `plot`, or as plot-* commands when `plot` is taken."""
     if "plot" in sub.choices:  # someone else owns a `plot` group: stay out of it
         q = sub.add_parser("plot-epe", parents=[common], help="EPE heatmaps of every step of one stored image")
         v = sub.add_parser("plot-validity", parents=[common], help="accuracy along generated vs baseline sequences")
@@ -189,31 +193,14 @@ def noise_schedule(sigma, prior: Path, data, dataset: str) -> tuple[list[float],
 
 
 def run_generate(args):
-    from ..artifacts import dir_checksum
-    from ..design.executors import generate_sequences, parse_shard, shard_indices
-    from ..design.images import ImageFactory
+    from ..design.executors import parse_shard, shard_indices
     from ..design.search import parse_search_options
     from ..design.sequential import DesignSettings
-    from ..design.store import SequenceStore
     from ..design.epe import default_precision
     from ..runtime import resolve_device
 
     cfg = build_config(GenerateConfig, args)
-    for name in ("avp", "prior", "out"):
-        if getattr(cfg, name) is None:
-            raise ValueError(f"--{name} is required")
-    avp, prior, out = Path(cfg.avp), Path(cfg.prior), Path(cfg.out)
-    for name, path in (("avp", avp), ("prior", prior)):
-        check_in_dir(path, f"--{name}")
-    network_search = cfg.search in ("amortised", "hybrid")
-    if network_search and cfg.epe_net is None:
-        raise ValueError(f"--search {cfg.search} needs --epe-net DIR (a network trained by train-epe-net)")
-    if cfg.epe_net is not None:
-        if not network_search:
-            raise ValueError(f"--epe-net is read only by --search amortised or hybrid, not by --search {cfg.search}")
-        check_in_dir(Path(cfg.epe_net), "--epe-net", "an EPE-map network directory (train-epe-net)")
-    check_out_dir(out)
-    _check_generate(cfg)
+    avp, prior, out = _check_generate_paths(cfg)
     shard = parse_shard(cfg.shard)
     indices = cfg.indices if cfg.indices is not None else range(cfg.num_images)
     device = resolve_device(args.device)
@@ -230,16 +217,57 @@ def run_generate(args):
     search_options = parse_search_options(cfg.search, cfg.search_options)
     settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat,
                               search_options=search_options)
-    factory = ImageFactory(spec.name, str(avp), str(prior), cfg.split, spec.root, spec.seed,
-                           _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
-                           sigma=tuple(sigma), options=spec.options,
-                           sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
-                           target_ess=cfg.target_ess, shift=cfg.shift, precision=precision,
-                           min_ess=cfg.min_ess,
-                           max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
-                           epe_net=cfg.epe_net, allow_oracle=cfg.allow_oracle)
+    factory = _image_factory(cfg, spec, avp, prior, device, sigma, precision)
     _check_oracle(cfg, avp, prior, data, indices)
     problem, image_fn = factory()
+    _check_generate_indices(cfg, spec, problem, image_fn, indices)
+    config = _generate_store_config(cfg, args, spec, problem, search_options, sigma, precision, avp, prior)
+    store, counts = _design_into_store(cfg, args, out, config, avp, prior, factory,
+                                       shard_indices(indices, shard), settings)
+    write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
+                        "noise_schedule_from": sigma_from, "prior_kind": "generative" if generative else "database",
+                        "ess": _ess_summary(store, shard_indices(indices, shard)),
+                        "shard": f"{shard[0]}/{shard[1]}", **counts,
+                        "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
+    return _report_failures(out, counts["failures"])
+
+
+def _check_generate_paths(cfg: GenerateConfig) -> tuple[Path, Path, Path]:
+    """The AVP, prior and store directories, refused before anything is loaded when missing or inconsistent."""
+    for name in ("avp", "prior", "out"):
+        if getattr(cfg, name) is None:
+            raise ValueError(f"--{name} is required")
+    avp, prior, out = Path(cfg.avp), Path(cfg.prior), Path(cfg.out)
+    for name, path in (("avp", avp), ("prior", prior)):
+        check_in_dir(path, f"--{name}")
+    network_search = cfg.search in ("amortised", "hybrid")
+    if network_search and cfg.epe_net is None:
+        raise ValueError(f"--search {cfg.search} needs --epe-net DIR (a network trained by train-epe-net)")
+    if cfg.epe_net is not None:
+        if not network_search:
+            raise ValueError(f"--epe-net is read only by --search amortised or hybrid, not by --search {cfg.search}")
+        check_in_dir(Path(cfg.epe_net), "--epe-net", "an EPE-map network directory (train-epe-net)")
+    check_out_dir(out)
+    _check_generate(cfg)
+    return avp, prior, out
+
+
+def _image_factory(cfg: GenerateConfig, spec, avp: Path, prior: Path, device, sigma, precision):
+    """The picklable maker of each image's design problem, so local and Ray workers build the same one."""
+    from ..design.images import ImageFactory
+
+    return ImageFactory(spec.name, str(avp), str(prior), cfg.split, spec.root, spec.seed,
+                        _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
+                        sigma=tuple(sigma), options=spec.options,
+                        sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
+                        target_ess=cfg.target_ess, shift=cfg.shift, precision=precision,
+                        min_ess=cfg.min_ess,
+                        max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
+                        epe_net=cfg.epe_net, allow_oracle=cfg.allow_oracle)
+
+
+def _check_generate_indices(cfg: GenerateConfig, spec, problem, image_fn, indices) -> None:
+    """Refuse more glimpses than locations (without repeats) and images beyond the split, before any design."""
     L, size = problem.grid.num_locations, getattr(image_fn, "size", None)
     if cfg.T > L and not cfg.allow_repeat:
         raise ValueError(f"--glimpses must be <= {L} (the grid's locations) without --allow-repeat, got {cfg.T}")
@@ -250,6 +278,13 @@ def run_generate(args):
             raise ValueError(f"{what}: the {cfg.split} split of {spec.name} has {size} images (indices 0.."
                              f"{size - 1}), got "
                              f"{'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
+
+
+def _generate_store_config(cfg: GenerateConfig, args, spec, problem, search_options, sigma, precision,
+                           avp: Path, prior: Path) -> dict:
+    """The store's config: everything a record depends on, so a store built with another one is refused."""
+    from ..artifacts import dir_checksum
+
     config = {"dataset": spec.name, "data": spec.to_dict(), "split": cfg.split, "task": cfg.task,
               "grid": problem.grid.to_dict(),
               "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
@@ -265,6 +300,15 @@ def run_generate(args):
         config["allow_oracle"] = True
     if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged
         config["epe_net"] = dir_checksum(Path(cfg.epe_net))
+    return config
+
+
+def _design_into_store(cfg: GenerateConfig, args, out: Path, config: dict, avp: Path, prior: Path, factory,
+                       indices, settings):
+    """Open (or resume) the store and design its images; a store that failed before writing anything is removed."""
+    from ..design.executors import generate_sequences
+    from ..design.store import SequenceStore
+
     existed = out.exists()
     source = _first_glimpse_source(cfg, config)  # checked before --out is touched
     store = SequenceStore.create(out, config, inputs={"avp": str(avp), "prior": str(prior)})
@@ -272,7 +316,7 @@ def run_generate(args):
         if source is not None and not store.has_first_glimpse():
             info = {k: v for k, v in source.first_glimpse().items() if k != "epe"}
             store.write_first_glimpse(source.first_glimpse_epe(), **info, copied_from=str(cfg.first_glimpse_from))
-        counts = generate_sequences(store, factory, shard_indices(indices, shard), settings, args.seed,
+        counts = generate_sequences(store, factory, indices, settings, args.seed,
                                     cfg.executor, cfg.images_per_task, cfg.gpus_per_worker, cfg.first_num_samples,
                                     ray_address=cfg.ray_address, workers=cfg.ray_workers,
                                     cpus_per_worker=cfg.cpus_per_worker)
@@ -280,12 +324,7 @@ def run_generate(args):
         if not existed:  # failed before writing anything: leave --out as it was
             store.remove_if_empty()
         raise
-    write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
-                        "noise_schedule_from": sigma_from, "prior_kind": "generative" if generative else "database",
-                        "ess": _ess_summary(store, shard_indices(indices, shard)),
-                        "shard": f"{shard[0]}/{shard[1]}", **counts,
-                        "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
-    return _report_failures(out, counts["failures"])
+    return store, counts
 
 
 def _report_failures(out: Path, failures: dict) -> int:

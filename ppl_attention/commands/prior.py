@@ -55,7 +55,6 @@ def register(sub, common):
 
 
 def run(args):
-    from ..completion.database import DatasetSource, mnist_canvas_source
     from ..completion.pca_index import PCAIndexConfig
     from ..completion.prior import build_prior
     from ._common import check_int, check_out_dir
@@ -75,44 +74,8 @@ def run(args):
 
     kind = cfg.kind or default_prior(spec.name)
     if kind == "generative":
-        from ..completion.generative import build_generative_prior
-
-        check_int("--prototypes", cfg.prototypes)
-        check_int("--digit-components", cfg.digit_components)
-        if spec.root is not None:
-            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
-        # The generative prior has no database: a database setting the user changed would be silently ignored.
-        defaults = BuildPriorConfig()
-        ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY
-                   if getattr(cfg, name) != getattr(defaults, name)]
-        if ignored:
-            raise ValueError(f"{', '.join(ignored)} set the database prior; the generative prior of {spec.name} does "
-                             f"not use them (its settings are --digit-components and --prototypes); drop them, or "
-                             f"pass --kind database")
-        t0 = time.perf_counter()
-        summary = build_generative_prior(args.out, spec, cfg.digit_components, cfg.prototypes, seed=args.seed,
-                                         command=config_to_dict(cfg))
-        summary.update({"dataset": spec.name, "data": spec.describe(), "kind": kind,
-                        "seconds": round(time.perf_counter() - t0, 2)})
-        write_summary(args.out, summary)
-        return 0
-    if spec.name.startswith(("cluttered-mnist", "translated-mnist")):
-        if spec.root is not None:
-            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
-        dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
-        render = {k: getattr(dataset, k) for k, default in (("canvas_size", 60), ("n_clutter", 4),
-                                                            ("clutter_size", 8)) if getattr(dataset, k) != default}
-        source = mnist_canvas_source("train", cluttered=dataset.cluttered, **render)
-        grid = dataset.grid
-        n = cfg.size
-        data["seed"] = None  # fresh canvases of the training digits: no split seed (the digits' split is fixed)
-    else:
-        dataset = spec.load("train")
-        if cfg.flip and not getattr(dataset, "allows_flip", False):
-            raise ValueError(f"--flip was given but {spec.name} does not allow horizontal flips")
-        source = DatasetSource(dataset, name=spec.name)
-        grid = dataset.grid
-        n = min(cfg.size, len(dataset))
+        return _run_generative(args, cfg, spec, kind)
+    source, grid, n = _database_source(cfg, spec, data)
     index_config = PCAIndexConfig(components=cfg.components, fit_samples=cfg.fit_samples,
                                   code_dtype=cfg.code_dtype, shift=cfg.shift)
     t0 = time.perf_counter()
@@ -123,3 +86,49 @@ def run(args):
                     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
     write_summary(args.out, summary)
     return 0
+
+
+def _run_generative(args, cfg: BuildPriorConfig, spec, kind: str) -> int:
+    """Build the generative prior, refusing the database-only settings it would silently ignore."""
+    from ..completion.generative import build_generative_prior
+    from ._common import check_int
+
+    check_int("--prototypes", cfg.prototypes)
+    check_int("--digit-components", cfg.digit_components)
+    if spec.root is not None:
+        raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
+    # The generative prior has no database: a database setting the user changed would be silently ignored.
+    defaults = BuildPriorConfig()
+    ignored = [f"--{name.replace('_', '-')}" for name in DATABASE_ONLY
+               if getattr(cfg, name) != getattr(defaults, name)]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} set the database prior; the generative prior of {spec.name} does "
+                         f"not use them (its settings are --digit-components and --prototypes); drop them, or "
+                         f"pass --kind database")
+    t0 = time.perf_counter()
+    summary = build_generative_prior(args.out, spec, cfg.digit_components, cfg.prototypes, seed=args.seed,
+                                     command=config_to_dict(cfg))
+    summary.update({"dataset": spec.name, "data": spec.describe(), "kind": kind,
+                    "seconds": round(time.perf_counter() - t0, 2)})
+    write_summary(args.out, summary)
+    return 0
+
+
+def _database_source(cfg: BuildPriorConfig, spec, data: dict):
+    """The database's image source, sensor grid and row count: fresh training canvases for the MNIST canvases
+    (``data``'s split seed is then cleared), else the dataset's training images."""
+    from ..completion.database import DatasetSource, mnist_canvas_source
+
+    if spec.name.startswith(("cluttered-mnist", "translated-mnist")):
+        if spec.root is not None:
+            raise ValueError(f"--root is not used by {spec.name} (built from bundled digits), got {spec.root!r}")
+        dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
+        render = {k: getattr(dataset, k) for k, default in (("canvas_size", 60), ("n_clutter", 4),
+                                                            ("clutter_size", 8)) if getattr(dataset, k) != default}
+        source = mnist_canvas_source("train", cluttered=dataset.cluttered, **render)
+        data["seed"] = None  # fresh canvases of the training digits: no split seed (the digits' split is fixed)
+        return source, dataset.grid, cfg.size
+    dataset = spec.load("train")
+    if cfg.flip and not getattr(dataset, "allows_flip", False):
+        raise ValueError(f"--flip was given but {spec.name} does not allow horizontal flips")
+    return DatasetSource(dataset, name=spec.name), dataset.grid, min(cfg.size, len(dataset))
