@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import add_config_arguments, build_config, config_to_dict
+from ..completion.base import DEFAULT_K1
+from ..config import GLIMPSES, add_config_arguments, build_config, config_to_dict
 from ._common import check_in_dir, check_int, check_out_dir, set_threads, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
@@ -50,14 +51,17 @@ def register(sub, common):
                    help="held-out split (default: test)")
     e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
     e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
-    e.add_argument("--glimpses", dest="T", type=int, default=4, help="glimpses per sequence (default: 4)")
-    e.add_argument("-T", dest="T", type=int, default=4, help=argparse.SUPPRESS)  # the earlier spelling
+    e.add_argument("--glimpses", dest="T", type=int, default=GLIMPSES,
+                   help="glimpses per sequence (default: %(default)s)")
+    e.add_argument("-T", dest="T", type=int, default=GLIMPSES, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
     e.add_argument("--first-num-samples", type=int, default=None,
                    help="prior samples of the first-glimpse map (default: --num-samples)")
-    e.add_argument("--k1", type=int, default=1000, help="proposal draws of the importance sampler (default: 1000)")
-    e.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"],
-                   help="of the AVP's passes in every BOED search, the reference included (default: bfloat16)")
+    e.add_argument("--k1", type=int, default=DEFAULT_K1,
+                   help="proposal draws of the importance sampler (default: %(default)s)")
+    e.add_argument("--precision", default=None, choices=["float32", "bfloat16"],
+                   help="of the AVP's passes in every BOED search, the reference included (default: bfloat16 on "
+                        "CUDA, float32 on the CPU)")
     e.add_argument("--searches", nargs="+", default=["halving", "hybrid", "amortised"],
                    choices=["halving", "coarse", "race", "hybrid", "amortised", "exhaustive-independent"],
                    help="searches compared with the exhaustive one (default: halving hybrid amortised); "
@@ -229,6 +233,7 @@ def run_evaluate(args):
     from ..design.images import ImageFactory
     from ..design.regret import evaluate_searches, summarise
     from ..design.sequential import first_glimpse_epe
+    from ..design.epe import default_precision
     from ..runtime import resolve_device
     from .design import noise_schedule
 
@@ -242,6 +247,7 @@ def run_evaluate(args):
                          f"asked for image {indices[-1]}")
     sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
     device = resolve_device(args.device)
+    args.precision = args.precision or default_precision(device)
     factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
                            args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
                            precision=args.precision, epe_net=str(args.epe_net))

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..config import add_config_arguments, build_config, config_to_dict
+from ..completion.base import DEFAULT_K1
+from ..config import GLIMPSES, add_config_arguments, build_config, config_to_dict
 from ._common import check_in_dir, check_int, check_number, check_out_dir, check_out_file, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
@@ -47,11 +48,11 @@ class GenerateConfig:
     search_options: Optional[list[str]] = field(default=None, metadata={
         "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
                 "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})
-    T: int = field(default=5, metadata={"help": "glimpses per sequence"})
+    T: int = field(default=GLIMPSES, metadata={"help": "glimpses per sequence"})
     num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
     first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
                                                                              "first-glimpse EPE (default N)"})
-    k1: int = field(default=1000, metadata={"help": "proposal draws of the importance sampler"})
+    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
     sigma: Optional[list[float]] = field(default=None, metadata={
         "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
                 "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
@@ -107,7 +108,8 @@ def register(sub, common):
                        "--num-images of --split (or --indices).")
     add_config_arguments(p, GenerateConfig, skip=("T",))
     add_dataset_arguments(p, reads="the AVP and the prior")
-    p.add_argument("--glimpses", dest="T", type=int, default=None, help="T: glimpses per sequence (default 5)")
+    p.add_argument("--glimpses", dest="T", type=int, default=None,
+                   help=f"T: glimpses per sequence (default {GLIMPSES})")
     p.add_argument("-T", dest="T", type=int, default=None, help=argparse.SUPPRESS)  # the earlier spelling
     p.set_defaults(func=run_generate)
 

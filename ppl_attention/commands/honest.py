@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..completion.base import DEFAULT_K1
+from ..config import GLIMPSES
 from ._common import check_in_dir, check_int, check_number, check_out_dir, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
@@ -23,13 +25,14 @@ def register(sub, common):
     add_dataset_arguments(c, reads="the prior")
     c.add_argument("--split", default="valid", choices=["valid", "test"], help="held-out split (default valid)")
     c.add_argument("--num-images", type=int, default=50, help="held-out images (default 50)")
-    c.add_argument("-T", "--glimpses", dest="T", type=int, default=3, help="glimpses per image (default 3)")
+    c.add_argument("--glimpses", "-T", dest="T", type=int, default=GLIMPSES,
+                   help="glimpses per image (default %(default)s)")
     c.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0],
                    help="multipliers of the noise schedule to score (default 0.5 1 2 4 8)")
     c.add_argument("--sigma", type=float, nargs="+", default=None, help="base noise schedule (0..255 after 1, 2, ... "
                    "glimpses; default: the prior's or the dataset's)")
     c.add_argument("--num-samples", type=int, default=40, help="completions per draw (default 40)")
-    c.add_argument("--k1", type=int, default=1000, help="proposal draws of the importance sampler")
+    c.add_argument("--k1", type=int, default=DEFAULT_K1, help="proposal draws of the importance sampler")
     c.add_argument("--min-ess", type=float, default=10.0, help="median ESS a chosen scale must reach (default 10)")
     c.set_defaults(func=run_calibrate_noise)
 
@@ -46,12 +49,12 @@ def register(sub, common):
     add_dataset_arguments(e, reads="the AVP and the prior")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"], help="images' split (default test)")
     e.add_argument("--num-images", type=int, default=50, help="images (default 50)")
-    e.add_argument("-T", "--glimpses", dest="T", type=int, default=3, help="steps (default 3)")
+    e.add_argument("--glimpses", "-T", dest="T", type=int, default=GLIMPSES, help="steps (default %(default)s)")
     e.add_argument("--num-samples", type=int, default=40, help="completions of each compared search (default 40)")
     e.add_argument("--reference-samples", type=int, default=400, help="completions of the reference (default 400)")
     e.add_argument("--first-num-samples", type=int, default=None, help="prior samples of the first-glimpse map "
                    "(default --reference-samples)")
-    e.add_argument("--k1", type=int, default=1000, help="proposal draws of the importance sampler")
+    e.add_argument("--k1", type=int, default=DEFAULT_K1, help="proposal draws of the importance sampler")
     e.add_argument("--sigma", type=float, nargs="+", default=None, help="noise schedule (default: the prior's or "
                    "the dataset's)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")

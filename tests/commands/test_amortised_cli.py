@@ -185,7 +185,8 @@ def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built
     root, _ = built
     args = ["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
             "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "--glimpses", "3",
-            "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress"]
+            "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress",
+            "--precision", "bfloat16"]  # the reference store's
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
     assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0
     full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))
