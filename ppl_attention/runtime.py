@@ -9,7 +9,33 @@ import numpy as np
 import torch
 
 __all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging", "machine_info",
-           "run_record"]
+           "run_record", "PRECISIONS", "DEFAULT_PRECISION", "default_precision", "check_precision", "autocast"]
+
+
+#: Precisions of the networks' forward passes: autocast to bfloat16, or plain float32.
+PRECISIONS = ("float32", "bfloat16")
+#: The precision on the CPU, where bfloat16 is slower without AMX / AVX512-BF16.
+DEFAULT_PRECISION = "float32"
+
+
+def default_precision(device) -> str:
+    """The precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU."""
+    return "bfloat16" if torch.device(device).type == "cuda" else DEFAULT_PRECISION
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def autocast(device, precision: str | None = None):
+    """The context of a training or design forward pass: bfloat16 autocast when ``precision`` (default: the
+    device's, :func:`default_precision`) says so; losses and softmaxes stay float32 (autocast's own rules)."""
+    device = torch.device(device)
+    precision = check_precision(precision or default_precision(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -34,7 +34,7 @@ from ..artifacts import (check_compatible, clean_temporaries, load_checkpoint, l
                          optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint)
 from ..config import GLIMPSES, config_to_dict
 from ..sensor import NO_GLIMPSE
-from ..runtime import derive_seed, generator
+from ..runtime import autocast, check_precision, derive_seed, generator
 from .convergence import convergence_summary
 from .network import HardAttentionNet
 from .stopping import STOP_TARGETS, gain_targets
@@ -52,6 +52,9 @@ CHECKPOINT = "checkpoint"
 class TrainConfig:
     """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
 
+    precision: str | None = field(default=None, metadata={
+        "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
+                "CPU)", "choices": ["float32", "bfloat16"]})
     glimpses: int = field(default=GLIMPSES, metadata={"help": "T, glimpses per image"})
     iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size"})
@@ -117,6 +120,8 @@ class TrainConfig:
                      non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
                      optional_non_negative=("supervision_until", "attribute"),
                      optional_positive=("supervision_anneal",))
+        if self.precision is not None:
+            check_precision(self.precision)
         if self.supervision_reduction not in ("mean", "sum"):
             raise ValueError(f"`supervision_reduction` must be 'mean' or 'sum', got "
                              f"{self.supervision_reduction!r}")
@@ -515,7 +520,8 @@ class Trainer:
         gen = generator(derive_seed(self.seed, "policy", self.iteration), self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.iteration)
-        loss, stats = self.loss(images, labels, forced, gen, self.iteration)
+        with autocast(self.device, self.cfg.precision):
+            loss, stats = self.loss(images, labels, forced, gen, self.iteration)
         if not math.isfinite(float(loss.detach())):
             raise FloatingPointError(f"the training loss became {float(loss.detach())} at iteration {self.iteration}")
         self.optimizer.zero_grad(set_to_none=True)

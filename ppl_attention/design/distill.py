@@ -24,7 +24,7 @@ from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, cle
                          optimizer_from_checkpoint,
                          optimizer_to_checkpoint, save_checkpoint)
 from ..config import config_to_dict
-from ..runtime import derive_seed, generator
+from ..runtime import autocast, check_precision, derive_seed, generator
 from ..sensor import NO_GLIMPSE
 from .amortised import EPEMapNet, allowed_mask, avp_input, epe_map_loss, map_regret, posterior_probs
 
@@ -40,6 +40,9 @@ MIN_SCALE = 1e-2  # nats
 class TrainEPENetConfig:
     """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
 
+    precision: str | None = field(default=None, metadata={
+        "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
+                "CPU)", "choices": ["float32", "bfloat16"]})
     epochs: int = field(default=60, metadata={"help": "passes over the examples"})
     batch_size: int = field(default=64, metadata={"help": "maps per step"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})
@@ -75,6 +78,8 @@ class TrainEPENetConfig:
             raise ValueError(f"`positions` must be table or coords, got {self.positions!r}")
         if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
             raise ValueError(f"`valid_fraction` must be in [0, 1), got {self.valid_fraction!r}")
+        if self.precision is not None:
+            check_precision(self.precision)
         return self
 
 
@@ -241,8 +246,9 @@ def _train_epoch(net, opt, posterior, train: MapData, scale: float, cfg: TrainEP
         idx = order[start:start + cfg.batch_size]
         with torch.no_grad():
             x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
-        pred = net(x, train.probs[idx], train.locations)
-        losses = epe_map_loss(pred, train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
+        with autocast(x.device, cfg.precision):
+            pred = net(x, train.probs[idx], train.locations)
+        losses = epe_map_loss(pred.float(), train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
                               cfg.rank_weight)
         if not bool(torch.isfinite(losses["loss"])):
             raise FloatingPointError(f"the EPE-map network's loss is {float(losses['loss'])} at epoch {epoch}")

@@ -20,15 +20,13 @@ from typing import Callable
 import torch
 
 from ..model import entropy_from_logits
+from ..runtime import DEFAULT_PRECISION, PRECISIONS, check_precision, default_precision
 from ..sensor import Sensor, checked_locations
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS", "DEFAULT_PRECISION",
            "check_precision", "default_precision"]
 
-PRECISIONS = ("float32", "bfloat16")
-#: The precision of the EPE loop's AVP passes unless a device picks another (:func:`default_precision`).
-DEFAULT_PRECISION = "float32"
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
 # (``benchmarks/bench_design.py`` measures the throughput; see docs/RESULTS.md, section "Benchmarks").
 DEFAULT_BATCH_SIZE = 128
@@ -77,19 +75,6 @@ def _check_inputs(images, observed, candidates, grid: Sensor):
                          f"{tuple(candidates.shape)}")
     candidates = grid._check_locations(candidates, "candidates")
     return images, observed, candidates
-
-
-def default_precision(device) -> str:
-    """The EPE loop's precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU (where
-    bfloat16 is slower without AMX / AVX512-BF16)."""
-    return "bfloat16" if torch.device(device).type == "cuda" else DEFAULT_PRECISION
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming the choices."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision
 
 
 def _is_conv_net(posterior) -> bool:

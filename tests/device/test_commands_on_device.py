@@ -56,10 +56,12 @@ def test_evaluate_avp_on_the_device_equals_the_cpu_evaluation(folder_run, tmp_pa
 def test_train_and_evaluate_epe_net_on_the_device(folder_run, store, tmp_path):
     base = ["--store", str(store), "--avp", str(folder_run / "avp"), "--epochs", "2", *TINY_NET]
     assert main(["train-epe-net", "--device", "cpu", *base, "--out", str(tmp_path / "cpu")]) == 0
-    rc, _ = on_device(["train-epe-net", *base, "--out", str(tmp_path / "cuda")])
+    rc, _ = on_device(["train-epe-net", *base, "--precision", "float32", "--out", str(tmp_path / "cuda")])
     assert rc == 0
     history = {d: json.loads((tmp_path / d / "history.json").read_text()) for d in ("cpu", "cuda")}
     assert history["cuda"] == history["cpu"]   # the same training, on the other device
+    rc, _ = on_device(["train-epe-net", *base, "--out", str(tmp_path / "cuda-bf16")])  # bfloat16 autocast, CUDA's
+    assert rc == 0 and json.loads((tmp_path / "cuda-bf16" / "history.json").read_text()) != history["cpu"]
     rc, _ = on_device(["evaluate-epe-net", str(tmp_path / "cuda"), "--avp", str(folder_run / "avp"), "--prior",
                        str(folder_run / "prior"), "--num-images", "2", "--num-samples", "6", "--k1", "40", "-T", "3",
                        "--searches", "halving", "amortised", "--no-progress", "--out", str(tmp_path / "e")])

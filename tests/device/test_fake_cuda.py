@@ -79,3 +79,21 @@ def test_a_module_trains_on_the_stand_in(fake_cuda):
     assert copy.deepcopy(net)[0].weight.is_cuda and net.cpu()[0].weight.device.type == "cpu"
     with pytest.raises(DeviceMixError):
         net.to("cuda")(torch.randn(5, 1, 6, 6))      # a CPU batch into a CUDA network
+
+
+def test_training_autocasts_to_bfloat16_on_cuda_only(fake_cuda):
+    """The trainers' forward passes run under runtime.autocast: bfloat16 on CUDA by default, float32 on the CPU, and
+    whatever ``precision`` says."""
+    import torch
+
+    from ppl_attention.runtime import autocast
+
+    lin, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    with autocast("cpu"):
+        assert lin(x).dtype == torch.float32
+    with autocast("cpu", "bfloat16"):
+        assert lin(x).dtype == torch.bfloat16
+    assert autocast("cuda").fast_dtype == torch.bfloat16 and autocast("cuda")._enabled
+    assert not autocast("cuda", "float32")._enabled
+    with pytest.raises(ValueError, match="precision must be one of"):
+        autocast("cpu", "float16")
