@@ -14,6 +14,7 @@ canvas first through its ``make_input``) to logits, so an exact posterior can be
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
@@ -26,6 +27,8 @@ from ..sensor import Sensor, checked_locations
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS", "DEFAULT_PRECISION",
            "check_precision", "default_precision"]
+
+log = logging.getLogger(__name__)
 
 # (candidate, sample) pairs per forward pass: on a CPU a small conv net is fastest on batches that fit the cache
 # (``benchmarks/bench_design.py`` measures the throughput; see docs/RESULTS.md, section "Benchmarks").
@@ -94,6 +97,7 @@ class PairScorer:
     in float32 from the logits).  On CPUs with AMX or AVX512-BF16 and on recent GPUs this is several times faster;
     the EPE changes by a few thousandths of a nat (``benchmarks/bench_design.py`` measures the regret it causes).
     A convolutional posterior gets channels-last inputs, the faster layout for oneDNN and cuDNN convolutions.
+    A pass that runs out of device memory is retried in halves, and the smaller size is kept for later calls.
     """
 
     def __init__(self, posterior, images: torch.Tensor, observed, grid: Sensor,
@@ -116,19 +120,35 @@ class PairScorer:
         images = self.images if samples is None else self.images[samples.to(device)]
         L, N = candidates.numel(), images.shape[0]
         out, total = None, L * N
-        # Equal batches of at most batch_size: a small remainder batch runs at a fraction of the throughput.
-        size = math.ceil(total / math.ceil(total / self.batch_size))
         self.grid._check_locations(candidates, "candidates")  # once a call, not once a pass
-        for start in range(0, total, size):
+        start = 0
+        while start < total:
+            # Equal batches of at most batch_size: a small remainder batch runs at a fraction of the throughput.
+            size = math.ceil(total / math.ceil(total / self.batch_size))
             pair = torch.arange(start, min(start + size, total), device=device)
-            c, s = candidates[pair // N], pair % N  # candidate-major: a batch shares few candidates, many samples
-            seen = torch.cat([self.observed.view(1, -1).expand(len(pair), -1), c.view(-1, 1)], dim=1)
-            with checked_locations():  # observed and candidates are checked once above: no sync per pass
-                h = self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
+            try:
+                h = self._entropies(images, candidates, pair, N)
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                log.warning("out of device memory: AVP passes of %d pairs from now on", self.batch_size)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
             if out is None:
                 out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
             out[start:start + len(pair)] = h
+            start += len(pair)
         return out.reshape((L, N) + tuple(out.shape[1:]))
+
+    def _entropies(self, images: torch.Tensor, candidates: torch.Tensor, pair: torch.Tensor, N: int) -> torch.Tensor:
+        """The posterior entropies of the (candidate, sample) pairs numbered ``pair`` (candidate-major: a batch
+        shares few candidates, many samples)."""
+        c, s = candidates[pair // N], pair % N
+        seen = torch.cat([self.observed.view(1, -1).expand(len(pair), -1), c.view(-1, 1)], dim=1)
+        with checked_locations():  # observed and candidates are checked once per call: no sync per pass
+            return self.entropy(self._logits(self.make_input(*self.grid.observe(images[s], seen))))
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:

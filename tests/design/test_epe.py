@@ -157,3 +157,31 @@ def test_float64_posterior_keeps_its_precision(toy):
     H = entropy_matrix(post64, images, [], None, grid)
     assert H.dtype == torch.float64
     assert torch.allclose(H.float(), entropy_matrix(post, images, [], None, grid))
+
+
+def test_a_pass_that_runs_out_of_memory_is_retried_in_halves_and_the_size_kept(caplog):
+    """PairScorer: an AVP pass over more pairs than the device holds is retried with half as many, the result is
+    the same as with small passes from the start, and later calls keep the smaller size."""
+    from ppl_attention.design.epe import PairScorer
+
+    grid = Sensor(4, 2, stride=2)
+    images = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    passes = []
+
+    class Net:
+        """Label logits from the observed pixels; 'out of memory' on passes of more than 6 pairs."""
+
+        def __call__(self, x):
+            passes.append(len(x))
+            if len(x) > 6:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return x.flatten(1)[:, :3] * 3
+
+    scorer = PairScorer(Net(), images, [0], grid, batch_size=20)
+    H = scorer(torch.arange(4))
+    assert scorer.batch_size == 5 and max(p for p in passes if p <= 6) <= 6
+    assert torch.allclose(H, PairScorer(Net(), images, [0], grid, batch_size=5)(torch.arange(4)))
+    passes.clear()
+    scorer(torch.arange(4))
+    assert passes and max(passes) <= 5  # no second failure: the size is kept
+    assert "out of device memory" in caplog.text
