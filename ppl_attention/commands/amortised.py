@@ -34,7 +34,11 @@ def register(sub, common):
     add_config_arguments(p, TrainEPENetConfig)
     add_dataset_arguments(p, reads="the stores and the AVP")
     p.set_defaults(func=run_train)
+    _register_evaluate(sub, common)
 
+
+def _register_evaluate(sub, common) -> None:
+    """The ``evaluate-epe-net`` subcommand and its flags."""
     e = sub.add_parser("evaluate-epe-net", parents=[common], help="regret of the amortised and hybrid searches "
                        "against the exhaustive search on held-out images, and seconds per sequence of every search",
                        description="For each image (the first --num-images of --split), follow the exhaustive "
