@@ -31,6 +31,7 @@ should raise, so all implementations refuse bad input the same way.
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -108,6 +109,26 @@ class Completion(abc.ABC):
                generator: Optional[torch.Generator] = None,
                true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
         """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
+
+    #: What :meth:`excluding` leaves out, in words (a sampler that supports it names its candidates).
+    excludable_name = "items"
+
+    def num_excludable(self) -> int:
+        """How many prior items (digits, database rows) the sampler proposes from; see :meth:`excluding`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot leave prior items out")
+
+    def excluding(self, ids) -> "Completion":
+        """A copy that never proposes the prior items ``ids`` (what a design image is made of: no oracle); the
+        sampler skips ``self.excluded`` when it proposes."""
+        ids = torch.as_tensor(ids).long().reshape(-1).unique()
+        n, what = self.num_excludable(), self.excludable_name
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            raise ValueError(f"{what} must be indices in [0, {n - 1}], got {ids.tolist()[:8]}")
+        if ids.numel() >= n:
+            raise ValueError(f"{what} would leave none of the {n} {what} to propose")
+        out = copy.copy(self)
+        out.excluded = ids if ids.numel() else None
+        return out
 
 
 def check_observations(grid: Sensor, locations, glimpses, channels: int | None = None

@@ -29,7 +29,6 @@ terms are computed in log space with ``log_ndtr``): the weight falls on the leas
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -264,16 +263,11 @@ class GenerativeCompletion(Completion):
 
     excluded: Optional[torch.Tensor] = None
 
-    def excluding(self, digits) -> "GenerativeCompletion":
-        """A copy that never proposes the pool ``digits`` (those a design image is made of: no oracle)."""
-        ids = torch.as_tensor(digits).long().reshape(-1).unique()
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.prior.num_digits):
-            raise ValueError(f"digits must be pool indices in [0, {self.prior.num_digits - 1}], got {ids.tolist()}")
-        if ids.numel() >= self.prior.num_digits:
-            raise ValueError(f"digits would leave none of the {self.prior.num_digits} pool digits to propose")
-        out = copy.copy(self)
-        out.excluded = ids if ids.numel() else None
-        return out
+    excludable_name = "pool digits"
+
+    def num_excludable(self) -> int:
+        """The pool digits :meth:`excluding` may leave out (those a design image is made of)."""
+        return self.prior.num_digits
 
     def _enumerated_pairs(self):
         """Every candidate pair (less excluded digits) with a uniform q: the exact posterior when k1 covers them."""

@@ -24,7 +24,6 @@ stage.  Everything is computed in log space.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -290,17 +289,11 @@ class ImportanceCompletion(Completion):
 
     excluded: Optional[torch.Tensor] = None
 
-    def excluding(self, rows) -> "ImportanceCompletion":
-        """A copy that never proposes database ``rows`` (a design image's own rows and duplicates: no oracle)."""
-        ids = torch.as_tensor(rows).long().reshape(-1).unique()
-        N = len(self.database)
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= N):
-            raise ValueError(f"rows must be database rows in [0, {N - 1}], got {ids.tolist()[:8]}")
-        if ids.numel() >= N:
-            raise ValueError(f"rows would leave none of the {N} database rows to propose")
-        out = copy.copy(self)
-        out.excluded = ids if ids.numel() else None
-        return out
+    excludable_name = "database rows"
+
+    def num_excludable(self) -> int:
+        """The database rows :meth:`excluding` may leave out (a design image's own rows and duplicates)."""
+        return len(self.database)
 
     # ------------------------------------------------------------------ sample
     def _prior_sample(self, n: int, generator, t0: float) -> CompletionSamples:

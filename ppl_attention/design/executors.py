@@ -11,7 +11,6 @@ are kept, and a rerun designs the missing images (the failed ones included) and 
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -19,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from .honest import honest_problem
 from .sequential import DesignSettings, first_glimpse_epe, greedy_sequence, image_seed
 from .store import SequenceStore
 
@@ -100,9 +100,7 @@ def design_batch(factory, indices: list[int], settings: DesignSettings, seed: in
         s = image_seed(seed, index)
         try:
             image = image_fn(index)
-            honest = problem
-            if exclusions is not None:  # the completions never propose the image itself (no oracle)
-                honest = dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))
+            honest = honest_problem(problem, exclusions, index, image)  # completions never propose the image
             result = greedy_sequence(honest, image, settings, s, first_epe)
         except Exception as e:
             log.warning("image %d failed: %s", index, e)

@@ -12,13 +12,15 @@ digits, ``MnistCanvases.source_digits``), for any other dataset the item itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["HeldOut", "design_sources", "check_avp", "check_prior", "prior_exclusions", "held_out_record"]
+__all__ = ["HeldOut", "design_sources", "check_avp", "check_prior", "prior_exclusions", "held_out_record",
+           "honest_problem"]
 
 #: The split every AVP and prior is trained or built on.
 TRAIN = "train"
@@ -162,3 +164,11 @@ def prior_exclusions(sampler, prior_dir, data, split: str):
         dup = hashes.get(hashlib.blake2b(np.ascontiguousarray(u8).tobytes(), digest_size=16).digest(), [])
         return torch.tensor(sorted(set(own) | set(dup)), dtype=torch.long)
     return rows
+
+
+def honest_problem(problem, exclusions, index: int, image: torch.Tensor):
+    """``problem`` whose sampler leaves out what design image ``index`` is made of (``exclusions``, from
+    :func:`prior_exclusions`; None: nothing to leave out)."""
+    if exclusions is None:
+        return problem
+    return dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))

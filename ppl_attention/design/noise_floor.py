@@ -15,7 +15,6 @@ ESS and the number of distinct completions of every draw.  The completions leave
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 
@@ -23,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..runtime import derive_seed, generator as make_generator
+from .honest import honest_problem
 from .search import run_search
 from .sequential import DesignProblem
 
@@ -60,9 +60,7 @@ def noise_floor(problem: DesignProblem, image_fn, indices, T: int, num_samples: 
     rows = []
     for index in tqdm(list(indices), desc="noise floor", unit="img", disable=not progress):
         image = image_fn(index)
-        honest = problem
-        if exclusions is not None:
-            honest = dataclasses.replace(problem, sampler=problem.sampler.excluding(exclusions(index, image)))
+        honest = honest_problem(problem, exclusions, index, image)
         locs = [first]
         for t in range(1, T):
             observed = torch.tensor(locs, dtype=torch.long, device=image.device)
