@@ -110,6 +110,8 @@ class Completion(abc.ABC):
                true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
         """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
 
+    #: The prior items this sampler never proposes (set by :meth:`excluding`; None: none).
+    excluded: Optional[torch.Tensor] = None
     #: What :meth:`excluding` leaves out, in words (a sampler that supports it names its candidates).
     excludable_name = "items"
 

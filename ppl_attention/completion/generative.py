@@ -261,8 +261,6 @@ class GenerativeCompletion(Completion):
         digit = idx[keep]
         return digit, offs[u], log_qo[offs[u]] + log_qd[u, digit]
 
-    excluded: Optional[torch.Tensor] = None
-
     excludable_name = "pool digits"
 
     def num_excludable(self) -> int:

@@ -287,8 +287,6 @@ class ImportanceCompletion(Completion):
         ll = torch.logsumexp(ll, 2) - torch.log(valid.sum(1).double()).to(images.device)
         return ll.sum(1).cpu()
 
-    excluded: Optional[torch.Tensor] = None
-
     excludable_name = "database rows"
 
     def num_excludable(self) -> int:
