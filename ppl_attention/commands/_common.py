@@ -116,16 +116,24 @@ def set_threads(threads: int | None, flag: str = "--threads") -> None:
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
 
-def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
-    """``dest -> --flag`` for the options of subcommand ``command`` of ``parser`` (the top level's without one)."""
-    target = parser
-    for action in parser._actions:  # argparse keeps its subparsers here; it has no public accessor
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            target = action.choices[command]
+def _options(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``dest -> --flag`` of one parser (the first option of a setting is its name; later ones are hidden aliases)."""
     flags: dict[str, str] = {}
-    for a in target._actions:  # the first option of a setting is its name; later ones are hidden aliases
+    for a in parser._actions:
         if a.option_strings and a.dest != argparse.SUPPRESS:
             flags.setdefault(a.dest, max(a.option_strings, key=len))
+    return flags
+
+
+def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
+    """``dest -> --flag`` for the options of subcommand ``command`` of ``parser`` (the top level's without one);
+    a setting only another subcommand has is shown with it (``train-avp --exclude-design``)."""
+    commands = next((a.choices for a in parser._actions  # argparse keeps its subparsers here, no public accessor
+                     if isinstance(a, argparse._SubParsersAction)), {})
+    flags = _options(commands.get(command, parser))
+    for name, sub in commands.items():
+        for dest, flag in _options(sub).items():
+            flags.setdefault(dest, f"{name} {flag}")
     return flags
 
 

@@ -102,10 +102,10 @@ def check_avp(avp_dir, data, split: str, indices) -> None:
     bad = [i for i, s in zip(idx, ids.tolist()) if not ok or s not in set(held.get("ids", ()))]
     if bad:
         what = f"digit {int(ids[idx.index(bad[0])])} of " if kind == "digit" else ""
-        raise ValueError(f"avp {avp_dir} was trained on {what}design image {bad[0]} of the {split} split "
+        raise ValueError(f"`avp` {avp_dir} was trained on {what}design image {bad[0]} of the {split} split "
                          f"({len(bad)} of the {len(idx)} design images): an oracle. Train it without them "
-                         "(exclude_design, e.g. the first N training images), design for held-out images, or "
-                         "allow_oracle=True for a diagnosis")
+                         "(`exclude_design` N, e.g. the first N training images), design for held-out images, or "
+                         "set `allow_oracle` for a diagnosis")
 
 
 def _row_hashes(database) -> dict:
@@ -133,9 +133,9 @@ def check_prior(prior_dir, split: str) -> None:
         return
     source = _database_source(prior_dir).get("source", {})
     if source.get("split") == split and "rows" not in source:
-        raise ValueError(f"prior {prior_dir} was rendered from the digits of the {split} split, which the design "
+        raise ValueError(f"`prior` {prior_dir} was rendered from the digits of the {split} split, which the design "
                          f"images show, and cannot leave them out: an oracle. Design for another split, use the "
-                         "generative prior, or allow_oracle=True for a diagnosis")
+                         "generative prior, or set `allow_oracle` for a diagnosis")
 
 
 def prior_exclusions(sampler, prior_dir, data, split: str):

@@ -100,7 +100,7 @@ def test_held_out_training_set_drops_every_canvas_of_the_design_digits():
 def test_an_avp_trained_on_a_design_image_is_refused(tmp_path):
     ds = MnistCanvases("train", size=20, train_digits=20)
     write_manifest(tmp_path / "all", "avp", {"dataset": "translated-mnist"})
-    with pytest.raises(ValueError, match=r"avp .*all was trained on digit \d+ of design image 0 of the train"):
+    with pytest.raises(ValueError, match=r"`avp` .*all was trained on digit \d+ of design image 0 of the train"):
         check_avp(tmp_path / "all", ds, "train", [0, 1])
     check_avp(tmp_path / "all", ds, "valid", [0, 1])  # held-out images: nothing to refuse
     write_manifest(tmp_path / "held", "avp", {"held_out": HeldOut(ds, 3).held_out})
@@ -113,7 +113,7 @@ def test_a_prior_rendered_from_the_design_digits_is_refused(tmp_path):
     write_manifest(tmp_path / "p", "prior", {"prior": "database"})
     write_manifest(tmp_path / "p" / "database", "image-database",
                    {"source": {"source": "cluttered-mnist", "split": "train", "cluttered": True}})
-    with pytest.raises(ValueError, match=r"prior .*p was rendered from the digits of the train split"):
+    with pytest.raises(ValueError, match=r"`prior` .*p was rendered from the digits of the train split"):
         check_prior(tmp_path / "p", "train")
     check_prior(tmp_path / "p", "valid")
 
