@@ -54,7 +54,7 @@ class ArtifactError(ValueError):
 
 
 def config_differences(stored: dict, requested: dict, keys=None, ignore=()) -> list[str]:
-    """``"key: stored X, requested Y"`` for every setting where a stored artefact's config and the requested one
+    """``"key: stored X, now Y"`` for every setting where a stored artefact's config and the requested one
     differ (over ``keys``, default both configs' keys, less ``ignore``); nested dicts are compared key by key
     (``"train.lr: ..."``)."""
     keys = sorted(set(stored) | set(requested)) if keys is None else keys
@@ -67,17 +67,18 @@ def config_differences(stored: dict, requested: dict, keys=None, ignore=()) -> l
             out += [f"{key}.{d}" for d in config_differences(a, b, ignore=[i[len(key) + 1:] for i in ignore
                                                                            if i.startswith(key + ".")])]
         elif a != b:
-            out.append(f"{key}: stored {a!r}, requested {b!r}")
+            out.append(f"{key}: stored {a!r}, now {b!r}")
     return out
 
 
 def check_compatible(what: str, stored: dict, requested: dict, keys=None, ignore=(), remedy: str = "") -> None:
-    """Refuse to reuse or resume ``what`` (an artefact described in words) when its stored config differs from the
-    requested one, naming every difference; the one compatibility check of every artefact kind."""
+    """Refuse to reuse or resume an artefact when its stored config differs from the requested one, naming every
+    difference: ``"{what} made with other settings (...)"``, ``what`` the subject (``"checkpoint X was"``,
+    ``"out X holds a run"``); the one compatibility check of every artefact kind."""
     diff = config_differences(stored, requested, keys, ignore)
     if diff:
-        raise ArtifactError(f"{what} was made with other settings ({'; '.join(diff)})" + (f"; {remedy}" if remedy
-                                                                                           else ""))
+        raise ArtifactError(f"{what} made with other settings ({'; '.join(diff)})" + (f"; {remedy}" if remedy
+                                                                                      else ""))
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"

@@ -201,7 +201,7 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
     """Refuse ``out`` unless it is new or holds a run these settings may resume, before anything is written."""
     import json
 
-    from ..artifacts import MANIFEST, ArtifactError, clean_temporaries, read_manifest
+    from ..artifacts import MANIFEST, ArtifactError, check_compatible, clean_temporaries, read_manifest
     from .trainer import check_checkpoint
 
     if out.exists() and not out.is_dir():
@@ -215,18 +215,10 @@ def _check_resumable(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAtten
         old["network"] = HardAttentionNet.complete_config(old.get("network"))  # fields it does not record: defaults
         if isinstance(old.get("train"), dict):  # training settings it does not record: defaults
             old["train"] = {**config_to_dict(TrainConfig()), **old["train"]}
-        new = json.loads(json.dumps(config, default=str))
-        free = {"iterations", "supervision_until"}  # may change on resume (the checkpoint check is exact)
-        for key in ("run", "network", "seed", "data_seed", "train"):
-            a, b = old.get(key), new.get(key)
-            if isinstance(a, dict) and isinstance(b, dict):
-                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not (key == "train" and k in free))
-                diff = [f"{key}.{k}: stored {a.get(k)!r}, now {b.get(k)!r}" for k in diff]
-            else:
-                diff = [] if a == b else [f"{key}: stored {a!r}, now {b!r}"]
-            if diff:
-                raise ArtifactError(f"`out` {out} holds a run made with other settings ({'; '.join(diff[:4])}); "
-                                    "use another `out` or the same settings")
+        check_compatible(f"`out` {out} holds a run", old, json.loads(json.dumps(config, default=str)),
+                         keys=("run", "network", "seed", "data_seed", "train"),
+                         ignore=("train.iterations", "train.supervision_until"),  # may change on resume (the
+                         remedy="use another `out` or the same settings")         # checkpoint check is exact)
     if run.pretrain:
         pre_cfg = TrainConfig(**{**config_to_dict(cfg), "iterations": run.pretrain_iterations})
         check_checkpoint(out / "pretrain" / "checkpoint" / "last.safetensors", pre_cfg, net.to_config(), seed,

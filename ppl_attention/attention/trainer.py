@@ -278,7 +278,7 @@ def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: st
     def same(cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if k not in free}
 
-    check_compatible(f"checkpoint {path}",
+    check_compatible(f"checkpoint {path} was",
                      {"train_config": same(stored_cfg),
                       "network": HardAttentionNet.complete_config(meta.get("network")),
                       "seed": meta.get("seed"), "stage": meta.get("stage")},

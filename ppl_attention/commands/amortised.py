@@ -101,7 +101,7 @@ def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
 def _reference_store(args, indices):
     """The --reference store, checked against the evaluation's settings (so its maps are the exhaustive search's on
     the very completions the evaluation draws again)."""
-    from ..artifacts import ArtifactError, dir_checksum
+    from ..artifacts import check_compatible, dir_checksum
     from ..design.store import SequenceStore
 
     check_in_dir(args.reference, "--reference", "a sequence store directory")
@@ -110,10 +110,7 @@ def _reference_store(args, indices):
     expected = {"search": "exhaustive", "split": args.split, "num_samples": args.num_samples, "k1": args.k1,
                 "precision": args.precision, "seed": args.seed, "avp": dir_checksum(args.avp),
                 "prior": dir_checksum(args.prior), "first_num_samples": args.first_num_samples or args.num_samples}
-    diff = {k: (c.get(k), v) for k, v in expected.items() if c.get(k) != v}
-    if diff:
-        raise ArtifactError(f"--reference {args.reference} was generated with other settings: "
-                            + "; ".join(f"{k} {a!r} (here {b!r})" for k, (a, b) in sorted(diff.items())))
+    check_compatible(f"--reference {args.reference} was", c, expected, keys=sorted(expected))
     if store.T < args.T:
         raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, "
                          f"--glimpses asks for {args.T}")
@@ -220,14 +217,13 @@ def _train_run_config(args, cfg, spec, avp, avp_sum: str, prior, stores) -> dict
 
 def _check_train_rerun(out: Path, run_config: dict) -> None:
     """A rerun into an existing network's --out must use the same inputs and settings; refused before writing."""
-    from ..artifacts import ArtifactError, read_manifest
+    from ..artifacts import check_compatible, read_manifest
     from ..design.amortised import EPE_NET_KIND
 
     if (out / "manifest.json").is_file():
         old = read_manifest(out, EPE_NET_KIND).get("config", {})
-        diff = sorted(k for k in set(old) | set(run_config) if k != "net" and old.get(k) != run_config.get(k))
-        if diff:
-            raise ArtifactError(f"--out {out} holds an EPE-map network trained with other {diff}; use another --out")
+        check_compatible(f"--out {out} holds an EPE-map network", old, run_config, ignore=("net",),
+                         remedy="use another --out")
 
 
 def run_evaluate(args):

@@ -363,7 +363,7 @@ def _first_glimpse_source(cfg, config: dict):
     settings (``FIRST_GLIMPSE_KEYS``); None without the flag."""
     if cfg.first_glimpse_from is None:
         return None
-    from ..artifacts import ArtifactError
+    from ..artifacts import ArtifactError, check_compatible
     from ..design.store import SequenceStore
 
     path = Path(cfg.first_glimpse_from)
@@ -373,11 +373,8 @@ def _first_glimpse_source(cfg, config: dict):
         raise ArtifactError(f"--first-glimpse-from {path} holds no first_glimpse.json")
     theirs = json.loads(json.dumps(source.config, sort_keys=True, default=str))
     mine = json.loads(json.dumps(config, sort_keys=True, default=str))
-    diff = [k for k in FIRST_GLIMPSE_KEYS if theirs.get(k) != mine.get(k)]
-    if diff:
-        details = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in diff)
-        raise ArtifactError(f"--first-glimpse-from {path} was made with other settings, its first-glimpse map is not "
-                            f"this run's ({details})")
+    check_compatible(f"--first-glimpse-from {path}: its first-glimpse map was", theirs, mine, keys=FIRST_GLIMPSE_KEYS,
+                     remedy="it is not this run's")
     return source
 
 

@@ -320,7 +320,7 @@ def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
 
 def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
     tensors, meta = load_checkpoint(path)
-    check_compatible(f"checkpoint {path}", meta, config, keys=("run", "train", "net", "seed", "examples"),
+    check_compatible(f"checkpoint {path} was", meta, config, keys=("run", "train", "net", "seed", "examples"),
                      remedy="use another `out` or the same settings and stores to resume")
     state = meta.get("state")
     if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \

@@ -106,7 +106,7 @@ class SequenceStore:
             if not resume:
                 raise ArtifactError(f"{directory} already holds a sequence store (resume=False)")
             store = cls.open(directory)
-            check_compatible(f"the sequence store {directory}", store.config, config,
+            check_compatible(f"the sequence store {directory} was", store.config, config,
                              remedy="refusing to resume into it; use another `out`")
             clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))

@@ -140,7 +140,7 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
             not isinstance(state.get("history"), list) or len(state["history"]) != state["epoch"]:
         raise ArtifactError(f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
                             f"{len(state.get('history') or [])} history rows); use another `out`")
-    check_compatible(f"checkpoint {path}", meta, config, keys=("avp", "train", "seed", "dataset"),
+    check_compatible(f"checkpoint {path} was", meta, config, keys=("avp", "train", "seed", "dataset"),
                      remedy="use another `out` or the same settings to resume")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     optimizer_from_checkpoint(opt, tensors, meta)
