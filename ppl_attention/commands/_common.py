@@ -18,13 +18,30 @@ def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
 
     path = atomic_write_json(Path(out_dir) / name, {**summary, "run": run_record()})
     print_summary(summary)
-    print(f"summary written to {path}")
+    print(f"summary written to {path.absolute()}")
     return path
 
 
+def _path_text(value):
+    """``value`` as an absolute path when it names something on disk (so a summary's output paths can be copied
+    from any working directory), else None."""
+    if isinstance(value, str) and value and len(value) < 4096 and Path(value).exists():
+        return str(Path(value).absolute())
+    return None
+
+
 def print_summary(summary: dict) -> None:
+    """One line per key; paths are printed whole and absolute (a list of them one per line), other long values
+    are cut at 120 characters."""
     for key, value in summary.items():
-        if isinstance(value, (dict, list)):
+        paths = [_path_text(v) for v in value] if isinstance(value, list) and value else [None]
+        if all(paths):
+            print(f"  {key}:" + "".join(f"\n    {p}" for p in paths))
+            continue
+        path = _path_text(value)
+        if path is not None:
+            value = path
+        elif isinstance(value, (dict, list)):
             value = json.dumps(value)
             if len(value) > 120:
                 value = value[:117] + "..."
