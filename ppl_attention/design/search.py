@@ -34,12 +34,9 @@ import torch
 from ..sensor import Sensor
 
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
-           "racing", "amortised_choice", "hybrid_search", "SEARCHES", "NETWORK_SEARCHES", "run_search",
-           "parse_search_options"]
+           "racing", "amortised_choice", "hybrid_search", "SEARCH_FUNCTIONS", "SEARCHES", "NETWORK_SEARCHES",
+           "run_search", "parse_search_options"]
 
-SEARCHES = ("exhaustive", "halving", "coarse", "race", "amortised", "hybrid")
-#: The searches that read an EPE-map network's prediction (``proposal``): ``generate --epe-net DIR``.
-NETWORK_SEARCHES = ("amortised", "hybrid")
 
 
 @dataclass
@@ -353,31 +350,27 @@ def run_search(name: str, score: Callable, weights, grid: Sensor, forbidden=None
 
     ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
     ``proposal`` (L,), an EPE-map network's prediction for this step, by ``amortised`` and ``hybrid``."""
-    L = grid.num_locations
-    if name == "amortised":
-        return amortised_choice(proposal, L, forbidden)
-    if name == "hybrid":
-        return hybrid_search(score, weights, L, forbidden, proposal, generator=generator, **options)
-    if name == "exhaustive":
-        return exhaustive_search(score, weights, L, forbidden, grid, **options)
-    if name == "halving":
-        return successive_halving(score, weights, L, forbidden, generator=generator, **options)
-    if name == "coarse":
-        return coarse_to_fine(score, weights, grid, forbidden, generator=generator, **options)
-    if name == "race":
-        return racing(score, weights, L, forbidden, prior=prior, generator=generator, **options)
-    raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+    if name not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+    fn = SEARCH_FUNCTIONS[name]
+    context = {"score": score, "weights": weights, "num_candidates": grid.num_locations, "grid": grid,
+               "forbidden": forbidden, "generator": generator, "prior": prior, "proposal": proposal}
+    return fn(**{k: v for k, v in context.items() if k in _parameters(fn)}, **options)
+
+
+def _parameters(fn: Callable) -> set[str]:
+    """The named parameters of ``fn`` (not its ``**options``)."""
+    import inspect
+
+    return {n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD}
 
 
 def _tunable(name: str) -> set[str]:
-    """The keyword options a search takes (what ``run_search(name, ..., **options)`` accepts)."""
-    import inspect
-
-    fn = {"exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine,
-          "race": racing, "amortised": amortised_choice, "hybrid": hybrid_search}[name]
-    fixed = {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior", "generator", "_cache",
-             "proposal"}
-    params = set(inspect.signature(fn).parameters) - fixed - {"halving", "race"}
+    """The keyword options a search takes (what ``run_search(name, ..., **options)`` accepts): its parameters
+    other than what :func:`run_search` supplies, and those of the search it passes its other options on to."""
+    fn = SEARCH_FUNCTIONS[name]
+    params = _parameters(fn) - {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior",
+                                "generator", "_cache", "proposal"}
     if name == "coarse":  # coarse_to_fine passes its other options on to successive halving
         params |= _tunable("halving")
     if name == "hybrid":  # hybrid_search passes its other options on to racing (not its prior_top: that is top)
@@ -408,3 +401,13 @@ def parse_search_options(name: str, items) -> dict:
         options[key] = value
     return options
 
+
+
+#: The searches by name, the one registry :func:`run_search`, :func:`parse_search_options` and the CLI's choices
+#: follow; each function is called with the keywords of :func:`run_search` it names.
+SEARCH_FUNCTIONS: dict[str, Callable[..., SearchResult]] = {
+    "exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine, "race": racing,
+    "amortised": amortised_choice, "hybrid": hybrid_search}
+SEARCHES = tuple(SEARCH_FUNCTIONS)
+#: The searches that read an EPE-map network's prediction (``proposal``): ``generate --epe-net DIR``.
+NETWORK_SEARCHES = tuple(name for name, fn in SEARCH_FUNCTIONS.items() if "proposal" in _parameters(fn))
