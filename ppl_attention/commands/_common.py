@@ -133,20 +133,28 @@ def set_threads(threads: int | None, flag: str = "--threads") -> None:
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next((a.choices for a in parser._actions  # argparse keeps its subparsers here, no public accessor
+                 if isinstance(a, argparse._SubParsersAction)), {})
+
+
 def _options(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``dest -> --flag`` of one parser (the first option of a setting is its name; later ones are hidden aliases)."""
+    """``dest -> --flag`` of one parser and its own subcommands (``datasets show``); the first option of a setting
+    is its name, later ones are hidden aliases."""
     flags: dict[str, str] = {}
     for a in parser._actions:
         if a.option_strings and a.dest != argparse.SUPPRESS:
             flags.setdefault(a.dest, max(a.option_strings, key=len))
+    for sub in _subcommands(parser).values():
+        for dest, flag in _options(sub).items():
+            flags.setdefault(dest, flag)
     return flags
 
 
 def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
     """``dest -> --flag`` for the options of subcommand ``command`` of ``parser`` (the top level's without one);
     a setting only another subcommand has is shown with it (``train-avp --exclude-design``)."""
-    commands = next((a.choices for a in parser._actions  # argparse keeps its subparsers here, no public accessor
-                     if isinstance(a, argparse._SubParsersAction)), {})
+    commands = _subcommands(parser)
     flags = _options(commands.get(command, parser))
     for name, sub in commands.items():
         for dest, flag in _options(sub).items():

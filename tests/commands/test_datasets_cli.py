@@ -34,7 +34,7 @@ def test_show_cub_from_root(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["datasets", "show", "nope", "--out", "x.png"], "dataset name must be one of"),
-    (["datasets", "show", "cub", "--out", "x.png"], "needs root"),
+    (["datasets", "show", "cub", "--out", "x.png"], "needs --root (its folder)"),
     (["datasets", "show", "cluttered-mnist", "--n", "0", "--out", "x.png"], "--n must be"),
     (["datasets", "show", "cluttered-mnist", "--option", "size", "--out", "x.png"], "KEY=VALUE"),
     (["datasets", "show", "cluttered-mnist", "--option", "colour=1", "--out", "x.png"], "takes no option"),

@@ -57,9 +57,9 @@ def test_load_dataset_boundary(tmp_path):
         load_dataset("imagenet")
     with pytest.raises(ValueError, match="split must be one of"):
         load_dataset("translated-mnist", split="val")
-    with pytest.raises(ValueError, match="needs root"):
+    with pytest.raises(ValueError, match="needs `root`"):
         load_dataset("cub")
-    with pytest.raises(ValueError, match="takes no root"):
+    with pytest.raises(ValueError, match="takes no `root`"):
         load_dataset("cluttered-mnist", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset("folder", root=tmp_path / "missing")
