@@ -23,9 +23,8 @@ from ..runtime import derive_seed, generator
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
            "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision",
-           "KINDS", "CUB_PART_NAMES", "HGS_PARTS"]
+           "KINDS", "SOURCES", "CUB_PART_NAMES", "HGS_PARTS"]
 
-KINDS = ("none", "nogs", "h1", "h5", "hgs")
 INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}
 #: CUB-200-2011 parts.txt, in file order (part id = position + 1).
 CUB_PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
@@ -235,33 +234,76 @@ def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, nu
         raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
     if kind == "none" or num_supervised == 0:
         return None
-    if kind == "nogs":
-        if sequences_dir is None:
-            raise ValueError("supervision 'nogs' needs `sequences` DIR (a store written by `ppl-attention generate`)")
-        cand, seqs = load_store_sequences(sequences_dir, dataset, grid, glimpses, data_seed, data_spec)
-        if int(cand.min()) < 0 or int(cand.max()) >= num_train:
-            bad = cand[(cand < 0) | (cand >= num_train)][0]
-            raise ValueError(f"`sequences` {sequences_dir} holds index {int(bad)}, outside the training split "
-                             f"(indices 0..{num_train - 1})")
-        chosen = choose_supervised(cand, len(cand) if num_supervised is None else num_supervised, seed)
-        return Supervision(kind, chosen, seqs[torch.searchsorted(cand, chosen)])
-    n = DEFAULT_NUM_SUPERVISED if num_supervised is None else num_supervised
-    chosen = choose_supervised(torch.arange(num_train), min(n, num_train) if num_supervised is None else n, seed)
-    if kind in INVERSE_TEMPERATURE:
-        source = epe_first if epe_first is not None else sequences_dir
-        if source is None:
-            raise ValueError(f"supervision {kind!r} needs `epe_first` FILE or `sequences` DIR with first_glimpse.json")
-        epe = load_first_glimpse_epe(source, grid.num_locations)
-        return Supervision(kind, chosen, heuristic_sequences(epe, len(chosen), glimpses, INVERSE_TEMPERATURE[kind],
-                                                             seed))
-    if annotations is None:
+    request = _Request(kind, num_train, grid, glimpses, num_supervised, seed, dataset, sequences_dir, epe_first,
+                       annotations, data_seed, data_spec)
+    return SOURCES[kind](request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The arguments of :func:`build_supervision`, as its sources read them."""
+
+    kind: str
+    num_train: int
+    grid: Sensor
+    glimpses: int
+    num_supervised: int | None
+    seed: int
+    dataset: str
+    sequences_dir: object
+    epe_first: object
+    annotations: object
+    data_seed: int | None
+    data_spec: dict | None
+
+    def chosen(self) -> torch.Tensor:
+        """The supervised training images of a heuristic source (:data:`DEFAULT_NUM_SUPERVISED` by default)."""
+        n = DEFAULT_NUM_SUPERVISED if self.num_supervised is None else self.num_supervised
+        return choose_supervised(torch.arange(self.num_train), min(n, self.num_train)
+                                 if self.num_supervised is None else n, self.seed)
+
+
+def _store_source(r: _Request) -> Supervision:
+    """``nogs``: the store's sequences, for ``num_supervised`` of its images (all of them by default)."""
+    if r.sequences_dir is None:
+        raise ValueError("supervision 'nogs' needs `sequences` DIR (a store written by `ppl-attention generate`)")
+    cand, seqs = load_store_sequences(r.sequences_dir, r.dataset, r.grid, r.glimpses, r.data_seed, r.data_spec)
+    if int(cand.min()) < 0 or int(cand.max()) >= r.num_train:
+        bad = cand[(cand < 0) | (cand >= r.num_train)][0]
+        raise ValueError(f"`sequences` {r.sequences_dir} holds index {int(bad)}, outside the training split "
+                         f"(indices 0..{r.num_train - 1})")
+    chosen = choose_supervised(cand, len(cand) if r.num_supervised is None else r.num_supervised, r.seed)
+    return Supervision(r.kind, chosen, seqs[torch.searchsorted(cand, chosen)])
+
+
+def _heuristic_source(r: _Request) -> Supervision:
+    """``h1`` / ``h5``: locations drawn from the softmax of the first glimpse's EPE map."""
+    source = r.epe_first if r.epe_first is not None else r.sequences_dir
+    if source is None:
+        raise ValueError(f"supervision {r.kind!r} needs `epe_first` FILE or `sequences` DIR with first_glimpse.json")
+    epe = load_first_glimpse_epe(source, r.grid.num_locations)
+    chosen = r.chosen()
+    return Supervision(r.kind, chosen, heuristic_sequences(epe, len(chosen), r.glimpses, INVERSE_TEMPERATURE[r.kind],
+                                                           r.seed))
+
+
+def _annotation_source(r: _Request) -> Supervision:
+    """``hgs``: hand-crafted sequences from the images' parts (CUB) or bounding boxes (MNIST canvases)."""
+    if r.annotations is None:
         raise ValueError("supervision 'hgs' needs annotations (bounding boxes or CUB parts) of the training images")
-    ann = annotations(chosen)
+    chosen = r.chosen()
+    ann = r.annotations(chosen)
     if "parts" in ann and ann["parts"] is not None:
-        seqs = parts_sequences(ann["parts"], grid, seed, ann.get("part_names") or CUB_PART_NAMES)
-        seqs = seqs[:, :glimpses]
+        seqs = parts_sequences(ann["parts"], r.grid, r.seed, ann.get("part_names") or CUB_PART_NAMES)
+        seqs = seqs[:, :r.glimpses]
     elif "bbox" in ann and ann["bbox"] is not None:
-        seqs = bbox_sequences(ann["bbox"], grid, glimpses)
+        seqs = bbox_sequences(ann["bbox"], r.grid, r.glimpses)
     else:
         raise ValueError("supervision 'hgs' needs items with 'bbox' or 'parts'; this dataset has neither")
-    return Supervision(kind, chosen, seqs)
+    return Supervision(r.kind, chosen, seqs)
+
+
+#: The supervision sources by kind: the one registry :func:`build_supervision` and :data:`KINDS` follow.
+SOURCES = {"nogs": _store_source, "h1": _heuristic_source, "h5": _heuristic_source, "hgs": _annotation_source}
+#: ``none`` (RAM, no supervision) and the kinds of :data:`SOURCES`.
+KINDS = ("none", *SOURCES)
