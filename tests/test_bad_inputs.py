@@ -158,7 +158,7 @@ CLI_CASES = [
     ("train-until-neg", TRAIN + ["--supervision-until", "-1"], "--supervision-until must be a finite number >= 0"),
     ("train-num-supervised-neg", TRAIN + ["--num-supervised", "-1"], "--num-supervised must be an int >= 0"),
     ("train-pretrain-iterations-0", TRAIN + ["--pretrain-iterations", "0"], "--pretrain-iterations must be"),
-    ("train-threads-0", TRAIN + ["--threads", "0"], "--threads must be a positive int"),
+    ("train-threads-0", TRAIN + ["--threads", "0"], "--threads must be an int >= 1"),
     ("train-attribute-neg", TRAIN + ["--attribute", "-2"], "--attribute must be a finite number >= 0"),
     # ---- train: supervision sources
     ("train-nogs-no-store", TRAIN + ["--supervision", "nogs"], "needs --sequences"),

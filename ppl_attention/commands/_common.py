@@ -97,34 +97,23 @@ def check_in_dir(path, flag: str, what: str = "an artefact directory") -> Path:
 
 def check_int(flag: str, value, minimum: int = 1, maximum: int | None = None, optional: bool = False):
     """An int in [minimum, maximum] (None allowed when ``optional``), or a ValueError naming ``flag``."""
-    if value is None and optional:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or \
-            (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{flag} must be an int {bound}, got {value!r}")
-    return value
+    from ..checks import check_int as check
+
+    return check(flag, value, minimum, maximum, optional)
 
 
 def check_number(flag: str, value, minimum: float = 0.0, strict: bool = False, optional: bool = False):
     """A finite number >= minimum (> when ``strict``), or a ValueError naming ``flag``."""
-    import math
+    from ..checks import check_number as check
 
-    if value is None and optional:
-        return value
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > minimum if strict else value >= minimum))
-    if not ok:
-        raise ValueError(f"{flag} must be a finite number {'>' if strict else '>='} {minimum}, got {value!r}")
-    return value
+    return check(flag, value, minimum, strict, optional)
 
 
 def set_threads(threads: int | None, flag: str = "--threads") -> None:
     """torch's CPU threads from a command's ``--threads`` (None: torch's choice), refused unless a positive int."""
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"{flag} must be a positive int, got {threads}")
+    check_int(flag, threads)
     import torch
 
     torch.set_num_threads(threads)

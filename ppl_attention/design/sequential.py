@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from ..checks import check_choice, check_int
+from ..config import GLIMPSES
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
 from .epe import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, PairScorer, check_precision, expected_posterior_entropy
@@ -76,19 +78,16 @@ class DesignProblem:
 class DesignSettings:
     """Settings of the greedy loop (what a sequence store's manifest records)."""
 
-    T: int = 4
+    T: int = GLIMPSES
     num_samples: int = 100
     search: str = "exhaustive"
     allow_repeat: bool = False
     search_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if not isinstance(self.T, int) or self.T < 1:
-            raise ValueError(f"T must be a positive int, got {self.T!r}")
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {self.num_samples!r}")
-        if self.search not in SEARCHES:
-            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        check_int("T", self.T)
+        check_int("num_samples", self.num_samples)
+        check_choice("search", self.search, SEARCHES)
 
 
 @dataclass

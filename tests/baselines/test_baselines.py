@@ -107,7 +107,7 @@ def test_baselines_command_refuses_bad_threads(tmp_path, capsys):
     from ppl_attention.cli import main
 
     assert main(["baselines", "--out", str(tmp_path), "--threads", "0"]) == 2
-    assert "--threads must be a positive int, got 0" in capsys.readouterr().err
+    assert "--threads must be an int >= 1, got 0" in capsys.readouterr().err
 
 
 def test_per_seed_points_show_their_mean_and_sd_and_stay_apart(tmp_path, monkeypatch):
