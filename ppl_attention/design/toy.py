@@ -3,8 +3,8 @@
 With such a prior every quantity of the design stage is exact: the label posterior given any glimpses
 (:class:`DatabasePosterior`, a drop-in for the AVP), the completion distribution (:class:`DatabaseCompletion`,
 a drop-in for the importance sampler) and the EPE itself (:func:`exact_epe`).  The tests check the estimators,
-searches and the greedy loop against them, and examples/new_design_task.py builds a non-image task (noisy
-sensors) the same way.  :class:`ToyFactory` builds a problem in any process (the executors pickle it).
+searches and the greedy loop against them.  :class:`ToyFactory` builds a problem in any process (the executors
+pickle it).
 """
 from __future__ import annotations
 
