@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import copy
 import statistics
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import torch
 
+from ..checks import check_choice, check_int, check_number
+from ..config import GLIMPSES
+from .base import DEFAULT_K1
 from .importance import _sigma
 
-__all__ = ["label_calibration", "with_noise_scale", "calibrate_noise"]
+__all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "NoiseCalibrationConfig"]
 
 
 def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
@@ -99,3 +103,29 @@ def calibrate_noise(sampler, images: torch.Tensor, labels: torch.Tensor, locatio
     usable = [r for r in results if r["median_ess"] >= min_ess]
     best = min(usable, key=lambda r: r["nll"]) if usable else max(results, key=lambda r: r["median_ess"])
     return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess)}
+
+
+@dataclass(frozen=True)
+class NoiseCalibrationConfig:
+    """Settings of a noise calibration (``ppl-attention calibrate-noise``), checked when built."""
+
+    split: str = field(default="valid", metadata={"help": "held-out split", "choices": ["valid", "test"]})
+    num_images: int = field(default=50, metadata={"help": "held-out images"})
+    glimpses: int = field(default=GLIMPSES, metadata={"help": "random glimpses per image", "old_flags": ("-T",)})
+    scales: tuple[float, ...] = field(default=(0.5, 1.0, 2.0, 4.0, 8.0),
+                                      metadata={"help": "multipliers of the noise schedule to score"})
+    sigma: Optional[tuple[float, ...]] = field(default=None, metadata={
+        "help": "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"})
+    num_samples: int = field(default=40, metadata={"help": "completions per draw"})
+    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
+    min_ess: float = field(default=10.0, metadata={"help": "median ESS a chosen scale must reach"})
+
+    def __post_init__(self):
+        check_choice("split", self.split, ("valid", "test"))
+        for name in ("num_images", "glimpses", "num_samples", "k1"):
+            check_int(name, getattr(self, name))
+        check_number("min_ess", self.min_ess)
+        if not self.scales:
+            raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
+        for v in (*self.scales, *(self.sigma or ())):
+            check_number("scales" if v in self.scales else "sigma", v, strict=True)

@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from tqdm.auto import tqdm
+
+from ..checks import check_choice, check_int, check_number
+from ..completion.base import DEFAULT_K1
+from ..config import GLIMPSES
 
 from ..runtime import derive_seed, generator as make_generator
 from .honest import honest_problem
 from .search import run_search
 from .sequential import DesignProblem
 
-__all__ = ["noise_floor", "summarise_noise_floor"]
+__all__ = ["NoiseFloorConfig", "noise_floor", "summarise_noise_floor"]
 
 DRAWS = ("a", "b", "reference")
 
@@ -94,3 +100,33 @@ def summarise_noise_floor(rows: list[dict]) -> dict:
     steps = sorted({r["step"] for r in rows})
     return {"all": block(rows), "per_step": {str(s): block([r for r in rows if r["step"] == s]) for s in steps},
             "images": len({r["index"] for r in rows})}
+
+
+@dataclass(frozen=True)
+class NoiseFloorConfig:
+    """Settings of a noise-floor measurement (``ppl-attention evaluate-design``), checked when built."""
+
+    split: str = field(default="test", metadata={"help": "the images' split", "choices": ["train", "valid", "test"]})
+    num_images: int = field(default=50, metadata={"help": "images"})
+    glimpses: int = field(default=GLIMPSES, metadata={"help": "steps (>= 2: the first is the cached prior map)",
+                                                      "old_flags": ("-T",)})
+    num_samples: int = field(default=40, metadata={"help": "completions of each compared search"})
+    reference_samples: int = field(default=400, metadata={"help": "completions of the reference search"})
+    first_num_samples: Optional[int] = field(default=None, metadata={
+        "help": "prior samples of the first-glimpse map (default: reference_samples)"})
+    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
+    sigma: Optional[tuple[float, ...]] = field(default=None, metadata={
+        "help": "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"})
+    batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
+
+    def __post_init__(self):
+        check_choice("split", self.split, ("train", "valid", "test"))
+        for name in ("num_images", "num_samples", "reference_samples", "k1", "batch_size"):
+            check_int(name, getattr(self, name))
+        check_int("glimpses", self.glimpses, minimum=2)
+        check_int("first_num_samples", self.first_num_samples, optional=True)
+        if self.reference_samples < self.num_samples:
+            raise ValueError(f"`reference_samples` must be >= `num_samples` ({self.num_samples}), got "
+                             f"{self.reference_samples}")
+        for v in self.sigma or ():
+            check_number("sigma", v, strict=True)

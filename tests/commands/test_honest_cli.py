@@ -77,3 +77,16 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     assert len(record["distinct"]) == 1 and 1 <= record["distinct"][0] <= 4
     assert main([*base, "--num-images", "3", "--avp", str(avp), "--out", str(tmp_path / "three")]) == 2
     assert "design image 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
+    (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
+    (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
+    (["evaluate-design", "--avp", "a", "--num-samples", "10", "--reference-samples", "5"],
+     "--reference-samples must be >= --num-samples (10), got 5"),
+])
+def test_settings_are_checked_by_their_objects_and_shown_as_flags(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*argv, "--prior", str(tmp_path), "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

@@ -22,10 +22,12 @@ def _config_classes():
     """The settings objects the commands build their flags from."""
     from ppl_attention.attention.trainer import TrainConfig
     from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.completion.noise_calibration import NoiseCalibrationConfig
     from ppl_attention.demo import DemoConfig
+    from ppl_attention.design.noise_floor import NoiseFloorConfig
     from ppl_attention.posterior.training import TrainAVPConfig
 
-    return (GenerateConfig, TrainConfig, TrainAVPConfig, DemoConfig)
+    return (GenerateConfig, TrainConfig, TrainAVPConfig, DemoConfig, NoiseCalibrationConfig, NoiseFloorConfig)
 
 
 def _effective_default(parser, dest):
