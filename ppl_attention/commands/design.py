@@ -38,10 +38,11 @@ class GenerateConfig:
     # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
     search: str = field(default="halving", metadata={
         "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
-                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, race, amortised "
-                "(the argmin of an EPE-map network's prediction, one pass per step; needs --epe-net) or hybrid (the "
+                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, pyramid "
+                "(exhaustive on a pyramid of lattices, for fine grids), race, amortised (the argmin of an EPE-map "
+                "network's prediction, one pass per step; needs --epe-net) or hybrid (the "
                 "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net)",
-        "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid"]})
+        "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid"]})
     epe_net: Optional[str] = field(default=None, metadata={
         "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid; it must have been trained "
                 "for this AVP, prior and sensor"})

@@ -11,6 +11,8 @@ that revisit candidates (halving with shared samples, coarse-to-fine) never eval
   on more samples of the SAME sequence (shared samples), until one survives or all samples are used.
 - :func:`coarse_to_fine`: halving on a sub-lattice of the grid, then halving again among the neighbours of the
   best coarse locations (EPE maps are smooth: neighbouring glimpses overlap).
+- :func:`pyramid_search`: exhaustive on a pyramid of lattices (stride 8, 4, 2, 1 on a 49 x 49 grid), each level
+  around the best candidates of the coarser ones, every candidate on every sample.
 - :func:`racing`: successive elimination on PAIRED differences with the current leader (shared samples), with a
   confidence bound that shrinks to zero as the samples run out (finite-population correction), so that with
   ``max_fraction=1`` the survivors are compared on exactly the exhaustive estimate; optionally restricted to the
@@ -31,11 +33,12 @@ from typing import Callable
 
 import torch
 
+from ..checks import check_int
 from ..sensor import Sensor
 
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
-           "racing", "amortised_choice", "hybrid_search", "SEARCH_FUNCTIONS", "SEARCHES", "NETWORK_SEARCHES",
-           "run_search", "parse_search_options"]
+           "racing", "amortised_choice", "hybrid_search", "pyramid_search", "SEARCH_FUNCTIONS", "SEARCHES",
+           "NETWORK_SEARCHES", "run_search", "parse_search_options"]
 
 
 
@@ -210,6 +213,43 @@ def coarse_to_fine(score: Callable, weights, grid: Sensor, forbidden=None, strid
         epe = torch.where(known, epe, epe[known][d.argmin(1)])
     return SearchResult(second.location, epe, cached.evaluations, {"coarse": int(coarse.sum()),
                                                                    "fine": int(near.sum())})
+
+
+def pyramid_search(score: Callable, weights, grid: Sensor, forbidden=None, levels: int | None = None,
+                   top: int = 4) -> SearchResult:
+    """Exhaustive search on a pyramid of lattices: every candidate of the coarsest lattice (stride
+    ``2 ** (levels - 1)``), then at each finer stride every lattice point within the previous stride of the ``top``
+    best candidates scored so far, down to stride 1.  Each candidate is scored on every sample (no pruning noise);
+    evaluations are shared.  ``levels`` defaults to the largest stride that still leaves a 4 x 4 coarse lattice."""
+    L = grid.num_locations
+    w, allowed = _prepare(weights, L, forbidden)
+    if levels is None:
+        levels = max(1, int(math.log2(max(1, min(grid.n_rows, grid.n_cols) // 4))) + 1)
+    check_int("levels", levels)
+    check_int("top", top)
+    cached = score if isinstance(score, CachedScore) else CachedScore(score, L, len(w))
+    cells = grid.cell(torch.arange(L))
+    samples = torch.arange(len(w))
+    epe = torch.full((L,), math.nan, dtype=torch.float64)
+    region = torch.ones(L, dtype=torch.bool)
+    counts = []
+    for level in range(levels - 1, -1, -1):
+        stride = 2 ** level
+        cand = lattice(grid, stride) & region & allowed & torch.isnan(epe)
+        if level == levels - 1 and not bool(cand.any()):  # the whole coarse lattice forbidden: start from the rest
+            cand = allowed.clone()
+        where = torch.nonzero(cand).flatten()
+        if len(where):
+            epe[where] = cached(where, samples) @ w
+        counts.append(len(where))
+        scored = torch.where(allowed & ~torch.isnan(epe), epe, torch.full_like(epe, math.inf))
+        best = scored.argsort()[:min(top, int(torch.isfinite(scored).sum()))]
+        region = ((cells.unsqueeze(0) - cells[best].unsqueeze(1)).abs().amax(-1) < stride).any(0)
+    known = ~torch.isnan(epe)
+    location = int(torch.where(allowed & known, epe, torch.full_like(epe, math.inf)).argmin())
+    d = (cells.unsqueeze(1) - cells[known].unsqueeze(0)).abs().amax(-1)  # unscored: nearest scored value (plots)
+    epe = torch.where(known, epe, epe[known][d.argmin(1)])
+    return SearchResult(location, epe, cached.evaluations, {"scored_per_level": counts})
 
 
 def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
@@ -407,7 +447,7 @@ def parse_search_options(name: str, items) -> dict:
 #: follow; each function is called with the keywords of :func:`run_search` it names.
 SEARCH_FUNCTIONS: dict[str, Callable[..., SearchResult]] = {
     "exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine, "race": racing,
-    "amortised": amortised_choice, "hybrid": hybrid_search}
+    "amortised": amortised_choice, "hybrid": hybrid_search, "pyramid": pyramid_search}
 SEARCHES = tuple(SEARCH_FUNCTIONS)
 #: The searches that read an EPE-map network's prediction (``proposal``): ``generate --epe-net DIR``.
 NETWORK_SEARCHES = tuple(name for name, fn in SEARCH_FUNCTIONS.items() if "proposal" in _parameters(fn))
