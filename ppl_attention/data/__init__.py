@@ -8,7 +8,11 @@ Every dataset is a ``torch.utils.data.Dataset`` whose items are dicts (``image``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from torch.utils.data import Dataset
 
 __all__ = ["load_dataset", "DATASETS", "DatasetInfo", "dataset_names", "DatasetSpec"]
 
@@ -110,7 +114,8 @@ def dataset_names() -> list[str]:
     return list(_BUILDERS)
 
 
-def load_dataset(name: str, root=None, split: str = "train", seed: int = 0, **kw):
+def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", seed: int = 0,
+                 **kw) -> Dataset:
     """Build dataset ``name`` (one of :func:`dataset_names`) for ``split`` ("train", "valid" or "test").
 
     ``root`` is the folder of datasets read from disk (celeba-hq, cub, folder); extra keyword arguments go to
