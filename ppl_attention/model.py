@@ -78,7 +78,8 @@ class NoiseSchedule:
         return cls((5.0, 10.0, 20.0, 40.0), 255.0)
 
     @classmethod
-    def geometric(cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4, pixel_range: float = 255.0):
+    def geometric(cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4,
+                  pixel_range: float = 255.0) -> NoiseSchedule:
         """``base * ratio ** (t - 1)`` for t = 1..steps."""
         return cls(tuple(base * ratio ** k for k in range(steps)), pixel_range)
 

@@ -221,7 +221,7 @@ class ImportanceCompletion(Completion):
         self._pixel_ids = torch.arange(self.channels * H * W).view(1, self.channels, H, W)
 
     @classmethod
-    def from_prior(cls, directory, **kw) -> "ImportanceCompletion":
+    def from_prior(cls, directory: str | os.PathLike, **kw) -> "ImportanceCompletion":
         database, index = open_prior(directory)
         return cls(database, index, **kw)
 

@@ -147,7 +147,7 @@ class NUTSCompletion(Completion):
             p.requires_grad_(False)
 
     @classmethod
-    def matching(cls, vae: VAE, sampler, cfg: NUTSConfig = NUTSConfig()) -> "NUTSCompletion":
+    def matching(cls, vae: VAE, sampler: Completion, cfg: NUTSConfig = NUTSConfig()) -> "NUTSCompletion":
         """NUTS with the observation model of an importance ``sampler`` (its noise schedule, and its clutter
         model when it has one): one noise model for the samplers being compared."""
         return cls(vae, sampler.grid, cfg, sigma=sampler.sigma, noise=getattr(sampler, "noise", None))

@@ -105,8 +105,8 @@ class DatasetSpec:
     options: tuple = ()  # sorted (key, value) pairs, values frozen (lists -> tuples): hashable and picklable
 
     @classmethod
-    def make(cls, name: str, root=None, seed: int = 0, options: Mapping[str, Any] | None = None,
-             where: str = "`dataset_option`") -> "DatasetSpec":
+    def make(cls, name: str, root: str | os.PathLike | None = None, seed: int = 0,
+             options: Mapping[str, Any] | None = None, where: str = "`dataset_option`") -> "DatasetSpec":
         from . import dataset_names
 
         if name not in dataset_names():

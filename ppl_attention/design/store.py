@@ -71,7 +71,7 @@ class SequenceStore:
 
     # -------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, directory, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
+    def create(cls, directory: str | os.PathLike, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
                resume: bool = True) -> "SequenceStore":
         """Create a store, or reopen one built with exactly the same ``config`` (resume).
 
@@ -139,7 +139,7 @@ class SequenceStore:
         return True
 
     @classmethod
-    def open(cls, directory) -> "SequenceStore":
+    def open(cls, directory: str | os.PathLike) -> "SequenceStore":
         """Open an existing store; FileNotFoundError if the folder does not exist, ArtifactError if malformed."""
         directory = Path(directory)
         if not directory.is_dir():
@@ -315,7 +315,7 @@ class SequenceStore:
         return write_paper_sequences(out_dir, seqs, self.grid, paths)
 
     @classmethod
-    def import_paper(cls, src, grid: Sensor, out_dir, dataset: str | None = None,
+    def import_paper(cls, src: str | os.PathLike, grid: Sensor, out_dir: str | os.PathLike, dataset: str | None = None,
                      task: str | None = None) -> "SequenceStore":
         """Read the paper's released sequence files under ``src`` into a store (records without EPE maps)."""
         from ..sequences import read_paper_sequences
