@@ -35,9 +35,12 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from typing import Collection, Iterable
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
            "clean_beside", "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions",
@@ -53,7 +56,8 @@ class ArtifactError(ValueError):
     """An artefact is missing, malformed, or was built for something else."""
 
 
-def config_differences(stored: dict, requested: dict, keys=None, ignore=()) -> list[str]:
+def config_differences(stored: dict, requested: dict, keys: Iterable[str] | None = None,
+                       ignore: Collection[str] = ()) -> list[str]:
     """``"key: stored X, now Y"`` for every setting where a stored artefact's config and the requested one
     differ (over ``keys``, default both configs' keys, less ``ignore``); nested dicts are compared key by key
     (``"train.lr: ..."``)."""
@@ -71,7 +75,8 @@ def config_differences(stored: dict, requested: dict, keys=None, ignore=()) -> l
     return out
 
 
-def check_compatible(what: str, stored: dict, requested: dict, keys=None, ignore=(), remedy: str = "") -> None:
+def check_compatible(what: str, stored: dict, requested: dict, keys: Iterable[str] | None = None,
+                     ignore: Collection[str] = (), remedy: str = "") -> None:
     """Refuse to reuse or resume an artefact when its stored config differs from the requested one, naming every
     difference: ``"{what} made with other settings (...)"``, ``what`` the subject (``"checkpoint X was"``,
     ``"out X holds a run"``); the one compatibility check of every artefact kind."""
@@ -88,7 +93,7 @@ _STALE_S = 24 * 3600
 _writes = 0
 
 
-def temporary_name(path) -> str:
+def temporary_name(path: str | os.PathLike) -> str:
     """The prefix of the temporaries beside ``path`` (this host and process)."""
     return f".{Path(path).name}.tmp-{_HOST}-{os.getpid()}-"
 
@@ -115,7 +120,7 @@ def _crash_point(phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     global _writes
     path = Path(path)
@@ -163,7 +168,7 @@ def _is_stale(p: Path) -> bool:
     return False
 
 
-def clean_temporaries(directory, recursive: bool = True) -> list[Path]:
+def clean_temporaries(directory: str | os.PathLike, recursive: bool = True) -> list[Path]:
     """Remove the temporaries (files or folders) that killed processes left in ``directory``; returns them.
 
     A temporary is removed when its process (named in it) is dead on this host, or when it is older than a day;
@@ -182,7 +187,7 @@ def clean_temporaries(directory, recursive: bool = True) -> list[Path]:
     return removed
 
 
-def clean_beside(target, inside: bool = True) -> list[Path]:
+def clean_beside(target: str | os.PathLike, inside: bool = True) -> list[Path]:
     """Remove the stale temporaries of ``target`` itself (``.NAME.tmp-*`` in its folder, e.g. a directory a
     killed :func:`atomic_dir` was building) and, with ``inside``, those inside it."""
     target = Path(target)
@@ -202,7 +207,7 @@ def glob_escape(name: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_dir(target) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``target``; rename it into place on success.
 
     ``target`` must not exist or be an empty directory (it is replaced).  On any exception the temporary folder
@@ -222,7 +227,7 @@ def atomic_dir(target) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path, text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -238,11 +243,11 @@ def _json_default(obj):
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
-def atomic_write_json(path, obj: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
-def read_json(path) -> Any:
+def read_json(path: str | os.PathLike) -> Any:
     """Parse a JSON file; ArtifactError naming the file when it is missing, not UTF-8 text or not JSON."""
     path = Path(path)
     if not path.is_file():
@@ -256,7 +261,7 @@ def read_json(path) -> Any:
         raise ArtifactError(f"{path} is not valid JSON: {e}") from None
 
 
-def file_checksum(path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
+def file_checksum(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
     """Hex digest of a file, streamed in chunks."""
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
@@ -265,7 +270,7 @@ def file_checksum(path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
     return f"{algorithm}:{h.hexdigest()}"
 
 
-def dir_checksum(path, pattern: str = "*") -> str:
+def dir_checksum(path: str | os.PathLike, pattern: str = "*") -> str:
     """A checksum of a directory: its manifest if it has one, otherwise every matching file's name and digest."""
     path = Path(path)
     if (path / MANIFEST).is_file():
@@ -287,8 +292,8 @@ def package_versions() -> dict:
     return out
 
 
-def write_manifest(directory, kind: str, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
-                   **extra) -> Path:
+def write_manifest(directory: str | os.PathLike, kind: str, config: Mapping[str, Any],
+                   inputs: Mapping[str, Any] | None = None, **extra) -> Path:
     """Write ``directory/manifest.json``: what the artefact is, its config, package versions, input checksums and
     the machine it was made on (so results pages can say where a number was measured)."""
     from .runtime import machine_info
@@ -299,7 +304,7 @@ def write_manifest(directory, kind: str, config: Mapping[str, Any], inputs: Mapp
     return atomic_write_json(Path(directory) / MANIFEST, manifest)
 
 
-def read_manifest(directory, kind: str | None = None) -> dict:
+def read_manifest(directory: str | os.PathLike, kind: str | None = None) -> dict:
     directory = Path(directory)
     if not directory.is_dir():
         raise ArtifactError(f"artefact directory {directory} does not exist")
@@ -309,7 +314,7 @@ def read_manifest(directory, kind: str | None = None) -> dict:
     return manifest
 
 
-def check_manifest(directory, kind: str, expected: Mapping[str, Any]) -> dict:
+def check_manifest(directory: str | os.PathLike, kind: str, expected: Mapping[str, Any]) -> dict:
     """Read a manifest and refuse it unless its config agrees with ``expected`` on every given key."""
     manifest = read_manifest(directory, kind)
     config = manifest.get("config", {})
@@ -319,7 +324,8 @@ def check_manifest(directory, kind: str, expected: Mapping[str, Any]) -> dict:
     return manifest
 
 
-def save_weights(path, tensors: Mapping[str, torch.Tensor] | torch.nn.Module, config: Mapping[str, Any]) -> Path:
+def save_weights(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor] | torch.nn.Module,
+                 config: Mapping[str, Any]) -> Path:
     """Save ``path`` (``.safetensors``) and ``path`` with ``.json`` (the config needed to rebuild the module)."""
     from safetensors.torch import save as st_save
 
@@ -334,7 +340,7 @@ def save_weights(path, tensors: Mapping[str, torch.Tensor] | torch.nn.Module, co
     return path
 
 
-def load_weights(path, expected_config: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+def load_weights(path: str | os.PathLike, expected_config: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
     """Load (tensors, config) saved by :func:`save_weights`; refuse non-safetensors files or another config."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -364,7 +370,7 @@ def _load_safetensors(path: Path, what: str = "") -> dict:
 CHECKPOINT_META = "ppl_attention.checkpoint"
 
 
-def save_checkpoint(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
     """Write a training checkpoint as ONE safetensors file: the tensors, and ``meta`` (JSON) in its header.
 
     One file renamed into place: a kill at any moment leaves either the previous checkpoint or this one."""
@@ -401,7 +407,7 @@ def optimizer_from_checkpoint(opt: torch.optim.Optimizer, tensors: Mapping[str, 
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def load_checkpoint(path) -> tuple[dict, dict]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     """(tensors, meta) of a checkpoint written by :func:`save_checkpoint` (or a two-file one)."""
     from safetensors import safe_open
 
@@ -428,7 +434,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def load_state(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str):
+def load_state(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], what: str) -> torch.nn.Module:
     """Load ``tensors`` into ``module`` exactly (every key, every shape), or an ArtifactError naming ``what`` (the
     weights file and its config) and the first mismatch; returns ``module``."""
     try:

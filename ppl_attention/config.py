@@ -9,9 +9,12 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict", "presets",
            "preset_summary", "GLIMPSES"]
@@ -45,7 +48,7 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """Add one flag per field of dataclass ``cls`` (``field_name`` -> ``--field-name``); defaults stay unset."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(f"{cls.__name__} fields")
@@ -99,7 +102,7 @@ def preset_summary(name: str) -> str:
     return ""
 
 
-def load_yaml(path) -> dict:
+def load_yaml(path: str | os.PathLike) -> dict:
     """The mapping in a YAML file; ``path`` may also name a packaged preset (:func:`presets`) when no such file
     exists (a file of that name wins)."""
     path = Path(path)
@@ -143,7 +146,8 @@ def config_from_dict(cls: type[T], data: dict, strict: bool = True) -> T:
 DATASET_KEYS = ("dataset", "root", "data_seed", "dataset_options", "dataset_from")
 
 
-def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path=None, **overrides) -> T:
+def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | os.PathLike | None = None,
+                 **overrides) -> T:
     """Defaults < YAML (``yaml_path`` or ``args.config``) < flags that were given < ``overrides``.
 
     The dataset keys of :data:`DATASET_KEYS` in the YAML file are left to the dataset config (unless ``cls`` has
@@ -164,7 +168,7 @@ def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path
     return config_from_dict(cls, {k: v for k, v in data.items() if k in names} if not path else data, strict=True)
 
 
-def config_to_dict(cfg) -> dict:
+def config_to_dict(cfg: Any) -> dict:
     def convert(v):
         if isinstance(v, Path):
             return str(v)

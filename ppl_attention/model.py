@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyro
 import pyro.distributions as dist
@@ -44,6 +45,9 @@ import torch
 import torch.nn.functional as F
 
 from .sensor import Sensor
+
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
 
 __all__ = ["NoiseSchedule", "EmpiricalPrior", "DecoderPrior", "GlimpseModel", "label_entropy"]
 
@@ -74,7 +78,8 @@ class NoiseSchedule:
         return cls((5.0, 10.0, 20.0, 40.0), 255.0)
 
     @classmethod
-    def geometric(cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4, pixel_range: float = 255.0):
+    def geometric(cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4,
+                  pixel_range: float = 255.0) -> NoiseSchedule:
         """``base * ratio ** (t - 1)`` for t = 1..steps."""
         return cls(tuple(base * ratio ** k for k in range(steps)), pixel_range)
 
@@ -152,7 +157,7 @@ class EmpiricalPrior:
             lw = self.weights.log().unsqueeze(0) + onehot.T.log() - self.class_weights.log().unsqueeze(1)
         self.row_logits = torch.where(torch.isnan(lw), torch.full_like(lw, -math.inf), lw)
 
-    def sample(self, batch_shape) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_shape: tuple[int, ...] | torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """Inside the model's plates: ``pyro.sample`` the label then the row; returns (label, image)."""
         label = pyro.sample("label", dist.Categorical(probs=self.class_weights).expand(batch_shape))
         index = pyro.sample("image_index", dist.Categorical(logits=self.row_logits[label]))
@@ -199,7 +204,7 @@ class DecoderPrior:
         self.decoder, self.classifier = decoder, classifier
         self.latent_dim, self.num_classes = int(latent_dim), int(num_classes)
 
-    def sample(self, batch_shape) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, batch_shape: tuple[int, ...] | torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         p = next(self.decoder.parameters(), torch.zeros(()))
         zero = torch.zeros((), dtype=p.dtype, device=p.device)
         z = pyro.sample("z", dist.Normal(zero, 1.0).expand(tuple(batch_shape) + (self.latent_dim,)).to_event(1))
@@ -224,7 +229,8 @@ class GlimpseModel:
             ``"y_past"``.
     """
 
-    def __init__(self, prior, grid: Sensor, noise: NoiseSchedule | None = None, observed=None):
+    def __init__(self, prior: EmpiricalPrior | DecoderPrior, grid: Sensor, noise: NoiseSchedule | None = None,
+                 observed: tuple[torch.Tensor | Sequence[int], torch.Tensor] | None = None) -> None:
         self.prior, self.grid = prior, grid
         self.noise = noise or NoiseSchedule.celeba()
         self.observed = None
@@ -263,7 +269,7 @@ class GlimpseModel:
                             obs=glimpses.to(past).expand(past.shape))
         return label, y
 
-    def condition(self, locations, glimpses) -> "GlimpseModel":
+    def condition(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor) -> "GlimpseModel":
         """The same program after observing ``glimpses`` (t0, k*C, h, w) at ``locations`` (t0,), with the past
         folded into the prior by exact Bayes over the database rows, so Pyro's OED estimators score the NEXT
         glimpse correctly.  The past is scored with sigma(t0), t0 = all glimpses folded so far (see the class
@@ -288,7 +294,7 @@ class GlimpseModel:
         model.folded, model.base_prior = (loc, glimpses), self.base_prior
         return model
 
-    def exact_guide(self):
+    def exact_guide(self) -> Callable[..., None]:
         """A ``posterior_eig`` guide computing the exact label posterior (EmpiricalPrior only)."""
         if not isinstance(self.prior, EmpiricalPrior):
             raise ValueError("the exact guide needs an EmpiricalPrior")

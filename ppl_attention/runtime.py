@@ -18,7 +18,7 @@ PRECISIONS = ("float32", "bfloat16")
 DEFAULT_PRECISION = "float32"
 
 
-def default_precision(device) -> str:
+def default_precision(device: str | torch.device) -> str:
     """The precision when none is asked for: bfloat16 on CUDA (tensor cores), float32 on the CPU."""
     return "bfloat16" if torch.device(device).type == "cuda" else DEFAULT_PRECISION
 
@@ -30,7 +30,7 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def autocast(device, precision: str | None = None):
+def autocast(device: str | torch.device, precision: str | None = None) -> torch.autocast:
     """The context of a training or design forward pass: bfloat16 autocast when ``precision`` (default: the
     device's, :func:`default_precision`) says so; losses and softmaxes stay float32 (autocast's own rules)."""
     device = torch.device(device)
@@ -62,7 +62,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def generator(seed: int, device="cpu") -> torch.Generator:
+def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g

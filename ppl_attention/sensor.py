@@ -29,10 +29,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from typing import Any, Iterator, Mapping
 
 __all__ = ["Sensor", "NO_GLIMPSE", "SensorMismatch", "check_sensor", "checked_locations"]
 
@@ -44,7 +47,7 @@ _trust = threading.local()
 
 
 @contextlib.contextmanager
-def checked_locations():
+def checked_locations() -> Iterator[None]:
     """Within this block the sensor skips its range check of locations, which the caller has already checked: the
     check reads a device tensor's values on the host, a GPU sync per call (a loop of AVP passes needs none)."""
     before = getattr(_trust, "on", False)
@@ -74,7 +77,8 @@ class SensorMismatch(ValueError):
     """An artefact was made for another sensor (grid, glimpse size or retina) than the one it is used with."""
 
 
-def check_sensor(found, expected, what: str, expected_what: str = "the current sensor") -> None:
+def check_sensor(found: Sensor | Mapping[str, Any], expected: Sensor | Mapping[str, Any], what: str,
+                 expected_what: str = "the current sensor") -> None:
     """Raise :class:`SensorMismatch` naming both sensors unless ``found`` and ``expected`` are the same sensor.
 
     Either may be a :class:`Sensor` or its ``to_dict()`` (a dict without ``scales`` reads as
@@ -107,9 +111,9 @@ class Sensor:
     scales: int = 1
     scale_factor: int = 2
 
-    def __init__(self, image_size, glimpse_size, rows: Sequence[int] | None = None,
-                 cols: Sequence[int] | None = None, stride: int | None = None, scales: int = 1,
-                 scale_factor: int = 2):
+    def __init__(self, image_size: int | tuple[int, int], glimpse_size: int | tuple[int, int],
+                 rows: Sequence[int] | None = None, cols: Sequence[int] | None = None, stride: int | None = None,
+                 scales: int = 1, scale_factor: int = 2) -> None:
         H, W = _pair(image_size, "image_size")
         h, w = _pair(glimpse_size, "glimpse_size")
         if h > H or w > W:
@@ -250,7 +254,7 @@ class Sensor:
             raise ValueError(f"glimpses have {kc} channels, not a multiple of the sensor's {self.scales} scales")
         return glimpses.reshape(*glimpses.shape[:-3], self.scales, kc // self.scales, *glimpses.shape[-2:])
 
-    def all_locations(self, device=None) -> torch.Tensor:
+    def all_locations(self, device: str | torch.device | None = None) -> torch.Tensor:
         """Every flat location index, shape ``(L,)``."""
         return torch.arange(self.num_locations, device=device)
 
@@ -269,14 +273,14 @@ class Sensor:
             raise ValueError(f"{name} holds {first}, outside the grid's locations {valid}")
         return loc
 
-    def pixels(self, locations) -> torch.Tensor:
+    def pixels(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Top-left ``(row, col)`` pixel of each location's fovea: shape ``locations.shape + (2,)``."""
         loc = self._check_locations(locations)
         rows = torch.tensor(self.rows, device=loc.device)
         cols = torch.tensor(self.cols, device=loc.device)
         return torch.stack([rows[loc // self.n_cols], cols[loc % self.n_cols]], dim=-1)
 
-    def index(self, pixel_rows, pixel_cols) -> torch.Tensor:
+    def index(self, pixel_rows: torch.Tensor, pixel_cols: torch.Tensor) -> torch.Tensor:
         """Flat location of top-left pixels ``(row, col)``; refuses pixels that are not on the grid."""
         r = torch.as_tensor(pixel_rows).long()
         c = torch.as_tensor(pixel_cols).long()
@@ -293,18 +297,18 @@ class Sensor:
                              f"allowed cols are {list(self.cols)}")
         return (r_match.long().argmax(-1) * self.n_cols + c_match.long().argmax(-1)).to(r.device)
 
-    def cell(self, locations) -> torch.Tensor:
+    def cell(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Grid cell ``(row_index, col_index)`` of each location: shape ``locations.shape + (2,)``."""
         loc = self._check_locations(locations)
         return torch.stack([loc // self.n_cols, loc % self.n_cols], dim=-1)
 
-    def centres(self, locations) -> torch.Tensor:
+    def centres(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Centre pixel (float ``(row, col)``) of each glimpse (the same for every scale)."""
         px = self.pixels(locations).float()
         return px + torch.tensor([(self.glimpse_size[0] - 1) / 2, (self.glimpse_size[1] - 1) / 2],
                                  device=px.device)
 
-    def nearest(self, pixel_rows, pixel_cols) -> torch.Tensor:
+    def nearest(self, pixel_rows: torch.Tensor, pixel_cols: torch.Tensor) -> torch.Tensor:
         """Flat location whose glimpse centre is nearest to the given pixel (clamped to the grid)."""
         r = torch.as_tensor(pixel_rows, dtype=torch.float32)
         c = torch.as_tensor(pixel_cols, dtype=torch.float32)
@@ -314,7 +318,7 @@ class Sensor:
         ci = (c.unsqueeze(-1) - cols).abs().argmin(-1)
         return ri * self.n_cols + ci
 
-    def footprints(self, locations) -> torch.Tensor:
+    def footprints(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Top-left pixel ``(row, col)`` of every scale's patch: ``locations.shape + (k, 2)`` (may be < 0 or
         reach past the image for the coarse scales)."""
         return self._tops(self._check_locations(locations))
@@ -367,7 +371,7 @@ class Sensor:
             loc = loc.unsqueeze(1)
         return images, loc.expand(B, loc.shape[1]), single
 
-    def crop(self, images: torch.Tensor, locations) -> torch.Tensor:
+    def crop(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """The fovea alone, full resolution: ``(B, C, h, w)`` for (B,) locations, ``(B, T, C, h, w)`` for (B, T)
         (a leading 1 broadcasts).  The paper's glimpse; :meth:`extract` is what the sensor returns."""
         images, loc, single = self._images_and_locations(images, locations)
@@ -391,7 +395,7 @@ class Sensor:
             q[j, torch.arange(g * b, device=device) // b, cols] = 1.0 / b
         return q
 
-    def extract(self, images: torch.Tensor, locations) -> torch.Tensor:
+    def extract(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """What the sensor returns at ``locations`` (B,) or (B, T) of ``images`` (B, C, H, W) (a leading 1
         broadcasts): ``(B, k*C, h, w)`` or ``(B, T, k*C, h, w)``, scales stacked along channels, finest first.
 
@@ -441,7 +445,8 @@ class Sensor:
             raise ValueError(f"locations must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
         return loc
 
-    def mask(self, locations, dtype=torch.float32, device=None) -> torch.Tensor:
+    def mask(self, locations: torch.Tensor | Sequence[int], dtype: torch.dtype = torch.float32,
+             device: str | torch.device | None = None) -> torch.Tensor:
         """Binary mask (B, k, H, W): per scale, the in-image pixels covered by that scale's patch of some glimpse
         at ``locations`` (B, T) (or (B,)); overlaps unioned.  Channel 0 is the fovea (the paper's mask).
 
@@ -458,7 +463,8 @@ class Sensor:
         cover = torch.einsum("btkh,btkw->bkhw", in_r.float(), in_c.float())
         return (cover > 0).to(dtype)
 
-    def paste(self, patches: torch.Tensor, locations, canvas: torch.Tensor | None = None) -> torch.Tensor:
+    def paste(self, patches: torch.Tensor, locations: torch.Tensor | Sequence[int],
+              canvas: torch.Tensor | None = None) -> torch.Tensor:
         """Write glimpses (B, T, k*C, h, w) at ``locations`` (B, T) into a canvas (B, k*C, H, W) (zeros if None):
         per scale, each pooled value fills the block it was averaged over; a later glimpse overwrites an
         earlier one where their patches of the same scale overlap.  ``NO_GLIMPSE`` entries write nothing."""
@@ -529,8 +535,8 @@ class Sensor:
         old = canvas.view(B, k, C, H, W)
         return torch.where(seen.unsqueeze(2), values, old).reshape(B, KC, H, W), seen
 
-    def observe(self, images: torch.Tensor, locations, whole: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def observe(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int],
+                whole: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What glimpses at ``locations`` (B, T) reveal of ``images`` (B, C, H, W), as images: the canvas
         (B, k*C, H, W) (:meth:`paste` of :meth:`extract`; zero where nothing was seen) and the mask (B, k, H, W).
 

@@ -15,12 +15,16 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TYPE_CHECKING
 
 import torch
 
 from .artifacts import atomic_write_bytes
 from .sensor import Sensor
+
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
 
 __all__ = ["PaperSequence", "read_paper_sequence_file", "read_paper_sequences", "write_paper_sequences",
            "format_paper_sequence", "stack_sequences"]
@@ -44,7 +48,7 @@ def _check_grid(grid) -> Sensor:
     return grid
 
 
-def read_paper_sequence_file(path, grid: Sensor) -> PaperSequence:
+def read_paper_sequence_file(path: str | os.PathLike, grid: Sensor) -> PaperSequence:
     """Parse one sequence file; its index is the file name's number (``17.txt`` -> 17) or None."""
     path, grid = Path(path), _check_grid(grid)
     if not path.is_file():
@@ -80,7 +84,7 @@ def read_paper_sequence_file(path, grid: Sensor) -> PaperSequence:
     return PaperSequence(index, locations, image_path)
 
 
-def read_paper_sequences(path, grid: Sensor) -> dict[int, PaperSequence]:
+def read_paper_sequences(path: str | os.PathLike, grid: Sensor) -> dict[int, PaperSequence]:
     """Every sequence of a folder of ``{index}.txt`` files (or one such file), as ``{index: PaperSequence}``
     sorted by index.  Files whose name is not a number are skipped (and logged)."""
     path, grid = Path(path), _check_grid(grid)
@@ -102,7 +106,8 @@ def read_paper_sequences(path, grid: Sensor) -> dict[int, PaperSequence]:
     return {i: read_paper_sequence_file(files[i], grid) for i in sorted(files)}
 
 
-def format_paper_sequence(locations, grid: Sensor, image_path: str | None = None) -> bytes:
+def format_paper_sequence(locations: torch.Tensor | Sequence[int], grid: Sensor,
+                          image_path: str | None = None) -> bytes:
     """The exact bytes of a released file: ``r, c`` lines (newline-terminated when there is no image path),
     then the image path without a trailing newline."""
     grid = _check_grid(grid)
@@ -120,7 +125,9 @@ def format_paper_sequence(locations, grid: Sensor, image_path: str | None = None
     return "\n".join(lines + [image_path]).encode("utf-8")
 
 
-def write_paper_sequences(path, locations, grid: Sensor, image_path=None) -> list[Path]:
+def write_paper_sequences(path: str | os.PathLike,
+                          locations: torch.Tensor | Sequence[int] | Mapping[int, torch.Tensor | Sequence[int]],
+                          grid: Sensor, image_path: str | os.PathLike | Mapping[int, str] | None = None) -> list[Path]:
     """Write sequences in the released format, atomically.
 
     ``locations`` is either one sequence (T,) written to the file ``path`` (with ``image_path`` a string or

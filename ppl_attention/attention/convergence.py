@@ -5,12 +5,18 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["iterations_to_convergence", "convergence_summary"]
 
 
-def iterations_to_convergence(iterations, values, mode: str = "loss", tol: float = 0.01) -> int:
+def iterations_to_convergence(iterations: Sequence[float] | torch.Tensor, values: Sequence[float] | torch.Tensor,
+                              mode: str = "loss", tol: float = 0.01) -> int:
     """First iteration whose value is within ``tol`` of the best (lowest loss / highest accuracy)."""
     it = torch.as_tensor(iterations, dtype=torch.float64).flatten()
     v = torch.as_tensor(values, dtype=torch.float64).flatten()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ import torch.nn.functional as F
 
 from ..sensor import Sensor, NO_GLIMPSE
 from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
+
+if TYPE_CHECKING:
+    from typing import Iterator, Sequence
 
 __all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "LocationEmbedding",
            "LOCATION_EMBEDDINGS", "flops_per_glimpse", "classifier_flops"]
@@ -213,7 +217,8 @@ class HardAttentionNet(nn.Module):
     """Recurrent hard-attention classifier over a :class:`Sensor` (RAM with a categorical policy)."""
 
     def __init__(self, grid: Sensor, num_classes: int, channels: int = 1, cfg: NetworkConfig | None = None,
-                 mean=None, std=None):
+                 mean: Sequence[float] | torch.Tensor | None = None,
+                 std: Sequence[float] | torch.Tensor | None = None) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -277,7 +282,7 @@ class HardAttentionNet(nn.Module):
         return {**config, "network": {**config_to_dict(NetworkConfig()), **config["network"]}}
 
     # ------------------------------------------------------------ submodules
-    def trunk_parameters(self):
+    def trunk_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the embedder, core, initial state and classifier (what pretraining trains)."""
         for m in (self.embedder, self.where, self.core, self.classifier):
             yield from m.parameters()

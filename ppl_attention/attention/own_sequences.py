@@ -9,12 +9,17 @@ image keeps in training, and the store records the run's dataset spec and split 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..design.store import SequenceStore
 from .network import HardAttentionNet
 from .trainer import SplitData
+
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
 
 __all__ = ["greedy_sequences", "write_policy_sequences"]
 
@@ -36,8 +41,8 @@ def greedy_sequences(net: HardAttentionNet, data: SplitData, indices: torch.Tens
     return torch.cat(out) if out else torch.zeros(0, glimpses, dtype=torch.long)
 
 
-def write_policy_sequences(net: HardAttentionNet, data: SplitData, indices, glimpses: int, store_dir,
-                           config: dict, batch_size: int = 500) -> SequenceStore:
+def write_policy_sequences(net: HardAttentionNet, data: SplitData, indices: Sequence[int] | torch.Tensor, glimpses: int,
+                           store_dir: str | os.PathLike, config: dict, batch_size: int = 500) -> SequenceStore:
     """Write ``net``'s greedy sequences of the training images ``indices`` into the store ``store_dir``.
 
     ``config``: what the store records besides its grid and T: at least ``dataset``, ``task`` and ``data`` (the

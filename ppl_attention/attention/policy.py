@@ -44,7 +44,7 @@ __all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "Dens
 POLICIES = ("dense", "gaussian", "factorised")
 
 
-def check_policy(kind, std) -> None:
+def check_policy(kind: str, std: float) -> None:
     """Refuse an unknown policy kind or a standard deviation that is not a finite number > 0."""
     if kind not in POLICIES:
         raise ValueError(f"`policy` must be one of {list(POLICIES)}, got {kind!r}")

@@ -23,7 +23,8 @@ from .policy import LocationPolicy
 __all__ = ["agreement", "behaviour_clone", "cell_distance", "dispersion", "forced_states"]
 
 
-def forced_states(net: HardAttentionNet, images: torch.Tensor, sequences: torch.Tensor, batch_size: int = 500):
+def forced_states(net: HardAttentionNet, images: torch.Tensor, sequences: torch.Tensor,
+                  batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hidden states (N, T, hidden) before each glimpse, greedy choices (N, T) and ``log pi(target)`` (N, T)
     of ``net`` walked along ``sequences`` (N, T) on ``images`` (N, C, H, W); no gradient."""
     device = net.h0.device

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,10 @@ from ..runtime import derive_seed, run_record
 from .network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from .supervision import KINDS, build_supervision, heuristic_distribution, load_first_glimpse_epe
 from .trainer import SplitData, TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    import os
+    from torch.utils.data import Dataset
 
 __all__ = ["RunConfig", "train_run", "build_network", "load_run_network"]
 
@@ -54,7 +59,7 @@ class RunConfig:
                                              metadata={"help": "adaptive-stopping thresholds swept at test time"})
 
 
-def build_network(dataset, net_cfg: NetworkConfig, num_classes: int | None = None) -> HardAttentionNet:
+def build_network(dataset: Dataset, net_cfg: NetworkConfig, num_classes: int | None = None) -> HardAttentionNet:
     """A network for a dataset's grid, channels and normalisation."""
     if num_classes is None:
         num_classes = 2 if getattr(dataset, "task", "categorical") == "multilabel" else dataset.num_classes
@@ -69,8 +74,8 @@ def _epe_source(run: RunConfig):
     return run.epe_first if run.epe_first is not None else run.sequences
 
 
-def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets: dict, out, seed: int,
-              device: torch.device, progress: bool = True, stop_at: int | None = None,
+def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets: dict, out: str | os.PathLike,
+              seed: int, device: torch.device, progress: bool = True, stop_at: int | None = None,
               figures: bool = True) -> dict:
     """Train one network (resuming whatever ``out`` already holds); returns the summary written to summary.json.
 
@@ -238,7 +243,7 @@ def _test_glimpses(net: HardAttentionNet, test: SplitData, cfg: TrainConfig):
     return torch.cat(locs), images, labels
 
 
-def load_run_network(out) -> HardAttentionNet:
+def load_run_network(out: str | os.PathLike) -> HardAttentionNet:
     """The best network of a finished run directory."""
     tensors, config = load_weights(Path(out) / "best.safetensors")
     net = HardAttentionNet.from_config(config)

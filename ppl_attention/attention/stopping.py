@@ -13,10 +13,15 @@ threshold; sweeping it traces accuracy against the average number of glimpses an
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from .network import HardAttentionNet, classifier_flops, flops_per_glimpse
+
+if TYPE_CHECKING:
+    from typing import Iterable
 
 __all__ = ["gain_targets", "stopping_times", "stopping_curve", "STOP_TARGETS"]
 
@@ -44,7 +49,7 @@ def stopping_times(gains: torch.Tensor, threshold: float) -> torch.Tensor:
 
 @torch.no_grad()
 def stopping_curve(net: HardAttentionNet, images: torch.Tensor, labels: torch.Tensor, glimpses: int,
-                   thresholds, batch_size: int = 500) -> list[dict]:
+                   thresholds: Iterable[float], batch_size: int = 500) -> list[dict]:
     """Accuracy, average glimpses and average FLOPs per image for each threshold (greedy policy)."""
     net.eval()
     logits, gains = [], []

@@ -15,11 +15,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..sensor import Sensor, NO_GLIMPSE, check_sensor
 from ..runtime import derive_seed, generator
+
+if TYPE_CHECKING:
+    import os
+    from typing import Callable, Sequence
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
            "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision",
@@ -54,7 +59,7 @@ class Supervision:
         return table
 
 
-def choose_supervised(candidates, n: int, seed: int) -> torch.Tensor:
+def choose_supervised(candidates: Sequence[int] | torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """``n`` of the ``candidates`` indices, chosen by a seeded permutation of their sorted values (sorted result)."""
     cand = torch.unique(torch.as_tensor(candidates, dtype=torch.long))  # sorted: independent of input order
     if n < 0:
@@ -65,7 +70,7 @@ def choose_supervised(candidates, n: int, seed: int) -> torch.Tensor:
     return cand[perm[:n]].sort().values
 
 
-def heuristic_distribution(epe_first, inverse_temperature: float) -> torch.Tensor:
+def heuristic_distribution(epe_first: Sequence[float] | torch.Tensor, inverse_temperature: float) -> torch.Tensor:
     """p(l) proportional to exp(-gamma^-1 EPE_first(l)) (paper, eq. 17), shape (L,)."""
     epe = torch.as_tensor(epe_first, dtype=torch.float64).flatten()
     if not bool(torch.isfinite(epe).all()):
@@ -73,7 +78,8 @@ def heuristic_distribution(epe_first, inverse_temperature: float) -> torch.Tenso
     return torch.softmax(-inverse_temperature * epe, 0).float()
 
 
-def heuristic_sequences(epe_first, n: int, glimpses: int, inverse_temperature: float, seed: int) -> torch.Tensor:
+def heuristic_sequences(epe_first: Sequence[float] | torch.Tensor, n: int, glimpses: int, inverse_temperature: float,
+                        seed: int) -> torch.Tensor:
     """(n, glimpses) locations drawn independently at each step from :func:`heuristic_distribution`."""
     probs = heuristic_distribution(epe_first, inverse_temperature)
     g = generator(derive_seed(seed, "heuristic-sequences", inverse_temperature))
@@ -82,7 +88,7 @@ def heuristic_sequences(epe_first, n: int, glimpses: int, inverse_temperature: f
     return torch.multinomial(probs, n * glimpses, replacement=True, generator=g).view(n, glimpses)
 
 
-def bbox_sequences(bboxes, grid: Sensor, glimpses: int) -> torch.Tensor:
+def bbox_sequences(bboxes: Sequence[Sequence[float]] | torch.Tensor, grid: Sensor, glimpses: int) -> torch.Tensor:
     """Hand-crafted MNIST sequences: the box centre, then its top-left, top-right, bottom-left, bottom-right
     quadrant centres (repeating if ``glimpses`` > 5); bboxes (n, 4) = (top, left, height, width) in pixels."""
     b = torch.as_tensor(bboxes, dtype=torch.float32)
@@ -97,7 +103,8 @@ def bbox_sequences(bboxes, grid: Sensor, glimpses: int) -> torch.Tensor:
     return grid.nearest(rows, cols)
 
 
-def parts_sequences(parts, grid: Sensor, seed: int, part_names=CUB_PART_NAMES) -> torch.Tensor:
+def parts_sequences(parts: torch.Tensor, grid: Sensor, seed: int,
+                    part_names: Sequence[str] = CUB_PART_NAMES) -> torch.Tensor:
     """Hand-crafted CUB sequences (n, 5): beak, eye, forehead, belly, feet; a hidden part is replaced by a
     visible part chosen at random (seeded); ``parts`` (n, P, 3) = (row, col, visible)."""
     p = torch.as_tensor(parts, dtype=torch.float32)
@@ -126,7 +133,8 @@ def parts_sequences(parts, grid: Sensor, seed: int, part_names=CUB_PART_NAMES) -
     return grid.nearest(rc[..., 0], rc[..., 1])
 
 
-def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
+def load_first_glimpse_epe(source: str | os.PathLike | Sequence[float] | torch.Tensor,
+                           num_locations: int) -> torch.Tensor:
     """EPE of every first location from a tensor/list, a ``first_glimpse.json`` file, or a store directory."""
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -147,7 +155,7 @@ def load_first_glimpse_epe(source, num_locations: int) -> torch.Tensor:
     return epe
 
 
-def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
+def check_store_data(store_dir: str | os.PathLike, config: dict, data_spec: dict | None) -> None:
     """Refuse a store designed on another split than the training one, or on canvases made with other dataset
     options than ``data_spec``'s (the training data's recorded spec): its sequences would point at other images."""
     split = config.get("split", "train")
@@ -164,8 +172,9 @@ def check_store_data(store_dir, config: dict, data_spec: dict | None) -> None:
                              f"this run's training data ({both}); pass the store's `dataset_option` values")
 
 
-def load_store_sequences(store_dir, dataset: str, grid: Sensor, glimpses: int, data_seed: int | None = None,
-                         data_spec: dict | None = None):
+def load_store_sequences(store_dir: str | os.PathLike, dataset: str, grid: Sensor, glimpses: int,
+                         data_seed: int | None = None,
+                         data_spec: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task.
 
     ``data_seed``: the seed of the training data; the store's images were drawn with its own seed (the split
@@ -210,10 +219,11 @@ def load_store_sequences(store_dir, dataset: str, grid: Sensor, glimpses: int, d
 DEFAULT_NUM_SUPERVISED = 600
 
 
-def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, num_supervised: int | None,
-                      seed: int,
-                      dataset: str = "", sequences_dir=None, epe_first=None, annotations=None,
-                      data_seed: int | None = None, data_spec: dict | None = None) -> Supervision | None:
+def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, num_supervised: int | None, seed: int,
+                      dataset: str = "", sequences_dir: str | os.PathLike | None = None,
+                      epe_first: str | os.PathLike | Sequence[float] | torch.Tensor | None = None,
+                      annotations: Callable[[torch.Tensor], dict] | None = None, data_seed: int | None = None,
+                      data_spec: dict | None = None) -> Supervision | None:
     """The supervision of a run.
 
     Args:

@@ -26,6 +26,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,11 @@ from .convergence import convergence_summary
 from .network import HardAttentionNet
 from .stopping import STOP_TARGETS, gain_targets
 from .supervision import Supervision
+
+if TYPE_CHECKING:
+    import os
+    from typing import Iterable
+    from torch.utils.data import Dataset
 
 __all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields", "policy_terms",
            "supervision_lambda"]
@@ -139,7 +145,8 @@ class TrainConfig:
         return self
 
 
-def check_fields(cfg, positive=(), non_negative=(), optional_non_negative=(), optional_positive=()) -> None:
+def check_fields(cfg: object, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                 optional_non_negative: tuple[str, ...] = (), optional_positive: tuple[str, ...] = ()) -> None:
     """Shared checks of a config dataclass: ints >= 1, finite numbers >= 0; errors name the field and its flag."""
     for name in positive + optional_positive:
         value = getattr(cfg, name)
@@ -209,7 +216,7 @@ def scheduled_lr(cfg: "TrainConfig", iteration: int) -> float:
 class SplitData:
     """A dataset split as batched tensors: ``.images``/``.labels`` when the dataset has them, else item dicts."""
 
-    def __init__(self, dataset, attribute: int | None = None):
+    def __init__(self, dataset: Dataset, attribute: int | None = None) -> None:
         self.dataset, self.attribute = dataset, attribute
         self.epoch = getattr(dataset, "epoch", 0)
         if len(dataset) == 0:
@@ -250,7 +257,8 @@ class SplitData:
         return out
 
 
-def check_checkpoint(path, cfg: TrainConfig, network: dict, seed: int, stage: str) -> tuple[dict, dict] | None:
+def check_checkpoint(path: str | os.PathLike, cfg: TrainConfig, network: dict, seed: int,
+                     stage: str) -> tuple[dict, dict] | None:
     """Read the checkpoint at ``path`` and refuse it unless a run with these settings may resume it (nothing is
     loaded into a model); ``(tensors, meta)``, or None when there is none.  :func:`..run.train_run` calls it
     before it writes anything, so a refused run leaves its folder as it was."""
@@ -301,9 +309,10 @@ class Trainer:
         trainable: parameters to optimise (default: all that require grad).
     """
 
-    def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData, out_dir,
-                 seed: int, supervision: Supervision | None = None, fixed_probs: torch.Tensor | None = None,
-                 trainable=None, stage: str = "train"):
+    def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData,
+                 out_dir: str | os.PathLike, seed: int, supervision: Supervision | None = None,
+                 fixed_probs: torch.Tensor | None = None, trainable: Iterable[torch.nn.Parameter] | None = None,
+                 stage: str = "train") -> None:
         cfg.check()
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
             raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
@@ -365,7 +374,7 @@ class Trainer:
             pos = torch.cat([sup, pos])
         return pos, epoch
 
-    def get_batch(self, iteration: int):
+    def get_batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pos, epoch = self.batch_positions(iteration)
         if self.cfg.redraw_each_epoch:
             self.train_data.set_epoch(epoch)
@@ -395,7 +404,8 @@ class Trainer:
         """The schedule's learning rate at ``iteration`` (a pure function, so a resumed run continues exactly)."""
         return scheduled_lr(self.cfg, iteration)
 
-    def loss(self, images, labels, forced, gen, iteration: int = 0) -> tuple[torch.Tensor, dict]:
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, forced: torch.Tensor, gen: torch.Generator | None,
+             iteration: int = 0) -> tuple[torch.Tensor, dict]:
         cfg, T = self.cfg, self.cfg.glimpses
         pretrain = self.fixed_probs is not None
         ro = self.net(images, T, policy="fixed" if pretrain else "sample", forced=None if pretrain else forced,
@@ -425,7 +435,7 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, data: SplitData, policy: str, seed_parts=(), mc_samples: int = 1) -> dict:
+    def evaluate(self, data: SplitData, policy: str, seed_parts: tuple[object, ...] = (), mc_samples: int = 1) -> dict:
         """Cross-entropy and accuracy after the last glimpse on a whole split (greedy or sampled policy).
 
         ``mc_samples = M > 1`` (sampled policy only): the class probabilities of M independent rollouts per image

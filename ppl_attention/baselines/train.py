@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,11 @@ from ..config import config_to_dict
 from ..runtime import derive_seed
 from .cnn import BaselineConfig, build_baseline
 from .flops import count_flops
+
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
+    from torch.utils.data import Dataset
 
 __all__ = ["TrainBaselineConfig", "train_baseline", "sweep_baselines", "evaluate_classifier"]
 
@@ -48,7 +54,8 @@ def _labels(batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_classifier(model, dataset, batch_size=256, device="cpu") -> dict:
+def evaluate_classifier(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
+                        device: str | torch.device = "cpu") -> dict:
     """Accuracy and mean cross-entropy of ``model`` on ``dataset``."""
     model.eval()
     correct = total = 0
@@ -65,7 +72,7 @@ def evaluate_classifier(model, dataset, batch_size=256, device="cpu") -> dict:
 
 
 def train_baseline(arch: BaselineConfig, train: TrainBaselineConfig, datasets: dict, seed: int = 0,
-                   device="cpu") -> dict:
+                   device: str | torch.device = "cpu") -> dict:
     """Train ``arch`` on ``datasets['train']``, keep the epoch with the best validation accuracy, test it."""
     torch.manual_seed(derive_seed(seed, "baseline", arch.arch, arch.width, arch.resolution))
     model = build_baseline(arch).to(device)
@@ -97,8 +104,11 @@ def train_baseline(arch: BaselineConfig, train: TrainBaselineConfig, datasets: d
             "test_accuracy": test["accuracy"], "test_nll": test["nll"], "curve": curve}
 
 
-def sweep_baselines(datasets: dict, out_dir, archs=("mobilenet_v2", "shufflenet_v2"), widths=(0.25, 0.5, 1.0),
-                    resolutions=(28, 60), train: TrainBaselineConfig | None = None, seed=0, device="cpu") -> list:
+def sweep_baselines(datasets: dict, out_dir: str | os.PathLike,
+                    archs: Sequence[str] = ("mobilenet_v2", "shufflenet_v2"),
+                    widths: Sequence[float] = (0.25, 0.5, 1.0), resolutions: Sequence[int] = (28, 60),
+                    train: TrainBaselineConfig | None = None, seed: int = 0,
+                    device: str | torch.device = "cpu") -> list:
     """Every (arch, width, resolution) point; finished points (their JSON exists) are read, not retrained, and
     refused when they were trained with other settings or another seed."""
     train = train or TrainBaselineConfig()

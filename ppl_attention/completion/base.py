@@ -33,11 +33,14 @@ from __future__ import annotations
 import abc
 import copy
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 import torch
 
 from ..sensor import Sensor
+
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image", "DEFAULT_K1"]
 
@@ -85,7 +88,7 @@ class CompletionSamples:
         """Effective sample size of the weights, 1 / sum(w^2)."""
         return float(1.0 / self.weights.double().pow(2).sum()) if len(self) else 0.0
 
-    def to(self, device) -> "CompletionSamples":
+    def to(self, device: str | torch.device) -> "CompletionSamples":
         return CompletionSamples(self.images.to(device), self.weights.to(device),
                                  None if self.labels is None else self.labels.to(device), dict(self.diagnostics))
 
@@ -119,7 +122,7 @@ class Completion(abc.ABC):
         """How many prior items (digits, database rows) the sampler proposes from; see :meth:`excluding`."""
         raise NotImplementedError(f"{type(self).__name__} cannot leave prior items out")
 
-    def excluding(self, ids) -> "Completion":
+    def excluding(self, ids: torch.Tensor | Sequence[int]) -> "Completion":
         """A copy that never proposes the prior items ``ids`` (what a design image is made of: no oracle); the
         sampler skips ``self.excluded`` when it proposes."""
         ids = torch.as_tensor(ids).long().reshape(-1).unique()
@@ -133,8 +136,8 @@ class Completion(abc.ABC):
         return out
 
 
-def check_observations(grid: Sensor, locations, glimpses, channels: int | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def check_observations(grid: Sensor, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor,
+                       channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, k*C, h, w) against the sensor ``grid``
     (``k`` scales stacked along channels; ``k = 1``: the paper's (t, C, h, w) patches).
 
@@ -171,7 +174,7 @@ def check_observations(grid: Sensor, locations, glimpses, channels: int | None =
     return loc, g
 
 
-def check_true_image(grid: Sensor, true_image, channels: int) -> torch.Tensor:
+def check_true_image(grid: Sensor, true_image: torch.Tensor, channels: int) -> torch.Tensor:
     """Validate an optional full image ``(C, H, W)`` in [0, 1]; returns float32."""
     if not isinstance(true_image, torch.Tensor):
         raise ValueError(f"true_image must be a torch.Tensor of shape (C, H, W), got {type(true_image).__name__}")

@@ -117,7 +117,8 @@ class CanvasPrior:
             out.append(v.reshape(v.shape[0], v.shape[1], -1))
         return torch.stack(out, 2)  # (M, t, k, h*w)
 
-    def add_clutter(self, canvases: torch.Tensor, digit: torch.Tensor, generator=None) -> torch.Tensor:
+    def add_clutter(self, canvases: torch.Tensor, digit: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Max-combine fresh clutter (the dataset's process) into float canvases (M, 1, S, S) showing ``digit``."""
         if not self.cluttered or self.n_clutter == 0:
             return canvases
@@ -128,7 +129,8 @@ class CanvasPrior:
                     generator)
         return flat.view_as(canvases)
 
-    def sample(self, n: int, generator=None):
+    def sample(self, n: int,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` canvases of the process: images (n, 1, S, S) float, labels, digits, offsets."""
         digit = torch.randint(self.num_digits, (n,), generator=generator)
         offsets = torch.randint(self.num_offsets, (n,), generator=generator)
@@ -136,7 +138,7 @@ class CanvasPrior:
         return images, self.labels[digit], digit, offsets
 
     def model(self, locations: torch.Tensor, y: Optional[torch.Tensor] = None, sigma: float = 0.25,
-              noise: Optional[ClutterNoise] = None, candidates: int = 1):
+              noise: Optional[ClutterNoise] = None, candidates: int = 1) -> torch.Tensor:
         """The Pyro program (module docstring).  ``y`` (t, k*C, h, w) conditions the glimpses; ``candidates`` > 1
         runs it vectorised in a plate (condition ``digit`` / ``offset`` on (candidates,) tensors to score pairs).
         Returns the canvases (candidates, 1, S, S) with their clutter."""

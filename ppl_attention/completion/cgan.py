@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,9 @@ from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from .base import Completion, CompletionSamples, check_observations
 from .vae import _check_images, random_glimpse_masks
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["CGANConfig", "UNetGenerator", "PatchDiscriminator", "train_cgan", "load_cgan", "CGANCompletion"]
 
@@ -77,7 +80,8 @@ def _up(cin, cout, dropout):
 class UNetGenerator(nn.Module):
     """U-Net (pix2pix) from ``cat(noisy masked image, mask)`` to an image in [0, 1]."""
 
-    def __init__(self, image_size=(60, 60), channels: int = 1, width: int = 32, dropout: float = 0.5):
+    def __init__(self, image_size: tuple[int, int] = (60, 60), channels: int = 1, width: int = 32,
+                 dropout: float = 0.5) -> None:
         super().__init__()
         self.image_size, self.channels = tuple(int(s) for s in image_size), int(channels)
         self.width, self.dropout = int(width), float(dropout)
@@ -125,8 +129,8 @@ def generator_input(canvas: torch.Tensor, mask: torch.Tensor, noise: torch.Tenso
     return torch.cat([canvas * mask + noise * (1 - mask), mask], dim=1)
 
 
-def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(), device="auto",
-               out_dir=None, progress: bool = True) -> UNetGenerator:
+def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(), device: str | torch.device = "auto",
+               out_dir: str | os.PathLike | None = None, progress: bool = True) -> UNetGenerator:
     """Train the inpainter on ``images`` (N, C, H, W) in [0, 1] with 1-4 random glimpses per image."""
     images = _check_images(images)
     if tuple(images.shape[-2:]) != grid.image_size:
@@ -184,7 +188,8 @@ def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(
     return G
 
 
-def load_cgan(directory, device="cpu", expected: dict | None = None) -> tuple[UNetGenerator, Sensor, float]:
+def load_cgan(directory: str | os.PathLike, device: str | torch.device = "cpu",
+              expected: dict | None = None) -> tuple[UNetGenerator, Sensor, float]:
     """Load a generator saved by :func:`train_cgan`: (generator, grid, noise_std).  ``expected`` config values
     (e.g. ``{"width": 32}``) must match."""
     directory = Path(directory)
@@ -214,7 +219,8 @@ class CGANCompletion(Completion):
         for p in self.G.parameters():
             p.requires_grad_(False)
 
-    def sample(self, locations, glimpses, n: int, generator: Optional[torch.Generator] = None,
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
+               generator: Optional[torch.Generator] = None,
                true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
         loc, obs = check_observations(self.grid, locations, glimpses, channels=self.G.channels)
         if not isinstance(n, int) or n <= 0:

@@ -17,8 +17,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from pyro.distributions import TorchDistribution
+
+    from ..data.mnist import MnistCanvases
 
 
 __all__ = ["ClutterNoise", "ClutterObservation", "clutter_log_likelihood", "measure_clutter"]
@@ -112,12 +118,13 @@ def _pyro_observation():
     return ClutterObservation
 
 
-def ClutterObservation(mean, sigma, noise, scales):  # noqa: N802 -- a distribution's constructor
+def ClutterObservation(mean: torch.Tensor, sigma: float, noise: ClutterNoise,  # noqa: N802 -- a constructor
+                       scales: int) -> TorchDistribution:
     """``pyro`` distribution of the glimpses given the digit-only prediction (see :func:`_pyro_observation`)."""
     return _pyro_observation()(mean, sigma, noise, scales)
 
 
-def measure_clutter(dataset, n: int = 2000, seed: int = 0) -> ClutterNoise:
+def measure_clutter(dataset: MnistCanvases, n: int = 2000, seed: int = 0) -> ClutterNoise:
     """``rho`` and ``rate`` per scale from ``n`` training canvases rendered twice from one generator (with and
     without clutter: the digit and offset draws come first, so they agree) and seen at random locations."""
     from ..data.mnist import load_digits, render_canvases

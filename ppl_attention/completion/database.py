@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +31,11 @@ from tqdm.auto import tqdm
 from ..artifacts import MANIFEST, ArtifactError, read_manifest, write_manifest
 from ..runtime import derive_seed, generator as make_generator
 from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
+
+if TYPE_CHECKING:
+    import os
+    from typing import Iterator, Sequence
+    from torch.utils.data import Dataset
 
 __all__ = ["ImageSource", "GeneratorSource", "ModelSource", "DatasetSource", "mnist_canvas_source",
            "build_database", "ImageDatabase", "KIND"]
@@ -53,7 +58,7 @@ class ImageSource(Protocol):
 
     def describe(self) -> dict: ...
 
-    def batch(self, start: int, count: int, generator: torch.Generator): ...
+    def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def _to_uint8(images, shape, what: str) -> np.ndarray:
@@ -85,7 +90,7 @@ class GeneratorSource:
     def describe(self) -> dict:
         return {"source": self.name, **(self.options or {})}
 
-    def batch(self, start, count, generator):
+    def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         images, labels = self.fn(count, generator)
         images = _to_uint8(images, self.image_shape, self.name)
         if self.label_shape is None or labels is None:
@@ -124,7 +129,7 @@ class ModelSource:
     def describe(self) -> dict:
         return {"source": self.name}
 
-    def batch(self, start, count, generator):
+    def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
@@ -144,7 +149,7 @@ class DatasetSource:
     """Rows ``start .. start + count`` of a Dataset whose items are dicts with ``image`` (C, H, W) float in
     [0, 1] (and optionally ``label``), e.g. ``load_dataset("folder", root=...)``."""
 
-    def __init__(self, dataset, name: str | None = None, num_workers: int = 0):
+    def __init__(self, dataset: Dataset, name: str | None = None, num_workers: int = 0) -> None:
         if len(dataset) == 0:
             raise ValueError("dataset is empty; an image database needs at least one image")
         first = dataset[0]
@@ -161,7 +166,7 @@ class DatasetSource:
     def describe(self) -> dict:
         return {"source": self.name, "rows": self.size, "split": getattr(self.dataset, "split", None)}
 
-    def batch(self, start, count, generator):
+    def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         from torch.utils.data import DataLoader, Subset
 
         loader = DataLoader(Subset(self.dataset, range(start, start + count)), batch_size=count,
@@ -221,8 +226,9 @@ def _write_chunk(source: ImageSource, c: int, n: int, chunk_size: int, seed: int
     build.mark_done(c, chunk_digest(x, *(() if labels is None else (y,))))
 
 
-def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_size: int = 10_000, seed: int = 0,
-                   flip: bool = False, overwrite: bool = False, progress: bool = True) -> "ImageDatabase":
+def build_database(out_dir: str | os.PathLike, source: ImageSource, n: int | None = None, chunk_size: int = 10_000,
+                   seed: int = 0, flip: bool = False, overwrite: bool = False,
+                   progress: bool = True) -> "ImageDatabase":
     """Build (or resume, or reuse) an image database of ``n`` source images in ``out_dir``.
 
     Chunk ``c`` is drawn with its own generator (``derive_seed(seed, "image-database", c)``), so a build that
@@ -270,7 +276,7 @@ def build_database(out_dir, source: ImageSource, n: int | None = None, chunk_siz
 class ImageDatabase:
     """A finished image database opened read-only (memory-mapped)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: str | os.PathLike) -> None:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"image database directory {directory} does not exist")
@@ -299,7 +305,7 @@ class ImageDatabase:
     def __repr__(self) -> str:
         return f"ImageDatabase({str(self.directory)!r}, rows={self.rows}, image_shape={self.image_shape})"
 
-    def get_uint8(self, indices) -> np.ndarray:
+    def get_uint8(self, indices: torch.Tensor | Sequence[int]) -> np.ndarray:
         """uint8 rows ``(k, C, H, W)`` in the order given (read in sorted order, for locality)."""
         idx = np.asarray(torch.as_tensor(indices).cpu().numpy(), dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.rows):
@@ -309,17 +315,17 @@ class ImageDatabase:
         out[order] = self.images[idx[order]]
         return out
 
-    def get(self, indices, device=None) -> torch.Tensor:
+    def get(self, indices: torch.Tensor | Sequence[int], device: str | torch.device | None = None) -> torch.Tensor:
         """Float images ``(k, C, H, W)`` in [0, 1]."""
         return torch.from_numpy(self.get_uint8(indices)).to(device).float().div_(255.0)
 
-    def get_labels(self, indices) -> Optional[torch.Tensor]:
+    def get_labels(self, indices: torch.Tensor | Sequence[int]) -> Optional[torch.Tensor]:
         if self.labels is None:
             return None
         idx = np.asarray(torch.as_tensor(indices).cpu().numpy(), dtype=np.int64).reshape(-1)
         return torch.from_numpy(np.asarray(self.labels[idx]))
 
-    def batches(self, batch_size: int):
+    def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, uint8 array)`` over the whole database in order."""
         for start in range(0, self.rows, batch_size):
             yield start, np.asarray(self.images[start:start + batch_size])

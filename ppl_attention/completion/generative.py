@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -47,6 +47,11 @@ from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
 
 from .canvas import DIGIT, CanvasPrior, DigitIndex
 from .clutter_noise import ClutterNoise, clutter_log_likelihood, measure_clutter
+
+if TYPE_CHECKING:
+    import os
+    from typing import Callable, Sequence
+    from ..data.spec import DatasetSpec
 
 __all__ = ["GenerativeCompletion", "build_generative_prior", "open_generative_prior", "GENERATIVE", "DEFAULT_SIGMA"]
 
@@ -107,9 +112,11 @@ class GenerativeCompletion(Completion):
     """
 
     def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None,
-                 k1: int = DEFAULT_K1, sigma=None, sigma_q=None, offset_draws: int = 32, uniform_mix: float = 0.05,
-                 offset_ess: float = 4.0, digit_ess: float = 4.0, min_ess: Optional[float] = None,
-                 max_k1: Optional[int] = None, paste_observed: bool = True):
+                 k1: int = DEFAULT_K1,
+                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+                 sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+                 offset_draws: int = 32, uniform_mix: float = 0.05, offset_ess: float = 4.0, digit_ess: float = 4.0,
+                 min_ess: Optional[float] = None, max_k1: Optional[int] = None, paste_observed: bool = True) -> None:
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -336,7 +343,8 @@ class GenerativeCompletion(Completion):
             images = torch.where(seen, truth, images)
         return images
 
-    def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
+               true_image: torch.Tensor | None = None) -> CompletionSamples:
         """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
 
         ``diagnostics``: ``t``, ``mode`` ("prior", "enumerate" or "importance"), ``ess`` (1 / sum W^2 over distinct
@@ -381,8 +389,9 @@ class GenerativeCompletion(Completion):
                        "seconds": time.perf_counter() - t0}
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
 
-def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int = 32, seed: int = 0,
-                           sigma=DEFAULT_SIGMA, clutter_samples: int = 2000, command: dict | None = None) -> dict:
+def build_generative_prior(out_dir: str | os.PathLike, spec: DatasetSpec, components: int = 24, prototypes: int = 32,
+                           seed: int = 0, sigma: Sequence[float] = DEFAULT_SIGMA, clutter_samples: int = 2000,
+                           command: dict | None = None) -> dict:
     """Write the generative-process prior of an MNIST canvas dataset (``spec``: a ``DatasetSpec``) to ``out_dir``:
     ``digits.safetensors`` (the training pool, its faiss PCA and k-means prototypes) and ``manifest.json``
     (kind "prior", ``config["prior"] = "generative"``, the dataset, the sensor, the clutter model, the noise)."""
@@ -434,7 +443,7 @@ def build_generative_prior(out_dir, spec, components: int = 24, prototypes: int 
     return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def open_generative_prior(directory, grid: Sensor | None = None, **kw) -> GenerativeCompletion:
+def open_generative_prior(directory: str | os.PathLike, grid: Sensor | None = None, **kw) -> GenerativeCompletion:
     """A :class:`GenerativeCompletion` from a prior directory of kind generative; refuses another sensor."""
     from ..artifacts import file_checksum
 

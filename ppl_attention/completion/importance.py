@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +40,10 @@ from ..runtime import resolve_device
 from .base import DEFAULT_K1, Completion, CompletionSamples, check_observations, check_true_image
 from .database import ImageDatabase
 from .pca_index import PCAIndex, pixel_grid, shift_positions
+
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
 
 __all__ = ["ImportanceCompletion", "residual_resample", "ess", "temper_to_ess", "default_mnist_schedule",
            "open_prior", "PRIOR_KIND", "MNIST_SIGMA_SCALE"]
@@ -140,7 +144,7 @@ def residual_resample(probs: torch.Tensor, k: int, generator: Optional[torch.Gen
     return counts.long()
 
 
-def open_prior(directory) -> tuple[ImageDatabase, PCAIndex]:
+def open_prior(directory: str | os.PathLike) -> tuple[ImageDatabase, PCAIndex]:
     """Open a prior directory (kind "prior": ``database/`` + ``pca/``) built by :func:`build_prior`."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -175,8 +179,10 @@ class ImportanceCompletion(Completion):
     """
 
     def __init__(self, database: ImageDatabase, index: PCAIndex, grid: Sensor | None = None, k1: int = DEFAULT_K1,
-                 sigma=None, sigma_q=None, target_ess: float | None = None, shift: int = 0,
-                 use_true_image: bool = True, chunk_size: int = 1 << 17, device="cpu"):
+                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+                 sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+                 target_ess: float | None = None, shift: int = 0, use_true_image: bool = True,
+                 chunk_size: int = 1 << 17, device: str | torch.device = "cpu") -> None:
         if not isinstance(database, ImageDatabase):
             raise ValueError(f"database must be an ImageDatabase, got {type(database).__name__}")
         if not isinstance(index, PCAIndex):
@@ -215,7 +221,7 @@ class ImportanceCompletion(Completion):
         self._pixel_ids = torch.arange(self.channels * H * W).view(1, self.channels, H, W)
 
     @classmethod
-    def from_prior(cls, directory, **kw) -> "ImportanceCompletion":
+    def from_prior(cls, directory: str | os.PathLike, **kw) -> "ImportanceCompletion":
         database, index = open_prior(directory)
         return cls(database, index, **kw)
 
@@ -237,7 +243,8 @@ class ImportanceCompletion(Completion):
         recon = self.index.reconstruct(self.index.encode(true_image.unsqueeze(0)))
         return self.grid.crop(recon, locations.unsqueeze(0))[0]
 
-    def proposal_log_likelihood(self, locations, glimpses, sigma_q: float, true_image=None) -> torch.Tensor:
+    def proposal_log_likelihood(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, sigma_q: float,
+                                true_image: torch.Tensor | None = None) -> torch.Tensor:
         """``log q~(i)`` for every row (N,), float64 (up to a constant): the PCA-reconstruction Gaussian
         likelihood of the observed foveae, shift-marginalised like the exact stage."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
@@ -272,7 +279,8 @@ class ImportanceCompletion(Completion):
             out[start:stop] = ll.sum(0).cpu()
         return out
 
-    def exact_log_likelihood(self, images: torch.Tensor, locations, glimpses, sigma_p: float) -> torch.Tensor:
+    def exact_log_likelihood(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int],
+                             glimpses: torch.Tensor, sigma_p: float) -> torch.Tensor:
         """``log p(y_1:t | I)`` (K,) of float images (K, C, H, W), normalising constants included; every scale of
         every glimpse is scored."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
@@ -316,7 +324,8 @@ class ImportanceCompletion(Completion):
             log_q = log_q.index_fill(0, self.excluded, -math.inf)
         return log_q - torch.logsumexp(log_q, 0), tau
 
-    def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
+               true_image: torch.Tensor | None = None) -> CompletionSamples:
         """Up to ``n`` unique weighted database images given the glimpses (the prior when ``t = 0``).
 
         ``diagnostics``: ``rows`` (database rows returned), ``proposal_ess`` (of q over all N rows), ``ess``

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
@@ -28,6 +28,9 @@ from ..checks import check_choice, check_int, check_number
 from ..config import GLIMPSES
 from .base import DEFAULT_K1
 from .importance import _sigma
+
+if TYPE_CHECKING:
+    from .base import Completion
 
 __all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "NoiseCalibrationConfig"]
 
@@ -56,7 +59,7 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
             "nll": float(-p_true.clamp(min=1e-3).log().mean())}
 
 
-def with_noise_scale(sampler, scale: float):
+def with_noise_scale(sampler: Completion, scale: float) -> Completion:
     """A copy of a completion whose glimpse noise schedule (``.sigma``) is multiplied by ``scale``."""
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
@@ -66,9 +69,9 @@ def with_noise_scale(sampler, scale: float):
     return out
 
 
-def calibrate_noise(sampler, images: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor,
-                    scales: Sequence[float], num_samples: int, num_classes: int, seed: int = 0,
-                    min_ess: float = 10.0, bins: int = 10) -> dict:
+def calibrate_noise(sampler: Completion, images: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor,
+                    scales: Sequence[float], num_samples: int, num_classes: int, seed: int = 0, min_ess: float = 10.0,
+                    bins: int = 10) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",

@@ -34,13 +34,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
 import torch
 
 from ..sensor import Sensor
 from .base import Completion, CompletionSamples, check_observations
 from .vae import VAE
+
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
+    from ..model import NoiseSchedule
+    from .clutter_noise import ClutterNoise
 
 __all__ = ["NUTSConfig", "NUTSCompletion", "chain_diagnostics"]
 
@@ -126,7 +131,9 @@ class NUTSCompletion(Completion):
         noise: a :class:`~.clutter_noise.ClutterNoise` for the clutter-mixture likelihood (None: Gaussian).
     """
 
-    def __init__(self, vae: VAE, grid: Sensor, cfg: NUTSConfig = NUTSConfig(), sigma=None, noise=None):
+    def __init__(self, vae: VAE, grid: Sensor, cfg: NUTSConfig = NUTSConfig(),
+                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+                 noise: ClutterNoise | None = None) -> None:
         if tuple(vae.image_size) != tuple(grid.image_size):
             raise ValueError(f"vae was trained on {vae.image_size} images but the grid has {grid.image_size}")
         if noise is not None and len(noise.rho) != grid.scales:
@@ -140,7 +147,7 @@ class NUTSCompletion(Completion):
             p.requires_grad_(False)
 
     @classmethod
-    def matching(cls, vae: VAE, sampler, cfg: NUTSConfig = NUTSConfig()) -> "NUTSCompletion":
+    def matching(cls, vae: VAE, sampler: Completion, cfg: NUTSConfig = NUTSConfig()) -> "NUTSCompletion":
         """NUTS with the observation model of an importance ``sampler`` (its noise schedule, and its clutter
         model when it has one): one noise model for the samplers being compared."""
         return cls(vae, sampler.grid, cfg, sigma=sampler.sigma, noise=getattr(sampler, "noise", None))
@@ -219,7 +226,8 @@ class NUTSCompletion(Completion):
             steps.append(float(kernel.step_size))
         return torch.stack(chains), {"divergences": div, "step_size": steps}
 
-    def sample_chains(self, locations, glimpses, draws: Optional[int] = None,
+    def sample_chains(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor,
+                      draws: Optional[int] = None,
                       generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
         """All chains' draws of ``z`` given the glimpses, (chains, draws, d) (``draws`` default
         ``cfg.num_samples``), and the diagnostics: R-hat and ESS per latent dimension (``r_hat_max``,
@@ -246,8 +254,8 @@ class NUTSCompletion(Completion):
                   diagnostics["seconds"], diagnostics["r_hat_max"], diagnostics["ess_min"])
         return z, diagnostics
 
-    def sample_latents(self, locations, glimpses, n: int, generator: Optional[torch.Generator] = None
-                       ) -> tuple[torch.Tensor, dict]:
+    def sample_latents(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, n: int,
+                       generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
         """``n`` draws of ``z`` given the glimpses, taken evenly from every chain (chain c gives ``n // C`` or one
         more, evenly thinned from its ``max(num_samples, ceil(n / C))`` draws), and the diagnostics."""
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
@@ -264,7 +272,8 @@ class NUTSCompletion(Completion):
         diagnostics["sample_chain"] = chain
         return torch.cat(picked), diagnostics
 
-    def sample(self, locations, glimpses, n: int, generator: Optional[torch.Generator] = None,
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
+               generator: Optional[torch.Generator] = None,
                true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
         z, diagnostics = self.sample_latents(locations, glimpses, n, generator)
         with torch.no_grad():

@@ -28,6 +28,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from ..sensor import Sensor
 from ..runtime import derive_seed
 from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
 from .database import ImageDatabase
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["PCAIndexConfig", "build_pca_index", "PCAIndex", "pixel_grid", "shift_positions", "KIND"]
 
@@ -154,8 +158,9 @@ def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid:
     return z, e.T.contiguous().numpy()
 
 
-def build_pca_index(out_dir, database: ImageDatabase, grid: Sensor, config: PCAIndexConfig | None = None,
-                    seed: int = 0, overwrite: bool = False, progress: bool = True) -> "PCAIndex":
+def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: Sensor,
+                    config: PCAIndexConfig | None = None, seed: int = 0, overwrite: bool = False,
+                    progress: bool = True) -> "PCAIndex":
     """Fit a PCA of ``database`` and store codes and glimpse energies for ``grid`` in ``out_dir``."""
     config = config or PCAIndexConfig()
     out_dir = Path(out_dir)
@@ -211,7 +216,7 @@ def build_pca_index(out_dir, database: ImageDatabase, grid: Sensor, config: PCAI
 class PCAIndex:
     """A finished PCA index, opened for ``database`` (refused if it was built for another one)."""
 
-    def __init__(self, directory, database: ImageDatabase):
+    def __init__(self, directory: str | os.PathLike, database: ImageDatabase) -> None:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"PCA index directory {directory} does not exist")
@@ -269,7 +274,7 @@ class PCAIndex:
         """Images ``(B, C, H, W)`` from codes (not clipped)."""
         return (codes.float() @ self.components + self.mean).reshape(-1, *self.database.image_shape)
 
-    def codes_chunk(self, start: int, stop: int, device=None) -> torch.Tensor:
+    def codes_chunk(self, start: int, stop: int, device: str | torch.device | None = None) -> torch.Tensor:
         """Codes of rows ``start:stop`` as float32 (a zero-copy view of the memmap for float32 codes; float16
         codes are converted by torch, faster than numpy's half conversion)."""
         with warnings.catch_warnings():  # a read-only memmap view: we never write to it

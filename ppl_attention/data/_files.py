@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
+    from torch.utils.data import Dataset
+
 __all__ = ["require_dir", "require_file", "annotation_lines", "load_image", "channel_stats", "stratified_indices"]
 
 
-def require_dir(path, what: str) -> Path:
+def require_dir(path: str | os.PathLike | None, what: str) -> Path:
     if path is None:
         raise ValueError(f"root ({what}) is required, got None")
     path = Path(path)
@@ -19,7 +24,7 @@ def require_dir(path, what: str) -> Path:
     return path
 
 
-def require_file(path, what: str) -> Path:
+def require_file(path: str | os.PathLike, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist")
@@ -52,7 +57,8 @@ def parse_number(path: Path, number: int, text: str, kind=int):
                          f"got {text!r}") from None
 
 
-def load_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bool = False) -> torch.Tensor:
+def load_image(path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None,
+               grayscale: bool = False) -> torch.Tensor:
     """Float32 (C, H, W) in [0, 1] of an image file, optionally cropped to ``box`` (left, top, right, bottom)
     and resized (bilinear, antialiased) to ``size`` (H, W)."""
     from .cache import decode_image, to_tensor
@@ -60,7 +66,7 @@ def load_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bo
     return to_tensor(decode_image(path, size, box=box, grayscale=grayscale))
 
 
-def channel_stats(dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_stats(dataset: Dataset, limit: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over the first ``limit`` items of ``dataset`` (deterministic: by position)."""
     n = min(limit, len(dataset))
     if n == 0:
@@ -115,7 +121,7 @@ class CachedImageFiles:
         return {"image": self.image_cache.image(i), "label": self.labels[i], "index": self.indices[i]}
 
 
-def stratified_indices(labels, n: int) -> torch.Tensor:
+def stratified_indices(labels: torch.Tensor | Sequence[int], n: int) -> torch.Tensor:
     """``n`` positions drawn across classes: the first item of each class, then the second of each, and so on.
 
     Figures of a few samples show every class this way, not just the first class of a sorted folder.  Labels

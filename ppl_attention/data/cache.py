@@ -49,7 +49,8 @@ def cache_dir() -> Path | None:
     return Path(base) / "ppl_attention" / "images"
 
 
-def decode_image(path: Path, size: tuple[int, int] | None, box=None, grayscale: bool = False) -> np.ndarray:
+def decode_image(path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None,
+                 grayscale: bool = False) -> np.ndarray:
     """uint8 (H, W, C) of an image file, optionally cropped to ``box`` (left, top, right, bottom) and resized
     (bilinear) to ``size`` (H, W)."""
     from PIL import Image
@@ -77,8 +78,8 @@ class ImageCache:
     (``directory=None``) every call decodes the file.
     """
 
-    def __init__(self, paths: Sequence[Path], size: tuple[int, int], boxes=None, grayscale: bool = False,
-                 directory: Path | None | str = "default", workers: int | None = None):
+    def __init__(self, paths: Sequence[Path], size: tuple[int, int], boxes: Sequence[Sequence[float]] | None = None,
+                 grayscale: bool = False, directory: Path | None | str = "default", workers: int | None = None) -> None:
         if boxes is not None and len(boxes) != len(paths):
             raise ValueError(f"boxes must have one entry per path ({len(paths)}), got {len(boxes)}")
         self.paths = [Path(p) for p in paths]

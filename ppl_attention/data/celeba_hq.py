@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch.utils.data import Dataset
 from ..sensor import Sensor
 from ._files import CachedImageFiles, LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir
 from .cache import ImageCache
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "scaled_celeba_grid"]
 
@@ -57,7 +61,7 @@ def _image_index(path: Path, number: int, name: str) -> int:
     return int(stem)
 
 
-def read_attributes(path) -> tuple[dict[int, np.ndarray], tuple[str, ...]]:
+def read_attributes(path: str | os.PathLike) -> tuple[dict[int, np.ndarray], tuple[str, ...]]:
     """``{image index: int8 (40,) in {0, 1}}`` and the attribute names, from either annotation format."""
     path = Path(path)
     if not path.is_file():
@@ -137,8 +141,9 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
     #: the paper's CelebA-HQ schedule (app. A.3).
     noise_schedule = (5.0, 10.0, 20.0, 40.0)
 
-    def __init__(self, root, split: str = "train", seed: int = 0, attribute=None, annotations=None,
-                 size: int = 224, stats_images: int = 256, _stats: bool = True):
+    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, attribute: int | str | None = None,
+                 annotations: str | os.PathLike | None = None, size: int = 224, stats_images: int = 256,
+                 _stats: bool = True) -> None:
         self.root = require_dir(root, "CelebA-HQ")
         if split not in SPLIT_RANGES:
             raise ValueError(f"split must be one of {list(SPLIT_RANGES)}, got {split!r}")

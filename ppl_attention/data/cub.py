@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from ..sensor import Sensor
 from ..runtime import derive_seed, generator
 from ._files import LazyChannelStats, annotation_lines, channel_stats, parse_number, require_dir, require_file
 from .cache import ImageCache
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["CUB", "read_cub", "PAPER_VALID_SIZE"]
 
@@ -132,8 +136,8 @@ class CUB(LazyChannelStats, Dataset):
     noise_schedule = (80.0,)
     task = "categorical"
 
-    def __init__(self, root, split: str = "train", seed: int = 0, valid_size: int = PAPER_VALID_SIZE,
-                 size: int = 128, stats_images: int = 256, _stats: bool = True):
+    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, valid_size: int = PAPER_VALID_SIZE,
+                 size: int = 128, stats_images: int = 256, _stats: bool = True) -> None:
         self.root = _root(root)
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")

@@ -6,6 +6,7 @@ import csv
 import functools
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,10 +17,13 @@ from ..runtime import derive_seed, generator
 from ._files import CachedImageFiles, LazyChannelStats, channel_stats, require_dir
 from .cache import ImageCache
 
+if TYPE_CHECKING:
+    import os
+
 __all__ = ["ImageFolderCSV", "read_labels_csv", "read_class_folders"]
 
 
-def read_labels_csv(path) -> tuple[list[str], list[str]]:
+def read_labels_csv(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Filenames and label names of a ``filename,label`` CSV (an optional header row is skipped)."""
     path = Path(path)
     if not path.is_file():
@@ -46,7 +50,7 @@ def read_labels_csv(path) -> tuple[list[str], list[str]]:
     return names, labels
 
 
-def read_class_folders(root) -> tuple[list[str], list[str]]:
+def read_class_folders(root: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Filenames (relative to ``root``) and label names of torchvision's ImageFolder layout: ``root/CLASS/...``,
     every image file under a class's subfolder labelled with that subfolder's name."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
@@ -124,11 +128,11 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
     task = "categorical"
     allows_flip = False
 
-    def __init__(self, root, split: str = "train", seed: int = 0, labels: str = "labels.csv", size: int = 64,
-                 valid_fraction: float = 0.1, test_fraction: float = 0.1, grayscale: bool = False,
+    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, labels: str = "labels.csv",
+                 size: int = 64, valid_fraction: float = 0.1, test_fraction: float = 0.1, grayscale: bool = False,
                  channels: int | None = None, glimpse_size: int | None = None, stride: int | None = None,
                  noise_schedule: list | None = None, allows_flip: bool = False, stats_images: int = 256,
-                 _stats: bool = True):
+                 _stats: bool = True) -> None:
         self.root = require_dir(root, "image")
         if channels is not None:
             if channels not in (1, 3):

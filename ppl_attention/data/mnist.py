@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from torch.utils.data import Dataset
 
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator
+
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES",
            "SPLIT_SEED"]
@@ -131,7 +135,7 @@ def _canvas_digits(indices, N: int, n: int, generator: torch.Generator) -> torch
 
 def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator,
                     cluttered: bool = True, canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8,
-                    indices: torch.Tensor | None = None):
+                    indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render ``n`` translated (optionally cluttered) MNIST canvases in one batch.
 
     Args:
@@ -279,7 +283,7 @@ class MnistCanvases(Dataset):
     def _render_seed(self, epoch: int) -> int:
         return derive_seed(*((self.seed, self.name, self.split) + ((int(epoch),) if self.split == "train" else ())))
 
-    def source_digits(self, indices) -> torch.Tensor:
+    def source_digits(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """The digits canvases ``indices`` (n,) of the current epoch are made of, as indices among
         ``load_digits(split)``: (n, 1 + K), the canvas's own digit, then those its K clutter pieces are cut from
         (the render's draws replayed; no clutter: (n, 1))."""

@@ -21,7 +21,11 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from torch.utils.data import Dataset
 
 __all__ = ["DatasetSpec", "DatasetFlags", "default_prior", "option_defaults", "check_options", "recorded_spec",
            "resolve_spec", "parse_option", "parse_options", "SpecConflict"]
@@ -101,8 +105,8 @@ class DatasetSpec:
     options: tuple = ()  # sorted (key, value) pairs, values frozen (lists -> tuples): hashable and picklable
 
     @classmethod
-    def make(cls, name: str, root=None, seed: int = 0, options: Mapping[str, Any] | None = None,
-             where: str = "`dataset_option`") -> "DatasetSpec":
+    def make(cls, name: str, root: str | os.PathLike | None = None, seed: int = 0,
+             options: Mapping[str, Any] | None = None, where: str = "`dataset_option`") -> "DatasetSpec":
         from . import dataset_names
 
         if name not in dataset_names():
@@ -131,7 +135,7 @@ class DatasetSpec:
         text = self.name + (f" at {self.root}" if self.root else "") + f", split seed {self.seed}"
         return text + (f", options {json.dumps(given)}" if given else "")
 
-    def load(self, split: str = "train", **overrides):
+    def load(self, split: str = "train", **overrides) -> Dataset:
         """The dataset's ``split``; ``overrides`` (e.g. MNIST's per-split ``size``) apply to this split only.
 
         The returned dataset carries ``data_spec`` (:meth:`to_dict`), which the trainers write to their manifests.
@@ -184,7 +188,7 @@ def parse_options(specs: Iterable[str], flag: str = "`dataset_option`") -> dict[
     return dict(parse_option(s, flag) for s in specs or ())
 
 
-def recorded_spec(directory) -> tuple[str, dict | None]:
+def recorded_spec(directory: str | os.PathLike) -> tuple[str, dict | None]:
     """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]``, or for artefacts
     whose manifest records no spec, what can be read from them (name, and the seed where it was the split's).
     Missing keys mean "not recorded"."""

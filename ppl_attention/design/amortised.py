@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,10 @@ from torch import nn
 
 from ..artifacts import ArtifactError, load_state, load_weights, read_manifest, save_weights, write_manifest
 from ..sensor import NO_GLIMPSE, Sensor, check_sensor
+
+if TYPE_CHECKING:
+    import os
+    from ..posterior.network import AVP
 
 __all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
            "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
@@ -230,7 +235,7 @@ class AmortisedMap:
     """``(images (B, C, H, W), observed (B, t)) -> (B, L)`` float64 EPE maps: one AVP pass (its probabilities)
     and one :class:`EPEMapNet` pass for the whole batch.  ``observed`` may hold ``NO_GLIMPSE`` padding."""
 
-    def __init__(self, net: EPEMapNet, posterior):
+    def __init__(self, net: EPEMapNet, posterior: AVP) -> None:
         check_sensor(net.grid, posterior.grid, "the EPE-map network", "the AVP's sensor")
         if net.config.num_outputs != _num_outputs(posterior):
             raise ValueError(f"the EPE-map network reads {net.config.num_outputs} AVP outputs, the AVP has "
@@ -252,7 +257,7 @@ class AmortisedMap:
         return self.net(x, posterior_probs(self.posterior, x)).double()
 
 
-def avp_input(posterior, images: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+def avp_input(posterior: AVP, images: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
     """What the AVP (and so the network) reads after the glimpses ``observed`` (B, t) of ``images`` (B, C, H, W):
     one masked canvas and one mask per scale of its sensor."""
     return posterior.make_input(*posterior.grid.observe(images, observed))
@@ -262,7 +267,7 @@ def _num_outputs(posterior) -> int:
     return int(posterior.config.out_features)
 
 
-def posterior_probs(posterior, x: torch.Tensor) -> torch.Tensor:
+def posterior_probs(posterior: AVP, x: torch.Tensor) -> torch.Tensor:
     """The AVP's (calibrated) probabilities on its input ``x``: softmax for a categorical head, sigmoids otherwise
     (a ``class_attributes`` head: the softmax of its classes, then the sigmoids of its attributes)."""
     logits = posterior(x).float()
@@ -276,7 +281,7 @@ def posterior_probs(posterior, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def amortised_sequences(predictor, images: torch.Tensor, T: int, first_epe: torch.Tensor,
+def amortised_sequences(predictor: AmortisedMap, images: torch.Tensor, T: int, first_epe: torch.Tensor,
                         allow_repeat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy sequences of a batch of images with the predicted EPE maps: ``(locations (B, T), maps (B, T, L))``.
 
@@ -301,7 +306,7 @@ def amortised_sequences(predictor, images: torch.Tensor, T: int, first_epe: torc
 
 
 # ----------------------------------------------------------------------------- artefact
-def save_epe_net(net: EPEMapNet, directory, config: dict, inputs: dict | None = None) -> Path:
+def save_epe_net(net: EPEMapNet, directory: str | os.PathLike, config: dict, inputs: dict | None = None) -> Path:
     """Write ``directory/epe_net.safetensors`` (+ ``.json``: the net's config) and ``manifest.json`` (kind
     ``epe-net``; ``config`` must hold ``avp``, ``prior`` (checksums) and ``grid``)."""
     missing = [k for k in ("avp", "prior", "grid") if k not in config]
@@ -314,7 +319,7 @@ def save_epe_net(net: EPEMapNet, directory, config: dict, inputs: dict | None = 
     return directory
 
 
-def load_epe_net(directory, device=None) -> EPEMapNet:
+def load_epe_net(directory: str | os.PathLike, device: str | torch.device | None = None) -> EPEMapNet:
     """The trained network in ``directory`` (eval mode), with ``.manifest`` (its manifest) attached."""
     directory = Path(directory)
     manifest = read_manifest(directory, EPE_NET_KIND)
@@ -332,7 +337,7 @@ def load_epe_net(directory, device=None) -> EPEMapNet:
     return net.to(device or "cpu").eval()
 
 
-def avp_weights_checksum(avp_dir) -> str:
+def avp_weights_checksum(avp_dir: str | os.PathLike) -> str:
     """The checksum of an AVP directory's weights file (its manifest's checksum does not change with the weights)."""
     from ..artifacts import file_checksum
     from ..posterior.network import AVP_WEIGHTS

@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +28,12 @@ from ..config import config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator
 from ..sensor import NO_GLIMPSE
 from .amortised import EPEMapNet, allowed_mask, avp_input, epe_map_loss, map_regret, posterior_probs
+
+if TYPE_CHECKING:
+    import os
+    from typing import Callable, Sequence
+    from ..posterior.network import AVP
+    from .store import SequenceStore
 
 __all__ = ["TrainEPENetConfig", "MapData", "load_store_maps", "train_epe_net", "CHECKPOINT"]
 
@@ -103,7 +110,7 @@ class MapData:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def to(self, device) -> "MapData":
+    def to(self, device: str | torch.device) -> "MapData":
         """The same examples on ``device`` (training keeps them there: no transfer per batch)."""
         return MapData(*(None if v is None else v.to(device) for v in (
             self.images, self.rows, self.observed, self.targets, self.allowed, self.probs, self.keys, self.locations)))
@@ -122,7 +129,8 @@ def scored_locations(store) -> torch.Tensor:
     return torch.nonzero(lattice(store.grid, stride)).flatten()
 
 
-def load_store_maps(stores, image_fns, posterior, batch_size: int = 256) -> MapData:
+def load_store_maps(stores: Sequence[SequenceStore], image_fns: Sequence[Callable[[int], torch.Tensor]], posterior: AVP,
+                    batch_size: int = 256) -> MapData:
     """The examples of ``stores`` (:class:`~.store.SequenceStore`, built by the exhaustive search), with
     ``image_fns[i](index)`` the true image of store ``i``'s record ``index``; on the CPU (the AVP's probabilities
     are computed on its device)."""
@@ -259,8 +267,8 @@ def _train_epoch(net, opt, posterior, train: MapData, scale: float, cfg: TrainEP
     return total / batches
 
 
-def train_epe_net(data: MapData, posterior, net: EPEMapNet, out_dir, cfg: TrainEPENetConfig, seed: int = 0,
-                  run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
+def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | os.PathLike, cfg: TrainEPENetConfig,
+                  seed: int = 0, run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
     """Train ``net`` on ``data`` into ``out_dir`` (checkpoint every epoch, resumed when one exists and its
     ``run_config`` agrees).  Returns the best network (by validation regret) and the history.
 

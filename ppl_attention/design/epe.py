@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import torch
 
 from ..model import entropy_from_logits
 from ..runtime import DEFAULT_PRECISION, PRECISIONS, check_precision, default_precision
 from ..sensor import Sensor, checked_locations
+
+if TYPE_CHECKING:
+    from typing import Sequence
+    from ..posterior.network import AVP
 
 __all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
            "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS", "DEFAULT_PRECISION",
@@ -44,7 +48,8 @@ def default_make_input(canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.cat([canvas * per_channel, mask], dim=1)
 
 
-def resolve_make_input(posterior, make_input: Callable | None = None) -> Callable:
+def resolve_make_input(posterior: Callable[[torch.Tensor], torch.Tensor],
+                       make_input: Callable | None = None) -> Callable:
     """The input builder: ``make_input`` if given, else ``posterior.make_input``, else :func:`default_make_input`."""
     if make_input is not None:
         return make_input
@@ -100,9 +105,10 @@ class PairScorer:
     A pass that runs out of device memory is retried in halves, and the smaller size is kept for later calls.
     """
 
-    def __init__(self, posterior, images: torch.Tensor, observed, grid: Sensor,
-                 batch_size: int = DEFAULT_BATCH_SIZE,
-                 make_input: Callable | None = None, kind: str | None = None, precision: str = DEFAULT_PRECISION):
+    def __init__(self, posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                 observed: torch.Tensor | Sequence[int], grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE,
+                 make_input: Callable | None = None, kind: str | None = None,
+                 precision: str = DEFAULT_PRECISION) -> None:
         self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -158,9 +164,11 @@ class PairScorer:
         return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
-def entropy_matrix(posterior, images: torch.Tensor, observed, candidates, grid: Sensor,
-                   batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None, kind: str | None = None,
-                   sample_index: torch.Tensor | None = None, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def entropy_matrix(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                   observed: torch.Tensor | Sequence[int], candidates: torch.Tensor | Sequence[int] | None,
+                   grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None,
+                   kind: str | None = None, sample_index: torch.Tensor | None = None,
+                   precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
 
     Args:
@@ -193,10 +201,11 @@ def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
     return w / w.sum()
 
 
-def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.Tensor | None, observed,
-                               candidates, grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE,
-                               make_input: Callable | None = None, kind: str | None = None,
-                               precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def expected_posterior_entropy(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                               weights: torch.Tensor | None, observed: torch.Tensor | Sequence[int],
+                               candidates: torch.Tensor | Sequence[int] | None, grid: Sensor,
+                               batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None,
+                               kind: str | None = None, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
     """The paper's EPE estimator (eq. 6) for every candidate at once.
 
     Args:
@@ -224,8 +233,9 @@ def expected_posterior_entropy(posterior, images: torch.Tensor, weights: torch.T
 
 
 # ----------------------------------------------------------------------------- Pyro's OED estimators
-def avp_guide(posterior, grid: Sensor, observed=None, make_input: Callable | None = None,
-              target: str = "label", observation: str = "y", attribute: int | None = None):
+def avp_guide(posterior: AVP | Callable[[torch.Tensor], torch.Tensor], grid: Sensor,
+              observed: tuple[torch.Tensor, torch.Tensor] | None = None, make_input: Callable | None = None,
+              target: str = "label", observation: str = "y", attribute: int | None = None) -> Callable[..., None]:
     """A ``pyro.contrib.oed`` guide ``guide(y_dict, design, observation_labels, target_labels)`` built from an AVP.
 
     The design's glimpses ``y`` (``batch + (t, k*C, h, w)``) are pasted, together with the past glimpses
@@ -273,9 +283,9 @@ def _design(candidates, grid: Sensor) -> torch.Tensor:
     return cand.view(-1, 1)
 
 
-def pyro_posterior_epe(model, candidates, guide, grid: Sensor, num_samples: int = 100,
-                       analytic_entropy: bool = True, observation: str = "y", target: str = "label"
-                       ) -> torch.Tensor:
+def pyro_posterior_epe(model: Callable[[torch.Tensor], object], candidates: torch.Tensor | Sequence[int] | None,
+                       guide: Callable[..., None], grid: Sensor, num_samples: int = 100, analytic_entropy: bool = True,
+                       observation: str = "y", target: str = "label") -> torch.Tensor:
     """EPE of each candidate through ``pyro.contrib.oed.eig.posterior_eig`` with a fixed (pre-trained) guide.
 
     ``model(design)`` is a Pyro glimpse model vectorised over ``design.shape[:-1]`` (past glimpses folded into
@@ -294,8 +304,9 @@ def pyro_posterior_epe(model, candidates, guide, grid: Sensor, num_samples: int 
     return out.detach().double().reshape(-1)
 
 
-def pyro_nmc_epe(model, candidates, grid: Sensor, prior_entropy: float, N: int = 200, M: int = 50,
-                 M_prime: int = 50, observation: str = "y", target: str = "label") -> torch.Tensor:
+def pyro_nmc_epe(model: Callable[[torch.Tensor], object], candidates: torch.Tensor | Sequence[int] | None, grid: Sensor,
+                 prior_entropy: float, N: int = 200, M: int = 50, M_prime: int = 50, observation: str = "y",
+                 target: str = "label") -> torch.Tensor:
     """EPE of each candidate by nested Monte Carlo (``nmc_eig``): ``H[p(label)] - EIG(l)``.
 
     The image is a nuisance latent, so ``M_prime`` inner samples estimate ``p(y | label, l)``; without it the

@@ -5,20 +5,24 @@ B.2/B.3 (locations drawn independently at every step from ``softmax(-EPE_first /
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import torch
 
 from ..sensor import NO_GLIMPSE, Sensor
 from .epe import resolve_make_input
 
+if TYPE_CHECKING:
+    from typing import Sequence
+
 __all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration",
            "mean_ci"]
 
 
 @torch.no_grad()
-def accuracy_along(posterior, images: torch.Tensor, labels: torch.Tensor, sequences: torch.Tensor,
-                   grid: Sensor, make_input: Callable | None = None, batch_size: int = 512) -> torch.Tensor:
+def accuracy_along(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
+                   sequences: torch.Tensor, grid: Sensor, make_input: Callable | None = None,
+                   batch_size: int = 512) -> torch.Tensor:
     """Accuracy after t = 1..T glimpses of each image at its sequence's first t locations: ``(T,)``.
 
     ``posterior`` maps ``make_input(images, mask)`` to class logits (a single logit = binary, > 0 means 1).
@@ -73,9 +77,10 @@ def heuristic_sequences(first_epe: torch.Tensor, n: int, T: int, inverse_tempera
     return torch.multinomial(p.float(), n * T, replacement=True, generator=generator).view(n, T)
 
 
-def compare_sequences(posterior, images, labels, grid: Sensor, sequences: torch.Tensor,
-                      first_epe: torch.Tensor, seed: int = 0, inverse_temperatures=(1.0, 5.0),
-                      make_input: Callable | None = None, repeats: int = 1) -> dict:
+def compare_sequences(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
+                      grid: Sensor, sequences: torch.Tensor, first_epe: torch.Tensor, seed: int = 0,
+                      inverse_temperatures: Sequence[float] = (1.0, 5.0), make_input: Callable | None = None,
+                      repeats: int = 1) -> dict:
     """Accuracy-by-t curves of the given (near-optimal) sequences, random ones and PS-H heuristics
     (``repeats`` random / heuristic sequences per image, to average over their randomness)."""
     n, T = torch.as_tensor(sequences).shape
@@ -91,7 +96,7 @@ def compare_sequences(posterior, images, labels, grid: Sensor, sequences: torch.
     return {k: v.tolist() for k, v in curves.items()}
 
 
-def mean_ci(x) -> dict:
+def mean_ci(x: torch.Tensor | Sequence[float]) -> dict:
     """Mean and 95 % normal interval (1.96 standard errors) of the values ``x`` (n,), and ``n``."""
     x = torch.as_tensor(x, dtype=torch.float64)
     se = float(x.std() / len(x) ** 0.5) if len(x) > 1 else float("nan")
@@ -100,9 +105,9 @@ def mean_ci(x) -> dict:
 
 
 @torch.no_grad()
-def epe_calibration(posterior, images: torch.Tensor, grid: Sensor, sequences: torch.Tensor,
-                    epe_maps: torch.Tensor, make_input: Callable | None = None, attribute: int | None = None,
-                    batch_size: int = 512) -> dict:
+def epe_calibration(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, grid: Sensor,
+                    sequences: torch.Tensor, epe_maps: torch.Tensor, make_input: Callable | None = None,
+                    attribute: int | None = None, batch_size: int = 512) -> dict:
     """Predicted EPE of each chosen location against the realised posterior entropy, per step.
 
     ``sequences`` (N, T) and ``epe_maps`` (N, T, L) from a sequence store: step t's map scored every candidate

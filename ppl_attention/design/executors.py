@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -21,6 +21,9 @@ from tqdm.auto import tqdm
 from .honest import honest_problem
 from .sequential import DesignSettings, first_glimpse_epe, greedy_sequence, image_seed
 from .store import SequenceStore
+
+if TYPE_CHECKING:
+    from .sequential import DesignProblem
 
 __all__ = ["EXECUTORS", "FAILURES", "parse_shard", "shard_indices", "design_batch", "generate_sequences",
            "read_failures"]
@@ -71,7 +74,8 @@ def failure(index: int, error: BaseException | str) -> dict:
     return {"index": int(index), "error": text}
 
 
-def design_batch(factory, indices: list[int], settings: DesignSettings, seed: int, first_epe) -> Iterator[dict]:
+def design_batch(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], indices: list[int],
+                 settings: DesignSettings, seed: int, first_epe: torch.Tensor) -> Iterator[dict]:
     """Generate the sequences of some images (in this process), yielding one record per image; an image whose
     design raises yields :func:`failure` instead, and the others go on."""
     problem, image_fn = _load(factory)

@@ -15,9 +15,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import os
+    from typing import Callable, Iterable
+    from torch.utils.data import Dataset
+    from ..completion.base import Completion
+    from .sequential import DesignProblem
 
 __all__ = ["HeldOut", "design_sources", "check_avp", "check_prior", "prior_exclusions", "held_out_record",
            "honest_problem"]
@@ -26,7 +34,7 @@ __all__ = ["HeldOut", "design_sources", "check_avp", "check_prior", "prior_exclu
 TRAIN = "train"
 
 
-def design_sources(data, indices) -> torch.Tensor:
+def design_sources(data: Dataset, indices: Iterable[int] | torch.Tensor) -> torch.Tensor:
     """The source id (n,) of each image ``indices`` of ``data``: the digit of an MNIST canvas, else the index."""
     idx = torch.as_tensor(list(indices) if not isinstance(indices, torch.Tensor) else indices).long().reshape(-1)
     if hasattr(data, "source_digits"):
@@ -38,7 +46,7 @@ def _source_kind(data) -> str:
     return "digit" if hasattr(data, "source_digits") else "item"
 
 
-def held_out_record(data, indices) -> dict:
+def held_out_record(data: Dataset, indices: Iterable[int]) -> dict:
     """What an AVP records about the design images left out of its training: split, kind and source ids."""
     ids = sorted({int(i) for i in design_sources(data, indices)})
     return {"split": getattr(data, "split", TRAIN), "kind": _source_kind(data), "images": len(list(indices)),
@@ -51,7 +59,7 @@ class HeldOut(torch.utils.data.Dataset):
     Attributes not defined here (grid, channels, set_epoch, ...) are the dataset's; ``images`` / ``labels`` are
     gathered once per epoch."""
 
-    def __init__(self, dataset, exclude, design=None):
+    def __init__(self, dataset: Dataset, exclude: int | Iterable[int], design: Dataset | None = None) -> None:
         design_set = dataset if design is None else design
         if isinstance(exclude, (int, np.integer)) and not 0 <= exclude <= len(design_set):
             raise ValueError(f"exclude must be a count of design images in [0, {len(design_set)}], got {exclude}")
@@ -87,7 +95,7 @@ class HeldOut(torch.utils.data.Dataset):
         return getattr(self.__dict__["dataset"], name)
 
 
-def check_avp(avp_dir, data, split: str, indices) -> None:
+def check_avp(avp_dir: str | os.PathLike, data: Dataset, split: str, indices: Iterable[int]) -> None:
     """Refuse (``ValueError`` naming the AVP and the image) an AVP trained on a design image ``indices`` of ``split``:
     it must record them as ``held_out`` (``train-avp --exclude-design N``) unless the design is on another split."""
     from ..artifacts import read_manifest
@@ -123,7 +131,7 @@ def _database_source(prior_dir) -> dict:
     return read_manifest(Path(prior_dir) / "database").get("config", {})
 
 
-def check_prior(prior_dir, split: str) -> None:
+def check_prior(prior_dir: str | os.PathLike, split: str) -> None:
     """Refuse (``ValueError`` naming the prior and the split) a prior that holds the design images of ``split`` in
     a form no exclusion can remove: a database of canvases rendered from the very digits the design images show."""
     from ..completion.generative import GENERATIVE
@@ -138,7 +146,8 @@ def check_prior(prior_dir, split: str) -> None:
                          "generative prior, or set `allow_oracle` for a diagnosis")
 
 
-def prior_exclusions(sampler, prior_dir, data, split: str):
+def prior_exclusions(sampler: Completion, prior_dir: str | os.PathLike, data: Dataset,
+                     split: str) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
     """``fn(index, image) -> ids`` the prior must leave out for design image ``index`` of ``split`` (the sampler's
     ``excluding`` takes them), or None when the prior holds nothing of that split or cannot tell it apart
     (:func:`check_prior` refuses the latter)."""
@@ -166,7 +175,8 @@ def prior_exclusions(sampler, prior_dir, data, split: str):
     return rows
 
 
-def honest_problem(problem, exclusions, index: int, image: torch.Tensor):
+def honest_problem(problem: DesignProblem, exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None, index: int,
+                   image: torch.Tensor) -> DesignProblem:
     """``problem`` whose sampler leaves out what design image ``index`` is made of (``exclusions``, from
     :func:`prior_exclusions`; None: nothing to leave out)."""
     if exclusions is None:

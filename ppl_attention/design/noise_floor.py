@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +31,9 @@ from ..runtime import derive_seed, generator as make_generator
 from .honest import honest_problem
 from .search import run_search
 from .sequential import DesignProblem
+
+if TYPE_CHECKING:
+    from typing import Callable, Iterable
 
 __all__ = ["NoiseFloorConfig", "noise_floor", "summarise_noise_floor"]
 
@@ -54,8 +57,10 @@ def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int):
     return epe, {"ess": float(ess), "distinct": int(samples.images.shape[0])}
 
 
-def noise_floor(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, reference_samples: int,
-                seed: int, first_epe: torch.Tensor, exclusions=None, progress: bool = True) -> list[dict]:
+def noise_floor(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor], indices: Iterable[int], T: int,
+                num_samples: int, reference_samples: int, seed: int, first_epe: torch.Tensor,
+                exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                progress: bool = True) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "draws": {name: {"ess", "distinct"}}}``
     for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
     the prior leaves out for that image (no oracle)."""

@@ -15,12 +15,16 @@ import dataclasses
 import logging
 import os
 from collections import deque
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import torch
 
 from .executors import _load, design_batch, failure
 from .sequential import DesignSettings, first_glimpse_epe
+
+if TYPE_CHECKING:
+    from types import ModuleType
+    from .sequential import DesignProblem
 
 __all__ = ["connect", "DesignWorker", "run_on_ray", "worker_factory"]
 
@@ -29,7 +33,7 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
-def connect(address: str | None = None, num_cpus: int | None = None):
+def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleType:
     """Ray, initialised: joined to the cluster at ``address`` / ``$RAY_ADDRESS`` (with no ``num_cpus``: the
     cluster's resources are its own), else a new local instance with ``num_cpus`` CPUs (default: all)."""
     import ray
@@ -51,7 +55,8 @@ def connect(address: str | None = None, num_cpus: int | None = None):
 class DesignWorker:
     """A Ray actor that loads the design problem once and designs batches of images with it."""
 
-    def __init__(self, factory, threads: int = 1):
+    def __init__(self, factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
+                 threads: int = 1) -> None:
         torch.set_num_threads(max(1, int(threads)))
         self.factory = factory
         _load(factory)
@@ -60,11 +65,12 @@ class DesignWorker:
         problem, _ = _load(self.factory)
         return first_glimpse_epe(problem, num_samples, seed).cpu()
 
-    def design(self, indices: list[int], settings: DesignSettings, seed: int, first_epe) -> list[dict]:
+    def design(self, indices: list[int], settings: DesignSettings, seed: int, first_epe: torch.Tensor) -> list[dict]:
         return list(design_batch(self.factory, indices, settings, seed, first_epe))
 
 
-def worker_factory(factory, gpus_per_worker: float):
+def worker_factory(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
+                   gpus_per_worker: float) -> Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]]:
     """``factory`` with its ``device`` set for the actors: ``cuda`` with GPUs, ``cpu`` without (a factory
     without a ``device`` field is returned as it is)."""
     names = {f.name for f in dataclasses.fields(factory)} if dataclasses.is_dataclass(factory) else set()
@@ -94,9 +100,10 @@ def _plan(ray, gpus_per_worker: float | None, workers: int | None, cpus_per_work
     return float(gpus_per_worker), int(workers)
 
 
-def run_on_ray(factory, batches: list[list[int]], settings: DesignSettings, seed: int, write: Callable[[dict], None],
-               first_glimpse: Callable, num_first: int, address: str | None = None,
-               gpus_per_worker: float | None = None, workers: int | None = None, cpus_per_worker: float = 1.0) -> None:
+def run_on_ray(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], batches: list[list[int]],
+               settings: DesignSettings, seed: int, write: Callable[[dict], None], first_glimpse: Callable,
+               num_first: int, address: str | None = None, gpus_per_worker: float | None = None,
+               workers: int | None = None, cpus_per_worker: float = 1.0) -> None:
     """Design ``batches`` on the actors, calling ``write(record)`` for every record (or failure) as it arrives.
 
     ``first_glimpse(compute)`` returns the cached first-glimpse map, calling ``compute()`` when there is none:

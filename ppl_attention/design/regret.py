@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -30,6 +31,10 @@ from ..runtime import derive_seed, generator as make_generator
 from .amortised import amortised_sequences
 from .search import NETWORK_SEARCHES, SearchResult, run_search
 from .sequential import DesignProblem, image_seed
+
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Sequence
+    from .store import SequenceStore
 
 __all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
 
@@ -117,9 +122,10 @@ def _evaluate_image(problem, image, index, locs, t: int, num_samples: int, g, se
     return row, int(ref.location)
 
 
-def evaluate_searches(problem: DesignProblem, image_fn, indices, T: int, num_samples: int, seed: int,
-                      first_epe: torch.Tensor, searches: dict, labels=None, progress: bool = True,
-                      reference=None) -> dict:
+def evaluate_searches(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor], indices: Sequence[int], T: int,
+                      num_samples: int, seed: int, first_epe: torch.Tensor, searches: dict,
+                      labels: Callable[[int], int] | None = None, progress: bool = True,
+                      reference: SequenceStore | None = None) -> dict:
     """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
     options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary.
 
@@ -172,7 +178,7 @@ def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, la
     return acc
 
 
-def summarise(result: dict, labels) -> dict:
+def summarise(result: dict, labels: Iterable[str]) -> dict:
     """Per search: mean / median / max relative regret (and the mean in nats: a relative regret explodes where the
     best EPE is near 0) and argmin agreement over all steps and per step, mean
     evaluations per step, seconds per sequence (the steps after the first), and speed-ups."""

@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import torch
 
 from ..checks import check_int
 from ..sensor import Sensor
+
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
            "racing", "amortised_choice", "hybrid_search", "pyramid_search", "SEARCH_FUNCTIONS", "SEARCHES",
@@ -111,7 +114,8 @@ def lattice(grid: Sensor, stride: int) -> torch.Tensor:
     return ((cells % stride == 0) | (cells == last)).all(-1)
 
 
-def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=None, grid: Sensor | None = None,
+def exhaustive_search(score: Callable, weights: torch.Tensor, num_candidates: int,
+                      forbidden: torch.Tensor | Sequence[int] | None = None, grid: Sensor | None = None,
                       stride: int = 1) -> SearchResult:
     """Evaluate every candidate on every sample (the paper's grid search).
 
@@ -139,10 +143,11 @@ def exhaustive_search(score: Callable, weights, num_candidates: int, forbidden=N
     return SearchResult(best, epe, cached.evaluations, {"samples": len(w), "scored": len(where)})
 
 
-def successive_halving(score: Callable, weights, num_candidates: int, forbidden=None, candidates=None,
-                       initial_samples: int = 7, growth: int = 2, keep: float = 0.3, min_keep: int = 2,
-                       generator: torch.Generator | None = None, _cache: CachedScore | None = None
-                       ) -> SearchResult:
+def successive_halving(score: Callable, weights: torch.Tensor, num_candidates: int,
+                       forbidden: torch.Tensor | Sequence[int] | None = None,
+                       candidates: torch.Tensor | Sequence[int] | None = None, initial_samples: int = 7,
+                       growth: int = 2, keep: float = 0.3, min_keep: int = 2, generator: torch.Generator | None = None,
+                       _cache: CachedScore | None = None) -> SearchResult:
     """Successive halving with shared, growing Monte Carlo samples.
 
     All candidates are scored on ``initial_samples`` samples; the best ``keep`` fraction (at least
@@ -186,8 +191,9 @@ def successive_halving(score: Callable, weights, num_candidates: int, forbidden=
     return SearchResult(best, epe, cached.evaluations, {"rounds": rounds, "samples_used": done})
 
 
-def coarse_to_fine(score: Callable, weights, grid: Sensor, forbidden=None, stride: int = 2,
-                   top: int = 2, generator: torch.Generator | None = None, **halving) -> SearchResult:
+def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
+                   forbidden: torch.Tensor | Sequence[int] | None = None, stride: int = 2, top: int = 2,
+                   generator: torch.Generator | None = None, **halving) -> SearchResult:
     """Halving over every ``stride``-th row and column of the grid, then halving over the neighbours (within
     ``stride - 1`` cells) of the ``top`` best coarse locations.  Evaluations are shared between the stages."""
     L = grid.num_locations
@@ -215,7 +221,8 @@ def coarse_to_fine(score: Callable, weights, grid: Sensor, forbidden=None, strid
                                                                    "fine": int(near.sum())})
 
 
-def pyramid_search(score: Callable, weights, grid: Sensor, forbidden=None, levels: int | None = None,
+def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
+                   forbidden: torch.Tensor | Sequence[int] | None = None, levels: int | None = None,
                    top: int = 4) -> SearchResult:
     """Exhaustive search on a pyramid of lattices: every candidate of the coarsest lattice (stride
     ``2 ** (levels - 1)``), then at each finer stride every lattice point within the previous stride of the ``top``
@@ -292,7 +299,9 @@ def _still_racing(H: torch.Tensor, ws: torch.Tensor, est: torch.Tensor, toleranc
     return keep
 
 
-def racing(score: Callable, weights, num_candidates: int, forbidden=None, candidates=None, prior=None,
+def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
+           forbidden: torch.Tensor | Sequence[int] | None = None,
+           candidates: torch.Tensor | Sequence[int] | None = None, prior: torch.Tensor | None = None,
            prior_top: int | None = None, initial_samples: int = 6, growth: float = 1.5, z: float = 2.0,
            tolerance: float = 0.01, max_fraction: float = 1.0, generator: torch.Generator | None = None,
            _cache: CachedScore | None = None) -> SearchResult:
@@ -362,7 +371,8 @@ def _check_proposal(proposal, num_candidates: int, name: str) -> torch.Tensor:
     return p
 
 
-def amortised_choice(proposal, num_candidates: int, forbidden=None) -> SearchResult:
+def amortised_choice(proposal: torch.Tensor, num_candidates: int,
+                     forbidden: torch.Tensor | Sequence[int] | None = None) -> SearchResult:
     """The argmin of a predicted EPE map ``proposal`` (L,) among the allowed locations (no AVP evaluation); the
     map is the prediction."""
     p = _check_proposal(proposal, num_candidates, "amortised")
@@ -371,7 +381,8 @@ def amortised_choice(proposal, num_candidates: int, forbidden=None) -> SearchRes
     return SearchResult(best, p, 0, {})
 
 
-def hybrid_search(score: Callable, weights, num_candidates: int, forbidden=None, proposal=None, top: int = 4,
+def hybrid_search(score: Callable, weights: torch.Tensor, num_candidates: int,
+                  forbidden: torch.Tensor | Sequence[int] | None = None, proposal: torch.Tensor = None, top: int = 4,
                   generator: torch.Generator | None = None, **race) -> SearchResult:
     """The ``top`` allowed candidates with the lowest predicted EPE (``proposal`` (L,), an EPE-map network's
     map), raced by the BOED estimator on the completions (:func:`racing`, its options in ``race``).  The others
@@ -384,8 +395,9 @@ def hybrid_search(score: Callable, weights, num_candidates: int, forbidden=None,
     return result
 
 
-def run_search(name: str, score: Callable, weights, grid: Sensor, forbidden=None,
-               generator: torch.Generator | None = None, prior=None, proposal=None, **options) -> SearchResult:
+def run_search(name: str, score: Callable, weights: torch.Tensor | None, grid: Sensor,
+               forbidden: torch.Tensor | Sequence[int] | None = None, generator: torch.Generator | None = None,
+               prior: torch.Tensor | None = None, proposal: torch.Tensor | None = None, **options) -> SearchResult:
     """Dispatch by name: ``exhaustive``, ``halving``, ``coarse``, ``race``, ``amortised`` or ``hybrid``.
 
     ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
@@ -418,7 +430,7 @@ def _tunable(name: str) -> set[str]:
     return params
 
 
-def parse_search_options(name: str, items) -> dict:
+def parse_search_options(name: str, items: Sequence[str] | None) -> dict:
     """``["initial_samples=4", "keep=0.25"]`` -> ``{"initial_samples": 4, "keep": 0.25}``, checked against the
     options that search ``name`` takes (numbers only: every tunable option is an int or a float)."""
     if name not in SEARCHES:

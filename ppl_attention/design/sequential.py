@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import torch
 
@@ -24,6 +24,9 @@ from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
 from .epe import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION, PairScorer, check_precision, expected_posterior_entropy
 from .search import NETWORK_SEARCHES, SEARCHES, run_search
+
+if TYPE_CHECKING:
+    from ..completion.base import CompletionSamples
 
 __all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
            "greedy_sequence", "image_seed"]
@@ -55,7 +58,8 @@ class DesignProblem:
     def __post_init__(self):
         check_precision(self.precision)  # fail at construction, not at the first step
 
-    def sample(self, locations, glimpses, n, generator, true_image):
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None,
+               true_image: torch.Tensor | None) -> CompletionSamples:
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
         return fn(locations, glimpses, n, generator=generator, true_image=true_image)
 
@@ -130,8 +134,8 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
     return epe
 
 
-def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: torch.Tensor,
-                    settings: DesignSettings, generator: torch.Generator, prior: torch.Tensor | None = None):
+def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: torch.Tensor, settings: DesignSettings,
+                    generator: torch.Generator, prior: torch.Tensor | None = None) -> tuple[int, torch.Tensor, dict]:
     """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info).
 
     ``prior`` (L,), the previous step's EPE map, lets the ``race`` search start from the candidates that were

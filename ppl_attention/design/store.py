@@ -30,13 +30,16 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TYPE_CHECKING
 
 import torch
 
 from ..artifacts import (ArtifactError, atomic_dir, atomic_write_bytes, atomic_write_json, check_compatible,
                          clean_beside, clean_temporaries, read_json, read_manifest, write_manifest)
 from ..sensor import Sensor
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["SequenceStore", "KIND", "REQUIRED_CONFIG_KEYS"]
 
@@ -68,7 +71,7 @@ class SequenceStore:
 
     # -------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, directory, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
+    def create(cls, directory: str | os.PathLike, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
                resume: bool = True) -> "SequenceStore":
         """Create a store, or reopen one built with exactly the same ``config`` (resume).
 
@@ -136,7 +139,7 @@ class SequenceStore:
         return True
 
     @classmethod
-    def open(cls, directory) -> "SequenceStore":
+    def open(cls, directory: str | os.PathLike) -> "SequenceStore":
         """Open an existing store; FileNotFoundError if the folder does not exist, ArtifactError if malformed."""
         directory = Path(directory)
         if not directory.is_dir():
@@ -269,7 +272,7 @@ class SequenceStore:
     def has_first_glimpse(self) -> bool:
         return self.first_glimpse_path.is_file()
 
-    def write_first_glimpse(self, epe, **info) -> Path:
+    def write_first_glimpse(self, epe: torch.Tensor | Sequence[float], **info) -> Path:
         """Cache the EPE of every first location (nothing observed yet); ``info``: seed, num_samples..."""
         e = torch.as_tensor(epe, dtype=torch.float64).flatten()
         if e.numel() != self.grid.num_locations:
@@ -294,7 +297,7 @@ class SequenceStore:
         return torch.tensor(self.first_glimpse()["epe"], dtype=torch.float64)
 
     # -------------------------------------------------------------- paper format
-    def export_paper(self, out_dir, image_path_template: str | None = None) -> list[Path]:
+    def export_paper(self, out_dir: str | os.PathLike, image_path_template: str | None = None) -> list[Path]:
         """Write ``out_dir/{index}.txt`` in the paper's released format (:mod:`ppl_attention.sequences`):
         ``r, c`` lines; with ``image_path_template`` (e.g. ``"data/birds/train/images/{index}.png"``) the birds
         layout's last line.  Returns the files written."""
@@ -312,7 +315,7 @@ class SequenceStore:
         return write_paper_sequences(out_dir, seqs, self.grid, paths)
 
     @classmethod
-    def import_paper(cls, src, grid: Sensor, out_dir, dataset: str | None = None,
+    def import_paper(cls, src: str | os.PathLike, grid: Sensor, out_dir: str | os.PathLike, dataset: str | None = None,
                      task: str | None = None) -> "SequenceStore":
         """Read the paper's released sequence files under ``src`` into a store (records without EPE maps)."""
         from ..sequences import read_paper_sequences

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..completion.base import CompletionSamples
 from ..sensor import Sensor
 from .sequential import DesignProblem
+
+if TYPE_CHECKING:
+    from typing import Sequence
 
 __all__ = ["DatabasePosterior", "DatabaseCompletion", "exact_epe", "random_database", "ToyFactory"]
 
@@ -44,7 +48,8 @@ class DatabasePosterior:
     Gaussian likelihood with that standard deviation per observed pixel.
     """
 
-    def __init__(self, images, labels, num_classes: int, weights=None, sigma: float | None = None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                 weights: torch.Tensor | None = None, sigma: float | None = None) -> None:
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
         self.num_classes, self.sigma = int(num_classes), sigma
         self.flat = self.images.flatten(1).double()  # (K, C*H*W)
@@ -75,14 +80,14 @@ class DatabaseCompletion:
     draws.
     """
 
-    def __init__(self, grid: Sensor, images, labels, weights=None, sigma: float | None = None,
-                 enumerate: bool = False):
+    def __init__(self, grid: Sensor, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
+                 sigma: float | None = None, enumerate: bool = False) -> None:
         self.grid = grid
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
         self.sigma, self.enumerate = sigma, enumerate
         self.exact = DatabasePosterior(self.images, self.labels, int(self.labels.max()) + 1, self.weights, sigma)
 
-    def row_posterior(self, locations, glimpses) -> torch.Tensor:
+    def row_posterior(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor) -> torch.Tensor:
         loc = torch.as_tensor(locations, dtype=torch.long)
         if len(loc) == 0:
             return self.weights.clone()
@@ -93,7 +98,8 @@ class DatabaseCompletion:
             raise ValueError("the glimpses match no database row (they are not from this database)")
         return (lp - lp.logsumexp(0)).exp()
 
-    def sample(self, locations, glimpses, n: int, generator=None, true_image=None) -> CompletionSamples:
+    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
+               true_image: torch.Tensor | None = None) -> CompletionSamples:
         p = self.row_posterior(locations, glimpses)
         if self.enumerate:
             rows = torch.nonzero(p > 0).flatten()
@@ -104,8 +110,9 @@ class DatabaseCompletion:
         return CompletionSamples(self.images[rows].float(), w, self.labels[rows])
 
 
-def exact_epe(images, labels, num_classes: int, grid: Sensor, observed_image=None, observed=(),
-              weights=None) -> torch.Tensor:
+def exact_epe(images: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: Sensor,
+              observed_image: torch.Tensor | None = None, observed: Sequence[int] | torch.Tensor = (),
+              weights: torch.Tensor | None = None) -> torch.Tensor:
     """Exact noise-free EPE of every location by enumeration, written independently of the estimators:
     group the rows consistent with the observations by what they show at ``observed + [l]`` and sum
     ``P(group) * H(label | group)``.  ``(L,)`` float64."""
@@ -134,8 +141,8 @@ def exact_epe(images, labels, num_classes: int, grid: Sensor, observed_image=Non
     return torch.tensor(out, dtype=torch.float64)
 
 
-def random_database(num_images: int = 24, num_classes: int = 3, size: int = 4, glimpse: int = 2,
-                    seed: int = 0, informative: bool = True):
+def random_database(num_images: int = 24, num_classes: int = 3, size: int = 4, glimpse: int = 2, seed: int = 0,
+                    informative: bool = True) -> tuple[torch.Tensor, torch.Tensor, Sensor]:
     """A tiny binary-image database and its non-overlapping grid (``size`` x ``size``, ``glimpse`` stride).
 
     With ``informative=True`` one location (the bottom-right glimpse) reveals the label and the rest is

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,11 +19,16 @@ import torch
 from ..sensor import Sensor
 from ._save import plt, save_figure
 
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
+    from matplotlib.axes import Axes
+
 __all__ = ["glimpse_frequency", "plot_glimpse_frequency", "plot_validation_curves", "plot_glimpse_strip",
            "plot_stopping_curve", "animate_glimpses", "sensor_view", "draw_glimpse_boxes"]
 
 
-def sensor_view(grid: Sensor, images, locations) -> torch.Tensor:
+def sensor_view(grid: Sensor, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W): what glimpses at ``locations`` (N, T) showed of ``images``, at each pixel the finest scale
     that saw it (the fovea's pixels, else the pooled blocks of the next scale, ...), 0 where nothing was seen."""
     images = torch.as_tensor(images).float()
@@ -45,7 +51,7 @@ def _box_rectangles(grid: Sensor, location: int, color: str, lw: float = 1.5) ->
     return rects
 
 
-def draw_glimpse_boxes(ax, grid: Sensor, location: int, color: str = "red", lw: float = 1.5) -> list:
+def draw_glimpse_boxes(ax: Axes, grid: Sensor, location: int, color: str = "red", lw: float = 1.5) -> list:
     """Draw the nested boxes of every scale of one glimpse on ``ax`` (clipped to the image); returns them."""
     rects = _box_rectangles(grid, int(location), color, lw)
     for rect in rects:
@@ -56,7 +62,7 @@ def draw_glimpse_boxes(ax, grid: Sensor, location: int, color: str = "red", lw: 
     return rects
 
 
-def glimpse_frequency(grid: Sensor, locations) -> torch.Tensor:
+def glimpse_frequency(grid: Sensor, locations: torch.Tensor) -> torch.Tensor:
     """(T, H, W): the fraction of images whose t-th glimpse covered each pixel; ``locations`` (N, T)."""
     loc = torch.as_tensor(locations).long()
     if loc.dim() != 2 or loc.shape[0] == 0:
@@ -67,8 +73,8 @@ def glimpse_frequency(grid: Sensor, locations) -> torch.Tensor:
     return torch.einsum("tl,lhw->thw", counts, masks) / loc.shape[0]
 
 
-def plot_glimpse_frequency(grid: Sensor, locations, path, title: str | None = None,
-                           background=None) -> Path:
+def plot_glimpse_frequency(grid: Sensor, locations: torch.Tensor, path: str | os.PathLike, title: str | None = None,
+                           background: torch.Tensor | np.ndarray | None = None) -> Path:
     """One panel per time step; ``background`` (H, W) (e.g. a mean image) is drawn faintly underneath."""
     freq = glimpse_frequency(grid, locations).numpy()
     T = freq.shape[0]
@@ -85,8 +91,8 @@ def plot_glimpse_frequency(grid: Sensor, locations, path, title: str | None = No
     return save_figure(fig, path)
 
 
-def plot_validation_curves(runs: dict, path, metric: str = "val_greedy_acc", ylabel: str = "validation accuracy",
-                           title: str | None = None) -> Path:
+def plot_validation_curves(runs: dict, path: str | os.PathLike, metric: str = "val_greedy_acc",
+                           ylabel: str = "validation accuracy", title: str | None = None) -> Path:
     """``runs``: {label: history (rows with ``iteration`` and ``metric``) or a list of histories (seeds)}.
 
     A list of histories is drawn as its mean with a band of +- one standard deviation.
@@ -115,7 +121,9 @@ def plot_validation_curves(runs: dict, path, metric: str = "val_greedy_acc", yla
     return save_figure(fig, path)
 
 
-def plot_glimpse_strip(images, locations, grid: Sensor, path, labels=None, predictions=None) -> Path:
+def plot_glimpse_strip(images: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
+                       labels: Sequence[object] | torch.Tensor | None = None,
+                       predictions: Sequence[object] | torch.Tensor | None = None) -> Path:
     """Rows: images; columns: the image with glimpses 1..t drawn (the newest in red, earlier foveae in yellow;
     with a multi-scale sensor the newest glimpse's coarser scales are the dashed boxes around it), then what the
     sensor showed (:func:`sensor_view`: the pooled coarse scales where no fovea looked)."""
@@ -153,7 +161,7 @@ def plot_glimpse_strip(images, locations, grid: Sensor, path, labels=None, predi
     return save_figure(fig, path)
 
 
-def plot_stopping_curve(curves: dict, path, x: str = "flops") -> Path:
+def plot_stopping_curve(curves: dict, path: str | os.PathLike, x: str = "flops") -> Path:
     """``curves``: {label: rows with ``accuracy`` and ``x`` (``flops`` or ``mean_glimpses``)}."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for label, rows in curves.items():
@@ -166,7 +174,8 @@ def plot_stopping_curve(curves: dict, path, x: str = "flops") -> Path:
     return save_figure(fig, path)
 
 
-def animate_glimpses(images, locations, grid: Sensor, path, fps: int = 2) -> Path:
+def animate_glimpses(images: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
+                     fps: int = 2) -> Path:
     """A GIF: each frame adds one glimpse for up to 8 images side by side: what the sensor has shown so far
     (:func:`sensor_view`) and the newest glimpse's nested boxes, one per scale."""
     import os

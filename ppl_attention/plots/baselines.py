@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.ticker import FuncFormatter
 
 from ._save import plt, save_figure
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["plot_accuracy_vs_flops", "pareto_front"]
 
@@ -21,7 +25,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_accuracy_vs_flops(baselines: list[dict], path, attention_curves: dict[str, list[dict]] | None = None,
+def plot_accuracy_vs_flops(baselines: list[dict], path: str | os.PathLike,
+                           attention_curves: dict[str, list[dict]] | None = None,
                            title: str = "Accuracy against computation",
                            attention_points: dict[str, list[dict]] | None = None) -> Path:
     """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}], a line

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..sensor import Sensor
 from ._save import plt, save_figure
+
+if TYPE_CHECKING:
+    import os
+    from ..completion.vae import VAE
 
 __all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_vae_diagnostics"]
 
@@ -29,7 +34,7 @@ def _mark_glimpses(ax, grid: Sensor, locations: torch.Tensor):
         ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.2))
 
 
-def plot_completion_grid(panels: list, grid: Sensor, path, cell: float = 0.9) -> Path:
+def plot_completion_grid(panels: list, grid: Sensor, path: str | os.PathLike, cell: float = 0.9) -> Path:
     """One block per panel: a row per method with the true image (glimpses as red squares) then its samples.
 
     ``panels``: dicts with ``true_image`` (C, H, W), ``locations`` (t,), ``samples`` {method: (k, C, H, W)} and
@@ -60,7 +65,7 @@ def plot_completion_grid(panels: list, grid: Sensor, path, cell: float = 0.9) ->
     return save_figure(fig, path, dpi=80)
 
 
-def plot_comparison_metrics(table: list, path) -> Path:
+def plot_comparison_metrics(table: list, path: str | os.PathLike) -> Path:
     """P(true label) (with the reference's, dashed), log-likelihood, glimpse RMSE, diversity and seconds per sample
     against the number of glimpses; one line per (method, sequences)."""
     metrics = [("p_true_label", "P(true label)"), ("loglik_per_pixel", "log-lik / unobserved pixel"),
@@ -94,7 +99,7 @@ def plot_comparison_metrics(table: list, path) -> Path:
     return save_figure(fig, path, dpi=90)
 
 
-def plot_vae_diagnostics(vae, images: torch.Tensor, kl_per_dim: torch.Tensor, path,
+def plot_vae_diagnostics(vae: VAE, images: torch.Tensor, kl_per_dim: torch.Tensor, path: str | os.PathLike,
                          generator: torch.Generator | None = None) -> Path:
     """Is the VAE using its latent?  Held-out ``images`` (k, C, H, W), their reconstructions ``decode(E_q[z])``
     and ``k`` prior draws ``decode(z), z ~ N(0, I)``, beside the KL of each latent dimension (all near 0 for a

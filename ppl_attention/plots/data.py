@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..data._files import stratified_indices
 from ._save import plt, save_figure
 
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
+    from matplotlib.axes import Axes
+    from torch.utils.data import Dataset
+    from ..sensor import Sensor
+
 __all__ = ["draw_glimpse_grid", "plot_samples", "label_text"]
 
 
-def label_text(dataset, label) -> str:
+def label_text(dataset: Dataset, label: int | torch.Tensor) -> str:
     """A short title for a label: the class name, or the positive attributes of a multilabel item."""
     names = getattr(dataset, "class_names", None)
     label = torch.as_tensor(label)
@@ -39,7 +47,7 @@ def _show(ax, image: torch.Tensor) -> None:
 RECTANGLE_COLOURS = ("tab:orange", "lime", "magenta", "yellow", "tab:red", "white")
 
 
-def draw_glimpse_grid(ax, grid, n_rectangles: int = 4, color: str = "#00e5ff") -> None:
+def draw_glimpse_grid(ax: Axes, grid: Sensor, n_rectangles: int = 4, color: str = "#00e5ff") -> None:
     """Every candidate glimpse's top-left pixel as a dot, and ``n_rectangles`` glimpses spread over the grid
     (first, last and evenly spaced locations between them) as rectangles."""
     from matplotlib.patches import Rectangle
@@ -63,8 +71,8 @@ def draw_glimpse_grid(ax, grid, n_rectangles: int = 4, color: str = "#00e5ff") -
                                    ec=RECTANGLE_COLOURS[k % len(RECTANGLE_COLOURS)], zorder=4))
 
 
-def plot_samples(dataset, path, n: int = 8, indices=None, grid_on: int = 0, n_rectangles: int = 4,
-                 title: str | None = None, columns: int = 4) -> Path:
+def plot_samples(dataset: Dataset, path: str | os.PathLike, n: int = 8, indices: Sequence[int] | None = None,
+                 grid_on: int = 0, n_rectangles: int = 4, title: str | None = None, columns: int = 4) -> Path:
     """A grid of ``n`` samples titled with their labels; sample ``grid_on`` also shows the glimpse grid.
 
     Without ``indices`` the samples are drawn across classes (the first of each class, then the second, ...).

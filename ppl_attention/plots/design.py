@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..sensor import Sensor
 from ._save import plt, save_figure
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["plot_epe_steps", "plot_accuracy_by_glimpse", "plot_epe_calibration"]
 
@@ -21,8 +25,8 @@ def _show(ax, image: torch.Tensor):
     ax.set_yticks([])
 
 
-def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, path, image=None,
-                   title: str | None = None) -> Path:
+def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
+                   image: torch.Tensor | None = None, title: str | None = None) -> Path:
     """Top row (if ``image`` is given): the image with the glimpses taken before each step (red) and the one
     chosen (yellow); bottom row: the EPE of every candidate at that step with the chosen location marked."""
     epe = torch.as_tensor(epe, dtype=torch.float64)
@@ -58,7 +62,7 @@ def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, pat
     return save_figure(fig, path)
 
 
-def plot_accuracy_by_glimpse(curves: dict, path, title: str = "Accuracy after t glimpses") -> Path:
+def plot_accuracy_by_glimpse(curves: dict, path: str | os.PathLike, title: str = "Accuracy after t glimpses") -> Path:
     """``curves``: name -> accuracy after t = 1..T glimpses."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, acc in curves.items():
@@ -71,7 +75,8 @@ def plot_accuracy_by_glimpse(curves: dict, path, title: str = "Accuracy after t 
     return save_figure(fig, path)
 
 
-def plot_epe_calibration(result: dict, path, title: str = "Predicted EPE vs realised entropy") -> Path:
+def plot_epe_calibration(result: dict, path: str | os.PathLike,
+                         title: str = "Predicted EPE vs realised entropy") -> Path:
     """``result`` from :func:`ppl_attention.design.evaluate.epe_calibration`: per step, the mean predicted EPE of
     the chosen location and the mean realised posterior entropy with 95 % intervals; right, every image's pair."""
     steps = result["steps"]

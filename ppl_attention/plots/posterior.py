@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._save import plt, save_figure
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["plot_avp_evaluation"]
 
@@ -15,7 +19,7 @@ def _calibration_label(evaluation: dict) -> str:
     return f"temperature {evaluation.get('temperature', cal.get('temperature', 1.0)):.2f}"
 
 
-def plot_avp_evaluation(evaluation: dict, path, title: str = "AVP: accuracy and calibration",
+def plot_avp_evaluation(evaluation: dict, path: str | os.PathLike, title: str = "AVP: accuracy and calibration",
                         target_ece: float | None = 0.03) -> Path:
     """``evaluation``: the dict of :func:`ppl_attention.posterior.evaluate_avp` (per_glimpses, full_image).
 

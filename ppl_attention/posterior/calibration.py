@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..runtime import derive_seed
 from .evaluation import collect_draws
 from .metrics import confidences, expected_calibration_error, head_loss
+
+if TYPE_CHECKING:
+    from typing import Sequence
+    from torch.utils.data import Dataset
+    from ..sensor import Sensor
+    from .network import AVP
 
 __all__ = ["fraction_log_temperature", "fraction_knots", "fit_temperature", "fit_fraction_temperatures",
            "choose_calibration", "calibrate_avp"]
@@ -48,7 +55,7 @@ def fraction_log_temperature(fraction: torch.Tensor, knots: torch.Tensor, values
     return values[i - 1] + w * (values[i] - values[i - 1])
 
 
-def fraction_knots(grid, max_glimpses: int) -> torch.Tensor:
+def fraction_knots(grid: Sensor, max_glimpses: int) -> torch.Tensor:
     """Knots at the observed fraction of t = 0..T non-overlapping glimpses and at the whole image (fraction 1)."""
     (H, W), (h, w) = grid.image_size, grid.glimpse_size
     area = h * w / (H * W)
@@ -72,7 +79,7 @@ def _lbfgs(param: torch.Tensor, loss_fn, max_iter: int) -> None:
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0,
-                    attributes=None, max_iter: int = 100) -> float:
+                    attributes: torch.Tensor | None = None, max_iter: int = 100) -> float:
     """The temperature minimising NLL(logits / T) (optimised over log T, so T stays positive)."""
     log_t = torch.zeros((), requires_grad=True)
     with torch.enable_grad():
@@ -82,8 +89,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, head: str, num_c
 
 
 def fit_fraction_temperatures(logits: torch.Tensor, fraction: torch.Tensor, labels: torch.Tensor, head: str,
-                              knots: torch.Tensor, num_classes: int = 0, attributes=None, max_iter: int = 200
-                              ) -> torch.Tensor:
+                              knots: torch.Tensor, num_classes: int = 0, attributes: torch.Tensor | None = None,
+                              max_iter: int = 200) -> torch.Tensor:
     """log T at ``knots`` (K,) minimising NLL(logits / T(fraction)), log T interpolated between the knots.
 
     Knots without nearby data keep the value of their neighbours' fit only through the interpolation; |log T|
@@ -116,7 +123,8 @@ def _judge(model, logits, labels, attrs, groups) -> dict:
 
 
 @torch.no_grad()
-def choose_calibration(model, predictions: dict, knots: torch.Tensor, methods=("temperature", "fraction")) -> dict:
+def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
+                       methods: Sequence[str] = ("temperature", "fraction")) -> dict:
     """Fit, judge and set the calibration of ``model`` from uncalibrated validation ``predictions``.
 
     ``predictions``: ``{"logits"`` (raw), ``"fraction"``, ``"labels"``, ``"attributes"`` (or None), ``"image"``
@@ -173,8 +181,9 @@ def choose_calibration(model, predictions: dict, knots: torch.Tensor, methods=("
 
 
 @torch.no_grad()
-def calibrate_avp(avp, valid, max_glimpses: int, seed: int = 0, batch_size: int = 512, device="cpu",
-                  draws: int = 4, methods=("temperature", "fraction")) -> dict:
+def calibrate_avp(avp: AVP | torch.nn.parallel.DistributedDataParallel, valid: Dataset, max_glimpses: int,
+                  seed: int = 0, batch_size: int = 512, device: str | torch.device = "cpu", draws: int = 4,
+                  methods: Sequence[str] = ("temperature", "fraction")) -> dict:
     """Calibrate ``avp`` on ``valid``: every image under ``draws`` random glimpse sets for each t = 0..T, plus
     the whole image; candidates (``methods``): a single ``temperature`` and per-``fraction`` temperatures at
     :func:`fraction_knots`; see :func:`choose_calibration`.

@@ -7,6 +7,8 @@ confidences would show).  With one draw of 500 images the floor is ~0.05, larger
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from ..runtime import derive_seed, generator
@@ -14,10 +16,14 @@ from .glimpses import random_locations
 from .metrics import (confidences, ece_bootstrap_interval, ece_noise_floor, expected_calibration_error,
                       head_loss)
 
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+    from .network import AVP
+
 __all__ = ["fetch_batch", "collect_draws", "collect_logits", "evaluate_avp"]
 
 
-def fetch_batch(dataset, index: torch.Tensor):
+def fetch_batch(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(images, labels, attributes or None) of ``dataset`` rows ``index``; uses ``.images``/``.labels`` when the
     dataset exposes them (one tensor gather instead of one ``__getitem__`` per item)."""
     images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
@@ -49,8 +55,9 @@ def check_labels(avp, labels: torch.Tensor, name: str = "labels") -> torch.Tenso
 
 
 @torch.no_grad()
-def collect_draws(avp, dataset, num_glimpses, seed: int, draws: int = 1, batch_size: int = 512, device="cpu",
-                  full: bool = False) -> dict:
+def collect_draws(avp: AVP | torch.nn.parallel.DistributedDataParallel, dataset: Dataset,
+                  num_glimpses: int | tuple[str, int], seed: int, draws: int = 1, batch_size: int = 512,
+                  device: str | torch.device = "cpu", full: bool = False) -> dict:
     """Uncalibrated predictions of every item of ``dataset`` under ``draws`` independent random glimpse sets.
 
     ``num_glimpses``: an int t, or ``("mix", T)`` for t ~ U{0..T} per draw; ``full=True``: the whole image (one
@@ -90,7 +97,10 @@ def collect_draws(avp, dataset, num_glimpses, seed: int, draws: int = 1, batch_s
     return {k: (torch.cat(v) if v else None) for k, v in out.items()}
 
 
-def collect_logits(avp, dataset, num_glimpses, seed: int, batch_size: int = 512, device="cpu", full=False):
+def collect_logits(avp: AVP | torch.nn.parallel.DistributedDataParallel, dataset: Dataset,
+                   num_glimpses: int | tuple[str, int], seed: int, batch_size: int = 512,
+                   device: str | torch.device = "cpu",
+                   full: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Raw logits (no temperature), labels and attributes of every item of ``dataset`` observed through
     ``num_glimpses`` random glimpses (an int or ``("mix", T)`` = U{0..T}) or, with ``full=True``, the whole image."""
     d = collect_draws(avp, dataset, num_glimpses, seed, 1, batch_size, device, full)
@@ -116,8 +126,9 @@ def calibration_scores(model, logits, labels, attrs=None, groups=None, bins: int
 
 
 @torch.no_grad()
-def evaluate_avp(avp, dataset, max_glimpses: int, seed: int = 0, batch_size: int = 512, device="cpu",
-                 bins: int = 15, draws: int = 20) -> dict:
+def evaluate_avp(avp: AVP | torch.nn.parallel.DistributedDataParallel, dataset: Dataset, max_glimpses: int,
+                 seed: int = 0, batch_size: int = 512, device: str | torch.device = "cpu", bins: int = 15,
+                 draws: int = 20) -> dict:
     """``{"per_glimpses": [row for t = 0..T], "full_image": row, ...}`` with the AVP's calibration applied.
 
     Every image is seen under ``draws`` random glimpse sets per t (locations uniform over the grid, seeded per

@@ -27,6 +27,7 @@ def random_locations(grid: Sensor, batch: int, max_glimpses: int, generator: tor
 
 
 def random_glimpse_mask(grid: Sensor, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
-                        num_glimpses=None, device=None) -> torch.Tensor:
+                        num_glimpses: int | torch.Tensor | None = None,
+                        device: str | torch.device | None = None) -> torch.Tensor:
     """The (batch, 1, H, W) mask of :func:`random_locations`."""
     return grid.mask(random_locations(grid, batch, max_glimpses, generator, num_glimpses), device=device)

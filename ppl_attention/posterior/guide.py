@@ -26,12 +26,12 @@ class AVPGuide:
         name: the ``pyro.module`` name.
     """
 
-    def __init__(self, avp: AVP, past=None, name: str = "avp"):
+    def __init__(self, avp: AVP, past: tuple[torch.Tensor, torch.Tensor] | None = None, name: str = "avp") -> None:
         if avp.head == "multilabel":
             raise ValueError("AVPGuide scores the categorical 'label' site; got a multilabel AVP")
         self.avp, self.past, self.name = avp, past, name
 
-    def canvas(self, y: torch.Tensor, design: torch.Tensor):
+    def canvas(self, y: torch.Tensor, design: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(canvas, mask) of glimpses ``y`` (batch + (t, k*C, h, w)) at ``design`` (batch + (t,)), flattened batch."""
         grid = self.avp.grid
         batch = torch.broadcast_shapes(y.shape[:-4], design.shape[:-1])

@@ -9,7 +9,7 @@ __all__ = ["head_loss", "correct", "confidences", "expected_calibration_error", 
 
 
 def head_loss(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0,
-              attributes: torch.Tensor | None = None, aux_weight: float = 0.5, reduction: str = "mean"):
+              attributes: torch.Tensor | None = None, aux_weight: float = 0.5, reduction: str = "mean") -> torch.Tensor:
     """Negative log-likelihood of the targets: cross-entropy (categorical), summed binary cross-entropies over
     attributes (multilabel), or class cross-entropy + ``aux_weight`` x attribute BCE (class_attributes)."""
     if head == "categorical":
@@ -24,7 +24,8 @@ def head_loss(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes
     return nll.mean() if reduction == "mean" else nll.sum() if reduction == "sum" else nll
 
 
-def confidences(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0):
+def confidences(logits: torch.Tensor, labels: torch.Tensor, head: str,
+                num_classes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence, correct) pairs for calibration: the top class (categorical / class part) or one pair per
     attribute (multilabel: confidence of the predicted value of each attribute)."""
     if head == "multilabel":
@@ -39,7 +40,7 @@ def confidences(logits: torch.Tensor, labels: torch.Tensor, head: str, num_class
     return conf, (pred == labels.long()).to(conf.dtype)
 
 
-def correct(logits, labels, head, num_classes=0) -> torch.Tensor:
+def correct(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0) -> torch.Tensor:
     return confidences(logits, labels, head, num_classes)[1]
 
 

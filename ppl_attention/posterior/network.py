@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -35,6 +36,10 @@ from torch import nn
 from ..model import entropy_from_logits
 from ..sensor import Sensor
 from .calibration import fraction_log_temperature
+
+if TYPE_CHECKING:
+    import os
+    from typing import Sequence
 
 __all__ = ["AVPConfig", "AVP", "build_avp", "entropy_from_logits", "save_avp", "load_avp", "BACKBONES", "HEADS",
            "AVP_WEIGHTS", "AVP_KIND"]
@@ -216,7 +221,8 @@ class AVP(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------- calibration
-    def set_fraction_temperatures(self, fractions, log_temperatures) -> None:
+    def set_fraction_temperatures(self, fractions: torch.Tensor | Sequence[float] | None,
+                                  log_temperatures: torch.Tensor | Sequence[float] | None) -> None:
         """Use temperature ``exp(log_temperatures)`` at observed fractions ``fractions`` (increasing, in [0, 1]),
         interpolated in between; ``None`` / empty switches the fraction temperatures off."""
         f = torch.as_tensor([] if fractions is None else fractions, dtype=torch.float32).flatten()
@@ -260,7 +266,7 @@ class AVP(nn.Module):
         return self.backbone(x)
 
     # ------------------------------------------------------------------ inputs
-    def check_images(self, images, name: str = "images") -> torch.Tensor:
+    def check_images(self, images: torch.Tensor, name: str = "images") -> torch.Tensor:
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"{name} must be a tensor of shape (B, {self.channels}, H, W), got {shape}")
@@ -302,7 +308,7 @@ class AVP(nn.Module):
         """The logits of the target ``label`` (drops the auxiliary attributes of a class_attributes head)."""
         return logits[..., :self.num_classes] if self.head == "class_attributes" else logits
 
-    def predict(self, images: torch.Tensor, locations) -> torch.Tensor:
+    def predict(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Logits (B, out_features) after observing ``images`` at ``locations`` (B, T) (``NO_GLIMPSE`` = -1 pads)."""
         images = self.check_images(images)
         if not bool(torch.isfinite(images).all()):
@@ -318,7 +324,7 @@ def build_avp(config: AVPConfig, pretrained: str | Path | None = None) -> AVP:
 
 
 # --------------------------------------------------------------------- saving
-def save_avp(avp: AVP, directory, dataset: str, T: int, extra_config: dict | None = None,
+def save_avp(avp: AVP, directory: str | os.PathLike, dataset: str, T: int, extra_config: dict | None = None,
              inputs: dict | None = None) -> Path:
     """Write an AVP directory: ``avp.safetensors`` + ``avp.json`` + ``manifest.json`` (kind ``avp``)."""
     from ..artifacts import save_weights, write_manifest
@@ -337,7 +343,7 @@ def save_avp(avp: AVP, directory, dataset: str, T: int, extra_config: dict | Non
     return directory
 
 
-def load_avp(directory, device="cpu", expected: dict | None = None) -> AVP:
+def load_avp(directory: str | os.PathLike, device: str | torch.device = "cpu", expected: dict | None = None) -> AVP:
     """Rebuild an AVP from a directory written by :func:`save_avp` (or ``train-avp``), in eval mode.
 
     ``expected``: config keys that must match (e.g. ``{"grid": grid.to_dict()}``); anything else is refused.

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -32,6 +33,9 @@ from .evaluation import check_labels, collect_logits, fetch_batch
 from .glimpses import random_locations
 from .metrics import head_loss
 from .network import AVP, AVPConfig, save_avp
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 __all__ = ["TrainAVPConfig", "train_avp", "avp_config_for", "check_train_avp_config"]
 
@@ -88,7 +92,7 @@ def check_train_avp_config(cfg: TrainAVPConfig) -> TrainAVPConfig:
     return cfg
 
 
-def avp_config_for(dataset, cfg: TrainAVPConfig) -> AVPConfig:
+def avp_config_for(dataset: Dataset, cfg: TrainAVPConfig) -> AVPConfig:
     """The AVP's architecture config for ``dataset`` (grid, channels, head, normalisation)."""
     task = getattr(dataset, "task", "categorical")
     n_attr = int(getattr(dataset, "num_attributes", 0) or 0)
@@ -277,8 +281,9 @@ def _time_limit_reached(cfg: TrainAVPConfig, started: float, epoch: int, device)
     return timed_out
 
 
-def train_avp(train, valid, out_dir, cfg: TrainAVPConfig | None = None, seed: int = 0, device="cpu",
-              dataset_name: str | None = None, stop_after: int | None = None, progress: bool = True) -> AVP:
+def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: TrainAVPConfig | None = None,
+              seed: int = 0, device: str | torch.device = "cpu", dataset_name: str | None = None,
+              stop_after: int | None = None, progress: bool = True) -> AVP:
     """Train an AVP on ``train`` (a dataset with the ``ppl_attention.data`` attributes), validating on ``valid``.
 
     Writes ``out_dir/avp.safetensors`` + ``avp.json`` + ``manifest.json`` (the best epoch, calibrated),
