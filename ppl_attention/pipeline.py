@@ -12,8 +12,8 @@ validation, same artefacts, same resumption): keyword arguments are that subcomm
 stage reads the dataset from the artefacts it is given, so it is named once, by the first stage.  Handles are
 accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a dataset the stages accept.
 The other subcommands have their function too (:func:`train_epe_net`, :func:`evaluate_epe_net`,
-:func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`baselines`, :func:`plot`,
-:func:`plot_attention`): the CLI, the demo, the examples and the notebooks all call these functions.
+:func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`train_baselines`,
+:func:`plot`, :func:`plot_attention`): the CLI, the demo, the examples and the notebooks all call these functions.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from typing import Any, Iterable
 
 __all__ = ["AVPHandle", "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle", "Dataset", "tensor_dataset",
            "train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "train_epe_net",
-           "evaluate_epe_net", "evaluate_design", "calibrate_noise", "policy_sequences", "baselines", "plot",
-           "plot_attention"]
+           "evaluate_epe_net", "evaluate_design", "calibrate_noise", "policy_sequences", "train_baselines",
+           "plot", "plot_attention"]
 
 
 # --------------------------------------------------------------------------- handles
@@ -320,7 +320,8 @@ def policy_sequences(out, run, *, seed: int = 0, device: str = "auto", quiet: bo
     return SequencesHandle(Path(out), summary)
 
 
-def baselines(out, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options) -> dict:
+def train_baselines(out, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                    **options) -> dict:
     """Low-FLOP CNN baselines and their accuracy against FLOPs, into ``out`` (``ppl-attention baselines``;
     options such as ``archs``, ``widths``, ``resolutions``, ``attention``)."""
     return _run("baselines", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset),

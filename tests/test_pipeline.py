@@ -14,7 +14,7 @@ STAGES = {"train_epe_net": ("train-epe-net", ("net", ["maps"], "avp"), {"epochs"
           "evaluate_design": ("evaluate-design", ("floor", "avp", "prior"), {"num_images": 2}),
           "calibrate_noise": ("calibrate-noise", ("cal", "prior"), {"num_images": 2, "scales": [1, 2]}),
           "policy_sequences": ("policy-sequences", ("seqs", "run"), {"num_images": 3}),
-          "baselines": ("baselines", ("base", "translated-mnist"), {"archs": "mobilenet_v2", "epochs": 1}),
+          "train_baselines": ("baselines", ("base", "translated-mnist"), {"archs": "mobilenet_v2", "epochs": 1}),
           "plot": ("plot epe", ("epe", "store", "epe.png"), {"index": 0}),
           "plot_attention": ("plot-attention", ("curves.png", {"RAM": ["r0", "r1"], "PS-NOGS": "p0"}), {})}
 
