@@ -1,10 +1,12 @@
-"""Shared machinery of examples/celeba_hq.py and examples/cub.py: run ``ppl-attention`` subcommands in-process
-(like ppl_attention/demo.py), skip finished stages, and tabulate the hard-attention runs.
+"""Shared machinery of examples/celeba_hq.py, examples/cub.py, examples/paper_regime.py and
+examples/reproduce_mnist.py: run the stages of :mod:`ppl_attention.pipeline` (like ppl_attention/demo.py), skip
+finished ones, and tabulate the hard-attention runs.
 
-Each stage is ``Stage(name, done, argv)``: ``done`` is a path whose existence means the stage finished (every
-command writes it last), or a function that tells (e.g. "the store holds all its sequences"), so re-running a
-script skips what is finished and resumes what was interrupted (each command resumes on its own: train-avp from
-its checkpoint, build-prior by chunks, generate per image, train per validation interval).
+Each stage is ``Stage(name, done, call)``: ``call`` is a pipeline function with its keyword arguments bound
+(``functools.partial(pipeline.train_avp, out, dataset, epochs=...)``); ``done`` is a path whose existence means
+the stage finished (every stage writes it last), or a function that tells (e.g. "the store holds all its
+sequences"), so re-running a script skips what is finished and resumes what was interrupted (each stage resumes on
+its own: train-avp from its checkpoint, build-prior by chunks, generate per image, train per validation interval).
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from ppl_attention import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,7 @@ log = logging.getLogger(__name__)
 class Stage:
     name: str
     done: Path | Callable[[], bool] | None  # a path that exists once finished, or a test; None: always run
-    argv: list[str]
+    call: Callable[[], object] | None  # a pipeline function with its arguments bound; None: filled in later
 
     def finished(self) -> bool:
         if self.done is None:
@@ -32,20 +36,12 @@ class Stage:
         return bool(self.done()) if callable(self.done) else Path(self.done).exists()
 
 
-def run_cli(argv: list[str]) -> None:
-    """``ppl-attention ARGV`` in this process; raises if the command fails."""
-    from ppl_attention.cli import main
-
-    argv = [str(a) for a in argv]
-    log.debug("ppl-attention %s", " ".join(argv))
-    code = main(argv)
-    if code != 0:
-        raise RuntimeError(f"stage `ppl-attention {' '.join(map(str, argv))}` failed with exit code {code}")
-
-
 def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) -> dict[str, float]:
     """Run the unfinished stages in order (numbered from ``start`` of ``total``); returns seconds per stage (0 for
     cached ones)."""
+    from ppl_attention.runtime import setup_logging
+
+    setup_logging()  # the stages log at INFO, as they do under `ppl-attention`
     timings = {}
     for i, st in enumerate(stages, start):
         header = f"[{i}/{total or len(stages)}] {st.name}"
@@ -55,31 +51,21 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
             continue
         print(f"{header} ...", flush=True)
         start = time.perf_counter()
-        run_cli(st.argv)
+        st.call()
         timings[st.name] = round(time.perf_counter() - start, 1)
         print(f"{header}: done in {timings[st.name]:.0f} s", flush=True)
     return timings
 
 
-def training_stages(methods: dict[str, list], runs: dict[str, list[Path]], seeds, net: list, device: str,
+def training_stages(methods: dict[str, dict], runs: dict[str, list[Path]], seeds, net: dict, device: str,
                     metric: str, figure: Path) -> list[Stage]:
-    """One ``train`` stage per (method, seed), then the validation curves of every run on one figure."""
+    """One :func:`~ppl_attention.pipeline.train_attention` stage per (method, seed) with the method's options and
+    the network's ``net``, then the validation curves of every run on one figure."""
     stages = [Stage(f"train {m} (seed {k})", d / "summary.json",
-                    ["train", *argv, *net, "--out", d, "--device", device, "--seed", k])
-              for m, argv in methods.items() for k, d in zip(seeds, runs[m])]
-    stages.append(Stage("validation curves", None,
-                        ["plot-attention", *(f"{m}={d}" for m, ds in runs.items() for d in ds),
-                         "--metric", metric, "--out", figure]))
+                    partial(pipeline.train_attention, d, device=device, seed=k, **net, **options))
+              for m, options in methods.items() for k, d in zip(seeds, runs[m])]
+    stages.append(Stage("validation curves", None, partial(pipeline.plot_attention, figure, runs, metric=metric)))
     return stages
-
-
-def flag(name: str, value) -> list[str]:
-    """``["--name", "value"]``, or nothing when value is None (the command's default is kept)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [name, *map(str, value)]
-    return [name, str(value)]
 
 
 def results_table(runs: dict[str, list[Path]], criterion: str) -> dict:

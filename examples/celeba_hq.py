@@ -1,7 +1,7 @@
 """CelebA-HQ with the paper's settings: AVP -> prior -> 600 near-optimal sequences for one attribute -> RAM, RAM+
 and PS-NOGS -> results table (the paper's Fig. 5 / Table 1 for one attribute).
 
-Every stage is a ``ppl-attention`` subcommand run in-process; each is skipped when its artefact is finished, so
+Every stage is a :mod:`ppl_attention.pipeline` function; each is skipped when its artefact is finished, so
 re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
 ("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
 as summarised in docs/RESULTS.md and in the comments below).
@@ -28,10 +28,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
+from ppl_attention import pipeline
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, flag, training_stages, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import Stage, training_stages, results_table, run_stages, write_results  # noqa: E402
 
 
 @dataclass
@@ -91,41 +94,36 @@ def tiny(s: PaperSettings) -> PaperSettings:
                    batch_size=4, num_supervised=2, seeds=(0,), pretrain_iterations=2)
 
 
-def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_extra=(), train_extra=()):
-    common = ["--device", device, "--seed", str(seed)]
-    data = ["--dataset", s.dataset, "--root", str(root)]
+def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_extra=None, train_extra=None):
+    common = {"device": device, "seed": seed}
+    data = pipeline.Dataset(s.dataset, str(root))
     avp, prior, seqs, figs = out / "avp", out / "prior", out / f"sequences-attr{s.attribute}", out / "figures"
-    net = [*flag("--hidden", s.hidden), *flag("--glimpse-dim", s.glimpse_dim), *flag("--backbone", s.backbone),
-           *flag("--policy-hidden", s.policy_hidden), *flag("--lr", s.lr), *flag("--batch-size", s.batch_size),
-           *flag("--iterations", s.train_iterations), *flag("--validate-every", s.validate_every),
-           *flag("--glimpses", s.glimpses), *flag("--attribute", s.attribute), "--best-metric", "loss",
-           "--no-progress", *data, *train_extra]
-    methods = {"RAM": ["--supervision", "none"],
-               "RAM+": ["--supervision", "none", "--pretrain", "--pretrain-locations", "heuristic",
-                        "--epe-first", str(seqs / "first_glimpse.json"),
-                        *flag("--pretrain-iterations", s.pretrain_iterations)],
-               "PS-NOGS": ["--supervision", "nogs", "--sequences", str(seqs),
-                           *flag("--num-supervised", s.num_supervised)]}
+    net = {"hidden": s.hidden, "glimpse_dim": s.glimpse_dim, "backbone": s.backbone, "policy_hidden": s.policy_hidden,
+           "lr": s.lr, "batch_size": s.batch_size, "iterations": s.train_iterations,
+           "validate_every": s.validate_every, "glimpses": s.glimpses, "attribute": s.attribute,
+           "best_metric": "loss", "no_progress": True, "dataset": data, **(train_extra or {})}
+    methods = {"RAM": {"supervision": "none"},
+               "RAM+": {"supervision": "none", "pretrain": True, "pretrain_locations": "heuristic",
+                        "epe_first": seqs / "first_glimpse.json", "pretrain_iterations": s.pretrain_iterations},
+               "PS-NOGS": {"supervision": "nogs", "sequences": seqs, "num_supervised": s.num_supervised}}
     runs = {m: [out / f"{m.lower().replace('+', 'plus')}-attr{s.attribute}-s{k}" for k in s.seeds] for m in methods}
     st = [
         Stage("train AVP (multilabel, 40 attributes)", avp / "manifest.json",
-              ["train-avp", *data, "--out", avp, "--backbone", s.avp_backbone, "--max-glimpses", s.glimpses,
-               "--epochs", s.avp_epochs, "--patience", s.avp_patience, "--lr", s.avp_lr,
-               "--batch-size", s.avp_batch_size, *flag("--width", s.avp_width),
-               *flag("--pretrained", s.avp_pretrained), *avp_extra, "--exclude-design", s.num_sequences,
-               *common]),  # not trained on the images generate designs for (no oracle)
-        Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, "--root", root, *common]),
+              partial(pipeline.train_avp, avp, data, backbone=s.avp_backbone, max_glimpses=s.glimpses,
+                      epochs=s.avp_epochs, patience=s.avp_patience, lr=s.avp_lr, batch_size=s.avp_batch_size,
+                      width=s.avp_width, pretrained=s.avp_pretrained, **(avp_extra or {}),
+                      exclude_design=s.num_sequences, **common)),  # not trained on the designed images (no oracle)
+        Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
         Stage("build prior", prior / "manifest.json",
-              ["build-prior", *data, "--out", prior, "--size", s.prior_size, "--components", s.prior_components,
-               "--fit-samples", s.prior_fit_samples, "--shift", s.prior_shift, *common]),
+              partial(pipeline.build_prior, prior, data, size=s.prior_size, components=s.prior_components,
+                      fit_samples=s.prior_fit_samples, shift=s.prior_shift, **common)),
         Stage(f"generate {s.num_sequences} sequences (attribute {s.attribute})", seqs / "summary.json",
-              ["generate", *data, "--avp", avp, "--prior", prior, "--out", seqs, "--task", s.attribute,
-               "--num-images", s.num_sequences, "-T", s.glimpses, "--num-samples", s.num_samples, "--k1", s.k1,
-               "--sigma", *s.completion_sigma, "--shift", s.prior_shift,
-               *flag("--first-num-samples", s.first_num_samples),
-               "--search", s.search, *common]),
+              partial(pipeline.design_sequences, seqs, avp, prior, dataset=s.dataset, root=root, task=s.attribute,
+                      num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples, k1=s.k1,
+                      sigma=s.completion_sigma, shift=s.prior_shift, first_num_samples=s.first_num_samples,
+                      search=s.search, **common)),
         Stage("EPE figure of image 0", figs / "epe.png",
-              ["plot", "epe", seqs, "--index", 0, "--out", figs / "epe.png", "--root", root]),
+              partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root)),
     ]
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_ce", figs / "validation_curves.png")
     return st, runs
@@ -149,7 +147,7 @@ def main(argv=None) -> dict:
     if args.tiny:
         s = tiny(s)
     st, runs = stages(s, args.root, args.out, args.device, args.seed,
-                      train_extra=["--tensorboard", "false"] if args.tiny else [])
+                      train_extra={"tensorboard": False} if args.tiny else None)
     args.out.mkdir(parents=True, exist_ok=True)
     timings = run_stages(st)
     return write_results(args.out, results_table(runs, s.convergence), timings, asdict(s))

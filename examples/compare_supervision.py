@@ -74,7 +74,7 @@ def _dataset_option(text: str):
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
-def parse_args(argv=None):
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--sequences", default=None, help="sequence store of NOGS sequences (needed for nogs)")
@@ -126,20 +126,66 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small network)")
     p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    p = _parser()
+    return _checked(p.parse_args(argv), p.error)
+
+
+def settings(**options) -> argparse.Namespace:
+    """What :func:`parse_args` returns, from keyword arguments: the flags' destinations (``out``, ``methods``,
+    ``seeds``, ``dataset_options`` as a mapping, ``run_figures=False`` for ``--no-run-figures``...), the others
+    at their defaults, checked the same way (a ValueError names the setting) -- for the scripts that run the
+    comparison in Python (examples/paper_regime.py, examples/reproduce_mnist.py)."""
+    actions = {a.dest: a for a in _parser()._actions if a.dest != "help"}
+    unknown = set(options) - set(actions)
+    if unknown:
+        raise TypeError(f"unknown settings {sorted(unknown)}; expected some of {sorted(actions)}")
+    if options.get("out") is None:
+        raise ValueError("`out` is required")
+    args = argparse.Namespace(**{d: a.default for d, a in actions.items()})
+    for name, value in options.items():
+        setattr(args, name, _typed(actions[name], value))
+    return _checked(args, _refuse)
+
+
+def _typed(action: argparse.Action, value):
+    """``value`` as the flag would have parsed it from its text (a tuple as a list, a path as the flag's type, a
+    mapping of dataset options as its items); a value outside the flag's choices is refused."""
+    if action.dest == "dataset_options":
+        return list(dict(value).items())
+    if isinstance(value, (list, tuple)):
+        return [_typed(action, v) for v in value]
+    if isinstance(value, Path) and action.type is not Path:
+        value = str(value)
+    elif value is not None and action.type is not None and not isinstance(value, bool):
+        value = action.type(value)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"`{action.dest}` must be one of {list(action.choices)}, got {value!r}")
+    return value
+
+
+def _refuse(message: str):
+    raise ValueError(message)
+
+
+def _checked(args: argparse.Namespace, error) -> argparse.Namespace:
+    """The checks argparse cannot make and the defaults that depend on other settings; ``error(message)`` refuses."""
     try:
         check_policy(args.policy, args.policy_std)
     except ValueError as e:
-        p.error(str(e))
+        error(str(e))
     if {"nogs", "nogs-stop", "nogs-all"} & set(args.methods) and args.sequences is None:
-        p.error("methods nogs, nogs-stop and nogs-all need --sequences DIR")
+        error("methods nogs, nogs-stop and nogs-all need --sequences DIR")
     q = args.all_supervision_probability
     if q is not None and not 0 < q <= 1:
-        p.error(f"--all-supervision-probability must be in (0, 1], got {q}")
+        error(f"--all-supervision-probability must be in (0, 1], got {q}")
     if args.supervision_until is None:
         args.supervision_until = args.iterations // 4
     if not 0 < args.supervision_until <= args.iterations:
-        p.error(f"--supervision-until must lie in [1, --iterations = {args.iterations}], got {args.supervision_until}")
+        error(f"--supervision-until must lie in [1, --iterations = {args.iterations}], got {args.supervision_until}")
     if args.data_seed is None:
         args.data_seed = 0
         if args.sequences is not None:

@@ -1,7 +1,7 @@
 """CUB-200-2011 with the paper's settings: AVP -> prior -> 1000 near-optimal sequences -> RAM, RAM+, PS-NOGS,
 PS-H1, PS-H5, PS-HGS (all with the pretraining stage) -> results table (the paper's Table 1, CUB column).
 
-Every stage is a ``ppl-attention`` subcommand run in-process; each is skipped when its artefact is finished, so
+Every stage is a :mod:`ppl_attention.pipeline` function; each is skipped when its artefact is finished, so
 re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
 ("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
 as summarised in docs/RESULTS.md and in the comments below).
@@ -28,10 +28,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
+from ppl_attention import pipeline
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, flag, training_stages, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import Stage, training_stages, results_table, run_stages, write_results  # noqa: E402
 
 EPOCH = 5120 // 64  # iterations per epoch: 5,120 training images, batch 64 (paper sec. 6)
 
@@ -98,26 +101,24 @@ def tiny(s: PaperSettings) -> PaperSettings:
                    pretrain_iterations=2, train_iterations=4, validate_every=2, num_supervised=2, seeds=(0,))
 
 
-def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, train_extra=()):
-    common = ["--device", device, "--seed", str(seed)]
-    data = ["--dataset", s.dataset, "--root", str(root)]
+def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, train_extra=None):
+    common = {"device": device, "seed": seed}
+    data = pipeline.Dataset(s.dataset, str(root))
     avp, prior, seqs, figs = out / "avp", out / "prior", out / "sequences", out / "figures"
-    epe_first = str(seqs / "first_glimpse.json")
-    net = [*flag("--hidden", s.hidden), *flag("--glimpse-dim", s.glimpse_dim), *flag("--backbone", s.backbone),
-           *flag("--backbone-weights", s.backbone_weights),
-           *(flag("--backbone-layers", s.backbone_layers) if s.backbone != "small" else []),
-           *flag("--policy-hidden", s.policy_hidden), *flag("--lr", s.lr), *flag("--batch-size", s.batch_size),
-           *flag("--iterations", s.train_iterations), *flag("--validate-every", s.validate_every),
-           *flag("--glimpses", s.glimpses), "--best-metric", "accuracy", "--pretrain",
-           *flag("--pretrain-iterations", s.pretrain_iterations), "--no-progress", *data, *train_extra]
-    heuristic = ["--pretrain-locations", "heuristic", "--epe-first", epe_first]
-    supervised = flag("--num-supervised", s.num_supervised)
-    all_methods = {"RAM": ["--supervision", "none", "--pretrain-locations", "uniform"],
-                   "RAM+": ["--supervision", "none", *heuristic],
-                   "PS-NOGS": ["--supervision", "nogs", "--sequences", str(seqs), *heuristic, *supervised],
-                   "PS-H1": ["--supervision", "h1", *heuristic, *supervised],
-                   "PS-H5": ["--supervision", "h5", *heuristic, *supervised],
-                   "PS-HGS": ["--supervision", "hgs", *heuristic, *supervised]}
+    net = {"hidden": s.hidden, "glimpse_dim": s.glimpse_dim, "backbone": s.backbone,
+           "backbone_weights": s.backbone_weights,
+           "backbone_layers": s.backbone_layers if s.backbone != "small" else None,
+           "policy_hidden": s.policy_hidden, "lr": s.lr, "batch_size": s.batch_size, "iterations": s.train_iterations,
+           "validate_every": s.validate_every, "glimpses": s.glimpses, "best_metric": "accuracy", "pretrain": True,
+           "pretrain_iterations": s.pretrain_iterations, "no_progress": True, "dataset": data, **(train_extra or {})}
+    heuristic = {"pretrain_locations": "heuristic", "epe_first": seqs / "first_glimpse.json"}
+    supervised = {"num_supervised": s.num_supervised}
+    all_methods = {"RAM": {"supervision": "none", "pretrain_locations": "uniform"},
+                   "RAM+": {"supervision": "none", **heuristic},
+                   "PS-NOGS": {"supervision": "nogs", "sequences": seqs, **heuristic, **supervised},
+                   "PS-H1": {"supervision": "h1", **heuristic, **supervised},
+                   "PS-H5": {"supervision": "h5", **heuristic, **supervised},
+                   "PS-HGS": {"supervision": "hgs", **heuristic, **supervised}}
     unknown = set(s.methods) - set(all_methods)
     if unknown:
         raise ValueError(f"methods must be among {sorted(all_methods)}, got {sorted(unknown)}")
@@ -125,21 +126,20 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, trai
     runs = {m: [out / f"{m.lower().replace('+', 'plus')}-s{k}" for k in s.seeds] for m in methods}
     st = [
         Stage("train AVP (species + attributes)", avp / "manifest.json",
-              ["train-avp", *data, "--out", avp, "--backbone", s.avp_backbone, "--max-glimpses", s.glimpses,
-               "--epochs", s.avp_epochs, "--patience", s.avp_patience, "--lr", s.avp_lr,
-               "--batch-size", s.avp_batch_size, "--aux-weight", s.avp_aux_weight, *flag("--width", s.avp_width),
-               *flag("--pretrained", s.avp_pretrained), "--exclude-design", s.num_sequences,
-               *common]),  # not trained on the images generate designs for (no oracle)
-        Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, "--root", root, *common]),
+              partial(pipeline.train_avp, avp, data, backbone=s.avp_backbone, max_glimpses=s.glimpses,
+                      epochs=s.avp_epochs, patience=s.avp_patience, lr=s.avp_lr, batch_size=s.avp_batch_size,
+                      aux_weight=s.avp_aux_weight, width=s.avp_width, pretrained=s.avp_pretrained,
+                      exclude_design=s.num_sequences, **common)),  # not trained on the designed images (no oracle)
+        Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
         Stage("build prior", prior / "manifest.json",
-              ["build-prior", *data, "--out", prior, "--size", s.prior_size, "--components", s.prior_components,
-               "--fit-samples", s.prior_fit_samples, *common]),
+              partial(pipeline.build_prior, prior, data, size=s.prior_size, components=s.prior_components,
+                      fit_samples=s.prior_fit_samples, **common)),
         Stage(f"generate {s.num_sequences} sequences", seqs / "summary.json",
-              ["generate", *data, "--avp", avp, "--prior", prior, "--out", seqs, "--num-images", s.num_sequences,
-               "-T", s.glimpses, "--num-samples", s.num_samples, "--k1", s.k1, "--search", s.search,
-               "--sigma", s.completion_sigma, "--target-ess", s.proposal_target_ess,
-               *flag("--first-num-samples", s.first_num_samples), *common]),
-        Stage("EPE figure of the first designed image", figs / "epe.png", None),  # argv filled in below
+              partial(pipeline.design_sequences, seqs, avp, prior, dataset=s.dataset, root=root,
+                      num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples, k1=s.k1,
+                      search=s.search, sigma=s.completion_sigma, target_ess=s.proposal_target_ess,
+                      first_num_samples=s.first_num_samples, **common)),
+        Stage("EPE figure of the first designed image", figs / "epe.png", None),  # its call is filled in below
     ]
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_acc", figs / "validation_curves.png")
     return st, runs
@@ -168,13 +168,12 @@ def main(argv=None) -> dict:
     if args.tiny:
         s = tiny(s)
     st, runs = stages(s, args.root, args.out, args.device, args.seed,
-                      train_extra=["--tensorboard", "false"] if args.tiny else [])
+                      train_extra={"tensorboard": False} if args.tiny else None)
     args.out.mkdir(parents=True, exist_ok=True)
     # The EPE figure needs the index of a designed image: run the stages up to generate first.
     timings = run_stages(st[:4], 1, len(st))
     seqs, figs = args.out / "sequences", args.out / "figures"
-    st[4].argv = ["plot", "epe", seqs, "--index", _first_designed(seqs), "--out", figs / "epe.png", "--root",
-                  args.root]
+    st[4].call = partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=_first_designed(seqs), root=args.root)
     timings.update(run_stages(st[4:], 5, len(st)))
     return write_results(args.out, results_table(runs, s.convergence), timings, asdict(s))
 

@@ -35,6 +35,8 @@ from ppl_attention.sensor import NO_GLIMPSE, Sensor
 from ppl_attention.runtime import generator
 
 MODES = ("own policy", "near-optimal", "random")
+#: random-location draws per image
+DRAWS = 5
 
 
 def parse_args(argv=None):
@@ -42,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("runs", nargs="+", type=Path, help="finished `ppl-attention train` run directories")
     p.add_argument("--sequences", type=Path, required=True,
                    help="sequence store of the images to test on (its split, seed and grid must fit the runs)")
-    p.add_argument("--draws", type=int, default=5, help="random-location draws per image")
+    p.add_argument("--draws", type=int, default=DRAWS, help="random-location draws per image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -183,20 +185,36 @@ def markdown(report: dict, labels: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> dict:
+def report(runs, sequences, out, *, draws: int = DRAWS, seed: int = 0, command: str | None = None) -> dict:
+    """Diagnose the finished ``runs`` along the store ``sequences``: writes ``out/policy.json`` (with ``command``,
+    by default the equivalent command line of this script) and ``out/policy.md``, prints the table, returns the
+    report."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from compare_supervision import LABELS
 
-    args = parse_args(argv)
+    if draws < 1:
+        raise ValueError(f"`draws` must be >= 1, got {draws}")
+    args = argparse.Namespace(runs=[Path(r) for r in runs], sequences=Path(sequences), draws=draws, seed=seed,
+                              out=Path(out))
+    if command is None:  # the same diagnosis as this script's command line
+        extra = (f" --draws {draws}" if draws != DRAWS else "") + (f" --seed {seed}" if seed else "")
+        command = (f"python examples/diagnose_policy.py {' '.join(map(str, args.runs))} --sequences {args.sequences} "
+                   f"--out {args.out}{extra}")
     torch.set_num_threads(1)
-    report = diagnose(args)
-    report["command"] = " ".join(["python examples/diagnose_policy.py",
-                                  *(sys.argv[1:] if argv is None else map(str, argv))])
-    atomic_write_json(args.out / "policy.json", report)
-    text = markdown(report, LABELS)
+    result = diagnose(args)
+    result["command"] = command
+    atomic_write_json(args.out / "policy.json", result)
+    text = markdown(result, LABELS)
     atomic_write_text(args.out / "policy.md", text)
     print(text)
-    return report
+    return result
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    return report(args.runs, args.sequences, args.out, draws=args.draws, seed=args.seed,
+                  command=" ".join(["python examples/diagnose_policy.py",
+                                    *(sys.argv[1:] if argv is None else map(str, argv))]))
 
 
 if __name__ == "__main__":

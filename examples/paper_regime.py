@@ -5,7 +5,7 @@ PS-H1, PS-H5 and PS-HGS, with one verdict table.
 Per grid (``fine-60``: cluttered 60 x 60 with a fovea at every pixel, 49 x 49 = 2,401 locations; ``fine-100``:
 cluttered 100 x 100 every 2 pixels, 45 x 45 = 2,025; ``coarse-60``: the 81-location grid, for comparison;
 ``fine-60-patch``: the 2,401 locations with the paper's single-patch glimpse instead of Mnih's retina), the
-BOED stages are ``ppl-attention`` subcommands run in-process and skipped once finished (examples/_paper_pipeline.py):
+BOED stages are :mod:`ppl_attention.pipeline` functions, skipped once finished (examples/_paper_pipeline.py):
 
     train-avp (random glimpses on this grid)  ->  build-prior (the generative-process prior)
     -> generate --search exhaustive --search-options stride=S  (distillation maps on a sub-lattice: the fine grid's
@@ -44,6 +44,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from ppl_attention.runtime import machine_info
@@ -51,6 +52,8 @@ from ppl_attention.runtime import machine_info
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
 from _paper_pipeline import Stage, run_stages  # noqa: E402
+
+from ppl_attention import pipeline  # noqa: E402
 
 #: grid -> (dataset, dataset options, stride of the distillation sub-lattice in grid cells)
 GRIDS = {"fine-60": ("cluttered-mnist", {"stride": 1}, 6), "fine-100": ("cluttered-mnist-100", {"stride": 2}, 3),
@@ -144,62 +147,53 @@ def parse_args(argv=None):
     return args
 
 
-def _options(grid: str) -> list[str]:
-    return [a for k, v in GRIDS[grid][1].items() for a in ("--dataset-option", f"{k}={v}")]
-
-
 def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple[list[Stage], Path]:
     """AVP, prior, distillation maps, EPE-map network and the amortised sequences of one grid; returns the stages and
     the sequence store."""
-    dataset, _, lattice = GRIDS[grid]
-    common = ["--device", device, "--seed", seed]
+    dataset, options, lattice = GRIDS[grid]
+    common = {"device": device, "seed": seed}
     avp, prior, maps, net, store, test = (out / n for n in ("avp", "prior", "distill-maps", "epe-net", "sequences",
                                                             "test-sequences"))
-
-    def opt(name, value):
-        return [] if value is None else [name, value]
-
+    amortised = {"search": "amortised", "epe_net": net, "precision": "bfloat16", "glimpses": s.glimpses,
+                 "first_num_samples": s.first_num_samples, **common}
     stages = [
         Stage("train AVP", avp / "summary.json",
-              ["train-avp", "--dataset", dataset, *_options(grid), "--out", avp, "--epochs", s.avp_epochs,
-               "--max-glimpses", s.avp_max_glimpses, *opt("--width", s.avp_width),
-               *opt("--train-size", s.avp_train_size), "--exclude-design", s.distill_images,
-               *common]),  # not trained on the canvases whose maps are distilled (no oracle)
-        Stage("build prior", prior / "summary.json", ["build-prior", "--dataset-from", avp, "--out", prior, *common]),
+              partial(pipeline.train_avp, avp, pipeline.Dataset(dataset, options=options), epochs=s.avp_epochs,
+                      max_glimpses=s.avp_max_glimpses, width=s.avp_width, train_size=s.avp_train_size,
+                      exclude_design=s.distill_images,
+                      **common)),  # not trained on the canvases whose maps are distilled (no oracle)
+        Stage("build prior", prior / "summary.json", partial(pipeline.build_prior, prior, avp=avp, **common)),
         Stage(f"distillation maps ({s.distill_images} images, sub-lattice stride {lattice})", maps / "summary.json",
-              ["generate", "--avp", avp, "--prior", prior, "--out", maps, "--split", "train", "--search", "exhaustive",
-               "--search-options", f"stride={lattice}", "--precision", "bfloat16", "--num-images", s.distill_images,
-               "-T", s.distill_T, "--num-samples", s.distill_samples, "--first-num-samples", s.distill_first_samples,
-               *common]),
+              partial(pipeline.design_sequences, maps, avp, prior, split="train", search="exhaustive",
+                      search_options=f"stride={lattice}", precision="bfloat16", num_images=s.distill_images,
+                      glimpses=s.distill_T, num_samples=s.distill_samples, first_num_samples=s.distill_first_samples,
+                      **common)),
         Stage("train the EPE-map network", net / "manifest.json",
-              ["train-epe-net", "--store", maps, "--avp", avp, "--out", net, "--positions", "coords", "--tau", 1.0,
-               "--rank-weight", 3, "--epochs", s.epe_epochs, "--threads", 1, *common]),
+              partial(pipeline.train_epe_net, net, maps, avp, positions="coords", tau=1.0, rank_weight=3,
+                      epochs=s.epe_epochs, threads=1, **common)),
         Stage(f"amortised sequences for {s.num_sequences} training canvases", store / "summary.json",
-              ["generate", "--avp", avp, "--prior", prior, "--out", store, "--split", "train", "--search",
-               "amortised", "--epe-net", net, "--precision", "bfloat16", "--num-images", s.num_sequences,
-               "-T", s.glimpses, "--first-num-samples", s.first_num_samples, *common]),
+              partial(pipeline.design_sequences, store, avp, prior, split="train", num_images=s.num_sequences,
+                      **amortised)),
         Stage(f"amortised sequences for {s.test_sequences} test canvases (the diagnosis)", test / "summary.json",
-              ["generate", "--avp", avp, "--prior", prior, "--out", test, "--split", "test", "--search", "amortised",
-               "--epe-net", net, "--precision", "bfloat16", "--num-images", s.test_sequences, "-T", s.glimpses,
-               "--first-num-samples", s.first_num_samples, *common]),
+              partial(pipeline.design_sequences, test, avp, prior, split="test", num_images=s.test_sequences,
+                      **amortised)),
     ]
     return stages, store
 
 
-def train_argv(grid: str, out: Path, store: Path, methods, seeds, s: Scale, threads: int, device: str,
-               data_seed: int) -> list[str]:
-    """compare_supervision's command line for ``methods`` x ``seeds`` on one grid."""
-    argv = ["--out", out, "--dataset", GRIDS[grid][0], *_options(grid), "--sequences", store, "--methods", *methods,
-            "--seeds", *seeds, "--data-seed", data_seed, "--iterations", s.iterations, "--validate-every",
-            s.validate_every, "--num-supervised", s.num_supervised, "--glimpses", s.glimpses, "--batch-size",
-            s.batch_size, "--policy", s.policy,
-            "--location-embedding", s.location_embedding, "--threads", threads, "--device", device,
-            "--no-tensorboard", "--no-progress"]
-    argv += [] if s.supervision_until is None else ["--supervision-until", s.supervision_until]
+def train_options(grid: str, out: Path, store: Path, methods, seeds, s: Scale, threads: int, device: str,
+                  data_seed: int) -> dict:
+    """compare_supervision's settings (:func:`compare_supervision.settings`) for ``methods`` x ``seeds`` on one
+    grid."""
+    dataset, options, _ = GRIDS[grid]
+    settings = {"out": out, "dataset": dataset, "dataset_options": options, "sequences": store, "methods": methods,
+                "seeds": seeds, "data_seed": data_seed, "iterations": s.iterations,
+                "validate_every": s.validate_every, "num_supervised": s.num_supervised, "glimpses": s.glimpses,
+                "batch_size": s.batch_size, "policy": s.policy, "location_embedding": s.location_embedding,
+                "threads": threads, "device": device, "tensorboard": False, "progress": False,
+                "supervision_until": s.supervision_until, "run_figures": s.run_figures}
     # only RAM+ pretrains (the others' manifests keep compare_supervision's default, as they always have)
-    argv += ["--pretrain-iterations", s.pretrain_iterations] if "ram+" in methods else []
-    argv += [] if s.run_figures else ["--no-run-figures"]
-    return [str(a) for a in argv]
+    return {**settings, "pretrain_iterations": s.pretrain_iterations} if "ram+" in methods else settings
 
 
 def runs_folder(stages: Path, policy: str, scale: Scale) -> Path:
@@ -219,8 +213,7 @@ def diagnosis(out: Path, methods, seeds: dict[str, tuple[int, ...]], sequences: 
                             None)) is not None]
     if not runs:
         return ""
-    report = diagnose_policy.main([*map(str, runs), "--sequences", str(sequences),
-                                   "--out", str(out / "diagnosis")])
+    report = diagnose_policy.report(runs, sequences, out / "diagnosis")
     # the table names the runs by their folders, not by this machine's paths
     # and labels each by its method (the summary's supervision kind does not tell PS-NOGS's variants apart)
     shown = {**report, "sequences": f"{sequences.parent.name}/{sequences.name}",
@@ -436,8 +429,8 @@ def main(argv=None) -> dict:
         for group in (MAIN_METHODS, ("ram+",), tuple(m for m in EXTRA_METHODS if m != "ram+")):
             methods = [m for m in args.methods if m in group]
             if methods:
-                results.update(cs.run_all(cs.parse_args(train_argv(args.grid, out, store, methods, seeds[methods[0]],
-                                                                   s, args.threads, args.device, data_seed))))
+                results.update(cs.run_all(cs.settings(**train_options(
+                    args.grid, out, store, methods, seeds[methods[0]], s, args.threads, args.device, data_seed))))
         timings["training"] = round(time.perf_counter() - start, 1)
     cs.write_tables(results, out)
     curves = {cs.curve_label(m, results[m]): [cs.read_history(out / f"{m}-s{k}") for k in seeds[m]

@@ -1,7 +1,7 @@
 """The paper's Table 1 on translated and cluttered MNIST: RAM, RAM+, PS-H1, PS-H5, PS-HGS and PS-NOGS over several
 seeds, with the mean and standard deviation of iterations to convergence (both criteria) and of test accuracy.
 
-Per dataset, the BOED stages are ``ppl-attention`` subcommands run in-process and skipped once finished
+Per dataset, the BOED stages are :mod:`ppl_attention.pipeline` functions, skipped once finished
 (examples/_paper_pipeline.py): train-avp -> evaluate-avp -> build-prior -> generate (600 near-optimal sequences)
 -> EPE figure.  Existing artefacts can be reused instead (``--avp`` / ``--prior`` / ``--sequences``, each
 assigned to its dataset by its manifest).  Then every (method, seed) run goes through
@@ -31,13 +31,16 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from ppl_attention.runtime import machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
-from _paper_pipeline import Stage, flag, run_stages  # noqa: E402
+from _paper_pipeline import Stage, run_stages  # noqa: E402
+
+from ppl_attention import pipeline  # noqa: E402
 
 DATASETS = ("translated-mnist", "cluttered-mnist")
 METHOD_ORDER = ("none", "ram+", "h1", "h5", "hgs", "nogs")  # the paper's Table 1 order
@@ -149,7 +152,7 @@ def _records(store: Path) -> int:
 def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, seed: int) -> tuple[list[Stage], Path]:
     """Train-avp / evaluate-avp / build-prior / generate / EPE figure for one dataset (the unneeded ones left out);
     returns them and the sequence store."""
-    common = ["--device", device, "--seed", seed]
+    common = {"device": device, "seed": seed}
     avp = given["avp"].get(dataset, out / "avp")
     prior = given["prior"].get(dataset, out / "prior")
     store = given["sequences"].get(dataset, out / "sequences")
@@ -158,25 +161,24 @@ def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, see
         if dataset not in given["avp"]:
             stages += [
                 Stage("train AVP", avp / "summary.json",
-                      ["train-avp", "--dataset", dataset, "--out", avp, "--epochs", s.avp_epochs, "--max-glimpses",
-                       s.glimpses, *flag("--patience", s.avp_patience), *flag("--width", s.avp_width),
-                       *flag("--train-size", s.avp_train_size), "--exclude-design", s.num_sequences,
-                       *common]),  # not trained on the images generate designs for (no oracle)
-                Stage("evaluate AVP", avp / "evaluation.json", ["evaluate-avp", avp, *common])]
+                      partial(pipeline.train_avp, avp, dataset, epochs=s.avp_epochs, max_glimpses=s.glimpses,
+                              patience=s.avp_patience, width=s.avp_width, train_size=s.avp_train_size,
+                              exclude_design=s.num_sequences,
+                              **common)),  # not trained on the images generate designs for (no oracle)
+                Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, **common))]
         if dataset not in given["prior"]:
             stages.append(Stage("build prior", prior / "summary.json",
-                                ["build-prior", "--dataset", dataset, "--kind", "generative", "--out", prior, *common]))
+                                partial(pipeline.build_prior, prior, dataset, kind="generative", **common)))
         stages.append(Stage(f"generate {s.num_sequences} sequences",
                             lambda: (store / "summary.json").exists() and _records(store) >= s.num_sequences,
-                            ["generate", "--dataset", dataset, "--avp", avp, "--prior", prior, "--out", store,
-                             "--num-images", s.num_sequences, "-T", s.glimpses, "--num-samples", s.num_samples,
-                             "--k1", s.k1, "--search", s.search, *flag("--first-num-samples", s.first_num_samples),
-                             *common]))
+                            partial(pipeline.design_sequences, store, avp, prior, dataset=dataset,
+                                    num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples,
+                                    k1=s.k1, search=s.search, first_num_samples=s.first_num_samples, **common)))
     elif _records(store) < s.num_sequences:
         raise ValueError(f"--sequences {store} holds {_records(store)} sequences, fewer than the {s.num_sequences} "
                          f"this scale supervises; finish it with `ppl-attention generate --out {store} ...`")
     stages.append(Stage("EPE figure", out / "figures" / "epe.png",
-                        ["plot", "epe", store, "--index", 0, "--out", out / "figures" / "epe.png"]))
+                        partial(pipeline.plot, "epe", store, out / "figures" / "epe.png", index=0)))
     return stages, store
 
 
@@ -201,17 +203,15 @@ def check_reused_runs(out: Path, methods, s: Scale, data_seed: int) -> None:
                                      f"reproduction needs {want!r}; move it away or use another --out")
 
 
-def train_argv(dataset: str, out: Path, store: Path, methods, s: Scale, data_seed: int, threads: int,
-               device: str) -> list[str]:
-    """compare_supervision's command line for one dataset."""
-    argv = ["--out", out, "--dataset", dataset, "--sequences", store, "--methods", *methods, "--seeds", *s.seeds,
-            "--data-seed", data_seed, "--iterations", s.iterations, "--validate-every", s.validate_every,
-            "--num-supervised", s.num_sequences, "--glimpses", s.glimpses, "--hidden", s.hidden, "--lr", s.lr,
-            "--batch-size", s.batch_size, "--pretrain-iterations", s.pretrain_iterations, "--threads", threads,
-            "--device", device]
-    argv += [] if s.run_figures else ["--no-run-figures"]
-    argv += [] if s.tensorboard else ["--no-tensorboard", "--no-progress"]
-    return [str(a) for a in argv]
+def train_options(dataset: str, out: Path, store: Path, methods, s: Scale, data_seed: int, threads: int,
+                  device: str) -> dict:
+    """compare_supervision's settings (:func:`compare_supervision.settings`) for one dataset."""
+    return {"out": out, "dataset": dataset, "sequences": store, "methods": methods, "seeds": s.seeds,
+            "data_seed": data_seed, "iterations": s.iterations, "validate_every": s.validate_every,
+            "num_supervised": s.num_sequences, "glimpses": s.glimpses, "hidden": s.hidden, "lr": s.lr,
+            "batch_size": s.batch_size, "pretrain_iterations": s.pretrain_iterations, "threads": threads,
+            "device": device, "run_figures": s.run_figures, "tensorboard": s.tensorboard,
+            "progress": s.tensorboard}
 
 
 def read_results(path: Path) -> dict[str, dict]:
@@ -283,8 +283,8 @@ def main(argv=None) -> dict:
         check_reused_runs(out, args.methods, s, data_seed)
         print(f"[train] {len(args.methods)} methods x {len(s.seeds)} seeds into {out}", flush=True)
         start = time.perf_counter()
-        cs.compare(cs.parse_args(train_argv(dataset, out, store, args.methods, s, data_seed, args.threads,
-                                            args.device)), command=command)
+        cs.compare(cs.settings(**train_options(dataset, out, store, args.methods, s, data_seed, args.threads,
+                                               args.device)), command=command)
         timings[dataset]["training"] = round(time.perf_counter() - start, 1)
     previous = json.loads((args.out / "table1.json").read_text()) if (args.out / "table1.json").is_file() else {}
     for dataset in args.datasets:

@@ -15,8 +15,10 @@ __version__ = "0.1.0"
 _WHERE = {"Sensor": "sensor", "load_dataset": "data",
           "read_paper_sequences": "sequences", "write_paper_sequences": "sequences",
           **{name: "pipeline" for name in ("train_avp", "build_prior", "design_sequences", "train_attention",
-                                            "evaluate", "tensor_dataset", "Dataset", "AVPHandle", "PriorHandle",
-                                            "SequencesHandle", "RunHandle")}}
+                                            "evaluate", "train_epe_net", "evaluate_epe_net", "evaluate_design",
+                                            "calibrate_noise", "policy_sequences", "train_baselines", "plot",
+                                            "plot_attention", "tensor_dataset", "Dataset", "AVPHandle",
+                                            "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle")}}
 
 __all__ = list(_WHERE)
 

@@ -11,6 +11,9 @@ validation, same artefacts, same resumption): keyword arguments are that subcomm
 ``-`` (``num_images=`` for ``--num-images``), and paths may be ``str`` or :class:`~pathlib.Path`.  A later
 stage reads the dataset from the artefacts it is given, so it is named once, by the first stage.  Handles are
 accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a dataset the stages accept.
+The other subcommands have their function too (:func:`train_epe_net`, :func:`evaluate_epe_net`,
+:func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`train_baselines`,
+:func:`plot`, :func:`plot_attention`): the CLI, the demo, the examples and the notebooks all call these functions.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-__all__ = ["AVPHandle", "PriorHandle", "SequencesHandle", "RunHandle", "Dataset", "tensor_dataset", "train_avp",
-           "build_prior", "design_sequences", "train_attention", "evaluate"]
+__all__ = ["AVPHandle", "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle", "Dataset", "tensor_dataset",
+           "train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "train_epe_net",
+           "evaluate_epe_net", "evaluate_design", "calibrate_noise", "policy_sequences", "train_baselines",
+           "plot", "plot_attention"]
 
 
 # --------------------------------------------------------------------------- handles
@@ -83,6 +88,16 @@ class RunHandle(_Handle):
         return load_run_network(self.path)
 
 
+@dataclass(frozen=True)
+class EPENetHandle(_Handle):
+    """A trained EPE-map network (``train_epe_net``); :meth:`load` rebuilds it."""
+
+    def load(self, device=None):
+        from .design.amortised import load_epe_net
+
+        return load_epe_net(self.path, device)
+
+
 # --------------------------------------------------------------------------- datasets
 
 @dataclass(frozen=True)
@@ -131,17 +146,37 @@ def tensor_dataset(images, labels, root, class_names=None, **options) -> Dataset
 
 # --------------------------------------------------------------------------- running a stage
 
-def _subparser(command: str) -> argparse.ArgumentParser:
+def _subparser(command: str) -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    """The parser of ``command`` and the words that chose it by their dest (``"plot epe"`` descends into
+    ``plot``'s own subcommands: ``{"command": "plot", "figure": "epe"}``)."""
     from .cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[command]
+    parser, chosen = build_parser(), {}
+    for word in command.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser, chosen[sub.dest] = sub.choices[word], word
+    return parser, chosen
+
+
+def _value(action: argparse.Action, value):
+    """``value`` as the subcommand would have parsed it from its text: paths as the flag's type, numbers through a
+    float or str flag's type (``rank_weight=3`` is ``--rank-weight 3``, 3.0), one value of a list flag as a list."""
+    def one(v):
+        if isinstance(v, os.PathLike) or (isinstance(v, str) and action.type is Path):
+            return Path(v) if action.type is Path else str(Path(v))
+        if action.type in (float, str) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return action.type(v)
+        return v
+
+    if value is None or not (action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction)):
+        return one(value)
+    one_value = isinstance(value, (str, os.PathLike)) or not isinstance(value, Iterable)
+    return [one(v) for v in ([value] if one_value else value)]
 
 
 def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:
     """The subcommand's parsed defaults, with ``options`` set as if typed (unknown names are refused)."""
-    parser = _subparser(command)
+    parser, chosen = _subparser(command)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
     ns = argparse.Namespace(**{d: a.default for d, a in actions.items()})
     for a in parser._actions:  # the flags' names too: glimpses= for --glimpses, whatever its dest
@@ -149,21 +184,11 @@ def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:
             if flag.startswith("--") and a.help != argparse.SUPPRESS:
                 actions.setdefault(flag[2:].replace("-", "_"), a)
     ns.func = parser.get_default("func")
-    ns.command = command
+    vars(ns).update(chosen)
     for name, value in options.items():
         if name not in actions:
             raise TypeError(f"{command}: unknown option {name!r}; expected one of {sorted(actions)}")
-        action = actions[name]
-        name = action.dest
-        if isinstance(value, os.PathLike):
-            value = Path(value) if action.type is Path else str(Path(value))
-        elif isinstance(value, str) and action.type is Path:
-            value = Path(value)
-        if action.nargs in ("+", "*") and isinstance(value, (str, Path)):
-            value = [value]
-        elif action.nargs in ("+", "*") and value is not None:
-            value = [str(v) if isinstance(v, os.PathLike) else v for v in value]
-        setattr(ns, name, value)
+        setattr(ns, actions[name].dest, _value(actions[name], value))
     return ns
 
 
@@ -185,7 +210,8 @@ def _option_text(value) -> str:
 
 
 def _run(command: str, where, quiet: bool, **options) -> dict:
-    """Run subcommand ``command``; returns the summary it wrote into ``where`` (``where/summary.json``)."""
+    """Run subcommand ``command``; returns the summary it wrote into ``where`` (``where/summary.json``; None: the
+    command writes none)."""
     from .artifacts import read_json
 
     from .cli import _progress_bars
@@ -193,9 +219,12 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
     ns = _namespace(command, {k: v for k, v in options.items() if v is not None})
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
             _progress_bars(not getattr(ns, "no_progress", False)):
-        ns.func(ns)
-    summary = Path(where) / "summary.json"
-    return read_json(summary) if summary.is_file() else {}
+        code = ns.func(ns)
+    if code:  # e.g. `generate` with images that failed: what it wrote is kept, a rerun finishes it
+        raise RuntimeError(f"{command} into {where} did not finish (exit status {code}); what it reported is above, "
+                           "and calling it again resumes")
+    summary = None if where is None else Path(where) / "summary.json"
+    return read_json(summary) if summary is not None and summary.is_file() else {}
 
 
 # --------------------------------------------------------------------------- the stages
@@ -246,3 +275,74 @@ def evaluate(avp, *, seed: int = 0, device: str = "auto", quiet: bool = False, *
     from .artifacts import read_json
 
     return read_json(Path(avp) / "evaluation_summary.json")
+
+
+# --------------------------------------------------------------------------- the other stages
+
+def train_epe_net(out, stores, avp, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                  **options) -> EPENetHandle:
+    """Train the network that predicts every step's EPE map in one pass into ``out``, from the maps of the
+    sequence store(s) ``stores`` (``ppl-attention train-epe-net``; options such as ``epochs``, ``positions``,
+    ``tau``); ``design_sequences(..., search="amortised", epe_net=...)`` designs with it."""
+    summary = _run("train-epe-net", out, quiet, out=out, store=stores, avp=avp, seed=seed, device=device,
+                   **options)
+    return EPENetHandle(Path(out), summary)
+
+
+def evaluate_epe_net(out, epe_net, avp, prior, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                     **options) -> dict:
+    """Regret of the amortised and hybrid searches against the exhaustive one, into ``out``
+    (``ppl-attention evaluate-epe-net``; options such as ``num_images``, ``searches``, ``reference``)."""
+    return _run("evaluate-epe-net", out, quiet, out=out, epe_net=epe_net, avp=avp, prior=prior, seed=seed,
+                device=device, **options)
+
+
+def evaluate_design(out, avp, prior, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                    **options) -> dict:
+    """The design's noise floor, regret between searches on independent completions, into ``out``
+    (``ppl-attention evaluate-design``)."""
+    return _run("evaluate-design", out, quiet, out=out, avp=avp, prior=prior, seed=seed, device=device, **options)
+
+
+def calibrate_noise(out, prior, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                    **options) -> dict:
+    """The glimpse noise under which the completions of held-out images are calibrated, into ``out``
+    (``ppl-attention calibrate-noise``; ``prior`` lends its dataset)."""
+    return _run("calibrate-noise", out, quiet, out=out, prior=prior, seed=seed, device=device,
+                **_dataset_options(dataset), **options)
+
+
+def policy_sequences(out, run, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                     **options) -> SequencesHandle:
+    """A trained network's own greedy sequences as a sequence store ``out`` (``ppl-attention policy-sequences``),
+    the supervision of PS-RAM."""
+    summary = _run("policy-sequences", out, quiet, out=out, run=run, seed=seed, device=device, **options)
+    return SequencesHandle(Path(out), summary)
+
+
+def train_baselines(out, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+                    **options) -> dict:
+    """Low-FLOP CNN baselines and their accuracy against FLOPs, into ``out`` (``ppl-attention baselines``;
+    options such as ``archs``, ``widths``, ``resolutions``, ``attention``)."""
+    return _run("baselines", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset),
+                **options)
+
+
+def plot(figure: str, store, out, *, quiet: bool = False, **options) -> Path:
+    """A figure of a sequence store (``ppl-attention plot FIGURE``): ``"epe"`` (the EPE maps of image ``index``),
+    ``"validity"`` or ``"epe-calibration"`` (with ``avp``); returns the figure's path."""
+    if figure not in ("epe", "validity", "epe-calibration"):
+        raise ValueError(f"`figure` must be 'epe', 'validity' or 'epe-calibration', got {figure!r}")
+    _run(f"plot {figure}", None, quiet, store=store, out=out, **options)
+    return Path(out)
+
+
+def plot_attention(out, runs: dict, *, quiet: bool = False, **options) -> Path:
+    """Validation curves of training runs on one figure ``out`` (``ppl-attention plot-attention``): ``runs`` maps a
+    label to a run directory or a list of them (their seeds, drawn as mean and spread); returns the figure's path."""
+    if not isinstance(runs, dict) or not runs:
+        raise TypeError(f"`runs` must map labels to run directories, got {runs!r}")
+    specs = [f"{label}={Path(d)}" for label, dirs in runs.items()
+             for d in ([dirs] if isinstance(dirs, (str, os.PathLike)) else dirs)]
+    _run("plot-attention", None, quiet, out=out, runs=specs, **options)
+    return Path(out)

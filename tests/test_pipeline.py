@@ -1,14 +1,28 @@
 """The Python pipeline: the tensor adapter, option checking, and handles that open what a stage wrote."""
+from pathlib import Path
+
 import pytest
 import torch
 
 import ppl_attention
+from ppl_attention import pipeline
 from ppl_attention.pipeline import Dataset, SequencesHandle, _namespace, tensor_dataset
+
+#: every stage function, the subcommand it runs, and arguments for it (paths need not exist: nothing runs)
+STAGES = {"train_epe_net": ("train-epe-net", ("net", ["maps"], "avp"), {"epochs": 1, "positions": "coords"}),
+          "evaluate_epe_net": ("evaluate-epe-net", ("eval", "net", "avp", "prior"), {"num_images": 2}),
+          "evaluate_design": ("evaluate-design", ("floor", "avp", "prior"), {"num_images": 2}),
+          "calibrate_noise": ("calibrate-noise", ("cal", "prior"), {"num_images": 2, "scales": [1, 2]}),
+          "policy_sequences": ("policy-sequences", ("seqs", "run"), {"num_images": 3}),
+          "train_baselines": ("baselines", ("base", "translated-mnist"), {"archs": "mobilenet_v2", "epochs": 1}),
+          "plot": ("plot epe", ("epe", "store", "epe.png"), {"index": 0}),
+          "plot_attention": ("plot-attention", ("curves.png", {"RAM": ["r0", "r1"], "PS-NOGS": "p0"}), {})}
 
 
 def test_stages_are_exported_from_the_package():
-    for name in ("train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "tensor_dataset"):
-        assert callable(getattr(ppl_attention, name))
+    for name in ("train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "tensor_dataset",
+                 *STAGES):
+        assert callable(getattr(ppl_attention, name)) and name in pipeline.__all__
 
 
 def test_tensor_dataset_round_trips_images_and_labels(tmp_path):
@@ -50,3 +64,60 @@ def test_sequences_handle_reads_the_store(tmp_path):
     store = SequenceStore.create(tmp_path / "s", {"dataset": "toy", "task": "label", "grid": grid, "T": 2})
     store.write_record(0, 0, [1, 2])
     assert SequencesHandle(tmp_path / "s").sequences() == {0: [1, 2]}
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_every_stage_runs_its_subcommand_with_options_it_has(name, monkeypatch):
+    """Each function hands its subcommand only options the subcommand declares (as ``_namespace`` checks them)."""
+    command, args, options = STAGES[name]
+    calls = []
+    monkeypatch.setattr(pipeline, "_run", lambda cmd, where, quiet, **kw: calls.append((cmd, kw)) or {})
+    getattr(pipeline, name)(*args, **options)
+    assert [c for c, _ in calls] == [command]
+    ns = _namespace(command, {k: v for k, v in calls[0][1].items() if v is not None})
+    assert all(getattr(ns, _namespace_dest(command, k)) is not None for k in options)
+
+
+def _namespace_dest(command, name):
+    parser, _ = pipeline._subparser(command)
+    return next(a.dest for a in parser._actions if a.dest == name or f"--{name.replace('_', '-')}" in a.option_strings)
+
+
+def test_options_are_typed_as_the_command_line_would(tmp_path):
+    ns = _namespace("train-epe-net", {"store": tmp_path / "m", "rank_weight": 3, "avp": str(tmp_path / "a")})
+    assert ns.store == [tmp_path / "m"] and ns.rank_weight == 3.0 and isinstance(ns.rank_weight, float)
+    assert ns.avp == tmp_path / "a"  # a Path flag gets a Path
+    ns = _namespace("generate", {"task": 20, "sigma": 80, "search_options": "stride=6"})
+    assert ns.task == "20" and ns.sigma == [80.0] and ns.search_options == ["stride=6"]
+    ns = _namespace("plot epe", {"store": "s", "index": 0, "out": "e.png"})
+    assert (ns.command, ns.figure, ns.store) == ("plot", "epe", Path("s"))
+    assert ns.func.__name__ == "run_plot_epe"
+
+
+def test_a_stage_that_did_not_finish_raises():
+    with pytest.raises(RuntimeError, match="plot .*exit status 1"):  # `plot` without a figure: its help, status 1
+        pipeline._run("plot", None, True)
+
+
+def test_plot_attention_draws_the_runs(tmp_path):
+    for run, acc in (("r0", 0.5), ("r1", 0.6)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "log.csv").write_text(f"iteration,val_greedy_acc\n10,{acc}\n20,{acc + 0.1}\n")
+    figure = pipeline.plot_attention(tmp_path / "curves.png", {"RAM": [tmp_path / "r0", tmp_path / "r1"]},
+                                     quiet=True)
+    assert figure == tmp_path / "curves.png" and figure.stat().st_size > 0
+    with pytest.raises(ValueError, match="not a column"):
+        pipeline.plot_attention(tmp_path / "c.png", {"RAM": tmp_path / "r0"}, metric="val_loss", quiet=True)
+    with pytest.raises(ValueError, match="`figure`"):
+        pipeline.plot("epes", tmp_path, tmp_path / "e.png")
+
+
+def test_plot_epe_draws_a_stored_image(tmp_path):
+    from ppl_attention.design.store import SequenceStore
+    from ppl_attention.sensor import Sensor
+
+    grid = Sensor(8, 4, stride=2)
+    store = SequenceStore.create(tmp_path / "s", {"dataset": "toy", "task": "label", "grid": grid, "T": 2})
+    store.write_record(0, 0, [1, 2], torch.rand(2, grid.num_locations, generator=torch.Generator().manual_seed(0)))
+    figure = pipeline.plot("epe", tmp_path / "s", tmp_path / "epe.png", index=0, quiet=True)
+    assert figure.is_file()

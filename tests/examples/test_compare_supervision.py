@@ -59,3 +59,23 @@ def test_bad_method_settings_are_refused(load_example, tmp_path, capsys, argv, m
     with pytest.raises(SystemExit):
         cs.parse_args(["--out", str(tmp_path), "--data-seed", "0", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_settings_from_keywords_are_the_parsed_command_line(load_example, tmp_path):
+    """examples/paper_regime.py and reproduce_mnist.py run the comparison with keyword settings; they must be what
+    the same flags give, and be refused the same way."""
+    cs = load_example("compare_supervision")
+    argv = ["--out", str(tmp_path), "--methods", "none", "h1", "--seeds", "0", "1", "--data-seed", "2", "--lr", "1",
+            "--dataset-option", "stride=1", "--dataset-option", "scales=1", "--no-tensorboard", "--sequences",
+            str(tmp_path / "s"), "--policy", "gaussian"]
+    keywords = {"out": tmp_path, "methods": ("none", "h1"), "seeds": (0, 1), "data_seed": 2, "lr": 1,
+                "dataset_options": {"stride": 1, "scales": 1}, "tensorboard": False, "sequences": tmp_path / "s",
+                "policy": "gaussian"}
+    parsed, built = vars(cs.parse_args(argv)), vars(cs.settings(**keywords))
+    assert built == parsed and type(built["lr"]) is float and type(built["sequences"]) is str
+    with pytest.raises(ValueError, match="`methods` must be one of"):
+        cs.settings(out=tmp_path, methods=["ram"])
+    with pytest.raises(ValueError, match="need --sequences"):
+        cs.settings(out=tmp_path, methods=["nogs"], data_seed=0)
+    with pytest.raises(TypeError, match="unknown settings \\['method'\\]"):
+        cs.settings(out=tmp_path, method=["none"])

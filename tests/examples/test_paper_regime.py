@@ -136,10 +136,9 @@ def test_the_single_patch_grid_reaches_every_stage_and_run(load_example, tmp_pat
     module = load_example("paper_regime")
     s = module.SCALES["quick"]
     stages, _ = module.boed_stages("fine-60-patch", s, tmp_path, "cpu", 0)
-    avp = [str(a) for a in stages[0].argv]
-    assert "scales=1" in avp and "stride=1" in avp
-    argv = module.train_argv("fine-60-patch", tmp_path, tmp_path / "sequences", ["none"], [0], s, 1, "cpu", 0)
-    assert argv[argv.index("scales=1") - 1] == "--dataset-option" and "stride=1" in argv
+    assert stages[0].call.args[1].options == {"stride": 1, "scales": 1}  # train_avp(out, dataset, ...)
+    options = module.train_options("fine-60-patch", tmp_path, tmp_path / "sequences", ["none"], [0], s, 1, "cpu", 0)
+    assert module.cs.settings(**options).dataset_options == [("stride", 1), ("scales", 1)]
 
 
 def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
@@ -190,14 +189,14 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
 
 def test_only_ram_plus_gets_the_long_pretraining(load_example, tmp_path):
     """RAM+ pretrains its trunk for 10,000 iterations before freezing it (1,000 froze a trunk at 60 %); the other
-    methods do not pretrain, so their command lines (and manifests) do not carry the setting."""
+    methods do not pretrain, so their settings (and manifests) do not carry it."""
     module = load_example("paper_regime")
     s = module.SCALES["cpu"]
-    ram_plus = module.train_argv("fine-60", tmp_path, tmp_path / "seq", ["ram+"], [0], s, 1, "cpu", 0)
-    assert ram_plus[ram_plus.index("--pretrain-iterations") + 1] == "10000"
+    ram_plus = module.train_options("fine-60", tmp_path, tmp_path / "seq", ["ram+"], [0], s, 1, "cpu", 0)
+    assert ram_plus["pretrain_iterations"] == 10000
     for methods in (["none", "nogs", "nogs-all", "nogs-stop"], ["h1", "h5", "hgs"]):
-        assert "--pretrain-iterations" not in module.train_argv("fine-60", tmp_path, tmp_path / "seq", methods, [0],
-                                                                s, 1, "cpu", 0)
+        assert "pretrain_iterations" not in module.train_options("fine-60", tmp_path, tmp_path / "seq", methods, [0],
+                                                                 s, 1, "cpu", 0)
 
 
 def test_ram_plus_curve_says_it_starts_after_pretraining(load_example):
