@@ -109,7 +109,7 @@ def run_calibrate_noise(args):
 def run_evaluate_design(args):
     from ..artifacts import atomic_write_json
     from ..design.images import ImageFactory
-    from ..design.noise_floor import noise_floor, summarise_noise_floor
+    from ..design.noise_floor import noise_floor, parse_searches, summarise_noise_floor
     from ..design.sequential import first_glimpse_epe
     from ..runtime import resolve_device
     from .design import noise_schedule
@@ -129,13 +129,16 @@ def run_evaluate_design(args):
     problem, image_fn = factory()
     first = first_glimpse_epe(problem, cfg.first_num_samples or cfg.reference_samples, args.seed)
     rows = noise_floor(problem, image_fn, indices, cfg.glimpses, cfg.num_samples, cfg.reference_samples, args.seed,
-                       first, getattr(image_fn, "exclusions", None))
+                       first, getattr(image_fn, "exclusions", None), searches=parse_searches(cfg.searches))
     summary = summarise_noise_floor(rows)
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
     a = summary["all"]
     print(f"  noise floor (two searches on {cfg.num_samples} completions): mean regret "
           f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
           f"{100 * a['vs_reference']['mean']:.1f} %")
+    for label, r in a["searches"].items():
+        print(f"  {label}: mean regret {100 * r['regret']['mean']:.2f} % against the exhaustive search on the same "
+              f"completions, at {100 * r['evaluations']['mean']:.1f} % of its evaluations")
     write_summary(args.out, {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split,
                              "num_samples": cfg.num_samples, "reference_samples": cfg.reference_samples,
                              "T": cfg.glimpses, "sigma": sigma, **summary})

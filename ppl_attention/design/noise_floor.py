@@ -29,13 +29,13 @@ from ..config import GLIMPSES
 
 from ..runtime import derive_seed, generator as make_generator
 from .honest import honest_problem
-from .search import run_search
+from .search import CachedScore, run_search
 from .sequential import DesignProblem
 
 if TYPE_CHECKING:
     from typing import Callable, Iterable
 
-__all__ = ["NoiseFloorConfig", "noise_floor", "summarise_noise_floor"]
+__all__ = ["NoiseFloorConfig", "noise_floor", "parse_searches", "summarise_noise_floor"]
 
 DRAWS = ("a", "b", "reference")
 
@@ -46,24 +46,44 @@ def _regret(epe: torch.Tensor, choice: int) -> float:
 
 
 def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int):
-    """One draw of ``n`` completions and the exhaustive EPE map on them (observed locations at +inf)."""
+    """One draw of ``n`` completions and the exhaustive EPE map on them (observed locations at +inf), with the
+    draw's diagnostics and its whole (candidate, sample) entropy table and weights (for replaying searches)."""
     glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
     samples = problem.sample(observed, glimpses, n, make_generator(seed), image)
-    result = run_search("exhaustive", problem.score_fn(samples.images.to(image.device), observed), samples.weights,
-                        problem.grid, observed)
+    table = CachedScore(problem.score_fn(samples.images.to(image.device), observed), problem.grid.num_locations,
+                        len(samples.weights))
+    result = run_search("exhaustive", table, samples.weights, problem.grid, observed)
     epe = result.epe.double().cpu().clone()
     epe[observed.cpu()] = math.inf
     ess = (samples.diagnostics or {}).get("ess", samples.ess)
-    return epe, {"ess": float(ess), "distinct": int(samples.images.shape[0])}
+    return epe, {"ess": float(ess), "distinct": int(samples.images.shape[0])}, (table.table, samples.weights)
+
+
+def _replay(searches: dict, table, grid, observed, maps: dict, seed: int) -> dict:
+    """Each search of ``searches`` (label -> (name, options)) run on draw A's recorded entropy table (a lookup
+    replaces every AVP pass): its regret on A's exhaustive map (the same completions: the search's own error), on
+    the reference map, and the share of the exhaustive search's (candidate, sample) evaluations it made."""
+    H, weights = table
+    full = H.numel()  # what the exhaustive search evaluated (observed locations too, for its map)
+    out = {}
+    for label, (name, options) in searches.items():
+        lookup = CachedScore(lambda c, s: H[c][:, s], H.shape[0], H.shape[1])
+        result = run_search(name, lookup, weights, grid, observed, generator=make_generator(seed), **options)
+        out[label] = {"regret": _regret(maps["a"], result.location),
+                      "vs_reference": _regret(maps["reference"], result.location),
+                      "evaluations": lookup.evaluations / full}
+    return out
 
 
 def noise_floor(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor], indices: Iterable[int], T: int,
                 num_samples: int, reference_samples: int, seed: int, first_epe: torch.Tensor,
                 exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
-                progress: bool = True) -> list[dict]:
+                progress: bool = True, searches: dict[str, tuple[str, dict]] | None = None) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "draws": {name: {"ess", "distinct"}}}``
     for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
-    the prior leaves out for that image (no oracle)."""
+    the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
+    ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
+    completions against the exhaustive search on them (:func:`_replay`)."""
     if reference_samples < num_samples:
         raise ValueError(f"reference_samples must be >= num_samples ({num_samples}), got {reference_samples}")
     first = int(torch.as_tensor(first_epe).argmin())
@@ -75,17 +95,35 @@ def noise_floor(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor],
         locs = [first]
         for t in range(1, T):
             observed = torch.tensor(locs, dtype=torch.long, device=image.device)
-            maps, draws = {}, {}
+            maps, draws, tables = {}, {}, {}
             for name in DRAWS:
-                maps[name], draws[name] = _exhaustive(honest, image, observed, sizes[name],
-                                                      derive_seed(seed, "noise-floor", name, int(index), t))
+                maps[name], draws[name], tables[name] = _exhaustive(
+                    honest, image, observed, sizes[name], derive_seed(seed, "noise-floor", name, int(index), t))
             choice = {name: int(maps[name].argmin()) for name in DRAWS}
-            rows.append({"index": int(index), "step": t + 1,
-                         "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
-                         "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")},
-                         "draws": draws})
+            row = {"index": int(index), "step": t + 1,
+                   "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
+                   "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")}, "draws": draws}
+            if searches:
+                row["searches"] = _replay(searches, tables["a"], honest.grid, observed, maps,
+                                          derive_seed(seed, "noise-floor-search", int(index), t))
+            rows.append(row)
             locs.append(choice["reference"])
     return rows
+
+
+def parse_searches(items: Iterable[str]) -> dict[str, tuple[str, dict]]:
+    """``["pyramid", "pyramid:top=8"]`` -> ``{"pyramid": ("pyramid", {}), "pyramid:top=8": ("pyramid", {"top":
+    8})}``; the searches that need an EPE-map network's prediction are refused (the replay has none)."""
+    from .search import NETWORK_SEARCHES, parse_search_options
+
+    out = {}
+    for item in items:
+        name, _, options = str(item).partition(":")
+        if name in NETWORK_SEARCHES:
+            raise ValueError(f"`searches`: {name!r} needs an EPE-map network; replay the searches of the BOED "
+                             f"estimator only, got {item!r}")
+        out[str(item)] = (name, parse_search_options(name, [o for o in options.split(",") if o]))
+    return out
 
 
 def _stats(values) -> dict:
@@ -99,7 +137,10 @@ def summarise_noise_floor(rows: list[dict]) -> dict:
         return {"between": _stats(r["between"] for r in rs),
                 "vs_reference": _stats(v for r in rs for v in r["vs_reference"].values()),
                 "ess": {k: statistics.median(r["draws"][k]["ess"] for r in rs) for k in DRAWS},
-                "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS}}
+                "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS},
+                "searches": {label: {key: _stats(r["searches"][label][key] for r in rs)
+                                     for key in ("regret", "vs_reference", "evaluations")}
+                             for label in rs[0].get("searches", {})}}
     if not rows:
         raise ValueError("rows is empty: no step after the first was evaluated (T must be >= 2)")
     steps = sorted({r["step"] for r in rows})
@@ -123,8 +164,12 @@ class NoiseFloorConfig:
     sigma: Optional[tuple[float, ...]] = field(default=None, metadata={
         "help": "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"})
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
+    searches: tuple[str, ...] = field(default=(), metadata={
+        "help": "searches to replay on the compared completions against the exhaustive search on them: NAME or "
+                "NAME:KEY=VALUE,KEY=VALUE (e.g. pyramid pyramid:top=8 coarse halving)"})
 
     def __post_init__(self):
+        parse_searches(self.searches)
         check_choice("split", self.split, ("train", "valid", "test"))
         for name in ("num_images", "num_samples", "reference_samples", "k1", "batch_size"):
             check_int(name, getattr(self, name))

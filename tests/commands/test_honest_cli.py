@@ -39,14 +39,20 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path
     out = tmp_path / "floor"
     assert main(["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior",
                  str(artefacts / "gp"), "--out", str(out), "--num-images", "2", "-T", "3", "--num-samples", "4",
-                 "--reference-samples", "8", "--k1", "100"]) == 0
+                 "--reference-samples", "8", "--k1", "100", "--searches", "exhaustive", "pyramid:top=1",
+                 "halving"]) == 0
     data = json.loads((out / "noise_floor.json").read_text())
+    for row in data["rows"]:  # the exhaustive search replayed on draw A's table is draw A's own choice
+        assert row["searches"]["exhaustive"] == {"regret": 0.0, "vs_reference": row["vs_reference"]["a"],
+                                                 "evaluations": 1.0}
+        assert 0 < row["searches"]["pyramid:top=1"]["evaluations"] < 1 and row["searches"]["halving"]["regret"] >= 0
     assert len(data["rows"]) == 4 and {r["step"] for r in data["rows"]} == {2, 3}
     row = data["rows"][0]
     assert row["between"] >= 0 and set(row["vs_reference"]) == {"a", "b"}
     assert row["draws"]["reference"]["distinct"] <= 8 and row["draws"]["a"]["ess"] >= 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 2 and set(summary["per_step"]) == {"2", "3"}
+    assert summary["all"]["searches"]["exhaustive"]["regret"]["mean"] == 0.0
     assert main(["evaluate-design", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp"), "--out",
                  str(tmp_path / "bad"), "-T", "1"]) == 2
 
@@ -83,6 +89,8 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
     (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
     (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
+    (["evaluate-design", "--avp", "a", "--searches", "pyramid:depth=2"], "the pyramid search has no option 'depth'"),
+    (["evaluate-design", "--avp", "a", "--searches", "amortised"], "'amortised' needs an EPE-map network"),
     (["evaluate-design", "--avp", "a", "--num-samples", "10", "--reference-samples", "5"],
      "--reference-samples must be >= --num-samples (10), got 5"),
 ])

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ppl_attention.design.search import (CachedScore, exhaustive_search, racing, run_search,
+from ppl_attention.design.search import (CachedScore, exhaustive_search, pyramid_search, racing, run_search,
                                          successive_halving)
 from ppl_attention.sensor import Sensor
 
@@ -166,3 +166,24 @@ def test_parse_search_options():
         parse_search_options("race", ["z=high"])
     with pytest.raises(ValueError, match="search must be"):
         parse_search_options("best", [])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pyramid_finds_a_smooth_maps_argmin_on_a_fine_grid_at_a_fraction_of_the_passes(seed):
+    g = torch.Generator().manual_seed(seed)
+    grid = Sensor(60, 12, stride=1)  # 49 x 49 = 2,401 locations
+    cells = grid.cell(torch.arange(grid.num_locations)).double()
+    centre = torch.rand(2, generator=g, dtype=torch.float64) * 48
+    H = (((cells - centre) ** 2).sum(-1) / 48 ** 2).unsqueeze(1) + 0.01 * torch.rand(grid.num_locations, 8,
+                                                                                       generator=g, dtype=torch.float64)
+    w = torch.full((8,), 1.0 / 8)
+    ex = exhaustive_search(lambda c, s: H[c][:, s], w, grid.num_locations)
+    res = pyramid_search(lambda c, s: H[c][:, s], w, grid)
+    assert res.info["scored_per_level"][0] == 49  # the stride-8 lattice: rows and columns 0, 8, ..., 48
+    assert len(res.info["scored_per_level"]) == 4  # strides 8, 4, 2, 1
+    regret = (ex.epe[res.location] - ex.epe.min()) / ex.epe.min()
+    assert res.location == ex.location or regret < 0.01, float(regret)
+    assert res.evaluations <= H.numel() / 10 and torch.isfinite(res.epe).all()
+    assert run_search("pyramid", lambda c, s: H[c][:, s], w, grid, levels=1).evaluations == H.numel()  # exhaustive
+    forbidden = torch.tensor([ex.location])
+    assert pyramid_search(lambda c, s: H[c][:, s], w, grid, forbidden).location != ex.location
