@@ -51,7 +51,7 @@ SKIP_SUFFIXES = (".png", ".gif", ".pdf")
 def commands(work: Path) -> dict[str, list[str]]:
     fx = work / "inputs"
     return {
-        "build-prior": ["build-prior", "--kind", "database", "--size", "200", "--components", "12",
+        "build-prior": ["build-prior", "--kind", "database", "--database-size", "200", "--components", "12",
                         "--fit-samples", "100", "--chunk-size", "40"],
         "train-avp": ["train-avp", "--device", "cpu", "--train-size", "64", "--epochs", "3", "--width", "4",
                       "--batch-size", "32", "--max-glimpses", "2", "--patience", "10"],

@@ -132,7 +132,7 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, trai
                       exclude_design=s.num_sequences, **common)),  # not trained on the designed images (no oracle)
         Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
         Stage("build prior", prior / "manifest.json",
-              partial(pipeline.build_prior, prior, data, size=s.prior_size, components=s.prior_components,
+              partial(pipeline.build_prior, prior, data, database_size=s.prior_size, components=s.prior_components,
                       fit_samples=s.prior_fit_samples, **common)),
         Stage(f"generate {s.num_sequences} sequences", seqs / "summary.json",
               partial(pipeline.design_sequences, seqs, avp, prior, dataset=s.dataset, root=root,

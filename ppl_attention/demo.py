@@ -128,7 +128,7 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
     from .data.spec import default_prior
 
     # the dataset's own prior (the generative process for the MNIST canvases); the size options are the database's
-    sizes = dict(size=cfg.prior_size, components=cfg.pca_components) \
+    sizes = dict(database_size=cfg.prior_size, components=cfg.pca_components) \
         if default_prior(cfg.dataset) == "database" else {}
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
            lambda: pl.build_prior(prior, cfg.dataset, **sizes, **common), timings)

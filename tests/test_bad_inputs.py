@@ -128,7 +128,7 @@ AVP = ["train-avp", "--device", "cpu", "--out", "{out}", "--train-size", "16", "
 GEN = ["generate", "--device", "cpu", "--avp", "{avp}", "--prior", "{prior}", "--out", "{out}", "--num-images",
        "1", "--glimpses", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive", "--allow-oracle", "true"]
 EVAL = ["evaluate-avp", "--device", "cpu"]
-PRIOR = ["build-prior", "--out", "{out}", "--size", "10", "--kind", "database"]
+PRIOR = ["build-prior", "--out", "{out}", "--database-size", "10", "--kind", "database"]
 PLOT = ["plot", "epe", "{store}", "--index", "0"]
 
 # (id, argv, fragment the one-line message must contain)
@@ -294,7 +294,7 @@ CLI_CASES = [
     ("trap-plot-epe-record", ["plot", "epe", "{store_record}", "--index", "0", "--out", "{out}.png"],
      "store_record/records/0000000.json is not a JSON file"),
     # ---- build-prior
-    ("prior-size-0", PRIOR + ["--size", "0"], "--size must be a positive"),
+    ("prior-size-0", PRIOR + ["--database-size", "0"], "--database-size must be an int >= 1"),
     ("prior-components-0", PRIOR + ["--components", "0"], "--components must be an int >= 1"),
     ("prior-fit-samples-0", PRIOR + ["--fit-samples", "0"], "--fit-samples must be an int >= 1"),
     ("prior-chunk-0", PRIOR + ["--chunk-size", "0"], "--chunk-size must be an int >= 1"),

@@ -54,8 +54,8 @@ def register(sub, common):
                        "write log-likelihood, diversity, label agreement and time tables (CSV, JSON, markdown) "
                        "and sample grids. Trains or builds what is not given (and reuses it in --out).")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--size", default="small", choices=sorted(SIZES), help="size of what is built and compared "
-                   "(default: small)")
+    p.add_argument("--scale", default="small", choices=sorted(SIZES), help="preset of how much is built and "
+                   "compared (default: small)")
     p.add_argument("--prior", type=Path, default=None, help="a prior directory (build-prior) to reuse")
     p.add_argument("--avp", type=Path, default=None, help="an AVP directory: labels completions with it "
                    "(default: a small CNN trained on complete training canvases)")
@@ -283,7 +283,7 @@ def _store_pass(args, cfg, size, grid, spec, test_images, test_labels):
 
 
 def _note(args, labeller, described, samplers, vae_summary, limit) -> str:
-    note = f"Labels of completions from {labeller}. Held-out {described}; size '{args.size}'."
+    note = f"Labels of completions from {labeller}. Held-out {described}; scale '{args.scale}'."
     if vae_summary is not None:
         nuts = samplers["nuts-vae"]
         noise = (f"fixed sigma {args.nuts_sigma}" if args.nuts_sigma is not None
@@ -306,7 +306,7 @@ def run(args):
     from ._common import check_out_dir
 
     check_out_dir(args.out)
-    size = _check_args(args, dict(SIZES[args.size]))
+    size = _check_args(args, dict(SIZES[args.scale]))
     cfg = build_config(CompareConfig, args, **{k: v for k, v in size["compare"].items()
                                               if getattr(args, k, None) is None})
     seed_everything(args.seed)
@@ -351,7 +351,7 @@ def run(args):
                              note=_note(args, labeller, described, samplers, vae_summary, limit))
     if paths_vae is not None:
         paths["vae_figure"] = str(paths_vae)
-    summary = {"size": args.size, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
+    summary = {"scale": args.scale, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
                "cluttered": cluttered, "labeller": labeller, "methods": methods, "vae": vae_summary,
                "timings": timings, "files": paths, "config": result.config,
                "table": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()

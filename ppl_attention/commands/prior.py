@@ -14,8 +14,8 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 
 @dataclass
 class BuildPriorConfig:
-    size: int = field(default=200_000, metadata={"help": "images in the database (generated datasets) or the "
-                                                         "number of dataset images to use"})
+    database_size: int = field(default=200_000, metadata={"help": "rows of the database: images rendered "
+                                                                  "(generated datasets) or dataset images used"})
     components: int = field(default=256, metadata={"help": "PCA components"})
     fit_samples: int = field(default=20_000, metadata={"help": "database rows the PCA is fitted on"})
     code_dtype: str = field(default="float32", metadata={"help": "storage type of the PCA codes (float16: half the "
@@ -37,7 +37,7 @@ class BuildPriorConfig:
 
 
 #: BuildPriorConfig fields that only the database prior reads.
-DATABASE_ONLY = ("size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip")
+DATABASE_ONLY = ("database_size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip")
 
 
 def register(sub, common):
@@ -60,8 +60,7 @@ def run(args):
     from ._common import check_int, check_out_dir
 
     cfg = build_config(BuildPriorConfig, args)
-    if cfg.size <= 0:
-        raise ValueError(f"--size must be a positive number of images, got {cfg.size}")
+    check_int("--database-size", cfg.database_size)
     check_int("--components", cfg.components)
     check_int("--fit-samples", cfg.fit_samples)
     check_int("--chunk-size", cfg.chunk_size)
@@ -127,8 +126,8 @@ def _database_source(cfg: BuildPriorConfig, spec, data: dict):
                                                             ("clutter_size", 8)) if getattr(dataset, k) != default}
         source = mnist_canvas_source("train", cluttered=dataset.cluttered, **render)
         data["seed"] = None  # fresh canvases of the training digits: no split seed (the digits' split is fixed)
-        return source, dataset.grid, cfg.size
+        return source, dataset.grid, cfg.database_size
     dataset = spec.load("train")
     if cfg.flip and not getattr(dataset, "allows_flip", False):
         raise ValueError(f"--flip was given but {spec.name} does not allow horizontal flips")
-    return DatasetSource(dataset, name=spec.name), dataset.grid, min(cfg.size, len(dataset))
+    return DatasetSource(dataset, name=spec.name), dataset.grid, min(cfg.database_size, len(dataset))

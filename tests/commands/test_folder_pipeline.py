@@ -53,7 +53,7 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     assert "best_epoch" in json.loads((avp / "summary.json").read_text())  # train-avp's summary is kept
     # build-prior: the dataset from the AVP
     prior = tmp_path / "prior"
-    assert main(["build-prior", *CPU, "--dataset-from", str(avp), "--out", str(prior), "--size", "1000",
+    assert main(["build-prior", *CPU, "--dataset-from", str(avp), "--out", str(prior), "--database-size", "1000",
                  "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
     pcfg = _config(prior)
     _check_data(pcfg["data"], digits)

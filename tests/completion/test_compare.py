@@ -184,7 +184,7 @@ def test_cli_refuses_missing_artefacts_and_bad_flags(tmp_path, capsys):
     assert main(["compare-completion", "--out", str(tmp_path / "o"), "--nuts-sigma", "0"]) == 2
     assert "--nuts-sigma" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["compare-completion", "--out", str(tmp_path / "o"), "--size", "huge"])
+        main(["compare-completion", "--out", str(tmp_path / "o"), "--scale", "huge"])
 
 
 class Chains(Completion):
@@ -276,7 +276,7 @@ def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_
     assert main(["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "gp"),
                  "--split", "test", "--num-images", "2", "--glimpses", "1", "--num-samples", "4", "--k1", "50",
                  "--search", "exhaustive", "--out", str(tmp_path / "store")]) == 0
-    assert main(["compare-completion", "--device", "cpu", "--size", "tiny", "--out", str(out), "--avp",
+    assert main(["compare-completion", "--device", "cpu", "--scale", "tiny", "--out", str(out), "--avp",
                  str(tmp_path / "avp"), "--gen-prior", str(tmp_path / "gp"), "--sequences", str(tmp_path / "store"),
                  "--nuts-warmup", "4", "--nuts-samples", "4", "--nuts-chains", "2", "--slow-images", "1",
                  "--locations", "uniform", "--prior-rows", "300"]) == 0

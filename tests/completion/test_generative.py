@@ -200,11 +200,11 @@ def test_build_prior_cli_makes_the_datasets_default_kind(tmp_path):
 
 
 def test_build_prior_refuses_database_settings_for_the_generative_prior(tmp_path, capsys):
-    """--size / --components belong to the database prior: with the generative kind they are refused, not ignored."""
+    """--database-size / --components belong to the database prior: with the generative kind they are refused."""
     from ppl_attention.cli import main
 
     out = tmp_path / "gp"
-    assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--size", "1000"]) == 2
+    assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--database-size", "1000"]) == 2
     err = capsys.readouterr().err
-    assert "--size" in err and "generative prior" in err and "--kind database" in err
+    assert "--database-size" in err and "generative prior" in err and "--kind database" in err
     assert not (out / "manifest.json").exists()

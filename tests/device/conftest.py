@@ -17,7 +17,7 @@ def folder_run(tmp_path_factory):
                  *FLAGS, "--out", str(root / "avp"), "--epochs", "1", "--width", "4", "--batch-size", "32",
                  "--glimpses", "2", "--exclude-design", "4"]) == 0  # the images generate designs for: no oracle
     assert main(["build-prior", "--device", "cpu", "--dataset-from", str(root / "avp"), "--out", str(root / "prior"),
-                 "--size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
+                 "--database-size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
     return root
 
 

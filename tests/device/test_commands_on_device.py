@@ -36,7 +36,7 @@ def test_train_avp_and_build_prior_on_the_device(folder_run, folder_flags, tmp_p
                        "--batch-size", "32", "--max-glimpses", "2"])
     assert rc == 0 and (tmp_path / "avp" / "summary.json").is_file()
     rc, _ = on_device(["build-prior", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "prior"),
-                       "--size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"])
+                       "--database-size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"])
     assert rc == 0 and (tmp_path / "prior" / "manifest.json").is_file()
 
 
