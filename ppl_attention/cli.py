@@ -3,8 +3,8 @@
 ``ppl-attention``, ``--help`` and ``--version`` build a light parser from :data:`COMMANDS` without importing any
 command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands`
 (names not starting with ``_``) defines ``register(subparsers, common)`` and adds its subcommands with
-``parents=[common]``, so the shared options ``--device``, ``--seed``, ``--config``, ``--verbose`` and
-``--no-progress`` work after any subcommand.
+``parents=[common]``, so the shared options ``--device``, ``--seed``, ``--config``, ``--verbose``,
+``--no-progress`` and ``--threads`` work after any subcommand.
 """
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def common_options() -> argparse.ArgumentParser:
                    "command line override it")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; 1 is "
+                   "often fastest for the small networks on a busy machine)")
     return common
 
 
@@ -156,6 +158,9 @@ def main(argv=None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     try:
+        from .commands._common import set_threads
+
+        set_threads(getattr(args, "threads", None))
         with _progress_bars(not getattr(args, "no_progress", False)):
             result = args.func(args)
     except _expected_errors() as e:

@@ -96,3 +96,25 @@ def test_no_progress_is_shared_by_every_command_and_hides_every_bar(monkeypatch)
         p.set_defaults(func=fake)
     assert main(["datasets", "--no-progress"]) == 0 and main(["datasets"]) == 0
     assert seen == [True, False]
+
+
+def test_threads_is_shared_by_every_command_and_set_before_it_runs(monkeypatch, capsys):
+    import torch
+
+    import ppl_attention.cli as cli
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert "--threads" in {s for a in p._actions for s in a.option_strings}, name
+    seen = []
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda light=False: parser)
+    for p in next(a for a in parser._actions if a.dest == "command").choices.values():
+        p.set_defaults(func=lambda args: seen.append(torch.get_num_threads()) or 0)
+    before = torch.get_num_threads()
+    try:
+        assert main(["datasets", "--threads", "1"]) == 0 and seen == [1]
+        assert main(["datasets", "--threads", "0"]) == 2 and seen == [1]
+        assert "--threads must be an int >= 1, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

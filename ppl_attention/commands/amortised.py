@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..completion.base import DEFAULT_K1
 from ..config import GLIMPSES, add_config_arguments, build_config, config_to_dict
-from ._common import check_in_dir, check_int, check_out_dir, set_threads, write_summary
+from ._common import check_in_dir, check_int, check_out_dir, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -30,7 +30,6 @@ def register(sub, common):
                    help="sequence store built with --search exhaustive (repeatable)")
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     add_config_arguments(p, TrainEPENetConfig)
     add_dataset_arguments(p, reads="the stores and the AVP")
     p.set_defaults(func=run_train)
@@ -79,7 +78,6 @@ def _register_evaluate(sub, common) -> None:
                         "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
                         "exhaustive search is not rerun (nor timed)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
-    e.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     add_dataset_arguments(e, reads="the AVP and the prior")
     e.set_defaults(func=run_evaluate)
 
@@ -132,7 +130,6 @@ def run_train(args):
 
     cfg = build_config(TrainEPENetConfig, args).check()
     _check_train_paths(args)
-    set_threads(args.threads)
     avp = load_avp(args.avp, resolve_device(args.device)).eval()  # the network trains on the AVP's device
     avp_sum = dir_checksum(args.avp)
     stores, prior = _open_train_stores(args, avp, avp_sum)
@@ -238,7 +235,6 @@ def run_evaluate(args):
     from .design import noise_schedule
 
     _check_evaluate_args(args)
-    set_threads(args.threads)
     spec = resolve_dataset(args, [args.avp, args.prior, args.epe_net], default=None)
     data = spec.load(args.split)
     indices = list(range(args.first_image, args.first_image + args.num_images))

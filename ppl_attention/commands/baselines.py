@@ -7,7 +7,7 @@ from ..artifacts import read_json, write_manifest
 from ..baselines.train import TrainBaselineConfig, sweep_baselines
 from ..config import add_config_arguments, build_config, config_to_dict
 from ..runtime import resolve_device, seed_everything
-from ._common import set_threads, write_summary
+from ._common import write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -24,8 +24,6 @@ def register(sub, common):
     p.add_argument("--attention", nargs="*", default=[], metavar="NAME=FILE.json",
                    help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; set "
-                   "it on a shared machine so that the sweep's cost is one core's)")
     add_config_arguments(p, TrainBaselineConfig)
     p.set_defaults(func=run)
 
@@ -46,7 +44,6 @@ def run(args):
         curves[name] = read_json(file)
     from ..plots.baselines import plot_accuracy_vs_flops
 
-    set_threads(args.threads)
     cfg = build_config(TrainBaselineConfig, args)
     seed_everything(args.seed)
     device = resolve_device(args.device)

@@ -13,7 +13,7 @@ def register(sub, common):
                        "second run is quick and an interrupted one resumes.")
     p.add_argument("--quick", action="store_true", help="the same pipeline scaled down to about a minute on two "
                    "CPU cores, into runs/demo-quick (flags given still override its settings)")
-    add_config_arguments(p, DemoConfig)
+    add_config_arguments(p, DemoConfig, skip=("threads",))  # --threads is a shared option
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import add_config_arguments
 from ..runtime import resolve_device, seed_everything
-from ._common import check_in_dir, check_int, check_out_dir, check_out_file, set_threads, write_summary
+from ._common import check_in_dir, check_int, check_out_dir, check_out_file, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -19,8 +19,6 @@ def register(sub, common):
                        description="Train a hard-attention network with partial supervision. Running the same "
                        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; "
-                   "1 is fastest for the small MNIST network on a busy machine)")
     p.add_argument("--pretrain", action="store_const", const=True, default=None,
                    help="pretrain embedder, core and classifier with fixed location distributions, then freeze "
                         "them while the policy trains (RAM+)")
@@ -106,7 +104,6 @@ def run_train(args):
     from ..attention.run import train_run
 
     run, cfg, net_cfg = _configs(args)
-    set_threads(args.threads)
     check_out_dir(args.out)
     if run.supervision == "nogs" and run.sequences is None:
         raise ValueError("--supervision nogs needs --sequences DIR (a store written by `ppl-attention generate`)")
