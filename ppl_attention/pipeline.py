@@ -159,10 +159,11 @@ def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:
             value = Path(value) if action.type is Path else str(Path(value))
         elif isinstance(value, str) and action.type is Path:
             value = Path(value)
-        if action.nargs in ("+", "*") and isinstance(value, (str, Path)):
+        many = action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction)  # a list, as typed
+        if many and isinstance(value, (str, Path)):
             value = [value]
-        elif action.nargs in ("+", "*") and value is not None:
-            value = [str(v) if isinstance(v, os.PathLike) else v for v in value]
+        elif many and value is not None:
+            value = [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
         setattr(ns, name, value)
     return ns
 
@@ -186,14 +187,19 @@ def _option_text(value) -> str:
 
 def _run(command: str, where, quiet: bool, **options) -> dict:
     """Run subcommand ``command``; returns the summary it wrote into ``where`` (``where/summary.json``)."""
-    from .artifacts import read_json
+    import torch
 
+    from .artifacts import read_json
     from .cli import _progress_bars
 
     ns = _namespace(command, {k: v for k, v in options.items() if v is not None})
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
-            _progress_bars(not getattr(ns, "no_progress", False)):
-        ns.func(ns)
+    threads = torch.get_num_threads()  # a stage's --threads is its own, as in the CLI's process per command
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
+                _progress_bars(not getattr(ns, "no_progress", False)):
+            ns.func(ns)
+    finally:
+        torch.set_num_threads(threads)
     summary = Path(where) / "summary.json"
     return read_json(summary) if summary.is_file() else {}
 
