@@ -21,7 +21,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "own_data.md"
 SCALE = (("epochs", "20", "1"), ("draws", "20", "2"), ("components", "32", "8"), ("fit-samples", "2000", "200"),
          ("num-images", "100", "4"), ("num-samples", "50", "4"), ("num-supervised", "100", "4"),
          ("exclude-design", "100", "4"),
-         ("iterations", "500", "10"))
+         ("iterations", "1000", "10"))
 
 
 def _walkthrough() -> tuple[str, str]:
