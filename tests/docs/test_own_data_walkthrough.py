@@ -3,7 +3,8 @@ Python block (through the pipeline functions), on an ImageFolder-layout folder w
 the same results: the same AVP weights and evaluation, the same prior, the same sequences, the same training runs.
 
 Only sizes are changed, by SCALE, the same way in both blocks (``--flag VALUE`` in bash, ``flag=VALUE`` in
-Python); each block runs in its own folder, so its relative ``runs/...`` paths stay as written."""
+Python); each block runs in its own folder, so its relative ``runs/...`` paths stay as written.  The commands run
+in this process with ``--no-progress``, each from the same torch thread count, as a process per command would."""
 import importlib.util
 import json
 import math
@@ -20,8 +21,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "own_data.md"
 #: (flag, the documented value, the value here).  Every documented value is replaced, in both blocks.
 SCALE = (("epochs", "20", "1"), ("draws", "20", "2"), ("components", "32", "8"), ("fit-samples", "2000", "200"),
          ("num-images", "100", "4"), ("num-samples", "50", "4"), ("num-supervised", "100", "4"),
-         ("exclude-design", "100", "4"),
-         ("iterations", "1000", "10"))
+         ("exclude-design", "100", "4"), ("iterations", "1000", "10"))
+BASH, PYTHON = "--{flag} {value}", "{flag}={value}"
 
 
 def _walkthrough() -> tuple[str, str]:
@@ -34,14 +35,30 @@ def _walkthrough() -> tuple[str, str]:
     return bash, python
 
 
+def _sized(text: str, form: str) -> dict[str, list[str]]:
+    """Every value ``text`` gives each size flag of SCALE (``form``: BASH or PYTHON)."""
+    names = {flag: flag if form == BASH else flag.replace("-", "_") for flag, _, _ in SCALE}
+    return {flag: re.findall(re.escape(form.format(flag=name, value="")) + r"(\w+)", text)
+            for flag, name in names.items()}
+
+
 def _scaled(text: str, form: str) -> str:
-    """``text`` with every documented size replaced (``form``: "--{flag} {value}" or "{flag}={value}")."""
+    """``text`` with every documented size replaced by the one here."""
     for flag, documented, here in SCALE:
-        name = flag if form.startswith("--") else flag.replace("-", "_")
-        pattern = re.escape(form.format(flag=name, value=documented)) + r"\b"
-        text, n = re.subn(pattern, form.format(flag=name, value=here), text)
+        name = flag if form == BASH else flag.replace("-", "_")
+        text, n = re.subn(re.escape(form.format(flag=name, value=documented)) + r"\b",
+                          form.format(flag=name, value=here), text)
         assert n, f"{form.format(flag=name, value=documented)!r} is not in the walkthrough (update SCALE)"
     return text
+
+
+def test_both_blocks_give_the_same_sizes_and_the_test_replaces_them_all():
+    bash, python = _walkthrough()
+    documented = {flag: [value] for flag, value, _ in SCALE}
+    assert {k: sorted(set(v)) for k, v in _sized(bash, BASH).items()} == documented
+    assert _sized(bash, BASH) == _sized(python, PYTHON)  # the same settings, as often, in both blocks
+    here = {flag: [value] for flag, _, value in SCALE}
+    assert {k: sorted(set(v)) for k, v in _sized(_scaled(bash, BASH), BASH).items()} == here
 
 
 def _commands(bash: str) -> list[list[str]]:
@@ -61,7 +78,7 @@ def _run_bash(bash: str) -> None:
     from ppl_attention.cli import main
 
     threads = torch.get_num_threads()
-    for argv in _commands(_scaled(bash, "--{flag} {value}")):
+    for argv in _commands(_scaled(bash, BASH)):
         torch.set_num_threads(threads)  # a process per command: one's --threads does not carry to the next
         if argv[0] == "python":  # an example script, through its main
             assert argv[1].startswith("examples/"), argv
@@ -71,10 +88,14 @@ def _run_bash(bash: str) -> None:
             assert main([*argv[1:], "--no-progress"]) == 0, argv
 
 
-def _numbers(value, skip=("time", "second", "root", "path", "out", "dir", "store", "sequences", "figure")):
-    """The numbers of a JSON value, by key path (paths, times and other run-specific entries left out)."""
+#: Entries of a summary that name the run rather than its results: paths, times, the command line.
+RUN_SPECIFIC = ("time", "second", "root", "path", "out", "dir", "store", "sequences", "figure", "command")
+
+
+def _numbers(value):
+    """The numbers of a JSON value, by key path (run-specific entries left out, other strings by type)."""
     if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items() if not any(s in k.lower() for s in skip)}
+        return {k: _numbers(v) for k, v in value.items() if not any(s in k.lower() for s in RUN_SPECIFIC)}
     if isinstance(value, list):
         return [_numbers(v) for v in value]
     return value if isinstance(value, (int, float, bool)) or value is None else type(value).__name__
@@ -107,7 +128,7 @@ def runs(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.chdir(cli)
     _run_bash(bash)
     monkeypatch_module.chdir(py)
-    exec(compile(_scaled(python, "{flag}={value}"), f"{DOC.name} (Python block)", "exec"), {})
+    exec(compile(_scaled(python, PYTHON), f"{DOC.name} (Python block)", "exec"), {})
     return cli / "runs", py / "runs"
 
 
