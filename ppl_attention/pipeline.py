@@ -211,15 +211,22 @@ def _option_text(value) -> str:
 
 def _run(command: str, where, quiet: bool, **options) -> dict:
     """Run subcommand ``command``; returns the summary it wrote into ``where`` (``where/summary.json``; None: the
-    command writes none)."""
-    from .artifacts import read_json
+    command writes none).  Its ``threads`` are its own, as in the CLI's process per command."""
+    import torch
 
+    from .artifacts import read_json
     from .cli import _progress_bars
+    from .commands._common import set_threads
 
     ns = _namespace(command, {k: v for k, v in options.items() if v is not None})
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
-            _progress_bars(not getattr(ns, "no_progress", False)):
-        code = ns.func(ns)
+    threads = torch.get_num_threads()
+    try:
+        set_threads(getattr(ns, "threads", None))
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
+                _progress_bars(not getattr(ns, "no_progress", False)):
+            code = ns.func(ns)
+    finally:
+        torch.set_num_threads(threads)
     if code:  # e.g. `generate` with images that failed: what it wrote is kept, a rerun finishes it
         raise RuntimeError(f"{command} into {where} did not finish (exit status {code}); what it reported is above, "
                            "and calling it again resumes")

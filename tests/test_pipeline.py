@@ -6,7 +6,7 @@ import torch
 
 import ppl_attention
 from ppl_attention import pipeline
-from ppl_attention.pipeline import Dataset, SequencesHandle, _namespace, tensor_dataset
+from ppl_attention.pipeline import AVPHandle, Dataset, SequencesHandle, _namespace, tensor_dataset, train_attention
 
 #: every stage function, the subcommand it runs, and arguments for it (paths need not exist: nothing runs)
 STAGES = {"train_epe_net": ("train-epe-net", ("net", ["maps"], "avp"), {"epochs": 1, "positions": "coords"}),
@@ -54,6 +54,28 @@ def test_options_are_the_subcommands_and_unknown_ones_are_refused(tmp_path):
     assert _namespace("train-avp", {"glimpses": 3}).max_glimpses == 3  # a flag's name, whatever its dest
     with pytest.raises(TypeError, match="unknown option 'num_imagez'"):
         _namespace("generate", {"num_imagez": 3})
+
+
+def test_a_repeatable_flag_takes_one_value_or_a_list(tmp_path):
+    """``dataset_from=avp`` is ``--dataset-from AVP`` typed once (not one flag per character of the path)."""
+    avp = AVPHandle(tmp_path / "avp")
+    assert _namespace("train", {"dataset_from": avp}).dataset_from == [str(tmp_path / "avp")]
+    assert _namespace("train", {"dataset_from": [avp, "b"]}).dataset_from == [str(tmp_path / "avp"), "b"]
+    assert _namespace("train-avp", {"dataset_option": "size=32"}).dataset_option == ["size=32"]
+
+
+def test_a_stages_threads_are_its_own(tmp_path):
+    """``threads=1`` holds for that stage only, as in the CLI's process per command: the stages after it run with
+    the session's thread count, and so compute what the CLI computes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        (tmp_path / "file").write_text("")
+        with pytest.raises(ValueError, match="is a file"):  # refused after the stage set its threads
+            train_attention(tmp_path / "file", "cluttered-mnist", threads=1, quiet=True)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_sequences_handle_reads_the_store(tmp_path):

@@ -126,7 +126,7 @@ def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "
 
 
 def make_digits_folder(root, per_class: int | None = None, classes=range(10), upscale: int = 1,
-                       labels_csv: bool = True) -> Path:
+                       labels_csv: bool = False) -> Path:
     """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
     mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` (torchvision's ImageFolder layout) and,
     with ``labels_csv``, ``labels.csv`` (``filename,label``) as well.
