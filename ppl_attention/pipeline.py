@@ -23,7 +23,20 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Union
+
+if TYPE_CHECKING:
+    import torch
+
+    from .attention.network import HardAttentionNet
+    from .completion.base import Completion
+    from .design.amortised import AmortisedMap
+    from .design.store import SequenceStore
+    from .posterior.network import AVP
+    from .sensor import Sensor
+
+#: A path to read or write: ``str``, :class:`~pathlib.Path` or a handle.
+PathArg = Union[str, os.PathLike]
 
 __all__ = ["AVPHandle", "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle", "Dataset", "tensor_dataset",
            "train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "train_epe_net",
@@ -48,7 +61,7 @@ class _Handle:
 class AVPHandle(_Handle):
     """A trained AVP (``train_avp``); :meth:`load` gives the :class:`~ppl_attention.posterior.network.AVP`."""
 
-    def load(self, device="cpu"):
+    def load(self, device: str = "cpu") -> AVP:
         from .posterior import load_avp
 
         return load_avp(self.path, device)
@@ -58,7 +71,7 @@ class AVPHandle(_Handle):
 class PriorHandle(_Handle):
     """An image prior (``build_prior``); :meth:`load` opens its completion sampler r(image | glimpses)."""
 
-    def load(self, grid=None, **kw):
+    def load(self, grid: Sensor | None = None, **kw) -> Completion:
         from .completion.prior import open_completion
 
         return open_completion(self.path, grid, **kw)
@@ -69,7 +82,7 @@ class SequencesHandle(_Handle):
     """A sequence store (``design_sequences``); :meth:`load` opens the
     :class:`~ppl_attention.design.store.SequenceStore`, :meth:`sequences` maps image index -> locations."""
 
-    def load(self):
+    def load(self) -> SequenceStore:
         from .design.store import SequenceStore
 
         return SequenceStore.open(self.path)
@@ -82,7 +95,7 @@ class SequencesHandle(_Handle):
 class RunHandle(_Handle):
     """A hard-attention training run (``train_attention``); :meth:`load` rebuilds its best network."""
 
-    def load(self):
+    def load(self) -> HardAttentionNet:
         from .attention.run import load_run_network
 
         return load_run_network(self.path)
@@ -92,7 +105,7 @@ class RunHandle(_Handle):
 class EPENetHandle(_Handle):
     """A trained EPE-map network (``train_epe_net``); :meth:`load` rebuilds it."""
 
-    def load(self, device=None):
+    def load(self, device: str | None = None) -> AmortisedMap:
         from .design.amortised import load_epe_net
 
         return load_epe_net(self.path, device)
@@ -108,13 +121,18 @@ class Dataset:
     root: str | None = None
     options: dict = field(default_factory=dict)
 
-    def load(self, split: str = "train", seed: int = 0):
+    def load(self, split: str = "train", seed: int = 0) -> torch.utils.data.Dataset:
         from .data import load_dataset
 
         return load_dataset(self.name, self.root, split=split, seed=seed, **self.options)
 
 
-def tensor_dataset(images, labels, root, class_names=None, **options) -> Dataset:
+#: A dataset for a stage: a registered name, a :class:`Dataset`, or None (read from the artefacts given).
+DatasetArg = Union[str, Dataset, None]
+
+
+def tensor_dataset(images: torch.Tensor, labels: torch.Tensor, root: PathArg,
+                   class_names: Iterable[str] | None = None, **options) -> Dataset:
     """Plain tensors as a dataset: ``images`` (N, C, H, W) floats in [0, 1] (C = 1 or 3, H = W) and integer
     ``labels`` (N,) are written to ``root`` as PNGs with a ``labels.csv`` (the ``folder`` dataset), so every
     artefact can record where its data came from.  ``options`` are the folder's (``glimpse_size``, ``stride``,
@@ -236,17 +254,16 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
 
 # --------------------------------------------------------------------------- the stages
 
-def train_avp(out, dataset="cluttered-mnist", *, seed: int = 0, device: str = "auto", quiet: bool = False,
-              **options) -> AVPHandle:
+def train_avp(out: PathArg, dataset: DatasetArg = "cluttered-mnist", *, seed: int = 0, device: str = "auto",
+              quiet: bool = False, **options) -> AVPHandle:
     """Train the AVP g(label | masked image, mask) on random glimpses into ``out`` (``ppl-attention train-avp``;
     options such as ``epochs``, ``glimpses``, ``train_size``)."""
-    summary = _run("train-avp", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset),
-                   **options)
+    summary = _run("train-avp", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
     return AVPHandle(Path(out), summary)
 
 
-def build_prior(out, dataset=None, *, avp=None, seed: int = 0, device: str = "auto", quiet: bool = False,
-                **options) -> PriorHandle:
+def build_prior(out: PathArg, dataset: DatasetArg = None, *, avp: PathArg | None = None, seed: int = 0,
+                device: str = "auto", quiet: bool = False, **options) -> PriorHandle:
     """Build the image prior of the completions into ``out`` (``ppl-attention build-prior``): the dataset's own
     (generative for the MNIST canvases, a PCA-indexed database elsewhere); ``avp`` lends its dataset."""
     dataset_from = [avp] if avp is not None and dataset is None else None
@@ -255,8 +272,8 @@ def build_prior(out, dataset=None, *, avp=None, seed: int = 0, device: str = "au
     return PriorHandle(Path(out), summary)
 
 
-def design_sequences(out, avp, prior, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                     **options) -> SequencesHandle:
+def design_sequences(out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto",
+                     quiet: bool = False, **options) -> SequencesHandle:
     """Near-optimal glimpse sequences by greedy EPE minimisation for the first ``num_images`` training images,
     into a resumable sequence store ``out`` (``ppl-attention generate``; options such as ``num_images``,
     ``glimpses``, ``num_samples``, ``search``)."""
@@ -265,7 +282,8 @@ def design_sequences(out, avp, prior, *, seed: int = 0, device: str = "auto", qu
     return SequencesHandle(Path(out), summary)
 
 
-def train_attention(out, dataset=None, *, sequences=None, seed: int = 0, device: str = "auto",
+def train_attention(out: PathArg, dataset: DatasetArg = None, *, sequences: PathArg | None = None, seed: int = 0,
+                    device: str = "auto",
                     quiet: bool = False, **options) -> RunHandle:
     """Train a hard-attention network into ``out`` (``ppl-attention train``): PS-NOGS when ``sequences`` are
     given (partial supervision by the store's sequences), RAM otherwise unless ``supervision`` says."""
@@ -275,7 +293,7 @@ def train_attention(out, dataset=None, *, sequences=None, seed: int = 0, device:
     return RunHandle(Path(out), summary)
 
 
-def evaluate(avp, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options) -> dict:
+def evaluate(avp: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options) -> dict:
     """Accuracy, NLL and calibration of an AVP against the number of random glimpses on its test split
     (``ppl-attention evaluate-avp``): the summary, and ``avp/evaluation.json`` in full."""
     _run("evaluate-avp", avp, quiet, dir=Path(avp), seed=seed, device=device, **options)
@@ -286,40 +304,39 @@ def evaluate(avp, *, seed: int = 0, device: str = "auto", quiet: bool = False, *
 
 # --------------------------------------------------------------------------- the other stages
 
-def train_epe_net(out, stores, avp, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                  **options) -> EPENetHandle:
+def train_epe_net(out: PathArg, stores: PathArg | Iterable[PathArg], avp: PathArg, *, seed: int = 0,
+                  device: str = "auto", quiet: bool = False, **options) -> EPENetHandle:
     """Train the network that predicts every step's EPE map in one pass into ``out``, from the maps of the
     sequence store(s) ``stores`` (``ppl-attention train-epe-net``; options such as ``epochs``, ``positions``,
     ``tau``); ``design_sequences(..., search="amortised", epe_net=...)`` designs with it."""
-    summary = _run("train-epe-net", out, quiet, out=out, store=stores, avp=avp, seed=seed, device=device,
-                   **options)
+    summary = _run("train-epe-net", out, quiet, out=out, store=stores, avp=avp, seed=seed, device=device, **options)
     return EPENetHandle(Path(out), summary)
 
 
-def evaluate_epe_net(out, epe_net, avp, prior, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                     **options) -> dict:
+def evaluate_epe_net(out: PathArg, epe_net: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0,
+                     device: str = "auto", quiet: bool = False, **options) -> dict:
     """Regret of the amortised and hybrid searches against the exhaustive one, into ``out``
     (``ppl-attention evaluate-epe-net``; options such as ``num_images``, ``searches``, ``reference``)."""
     return _run("evaluate-epe-net", out, quiet, out=out, epe_net=epe_net, avp=avp, prior=prior, seed=seed,
                 device=device, **options)
 
 
-def evaluate_design(out, avp, prior, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                    **options) -> dict:
+def evaluate_design(out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto",
+                    quiet: bool = False, **options) -> dict:
     """The design's noise floor, regret between searches on independent completions, into ``out``
     (``ppl-attention evaluate-design``)."""
     return _run("evaluate-design", out, quiet, out=out, avp=avp, prior=prior, seed=seed, device=device, **options)
 
 
-def calibrate_noise(out, prior, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                    **options) -> dict:
+def calibrate_noise(out: PathArg, prior: PathArg, dataset: DatasetArg = None, *, seed: int = 0, device: str = "auto",
+                    quiet: bool = False, **options) -> dict:
     """The glimpse noise under which the completions of held-out images are calibrated, into ``out``
     (``ppl-attention calibrate-noise``; ``prior`` lends its dataset)."""
     return _run("calibrate-noise", out, quiet, out=out, prior=prior, seed=seed, device=device,
                 **_dataset_options(dataset), **options)
 
 
-def policy_sequences(out, run, *, seed: int = 0, device: str = "auto", quiet: bool = False,
+def policy_sequences(out: PathArg, run: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False,
                      **options) -> SequencesHandle:
     """A trained network's own greedy sequences as a sequence store ``out`` (``ppl-attention policy-sequences``),
     the supervision of PS-RAM."""
@@ -327,15 +344,14 @@ def policy_sequences(out, run, *, seed: int = 0, device: str = "auto", quiet: bo
     return SequencesHandle(Path(out), summary)
 
 
-def train_baselines(out, dataset=None, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                    **options) -> dict:
+def train_baselines(out: PathArg, dataset: DatasetArg = None, *, seed: int = 0, device: str = "auto",
+                    quiet: bool = False, **options) -> dict:
     """Low-FLOP CNN baselines and their accuracy against FLOPs, into ``out`` (``ppl-attention baselines``;
     options such as ``archs``, ``widths``, ``resolutions``, ``attention``)."""
-    return _run("baselines", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset),
-                **options)
+    return _run("baselines", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
 
 
-def plot(figure: str, store, out, *, quiet: bool = False, **options) -> Path:
+def plot(figure: str, store: PathArg, out: PathArg, *, quiet: bool = False, **options) -> Path:
     """A figure of a sequence store (``ppl-attention plot FIGURE``): ``"epe"`` (the EPE maps of image ``index``),
     ``"validity"`` or ``"epe-calibration"`` (with ``avp``); returns the figure's path."""
     if figure not in ("epe", "validity", "epe-calibration"):
@@ -344,7 +360,7 @@ def plot(figure: str, store, out, *, quiet: bool = False, **options) -> Path:
     return Path(out)
 
 
-def plot_attention(out, runs: dict, *, quiet: bool = False, **options) -> Path:
+def plot_attention(out: PathArg, runs: dict, *, quiet: bool = False, **options) -> Path:
     """Validation curves of training runs on one figure ``out`` (``ppl-attention plot-attention``): ``runs`` maps a
     label to a run directory or a list of them (their seeds, drawn as mean and spread); returns the figure's path."""
     if not isinstance(runs, dict) or not runs:

@@ -5,7 +5,9 @@ colour ``fixture_colour(i)``; a CUB image is one colour outside its bounding box
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -34,7 +36,8 @@ def _save(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array.astype(np.uint8)).save(path)
 
 
-def make_celeba_hq_folder(root, indices=(0, 1, 2, 27000, 27001, 27500, 27501), size: int = 32,
+def make_celeba_hq_folder(root: str | os.PathLike, indices: Sequence[int] = (0, 1, 2, 27000, 27001, 27500, 27501),
+                          size: int = 32,
                           layout: str = "paper") -> Path:
     """Write CelebA-HQ images and annotations for ``indices``.
 
@@ -64,8 +67,8 @@ def make_celeba_hq_folder(root, indices=(0, 1, 2, 27000, 27001, 27500, 27501), s
     return root
 
 
-def make_cub_folder(root, n_classes: int = 3, per_class: int = 4, test_per_class: int = 1,
-                    image_size=(40, 60)) -> Path:
+def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int = 4, test_per_class: int = 1,
+                    image_size: tuple[int, int] = (40, 60)) -> Path:
     """Write a CUB-200-2011 folder: ``n_classes * per_class`` images (the last ``test_per_class`` of each class
     are test images), bounding boxes, 15 parts (part 1 at the box centre, part 2 at its top-left quarter point,
     part 3 outside the box, the rest invisible)."""
@@ -113,8 +116,9 @@ def make_cub_folder(root, n_classes: int = 3, per_class: int = 4, test_per_class
     return root
 
 
-def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "bird", "dog", "cat", "bird"),
-                      size=(20, 30)) -> Path:
+def make_image_folder(root: str | os.PathLike,
+                      labels: Sequence[str] = ("cat", "dog", "cat", "bird", "dog", "cat", "bird", "dog", "cat", "bird"),
+                      size: tuple[int, int] = (20, 30)) -> Path:
     """Write ``{k}.png`` images (filled with grey level 20 * k) and ``labels.csv`` with a header."""
     root = Path(root)
     rows = ["filename,label"]
@@ -125,7 +129,8 @@ def make_image_folder(root, labels=("cat", "dog", "cat", "bird", "dog", "cat", "
     return root
 
 
-def make_digits_folder(root, per_class: int | None = None, classes=range(10), upscale: int = 1,
+def make_digits_folder(root: str | os.PathLike, per_class: int | None = None, classes: Iterable[int] = range(10),
+                       upscale: int = 1,
                        labels_csv: bool = False) -> Path:
     """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
     mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` (torchvision's ImageFolder layout) and,
