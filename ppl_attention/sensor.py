@@ -34,6 +34,8 @@ from typing import Sequence, TYPE_CHECKING
 import numpy as np
 import torch
 
+from .checks import check_int
+
 if TYPE_CHECKING:
     from typing import Any, Iterator, Mapping
 
@@ -122,8 +124,7 @@ class Sensor:
         if stride is not None and (not isinstance(stride, (int, np.integer)) or stride <= 0):
             raise ValueError(f"stride must be a positive int, got {stride!r}")
         for name, value, low in (("scales", scales, 1), ("scale_factor", scale_factor, 2)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, minimum=low)
         k, f = int(scales), int(scale_factor)
         for side, axis in ((h, "height"), (w, "width")):
             if (side * (f ** (k - 1) - 1)) % 2:

@@ -199,9 +199,9 @@ def test_a_sensor_mismatch_names_both_sensors():
     assert issubclass(SensorMismatch, ValueError)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"scales": 0}, "scales must be an int >= 1"),
-                                             ({"scales": 2, "scale_factor": 1}, "scale_factor must be an int >= 2"),
-                                             ({"scales": 2.0}, "scales must be an int"),
+@pytest.mark.parametrize("kwargs, message", [({"scales": 0}, "`scales` must be an int >= 1"),
+                                             ({"scales": 2, "scale_factor": 1}, "`scale_factor` must be an int >= 2"),
+                                             ({"scales": 2.0}, "`scales` must be an int"),
                                              ({"scales": 2, "glimpse_size": 3}, "cannot centre the scale-1 patch")])
 def test_bad_retinas_are_refused(kwargs, message):
     args = {"image_size": 20, "glimpse_size": 4, **kwargs}

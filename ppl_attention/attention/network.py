@@ -26,6 +26,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..checks import check_int
 from ..sensor import Sensor, NO_GLIMPSE
 from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
 
@@ -224,8 +225,7 @@ class HardAttentionNet(nn.Module):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
             value = getattr(cfg or NetworkConfig(), name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
+            check_int(name, value)
         self.grid, self.num_classes, self.channels = grid, int(num_classes), int(channels)
         self.cfg = cfg or NetworkConfig()
         c = self.cfg

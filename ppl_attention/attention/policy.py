@@ -29,13 +29,13 @@ default.  ``benchmarks/bench_policy_heads.py`` measures the cost of each head an
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
 from torch.distributions import Categorical
 import torch.nn.functional as F
 
+from ..checks import check_number
 from ..sensor import Sensor
 
 __all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations",
@@ -48,9 +48,7 @@ def check_policy(kind: str, std: float) -> None:
     """Refuse an unknown policy kind or a standard deviation that is not a finite number > 0."""
     if kind not in POLICIES:
         raise ValueError(f"`policy` must be one of {list(POLICIES)}, got {kind!r}")
-    if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0:
-        raise ValueError(f"`policy_std` must be a finite number > 0 (the gaussian policy's standard "
-                         f"deviation in normalised grid coordinates, [-1, 1] across the grid), got {std!r}")
+    check_number("policy_std", std, strict=True)  # in normalised grid coordinates, [-1, 1] across the grid
 
 
 def grid_coordinates(grid: Sensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_int, check_number
 from ..artifacts import (check_compatible, clean_temporaries, load_checkpoint, load_weights,
                          optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint)
 from ..config import GLIMPSES, config_to_dict
@@ -152,14 +153,12 @@ def check_fields(cfg: object, positive: tuple[str, ...] = (), non_negative: tupl
         value = getattr(cfg, name)
         if value is None and name in optional_positive:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
+        check_int(name, value)
     for name in non_negative + optional_non_negative:
         value = getattr(cfg, name)
         if value is None and name in optional_non_negative:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+        check_number(name, value)
 
 
 def _check_lr_schedule(cfg: "TrainConfig") -> None:

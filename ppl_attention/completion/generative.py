@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_int
 from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..model import NoiseSchedule
 from ..sensor import Sensor, check_sensor
@@ -118,8 +119,7 @@ class GenerativeCompletion(Completion):
                  offset_draws: int = 32, uniform_mix: float = 0.05, offset_ess: float = 4.0, digit_ess: float = 4.0,
                  min_ess: Optional[float] = None, max_k1: Optional[int] = None, paste_observed: bool = True) -> None:
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(name, v)
         if max_k1 is not None and (not isinstance(max_k1, (int, np.integer)) or max_k1 < k1):
             raise ValueError(f"max_k1 must be an int >= k1 ({k1}), got {max_k1!r}")
         if min_ess is not None and not (isinstance(min_ess, (int, float)) and min_ess >= 1):
@@ -353,8 +353,7 @@ class GenerativeCompletion(Completion):
         returned samples, ``candidates`` (every distinct pair scored: digit, offset, counts, log_q, log_p) and
         ``seconds``."""
         t0 = time.perf_counter()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n (number of samples) must be a positive int, got {n!r}")
+        check_int("n", n)
         loc, y = (x.cpu() for x in check_observations(self.grid, locations, glimpses, self.channels))
         t = loc.shape[0]
         prior = self.prior

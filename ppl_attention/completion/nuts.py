@@ -38,6 +38,7 @@ from typing import Optional, TYPE_CHECKING
 
 import torch
 
+from ..checks import check_int
 from ..sensor import Sensor
 from .base import Completion, CompletionSamples, check_observations
 from .vae import VAE
@@ -91,8 +92,7 @@ class NUTSConfig:
             raise ValueError(f"sigma must be positive (or None for the noise schedule), got {self.sigma}")
         if self.warmup_steps < 0 or self.num_samples <= 0 or self.max_tree_depth <= 0:
             raise ValueError(f"warmup_steps must be >= 0, num_samples and max_tree_depth positive, got {self}")
-        if isinstance(self.num_chains, bool) or not isinstance(self.num_chains, int) or self.num_chains < 1:
-            raise ValueError(f"num_chains must be a positive int, got {self.num_chains!r}")
+        check_int("num_chains", self.num_chains)
         if self.chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {self.chain_method!r}")
 
@@ -234,8 +234,7 @@ class NUTSCompletion(Completion):
         ``ess_min``, ``ess_mean``), divergences, step sizes, the likelihood's sigma (0..255), seconds, seed."""
         loc, obs = check_observations(self.grid, locations, glimpses, channels=self.vae.channels)
         draws = self.cfg.num_samples if draws is None else draws
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws <= 0:
-            raise ValueError(f"draws must be a positive int, got {draws!r}")
+        check_int("draws", draws)
         device = next(self.vae.parameters()).device
         loc, obs = loc.to(device), obs.to(device)
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
@@ -258,8 +257,7 @@ class NUTSCompletion(Completion):
                        generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
         """``n`` draws of ``z`` given the glimpses, taken evenly from every chain (chain c gives ``n // C`` or one
         more, evenly thinned from its ``max(num_samples, ceil(n / C))`` draws), and the diagnostics."""
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_int("n", n)
         C = self.cfg.num_chains
         draws = max(self.cfg.num_samples, -(-n // C))
         z, diagnostics = self.sample_chains(locations, glimpses, draws, generator)

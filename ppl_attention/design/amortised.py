@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_int
 from ..artifacts import ArtifactError, load_state, load_weights, read_manifest, save_weights, write_manifest
 from ..sensor import NO_GLIMPSE, Sensor, check_sensor
 
@@ -71,10 +72,8 @@ class EPENetConfig:
             raise ValueError(f"EPENetConfig.positions must be one of {POSITIONS}, got {self.positions!r}")
         for name in ("channels", "num_outputs", "width", "hidden"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"EPENetConfig.{name} must be a positive int, got {v!r}")
-        if isinstance(self.embedding, bool) or not isinstance(self.embedding, int) or self.embedding < 0:
-            raise ValueError(f"EPENetConfig.embedding must be an int >= 0, got {self.embedding!r}")
+            check_int(name, v)
+        check_int("embedding", self.embedding, minimum=0)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
+from ..checks import check_int, check_number
 from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
                          optimizer_from_checkpoint,
                          optimizer_to_checkpoint, save_checkpoint)
@@ -71,16 +72,10 @@ class TrainEPENetConfig:
     def check(self) -> "TrainEPENetConfig":
         for name in ("epochs", "batch_size", "width", "hidden"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be an int >= 1, got {v!r}")
-        if isinstance(self.embedding, bool) or not isinstance(self.embedding, int) or self.embedding < 0:
-            raise ValueError(f"`embedding` must be an int >= 0, got {self.embedding!r}")
+            check_int(name, v)
+        check_int("embedding", self.embedding, minimum=0)
         for name, strict in (("lr", True), ("tau", True), ("weight_decay", False), ("rank_weight", False)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or \
-                    (strict and v == 0):
-                raise ValueError(f"`{name}` must be a finite number {'>' if strict else '>='} 0, "
-                                 f"got {v!r}")
+            check_number(name, getattr(self, name), strict=strict)
         if self.positions not in ("table", "coords"):
             raise ValueError(f"`positions` must be table or coords, got {self.positions!r}")
         if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:

@@ -107,8 +107,7 @@ def _sample_order(w: torch.Tensor, generator) -> torch.Tensor:
 def lattice(grid: Sensor, stride: int) -> torch.Tensor:
     """(L,) bool: the locations on every ``stride``-th row and column of ``grid`` (and its last row and column),
     e.g. the 81 locations of the 9 x 9 stride-6 MNIST grid inside the 49 x 49 stride-1 one."""
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+    check_int("stride", stride)
     cells = grid.cell(torch.arange(grid.num_locations))
     last = torch.tensor([grid.n_rows - 1, grid.n_cols - 1])
     return ((cells % stride == 0) | (cells == last)).all(-1)
@@ -388,8 +387,7 @@ def hybrid_search(score: Callable, weights: torch.Tensor, num_candidates: int,
     map), raced by the BOED estimator on the completions (:func:`racing`, its options in ``race``).  The others
     are not scored: their map value is the prediction shifted by the median change of the scored ones."""
     p = _check_proposal(proposal, num_candidates, "hybrid")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"the hybrid search's top must be an int >= 1, got {top!r}")
+    check_int("top", top)
     result = racing(score, weights, num_candidates, forbidden, prior=p, prior_top=top, generator=generator, **race)
     result.info["proposed"] = result.info.pop("raced")
     return result

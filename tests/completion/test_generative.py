@@ -140,13 +140,13 @@ def test_an_observation_no_candidate_explains_gets_finite_weights_never_nan():
 def test_bad_settings_are_refused():
     prior, _ = _tiny()
     index = DigitIndex.fit(prior.digits, components=2, prototypes=2)
-    for kw, msg in (({"k1": 0}, "k1 must be"), ({"min_ess": 0.5}, "min_ess must be"),
+    for kw, msg in (({"k1": 0}, "`k1` must be"), ({"min_ess": 0.5}, "min_ess must be"),
                     ({"k1": 10, "max_k1": 5}, "max_k1 must be"), ({"uniform_mix": 0.0}, "uniform_mix")):
         with pytest.raises(ValueError, match=msg):
             GenerativeCompletion(prior, index, **kw)
     with pytest.raises(ValueError, match="scales"):
         GenerativeCompletion(prior, index, ClutterNoise((0.1,), (1.0,)))
-    with pytest.raises(ValueError, match="n \\(number of samples\\)"):
+    with pytest.raises(ValueError, match="`n` must be an int >= 1"):
         GenerativeCompletion(prior, index).sample(torch.tensor([0]), torch.zeros(1, 2, 6, 6), 0)
 
 

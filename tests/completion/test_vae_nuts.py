@@ -239,7 +239,7 @@ def test_nuts_refuses_bad_observations(trained, locations, glimpses, match):
 
 
 def test_nuts_refuses_bad_n_and_grid(trained):
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="`n` must be"):
         NUTSCompletion(trained[0], GRID, FAST).sample(torch.tensor([1]), torch.rand(1, 1, 12, 12), 0)
     with pytest.raises(ValueError, match="grid"):
         NUTSCompletion(trained[0], Sensor(64, 16, stride=8), FAST)

@@ -57,7 +57,7 @@ def test_bad_inputs_are_named():
         net(torch.zeros(1, 2, 60, 60), torch.zeros(1, 10))
     with pytest.raises(ValueError, match="probabilities"):
         net(torch.zeros(1, net.in_channels, 60, 60), torch.zeros(1, 7))
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="must be an int >= 1"):
         EPENetConfig(width=0)
     m = AmortisedMap(_tiny(), _avp())
     with pytest.raises(ValueError, match="NaN"):
