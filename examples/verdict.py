@@ -173,6 +173,19 @@ def _finished(run: Path, iterations: int) -> bool:
     return summary.is_file() and table.read_json(summary).get("iterations", 0) >= iterations
 
 
+def _from_run(store: Path, run: Path) -> bool:
+    """PS-RAM's store is finished, and written by ``run``'s final network (a RAM run trained on after its store was
+    written is refused: its PS-RAM arm would be supervised by an older policy)."""
+    if not (store / "summary.json").is_file():
+        return False
+    from ppl_attention.artifacts import file_checksum
+
+    if table.read_json(store / "manifest.json")["config"].get("network") != file_checksum(run / "best.safetensors"):
+        raise ValueError(f"`store` {store} holds the sequences of an earlier {run.name}; delete it and the "
+                         f"{run.name.replace('ram-', 'ps-ram-')} run to supervise PS-RAM by the finished RAM")
+    return True
+
+
 def training_stages(grid: str, s: Scale, out: Path, common: dict, threads: int, progress: bool,
                     data_seed: int) -> list[Stage]:
     """Per seed: RAM, its greedy sequences (PS-RAM's store), then every other arm."""
@@ -186,7 +199,7 @@ def training_stages(grid: str, s: Scale, out: Path, common: dict, threads: int, 
                                         **arm_options(grid, arm, s, out, k, data_seed))))
             if arm == "ram":
                 store = policy_store(out, k)
-                stages.append(Stage(f"PS-RAM sequences of ram-s{k}", store / "summary.json",
+                stages.append(Stage(f"PS-RAM sequences of ram-s{k}", partial(_from_run, store, d),
                                     partial(pipeline.policy_sequences, store, d, indices_of=out / "sequences",
                                             **common)))
     return stages
@@ -207,6 +220,8 @@ def main(argv=None) -> dict:
         stages = design_stages(args.grid, s, out, {"seed": args.seed, **common})
         stages += training_stages(args.grid, s, out, common, args.threads, args.progress, args.seed)
         timings = run_stages(stages)
+    elif not any((run_dir(out, "ram", k) / "summary.json").is_file() for k in s.seeds):
+        raise SystemExit(f"--report-only: no finished RAM run under {out} yet")
     record = table.verdict(out, {arm: a.label for arm, a in ARMS.items()}, s.seeds)
     record.update(command=command, grid=args.grid, scale=args.scale, glimpses=GLIMPSES, paper_loss=PAPER_LOSS,
                   settings=asdict(s), grid_settings=asdict(GRIDS[args.grid]), seconds=timings)

@@ -101,6 +101,16 @@ def test_report_only_trains_nothing(tiny):
     assert "Unfinished runs, left out: ps-ram-s1." in (out / "verdict.md").read_text()
 
 
+def test_a_store_of_an_earlier_ram_network_is_refused(tiny, tmp_path):
+    module, out, _ = tiny
+    assert module._from_run(out / "ps-ram-sequences-s0", out / "ram-s0")
+    assert not module._from_run(tmp_path / "none", out / "ram-s0")  # not written yet: the stage runs
+    with pytest.raises(ValueError, match="holds the sequences of an earlier ram-s1; delete it and the ps-ram-s1"):
+        module._from_run(out / "ps-ram-sequences-s0", out / "ram-s1")
+    with pytest.raises(SystemExit, match="no finished RAM run"):
+        module.main(["--grid", "mnist-81", "--scale", "tiny", "--out", str(tmp_path), "--report-only"])
+
+
 def _run(folder, seed, final, curve):
     folder.mkdir()
     (folder / "summary.json").write_text(json.dumps({
