@@ -222,7 +222,7 @@ def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
 
 def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
                    forbidden: torch.Tensor | Sequence[int] | None = None, levels: int | None = None,
-                   top: int = 4) -> SearchResult:
+                   top: int = 8) -> SearchResult:
     """Exhaustive search on a pyramid of lattices: every candidate of the coarsest lattice (stride
     ``2 ** (levels - 1)``), then at each finer stride every lattice point within the previous stride of the ``top``
     best candidates scored so far, down to stride 1.  Each candidate is scored on every sample (no pruning noise);
