@@ -3,11 +3,14 @@
 Each notebook runs in a fresh kernel (nbclient) with its working directory in ``--work`` so that it trains its own
 artefacts from scratch (nothing reused from an earlier run), one torch/OpenMP thread per process unless
 ``--threads`` says otherwise. Prints and writes (``--out``, JSON) the wall-clock seconds of every code cell, the
-total, the load average before and after (the machine is shared: a loaded machine inflates every figure) and
-whether the notebook raised.
+total, the kernel's CPU seconds (user + system, its threads and child processes included: unlike the wall-clock
+time, barely inflated by other jobs on a shared machine; with one thread it is what the notebook takes on an idle
+core), the load average before and after (a loaded machine inflates every wall-clock figure) and whether the
+notebook raised.
 
     python benchmarks/time_notebooks.py --out runs/bench/notebooks.json                 # both, default size
     python benchmarks/time_notebooks.py --notebooks walkthrough --small                 # the test suite's size
+    python benchmarks/time_notebooks.py --executed notebooks                            # also store the outputs
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -24,8 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {p.stem: p for p in sorted((REPO / "notebooks").glob("*.ipynb"))}
 
 
-def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: int) -> dict:
-    """Run one notebook; returns per-cell seconds (code cells, in order), the total and any error's name."""
+def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: int,
+                  executed: Path | None = None) -> dict:
+    """Run one notebook; returns per-cell seconds (code cells, in order), the total and any error's name.  With
+    ``executed`` (a folder) the notebook with its outputs is written there, under its own name, when it ran."""
     import nbclient
     import nbformat
 
@@ -39,7 +45,7 @@ def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: in
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(work)}})
     cells, error, i = [], None, None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _children_cpu()
     try:
         with client.setup_kernel():
             for i, cell in enumerate(nb.cells):
@@ -56,8 +62,21 @@ def time_notebook(path: Path, work: Path, small: bool, threads: int, timeout: in
     finally:
         os.environ.clear()
         os.environ.update(env_before)
+    if executed is not None and error is None:
+        from ppl_attention.artifacts import atomic_write_text
+
+        executed.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(executed / path.name, nbformat.writes(nb) + "\n")
+    # the kernel was a child of this process, reaped when setup_kernel's block closed: its CPU time is counted now
     return {"notebook": path.name, "small": small, "cells": cells,
-            "total_seconds": round(time.perf_counter() - start, 1), "error": error}
+            "total_seconds": round(time.perf_counter() - start, 1),
+            "kernel_cpu_seconds": round(_children_cpu() - cpu_start, 1), "error": error}
+
+
+def _children_cpu() -> float:
+    """User + system seconds of this process's finished (reaped) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv=None) -> int:
@@ -68,6 +87,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
     ap.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file to write the timings to")
+    ap.add_argument("--executed", type=Path, default=None, help="folder to write each executed notebook to, "
+                    "outputs included (e.g. notebooks/ to commit them with outputs); only those that ran")
     args = ap.parse_args(argv)
 
     results = []
@@ -76,7 +97,7 @@ def main(argv=None) -> int:
             work = (args.work or Path(tmp)) / name
             work.mkdir(parents=True, exist_ok=True)
             load = os.getloadavg()
-            r = time_notebook(NOTEBOOKS[name], work, args.small, args.threads, args.timeout)
+            r = time_notebook(NOTEBOOKS[name], work, args.small, args.threads, args.timeout, args.executed)
             r.update({"load_before": [round(x, 2) for x in load],
                       "load_after": [round(x, 2) for x in os.getloadavg()]})
             results.append(r)
@@ -91,8 +112,8 @@ def main(argv=None) -> int:
         atomic_write_json(args.out, report)
     for r in results:
         status = "ok" if r["error"] is None else f"FAILED ({r['error']})"
-        print(f"{r['notebook']}: {r['total_seconds'] / 60:.1f} min, {status}, load {r['load_before'][0]} -> "
-              f"{r['load_after'][0]}")
+        print(f"{r['notebook']}: {r['total_seconds'] / 60:.1f} min ({r['kernel_cpu_seconds'] / 60:.1f} CPU-min in "
+              f"the kernel), {status}, load {r['load_before'][0]} -> {r['load_after'][0]}")
     return 0 if all(r["error"] is None for r in results) else 1
 
 

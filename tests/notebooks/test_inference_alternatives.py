@@ -1,4 +1,5 @@
-"""The inference-alternatives notebook runs end to end at its small size and shows every method's row."""
+"""The inference-alternatives notebook runs end to end at its small size and shows every method's row: the
+generative prior, the database prior, NUTS and the cGAN."""
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_notebook_runs_small(tmp_path, monkeypatch):
     texts = [o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code"
              for o in c.outputs]
     table = next(t for t in texts if t.startswith("| sequences | method |"))
-    for method in ("importance", "nuts-vae", "cgan"):
+    for method in ("generative", "importance", "nuts-vae", "cgan"):
         assert f"| drawn | {method} | 1 |" in table and f"| drawn | {method} | 2 |" in table
     out = tmp_path / "out" / "comparison"
     assert (out / "comparison.csv").is_file() and (out / "completion_samples.png").is_file()

@@ -1,5 +1,5 @@
-"""The walkthrough notebook runs end to end at its small size (cwd a tmp dir), draws its five figures and
-writes values consistent with the grid and the label; it is stored without outputs."""
+"""The walkthrough notebook runs end to end at its small size (cwd a tmp dir) through the pipeline functions,
+draws its six figures and writes values consistent with the grid and the label."""
 import json
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def test_walkthrough_runs_small(tmp_path, monkeypatch):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 5  # image, EPE maps, completions, posterior, hard-attention glimpses
+    assert len(images) == 6  # image, AVP evaluation, EPE maps, completions, posterior, hard-attention glimpses
 
     out = tmp_path / "runs" / "walkthrough"  # under runs/, which git ignores
     for name in ("image", "epe", "completions", "posterior", "hard_attention"):
@@ -35,6 +35,11 @@ def test_walkthrough_runs_small(tmp_path, monkeypatch):
     assert len(loc) == T and len(set(loc)) == T and all(0 <= v < 81 for v in loc)
     assert len(s["network_locations"]) == T and all(0 <= v < 81 for v in s["network_locations"])
     assert 0 <= s["network_prediction"] <= 9
+    assert len(s["avp_accuracy_by_t"]) == T + 1 and all(0 <= a <= 1 for a in s["avp_accuracy_by_t"])
+    # the stages ran through the pipeline and left their artefacts (the design's store holds this one image)
+    for name in ("avp", "prior", "hard-attention", "sequences-0"):
+        assert (out / name / "manifest.json").is_file(), name
+    assert len(s["completion_labels"]) == T + 1
     # the AVP posterior after 0..T glimpses: distributions over the 10 digits; EPEs are entropies (<= log 10)
     post = s["avp_posterior"]
     assert len(post) == T + 1 and all(len(p) == 10 and abs(sum(p) - 1) < 1e-4 for p in post)
