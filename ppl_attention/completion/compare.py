@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -23,6 +23,9 @@ from ..runtime import derive_seed, generator as make_generator
 from .base import Completion, CompletionSamples
 from .metrics import (glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity, summarise,
                       unobserved_region)
+
+if TYPE_CHECKING:
+    from ..posterior.network import AVP
 
 __all__ = ["CompareConfig", "Comparison", "choose_locations", "compare_completions", "avp_classifier",
            "avp_label_posterior", "train_label_classifier"]
@@ -82,7 +85,7 @@ def choose_locations(images: torch.Tensor, grid: Sensor, T: int, generator: torc
 
 
 # -------------------------------------------------------------------------------------- classifiers
-def avp_classifier(avp) -> Callable[[torch.Tensor], torch.Tensor]:
+def avp_classifier(avp: AVP) -> Callable[[torch.Tensor], torch.Tensor]:
     """The AVP as a classifier of complete images: everything observed (the sensor's "whole" input, every scale's
     channels the full image, mask of ones, as the AVP was trained), label logits out."""
     def classify(images: torch.Tensor) -> torch.Tensor:
@@ -96,7 +99,7 @@ def avp_classifier(avp) -> Callable[[torch.Tensor], torch.Tensor]:
     return classify
 
 
-def avp_label_posterior(avp, grid: Sensor, batch_size: int = 512) -> Callable[[torch.Tensor, torch.Tensor],
+def avp_label_posterior(avp: AVP, grid: Sensor, batch_size: int = 512) -> Callable[[torch.Tensor, torch.Tensor],
                                                                               torch.Tensor]:
     """The AVP as the reference of a comparison: ``f(images (B, C, H, W), locations (B, t))`` -> its label
     posterior (B, num_classes) given those glimpses of those images (the sensor's canvas and mask)."""
@@ -211,7 +214,7 @@ def _sequences(images: torch.Tensor, grid: Sensor, cfg: CompareConfig, locations
     return locations[:B].long()
 
 
-def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels, grid: Sensor,
+def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor, labels: torch.Tensor, grid: Sensor,
                         cfg: CompareConfig = CompareConfig(), classifier: Optional[Callable] = None,
                         locations: Optional[torch.Tensor] = None, progress: bool = True,
                         reference: Optional[Callable] = None, sequences: str = "drawn",

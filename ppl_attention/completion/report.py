@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -49,7 +50,7 @@ def markdown_table(table: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(result: Comparison, out_dir, grid: Sensor, inputs: Optional[dict] = None,
+def write_comparison(result: Comparison, out_dir: str | os.PathLike, grid: Sensor, inputs: Optional[dict] = None,
                      note: str = "") -> dict:
     """Write ``comparison.csv`` / ``.json`` / ``.md``, ``rows.json``, the figures and a manifest; returns paths."""
     from ..plots.completion import plot_completion_grid, plot_comparison_metrics
