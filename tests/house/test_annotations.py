@@ -65,12 +65,14 @@ def _public_callables(module: ModuleType):
 
 
 def missing_annotations(fn, bound: bool) -> list[str]:
-    """What ``fn`` leaves unannotated: parameter names (not ``self``/``cls``, ``*args``, ``**kwargs``) and
+    """What ``fn`` leaves unannotated: parameter names (not ``self``/``cls``, ``*args``, ``**kwargs``, nor
+    private ``_name`` ones, e.g. the ``_ray_trace_ctx`` Ray adds to an actor's methods once it has started) and
     ``return`` (not for ``__init__``)."""
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())[1 if bound else 0:]
     missing = [p.name for p in params if p.annotation is inspect.Parameter.empty
-               and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+               and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+               and not p.name.startswith("_")]
     if sig.return_annotation is inspect.Signature.empty and fn.__name__ != "__init__":
         missing.append("return")
     return missing
