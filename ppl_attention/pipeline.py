@@ -13,7 +13,8 @@ stage reads the dataset from the artefacts it is given, so it is named once, by 
 accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a dataset the stages accept.
 The other subcommands have their function too (:func:`train_epe_net`, :func:`evaluate_epe_net`,
 :func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`train_baselines`,
-:func:`plot`, :func:`plot_attention`): the CLI, the demo, the examples and the notebooks all call these functions.
+:func:`plot`, :func:`plot_attention`): the demo, the examples and the notebooks call these functions, each of
+which runs its subcommand's handler in-process.
 """
 from __future__ import annotations
 
@@ -283,8 +284,7 @@ def design_sequences(out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 
 
 
 def train_attention(out: PathArg, dataset: DatasetArg = None, *, sequences: PathArg | None = None, seed: int = 0,
-                    device: str = "auto",
-                    quiet: bool = False, **options) -> RunHandle:
+                    device: str = "auto", quiet: bool = False, **options) -> RunHandle:
     """Train a hard-attention network into ``out`` (``ppl-attention train``): PS-NOGS when ``sequences`` are
     given (partial supervision by the store's sequences), RAM otherwise unless ``supervision`` says."""
     if sequences is not None:

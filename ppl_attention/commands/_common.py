@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+from ..checks import check_int, check_number  # the CLI's checks are the library's, named by flag
+
 __all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
            "check_number", "set_threads"]
 
@@ -93,20 +95,6 @@ def check_in_dir(path, flag: str, what: str = "an artefact directory") -> Path:
     if not path.is_dir():
         raise ValueError(f"{flag} {path} is a file, expected {what}")
     return path
-
-
-def check_int(flag: str, value, minimum: int = 1, maximum: int | None = None, optional: bool = False):
-    """An int in [minimum, maximum] (None allowed when ``optional``), or a ValueError naming ``flag``."""
-    from ..checks import check_int as check
-
-    return check(flag, value, minimum, maximum, optional)
-
-
-def check_number(flag: str, value, minimum: float = 0.0, strict: bool = False, optional: bool = False):
-    """A finite number >= minimum (> when ``strict``), or a ValueError naming ``flag``."""
-    from ..checks import check_number as check
-
-    return check(flag, value, minimum, strict, optional)
 
 
 def set_threads(threads: int | None, flag: str = "--threads") -> None:

@@ -130,5 +130,7 @@ class NoiseCalibrationConfig:
         check_number("min_ess", self.min_ess)
         if not self.scales:
             raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
-        for v in (*self.scales, *(self.sigma or ())):
-            check_number("scales" if v in self.scales else "sigma", v, strict=True)
+        for v in self.scales:
+            check_number("scales", v, strict=True)
+        for v in self.sigma or ():
+            check_number("sigma", v, strict=True)

@@ -37,8 +37,7 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 
 def make_celeba_hq_folder(root: str | os.PathLike, indices: Sequence[int] = (0, 1, 2, 27000, 27001, 27500, 27501),
-                          size: int = 32,
-                          layout: str = "paper") -> Path:
+                          size: int = 32, layout: str = "paper") -> Path:
     """Write CelebA-HQ images and annotations for ``indices``.
 
     ``layout="paper"``: ``{i:06d}.png`` and ``annotations.txt`` (``000000.png`` + 40 labels per line);
@@ -130,8 +129,7 @@ def make_image_folder(root: str | os.PathLike,
 
 
 def make_digits_folder(root: str | os.PathLike, per_class: int | None = None, classes: Iterable[int] = range(10),
-                       upscale: int = 1,
-                       labels_csv: bool = False) -> Path:
+                       upscale: int = 1, labels_csv: bool = False) -> Path:
     """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
     mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` (torchvision's ImageFolder layout) and,
     with ``labels_csv``, ``labels.csv`` (``filename,label``) as well.

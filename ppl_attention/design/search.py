@@ -27,6 +27,7 @@ halving and coarse searches score them for the map, ``race`` fills their map val
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, TYPE_CHECKING
@@ -210,12 +211,7 @@ def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
     near = ((cells.unsqueeze(0) - centres.unsqueeze(1)).abs().amax(-1) < stride).any(0) & allowed
     second = successive_halving(score, w, L, forbidden, torch.nonzero(near).flatten(), generator=generator,
                                 _cache=cached, **{**halving, "min_keep": max(2, halving.get("min_keep", 1))})
-    epe = torch.where(torch.isnan(second.epe), first.epe, second.epe)
-    # The unevaluated locations get the map value of their nearest evaluated coarse neighbour (for plots only).
-    known = ~torch.isnan(epe)
-    if not bool(known.all()):
-        d = (cells.unsqueeze(1) - cells[known].unsqueeze(0)).abs().amax(-1)
-        epe = torch.where(known, epe, epe[known][d.argmin(1)])
+    epe = _fill_unscored(torch.where(torch.isnan(second.epe), first.epe, second.epe), cells)
     return SearchResult(second.location, epe, cached.evaluations, {"coarse": int(coarse.sum()),
                                                                    "fine": int(near.sum())})
 
@@ -251,11 +247,17 @@ def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
         scored = torch.where(allowed & ~torch.isnan(epe), epe, torch.full_like(epe, math.inf))
         best = scored.argsort()[:min(top, int(torch.isfinite(scored).sum()))]
         region = ((cells.unsqueeze(0) - cells[best].unsqueeze(1)).abs().amax(-1) < stride).any(0)
+    location = int(torch.where(allowed & ~torch.isnan(epe), epe, torch.full_like(epe, math.inf)).argmin())
+    return SearchResult(location, _fill_unscored(epe, cells), cached.evaluations, {"scored_per_level": counts})
+
+
+def _fill_unscored(epe: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``epe`` with every unscored (NaN) location given the value of its nearest scored one (for plots only)."""
     known = ~torch.isnan(epe)
-    location = int(torch.where(allowed & known, epe, torch.full_like(epe, math.inf)).argmin())
-    d = (cells.unsqueeze(1) - cells[known].unsqueeze(0)).abs().amax(-1)  # unscored: nearest scored value (plots)
-    epe = torch.where(known, epe, epe[known][d.argmin(1)])
-    return SearchResult(location, epe, cached.evaluations, {"scored_per_level": counts})
+    if bool(known.all()):
+        return epe
+    d = (cells.unsqueeze(1) - cells[known].unsqueeze(0)).abs().amax(-1)
+    return torch.where(known, epe, epe[known][d.argmin(1)])
 
 
 def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
@@ -408,11 +410,12 @@ def run_search(name: str, score: Callable, weights: torch.Tensor | None, grid: S
     return fn(**{k: v for k, v in context.items() if k in _parameters(fn)}, **options)
 
 
-def _parameters(fn: Callable) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _parameters(fn: Callable) -> frozenset[str]:
     """The named parameters of ``fn`` (not its ``**options``)."""
     import inspect
 
-    return {n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    return frozenset(n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD)
 
 
 def _tunable(name: str) -> set[str]:
