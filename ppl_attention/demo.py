@@ -125,11 +125,12 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
                                 exclude_design=cfg.num_sequences, **common), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
+    from .completion.prior import PRIORS
     from .data.spec import default_prior
 
-    # the dataset's own prior (the generative process for the MNIST canvases); the size options are the database's
-    sizes = dict(database_size=cfg.prior_size, components=cfg.pca_components) \
-        if default_prior(cfg.dataset) == "database" else {}
+    # the dataset's own prior (the generative process for the MNIST canvases), with the size options it reads
+    sizes = {k: v for k, v in dict(database_size=cfg.prior_size, components=cfg.pca_components).items()
+             if k in PRIORS[default_prior(cfg.dataset)].build_options}
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
            lambda: pl.build_prior(prior, cfg.dataset, **sizes, **common), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),

@@ -182,13 +182,13 @@ def noise_schedule(sigma, prior: Path, data, dataset: str) -> tuple[list[float],
     (``--sigma``) when given, else the generative prior's own (recorded in its manifest), else the dataset's
     default; every command that draws completions for a design asks here."""
     from ..artifacts import read_manifest
-    from ..completion.generative import GENERATIVE
-    from ..completion.prior import prior_type
+    from ..completion.prior import prior_kind
 
     if sigma:
         return [float(v) for v in sigma], "--sigma"
-    if prior_type(prior) == GENERATIVE:
-        return [float(v) for v in read_manifest(prior)["config"]["sigma"]], f"the generative prior {prior}"
+    kind = prior_kind(prior)
+    if kind.own_noise:
+        return [float(v) for v in read_manifest(prior)["config"]["sigma"]], f"the {kind.name} prior {prior}"
     if getattr(data, "noise_schedule", None):
         return [float(v) for v in data.noise_schedule], f"the {dataset} dataset's default"
     raise ValueError(f"dataset {dataset!r} has no default noise schedule: give --sigma (0..255 stds after 1, 2, ... "
@@ -211,10 +211,9 @@ def run_generate(args):
     # the dataset (name, root, split seed, options) is the AVP's and the prior's; flags may only repeat it
     spec = resolve_dataset(args, [avp, prior] + ([out] if (out / "manifest.json").is_file() else []), default=None)
     data = spec.load(cfg.split)
-    from ..completion.generative import GENERATIVE
     from ..completion.prior import prior_type
 
-    generative = prior_type(prior) == GENERATIVE
+    kind = prior_type(prior)
     sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name)
     print(f"  noise schedule (sigma, 0..255 after 1, 2, ... glimpses): {sigma} ({sigma_from})")
     search_options = parse_search_options(cfg.search, cfg.search_options)
@@ -228,7 +227,7 @@ def run_generate(args):
     store, counts = _design_into_store(cfg, args, out, config, avp, prior, factory,
                                        shard_indices(indices, shard), settings)
     write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
-                        "noise_schedule_from": sigma_from, "prior_kind": "generative" if generative else "database",
+                        "noise_schedule_from": sigma_from, "prior_kind": kind,
                         "ess": _ess_summary(store, shard_indices(indices, shard)),
                         "shard": f"{shard[0]}/{shard[1]}", **counts,
                         "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})

@@ -13,7 +13,6 @@ digits, ``MnistCanvases.source_digits``), for any other dataset the item itself.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,34 +115,14 @@ def check_avp(avp_dir: str | os.PathLike, data: Dataset, split: str, indices: It
                          "set `allow_oracle` for a diagnosis")
 
 
-def _row_hashes(database) -> dict:
-    """Every row's content digest -> its rows (one pass over the database)."""
-    out: dict = {}
-    for start, chunk in database.batches(4096):
-        for k, row in enumerate(chunk):
-            out.setdefault(hashlib.blake2b(row.tobytes(), digest_size=16).digest(), []).append(start + k)
-    return out
-
-
-def _database_source(prior_dir) -> dict:
-    from ..artifacts import read_manifest
-
-    return read_manifest(Path(prior_dir) / "database").get("config", {})
-
-
 def check_prior(prior_dir: str | os.PathLike, split: str) -> None:
     """Refuse (``ValueError`` naming the prior and the split) a prior that holds the design images of ``split`` in
     a form no exclusion can remove: a database of canvases rendered from the very digits the design images show."""
-    from ..completion.generative import GENERATIVE
-    from ..completion.prior import prior_type
+    from ..completion.prior import prior_kind
 
-    if prior_type(prior_dir) == GENERATIVE:
-        return
-    source = _database_source(prior_dir).get("source", {})
-    if source.get("split") == split and "rows" not in source:
-        raise ValueError(f"`prior` {prior_dir} was rendered from the digits of the {split} split, which the design "
-                         f"images show, and cannot leave them out: an oracle. Design for another split, use the "
-                         "generative prior, or set `allow_oracle` for a diagnosis")
+    kind = prior_kind(prior_dir)
+    if kind.check is not None:
+        kind.check(prior_dir, split)
 
 
 def prior_exclusions(sampler: Completion, prior_dir: str | os.PathLike, data: Dataset,
@@ -151,28 +130,9 @@ def prior_exclusions(sampler: Completion, prior_dir: str | os.PathLike, data: Da
     """``fn(index, image) -> ids`` the prior must leave out for design image ``index`` of ``split`` (the sampler's
     ``excluding`` takes them), or None when the prior holds nothing of that split or cannot tell it apart
     (:func:`check_prior` refuses the latter)."""
-    from ..artifacts import read_manifest
-    from ..completion.generative import GENERATIVE
-    from ..completion.prior import prior_type
+    from ..completion.prior import prior_kind
 
-    if prior_type(prior_dir) == GENERATIVE:
-        config = read_manifest(Path(prior_dir))["config"]
-        if split != config.get("pool", TRAIN) or not hasattr(data, "source_digits"):
-            return None
-        return lambda index, image: data.source_digits([index])[0]
-    database = sampler.database
-    source = database.config.get("source", {})
-    if source.get("split") != split or "rows" not in source:
-        return None
-    copies = 2 if database.config.get("flip") else 1
-    hashes = _row_hashes(database)
-
-    def rows(index, image):
-        own = [index * copies + c for c in range(copies)] if index * copies < len(database) else []
-        u8 = image.detach().cpu().float().mul(255.0).round().clamp(0, 255).to(torch.uint8).numpy()
-        dup = hashes.get(hashlib.blake2b(np.ascontiguousarray(u8).tobytes(), digest_size=16).digest(), [])
-        return torch.tensor(sorted(set(own) | set(dup)), dtype=torch.long)
-    return rows
+    return prior_kind(prior_dir).exclusions(sampler, prior_dir, data, split)
 
 
 def honest_problem(problem: DesignProblem, exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None, index: int,

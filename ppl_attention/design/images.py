@@ -1,12 +1,13 @@
 """The image design problem of the CLI: a dataset, a trained AVP and a prior directory (importance sampler).
 
 :class:`ImageFactory` is a frozen (picklable, hashable) description; calling it in any process loads the AVP
-(``posterior.load_avp``), the completion (``completion.open_completion``: whichever prior the directory holds) and
+(``posterior.load_avp``), the completion (the sampler of the directory's kind of prior, ``completion.prior.PRIORS``) and
 the dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`;
 ``image_fn.exclusions(index, image)`` (unless ``allow_oracle``) is what the prior must leave out for that image.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..completion.base import DEFAULT_K1
@@ -51,24 +52,21 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
-        from ..completion.generative import GENERATIVE
-        from ..completion.prior import open_completion, prior_type
+        from ..completion.prior import PRIORS, prior_kind
 
+        kind = prior_kind(self.prior)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for other in PRIORS.values():  # a setting of another kind's sampler, changed, would be silently ignored
+            for name in set(other.sampler_options) - set(kind.sampler_options):
+                if getattr(self, name) != defaults[name]:
+                    raise ValueError(f"`{name}` applies to a {other.name} prior, not to the {kind.name} prior "
+                                     f"{self.prior}")
+        options = {name: getattr(self, name) for name in kind.sampler_options}
+        if kind.on_device:
+            options["device"] = device
         noise = {"sigma": list(self.sigma) if self.sigma else None,
                  "sigma_q": list(self.sigma_q) if self.sigma_q else None}
-        if prior_type(self.prior) == GENERATIVE:  # the data's own generative process (MNIST canvases)
-            for name in ("target_ess", "shift"):
-                if getattr(self, name):
-                    raise ValueError(f"`{name}` applies to a database prior, not to the generative "
-                                     f"prior {self.prior}")
-            options = {"min_ess": self.min_ess, "max_k1": self.max_k1}
-        else:
-            if self.min_ess is not None:
-                raise ValueError(f"`min_ess` (adaptive candidates) applies to a generative prior, not to the database "
-                                 f"prior {self.prior}")
-            # the database sampler's proposal matmuls run on the device; the generative one stays on the CPU
-            options = {"target_ess": self.target_ess, "shift": self.shift, "device": device}
-        sampler = open_completion(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
+        sampler = kind.open(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
         epe_map = None
         if self.epe_net is not None:
             from ..artifacts import dir_checksum
