@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from typing import Collection, Iterable
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
-           "clean_beside", "temporary_name", "read_json", "file_checksum", "dir_checksum", "package_versions",
+           "clean_beside", "temporary_name", "read_json", "json_bytes", "file_checksum", "dir_checksum",
+           "package_versions",
            "write_manifest", "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint",
            "load_checkpoint", "ArtifactError", "config_differences", "check_compatible", "load_state"]
 
@@ -243,8 +244,13 @@ def _json_default(obj):
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
+def json_bytes(obj: Any) -> bytes:
+    """The bytes :func:`atomic_write_json` writes for ``obj`` (so a file's checksum can be known before it is)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return atomic_write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -382,9 +388,6 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
     data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     text = json.dumps(dict(meta), sort_keys=True, default=_json_default)
     atomic_write_bytes(path, st_save(data, metadata={CHECKPOINT_META: text}))
-    legacy = path.with_suffix(".json")  # the second file of a two-file checkpoint: stale
-    if legacy.exists():
-        legacy.unlink()
     return path
 
 
@@ -408,7 +411,7 @@ def optimizer_from_checkpoint(opt: torch.optim.Optimizer, tensors: Mapping[str, 
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
-    """(tensors, meta) of a checkpoint written by :func:`save_checkpoint` (or a two-file one)."""
+    """(tensors, meta) of a checkpoint written by :func:`save_checkpoint`."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -425,8 +428,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
             meta = json.loads(header[CHECKPOINT_META])
         except json.JSONDecodeError as e:
             raise ArtifactError(f"checkpoint {path}: its metadata is not valid JSON: {e}") from None
-    elif path.with_suffix(".json").is_file():  # a two-file checkpoint
-        meta = read_json(path.with_suffix(".json"))
+    elif path.with_suffix(".json").is_file():
+        raise ArtifactError(f"checkpoint {path} keeps its metadata in {path.with_suffix('.json').name} (an older "
+                            f"format); run `ppl-attention migrate {path.parent}`")
     else:
         raise ArtifactError(f"checkpoint {path} holds no {CHECKPOINT_META!r} metadata (not a checkpoint)")
     if not isinstance(meta, dict):

@@ -39,6 +39,7 @@ COMMANDS = (
     ("plot-attention", "validation curves of several training runs"),
     ("baselines", "low-FLOP CNN baselines: accuracy against FLOPs"),
     ("demo", "all of the above on cluttered MNIST (--quick: about a minute)"),
+    ("migrate", "rewrite artefacts of older formats into today's"),
 )
 
 EPILOG = """the pipeline (each stage reads the dataset from the artefacts before it):

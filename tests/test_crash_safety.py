@@ -89,7 +89,7 @@ def test_a_failed_atomic_dir_leaves_the_target_as_it_was(tmp_path):
             pass
 
 
-def test_a_checkpoint_is_one_file_and_older_pairs_still_load(tmp_path):
+def test_a_checkpoint_is_one_file_and_older_pairs_are_refused(tmp_path):
     path = tmp_path / "ck" / "last.safetensors"
     save_checkpoint(path, {"w": torch.ones(2)}, {"iteration": 3, "history": [{"a": 1.5}]})
     assert [p.name for p in path.parent.iterdir()] == ["last.safetensors"]
@@ -97,11 +97,12 @@ def test_a_checkpoint_is_one_file_and_older_pairs_still_load(tmp_path):
     assert meta == {"iteration": 3, "history": [{"a": 1.5}]} and torch.equal(tensors["w"], torch.ones(2))
     with safe_open(str(path), framework="pt") as f:
         assert "ppl_attention.checkpoint" in f.metadata()
-    # the older two-file format still resumes; a weights file without metadata is not a checkpoint
+    # the older two-file format is for `ppl-attention migrate`; a weights file without metadata is not a checkpoint
     from ppl_attention.artifacts import save_weights
 
     save_weights(tmp_path / "old" / "last.safetensors", {"w": torch.ones(2)}, {"iteration": 1})
-    assert load_checkpoint(tmp_path / "old" / "last.safetensors")[1] == {"iteration": 1}
+    with pytest.raises(ArtifactError, match="run `ppl-attention migrate"):
+        load_checkpoint(tmp_path / "old" / "last.safetensors")
     (tmp_path / "old" / "last.json").unlink()
     with pytest.raises(ArtifactError, match="holds no 'ppl_attention.checkpoint' metadata"):
         load_checkpoint(tmp_path / "old" / "last.safetensors")

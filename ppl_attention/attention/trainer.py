@@ -266,9 +266,8 @@ def check_checkpoint(path: str | os.PathLike, cfg: TrainConfig, network: dict, s
         return None
     tensors, meta = load_checkpoint(path)
     if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
-        raise ValueError(f"{path} and its metadata disagree on the iteration (a checkpoint of "
-                         "the older two-file format, torn by an interrupted write?); delete the checkpoint "
-                         "folder to restart")
+        raise ValueError(f"{path} and its metadata disagree on the iteration; delete the checkpoint folder to "
+                         "restart")
     # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
     # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
     # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).

@@ -43,7 +43,8 @@ def run_policy_sequences(args):
         raise FileNotFoundError(f"RUN {args.run} has no best.safetensors (expected a `ppl-attention train` run)")
     config = read_manifest(args.run, "attention-run")["config"]
     if not config.get("data"):
-        raise ValueError(f"RUN {args.run} does not record its dataset spec (a run made before specs were recorded)")
+        raise ValueError(f"RUN {args.run} does not record its dataset spec (an older format); run "
+                         f"`ppl-attention migrate {args.run}`")
     spec = DatasetSpec.from_dict(config["data"], where=f"RUN {args.run}")
     train_cfg = config["train"]
     train = SplitData(spec.load("train"), train_cfg.get("attribute"))

@@ -189,28 +189,20 @@ def parse_options(specs: Iterable[str], flag: str = "`dataset_option`") -> dict[
 
 
 def recorded_spec(directory: str | os.PathLike) -> tuple[str, dict | None]:
-    """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]``, or for artefacts
-    whose manifest records no spec, what can be read from them (name, and the seed where it was the split's).
-    Missing keys mean "not recorded"."""
-    from ..artifacts import read_manifest
+    """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]`` (missing keys
+    mean "not recorded"), or None for an artefact of no dataset; an artefact that names its dataset without a spec
+    (an older format) is refused, naming the command that migrates it."""
+    from ..artifacts import ArtifactError, read_manifest
+    from ..migrate import legacy_spec
 
     directory = Path(directory)
     manifest = read_manifest(directory)
-    kind = manifest.get("kind", "artefact")
-    label = f"{kind} {directory}"
-    config = manifest.get("config", {})
-    data = config.get("data")
-    if isinstance(data, dict) and data.get("name"):
-        return label, dict(data)
-    name = config.get("dataset") or (config.get("run") or {}).get("dataset")
-    if not name or name == "toy":
-        return label, None
-    legacy: dict[str, Any] = {"name": name}
-    if kind in ("avp", "sequences") and config.get("seed") is not None:
-        legacy["seed"] = int(config["seed"])  # without a spec, their seed is the split seed
-    if kind == "attention-run" and config.get("data_seed") is not None:
-        legacy["seed"] = int(config["data_seed"])
-    return label, legacy
+    label = f"{manifest.get('kind', 'artefact')} {directory}"
+    if legacy_spec(manifest) is not None:
+        raise ArtifactError(f"{label} records no dataset spec (an older format); run "
+                            f"`ppl-attention migrate {directory}`")
+    data = manifest.get("config", {}).get("data")
+    return label, dict(data) if isinstance(data, dict) and data.get("name") else None
 
 
 def _same_root(a, b) -> bool:
