@@ -26,15 +26,17 @@ if TYPE_CHECKING:
 __all__ = ["migrate", "legacy_spec"]
 
 
+def _dataset_name(config: dict):
+    return config.get("dataset") or (config.get("run") or {}).get("dataset")
+
+
 def legacy_spec(manifest: dict) -> dict | None:
     """The dataset spec a manifest of the older format implies (its dataset's name, and its seed for the kinds
-    whose seed was the split's), or None when it records one already or names no dataset."""
+    whose seed was the split's), or None for today's format (a ``config["data"]``, None where the data had no
+    spec) or a manifest of no dataset."""
     config = manifest.get("config", {})
-    data = config.get("data")
-    if isinstance(data, dict) and data.get("name"):
-        return None
-    name = config.get("dataset") or (config.get("run") or {}).get("dataset")
-    if not isinstance(name, str) or not name or name == "toy":
+    name = _dataset_name(config)
+    if "data" in config or not isinstance(name, str) or name in ("", "toy"):
         return None
     spec: dict[str, Any] = {"name": name}
     kind = manifest.get("kind")

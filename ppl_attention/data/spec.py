@@ -190,8 +190,9 @@ def parse_options(specs: Iterable[str], flag: str = "`dataset_option`") -> dict[
 
 def recorded_spec(directory: str | os.PathLike) -> tuple[str, dict | None]:
     """``(label, spec dict or None)`` of an artefact directory (any kind): its ``config["data"]`` (missing keys
-    mean "not recorded"), or None for an artefact of no dataset; an artefact that names its dataset without a spec
-    (an older format) is refused, naming the command that migrates it."""
+    mean "not recorded"), its dataset's name alone where the data had no spec, or None for an artefact of no
+    dataset; a manifest without ``config["data"]`` (an older format) is refused, naming the command that migrates
+    it."""
     from ..artifacts import ArtifactError, read_manifest
     from ..migrate import legacy_spec
 
@@ -201,8 +202,11 @@ def recorded_spec(directory: str | os.PathLike) -> tuple[str, dict | None]:
     if legacy_spec(manifest) is not None:
         raise ArtifactError(f"{label} records no dataset spec (an older format); run "
                             f"`ppl-attention migrate {directory}`")
-    data = manifest.get("config", {}).get("data")
-    return label, dict(data) if isinstance(data, dict) and data.get("name") else None
+    config = manifest.get("config", {})
+    if isinstance(config.get("data"), dict) and config["data"].get("name"):
+        return label, dict(config["data"])
+    name = config.get("dataset") or (config.get("run") or {}).get("dataset")  # data without a spec: its name
+    return label, {"name": name} if name and name != "toy" else None
 
 
 def _same_root(a, b) -> bool:

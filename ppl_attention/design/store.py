@@ -324,8 +324,9 @@ class SequenceStore:
         lengths = {len(s.locations) for s in seqs.values()}
         if len(lengths) != 1:
             raise ValueError(f"the sequences under {src} have different lengths {sorted(lengths)}")
-        config = {"dataset": dataset or "imported", "task": task or "imported", "grid": grid.to_dict(),
-                  "T": lengths.pop(), "source": "paper", "src": str(Path(src).resolve())}
+        config = {"dataset": dataset or "imported", "data": {"name": dataset} if dataset else None,
+                  "task": task or "imported", "grid": grid.to_dict(), "T": lengths.pop(), "source": "paper",
+                  "src": str(Path(src).resolve())}
         store = cls.create(out_dir, config)
         for index, seq in seqs.items():
             extra = {"image_path": seq.image_path} if seq.image_path else {}
