@@ -49,17 +49,15 @@ from ppl_attention.artifacts import atomic_write_json, atomic_write_text, read_j
 from ppl_attention.attention import NetworkConfig, RunConfig, TrainConfig, train_run
 from ppl_attention.attention.network import LOCATION_EMBEDDINGS
 from ppl_attention.attention.policy import POLICIES, check_policy
+from ppl_attention.attention.supervision import METHODS as SUPERVISED_METHODS, Method
 from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import machine_info, resolve_device
 
-#: method -> (supervision kind, pretrain with heuristic locations)
-METHODS = {"none": ("none", False), "ram+": ("none", True), "nogs": ("nogs", False),
-           "nogs-stop": ("nogs", False), "nogs-all": ("nogs", False), "h1": ("h1", False),
-           "h5": ("h5", False), "hgs": ("hgs", False)}
-#: method -> its name in the paper's Table 1
-LABELS = {"none": "RAM", "ram+": "RAM+", "nogs": "PS-NOGS", "nogs-stop": "PS-NOGS, supervision stopped",
-          "nogs-all": "PS-NOGS, every image",
-          "h1": "PS-H1", "h5": "PS-H5", "hgs": "PS-HGS"}
+#: the paper's methods and two PS-NOGS variants of this comparison (supervision stopped part-way, every image)
+METHODS = {**SUPERVISED_METHODS, "nogs-stop": Method("PS-NOGS, supervision stopped", "nogs"),
+           "nogs-all": Method("PS-NOGS, every image", "nogs")}
+#: method -> its name in the tables
+LABELS = {name: method.label for name, method in METHODS.items()}
 METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
            "best_val_acc", "iterations_per_second", "test_mc_acc")
 
@@ -231,7 +229,7 @@ def run_all(args) -> dict[str, list[dict]]:
                     # as stride or train_digits) like `ppl-attention train` does.
                     spec = DatasetSpec.make(args.dataset, seed=args.data_seed, options=dict(args.dataset_options))
                     datasets = {s: spec.load(s) for s in ("train", "valid", "test")}
-                kind, pretrain = METHODS[method]
+                kind, pretrain = METHODS[method].supervision, METHODS[method].pretrain
                 num_supervised, probability = args.num_supervised, args.supervision_probability
                 if method == "nogs-all":
                     num_supervised, probability = all_supervision(args)

@@ -65,7 +65,7 @@ GRIDS = {"fine-60": ("cluttered-mnist", {"stride": 1}, 6), "fine-100": ("clutter
 MAIN_METHODS = ("none", "nogs", "nogs-all", "nogs-stop")
 #: the PS-NOGS variants whose speed-up to RAM's final accuracy the verdict measures; the first is the paper's
 PSNOGS_VARIANTS = ("nogs", "nogs-all", "nogs-stop")
-EXTRA_METHODS = ("ram+", "h1", "h5", "hgs")
+EXTRA_METHODS = tuple(m for m in cs.SUPERVISED_METHODS if m not in MAIN_METHODS)  # RAM+ and the heuristics
 #: the paper's target: PS-NOGS reaches RAM's final test accuracy this many times sooner, at no lower accuracy
 TARGET_SPEEDUP = 5.0
 #: validation accuracies whose first reaching the verdict reports for every method

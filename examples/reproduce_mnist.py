@@ -43,7 +43,7 @@ from _paper_pipeline import Stage, run_stages  # noqa: E402
 from ppl_attention import pipeline  # noqa: E402
 
 DATASETS = ("translated-mnist", "cluttered-mnist")
-METHOD_ORDER = ("none", "ram+", "h1", "h5", "hgs", "nogs")  # the paper's Table 1 order
+METHOD_ORDER = tuple(cs.SUPERVISED_METHODS)  # the paper's methods in its Table 1 order
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def check_reused_runs(out: Path, methods, s: Scale, data_seed: int) -> None:
     """Refuse to mix in runs under ``out`` that were trained with other settings than ``s`` (a longer run is
     fine: its summary is read; a shorter one resumes)."""
     for method in methods:
-        kind, pretrain = cs.METHODS[method]
+        kind, pretrain = cs.METHODS[method].supervision, cs.METHODS[method].pretrain
         for seed in s.seeds:
             manifest = out / f"{method}-s{seed}" / "manifest.json"
             if not manifest.is_file():

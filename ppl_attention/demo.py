@@ -125,14 +125,8 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
                                 exclude_design=cfg.num_sequences, **common), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
-    from .completion.prior import PRIORS
-    from .data.spec import default_prior
-
-    # the dataset's own prior (the generative process for the MNIST canvases), with the size options it reads
-    sizes = {k: v for k, v in dict(database_size=cfg.prior_size, components=cfg.pca_components).items()
-             if k in PRIORS[default_prior(cfg.dataset)].build_options}
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
-           lambda: pl.build_prior(prior, cfg.dataset, **sizes, **common), timings)
+           lambda: pl.build_prior(prior, cfg.dataset, **_prior_sizes(cfg), **common), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
            lambda: pl.design_sequences(sequences, avp, prior, num_images=cfg.num_sequences, search=cfg.search,
                                        glimpses=cfg.glimpses, num_samples=cfg.num_samples, **common), timings)
@@ -164,6 +158,15 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
     print(f"figures: {', '.join(summary['figures'])}")
     print(f"summary written to {out / 'summary.json'}")
     return summary
+
+
+def _prior_sizes(cfg: DemoConfig) -> dict:
+    """The size options of the dataset's own prior (the generative process for the MNIST canvases) that it reads."""
+    from .completion.prior import PRIORS
+    from .data.spec import default_prior
+
+    sizes = dict(database_size=cfg.prior_size, components=cfg.pca_components)
+    return {k: v for k, v in sizes.items() if k in PRIORS[default_prior(cfg.dataset)].build_options}
 
 
 def _stored_indices(store: Path) -> list[int]:

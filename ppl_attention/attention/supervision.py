@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
            "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision",
-           "KINDS", "SOURCES", "CUB_PART_NAMES", "HGS_PARTS"]
+           "KINDS", "SOURCES", "CUB_PART_NAMES", "HGS_PARTS", "Method", "METHODS"]
 
 INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}
 #: CUB-200-2011 parts.txt, in file order (part id = position + 1).
@@ -317,3 +317,19 @@ def _annotation_source(r: _Request) -> Supervision:
 SOURCES = {"nogs": _store_source, "h1": _heuristic_source, "h5": _heuristic_source, "hgs": _annotation_source}
 #: ``none`` (RAM, no supervision) and the kinds of :data:`SOURCES`.
 KINDS = ("none", *SOURCES)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method of the paper's comparison: its supervision kind (one of :data:`KINDS`) and whether it
+    first pretrains on the heuristic's locations (RAM+)."""
+
+    label: str  # its name in the paper's tables
+    supervision: str
+    pretrain: bool = False
+
+
+#: The paper's training methods by name, in its Table 1 order: the one list the examples' comparisons and the demo
+#: take their names, labels and settings from.
+METHODS = {"none": Method("RAM", "none"), "ram+": Method("RAM+", "none", pretrain=True), "h1": Method("PS-H1", "h1"),
+           "h5": Method("PS-H5", "h5"), "hgs": Method("PS-HGS", "hgs"), "nogs": Method("PS-NOGS", "nogs")}

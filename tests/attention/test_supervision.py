@@ -156,3 +156,12 @@ def test_num_supervised_defaults_to_every_stored_sequence(tmp_path):
     assert sup.indices.tolist() == [2, 4, 6]
     with pytest.raises(ValueError, match="num_supervised=4 but only 3"):
         build_supervision("nogs", 10, MNIST, 5, 4, seed=0, dataset="cluttered-mnist", sequences_dir=store)
+
+
+def test_every_training_method_names_a_supervision_kind_and_its_own_label():
+    from ppl_attention.attention.supervision import KINDS, METHODS
+
+    assert all(m.supervision in KINDS for m in METHODS.values())
+    assert set(KINDS) == {m.supervision for m in METHODS.values()}  # every kind is some method's
+    assert len({m.label for m in METHODS.values()}) == len(METHODS)
+    assert [name for name, m in METHODS.items() if m.pretrain] == ["ram+"]
