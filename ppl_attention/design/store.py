@@ -80,7 +80,7 @@ class SequenceStore:
         Raises :class:`ArtifactError` (a ValueError) when ``directory`` holds a store with another config, or
         ``resume`` is False and it already holds one.
         """
-        config = dict(config)
+        config = {"data": None, **config}  # the dataset spec (None: the images had none)
         missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
         if missing:
             raise ValueError(f"config is missing {missing}; a sequence store needs {list(REQUIRED_CONFIG_KEYS)}")

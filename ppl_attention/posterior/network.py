@@ -336,7 +336,7 @@ def save_avp(avp: AVP, directory: str | os.PathLike, dataset: str, T: int, extra
     save_weights(directory / AVP_WEIGHTS, {k: v for k, v in model.state_dict().items()}, cfg)
     manifest = {"dataset": dataset, "backbone": cfg["backbone"], "head": cfg["head"], "grid": cfg["grid"], "T": T,
                 "normalisation": {"mean": cfg["mean"], "std": cfg["std"]},
-                "temperature": float(model.temperature), **(extra_config or {})}
+                "temperature": float(model.temperature), "data": None, **(extra_config or {})}
     if model.fraction_temperatures() is not None:
         manifest["fraction_temperatures"] = model.fraction_temperatures()
     write_manifest(directory, AVP_KIND, manifest, inputs)

@@ -53,6 +53,7 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
 
 def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tmp_path, capsys):
     store = SequenceStore.create(tmp_path / "store", {"dataset": "cluttered-mnist", "task": "categorical",
+                                                      "data": {"name": "cluttered-mnist", "seed": 0},
                                                       "grid": Sensor.retina(), "T": 3, "seed": 0})
     store.write_record(3, 0, [1, 2, 3])
     out = tmp_path / "run"
