@@ -27,7 +27,7 @@ def register(sub, common):
                        "last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors (the "
                        "best epoch by validation regret), history.json and summary.json.")
     p.add_argument("--store", action="append", required=True, type=Path, metavar="DIR",
-                   help="sequence store built with --search exhaustive (repeatable)")
+                   help="sequence store built with --search exhaustive or dagger (repeatable)")
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     add_config_arguments(p, TrainEPENetConfig)
@@ -86,10 +86,13 @@ def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
     from ..artifacts import ArtifactError
     from ..sensor import check_sensor
 
+    from ..design.search import MAP_SEARCHES
+
     search = store.config.get("search")
-    if search != "exhaustive":
-        raise ArtifactError(f"--store {path} was built with --search {search}; train on stores of the exhaustive "
-                            "search (their maps estimate every location on every completion)")
+    if search not in MAP_SEARCHES:
+        raise ArtifactError(f"--store {path} was built with --search {search}; train on stores of the "
+                            f"{' or '.join(MAP_SEARCHES)} search (their maps estimate every location on every "
+                            "completion)")
     check_sensor(store.grid, avp_grid, f"--store {path}", f"--avp {avp_path}'s sensor")
     if store.config.get("avp") != avp_sum:
         raise ArtifactError(f"--store {path} was generated with another AVP ({store.config.get('avp')}) than "

@@ -21,6 +21,8 @@ that revisit candidates (halving with shared samples, coarse-to-fine) never eval
 - :func:`amortised_choice`: the argmin of a map predicted by an EPE-map network (:mod:`.amortised`): no AVP pass
   on completions at all.
 - :func:`hybrid_search`: the network's ``top`` best candidates, raced (:func:`racing`) by the BOED estimator.
+- :func:`dagger_search`: the exhaustive map with the network's choice: DAgger's labelling of the states the network
+  itself reaches (its store trains the network again, :mod:`.distill`).
 
 ``forbidden`` locations (already observed, when repeating is not allowed) are never chosen; the exhaustive,
 halving and coarse searches score them for the map, ``race`` fills their map value without scoring them.
@@ -41,8 +43,8 @@ if TYPE_CHECKING:
     from typing import Sequence
 
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
-           "racing", "amortised_choice", "hybrid_search", "pyramid_search", "SEARCH_FUNCTIONS", "SEARCHES",
-           "NETWORK_SEARCHES", "run_search", "parse_search_options"]
+           "racing", "amortised_choice", "hybrid_search", "pyramid_search", "dagger_search", "SEARCH_FUNCTIONS",
+           "SEARCHES", "NETWORK_SEARCHES", "MAP_SEARCHES", "run_search", "parse_search_options"]
 
 
 
@@ -395,10 +397,23 @@ def hybrid_search(score: Callable, weights: torch.Tensor, num_candidates: int,
     return result
 
 
+def dagger_search(score: Callable, weights: torch.Tensor, num_candidates: int,
+                  forbidden: torch.Tensor | Sequence[int] | None = None, grid: Sensor | None = None,
+                  proposal: torch.Tensor = None, stride: int = 1) -> SearchResult:
+    """DAgger's labelling step: the exhaustive search's map (the expert's label of this state, ``stride`` as in
+    :func:`exhaustive_search`) and the EPE-map network's choice (the argmin of ``proposal``) as the next location,
+    so that the sequence goes where the network would go and the map says what it should have chosen there.
+    ``info["expert"]`` is the exhaustive choice."""
+    p = _check_proposal(proposal, num_candidates, "dagger")
+    result = exhaustive_search(score, weights, num_candidates, forbidden, grid=grid, stride=stride)
+    chosen = amortised_choice(p, num_candidates, forbidden).location
+    return SearchResult(chosen, result.epe, result.evaluations, {**result.info, "expert": result.location})
+
+
 def run_search(name: str, score: Callable, weights: torch.Tensor | None, grid: Sensor,
                forbidden: torch.Tensor | Sequence[int] | None = None, generator: torch.Generator | None = None,
                prior: torch.Tensor | None = None, proposal: torch.Tensor | None = None, **options) -> SearchResult:
-    """Dispatch by name: ``exhaustive``, ``halving``, ``coarse``, ``race``, ``amortised`` or ``hybrid``.
+    """Dispatch by name (:data:`SEARCH_FUNCTIONS`).
 
     ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
     ``proposal`` (L,), an EPE-map network's prediction for this step, by ``amortised`` and ``hybrid``."""
@@ -460,7 +475,9 @@ def parse_search_options(name: str, items: Sequence[str] | None) -> dict:
 #: follow; each function is called with the keywords of :func:`run_search` it names.
 SEARCH_FUNCTIONS: dict[str, Callable[..., SearchResult]] = {
     "exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine, "race": racing,
-    "amortised": amortised_choice, "hybrid": hybrid_search, "pyramid": pyramid_search}
+    "amortised": amortised_choice, "hybrid": hybrid_search, "pyramid": pyramid_search, "dagger": dagger_search}
 SEARCHES = tuple(SEARCH_FUNCTIONS)
+#: The searches whose stored maps are the exhaustive estimate at every (scored) location: what distillation trains on.
+MAP_SEARCHES = ("exhaustive", "dagger")
 #: The searches that read an EPE-map network's prediction (``proposal``): ``generate --epe-net DIR``.
 NETWORK_SEARCHES = tuple(name for name, fn in SEARCH_FUNCTIONS.items() if "proposal" in _parameters(fn))

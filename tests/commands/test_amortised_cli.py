@@ -121,6 +121,21 @@ def test_generate_with_the_network_writes_the_store_and_resumes(built, tmp_path,
     assert len(list((tmp_path / "paper").glob("*.txt"))) == 5
 
 
+def test_a_dagger_store_follows_the_network_and_trains_it_again(built, tmp_path):
+    root, base = built
+    args = ["generate", *base, "--search", "dagger", "--epe-net", str(root / "net"), "--num-images", "2"]
+    assert main([*args, "--out", str(tmp_path / "d")]) == 0
+    assert main(["generate", *base, "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "2",
+                 "--out", str(tmp_path / "a")]) == 0
+    dagger, amortised, expert = (SequenceStore.open(tmp_path / "d"), SequenceStore.open(tmp_path / "a"),
+                                 SequenceStore.open(root / "ex"))
+    for i in range(2):  # the network's own sequence, with the exhaustive search's map at each of its states
+        assert dagger.record(i)["locations"] == amortised.record(i)["locations"]
+        assert torch.equal(dagger.epe_maps(i)[0], expert.epe_maps(i)[0])
+    assert main(["train-epe-net", "--store", str(root / "ex"), "--store", str(tmp_path / "d"), "--avp",
+                 str(root / "avp"), "--out", str(tmp_path / "net"), "--epochs", "1", *TINY_NET]) == 0
+
+
 def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
     from ppl_attention.design.amortised import EPEMapNet, EPENetConfig, load_epe_net, save_epe_net
     from ppl_attention.sensor import Sensor

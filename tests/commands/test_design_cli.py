@@ -17,11 +17,12 @@ PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"
 def test_generate_offers_every_search_strategy():
     import dataclasses
 
-    from ppl_attention.commands.design import GenerateConfig
-    from ppl_attention.design.search import SEARCHES
+    from ppl_attention.commands.design import NETWORK_SEARCH_NAMES, GenerateConfig
+    from ppl_attention.design.search import NETWORK_SEARCHES, SEARCHES
 
     field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["search"]
     assert field.metadata["choices"] == list(SEARCHES)
+    assert NETWORK_SEARCH_NAMES == NETWORK_SEARCHES
 
 
 def test_import_export_roundtrip(tmp_path, capsys):

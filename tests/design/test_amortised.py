@@ -8,8 +8,8 @@ import torch
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.design.amortised import (AmortisedMap, EPEMapNet, EPENetConfig, allowed_mask, amortised_sequences,
                                             check_epe_net, epe_map_loss, load_epe_net, map_regret, save_epe_net)
-from ppl_attention.design.search import (NETWORK_SEARCHES, SEARCHES, amortised_choice, exhaustive_search,
-                                         hybrid_search, parse_search_options, run_search)
+from ppl_attention.design.search import (NETWORK_SEARCHES, SEARCHES, amortised_choice, dagger_search,
+                                         exhaustive_search, hybrid_search, parse_search_options, run_search)
 from ppl_attention.design.sequential import DesignProblem, DesignSettings, greedy_sequence
 from ppl_attention.posterior.network import AVPConfig, build_avp
 from ppl_attention.sensor import Sensor, SensorMismatch
@@ -120,6 +120,20 @@ def test_amortised_and_hybrid_searches():
         parse_search_options("hybrid", ["prior_top=3"])
     with pytest.raises(ValueError, match="no option"):
         parse_search_options("amortised", ["top=3"])
+
+
+def test_dagger_labels_the_networks_state_with_the_exhaustive_map():
+    H = torch.tensor([[2.0, 2.0], [1.0, 1.0], [0.1, 0.3], [0.5, 0.5], [0.0, 0.0]])
+    w = torch.tensor([0.5, 0.5])
+    proposal = torch.tensor([0.5, 0.1, 0.3, 0.2, 0.9])
+    expert = exhaustive_search(lambda c, s: H[c][:, s], w, 5, forbidden=torch.tensor([1]))
+    d = dagger_search(lambda c, s: H[c][:, s], w, 5, forbidden=torch.tensor([1]), proposal=proposal)
+    # the network's choice (3: its best allowed location), the exhaustive map and passes, the expert's choice (4)
+    assert d.location == 3 and d.info["expert"] == expert.location == 4
+    assert torch.equal(d.epe, expert.epe) and d.evaluations == expert.evaluations == 10
+    assert "dagger" in NETWORK_SEARCHES and parse_search_options("dagger", ["stride=2"]) == {"stride": 2}
+    with pytest.raises(ValueError, match="dagger search needs an EPE-map network"):
+        dagger_search(lambda c, s: H[c][:, s], w, 5)
 
 
 class _NoSampler:
