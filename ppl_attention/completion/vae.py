@@ -345,11 +345,7 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
             for i in range(0, N, cfg.batch_size):
                 loss.kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
                 x = images[order[i:i + cfg.batch_size]].to(device)
-                mask = torch.ones(x.shape[0], 1, *grid.image_size, device=device)
-                n_masked = int(round(cfg.masked_fraction * x.shape[0]))
-                if n_masked:
-                    mask[:n_masked] = random_glimpse_masks(grid, n_masked, g, device=device)[1]
-                total += svi.step(x, mask)
+                total += svi.step(x, _batch_mask(grid, x.shape[0], cfg.masked_fraction, g, device))
                 step += 1
             history.append(total / (N * P))
             bar.set_postfix(loss_per_pixel=f"{history[-1]:.4f}", kl_weight=f"{loss.kl_weight:.2f}")
@@ -361,6 +357,16 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
     if out_dir is not None:
         save_vae(vae, out_dir, cfg, grid, history)
     return vae
+
+
+def _batch_mask(grid: Sensor, batch: int, masked_fraction: float, g: torch.Generator, device) -> torch.Tensor:
+    """(B, 1, H, W) masks of a training batch: the first ``masked_fraction`` of the images seen through random
+    glimpses, the others whole."""
+    mask = torch.ones(batch, 1, *grid.image_size, device=device)
+    n_masked = int(round(masked_fraction * batch))
+    if n_masked:
+        mask[:n_masked] = random_glimpse_masks(grid, n_masked, g, device=device)[1]
+    return mask
 
 
 @torch.no_grad()
