@@ -44,8 +44,8 @@ class GenerateConfig:
                 "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net)",
         "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid"]})
     epe_net: Optional[str] = field(default=None, metadata={
-        "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid; it must have been trained "
-                "for this AVP, prior and sensor"})
+        "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid; it must have been "
+                "trained for this AVP, prior and sensor"})
     search_options: Optional[list[str]] = field(default=None, metadata={
         "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
                 "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})

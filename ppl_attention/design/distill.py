@@ -64,8 +64,8 @@ class TrainEPENetConfig:
     hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
     embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
     positions: str = field(default="table", metadata={
-        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or coords "
-                "(Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
+        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
+                "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
                 "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
         "choices": ["table", "coords"]})
 
