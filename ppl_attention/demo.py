@@ -105,36 +105,60 @@ def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: s
 
 def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the results table as a dict and writes ``out/summary.json``."""
-    from . import pipeline as pl
     from .commands._common import set_threads
 
     set_threads(cfg.threads, "threads")
     out = Path(cfg.out)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     write_manifest(out, "demo", config_to_dict(cfg))
-    common = dict(device=device, seed=seed, quiet=True)
-    avp, prior, sequences = out / "avp", out / "prior", out / "sequences"
     timings: dict[str, float] = {}
+    common = dict(device=device, seed=seed, quiet=True)
+    _avp_stages(cfg, out, common, timings)
+    _design_stages(cfg, out, common, timings)
+    runs = _training_stages(cfg, out, seed, device, progress, timings)
+    _stage(9, STAGES[8], False, lambda: _figures(cfg, seed, out / "figures", out / "sequences", "curves", runs),
+           timings)
+    return _report(out, runs, timings)
 
+
+def _avp_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None:
+    """Stages 1-3: the dataset figure, the AVP and its evaluation."""
+    from . import pipeline as pl
+
+    avp, figures = out / "avp", out / "figures"
     _stage(1, STAGES[0], (figures / "dataset.png").exists(),
-           lambda: _figures(cfg, seed, figures, sequences, "dataset"), timings)
+           lambda: _figures(cfg, common["seed"], figures, out / "sequences", "dataset"), timings)
     _stage(2, STAGES[1], (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
            lambda: pl.train_avp(avp, cfg.dataset, epochs=cfg.avp_epochs, glimpses=cfg.glimpses,
                                 train_size=cfg.avp_train_size, calibrate=cfg.avp_calibrate,
                                 exclude_design=cfg.num_sequences, **common), timings)
     _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
            lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
+
+
+def _design_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None:
+    """Stages 4-6: the prior, the sequences and their EPE figure."""
+    from . import pipeline as pl
+
+    avp, prior, sequences, figures = out / "avp", out / "prior", out / "sequences", out / "figures"
     _stage(4, STAGES[3], (prior / "manifest.json").exists(),
            lambda: pl.build_prior(prior, cfg.dataset, **_prior_sizes(cfg), **common), timings)
     _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
            lambda: pl.design_sequences(sequences, avp, prior, num_images=cfg.num_sequences, search=cfg.search,
                                        glimpses=cfg.glimpses, num_samples=cfg.num_samples, **common), timings)
     _stage(6, STAGES[5], (figures / "epe.png").exists(),
-           lambda: _figures(cfg, seed, figures, sequences, "epe"), timings)
+           lambda: _figures(cfg, common["seed"], figures, sequences, "epe"), timings)
+
+
+def _training_stages(cfg: DemoConfig, out: Path, seed: int, device: str, progress: bool,
+                     timings: dict) -> dict[str, list[Path]]:
+    """Stages 7-8: the RAM and PS-NOGS runs of every seed; their run folders by method."""
+    from . import pipeline as pl
+
     runs = {"RAM": [], "PS-NOGS": []}
     for method, extra, stage in (("RAM", dict(dataset=cfg.dataset, supervision="none"), 7),
-                                 ("PS-NOGS", dict(sequences=sequences, num_supervised=cfg.num_sequences), 8)):
+                                 ("PS-NOGS", dict(sequences=out / "sequences", num_supervised=cfg.num_sequences),
+                                  8)):
         def train_all(method=method, extra=extra):
             for s in cfg.seeds:
                 run_dir = out / f"{method.lower()}-s{s}"
@@ -146,11 +170,14 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
         dirs = [out / f"{method.lower()}-s{s}" for s in cfg.seeds]
         runs[method] = dirs
         _stage(stage, STAGES[stage - 1], all((d / "summary.json").exists() for d in dirs), train_all, timings)
+    return runs
 
-    _stage(9, STAGES[8], False, lambda: _figures(cfg, seed, figures, sequences, "curves", runs), timings)
+
+def _report(out: Path, runs: dict[str, list[Path]], timings: dict) -> dict:
+    """Write and print the results table; the summary ``run_demo`` returns."""
     results = _results_table(runs)
     summary = {"results": results, "seconds_per_stage": timings, "out": str(out),
-               "figures": sorted(str(p) for p in figures.glob("*.png")), "run": run_record()}
+               "figures": sorted(str(p) for p in (out / "figures").glob("*.png")), "run": run_record()}
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", _markdown(results))
     print()

@@ -20,9 +20,9 @@ What the glimpses reveal, as images (for the AVP, the completions' networks and 
   scale (for the fovea the values agree anyway: they are the same pixels);
 * :meth:`Sensor.observe` = ``paste(extract(images, loc), loc), mask(loc)``.
 
-Everything that extracts glimpses, builds masks or pastes glimpses back into an image goes through this module,
-batched, with no Python loop over images, glimpses or scales.  ``Sensor`` is the same class (its older
-name): a grid is a sensor with one scale.
+Everything that extracts glimpses, builds masks or pastes glimpses back into an image goes through this module
+(its pooling and paste arithmetic in :mod:`.sensor_maths`), batched, with no Python loop over images, glimpses
+or scales.  ``Sensor`` is the same class (its older name): a grid is a sensor with one scale.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .checks import check_int
+from .sensor_maths import paste_latest, pooling_matrices
 
 if TYPE_CHECKING:
     from typing import Any, Iterator, Mapping
@@ -383,19 +384,6 @@ class Sensor:
         patches = images[b, :, r.unsqueeze(-1), c.unsqueeze(-2)].permute(0, 1, 4, 2, 3)
         return patches[:, 0] if single else patches
 
-    def _pooling(self, axis: int, device, dtype) -> torch.Tensor:
-        """(k, g, G) matrices that average the blocks of each scale out of the coarsest patch (side G) along
-        one axis: row ``u`` of scale ``j`` averages pixels ``off_j + u s^j .. off_j + (u+1) s^j - 1``."""
-        g = self.glimpse_size[axis]
-        G = self.patch_sizes[-1][axis]
-        q = torch.zeros(self.scales, g, G, dtype=dtype, device=device)
-        for j in range(self.scales):  # k small matrices built once per call; the pooling itself is one einsum
-            b = self.scale_factor ** j
-            off = (G - g * b) // 2
-            cols = off + torch.arange(g * b, device=device)
-            q[j, torch.arange(g * b, device=device) // b, cols] = 1.0 / b
-        return q
-
     def extract(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """What the sensor returns at ``locations`` (B,) or (B, T) of ``images`` (B, C, H, W) (a leading 1
         broadcasts): ``(B, k*C, h, w)`` or ``(B, T, k*C, h, w)``, scales stacked along channels, finest first.
@@ -415,8 +403,8 @@ class Sensor:
         b = torch.arange(B, device=images.device).view(B, 1, 1, 1)
         big = images[b, :, r.clamp(0, H - 1).unsqueeze(-1), c.clamp(0, W - 1).unsqueeze(-2)]  # (B, T, Gh, Gw, C)
         big = big * inside.unsqueeze(-1).to(big.dtype)  # zero padding outside the image
-        qh = self._pooling(0, images.device, images.dtype)
-        qw = self._pooling(1, images.device, images.dtype)
+        qh = pooling_matrices(self, 0, images.device, images.dtype)
+        qw = pooling_matrices(self, 1, images.device, images.dtype)
         out = torch.einsum("kuy,btyxc,kvx->btkcuv", qh, big, qw)  # (B, T, k, C, h, w)
         out = out.reshape(B, loc.shape[1], self.scales * C, *self.glimpse_size)
         return out[:, 0] if single else out
@@ -500,41 +488,7 @@ class Sensor:
             b = torch.arange(B, device=patches.device).view(B, 1, 1, 1)
             canvas[b, :, r.unsqueeze(-1), c.unsqueeze(-2)] = patches.permute(0, 1, 3, 4, 2)
             return canvas
-        return self._paste_latest(patches, loc, canvas)[0]
-
-    def _paste_latest(self, patches: torch.Tensor, loc: torch.Tensor, canvas: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The general paste: for every canvas pixel and scale, the last glimpse covering it (one amax over
-        glimpses), then one gather of the pooled value of the block holding the pixel.  Returns the canvas and
-        the (B, k, H, W) bool of the pixels seen (the mask)."""
-        B, T, KC = patches.shape[:3]
-        k, C = self.scales, KC // self.scales
-        H, W = self.image_size
-        h, w = self.glimpse_size
-        device = patches.device
-        in_r, in_c, top = self._coverage(loc, device)  # (B, T, k, H), (B, T, k, W), (B, T, k, 2)
-        # The last glimpse covering each pixel, per scale: stamps 1..T in a small integer type (memory traffic).
-        stamp_dtype = torch.uint8 if T < 255 else torch.int32
-        stamp = torch.arange(1, T + 1, device=device, dtype=stamp_dtype).view(1, T, 1, 1)
-        rows_owner = in_r.to(stamp_dtype) * stamp  # (B, T, k, H)
-        owner = (rows_owner.unsqueeze(-1) * in_c.to(stamp_dtype).unsqueeze(-2)).amax(1)  # (B, k, H, W), 0 = unseen
-        seen = owner > 0
-        owner = (owner.long() - 1).clamp_(min=0)
-        # Top-left of the owning glimpse's patch at each pixel: gather over T (int32 arithmetic from here on).
-        tops = top.permute(0, 2, 1, 3).int()  # (B, k, T, 2)
-        idx = owner.flatten(2)  # (B, k, H*W)
-        top_r = tops[..., 0].gather(2, idx).view(B, k, H, W)
-        top_c = tops[..., 1].gather(2, idx).view(B, k, H, W)
-        block = (self.scale_factor ** torch.arange(k, device=device, dtype=torch.int32)).view(1, k, 1, 1)
-        u = torch.div(torch.arange(H, device=device, dtype=torch.int32).view(1, 1, H, 1) - top_r, block,
-                      rounding_mode="floor").clamp_(0, h - 1)
-        v = torch.div(torch.arange(W, device=device, dtype=torch.int32).view(1, 1, 1, W) - top_c, block,
-                      rounding_mode="floor").clamp_(0, w - 1)
-        flat = (owner.int() * (h * w) + u * w + v).flatten(2).long()  # (B, k, H*W) index into (T, h, w)
-        source = self.split_scales(patches).permute(0, 2, 3, 1, 4, 5).reshape(B, k, C, T * h * w)
-        values = source.gather(3, flat.unsqueeze(2).expand(B, k, C, H * W)).view(B, k, C, H, W)
-        old = canvas.view(B, k, C, H, W)
-        return torch.where(seen.unsqueeze(2), values, old).reshape(B, KC, H, W), seen
+        return paste_latest(self, patches, loc, canvas)[0]
 
     def observe(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int],
                 whole: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -561,7 +515,7 @@ class Sensor:
             mask = self.mask(loc, dtype=images.dtype, device=images.device)
             return images.repeat(1, self.scales, 1, 1) * mask.repeat_interleave(images.shape[1], 1), mask
         glimpses = self.extract(images, loc.clamp(min=0))
-        canvas, seen = self._paste_latest(glimpses, loc, glimpses.new_zeros(images.shape[0], glimpses.shape[2],
+        canvas, seen = paste_latest(self, glimpses, loc, glimpses.new_zeros(images.shape[0], glimpses.shape[2],
                                                                              *self.image_size))
         return canvas, seen.to(images.dtype)
 

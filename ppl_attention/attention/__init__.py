@@ -1,8 +1,9 @@
 """Hard-attention network and its partially supervised training (RAM, RAM+, PS-NOGS, PS-H1/H5, PS-HGS).
 
 Read in this order: :mod:`.network` (the model), :mod:`.policy` (its location policies), :mod:`.supervision`
-(where supervision sequences come from), :mod:`.trainer` (losses, validation, checkpoints), :mod:`.run` (one
-complete run), :mod:`.convergence` and :mod:`.stopping` (iterations to convergence; adaptive stopping).
+(where supervision sequences come from), :mod:`.train_config` (a run's settings), :mod:`.trainer` (losses,
+validation, checkpoints), :mod:`.run` (one complete run), :mod:`.convergence` and :mod:`.stopping` (iterations
+to convergence; adaptive stopping).
 """
 from .convergence import convergence_summary, iterations_to_convergence
 from .network import HardAttentionNet, NetworkConfig, Rollout, classifier_flops, flops_per_glimpse

@@ -315,6 +315,36 @@ class HardAttentionNet(nn.Module):
             forced: optional (B, T) locations; entries other than ``NO_GLIMPSE`` (-1) replace the choice.
             generator: for the draws (reproducible runs).
         """
+        forced, fixed_probs = self._check_forward(images, glimpses, policy, forced, fixed_probs)
+        B = images.shape[0]
+        h = self.initial_state(B)
+        out = {k: [] for k in ("locations", "log_probs", "entropy", "logits", "baselines", "gains")}
+        for t in range(glimpses):
+            hd = self.hidden(h).detach()
+            dist = self.policy.distribution(hd)
+            with torch.no_grad():
+                if policy == "greedy":
+                    loc = dist.mode()
+                elif policy == "fixed":
+                    loc = torch.multinomial(fixed_probs, 1, generator=generator).squeeze(1)
+                else:
+                    loc = dist.sample(generator)
+                if forced is not None:
+                    loc = torch.where(forced[:, t] >= 0, forced[:, t], loc)
+            out["locations"].append(loc)
+            out["log_probs"].append(dist.log_prob(loc))
+            out["entropy"].append(dist.entropy())
+            out["baselines"].append(self.baseline(hd).squeeze(1))
+            h = self.glimpse_step(images, loc, h)
+            ho = self.hidden(h)
+            out["logits"].append(self.classifier(ho))
+            out["gains"].append(self.stop_head(ho.detach()).squeeze(1))
+        return Rollout(**{k: torch.stack(v, 1) for k, v in out.items()})
+
+    def _check_forward(self, images: torch.Tensor, glimpses: int, policy: str, forced: torch.Tensor | None,
+                       fixed_probs: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Refuse bad arguments of :meth:`forward`; ``forced`` as a long tensor on the images' device and
+        ``fixed_probs`` expanded to (B, L) there (``policy='fixed'`` only)."""
         if policy not in ("sample", "greedy", "fixed"):
             raise ValueError(f"policy must be 'sample', 'greedy' or 'fixed', got {policy!r}")
         if not isinstance(glimpses, int) or glimpses < 1:
@@ -336,31 +366,7 @@ class HardAttentionNet(nn.Module):
                 raise ValueError(f"policy='fixed' needs fixed_probs of shape ({L},), got "
                                  f"{None if fixed_probs is None else tuple(fixed_probs.shape)}")
             fixed_probs = fixed_probs.to(images.device).expand(B, L)
-        h = self.initial_state(B)
-        out = {k: [] for k in ("loc", "logp", "ent", "logits", "base", "gain")}
-        for t in range(T):
-            hd = self.hidden(h).detach()
-            dist = self.policy.distribution(hd)
-            with torch.no_grad():
-                if policy == "greedy":
-                    loc = dist.mode()
-                elif policy == "fixed":
-                    loc = torch.multinomial(fixed_probs, 1, generator=generator).squeeze(1)
-                else:
-                    loc = dist.sample(generator)
-                if forced is not None:
-                    loc = torch.where(forced[:, t] >= 0, forced[:, t], loc)
-            out["loc"].append(loc)
-            out["logp"].append(dist.log_prob(loc))
-            out["ent"].append(dist.entropy())
-            out["base"].append(self.baseline(hd).squeeze(1))
-            h = self.glimpse_step(images, loc, h)
-            ho = self.hidden(h)
-            out["logits"].append(self.classifier(ho))
-            out["gain"].append(self.stop_head(ho.detach()).squeeze(1))
-        return Rollout(locations=torch.stack(out["loc"], 1), log_probs=torch.stack(out["logp"], 1),
-                       entropy=torch.stack(out["ent"], 1), logits=torch.stack(out["logits"], 1),
-                       baselines=torch.stack(out["base"], 1), gains=torch.stack(out["gain"], 1))
+        return forced, fixed_probs
 
 
 @torch.no_grad()

@@ -87,22 +87,10 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     train_ds = datasets["train"]
     grid = train_ds.grid
     train, valid, test = (SplitData(datasets[s], cfg.attribute) for s in ("train", "valid", "test"))
-    supervision = build_supervision(run.supervision, len(train), grid, cfg.glimpses, run.num_supervised, seed,
-                                    dataset=run.dataset, sequences_dir=run.sequences,
-                                    epe_first=run.epe_first, annotations=train.annotations,
-                                    data_seed=getattr(train_ds, "seed", None),
-                                    data_spec=getattr(train_ds, "data_spec", None))
+    supervision = _supervision(run, cfg, train, train_ds, seed)
     torch.manual_seed(derive_seed(seed, "init"))
     net = build_network(train_ds, net_cfg).to(device)
-    manifest_config = {"run": config_to_dict(run), "train": config_to_dict(cfg), "network": net.to_config(),
-                       "seed": seed, "data_seed": getattr(train_ds, "seed", None),
-                       "data": getattr(train_ds, "data_spec", None)}
-    _check_resumable(out, run, cfg, net, seed, manifest_config)  # before anything is written
-    write_manifest(out, "attention-run", manifest_config,
-                   inputs={"sequences": run.sequences, "epe_first": run.epe_first})
-    if supervision is not None:
-        atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
-                                                     "sequences": supervision.sequences})
+    _start_run(out, run, cfg, net, seed, train_ds, supervision)
     trainable, pre_summary = None, None
     if run.pretrain:
         trainable, pre_summary = _pretrain(run, cfg, net, grid, (train, valid), out, seed, device, progress)
@@ -123,6 +111,29 @@ def train_run(run: RunConfig, cfg: TrainConfig, net_cfg: NetworkConfig, datasets
     summary["run"] = run_record()
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _supervision(run: RunConfig, cfg: TrainConfig, train: SplitData, train_ds: Dataset, seed: int):
+    """The run's supervised images and their sequences (None: RAM), from ``run.supervision``."""
+    data = dict(data_seed=getattr(train_ds, "seed", None), data_spec=getattr(train_ds, "data_spec", None))
+    return build_supervision(run.supervision, len(train), train_ds.grid, cfg.glimpses, run.num_supervised, seed,
+                             dataset=run.dataset, sequences_dir=run.sequences, epe_first=run.epe_first,
+                             annotations=train.annotations, **data)
+
+
+def _start_run(out: Path, run: RunConfig, cfg: TrainConfig, net: HardAttentionNet, seed: int, train_ds: Dataset,
+               supervision) -> None:
+    """Refuse an ``out`` that a run with other settings began (before anything is written), then record the run's
+    manifest and its supervision."""
+    manifest_config = {"run": config_to_dict(run), "train": config_to_dict(cfg), "network": net.to_config()}
+    manifest_config.update(seed=seed, data_seed=getattr(train_ds, "seed", None),
+                           data=getattr(train_ds, "data_spec", None))
+    _check_resumable(out, run, cfg, net, seed, manifest_config)
+    write_manifest(out, "attention-run", manifest_config,
+                   inputs={"sequences": run.sequences, "epe_first": run.epe_first})
+    if supervision is not None:
+        atomic_write_json(out / "supervision.json", {"kind": supervision.kind, "indices": supervision.indices,
+                                                     "sequences": supervision.sequences})
 
 
 def _check_run_config(run: RunConfig) -> None:

@@ -70,6 +70,13 @@ def _register_evaluate(sub, common) -> None:
                    help="searches compared with the exhaustive one (default: halving hybrid amortised); "
                         "exhaustive-independent: the exhaustive search on an independent draw of the completions "
                         "(the estimator's own Monte-Carlo noise floor)")
+    _add_evaluate_search_arguments(e)
+    add_dataset_arguments(e, reads="the AVP and the prior")
+    e.set_defaults(func=run_evaluate)
+
+
+def _add_evaluate_search_arguments(e) -> None:
+    """``evaluate-epe-net``'s flags of the hybrid search, the reference store and the AVP's batches."""
     e.add_argument("--hybrid-top", type=int, nargs="+", default=[4],
                    help="candidates the network proposes to the hybrid search; several values compare several "
                         "hybrids (default: 4)")
@@ -78,8 +85,6 @@ def _register_evaluate(sub, common) -> None:
                         "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
                         "exhaustive search is not rerun (nor timed)")
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
-    add_dataset_arguments(e, reads="the AVP and the prior")
-    e.set_defaults(func=run_evaluate)
 
 
 def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
@@ -138,9 +143,9 @@ def run_train(args):
     stores, prior = _open_train_stores(args, avp, avp_sum)
     spec = resolve_dataset(args, [*args.store, args.avp], default=None)
     fns = _store_image_fns(spec, stores)
+    sizes = dict(width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden, positions=cfg.positions)
     net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
-                           width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden,
-                           positions=cfg.positions)
+                           **sizes)
     run_config = _train_run_config(args, cfg, spec, avp, avp_sum, prior, stores)
     out = Path(args.out)
     _check_train_rerun(out, run_config)
@@ -148,19 +153,17 @@ def run_train(args):
     data = load_store_maps(stores, fns, avp)
     print(f"  {len(data)} examples from {sum(len(s) for s in stores)} records")
     out.mkdir(parents=True, exist_ok=True)
-    write_manifest(out, EPE_NET_KIND, {**run_config, "net": net_cfg.to_dict()},
-                   {"avp": str(args.avp), **{f"store{i}": str(p) for i, p in enumerate(args.store)}})
+    inputs = {"avp": str(args.avp), **{f"store{i}": str(p) for i, p in enumerate(args.store)}}
+    write_manifest(out, EPE_NET_KIND, {**run_config, "net": net_cfg.to_dict()}, inputs)
     torch.manual_seed(args.seed)
     net = EPEMapNet(net_cfg)
     net, history = train_epe_net(data, avp, net, out, cfg, seed=args.seed, run_config=run_config,
                                  progress=not args.no_progress)
-    save_epe_net(net, out, {**run_config}, {"avp": str(args.avp), **{f"store{i}": str(p)
-                                                                     for i, p in enumerate(args.store)}})
-    last = history["history"][-1]
-    write_summary(out, {"out": str(out), "examples": len(data), "train_examples": history["train_examples"],
-                        "valid_examples": history["valid_examples"], "best_epoch": history["best_epoch"],
-                        "best_valid_mean_regret": history["best_mean_regret"],
-                        "last": last, "parameters": sum(p.numel() for p in net.parameters())})
+    save_epe_net(net, out, {**run_config}, inputs)
+    summary = {"out": str(out), "examples": len(data), "train_examples": history["train_examples"]}
+    summary.update(valid_examples=history["valid_examples"], best_epoch=history["best_epoch"],
+                   best_valid_mean_regret=history["best_mean_regret"], last=history["history"][-1])
+    write_summary(out, {**summary, "parameters": sum(p.numel() for p in net.parameters())})
     return 0
 
 
@@ -227,15 +230,9 @@ def _check_train_rerun(out: Path, run_config: dict) -> None:
 
 
 def run_evaluate(args):
-    import torch
-
     from ..artifacts import atomic_write_json
-    from ..design.images import ImageFactory
     from ..design.regret import evaluate_searches, summarise
     from ..design.sequential import first_glimpse_epe
-    from ..design.epe import default_precision
-    from ..runtime import resolve_device
-    from .design import noise_schedule
 
     _check_evaluate_args(args)
     spec = resolve_dataset(args, [args.avp, args.prior, args.epe_net], default=None)
@@ -244,13 +241,7 @@ def run_evaluate(args):
     if indices[-1] >= len(data):
         raise ValueError(f"--first-image + --num-images: the {args.split} split of {spec.name} has {len(data)} images, "
                          f"asked for image {indices[-1]}")
-    sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
-    device = resolve_device(args.device)
-    args.precision = args.precision or default_precision(device)
-    factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
-                           args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
-                           precision=args.precision, epe_net=str(args.epe_net))
-    problem, image_fn = factory()
+    problem, image_fn, sigma = _evaluation_problem(args, spec, data)
     reference = None
     if args.reference is not None:
         reference = _reference_store(args, indices)
@@ -264,16 +255,42 @@ def run_evaluate(args):
     summary = summarise(result, list(searches))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split,
-                "indices": [indices[0], indices[-1]], "T": args.T, "num_samples": args.num_samples,
-                "k1": args.k1, "precision": args.precision, "sigma": sigma,
-                "searches": {k: list(v) for k, v in searches.items()},
-                "threads": torch.get_num_threads(), "seed": args.seed, "data": spec.to_dict(),
-                "reference": None if args.reference is None else str(args.reference)}
+    settings = _evaluation_settings(args, spec, indices, sigma, searches)
     atomic_write_json(out / "evaluation.json", {"settings": settings, **result})
     write_summary(out, {"settings": settings, **summary})
     _print_search_summary(summary)
     return 0
+
+
+def _evaluation_problem(args, spec, data) -> tuple:
+    """The design problem (AVP, prior, EPE-map network) and the images, as ``generate`` builds them, with the
+    completions' noise schedule: ``(problem, image_fn, sigma)``.  Sets ``args.precision`` to the device's default
+    when it was not given."""
+    from ..design.epe import default_precision
+    from ..design.images import ImageFactory
+    from ..runtime import resolve_device
+    from .design import noise_schedule
+
+    sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
+    device = resolve_device(args.device)
+    args.precision = args.precision or default_precision(device)
+    factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
+                           args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
+                           precision=args.precision, epe_net=str(args.epe_net))
+    problem, image_fn = factory()
+    return problem, image_fn, sigma
+
+
+def _evaluation_settings(args, spec, indices: list[int], sigma, searches: dict) -> dict:
+    """What ``evaluation.json`` and ``summary.json`` record of the evaluation's inputs and settings."""
+    import torch
+
+    settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split}
+    settings.update(indices=[indices[0], indices[-1]], T=args.T, num_samples=args.num_samples, k1=args.k1,
+                    precision=args.precision, sigma=sigma, searches={k: list(v) for k, v in searches.items()})
+    settings.update(threads=torch.get_num_threads(), seed=args.seed, data=spec.to_dict(),
+                    reference=None if args.reference is None else str(args.reference))
+    return settings
 
 
 def _check_evaluate_args(args) -> None:

@@ -32,7 +32,11 @@ def register(sub, common):
     p.add_argument("--out", required=True, type=Path, help="output AVP directory")
     add_config_arguments(p, TrainAVPConfig)
     p.set_defaults(func=run_train)
+    _register_evaluate(sub, common)
 
+
+def _register_evaluate(sub, common) -> None:
+    """The ``evaluate-avp`` subcommand and its flags."""
     e = sub.add_parser("evaluate-avp", parents=[common], help="accuracy, NLL and ECE of an AVP against the number "
                        "of random glimpses 0..T on the test split",
                        description="Evaluate a trained AVP directory on the test split: every image under --draws "
@@ -73,7 +77,6 @@ def run_train(args):
 
     from ..posterior.training import TrainAVPConfig, train_avp
     from ..runtime import resolve_device, seed_everything
-    from ._common import write_summary
 
     from ..posterior.training import check_train_avp_config
     from ._common import check_int, check_out_dir
@@ -107,17 +110,23 @@ def run_train(args):
         model = train_avp(train, valid, args.out, cfg, seed=args.seed, device=device, dataset_name=spec.name)
         rank = dist.get_rank() if started else 0
         if rank == 0:
-            from ..artifacts import read_json
-            hist = read_json(args.out / "history.json")
-            write_summary(args.out, {"dataset": spec.name, "data": spec.describe(), "out": str(args.out),
-                                     "config": config_to_dict(cfg),
-                                     "best_epoch": hist["best_epoch"], "epochs_run": len(hist["history"]),
-                                     "best_valid_nll": min(h["valid_nll"] for h in hist["history"]),
-                                     "temperature": float(model.temperature)})
+            _write_train_summary(args.out, spec, cfg, model)
     finally:
         if started:
             dist.destroy_process_group()
     return 0
+
+
+def _write_train_summary(out: Path, spec, cfg, model) -> None:
+    """``summary.json`` of a finished ``train-avp``: the data, the config and the best epoch's figures."""
+    from ..artifacts import read_json
+    from ._common import write_summary
+
+    hist = read_json(out / "history.json")
+    summary = {"dataset": spec.name, "data": spec.describe(), "out": str(out), "config": config_to_dict(cfg)}
+    summary.update(best_epoch=hist["best_epoch"], epochs_run=len(hist["history"]),
+                   best_valid_nll=min(h["valid_nll"] for h in hist["history"]), temperature=float(model.temperature))
+    write_summary(out, summary)
 
 
 def _recalibrate(avp, directory: Path, manifest: dict, T: int, args, device, spec) -> dict:
@@ -174,17 +183,19 @@ def run_evaluate(args):
     atomic_write_json(args.dir / "evaluation.json", result)
     figure = plot_avp_evaluation(result, args.dir / "avp_evaluation.png",
                                  title=f"AVP on {cfg['dataset']} ({args.split})")
-    rows = result["per_glimpses"]
-    write_summary(args.dir, {
-        "dataset": cfg["dataset"], "data": spec.describe(), "split": args.split, "images": rows[0]["images"],
-        "draws": args.draws,
-        "full_image_accuracy": round(result["full_image"]["accuracy"], 4),
-        "accuracy_by_t": [round(r["accuracy"], 4) for r in rows],
-        "nll_by_t": [round(r["nll"], 4) for r in rows],
-        "ece_by_t": [round(r["ece"], 4) for r in rows],
-        "ece_95_by_t": [[round(r["ece_low"], 4), round(r["ece_high"], 4)] for r in rows],
-        "ece_noise_floor_by_t": [round(r["ece_noise_floor"], 4) for r in rows],
-        "uncalibrated_ece_by_t": [round(r["uncalibrated"]["ece"], 4) for r in rows],
-        "calibration": result["calibration"], "evaluation": str(args.dir / "evaluation.json"),
-        "figure": str(figure)}, name="evaluation_summary.json")
+    summary = _evaluation_summary(result, cfg["dataset"], spec, args)
+    write_summary(args.dir, {**summary, "figure": str(figure)}, name="evaluation_summary.json")
     return 0
+
+
+def _evaluation_summary(result: dict, dataset: str, spec, args) -> dict:
+    """What ``evaluation_summary.json`` holds of an evaluation: accuracy, NLL and ECE per t, rounded."""
+    rows = result["per_glimpses"]
+    summary = {"dataset": dataset, "data": spec.describe(), "split": args.split, "images": rows[0]["images"]}
+    summary.update(draws=args.draws, full_image_accuracy=round(result["full_image"]["accuracy"], 4))
+    for key in ("accuracy", "nll", "ece"):
+        summary[f"{key}_by_t"] = [round(r[key], 4) for r in rows]
+    summary["ece_95_by_t"] = [[round(r["ece_low"], 4), round(r["ece_high"], 4)] for r in rows]
+    summary["ece_noise_floor_by_t"] = [round(r["ece_noise_floor"], 4) for r in rows]
+    summary["uncalibrated_ece_by_t"] = [round(r["uncalibrated"]["ece"], 4) for r in rows]
+    return {**summary, "calibration": result["calibration"], "evaluation": str(args.dir / "evaluation.json")}

@@ -66,6 +66,13 @@ def register(sub, common):
                 "nuts_samples"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                        help=f"override the size's {key} (small: {SIZES['small'][key]}, full: {SIZES['full'][key]})")
+    _add_method_arguments(p)
+    add_config_arguments(p, CompareConfig, skip=("seed",))  # --seed is the shared option
+    p.set_defaults(func=run)
+
+
+def _add_method_arguments(p) -> None:
+    """The flags that choose the methods and tune each one (NUTS, the VAE, the generative prior, a store)."""
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                    help="methods to compare (default: %(default)s; 'generative' needs MNIST canvases, 'cgan' is "
                         "opt-in: it does not condition on the glimpses)")
@@ -87,8 +94,6 @@ def register(sub, common):
     p.add_argument("--vae-decoder", default="glyph", choices=["glyph", "conv"],
                    help="VAE decoder (default: glyph, a decoded digit translated onto the canvas; see "
                         "completion.vae)")
-    add_config_arguments(p, CompareConfig, skip=("seed",))  # --seed is the shared option
-    p.set_defaults(func=run)
 
 
 def _require_dir(path, flag):
@@ -299,16 +304,14 @@ def _note(args, labeller, described, samplers, vae_summary, limit) -> str:
 
 
 def run(args):
-    from ..completion.compare import Comparison, compare_completions
-    from ..completion.metrics import summarise
     from ..completion.report import write_comparison
     from ..runtime import resolve_device, seed_everything
     from ._common import check_out_dir
 
     check_out_dir(args.out)
     size = _check_args(args, dict(SIZES[args.scale]))
-    cfg = build_config(CompareConfig, args, **{k: v for k, v in size["compare"].items()
-                                              if getattr(args, k, None) is None})
+    preset = {k: v for k, v in size["compare"].items() if getattr(args, k, None) is None}
+    cfg = build_config(CompareConfig, args, **preset)
     seed_everything(args.seed)
     device = resolve_device(args.device)
     out: Path = args.out
@@ -318,6 +321,51 @@ def run(args):
     grid, spec, train_images, train_labels, test_images, test_labels, described = _data(args, cfg, args.seed)
     cluttered = bool(args.cluttered) if spec is None else spec.name.startswith("cluttered")
     timings, inputs, samplers = {}, {}, {}
+    setting = (out, grid, spec, cluttered, size, device)
+    vae_summary, paths_vae = _build_samplers(args, methods, setting, (train_images, test_images),
+                                             (samplers, inputs, timings))
+    inputs = {k: str(v) for k, v in inputs.items()}
+    classifier, labeller, reference = _labeller(args, grid, device, size, train_images, train_labels, inputs)
+    limit = {m: args.slow_images for m in SLOW_METHODS if m in samplers and args.slow_images is not None}
+    passes = _passes(args, cfg, size, grid, spec, test_images, test_labels, inputs)
+    t0 = time.perf_counter()
+    options = dict(classifier=classifier, reference=reference, max_images=limit)
+    config = {**config_to_dict(cfg), "sequences": [p[0] for p in passes], "slow_images": args.slow_images}
+    result = _compare(samplers, passes, grid, options, {**config, "methods": methods})
+    timings["compare_s"] = round(time.perf_counter() - t0, 1)
+    note = _note(args, labeller, described, samplers, vae_summary, limit)
+    paths = write_comparison(result, out, grid, inputs, note=note)
+    if paths_vae is not None:
+        paths["vae_figure"] = str(paths_vae)
+    sizes = {k: v for k, v in size.items() if k != "compare"}
+    summary = dict(scale=args.scale, sizes=sizes, device=str(device), cluttered=cluttered, labeller=labeller)
+    summary.update(methods=methods, vae=vae_summary, timings=timings, files=paths, config=result.config)
+    write_summary(out, {**summary, "table": _rounded(result.table)})
+    return 0
+
+
+def _passes(args, cfg, size, grid, spec, test_images, test_labels, inputs: dict) -> list[tuple]:
+    """The kinds of sequence compared: random (or ink) locations, and a store's near-optimal sequences."""
+    n, kind = cfg.num_images, "random" if cfg.locations == "uniform" else cfg.locations
+    passes = [(kind, test_images[:n], test_labels[:n], None, cfg)]
+    if args.sequences is not None:
+        passes.append(_store_pass(args, cfg, size, grid, spec, test_images, test_labels))
+        inputs["sequences"] = str(args.sequences)
+    return passes
+
+
+def _rounded(table: list[dict]) -> list[dict]:
+    """The summary's copy of the table: its means, rounded (the intervals are in the written tables)."""
+    kept = [{k: v for k, v in r.items() if not k.endswith(("_sem", "_lo", "_hi"))} for r in table]
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in kept]
+
+
+def _build_samplers(args, methods: list[str], setting: tuple, images: tuple, into: tuple) -> tuple:
+    """Build (or reuse) the sampler of every method into ``samplers``, its input directory into ``inputs`` and its
+    build time into ``timings`` (``into``); returns the VAE's summary and figure (None without NUTS)."""
+    out, grid, spec, cluttered, size, device = setting
+    train_images, test_images = images
+    samplers, inputs, timings = into
     if "importance" in methods:
         samplers["importance"], inputs["prior"] = _sampler_importance(args, out, grid, cluttered, size, device,
                                                                       timings)
@@ -330,31 +378,15 @@ def run(args):
             args, out, grid, spec, cluttered, size, device, timings, train_images, test_images, samplers)
     if "cgan" in methods:
         samplers["cgan"], inputs["cgan"] = _sampler_cgan(args, out, grid, size, device, timings, train_images)
-    inputs = {k: str(v) for k, v in inputs.items()}
-    classifier, labeller, reference = _labeller(args, grid, device, size, train_images, train_labels, inputs)
-    limit = {m: args.slow_images for m in SLOW_METHODS if m in samplers and args.slow_images is not None}
-    passes = [("random" if cfg.locations == "uniform" else cfg.locations, test_images[:cfg.num_images],
-               test_labels[:cfg.num_images], None, cfg)]
-    if args.sequences is not None:
-        passes.append(_store_pass(args, cfg, size, grid, spec, test_images, test_labels))
-        inputs["sequences"] = str(args.sequences)
-    t0 = time.perf_counter()
-    results = [compare_completions(samplers, images, labels, grid, pcfg, classifier=classifier, locations=loc,
-                                   reference=reference, sequences=name, max_images=limit)
+    return vae_summary, paths_vae
+
+
+def _compare(samplers: dict, passes: list[tuple], grid, options: dict, config: dict):
+    """One comparison over every pass (a kind of sequence and its images), its rows and examples pooled."""
+    from ..completion.compare import Comparison, compare_completions
+    from ..completion.metrics import summarise
+
+    results = [compare_completions(samplers, images, labels, grid, pcfg, locations=loc, sequences=name, **options)
                for name, images, labels, loc, pcfg in passes]
     rows = [r for res in results for r in res.rows]
-    result = Comparison(rows, summarise(rows), [e for res in results for e in res.examples],
-                        {**config_to_dict(cfg), "sequences": [p[0] for p in passes],
-                         "slow_images": args.slow_images, "methods": methods})
-    timings["compare_s"] = round(time.perf_counter() - t0, 1)
-    paths = write_comparison(result, out, grid, inputs,
-                             note=_note(args, labeller, described, samplers, vae_summary, limit))
-    if paths_vae is not None:
-        paths["vae_figure"] = str(paths_vae)
-    summary = {"scale": args.scale, "sizes": {k: v for k, v in size.items() if k != "compare"}, "device": str(device),
-               "cluttered": cluttered, "labeller": labeller, "methods": methods, "vae": vae_summary,
-               "timings": timings, "files": paths, "config": result.config,
-               "table": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
-                          if not k.endswith(("_sem", "_lo", "_hi"))} for r in result.table]}
-    write_summary(out, summary)
-    return 0
+    return Comparison(rows, summarise(rows), [e for res in results for e in res.examples], config)

@@ -90,20 +90,24 @@ def run_calibrate_noise(args):
                              int(getattr(data, "num_classes", int(labels.max()) + 1)), seed=args.seed,
                              min_ess=cfg.min_ess)
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
-    atomic_write_json(Path(args.out) / "calibration.json", {**result, "sigma": sigma, "sigma_from": sigma_from,
-                                                            "chosen_sigma": chosen})
-    for r in result["scales"]:
-        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
-              f"median ESS {r['median_ess']:.2f}, "
-              + ", ".join(f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct "
-                          f"{s['median_distinct']:g}" for s in r["steps"]))
-    write_summary(args.out, {"prior": str(args.prior), "split": cfg.split, "images": M, "T": cfg.glimpses,
-                             "num_samples": cfg.num_samples, "sigma": sigma, "chosen_scale": result["chosen"],
-                             "chosen_sigma": chosen, "worst_ece": {str(r["scale"]): r["worst_ece"]
-                                                                    for r in result["scales"]},
-                             "nll": {str(r["scale"]): r["nll"] for r in result["scales"]},
-                             "median_ess": {str(r["scale"]): r["median_ess"] for r in result["scales"]}})
+    calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
+    atomic_write_json(Path(args.out) / "calibration.json", calibration)
+    _print_scales(result["scales"])
+    summary = {"prior": str(args.prior), "split": cfg.split, "images": M, "T": cfg.glimpses}
+    summary.update(num_samples=cfg.num_samples, sigma=sigma, chosen_scale=result["chosen"], chosen_sigma=chosen)
+    for key in ("worst_ece", "nll", "median_ess"):
+        summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}
+    write_summary(args.out, summary)
     return 0
+
+
+def _print_scales(scales: list[dict]) -> None:
+    """One line per noise scale: its NLL, worst-step ECE and median ESS, then each step's."""
+    for r in scales:
+        steps = ", ".join(f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct "
+                          f"{s['median_distinct']:g}" for s in r["steps"])
+        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
+              f"median ESS {r['median_ess']:.2f}, " + steps)
 
 
 def run_evaluate_design(args):
@@ -132,14 +136,18 @@ def run_evaluate_design(args):
                        first, getattr(image_fn, "exclusions", None), searches=parse_searches(cfg.searches))
     summary = summarise_noise_floor(rows)
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
-    a = summary["all"]
+    _print_noise_floor(summary["all"], cfg)
+    settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
+    write_summary(args.out, {**settings, "reference_samples": cfg.reference_samples, "T": cfg.glimpses,
+                             "sigma": sigma, **summary})
+    return 0
+
+
+def _print_noise_floor(a: dict, cfg: NoiseFloorConfig) -> None:
+    """The noise floor between two searches and each search's regret against the exhaustive one."""
     print(f"  noise floor (two searches on {cfg.num_samples} completions): mean regret "
           f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
           f"{100 * a['vs_reference']['mean']:.1f} %")
     for label, r in a["searches"].items():
         print(f"  {label}: mean regret {100 * r['regret']['mean']:.2f} % against the exhaustive search on the same "
               f"completions, at {100 * r['evaluations']['mean']:.1f} % of its evaluations")
-    write_summary(args.out, {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split,
-                             "num_samples": cfg.num_samples, "reference_samples": cfg.reference_samples,
-                             "T": cfg.glimpses, "sigma": sigma, **summary})
-    return 0

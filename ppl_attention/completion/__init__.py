@@ -9,8 +9,9 @@
   kinds of prior directory) and :func:`open_completion`, the sampler of any prior directory.
 - :mod:`.canvas`: the MNIST canvases' own generative process (digit x offset x clutter) as a Pyro program, and
   the index of its digit pool; :mod:`.clutter_noise`: its observation model.
-- :mod:`.generative`: importance sampling over (digit, offset): :class:`GenerativeCompletion`,
-  :func:`build_generative_prior`, :func:`open_generative_prior` (a prior whose manifest says ``"generative"``).
+- :mod:`.generative`: importance sampling over (digit, offset): :class:`GenerativeCompletion`; its artefact
+  (:mod:`.generative_prior`): :func:`build_generative_prior`, :func:`open_generative_prior` (a prior whose
+  manifest says ``"generative"``).
 
 The heavy modules (faiss, memmaps) are imported on first use of their names.
 """
@@ -24,8 +25,8 @@ __all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_
 _LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
          "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
          "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior",
-         "CanvasPrior": "canvas", "GenerativeCompletion": "generative", "build_generative_prior": "generative",
-         "open_generative_prior": "generative", "open_completion": "prior", "prior_type": "prior",
+         "CanvasPrior": "canvas", "GenerativeCompletion": "generative", "build_generative_prior": "generative_prior",
+         "open_generative_prior": "generative_prior", "open_completion": "prior", "prior_type": "prior",
          "prior_kind": "prior", "PRIORS": "prior"}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import MANIFEST, atomic_write_json, read_json
+from ..artifacts import MANIFEST, atomic_write_json, read_json, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +114,19 @@ def load_array(path: Path, shape, dtype, what: str) -> np.memmap:
         raise ValueError(f"{what} file {path} holds {arr.dtype} {arr.shape}, the manifest says "
                          f"{np.dtype(dtype)} {tuple(shape)}")
     return arr
+
+
+def already_built(out_dir: Path, kind: str, expected: dict, overwrite: bool, what: str, other: str) -> bool:
+    """Whether ``out_dir`` holds a finished artefact of ``kind`` whose manifest has the ``expected`` entries
+    (``config``, ``inputs``); another finished artefact there is refused (``other``: what may differ) unless
+    ``overwrite``."""
+    if not (out_dir / MANIFEST).is_file():
+        return False
+    manifest = read_manifest(out_dir)
+    if manifest.get("kind") == kind and all(manifest.get(k) == v for k, v in expected.items()):
+        log.info("%s in %s is already built", what, out_dir)
+        return True
+    if not overwrite:
+        raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another {other}; "
+                         "set `overwrite` or choose another directory")
+    return False

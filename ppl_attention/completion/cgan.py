@@ -157,21 +157,7 @@ def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(
                 x = images[order[i:i + cfg.batch_size]].to(device)
                 mask = random_glimpse_masks(grid, x.shape[0], g, device=device)[1]
                 noise = (torch.randn(x.shape, generator=g) * cfg.noise_std).to(device)
-                cond = torch.cat([x * mask, mask], dim=1)
-                fake = mask * x + (1 - mask) * G(generator_input(x, mask, noise))
-                real_logits, fake_logits = D(cond, x), D(cond, fake.detach())
-                loss_d = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
-                                + bce(fake_logits, torch.zeros_like(fake_logits)))
-                opt_d.zero_grad()
-                loss_d.backward()
-                opt_d.step()
-                adv_logits = D(cond, fake)
-                l1 = (fake - x).abs().mean()
-                loss_g = bce(adv_logits, torch.ones_like(adv_logits)) + cfg.l1_weight * l1
-                opt_g.zero_grad()
-                loss_g.backward()
-                opt_g.step()
-                sums += torch.tensor([loss_d.item(), loss_g.item(), l1.item()]) * x.shape[0]
+                sums += _gan_step((G, D), (opt_g, opt_d), bce, x, mask, noise, cfg.l1_weight) * x.shape[0]
             history.append({k: float(v) / N for k, v in zip(("loss_d", "loss_g", "l1"), sums)})
             bar.set_postfix(l1=f"{history[-1]['l1']:.4f}")
     G.eval()
@@ -179,13 +165,39 @@ def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(
     log.info("cGAN trained: %d epochs in %.1f s, final L1 %.4f", cfg.epochs, time.time() - start,
              history[-1]["l1"] if history else float("nan"))
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_weights(out_dir / "generator.safetensors", G, {**G.config(), "noise_std": cfg.noise_std,
-                                                             "grid": grid.to_dict()})
-        save_weights(out_dir / "discriminator.safetensors", D, {"channels": C, "width": cfg.width})
-        write_manifest(out_dir, "cgan", {**config_to_dict(cfg), "grid": grid.to_dict()}, history=history)
+        _save_cgan(Path(out_dir), (G, D), cfg, grid, C, history)
     return G
+
+
+def _gan_step(nets: tuple, optimisers: tuple, bce: nn.Module, x: torch.Tensor, mask: torch.Tensor,
+              noise: torch.Tensor, l1_weight: float) -> torch.Tensor:
+    """One pix2pix step on a batch: the discriminator on real vs completed images, then the generator (adversarial
+    + L1); the losses ``(loss_d, loss_g, l1)``."""
+    (G, D), (opt_g, opt_d) = nets, optimisers
+    cond = torch.cat([x * mask, mask], dim=1)
+    fake = mask * x + (1 - mask) * G(generator_input(x, mask, noise))
+    real_logits, fake_logits = D(cond, x), D(cond, fake.detach())
+    loss_d = 0.5 * (bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits)))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    adv_logits = D(cond, fake)
+    l1 = (fake - x).abs().mean()
+    loss_g = bce(adv_logits, torch.ones_like(adv_logits)) + l1_weight * l1
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return torch.tensor([loss_d.item(), loss_g.item(), l1.item()])
+
+
+def _save_cgan(out_dir: Path, nets: tuple, cfg, grid: Sensor, channels: int, history: list[dict]) -> None:
+    """The generator and discriminator weights (``nets``, with their configs) and the manifest, into ``out_dir``."""
+    G, D = nets
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(out_dir / "generator.safetensors", G, {**G.config(), "noise_std": cfg.noise_std,
+                                                         "grid": grid.to_dict()})
+    save_weights(out_dir / "discriminator.safetensors", D, {"channels": channels, "width": cfg.width})
+    write_manifest(out_dir, "cgan", {**config_to_dict(cfg), "grid": grid.to_dict()}, history=history)
 
 
 def load_cgan(directory: str | os.PathLike, device: str | torch.device = "cpu",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -233,40 +233,56 @@ def compare_completions(samplers: Mapping[str, Completion], images: torch.Tensor
     B, T = images.shape[0], max(cfg.glimpse_counts)
     locations = _sequences(images, grid, cfg, locations)
     glimpses = grid.extract(images, locations[:, :T])  # (B, T, k*C, h, w)
-    limits = dict(max_images or {})
-    for name, k in limits.items():
-        if name not in samplers or isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"max_images must map method names of samplers to positive ints, got {name!r}: {k!r}")
-    p_ref = {}
-    if reference is not None:  # the reference's P(true label), all images at once per t
-        for t in cfg.glimpse_counts:
-            probs = reference(images, locations[:, :t])
-            p_ref[t] = probs[torch.arange(B), labels].double()
+    limits = _limits(max_images, samplers)
+    p_ref = _reference_p_true(reference, images, labels, locations, cfg.glimpse_counts)
     rows, examples = [], []
     work = [(name, i, t) for i in range(B) for t in cfg.glimpse_counts for name in samplers
             if i < limits.get(name, B)]
     for name, i, t in tqdm(work, desc="comparing completions", disable=not progress):
-        gen = make_generator(derive_seed(cfg.seed, "compare", name, i, t) if sequences == "drawn"
-                             else derive_seed(cfg.seed, "compare", sequences, name, i, t))
+        key = (name,) if sequences == "drawn" else (sequences, name)
+        gen = make_generator(derive_seed(cfg.seed, "compare", *key, i, t))
         loc = locations[i, :t]
         start = time.perf_counter()
         s: CompletionSamples = samplers[name].sample(loc, glimpses[i, :t], cfg.num_samples, generator=gen,
                                                      true_image=images[i])
         seconds = time.perf_counter() - start
-        row = {"sequences": sequences, "method": name, "image": i, "glimpses": t, "true_label": int(labels[i]),
-               "n": len(s), "ess": s.ess, "seconds_per_sample": seconds / max(len(s), 1),
+        ident = dict(sequences=sequences, method=name, image=i, glimpses=t)
+        row = {**ident, "true_label": int(labels[i]), "n": len(s), "ess": s.ess,
+               "seconds_per_sample": seconds / max(len(s), 1),
                **_measure(s, images[i], int(labels[i]), loc, glimpses[i, :t], grid, cfg, classifier)}
-        row["p_true_avp"] = float(p_ref[t][i]) if p_ref else None
-        row["p_true_minus_avp"] = row["p_true_label"] - row["p_true_avp"] \
-            if p_ref and row["p_true_label"] is not None else None
-        d = s.diagnostics or {}
-        row["r_hat_max"] = d.get("r_hat_max")
-        row["mcmc_ess_min"] = d.get("ess_min")
-        rows.append(row)
+        rows.append(_with_reference(row, float(p_ref[t][i]) if p_ref else None, s.diagnostics or {}))
         if i < cfg.figure_images and t in cfg.figure_glimpses:
             # Show the most probable samples first (weighted samplers), at most figure_samples of them.
             top = torch.argsort(s.weights, descending=True)[:cfg.figure_samples]
-            examples.append({"sequences": sequences, "method": name, "image": i, "glimpses": t,
-                             "true_image": images[i],
-                             "locations": loc, "samples": s.images[top], "weights": s.weights[top]})
+            shown = dict(true_image=images[i], locations=loc, samples=s.images[top], weights=s.weights[top])
+            examples.append({**ident, **shown})
     return Comparison(rows, summarise(rows), examples, config_to_dict(cfg))
+
+
+def _limits(max_images: Optional[Mapping[str, int]], samplers: Mapping[str, Completion]) -> dict[str, int]:
+    """``max_images`` checked: method names of ``samplers`` to positive ints."""
+    limits = dict(max_images or {})
+    for name, k in limits.items():
+        if name not in samplers or isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"max_images must map method names of samplers to positive ints, got {name!r}: {k!r}")
+    return limits
+
+
+def _reference_p_true(reference: Optional[Callable], images: torch.Tensor, labels: torch.Tensor,
+                      locations: torch.Tensor, counts: Sequence[int]) -> dict[int, torch.Tensor]:
+    """The reference's P(true label) of every image after each t glimpses, all images at once per t (empty
+    without a reference)."""
+    if reference is None:
+        return {}
+    B = images.shape[0]
+    return {t: reference(images, locations[:, :t])[torch.arange(B), labels].double() for t in counts}
+
+
+def _with_reference(row: dict, p_avp: Optional[float], diagnostics: dict) -> dict:
+    """``row`` with the reference's P(true label), the completions' margin over it and the MCMC diagnostics."""
+    row["p_true_avp"] = p_avp
+    row["p_true_minus_avp"] = row["p_true_label"] - p_avp if p_avp is not None and row["p_true_label"] is not None \
+        else None
+    row["r_hat_max"] = diagnostics.get("r_hat_max")
+    row["mcmc_ess_min"] = diagnostics.get("ess_min")
+    return row

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..artifacts import MANIFEST, ArtifactError, read_manifest, write_manifest
 from ..runtime import derive_seed, generator as make_generator
-from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
+from ._build import PROGRESS, ChunkedBuild, already_built, chunk_digest, load_array, open_array
 
 if TYPE_CHECKING:
     import os
@@ -241,17 +241,11 @@ def build_database(out_dir: str | os.PathLike, source: ImageSource, n: int | Non
     rows = int(n) * copies
     C, H, W = source.image_shape
     label_dtype = _label_dtype(source.label_shape)
-    config = {"source": source.describe(), "n": int(n), "flip": bool(flip), "rows": rows,
-              "chunk_size": int(chunk_size), "seed": int(seed), "image_shape": [C, H, W],
-              "label_shape": None if source.label_shape is None else list(source.label_shape)}
-    if (out_dir / MANIFEST).is_file():
-        manifest = read_manifest(out_dir)
-        if manifest.get("kind") == KIND and manifest.get("config") == config:
-            log.info("image database in %s is already built", out_dir)
-            return ImageDatabase(out_dir)
-        if not overwrite:
-            raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another config; "
-                             "set `overwrite` or choose another directory")
+    config = {"source": source.describe(), "n": int(n), "flip": bool(flip), "rows": rows}
+    config.update(chunk_size=int(chunk_size), seed=int(seed), image_shape=[C, H, W],
+                  label_shape=None if source.label_shape is None else list(source.label_shape))
+    if already_built(out_dir, KIND, {"config": config}, overwrite, "image database", "config"):
+        return ImageDatabase(out_dir)
     files = ("images.npy",) + (("labels.npy",) if label_dtype is not None else ())
     build = ChunkedBuild(out_dir, config, files)
     resume = build.start()
@@ -265,9 +259,8 @@ def build_database(out_dir: str | os.PathLike, source: ImageSource, n: int | Non
         _write_chunk(source, c, n, chunk_size, seed, flip, images, labels, build)
     checksum = build.checksum(n_chunks)
     del images, labels
-    write_manifest(out_dir, KIND, config, inputs={}, rows=rows, image_shape=[C, H, W],
-                   label_shape=config["label_shape"], label_dtype=None if label_dtype is None else label_dtype.name,
-                   checksum=checksum)
+    labels_info = dict(label_shape=config["label_shape"], label_dtype=None if label_dtype is None else label_dtype.name)
+    write_manifest(out_dir, KIND, config, inputs={}, rows=rows, image_shape=[C, H, W], **labels_info, checksum=checksum)
     build.finish()
     log.info("image database of %d rows written to %s", rows, out_dir)
     return ImageDatabase(out_dir)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Optional, TYPE_CHECKING
 
 import numpy as np
@@ -40,28 +39,20 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_int
-from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
 from ..model import NoiseSchedule
-from ..sensor import Sensor, check_sensor
 from .base import DEFAULT_K1, Completion, CompletionSamples, check_observations
-from .importance import PRIOR_KIND, _schedule, _sigma, ess, residual_resample
+from .importance import _schedule, _sigma, ess, residual_resample
 
 from .canvas import DIGIT, CanvasPrior, DigitIndex
-from .clutter_noise import ClutterNoise, clutter_log_likelihood, measure_clutter
+from .clutter_noise import ClutterNoise, clutter_log_likelihood
+from .generative_prior import DEFAULT_SIGMA, GENERATIVE, build_generative_prior, open_generative_prior
 
 if TYPE_CHECKING:
-    import os
     from typing import Callable, Sequence
-    from ..data.spec import DatasetSpec
 
 __all__ = ["GenerativeCompletion", "build_generative_prior", "open_generative_prior", "GENERATIVE", "DEFAULT_SIGMA"]
 
 log = logging.getLogger(__name__)
-
-#: The manifest's ``config["prior"]`` of a generative-process prior (a database prior says ``"database"``).
-GENERATIVE = "generative"
-#: Default observation noise (0..255 after 1, 2, ... glimpses) of the generative prior; see docs/generative_prior.md.
-DEFAULT_SIGMA = tuple(round(48.0 * math.sqrt(t), 1) for t in range(1, 6))
 
 
 def _smooth(n: int) -> bool:
@@ -359,19 +350,13 @@ class GenerativeCompletion(Completion):
         prior = self.prior
         if t == 0:
             images, labels, digit, offs = prior.sample(n, generator)
+            diagnostics = {"t": 0, "mode": "prior", "ess": float(n), "digit": digit, "offset": offs}
             return CompletionSamples(images, torch.full((n,), 1.0 / n), labels,
-                                     {"t": 0, "mode": "prior", "ess": float(n), "digit": digit, "offset": offs,
-                                      "seconds": time.perf_counter() - t0})
+                                     {**diagnostics, "seconds": time.perf_counter() - t0})
         sigma_p = _sigma(self.sigma, t)
         sigma_q = self._sigma_q(t, sigma_p)
-        rounds, offset_ess, log_p = 0, None, None
-        if self.num_candidates <= self.k1:  # the whole candidate set: the exact posterior
-            mode = "enumerate"
-            pairs, counts, log_q, draws = self._enumerated_pairs()
-        else:
-            mode = "importance"
-            pairs, counts, log_q, log_p, draws, rounds, offset_ess = self._importance_pairs(
-                loc, y, sigma_p, sigma_q, generator)
+        mode, pairs, counts, log_q, log_p, draws, rounds, offset_ess = self._candidates(loc, y, sigma_p, sigma_q,
+                                                                                       generator)
         digit, offs = pairs // prior.num_offsets, pairs % prior.num_offsets
         if log_p is None:
             log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
@@ -381,90 +366,16 @@ class GenerativeCompletion(Completion):
         sel, w = self._select(log_wc, n, generator)
         d_sel, o_sel = digit[sel], offs[sel]
         images = self._render(d_sel, o_sel, loc, y, generator)
-        diagnostics = {"t": t, "mode": mode, "ess": final_ess, "draw_ess": draw_ess, "draws": int(draws),
-                       "rounds": rounds, "unique_pairs": int(len(pairs)), "offset_ess": offset_ess,
-                       "sigma_p": sigma_p * 255.0, "sigma_q": sigma_q * 255.0, "log_evidence": log_evidence,
-                       "digit": d_sel, "offset": o_sel, "candidates": candidates,
-                       "seconds": time.perf_counter() - t0}
+        diagnostics = dict(t=t, mode=mode, ess=final_ess, draw_ess=draw_ess, draws=int(draws), rounds=rounds)
+        diagnostics.update(unique_pairs=int(len(pairs)), offset_ess=offset_ess, sigma_p=sigma_p * 255.0,
+                           sigma_q=sigma_q * 255.0, log_evidence=log_evidence)
+        diagnostics.update(digit=d_sel, offset=o_sel, candidates=candidates, seconds=time.perf_counter() - t0)
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
 
-def build_generative_prior(out_dir: str | os.PathLike, spec: DatasetSpec, components: int = 24, prototypes: int = 32,
-                           seed: int = 0, sigma: Sequence[float] = DEFAULT_SIGMA, clutter_samples: int = 2000,
-                           command: dict | None = None) -> dict:
-    """Write the generative-process prior of an MNIST canvas dataset (``spec``: a ``DatasetSpec``) to ``out_dir``:
-    ``digits.safetensors`` (the training pool, its faiss PCA and k-means prototypes) and ``manifest.json``
-    (kind "prior", ``config["prior"] = "generative"``, the dataset, the sensor, the clutter model, the noise)."""
-    from ..artifacts import atomic_dir, clean_temporaries
-    from ..data.mnist import load_digits
-
-    out_dir = Path(out_dir)
-    dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
-    if not hasattr(dataset, "digits") or not hasattr(dataset, "cluttered"):
-        raise ValueError(f"a generative prior models MNIST canvases (translated-mnist, cluttered-mnist, "
-                         f"cluttered-mnist-100); {spec.name} has no generative process here: use `kind` database")
-    t0 = time.perf_counter()
-    digits, labels = load_digits("train")
-    index = DigitIndex.fit(digits.float() / 255.0, components, prototypes, seed)
-    noise = measure_clutter(dataset, clutter_samples, seed)
-    schedule = NoiseSchedule(tuple(float(s) for s in sigma))
-    data = spec.to_dict()
-    data["seed"] = None  # the pool is the fixed training digits: no split seed
-    config = {"prior": GENERATIVE, "dataset": spec.name, "data": data, "grid": dataset.grid.to_dict(),
-              "canvas_size": dataset.canvas_size, "cluttered": bool(dataset.cluttered),
-              "n_clutter": dataset.n_clutter, "clutter_size": dataset.clutter_size, "pool": "train",
-              "digits": int(digits.shape[0]), "components": int(index.components.shape[0]),
-              "prototypes": int(index.prototypes.shape[0]), "seed": int(seed), "clutter": noise.to_dict(),
-              "sigma": list(schedule.sigmas), "command": command or {}}
-    summary = {"prior": GENERATIVE, "digits": config["digits"], "offsets": (dataset.canvas_size - DIGIT + 1) ** 2,
-               "equivalent_canvases": config["digits"] * (dataset.canvas_size - DIGIT + 1) ** 2,
-               "components": config["components"], "prototypes": config["prototypes"], "clutter": noise.to_dict(),
-               "out": str(out_dir)}
-    if (out_dir / "manifest.json").is_file():
-        found = read_manifest(out_dir)
-        if found.get("kind") != PRIOR_KIND:
-            raise ValueError(f"out_dir {out_dir} holds another kind of artefact; choose another directory")
-        same = {k: v for k, v in found.get("config", {}).items() if k != "command"} == \
-            {k: v for k, v in config.items() if k != "command"}
-        if not same:
-            raise ValueError(f"out_dir {out_dir} already holds a prior built with other settings; choose another "
-                             "directory")
-        return {**summary, "seconds": round(time.perf_counter() - t0, 2), "reused": True}
-    if out_dir.exists() and any(out_dir.iterdir()):
-        clean_temporaries(out_dir)
-        if any(out_dir.iterdir()):
-            raise ValueError(f"out_dir {out_dir} is not empty; choose a new directory for a generative prior")
-    with atomic_dir(out_dir) as tmp:
-        save_weights(Path(tmp) / "digits.safetensors", {"digits": digits, "labels": labels, **index.tensors()},
-                     {"digits": int(digits.shape[0]), "components": config["components"]})
-        from ..artifacts import file_checksum
-
-        write_manifest(tmp, PRIOR_KIND, config, inputs={"digits": file_checksum(Path(tmp) / "digits.safetensors")})
-    return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def open_generative_prior(directory: str | os.PathLike, grid: Sensor | None = None, **kw) -> GenerativeCompletion:
-    """A :class:`GenerativeCompletion` from a prior directory of kind generative; refuses another sensor."""
-    from ..artifacts import file_checksum
-
-    directory = Path(directory)
-    manifest = read_manifest(directory, PRIOR_KIND)
-    config = manifest["config"]
-    if config.get("prior") != GENERATIVE:
-        raise ArtifactError(f"prior {directory} is a {config.get('prior', 'database')!r} prior, not a generative one")
-    path = directory / "digits.safetensors"
-    if manifest.get("inputs", {}).get("digits") != file_checksum(path):
-        raise ArtifactError(f"prior {directory}: digits.safetensors does not match its manifest")
-    tensors, _ = load_weights(path)
-    prior_grid = Sensor.from_dict(config["grid"])
-    if grid is not None:
-        check_sensor(prior_grid, grid, f"the prior {directory}", "the completion's sensor")
-    prior = CanvasPrior(tensors["digits"], tensors["labels"], prior_grid, config["canvas_size"], config["cluttered"],
-                        config["n_clutter"], config["clutter_size"])
-    index = DigitIndex(tensors["pca_mean"].float(), tensors["pca_components"].float(), tensors["codes"].float(),
-                       tensors["prototypes"].float(), tensors["prototype_sizes"].float())
-    noise = ClutterNoise(config["clutter"]["rho"], config["clutter"]["rate"])
-    if kw.get("sigma") is None:
-        kw["sigma"] = config.get("sigma")
-    comp = GenerativeCompletion(prior, index, noise, **kw)
-    comp.directory, comp.manifest = directory, manifest
-    return comp
+    def _candidates(self, loc, y, sigma_p, sigma_q, generator):
+        """The distinct (digit, offset) pairs scored: every pair when there are at most ``k1`` (the exact posterior),
+        else the importance draws.  ``(mode, pairs, counts, log_q, log_p or None, draws, rounds, offset_ess)``."""
+        if self.num_candidates <= self.k1:
+            pairs, counts, log_q, draws = self._enumerated_pairs()
+            return "enumerate", pairs, counts, log_q, None, draws, 0, None
+        return ("importance", *self._importance_pairs(loc, y, sigma_p, sigma_q, generator))

@@ -363,16 +363,21 @@ class ImportanceCompletion(Completion):
         final_ess = ess(log_wc)
         # Evidence p(y) = E_q[p(y|I) (1/N) / q(I)], estimated from the K1 draws.
         log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(self.k1) - math.log(N))
-        w = torch.softmax(log_wc, 0)
         # 4. At most n unique samples: keep all if few enough, else residual-resample n and aggregate.
-        if len(rows) > n:
-            keep = residual_resample(w, n, generator)
-            sel = torch.nonzero(keep).flatten()
-            rows, images, w = rows[sel], images[sel], keep[sel].double() / n
-        w = (w / w.sum()).float()
-        diagnostics = {"t": t, "rows": rows, "proposal_ess": proposal_ess, "ess": final_ess, "draw_ess": draw_ess,
-                       "unique_draws": int((counts > 0).sum()), "sigma_p": sigma_p * 255.0,
-                       "sigma_q": sigma_q * 255.0 * math.sqrt(tau), "temperature": tau,
-                       "log_evidence": log_evidence, "proposal_seconds": t1 - t0,
-                       "seconds": time.perf_counter() - t0}
+        rows, images, w = _at_most(n, rows, images, torch.softmax(log_wc, 0), generator)
+        diagnostics = dict(t=t, rows=rows, proposal_ess=proposal_ess, ess=final_ess, draw_ess=draw_ess)
+        diagnostics.update(unique_draws=int((counts > 0).sum()), sigma_p=sigma_p * 255.0,
+                           sigma_q=sigma_q * 255.0 * math.sqrt(tau), temperature=tau)
+        diagnostics.update(log_evidence=log_evidence, proposal_seconds=t1 - t0, seconds=time.perf_counter() - t0)
         return CompletionSamples(images.cpu(), w, self.database.get_labels(rows), diagnostics)
+
+
+def _at_most(n: int, rows: torch.Tensor, images: torch.Tensor, w: torch.Tensor,
+             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """At most ``n`` unique weighted samples: all of them when few enough, else ``n`` residual-resampled draws
+    aggregated per row; weights normalised (float32)."""
+    if len(rows) > n:
+        keep = residual_resample(w, n, generator)
+        sel = torch.nonzero(keep).flatten()
+        rows, images, w = rows[sel], images[sel], keep[sel].double() / n
+    return rows, images, (w / w.sum()).float()

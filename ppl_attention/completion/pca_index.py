@@ -39,7 +39,7 @@ from ..artifacts import MANIFEST, ArtifactError, atomic_write_bytes, load_weight
     write_manifest
 from ..sensor import Sensor
 from ..runtime import derive_seed
-from ._build import PROGRESS, ChunkedBuild, chunk_digest, load_array, open_array
+from ._build import PROGRESS, ChunkedBuild, already_built, chunk_digest, load_array, open_array
 from .database import ImageDatabase
 
 if TYPE_CHECKING:
@@ -170,27 +170,18 @@ def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: S
     if tuple(grid.image_size) != (H, W):
         raise ValueError(f"grid is for {grid.image_size[0]} x {grid.image_size[1]} images but the database holds "
                          f"{H} x {W} images")
-    cfg = {"components": config.components, "fit_samples": config.fit_samples, "code_dtype": config.code_dtype,
-           "shift": config.shift, "batch_size": config.batch_size, "grid": grid.to_dict(), "seed": int(seed)}
+    cfg = {"components": config.components, "fit_samples": config.fit_samples, "code_dtype": config.code_dtype}
+    cfg.update(shift=config.shift, batch_size=config.batch_size, grid=grid.to_dict(), seed=int(seed))
     inputs = {"database": database.checksum}
-    if (out_dir / MANIFEST).is_file():
-        manifest = read_manifest(out_dir)
-        if manifest.get("kind") == KIND and manifest.get("config") == cfg and manifest.get("inputs") == inputs:
-            log.info("PCA index in %s is already built", out_dir)
-            return PCAIndex(out_dir, database)
-        if not overwrite:
-            raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another config or "
-                             "database; set `overwrite` or choose another directory")
+    if already_built(out_dir, KIND, {"config": cfg, "inputs": inputs}, overwrite, "PCA index", "config or database"):
+        return PCAIndex(out_dir, database)
     build_cfg = {**cfg, "database": database.checksum}
     files = ("pca.safetensors", "pca.json", "codes.npy", "energies.npy", "positions.npy")
     build = ChunkedBuild(out_dir, build_cfg, files)
     resume = build.start()
     mean, comp, explained, fit_rows = _fitted_pca(out_dir, database, config, seed, resume)
     k = comp.shape[0]
-    positions = _all_positions(grid, config.shift)
-    bio = io.BytesIO()
-    np.save(bio, np.asarray(positions.numpy(), dtype=np.int64))
-    atomic_write_bytes(out_dir / "positions.npy", bio.getvalue())
+    positions = _write_positions(out_dir / "positions.npy", grid, config.shift)
     rows = len(database)
     codes = open_array(out_dir / "codes.npy", (rows, k), config.code_dtype, resume)
     energies = open_array(out_dir / "energies.npy", (len(positions), rows), np.float32, resume)
@@ -207,10 +198,19 @@ def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: S
         build.mark_done(c, chunk_digest(z, e))
     checksum = build.checksum(n_chunks)
     del codes, energies
-    write_manifest(out_dir, KIND, cfg, inputs=inputs, rows=rows, components=int(k), n_positions=len(positions),
-                   explained_variance=explained, fit_rows=fit_rows, checksum=checksum)
+    stats = dict(rows=rows, components=int(k), n_positions=len(positions), explained_variance=explained)
+    write_manifest(out_dir, KIND, cfg, inputs=inputs, **stats, fit_rows=fit_rows, checksum=checksum)
     build.finish()
     return PCAIndex(out_dir, database)
+
+
+def _write_positions(path: Path, grid: Sensor, shift: int) -> torch.Tensor:
+    """The stride-1 positions whose glimpse energies the index stores, written to ``path`` (.npy)."""
+    positions = _all_positions(grid, shift)
+    bio = io.BytesIO()
+    np.save(bio, np.asarray(positions.numpy(), dtype=np.int64))
+    atomic_write_bytes(path, bio.getvalue())
+    return positions
 
 
 class PCAIndex:

@@ -65,15 +65,20 @@ def build_prior(out_dir: str | os.PathLike, source: ImageSource, n: int | None, 
                             progress=progress)
     t2 = time.perf_counter()
     config = {"prior": DATABASE, "source": source.describe(), "n": database.config["n"], "flip": flip,
-              "chunk_size": chunk_size, "seed": seed, "grid": grid.to_dict(), "index": index.config, **(extra or {})}
+              "chunk_size": chunk_size}
+    config.update(seed=seed, grid=grid.to_dict(), index=index.config, **(extra or {}))
     write_manifest(out_dir, PRIOR_KIND, config, inputs={"database": database.checksum, "index": index.checksum})
-    # the artefact's own files only: summary.json (written after this) must not count, or a rerun of a finished
-    # build would report another size than the first run
+    summary = {"rows": len(database), "image_shape": list(database.image_shape), "components": index.k}
+    summary.update(explained_variance=index.manifest["explained_variance"], positions=len(index.positions),
+                   database_seconds=round(t1 - t0, 2), index_seconds=round(t2 - t1, 2))
+    return {**summary, "disk_bytes": _disk_bytes(out_dir), "out": str(out_dir)}
+
+
+def _disk_bytes(out_dir: Path) -> int:
+    """The size of the prior's own files only: summary.json (written after this) must not count, or a rerun of a
+    finished build would report another size than the first run."""
     files = [p for d in ("database", "pca") for p in (out_dir / d).rglob("*") if p.is_file()] + [out_dir / MANIFEST]
-    return {"rows": len(database), "image_shape": list(database.image_shape), "components": index.k,
-            "explained_variance": index.manifest["explained_variance"], "positions": len(index.positions),
-            "database_seconds": round(t1 - t0, 2), "index_seconds": round(t2 - t1, 2),
-            "disk_bytes": sum(p.stat().st_size for p in files), "out": str(out_dir)}
+    return sum(p.stat().st_size for p in files)
 
 
 def _dataset_source(spec: DatasetSpec, size: int, flip: bool) -> tuple[ImageSource, Sensor, int, dict]:

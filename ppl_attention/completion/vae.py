@@ -139,26 +139,34 @@ class VAE(nn.Module):
         self.enc_loc = nn.Linear(256, latent_dim)
         self.enc_scale = nn.Linear(256, latent_dim)
         if decoder == "glyph":
-            g4 = self.glyph_size // 4
-            # What-encoder: reads the glyph-sized window at the where-encoder's mean position (a spatial
-            # transformer), so shape features need not be learnt separately for every position on the canvas.
-            self.what_encoder = nn.Sequential(
-                nn.Conv2d(channels + 1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
-                nn.Flatten(), nn.Linear(c2 * g4 * g4, 256), nn.ReLU())
-            self.what_loc = nn.Linear(256, latent_dim - 2)
-            self.what_scale = nn.Linear(256, latent_dim - 2)
-            self.dec_in = nn.Sequential(nn.Linear(latent_dim - 2, 256), nn.ReLU(),
-                                        nn.Linear(256, c2 * g4 * g4), nn.ReLU())
-            self.dec_convs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
-                                           nn.ConvTranspose2d(c1, channels, 4, 2, 1))
-            return
-        self.dec_in = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(),
+            self._glyph_layers(c1, c2)
+        else:
+            self._conv_decoder(c1, c2, sizes)
+
+    def _glyph_layers(self, c1: int, c2: int) -> None:
+        """The glyph decoder and its what-encoder, which reads the glyph-sized window at the where-encoder's mean
+        position (a spatial transformer), so shape features need not be learnt separately for every position on
+        the canvas."""
+        channels, latent_dim, g4 = self.channels, self.latent_dim, self.glyph_size // 4
+        self.what_encoder = nn.Sequential(
+            nn.Conv2d(channels + 1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(c2 * g4 * g4, 256), nn.ReLU())
+        self.what_loc = nn.Linear(256, latent_dim - 2)
+        self.what_scale = nn.Linear(256, latent_dim - 2)
+        self.dec_in = nn.Sequential(nn.Linear(latent_dim - 2, 256), nn.ReLU(),
+                                    nn.Linear(256, c2 * g4 * g4), nn.ReLU())
+        self.dec_convs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+                                       nn.ConvTranspose2d(c1, channels, 4, 2, 1))
+
+    def _conv_decoder(self, c1: int, c2: int, sizes: list[tuple[int, int]]) -> None:
+        """The conv decoder: transposed convs that undo the encoder's three stride-2 convs exactly
+        (``output_padding`` picks the odd/even size)."""
+        self.dec_in = nn.Sequential(nn.Linear(self.latent_dim, 256), nn.ReLU(),
                                     nn.Linear(256, c2 * sizes[3][0] * sizes[3][1]), nn.ReLU())
-        # Transposed convs undo the three stride-2 convs exactly (output_padding picks the odd/even size).
         ups, chans = [], [c2, c2, c1]
         for i, (src, dst) in enumerate(zip(sizes[3:0:-1], sizes[2::-1])):
             op = (dst[0] - ((src[0] - 1) * 2 - 2 + 3), dst[1] - ((src[1] - 1) * 2 - 2 + 3))
-            out_c = chans[i + 1] if i < 2 else channels
+            out_c = chans[i + 1] if i < 2 else self.channels
             ups.append(nn.ConvTranspose2d(chans[i], out_c, 3, 2, 1, output_padding=op))
             if i < 2:
                 ups.append(nn.ReLU())
@@ -337,11 +345,7 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
             for i in range(0, N, cfg.batch_size):
                 loss.kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
                 x = images[order[i:i + cfg.batch_size]].to(device)
-                mask = torch.ones(x.shape[0], 1, *grid.image_size, device=device)
-                n_masked = int(round(cfg.masked_fraction * x.shape[0]))
-                if n_masked:
-                    mask[:n_masked] = random_glimpse_masks(grid, n_masked, g, device=device)[1]
-                total += svi.step(x, mask)
+                total += svi.step(x, _batch_mask(grid, x.shape[0], cfg.masked_fraction, g, device))
                 step += 1
             history.append(total / (N * P))
             bar.set_postfix(loss_per_pixel=f"{history[-1]:.4f}", kl_weight=f"{loss.kl_weight:.2f}")
@@ -353,6 +357,16 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
     if out_dir is not None:
         save_vae(vae, out_dir, cfg, grid, history)
     return vae
+
+
+def _batch_mask(grid: Sensor, batch: int, masked_fraction: float, g: torch.Generator, device) -> torch.Tensor:
+    """(B, 1, H, W) masks of a training batch: the first ``masked_fraction`` of the images seen through random
+    glimpses, the others whole."""
+    mask = torch.ones(batch, 1, *grid.image_size, device=device)
+    n_masked = int(round(masked_fraction * batch))
+    if n_masked:
+        mask[:n_masked] = random_glimpse_masks(grid, n_masked, g, device=device)[1]
+    return mask
 
 
 @torch.no_grad()

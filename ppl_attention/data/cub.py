@@ -60,14 +60,37 @@ def read_cub(root: str) -> dict:
     classes = _id_table(f["image_class_labels.txt"], 2, (int,))
     is_train = _id_table(f["train_test_split.txt"], 2, (int,))
     class_names = _id_table(f["classes.txt"], 2, (str,))
-    with open(f["parts/parts.txt"], encoding="utf-8") as fh:  # part names may contain spaces
-        part_names = {}
+    part_names = _part_names(f["parts/parts.txt"])
+    ids = sorted(images)
+    n_classes = len(class_names)
+    _check_tables(f, ids, boxes, classes, is_train, class_names)
+    P = len(part_names)
+    if sorted(part_names) != list(range(1, P + 1)):
+        raise ValueError(f"{f['parts/parts.txt']}: part ids must be 1..{P}")
+    parts = _part_locations(f["parts/part_locs.txt"], ids, P)
+    return {"ids": ids, "paths": [root / "images" / images[i][0] for i in ids],
+            "boxes": np.array([boxes[i] for i in ids], dtype=np.float64),
+            "labels": np.array([classes[i][0] - 1 for i in ids], dtype=np.int64),
+            "is_train": np.array([is_train[i][0] for i in ids], dtype=bool),
+            "class_names": tuple(class_names[k][0].split(".", 1)[-1] for k in range(1, n_classes + 1)),
+            "part_names": tuple(part_names[k] for k in range(1, P + 1)), "parts": parts}
+
+
+def _part_names(path: Path) -> dict[int, str]:
+    """``parts/parts.txt``: part id -> name (names may contain spaces)."""
+    part_names = {}
+    with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             key, _, name = line.strip().partition(" ")
-            part_names[parse_number(f["parts/parts.txt"], number, key)] = name.strip()
-    ids = sorted(images)
+            part_names[parse_number(path, number, key)] = name.strip()
+    return part_names
+
+
+def _check_tables(f: dict[str, Path], ids: list[int], boxes: dict, classes: dict, is_train: dict,
+                  class_names: dict) -> None:
+    """Refuse annotation tables whose image ids disagree with images.txt, or whose values are out of range."""
     for name, table in (("bounding_boxes.txt", boxes), ("image_class_labels.txt", classes),
                         ("train_test_split.txt", is_train)):
         missing = sorted(set(ids) - set(table))
@@ -87,23 +110,18 @@ def read_cub(root: str) -> dict:
                              "expected 0 or 1")
         if boxes[i][2] <= 0 or boxes[i][3] <= 0:
             raise ValueError(f"{f['bounding_boxes.txt']}: image {i} has an empty box {boxes[i]}")
-    P = len(part_names)
-    if sorted(part_names) != list(range(1, P + 1)):
-        raise ValueError(f"{f['parts/parts.txt']}: part ids must be 1..{P}")
+
+
+def _part_locations(path: Path, ids: list[int], P: int) -> np.ndarray:
+    """``parts/part_locs.txt`` as (images, P, 3): (x, y, visible) per image (in ``ids`` order) and part."""
     position = {i: k for k, i in enumerate(ids)}
-    parts = np.zeros((len(ids), P, 3), dtype=np.float32)  # (x, y, visible) per image and part
-    for number, fields in annotation_lines(f["parts/part_locs.txt"], 5):
-        path = f["parts/part_locs.txt"]
+    parts = np.zeros((len(ids), P, 3), dtype=np.float32)
+    for number, fields in annotation_lines(path, 5):
         img, part = parse_number(path, number, fields[0]), parse_number(path, number, fields[1])
         if img not in position or not 1 <= part <= P:
             raise ValueError(f"{path}, line {number}: unknown image {img} or part {part} (parts 1..{P})")
         parts[position[img], part - 1] = [parse_number(path, number, v, float) for v in fields[2:5]]
-    return {"ids": ids, "paths": [root / "images" / images[i][0] for i in ids],
-            "boxes": np.array([boxes[i] for i in ids], dtype=np.float64),
-            "labels": np.array([classes[i][0] - 1 for i in ids], dtype=np.int64),
-            "is_train": np.array([is_train[i][0] for i in ids], dtype=bool),
-            "class_names": tuple(class_names[k][0].split(".", 1)[-1] for k in range(1, n_classes + 1)),
-            "part_names": tuple(part_names[k] for k in range(1, P + 1)), "parts": parts}
+    return parts
 
 
 def _valid_count(n_train: int, valid_size: int) -> int:

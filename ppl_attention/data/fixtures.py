@@ -93,16 +93,7 @@ def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int 
             boxes.append(f"{img_id} {float(x)} {float(y)} {float(w)} {float(h)}")
             labels.append(f"{img_id} {c + 1}")
             split.append(f"{img_id} {0 if k >= per_class - test_per_class else 1}")
-            for p in range(1, 16):
-                if p == 1:
-                    px, py, v = x + w / 2, y + h / 2, 1
-                elif p == 2:
-                    px, py, v = x + w / 4, y + h / 4, 1
-                elif p == 3:
-                    px, py, v = x + w + 2, y, 1
-                else:
-                    px, py, v = 0.0, 0.0, 0
-                locs.append(f"{img_id} {p} {float(px)} {float(py)} {v}")
+            locs.extend(_part_lines(img_id, x, y, w, h))
     (root / "images.txt").write_text("\n".join(images) + "\n")
     (root / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
     (root / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
@@ -113,6 +104,23 @@ def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int 
     (root / "parts" / "parts.txt").write_text("\n".join(f"{k + 1} {p}" for k, p in enumerate(parts)) + "\n")
     (root / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
     return root
+
+
+def _part_lines(img_id: int, x: int, y: int, w: int, h: int) -> list[str]:
+    """``part_locs.txt`` lines of one image: parts 1-3 visible (the box's centre, upper-left quarter point and
+    just right of its top-right corner), the other twelve not."""
+    lines = []
+    for p in range(1, 16):
+        if p == 1:
+            px, py, v = x + w / 2, y + h / 2, 1
+        elif p == 2:
+            px, py, v = x + w / 4, y + h / 4, 1
+        elif p == 3:
+            px, py, v = x + w + 2, y, 1
+        else:
+            px, py, v = 0.0, 0.0, 0
+        lines.append(f"{img_id} {p} {float(px)} {float(py)} {v}")
+    return lines
 
 
 def make_image_folder(root: str | os.PathLike,

@@ -109,6 +109,37 @@ def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, l
     return channel_stats(ds, limit)
 
 
+def _check_options(channels: int | None, grayscale: bool, split: str, size: int, valid_fraction: float,
+                   test_fraction: float) -> bool:
+    """Refuse contradictory or out-of-range folder options; whether the images are read as grayscale."""
+    if channels is not None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+        if grayscale and channels == 3:
+            raise ValueError("grayscale=true contradicts channels=3")
+        grayscale = channels == 1
+    if split not in ("train", "valid", "test"):
+        raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
+    if not isinstance(size, (int, np.integer)) or size < 4:
+        raise ValueError(f"size must be an int >= 4, got {size!r}")
+    for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= v < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+    if valid_fraction + test_fraction >= 1:
+        raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}")
+    return grayscale
+
+
+def _split_rows(n: int, seed: int, valid_fraction: float, test_fraction: float) -> dict[str, torch.Tensor]:
+    """The rows of the labels file in each split, by a permutation drawn from ``seed`` (a non-zero fraction of
+    three or more images keeps at least one)."""
+    perm = torch.randperm(n, generator=generator(derive_seed(seed, "folder-split")))
+    n_test = int(round(n * test_fraction)) if n < 3 or test_fraction == 0 else max(1, int(round(n * test_fraction)))
+    n_valid = (int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0
+               else max(1, int(round(n * valid_fraction))))
+    return {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
+
+
 class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
     """Images of ``root`` listed in ``root/labels.csv`` (``filename,label``), resized to ``size`` x ``size``;
     without that file, torchvision's ImageFolder layout (``root/CLASS/IMAGE``, the subfolder is the label).
@@ -134,34 +165,15 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
                  noise_schedule: list | None = None, allows_flip: bool = False, stats_images: int = 256,
                  _stats: bool = True) -> None:
         self.root = require_dir(root, "image")
-        if channels is not None:
-            if channels not in (1, 3):
-                raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-            if grayscale and channels == 3:
-                raise ValueError("grayscale=true contradicts channels=3")
-            grayscale = channels == 1
+        grayscale = _check_options(channels, grayscale, split, size, valid_fraction, test_fraction)
         self.noise_schedule = _noise_schedule(noise_schedule)
-        if split not in ("train", "valid", "test"):
-            raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
-        if not isinstance(size, (int, np.integer)) or size < 4:
-            raise ValueError(f"size must be an int >= 4, got {size!r}")
-        for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
-            if not 0 <= v < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
-        if valid_fraction + test_fraction >= 1:
-            raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}")
         self.name, self.split, self.seed, self.size = "folder", split, int(seed), int(size)
         names, label_names, labels_path = _read_labels(self.root, labels)
         self.class_names = tuple(_sorted_labels(label_names))
         lookup = {c: k for k, c in enumerate(self.class_names)}
         all_labels = torch.tensor([lookup[c] for c in label_names], dtype=torch.long)
         n = len(names)
-        perm = torch.randperm(n, generator=generator(derive_seed(self.seed, "folder-split")))
-        n_test = int(round(n * test_fraction)) if n < 3 or test_fraction == 0 else max(1, int(round(n * test_fraction)))
-        n_valid = (int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0
-                   else max(1, int(round(n * valid_fraction))))
-        parts = {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
-        chosen = parts[split].sort().values
+        chosen = _split_rows(n, self.seed, valid_fraction, test_fraction)[split].sort().values
         if len(chosen) == 0:
             raise ValueError(f"split {split!r} of {labels_path} is empty ({n} images listed)")
         self.indices = chosen.clone()

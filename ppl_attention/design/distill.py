@@ -64,8 +64,8 @@ class TrainEPENetConfig:
     hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
     embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
     positions: str = field(default="table", metadata={
-        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or coords "
-                "(Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
+        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
+                "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
                 "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
         "choices": ["table", "coords"]})
 
@@ -134,11 +134,7 @@ def load_store_maps(stores: Sequence[SequenceStore], image_fns: Sequence[Callabl
     device = posterior_device(posterior)
     images, rows, observed, targets, repeats, keys = [], [], [], [], [], []
     Tmax = max(s.T for s in stores)
-    columns = [scored_locations(s) for s in stores]
-    if any(not torch.equal(c, columns[0]) for c in columns):
-        raise ValueError("the stores scored different sub-lattices of the grid (search option stride): train on "
-                         "stores made with one stride")
-    columns = columns[0]
+    columns = _common_columns(stores)
     full = len(columns) == stores[0].grid.num_locations
     for n, (store, image_fn) in enumerate(zip(stores, image_fns)):
         repeat = bool(store.config.get("allow_repeat", False))
@@ -168,14 +164,28 @@ def load_store_maps(stores: Sequence[SequenceStore], image_fns: Sequence[Callabl
     allowed = allowed_mask(observed, stores[0].grid.num_locations)[:, columns] | torch.tensor(repeats).unsqueeze(1)
     data = MapData(torch.stack(images), torch.tensor(rows), observed, targets, allowed, torch.zeros(0),
                    torch.tensor(keys), None if full else columns)
-    probs = []
-    with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            sl = slice(start, start + batch_size)
-            x = avp_input(posterior, data.images[data.rows[sl]].to(device), data.observed[sl].to(device))
-            probs.append(posterior_probs(posterior, x).cpu())
-    data.probs = torch.cat(probs)
+    data.probs = _posterior_probs(posterior, data, batch_size, device)
     return data
+
+
+def _common_columns(stores: Sequence[SequenceStore]) -> torch.Tensor:
+    """The locations every store scored (one sub-lattice of the grid); refuses stores made with different strides."""
+    columns = [scored_locations(s) for s in stores]
+    if any(not torch.equal(c, columns[0]) for c in columns):
+        raise ValueError("the stores scored different sub-lattices of the grid (search option stride): train on "
+                         "stores made with one stride")
+    return columns[0]
+
+
+@torch.no_grad()
+def _posterior_probs(posterior: AVP, data: MapData, batch_size: int, device) -> torch.Tensor:
+    """The AVP's label probabilities of every example (on its device, in batches), on the CPU."""
+    probs = []
+    for start in range(0, len(data), batch_size):
+        sl = slice(start, start + batch_size)
+        x = avp_input(posterior, data.images[data.rows[sl]].to(device), data.observed[sl].to(device))
+        probs.append(posterior_probs(posterior, x).cpu())
+    return torch.cat(probs)
 
 
 def _split(data: MapData, fraction: float, seed: int) -> tuple[MapData, MapData | None]:
@@ -289,13 +299,7 @@ def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | 
     bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc="train-epe-net", disable=not progress)
     while state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
-        net.train()
-        for group in opt.param_groups:
-            group["lr"] = _lr(cfg, epoch)
-        row = {"epoch": epoch + 1, "train_loss": _train_epoch(net, opt, posterior, train, scale, cfg, seed, epoch),
-               "lr": _lr(cfg, epoch)}
-        metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
-        row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})
+        row, metrics = _epoch_row(net, opt, posterior, (train, valid), scale, cfg, seed, epoch)
         if state["best"] is None or metrics["mean_regret"] < state["best"]:
             state["best"], state["best_epoch"] = metrics["mean_regret"], epoch + 1
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -307,11 +311,26 @@ def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | 
         bar.update(1)
     bar.close()
     net.load_state_dict(best)
-    history = {"scale": scale, "best_epoch": state["best_epoch"], "best_mean_regret": state["best"],
-               "train_examples": len(train), "valid_examples": 0 if valid is None else len(valid),
-               "history": state["history"]}
+    history = {"scale": scale, "best_epoch": state["best_epoch"], "best_mean_regret": state["best"]}
+    history.update(train_examples=len(train), valid_examples=0 if valid is None else len(valid),
+                   history=state["history"])
     atomic_write_json(out / "history.json", history)
     return net.eval(), history
+
+
+def _epoch_row(net, opt, posterior, splits: tuple, scale: float, cfg: TrainEPENetConfig, seed: int,
+               epoch: int) -> tuple[dict, dict]:
+    """Train one epoch at its scheduled learning rate, then evaluate on the validation split (``splits[1]``, or
+    the training split when there is none): the history row and the metrics."""
+    train, valid = splits
+    net.train()
+    for group in opt.param_groups:
+        group["lr"] = _lr(cfg, epoch)
+    row = {"epoch": epoch + 1, "train_loss": _train_epoch(net, opt, posterior, train, scale, cfg, seed, epoch),
+           "lr": _lr(cfg, epoch)}
+    metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
+    row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})
+    return row, metrics
 
 
 def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:

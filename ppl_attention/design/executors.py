@@ -164,20 +164,10 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
     handed ``images_per_task`` images at a time.  An image that fails is named in ``failures.json`` and skipped.
     Returns counts, with ``failed`` (the indices that failed in this run) and ``failures`` (index -> error).
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if images_per_task < 1:
-        raise ValueError(f"images_per_task must be >= 1, got {images_per_task}")
-    indices = sorted({int(i) for i in indices})
-    if any(i < 0 for i in indices):
-        raise ValueError(f"image indices must be >= 0, got {indices[:5]}...")
+    indices = _check_request(executor, images_per_task, indices)
     todo = [i for i in indices if not store.has(i)]
     done = len(indices) - len(todo)
-    per_batch = images_per_task
-    if settings.search == "amortised" and executor == "local":
-        # the network's passes are batched over images
-        per_batch = max(images_per_task, min(AMORTISED_BATCH, AMORTISED_PAIRS // store.grid.num_locations))
-    batches = [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
+    batches = _batches(todo, images_per_task, settings, executor, store)
     n_first = first_num_samples or settings.num_samples
     failed: dict[int, str] = {}
     bar = tqdm(total=len(indices), initial=done, desc="sequences", unit="img", disable=not progress)
@@ -186,24 +176,47 @@ def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterabl
         _write(store, rec, failed)
         bar.update(1)
 
+    def first_map(compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        return _first_glimpse(store, compute, seed, n_first)
+
     try:
         if executor == "local":
-            first = _first_glimpse(store, lambda: first_glimpse_epe(_load(factory)[0], n_first, seed), seed, n_first)
+            first = first_map(lambda: first_glimpse_epe(_load(factory)[0], n_first, seed))
             for batch in batches:
                 for rec in design_batch(factory, batch, settings, seed, first):
                     write(rec)
         elif batches or not store.has_first_glimpse():
             from .ray_executor import run_on_ray
 
-            run_on_ray(factory, batches, settings, seed, write,
-                       lambda compute: _first_glimpse(store, compute, seed, n_first), n_first,
-                       address=ray_address, gpus_per_worker=num_gpus, workers=workers,
-                       cpus_per_worker=cpus_per_worker)
+            ray = dict(address=ray_address, gpus_per_worker=num_gpus, workers=workers, cpus_per_worker=cpus_per_worker)
+            run_on_ray(factory, batches, settings, seed, write, first_map, n_first, **ray)
     finally:
         bar.close()
         _write_failures(store, failed)
-    return {"requested": len(indices), "skipped": done, "generated": len(todo) - len(failed), "stored": len(store),
-            "failed": sorted(failed), "failures": {str(i): e for i, e in sorted(failed.items())}}
+    counts = {"requested": len(indices), "skipped": done, "generated": len(todo) - len(failed), "stored": len(store)}
+    return {**counts, "failed": sorted(failed), "failures": {str(i): e for i, e in sorted(failed.items())}}
+
+
+def _check_request(executor: str, images_per_task: int, indices: Iterable[int]) -> list[int]:
+    """Refuse an unknown executor or a bad batch size; the distinct, non-negative image indices, sorted."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if images_per_task < 1:
+        raise ValueError(f"images_per_task must be >= 1, got {images_per_task}")
+    indices = sorted({int(i) for i in indices})
+    if any(i < 0 for i in indices):
+        raise ValueError(f"image indices must be >= 0, got {indices[:5]}...")
+    return indices
+
+
+def _batches(todo: list[int], images_per_task: int, settings: DesignSettings, executor: str,
+             store: SequenceStore) -> list[list[int]]:
+    """The images to design, ``images_per_task`` at a time (more for the amortised search run here, whose network
+    passes are batched over images)."""
+    per_batch = images_per_task
+    if settings.search == "amortised" and executor == "local":
+        per_batch = max(images_per_task, min(AMORTISED_BATCH, AMORTISED_PAIRS // store.grid.num_locations))
+    return [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
 
 
 def _first_glimpse(store: SequenceStore, compute: Callable[[], torch.Tensor], seed: int, n: int) -> torch.Tensor:

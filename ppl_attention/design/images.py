@@ -52,6 +52,23 @@ class ImageFactory:
         grid = getattr(data, "grid", None)
         if grid is not None:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
+        sampler = self._sampler(avp, device)
+        epe_map = self._epe_map(avp, device) if self.epe_net is not None else None
+        problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
+                                channels=avp.channels, precision=self.precision, epe_net=epe_map)
+
+        def image(index: int):
+            return data[int(index)]["image"].to(device)
+
+        image.size = len(data)  # the split's number of images (generate checks --indices against it)
+        if not self.allow_oracle:  # what the prior leaves out for each image (``executors.design_batch`` applies it)
+            from .honest import prior_exclusions
+
+            image.exclusions = prior_exclusions(sampler, self.prior, data, self.split)
+        return problem, image
+
+    def _sampler(self, avp, device):
+        """The prior's importance sampler, with the options that apply to its kind (refusing the others)."""
         from ..completion.prior import PRIORS, prior_kind
 
         kind = prior_kind(self.prior)
@@ -66,25 +83,14 @@ class ImageFactory:
             options["device"] = device
         noise = {"sigma": list(self.sigma) if self.sigma else None,
                  "sigma_q": list(self.sigma_q) if self.sigma_q else None}
-        sampler = kind.open(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
-        epe_map = None
-        if self.epe_net is not None:
-            from ..artifacts import dir_checksum
-            from .amortised import AmortisedMap, avp_weights_checksum, check_epe_net, load_epe_net
+        return kind.open(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
 
-            net = load_epe_net(self.epe_net, device)
-            check_epe_net(net, avp.grid, dir_checksum(self.avp), dir_checksum(self.prior), f"--epe-net {self.epe_net}",
-                          f"--avp {self.avp}", f"--prior {self.prior}", avp_weights_checksum(self.avp))
-            epe_map = AmortisedMap(net, avp)
-        problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
-                                channels=avp.channels, precision=self.precision, epe_net=epe_map)
+    def _epe_map(self, avp, device):
+        """The EPE-map network's predictions for this AVP (checked: made for this AVP, prior and sensor)."""
+        from ..artifacts import dir_checksum
+        from .amortised import AmortisedMap, avp_weights_checksum, check_epe_net, load_epe_net
 
-        def image(index: int):
-            return data[int(index)]["image"].to(device)
-
-        image.size = len(data)  # the split's number of images (generate checks --indices against it)
-        if not self.allow_oracle:  # what the prior leaves out for each image (``executors.design_batch`` applies it)
-            from .honest import prior_exclusions
-
-            image.exclusions = prior_exclusions(sampler, self.prior, data, self.split)
-        return problem, image
+        net = load_epe_net(self.epe_net, device)
+        check_epe_net(net, avp.grid, dir_checksum(self.avp), dir_checksum(self.prior), f"--epe-net {self.epe_net}",
+                      f"--avp {self.avp}", f"--prior {self.prior}", avp_weights_checksum(self.avp))
+        return AmortisedMap(net, avp)

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
 from typing import Callable, TYPE_CHECKING
 
 import torch
 
 from ..checks import check_int
 from ..sensor import Sensor
+from .search_base import CachedScore, SearchResult, prepare_weights, sample_order, weighted_map
 
 if TYPE_CHECKING:
     from typing import Sequence
@@ -45,66 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
            "racing", "amortised_choice", "hybrid_search", "pyramid_search", "dagger_search", "SEARCH_FUNCTIONS",
            "SEARCHES", "NETWORK_SEARCHES", "MAP_SEARCHES", "run_search", "parse_search_options"]
-
-
-
-@dataclass
-class SearchResult:
-    """The chosen location, the EPE estimate of every candidate (survivors of a pruning search are estimated on
-    more samples than the candidates pruned early), and the number of (candidate, sample) pairs evaluated."""
-
-    location: int
-    epe: torch.Tensor
-    evaluations: int
-    info: dict = field(default_factory=dict)
-
-
-class CachedScore:
-    """Memoise ``score(candidates, samples)`` in a dense ``(L, N)`` table; only missing pairs are evaluated."""
-
-    def __init__(self, score: Callable, num_candidates: int, num_samples: int):
-        self.score = score
-        self.table = torch.full((num_candidates, num_samples), math.nan, dtype=torch.float64)
-        self.evaluations = 0
-
-    def __call__(self, cands: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        cands, samples = cands.cpu(), samples.cpu()
-        sub = self.table[cands][:, samples]
-        missing = torch.isnan(sub)
-        if bool(missing.any()):
-            rows, cols = missing.any(1), missing.any(0)
-            values = self.score(cands[rows], samples[cols]).double().cpu()
-            if values.shape != (int(rows.sum()), int(cols.sum())):
-                raise ValueError(f"score returned shape {tuple(values.shape)}, expected "
-                                 f"{(int(rows.sum()), int(cols.sum()))} (candidates, samples)")
-            r, c = cands[rows], samples[cols]
-            self.table[r.unsqueeze(1), c.unsqueeze(0)] = values
-            self.evaluations += values.numel()
-            sub = self.table[cands][:, samples]
-        return sub
-
-
-def _prepare(weights, num_candidates: int, forbidden):
-    w = torch.as_tensor(weights, dtype=torch.float64).cpu()
-    if w.dim() != 1 or w.numel() == 0 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) \
-            or float(w.sum()) <= 0:
-        raise ValueError(f"weights must be a non-empty (N,) tensor of non-negative finite values, not all zero; "
-                         f"got shape {tuple(w.shape)}")
-    allowed = torch.ones(num_candidates, dtype=torch.bool)
-    if forbidden is not None:
-        f = torch.as_tensor(forbidden, dtype=torch.long).flatten().cpu()
-        if f.numel() and (int(f.min()) < 0 or int(f.max()) >= num_candidates):
-            raise ValueError(f"forbidden holds locations outside [0, {num_candidates - 1}]: {f.tolist()}")
-        allowed[f] = False
-    if not bool(allowed.any()):
-        raise ValueError("every candidate is forbidden (no location left to choose; T > number of locations?)")
-    return w / w.sum(), allowed
-
-
-def _sample_order(w: torch.Tensor, generator) -> torch.Tensor:
-    """Samples with positive weight, in an order drawn by weight without replacement (float32, like multinomial)."""
-    wf = w.float()
-    return torch.multinomial(wf, int((wf > 0).sum()), replacement=False, generator=generator)
 
 
 def lattice(grid: Sensor, stride: int) -> torch.Tensor:
@@ -124,7 +64,7 @@ def exhaustive_search(score: Callable, weights: torch.Tensor, num_candidates: in
     ``stride`` > 1 (needs ``grid``) scores only the sub-lattice :func:`lattice` (a fine grid's coarse locations,
     ``stride ** 2`` times cheaper) and chooses among them; every other location gets the value of its nearest
     scored one (``info["scored"]`` counts them; the distillation of :mod:`.distill` trains on the scored ones only)."""
-    w, allowed = _prepare(weights, num_candidates, forbidden)
+    w, allowed = prepare_weights(weights, num_candidates, forbidden)
     cached = score if isinstance(score, CachedScore) else CachedScore(score, num_candidates, len(w))
     if stride == 1:
         H = cached(torch.arange(num_candidates), torch.arange(len(w)))
@@ -162,12 +102,12 @@ def successive_halving(score: Callable, weights: torch.Tensor, num_candidates: i
     docs/RESULTS.md, section "Benchmarks"): a smaller first round or a faster growth saves few evaluations and
     sometimes drops the best location, judged on too few completions.
     """
-    w, allowed = _prepare(weights, num_candidates, forbidden)
+    w, allowed = prepare_weights(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth < 2 or not 0 < keep < 1 or min_keep < 1:
         raise ValueError(f"need initial_samples >= 1, growth >= 2, 0 < keep < 1, min_keep >= 1; got "
                          f"{initial_samples}, {growth}, {keep}, {min_keep}")
     cached = _cache or CachedScore(score, num_candidates, len(w))
-    order = _sample_order(w, generator)
+    order = sample_order(w, generator)
     positive = len(order)
     pool = torch.arange(num_candidates) if candidates is None else torch.as_tensor(candidates).long().cpu()
     num = torch.zeros(num_candidates, dtype=torch.float64)
@@ -199,7 +139,7 @@ def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
     """Halving over every ``stride``-th row and column of the grid, then halving over the neighbours (within
     ``stride - 1`` cells) of the ``top`` best coarse locations.  Evaluations are shared between the stages."""
     L = grid.num_locations
-    w, allowed = _prepare(weights, L, forbidden)
+    w, allowed = prepare_weights(weights, L, forbidden)
     cached = CachedScore(score, L, len(w))
     cells = grid.cell(torch.arange(L))
     last = torch.tensor([grid.n_rows - 1, grid.n_cols - 1])
@@ -226,7 +166,7 @@ def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
     best candidates scored so far, down to stride 1.  Each candidate is scored on every sample (no pruning noise);
     evaluations are shared.  ``levels`` defaults to the largest stride that still leaves a 4 x 4 coarse lattice."""
     L = grid.num_locations
-    w, allowed = _prepare(weights, L, forbidden)
+    w, allowed = prepare_weights(weights, L, forbidden)
     if levels is None:
         levels = max(1, int(math.log2(max(1, min(grid.n_rows, grid.n_cols) // 4))) + 1)
     check_int("levels", levels)
@@ -260,14 +200,6 @@ def _fill_unscored(epe: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         return epe
     d = (cells.unsqueeze(1) - cells[known].unsqueeze(0)).abs().amax(-1)
     return torch.where(known, epe, epe[known][d.argmin(1)])
-
-
-def _weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
-    """Each evaluated candidate's self-normalised estimate on the samples it was scored on (NaN if none)."""
-    seen = ~torch.isnan(cached.table)
-    num = torch.where(seen, cached.table, torch.zeros_like(cached.table)) @ w
-    den = seen.double() @ w
-    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
 
 
 def _race_pool(num_candidates: int, allowed: torch.Tensor, candidates, prior, prior_top):
@@ -326,18 +258,30 @@ def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
     candidates are not scored; their map value is the prior shifted by the median change of the raced ones
     (or, without a prior, the mean of the raced ones), so maps stay finite for plots.
     """
-    w, allowed = _prepare(weights, num_candidates, forbidden)
+    w, allowed = prepare_weights(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth <= 1 or z < 0 or tolerance < 0 or not 0 < max_fraction <= 1 \
             or (prior_top is not None and prior_top < 1):
         raise ValueError(f"need initial_samples >= 1, growth > 1, z >= 0, tolerance >= 0, 0 < max_fraction <= 1, "
                          f"prior_top >= 1 or None; got {initial_samples}, {growth}, {z}, {tolerance}, "
                          f"{max_fraction}, {prior_top}")
     cached = _cache or CachedScore(score, num_candidates, len(w))
-    order = _sample_order(w, generator)
-    positive = len(order)
+    order = sample_order(w, generator)
     pool, prior = _race_pool(num_candidates, allowed, candidates, prior, prior_top)
-    cap = max(1, min(positive, math.ceil(max_fraction * positive)))
-    alive, n, rounds = pool, min(initial_samples, cap), 0
+    cap = max(1, min(len(order), math.ceil(max_fraction * len(order))))
+    alive, est, n, rounds = _race(cached, w, order, pool, min(initial_samples, cap), cap, (growth, z, tolerance))
+    best = int(alive[est.argmin()])
+    epe = _filled_map(weighted_map(cached, w), prior)
+    info = {"rounds": rounds, "samples_used": n, "raced": len(pool), "finalists": len(alive)}
+    return SearchResult(best, epe, cached.evaluations, info)
+
+
+def _race(cached: CachedScore, w: torch.Tensor, order: torch.Tensor, alive: torch.Tensor, n: int, cap: int,
+          rule: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The rounds of a race: score the ``alive`` candidates on the first ``n`` samples of ``order``, drop those
+    confidently worse than the leader, grow ``n`` (``rule``: growth, z, tolerance) up to ``cap``.  Returns the
+    survivors, their estimates, the samples used and the rounds."""
+    growth, z, tolerance = rule
+    rounds = 0
     while True:
         s = order[:n]
         ws = w[s] / w[s].sum()
@@ -345,21 +289,23 @@ def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
         est = H @ ws
         rounds += 1
         if len(alive) == 1 or n >= cap:
-            break
-        keep = _still_racing(H, ws, est, tolerance, z, 1.0 - n / positive)
+            return alive, est, n, rounds
+        keep = _still_racing(H, ws, est, tolerance, z, 1.0 - n / len(order))
         alive, est = alive[keep], est[keep]
         n = min(max(n + 1, math.ceil(n * growth)), cap)
-    best = int(alive[est.argmin()])
-    epe = _weighted_map(cached, w)
+
+
+def _filled_map(epe: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+    """A race's map with its unscored candidates filled: the prior shifted by the median change of the scored
+    ones, or without a prior their mean."""
     missing = torch.isnan(epe)
-    if bool(missing.any()):
-        if prior is not None:
-            fill = prior + (epe[~missing] - prior[~missing]).median()
-        else:
-            fill = torch.full_like(epe, float(epe[~missing].mean()))
-        epe = torch.where(missing, fill, epe)
-    return SearchResult(best, epe, cached.evaluations, {"rounds": rounds, "samples_used": n,
-                                                        "raced": len(pool), "finalists": len(alive)})
+    if not bool(missing.any()):
+        return epe
+    if prior is not None:
+        fill = prior + (epe[~missing] - prior[~missing]).median()
+    else:
+        fill = torch.full_like(epe, float(epe[~missing].mean()))
+    return torch.where(missing, fill, epe)
 
 
 def _check_proposal(proposal, num_candidates: int, name: str) -> torch.Tensor:
@@ -379,7 +325,7 @@ def amortised_choice(proposal: torch.Tensor, num_candidates: int,
     """The argmin of a predicted EPE map ``proposal`` (L,) among the allowed locations (no AVP evaluation); the
     map is the prediction."""
     p = _check_proposal(proposal, num_candidates, "amortised")
-    _, allowed = _prepare(torch.ones(1), num_candidates, forbidden)
+    _, allowed = prepare_weights(torch.ones(1), num_candidates, forbidden)
     best = int(torch.where(allowed, p, torch.full_like(p, math.inf)).argmin())
     return SearchResult(best, p, 0, {})
 

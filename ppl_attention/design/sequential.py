@@ -166,9 +166,9 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     t2 = time.perf_counter()
     diag = getattr(samples, "diagnostics", None) or {}
     ess = diag.get("ess", getattr(samples, "ess", None))  # the sampler's, else CompletionSamples' 1 / sum w^2
-    info = {"evaluations": result.evaluations, "samples": int(images.shape[0]),
-            "ess": None if ess is None else float(ess), "draws": diag.get("draws"),
-            "sample_seconds": t1 - t0, "search_seconds": t2 - t1, **result.info}
+    ess = None if ess is None else float(ess)
+    info = {"evaluations": result.evaluations, "samples": int(images.shape[0]), "ess": ess, "draws": diag.get("draws")}
+    info = {**info, "sample_seconds": t1 - t0, "search_seconds": t2 - t1, **result.info}
     if proposal is not None:
         info["net_seconds"] = net_seconds
     return result.location, result.epe, info

@@ -36,36 +36,11 @@ def plot_accuracy_vs_flops(baselines: list[dict], path: str | os.PathLike,
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
     # enough distinct colours for many runs (the default cycle repeats after 10 lines)
     ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
-    by_arch: dict[str, list] = {}
-    for r in baselines:
-        by_arch.setdefault(r["config"]["arch"], []).append(r)
-    for arch, rows in sorted(by_arch.items()):
-        pts = [(r["flops"] / 1e6, 100 * r["test_accuracy"]) for r in rows]
-        sc = ax.scatter(*zip(*pts), s=18, alpha=0.5)
-        front = pareto_front(pts)
-        ax.plot(*zip(*front), "-", color=sc.get_facecolor()[0], label=f"{arch} (best c, r)")
-        for r in rows:
-            if (r["flops"] / 1e6, 100 * r["test_accuracy"]) in front:
-                ax.annotate(f"c={r['config']['width']:g}, r={r['config']['resolution']}",
-                            (r["flops"] / 1e6, 100 * r["test_accuracy"]), fontsize=7, alpha=0.7,
-                            xytext=(3, -8), textcoords="offset points")
+    _baseline_fronts(ax, baselines)
     for name, curve in (attention_curves or {}).items():
         pts = sorted((c["flops"] / 1e6, 100 * c["accuracy"]) for c in curve)
         ax.plot(*zip(*pts), "o-", ms=3, lw=2, label=name)
-    points = attention_points or {}
-    for k, (name, seeds) in enumerate(points.items()):
-        shift = 10 ** (0.012 * (k - (len(points) - 1) / 2))  # a fraction of a decade on the log axis
-        flops = [shift * c["flops"] / 1e6 for c in seeds]
-        acc = [100 * c["accuracy"] for c in seeds]
-        # distinct hues (tab20's pairs of one hue would read as one method); blue is left to the CNNs
-        colour = plt.get_cmap("tab10")((1, 2, 3, 4, 5, 6, 8, 9)[k % 8])
-        ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3, color=colour)
-        mean = statistics.mean(acc)
-        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        label = f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)" if len(acc) > 1 else \
-            f"{name}: {mean:.1f} % (1 seed)"
-        ax.errorbar(statistics.mean(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4, color=colour,
-                    label=label)
+    _seed_points(ax, attention_points or {})
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     if hi / lo < 10:  # methods of one cost alone: a decade around them, so the sideways shift does not read as cost
@@ -81,3 +56,37 @@ def plot_accuracy_vs_flops(baselines: list[dict], path: str | os.PathLike,
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: many runs, keep data visible
     return save_figure(fig, path)
+
+
+def _baseline_fronts(ax, baselines: list[dict]) -> None:
+    """Every baseline as a dot, and per architecture its Pareto front (annotated with its width and resolution)."""
+    by_arch: dict[str, list] = {}
+    for r in baselines:
+        by_arch.setdefault(r["config"]["arch"], []).append(r)
+    for arch, rows in sorted(by_arch.items()):
+        pts = [(r["flops"] / 1e6, 100 * r["test_accuracy"]) for r in rows]
+        sc = ax.scatter(*zip(*pts), s=18, alpha=0.5)
+        front = pareto_front(pts)
+        ax.plot(*zip(*front), "-", color=sc.get_facecolor()[0], label=f"{arch} (best c, r)")
+        for r in rows:
+            if (r["flops"] / 1e6, 100 * r["test_accuracy"]) in front:
+                ax.annotate(f"c={r['config']['width']:g}, r={r['config']['resolution']}",
+                            (r["flops"] / 1e6, 100 * r["test_accuracy"]), fontsize=7, alpha=0.7,
+                            xytext=(3, -8), textcoords="offset points")
+
+
+def _seed_points(ax, points: dict[str, list[dict]]) -> None:
+    """Each method's seeds as dots and their mean ± sd, shifted a little sideways per method."""
+    for k, (name, seeds) in enumerate(points.items()):
+        shift = 10 ** (0.012 * (k - (len(points) - 1) / 2))  # a fraction of a decade on the log axis
+        flops = [shift * c["flops"] / 1e6 for c in seeds]
+        acc = [100 * c["accuracy"] for c in seeds]
+        # distinct hues (tab20's pairs of one hue would read as one method); blue is left to the CNNs
+        colour = plt.get_cmap("tab10")((1, 2, 3, 4, 5, 6, 8, 9)[k % 8])
+        ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3, color=colour)
+        mean = statistics.mean(acc)
+        sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        label = f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)" if len(acc) > 1 else \
+            f"{name}: {mean:.1f} % (1 seed)"
+        ax.errorbar(statistics.mean(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4, color=colour,
+                    label=label)

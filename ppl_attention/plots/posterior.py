@@ -28,12 +28,22 @@ def plot_avp_evaluation(evaluation: dict, path: str | os.PathLike, title: str = 
     An evaluation without intervals plots without them.
     """
     rows = evaluation["per_glimpses"]
-    t = [r["t"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    _accuracy_panel(ax1, rows, evaluation.get("full_image"))
+    _ece_panel(ax2, rows, target_ece, evaluation.get("bins", 15))
+    draws = evaluation.get("draws")
+    n = f", {rows[0]['images']} images x {draws} glimpse draws" if draws and "images" in rows[0] else ""
+    fig.suptitle(f"{title} ({_calibration_label(evaluation)}{n})")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _accuracy_panel(ax1, rows: list[dict], full: dict | None) -> None:
+    """Accuracy (and mean confidence) against t, and the full image's accuracy."""
+    t = [r["t"] for r in rows]
     ax1.plot(t, [100 * r["accuracy"] for r in rows], "o-", label="random glimpses")
     if all("confidence" in r for r in rows):
         ax1.plot(t, [100 * r["confidence"] for r in rows], "x:", color="tab:orange", label="mean confidence")
-    full = evaluation.get("full_image")
     if full:
         ece = f", ECE {full['ece']:.3f}" if "ece" in full else ""
         ax1.axhline(100 * full["accuracy"], color="grey", ls="--",
@@ -44,6 +54,10 @@ def plot_avp_evaluation(evaluation: dict, path: str | os.PathLike, title: str = 
     ax1.grid(alpha=0.3)
     ax1.legend(loc="center right", fontsize=8)
 
+
+def _ece_panel(ax2, rows: list[dict], target_ece: float | None, bins: int) -> None:
+    """The ECE per t with its interval, without calibration, the noise floor and the target."""
+    t = [r["t"] for r in rows]
     ece = [r["ece"] for r in rows]
     if all("ece_low" in r for r in rows):  # a percentile interval: the ECE's upward bias can put it above the ECE
         ax2.vlines(t, [r["ece_low"] for r in rows], [r["ece_high"] for r in rows], color="tab:orange", lw=2,
@@ -58,13 +72,8 @@ def plot_avp_evaluation(evaluation: dict, path: str | os.PathLike, title: str = 
     if target_ece is not None:
         ax2.axhline(target_ece, color="tab:red", ls="--", lw=1, label=f"target {target_ece}")
     ax2.set_xlabel("number of random glimpses t")
-    ax2.set_ylabel(f"ECE ({evaluation.get('bins', 15)} bins)")
+    ax2.set_ylabel(f"ECE ({bins} bins)")
     ax2.set_xticks(t)
     ax2.set_ylim(bottom=0)
     ax2.grid(alpha=0.3, axis="y")
     ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the intervals fill the axes
-    draws = evaluation.get("draws")
-    n = f", {rows[0]['images']} images x {draws} glimpse draws" if draws and "images" in rows[0] else ""
-    fig.suptitle(f"{title} ({_calibration_label(evaluation)}{n})")
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -174,10 +174,16 @@ def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
     after = candidates.get(method, before)
     log.info("calibration: %s (cross-fitted NLL %.4f -> %.4f, mean ECE over t %.4f -> %.4f)", method,
              before["nll"], after["nll"], before["ece"], after["ece"])
-    return {"method": method, "kept": method != "none", "temperature": math.exp(log_t),
-            "fraction_temperatures": None if values is None else {"fractions": knots.tolist(),
-                                                                  "temperatures": values.exp().tolist()},
-            "before": before, "after": after, "candidates": candidates}
+    return _choice(method, log_t, values, knots, (before, after, candidates))
+
+
+def _choice(method: str, log_t: float, values: torch.Tensor | None, knots: torch.Tensor, judged: tuple) -> dict:
+    """What :func:`choose_calibration` returns: the method kept, its temperature(s) and the cross-fitted judgements
+    (``judged``: before, after and of every candidate)."""
+    before, after, candidates = judged
+    fractions = None if values is None else {"fractions": knots.tolist(), "temperatures": values.exp().tolist()}
+    out = {"method": method, "kept": method != "none", "temperature": math.exp(log_t)}
+    return {**out, "fraction_temperatures": fractions, "before": before, "after": after, "candidates": candidates}
 
 
 @torch.no_grad()

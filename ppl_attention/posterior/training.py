@@ -281,6 +281,41 @@ def _time_limit_reached(cfg: TrainAVPConfig, started: float, epoch: int, device)
     return timed_out
 
 
+def _start(train, cfg: TrainAVPConfig, seed: int, device, out: Path, name: str) -> tuple:
+    """The model, the module to train, the optimiser, the schedule, the checkpoint's config and the training state
+    (resumed from ``out``'s checkpoint when there is one): ``(model, net, opt, sched, config, state)``."""
+    rank, world = _dist()
+    avp_cfg, model, net = _make_model(train, cfg, seed, device, world)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    config = _checkpoint_config(avp_cfg, cfg, seed, name)
+    state = {"epoch": 0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
+    if (out / CHECKPOINT).is_file():
+        state = _load_checkpoint(out, model, opt, sched, config)
+        log.info("resuming %s from epoch %d", out, state["epoch"])
+    if rank == 0:
+        clean_temporaries(out)  # what a killed run left half-written (once the checkpoint, if any, agrees)
+    return model, net, opt, sched, config, state
+
+
+def _epoch(net, model: AVP, data: tuple, cfg: TrainAVPConfig, optimisers: tuple, seed: int, epoch: int, device,
+           flip: bool) -> tuple[float, float]:
+    """One epoch on this rank's share of ``data[0]``, then rank 0's validation NLL on ``data[1]`` broadcast:
+    ``(train_nll, val_nll)``.  ``optimisers``: the optimiser and its schedule."""
+    (train, valid), (opt, sched) = data, optimisers
+    rank, world = _dist()
+    torch.manual_seed(derive_seed(seed, "avp-epoch", epoch, rank))
+    if hasattr(train, "set_epoch"):
+        train.set_epoch(epoch)
+    train_nll = _train_epoch(net, model, train, cfg, opt, _epoch_order(len(train), seed, epoch, rank, world),
+                             max(1, cfg.batch_size // world), device,
+                             generator(derive_seed(seed, "avp-glimpses", epoch, rank)), flip)
+    sched.step()
+    _sync_buffers(model)
+    val_nll = _broadcast_value(_validate(model, valid, cfg, seed, device) if rank == 0 else 0.0, device)
+    return train_nll, val_nll
+
+
 def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: TrainAVPConfig | None = None,
               seed: int = 0, device: str | torch.device = "cpu", dataset_name: str | None = None,
               stop_after: int | None = None, progress: bool = True) -> AVP:
@@ -300,16 +335,7 @@ def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: T
     rank, world = _dist()
     device = _rank_device(device, world)
     name = dataset_name or getattr(train, "name", "unknown")
-    avp_cfg, model, net = _make_model(train, cfg, seed, device, world)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    config = _checkpoint_config(avp_cfg, cfg, seed, name)
-    state = {"epoch": 0, "best_nll": math.inf, "best_epoch": -1, "bad_epochs": 0, "history": []}
-    if (out / CHECKPOINT).is_file():
-        state = _load_checkpoint(out, model, opt, sched, config)
-        log.info("resuming %s from epoch %d", out, state["epoch"])
-    if rank == 0:
-        clean_temporaries(out)  # what a killed run left half-written (once the checkpoint, if any, agrees)
+    model, net, opt, sched, config, state = _start(train, cfg, seed, device, out, name)
     flip = cfg.flip and bool(getattr(train, "allows_flip", False))
     ran, started, timed_out = 0, time.monotonic(), False
     bar = tqdm(range(state["epoch"], cfg.epochs), desc="train-avp", disable=not progress or rank != 0,
@@ -317,15 +343,7 @@ def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: T
     for epoch in bar:
         if state["bad_epochs"] >= cfg.patience or (stop_after is not None and ran >= stop_after) or timed_out:
             break
-        torch.manual_seed(derive_seed(seed, "avp-epoch", epoch, rank))
-        if hasattr(train, "set_epoch"):
-            train.set_epoch(epoch)
-        train_nll = _train_epoch(net, model, train, cfg, opt, _epoch_order(len(train), seed, epoch, rank, world),
-                                 max(1, cfg.batch_size // world), device,
-                                 generator(derive_seed(seed, "avp-glimpses", epoch, rank)), flip)
-        sched.step()
-        _sync_buffers(model)
-        val_nll = _broadcast_value(_validate(model, valid, cfg, seed, device) if rank == 0 else 0.0, device)
+        train_nll, val_nll = _epoch(net, model, (train, valid), cfg, (opt, sched), seed, epoch, device, flip)
         improved = _record_epoch(state, epoch, train_nll, val_nll, opt.param_groups[0]["lr"])
         ran += 1
         if rank == 0:
