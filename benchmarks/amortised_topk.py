@@ -8,6 +8,7 @@ argmin is in the top k.
 
     python benchmarks/amortised_topk.py --store runs16/ex-test --epe-net runs16/netB --avp AVP
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,12 @@ def main():
         low = ref.min(1).values
         order = pred.argsort(1)
         out["steps"][str(t + 1)] = {
-            str(k): {"mean_regret": float(((ref.gather(1, order[:, :k]).min(1).values - low) / low).mean()),
-                     "argmin_in_top": float((ref.gather(1, order[:, :k]).min(1).values == low).double().mean())}
-            for k in args.top}
+            str(k): {
+                "mean_regret": float(((ref.gather(1, order[:, :k]).min(1).values - low) / low).mean()),
+                "argmin_in_top": float((ref.gather(1, order[:, :k]).min(1).values == low).double().mean()),
+            }
+            for k in args.top
+        }
     print(json.dumps(out, indent=2))
 
 

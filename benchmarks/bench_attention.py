@@ -8,6 +8,7 @@ Images are random 60 x 60 canvases: the cost does not depend on their content.  
 
     .venv/bin/python benchmarks/bench_attention.py [--quick] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ class PerSampleSensorNet(HardAttentionNet):
     """The same network, but each glimpse of the batch is extracted separately (a per-sample Python loop)."""
 
     def glimpse_step(self, images, loc, h):
-        patches = torch.cat([self.grid.extract(images[i:i + 1], loc[i:i + 1]) for i in range(len(loc))])
+        patches = torch.cat([self.grid.extract(images[i : i + 1], loc[i : i + 1]) for i in range(len(loc))])
         patches = (patches - self.mean) / self.std
         g = torch.relu(self.embedder(patches) + self.where(loc))
         return self.core(g, h)
@@ -34,8 +35,11 @@ class PerSampleSensorNet(HardAttentionNet):
 class RandomCanvases:
     def __init__(self, n: int, grid: Sensor):
         g = torch.Generator().manual_seed(0)
-        self.grid, self.images, self.labels = grid, torch.rand(n, 1, 60, 60, generator=g), torch.randint(0, 10, (n,),
-                                                                                                          generator=g)
+        self.grid, self.images, self.labels = (
+            grid,
+            torch.rand(n, 1, 60, 60, generator=g),
+            torch.randint(0, 10, (n,), generator=g),
+        )
 
     def __len__(self):
         return len(self.labels)
@@ -82,24 +86,44 @@ def main(argv=None):
     args = p.parse_args(argv)
     n = 5 if args.quick else 30
     one, retina = Sensor.mnist(), Sensor.retina()
-    results = {"batch": 64, "T": 5, "grid": "mnist 60x60, 12x12 glimpses, 81 locations", "hidden": args.hidden,
-               "timed_iterations": n,
-               "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
-               "flops_per_glimpse": {name: flops_per_glimpse(HardAttentionNet(g, 10, 1,
-                                                                              NetworkConfig(hidden=args.hidden)))
-                                     for name, g in (("one_scale", one), ("retina", retina))},
-               "load_average": list(__import__("os").getloadavg()), "runs": []}
+    results = {
+        "batch": 64,
+        "T": 5,
+        "grid": "mnist 60x60, 12x12 glimpses, 81 locations",
+        "hidden": args.hidden,
+        "timed_iterations": n,
+        "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
+        "flops_per_glimpse": {
+            name: flops_per_glimpse(HardAttentionNet(g, 10, 1, NetworkConfig(hidden=args.hidden)))
+            for name, g in (("one_scale", one), ("retina", retina))
+        },
+        "load_average": list(__import__("os").getloadavg()),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.threads:
             torch.set_num_threads(threads)
-            med = time_interleaved({"one": make_step(HardAttentionNet, args.hidden, tmp, one),
-                                    "retina": make_step(HardAttentionNet, args.hidden, tmp, retina),
-                                    "loop": make_step(PerSampleSensorNet, args.hidden, tmp, retina)}, n)
+            med = time_interleaved(
+                {
+                    "one": make_step(HardAttentionNet, args.hidden, tmp, one),
+                    "retina": make_step(HardAttentionNet, args.hidden, tmp, retina),
+                    "loop": make_step(PerSampleSensorNet, args.hidden, tmp, retina),
+                },
+                n,
+            )
             base, fast, slow = med["one"], med["retina"], med["loop"]
-            results["runs"].append({"threads": threads, "one_scale_s": base, "retina_s": fast,
-                                    "retina_per_sample_loop_s": slow, "retina_over_one_scale": fast / base,
-                                    "target_retina_over_one_scale_at_most": 1.5,
-                                    "iterations_per_s": 1 / fast, "speedup_over_loop": slow / fast})
+            results["runs"].append(
+                {
+                    "threads": threads,
+                    "one_scale_s": base,
+                    "retina_s": fast,
+                    "retina_per_sample_loop_s": slow,
+                    "retina_over_one_scale": fast / base,
+                    "target_retina_over_one_scale_at_most": 1.5,
+                    "iterations_per_s": 1 / fast,
+                    "speedup_over_loop": slow / fast,
+                }
+            )
     print(json.dumps(results, indent=2))
 
 

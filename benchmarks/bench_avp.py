@@ -5,6 +5,7 @@ and without temperatures per observed fraction (the calibration applied inside `
 
 Prints JSON. Timings depend on what else runs on the machine; report them with that caveat.
 """
+
 import argparse
 import json
 import os
@@ -45,18 +46,36 @@ def main():
             for _ in range(repeats):
                 avp(x)
             dt_net = (time.perf_counter() - t0) / repeats
-            avp.set_fraction_temperatures(fraction_knots(grid, args.glimpses), torch.linspace(0.5, -0.5,
-                                                                                             args.glimpses + 2))
+            avp.set_fraction_temperatures(
+                fraction_knots(grid, args.glimpses), torch.linspace(0.5, -0.5, args.glimpses + 2)
+            )
             t0 = time.perf_counter()
             for _ in range(repeats):
                 avp(x)
             dt_cal = (time.perf_counter() - t0) / repeats
             avp.set_fraction_temperatures(None, None)
-        results.append({"batch": b, "images_per_s": round(b / dt, 1), "network_only_images_per_s": round(b / dt_net, 1),
-                        "network_fraction_temperatures_images_per_s": round(b / dt_cal, 1)})
-    print(json.dumps({"benchmark": "avp_small_cnn_inference", "threads": args.threads, "width": args.width,
-                      "parameters": sum(p.numel() for p in avp.parameters()), "glimpses": args.glimpses,
-                      "load_average_1min": os.getloadavg()[0], "results": results}, indent=2))
+        results.append(
+            {
+                "batch": b,
+                "images_per_s": round(b / dt, 1),
+                "network_only_images_per_s": round(b / dt_net, 1),
+                "network_fraction_temperatures_images_per_s": round(b / dt_cal, 1),
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "avp_small_cnn_inference",
+                "threads": args.threads,
+                "width": args.width,
+                "parameters": sum(p.numel() for p in avp.parameters()),
+                "glimpses": args.glimpses,
+                "load_average_1min": os.getloadavg()[0],
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ canvases, before clutter) on the same queries, side by side, with the same K1 an
 energies; same PCA), for timing a larger database when there is no time to build one; its posterior figures
 are those of the untiled prior (each row K times), so only the seconds are meaningful.
 """
+
 import argparse
 import json
 import shutil
@@ -44,8 +45,8 @@ def brute_force(db, grid, loc, glimpses, sigma, k2, rng, chunk=65_536):
     flat = db.images.reshape(len(db), -1)
     ll = np.empty(len(db))
     for s in range(0, len(db), chunk):
-        x = flat[s:s + chunk][:, pix].astype(np.float32)
-        ll[s:s + chunk] = -((x - y) ** 2).sum(1) / (2 * (sigma * 255.0) ** 2)
+        x = flat[s : s + chunk][:, pix].astype(np.float32)
+        ll[s : s + chunk] = -((x - y) ** 2).sum(1) / (2 * (sigma * 255.0) ** 2)
     p = np.exp(ll - ll.max())
     p /= p.sum()
     rows = rng.choice(len(db), size=k2, p=p)
@@ -60,8 +61,12 @@ def tile_prior(src: Path, dst: Path, k: int) -> Path:
 
     for sub in ("database", "pca"):
         (dst / sub).mkdir(parents=True)
-    for sub, name, axis in (("database", "images.npy", 0), ("database", "labels.npy", 0), ("pca", "codes.npy", 0),
-                            ("pca", "energies.npy", 1)):
+    for sub, name, axis in (
+        ("database", "images.npy", 0),
+        ("database", "labels.npy", 0),
+        ("pca", "codes.npy", 0),
+        ("pca", "energies.npy", 1),
+    ):
         a = np.load(src / sub / name, mmap_mode="r")
         shape = list(a.shape)
         shape[axis] *= k
@@ -78,15 +83,32 @@ def tile_prior(src: Path, dst: Path, k: int) -> Path:
         sh.copy(src / "pca" / name, dst / "pca" / name)
     db_m, ix_m, pr_m = (read_manifest(src / "database"), read_manifest(src / "pca"), read_manifest(src))
     tag = f"-tiled-x{k}"
-    write_manifest(dst / "database", db_m["kind"], db_m["config"], db_m["inputs"], rows=db_m["rows"] * k,
-                   image_shape=db_m["image_shape"], label_shape=db_m["label_shape"], label_dtype=db_m["label_dtype"],
-                   checksum=db_m["checksum"] + tag)
-    write_manifest(dst / "pca", ix_m["kind"], ix_m["config"], {"database": db_m["checksum"] + tag},
-                   rows=ix_m["rows"] * k, components=ix_m["components"], n_positions=ix_m["n_positions"],
-                   explained_variance=ix_m["explained_variance"], fit_rows=ix_m["fit_rows"],
-                   checksum=ix_m["checksum"] + tag)
-    write_manifest(dst, pr_m["kind"], pr_m["config"], {"database": db_m["checksum"] + tag,
-                                                       "index": ix_m["checksum"] + tag})
+    write_manifest(
+        dst / "database",
+        db_m["kind"],
+        db_m["config"],
+        db_m["inputs"],
+        rows=db_m["rows"] * k,
+        image_shape=db_m["image_shape"],
+        label_shape=db_m["label_shape"],
+        label_dtype=db_m["label_dtype"],
+        checksum=db_m["checksum"] + tag,
+    )
+    write_manifest(
+        dst / "pca",
+        ix_m["kind"],
+        ix_m["config"],
+        {"database": db_m["checksum"] + tag},
+        rows=ix_m["rows"] * k,
+        components=ix_m["components"],
+        n_positions=ix_m["n_positions"],
+        explained_variance=ix_m["explained_variance"],
+        fit_rows=ix_m["fit_rows"],
+        checksum=ix_m["checksum"] + tag,
+    )
+    write_manifest(
+        dst, pr_m["kind"], pr_m["config"], {"database": db_m["checksum"] + tag, "index": ix_m["checksum"] + tag}
+    )
     return dst
 
 
@@ -100,8 +122,13 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tile", type=int, default=1, help="repeat the prior's rows this many times (timing only)")
     p.add_argument("--gen-prior", type=Path, default=None, help="also time this generative prior (side by side)")
-    p.add_argument("--gen-sigma", type=float, nargs="+", default=None,
-                   help="the generative prior's noise schedule (default: its own)")
+    p.add_argument(
+        "--gen-sigma",
+        type=float,
+        nargs="+",
+        default=None,
+        help="the generative prior's noise schedule (default: its own)",
+    )
     p.add_argument("--no-brute-force", action="store_true", help="skip the brute-force baseline")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -109,8 +136,14 @@ def main():
     if args.prior is None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-completion-"))
         size = 20_000 if args.quick else 1_000_000
-        build_prior(tmp, mnist_canvas_source("train"), size, Sensor.mnist(),
-                    PCAIndexConfig(components=256, fit_samples=10_000), progress=False)
+        build_prior(
+            tmp,
+            mnist_canvas_source("train"),
+            size,
+            Sensor.mnist(),
+            PCAIndexConfig(components=256, fit_samples=10_000),
+            progress=False,
+        )
         args.prior = tmp
     tiled = None
     if args.tile > 1:
@@ -137,7 +170,7 @@ def main():
     for q in range(args.queries):
         t = q % 5 + 1
         loc = path[:t]
-        g = grid.extract(images[q:q + 1], loc[None])[0]
+        g = grid.extract(images[q : q + 1], loc[None])[0]
         t0, c0 = time.perf_counter(), time.process_time()
         out = sampler.sample(loc, g, args.k2, generator=torch.Generator().manual_seed(q), true_image=images[q])
         ours.append(time.perf_counter() - t0)
@@ -157,36 +190,54 @@ def main():
             t0 = time.perf_counter()
             brute_force(db, grid, loc, g, out.diagnostics["sigma_p"] / 255.0, args.k2, rng)
             base.append(time.perf_counter() - t0)
-    result = {"benchmark": "completion", "database_rows": len(db), "components": index.k, "k1": args.k1,
-              "k2": args.k2, "threads": args.threads, "queries": args.queries,
-              "seconds_per_query_median": round(statistics.median(ours), 4),
-              "seconds_per_query_max": round(max(ours), 4),
-              "cpu_seconds_per_query_median": round(statistics.median(ours_cpu), 4),
-              "proposal_seconds_median": round(statistics.median(props), 4),
-              "brute_force_seconds_median": round(statistics.median(base), 4) if base else None,
-              "speedup_vs_brute_force": round(statistics.median(base) / statistics.median(ours), 2) if base else None,
-              "final_ess_median": round(statistics.median(ess), 1),
-              "true_label_posterior_mean": round(float(np.mean(acc)), 3), "target_seconds": 1.0}
+    result = {
+        "benchmark": "completion",
+        "database_rows": len(db),
+        "components": index.k,
+        "k1": args.k1,
+        "k2": args.k2,
+        "threads": args.threads,
+        "queries": args.queries,
+        "seconds_per_query_median": round(statistics.median(ours), 4),
+        "seconds_per_query_max": round(max(ours), 4),
+        "cpu_seconds_per_query_median": round(statistics.median(ours_cpu), 4),
+        "proposal_seconds_median": round(statistics.median(props), 4),
+        "brute_force_seconds_median": round(statistics.median(base), 4) if base else None,
+        "speedup_vs_brute_force": round(statistics.median(base) / statistics.median(ours), 2) if base else None,
+        "final_ess_median": round(statistics.median(ess), 1),
+        "true_label_posterior_mean": round(float(np.mean(acc)), 3),
+        "target_seconds": 1.0,
+    }
     result["tiled"] = args.tile
     if gen is not None:
         result["generative"] = {
-            "prior": str(args.gen_prior), "digits": gen.prior.num_digits, "offsets": gen.prior.num_offsets,
-            "equivalent_canvases": gen.num_candidates, "sensor": grid.describe(),
+            "prior": str(args.gen_prior),
+            "digits": gen.prior.num_digits,
+            "offsets": gen.prior.num_offsets,
+            "equivalent_canvases": gen.num_candidates,
+            "sensor": grid.describe(),
             "sigma": [round(gen.sigma.sigma(t) * 255, 1) for t in range(1, 6)],
             "seconds_per_query_median": round(statistics.median(gen_s), 4),
             # CPU seconds of this process (one thread): the wall time on an idle core, when the machine is shared
             "cpu_seconds_per_query_median": round(statistics.median(gen_cpu), 4),
             "seconds_per_query_max": round(max(gen_s), 4),
-            "seconds_median_by_t": {t: round(statistics.median([s for s, u in zip(gen_s, gen_t) if u == t]), 4)
-                                    for t in sorted(set(gen_t))},
-            "cpu_seconds_median_by_t": {t: round(statistics.median([s for s, u in zip(gen_cpu, gen_t) if u == t]), 4)
-                                        for t in sorted(set(gen_t))},
+            "seconds_median_by_t": {
+                t: round(statistics.median([s for s, u in zip(gen_s, gen_t) if u == t]), 4) for t in sorted(set(gen_t))
+            },
+            "cpu_seconds_median_by_t": {
+                t: round(statistics.median([s for s, u in zip(gen_cpu, gen_t) if u == t]), 4)
+                for t in sorted(set(gen_t))
+            },
             "final_ess_median": round(statistics.median(gen_ess), 1),
-            "true_label_posterior_mean": round(float(np.mean(gen_acc)), 3), "target_seconds": 0.05}
+            "true_label_posterior_mean": round(float(np.mean(gen_acc)), 3),
+            "target_seconds": 0.05,
+        }
         result["database_cpu_seconds_median_by_t"] = {
-            t: round(statistics.median([s for s, u in zip(ours_cpu, gen_t) if u == t]), 4) for t in sorted(set(gen_t))}
+            t: round(statistics.median([s for s, u in zip(ours_cpu, gen_t) if u == t]), 4) for t in sorted(set(gen_t))
+        }
         result["database_seconds_median_by_t"] = {
-            t: round(statistics.median([s for s, u in zip(ours, gen_t) if u == t]), 4) for t in sorted(set(gen_t))}
+            t: round(statistics.median([s for s, u in zip(ours, gen_t) if u == t]), 4) for t in sorted(set(gen_t))
+        }
     for d in (tmp, tiled):
         if d is not None:
             shutil.rmtree(d, ignore_errors=True)

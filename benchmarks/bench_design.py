@@ -15,6 +15,7 @@ when they exist; otherwise a freshly initialised AVP and a small prior built on 
 
     .venv/bin/python benchmarks/bench_design.py [--quick] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,33 +94,42 @@ def main():
     ap.add_argument("-T", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    ap.add_argument("--overhead-samples", type=int, default=20,
-                    help="completions in the EPE-loop vs plain-forward comparison (x 81 locations, best of 3)")
+    ap.add_argument(
+        "--overhead-samples",
+        type=int,
+        default=20,
+        help="completions in the EPE-loop vs plain-forward comparison (x 81 locations, best of 3)",
+    )
     ap.add_argument("--train-seconds", type=float, default=120.0, help="brief AVP training if none exists")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_images = 2 if args.quick else args.images
     with tempfile.TemporaryDirectory() as tmp:
-        avp, sampler, notes = load_or_build(args.avp, args.prior, 2000 if args.quick else 10000, Path(tmp),
-                                           10.0 if args.quick else args.train_seconds)
+        avp, sampler, notes = load_or_build(
+            args.avp, args.prior, 2000 if args.quick else 10000, Path(tmp), 10.0 if args.quick else args.train_seconds
+        )
         from ppl_attention.data import load_dataset
 
         data = load_dataset("cluttered-mnist", split="train", seed=0)
         grid = avp.grid
-        problems = {p: DesignProblem(avp, sampler, grid, batch_size=args.batch_size, precision=p)
-                    for p in ("float32", "bfloat16")}
+        problems = {
+            p: DesignProblem(avp, sampler, grid, batch_size=args.batch_size, precision=p)
+            for p in ("float32", "bfloat16")
+        }
         problem = problems["float32"]
         N, L = args.num_samples, grid.num_locations
 
         # --- AVP evaluations per second: EPE loop vs a plain batched forward of the same network, per precision
         g = generator(0)
-        s = problem.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, *grid.glimpse_size),
-                           args.overhead_samples, g, None)
+        s = problem.sample(
+            torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, *grid.glimpse_size), args.overhead_samples, g, None
+        )
         observed = torch.tensor([40, 12])
         pairs = L * len(s.images)
-        x = avp.make_input(s.images[:1].expand(args.batch_size, -1, -1, -1),
-                           grid.mask(observed.view(1, -1)).expand(args.batch_size, -1, -1, -1)
-                           ).contiguous(memory_format=torch.channels_last)
+        x = avp.make_input(
+            s.images[:1].expand(args.batch_size, -1, -1, -1),
+            grid.mask(observed.view(1, -1)).expand(args.batch_size, -1, -1, -1),
+        ).contiguous(memory_format=torch.channels_last)
         evals = {"pairs": pairs, "batch_size": args.batch_size}
         with torch.no_grad():
             for precision in problems:
@@ -132,20 +142,26 @@ def main():
                     t0 = time.perf_counter()
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                         for start in range(0, pairs, args.batch_size):
-                            avp(x[:min(args.batch_size, pairs - start)])
+                            avp(x[: min(args.batch_size, pairs - start)])
                     plain_s = min(plain_s, time.perf_counter() - t0)
-                evals[precision] = {"epe_loop_evals_per_s": pairs / loop_s,
-                                    "plain_forward_evals_per_s": pairs / plain_s,
-                                    "overhead": loop_s / plain_s - 1}
+                evals[precision] = {
+                    "epe_loop_evals_per_s": pairs / loop_s,
+                    "plain_forward_evals_per_s": pairs / plain_s,
+                    "overhead": loop_s / plain_s - 1,
+                }
 
         # --- seconds per sequence: every step samples once, then both searches run on the same samples
         t0 = time.perf_counter()
         first = first_glimpse_epe(problem, N, seed=0)
         first_s = time.perf_counter() - t0
-        base = {"exhaustive": ("exhaustive", {}), "halving": ("halving", {}),
-                # faster, at a higher regret: the defaults before they were tuned (a 4-sample first round)
-                "halving-fast": ("halving", {"initial_samples": 4, "growth": 4, "keep": 0.25, "min_keep": 1}),
-                "coarse": ("coarse", {}), "race": ("race", {})}
+        base = {
+            "exhaustive": ("exhaustive", {}),
+            "halving": ("halving", {}),
+            # faster, at a higher regret: the defaults before they were tuned (a 4-sample first round)
+            "halving-fast": ("halving", {"initial_samples": 4, "growth": 4, "keep": 0.25, "min_keep": 1}),
+            "coarse": ("coarse", {}),
+            "race": ("race", {}),
+        }
         configs = {k: (*v, "float32") for k, v in base.items()}
         configs.update({f"{k}-bf16": (*v, "bfloat16") for k, v in base.items()})
         searches = tuple(configs)
@@ -170,8 +186,9 @@ def main():
                     t0 = time.perf_counter()
                     name, opts, precision = configs[k]
                     score = scores[precision]
-                    results[k] = run_search(name, score, smp.weights, grid, obs, generator(image_seed(1, i)),
-                                            prior=prior[k], **opts)
+                    results[k] = run_search(
+                        name, score, smp.weights, grid, obs, generator(image_seed(1, i)), prior=prior[k], **opts
+                    )
                     secs[k] += time.perf_counter() - t0
                     prior[k] = results[k].epe
                 for k in searches:
@@ -190,18 +207,31 @@ def main():
         fastest = max(within, key=speedup.get) if within else None
         search_only = {k: secs[k] / n_images for k in searches}
         out = {
-            "device": "cpu", "threads": args.threads, "load_average": os.getloadavg(), "inputs": notes,
+            "device": "cpu",
+            "threads": args.threads,
+            "load_average": os.getloadavg(),
+            "inputs": notes,
             "grid": "mnist 9x9 (60x60, 12x12 glimpses)",
-            "T": args.T, "num_samples": N, "images": n_images,
-            "seconds_per_sequence": per_seq, "search_seconds_per_sequence": search_only,
-            "sampling_seconds_per_sequence": sample_s / n_images, "first_glimpse_seconds_once": first_s,
+            "T": args.T,
+            "num_samples": N,
+            "images": n_images,
+            "seconds_per_sequence": per_seq,
+            "search_seconds_per_sequence": search_only,
+            "sampling_seconds_per_sequence": sample_s / n_images,
+            "first_glimpse_seconds_once": first_s,
             "speedup_vs_exhaustive": speedup,
             "search_speedup_vs_exhaustive": {k: search_only["exhaustive"] / search_only[k] for k in second},
             "mean_relative_epe_regret": mean_regret,
-            "mean_relative_epe_regret_stderr": {k: (sum((r - mean_regret[k]) ** 2 for r in v) / max(len(v) - 1, 1)
-                                                    / len(v)) ** 0.5 for k, v in regrets.items()},
-            "goal": {"fastest_within_1pct_regret": fastest, "speedup": speedup.get(fastest),
-                     "mean_regret": mean_regret.get(fastest), "met": bool(fastest and speedup[fastest] >= 20)},
+            "mean_relative_epe_regret_stderr": {
+                k: (sum((r - mean_regret[k]) ** 2 for r in v) / max(len(v) - 1, 1) / len(v)) ** 0.5
+                for k, v in regrets.items()
+            },
+            "goal": {
+                "fastest_within_1pct_regret": fastest,
+                "speedup": speedup.get(fastest),
+                "mean_regret": mean_regret.get(fastest),
+                "met": bool(fastest and speedup[fastest] >= 20),
+            },
             "max_relative_epe_regret": {k: max(v) for k, v in regrets.items()},
             "argmin_agreement": {k: matches[k] / steps for k in matches},
             "search_options": {k: {**v[1], "precision": v[2]} for k, v in configs.items()},

@@ -18,6 +18,7 @@ Images are random canvases: the cost does not depend on their content.  Prints a
 
     .venv/bin/python benchmarks/bench_fine_grid.py [--quick] [--threads 1] [--embeddings table mlp] > fine.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
 from ppl_attention.sensor import Sensor
 
 #: name -> (canvas side, stride)
-GRIDS = {"60x60 stride 6 (81)": (60, 6), "60x60 stride 1 (2401)": (60, 1),
-         "100x100 stride 6 (225)": (100, 6), "100x100 stride 2 (2025)": (100, 2)}
+GRIDS = {
+    "60x60 stride 6 (81)": (60, 6),
+    "60x60 stride 1 (2401)": (60, 1),
+    "100x100 stride 6 (225)": (100, 6),
+    "100x100 stride 2 (2025)": (100, 2),
+}
 BATCH, T = 64, 8
 
 
@@ -86,9 +91,18 @@ def peak_memory_mib(grid_name: str, policy: str, embedding: str, hidden: int, de
             trainer = make_trainer(grid_name, policy, embedding, hidden, tmp, torch.device("cuda"))
             for i in range(3):
                 step(trainer, i)
-        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
-    probe = [sys.executable, os.path.abspath(__file__), "--probe", grid_name, policy, embedding, str(hidden),
-             "--threads", str(threads)]
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    probe = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--probe",
+        grid_name,
+        policy,
+        embedding,
+        str(hidden),
+        "--threads",
+        str(threads),
+    ]
     out = subprocess.run(probe, check=True, capture_output=True, text=True).stdout
     return float(out.strip().splitlines()[-1])
 
@@ -145,8 +159,10 @@ def main(argv=None):
     configs = [(g, pol, emb) for g in args.grids for pol in args.policies for emb in args.embeddings]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = [make_trainer(g, pol, emb, args.hidden, os.path.join(tmp, str(k)), device)
-                    for k, (g, pol, emb) in enumerate(configs)]
+        trainers = [
+            make_trainer(g, pol, emb, args.hidden, os.path.join(tmp, str(k)), device)
+            for k, (g, pol, emb) in enumerate(configs)
+        ]
         times = [[] for _ in configs]
         for i in range(n + 2):  # two warm-up rounds, then interleaved repetitions
             for k, trainer in enumerate(trainers):
@@ -156,36 +172,65 @@ def main(argv=None):
         for k, ((g, pol, emb), trainer) in enumerate(zip(configs, trainers)):
             ts = sorted(times[k])
             net = trainer.net
-            rows.append({"grid": g, "locations": net.grid.num_locations, "policy": pol, "location_embedding": emb,
-                         "seconds_per_iteration": ts[len(ts) // 2], "min_s": ts[0], "max_s": ts[-1],
-                         "policy_parameters": sum(q.numel() for q in net.policy.parameters()),
-                         "where_parameters": sum(q.numel() for q in net.where.parameters()),
-                         "parameters": sum(q.numel() for q in net.parameters()),
-                         "flops_per_glimpse": flops_per_glimpse(net)})
+            rows.append(
+                {
+                    "grid": g,
+                    "locations": net.grid.num_locations,
+                    "policy": pol,
+                    "location_embedding": emb,
+                    "seconds_per_iteration": ts[len(ts) // 2],
+                    "min_s": ts[0],
+                    "max_s": ts[-1],
+                    "policy_parameters": sum(q.numel() for q in net.policy.parameters()),
+                    "where_parameters": sum(q.numel() for q in net.where.parameters()),
+                    "parameters": sum(q.numel() for q in net.parameters()),
+                    "flops_per_glimpse": flops_per_glimpse(net),
+                }
+            )
         del trainers
     if args.memory:
         for row in rows:
-            row["peak_memory_mib"] = peak_memory_mib(row["grid"], row["policy"], row["location_embedding"],
-                                                     args.hidden, args.device, args.threads)
-    base = {(r["grid"].split()[0], r["policy"], r["location_embedding"]): r["seconds_per_iteration"]
-            for r in rows if r["locations"] in (81, 225)}
+            row["peak_memory_mib"] = peak_memory_mib(
+                row["grid"], row["policy"], row["location_embedding"], args.hidden, args.device, args.threads
+            )
+    base = {
+        (r["grid"].split()[0], r["policy"], r["location_embedding"]): r["seconds_per_iteration"]
+        for r in rows
+        if r["locations"] in (81, 225)
+    }
     for r in rows:
         coarse = base.get((r["grid"].split()[0], r["policy"], r["location_embedding"]))
         r["time_over_coarse"] = None if coarse is None else r["seconds_per_iteration"] / coarse
-    header = (f"{'grid':<24} {'policy':<10} {'where':<10} {'s/iter':>7} {'x coarse':>8} {'MiB':>6} "
-              f"{'policy params':>13} {'where params':>12} {'MFLOP/glimpse':>13}")
+    header = (
+        f"{'grid':<24} {'policy':<10} {'where':<10} {'s/iter':>7} {'x coarse':>8} {'MiB':>6} "
+        f"{'policy params':>13} {'where params':>12} {'MFLOP/glimpse':>13}"
+    )
     print(header, file=sys.stderr)
     for r in rows:
         mem = f"{r['peak_memory_mib']:6.1f}" if "peak_memory_mib" in r else "     -"
         ratio = f"{r['time_over_coarse']:8.2f}" if r["time_over_coarse"] is not None else "       -"
-        print(f"{r['grid']:<24} {r['policy']:<10} {r['location_embedding']:<10} {r['seconds_per_iteration']:7.3f} "
-              f"{ratio} {mem} {r['policy_parameters']:>13,} {r['where_parameters']:>12,} "
-              f"{r['flops_per_glimpse'] / 1e6:>13.2f}", file=sys.stderr)
-    print(json.dumps({"batch": BATCH, "T": T, "hidden": args.hidden, "threads": args.threads,
-                      "device": args.device, "timed_iterations": n,
-                      "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
-
-                      "load_average": list(os.getloadavg()), "rows": rows}, indent=1))
+        print(
+            f"{r['grid']:<24} {r['policy']:<10} {r['location_embedding']:<10} {r['seconds_per_iteration']:7.3f} "
+            f"{ratio} {mem} {r['policy_parameters']:>13,} {r['where_parameters']:>12,} "
+            f"{r['flops_per_glimpse'] / 1e6:>13.2f}",
+            file=sys.stderr,
+        )
+    print(
+        json.dumps(
+            {
+                "batch": BATCH,
+                "T": T,
+                "hidden": args.hidden,
+                "threads": args.threads,
+                "device": args.device,
+                "timed_iterations": n,
+                "statistic": "median seconds per training iteration (forward, backward, Adam), interleaved",
+                "load_average": list(os.getloadavg()),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

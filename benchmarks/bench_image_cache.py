@@ -12,6 +12,7 @@ Prints JSON: images per second of each and the speed-up of ``cached`` over ``dec
 
     python benchmarks/bench_image_cache.py --images 64 --epochs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,11 +79,16 @@ def main(argv=None) -> dict:
             else:
                 os.environ["PPL_ATTENTION_IMAGE_CACHE"] = before
         n = len(ds)
-    result = {"images": n, "side": args.side, "size": args.size, "cpus": os.cpu_count(),
-              "decode_images_per_s": round(n / decode, 1),
-              "first_epoch_images_per_s": round(n / first, 1),
-              "cached_images_per_s": round(n / cached, 1),
-              "speedup_cached_over_decode": round(decode / cached, 1)}
+    result = {
+        "images": n,
+        "side": args.side,
+        "size": args.size,
+        "cpus": os.cpu_count(),
+        "decode_images_per_s": round(n / decode, 1),
+        "first_epoch_images_per_s": round(n / first, 1),
+        "cached_images_per_s": round(n / cached, 1),
+        "speedup_cached_over_decode": round(decode / cached, 1),
+    }
     print(json.dumps(result, indent=1))
     return result
 

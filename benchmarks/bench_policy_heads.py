@@ -12,6 +12,7 @@ Prints a table (stderr) and JSON (stdout).
 
     .venv/bin/python benchmarks/bench_policy_heads.py [--quick] [--threads 1] [--device cpu] > heads.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ from ppl_attention.attention.trainer import SplitData, TrainConfig, Trainer
 from ppl_attention.sensor import Sensor
 
 #: head name -> (policy kind, dense sampler)
-HEADS = {"dense": ("dense", "inverse_cdf"), "dense (multinomial)": ("dense", "multinomial"),
-         "gaussian": ("gaussian", None), "factorised": ("factorised", None)}
+HEADS = {
+    "dense": ("dense", "inverse_cdf"),
+    "dense (multinomial)": ("dense", "multinomial"),
+    "gaussian": ("gaussian", None),
+    "factorised": ("factorised", None),
+}
 SIDE, BATCH = 60, 64
 
 
@@ -52,7 +57,8 @@ def dense_sampler(method: str | None):
     original = policy_module.DenseLocations.sample
     if method is not None:
         policy_module.DenseLocations.sample = lambda self, generator=None: sample_categorical(
-            self.log_pi.exp(), generator, method)
+            self.log_pi.exp(), generator, method
+        )
     try:
         yield
     finally:
@@ -114,25 +120,42 @@ def main(argv=None) -> dict:
     repeats, glimpses, hidden = (3, 2, 16) if args.quick else (15, 8, 256)
     sampling = {rows: time_sampling(device, rows, 5 * repeats) for rows in (BATCH, BATCH * 10)}
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = {h: make_trainer(HEADS[h][0], glimpses, hidden, f"{tmp}/{i}", device)
-                    for i, h in enumerate(args.heads)}
+        trainers = {
+            h: make_trainer(HEADS[h][0], glimpses, hidden, f"{tmp}/{i}", device) for i, h in enumerate(args.heads)
+        }
         for h, t in trainers.items():
             iteration_seconds(t, HEADS[h][1], 0)  # warm-up
         times = {h: [] for h in trainers}
         for r in range(1, repeats + 1):
             for h, t in trainers.items():
                 times[h].append(iteration_seconds(t, HEADS[h][1], r))
-    rows = [{"head": h, "locations": 49 * 49, "glimpses": glimpses, "hidden": hidden, "batch": BATCH,
-             "seconds_per_iteration": statistics.median(v),
-             "policy_parameters": sum(p.numel() for p in trainers[h].net.policy.parameters())}
-            for h, v in times.items()]
-    result = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "sampling_seconds": {str(k): v for k, v in sampling.items()}, "rows": rows}
+    rows = [
+        {
+            "head": h,
+            "locations": 49 * 49,
+            "glimpses": glimpses,
+            "hidden": hidden,
+            "batch": BATCH,
+            "seconds_per_iteration": statistics.median(v),
+            "policy_parameters": sum(p.numel() for p in trainers[h].net.policy.parameters()),
+        }
+        for h, v in times.items()
+    ]
+    result = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "sampling_seconds": {str(k): v for k, v in sampling.items()},
+        "rows": rows,
+    }
     for n, v in sampling.items():
         print(f"sampling {n} x 2401: " + ", ".join(f"{m} {s * 1e6:.0f} us" for m, s in v.items()), file=sys.stderr)
     for row in rows:
-        print(f"{row['head']:<22} {row['seconds_per_iteration'] * 1e3:8.1f} ms/iteration  "
-              f"{row['policy_parameters']:>8} policy parameters", file=sys.stderr)
+        print(
+            f"{row['head']:<22} {row['seconds_per_iteration'] * 1e3:8.1f} ms/iteration  "
+            f"{row['policy_parameters']:>8} policy parameters",
+            file=sys.stderr,
+        )
     print(json.dumps(result, indent=1))
     return result
 

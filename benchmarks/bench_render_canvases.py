@@ -2,6 +2,7 @@
 
 Prints JSON: canvases per second and the projected time for 1,000,000 canvases.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,20 @@ def main(argv=None):
         checksum += int(images[:, 0, 30, 30].sum())
         done += n
     seconds = time.perf_counter() - start
-    print(json.dumps({"canvases": total, "batch": args.batch, "cluttered": not args.translated,
-                      "seconds": round(seconds, 3), "canvases_per_s": round(total / seconds),
-                      "projected_s_per_million": round(1e6 * seconds / total, 1),
-                      "threads": torch.get_num_threads(), "checksum": checksum}))
+    print(
+        json.dumps(
+            {
+                "canvases": total,
+                "batch": args.batch,
+                "cluttered": not args.translated,
+                "seconds": round(seconds, 3),
+                "canvases_per_s": round(total / seconds),
+                "projected_s_per_million": round(1e6 * seconds / total, 1),
+                "threads": torch.get_num_threads(),
+                "checksum": checksum,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ float16 rounding error, per grid and format.
 
     python benchmarks/bench_store_maps.py --records 200 --sizes 9 49 -T 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,33 +45,46 @@ def main():
             grid = Sensor((60, 60), (12, 12), stride=48 // (side - 1), scales=3)
             L = grid.num_locations
             maps = 0.05 + 2.25 * torch.rand(args.records, args.T, L, generator=g, dtype=torch.float64)
-            locs = [torch.randperm(L, generator=g)[:args.T] for _ in range(args.records)]
+            locs = [torch.randperm(L, generator=g)[: args.T] for _ in range(args.records)]
             row = {}
             for fmt in ("json", "binary"):
-                store = SequenceStore.create(Path(tmp) / f"{fmt}{L}", {"dataset": "bench", "task": "label",
-                                                                       "grid": grid, "T": args.T})
+                store = SequenceStore.create(
+                    Path(tmp) / f"{fmt}{L}", {"dataset": "bench", "task": "label", "grid": grid, "T": args.T}
+                )
                 t0 = time.perf_counter()
                 for i in range(args.records):
                     if fmt == "binary":
                         store.write_record(i, 0, locs[i], maps[i], evaluations=[0] * args.T)
                     else:  # the format before the binary maps
-                        atomic_write_json(store.record_path(i), {"index": i, "seed": 0, "locations": locs[i].tolist(),
-                                                                 "epe": maps[i].tolist(), "evaluations": [0] * args.T})
+                        atomic_write_json(
+                            store.record_path(i),
+                            {
+                                "index": i,
+                                "seed": 0,
+                                "locations": locs[i].tolist(),
+                                "epe": maps[i].tolist(),
+                                "evaluations": [0] * args.T,
+                            },
+                        )
                 write_s = time.perf_counter() - t0
                 size = _size(store.directory / "records")
                 t0 = time.perf_counter()
                 back = torch.stack([store.epe_maps(i) for i in store.indices()])
                 read_s = time.perf_counter() - t0
                 err = float(((back - maps).abs() / maps).max())
-                row[fmt] = {"bytes_per_record": round(size / args.records),
-                            "MiB_for_4000_images": round(size / args.records * 4000 / 2 ** 20, 1),
-                            "read_seconds_for_4000_images": round(read_s / args.records * 4000, 2),
-                            "write_seconds_per_record": round(write_s / args.records, 5),
-                            "max_relative_error": err}
-            row["binary_vs_json"] = {"size": round(row["json"]["bytes_per_record"] / row["binary"]["bytes_per_record"],
-                                                   1),
-                                     "read": round(row["json"]["read_seconds_for_4000_images"]
-                                                   / row["binary"]["read_seconds_for_4000_images"], 1)}
+                row[fmt] = {
+                    "bytes_per_record": round(size / args.records),
+                    "MiB_for_4000_images": round(size / args.records * 4000 / 2**20, 1),
+                    "read_seconds_for_4000_images": round(read_s / args.records * 4000, 2),
+                    "write_seconds_per_record": round(write_s / args.records, 5),
+                    "max_relative_error": err,
+                }
+            row["binary_vs_json"] = {
+                "size": round(row["json"]["bytes_per_record"] / row["binary"]["bytes_per_record"], 1),
+                "read": round(
+                    row["json"]["read_seconds_for_4000_images"] / row["binary"]["read_seconds_for_4000_images"], 1
+                ),
+            }
             out["grids"][str(L)] = row
     print(json.dumps(out, indent=2))
 

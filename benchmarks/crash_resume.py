@@ -22,6 +22,7 @@ leftover temporaries, and whether the final artefacts equal the reference.
     python benchmarks/crash_resume.py --kills 20 --work /tmp/crash   # ~10-20 min on 2 CPU cores
     python benchmarks/crash_resume.py --kills 3 --commands train     # a quick look
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,32 +41,111 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ppl_attention.cli"]
 #: JSON keys that hold wall-clock figures, machine details or the output path (dropped before comparing)
-VOLATILE = {"seconds", "elapsed", "machine", "peak_rss_mb", "versions", "out", "store", "figures", "files",
-            "iterations_per_second", "created", "timestamp",
-            # generate's per-invocation counts: a resumed run "skipped" what an earlier one "generated"; the store's
-            # own size ("stored") and the request ("requested") are still compared
-            "skipped", "generated"}
+VOLATILE = {
+    "seconds",
+    "elapsed",
+    "machine",
+    "peak_rss_mb",
+    "versions",
+    "out",
+    "store",
+    "figures",
+    "files",
+    "iterations_per_second",
+    "created",
+    "timestamp",
+    # generate's per-invocation counts: a resumed run "skipped" what an earlier one "generated"; the store's
+    # own size ("stored") and the request ("requested") are still compared
+    "skipped",
+    "generated",
+}
 SKIP_SUFFIXES = (".png", ".gif", ".pdf")
 
 
 def commands(work: Path) -> dict[str, list[str]]:
     fx = work / "inputs"
     return {
-        "build-prior": ["build-prior", "--kind", "database", "--database-size", "200", "--components", "12",
-                        "--fit-samples", "100", "--chunk-size", "40"],
-        "train-avp": ["train-avp", "--device", "cpu", "--train-size", "64", "--epochs", "3", "--width", "4",
-                      "--batch-size", "32", "--max-glimpses", "2", "--patience", "10"],
-        "generate": ["generate", "--device", "cpu", "--avp", str(fx / "avp"), "--prior", str(fx / "prior"),
-                     "--num-images", "4", "-T", "2", "--num-samples", "4", "--k1", "30", "--search", "exhaustive",
-                     "--split", "valid"],  # held-out canvases: the AVP and the prior hold none of them
-        "train": ["train", "--iterations", "6", "--validate-every", "2", "--batch-size", "8", "--hidden", "8",
-                  "--glimpses", "2", "--no-progress", "--tensorboard", "false", "--threads", "1"],
+        "build-prior": [
+            "build-prior",
+            "--kind",
+            "database",
+            "--database-size",
+            "200",
+            "--components",
+            "12",
+            "--fit-samples",
+            "100",
+            "--chunk-size",
+            "40",
+        ],
+        "train-avp": [
+            "train-avp",
+            "--device",
+            "cpu",
+            "--train-size",
+            "64",
+            "--epochs",
+            "3",
+            "--width",
+            "4",
+            "--batch-size",
+            "32",
+            "--max-glimpses",
+            "2",
+            "--patience",
+            "10",
+        ],
+        "generate": [
+            "generate",
+            "--device",
+            "cpu",
+            "--avp",
+            str(fx / "avp"),
+            "--prior",
+            str(fx / "prior"),
+            "--num-images",
+            "4",
+            "-T",
+            "2",
+            "--num-samples",
+            "4",
+            "--k1",
+            "30",
+            "--search",
+            "exhaustive",
+            "--split",
+            "valid",
+        ],  # held-out canvases: the AVP and the prior hold none of them
+        "train": [
+            "train",
+            "--iterations",
+            "6",
+            "--validate-every",
+            "2",
+            "--batch-size",
+            "8",
+            "--hidden",
+            "8",
+            "--glimpses",
+            "2",
+            "--no-progress",
+            "--tensorboard",
+            "false",
+            "--threads",
+            "1",
+        ],
     }
 
 
 def env(**extra) -> dict:
-    e = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}
+    e = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "TQDM_DISABLE": "1",
+    }
     for k in ("PPL_ATTENTION_CRASH_AT", "PPL_ATTENTION_CRASH_PHASE", "PPL_ATTENTION_COUNT_WRITES"):
         e.pop(k, None)
     e.update({k: str(v) for k, v in extra.items()})
@@ -75,8 +155,14 @@ def env(**extra) -> dict:
 def run(argv, out: Path, delay: float | None = None, **extra) -> tuple[str, float]:
     """('ok' | 'killed' | 'refused: <stderr tail>', seconds)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(CLI + argv + ["--out", str(out)], cwd=REPO, env=env(**extra), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        CLI + argv + ["--out", str(out)],
+        cwd=REPO,
+        env=env(**extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killed = False
     if delay is not None:
         try:
@@ -111,8 +197,10 @@ def digest(path: Path) -> str:
             h.update(v.tobytes())
         return "tensors:" + h.hexdigest()
     if path.suffix == ".json":
-        return "json:" + hashlib.sha256(json.dumps(_clean_json(json.loads(path.read_text())),
-                                                   sort_keys=True).encode()).hexdigest()
+        return (
+            "json:"
+            + hashlib.sha256(json.dumps(_clean_json(json.loads(path.read_text())), sort_keys=True).encode()).hexdigest()
+        )
     return "bytes:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -179,12 +267,21 @@ def measure(name: str, argv: list[str], work: Path, kills: int, rng: random.Rand
     else:
         leftovers = []
     differ = sorted(differ)
-    return {"command": name, "reference_seconds": round(ref_s, 1), "atomic_writes_per_run": writes,
-            "kills": delivered, "reruns": attempts + 1, "refused": refused, "kill_moments": moments,
-            "episodes_compared": episodes, "temporaries_left_before_final_rerun": left,
-            "temporaries_left_at_end": leftovers,
-            "artefacts_compared": len(reference), "artefacts_differing": differ,
-            "identical": not differ and not refused}
+    return {
+        "command": name,
+        "reference_seconds": round(ref_s, 1),
+        "atomic_writes_per_run": writes,
+        "kills": delivered,
+        "reruns": attempts + 1,
+        "refused": refused,
+        "kill_moments": moments,
+        "episodes_compared": episodes,
+        "temporaries_left_before_final_rerun": left,
+        "temporaries_left_at_end": leftovers,
+        "artefacts_compared": len(reference),
+        "artefacts_differing": differ,
+        "identical": not differ and not refused,
+    }
 
 
 def main() -> int:
@@ -210,10 +307,19 @@ def main() -> int:
     for name in args.commands:
         results.append(measure(name, cmds[name], work, args.kills, rng))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # progress, one line per command
-    print(json.dumps({"kills_per_command": args.kills, "seed": args.seed, "work": str(work),
-                      "seconds": round(time.perf_counter() - t0, 1), "all_identical": all(r.get("identical")
-                                                                                          for r in results),
-                      "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "kills_per_command": args.kills,
+                "seed": args.seed,
+                "work": str(work),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "all_identical": all(r.get("identical") for r in results),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     return 0 if all(r.get("identical") for r in results) else 1
 
 

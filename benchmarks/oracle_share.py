@@ -6,6 +6,7 @@ nearest the digit's centre), as in a designed sequence.  Prints one JSON object.
 
     PYTHONPATH=. python benchmarks/oracle_share.py --prior DIR --num-images 50 --scales 1 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,16 @@ def main(argv=None):
     grid = comp.grid
     first = args.first if args.first is not None else grid.num_locations // 2
     own = data.source_digits(torch.arange(args.num_images))
-    out = {"prior": args.prior, "dataset": spec.name, "locations": grid.num_locations, "images": args.num_images,
-           "num_samples": args.num_samples, "k1": args.k1, "first": first, "scales": {}}
+    out = {
+        "prior": args.prior,
+        "dataset": spec.name,
+        "locations": grid.num_locations,
+        "images": args.num_images,
+        "num_samples": args.num_samples,
+        "k1": args.k1,
+        "first": first,
+        "scales": {},
+    }
     for scale in args.scales:
         base = with_noise_scale(comp, scale)
         row = {}
@@ -61,8 +70,12 @@ def main(argv=None):
                 ess.append(s.diagnostics["ess"])
                 distinct.append(len(s))
                 p_true.append(float(s.label_posterior(10)[int(item["label"])]))
-            row[mode] = {"oracle_share": hits / args.num_images, "median_ess": statistics.median(ess),
-                         "median_distinct": statistics.median(distinct), "mean_p_true": statistics.fmean(p_true)}
+            row[mode] = {
+                "oracle_share": hits / args.num_images,
+                "median_ess": statistics.median(ess),
+                "median_distinct": statistics.median(distinct),
+                "mean_p_true": statistics.fmean(p_true),
+            }
         out["scales"][str(scale)] = row
     print(json.dumps(out, indent=1))
 

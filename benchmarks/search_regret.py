@@ -11,6 +11,7 @@ chosen this way, on images that ``bench_design.py`` does not use (it designs ima
         --images 100 140 --out runs/tune/tables.pt
     python benchmarks/search_regret.py replay runs/tune/tables.pt > runs/tune/replay.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,20 @@ def record(args):
         image, gen, locs = data[i]["image"], generator(image_seed(0, i)), [int(first.argmin())]
         for _ in range(1, args.T):
             obs = torch.tensor(locs)
-            smp = problems["float32"].sample(obs, grid.extract(image[None], obs[None])[0], args.num_samples, gen,
-                                             image)
+            smp = problems["float32"].sample(obs, grid.extract(image[None], obs[None])[0], args.num_samples, gen, image)
             samples = torch.arange(len(smp.weights))
             tables = {p: problems[p].score_fn(smp.images, obs)(everything, samples) for p in problems}
             w = smp.weights.double() / smp.weights.double().sum()
             choice = exhaustive_search(lambda c, s: tables["float32"][c][:, s], w, grid.num_locations, obs).location
-            steps.append({"image": i, "observed": obs, "weights": w, "float32": tables["float32"],
-                          "bfloat16": tables["bfloat16"]})
+            steps.append(
+                {
+                    "image": i,
+                    "observed": obs,
+                    "weights": w,
+                    "float32": tables["float32"],
+                    "bfloat16": tables["bfloat16"],
+                }
+            )
             locs.append(choice)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
@@ -71,8 +78,16 @@ def replay_one(steps, grid, name: str, options: dict, precision: str) -> dict:
         table, w, obs = s[precision], s["weights"], s["observed"]
         reference = s["float32"].double() @ w
         reference[obs] = math.inf
-        result = run_search(name, lambda c, n, t=table: t[c][:, n], w, grid, obs,
-                            generator(image_seed(1, s["image"])), prior=previous.get(s["image"]), **options)
+        result = run_search(
+            name,
+            lambda c, n, t=table: t[c][:, n],
+            w,
+            grid,
+            obs,
+            generator(image_seed(1, s["image"])),
+            prior=previous.get(s["image"]),
+            **options,
+        )
         previous[s["image"]] = result.epe
         best = reference.min()
         regrets.append(float((reference[result.location] - best) / best))
@@ -80,12 +95,18 @@ def replay_one(steps, grid, name: str, options: dict, precision: str) -> dict:
         agree += int(result.location == int(reference.argmin()))
     n = len(regrets)
     mean = sum(regrets) / n
-    return {"search": name, "options": options, "precision": precision, "steps": n,
-            "evaluations_per_step": sum(evaluations) / n,
-            "exhaustive_evaluations_per_step": sum(s["float32"].numel() for s in steps) / n,
-            "mean_relative_epe_regret": mean,
-            "stderr": (sum((r - mean) ** 2 for r in regrets) / max(n - 1, 1) / n) ** 0.5,
-            "max_relative_epe_regret": max(regrets), "argmin_agreement": agree / n}
+    return {
+        "search": name,
+        "options": options,
+        "precision": precision,
+        "steps": n,
+        "evaluations_per_step": sum(evaluations) / n,
+        "exhaustive_evaluations_per_step": sum(s["float32"].numel() for s in steps) / n,
+        "mean_relative_epe_regret": mean,
+        "stderr": (sum((r - mean) ** 2 for r in regrets) / max(n - 1, 1) / n) ** 0.5,
+        "max_relative_epe_regret": max(regrets),
+        "argmin_agreement": agree / n,
+    }
 
 
 def replay(args):
@@ -96,8 +117,10 @@ def replay(args):
     if not steps:
         raise SystemExit(f"{args.tables} holds no recorded steps")
     settings = [("exhaustive", {}), ("halving", {}), ("coarse", {}), ("race", {})]
-    settings += [("halving", {"initial_samples": i, "growth": g, "keep": k, "min_keep": m})
-                 for i, g, k, m in itertools.product(args.initial, args.growth, args.keep, (1, 2))]
+    settings += [
+        ("halving", {"initial_samples": i, "growth": g, "keep": k, "min_keep": m})
+        for i, g, k, m in itertools.product(args.initial, args.growth, args.keep, (1, 2))
+    ]
     rows = [replay_one(steps, grid, name, opts, p) for name, opts in settings for p in args.precisions]
     rows.sort(key=lambda r: r["evaluations_per_step"])
     front, best = [], math.inf  # the settings no cheaper setting beats on regret
@@ -115,8 +138,14 @@ def main():
     r.add_argument("--avp", type=Path, required=True)
     r.add_argument("--prior", type=Path, required=True)
     r.add_argument("--dataset", default="cluttered-mnist")
-    r.add_argument("--images", type=int, nargs=2, default=(100, 140), metavar=("START", "STOP"),
-                   help="training images START..STOP-1")
+    r.add_argument(
+        "--images",
+        type=int,
+        nargs=2,
+        default=(100, 140),
+        metavar=("START", "STOP"),
+        help="training images START..STOP-1",
+    )
     r.add_argument("--num-samples", type=int, default=100)
     r.add_argument("-T", type=int, default=4)
     r.add_argument("--k1", type=int, default=1000)

@@ -8,6 +8,7 @@ the stage finished (every stage writes it last), or a function that tells (e.g. 
 sequences"), so re-running a script skips what is finished and resumes what was interrupted (each stage resumes on
 its own: train-avp from its checkpoint, build-prior by chunks, generate per image, train per validation interval).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,13 +58,20 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
     return timings
 
 
-def training_stages(methods: dict[str, dict], runs: dict[str, list[Path]], seeds, net: dict, device: str,
-                    metric: str, figure: Path) -> list[Stage]:
+def training_stages(
+    methods: dict[str, dict], runs: dict[str, list[Path]], seeds, net: dict, device: str, metric: str, figure: Path
+) -> list[Stage]:
     """One :func:`~ppl_attention.pipeline.train_attention` stage per (method, seed) with the method's options and
     the network's ``net``, then the validation curves of every run on one figure."""
-    stages = [Stage(f"train {m} (seed {k})", d / "summary.json",
-                    partial(pipeline.train_attention, d, device=device, seed=k, **net, **options))
-              for m, options in methods.items() for k, d in zip(seeds, runs[m])]
+    stages = [
+        Stage(
+            f"train {m} (seed {k})",
+            d / "summary.json",
+            partial(pipeline.train_attention, d, device=device, seed=k, **net, **options),
+        )
+        for m, options in methods.items()
+        for k, d in zip(seeds, runs[m])
+    ]
     stages.append(Stage("validation curves", None, partial(pipeline.plot_attention, figure, runs, metric=metric)))
     return stages
 
@@ -77,11 +85,14 @@ def results_table(runs: dict[str, list[Path]], criterion: str) -> dict:
         rows = [json.loads((d / "summary.json").read_text()) for d in dirs]
         iters = [float(r[key]) for r in rows]
         accs = [100.0 * float(r["test_greedy_acc"]) for r in rows]
-        table[method] = {"seeds": len(rows), "criterion": criterion,
-                         "iterations_to_convergence": statistics.mean(iters),
-                         "iterations_std": statistics.pstdev(iters) if len(iters) > 1 else 0.0,
-                         "test_accuracy": statistics.mean(accs),
-                         "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0}
+        table[method] = {
+            "seeds": len(rows),
+            "criterion": criterion,
+            "iterations_to_convergence": statistics.mean(iters),
+            "iterations_std": statistics.pstdev(iters) if len(iters) > 1 else 0.0,
+            "test_accuracy": statistics.mean(accs),
+            "test_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+        }
     return table
 
 
@@ -90,8 +101,10 @@ def markdown(table: dict) -> str:
     what = "val. CE within 0.01 of best" if crit == "loss" else "val. accuracy within 1 % of best"
     lines = [f"| method | seeds | iterations to convergence ({what}) | test accuracy (%) |", "|---|---|---|---|"]
     for m, r in table.items():
-        lines.append(f"| {m} | {r['seeds']} | {r['iterations_to_convergence']:.0f} ± {r['iterations_std']:.0f} "
-                     f"| {r['test_accuracy']:.1f} ± {r['test_accuracy_std']:.1f} |")
+        lines.append(
+            f"| {m} | {r['seeds']} | {r['iterations_to_convergence']:.0f} ± {r['iterations_std']:.0f} "
+            f"| {r['test_accuracy']:.1f} ± {r['test_accuracy_std']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -99,8 +112,14 @@ def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict
     from ppl_attention.artifacts import atomic_write_json, atomic_write_text
     from ppl_attention.runtime import run_record
 
-    summary = {"results": table, "seconds_per_stage": timings, "settings": settings, "out": str(out),
-               "figures": sorted(str(p) for p in (out / "figures").glob("*.png")), "run": run_record()}
+    summary = {
+        "results": table,
+        "seconds_per_stage": timings,
+        "settings": settings,
+        "out": str(out),
+        "figures": sorted(str(p) for p in (out / "figures").glob("*.png")),
+        "run": run_record(),
+    }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", markdown(table))
     print()

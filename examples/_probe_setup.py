@@ -6,6 +6,7 @@ near-optimal ones or PS-RAM's), or, to run without one, the hand-crafted boundin
 canvases (PS-HGS's: the digit's centre, then its quadrants).  Everything on the training images' epoch-0 canvases,
 the ones supervision uses.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,15 +24,23 @@ from ppl_attention.sensor import NO_GLIMPSE
 
 def add_arguments(p) -> None:
     p.add_argument("--run", type=Path, default=None, help="a finished training run (default: train a small RAM)")
-    p.add_argument("--sequences", type=Path, default=None,
-                   help="sequence store of training images (default: the digits' bounding-box sequences)")
+    p.add_argument(
+        "--sequences",
+        type=Path,
+        default=None,
+        help="sequence store of training images (default: the digits' bounding-box sequences)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--dataset", default="cluttered-mnist", help="without --run: the dataset of the small RAM")
     p.add_argument("--ram-iterations", type=int, default=300, help="without --run: the small RAM's iterations")
     p.add_argument("--glimpses", type=int, default=5, help="without --run: the small RAM's T")
-    p.add_argument("--stride", type=int, default=None,
-                   help="without --run: the grid's stride in pixels (MNIST canvases: 1 = every pixel, 2,401 "
-                        "locations; default: the dataset's)")
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="without --run: the grid's stride in pixels (MNIST canvases: 1 = every pixel, 2,401 "
+        "locations; default: the dataset's)",
+    )
     p.add_argument("--num-images", type=int, default=5000, help="at most this many sequences are used")
     p.add_argument("--test-images", type=int, default=1000, help="test images for the accuracies")
     p.add_argument("--seed", type=int, default=0)
@@ -39,14 +48,31 @@ def add_arguments(p) -> None:
 
 def _small_ram(args) -> Path:
     out = args.out / "ram"
-    spec = DatasetSpec.make(args.dataset, seed=args.seed,
-                            options=None if args.stride is None else {"stride": args.stride})
-    cfg = TrainConfig(glimpses=args.glimpses, iterations=args.ram_iterations, batch_size=64, lr=3e-3,
-                      validate_every=max(args.ram_iterations // 3, 1), tensorboard=False, mc_samples=2)
+    spec = DatasetSpec.make(
+        args.dataset, seed=args.seed, options=None if args.stride is None else {"stride": args.stride}
+    )
+    cfg = TrainConfig(
+        glimpses=args.glimpses,
+        iterations=args.ram_iterations,
+        batch_size=64,
+        lr=3e-3,
+        validate_every=max(args.ram_iterations // 3, 1),
+        tensorboard=False,
+        mc_samples=2,
+    )
     net_cfg = NetworkConfig(hidden=64, glimpse_dim=64, location_embedding="mlp")
     datasets = {s: spec.load(s) for s in ("train", "valid", "test")}
-    train_run(RunConfig(dataset=spec.name), cfg, net_cfg, datasets, out, args.seed, torch.device("cpu"),
-              progress=False, figures=False)
+    train_run(
+        RunConfig(dataset=spec.name),
+        cfg,
+        net_cfg,
+        datasets,
+        out,
+        args.seed,
+        torch.device("cpu"),
+        progress=False,
+        figures=False,
+    )
     return out
 
 
@@ -70,12 +96,21 @@ def setup(args) -> dict:
     else:
         idx = torch.arange(min(args.num_images, len(train)))
         seqs, source = bbox_sequences(train.annotations(idx)["bbox"], net.grid, T), "bounding-box (hgs)"
-    idx, seqs = idx[:args.num_images], seqs[:args.num_images]
+    idx, seqs = idx[: args.num_images], seqs[: args.num_images]
     images, _ = train.batch(idx)
     test_pos = torch.arange(min(args.test_images, len(test)))
     test_images, test_labels = test.batch(test_pos)
-    return {"run": str(run), "net": net, "T": seqs.shape[1], "grid": net.grid, "images": images,
-            "sequences": seqs, "test_images": test_images, "test_labels": test_labels, "source": source}
+    return {
+        "run": str(run),
+        "net": net,
+        "T": seqs.shape[1],
+        "grid": net.grid,
+        "images": images,
+        "sequences": seqs,
+        "test_images": test_images,
+        "test_labels": test_labels,
+        "source": source,
+    }
 
 
 def print_table(rows: list[dict], columns: dict[str, str]) -> None:

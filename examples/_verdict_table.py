@@ -11,6 +11,7 @@ The comparisons are numbers with a target each: the paper's claim that PS-NOGS r
 5x sooner at no lower final accuracy, and the thesis's that near-optimal sequences beat a trained RAM's own (PS-RAM)
 by 1.2x (CelebA-HQ: 4,750 against 3,820 iterations).
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,15 +48,19 @@ def _row(out: Path, arm: str, label: str, seeds, ram_final: float | None) -> dic
         return _stats([cs.first_reaching(d, level) for d in dirs])
 
     stores = [read_json(d / "manifest.json")["config"]["run"].get("sequences") for d in dirs]
-    return {"label": label, "seeds": [r["seed"] for r in runs],
-            "missing": [k for k in seeds if not (out / f"{arm}-s{k}" / "summary.json").is_file()],
-            "sequences": [None if s is None else Path(s).name for s in stores],
-            "reach_ram_final": reach(ram_final) if ram_final is not None else _stats([]),
-            "reach": {f"{level:g}": reach(level) for level in THRESHOLDS},
-            "convergence_loss": _stats([r["iterations_to_convergence_loss"] for r in runs]),
-            "convergence_accuracy": _stats([r["iterations_to_convergence_accuracy"] for r in runs]),
-            "test": {name: _stats([None if r.get(key) is None else 100 * r[key] for r in runs])
-                     for key, name in MEASURES.items()}}
+    return {
+        "label": label,
+        "seeds": [r["seed"] for r in runs],
+        "missing": [k for k in seeds if not (out / f"{arm}-s{k}" / "summary.json").is_file()],
+        "sequences": [None if s is None else Path(s).name for s in stores],
+        "reach_ram_final": reach(ram_final) if ram_final is not None else _stats([]),
+        "reach": {f"{level:g}": reach(level) for level in THRESHOLDS},
+        "convergence_loss": _stats([r["iterations_to_convergence_loss"] for r in runs]),
+        "convergence_accuracy": _stats([r["iterations_to_convergence_accuracy"] for r in runs]),
+        "test": {
+            name: _stats([None if r.get(key) is None else 100 * r[key] for r in runs]) for key, name in MEASURES.items()
+        },
+    }
 
 
 def _comparison(fast: dict, slow: dict, target: float) -> dict | None:
@@ -66,8 +71,12 @@ def _comparison(fast: dict, slow: dict, target: float) -> dict | None:
     a, b = fast["reach_ram_final"], slow["reach_ram_final"]
     # validation starts after the first interval, so a reached level's iteration is never 0
     speedup = b["mean"] / a["mean"] if a["never"] == b["never"] == 0 and a["n"] and b["n"] else None
-    diff = {name: None if fast["test"][name]["mean"] is None or slow["test"][name]["mean"] is None
-            else fast["test"][name]["mean"] - slow["test"][name]["mean"] for name in MEASURES.values()}
+    diff = {
+        name: None
+        if fast["test"][name]["mean"] is None or slow["test"][name]["mean"] is None
+        else fast["test"][name]["mean"] - slow["test"][name]["mean"]
+        for name in MEASURES.values()
+    }
     lower = diff["greedy"] is not None and diff["greedy"] < 0
     if speedup is not None:
         met = speedup >= target and not lower
@@ -78,19 +87,31 @@ def _comparison(fast: dict, slow: dict, target: float) -> dict | None:
 
 def verdict(out: Path, labels: dict[str, str], seeds) -> dict:
     """The table of one grid's runs under ``out`` (arms named by ``labels``: arm -> label, RAM's is ``ram``)."""
-    ram = [read_json(out / f"ram-s{k}" / "summary.json") for k in seeds
-           if (out / f"ram-s{k}" / "summary.json").is_file()]
+    ram = [
+        read_json(out / f"ram-s{k}" / "summary.json") for k in seeds if (out / f"ram-s{k}" / "summary.json").is_file()
+    ]
     ram_final, _ = cs.mean_std([r["test_greedy_acc"] for r in ram])
     rows = {arm: _row(out, arm, label, seeds, ram_final) for arm, label in labels.items()}
     ram_reach = rows["ram"]["reach_ram_final"]
     for row in rows.values():  # every arm against RAM, no target: where both reach it on every finished seed
         r = row["reach_ram_final"]
-        row["speedup_over_ram"] = ram_reach["mean"] / r["mean"] if (
-            ram_reach["n"] and r["n"] and not ram_reach["never"] and not r["never"]) else None
-    comparisons = {name: _comparison(rows[fast], rows[slow], target)
-                   for name, (fast, slow, target) in COMPARISONS.items() if fast in rows and slow in rows}
-    return {"ram_final_test_accuracy": None if ram_final is None else 100 * ram_final, "seeds": list(seeds),
-            "thresholds": list(THRESHOLDS), "rows": rows, "comparisons": comparisons}
+        row["speedup_over_ram"] = (
+            ram_reach["mean"] / r["mean"]
+            if (ram_reach["n"] and r["n"] and not ram_reach["never"] and not r["never"])
+            else None
+        )
+    comparisons = {
+        name: _comparison(rows[fast], rows[slow], target)
+        for name, (fast, slow, target) in COMPARISONS.items()
+        if fast in rows and slow in rows
+    }
+    return {
+        "ram_final_test_accuracy": None if ram_final is None else 100 * ram_final,
+        "seeds": list(seeds),
+        "thresholds": list(THRESHOLDS),
+        "rows": rows,
+        "comparisons": comparisons,
+    }
 
 
 def _cell(stats: dict, digits: int = 0) -> str:
@@ -108,29 +129,40 @@ def markdown(record: dict) -> str:
     """The table and the comparisons as markdown."""
     final = record["ram_final_test_accuracy"]
     levels = [f"{100 * a:g} %" for a in record["thresholds"]]
-    lines = [f"Grid {record['grid']}, scale {record['scale']}, seeds {', '.join(map(str, record['seeds']))}; "
-             f"RAM's final test accuracy (greedy, mean over seeds): {_number(final, '.1f')} %", "",
-             "Iterations until the greedy validation accuracy first reaches each level, to convergence (the paper's "
-             "criteria), and final test accuracy; mean ± sd over seeds.", "",
-             "| arm | seeds | to RAM's final test acc. | " + " | ".join(f"to {lv} val. acc." for lv in levels)
-             + " | convergence (val. CE within 0.01) | convergence (val. acc. within 1 point) "
-             "| test acc. greedy (%) | test acc. sampled (%) | test acc. MC (%) |",
-             "|---" * (8 + len(levels)) + "|"]
+    lines = [
+        f"Grid {record['grid']}, scale {record['scale']}, seeds {', '.join(map(str, record['seeds']))}; "
+        f"RAM's final test accuracy (greedy, mean over seeds): {_number(final, '.1f')} %",
+        "",
+        "Iterations until the greedy validation accuracy first reaches each level, to convergence (the paper's "
+        "criteria), and final test accuracy; mean ± sd over seeds.",
+        "",
+        "| arm | seeds | to RAM's final test acc. | "
+        + " | ".join(f"to {lv} val. acc." for lv in levels)
+        + " | convergence (val. CE within 0.01) | convergence (val. acc. within 1 point) "
+        "| test acc. greedy (%) | test acc. sampled (%) | test acc. MC (%) |",
+        "|---" * (8 + len(levels)) + "|",
+    ]
     for row in record["rows"].values():
         cells = [_cell(row["reach_ram_final"])] + [_cell(row["reach"][f"{a:g}"]) for a in record["thresholds"]]
         cells += [_cell(row["convergence_loss"]), _cell(row["convergence_accuracy"])]
         cells += [_cell(row["test"][m], 1) for m in MEASURES.values()]
         lines.append(f"| {row['label']} | {', '.join(map(str, row['seeds'])) or '—'} | " + " | ".join(cells) + " |")
-    lines += ["", "| comparison | speed-up to RAM's final test acc. | final test acc. difference, greedy / sampled / "
-              "MC (points) | target | target met |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| comparison | speed-up to RAM's final test acc. | final test acc. difference, greedy / sampled / "
+        "MC (points) | target | target met |",
+        "|---|---|---|---|---|",
+    ]
     for name, c in record["comparisons"].items():
         if c is None:
             lines.append(f"| {name} | — | — | — | not measurable (unfinished) |")
             continue
         diff = " / ".join(_number(d, "+.1f") for d in c["accuracy_difference"].values())
         met = {True: "yes", False: "no", None: "not measurable"}[c["target_met"]]
-        lines.append(f"| {name} | {_number(c['speedup'], '.2f')} | {diff} | "
-                     f">= {c['target_speedup']:g}x, no lower greedy accuracy | {met} |")
+        lines.append(
+            f"| {name} | {_number(c['speedup'], '.2f')} | {diff} | "
+            f">= {c['target_speedup']:g}x, no lower greedy accuracy | {met} |"
+        )
     missing = [f"{arm}-s{k}" for arm, row in record["rows"].items() for k in row["missing"]]
     if missing:
         lines += ["", f"Unfinished runs, left out: {', '.join(missing)}."]

@@ -6,6 +6,7 @@ Writes OUT/{sensor}/ (the AVP directories) and OUT/comparison.json, and prints t
 
     .venv/bin/python examples/avp_sensor_comparison.py --out runs/avp-sensor --epochs 12
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,25 +38,39 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     table = {}
     for name, scales in SENSORS.items():
-        data = {s: load_dataset(args.dataset, split=s, seed=args.seed, scales=scales)
-                for s in ("train", "valid", "test")}
+        data = {
+            s: load_dataset(args.dataset, split=s, seed=args.seed, scales=scales) for s in ("train", "valid", "test")
+        }
         out = args.out / name
         if not (out / "manifest.json").is_file():
-            train_avp(data["train"], data["valid"], out, TrainAVPConfig(epochs=args.epochs,
-                                                                       max_glimpses=args.max_glimpses),
-                      seed=args.seed, device="cpu", dataset_name=args.dataset)
+            train_avp(
+                data["train"],
+                data["valid"],
+                out,
+                TrainAVPConfig(epochs=args.epochs, max_glimpses=args.max_glimpses),
+                seed=args.seed,
+                device="cpu",
+                dataset_name=args.dataset,
+            )
         result = evaluate_avp(load_avp(out), data["test"], args.max_glimpses, seed=args.seed, draws=args.draws)
-        table[name] = {"sensor": data["test"].grid.describe(),
-                       "accuracy_after_t": {r["t"]: r["accuracy"] for r in result["per_glimpses"]},
-                       "full_image_accuracy": result["full_image"]["accuracy"]}
-    atomic_write_json(args.out / "comparison.json", {"settings": {k: str(v) for k, v in vars(args).items()},
-                                                     "results": table, "machine": machine_info()})
+        table[name] = {
+            "sensor": data["test"].grid.describe(),
+            "accuracy_after_t": {r["t"]: r["accuracy"] for r in result["per_glimpses"]},
+            "full_image_accuracy": result["full_image"]["accuracy"],
+        }
+    atomic_write_json(
+        args.out / "comparison.json",
+        {"settings": {k: str(v) for k, v in vars(args).items()}, "results": table, "machine": machine_info()},
+    )
     ts = list(table["retina"]["accuracy_after_t"])
     print("| sensor | " + " | ".join(f"t = {t}" for t in ts) + " | whole image |")
     print("|---|" + "---|" * (len(ts) + 1))
     for name, row in table.items():
-        print(f"| {name} | " + " | ".join(f"{100 * row['accuracy_after_t'][t]:.1f}" for t in ts)
-              + f" | {100 * row['full_image_accuracy']:.1f} |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{100 * row['accuracy_after_t'][t]:.1f}" for t in ts)
+            + f" | {100 * row['full_image_accuracy']:.1f} |"
+        )
     print(json.dumps(table, indent=1))
 
 

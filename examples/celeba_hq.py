@@ -23,6 +23,7 @@ Paper settings the library's commands cannot take (left at the library's behavio
 - the number of hard-attention training iterations is not given in the paper: ``train_iterations`` below is our
   choice (about twice RAM's mean convergence time, 24,000).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,22 +43,22 @@ class PaperSettings:
     # Data: 224 x 224, 16 x 16 glimpses, 50 x 50 grid (Sensor.celeba_hq(), the dataset's default grid);
     # splits 27000 / 500 / 2500 by image index (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "celeba-hq"
-    glimpses: int = 5                   # T = 5 (paper sec. 6)
-    attribute: int = 20                 # 0..39 in alphabetical CelebA order; 20 = Male (REFERENCE conventions)
+    glimpses: int = 5  # T = 5 (paper sec. 6)
+    attribute: int = 20  # 0..39 in alphabetical CelebA order; 20 = Male (REFERENCE conventions)
     # AVP: DenseNet-121 from ImageNet weights, 4th (mask) input channel zero-initialised, multilabel Bernoulli
     # over all 40 attributes, Adam 1e-4, batch 64, best validation cross-entropy checkpoint (paper app. B.1).
     avp_backbone: str = "densenet121"
-    avp_width: int | None = None        # only for the tiny run's small_cnn
+    avp_width: int | None = None  # only for the tiny run's small_cnn
     avp_lr: float = 1e-4
     avp_batch_size: int = 64
-    avp_epochs: int = 500               # the best checkpoint came after 458 epochs (paper app. B.1)
-    avp_patience: int = 500             # the paper did not stop early: it kept the best of every epoch
-    avp_pretrained: str | None = None   # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
+    avp_epochs: int = 500  # the best checkpoint came after 458 epochs (paper app. B.1)
+    avp_patience: int = 500  # the paper did not stop early: it kept the best of every epoch
+    avp_pretrained: str | None = None  # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
     # Prior: PCA with 256 components (paper app. A.3 / REFERENCE); the database is the training split (see docstring).
     prior_size: int = 27_000
     prior_components: int = 256
     prior_fit_samples: int = 20_000
-    prior_shift: int = 0                # paper A.3.3 sums likelihoods over nearby shifts (size not given): set > 0
+    prior_shift: int = 0  # paper A.3.3 sums likelihoods over nearby shifts (size not given): set > 0
     # BOED: N = 200 Monte Carlo samples, K1 = 1000 proposal draws (K2 = N = 200), exhaustive search over all
     # 2,500 locations, 600 sequences on training images 0-599 (paper sec. 6 / REFERENCE).
     num_sequences: int = 600
@@ -76,54 +77,139 @@ class PaperSettings:
     policy_hidden: int = 32
     lr: float = 3e-4
     batch_size: int = 64
-    train_iterations: int = 50_000      # our choice (not in the paper): ~2x RAM's 24,000 to convergence
-    validate_every: int = 100           # validation every 100 iterations (REFERENCE "iterations to convergence")
-    num_supervised: int = 600           # the 600 sequences
+    train_iterations: int = 50_000  # our choice (not in the paper): ~2x RAM's 24,000 to convergence
+    validate_every: int = 100  # validation every 100 iterations (REFERENCE "iterations to convergence")
+    num_supervised: int = 600  # the 600 sequences
     seeds: tuple[int, ...] = (0, 1, 2)  # the paper plots mean and std over runs
-    convergence: str = "loss"           # CelebA-HQ: first validation CE within 0.01 of the best (paper Fig. 5)
+    convergence: str = "loss"  # CelebA-HQ: first validation CE within 0.01 of the best (paper Fig. 5)
     # RAM+ for comparison: pretraining with the first-glimpse EPE heuristic (gamma^-1 = 1, paper app. B.2).
     pretrain_iterations: int = 1000
 
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(s, avp_backbone="small_cnn", avp_width=2, first_num_samples=1, avp_lr=2e-3, avp_batch_size=4,
-                   avp_epochs=1, avp_patience=1,
-                   avp_pretrained=None, prior_size=8, prior_components=4, prior_fit_samples=8, num_sequences=2,
-                   num_samples=2, k1=4, search="coarse", glimpses=2, train_iterations=4, validate_every=2,
-                   batch_size=4, num_supervised=2, seeds=(0,), pretrain_iterations=2)
+    return replace(
+        s,
+        avp_backbone="small_cnn",
+        avp_width=2,
+        first_num_samples=1,
+        avp_lr=2e-3,
+        avp_batch_size=4,
+        avp_epochs=1,
+        avp_patience=1,
+        avp_pretrained=None,
+        prior_size=8,
+        prior_components=4,
+        prior_fit_samples=8,
+        num_sequences=2,
+        num_samples=2,
+        k1=4,
+        search="coarse",
+        glimpses=2,
+        train_iterations=4,
+        validate_every=2,
+        batch_size=4,
+        num_supervised=2,
+        seeds=(0,),
+        pretrain_iterations=2,
+    )
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_extra=None, train_extra=None):
     common = {"device": device, "seed": seed}
     data = pipeline.Dataset(s.dataset, str(root))
     avp, prior, seqs, figs = out / "avp", out / "prior", out / f"sequences-attr{s.attribute}", out / "figures"
-    net = {"hidden": s.hidden, "glimpse_dim": s.glimpse_dim, "backbone": s.backbone, "policy_hidden": s.policy_hidden,
-           "lr": s.lr, "batch_size": s.batch_size, "iterations": s.train_iterations,
-           "validate_every": s.validate_every, "glimpses": s.glimpses, "attribute": s.attribute,
-           "best_metric": "loss", "no_progress": True, "dataset": data, **(train_extra or {})}
-    methods = {"RAM": {"supervision": "none"},
-               "RAM+": {"supervision": "none", "pretrain": True, "pretrain_locations": "heuristic",
-                        "epe_first": seqs / "first_glimpse.json", "pretrain_iterations": s.pretrain_iterations},
-               "PS-NOGS": {"supervision": "nogs", "sequences": seqs, "num_supervised": s.num_supervised}}
+    net = {
+        "hidden": s.hidden,
+        "glimpse_dim": s.glimpse_dim,
+        "backbone": s.backbone,
+        "policy_hidden": s.policy_hidden,
+        "lr": s.lr,
+        "batch_size": s.batch_size,
+        "iterations": s.train_iterations,
+        "validate_every": s.validate_every,
+        "glimpses": s.glimpses,
+        "attribute": s.attribute,
+        "best_metric": "loss",
+        "no_progress": True,
+        "dataset": data,
+        **(train_extra or {}),
+    }
+    methods = {
+        "RAM": {"supervision": "none"},
+        "RAM+": {
+            "supervision": "none",
+            "pretrain": True,
+            "pretrain_locations": "heuristic",
+            "epe_first": seqs / "first_glimpse.json",
+            "pretrain_iterations": s.pretrain_iterations,
+        },
+        "PS-NOGS": {"supervision": "nogs", "sequences": seqs, "num_supervised": s.num_supervised},
+    }
     runs = {m: [out / f"{m.lower().replace('+', 'plus')}-attr{s.attribute}-s{k}" for k in s.seeds] for m in methods}
     st = [
-        Stage("train AVP (multilabel, 40 attributes)", avp / "manifest.json",
-              partial(pipeline.train_avp, avp, data, backbone=s.avp_backbone, max_glimpses=s.glimpses,
-                      epochs=s.avp_epochs, patience=s.avp_patience, lr=s.avp_lr, batch_size=s.avp_batch_size,
-                      width=s.avp_width, pretrained=s.avp_pretrained, **(avp_extra or {}),
-                      exclude_design=s.num_sequences, **common)),  # not trained on the designed images (no oracle)
+        Stage(
+            "train AVP (multilabel, 40 attributes)",
+            avp / "manifest.json",
+            partial(
+                pipeline.train_avp,
+                avp,
+                data,
+                backbone=s.avp_backbone,
+                max_glimpses=s.glimpses,
+                epochs=s.avp_epochs,
+                patience=s.avp_patience,
+                lr=s.avp_lr,
+                batch_size=s.avp_batch_size,
+                width=s.avp_width,
+                pretrained=s.avp_pretrained,
+                **(avp_extra or {}),
+                exclude_design=s.num_sequences,
+                **common,
+            ),
+        ),  # not trained on the designed images (no oracle)
         Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
-        Stage("build prior", prior / "manifest.json",
-              partial(pipeline.build_prior, prior, data, database_size=s.prior_size, components=s.prior_components,
-                      fit_samples=s.prior_fit_samples, shift=s.prior_shift, **common)),
-        Stage(f"generate {s.num_sequences} sequences (attribute {s.attribute})", seqs / "summary.json",
-              partial(pipeline.design_sequences, seqs, avp, prior, dataset=s.dataset, root=root, task=s.attribute,
-                      num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples, k1=s.k1,
-                      sigma=s.completion_sigma, shift=s.prior_shift, first_num_samples=s.first_num_samples,
-                      search=s.search, **common)),
-        Stage("EPE figure of image 0", figs / "epe.png",
-              partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root)),
+        Stage(
+            "build prior",
+            prior / "manifest.json",
+            partial(
+                pipeline.build_prior,
+                prior,
+                data,
+                database_size=s.prior_size,
+                components=s.prior_components,
+                fit_samples=s.prior_fit_samples,
+                shift=s.prior_shift,
+                **common,
+            ),
+        ),
+        Stage(
+            f"generate {s.num_sequences} sequences (attribute {s.attribute})",
+            seqs / "summary.json",
+            partial(
+                pipeline.design_sequences,
+                seqs,
+                avp,
+                prior,
+                dataset=s.dataset,
+                root=root,
+                task=s.attribute,
+                num_images=s.num_sequences,
+                glimpses=s.glimpses,
+                num_samples=s.num_samples,
+                k1=s.k1,
+                sigma=s.completion_sigma,
+                shift=s.prior_shift,
+                first_num_samples=s.first_num_samples,
+                search=s.search,
+                **common,
+            ),
+        ),
+        Stage(
+            "EPE figure of image 0",
+            figs / "epe.png",
+            partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root),
+        ),
     ]
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_ce", figs / "validation_curves.png")
     return st, runs
@@ -146,8 +232,9 @@ def main(argv=None) -> dict:
     s = replace(PaperSettings(), attribute=args.attribute, avp_pretrained=args.avp_pretrained)
     if args.tiny:
         s = tiny(s)
-    st, runs = stages(s, args.root, args.out, args.device, args.seed,
-                      train_extra={"tensorboard": False} if args.tiny else None)
+    st, runs = stages(
+        s, args.root, args.out, args.device, args.seed, train_extra={"tensorboard": False} if args.tiny else None
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     timings = run_stages(st)
     return write_results(args.out, results_table(runs, s.convergence), timings, asdict(s))

@@ -16,6 +16,7 @@ difference generative - database.  Results are written as JSON (per-image rows t
 comparison with the library's metrics (and NUTS beside it); this script stays for its n = 200 label histograms and
 the generative - database difference.
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -36,8 +37,13 @@ def main(argv=None):
     ap.add_argument("--store", type=Path, default=None)
     ap.add_argument("--num-samples", type=int, default=200)
     ap.add_argument("--k1", type=int, default=1000)
-    ap.add_argument("--gen-sigma", type=float, nargs="+", default=None,
-                    help="the generative prior's noise schedule (0..255 after 1, 2, ... glimpses; default: its own)")
+    ap.add_argument(
+        "--gen-sigma",
+        type=float,
+        nargs="+",
+        default=None,
+        help="the generative prior's noise schedule (0..255 after 1, 2, ... glimpses; default: its own)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True, type=Path)
@@ -91,8 +97,9 @@ def main(argv=None):
             for name, s in samplers.items():
                 gen_ = generator(derive_seed(args.seed, "compare-generative", name, i, t))
                 start = time.perf_counter()
-                out = s.sample(locations[i, :t], glimpses[i, :t], args.num_samples, generator=gen_,
-                               true_image=images[i])
+                out = s.sample(
+                    locations[i, :t], glimpses[i, :t], args.num_samples, generator=gen_, true_image=images[i]
+                )
                 r[name + "_seconds"] = time.perf_counter() - start
                 r[name] = float(out.label_posterior(10)[labels[i]])
                 r[name + "_ess"] = float(out.diagnostics.get("ess", out.ess))
@@ -110,11 +117,20 @@ def main(argv=None):
         if "database" in samplers:
             entry["generative_minus_database"] = mean_ci([r["generative"] - r["database"] for r in rs])
         table.append(entry)
-    result = {"avp": str(args.avp), "gen_prior": str(args.gen_prior), "db_prior": str(args.db_prior),
-              "dataset": spec.to_dict(), "policy": args.policy, "images": B, "num_samples": args.num_samples,
-              "k1": args.k1, "seed": args.seed,
-              "gen_sigma": list(gen.sigma.sigmas) if hasattr(gen.sigma, "sigmas") else None,
-              "table": table, "rows": rows}
+    result = {
+        "avp": str(args.avp),
+        "gen_prior": str(args.gen_prior),
+        "db_prior": str(args.db_prior),
+        "dataset": spec.to_dict(),
+        "policy": args.policy,
+        "images": B,
+        "num_samples": args.num_samples,
+        "k1": args.k1,
+        "seed": args.seed,
+        "gen_sigma": list(gen.sigma.sigmas) if hasattr(gen.sigma, "sigmas") else None,
+        "table": table,
+        "rows": rows,
+    }
     atomic_write_json(args.out, result)
     fmt = lambda c: f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]"  # noqa: E731
     print(f"P(true label), {spec.name} test, {B} images, {args.policy} sequences (mean [95 % interval])")

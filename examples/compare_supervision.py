@@ -32,6 +32,7 @@ The fine grid (49 x 49 = 2,401 locations, the same canvases) with a policy that 
     .venv/bin/python examples/compare_supervision.py --methods none hgs --dataset-option stride=1 \
         --policy gaussian --location-embedding mlp --glimpses 8 --out runs/fine/cluttered
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,13 +55,21 @@ from ppl_attention.plots.attention import plot_validation_curves
 from ppl_attention.runtime import machine_info, resolve_device
 
 #: the paper's methods and two PS-NOGS variants of this comparison (supervision stopped part-way, every image)
-METHODS = {**SUPERVISED_METHODS, "nogs-stop": Method("PS-NOGS, supervision stopped", "nogs"),
-           "nogs-all": Method("PS-NOGS, every image", "nogs")}
+METHODS = {
+    **SUPERVISED_METHODS,
+    "nogs-stop": Method("PS-NOGS, supervision stopped", "nogs"),
+    "nogs-all": Method("PS-NOGS, every image", "nogs"),
+}
 #: method -> its name in the tables
 LABELS = {name: method.label for name, method in METHODS.items()}
-METRICS = ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc",
-           "best_val_acc", "iterations_per_second", "test_mc_acc")
-
+METRICS = (
+    "iterations_to_convergence_loss",
+    "iterations_to_convergence_accuracy",
+    "test_greedy_acc",
+    "best_val_acc",
+    "iterations_per_second",
+    "test_mc_acc",
+)
 
 
 def _dataset_option(text: str):
@@ -72,54 +81,108 @@ def _dataset_option(text: str):
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--sequences", default=None, help="sequence store of NOGS sequences (needed for nogs)")
     p.add_argument("--epe-first", default=None, help="first_glimpse.json for h1/h5 (default: the store's)")
-    p.add_argument("--methods", nargs="+", default=["none", "nogs"], choices=list(METHODS),
-                   help="none = RAM, ram+ = RAM pretrained with heuristic locations, then the PS-* supervisions")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["none", "nogs"],
+        choices=list(METHODS),
+        help="none = RAM, ram+ = RAM pretrained with heuristic locations, then the PS-* supervisions",
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--data-seed", type=int, default=None, help="seed of the data (split, canvases), the same for "
-                   "every run so that methods see the same images; default: the store's seed, else 0")
+    p.add_argument(
+        "--data-seed",
+        type=int,
+        default=None,
+        help="seed of the data (split, canvases), the same for "
+        "every run so that methods see the same images; default: the store's seed, else 0",
+    )
     p.add_argument("--dataset", default="cluttered-mnist")
-    p.add_argument("--dataset-option", dest="dataset_options", type=_dataset_option, action="append", default=[],
-                   metavar="KEY=VALUE", help="dataset keyword argument, e.g. scales=1 (repeatable)")
-    p.add_argument("--backbone", default="small", choices=["small", "mnih", "vgg16", "mobilenet_v2"],
-                   help="glimpse network ('what'); mnih = Mnih et al.'s linear layer on the retina")
+    p.add_argument(
+        "--dataset-option",
+        dest="dataset_options",
+        type=_dataset_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset keyword argument, e.g. scales=1 (repeatable)",
+    )
+    p.add_argument(
+        "--backbone",
+        default="small",
+        choices=["small", "mnih", "vgg16", "mobilenet_v2"],
+        help="glimpse network ('what'); mnih = Mnih et al.'s linear layer on the retina",
+    )
     p.add_argument("--core", default="gru", choices=["gru", "lstm", "rnn"])
     p.add_argument("--glimpse-dim", type=int, default=64, help="size of g, the glimpse network's output")
-    p.add_argument("--location-embedding", default="table", choices=list(LOCATION_EMBEDDINGS),
-                   help="where-embedding: table, mlp or factorised (mlp / factorised for fine grids)")
-    p.add_argument("--policy", default="dense", choices=list(POLICIES),
-                   help="location policy: dense (the paper's), gaussian or factorised (for fine grids, see "
-                        "ppl_attention.attention.policy)")
-    p.add_argument("--policy-std", type=float, default=0.2,
-                   help="gaussian policy: standard deviation in normalised grid coordinates")
+    p.add_argument(
+        "--location-embedding",
+        default="table",
+        choices=list(LOCATION_EMBEDDINGS),
+        help="where-embedding: table, mlp or factorised (mlp / factorised for fine grids)",
+    )
+    p.add_argument(
+        "--policy",
+        default="dense",
+        choices=list(POLICIES),
+        help="location policy: dense (the paper's), gaussian or factorised (for fine grids, see "
+        "ppl_attention.attention.policy)",
+    )
+    p.add_argument(
+        "--policy-std",
+        type=float,
+        default=0.2,
+        help="gaussian policy: standard deviation in normalised grid coordinates",
+    )
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "step", "cosine"])
     p.add_argument("--lr-horizon", type=int, default=None, help="cosine schedule: iterations of decay")
     p.add_argument("--mc-samples", type=int, default=10, help="M of the Monte-Carlo test accuracy")
     p.add_argument("--iterations", type=int, default=3000)
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--num-supervised", type=int, default=600)
-    p.add_argument("--supervision-probability", type=float, default=None,
-                   help="nogs / nogs-stop / h1 / h5 / hgs: supervise a drawn supervised image with this probability, "
-                        "else show its redrawn canvas unsupervised (for sequences on every training image)")
-    p.add_argument("--all-supervision-probability", type=float, default=None,
-                   help="nogs-all: the probability of supervising a drawn image (default: --num-supervised / the "
-                        "store's sequences, PS-NOGS's supervised examples per batch)")
-    p.add_argument("--supervision-until", type=int, default=None,
-                   help="nogs-stop: the iteration at which the supervision stops and REINFORCE trains every "
-                        "example (default: a quarter of --iterations)")
+    p.add_argument(
+        "--supervision-probability",
+        type=float,
+        default=None,
+        help="nogs / nogs-stop / h1 / h5 / hgs: supervise a drawn supervised image with this probability, "
+        "else show its redrawn canvas unsupervised (for sequences on every training image)",
+    )
+    p.add_argument(
+        "--all-supervision-probability",
+        type=float,
+        default=None,
+        help="nogs-all: the probability of supervising a drawn image (default: --num-supervised / the "
+        "store's sequences, PS-NOGS's supervised examples per batch)",
+    )
+    p.add_argument(
+        "--supervision-until",
+        type=int,
+        default=None,
+        help="nogs-stop: the iteration at which the supervision stops and REINFORCE trains every "
+        "example (default: a quarter of --iterations)",
+    )
     p.add_argument("--glimpses", type=int, default=5)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--pretrain-iterations", type=int, default=1000, help="RAM+'s pretraining iterations")
-    p.add_argument("--ce-every-step", action="store_true", help="cross-entropy after every glimpse: trains the "
-                   "adaptive-stopping head, so each run's summary gets an accuracy-against-FLOPs stopping curve")
-    p.add_argument("--no-run-figures", dest="run_figures", action="store_false",
-                   help="skip each run's own figures (glimpse frequency, strip, animation)")
+    p.add_argument(
+        "--ce-every-step",
+        action="store_true",
+        help="cross-entropy after every glimpse: trains the "
+        "adaptive-stopping head, so each run's summary gets an accuracy-against-FLOPs stopping curve",
+    )
+    p.add_argument(
+        "--no-run-figures",
+        dest="run_figures",
+        action="store_false",
+        help="skip each run's own figures (glimpse frequency, strip, animation)",
+    )
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="no TensorBoard events")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small network)")
@@ -233,24 +296,49 @@ def run_all(args) -> dict[str, list[dict]]:
                 num_supervised, probability = args.num_supervised, args.supervision_probability
                 if method == "nogs-all":
                     num_supervised, probability = all_supervision(args)
-                run = RunConfig(dataset=args.dataset, supervision=kind, sequences=args.sequences,
-                                epe_first=args.epe_first, num_supervised=num_supervised,
-                                data_seed=args.data_seed, pretrain=pretrain,
-                                pretrain_iterations=args.pretrain_iterations,
-                                pretrain_locations="heuristic" if pretrain else "uniform")
-                cfg = TrainConfig(glimpses=args.glimpses, iterations=args.iterations, batch_size=args.batch_size,
-                                  lr=args.lr, validate_every=args.validate_every, tensorboard=args.tensorboard,
-                                  ce_every_step=args.ce_every_step, lr_schedule=args.lr_schedule,
-                                  lr_horizon=args.lr_horizon, mc_samples=args.mc_samples,
-                                  supervision_until=args.supervision_until if method == "nogs-stop" else None,
-                                  supervision_probability=probability)
-                net_cfg = NetworkConfig(hidden=args.hidden, backbone=args.backbone, core=args.core,
-                                        glimpse_dim=args.glimpse_dim, location_embedding=args.location_embedding,
-                                        policy=args.policy, policy_std=args.policy_std)
-                summary = train_run(run, cfg, net_cfg, datasets, out, seed, device,
-                                    progress=args.progress, figures=args.run_figures)
-                logging.info("%s: test accuracy %.4f, converged (loss) at %s", out, summary["test_greedy_acc"],
-                             summary["iterations_to_convergence_loss"])
+                run = RunConfig(
+                    dataset=args.dataset,
+                    supervision=kind,
+                    sequences=args.sequences,
+                    epe_first=args.epe_first,
+                    num_supervised=num_supervised,
+                    data_seed=args.data_seed,
+                    pretrain=pretrain,
+                    pretrain_iterations=args.pretrain_iterations,
+                    pretrain_locations="heuristic" if pretrain else "uniform",
+                )
+                cfg = TrainConfig(
+                    glimpses=args.glimpses,
+                    iterations=args.iterations,
+                    batch_size=args.batch_size,
+                    lr=args.lr,
+                    validate_every=args.validate_every,
+                    tensorboard=args.tensorboard,
+                    ce_every_step=args.ce_every_step,
+                    lr_schedule=args.lr_schedule,
+                    lr_horizon=args.lr_horizon,
+                    mc_samples=args.mc_samples,
+                    supervision_until=args.supervision_until if method == "nogs-stop" else None,
+                    supervision_probability=probability,
+                )
+                net_cfg = NetworkConfig(
+                    hidden=args.hidden,
+                    backbone=args.backbone,
+                    core=args.core,
+                    glimpse_dim=args.glimpse_dim,
+                    location_embedding=args.location_embedding,
+                    policy=args.policy,
+                    policy_std=args.policy_std,
+                )
+                summary = train_run(
+                    run, cfg, net_cfg, datasets, out, seed, device, progress=args.progress, figures=args.run_figures
+                )
+                logging.info(
+                    "%s: test accuracy %.4f, converged (loss) at %s",
+                    out,
+                    summary["test_greedy_acc"],
+                    summary["iterations_to_convergence_loss"],
+                )
             results[method].append(summary)
     return results
 
@@ -289,13 +377,17 @@ def write_tables(results: dict, out: Path) -> list[dict]:
         mean, std = row[f"{m}_mean"], row[f"{m}_std"]
         return "n/a" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
-    lines = ["| method | seeds | iterations to convergence (val CE within 0.01) | (val acc within 1 %) | "
-             "test accuracy (greedy policy) | test accuracy (MC average of M sampled policies) | iterations/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | seeds | iterations to convergence (val CE within 0.01) | (val acc within 1 %) | "
+        "test accuracy (greedy policy) | test accuracy (MC average of M sampled policies) | iterations/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {LABELS.get(row['method'], row['method'])} | {row['seeds']} | {fmt(row, METRICS[0], 0)} | "
-                     f"{fmt(row, METRICS[1], 0)} | "
-                     f"{fmt(row, METRICS[2], 4)} | {fmt(row, METRICS[5], 4)} | {fmt(row, METRICS[4], 1)} |")
+        lines.append(
+            f"| {LABELS.get(row['method'], row['method'])} | {row['seeds']} | {fmt(row, METRICS[0], 0)} | "
+            f"{fmt(row, METRICS[1], 0)} | "
+            f"{fmt(row, METRICS[2], 4)} | {fmt(row, METRICS[5], 4)} | {fmt(row, METRICS[4], 1)} |"
+        )
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     return rows
 
@@ -320,12 +412,15 @@ def compare(args, command: str | None = None) -> list[dict]:
     results = run_all(args)
     rows = write_tables(results, args.out)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    atomic_write_json(args.out / "comparison.json", {"command": command, "settings": settings,
-                                                     "machine": machine_info()})
-    curves = {curve_label(m, results[m]): [read_history(args.out / f"{m}-s{s}") for s in args.seeds]
-              for m in args.methods}
-    plot_validation_curves(curves, args.out / "validation_curves.png",
-                           title=f"{args.dataset}: validation accuracy (greedy policy)")
+    atomic_write_json(
+        args.out / "comparison.json", {"command": command, "settings": settings, "machine": machine_info()}
+    )
+    curves = {
+        curve_label(m, results[m]): [read_history(args.out / f"{m}-s{s}") for s in args.seeds] for m in args.methods
+    }
+    plot_validation_curves(
+        curves, args.out / "validation_curves.png", title=f"{args.dataset}: validation accuracy (greedy policy)"
+    )
     return rows
 
 

@@ -23,6 +23,7 @@ Paper settings the library's commands cannot take (left at the library's behavio
 - the paper's hard-attention training length is given only through its curves (RAM+ converges after 11,600
   iterations, PS-NOGS after 640): ``train_iterations`` below is our choice (250 epochs of 5,120 images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,17 +45,17 @@ class PaperSettings:
     # Data: bounding-box crops at 128 x 128, 32 x 32 glimpses on a grid of stride 8 (Sensor.cub(), the
     # dataset's default grid); 5120 train / 874 valid (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "cub"
-    glimpses: int = 5                   # T = 5 (paper sec. 6)
+    glimpses: int = 5  # T = 5 (paper sec. 6)
     # AVP: DenseNet-121 from ImageNet weights, 4th (mask) input channel zero-initialised, 200-way softmax plus the
     # 312 binary attributes as an auxiliary output, Adam 1e-4, batch 64, best validation CE (paper app. B.1).
     avp_backbone: str = "densenet121"
-    avp_width: int | None = None        # only for the tiny run's small_cnn
+    avp_width: int | None = None  # only for the tiny run's small_cnn
     avp_lr: float = 1e-4
     avp_batch_size: int = 64
-    avp_epochs: int = 200               # the best checkpoint came after 183 epochs (paper app. B.1)
-    avp_patience: int = 200             # the paper did not stop early: it kept the best of every epoch
-    avp_aux_weight: float = 0.5         # weight of the attribute head (the paper does not give one)
-    avp_pretrained: str | None = None   # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
+    avp_epochs: int = 200  # the best checkpoint came after 183 epochs (paper app. B.1)
+    avp_patience: int = 200  # the paper did not stop early: it kept the best of every epoch
+    avp_aux_weight: float = 0.5  # weight of the attribute head (the paper does not give one)
+    avp_pretrained: str | None = None  # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
     # Prior: PCA with 256 components (paper app. A.3 / REFERENCE) over the training crops (see docstring).
     prior_size: int = 5120
     prior_components: int = 256
@@ -73,7 +74,7 @@ class PaperSettings:
     # Hard-attention network: the first 12 layers of an ImageNet VGG as glimpse embedder, GRU hidden 1024,
     # location network with one 32-unit hidden layer, Adam 5e-5, batch 64 (paper sec. 6).
     hidden: int = 1024
-    glimpse_dim: int | None = None      # the library's default embedding size (the paper does not give one)
+    glimpse_dim: int | None = None  # the library's default embedding size (the paper does not give one)
     backbone: str = "vgg16"
     backbone_layers: int = 12
     backbone_weights: str | None = None  # local torchvision VGG-16 state dict (.safetensors); never downloaded
@@ -85,60 +86,141 @@ class PaperSettings:
     # others), 250 epochs, best validation accuracy kept, then frozen while the policy trains (paper app. B.2).
     pretrain_iterations: int = 250 * EPOCH
     train_iterations: int = 250 * EPOCH  # our choice (see docstring)
-    validate_every: int = 100           # REFERENCE "iterations to convergence"
-    num_supervised: int = 1000          # the 1000 sequences
+    validate_every: int = 100  # REFERENCE "iterations to convergence"
+    num_supervised: int = 1000  # the 1000 sequences
     seeds: tuple[int, ...] = (0, 1, 2)
-    convergence: str = "accuracy"       # CUB: first validation accuracy within 1 % of the best (paper Table 1)
+    convergence: str = "accuracy"  # CUB: first validation accuracy within 1 % of the best (paper Table 1)
     methods: tuple[str, ...] = ("RAM", "RAM+", "PS-NOGS", "PS-H1", "PS-H5", "PS-HGS")  # paper Table 1 / app. B.3
 
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(s, avp_backbone="small_cnn", avp_width=2, avp_lr=2e-3, avp_batch_size=4, avp_epochs=1,
-                   avp_patience=1, avp_pretrained=None, prior_size=8, prior_components=4, prior_fit_samples=8,
-                   num_sequences=2, num_samples=2, first_num_samples=1, k1=4, search="coarse", glimpses=2,
-                   hidden=16, glimpse_dim=16, backbone="small", backbone_weights=None, lr=1e-3, batch_size=4,
-                   pretrain_iterations=2, train_iterations=4, validate_every=2, num_supervised=2, seeds=(0,))
+    return replace(
+        s,
+        avp_backbone="small_cnn",
+        avp_width=2,
+        avp_lr=2e-3,
+        avp_batch_size=4,
+        avp_epochs=1,
+        avp_patience=1,
+        avp_pretrained=None,
+        prior_size=8,
+        prior_components=4,
+        prior_fit_samples=8,
+        num_sequences=2,
+        num_samples=2,
+        first_num_samples=1,
+        k1=4,
+        search="coarse",
+        glimpses=2,
+        hidden=16,
+        glimpse_dim=16,
+        backbone="small",
+        backbone_weights=None,
+        lr=1e-3,
+        batch_size=4,
+        pretrain_iterations=2,
+        train_iterations=4,
+        validate_every=2,
+        num_supervised=2,
+        seeds=(0,),
+    )
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, train_extra=None):
     common = {"device": device, "seed": seed}
     data = pipeline.Dataset(s.dataset, str(root))
     avp, prior, seqs, figs = out / "avp", out / "prior", out / "sequences", out / "figures"
-    net = {"hidden": s.hidden, "glimpse_dim": s.glimpse_dim, "backbone": s.backbone,
-           "backbone_weights": s.backbone_weights,
-           "backbone_layers": s.backbone_layers if s.backbone != "small" else None,
-           "policy_hidden": s.policy_hidden, "lr": s.lr, "batch_size": s.batch_size, "iterations": s.train_iterations,
-           "validate_every": s.validate_every, "glimpses": s.glimpses, "best_metric": "accuracy", "pretrain": True,
-           "pretrain_iterations": s.pretrain_iterations, "no_progress": True, "dataset": data, **(train_extra or {})}
+    net = {
+        "hidden": s.hidden,
+        "glimpse_dim": s.glimpse_dim,
+        "backbone": s.backbone,
+        "backbone_weights": s.backbone_weights,
+        "backbone_layers": s.backbone_layers if s.backbone != "small" else None,
+        "policy_hidden": s.policy_hidden,
+        "lr": s.lr,
+        "batch_size": s.batch_size,
+        "iterations": s.train_iterations,
+        "validate_every": s.validate_every,
+        "glimpses": s.glimpses,
+        "best_metric": "accuracy",
+        "pretrain": True,
+        "pretrain_iterations": s.pretrain_iterations,
+        "no_progress": True,
+        "dataset": data,
+        **(train_extra or {}),
+    }
     heuristic = {"pretrain_locations": "heuristic", "epe_first": seqs / "first_glimpse.json"}
     supervised = {"num_supervised": s.num_supervised}
-    all_methods = {"RAM": {"supervision": "none", "pretrain_locations": "uniform"},
-                   "RAM+": {"supervision": "none", **heuristic},
-                   "PS-NOGS": {"supervision": "nogs", "sequences": seqs, **heuristic, **supervised},
-                   "PS-H1": {"supervision": "h1", **heuristic, **supervised},
-                   "PS-H5": {"supervision": "h5", **heuristic, **supervised},
-                   "PS-HGS": {"supervision": "hgs", **heuristic, **supervised}}
+    all_methods = {
+        "RAM": {"supervision": "none", "pretrain_locations": "uniform"},
+        "RAM+": {"supervision": "none", **heuristic},
+        "PS-NOGS": {"supervision": "nogs", "sequences": seqs, **heuristic, **supervised},
+        "PS-H1": {"supervision": "h1", **heuristic, **supervised},
+        "PS-H5": {"supervision": "h5", **heuristic, **supervised},
+        "PS-HGS": {"supervision": "hgs", **heuristic, **supervised},
+    }
     unknown = set(s.methods) - set(all_methods)
     if unknown:
         raise ValueError(f"methods must be among {sorted(all_methods)}, got {sorted(unknown)}")
     methods = {m: all_methods[m] for m in s.methods}
     runs = {m: [out / f"{m.lower().replace('+', 'plus')}-s{k}" for k in s.seeds] for m in methods}
     st = [
-        Stage("train AVP (species + attributes)", avp / "manifest.json",
-              partial(pipeline.train_avp, avp, data, backbone=s.avp_backbone, max_glimpses=s.glimpses,
-                      epochs=s.avp_epochs, patience=s.avp_patience, lr=s.avp_lr, batch_size=s.avp_batch_size,
-                      aux_weight=s.avp_aux_weight, width=s.avp_width, pretrained=s.avp_pretrained,
-                      exclude_design=s.num_sequences, **common)),  # not trained on the designed images (no oracle)
+        Stage(
+            "train AVP (species + attributes)",
+            avp / "manifest.json",
+            partial(
+                pipeline.train_avp,
+                avp,
+                data,
+                backbone=s.avp_backbone,
+                max_glimpses=s.glimpses,
+                epochs=s.avp_epochs,
+                patience=s.avp_patience,
+                lr=s.avp_lr,
+                batch_size=s.avp_batch_size,
+                aux_weight=s.avp_aux_weight,
+                width=s.avp_width,
+                pretrained=s.avp_pretrained,
+                exclude_design=s.num_sequences,
+                **common,
+            ),
+        ),  # not trained on the designed images (no oracle)
         Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
-        Stage("build prior", prior / "manifest.json",
-              partial(pipeline.build_prior, prior, data, database_size=s.prior_size, components=s.prior_components,
-                      fit_samples=s.prior_fit_samples, **common)),
-        Stage(f"generate {s.num_sequences} sequences", seqs / "summary.json",
-              partial(pipeline.design_sequences, seqs, avp, prior, dataset=s.dataset, root=root,
-                      num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples, k1=s.k1,
-                      search=s.search, sigma=s.completion_sigma, target_ess=s.proposal_target_ess,
-                      first_num_samples=s.first_num_samples, **common)),
+        Stage(
+            "build prior",
+            prior / "manifest.json",
+            partial(
+                pipeline.build_prior,
+                prior,
+                data,
+                database_size=s.prior_size,
+                components=s.prior_components,
+                fit_samples=s.prior_fit_samples,
+                **common,
+            ),
+        ),
+        Stage(
+            f"generate {s.num_sequences} sequences",
+            seqs / "summary.json",
+            partial(
+                pipeline.design_sequences,
+                seqs,
+                avp,
+                prior,
+                dataset=s.dataset,
+                root=root,
+                num_images=s.num_sequences,
+                glimpses=s.glimpses,
+                num_samples=s.num_samples,
+                k1=s.k1,
+                search=s.search,
+                sigma=s.completion_sigma,
+                target_ess=s.proposal_target_ess,
+                first_num_samples=s.first_num_samples,
+                **common,
+            ),
+        ),
         Stage("EPE figure of the first designed image", figs / "epe.png", None),  # its call is filled in below
     ]
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_acc", figs / "validation_curves.png")
@@ -167,8 +249,9 @@ def main(argv=None) -> dict:
     s = replace(PaperSettings(), backbone_weights=args.vgg_weights, avp_pretrained=args.avp_pretrained)
     if args.tiny:
         s = tiny(s)
-    st, runs = stages(s, args.root, args.out, args.device, args.seed,
-                      train_extra={"tensorboard": False} if args.tiny else None)
+    st, runs = stages(
+        s, args.root, args.out, args.device, args.seed, train_extra={"tensorboard": False} if args.tiny else None
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     # The EPE figure needs the index of a designed image: run the stages up to generate first.
     timings = run_stages(st[:4], 1, len(st))

@@ -22,6 +22,7 @@ writes OUT/dagger.json (a table record for docs/results/render.py) and prints th
     python examples/dagger_epe_net.py --avp runs/fine-avp --prior runs/fine-prior --out runs/dagger-fine \\
         --search-option stride=6          # a fine grid: maps on a sub-lattice
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,24 @@ from _paper_pipeline import Stage, run_stages  # noqa: E402
 
 from ppl_attention import pipeline  # noqa: E402
 
-COLUMNS = ["round", "maps (stores)", "training examples", "mean regret", "median regret", "argmin agreement",
-           "AVP accuracy after T, along the network's sequences"]
-FORMATS = [{"format": "d"}, {"format": "d"}, {"format": "d"}, {"format": ".1%"}, {"format": ".1%"},
-           {"format": ".1%"}, {"format": ".1%"}]
+COLUMNS = [
+    "round",
+    "maps (stores)",
+    "training examples",
+    "mean regret",
+    "median regret",
+    "argmin agreement",
+    "AVP accuracy after T, along the network's sequences",
+]
+FORMATS = [
+    {"format": "d"},
+    {"format": "d"},
+    {"format": "d"},
+    {"format": ".1%"},
+    {"format": ".1%"},
+    {"format": ".1%"},
+    {"format": ".1%"},
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,22 +61,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--avp", type=Path, required=True, help="the AVP directory (train-avp)")
     p.add_argument("--prior", type=Path, required=True, help="the prior directory (build-prior)")
     p.add_argument("--out", type=Path, required=True, help="output directory (a rerun resumes)")
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"],
-                   help="the images whose maps train the network (default: valid, unseen by the AVP)")
+    p.add_argument(
+        "--split",
+        default="valid",
+        choices=["train", "valid", "test"],
+        help="the images whose maps train the network (default: valid, unseen by the AVP)",
+    )
     p.add_argument("--num-images", type=int, default=200, help="design images per round (default: 200)")
     p.add_argument("--eval-images", type=int, default=50, help="held-out test images (default: 50)")
     p.add_argument("--glimpses", type=int, default=5, help="glimpses per sequence (default: 5, the paper's T)")
     p.add_argument("--num-samples", type=int, default=40, help="completions per step (default: 40)")
-    p.add_argument("--search-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="option of the exhaustive / dagger search, e.g. stride=6 on a fine grid")
-    p.add_argument("--design-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="another option of generate and evaluate-epe-net, e.g. k1=400 precision=bfloat16 "
-                        "batch_size=512 (repeatable)")
+    p.add_argument(
+        "--search-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of the exhaustive / dagger search, e.g. stride=6 on a fine grid",
+    )
+    p.add_argument(
+        "--design-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another option of generate and evaluate-epe-net, e.g. k1=400 precision=bfloat16 "
+        "batch_size=512 (repeatable)",
+    )
     p.add_argument("--rounds", type=int, default=4, help="DAgger rounds after the first (default: 4)")
     p.add_argument("--patience", type=int, default=1, help="rounds without a lower regret before stopping")
     p.add_argument("--epochs", type=int, default=30, help="train-epe-net epochs per round (default: 30)")
-    p.add_argument("--net-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="another train-epe-net option, e.g. positions=coords (repeatable)")
+    p.add_argument(
+        "--net-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another train-epe-net option, e.g. positions=coords (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -93,13 +127,24 @@ def _options(items: list[str], flag: str) -> dict[str, object]:
 
 
 def _design(args, out: Path, split: str, num_images: int, **options) -> Stage:
-    common = {"seed": args.seed, "device": args.device, "threads": args.threads, "glimpses": args.glimpses,
-              "num_samples": args.num_samples, "search_options": args.search_option or None, "no_progress": True,
-              **_options(args.design_option, "--design-option")}
-    call = partial(pipeline.design_sequences, out, args.avp, args.prior, split=split, num_images=num_images,
-                   **common, **options)
-    return Stage(f"{options.get('search', 'exhaustive')} maps: {num_images} {split} images -> {out.name}",
-                 out / "summary.json", call)
+    common = {
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "glimpses": args.glimpses,
+        "num_samples": args.num_samples,
+        "search_options": args.search_option or None,
+        "no_progress": True,
+        **_options(args.design_option, "--design-option"),
+    }
+    call = partial(
+        pipeline.design_sequences, out, args.avp, args.prior, split=split, num_images=num_images, **common, **options
+    )
+    return Stage(
+        f"{options.get('search', 'exhaustive')} maps: {num_images} {split} images -> {out.name}",
+        out / "summary.json",
+        call,
+    )
 
 
 def _round_stages(args, r: int, stores: list[Path]) -> list[Stage]:
@@ -107,16 +152,45 @@ def _round_stages(args, r: int, stores: list[Path]) -> list[Stage]:
     net, evaluation = args.out / f"net-{r}", args.out / f"eval-{r}"
     searches = ["amortised", "exhaustive-independent"] if r == 0 else ["amortised"]
     return [
-        Stage(f"train net-{r} on {len(stores)} store(s)", net / "manifest.json",
-              partial(pipeline.train_epe_net, net, stores, args.avp, seed=args.seed, device=args.device,
-                      threads=args.threads, epochs=args.epochs, no_progress=True,
-                      **_options(args.net_option, "--net-option"))),
-        Stage(f"evaluate net-{r} on {args.eval_images} test images", evaluation / "summary.json",
-              partial(pipeline.evaluate_epe_net, evaluation, net, args.avp, args.prior, seed=args.seed,
-                      device=args.device, threads=args.threads, split="test", num_images=args.eval_images,
-                      glimpses=args.glimpses, num_samples=args.num_samples, searches=searches,
-                      reference=args.out / "reference", no_progress=True,
-                      **_options(args.design_option, "--design-option")))]
+        Stage(
+            f"train net-{r} on {len(stores)} store(s)",
+            net / "manifest.json",
+            partial(
+                pipeline.train_epe_net,
+                net,
+                stores,
+                args.avp,
+                seed=args.seed,
+                device=args.device,
+                threads=args.threads,
+                epochs=args.epochs,
+                no_progress=True,
+                **_options(args.net_option, "--net-option"),
+            ),
+        ),
+        Stage(
+            f"evaluate net-{r} on {args.eval_images} test images",
+            evaluation / "summary.json",
+            partial(
+                pipeline.evaluate_epe_net,
+                evaluation,
+                net,
+                args.avp,
+                args.prior,
+                seed=args.seed,
+                device=args.device,
+                threads=args.threads,
+                split="test",
+                num_images=args.eval_images,
+                glimpses=args.glimpses,
+                num_samples=args.num_samples,
+                searches=searches,
+                reference=args.out / "reference",
+                no_progress=True,
+                **_options(args.design_option, "--design-option"),
+            ),
+        ),
+    ]
 
 
 def _row(args, r: int) -> list:
@@ -124,8 +198,15 @@ def _row(args, r: int) -> list:
     net = json.loads((args.out / f"net-{r}" / "summary.json").read_text())
     entry = summary["searches"]["amortised"]
     validity = (summary.get("validity") or {}).get("amortised") or [None]
-    return [r, r + 1, int(net.get("examples", 0)), entry["mean_regret"], entry["median_regret"], entry["agreement"],
-            validity[-1]]
+    return [
+        r,
+        r + 1,
+        int(net.get("examples", 0)),
+        entry["mean_regret"],
+        entry["median_regret"],
+        entry["agreement"],
+        validity[-1],
+    ]
 
 
 def _noise_floor(args) -> dict | None:
@@ -141,14 +222,28 @@ def run(args) -> dict:
     """Round 0, then DAgger rounds until the held-out regret stops falling; returns the table record."""
     args.out.mkdir(parents=True, exist_ok=True)
     stores = [args.out / "maps-0"]
-    run_stages([_design(args, stores[0], args.split, args.num_images, search="exhaustive"),
-                _design(args, args.out / "reference", "test", args.eval_images, search="exhaustive")])
+    run_stages(
+        [
+            _design(args, stores[0], args.split, args.num_images, search="exhaustive"),
+            _design(args, args.out / "reference", "test", args.eval_images, search="exhaustive"),
+        ]
+    )
     rows, best, stale = [], float("inf"), 0
     for r in range(args.rounds + 1):
         if r > 0:
             stores.append(args.out / f"maps-{r}")
-            run_stages([_design(args, stores[-1], args.split, args.num_images, search="dagger",
-                                epe_net=args.out / f"net-{r - 1}")])
+            run_stages(
+                [
+                    _design(
+                        args,
+                        stores[-1],
+                        args.split,
+                        args.num_images,
+                        search="dagger",
+                        epe_net=args.out / f"net-{r - 1}",
+                    )
+                ]
+            )
         run_stages(_round_stages(args, r, list(stores)))
         rows.append(_row(args, r))
         regret = rows[-1][3]
@@ -156,17 +251,23 @@ def run(args) -> dict:
         if stale >= args.patience:
             break
     floor = _noise_floor(args)
-    record = {"columns": COLUMNS, "formats": FORMATS, "rows": rows,
-              "noise_floor": {k: floor[k] for k in ("mean_regret", "median_regret")} if floor else None,
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    record = {
+        "columns": COLUMNS,
+        "formats": FORMATS,
+        "rows": rows,
+        "noise_floor": {k: floor[k] for k in ("mean_regret", "median_regret")} if floor else None,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "results"))
     from render import render_table, save_record
 
     save_record(args.out / "dagger.json", record)
     print(render_table(record))
     if floor:
-        print(f"noise floor (an exhaustive search on independent completions): mean regret "
-              f"{floor['mean_regret']:.1%}, median {floor['median_regret']:.1%}")
+        print(
+            f"noise floor (an exhaustive search on independent completions): mean regret "
+            f"{floor['mean_regret']:.1%}, median {floor['median_regret']:.1%}"
+        )
     return record
 
 

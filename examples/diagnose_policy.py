@@ -18,6 +18,7 @@ and classifier head), not where it looks.  Snapshots of one method at several tr
 Writes ``OUT/policy.json`` (per run: accuracy after each glimpse for the three ways of looking) and
 ``OUT/policy.md`` (the table the results page shows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ DRAWS = 5
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="finished `ppl-attention train` run directories")
-    p.add_argument("--sequences", type=Path, required=True,
-                   help="sequence store of the images to test on (its split, seed and grid must fit the runs)")
+    p.add_argument(
+        "--sequences",
+        type=Path,
+        required=True,
+        help="sequence store of the images to test on (its split, seed and grid must fit the runs)",
+    )
     p.add_argument("--draws", type=int, default=DRAWS, help="random-location draws per image")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
@@ -53,15 +58,16 @@ def parse_args(argv=None):
     return args
 
 
-def accuracy_per_glimpse(net, images: torch.Tensor, labels: torch.Tensor, T: int, forced=None,
-                         batch: int = 500) -> torch.Tensor:
+def accuracy_per_glimpse(
+    net, images: torch.Tensor, labels: torch.Tensor, T: int, forced=None, batch: int = 500
+) -> torch.Tensor:
     """(T,) accuracy after 1..T glimpses of the greedy policy, with ``forced`` (B, T) locations where not -1."""
     correct = []
     with torch.no_grad():
         for s in range(0, len(images), batch):
-            f = None if forced is None else forced[s:s + batch]
-            roll = net(images[s:s + batch], T, policy="greedy", forced=f)
-            correct.append(roll.logits.argmax(-1).eq(labels[s:s + batch].unsqueeze(1)).double())
+            f = None if forced is None else forced[s : s + batch]
+            roll = net(images[s : s + batch], T, policy="greedy", forced=f)
+            correct.append(roll.logits.argmax(-1).eq(labels[s : s + batch].unsqueeze(1)).double())
     return torch.cat(correct).mean(0)
 
 
@@ -102,8 +108,10 @@ def check_fit(run: Path, store: SequenceStore) -> dict:
     cfg = store.config
     store_seed = int((cfg.get("data") or {}).get("seed", cfg["seed"]))  # the seed of its images
     if summary["dataset"] != cfg["dataset"] or (data_seed is not None and int(data_seed) != store_seed):
-        raise ValueError(f"{run} was trained on {summary['dataset']} with data seed {data_seed}; the store "
-                         f"{store.directory} holds {cfg['dataset']} images of seed {store_seed}")
+        raise ValueError(
+            f"{run} was trained on {summary['dataset']} with data seed {data_seed}; the store "
+            f"{store.directory} holds {cfg['dataset']} images of seed {store_seed}"
+        )
     return summary
 
 
@@ -116,8 +124,11 @@ def diagnose(args) -> dict:
     indices = sorted(sequences)
     split = cfg.get("split", "train")
     # the store's recorded data (options such as the canvas or the fine grid's stride), else its name and seed
-    data = (DatasetSpec.from_dict(cfg["data"]).load(split) if cfg.get("data")
-            else load_dataset(cfg["dataset"], split=split, seed=int(cfg["seed"])))
+    data = (
+        DatasetSpec.from_dict(cfg["data"]).load(split)
+        if cfg.get("data")
+        else load_dataset(cfg["dataset"], split=split, seed=int(cfg["seed"]))
+    )
     items = [data[i] for i in indices]
     images = torch.stack([it["image"] for it in items])
     labels = torch.tensor([int(it["label"]) for it in items])
@@ -133,23 +144,47 @@ def diagnose(args) -> dict:
         k = min(T, store_T)
         forced[:, :k] = torch.stack([sequences[i][:k] for i in indices])
         g = generator(args.seed)
-        random = torch.stack([
-            accuracy_per_glimpse(net, images, labels, T, torch.rand(len(indices), net.grid.num_locations,
-                                                                    generator=g).argsort(1)[:, :T])
-            for _ in range(args.draws)]).mean(0)
-        curves = {"own policy": accuracy_per_glimpse(net, images, labels, T),
-                  "near-optimal": accuracy_per_glimpse(net, images, labels, T, forced), "random": random}
-        results[str(run)] = {"supervision": "ram+" if summary.get("pretrain") else summary["supervision"],
-                             "iterations": summary["iterations"], "best_iteration": summary.get("best_iteration"),
-                             "T": T, "forced_glimpses": k, "test_greedy_acc": summary.get("test_greedy_acc"),
-                             "curves": {m: [round(float(a), 4) for a in c] for m, c in curves.items()}}
+        random = torch.stack(
+            [
+                accuracy_per_glimpse(
+                    net,
+                    images,
+                    labels,
+                    T,
+                    torch.rand(len(indices), net.grid.num_locations, generator=g).argsort(1)[:, :T],
+                )
+                for _ in range(args.draws)
+            ]
+        ).mean(0)
+        curves = {
+            "own policy": accuracy_per_glimpse(net, images, labels, T),
+            "near-optimal": accuracy_per_glimpse(net, images, labels, T, forced),
+            "random": random,
+        }
+        results[str(run)] = {
+            "supervision": "ram+" if summary.get("pretrain") else summary["supervision"],
+            "iterations": summary["iterations"],
+            "best_iteration": summary.get("best_iteration"),
+            "T": T,
+            "forced_glimpses": k,
+            "test_greedy_acc": summary.get("test_greedy_acc"),
+            "curves": {m: [round(float(a), 4) for a in c] for m, c in curves.items()},
+        }
         exact, near = agreement_per_glimpse(net, images, forced[:, :k])
-        results[str(run)].update(agreement=[round(float(a), 4) for a in exact],
-                                 agreement_within_half_fovea=[round(float(a), 4) for a in near])
-    return {"sequences": str(args.sequences), "images": len(indices), "split": cfg.get("split", "train"),
-            "store_T": store_T, "draws": args.draws,
-            # every run's grid is the store's (checked above)
-            "half_fovea": half_fovea_in_cells(Sensor.from_dict(cfg["grid"])), "runs": results}
+        results[str(run)].update(
+            agreement=[round(float(a), 4) for a in exact],
+            agreement_within_half_fovea=[round(float(a), 4) for a in near],
+        )
+    return {
+        "sequences": str(args.sequences),
+        "images": len(indices),
+        "split": cfg.get("split", "train"),
+        "store_T": store_T,
+        "draws": args.draws,
+        # every run's grid is the store's (checked above)
+        "half_fovea": half_fovea_in_cells(Sensor.from_dict(cfg["grid"])),
+        "runs": results,
+    }
 
 
 def _tolerance_words(half_fovea: dict | None) -> str:
@@ -162,16 +197,20 @@ def _tolerance_words(half_fovea: dict | None) -> str:
 
 def markdown(report: dict, labels: dict | None = None) -> str:
     labels = labels or {}
-    lines = [f"Accuracy (%) on the {report['images']} {report['split']} images of `{report['sequences']}` after the "
-             f"run's T glimpses; near-optimal = its first {report['store_T']} glimpses teacher-forced along the "
-             "store's sequence; random = distinct uniformly random locations "
-             f"(mean of {report['draws']} draws). Agreement: how often the policy, shown the near-optimal glimpses "
-             "so far, picks the next near-optimal location itself, or one at most half a fovea away on each axis "
-             f"({_tolerance_words(report.get('half_fovea'))}) (mean over "
-             "glimpses 2.. of the store's sequences; whether the first glimpse matches is shown apart, it is the same "
-             "for every image).", "",
-             "| run | method | iterations (best at) | T | " + " | ".join(MODES) + " | first glimpse matches | "
-             "agreement: exact | within half a fovea |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Accuracy (%) on the {report['images']} {report['split']} images of `{report['sequences']}` after the "
+        f"run's T glimpses; near-optimal = its first {report['store_T']} glimpses teacher-forced along the "
+        "store's sequence; random = distinct uniformly random locations "
+        f"(mean of {report['draws']} draws). Agreement: how often the policy, shown the near-optimal glimpses "
+        "so far, picks the next near-optimal location itself, or one at most half a fovea away on each axis "
+        f"({_tolerance_words(report.get('half_fovea'))}) (mean over "
+        "glimpses 2.. of the store's sequences; whether the first glimpse matches is shown apart, it is the same "
+        "for every image).",
+        "",
+        "| run | method | iterations (best at) | T | " + " | ".join(MODES) + " | first glimpse matches | "
+        "agreement: exact | within half a fovea |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def later(values):
         rest = values[1:] or values
@@ -179,9 +218,11 @@ def markdown(report: dict, labels: dict | None = None) -> str:
 
     for run, r in report["runs"].items():
         cells = " | ".join(f"{100 * r['curves'][m][-1]:.1f}" for m in MODES)
-        lines.append(f"| {run} | {labels.get(r['supervision'], r['supervision'])} | {r['iterations']:,} "
-                     f"({r['best_iteration']:,}) | {r['T']} | {cells} | {'yes' if r['agreement'][0] else 'no'} | "
-                     f"{later(r['agreement'])} | {later(r['agreement_within_half_fovea'])} |")
+        lines.append(
+            f"| {run} | {labels.get(r['supervision'], r['supervision'])} | {r['iterations']:,} "
+            f"({r['best_iteration']:,}) | {r['T']} | {cells} | {'yes' if r['agreement'][0] else 'no'} | "
+            f"{later(r['agreement'])} | {later(r['agreement_within_half_fovea'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -194,12 +235,15 @@ def report(runs, sequences, out, *, draws: int = DRAWS, seed: int = 0, command: 
 
     if draws < 1:
         raise ValueError(f"`draws` must be >= 1, got {draws}")
-    args = argparse.Namespace(runs=[Path(r) for r in runs], sequences=Path(sequences), draws=draws, seed=seed,
-                              out=Path(out))
+    args = argparse.Namespace(
+        runs=[Path(r) for r in runs], sequences=Path(sequences), draws=draws, seed=seed, out=Path(out)
+    )
     if command is None:  # the same diagnosis as this script's command line
         extra = (f" --draws {draws}" if draws != DRAWS else "") + (f" --seed {seed}" if seed else "")
-        command = (f"python examples/diagnose_policy.py {' '.join(map(str, args.runs))} --sequences {args.sequences} "
-                   f"--out {args.out}{extra}")
+        command = (
+            f"python examples/diagnose_policy.py {' '.join(map(str, args.runs))} --sequences {args.sequences} "
+            f"--out {args.out}{extra}"
+        )
     torch.set_num_threads(1)
     result = diagnose(args)
     result["command"] = command
@@ -212,9 +256,14 @@ def report(runs, sequences, out, *, draws: int = DRAWS, seed: int = 0, command: 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    return report(args.runs, args.sequences, args.out, draws=args.draws, seed=args.seed,
-                  command=" ".join(["python examples/diagnose_policy.py",
-                                    *(sys.argv[1:] if argv is None else map(str, argv))]))
+    return report(
+        args.runs,
+        args.sequences,
+        args.out,
+        draws=args.draws,
+        seed=args.seed,
+        command=" ".join(["python examples/diagnose_policy.py", *(sys.argv[1:] if argv is None else map(str, argv))]),
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ labelled PNGs in torchvision's ImageFolder layout, which ``--dataset folder`` re
     python examples/make_digits_folder.py --out runs/digits                 # all 1,797 digits
     python examples/make_digits_folder.py --out runs/digits-small --per-class 20
 """
+
 from __future__ import annotations
 
 import argparse

@@ -19,6 +19,7 @@ enumerating the fault and the candidate's reading, is the third column.
 
 Run: ``python examples/new_design_task.py`` -- prints, for a few simulated machines, a table per step.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,7 @@ class FaultTask:
     def model(self, design, prior=None, mask=None):
         """``fault ~ Categorical(prior)``; the readings ``y`` at the sensors ``design`` (batch + (t,)) are
         Bernoulli given the fault.  ``mask`` (like ``design``) leaves readings out of the likelihood."""
-        fault = pyro.sample("fault", dist.Categorical(self.prior if prior is None else prior)
-                            .expand(design.shape[:-1]))
+        fault = pyro.sample("fault", dist.Categorical(self.prior if prior is None else prior).expand(design.shape[:-1]))
         readings = dist.Bernoulli(self.fire[fault.unsqueeze(-1), design])
         return pyro.sample("y", (readings if mask is None else readings.mask(mask)).to_event(1))
 
@@ -88,8 +88,11 @@ class FaultTask:
         epe = (log_py.exp() * H_y).sum(0)
         eig = -(prior * prior.log()).sum().double() - epe
         log_ratio = lj - log_py - prior.double().log().view(-1, 1, 1)
-        return eig, (log_py.exp() * (H_y - epe) ** 2).sum(0).sqrt(), \
-            (lj.exp() * (log_ratio - eig) ** 2).sum((0, 1)).sqrt()
+        return (
+            eig,
+            (log_py.exp() * (H_y - epe) ** 2).sum(0).sqrt(),
+            (lj.exp() * (log_ratio - eig) ** 2).sum((0, 1)).sqrt(),
+        )
 
     def pyro_eig(self, prior, candidates, N: int, M: int) -> torch.Tensor:
         """``nmc_eig`` (``N`` outer, ``M`` inner samples) of each candidate on the model with ``prior`` as the
@@ -113,12 +116,13 @@ class ModelCompletion:
             return CompletionSamples(rows.view(-1, 1, 1, S), w, None)
         post = self.task.fault_posterior(locations, seen)
         with torch.random.fork_rng():  # the model draws from torch's global generator
-            torch.manual_seed(int(torch.randint(2 ** 62, (), generator=generator)))
+            torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
             trace = poutine.trace(self.task.model).get_trace(torch.arange(S).expand(n, S), prior=post)
         rows = trace.nodes["y"]["value"].clone()
         rows[:, locations] = seen  # the readings are independent given the fault: keep the observed ones
-        return CompletionSamples(rows.view(n, 1, 1, S), torch.full((n,), 1.0 / n, dtype=torch.float64),
-                                 trace.nodes["fault"]["value"])
+        return CompletionSamples(
+            rows.view(n, 1, 1, S), torch.full((n,), 1.0 / n, dtype=torch.float64), trace.nodes["fault"]["value"]
+        )
 
 
 def check_step(task, seq, readings, t, n: int, N: int, M: int) -> dict:
@@ -134,10 +138,20 @@ def check_step(task, seq, readings, t, n: int, N: int, M: int) -> dict:
     eig = task.pyro_eig(post, cand, N, M)
     exact, sd_epe, sd_nmc = task.exact_eig(post, cand)
     se = sd_nmc / math.sqrt(N)
-    tol = 4 * (se ** 2 + sd_epe ** 2 / n).sqrt() + 1e-4  # 4 standard errors of the difference of the two means
-    step = {"t": t, "H": H, "candidates": cand, "epe": epe, "pyro_eig": eig, "pyro_se": se, "exact_eig": exact,
-            "tol": tol, "chosen": int(seq.locations[t]), "pyro_argmax": int(cand[eig.argmax()]),
-            "exact_argmax": int(cand[exact.argmax()])}
+    tol = 4 * (se**2 + sd_epe**2 / n).sqrt() + 1e-4  # 4 standard errors of the difference of the two means
+    step = {
+        "t": t,
+        "H": H,
+        "candidates": cand,
+        "epe": epe,
+        "pyro_eig": eig,
+        "pyro_se": se,
+        "exact_eig": exact,
+        "tol": tol,
+        "chosen": int(seq.locations[t]),
+        "pyro_argmax": int(cand[eig.argmax()]),
+        "exact_argmax": int(cand[exact.argmax()]),
+    }
     return {**step, "agree": near_best(step, step["chosen"])}
 
 
@@ -152,14 +166,26 @@ def print_step(machine: int, step: dict):
     print(f"machine {machine}, step {step['t'] + 1}: H(fault | readings so far) = {step['H']:.3f}")
     print("  sensor  library EPE  Pyro EIG (+- se)   H - EPE  exact EIG")
     for i, s in enumerate(step["candidates"].tolist()):
-        print(f"  {s:6d}  {step['epe'][i]:11.4f}  {step['pyro_eig'][i]:8.4f} +- {step['pyro_se'][i]:.4f}  "
-              f"{step['H'] - step['epe'][i]:8.4f}  {step['exact_eig'][i]:9.4f}")
-    print(f"  library argmin EPE: {step['chosen']}, Pyro argmax EIG: {step['pyro_argmax']} "
-          f"(exact: {step['exact_argmax']}), agree (within MC error): {step['agree']}")
+        print(
+            f"  {s:6d}  {step['epe'][i]:11.4f}  {step['pyro_eig'][i]:8.4f} +- {step['pyro_se'][i]:.4f}  "
+            f"{step['H'] - step['epe'][i]:8.4f}  {step['exact_eig'][i]:9.4f}"
+        )
+    print(
+        f"  library argmin EPE: {step['chosen']}, Pyro argmax EIG: {step['pyro_argmax']} "
+        f"(exact: {step['exact_argmax']}), agree (within MC error): {step['agree']}"
+    )
 
 
-def main(num_machines: int = 4, T: int = 3, num_samples: int = 2000, N: int = 4000, M: int = 400,
-         seed: int = 0, enumerate: bool = False, verbose: bool = True) -> list:
+def main(
+    num_machines: int = 4,
+    T: int = 3,
+    num_samples: int = 2000,
+    N: int = 4000,
+    M: int = 400,
+    seed: int = 0,
+    enumerate: bool = False,
+    verbose: bool = True,
+) -> list:
     """Design ``T`` readings for each simulated machine and check every step against Pyro; the steps' records."""
     task = FaultTask(seed=seed)
     problem = DesignProblem(task.posterior, ModelCompletion(task, enumerate), task.grid, batch_size=4096)
@@ -169,12 +195,18 @@ def main(num_machines: int = 4, T: int = 3, num_samples: int = 2000, N: int = 40
         torch.manual_seed(seed)
         for m in range(num_machines):
             fault = torch.tensor(m % len(task.prior))
-            readings = poutine.trace(poutine.condition(task.model, data={"fault": fault})) \
-                .get_trace(torch.arange(task.grid.num_locations)).nodes["y"]["value"].view(1, 1, -1)
+            readings = (
+                poutine.trace(poutine.condition(task.model, data={"fault": fault}))
+                .get_trace(torch.arange(task.grid.num_locations))
+                .nodes["y"]["value"]
+                .view(1, 1, -1)
+            )
             seq = greedy_sequence(problem, readings, settings, seed=seed + m)
             if verbose:
-                print(f"machine {m} (fault {int(fault)}): read sensors {seq.locations.tolist()}, "
-                      f"readings {readings.flatten()[seq.locations].tolist()}")
+                print(
+                    f"machine {m} (fault {int(fault)}): read sensors {seq.locations.tolist()}, "
+                    f"readings {readings.flatten()[seq.locations].tolist()}"
+                )
             for t in range(T):
                 steps.append({"machine": m, **check_step(task, seq, readings, t, n, N, M)})
                 if verbose:
@@ -182,9 +214,11 @@ def main(num_machines: int = 4, T: int = 3, num_samples: int = 2000, N: int = 40
     gap = torch.stack([(s["pyro_eig"] - (s["H"] - s["epe"])).abs().max() for s in steps])
     ratio = torch.stack([((s["pyro_eig"] - (s["H"] - s["epe"])).abs() / s["tol"]).max() for s in steps])
     if verbose:
-        print(f"max |EIG_pyro - (H - EPE)| = {gap.max():.4f} ({ratio.max():.2f} of its 4-standard-error tolerance) "
-              f"over {len(steps)} steps (library: {num_samples} completions{', enumerated' if enumerate else ''}; "
-              f"nmc_eig: N={N}, M={M}); choices agree: {all(s['agree'] for s in steps)}")
+        print(
+            f"max |EIG_pyro - (H - EPE)| = {gap.max():.4f} ({ratio.max():.2f} of its 4-standard-error tolerance) "
+            f"over {len(steps)} steps (library: {num_samples} completions{', enumerated' if enumerate else ''}; "
+            f"nmc_eig: N={N}, M={M}); choices agree: {all(s['agree'] for s in steps)}"
+        )
     return steps
 
 

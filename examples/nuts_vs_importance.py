@@ -10,6 +10,7 @@ glimpses, 16 completions from the database prior, from the generative prior and 
 can be read before it ends); ``--summary`` prints the table of a finished or partial file.  The VAE is trained
 with ``completion.vae.train_vae`` (e.g. on the AVP's training canvases, glyph decoder, width 16, 10 epochs).
 """
+
 import argparse
 import json
 import time
@@ -21,8 +22,7 @@ import torch
 def measure(args):
     from ppl_attention.artifacts import read_manifest
     from ppl_attention.completion.compare import avp_classifier, choose_locations
-    from ppl_attention.completion.metrics import (glimpse_rmse, label_agreement, pairwise_diversity,
-                                                  unobserved_region)
+    from ppl_attention.completion.metrics import glimpse_rmse, label_agreement, pairwise_diversity, unobserved_region
     from ppl_attention.completion.generative import open_generative_prior
     from ppl_attention.completion.importance import ImportanceCompletion
     from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
@@ -40,28 +40,48 @@ def measure(args):
     x, labels = data.images[:B].float(), data.labels[:B]
     db = ImportanceCompletion.from_prior(args.db_prior, grid=grid, k1=1000)
     gen = open_generative_prior(args.gen_prior, grid=grid, k1=1000)
-    nuts = NUTSCompletion.matching(vae, db, NUTSConfig(warmup_steps=args.warmup, num_samples=args.draws,
-                                                       num_chains=args.chains, chain_method=args.chain_method))
+    nuts = NUTSCompletion.matching(
+        vae,
+        db,
+        NUTSConfig(
+            warmup_steps=args.warmup, num_samples=args.draws, num_chains=args.chains, chain_method=args.chain_method
+        ),
+    )
     samplers = {"database": db, "generative": gen, "nuts": nuts}
     classify = avp_classifier(avp)
     loc = choose_locations(x, grid, 4, generator(derive_seed(args.seed, "nuts-measure")), "uniform")
     with open(args.out, "a") as f:
         for i in range(B):
             for t in range(1, 5):
-                y = grid.extract(x[i:i + 1], loc[i:i + 1, :t])[0]
-                region = unobserved_region(grid.mask(loc[i:i + 1, :t])[:, :1])
+                y = grid.extract(x[i : i + 1], loc[i : i + 1, :t])[0]
+                region = unobserved_region(grid.mask(loc[i : i + 1, :t])[:, :1])
                 for name, s in samplers.items():
                     start = time.perf_counter()
-                    o = s.sample(loc[i, :t], y, 16, generator=generator(derive_seed(args.seed, "nm", name, i, t)),
-                                 true_image=x[i])
-                    row = {"image": i, "t": t, "method": name, "seconds": time.perf_counter() - start,
-                           "diversity": pairwise_diversity(o.images, o.weights, region),
-                           "glimpse_rmse": glimpse_rmse(o.images, o.weights, grid, loc[i, :t], y),
-                           "label_agreement": label_agreement(classify(o.images).argmax(-1), o.weights, labels[i]),
-                           "p_true_own": float(o.label_posterior(10)[labels[i]]) if o.labels is not None else None,
-                           "ess": o.ess}
-                    row.update({k: o.diagnostics[k] for k in ("r_hat_max", "ess_min", "ess_mean", "divergences",
-                                                              "sigma", "sigma_p") if k in o.diagnostics})
+                    o = s.sample(
+                        loc[i, :t],
+                        y,
+                        16,
+                        generator=generator(derive_seed(args.seed, "nm", name, i, t)),
+                        true_image=x[i],
+                    )
+                    row = {
+                        "image": i,
+                        "t": t,
+                        "method": name,
+                        "seconds": time.perf_counter() - start,
+                        "diversity": pairwise_diversity(o.images, o.weights, region),
+                        "glimpse_rmse": glimpse_rmse(o.images, o.weights, grid, loc[i, :t], y),
+                        "label_agreement": label_agreement(classify(o.images).argmax(-1), o.weights, labels[i]),
+                        "p_true_own": float(o.label_posterior(10)[labels[i]]) if o.labels is not None else None,
+                        "ess": o.ess,
+                    }
+                    row.update(
+                        {
+                            k: o.diagnostics[k]
+                            for k in ("r_hat_max", "ess_min", "ess_mean", "divergences", "sigma", "sigma_p")
+                            if k in o.diagnostics
+                        }
+                    )
                     f.write(json.dumps(row) + "\n")
                     f.flush()
 
@@ -70,25 +90,31 @@ def summary(path):
     """Per t, over the (image, t) pairs NUTS finished: R-hat, ESS and diversity of NUTS against the samplers'."""
     rows = [json.loads(line) for line in open(path)]
     done = {(r["image"], r["t"]) for r in rows if r["method"] == "nuts"}
-    print("| t | pairs | NUTS R-hat max (mean; worst) | share < 1.05 | NUTS ESS (min dim, mean) | diversity NUTS | "
-          "database | generative | NUTS / database | P(true): NUTS (AVP labels) | database (own) | "
-          "generative (own) | NUTS s / completion |")
+    print(
+        "| t | pairs | NUTS R-hat max (mean; worst) | share < 1.05 | NUTS ESS (min dim, mean) | diversity NUTS | "
+        "database | generative | NUTS / database | P(true): NUTS (AVP labels) | database (own) | "
+        "generative (own) | NUTS s / completion |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in sorted({k[1] for k in done}):
         keys = sorted(k for k in done if k[1] == t)
-        by = {m: [next(r for r in rows if r["method"] == m and (r["image"], r["t"]) == k) for k in keys]
-              for m in ("nuts", "database", "generative")}
+        by = {
+            m: [next(r for r in rows if r["method"] == m and (r["image"], r["t"]) == k) for k in keys]
+            for m in ("nuts", "database", "generative")
+        }
         mean = lambda v: sum(v) / len(v)  # noqa: E731
         rh = [r["r_hat_max"] for r in by["nuts"]]
         ratio = mean([a["diversity"] / b["diversity"] for a, b in zip(by["nuts"], by["database"])])
-        print(f"| {t} | {len(keys)} | {mean(rh):.3f}; {max(rh):.3f} | {mean([v < 1.05 for v in rh]):.2f} | "
-              f"{mean([r['ess_min'] for r in by['nuts']]):.0f} | {mean([r['diversity'] for r in by['nuts']]):.3f} | "
-              f"{mean([r['diversity'] for r in by['database']]):.3f} | "
-              f"{mean([r['diversity'] for r in by['generative']]):.3f} | {ratio:.2f} | "
-              f"{mean([r['label_agreement'] for r in by['nuts']]):.2f} | "
-              f"{mean([r['p_true_own'] for r in by['database']]):.2f} | "
-              f"{mean([r['p_true_own'] for r in by['generative']]):.2f} | "
-              f"{mean([r['seconds'] for r in by['nuts']]):.0f} |")
+        print(
+            f"| {t} | {len(keys)} | {mean(rh):.3f}; {max(rh):.3f} | {mean([v < 1.05 for v in rh]):.2f} | "
+            f"{mean([r['ess_min'] for r in by['nuts']]):.0f} | {mean([r['diversity'] for r in by['nuts']]):.3f} | "
+            f"{mean([r['diversity'] for r in by['database']]):.3f} | "
+            f"{mean([r['diversity'] for r in by['generative']]):.3f} | {ratio:.2f} | "
+            f"{mean([r['label_agreement'] for r in by['nuts']]):.2f} | "
+            f"{mean([r['p_true_own'] for r in by['database']]):.2f} | "
+            f"{mean([r['p_true_own'] for r in by['generative']]):.2f} | "
+            f"{mean([r['seconds'] for r in by['nuts']]):.0f} |"
+        )
 
 
 def main(argv=None):

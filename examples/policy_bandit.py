@@ -14,6 +14,7 @@ head (JSON on stdout, a table on stderr).
 
     .venv/bin/python examples/policy_bandit.py [--iterations 1500] [--heads dense:1 gaussian:1 gaussian:0.1 ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,22 @@ DEFAULT_HEADS = ("dense:1", "gaussian:1", "gaussian:0.1", "factorised:1")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--heads", nargs="+", default=list(DEFAULT_HEADS), metavar="KIND:LAMBDA",
-                   help="policy heads and their supervision weights")
+    p.add_argument(
+        "--heads",
+        nargs="+",
+        default=list(DEFAULT_HEADS),
+        metavar="KIND:LAMBDA",
+        help="policy heads and their supervision weights",
+    )
     p.add_argument("--side", type=int, default=60, help="image side; the grid is every pixel (60: 49 x 49 = 2,401)")
-    p.add_argument("--places", type=int, nargs=4, default=(18, 18, 30, 30), metavar=("R_A", "C_A", "R_B", "C_B"),
-                   help="grid cells of the two target places")
+    p.add_argument(
+        "--places",
+        type=int,
+        nargs=4,
+        default=(18, 18, 30, 30),
+        metavar=("R_A", "C_A", "R_B", "C_B"),
+        help="grid cells of the two target places",
+    )
     p.add_argument("--radius", type=int, default=2, help="a glimpse within this many cells of a place is rewarded")
     p.add_argument("--iterations", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
@@ -70,8 +82,7 @@ def train_head(kind: str, lam: float, args, grid: Sensor, places: torch.Tensor) 
         loc[:n_sup] = flat[torch.randint(0, len(flat), (n_sup,), generator=g)]  # teacher-forced targets
         teacher = (torch.arange(B) < n_sup).float().unsqueeze(1)
         reward = reward_of(loc, places, grid.n_cols, args.radius)
-        terms = policy_terms(dist.log_prob(loc).unsqueeze(1), teacher, reward, baseline.expand(B, 1),
-                             args.reduction)
+        terms = policy_terms(dist.log_prob(loc).unsqueeze(1), teacher, reward, baseline.expand(B, 1), args.reduction)
         loss = terms["reinforce"] + terms["baseline_mse"] + lam * terms["supervised_nll"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -79,10 +90,13 @@ def train_head(kind: str, lam: float, args, grid: Sensor, places: torch.Tensor) 
     with torch.no_grad():
         dist = policy.distribution(torch.randn(2000, args.hidden, generator=g))
         greedy, sampled = dist.mode(), dist.sample(g)
-    return {"head": kind, "lambda": lam, "greedy_reward": float(reward_of(greedy, places, grid.n_cols,
-                                                                          args.radius).mean()),
-            "sampled_reward": float(reward_of(sampled, places, grid.n_cols, args.radius).mean()),
-            "greedy_cell": [int(greedy[0] // grid.n_cols), int(greedy[0] % grid.n_cols)]}
+    return {
+        "head": kind,
+        "lambda": lam,
+        "greedy_reward": float(reward_of(greedy, places, grid.n_cols, args.radius).mean()),
+        "sampled_reward": float(reward_of(sampled, places, grid.n_cols, args.radius).mean()),
+        "greedy_cell": [int(greedy[0] // grid.n_cols), int(greedy[0] % grid.n_cols)],
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -96,8 +110,11 @@ def main(argv=None) -> list[dict]:
         kind, _, lam = spec.partition(":")
         rows.append(train_head(kind, float(lam or 1.0), args, grid, places))
         r = rows[-1]
-        print(f"{kind:<11} lambda {r['lambda']:<5} greedy reward {r['greedy_reward']:.2f}  sampled "
-              f"{r['sampled_reward']:.2f}  greedy cell {r['greedy_cell']}", file=sys.stderr)
+        print(
+            f"{kind:<11} lambda {r['lambda']:<5} greedy reward {r['greedy_reward']:.2f}  sampled "
+            f"{r['sampled_reward']:.2f}  greedy cell {r['greedy_cell']}",
+            file=sys.stderr,
+        )
     print(json.dumps({"places": args.places, "grid": [grid.n_rows, grid.n_cols], "rows": rows}, indent=1))
     return rows
 

@@ -13,6 +13,7 @@ lands between the candidates -- what a fixed-width gaussian head does when the t
 
 Writes ``OUT/dispersion.json`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,26 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     s = setup(args)
     hidden, modes, _ = forced_states(s["net"], s["images"], s["sequences"])
-    result = {"run": s["run"], "sequences": s["source"], "head": s["net"].policy.kind, "states": len(hidden),
-              **dispersion(hidden, s["sequences"], modes, s["grid"], k=args.k, seed=args.seed)}
+    result = {
+        "run": s["run"],
+        "sequences": s["source"],
+        "head": s["net"].policy.kind,
+        "states": len(hidden),
+        **dispersion(hidden, s["sequences"], modes, s["grid"], k=args.k, seed=args.seed),
+    }
     atomic_write_json(args.out / "dispersion.json", result)
     print(f"sequences: {s['source']}; {len(hidden)} images; head {result['head']}; k = {args.k}", file=sys.stderr)
-    print_table(result["steps"], {"step": "step", "neighbour_spread": "neighbour spread:.2f",
-                                  "random_spread": "random spread:.2f",
-                                  "greedy_to_nearest_target": "greedy to nearest target:.2f",
-                                  "greedy_to_centroid": "greedy to centroid:.2f",
-                                  "greedy_on_a_target": "greedy on a target:.3f"})
+    print_table(
+        result["steps"],
+        {
+            "step": "step",
+            "neighbour_spread": "neighbour spread:.2f",
+            "random_spread": "random spread:.2f",
+            "greedy_to_nearest_target": "greedy to nearest target:.2f",
+            "greedy_to_centroid": "greedy to centroid:.2f",
+            "greedy_on_a_target": "greedy on a target:.3f",
+        },
+    )
     return result
 
 

@@ -13,6 +13,7 @@ agreement from N sequences cannot be taught where to look by them, however long 
 
 Writes ``OUT/imitability.json`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,15 @@ def test_accuracy(net, images, labels, T: int, policy: str, seed: int) -> float:
 def row(name, n, net, s, held) -> dict:
     _, modes, log_probs = forced_states(net, s["images"][held], s["sequences"][held])
     targets = s["sequences"][held]
-    return {"head": name, "N": n, "held_out_nll": float(-log_probs.mean()),
-            "held_out_agreement": agreement(modes, targets, s["grid"]),
-            "held_out_agreement_1_cell": agreement(modes, targets, s["grid"], tolerance=1),
-            "test_greedy_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "greedy", 0),
-            "test_sampled_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "sample", 0)}
+    return {
+        "head": name,
+        "N": n,
+        "held_out_nll": float(-log_probs.mean()),
+        "held_out_agreement": agreement(modes, targets, s["grid"]),
+        "held_out_agreement_1_cell": agreement(modes, targets, s["grid"], tolerance=1),
+        "test_greedy_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "greedy", 0),
+        "test_sampled_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "sample", 0),
+    }
 
 
 def main(argv=None) -> dict:
@@ -61,23 +66,46 @@ def main(argv=None) -> dict:
     s = setup(args)
     n_all = len(s["sequences"])
     perm = torch.randperm(n_all, generator=generator(derive_seed(args.seed, "imitability-split")))
-    held, pool = perm[:min(args.held_out, n_all // 2)], perm[min(args.held_out, n_all // 2):]
+    held, pool = perm[: min(args.held_out, n_all // 2)], perm[min(args.held_out, n_all // 2) :]
     rows = [row(f"trained ({s['net'].policy.kind})", "-", s["net"], s, held)]
     for n in args.sizes:
         train = pool[:n]
         for kind in args.heads:
-            clone = behaviour_clone(s["net"], kind, s["images"][train], s["sequences"][train], args.bc_iterations,
-                                    lr=args.lr, seed=args.seed).eval()
+            clone = behaviour_clone(
+                s["net"],
+                kind,
+                s["images"][train],
+                s["sequences"][train],
+                args.bc_iterations,
+                lr=args.lr,
+                seed=args.seed,
+            ).eval()
             rows.append(row(kind, len(train), clone, s, held))
-    result = {"run": s["run"], "sequences": s["source"], "T": s["T"], "held_out": len(held),
-              "bc_iterations": args.bc_iterations, "rows": rows}
+    result = {
+        "run": s["run"],
+        "sequences": s["source"],
+        "T": s["T"],
+        "held_out": len(held),
+        "bc_iterations": args.bc_iterations,
+        "rows": rows,
+    }
     atomic_write_json(args.out / "imitability.json", result)
     print(f"sequences: {s['source']}; held out {len(held)}; T = {s['T']}", file=sys.stderr)
-    print(f"held-out NLL per glimpse against log L = {math.log(s['grid'].num_locations):.2f} (uniform)",
-          file=sys.stderr)
-    print_table(rows, {"head": "head", "N": "N", "held_out_nll": "held-out NLL:.2f",
-                       "held_out_agreement": "held-out agreement:.3f", "held_out_agreement_1_cell": "within 1 cell:.3f",
-                       "test_greedy_acc": "test greedy:.3f", "test_sampled_acc": "test sampled:.3f"})
+    print(
+        f"held-out NLL per glimpse against log L = {math.log(s['grid'].num_locations):.2f} (uniform)", file=sys.stderr
+    )
+    print_table(
+        rows,
+        {
+            "head": "head",
+            "N": "N",
+            "held_out_nll": "held-out NLL:.2f",
+            "held_out_agreement": "held-out agreement:.3f",
+            "held_out_agreement_1_cell": "within 1 cell:.3f",
+            "test_greedy_acc": "test greedy:.3f",
+            "test_sampled_acc": "test sampled:.3f",
+        },
+    )
     return result
 
 

@@ -10,6 +10,7 @@ would stop every Ray on the machine).  The design problem is the library's toy d
 
     python examples/ray_local_cluster.py            # prints a JSON summary
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,24 @@ def free_port() -> int:
 def node_flags(temp_dir: Path) -> list[str]:
     """What lets several Ray nodes share one machine: the loopback address, a temporary folder each (its
     sockets) and free ports for each node's agents (their defaults are fixed numbers)."""
-    ports = {flag: str(free_port()) for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-                                                 "--metrics-export-port", "--runtime-env-agent-port")}
-    return ["--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir), "--object-store-memory", str(200 << 20),
-            *(x for kv in ports.items() for x in kv)]
+    ports = {
+        flag: str(free_port())
+        for flag in (
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+        )
+    }
+    return [
+        "--node-ip-address",
+        "127.0.0.1",
+        "--temp-dir",
+        str(temp_dir),
+        "--object-store-memory",
+        str(200 << 20),
+        *(x for kv in ports.items() for x in kv),
+    ]
 
 
 def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -110,23 +125,38 @@ def design(out: Path, address: str, images: int, bad: int) -> dict:
     resources = ray.cluster_resources()
     try:
         store = _store(out / "ray", good)
-        first = generate_sequences(store, failing, range(images), settings, seed=0, executor="ray",
-                                   images_per_task=2, progress=False)
+        first = generate_sequences(
+            store, failing, range(images), settings, seed=0, executor="ray", images_per_task=2, progress=False
+        )
         after_first = {"records": len(store), "failures": read_failures(store)}
         second = generate_sequences(store, good, range(images), settings, seed=0, executor="ray", progress=False)
     finally:
         ray.shutdown()
     local = _store(out / "local", good)
     generate_sequences(local, good, range(images), settings, seed=0, progress=False)
-    same = all(store.record(i)["locations"] == local.record(i)["locations"]
-               and torch.equal(store.epe_maps(i), local.epe_maps(i)) for i in range(images))
-    return {"cluster": {"nodes": 3, "CPU": resources.get("CPU"), "address": address},
-            "first_run": {"generated": first["generated"], "failed": first["failed"],
-                          "records": after_first["records"], "failures_file": after_first["failures"]},
-            "rerun": {"generated": second["generated"], "skipped": second["skipped"], "failed": second["failed"],
-                      "records": len(store), "failures_file_left": (store.directory / "failures.json").exists()},
-            "records_identical_to_local_executor": same,
-            "first_glimpse_identical": torch.equal(store.first_glimpse_epe(), local.first_glimpse_epe())}
+    same = all(
+        store.record(i)["locations"] == local.record(i)["locations"]
+        and torch.equal(store.epe_maps(i), local.epe_maps(i))
+        for i in range(images)
+    )
+    return {
+        "cluster": {"nodes": 3, "CPU": resources.get("CPU"), "address": address},
+        "first_run": {
+            "generated": first["generated"],
+            "failed": first["failed"],
+            "records": after_first["records"],
+            "failures_file": after_first["failures"],
+        },
+        "rerun": {
+            "generated": second["generated"],
+            "skipped": second["skipped"],
+            "failed": second["failed"],
+            "records": len(store),
+            "failures_file_left": (store.directory / "failures.json").exists(),
+        },
+        "records_identical_to_local_executor": same,
+        "first_glimpse_identical": torch.equal(store.first_glimpse_epe(), local.first_glimpse_epe()),
+    }
 
 
 def main(argv=None) -> dict:
@@ -147,12 +177,30 @@ def main(argv=None) -> dict:
     address = f"127.0.0.1:{port}"
     nodes = []
     try:
-        nodes.append(start_node(["--head", "--port", str(port), "--num-cpus", "0", "--include-dashboard", "false",
-                                 "--disable-usage-stats", *node_flags(tmp / "head")], env, tmp / "head.log"))
+        nodes.append(
+            start_node(
+                [
+                    "--head",
+                    "--port",
+                    str(port),
+                    "--num-cpus",
+                    "0",
+                    "--include-dashboard",
+                    "false",
+                    "--disable-usage-stats",
+                    *node_flags(tmp / "head"),
+                ],
+                env,
+                tmp / "head.log",
+            )
+        )
         wait_for_port(port)
         for k in range(2):
-            nodes.append(start_node(["--address", address, "--num-cpus", "1", *node_flags(tmp / f"w{k}")],
-                                    env, tmp / f"worker{k}.log"))
+            nodes.append(
+                start_node(
+                    ["--address", address, "--num-cpus", "1", *node_flags(tmp / f"w{k}")], env, tmp / f"worker{k}.log"
+                )
+            )
         result = design(tmp, address, args.images, args.bad)
     except BaseException:
         print(f"the cluster's logs are kept in {tmp}", file=sys.stderr)

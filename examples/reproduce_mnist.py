@@ -21,6 +21,7 @@ interrupted or shorter one resumes, so the whole script resumes at every level. 
 Method names are compare_supervision's: none (RAM), ram+ (RAM pretrained with heuristic locations), h1, h5,
 hgs (the digit's bounding box), nogs.  All runs of one dataset use the same data (the sequence store's seed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,18 +90,47 @@ SCALES = {
     # Not from the paper (it has no MNIST experiment): the AVP is the small CNN trained to convergence (200 epochs,
     # patience 30) and 50,000 training iterations per run (~2x RAM's 24,000 on CelebA-HQ).  A GPU job (its cost
     # is not measured here).
-    "paper": Scale(avp_epochs=200, avp_patience=30, num_samples=200, k1=1000,
-                   search="exhaustive", iterations=50_000, hidden=64, lr=3e-4),
+    "paper": Scale(
+        avp_epochs=200,
+        avp_patience=30,
+        num_samples=200,
+        k1=1000,
+        search="exhaustive",
+        iterations=50_000,
+        hidden=64,
+        lr=3e-4,
+    ),
     # Every size shrunk so both datasets run end to end in seconds (tests, smoke runs).  Numbers meaningless.
-    "quick": Scale(avp_epochs=1, avp_patience=1, avp_width=2, avp_train_size=64, num_sequences=3, glimpses=2,
-                   num_samples=2, first_num_samples=1, k1=4,
-                   search="coarse", iterations=4, validate_every=2, hidden=8, batch_size=4, pretrain_iterations=2,
-                   seeds=(0,), run_figures=False, tensorboard=False),
+    "quick": Scale(
+        avp_epochs=1,
+        avp_patience=1,
+        avp_width=2,
+        avp_train_size=64,
+        num_sequences=3,
+        glimpses=2,
+        num_samples=2,
+        first_num_samples=1,
+        k1=4,
+        search="coarse",
+        iterations=4,
+        validate_every=2,
+        hidden=8,
+        batch_size=4,
+        pretrain_iterations=2,
+        seeds=(0,),
+        run_figures=False,
+        tensorboard=False,
+    ),
 }
 
 #: run-manifest entries a reused run must agree on (path in manifest["config"], the Scale field or None)
-_RUN_KEYS = {("train", "glimpses"): "glimpses", ("train", "lr"): "lr", ("train", "batch_size"): "batch_size",
-             ("train", "validate_every"): "validate_every", ("network", "network", "hidden"): "hidden"}
+_RUN_KEYS = {
+    ("train", "glimpses"): "glimpses",
+    ("train", "lr"): "lr",
+    ("train", "batch_size"): "batch_size",
+    ("train", "validate_every"): "validate_every",
+    ("network", "network", "hidden"): "hidden",
+}
 
 
 def parse_args(argv=None):
@@ -110,19 +140,30 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=list(METHOD_ORDER))
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the scale's, 0 1 2)")
     p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
-    p.add_argument("--scale", default="cpu", choices=list(SCALES), help="cpu: what runs here (default); paper: the "
-                   "paper's settings, for a GPU; quick: a smoke run")
+    p.add_argument(
+        "--scale",
+        default="cpu",
+        choices=list(SCALES),
+        help="cpu: what runs here (default); paper: the paper's settings, for a GPU; quick: a smoke run",
+    )
     p.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
     for name in ("avp", "prior", "sequences"):
-        p.add_argument(f"--{name}", nargs="+", type=Path, default=[], metavar="DIR",
-                       help=f"reuse these {name} directories (each is used for the dataset its manifest names)")
+        p.add_argument(
+            f"--{name}",
+            nargs="+",
+            type=Path,
+            default=[],
+            metavar="DIR",
+            help=f"reuse these {name} directories (each is used for the dataset its manifest names)",
+        )
     p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages, and of the data")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
-    args.settings = replace(scale, seeds=tuple(args.seeds) if args.seeds else scale.seeds,
-                            iterations=args.iterations or scale.iterations)
+    args.settings = replace(
+        scale, seeds=tuple(args.seeds) if args.seeds else scale.seeds, iterations=args.iterations or scale.iterations
+    )
     if args.settings.iterations < 1:
         p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
     args.given = {name: _assign(name, getattr(args, name), args.datasets) for name in ("avp", "prior", "sequences")}
@@ -160,25 +201,64 @@ def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, see
     if dataset not in given["sequences"]:
         if dataset not in given["avp"]:
             stages += [
-                Stage("train AVP", avp / "summary.json",
-                      partial(pipeline.train_avp, avp, dataset, epochs=s.avp_epochs, max_glimpses=s.glimpses,
-                              patience=s.avp_patience, width=s.avp_width, train_size=s.avp_train_size,
-                              exclude_design=s.num_sequences,
-                              **common)),  # not trained on the images generate designs for (no oracle)
-                Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, **common))]
+                Stage(
+                    "train AVP",
+                    avp / "summary.json",
+                    partial(
+                        pipeline.train_avp,
+                        avp,
+                        dataset,
+                        epochs=s.avp_epochs,
+                        max_glimpses=s.glimpses,
+                        patience=s.avp_patience,
+                        width=s.avp_width,
+                        train_size=s.avp_train_size,
+                        exclude_design=s.num_sequences,
+                        **common,
+                    ),
+                ),  # not trained on the images generate designs for (no oracle)
+                Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, **common)),
+            ]
         if dataset not in given["prior"]:
-            stages.append(Stage("build prior", prior / "summary.json",
-                                partial(pipeline.build_prior, prior, dataset, kind="generative", **common)))
-        stages.append(Stage(f"generate {s.num_sequences} sequences",
-                            lambda: (store / "summary.json").exists() and _records(store) >= s.num_sequences,
-                            partial(pipeline.design_sequences, store, avp, prior, dataset=dataset,
-                                    num_images=s.num_sequences, glimpses=s.glimpses, num_samples=s.num_samples,
-                                    k1=s.k1, search=s.search, first_num_samples=s.first_num_samples, **common)))
+            stages.append(
+                Stage(
+                    "build prior",
+                    prior / "summary.json",
+                    partial(pipeline.build_prior, prior, dataset, kind="generative", **common),
+                )
+            )
+        stages.append(
+            Stage(
+                f"generate {s.num_sequences} sequences",
+                lambda: (store / "summary.json").exists() and _records(store) >= s.num_sequences,
+                partial(
+                    pipeline.design_sequences,
+                    store,
+                    avp,
+                    prior,
+                    dataset=dataset,
+                    num_images=s.num_sequences,
+                    glimpses=s.glimpses,
+                    num_samples=s.num_samples,
+                    k1=s.k1,
+                    search=s.search,
+                    first_num_samples=s.first_num_samples,
+                    **common,
+                ),
+            )
+        )
     elif _records(store) < s.num_sequences:
-        raise ValueError(f"--sequences {store} holds {_records(store)} sequences, fewer than the {s.num_sequences} "
-                         f"this scale supervises; finish it with `ppl-attention generate --out {store} ...`")
-    stages.append(Stage("EPE figure", out / "figures" / "epe.png",
-                        partial(pipeline.plot, "epe", store, out / "figures" / "epe.png", index=0)))
+        raise ValueError(
+            f"--sequences {store} holds {_records(store)} sequences, fewer than the {s.num_sequences} "
+            f"this scale supervises; finish it with `ppl-attention generate --out {store} ...`"
+        )
+    stages.append(
+        Stage(
+            "EPE figure",
+            out / "figures" / "epe.png",
+            partial(pipeline.plot, "epe", store, out / "figures" / "epe.png", index=0),
+        )
+    )
     return stages, store
 
 
@@ -192,33 +272,59 @@ def check_reused_runs(out: Path, methods, s: Scale, data_seed: int) -> None:
             if not manifest.is_file():
                 continue
             cfg = json.loads(manifest.read_text())["config"]
-            expected = {**{keys: getattr(s, field) for keys, field in _RUN_KEYS.items()},
-                        ("run", "supervision"): kind, ("run", "pretrain"): pretrain, ("data_seed",): data_seed}
+            expected = {
+                **{keys: getattr(s, field) for keys, field in _RUN_KEYS.items()},
+                ("run", "supervision"): kind,
+                ("run", "pretrain"): pretrain,
+                ("data_seed",): data_seed,
+            }
             for keys, want in expected.items():
                 have = cfg
                 for k in keys:
                     have = have.get(k) if isinstance(have, dict) else None
                 if have != want:
-                    raise ValueError(f"{manifest.parent} was trained with {'.'.join(keys)}={have!r}, this "
-                                     f"reproduction needs {want!r}; move it away or use another --out")
+                    raise ValueError(
+                        f"{manifest.parent} was trained with {'.'.join(keys)}={have!r}, this "
+                        f"reproduction needs {want!r}; move it away or use another --out"
+                    )
 
 
-def train_options(dataset: str, out: Path, store: Path, methods, s: Scale, data_seed: int, threads: int,
-                  device: str) -> dict:
+def train_options(
+    dataset: str, out: Path, store: Path, methods, s: Scale, data_seed: int, threads: int, device: str
+) -> dict:
     """compare_supervision's settings (:func:`compare_supervision.settings`) for one dataset."""
-    return {"out": out, "dataset": dataset, "sequences": store, "methods": methods, "seeds": s.seeds,
-            "data_seed": data_seed, "iterations": s.iterations, "validate_every": s.validate_every,
-            "num_supervised": s.num_sequences, "glimpses": s.glimpses, "hidden": s.hidden, "lr": s.lr,
-            "batch_size": s.batch_size, "pretrain_iterations": s.pretrain_iterations, "threads": threads,
-            "device": device, "run_figures": s.run_figures, "tensorboard": s.tensorboard,
-            "progress": s.tensorboard}
+    return {
+        "out": out,
+        "dataset": dataset,
+        "sequences": store,
+        "methods": methods,
+        "seeds": s.seeds,
+        "data_seed": data_seed,
+        "iterations": s.iterations,
+        "validate_every": s.validate_every,
+        "num_supervised": s.num_sequences,
+        "glimpses": s.glimpses,
+        "hidden": s.hidden,
+        "lr": s.lr,
+        "batch_size": s.batch_size,
+        "pretrain_iterations": s.pretrain_iterations,
+        "threads": threads,
+        "device": device,
+        "run_figures": s.run_figures,
+        "tensorboard": s.tensorboard,
+        "progress": s.tensorboard,
+    }
 
 
 def read_results(path: Path) -> dict[str, dict]:
     """compare_supervision's results.csv as {method: row} (numbers as floats, missing ones as None)."""
     with open(path) as f:
-        return {r["method"]: {k: (v if k == "method" else (float(v) if v not in ("", "None") else None))
-                              for k, v in r.items()} for r in csv.DictReader(f)}
+        return {
+            r["method"]: {
+                k: (v if k == "method" else (float(v) if v not in ("", "None") else None)) for k, v in r.items()
+            }
+            for r in csv.DictReader(f)
+        }
 
 
 def _cell(row: dict | None, metric: str, scale: float = 1.0, digits: int = 0) -> str:
@@ -231,8 +337,9 @@ def table1(out: Path) -> tuple[str, list[dict]]:
     """Markdown and CSV rows of every dataset's results found under ``out``, side by side."""
     found = {d: read_results(out / d / "results.csv") for d in DATASETS if (out / d / "results.csv").is_file()}
     methods = [m for m in METHOD_ORDER if any(m in rows for rows in found.values())]
-    head = "| method |" + "".join(f" {d}: iterations (val. CE within 0.01) | (val. acc. within 1 %) | test acc. (%) "
-                                  f"| seeds |" for d in found)
+    head = "| method |" + "".join(
+        f" {d}: iterations (val. CE within 0.01) | (val. acc. within 1 %) | test acc. (%) | seeds |" for d in found
+    )
     lines = [head, "|---|" + "---|---|---|---|" * len(found)]
     rows = []
     for m in methods:
@@ -240,8 +347,12 @@ def table1(out: Path) -> tuple[str, list[dict]]:
         row = {"method": m, "label": cs.LABELS[m]}
         for d, results in found.items():
             r = results.get(m)
-            cells += [_cell(r, "iterations_to_convergence_loss"), _cell(r, "iterations_to_convergence_accuracy"),
-                      _cell(r, "test_greedy_acc", 100.0, 1), "—" if r is None else f"{r['seeds']:.0f}"]
+            cells += [
+                _cell(r, "iterations_to_convergence_loss"),
+                _cell(r, "iterations_to_convergence_accuracy"),
+                _cell(r, "test_greedy_acc", 100.0, 1),
+                "—" if r is None else f"{r['seeds']:.0f}",
+            ]
             for key in ("iterations_to_convergence_loss", "iterations_to_convergence_accuracy", "test_greedy_acc"):
                 for stat in ("mean", "std"):
                     row[f"{d}:{key}_{stat}"] = None if r is None else r.get(f"{key}_{stat}")
@@ -277,14 +388,20 @@ def main(argv=None) -> dict:
         timings[dataset] = run_stages(stages)
         store_cfg = SequenceStore.open(store).config
         data_seed = int(store_cfg.get("seed", args.seed))
-        stores[dataset] = {"sequences": str(store), "T": store_cfg.get("T"), "data_seed": data_seed,
-                           "avp": str(args.given["avp"].get(dataset, out / "avp")),
-                           "prior": str(args.given["prior"].get(dataset, out / "prior"))}
+        stores[dataset] = {
+            "sequences": str(store),
+            "T": store_cfg.get("T"),
+            "data_seed": data_seed,
+            "avp": str(args.given["avp"].get(dataset, out / "avp")),
+            "prior": str(args.given["prior"].get(dataset, out / "prior")),
+        }
         check_reused_runs(out, args.methods, s, data_seed)
         print(f"[train] {len(args.methods)} methods x {len(s.seeds)} seeds into {out}", flush=True)
         start = time.perf_counter()
-        cs.compare(cs.settings(**train_options(dataset, out, store, args.methods, s, data_seed, args.threads,
-                                               args.device)), command=command)
+        cs.compare(
+            cs.settings(**train_options(dataset, out, store, args.methods, s, data_seed, args.threads, args.device)),
+            command=command,
+        )
         timings[dataset]["training"] = round(time.perf_counter() - start, 1)
     previous = json.loads((args.out / "table1.json").read_text()) if (args.out / "table1.json").is_file() else {}
     for dataset in args.datasets:
@@ -298,10 +415,16 @@ def main(argv=None) -> dict:
     writer.writerows(rows)
     atomic_write_text(args.out / "table1.csv", buf.getvalue())
     atomic_write_text(args.out / "table1.md", markdown)
-    summary = {"command": command, "scale": args.scale, "settings": asdict(s),
-               "datasets": {**earlier, **stores}, "methods": args.methods,
-               "seconds": _merge_seconds(previous.get("seconds", {}), timings), "machine": machine_info(),
-               "table": rows}
+    summary = {
+        "command": command,
+        "scale": args.scale,
+        "settings": asdict(s),
+        "datasets": {**earlier, **stores},
+        "methods": args.methods,
+        "seconds": _merge_seconds(previous.get("seconds", {}), timings),
+        "machine": machine_info(),
+        "table": rows,
+    }
     atomic_write_json(args.out / "table1.json", summary)
     print()
     print(markdown)

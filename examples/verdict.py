@@ -28,6 +28,7 @@ and the table (``OUT/GRID/verdict.md`` and ``verdict.json``, see examples/_verdi
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict --report-only   # the table so far
     python examples/verdict.py --grid mnist-81 --scale tiny --out runs/verdict-tiny             # a smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ class Grid:
     location_embedding: str  # where-embedding of the hard-attention network
 
 
-GRIDS = {"fine-60-patch": Grid("cluttered-mnist", {"stride": 1, "scales": 1}, "pyramid", "mlp"),
-         "mnist-81": Grid("cluttered-mnist", {}, "exhaustive", "table")}
+GRIDS = {
+    "fine-60-patch": Grid("cluttered-mnist", {"stride": 1, "scales": 1}, "pyramid", "mlp"),
+    "mnist-81": Grid("cluttered-mnist", {}, "exhaustive", "table"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,14 @@ class Arm:
     imitate: bool = True
 
 
-ARMS = {"ram": Arm("RAM"),
-        "ps-nogs": Arm("PS-NOGS, dense head", sequences="design"),
-        "ps-ram": Arm("PS-RAM", sequences="policy"),
-        "ram-canvases": Arm("RAM on the frozen canvases", sequences="design", imitate=False),
-        "ps-nogs-gaussian": Arm("PS-NOGS, gaussian head", "gaussian", "design"),
-        "ps-nogs-factorised": Arm("PS-NOGS, factorised head", "factorised", "design")}
+ARMS = {
+    "ram": Arm("RAM"),
+    "ps-nogs": Arm("PS-NOGS, dense head", sequences="design"),
+    "ps-ram": Arm("PS-RAM", sequences="policy"),
+    "ram-canvases": Arm("RAM on the frozen canvases", sequences="design", imitate=False),
+    "ps-nogs-gaussian": Arm("PS-NOGS, gaussian head", "gaussian", "design"),
+    "ps-nogs-factorised": Arm("PS-NOGS, factorised head", "factorised", "design"),
+}
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,22 @@ class Scale:
     seeds: tuple[int, ...] = (0, 1, 2)
 
 
-SCALES = {"paper": Scale(),
-          "tiny": Scale(avp={"epochs": 1, "width": 2, "train_size": 64, "max_glimpses": 2, "calibrate": False},
-                        design_images=3, design_samples=2, first_num_samples=1, iterations=4, validate_every=2,
-                        # 2.2 % of 24 rounds to one supervised example per batch
-                        batch_size=24, mc_samples=2, network={"hidden": 16, "glimpse_dim": 8}, seeds=(0, 1))}
+SCALES = {
+    "paper": Scale(),
+    "tiny": Scale(
+        avp={"epochs": 1, "width": 2, "train_size": 64, "max_glimpses": 2, "calibrate": False},
+        design_images=3,
+        design_samples=2,
+        first_num_samples=1,
+        iterations=4,
+        validate_every=2,
+        # 2.2 % of 24 rounds to one supervised example per batch
+        batch_size=24,
+        mc_samples=2,
+        network={"hidden": 16, "glimpse_dim": 8},
+        seeds=(0, 1),
+    ),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,12 +128,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    p.add_argument("--report-only", action="store_true",
-                   help="run nothing: the table of the runs finished so far")
+    p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
     args = p.parse_args(argv)
     scale = SCALES[args.scale]
-    args.settings = replace(scale, iterations=args.iterations or scale.iterations,
-                            seeds=tuple(args.seeds) if args.seeds else scale.seeds)
+    args.settings = replace(
+        scale, iterations=args.iterations or scale.iterations, seeds=tuple(args.seeds) if args.seeds else scale.seeds
+    )
     if args.settings.iterations < 1:
         p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
     return args
@@ -129,14 +145,36 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict) -> list[Stage]:
     avp, prior, store = out / "avp", out / "prior", out / "sequences"
     complete = partial(_store_holds, store, s.design_images)
     return [
-        Stage("train AVP (designed canvases held out)", avp / "summary.json",
-              partial(pipeline.train_avp, avp, pipeline.Dataset(g.dataset, options=g.options),
-                      exclude_design=s.design_images, **s.avp, **common)),
+        Stage(
+            "train AVP (designed canvases held out)",
+            avp / "summary.json",
+            partial(
+                pipeline.train_avp,
+                avp,
+                pipeline.Dataset(g.dataset, options=g.options),
+                exclude_design=s.design_images,
+                **s.avp,
+                **common,
+            ),
+        ),
         Stage("build prior", prior / "summary.json", partial(pipeline.build_prior, prior, avp=avp, **common)),
-        Stage(f"design {s.design_images} sequences (T = {GLIMPSES}, {g.search} search)", complete,
-              partial(pipeline.design_sequences, store, avp, prior, split="train", num_images=s.design_images,
-                      glimpses=GLIMPSES, search=g.search, num_samples=s.design_samples,
-                      first_num_samples=s.first_num_samples, **common)),
+        Stage(
+            f"design {s.design_images} sequences (T = {GLIMPSES}, {g.search} search)",
+            complete,
+            partial(
+                pipeline.design_sequences,
+                store,
+                avp,
+                prior,
+                split="train",
+                num_images=s.design_images,
+                glimpses=GLIMPSES,
+                search=g.search,
+                num_samples=s.design_samples,
+                first_num_samples=s.first_num_samples,
+                **common,
+            ),
+        ),
     ]
 
 
@@ -158,12 +196,24 @@ def arm_options(grid: str, arm: str, s: Scale, out: Path, seed: int, data_seed: 
     """``pipeline.train_attention``'s keyword arguments for one arm and seed (the store and the paper's loss for the
     supervised arms, the design's data for RAM)."""
     a, g = ARMS[arm], GRIDS[grid]
-    options = {"iterations": s.iterations, "validate_every": s.validate_every, "batch_size": s.batch_size,
-               "glimpses": GLIMPSES, "mc_samples": s.mc_samples, "policy": a.policy,
-               "location_embedding": g.location_embedding, "tensorboard": False, **s.network}
+    options = {
+        "iterations": s.iterations,
+        "validate_every": s.validate_every,
+        "batch_size": s.batch_size,
+        "glimpses": GLIMPSES,
+        "mc_samples": s.mc_samples,
+        "policy": a.policy,
+        "location_embedding": g.location_embedding,
+        "tensorboard": False,
+        **s.network,
+    }
     if a.sequences is None:
-        return {**options, "dataset": pipeline.Dataset(g.dataset, options=g.options), "data_seed": data_seed,
-                "supervision": "none"}
+        return {
+            **options,
+            "dataset": pipeline.Dataset(g.dataset, options=g.options),
+            "data_seed": data_seed,
+            "supervision": "none",
+        }
     store = out / "sequences" if a.sequences == "design" else policy_store(out, seed)
     return {**options, "sequences": store, "imitate": a.imitate, **PAPER_LOSS}
 
@@ -181,27 +231,38 @@ def _from_run(store: Path, run: Path) -> bool:
     from ppl_attention.artifacts import file_checksum
 
     if table.read_json(store / "manifest.json")["config"].get("network") != file_checksum(run / "best.safetensors"):
-        raise ValueError(f"`store` {store} holds the sequences of an earlier {run.name}; delete it and the "
-                         f"{run.name.replace('ram-', 'ps-ram-')} run to supervise PS-RAM by the finished RAM")
+        raise ValueError(
+            f"`store` {store} holds the sequences of an earlier {run.name}; delete it and the "
+            f"{run.name.replace('ram-', 'ps-ram-')} run to supervise PS-RAM by the finished RAM"
+        )
     return True
 
 
-def training_stages(grid: str, s: Scale, out: Path, common: dict, threads: int, progress: bool,
-                    data_seed: int) -> list[Stage]:
+def training_stages(
+    grid: str, s: Scale, out: Path, common: dict, threads: int, progress: bool, data_seed: int
+) -> list[Stage]:
     """Per seed: RAM, its greedy sequences (PS-RAM's store), then every other arm."""
     stages = []
     for k in s.seeds:
         run = {"seed": k, "threads": threads, "no_progress": not progress, **common}
         for arm in ARMS:
             d = run_dir(out, arm, k)
-            stages.append(Stage(f"train {arm} (seed {k})", partial(_finished, d, s.iterations),
-                                partial(pipeline.train_attention, d, **run,
-                                        **arm_options(grid, arm, s, out, k, data_seed))))
+            stages.append(
+                Stage(
+                    f"train {arm} (seed {k})",
+                    partial(_finished, d, s.iterations),
+                    partial(pipeline.train_attention, d, **run, **arm_options(grid, arm, s, out, k, data_seed)),
+                )
+            )
             if arm == "ram":
                 store = policy_store(out, k)
-                stages.append(Stage(f"PS-RAM sequences of ram-s{k}", partial(_from_run, store, d),
-                                    partial(pipeline.policy_sequences, store, d, indices_of=out / "sequences",
-                                            **common)))
+                stages.append(
+                    Stage(
+                        f"PS-RAM sequences of ram-s{k}",
+                        partial(_from_run, store, d),
+                        partial(pipeline.policy_sequences, store, d, indices_of=out / "sequences", **common),
+                    )
+                )
     return stages
 
 
@@ -223,8 +284,16 @@ def main(argv=None) -> dict:
     elif not any((run_dir(out, "ram", k) / "summary.json").is_file() for k in s.seeds):
         raise SystemExit(f"--report-only: no finished RAM run under {out} yet")
     record = table.verdict(out, {arm: a.label for arm, a in ARMS.items()}, s.seeds)
-    record.update(command=command, grid=args.grid, scale=args.scale, glimpses=GLIMPSES, paper_loss=PAPER_LOSS,
-                  settings=asdict(s), grid_settings=asdict(GRIDS[args.grid]), seconds=timings)
+    record.update(
+        command=command,
+        grid=args.grid,
+        scale=args.scale,
+        glimpses=GLIMPSES,
+        paper_loss=PAPER_LOSS,
+        settings=asdict(s),
+        grid_settings=asdict(GRIDS[args.grid]),
+        seconds=timings,
+    )
     table.write(out, record)
     return record
 

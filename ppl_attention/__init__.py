@@ -3,6 +3,7 @@ networks trained with them as partial supervision (PS-NOGS).
 
 The names below are imported on first use, so that ``ppl-attention --help`` starts without torch.
 """
+
 import importlib as _importlib
 import logging as _logging
 
@@ -12,13 +13,37 @@ _logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
 
 __version__ = "0.1.0"
 
-_WHERE = {"Sensor": "sensor", "load_dataset": "data",
-          "read_paper_sequences": "sequences", "write_paper_sequences": "sequences",
-          **{name: "pipeline" for name in ("train_avp", "build_prior", "design_sequences", "train_attention",
-                                            "evaluate", "train_epe_net", "evaluate_epe_net", "evaluate_design",
-                                            "calibrate_noise", "policy_sequences", "train_baselines", "plot",
-                                            "plot_attention", "tensor_dataset", "Dataset", "AVPHandle",
-                                            "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle")}}
+_WHERE = {
+    "Sensor": "sensor",
+    "load_dataset": "data",
+    "read_paper_sequences": "sequences",
+    "write_paper_sequences": "sequences",
+    **{
+        name: "pipeline"
+        for name in (
+            "train_avp",
+            "build_prior",
+            "design_sequences",
+            "train_attention",
+            "evaluate",
+            "train_epe_net",
+            "evaluate_epe_net",
+            "evaluate_design",
+            "calibrate_noise",
+            "policy_sequences",
+            "train_baselines",
+            "plot",
+            "plot_attention",
+            "tensor_dataset",
+            "Dataset",
+            "AVPHandle",
+            "PriorHandle",
+            "SequencesHandle",
+            "RunHandle",
+            "EPENetHandle",
+        )
+    },
+}
 
 __all__ = list(_WHERE)
 

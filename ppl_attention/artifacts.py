@@ -20,6 +20,7 @@ after`` kills right after the rename instead); ``benchmarks/crash_resume.py`` an
 kill between the writes of an artefact (``PPL_ATTENTION_COUNT_WRITES=FILE`` appends a run's number of writes to
 FILE at exit, to choose N).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,11 +43,31 @@ import torch
 if TYPE_CHECKING:
     from typing import Collection, Iterable
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_dir", "clean_temporaries",
-           "clean_beside", "temporary_name", "read_json", "json_bytes", "file_checksum", "dir_checksum",
-           "package_versions",
-           "write_manifest", "read_manifest", "check_manifest", "save_weights", "load_weights", "save_checkpoint",
-           "load_checkpoint", "ArtifactError", "config_differences", "check_compatible", "load_state"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_dir",
+    "clean_temporaries",
+    "clean_beside",
+    "temporary_name",
+    "read_json",
+    "json_bytes",
+    "file_checksum",
+    "dir_checksum",
+    "package_versions",
+    "write_manifest",
+    "read_manifest",
+    "check_manifest",
+    "save_weights",
+    "load_weights",
+    "save_checkpoint",
+    "load_checkpoint",
+    "ArtifactError",
+    "config_differences",
+    "check_compatible",
+    "load_state",
+]
 
 MANIFEST = "manifest.json"
 _UMASK = os.umask(0)
@@ -57,8 +78,9 @@ class ArtifactError(ValueError):
     """An artefact is missing, malformed, or was built for something else."""
 
 
-def config_differences(stored: dict, requested: dict, keys: Iterable[str] | None = None,
-                       ignore: Collection[str] = ()) -> list[str]:
+def config_differences(
+    stored: dict, requested: dict, keys: Iterable[str] | None = None, ignore: Collection[str] = ()
+) -> list[str]:
     """``"key: stored X, now Y"`` for every setting where a stored artefact's config and the requested one
     differ (over ``keys``, default both configs' keys, less ``ignore``); nested dicts are compared key by key
     (``"train.lr: ..."``)."""
@@ -69,22 +91,29 @@ def config_differences(stored: dict, requested: dict, keys: Iterable[str] | None
             continue
         a, b = stored.get(key), requested.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += [f"{key}.{d}" for d in config_differences(a, b, ignore=[i[len(key) + 1:] for i in ignore
-                                                                           if i.startswith(key + ".")])]
+            out += [
+                f"{key}.{d}"
+                for d in config_differences(a, b, ignore=[i[len(key) + 1 :] for i in ignore if i.startswith(key + ".")])
+            ]
         elif a != b:
             out.append(f"{key}: stored {a!r}, now {b!r}")
     return out
 
 
-def check_compatible(what: str, stored: dict, requested: dict, keys: Iterable[str] | None = None,
-                     ignore: Collection[str] = (), remedy: str = "") -> None:
+def check_compatible(
+    what: str,
+    stored: dict,
+    requested: dict,
+    keys: Iterable[str] | None = None,
+    ignore: Collection[str] = (),
+    remedy: str = "",
+) -> None:
     """Refuse to reuse or resume an artefact when its stored config differs from the requested one, naming every
     difference: ``"{what} made with other settings (...)"``, ``what`` the subject (``"checkpoint X was"``,
     ``"out X holds a run"``); the one compatibility check of every artefact kind."""
     diff = config_differences(stored, requested, keys, ignore)
     if diff:
-        raise ArtifactError(f"{what} made with other settings ({'; '.join(diff)})" + (f"; {remedy}" if remedy
-                                                                                      else ""))
+        raise ArtifactError(f"{what} made with other settings ({'; '.join(diff)})" + (f"; {remedy}" if remedy else ""))
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
@@ -261,8 +290,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise ArtifactError(f"{path} is not a JSON file (expected UTF-8 text, found byte {e.object[e.start]:#04x} "
-                            f"at offset {e.start})") from None
+        raise ArtifactError(
+            f"{path} is not a JSON file (expected UTF-8 text, found byte {e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     except (json.JSONDecodeError, RecursionError) as e:
         raise ArtifactError(f"{path} is not valid JSON: {e}") from None
 
@@ -298,14 +328,20 @@ def package_versions() -> dict:
     return out
 
 
-def write_manifest(directory: str | os.PathLike, kind: str, config: Mapping[str, Any],
-                   inputs: Mapping[str, Any] | None = None, **extra) -> Path:
+def write_manifest(
+    directory: str | os.PathLike, kind: str, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None, **extra
+) -> Path:
     """Write ``directory/manifest.json``: what the artefact is, its config, package versions, input checksums and
     the machine it was made on (so results pages can say where a number was measured)."""
     from .runtime import machine_info
 
-    manifest = {"kind": kind, "config": dict(config), "versions": package_versions(), "inputs": dict(inputs or {}),
-                "machine": machine_info()}
+    manifest = {
+        "kind": kind,
+        "config": dict(config),
+        "versions": package_versions(),
+        "inputs": dict(inputs or {}),
+        "machine": machine_info(),
+    }
     manifest.update(extra)
     return atomic_write_json(Path(directory) / MANIFEST, manifest)
 
@@ -330,8 +366,9 @@ def check_manifest(directory: str | os.PathLike, kind: str, expected: Mapping[st
     return manifest
 
 
-def save_weights(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor] | torch.nn.Module,
-                 config: Mapping[str, Any]) -> Path:
+def save_weights(
+    path: str | os.PathLike, tensors: Mapping[str, torch.Tensor] | torch.nn.Module, config: Mapping[str, Any]
+) -> Path:
     """Save ``path`` (``.safetensors``) and ``path`` with ``.json`` (the config needed to rebuild the module)."""
     from safetensors.torch import save as st_save
 
@@ -394,13 +431,17 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]
 def optimizer_to_checkpoint(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     """An optimizer's state as checkpoint tensors (``optim.<param id>.<key>``) and its ``param_groups`` (meta)."""
     state = opt.state_dict()
-    tensors = {f"optim.{pid}.{key}": torch.as_tensor(value)
-               for pid, pstate in state["state"].items() for key, value in pstate.items()}
+    tensors = {
+        f"optim.{pid}.{key}": torch.as_tensor(value)
+        for pid, pstate in state["state"].items()
+        for key, value in pstate.items()
+    }
     return tensors, {"param_groups": state["param_groups"]}
 
 
-def optimizer_from_checkpoint(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
-                              meta: Mapping[str, Any]) -> None:
+def optimizer_from_checkpoint(
+    opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+) -> None:
     """Load into ``opt`` the state that :func:`optimizer_to_checkpoint` put in a checkpoint's tensors and meta."""
     state: dict = {}
     for k, v in tensors.items():
@@ -429,8 +470,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
         except json.JSONDecodeError as e:
             raise ArtifactError(f"checkpoint {path}: its metadata is not valid JSON: {e}") from None
     elif path.with_suffix(".json").is_file():
-        raise ArtifactError(f"checkpoint {path} keeps its metadata in {path.with_suffix('.json').name} (an older "
-                            f"format); run `ppl-attention migrate {path.parent}`")
+        raise ArtifactError(
+            f"checkpoint {path} keeps its metadata in {path.with_suffix('.json').name} (an older "
+            f"format); run `ppl-attention migrate {path.parent}`"
+        )
     else:
         raise ArtifactError(f"checkpoint {path} holds no {CHECKPOINT_META!r} metadata (not a checkpoint)")
     if not isinstance(meta, dict):

@@ -6,6 +6,7 @@ command module (nor torch); a subcommand builds the full parser.  Each module in
 ``parents=[common]``, so the shared options ``--device``, ``--seed``, ``--config``, ``--verbose``,
 ``--no-progress`` and ``--threads`` work after any subcommand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,16 +52,30 @@ EPILOG = """the pipeline (each stage reads the dataset from the artefacts before
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("shared options")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where to run: auto picks CUDA when available (default: auto)")
+    g.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run: auto picks CUDA when available (default: auto)",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed of the run (default: 0)")
-    g.add_argument("--config", default=None, metavar="FILE.yaml", help="load settings from a YAML file, or a "
-                   "named preset (e.g. cluttered-mnist-fine; `ppl-attention datasets` lists them); flags given on the "
-                   "command line override it")
+    g.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.yaml",
+        help="load settings from a YAML file, or a "
+        "named preset (e.g. cluttered-mnist-fine; `ppl-attention datasets` lists them); flags given on the "
+        "command line override it",
+    )
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; 1 is "
-                   "often fastest for the small networks on a busy machine)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice; 1 is "
+        "often fastest for the small networks on a busy machine)",
+    )
     return common
 
 
@@ -76,9 +91,12 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="ppl-attention", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="ppl-attention",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Near-optimal glimpse sequences by Bayesian optimal experimental design, and hard-attention\n"
-                    "networks trained with them as partial supervision (PS-NOGS).")
+        "networks trained with them as partial supervision (PS-NOGS).",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     if light:
@@ -110,10 +128,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 def error_message(e: BaseException) -> str:
     """One line for an expected failure: an OSError names its file(s), what happened and what was expected."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
-        what = {PermissionError: "expected a path this user may read (or write)",
-                NotADirectoryError: "expected a directory (or a new path), found a file on the way",
-                IsADirectoryError: "expected a file, found a directory",
-                FileExistsError: "expected a new path or an empty directory"}.get(type(e), "")
+        what = {
+            PermissionError: "expected a path this user may read (or write)",
+            NotADirectoryError: "expected a directory (or a new path), found a file on the way",
+            IsADirectoryError: "expected a file, found a directory",
+            FileExistsError: "expected a new path or an empty directory",
+        }.get(type(e), "")
         target = f" -> {e.filename2}" if getattr(e, "filename2", None) else ""
         return f"{e.filename}{target}: {e.strerror}" + (f" ({what})" if what else "")
     text = str(e).strip() or type(e).__name__
@@ -134,6 +154,7 @@ def _progress_bars(show: bool):
 
     def hidden(self, *args, **kwargs):
         init(self, *args, **{**kwargs, "disable": True})
+
     std.tqdm.__init__ = hidden
     try:
         yield
@@ -156,6 +177,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 1
     from .runtime import setup_logging
+
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     try:
@@ -167,6 +189,7 @@ def main(argv=None) -> int:
     except _expected_errors() as e:
         if verbose:
             import traceback
+
             traceback.print_exc(file=sys.stderr)
         from .commands._common import cli_message, flags_of
 

@@ -2,6 +2,7 @@
 
 Precedence: dataclass defaults < YAML file < flags given on the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,16 @@ import yaml
 if TYPE_CHECKING:
     import os
 
-__all__ = ["add_config_arguments", "build_config", "load_yaml", "config_to_dict", "config_from_dict", "presets",
-           "preset_summary", "GLIMPSES"]
+__all__ = [
+    "add_config_arguments",
+    "build_config",
+    "load_yaml",
+    "config_to_dict",
+    "config_from_dict",
+    "presets",
+    "preset_summary",
+    "GLIMPSES",
+]
 
 #: T, glimpses per image: the paper's sequence length, the one default of every command that takes it.
 GLIMPSES = 5
@@ -57,14 +66,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple
             continue
         tp, _ = _base_type(hints[f.name])
         help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
         help_text = f"{help_text} (default: {default})".strip()
         kwargs: dict[str, Any] = dict(dest=f.name, default=None, help=help_text)
         origin = typing.get_origin(tp)
         if tp is bool:  # --flag turns it on, --no-flag off (--flag BOOL is read too)
-            kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="BOOL",
-                          help=f"{help_text}; --no-{f.metadata.get('flag', f.name).replace('_', '-')} turns it off")
+            kwargs.update(
+                nargs="?",
+                const=True,
+                type=_parse_bool,
+                metavar="BOOL",
+                help=f"{help_text}; --no-{f.metadata.get('flag', f.name).replace('_', '-')} turns it off",
+            )
         elif origin in (list, tuple) or tp in (list, tuple):
             args = typing.get_args(tp)
             item = args[0] if args else str
@@ -81,8 +98,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple
         for old in f.metadata.get("old_flags", ()):  # earlier spellings, still read but not shown
             group.add_argument(old, **{**kwargs, "help": argparse.SUPPRESS})
         if tp is bool:
-            group.add_argument("--no-" + _flag(f.metadata.get("flag", f.name))[2:], dest=f.name,
-                               action="store_const", const=False, help=argparse.SUPPRESS)
+            group.add_argument(
+                "--no-" + _flag(f.metadata.get("flag", f.name))[2:],
+                dest=f.name,
+                action="store_const",
+                const=False,
+                help=argparse.SUPPRESS,
+            )
 
 
 #: Where the named presets live: ``presets/NAME.yaml`` in the package (shipped as package data).
@@ -113,13 +135,16 @@ def load_yaml(path: str | os.PathLike) -> dict:
     try:
         data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError as e:
-        raise ValueError(f"`config` file {path} is not a YAML text file (expected UTF-8, found byte "
-                         f"{e.object[e.start]:#04x} at offset {e.start})") from None
+        raise ValueError(
+            f"`config` file {path} is not a YAML text file (expected UTF-8, found byte "
+            f"{e.object[e.start]:#04x} at offset {e.start})"
+        ) from None
     except yaml.YAMLError as e:
         raise ValueError(f"`config` file {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"`config` file {path} must hold a mapping of field names to values, "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"`config` file {path} must hold a mapping of field names to values, got {type(data).__name__}"
+        )
     return data
 
 
@@ -146,8 +171,9 @@ def config_from_dict(cls: type[T], data: dict, strict: bool = True) -> T:
 DATASET_KEYS = ("dataset", "root", "data_seed", "dataset_options", "dataset_from")
 
 
-def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | os.PathLike | None = None,
-                 **overrides) -> T:
+def build_config(
+    cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | os.PathLike | None = None, **overrides
+) -> T:
     """Defaults < YAML (``yaml_path`` or ``args.config``) < flags that were given < ``overrides``.
 
     The dataset keys of :data:`DATASET_KEYS` in the YAML file are left to the dataset config (unless ``cls`` has
@@ -156,8 +182,13 @@ def build_config(cls: type[T], args: argparse.Namespace | None = None, yaml_path
     path = yaml_path or (getattr(args, "config", None) if args is not None else None)
     if path:
         fields = {f.name for f in dataclasses.fields(cls)}
-        data.update({k: v for k, v in load_yaml(path).items()
-                     if k.replace("-", "_") in fields or k.replace("-", "_") not in DATASET_KEYS})
+        data.update(
+            {
+                k: v
+                for k, v in load_yaml(path).items()
+                if k.replace("-", "_") in fields or k.replace("-", "_") not in DATASET_KEYS
+            }
+        )
     names = {f.name for f in dataclasses.fields(cls)}
     if args is not None:
         for name in names:
@@ -179,4 +210,5 @@ def config_to_dict(cfg: Any) -> dict:
         if isinstance(v, dict):
             return {k: convert(x) for k, x in v.items()}
         return v
+
     return {k: convert(v) for k, v in dataclasses.asdict(cfg).items()}

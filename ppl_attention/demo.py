@@ -4,6 +4,7 @@ Each stage is a :mod:`ppl_attention.pipeline` function writing into a sub-folder
 finished artefact is already there, so a second run only redoes what is missing (and an interrupted run resumes:
 every stage resumes on its own).  :meth:`DemoConfig.quick` is the same pipeline scaled down to about a minute.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,17 @@ __all__ = ["DemoConfig", "run_demo", "STAGES"]
 
 log = logging.getLogger(__name__)
 
-STAGES = ("dataset figure", "train AVP", "evaluate AVP", "build prior", "generate sequences", "EPE figure",
-          "train RAM", "train PS-NOGS", "results table")
+STAGES = (
+    "dataset figure",
+    "train AVP",
+    "evaluate AVP",
+    "build prior",
+    "generate sequences",
+    "EPE figure",
+    "train RAM",
+    "train PS-NOGS",
+    "results table",
+)
 
 
 @dataclass
@@ -30,33 +40,53 @@ class DemoConfig:
     out: Path = field(default=Path("runs/demo"), metadata={"help": "where every artefact goes"})
     dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset (bundled digits need no --root)"})
     avp_epochs: int = field(default=12, metadata={"help": "AVP training epochs"})
-    avp_train_size: Optional[int] = field(default=None, metadata={"help": "AVP training canvases per epoch "
-                                                                          "(default: the dataset's)"})
+    avp_train_size: Optional[int] = field(
+        default=None, metadata={"help": "AVP training canvases per epoch (default: the dataset's)"}
+    )
     avp_calibrate: bool = field(default=True, metadata={"help": "fit the AVP's temperature on validation data"})
-    evaluation_draws: int = field(default=20, metadata={"help": "random glimpse sets per test image and t in the "
-                                                                 "AVP's evaluation"})
-    prior_size: int = field(default=100_000, metadata={"help": "canvases in the image database (a dataset whose "
-                                                                "prior is the paper's database)"})
+    evaluation_draws: int = field(
+        default=20, metadata={"help": "random glimpse sets per test image and t in the AVP's evaluation"}
+    )
+    prior_size: int = field(
+        default=100_000,
+        metadata={"help": "canvases in the image database (a dataset whose prior is the paper's database)"},
+    )
     pca_components: int = field(default=256, metadata={"help": "PCA components of the database's index"})
     num_sequences: int = field(default=600, metadata={"help": "training images given near-optimal sequences"})
     glimpses: int = field(default=GLIMPSES, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
     num_samples: int = field(default=50, metadata={"help": "image completions per BOED step"})
-    search: str = field(default="halving", metadata={"help": "candidate search",
-                                                       "choices": ["exhaustive", "halving", "coarse"]})
+    search: str = field(
+        default="halving", metadata={"help": "candidate search", "choices": ["exhaustive", "halving", "coarse"]}
+    )
     iterations: int = field(default=3000, metadata={"help": "hard-attention training iterations per run"})
     validate_every: int = field(default=100, metadata={"help": "validation interval (iterations)"})
     seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "seeds of the RAM and PS-NOGS runs"})
-    threads: Optional[int] = field(default=None, metadata={"help": "CPU threads for torch (default: torch's "
-                                                                   "choice; 1 is fastest for these small networks "
-                                                                   "on a busy machine)"})
+    threads: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch (default: torch's "
+            "choice; 1 is fastest for these small networks "
+            "on a busy machine)"
+        },
+    )
 
     @classmethod
     def quick(cls, **changes) -> "DemoConfig":
         """The whole pipeline in about a minute on two CPU cores: a small uncalibrated AVP, 16 designed images,
         short training runs (figures that show each stage's output, not the paper's numbers)."""
-        small = dict(out=Path("runs/demo-quick"), avp_epochs=3, avp_train_size=2000, avp_calibrate=False,
-                     evaluation_draws=2, num_sequences=16, num_samples=20, glimpses=4, iterations=200,
-                     validate_every=50, threads=1)
+        small = dict(
+            out=Path("runs/demo-quick"),
+            avp_epochs=3,
+            avp_train_size=2000,
+            avp_calibrate=False,
+            evaluation_draws=2,
+            num_sequences=16,
+            num_samples=20,
+            glimpses=4,
+            iterations=200,
+            validate_every=50,
+            threads=1,
+        )
         return replace(cls(), **{**small, **changes})
 
 
@@ -87,8 +117,14 @@ def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: s
         store = SequencesHandle(sequences).load()
         first = min(store.indices())
         image = Dataset(cfg.dataset).load(store.config.get("split", "train"), seed=seed)[first]["image"]
-        plot_epe_steps(store.epe_maps(first), store.record(first)["locations"], store.grid, figures / "epe.png",
-                       image, title=f"{cfg.dataset} image {first}: EPE of every candidate")
+        plot_epe_steps(
+            store.epe_maps(first),
+            store.record(first)["locations"],
+            store.grid,
+            figures / "epe.png",
+            image,
+            title=f"{cfg.dataset} image {first}: EPE of every candidate",
+        )
     else:
         import csv
 
@@ -98,8 +134,9 @@ def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: s
         for method, dirs in runs.items():
             for d in dirs:
                 with open(d / "log.csv", encoding="utf-8") as f:
-                    groups.setdefault(method, []).append([{k: float(v) for k, v in r.items()}
-                                                          for r in csv.DictReader(f)])
+                    groups.setdefault(method, []).append(
+                        [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+                    )
         plot_validation_curves(groups, figures / "validation_curves.png", ylabel="validation accuracy")
 
 
@@ -116,8 +153,9 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
     _avp_stages(cfg, out, common, timings)
     _design_stages(cfg, out, common, timings)
     runs = _training_stages(cfg, out, seed, device, progress, timings)
-    _stage(9, STAGES[8], False, lambda: _figures(cfg, seed, out / "figures", out / "sequences", "curves", runs),
-           timings)
+    _stage(
+        9, STAGES[8], False, lambda: _figures(cfg, seed, out / "figures", out / "sequences", "curves", runs), timings
+    )
     return _report(out, runs, timings)
 
 
@@ -126,14 +164,36 @@ def _avp_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None
     from . import pipeline as pl
 
     avp, figures = out / "avp", out / "figures"
-    _stage(1, STAGES[0], (figures / "dataset.png").exists(),
-           lambda: _figures(cfg, common["seed"], figures, out / "sequences", "dataset"), timings)
-    _stage(2, STAGES[1], (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
-           lambda: pl.train_avp(avp, cfg.dataset, epochs=cfg.avp_epochs, glimpses=cfg.glimpses,
-                                train_size=cfg.avp_train_size, calibrate=cfg.avp_calibrate,
-                                exclude_design=cfg.num_sequences, **common), timings)
-    _stage(3, STAGES[2], (avp / "evaluation.json").exists(),
-           lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common), timings)
+    _stage(
+        1,
+        STAGES[0],
+        (figures / "dataset.png").exists(),
+        lambda: _figures(cfg, common["seed"], figures, out / "sequences", "dataset"),
+        timings,
+    )
+    _stage(
+        2,
+        STAGES[1],
+        (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
+        lambda: pl.train_avp(
+            avp,
+            cfg.dataset,
+            epochs=cfg.avp_epochs,
+            glimpses=cfg.glimpses,
+            train_size=cfg.avp_train_size,
+            calibrate=cfg.avp_calibrate,
+            exclude_design=cfg.num_sequences,
+            **common,
+        ),
+        timings,
+    )
+    _stage(
+        3,
+        STAGES[2],
+        (avp / "evaluation.json").exists(),
+        lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common),
+        timings,
+    )
 
 
 def _design_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None:
@@ -141,32 +201,68 @@ def _design_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> N
     from . import pipeline as pl
 
     avp, prior, sequences, figures = out / "avp", out / "prior", out / "sequences", out / "figures"
-    _stage(4, STAGES[3], (prior / "manifest.json").exists(),
-           lambda: pl.build_prior(prior, cfg.dataset, **_prior_sizes(cfg), **common), timings)
-    _stage(5, STAGES[4], (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
-           lambda: pl.design_sequences(sequences, avp, prior, num_images=cfg.num_sequences, search=cfg.search,
-                                       glimpses=cfg.glimpses, num_samples=cfg.num_samples, **common), timings)
-    _stage(6, STAGES[5], (figures / "epe.png").exists(),
-           lambda: _figures(cfg, common["seed"], figures, sequences, "epe"), timings)
+    _stage(
+        4,
+        STAGES[3],
+        (prior / "manifest.json").exists(),
+        lambda: pl.build_prior(prior, cfg.dataset, **_prior_sizes(cfg), **common),
+        timings,
+    )
+    _stage(
+        5,
+        STAGES[4],
+        (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
+        lambda: pl.design_sequences(
+            sequences,
+            avp,
+            prior,
+            num_images=cfg.num_sequences,
+            search=cfg.search,
+            glimpses=cfg.glimpses,
+            num_samples=cfg.num_samples,
+            **common,
+        ),
+        timings,
+    )
+    _stage(
+        6,
+        STAGES[5],
+        (figures / "epe.png").exists(),
+        lambda: _figures(cfg, common["seed"], figures, sequences, "epe"),
+        timings,
+    )
 
 
-def _training_stages(cfg: DemoConfig, out: Path, seed: int, device: str, progress: bool,
-                     timings: dict) -> dict[str, list[Path]]:
+def _training_stages(
+    cfg: DemoConfig, out: Path, seed: int, device: str, progress: bool, timings: dict
+) -> dict[str, list[Path]]:
     """Stages 7-8: the RAM and PS-NOGS runs of every seed; their run folders by method."""
     from . import pipeline as pl
 
     runs = {"RAM": [], "PS-NOGS": []}
-    for method, extra, stage in (("RAM", dict(dataset=cfg.dataset, supervision="none"), 7),
-                                 ("PS-NOGS", dict(sequences=out / "sequences", num_supervised=cfg.num_sequences),
-                                  8)):
+    for method, extra, stage in (
+        ("RAM", dict(dataset=cfg.dataset, supervision="none"), 7),
+        ("PS-NOGS", dict(sequences=out / "sequences", num_supervised=cfg.num_sequences), 8),
+    ):
+
         def train_all(method=method, extra=extra):
             for s in cfg.seeds:
                 run_dir = out / f"{method.lower()}-s{s}"
                 if not (run_dir / "summary.json").exists():
                     # every run sees the canvases the sequences were made for
-                    pl.train_attention(run_dir, **extra, iterations=cfg.iterations, glimpses=cfg.glimpses,
-                                       validate_every=cfg.validate_every, data_seed=seed, device=device, seed=s,
-                                       quiet=True, no_progress=not progress)
+                    pl.train_attention(
+                        run_dir,
+                        **extra,
+                        iterations=cfg.iterations,
+                        glimpses=cfg.glimpses,
+                        validate_every=cfg.validate_every,
+                        data_seed=seed,
+                        device=device,
+                        seed=s,
+                        quiet=True,
+                        no_progress=not progress,
+                    )
+
         dirs = [out / f"{method.lower()}-s{s}" for s in cfg.seeds]
         runs[method] = dirs
         _stage(stage, STAGES[stage - 1], all((d / "summary.json").exists() for d in dirs), train_all, timings)
@@ -176,8 +272,13 @@ def _training_stages(cfg: DemoConfig, out: Path, seed: int, device: str, progres
 def _report(out: Path, runs: dict[str, list[Path]], timings: dict) -> dict:
     """Write and print the results table; the summary ``run_demo`` returns."""
     results = _results_table(runs)
-    summary = {"results": results, "seconds_per_stage": timings, "out": str(out),
-               "figures": sorted(str(p) for p in (out / "figures").glob("*.png")), "run": run_record()}
+    summary = {
+        "results": results,
+        "seconds_per_stage": timings,
+        "out": str(out),
+        "figures": sorted(str(p) for p in (out / "figures").glob("*.png")),
+        "run": run_record(),
+    }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", _markdown(results))
     print()
@@ -226,12 +327,17 @@ def _results_table(runs: dict[str, list[Path]]) -> dict:
 
 
 def _markdown(results: dict) -> str:
-    lines = ["| method | seeds | iterations to convergence (val. CE within 0.01) | (val. accuracy within 1 %) "
-             "| test accuracy (%) |", "|---|---|---|---|---|"]
+    lines = [
+        "| method | seeds | iterations to convergence (val. CE within 0.01) | (val. accuracy within 1 %) "
+        "| test accuracy (%) |",
+        "|---|---|---|---|---|",
+    ]
     for method, r in results.items():
-        lines.append(f"| {method} | {r['seeds']} | {r['iterations_to_convergence']:.0f} "
-                     f"± {r['iterations_std']:.0f} | {r['iterations_to_convergence_accuracy']:.0f} "
-                     f"| {r['test_accuracy']:.1f} ± {r['test_accuracy_std']:.1f} |")
+        lines.append(
+            f"| {method} | {r['seeds']} | {r['iterations_to_convergence']:.0f} "
+            f"± {r['iterations_std']:.0f} | {r['iterations_to_convergence_accuracy']:.0f} "
+            f"| {r['test_accuracy']:.1f} ± {r['test_accuracy_std']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

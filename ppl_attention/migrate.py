@@ -11,14 +11,23 @@ A manifest's checksum is how other artefacts name it (a store records its AVP's 
 under the folder that records a rewritten manifest's old checksum gets the new one.  Each file is replaced
 atomically; a second run changes nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import (CHECKPOINT_META, MANIFEST, ArtifactError, atomic_write_bytes, file_checksum, json_bytes,
-                        read_json, save_checkpoint)
+from .artifacts import (
+    CHECKPOINT_META,
+    MANIFEST,
+    ArtifactError,
+    atomic_write_bytes,
+    file_checksum,
+    json_bytes,
+    read_json,
+    save_checkpoint,
+)
 
 if TYPE_CHECKING:
     import os

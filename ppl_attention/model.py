@@ -33,6 +33,7 @@ instead, which is what inference algorithms that weight by observations (importa
 :class:`DecoderPrior` the label is drawn after the image, which ``posterior_eig`` handles but ``nmc_eig``'s
 ``M_prime`` conditioning does not.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,10 +79,11 @@ class NoiseSchedule:
         return cls((5.0, 10.0, 20.0, 40.0), 255.0)
 
     @classmethod
-    def geometric(cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4,
-                  pixel_range: float = 255.0) -> NoiseSchedule:
+    def geometric(
+        cls, base: float = 5.0, ratio: float = 2.0, steps: int = 4, pixel_range: float = 255.0
+    ) -> NoiseSchedule:
         """``base * ratio ** (t - 1)`` for t = 1..steps."""
-        return cls(tuple(base * ratio ** k for k in range(steps)), pixel_range)
+        return cls(tuple(base * ratio**k for k in range(steps)), pixel_range)
 
     @classmethod
     def constant(cls, sigma: float, pixel_range: float = 255.0) -> "NoiseSchedule":
@@ -99,13 +101,17 @@ class NoiseSchedule:
 
 def _check_design(design, grid: Sensor, name: str = "design") -> torch.Tensor:
     if not isinstance(design, torch.Tensor) or design.dtype.is_floating_point or design.dtype == torch.bool:
-        raise ValueError(f"{name} must be a LongTensor of grid locations with last dim = number of glimpses, "
-                         f"got {design.dtype if isinstance(design, torch.Tensor) else type(design).__name__}")
+        raise ValueError(
+            f"{name} must be a LongTensor of grid locations with last dim = number of glimpses, "
+            f"got {design.dtype if isinstance(design, torch.Tensor) else type(design).__name__}"
+        )
     if design.dim() < 1:
         raise ValueError(f"{name} must have at least one dim (the glimpses), got a scalar")
     if design.numel() and (int(design.min()) < 0 or int(design.max()) >= grid.num_locations):
-        raise ValueError(f"{name} holds locations outside [0, {grid.num_locations - 1}]: "
-                         f"min {int(design.min())}, max {int(design.max())}")
+        raise ValueError(
+            f"{name} holds locations outside [0, {grid.num_locations - 1}]: "
+            f"min {int(design.min())}, max {int(design.max())}"
+        )
     return design.long()
 
 
@@ -128,25 +134,40 @@ class EmpiricalPrior:
 
     nuisance = "image_index"
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
-                 weights: torch.Tensor | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int | None = None,
+        weights: torch.Tensor | None = None,
+    ):
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.dtype.is_floating_point:
-            raise ValueError(f"images must be a float tensor (N, C, H, W), got "
-                             f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+            raise ValueError(
+                f"images must be a float tensor (N, C, H, W), got "
+                f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+            )
         labels = torch.as_tensor(labels)
         if labels.shape != images.shape[:1] or labels.dtype.is_floating_point:
-            raise ValueError(f"labels must be integer class indices of shape ({images.shape[0]},), got "
-                             f"{labels.dtype} {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must be integer class indices of shape ({images.shape[0]},), got "
+                f"{labels.dtype} {tuple(labels.shape)}"
+            )
         num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
         if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-            raise ValueError(f"labels must lie in [0, {num_classes - 1}], got range "
-                             f"[{int(labels.min()) if labels.numel() else None}, "
-                             f"{int(labels.max()) if labels.numel() else None}]")
+            raise ValueError(
+                f"labels must lie in [0, {num_classes - 1}], got range "
+                f"[{int(labels.min()) if labels.numel() else None}, "
+                f"{int(labels.max()) if labels.numel() else None}]"
+            )
         if weights is None:
             weights = torch.full((len(images),), 1.0 / len(images), dtype=images.dtype, device=images.device)
         weights = torch.as_tensor(weights, dtype=images.dtype, device=images.device)
-        if weights.shape != labels.shape or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) \
-                or float(weights.sum()) <= 0:
+        if (
+            weights.shape != labels.shape
+            or not bool(torch.isfinite(weights).all())
+            or bool((weights < 0).any())
+            or float(weights.sum()) <= 0
+        ):
             raise ValueError(f"weights must be finite, non-negative, not all zero, shape ({len(images)},)")
         self.images, self.labels, self.num_classes = images, labels.long().to(images.device), num_classes
         self.weights = weights / weights.sum()
@@ -163,25 +184,25 @@ class EmpiricalPrior:
         index = pyro.sample("image_index", dist.Categorical(logits=self.row_logits[label]))
         return label, self.images[index]
 
-    def log_likelihoods(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor
-                        ) -> torch.Tensor:
+    def log_likelihoods(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor) -> torch.Tensor:
         """log N(y | glimpses of every row, sigma^2) summed over glimpses and scales: ``batch + (N,)``."""
         batch = design.shape[:-1]
-        rows = _patches(self.images.view((len(self.images),) + (1,) * len(batch) + self.images.shape[1:]),
-                        design.unsqueeze(0), grid)  # (N,) + batch + (t, C, h, w)
+        rows = _patches(
+            self.images.view((len(self.images),) + (1,) * len(batch) + self.images.shape[1:]), design.unsqueeze(0), grid
+        )  # (N,) + batch + (t, C, h, w)
         ll = dist.Normal(rows, sigma).log_prob(y.unsqueeze(0)).flatten(len(batch) + 1).sum(-1)
         return ll.movedim(0, -1)
 
-    def label_posterior_logits(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor
-                               ) -> torch.Tensor:
+    def label_posterior_logits(self, design: torch.Tensor, y: torch.Tensor, sigma: float, grid: Sensor) -> torch.Tensor:
         """Exact log p(label | y, design) by enumerating rows: ``batch + (K,)`` (normalised log-probs)."""
         lj = self.log_likelihoods(design, y, sigma, grid) + self.weights.log()
         onehot = torch.nn.functional.one_hot(self.labels, self.num_classes).to(lj.dtype)
         per_class = torch.logsumexp(lj.unsqueeze(-1) + onehot.log(), dim=-2)  # batch + (K,)
         return per_class - per_class.logsumexp(-1, keepdim=True)
 
-    def condition(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma: float, grid: Sensor
-                  ) -> "EmpiricalPrior":
+    def condition(
+        self, locations: torch.Tensor, glimpses: torch.Tensor, sigma: float, grid: Sensor
+    ) -> "EmpiricalPrior":
         """The posterior over rows after observing ``glimpses`` (t, k*C, h, w) at ``locations`` (t,): exact Bayes."""
         ll = self.log_likelihoods(locations, glimpses, sigma, grid)  # (N,)
         logw = self.weights.log() + ll
@@ -229,8 +250,13 @@ class GlimpseModel:
             ``"y_past"``.
     """
 
-    def __init__(self, prior: EmpiricalPrior | DecoderPrior, grid: Sensor, noise: NoiseSchedule | None = None,
-                 observed: tuple[torch.Tensor | Sequence[int], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        prior: EmpiricalPrior | DecoderPrior,
+        grid: Sensor,
+        noise: NoiseSchedule | None = None,
+        observed: tuple[torch.Tensor | Sequence[int], torch.Tensor] | None = None,
+    ) -> None:
         self.prior, self.grid = prior, grid
         self.noise = noise or NoiseSchedule.celeba()
         self.observed = None
@@ -243,8 +269,10 @@ class GlimpseModel:
                 raise ValueError(f"observed locations must have shape (t0,), got {tuple(loc.shape)}")
             C = getattr(prior, "images", torch.zeros(1, 1)).shape[1] if hasattr(prior, "images") else glimpses.shape[1]
             if not isinstance(glimpses, torch.Tensor) or tuple(glimpses.shape) != (len(loc),) + grid.glimpse_shape(C):
-                raise ValueError(f"observed glimpses must have shape {(len(loc),) + grid.glimpse_shape(C)}, got "
-                                 f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}")
+                raise ValueError(
+                    f"observed glimpses must have shape {(len(loc),) + grid.glimpse_shape(C)}, got "
+                    f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}"
+                )
             self.observed = (loc, glimpses)
 
     @property
@@ -265,8 +293,11 @@ class GlimpseModel:
             if self.observed is not None:  # the past at sigma(t0), as condition() and the samplers score it
                 loc, glimpses = self.observed
                 past = _patches(image, loc.expand(batch + loc.shape), self.grid)
-                pyro.sample("y_past", dist.Normal(past, self.noise.sigma(len(loc))).to_event(4),
-                            obs=glimpses.to(past).expand(past.shape))
+                pyro.sample(
+                    "y_past",
+                    dist.Normal(past, self.noise.sigma(len(loc))).to_event(4),
+                    obs=glimpses.to(past).expand(past.shape),
+                )
         return label, y
 
     def condition(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor) -> "GlimpseModel":
@@ -280,16 +311,24 @@ class GlimpseModel:
             raise ValueError("condition() cannot be combined with observed=; use one or the other")
         loc = _check_design(torch.as_tensor(locations), self.grid, "locations")
         C = self.prior.images.shape[1]
-        if loc.dim() != 1 or not isinstance(glimpses, torch.Tensor) \
-                or tuple(glimpses.shape) != (len(loc),) + self.grid.glimpse_shape(C):
-            raise ValueError(f"locations must be (t0,) and glimpses "
-                             f"(t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
-                             f"got {tuple(loc.shape)} and "
-                             f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}")
+        if (
+            loc.dim() != 1
+            or not isinstance(glimpses, torch.Tensor)
+            or tuple(glimpses.shape) != (len(loc),) + self.grid.glimpse_shape(C)
+        ):
+            raise ValueError(
+                f"locations must be (t0,) and glimpses "
+                f"(t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
+                f"got {tuple(loc.shape)} and "
+                f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}"
+            )
         if self.folded is not None:
             loc, glimpses = torch.cat([self.folded[0], loc]), torch.cat([self.folded[1], glimpses])
-        prior = self.base_prior.condition(loc, glimpses, self.noise.sigma(len(loc)), self.grid) if len(loc) \
+        prior = (
+            self.base_prior.condition(loc, glimpses, self.noise.sigma(len(loc)), self.grid)
+            if len(loc)
             else self.base_prior
+        )
         model = GlimpseModel(prior, self.grid, self.noise)
         model.folded, model.base_prior = (loc, glimpses), self.base_prior
         return model
@@ -318,8 +357,9 @@ def label_entropy(probs: torch.Tensor) -> torch.Tensor:
 ENTROPY_KINDS = ("categorical", "binary", "multilabel", "class_attributes")
 
 
-def entropy_from_logits(logits: torch.Tensor, kind: str = "categorical", num_classes: int | None = None
-                        ) -> torch.Tensor:
+def entropy_from_logits(
+    logits: torch.Tensor, kind: str = "categorical", num_classes: int | None = None
+) -> torch.Tensor:
     """Entropy (nats) of the label posterior given by ``logits``, finite even for saturated logits.
 
     ``categorical``: H of softmax(logits), shape ``logits.shape[:-1]``; ``binary``: one Bernoulli logit (shape

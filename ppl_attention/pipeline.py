@@ -16,6 +16,7 @@ The other subcommands have their function too (:func:`train_epe_net`, :func:`eva
 :func:`plot`, :func:`plot_attention`): the demo, the examples and the notebooks call these functions, each of
 which runs its subcommand's handler in-process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,32 @@ if TYPE_CHECKING:
 #: A path to read or write: ``str``, :class:`~pathlib.Path` or a handle.
 PathArg = Union[str, os.PathLike]
 
-__all__ = ["AVPHandle", "PriorHandle", "SequencesHandle", "RunHandle", "EPENetHandle", "Dataset", "tensor_dataset",
-           "train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "train_epe_net",
-           "evaluate_epe_net", "evaluate_design", "calibrate_noise", "policy_sequences", "train_baselines",
-           "plot", "plot_attention"]
+__all__ = [
+    "AVPHandle",
+    "PriorHandle",
+    "SequencesHandle",
+    "RunHandle",
+    "EPENetHandle",
+    "Dataset",
+    "tensor_dataset",
+    "train_avp",
+    "build_prior",
+    "design_sequences",
+    "train_attention",
+    "evaluate",
+    "train_epe_net",
+    "evaluate_epe_net",
+    "evaluate_design",
+    "calibrate_noise",
+    "policy_sequences",
+    "train_baselines",
+    "plot",
+    "plot_attention",
+]
 
 
 # --------------------------------------------------------------------------- handles
+
 
 @dataclass(frozen=True)
 class _Handle:
@@ -114,6 +134,7 @@ class EPENetHandle(_Handle):
 
 # --------------------------------------------------------------------------- datasets
 
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset as every stage records it: a registered name, its folder, and options of its class."""
@@ -132,8 +153,9 @@ class Dataset:
 DatasetArg = Union[str, Dataset, None]
 
 
-def tensor_dataset(images: torch.Tensor, labels: torch.Tensor, root: PathArg,
-                   class_names: Iterable[str] | None = None, **options) -> Dataset:
+def tensor_dataset(
+    images: torch.Tensor, labels: torch.Tensor, root: PathArg, class_names: Iterable[str] | None = None, **options
+) -> Dataset:
     """Plain tensors as a dataset: ``images`` (N, C, H, W) floats in [0, 1] (C = 1 or 3, H = W) and integer
     ``labels`` (N,) are written to ``root`` as PNGs with a ``labels.csv`` (the ``folder`` dataset), so every
     artefact can record where its data came from.  ``options`` are the folder's (``glimpse_size``, ``stride``,
@@ -165,6 +187,7 @@ def tensor_dataset(images: torch.Tensor, labels: torch.Tensor, root: PathArg,
 
 # --------------------------------------------------------------------------- running a stage
 
+
 def _subparser(command: str) -> tuple[argparse.ArgumentParser, dict[str, str]]:
     """The parser of ``command`` and the words that chose it by their dest (``"plot epe"`` descends into
     ``plot``'s own subcommands: ``{"command": "plot", "figure": "epe"}``)."""
@@ -180,6 +203,7 @@ def _subparser(command: str) -> tuple[argparse.ArgumentParser, dict[str, str]]:
 def _value(action: argparse.Action, value):
     """``value`` as the subcommand would have parsed it from its text: paths as the flag's type, numbers through a
     float or str flag's type (``rank_weight=3`` is ``--rank-weight 3``, 3.0), one value of a list flag as a list."""
+
     def one(v):
         if isinstance(v, os.PathLike) or (isinstance(v, str) and action.type is Path):
             return Path(v) if action.type is Path else str(Path(v))
@@ -217,8 +241,11 @@ def _dataset_options(dataset) -> dict[str, Any]:
     if isinstance(dataset, str):
         return {"dataset": dataset}
     if isinstance(dataset, Dataset):
-        return {"dataset": dataset.name, "root": dataset.root,
-                "dataset_option": [f"{k}={_option_text(v)}" for k, v in dataset.options.items()] or None}
+        return {
+            "dataset": dataset.name,
+            "root": dataset.root,
+            "dataset_option": [f"{k}={_option_text(v)}" for k, v in dataset.options.items()] or None,
+        }
     raise TypeError(f"dataset must be a dataset name or a Dataset (tensor_dataset), got {type(dataset).__name__}")
 
 
@@ -241,50 +268,97 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
     threads = torch.get_num_threads()
     try:
         set_threads(getattr(ns, "threads", None))
-        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(), \
-                _progress_bars(not getattr(ns, "no_progress", False)):
+        with (
+            contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(),
+            _progress_bars(not getattr(ns, "no_progress", False)),
+        ):
             code = ns.func(ns)
     finally:
         torch.set_num_threads(threads)
     if code:  # e.g. `generate` with images that failed: what it wrote is kept, a rerun finishes it
-        raise RuntimeError(f"{command} into {where} did not finish (exit status {code}); what it reported is above, "
-                           "and calling it again resumes")
+        raise RuntimeError(
+            f"{command} into {where} did not finish (exit status {code}); what it reported is above, "
+            "and calling it again resumes"
+        )
     summary = None if where is None else Path(where) / "summary.json"
     return read_json(summary) if summary is not None and summary.is_file() else {}
 
 
 # --------------------------------------------------------------------------- the stages
 
-def train_avp(out: PathArg, dataset: DatasetArg = "cluttered-mnist", *, seed: int = 0, device: str = "auto",
-              quiet: bool = False, **options) -> AVPHandle:
+
+def train_avp(
+    out: PathArg,
+    dataset: DatasetArg = "cluttered-mnist",
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> AVPHandle:
     """Train the AVP g(label | masked image, mask) on random glimpses into ``out`` (``ppl-attention train-avp``;
     options such as ``epochs``, ``glimpses``, ``train_size``)."""
     summary = _run("train-avp", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
     return AVPHandle(Path(out), summary)
 
 
-def build_prior(out: PathArg, dataset: DatasetArg = None, *, avp: PathArg | None = None, seed: int = 0,
-                device: str = "auto", quiet: bool = False, **options) -> PriorHandle:
+def build_prior(
+    out: PathArg,
+    dataset: DatasetArg = None,
+    *,
+    avp: PathArg | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> PriorHandle:
     """Build the image prior of the completions into ``out`` (``ppl-attention build-prior``): the dataset's own
     (generative for the MNIST canvases, a PCA-indexed database elsewhere); ``avp`` lends its dataset."""
     dataset_from = [avp] if avp is not None and dataset is None else None
-    summary = _run("build-prior", out, quiet, out=out, seed=seed, device=device, dataset_from=dataset_from,
-                   **_dataset_options(dataset), **options)
+    summary = _run(
+        "build-prior",
+        out,
+        quiet,
+        out=out,
+        seed=seed,
+        device=device,
+        dataset_from=dataset_from,
+        **_dataset_options(dataset),
+        **options,
+    )
     return PriorHandle(Path(out), summary)
 
 
-def design_sequences(out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto",
-                     quiet: bool = False, **options) -> SequencesHandle:
+def design_sequences(
+    out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
+) -> SequencesHandle:
     """Near-optimal glimpse sequences by greedy EPE minimisation for the first ``num_images`` training images,
     into a resumable sequence store ``out`` (``ppl-attention generate``; options such as ``num_images``,
     ``glimpses``, ``num_samples``, ``search``)."""
-    summary = _run("generate", out, quiet, out=str(out), avp=str(Path(avp)), prior=str(Path(prior)), seed=seed,
-                   device=device, **options)
+    summary = _run(
+        "generate",
+        out,
+        quiet,
+        out=str(out),
+        avp=str(Path(avp)),
+        prior=str(Path(prior)),
+        seed=seed,
+        device=device,
+        **options,
+    )
     return SequencesHandle(Path(out), summary)
 
 
-def train_attention(out: PathArg, dataset: DatasetArg = None, *, sequences: PathArg | None = None, seed: int = 0,
-                    device: str = "auto", quiet: bool = False, **options) -> RunHandle:
+def train_attention(
+    out: PathArg,
+    dataset: DatasetArg = None,
+    *,
+    sequences: PathArg | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> RunHandle:
     """Train a hard-attention network into ``out`` (``ppl-attention train``): PS-NOGS when ``sequences`` are
     given (partial supervision by the store's sequences), RAM otherwise unless ``supervision`` says."""
     if sequences is not None:
@@ -304,8 +378,17 @@ def evaluate(avp: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool =
 
 # --------------------------------------------------------------------------- the other stages
 
-def train_epe_net(out: PathArg, stores: PathArg | Iterable[PathArg], avp: PathArg, *, seed: int = 0,
-                  device: str = "auto", quiet: bool = False, **options) -> EPENetHandle:
+
+def train_epe_net(
+    out: PathArg,
+    stores: PathArg | Iterable[PathArg],
+    avp: PathArg,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> EPENetHandle:
     """Train the network that predicts every step's EPE map in one pass into ``out``, from the maps of the
     sequence store(s) ``stores`` (``ppl-attention train-epe-net``; options such as ``epochs``, ``positions``,
     ``tau``); ``design_sequences(..., search="amortised", epe_net=...)`` designs with it."""
@@ -313,39 +396,78 @@ def train_epe_net(out: PathArg, stores: PathArg | Iterable[PathArg], avp: PathAr
     return EPENetHandle(Path(out), summary)
 
 
-def evaluate_epe_net(out: PathArg, epe_net: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0,
-                     device: str = "auto", quiet: bool = False, **options) -> dict:
+def evaluate_epe_net(
+    out: PathArg,
+    epe_net: PathArg,
+    avp: PathArg,
+    prior: PathArg,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> dict:
     """Regret of the amortised and hybrid searches against the exhaustive one, into ``out``
     (``ppl-attention evaluate-epe-net``; options such as ``num_images``, ``searches``, ``reference``)."""
-    return _run("evaluate-epe-net", out, quiet, out=out, epe_net=epe_net, avp=avp, prior=prior, seed=seed,
-                device=device, **options)
+    return _run(
+        "evaluate-epe-net",
+        out,
+        quiet,
+        out=out,
+        epe_net=epe_net,
+        avp=avp,
+        prior=prior,
+        seed=seed,
+        device=device,
+        **options,
+    )
 
 
-def evaluate_design(out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto",
-                    quiet: bool = False, **options) -> dict:
+def evaluate_design(
+    out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
+) -> dict:
     """The design's noise floor, regret between searches on independent completions, into ``out``
     (``ppl-attention evaluate-design``)."""
     return _run("evaluate-design", out, quiet, out=out, avp=avp, prior=prior, seed=seed, device=device, **options)
 
 
-def calibrate_noise(out: PathArg, prior: PathArg, dataset: DatasetArg = None, *, seed: int = 0, device: str = "auto",
-                    quiet: bool = False, **options) -> dict:
+def calibrate_noise(
+    out: PathArg,
+    prior: PathArg,
+    dataset: DatasetArg = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    quiet: bool = False,
+    **options,
+) -> dict:
     """The glimpse noise under which the completions of held-out images are calibrated, into ``out``
     (``ppl-attention calibrate-noise``; ``prior`` lends its dataset)."""
-    return _run("calibrate-noise", out, quiet, out=out, prior=prior, seed=seed, device=device,
-                **_dataset_options(dataset), **options)
+    return _run(
+        "calibrate-noise",
+        out,
+        quiet,
+        out=out,
+        prior=prior,
+        seed=seed,
+        device=device,
+        **_dataset_options(dataset),
+        **options,
+    )
 
 
-def policy_sequences(out: PathArg, run: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False,
-                     **options) -> SequencesHandle:
+def policy_sequences(
+    out: PathArg, run: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
+) -> SequencesHandle:
     """A trained network's own greedy sequences as a sequence store ``out`` (``ppl-attention policy-sequences``),
     the supervision of PS-RAM."""
     summary = _run("policy-sequences", out, quiet, out=out, run=run, seed=seed, device=device, **options)
     return SequencesHandle(Path(out), summary)
 
 
-def train_baselines(out: PathArg, dataset: DatasetArg = None, *, seed: int = 0, device: str = "auto",
-                    quiet: bool = False, **options) -> dict:
+def train_baselines(
+    out: PathArg, dataset: DatasetArg = None, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
+) -> dict:
     """Low-FLOP CNN baselines and their accuracy against FLOPs, into ``out`` (``ppl-attention baselines``;
     options such as ``archs``, ``widths``, ``resolutions``, ``attention``)."""
     return _run("baselines", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
@@ -365,7 +487,10 @@ def plot_attention(out: PathArg, runs: dict, *, quiet: bool = False, **options) 
     label to a run directory or a list of them (their seeds, drawn as mean and spread); returns the figure's path."""
     if not isinstance(runs, dict) or not runs:
         raise TypeError(f"`runs` must map labels to run directories, got {runs!r}")
-    specs = [f"{label}={Path(d)}" for label, dirs in runs.items()
-             for d in ([dirs] if isinstance(dirs, (str, os.PathLike)) else dirs)]
+    specs = [
+        f"{label}={Path(d)}"
+        for label, dirs in runs.items()
+        for d in ([dirs] if isinstance(dirs, (str, os.PathLike)) else dirs)
+    ]
     _run("plot-attention", None, quiet, out=out, runs=specs, **options)
     return Path(out)

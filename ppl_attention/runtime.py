@@ -1,4 +1,5 @@
 """Devices, seeds and logging: the small runtime conventions every stage shares."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,20 @@ import zlib
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "derive_seed", "generator", "setup_logging", "machine_info",
-           "run_record", "PRECISIONS", "DEFAULT_PRECISION", "default_precision", "check_precision", "autocast"]
+__all__ = [
+    "resolve_device",
+    "seed_everything",
+    "derive_seed",
+    "generator",
+    "setup_logging",
+    "machine_info",
+    "run_record",
+    "PRECISIONS",
+    "DEFAULT_PRECISION",
+    "default_precision",
+    "check_precision",
+    "autocast",
+]
 
 
 #: Precisions of the networks' forward passes: autocast to bfloat16, or plain float32.
@@ -58,7 +71,7 @@ def derive_seed(*parts) -> int:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
@@ -69,8 +82,11 @@ def generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def machine_info() -> dict:
@@ -84,8 +100,14 @@ def machine_info() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python":
-            platform.python_version(), "torch": torch.__version__, "cuda": None}
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": None,
+    }
     if torch.cuda.is_available():
         info["cuda"] = torch.cuda.get_device_name(0)
     return info
@@ -102,5 +124,9 @@ def run_record() -> dict:
     from pathlib import Path
 
     command = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else []  # the program's name, not where it is
-    return {"command": command, "versions": package_versions(), "machine": machine_info(),
-            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    return {
+        "command": command,
+        "versions": package_versions(),
+        "machine": machine_info(),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }

@@ -24,6 +24,7 @@ Everything that extracts glimpses, builds masks or pastes glimpses back into an 
 (its pooling and paste arithmetic in :mod:`.sensor_maths`), batched, with no Python loop over images, glimpses
 or scales.  ``Sensor`` is the same class (its older name): a grid is a sensor with one scale.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -80,8 +81,12 @@ class SensorMismatch(ValueError):
     """An artefact was made for another sensor (grid, glimpse size or retina) than the one it is used with."""
 
 
-def check_sensor(found: Sensor | Mapping[str, Any], expected: Sensor | Mapping[str, Any], what: str,
-                 expected_what: str = "the current sensor") -> None:
+def check_sensor(
+    found: Sensor | Mapping[str, Any],
+    expected: Sensor | Mapping[str, Any],
+    what: str,
+    expected_what: str = "the current sensor",
+) -> None:
     """Raise :class:`SensorMismatch` naming both sensors unless ``found`` and ``expected`` are the same sensor.
 
     Either may be a :class:`Sensor` or its ``to_dict()`` (a dict without ``scales`` reads as
@@ -89,8 +94,10 @@ def check_sensor(found: Sensor | Mapping[str, Any], expected: Sensor | Mapping[s
     a = found if isinstance(found, Sensor) else Sensor.from_dict(found)
     b = expected if isinstance(expected, Sensor) else Sensor.from_dict(expected)
     if a != b:
-        raise SensorMismatch(f"{what} was made for sensor {a.describe()}, but {expected_what} is {b.describe()}; "
-                             "use artefacts made for one sensor")
+        raise SensorMismatch(
+            f"{what} was made for sensor {a.describe()}, but {expected_what} is {b.describe()}; "
+            "use artefacts made for one sensor"
+        )
 
 
 @dataclass(frozen=True, eq=True)
@@ -114,14 +121,22 @@ class Sensor:
     scales: int = 1
     scale_factor: int = 2
 
-    def __init__(self, image_size: int | tuple[int, int], glimpse_size: int | tuple[int, int],
-                 rows: Sequence[int] | None = None, cols: Sequence[int] | None = None, stride: int | None = None,
-                 scales: int = 1, scale_factor: int = 2) -> None:
+    def __init__(
+        self,
+        image_size: int | tuple[int, int],
+        glimpse_size: int | tuple[int, int],
+        rows: Sequence[int] | None = None,
+        cols: Sequence[int] | None = None,
+        stride: int | None = None,
+        scales: int = 1,
+        scale_factor: int = 2,
+    ) -> None:
         H, W = _pair(image_size, "image_size")
         h, w = _pair(glimpse_size, "glimpse_size")
         if h > H or w > W:
-            raise ValueError(f"glimpse_size {(h, w)} is larger than image_size {(H, W)}; "
-                             "a glimpse must fit inside the image")
+            raise ValueError(
+                f"glimpse_size {(h, w)} is larger than image_size {(H, W)}; a glimpse must fit inside the image"
+            )
         if stride is not None and (not isinstance(stride, (int, np.integer)) or stride <= 0):
             raise ValueError(f"stride must be a positive int, got {stride!r}")
         for name, value, low in (("scales", scales, 1), ("scale_factor", scale_factor, 2)):
@@ -129,9 +144,11 @@ class Sensor:
         k, f = int(scales), int(scale_factor)
         for side, axis in ((h, "height"), (w, "width")):
             if (side * (f ** (k - 1) - 1)) % 2:
-                raise ValueError(f"a glimpse {axis} of {side} with scale_factor {f} cannot centre the scale-"
-                                 f"{k - 1} patch on the fovea (its offset {side * (f ** (k - 1) - 1)}/2 is not a "
-                                 "whole pixel); use an even glimpse size or an odd scale_factor")
+                raise ValueError(
+                    f"a glimpse {axis} of {side} with scale_factor {f} cannot centre the scale-"
+                    f"{k - 1} patch on the fovea (its offset {side * (f ** (k - 1) - 1)}/2 is not a "
+                    "whole pixel); use an even glimpse size or an odd scale_factor"
+                )
         step = int(stride or 1)
         rows = tuple(range(0, H - h + 1, step)) if rows is None else tuple(int(r) for r in rows)
         cols = tuple(range(0, W - w + 1, step)) if cols is None else tuple(int(c) for c in cols)
@@ -139,8 +156,9 @@ class Sensor:
             if len(values) == 0:
                 raise ValueError(f"{name} must hold at least one position")
             if any(v < 0 or v > limit for v in values):
-                raise ValueError(f"{name} must lie in [0, {limit}] so that the glimpse fits the image, "
-                                 f"got {list(values)}")
+                raise ValueError(
+                    f"{name} must lie in [0, {limit}] so that the glimpse fits the image, got {list(values)}"
+                )
             if any(b <= a for a, b in zip(values, values[1:])):
                 raise ValueError(f"{name} must be strictly increasing, got {list(values)}")
         object.__setattr__(self, "image_size", (H, W))
@@ -183,14 +201,25 @@ class Sensor:
 
     def with_scales(self, scales: int, scale_factor: int | None = None) -> "Sensor":
         """The same grid with another retina."""
-        return Sensor(self.image_size, self.glimpse_size, rows=self.rows, cols=self.cols, scales=scales,
-                      scale_factor=self.scale_factor if scale_factor is None else scale_factor)
+        return Sensor(
+            self.image_size,
+            self.glimpse_size,
+            rows=self.rows,
+            cols=self.cols,
+            scales=scales,
+            scale_factor=self.scale_factor if scale_factor is None else scale_factor,
+        )
 
     # -------------------------------------------------------------- serialise
     def to_dict(self) -> dict:
-        return {"image_size": list(self.image_size), "glimpse_size": list(self.glimpse_size),
-                "rows": list(self.rows), "cols": list(self.cols), "scales": self.scales,
-                "scale_factor": self.scale_factor}
+        return {
+            "image_size": list(self.image_size),
+            "glimpse_size": list(self.glimpse_size),
+            "rows": list(self.rows),
+            "cols": list(self.cols),
+            "scales": self.scales,
+            "scale_factor": self.scale_factor,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Sensor":
@@ -198,8 +227,14 @@ class Sensor:
         if not isinstance(d, dict):
             raise ValueError(f"a sensor description must be a dict, got {type(d).__name__}")
         try:
-            return cls(d["image_size"], d["glimpse_size"], rows=d["rows"], cols=d["cols"],
-                       scales=d.get("scales", 1), scale_factor=d.get("scale_factor", 2))
+            return cls(
+                d["image_size"],
+                d["glimpse_size"],
+                rows=d["rows"],
+                cols=d["cols"],
+                scales=d.get("scales", 1),
+                scale_factor=d.get("scale_factor", 2),
+            )
         except KeyError as e:
             raise ValueError(f"grid description is missing the key {e.args[0]!r}: {d!r}") from None
 
@@ -239,7 +274,7 @@ class Sensor:
     def patch_sizes(self) -> tuple[tuple[int, int], ...]:
         """Side ``(h * s^j, w * s^j)`` of each scale's patch, finest first."""
         h, w = self.glimpse_size
-        return tuple((h * self.scale_factor ** j, w * self.scale_factor ** j) for j in range(self.scales))
+        return tuple((h * self.scale_factor**j, w * self.scale_factor**j) for j in range(self.scales))
 
     def glimpse_channels(self, channels: int) -> int:
         """Channels of one glimpse of a ``channels``-channel image: ``k * channels`` (scales stacked)."""
@@ -292,11 +327,13 @@ class Sensor:
         c_match = c.unsqueeze(-1).cpu() == cols
         r_ok, c_ok = r_match.any(-1), c_match.any(-1)
         if not bool(r_ok.all()):
-            raise ValueError(f"pixel row {int(r.cpu()[~r_ok].flatten()[0])} is not on the grid; "
-                             f"allowed rows are {list(self.rows)}")
+            raise ValueError(
+                f"pixel row {int(r.cpu()[~r_ok].flatten()[0])} is not on the grid; allowed rows are {list(self.rows)}"
+            )
         if not bool(c_ok.all()):
-            raise ValueError(f"pixel col {int(c.cpu()[~c_ok].flatten()[0])} is not on the grid; "
-                             f"allowed cols are {list(self.cols)}")
+            raise ValueError(
+                f"pixel col {int(c.cpu()[~c_ok].flatten()[0])} is not on the grid; allowed cols are {list(self.cols)}"
+            )
         return (r_match.long().argmax(-1) * self.n_cols + c_match.long().argmax(-1)).to(r.device)
 
     def cell(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
@@ -307,8 +344,7 @@ class Sensor:
     def centres(self, locations: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Centre pixel (float ``(row, col)``) of each glimpse (the same for every scale)."""
         px = self.pixels(locations).float()
-        return px + torch.tensor([(self.glimpse_size[0] - 1) / 2, (self.glimpse_size[1] - 1) / 2],
-                                 device=px.device)
+        return px + torch.tensor([(self.glimpse_size[0] - 1) / 2, (self.glimpse_size[1] - 1) / 2], device=px.device)
 
     def nearest(self, pixel_rows: torch.Tensor, pixel_cols: torch.Tensor) -> torch.Tensor:
         """Flat location whose glimpse centre is nearest to the given pixel (clamped to the grid)."""
@@ -343,8 +379,10 @@ class Sensor:
         if images.dim() != 4:
             raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(images.shape)}")
         if tuple(images.shape[-2:]) != self.image_size:
-            raise ValueError(f"{name} must be {self.image_size[0]} x {self.image_size[1]} to match the grid, "
-                             f"got {images.shape[-2]} x {images.shape[-1]}")
+            raise ValueError(
+                f"{name} must be {self.image_size[0]} x {self.image_size[1]} to match the grid, "
+                f"got {images.shape[-2]} x {images.shape[-1]}"
+            )
         return images
 
     def _pixel_ranges(self, loc: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,8 +390,10 @@ class Sensor:
         h, w = self.glimpse_size
         rows = torch.tensor(self.rows, device=device)[loc // self.n_cols]
         cols = torch.tensor(self.cols, device=device)[loc % self.n_cols]
-        return (rows.unsqueeze(-1) + torch.arange(h, device=device),
-                cols.unsqueeze(-1) + torch.arange(w, device=device))
+        return (
+            rows.unsqueeze(-1) + torch.arange(h, device=device),
+            cols.unsqueeze(-1) + torch.arange(w, device=device),
+        )
 
     def _batch_locations(self, locations, batch: int, name: str = "locations", allow_empty=False):
         loc = self._check_locations(locations, name, allow_empty=allow_empty)
@@ -434,8 +474,12 @@ class Sensor:
             raise ValueError(f"locations must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
         return loc
 
-    def mask(self, locations: torch.Tensor | Sequence[int], dtype: torch.dtype = torch.float32,
-             device: str | torch.device | None = None) -> torch.Tensor:
+    def mask(
+        self,
+        locations: torch.Tensor | Sequence[int],
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
         """Binary mask (B, k, H, W): per scale, the in-image pixels covered by that scale's patch of some glimpse
         at ``locations`` (B, T) (or (B,)); overlaps unioned.  Channel 0 is the fovea (the paper's mask).
 
@@ -452,8 +496,9 @@ class Sensor:
         cover = torch.einsum("btkh,btkw->bkhw", in_r.float(), in_c.float())
         return (cover > 0).to(dtype)
 
-    def paste(self, patches: torch.Tensor, locations: torch.Tensor | Sequence[int],
-              canvas: torch.Tensor | None = None) -> torch.Tensor:
+    def paste(
+        self, patches: torch.Tensor, locations: torch.Tensor | Sequence[int], canvas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Write glimpses (B, T, k*C, h, w) at ``locations`` (B, T) into a canvas (B, k*C, H, W) (zeros if None):
         per scale, each pooled value fills the block it was averaged over; a later glimpse overwrites an
         earlier one where their patches of the same scale overlap.  ``NO_GLIMPSE`` entries write nothing."""
@@ -463,8 +508,10 @@ class Sensor:
             raise ValueError(f"patches must have shape (B, T, k*C, h, w), got shape {tuple(patches.shape)}")
         B, T, KC = patches.shape[:3]
         if tuple(patches.shape[-2:]) != self.glimpse_size:
-            raise ValueError(f"patches must be {self.glimpse_size[0]} x {self.glimpse_size[1]} glimpses, got "
-                             f"{patches.shape[-2]} x {patches.shape[-1]}")
+            raise ValueError(
+                f"patches must be {self.glimpse_size[0]} x {self.glimpse_size[1]} glimpses, got "
+                f"{patches.shape[-2]} x {patches.shape[-1]}"
+            )
         if KC % self.scales:
             raise ValueError(f"patches have {KC} channels, not a multiple of the sensor's {self.scales} scales")
         loc = self._check_locations(locations, allow_empty=True)
@@ -490,8 +537,9 @@ class Sensor:
             return canvas
         return paste_latest(self, patches, loc, canvas)[0]
 
-    def observe(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int],
-                whole: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def observe(
+        self, images: torch.Tensor, locations: torch.Tensor | Sequence[int], whole: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """What glimpses at ``locations`` (B, T) reveal of ``images`` (B, C, H, W), as images: the canvas
         (B, k*C, H, W) (:meth:`paste` of :meth:`extract`; zero where nothing was seen) and the mask (B, k, H, W).
 
@@ -515,13 +563,15 @@ class Sensor:
             mask = self.mask(loc, dtype=images.dtype, device=images.device)
             return images.repeat(1, self.scales, 1, 1) * mask.repeat_interleave(images.shape[1], 1), mask
         glimpses = self.extract(images, loc.clamp(min=0))
-        canvas, seen = paste_latest(self, glimpses, loc, glimpses.new_zeros(images.shape[0], glimpses.shape[2],
-                                                                             *self.image_size))
+        canvas, seen = paste_latest(
+            self, glimpses, loc, glimpses.new_zeros(images.shape[0], glimpses.shape[2], *self.image_size)
+        )
         return canvas, seen.to(images.dtype)
 
     def location_heatmap(self, values: torch.Tensor) -> torch.Tensor:
         """Reshape per-location values (..., L) to the grid (..., n_rows, n_cols)."""
         if values.shape[-1] != self.num_locations:
-            raise ValueError(f"values must have {self.num_locations} entries in the last dim, "
-                             f"got shape {tuple(values.shape)}")
+            raise ValueError(
+                f"values must have {self.num_locations} entries in the last dim, got shape {tuple(values.shape)}"
+            )
         return values.reshape(*values.shape[:-1], self.n_rows, self.n_cols)

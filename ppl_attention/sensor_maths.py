@@ -4,6 +4,7 @@ Kept apart from :mod:`ppl_attention.sensor` (which checks its inputs and calls t
 the sensor's interface and this module as the index arithmetic behind :meth:`Sensor.extract` and
 :meth:`Sensor.paste`.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -23,15 +24,16 @@ def pooling_matrices(sensor: Sensor, axis: int, device: torch.device | str | Non
     G = sensor.patch_sizes[-1][axis]
     q = torch.zeros(sensor.scales, g, G, dtype=dtype, device=device)
     for j in range(sensor.scales):  # k small matrices built once per call; the pooling itself is one einsum
-        b = sensor.scale_factor ** j
+        b = sensor.scale_factor**j
         off = (G - g * b) // 2
         cols = off + torch.arange(g * b, device=device)
         q[j, torch.arange(g * b, device=device) // b, cols] = 1.0 / b
     return q
 
 
-def paste_latest(sensor: Sensor, patches: torch.Tensor, loc: torch.Tensor, canvas: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def paste_latest(
+    sensor: Sensor, patches: torch.Tensor, loc: torch.Tensor, canvas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The general paste: for every canvas pixel and scale, the last glimpse covering it (one amax over
     glimpses), then one gather of the pooled value of the block holding the pixel.  Returns the canvas and
     the (B, k, H, W) bool of the pixels seen (the mask)."""
@@ -54,10 +56,12 @@ def paste_latest(sensor: Sensor, patches: torch.Tensor, loc: torch.Tensor, canva
     top_r = tops[..., 0].gather(2, idx).view(B, k, H, W)
     top_c = tops[..., 1].gather(2, idx).view(B, k, H, W)
     block = (sensor.scale_factor ** torch.arange(k, device=device, dtype=torch.int32)).view(1, k, 1, 1)
-    u = torch.div(torch.arange(H, device=device, dtype=torch.int32).view(1, 1, H, 1) - top_r, block,
-                  rounding_mode="floor").clamp_(0, h - 1)
-    v = torch.div(torch.arange(W, device=device, dtype=torch.int32).view(1, 1, 1, W) - top_c, block,
-                  rounding_mode="floor").clamp_(0, w - 1)
+    u = torch.div(
+        torch.arange(H, device=device, dtype=torch.int32).view(1, 1, H, 1) - top_r, block, rounding_mode="floor"
+    ).clamp_(0, h - 1)
+    v = torch.div(
+        torch.arange(W, device=device, dtype=torch.int32).view(1, 1, 1, W) - top_c, block, rounding_mode="floor"
+    ).clamp_(0, w - 1)
     flat = (owner.int() * (h * w) + u * w + v).flatten(2).long()  # (B, k, H*W) index into (T, h, w)
     source = sensor.split_scales(patches).permute(0, 2, 3, 1, 4, 5).reshape(B, k, C, T * h * w)
     values = source.gather(3, flat.unsqueeze(2).expand(B, k, C, H * W)).view(B, k, C, H, W)

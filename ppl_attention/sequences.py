@@ -9,6 +9,7 @@ Two layouts (documented in docs/INTERFACES.md, "Paper sequence files"; samples i
 Reading maps each ``r, c`` to a flat location with ``grid.index`` (coordinates off the grid are refused, naming
 the file and line); writing is atomic and byte-identical to the released files.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,14 @@ if TYPE_CHECKING:
     import os
     from typing import Sequence
 
-__all__ = ["PaperSequence", "read_paper_sequence_file", "read_paper_sequences", "write_paper_sequences",
-           "format_paper_sequence", "stack_sequences"]
+__all__ = [
+    "PaperSequence",
+    "read_paper_sequence_file",
+    "read_paper_sequences",
+    "write_paper_sequences",
+    "format_paper_sequence",
+    "stack_sequences",
+]
 
 log = logging.getLogger(__name__)
 _COORD = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*$")
@@ -69,8 +76,10 @@ def read_paper_sequence_file(path: str | os.PathLike, grid: Sensor) -> PaperSequ
                 raise ValueError(f"{path}, line {number}: a glimpse line follows the image path line")
             r, c = int(m.group(1)), int(m.group(2))
             if r not in grid.rows or c not in grid.cols:
-                raise ValueError(f"{path}, line {number}: glimpse ({r}, {c}) is not on the grid "
-                                 f"(rows {list(grid.rows)}, cols {list(grid.cols)})")
+                raise ValueError(
+                    f"{path}, line {number}: glimpse ({r}, {c}) is not on the grid "
+                    f"(rows {list(grid.rows)}, cols {list(grid.cols)})"
+                )
             rows.append(r)
             cols.append(c)
         elif number == len(lines) and line.strip() and "," not in line:
@@ -106,15 +115,17 @@ def read_paper_sequences(path: str | os.PathLike, grid: Sensor) -> dict[int, Pap
     return {i: read_paper_sequence_file(files[i], grid) for i in sorted(files)}
 
 
-def format_paper_sequence(locations: torch.Tensor | Sequence[int], grid: Sensor,
-                          image_path: str | None = None) -> bytes:
+def format_paper_sequence(
+    locations: torch.Tensor | Sequence[int], grid: Sensor, image_path: str | None = None
+) -> bytes:
     """The exact bytes of a released file: ``r, c`` lines (newline-terminated when there is no image path),
     then the image path without a trailing newline."""
     grid = _check_grid(grid)
     loc = torch.as_tensor(locations)
     if loc.dim() != 1 or loc.numel() == 0:
-        raise ValueError(f"locations must be a non-empty 1-D sequence of flat grid indices, got shape "
-                         f"{tuple(loc.shape)}")
+        raise ValueError(
+            f"locations must be a non-empty 1-D sequence of flat grid indices, got shape {tuple(loc.shape)}"
+        )
     pixels = grid.pixels(loc).tolist()
     lines = [f"{r}, {c}" for r, c in pixels]
     if image_path is None:
@@ -125,9 +136,12 @@ def format_paper_sequence(locations: torch.Tensor | Sequence[int], grid: Sensor,
     return "\n".join(lines + [image_path]).encode("utf-8")
 
 
-def write_paper_sequences(path: str | os.PathLike,
-                          locations: torch.Tensor | Sequence[int] | Mapping[int, torch.Tensor | Sequence[int]],
-                          grid: Sensor, image_path: str | os.PathLike | Mapping[int, str] | None = None) -> list[Path]:
+def write_paper_sequences(
+    path: str | os.PathLike,
+    locations: torch.Tensor | Sequence[int] | Mapping[int, torch.Tensor | Sequence[int]],
+    grid: Sensor,
+    image_path: str | os.PathLike | Mapping[int, str] | None = None,
+) -> list[Path]:
     """Write sequences in the released format, atomically.
 
     ``locations`` is either one sequence (T,) written to the file ``path`` (with ``image_path`` a string or
@@ -137,15 +151,18 @@ def write_paper_sequences(path: str | os.PathLike,
     path = Path(path)
     if isinstance(locations, Mapping):
         if image_path is not None and not isinstance(image_path, Mapping):
-            raise ValueError(f"image_path must be a mapping {{index: path}} when locations is a mapping, "
-                             f"got {type(image_path).__name__}")
+            raise ValueError(
+                f"image_path must be a mapping {{index: path}} when locations is a mapping, "
+                f"got {type(image_path).__name__}"
+            )
         written = []
         for index in sorted(locations):
             if not isinstance(index, int) or index < 0:
                 raise ValueError(f"sequence indices must be non-negative ints, got {index!r}")
             img = None if image_path is None else image_path.get(index)
-            written.append(atomic_write_bytes(path / f"{index}.txt",
-                                              format_paper_sequence(locations[index], grid, img)))
+            written.append(
+                atomic_write_bytes(path / f"{index}.txt", format_paper_sequence(locations[index], grid, img))
+            )
         return written
     if image_path is not None and not isinstance(image_path, (str, Path)):
         raise ValueError(f"image_path must be a string for a single sequence, got {type(image_path).__name__}")

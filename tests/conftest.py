@@ -1,4 +1,5 @@
 """Shared test settings: headless plotting, deterministic torch, small thread pool."""
+
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")

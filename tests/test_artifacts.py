@@ -4,8 +4,17 @@ import os
 import pytest
 import torch
 
-from ppl_attention.artifacts import (ArtifactError, atomic_write_json, check_manifest, dir_checksum, file_checksum,
-                                     load_weights, read_manifest, save_weights, write_manifest)
+from ppl_attention.artifacts import (
+    ArtifactError,
+    atomic_write_json,
+    check_manifest,
+    dir_checksum,
+    file_checksum,
+    load_weights,
+    read_manifest,
+    save_weights,
+    write_manifest,
+)
 
 
 def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):

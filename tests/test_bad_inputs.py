@@ -5,6 +5,7 @@ given fragment, print no traceback, leave every file it could touch byte-identic
 its --out are hashed before and after), and never run code from a booby-trapped file: the traps are pickle
 payloads that would create a sentinel file if anything unpickled them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,11 +71,19 @@ def fx(tmp_path_factory) -> dict:
     d["avp"] = root / "avp"
     save_avp(AVP(avp_config_for(data, TrainAVPConfig(width=4))), d["avp"], "cluttered-mnist", 2)
     d["prior"] = root / "prior"
-    build_prior(d["prior"], mnist_canvas_source("train"), 60, data.grid,
-                PCAIndexConfig(components=8, fit_samples=50), chunk_size=30, progress=False)
+    build_prior(
+        d["prior"],
+        mnist_canvas_source("train"),
+        60,
+        data.grid,
+        PCAIndexConfig(components=8, fit_samples=50),
+        chunk_size=30,
+        progress=False,
+    )
     d["store"] = root / "store"
-    store = SequenceStore.create(d["store"], {"dataset": "cluttered-mnist", "task": "label",
-                                              "grid": data.grid, "T": 2, "seed": 0})
+    store = SequenceStore.create(
+        d["store"], {"dataset": "cluttered-mnist", "task": "label", "grid": data.grid, "T": 2, "seed": 0}
+    )
     store.write_record(0, 0, [1, 2], epe=torch.rand(2, 81))
     store.write_first_glimpse(torch.rand(81))
     d["run"] = root / "run"
@@ -89,11 +98,18 @@ def fx(tmp_path_factory) -> dict:
     # booby-trapped files, one of every kind the project reads
     for name, member in (("avp_w", "avp.safetensors"), ("avp_json", "avp.json"), ("avp_manifest", "manifest.json")):
         d[name] = _copy_with_trap(d["avp"], root / name, member, sentinel)
-    for name, member in (("prior_pos", "pca/positions.npy"), ("prior_manifest", "manifest.json"),
-                         ("prior_pca", "pca/pca.safetensors"), ("prior_codes", "pca/codes.npy")):
+    for name, member in (
+        ("prior_pos", "pca/positions.npy"),
+        ("prior_manifest", "manifest.json"),
+        ("prior_pca", "pca/pca.safetensors"),
+        ("prior_codes", "pca/codes.npy"),
+    ):
         d[name] = _copy_with_trap(d["prior"], root / name, member, sentinel)
-    for name, member in (("store_manifest", "manifest.json"), ("store_record", "records/0000000.json"),
-                         ("store_first", "first_glimpse.json")):
+    for name, member in (
+        ("store_manifest", "manifest.json"),
+        ("store_record", "records/0000000.json"),
+        ("store_first", "first_glimpse.json"),
+    ):
         d[name] = _copy_with_trap(d["store"], root / name, member, sentinel)
     d["run_ckpt"] = _copy_with_trap(d["run"], root / "run_ckpt", "checkpoint/last.safetensors", sentinel)
     d["run_manifest"] = _copy_with_trap(d["run"], root / "run_manifest", "manifest.json", sentinel)
@@ -117,16 +133,82 @@ def fx(tmp_path_factory) -> dict:
 
 
 def TRAIN_BASE_ARGS(out) -> list[str]:  # noqa: N802  (a constant-like helper)
-    return ["train", "--out", str(out), "--iterations", "2", "--validate-every", "2", "--batch-size", "8",
-            "--hidden", "8", "--glimpses", "2", "--no-progress", "--tensorboard", "false"]
+    return [
+        "train",
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--validate-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--hidden",
+        "8",
+        "--glimpses",
+        "2",
+        "--no-progress",
+        "--tensorboard",
+        "false",
+    ]
 
 
-TRAIN = ["train", "--out", "{out}", "--iterations", "2", "--validate-every", "2", "--batch-size", "8",
-         "--hidden", "8", "--glimpses", "2", "--no-progress", "--tensorboard", "false"]
-AVP = ["train-avp", "--device", "cpu", "--out", "{out}", "--train-size", "16", "--epochs", "1", "--width", "4",
-       "--glimpses", "2"]
-GEN = ["generate", "--device", "cpu", "--avp", "{avp}", "--prior", "{prior}", "--out", "{out}", "--num-images",
-       "1", "--glimpses", "2", "--num-samples", "2", "--k1", "10", "--search", "exhaustive", "--allow-oracle", "true"]
+TRAIN = [
+    "train",
+    "--out",
+    "{out}",
+    "--iterations",
+    "2",
+    "--validate-every",
+    "2",
+    "--batch-size",
+    "8",
+    "--hidden",
+    "8",
+    "--glimpses",
+    "2",
+    "--no-progress",
+    "--tensorboard",
+    "false",
+]
+AVP = [
+    "train-avp",
+    "--device",
+    "cpu",
+    "--out",
+    "{out}",
+    "--train-size",
+    "16",
+    "--epochs",
+    "1",
+    "--width",
+    "4",
+    "--glimpses",
+    "2",
+]
+GEN = [
+    "generate",
+    "--device",
+    "cpu",
+    "--avp",
+    "{avp}",
+    "--prior",
+    "{prior}",
+    "--out",
+    "{out}",
+    "--num-images",
+    "1",
+    "--glimpses",
+    "2",
+    "--num-samples",
+    "2",
+    "--k1",
+    "10",
+    "--search",
+    "exhaustive",
+    "--allow-oracle",
+    "true",
+]
 EVAL = ["evaluate-avp", "--device", "cpu"]
 PRIOR = ["build-prior", "--out", "{out}", "--database-size", "10", "--kind", "database"]
 PLOT = ["plot", "epe", "{store}", "--index", "0"]
@@ -137,8 +219,11 @@ CLI_CASES = [
     ("train-hidden-0", TRAIN + ["--hidden", "0"], "--hidden must be an int >= 1, got 0"),
     ("train-glimpse-dim-0", TRAIN + ["--glimpse-dim", "0"], "--glimpse-dim must be an int >= 1"),
     ("train-policy-hidden-0", TRAIN + ["--policy-hidden", "0"], "--policy-hidden must be an int >= 1"),
-    ("train-policy-std-0", TRAIN + ["--policy", "gaussian", "--policy-std", "0"],
-     "--policy-std must be a finite number > 0"),
+    (
+        "train-policy-std-0",
+        TRAIN + ["--policy", "gaussian", "--policy-std", "0"],
+        "--policy-std must be a finite number > 0",
+    ),
     ("train-policy-std-nan", TRAIN + ["--policy-std", "nan"], "--policy-std must be a finite number"),
     ("train-config-unknown-preset", TRAIN + ["--config", "cluttered-mnist-finest"], "nor is it a preset"),
     ("train-iterations-0", TRAIN + ["--iterations", "0"], "--iterations must be an int >= 1, got 0"),
@@ -162,50 +247,77 @@ CLI_CASES = [
     ("train-attribute-neg", TRAIN + ["--attribute", "-2"], "--attribute must be a finite number >= 0"),
     # ---- train: supervision sources
     ("train-nogs-no-store", TRAIN + ["--supervision", "nogs"], "needs --sequences"),
-    ("train-nogs-missing-store", TRAIN + ["--supervision", "nogs", "--sequences", "{tmp}/missing"],
-     "does not exist"),
+    ("train-nogs-missing-store", TRAIN + ["--supervision", "nogs", "--sequences", "{tmp}/missing"], "does not exist"),
     ("train-nogs-store-is-file", TRAIN + ["--supervision", "nogs", "--sequences", "{file}"], "is a file"),
-    ("train-nogs-store-too-short", TRAIN + ["--supervision", "nogs", "--sequences", "{store}", "--glimpses", "3"],
-     "T = 2 glimpses, fewer than --glimpses 3"),
-    ("train-epe-first-missing", TRAIN + ["--supervision", "h1", "--epe-first", "{tmp}/none.json"],
-     "--epe-first"),
+    (
+        "train-nogs-store-too-short",
+        TRAIN + ["--supervision", "nogs", "--sequences", "{store}", "--glimpses", "3"],
+        "T = 2 glimpses, fewer than --glimpses 3",
+    ),
+    ("train-epe-first-missing", TRAIN + ["--supervision", "h1", "--epe-first", "{tmp}/none.json"], "--epe-first"),
     ("train-dataset-unknown", TRAIN + ["--dataset", "nonsense"], "'nonsense'"),
-    ("train-backbone-weights-missing", TRAIN + ["--backbone", "mobilenet_v2", "--backbone-weights",
-                                                "{tmp}/none.safetensors"], "--backbone-weights"),
+    (
+        "train-backbone-weights-missing",
+        TRAIN + ["--backbone", "mobilenet_v2", "--backbone-weights", "{tmp}/none.safetensors"],
+        "--backbone-weights",
+    ),
     # ---- train: --out
     ("train-out-is-file", TRAIN + ["--out", "{file}"], "is a file, expected a directory"),
     ("train-out-under-file", TRAIN + ["--out", "{file}/sub"], "is a file, expected a folder on the way"),
-    ("train-out-other-hidden", TRAIN + ["--out", "{run}", "--hidden", "16"],
-     "holds a run made with other settings (network.network"),
+    (
+        "train-out-other-hidden",
+        TRAIN + ["--out", "{run}", "--hidden", "16"],
+        "holds a run made with other settings (network.network",
+    ),
     ("train-out-other-seed", TRAIN + ["--out", "{run}", "--seed", "3"], "holds a run made with other settings"),
     ("train-out-other-lr", TRAIN + ["--out", "{run}", "--lr", "0.01"], "train.lr: stored 0.001, now 0.01"),
     ("train-out-is-avp", TRAIN + ["--out", "{avp}"], "holds a 'avp' artefact"),
     # ---- train: --config
-    ("train-config-bad-value", ["train", "--out", "{out}", "--config", "{bad_yaml}"],
-     "--hidden must be an int >= 1, got 'zero'"),
+    (
+        "train-config-bad-value",
+        ["train", "--out", "{out}", "--config", "{bad_yaml}"],
+        "--hidden must be an int >= 1, got 'zero'",
+    ),
     ("train-config-unknown", ["train", "--out", "{out}", "--config", "{unknown_yaml}"], "unknown field(s) ['hiddden']"),
     ("train-config-missing", ["train", "--out", "{out}", "--config", "{tmp}/none.yaml"], "does not exist"),
     # ---- train: booby-trapped files
-    ("trap-train-backbone-weights", TRAIN + ["--backbone", "mobilenet_v2", "--backbone-layers", "2",
-                                             "--backbone-weights", "{trap_safetensors}"],
-     "trap.safetensors' is not a valid safetensors file"),
-    ("trap-train-backbone-pt", TRAIN + ["--backbone", "mobilenet_v2", "--backbone-weights", "{trap_pt}"],
-     "trap.pt must be a .safetensors file"),
+    (
+        "trap-train-backbone-weights",
+        TRAIN + ["--backbone", "mobilenet_v2", "--backbone-layers", "2", "--backbone-weights", "{trap_safetensors}"],
+        "trap.safetensors' is not a valid safetensors file",
+    ),
+    (
+        "trap-train-backbone-pt",
+        TRAIN + ["--backbone", "mobilenet_v2", "--backbone-weights", "{trap_pt}"],
+        "trap.pt must be a .safetensors file",
+    ),
     ("trap-train-epe-first", TRAIN + ["--supervision", "h1", "--epe-first", "{trap_json}"], "trap.json must hold"),
-    ("trap-train-store-manifest", TRAIN + ["--supervision", "nogs", "--sequences", "{store_manifest}"],
-     "store_manifest/manifest.json is not a JSON file"),
-    ("trap-train-store-first", TRAIN + ["--supervision", "h1", "--sequences", "{store_first}"],
-     "store_first/first_glimpse.json is not a JSON file"),
-    ("trap-train-checkpoint", TRAIN + ["--out", "{run_ckpt}"],
-     "run_ckpt/checkpoint/last.safetensors is not a valid safetensors file"),
+    (
+        "trap-train-store-manifest",
+        TRAIN + ["--supervision", "nogs", "--sequences", "{store_manifest}"],
+        "store_manifest/manifest.json is not a JSON file",
+    ),
+    (
+        "trap-train-store-first",
+        TRAIN + ["--supervision", "h1", "--sequences", "{store_first}"],
+        "store_first/first_glimpse.json is not a JSON file",
+    ),
+    (
+        "trap-train-checkpoint",
+        TRAIN + ["--out", "{run_ckpt}"],
+        "run_ckpt/checkpoint/last.safetensors is not a valid safetensors file",
+    ),
     ("trap-train-run-manifest", TRAIN + ["--out", "{run_manifest}"], "run_manifest/manifest.json is not a JSON file"),
     ("trap-train-config", ["train", "--out", "{out}", "--config", "{trap_yaml}"], "trap.yaml is not a YAML text file"),
     # ---- plot-attention
     ("plot-attention-no-log", ["plot-attention", "a={tmp}/nothing", "--out", "{out}.png"], "no log.csv"),
     ("plot-attention-spec", ["plot-attention", "nolabel", "--out", "{out}.png"], "LABEL=DIR"),
     ("plot-attention-out-dir", ["plot-attention", "a={run}", "--out", "{emptydir}"], "is a directory"),
-    ("plot-attention-metric", ["plot-attention", "a={run}", "--out", "{out}.png", "--metric", "nope"],
-     "--metric 'nope' is not a column"),
+    (
+        "plot-attention-metric",
+        ["plot-attention", "a={run}", "--out", "{out}.png", "--metric", "nope"],
+        "--metric 'nope' is not a column",
+    ),
     ("trap-plot-attention-log", ["plot-attention", "a={run_log}", "--out", "{out}.png"], "run_log/log.csv is not"),
     # ---- train-avp
     ("avp-max-glimpses-0", AVP + ["--glimpses", "0"], "--glimpses must be an int >= 1"),
@@ -224,10 +336,16 @@ CLI_CASES = [
     ("avp-out-is-file", AVP + ["--out", "{file}"], "is a file, expected a directory"),
     ("avp-pretrained-missing", AVP + ["--pretrained", "{tmp}/none.safetensors"], "--pretrained"),
     ("avp-config-bad", AVP + ["--config", "{avpbad_yaml}"], "--patience must be an int >= 1, got 0"),
-    ("trap-avp-pretrained", AVP + ["--backbone", "mobilenet_v2", "--pretrained", "{trap_safetensors}"],
-     "trap.safetensors is not a valid safetensors file"),
-    ("trap-avp-checkpoint", AVP + ["--out", "{avp_ckpt}"],
-     "avp_ckpt/checkpoint/last.safetensors is not a valid safetensors file"),
+    (
+        "trap-avp-pretrained",
+        AVP + ["--backbone", "mobilenet_v2", "--pretrained", "{trap_safetensors}"],
+        "trap.safetensors is not a valid safetensors file",
+    ),
+    (
+        "trap-avp-checkpoint",
+        AVP + ["--out", "{avp_ckpt}"],
+        "avp_ckpt/checkpoint/last.safetensors is not a valid safetensors file",
+    ),
     # ---- evaluate-avp
     ("eval-missing", EVAL + ["{tmp}/nope"], "does not exist"),
     ("eval-file", EVAL + ["{file}"], "is a file"),
@@ -278,12 +396,21 @@ CLI_CASES = [
     # ---- export / import / plot epe
     ("export-missing", ["export-sequences", "{tmp}/nope", "--out", "{out}"], "does not exist"),
     ("export-out-file", ["export-sequences", "{store}", "--out", "{file}"], "is a file, expected a directory"),
-    ("export-template", ["export-sequences", "{store}", "--out", "{out}", "--image-path-template", "x.png"],
-     "must contain {index}"),
-    ("trap-export-record", ["export-sequences", "{store_record}", "--out", "{out}"],
-     "store_record/records/0000000.json is not a JSON file"),
-    ("trap-export-manifest", ["export-sequences", "{store_manifest}", "--out", "{out}"],
-     "store_manifest/manifest.json is not a JSON file"),
+    (
+        "export-template",
+        ["export-sequences", "{store}", "--out", "{out}", "--image-path-template", "x.png"],
+        "must contain {index}",
+    ),
+    (
+        "trap-export-record",
+        ["export-sequences", "{store_record}", "--out", "{out}"],
+        "store_record/records/0000000.json is not a JSON file",
+    ),
+    (
+        "trap-export-manifest",
+        ["export-sequences", "{store_manifest}", "--out", "{out}"],
+        "store_manifest/manifest.json is not a JSON file",
+    ),
     ("import-missing", ["import-sequences", "{tmp}/nope", "--grid", "cub", "--out", "{out}"], "does not exist"),
     ("import-out-file", ["import-sequences", "{seqs}", "--grid", "cub", "--out", "{file}"], "is a file"),
     ("trap-import-txt", ["import-sequences", "{seqs}", "--grid", "cub", "--out", "{out}"], "seqs/1.txt is not UTF-8"),
@@ -291,8 +418,11 @@ CLI_CASES = [
     ("plot-epe-no-record", PLOT + ["--index", "5", "--out", "{out}.png"], "has no record for image 5"),
     ("plot-epe-out-dir", PLOT + ["--out", "{emptydir}"], "is a directory, expected a file path"),
     ("plot-epe-out-suffix", PLOT + ["--out", "{out}.txt"], "must end in .png or .pdf or .svg"),
-    ("trap-plot-epe-record", ["plot", "epe", "{store_record}", "--index", "0", "--out", "{out}.png"],
-     "store_record/records/0000000.json is not a JSON file"),
+    (
+        "trap-plot-epe-record",
+        ["plot", "epe", "{store_record}", "--index", "0", "--out", "{out}.png"],
+        "store_record/records/0000000.json is not a JSON file",
+    ),
     # ---- build-prior
     ("prior-size-0", PRIOR + ["--database-size", "0"], "--database-size must be an int >= 1"),
     ("prior-components-0", PRIOR + ["--components", "0"], "--components must be an int >= 1"),
@@ -311,8 +441,11 @@ CLI_CASES = [
     ("baselines-resolutions", ["baselines", "--out", "{out}", "--resolutions", "0"], "--resolutions must be"),
     ("baselines-out-file", ["baselines", "--out", "{file}"], "is a file, expected a directory"),
     ("baselines-attention", ["baselines", "--out", "{out}", "--attention", "x"], "NAME=FILE.json"),
-    ("trap-baselines-attention", ["baselines", "--out", "{out}", "--attention", "a={trap_json}"],
-     "trap.json is not a JSON file"),
+    (
+        "trap-baselines-attention",
+        ["baselines", "--out", "{out}", "--attention", "a={trap_json}"],
+        "trap.json is not a JSON file",
+    ),
 ]
 
 
@@ -384,6 +517,7 @@ def _api_train_config(**kw):
         from ppl_attention.attention.trainer import TrainConfig
 
         TrainConfig(**kw).check()
+
     return call
 
 
@@ -392,6 +526,7 @@ def _api_train_avp(**kw):
         from ppl_attention.posterior.training import TrainAVPConfig, train_avp
 
         train_avp(None, None, fx["root"] / "never", TrainAVPConfig(**kw))
+
     return call
 
 
@@ -413,6 +548,7 @@ def _api(name, *args):
         import ppl_attention.artifacts as a
 
         getattr(a, name)(*[fx[x] if isinstance(x, str) and x in fx else x for x in args])
+
     return call
 
 
@@ -421,6 +557,7 @@ def _api_load_avp(key):
         from ppl_attention.posterior import load_avp
 
         load_avp(fx[key])
+
     return call
 
 
@@ -429,6 +566,7 @@ def _api_open_prior(key):
         from ppl_attention.completion.importance import open_prior
 
         open_prior(fx[key])
+
     return call
 
 
@@ -438,6 +576,7 @@ def _api_open_store(key, what="sequences"):
 
         store = SequenceStore.open(fx[key])
         store.sequences() if what == "sequences" else store.first_glimpse_epe()
+
     return call
 
 

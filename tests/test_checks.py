@@ -1,4 +1,5 @@
 """The library's argument checks: one style, the argument named (in backticks for a name, as given for a flag)."""
+
 import numpy as np
 import pytest
 

@@ -31,9 +31,11 @@ def test_errors_are_reported_not_raised(capsys, tmp_path):
 
 def test_faiss_loader_info_lines_are_quiet():
     """faiss's loader logs a ModuleNotFoundError at INFO for each CPU build it cannot load: not shown."""
-    code = ("import logging; logging.basicConfig(level=logging.INFO); import ppl_attention.cli; "
-            "from ppl_attention.runtime import setup_logging; setup_logging(); import faiss; "
-            "logging.getLogger('ppl_attention').info('still logging')")
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO); import ppl_attention.cli; "
+        "from ppl_attention.runtime import setup_logging; setup_logging(); import faiss; "
+        "logging.getLogger('ppl_attention').info('still logging')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "still logging" in out.stderr
@@ -51,11 +53,13 @@ def test_light_parser_lists_every_subcommand_in_pipeline_order():
 
 
 def test_help_and_version_start_without_torch():
-    code = ("import sys; from ppl_attention.cli import main\n"
-            "for argv in (['--help'], ['--version']):\n"
-            "    try: main(argv)\n"
-            "    except SystemExit as e: assert e.code == 0\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from ppl_attention.cli import main\n"
+        "for argv in (['--help'], ['--version']):\n"
+        "    try: main(argv)\n"
+        "    except SystemExit as e: assert e.code == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "generate --avp AVP --prior PRIOR" in out.stdout  # the epilog shows the pipeline
@@ -89,6 +93,7 @@ def test_no_progress_is_shared_by_every_command_and_hides_every_bar(monkeypatch)
     def fake(args):
         seen.append(tqdm(range(3), disable=False).disable)  # a bar that asks to be shown
         return 0
+
     parser = build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda light=False: parser)
     parser.set_defaults(func=fake)

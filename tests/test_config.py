@@ -43,9 +43,17 @@ def test_bad_yaml_is_refused(tmp_path):
         build_config(Example, parse(["--config", str(tmp_path / "list.yaml")]))
 
 
-@pytest.mark.parametrize("argv, flip", [([], False), (["--flip"], True), (["--no-flip"], False),
-                                        (["--flip", "false"], False), (["--flip", "yes"], True),
-                                        (["--flip", "--epochs", "2"], True)])
+@pytest.mark.parametrize(
+    "argv, flip",
+    [
+        ([], False),
+        (["--flip"], True),
+        (["--no-flip"], False),
+        (["--flip", "false"], False),
+        (["--flip", "yes"], True),
+        (["--flip", "--epochs", "2"], True),
+    ],
+)
 def test_booleans_are_switches_with_a_no_form(argv, flip):
     assert build_config(Example, parse(argv)).flip is flip
 

@@ -3,6 +3,7 @@
 The kills are real SIGKILLs, landed by the hook of :mod:`ppl_attention.artifacts` (``PPL_ATTENTION_CRASH_AT``)
 in a subprocess; ``benchmarks/crash_resume.py`` does the same at many random moments of every command.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ppl_attention.artifacts import (ArtifactError, atomic_dir, atomic_write_json, clean_temporaries, load_checkpoint,
-                                     save_checkpoint)
+from ppl_attention.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    atomic_write_json,
+    clean_temporaries,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.sensor import Sensor
@@ -27,8 +34,13 @@ STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": Sensor.mn
 
 
 def _killed_python(code: str, crash_at: int, phase: str = "before", cwd=None) -> int:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PPL_ATTENTION_CRASH_AT": str(crash_at),
-           "PPL_ATTENTION_CRASH_PHASE": phase, "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PPL_ATTENTION_CRASH_AT": str(crash_at),
+        "PPL_ATTENTION_CRASH_PHASE": phase,
+        "OMP_NUM_THREADS": "1",
+    }
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd or REPO, capture_output=True).returncode
 
 
@@ -37,8 +49,10 @@ def _temporaries(root: Path) -> list[Path]:
 
 
 def test_a_store_killed_while_it_is_created_is_created_by_the_rerun(tmp_path):
-    code = ("from ppl_attention.design.store import SequenceStore; import json, sys; "
-            f"SequenceStore.create({str(tmp_path / 'store')!r}, json.loads({json.dumps(json.dumps(STORE_CONFIG))}))")
+    code = (
+        "from ppl_attention.design.store import SequenceStore; import json, sys; "
+        f"SequenceStore.create({str(tmp_path / 'store')!r}, json.loads({json.dumps(json.dumps(STORE_CONFIG))}))"
+    )
     # write 1 is the manifest inside the folder being built, killed before its rename (so before the folder's)
     assert _killed_python(code, 1, "before") == -signal.SIGKILL
     assert not (tmp_path / "store").exists()  # nothing a rerun could refuse ...
@@ -59,8 +73,9 @@ def test_temporaries_of_dead_writers_are_removed_on_resume(tmp_path):
     from ppl_attention.artifacts import _HOST
 
     SequenceStore.create(tmp_path / "store", STORE_CONFIG)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()  # a pid that has exited
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()  # a pid that has exited
     torn = tmp_path / "store" / "records" / f".0000000.json.tmp-{_HOST}-{dead}-abc123.tmp"
     torn.write_text('{"index": 0, "locat')  # a record torn by a kill before its rename
     assert SequenceStore.open(tmp_path / "store").indices() == []  # never mistaken for a record
@@ -137,8 +152,13 @@ def test_a_trainer_killed_between_the_writes_of_a_validation_resumes_exactly(tmp
     script = tmp_path / "train_toy.py"
     script.write_text(TRAINER_SCRIPT)
     toy = REPO / "tests" / "attention" / "conftest.py"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PPL_ATTENTION_CRASH_AT": "5", "PPL_ATTENTION_CRASH_PHASE": "before",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PPL_ATTENTION_CRASH_AT": "5",
+        "PPL_ATTENTION_CRASH_PHASE": "before",
+        "OMP_NUM_THREADS": "1",
+    }
     out, ref = tmp_path / "killed", tmp_path / "ref"
     rc = subprocess.run([sys.executable, str(script), str(toy), str(out)], env=env, capture_output=True).returncode
     assert rc == -signal.SIGKILL
@@ -176,6 +196,7 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     def factory_call(self):
         def image(i):
             return None
+
         image.size = 10
         return Problem(), image
 
@@ -184,8 +205,10 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(executors, "generate_sequences", failing)
     monkeypatch.setattr("ppl_attention.design.images.ImageFactory.__call__", factory_call)
     # the stand-in AVP and prior record no dataset: the run's dataset is given here
-    monkeypatch.setattr("ppl_attention.commands.design.resolve_dataset",
-                        lambda *a, **k: DatasetSpec.make("cluttered-mnist", options={"scales": 1}))
+    monkeypatch.setattr(
+        "ppl_attention.commands.design.resolve_dataset",
+        lambda *a, **k: DatasetSpec.make("cluttered-mnist", options={"scales": 1}),
+    )
     monkeypatch.setattr("ppl_attention.artifacts.dir_checksum", lambda p, pattern="*": "sha256:0")
     from ppl_attention.artifacts import write_manifest
     from ppl_attention.completion.importance import PRIOR_KIND
@@ -193,8 +216,23 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     (tmp_path / "avp").mkdir()
     write_manifest(tmp_path / "prior", PRIOR_KIND, {"prior": "database"})  # generate reads which kind of prior
     out = tmp_path / "store"
-    argv = ["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "prior"),
-            "--out", str(out), "--num-images", "2", "--glimpses", "2", "--allow-oracle", "true"]
+    argv = [
+        "generate",
+        "--device",
+        "cpu",
+        "--avp",
+        str(tmp_path / "avp"),
+        "--prior",
+        str(tmp_path / "prior"),
+        "--out",
+        str(out),
+        "--num-images",
+        "2",
+        "--glimpses",
+        "2",
+        "--allow-oracle",
+        "true",
+    ]
     assert main(argv) == 2
     assert "the search diverged" in capsys.readouterr().err
     assert calls["store"] == out and not out.exists()

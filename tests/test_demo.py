@@ -1,4 +1,5 @@
 """The demo end to end at a tiny size: every stage runs, the table is printed, a second run is all cached."""
+
 import json
 
 from ppl_attention.cli import main
@@ -6,9 +7,29 @@ from ppl_attention.cli import main
 
 def test_demo_runs_every_stage_then_caches(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--device", "cpu", "--avp-epochs", "1", "--prior-size", "2000",
-            "--num-sequences", "3", "--glimpses", "2", "--num-samples", "8", "--iterations", "20",
-            "--validate-every", "10", "--pca-components", "16"]
+    argv = [
+        "demo",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--avp-epochs",
+        "1",
+        "--prior-size",
+        "2000",
+        "--num-sequences",
+        "3",
+        "--glimpses",
+        "2",
+        "--num-samples",
+        "8",
+        "--iterations",
+        "20",
+        "--validate-every",
+        "10",
+        "--pca-components",
+        "16",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| RAM |" in printed and "| PS-NOGS |" in printed

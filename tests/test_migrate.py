@@ -1,12 +1,19 @@
 """``ppl-attention migrate``: artefacts of older formats are refused with the command to run, migrated once, then
 read; a second migration changes nothing."""
+
 import json
 
 import pytest
 import torch
 
-from ppl_attention.artifacts import (ArtifactError, dir_checksum, load_checkpoint, read_manifest, save_weights,
-                                     write_manifest)
+from ppl_attention.artifacts import (
+    ArtifactError,
+    dir_checksum,
+    load_checkpoint,
+    read_manifest,
+    save_weights,
+    write_manifest,
+)
 from ppl_attention.cli import main
 from ppl_attention.completion.prior import prior_type
 from ppl_attention.data.spec import recorded_spec
@@ -17,13 +24,25 @@ def _old_artefacts(root):
     """An AVP and a prior as older versions wrote them, a store that records both by checksum, a two-file
     training checkpoint, and weights with their config (not a checkpoint)."""
     write_manifest(root / "avp", "avp", {"dataset": "cluttered-mnist", "seed": 3})
-    write_manifest(root / "prior", "prior", {"n": 10, "dataset": "cluttered-mnist",
-                                             "data": {"name": "cluttered-mnist", "seed": None}})
-    write_manifest(root / "seqs", "sequences", {"data": {"name": "cluttered-mnist", "seed": 3},
-                                                "avp": dir_checksum(root / "avp"),
-                                                "prior": dir_checksum(root / "prior")})
-    save_weights(root / "run" / "checkpoint" / "last.safetensors", {"w": torch.ones(2), "meta.iteration":
-                                                                    torch.tensor(4)}, {"iteration": 4})
+    write_manifest(
+        root / "prior",
+        "prior",
+        {"n": 10, "dataset": "cluttered-mnist", "data": {"name": "cluttered-mnist", "seed": None}},
+    )
+    write_manifest(
+        root / "seqs",
+        "sequences",
+        {
+            "data": {"name": "cluttered-mnist", "seed": 3},
+            "avp": dir_checksum(root / "avp"),
+            "prior": dir_checksum(root / "prior"),
+        },
+    )
+    save_weights(
+        root / "run" / "checkpoint" / "last.safetensors",
+        {"w": torch.ones(2), "meta.iteration": torch.tensor(4)},
+        {"iteration": 4},
+    )
     save_weights(root / "avp" / "avp.safetensors", {"w": torch.ones(2)}, {"width": 2})
 
 
@@ -57,8 +76,11 @@ def test_a_checksum_chain_is_followed_through(tmp_path):
     """A network that records a store that records a migrated prior gets the store's final checksum."""
     write_manifest(tmp_path / "prior", "prior", {"n": 10})
     write_manifest(tmp_path / "seqs", "sequences", {"prior": dir_checksum(tmp_path / "prior")})
-    write_manifest(tmp_path / "net", "epe-net", {"prior": dir_checksum(tmp_path / "prior"),
-                                                 "stores": [dir_checksum(tmp_path / "seqs")]})
+    write_manifest(
+        tmp_path / "net",
+        "epe-net",
+        {"prior": dir_checksum(tmp_path / "prior"), "stores": [dir_checksum(tmp_path / "seqs")]},
+    )
     migrate(tmp_path)
     net = read_manifest(tmp_path / "net")["config"]
     assert net["prior"] == dir_checksum(tmp_path / "prior") and net["stores"] == [dir_checksum(tmp_path / "seqs")]

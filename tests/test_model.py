@@ -5,6 +5,7 @@ scale (the paper's patch) and with a 2-scale retina (2 x 2 and 4 x 4 pooled to 2
 Exact EPE(l) = E_y[H(label | y, l)]: the label posterior given y is exact (enumeration over the 6 rows), the
 expectation over y is Monte Carlo with 20,000 draws (standard error ~0.0015 nats per design).
 """
+
 import math
 
 import pyro
@@ -42,7 +43,7 @@ def reference_glimpses(images, grid, loc):
         for j, (side, _) in enumerate(grid.patch_sizes):
             top = r + pad - (side - h) // 2
             left = c + pad - (side - h) // 2
-            scales.append(F.avg_pool2d(padded[:, :, top:top + side, left:left + side], grid.scale_factor ** j))
+            scales.append(F.avg_pool2d(padded[:, :, top : top + side, left : left + side], grid.scale_factor**j))
         out.append(torch.cat(scales, 1))
     return torch.stack(out, 1)
 
@@ -50,7 +51,7 @@ def reference_glimpses(images, grid, loc):
 def exact_label_posterior(images, labels, grid, loc, y, sigma, weights=None):
     """p(label | y) by brute force over rows, written independently of the model code: (..., 2)."""
     rows = reference_glimpses(images, grid, loc)  # (N, t, k*C, h, w)
-    ll = -0.5 * ((y.unsqueeze(-5) - rows) ** 2).flatten(-4).sum(-1) / sigma ** 2  # (..., N)
+    ll = -0.5 * ((y.unsqueeze(-5) - rows) ** 2).flatten(-4).sum(-1) / sigma**2  # (..., N)
     lw = ll + (torch.zeros(len(images)) if weights is None else weights.log())
     post = torch.softmax(lw, -1)
     return torch.stack([post[..., labels == k].sum(-1) for k in (0, 1)], -1)
@@ -61,8 +62,13 @@ def exact_epe(model, images, labels, grid, design, n=20000):
     with torch.no_grad():
         d = design.expand((n,) + design.shape)
         y = pyro.poutine.trace(model).get_trace(d).nodes["y"]["value"]  # (n, D, t, C, h, w)
-        H = torch.stack([label_entropy(exact_label_posterior(images, labels, grid, design[i], y[:, i], SIGMA))
-                         for i in range(len(design))], 1)
+        H = torch.stack(
+            [
+                label_entropy(exact_label_posterior(images, labels, grid, design[i], y[:, i], SIGMA))
+                for i in range(len(design))
+            ],
+            1,
+        )
     return H.mean(0), H.std(0) / math.sqrt(n)
 
 
@@ -83,8 +89,9 @@ def test_sites_shapes_and_vectorisation(problem):
     assert tr.nodes["label"]["value"].shape == (1, 2)
     assert tr.nodes["image_index"]["value"].shape == (1, 2)
     assert tr.nodes["y"]["value"].shape == (1, 2, 3, grid.scales, 2, 2)  # scales stacked along channels
-    assert torch.allclose(grid.extract(images, design[0, :1].expand(6, -1)), reference_glimpses(images, grid,
-                                                                                                design[0, 0]))
+    assert torch.allclose(
+        grid.extract(images, design[0, :1].expand(6, -1)), reference_glimpses(images, grid, design[0, 0])
+    )
     tr.compute_log_prob()
     assert tr.nodes["y"]["log_prob"].shape == (1, 2)
     # the label of the row drawn is the label site
@@ -99,8 +106,17 @@ def test_nmc_and_posterior_eig_match_the_exact_epe(problem):
     # posterior_eig with the exact-posterior guide is an unbiased estimate of the EPE: 20,000 draws give a
     # standard error ~0.0015 per design; 0.015 is > 5 combined standard errors.
     pyro.set_rng_seed(2)
-    pe = posterior_eig(model, design, ["y"], ["label"], num_samples=20000, num_steps=0, guide=model.exact_guide(),
-                       optim=None, eig=False)
+    pe = posterior_eig(
+        model,
+        design,
+        ["y"],
+        ["label"],
+        num_samples=20000,
+        num_steps=0,
+        guide=model.exact_guide(),
+        optim=None,
+        eig=False,
+    )
     assert pe.shape == (9,)
     assert torch.allclose(pe, epe, atol=0.015)
     # nmc_eig estimates EIG = H[label] - EPE.  N = 3000 outer samples (standard error ~0.01), M = M' = 100 inner
@@ -139,8 +155,9 @@ def test_conditioning_on_past_glimpses_is_exact_bayes(problem):
     new_loc = torch.tensor([[8]])
     y = grid.extract(truth, new_loc)
     post_next = folded.prior.label_posterior_logits(new_loc[0], y[0], folded.sigma(1), grid).exp()
-    both = exact_label_posterior(images, labels, grid, torch.tensor([4, 0, 8]), torch.cat([glimpses, y[0]]),
-                                 model.noise.sigma(3))
+    both = exact_label_posterior(
+        images, labels, grid, torch.tensor([4, 0, 8]), torch.cat([glimpses, y[0]]), model.noise.sigma(3)
+    )
     assert torch.allclose(post_next, both, atol=1e-5)
     # conditioning twice accumulates the past
     twice = model.condition(loc[:1], glimpses[:1]).condition(loc[1:], glimpses[1:])
@@ -189,7 +206,8 @@ def test_observed_and_condition_score_the_past_with_one_noise(problem):
     observed = GlimpseModel(model.prior, grid, noise, observed=(loc, glimpses))
     rows = torch.arange(6)
     tr = pyro.poutine.trace(pyro.condition(observed, data={"label": labels, "image_index": rows})).get_trace(
-        torch.zeros(6, 1, dtype=torch.long))
+        torch.zeros(6, 1, dtype=torch.long)
+    )
     tr.compute_log_prob()
     post_rows = torch.softmax(sum(tr.nodes[n]["log_prob"] for n in ("label", "image_index", "y_past")), 0)
     post_observed = torch.stack([post_rows[labels == k].sum() for k in (0, 1)])
@@ -197,8 +215,9 @@ def test_observed_and_condition_score_the_past_with_one_noise(problem):
     past = exact_label_posterior(images, labels, grid, loc, glimpses, noise.sigma(2))
     assert torch.allclose(folded.prior.class_weights, past, atol=1e-5)
     assert torch.allclose(post_observed, past, atol=1e-5)  # was sigma(3): the past re-scored at t0 + t_new
-    assert not torch.allclose(past, exact_label_posterior(images, labels, grid, loc, glimpses, noise.sigma(3)),
-                              atol=1e-3)  # the two conventions really differ here
+    assert not torch.allclose(
+        past, exact_label_posterior(images, labels, grid, loc, glimpses, noise.sigma(3)), atol=1e-3
+    )  # the two conventions really differ here
     # the designed glimpse's own noise is sigma(t0 + t_new) in both
     assert observed.sigma(1) == folded.sigma(1) == noise.sigma(3)
     assert tr.nodes["y"]["fn"].base_dist.scale.max() == noise.sigma(3)

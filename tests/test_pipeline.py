@@ -1,4 +1,5 @@
 """The Python pipeline: the tensor adapter, option checking, and handles that open what a stage wrote."""
+
 from pathlib import Path
 
 import pytest
@@ -9,19 +10,28 @@ from ppl_attention import pipeline
 from ppl_attention.pipeline import AVPHandle, Dataset, SequencesHandle, _namespace, tensor_dataset, train_attention
 
 #: every stage function, the subcommand it runs, and arguments for it (paths need not exist: nothing runs)
-STAGES = {"train_epe_net": ("train-epe-net", ("net", ["maps"], "avp"), {"epochs": 1, "positions": "coords"}),
-          "evaluate_epe_net": ("evaluate-epe-net", ("eval", "net", "avp", "prior"), {"num_images": 2}),
-          "evaluate_design": ("evaluate-design", ("floor", "avp", "prior"), {"num_images": 2}),
-          "calibrate_noise": ("calibrate-noise", ("cal", "prior"), {"num_images": 2, "scales": [1, 2]}),
-          "policy_sequences": ("policy-sequences", ("seqs", "run"), {"num_images": 3}),
-          "train_baselines": ("baselines", ("base", "translated-mnist"), {"archs": "mobilenet_v2", "epochs": 1}),
-          "plot": ("plot epe", ("epe", "store", "epe.png"), {"index": 0}),
-          "plot_attention": ("plot-attention", ("curves.png", {"RAM": ["r0", "r1"], "PS-NOGS": "p0"}), {})}
+STAGES = {
+    "train_epe_net": ("train-epe-net", ("net", ["maps"], "avp"), {"epochs": 1, "positions": "coords"}),
+    "evaluate_epe_net": ("evaluate-epe-net", ("eval", "net", "avp", "prior"), {"num_images": 2}),
+    "evaluate_design": ("evaluate-design", ("floor", "avp", "prior"), {"num_images": 2}),
+    "calibrate_noise": ("calibrate-noise", ("cal", "prior"), {"num_images": 2, "scales": [1, 2]}),
+    "policy_sequences": ("policy-sequences", ("seqs", "run"), {"num_images": 3}),
+    "train_baselines": ("baselines", ("base", "translated-mnist"), {"archs": "mobilenet_v2", "epochs": 1}),
+    "plot": ("plot epe", ("epe", "store", "epe.png"), {"index": 0}),
+    "plot_attention": ("plot-attention", ("curves.png", {"RAM": ["r0", "r1"], "PS-NOGS": "p0"}), {}),
+}
 
 
 def test_stages_are_exported_from_the_package():
-    for name in ("train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "tensor_dataset",
-                 *STAGES):
+    for name in (
+        "train_avp",
+        "build_prior",
+        "design_sequences",
+        "train_attention",
+        "evaluate",
+        "tensor_dataset",
+        *STAGES,
+    ):
         assert callable(getattr(ppl_attention, name)) and name in pipeline.__all__
 
 
@@ -38,11 +48,14 @@ def test_tensor_dataset_round_trips_images_and_labels(tmp_path):
     assert tuple(item["image"].shape) == (1, 32, 32)
 
 
-@pytest.mark.parametrize("images, labels, match", [
-    (torch.rand(4, 2, 8, 8), torch.zeros(4, dtype=torch.long), "images must be"),
-    (torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), "labels must be"),
-    (torch.rand(4, 1, 8, 8) + 1, torch.zeros(4, dtype=torch.long), r"in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "images, labels, match",
+    [
+        (torch.rand(4, 2, 8, 8), torch.zeros(4, dtype=torch.long), "images must be"),
+        (torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), "labels must be"),
+        (torch.rand(4, 1, 8, 8) + 1, torch.zeros(4, dtype=torch.long), r"in \[0, 1\]"),
+    ],
+)
 def test_tensor_dataset_refuses_bad_tensors(tmp_path, images, labels, match):
     with pytest.raises(ValueError, match=match):
         tensor_dataset(images, labels, tmp_path / "x")
@@ -125,8 +138,7 @@ def test_plot_attention_draws_the_runs(tmp_path):
     for run, acc in (("r0", 0.5), ("r1", 0.6)):
         (tmp_path / run).mkdir()
         (tmp_path / run / "log.csv").write_text(f"iteration,val_greedy_acc\n10,{acc}\n20,{acc + 0.1}\n")
-    figure = pipeline.plot_attention(tmp_path / "curves.png", {"RAM": [tmp_path / "r0", tmp_path / "r1"]},
-                                     quiet=True)
+    figure = pipeline.plot_attention(tmp_path / "curves.png", {"RAM": [tmp_path / "r0", tmp_path / "r1"]}, quiet=True)
     assert figure == tmp_path / "curves.png" and figure.stat().st_size > 0
     with pytest.raises(ValueError, match="not a column"):
         pipeline.plot_attention(tmp_path / "c.png", {"RAM": tmp_path / "r0"}, metric="val_loss", quiet=True)

@@ -1,4 +1,5 @@
 """The README is a front page: short, and its Python example runs verbatim and prints a designed sequence."""
+
 import re
 from pathlib import Path
 

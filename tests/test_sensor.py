@@ -38,7 +38,7 @@ def test_extract_matches_slicing_for_single_and_sequences():
     for b in range(3):
         for t in range(4):
             r, c = grid.pixels(locs[b, t]).tolist()
-            assert torch.equal(patches[b, t], images[b, :, r:r + 4, c:c + 6])
+            assert torch.equal(patches[b, t], images[b, :, r : r + 4, c : c + 6])
     single = grid.extract(images, locs[:, 0])
     assert torch.equal(single, patches[:, 0])
     # A leading 1 broadcasts over the batch.
@@ -118,19 +118,30 @@ def reference_retina(image, grid, loc):
     out = []
     for j, (sh, sw) in enumerate(grid.patch_sizes):
         top, left = r + pad - (sh - h) // 2, c + pad - (sw - w) // 2
-        out.append(F.avg_pool2d(padded[None, :, top:top + sh, left:left + sw], grid.scale_factor ** j)[0])
+        out.append(F.avg_pool2d(padded[None, :, top : top + sh, left : left + sw], grid.scale_factor**j)[0])
     return torch.cat(out, 0)
 
 
-@pytest.mark.parametrize("grid", [Sensor.retina(), Sensor(30, (4, 6), stride=2, scales=3),
-                                  Sensor(20, 3, stride=1, scales=2, scale_factor=3)],
-                         ids=["mnist-retina", "non-square", "factor-3"])
+@pytest.mark.parametrize(
+    "grid",
+    [Sensor.retina(), Sensor(30, (4, 6), stride=2, scales=3), Sensor(20, 3, stride=1, scales=2, scale_factor=3)],
+    ids=["mnist-retina", "non-square", "factor-3"],
+)
 def test_every_scale_equals_a_reference_crop_and_pool_at_the_centre_and_every_border(grid):
     images = torch.rand(2, 2, *grid.image_size, generator=torch.Generator().manual_seed(0))
     R, C = grid.shape
     # the centre, the four corners and the middle of each edge: every border the coarse patches reach past
-    cells = [(R // 2, C // 2), (0, 0), (0, C - 1), (R - 1, 0), (R - 1, C - 1), (0, C // 2), (R - 1, C // 2),
-             (R // 2, 0), (R // 2, C - 1)]
+    cells = [
+        (R // 2, C // 2),
+        (0, 0),
+        (0, C - 1),
+        (R - 1, 0),
+        (R - 1, C - 1),
+        (0, C // 2),
+        (R - 1, C // 2),
+        (R // 2, 0),
+        (R // 2, C - 1),
+    ]
     locs = torch.tensor([r * C + c for r, c in cells])
     got = grid.extract(images, locs.expand(2, -1))  # (2, 9, k*C, h, w)
     assert got.shape == (2, len(cells), grid.scales * 2) + grid.glimpse_size
@@ -194,16 +205,24 @@ def test_sensor_serialises_and_old_grids_read_as_one_scale():
 
 def test_a_sensor_mismatch_names_both_sensors():
     check_sensor(Sensor.retina().to_dict(), Sensor.retina(), "x")
-    with pytest.raises(SensorMismatch, match=r"the AVP was made for sensor 9x9 locations on 60x60, 12x12 glimpses, "
-                                             r"1 scale, but the store is 9x9 .* 3 scales \(12, 24, 48 px"):
+    with pytest.raises(
+        SensorMismatch,
+        match=r"the AVP was made for sensor 9x9 locations on 60x60, 12x12 glimpses, "
+        r"1 scale, but the store is 9x9 .* 3 scales \(12, 24, 48 px",
+    ):
         check_sensor(Sensor.mnist(), Sensor.retina(), "the AVP", "the store")
     assert issubclass(SensorMismatch, ValueError)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"scales": 0}, "`scales` must be an int >= 1"),
-                                             ({"scales": 2, "scale_factor": 1}, "`scale_factor` must be an int >= 2"),
-                                             ({"scales": 2.0}, "`scales` must be an int"),
-                                             ({"scales": 2, "glimpse_size": 3}, "cannot centre the scale-1 patch")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scales": 0}, "`scales` must be an int >= 1"),
+        ({"scales": 2, "scale_factor": 1}, "`scale_factor` must be an int >= 2"),
+        ({"scales": 2.0}, "`scales` must be an int"),
+        ({"scales": 2, "glimpse_size": 3}, "cannot centre the scale-1 patch"),
+    ],
+)
 def test_bad_retinas_are_refused(kwargs, message):
     args = {"image_size": 20, "glimpse_size": 4, **kwargs}
     with pytest.raises(ValueError, match=message):

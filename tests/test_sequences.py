@@ -8,8 +8,7 @@ from ppl_attention.sequences import format_paper_sequence, read_paper_sequence_f
 
 # the paper's sample sequence files, copied into the repository (format: docs/INTERFACES.md)
 SAMPLES = Path(__file__).resolve().parents[0] / "fixtures" / "paper-sequences"
-FOLDERS = [("celebhq/20", Sensor.celeba_hq, 5), ("celebhq/0", Sensor.celeba_hq, 3),
-           ("birds", Sensor.cub, 5)]
+FOLDERS = [("celebhq/20", Sensor.celeba_hq, 5), ("celebhq/0", Sensor.celeba_hq, 3), ("birds", Sensor.cub, 5)]
 
 
 @pytest.mark.parametrize("folder, make_grid, count", FOLDERS)

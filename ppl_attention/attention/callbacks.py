@@ -1,6 +1,7 @@
 """What a training run reports and keeps, as callbacks of :meth:`.trainer.Trainer.run` (as Pyro's MCMC ``hook_fn``):
 ``on_step(trainer, running)`` after every iteration, ``on_validate(trainer, row, improved)`` after every
 validation, ``close()`` at the end."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,12 @@ class ProgressBar:
     def __init__(self, trainer: Trainer):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.cfg.iterations, initial=trainer.iteration,
-                        desc=f"{trainer.stage} {trainer.out.name}", leave=False)
+        self.bar = tqdm(
+            total=trainer.cfg.iterations,
+            initial=trainer.iteration,
+            desc=f"{trainer.stage} {trainer.out.name}",
+            leave=False,
+        )
 
     def on_step(self, trainer: Trainer, running: dict) -> None:
         self.bar.update(1)

@@ -16,6 +16,7 @@ whole batch are extracted with one call to the sensor per step (no loop over ima
 ``forced`` that hold a location are teacher-forced to it (partial supervision); the log-probability of the
 location actually taken is returned either way, so ``-log pi(target)`` and REINFORCE use the same tensor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,8 +34,16 @@ from .policy import POLICIES, LocationPolicy, check_policy, grid_coordinates
 if TYPE_CHECKING:
     from typing import Iterator, Sequence
 
-__all__ = ["NetworkConfig", "HardAttentionNet", "Rollout", "GlimpseEmbedder", "LocationEmbedding",
-           "LOCATION_EMBEDDINGS", "flops_per_glimpse", "classifier_flops"]
+__all__ = [
+    "NetworkConfig",
+    "HardAttentionNet",
+    "Rollout",
+    "GlimpseEmbedder",
+    "LocationEmbedding",
+    "LOCATION_EMBEDDINGS",
+    "flops_per_glimpse",
+    "classifier_flops",
+]
 
 
 LOCATION_EMBEDDINGS = ("table", "mlp", "factorised")
@@ -46,29 +55,53 @@ class NetworkConfig:
 
     hidden: int = field(default=256, metadata={"help": "hidden size of the core"})
     glimpse_dim: int = field(default=64, metadata={"help": "size of a glimpse's embedding (the GRU input)"})
-    backbone: str = field(default="small", metadata={
-        "help": "glimpse embedder ('what'): the paper's small CNN, Mnih et al.'s linear layer on the flattened "
-                "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
-        "choices": ["small", "mnih", "vgg16", "mobilenet_v2"]})
-    core: str = field(default="gru", metadata={
-        "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN",
-        "choices": ["gru", "lstm", "rnn"]})
-    what_hidden: int = field(default=128, metadata={
-        "help": "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP"})
+    backbone: str = field(
+        default="small",
+        metadata={
+            "help": "glimpse embedder ('what'): the paper's small CNN, Mnih et al.'s linear layer on the flattened "
+            "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
+            "choices": ["small", "mnih", "vgg16", "mobilenet_v2"],
+        },
+    )
+    core: str = field(
+        default="gru",
+        metadata={
+            "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN",
+            "choices": ["gru", "lstm", "rnn"],
+        },
+    )
+    what_hidden: int = field(
+        default=128, metadata={"help": "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP"}
+    )
     backbone_layers: int = field(default=12, metadata={"help": "leading layers of a torchvision backbone kept"})
-    backbone_weights: str | None = field(default=None, metadata={
-        "help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"})
-    location_embedding: str = field(default="table", metadata={
-        "help": "learned table over flat locations, an MLP of normalised (row, col), or a row table plus a column "
-                "table (factorised: O(rows + cols) parameters; mlp or factorised for fine grids)",
-        "choices": list(LOCATION_EMBEDDINGS)})
+    backbone_weights: str | None = field(
+        default=None,
+        metadata={"help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"},
+    )
+    location_embedding: str = field(
+        default="table",
+        metadata={
+            "help": "learned table over flat locations, an MLP of normalised (row, col), or a row table plus a column "
+            "table (factorised: O(rows + cols) parameters; mlp or factorised for fine grids)",
+            "choices": list(LOCATION_EMBEDDINGS),
+        },
+    )
     policy_hidden: int = field(default=32, metadata={"help": "hidden units of the location policy"})
-    policy: str = field(default="dense", metadata={
-        "help": "location policy: dense (a logit per location, the paper's), gaussian (Mnih et al.: a mean cell, "
-                "fixed --policy-std) or factorised (row x column categoricals); gaussian or factorised for fine "
-                "grids of thousands of locations", "choices": list(POLICIES)})
-    policy_std: float = field(default=0.2, metadata={
-        "help": "gaussian policy: standard deviation in normalised grid coordinates ([-1, 1] across the grid)"})
+    policy: str = field(
+        default="dense",
+        metadata={
+            "help": "location policy: dense (a logit per location, the paper's), gaussian (Mnih et al.: a mean cell, "
+            "fixed --policy-std) or factorised (row x column categoricals); gaussian or factorised for fine "
+            "grids of thousands of locations",
+            "choices": list(POLICIES),
+        },
+    )
+    policy_std: float = field(
+        default=0.2,
+        metadata={
+            "help": "gaussian policy: standard deviation in normalised grid coordinates ([-1, 1] across the grid)"
+        },
+    )
 
 
 class GlimpseEmbedder(nn.Module):
@@ -87,13 +120,18 @@ class GlimpseEmbedder(nn.Module):
         stacked = channels * self.scales
         if cfg.backbone == "small":
             self.features = nn.Sequential(
-                nn.Conv2d(stacked, 16, 3, padding=1), nn.ReLU(),
-                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-                nn.MaxPool2d(2), nn.Flatten())
+                nn.Conv2d(stacked, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+            )
             self.in_channels = channels
         elif cfg.backbone == "mnih":
-            self.features = nn.Sequential(nn.Flatten(), nn.Linear(stacked * glimpse_size[0] * glimpse_size[1],
-                                                                  cfg.what_hidden), nn.ReLU())
+            self.features = nn.Sequential(
+                nn.Flatten(), nn.Linear(stacked * glimpse_size[0] * glimpse_size[1], cfg.what_hidden), nn.ReLU()
+            )
             self.in_channels = channels
         else:
             import torchvision
@@ -126,7 +164,7 @@ class GlimpseEmbedder(nn.Module):
         except Exception as e:  # noqa: BLE001  (safetensors raises several types for a corrupt or pickled file)
             raise ValueError(f"backbone_weights {path!r} is not a valid safetensors file: {e}") from None
         # Accept both a bare `features` state dict and a full model's ("features.0.weight").
-        state = {k[len("features."):] if k.startswith("features.") else k: v for k, v in state.items()}
+        state = {k[len("features.") :] if k.startswith("features.") else k: v for k, v in state.items()}
         missing, _ = module.load_state_dict(state, strict=False)
         if missing:
             raise ValueError(f"backbone_weights {path!r} lacks {len(missing)} tensors, e.g. {missing[:3]}")
@@ -161,8 +199,7 @@ class LocationEmbedding(nn.Module):
             self.n_cols = grid.n_cols
             self.row_table, self.col_table = nn.Embedding(grid.n_rows, dim), nn.Embedding(grid.n_cols, dim)
         else:
-            raise ValueError(f"`location_embedding` must be one of "
-                             f"{list(LOCATION_EMBEDDINGS)}, got {kind!r}")
+            raise ValueError(f"`location_embedding` must be one of {list(LOCATION_EMBEDDINGS)}, got {kind!r}")
 
     def forward(self, loc: torch.Tensor) -> torch.Tensor:
         if self.kind == "table":
@@ -193,11 +230,11 @@ class Core(nn.Module):
         return 2 * self.hidden if self.kind == "lstm" else self.hidden
 
     def output(self, state: torch.Tensor) -> torch.Tensor:
-        return state[:, :self.hidden] if self.kind == "lstm" else state
+        return state[:, : self.hidden] if self.kind == "lstm" else state
 
     def forward(self, g: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         if self.kind == "lstm":
-            h, c = self.cell(g, (state[:, :self.hidden].contiguous(), state[:, self.hidden:].contiguous()))
+            h, c = self.cell(g, (state[:, : self.hidden].contiguous(), state[:, self.hidden :].contiguous()))
             return torch.cat([h, c], 1)
         return self.cell(g, state)
 
@@ -217,9 +254,15 @@ class Rollout:
 class HardAttentionNet(nn.Module):
     """Recurrent hard-attention classifier over a :class:`Sensor` (RAM with a categorical policy)."""
 
-    def __init__(self, grid: Sensor, num_classes: int, channels: int = 1, cfg: NetworkConfig | None = None,
-                 mean: Sequence[float] | torch.Tensor | None = None,
-                 std: Sequence[float] | torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        grid: Sensor,
+        num_classes: int,
+        channels: int = 1,
+        cfg: NetworkConfig | None = None,
+        mean: Sequence[float] | torch.Tensor | None = None,
+        std: Sequence[float] | torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -232,35 +275,43 @@ class HardAttentionNet(nn.Module):
         mean = torch.as_tensor(mean if mean is not None else [0.0] * channels, dtype=torch.float32)
         std = torch.as_tensor(std if std is not None else [1.0] * channels, dtype=torch.float32)
         if mean.numel() != channels or std.numel() != channels:
-            raise ValueError(f"mean and std need {channels} entries (one per channel), got {mean.tolist()}, "
-                             f"{std.tolist()}")
+            raise ValueError(
+                f"mean and std need {channels} entries (one per channel), got {mean.tolist()}, {std.tolist()}"
+            )
         # Per glimpse channel: the image's mean / std repeated for every scale of the sensor.
         self.register_buffer("mean", mean.repeat(grid.scales).view(1, -1, 1, 1))
         self.register_buffer("std", std.repeat(grid.scales).view(1, -1, 1, 1))
         check_policy(c.policy, c.policy_std)
         if c.hidden < 1 or c.glimpse_dim < 1 or c.policy_hidden < 1 or c.what_hidden < 1:
-            raise ValueError(f"hidden, glimpse_dim, policy_hidden and what_hidden must be >= 1, got {c.hidden}, "
-                             f"{c.glimpse_dim}, {c.policy_hidden}, {c.what_hidden}")
+            raise ValueError(
+                f"hidden, glimpse_dim, policy_hidden and what_hidden must be >= 1, got {c.hidden}, "
+                f"{c.glimpse_dim}, {c.policy_hidden}, {c.what_hidden}"
+            )
         self.embedder = GlimpseEmbedder(channels, grid.glimpse_size, c, grid.scales)
-        self.where = LocationEmbedding(grid, c.glimpse_dim, c.location_embedding,
-                                       c.what_hidden if c.backbone == "mnih" else None)
+        self.where = LocationEmbedding(
+            grid, c.glimpse_dim, c.location_embedding, c.what_hidden if c.backbone == "mnih" else None
+        )
         self.core = Core(c.core, c.glimpse_dim, c.hidden)
         self.h0 = nn.Parameter(torch.zeros(self.core.state_size))
         self.policy = LocationPolicy(grid, c.hidden, c.policy_hidden, c.policy, c.policy_std)
         self.baseline = nn.Linear(c.hidden, 1)
         self.classifier = nn.Linear(c.hidden, num_classes)
-        self.stop_head = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(),
-                                       nn.Linear(c.policy_hidden, 1))
+        self.stop_head = nn.Sequential(nn.Linear(c.hidden, c.policy_hidden), nn.ReLU(), nn.Linear(c.policy_hidden, 1))
 
     # ----------------------------------------------------------------- config
     def to_config(self) -> dict:
         """Everything needed to rebuild the module (stored next to its safetensors weights)."""
         from ..config import config_to_dict
 
-        return {"kind": "hard-attention", "grid": self.grid.to_dict(), "num_classes": self.num_classes,
-                "channels": self.channels, "network": config_to_dict(self.cfg),
-                "mean": self.mean.flatten()[:self.channels].tolist(),
-                "std": self.std.flatten()[:self.channels].tolist()}
+        return {
+            "kind": "hard-attention",
+            "grid": self.grid.to_dict(),
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "network": config_to_dict(self.cfg),
+            "mean": self.mean.flatten()[: self.channels].tolist(),
+            "std": self.std.flatten()[: self.channels].tolist(),
+        }
 
     @classmethod
     def from_config(cls, config: dict) -> "HardAttentionNet":
@@ -268,8 +319,14 @@ class HardAttentionNet(nn.Module):
         the dense policy)."""
         from ..config import config_from_dict
 
-        return cls(Sensor.from_dict(config["grid"]), config["num_classes"], config["channels"],
-                   config_from_dict(NetworkConfig, config["network"]), config["mean"], config["std"])
+        return cls(
+            Sensor.from_dict(config["grid"]),
+            config["num_classes"],
+            config["channels"],
+            config_from_dict(NetworkConfig, config["network"]),
+            config["mean"],
+            config["std"],
+        )
 
     @staticmethod
     def complete_config(config: dict | None) -> dict | None:
@@ -302,9 +359,15 @@ class HardAttentionNet(nn.Module):
         return self.core(g, h)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, images: torch.Tensor, glimpses: int, policy: str = "sample",
-                forced: torch.Tensor | None = None, fixed_probs: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> Rollout:
+    def forward(
+        self,
+        images: torch.Tensor,
+        glimpses: int,
+        policy: str = "sample",
+        forced: torch.Tensor | None = None,
+        fixed_probs: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
         """Take ``glimpses`` glimpses of each image.
 
         Args:
@@ -341,8 +404,14 @@ class HardAttentionNet(nn.Module):
             out["gains"].append(self.stop_head(ho.detach()).squeeze(1))
         return Rollout(**{k: torch.stack(v, 1) for k, v in out.items()})
 
-    def _check_forward(self, images: torch.Tensor, glimpses: int, policy: str, forced: torch.Tensor | None,
-                       fixed_probs: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _check_forward(
+        self,
+        images: torch.Tensor,
+        glimpses: int,
+        policy: str,
+        forced: torch.Tensor | None,
+        fixed_probs: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Refuse bad arguments of :meth:`forward`; ``forced`` as a long tensor on the images' device and
         ``fixed_probs`` expanded to (B, L) there (``policy='fixed'`` only)."""
         if policy not in ("sample", "greedy", "fixed"):
@@ -359,12 +428,16 @@ class HardAttentionNet(nn.Module):
             if tuple(forced.shape) != (B, T):
                 raise ValueError(f"forced must have shape {(B, T)}, got {tuple(forced.shape)}")
             if bool(((forced < NO_GLIMPSE) | (forced >= L)).any()):
-                raise ValueError(f"forced locations must lie in [0, {L - 1}] or be {NO_GLIMPSE}, got "
-                                 f"{forced[(forced < NO_GLIMPSE) | (forced >= L)][0].item()}")
+                raise ValueError(
+                    f"forced locations must lie in [0, {L - 1}] or be {NO_GLIMPSE}, got "
+                    f"{forced[(forced < NO_GLIMPSE) | (forced >= L)][0].item()}"
+                )
         if policy == "fixed":
             if fixed_probs is None or fixed_probs.shape != (L,):
-                raise ValueError(f"policy='fixed' needs fixed_probs of shape ({L},), got "
-                                 f"{None if fixed_probs is None else tuple(fixed_probs.shape)}")
+                raise ValueError(
+                    f"policy='fixed' needs fixed_probs of shape ({L},), got "
+                    f"{None if fixed_probs is None else tuple(fixed_probs.shape)}"
+                )
             fixed_probs = fixed_probs.to(images.device).expand(B, L)
         return forced, fixed_probs
 

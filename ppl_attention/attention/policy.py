@@ -27,6 +27,7 @@ targets of one state are split between two places, its mode lands between them, 
 factorised heads keep both modes (``examples/policy_bandit.py``).  The dense head is the paper's and the
 default.  ``benchmarks/bench_policy_heads.py`` measures the cost of each head and sampler.
 """
+
 from __future__ import annotations
 
 
@@ -38,8 +39,16 @@ import torch.nn.functional as F
 from ..checks import check_number
 from ..sensor import Sensor
 
-__all__ = ["POLICIES", "SAMPLERS", "sample_categorical", "LocationPolicy", "DenseLocations", "GridLocations",
-           "grid_coordinates", "check_policy"]
+__all__ = [
+    "POLICIES",
+    "SAMPLERS",
+    "sample_categorical",
+    "LocationPolicy",
+    "DenseLocations",
+    "GridLocations",
+    "grid_coordinates",
+    "check_policy",
+]
 
 POLICIES = ("dense", "gaussian", "factorised")
 
@@ -61,8 +70,9 @@ def grid_coordinates(grid: Sensor) -> tuple[torch.Tensor, torch.Tensor]:
 SAMPLERS = ("inverse_cdf", "multinomial")
 
 
-def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None,
-                       method: str = "inverse_cdf") -> torch.Tensor:
+def sample_categorical(
+    probs: torch.Tensor, generator: torch.Generator | None = None, method: str = "inverse_cdf"
+) -> torch.Tensor:
     """One draw per row of ``probs`` (B, L) (rows need not sum to 1): indices (B,).
 
     ``inverse_cdf``: one uniform per row, located in the row's cumulative sum by binary search (``cumsum`` +
@@ -156,11 +166,10 @@ class LocationPolicy(nn.Sequential):
         if self.kind == "dense":
             return DenseLocations(out)
         if self.kind == "factorised":
-            return GridLocations(out[:, :self.n_rows], out[:, self.n_rows:])
+            return GridLocations(out[:, : self.n_rows], out[:, self.n_rows :])
         # gaussian: -(x - mu)^2 / (2 sd^2) per axis; the rest of the normalisation is Categorical's logsumexp
-        scale = -0.5 / self.std ** 2
-        return GridLocations(scale * (self.row_coords - out[:, :1]) ** 2,
-                             scale * (self.col_coords - out[:, 1:]) ** 2)
+        scale = -0.5 / self.std**2
+        return GridLocations(scale * (self.row_coords - out[:, :1]) ** 2, scale * (self.col_coords - out[:, 1:]) ** 2)
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         """The gaussian policy's mean (B, 2) = normalised (row, col)."""

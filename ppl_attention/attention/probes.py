@@ -8,6 +8,7 @@
 - :func:`dispersion`: for each state, how scattered the targets of its nearest neighbours in hidden space are,
   against random states' targets, and whether the greedy choice sits on one of them or between them.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,15 +24,16 @@ from .policy import LocationPolicy
 __all__ = ["agreement", "behaviour_clone", "cell_distance", "dispersion", "forced_states"]
 
 
-def forced_states(net: HardAttentionNet, images: torch.Tensor, sequences: torch.Tensor,
-                  batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def forced_states(
+    net: HardAttentionNet, images: torch.Tensor, sequences: torch.Tensor, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hidden states (N, T, hidden) before each glimpse, greedy choices (N, T) and ``log pi(target)`` (N, T)
     of ``net`` walked along ``sequences`` (N, T) on ``images`` (N, C, H, W); no gradient."""
     device = net.h0.device
     hs, modes, logps = [], [], []
     with torch.no_grad():
         for s in range(0, len(images), batch_size):
-            x, seq = images[s:s + batch_size].to(device), sequences[s:s + batch_size].to(device)
+            x, seq = images[s : s + batch_size].to(device), sequences[s : s + batch_size].to(device)
             state = net.initial_state(len(x))
             h_t, m_t, l_t = [], [], []
             for t in range(seq.shape[1]):  # over glimpses, the batch at once
@@ -47,9 +49,17 @@ def forced_states(net: HardAttentionNet, images: torch.Tensor, sequences: torch.
     return torch.cat(hs), torch.cat(modes), torch.cat(logps)
 
 
-def behaviour_clone(net: HardAttentionNet, kind: str, images: torch.Tensor, sequences: torch.Tensor,
-                    iterations: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                    std: float | None = None) -> HardAttentionNet:
+def behaviour_clone(
+    net: HardAttentionNet,
+    kind: str,
+    images: torch.Tensor,
+    sequences: torch.Tensor,
+    iterations: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    std: float | None = None,
+) -> HardAttentionNet:
     """A copy of ``net`` whose policy is a fresh ``kind`` head trained by behaviour cloning (``-mean sum log
     pi(target)`` along ``sequences`` (N, T) of ``images``); the trunk is frozen, so only the head learns."""
     if iterations < 1 or batch_size < 1:
@@ -59,8 +69,9 @@ def behaviour_clone(net: HardAttentionNet, kind: str, images: torch.Tensor, sequ
         p.requires_grad_(False)
     torch.manual_seed(derive_seed(seed, "behaviour-clone", kind))
     c = clone.cfg
-    clone.policy = LocationPolicy(clone.grid, c.hidden, c.policy_hidden, kind,
-                                  c.policy_std if std is None else std).to(clone.h0.device)
+    clone.policy = LocationPolicy(clone.grid, c.hidden, c.policy_hidden, kind, c.policy_std if std is None else std).to(
+        clone.h0.device
+    )
     clone.cfg = dataclasses.replace(c, policy=kind)
     hidden, _, _ = forced_states(clone, images, sequences)  # the trunk is frozen: its states never change
     hidden, targets = hidden.flatten(0, 1).to(clone.h0.device), sequences.flatten().to(clone.h0.device)
@@ -86,8 +97,9 @@ def agreement(choices: torch.Tensor, targets: torch.Tensor, grid: Sensor, tolera
     return float((cell_distance(choices, targets, grid) <= tolerance).float().mean())
 
 
-def dispersion(hidden: torch.Tensor, targets: torch.Tensor, greedy: torch.Tensor, grid: Sensor,
-               k: int = 10, seed: int = 0) -> dict:
+def dispersion(
+    hidden: torch.Tensor, targets: torch.Tensor, greedy: torch.Tensor, grid: Sensor, k: int = 10, seed: int = 0
+) -> dict:
     """How scattered the targets of neighbouring hidden states are, per glimpse step.
 
     ``hidden`` (N, T, H), ``targets`` and ``greedy`` (N, T).  For each state, its ``k`` nearest other states of
@@ -111,10 +123,14 @@ def dispersion(hidden: torch.Tensor, targets: torch.Tensor, greedy: torch.Tensor
         centre = rc.mean(1)
         gr = torch.stack([greedy[:, t] // grid.n_cols, greedy[:, t] % grid.n_cols], -1).float()
         to_targets = cell_distance(greedy[:, t, None], nb, grid)
-        rows.append({"step": t + 1,
-                     "neighbour_spread": float(cell_distance(tgt[:, None], nb, grid).float().mean()),
-                     "random_spread": float(cell_distance(tgt[:, None], rand, grid).float().mean()),
-                     "greedy_to_nearest_target": float(to_targets.min(1).values.float().mean()),
-                     "greedy_to_centroid": float((gr - centre).abs().amax(-1).mean()),
-                     "greedy_on_a_target": float((to_targets.min(1).values <= 1).float().mean())})
+        rows.append(
+            {
+                "step": t + 1,
+                "neighbour_spread": float(cell_distance(tgt[:, None], nb, grid).float().mean()),
+                "random_spread": float(cell_distance(tgt[:, None], rand, grid).float().mean()),
+                "greedy_to_nearest_target": float(to_targets.min(1).values.float().mean()),
+                "greedy_to_centroid": float((gr - centre).abs().amax(-1).mean()),
+                "greedy_on_a_target": float((to_targets.min(1).values <= 1).float().mean()),
+            }
+        )
     return {"k": k, "steps": rows}

@@ -11,6 +11,7 @@ At test time the network stops after the first glimpse whose predicted gain fall
 ``T``).  Since later glimpses never change earlier outputs, one full rollout gives the result of every
 threshold; sweeping it traces accuracy against the average number of glimpses and against FLOPs.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -48,13 +49,19 @@ def stopping_times(gains: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def stopping_curve(net: HardAttentionNet, images: torch.Tensor, labels: torch.Tensor, glimpses: int,
-                   thresholds: Iterable[float], batch_size: int = 500) -> list[dict]:
+def stopping_curve(
+    net: HardAttentionNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    glimpses: int,
+    thresholds: Iterable[float],
+    batch_size: int = 500,
+) -> list[dict]:
     """Accuracy, average glimpses and average FLOPs per image for each threshold (greedy policy)."""
     net.eval()
     logits, gains = [], []
     for start in range(0, len(images), batch_size):
-        ro = net(images[start:start + batch_size], glimpses, policy="greedy")
+        ro = net(images[start : start + batch_size], glimpses, policy="greedy")
         logits.append(ro.logits)
         gains.append(ro.gains)
     logits, gains = torch.cat(logits), torch.cat(gains)
@@ -64,7 +71,12 @@ def stopping_curve(net: HardAttentionNet, images: torch.Tensor, labels: torch.Te
     for thr in thresholds:
         n = stopping_times(gains, float(thr))
         pred = logits[torch.arange(len(n)), n - 1].argmax(-1)
-        rows.append({"threshold": float(thr), "accuracy": float((pred == labels).float().mean()),
-                     "mean_glimpses": float(n.float().mean()),
-                     "flops": float(n.float().mean() * per_glimpse + per_class)})
+        rows.append(
+            {
+                "threshold": float(thr),
+                "accuracy": float((pred == labels).float().mean()),
+                "mean_glimpses": float(n.float().mean()),
+                "flops": float(n.float().mean() * per_glimpse + per_class),
+            }
+        )
     return rows

@@ -10,6 +10,7 @@ Sources (``kind``):
 
 Which images are supervised is decided by a seed (:func:`choose_supervised`), never by file order.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,44 @@ if TYPE_CHECKING:
     import os
     from typing import Callable, Sequence
 
-__all__ = ["Supervision", "choose_supervised", "heuristic_distribution", "heuristic_sequences", "bbox_sequences",
-           "parts_sequences", "load_store_sequences", "check_store_data", "load_first_glimpse_epe", "build_supervision",
-           "KINDS", "SOURCES", "CUB_PART_NAMES", "HGS_PARTS", "Method", "METHODS"]
+__all__ = [
+    "Supervision",
+    "choose_supervised",
+    "heuristic_distribution",
+    "heuristic_sequences",
+    "bbox_sequences",
+    "parts_sequences",
+    "load_store_sequences",
+    "check_store_data",
+    "load_first_glimpse_epe",
+    "build_supervision",
+    "KINDS",
+    "SOURCES",
+    "CUB_PART_NAMES",
+    "HGS_PARTS",
+    "Method",
+    "METHODS",
+]
 
 INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}
 #: CUB-200-2011 parts.txt, in file order (part id = position + 1).
-CUB_PART_NAMES = ("back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing",
-                  "nape", "right eye", "right leg", "right wing", "tail", "throat")
+CUB_PART_NAMES = (
+    "back",
+    "beak",
+    "belly",
+    "breast",
+    "crown",
+    "forehead",
+    "left eye",
+    "left leg",
+    "left wing",
+    "nape",
+    "right eye",
+    "right leg",
+    "right wing",
+    "tail",
+    "throat",
+)
 #: The paper's hand-crafted order; each slot lists the parts that can fill it, preferred first.
 HGS_PARTS = (("beak",), ("left eye", "right eye"), ("forehead",), ("belly",), ("left leg", "right leg"))
 
@@ -49,8 +80,10 @@ class Supervision:
     def table(self, num_train: int, glimpses: int) -> torch.Tensor:
         """(num_train, glimpses) forced locations: the sequence for supervised rows, ``NO_GLIMPSE`` elsewhere."""
         if self.sequences.shape[1] > glimpses:
-            raise ValueError(f"supervision sequences have {self.sequences.shape[1]} glimpses, longer than the "
-                             f"network's T={glimpses}; train with `glimpses` {self.sequences.shape[1]} or more")
+            raise ValueError(
+                f"supervision sequences have {self.sequences.shape[1]} glimpses, longer than the "
+                f"network's T={glimpses}; train with `glimpses` {self.sequences.shape[1]} or more"
+            )
         if len(self.indices) and (int(self.indices.min()) < 0 or int(self.indices.max()) >= num_train):
             bad = self.indices[(self.indices < 0) | (self.indices >= num_train)][0]
             raise ValueError(f"supervised index {int(bad)} is outside the training split (indices 0..{num_train - 1})")
@@ -78,8 +111,9 @@ def heuristic_distribution(epe_first: Sequence[float] | torch.Tensor, inverse_te
     return torch.softmax(-inverse_temperature * epe, 0).float()
 
 
-def heuristic_sequences(epe_first: Sequence[float] | torch.Tensor, n: int, glimpses: int, inverse_temperature: float,
-                        seed: int) -> torch.Tensor:
+def heuristic_sequences(
+    epe_first: Sequence[float] | torch.Tensor, n: int, glimpses: int, inverse_temperature: float, seed: int
+) -> torch.Tensor:
     """(n, glimpses) locations drawn independently at each step from :func:`heuristic_distribution`."""
     probs = heuristic_distribution(epe_first, inverse_temperature)
     g = generator(derive_seed(seed, "heuristic-sequences", inverse_temperature))
@@ -103,8 +137,9 @@ def bbox_sequences(bboxes: Sequence[Sequence[float]] | torch.Tensor, grid: Senso
     return grid.nearest(rows, cols)
 
 
-def parts_sequences(parts: torch.Tensor, grid: Sensor, seed: int,
-                    part_names: Sequence[str] = CUB_PART_NAMES) -> torch.Tensor:
+def parts_sequences(
+    parts: torch.Tensor, grid: Sensor, seed: int, part_names: Sequence[str] = CUB_PART_NAMES
+) -> torch.Tensor:
     """Hand-crafted CUB sequences (n, 5): beak, eye, forehead, belly, feet; a hidden part is replaced by a
     visible part chosen at random (seeded); ``parts`` (n, P, 3) = (row, col, visible)."""
     p = torch.as_tensor(parts, dtype=torch.float32)
@@ -133,8 +168,9 @@ def parts_sequences(parts: torch.Tensor, grid: Sensor, seed: int,
     return grid.nearest(rc[..., 0], rc[..., 1])
 
 
-def load_first_glimpse_epe(source: str | os.PathLike | Sequence[float] | torch.Tensor,
-                           num_locations: int) -> torch.Tensor:
+def load_first_glimpse_epe(
+    source: str | os.PathLike | Sequence[float] | torch.Tensor, num_locations: int
+) -> torch.Tensor:
     """EPE of every first location from a tensor/list, a ``first_glimpse.json`` file, or a store directory."""
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -143,8 +179,10 @@ def load_first_glimpse_epe(source: str | os.PathLike | Sequence[float] | torch.T
 
             return load_first_glimpse_epe(SequenceStore.open(path).first_glimpse_epe().float(), num_locations)
         if not path.is_file():
-            raise FileNotFoundError(f"epe_first: {path} does not exist (expected a first_glimpse.json with "
-                                    "{\"epe\": [L floats]} or a sequence store holding one)")
+            raise FileNotFoundError(
+                f"epe_first: {path} does not exist (expected a first_glimpse.json with "
+                "{\"epe\": [L floats]} or a sequence store holding one)"
+            )
         try:
             source = json.loads(path.read_bytes().decode("utf-8"))["epe"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
@@ -160,21 +198,30 @@ def check_store_data(store_dir: str | os.PathLike, config: dict, data_spec: dict
     options than ``data_spec``'s (the training data's recorded spec): its sequences would point at other images."""
     split = config.get("split", "train")
     if split != "train":
-        raise ValueError(f"`sequences` {store_dir} was designed on the {split!r} split, but supervision needs "
-                         f"sequences of the training images (split 'train')")
+        raise ValueError(
+            f"`sequences` {store_dir} was designed on the {split!r} split, but supervision needs "
+            f"sequences of the training images (split 'train')"
+        )
     stored = (config.get("data") or {}).get("options")
     now = (data_spec or {}).get("options")
     if stored is not None and now is not None:
         diff = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
         if diff:
             both = "; ".join(f"{k}: store {stored.get(k)!r}, training data {now.get(k)!r}" for k in diff)
-            raise ValueError(f"`sequences` {store_dir} was designed on canvases with other dataset options than "
-                             f"this run's training data ({both}); pass the store's `dataset_option` values")
+            raise ValueError(
+                f"`sequences` {store_dir} was designed on canvases with other dataset options than "
+                f"this run's training data ({both}); pass the store's `dataset_option` values"
+            )
 
 
-def load_store_sequences(store_dir: str | os.PathLike, dataset: str, grid: Sensor, glimpses: int,
-                         data_seed: int | None = None,
-                         data_spec: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_store_sequences(
+    store_dir: str | os.PathLike,
+    dataset: str,
+    grid: Sensor,
+    glimpses: int,
+    data_seed: int | None = None,
+    data_spec: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(indices (N,), sequences (N, T_store)) from a sequence store, refusing one built for another task.
 
     ``data_seed``: the seed of the training data; the store's images were drawn with its own seed (the split
@@ -189,12 +236,15 @@ def load_store_sequences(store_dir: str | os.PathLike, dataset: str, grid: Senso
     store = SequenceStore.open(store_dir)
     config = store.config
     if config.get("dataset") != dataset:
-        raise ValueError(f"`sequences` {store_dir} was built for dataset {config.get('dataset')!r}, "
-                         f"expected {dataset!r}")
+        raise ValueError(
+            f"`sequences` {store_dir} was built for dataset {config.get('dataset')!r}, expected {dataset!r}"
+        )
     store_seed = (config.get("data") or {}).get("seed", config.get("seed"))  # the split seed of its images
     if data_seed is not None and store_seed is not None and int(store_seed) != int(data_seed):
-        raise ValueError(f"`sequences` {store_dir} was made for the training data of seed {store_seed}, but this "
-                         f"run's training data uses seed {data_seed}: pass `data_seed` {store_seed}")
+        raise ValueError(
+            f"`sequences` {store_dir} was made for the training data of seed {store_seed}, but this "
+            f"run's training data uses seed {data_seed}: pass `data_seed` {store_seed}"
+        )
     check_store_data(store_dir, config, data_spec)
     check_sensor(store.grid, grid, f"--sequences {store_dir}", f"the dataset {dataset}'s sensor")
     seqs = store.sequences()
@@ -203,8 +253,9 @@ def load_store_sequences(store_dir: str | os.PathLike, dataset: str, grid: Senso
     indices = torch.tensor(sorted(seqs), dtype=torch.long)
     lengths = {len(seqs[int(i)]) for i in indices}
     if max(lengths) > glimpses:
-        raise ValueError(f"`sequences` {store_dir} holds sequences of {max(lengths)} glimpses, longer than "
-                         f"T={glimpses}")
+        raise ValueError(
+            f"`sequences` {store_dir} holds sequences of {max(lengths)} glimpses, longer than T={glimpses}"
+        )
     T = max(lengths)
     out = torch.full((len(indices), T), NO_GLIMPSE, dtype=torch.long)
     for row, i in enumerate(indices.tolist()):  # reading records (small), not a tensor loop
@@ -219,11 +270,20 @@ def load_store_sequences(store_dir: str | os.PathLike, dataset: str, grid: Senso
 DEFAULT_NUM_SUPERVISED = 600
 
 
-def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, num_supervised: int | None, seed: int,
-                      dataset: str = "", sequences_dir: str | os.PathLike | None = None,
-                      epe_first: str | os.PathLike | Sequence[float] | torch.Tensor | None = None,
-                      annotations: Callable[[torch.Tensor], dict] | None = None, data_seed: int | None = None,
-                      data_spec: dict | None = None) -> Supervision | None:
+def build_supervision(
+    kind: str,
+    num_train: int,
+    grid: Sensor,
+    glimpses: int,
+    num_supervised: int | None,
+    seed: int,
+    dataset: str = "",
+    sequences_dir: str | os.PathLike | None = None,
+    epe_first: str | os.PathLike | Sequence[float] | torch.Tensor | None = None,
+    annotations: Callable[[torch.Tensor], dict] | None = None,
+    data_seed: int | None = None,
+    data_spec: dict | None = None,
+) -> Supervision | None:
     """The supervision of a run.
 
     Args:
@@ -244,8 +304,20 @@ def build_supervision(kind: str, num_train: int, grid: Sensor, glimpses: int, nu
         raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
     if kind == "none" or num_supervised == 0:
         return None
-    request = _Request(kind, num_train, grid, glimpses, num_supervised, seed, dataset, sequences_dir, epe_first,
-                       annotations, data_seed, data_spec)
+    request = _Request(
+        kind,
+        num_train,
+        grid,
+        glimpses,
+        num_supervised,
+        seed,
+        dataset,
+        sequences_dir,
+        epe_first,
+        annotations,
+        data_seed,
+        data_spec,
+    )
     return SOURCES[kind](request)
 
 
@@ -269,8 +341,9 @@ class _Request:
     def chosen(self) -> torch.Tensor:
         """The supervised training images of a heuristic source (:data:`DEFAULT_NUM_SUPERVISED` by default)."""
         n = DEFAULT_NUM_SUPERVISED if self.num_supervised is None else self.num_supervised
-        return choose_supervised(torch.arange(self.num_train), min(n, self.num_train)
-                                 if self.num_supervised is None else n, self.seed)
+        return choose_supervised(
+            torch.arange(self.num_train), min(n, self.num_train) if self.num_supervised is None else n, self.seed
+        )
 
 
 def _store_source(r: _Request) -> Supervision:
@@ -280,8 +353,10 @@ def _store_source(r: _Request) -> Supervision:
     cand, seqs = load_store_sequences(r.sequences_dir, r.dataset, r.grid, r.glimpses, r.data_seed, r.data_spec)
     if int(cand.min()) < 0 or int(cand.max()) >= r.num_train:
         bad = cand[(cand < 0) | (cand >= r.num_train)][0]
-        raise ValueError(f"`sequences` {r.sequences_dir} holds index {int(bad)}, outside the training split "
-                         f"(indices 0..{r.num_train - 1})")
+        raise ValueError(
+            f"`sequences` {r.sequences_dir} holds index {int(bad)}, outside the training split "
+            f"(indices 0..{r.num_train - 1})"
+        )
     chosen = choose_supervised(cand, len(cand) if r.num_supervised is None else r.num_supervised, r.seed)
     return Supervision(r.kind, chosen, seqs[torch.searchsorted(cand, chosen)])
 
@@ -293,8 +368,9 @@ def _heuristic_source(r: _Request) -> Supervision:
         raise ValueError(f"supervision {r.kind!r} needs `epe_first` FILE or `sequences` DIR with first_glimpse.json")
     epe = load_first_glimpse_epe(source, r.grid.num_locations)
     chosen = r.chosen()
-    return Supervision(r.kind, chosen, heuristic_sequences(epe, len(chosen), r.glimpses, INVERSE_TEMPERATURE[r.kind],
-                                                           r.seed))
+    return Supervision(
+        r.kind, chosen, heuristic_sequences(epe, len(chosen), r.glimpses, INVERSE_TEMPERATURE[r.kind], r.seed)
+    )
 
 
 def _annotation_source(r: _Request) -> Supervision:
@@ -305,7 +381,7 @@ def _annotation_source(r: _Request) -> Supervision:
     ann = r.annotations(chosen)
     if "parts" in ann and ann["parts"] is not None:
         seqs = parts_sequences(ann["parts"], r.grid, r.seed, ann.get("part_names") or CUB_PART_NAMES)
-        seqs = seqs[:, :r.glimpses]
+        seqs = seqs[:, : r.glimpses]
     elif "bbox" in ann and ann["bbox"] is not None:
         seqs = bbox_sequences(ann["bbox"], r.grid, r.glimpses)
     else:
@@ -331,5 +407,11 @@ class Method:
 
 #: The paper's training methods by name, in its Table 1 order: the one list the examples' comparisons and the demo
 #: take their names, labels and settings from.
-METHODS = {"none": Method("RAM", "none"), "ram+": Method("RAM+", "none", pretrain=True), "h1": Method("PS-H1", "h1"),
-           "h5": Method("PS-H5", "h5"), "hgs": Method("PS-HGS", "hgs"), "nogs": Method("PS-NOGS", "nogs")}
+METHODS = {
+    "none": Method("RAM", "none"),
+    "ram+": Method("RAM+", "none", pretrain=True),
+    "h1": Method("PS-H1", "h1"),
+    "h5": Method("PS-H5", "h5"),
+    "hgs": Method("PS-HGS", "hgs"),
+    "nogs": Method("PS-NOGS", "nogs"),
+}

@@ -3,6 +3,7 @@
 Kept apart from :mod:`.trainer` so that the CLI can build its flags from :class:`TrainConfig` and the other stages
 can share :func:`check_fields` without importing the training loop.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,79 +21,141 @@ __all__ = ["TrainConfig", "check_fields", "scheduled_lr", "supervision_lambda"]
 class TrainConfig:
     """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
 
-    precision: str | None = field(default=None, metadata={
-        "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-                "CPU)", "choices": ["float32", "bfloat16"]})
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
+            "CPU)",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
     glimpses: int = field(default=GLIMPSES, metadata={"help": "T, glimpses per image"})
     iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    lr_schedule: str = field(default="constant", metadata={
-        "help": "learning-rate schedule: constant; step (times lr_decay every lr_decay_every iterations); cosine "
-                "(from lr to lr * lr_final over lr_horizon iterations, then held)",
-        "choices": ["constant", "step", "cosine"]})
+    lr_schedule: str = field(
+        default="constant",
+        metadata={
+            "help": "learning-rate schedule: constant; step (times lr_decay every lr_decay_every iterations); cosine "
+            "(from lr to lr * lr_final over lr_horizon iterations, then held)",
+            "choices": ["constant", "step", "cosine"],
+        },
+    )
     lr_decay: float = field(default=0.5, metadata={"help": "step schedule: factor applied every lr_decay_every"})
     lr_decay_every: int = field(default=10000, metadata={"help": "step schedule: iterations between decays"})
     lr_final: float = field(default=0.01, metadata={"help": "cosine schedule: final lr as a fraction of lr"})
-    lr_horizon: int | None = field(default=None, metadata={
-        "help": "cosine schedule: iterations over which lr decays (required, so that extending --iterations "
-                "later does not change the schedule)"})
-    mc_samples: int = field(default=10, metadata={
-        "help": "M: the Monte-Carlo test accuracy averages the class probabilities of M sampled policies "
-                "(reported beside the deterministic, greedy-policy accuracy)"})
+    lr_horizon: int | None = field(
+        default=None,
+        metadata={
+            "help": "cosine schedule: iterations over which lr decays (required, so that extending --iterations "
+            "later does not change the schedule)"
+        },
+    )
+    mc_samples: int = field(
+        default=10,
+        metadata={
+            "help": "M: the Monte-Carlo test accuracy averages the class probabilities of M sampled policies "
+            "(reported beside the deterministic, greedy-policy accuracy)"
+        },
+    )
     validate_every: int = field(default=100, metadata={"help": "validate (and checkpoint) every K iterations"})
     supervision_weight: float = field(default=1.0, metadata={"help": "lambda of -lambda log pi(target)"})
-    supervision_until: int | None = field(default=None, metadata={
-        "help": "stop the partial supervision after this many iterations: from then on every example, the "
-                "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
-                "last (default: supervise throughout)"})
-    supervision_probability: float | None = field(default=None, metadata={
-        "help": "supervise a drawn supervised image only with this probability; otherwise it is shown as its "
-                "redrawn canvas of the epoch and trained by REINFORCE, so sequences for every training image do "
-                "not freeze the training canvases (default: always supervise a supervised image)"})
-    supervised_fraction: float | None = field(default=None, metadata={
-        "help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"})
-    supervision_reduction: str = field(default="mean", metadata={
-        "help": "the supervised term -lambda log pi(target) over the batch: mean (divided by the batch size, like "
-                "REINFORCE) or sum (the authors' trainer: every supervised glimpse weighs lambda, whatever the "
-                "batch size)", "choices": ["mean", "sum"]})
-    supervision_anneal: int | None = field(default=None, metadata={
-        "help": "anneal lambda linearly from --supervision-weight to 0 over this many iterations (default: "
-                "constant lambda; --supervision-until stops it outright instead)"})
-    imitate: bool = field(default=True, metadata={
-        "help": "false: the supervised images keep the frozen canvases their sequences were made for and are "
-                "drawn as often, but nothing is teacher-forced or imitated (RAM on PS-NOGS's canvases, the "
-                "control for the canvases themselves)"})
+    supervision_until: int | None = field(
+        default=None,
+        metadata={
+            "help": "stop the partial supervision after this many iterations: from then on every example, the "
+            "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
+            "last (default: supervise throughout)"
+        },
+    )
+    supervision_probability: float | None = field(
+        default=None,
+        metadata={
+            "help": "supervise a drawn supervised image only with this probability; otherwise it is shown as its "
+            "redrawn canvas of the epoch and trained by REINFORCE, so sequences for every training image do "
+            "not freeze the training canvases (default: always supervise a supervised image)"
+        },
+    )
+    supervised_fraction: float | None = field(
+        default=None,
+        metadata={"help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"},
+    )
+    supervision_reduction: str = field(
+        default="mean",
+        metadata={
+            "help": "the supervised term -lambda log pi(target) over the batch: mean (divided by the batch size, like "
+            "REINFORCE) or sum (the authors' trainer: every supervised glimpse weighs lambda, whatever the "
+            "batch size)",
+            "choices": ["mean", "sum"],
+        },
+    )
+    supervision_anneal: int | None = field(
+        default=None,
+        metadata={
+            "help": "anneal lambda linearly from --supervision-weight to 0 over this many iterations (default: "
+            "constant lambda; --supervision-until stops it outright instead)"
+        },
+    )
+    imitate: bool = field(
+        default=True,
+        metadata={
+            "help": "false: the supervised images keep the frozen canvases their sequences were made for and are "
+            "drawn as often, but nothing is teacher-forced or imitated (RAM on PS-NOGS's canvases, the "
+            "control for the canvases themselves)"
+        },
+    )
     entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
     baseline_weight: float = field(default=1.0, metadata={"help": "weight of the baseline's MSE loss"})
-    ce_every_step: bool = field(default=False, metadata={
-        "help": "cross-entropy after every glimpse (needed for adaptive stopping), not just the last"})
-    stop_target: str = field(default="probability", metadata={
-        "help": "stop head regression target: gain in true-class probability, or in 0/1 correctness",
-        "choices": list(STOP_TARGETS)})
+    ce_every_step: bool = field(
+        default=False,
+        metadata={"help": "cross-entropy after every glimpse (needed for adaptive stopping), not just the last"},
+    )
+    stop_target: str = field(
+        default="probability",
+        metadata={
+            "help": "stop head regression target: gain in true-class probability, or in 0/1 correctness",
+            "choices": list(STOP_TARGETS),
+        },
+    )
     stop_weight: float = field(default=1.0, metadata={"help": "weight of the stop head's MSE loss"})
-    redraw_each_epoch: bool = field(default=True, metadata={
-        "help": "redraw training canvases each epoch (supervised images always keep the epoch-0 canvas their "
-                "sequence was made for)"})
-    best_metric: str = field(default="accuracy", metadata={
-        "help": "which greedy validation metric picks the best checkpoint", "choices": ["accuracy", "loss"]})
+    redraw_each_epoch: bool = field(
+        default=True,
+        metadata={
+            "help": "redraw training canvases each epoch (supervised images always keep the epoch-0 canvas their "
+            "sequence was made for)"
+        },
+    )
+    best_metric: str = field(
+        default="accuracy",
+        metadata={"help": "which greedy validation metric picks the best checkpoint", "choices": ["accuracy", "loss"]},
+    )
     eval_batch_size: int = field(default=500, metadata={"help": "batch size of validation / test passes"})
-    attribute: int | None = field(default=None, metadata={
-        "help": "for multi-label datasets: the attribute to classify (binary)"})
+    attribute: int | None = field(
+        default=None, metadata={"help": "for multi-label datasets: the attribute to classify (binary)"}
+    )
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
 
     def check(self) -> "TrainConfig":
         """Refuse settings that make no sense (before anything is loaded or written); returns ``self``."""
-        check_fields(self, positive=("glimpses", "iterations", "batch_size", "validate_every", "eval_batch_size",
-                                     "mc_samples", "lr_decay_every"),
-                     non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
-                     optional_non_negative=("supervision_until", "attribute"),
-                     optional_positive=("supervision_anneal",))
+        check_fields(
+            self,
+            positive=(
+                "glimpses",
+                "iterations",
+                "batch_size",
+                "validate_every",
+                "eval_batch_size",
+                "mc_samples",
+                "lr_decay_every",
+            ),
+            non_negative=("supervision_weight", "entropy_weight", "baseline_weight", "stop_weight"),
+            optional_non_negative=("supervision_until", "attribute"),
+            optional_positive=("supervision_anneal",),
+        )
         if self.precision is not None:
             check_precision(self.precision)
         if self.supervision_reduction not in ("mean", "sum"):
-            raise ValueError(f"`supervision_reduction` must be 'mean' or 'sum', got "
-                             f"{self.supervision_reduction!r}")
+            raise ValueError(f"`supervision_reduction` must be 'mean' or 'sum', got {self.supervision_reduction!r}")
         if not isinstance(self.imitate, bool):
             raise ValueError(f"`imitate` must be true or false, got {self.imitate!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -107,8 +170,13 @@ class TrainConfig:
         return self
 
 
-def check_fields(cfg: object, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
-                 optional_non_negative: tuple[str, ...] = (), optional_positive: tuple[str, ...] = ()) -> None:
+def check_fields(
+    cfg: object,
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    optional_non_negative: tuple[str, ...] = (),
+    optional_positive: tuple[str, ...] = (),
+) -> None:
     """Shared checks of a config dataclass: ints >= 1, finite numbers >= 0; errors name the field and its flag."""
     for name in positive + optional_positive:
         value = getattr(cfg, name)
@@ -130,8 +198,9 @@ def _check_lr_schedule(cfg: "TrainConfig") -> None:
         raise ValueError(f"the step schedule needs `lr_decay` in (0, 1], got {cfg.lr_decay}")
     if cfg.lr_schedule == "cosine":
         if cfg.lr_horizon is None or cfg.lr_horizon < 1:
-            raise ValueError(f"the cosine schedule needs `lr_horizon` N >= 1 (iterations of decay), got "
-                             f"{cfg.lr_horizon}")
+            raise ValueError(
+                f"the cosine schedule needs `lr_horizon` N >= 1 (iterations of decay), got {cfg.lr_horizon}"
+            )
         if not 0 <= cfg.lr_final <= 1:
             raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
 
@@ -152,4 +221,3 @@ def scheduled_lr(cfg: "TrainConfig", iteration: int) -> float:
         progress = min(iteration / cfg.lr_horizon, 1.0)
         return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
     return cfg.lr
-

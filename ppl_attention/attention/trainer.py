@@ -19,6 +19,7 @@ Reproducibility: the data order, the canvases of an epoch and the policy's draws
 ``(seed, iteration)`` (``runtime.derive_seed``), so a run resumed from a checkpoint (model, optimiser, iteration,
 history) continues exactly as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,15 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ..artifacts import (check_compatible, clean_temporaries, load_checkpoint, load_weights,
-                         optimizer_from_checkpoint, optimizer_to_checkpoint, save_checkpoint)
+from ..artifacts import (
+    check_compatible,
+    clean_temporaries,
+    load_checkpoint,
+    load_weights,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+    save_checkpoint,
+)
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE
 from ..runtime import autocast, derive_seed, generator
@@ -46,16 +54,28 @@ if TYPE_CHECKING:
     from typing import Iterable
     from torch.utils.data import Dataset
 
-__all__ = ["TrainConfig", "Trainer", "SplitData", "check_checkpoint", "check_fields", "policy_terms",
-           "supervision_lambda"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "SplitData",
+    "check_checkpoint",
+    "check_fields",
+    "policy_terms",
+    "supervision_lambda",
+]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
 
 
-def policy_terms(log_probs: torch.Tensor, teacher: torch.Tensor, reward: torch.Tensor, baselines: torch.Tensor,
-                 reduction: str = "mean") -> dict[str, torch.Tensor]:
+def policy_terms(
+    log_probs: torch.Tensor,
+    teacher: torch.Tensor,
+    reward: torch.Tensor,
+    baselines: torch.Tensor,
+    reduction: str = "mean",
+) -> dict[str, torch.Tensor]:
     """The policy's loss terms of one batch: REINFORCE, the baseline's MSE and the supervised NLL.
 
     ``log_probs`` (B, T): log pi(location taken); ``teacher`` (B, T): 1 where the glimpse was teacher-forced to a
@@ -101,8 +121,10 @@ class SplitData:
         if hasattr(self.dataset, "images") and hasattr(self.dataset, "labels"):
             return self.dataset.images[positions], self._label(self.dataset.labels[positions])
         items = [self.dataset[int(i)] for i in positions]  # item-wise datasets (files on disk), like a DataLoader
-        return (torch.stack([it["image"] for it in items]),
-                self._label(torch.stack([torch.as_tensor(it["label"]) for it in items])))
+        return (
+            torch.stack([it["image"] for it in items]),
+            self._label(torch.stack([torch.as_tensor(it["label"]) for it in items])),
+        )
 
     def annotations(self, positions: torch.Tensor) -> dict:
         """``bbox`` / ``parts`` of the given images (for hand-crafted supervision)."""
@@ -117,8 +139,9 @@ class SplitData:
         return out
 
 
-def check_checkpoint(path: str | os.PathLike, cfg: TrainConfig, network: dict, seed: int,
-                     stage: str) -> tuple[dict, dict] | None:
+def check_checkpoint(
+    path: str | os.PathLike, cfg: TrainConfig, network: dict, seed: int, stage: str
+) -> tuple[dict, dict] | None:
     """Read the checkpoint at ``path`` and refuse it unless a run with these settings may resume it (nothing is
     loaded into a model); ``(tensors, meta)``, or None when there is none.  :func:`..run.train_run` calls it
     before it writes anything, so a refused run leaves its folder as it was."""
@@ -127,8 +150,8 @@ def check_checkpoint(path: str | os.PathLike, cfg: TrainConfig, network: dict, s
         return None
     tensors, meta = load_checkpoint(path)
     if "meta.iteration" not in tensors or int(tensors["meta.iteration"]) != meta.get("iteration"):
-        raise ValueError(f"{path} and its metadata disagree on the iteration; delete the checkpoint folder to "
-                         "restart")
+        raise ValueError(f"{path} and its metadata disagree on the iteration; delete the checkpoint folder to restart")
+
     # ``iterations`` may grow: the data order and draws depend only on (seed, iteration), so extending a
     # finished run gives the same curves as a longer run.  Likewise ``supervision_until`` may change while
     # the checkpoint is still inside both the old and the new supervised phase (the runs agree up to there).
@@ -145,12 +168,17 @@ def check_checkpoint(path: str | os.PathLike, cfg: TrainConfig, network: dict, s
     def same(cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if k not in free}
 
-    check_compatible(f"checkpoint {path} was",
-                     {"train_config": same(stored_cfg),
-                      "network": HardAttentionNet.complete_config(meta.get("network")),
-                      "seed": meta.get("seed"), "stage": meta.get("stage")},
-                     {"train_config": same(config_to_dict(cfg)), "network": network, "seed": seed, "stage": stage},
-                     remedy="use another `out` or delete it")
+    check_compatible(
+        f"checkpoint {path} was",
+        {
+            "train_config": same(stored_cfg),
+            "network": HardAttentionNet.complete_config(meta.get("network")),
+            "seed": meta.get("seed"),
+            "stage": meta.get("stage"),
+        },
+        {"train_config": same(config_to_dict(cfg)), "network": network, "seed": seed, "stage": stage},
+        remedy="use another `out` or delete it",
+    )
     return tensors, meta
 
 
@@ -168,20 +196,33 @@ class Trainer:
         trainable: parameters to optimise (default: all that require grad).
     """
 
-    def __init__(self, cfg: TrainConfig, net: HardAttentionNet, train: SplitData, valid: SplitData,
-                 out_dir: str | os.PathLike, seed: int, supervision: Supervision | None = None,
-                 fixed_probs: torch.Tensor | None = None, trainable: Iterable[torch.nn.Parameter] | None = None,
-                 stage: str = "train") -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        net: HardAttentionNet,
+        train: SplitData,
+        valid: SplitData,
+        out_dir: str | os.PathLike,
+        seed: int,
+        supervision: Supervision | None = None,
+        fixed_probs: torch.Tensor | None = None,
+        trainable: Iterable[torch.nn.Parameter] | None = None,
+        stage: str = "train",
+    ) -> None:
         cfg.check()
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
-            raise ValueError(f"batch_size must be in [1, {len(train)}] (the training split's size), got "
-                             f"{cfg.batch_size}")
+            raise ValueError(
+                f"batch_size must be in [1, {len(train)}] (the training split's size), got {cfg.batch_size}"
+            )
         self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
         self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
         self.device = net.h0.device
         self.fixed_probs = fixed_probs
-        self.sup_table = (supervision.table(len(train), cfg.glimpses) if supervision is not None
-                          else torch.full((len(train), cfg.glimpses), NO_GLIMPSE, dtype=torch.long))
+        self.sup_table = (
+            supervision.table(len(train), cfg.glimpses)
+            if supervision is not None
+            else torch.full((len(train), cfg.glimpses), NO_GLIMPSE, dtype=torch.long)
+        )
         self.is_sup = (self.sup_table != NO_GLIMPSE).any(1)
         self.sup_positions = self.is_sup.nonzero().flatten()
         self.unsup_positions = (~self.is_sup).nonzero().flatten()
@@ -210,8 +251,10 @@ class Trainer:
         if k > 0 and len(self.sup_positions) == 0:
             raise ValueError("supervised_fraction > 0 but the run has no supervised images")
         if self.cfg.batch_size - k > len(self.unsup_positions):
-            raise ValueError(f"supervised_fraction={f} leaves {self.cfg.batch_size - k} unsupervised examples per "
-                             f"batch but only {len(self.unsup_positions)} images are unsupervised")
+            raise ValueError(
+                f"supervised_fraction={f} leaves {self.cfg.batch_size - k} unsupervised examples per "
+                f"batch but only {len(self.unsup_positions)} images are unsupervised"
+            )
 
     @staticmethod
     def _stream(pool: torch.Tensor, per_batch: int, iteration: int, seed: int, name: str):
@@ -219,7 +262,7 @@ class Trainer:
         per_epoch = max(len(pool) // per_batch, 1)
         epoch, step = divmod(iteration, per_epoch)
         perm = torch.randperm(len(pool), generator=generator(derive_seed(seed, name, epoch)))
-        return pool[perm[step * per_batch:(step + 1) * per_batch]], epoch
+        return pool[perm[step * per_batch : (step + 1) * per_batch]], epoch
 
     def batch_positions(self, iteration: int) -> tuple[torch.Tensor, int]:
         """Training positions of minibatch ``iteration`` and the epoch it belongs to (a pure function)."""
@@ -245,16 +288,17 @@ class Trainer:
         if q is not None and bool(sup.any()):
             # a supervised image drawn now: its fixed canvas with its sequence (probability q), else the epoch's
             # redrawn canvas already in ``images``, unsupervised; the draw depends on (seed, iteration) only
-            keep = torch.rand(len(pos), generator=generator(derive_seed(self.seed, "supervision-probability",
-                                                                        iteration))) < q
+            keep = (
+                torch.rand(len(pos), generator=generator(derive_seed(self.seed, "supervision-probability", iteration)))
+                < q
+            )
             forced[sup & ~keep] = NO_GLIMPSE
             sup = sup & keep
         if bool(sup.any()):
             images, labels = images.clone(), labels.clone()
             images[sup] = self.sup_images[slot[sup]]
             labels[sup] = self.sup_labels[slot[sup]]
-        if not self.cfg.imitate or (self.cfg.supervision_until is not None
-                                    and iteration >= self.cfg.supervision_until):
+        if not self.cfg.imitate or (self.cfg.supervision_until is not None and iteration >= self.cfg.supervision_until):
             forced = torch.full_like(forced, NO_GLIMPSE)
         return images.to(self.device), labels.to(self.device), forced.to(self.device)
 
@@ -263,12 +307,24 @@ class Trainer:
         """The schedule's learning rate at ``iteration`` (a pure function, so a resumed run continues exactly)."""
         return scheduled_lr(self.cfg, iteration)
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, forced: torch.Tensor, gen: torch.Generator | None,
-             iteration: int = 0) -> tuple[torch.Tensor, dict]:
+    def loss(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        forced: torch.Tensor,
+        gen: torch.Generator | None,
+        iteration: int = 0,
+    ) -> tuple[torch.Tensor, dict]:
         cfg, T = self.cfg, self.cfg.glimpses
         pretrain = self.fixed_probs is not None
-        ro = self.net(images, T, policy="fixed" if pretrain else "sample", forced=None if pretrain else forced,
-                      fixed_probs=self.fixed_probs, generator=gen)
+        ro = self.net(
+            images,
+            T,
+            policy="fixed" if pretrain else "sample",
+            forced=None if pretrain else forced,
+            fixed_probs=self.fixed_probs,
+            generator=gen,
+        )
         if cfg.ce_every_step:
             ce = F.cross_entropy(ro.logits.flatten(0, 1), labels.repeat_interleave(T))
         else:
@@ -285,10 +341,18 @@ class Trainer:
             teacher = (forced != NO_GLIMPSE).float()  # (B, T): glimpses forced to a supervision sequence
             terms = policy_terms(ro.log_probs, teacher, reward, ro.baselines, cfg.supervision_reduction)
             entropy = ro.entropy.mean()
-            total = (total + terms["reinforce"] + cfg.baseline_weight * terms["baseline_mse"]
-                     + supervision_lambda(cfg, iteration) * terms["supervised_nll"] - cfg.entropy_weight * entropy)
-            stats.update({k: float(v.detach()) for k, v in terms.items()}, entropy=float(entropy.detach()),
-                         train_reward=float(reward.mean()))
+            total = (
+                total
+                + terms["reinforce"]
+                + cfg.baseline_weight * terms["baseline_mse"]
+                + supervision_lambda(cfg, iteration) * terms["supervised_nll"]
+                - cfg.entropy_weight * entropy
+            )
+            stats.update(
+                {k: float(v.detach()) for k, v in terms.items()},
+                entropy=float(entropy.detach()),
+                train_reward=float(reward.mean()),
+            )
         stats["loss"] = float(total.detach())
         return total, stats
 
@@ -301,8 +365,10 @@ class Trainer:
         are averaged before the accuracy and cross-entropy are taken (Mnih et al.'s Monte-Carlo test accuracy;
         it can hide a weak policy, so it is reported beside the greedy one, never instead of it)."""
         if mc_samples < 1 or (mc_samples > 1 and policy != "sample"):
-            raise ValueError(f"mc_samples must be >= 1, and > 1 only with the sampled policy; got {mc_samples} "
-                             f"with policy {policy!r}")
+            raise ValueError(
+                f"mc_samples must be >= 1, and > 1 only with the sampled policy; got {mc_samples} "
+                f"with policy {policy!r}"
+            )
         self.net.eval()
         gen = generator(derive_seed(self.seed, "eval", *seed_parts), self.device)
         ce, correct, n = 0.0, 0, 0
@@ -313,8 +379,13 @@ class Trainer:
             images, labels = images.to(self.device), labels.to(self.device)
             p = "fixed" if self.fixed_probs is not None else policy
             # M rollouts of every image in one batch (image-major), probabilities averaged per image.
-            ro = self.net(images.repeat_interleave(mc_samples, 0), self.cfg.glimpses, policy=p,
-                          fixed_probs=self.fixed_probs, generator=gen)
+            ro = self.net(
+                images.repeat_interleave(mc_samples, 0),
+                self.cfg.glimpses,
+                policy=p,
+                fixed_probs=self.fixed_probs,
+                generator=gen,
+            )
             probs = ro.logits[:, -1].softmax(-1).reshape(len(pos), mc_samples, -1).mean(1)
             ce += float(F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum"))
             correct += int((probs.argmax(-1) == labels).sum())
@@ -325,8 +396,12 @@ class Trainer:
     def validate(self) -> dict:
         greedy = self.evaluate(self.valid_data, "greedy", ("valid", self.iteration))
         sampled = self.evaluate(self.valid_data, "sample", ("valid-sample", self.iteration))
-        return {"val_greedy_ce": greedy["ce"], "val_greedy_acc": greedy["acc"],
-                "val_sampled_ce": sampled["ce"], "val_sampled_acc": sampled["acc"]}
+        return {
+            "val_greedy_ce": greedy["ce"],
+            "val_greedy_acc": greedy["acc"],
+            "val_sampled_ce": sampled["ce"],
+            "val_sampled_acc": sampled["acc"],
+        }
 
     # ----------------------------------------------------------- checkpoints
     @property
@@ -342,10 +417,21 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["meta.iteration"] = torch.tensor(self.iteration)
-        save_checkpoint(self.checkpoint_path, tensors, {
-            "iteration": self.iteration, "history": self.history, "best": self.best, "elapsed": self.elapsed,
-            "optimizer": opt_meta, "train_config": config_to_dict(self.cfg), "network": self.net.to_config(),
-            "seed": self.seed, "stage": self.stage})
+        save_checkpoint(
+            self.checkpoint_path,
+            tensors,
+            {
+                "iteration": self.iteration,
+                "history": self.history,
+                "best": self.best,
+                "elapsed": self.elapsed,
+                "optimizer": opt_meta,
+                "train_config": config_to_dict(self.cfg),
+                "network": self.net.to_config(),
+                "seed": self.seed,
+                "stage": self.stage,
+            },
+        )
 
     def check_checkpoint(self) -> tuple[dict, dict] | None:
         """Read ``checkpoint/last`` and refuse it unless this run's settings may resume it (nothing is loaded);
@@ -358,7 +444,7 @@ class Trainer:
         if found is None:
             return False
         tensors, meta = found
-        self.net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.net.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer_from_checkpoint(self.optimizer, tensors, meta["optimizer"])
         self.iteration, self.history, self.best = meta["iteration"], meta["history"], meta["best"]
         self.elapsed = meta.get("elapsed", 0.0)
@@ -422,8 +508,12 @@ class Trainer:
                     getattr(c, "on_step", _ignore)(self, running)
                 if self.iteration % self.cfg.validate_every == 0 or self.iteration == self.cfg.iterations:
                     self.elapsed += time.perf_counter() - t0
-                    row = {"iteration": self.iteration, **{f"train_{k}": v / count for k, v in running.items()},
-                           "lr": self.learning_rate(self.iteration - 1), **self.validate()}
+                    row = {
+                        "iteration": self.iteration,
+                        **{f"train_{k}": v / count for k, v in running.items()},
+                        "lr": self.learning_rate(self.iteration - 1),
+                        **self.validate(),
+                    }
                     running, count = {}, 0
                     self.history.append(row)
                     improved = self._is_better(row)
@@ -438,9 +528,13 @@ class Trainer:
         return self.summary()
 
     def summary(self) -> dict:
-        return {"stage": self.stage, "iterations": self.iteration, "best": self.best,
-                "iterations_per_second": self.iteration / self.elapsed if self.elapsed else None,
-                **convergence_summary(self.history)}
+        return {
+            "stage": self.stage,
+            "iterations": self.iteration,
+            "best": self.best,
+            "iterations_per_second": self.iteration / self.elapsed if self.elapsed else None,
+            **convergence_summary(self.history),
+        }
 
     def load_best(self) -> None:
         tensors, _ = load_weights(self.best_path)

@@ -8,6 +8,7 @@ Tables 1-2: 7.83-8.09 % error on 60 x 60 cluttered MNIST, 16.51 % on 100 x 100):
 10 x 10 filters with stride 5, a fully connected layer of 256 ReLUs and the softmax output; the multiplier scales
 the 8 filters and the 256 units. It is four lines of torch, so it is written here (torchvision has no such model).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,8 +46,9 @@ class ResizedInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.resolution, self.resolution):
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False
+            )
         return self.net(x)
 
 
@@ -61,19 +63,27 @@ def build_baseline(config: BaselineConfig) -> nn.Module:
     if not config.width > 0:
         raise ValueError(f"width must be positive, got {config.width}")
     if config.arch == "mnih" and config.resolution < MNIH_KERNEL:
-        raise ValueError(f"resolution must be at least {MNIH_KERNEL} pixels (mnih's {MNIH_KERNEL} x {MNIH_KERNEL} "
-                         f"filters), got {config.resolution}")
+        raise ValueError(
+            f"resolution must be at least {MNIH_KERNEL} pixels (mnih's {MNIH_KERNEL} x {MNIH_KERNEL} "
+            f"filters), got {config.resolution}"
+        )
     if config.arch != "mnih" and config.resolution < 16:
         raise ValueError(f"resolution must be at least 16 pixels (five stride-2 stages), got {config.resolution}")
     if config.in_channels < 1 or config.num_classes < 2:
-        raise ValueError(f"in_channels must be >= 1 and num_classes >= 2, got {config.in_channels}, "
-                         f"{config.num_classes}")
+        raise ValueError(
+            f"in_channels must be >= 1 and num_classes >= 2, got {config.in_channels}, {config.num_classes}"
+        )
     if config.arch == "mnih":
         filters, units = max(1, round(8 * config.width)), max(1, round(256 * config.width))
         side = (config.resolution - MNIH_KERNEL) // MNIH_STRIDE + 1
-        net = nn.Sequential(nn.Conv2d(config.in_channels, filters, MNIH_KERNEL, MNIH_STRIDE), nn.ReLU(inplace=True),
-                            nn.Flatten(), nn.Linear(filters * side * side, units), nn.ReLU(inplace=True),
-                            nn.Linear(units, config.num_classes))
+        net = nn.Sequential(
+            nn.Conv2d(config.in_channels, filters, MNIH_KERNEL, MNIH_STRIDE),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Linear(filters * side * side, units),
+            nn.ReLU(inplace=True),
+            nn.Linear(units, config.num_classes),
+        )
     elif config.arch == "mobilenet_v2":
         net = MobileNetV2(num_classes=config.num_classes, width_mult=config.width)
         first = net.features[0][0]

@@ -1,4 +1,5 @@
 """FLOPs of one forward pass, counted by ``torch.utils.flop_counter`` (a multiply-add counts as 2 FLOPs)."""
+
 from __future__ import annotations
 
 from typing import Callable

@@ -3,6 +3,7 @@
 Each point's result is written atomically to ``DIR/points/<arch>_w<width>_r<res>.json``, so an interrupted sweep
 resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,9 @@ def _labels(batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_classifier(model: torch.nn.Module, dataset: Dataset, batch_size: int = 256,
-                        device: str | torch.device = "cpu") -> dict:
+def evaluate_classifier(
+    model: torch.nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> dict:
     """Accuracy and mean cross-entropy of ``model`` on ``dataset``."""
     model.eval()
     correct = total = 0
@@ -71,8 +73,9 @@ def evaluate_classifier(model: torch.nn.Module, dataset: Dataset, batch_size: in
     return {"accuracy": correct / total, "nll": nll / total}
 
 
-def train_baseline(arch: BaselineConfig, train: TrainBaselineConfig, datasets: dict, seed: int = 0,
-                   device: str | torch.device = "cpu") -> dict:
+def train_baseline(
+    arch: BaselineConfig, train: TrainBaselineConfig, datasets: dict, seed: int = 0, device: str | torch.device = "cpu"
+) -> dict:
     """Train ``arch`` on ``datasets['train']``, keep the epoch with the best validation accuracy, test it."""
     torch.manual_seed(derive_seed(seed, "baseline", arch.arch, arch.width, arch.resolution))
     model = build_baseline(arch).to(device)
@@ -99,16 +102,29 @@ def train_baseline(arch: BaselineConfig, train: TrainBaselineConfig, datasets: d
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     test = evaluate_classifier(model, datasets["test"], device=device)
-    return {"config": config_to_dict(arch), "train": config_to_dict(train), "seed": seed, "flops": flops,
-            "params": sum(p.numel() for p in model.parameters()), "valid_accuracy": best["accuracy"],
-            "test_accuracy": test["accuracy"], "test_nll": test["nll"], "curve": curve}
+    return {
+        "config": config_to_dict(arch),
+        "train": config_to_dict(train),
+        "seed": seed,
+        "flops": flops,
+        "params": sum(p.numel() for p in model.parameters()),
+        "valid_accuracy": best["accuracy"],
+        "test_accuracy": test["accuracy"],
+        "test_nll": test["nll"],
+        "curve": curve,
+    }
 
 
-def sweep_baselines(datasets: dict, out_dir: str | os.PathLike,
-                    archs: Sequence[str] = ("mobilenet_v2", "shufflenet_v2"),
-                    widths: Sequence[float] = (0.25, 0.5, 1.0), resolutions: Sequence[int] = (28, 60),
-                    train: TrainBaselineConfig | None = None, seed: int = 0,
-                    device: str | torch.device = "cpu") -> list:
+def sweep_baselines(
+    datasets: dict,
+    out_dir: str | os.PathLike,
+    archs: Sequence[str] = ("mobilenet_v2", "shufflenet_v2"),
+    widths: Sequence[float] = (0.25, 0.5, 1.0),
+    resolutions: Sequence[int] = (28, 60),
+    train: TrainBaselineConfig | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list:
     """Every (arch, width, resolution) point; finished points (their JSON exists) are read, not retrained, and
     refused when they were trained with other settings or another seed."""
     train = train or TrainBaselineConfig()
@@ -124,15 +140,24 @@ def sweep_baselines(datasets: dict, out_dir: str | os.PathLike,
         if path.exists():
             done = read_json(path)
             if done.get("train") != config_to_dict(train) or done.get("seed") != seed:
-                raise ValueError(f"{path} was trained with {done.get('train')} (seed {done.get('seed')}), not "
-                                 f"{config_to_dict(train)} (seed {seed}); use another output directory")
+                raise ValueError(
+                    f"{path} was trained with {done.get('train')} (seed {done.get('seed')}), not "
+                    f"{config_to_dict(train)} (seed {seed}); use another output directory"
+                )
             results.append(done)
             continue
-        cfg = BaselineConfig(arch=arch, width=float(width), resolution=int(res), in_channels=channels,
-                             num_classes=num_classes)
+        cfg = BaselineConfig(
+            arch=arch, width=float(width), resolution=int(res), in_channels=channels, num_classes=num_classes
+        )
         result = train_baseline(cfg, train, datasets, seed=seed, device=device)
         atomic_write_json(path, result)
-        log.info("%s c=%g r=%d: %.1f MFLOPs, test accuracy %.3f", arch, width, res, result["flops"] / 1e6,
-                 result["test_accuracy"])
+        log.info(
+            "%s c=%g r=%d: %.1f MFLOPs, test accuracy %.3f",
+            arch,
+            width,
+            res,
+            result["flops"] / 1e6,
+            result["test_accuracy"],
+        )
         results.append(result)
     return results

@@ -1,4 +1,5 @@
 """Helpers shared by the CLI subcommands."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,16 @@ from pathlib import Path
 
 from ..checks import check_int, check_number  # the CLI's checks are the library's, named by flag
 
-__all__ = ["write_summary", "print_summary", "check_out_dir", "check_out_file", "check_in_dir", "check_int",
-           "check_number", "set_threads"]
+__all__ = [
+    "write_summary",
+    "print_summary",
+    "check_out_dir",
+    "check_out_file",
+    "check_in_dir",
+    "check_int",
+    "check_number",
+    "set_threads",
+]
 
 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
@@ -53,6 +62,7 @@ def print_summary(summary: dict) -> None:
 # --------------------------------------------------------------------------- argument checks
 # Run at the top of each command, before anything is loaded or written: a command refused on its arguments
 # leaves its --out as it was.
+
 
 def _first_existing(path: Path) -> Path:
     p = path.absolute()
@@ -111,8 +121,14 @@ _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    return next((a.choices for a in parser._actions  # argparse keeps its subparsers here, no public accessor
-                 if isinstance(a, argparse._SubParsersAction)), {})
+    return next(
+        (
+            a.choices
+            for a in parser._actions  # argparse keeps its subparsers here, no public accessor
+            if isinstance(a, argparse._SubParsersAction)
+        ),
+        {},
+    )
 
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -5,6 +5,7 @@ EPE of every location in one pass (``design.amortised``); ``generate --search am
 it.  ``evaluate-epe-net`` measures, on held-out images, the regret of the amortised and hybrid choices against the
 exhaustive search and the seconds per sequence of every search, in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,25 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 def register(sub, common):
     from ..design.distill import TrainEPENetConfig
 
-    p = sub.add_parser("train-epe-net", parents=[common], help="train a network that predicts the EPE map of every "
-                       "step in one pass, from the maps of exhaustive sequence stores",
-                       description="Distil the per-step EPE maps of sequence stores built by generate --search "
-                       "exhaustive (same AVP, prior and sensor) into an EPE-map network. Writes OUT/manifest.json "
-                       "first (it ties the network to the AVP, the prior and the sensor), OUT/checkpoint/"
-                       "last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors (the "
-                       "best epoch by validation regret), history.json and summary.json.")
-    p.add_argument("--store", action="append", required=True, type=Path, metavar="DIR",
-                   help="sequence store built with --search exhaustive or dagger (repeatable)")
+    p = sub.add_parser(
+        "train-epe-net",
+        parents=[common],
+        help="train a network that predicts the EPE map of every "
+        "step in one pass, from the maps of exhaustive sequence stores",
+        description="Distil the per-step EPE maps of sequence stores built by generate --search "
+        "exhaustive (same AVP, prior and sensor) into an EPE-map network. Writes OUT/manifest.json "
+        "first (it ties the network to the AVP, the prior and the sensor), OUT/checkpoint/"
+        "last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors (the "
+        "best epoch by validation regret), history.json and summary.json.",
+    )
+    p.add_argument(
+        "--store",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="sequence store built with --search exhaustive or dagger (repeatable)",
+    )
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     add_config_arguments(p, TrainEPENetConfig)
@@ -38,38 +49,55 @@ def register(sub, common):
 
 def _register_evaluate(sub, common) -> None:
     """The ``evaluate-epe-net`` subcommand and its flags."""
-    e = sub.add_parser("evaluate-epe-net", parents=[common], help="regret of the amortised and hybrid searches "
-                       "against the exhaustive search on held-out images, and seconds per sequence of every search",
-                       description="For each image (the first --num-images of --split), follow the exhaustive "
-                       "search's sequence; at every step after the first, draw the completions once and run the "
-                       "exhaustive search (the reference) and every --searches on them, each with its own AVP passes "
-                       "and timed. Reports mean relative EPE regret, argmin agreement, evaluations per step, seconds "
-                       "per sequence and speed-ups, and the AVP's accuracy along the amortised sequences. Writes "
-                       "OUT/evaluation.json (every step) and OUT/summary.json.")
+    e = sub.add_parser(
+        "evaluate-epe-net",
+        parents=[common],
+        help="regret of the amortised and hybrid searches "
+        "against the exhaustive search on held-out images, and seconds per sequence of every search",
+        description="For each image (the first --num-images of --split), follow the exhaustive "
+        "search's sequence; at every step after the first, draw the completions once and run the "
+        "exhaustive search (the reference) and every --searches on them, each with its own AVP passes "
+        "and timed. Reports mean relative EPE regret, argmin agreement, evaluations per step, seconds "
+        "per sequence and speed-ups, and the AVP's accuracy along the amortised sequences. Writes "
+        "OUT/evaluation.json (every step) and OUT/summary.json.",
+    )
     e.add_argument("epe_net", type=Path, help="EPE-map network directory (train-epe-net)")
     e.add_argument("--avp", required=True, type=Path, help="AVP directory (the network's)")
     e.add_argument("--prior", required=True, type=Path, help="prior directory (the network's)")
     e.add_argument("--out", required=True, type=Path, help="output directory")
-    e.add_argument("--split", default="test", choices=["train", "valid", "test"],
-                   help="held-out split (default: test)")
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"], help="held-out split (default: test)")
     e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
     e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
-    e.add_argument("--glimpses", dest="T", type=int, default=GLIMPSES,
-                   help="glimpses per sequence (default: %(default)s)")
+    e.add_argument(
+        "--glimpses", dest="T", type=int, default=GLIMPSES, help="glimpses per sequence (default: %(default)s)"
+    )
     e.add_argument("-T", dest="T", type=int, default=GLIMPSES, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
-    e.add_argument("--first-num-samples", type=int, default=None,
-                   help="prior samples of the first-glimpse map (default: --num-samples)")
-    e.add_argument("--k1", type=int, default=DEFAULT_K1,
-                   help="proposal draws of the importance sampler (default: %(default)s)")
-    e.add_argument("--precision", default=None, choices=["float32", "bfloat16"],
-                   help="of the AVP's passes in every BOED search, the reference included (default: bfloat16 on "
-                        "CUDA, float32 on the CPU)")
-    e.add_argument("--searches", nargs="+", default=["halving", "hybrid", "amortised"],
-                   choices=["halving", "coarse", "race", "hybrid", "amortised", "exhaustive-independent"],
-                   help="searches compared with the exhaustive one (default: halving hybrid amortised); "
-                        "exhaustive-independent: the exhaustive search on an independent draw of the completions "
-                        "(the estimator's own Monte-Carlo noise floor)")
+    e.add_argument(
+        "--first-num-samples",
+        type=int,
+        default=None,
+        help="prior samples of the first-glimpse map (default: --num-samples)",
+    )
+    e.add_argument(
+        "--k1", type=int, default=DEFAULT_K1, help="proposal draws of the importance sampler (default: %(default)s)"
+    )
+    e.add_argument(
+        "--precision",
+        default=None,
+        choices=["float32", "bfloat16"],
+        help="of the AVP's passes in every BOED search, the reference included (default: bfloat16 on "
+        "CUDA, float32 on the CPU)",
+    )
+    e.add_argument(
+        "--searches",
+        nargs="+",
+        default=["halving", "hybrid", "amortised"],
+        choices=["halving", "coarse", "race", "hybrid", "amortised", "exhaustive-independent"],
+        help="searches compared with the exhaustive one (default: halving hybrid amortised); "
+        "exhaustive-independent: the exhaustive search on an independent draw of the completions "
+        "(the estimator's own Monte-Carlo noise floor)",
+    )
     _add_evaluate_search_arguments(e)
     add_dataset_arguments(e, reads="the AVP and the prior")
     e.set_defaults(func=run_evaluate)
@@ -77,13 +105,22 @@ def _register_evaluate(sub, common) -> None:
 
 def _add_evaluate_search_arguments(e) -> None:
     """``evaluate-epe-net``'s flags of the hybrid search, the reference store and the AVP's batches."""
-    e.add_argument("--hybrid-top", type=int, nargs="+", default=[4],
-                   help="candidates the network proposes to the hybrid search; several values compare several "
-                        "hybrids (default: 4)")
-    e.add_argument("--reference", type=Path, default=None,
-                   help="a sequence store of the same images by generate --search exhaustive (same --seed, "
-                        "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
-                        "exhaustive search is not rerun (nor timed)")
+    e.add_argument(
+        "--hybrid-top",
+        type=int,
+        nargs="+",
+        default=[4],
+        help="candidates the network proposes to the hybrid search; several values compare several "
+        "hybrids (default: 4)",
+    )
+    e.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a sequence store of the same images by generate --search exhaustive (same --seed, "
+        "--num-samples, --k1, --precision, AVP and prior): its maps are the reference, so the "
+        "exhaustive search is not rerun (nor timed)",
+    )
     e.add_argument("--batch-size", type=int, default=128, help="(candidate, sample) pairs per AVP pass")
 
 
@@ -95,13 +132,17 @@ def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
 
     search = store.config.get("search")
     if search not in MAP_SEARCHES:
-        raise ArtifactError(f"--store {path} was built with --search {search}; train on stores of the "
-                            f"{' or '.join(MAP_SEARCHES)} search (their maps estimate every location on every "
-                            "completion)")
+        raise ArtifactError(
+            f"--store {path} was built with --search {search}; train on stores of the "
+            f"{' or '.join(MAP_SEARCHES)} search (their maps estimate every location on every "
+            "completion)"
+        )
     check_sensor(store.grid, avp_grid, f"--store {path}", f"--avp {avp_path}'s sensor")
     if store.config.get("avp") != avp_sum:
-        raise ArtifactError(f"--store {path} was generated with another AVP ({store.config.get('avp')}) than "
-                            f"--avp {avp_path} ({avp_sum})")
+        raise ArtifactError(
+            f"--store {path} was generated with another AVP ({store.config.get('avp')}) than "
+            f"--avp {avp_path} ({avp_sum})"
+        )
 
 
 def _reference_store(args, indices):
@@ -113,17 +154,27 @@ def _reference_store(args, indices):
     check_in_dir(args.reference, "--reference", "a sequence store directory")
     store = SequenceStore.open(args.reference)
     c = store.config
-    expected = {"search": "exhaustive", "split": args.split, "num_samples": args.num_samples, "k1": args.k1,
-                "precision": args.precision, "seed": args.seed, "avp": dir_checksum(args.avp),
-                "prior": dir_checksum(args.prior), "first_num_samples": args.first_num_samples or args.num_samples}
+    expected = {
+        "search": "exhaustive",
+        "split": args.split,
+        "num_samples": args.num_samples,
+        "k1": args.k1,
+        "precision": args.precision,
+        "seed": args.seed,
+        "avp": dir_checksum(args.avp),
+        "prior": dir_checksum(args.prior),
+        "first_num_samples": args.first_num_samples or args.num_samples,
+    }
     check_compatible(f"--reference {args.reference} was", c, expected, keys=sorted(expected))
     if store.T < args.T:
-        raise ValueError(f"--reference {args.reference} holds {store.T} glimpses per image, "
-                         f"--glimpses asks for {args.T}")
+        raise ValueError(
+            f"--reference {args.reference} holds {store.T} glimpses per image, --glimpses asks for {args.T}"
+        )
     missing = [i for i in indices if not store.has(i)]
     if missing:
-        raise ValueError(f"--reference {args.reference} has no record for images {missing[:5]}"
-                         f"{'...' if len(missing) > 5 else ''}")
+        raise ValueError(
+            f"--reference {args.reference} has no record for images {missing[:5]}{'...' if len(missing) > 5 else ''}"
+        )
     return store
 
 
@@ -144,8 +195,9 @@ def run_train(args):
     spec = resolve_dataset(args, [*args.store, args.avp], default=None)
     fns = _store_image_fns(spec, stores)
     sizes = dict(width=cfg.width, embedding=cfg.embedding, hidden=cfg.hidden, positions=cfg.positions)
-    net_cfg = EPENetConfig(grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features),
-                           **sizes)
+    net_cfg = EPENetConfig(
+        grid=avp.grid.to_dict(), channels=avp.channels, num_outputs=int(avp.config.out_features), **sizes
+    )
     run_config = _train_run_config(args, cfg, spec, avp, avp_sum, prior, stores)
     out = Path(args.out)
     _check_train_rerun(out, run_config)
@@ -157,12 +209,17 @@ def run_train(args):
     write_manifest(out, EPE_NET_KIND, {**run_config, "net": net_cfg.to_dict()}, inputs)
     torch.manual_seed(args.seed)
     net = EPEMapNet(net_cfg)
-    net, history = train_epe_net(data, avp, net, out, cfg, seed=args.seed, run_config=run_config,
-                                 progress=not args.no_progress)
+    net, history = train_epe_net(
+        data, avp, net, out, cfg, seed=args.seed, run_config=run_config, progress=not args.no_progress
+    )
     save_epe_net(net, out, {**run_config}, inputs)
     summary = {"out": str(out), "examples": len(data), "train_examples": history["train_examples"]}
-    summary.update(valid_examples=history["valid_examples"], best_epoch=history["best_epoch"],
-                   best_valid_mean_regret=history["best_mean_regret"], last=history["history"][-1])
+    summary.update(
+        valid_examples=history["valid_examples"],
+        best_epoch=history["best_epoch"],
+        best_valid_mean_regret=history["best_mean_regret"],
+        last=history["history"][-1],
+    )
     write_summary(out, {**summary, "parameters": sum(p.numel() for p in net.parameters())})
     return 0
 
@@ -187,8 +244,10 @@ def _open_train_stores(args, avp, avp_sum: str):
         _check_store(store, path, avp_sum, avp.grid, args.avp)
     priors = {store.config.get("prior") for store in stores}
     if len(priors) != 1:
-        raise ArtifactError(f"the --store directories were generated with different priors {sorted(map(str, priors))}; "
-                            "one network is tied to one prior")
+        raise ArtifactError(
+            f"the --store directories were generated with different priors {sorted(map(str, priors))}; "
+            "one network is tied to one prior"
+        )
     return stores, priors.pop()
 
 
@@ -209,13 +268,24 @@ def _train_run_config(args, cfg, spec, avp, avp_sum: str, prior, stores) -> dict
     from ..artifacts import dir_checksum
     from ..design.amortised import avp_weights_checksum
 
-    store_info = [{"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
-                  for p, s in zip(args.store, stores)]
-    return {"dataset": spec.name, "data": spec.to_dict(), "grid": avp.grid.to_dict(), "avp": avp_sum,
-            "avp_weights": avp_weights_checksum(args.avp),
-            "prior": prior, "avp_dir": str(args.avp), "prior_dir": stores[0].manifest.get(
-                "inputs", {}).get("prior"), "stores": store_info, "train": config_to_dict(cfg),
-            "seed": args.seed, "task": stores[0].config.get("task")}
+    store_info = [
+        {"path": str(p), "manifest": dir_checksum(p), "records": len(s), "split": s.config.get("split")}
+        for p, s in zip(args.store, stores)
+    ]
+    return {
+        "dataset": spec.name,
+        "data": spec.to_dict(),
+        "grid": avp.grid.to_dict(),
+        "avp": avp_sum,
+        "avp_weights": avp_weights_checksum(args.avp),
+        "prior": prior,
+        "avp_dir": str(args.avp),
+        "prior_dir": stores[0].manifest.get("inputs", {}).get("prior"),
+        "stores": store_info,
+        "train": config_to_dict(cfg),
+        "seed": args.seed,
+        "task": stores[0].config.get("task"),
+    }
 
 
 def _check_train_rerun(out: Path, run_config: dict) -> None:
@@ -225,8 +295,9 @@ def _check_train_rerun(out: Path, run_config: dict) -> None:
 
     if (out / "manifest.json").is_file():
         old = read_manifest(out, EPE_NET_KIND).get("config", {})
-        check_compatible(f"--out {out} holds an EPE-map network", old, run_config, ignore=("net",),
-                         remedy="use another --out")
+        check_compatible(
+            f"--out {out} holds an EPE-map network", old, run_config, ignore=("net",), remedy="use another --out"
+        )
 
 
 def run_evaluate(args):
@@ -239,8 +310,10 @@ def run_evaluate(args):
     data = spec.load(args.split)
     indices = list(range(args.first_image, args.first_image + args.num_images))
     if indices[-1] >= len(data):
-        raise ValueError(f"--first-image + --num-images: the {args.split} split of {spec.name} has {len(data)} images, "
-                         f"asked for image {indices[-1]}")
+        raise ValueError(
+            f"--first-image + --num-images: the {args.split} split of {spec.name} has {len(data)} images, "
+            f"asked for image {indices[-1]}"
+        )
     problem, image_fn, sigma = _evaluation_problem(args, spec, data)
     reference = None
     if args.reference is not None:
@@ -249,9 +322,19 @@ def run_evaluate(args):
     else:
         first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
     searches = _evaluated_searches(args)
-    result = evaluate_searches(problem, image_fn, indices, args.T, args.num_samples, args.seed, first, searches,
-                               labels=lambda i: data[int(i)]["label"], progress=not args.no_progress,
-                               reference=reference)
+    result = evaluate_searches(
+        problem,
+        image_fn,
+        indices,
+        args.T,
+        args.num_samples,
+        args.seed,
+        first,
+        searches,
+        labels=lambda i: data[int(i)]["label"],
+        progress=not args.no_progress,
+        reference=reference,
+    )
     summary = summarise(result, list(searches))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,9 +357,22 @@ def _evaluation_problem(args, spec, data) -> tuple:
     sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
     device = resolve_device(args.device)
     args.precision = args.precision or default_precision(device)
-    factory = ImageFactory(spec.name, str(args.avp), str(args.prior), args.split, spec.root, spec.seed, None, args.k1,
-                           args.batch_size, str(device), sigma=tuple(float(s) for s in sigma), options=spec.options,
-                           precision=args.precision, epe_net=str(args.epe_net))
+    factory = ImageFactory(
+        spec.name,
+        str(args.avp),
+        str(args.prior),
+        args.split,
+        spec.root,
+        spec.seed,
+        None,
+        args.k1,
+        args.batch_size,
+        str(device),
+        sigma=tuple(float(s) for s in sigma),
+        options=spec.options,
+        precision=args.precision,
+        epe_net=str(args.epe_net),
+    )
     problem, image_fn = factory()
     return problem, image_fn, sigma
 
@@ -286,10 +382,21 @@ def _evaluation_settings(args, spec, indices: list[int], sigma, searches: dict) 
     import torch
 
     settings = {"epe_net": str(args.epe_net), "avp": str(args.avp), "prior": str(args.prior), "split": args.split}
-    settings.update(indices=[indices[0], indices[-1]], T=args.T, num_samples=args.num_samples, k1=args.k1,
-                    precision=args.precision, sigma=sigma, searches={k: list(v) for k, v in searches.items()})
-    settings.update(threads=torch.get_num_threads(), seed=args.seed, data=spec.to_dict(),
-                    reference=None if args.reference is None else str(args.reference))
+    settings.update(
+        indices=[indices[0], indices[-1]],
+        T=args.T,
+        num_samples=args.num_samples,
+        k1=args.k1,
+        precision=args.precision,
+        sigma=sigma,
+        searches={k: list(v) for k, v in searches.items()},
+    )
+    settings.update(
+        threads=torch.get_num_threads(),
+        seed=args.seed,
+        data=spec.to_dict(),
+        reference=None if args.reference is None else str(args.reference),
+    )
     return settings
 
 
@@ -328,7 +435,9 @@ def _print_search_summary(summary: dict) -> None:
     """One line per search: its mean regret and agreement with the reference (when known) and its speed."""
     for label, entry in summary["searches"].items():
         if "mean_regret" in entry:
-            print(f"  {label:>14}: mean regret {100 * entry['mean_regret']:.2f} %, agreement "
-                  f"{100 * entry['agreement']:.1f} %, {entry['seconds_per_sequence']:.4f} s/sequence")
+            print(
+                f"  {label:>14}: mean regret {100 * entry['mean_regret']:.2f} %, agreement "
+                f"{100 * entry['agreement']:.1f} %, {entry['seconds_per_sequence']:.4f} s/sequence"
+            )
         else:
             print(f"  {label:>14}: {entry['seconds_per_sequence']:.5f} s/sequence")

@@ -3,6 +3,7 @@ accuracy, NLL and calibration against the number of random glimpses.
 
 ``train-avp`` runs under ``torchrun --nproc_per_node N`` too (DistributedDataParallel; rank 0 writes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,16 +20,29 @@ log = logging.getLogger(__name__)
 def register(sub, common):
     from ..posterior.training import TrainAVPConfig
 
-    p = sub.add_parser("train-avp", parents=[common], help="train the AVP g(label | glimpses) on random glimpses",
-                       description="Train the attentional variational posterior on masked images with t ~ U{0..T} "
-                       "random glimpses; keeps the best validation-NLL epoch, stops early, resumes from DIR's "
-                       "checkpoint, calibrates a temperature. Writes DIR/avp.safetensors, avp.json, manifest.json.")
+    p = sub.add_parser(
+        "train-avp",
+        parents=[common],
+        help="train the AVP g(label | glimpses) on random glimpses",
+        description="Train the attentional variational posterior on masked images with t ~ U{0..T} "
+        "random glimpses; keeps the best validation-NLL epoch, stops early, resumes from DIR's "
+        "checkpoint, calibrates a temperature. Writes DIR/avp.safetensors, avp.json, manifest.json.",
+    )
     add_dataset_arguments(p, default="cluttered-mnist")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="training canvases per epoch for MNIST datasets (fresh canvases every epoch)")
-    p.add_argument("--exclude-design", type=int, default=None, metavar="N",
-                   help="leave the first N training images (for MNIST: every canvas of their digits) out of training, "
-                   "so that `generate --num-images N` may design for them (no oracle); recorded in the manifest")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="training canvases per epoch for MNIST datasets (fresh canvases every epoch)",
+    )
+    p.add_argument(
+        "--exclude-design",
+        type=int,
+        default=None,
+        metavar="N",
+        help="leave the first N training images (for MNIST: every canvas of their digits) out of training, "
+        "so that `generate --num-images N` may design for them (no oracle); recorded in the manifest",
+    )
     p.add_argument("--out", required=True, type=Path, help="output AVP directory")
     add_config_arguments(p, TrainAVPConfig)
     p.set_defaults(func=run_train)
@@ -37,29 +51,41 @@ def register(sub, common):
 
 def _register_evaluate(sub, common) -> None:
     """The ``evaluate-avp`` subcommand and its flags."""
-    e = sub.add_parser("evaluate-avp", parents=[common], help="accuracy, NLL and ECE of an AVP against the number "
-                       "of random glimpses 0..T on the test split",
-                       description="Evaluate a trained AVP directory on the test split: every image under --draws "
-                       "random glimpse sets per t; ECE with a bootstrap 95%% interval over images and the noise "
-                       "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
-                       "DIR/avp_evaluation.png (evaluation_summary.json; train-avp's summary.json is kept). The "
-                       "dataset, its root, split seed and options are read from DIR's manifest (so the test split "
-                       "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate "
-                       "first refits the calibration on the validation split "
-                       "and rewrites DIR's weights and manifest.")
+    e = sub.add_parser(
+        "evaluate-avp",
+        parents=[common],
+        help="accuracy, NLL and ECE of an AVP against the number of random glimpses 0..T on the test split",
+        description="Evaluate a trained AVP directory on the test split: every image under --draws "
+        "random glimpse sets per t; ECE with a bootstrap 95%% interval over images and the noise "
+        "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
+        "DIR/avp_evaluation.png (evaluation_summary.json; train-avp's summary.json is kept). The "
+        "dataset, its root, split seed and options are read from DIR's manifest (so the test split "
+        "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate "
+        "first refits the calibration on the validation split "
+        "and rewrites DIR's weights and manifest.",
+    )
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
     add_dataset_arguments(e, reads="the AVP")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    e.add_argument("--glimpses", dest="max_glimpses", type=int, default=None,
-                   help="largest t (default: the T it was trained with)")
+    e.add_argument(
+        "--glimpses", dest="max_glimpses", type=int, default=None, help="largest t (default: the T it was trained with)"
+    )
     e.add_argument("--max-glimpses", dest="max_glimpses", type=int, default=None, help=argparse.SUPPRESS)
     e.add_argument("--batch-size", type=int, default=512, help="masked images per forward pass")
     e.add_argument("--draws", type=int, default=20, help="random glimpse sets per image and t (default: 20)")
     e.add_argument("--bins", type=int, default=15, help="confidence bins of the ECE (default: 15)")
-    e.add_argument("--recalibrate", action="store_true", help="refit the calibration (a temperature or "
-                   "temperatures per observed fraction) on the validation split before evaluating, and save it")
-    e.add_argument("--calibration-draws", type=int, default=10,
-                   help="random glimpse sets per validation image and t for --recalibrate (default: 10)")
+    e.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="refit the calibration (a temperature or "
+        "temperatures per observed fraction) on the validation split before evaluating, and save it",
+    )
+    e.add_argument(
+        "--calibration-draws",
+        type=int,
+        default=10,
+        help="random glimpse sets per validation image and t for --recalibrate (default: 10)",
+    )
     e.set_defaults(func=run_evaluate)
 
 
@@ -85,12 +111,14 @@ def run_train(args):
     check_int("--train-size", args.train_size, optional=True)
     check_out_dir(args.out)
     if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
-        raise FileNotFoundError(f"--pretrained {cfg.pretrained} does not exist (expected a torchvision state dict "
-                                "in .safetensors)")
+        raise FileNotFoundError(
+            f"--pretrained {cfg.pretrained} does not exist (expected a torchvision state dict in .safetensors)"
+        )
     device = resolve_device(args.device)
     started = _init_distributed(device)
     if device.type == "cuda" and started:
         import torch
+
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     seed_everything(args.seed)
     previous = [args.out] if (args.out / "manifest.json").is_file() else []  # a finished AVP: same data
@@ -124,8 +152,12 @@ def _write_train_summary(out: Path, spec, cfg, model) -> None:
 
     hist = read_json(out / "history.json")
     summary = {"dataset": spec.name, "data": spec.describe(), "out": str(out), "config": config_to_dict(cfg)}
-    summary.update(best_epoch=hist["best_epoch"], epochs_run=len(hist["history"]),
-                   best_valid_nll=min(h["valid_nll"] for h in hist["history"]), temperature=float(model.temperature))
+    summary.update(
+        best_epoch=hist["best_epoch"],
+        epochs_run=len(hist["history"]),
+        best_valid_nll=min(h["valid_nll"] for h in hist["history"]),
+        temperature=float(model.temperature),
+    )
     write_summary(out, summary)
 
 
@@ -135,12 +167,22 @@ def _recalibrate(avp, directory: Path, manifest: dict, T: int, args, device, spe
 
     cfg = manifest["config"]
     valid = spec.load("valid")
-    calibration = calibrate_avp(avp, valid, T, seed=args.seed, batch_size=args.batch_size, device=device,
-                                draws=args.calibration_draws)
+    calibration = calibrate_avp(
+        avp, valid, T, seed=args.seed, batch_size=args.batch_size, device=device, draws=args.calibration_draws
+    )
     own = {"dataset", "backbone", "head", "grid", "T", "normalisation", "temperature", "fraction_temperatures"}
-    save_avp(avp, directory, cfg["dataset"], cfg["T"], extra_config={
-        **{k: v for k, v in cfg.items() if k not in own}, "data": spec.to_dict(), "calibration": calibration},
-        inputs=manifest.get("inputs"))
+    save_avp(
+        avp,
+        directory,
+        cfg["dataset"],
+        cfg["T"],
+        extra_config={
+            **{k: v for k, v in cfg.items() if k not in own},
+            "data": spec.to_dict(),
+            "calibration": calibration,
+        },
+        inputs=manifest.get("inputs"),
+    )
     return calibration
 
 
@@ -157,8 +199,10 @@ def run_evaluate(args):
         raise FileNotFoundError(f"AVP directory {args.dir} does not exist")
     check_in_dir(args.dir, "dir", "an AVP directory (train-avp)")
     if args.draws < 1 or args.calibration_draws < 1 or args.bins < 1:
-        raise ValueError(f"--draws, --calibration-draws and --bins must be >= 1, got {args.draws}, "
-                         f"{args.calibration_draws}, {args.bins}")
+        raise ValueError(
+            f"--draws, --calibration-draws and --bins must be >= 1, got {args.draws}, "
+            f"{args.calibration_draws}, {args.bins}"
+        )
     check_int("--batch-size", args.batch_size)
     check_int("--glimpses", args.max_glimpses, minimum=0, optional=True)
     check_out_dir(args.dir, "dir")
@@ -175,14 +219,16 @@ def run_evaluate(args):
 
     check_sensor(avp.grid, data.grid, f"the AVP {args.dir}", f"the dataset {spec.describe()}'s sensor")
     calibration = _recalibrate(avp, args.dir, manifest, T, args, device, spec) if args.recalibrate else None
-    result = evaluate_avp(avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device, bins=args.bins,
-                          draws=args.draws)
+    result = evaluate_avp(
+        avp, data, T, seed=args.seed, batch_size=args.batch_size, device=device, bins=args.bins, draws=args.draws
+    )
     result.update(dataset=cfg["dataset"], split=args.split, seed=args.seed, data=spec.to_dict())
     if calibration is not None:
         result["recalibrated"] = calibration
     atomic_write_json(args.dir / "evaluation.json", result)
-    figure = plot_avp_evaluation(result, args.dir / "avp_evaluation.png",
-                                 title=f"AVP on {cfg['dataset']} ({args.split})")
+    figure = plot_avp_evaluation(
+        result, args.dir / "avp_evaluation.png", title=f"AVP on {cfg['dataset']} ({args.split})"
+    )
     summary = _evaluation_summary(result, cfg["dataset"], spec, args)
     write_summary(args.dir, {**summary, "figure": str(figure)}, name="evaluation_summary.json")
     return 0

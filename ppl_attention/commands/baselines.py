@@ -1,4 +1,5 @@
 """``ppl-attention baselines``: train the low-FLOP CNN baselines and plot accuracy against FLOPs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,17 +13,25 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    p = sub.add_parser("baselines", parents=[common], help="train MobileNetV2 / ShuffleNetV2 baselines over widths "
-                       "and resolutions; plot accuracy against FLOPs",
-                       description="Sweep CNN baselines (architecture x channel multiplier x input resolution), "
-                       "count FLOPs with torch.utils.flop_counter, and plot test accuracy against FLOPs. "
-                       "Finished points are reused, so an interrupted sweep resumes.")
+    p = sub.add_parser(
+        "baselines",
+        parents=[common],
+        help="train MobileNetV2 / ShuffleNetV2 baselines over widths and resolutions; plot accuracy against FLOPs",
+        description="Sweep CNN baselines (architecture x channel multiplier x input resolution), "
+        "count FLOPs with torch.utils.flop_counter, and plot test accuracy against FLOPs. "
+        "Finished points are reused, so an interrupted sweep resumes.",
+    )
     add_dataset_arguments(p, default="cluttered-mnist")
     p.add_argument("--archs", nargs="+", default=["mobilenet_v2", "shufflenet_v2"])
     p.add_argument("--widths", nargs="+", type=float, default=[0.25, 0.5, 1.0])
     p.add_argument("--resolutions", nargs="+", type=int, default=[28, 60])
-    p.add_argument("--attention", nargs="*", default=[], metavar="NAME=FILE.json",
-                   help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})")
+    p.add_argument(
+        "--attention",
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE.json",
+        help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
     add_config_arguments(p, TrainBaselineConfig)
     p.set_defaults(func=run)
@@ -49,14 +58,34 @@ def run(args):
     device = resolve_device(args.device)
     spec = resolve_dataset(args, [args.out] if (args.out / "manifest.json").is_file() else [])
     datasets = {split: spec.load(split) for split in ("train", "valid", "test")}
-    write_manifest(args.out, "baselines", {"dataset": spec.name, "data": spec.to_dict(), "archs": args.archs,
-                                           "widths": args.widths, "resolutions": args.resolutions,
-                                           **config_to_dict(cfg)})
+    write_manifest(
+        args.out,
+        "baselines",
+        {
+            "dataset": spec.name,
+            "data": spec.to_dict(),
+            "archs": args.archs,
+            "widths": args.widths,
+            "resolutions": args.resolutions,
+            **config_to_dict(cfg),
+        },
+    )
     results = sweep_baselines(datasets, args.out, args.archs, args.widths, args.resolutions, cfg, args.seed, device)
-    figure = plot_accuracy_vs_flops(results, args.out / "accuracy_vs_flops.png", curves,
-                                    title=f"{spec.name}: accuracy against computation")
-    table = sorted(({"arch": r["config"]["arch"], "width": r["config"]["width"],
-                     "resolution": r["config"]["resolution"], "mflops": round(r["flops"] / 1e6, 3),
-                     "test_accuracy": round(r["test_accuracy"], 4)} for r in results), key=lambda r: r["mflops"])
+    figure = plot_accuracy_vs_flops(
+        results, args.out / "accuracy_vs_flops.png", curves, title=f"{spec.name}: accuracy against computation"
+    )
+    table = sorted(
+        (
+            {
+                "arch": r["config"]["arch"],
+                "width": r["config"]["width"],
+                "resolution": r["config"]["resolution"],
+                "mflops": round(r["flops"] / 1e6, 3),
+                "test_accuracy": round(r["test_accuracy"], 4),
+            }
+            for r in results
+        ),
+        key=lambda r: r["mflops"],
+    )
     write_summary(args.out, {"dataset": spec.name, "data": spec.describe(), "points": table, "figure": str(figure)})
     return 0

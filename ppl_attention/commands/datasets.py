@@ -1,4 +1,5 @@
 """``ppl-attention datasets``: list the datasets, or draw samples of one with its glimpse grid."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,11 +10,15 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    p = sub.add_parser("datasets", parents=[common], help="list the datasets, or draw samples of one",
-                       description="Without a subcommand: list the datasets (classes, image size, glimpse grid, "
-                       "whether --root is needed) and the named dataset presets that --config takes. "
-                       "`datasets show NAME --out x.png` draws a grid of samples with "
-                       "their labels, one with every candidate glimpse location drawn over it.")
+    p = sub.add_parser(
+        "datasets",
+        parents=[common],
+        help="list the datasets, or draw samples of one",
+        description="Without a subcommand: list the datasets (classes, image size, glimpse grid, "
+        "whether --root is needed) and the named dataset presets that --config takes. "
+        "`datasets show NAME --out x.png` draws a grid of samples with "
+        "their labels, one with every candidate glimpse location drawn over it.",
+    )
     p.set_defaults(func=run_list)
     dsub = p.add_subparsers(dest="datasets_command", metavar="{list,show}")
     pl = dsub.add_parser("list", parents=[common], help="list the datasets")
@@ -54,8 +59,16 @@ def run_show(args):
     ds = resolve_dataset(args, positional_name=args.name).load(args.split)
     path = plot_samples(ds, args.out, n=args.n)
     g = ds.grid
-    print_summary({"dataset": ds.name, "split": args.split, "items": len(ds), "classes": ds.num_classes,
-                   "task": ds.task, "image_size": list(ds.image_size),
-                   "grid": f"{g.n_rows}x{g.n_cols} locations, {g.glimpse_size[0]}x{g.glimpse_size[1]} glimpses",
-                   "figure": str(path)})
+    print_summary(
+        {
+            "dataset": ds.name,
+            "split": args.split,
+            "items": len(ds),
+            "classes": ds.num_classes,
+            "task": ds.task,
+            "image_size": list(ds.image_size),
+            "grid": f"{g.n_rows}x{g.n_cols} locations, {g.glimpse_size[0]}x{g.glimpse_size[1]} glimpses",
+            "figure": str(path),
+        }
+    )
     return 0

@@ -1,4 +1,5 @@
 """``ppl-attention demo``: the whole pipeline on cluttered MNIST with no arguments (see ppl_attention/demo.py)."""
+
 from __future__ import annotations
 
 from ..config import add_config_arguments, build_config
@@ -7,12 +8,20 @@ from ..config import add_config_arguments, build_config
 def register(sub, common):
     from ..demo import STAGES, DemoConfig
 
-    p = sub.add_parser("demo", parents=[common], help="end to end on cluttered MNIST: train the AVP, build the "
-                       "prior, generate near-optimal sequences, train RAM and PS-NOGS, print the table",
-                       description="Stages: " + "; ".join(STAGES) + ". Finished stages are cached in --out, so a "
-                       "second run is quick and an interrupted one resumes.")
-    p.add_argument("--quick", action="store_true", help="the same pipeline scaled down to about a minute on two "
-                   "CPU cores, into runs/demo-quick (flags given still override its settings)")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="end to end on cluttered MNIST: train the AVP, build the "
+        "prior, generate near-optimal sequences, train RAM and PS-NOGS, print the table",
+        description="Stages: " + "; ".join(STAGES) + ". Finished stages are cached in --out, so a "
+        "second run is quick and an interrupted one resumes.",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the same pipeline scaled down to about a minute on two "
+        "CPU cores, into runs/demo-quick (flags given still override its settings)",
+    )
     add_config_arguments(p, DemoConfig, skip=("threads",))  # --threads is a shared option
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ Which images ``generate`` designs: the first ``--num-images`` of the ``--split``
 exactly ``--indices``; ``--shard i/n`` keeps every n-th of those starting at i, so n machines can share a run
 into one store (each image has its own seed, so the result does not depend on the sharding).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,94 +28,158 @@ class GenerateConfig:
     """Settings of ``ppl-attention generate`` (flags, or a ``--config`` YAML file with these keys)."""
 
     avp: Optional[str] = field(default=None, metadata={"help": "trained AVP directory (train-avp); required"})
-    prior: Optional[str] = field(default=None, metadata={"help": "prior directory (image database + PCA index); "
-                                                                 "required"})
+    prior: Optional[str] = field(
+        default=None, metadata={"help": "prior directory (image database + PCA index); required"}
+    )
     out: Optional[str] = field(default=None, metadata={"help": "sequence store directory; required"})
-    split: str = field(default="train", metadata={"help": "split whose images are designed",
-                                                  "choices": ["train", "valid", "test"]})
-    task: str = field(default="label", metadata={"help": "'label', or the attribute index of a multi-label AVP "
-                                                         "(e.g. 20 = Male on CelebA-HQ)"})
+    split: str = field(
+        default="train", metadata={"help": "split whose images are designed", "choices": ["train", "valid", "test"]}
+    )
+    task: str = field(
+        default="label",
+        metadata={"help": "'label', or the attribute index of a multi-label AVP (e.g. 20 = Male on CelebA-HQ)"},
+    )
     num_images: int = field(default=600, metadata={"help": "design the first N images of the split"})
     indices: Optional[list[int]] = field(default=None, metadata={"help": "design exactly these images instead"})
     shard: Optional[str] = field(default=None, metadata={"help": "i/n: only every n-th image, starting at i"})
     executor: str = field(default="local", metadata={"help": "where to run", "choices": ["local", "ray"]})
     # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
-    search: str = field(default="halving", metadata={
-        "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
-                "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, pyramid "
-                "(exhaustive on a pyramid of lattices, for fine grids), race, amortised (the argmin of an EPE-map "
-                "network's prediction, one pass per step; needs --epe-net) or hybrid (the "
-                "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net) or dagger (the "
-                "exhaustive map, the network's choice: labels the states the network reaches; needs --epe-net)",
-        "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid", "dagger"]})
-    epe_net: Optional[str] = field(default=None, metadata={
-        "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid / dagger; it must have "
-                "been trained for this AVP, prior and sensor"})
-    search_options: Optional[list[str]] = field(default=None, metadata={
-        "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
-                "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"})
+    search: str = field(
+        default="halving",
+        metadata={
+            "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
+            "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, pyramid "
+            "(exhaustive on a pyramid of lattices, for fine grids), race, amortised (the argmin of an EPE-map "
+            "network's prediction, one pass per step; needs --epe-net) or hybrid (the "
+            "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net) or dagger (the "
+            "exhaustive map, the network's choice: labels the states the network reaches; needs --epe-net)",
+            "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid", "dagger"],
+        },
+    )
+    epe_net: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid / dagger; it must have "
+            "been trained for this AVP, prior and sensor"
+        },
+    )
+    search_options: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
+            "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"
+        },
+    )
     T: int = field(default=GLIMPSES, metadata={"help": "glimpses per sequence"})
     num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
-    first_num_samples: Optional[int] = field(default=None, metadata={"help": "prior samples for the cached "
-                                                                             "first-glimpse EPE (default N)"})
+    first_num_samples: Optional[int] = field(
+        default=None, metadata={"help": "prior samples for the cached first-glimpse EPE (default N)"}
+    )
     k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
-    sigma: Optional[list[float]] = field(default=None, metadata={
-        "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
-                "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
-                "CelebA-HQ: the paper's 5 10 20 40; "
-                "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)"})
-    sigma_q: Optional[list[float]] = field(default=None, metadata={
-        "help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"})
-    target_ess: Optional[float] = field(default=None, metadata={
-        "help": "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"})
-    shift: int = field(default=0, metadata={
-        "help": "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
-                "built with at least this --shift)"})
-    min_ess: Optional[float] = field(default=None, metadata={
-        "help": "generative prior: draw more (digit, offset) candidates, k1 at a time, until the completions' "
-                "effective sample size reaches this (capped by --max-k1); default: one round of k1"})
-    max_k1: Optional[int] = field(default=None, metadata={"help": "cap on the candidates --min-ess may grow to "
-                                                                 "(default 8 x k1)"})
-    first_glimpse_from: Optional[str] = field(default=None, metadata={
-        "help": "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
-                "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
-                "2,401 x N AVP passes"})
+    sigma: Optional[list[float]] = field(
+        default=None,
+        metadata={
+            "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
+            "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
+            "CelebA-HQ: the paper's 5 10 20 40; "
+            "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)"
+        },
+    )
+    sigma_q: Optional[list[float]] = field(
+        default=None,
+        metadata={"help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"},
+    )
+    target_ess: Optional[float] = field(
+        default=None,
+        metadata={"help": "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"},
+    )
+    shift: int = field(
+        default=0,
+        metadata={
+            "help": "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
+            "built with at least this --shift)"
+        },
+    )
+    min_ess: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "generative prior: draw more (digit, offset) candidates, k1 at a time, until the completions' "
+            "effective sample size reaches this (capped by --max-k1); default: one round of k1"
+        },
+    )
+    max_k1: Optional[int] = field(
+        default=None, metadata={"help": "cap on the candidates --min-ess may grow to (default 8 x k1)"}
+    )
+    first_glimpse_from: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
+            "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
+            "2,401 x N AVP passes"
+        },
+    )
     allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
-    allow_oracle: bool = field(default=False, metadata={
-        "help": "diagnosis only: design with an AVP trained on the design images and completions that may propose "
-                "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior"})
+    allow_oracle: bool = field(
+        default=False,
+        metadata={
+            "help": "diagnosis only: design with an AVP trained on the design images and completions that may propose "
+            "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior"
+        },
+    )
     images_per_task: int = field(default=4, metadata={"help": "images handed to a Ray worker at a time"})
-    ray_address: Optional[str] = field(default=None, metadata={
-        "help": "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
-                "default $RAY_ADDRESS, else a Ray started on this machine"})
-    gpus_per_worker: Optional[float] = field(default=None, metadata={
-        "help": "--executor ray: GPUs of each worker, whatever --device says (default: 1 when the cluster has "
-                "GPUs, else 0; 0.5 puts two workers on a GPU)"})
-    ray_workers: Optional[int] = field(default=None, metadata={
-        "help": "--executor ray: how many workers (each loads the AVP and prior once; default: as many as the "
-                "cluster's GPUs, or its CPUs, hold)"})
-    cpus_per_worker: float = field(default=1.0, metadata={"help": "--executor ray: CPUs (and torch threads) of "
-                                                                  "each worker"})
+    ray_address: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
+            "default $RAY_ADDRESS, else a Ray started on this machine"
+        },
+    )
+    gpus_per_worker: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "--executor ray: GPUs of each worker, whatever --device says (default: 1 when the cluster has "
+            "GPUs, else 0; 0.5 puts two workers on a GPU)"
+        },
+    )
+    ray_workers: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "--executor ray: how many workers (each loads the AVP and prior once; default: as many as the "
+            "cluster's GPUs, or its CPUs, hold)"
+        },
+    )
+    cpus_per_worker: float = field(
+        default=1.0, metadata={"help": "--executor ray: CPUs (and torch threads) of each worker"}
+    )
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
     # the choices are design.epe.PRECISIONS (spelled out for the same reason as --search's)
-    precision: str | None = field(default=None, metadata={
-        "help": "precision of the AVP's passes in the EPE loop (default: bfloat16 on CUDA, float32 on the CPU, "
-                "design.epe.default_precision): bfloat16 is ~5x faster on CPUs with AMX / "
-                "AVX512-BF16 and on recent GPUs (slower elsewhere); it moves the EPE by ~0.001 nats",
-        "choices": ["float32", "bfloat16"]})
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "precision of the AVP's passes in the EPE loop (default: bfloat16 on CUDA, float32 on the CPU, "
+            "design.epe.default_precision): bfloat16 is ~5x faster on CPUs with AMX / "
+            "AVX512-BF16 and on recent GPUs (slower elsewhere); it moves the EPE by ~0.001 nats",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
 
 
 def register(sub, common):
-    p = sub.add_parser("generate", parents=[common], help="near-optimal glimpse sequences by sequential BOED",
-                       description="Greedy expected-posterior-entropy minimisation (the paper's Algorithm 1) for "
-                       "each image, with an AVP and an importance-sampling prior, into a resumable sequence store "
-                       "(DIR/manifest.json, DIR/records/{index:07d}.json, DIR/first_glimpse.json). Re-running "
-                       "skips finished images; a store built with another config is refused. Images: the first "
-                       "--num-images of --split (or --indices).")
+    p = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="near-optimal glimpse sequences by sequential BOED",
+        description="Greedy expected-posterior-entropy minimisation (the paper's Algorithm 1) for "
+        "each image, with an AVP and an importance-sampling prior, into a resumable sequence store "
+        "(DIR/manifest.json, DIR/records/{index:07d}.json, DIR/first_glimpse.json). Re-running "
+        "skips finished images; a store built with another config is refused. Images: the first "
+        "--num-images of --split (or --indices).",
+    )
     add_config_arguments(p, GenerateConfig, skip=("T",))
     add_dataset_arguments(p, reads="the AVP and the prior")
-    p.add_argument("--glimpses", dest="T", type=int, default=None,
-                   help=f"T: glimpses per sequence (default {GLIMPSES})")
+    p.add_argument(
+        "--glimpses", dest="T", type=int, default=None, help=f"T: glimpses per sequence (default {GLIMPSES})"
+    )
     p.add_argument("-T", dest="T", type=int, default=None, help=argparse.SUPPRESS)  # the earlier spelling
     p.set_defaults(func=run_generate)
 
@@ -122,8 +187,11 @@ def register(sub, common):
     e.add_argument("store", type=Path, help="sequence store directory")
     e.add_argument("--format", default="paper", choices=["paper"])
     e.add_argument("--out", required=True, type=Path, help="folder for {index}.txt files")
-    e.add_argument("--image-path-template", default=None,
-                   help="birds layout: last line of each file, e.g. data/birds/train/images/{index}.png")
+    e.add_argument(
+        "--image-path-template",
+        default=None,
+        help="birds layout: last line of each file, e.g. data/birds/train/images/{index}.png",
+    )
     e.set_defaults(func=run_export)
 
     i = sub.add_parser("import-sequences", parents=[common], help="read the paper's released sequences into a store")
@@ -158,8 +226,9 @@ def noise_schedule(sigma, prior: Path, data, dataset: str) -> tuple[list[float],
         return [float(v) for v in read_manifest(prior)["config"]["sigma"]], f"the {kind.name} prior {prior}"
     if getattr(data, "noise_schedule", None):
         return [float(v) for v in data.noise_schedule], f"the {dataset} dataset's default"
-    raise ValueError(f"dataset {dataset!r} has no default noise schedule: give --sigma (0..255 stds after 1, 2, ... "
-                     "glimpses)")
+    raise ValueError(
+        f"dataset {dataset!r} has no default noise schedule: give --sigma (0..255 stds after 1, 2, ... glimpses)"
+    )
 
 
 def run_generate(args):
@@ -184,20 +253,36 @@ def run_generate(args):
     sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name)
     print(f"  noise schedule (sigma, 0..255 after 1, 2, ... glimpses): {sigma} ({sigma_from})")
     search_options = parse_search_options(cfg.search, cfg.search_options)
-    settings = DesignSettings(T=cfg.T, num_samples=cfg.num_samples, search=cfg.search, allow_repeat=cfg.allow_repeat,
-                              search_options=search_options)
+    settings = DesignSettings(
+        T=cfg.T,
+        num_samples=cfg.num_samples,
+        search=cfg.search,
+        allow_repeat=cfg.allow_repeat,
+        search_options=search_options,
+    )
     factory = _image_factory(cfg, spec, avp, prior, device, sigma, precision)
     _check_oracle(cfg, avp, prior, data, indices)
     problem, image_fn = factory()
     _check_generate_indices(cfg, spec, problem, image_fn, indices)
     config = _generate_store_config(cfg, args, spec, problem, search_options, sigma, precision, avp, prior)
-    store, counts = _design_into_store(cfg, args, out, config, avp, prior, factory,
-                                       shard_indices(indices, shard), settings)
-    write_summary(out, {"store": str(out), "data": spec.describe(), "noise_schedule": sigma,
-                        "noise_schedule_from": sigma_from, "prior_kind": kind,
-                        "ess": _ess_summary(store, shard_indices(indices, shard)),
-                        "shard": f"{shard[0]}/{shard[1]}", **counts,
-                        "first_location": int(store.first_glimpse_epe().argmin()), "config": config_to_dict(cfg)})
+    store, counts = _design_into_store(
+        cfg, args, out, config, avp, prior, factory, shard_indices(indices, shard), settings
+    )
+    write_summary(
+        out,
+        {
+            "store": str(out),
+            "data": spec.describe(),
+            "noise_schedule": sigma,
+            "noise_schedule_from": sigma_from,
+            "prior_kind": kind,
+            "ess": _ess_summary(store, shard_indices(indices, shard)),
+            "shard": f"{shard[0]}/{shard[1]}",
+            **counts,
+            "first_location": int(store.first_glimpse_epe().argmin()),
+            "config": config_to_dict(cfg),
+        },
+    )
     return _report_failures(out, counts["failures"])
 
 
@@ -214,8 +299,9 @@ def _check_generate_paths(cfg: GenerateConfig) -> tuple[Path, Path, Path]:
         raise ValueError(f"--search {cfg.search} needs --epe-net DIR (a network trained by train-epe-net)")
     if cfg.epe_net is not None:
         if not network_search:
-            raise ValueError(f"--epe-net is read only by --search {' / '.join(NETWORK_SEARCH_NAMES)}, not by "
-                             f"--search {cfg.search}")
+            raise ValueError(
+                f"--epe-net is read only by --search {' / '.join(NETWORK_SEARCH_NAMES)}, not by --search {cfg.search}"
+            )
         check_in_dir(Path(cfg.epe_net), "--epe-net", "an EPE-map network directory (train-epe-net)")
     check_out_dir(out)
     _check_generate(cfg)
@@ -226,14 +312,28 @@ def _image_factory(cfg: GenerateConfig, spec, avp: Path, prior: Path, device, si
     """The picklable maker of each image's design problem, so local and Ray workers build the same one."""
     from ..design.images import ImageFactory
 
-    return ImageFactory(spec.name, str(avp), str(prior), cfg.split, spec.root, spec.seed,
-                        _task_attribute(cfg.task), cfg.k1, cfg.batch_size, str(device),
-                        sigma=tuple(sigma), options=spec.options,
-                        sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
-                        target_ess=cfg.target_ess, shift=cfg.shift, precision=precision,
-                        min_ess=cfg.min_ess,
-                        max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
-                        epe_net=cfg.epe_net, allow_oracle=cfg.allow_oracle)
+    return ImageFactory(
+        spec.name,
+        str(avp),
+        str(prior),
+        cfg.split,
+        spec.root,
+        spec.seed,
+        _task_attribute(cfg.task),
+        cfg.k1,
+        cfg.batch_size,
+        str(device),
+        sigma=tuple(sigma),
+        options=spec.options,
+        sigma_q=tuple(cfg.sigma_q) if cfg.sigma_q else None,
+        target_ess=cfg.target_ess,
+        shift=cfg.shift,
+        precision=precision,
+        min_ess=cfg.min_ess,
+        max_k1=(cfg.max_k1 or 8 * cfg.k1) if cfg.min_ess is not None else None,
+        epe_net=cfg.epe_net,
+        allow_oracle=cfg.allow_oracle,
+    )
 
 
 def _check_generate_indices(cfg: GenerateConfig, spec, problem, image_fn, indices) -> None:
@@ -245,25 +345,41 @@ def _check_generate_indices(cfg: GenerateConfig, spec, problem, image_fn, indice
         bad = [i for i in indices if i >= size]
         if bad:
             what = "--indices" if cfg.indices is not None else "--num-images"
-            raise ValueError(f"{what}: the {cfg.split} split of {spec.name} has {size} images (indices 0.."
-                             f"{size - 1}), got "
-                             f"{'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}")
+            raise ValueError(
+                f"{what}: the {cfg.split} split of {spec.name} has {size} images (indices 0.."
+                f"{size - 1}), got "
+                f"{'index ' + str(bad[0]) if cfg.indices is not None else cfg.num_images}"
+            )
 
 
-def _generate_store_config(cfg: GenerateConfig, args, spec, problem, search_options, sigma, precision,
-                           avp: Path, prior: Path) -> dict:
+def _generate_store_config(
+    cfg: GenerateConfig, args, spec, problem, search_options, sigma, precision, avp: Path, prior: Path
+) -> dict:
     """The store's config: everything a record depends on, so a store built with another one is refused."""
     from ..artifacts import dir_checksum
 
-    config = {"dataset": spec.name, "data": spec.to_dict(), "split": cfg.split, "task": cfg.task,
-              "grid": problem.grid.to_dict(),
-              "T": cfg.T, "num_samples": cfg.num_samples, "search": cfg.search, "search_options": search_options,
-              "allow_repeat": cfg.allow_repeat,
-              "seed": args.seed, "k1": cfg.k1, "sigma": sigma, "sigma_q": cfg.sigma_q,
-              "target_ess": cfg.target_ess, "shift": cfg.shift,
-              "first_num_samples": cfg.first_num_samples or cfg.num_samples,
-              "precision": precision,
-              "avp": dir_checksum(avp), "prior": dir_checksum(prior)}
+    config = {
+        "dataset": spec.name,
+        "data": spec.to_dict(),
+        "split": cfg.split,
+        "task": cfg.task,
+        "grid": problem.grid.to_dict(),
+        "T": cfg.T,
+        "num_samples": cfg.num_samples,
+        "search": cfg.search,
+        "search_options": search_options,
+        "allow_repeat": cfg.allow_repeat,
+        "seed": args.seed,
+        "k1": cfg.k1,
+        "sigma": sigma,
+        "sigma_q": cfg.sigma_q,
+        "target_ess": cfg.target_ess,
+        "shift": cfg.shift,
+        "first_num_samples": cfg.first_num_samples or cfg.num_samples,
+        "precision": precision,
+        "avp": dir_checksum(avp),
+        "prior": dir_checksum(prior),
+    }
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
     if cfg.allow_oracle:  # only then, like --min-ess: an honest store's config is unchanged
@@ -273,8 +389,9 @@ def _generate_store_config(cfg: GenerateConfig, args, spec, problem, search_opti
     return config
 
 
-def _design_into_store(cfg: GenerateConfig, args, out: Path, config: dict, avp: Path, prior: Path, factory,
-                       indices, settings):
+def _design_into_store(
+    cfg: GenerateConfig, args, out: Path, config: dict, avp: Path, prior: Path, factory, indices, settings
+):
     """Open (or resume) the store and design its images; a store that failed before writing anything is removed."""
     from ..design.executors import generate_sequences
     from ..design.store import SequenceStore
@@ -286,10 +403,20 @@ def _design_into_store(cfg: GenerateConfig, args, out: Path, config: dict, avp: 
         if source is not None and not store.has_first_glimpse():
             info = {k: v for k, v in source.first_glimpse().items() if k != "epe"}
             store.write_first_glimpse(source.first_glimpse_epe(), **info, copied_from=str(cfg.first_glimpse_from))
-        counts = generate_sequences(store, factory, indices, settings, args.seed,
-                                    cfg.executor, cfg.images_per_task, cfg.gpus_per_worker, cfg.first_num_samples,
-                                    ray_address=cfg.ray_address, workers=cfg.ray_workers,
-                                    cpus_per_worker=cfg.cpus_per_worker)
+        counts = generate_sequences(
+            store,
+            factory,
+            indices,
+            settings,
+            args.seed,
+            cfg.executor,
+            cfg.images_per_task,
+            cfg.gpus_per_worker,
+            cfg.first_num_samples,
+            ray_address=cfg.ray_address,
+            workers=cfg.ray_workers,
+            cpus_per_worker=cfg.cpus_per_worker,
+        )
     except Exception:
         if not existed:  # failed before writing anything: leave --out as it was
             store.remove_if_empty()
@@ -306,10 +433,14 @@ def _report_failures(out: Path, failures: dict) -> int:
     from ..design.executors import FAILURES
 
     shown = list(failures.items())[:10]
-    lines = "".join(f"\n  image {i}: {e}" for i, e in shown) + (f"\n  ... and {len(failures) - 10} more"
-                                                               if len(failures) > 10 else "")
-    print(f"generate: {len(failures)} image(s) failed and were skipped: {sorted(map(int, failures))}{lines}\n"
-          f"(listed in {out / FAILURES}; the command run again designs them)", file=sys.stderr)
+    lines = "".join(f"\n  image {i}: {e}" for i, e in shown) + (
+        f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+    )
+    print(
+        f"generate: {len(failures)} image(s) failed and were skipped: {sorted(map(int, failures))}{lines}\n"
+        f"(listed in {out / FAILURES}; the command run again designs them)",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -322,8 +453,24 @@ def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them
 #: compute the same map.
-FIRST_GLIMPSE_KEYS = ("dataset", "data", "task", "grid", "seed", "k1", "sigma", "sigma_q", "target_ess", "shift",
-                      "first_num_samples", "precision", "avp", "prior", "min_ess", "max_k1")
+FIRST_GLIMPSE_KEYS = (
+    "dataset",
+    "data",
+    "task",
+    "grid",
+    "seed",
+    "k1",
+    "sigma",
+    "sigma_q",
+    "target_ess",
+    "shift",
+    "first_num_samples",
+    "precision",
+    "avp",
+    "prior",
+    "min_ess",
+    "max_k1",
+)
 
 
 def _first_glimpse_source(cfg, config: dict):
@@ -341,8 +488,13 @@ def _first_glimpse_source(cfg, config: dict):
         raise ArtifactError(f"--first-glimpse-from {path} holds no first_glimpse.json")
     theirs = json.loads(json.dumps(source.config, sort_keys=True, default=str))
     mine = json.loads(json.dumps(config, sort_keys=True, default=str))
-    check_compatible(f"--first-glimpse-from {path}: its first-glimpse map was", theirs, mine, keys=FIRST_GLIMPSE_KEYS,
-                     remedy="it is not this run's")
+    check_compatible(
+        f"--first-glimpse-from {path}: its first-glimpse map was",
+        theirs,
+        mine,
+        keys=FIRST_GLIMPSE_KEYS,
+        remedy="it is not this run's",
+    )
     return source
 
 
@@ -361,8 +513,10 @@ def _ess_summary(store, indices) -> dict:
             per_image[int(i)] = round(statistics.median(values), 2)
             for step, v in enumerate(values, start=2):
                 per_step.setdefault(step, []).append(v)
-    steps = {str(k): {"median": round(statistics.median(v), 2),
-                      "p10": round(sorted(v)[len(v) // 10], 2), "images": len(v)} for k, v in sorted(per_step.items())}
+    steps = {
+        str(k): {"median": round(statistics.median(v), 2), "p10": round(sorted(v)[len(v) // 10], 2), "images": len(v)}
+        for k, v in sorted(per_step.items())
+    }
     return {"per_image": per_image, "per_step": steps}
 
 
@@ -387,8 +541,15 @@ def _check_generate(cfg) -> None:
     check_int("--ray-workers", cfg.ray_workers, optional=True)
     check_number("--cpus-per-worker", cfg.cpus_per_worker, strict=True)
     if cfg.executor != "ray":
-        given = [flag for flag, v in (("--ray-address", cfg.ray_address), ("--gpus-per-worker", cfg.gpus_per_worker),
-                                      ("--ray-workers", cfg.ray_workers)) if v is not None]
+        given = [
+            flag
+            for flag, v in (
+                ("--ray-address", cfg.ray_address),
+                ("--gpus-per-worker", cfg.gpus_per_worker),
+                ("--ray-workers", cfg.ray_workers),
+            )
+            if v is not None
+        ]
         if given:
             raise ValueError(f"{', '.join(given)} apply to --executor ray, not to --executor {cfg.executor}")
     check_int("--shift", cfg.shift, minimum=0)

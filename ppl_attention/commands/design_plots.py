@@ -1,6 +1,7 @@
 """``ppl-attention plot epe | plot validity | plot epe-calibration``: the figures of a sequence store (under
 ``plot``, or as ``plot-*`` commands when another module owns ``plot``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,10 +21,18 @@ def register(sub, common):
         plots = plot.add_subparsers(dest="figure", metavar="FIGURE")
         plot.set_defaults(func=lambda args: plot.print_help() or 1)
         q = plots.add_parser("epe", parents=[common], help="EPE heatmaps of every step of one stored image")
-        v = plots.add_parser("validity", parents=[common], help="AVP accuracy after t glimpses along the store's "
-                             "sequences, random sequences and first-glimpse-heuristic sequences (PS-H1/H5)")
-        c = plots.add_parser("epe-calibration", parents=[common], help="the EPE predicted for each chosen location "
-                             "against the realised posterior entropy, per step, with 95 %% intervals")
+        v = plots.add_parser(
+            "validity",
+            parents=[common],
+            help="AVP accuracy after t glimpses along the store's "
+            "sequences, random sequences and first-glimpse-heuristic sequences (PS-H1/H5)",
+        )
+        c = plots.add_parser(
+            "epe-calibration",
+            parents=[common],
+            help="the EPE predicted for each chosen location "
+            "against the realised posterior entropy, per step, with 95 %% intervals",
+        )
     v.add_argument("store", type=Path, help="sequence store, generated for held-out images (--split valid/test)")
     v.add_argument("--avp", required=True, type=Path, help="AVP directory used to classify")
     v.add_argument("--out", required=True, type=Path, help="PNG to write (curves go to the same name .json)")
@@ -44,6 +53,7 @@ def register(sub, common):
     add_dataset_arguments(q, reads="the store")
     q.set_defaults(func=run_plot_epe)
 
+
 def run_plot_epe(args):
     from ..design.store import SequenceStore
     from ..plots.design import plot_epe_steps
@@ -61,8 +71,14 @@ def run_plot_epe(args):
         spec = resolve_dataset(args, [args.store], default=None)
         dataset = spec.name
         image = spec.load(store.config.get("split", "train"))[args.index]["image"]
-    path = plot_epe_steps(store.epe_maps(args.index), rec["locations"], store.grid, args.out, image,
-                          title=f"{dataset} image {args.index}: EPE of every candidate")
+    path = plot_epe_steps(
+        store.epe_maps(args.index),
+        rec["locations"],
+        store.grid,
+        args.out,
+        image,
+        title=f"{dataset} image {args.index}: EPE of every candidate",
+    )
     print(f"wrote {path}")
     return 0
 
@@ -77,10 +93,19 @@ def run_plot_validity(args):
     check_int("--repeats", args.repeats)
     store, seqs, avp, data, idx, images = _designed_images(args)
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in idx])
-    curves = compare_sequences(avp, images, labels, store.grid, torch.stack([seqs[i] for i in idx]),
-                               store.first_glimpse_epe(), seed=args.seed, repeats=args.repeats)
-    path = plot_accuracy_by_glimpse(curves, args.out, title=f"{store.config['dataset']} ({len(idx)} images, "
-                                    f"{store.config.get('split', 'train')})")
+    curves = compare_sequences(
+        avp,
+        images,
+        labels,
+        store.grid,
+        torch.stack([seqs[i] for i in idx]),
+        store.first_glimpse_epe(),
+        seed=args.seed,
+        repeats=args.repeats,
+    )
+    path = plot_accuracy_by_glimpse(
+        curves, args.out, title=f"{store.config['dataset']} ({len(idx)} images, {store.config.get('split', 'train')})"
+    )
     atomic_write_json(Path(args.out).with_suffix(".json"), {"images": len(idx), "curves": curves})
     for name, acc in curves.items():
         print(f"  {name}: " + ", ".join(f"{a:.3f}" for a in acc))
@@ -123,15 +148,29 @@ def run_plot_epe_calibration(args):
     store, seqs, avp, data, idx, images = _designed_images(args)
     maps = torch.stack([store.epe_maps(i) for i in idx])
     task = store.config.get("task", "label")
-    result = epe_calibration(avp, images, store.grid, torch.stack([seqs[i] for i in idx]), maps,
-                             attribute=None if task in (None, "label") else int(task))
-    path = plot_epe_calibration(result, args.out, title=f"{store.config['dataset']} ({len(idx)} images, "
-                                f"{store.config.get('split', 'train')}): predicted EPE vs realised entropy")
-    atomic_write_json(Path(args.out).with_suffix(".json"), {"store": str(args.store), "avp": str(args.avp),
-                                                             "images": len(idx), "steps": result["steps"]})
+    result = epe_calibration(
+        avp,
+        images,
+        store.grid,
+        torch.stack([seqs[i] for i in idx]),
+        maps,
+        attribute=None if task in (None, "label") else int(task),
+    )
+    path = plot_epe_calibration(
+        result,
+        args.out,
+        title=f"{store.config['dataset']} ({len(idx)} images, "
+        f"{store.config.get('split', 'train')}): predicted EPE vs realised entropy",
+    )
+    atomic_write_json(
+        Path(args.out).with_suffix(".json"),
+        {"store": str(args.store), "avp": str(args.avp), "images": len(idx), "steps": result["steps"]},
+    )
     for s in result["steps"]:
-        print(f"  t={s['t']}: predicted {s['predicted']['mean']:.3f} [{s['predicted']['lo']:.3f}, "
-              f"{s['predicted']['hi']:.3f}], realised {s['realised']['mean']:.3f} [{s['realised']['lo']:.3f}, "
-              f"{s['realised']['hi']:.3f}], relative {100 * s['relative']:+.1f} %")
+        print(
+            f"  t={s['t']}: predicted {s['predicted']['mean']:.3f} [{s['predicted']['lo']:.3f}, "
+            f"{s['predicted']['hi']:.3f}], realised {s['realised']['mean']:.3f} [{s['realised']['lo']:.3f}, "
+            f"{s['realised']['hi']:.3f}], relative {100 * s['relative']:+.1f} %"
+        )
     print(f"wrote {path}")
     return 0

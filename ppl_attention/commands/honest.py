@@ -1,6 +1,7 @@
 """``ppl-attention calibrate-noise`` / ``evaluate-design``: an honest design's two measurements -- the glimpse noise
 at which the completions' label distribution is calibrated on held-out images, and the BOED estimator's noise
 floor (two exhaustive searches on independent completions, and each against a high-sample reference)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,27 +14,35 @@ from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    c = sub.add_parser("calibrate-noise", parents=[common], help="choose the completions' glimpse noise on held-out "
-                       "images: ECE of P(label) from the completions, reliability curve, ESS, per noise multiplier",
-                       description="Draw completions of held-out images after 1..T random glimpses with the prior's "
-                       "noise schedule times each --scales value; report the ECE of their label distribution, its "
-                       "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct "
-                       "completions; "
-                       "choose the scale of least NLL (a proper score) whose median ESS reaches --min-ess. Writes OUT/"
-                       "calibration.json and OUT/summary.json.")
+    c = sub.add_parser(
+        "calibrate-noise",
+        parents=[common],
+        help="choose the completions' glimpse noise on held-out "
+        "images: ECE of P(label) from the completions, reliability curve, ESS, per noise multiplier",
+        description="Draw completions of held-out images after 1..T random glimpses with the prior's "
+        "noise schedule times each --scales value; report the ECE of their label distribution, its "
+        "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct "
+        "completions; "
+        "choose the scale of least NLL (a proper score) whose median ESS reaches --min-ess. Writes OUT/"
+        "calibration.json and OUT/summary.json.",
+    )
     c.add_argument("--prior", required=True, type=Path, help="prior directory (build-prior)")
     c.add_argument("--out", required=True, type=Path, help="output directory")
     add_dataset_arguments(c, reads="the prior")
     add_config_arguments(c, NoiseCalibrationConfig)
     c.set_defaults(func=run_calibrate_noise)
 
-    e = sub.add_parser("evaluate-design", parents=[common], help="the BOED estimator's noise floor: regret between "
-                       "two exhaustive searches on independent completions, and of each against a high-sample "
-                       "reference, same images, one run",
-                       description="Along each image's greedy exhaustive sequence on --reference-samples "
-                       "completions, draw two independent sets of --num-samples completions per step and compare "
-                       "the exhaustive searches on them with each other and with the reference (EPE regret). The "
-                       "completions leave each image out (no oracle). Writes OUT/noise_floor.json, OUT/summary.json.")
+    e = sub.add_parser(
+        "evaluate-design",
+        parents=[common],
+        help="the BOED estimator's noise floor: regret between "
+        "two exhaustive searches on independent completions, and of each against a high-sample "
+        "reference, same images, one run",
+        description="Along each image's greedy exhaustive sequence on --reference-samples "
+        "completions, draw two independent sets of --num-samples completions per step and compare "
+        "the exhaustive searches on them with each other and with the reference (EPE regret). The "
+        "completions leave each image out (no oracle). Writes OUT/noise_floor.json, OUT/summary.json.",
+    )
     e.add_argument("--avp", required=True, type=Path, help="AVP directory")
     e.add_argument("--prior", required=True, type=Path, help="prior directory")
     e.add_argument("--out", required=True, type=Path, help="output directory")
@@ -42,8 +51,9 @@ def register(sub, common):
     e.set_defaults(func=run_evaluate_design)
 
 
-def check_no_oracle(avp: Path, prior: Path, data, split: str, indices, allow_oracle: bool = False,
-                    search: str = "exhaustive") -> None:
+def check_no_oracle(
+    avp: Path, prior: Path, data, split: str, indices, allow_oracle: bool = False, search: str = "exhaustive"
+) -> None:
     """Refuse an AVP trained on a design image or a prior that holds one it cannot leave out (no oracle), unless
     ``allow_oracle``.  The amortised search draws no completion and makes no AVP pass: nothing to check."""
     from ..design.honest import check_avp, check_prior
@@ -86,9 +96,17 @@ def run_calibrate_noise(args):
     images = torch.stack([data[i]["image"] for i in range(M)])
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in range(M)]).long()
     locations = _held_out_locations(sampler.grid, M, cfg.glimpses, args.seed)
-    result = calibrate_noise(sampler, images, labels, locations, list(cfg.scales), cfg.num_samples,
-                             int(getattr(data, "num_classes", int(labels.max()) + 1)), seed=args.seed,
-                             min_ess=cfg.min_ess)
+    result = calibrate_noise(
+        sampler,
+        images,
+        labels,
+        locations,
+        list(cfg.scales),
+        cfg.num_samples,
+        int(getattr(data, "num_classes", int(labels.max()) + 1)),
+        seed=args.seed,
+        min_ess=cfg.min_ess,
+    )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
     atomic_write_json(Path(args.out) / "calibration.json", calibration)
@@ -104,10 +122,14 @@ def run_calibrate_noise(args):
 def _print_scales(scales: list[dict]) -> None:
     """One line per noise scale: its NLL, worst-step ECE and median ESS, then each step's."""
     for r in scales:
-        steps = ", ".join(f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct "
-                          f"{s['median_distinct']:g}" for s in r["steps"])
-        print(f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
-              f"median ESS {r['median_ess']:.2f}, " + steps)
+        steps = ", ".join(
+            f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct {s['median_distinct']:g}"
+            for s in r["steps"]
+        )
+        print(
+            f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
+            f"median ESS {r['median_ess']:.2f}, " + steps
+        )
 
 
 def run_evaluate_design(args):
@@ -128,26 +150,53 @@ def run_evaluate_design(args):
     check_no_oracle(args.avp, args.prior, data, cfg.split, indices)
     sigma, _ = noise_schedule(list(cfg.sigma) if cfg.sigma else None, args.prior, data, spec.name)
     device = resolve_device(args.device)
-    factory = ImageFactory(spec.name, str(args.avp), str(args.prior), cfg.split, spec.root, spec.seed, None, cfg.k1,
-                           cfg.batch_size, str(device), sigma=tuple(sigma), options=spec.options)
+    factory = ImageFactory(
+        spec.name,
+        str(args.avp),
+        str(args.prior),
+        cfg.split,
+        spec.root,
+        spec.seed,
+        None,
+        cfg.k1,
+        cfg.batch_size,
+        str(device),
+        sigma=tuple(sigma),
+        options=spec.options,
+    )
     problem, image_fn = factory()
     first = first_glimpse_epe(problem, cfg.first_num_samples or cfg.reference_samples, args.seed)
-    rows = noise_floor(problem, image_fn, indices, cfg.glimpses, cfg.num_samples, cfg.reference_samples, args.seed,
-                       first, getattr(image_fn, "exclusions", None), searches=parse_searches(cfg.searches))
+    rows = noise_floor(
+        problem,
+        image_fn,
+        indices,
+        cfg.glimpses,
+        cfg.num_samples,
+        cfg.reference_samples,
+        args.seed,
+        first,
+        getattr(image_fn, "exclusions", None),
+        searches=parse_searches(cfg.searches),
+    )
     summary = summarise_noise_floor(rows)
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
     _print_noise_floor(summary["all"], cfg)
     settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
-    write_summary(args.out, {**settings, "reference_samples": cfg.reference_samples, "T": cfg.glimpses,
-                             "sigma": sigma, **summary})
+    write_summary(
+        args.out, {**settings, "reference_samples": cfg.reference_samples, "T": cfg.glimpses, "sigma": sigma, **summary}
+    )
     return 0
 
 
 def _print_noise_floor(a: dict, cfg: NoiseFloorConfig) -> None:
     """The noise floor between two searches and each search's regret against the exhaustive one."""
-    print(f"  noise floor (two searches on {cfg.num_samples} completions): mean regret "
-          f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
-          f"{100 * a['vs_reference']['mean']:.1f} %")
+    print(
+        f"  noise floor (two searches on {cfg.num_samples} completions): mean regret "
+        f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
+        f"{100 * a['vs_reference']['mean']:.1f} %"
+    )
     for label, r in a["searches"].items():
-        print(f"  {label}: mean regret {100 * r['regret']['mean']:.2f} % against the exhaustive search on the same "
-              f"completions, at {100 * r['evaluations']['mean']:.1f} % of its evaluations")
+        print(
+            f"  {label}: mean regret {100 * r['regret']['mean']:.2f} % against the exhaustive search on the same "
+            f"completions, at {100 * r['evaluations']['mean']:.1f} % of its evaluations"
+        )

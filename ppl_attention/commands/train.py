@@ -1,4 +1,5 @@
 """``ppl-attention train`` (one hard-attention run) and ``ppl-attention plot-attention`` (compare runs)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,23 +15,35 @@ def register(sub, common):
     from ..attention.run import RunConfig
     from ..attention.trainer import TrainConfig
 
-    p = sub.add_parser("train", parents=[common], help="train a hard-attention network (RAM, RAM+, PS-NOGS, "
-                       "PS-H1/H5, PS-HGS)",
-                       description="Train a hard-attention network with partial supervision. Running the same "
-                       "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.")
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a hard-attention network (RAM, RAM+, PS-NOGS, PS-H1/H5, PS-HGS)",
+        description="Train a hard-attention network with partial supervision. Running the same "
+        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--pretrain", action="store_const", const=True, default=None,
-                   help="pretrain embedder, core and classifier with fixed location distributions, then freeze "
-                        "them while the policy trains (RAM+)")
+    p.add_argument(
+        "--pretrain",
+        action="store_const",
+        const=True,
+        default=None,
+        help="pretrain embedder, core and classifier with fixed location distributions, then freeze "
+        "them while the policy trains (RAM+)",
+    )
     add_config_arguments(p, RunConfig, skip=("dataset", "data_seed"))
     add_dataset_arguments(p, default="cluttered-mnist, or the --sequences store's (for nogs, also its split seed)")
     add_config_arguments(p, TrainConfig)
     add_config_arguments(p, NetworkConfig)
     p.set_defaults(func=run_train)
 
-    q = sub.add_parser("plot-attention", parents=[common], help="validation curves of several training runs "
-                       "on one plot, grouped by method", description="Read OUT/log.csv of each run directory and "
-                       "draw their validation accuracy (mean +- std over runs of the same label).")
+    q = sub.add_parser(
+        "plot-attention",
+        parents=[common],
+        help="validation curves of several training runs on one plot, grouped by method",
+        description="Read OUT/log.csv of each run directory and "
+        "draw their validation accuracy (mean +- std over runs of the same label).",
+    )
     q.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="run directories, e.g. ram=runs/ram-s0")
     q.add_argument("--out", required=True, type=Path, help="figure path (.png)")
     q.add_argument("--metric", default="val_greedy_acc", help="column of log.csv to draw")
@@ -73,11 +86,13 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
 
         check_policy(net_cfg.policy, net_cfg.policy_std)
         if net_cfg.backbone_weights is not None and Path(net_cfg.backbone_weights).suffix != ".safetensors":
-            raise ValueError(f"--backbone-weights {net_cfg.backbone_weights} must be a .safetensors file (nothing "
-                             "is ever unpickled)")
+            raise ValueError(
+                f"--backbone-weights {net_cfg.backbone_weights} must be a .safetensors file (nothing is ever unpickled)"
+            )
         if net_cfg.backbone_weights is not None and not Path(net_cfg.backbone_weights).is_file():
-            raise FileNotFoundError(f"--backbone-weights {net_cfg.backbone_weights} does not exist (expected a "
-                                    ".safetensors file)")
+            raise FileNotFoundError(
+                f"--backbone-weights {net_cfg.backbone_weights} does not exist (expected a .safetensors file)"
+            )
     check_int("--num-supervised", run.num_supervised, minimum=0, optional=True)
     check_int("--pretrain-iterations", run.pretrain_iterations)
     if run.supervision == "nogs" and run.sequences is None:
@@ -88,15 +103,20 @@ def _check_early(run, cfg=None, net_cfg=None) -> int | None:
         check_in_dir(run.sequences, "--sequences", "a sequence store directory (generate)")
         store = SequenceStore.open(run.sequences)  # FileNotFoundError / ArtifactError (a ValueError)
         if store.config.get("dataset") != run.dataset:
-            raise ValueError(f"--sequences {run.sequences} was built for dataset {store.config.get('dataset')!r}, "
-                             f"expected {run.dataset!r}")
+            raise ValueError(
+                f"--sequences {run.sequences} was built for dataset {store.config.get('dataset')!r}, "
+                f"expected {run.dataset!r}"
+            )
         if cfg is not None and run.supervision == "nogs" and store.T < cfg.glimpses:
-            raise ValueError(f"--sequences {run.sequences} holds sequences of T = {store.T} glimpses, fewer than "
-                             f"--glimpses {cfg.glimpses}; use --glimpses <= {store.T} or a longer store")
+            raise ValueError(
+                f"--sequences {run.sequences} holds sequences of T = {store.T} glimpses, fewer than "
+                f"--glimpses {cfg.glimpses}; use --glimpses <= {store.T} or a longer store"
+            )
         return store.config.get("seed")
     if run.epe_first is not None and not Path(run.epe_first).exists():
-        raise FileNotFoundError(f"--epe-first {run.epe_first} does not exist (expected a first_glimpse.json or a "
-                                "sequence store)")
+        raise FileNotFoundError(
+            f"--epe-first {run.epe_first} does not exist (expected a first_glimpse.json or a sequence store)"
+        )
     return None
 
 

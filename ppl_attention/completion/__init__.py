@@ -15,23 +15,57 @@
 
 The heavy modules (faiss, memmaps) are imported on first use of their names.
 """
+
 from .base import Completion, CompletionSamples, check_observations, check_true_image
 
-__all__ = ["Completion", "CompletionSamples", "check_observations", "check_true_image", "ImageDatabase",
-           "build_database", "mnist_canvas_source", "PCAIndex", "PCAIndexConfig", "build_pca_index",
-           "ImportanceCompletion", "open_prior", "build_prior", "CanvasPrior", "GenerativeCompletion",
-           "build_generative_prior", "open_generative_prior", "open_completion", "prior_type", "prior_kind", "PRIORS"]
+__all__ = [
+    "Completion",
+    "CompletionSamples",
+    "check_observations",
+    "check_true_image",
+    "ImageDatabase",
+    "build_database",
+    "mnist_canvas_source",
+    "PCAIndex",
+    "PCAIndexConfig",
+    "build_pca_index",
+    "ImportanceCompletion",
+    "open_prior",
+    "build_prior",
+    "CanvasPrior",
+    "GenerativeCompletion",
+    "build_generative_prior",
+    "open_generative_prior",
+    "open_completion",
+    "prior_type",
+    "prior_kind",
+    "PRIORS",
+]
 
-_LAZY = {"ImageDatabase": "database", "build_database": "database", "mnist_canvas_source": "database",
-         "PCAIndex": "pca_index", "PCAIndexConfig": "pca_index", "build_pca_index": "pca_index",
-         "ImportanceCompletion": "importance", "open_prior": "importance", "build_prior": "prior",
-         "CanvasPrior": "canvas", "GenerativeCompletion": "generative", "build_generative_prior": "generative_prior",
-         "open_generative_prior": "generative_prior", "open_completion": "prior", "prior_type": "prior",
-         "prior_kind": "prior", "PRIORS": "prior"}
+_LAZY = {
+    "ImageDatabase": "database",
+    "build_database": "database",
+    "mnist_canvas_source": "database",
+    "PCAIndex": "pca_index",
+    "PCAIndexConfig": "pca_index",
+    "build_pca_index": "pca_index",
+    "ImportanceCompletion": "importance",
+    "open_prior": "importance",
+    "build_prior": "prior",
+    "CanvasPrior": "canvas",
+    "GenerativeCompletion": "generative",
+    "build_generative_prior": "generative_prior",
+    "open_generative_prior": "generative_prior",
+    "open_completion": "prior",
+    "prior_type": "prior",
+    "prior_kind": "prior",
+    "PRIORS": "prior",
+}
 
 
 def __getattr__(name):
     if name in _LAZY:
         import importlib
+
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ directory without one is never mistaken for a finished artefact.  An interrupted
 same config is asked for again (chunks are deterministic: one seed per chunk), and restarted from scratch when
 another config is asked for.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,8 +112,9 @@ def load_array(path: Path, shape, dtype, what: str) -> np.memmap:
     except (ValueError, OSError, EOFError) as e:
         raise ValueError(f"{what} file {path} is not a valid .npy array: {e}") from None
     if arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
-        raise ValueError(f"{what} file {path} holds {arr.dtype} {arr.shape}, the manifest says "
-                         f"{np.dtype(dtype)} {tuple(shape)}")
+        raise ValueError(
+            f"{what} file {path} holds {arr.dtype} {arr.shape}, the manifest says {np.dtype(dtype)} {tuple(shape)}"
+        )
     return arr
 
 
@@ -127,6 +129,8 @@ def already_built(out_dir: Path, kind: str, expected: dict, overwrite: bool, wha
         log.info("%s in %s is already built", what, out_dir)
         return True
     if not overwrite:
-        raise ValueError(f"out_dir {out_dir} already holds a finished artefact built with another {other}; "
-                         "set `overwrite` or choose another directory")
+        raise ValueError(
+            f"out_dir {out_dir} already holds a finished artefact built with another {other}; "
+            "set `overwrite` or choose another directory"
+        )
     return False

@@ -28,6 +28,7 @@ a ``diagnostics`` dict (e.g. ``{"ess": ..., "seconds": ...}``).
 :func:`check_observations` validates ``(locations, glimpses)`` against a grid with the errors every sampler
 should raise, so all implementations refuse bad input the same way.
 """
+
 from __future__ import annotations
 
 import abc
@@ -89,8 +90,12 @@ class CompletionSamples:
         return float(1.0 / self.weights.double().pow(2).sum()) if len(self) else 0.0
 
     def to(self, device: str | torch.device) -> "CompletionSamples":
-        return CompletionSamples(self.images.to(device), self.weights.to(device),
-                                 None if self.labels is None else self.labels.to(device), dict(self.diagnostics))
+        return CompletionSamples(
+            self.images.to(device),
+            self.weights.to(device),
+            None if self.labels is None else self.labels.to(device),
+            dict(self.diagnostics),
+        )
 
     def label_posterior(self, num_classes: int) -> torch.Tensor:
         """The weighted label histogram ``(num_classes,)`` (categorical labels only)."""
@@ -99,7 +104,8 @@ class CompletionSamples:
         if self.labels.dim() != 1:
             raise ValueError(f"label_posterior needs categorical labels (n,), got shape {tuple(self.labels.shape)}")
         return torch.zeros(num_classes, dtype=torch.float64).index_add_(
-            0, self.labels.long().cpu(), self.weights.double().cpu())
+            0, self.labels.long().cpu(), self.weights.double().cpu()
+        )
 
 
 class Completion(abc.ABC):
@@ -108,9 +114,14 @@ class Completion(abc.ABC):
     grid: Sensor
 
     @abc.abstractmethod
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
-               generator: Optional[torch.Generator] = None,
-               true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: Optional[torch.Generator] = None,
+        true_image: Optional[torch.Tensor] = None,
+    ) -> CompletionSamples:
         """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
 
     #: The prior items this sampler never proposes (set by :meth:`excluding`; None: none).
@@ -136,8 +147,9 @@ class Completion(abc.ABC):
         return out
 
 
-def check_observations(grid: Sensor, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor,
-                       channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def check_observations(
+    grid: Sensor, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, channels: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate and normalise ``locations`` (t,) and ``glimpses`` (t, k*C, h, w) against the sensor ``grid``
     (``k`` scales stacked along channels; ``k = 1``: the paper's (t, C, h, w) patches).
 
@@ -159,11 +171,15 @@ def check_observations(grid: Sensor, locations: torch.Tensor | Sequence[int], gl
     t = loc.shape[0]
     h, w = grid.glimpse_size
     if glimpses.dim() != 4 or glimpses.shape[0] != t or tuple(glimpses.shape[-2:]) != (h, w):
-        raise ValueError(f"glimpses must have shape ({t}, k*C, {h}, {w}) to match {t} locations and the grid's "
-                         f"{h} x {w} glimpses, got shape {tuple(glimpses.shape)}")
+        raise ValueError(
+            f"glimpses must have shape ({t}, k*C, {h}, {w}) to match {t} locations and the grid's "
+            f"{h} x {w} glimpses, got shape {tuple(glimpses.shape)}"
+        )
     if channels is not None and glimpses.shape[1] != grid.glimpse_channels(channels):
-        raise ValueError(f"glimpses must have {grid.glimpse_channels(channels)} channel(s) ({grid.scales} scale(s) x "
-                         f"{channels} image channel(s)), got {glimpses.shape[1]}")
+        raise ValueError(
+            f"glimpses must have {grid.glimpse_channels(channels)} channel(s) ({grid.scales} scale(s) x "
+            f"{channels} image channel(s)), got {glimpses.shape[1]}"
+        )
     g = glimpses.detach().float()
     if g.numel():
         if not bool(torch.isfinite(g).all()):

@@ -12,6 +12,7 @@ process as a Pyro program (:meth:`CanvasPrior.model`)::
 with the renderer that draws a (digit, offset) pair exactly as the data does.  :class:`DigitIndex` holds the pool's
 faiss PCA and k-means prototypes, which the proposals of :mod:`.generative` score.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,11 +35,21 @@ class CanvasPrior:
     """The generative process of an MNIST canvas dataset: ``digits`` (N, 28, 28) float in [0, 1], their ``labels``,
     the canvas side, the clutter settings and the sensor."""
 
-    def __init__(self, digits: torch.Tensor, labels: torch.Tensor, grid: Sensor, canvas_size: int = 60,
-                 cluttered: bool = True, n_clutter: int = 4, clutter_size: int = 8):
+    def __init__(
+        self,
+        digits: torch.Tensor,
+        labels: torch.Tensor,
+        grid: Sensor,
+        canvas_size: int = 60,
+        cluttered: bool = True,
+        n_clutter: int = 4,
+        clutter_size: int = 8,
+    ):
         if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (DIGIT, DIGIT):
-            raise ValueError(f"digits must be a (N, 28, 28) tensor, got "
-                             f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
+            raise ValueError(
+                f"digits must be a (N, 28, 28) tensor, got "
+                f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}"
+            )
         if digits.shape[0] < (2 if cluttered and n_clutter > 0 else 1):
             raise ValueError(f"the digit pool needs at least {2 if cluttered else 1} digits, got {digits.shape[0]}")
         if digits.dtype == torch.uint8:
@@ -48,8 +59,10 @@ class CanvasPrior:
             raise ValueError(f"labels must have shape ({digits.shape[0]},) to match digits, got {tuple(labels.shape)}")
         S = int(canvas_size)
         if S < DIGIT or tuple(grid.image_size) != (S, S):
-            raise ValueError(f"the sensor is for {grid.image_size[0]} x {grid.image_size[1]} images, the canvases are "
-                             f"{S} x {S} (and must be at least 28)")
+            raise ValueError(
+                f"the sensor is for {grid.image_size[0]} x {grid.image_size[1]} images, the canvases are "
+                f"{S} x {S} (and must be at least 28)"
+            )
         self.digits = digits.float().contiguous()
         self.digits_uint8 = self.digits.mul(255.0).round().clamp(0, 255).to(torch.uint8)
         self.labels = labels
@@ -88,12 +101,13 @@ class CanvasPrior:
         patterns (M, 28, 28) for every top-left ``a`` in ``[-(b-1), 27]`` (zero padded): (M, 27 + b, 27 + b)."""
         out = []
         for j in range(self.grid.scales):
-            b = self.grid.scale_factor ** j
+            b = self.grid.scale_factor**j
             out.append(F.avg_pool2d(F.pad(images.unsqueeze(1), (b - 1,) * 4), b, stride=1)[:, 0].contiguous())
         return out
 
-    def predict(self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor,
-                filtered: list | None = None) -> torch.Tensor:
+    def predict(
+        self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor, filtered: list | None = None
+    ) -> torch.Tensor:
         """What the sensor returns at ``locations`` (t,) of pattern ``digit`` (M,) at ``offsets`` (M,) on an empty
         canvas: (M, t, k, h*w) -- ``grid.extract(render(...))`` computed without rendering: each pooled value of
         scale ``j`` is one entry of the pattern's block means (:meth:`box_filtered`; default: the pool's digits),
@@ -106,39 +120,51 @@ class CanvasPrior:
         px = self.offset_pixels(offsets.long())  # (M, 2)
         out = []
         for j, Fb in enumerate(filtered):  # k scales
-            b = grid.scale_factor ** j
+            b = grid.scale_factor**j
             n_f = Fb.shape[-1]
             r = tops[None, :, j, 0, None] + b * torch.arange(h) - px[:, 0, None, None] + (b - 1)  # (M, t, h)
             c = tops[None, :, j, 1, None] + b * torch.arange(w) - px[:, 1, None, None] + (b - 1)  # (M, t, w)
             vr, vc = (r >= 0) & (r < n_f), (c >= 0) & (c < n_f)
-            flat = digit.view(-1, 1, 1, 1) * (n_f * n_f) + r.clamp(0, n_f - 1).unsqueeze(-1) * n_f \
-                + c.clamp(0, n_f - 1).unsqueeze(-2)  # (M, t, h, w)
+            flat = (
+                digit.view(-1, 1, 1, 1) * (n_f * n_f)
+                + r.clamp(0, n_f - 1).unsqueeze(-1) * n_f
+                + c.clamp(0, n_f - 1).unsqueeze(-2)
+            )  # (M, t, h, w)
             v = Fb.view(-1)[flat] * (vr.unsqueeze(-1) & vc.unsqueeze(-2))
             out.append(v.reshape(v.shape[0], v.shape[1], -1))
         return torch.stack(out, 2)  # (M, t, k, h*w)
 
-    def add_clutter(self, canvases: torch.Tensor, digit: torch.Tensor,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+    def add_clutter(
+        self, canvases: torch.Tensor, digit: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Max-combine fresh clutter (the dataset's process) into float canvases (M, 1, S, S) showing ``digit``."""
         if not self.cluttered or self.n_clutter == 0:
             return canvases
         from ..data.mnist import add_clutter
 
         flat = canvases.reshape(canvases.shape[0], -1).clone()
-        add_clutter(flat, self.digits_uint8, digit.long(), self.canvas_size, self.n_clutter, self.clutter_size,
-                    generator)
+        add_clutter(
+            flat, self.digits_uint8, digit.long(), self.canvas_size, self.n_clutter, self.clutter_size, generator
+        )
         return flat.view_as(canvases)
 
-    def sample(self, n: int,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` canvases of the process: images (n, 1, S, S) float, labels, digits, offsets."""
         digit = torch.randint(self.num_digits, (n,), generator=generator)
         offsets = torch.randint(self.num_offsets, (n,), generator=generator)
         images = self.add_clutter(self.render(self.digits[digit], offsets), digit, generator)
         return images, self.labels[digit], digit, offsets
 
-    def model(self, locations: torch.Tensor, y: Optional[torch.Tensor] = None, sigma: float = 0.25,
-              noise: Optional[ClutterNoise] = None, candidates: int = 1) -> torch.Tensor:
+    def model(
+        self,
+        locations: torch.Tensor,
+        y: Optional[torch.Tensor] = None,
+        sigma: float = 0.25,
+        noise: Optional[ClutterNoise] = None,
+        candidates: int = 1,
+    ) -> torch.Tensor:
         """The Pyro program (module docstring).  ``y`` (t, k*C, h, w) conditions the glimpses; ``candidates`` > 1
         runs it vectorised in a plate (condition ``digit`` / ``offset`` on (candidates,) tensors to score pairs).
         Returns the canvases (candidates, 1, S, S) with their clutter."""
@@ -161,8 +187,11 @@ class CanvasPrior:
                 canvas = self._max_clutter(clean, digit, other.T, crop.T, place.T)
             if locations.numel():
                 mean = self.grid.extract(clean, locations.view(1, -1).expand(clean.shape[0], -1))
-                pyro.sample("y", ClutterObservation(mean, sigma, noise, self.grid.scales),
-                            obs=None if y is None else y.unsqueeze(0).expand_as(mean))
+                pyro.sample(
+                    "y",
+                    ClutterObservation(mean, sigma, noise, self.grid.scales),
+                    obs=None if y is None else y.unsqueeze(0).expand_as(mean),
+                )
         return canvas
 
     def _max_clutter(self, clean, digit, other, crop, place):
@@ -173,9 +202,11 @@ class CanvasPrior:
         cr, cc = crop // (DIGIT - c + 1), crop % (DIGIT - c + 1)
         pr, pc = place // (S - c + 1), place % (S - c + 1)
         arc = torch.arange(c)
-        pieces = self.digits[other[..., None, None].expand(M, K, c, c),
-                             (cr[..., None, None] + arc[:, None]).expand(M, K, c, c),
-                             (cc[..., None, None] + arc[None, :]).expand(M, K, c, c)]
+        pieces = self.digits[
+            other[..., None, None].expand(M, K, c, c),
+            (cr[..., None, None] + arc[:, None]).expand(M, K, c, c),
+            (cc[..., None, None] + arc[None, :]).expand(M, K, c, c),
+        ]
         dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
         flat = clean.reshape(M, -1).clone()
         flat.scatter_reduce_(1, dst.reshape(M, -1), pieces.reshape(M, -1), reduce="amax", include_self=True)
@@ -209,7 +240,7 @@ class DigitIndex:
         if P >= N:
             assign = np.arange(N)
         else:
-            km = faiss.Kmeans(x.shape[1], P, niter=25, seed=int(seed) % (2 ** 31), verbose=False)
+            km = faiss.Kmeans(x.shape[1], P, niter=25, seed=int(seed) % (2**31), verbose=False)
             km.train(x)
             _, assign = km.index.search(x, 1)
             assign = assign[:, 0]
@@ -221,5 +252,10 @@ class DigitIndex:
         return cls(mean, comp, codes, protos, sizes[keep])
 
     def tensors(self) -> dict:
-        return {"pca_mean": self.mean, "pca_components": self.components, "codes": self.codes,
-                "prototypes": self.prototypes, "prototype_sizes": self.sizes}
+        return {
+            "pca_mean": self.mean,
+            "pca_components": self.components,
+            "codes": self.codes,
+            "prototypes": self.prototypes,
+            "prototype_sizes": self.sizes,
+        }

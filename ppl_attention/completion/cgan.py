@@ -9,6 +9,7 @@ weighted.
 Saved as ``DIR/generator.safetensors`` (+ ``.json``), ``DIR/discriminator.safetensors`` (+ ``.json``) and
 ``DIR/manifest.json`` (kind ``"cgan"``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,24 +81,30 @@ def _up(cin, cout, dropout):
 class UNetGenerator(nn.Module):
     """U-Net (pix2pix) from ``cat(noisy masked image, mask)`` to an image in [0, 1]."""
 
-    def __init__(self, image_size: tuple[int, int] = (60, 60), channels: int = 1, width: int = 32,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, image_size: tuple[int, int] = (60, 60), channels: int = 1, width: int = 32, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         self.image_size, self.channels = tuple(int(s) for s in image_size), int(channels)
         self.width, self.dropout = int(width), float(dropout)
         w = width
-        self.downs = nn.ModuleList([_down(channels + 1, w, norm=False), _down(w, 2 * w), _down(2 * w, 4 * w),
-                                    _down(4 * w, 4 * w)])
+        self.downs = nn.ModuleList(
+            [_down(channels + 1, w, norm=False), _down(w, 2 * w), _down(2 * w, 4 * w), _down(4 * w, 4 * w)]
+        )
         self.ups = nn.ModuleList([_up(4 * w, 4 * w, dropout), _up(8 * w, 2 * w, dropout), _up(4 * w, w, 0.0)])
         self.out = nn.ConvTranspose2d(2 * w, channels, 4, 2, 1)
 
     def config(self) -> dict:
-        return {"image_size": list(self.image_size), "channels": self.channels, "width": self.width,
-                "dropout": self.dropout}
+        return {
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "width": self.width,
+            "dropout": self.dropout,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
-        m = 2 ** DEPTH
+        m = 2**DEPTH
         x = F.pad(x, (0, (-W) % m, 0, (-H) % m))
         skips = []
         for down in self.downs:
@@ -116,9 +123,13 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            _down(2 * channels + 1, w, norm=False), _down(w, 2 * w),
-            nn.Conv2d(2 * w, 4 * w, 4, 1, 1, bias=False), nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2),
-            nn.Conv2d(4 * w, 1, 4, 1, 1))
+            _down(2 * channels + 1, w, norm=False),
+            _down(w, 2 * w),
+            nn.Conv2d(2 * w, 4 * w, 4, 1, 1, bias=False),
+            nn.BatchNorm2d(4 * w),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * w, 1, 4, 1, 1),
+        )
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([condition, image], dim=1))
@@ -129,8 +140,14 @@ def generator_input(canvas: torch.Tensor, mask: torch.Tensor, noise: torch.Tenso
     return torch.cat([canvas * mask + noise * (1 - mask), mask], dim=1)
 
 
-def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(), device: str | torch.device = "auto",
-               out_dir: str | os.PathLike | None = None, progress: bool = True) -> UNetGenerator:
+def train_cgan(
+    images: torch.Tensor,
+    grid: Sensor,
+    cfg: CGANConfig = CGANConfig(),
+    device: str | torch.device = "auto",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> UNetGenerator:
     """Train the inpainter on ``images`` (N, C, H, W) in [0, 1] with 1-4 random glimpses per image."""
     images = _check_images(images)
     if tuple(images.shape[-2:]) != grid.image_size:
@@ -154,7 +171,7 @@ def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(
             order = torch.randperm(N, generator=g)
             sums = torch.zeros(3)
             for i in range(0, N, cfg.batch_size):
-                x = images[order[i:i + cfg.batch_size]].to(device)
+                x = images[order[i : i + cfg.batch_size]].to(device)
                 mask = random_glimpse_masks(grid, x.shape[0], g, device=device)[1]
                 noise = (torch.randn(x.shape, generator=g) * cfg.noise_std).to(device)
                 sums += _gan_step((G, D), (opt_g, opt_d), bce, x, mask, noise, cfg.l1_weight) * x.shape[0]
@@ -162,15 +179,26 @@ def train_cgan(images: torch.Tensor, grid: Sensor, cfg: CGANConfig = CGANConfig(
             bar.set_postfix(l1=f"{history[-1]['l1']:.4f}")
     G.eval()
     D.eval()
-    log.info("cGAN trained: %d epochs in %.1f s, final L1 %.4f", cfg.epochs, time.time() - start,
-             history[-1]["l1"] if history else float("nan"))
+    log.info(
+        "cGAN trained: %d epochs in %.1f s, final L1 %.4f",
+        cfg.epochs,
+        time.time() - start,
+        history[-1]["l1"] if history else float("nan"),
+    )
     if out_dir is not None:
         _save_cgan(Path(out_dir), (G, D), cfg, grid, C, history)
     return G
 
 
-def _gan_step(nets: tuple, optimisers: tuple, bce: nn.Module, x: torch.Tensor, mask: torch.Tensor,
-              noise: torch.Tensor, l1_weight: float) -> torch.Tensor:
+def _gan_step(
+    nets: tuple,
+    optimisers: tuple,
+    bce: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    noise: torch.Tensor,
+    l1_weight: float,
+) -> torch.Tensor:
     """One pix2pix step on a batch: the discriminator on real vs completed images, then the generator (adversarial
     + L1); the losses ``(loss_d, loss_g, l1)``."""
     (G, D), (opt_g, opt_d) = nets, optimisers
@@ -194,14 +222,16 @@ def _save_cgan(out_dir: Path, nets: tuple, cfg, grid: Sensor, channels: int, his
     """The generator and discriminator weights (``nets``, with their configs) and the manifest, into ``out_dir``."""
     G, D = nets
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_weights(out_dir / "generator.safetensors", G, {**G.config(), "noise_std": cfg.noise_std,
-                                                         "grid": grid.to_dict()})
+    save_weights(
+        out_dir / "generator.safetensors", G, {**G.config(), "noise_std": cfg.noise_std, "grid": grid.to_dict()}
+    )
     save_weights(out_dir / "discriminator.safetensors", D, {"channels": channels, "width": cfg.width})
     write_manifest(out_dir, "cgan", {**config_to_dict(cfg), "grid": grid.to_dict()}, history=history)
 
 
-def load_cgan(directory: str | os.PathLike, device: str | torch.device = "cpu",
-              expected: dict | None = None) -> tuple[UNetGenerator, Sensor, float]:
+def load_cgan(
+    directory: str | os.PathLike, device: str | torch.device = "cpu", expected: dict | None = None
+) -> tuple[UNetGenerator, Sensor, float]:
     """Load a generator saved by :func:`train_cgan`: (generator, grid, noise_std).  ``expected`` config values
     (e.g. ``{"width": 32}``) must match."""
     directory = Path(directory)
@@ -231,9 +261,14 @@ class CGANCompletion(Completion):
         for p in self.G.parameters():
             p.requires_grad_(False)
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
-               generator: Optional[torch.Generator] = None,
-               true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: Optional[torch.Generator] = None,
+        true_image: Optional[torch.Tensor] = None,
+    ) -> CompletionSamples:
         loc, obs = check_observations(self.grid, locations, glimpses, channels=self.G.channels)
         if not isinstance(n, int) or n <= 0:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -242,10 +277,9 @@ class CGANCompletion(Completion):
         C, (H, W) = self.G.channels, self.grid.image_size
         # The generator conditions on the foveae (scale 0: full-resolution pixels), see random_glimpse_masks.
         mask = self.grid.mask(loc.unsqueeze(0))[:, :1]  # (1, 1, H, W)
-        canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, :C] if loc.numel() else \
-            torch.zeros(1, C, H, W)
+        canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, :C] if loc.numel() else torch.zeros(1, C, H, W)
         noise = torch.randn(n, C, H, W, generator=generator) * self.noise_std
-        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         mask, canvas, noise = mask.to(device), canvas.to(device), noise.to(device)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)  # dropout draws from the global RNG: seed it locally

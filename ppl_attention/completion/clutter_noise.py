@@ -12,6 +12,7 @@ translated MNIST has ``rho = 0`` (a plain Gaussian).  The pooled values are take
 and its offset (the clutter sites are marginalised value by value, not jointly).  :func:`ClutterObservation` is the
 same likelihood as a Pyro distribution, for :mod:`..model`'s and NUTS's programs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -95,8 +96,9 @@ def _pyro_observation():
             super().__init__(mean.shape[:-4], mean.shape[-4:], validate_args=validate_args)
 
         def expand(self, batch_shape, _instance=None):
-            return ClutterObservation(self.mean_.expand(tuple(batch_shape) + self.event_shape), self.sigma,
-                                      self.noise, self.scales)
+            return ClutterObservation(
+                self.mean_.expand(tuple(batch_shape) + self.event_shape), self.sigma, self.noise, self.scales
+            )
 
         def _per_scale(self, x):
             return x.reshape(*x.shape[:-3], self.scales, -1)  # (..., t, k, C*h*w)
@@ -118,8 +120,12 @@ def _pyro_observation():
     return ClutterObservation
 
 
-def ClutterObservation(mean: torch.Tensor, sigma: float, noise: ClutterNoise,  # noqa: N802 -- a constructor
-                       scales: int) -> TorchDistribution:
+def ClutterObservation(
+    mean: torch.Tensor,
+    sigma: float,
+    noise: ClutterNoise,  # noqa: N802 -- a constructor
+    scales: int,
+) -> TorchDistribution:
     """``pyro`` distribution of the glimpses given the digit-only prediction (see :func:`_pyro_observation`)."""
     return _pyro_observation()(mean, sigma, noise, scales)
 

@@ -17,6 +17,7 @@ Layout of a database directory (kind ``"image-database"``)::
 image ``i``, row ``2i + 1`` its mirror), so a flipped image is scored exactly like any other image by both the
 proposal and the exact stage -- nothing has to mirror PCA regions or locations.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,16 @@ if TYPE_CHECKING:
     from typing import Iterator, Sequence
     from torch.utils.data import Dataset
 
-__all__ = ["ImageSource", "GeneratorSource", "ModelSource", "DatasetSource", "mnist_canvas_source",
-           "build_database", "ImageDatabase", "KIND"]
+__all__ = [
+    "ImageSource",
+    "GeneratorSource",
+    "ModelSource",
+    "DatasetSource",
+    "mnist_canvas_source",
+    "build_database",
+    "ImageDatabase",
+    "KIND",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +74,9 @@ def _to_uint8(images, shape, what: str) -> np.ndarray:
     """uint8 (n, C, H, W) from uint8 or float-in-[0, 1] images (tensor or array)."""
     x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{what} returned images of shape {tuple(x.shape)}, "
-                         f"expected (n, {', '.join(map(str, shape))})")
+        raise ValueError(
+            f"{what} returned images of shape {tuple(x.shape)}, expected (n, {', '.join(map(str, shape))})"
+        )
     if x.dtype == torch.uint8:
         return x.numpy()
     if not x.dtype.is_floating_point:
@@ -130,7 +140,7 @@ class ModelSource:
         return {"source": self.name}
 
     def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
             out = self.model(count)
@@ -169,8 +179,9 @@ class DatasetSource:
     def batch(self, start: int, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         from torch.utils.data import DataLoader, Subset
 
-        loader = DataLoader(Subset(self.dataset, range(start, start + count)), batch_size=count,
-                            num_workers=self.num_workers)
+        loader = DataLoader(
+            Subset(self.dataset, range(start, start + count)), batch_size=count, num_workers=self.num_workers
+        )
         item = next(iter(loader))
         images = _to_uint8(item["image"], self.image_shape, self.name)
         labels = None if self.label_shape is None else item["label"].numpy()
@@ -199,8 +210,9 @@ def _check_build_args(source: ImageSource, n, chunk_size) -> int:
     return n
 
 
-def _write_chunk(source: ImageSource, c: int, n: int, chunk_size: int, seed: int, flip: bool, images, labels,
-                 build) -> None:
+def _write_chunk(
+    source: ImageSource, c: int, n: int, chunk_size: int, seed: int, flip: bool, images, labels, build
+) -> None:
     """Draw chunk ``c`` with its own generator, check its shapes, write it (and its mirror when ``flip``) into
     the memory-mapped arrays and mark it done with its digest."""
     C, H, W = source.image_shape
@@ -213,22 +225,29 @@ def _write_chunk(source: ImageSource, c: int, n: int, chunk_size: int, seed: int
         raise ValueError(f"source returned images of shape {x.shape}, expected {(count, C, H, W)}")
     if flip:
         x = np.stack([x, x[..., ::-1]], axis=1).reshape(count * 2, C, H, W)
-    images[start * copies:(start + count) * copies] = x
+    images[start * copies : (start + count) * copies] = x
     if labels is not None:
         y = np.asarray(y).astype(labels.dtype)
         if y.shape != (count, *source.label_shape):
             raise ValueError(f"source returned labels of shape {y.shape}, expected {(count, *source.label_shape)}")
         if flip:
             y = np.repeat(y, 2, axis=0)
-        labels[start * copies:(start + count) * copies] = y
+        labels[start * copies : (start + count) * copies] = y
         labels.flush()
     images.flush()
     build.mark_done(c, chunk_digest(x, *(() if labels is None else (y,))))
 
 
-def build_database(out_dir: str | os.PathLike, source: ImageSource, n: int | None = None, chunk_size: int = 10_000,
-                   seed: int = 0, flip: bool = False, overwrite: bool = False,
-                   progress: bool = True) -> "ImageDatabase":
+def build_database(
+    out_dir: str | os.PathLike,
+    source: ImageSource,
+    n: int | None = None,
+    chunk_size: int = 10_000,
+    seed: int = 0,
+    flip: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> "ImageDatabase":
     """Build (or resume, or reuse) an image database of ``n`` source images in ``out_dir``.
 
     Chunk ``c`` is drawn with its own generator (``derive_seed(seed, "image-database", c)``), so a build that
@@ -242,8 +261,12 @@ def build_database(out_dir: str | os.PathLike, source: ImageSource, n: int | Non
     C, H, W = source.image_shape
     label_dtype = _label_dtype(source.label_shape)
     config = {"source": source.describe(), "n": int(n), "flip": bool(flip), "rows": rows}
-    config.update(chunk_size=int(chunk_size), seed=int(seed), image_shape=[C, H, W],
-                  label_shape=None if source.label_shape is None else list(source.label_shape))
+    config.update(
+        chunk_size=int(chunk_size),
+        seed=int(seed),
+        image_shape=[C, H, W],
+        label_shape=None if source.label_shape is None else list(source.label_shape),
+    )
     if already_built(out_dir, KIND, {"config": config}, overwrite, "image database", "config"):
         return ImageDatabase(out_dir)
     files = ("images.npy",) + (("labels.npy",) if label_dtype is not None else ())
@@ -274,8 +297,9 @@ class ImageDatabase:
         if not directory.is_dir():
             raise FileNotFoundError(f"image database directory {directory} does not exist")
         if not (directory / MANIFEST).is_file():
-            hint = (" (an interrupted build: run the build again to resume it)"
-                    if (directory / PROGRESS).is_file() else "")
+            hint = (
+                " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
+            )
             raise ArtifactError(f"{directory} is not a finished image database: it has no {MANIFEST}{hint}")
         manifest = read_manifest(directory, KIND)
         self.directory = directory
@@ -289,8 +313,9 @@ class ImageDatabase:
         self.images = load_array(directory / "images.npy", (self.rows, *self.image_shape), np.uint8, "images")
         self.labels = None
         if manifest.get("label_dtype") is not None:
-            self.labels = load_array(directory / "labels.npy", (self.rows, *manifest["label_shape"]),
-                                     manifest["label_dtype"], "labels")
+            self.labels = load_array(
+                directory / "labels.npy", (self.rows, *manifest["label_shape"]), manifest["label_dtype"], "labels"
+            )
 
     def __len__(self) -> int:
         return self.rows
@@ -321,7 +346,7 @@ class ImageDatabase:
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, uint8 array)`` over the whole database in order."""
         for start in range(0, self.rows, batch_size):
-            yield start, np.asarray(self.images[start:start + batch_size])
+            yield start, np.asarray(self.images[start : start + batch_size])
 
     def verify(self) -> None:
         """Re-read every chunk and compare with the manifest's checksum (raises ArtifactError on a mismatch)."""
@@ -330,10 +355,11 @@ class ImageDatabase:
         chunk = int(self.config["chunk_size"]) * (2 if self.config["flip"] else 1)
         h = hashlib.sha256()
         for start in range(0, self.rows, chunk):
-            parts = [np.asarray(self.images[start:start + chunk])]
+            parts = [np.asarray(self.images[start : start + chunk])]
             if self.labels is not None:
-                parts.append(np.asarray(self.labels[start:start + chunk]))
+                parts.append(np.asarray(self.labels[start : start + chunk]))
             h.update(chunk_digest(*parts).encode())
         if f"sha256:{h.hexdigest()}" != self.checksum:
-            raise ArtifactError(f"image database {self.directory} does not match its manifest checksum "
-                                "(files changed or corrupt)")
+            raise ArtifactError(
+                f"image database {self.directory} does not match its manifest checksum (files changed or corrupt)"
+            )

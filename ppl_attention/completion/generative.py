@@ -27,6 +27,7 @@ exact posterior over (digit, offset).  An observation that no candidate explains
 terms are computed in log space with ``log_ndtr``): the weight falls on the least-bad pairs, ``ess`` drops towards
 1 and ``log_evidence`` is very low; NaN or infinite log-weights raise a ``ValueError``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,6 +67,7 @@ def _smooth(n: int) -> bool:
 def _temper_rows(logits: torch.Tensor, min_ess: float, iters: int = 16) -> torch.Tensor:
     """Per row of ``logits`` (U, N), a temperature tau >= 1 such that softmax(logits / tau) has ESS >= min_ess
     (bisection on log tau for all rows at once; rows already above keep tau = 1)."""
+
     def row_ess(lw):
         wt = torch.exp(lw - lw.amax(-1, keepdim=True))
         return wt.sum(-1).square() / wt.square().sum(-1)
@@ -103,12 +105,22 @@ class GenerativeCompletion(Completion):
         paste_observed: write the observed foveae back into the completions.
     """
 
-    def __init__(self, prior: CanvasPrior, index: DigitIndex, noise: Optional[ClutterNoise] = None,
-                 k1: int = DEFAULT_K1,
-                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
-                 sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
-                 offset_draws: int = 32, uniform_mix: float = 0.05, offset_ess: float = 4.0, digit_ess: float = 4.0,
-                 min_ess: Optional[float] = None, max_k1: Optional[int] = None, paste_observed: bool = True) -> None:
+    def __init__(
+        self,
+        prior: CanvasPrior,
+        index: DigitIndex,
+        noise: Optional[ClutterNoise] = None,
+        k1: int = DEFAULT_K1,
+        sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+        sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+        offset_draws: int = 32,
+        uniform_mix: float = 0.05,
+        offset_ess: float = 4.0,
+        digit_ess: float = 4.0,
+        min_ess: Optional[float] = None,
+        max_k1: Optional[int] = None,
+        paste_observed: bool = True,
+    ) -> None:
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
             check_int(name, v)
         if max_k1 is not None and (not isinstance(max_k1, (int, np.integer)) or max_k1 < k1):
@@ -148,13 +160,20 @@ class GenerativeCompletion(Completion):
         return 2.0 * sigma_p if self.sigma_q is None else _sigma(self.sigma_q, t)
 
     # ------------------------------------------------------------------ likelihoods
-    def log_likelihood(self, digit: torch.Tensor, offsets: torch.Tensor, locations: torch.Tensor,
-                       glimpses: torch.Tensor, sigma: float, chunk: int = 4096) -> torch.Tensor:
+    def log_likelihood(
+        self,
+        digit: torch.Tensor,
+        offsets: torch.Tensor,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        sigma: float,
+        chunk: int = 4096,
+    ) -> torch.Tensor:
         """``log p(y | digit, offset)`` (M,) float64 of pairs (M,), every pooled value of every glimpse."""
         out = []
         y = glimpses.reshape(1, glimpses.shape[0], self.grid.scales, -1)
         for s in range(0, digit.shape[0], chunk):  # memory bound only: chunks of candidates, each one batch
-            pred = self.prior.predict(digit[s:s + chunk], offsets[s:s + chunk], locations)
+            pred = self.prior.predict(digit[s : s + chunk], offsets[s : s + chunk], locations)
             out.append(clutter_log_likelihood(y - pred, sigma, self.noise).double().sum((-1, -2, -3)))
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
@@ -168,7 +187,7 @@ class GenerativeCompletion(Completion):
         # (side - 1 + pad0) + (kernel side - 1) -- no wrap-around if the frame holds both
         h, w = grid.glimpse_size
         tops = grid.footprints(grid.all_locations())  # (L, k, 2)
-        b = torch.tensor([grid.scale_factor ** j for j in range(grid.scales)])
+        b = torch.tensor([grid.scale_factor**j for j in range(grid.scales)])
         last_block = int((tops.amax(0) + (torch.tensor([h, w]) - 1) * b[:, None] + self._pad0 + b[:, None] - 1).max())
         n = max(last_block + 1, S + self._pad0, self.prior.side + self._pad0 + DIGIT + int(b[-1]))
         self._nf = next(m for m in range(n, 4 * n) if _smooth(m))
@@ -193,7 +212,7 @@ class GenerativeCompletion(Completion):
         back = torch.zeros(nf, nf)
         total = None
         for j in range(grid.scales):  # k scales
-            b = grid.scale_factor ** j
+            b = grid.scale_factor**j
             # back-projection: every in-canvas pixel of block (u, v) receives y[u, v] / b^2
             rows = tops[:, j, 0, None] + torch.arange(h * b)  # (t, h b)
             cols = tops[:, j, 1, None] + torch.arange(w * b)
@@ -205,12 +224,13 @@ class GenerativeCompletion(Completion):
             # observed blocks: a count at each block's top-left, framed so that result index = offset + pad0
             br = (tops[:, j, 0, None] + b * torch.arange(h) + pad0 + b - 1).unsqueeze(-1).expand(t, h, w)
             bc = (tops[:, j, 1, None] + b * torch.arange(w) + pad0 + b - 1).unsqueeze(-2).expand(t, h, w)
-            count = torch.zeros(nf, nf).index_put_((br.reshape(-1), bc.reshape(-1)), torch.ones(t * h * w),
-                                                   accumulate=True)
+            count = torch.zeros(nf, nf).index_put_(
+                (br.reshape(-1), bc.reshape(-1)), torch.ones(t * h * w), accumulate=True
+            )
             term = self._block_hat[j] * torch.fft.rfft2(count)
             total = term if total is None else total + term
         total = total - 2 * self._proto_hat * torch.fft.rfft2(back)
-        out = torch.fft.irfft2(total, s=(nf, nf))[:, pad0:pad0 + self.prior.side, pad0:pad0 + self.prior.side]
+        out = torch.fft.irfft2(total, s=(nf, nf))[:, pad0 : pad0 + self.prior.side, pad0 : pad0 + self.prior.side]
         return out.double() + float(y.double().square().sum())
 
     def offset_log_proposal(self, locations: torch.Tensor, glimpses: torch.Tensor, sigma_q: float) -> torch.Tensor:
@@ -218,20 +238,27 @@ class GenerativeCompletion(Completion):
         :meth:`prototype_sse`); tempered to ESS >= offset_ess, mixed with the uniform."""
         sse = self.prototype_sse(locations, glimpses)
         P = sse.shape[0]
-        ll = -sse / (2 * sigma_q ** 2)  # (P, side, side)
+        ll = -sse / (2 * sigma_q**2)  # (P, side, side)
         lq = torch.logsumexp(ll.reshape(P, -1) + self._proto_logw.unsqueeze(1), 0)  # (O,)
         tau = _temper_rows(lq.unsqueeze(0), self.offset_ess)[0]
         lq = torch.log_softmax(lq / tau, 0)
-        return torch.logaddexp(lq + math.log1p(-self.uniform_mix),
-                               torch.full_like(lq, math.log(self.uniform_mix / lq.numel())))
+        return torch.logaddexp(
+            lq + math.log1p(-self.uniform_mix), torch.full_like(lq, math.log(self.uniform_mix / lq.numel()))
+        )
 
-    def digit_log_proposal(self, offsets: torch.Tensor, locations: torch.Tensor, glimpses: torch.Tensor,
-                           sigma_q: float) -> torch.Tensor:
+    def digit_log_proposal(
+        self, offsets: torch.Tensor, locations: torch.Tensor, glimpses: torch.Tensor, sigma_q: float
+    ) -> torch.Tensor:
         """``log q(d | o)`` (U, N), normalised, for distinct ``offsets`` (U,): Gaussian likelihood of the glimpses
         under each digit's PCA reconstruction at that offset, tempered to ESS >= digit_ess."""
         U, kb = offsets.shape[0], self._basis.shape[0]
-        pred = self.prior.predict(torch.arange(kb).repeat(U), offsets.repeat_interleave(kb), locations,
-                                  self._basis_filtered).reshape(U, kb, -1).double()
+        pred = (
+            self.prior.predict(
+                torch.arange(kb).repeat(U), offsets.repeat_interleave(kb), locations, self._basis_filtered
+            )
+            .reshape(U, kb, -1)
+            .double()
+        )
         a, B = pred[:, 0], pred[:, 1:]  # (U, D), (U, k, D)
         r0 = glimpses.reshape(1, -1).double() - a  # (U, D)
         lin = (B @ r0.unsqueeze(-1))[..., 0]  # (U, k)
@@ -239,7 +266,7 @@ class GenerativeCompletion(Completion):
         Z = self.index.codes  # (N, k)
         quad = (torch.matmul(Z.unsqueeze(0), G.float()) * Z).sum(-1).double()  # (U, N): z^T G z
         sse = r0.square().sum(1, keepdim=True) - 2 * (lin.float() @ Z.T).double() + quad  # (U, N)
-        ll = -sse / (2 * sigma_q ** 2)
+        ll = -sse / (2 * sigma_q**2)
         tau = _temper_rows(ll, self.digit_ess)
         return torch.log_softmax(ll / tau.unsqueeze(1), 1)
 
@@ -303,14 +330,19 @@ class GenerativeCompletion(Completion):
         """Per-pair log weights of all draws (checked finite), the pair and draw ESS and the log evidence."""
         log_wc = log_p - log_q + counts.log()  # all draws of each distinct pair (the uniform prior cancels)
         if not bool(torch.isfinite(log_wc).any()) or bool(torch.isnan(log_wc).any()):
-            raise ValueError(f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
-                             f"(sigma {sigma_p * 255:.3g}/255): the observation has no finite likelihood under any "
-                             "candidate; check the glimpses and the noise schedule")
+            raise ValueError(
+                f"the generative prior's importance weights are not finite for these {t} glimpse(s) "
+                f"(sigma {sigma_p * 255:.3g}/255): the observation has no finite likelihood under any "
+                "candidate; check the glimpses and the noise schedule"
+            )
         log_w_draw = log_p - log_q
         final_ess = ess(log_wc)
         draw_ess = float(torch.exp(2 * torch.logsumexp(log_wc, 0) - torch.logsumexp(2 * log_w_draw + counts.log(), 0)))
-        log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(draws) - math.log(self.num_candidates)) \
-            if mode == "importance" else float(torch.logsumexp(log_p, 0) - math.log(self.num_candidates))
+        log_evidence = (
+            float(torch.logsumexp(log_wc, 0) - math.log(draws) - math.log(self.num_candidates))
+            if mode == "importance"
+            else float(torch.logsumexp(log_p, 0) - math.log(self.num_candidates))
+        )
         return log_wc, final_ess, draw_ess, log_evidence
 
     def _select(self, log_wc, n: int, generator):
@@ -334,8 +366,14 @@ class GenerativeCompletion(Completion):
             images = torch.where(seen, truth, images)
         return images
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
-               true_image: torch.Tensor | None = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        true_image: torch.Tensor | None = None,
+    ) -> CompletionSamples:
         """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
 
         ``diagnostics``: ``t``, ``mode`` ("prior", "enumerate" or "importance"), ``ess`` (1 / sum W^2 over distinct
@@ -351,24 +389,30 @@ class GenerativeCompletion(Completion):
         if t == 0:
             images, labels, digit, offs = prior.sample(n, generator)
             diagnostics = {"t": 0, "mode": "prior", "ess": float(n), "digit": digit, "offset": offs}
-            return CompletionSamples(images, torch.full((n,), 1.0 / n), labels,
-                                     {**diagnostics, "seconds": time.perf_counter() - t0})
+            return CompletionSamples(
+                images, torch.full((n,), 1.0 / n), labels, {**diagnostics, "seconds": time.perf_counter() - t0}
+            )
         sigma_p = _sigma(self.sigma, t)
         sigma_q = self._sigma_q(t, sigma_p)
-        mode, pairs, counts, log_q, log_p, draws, rounds, offset_ess = self._candidates(loc, y, sigma_p, sigma_q,
-                                                                                       generator)
+        mode, pairs, counts, log_q, log_p, draws, rounds, offset_ess = self._candidates(
+            loc, y, sigma_p, sigma_q, generator
+        )
         digit, offs = pairs // prior.num_offsets, pairs % prior.num_offsets
         if log_p is None:
             log_p = self.log_likelihood(digit, offs, loc, y, sigma_p)
-        log_wc, final_ess, draw_ess, log_evidence = self._weight_summary(mode, log_p, log_q, counts, draws, t,
-                                                                         sigma_p)
+        log_wc, final_ess, draw_ess, log_evidence = self._weight_summary(mode, log_p, log_q, counts, draws, t, sigma_p)
         candidates = {"digit": digit, "offset": offs, "counts": counts, "log_q": log_q, "log_p": log_p}
         sel, w = self._select(log_wc, n, generator)
         d_sel, o_sel = digit[sel], offs[sel]
         images = self._render(d_sel, o_sel, loc, y, generator)
         diagnostics = dict(t=t, mode=mode, ess=final_ess, draw_ess=draw_ess, draws=int(draws), rounds=rounds)
-        diagnostics.update(unique_pairs=int(len(pairs)), offset_ess=offset_ess, sigma_p=sigma_p * 255.0,
-                           sigma_q=sigma_q * 255.0, log_evidence=log_evidence)
+        diagnostics.update(
+            unique_pairs=int(len(pairs)),
+            offset_ess=offset_ess,
+            sigma_p=sigma_p * 255.0,
+            sigma_q=sigma_q * 255.0,
+            log_evidence=log_evidence,
+        )
         diagnostics.update(digit=d_sel, offset=o_sel, candidates=candidates, seconds=time.perf_counter() - t0)
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
 

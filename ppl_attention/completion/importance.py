@@ -22,6 +22,7 @@ window of positions centred on the observed one, ``(1/|S|) sum_s N(y_j | patch(I
 (positions outside the image dropped), and the glimpses multiply -- the same in the proposal and the exact
 stage.  Everything is computed in log space.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,16 @@ if TYPE_CHECKING:
     import os
     from typing import Sequence
 
-__all__ = ["ImportanceCompletion", "residual_resample", "ess", "temper_to_ess", "default_mnist_schedule",
-           "open_prior", "PRIOR_KIND", "MNIST_SIGMA_SCALE"]
+__all__ = [
+    "ImportanceCompletion",
+    "residual_resample",
+    "ess",
+    "temper_to_ess",
+    "default_mnist_schedule",
+    "open_prior",
+    "PRIOR_KIND",
+    "MNIST_SIGMA_SCALE",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +147,9 @@ def residual_resample(probs: torch.Tensor, k: int, generator: Optional[torch.Gen
         resid = (expected - counts).clamp_(min=0)
         if float(resid.sum()) <= 0:
             resid = p
-        extra = torch.multinomial(resid.float() if resid.numel() < 2 ** 24 else resid, rest, replacement=True,
-                                  generator=generator)
+        extra = torch.multinomial(
+            resid.float() if resid.numel() < 2**24 else resid, rest, replacement=True, generator=generator
+        )
         counts.index_add_(0, extra, torch.ones(rest, dtype=counts.dtype))
     return counts.long()
 
@@ -178,11 +188,20 @@ class ImportanceCompletion(Completion):
         chunk_size: database rows per proposal chunk (bounds memory).
     """
 
-    def __init__(self, database: ImageDatabase, index: PCAIndex, grid: Sensor | None = None, k1: int = DEFAULT_K1,
-                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
-                 sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
-                 target_ess: float | None = None, shift: int = 0, use_true_image: bool = True,
-                 chunk_size: int = 1 << 17, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        database: ImageDatabase,
+        index: PCAIndex,
+        grid: Sensor | None = None,
+        k1: int = DEFAULT_K1,
+        sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+        sigma_q: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+        target_ess: float | None = None,
+        shift: int = 0,
+        use_true_image: bool = True,
+        chunk_size: int = 1 << 17,
+        device: str | torch.device = "cpu",
+    ) -> None:
         if not isinstance(database, ImageDatabase):
             raise ValueError(f"database must be an ImageDatabase, got {type(database).__name__}")
         if not isinstance(index, PCAIndex):
@@ -191,11 +210,13 @@ class ImportanceCompletion(Completion):
             raise ArtifactError("index was built for another database (checksums differ)")
         self.grid = grid or index.grid
         if tuple(self.grid.image_size) != tuple(database.image_shape[1:]):
-            raise ValueError(f"grid is for {self.grid.image_size} images, the database holds "
-                             f"{tuple(database.image_shape[1:])}")
+            raise ValueError(
+                f"grid is for {self.grid.image_size} images, the database holds {tuple(database.image_shape[1:])}"
+            )
         if tuple(self.grid.glimpse_size) != tuple(index.grid.glimpse_size):
-            raise ValueError(f"grid has {self.grid.glimpse_size} glimpses, the index was built for "
-                             f"{index.grid.glimpse_size}")
+            raise ValueError(
+                f"grid has {self.grid.glimpse_size} glimpses, the index was built for {index.grid.glimpse_size}"
+            )
         check_sensor(index.grid, self.grid, f"the prior's PCA index {index.directory}", "the completion's sensor")
         if not isinstance(k1, (int, np.integer)) or k1 <= 0:
             raise ValueError(f"k1 must be a positive int, got {k1!r}")
@@ -239,12 +260,17 @@ class ImportanceCompletion(Completion):
     def _proposal_observation(self, locations, glimpses, true_image):
         """The foveae (t, C, h, w) the proposal scores: the observed ones, or the true image's PCA reconstruction."""
         if true_image is None or not self.use_true_image:
-            return glimpses[:, :self.channels]  # scale 0: full-resolution pixels
+            return glimpses[:, : self.channels]  # scale 0: full-resolution pixels
         recon = self.index.reconstruct(self.index.encode(true_image.unsqueeze(0)))
         return self.grid.crop(recon, locations.unsqueeze(0))[0]
 
-    def proposal_log_likelihood(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, sigma_q: float,
-                                true_image: torch.Tensor | None = None) -> torch.Tensor:
+    def proposal_log_likelihood(
+        self,
+        locations: torch.Tensor | Sequence[int],
+        glimpses: torch.Tensor,
+        sigma_q: float,
+        true_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``log q~(i)`` for every row (N,), float64 (up to a constant): the PCA-reconstruction Gaussian
         likelihood of the observed foveae, shift-marginalised like the exact stage."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
@@ -263,7 +289,7 @@ class ImportanceCompletion(Completion):
         const = const.to(self.device)
         mask = torch.where(valid.reshape(-1), 0.0, -math.inf).to(self.device)
         log_s = torch.log(valid.sum(1).double()).to(self.device)
-        inv = 1.0 / (2 * sigma_q ** 2)
+        inv = 1.0 / (2 * sigma_q**2)
         out = torch.empty(len(self.index), dtype=torch.float64)
         N = len(self.index)
         for start in range(0, N, self.chunk_size):
@@ -279,8 +305,9 @@ class ImportanceCompletion(Completion):
             out[start:stop] = ll.sum(0).cpu()
         return out
 
-    def exact_log_likelihood(self, images: torch.Tensor, locations: torch.Tensor | Sequence[int],
-                             glimpses: torch.Tensor, sigma_p: float) -> torch.Tensor:
+    def exact_log_likelihood(
+        self, images: torch.Tensor, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, sigma_p: float
+    ) -> torch.Tensor:
         """``log p(y_1:t | I)`` (K,) of float images (K, C, H, W), normalising constants included; every scale of
         every glimpse is scored."""
         loc, y = check_observations(self.grid, locations, glimpses, self.channels)
@@ -290,7 +317,7 @@ class ImportanceCompletion(Completion):
         patches = self._shift_sensor.extract(images, pos.reshape(1, -1).to(images.device))  # (K, t*S, k*C, h, w)
         dist = (patches.reshape(K, t, S, -1) - y.to(images.device).reshape(1, t, 1, -1)).square().sum(-1)
         D = y[0].numel()
-        ll = -dist.double() / (2 * sigma_p ** 2) - 0.5 * D * math.log(2 * math.pi * sigma_p ** 2)
+        ll = -dist.double() / (2 * sigma_p**2) - 0.5 * D * math.log(2 * math.pi * sigma_p**2)
         ll = ll.masked_fill(~valid.to(images.device), -math.inf)
         ll = torch.logsumexp(ll, 2) - torch.log(valid.sum(1).double()).to(images.device)
         return ll.sum(1).cpu()
@@ -308,9 +335,12 @@ class ImportanceCompletion(Completion):
         rows = torch.arange(N) if n >= N else torch.randperm(N, generator=generator)[:n]
         rows = rows.sort().values
         weights = torch.full((len(rows),), 1.0 / len(rows))
-        return CompletionSamples(self.database.get(rows), weights, self.database.get_labels(rows),
-                                 {"t": 0, "rows": rows, "ess": float(len(rows)),
-                                  "seconds": time.perf_counter() - t0})
+        return CompletionSamples(
+            self.database.get(rows),
+            weights,
+            self.database.get_labels(rows),
+            {"t": 0, "rows": rows, "ess": float(len(rows)), "seconds": time.perf_counter() - t0},
+        )
 
     def _log_proposal(self, loc, y, sigma_q: float, true_image):
         """Normalised ``log q`` over all N rows (tempered to the target ESS, excluded rows at zero) and the
@@ -324,8 +354,14 @@ class ImportanceCompletion(Completion):
             log_q = log_q.index_fill(0, self.excluded, -math.inf)
         return log_q - torch.logsumexp(log_q, 0), tau
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
-               true_image: torch.Tensor | None = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        true_image: torch.Tensor | None = None,
+    ) -> CompletionSamples:
         """Up to ``n`` unique weighted database images given the glimpses (the prior when ``t = 0``).
 
         ``diagnostics``: ``rows`` (database rows returned), ``proposal_ess`` (of q over all N rows), ``ess``
@@ -366,14 +402,19 @@ class ImportanceCompletion(Completion):
         # 4. At most n unique samples: keep all if few enough, else residual-resample n and aggregate.
         rows, images, w = _at_most(n, rows, images, torch.softmax(log_wc, 0), generator)
         diagnostics = dict(t=t, rows=rows, proposal_ess=proposal_ess, ess=final_ess, draw_ess=draw_ess)
-        diagnostics.update(unique_draws=int((counts > 0).sum()), sigma_p=sigma_p * 255.0,
-                           sigma_q=sigma_q * 255.0 * math.sqrt(tau), temperature=tau)
+        diagnostics.update(
+            unique_draws=int((counts > 0).sum()),
+            sigma_p=sigma_p * 255.0,
+            sigma_q=sigma_q * 255.0 * math.sqrt(tau),
+            temperature=tau,
+        )
         diagnostics.update(log_evidence=log_evidence, proposal_seconds=t1 - t0, seconds=time.perf_counter() - t0)
         return CompletionSamples(images.cpu(), w, self.database.get_labels(rows), diagnostics)
 
 
-def _at_most(n: int, rows: torch.Tensor, images: torch.Tensor, w: torch.Tensor,
-             generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _at_most(
+    n: int, rows: torch.Tensor, images: torch.Tensor, w: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """At most ``n`` unique weighted samples: all of them when few enough, else ``n`` residual-resampled draws
     aggregated per row; weights normalised (float32)."""
     if len(rows) > n:

@@ -10,6 +10,7 @@
 :func:`summarise` aggregates per-draw rows into the mean, standard error and 95 % normal interval per
 (sequences, method, t).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,11 +19,31 @@ import torch
 
 from ..sensor import Sensor
 
-__all__ = ["METRICS", "R_HAT_OK", "unobserved_region", "mixture_log_likelihood", "glimpse_rmse",
-           "pairwise_diversity", "label_agreement", "summarise"]
+__all__ = [
+    "METRICS",
+    "R_HAT_OK",
+    "unobserved_region",
+    "mixture_log_likelihood",
+    "glimpse_rmse",
+    "pairwise_diversity",
+    "label_agreement",
+    "summarise",
+]
 
-METRICS = ("loglik_per_pixel", "glimpse_rmse", "diversity", "label_agreement", "label_agreement_db", "p_true_label",
-           "p_true_avp", "p_true_minus_avp", "ess", "r_hat_max", "mcmc_ess_min", "seconds_per_sample")
+METRICS = (
+    "loglik_per_pixel",
+    "glimpse_rmse",
+    "diversity",
+    "label_agreement",
+    "label_agreement_db",
+    "p_true_label",
+    "p_true_avp",
+    "p_true_minus_avp",
+    "ess",
+    "r_hat_max",
+    "mcmc_ess_min",
+    "seconds_per_sample",
+)
 
 #: R-hat below which chains count as mixed (Vehtari et al.'s threshold).
 R_HAT_OK = 1.05
@@ -33,8 +54,14 @@ def unobserved_region(mask: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape[-2:]) < 0.5
 
 
-def mixture_log_likelihood(images: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, region: torch.Tensor,
-                           kernel: str = "gaussian", sigma: float = 0.2) -> float:
+def mixture_log_likelihood(
+    images: torch.Tensor,
+    weights: torch.Tensor,
+    target: torch.Tensor,
+    region: torch.Tensor,
+    kernel: str = "gaussian",
+    sigma: float = 0.2,
+) -> float:
     """Per-pixel log-likelihood of ``target`` (C, H, W) in ``region`` (H, W) bool under the mixture
     ``sum_k w_k prod_p K(target_p | images_kp)``; nan when the region is empty."""
     P = int(region.sum()) * target.shape[0]
@@ -55,8 +82,9 @@ def mixture_log_likelihood(images: torch.Tensor, weights: torch.Tensor, target: 
     return float(total) / P
 
 
-def glimpse_rmse(images: torch.Tensor, weights: torch.Tensor, grid: Sensor, locations: torch.Tensor,
-                 glimpses: torch.Tensor) -> float:
+def glimpse_rmse(
+    images: torch.Tensor, weights: torch.Tensor, grid: Sensor, locations: torch.Tensor, glimpses: torch.Tensor
+) -> float:
     """``sum_k w_k RMS(glimpses(images_k, locations) - glimpses)``: how far the samples (n, C, H, W) are from the
     observed ``glimpses`` (t, k*C, h, w) at ``locations`` (t,), every scale; nan when nothing was observed."""
     if locations.numel() == 0:
@@ -93,8 +121,9 @@ def summarise(rows: list) -> list:
     for (sequences, method, t), rs in sorted(groups.items()):
         entry = {"sequences": sequences, "method": method, "glimpses": t, "images": len(rs)}
         for m in METRICS:
-            vals = torch.tensor([r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])],
-                                dtype=torch.float64)
+            vals = torch.tensor(
+                [r[m] for r in rs if r.get(m) is not None and not math.isnan(r[m])], dtype=torch.float64
+            )
             entry[m] = float(vals.mean()) if len(vals) else None
             sem = float(vals.std() / math.sqrt(len(vals))) if len(vals) > 1 else None
             entry[m + "_sem"] = sem

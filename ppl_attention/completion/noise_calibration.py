@@ -15,6 +15,7 @@ none does).  The NLL is a proper score: it rewards calibration and sharpness tog
 smallest for completions that ignore the glimpses (the label frequencies).  :func:`label_calibration` is the
 metric alone.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,11 +53,17 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
     acc_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, correct)
     used = count > 0
     gap = (conf_sum[used] - acc_sum[used]).abs().sum() / max(len(labels), 1)
-    curve = [{"confidence": float(c / n), "accuracy": float(a / n), "count": int(n)}
-             for c, a, n in zip(conf_sum[used], acc_sum[used], count[used])]
+    curve = [
+        {"confidence": float(c / n), "accuracy": float(a / n), "count": int(n)}
+        for c, a, n in zip(conf_sum[used], acc_sum[used], count[used])
+    ]
     p_true = p[torch.arange(len(labels)), labels.long()]
-    return {"ece": float(gap), "curve": curve, "p_true": float(p_true.mean()),
-            "nll": float(-p_true.clamp(min=1e-3).log().mean())}
+    return {
+        "ece": float(gap),
+        "curve": curve,
+        "p_true": float(p_true.mean()),
+        "nll": float(-p_true.clamp(min=1e-3).log().mean()),
+    }
 
 
 def with_noise_scale(sampler: Completion, scale: float) -> Completion:
@@ -69,9 +76,18 @@ def with_noise_scale(sampler: Completion, scale: float) -> Completion:
     return out
 
 
-def calibrate_noise(sampler: Completion, images: torch.Tensor, labels: torch.Tensor, locations: torch.Tensor,
-                    scales: Sequence[float], num_samples: int, num_classes: int, seed: int = 0, min_ess: float = 10.0,
-                    bins: int = 10) -> dict:
+def calibrate_noise(
+    sampler: Completion,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    locations: torch.Tensor,
+    scales: Sequence[float],
+    num_samples: int,
+    num_classes: int,
+    seed: int = 0,
+    min_ess: float = 10.0,
+    bins: int = 10,
+) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
@@ -79,8 +95,10 @@ def calibrate_noise(sampler: Completion, images: torch.Tensor, labels: torch.Ten
     from ..runtime import derive_seed, generator
 
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
-        raise ValueError(f"images (M, C, H, W), labels (M,) and locations (M, T) must agree on M, got "
-                         f"{tuple(images.shape)}, {tuple(labels.shape)} and {tuple(locations.shape)}")
+        raise ValueError(
+            f"images (M, C, H, W), labels (M,) and locations (M, T) must agree on M, got "
+            f"{tuple(images.shape)}, {tuple(labels.shape)} and {tuple(locations.shape)}"
+        )
     if not scales:
         raise ValueError("scales must hold at least one multiplier of the noise schedule")
     grid = sampler.grid
@@ -98,11 +116,18 @@ def calibrate_noise(sampler: Completion, images: torch.Tensor, labels: torch.Ten
                 ess.append(float(s.diagnostics.get("ess", s.ess)))
                 distinct.append(len(s))
             cal = label_calibration(torch.stack(probs), labels, bins)
-            steps.append({"t": t, **cal, "median_ess": statistics.median(ess),
-                          "median_distinct": statistics.median(distinct)})
-        results.append({"scale": float(scale), "steps": steps, "worst_ece": max(s["ece"] for s in steps),
-                        "nll": statistics.fmean(s["nll"] for s in steps),
-                        "median_ess": statistics.median(s["median_ess"] for s in steps)})
+            steps.append(
+                {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
+            )
+        results.append(
+            {
+                "scale": float(scale),
+                "steps": steps,
+                "worst_ece": max(s["ece"] for s in steps),
+                "nll": statistics.fmean(s["nll"] for s in steps),
+                "median_ess": statistics.median(s["median_ess"] for s in steps),
+            }
+        )
     usable = [r for r in results if r["median_ess"] >= min_ess]
     best = min(usable, key=lambda r: r["nll"]) if usable else max(results, key=lambda r: r["median_ess"])
     return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess)}
@@ -115,10 +140,15 @@ class NoiseCalibrationConfig:
     split: str = field(default="valid", metadata={"help": "held-out split", "choices": ["valid", "test"]})
     num_images: int = field(default=50, metadata={"help": "held-out images"})
     glimpses: int = field(default=GLIMPSES, metadata={"help": "random glimpses per image", "old_flags": ("-T",)})
-    scales: tuple[float, ...] = field(default=(0.5, 1.0, 2.0, 4.0, 8.0),
-                                      metadata={"help": "multipliers of the noise schedule to score"})
-    sigma: Optional[tuple[float, ...]] = field(default=None, metadata={
-        "help": "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"})
+    scales: tuple[float, ...] = field(
+        default=(0.5, 1.0, 2.0, 4.0, 8.0), metadata={"help": "multipliers of the noise schedule to score"}
+    )
+    sigma: Optional[tuple[float, ...]] = field(
+        default=None,
+        metadata={
+            "help": "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
+        },
+    )
     num_samples: int = field(default=40, metadata={"help": "completions per draw"})
     k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
     min_ess: float = field(default=10.0, metadata={"help": "median ESS a chosen scale must reach"})

@@ -27,6 +27,7 @@ R-hat (``pyro.ops.stats.split_gelman_rubin``) and ESS (``pyro.ops.stats.effectiv
 dimension over the (chains, draws) samples go into the completion's diagnostics.  Samples are equally weighted,
 thinned evenly within each chain, and taken from every chain in turn.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,18 +75,29 @@ def _one_cpu_thread(device: torch.device):
 class NUTSConfig:
     """Settings of the latent-space NUTS sampler."""
 
-    sigma: Optional[float] = field(default=None, metadata={
-        "help": "fixed std of the glimpse likelihood (pixels in [0,1]); default: the noise schedule sigma_t"})
+    sigma: Optional[float] = field(
+        default=None,
+        metadata={"help": "fixed std of the glimpse likelihood (pixels in [0,1]); default: the noise schedule sigma_t"},
+    )
     num_chains: int = field(default=4, metadata={"help": "NUTS chains per completion (R-hat needs >= 2)"})
-    chain_method: str = field(default="sequential", metadata={
-        "help": "'sequential': independent Pyro MCMC runs; 'vectorized': one NUTS over the chains' product space "
-                "(one batched decoder call per step, ~2.5x faster, mixes worse)", "choices": list(CHAIN_METHODS)})
+    chain_method: str = field(
+        default="sequential",
+        metadata={
+            "help": "'sequential': independent Pyro MCMC runs; 'vectorized': one NUTS over the chains' product space "
+            "(one batched decoder call per step, ~2.5x faster, mixes worse)",
+            "choices": list(CHAIN_METHODS),
+        },
+    )
     warmup_steps: int = field(default=200, metadata={"help": "NUTS warm-up (adaptation) iterations"})
     num_samples: int = field(default=200, metadata={"help": "NUTS draws kept per chain (thinned to n in all)"})
     max_tree_depth: int = field(default=5, metadata={"help": "NUTS maximum tree depth"})
     target_accept_prob: float = field(default=0.8, metadata={"help": "NUTS target acceptance probability"})
-    init_from_encoder: bool = field(default=True, metadata={
-        "help": "start chain 0 at the encoder's guess of z (the others at prior draws); else all at prior draws"})
+    init_from_encoder: bool = field(
+        default=True,
+        metadata={
+            "help": "start chain 0 at the encoder's guess of z (the others at prior draws); else all at prior draws"
+        },
+    )
 
     def __post_init__(self):
         if self.sigma is not None and not self.sigma > 0:
@@ -131,9 +143,14 @@ class NUTSCompletion(Completion):
         noise: a :class:`~.clutter_noise.ClutterNoise` for the clutter-mixture likelihood (None: Gaussian).
     """
 
-    def __init__(self, vae: VAE, grid: Sensor, cfg: NUTSConfig = NUTSConfig(),
-                 sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
-                 noise: ClutterNoise | None = None) -> None:
+    def __init__(
+        self,
+        vae: VAE,
+        grid: Sensor,
+        cfg: NUTSConfig = NUTSConfig(),
+        sigma: float | Sequence[float] | NoiseSchedule | Callable[[int], float] | None = None,
+        noise: ClutterNoise | None = None,
+    ) -> None:
         if tuple(vae.image_size) != tuple(grid.image_size):
             raise ValueError(f"vae was trained on {vae.image_size} images but the grid has {grid.image_size}")
         if noise is not None and len(noise.rho) != grid.scales:
@@ -162,14 +179,14 @@ class NUTSCompletion(Completion):
         """``log N(z; 0, I) + log p(y | glimpse(decode(z), l), sigma_t)`` for ``z`` (B, d) -> (B,); every scale of
         the sensor's glimpses is observed."""
         d = self.vae.latent_dim
-        out = -0.5 * (z ** 2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+        out = -0.5 * (z**2).sum(-1) - 0.5 * d * math.log(2 * math.pi)
         if locations.numel():
             sigma = self.sigma_at(locations.numel())
             patches = self.grid.extract(self.vae.decode(z), locations.expand(z.shape[0], -1))  # (B, t, k*C, h, w)
             resid = patches - glimpses
             if self.noise is None:
                 r = (resid / sigma).flatten(1)
-                out = out - 0.5 * (r ** 2).sum(-1) - r.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+                out = out - 0.5 * (r**2).sum(-1) - r.shape[1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
             else:
                 from .clutter_noise import clutter_log_likelihood
 
@@ -185,8 +202,11 @@ class NUTSCompletion(Completion):
         if self.cfg.init_from_encoder:
             # The encoder reads the foveae (scale 0), see vae.random_glimpse_masks.
             mask = self.grid.mask(loc.unsqueeze(0), device=device)[:, :1]
-            canvas = self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, :self.vae.channels] if loc.numel() \
+            canvas = (
+                self.grid.paste(obs.unsqueeze(0), loc.unsqueeze(0))[:, : self.vae.channels]
+                if loc.numel()
                 else obs.new_zeros(1, self.vae.channels, *self.grid.image_size)
+            )
             with torch.no_grad():
                 z0[0] = self.vae.encode(canvas, mask)[0][0]
         return z0
@@ -194,8 +214,11 @@ class NUTSCompletion(Completion):
     def _kernel(self, potential):
         from pyro.infer import NUTS
 
-        return NUTS(potential_fn=potential, max_tree_depth=self.cfg.max_tree_depth,
-                    target_accept_prob=self.cfg.target_accept_prob)
+        return NUTS(
+            potential_fn=potential,
+            max_tree_depth=self.cfg.max_tree_depth,
+            target_accept_prob=self.cfg.target_accept_prob,
+        )
 
     def _run(self, loc, obs, z0: torch.Tensor, draws: int) -> tuple[torch.Tensor, dict]:
         """Run the chains from ``z0`` (C, d); returns samples (C, draws, d) and run statistics."""
@@ -209,8 +232,14 @@ class NUTSCompletion(Completion):
 
         if self.cfg.chain_method == "vectorized":
             kernel = self._kernel(potential)
-            mcmc = MCMC(kernel, num_samples=draws, warmup_steps=self.cfg.warmup_steps, num_chains=1,
-                        initial_params={"z": z0}, disable_progbar=True)
+            mcmc = MCMC(
+                kernel,
+                num_samples=draws,
+                warmup_steps=self.cfg.warmup_steps,
+                num_chains=1,
+                initial_params={"z": z0},
+                disable_progbar=True,
+            )
             mcmc.run()
             z = mcmc.get_samples()["z"].transpose(0, 1)  # (draws, C, d) -> (C, draws, d)
             div = len(mcmc.diagnostics().get("divergences", {}).get("chain 0", []))
@@ -218,17 +247,27 @@ class NUTSCompletion(Completion):
         chains, div, steps = [], 0, []
         for c in range(z0.shape[0]):
             kernel = self._kernel(potential)
-            mcmc = MCMC(kernel, num_samples=draws, warmup_steps=self.cfg.warmup_steps, num_chains=1,
-                        initial_params={"z": z0[c]}, disable_progbar=True)
+            mcmc = MCMC(
+                kernel,
+                num_samples=draws,
+                warmup_steps=self.cfg.warmup_steps,
+                num_chains=1,
+                initial_params={"z": z0[c]},
+                disable_progbar=True,
+            )
             mcmc.run()
             chains.append(mcmc.get_samples()["z"])
             div += len(mcmc.diagnostics().get("divergences", {}).get("chain 0", []))
             steps.append(float(kernel.step_size))
         return torch.stack(chains), {"divergences": div, "step_size": steps}
 
-    def sample_chains(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor,
-                      draws: Optional[int] = None,
-                      generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
+    def sample_chains(
+        self,
+        locations: torch.Tensor | Sequence[int],
+        glimpses: torch.Tensor,
+        draws: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> tuple[torch.Tensor, dict]:
         """All chains' draws of ``z`` given the glimpses, (chains, draws, d) (``draws`` default
         ``cfg.num_samples``), and the diagnostics: R-hat and ESS per latent dimension (``r_hat_max``,
         ``ess_min``, ``ess_mean``), divergences, step sizes, the likelihood's sigma (0..255), seconds, seed."""
@@ -237,24 +276,43 @@ class NUTSCompletion(Completion):
         check_int("draws", draws)
         device = next(self.vae.parameters()).device
         loc, obs = loc.to(device), obs.to(device)
-        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         start = time.perf_counter()
         # Pyro draws from the global RNG: seed it locally.
         with torch.random.fork_rng(devices=[]), _one_cpu_thread(device):
             torch.manual_seed(seed)
             z0 = self._initial_points(loc, obs, device)
             z, stats = self._run(loc, obs, z0, draws)
-        diagnostics = {"seconds": time.perf_counter() - start, "num_chains": self.cfg.num_chains,
-                       "chain_method": self.cfg.chain_method, "draws_per_chain": draws,
-                       "warmup_steps": self.cfg.warmup_steps, "sigma": self.sigma_at(loc.numel()) * 255.0,
-                       "clutter": self.noise is not None, "seed": seed, **stats, **chain_diagnostics(z)}
+        diagnostics = {
+            "seconds": time.perf_counter() - start,
+            "num_chains": self.cfg.num_chains,
+            "chain_method": self.cfg.chain_method,
+            "draws_per_chain": draws,
+            "warmup_steps": self.cfg.warmup_steps,
+            "sigma": self.sigma_at(loc.numel()) * 255.0,
+            "clutter": self.noise is not None,
+            "seed": seed,
+            **stats,
+            **chain_diagnostics(z),
+        }
         diagnostics["n_eff_mean"] = diagnostics["ess_mean"]  # an alias of ess_mean
-        log.debug("NUTS: %d x %d draws in %.2f s, R-hat max %s, ESS min %.1f", z.shape[0], draws,
-                  diagnostics["seconds"], diagnostics["r_hat_max"], diagnostics["ess_min"])
+        log.debug(
+            "NUTS: %d x %d draws in %.2f s, R-hat max %s, ESS min %.1f",
+            z.shape[0],
+            draws,
+            diagnostics["seconds"],
+            diagnostics["r_hat_max"],
+            diagnostics["ess_min"],
+        )
         return z, diagnostics
 
-    def sample_latents(self, locations: torch.Tensor | Sequence[int], glimpses: torch.Tensor, n: int,
-                       generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, dict]:
+    def sample_latents(
+        self,
+        locations: torch.Tensor | Sequence[int],
+        glimpses: torch.Tensor,
+        n: int,
+        generator: Optional[torch.Generator] = None,
+    ) -> tuple[torch.Tensor, dict]:
         """``n`` draws of ``z`` given the glimpses, taken evenly from every chain (chain c gives ``n // C`` or one
         more, evenly thinned from its ``max(num_samples, ceil(n / C))`` draws), and the diagnostics."""
         check_int("n", n)
@@ -270,9 +328,14 @@ class NUTSCompletion(Completion):
         diagnostics["sample_chain"] = chain
         return torch.cat(picked), diagnostics
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int,
-               generator: Optional[torch.Generator] = None,
-               true_image: Optional[torch.Tensor] = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: Optional[torch.Generator] = None,
+        true_image: Optional[torch.Tensor] = None,
+    ) -> CompletionSamples:
         z, diagnostics = self.sample_latents(locations, glimpses, n, generator)
         with torch.no_grad():
             images = self.vae.decode(z).clamp(0, 1)

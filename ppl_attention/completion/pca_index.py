@@ -21,6 +21,7 @@ Layout of an index directory (kind ``"pca-index"``)::
                                  (every grid location shifted by up to ``shift`` pixels, clipped to the image)
     manifest.json                written LAST; ``inputs.database`` is the database's checksum
 """
+
 from __future__ import annotations
 
 import io
@@ -35,8 +36,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..artifacts import MANIFEST, ArtifactError, atomic_write_bytes, load_weights, read_manifest, save_weights, \
-    write_manifest
+from ..artifacts import (
+    MANIFEST,
+    ArtifactError,
+    atomic_write_bytes,
+    load_weights,
+    read_manifest,
+    save_weights,
+    write_manifest,
+)
 from ..sensor import Sensor
 from ..runtime import derive_seed
 from ._build import PROGRESS, ChunkedBuild, already_built, chunk_digest, load_array, open_array
@@ -56,9 +64,14 @@ KIND = "pca-index"
 class PCAIndexConfig:
     components: int = field(default=256, metadata={"help": "PCA components (fewer when the data is small)"})
     fit_samples: int = field(default=20_000, metadata={"help": "database rows the PCA is fitted on"})
-    code_dtype: str = field(default="float32", metadata={"help": "storage type of the codes (float16 halves the disk "
-                                                         "and memory but a query converts them, ~3x slower)",
-                                                         "choices": ["float16", "float32"]})
+    code_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "storage type of the codes (float16 halves the disk "
+            "and memory but a query converts them, ~3x slower)",
+            "choices": ["float16", "float32"],
+        },
+    )
     shift: int = field(default=0, metadata={"help": "store glimpse energies for shifts of up to this many pixels"})
     batch_size: int = field(default=4096, metadata={"help": "rows per streaming batch"})
 
@@ -138,14 +151,22 @@ def _fitted_pca(out_dir: Path, database: ImageDatabase, config: PCAIndexConfig, 
         return tensors["mean"].numpy(), tensors["components"].numpy(), info["explained_variance"], info["fit_rows"]
     log.info("fitting a %d-component PCA on up to %d rows", config.components, config.fit_samples)
     mean, comp, explained, fit_rows = _fit_pca(database, config.components, config.fit_samples, seed)
-    save_weights(out_dir / "pca.safetensors", {"mean": torch.from_numpy(mean), "components": torch.from_numpy(comp)},
-                 {"components": int(comp.shape[0]), "pixels": int(comp.shape[1]),
-                  "explained_variance": explained, "fit_rows": fit_rows})
+    save_weights(
+        out_dir / "pca.safetensors",
+        {"mean": torch.from_numpy(mean), "components": torch.from_numpy(comp)},
+        {
+            "components": int(comp.shape[0]),
+            "pixels": int(comp.shape[1]),
+            "explained_variance": explained,
+            "fit_rows": fit_rows,
+        },
+    )
     return mean, comp, explained, fit_rows
 
 
-def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid: Sensor,
-                  positions: torch.Tensor, code_dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def _encode_chunk(
+    x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid: Sensor, positions: torch.Tensor, code_dtype: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Codes (B, k) of uint8 images ``x`` (B, C, H, W) and the glimpse energies (n_pos, B) of their
     reconstructions at ``positions``."""
     B, C, H, W = x.shape
@@ -158,9 +179,15 @@ def _encode_chunk(x: torch.Tensor, mean: torch.Tensor, comp: torch.Tensor, grid:
     return z, e.T.contiguous().numpy()
 
 
-def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: Sensor,
-                    config: PCAIndexConfig | None = None, seed: int = 0, overwrite: bool = False,
-                    progress: bool = True) -> "PCAIndex":
+def build_pca_index(
+    out_dir: str | os.PathLike,
+    database: ImageDatabase,
+    grid: Sensor,
+    config: PCAIndexConfig | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> "PCAIndex":
     """Fit a PCA of ``database`` and store codes and glimpse energies for ``grid`` in ``out_dir``."""
     config = config or PCAIndexConfig()
     out_dir = Path(out_dir)
@@ -168,8 +195,9 @@ def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: S
         raise ValueError(f"database must be an ImageDatabase, got {type(database).__name__}")
     C, H, W = database.image_shape
     if tuple(grid.image_size) != (H, W):
-        raise ValueError(f"grid is for {grid.image_size[0]} x {grid.image_size[1]} images but the database holds "
-                         f"{H} x {W} images")
+        raise ValueError(
+            f"grid is for {grid.image_size[0]} x {grid.image_size[1]} images but the database holds {H} x {W} images"
+        )
     cfg = {"components": config.components, "fit_samples": config.fit_samples, "code_dtype": config.code_dtype}
     cfg.update(shift=config.shift, batch_size=config.batch_size, grid=grid.to_dict(), seed=int(seed))
     inputs = {"database": database.checksum}
@@ -189,10 +217,10 @@ def build_pca_index(out_dir: str | os.PathLike, database: ImageDatabase, grid: S
     todo = [c for c in range(n_chunks) if not build.is_done(c)]
     for c in tqdm(todo, desc=f"PCA index {out_dir.name}", unit="chunk", disable=not progress):
         start = c * int(config.batch_size)
-        x = torch.from_numpy(np.array(database.images[start:start + int(config.batch_size)]))
+        x = torch.from_numpy(np.array(database.images[start : start + int(config.batch_size)]))
         z, e = _encode_chunk(x, torch.from_numpy(mean), torch.from_numpy(comp), grid, positions, config.code_dtype)
-        codes[start:start + len(z)] = z
-        energies[:, start:start + len(z)] = e
+        codes[start : start + len(z)] = z
+        energies[:, start : start + len(z)] = e
         codes.flush()
         energies.flush()
         build.mark_done(c, chunk_digest(z, e))
@@ -221,14 +249,17 @@ class PCAIndex:
         if not directory.is_dir():
             raise FileNotFoundError(f"PCA index directory {directory} does not exist")
         if not (directory / MANIFEST).is_file():
-            hint = (" (an interrupted build: run the build again to resume it)"
-                    if (directory / PROGRESS).is_file() else "")
+            hint = (
+                " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
+            )
             raise ArtifactError(f"{directory} is not a finished PCA index: it has no {MANIFEST}{hint}")
         manifest = read_manifest(directory, KIND)
         built_for = manifest.get("inputs", {}).get("database")
         if built_for != database.checksum:
-            raise ArtifactError(f"PCA index {directory} was built for the database with checksum {built_for}, "
-                                f"not for {database.directory} (checksum {database.checksum})")
+            raise ArtifactError(
+                f"PCA index {directory} was built for the database with checksum {built_for}, "
+                f"not for {database.directory} (checksum {database.checksum})"
+            )
         self.directory = directory
         self.manifest = manifest
         self.config = manifest["config"]
@@ -246,10 +277,10 @@ class PCAIndex:
         try:
             self.positions = torch.from_numpy(np.load(directory / "positions.npy", allow_pickle=False))
         except (OSError, ValueError, EOFError) as e:
-            raise ArtifactError(f"positions file {directory / 'positions.npy'} is not a valid .npy array: {e}") \
-                from None
-        self.energies = load_array(directory / "energies.npy", (len(self.positions), self.rows), np.float32,
-                                   "energies")
+            raise ArtifactError(
+                f"positions file {directory / 'positions.npy'} is not a valid .npy array: {e}"
+            ) from None
+        self.energies = load_array(directory / "energies.npy", (len(self.positions), self.rows), np.float32, "energies")
         lookup = torch.full((pixel_grid(self.grid).num_locations,), -1, dtype=torch.long)
         lookup[self.positions] = torch.arange(len(self.positions))
         self._row_of_position = lookup
@@ -262,8 +293,10 @@ class PCAIndex:
         """Rows of ``energies`` for stride-1 ``positions``; refuses positions the index did not store."""
         rows = self._row_of_position[positions]
         if bool((rows < 0).any()):
-            raise ValueError("the PCA index stores no energies for some requested glimpse positions; rebuild it "
-                             f"for this grid with shift >= the shift asked for (it has shift={self.shift})")
+            raise ValueError(
+                "the PCA index stores no energies for some requested glimpse positions; rebuild it "
+                f"for this grid with shift >= the shift asked for (it has shift={self.shift})"
+            )
         return rows
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ Open one with :func:`ppl_attention.completion.importance.open_prior` or
 generative process of :mod:`.generative`): what each is built from, how its sampler is opened, and what it must
 leave out for a design image (no oracle).  A prior's manifest names its kind (``config["prior"]``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,9 +44,19 @@ __all__ = ["build_prior", "prior_type", "prior_kind", "open_completion", "PriorK
 DATABASE = "database"
 
 
-def build_prior(out_dir: str | os.PathLike, source: ImageSource, n: int | None, grid: Sensor,
-                index_config: PCAIndexConfig | None = None, chunk_size: int = 10_000, seed: int = 0, flip: bool = False,
-                overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict:
+def build_prior(
+    out_dir: str | os.PathLike,
+    source: ImageSource,
+    n: int | None,
+    grid: Sensor,
+    index_config: PCAIndexConfig | None = None,
+    chunk_size: int = 10_000,
+    seed: int = 0,
+    flip: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    extra: dict | None = None,
+) -> dict:
     """Build (or resume) the database and the PCA index in ``out_dir``; returns a summary dict."""
     out_dir = Path(out_dir)
     index_config = index_config or PCAIndexConfig()
@@ -58,19 +69,37 @@ def build_prior(out_dir: str | os.PathLike, source: ImageSource, n: int | None, 
             (out_dir / MANIFEST).unlink()
     clean_temporaries(out_dir)  # what a killed build left half-written
     t0 = time.perf_counter()
-    database = build_database(out_dir / "database", source, n, chunk_size=chunk_size, seed=seed, flip=flip,
-                              overwrite=overwrite, progress=progress)
+    database = build_database(
+        out_dir / "database",
+        source,
+        n,
+        chunk_size=chunk_size,
+        seed=seed,
+        flip=flip,
+        overwrite=overwrite,
+        progress=progress,
+    )
     t1 = time.perf_counter()
-    index = build_pca_index(out_dir / "pca", database, grid, index_config, seed=seed, overwrite=overwrite,
-                            progress=progress)
+    index = build_pca_index(
+        out_dir / "pca", database, grid, index_config, seed=seed, overwrite=overwrite, progress=progress
+    )
     t2 = time.perf_counter()
-    config = {"prior": DATABASE, "source": source.describe(), "n": database.config["n"], "flip": flip,
-              "chunk_size": chunk_size}
+    config = {
+        "prior": DATABASE,
+        "source": source.describe(),
+        "n": database.config["n"],
+        "flip": flip,
+        "chunk_size": chunk_size,
+    }
     config.update(seed=seed, grid=grid.to_dict(), index=index.config, **(extra or {}))
     write_manifest(out_dir, PRIOR_KIND, config, inputs={"database": database.checksum, "index": index.checksum})
     summary = {"rows": len(database), "image_shape": list(database.image_shape), "components": index.k}
-    summary.update(explained_variance=index.manifest["explained_variance"], positions=len(index.positions),
-                   database_seconds=round(t1 - t0, 2), index_seconds=round(t2 - t1, 2))
+    summary.update(
+        explained_variance=index.manifest["explained_variance"],
+        positions=len(index.positions),
+        database_seconds=round(t1 - t0, 2),
+        index_seconds=round(t2 - t1, 2),
+    )
     return {**summary, "disk_bytes": _disk_bytes(out_dir), "out": str(out_dir)}
 
 
@@ -89,8 +118,11 @@ def _dataset_source(spec: DatasetSpec, size: int, flip: bool) -> tuple[ImageSour
     data = spec.to_dict()
     if spec.name.startswith(("cluttered-mnist", "translated-mnist")):
         dataset = spec.load("valid")  # its sensor and canvas settings (valid: the smallest split to render)
-        render = {k: getattr(dataset, k) for k, default in (("canvas_size", 60), ("n_clutter", 4),
-                                                            ("clutter_size", 8)) if getattr(dataset, k) != default}
+        render = {
+            k: getattr(dataset, k)
+            for k, default in (("canvas_size", 60), ("n_clutter", 4), ("clutter_size", 8))
+            if getattr(dataset, k) != default
+        }
         data["seed"] = None
         return mnist_canvas_source("train", cluttered=dataset.cluttered, **render), dataset.grid, size, data
     dataset = spec.load("train")
@@ -101,18 +133,32 @@ def _dataset_source(spec: DatasetSpec, size: int, flip: bool) -> tuple[ImageSour
 
 def _build_database(out_dir, spec: DatasetSpec, options: dict, seed: int, overwrite: bool, command: dict) -> dict:
     source, grid, n, data = _dataset_source(spec, options["database_size"], options["flip"])
-    index_config = PCAIndexConfig(components=options["components"], fit_samples=options["fit_samples"],
-                                  code_dtype=options["code_dtype"], shift=options["shift"])
-    return build_prior(out_dir, source, n, grid, index_config, chunk_size=options["chunk_size"], seed=seed,
-                       flip=options["flip"], overwrite=overwrite,
-                       extra={"dataset": spec.name, "data": data, "command": command})
+    index_config = PCAIndexConfig(
+        components=options["components"],
+        fit_samples=options["fit_samples"],
+        code_dtype=options["code_dtype"],
+        shift=options["shift"],
+    )
+    return build_prior(
+        out_dir,
+        source,
+        n,
+        grid,
+        index_config,
+        chunk_size=options["chunk_size"],
+        seed=seed,
+        flip=options["flip"],
+        overwrite=overwrite,
+        extra={"dataset": spec.name, "data": data, "command": command},
+    )
 
 
 def _build_generative(out_dir, spec: DatasetSpec, options: dict, seed: int, overwrite: bool, command: dict) -> dict:
     from .generative import build_generative_prior
 
-    return build_generative_prior(out_dir, spec, options["digit_components"], options["prototypes"], seed=seed,
-                                  command=command)
+    return build_generative_prior(
+        out_dir, spec, options["digit_components"], options["prototypes"], seed=seed, command=command
+    )
 
 
 def _open_database(directory, **kw) -> Completion:
@@ -130,9 +176,11 @@ def _open_generative(directory, **kw) -> Completion:
 def _database_check(directory, split: str) -> None:
     source = read_manifest(Path(directory) / "database").get("config", {}).get("source", {})
     if source.get("split") == split and "rows" not in source:
-        raise ValueError(f"`prior` {directory} was rendered from the digits of the {split} split, which the design "
-                         f"images show, and cannot leave them out: an oracle. Design for another split, use the "
-                         "generative prior, or set `allow_oracle` for a diagnosis")
+        raise ValueError(
+            f"`prior` {directory} was rendered from the digits of the {split} split, which the design "
+            f"images show, and cannot leave them out: an oracle. Design for another split, use the "
+            "generative prior, or set `allow_oracle` for a diagnosis"
+        )
 
 
 def _row_hashes(database) -> dict:
@@ -158,6 +206,7 @@ def _database_exclusions(sampler: Completion, directory, data: Dataset, split: s
         u8 = image.detach().cpu().float().mul(255.0).round().clamp(0, 255).to(torch.uint8).numpy()
         dup = hashes.get(hashlib.blake2b(np.ascontiguousarray(u8).tobytes(), digest_size=16).digest(), [])
         return torch.tensor(sorted(set(own) | set(dup)), dtype=torch.long)
+
     return rows
 
 
@@ -186,22 +235,42 @@ class PriorKind:
 
 #: The kinds of prior directory by name (a prior manifest's ``config["prior"]``): the one registry that opening,
 #: building (``build-prior --kind``), the no-oracle exclusions and the noise schedule look up.
-PRIORS: dict[str, PriorKind] = {kind.name: kind for kind in (
-    PriorKind("generative", _build_generative, ("digit_components", "prototypes"), _open_generative,
-              ("min_ess", "max_k1"), on_device=False, own_noise=True, exclusions=_generative_exclusions),
-    PriorKind(DATABASE, _build_database,
-              ("database_size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip"),
-              _open_database, ("target_ess", "shift"), on_device=True, own_noise=False,
-              exclusions=_database_exclusions, check=_database_check),
-)}
+PRIORS: dict[str, PriorKind] = {
+    kind.name: kind
+    for kind in (
+        PriorKind(
+            "generative",
+            _build_generative,
+            ("digit_components", "prototypes"),
+            _open_generative,
+            ("min_ess", "max_k1"),
+            on_device=False,
+            own_noise=True,
+            exclusions=_generative_exclusions,
+        ),
+        PriorKind(
+            DATABASE,
+            _build_database,
+            ("database_size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip"),
+            _open_database,
+            ("target_ess", "shift"),
+            on_device=True,
+            own_noise=False,
+            exclusions=_database_exclusions,
+            check=_database_check,
+        ),
+    )
+}
 
 
 def prior_kind(directory: str | os.PathLike) -> PriorKind:
     """The :data:`PRIORS` entry of a prior directory, named by its manifest."""
     config = read_manifest(directory, PRIOR_KIND).get("config", {})
     if "prior" not in config:
-        raise ArtifactError(f"`prior` {directory} does not name its kind (a prior of an older format); run "
-                            f"`ppl-attention migrate {directory}`")
+        raise ArtifactError(
+            f"`prior` {directory} does not name its kind (a prior of an older format); run "
+            f"`ppl-attention migrate {directory}`"
+        )
     if config["prior"] not in PRIORS:
         raise ValueError(f"`prior` {directory} is a {config['prior']!r} prior; the known kinds are {list(PRIORS)}")
     return PRIORS[config["prior"]]

@@ -17,6 +17,7 @@ latent dimension, the active units and the reconstruction error of held-out imag
 
 Saved as ``DIR/vae.safetensors`` + ``DIR/vae.json`` + ``DIR/manifest.json`` (kind ``"vae"``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,16 @@ if TYPE_CHECKING:
     from typing import Iterable
     from pyro.distributions import TorchDistribution
 
-__all__ = ["VAEConfig", "VAE", "FreeBitsELBO", "train_vae", "save_vae", "load_vae", "random_glimpse_masks",
-           "evaluate_vae"]
+__all__ = [
+    "VAEConfig",
+    "VAE",
+    "FreeBitsELBO",
+    "train_vae",
+    "save_vae",
+    "load_vae",
+    "random_glimpse_masks",
+    "evaluate_vae",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +61,40 @@ class VAEConfig:
 
     latent_dim: int = field(default=16, metadata={"help": "dimension of the latent z"})
     width: int = field(default=32, metadata={"help": "channels of the first conv layer (doubled once)"})
-    decoder: str = field(default="conv", metadata={
-        "help": "decoder: 'conv' (z -> transposed convs) or 'glyph' (z = position + shape: a decoded glyph "
-                "translated onto the canvas, for one-object canvases like MNIST's)", "choices": ["conv", "glyph"]})
+    decoder: str = field(
+        default="conv",
+        metadata={
+            "help": "decoder: 'conv' (z -> transposed convs) or 'glyph' (z = position + shape: a decoded glyph "
+            "translated onto the canvas, for one-object canvases like MNIST's)",
+            "choices": ["conv", "glyph"],
+        },
+    )
     glyph_size: int = field(default=28, metadata={"help": "side of the glyph of the 'glyph' decoder"})
-    likelihood: str = field(default="bernoulli", metadata={"help": "pixel likelihood",
-                                                            "choices": ["bernoulli", "gaussian"]})
+    likelihood: str = field(
+        default="bernoulli", metadata={"help": "pixel likelihood", "choices": ["bernoulli", "gaussian"]}
+    )
     pixel_sigma: float = field(default=0.1, metadata={"help": "std of the Gaussian pixel likelihood"})
     epochs: int = field(default=10, metadata={"help": "passes over the training images"})
     batch_size: int = field(default=32, metadata={"help": "images per SVI step"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
-    masked_fraction: float = field(default=0.25, metadata={
-        "help": "fraction of each batch the encoder sees through 1-4 random glimpses instead of whole"})
-    kl_warmup_epochs: float = field(default=1.0, metadata={
-        "help": "epochs over which the KL term's weight rises linearly (per step) from 0 to 1 (against "
-                "posterior collapse; 0: weight 1 from the start)"})
-    free_bits: float = field(default=0.25, metadata={
-        "help": "nats per latent dimension of batch-mean KL that are not penalised (free bits, against "
-                "posterior collapse; 0: the plain ELBO)"})
+    masked_fraction: float = field(
+        default=0.25,
+        metadata={"help": "fraction of each batch the encoder sees through 1-4 random glimpses instead of whole"},
+    )
+    kl_warmup_epochs: float = field(
+        default=1.0,
+        metadata={
+            "help": "epochs over which the KL term's weight rises linearly (per step) from 0 to 1 (against "
+            "posterior collapse; 0: weight 1 from the start)"
+        },
+    )
+    free_bits: float = field(
+        default=0.25,
+        metadata={
+            "help": "nats per latent dimension of batch-mean KL that are not penalised (free bits, against "
+            "posterior collapse; 0: the plain ELBO)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "training seed"})
 
     def __post_init__(self):
@@ -110,9 +135,17 @@ class VAE(nn.Module):
 
     DECODERS = ("conv", "glyph")
 
-    def __init__(self, image_size: tuple[int, int] = (60, 60), channels: int = 1, latent_dim: int = 16, width: int = 32,
-                 likelihood: str = "bernoulli", pixel_sigma: float = 0.1, decoder: str = "conv",
-                 glyph_size: int = 28) -> None:
+    def __init__(
+        self,
+        image_size: tuple[int, int] = (60, 60),
+        channels: int = 1,
+        latent_dim: int = 16,
+        width: int = 32,
+        likelihood: str = "bernoulli",
+        pixel_sigma: float = 0.1,
+        decoder: str = "conv",
+        glyph_size: int = 28,
+    ) -> None:
         super().__init__()
         self.image_size = tuple(int(s) for s in image_size)
         self.channels, self.latent_dim, self.width = int(channels), int(latent_dim), int(width)
@@ -121,21 +154,28 @@ class VAE(nn.Module):
         if decoder not in self.DECODERS:
             raise ValueError(f"decoder must be one of {list(self.DECODERS)}, got {decoder!r}")
         H, W = self.image_size
-        if decoder == "glyph" and (self.latent_dim < 3 or self.glyph_size % 4
-                                   or not 4 <= self.glyph_size <= min(H, W)):
-            raise ValueError(f"the glyph decoder needs latent_dim >= 3 (2 for the position) and a glyph_size that is "
-                             f"a multiple of 4 no larger than the image {self.image_size}, got latent_dim "
-                             f"{latent_dim}, glyph_size {glyph_size}")
+        if decoder == "glyph" and (self.latent_dim < 3 or self.glyph_size % 4 or not 4 <= self.glyph_size <= min(H, W)):
+            raise ValueError(
+                f"the glyph decoder needs latent_dim >= 3 (2 for the position) and a glyph_size that is "
+                f"a multiple of 4 no larger than the image {self.image_size}, got latent_dim "
+                f"{latent_dim}, glyph_size {glyph_size}"
+            )
         sizes = [(H, W)]
         for _ in range(3):
             sizes.append((_conv_size(sizes[-1][0]), _conv_size(sizes[-1][1])))
         self._sizes = sizes
         c1, c2 = width, 2 * width
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels + 1, c1, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(c2, c2, 3, 2, 1), nn.ReLU(), nn.Flatten(),
-            nn.Linear(c2 * sizes[3][0] * sizes[3][1], 256), nn.ReLU())
+            nn.Conv2d(channels + 1, c1, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(c2, c2, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(c2 * sizes[3][0] * sizes[3][1], 256),
+            nn.ReLU(),
+        )
         self.enc_loc = nn.Linear(256, latent_dim)
         self.enc_scale = nn.Linear(256, latent_dim)
         if decoder == "glyph":
@@ -149,20 +189,27 @@ class VAE(nn.Module):
         the canvas."""
         channels, latent_dim, g4 = self.channels, self.latent_dim, self.glyph_size // 4
         self.what_encoder = nn.Sequential(
-            nn.Conv2d(channels + 1, c1, 4, 2, 1), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(c2 * g4 * g4, 256), nn.ReLU())
+            nn.Conv2d(channels + 1, c1, 4, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, 4, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(c2 * g4 * g4, 256),
+            nn.ReLU(),
+        )
         self.what_loc = nn.Linear(256, latent_dim - 2)
         self.what_scale = nn.Linear(256, latent_dim - 2)
-        self.dec_in = nn.Sequential(nn.Linear(latent_dim - 2, 256), nn.ReLU(),
-                                    nn.Linear(256, c2 * g4 * g4), nn.ReLU())
-        self.dec_convs = nn.Sequential(nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
-                                       nn.ConvTranspose2d(c1, channels, 4, 2, 1))
+        self.dec_in = nn.Sequential(nn.Linear(latent_dim - 2, 256), nn.ReLU(), nn.Linear(256, c2 * g4 * g4), nn.ReLU())
+        self.dec_convs = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(c1, channels, 4, 2, 1)
+        )
 
     def _conv_decoder(self, c1: int, c2: int, sizes: list[tuple[int, int]]) -> None:
         """The conv decoder: transposed convs that undo the encoder's three stride-2 convs exactly
         (``output_padding`` picks the odd/even size)."""
-        self.dec_in = nn.Sequential(nn.Linear(self.latent_dim, 256), nn.ReLU(),
-                                    nn.Linear(256, c2 * sizes[3][0] * sizes[3][1]), nn.ReLU())
+        self.dec_in = nn.Sequential(
+            nn.Linear(self.latent_dim, 256), nn.ReLU(), nn.Linear(256, c2 * sizes[3][0] * sizes[3][1]), nn.ReLU()
+        )
         ups, chans = [], [c2, c2, c1]
         for i, (src, dst) in enumerate(zip(sizes[3:0:-1], sizes[2::-1])):
             op = (dst[0] - ((src[0] - 1) * 2 - 2 + 3), dst[1] - ((src[1] - 1) * 2 - 2 + 3))
@@ -173,9 +220,16 @@ class VAE(nn.Module):
         self.dec_convs = nn.Sequential(*ups)
 
     def config(self) -> dict:
-        return {"image_size": list(self.image_size), "channels": self.channels, "latent_dim": self.latent_dim,
-                "width": self.width, "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
-                "decoder": self.decoder, "glyph_size": self.glyph_size}
+        return {
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "latent_dim": self.latent_dim,
+            "width": self.width,
+            "likelihood": self.likelihood,
+            "pixel_sigma": self.pixel_sigma,
+            "decoder": self.decoder,
+            "glyph_size": self.glyph_size,
+        }
 
     def encode(self, images: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of q(z | image * mask, mask); ``mask`` (B, 1, H, W) with 1 on observed pixels."""
@@ -185,8 +239,9 @@ class VAE(nn.Module):
         if self.decoder != "glyph":
             return loc, scale
         # z_where from the canvas encoder; z_what from the window at the mean of z_where.
-        window = nn.functional.grid_sample(inp, self._window_grid(loc[:, :2]), mode="bilinear",
-                                           padding_mode="zeros", align_corners=False)
+        window = nn.functional.grid_sample(
+            inp, self._window_grid(loc[:, :2]), mode="bilinear", padding_mode="zeros", align_corners=False
+        )
         hw = self.what_encoder(window)
         loc = torch.cat([loc[:, :2], self.what_loc(hw)], dim=1)
         scale = torch.cat([scale[:, :2], nn.functional.softplus(self.what_scale(hw)) + 1e-4], dim=1)
@@ -285,15 +340,21 @@ class FreeBitsELBO:
         x = model_tr.nodes["x"]
         log_lik = x["fn"].log_prob(x["value"]).sum()
         q, p = guide_tr.nodes["z"]["fn"].base_dist, model_tr.nodes["z"]["fn"].base_dist
-        kl = torch.distributions.kl_divergence(torch.distributions.Normal(q.loc, q.scale),
-                                               torch.distributions.Normal(p.loc, p.scale))  # (B, d)
+        kl = torch.distributions.kl_divergence(
+            torch.distributions.Normal(q.loc, q.scale), torch.distributions.Normal(p.loc, p.scale)
+        )  # (B, d)
         B = kl.shape[0]
         kl_term = kl.mean(0).clamp(min=self.free_bits).sum() * B
         return -(log_lik - self.kl_weight * kl_term)
 
 
-def random_glimpse_masks(grid: Sensor, batch: int, generator: torch.Generator, max_glimpses: int = 4,
-                         device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_glimpse_masks(
+    grid: Sensor,
+    batch: int,
+    generator: torch.Generator,
+    max_glimpses: int = 4,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of 1..max_glimpses uniformly random glimpses per image: (locations (B, T) with NO_GLIMPSE
     padding, fovea mask (B, 1, H, W)).  The VAE's encoder and the conditional GAN read the full-resolution pixels
     the foveae saw (scale 0 of the sensor); with a multi-scale retina the coarse scales enter only through the
@@ -316,8 +377,14 @@ def _check_images(images, name="images") -> torch.Tensor:
     return x
 
 
-def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), device: str | torch.device = "auto",
-              out_dir: str | os.PathLike | None = None, progress: bool = True) -> VAE:
+def train_vae(
+    images: torch.Tensor,
+    grid: Sensor,
+    cfg: VAEConfig = VAEConfig(),
+    device: str | torch.device = "auto",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> VAE:
     """Fit a :class:`VAE` to ``images`` (N, C, H, W) in [0, 1] by SVI; save it to ``out_dir`` if given."""
     import pyro
     from pyro.infer import SVI
@@ -327,8 +394,16 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
         raise ValueError(f"images must be {grid.image_size} to match the grid, got {tuple(images.shape[-2:])}")
     device = resolve_device(device)
     torch.manual_seed(derive_seed(cfg.seed, "vae-init"))
-    vae = VAE(grid.image_size, images.shape[1], cfg.latent_dim, cfg.width, cfg.likelihood, cfg.pixel_sigma,
-              cfg.decoder, cfg.glyph_size).to(device)
+    vae = VAE(
+        grid.image_size,
+        images.shape[1],
+        cfg.latent_dim,
+        cfg.width,
+        cfg.likelihood,
+        cfg.pixel_sigma,
+        cfg.decoder,
+        cfg.glyph_size,
+    ).to(device)
     pyro.clear_param_store()
     loss = FreeBitsELBO(cfg.free_bits, kl_weight=0.0 if cfg.kl_warmup_epochs > 0 else 1.0)
     svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": cfg.lr}), loss=loss)
@@ -344,7 +419,7 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
             order, total = torch.randperm(N, generator=g), 0.0
             for i in range(0, N, cfg.batch_size):
                 loss.kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-                x = images[order[i:i + cfg.batch_size]].to(device)
+                x = images[order[i : i + cfg.batch_size]].to(device)
                 total += svi.step(x, _batch_mask(grid, x.shape[0], cfg.masked_fraction, g, device))
                 step += 1
             history.append(total / (N * P))
@@ -352,8 +427,13 @@ def train_vae(images: torch.Tensor, grid: Sensor, cfg: VAEConfig = VAEConfig(), 
     vae.eval()
     for p in vae.parameters():
         p.requires_grad_(False)
-    log.info("VAE trained: %d epochs (%d SVI steps) in %.1f s, final loss per pixel %.4f", cfg.epochs, step,
-             time.time() - start, history[-1] if history else float("nan"))
+    log.info(
+        "VAE trained: %d epochs (%d SVI steps) in %.1f s, final loss per pixel %.4f",
+        cfg.epochs,
+        step,
+        time.time() - start,
+        history[-1] if history else float("nan"),
+    )
     if out_dir is not None:
         save_vae(vae, out_dir, cfg, grid, history)
     return vae
@@ -382,36 +462,44 @@ def evaluate_vae(vae: VAE, images: torch.Tensor, batch_size: int = 256, active_t
     """
     x = _check_images(images)
     if tuple(x.shape[1:]) != (vae.channels, *vae.image_size):
-        raise ValueError(f"images must have shape (N, {vae.channels}, {vae.image_size[0]}, {vae.image_size[1]}) "
-                         f"for this VAE, got {tuple(x.shape)}")
+        raise ValueError(
+            f"images must have shape (N, {vae.channels}, {vae.image_size[0]}, {vae.image_size[1]}) "
+            f"for this VAE, got {tuple(x.shape)}"
+        )
     device = next(vae.parameters()).device
     locs, kls, sq = [], [], 0.0
     for i in range(0, x.shape[0], batch_size):
-        xb = x[i:i + batch_size].to(device)
+        xb = x[i : i + batch_size].to(device)
         loc, scale = vae.encode(xb, torch.ones(xb.shape[0], 1, *vae.image_size, device=device))
-        kls.append((0.5 * (loc ** 2 + scale ** 2 - 1) - scale.log()).cpu())
+        kls.append((0.5 * (loc**2 + scale**2 - 1) - scale.log()).cpu())
         locs.append(loc.cpu())
         sq += float((vae.decode(loc) - xb).square().sum())
     loc, kl = torch.cat(locs), torch.cat(kls)
     recon = sq / x.numel()
     mean_mse = float((x - x.mean(0, keepdim=True)).square().mean())
-    return {"kl_per_dim": kl.mean(0), "kl_total": float(kl.sum(1).mean()),
-            "active_units": int((loc.var(0) > active_threshold).sum()) if loc.shape[0] > 1 else 0,
-            "recon_mse": recon, "mean_image_mse": mean_mse,
-            "recon_ratio": recon / mean_mse if mean_mse > 0 else float("nan")}
+    return {
+        "kl_per_dim": kl.mean(0),
+        "kl_total": float(kl.sum(1).mean()),
+        "active_units": int((loc.var(0) > active_threshold).sum()) if loc.shape[0] > 1 else 0,
+        "recon_mse": recon,
+        "mean_image_mse": mean_mse,
+        "recon_ratio": recon / mean_mse if mean_mse > 0 else float("nan"),
+    }
 
 
 def save_vae(vae: VAE, out_dir: str | os.PathLike, cfg: VAEConfig, grid: Sensor, history: Iterable[float] = ()) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir / "vae.safetensors", vae, {**vae.config(), "grid": grid.to_dict()})
-    write_manifest(out_dir, "vae", {**config_to_dict(cfg), "grid": grid.to_dict()},
-                   loss_history=[float(h) for h in history])
+    write_manifest(
+        out_dir, "vae", {**config_to_dict(cfg), "grid": grid.to_dict()}, loss_history=[float(h) for h in history]
+    )
     return out_dir
 
 
-def load_vae(directory: str | os.PathLike, device: str | torch.device = "cpu",
-             expected: dict | None = None) -> tuple[VAE, Sensor]:
+def load_vae(
+    directory: str | os.PathLike, device: str | torch.device = "cpu", expected: dict | None = None
+) -> tuple[VAE, Sensor]:
     """Load a VAE saved by :func:`train_vae`; ``expected`` config values (e.g. ``{"latent_dim": 16}``) must
     match.  Returns the frozen VAE (eval mode, no gradients) and its grid."""
     directory = Path(directory)
@@ -421,9 +509,16 @@ def load_vae(directory: str | os.PathLike, device: str | torch.device = "cpu",
     tensors, config = load_weights(directory / "vae.safetensors", expected)
     try:
         grid = Sensor.from_dict(config["grid"])
-        vae = VAE(config["image_size"], config["channels"], config["latent_dim"], config["width"],
-                  config["likelihood"], config["pixel_sigma"], config.get("decoder", "conv"),
-                  config.get("glyph_size", 28))
+        vae = VAE(
+            config["image_size"],
+            config["channels"],
+            config["latent_dim"],
+            config["width"],
+            config["likelihood"],
+            config["pixel_sigma"],
+            config.get("decoder", "conv"),
+            config.get("glyph_size", 28),
+        )
     except KeyError as e:
         raise ArtifactError(f"{directory}/vae.json is missing the key {e.args[0]!r}") from None
     try:

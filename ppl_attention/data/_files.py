@@ -1,4 +1,5 @@
 """Shared helpers of the on-disk datasets: checked paths, annotation lines, image loading, channel statistics."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,9 @@ def annotation_lines(path: Path, n_fields: int | None = None, skip: int = 0) -> 
             if not fields:
                 continue
             if n_fields is not None and len(fields) != n_fields:
-                raise ValueError(f"{path}, line {number}: expected {n_fields} fields, got {len(fields)}: "
-                                 f"{line.rstrip()[:80]!r}")
+                raise ValueError(
+                    f"{path}, line {number}: expected {n_fields} fields, got {len(fields)}: {line.rstrip()[:80]!r}"
+                )
             yield number, fields
 
 
@@ -53,12 +55,14 @@ def parse_number(path: Path, number: int, text: str, kind=int):
     try:
         return kind(text)
     except ValueError:
-        raise ValueError(f"{path}, line {number}: expected {'an integer' if kind is int else 'a number'}, "
-                         f"got {text!r}") from None
+        raise ValueError(
+            f"{path}, line {number}: expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
 
 
-def load_image(path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None,
-               grayscale: bool = False) -> torch.Tensor:
+def load_image(
+    path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None, grayscale: bool = False
+) -> torch.Tensor:
     """Float32 (C, H, W) in [0, 1] of an image file, optionally cropped to ``box`` (left, top, right, bottom)
     and resized (bilinear, antialiased) to ``size`` (H, W)."""
     from .cache import decode_image, to_tensor

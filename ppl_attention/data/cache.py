@@ -14,6 +14,7 @@ the unreadable image fails alone, with its own error.
 Where: ``$PPL_ATTENTION_IMAGE_CACHE`` (a folder), else ``$XDG_CACHE_HOME/ppl_attention/images``, else
 ``~/.cache/ppl_attention/images``.  ``PPL_ATTENTION_IMAGE_CACHE=off`` decodes on every access instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,9 @@ def cache_dir() -> Path | None:
     return Path(base) / "ppl_attention" / "images"
 
 
-def decode_image(path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None,
-                 grayscale: bool = False) -> np.ndarray:
+def decode_image(
+    path: Path, size: tuple[int, int] | None, box: Sequence[float] | None = None, grayscale: bool = False
+) -> np.ndarray:
     """uint8 (H, W, C) of an image file, optionally cropped to ``box`` (left, top, right, bottom) and resized
     (bilinear) to ``size`` (H, W)."""
     from PIL import Image
@@ -78,8 +80,15 @@ class ImageCache:
     (``directory=None``) every call decodes the file.
     """
 
-    def __init__(self, paths: Sequence[Path], size: tuple[int, int], boxes: Sequence[Sequence[float]] | None = None,
-                 grayscale: bool = False, directory: Path | None | str = "default", workers: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        size: tuple[int, int],
+        boxes: Sequence[Sequence[float]] | None = None,
+        grayscale: bool = False,
+        directory: Path | None | str = "default",
+        workers: int | None = None,
+    ) -> None:
         if boxes is not None and len(boxes) != len(paths):
             raise ValueError(f"boxes must have one entry per path ({len(paths)}), got {len(boxes)}")
         self.paths = [Path(p) for p in paths]
@@ -100,8 +109,11 @@ class ImageCache:
 
     def key(self) -> str:
         """A hash of what decides the pixels: paths, file sizes and mtimes, boxes, size, colour mode."""
-        h = hashlib.sha256(json.dumps({"v": FORMAT_VERSION, "size": self.size, "grayscale": self.grayscale,
-                                       "boxes": self.boxes}).encode())
+        h = hashlib.sha256(
+            json.dumps(
+                {"v": FORMAT_VERSION, "size": self.size, "grayscale": self.grayscale, "boxes": self.boxes}
+            ).encode()
+        )
         for p in self.paths:
             try:
                 st = p.stat()

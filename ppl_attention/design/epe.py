@@ -12,6 +12,7 @@ candidates or samples, only over batches.
 ``posterior`` is any callable mapping the AVP's input (``cat(canvas * mask, mask)``; an AVP normalises the
 canvas first through its ``make_input``) to logits, so an exact posterior can be plugged in for testing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,21 @@ if TYPE_CHECKING:
     from typing import Sequence
     from ..posterior.network import AVP
 
-__all__ = ["expected_posterior_entropy", "entropy_matrix", "PairScorer", "entropy_from_logits", "default_make_input",
-           "resolve_make_input", "avp_guide", "pyro_posterior_epe", "pyro_nmc_epe", "PRECISIONS", "DEFAULT_PRECISION",
-           "check_precision", "default_precision"]
+__all__ = [
+    "expected_posterior_entropy",
+    "entropy_matrix",
+    "PairScorer",
+    "entropy_from_logits",
+    "default_make_input",
+    "resolve_make_input",
+    "avp_guide",
+    "pyro_posterior_epe",
+    "pyro_nmc_epe",
+    "PRECISIONS",
+    "DEFAULT_PRECISION",
+    "check_precision",
+    "default_precision",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +61,9 @@ def default_make_input(canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return torch.cat([canvas * per_channel, mask], dim=1)
 
 
-def resolve_make_input(posterior: Callable[[torch.Tensor], torch.Tensor],
-                       make_input: Callable | None = None) -> Callable:
+def resolve_make_input(
+    posterior: Callable[[torch.Tensor], torch.Tensor], make_input: Callable | None = None
+) -> Callable:
     """The input builder: ``make_input`` if given, else ``posterior.make_input``, else :func:`default_make_input`."""
     if make_input is not None:
         return make_input
@@ -61,8 +75,9 @@ def _entropy_fn(posterior, kind: str | None) -> Callable[[torch.Tensor], torch.T
         return lambda logits: entropy_from_logits(logits, kind)
     if hasattr(posterior, "entropy") and callable(posterior.entropy):  # an AVP knows its head
         return posterior.entropy
-    return lambda logits: entropy_from_logits(logits, "binary" if logits.dim() == 1 or logits.shape[-1] == 1
-                                              else "categorical")
+    return lambda logits: entropy_from_logits(
+        logits, "binary" if logits.dim() == 1 or logits.shape[-1] == 1 else "categorical"
+    )
 
 
 def _check_inputs(images, observed, candidates, grid: Sensor):
@@ -79,8 +94,9 @@ def _check_inputs(images, observed, candidates, grid: Sensor):
         candidates = grid.all_locations(images.device)
     candidates = torch.as_tensor(candidates, device=images.device)
     if candidates.dim() != 1 or candidates.numel() == 0:
-        raise ValueError(f"candidates must be a non-empty (L,) tensor of locations, got shape "
-                         f"{tuple(candidates.shape)}")
+        raise ValueError(
+            f"candidates must be a non-empty (L,) tensor of locations, got shape {tuple(candidates.shape)}"
+        )
     candidates = grid._check_locations(candidates, "candidates")
     return images, observed, candidates
 
@@ -105,10 +121,17 @@ class PairScorer:
     A pass that runs out of device memory is retried in halves, and the smaller size is kept for later calls.
     """
 
-    def __init__(self, posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                 observed: torch.Tensor | Sequence[int], grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE,
-                 make_input: Callable | None = None, kind: str | None = None,
-                 precision: str = DEFAULT_PRECISION) -> None:
+    def __init__(
+        self,
+        posterior: Callable[[torch.Tensor], torch.Tensor],
+        images: torch.Tensor,
+        observed: torch.Tensor | Sequence[int],
+        grid: Sensor,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        make_input: Callable | None = None,
+        kind: str | None = None,
+        precision: str = DEFAULT_PRECISION,
+    ) -> None:
         self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -144,7 +167,7 @@ class PairScorer:
                 continue
             if out is None:
                 out = torch.empty((total,) + tuple(h.shape[1:]), dtype=h.dtype, device=device)
-            out[start:start + len(pair)] = h
+            out[start : start + len(pair)] = h
             start += len(pair)
         return out.reshape((L, N) + tuple(out.shape[1:]))
 
@@ -164,11 +187,18 @@ class PairScorer:
         return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
 
 
-def entropy_matrix(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                   observed: torch.Tensor | Sequence[int], candidates: torch.Tensor | Sequence[int] | None,
-                   grid: Sensor, batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None,
-                   kind: str | None = None, sample_index: torch.Tensor | None = None,
-                   precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def entropy_matrix(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    observed: torch.Tensor | Sequence[int],
+    candidates: torch.Tensor | Sequence[int] | None,
+    grid: Sensor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    make_input: Callable | None = None,
+    kind: str | None = None,
+    sample_index: torch.Tensor | None = None,
+    precision: str = DEFAULT_PRECISION,
+) -> torch.Tensor:
     """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
 
     Args:
@@ -186,8 +216,9 @@ def entropy_matrix(posterior: Callable[[torch.Tensor], torch.Tensor], images: to
         ``(L, n)`` entropies, or ``(L, n, A)`` for a multi-attribute posterior.
     """
     _, _, candidates = _check_inputs(images, observed, candidates, grid)
-    return PairScorer(posterior, images, observed, grid, batch_size, make_input, kind, precision)(candidates,
-                                                                                                   sample_index)
+    return PairScorer(posterior, images, observed, grid, batch_size, make_input, kind, precision)(
+        candidates, sample_index
+    )
 
 
 def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -201,11 +232,18 @@ def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
     return w / w.sum()
 
 
-def expected_posterior_entropy(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                               weights: torch.Tensor | None, observed: torch.Tensor | Sequence[int],
-                               candidates: torch.Tensor | Sequence[int] | None, grid: Sensor,
-                               batch_size: int = DEFAULT_BATCH_SIZE, make_input: Callable | None = None,
-                               kind: str | None = None, precision: str = DEFAULT_PRECISION) -> torch.Tensor:
+def expected_posterior_entropy(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    weights: torch.Tensor | None,
+    observed: torch.Tensor | Sequence[int],
+    candidates: torch.Tensor | Sequence[int] | None,
+    grid: Sensor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    make_input: Callable | None = None,
+    kind: str | None = None,
+    precision: str = DEFAULT_PRECISION,
+) -> torch.Tensor:
     """The paper's EPE estimator (eq. 6) for every candidate at once.
 
     Args:
@@ -226,16 +264,21 @@ def expected_posterior_entropy(posterior: Callable[[torch.Tensor], torch.Tensor]
         ``(L,)`` float64 EPE per candidate, or ``(L, A)`` for a multi-attribute posterior (every attribute from
         one AVP pass).
     """
-    H = entropy_matrix(posterior, images, observed, candidates, grid, batch_size, make_input, kind,
-                       precision=precision)
+    H = entropy_matrix(posterior, images, observed, candidates, grid, batch_size, make_input, kind, precision=precision)
     w = _check_weights(weights, images.shape[0], H)
     return torch.einsum("ln...,n->l...", H.double(), w)
 
 
 # ----------------------------------------------------------------------------- Pyro's OED estimators
-def avp_guide(posterior: AVP | Callable[[torch.Tensor], torch.Tensor], grid: Sensor,
-              observed: tuple[torch.Tensor, torch.Tensor] | None = None, make_input: Callable | None = None,
-              target: str = "label", observation: str = "y", attribute: int | None = None) -> Callable[..., None]:
+def avp_guide(
+    posterior: AVP | Callable[[torch.Tensor], torch.Tensor],
+    grid: Sensor,
+    observed: tuple[torch.Tensor, torch.Tensor] | None = None,
+    make_input: Callable | None = None,
+    target: str = "label",
+    observation: str = "y",
+    attribute: int | None = None,
+) -> Callable[..., None]:
     """A ``pyro.contrib.oed`` guide ``guide(y_dict, design, observation_labels, target_labels)`` built from an AVP.
 
     The design's glimpses ``y`` (``batch + (t, k*C, h, w)``) are pasted, together with the past glimpses
@@ -283,9 +326,16 @@ def _design(candidates, grid: Sensor) -> torch.Tensor:
     return cand.view(-1, 1)
 
 
-def pyro_posterior_epe(model: Callable[[torch.Tensor], object], candidates: torch.Tensor | Sequence[int] | None,
-                       guide: Callable[..., None], grid: Sensor, num_samples: int = 100, analytic_entropy: bool = True,
-                       observation: str = "y", target: str = "label") -> torch.Tensor:
+def pyro_posterior_epe(
+    model: Callable[[torch.Tensor], object],
+    candidates: torch.Tensor | Sequence[int] | None,
+    guide: Callable[..., None],
+    grid: Sensor,
+    num_samples: int = 100,
+    analytic_entropy: bool = True,
+    observation: str = "y",
+    target: str = "label",
+) -> torch.Tensor:
     """EPE of each candidate through ``pyro.contrib.oed.eig.posterior_eig`` with a fixed (pre-trained) guide.
 
     ``model(design)`` is a Pyro glimpse model vectorised over ``design.shape[:-1]`` (past glimpses folded into
@@ -298,15 +348,32 @@ def pyro_posterior_epe(model: Callable[[torch.Tensor], object], candidates: torc
 
     design = _design(candidates, grid)
     with torch.no_grad():
-        out = posterior_eig(model, design, observation, target, num_samples=num_samples, num_steps=0,
-                            guide=guide, optim=pyro.optim.Adam({"lr": 0.0}), eig=False,
-                            analytic_entropy=analytic_entropy)
+        out = posterior_eig(
+            model,
+            design,
+            observation,
+            target,
+            num_samples=num_samples,
+            num_steps=0,
+            guide=guide,
+            optim=pyro.optim.Adam({"lr": 0.0}),
+            eig=False,
+            analytic_entropy=analytic_entropy,
+        )
     return out.detach().double().reshape(-1)
 
 
-def pyro_nmc_epe(model: Callable[[torch.Tensor], object], candidates: torch.Tensor | Sequence[int] | None, grid: Sensor,
-                 prior_entropy: float, N: int = 200, M: int = 50, M_prime: int = 50, observation: str = "y",
-                 target: str = "label") -> torch.Tensor:
+def pyro_nmc_epe(
+    model: Callable[[torch.Tensor], object],
+    candidates: torch.Tensor | Sequence[int] | None,
+    grid: Sensor,
+    prior_entropy: float,
+    N: int = 200,
+    M: int = 50,
+    M_prime: int = 50,
+    observation: str = "y",
+    target: str = "label",
+) -> torch.Tensor:
     """EPE of each candidate by nested Monte Carlo (``nmc_eig``): ``H[p(label)] - EIG(l)``.
 
     The image is a nuisance latent, so ``M_prime`` inner samples estimate ``p(y | label, l)``; without it the

@@ -3,6 +3,7 @@
 Compares near-optimal sequences with random ones and with the first-glimpse heuristic of the paper's appendix
 B.2/B.3 (locations drawn independently at every step from ``softmax(-EPE_first / temperature)``, PS-H1/H5).
 """
+
 from __future__ import annotations
 
 from typing import Callable, TYPE_CHECKING
@@ -15,14 +16,26 @@ from .epe import resolve_make_input
 if TYPE_CHECKING:
     from typing import Sequence
 
-__all__ = ["accuracy_along", "random_sequences", "heuristic_sequences", "compare_sequences", "epe_calibration",
-           "mean_ci"]
+__all__ = [
+    "accuracy_along",
+    "random_sequences",
+    "heuristic_sequences",
+    "compare_sequences",
+    "epe_calibration",
+    "mean_ci",
+]
 
 
 @torch.no_grad()
-def accuracy_along(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
-                   sequences: torch.Tensor, grid: Sensor, make_input: Callable | None = None,
-                   batch_size: int = 512) -> torch.Tensor:
+def accuracy_along(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    sequences: torch.Tensor,
+    grid: Sensor,
+    make_input: Callable | None = None,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Accuracy after t = 1..T glimpses of each image at its sequence's first t locations: ``(T,)``.
 
     ``posterior`` maps ``make_input(images, mask)`` to class logits (a single logit = binary, > 0 means 1).
@@ -39,25 +52,32 @@ def accuracy_along(posterior: Callable[[torch.Tensor], torch.Tensor], images: to
     correct = torch.zeros(T, dtype=torch.float64)
     # Every (image, t) pair is one row; the first t glimpses, NO_GLIMPSE (-1) padding the rest.
     steps = torch.arange(1, T + 1, device=images.device)
-    pad = torch.where(torch.arange(T, device=images.device).unsqueeze(0) < steps.unsqueeze(1),
-                      torch.zeros(T, T, dtype=torch.long, device=images.device), -1)  # (T, T): -1 = unseen
+    pad = torch.where(
+        torch.arange(T, device=images.device).unsqueeze(0) < steps.unsqueeze(1),
+        torch.zeros(T, T, dtype=torch.long, device=images.device),
+        -1,
+    )  # (T, T): -1 = unseen
     all_loc = torch.where(pad.unsqueeze(0) == 0, seq.unsqueeze(1), pad.unsqueeze(0))  # (N, T, T)
     rows = all_loc.reshape(N * T, T)
     for start in range(0, N * T, batch_size):
-        r = rows[start:start + batch_size]
+        r = rows[start : start + batch_size]
         idx = torch.arange(start, start + len(r), device=images.device)
         logits = posterior(make_input(*grid.observe(images[idx // T], r)))
         if hasattr(posterior, "label_logits"):
             logits = posterior.label_logits(logits)
-        pred = (logits.reshape(len(r), -1)[:, 0] > 0).long() if logits.dim() == 1 or logits.shape[-1] == 1 \
+        pred = (
+            (logits.reshape(len(r), -1)[:, 0] > 0).long()
+            if logits.dim() == 1 or logits.shape[-1] == 1
             else logits.argmax(-1)
+        )
         hit = (pred == labels[idx // T].long()).double()
         correct.index_add_(0, (idx % T).cpu(), hit.cpu())
     return correct / N
 
 
-def random_sequences(n: int, T: int, grid: Sensor, generator: torch.Generator | None = None,
-                     allow_repeat: bool = False) -> torch.Tensor:
+def random_sequences(
+    n: int, T: int, grid: Sensor, generator: torch.Generator | None = None, allow_repeat: bool = False
+) -> torch.Tensor:
     """``(n, T)`` uniformly random locations (without repeats within a sequence unless ``allow_repeat``)."""
     L = grid.num_locations
     if allow_repeat:
@@ -67,8 +87,9 @@ def random_sequences(n: int, T: int, grid: Sensor, generator: torch.Generator | 
     return torch.rand(n, L, generator=generator).argsort(1)[:, :T]
 
 
-def heuristic_sequences(first_epe: torch.Tensor, n: int, T: int, inverse_temperature: float = 1.0,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def heuristic_sequences(
+    first_epe: torch.Tensor, n: int, T: int, inverse_temperature: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """The paper's PS-H heuristic: ``(n, T)`` locations drawn independently from softmax(-gamma^-1 EPE_first)."""
     epe = torch.as_tensor(first_epe, dtype=torch.float64).flatten()
     if not bool(torch.isfinite(epe).all()):
@@ -77,22 +98,32 @@ def heuristic_sequences(first_epe: torch.Tensor, n: int, T: int, inverse_tempera
     return torch.multinomial(p.float(), n * T, replacement=True, generator=generator).view(n, T)
 
 
-def compare_sequences(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
-                      grid: Sensor, sequences: torch.Tensor, first_epe: torch.Tensor, seed: int = 0,
-                      inverse_temperatures: Sequence[float] = (1.0, 5.0), make_input: Callable | None = None,
-                      repeats: int = 1) -> dict:
+def compare_sequences(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    grid: Sensor,
+    sequences: torch.Tensor,
+    first_epe: torch.Tensor,
+    seed: int = 0,
+    inverse_temperatures: Sequence[float] = (1.0, 5.0),
+    make_input: Callable | None = None,
+    repeats: int = 1,
+) -> dict:
     """Accuracy-by-t curves of the given (near-optimal) sequences, random ones and PS-H heuristics
     (``repeats`` random / heuristic sequences per image, to average over their randomness)."""
     n, T = torch.as_tensor(sequences).shape
     g = torch.Generator().manual_seed(int(seed))
     rep_images, rep_labels = images.repeat(repeats, 1, 1, 1), torch.as_tensor(labels).repeat(repeats)
-    curves = {"near-optimal": accuracy_along(posterior, images, labels, sequences, grid, make_input),
-              "random": accuracy_along(posterior, rep_images, rep_labels, random_sequences(n * repeats, T, grid, g),
-                                       grid, make_input)}
+    curves = {
+        "near-optimal": accuracy_along(posterior, images, labels, sequences, grid, make_input),
+        "random": accuracy_along(
+            posterior, rep_images, rep_labels, random_sequences(n * repeats, T, grid, g), grid, make_input
+        ),
+    }
     for it in inverse_temperatures:
         h = heuristic_sequences(first_epe, n * repeats, T, it, g)
-        curves[f"heuristic (1/gamma={it:g})"] = accuracy_along(posterior, rep_images, rep_labels, h, grid,
-                                                               make_input)
+        curves[f"heuristic (1/gamma={it:g})"] = accuracy_along(posterior, rep_images, rep_labels, h, grid, make_input)
     return {k: v.tolist() for k, v in curves.items()}
 
 
@@ -105,9 +136,16 @@ def mean_ci(x: torch.Tensor | Sequence[float]) -> dict:
 
 
 @torch.no_grad()
-def epe_calibration(posterior: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, grid: Sensor,
-                    sequences: torch.Tensor, epe_maps: torch.Tensor, make_input: Callable | None = None,
-                    attribute: int | None = None, batch_size: int = 512) -> dict:
+def epe_calibration(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    grid: Sensor,
+    sequences: torch.Tensor,
+    epe_maps: torch.Tensor,
+    make_input: Callable | None = None,
+    attribute: int | None = None,
+    batch_size: int = 512,
+) -> dict:
     """Predicted EPE of each chosen location against the realised posterior entropy, per step.
 
     ``sequences`` (N, T) and ``epe_maps`` (N, T, L) from a sequence store: step t's map scored every candidate
@@ -124,8 +162,9 @@ def epe_calibration(posterior: Callable[[torch.Tensor], torch.Tensor], images: t
     maps = torch.as_tensor(epe_maps, dtype=torch.float64)
     N, T = seq.shape
     if maps.shape[:2] != (N, T) or maps.shape[-1] != grid.num_locations:
-        raise ValueError(f"epe_maps must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, got "
-                         f"{tuple(maps.shape)}")
+        raise ValueError(
+            f"epe_maps must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, got {tuple(maps.shape)}"
+        )
     predicted = maps.gather(2, seq.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if maps.dim() == 4:  # one map per attribute
         predicted = predicted[..., attribute or 0]
@@ -135,7 +174,7 @@ def epe_calibration(posterior: Callable[[torch.Tensor], torch.Tensor], images: t
     first = torch.arange(T).unsqueeze(0) <= torch.arange(T).unsqueeze(1)  # (T, T)
     rows = torch.where(first.unsqueeze(0), seq.unsqueeze(1), NO_GLIMPSE).reshape(N * T, T)
     for start in range(0, N * T, batch_size):  # every (image, t) pair is one row of a batch
-        r = rows[start:start + batch_size]
+        r = rows[start : start + batch_size]
         idx = torch.arange(start, start + len(r))
         logits = posterior(make_input(*grid.observe(images[idx // T], r.to(images.device))))
         H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
@@ -145,6 +184,13 @@ def epe_calibration(posterior: Callable[[torch.Tensor], torch.Tensor], images: t
     steps = []
     for t in range(T):
         p, r = predicted[:, t], realised[:, t]
-        steps.append({"t": t + 1, "predicted": mean_ci(p), "realised": mean_ci(r), "difference": mean_ci(r - p),
-                      "relative": float(r.mean() / p.mean() - 1.0) if float(p.mean()) != 0 else float("nan")})
+        steps.append(
+            {
+                "t": t + 1,
+                "predicted": mean_ci(p),
+                "realised": mean_ci(r),
+                "difference": mean_ci(r - p),
+                "relative": float(r.mean() / p.mean() - 1.0) if float(p.mean()) != 0 else float("nan"),
+            }
+        )
     return {"images": N, "steps": steps, "rows": {"predicted": predicted.tolist(), "realised": realised.tolist()}}

@@ -9,6 +9,7 @@ as soon as they arrive: a killed run loses only the images in flight.
 An image whose design raises is recorded with its error in the store's ``failures.json`` and skipped; the others
 are kept, and a rerun designs the missing images (the failed ones included) and rewrites that file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,15 @@ from .store import SequenceStore
 if TYPE_CHECKING:
     from .sequential import DesignProblem
 
-__all__ = ["EXECUTORS", "FAILURES", "parse_shard", "shard_indices", "design_batch", "generate_sequences",
-           "read_failures"]
+__all__ = [
+    "EXECUTORS",
+    "FAILURES",
+    "parse_shard",
+    "shard_indices",
+    "design_batch",
+    "generate_sequences",
+    "read_failures",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,13 @@ def failure(index: int, error: BaseException | str) -> dict:
     return {"index": int(index), "error": text}
 
 
-def design_batch(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], indices: list[int],
-                 settings: DesignSettings, seed: int, first_epe: torch.Tensor) -> Iterator[dict]:
+def design_batch(
+    factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
+    indices: list[int],
+    settings: DesignSettings,
+    seed: int,
+    first_epe: torch.Tensor,
+) -> Iterator[dict]:
     """Generate the sequences of some images (in this process), yielding one record per image; an image whose
     design raises yields :func:`failure` instead, and the others go on."""
     problem, image_fn = _load(factory)
@@ -85,8 +98,7 @@ def design_batch(factory: Callable[[], tuple[DesignProblem, Callable[[int], torc
 
         try:
             images = torch.stack([image_fn(i) for i in indices])
-            locations, maps = amortised_sequences(problem.epe_net, images, settings.T, first_epe,
-                                                  settings.allow_repeat)
+            locations, maps = amortised_sequences(problem.epe_net, images, settings.T, first_epe, settings.allow_repeat)
         except Exception as e:
             if len(indices) == 1:
                 log.warning("image %d failed: %s", indices[0], e)
@@ -96,8 +108,13 @@ def design_batch(factory: Callable[[], tuple[DesignProblem, Callable[[int], torc
                     yield from design_batch(factory, [index], settings, seed, first_epe)
             return
         for k, index in enumerate(indices):
-            yield {"index": int(index), "seed": image_seed(seed, index), "locations": locations[k].tolist(),
-                   "epe": maps[k].tolist(), "evaluations": [0] * settings.T}
+            yield {
+                "index": int(index),
+                "seed": image_seed(seed, index),
+                "locations": locations[k].tolist(),
+                "epe": maps[k].tolist(),
+                "evaluations": [0] * settings.T,
+            }
         return
     exclusions = getattr(image_fn, "exclusions", None)
     for index in indices:
@@ -110,12 +127,16 @@ def design_batch(factory: Callable[[], tuple[DesignProblem, Callable[[int], torc
             log.warning("image %d failed: %s", index, e)
             yield failure(index, e)
             continue
-        yield {"index": int(index), "seed": s, "locations": result.locations.tolist(),
-               "epe": result.epe.tolist(),
-               "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
-               # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
-               "ess": [i.get("ess") for i in result.info[1:]],
-               "distinct": [i.get("samples") for i in result.info[1:]]}  # distinct completions per step
+        yield {
+            "index": int(index),
+            "seed": s,
+            "locations": result.locations.tolist(),
+            "epe": result.epe.tolist(),
+            "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
+            # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
+            "ess": [i.get("ess") for i in result.info[1:]],
+            "distinct": [i.get("samples") for i in result.info[1:]],
+        }  # distinct completions per step
 
 
 def read_failures(store: SequenceStore) -> dict[int, str]:
@@ -146,15 +167,32 @@ def _write(store: SequenceStore, rec: dict, failed: dict[int, str]) -> None:
     if "error" in rec:
         failed[int(rec["index"])] = rec["error"]
         return
-    store.write_record(rec["index"], rec["seed"], rec["locations"], rec["epe"], evaluations=rec["evaluations"],
-                       ess=rec.get("ess"), **({"distinct": rec["distinct"]} if "distinct" in rec else {}))
+    store.write_record(
+        rec["index"],
+        rec["seed"],
+        rec["locations"],
+        rec["epe"],
+        evaluations=rec["evaluations"],
+        ess=rec.get("ess"),
+        **({"distinct": rec["distinct"]} if "distinct" in rec else {}),
+    )
 
 
-def generate_sequences(store: SequenceStore, factory: Callable, indices: Iterable[int], settings: DesignSettings,
-                       seed: int = 0, executor: str = "local", images_per_task: int = 4,
-                       num_gpus: float | None = None, first_num_samples: int | None = None, progress: bool = True,
-                       ray_address: str | None = None, workers: int | None = None,
-                       cpus_per_worker: float = 1.0) -> dict:
+def generate_sequences(
+    store: SequenceStore,
+    factory: Callable,
+    indices: Iterable[int],
+    settings: DesignSettings,
+    seed: int = 0,
+    executor: str = "local",
+    images_per_task: int = 4,
+    num_gpus: float | None = None,
+    first_num_samples: int | None = None,
+    progress: bool = True,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+) -> dict:
     """Fill ``store`` with the sequences of ``indices`` (those already there are skipped: resume).
 
     The first-glimpse EPE is computed once (exhaustive, ``first_num_samples`` prior samples, default
@@ -209,14 +247,15 @@ def _check_request(executor: str, images_per_task: int, indices: Iterable[int]) 
     return indices
 
 
-def _batches(todo: list[int], images_per_task: int, settings: DesignSettings, executor: str,
-             store: SequenceStore) -> list[list[int]]:
+def _batches(
+    todo: list[int], images_per_task: int, settings: DesignSettings, executor: str, store: SequenceStore
+) -> list[list[int]]:
     """The images to design, ``images_per_task`` at a time (more for the amortised search run here, whose network
     passes are batched over images)."""
     per_batch = images_per_task
     if settings.search == "amortised" and executor == "local":
         per_batch = max(images_per_task, min(AMORTISED_BATCH, AMORTISED_PAIRS // store.grid.num_locations))
-    return [todo[k:k + per_batch] for k in range(0, len(todo), per_batch)]
+    return [todo[k : k + per_batch] for k in range(0, len(todo), per_batch)]
 
 
 def _first_glimpse(store: SequenceStore, compute: Callable[[], torch.Tensor], seed: int, n: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ digits, ``MnistCanvases.source_digits``), for any other dataset the item itself.
   and clutter digits, a database's own rows (and mirrors) and every exact duplicate; a prior that holds design
   images it cannot identify is refused.  The samplers apply it through their ``excluding(ids)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,15 @@ if TYPE_CHECKING:
     from ..completion.base import Completion
     from .sequential import DesignProblem
 
-__all__ = ["HeldOut", "design_sources", "check_avp", "check_prior", "prior_exclusions", "held_out_record",
-           "honest_problem"]
+__all__ = [
+    "HeldOut",
+    "design_sources",
+    "check_avp",
+    "check_prior",
+    "prior_exclusions",
+    "held_out_record",
+    "honest_problem",
+]
 
 #: The split every AVP and prior is trained or built on.
 TRAIN = "train"
@@ -48,8 +56,12 @@ def _source_kind(data) -> str:
 def held_out_record(data: Dataset, indices: Iterable[int]) -> dict:
     """What an AVP records about the design images left out of its training: split, kind and source ids."""
     ids = sorted({int(i) for i in design_sources(data, indices)})
-    return {"split": getattr(data, "split", TRAIN), "kind": _source_kind(data), "images": len(list(indices)),
-            "ids": ids}
+    return {
+        "split": getattr(data, "split", TRAIN),
+        "kind": _source_kind(data),
+        "images": len(list(indices)),
+        "ids": ids,
+    }
 
 
 class HeldOut(torch.utils.data.Dataset):
@@ -109,10 +121,12 @@ def check_avp(avp_dir: str | os.PathLike, data: Dataset, split: str, indices: It
     bad = [i for i, s in zip(idx, ids.tolist()) if not ok or s not in set(held.get("ids", ()))]
     if bad:
         what = f"digit {int(ids[idx.index(bad[0])])} of " if kind == "digit" else ""
-        raise ValueError(f"`avp` {avp_dir} was trained on {what}design image {bad[0]} of the {split} split "
-                         f"({len(bad)} of the {len(idx)} design images): an oracle. Train it without them "
-                         "(`exclude_design` N, e.g. the first N training images), design for held-out images, or "
-                         "set `allow_oracle` for a diagnosis")
+        raise ValueError(
+            f"`avp` {avp_dir} was trained on {what}design image {bad[0]} of the {split} split "
+            f"({len(bad)} of the {len(idx)} design images): an oracle. Train it without them "
+            "(`exclude_design` N, e.g. the first N training images), design for held-out images, or "
+            "set `allow_oracle` for a diagnosis"
+        )
 
 
 def check_prior(prior_dir: str | os.PathLike, split: str) -> None:
@@ -125,8 +139,9 @@ def check_prior(prior_dir: str | os.PathLike, split: str) -> None:
         kind.check(prior_dir, split)
 
 
-def prior_exclusions(sampler: Completion, prior_dir: str | os.PathLike, data: Dataset,
-                     split: str) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
+def prior_exclusions(
+    sampler: Completion, prior_dir: str | os.PathLike, data: Dataset, split: str
+) -> Callable[[int, torch.Tensor], torch.Tensor] | None:
     """``fn(index, image) -> ids`` the prior must leave out for design image ``index`` of ``split`` (the sampler's
     ``excluding`` takes them), or None when the prior holds nothing of that split or cannot tell it apart
     (:func:`check_prior` refuses the latter)."""
@@ -135,8 +150,12 @@ def prior_exclusions(sampler: Completion, prior_dir: str | os.PathLike, data: Da
     return prior_kind(prior_dir).exclusions(sampler, prior_dir, data, split)
 
 
-def honest_problem(problem: DesignProblem, exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None, index: int,
-                   image: torch.Tensor) -> DesignProblem:
+def honest_problem(
+    problem: DesignProblem,
+    exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None,
+    index: int,
+    image: torch.Tensor,
+) -> DesignProblem:
     """``problem`` whose sampler leaves out what design image ``index`` is made of (``exclusions``, from
     :func:`prior_exclusions`; None: nothing to leave out)."""
     if exclusions is None:

@@ -5,6 +5,7 @@
 the dataset (``data.load_dataset``), and returns ``(DesignProblem, image_fn)`` for :mod:`.executors`;
 ``image_fn.exclusions(index, image)`` (unless ``allow_oracle``) is what the prior must leave out for that image.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,8 +55,16 @@ class ImageFactory:
             check_sensor(avp.grid, grid, f"--avp {self.avp}", f"the dataset {self.dataset}'s sensor")
         sampler = self._sampler(avp, device)
         epe_map = self._epe_map(avp, device) if self.epe_net is not None else None
-        problem = DesignProblem(avp, sampler, avp.grid, attribute=self.attribute, batch_size=self.batch_size,
-                                channels=avp.channels, precision=self.precision, epe_net=epe_map)
+        problem = DesignProblem(
+            avp,
+            sampler,
+            avp.grid,
+            attribute=self.attribute,
+            batch_size=self.batch_size,
+            channels=avp.channels,
+            precision=self.precision,
+            epe_net=epe_map,
+        )
 
         def image(index: int):
             return data[int(index)]["image"].to(device)
@@ -76,13 +85,16 @@ class ImageFactory:
         for other in PRIORS.values():  # a setting of another kind's sampler, changed, would be silently ignored
             for name in set(other.sampler_options) - set(kind.sampler_options):
                 if getattr(self, name) != defaults[name]:
-                    raise ValueError(f"`{name}` applies to a {other.name} prior, not to the {kind.name} prior "
-                                     f"{self.prior}")
+                    raise ValueError(
+                        f"`{name}` applies to a {other.name} prior, not to the {kind.name} prior {self.prior}"
+                    )
         options = {name: getattr(self, name) for name in kind.sampler_options}
         if kind.on_device:
             options["device"] = device
-        noise = {"sigma": list(self.sigma) if self.sigma else None,
-                 "sigma_q": list(self.sigma_q) if self.sigma_q else None}
+        noise = {
+            "sigma": list(self.sigma) if self.sigma else None,
+            "sigma_q": list(self.sigma_q) if self.sigma_q else None,
+        }
         return kind.open(self.prior, grid=avp.grid, k1=self.k1, **noise, **options)
 
     def _epe_map(self, avp, device):
@@ -91,6 +103,14 @@ class ImageFactory:
         from .amortised import AmortisedMap, avp_weights_checksum, check_epe_net, load_epe_net
 
         net = load_epe_net(self.epe_net, device)
-        check_epe_net(net, avp.grid, dir_checksum(self.avp), dir_checksum(self.prior), f"--epe-net {self.epe_net}",
-                      f"--avp {self.avp}", f"--prior {self.prior}", avp_weights_checksum(self.avp))
+        check_epe_net(
+            net,
+            avp.grid,
+            dir_checksum(self.avp),
+            dir_checksum(self.prior),
+            f"--epe-net {self.epe_net}",
+            f"--avp {self.avp}",
+            f"--prior {self.prior}",
+            avp_weights_checksum(self.avp),
+        )
         return AmortisedMap(net, avp)

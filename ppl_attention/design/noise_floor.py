@@ -13,6 +13,7 @@ with a regret ``(EPE(chosen) - min EPE) / min EPE`` over the locations not yet o
 ESS and the number of distinct completions of every draw.  The completions leave the image itself out
 (``exclusions``, see :mod:`.honest`) unless the caller passes none.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,9 @@ def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int):
     draw's diagnostics and its whole (candidate, sample) entropy table and weights (for replaying searches)."""
     glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
     samples = problem.sample(observed, glimpses, n, make_generator(seed), image)
-    table = CachedScore(problem.score_fn(samples.images.to(image.device), observed), problem.grid.num_locations,
-                        len(samples.weights))
+    table = CachedScore(
+        problem.score_fn(samples.images.to(image.device), observed), problem.grid.num_locations, len(samples.weights)
+    )
     result = run_search("exhaustive", table, samples.weights, problem.grid, observed)
     epe = result.epe.double().cpu().clone()
     epe[observed.cpu()] = math.inf
@@ -69,16 +71,27 @@ def _replay(searches: dict, table, grid, observed, maps: dict, seed: int) -> dic
     for label, (name, options) in searches.items():
         lookup = CachedScore(lambda c, s: H[c][:, s], H.shape[0], H.shape[1])
         result = run_search(name, lookup, weights, grid, observed, generator=make_generator(seed), **options)
-        out[label] = {"regret": _regret(maps["a"], result.location),
-                      "vs_reference": _regret(maps["reference"], result.location),
-                      "evaluations": lookup.evaluations / full}
+        out[label] = {
+            "regret": _regret(maps["a"], result.location),
+            "vs_reference": _regret(maps["reference"], result.location),
+            "evaluations": lookup.evaluations / full,
+        }
     return out
 
 
-def noise_floor(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor], indices: Iterable[int], T: int,
-                num_samples: int, reference_samples: int, seed: int, first_epe: torch.Tensor,
-                exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
-                progress: bool = True, searches: dict[str, tuple[str, dict]] | None = None) -> list[dict]:
+def noise_floor(
+    problem: DesignProblem,
+    image_fn: Callable[[int], torch.Tensor],
+    indices: Iterable[int],
+    T: int,
+    num_samples: int,
+    reference_samples: int,
+    seed: int,
+    first_epe: torch.Tensor,
+    exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
+    searches: dict[str, tuple[str, dict]] | None = None,
+) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "draws": {name: {"ess", "distinct"}}}``
     for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
     the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
@@ -98,14 +111,25 @@ def noise_floor(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor],
             maps, draws, tables = {}, {}, {}
             for name in DRAWS:
                 maps[name], draws[name], tables[name] = _exhaustive(
-                    honest, image, observed, sizes[name], derive_seed(seed, "noise-floor", name, int(index), t))
+                    honest, image, observed, sizes[name], derive_seed(seed, "noise-floor", name, int(index), t)
+                )
             choice = {name: int(maps[name].argmin()) for name in DRAWS}
-            row = {"index": int(index), "step": t + 1,
-                   "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
-                   "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")}, "draws": draws}
+            row = {
+                "index": int(index),
+                "step": t + 1,
+                "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
+                "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")},
+                "draws": draws,
+            }
             if searches:
-                row["searches"] = _replay(searches, tables["a"], honest.grid, observed, maps,
-                                          derive_seed(seed, "noise-floor-search", int(index), t))
+                row["searches"] = _replay(
+                    searches,
+                    tables["a"],
+                    honest.grid,
+                    observed,
+                    maps,
+                    derive_seed(seed, "noise-floor-search", int(index), t),
+                )
             rows.append(row)
             locs.append(choice["reference"])
     return rows
@@ -120,8 +144,10 @@ def parse_searches(items: Iterable[str]) -> dict[str, tuple[str, dict]]:
     for item in items:
         name, _, options = str(item).partition(":")
         if name in NETWORK_SEARCHES:
-            raise ValueError(f"`searches`: {name!r} needs an EPE-map network; replay the searches of the BOED "
-                             f"estimator only, got {item!r}")
+            raise ValueError(
+                f"`searches`: {name!r} needs an EPE-map network; replay the searches of the BOED "
+                f"estimator only, got {item!r}"
+            )
         out[str(item)] = (name, parse_search_options(name, [o for o in options.split(",") if o]))
     return out
 
@@ -133,19 +159,30 @@ def _stats(values) -> dict:
 
 def summarise_noise_floor(rows: list[dict]) -> dict:
     """Mean / median regrets over every step and per step, and the median ESS / distinct completions per draw."""
+
     def block(rs):
-        return {"between": _stats(r["between"] for r in rs),
-                "vs_reference": _stats(v for r in rs for v in r["vs_reference"].values()),
-                "ess": {k: statistics.median(r["draws"][k]["ess"] for r in rs) for k in DRAWS},
-                "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS},
-                "searches": {label: {key: _stats(r["searches"][label][key] for r in rs)
-                                     for key in ("regret", "vs_reference", "evaluations")}
-                             for label in rs[0].get("searches", {})}}
+        return {
+            "between": _stats(r["between"] for r in rs),
+            "vs_reference": _stats(v for r in rs for v in r["vs_reference"].values()),
+            "ess": {k: statistics.median(r["draws"][k]["ess"] for r in rs) for k in DRAWS},
+            "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS},
+            "searches": {
+                label: {
+                    key: _stats(r["searches"][label][key] for r in rs)
+                    for key in ("regret", "vs_reference", "evaluations")
+                }
+                for label in rs[0].get("searches", {})
+            },
+        }
+
     if not rows:
         raise ValueError("rows is empty: no step after the first was evaluated (T must be >= 2)")
     steps = sorted({r["step"] for r in rows})
-    return {"all": block(rows), "per_step": {str(s): block([r for r in rows if r["step"] == s]) for s in steps},
-            "images": len({r["index"] for r in rows})}
+    return {
+        "all": block(rows),
+        "per_step": {str(s): block([r for r in rows if r["step"] == s]) for s in steps},
+        "images": len({r["index"] for r in rows}),
+    }
 
 
 @dataclass(frozen=True)
@@ -154,19 +191,27 @@ class NoiseFloorConfig:
 
     split: str = field(default="test", metadata={"help": "the images' split", "choices": ["train", "valid", "test"]})
     num_images: int = field(default=50, metadata={"help": "images"})
-    glimpses: int = field(default=GLIMPSES, metadata={"help": "steps (>= 2: the first is the cached prior map)",
-                                                      "old_flags": ("-T",)})
+    glimpses: int = field(
+        default=GLIMPSES, metadata={"help": "steps (>= 2: the first is the cached prior map)", "old_flags": ("-T",)}
+    )
     num_samples: int = field(default=40, metadata={"help": "completions of each compared search"})
     reference_samples: int = field(default=400, metadata={"help": "completions of the reference search"})
-    first_num_samples: Optional[int] = field(default=None, metadata={
-        "help": "prior samples of the first-glimpse map (default: reference_samples)"})
+    first_num_samples: Optional[int] = field(
+        default=None, metadata={"help": "prior samples of the first-glimpse map (default: reference_samples)"}
+    )
     k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
-    sigma: Optional[tuple[float, ...]] = field(default=None, metadata={
-        "help": "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"})
+    sigma: Optional[tuple[float, ...]] = field(
+        default=None,
+        metadata={"help": "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"},
+    )
     batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
-    searches: tuple[str, ...] = field(default=(), metadata={
-        "help": "searches to replay on the compared completions against the exhaustive search on them: NAME or "
-                "NAME:KEY=VALUE,KEY=VALUE (e.g. pyramid pyramid:top=8 coarse halving)"})
+    searches: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "searches to replay on the compared completions against the exhaustive search on them: NAME or "
+            "NAME:KEY=VALUE,KEY=VALUE (e.g. pyramid pyramid:top=8 coarse halving)"
+        },
+    )
 
     def __post_init__(self):
         parse_searches(self.searches)
@@ -176,7 +221,8 @@ class NoiseFloorConfig:
         check_int("glimpses", self.glimpses, minimum=2)
         check_int("first_num_samples", self.first_num_samples, optional=True)
         if self.reference_samples < self.num_samples:
-            raise ValueError(f"`reference_samples` must be >= `num_samples` ({self.num_samples}), got "
-                             f"{self.reference_samples}")
+            raise ValueError(
+                f"`reference_samples` must be >= `num_samples` ({self.num_samples}), got {self.reference_samples}"
+            )
         for v in self.sigma or ():
             check_number("sigma", v, strict=True)

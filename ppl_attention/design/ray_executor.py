@@ -9,6 +9,7 @@ say by the OOM killer) fails the images it held, the other actors go on.
 Connecting: ``address`` (``"auto"``, ``"HOST:PORT"`` of a ``ray start --head``, ``"ray://HOST:10001"``), else
 ``$RAY_ADDRESS``, joins that cluster with its own resources; neither starts a private local Ray instance.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,8 +56,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
 class DesignWorker:
     """A Ray actor that loads the design problem once and designs batches of images with it."""
 
-    def __init__(self, factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
-                 threads: int = 1) -> None:
+    def __init__(
+        self, factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], threads: int = 1
+    ) -> None:
         torch.set_num_threads(max(1, int(threads)))
         self.factory = factory
         _load(factory)
@@ -69,8 +71,9 @@ class DesignWorker:
         return list(design_batch(self.factory, indices, settings, seed, first_epe))
 
 
-def worker_factory(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
-                   gpus_per_worker: float) -> Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]]:
+def worker_factory(
+    factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], gpus_per_worker: float
+) -> Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]]:
     """``factory`` with its ``device`` set for the actors: ``cuda`` with GPUs, ``cpu`` without (a factory
     without a ``device`` field is returned as it is)."""
     names = {f.name for f in dataclasses.fields(factory)} if dataclasses.is_dataclass(factory) else set()
@@ -91,8 +94,9 @@ def _plan(ray, gpus_per_worker: float | None, workers: int | None, cpus_per_work
     if gpus_per_worker < 0:
         raise ValueError(f"gpus_per_worker must be >= 0, got {gpus_per_worker}")
     if gpus_per_worker > 0 and gpus < gpus_per_worker:
-        raise ValueError(f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {gpus:g} GPUs "
-                         f"(resources {resources})")
+        raise ValueError(
+            f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {gpus:g} GPUs (resources {resources})"
+        )
     if workers is None:
         workers = int(gpus // gpus_per_worker) if gpus_per_worker > 0 else int(cpus // cpus_per_worker)
     if workers < 1:
@@ -100,10 +104,19 @@ def _plan(ray, gpus_per_worker: float | None, workers: int | None, cpus_per_work
     return float(gpus_per_worker), int(workers)
 
 
-def run_on_ray(factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]], batches: list[list[int]],
-               settings: DesignSettings, seed: int, write: Callable[[dict], None], first_glimpse: Callable,
-               num_first: int, address: str | None = None, gpus_per_worker: float | None = None,
-               workers: int | None = None, cpus_per_worker: float = 1.0) -> None:
+def run_on_ray(
+    factory: Callable[[], tuple[DesignProblem, Callable[[int], torch.Tensor]]],
+    batches: list[list[int]],
+    settings: DesignSettings,
+    seed: int,
+    write: Callable[[dict], None],
+    first_glimpse: Callable,
+    num_first: int,
+    address: str | None = None,
+    gpus_per_worker: float | None = None,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+) -> None:
     """Design ``batches`` on the actors, calling ``write(record)`` for every record (or failure) as it arrives.
 
     ``first_glimpse(compute)`` returns the cached first-glimpse map, calling ``compute()`` when there is none:

@@ -18,6 +18,7 @@ estimator (the amortised network, which never sees the reference's completions, 
 search's own sequences (a separate rollout: its choices, not the reference's, decide what it sees next); the
 rollout of all the images in one batch is timed (``amortised-batched``).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,12 +56,19 @@ def _reference_step(problem, reference, index, t: int, locs, images, weights, ob
     if reference is None:
         t0 = time.perf_counter()
         ref = run_search("exhaustive", problem.score_fn(images, observed), weights, problem.grid, observed)
-        return ref, {"seconds": time.perf_counter() - t0 + sample_s, "evaluations": ref.evaluations,
-                     "regret": 0.0, "regret_nats": 0.0, "agree": True}
+        return ref, {
+            "seconds": time.perf_counter() - t0 + sample_s,
+            "evaluations": ref.evaluations,
+            "regret": 0.0,
+            "regret_nats": 0.0,
+            "agree": True,
+        }
     rec = reference.record(index)
     if rec["locations"][:t] != locs:
-        raise ValueError(f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
-                         f"expected {locs}: it was not generated with these settings")
+        raise ValueError(
+            f"the reference store's sequence of image {index} starts {rec['locations'][:t]}, "
+            f"expected {locs}: it was not generated with these settings"
+        )
     return SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {}), None
 
 
@@ -92,14 +100,18 @@ def _score_search(problem, name, options, step: dict, ref, ref_map, gen) -> dict
         seconds += step["net_s"]
     if asked not in ("amortised", INDEPENDENT):  # the independent one drew its own
         seconds += step["sample_s"]
-    return {"seconds": seconds, "evaluations": result.evaluations,
-            "regret": _regret(ref_map, result.location),
-            "regret_nats": float(ref_map[result.location] - ref_map.min()),
-            "agree": result.location == int(ref.location)}
+    return {
+        "seconds": seconds,
+        "evaluations": result.evaluations,
+        "regret": _regret(ref_map, result.location),
+        "regret_nats": float(ref_map[result.location] - ref_map.min()),
+        "agree": result.location == int(ref.location),
+    }
 
 
-def _evaluate_image(problem, image, index, locs, t: int, num_samples: int, g, seed: int, searches: dict,
-                    reference) -> tuple:
+def _evaluate_image(
+    problem, image, index, locs, t: int, num_samples: int, g, seed: int, searches: dict, reference
+) -> tuple:
     """Step ``t`` of one image: draw the completions, take the reference, score every search; (row, location)."""
     observed = torch.tensor(locs, dtype=torch.long)
     glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
@@ -114,18 +126,36 @@ def _evaluate_image(problem, image, index, locs, t: int, num_samples: int, g, se
     ref_map = ref.epe.clone()
     ref_map[observed] = math.inf
     proposal, net_s = _network_proposal(problem, image, observed)
-    step = {"image": image, "observed": observed, "glimpses": glimpses, "samples": samples, "images": images,
-            "num_samples": num_samples, "proposal": proposal, "net_s": net_s, "sample_s": sample_s}
+    step = {
+        "image": image,
+        "observed": observed,
+        "glimpses": glimpses,
+        "samples": samples,
+        "images": images,
+        "num_samples": num_samples,
+        "proposal": proposal,
+        "net_s": net_s,
+        "sample_s": sample_s,
+    }
     for label, (name, options) in searches.items():
         gen = make_generator(derive_seed(seed, "evaluate", label, int(index), t))
         row[label] = _score_search(problem, name, options, step, ref, ref_map, gen)
     return row, int(ref.location)
 
 
-def evaluate_searches(problem: DesignProblem, image_fn: Callable[[int], torch.Tensor], indices: Sequence[int], T: int,
-                      num_samples: int, seed: int, first_epe: torch.Tensor, searches: dict,
-                      labels: Callable[[int], int] | None = None, progress: bool = True,
-                      reference: SequenceStore | None = None) -> dict:
+def evaluate_searches(
+    problem: DesignProblem,
+    image_fn: Callable[[int], torch.Tensor],
+    indices: Sequence[int],
+    T: int,
+    num_samples: int,
+    seed: int,
+    first_epe: torch.Tensor,
+    searches: dict,
+    labels: Callable[[int], int] | None = None,
+    progress: bool = True,
+    reference: SequenceStore | None = None,
+) -> dict:
     """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
     options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary.
 
@@ -144,20 +174,23 @@ def evaluate_searches(problem: DesignProblem, image_fn: Callable[[int], torch.Te
         g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
         locs = [first]
         for t in range(1, T):
-            row, location = _evaluate_image(problem, image, index, locs, t, num_samples, g, seed, searches,
-                                            reference)
+            row, location = _evaluate_image(problem, image, index, locs, t, num_samples, g, seed, searches, reference)
             rows.append(row)
             locs.append(location)
         reference_sequences.append(locs)
     out = {"rows": rows, "first_step": None, "validity": None}
     if problem.epe_net is not None and len(indices):
         net_first = problem.epe_net(image_fn(indices[0]).unsqueeze(0), empty.view(1, 0))[0].double().cpu()
-        out["first_step"] = {"regret": _regret(first_epe, int(net_first.argmin())),
-                             "agree": int(net_first.argmin()) == first}
+        out["first_step"] = {
+            "regret": _regret(first_epe, int(net_first.argmin())),
+            "agree": int(net_first.argmin()) == first,
+        }
         if labels is not None:
-            out["validity"] = _validity(problem, image_fn, indices, torch.tensor(reference_sequences), first_epe,
-                                        labels, T)
+            out["validity"] = _validity(
+                problem, image_fn, indices, torch.tensor(reference_sequences), first_epe, labels, T
+            )
     return out
+
 
 @torch.no_grad()
 def _validity(problem, image_fn, indices, reference: torch.Tensor, first_epe, labels, T: int) -> dict:
@@ -192,28 +225,42 @@ def summarise(result: dict, labels: Iterable[str]) -> dict:
     for label in (["exhaustive"] if timed else []) + list(labels):
         reg = torch.tensor([r[label]["regret"] for r in rows], dtype=torch.float64)
         nats = torch.tensor([r[label]["regret_nats"] for r in rows], dtype=torch.float64)
-        entry = {"mean_regret": float(reg.mean()), "median_regret": float(reg.median()),
-                 "mean_regret_nats": float(nats.mean()),
-                 "max_regret": float(reg.max()),
-                 "regret_se": float(reg.std() / math.sqrt(len(reg))) if len(reg) > 1 else 0.0,
-                 "agreement": sum(r[label]["agree"] for r in rows) / len(rows),
-                 "evaluations_per_step": sum(r[label]["evaluations"] for r in rows) / len(rows),
-                 "seconds_per_sequence": sum(r[label]["seconds"] for r in rows) / images,
-                 "per_step": {}}
+        entry = {
+            "mean_regret": float(reg.mean()),
+            "median_regret": float(reg.median()),
+            "mean_regret_nats": float(nats.mean()),
+            "max_regret": float(reg.max()),
+            "regret_se": float(reg.std() / math.sqrt(len(reg))) if len(reg) > 1 else 0.0,
+            "agreement": sum(r[label]["agree"] for r in rows) / len(rows),
+            "evaluations_per_step": sum(r[label]["evaluations"] for r in rows) / len(rows),
+            "seconds_per_sequence": sum(r[label]["seconds"] for r in rows) / images,
+            "per_step": {},
+        }
         for s in steps:
             sel = [r for r in rows if r["step"] == s]
-            entry["per_step"][str(s)] = {"mean_regret": sum(r[label]["regret"] for r in sel) / len(sel),
-                                         "agreement": sum(r[label]["agree"] for r in sel) / len(sel)}
+            entry["per_step"][str(s)] = {
+                "mean_regret": sum(r[label]["regret"] for r in sel) / len(sel),
+                "agreement": sum(r[label]["agree"] for r in sel) / len(sel),
+            }
         summary[label] = entry
     validity = result.get("validity") or {}
     if "amortised" in summary and "batched_seconds_per_sequence" in validity:
         # the same sequences for all the images at once: one network pass per step for the whole batch
-        summary["amortised-batched"] = {"seconds_per_sequence": validity["batched_seconds_per_sequence"],
-                                        "images_per_batch": images}
+        summary["amortised-batched"] = {
+            "seconds_per_sequence": validity["batched_seconds_per_sequence"],
+            "images_per_batch": images,
+        }
     for label, entry in summary.items():
         for base in ("exhaustive", "halving"):
             if base in summary and base != label:
                 entry[f"speedup_vs_{base}"] = summary[base]["seconds_per_sequence"] / max(
-                    entry["seconds_per_sequence"], 1e-12)
-    return {"images": images, "steps_per_image": len(steps), "steps": len(rows), "searches": summary,
-            "first_step": result.get("first_step"), "validity": result.get("validity")}
+                    entry["seconds_per_sequence"], 1e-12
+                )
+    return {
+        "images": images,
+        "steps_per_image": len(steps),
+        "steps": len(rows),
+        "searches": summary,
+        "first_step": result.get("first_step"),
+        "validity": result.get("validity"),
+    }

@@ -27,6 +27,7 @@ that revisit candidates (halving with shared samples, coarse-to-fine) never eval
 ``forbidden`` locations (already observed, when repeating is not allowed) are never chosen; the exhaustive,
 halving and coarse searches score them for the map, ``race`` fills their map value without scoring them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,9 +43,25 @@ from .search_base import CachedScore, SearchResult, prepare_weights, sample_orde
 if TYPE_CHECKING:
     from typing import Sequence
 
-__all__ = ["SearchResult", "CachedScore", "lattice", "exhaustive_search", "successive_halving", "coarse_to_fine",
-           "racing", "amortised_choice", "hybrid_search", "pyramid_search", "dagger_search", "SEARCH_FUNCTIONS",
-           "SEARCHES", "NETWORK_SEARCHES", "MAP_SEARCHES", "run_search", "parse_search_options"]
+__all__ = [
+    "SearchResult",
+    "CachedScore",
+    "lattice",
+    "exhaustive_search",
+    "successive_halving",
+    "coarse_to_fine",
+    "racing",
+    "amortised_choice",
+    "hybrid_search",
+    "pyramid_search",
+    "dagger_search",
+    "SEARCH_FUNCTIONS",
+    "SEARCHES",
+    "NETWORK_SEARCHES",
+    "MAP_SEARCHES",
+    "run_search",
+    "parse_search_options",
+]
 
 
 def lattice(grid: Sensor, stride: int) -> torch.Tensor:
@@ -56,9 +73,14 @@ def lattice(grid: Sensor, stride: int) -> torch.Tensor:
     return ((cells % stride == 0) | (cells == last)).all(-1)
 
 
-def exhaustive_search(score: Callable, weights: torch.Tensor, num_candidates: int,
-                      forbidden: torch.Tensor | Sequence[int] | None = None, grid: Sensor | None = None,
-                      stride: int = 1) -> SearchResult:
+def exhaustive_search(
+    score: Callable,
+    weights: torch.Tensor,
+    num_candidates: int,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    grid: Sensor | None = None,
+    stride: int = 1,
+) -> SearchResult:
     """Evaluate every candidate on every sample (the paper's grid search).
 
     ``stride`` > 1 (needs ``grid``) scores only the sub-lattice :func:`lattice` (a fine grid's coarse locations,
@@ -85,11 +107,19 @@ def exhaustive_search(score: Callable, weights: torch.Tensor, num_candidates: in
     return SearchResult(best, epe, cached.evaluations, {"samples": len(w), "scored": len(where)})
 
 
-def successive_halving(score: Callable, weights: torch.Tensor, num_candidates: int,
-                       forbidden: torch.Tensor | Sequence[int] | None = None,
-                       candidates: torch.Tensor | Sequence[int] | None = None, initial_samples: int = 7,
-                       growth: int = 2, keep: float = 0.3, min_keep: int = 2, generator: torch.Generator | None = None,
-                       _cache: CachedScore | None = None) -> SearchResult:
+def successive_halving(
+    score: Callable,
+    weights: torch.Tensor,
+    num_candidates: int,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    candidates: torch.Tensor | Sequence[int] | None = None,
+    initial_samples: int = 7,
+    growth: int = 2,
+    keep: float = 0.3,
+    min_keep: int = 2,
+    generator: torch.Generator | None = None,
+    _cache: CachedScore | None = None,
+) -> SearchResult:
     """Successive halving with shared, growing Monte Carlo samples.
 
     All candidates are scored on ``initial_samples`` samples; the best ``keep`` fraction (at least
@@ -104,8 +134,10 @@ def successive_halving(score: Callable, weights: torch.Tensor, num_candidates: i
     """
     w, allowed = prepare_weights(weights, num_candidates, forbidden)
     if initial_samples < 1 or growth < 2 or not 0 < keep < 1 or min_keep < 1:
-        raise ValueError(f"need initial_samples >= 1, growth >= 2, 0 < keep < 1, min_keep >= 1; got "
-                         f"{initial_samples}, {growth}, {keep}, {min_keep}")
+        raise ValueError(
+            f"need initial_samples >= 1, growth >= 2, 0 < keep < 1, min_keep >= 1; got "
+            f"{initial_samples}, {growth}, {keep}, {min_keep}"
+        )
     cached = _cache or CachedScore(score, num_candidates, len(w))
     order = sample_order(w, generator)
     positive = len(order)
@@ -133,9 +165,16 @@ def successive_halving(score: Callable, weights: torch.Tensor, num_candidates: i
     return SearchResult(best, epe, cached.evaluations, {"rounds": rounds, "samples_used": done})
 
 
-def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
-                   forbidden: torch.Tensor | Sequence[int] | None = None, stride: int = 2, top: int = 2,
-                   generator: torch.Generator | None = None, **halving) -> SearchResult:
+def coarse_to_fine(
+    score: Callable,
+    weights: torch.Tensor,
+    grid: Sensor,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    stride: int = 2,
+    top: int = 2,
+    generator: torch.Generator | None = None,
+    **halving,
+) -> SearchResult:
     """Halving over every ``stride``-th row and column of the grid, then halving over the neighbours (within
     ``stride - 1`` cells) of the ``top`` best coarse locations.  Evaluations are shared between the stages."""
     L = grid.num_locations
@@ -146,21 +185,43 @@ def coarse_to_fine(score: Callable, weights: torch.Tensor, grid: Sensor,
     coarse = ((cells % stride == 0) | (cells == last)).all(-1) & allowed
     if not bool(coarse.any()):
         coarse = allowed
-    first = successive_halving(score, w, L, forbidden, torch.nonzero(coarse).flatten(), generator=generator,
-                               _cache=cached, **{**halving, "min_keep": max(top, halving.get("min_keep", 1))})
+    first = successive_halving(
+        score,
+        w,
+        L,
+        forbidden,
+        torch.nonzero(coarse).flatten(),
+        generator=generator,
+        _cache=cached,
+        **{**halving, "min_keep": max(top, halving.get("min_keep", 1))},
+    )
     est = torch.where(coarse, first.epe, torch.full_like(first.epe, math.inf))
     centres = cells[est.nan_to_num(math.inf).argsort()[:top]]
     near = ((cells.unsqueeze(0) - centres.unsqueeze(1)).abs().amax(-1) < stride).any(0) & allowed
-    second = successive_halving(score, w, L, forbidden, torch.nonzero(near).flatten(), generator=generator,
-                                _cache=cached, **{**halving, "min_keep": max(2, halving.get("min_keep", 1))})
+    second = successive_halving(
+        score,
+        w,
+        L,
+        forbidden,
+        torch.nonzero(near).flatten(),
+        generator=generator,
+        _cache=cached,
+        **{**halving, "min_keep": max(2, halving.get("min_keep", 1))},
+    )
     epe = _fill_unscored(torch.where(torch.isnan(second.epe), first.epe, second.epe), cells)
-    return SearchResult(second.location, epe, cached.evaluations, {"coarse": int(coarse.sum()),
-                                                                   "fine": int(near.sum())})
+    return SearchResult(
+        second.location, epe, cached.evaluations, {"coarse": int(coarse.sum()), "fine": int(near.sum())}
+    )
 
 
-def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
-                   forbidden: torch.Tensor | Sequence[int] | None = None, levels: int | None = None,
-                   top: int = 8) -> SearchResult:
+def pyramid_search(
+    score: Callable,
+    weights: torch.Tensor,
+    grid: Sensor,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    levels: int | None = None,
+    top: int = 8,
+) -> SearchResult:
     """Exhaustive search on a pyramid of lattices: every candidate of the coarsest lattice (stride
     ``2 ** (levels - 1)``), then at each finer stride every lattice point within the previous stride of the ``top``
     best candidates scored so far, down to stride 1.  Each candidate is scored on every sample (no pruning noise);
@@ -178,7 +239,7 @@ def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
     region = torch.ones(L, dtype=torch.bool)
     counts = []
     for level in range(levels - 1, -1, -1):
-        stride = 2 ** level
+        stride = 2**level
         cand = lattice(grid, stride) & region & allowed & torch.isnan(epe)
         if level == levels - 1 and not bool(cand.any()):  # the whole coarse lattice forbidden: start from the rest
             cand = allowed.clone()
@@ -187,7 +248,7 @@ def pyramid_search(score: Callable, weights: torch.Tensor, grid: Sensor,
             epe[where] = cached(where, samples) @ w
         counts.append(len(where))
         scored = torch.where(allowed & ~torch.isnan(epe), epe, torch.full_like(epe, math.inf))
-        best = scored.argsort()[:min(top, int(torch.isfinite(scored).sum()))]
+        best = scored.argsort()[: min(top, int(torch.isfinite(scored).sum()))]
         region = ((cells.unsqueeze(0) - cells[best].unsqueeze(1)).abs().amax(-1) < stride).any(0)
     location = int(torch.where(allowed & ~torch.isnan(epe), epe, torch.full_like(epe, math.inf)).argmin())
     return SearchResult(location, _fill_unscored(epe, cells), cached.evaluations, {"scored_per_level": counts})
@@ -218,15 +279,16 @@ def _race_pool(num_candidates: int, allowed: torch.Tensor, candidates, prior, pr
     return pool, prior
 
 
-def _still_racing(H: torch.Tensor, ws: torch.Tensor, est: torch.Tensor, tolerance: float, z: float,
-                  finite_population: float) -> torch.Tensor:
+def _still_racing(
+    H: torch.Tensor, ws: torch.Tensor, est: torch.Tensor, tolerance: float, z: float, finite_population: float
+) -> torch.Tensor:
     """Which candidates (rows of ``H``, entropies on the shared samples weighted ``ws``) may still beat the
     leader by more than a ``tolerance`` fraction: the paired difference's weighted mean against ``z`` standard
     errors (Bessel-corrected, times the finite-population factor)."""
     lead = int(est.argmin())
     D = H - H[lead]
     d = D @ ws
-    neff = 1.0 / float((ws ** 2).sum())
+    neff = 1.0 / float((ws**2).sum())
     var = ((D - d.unsqueeze(1)) ** 2) @ ws * (neff / max(neff - 1.0, 1e-12))  # unbiased (Bessel)
     se = ((var + var.mean()) / 2 / neff * max(0.0, finite_population)).sqrt()
     keep = d + tolerance * est[lead].abs() <= z * se
@@ -234,12 +296,22 @@ def _still_racing(H: torch.Tensor, ws: torch.Tensor, est: torch.Tensor, toleranc
     return keep
 
 
-def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
-           forbidden: torch.Tensor | Sequence[int] | None = None,
-           candidates: torch.Tensor | Sequence[int] | None = None, prior: torch.Tensor | None = None,
-           prior_top: int | None = None, initial_samples: int = 6, growth: float = 1.5, z: float = 2.0,
-           tolerance: float = 0.01, max_fraction: float = 1.0, generator: torch.Generator | None = None,
-           _cache: CachedScore | None = None) -> SearchResult:
+def racing(
+    score: Callable,
+    weights: torch.Tensor,
+    num_candidates: int,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    candidates: torch.Tensor | Sequence[int] | None = None,
+    prior: torch.Tensor | None = None,
+    prior_top: int | None = None,
+    initial_samples: int = 6,
+    growth: float = 1.5,
+    z: float = 2.0,
+    tolerance: float = 0.01,
+    max_fraction: float = 1.0,
+    generator: torch.Generator | None = None,
+    _cache: CachedScore | None = None,
+) -> SearchResult:
     """Race the candidates on shared samples; drop those confidently worse than the leader.
 
     Every alive candidate is scored on the first ``n`` samples (an order drawn by weight), starting at
@@ -259,11 +331,19 @@ def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
     (or, without a prior, the mean of the raced ones), so maps stay finite for plots.
     """
     w, allowed = prepare_weights(weights, num_candidates, forbidden)
-    if initial_samples < 1 or growth <= 1 or z < 0 or tolerance < 0 or not 0 < max_fraction <= 1 \
-            or (prior_top is not None and prior_top < 1):
-        raise ValueError(f"need initial_samples >= 1, growth > 1, z >= 0, tolerance >= 0, 0 < max_fraction <= 1, "
-                         f"prior_top >= 1 or None; got {initial_samples}, {growth}, {z}, {tolerance}, "
-                         f"{max_fraction}, {prior_top}")
+    if (
+        initial_samples < 1
+        or growth <= 1
+        or z < 0
+        or tolerance < 0
+        or not 0 < max_fraction <= 1
+        or (prior_top is not None and prior_top < 1)
+    ):
+        raise ValueError(
+            f"need initial_samples >= 1, growth > 1, z >= 0, tolerance >= 0, 0 < max_fraction <= 1, "
+            f"prior_top >= 1 or None; got {initial_samples}, {growth}, {z}, {tolerance}, "
+            f"{max_fraction}, {prior_top}"
+        )
     cached = _cache or CachedScore(score, num_candidates, len(w))
     order = sample_order(w, generator)
     pool, prior = _race_pool(num_candidates, allowed, candidates, prior, prior_top)
@@ -275,8 +355,15 @@ def racing(score: Callable, weights: torch.Tensor, num_candidates: int,
     return SearchResult(best, epe, cached.evaluations, info)
 
 
-def _race(cached: CachedScore, w: torch.Tensor, order: torch.Tensor, alive: torch.Tensor, n: int, cap: int,
-          rule: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+def _race(
+    cached: CachedScore,
+    w: torch.Tensor,
+    order: torch.Tensor,
+    alive: torch.Tensor,
+    n: int,
+    cap: int,
+    rule: tuple[float, float, float],
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """The rounds of a race: score the ``alive`` candidates on the first ``n`` samples of ``order``, drop those
     confidently worse than the leader, grow ``n`` (``rule``: growth, z, tolerance) up to ``cap``.  Returns the
     survivors, their estimates, the samples used and the rounds."""
@@ -313,15 +400,18 @@ def _check_proposal(proposal, num_candidates: int, name: str) -> torch.Tensor:
         raise ValueError(f"the {name} search needs an EPE-map network's prediction (generate `epe_net` DIR)")
     p = torch.as_tensor(proposal, dtype=torch.float64).cpu()
     if p.shape != (num_candidates,):
-        raise ValueError(f"the predicted EPE map must have shape ({num_candidates},) (one value per location of the "
-                         f"grid), got {tuple(p.shape)}")
+        raise ValueError(
+            f"the predicted EPE map must have shape ({num_candidates},) (one value per location of the "
+            f"grid), got {tuple(p.shape)}"
+        )
     if not bool(torch.isfinite(p).all()):
         raise ValueError("the predicted EPE map holds NaN or infinite values")
     return p
 
 
-def amortised_choice(proposal: torch.Tensor, num_candidates: int,
-                     forbidden: torch.Tensor | Sequence[int] | None = None) -> SearchResult:
+def amortised_choice(
+    proposal: torch.Tensor, num_candidates: int, forbidden: torch.Tensor | Sequence[int] | None = None
+) -> SearchResult:
     """The argmin of a predicted EPE map ``proposal`` (L,) among the allowed locations (no AVP evaluation); the
     map is the prediction."""
     p = _check_proposal(proposal, num_candidates, "amortised")
@@ -330,9 +420,16 @@ def amortised_choice(proposal: torch.Tensor, num_candidates: int,
     return SearchResult(best, p, 0, {})
 
 
-def hybrid_search(score: Callable, weights: torch.Tensor, num_candidates: int,
-                  forbidden: torch.Tensor | Sequence[int] | None = None, proposal: torch.Tensor = None, top: int = 4,
-                  generator: torch.Generator | None = None, **race) -> SearchResult:
+def hybrid_search(
+    score: Callable,
+    weights: torch.Tensor,
+    num_candidates: int,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    proposal: torch.Tensor = None,
+    top: int = 4,
+    generator: torch.Generator | None = None,
+    **race,
+) -> SearchResult:
     """The ``top`` allowed candidates with the lowest predicted EPE (``proposal`` (L,), an EPE-map network's
     map), raced by the BOED estimator on the completions (:func:`racing`, its options in ``race``).  The others
     are not scored: their map value is the prediction shifted by the median change of the scored ones."""
@@ -343,9 +440,15 @@ def hybrid_search(score: Callable, weights: torch.Tensor, num_candidates: int,
     return result
 
 
-def dagger_search(score: Callable, weights: torch.Tensor, num_candidates: int,
-                  forbidden: torch.Tensor | Sequence[int] | None = None, grid: Sensor | None = None,
-                  proposal: torch.Tensor = None, stride: int = 1) -> SearchResult:
+def dagger_search(
+    score: Callable,
+    weights: torch.Tensor,
+    num_candidates: int,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    grid: Sensor | None = None,
+    proposal: torch.Tensor = None,
+    stride: int = 1,
+) -> SearchResult:
     """DAgger's labelling step: the exhaustive search's map (the expert's label of this state, ``stride`` as in
     :func:`exhaustive_search`) and the EPE-map network's choice (the argmin of ``proposal``) as the next location,
     so that the sequence goes where the network would go and the map says what it should have chosen there.
@@ -356,9 +459,17 @@ def dagger_search(score: Callable, weights: torch.Tensor, num_candidates: int,
     return SearchResult(chosen, result.epe, result.evaluations, {**result.info, "expert": result.location})
 
 
-def run_search(name: str, score: Callable, weights: torch.Tensor | None, grid: Sensor,
-               forbidden: torch.Tensor | Sequence[int] | None = None, generator: torch.Generator | None = None,
-               prior: torch.Tensor | None = None, proposal: torch.Tensor | None = None, **options) -> SearchResult:
+def run_search(
+    name: str,
+    score: Callable,
+    weights: torch.Tensor | None,
+    grid: Sensor,
+    forbidden: torch.Tensor | Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+    prior: torch.Tensor | None = None,
+    proposal: torch.Tensor | None = None,
+    **options,
+) -> SearchResult:
     """Dispatch by name (:data:`SEARCH_FUNCTIONS`).
 
     ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
@@ -366,8 +477,16 @@ def run_search(name: str, score: Callable, weights: torch.Tensor | None, grid: S
     if name not in SEARCHES:
         raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
     fn = SEARCH_FUNCTIONS[name]
-    context = {"score": score, "weights": weights, "num_candidates": grid.num_locations, "grid": grid,
-               "forbidden": forbidden, "generator": generator, "prior": prior, "proposal": proposal}
+    context = {
+        "score": score,
+        "weights": weights,
+        "num_candidates": grid.num_locations,
+        "grid": grid,
+        "forbidden": forbidden,
+        "generator": generator,
+        "prior": prior,
+        "proposal": proposal,
+    }
     return fn(**{k: v for k, v in context.items() if k in _parameters(fn)}, **options)
 
 
@@ -383,8 +502,18 @@ def _tunable(name: str) -> set[str]:
     """The keyword options a search takes (what ``run_search(name, ..., **options)`` accepts): its parameters
     other than what :func:`run_search` supplies, and those of the search it passes its other options on to."""
     fn = SEARCH_FUNCTIONS[name]
-    params = _parameters(fn) - {"score", "weights", "num_candidates", "grid", "forbidden", "candidates", "prior",
-                                "generator", "_cache", "proposal"}
+    params = _parameters(fn) - {
+        "score",
+        "weights",
+        "num_candidates",
+        "grid",
+        "forbidden",
+        "candidates",
+        "prior",
+        "generator",
+        "_cache",
+        "proposal",
+    }
     if name == "coarse":  # coarse_to_fine passes its other options on to successive halving
         params |= _tunable("halving")
     if name == "hybrid":  # hybrid_search passes its other options on to racing (not its prior_top: that is top)
@@ -416,12 +545,18 @@ def parse_search_options(name: str, items: Sequence[str] | None) -> dict:
     return options
 
 
-
 #: The searches by name, the one registry :func:`run_search`, :func:`parse_search_options` and the CLI's choices
 #: follow; each function is called with the keywords of :func:`run_search` it names.
 SEARCH_FUNCTIONS: dict[str, Callable[..., SearchResult]] = {
-    "exhaustive": exhaustive_search, "halving": successive_halving, "coarse": coarse_to_fine, "race": racing,
-    "amortised": amortised_choice, "hybrid": hybrid_search, "pyramid": pyramid_search, "dagger": dagger_search}
+    "exhaustive": exhaustive_search,
+    "halving": successive_halving,
+    "coarse": coarse_to_fine,
+    "race": racing,
+    "amortised": amortised_choice,
+    "hybrid": hybrid_search,
+    "pyramid": pyramid_search,
+    "dagger": dagger_search,
+}
 SEARCHES = tuple(SEARCH_FUNCTIONS)
 #: The searches whose stored maps are the exhaustive estimate at every (scored) location: what distillation trains on.
 MAP_SEARCHES = ("exhaustive", "dagger")

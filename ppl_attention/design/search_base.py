@@ -3,6 +3,7 @@
 The strategies and their registry are :mod:`.search`, which re-exports :class:`SearchResult` and
 :class:`CachedScore`.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,10 @@ class CachedScore:
             rows, cols = missing.any(1), missing.any(0)
             values = self.score(cands[rows], samples[cols]).double().cpu()
             if values.shape != (int(rows.sum()), int(cols.sum())):
-                raise ValueError(f"score returned shape {tuple(values.shape)}, expected "
-                                 f"{(int(rows.sum()), int(cols.sum()))} (candidates, samples)")
+                raise ValueError(
+                    f"score returned shape {tuple(values.shape)}, expected "
+                    f"{(int(rows.sum()), int(cols.sum()))} (candidates, samples)"
+                )
             r, c = cands[rows], samples[cols]
             self.table[r.unsqueeze(1), c.unsqueeze(0)] = values
             self.evaluations += values.numel()
@@ -53,14 +56,22 @@ class CachedScore:
         return sub
 
 
-def prepare_weights(weights: torch.Tensor | Sequence[float], num_candidates: int,
-                    forbidden: torch.Tensor | Sequence[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_weights(
+    weights: torch.Tensor | Sequence[float], num_candidates: int, forbidden: torch.Tensor | Sequence[int] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The weights normalised (checked: non-negative, finite, not all zero) and the (L,) bool of allowed locations."""
     w = torch.as_tensor(weights, dtype=torch.float64).cpu()
-    if w.dim() != 1 or w.numel() == 0 or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) \
-            or float(w.sum()) <= 0:
-        raise ValueError(f"weights must be a non-empty (N,) tensor of non-negative finite values, not all zero; "
-                         f"got shape {tuple(w.shape)}")
+    if (
+        w.dim() != 1
+        or w.numel() == 0
+        or not bool(torch.isfinite(w).all())
+        or bool((w < 0).any())
+        or float(w.sum()) <= 0
+    ):
+        raise ValueError(
+            f"weights must be a non-empty (N,) tensor of non-negative finite values, not all zero; "
+            f"got shape {tuple(w.shape)}"
+        )
     allowed = torch.ones(num_candidates, dtype=torch.bool)
     if forbidden is not None:
         f = torch.as_tensor(forbidden, dtype=torch.long).flatten().cpu()

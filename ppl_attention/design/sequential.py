@@ -9,6 +9,7 @@ The loop is generic: a :class:`DesignProblem` is a posterior (callable on ``make
 completion sampler (``sample(locations, glimpses, n, generator, true_image)``) and a grid.  Anything that can be
 written as "observe some cells of an array" fits, e.g. examples/new_design_task.py reads noisy sensors.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,15 @@ from .search import NETWORK_SEARCHES, SEARCHES, run_search
 if TYPE_CHECKING:
     from ..completion.base import CompletionSamples
 
-__all__ = ["DesignProblem", "DesignSettings", "SequenceResult", "first_glimpse_epe", "select_location",
-           "greedy_sequence", "image_seed"]
+__all__ = [
+    "DesignProblem",
+    "DesignSettings",
+    "SequenceResult",
+    "first_glimpse_epe",
+    "select_location",
+    "greedy_sequence",
+    "image_seed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +66,22 @@ class DesignProblem:
     def __post_init__(self):
         check_precision(self.precision)  # fail at construction, not at the first step
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None,
-               true_image: torch.Tensor | None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None,
+        true_image: torch.Tensor | None,
+    ) -> CompletionSamples:
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
         return fn(locations, glimpses, n, generator=generator, true_image=true_image)
 
     def score_fn(self, images: torch.Tensor, observed: torch.Tensor) -> Callable:
         """``score(candidates, samples) -> (l, n)`` entropies on these completions after ``observed``."""
-        scorer = PairScorer(self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind,
-                            self.precision)
+        scorer = PairScorer(
+            self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind, self.precision
+        )
 
         def score(cands, samples):
             H = scorer(cands, samples)
@@ -75,6 +90,7 @@ class DesignProblem:
                     raise ValueError("the posterior returns one entropy per attribute; set attribute= to choose")
                 H = H[..., self.attribute]
             return H
+
         return score
 
 
@@ -122,11 +138,21 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
     g = make_generator(derive_seed(int(seed), "first-glimpse"))
     device = posterior_device(problem.posterior)
     empty = torch.zeros((0,), dtype=torch.long)
-    samples = problem.sample(empty, torch.zeros((0,) + problem.grid.glimpse_shape(problem.channels)), num_samples,
-                             g, None)
-    epe = expected_posterior_entropy(problem.posterior, samples.images.to(device), samples.weights, empty.to(device),
-                                     None, problem.grid,
-                                     problem.batch_size, problem.make_input, problem.kind, problem.precision)
+    samples = problem.sample(
+        empty, torch.zeros((0,) + problem.grid.glimpse_shape(problem.channels)), num_samples, g, None
+    )
+    epe = expected_posterior_entropy(
+        problem.posterior,
+        samples.images.to(device),
+        samples.weights,
+        empty.to(device),
+        None,
+        problem.grid,
+        problem.batch_size,
+        problem.make_input,
+        problem.kind,
+        problem.precision,
+    )
     if epe.dim() == 2:
         if problem.attribute is None:
             raise ValueError("the posterior returns one entropy per attribute; set attribute= to choose")
@@ -134,8 +160,14 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
     return epe
 
 
-def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: torch.Tensor, settings: DesignSettings,
-                    generator: torch.Generator, prior: torch.Tensor | None = None) -> tuple[int, torch.Tensor, dict]:
+def select_location(
+    problem: DesignProblem,
+    true_image: torch.Tensor,
+    observed: torch.Tensor,
+    settings: DesignSettings,
+    generator: torch.Generator,
+    prior: torch.Tensor | None = None,
+) -> tuple[int, torch.Tensor, dict]:
     """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info).
 
     ``prior`` (L,), the previous step's EPE map, lets the ``race`` search start from the candidates that were
@@ -154,15 +186,27 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
         if settings.search == "amortised":  # no completions: the network's map is the step
             result = run_search("amortised", None, None, grid, forbidden, proposal=proposal)
             return result.location, result.epe, {"evaluations": 0, "net_seconds": net_seconds}
-    glimpses = grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0] if len(observed) else \
-        true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
+    glimpses = (
+        grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0]
+        if len(observed)
+        else true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
+    )
     t0 = time.perf_counter()
     samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image)
     images = samples.images.to(true_image.device)
     t1 = time.perf_counter()
     score = problem.score_fn(images, observed)
-    result = run_search(settings.search, score, samples.weights, grid, forbidden, generator, prior=prior,
-                        proposal=proposal, **settings.search_options)
+    result = run_search(
+        settings.search,
+        score,
+        samples.weights,
+        grid,
+        forbidden,
+        generator,
+        prior=prior,
+        proposal=proposal,
+        **settings.search_options,
+    )
     t2 = time.perf_counter()
     diag = getattr(samples, "diagnostics", None) or {}
     ess = diag.get("ess", getattr(samples, "ess", None))  # the sampler's, else CompletionSamples' 1 / sum w^2
@@ -174,8 +218,13 @@ def select_location(problem: DesignProblem, true_image: torch.Tensor, observed: 
     return result.location, result.epe, info
 
 
-def greedy_sequence(problem: DesignProblem, true_image: torch.Tensor, settings: DesignSettings, seed: int,
-                    first_epe: torch.Tensor | None = None) -> SequenceResult:
+def greedy_sequence(
+    problem: DesignProblem,
+    true_image: torch.Tensor,
+    settings: DesignSettings,
+    seed: int,
+    first_epe: torch.Tensor | None = None,
+) -> SequenceResult:
     """The near-optimal sequence of one image: greedy EPE argmin for t = 1..T.
 
     ``true_image`` (C, H, W) supplies the glimpses at the chosen locations; ``seed`` (one per image, see
@@ -183,10 +232,15 @@ def greedy_sequence(problem: DesignProblem, true_image: torch.Tensor, settings: 
     with :func:`first_glimpse_epe` if None).
     """
     grid = problem.grid
-    if not isinstance(true_image, torch.Tensor) or true_image.dim() != 3 \
-            or tuple(true_image.shape[-2:]) != grid.image_size:
-        raise ValueError(f"true_image must be a (C, {grid.image_size[0]}, {grid.image_size[1]}) tensor, got "
-                         f"{tuple(true_image.shape) if isinstance(true_image, torch.Tensor) else true_image!r}")
+    if (
+        not isinstance(true_image, torch.Tensor)
+        or true_image.dim() != 3
+        or tuple(true_image.shape[-2:]) != grid.image_size
+    ):
+        raise ValueError(
+            f"true_image must be a (C, {grid.image_size[0]}, {grid.image_size[1]}) tensor, got "
+            f"{tuple(true_image.shape) if isinstance(true_image, torch.Tensor) else true_image!r}"
+        )
     if settings.T > grid.num_locations and not settings.allow_repeat:
         raise ValueError(f"T={settings.T} exceeds the {grid.num_locations} locations and repeats are not allowed")
     g = make_generator(seed)

@@ -23,6 +23,7 @@ either nothing or a store with only complete records; re-running skips the image
 removes the temporaries killed runs left.  A store is refused for a run whose
 config (grid, T, AVP, prior...) differs from the one it was built with.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,18 @@ from typing import Any, Mapping, Sequence, TYPE_CHECKING
 
 import torch
 
-from ..artifacts import (ArtifactError, atomic_dir, atomic_write_bytes, atomic_write_json, check_compatible,
-                         clean_beside, clean_temporaries, read_json, read_manifest, write_manifest)
+from ..artifacts import (
+    ArtifactError,
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_compatible,
+    clean_beside,
+    clean_temporaries,
+    read_json,
+    read_manifest,
+    write_manifest,
+)
 from ..sensor import Sensor
 
 if TYPE_CHECKING:
@@ -71,8 +82,13 @@ class SequenceStore:
 
     # -------------------------------------------------------------- create / open
     @classmethod
-    def create(cls, directory: str | os.PathLike, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
-               resume: bool = True) -> "SequenceStore":
+    def create(
+        cls,
+        directory: str | os.PathLike,
+        config: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        resume: bool = True,
+    ) -> "SequenceStore":
         """Create a store, or reopen one built with exactly the same ``config`` (resume).
 
         ``config`` must hold ``dataset``, ``task``, ``grid`` (a :class:`Sensor` or its dict) and ``T``; put
@@ -109,13 +125,18 @@ class SequenceStore:
             if not resume:
                 raise ArtifactError(f"{directory} already holds a sequence store (resume=False)")
             store = cls.open(directory)
-            check_compatible(f"the sequence store {directory} was", store.config, config,
-                             remedy="refusing to resume into it; use another `out`")
+            check_compatible(
+                f"the sequence store {directory} was",
+                store.config,
+                config,
+                remedy="refusing to resume into it; use another `out`",
+            )
             clean_temporaries(directory)  # records a killed run left half-written (only once the config agrees)
             log.info("resuming the sequence store %s (%d records)", directory, len(store.indices()))
             return store
-        raise ArtifactError(f"{directory} exists, is not empty and has no manifest.json; refusing to write a "
-                            "sequence store into it")
+        raise ArtifactError(
+            f"{directory} exists, is not empty and has no manifest.json; refusing to write a sequence store into it"
+        )
 
     @staticmethod
     def _is_blank(directory: Path) -> bool:
@@ -170,8 +191,14 @@ class SequenceStore:
     def __len__(self) -> int:
         return len(self.indices())
 
-    def write_record(self, index: int, seed: int | None, locations: Sequence[int] | torch.Tensor,
-                     epe: Sequence[Sequence[float]] | torch.Tensor | None = None, **extra) -> Path:
+    def write_record(
+        self,
+        index: int,
+        seed: int | None,
+        locations: Sequence[int] | torch.Tensor,
+        epe: Sequence[Sequence[float]] | torch.Tensor | None = None,
+        **extra,
+    ) -> Path:
         """Atomically write the record of image ``index``: ``T`` locations and (optionally) ``(T, L)`` EPE maps."""
         if not isinstance(index, int) and not (isinstance(index, torch.Tensor) and index.numel() == 1):
             raise ValueError(f"index must be an int, got {index!r}")
@@ -183,13 +210,18 @@ class SequenceStore:
             raise ValueError(f"locations must be {self.T} integer locations, got {loc.tolist()!r}")
         if bool(((loc < 0) | (loc >= self.grid.num_locations)).any()):
             raise ValueError(f"locations must lie in [0, {self.grid.num_locations - 1}], got {loc.tolist()}")
-        record: dict[str, Any] = {"index": index, "seed": None if seed is None else int(seed),
-                                  "locations": [int(x) for x in loc]}
+        record: dict[str, Any] = {
+            "index": index,
+            "seed": None if seed is None else int(seed),
+            "locations": [int(x) for x in loc],
+        }
         if epe is not None:
             e = torch.as_tensor(epe, dtype=torch.float64)
             if e.dim() != 2 or e.shape[0] != self.T or e.shape[1] != self.grid.num_locations:
-                raise ValueError(f"epe must have shape ({self.T}, {self.grid.num_locations}) (one map per step), "
-                                 f"got {tuple(e.shape)}")
+                raise ValueError(
+                    f"epe must have shape ({self.T}, {self.grid.num_locations}) (one map per step), "
+                    f"got {tuple(e.shape)}"
+                )
             if not bool(torch.isfinite(e).all()):
                 raise ValueError("epe holds NaN or infinite values")
             record["maps"] = self._write_maps(index, e)
@@ -205,8 +237,12 @@ class SequenceStore:
 
         data = save({"epe": e.to(MAPS_DTYPE).contiguous()})
         path = atomic_write_bytes(self.maps_path(index), data)
-        return {"file": path.name, "dtype": str(MAPS_DTYPE).removeprefix("torch."), "shape": list(e.shape),
-                "sha256": hashlib.sha256(data).hexdigest()}
+        return {
+            "file": path.name,
+            "dtype": str(MAPS_DTYPE).removeprefix("torch."),
+            "shape": list(e.shape),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
 
     def record(self, index: int) -> dict:
         """The record of one image, checked; KeyError-free: FileNotFoundError if it has none."""
@@ -215,10 +251,15 @@ class SequenceStore:
             raise FileNotFoundError(f"the sequence store {self.directory} has no record for image {index}")
         rec = read_json(path)
         loc = rec.get("locations") if isinstance(rec, dict) else None
-        if (not isinstance(loc, list) or len(loc) != self.T or not all(isinstance(x, int) for x in loc)
-                or not all(0 <= x < self.grid.num_locations for x in loc)):
-            raise ArtifactError(f"{path} is malformed: expected {self.T} locations in "
-                                f"[0, {self.grid.num_locations - 1}], got {loc!r}")
+        if (
+            not isinstance(loc, list)
+            or len(loc) != self.T
+            or not all(isinstance(x, int) for x in loc)
+            or not all(0 <= x < self.grid.num_locations for x in loc)
+        ):
+            raise ArtifactError(
+                f"{path} is malformed: expected {self.T} locations in [0, {self.grid.num_locations - 1}], got {loc!r}"
+            )
         if rec.get("index") != int(index):
             raise ArtifactError(f"{path} holds index {rec.get('index')!r}, expected {index}")
         return rec
@@ -230,8 +271,10 @@ class SequenceStore:
         if "maps" in rec:
             return self._read_maps(index, rec["maps"])
         if "epe" not in rec:
-            raise ArtifactError(f"the record of image {index} in {self.directory} holds no EPE maps "
-                                "(imported sequences do not have them)")
+            raise ArtifactError(
+                f"the record of image {index} in {self.directory} holds no EPE maps "
+                "(imported sequences do not have them)"
+            )
         return torch.tensor(rec["epe"], dtype=torch.float64)  # a record with its maps inside the JSON
 
     def _read_maps(self, index: int, info) -> torch.Tensor:
@@ -242,16 +285,19 @@ class SequenceStore:
         expected = [self.T, self.grid.num_locations]
         name = self.maps_path(index).name
         if not isinstance(info, dict) or info.get("file") != name or info.get("shape") != expected:
-            raise ArtifactError(f"{self.record_path(index)} is malformed: 'maps' must name {name} of shape "
-                                f"{expected}, got {info!r}")
+            raise ArtifactError(
+                f"{self.record_path(index)} is malformed: 'maps' must name {name} of shape {expected}, got {info!r}"
+            )
         path = self.maps_path(index)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise ArtifactError(f"{path} is missing (the record {self.record_path(index).name} names it)") from None
         if hashlib.sha256(data).hexdigest() != info.get("sha256"):
-            raise ArtifactError(f"{path} does not match the checksum its record {self.record_path(index).name} "
-                                "holds (a maps file of another run or a corrupt copy)")
+            raise ArtifactError(
+                f"{path} does not match the checksum its record {self.record_path(index).name} "
+                "holds (a maps file of another run or a corrupt copy)"
+            )
         try:
             e = load(data)["epe"]
         except Exception as err:  # noqa: BLE001 -- safetensors raises several types for corrupt data
@@ -287,8 +333,11 @@ class SequenceStore:
             raise FileNotFoundError(f"{self.first_glimpse_path} does not exist (no first glimpse was computed)")
         data = read_json(self.first_glimpse_path)
         epe = data.get("epe") if isinstance(data, dict) else None
-        if (not isinstance(epe, list) or len(epe) != self.grid.num_locations
-                or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in epe)):
+        if (
+            not isinstance(epe, list)
+            or len(epe) != self.grid.num_locations
+            or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in epe)
+        ):
             raise ArtifactError(f"{self.first_glimpse_path} must hold 'epe': {self.grid.num_locations} finite floats")
         return data
 
@@ -315,8 +364,14 @@ class SequenceStore:
         return write_paper_sequences(out_dir, seqs, self.grid, paths)
 
     @classmethod
-    def import_paper(cls, src: str | os.PathLike, grid: Sensor, out_dir: str | os.PathLike, dataset: str | None = None,
-                     task: str | None = None) -> "SequenceStore":
+    def import_paper(
+        cls,
+        src: str | os.PathLike,
+        grid: Sensor,
+        out_dir: str | os.PathLike,
+        dataset: str | None = None,
+        task: str | None = None,
+    ) -> "SequenceStore":
         """Read the paper's released sequence files under ``src`` into a store (records without EPE maps)."""
         from ..sequences import read_paper_sequences
 
@@ -324,9 +379,15 @@ class SequenceStore:
         lengths = {len(s.locations) for s in seqs.values()}
         if len(lengths) != 1:
             raise ValueError(f"the sequences under {src} have different lengths {sorted(lengths)}")
-        config = {"dataset": dataset or "imported", "data": {"name": dataset} if dataset else None,
-                  "task": task or "imported", "grid": grid.to_dict(), "T": lengths.pop(), "source": "paper",
-                  "src": str(Path(src).resolve())}
+        config = {
+            "dataset": dataset or "imported",
+            "data": {"name": dataset} if dataset else None,
+            "task": task or "imported",
+            "grid": grid.to_dict(),
+            "T": lengths.pop(),
+            "source": "paper",
+            "src": str(Path(src).resolve()),
+        }
         store = cls.create(out_dir, config)
         for index, seq in seqs.items():
             extra = {"image_path": seq.image_path} if seq.image_path else {}

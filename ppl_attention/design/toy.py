@@ -6,6 +6,7 @@ a drop-in for the importance sampler) and the EPE itself (:func:`exact_epe`).  T
 searches and the greedy loop against them.  :class:`ToyFactory` builds a problem in any process (the executors
 pickle it).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,18 @@ _NEG = -1e30  # stands for log 0 in logits (exp gives exactly 0; entropy stays f
 
 def _check_database(images, labels, weights):
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"images must be a (K, C, H, W) tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        raise ValueError(
+            f"images must be a (K, C, H, W) tensor, got "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
+        )
     labels = torch.as_tensor(labels).long()
     if labels.shape != images.shape[:1]:
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
-    w = torch.full((len(images),), 1.0 / len(images), dtype=torch.float64) if weights is None else \
-        torch.as_tensor(weights, dtype=torch.float64)
+    w = (
+        torch.full((len(images),), 1.0 / len(images), dtype=torch.float64)
+        if weights is None
+        else torch.as_tensor(weights, dtype=torch.float64)
+    )
     if w.shape != labels.shape or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise ValueError(f"weights must be non-negative, not all zero, shape ({len(images)},)")
     return images, labels, w / w.sum()
@@ -48,8 +54,14 @@ class DatabasePosterior:
     Gaussian likelihood with that standard deviation per observed pixel.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                 weights: torch.Tensor | None = None, sigma: float | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        weights: torch.Tensor | None = None,
+        sigma: float | None = None,
+    ) -> None:
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
         self.num_classes, self.sigma = int(num_classes), sigma
         self.flat = self.images.flatten(1).double()  # (K, C*H*W)
@@ -60,11 +72,11 @@ class DatabasePosterior:
         C = self.images.shape[1]
         xm, m = x[:, :C].double(), x[:, C:].double().expand(-1, C, -1, -1)
         xm, m = xm.flatten(1), m.flatten(1)
-        d = (xm * xm).sum(1, keepdim=True) - 2 * xm @ self.flat.T + m @ (self.flat ** 2).T  # (B, K)
+        d = (xm * xm).sum(1, keepdim=True) - 2 * xm @ self.flat.T + m @ (self.flat**2).T  # (B, K)
         if self.sigma is None:
             ll = torch.where(d <= _TOL, torch.zeros_like(d), torch.full_like(d, -math.inf))
         else:
-            ll = -d.clamp_min(0) / (2 * self.sigma ** 2)
+            ll = -d.clamp_min(0) / (2 * self.sigma**2)
         return ll + self.weights.log()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,8 +92,15 @@ class DatabaseCompletion:
     draws.
     """
 
-    def __init__(self, grid: Sensor, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None,
-                 sigma: float | None = None, enumerate: bool = False) -> None:
+    def __init__(
+        self,
+        grid: Sensor,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        sigma: float | None = None,
+        enumerate: bool = False,
+    ) -> None:
         self.grid = grid
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
         self.sigma, self.enumerate = sigma, enumerate
@@ -98,8 +117,14 @@ class DatabaseCompletion:
             raise ValueError("the glimpses match no database row (they are not from this database)")
         return (lp - lp.logsumexp(0)).exp()
 
-    def sample(self, locations: torch.Tensor, glimpses: torch.Tensor, n: int, generator: torch.Generator | None = None,
-               true_image: torch.Tensor | None = None) -> CompletionSamples:
+    def sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        true_image: torch.Tensor | None = None,
+    ) -> CompletionSamples:
         p = self.row_posterior(locations, glimpses)
         if self.enumerate:
             rows = torch.nonzero(p > 0).flatten()
@@ -110,9 +135,15 @@ class DatabaseCompletion:
         return CompletionSamples(self.images[rows].float(), w, self.labels[rows])
 
 
-def exact_epe(images: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: Sensor,
-              observed_image: torch.Tensor | None = None, observed: Sequence[int] | torch.Tensor = (),
-              weights: torch.Tensor | None = None) -> torch.Tensor:
+def exact_epe(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    grid: Sensor,
+    observed_image: torch.Tensor | None = None,
+    observed: Sequence[int] | torch.Tensor = (),
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Exact noise-free EPE of every location by enumeration, written independently of the estimators:
     group the rows consistent with the observations by what they show at ``observed + [l]`` and sum
     ``P(group) * H(label | group)``.  ``(L,)`` float64."""
@@ -141,8 +172,9 @@ def exact_epe(images: torch.Tensor, labels: torch.Tensor, num_classes: int, grid
     return torch.tensor(out, dtype=torch.float64)
 
 
-def random_database(num_images: int = 24, num_classes: int = 3, size: int = 4, glimpse: int = 2, seed: int = 0,
-                    informative: bool = True) -> tuple[torch.Tensor, torch.Tensor, Sensor]:
+def random_database(
+    num_images: int = 24, num_classes: int = 3, size: int = 4, glimpse: int = 2, seed: int = 0, informative: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, Sensor]:
     """A tiny binary-image database and its non-overlapping grid (``size`` x ``size``, ``glimpse`` stride).
 
     With ``informative=True`` one location (the bottom-right glimpse) reveals the label and the rest is
@@ -153,7 +185,7 @@ def random_database(num_images: int = 24, num_classes: int = 3, size: int = 4, g
     labels = torch.arange(num_images) % num_classes
     if informative:
         code = torch.nn.functional.one_hot(labels, max(num_classes, glimpse * glimpse)).float()
-        images[:, 0, -glimpse:, -glimpse:] = code[:, :glimpse * glimpse].view(-1, glimpse, glimpse)
+        images[:, 0, -glimpse:, -glimpse:] = code[:, : glimpse * glimpse].view(-1, glimpse, glimpse)
     return images, labels, Sensor(size, glimpse, stride=glimpse)
 
 
@@ -170,8 +202,7 @@ class ToyFactory:
     fail_on: tuple = ()  # images whose reading raises (as an unreadable file would): the executors' failure path
 
     def __call__(self):
-        images, labels, grid = random_database(self.num_images, self.num_classes, self.size, self.glimpse,
-                                               self.seed)
+        images, labels, grid = random_database(self.num_images, self.num_classes, self.size, self.glimpse, self.seed)
         posterior = DatabasePosterior(images, labels, self.num_classes)
         sampler = DatabaseCompletion(grid, images, labels, enumerate=self.enumerate)
         problem = DesignProblem(posterior, sampler, grid, batch_size=64)

@@ -1,4 +1,5 @@
 """Saving figures atomically (a figure half-written by an interrupted run must not look complete)."""
+
 from __future__ import annotations
 
 import io

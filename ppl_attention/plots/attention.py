@@ -8,6 +8,7 @@
 - :func:`animate_glimpses`: the same as a GIF, one glimpse per frame;
 - :func:`plot_stopping_curve`: accuracy against average glimpses and FLOPs under adaptive stopping.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,16 @@ if TYPE_CHECKING:
     from typing import Sequence
     from matplotlib.axes import Axes
 
-__all__ = ["glimpse_frequency", "plot_glimpse_frequency", "plot_validation_curves", "plot_glimpse_strip",
-           "plot_stopping_curve", "animate_glimpses", "sensor_view", "draw_glimpse_boxes"]
+__all__ = [
+    "glimpse_frequency",
+    "plot_glimpse_frequency",
+    "plot_validation_curves",
+    "plot_glimpse_strip",
+    "plot_stopping_curve",
+    "animate_glimpses",
+    "sensor_view",
+    "draw_glimpse_boxes",
+]
 
 
 def sensor_view(grid: Sensor, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
@@ -45,9 +54,18 @@ def _box_rectangles(grid: Sensor, location: int, color: str, lw: float = 1.5) ->
     tops = grid.footprints(torch.tensor([location]))[0].tolist()  # (k, 2)
     rects = []
     for j, ((r, c), (h, w)) in enumerate(zip(tops, grid.patch_sizes)):
-        rects.append(plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=lw if j == 0 else lw * 0.8,
-                                   edgecolor=color, linestyle="-" if j == 0 else "--",
-                                   alpha=1.0 if j == 0 else 0.75))
+        rects.append(
+            plt.Rectangle(
+                (c - 0.5, r - 0.5),
+                w,
+                h,
+                fill=False,
+                lw=lw if j == 0 else lw * 0.8,
+                edgecolor=color,
+                linestyle="-" if j == 0 else "--",
+                alpha=1.0 if j == 0 else 0.75,
+            )
+        )
     return rects
 
 
@@ -67,14 +85,25 @@ def glimpse_frequency(grid: Sensor, locations: torch.Tensor) -> torch.Tensor:
     loc = torch.as_tensor(locations).long()
     if loc.dim() != 2 or loc.shape[0] == 0:
         raise ValueError(f"locations must have shape (N, T) with N > 0, got {tuple(loc.shape)}")
-    counts = torch.bincount(loc.T.reshape(-1) + grid.num_locations * torch.arange(loc.shape[1]).repeat_interleave(
-        loc.shape[0]), minlength=grid.num_locations * loc.shape[1]).view(loc.shape[1], -1).float()
+    counts = (
+        torch.bincount(
+            loc.T.reshape(-1) + grid.num_locations * torch.arange(loc.shape[1]).repeat_interleave(loc.shape[0]),
+            minlength=grid.num_locations * loc.shape[1],
+        )
+        .view(loc.shape[1], -1)
+        .float()
+    )
     masks = grid.mask(grid.all_locations().unsqueeze(1))[:, 0]  # (L, H, W) footprint of each location
     return torch.einsum("tl,lhw->thw", counts, masks) / loc.shape[0]
 
 
-def plot_glimpse_frequency(grid: Sensor, locations: torch.Tensor, path: str | os.PathLike, title: str | None = None,
-                           background: torch.Tensor | np.ndarray | None = None) -> Path:
+def plot_glimpse_frequency(
+    grid: Sensor,
+    locations: torch.Tensor,
+    path: str | os.PathLike,
+    title: str | None = None,
+    background: torch.Tensor | np.ndarray | None = None,
+) -> Path:
     """One panel per time step; ``background`` (H, W) (e.g. a mean image) is drawn faintly underneath."""
     freq = glimpse_frequency(grid, locations).numpy()
     T = freq.shape[0]
@@ -91,8 +120,13 @@ def plot_glimpse_frequency(grid: Sensor, locations: torch.Tensor, path: str | os
     return save_figure(fig, path)
 
 
-def plot_validation_curves(runs: dict, path: str | os.PathLike, metric: str = "val_greedy_acc",
-                           ylabel: str = "validation accuracy", title: str | None = None) -> Path:
+def plot_validation_curves(
+    runs: dict,
+    path: str | os.PathLike,
+    metric: str = "val_greedy_acc",
+    ylabel: str = "validation accuracy",
+    title: str | None = None,
+) -> Path:
     """``runs``: {label: history (rows with ``iteration`` and ``metric``) or a list of histories (seeds)}.
 
     A list of histories is drawn as its mean with a band of +- one standard deviation.
@@ -108,10 +142,11 @@ def plot_validation_curves(runs: dict, path: str | os.PathLike, metric: str = "v
         n = min(len(h) for h in hists)
         its = np.array([r["iteration"] for r in hists[0][:n]])
         vals = np.array([[r[metric] for r in h[:n]] for h in hists], dtype=float)
-        line, = ax.plot(its, vals.mean(0), label=f"{label} (n={len(hists)})" if len(hists) > 1 else label)
+        (line,) = ax.plot(its, vals.mean(0), label=f"{label} (n={len(hists)})" if len(hists) > 1 else label)
         if len(hists) > 1:
-            ax.fill_between(its, vals.mean(0) - vals.std(0), vals.mean(0) + vals.std(0), alpha=0.2,
-                            color=line.get_color())
+            ax.fill_between(
+                its, vals.mean(0) - vals.std(0), vals.mean(0) + vals.std(0), alpha=0.2, color=line.get_color()
+            )
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -121,9 +156,14 @@ def plot_validation_curves(runs: dict, path: str | os.PathLike, metric: str = "v
     return save_figure(fig, path)
 
 
-def plot_glimpse_strip(images: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
-                       labels: Sequence[object] | torch.Tensor | None = None,
-                       predictions: Sequence[object] | torch.Tensor | None = None) -> Path:
+def plot_glimpse_strip(
+    images: torch.Tensor,
+    locations: torch.Tensor,
+    grid: Sensor,
+    path: str | os.PathLike,
+    labels: Sequence[object] | torch.Tensor | None = None,
+    predictions: Sequence[object] | torch.Tensor | None = None,
+) -> Path:
     """Rows: images; columns: the image with glimpses 1..t drawn (the newest in red, earlier foveae in yellow;
     with a multi-scale sensor the newest glimpse's coarser scales are the dashed boxes around it), then what the
     sensor showed (:func:`sensor_view`: the pooled coarse scales where no fovea looked)."""
@@ -174,8 +214,9 @@ def plot_stopping_curve(curves: dict, path: str | os.PathLike, x: str = "flops")
     return save_figure(fig, path)
 
 
-def animate_glimpses(images: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
-                     fps: int = 2) -> Path:
+def animate_glimpses(
+    images: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike, fps: int = 2
+) -> Path:
     """A GIF: each frame adds one glimpse for up to 8 images side by side: what the sensor has shown so far
     (:func:`sensor_view`) and the newest glimpse's nested boxes, one per scale."""
     import os
@@ -201,7 +242,7 @@ def animate_glimpses(images: torch.Tensor, locations: torch.Tensor, grid: Sensor
         for i, art in enumerate(arts):
             v = views[t][i]
             art.set_data(v[..., 0] if v.shape[-1] == 1 else v.clip(0, 1))
-            for rect, (r, c) in zip(boxes[i], grid.footprints(loc[i, t:t + 1])[0].tolist()):
+            for rect, (r, c) in zip(boxes[i], grid.footprints(loc[i, t : t + 1])[0].tolist()):
                 rect.set_xy((c - 0.5, r - 0.5))
         fig.suptitle(f"after {t + 1} glimpse{'s' if t else ''}")
         return arts

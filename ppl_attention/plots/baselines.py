@@ -1,4 +1,5 @@
 """Accuracy against FLOPs: CNN baselines and hard-attention curves (the workshop paper's Figure 7)."""
+
 from __future__ import annotations
 
 import statistics
@@ -25,10 +26,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_accuracy_vs_flops(baselines: list[dict], path: str | os.PathLike,
-                           attention_curves: dict[str, list[dict]] | None = None,
-                           title: str = "Accuracy against computation",
-                           attention_points: dict[str, list[dict]] | None = None) -> Path:
+def plot_accuracy_vs_flops(
+    baselines: list[dict],
+    path: str | os.PathLike,
+    attention_curves: dict[str, list[dict]] | None = None,
+    title: str = "Accuracy against computation",
+    attention_points: dict[str, list[dict]] | None = None,
+) -> Path:
     """``baselines``: results of ``sweep_baselines``; ``attention_curves``: name -> [{"flops", "accuracy"}], a line
     each (an adaptive-stopping curve); ``attention_points``: name -> one {"flops", "accuracy"} per seed, drawn as
     the seeds' dots and their mean ± sd, each method shifted a little sideways so that methods of one cost (every
@@ -45,7 +49,7 @@ def plot_accuracy_vs_flops(baselines: list[dict], path: str | os.PathLike,
     lo, hi = ax.get_xlim()
     if hi / lo < 10:  # methods of one cost alone: a decade around them, so the sideways shift does not read as cost
         mid = (lo * hi) ** 0.5
-        ax.set_xlim(mid / 10 ** 0.5, mid * 10 ** 0.5)
+        ax.set_xlim(mid / 10**0.5, mid * 10**0.5)
     plain = FuncFormatter(lambda x, _: f"{x:g}")  # 4, 6, 10 rather than 4 x 10^0
     ax.xaxis.set_major_formatter(plain)
     if ax.get_xlim()[1] / ax.get_xlim()[0] <= 30:  # within a decade or so, label the minor ticks too
@@ -70,9 +74,14 @@ def _baseline_fronts(ax, baselines: list[dict]) -> None:
         ax.plot(*zip(*front), "-", color=sc.get_facecolor()[0], label=f"{arch} (best c, r)")
         for r in rows:
             if (r["flops"] / 1e6, 100 * r["test_accuracy"]) in front:
-                ax.annotate(f"c={r['config']['width']:g}, r={r['config']['resolution']}",
-                            (r["flops"] / 1e6, 100 * r["test_accuracy"]), fontsize=7, alpha=0.7,
-                            xytext=(3, -8), textcoords="offset points")
+                ax.annotate(
+                    f"c={r['config']['width']:g}, r={r['config']['resolution']}",
+                    (r["flops"] / 1e6, 100 * r["test_accuracy"]),
+                    fontsize=7,
+                    alpha=0.7,
+                    xytext=(3, -8),
+                    textcoords="offset points",
+                )
 
 
 def _seed_points(ax, points: dict[str, list[dict]]) -> None:
@@ -86,7 +95,9 @@ def _seed_points(ax, points: dict[str, list[dict]]) -> None:
         ax.scatter(flops, acc, s=14, alpha=0.6, zorder=3, color=colour)
         mean = statistics.mean(acc)
         sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        label = f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)" if len(acc) > 1 else \
-            f"{name}: {mean:.1f} % (1 seed)"
-        ax.errorbar(statistics.mean(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4, color=colour,
-                    label=label)
+        label = (
+            f"{name}: {mean:.1f} ± {sd:.1f} % ({len(acc)} seeds)" if len(acc) > 1 else f"{name}: {mean:.1f} % (1 seed)"
+        )
+        ax.errorbar(
+            statistics.mean(flops), mean, yerr=sd, fmt="D", ms=6, capsize=4, zorder=4, color=colour, label=label
+        )

@@ -1,4 +1,5 @@
 """Figures of the image-completion comparison: sample grids (the paper's Figures 3 and 8) and metric curves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,9 @@ def plot_completion_grid(panels: list, grid: Sensor, path: str | os.PathLike, ce
         raise ValueError("panels must hold at least one panel to draw")
     n_rows = sum(len(p["samples"]) for p in panels)
     n_cols = 1 + max(s.shape[0] for p in panels for s in p["samples"].values())
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.2, cell * n_rows + 0.3 * len(panels)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(cell * n_cols + 1.2, cell * n_rows + 0.3 * len(panels)), squeeze=False
+    )
     row = 0
     for p in panels:
         for k, (method, samples) in enumerate(p["samples"].items()):
@@ -68,28 +70,51 @@ def plot_completion_grid(panels: list, grid: Sensor, path: str | os.PathLike, ce
 def plot_comparison_metrics(table: list, path: str | os.PathLike) -> Path:
     """P(true label) (with the reference's, dashed), log-likelihood, glimpse RMSE, diversity and seconds per sample
     against the number of glimpses; one line per (method, sequences)."""
-    metrics = [("p_true_label", "P(true label)"), ("loglik_per_pixel", "log-lik / unobserved pixel"),
-               ("glimpse_rmse", "glimpse RMSE (observed pixels)"), ("diversity", "sample diversity (RMS)"),
-               ("seconds_per_sample", "seconds / sample")]
+    metrics = [
+        ("p_true_label", "P(true label)"),
+        ("loglik_per_pixel", "log-lik / unobserved pixel"),
+        ("glimpse_rmse", "glimpse RMSE (observed pixels)"),
+        ("diversity", "sample diversity (RMS)"),
+        ("seconds_per_sample", "seconds / sample"),
+    ]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2))
     kinds = sorted({(r.get("sequences", "drawn"), r["method"]) for r in table})
     several = len({k[0] for k in kinds}) > 1
     for ax, (key, title) in zip(axes, metrics):
         for seq, m in kinds:
-            rs = sorted((r for r in table if r["method"] == m and r.get("sequences", "drawn") == seq
-                         and r.get(key) is not None), key=lambda r: r["glimpses"])
+            rs = sorted(
+                (
+                    r
+                    for r in table
+                    if r["method"] == m and r.get("sequences", "drawn") == seq and r.get(key) is not None
+                ),
+                key=lambda r: r["glimpses"],
+            )
             if not rs:
                 continue
-            ax.errorbar([r["glimpses"] for r in rs], [r[key] for r in rs],
-                        yerr=[r.get(key + "_sem") or 0.0 for r in rs], marker="o", capsize=2,
-                        label=f"{m} ({seq})" if several else m)
+            ax.errorbar(
+                [r["glimpses"] for r in rs],
+                [r[key] for r in rs],
+                yerr=[r.get(key + "_sem") or 0.0 for r in rs],
+                marker="o",
+                capsize=2,
+                label=f"{m} ({seq})" if several else m,
+            )
         if key == "p_true_label":  # the reference, once per sequence kind
             for seq, style in zip(sorted({k[0] for k in kinds}), ("--", ":", "-.") * 3):
-                ref = {r["glimpses"]: r["p_true_avp"] for r in table
-                       if r.get("sequences", "drawn") == seq and r.get("p_true_avp") is not None}
+                ref = {
+                    r["glimpses"]: r["p_true_avp"]
+                    for r in table
+                    if r.get("sequences", "drawn") == seq and r.get("p_true_avp") is not None
+                }
                 if ref:
-                    ax.plot(sorted(ref), [ref[t] for t in sorted(ref)], "k" + style, lw=1,
-                            label=f"AVP ({seq})" if several else "AVP")
+                    ax.plot(
+                        sorted(ref),
+                        [ref[t] for t in sorted(ref)],
+                        "k" + style,
+                        lw=1,
+                        label=f"AVP ({seq})" if several else "AVP",
+                    )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("glimpses")
         if key == "seconds_per_sample":
@@ -99,8 +124,13 @@ def plot_comparison_metrics(table: list, path: str | os.PathLike) -> Path:
     return save_figure(fig, path, dpi=90)
 
 
-def plot_vae_diagnostics(vae: VAE, images: torch.Tensor, kl_per_dim: torch.Tensor, path: str | os.PathLike,
-                         generator: torch.Generator | None = None) -> Path:
+def plot_vae_diagnostics(
+    vae: VAE,
+    images: torch.Tensor,
+    kl_per_dim: torch.Tensor,
+    path: str | os.PathLike,
+    generator: torch.Generator | None = None,
+) -> Path:
     """Is the VAE using its latent?  Held-out ``images`` (k, C, H, W), their reconstructions ``decode(E_q[z])``
     and ``k`` prior draws ``decode(z), z ~ N(0, I)``, beside the KL of each latent dimension (all near 0 for a
     collapsed VAE, whose reconstructions are one blurry mean image)."""
@@ -120,7 +150,7 @@ def plot_vae_diagnostics(vae: VAE, images: torch.Tensor, kl_per_dim: torch.Tenso
             _show(ax, batch[j])
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
-    ax = fig.add_subplot(gs[:, k + 1:])
+    ax = fig.add_subplot(gs[:, k + 1 :])
     kl = kl_per_dim.detach().cpu().double()
     ax.bar(range(len(kl)), kl.numpy(), color="tab:blue")
     ax.set_xlabel("latent dimension", fontsize=8)

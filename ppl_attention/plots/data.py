@@ -1,4 +1,5 @@
 """Figures of the datasets: sample images with their labels, boxes, parts, and the candidate glimpse grid."""
+
 from __future__ import annotations
 
 import math
@@ -60,19 +61,37 @@ def draw_glimpse_grid(ax: Axes, grid: Sensor, n_rectangles: int = 4, color: str 
     h, w = grid.glimpse_size
     if n_rectangles > 0:
         n_rows, n_cols = grid.shape
-        cells = [(round(k * (n_rows - 1) / max(1, n_rectangles - 1)),
-                  round(k * (n_cols - 1) / max(1, n_rectangles - 1)))
-                 for k in range(n_rectangles)]
+        cells = [
+            (round(k * (n_rows - 1) / max(1, n_rectangles - 1)), round(k * (n_cols - 1) / max(1, n_rectangles - 1)))
+            for k in range(n_rectangles)
+        ]
         if n_rectangles >= 4:  # one off the diagonal too, so rows and columns both show
             cells[-2] = (0, n_cols - 1)
         for k, (ri, ci) in enumerate(dict.fromkeys(cells)):
             r, c = grid.rows[ri], grid.cols[ci]
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=1.8,
-                                   ec=RECTANGLE_COLOURS[k % len(RECTANGLE_COLOURS)], zorder=4))
+            ax.add_patch(
+                Rectangle(
+                    (c - 0.5, r - 0.5),
+                    w,
+                    h,
+                    fill=False,
+                    lw=1.8,
+                    ec=RECTANGLE_COLOURS[k % len(RECTANGLE_COLOURS)],
+                    zorder=4,
+                )
+            )
 
 
-def plot_samples(dataset: Dataset, path: str | os.PathLike, n: int = 8, indices: Sequence[int] | None = None,
-                 grid_on: int = 0, n_rectangles: int = 4, title: str | None = None, columns: int = 4) -> Path:
+def plot_samples(
+    dataset: Dataset,
+    path: str | os.PathLike,
+    n: int = 8,
+    indices: Sequence[int] | None = None,
+    grid_on: int = 0,
+    n_rectangles: int = 4,
+    title: str | None = None,
+    columns: int = 4,
+) -> Path:
     """A grid of ``n`` samples titled with their labels; sample ``grid_on`` also shows the glimpse grid.
 
     Without ``indices`` the samples are drawn across classes (the first of each class, then the second, ...).
@@ -85,8 +104,11 @@ def plot_samples(dataset: Dataset, path: str | os.PathLike, n: int = 8, indices:
         raise ValueError("dataset is empty; nothing to plot")
     if indices is None:
         labels = getattr(dataset, "labels", None)
-        indices = (stratified_indices(labels, n).tolist() if labels is not None and len(labels) == len(dataset)
-                   else list(range(min(n, len(dataset)))))
+        indices = (
+            stratified_indices(labels, n).tolist()
+            if labels is not None and len(labels) == len(dataset)
+            else list(range(min(n, len(dataset))))
+        )
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("indices is empty; nothing to plot")
@@ -96,7 +118,7 @@ def plot_samples(dataset: Dataset, path: str | os.PathLike, n: int = 8, indices:
     cols = min(columns, len(indices))
     rows = math.ceil(len(indices) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.flat[len(indices):]:
+    for ax in axes.flat[len(indices) :]:
         ax.axis("off")
     grid = getattr(dataset, "grid", None)
     for k, (ax, i) in enumerate(zip(axes.flat, indices)):
@@ -109,8 +131,7 @@ def plot_samples(dataset: Dataset, path: str | os.PathLike, n: int = 8, indices:
         if "parts" in item:
             p = item["parts"]
             vis = p[:, 2] > 0
-            ax.scatter(p[vis, 1] - 0.5, p[vis, 0] - 0.5, s=14, c="yellow", edgecolors="black", linewidths=0.6,
-                       zorder=3)
+            ax.scatter(p[vis, 1] - 0.5, p[vis, 0] - 0.5, s=14, c="yellow", edgecolors="black", linewidths=0.6, zorder=3)
         if k == grid_on and grid is not None:
             draw_glimpse_grid(ax, grid, n_rectangles)
             text += f"\n{grid.n_rows}x{grid.n_cols} grid, {grid.glimpse_size[0]}px glimpses"

@@ -1,4 +1,5 @@
 """Design figures: EPE heatmaps of every step with the glimpses taken (the paper's Figure 2), accuracy curves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,14 @@ def _show(ax, image: torch.Tensor):
     ax.set_yticks([])
 
 
-def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, path: str | os.PathLike,
-                   image: torch.Tensor | None = None, title: str | None = None) -> Path:
+def plot_epe_steps(
+    epe: torch.Tensor,
+    locations: torch.Tensor,
+    grid: Sensor,
+    path: str | os.PathLike,
+    image: torch.Tensor | None = None,
+    title: str | None = None,
+) -> Path:
     """Top row (if ``image`` is given): the image with the glimpses taken before each step (red) and the one
     chosen (yellow); bottom row: the EPE of every candidate at that step with the chosen location marked."""
     epe = torch.as_tensor(epe, dtype=torch.float64)
@@ -46,8 +53,9 @@ def plot_epe_steps(epe: torch.Tensor, locations: torch.Tensor, grid: Sensor, pat
             _show(ax, image)
             for s in range(t + 1):
                 r, c = px[s].tolist()
-                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=1.5,
-                                           ec="yellow" if s == t else "red"))
+                ax.add_patch(
+                    plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=1.5, ec="yellow" if s == t else "red")
+                )
             ax.set_title(f"glimpse {t + 1}", fontsize=9)
         ax = axes[rows - 1, t]
         im = ax.imshow(grid.location_heatmap(epe[t]).numpy(), cmap="viridis")
@@ -75,8 +83,9 @@ def plot_accuracy_by_glimpse(curves: dict, path: str | os.PathLike, title: str =
     return save_figure(fig, path)
 
 
-def plot_epe_calibration(result: dict, path: str | os.PathLike,
-                         title: str = "Predicted EPE vs realised entropy") -> Path:
+def plot_epe_calibration(
+    result: dict, path: str | os.PathLike, title: str = "Predicted EPE vs realised entropy"
+) -> Path:
     """``result`` from :func:`ppl_attention.design.evaluate.epe_calibration`: per step, the mean predicted EPE of
     the chosen location and the mean realised posterior entropy with 95 % intervals; right, every image's pair."""
     steps = result["steps"]
@@ -85,8 +94,14 @@ def plot_epe_calibration(result: dict, path: str | os.PathLike,
     for key, marker, dx in (("predicted", "o-", -0.05), ("realised", "s--", 0.05)):
         m = [s[key]["mean"] for s in steps]
         err = [[s[key]["mean"] - s[key]["lo"] for s in steps], [s[key]["hi"] - s[key]["mean"] for s in steps]]
-        ax.errorbar([x + dx for x in t], m, yerr=err, fmt=marker, capsize=3,
-                    label=f"{key} ({'EPE of the chosen location' if key == 'predicted' else 'posterior entropy'})")
+        ax.errorbar(
+            [x + dx for x in t],
+            m,
+            yerr=err,
+            fmt=marker,
+            capsize=3,
+            label=f"{key} ({'EPE of the chosen location' if key == 'predicted' else 'posterior entropy'})",
+        )
     ax.set_xlabel("glimpses t")
     ax.set_ylabel("entropy (nats)")
     ax.set_xticks(t)

@@ -1,4 +1,5 @@
 """AVP figures: accuracy and expected calibration error against the number of random glimpses."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,12 @@ def _calibration_label(evaluation: dict) -> str:
     return f"temperature {evaluation.get('temperature', cal.get('temperature', 1.0)):.2f}"
 
 
-def plot_avp_evaluation(evaluation: dict, path: str | os.PathLike, title: str = "AVP: accuracy and calibration",
-                        target_ece: float | None = 0.03) -> Path:
+def plot_avp_evaluation(
+    evaluation: dict,
+    path: str | os.PathLike,
+    title: str = "AVP: accuracy and calibration",
+    target_ece: float | None = 0.03,
+) -> Path:
     """``evaluation``: the dict of :func:`ppl_attention.posterior.evaluate_avp` (per_glimpses, full_image).
 
     Left: accuracy against t (and the full image).  Right: the ECE per t with its bootstrap 95 % interval over
@@ -46,8 +51,9 @@ def _accuracy_panel(ax1, rows: list[dict], full: dict | None) -> None:
         ax1.plot(t, [100 * r["confidence"] for r in rows], "x:", color="tab:orange", label="mean confidence")
     if full:
         ece = f", ECE {full['ece']:.3f}" if "ece" in full else ""
-        ax1.axhline(100 * full["accuracy"], color="grey", ls="--",
-                    label=f"full image ({100 * full['accuracy']:.1f} %{ece})")
+        ax1.axhline(
+            100 * full["accuracy"], color="grey", ls="--", label=f"full image ({100 * full['accuracy']:.1f} %{ece})"
+        )
     ax1.set_xlabel("number of random glimpses t")
     ax1.set_ylabel("accuracy / confidence (%)")
     ax1.set_xticks(t)
@@ -60,15 +66,35 @@ def _ece_panel(ax2, rows: list[dict], target_ece: float | None, bins: int) -> No
     t = [r["t"] for r in rows]
     ece = [r["ece"] for r in rows]
     if all("ece_low" in r for r in rows):  # a percentile interval: the ECE's upward bias can put it above the ECE
-        ax2.vlines(t, [r["ece_low"] for r in rows], [r["ece_high"] for r in rows], color="tab:orange", lw=2,
-                   alpha=0.5, label="95 % bootstrap over images")
+        ax2.vlines(
+            t,
+            [r["ece_low"] for r in rows],
+            [r["ece_high"] for r in rows],
+            color="tab:orange",
+            lw=2,
+            alpha=0.5,
+            label="95 % bootstrap over images",
+        )
     ax2.plot(t, ece, "o", color="tab:orange", label="ECE")
     if all("uncalibrated" in r for r in rows):
-        ax2.plot(t, [r["uncalibrated"]["ece"] for r in rows], "s", mfc="none", color="tab:blue",
-                 label="ECE without calibration")
+        ax2.plot(
+            t,
+            [r["uncalibrated"]["ece"] for r in rows],
+            "s",
+            mfc="none",
+            color="tab:blue",
+            label="ECE without calibration",
+        )
     if all("ece_noise_floor" in r for r in rows):
-        ax2.plot(t, [r["ece_noise_floor"] for r in rows], "_", ms=18, mew=2, color="grey",
-                 label="noise floor (perfect calibration)")
+        ax2.plot(
+            t,
+            [r["ece_noise_floor"] for r in rows],
+            "_",
+            ms=18,
+            mew=2,
+            color="grey",
+            label="noise floor (perfect calibration)",
+        )
     if target_ece is not None:
         ax2.axhline(target_ece, color="tab:red", ls="--", lw=1, label=f"target {target_ece}")
     ax2.set_xlabel("number of random glimpses t")

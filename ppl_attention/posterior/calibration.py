@@ -14,6 +14,7 @@ fractions of t = 0..T non-overlapping glimpses and at the whole image.  The AVP 
 half scored with the fit on the other half), keeps the one with the lowest held-out ECE among those that lower
 the NLL without raising the mean ECE over t, and refits it on all images.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,14 @@ if TYPE_CHECKING:
     from ..sensor import Sensor
     from .network import AVP
 
-__all__ = ["fraction_log_temperature", "fraction_knots", "fit_temperature", "fit_fraction_temperatures",
-           "choose_calibration", "calibrate_avp"]
+__all__ = [
+    "fraction_log_temperature",
+    "fraction_knots",
+    "fit_temperature",
+    "fit_fraction_temperatures",
+    "choose_calibration",
+    "calibrate_avp",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +85,14 @@ def _lbfgs(param: torch.Tensor, loss_fn, max_iter: int) -> None:
     opt.step(closure)
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0,
-                    attributes: torch.Tensor | None = None, max_iter: int = 100) -> float:
+def fit_temperature(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    head: str,
+    num_classes: int = 0,
+    attributes: torch.Tensor | None = None,
+    max_iter: int = 100,
+) -> float:
     """The temperature minimising NLL(logits / T) (optimised over log T, so T stays positive)."""
     log_t = torch.zeros((), requires_grad=True)
     with torch.enable_grad():
@@ -88,9 +101,16 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, head: str, num_c
     return t if math.isfinite(t) else 1.0
 
 
-def fit_fraction_temperatures(logits: torch.Tensor, fraction: torch.Tensor, labels: torch.Tensor, head: str,
-                              knots: torch.Tensor, num_classes: int = 0, attributes: torch.Tensor | None = None,
-                              max_iter: int = 200) -> torch.Tensor:
+def fit_fraction_temperatures(
+    logits: torch.Tensor,
+    fraction: torch.Tensor,
+    labels: torch.Tensor,
+    head: str,
+    knots: torch.Tensor,
+    num_classes: int = 0,
+    attributes: torch.Tensor | None = None,
+    max_iter: int = 200,
+) -> torch.Tensor:
     """log T at ``knots`` (K,) minimising NLL(logits / T(fraction)), log T interpolated between the knots.
 
     Knots without nearby data keep the value of their neighbours' fit only through the interpolation; |log T|
@@ -123,8 +143,9 @@ def _judge(model, logits, labels, attrs, groups) -> dict:
 
 
 @torch.no_grad()
-def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
-                       methods: Sequence[str] = ("temperature", "fraction")) -> dict:
+def choose_calibration(
+    model: AVP, predictions: dict, knots: torch.Tensor, methods: Sequence[str] = ("temperature", "fraction")
+) -> dict:
     """Fit, judge and set the calibration of ``model`` from uncalibrated validation ``predictions``.
 
     ``predictions``: ``{"logits"`` (raw), ``"fraction"``, ``"labels"``, ``"attributes"`` (or None), ``"image"``
@@ -138,8 +159,7 @@ def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
     unknown = set(methods) - {"temperature", "fraction"}
     if unknown:
         raise ValueError(f"methods must be among ('temperature', 'fraction'), got {sorted(unknown)}")
-    logits, fraction, labels, image, t_of_row = (predictions[k] for k in ("logits", "fraction", "labels", "image",
-                                                                          "t"))
+    logits, fraction, labels, image, t_of_row = (predictions[k] for k in ("logits", "fraction", "labels", "image", "t"))
     attrs = predictions.get("attributes")
     knots = torch.as_tensor(knots, dtype=logits.dtype)
 
@@ -147,8 +167,9 @@ def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
         a = None if attrs is None else attrs[rows]
         if method == "temperature":
             return math.log(fit_temperature(logits[rows], labels[rows], model.head, model.num_classes, a)), None
-        return 0.0, fit_fraction_temperatures(logits[rows], fraction[rows], labels[rows], model.head, knots,
-                                              model.num_classes, a)
+        return 0.0, fit_fraction_temperatures(
+            logits[rows], fraction[rows], labels[rows], model.head, knots, model.num_classes, a
+        )
 
     def apply(rows, log_t, values):
         out = logits[rows] / math.exp(log_t)
@@ -172,8 +193,14 @@ def choose_calibration(model: AVP, predictions: dict, knots: torch.Tensor,
     model.temperature.fill_(math.exp(log_t))
     model.set_fraction_temperatures(None if values is None else knots, values)
     after = candidates.get(method, before)
-    log.info("calibration: %s (cross-fitted NLL %.4f -> %.4f, mean ECE over t %.4f -> %.4f)", method,
-             before["nll"], after["nll"], before["ece"], after["ece"])
+    log.info(
+        "calibration: %s (cross-fitted NLL %.4f -> %.4f, mean ECE over t %.4f -> %.4f)",
+        method,
+        before["nll"],
+        after["nll"],
+        before["ece"],
+        after["ece"],
+    )
     return _choice(method, log_t, values, knots, (before, after, candidates))
 
 
@@ -187,9 +214,16 @@ def _choice(method: str, log_t: float, values: torch.Tensor | None, knots: torch
 
 
 @torch.no_grad()
-def calibrate_avp(avp: AVP | torch.nn.parallel.DistributedDataParallel, valid: Dataset, max_glimpses: int,
-                  seed: int = 0, batch_size: int = 512, device: str | torch.device = "cpu", draws: int = 4,
-                  methods: Sequence[str] = ("temperature", "fraction")) -> dict:
+def calibrate_avp(
+    avp: AVP | torch.nn.parallel.DistributedDataParallel,
+    valid: Dataset,
+    max_glimpses: int,
+    seed: int = 0,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    draws: int = 4,
+    methods: Sequence[str] = ("temperature", "fraction"),
+) -> dict:
     """Calibrate ``avp`` on ``valid``: every image under ``draws`` random glimpse sets for each t = 0..T, plus
     the whole image; candidates (``methods``): a single ``temperature`` and per-``fraction`` temperatures at
     :func:`fraction_knots`; see :func:`choose_calibration`.
@@ -203,9 +237,11 @@ def calibrate_avp(avp: AVP | torch.nn.parallel.DistributedDataParallel, valid: D
     chunks = [collect_draws(model, valid, t, seed, draws, batch_size, device) for t in range(max_glimpses + 1)]
     chunks.append(collect_draws(model, valid, 0, seed, 1, batch_size, device, full=True))
     predictions = {k: torch.cat([c[k] for c in chunks]) for k in ("logits", "fraction", "labels", "image")}
-    predictions["attributes"] = torch.cat([c["attributes"] for c in chunks]) \
-        if chunks[0]["attributes"] is not None else None
-    predictions["t"] = torch.cat([torch.full((len(c["labels"]),), t if t <= max_glimpses else -1)
-                                  for t, c in enumerate(chunks)])
+    predictions["attributes"] = (
+        torch.cat([c["attributes"] for c in chunks]) if chunks[0]["attributes"] is not None else None
+    )
+    predictions["t"] = torch.cat(
+        [torch.full((len(c["labels"]),), t if t <= max_glimpses else -1) for t, c in enumerate(chunks)]
+    )
     out = choose_calibration(model, predictions, fraction_knots(model.grid, max_glimpses), methods)
     return {**out, "draws": draws}

@@ -1,4 +1,5 @@
 """Random glimpse sets for training and evaluating the AVP: t ~ U{0..T}, locations uniform over the grid."""
+
 from __future__ import annotations
 
 import torch
@@ -8,8 +9,13 @@ from ..sensor import NO_GLIMPSE, Sensor
 __all__ = ["random_locations", "random_glimpse_mask"]
 
 
-def random_locations(grid: Sensor, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
-                     num_glimpses: int | torch.Tensor | None = None) -> torch.Tensor:
+def random_locations(
+    grid: Sensor,
+    batch: int,
+    max_glimpses: int,
+    generator: torch.Generator | None = None,
+    num_glimpses: int | torch.Tensor | None = None,
+) -> torch.Tensor:
     """(batch, max_glimpses) uniform locations; entries past each row's count are ``NO_GLIMPSE``.
 
     ``num_glimpses``: an int (every row), a (batch,) tensor, or None for t ~ U{0, ..., max_glimpses}.
@@ -26,8 +32,13 @@ def random_locations(grid: Sensor, batch: int, max_glimpses: int, generator: tor
     return torch.where(keep, loc, torch.full_like(loc, NO_GLIMPSE))
 
 
-def random_glimpse_mask(grid: Sensor, batch: int, max_glimpses: int, generator: torch.Generator | None = None,
-                        num_glimpses: int | torch.Tensor | None = None,
-                        device: str | torch.device | None = None) -> torch.Tensor:
+def random_glimpse_mask(
+    grid: Sensor,
+    batch: int,
+    max_glimpses: int,
+    generator: torch.Generator | None = None,
+    num_glimpses: int | torch.Tensor | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """The (batch, 1, H, W) mask of :func:`random_locations`."""
     return grid.mask(random_locations(grid, batch, max_glimpses, generator, num_glimpses), device=device)

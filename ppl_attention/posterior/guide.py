@@ -5,6 +5,7 @@ locations (with ``grid.paste``), builds the mask of those locations, runs the AV
 a Categorical on its label logits.  Its parameters go through ``pyro.module`` so that ``posterior_eig`` with
 ``num_steps > 0`` trains them (with ``num_steps=0`` it only scores designs).
 """
+
 from __future__ import annotations
 
 import pyro

@@ -1,15 +1,29 @@
 """Losses and calibration metrics of the AVP's heads, all computed from logits."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["head_loss", "correct", "confidences", "expected_calibration_error", "ece_bootstrap_interval",
-           "ece_noise_floor"]
+__all__ = [
+    "head_loss",
+    "correct",
+    "confidences",
+    "expected_calibration_error",
+    "ece_bootstrap_interval",
+    "ece_noise_floor",
+]
 
 
-def head_loss(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0,
-              attributes: torch.Tensor | None = None, aux_weight: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+def head_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    head: str,
+    num_classes: int = 0,
+    attributes: torch.Tensor | None = None,
+    aux_weight: float = 0.5,
+    reduction: str = "mean",
+) -> torch.Tensor:
     """Negative log-likelihood of the targets: cross-entropy (categorical), summed binary cross-entropies over
     attributes (multilabel), or class cross-entropy + ``aux_weight`` x attribute BCE (class_attributes)."""
     if head == "categorical":
@@ -20,12 +34,14 @@ def head_loss(logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes
         nll = F.cross_entropy(logits[:, :num_classes], labels.long(), reduction="none")
         if attributes is not None:
             nll = nll + aux_weight * F.binary_cross_entropy_with_logits(
-                logits[:, num_classes:], attributes.to(logits.dtype), reduction="none").sum(-1)
+                logits[:, num_classes:], attributes.to(logits.dtype), reduction="none"
+            ).sum(-1)
     return nll.mean() if reduction == "mean" else nll.sum() if reduction == "sum" else nll
 
 
-def confidences(logits: torch.Tensor, labels: torch.Tensor, head: str,
-                num_classes: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def confidences(
+    logits: torch.Tensor, labels: torch.Tensor, head: str, num_classes: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(confidence, correct) pairs for calibration: the top class (categorical / class part) or one pair per
     attribute (multilabel: confidence of the predicted value of each attribute)."""
     if head == "multilabel":
@@ -60,9 +76,15 @@ def expected_calibration_error(conf: torch.Tensor, hits: torch.Tensor, bins: int
     return float((acc - cf).abs().sum() / conf.numel())
 
 
-def ece_bootstrap_interval(conf: torch.Tensor, hits: torch.Tensor, groups: torch.Tensor, bins: int = 15,
-                           resamples: int = 1000, level: float = 0.95, generator: torch.Generator | None = None
-                           ) -> tuple[float, float]:
+def ece_bootstrap_interval(
+    conf: torch.Tensor,
+    hits: torch.Tensor,
+    groups: torch.Tensor,
+    bins: int = 15,
+    resamples: int = 1000,
+    level: float = 0.95,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the ECE, resampling whole ``groups`` (e.g. images, each seen under several
     random glimpse draws, whose predictions are not independent) with replacement.
 
@@ -70,8 +92,10 @@ def ece_bootstrap_interval(conf: torch.Tensor, hits: torch.Tensor, groups: torch
     combined with the (resamples, G) multiplicities of every bootstrap sample in one matrix product.
     """
     if groups.shape != conf.shape or hits.shape != conf.shape:
-        raise ValueError(f"conf, hits and groups must have the same shape, got {tuple(conf.shape)}, "
-                         f"{tuple(hits.shape)}, {tuple(groups.shape)}")
+        raise ValueError(
+            f"conf, hits and groups must have the same shape, got {tuple(conf.shape)}, "
+            f"{tuple(hits.shape)}, {tuple(groups.shape)}"
+        )
     if not 0 < level < 1 or resamples < 1:
         raise ValueError(f"level must lie in (0, 1) and resamples be >= 1, got {level}, {resamples}")
     idx = _bin_index(conf, bins)
@@ -85,16 +109,18 @@ def ece_bootstrap_interval(conf: torch.Tensor, hits: torch.Tensor, groups: torch
     sums[2].index_add_(0, cell, conf)
     sums = sums.view(3, G, bins)
     pick = torch.randint(G, (resamples, G), generator=generator)
-    mult = torch.zeros(resamples, G, dtype=torch.float64).scatter_add_(1, pick, torch.ones(resamples, G,
-                                                                                            dtype=torch.float64))
+    mult = torch.zeros(resamples, G, dtype=torch.float64).scatter_add_(
+        1, pick, torch.ones(resamples, G, dtype=torch.float64)
+    )
     count, acc, cf = (mult @ sums[k] for k in range(3))  # (resamples, bins)
     ece = (acc - cf).abs().sum(1) / count.sum(1)
     lo, hi = torch.quantile(ece, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
     return float(lo), float(hi)
 
 
-def ece_noise_floor(conf: torch.Tensor, bins: int = 15, simulations: int = 20,
-                    generator: torch.Generator | None = None) -> tuple[float, float]:
+def ece_noise_floor(
+    conf: torch.Tensor, bins: int = 15, simulations: int = 20, generator: torch.Generator | None = None
+) -> tuple[float, float]:
     """(mean, std) of the ECE of a perfectly calibrated predictor with the same confidences: every hit is drawn
     as Bernoulli(conf), ``simulations`` times.  An ECE measured on this many predictions is not distinguishable
     from perfect calibration unless it clearly exceeds this floor (the binned estimator is biased upwards).

@@ -23,6 +23,7 @@ logits: a scalar ``temperature`` buffer times, optionally, a temperature that de
 the image (the mean of the input's fovea mask channel), piecewise log-linear between fitted knots.  Checkpoints written
 before the fraction temperatures existed load with them switched off.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,18 @@ if TYPE_CHECKING:
     import os
     from typing import Sequence
 
-__all__ = ["AVPConfig", "AVP", "build_avp", "entropy_from_logits", "save_avp", "load_avp", "BACKBONES", "HEADS",
-           "AVP_WEIGHTS", "AVP_KIND"]
+__all__ = [
+    "AVPConfig",
+    "AVP",
+    "build_avp",
+    "entropy_from_logits",
+    "save_avp",
+    "load_avp",
+    "BACKBONES",
+    "HEADS",
+    "AVP_WEIGHTS",
+    "AVP_KIND",
+]
 
 BACKBONES = ("small_cnn", "mobilenet_v2", "densenet121")
 HEADS = ("categorical", "multilabel", "class_attributes")
@@ -79,16 +90,20 @@ class AVPConfig:
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ValueError(f"mean and std need one value per channel ({self.channels}), got mean={self.mean}, "
-                             f"std={self.std}")
+            raise ValueError(
+                f"mean and std need one value per channel ({self.channels}), got mean={self.mean}, std={self.std}"
+            )
         if min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {self.std}")
         Sensor.from_dict(self.grid)  # validates
 
     @property
     def out_features(self) -> int:
-        return {"categorical": self.num_classes, "multilabel": self.num_attributes,
-                "class_attributes": self.num_classes + self.num_attributes}[self.head]
+        return {
+            "categorical": self.num_classes,
+            "multilabel": self.num_attributes,
+            "class_attributes": self.num_classes + self.num_attributes,
+        }[self.head]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -110,12 +125,22 @@ class SmallCNN(nn.Module):
         def block(cin, cout, k, s):
             return [nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
-        self.features = nn.Sequential(*block(in_channels, w, 5, 2), *block(w, 2 * w, 3, 2),
-                                      *block(2 * w, 2 * w, 3, 1), *block(2 * w, 3 * w, 3, 2),
-                                      *block(3 * w, 4 * w, 3, 2))
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                        nn.Linear(4 * w, 4 * w), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                        nn.Linear(4 * w, out_features))
+        self.features = nn.Sequential(
+            *block(in_channels, w, 5, 2),
+            *block(w, 2 * w, 3, 2),
+            *block(2 * w, 2 * w, 3, 1),
+            *block(2 * w, 3 * w, 3, 2),
+            *block(3 * w, 4 * w, 3, 2),
+        )
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * w, 4 * w),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4 * w, out_features),
+        )
 
     @property
     def first_conv(self) -> nn.Conv2d:
@@ -128,8 +153,14 @@ class SmallCNN(nn.Module):
 def _widen_first_conv(conv: nn.Conv2d, in_channels: int, mask_channels: int = 1) -> nn.Conv2d:
     """A copy of ``conv`` taking ``in_channels`` canvas channels plus ``mask_channels`` mask channels whose weights
     start at zero.  Canvas channels that are ``k`` copies of the stem's (one per scale) share its filter / k."""
-    new = nn.Conv2d(in_channels + mask_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    bias=conv.bias is not None)
+    new = nn.Conv2d(
+        in_channels + mask_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        bias=conv.bias is not None,
+    )
     with torch.no_grad():
         w = conv.weight
         if in_channels == w.shape[1]:
@@ -145,8 +176,14 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int, mask_channels: int = 1)
     return new
 
 
-def _torchvision_backbone(name: str, in_channels: int, out_features: int, dropout: float,
-                          pretrained: str | Path | None, mask_channels: int = 1) -> nn.Module:
+def _torchvision_backbone(
+    name: str,
+    in_channels: int,
+    out_features: int,
+    dropout: float,
+    pretrained: str | Path | None,
+    mask_channels: int = 1,
+) -> nn.Module:
     """torchvision DenseNet-121 / MobileNetV2, built with ``weights=None``; ImageNet weights only from a local file."""
     import torchvision
 
@@ -164,8 +201,9 @@ def _torchvision_backbone(name: str, in_channels: int, out_features: int, dropou
             raise ValueError(f"`pretrained` {path} is not a valid safetensors file: {e}") from None
         missing, unexpected = net.load_state_dict(state, strict=False)
         if unexpected or [k for k in missing if "classifier" not in k]:
-            raise ValueError(f"`pretrained` {path} does not hold {name} weights (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
+            raise ValueError(
+                f"`pretrained` {path} does not hold {name} weights (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
     if name == "densenet121":
         net.features.conv0 = _widen_first_conv(net.features.conv0, in_channels, mask_channels)
         net.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.classifier.in_features, out_features))
@@ -197,8 +235,9 @@ class AVP(nn.Module):
             with torch.no_grad():
                 self.backbone.first_conv.weight[:, canvas_ch:] = 0.0  # mask channels start at zero
         else:
-            self.backbone = _torchvision_backbone(config.backbone, canvas_ch, out, config.dropout, pretrained,
-                                                  self.scales)
+            self.backbone = _torchvision_backbone(
+                config.backbone, canvas_ch, out, config.dropout, pretrained, self.scales
+            )
         # Per canvas channel (the image's mean / std repeated for every scale).
         self.register_buffer("mean", torch.tensor(config.mean).repeat(self.scales).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(config.std).repeat(self.scales).view(1, -1, 1, 1))
@@ -221,8 +260,9 @@ class AVP(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------- calibration
-    def set_fraction_temperatures(self, fractions: torch.Tensor | Sequence[float] | None,
-                                  log_temperatures: torch.Tensor | Sequence[float] | None) -> None:
+    def set_fraction_temperatures(
+        self, fractions: torch.Tensor | Sequence[float] | None, log_temperatures: torch.Tensor | Sequence[float] | None
+    ) -> None:
         """Use temperature ``exp(log_temperatures)`` at observed fractions ``fractions`` (increasing, in [0, 1]),
         interpolated in between; ``None`` / empty switches the fraction temperatures off."""
         f = torch.as_tensor([] if fractions is None else fractions, dtype=torch.float32).flatten()
@@ -245,16 +285,22 @@ class AVP(nn.Module):
         """``{"fractions", "temperatures"}`` of the fraction temperatures (for manifests and reports), or None."""
         if not self.calibration_fractions.numel():
             return None
-        return {"fractions": self.calibration_fractions.tolist(),
-                "temperatures": self.calibration_log_temperatures.exp().tolist()}
+        return {
+            "fractions": self.calibration_fractions.tolist(),
+            "temperatures": self.calibration_log_temperatures.exp().tolist(),
+        }
 
     def temperature_at(self, fraction: torch.Tensor) -> torch.Tensor:
         """(B,) temperature dividing the logits of inputs with observed ``fraction`` (B,), on ``fraction``'s device
         (evaluation calibrates logits it has collected on the CPU)."""
         t = self.temperature.to(fraction.device).expand(fraction.shape)
         if self.calibration_fractions.numel():
-            t = t * fraction_log_temperature(fraction, self.calibration_fractions,
-                                             self.calibration_log_temperatures).exp()
+            t = (
+                t
+                * fraction_log_temperature(
+                    fraction, self.calibration_fractions, self.calibration_log_temperatures
+                ).exp()
+            )
         return t
 
     def calibrate_logits(self, raw: torch.Tensor, fraction: torch.Tensor) -> torch.Tensor:
@@ -272,8 +318,10 @@ class AVP(nn.Module):
             raise ValueError(f"{name} must be a tensor of shape (B, {self.channels}, H, W), got {shape}")
         H, W = self.grid.image_size
         if tuple(images.shape[1:]) != (self.channels, H, W):
-            raise ValueError(f"{name} must have shape (B, {self.channels}, {H}, {W}) to match the AVP's grid, "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"{name} must have shape (B, {self.channels}, {H}, {W}) to match the AVP's grid, "
+                f"got {tuple(images.shape)}"
+            )
         if not images.dtype.is_floating_point:
             raise ValueError(f"{name} must be float in [0, 1], got dtype {images.dtype}")
         return images
@@ -288,12 +336,21 @@ class AVP(nn.Module):
             raise ValueError(f"canvas must be a float tensor of shape (B, {canvas_ch}, H, W), got {shape}")
         H, W = self.grid.image_size
         if tuple(canvas.shape[1:]) != (canvas_ch, H, W):
-            raise ValueError(f"canvas must have shape (B, {canvas_ch}, {H}, {W}) ({k} scale(s) x {self.channels} "
-                             f"channel(s), from sensor.observe) to match the AVP's sensor, got {tuple(canvas.shape)}")
-        if not isinstance(mask, torch.Tensor) or mask.dim() != 4 or mask.shape[1] != k \
-                or tuple(mask.shape[-2:]) != (H, W) or mask.shape[0] not in (1, canvas.shape[0]):
-            raise ValueError(f"mask must have shape ({canvas.shape[0]}, {k}, {H}, {W}) (one channel per scale), "
-                             f"got {tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}")
+            raise ValueError(
+                f"canvas must have shape (B, {canvas_ch}, {H}, {W}) ({k} scale(s) x {self.channels} "
+                f"channel(s), from sensor.observe) to match the AVP's sensor, got {tuple(canvas.shape)}"
+            )
+        if (
+            not isinstance(mask, torch.Tensor)
+            or mask.dim() != 4
+            or mask.shape[1] != k
+            or tuple(mask.shape[-2:]) != (H, W)
+            or mask.shape[0] not in (1, canvas.shape[0])
+        ):
+            raise ValueError(
+                f"mask must have shape ({canvas.shape[0]}, {k}, {H}, {W}) (one channel per scale), "
+                f"got {tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}"
+            )
         mask = mask.to(canvas.dtype).expand(canvas.shape[0], -1, -1, -1)
         per_channel = mask.repeat_interleave(self.channels, dim=1) if k > 1 else mask
         return torch.cat([(canvas - self.mean) / self.std * per_channel, mask], dim=1)
@@ -306,7 +363,7 @@ class AVP(nn.Module):
 
     def label_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The logits of the target ``label`` (drops the auxiliary attributes of a class_attributes head)."""
-        return logits[..., :self.num_classes] if self.head == "class_attributes" else logits
+        return logits[..., : self.num_classes] if self.head == "class_attributes" else logits
 
     def predict(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Logits (B, out_features) after observing ``images`` at ``locations`` (B, T) (``NO_GLIMPSE`` = -1 pads)."""
@@ -324,8 +381,14 @@ def build_avp(config: AVPConfig, pretrained: str | Path | None = None) -> AVP:
 
 
 # --------------------------------------------------------------------- saving
-def save_avp(avp: AVP, directory: str | os.PathLike, dataset: str, T: int, extra_config: dict | None = None,
-             inputs: dict | None = None) -> Path:
+def save_avp(
+    avp: AVP,
+    directory: str | os.PathLike,
+    dataset: str,
+    T: int,
+    extra_config: dict | None = None,
+    inputs: dict | None = None,
+) -> Path:
     """Write an AVP directory: ``avp.safetensors`` + ``avp.json`` + ``manifest.json`` (kind ``avp``)."""
     from ..artifacts import save_weights, write_manifest
 
@@ -334,9 +397,17 @@ def save_avp(avp: AVP, directory: str | os.PathLike, dataset: str, T: int, extra
     model = avp.module if hasattr(avp, "module") else avp
     cfg = model.config.to_dict()
     save_weights(directory / AVP_WEIGHTS, {k: v for k, v in model.state_dict().items()}, cfg)
-    manifest = {"dataset": dataset, "backbone": cfg["backbone"], "head": cfg["head"], "grid": cfg["grid"], "T": T,
-                "normalisation": {"mean": cfg["mean"], "std": cfg["std"]},
-                "temperature": float(model.temperature), "data": None, **(extra_config or {})}
+    manifest = {
+        "dataset": dataset,
+        "backbone": cfg["backbone"],
+        "head": cfg["head"],
+        "grid": cfg["grid"],
+        "T": T,
+        "normalisation": {"mean": cfg["mean"], "std": cfg["std"]},
+        "temperature": float(model.temperature),
+        "data": None,
+        **(extra_config or {}),
+    }
     if model.fraction_temperatures() is not None:
         manifest["fraction_temperatures"] = model.fraction_temperatures()
     write_manifest(directory, AVP_KIND, manifest, inputs)

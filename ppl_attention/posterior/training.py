@@ -8,6 +8,7 @@ uninterrupted run.  The checkpoint is one file, ``DIR/checkpoint/last.safetensor
 RNG state; its header metadata holds the configs, epoch, history, early-stopping state, the optimiser's
 hyper-parameters and the LR schedule.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,16 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..artifacts import (ArtifactError, atomic_write_json, check_compatible, clean_temporaries, load_checkpoint,
-                         optimizer_from_checkpoint,
-                         optimizer_to_checkpoint, save_checkpoint)
+from ..artifacts import (
+    ArtifactError,
+    atomic_write_json,
+    check_compatible,
+    clean_temporaries,
+    load_checkpoint,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+    save_checkpoint,
+)
 from ..config import GLIMPSES, config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator
 from .calibration import calibrate_avp
@@ -45,38 +53,63 @@ CHECKPOINT = Path("checkpoint") / "last.safetensors"
 
 @dataclass
 class TrainAVPConfig:
-    backbone: str = field(default="small_cnn", metadata={"help": "AVP backbone",
-                                                          "choices": ["small_cnn", "mobilenet_v2", "densenet121"]})
+    backbone: str = field(
+        default="small_cnn", metadata={"help": "AVP backbone", "choices": ["small_cnn", "mobilenet_v2", "densenet121"]}
+    )
     width: int = field(default=32, metadata={"help": "small_cnn base width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
-    precision: str | None = field(default=None, metadata={
-        "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-                "CPU)", "choices": ["float32", "bfloat16"]})
-    max_glimpses: int = field(default=GLIMPSES, metadata={"help": "T: training uses t ~ U{0..T} random glimpses",
-                                                   "flag": "glimpses", "old_flags": ("--max-glimpses",)})
+    precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
+            "CPU)",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
+    max_glimpses: int = field(
+        default=GLIMPSES,
+        metadata={
+            "help": "T: training uses t ~ U{0..T} random glimpses",
+            "flag": "glimpses",
+            "old_flags": ("--max-glimpses",),
+        },
+    )
     epochs: int = field(default=40, metadata={"help": "maximum number of epochs"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size (over all processes)"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine-annealed over the epochs)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "Adam weight decay"})
     patience: int = field(default=8, metadata={"help": "early stopping: epochs without a better validation NLL"})
-    full_fraction: float = field(default=0.5, metadata={
-        "help": "fraction of training images seen whole (a curriculum: random glimpses alone teach slowly)"})
+    full_fraction: float = field(
+        default=0.5,
+        metadata={"help": "fraction of training images seen whole (a curriculum: random glimpses alone teach slowly)"},
+    )
     flip: bool = field(default=True, metadata={"help": "random horizontal flips (only where the dataset allows)"})
     aux_weight: float = field(default=0.5, metadata={"help": "weight of the auxiliary attribute loss (CUB)"})
-    time_limit_min: float | None = field(default=None, metadata={
-        "help": "stop after the epoch that crosses this many minutes of this call (then calibrate and save as "
-                "after early stopping); the epoch count then depends on the machine's speed"})
+    time_limit_min: float | None = field(
+        default=None,
+        metadata={
+            "help": "stop after the epoch that crosses this many minutes of this call (then calibrate and save as "
+            "after early stopping); the epoch count then depends on the machine's speed"
+        },
+    )
     calibrate: bool = field(default=True, metadata={"help": "fit a temperature on validation data"})
-    pretrained: str | None = field(default=None, metadata={
-        "help": "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"})
+    pretrained: str | None = field(
+        default=None,
+        metadata={
+            "help": "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"
+        },
+    )
 
 
 def check_train_avp_config(cfg: TrainAVPConfig) -> TrainAVPConfig:
     """Refuse settings that make no sense, naming the field and its flag (before anything is written)."""
     from ..attention.trainer import check_fields
 
-    check_fields(cfg, positive=("width", "max_glimpses", "epochs", "batch_size", "patience"),
-                 non_negative=("weight_decay", "aux_weight"))
+    check_fields(
+        cfg,
+        positive=("width", "max_glimpses", "epochs", "batch_size", "patience"),
+        non_negative=("weight_decay", "aux_weight"),
+    )
     if cfg.precision is not None:
         check_precision(cfg.precision)
     check_fields(cfg, non_negative=("lr",))
@@ -101,9 +134,18 @@ def avp_config_for(dataset: Dataset, cfg: TrainAVPConfig) -> AVPConfig:
         n_attr = int(dataset.num_classes)
     mean = torch.as_tensor(dataset.mean).flatten().tolist()
     std = torch.as_tensor(dataset.std).flatten().tolist()
-    return AVPConfig(grid=dataset.grid.to_dict(), channels=int(dataset.channels), head=head,
-                     num_classes=int(dataset.num_classes) if head != "multilabel" else 0, num_attributes=n_attr,
-                     backbone=cfg.backbone, width=cfg.width, dropout=cfg.dropout, mean=tuple(mean), std=tuple(std))
+    return AVPConfig(
+        grid=dataset.grid.to_dict(),
+        channels=int(dataset.channels),
+        head=head,
+        num_classes=int(dataset.num_classes) if head != "multilabel" else 0,
+        num_attributes=n_attr,
+        backbone=cfg.backbone,
+        width=cfg.width,
+        dropout=cfg.dropout,
+        mean=tuple(mean),
+        std=tuple(std),
+    )
 
 
 def _dist():
@@ -126,8 +168,11 @@ def _checkpoint_config(avp_cfg: AVPConfig, cfg: TrainAVPConfig, seed: int, datas
 
 def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) -> None:
     optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
-    tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **optim_tensors,
-               "rng.torch": torch.get_rng_state()}
+    tensors = {
+        **{f"model.{k}": v for k, v in model.state_dict().items()},
+        **optim_tensors,
+        "rng.torch": torch.get_rng_state(),
+    }
     meta = {**config, "state": state, **optim_meta, "scheduler": sched.state_dict()}
     save_checkpoint(out / CHECKPOINT, tensors, meta)
 
@@ -135,17 +180,29 @@ def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) ->
 def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
     path = out / CHECKPOINT
     tensors, meta = load_checkpoint(path)
-    needed = [k for k in ("state", "param_groups", "scheduler") if k not in meta] + \
-        [k for k in ("rng.torch",) if k not in tensors]
+    needed = [k for k in ("state", "param_groups", "scheduler") if k not in meta] + [
+        k for k in ("rng.torch",) if k not in tensors
+    ]
     if needed:
         raise ArtifactError(f"checkpoint {path} lacks {needed} (not a train-avp checkpoint)")
     state = meta["state"]
-    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or \
-            not isinstance(state.get("history"), list) or len(state["history"]) != state["epoch"]:
-        raise ArtifactError(f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
-                            f"{len(state.get('history') or [])} history rows); use another `out`")
-    check_compatible(f"checkpoint {path} was", meta, config, keys=("avp", "train", "seed", "dataset"),
-                     remedy="use another `out` or the same settings to resume")
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("epoch"), int)
+        or not isinstance(state.get("history"), list)
+        or len(state["history"]) != state["epoch"]
+    ):
+        raise ArtifactError(
+            f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
+            f"{len(state.get('history') or [])} history rows); use another `out`"
+        )
+    check_compatible(
+        f"checkpoint {path} was",
+        meta,
+        config,
+        keys=("avp", "train", "seed", "dataset"),
+        remedy="use another `out` or the same settings to resume",
+    )
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     optimizer_from_checkpoint(opt, tensors, meta)
     sched.load_state_dict(meta["scheduler"])
@@ -155,8 +212,9 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
 
 @torch.no_grad()
 def _validate(model: AVP, valid, cfg: TrainAVPConfig, seed: int, device) -> float:
-    logits, labels, attrs = collect_logits(model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"),
-                                           device=device)
+    logits, labels, attrs = collect_logits(
+        model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"), device=device
+    )
     return float(head_loss(logits, labels, model.head, model.num_classes, attrs, cfg.aux_weight))
 
 
@@ -183,20 +241,31 @@ def _broadcast_value(value: float, device: torch.device) -> float:
 
 def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> torch.Tensor:
     """This rank's share of the epoch's shuffled item order (the same partition on every rank)."""
-    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
-                                 seed=derive_seed(seed, "avp-order"), drop_last=world > 1)
+    sampler = DistributedSampler(
+        range(n), num_replicas=world, rank=rank, shuffle=True, seed=derive_seed(seed, "avp-order"), drop_last=world > 1
+    )
     sampler.set_epoch(epoch)
     return torch.tensor(list(sampler))
 
 
-def _train_epoch(net, model: AVP, train, cfg: TrainAVPConfig, opt, order: torch.Tensor, per_rank: int,
-                 device: torch.device, g: torch.Generator, flip: bool) -> float:
+def _train_epoch(
+    net,
+    model: AVP,
+    train,
+    cfg: TrainAVPConfig,
+    opt,
+    order: torch.Tensor,
+    per_rank: int,
+    device: torch.device,
+    g: torch.Generator,
+    flip: bool,
+) -> float:
     """One pass over ``order`` in batches of ``per_rank``, each image seen through random glimpses; the mean
     training loss."""
     net.train()
     total, count = 0.0, 0
     for start in range(0, len(order), per_rank):
-        idx = order[start:start + per_rank]
+        idx = order[start : start + per_rank]
         images, labels, attrs = fetch_batch(train, idx)
         labels = check_labels(model, labels, "train labels")
         images = model.check_images(images, "train images").to(device)
@@ -210,8 +279,14 @@ def _train_epoch(net, model: AVP, train, cfg: TrainAVPConfig, opt, order: torch.
         x = model.make_input(*model.grid.observe(images, loc.to(device), whole=whole))
         with autocast(device, cfg.precision):
             logits = net(x)
-        loss = head_loss(logits.float(), labels.to(device), model.head, model.num_classes,
-                         None if attrs is None else attrs.to(device), cfg.aux_weight)
+        loss = head_loss(
+            logits.float(),
+            labels.to(device),
+            model.head,
+            model.num_classes,
+            None if attrs is None else attrs.to(device),
+            cfg.aux_weight,
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -232,8 +307,19 @@ def _record_epoch(state: dict, epoch: int, train_nll: float, val_nll: float, lr:
     return improved
 
 
-def _finish(model: AVP, out: Path, valid, cfg: TrainAVPConfig, seed: int, device, name: str, train, state: dict,
-            config: dict, timed_out: bool) -> AVP:
+def _finish(
+    model: AVP,
+    out: Path,
+    valid,
+    cfg: TrainAVPConfig,
+    seed: int,
+    device,
+    name: str,
+    train,
+    state: dict,
+    config: dict,
+    timed_out: bool,
+) -> AVP:
     """The final AVP: the best epoch's weights, calibrated on ``valid`` and written by rank 0 (the only rank that
     calibrates); the others wait for it."""
     from .network import load_avp
@@ -241,16 +327,32 @@ def _finish(model: AVP, out: Path, valid, cfg: TrainAVPConfig, seed: int, device
     rank, world = _dist()
     model.load_state_dict(load_avp(out / "best", device).state_dict())
     if rank == 0:
-        calibration = calibrate_avp(model, valid, cfg.max_glimpses, derive_seed(seed, "calibrate"), device=device) \
-            if cfg.calibrate else None
-        save_avp(model, out, name, cfg.max_glimpses,
-                 extra_config={"train": config_to_dict(cfg), "seed": seed, "best_epoch": state["best_epoch"],
-                               "data": getattr(train, "data_spec", None),  # name, root, split seed, options
-                               "held_out": getattr(train, "held_out", None),  # design images left out (no oracle)
-                               "epochs_run": state["epoch"], "stopped_by_time_limit": timed_out,
-                               "best_valid_nll": state["best_nll"], "calibration": calibration})
-        atomic_write_json(out / "history.json", {"history": state["history"], "calibration": calibration,
-                                                 "best_epoch": state["best_epoch"]})
+        calibration = (
+            calibrate_avp(model, valid, cfg.max_glimpses, derive_seed(seed, "calibrate"), device=device)
+            if cfg.calibrate
+            else None
+        )
+        save_avp(
+            model,
+            out,
+            name,
+            cfg.max_glimpses,
+            extra_config={
+                "train": config_to_dict(cfg),
+                "seed": seed,
+                "best_epoch": state["best_epoch"],
+                "data": getattr(train, "data_spec", None),  # name, root, split seed, options
+                "held_out": getattr(train, "held_out", None),  # design images left out (no oracle)
+                "epochs_run": state["epoch"],
+                "stopped_by_time_limit": timed_out,
+                "best_valid_nll": state["best_nll"],
+                "calibration": calibration,
+            },
+        )
+        atomic_write_json(
+            out / "history.json",
+            {"history": state["history"], "calibration": calibration, "best_epoch": state["best_epoch"]},
+        )
     if world > 1:
         dist.barrier()
     return model.eval()
@@ -298,8 +400,9 @@ def _start(train, cfg: TrainAVPConfig, seed: int, device, out: Path, name: str) 
     return model, net, opt, sched, config, state
 
 
-def _epoch(net, model: AVP, data: tuple, cfg: TrainAVPConfig, optimisers: tuple, seed: int, epoch: int, device,
-           flip: bool) -> tuple[float, float]:
+def _epoch(
+    net, model: AVP, data: tuple, cfg: TrainAVPConfig, optimisers: tuple, seed: int, epoch: int, device, flip: bool
+) -> tuple[float, float]:
     """One epoch on this rank's share of ``data[0]``, then rank 0's validation NLL on ``data[1]`` broadcast:
     ``(train_nll, val_nll)``.  ``optimisers``: the optimiser and its schedule."""
     (train, valid), (opt, sched) = data, optimisers
@@ -307,18 +410,35 @@ def _epoch(net, model: AVP, data: tuple, cfg: TrainAVPConfig, optimisers: tuple,
     torch.manual_seed(derive_seed(seed, "avp-epoch", epoch, rank))
     if hasattr(train, "set_epoch"):
         train.set_epoch(epoch)
-    train_nll = _train_epoch(net, model, train, cfg, opt, _epoch_order(len(train), seed, epoch, rank, world),
-                             max(1, cfg.batch_size // world), device,
-                             generator(derive_seed(seed, "avp-glimpses", epoch, rank)), flip)
+    train_nll = _train_epoch(
+        net,
+        model,
+        train,
+        cfg,
+        opt,
+        _epoch_order(len(train), seed, epoch, rank, world),
+        max(1, cfg.batch_size // world),
+        device,
+        generator(derive_seed(seed, "avp-glimpses", epoch, rank)),
+        flip,
+    )
     sched.step()
     _sync_buffers(model)
     val_nll = _broadcast_value(_validate(model, valid, cfg, seed, device) if rank == 0 else 0.0, device)
     return train_nll, val_nll
 
 
-def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: TrainAVPConfig | None = None,
-              seed: int = 0, device: str | torch.device = "cpu", dataset_name: str | None = None,
-              stop_after: int | None = None, progress: bool = True) -> AVP:
+def train_avp(
+    train: Dataset,
+    valid: Dataset,
+    out_dir: str | os.PathLike,
+    cfg: TrainAVPConfig | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dataset_name: str | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> AVP:
     """Train an AVP on ``train`` (a dataset with the ``ppl_attention.data`` attributes), validating on ``valid``.
 
     Writes ``out_dir/avp.safetensors`` + ``avp.json`` + ``manifest.json`` (the best epoch, calibrated),
@@ -338,8 +458,13 @@ def train_avp(train: Dataset, valid: Dataset, out_dir: str | os.PathLike, cfg: T
     model, net, opt, sched, config, state = _start(train, cfg, seed, device, out, name)
     flip = cfg.flip and bool(getattr(train, "allows_flip", False))
     ran, started, timed_out = 0, time.monotonic(), False
-    bar = tqdm(range(state["epoch"], cfg.epochs), desc="train-avp", disable=not progress or rank != 0,
-               initial=state["epoch"], total=cfg.epochs)
+    bar = tqdm(
+        range(state["epoch"], cfg.epochs),
+        desc="train-avp",
+        disable=not progress or rank != 0,
+        initial=state["epoch"],
+        total=cfg.epochs,
+    )
     for epoch in bar:
         if state["bad_epochs"] >= cfg.patience or (stop_after is not None and ran >= stop_after) or timed_out:
             break

@@ -7,6 +7,7 @@ CUDA generator for the CPU), and ``.numpy()`` of a CUDA tensor raise :class:`Dev
 (``.item()``, ``.tolist()``, ``bool()``, ``.cpu()``...) are counted in ``mode.syncs``. CI has no GPU, so this is how
 a test sees a CPU/CUDA mix before a GPU user does.
 """
+
 from __future__ import annotations
 
 import collections
@@ -42,7 +43,7 @@ def _cuda_device(d) -> bool:
             return torch.device(d).type == "cuda"
         except RuntimeError:
             return False
-    return isinstance(d, int) and not isinstance(d, bool)   # .to(0) / .cuda(0)
+    return isinstance(d, int) and not isinstance(d, bool)  # .to(0) / .cuda(0)
 
 
 def _to_cpu_device(d):
@@ -59,11 +60,35 @@ def _plain(x):
     return x.as_subclass(torch.Tensor) if isinstance(x, FakeCuda) else x
 
 
-_SYNCS = {T.item: "item", T.tolist: "tolist", T.__bool__: "bool", T.__float__: "float", T.__int__: "int",
-          T.__index__: "index", T.nonzero: "nonzero", torch.nonzero: "nonzero", T.cpu: "cpu"}
-_ALLOW_MIX = {T.copy_, T.to, T.__getitem__, T.__setitem__, T.index_put_, T.index_put, T.type_as, T.new_tensor,
-              T.__repr__, T.__format__, T.set_, T.__deepcopy__, T.__reduce_ex__, T.__setstate__,
-              torch._has_compatible_shallow_copy_type, torch.is_same_size}
+_SYNCS = {
+    T.item: "item",
+    T.tolist: "tolist",
+    T.__bool__: "bool",
+    T.__float__: "float",
+    T.__int__: "int",
+    T.__index__: "index",
+    T.nonzero: "nonzero",
+    torch.nonzero: "nonzero",
+    T.cpu: "cpu",
+}
+_ALLOW_MIX = {
+    T.copy_,
+    T.to,
+    T.__getitem__,
+    T.__setitem__,
+    T.index_put_,
+    T.index_put,
+    T.type_as,
+    T.new_tensor,
+    T.__repr__,
+    T.__format__,
+    T.set_,
+    T.__deepcopy__,
+    T.__reduce_ex__,
+    T.__setstate__,
+    torch._has_compatible_shallow_copy_type,
+    torch.is_same_size,
+}
 _REFUSED = {T.numpy: "numpy", T.__array__: "numpy (via __array__)"}
 
 
@@ -87,7 +112,7 @@ class FakeCudaMode(TorchFunctionMode):
             return
         g_cuda = id(g) in self._cuda_generators
         if g_cuda != on_cuda:
-            where = ("a CPU generator drew for CUDA tensors" if on_cuda else "a CUDA generator drew for CPU tensors")
+            where = "a CPU generator drew for CUDA tensors" if on_cuda else "a CUDA generator drew for CPU tensors"
             raise DeviceMixError(f"{_name(func)}: {where}")
 
     # dispatch ---------------------------------------------------------------------------------------------
@@ -109,8 +134,10 @@ class FakeCudaMode(TorchFunctionMode):
         if fakes and func not in _ALLOW_MIX:
             cpu = [x for x in flat if isinstance(x, T) and not isinstance(x, FakeCuda) and x.dim() > 0]
             if cpu:
-                raise DeviceMixError(f"{_name(func)}: CUDA tensors mixed with a CPU tensor of shape "
-                                     f"{tuple(cpu[0].shape)} (expected all tensors on the same device)")
+                raise DeviceMixError(
+                    f"{_name(func)}: CUDA tensors mixed with a CPU tensor of shape "
+                    f"{tuple(cpu[0].shape)} (expected all tensors on the same device)"
+                )
         if "generator" in kwargs:
             self._check_generator(func, kwargs["generator"], on_cuda)
         for x in flat:
@@ -146,7 +173,7 @@ class FakeCudaMode(TorchFunctionMode):
     def _to(self, args, kwargs):
         self_, rest = args[0], list(args[1:])
         target = None
-        if rest and isinstance(rest[0], T):          # .to(other, ...)
+        if rest and isinstance(rest[0], T):  # .to(other, ...)
             other = rest.pop(0)
             target = "cuda" if isinstance(other, FakeCuda) else "cpu"
             rest.insert(0, other.dtype)
@@ -206,13 +233,19 @@ def _patch_torch_cuda(mp: _Patches) -> None:
     mp.setattr(torch.cuda, "device_count", lambda: 1)
     mp.setattr(torch.cuda, "current_device", lambda: 0)
     mp.setattr(torch.cuda, "get_device_name", lambda *a, **k: "stand-in CUDA (CPU)")
-    for name in ("synchronize", "empty_cache", "reset_peak_memory_stats", "set_device", "manual_seed",
-                 "manual_seed_all"):
+    for name in (
+        "synchronize",
+        "empty_cache",
+        "reset_peak_memory_stats",
+        "set_device",
+        "manual_seed",
+        "manual_seed_all",
+    ):
         mp.setattr(torch.cuda, name, lambda *a, **k: None)
     for name in ("max_memory_allocated", "memory_allocated"):
         mp.setattr(torch.cuda, name, lambda *a, **k: 0)
     mp.setattr(torch, "autocast", _Autocast)
-    if hasattr(torch, "accelerator"):   # the optimisers' graph-capture check would start the real CUDA runtime
+    if hasattr(torch, "accelerator"):  # the optimisers' graph-capture check would start the real CUDA runtime
         mp.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: None)
 
 

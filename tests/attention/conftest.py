@@ -3,6 +3,7 @@
 The class is drawn as a vertical bar in the top-left cell (location 0) only; every other pixel is faint noise
 that changes each epoch.  A network must look at location 0 to classify.
 """
+
 import pytest
 import torch
 
@@ -59,6 +60,7 @@ def _one_thread(one_thread):
 def resume_without(toy, tmp_path):
     """Run two of four toy iterations, let ``drop(manifest_config, checkpoint_meta)`` delete settings (as a run
     made before they existed), then resume: the resumed run's summary."""
+
     def run(drop):
         import json
 
@@ -78,4 +80,5 @@ def resume_without(toy, tmp_path):
         (tmp_path / "manifest.json").write_text(json.dumps(manifest))
         save_checkpoint(path, tensors, meta)
         return train_run(*args, progress=False, figures=False)
+
     return run

@@ -11,8 +11,10 @@ def test_first_point_within_tolerance_of_the_best():
 
 
 def test_summary_reports_both_criteria():
-    hist = [{"iteration": 10 * (i + 1), "val_greedy_ce": ce, "val_greedy_acc": acc}
-            for i, (ce, acc) in enumerate([(1.0, 0.5), (0.5, 0.9), (0.495, 0.85)])]
+    hist = [
+        {"iteration": 10 * (i + 1), "val_greedy_ce": ce, "val_greedy_acc": acc}
+        for i, (ce, acc) in enumerate([(1.0, 0.5), (0.5, 0.9), (0.495, 0.85)])
+    ]
     s = convergence_summary(hist)
     assert s["iterations_to_convergence_loss"] == 20 and s["iterations_to_convergence_accuracy"] == 20
     assert s["best_val_ce"] == 0.495 and s["best_val_acc"] == 0.9

@@ -1,12 +1,9 @@
 """The paper's loss options: supervised term summed or averaged, lambda annealed, and the no-imitation control."""
+
 import pytest
 import torch
 
-from ppl_attention.attention.trainer import (
-    TrainConfig,
-    policy_terms,
-    supervision_lambda,
-)
+from ppl_attention.attention.trainer import TrainConfig, policy_terms, supervision_lambda
 from ppl_attention.sensor import NO_GLIMPSE
 
 from .test_trainer import make_trainer, sup_all_zero
@@ -37,7 +34,7 @@ def test_policy_terms_split_the_glimpses_between_reinforce_and_imitation():
 def test_lambda_anneals_linearly_to_zero():
     cfg = TrainConfig(supervision_weight=2.0, supervision_anneal=10)
     assert [supervision_lambda(cfg, i) for i in (0, 5, 10, 20)] == [2.0, 1.0, 0.0, 0.0]
-    assert supervision_lambda(TrainConfig(supervision_weight=2.0), 10 ** 6) == 2.0
+    assert supervision_lambda(TrainConfig(supervision_weight=2.0), 10**6) == 2.0
     with pytest.raises(ValueError, match="supervision_anneal"):
         TrainConfig(supervision_anneal=0).check()
 
@@ -72,6 +69,7 @@ def test_no_imitation_keeps_the_frozen_canvases_and_forces_nothing(toy, tmp_path
 def test_a_run_written_before_the_loss_options_resumes(resume_without):
     """A run whose manifest and checkpoint lack the new settings (made before they existed) resumes with their
     defaults, which are what it was trained with."""
+
     def drop(config, meta):
         for train in (config["train"], meta["train_config"]):
             for key in ("imitate", "supervision_reduction", "supervision_anneal"):

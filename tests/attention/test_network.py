@@ -2,8 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ppl_attention.attention.network import (HardAttentionNet, NetworkConfig, classifier_flops,
-                                             flops_per_glimpse)
+from ppl_attention.attention.network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from ppl_attention.sensor import Sensor, NO_GLIMPSE
 
 GRID = Sensor(12, 4, stride=4)  # 9 locations
@@ -72,14 +71,16 @@ def test_fixed_distribution_draws_only_its_support():
     net = small_net()
     probs = torch.zeros(9)
     probs[[2, 7]] = 0.5
-    ro = net(torch.rand(50, 1, 12, 12), 3, policy="fixed", fixed_probs=probs,
-             generator=torch.Generator().manual_seed(0))
+    ro = net(
+        torch.rand(50, 1, 12, 12), 3, policy="fixed", fixed_probs=probs, generator=torch.Generator().manual_seed(0)
+    )
     assert set(ro.locations.flatten().tolist()) == {2, 7}
 
 
 def test_config_round_trip_rebuilds_the_same_network():
-    net = HardAttentionNet(GRID, 3, 1, NetworkConfig(hidden=16, glimpse_dim=8, location_embedding="mlp"),
-                           mean=[0.1], std=[0.2])
+    net = HardAttentionNet(
+        GRID, 3, 1, NetworkConfig(hidden=16, glimpse_dim=8, location_embedding="mlp"), mean=[0.1], std=[0.2]
+    )
     clone = HardAttentionNet.from_config(net.to_config())
     clone.load_state_dict(net.state_dict())
     images = torch.rand(2, 1, 12, 12)
@@ -99,13 +100,16 @@ def test_flops_are_counted_exactly():
     assert classifier_flops(net) == 2 * H * K
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(glimpses=0), "glimpses"),
-    (dict(glimpses=2, policy="best"), "policy"),
-    (dict(glimpses=2, forced=torch.zeros(2, 3, dtype=torch.long)), "forced must have shape"),
-    (dict(glimpses=2, forced=torch.full((2, 2), 9)), "forced locations"),
-    (dict(glimpses=2, policy="fixed"), "fixed_probs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(glimpses=0), "glimpses"),
+        (dict(glimpses=2, policy="best"), "policy"),
+        (dict(glimpses=2, forced=torch.zeros(2, 3, dtype=torch.long)), "forced must have shape"),
+        (dict(glimpses=2, forced=torch.full((2, 2), 9)), "forced locations"),
+        (dict(glimpses=2, policy="fixed"), "fixed_probs"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         small_net()(torch.rand(2, 1, 12, 12), **kwargs)
@@ -120,10 +124,17 @@ def test_bad_images_and_normalisation_are_refused():
 
 def test_torchvision_backbone_for_rgb_glimpses_and_local_weights_only(tmp_path):
     grid = Sensor(64, 32, stride=16)
-    net = HardAttentionNet(grid, 5, 3, NetworkConfig(hidden=16, glimpse_dim=8, backbone="mobilenet_v2",
-                                                     backbone_layers=3))
+    net = HardAttentionNet(
+        grid, 5, 3, NetworkConfig(hidden=16, glimpse_dim=8, backbone="mobilenet_v2", backbone_layers=3)
+    )
     ro = net(torch.rand(2, 3, 64, 64), 2, policy="greedy")
     assert ro.logits.shape == (2, 2, 5)
     with pytest.raises(FileNotFoundError, match="backbone_weights"):
-        HardAttentionNet(grid, 5, 3, NetworkConfig(backbone="mobilenet_v2", backbone_layers=3,
-                                                   backbone_weights=str(tmp_path / "missing.safetensors")))
+        HardAttentionNet(
+            grid,
+            5,
+            3,
+            NetworkConfig(
+                backbone="mobilenet_v2", backbone_layers=3, backbone_weights=str(tmp_path / "missing.safetensors")
+            ),
+        )

@@ -1,17 +1,20 @@
 """PS-RAM: a trained network's greedy sequences, in a store that nogs supervision takes like any other."""
+
 import pytest
 import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-from ppl_attention.attention.own_sequences import (
-    greedy_sequences,
-    write_policy_sequences,
-)
+from ppl_attention.attention.own_sequences import greedy_sequences, write_policy_sequences
 from ppl_attention.attention.supervision import build_supervision
 from ppl_attention.attention.trainer import SplitData
 
-CONFIG = {"dataset": "toy", "task": "label", "data": {"name": "toy", "root": None, "seed": 0, "options": {}},
-          "seed": 0, "network": "abc"}
+CONFIG = {
+    "dataset": "toy",
+    "task": "label",
+    "data": {"name": "toy", "root": None, "seed": 0, "options": {}},
+    "seed": 0,
+    "network": "abc",
+}
 
 
 def net_for(toy):
@@ -32,8 +35,18 @@ def test_the_store_is_taken_by_nogs_supervision(toy, tmp_path):
     net, data = net_for(toy), SplitData(toy["train"])
     store = write_policy_sequences(net, data, [5, 1, 7, 1], 2, tmp_path / "s", CONFIG, batch_size=2)
     assert store.indices() == [1, 5, 7] and store.config["split"] == "train" and store.T == 2
-    sup = build_supervision("nogs", 96, toy["train"].grid, 2, 3, 0, dataset="toy", sequences_dir=tmp_path / "s",
-                            data_seed=0, data_spec=CONFIG["data"])
+    sup = build_supervision(
+        "nogs",
+        96,
+        toy["train"].grid,
+        2,
+        3,
+        0,
+        dataset="toy",
+        sequences_dir=tmp_path / "s",
+        data_seed=0,
+        data_spec=CONFIG["data"],
+    )
     assert sup.indices.tolist() == [1, 5, 7]
     assert torch.equal(sup.sequences, greedy_sequences(net, data, torch.tensor([1, 5, 7]), 2))
     # the same network again resumes; another network is refused

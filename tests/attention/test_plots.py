@@ -2,8 +2,14 @@ import pytest
 import torch
 
 from ppl_attention.sensor import Sensor
-from ppl_attention.plots.attention import (animate_glimpses, glimpse_frequency, plot_glimpse_frequency,
-                                           plot_glimpse_strip, plot_stopping_curve, plot_validation_curves)
+from ppl_attention.plots.attention import (
+    animate_glimpses,
+    glimpse_frequency,
+    plot_glimpse_frequency,
+    plot_glimpse_strip,
+    plot_stopping_curve,
+    plot_validation_curves,
+)
 
 GRID = Sensor(12, 4, stride=4)
 

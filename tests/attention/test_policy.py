@@ -1,4 +1,5 @@
 """The location policy kinds (dense, gaussian, factorised) and the networks built with them."""
+
 import json
 
 import pytest
@@ -49,7 +50,7 @@ def test_gaussian_mode_is_the_cell_nearest_the_mean():
     nearest = torch.cdist(mu, cells).argmin(-1)
     assert torch.equal(pol.distribution(h).mode(), nearest)
     # and its log-probability is -||x_l - mu||^2 / (2 sd^2), normalised over the grid
-    logits = -((cells[None] - mu[:, None]) ** 2).sum(-1) / (2 * 0.3 ** 2)
+    logits = -((cells[None] - mu[:, None]) ** 2).sum(-1) / (2 * 0.3**2)
     assert torch.allclose(pol.distribution(h).log_probs(), torch.log_softmax(logits, -1), atol=1e-5)
 
 
@@ -135,17 +136,24 @@ def test_a_fine_grid_network_runs_forward_and_backward():
     assert grid.num_locations == 2401
     for kind in POLICIES:
         torch.manual_seed(0)
-        net = HardAttentionNet(grid, 10, 1, NetworkConfig(hidden=16, glimpse_dim=8, policy=kind,
-                                                          location_embedding="factorised"))
+        net = HardAttentionNet(
+            grid, 10, 1, NetworkConfig(hidden=16, glimpse_dim=8, policy=kind, location_embedding="factorised")
+        )
         ro = net(torch.rand(2, 1, 60, 60), 2, generator=torch.Generator().manual_seed(0))
         assert int(ro.locations.max()) < 2401
         (ro.logits.sum() + ro.log_probs.sum() + ro.entropy.sum()).backward()
         assert net.policy[-1].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("kind, std, match", [("dense", 0.0, "policy_std"), ("gaussian", -1.0, "policy_std"),
-                                              ("gaussian", float("nan"), "policy_std"),
-                                              ("conv", 0.2, "policy. .*dense")])
+@pytest.mark.parametrize(
+    "kind, std, match",
+    [
+        ("dense", 0.0, "policy_std"),
+        ("gaussian", -1.0, "policy_std"),
+        ("gaussian", float("nan"), "policy_std"),
+        ("conv", 0.2, "policy. .*dense"),
+    ],
+)
 def test_bad_policy_settings_are_refused(kind, std, match):
     with pytest.raises(ValueError, match=match):
         check_policy(kind, std)
@@ -157,6 +165,7 @@ def test_bad_policy_settings_are_refused(kind, std, match):
 
 def test_a_run_written_before_policies_resumes(resume_without):
     """A run whose manifest and checkpoint hold no ``policy`` fields (made before they existed) resumes as dense."""
+
     def drop(config, meta):
         for network in (config["network"]["network"], meta["network"]["network"]):
             del network["policy"], network["policy_std"]

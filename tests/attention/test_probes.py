@@ -1,22 +1,18 @@
 """The probes: teacher-forced states, behaviour cloning on a frozen trunk, agreement and dispersion."""
+
 import pytest
 import torch
 
 from ppl_attention.attention.network import HardAttentionNet, NetworkConfig
-from ppl_attention.attention.probes import (
-    agreement,
-    behaviour_clone,
-    cell_distance,
-    dispersion,
-    forced_states,
-)
+from ppl_attention.attention.probes import agreement, behaviour_clone, cell_distance, dispersion, forced_states
 from ppl_attention.sensor import Sensor
 
 
 def net_for(toy, policy="dense"):
     torch.manual_seed(0)
-    return HardAttentionNet(toy["train"].grid, 3, 1, NetworkConfig(hidden=8, glimpse_dim=8, policy=policy),
-                            [0.1], [0.2])
+    return HardAttentionNet(
+        toy["train"].grid, 3, 1, NetworkConfig(hidden=8, glimpse_dim=8, policy=policy), [0.1], [0.2]
+    )
 
 
 def test_forced_states_follow_the_sequences(toy):
@@ -26,8 +22,9 @@ def test_forced_states_follow_the_sequences(toy):
     ro = net(images, 3, policy="greedy", forced=seqs)
     assert hidden.shape == (7, 3, 8) and modes.shape == (7, 3)
     assert torch.allclose(logp, ro.log_probs, atol=1e-6)
-    assert torch.equal(modes[:, 0], ro.locations.new_full((7,), int(net.policy.distribution(
-        net.hidden(net.initial_state(1))).mode())))
+    assert torch.equal(
+        modes[:, 0], ro.locations.new_full((7,), int(net.policy.distribution(net.hidden(net.initial_state(1))).mode()))
+    )
 
 
 @pytest.mark.parametrize("kind", ["dense", "factorised", "gaussian"])

@@ -3,9 +3,18 @@ import json
 import pytest
 import torch
 
-from ppl_attention.attention.supervision import (CUB_PART_NAMES, Supervision, bbox_sequences, build_supervision,
-                                                 choose_supervised, heuristic_distribution, heuristic_sequences,
-                                                 load_first_glimpse_epe, load_store_sequences, parts_sequences)
+from ppl_attention.attention.supervision import (
+    CUB_PART_NAMES,
+    Supervision,
+    bbox_sequences,
+    build_supervision,
+    choose_supervised,
+    heuristic_distribution,
+    heuristic_sequences,
+    load_first_glimpse_epe,
+    load_store_sequences,
+    parts_sequences,
+)
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.sensor import Sensor, NO_GLIMPSE
 
@@ -55,8 +64,7 @@ def test_bbox_sequences_visit_centre_then_quadrants():
     # A 28 x 28 box at (12, 18): centre pixel (25.5, 31.5) -> glimpse centres are 5.5 + 6k.
     seqs = bbox_sequences(torch.tensor([[12.0, 18.0, 28.0, 28.0]]), MNIST, 6)
     centres = MNIST.centres(seqs[0])
-    expected_px = torch.tensor([[25.5, 31.5], [18.5, 24.5], [18.5, 38.5], [32.5, 24.5], [32.5, 38.5],
-                                [25.5, 31.5]])
+    expected_px = torch.tensor([[25.5, 31.5], [18.5, 24.5], [18.5, 38.5], [32.5, 24.5], [32.5, 38.5], [25.5, 31.5]])
     assert torch.all((centres - expected_px).abs() <= 3.0)
     assert seqs[0, 0] == seqs[0, 5] and len(set(seqs[0, :5].tolist())) == 5
 
@@ -71,8 +79,9 @@ def test_parts_sequences_follow_the_paper_order_and_replace_hidden_parts():
     parts[1, CUB_PART_NAMES.index("left eye"), 2] = 0  # hidden left eye: right eye is used
     seqs = parts_sequences(parts, grid, seed=0)
     order = ["beak", "left eye", "forehead", "belly", "left leg"]
-    expect = torch.stack([grid.nearest(parts[0, CUB_PART_NAMES.index(n), 0], parts[0, CUB_PART_NAMES.index(n), 1])
-                          for n in order])
+    expect = torch.stack(
+        [grid.nearest(parts[0, CUB_PART_NAMES.index(n), 0], parts[0, CUB_PART_NAMES.index(n), 1]) for n in order]
+    )
     assert seqs[0].tolist() == expect.tolist()
     right_eye = CUB_PART_NAMES.index("right eye")
     assert seqs[1, 1] == grid.nearest(parts[1, right_eye, 0], parts[1, right_eye, 1])

@@ -12,8 +12,17 @@ NET = NetworkConfig(hidden=16, glimpse_dim=8)
 
 
 def make_trainer(toy, out, supervision=None, seed=0, **kw):
-    cfg = TrainConfig(**{"glimpses": 2, "iterations": 6, "batch_size": 16, "lr": 3e-3, "validate_every": 2,
-                         "tensorboard": False, **kw})
+    cfg = TrainConfig(
+        **{
+            "glimpses": 2,
+            "iterations": 6,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "validate_every": 2,
+            "tensorboard": False,
+            **kw,
+        }
+    )
     torch.manual_seed(0)
     net = HardAttentionNet(toy["train"].grid, 3, 1, NET, [0.1], [0.2])
     return Trainer(cfg, net, SplitData(toy["train"]), SplitData(toy["valid"]), out, seed, supervision=supervision)
@@ -126,10 +135,15 @@ def test_partial_supervision_teaches_the_policy_where_to_look(toy, tmp_path):
 
 
 def test_train_run_with_pretraining_freezes_the_trunk(toy, tmp_path):
-    cfg = TrainConfig(glimpses=2, iterations=4, batch_size=16, validate_every=2, tensorboard=False,
-                      ce_every_step=True)
-    run = RunConfig(dataset="toy", supervision="hgs", num_supervised=12, pretrain=True, pretrain_iterations=4,
-                    stopping_thresholds=[0.0, 1.0])
+    cfg = TrainConfig(glimpses=2, iterations=4, batch_size=16, validate_every=2, tensorboard=False, ce_every_step=True)
+    run = RunConfig(
+        dataset="toy",
+        supervision="hgs",
+        num_supervised=12,
+        pretrain=True,
+        pretrain_iterations=4,
+        stopping_thresholds=[0.0, 1.0],
+    )
     s = train_run(run, cfg, NET, toy, tmp_path, 0, torch.device("cpu"), progress=False, figures=True)
     pre, _ = load_weights(tmp_path / "pretrain" / "best.safetensors")
     final, _ = load_weights(tmp_path / "best.safetensors")
@@ -138,9 +152,19 @@ def test_train_run_with_pretraining_freezes_the_trunk(toy, tmp_path):
     assert not torch.equal(pre["policy.0.weight"], final["policy.0.weight"])
     assert s["num_supervised"] == 12 and 0 <= s["test_greedy_acc"] <= 1 and len(s["stopping_curve"]) == 2
     assert s["run"]["command"] and s["run"]["versions"]["torch"]  # the run's record: command, versions, machine
-    assert all((tmp_path / f).is_file() for f in ("manifest.json", "summary.json", "glimpse_frequency.png",
-                                                   "validation_curve.png", "glimpses.png", "glimpses.gif",
-                                                   "test_locations.json", "stopping_flops.png"))
+    assert all(
+        (tmp_path / f).is_file()
+        for f in (
+            "manifest.json",
+            "summary.json",
+            "glimpse_frequency.png",
+            "validation_curve.png",
+            "glimpses.png",
+            "glimpses.gif",
+            "test_locations.json",
+            "stopping_flops.png",
+        )
+    )
 
 
 def test_extending_a_finished_run_equals_a_longer_run(toy, tmp_path):
@@ -156,8 +180,15 @@ def test_ram_plus_pretrains_on_the_heuristic_and_h1_supervises(toy, tmp_path):
     epe = tmp_path / "first_glimpse.json"
     epe.write_text(json.dumps({"epe": [0.0] + [30.0] * 8}))  # location 0 is the only salient one
     cfg = TrainConfig(glimpses=2, iterations=2, batch_size=16, validate_every=2, tensorboard=False)
-    run = RunConfig(dataset="toy", supervision="h1", epe_first=str(epe), num_supervised=12, pretrain=True,
-                    pretrain_iterations=2, pretrain_locations="heuristic")
+    run = RunConfig(
+        dataset="toy",
+        supervision="h1",
+        epe_first=str(epe),
+        num_supervised=12,
+        pretrain=True,
+        pretrain_iterations=2,
+        pretrain_locations="heuristic",
+    )
     s = train_run(run, cfg, NET, toy, tmp_path / "run", 0, torch.device("cpu"), progress=False, figures=False)
     sup = json.loads((tmp_path / "run" / "supervision.json").read_text())
     assert sup["kind"] == "h1" and sup["sequences"] == [[0, 0]] * 12
@@ -234,8 +265,9 @@ def test_monte_carlo_accuracy_averages_sampled_policies(toy, tmp_path):
     trainer.net.eval()
     with torch.no_grad():
         images, labels = toy["test"].images, toy["test"].labels
-        ro = trainer.net(images.repeat_interleave(5, 0), 2, policy="sample",
-                         generator=generator(derive_seed(0, "eval", "x")))
+        ro = trainer.net(
+            images.repeat_interleave(5, 0), 2, policy="sample", generator=generator(derive_seed(0, "eval", "x"))
+        )
         probs = ro.logits[:, -1].softmax(-1).reshape(len(labels), 5, -1).mean(1)
     assert mc["acc"] == pytest.approx(float((probs.argmax(-1) == labels).float().mean()))
     assert mc["ce"] == pytest.approx(float(torch.nn.functional.nll_loss(probs.log(), labels)), rel=1e-5)
@@ -249,8 +281,9 @@ def test_cores_and_glimpse_networks_train_on_the_retina(core, backbone, tmp_path
     from ppl_attention.sensor import Sensor
 
     sensor = Sensor(12, 4, stride=4, scales=2)  # 4 and 8 px
-    net = HardAttentionNet(sensor, 3, 1, NetworkConfig(hidden=8, glimpse_dim=8, core=core, backbone=backbone,
-                                                       location_embedding="mlp"))
+    net = HardAttentionNet(
+        sensor, 3, 1, NetworkConfig(hidden=8, glimpse_dim=8, core=core, backbone=backbone, location_embedding="mlp")
+    )
     ro = net(torch.rand(5, 1, 12, 12), 3)
     assert ro.logits.shape == (5, 3, 3) and ro.locations.shape == (5, 3)
     ro.logits.sum().backward()

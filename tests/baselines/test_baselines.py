@@ -87,8 +87,11 @@ def test_sweep_learns_resumes_and_plots(tmp_path):
     path.write_text(json.dumps(record))
     again = sweep_baselines(data, tmp_path, archs=["mobilenet_v2"], widths=[0.25], resolutions=[24, 32], train=cfg)
     assert again[0]["test_accuracy"] == 0.123
-    fig = plot_accuracy_vs_flops(again, tmp_path / "acc.png",
-                                 {"hard attention": [{"flops": 1e5, "accuracy": 0.6}, {"flops": 3e5, "accuracy": 0.9}]})
+    fig = plot_accuracy_vs_flops(
+        again,
+        tmp_path / "acc.png",
+        {"hard attention": [{"flops": 1e5, "accuracy": 0.6}, {"flops": 3e5, "accuracy": 0.9}]},
+    )
     assert fig.stat().st_size > 1000
 
 
@@ -97,8 +100,14 @@ def test_sweep_refuses_points_trained_with_other_settings(tmp_path):
     cfg = TrainBaselineConfig(epochs=1, batch_size=16)
     sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16], train=cfg)
     with pytest.raises(ValueError, match="shufflenet_v2_w0.25_r16.json was trained with .*'epochs': 1"):
-        sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16],
-                        train=TrainBaselineConfig(epochs=2, batch_size=16))
+        sweep_baselines(
+            data,
+            tmp_path,
+            archs=["shufflenet_v2"],
+            widths=[0.25],
+            resolutions=[16],
+            train=TrainBaselineConfig(epochs=2, batch_size=16),
+        )
     with pytest.raises(ValueError, match="seed 0"):
         sweep_baselines(data, tmp_path, archs=["shufflenet_v2"], widths=[0.25], resolutions=[16], train=cfg, seed=1)
 
@@ -121,8 +130,10 @@ def test_per_seed_points_show_their_mean_and_sd_and_stay_apart(tmp_path, monkeyp
 
     plots_save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", keep)
-    same_cost = {"RAM": [{"flops": 1e7, "accuracy": a} for a in (0.90, 0.92, 0.94)],
-                 "PS-NOGS": [{"flops": 1e7, "accuracy": 0.91}]}
+    same_cost = {
+        "RAM": [{"flops": 1e7, "accuracy": a} for a in (0.90, 0.92, 0.94)],
+        "PS-NOGS": [{"flops": 1e7, "accuracy": 0.91}],
+    }
     path = plot_accuracy_vs_flops([], tmp_path / "pts.png", attention_points=same_cost)
     assert path.stat().st_size > 1000
     labels = [t.get_text() for t in seen["ax"].get_legend().get_texts()]

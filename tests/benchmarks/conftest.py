@@ -1,4 +1,5 @@
 """``load_benchmark("bench_fine_grid")``: a script of benchmarks/ as a module (benchmarks/ is not a package)."""
+
 import importlib.util
 from pathlib import Path
 

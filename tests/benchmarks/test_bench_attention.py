@@ -1,5 +1,6 @@
 """benchmarks/bench_attention.py times its networks interleaved, so a change of the machine's load hits them alike,
 and reports the retina's cost against one scale (a tiny hidden size)."""
+
 import json
 
 
@@ -11,6 +12,7 @@ def test_steps_are_interleaved_and_medians_skip_the_warm_up(load_benchmark):
         def run(i):
             calls.append((name, i))
             return seconds[i]
+
         return run
 
     med = module.time_interleaved({"a": step("a", [9, 9, 1, 2, 3]), "b": step("b", [9, 9, 5, 4, 6])}, 3)

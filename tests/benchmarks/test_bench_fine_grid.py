@@ -1,4 +1,5 @@
 """benchmarks/bench_fine_grid.py runs and reports time, memory and sizes per configuration (one tiny case)."""
+
 import json
 from pathlib import Path
 
@@ -9,8 +10,19 @@ def test_one_configuration_is_timed_and_measured(load_benchmark, capsys):
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("the memory probe needs Linux's /proc/self/clear_refs")
     module = load_benchmark("bench_fine_grid")
-    module.main(["--quick", "--grids", "60x60 stride 1 (2401)", "--policies", "gaussian", "--embeddings", "mlp",
-                 "--hidden", "8"])
+    module.main(
+        [
+            "--quick",
+            "--grids",
+            "60x60 stride 1 (2401)",
+            "--policies",
+            "gaussian",
+            "--embeddings",
+            "mlp",
+            "--hidden",
+            "8",
+        ]
+    )
     out = capsys.readouterr()
     result = json.loads(out.out)
     (row,) = result["rows"]

@@ -1,4 +1,5 @@
 """benchmarks/bench_policy_heads.py times every head and both dense samplers (one tiny run)."""
+
 import json
 
 from ppl_attention.attention import policy as policy_module

@@ -1,8 +1,10 @@
 """benchmarks/time_notebooks.py times every code cell of a notebook in a fresh kernel and reports a failing cell
 instead of hiding it (a tiny notebook written here, so the test does not depend on the real notebooks' sizes)."""
+
 from pathlib import Path
 
 import pytest
+
 
 def _notebook(path: Path, *cells: str) -> Path:
     nbformat = pytest.importorskip("nbformat")
@@ -16,10 +18,12 @@ def test_cells_timed_and_environment_restored(load_benchmark, tmp_path, monkeypa
     pytest.importorskip("nbclient")
     tn = load_benchmark("time_notebooks")
     monkeypatch.setenv("PPL_WALKTHROUGH_AVP", "somewhere")  # never reused by a timed run
-    nb = _notebook(tmp_path / "t.ipynb", "import os, time\ntime.sleep(0.3)\nt0 = time.process_time()\n"
-                   "while time.process_time() - t0 < 0.5: pass",
-                   "assert os.environ['PPL_NOTEBOOK_SMALL'] == '1' and 'PPL_WALKTHROUGH_AVP' not in os.environ\n"
-                   "open('written.txt', 'w').write(os.environ['OMP_NUM_THREADS'])")
+    nb = _notebook(
+        tmp_path / "t.ipynb",
+        "import os, time\ntime.sleep(0.3)\nt0 = time.process_time()\nwhile time.process_time() - t0 < 0.5: pass",
+        "assert os.environ['PPL_NOTEBOOK_SMALL'] == '1' and 'PPL_WALKTHROUGH_AVP' not in os.environ\n"
+        "open('written.txt', 'w').write(os.environ['OMP_NUM_THREADS'])",
+    )
     r = tn.time_notebook(nb, tmp_path, small=True, threads=1, timeout=60, executed=tmp_path / "executed")
     executed = pytest.importorskip("nbformat").read(tmp_path / "executed" / "t.ipynb", as_version=4)
     assert [c.execution_count for c in executed.cells[1:]] == [1, 2]  # written back with its outputs

@@ -1,6 +1,7 @@
 """``train-epe-net``, ``generate --search amortised|hybrid`` and ``evaluate-epe-net`` end to end on a tiny AVP and
 prior: the normal store is written, interrupted runs resume to the same result, and a network trained for another
 AVP or sensor is refused before anything is written."""
+
 from __future__ import annotations
 
 import json
@@ -35,20 +36,46 @@ def built(tmp_path_factory):
     grid = Sensor.retina()
     for name, seed in (("avp", 0), ("other-avp", 1)):
         torch.manual_seed(seed)
-        save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / name, "cluttered-mnist", 2,
-                 extra_config={"seed": seed})
-    build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
-                progress=False)
+        save_avp(
+            build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
+            root / name,
+            "cluttered-mnist",
+            2,
+            extra_config={"seed": seed},
+        )
+    build_prior(
+        root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200), progress=False
+    )
     base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *base, "--search", "exhaustive", "--num-images", "4", "--out", str(root / "ex")]) == 0
-    assert main(["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "avp"), "--out", str(root / "net"),
-                 "--epochs", "2", *TINY_NET]) == 0
+    assert (
+        main(
+            [
+                "train-epe-net",
+                "--store",
+                str(root / "ex"),
+                "--avp",
+                str(root / "avp"),
+                "--out",
+                str(root / "net"),
+                "--epochs",
+                "2",
+                *TINY_NET,
+            ]
+        )
+        == 0
+    )
     return root, base
 
 
 def _run_killed(args: list[str], crash_at: int) -> int:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PPL_ATTENTION_CRASH_AT": str(crash_at),
-           "PPL_ATTENTION_CRASH_PHASE": "before", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PPL_ATTENTION_CRASH_AT": str(crash_at),
+        "PPL_ATTENTION_CRASH_PHASE": "before",
+        "OMP_NUM_THREADS": "1",
+    }
     code = f"import sys; from ppl_attention.cli import main; sys.exit(main({args!r}))"
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True).returncode
 
@@ -68,8 +95,18 @@ def test_train_epe_net_writes_a_tied_network(built):
 
 def test_train_epe_net_resumes_to_the_uninterrupted_weights(built, tmp_path):
     root, _ = built
-    args = ["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "avp"), "--epochs", "3", *TINY_NET,
-            "--threads", "1"]
+    args = [
+        "train-epe-net",
+        "--store",
+        str(root / "ex"),
+        "--avp",
+        str(root / "avp"),
+        "--epochs",
+        "3",
+        *TINY_NET,
+        "--threads",
+        "1",
+    ]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     # writes: 1 the manifest, 2..4 the checkpoints of epochs 1..3: killed while writing the second epoch's
     assert _run_killed([*args, "--out", str(tmp_path / "cut")], 3) == -signal.SIGKILL
@@ -86,11 +123,27 @@ def test_train_epe_net_resumes_to_the_uninterrupted_weights(built, tmp_path):
 def test_train_epe_net_refuses_stores_of_other_searches_and_avps(built, tmp_path, capsys):
     root, base = built
     assert main(["generate", *base, "--search", "halving", "--num-images", "1", "--out", str(tmp_path / "h")]) == 0
-    assert main(["train-epe-net", "--store", str(tmp_path / "h"), "--avp", str(root / "avp"),
-                 "--out", str(tmp_path / "n")]) == 2
+    assert (
+        main(
+            ["train-epe-net", "--store", str(tmp_path / "h"), "--avp", str(root / "avp"), "--out", str(tmp_path / "n")]
+        )
+        == 2
+    )
     assert "exhaustive" in capsys.readouterr().err and not (tmp_path / "n").exists()
-    assert main(["train-epe-net", "--store", str(root / "ex"), "--avp", str(root / "other-avp"),
-                 "--out", str(tmp_path / "n")]) == 2
+    assert (
+        main(
+            [
+                "train-epe-net",
+                "--store",
+                str(root / "ex"),
+                "--avp",
+                str(root / "other-avp"),
+                "--out",
+                str(tmp_path / "n"),
+            ]
+        )
+        == 2
+    )
     assert "another AVP" in capsys.readouterr().err and not (tmp_path / "n").exists()
 
 
@@ -125,15 +178,50 @@ def test_a_dagger_store_follows_the_network_and_trains_it_again(built, tmp_path)
     root, base = built
     args = ["generate", *base, "--search", "dagger", "--epe-net", str(root / "net"), "--num-images", "2"]
     assert main([*args, "--out", str(tmp_path / "d")]) == 0
-    assert main(["generate", *base, "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "2",
-                 "--out", str(tmp_path / "a")]) == 0
-    dagger, amortised, expert = (SequenceStore.open(tmp_path / "d"), SequenceStore.open(tmp_path / "a"),
-                                 SequenceStore.open(root / "ex"))
+    assert (
+        main(
+            [
+                "generate",
+                *base,
+                "--search",
+                "amortised",
+                "--epe-net",
+                str(root / "net"),
+                "--num-images",
+                "2",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    dagger, amortised, expert = (
+        SequenceStore.open(tmp_path / "d"),
+        SequenceStore.open(tmp_path / "a"),
+        SequenceStore.open(root / "ex"),
+    )
     for i in range(2):  # the network's own sequence, with the exhaustive search's map at each of its states
         assert dagger.record(i)["locations"] == amortised.record(i)["locations"]
         assert torch.equal(dagger.epe_maps(i)[0], expert.epe_maps(i)[0])
-    assert main(["train-epe-net", "--store", str(root / "ex"), "--store", str(tmp_path / "d"), "--avp",
-                 str(root / "avp"), "--out", str(tmp_path / "net"), "--epochs", "1", *TINY_NET]) == 0
+    assert (
+        main(
+            [
+                "train-epe-net",
+                "--store",
+                str(root / "ex"),
+                "--store",
+                str(tmp_path / "d"),
+                "--avp",
+                str(root / "avp"),
+                "--out",
+                str(tmp_path / "net"),
+                "--epochs",
+                "1",
+                *TINY_NET,
+            ]
+        )
+        == 0
+    )
 
 
 def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
@@ -142,8 +230,23 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
 
     root, base = built
     other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
-    assert main(["generate", *other, "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
-                 "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                *other,
+                "--search",
+                "amortised",
+                "--epe-net",
+                str(root / "net"),
+                "--num-images",
+                "1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--epe-net" in err and "AVP" in err and not (tmp_path / "g").exists()
     # the same manifest, other weights: still refused (the weights' checksum is part of the tie)
@@ -151,38 +254,124 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
 
     shutil.copytree(root / "avp", tmp_path / "retrained")
     shutil.copy(root / "other-avp" / "avp.safetensors", tmp_path / "retrained" / "avp.safetensors")
-    assert main(["generate", "--avp", str(tmp_path / "retrained"), "--prior", str(root / "prior"), *SMALL,
-                 "--allow-oracle", "true", "--search", "amortised", "--epe-net", str(root / "net"), "--num-images", "1",
-                 "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--avp",
+                str(tmp_path / "retrained"),
+                "--prior",
+                str(root / "prior"),
+                *SMALL,
+                "--allow-oracle",
+                "true",
+                "--search",
+                "amortised",
+                "--epe-net",
+                str(root / "net"),
+                "--num-images",
+                "1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
     # a network for the one-scale grid, otherwise tied to this AVP and prior
     config = json.loads((root / "net" / "manifest.json").read_text())["config"]
     mnist = Sensor.mnist()
-    save_epe_net(EPEMapNet(EPENetConfig(grid=mnist.to_dict(), width=4, hidden=8, embedding=2)), tmp_path / "onescale",
-                 {**config, "grid": mnist.to_dict()})
+    save_epe_net(
+        EPEMapNet(EPENetConfig(grid=mnist.to_dict(), width=4, hidden=8, embedding=2)),
+        tmp_path / "onescale",
+        {**config, "grid": mnist.to_dict()},
+    )
     assert load_epe_net(tmp_path / "onescale").grid == mnist
-    assert main(["generate", *base, "--search", "hybrid", "--epe-net", str(tmp_path / "onescale"), "--num-images", "1",
-                 "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                *base,
+                "--search",
+                "hybrid",
+                "--epe-net",
+                str(tmp_path / "onescale"),
+                "--num-images",
+                "1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--epe-net" in err and "sensor" in err and not (tmp_path / "g").exists()
     # the network searches need a network; the others do not read one
     assert main(["generate", *base, "--search", "amortised", "--num-images", "1", "--out", str(tmp_path / "g")]) == 2
     assert "--epe-net" in capsys.readouterr().err
-    assert main(["generate", *base, "--search", "halving", "--epe-net", str(root / "net"), "--num-images", "1",
-                 "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                *base,
+                "--search",
+                "halving",
+                "--epe-net",
+                str(root / "net"),
+                "--num-images",
+                "1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 2
+    )
     assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
 
 
 def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
     root, _ = built
-    assert main(["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-                 "--num-images", "2", "--num-samples", "6", "--k1", "40", "--glimpses", "3", "--hybrid-top", "2",
-                 "--searches", "halving", "hybrid", "amortised", "exhaustive-independent",
-                 "--no-progress", "--out", str(tmp_path / "e")]) == 0
+    assert (
+        main(
+            [
+                "evaluate-epe-net",
+                str(root / "net"),
+                "--avp",
+                str(root / "avp"),
+                "--prior",
+                str(root / "prior"),
+                "--num-images",
+                "2",
+                "--num-samples",
+                "6",
+                "--k1",
+                "40",
+                "--glimpses",
+                "3",
+                "--hybrid-top",
+                "2",
+                "--searches",
+                "halving",
+                "hybrid",
+                "amortised",
+                "exhaustive-independent",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     s = summary["searches"]
-    assert set(s) == {"exhaustive", "halving", "hybrid-top2", "amortised", "exhaustive-independent",
-                      "amortised-batched"}
+    assert set(s) == {
+        "exhaustive",
+        "halving",
+        "hybrid-top2",
+        "amortised",
+        "exhaustive-independent",
+        "amortised-batched",
+    }
     assert s["amortised-batched"]["images_per_batch"] == 2 and s["amortised-batched"]["seconds_per_sequence"] > 0
     batched = s.pop("amortised-batched")
     assert batched["speedup_vs_exhaustive"] > 0
@@ -198,10 +387,32 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
 
 def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built, tmp_path, capsys):
     root, _ = built
-    args = ["evaluate-epe-net", str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-            "--split", "train", "--num-images", "2", "--num-samples", "6", "--k1", "40", "--glimpses", "3",
-            "--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress",
-            "--precision", "bfloat16"]  # the reference store's
+    args = [
+        "evaluate-epe-net",
+        str(root / "net"),
+        "--avp",
+        str(root / "avp"),
+        "--prior",
+        str(root / "prior"),
+        "--split",
+        "train",
+        "--num-images",
+        "2",
+        "--num-samples",
+        "6",
+        "--k1",
+        "40",
+        "--glimpses",
+        "3",
+        "--searches",
+        "hybrid",
+        "amortised",
+        "--hybrid-top",
+        "2",
+        "--no-progress",
+        "--precision",
+        "bfloat16",
+    ]  # the reference store's
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
     assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0
     full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))

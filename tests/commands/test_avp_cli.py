@@ -1,4 +1,5 @@
 """``ppl-attention train-avp`` / ``evaluate-avp`` end to end on a few real cluttered-MNIST canvases."""
+
 import json
 
 from ppl_attention.cli import main
@@ -6,8 +7,27 @@ from ppl_attention.cli import main
 
 def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     out = tmp_path / "avp"
-    rc = main(["train-avp", "--device", "cpu", "--dataset", "cluttered-mnist", "--out", str(out), "--train-size",
-               "64", "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses", "2"])
+    rc = main(
+        [
+            "train-avp",
+            "--device",
+            "cpu",
+            "--dataset",
+            "cluttered-mnist",
+            "--out",
+            str(out),
+            "--train-size",
+            "64",
+            "--epochs",
+            "1",
+            "--width",
+            "4",
+            "--batch-size",
+            "32",
+            "--glimpses",
+            "2",
+        ]
+    )
     assert rc == 0
     for name in ("avp.safetensors", "avp.json", "manifest.json", "summary.json", "history.json"):
         assert (out / name).is_file()
@@ -18,15 +38,35 @@ def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     assert rc == 0
     ev = json.loads((out / "evaluation.json").read_text())
     assert [r["t"] for r in ev["per_glimpses"]] == [0, 1, 2] and ev["draws"] == 2
-    assert all(r["n"] == 1000 and r["images"] == 500 and 0 <= r["accuracy"] <= 1 and 0 <= r["ece"] <= 1
-               and r["ece_low"] <= r["ece_high"] and r["ece_noise_floor"] > 0 for r in ev["per_glimpses"])
+    assert all(
+        r["n"] == 1000
+        and r["images"] == 500
+        and 0 <= r["accuracy"] <= 1
+        and 0 <= r["ece"] <= 1
+        and r["ece_low"] <= r["ece_high"]
+        and r["ece_noise_floor"] > 0
+        for r in ev["per_glimpses"]
+    )
     summary = json.loads((out / "evaluation_summary.json").read_text())
     assert len(summary["ece_by_t"]) == 3 and len(summary["ece_95_by_t"]) == 3
     assert "best_epoch" in json.loads((out / "summary.json").read_text())  # train-avp's summary is kept
     assert (out / "avp_evaluation.png").stat().st_size > 1000
     # --recalibrate refits on the validation split and rewrites the AVP directory, keeping its training record
-    rc = main(["evaluate-avp", str(out), "--device", "cpu", "--draws", "1", "--recalibrate",
-               "--calibration-draws", "1", "--glimpses", "1"])
+    rc = main(
+        [
+            "evaluate-avp",
+            str(out),
+            "--device",
+            "cpu",
+            "--draws",
+            "1",
+            "--recalibrate",
+            "--calibration-draws",
+            "1",
+            "--glimpses",
+            "1",
+        ]
+    )
     assert rc == 0
     ev = json.loads((out / "evaluation.json").read_text())
     after = json.loads((out / "manifest.json").read_text())["config"]

@@ -1,4 +1,5 @@
 """CLI: import / export of the paper's sequences, plot epe, and generate's refusals."""
+
 from pathlib import Path
 
 import pytest

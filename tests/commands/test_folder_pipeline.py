@@ -1,6 +1,7 @@
 """A folder of labelled PNGs (scikit-learn's 8 x 8 digits, written by the test) through every stage of the CLI with
 each dataset option typed once: later commands read the dataset (root, split seed, options) from their artefacts,
 and a flag that contradicts an artefact is an error naming both -- never a silent leak of test images."""
+
 import json
 
 import pytest
@@ -11,8 +12,18 @@ from ppl_attention.data import load_dataset
 from ppl_attention.data.fixtures import make_digits_folder
 
 OPTIONS = {"size": 16, "channels": 1, "glimpse_size": 4, "stride": 4, "noise_schedule": [60.0, 80.0]}
-FLAGS = ["--dataset-option", "size=16", "--dataset-option", "channels=1", "--option", "glimpse_size=4",
-         "--dataset-option", "stride=4", "--dataset-option", "noise_schedule=60,80"]
+FLAGS = [
+    "--dataset-option",
+    "size=16",
+    "--dataset-option",
+    "channels=1",
+    "--option",
+    "glimpse_size=4",
+    "--dataset-option",
+    "stride=4",
+    "--dataset-option",
+    "noise_schedule=60,80",
+]
 GRID = {"image_size": [16, 16], "glimpse_size": [4, 4]}
 CPU = ["--device", "cpu"]
 
@@ -34,9 +45,34 @@ def digits(tmp_path_factory):
 @pytest.fixture(scope="module")
 def avp(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "avp"
-    assert main(["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--data-seed", "1", *FLAGS,
-                 "--out", str(out), "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses", "2",
-                 "--exclude-design", "3"]) == 0  # generate designs for the first 3 training images: no oracle
+    assert (
+        main(
+            [
+                "train-avp",
+                *CPU,
+                "--dataset",
+                "folder",
+                "--root",
+                str(digits),
+                "--data-seed",
+                "1",
+                *FLAGS,
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "32",
+                "--glimpses",
+                "2",
+                "--exclude-design",
+                "3",
+            ]
+        )
+        == 0
+    )  # generate designs for the first 3 training images: no oracle
     return out
 
 
@@ -53,8 +89,27 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     assert "best_epoch" in json.loads((avp / "summary.json").read_text())  # train-avp's summary is kept
     # build-prior: the dataset from the AVP
     prior = tmp_path / "prior"
-    assert main(["build-prior", *CPU, "--dataset-from", str(avp), "--out", str(prior), "--database-size", "1000",
-                 "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
+    assert (
+        main(
+            [
+                "build-prior",
+                *CPU,
+                "--dataset-from",
+                str(avp),
+                "--out",
+                str(prior),
+                "--database-size",
+                "1000",
+                "--components",
+                "4",
+                "--fit-samples",
+                "50",
+                "--chunk-size",
+                "40",
+            ]
+        )
+        == 0
+    )
     pcfg = _config(prior)
     _check_data(pcfg["data"], digits)
     train = load_dataset("folder", root=digits, split="train", seed=1, **OPTIONS)
@@ -62,9 +117,31 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     # generate: the dataset from the AVP and the prior; the folder's noise schedule, said in the output
     store = tmp_path / "store"
     capsys.readouterr()
-    assert main(["generate", *CPU, "--avp", str(avp), "--prior", str(prior), "--out", str(store),
-                 "--num-images", "3", "--glimpses", "2", "--num-samples", "4", "--k1", "20",
-                 "--search", "exhaustive"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                *CPU,
+                "--avp",
+                str(avp),
+                "--prior",
+                str(prior),
+                "--out",
+                str(store),
+                "--num-images",
+                "3",
+                "--glimpses",
+                "2",
+                "--num-samples",
+                "4",
+                "--k1",
+                "20",
+                "--search",
+                "exhaustive",
+            ]
+        )
+        == 0
+    )
     assert "[60.0, 80.0] (the folder dataset's default)" in capsys.readouterr().out
     scfg = _config(store)
     _check_data(scfg["data"], digits)
@@ -72,23 +149,58 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     # plot epe: the image of the store's dataset is drawn without --root
     assert main(["plot", "epe", str(store), "--index", "0", "--out", str(tmp_path / "epe.png")]) == 0
     # train: PS-NOGS reads the dataset from the store; RAM from the AVP (--dataset-from)
-    common = ["--iterations", "2", "--validate-every", "2", "--batch-size", "8", "--hidden", "8", "--glimpses",
-              "2", "--no-progress", "--tensorboard", "false", "--seed", "3"]
-    for name, extra in (("nogs", ["--supervision", "nogs", "--sequences", str(store), "--num-supervised", "3"]),
-                        ("ram", ["--supervision", "none", "--dataset-from", str(avp)])):
+    common = [
+        "--iterations",
+        "2",
+        "--validate-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--hidden",
+        "8",
+        "--glimpses",
+        "2",
+        "--no-progress",
+        "--tensorboard",
+        "false",
+        "--seed",
+        "3",
+    ]
+    for name, extra in (
+        ("nogs", ["--supervision", "nogs", "--sequences", str(store), "--num-supervised", "3"]),
+        ("ram", ["--supervision", "none", "--dataset-from", str(avp)]),
+    ):
         assert main(["train", *CPU, "--out", str(tmp_path / name), *extra, *common]) == 0
         rcfg = _config(tmp_path / name)
         _check_data(rcfg["data"], digits)
         assert rcfg["data_seed"] == 1 and rcfg["seed"] == 3
         assert tuple(rcfg["network"]["grid"]["image_size"]) == (16, 16)
     # baselines: the dataset from the AVP too
-    assert main(["baselines", *CPU, "--dataset-from", str(avp), "--out", str(tmp_path / "cnn"), "--archs",
-                 "mobilenet_v2", "--widths", "0.25", "--resolutions", "16", "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "baselines",
+                *CPU,
+                "--dataset-from",
+                str(avp),
+                "--out",
+                str(tmp_path / "cnn"),
+                "--archs",
+                "mobilenet_v2",
+                "--widths",
+                "0.25",
+                "--resolutions",
+                "16",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     _check_data(_config(tmp_path / "cnn")["data"], digits)
 
 
-def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming_both(digits, avp, tmp_path,
-                                                                                       capsys):
+def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming_both(digits, avp, tmp_path, capsys):
     assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1", "--data-seed", "0"]) == 2
     err = capsys.readouterr().err
     assert "--data-seed 0 contradicts avp" in err and str(avp) in err and "split seed 1" in err
@@ -102,11 +214,43 @@ def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming
     err = capsys.readouterr().err
     assert f"--root {other} contradicts avp" in err and str(digits.resolve()) in err
     # repeating what the artefact records is fine
-    assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1", "--dataset", "folder", "--root", str(digits),
-                 "--data-seed", "1", *FLAGS]) == 0
+    assert (
+        main(
+            [
+                "evaluate-avp",
+                str(avp),
+                *CPU,
+                "--draws",
+                "1",
+                "--dataset",
+                "folder",
+                "--root",
+                str(digits),
+                "--data-seed",
+                "1",
+                *FLAGS,
+            ]
+        )
+        == 0
+    )
     # an option the dataset does not take is refused by the dataset's own signature, naming it
-    assert main(["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--dataset-option", "colour=1",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "train-avp",
+                *CPU,
+                "--dataset",
+                "folder",
+                "--root",
+                str(digits),
+                "--dataset-option",
+                "colour=1",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "takes no option(s) ['colour']" in err and "glimpse_size" in err
 
@@ -114,9 +258,32 @@ def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming
 def test_train_at_one_split_seed_evaluate_at_another_never_leaks(digits, tmp_path, capsys, one_thread):
     """The issue's case: an AVP trained at split seed 1, evaluated with the default --seed 0."""
     avp = tmp_path / "avp"
-    assert main(["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--seed", "1", *FLAGS,
-                 "--out", str(avp), "--epochs", "1", "--width", "4", "--batch-size", "32", "--glimpses",
-                 "1"]) == 0
+    assert (
+        main(
+            [
+                "train-avp",
+                *CPU,
+                "--dataset",
+                "folder",
+                "--root",
+                str(digits),
+                "--seed",
+                "1",
+                *FLAGS,
+                "--out",
+                str(avp),
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "32",
+                "--glimpses",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1"]) == 0  # --seed 0: glimpses only
     ev = json.loads((avp / "evaluation.json").read_text())
     assert ev["data"]["seed"] == 1 and ev["seed"] == 0
@@ -132,8 +299,10 @@ def test_train_at_one_split_seed_evaluate_at_another_never_leaks(digits, tmp_pat
 
 def test_yaml_config_carries_the_dataset_too(digits, tmp_path, capsys):
     cfg = tmp_path / "data.yaml"
-    cfg.write_text(f"dataset: folder\nroot: {digits}\ndata_seed: 2\ndataset_options:\n  size: 16\n  channels: 1\n"
-                   f"  glimpse_size: 4\n  stride: 4\nepochs: 1\nwidth: 4\nmax_glimpses: 1\n")
+    cfg.write_text(
+        f"dataset: folder\nroot: {digits}\ndata_seed: 2\ndataset_options:\n  size: 16\n  channels: 1\n"
+        f"  glimpse_size: 4\n  stride: 4\nepochs: 1\nwidth: 4\nmax_glimpses: 1\n"
+    )
     out = tmp_path / "avp"
     assert main(["train-avp", *CPU, "--config", str(cfg), "--out", str(out)]) == 0
     data = _config(out)["data"]

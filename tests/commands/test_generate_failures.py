@@ -1,5 +1,6 @@
 """``generate`` with an image that fails: the others are stored, the failure is named on stderr and in
 failures.json, the exit status is non-zero, and the same command run again finishes it."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,28 @@ def inputs(tmp_path_factory):
     grid = Sensor.retina()
     torch.manual_seed(0)
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
-    build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
-                progress=False)
-    return ["generate", "--device", "cpu", "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-            "--num-samples", "4", "--k1", "20", "--glimpses", "2", "--num-images", "4",
-            "--allow-oracle", "true"]  # an untrained stand-in AVP and a prior rendered from the training digits
+    build_prior(
+        root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200), progress=False
+    )
+    return [
+        "generate",
+        "--device",
+        "cpu",
+        "--avp",
+        str(root / "avp"),
+        "--prior",
+        str(root / "prior"),
+        "--num-samples",
+        "4",
+        "--k1",
+        "20",
+        "--glimpses",
+        "2",
+        "--num-images",
+        "4",
+        "--allow-oracle",
+        "true",
+    ]  # an untrained stand-in AVP and a prior rendered from the training digits
 
 
 def test_failed_image_named_skipped_and_finished_by_a_rerun(inputs, tmp_path, monkeypatch, capsys, one_thread):
@@ -67,8 +85,11 @@ def test_failed_image_named_skipped_and_finished_by_a_rerun(inputs, tmp_path, mo
 def test_ray_flags_need_the_ray_executor():
     from ppl_attention.commands.design import GenerateConfig, _check_generate
 
-    for setting, flag in (({"gpus_per_worker": 1.0}, "--gpus-per-worker"), ({"ray_address": "auto"}, "--ray-address"),
-                          ({"ray_workers": 2}, "--ray-workers")):
+    for setting, flag in (
+        ({"gpus_per_worker": 1.0}, "--gpus-per-worker"),
+        ({"ray_address": "auto"}, "--ray-address"),
+        ({"ray_workers": 2}, "--ray-workers"),
+    ):
         with pytest.raises(ValueError, match=f"{flag} apply to --executor ray, not to --executor local"):
             _check_generate(GenerateConfig(**setting))
         _check_generate(GenerateConfig(executor="ray", **setting))

@@ -1,5 +1,6 @@
 """calibrate-noise and evaluate-design end to end at a tiny size, and generate's refusal of an oracle AVP and its
 honest route (train-avp --exclude-design)."""
+
 import json
 
 import pytest
@@ -18,16 +19,44 @@ def artefacts(tmp_path_factory):
     spec = DatasetSpec.make("translated-mnist", options={"size": 40, "scales": 1})
     grid = spec.load("valid").grid
     torch.manual_seed(0)
-    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "translated-mnist", 2,
-             extra_config={"data": spec.to_dict()})
+    save_avp(
+        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
+        root / "avp",
+        "translated-mnist",
+        2,
+        extra_config={"data": spec.to_dict()},
+    )
     assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0
     return root
 
 
 def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path):
     out = tmp_path / "cal"
-    assert main(["calibrate-noise", "--prior", str(artefacts / "gp"), "--out", str(out), "--num-images", "4",
-                 "-T", "2", "--scales", "1", "4", "--num-samples", "6", "--k1", "100", "--min-ess", "1"]) == 0
+    assert (
+        main(
+            [
+                "calibrate-noise",
+                "--prior",
+                str(artefacts / "gp"),
+                "--out",
+                str(out),
+                "--num-images",
+                "4",
+                "-T",
+                "2",
+                "--scales",
+                "1",
+                "4",
+                "--num-samples",
+                "6",
+                "--k1",
+                "100",
+                "--min-ess",
+                "1",
+            ]
+        )
+        == 0
+    )
     cal = json.loads((out / "calibration.json").read_text())
     assert [r["scale"] for r in cal["scales"]] == [1.0, 4.0] and cal["chosen"] in (1.0, 4.0)
     step = cal["scales"][0]["steps"][1]
@@ -37,14 +66,43 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path):
 
 def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path):
     out = tmp_path / "floor"
-    assert main(["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior",
-                 str(artefacts / "gp"), "--out", str(out), "--num-images", "2", "-T", "3", "--num-samples", "4",
-                 "--reference-samples", "8", "--k1", "100", "--searches", "exhaustive", "pyramid:top=1",
-                 "halving"]) == 0
+    assert (
+        main(
+            [
+                "evaluate-design",
+                "--device",
+                "cpu",
+                "--avp",
+                str(artefacts / "avp"),
+                "--prior",
+                str(artefacts / "gp"),
+                "--out",
+                str(out),
+                "--num-images",
+                "2",
+                "-T",
+                "3",
+                "--num-samples",
+                "4",
+                "--reference-samples",
+                "8",
+                "--k1",
+                "100",
+                "--searches",
+                "exhaustive",
+                "pyramid:top=1",
+                "halving",
+            ]
+        )
+        == 0
+    )
     data = json.loads((out / "noise_floor.json").read_text())
     for row in data["rows"]:  # the exhaustive search replayed on draw A's table is draw A's own choice
-        assert row["searches"]["exhaustive"] == {"regret": 0.0, "vs_reference": row["vs_reference"]["a"],
-                                                 "evaluations": 1.0}
+        assert row["searches"]["exhaustive"] == {
+            "regret": 0.0,
+            "vs_reference": row["vs_reference"]["a"],
+            "evaluations": 1.0,
+        }
         assert 0 < row["searches"]["pyramid:top=1"]["evaluations"] < 1 and row["searches"]["halving"]["regret"] >= 0
     assert len(data["rows"]) == 4 and {r["step"] for r in data["rows"]} == {2, 3}
     row = data["rows"][0]
@@ -53,28 +111,79 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 2 and set(summary["per_step"]) == {"2", "3"}
     assert summary["all"]["searches"]["exhaustive"]["regret"]["mean"] == 0.0
-    assert main(["evaluate-design", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp"), "--out",
-                 str(tmp_path / "bad"), "-T", "1"]) == 2
+    assert (
+        main(
+            [
+                "evaluate-design",
+                "--avp",
+                str(artefacts / "avp"),
+                "--prior",
+                str(artefacts / "gp"),
+                "--out",
+                str(tmp_path / "bad"),
+                "-T",
+                "1",
+            ]
+        )
+        == 2
+    )
 
 
 def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tmp_path, capsys):
     from ppl_attention.artifacts import read_manifest
 
-    base = ["generate", "--device", "cpu", "--prior", str(artefacts / "gp"), "--num-images", "2", "-T", "2",
-            "--num-samples", "4", "--k1", "100", "--search", "exhaustive"]
+    base = [
+        "generate",
+        "--device",
+        "cpu",
+        "--prior",
+        str(artefacts / "gp"),
+        "--num-images",
+        "2",
+        "-T",
+        "2",
+        "--num-samples",
+        "4",
+        "--k1",
+        "100",
+        "--search",
+        "exhaustive",
+    ]
     assert main([*base, "--avp", str(artefacts / "avp"), "--out", str(tmp_path / "oracle")]) == 2
     err = capsys.readouterr().err
     assert "--avp" in err and "design image 0 of the train split" in err and "--exclude-design" in err
     assert not (tmp_path / "oracle").exists()
     # the diagnosis: allowed, and recorded in the store's manifest
-    assert main([*base, "--avp", str(artefacts / "avp"), "--allow-oracle", "true",
-                 "--out", str(tmp_path / "diag")]) == 0
+    assert (
+        main([*base, "--avp", str(artefacts / "avp"), "--allow-oracle", "true", "--out", str(tmp_path / "diag")]) == 0
+    )
     assert read_manifest(tmp_path / "diag")["config"]["allow_oracle"] is True
     # the honest route: an AVP trained without the design images
     avp = tmp_path / "held-avp"
-    assert main(["train-avp", "--device", "cpu", "--dataset-from", str(artefacts / "avp"), "--out", str(avp),
-                 "--train-size", "16", "--epochs", "1", "--width", "4", "--max-glimpses", "2",
-                 "--exclude-design", "2"]) == 0
+    assert (
+        main(
+            [
+                "train-avp",
+                "--device",
+                "cpu",
+                "--dataset-from",
+                str(artefacts / "avp"),
+                "--out",
+                str(avp),
+                "--train-size",
+                "16",
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--max-glimpses",
+                "2",
+                "--exclude-design",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert read_manifest(avp)["config"]["held_out"]["images"] == 2
     assert main([*base, "--avp", str(avp), "--out", str(tmp_path / "honest")]) == 0
     config = read_manifest(tmp_path / "honest")["config"]
@@ -85,15 +194,23 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     assert "design image 2" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
-    (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
-    (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
-    (["evaluate-design", "--avp", "a", "--searches", "pyramid:depth=2"], "the pyramid search has no option 'depth'"),
-    (["evaluate-design", "--avp", "a", "--searches", "amortised"], "'amortised' needs an EPE-map network"),
-    (["evaluate-design", "--avp", "a", "--num-samples", "10", "--reference-samples", "5"],
-     "--reference-samples must be >= --num-samples (10), got 5"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
+        (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
+        (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
+        (
+            ["evaluate-design", "--avp", "a", "--searches", "pyramid:depth=2"],
+            "the pyramid search has no option 'depth'",
+        ),
+        (["evaluate-design", "--avp", "a", "--searches", "amortised"], "'amortised' needs an EPE-map network"),
+        (
+            ["evaluate-design", "--avp", "a", "--num-samples", "10", "--reference-samples", "5"],
+            "--reference-samples must be >= --num-samples (10), got 5",
+        ),
+    ],
+)
 def test_settings_are_checked_by_their_objects_and_shown_as_flags(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
     assert main([*argv, "--prior", str(tmp_path), "--out", str(out)]) == 2

@@ -1,4 +1,5 @@
 """``ppl-attention policy-sequences``: a trained run's greedy sequences supervise a PS-RAM run."""
+
 import json
 
 import pytest
@@ -8,8 +9,21 @@ from ppl_attention.design.store import SequenceStore
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["--iterations", "2", "--validate-every", "2", "--batch-size", "8", "--hidden", "8", "--glimpses", "3",
-        "--no-progress", "--tensorboard", "false"]
+TINY = [
+    "--iterations",
+    "2",
+    "--validate-every",
+    "2",
+    "--batch-size",
+    "8",
+    "--hidden",
+    "8",
+    "--glimpses",
+    "3",
+    "--no-progress",
+    "--tensorboard",
+    "false",
+]
 
 
 def test_a_trained_runs_sequences_supervise_another_run(tmp_path, capsys):
@@ -20,16 +34,34 @@ def test_a_trained_runs_sequences_supervise_another_run(tmp_path, capsys):
     s = SequenceStore.open(store)
     assert s.indices() == list(range(6)) and s.T == 3 and s.config["split"] == "train"
     assert s.config["data"]["seed"] == 3 and s.config["source"] == "policy"
-    other = SequenceStore.create(tmp_path / "nogs", {"dataset": "cluttered-mnist", "task": "label",
-                                                     "grid": s.grid, "T": 3, "seed": 3})
+    other = SequenceStore.create(
+        tmp_path / "nogs", {"dataset": "cluttered-mnist", "task": "label", "grid": s.grid, "T": 3, "seed": 3}
+    )
     for i in (2, 9):
         other.write_record(i, 0, [0, 1, 2])
     same = tmp_path / "same-images"
     assert main(["policy-sequences", str(ram), "--out", str(same), "--indices-of", str(tmp_path / "nogs")]) == 0
     assert SequenceStore.open(same).indices() == [2, 9]
     ps = tmp_path / "ps-ram"
-    assert main(["train", "--out", str(ps), "--supervision", "nogs", "--sequences", str(store),
-                 "--num-supervised", "6", "--seed", "1"] + TINY) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(ps),
+                "--supervision",
+                "nogs",
+                "--sequences",
+                str(store),
+                "--num-supervised",
+                "6",
+                "--seed",
+                "1",
+            ]
+            + TINY
+        )
+        == 0
+    )
     summary = json.loads((ps / "summary.json").read_text())
     assert summary["num_supervised"] == 6
     assert {"test_greedy_acc", "test_sampled_acc", "test_mc_acc"} <= set(summary)

@@ -1,4 +1,5 @@
 """``ppl-attention build-prior``: a small cluttered-MNIST prior end to end, and its errors."""
+
 import json
 
 from ppl_attention.cli import main
@@ -8,8 +9,23 @@ from ppl_attention.sensor import Sensor
 
 def test_build_prior_small(tmp_path, capsys):
     out = tmp_path / "prior"
-    args = ["build-prior", "--dataset", "cluttered-mnist", "--kind", "database", "--database-size", "120", "--out",
-            str(out), "--components", "12", "--fit-samples", "100", "--chunk-size", "50"]
+    args = [
+        "build-prior",
+        "--dataset",
+        "cluttered-mnist",
+        "--kind",
+        "database",
+        "--database-size",
+        "120",
+        "--out",
+        str(out),
+        "--components",
+        "12",
+        "--fit-samples",
+        "100",
+        "--chunk-size",
+        "50",
+    ]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] == 120 and summary["components"] == 12 and summary["positions"] == 81
@@ -31,6 +47,20 @@ def test_build_prior_small(tmp_path, capsys):
 def test_build_prior_errors(tmp_path, capsys):
     assert main(["build-prior", "--database-size", "0", "--out", str(tmp_path / "a")]) == 2
     assert "--database-size must be an int >= 1" in capsys.readouterr().err
-    assert main(["build-prior", "--dataset", "cluttered-mnist", "--root", "x", "--database-size", "5",
-                 "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "build-prior",
+                "--dataset",
+                "cluttered-mnist",
+                "--root",
+                "x",
+                "--database-size",
+                "5",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
     assert "--root is not used" in capsys.readouterr().err

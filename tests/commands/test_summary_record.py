@@ -32,11 +32,17 @@ def test_summary_prints_output_paths_whole_and_absolute(tmp_path, monkeypatch, c
     for f in figures:
         f.write_bytes(b"png")
     relative = str(deep.relative_to(tmp_path))
-    write_summary(deep, {"store": relative, "figures": [str(f.relative_to(tmp_path)) for f in figures],
-                         "table": {f"row{i}": list(range(20)) for i in range(5)}, "note": "not a path"})
+    write_summary(
+        deep,
+        {
+            "store": relative,
+            "figures": [str(f.relative_to(tmp_path)) for f in figures],
+            "table": {f"row{i}": list(range(20)) for i in range(5)},
+            "note": "not a path",
+        },
+    )
     out = capsys.readouterr().out
     assert len(str(deep)) > 120 and f"  store: {deep}\n" in out
     assert f"  figures:\n    {figures[0]}\n    {figures[1]}\n" in out
-    assert any(line.startswith("  table: {") and line.endswith("...") and len(line) <= 129
-               for line in out.splitlines())
+    assert any(line.startswith("  table: {") and line.endswith("...") and len(line) <= 129 for line in out.splitlines())
     assert "  note: not a path\n" in out and f"summary written to {deep / 'summary.json'}" in out

@@ -13,9 +13,30 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_train_on_cluttered_mnist_then_plot_the_curves(tmp_path):
     out = tmp_path / "run"
-    argv = ["train", "--out", str(out), "--supervision", "hgs", "--num-supervised", "50", "--iterations", "4",
-            "--validate-every", "2", "--batch-size", "16", "--hidden", "16", "--glimpses", "3", "--no-progress",
-            "--tensorboard", "false", "--seed", "1"]
+    argv = [
+        "train",
+        "--out",
+        str(out),
+        "--supervision",
+        "hgs",
+        "--num-supervised",
+        "50",
+        "--iterations",
+        "4",
+        "--validate-every",
+        "2",
+        "--batch-size",
+        "16",
+        "--hidden",
+        "16",
+        "--glimpses",
+        "3",
+        "--no-progress",
+        "--tensorboard",
+        "false",
+        "--seed",
+        "1",
+    ]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 4 and summary["num_supervised"] == 50 and summary["seed"] == 1
@@ -39,12 +60,15 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
     assert "needs --sequences" in capsys.readouterr().err
     assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    store = SequenceStore.create(tmp_path / "store", {"dataset": "translated-mnist", "task": "categorical",
-                                                      "grid": Sensor.mnist(), "T": 5})
+    store = SequenceStore.create(
+        tmp_path / "store", {"dataset": "translated-mnist", "task": "categorical", "grid": Sensor.mnist(), "T": 5}
+    )
     store.write_record(0, 0, [1, 2, 3, 4, 5])
     # the dataset is read from the store; a --dataset that contradicts it is refused, naming both
-    assert main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store"), "--dataset",
-                        "cluttered-mnist"]) == 2
+    assert (
+        main(base + ["--supervision", "nogs", "--sequences", str(tmp_path / "store"), "--dataset", "cluttered-mnist"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--dataset 'cluttered-mnist' contradicts sequences" in err and "'translated-mnist'" in err
     assert main(["plot-attention", f"a={tmp_path / 'nothing'}", "--out", str(tmp_path / "f.png")]) == 2
@@ -52,14 +76,45 @@ def test_bad_supervision_sources_are_refused(tmp_path, capsys):
 
 
 def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tmp_path, capsys):
-    store = SequenceStore.create(tmp_path / "store", {"dataset": "cluttered-mnist", "task": "categorical",
-                                                      "data": {"name": "cluttered-mnist", "seed": 0},
-                                                      "grid": Sensor.retina(), "T": 3, "seed": 0})
+    store = SequenceStore.create(
+        tmp_path / "store",
+        {
+            "dataset": "cluttered-mnist",
+            "task": "categorical",
+            "data": {"name": "cluttered-mnist", "seed": 0},
+            "grid": Sensor.retina(),
+            "T": 3,
+            "seed": 0,
+        },
+    )
     store.write_record(3, 0, [1, 2, 3])
     out = tmp_path / "run"
-    argv = ["train", "--out", str(out), "--supervision", "nogs", "--sequences", str(tmp_path / "store"),
-            "--iterations", "2", "--validate-every", "2", "--batch-size", "8", "--hidden", "8", "--glimpses", "3",
-            "--no-progress", "--tensorboard", "false", "--num-supervised", "1", "--seed", "2"]
+    argv = [
+        "train",
+        "--out",
+        str(out),
+        "--supervision",
+        "nogs",
+        "--sequences",
+        str(tmp_path / "store"),
+        "--iterations",
+        "2",
+        "--validate-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--hidden",
+        "8",
+        "--glimpses",
+        "3",
+        "--no-progress",
+        "--tensorboard",
+        "false",
+        "--num-supervised",
+        "1",
+        "--seed",
+        "2",
+    ]
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 2 and manifest["config"]["data_seed"] == 0
@@ -73,8 +128,9 @@ def test_one_yaml_file_sets_fields_of_every_config_and_flags_win(tmp_path):
 
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("supervision: h1\niterations: 7\nhidden: 32\nlr: 0.01\n")
-    args = build_parser().parse_args(["train", "--out", str(tmp_path), "--config", str(yaml_file), "--lr", "0.002",
-                                      "--pretrain"])
+    args = build_parser().parse_args(
+        ["train", "--out", str(tmp_path), "--config", str(yaml_file), "--lr", "0.002", "--pretrain"]
+    )
     run, cfg, net = _configs(args)
     assert (run.supervision, run.pretrain, cfg.iterations, cfg.lr, net.hidden) == ("h1", True, 7, 0.002, 32)
     yaml_file.write_text("hiden: 32\n")

@@ -1,11 +1,25 @@
 """The paper's loss options and the no-imitation control are `train` flags."""
+
 from ppl_attention.cli import build_parser
 from ppl_attention.commands.train import _configs
 
 
 def test_loss_option_flags_reach_the_training_config():
-    args = build_parser().parse_args(["train", "--out", "x", "--imitate", "false", "--supervision-reduction", "sum",
-                                      "--supervision-anneal", "500", "--supervised-fraction", "0.022"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--out",
+            "x",
+            "--imitate",
+            "false",
+            "--supervision-reduction",
+            "sum",
+            "--supervision-anneal",
+            "500",
+            "--supervised-fraction",
+            "0.022",
+        ]
+    )
     _, cfg, _ = _configs(args)
     assert (cfg.imitate, cfg.supervision_reduction, cfg.supervision_anneal) == (False, "sum", 500)
     assert cfg.supervised_fraction == 0.022

@@ -1,4 +1,5 @@
 """Shared fixtures of the completion tests."""
+
 import pytest
 import torch
 

@@ -1,12 +1,20 @@
 """The pix2pix-style conditional GAN inpainter."""
+
 import json
 
 import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError
-from ppl_attention.completion.cgan import (CGANCompletion, CGANConfig, PatchDiscriminator, UNetGenerator,
-                                           generator_input, load_cgan, train_cgan)
+from ppl_attention.completion.cgan import (
+    CGANCompletion,
+    CGANConfig,
+    PatchDiscriminator,
+    UNetGenerator,
+    generator_input,
+    load_cgan,
+    train_cgan,
+)
 from ppl_attention.sensor import Sensor
 
 GRID = Sensor.mnist()
@@ -19,8 +27,14 @@ def trained(tmp_path_factory):
     digits, labels = load_digits("train")
     images, _, _ = render_canvases(digits, labels, 16, torch.Generator().manual_seed(0), cluttered=False)
     out = tmp_path_factory.mktemp("cgan")
-    G = train_cgan(images.float() / 255, GRID, CGANConfig(width=8, epochs=1, batch_size=8), device="cpu",
-                   out_dir=out, progress=False)
+    G = train_cgan(
+        images.float() / 255,
+        GRID,
+        CGANConfig(width=8, epochs=1, batch_size=8),
+        device="cpu",
+        out_dir=out,
+        progress=False,
+    )
     return G, out, images.float() / 255
 
 
@@ -87,13 +101,16 @@ def test_samples_keep_observed_pixels_and_differ(trained):
     assert sampler.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 12, 12), 2).images.shape[0] == 2
 
 
-@pytest.mark.parametrize("locations, glimpses, match", [
-    (torch.tensor([-1]), torch.rand(1, 1, 12, 12), "outside the grid"),
-    (torch.tensor([3]), torch.rand(2, 1, 12, 12), "glimpses must have shape"),
-    (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
-    (torch.tensor([3]), torch.full((1, 1, 12, 12), 2.0), r"\[0, 1\]"),
-    (torch.tensor([3.0]), torch.rand(1, 1, 12, 12), "integer"),
-])
+@pytest.mark.parametrize(
+    "locations, glimpses, match",
+    [
+        (torch.tensor([-1]), torch.rand(1, 1, 12, 12), "outside the grid"),
+        (torch.tensor([3]), torch.rand(2, 1, 12, 12), "glimpses must have shape"),
+        (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
+        (torch.tensor([3]), torch.full((1, 1, 12, 12), 2.0), r"\[0, 1\]"),
+        (torch.tensor([3.0]), torch.rand(1, 1, 12, 12), "integer"),
+    ],
+)
 def test_refuses_bad_observations(trained, locations, glimpses, match):
     with pytest.raises(ValueError, match=match):
         CGANCompletion(trained[0], GRID).sample(locations, glimpses, 2)

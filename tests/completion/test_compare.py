@@ -1,4 +1,5 @@
 """Metrics and the end-to-end comparison of completions."""
+
 import csv
 import json
 import math
@@ -8,8 +9,12 @@ import torch
 
 from ppl_attention.completion.base import Completion, CompletionSamples
 from ppl_attention.completion.cgan import CGANCompletion, UNetGenerator
-from ppl_attention.completion.compare import (CompareConfig, choose_locations, compare_completions,
-                                              train_label_classifier)
+from ppl_attention.completion.compare import (
+    CompareConfig,
+    choose_locations,
+    compare_completions,
+    train_label_classifier,
+)
 from ppl_attention.completion.metrics import glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity
 from ppl_attention.completion.report import write_comparison
 from ppl_attention.sensor import Sensor
@@ -25,8 +30,9 @@ class Oracle(Completion):
         self.grid, self.label = GRID, label
 
     def sample(self, locations, glimpses, n, generator=None, true_image=None):
-        return CompletionSamples(true_image.expand(n, -1, -1, -1).clone(), torch.full((n,), 1.0 / n),
-                                 torch.full((n,), self.label), {})
+        return CompletionSamples(
+            true_image.expand(n, -1, -1, -1).clone(), torch.full((n,), 1.0 / n), torch.full((n,), self.label), {}
+        )
 
 
 def test_mixture_log_likelihood_exact():
@@ -40,17 +46,21 @@ def test_mixture_log_likelihood_exact():
     # Two samples: the mixture log sum_k w_k prod_p N(x_p; s_kp, sigma), divided by the 8 pixels.
     s = torch.stack([target, target + 0.1]).clamp(0, 1)
     w = torch.tensor([0.25, 0.75])
-    per = [torch.distributions.Normal(s[k, 0][region].double(), sigma).log_prob(target[0][region].double()).sum()
-           for k in range(2)]
+    per = [
+        torch.distributions.Normal(s[k, 0][region].double(), sigma).log_prob(target[0][region].double()).sum()
+        for k in range(2)
+    ]
     want = float(torch.logsumexp(torch.stack([math.log(0.25) + per[0], math.log(0.75) + per[1]]), 0)) / 8
     assert mixture_log_likelihood(s, w, target, region, "gaussian", sigma) == pytest.approx(want, rel=1e-9)
     # Bernoulli kernel: the binary cross-entropy of a single sample.
-    bern = mixture_log_likelihood(torch.full((1, 1, 4, 4), 0.8), torch.ones(1), torch.ones(1, 4, 4), region,
-                                  "bernoulli")
+    bern = mixture_log_likelihood(
+        torch.full((1, 1, 4, 4), 0.8), torch.ones(1), torch.ones(1, 4, 4), region, "bernoulli"
+    )
     assert bern == pytest.approx(math.log(0.8))
     # Zero-weight samples are ignored; an empty region gives nan.
-    assert mixture_log_likelihood(s, torch.tensor([1.0, 0.0]), target, region, "gaussian", sigma) == \
-        pytest.approx(-math.log(sigma) + LOG_NORM)
+    assert mixture_log_likelihood(s, torch.tensor([1.0, 0.0]), target, region, "gaussian", sigma) == pytest.approx(
+        -math.log(sigma) + LOG_NORM
+    )
     assert math.isnan(mixture_log_likelihood(s, w, target, torch.zeros(4, 4, dtype=torch.bool)))
 
 
@@ -78,14 +88,17 @@ def test_glimpse_rmse_exact():
     shifted = (true + 0.3).clamp(max=1.0)
     blank = torch.zeros(1, 60, 60)
     images = torch.stack([true, shifted, blank])
-    per = [0.0] + [float((GRID.extract(im.unsqueeze(0), loc.unsqueeze(0))[0] - obs).square().mean().sqrt())
-                   for im in (shifted, blank)]
+    per = [0.0] + [
+        float((GRID.extract(im.unsqueeze(0), loc.unsqueeze(0))[0] - obs).square().mean().sqrt())
+        for im in (shifted, blank)
+    ]
     w = torch.tensor([0.5, 0.3, 0.2])
     assert glimpse_rmse(images, w, GRID, loc, obs) == pytest.approx(0.3 * per[1] + 0.2 * per[2], rel=1e-6)
     assert glimpse_rmse(images[:1], torch.ones(1), GRID, loc, obs) == 0.0
     # A blank sample against glimpses of ones: RMSE 1.
-    assert glimpse_rmse(blank.unsqueeze(0), torch.ones(1), GRID, loc[:1], torch.ones(1, 1, 12, 12)) == \
-        pytest.approx(1.0)
+    assert glimpse_rmse(blank.unsqueeze(0), torch.ones(1), GRID, loc[:1], torch.ones(1, 1, 12, 12)) == pytest.approx(
+        1.0
+    )
     assert math.isnan(glimpse_rmse(images, w, GRID, loc[:0], obs[:0]))
 
 
@@ -116,8 +129,15 @@ def test_compare_end_to_end(tmp_path):
     images = images.float() / 255
     torch.manual_seed(0)
     samplers = {"oracle": Oracle(label=int(labels[0])), "cgan": CGANCompletion(UNetGenerator(width=4), GRID)}
-    cfg = CompareConfig(num_images=2, glimpse_counts=(1, 2), num_samples=3, kernel_sigma=0.2, figure_images=1,
-                        figure_samples=2, figure_glimpses=(2,))
+    cfg = CompareConfig(
+        num_images=2,
+        glimpse_counts=(1, 2),
+        num_samples=3,
+        kernel_sigma=0.2,
+        figure_images=1,
+        figure_samples=2,
+        figure_glimpses=(2,),
+    )
     classify = train_label_classifier(images, labels, 10, epochs=1)
     result = compare_completions(samplers, images, labels, GRID, cfg, classifier=classify, progress=False)
     assert len(result.rows) == 2 * 2 * 2 and len(result.table) == 4
@@ -125,7 +145,7 @@ def test_compare_end_to_end(tmp_path):
         assert r["loglik_per_pixel"] == pytest.approx(-math.log(0.2) + LOG_NORM, rel=1e-6)
         assert r["diversity"] == 0.0 and r["glimpse_rmse"] == 0.0
         assert r["label_agreement_db"] == pytest.approx(1.0 if r["image"] == 0 else float(labels[1] == labels[0]))
-        want = float(classify(images[r["image"]:r["image"] + 1]).argmax(-1)[0] == labels[r["image"]])
+        want = float(classify(images[r["image"] : r["image"] + 1]).argmax(-1)[0] == labels[r["image"]])
         assert r["label_agreement"] == pytest.approx(want)
     for r in (r for r in result.rows if r["method"] == "cgan"):
         assert r["loglik_per_pixel"] < -math.log(0.2) + LOG_NORM and r["diversity"] > 0
@@ -153,8 +173,9 @@ def test_compare_given_locations_and_bad_input():
     labels = torch.tensor([1, 2])
     samplers = {"oracle": Oracle(1)}
     cfg = CompareConfig(num_images=2, glimpse_counts=(2,), num_samples=2, figure_images=0)
-    res = compare_completions(samplers, images, labels, GRID, cfg, locations=torch.tensor([[0, 80], [5, 6]]),
-                              progress=False)
+    res = compare_completions(
+        samplers, images, labels, GRID, cfg, locations=torch.tensor([[0, 80], [5, 6]]), progress=False
+    )
     assert [r["label_agreement_db"] for r in res.rows] == pytest.approx([1.0, 0.0])
     with pytest.raises(ValueError, match="locations must have shape"):
         compare_completions(samplers, images, labels, GRID, cfg, locations=torch.tensor([[0], [1]]))
@@ -194,8 +215,12 @@ class Chains(Completion):
         self.grid = GRID
 
     def sample(self, locations, glimpses, n, generator=None, true_image=None):
-        return CompletionSamples(torch.zeros(n, 1, 60, 60), torch.full((n,), 1.0 / n), None,
-                                 {"r_hat_max": 1.0 + 0.02 * locations.numel(), "ess_min": 40.0})
+        return CompletionSamples(
+            torch.zeros(n, 1, 60, 60),
+            torch.full((n,), 1.0 / n),
+            None,
+            {"r_hat_max": 1.0 + 0.02 * locations.numel(), "ess_min": 40.0},
+        )
 
 
 def test_compare_reports_p_true_label_beside_the_reference_with_intervals(tmp_path):
@@ -213,9 +238,18 @@ def test_compare_reports_p_true_label_beside_the_reference_with_intervals(tmp_pa
 
     classify = lambda x: torch.nn.functional.one_hot(torch.full((x.shape[0],), 2), 10).float()  # noqa: E731
     cfg = CompareConfig(num_images=3, glimpse_counts=(1, 2), num_samples=2, figure_images=0)
-    res = compare_completions({"oracle": Oracle(1), "chains": Chains()}, images, labels, GRID, cfg,
-                              classifier=classify, reference=reference, sequences="random",
-                              max_images={"chains": 2}, progress=False)
+    res = compare_completions(
+        {"oracle": Oracle(1), "chains": Chains()},
+        images,
+        labels,
+        GRID,
+        cfg,
+        classifier=classify,
+        reference=reference,
+        sequences="random",
+        max_images={"chains": 2},
+        progress=False,
+    )
     assert seen == [1, 2]
     assert sum(r["method"] == "chains" for r in res.rows) == 2 * 2 and len(res.rows) == 3 * 2 + 4
     for r in res.rows:
@@ -229,8 +263,9 @@ def test_compare_reports_p_true_label_beside_the_reference_with_intervals(tmp_pa
     assert rows[("chains", 2)]["r_hat_max"] == pytest.approx(1.04) and rows[("chains", 2)]["r_hat_ok"] == 1.0
     assert rows[("chains", 2)]["mcmc_ess_min"] == 40.0 and rows[("oracle", 1)]["r_hat_max"] is None
     o = rows[("oracle", 1)]
-    assert o["images"] == 3 and all(math.isfinite(o[k]) for k in ("p_true_label_lo", "p_true_label_hi",
-                                                                  "p_true_avp_lo", "p_true_minus_avp_hi"))
+    assert o["images"] == 3 and all(
+        math.isfinite(o[k]) for k in ("p_true_label_lo", "p_true_label_hi", "p_true_avp_lo", "p_true_minus_avp_hi")
+    )
     assert o["p_true_label_lo"] < o["p_true_label"] < o["p_true_label_hi"]
     with pytest.raises(ValueError, match="max_images"):
         compare_completions({"oracle": Oracle(1)}, images, labels, GRID, cfg, max_images={"nuts": 1})
@@ -269,21 +304,82 @@ def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_
 
     grid = Sensor.retina()
     spec = DatasetSpec.make("cluttered-mnist", options={"size": 40})
-    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), tmp_path / "avp", "cluttered-mnist", 2,
-             extra_config={"data": spec.to_dict()})
+    save_avp(
+        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
+        tmp_path / "avp",
+        "cluttered-mnist",
+        2,
+        extra_config={"data": spec.to_dict()},
+    )
     out = tmp_path / "cc"
     assert main(["build-prior", "--dataset-from", str(tmp_path / "avp"), "--out", str(tmp_path / "gp")]) == 0
-    assert main(["generate", "--device", "cpu", "--avp", str(tmp_path / "avp"), "--prior", str(tmp_path / "gp"),
-                 "--split", "test", "--num-images", "2", "--glimpses", "1", "--num-samples", "4", "--k1", "50",
-                 "--search", "exhaustive", "--out", str(tmp_path / "store")]) == 0
-    assert main(["compare-completion", "--device", "cpu", "--scale", "tiny", "--out", str(out), "--avp",
-                 str(tmp_path / "avp"), "--gen-prior", str(tmp_path / "gp"), "--sequences", str(tmp_path / "store"),
-                 "--nuts-warmup", "4", "--nuts-samples", "4", "--nuts-chains", "2", "--slow-images", "1",
-                 "--locations", "uniform", "--prior-rows", "300"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--device",
+                "cpu",
+                "--avp",
+                str(tmp_path / "avp"),
+                "--prior",
+                str(tmp_path / "gp"),
+                "--split",
+                "test",
+                "--num-images",
+                "2",
+                "--glimpses",
+                "1",
+                "--num-samples",
+                "4",
+                "--k1",
+                "50",
+                "--search",
+                "exhaustive",
+                "--out",
+                str(tmp_path / "store"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "compare-completion",
+                "--device",
+                "cpu",
+                "--scale",
+                "tiny",
+                "--out",
+                str(out),
+                "--avp",
+                str(tmp_path / "avp"),
+                "--gen-prior",
+                str(tmp_path / "gp"),
+                "--sequences",
+                str(tmp_path / "store"),
+                "--nuts-warmup",
+                "4",
+                "--nuts-samples",
+                "4",
+                "--nuts-chains",
+                "2",
+                "--slow-images",
+                "1",
+                "--locations",
+                "uniform",
+                "--prior-rows",
+                "300",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "comparison.json").read_text())
     table = {(r["sequences"], r["method"], r["glimpses"]): r for r in result["table"]}
-    assert set(table) == {(s, m, t) for m in ("importance", "generative", "nuts-vae") for s, t in
-                          (("random", 1), ("random", 2), ("near-optimal", 1))}
+    assert set(table) == {
+        (s, m, t)
+        for m in ("importance", "generative", "nuts-vae")
+        for s, t in (("random", 1), ("random", 2), ("near-optimal", 1))
+    }
     for (s, m, t), r in table.items():
         assert r["images"] == (1 if m == "nuts-vae" else 2)
         for k in ("p_true_label", "p_true_avp", "p_true_minus_avp", "diversity"):

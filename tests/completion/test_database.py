@@ -1,11 +1,11 @@
 """Image database: streaming build, resume after interruption, flips, manifest checks, bad input."""
+
 import numpy as np
 import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError
-from ppl_attention.completion.database import (DatasetSource, GeneratorSource, ImageDatabase, ModelSource,
-                                               build_database)
+from ppl_attention.completion.database import DatasetSource, GeneratorSource, ImageDatabase, ModelSource, build_database
 
 
 def blobs(n, g):
@@ -28,6 +28,7 @@ def source(fail_at=None):
         if fail_at is not None and calls["n"] == fail_at:
             raise KeyboardInterrupt("simulated interruption")
         return blobs(n, g)
+
     return GeneratorSource(fn, (1, 8, 8), (), "blobs")
 
 
@@ -37,6 +38,7 @@ def test_build_and_open(tmp_path):
     assert db.labels.shape == (25,) and set(np.unique(db.labels)) <= {0, 1, 2, 3}
     # The stored rows are the source's chunks, drawn with one generator per chunk.
     from ppl_attention.runtime import derive_seed, generator
+
     x, y = blobs(10, generator(derive_seed(3, "image-database", 1)))
     np.testing.assert_array_equal(db.images[10:20], (x * 255).round().to(torch.uint8).numpy())
     np.testing.assert_array_equal(db.labels[10:20], y.numpy())
@@ -76,6 +78,7 @@ def test_interrupted_build_with_other_config_restarts(tmp_path):
 def test_model_source_resume_is_deterministic(tmp_path):
     def model(b):
         return torch.rand(b, 1, 8, 8)
+
     a = build_database(tmp_path / "a", ModelSource(model, (1, 8, 8)), n=20, chunk_size=8, progress=False)
     b = build_database(tmp_path / "b", ModelSource(model, (1, 8, 8)), n=20, chunk_size=8, progress=False)
     assert a.labels is None and a.checksum == b.checksum

@@ -1,5 +1,6 @@
 """The generative-process prior of MNIST canvases: exact weights on an enumerable case, valid importance weights,
 the sensor's observations, no NaN on inconsistent observations, the artefact and its plumbing into generate."""
+
 import json
 import math
 
@@ -23,8 +24,9 @@ def _tiny(cluttered=True, noise=NOISE, **kw):
     g = torch.Generator().manual_seed(0)
     digits = (torch.rand(3, 28, 28, generator=g) > 0.7).float() * torch.rand(3, 28, 28, generator=g)
     grid = Sensor(30, 6, stride=6, scales=2)
-    prior = CanvasPrior(digits, torch.tensor([0, 1, 2]), grid, canvas_size=30, cluttered=cluttered, n_clutter=1,
-                        clutter_size=4)
+    prior = CanvasPrior(
+        digits, torch.tensor([0, 1, 2]), grid, canvas_size=30, cluttered=cluttered, n_clutter=1, clutter_size=4
+    )
     index = DigitIndex.fit(digits, components=2, prototypes=2)
     return prior, GenerativeCompletion(prior, index, noise if cluttered else None, **kw)
 
@@ -40,8 +42,9 @@ def _exact_posterior(prior, loc, y, sigma, noise):
 
 
 def _observe(prior, digit, offset, loc, generator):
-    canvas = prior.add_clutter(prior.render(prior.digits[[digit]], torch.tensor([offset])), torch.tensor([digit]),
-                               generator)
+    canvas = prior.add_clutter(
+        prior.render(prior.digits[[digit]], torch.tensor([offset])), torch.tensor([digit]), generator
+    )
     return prior.grid.extract(canvas, loc.view(1, -1))[0]
 
 
@@ -81,8 +84,9 @@ def test_importance_weights_are_likelihood_over_proposal_and_estimate_the_poster
     # and the estimate of P(digit | y) converges to the exact one over repeated draws
     _, _, post = _exact_posterior(prior, loc, y, 400.0 / 255, NOISE)
     exact = post.view(3, 9).sum(1).double()
-    est = torch.stack([comp.sample(loc, y, 1000, generator=torch.Generator().manual_seed(k)).label_posterior(3)
-                       for k in range(60)]).mean(0)
+    est = torch.stack(
+        [comp.sample(loc, y, 1000, generator=torch.Generator().manual_seed(k)).label_posterior(3) for k in range(60)]
+    ).mean(0)
     assert torch.allclose(est, exact, atol=0.05)
 
 
@@ -116,8 +120,9 @@ def test_offset_proposal_scores_every_prototype_at_every_offset_as_the_sensor_se
     loc = torch.tensor([0, 15, 7, 24])
     y = torch.rand(4, scales, 12, 12, generator=g)
     P, O = comp.index.prototypes.shape[0], prior.num_offsets
-    pred = prior.predict(torch.arange(P).repeat_interleave(O), torch.arange(O).repeat(P), loc,
-                         prior.box_filtered(comp.index.prototypes))  # rendered and seen, one by one
+    pred = prior.predict(
+        torch.arange(P).repeat_interleave(O), torch.arange(O).repeat(P), loc, prior.box_filtered(comp.index.prototypes)
+    )  # rendered and seen, one by one
     want = (pred - y.reshape(1, 4, scales, -1)).double().square().sum((1, 2, 3)).view(P, prior.side, prior.side)
     assert torch.allclose(comp.prototype_sse(loc, y), want, rtol=1e-4, atol=1e-2)
 
@@ -140,8 +145,12 @@ def test_an_observation_no_candidate_explains_gets_finite_weights_never_nan():
 def test_bad_settings_are_refused():
     prior, _ = _tiny()
     index = DigitIndex.fit(prior.digits, components=2, prototypes=2)
-    for kw, msg in (({"k1": 0}, "`k1` must be"), ({"min_ess": 0.5}, "min_ess must be"),
-                    ({"k1": 10, "max_k1": 5}, "max_k1 must be"), ({"uniform_mix": 0.0}, "uniform_mix")):
+    for kw, msg in (
+        ({"k1": 0}, "`k1` must be"),
+        ({"min_ess": 0.5}, "min_ess must be"),
+        ({"k1": 10, "max_k1": 5}, "max_k1 must be"),
+        ({"uniform_mix": 0.0}, "uniform_mix"),
+    ):
         with pytest.raises(ValueError, match=msg):
             GenerativeCompletion(prior, index, **kw)
     with pytest.raises(ValueError, match="scales"):
@@ -152,8 +161,9 @@ def test_bad_settings_are_refused():
 
 def test_prior_draws_are_canvases_of_the_process():
     prior, comp = _tiny()
-    s = comp.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 2, 6, 6), 7,
-                    generator=torch.Generator().manual_seed(0))
+    s = comp.sample(
+        torch.zeros(0, dtype=torch.long), torch.zeros(0, 2, 6, 6), 7, generator=torch.Generator().manual_seed(0)
+    )
     assert s.images.shape == (7, 1, 30, 30) and s.diagnostics["mode"] == "prior"
     assert torch.equal(s.labels, prior.labels[s.diagnostics["digit"]])
     pyro.set_rng_seed(0)
@@ -164,8 +174,7 @@ def test_prior_draws_are_canvases_of_the_process():
 @pytest.fixture(scope="module")
 def translated_prior(tmp_path_factory):
     out = tmp_path_factory.mktemp("gp") / "prior"
-    summary = build_generative_prior(out, DatasetSpec("translated-mnist", None, 0, ()), components=8,
-                                     prototypes=8)
+    summary = build_generative_prior(out, DatasetSpec("translated-mnist", None, 0, ()), components=8, prototypes=8)
     return out, summary
 
 
@@ -183,8 +192,9 @@ def test_artefact_records_its_kind_and_refuses_another_sensor(translated_prior):
     # a test canvas: completions of 2 glimpses weight the true label well above chance
     data = DatasetSpec("translated-mnist", None, 0, ()).load("test")
     loc = torch.tensor([30, 40])
-    s = comp.sample(loc, comp.grid.extract(data.images[:1], loc.view(1, -1))[0], 50,
-                    generator=torch.Generator().manual_seed(0))
+    s = comp.sample(
+        loc, comp.grid.extract(data.images[:1], loc.view(1, -1))[0], 50, generator=torch.Generator().manual_seed(0)
+    )
     assert s.images.shape[1:] == (1, 60, 60) and torch.isfinite(s.weights).all()
 
 
@@ -192,8 +202,22 @@ def test_build_prior_cli_makes_the_datasets_default_kind(tmp_path):
     from ppl_attention.cli import main
 
     out = tmp_path / "gp"
-    assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--prototypes", "4",
-                 "--digit-components", "4"]) == 0
+    assert (
+        main(
+            [
+                "build-prior",
+                "--dataset",
+                "translated-mnist",
+                "--out",
+                str(out),
+                "--prototypes",
+                "4",
+                "--digit-components",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert prior_type(out) == "generative"
     assert json.loads((out / "summary.json").read_text())["kind"] == "generative"
     assert main(["build-prior", "--dataset", "translated-mnist", "--out", str(out), "--prototypes", "0"]) == 2

@@ -1,4 +1,5 @@
 """The importance sampler against the exact posterior over an enumerable database, and its error handling."""
+
 import math
 
 import numpy as np
@@ -18,8 +19,9 @@ GRID = Sensor(12, 4, stride=4)
 def bumps(n, g):
     centres = torch.rand(n, 2, 2, generator=g) * 12
     ar = torch.arange(12).float()
-    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + \
-        (ar[None, None, None, :] - centres[:, :, 1, None, None]) ** 2
+    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + (
+        ar[None, None, None, :] - centres[:, :, 1, None, None]
+    ) ** 2
     x = torch.exp(-d / 6).amax(1, keepdim=True)
     return x, (centres[:, 0, 1] > 6).long() + 2 * (centres[:, 0, 0] > 6).long()
 
@@ -27,11 +29,13 @@ def bumps(n, g):
 @pytest.fixture(scope="module")
 def prior(tmp_path_factory):
     root = tmp_path_factory.mktemp("prior")
-    db = build_database(root / "db", GeneratorSource(bumps, (1, 12, 12), (), "bumps"), n=60, chunk_size=32,
-                        progress=False)
+    db = build_database(
+        root / "db", GeneratorSource(bumps, (1, 12, 12), (), "bumps"), n=60, chunk_size=32, progress=False
+    )
     # Few components: a deliberately rough proposal, which the exact stage must correct.
-    index = build_pca_index(root / "pca", db, GRID, PCAIndexConfig(components=12, fit_samples=60, shift=1),
-                            progress=False)
+    index = build_pca_index(
+        root / "pca", db, GRID, PCAIndexConfig(components=12, fit_samples=60, shift=1), progress=False
+    )
     return db, index
 
 
@@ -46,8 +50,8 @@ def exact_posterior(db, loc, glimpses, sigma, shift=0):
             for dc in range(-shift, shift + 1):
                 r, c = int(px[j, 0]) + dr, int(px[j, 1]) + dc
                 if 0 <= r <= 8 and 0 <= c <= 8:
-                    patch = images[:, :, r:r + 4, c:c + 4]
-                    terms.append(-((patch - glimpses[j]) ** 2).sum((1, 2, 3)).double() / (2 * sigma ** 2))
+                    patch = images[:, :, r : r + 4, c : c + 4]
+                    terms.append(-((patch - glimpses[j]) ** 2).sum((1, 2, 3)).double() / (2 * sigma**2))
         ll += torch.logsumexp(torch.stack(terms), 0) - math.log(len(terms))
     return torch.softmax(ll, 0)
 
@@ -63,8 +67,9 @@ def test_matches_exact_posterior(prior, shift, use_true):
     loc = torch.tensor([4, 0])
     glimpses = GRID.extract(truth[None], loc[None])[0]
     sampler = ImportanceCompletion(db, index, GRID, k1=40_000, sigma=60.0, shift=shift, use_true_image=use_true)
-    out = sampler.sample(loc, glimpses, n=1000, generator=torch.Generator().manual_seed(0),
-                         true_image=truth if use_true else None)
+    out = sampler.sample(
+        loc, glimpses, n=1000, generator=torch.Generator().manual_seed(0), true_image=truth if use_true else None
+    )
     assert isinstance(out, CompletionSamples)
     p = exact_posterior(db, loc, glimpses, 60.0 / 255, shift)
     got = aggregate(out, out.diagnostics["rows"], len(db))
@@ -99,8 +104,10 @@ def exact_posterior_unnorm(images, loc, glimpses, sigma, shift):
             for dc in range(-shift, shift + 1):
                 r, c = int(px[j, 0]) + dr, int(px[j, 1]) + dc
                 if 0 <= r <= 8 and 0 <= c <= 8:
-                    terms.append(-((images[:, :, r:r + 4, c:c + 4] - glimpses[j]) ** 2).sum((1, 2, 3)).double()
-                                 / (2 * sigma ** 2))
+                    terms.append(
+                        -((images[:, :, r : r + 4, c : c + 4] - glimpses[j]) ** 2).sum((1, 2, 3)).double()
+                        / (2 * sigma**2)
+                    )
         ll += torch.logsumexp(torch.stack(terms), 0) - math.log(len(terms))
     return ll.exp()
 
@@ -108,8 +115,9 @@ def exact_posterior_unnorm(images, loc, glimpses, sigma, shift):
 def test_prior_draws_and_unique_samples(prior):
     db, index = prior
     sampler = ImportanceCompletion(db, index, GRID, k1=500, sigma=30.0)
-    out = sampler.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 4, 4), n=10,
-                         generator=torch.Generator().manual_seed(1))
+    out = sampler.sample(
+        torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 4, 4), n=10, generator=torch.Generator().manual_seed(1)
+    )
     assert len(out) == 10 and torch.allclose(out.weights, torch.full((10,), 0.1))
     assert len(set(out.diagnostics["rows"].tolist())) == 10
     truth = db.get(torch.tensor([3]))[0]
@@ -143,8 +151,9 @@ def test_residual_resample():
 def test_flipped_rows_scored_consistently(tmp_path, list_dataset):
     x, y = bumps(30, torch.Generator().manual_seed(4))
     db = build_database(tmp_path / "db", DatasetSource(list_dataset(x, y)), flip=True, progress=False)
-    index = build_pca_index(tmp_path / "pca", db, GRID, PCAIndexConfig(components=20, fit_samples=60, shift=1),
-                            progress=False)
+    index = build_pca_index(
+        tmp_path / "pca", db, GRID, PCAIndexConfig(components=20, fit_samples=60, shift=1), progress=False
+    )
     sampler = ImportanceCompletion(db, index, GRID, k1=20_000, sigma=40.0, shift=1)
     mirrored = db.get(torch.tensor([13]))[0]  # row 13 = mirror of source image 6
     loc = torch.tensor([0, 4, 8])
@@ -180,7 +189,8 @@ def test_bad_input(prior, tmp_path):
         ImportanceCompletion(db, index, GRID, shift=2)
     with pytest.raises(ValueError, match="glimpses"):
         ImportanceCompletion(db, index, Sensor(12, 3, stride=3))
-    other = build_database(tmp_path / "other", GeneratorSource(bumps, (1, 12, 12), (), "bumps"), n=20, seed=9,
-                           progress=False)
+    other = build_database(
+        tmp_path / "other", GeneratorSource(bumps, (1, 12, 12), (), "bumps"), n=20, seed=9, progress=False
+    )
     with pytest.raises(ArtifactError, match="another database"):
         ImportanceCompletion(other, index, GRID)

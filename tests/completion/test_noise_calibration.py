@@ -1,5 +1,6 @@
 """Choosing the glimpse noise: on a case with a known posterior, the completions' label distribution is calibrated
 at the true noise, over-confident below it and under-confident above it, and calibrate_noise picks it."""
+
 import math
 
 import pytest
@@ -55,8 +56,9 @@ def test_label_calibration_of_calibrated_and_overconfident_predictions():
 
 def test_the_true_noise_is_calibrated_and_chosen():
     grid, images, labels, locations = _held_out()
-    out = calibrate_noise(TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], num_samples=2,
-                          num_classes=2, min_ess=1.0)
+    out = calibrate_noise(
+        TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], num_samples=2, num_classes=2, min_ess=1.0
+    )
     by = {r["scale"]: r for r in out["scales"]}
     assert out["chosen"] == 1.0 and by[1.0]["nll"] < min(by[0.25]["nll"], by[4.0]["nll"])
     assert by[1.0]["worst_ece"] < 0.06

@@ -1,4 +1,5 @@
 """PCA index: codes and glimpse energies against brute force, manifest checks, resume after interruption."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,22 +16,28 @@ def smooth(n, g):
     """1 x 12 x 12 images: a few smooth bumps (a low-dimensional family, well captured by PCA)."""
     centres = torch.rand(n, 2, 2, generator=g) * 12
     ar = torch.arange(12).float()
-    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + \
-        (ar[None, None, None, :] - centres[:, :, 1, None, None]) ** 2
+    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + (
+        ar[None, None, None, :] - centres[:, :, 1, None, None]
+    ) ** 2
     x = torch.exp(-d / 8).amax(1, keepdim=True)
     return x, (centres[:, 0, 0] > 6).long()
 
 
 def db_of(path, n=300, seed=0):
-    return build_database(path, GeneratorSource(smooth, (1, 12, 12), (), "smooth"), n=n, chunk_size=64, seed=seed,
-                          progress=False)
+    return build_database(
+        path, GeneratorSource(smooth, (1, 12, 12), (), "smooth"), n=n, chunk_size=64, seed=seed, progress=False
+    )
 
 
 def test_codes_and_energies_match_brute_force(tmp_path):
     db = db_of(tmp_path / "db")
-    idx = build_pca_index(tmp_path / "pca", db, GRID, PCAIndexConfig(components=20, fit_samples=200, shift=1,
-                                                                    code_dtype="float32", batch_size=100),
-                          progress=False)
+    idx = build_pca_index(
+        tmp_path / "pca",
+        db,
+        GRID,
+        PCAIndexConfig(components=20, fit_samples=200, shift=1, code_dtype="float32", batch_size=100),
+        progress=False,
+    )
     assert idx.k == 20 and idx.codes.shape == (300, 20)
     W = idx.components
     torch.testing.assert_close(W @ W.T, torch.eye(20), atol=1e-4, rtol=0)
@@ -47,8 +54,9 @@ def test_codes_and_energies_match_brute_force(tmp_path):
 
 def test_components_clamped_for_small_data(tmp_path):
     db = db_of(tmp_path / "db", n=10)
-    idx = build_pca_index(tmp_path / "pca", db, GRID, PCAIndexConfig(components=256, code_dtype="float16"),
-                          progress=False)
+    idx = build_pca_index(
+        tmp_path / "pca", db, GRID, PCAIndexConfig(components=256, code_dtype="float16"), progress=False
+    )
     assert idx.k == 9 and idx.codes.dtype == np.float16
     torch.testing.assert_close(idx.codes_chunk(0, 10), idx.encode(db.get(torch.arange(10))), atol=2e-3, rtol=1e-3)
 
@@ -73,6 +81,7 @@ def test_interrupted_index_build_resumes(tmp_path, monkeypatch):
     cfg = PCAIndexConfig(components=8, fit_samples=100, batch_size=64)
     full = build_pca_index(tmp_path / "full", db, GRID, cfg, progress=False)
     import ppl_attention.completion.pca_index as mod
+
     real = mod.chunk_digest
     calls = {"n": 0}
 
@@ -81,6 +90,7 @@ def test_interrupted_index_build_resumes(tmp_path, monkeypatch):
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated interruption")
         return real(*a)
+
     monkeypatch.setattr(mod, "chunk_digest", failing)
     with pytest.raises(KeyboardInterrupt):
         build_pca_index(tmp_path / "part", db, GRID, cfg, progress=False)

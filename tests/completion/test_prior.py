@@ -1,5 +1,6 @@
 """The registry of prior kinds: every kind's settings exist where they are read, and a manifest naming no known
 kind is refused."""
+
 import dataclasses
 
 import pytest
@@ -11,8 +12,11 @@ from ppl_attention.completion.prior import PRIORS, open_completion, prior_kind
 
 def test_an_unknown_kind_names_the_prior_and_the_known_kinds(tmp_path):
     write_manifest(tmp_path / "p", PRIOR_KIND, {"prior": "mystery"})
-    with pytest.raises(ValueError, match=r"`prior` .*p is a 'mystery' prior; the known kinds are \['generative', "
-                                         r"'database'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"`prior` .*p is a 'mystery' prior; the known kinds are \['generative', "
+        r"'database'\]",
+    ):
         open_completion(tmp_path / "p")
 
 

@@ -1,4 +1,5 @@
 """The VAE (Pyro SVI) and NUTS in its latent space."""
+
 import math
 
 import pytest
@@ -6,8 +7,15 @@ import torch
 
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.nuts import NUTSCompletion, NUTSConfig
-from ppl_attention.completion.vae import (VAE, FreeBitsELBO, VAEConfig, evaluate_vae, load_vae, random_glimpse_masks,
-                                         train_vae)
+from ppl_attention.completion.vae import (
+    VAE,
+    FreeBitsELBO,
+    VAEConfig,
+    evaluate_vae,
+    load_vae,
+    random_glimpse_masks,
+    train_vae,
+)
 from ppl_attention.sensor import Sensor
 
 GRID = Sensor.mnist()
@@ -26,8 +34,14 @@ def _canvases(n=16, seed=0):
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("vae")
     images, _ = _canvases()
-    vae = train_vae(images, GRID, VAEConfig(latent_dim=8, width=8, epochs=2, batch_size=16, kl_warmup_epochs=1),
-                    device="cpu", out_dir=out, progress=False)
+    vae = train_vae(
+        images,
+        GRID,
+        VAEConfig(latent_dim=8, width=8, epochs=2, batch_size=16, kl_warmup_epochs=1),
+        device="cpu",
+        out_dir=out,
+        progress=False,
+    )
     return vae, out, images
 
 
@@ -55,7 +69,7 @@ def test_glyph_decoder_places_the_glyph_where_z_says():
         on = torch.nonzero(img > 0.01)  # the glyph's support: a 28 x 28 square at (r0, c0)
         assert on.min(0).values.tolist() == [r0, c0] and on.max(0).values.tolist() == [r0 + 27, c0 + 27]
         far = torch.ones(60, 60, dtype=torch.bool)
-        far[max(r0 - 1, 0):r0 + 29, max(c0 - 1, 0):c0 + 29] = False  # beyond the bilinear edge: background
+        far[max(r0 - 1, 0) : r0 + 29, max(c0 - 1, 0) : c0 + 29] = False  # beyond the bilinear edge: background
         assert torch.allclose(img[far], torch.tensor(1e-3), rtol=1e-3)
     # The glyph depends on z_what, its place on z_where only.
     a, b = torch.zeros(2, 6), torch.zeros(2, 6)
@@ -123,9 +137,22 @@ def test_svi_training_does_not_collapse():
         try:
             train, _ = _canvases(512, seed=1)
             held, _ = _canvases(64, seed=2)
-            vae = train_vae(train, GRID, VAEConfig(latent_dim=6, width=8, decoder="glyph", epochs=6, batch_size=32,
-                                                   lr=2e-3, kl_warmup_epochs=1.0, free_bits=0.25), device="cpu",
-                            progress=False)
+            vae = train_vae(
+                train,
+                GRID,
+                VAEConfig(
+                    latent_dim=6,
+                    width=8,
+                    decoder="glyph",
+                    epochs=6,
+                    batch_size=32,
+                    lr=2e-3,
+                    kl_warmup_epochs=1.0,
+                    free_bits=0.25,
+                ),
+                device="cpu",
+                progress=False,
+            )
             e = evaluate_vae(vae, held)
         finally:
             torch.set_num_threads(before)
@@ -148,6 +175,7 @@ def test_train_save_load_roundtrip(trained):
     assert torch.equal(loaded.decode(z), vae.decode(z))
     assert not any(p.requires_grad for p in loaded.parameters())
     import json
+
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "vae" and len(manifest["loss_history"]) == 2
     assert all(math.isfinite(h) for h in manifest["loss_history"])
@@ -179,9 +207,11 @@ def test_nuts_log_joint_is_prior_plus_gaussian_glimpses(trained):
     z = torch.randn(3, 8)
     got = sampler.log_joint(z, loc.unsqueeze(0), obs)
     for k in range(3):
-        patches = GRID.extract(vae.decode(z[k:k + 1]), loc.unsqueeze(0))[0]
-        want = torch.distributions.Normal(0.0, 1.0).log_prob(z[k]).sum() \
+        patches = GRID.extract(vae.decode(z[k : k + 1]), loc.unsqueeze(0))[0]
+        want = (
+            torch.distributions.Normal(0.0, 1.0).log_prob(z[k]).sum()
             + torch.distributions.Normal(patches, 0.1).log_prob(obs).sum()
+        )
         assert torch.allclose(got[k], want, rtol=1e-5)
     prior_only = sampler.log_joint(z, torch.zeros(1, 0, dtype=torch.long), obs[:0])
     assert torch.allclose(prior_only, torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1))
@@ -197,8 +227,9 @@ def test_nuts_matches_the_exact_posterior_of_a_one_dimensional_latent():
     obs = GRID.extract(vae.decode(torch.tensor([[1.5]])), loc.unsqueeze(0))[0]
     zs = torch.linspace(-6, 6, 4001).unsqueeze(1)
     f = GRID.extract(vae.decode(zs), loc.expand(len(zs), 2))
-    log_post = torch.distributions.Normal(0.0, 1.0).log_prob(zs[:, 0]) \
-        + torch.distributions.Normal(f, sigma).log_prob(obs).flatten(1).sum(1)
+    log_post = torch.distributions.Normal(0.0, 1.0).log_prob(zs[:, 0]) + torch.distributions.Normal(f, sigma).log_prob(
+        obs
+    ).flatten(1).sum(1)
     w = torch.softmax(log_post.double(), 0)
     mean = float((w * zs[:, 0]).sum())
     sd = float((w * (zs[:, 0] - mean) ** 2).sum().sqrt())
@@ -220,18 +251,22 @@ def test_nuts_reproducible_and_thins(trained):
     assert torch.equal(a.images, b.images) and a.images.shape[0] == 5
     more = sampler.sample(loc, obs, 50, generator=torch.Generator().manual_seed(7))  # n > chains x num_samples
     assert more.images.shape[0] == 50 and more.diagnostics["draws_per_chain"] == 25
-    prior = sampler.sample(torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 12, 12), 3,
-                           generator=torch.Generator().manual_seed(0))  # t = 0: prior draws
+    prior = sampler.sample(
+        torch.zeros(0, dtype=torch.long), torch.zeros(0, 1, 12, 12), 3, generator=torch.Generator().manual_seed(0)
+    )  # t = 0: prior draws
     assert prior.images.shape == (3, 1, 60, 60)
 
 
-@pytest.mark.parametrize("locations, glimpses, match", [
-    (torch.tensor([81]), torch.rand(1, 1, 12, 12), "outside the grid"),
-    (torch.tensor([3, 4]), torch.rand(1, 1, 12, 12), "glimpses must have shape"),
-    (torch.tensor([3]), torch.rand(1, 1, 10, 10), "glimpses must have shape"),
-    (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
-    (torch.tensor([3]), torch.rand(1, 3, 12, 12), "channel"),
-])
+@pytest.mark.parametrize(
+    "locations, glimpses, match",
+    [
+        (torch.tensor([81]), torch.rand(1, 1, 12, 12), "outside the grid"),
+        (torch.tensor([3, 4]), torch.rand(1, 1, 12, 12), "glimpses must have shape"),
+        (torch.tensor([3]), torch.rand(1, 1, 10, 10), "glimpses must have shape"),
+        (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
+        (torch.tensor([3]), torch.rand(1, 3, 12, 12), "channel"),
+    ],
+)
 def test_nuts_refuses_bad_observations(trained, locations, glimpses, match):
     sampler = NUTSCompletion(trained[0], GRID, FAST)
     with pytest.raises(ValueError, match=match):
@@ -274,10 +309,15 @@ def _linear_gaussian_posterior(dec, grid, loc, obs, sigma):
     d = dec.latent_dim
     with torch.no_grad():
         c = grid.extract(dec.decode(torch.zeros(1, d)), loc.unsqueeze(0)).flatten().double()
-        M = torch.stack([grid.extract(dec.decode(torch.eye(d)[k:k + 1]), loc.unsqueeze(0)).flatten().double() - c
-                         for k in range(d)], 1)  # (D, d)
-    cov = torch.linalg.inv(torch.eye(d, dtype=torch.float64) + M.T @ M / sigma ** 2)
-    return cov @ M.T @ (obs.flatten().double() - c) / sigma ** 2, cov
+        M = torch.stack(
+            [
+                grid.extract(dec.decode(torch.eye(d)[k : k + 1]), loc.unsqueeze(0)).flatten().double() - c
+                for k in range(d)
+            ],
+            1,
+        )  # (D, d)
+    cov = torch.linalg.inv(torch.eye(d, dtype=torch.float64) + M.T @ M / sigma**2)
+    return cov @ M.T @ (obs.flatten().double() - c) / sigma**2, cov
 
 
 @pytest.mark.parametrize("method, chains", [("vectorized", 4), ("sequential", 2)])
@@ -292,8 +332,9 @@ def test_multichain_nuts_matches_a_linear_gaussian_posterior(method, chains):
     z_true = torch.tensor([[1.0, -0.5, 0.8]])
     obs = grid.extract(dec.decode(z_true), loc.unsqueeze(0))[0].clamp(0, 1)
     mean, cov = _linear_gaussian_posterior(dec, grid, loc, obs, sigma)
-    sampler = NUTSCompletion(dec, grid, NUTSConfig(sigma=sigma, warmup_steps=100, num_samples=150,
-                                                   num_chains=chains, chain_method=method))
+    sampler = NUTSCompletion(
+        dec, grid, NUTSConfig(sigma=sigma, warmup_steps=100, num_samples=150, num_chains=chains, chain_method=method)
+    )
     z, diag = sampler.sample_chains(loc, obs, generator=torch.Generator().manual_seed(1))
     assert z.shape == (chains, 150, 3) and diag["num_chains"] == chains and diag["chain_method"] == method
     assert len(diag["r_hat"]) == len(diag["ess"]) == 3 and diag["r_hat_max"] < 1.1 and diag["ess_min"] > 50
@@ -333,8 +374,11 @@ def test_nuts_uses_the_importance_samplers_noise_model(trained):
     grid = Sensor.retina()
     schedule = NoiseSchedule((48.0, 96.0), 255.0)
     noise = ClutterNoise((0.02, 0.03, 0.05), (1.5, 2.3, 4.3))
-    sampler = NUTSCompletion.matching(vae, SimpleNamespace(grid=grid, sigma=schedule, noise=noise),
-                                      NUTSConfig(num_chains=2, warmup_steps=5, num_samples=5))
+    sampler = NUTSCompletion.matching(
+        vae,
+        SimpleNamespace(grid=grid, sigma=schedule, noise=noise),
+        NUTSConfig(num_chains=2, warmup_steps=5, num_samples=5),
+    )
     assert sampler.sigma_at(1) == pytest.approx(48 / 255) and sampler.sigma_at(2) == pytest.approx(96 / 255)
     assert sampler.sigma_at(7) == pytest.approx(96 / 255)  # the last value holds beyond the schedule
     loc = torch.tensor([30, 31])
@@ -342,12 +386,14 @@ def test_nuts_uses_the_importance_samplers_noise_model(trained):
     z = torch.randn(3, vae.latent_dim)
     got = sampler.log_joint(z, loc.unsqueeze(0), obs)
     resid = grid.extract(vae.decode(z), loc.expand(3, -1)) - obs
-    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) \
-        + clutter_log_likelihood(resid.reshape(3, 2, 3, -1), 96 / 255, noise).flatten(1).sum(-1)
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) + clutter_log_likelihood(
+        resid.reshape(3, 2, 3, -1), 96 / 255, noise
+    ).flatten(1).sum(-1)
     assert torch.allclose(got, want, rtol=1e-5)
     plain = NUTSCompletion(vae, grid, NUTSConfig(sigma=None), sigma=schedule)
-    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) \
-        + torch.distributions.Normal(0.0, 96 / 255).log_prob(resid).flatten(1).sum(-1)
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1) + torch.distributions.Normal(
+        0.0, 96 / 255
+    ).log_prob(resid).flatten(1).sum(-1)
     assert torch.allclose(plain.log_joint(z, loc.unsqueeze(0), obs), want, rtol=1e-5)
     with pytest.raises(ValueError, match="scales"):
         NUTSCompletion(vae, grid, sigma=schedule, noise=ClutterNoise((0.1,), (1.0,)))

@@ -1,4 +1,5 @@
 """The decoded-image cache: same pixels as decoding, built once, rebuilt when what decides the pixels changes."""
+
 import os
 
 import numpy as np
@@ -22,11 +23,14 @@ def _all(ds):
     return torch.stack([ds[i]["image"] for i in range(len(ds))])
 
 
-@pytest.mark.parametrize("name, make, kw", [
-    ("celeba-hq", make_celeba_hq_folder, {"size": 16}),
-    ("cub", make_cub_folder, {"size": 32}),
-    ("folder", make_image_folder, {"size": 8, "grayscale": True}),
-])
+@pytest.mark.parametrize(
+    "name, make, kw",
+    [
+        ("celeba-hq", make_celeba_hq_folder, {"size": 16}),
+        ("cub", make_cub_folder, {"size": 32}),
+        ("folder", make_image_folder, {"size": 8, "grayscale": True}),
+    ],
+)
 def test_cached_pixels_equal_decoded(tmp_path, cache, monkeypatch, name, make, kw):
     root = make(tmp_path / "data")
     cached = _all(load_dataset(name, root, **kw))
@@ -60,6 +64,7 @@ def test_cache_rebuilt_when_spec_or_file_changes(tmp_path, cache):
     assert _all(big).shape[1:] == (3, 12, 12)
     assert len(list(cache.glob("*.npy"))) == 2
     from PIL import Image
+
     path = small.paths[0]
     Image.fromarray(np.full((20, 20, 3), 7, np.uint8)).save(path)
     os.utime(path, ns=(1, 1))  # a new modification time even on a coarse clock
@@ -88,6 +93,7 @@ def test_cache_refuses_bad_arguments(tmp_path):
 
 def test_cache_matches_load_image_for_crops(tmp_path):
     from PIL import Image
+
     path = tmp_path / "x.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(path)
     box = (3.5, 2.0, 31.0, 25.5)

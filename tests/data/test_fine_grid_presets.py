@@ -1,5 +1,6 @@
 """The fine-grid presets (``--config cluttered-mnist-fine`` / ``cluttered-mnist-100-fine``): the paper's scale of
 locations on the very canvases of the coarse grids."""
+
 import argparse
 
 import pytest
@@ -9,8 +10,10 @@ from ppl_attention.cli import build_parser
 from ppl_attention.commands._dataset import resolve_dataset
 from ppl_attention.config import load_yaml, presets
 
-FINE = {"cluttered-mnist-fine": ("cluttered-mnist", 60, 1, (49, 49)),
-        "cluttered-mnist-100-fine": ("cluttered-mnist-100", 100, 2, (45, 45))}
+FINE = {
+    "cluttered-mnist-fine": ("cluttered-mnist", 60, 1, (49, 49)),
+    "cluttered-mnist-100-fine": ("cluttered-mnist-100", 100, 2, (45, 45)),
+}
 
 
 def test_the_presets_are_packaged_and_named():
@@ -34,8 +37,19 @@ def test_a_preset_gives_the_fine_grid_on_the_coarse_grids_canvases(name):
 
 
 def test_a_flag_overrides_the_preset_and_an_unknown_name_is_refused(tmp_path):
-    args = build_parser().parse_args(["train", "--out", str(tmp_path / "r"), "--config", "cluttered-mnist-fine",
-                                      "--dataset-option", "stride=2", "--policy", "gaussian"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            "cluttered-mnist-fine",
+            "--dataset-option",
+            "stride=2",
+            "--policy",
+            "gaussian",
+        ]
+    )
     assert resolve_dataset(args).kwargs["stride"] == 2
     with pytest.raises(ValueError, match="nor is it a preset"):
         load_yaml("cluttered-mnist-finer")

@@ -1,4 +1,5 @@
 """torchvision's ImageFolder layout (one subfolder per class, no labels.csv) and samples drawn across classes."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,8 +32,9 @@ def test_class_subfolders_are_labels(tmp_path):
 
 def test_labels_csv_preferred_and_neither_refused(tmp_path):
     both = make_digits_folder(tmp_path / "both", per_class=2, classes=(1, 2))
-    (both / "labels.csv").write_text("filename,label\n1/" + sorted(p.name for p in (both / "1").iterdir())[0]
-                                     + ",one\n")
+    (both / "labels.csv").write_text(
+        "filename,label\n1/" + sorted(p.name for p in (both / "1").iterdir())[0] + ",one\n"
+    )
     ds = load_dataset("folder", both, valid_fraction=0, test_fraction=0, size=8)
     assert ds.class_names == ("one",) and len(ds) == 1
     empty = tmp_path / "empty"

@@ -2,8 +2,14 @@ import pytest
 import torch
 
 from ppl_attention.data import load_dataset
-from ppl_attention.data.mnist import (MnistCanvases, _all_digits, _split_indices, digit_bboxes, load_digits,
-                                      render_canvases)
+from ppl_attention.data.mnist import (
+    MnistCanvases,
+    _all_digits,
+    _split_indices,
+    digit_bboxes,
+    load_digits,
+    render_canvases,
+)
 from ppl_attention.sensor import Sensor
 
 
@@ -34,8 +40,7 @@ def test_digit_bboxes_exact():
 def test_translated_canvas_holds_exactly_the_digit_at_its_box():
     digits, labels = load_digits("valid")
     g = torch.Generator().manual_seed(3)
-    images, out_labels, boxes = render_canvases(digits, labels, 64, g, cluttered=False,
-                                                indices=torch.arange(64))
+    images, out_labels, boxes = render_canvases(digits, labels, 64, g, cluttered=False, indices=torch.arange(64))
     assert images.shape == (64, 1, 60, 60) and images.dtype == torch.uint8
     assert torch.equal(out_labels, labels[:64])
     ref = digit_bboxes(digits[:64])
@@ -46,7 +51,7 @@ def test_translated_canvas_holds_exactly_the_digit_at_its_box():
         assert (t, l) == tuple(nz.min(0).values.tolist())
         assert (t + h - 1, l + w - 1) == tuple(nz.max(0).values.tolist())
         r0, c0, rh, cw = ref[k].tolist()
-        assert torch.equal(img[t:t + h, l:l + w], digits[k, r0:r0 + rh, c0:c0 + cw])
+        assert torch.equal(img[t : t + h, l : l + w], digits[k, r0 : r0 + rh, c0 : c0 + cw])
         assert int(img.sum()) == int(digits[k].long().sum())
 
 
@@ -60,7 +65,7 @@ def test_clutter_comes_from_other_digits_and_max_combines():
     assert torch.equal(boxes, boxes2)  # the digit is placed by the same draws
     assert bool((clut >= plain).all())  # clutter is max-combined, never erases the digit
     own = plain.amax(dim=(1, 2, 3))
-    outside = (plain == 0)
+    outside = plain == 0
     vals = torch.where(outside, clut.long(), -1)
     for k in range(200):
         v = vals[k][vals[k] > 0]
@@ -82,17 +87,24 @@ def test_render_is_deterministic_and_batched_sizes():
     assert empty.shape == (0, 1, 60, 60) and lab.shape == (0,) and box.shape == (0, 4)
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    (dict(digits=torch.zeros(4, 20, 20, dtype=torch.uint8)), "digits"),
-    (dict(digits=torch.zeros(4, 28, 28)), "uint8"),
-    (dict(labels=torch.zeros(3, dtype=torch.long)), "labels"),
-    (dict(n=-1), "n must"),
-    (dict(canvas_size=20), "canvas_size"),
-    (dict(indices=torch.tensor([0, 99])), "indices"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        (dict(digits=torch.zeros(4, 20, 20, dtype=torch.uint8)), "digits"),
+        (dict(digits=torch.zeros(4, 28, 28)), "uint8"),
+        (dict(labels=torch.zeros(3, dtype=torch.long)), "labels"),
+        (dict(n=-1), "n must"),
+        (dict(canvas_size=20), "canvas_size"),
+        (dict(indices=torch.tensor([0, 99])), "indices"),
+    ],
+)
 def test_render_refuses_bad_input(kwargs, word):
-    args = dict(digits=torch.zeros(4, 28, 28, dtype=torch.uint8), labels=torch.zeros(4, dtype=torch.long), n=2,
-                generator=torch.Generator())
+    args = dict(
+        digits=torch.zeros(4, 28, 28, dtype=torch.uint8),
+        labels=torch.zeros(4, dtype=torch.long),
+        n=2,
+        generator=torch.Generator(),
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=word):
         render_canvases(**args)

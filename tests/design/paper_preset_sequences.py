@@ -6,6 +6,7 @@ of exhaustive greedy sequences for two images.  ``tests/fixtures/cub_preset_sequ
 by commit 7ae59e7 (the last one before the sensor); ``test_paper_presets_keep_todays_sequences`` reruns it with
 the current code and requires the same locations and EPE maps.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ import torch
 def blurred_images(n: int, generator: torch.Generator) -> torch.Tensor:
     """Smooth random RGB images (uint8): a coarse 8 x 8 random field upsampled to 128 x 128."""
     coarse = torch.rand(n, 3, 8, 8, generator=generator)
-    return (torch.nn.functional.interpolate(coarse, size=128, mode="bilinear", align_corners=False)
-            * 255).to(torch.uint8)
+    return (torch.nn.functional.interpolate(coarse, size=128, mode="bilinear", align_corners=False) * 255).to(
+        torch.uint8
+    )
 
 
 def preset_sequences(root: Path) -> dict:
@@ -34,11 +36,13 @@ def preset_sequences(root: Path) -> dict:
 
     torch.manual_seed(0)
     grid = Sensor.cub()
-    source = GeneratorSource(lambda n, g: (blurred_images(n, g), torch.randint(0, 4, (n,), generator=g)),
-                             (3, 128, 128), (), "blurred")
+    source = GeneratorSource(
+        lambda n, g: (blurred_images(n, g), torch.randint(0, 4, (n,), generator=g)), (3, 128, 128), (), "blurred"
+    )
     build_prior(root / "prior", source, 60, grid, PCAIndexConfig(components=6, fit_samples=60), progress=False)
-    avp = build_avp(AVPConfig(grid=grid.to_dict(), channels=3, num_classes=4, width=4, mean=(0.5,) * 3,
-                              std=(0.25,) * 3)).eval()
+    avp = build_avp(
+        AVPConfig(grid=grid.to_dict(), channels=3, num_classes=4, width=4, mean=(0.5,) * 3, std=(0.25,) * 3)
+    ).eval()
     sampler = ImportanceCompletion.from_prior(root / "prior", k1=40, sigma=[80.0])
     problem = DesignProblem(avp, sampler, grid, channels=3)
     images = blurred_images(2, torch.Generator().manual_seed(7)).float() / 255

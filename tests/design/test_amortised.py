@@ -1,15 +1,34 @@
 """The EPE-map network: its map's shape and location order, the loss, the amortised / hybrid searches, the
 batched rollout, and refusing a network made for another sensor, grid or AVP."""
+
 import math
 
 import pytest
 import torch
 
 from ppl_attention.artifacts import ArtifactError
-from ppl_attention.design.amortised import (AmortisedMap, EPEMapNet, EPENetConfig, allowed_mask, amortised_sequences,
-                                            check_epe_net, epe_map_loss, load_epe_net, map_regret, save_epe_net)
-from ppl_attention.design.search import (NETWORK_SEARCHES, SEARCHES, amortised_choice, dagger_search,
-                                         exhaustive_search, hybrid_search, parse_search_options, run_search)
+from ppl_attention.design.amortised import (
+    AmortisedMap,
+    EPEMapNet,
+    EPENetConfig,
+    allowed_mask,
+    amortised_sequences,
+    check_epe_net,
+    epe_map_loss,
+    load_epe_net,
+    map_regret,
+    save_epe_net,
+)
+from ppl_attention.design.search import (
+    NETWORK_SEARCHES,
+    SEARCHES,
+    amortised_choice,
+    dagger_search,
+    exhaustive_search,
+    hybrid_search,
+    parse_search_options,
+    run_search,
+)
 from ppl_attention.design.sequential import DesignProblem, DesignSettings, greedy_sequence
 from ppl_attention.posterior.network import AVPConfig, build_avp
 from ppl_attention.sensor import Sensor, SensorMismatch
@@ -38,7 +57,7 @@ def test_the_map_has_the_grids_shape_and_location_order():
     assert heat.shape == (3, 9, 9) and torch.nonzero(heat[0] > 1).tolist() == [[2, 5]]
     # a location reads the features under its own glimpse: a bright blob at one glimpse moves its own location's
     # features most (the sampling points follow the grid's order: row-major top-left pixels)
-    assert torch.allclose(net.centres[0, 0, 0], torch.tensor([(5.5 + .5) / 60 * 2 - 1] * 2))
+    assert torch.allclose(net.centres[0, 0, 0], torch.tensor([(5.5 + 0.5) / 60 * 2 - 1] * 2))
     assert net.centres[0, 0, 1, 0] > net.centres[0, 0, 0, 0] and net.centres[0, 0, 9, 1] > net.centres[0, 0, 0, 1]
 
 
@@ -157,14 +176,22 @@ def test_greedy_amortised_matches_the_batched_rollout():
         assert torch.allclose(seq.epe, maps[b], atol=1e-5)
     # without a network the network searches are refused
     with pytest.raises(ValueError, match="EPE-map network"):
-        greedy_sequence(DesignProblem(avp, _NoSampler(), avp.grid), images[0], DesignSettings(T=2, search="hybrid"),
-                        seed=0, first_epe=first)
+        greedy_sequence(
+            DesignProblem(avp, _NoSampler(), avp.grid),
+            images[0],
+            DesignSettings(T=2, search="hybrid"),
+            seed=0,
+            first_epe=first,
+        )
 
 
 def test_saved_network_reloads_and_is_refused_for_another_sensor_or_avp(tmp_path):
     net = _tiny()
-    save_epe_net(net, tmp_path / "n", {"avp": "sha256:a", "prior": "sha256:p", "grid": net.grid.to_dict(),
-                                       "avp_dir": "avpA", "prior_dir": "priorP"})
+    save_epe_net(
+        net,
+        tmp_path / "n",
+        {"avp": "sha256:a", "prior": "sha256:p", "grid": net.grid.to_dict(), "avp_dir": "avpA", "prior_dir": "priorP"},
+    )
     loaded = load_epe_net(tmp_path / "n")
     x = torch.rand(2, net.in_channels, 60, 60)
     p = torch.full((2, 10), 0.1)
@@ -193,8 +220,9 @@ def test_distillation_examples_from_a_store(tmp_path):
     from ppl_attention.design.store import SequenceStore
 
     grid = Sensor.retina()
-    store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 3,
-                                                  "search": "exhaustive"})
+    store = SequenceStore.create(
+        tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 3, "search": "exhaustive"}
+    )
     maps = torch.rand(2, 3, 81).double()
     maps[1, 0] = maps[0, 0]  # the first map is the same for every image
     for i in range(2):
@@ -247,8 +275,17 @@ def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_on
     from ppl_attention.design.store import SequenceStore
 
     grid = Sensor((60, 60), (12, 12), stride=3, scales=3)  # 17 x 17; stride 2 of it: 9 x 9 scored
-    store = SequenceStore.create(tmp_path / "s", {"dataset": "cluttered-mnist", "task": "label", "grid": grid, "T": 2,
-                                                  "search": "exhaustive", "search_options": {"stride": 2}})
+    store = SequenceStore.create(
+        tmp_path / "s",
+        {
+            "dataset": "cluttered-mnist",
+            "task": "label",
+            "grid": grid,
+            "T": 2,
+            "search": "exhaustive",
+            "search_options": {"stride": 2},
+        },
+    )
     for i in range(4):
         store.write_record(i, 0, [0, 2 + 2 * i], torch.rand(2, grid.num_locations))
     scored = torch.nonzero(lattice(grid, 2)).flatten()
@@ -259,8 +296,7 @@ def test_distillation_from_a_sub_lattice_store_trains_on_the_scored_locations_on
     cfg = TrainEPENetConfig(epochs=1, batch_size=4, width=4, hidden=8, valid_fraction=0.25)
     with pytest.raises(ValueError, match="`positions` coords"):
         train_epe_net(data, _avp(grid), _tiny(grid), tmp_path / "a", cfg, progress=False)
-    net, history = train_epe_net(data, _avp(grid), _tiny(grid, positions="coords"), tmp_path / "b", cfg,
-                                 progress=False)
+    net, history = train_epe_net(data, _avp(grid), _tiny(grid, positions="coords"), tmp_path / "b", cfg, progress=False)
     assert net(torch.zeros(1, net.in_channels, 60, 60), torch.full((1, 10), 0.1)).shape == (1, 289)
 
 
@@ -270,8 +306,9 @@ def test_exhaustive_search_on_a_sub_lattice():
     H = torch.rand(L, 5, generator=torch.Generator().manual_seed(0)).double()
     score = lambda c, s: H[c][:, s]  # noqa: E731
     w = torch.ones(5)
-    result = run_search("exhaustive", score, w, grid, torch.tensor([0]), **parse_search_options("exhaustive",
-                                                                                                  ["stride=4"]))
+    result = run_search(
+        "exhaustive", score, w, grid, torch.tensor([0]), **parse_search_options("exhaustive", ["stride=4"])
+    )
     from ppl_attention.design.search import lattice
 
     scored = lattice(grid, 4)

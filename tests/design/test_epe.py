@@ -1,9 +1,16 @@
 """EPE estimators against the exact EPE of an enumerable toy problem (a database prior)."""
+
 import pytest
 import torch
 
-from ppl_attention.design.epe import (avp_guide, entropy_from_logits, entropy_matrix, expected_posterior_entropy,
-                                      pyro_nmc_epe, pyro_posterior_epe)
+from ppl_attention.design.epe import (
+    avp_guide,
+    entropy_from_logits,
+    entropy_matrix,
+    expected_posterior_entropy,
+    pyro_nmc_epe,
+    pyro_posterior_epe,
+)
 from ppl_attention.design.toy import DatabaseCompletion, DatabasePosterior, exact_epe, random_database
 from ppl_attention.sensor import Sensor
 from ppl_attention.model import EmpiricalPrior, GlimpseModel, NoiseSchedule
@@ -18,8 +25,9 @@ def toy():
 def test_enumerated_estimate_equals_exact_epe(toy):
     images, labels, grid, post = toy
     exact0 = exact_epe(images, labels, 3, grid)
-    assert torch.allclose(expected_posterior_entropy(post, images, None, [], None, grid, batch_size=7), exact0,
-                          atol=1e-6)
+    assert torch.allclose(
+        expected_posterior_entropy(post, images, None, [], None, grid, batch_size=7), exact0, atol=1e-6
+    )
     comp = DatabaseCompletion(grid, images, labels, enumerate=True)
     for obs in ([0], [2, 1]):
         true = images[5]
@@ -41,6 +49,7 @@ def test_sampled_estimate_is_close_and_candidates_subset(toy):
 
 def test_pyro_estimators_agree_with_exact(toy):
     import pyro
+
     images, labels, grid, post = toy
     pyro.set_rng_seed(0)
     exact = exact_epe(images, labels, 3, grid)
@@ -58,19 +67,25 @@ def test_pyro_estimators_agree_with_exact(toy):
     # Sequential: past glimpses folded into the model's prior, and given to the AVP guide.
     true, obs = images[5], torch.tensor([0])
     glimpses = grid.extract(true[None], obs[None])[0]
-    epe1 = pyro_posterior_epe(model.condition(obs, glimpses), cand,
-                              avp_guide(DatabasePosterior(images, labels, 3, sigma=sigma), grid, (obs, glimpses)),
-                              grid, num_samples=1500)
+    epe1 = pyro_posterior_epe(
+        model.condition(obs, glimpses),
+        cand,
+        avp_guide(DatabasePosterior(images, labels, 3, sigma=sigma), grid, (obs, glimpses)),
+        grid,
+        num_samples=1500,
+    )
     assert torch.allclose(epe1, exact_epe(images, labels, 3, grid, true, [0]), atol=0.05)
 
 
 def test_multilabel_returns_every_attribute(toy):
     images, labels, grid, post = toy
     onehot = torch.nn.functional.one_hot(labels, 3).bool()
+
     # Attribute a = "label == a": the binary posteriors of a categorical exact posterior.
     def multi(x):
         p = post(x).exp().clamp(1e-12, 1 - 1e-12)
         return torch.log(p) - torch.log1p(-p)
+
     epe = expected_posterior_entropy(multi, images, None, [], None, grid, kind="multilabel")
     assert epe.shape == (grid.num_locations, 3)
     for a in range(3):

@@ -1,4 +1,5 @@
 """EPE calibration: the predicted EPE of the chosen locations against the realised posterior entropy."""
+
 import math
 
 import pytest
@@ -31,7 +32,7 @@ def test_calibration_pairs_each_chosen_locations_epe_with_the_realised_entropy()
     want = torch.zeros(5, 3, dtype=torch.float64)
     for i in range(5):
         for t in range(3):
-            canvas, mask = grid.observe(images[i:i + 1], seq[i:i + 1, :t + 1])
+            canvas, mask = grid.observe(images[i : i + 1], seq[i : i + 1, : t + 1])
             want[i, t] = _entropy(post(torch.cat([canvas * mask, mask], 1)))[0]
     # maps whose chosen entries are the realised entropies x 0.8 (and junk elsewhere)
     maps = torch.rand(5, 3, 9, generator=g, dtype=torch.float64) + 5.0

@@ -1,4 +1,5 @@
 """Local and Ray executors give identical sequences, independent of sharding and batching."""
+
 import pytest
 import torch
 
@@ -20,8 +21,9 @@ def test_sharding_does_not_change_results(tmp_path):
     generate_sequences(whole, ToyFactory(), range(8), SETTINGS, seed=1, images_per_task=3, progress=False)
     sharded = _store(tmp_path / "sharded")
     for i in range(3):
-        generate_sequences(sharded, ToyFactory(), shard_indices(range(8), (i, 3)), SETTINGS, seed=1,
-                           images_per_task=1, progress=False)
+        generate_sequences(
+            sharded, ToyFactory(), shard_indices(range(8), (i, 3)), SETTINGS, seed=1, images_per_task=1, progress=False
+        )
     a, b = whole.sequences(), sharded.sequences()
     assert list(a) == list(range(8)) and all(torch.equal(a[i], b[i]) for i in a)
     assert shard_indices(range(10), parse_shard("1/4")) == [1, 5, 9]
@@ -36,8 +38,9 @@ def test_failing_image_recorded_skipped_and_rerun(tmp_path):
     clean = _store(tmp_path / "clean")
     generate_sequences(clean, ToyFactory(), range(6), SETTINGS, seed=1, images_per_task=4, progress=False)
     store = _store(tmp_path / "store")
-    counts = generate_sequences(store, ToyFactory(fail_on=(1, 3)), range(6), SETTINGS, seed=1, images_per_task=4,
-                                progress=False)
+    counts = generate_sequences(
+        store, ToyFactory(fail_on=(1, 3)), range(6), SETTINGS, seed=1, images_per_task=4, progress=False
+    )
     assert counts["failed"] == [1, 3] and counts["generated"] == 4 and store.indices() == [0, 2, 4, 5]
     assert "image 3 cannot be read" in counts["failures"]["3"]
     assert set(read_failures(store)) == {1, 3} and "OSError" in read_failures(store)[1]
@@ -106,8 +109,16 @@ def test_ray_matches_local(tmp_path, monkeypatch):
     ray = connect(num_cpus=2)
     try:
         remote = _store(tmp_path / "ray")
-        counts = generate_sequences(remote, ToyFactory(fail_on=(4,)), range(6), SETTINGS, seed=2, executor="ray",
-                                    images_per_task=2, progress=False)
+        counts = generate_sequences(
+            remote,
+            ToyFactory(fail_on=(4,)),
+            range(6),
+            SETTINGS,
+            seed=2,
+            executor="ray",
+            images_per_task=2,
+            progress=False,
+        )
     finally:
         ray.shutdown()
     assert counts["generated"] == 5 and counts["failed"] == [4] and list(read_failures(remote)) == [4]

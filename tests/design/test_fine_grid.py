@@ -1,6 +1,7 @@
 """The 49 x 49 MNIST grid (2,401 locations, ``--dataset-option stride=1``) through the amortised design: maps
 distilled from an exhaustive search scored on its 9 x 9 sub-lattice, a coordinate network for the whole grid,
 ``generate --search amortised`` writing binary maps and the first-glimpse cache (copied from another store)."""
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,59 @@ def fine(tmp_path_factory):
     grid = spec.load("valid").grid
     assert grid == Sensor((60, 60), (12, 12), stride=1, scales=3) and grid.num_locations == 2401
     torch.manual_seed(0)
-    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2,
-             extra_config={"seed": 0, "data": spec.to_dict()})
+    save_avp(
+        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
+        root / "avp",
+        "cluttered-mnist",
+        2,
+        extra_config={"seed": 0, "data": spec.to_dict()},
+    )
     build_generative_prior(root / "prior", spec, components=6, prototypes=6, clutter_samples=200)
     base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
-    assert main(["generate", *base, "--search", "exhaustive", "--search-options", "stride=6", "--num-images", "3",
-                 "--out", str(root / "ex6")]) == 0
-    assert main(["train-epe-net", "--store", str(root / "ex6"), "--avp", str(root / "avp"), "--out", str(root / "net"),
-                 "--epochs", "1", "--width", "4", "--hidden", "8", "--positions", "coords", "--batch-size", "4",
-                 "--no-progress", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                *base,
+                "--search",
+                "exhaustive",
+                "--search-options",
+                "stride=6",
+                "--num-images",
+                "3",
+                "--out",
+                str(root / "ex6"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train-epe-net",
+                "--store",
+                str(root / "ex6"),
+                "--avp",
+                str(root / "avp"),
+                "--out",
+                str(root / "net"),
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--hidden",
+                "8",
+                "--positions",
+                "coords",
+                "--batch-size",
+                "4",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return root, base
 
 

@@ -1,6 +1,7 @@
 """No oracle: a completion asked for image i never returns i (generative prior: its digits; database: its rows
 and duplicates), an MNIST canvas knows its digits, HeldOut leaves the design images out of the AVP's training,
 and an AVP or prior that holds a design image is refused."""
+
 import pytest
 import torch
 
@@ -53,8 +54,7 @@ def test_database_completion_never_returns_the_excluded_rows(tmp_path):
     base = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     rows = torch.cat([base, base[:2]])  # rows 6 and 7 duplicate rows 0 and 1
     src = GeneratorSource(lambda n, g: (rows[:n], torch.arange(n)), (1, 16, 16), (), "rows", size=8)
-    build_prior(tmp_path / "p", src, 8, grid, PCAIndexConfig(components=3, fit_samples=8), chunk_size=8,
-                progress=False)
+    build_prior(tmp_path / "p", src, 8, grid, PCAIndexConfig(components=3, fit_samples=8), chunk_size=8, progress=False)
     comp = ImportanceCompletion.from_prior(tmp_path / "p", k1=50, sigma=[20.0])
     loc = torch.tensor([0, 5])
     image = comp.database.get([0])[0]
@@ -111,8 +111,11 @@ def test_an_avp_trained_on_a_design_image_is_refused(tmp_path):
 
 def test_a_prior_rendered_from_the_design_digits_is_refused(tmp_path):
     write_manifest(tmp_path / "p", "prior", {"prior": "database"})
-    write_manifest(tmp_path / "p" / "database", "image-database",
-                   {"source": {"source": "cluttered-mnist", "split": "train", "cluttered": True}})
+    write_manifest(
+        tmp_path / "p" / "database",
+        "image-database",
+        {"source": {"source": "cluttered-mnist", "split": "train", "cluttered": True}},
+    )
     with pytest.raises(ValueError, match=r"`prior` .*p was rendered from the digits of the train split"):
         check_prior(tmp_path / "p", "train")
     check_prior(tmp_path / "p", "valid")
@@ -144,8 +147,16 @@ def test_a_database_prior_leaves_out_the_design_rows_and_their_duplicates(tmp_pa
     from ppl_attention.design.honest import prior_exclusions
 
     items = _Items()
-    build_prior(tmp_path / "p", DatasetSource(items, name="items"), 6, Sensor(16, 4, stride=4, scales=1),
-                PCAIndexConfig(components=3, fit_samples=6), chunk_size=6, flip=flip, progress=False)
+    build_prior(
+        tmp_path / "p",
+        DatasetSource(items, name="items"),
+        6,
+        Sensor(16, 4, stride=4, scales=1),
+        PCAIndexConfig(components=3, fit_samples=6),
+        chunk_size=6,
+        flip=flip,
+        progress=False,
+    )
     comp = ImportanceCompletion.from_prior(tmp_path / "p", k1=20, sigma=[20.0])
     rows = prior_exclusions(comp, tmp_path / "p", items, "train")
     copies = 2 if flip else 1

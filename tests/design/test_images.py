@@ -1,4 +1,5 @@
 """The CLI's image design problem passes the completion settings (noise schedules, tempering, shifts) through."""
+
 import pytest
 
 from ppl_attention.completion.pca_index import PCAIndexConfig
@@ -14,14 +15,27 @@ def artefacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     grid = Sensor.retina()  # the cluttered-mnist dataset's default sensor
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=8)), root / "avp", "cluttered-mnist", 2)
-    build_prior(root / "prior", mnist_canvas_source(), 300, grid,
-                PCAIndexConfig(components=8, fit_samples=300, shift=1), progress=False)
+    build_prior(
+        root / "prior",
+        mnist_canvas_source(),
+        300,
+        grid,
+        PCAIndexConfig(components=8, fit_samples=300, shift=1),
+        progress=False,
+    )
     return root
 
 
 def test_factory_builds_the_sampler_with_the_given_settings(artefacts):
-    factory = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"),
-                           sigma=(5.0, 10.0, 20.0, 40.0), sigma_q=(80.0,), target_ess=0.8, shift=1)
+    factory = ImageFactory(
+        "cluttered-mnist",
+        str(artefacts / "avp"),
+        str(artefacts / "prior"),
+        sigma=(5.0, 10.0, 20.0, 40.0),
+        sigma_q=(80.0,),
+        target_ess=0.8,
+        shift=1,
+    )
     problem, image = factory()
     sampler = problem.sampler
     assert sampler.sigma.sigma(1) == pytest.approx(5 / 255) and sampler.sigma.sigma(3) == pytest.approx(20 / 255)
@@ -47,12 +61,28 @@ def test_generate_in_bfloat16_records_it_and_matches_float32(artefacts, tmp_path
     from ppl_attention.cli import main
     from ppl_attention.design.store import SequenceStore
 
-    problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"),
-                              precision="bfloat16")()
+    problem, _ = ImageFactory(
+        "cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"), precision="bfloat16"
+    )()
     assert problem.precision == "bfloat16"
-    common = ["--avp", str(artefacts / "avp"), "--prior", str(artefacts / "prior"), "--num-images", "2",
-              "--glimpses", "2", "--num-samples", "8", "--k1", "50", "--search", "halving",
-              "--allow-oracle", "true"]  # a stand-in AVP and a prior rendered from the training digits
+    common = [
+        "--avp",
+        str(artefacts / "avp"),
+        "--prior",
+        str(artefacts / "prior"),
+        "--num-images",
+        "2",
+        "--glimpses",
+        "2",
+        "--num-samples",
+        "8",
+        "--k1",
+        "50",
+        "--search",
+        "halving",
+        "--allow-oracle",
+        "true",
+    ]  # a stand-in AVP and a prior rendered from the training digits
     for p in ("float32", "bfloat16"):
         assert main(["generate", *common, "--precision", p, "--out", str(tmp_path / p)]) == 0
         assert json.loads((tmp_path / p / "manifest.json").read_text())["config"]["precision"] == p
@@ -87,8 +117,9 @@ def generative_prior(tmp_path_factory):
 def test_factory_opens_the_generative_prior_with_its_settings(artefacts, generative_prior):
     from ppl_attention.completion.generative import GenerativeCompletion
 
-    problem, _ = ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(generative_prior), k1=300,
-                              min_ess=10.0, max_k1=1200)()
+    problem, _ = ImageFactory(
+        "cluttered-mnist", str(artefacts / "avp"), str(generative_prior), k1=300, min_ess=10.0, max_k1=1200
+    )()
     sampler = problem.sampler
     assert isinstance(sampler, GenerativeCompletion) and sampler.grid == problem.grid
     assert sampler.k1 == 300 and sampler.min_ess == 10.0 and sampler.max_k1 == 1200
@@ -105,9 +136,38 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     from ppl_attention.cli import main
 
     out = tmp_path / "store"
-    assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
-                 "--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive",
-                 "--min-ess", "3", "--max-k1", "600", "--allow-oracle", "true", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--device",
+                "cpu",
+                "--avp",
+                str(artefacts / "avp"),
+                "--prior",
+                str(generative_prior),
+                "--num-images",
+                "2",
+                "--glimpses",
+                "3",
+                "--num-samples",
+                "6",
+                "--k1",
+                "200",
+                "--search",
+                "exhaustive",
+                "--min-ess",
+                "3",
+                "--max-k1",
+                "600",
+                "--allow-oracle",
+                "true",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
     assert set(summary["ess"]["per_image"]) == {"0", "1"} and set(summary["ess"]["per_step"]) == {"2", "3"}
@@ -115,9 +175,28 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     assert len(record["ess"]) == 2 and all(v >= 1.0 for v in record["ess"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
-    assert main(["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(generative_prior),
-                 "--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true",
-                 "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--device",
+                "cpu",
+                "--avp",
+                str(artefacts / "avp"),
+                "--prior",
+                str(generative_prior),
+                "--num-images",
+                "1",
+                "--min-ess",
+                "0.5",
+                "--allow-oracle",
+                "true",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
     fig = tmp_path / "calibration.png"
     assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0

@@ -15,6 +15,7 @@ to Spearman >= 0.9 after one and two glimpses (measured: 0.986 / 0.933 at sigma 
 the location it picks is within 0.01 nats of the exact optimum.  (At sigma 0.5 the first central glimpse already
 resolves the label and every candidate's EIG is 0: nothing to rank.)
 """
+
 import math
 
 import pytest
@@ -39,8 +40,13 @@ def _case(sigma: float):
     pick = torch.stack([torch.nonzero(labels == c)[0, 0] for c in range(4)])  # one digit of each of 4 classes
     grid = Sensor(30, 6, stride=6)  # 5 x 5 non-overlapping foveae: pixel space = glimpse space
     prior = CanvasPrior(digits[pick], labels[pick], grid, canvas_size=30, cluttered=False)
-    comp = GenerativeCompletion(prior, DigitIndex.fit(prior.digits, components=3, prototypes=4), k1=100,
-                                sigma=[sigma * 255], paste_observed=False)
+    comp = GenerativeCompletion(
+        prior,
+        DigitIndex.fit(prior.digits, components=3, prototypes=4),
+        k1=100,
+        sigma=[sigma * 255],
+        paste_observed=False,
+    )
     return prior, comp
 
 
@@ -59,12 +65,13 @@ class ExactPosterior(torch.nn.Module):
     def forward(self, x):
         canvas, mask = x[:, 0], x[:, 1]
         sse = ((canvas.unsqueeze(1) - self.canvases.unsqueeze(0)) ** 2 * mask.unsqueeze(1)).sum((-1, -2))
-        log_post = torch.log_softmax(-sse.double() / (2 * self.sigma ** 2), 1)  # (B, M) over pairs
+        log_post = torch.log_softmax(-sse.double() / (2 * self.sigma**2), 1)  # (B, M) over pairs
         return torch.logsumexp(log_post.unsqueeze(-1) + self.onehot.log().unsqueeze(0), 1).float()  # label logits
 
 
-def _exact_eig(prior: CanvasPrior, past: torch.Tensor, y_past: torch.Tensor, sigma: float, draws: int = 200
-               ) -> torch.Tensor:
+def _exact_eig(
+    prior: CanvasPrior, past: torch.Tensor, y_past: torch.Tensor, sigma: float, draws: int = 200
+) -> torch.Tensor:
     """Expected posterior entropy of the label (L,) with the noisy y_l integrated by Monte Carlo (``draws`` per
     pair, common random numbers across candidates); observed locations get +inf."""
     M = prior.num_digits * prior.num_offsets
@@ -72,7 +79,7 @@ def _exact_eig(prior: CanvasPrior, past: torch.Tensor, y_past: torch.Tensor, sig
     o = torch.arange(prior.num_offsets).repeat(prior.num_digits)
     L = prior.grid.num_locations
     pred = prior.predict(d, o, prior.grid.all_locations()).reshape(M, L, -1).double()  # (M, L, D)
-    ll_past = -((pred[:, past] - y_past.reshape(1, len(past), -1)) ** 2).sum((1, 2)) / (2 * sigma ** 2)
+    ll_past = -((pred[:, past] - y_past.reshape(1, len(past), -1)) ** 2).sum((1, 2)) / (2 * sigma**2)
     post = torch.softmax(ll_past, 0)  # p(pair | y_past)
     g = torch.Generator().manual_seed(0)
     eps = torch.randn(M, draws, pred.shape[-1], generator=g, dtype=torch.float64) * sigma
@@ -83,7 +90,7 @@ def _exact_eig(prior: CanvasPrior, past: torch.Tensor, y_past: torch.Tensor, sig
             continue
         y = pred[:, loc].unsqueeze(1) + eps  # (M true, draws, D)
         sse = ((y.unsqueeze(2) - pred[:, loc].view(1, 1, M, -1)) ** 2).sum(-1)  # (M, draws, M)
-        lp = torch.log_softmax(ll_past.view(1, 1, M) - sse / (2 * sigma ** 2), -1)
+        lp = torch.log_softmax(ll_past.view(1, 1, M) - sse / (2 * sigma**2), -1)
         pl = torch.zeros(M, draws, 10, dtype=torch.float64).index_add_(2, labels, lp.exp())
         H = -(pl * pl.clamp_min(1e-300).log()).sum(-1)  # (M, draws)
         out[loc] = (post.unsqueeze(1) * H).sum() / draws
@@ -102,8 +109,7 @@ def test_design_ranking_agrees_with_the_models_exact_eig(sigma, path):
     assert s.diagnostics["mode"] == "enumerate"  # weights: the exact posterior given y_past (noise sigma)
     label = s.label_posterior(4)
     assert float(-(label * label.clamp_min(1e-12).log()).sum()) > 0.2  # the label is still uncertain
-    epe = expected_posterior_entropy(ExactPosterior(prior, sigma), s.images, s.weights, past, None,
-                                     prior.grid).double()
+    epe = expected_posterior_entropy(ExactPosterior(prior, sigma), s.images, s.weights, past, None, prior.grid).double()
     exact = _exact_eig(prior, past, y_past, sigma)
     keep = torch.ones(prior.grid.num_locations, dtype=torch.bool)
     keep[past] = False

@@ -1,9 +1,16 @@
 """Searches keep the exhaustive argmin and respect forbidden locations."""
+
 import pytest
 import torch
 
-from ppl_attention.design.search import (CachedScore, exhaustive_search, pyramid_search, racing, run_search,
-                                         successive_halving)
+from ppl_attention.design.search import (
+    CachedScore,
+    exhaustive_search,
+    pyramid_search,
+    racing,
+    run_search,
+    successive_halving,
+)
 from ppl_attention.sensor import Sensor
 
 
@@ -13,7 +20,7 @@ def smooth_problem(seed=0, L_side=9, N=64):
     grid = Sensor(L_side * 2 + 2, 4, stride=2)
     cells = grid.cell(torch.arange(grid.num_locations)).double()
     centre = torch.rand(2, generator=g, dtype=torch.float64) * (L_side - 1)
-    bowl = ((cells - centre) ** 2).sum(-1) / L_side ** 2
+    bowl = ((cells - centre) ** 2).sum(-1) / L_side**2
     H = bowl.unsqueeze(1) + 0.05 * torch.rand(grid.num_locations, N, generator=g, dtype=torch.float64)
     calls = []
 
@@ -80,7 +87,7 @@ def test_race_finds_a_clear_argmin_cheaply(seed):
     w = torch.rand(H.shape[1], generator=torch.Generator().manual_seed(seed)) + 0.5
     res = racing(score, w, H.shape[0], generator=torch.Generator().manual_seed(seed))
     assert res.location == best == exhaustive_search(score, w, H.shape[0]).location
-    assert res.evaluations == sum(calls[:len(calls) - 1]) < H.numel() / 4  # counted once, most pruned early
+    assert res.evaluations == sum(calls[: len(calls) - 1]) < H.numel() / 4  # counted once, most pruned early
     assert res.info["finalists"] == 1
 
 
@@ -91,8 +98,16 @@ def test_race_without_elimination_is_the_exhaustive_search():
     H += 0.5 * torch.rand(H.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     w = torch.rand(40, generator=torch.Generator().manual_seed(1)) + 0.1
     ex = exhaustive_search(score, w, grid.num_locations, forbidden=torch.tensor([0, 5]))
-    res = racing(score, w, grid.num_locations, forbidden=torch.tensor([0, 5]), z=1e9, tolerance=0.0,
-                 prior_top=None, generator=torch.Generator().manual_seed(2))
+    res = racing(
+        score,
+        w,
+        grid.num_locations,
+        forbidden=torch.tensor([0, 5]),
+        z=1e9,
+        tolerance=0.0,
+        prior_top=None,
+        generator=torch.Generator().manual_seed(2),
+    )
     assert res.location == ex.location
     allowed = torch.ones(grid.num_locations, dtype=torch.bool)
     allowed[[0, 5]] = False
@@ -122,8 +137,9 @@ def test_halving_uses_weights_and_cache():
     grid, H, score, calls = smooth_problem(2, N=32)
     w = torch.zeros(32)
     w[:5] = torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1])
-    res = successive_halving(score, w, grid.num_locations, initial_samples=2,
-                             generator=torch.Generator().manual_seed(0))
+    res = successive_halving(
+        score, w, grid.num_locations, initial_samples=2, generator=torch.Generator().manual_seed(0)
+    )
     assert res.info["samples_used"] <= 5  # zero-weight samples are never evaluated
     cache = CachedScore(score, grid.num_locations, 32)
     cache(torch.arange(3), torch.arange(4))
@@ -154,8 +170,11 @@ def test_bad_input():
 def test_parse_search_options():
     from ppl_attention.design.search import parse_search_options
 
-    assert parse_search_options("halving", ["initial_samples=4", "keep=0.25", "min-keep=1"]) == \
-        {"initial_samples": 4, "keep": 0.25, "min_keep": 1}
+    assert parse_search_options("halving", ["initial_samples=4", "keep=0.25", "min-keep=1"]) == {
+        "initial_samples": 4,
+        "keep": 0.25,
+        "min_keep": 1,
+    }
     assert parse_search_options("coarse", ["stride=3", "growth=2"]) == {"stride": 3, "growth": 2}
     assert parse_search_options("exhaustive", None) == {}
     with pytest.raises(ValueError, match="no option 'stride'"):
@@ -174,8 +193,9 @@ def test_pyramid_finds_a_smooth_maps_argmin_on_a_fine_grid_at_a_fraction_of_the_
     grid = Sensor(60, 12, stride=1)  # 49 x 49 = 2,401 locations
     cells = grid.cell(torch.arange(grid.num_locations)).double()
     centre = torch.rand(2, generator=g, dtype=torch.float64) * 48
-    H = (((cells - centre) ** 2).sum(-1) / 48 ** 2).unsqueeze(1) + 0.01 * torch.rand(grid.num_locations, 8,
-                                                                                       generator=g, dtype=torch.float64)
+    H = (((cells - centre) ** 2).sum(-1) / 48**2).unsqueeze(1) + 0.01 * torch.rand(
+        grid.num_locations, 8, generator=g, dtype=torch.float64
+    )
     w = torch.full((8,), 1.0 / 8)
     ex = exhaustive_search(lambda c, s: H[c][:, s], w, grid.num_locations)
     res = pyramid_search(lambda c, s: H[c][:, s], w, grid)

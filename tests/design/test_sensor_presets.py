@@ -1,4 +1,5 @@
 """With one scale, the paper's presets give exactly the sequences of the code before the multi-scale sensor."""
+
 import importlib.util
 import json
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The greedy loop against enumeration; validity of its sequences (tests/examples/test_new_design_task.py checks
 it on a non-image task written in Pyro)."""
+
 import pytest
 import torch
 
@@ -40,10 +41,20 @@ def test_generated_sequences_beat_random_and_heuristic():
     settings = DesignSettings(T=2, num_samples=40)
     first = first_glimpse_epe(problem, 400, seed=0)
     held_out = torch.arange(16, 32)
-    seqs = torch.stack([greedy_sequence(problem, grid_images[i], settings, seed=int(i), first_epe=first).locations
-                        for i in held_out])
-    curves = compare_sequences(post, grid_images[held_out], labels[held_out], grid, seqs, first, seed=0,
-                               inverse_temperatures=(1.0,), repeats=16)
+    seqs = torch.stack(
+        [greedy_sequence(problem, grid_images[i], settings, seed=int(i), first_epe=first).locations for i in held_out]
+    )
+    curves = compare_sequences(
+        post,
+        grid_images[held_out],
+        labels[held_out],
+        grid,
+        seqs,
+        first,
+        seed=0,
+        inverse_temperatures=(1.0,),
+        repeats=16,
+    )
     ours = curves.pop("near-optimal")
     assert ours[-1] == 1.0
     for name, acc in curves.items():

@@ -1,4 +1,5 @@
 """The sequence store: records, resume, refusal, first-glimpse cache, paper format, and crash safety."""
+
 import json
 import os
 import signal
@@ -33,8 +34,12 @@ def test_records_roundtrip_and_resume(tmp_path):
     rec = json.loads((tmp_path / "s/records/0000003.json").read_text())
     assert rec["locations"] == [1, 2] and rec["seed"] == 17 and "epe" not in rec  # the maps are binary
     assert rec["maps"]["file"] == "0000003.maps.safetensors" and rec["maps"]["shape"] == [2, 4]
-    assert torch.allclose(store.epe_maps(3), torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
-                                                          dtype=torch.float64), rtol=2 ** -11, atol=0)
+    assert torch.allclose(
+        store.epe_maps(3),
+        torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]], dtype=torch.float64),
+        rtol=2**-11,
+        atol=0,
+    )
     assert store.indices() == [0, 3]  # the maps files are not records
     again = SequenceStore.create(tmp_path / "s", _config())  # same config: resume
     assert len(again) == 2
@@ -53,15 +58,20 @@ def test_binary_maps_roundtrip_values_shape_and_grid_order(tmp_path):
     store.write_record(5, 1, [0, L - 1, 7], maps)
     back = SequenceStore.open(tmp_path / "s").epe_maps(5)
     assert back.shape == (3, L) and back.dtype == torch.float64
-    assert torch.allclose(back, maps, rtol=2 ** -11, atol=0)  # float16: relative error <= 2**-11
+    assert torch.allclose(back, maps, rtol=2**-11, atol=0)  # float16: relative error <= 2**-11
     assert torch.equal(back[1].argsort(), torch.arange(L))
     assert torch.equal(grid.location_heatmap(back[1])[2, 3], back[1][2 * grid.n_cols + 3])
 
 
 def test_old_store_with_maps_in_the_json_still_reads(tmp_path):
     SequenceStore.create(tmp_path / "s", _config())
-    old = {"index": 4, "seed": 9, "locations": [3, 1], "epe": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
-           "evaluations": [0, 8]}
+    old = {
+        "index": 4,
+        "seed": 9,
+        "locations": [3, 1],
+        "epe": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]],
+        "evaluations": [0, 8],
+    }
     (tmp_path / "s/records/0000004.json").write_text(json.dumps(old))  # the format before the binary maps
     again = SequenceStore.open(tmp_path / "s")
     assert again.indices() == [4] and again.sequences()[4].tolist() == [3, 1]
@@ -98,7 +108,7 @@ def test_killed_between_maps_and_record_leaves_no_half_record(tmp_path, monkeypa
     assert not store.has(6) and store.indices() == [] and store.maps_path(6).is_file()  # no record: redone
     maps = torch.rand(2, 4, dtype=torch.float64)
     store.write_record(6, 0, [2, 3], maps)  # the rerun overwrites the maps file, then writes the record
-    assert torch.allclose(store.epe_maps(6), maps, rtol=2 ** -11, atol=0)
+    assert torch.allclose(store.epe_maps(6), maps, rtol=2**-11, atol=0)
     assert not [p for p in (tmp_path / "s/records").iterdir() if ".tmp-" in p.name]
 
 
@@ -188,8 +198,10 @@ def test_kill_minus_9_leaves_only_complete_records(tmp_path):
     from ppl_attention.design.executors import generate_sequences
     from ppl_attention.design.sequential import DesignSettings
     from ppl_attention.design.toy import ToyFactory
-    counts = generate_sequences(SequenceStore.open(out), ToyFactory(), range(24), DesignSettings(T=2, num_samples=20),
-                                seed=0, progress=False)
+
+    counts = generate_sequences(
+        SequenceStore.open(out), ToyFactory(), range(24), DesignSettings(T=2, num_samples=20), seed=0, progress=False
+    )
     assert counts["skipped"] == n and counts["stored"] == 24
     ref = SequenceStore.create(tmp_path / "ref", SequenceStore.open(out).config)
     generate_sequences(ref, ToyFactory(), range(24), DesignSettings(T=2, num_samples=20), seed=0, progress=False)

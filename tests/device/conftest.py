@@ -1,11 +1,22 @@
 """Fixtures of the stand-in CUDA tests: tiny artefacts built once on the CPU."""
+
 import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.data.fixtures import make_digits_folder
 
-FLAGS = ["--dataset-option", "size=16", "--dataset-option", "channels=1", "--option", "glimpse_size=4",
-         "--dataset-option", "stride=4", "--dataset-option", "noise_schedule=60,80"]
+FLAGS = [
+    "--dataset-option",
+    "size=16",
+    "--dataset-option",
+    "channels=1",
+    "--option",
+    "glimpse_size=4",
+    "--dataset-option",
+    "stride=4",
+    "--dataset-option",
+    "noise_schedule=60,80",
+]
 
 
 @pytest.fixture(scope="session")
@@ -13,11 +24,57 @@ def folder_run(tmp_path_factory):
     """A tiny AVP and database prior on 16 x 16 digit PNGs, built on the CPU."""
     root = tmp_path_factory.mktemp("device")
     digits = make_digits_folder(root / "digits", per_class=9)
-    assert main(["train-avp", "--device", "cpu", "--dataset", "folder", "--root", str(digits), "--data-seed", "1",
-                 *FLAGS, "--out", str(root / "avp"), "--epochs", "1", "--width", "4", "--batch-size", "32",
-                 "--glimpses", "2", "--exclude-design", "4"]) == 0  # the images generate designs for: no oracle
-    assert main(["build-prior", "--device", "cpu", "--dataset-from", str(root / "avp"), "--out", str(root / "prior"),
-                 "--database-size", "1000", "--components", "4", "--fit-samples", "50", "--chunk-size", "40"]) == 0
+    assert (
+        main(
+            [
+                "train-avp",
+                "--device",
+                "cpu",
+                "--dataset",
+                "folder",
+                "--root",
+                str(digits),
+                "--data-seed",
+                "1",
+                *FLAGS,
+                "--out",
+                str(root / "avp"),
+                "--epochs",
+                "1",
+                "--width",
+                "4",
+                "--batch-size",
+                "32",
+                "--glimpses",
+                "2",
+                "--exclude-design",
+                "4",
+            ]
+        )
+        == 0
+    )  # the images generate designs for: no oracle
+    assert (
+        main(
+            [
+                "build-prior",
+                "--device",
+                "cpu",
+                "--dataset-from",
+                str(root / "avp"),
+                "--out",
+                str(root / "prior"),
+                "--database-size",
+                "1000",
+                "--components",
+                "4",
+                "--fit-samples",
+                "50",
+                "--chunk-size",
+                "40",
+            ]
+        )
+        == 0
+    )
     return root
 
 

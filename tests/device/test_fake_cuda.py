@@ -1,4 +1,5 @@
 """The stand-in CUDA device itself: it must refuse what a real GPU refuses and allow what a real GPU allows."""
+
 import copy
 
 import pytest
@@ -36,8 +37,8 @@ def test_mixing_cpu_and_cuda_in_one_op_raises(fake_cuda):
         torch.cat([x, torch.randn(1, 4)])
     with pytest.raises(DeviceMixError):
         torch.randn(4, 3) @ x
-    assert (x * torch.tensor(2.0)).is_cuda            # a 0-dim CPU tensor is a scalar, as on a real GPU
-    assert x[torch.tensor([0, 2])].shape == (2, 4)    # CPU indices into a CUDA tensor are allowed
+    assert (x * torch.tensor(2.0)).is_cuda  # a 0-dim CPU tensor is a scalar, as on a real GPU
+    assert x[torch.tensor([0, 2])].shape == (2, 4)  # CPU indices into a CUDA tensor are allowed
 
 
 def test_generators_must_match_the_device(fake_cuda):
@@ -78,7 +79,7 @@ def test_a_module_trains_on_the_stand_in(fake_cuda):
     assert not torch.equal(before, net[3].weight.detach().cpu())
     assert copy.deepcopy(net)[0].weight.is_cuda and net.cpu()[0].weight.device.type == "cpu"
     with pytest.raises(DeviceMixError):
-        net.to("cuda")(torch.randn(5, 1, 6, 6))      # a CPU batch into a CUDA network
+        net.to("cuda")(torch.randn(5, 1, 6, 6))  # a CPU batch into a CUDA network
 
 
 def test_training_autocasts_to_bfloat16_on_cuda_only(fake_cuda):

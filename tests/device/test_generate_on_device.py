@@ -1,5 +1,6 @@
 """``generate`` on the stand-in CUDA device: every search, both priors, the same store as on the CPU, and the host
 syncs of a design step counted (a constant per step, whatever the number of AVP passes)."""
+
 import json
 
 import pytest
@@ -17,8 +18,21 @@ def store_files(directory) -> dict:
 
 
 def generate(root, out, device, *extra) -> int:
-    return main(["generate", "--device", device, "--avp", str(root / "avp"), "--prior", str(root / "prior"),
-                 *SMALL, *extra, "--out", str(out)])
+    return main(
+        [
+            "generate",
+            "--device",
+            device,
+            "--avp",
+            str(root / "avp"),
+            "--prior",
+            str(root / "prior"),
+            *SMALL,
+            *extra,
+            "--out",
+            str(out),
+        ]
+    )
 
 
 @pytest.mark.parametrize("search", ["exhaustive", "halving", "coarse", "race"])
@@ -30,9 +44,10 @@ def test_generate_on_the_device_writes_the_cpu_store(folder_run, tmp_path, searc
         assert generate(folder_run, tmp_path / "cuda", "cuda", "--search", search, "--precision", "float32") == 0
         assert generate(folder_run, tmp_path / "auto", "auto", "--search", search) == 0
     assert store_files(tmp_path / "cuda") == store_files(tmp_path / "cpu")
-    precision = {d: json.loads((tmp_path / d / "manifest.json").read_text())["config"]["precision"]
-                 for d in ("cpu", "auto")}
-    assert precision == {"cpu": "float32", "auto": "bfloat16"}   # the default precision follows the device
+    precision = {
+        d: json.loads((tmp_path / d / "manifest.json").read_text())["config"]["precision"] for d in ("cpu", "auto")
+    }
+    assert precision == {"cpu": "float32", "auto": "bfloat16"}  # the default precision follows the device
 
 
 def test_generate_with_the_generative_prior_on_the_device(generative_run, tmp_path):
@@ -65,9 +80,9 @@ def syncs_per_step(root, out, monkeypatch, *extra) -> list[dict]:
 
 
 def test_host_syncs_per_design_step_do_not_grow_with_the_passes(folder_run, tmp_path, monkeypatch, capsys):
-    many = syncs_per_step(folder_run, tmp_path / "small", monkeypatch, "--batch-size", "4")   # 24 passes a step
-    few = syncs_per_step(folder_run, tmp_path / "large", monkeypatch, "--batch-size", "96")   # 1 pass a step
+    many = syncs_per_step(folder_run, tmp_path / "small", monkeypatch, "--batch-size", "4")  # 24 passes a step
+    few = syncs_per_step(folder_run, tmp_path / "large", monkeypatch, "--batch-size", "96")  # 1 pass a step
     assert len(many) == len(few) == 4 and many == few
-    assert max(sum(s.values()) for s in many) < 4 * 6 * 16 // 4   # far fewer than one per pass
+    assert max(sum(s.values()) for s in many) < 4 * 6 * 16 // 4  # far fewer than one per pass
     with capsys.disabled():
         print("\nhost syncs per design step (stand-in CUDA, exhaustive):", json.dumps(many[0]))

@@ -5,6 +5,7 @@ the same results: the same AVP weights and evaluation, the same prior, the same 
 Only sizes are changed, by SCALE, the same way in both blocks (``--flag VALUE`` in bash, ``flag=VALUE`` in
 Python); each block runs in its own folder, so its relative ``runs/...`` paths stay as written.  The commands run
 in this process with ``--no-progress``, each from the same torch thread count, as a process per command would."""
+
 import importlib.util
 import json
 import math
@@ -19,35 +20,45 @@ from safetensors.torch import load_file
 DOC = Path(__file__).resolve().parents[2] / "docs" / "own_data.md"
 
 #: (flag, the documented value, the value here).  Every documented value is replaced, in both blocks.
-SCALE = (("epochs", "20", "1"), ("draws", "20", "2"), ("components", "32", "8"), ("fit-samples", "2000", "200"),
-         ("num-images", "100", "4"), ("num-samples", "50", "4"), ("num-supervised", "100", "4"),
-         ("exclude-design", "100", "4"), ("iterations", "1000", "10"))
+SCALE = (
+    ("epochs", "20", "1"),
+    ("draws", "20", "2"),
+    ("components", "32", "8"),
+    ("fit-samples", "2000", "200"),
+    ("num-images", "100", "4"),
+    ("num-samples", "50", "4"),
+    ("num-supervised", "100", "4"),
+    ("exclude-design", "100", "4"),
+    ("iterations", "1000", "10"),
+)
 BASH, PYTHON = "--{flag} {value}", "{flag}={value}"
 
 
 def _walkthrough() -> tuple[str, str]:
     """The bash and Python blocks of the section "A complete folder run"."""
     text = DOC.read_text(encoding="utf-8")
-    section = text[text.index("## A complete folder run"):]
-    section = section[:section.index("\n## ")] if "\n## " in section else section
-    bash, = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    python, = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    section = text[text.index("## A complete folder run") :]
+    section = section[: section.index("\n## ")] if "\n## " in section else section
+    (bash,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    (python,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     return bash, python
 
 
 def _sized(text: str, form: str) -> dict[str, list[str]]:
     """Every value ``text`` gives each size flag of SCALE (``form``: BASH or PYTHON)."""
     names = {flag: flag if form == BASH else flag.replace("-", "_") for flag, _, _ in SCALE}
-    return {flag: re.findall(re.escape(form.format(flag=name, value="")) + r"(\w+)", text)
-            for flag, name in names.items()}
+    return {
+        flag: re.findall(re.escape(form.format(flag=name, value="")) + r"(\w+)", text) for flag, name in names.items()
+    }
 
 
 def _scaled(text: str, form: str) -> str:
     """``text`` with every documented size replaced by the one here."""
     for flag, documented, here in SCALE:
         name = flag if form == BASH else flag.replace("-", "_")
-        text, n = re.subn(re.escape(form.format(flag=name, value=documented)) + r"\b",
-                          form.format(flag=name, value=here), text)
+        text, n = re.subn(
+            re.escape(form.format(flag=name, value=documented)) + r"\b", form.format(flag=name, value=here), text
+        )
         assert n, f"{form.format(flag=name, value=documented)!r} is not in the walkthrough (update SCALE)"
     return text
 

@@ -1,4 +1,5 @@
 """Shared fixtures of the examples' tests: import an example script by name, and one faiss thread."""
+
 import importlib.util
 import sys
 from pathlib import Path

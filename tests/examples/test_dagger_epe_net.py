@@ -1,6 +1,7 @@
 """examples/dagger_epe_net.py on a tiny AVP and prior: round 0 distils the exhaustive maps, each DAgger round adds a
 store of the exhaustive maps at the states the previous network reaches and retrains on all of them, the held-out
 regret is measured against the exhaustive reference every round, and a rerun runs nothing."""
+
 import json
 
 import pytest
@@ -22,14 +23,39 @@ def dagger(load_example, tmp_path_factory):
     grid = Sensor.retina()
     torch.manual_seed(0)
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
-    build_prior(root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200),
-                progress=False)
+    build_prior(
+        root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200), progress=False
+    )
     module = load_example("dagger_epe_net")
-    argv = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), "--out", str(root / "out"),
-            "--num-images", "3", "--eval-images", "2", "--glimpses", "3", "--num-samples", "6", "--rounds", "1",
-            "--patience", "2", "--epochs", "1", "--device", "cpu",
-            "--design-option", "k1=40", "--design-option", "precision=bfloat16",
-            *[f"--net-option={o}" for o in ("width=4", "hidden=8", "embedding=2", "batch_size=4")]]
+    argv = [
+        "--avp",
+        str(root / "avp"),
+        "--prior",
+        str(root / "prior"),
+        "--out",
+        str(root / "out"),
+        "--num-images",
+        "3",
+        "--eval-images",
+        "2",
+        "--glimpses",
+        "3",
+        "--num-samples",
+        "6",
+        "--rounds",
+        "1",
+        "--patience",
+        "2",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--design-option",
+        "k1=40",
+        "--design-option",
+        "precision=bfloat16",
+        *[f"--net-option={o}" for o in ("width=4", "hidden=8", "embedding=2", "batch_size=4")],
+    ]
     return module, root / "out", module.main(argv), argv
 
 
@@ -38,8 +64,10 @@ def test_each_round_trains_on_every_store_so_far(dagger):
     assert [row[0] for row in record["rows"]] == [0, 1] and [row[1] for row in record["rows"]] == [1, 2]
     stores = [json.loads((out / f"net-{r}" / "manifest.json").read_text())["inputs"] for r in (0, 1)]
     assert sorted(v for k, v in stores[0].items() if k.startswith("store")) == [str(out / "maps-0")]
-    assert sorted(v for k, v in stores[1].items() if k.startswith("store")) == [str(out / "maps-0"),
-                                                                                 str(out / "maps-1")]
+    assert sorted(v for k, v in stores[1].items() if k.startswith("store")) == [
+        str(out / "maps-0"),
+        str(out / "maps-1"),
+    ]
     # round 1's maps follow net-0's own sequences: the same images, the exhaustive search's maps at those states
     maps1 = SequenceStore.open(out / "maps-1")
     assert maps1.config["search"] == "dagger" and maps1.indices() == SequenceStore.open(out / "maps-0").indices()

@@ -1,5 +1,6 @@
 """examples/make_digits_folder.py writes an ImageFolder-layout folder the folder dataset reads with no labels.csv:
 labels 0-9, 8 x 8 grayscale PNGs."""
+
 import pytest
 
 from ppl_attention.data import load_dataset
@@ -11,8 +12,9 @@ def test_writes_a_labelled_folder(load_example, tmp_path, capsys):
     assert not (root / "labels.csv").exists()
     ds = load_dataset("folder", root=root, split="train", seed=0, size=8, channels=1)
     assert ds.class_names == tuple(str(d) for d in range(10)) and ds[0]["image"].shape == (1, 8, 8)
-    with_csv = load_example("make_digits_folder").main(["--out", str(tmp_path / "c"), "--per-class", "3",
-                                                        "--labels-csv"])
+    with_csv = load_example("make_digits_folder").main(
+        ["--out", str(tmp_path / "c"), "--per-class", "3", "--labels-csv"]
+    )
     rows = (with_csv / "labels.csv").read_text().splitlines()
     assert rows[0] == "filename,label" and len(rows) == 31
     same = load_dataset("folder", root=with_csv, split="train", seed=0, size=8, channels=1)

@@ -1,4 +1,5 @@
 """examples/new_design_task.py: the loop's EPE on a Pyro model against pyro.contrib.oed's nmc_eig and enumeration."""
+
 import torch
 
 SMALL = {"num_machines": 2, "T": 3, "num_samples": 1000, "N": 2000, "M": 200, "verbose": False}

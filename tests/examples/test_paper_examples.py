@@ -1,5 +1,6 @@
 """examples/celeba_hq.py and examples/cub.py run end to end with --tiny on fixture folders, write every artefact
 and a sane results table, resume (a second run redoes nothing), keep the paper's settings, and refuse bad input."""
+
 import json
 from pathlib import Path
 
@@ -31,8 +32,16 @@ def cub(load_example, tmp_path_factory):
 
 
 def _check_common(out: Path, summary: dict, methods, store: Path, tiny, grid_size: int):
-    for path in ("avp/manifest.json", "avp/avp.safetensors", "avp/evaluation.json", "prior/manifest.json",
-                 "figures/epe.png", "figures/validation_curves.png", "results.md", "summary.json"):
+    for path in (
+        "avp/manifest.json",
+        "avp/avp.safetensors",
+        "avp/evaluation.json",
+        "prior/manifest.json",
+        "figures/epe.png",
+        "figures/validation_curves.png",
+        "results.md",
+        "summary.json",
+    ):
         assert (out / path).is_file(), path
     assert json.loads((out / "summary.json").read_text())["results"] == summary["results"]
     # the sequence store: tiny.num_sequences images, T distinct in-grid locations each
@@ -74,8 +83,7 @@ def test_celeba_hq_tiny_end_to_end(celeba):
 def test_cub_tiny_end_to_end(cub):
     module, root, out, summary = cub
     tiny = module.tiny(module.PaperSettings())
-    _check_common(out, summary, ("RAM", "RAM+", "PS-NOGS", "PS-H1", "PS-H5", "PS-HGS"), out / "sequences", tiny,
-                  169)
+    _check_common(out, summary, ("RAM", "RAM+", "PS-NOGS", "PS-H1", "PS-H5", "PS-HGS"), out / "sequences", tiny, 169)
     run = lambda d: json.loads((out / d / "summary.json").read_text())  # noqa: E731
     for d, kind in (("ps-nogs-s0", "nogs"), ("ps-h1-s0", "h1"), ("ps-h5-s0", "h5"), ("ps-hgs-s0", "hgs")):
         assert run(d)["supervision"] == kind and run(d)["pretrain"] and run(d)["num_supervised"] > 0
@@ -95,15 +103,39 @@ def test_second_run_is_cached(celeba):
 
 def test_paper_settings_are_the_papers(load_example):
     c, b = load_example("celeba_hq").PaperSettings(), load_example("cub").PaperSettings()
-    assert (c.glimpses, c.num_samples, c.k1, c.num_sequences, c.hidden, c.lr, c.batch_size) == \
-        (5, 200, 1000, 600, 64, 3e-4, 64)
-    assert (c.attribute, c.avp_backbone, c.avp_lr, c.prior_components, c.convergence) == \
-        (20, "densenet121", 1e-4, 256, "loss")
+    assert (c.glimpses, c.num_samples, c.k1, c.num_sequences, c.hidden, c.lr, c.batch_size) == (
+        5,
+        200,
+        1000,
+        600,
+        64,
+        3e-4,
+        64,
+    )
+    assert (c.attribute, c.avp_backbone, c.avp_lr, c.prior_components, c.convergence) == (
+        20,
+        "densenet121",
+        1e-4,
+        256,
+        "loss",
+    )
     assert c.completion_sigma == (5.0, 10.0, 20.0, 40.0) and (b.completion_sigma, b.proposal_target_ess) == (80.0, 0.8)
-    assert (b.glimpses, b.num_samples, b.k1, b.num_sequences, b.hidden, b.lr, b.batch_size) == \
-        (5, 100, 500, 1000, 1024, 5e-5, 64)
-    assert (b.backbone, b.backbone_layers, b.avp_backbone, b.convergence, b.pretrain_iterations) == \
-        ("vgg16", 12, "densenet121", "accuracy", 250 * 80)
+    assert (b.glimpses, b.num_samples, b.k1, b.num_sequences, b.hidden, b.lr, b.batch_size) == (
+        5,
+        100,
+        500,
+        1000,
+        1024,
+        5e-5,
+        64,
+    )
+    assert (b.backbone, b.backbone_layers, b.avp_backbone, b.convergence, b.pretrain_iterations) == (
+        "vgg16",
+        12,
+        "densenet121",
+        "accuracy",
+        250 * 80,
+    )
 
 
 def test_bad_input(load_example, tmp_path):

@@ -1,6 +1,7 @@
 """examples/paper_regime.py runs the fine grid end to end at the quick scale (AVP, prior, distillation maps, EPE-map
 network, amortised sequences for the training canvases, every method), resumes without retraining, and its verdict
 measures the speed-up to RAM's final accuracy."""
+
 import json
 
 import pytest
@@ -21,7 +22,7 @@ def test_the_fine_grid_end_to_end(quick):
     assert store["search"] == "amortised" and len(store["grid"]["rows"]) * len(store["grid"]["cols"]) == 2401
     assert len(list((out / "sequences" / "records").glob("*.json"))) == s.num_sequences
     for method in module.MAIN_METHODS + module.EXTRA_METHODS:
-        for seed in (s.seeds if method in module.MAIN_METHODS else s.extra_seeds):
+        for seed in s.seeds if method in module.MAIN_METHODS else s.extra_seeds:
             cfg = json.loads((out / f"{method}-s{seed}" / "manifest.json").read_text())["config"]
             assert cfg["data"]["options"]["stride"] == 1 and cfg["network"]["network"]["policy"] == "gaussian"
             assert cfg["train"]["supervision_until"] == (s.iterations // 4 if method == "nogs-stop" else None)
@@ -31,8 +32,9 @@ def test_the_fine_grid_end_to_end(quick):
     assert set(summary["rows"]) == set(module.MAIN_METHODS + module.EXTRA_METHODS)
     assert summary["claim"] is not None and set(summary["claims"]) <= set(module.PSNOGS_VARIANTS)
     text = (out / "verdict.md").read_text()
-    assert all(f"Verdict, {label}:" in text for label in ("PS-NOGS", "PS-NOGS, every image",
-                                                            "PS-NOGS, supervision stopped"))
+    assert all(
+        f"Verdict, {label}:" in text for label in ("PS-NOGS", "PS-NOGS, every image", "PS-NOGS, supervision stopped")
+    )
     # the diagnosis: each method's first seed along the test canvases' amortised sequences, named by folder
     assert "### Policy or classifier?" in text and "| fine-60/nogs-s0 | PS-NOGS |" in text
     assert "| fine-60/nogs-all-s0 | PS-NOGS, every image |" in text and "| fine-60/ram+-s0 | RAM+ |" in text
@@ -54,8 +56,24 @@ def test_rerun_retrains_nothing(quick, capsys):
 def test_another_policy_is_a_one_factor_variant_on_the_same_sequences(quick):
     module, out, _ = quick
     stages = {p: p.stat().st_mtime_ns for p in out.glob("*sequences/manifest.json")}
-    summary = module.main(["--grid", "fine-60", "--quick", "--out", str(out.parent), "--device", "cpu", "--policy",
-                           "factorised", "--methods", "none", "nogs", "--seeds", "0"])
+    summary = module.main(
+        [
+            "--grid",
+            "fine-60",
+            "--quick",
+            "--out",
+            str(out.parent),
+            "--device",
+            "cpu",
+            "--policy",
+            "factorised",
+            "--methods",
+            "none",
+            "nogs",
+            "--seeds",
+            "0",
+        ]
+    )
     variant = out / "policy-factorised"
     cfg = json.loads((variant / "nogs-s0" / "manifest.json").read_text())["config"]
     assert cfg["network"]["network"]["policy"] == "factorised"
@@ -92,10 +110,18 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     def run(name, seed, final, curve):
         d = tmp_path / f"{name}-s{seed}"
         d.mkdir()
-        (d / "summary.json").write_text(json.dumps({
-            "seed": seed, "test_greedy_acc": final, "test_mc_acc": final, "test_mc_samples": 10,
-            "iterations_to_convergence_loss": 100,
-            "iterations_to_convergence_accuracy": 100}))
+        (d / "summary.json").write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "test_greedy_acc": final,
+                    "test_mc_acc": final,
+                    "test_mc_samples": 10,
+                    "iterations_to_convergence_loss": 100,
+                    "iterations_to_convergence_accuracy": 100,
+                }
+            )
+        )
         (d / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
 
     run("none", 0, 0.80, [(1000, 0.5), (5000, 0.79), (6000, 0.81)])
@@ -112,15 +138,17 @@ def test_verdict_speedup_to_rams_final_accuracy(load_example, tmp_path):
     run("nogs-all", 0, 0.70, [(1000, 0.5), (9000, 0.72)])
     v = module.verdict(tmp_path, ["none", "nogs", "nogs-all"], {"none": (0,), "nogs": (0,), "nogs-all": (0,)})
     assert v["claims"]["nogs-all"]["holds"] is False and v["claims"]["nogs-all"]["never_reached"] == 1
-    assert ("Verdict, PS-NOGS, every image: never reaches RAM's final test accuracy in 1 of 1 seed(s), at -10.0 "
-            "points") in module.verdict_markdown("fine-60", v)
+    assert (
+        "Verdict, PS-NOGS, every image: never reaches RAM's final test accuracy in 1 of 1 seed(s), at -10.0 points"
+    ) in module.verdict_markdown("fine-60", v)
     # RAM's own validation accuracy never reaches its final test accuracy: no speed-up, but lower accuracy is a "no"
     (tmp_path / "none-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.5\n6000,0.79\n")
     v = module.verdict(tmp_path, ["none", "nogs", "nogs-all"], {"none": (0,), "nogs": (0,), "nogs-all": (0,)})
     assert v["claims"]["nogs-all"]["holds"] is False and "nogs" not in v["claims"]  # PS-NOGS is more accurate
     text = module.verdict_markdown("fine-60", v)
-    assert ("Verdict, PS-NOGS, every image: ends 10.0 points below RAM's final test accuracy (no speed-up is "
-            "measured") in text and "Verdict, PS-NOGS: not measurable yet" in text
+    assert (
+        "Verdict, PS-NOGS, every image: ends 10.0 points below RAM's final test accuracy (no speed-up is measured"
+    ) in text and "Verdict, PS-NOGS: not measurable yet" in text
 
 
 def test_bad_arguments(load_example, capsys):
@@ -148,9 +176,17 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     def run(name, final, curve):
         d = tmp_path / f"{name}-s0"
         d.mkdir()
-        (d / "summary.json").write_text(json.dumps({
-            "seed": 0, "test_greedy_acc": final, "test_mc_acc": None, "iterations_to_convergence_loss": 100,
-            "iterations_to_convergence_accuracy": 100}))
+        (d / "summary.json").write_text(
+            json.dumps(
+                {
+                    "seed": 0,
+                    "test_greedy_acc": final,
+                    "test_mc_acc": None,
+                    "iterations_to_convergence_loss": 100,
+                    "iterations_to_convergence_accuracy": 100,
+                }
+            )
+        )
         (d / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
 
     run("none", 0.92, [(1000, 0.5), (9000, 0.91)])
@@ -161,13 +197,19 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     run("hgs", 0.85, [(1000, 0.8), (20000, 0.86)])  # never reaches 90 %: the slowest
     methods = ["none", "nogs", "ram+", "hgs"]
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
-    assert v["ordering"]["hgs_below_nogs"] == {"iterations": {"hgs": None, "nogs": 3000}, "slower": True,
-                                               "less_accurate": True, "holds": True}
+    assert v["ordering"]["hgs_below_nogs"] == {
+        "iterations": {"hgs": None, "nogs": 3000},
+        "slower": True,
+        "less_accurate": True,
+        "holds": True,
+    }
     assert v["ordering"]["ram+_between"]["holds"]
     text = module.verdict_markdown("fine-60", v)
     assert "Ordering, PS-HGS below PS-NOGS" in text and "never (a seed) (1 seed(s)) against 3,000" in text
-    assert ("RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here (RAM+ counted after "
-            "its 10,000 pretraining iterations: 15,000 with them).") in text
+    assert (
+        "RAM 9,000 (1 seed(s)), RAM+ 5,000 (1 seed(s)), PS-NOGS 3,000 (1 seed(s)): holds here (RAM+ counted after "
+        "its 10,000 pretraining iterations: 15,000 with them)."
+    ) in text
     assert "RAM+'s iterations count from the end of its trunk's pretraining (10,000 iterations" in text
     json.dumps(v, allow_nan=False)  # verdict.json stays strict JSON
     assert "averaged over M sampled rollouts" in text  # the summaries do not say how many
@@ -180,8 +222,10 @@ def test_ordering_of_the_baselines_as_in_the_paper(load_example, tmp_path):
     (tmp_path / "nogs-s0" / "log.csv").write_text("iteration,val_greedy_acc\n1000,0.6\n3000,0.8\n")
     v = module.verdict(tmp_path, methods, {m: (0,) for m in methods})
     assert v["ordering"]["hgs_below_nogs"]["slower"] is None and v["ordering"]["hgs_below_nogs"]["holds"] is None
-    assert "not measured in speed here (slower: not measured (neither reaches 90 % on every seed); less accurate: " \
+    assert (
+        "not measured in speed here (slower: not measured (neither reaches 90 % on every seed); less accurate: "
         "yes)" in module.verdict_markdown("fine-60", v)
+    )
     # without the extra methods there is no ordering line
     v = module.verdict(tmp_path, ["none", "nogs"], {"none": (0,), "nogs": (0,)})
     assert v["ordering"] == {} and "Ordering" not in module.verdict_markdown("fine-60", v)
@@ -195,8 +239,9 @@ def test_only_ram_plus_gets_the_long_pretraining(load_example, tmp_path):
     ram_plus = module.train_options("fine-60", tmp_path, tmp_path / "seq", ["ram+"], [0], s, 1, "cpu", 0)
     assert ram_plus["pretrain_iterations"] == 10000
     for methods in (["none", "nogs", "nogs-all", "nogs-stop"], ["h1", "h5", "hgs"]):
-        assert "pretrain_iterations" not in module.train_options("fine-60", tmp_path, tmp_path / "seq", methods, [0],
-                                                                 s, 1, "cpu", 0)
+        assert "pretrain_iterations" not in module.train_options(
+            "fine-60", tmp_path, tmp_path / "seq", methods, [0], s, 1, "cpu", 0
+        )
 
 
 def test_ram_plus_curve_says_it_starts_after_pretraining(load_example):

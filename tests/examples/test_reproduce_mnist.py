@@ -1,5 +1,6 @@
 """examples/reproduce_mnist.py runs Table 1 end to end on both MNIST datasets at the quick scale, resumes without
 redoing anything, reuses given BOED artefacts and existing runs, and refuses runs or artefacts that do not fit."""
+
 import dataclasses
 import json
 import re
@@ -26,16 +27,27 @@ def test_both_datasets_every_method_and_seed(quick):
     s = module.SCALES["quick"]
     for dataset in module.DATASETS:
         base = out / dataset
-        for path in ("avp/evaluation.json", "prior/summary.json", "sequences/summary.json", "figures/epe.png",
-                     "results.md", "results.csv", "validation_curves.png"):
+        for path in (
+            "avp/evaluation.json",
+            "prior/summary.json",
+            "sequences/summary.json",
+            "figures/epe.png",
+            "results.md",
+            "results.csv",
+            "validation_curves.png",
+        ):
             assert (base / path).is_file(), (dataset, path)
         assert len(list((base / "sequences" / "records").glob("*.json"))) == s.num_sequences
         for method in METHODS:
             for seed in (0, 1):
                 run = _run(base, f"{method}-s{seed}")
                 kind, pretrain = module.cs.METHODS[method]
-                assert (run["supervision"], run["pretrain"], run["seed"], run["iterations"]) == \
-                    (kind, pretrain, seed, s.iterations)
+                assert (run["supervision"], run["pretrain"], run["seed"], run["iterations"]) == (
+                    kind,
+                    pretrain,
+                    seed,
+                    s.iterations,
+                )
                 assert run["dataset"] == dataset and 0 < run["iterations_to_convergence_loss"] <= s.iterations
         # the comparison records the command that made it and its settings (for the results page)
         comparison = json.loads((base / "comparison.json").read_text())
@@ -43,8 +55,9 @@ def test_both_datasets_every_method_and_seed(quick):
         assert comparison["settings"]["iterations"] == s.iterations and comparison["machine"]["cpu_count"] >= 1
         # PS-NOGS was supervised with exactly the store's sequences
         sup = json.loads((base / "nogs-s0" / "supervision.json").read_text())
-        stored = {int(p.stem): json.loads(p.read_text())["locations"]
-                  for p in (base / "sequences" / "records").glob("*.json")}
+        stored = {
+            int(p.stem): json.loads(p.read_text())["locations"] for p in (base / "sequences" / "records").glob("*.json")
+        }
         assert {i: list(q) for i, q in zip(sup["indices"], sup["sequences"])} == stored
     # the combined table: one row per method in the paper's order, both datasets, 2 seeds each
     table = (out / "table1.md").read_text().splitlines()
@@ -56,8 +69,12 @@ def test_both_datasets_every_method_and_seed(quick):
     accs = [_run(out / "cluttered-mnist", f"nogs-s{k}")["test_greedy_acc"] for k in (0, 1)]
     assert mean == pytest.approx(sum(accs) / 2)
     saved = json.loads((out / "table1.json").read_text())
-    assert saved["scale"] == "quick" and saved["machine"]["cpu_count"] >= 1 and set(saved["datasets"]) == set(
-        module.DATASETS) and saved["datasets"]["cluttered-mnist"]["T"] == s.glimpses
+    assert (
+        saved["scale"] == "quick"
+        and saved["machine"]["cpu_count"] >= 1
+        and set(saved["datasets"]) == set(module.DATASETS)
+        and saved["datasets"]["cluttered-mnist"]["T"] == s.glimpses
+    )
 
 
 def test_second_run_redoes_nothing(quick, capsys):
@@ -82,9 +99,26 @@ def test_given_artefacts_are_reused(quick, tmp_path):
         info.pop("settings")
     new.mkdir()
     (new / "table1.json").write_text(json.dumps(older))
-    module.main(["--quick", "--out", str(new), "--datasets", "cluttered-mnist", "--methods", "none", "nogs",
-                 "--avp", str(src / "avp"), "--prior", str(src / "prior"), "--sequences", str(src / "sequences"),
-                 "--device", "cpu"])
+    module.main(
+        [
+            "--quick",
+            "--out",
+            str(new),
+            "--datasets",
+            "cluttered-mnist",
+            "--methods",
+            "none",
+            "nogs",
+            "--avp",
+            str(src / "avp"),
+            "--prior",
+            str(src / "prior"),
+            "--sequences",
+            str(src / "sequences"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert not any((new / "cluttered-mnist" / d).exists() for d in ("avp", "prior", "sequences"))
     sup = json.loads((new / "cluttered-mnist" / "nogs-s0" / "supervision.json").read_text())
     assert sup["sequences"] == json.loads((src / "nogs-s0" / "supervision.json").read_text())["sequences"]
@@ -102,16 +136,32 @@ def test_runs_and_artefacts_that_do_not_fit_are_refused(quick, tmp_path):
     with pytest.raises(FileNotFoundError, match="--avp"):
         module.main(["--quick", "--out", str(tmp_path), "--avp", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="translated-mnist.*not in --datasets"):
-        module.main(["--quick", "--out", str(tmp_path), "--datasets", "cluttered-mnist",
-                     "--sequences", str(out / "translated-mnist" / "sequences")])
+        module.main(
+            [
+                "--quick",
+                "--out",
+                str(tmp_path),
+                "--datasets",
+                "cluttered-mnist",
+                "--sequences",
+                str(out / "translated-mnist" / "sequences"),
+            ]
+        )
     with pytest.raises(ValueError, match="fewer than"):
-        module.boed_stages("cluttered-mnist", module.SCALES["cpu"], tmp_path, {"avp": {}, "prior": {}, "sequences": {
-            "cluttered-mnist": src / "sequences"}}, "cpu", 0)
+        module.boed_stages(
+            "cluttered-mnist",
+            module.SCALES["cpu"],
+            tmp_path,
+            {"avp": {}, "prior": {}, "sequences": {"cluttered-mnist": src / "sequences"}},
+            "cpu",
+            0,
+        )
     # existing runs trained with another network are not mixed into the table
     quick = module.SCALES["quick"]
     module.check_reused_runs(src, list(METHODS), quick, 0)  # the runs' own settings pass
-    with pytest.raises(ValueError, match="none-s0 was trained with network.network.hidden=8, this reproduction "
-                                         "needs 16"):
+    with pytest.raises(
+        ValueError, match="none-s0 was trained with network.network.hidden=8, this reproduction needs 16"
+    ):
         module.check_reused_runs(src, ["none"], dataclasses.replace(quick, hidden=16), 0)
     with pytest.raises(ValueError, match="data_seed=0, this reproduction needs 3"):
         module.check_reused_runs(src, ["nogs"], quick, 3)
@@ -129,8 +179,18 @@ def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
     dp = load_example("diagnose_policy")
     base = out / "cluttered-mnist"
     T = module.SCALES["quick"].glimpses
-    report = dp.main([str(base / "none-s0"), str(base / "nogs-s0"), "--sequences", str(base / "sequences"),
-                      "--draws", "2", "--out", str(tmp_path)])
+    report = dp.main(
+        [
+            str(base / "none-s0"),
+            str(base / "nogs-s0"),
+            "--sequences",
+            str(base / "sequences"),
+            "--draws",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert report["images"] == module.SCALES["quick"].num_sequences
     for r in report["runs"].values():
         assert r["T"] == T and r["forced_glimpses"] == T and set(r["curves"]) == set(dp.MODES)
@@ -144,6 +204,7 @@ def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
     # the 2,401-location grid and 3 of the 2,025-location one
     assert report["half_fovea"] == {"pixels": 6, "cells": 1.0} and "6 pixels, 1 cell of the run's" in table
     from ppl_attention.sensor import Sensor
+
     assert dp.half_fovea_in_cells(Sensor(60, 12, stride=1))["cells"] == 6
     assert dp.half_fovea_in_cells(Sensor(100, 12, stride=2))["cells"] == 3
     # forcing the policy's own greedy glimpses changes nothing; forcing others does change what it sees
@@ -152,10 +213,18 @@ def test_diagnose_policy_on_the_reproduction(quick, load_example, tmp_path):
     images = torch.stack([data[i]["image"] for i in range(8)])
     labels = torch.tensor([int(data[i]["label"]) for i in range(8)])
     own = net(images, T, policy="greedy").locations
-    assert torch.equal(dp.accuracy_per_glimpse(net, images, labels, T),
-                       dp.accuracy_per_glimpse(net, images, labels, T, own))
+    assert torch.equal(
+        dp.accuracy_per_glimpse(net, images, labels, T), dp.accuracy_per_glimpse(net, images, labels, T, own)
+    )
     with pytest.raises(ValueError, match="translated-mnist"):
-        dp.main([str(base / "none-s0"), "--sequences", str(out / "translated-mnist" / "sequences"),
-                 "--out", str(tmp_path / "x")])
+        dp.main(
+            [
+                str(base / "none-s0"),
+                "--sequences",
+                str(out / "translated-mnist" / "sequences"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
     with pytest.raises(FileNotFoundError, match="not a finished training run"):
         dp.main([str(tmp_path), "--sequences", str(base / "sequences"), "--out", str(tmp_path / "y")])

@@ -1,5 +1,6 @@
 """examples/verdict.py at the tiny scale on the 81-location grid: the honest design, every arm over two seeds with
 its settings, PS-RAM on its own seed's RAM sequences, a second call that runs nothing, and the table."""
+
 import json
 
 import pytest
@@ -11,8 +12,9 @@ from ppl_attention.artifacts import file_checksum
 def tiny(load_example, tmp_path_factory):
     module = load_example("verdict")
     out = tmp_path_factory.mktemp("verdict")
-    record = module.main(["--grid", "mnist-81", "--scale", "tiny", "--out", str(out), "--device", "cpu",
-                          "--no-progress"])
+    record = module.main(
+        ["--grid", "mnist-81", "--scale", "tiny", "--out", str(out), "--device", "cpu", "--no-progress"]
+    )
     return module, out / "mnist-81", record
 
 
@@ -63,8 +65,7 @@ def test_every_arm_ran_with_its_settings(tiny):
 def test_a_second_call_runs_nothing(tiny, capsys):
     module, out, _ = tiny
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/*") if p.is_file()}
-    module.main(["--grid", "mnist-81", "--scale", "tiny", "--out", str(out.parent), "--device", "cpu",
-                 "--no-progress"])
+    module.main(["--grid", "mnist-81", "--scale", "tiny", "--out", str(out.parent), "--device", "cpu", "--no-progress"])
     stages = 3 + len(module.SCALES["tiny"].seeds) * (len(module.ARMS) + 1)  # design, arms + PS-RAM's store
     assert capsys.readouterr().out.count(": cached") == stages
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/*") if p.is_file()} == before
@@ -81,9 +82,18 @@ def test_the_table_has_every_arm_and_column(tiny):
         assert all(row["test"][m]["n"] == 2 for m in row["test"])
     assert set(record["comparisons"]) == {"ps-nogs over ram", "ps-nogs over ps-ram"}
     text = (out / "verdict.md").read_text()
-    for column in ("to RAM's final test acc.", "to 70 % val. acc.", "to 80 % val. acc.", "to 85 % val. acc.",
-                   "convergence (val. CE within 0.01)", "convergence (val. acc. within 1 point)",
-                   "test acc. greedy (%)", "test acc. sampled (%)", "test acc. MC (%)", "target met"):
+    for column in (
+        "to RAM's final test acc.",
+        "to 70 % val. acc.",
+        "to 80 % val. acc.",
+        "to 85 % val. acc.",
+        "convergence (val. CE within 0.01)",
+        "convergence (val. acc. within 1 point)",
+        "test acc. greedy (%)",
+        "test acc. sampled (%)",
+        "test acc. MC (%)",
+        "target met",
+    ):
         assert column in text
     assert all(f"| {a.label} | 0, 1 |" in text for a in module.ARMS.values())
 
@@ -113,9 +123,18 @@ def test_a_store_of_an_earlier_ram_network_is_refused(tiny, tmp_path):
 
 def _run(folder, seed, final, curve):
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps({
-        "seed": seed, "test_greedy_acc": final, "test_sampled_acc": final - 0.01, "test_mc_acc": final + 0.01,
-        "iterations_to_convergence_loss": curve[-1][0], "iterations_to_convergence_accuracy": curve[-1][0]}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "test_greedy_acc": final,
+                "test_sampled_acc": final - 0.01,
+                "test_mc_acc": final + 0.01,
+                "iterations_to_convergence_loss": curve[-1][0],
+                "iterations_to_convergence_accuracy": curve[-1][0],
+            }
+        )
+    )
     (folder / "manifest.json").write_text(json.dumps({"config": {"run": {"sequences": None}}}))
     (folder / "log.csv").write_text("iteration,val_greedy_acc\n" + "".join(f"{i},{a}\n" for i, a in curve))
 
@@ -141,8 +160,11 @@ def test_comparisons_from_the_curves(load_example, tmp_path):
     assert c["accuracy_difference"]["greedy"] == pytest.approx(2.0)
     # PS-RAM never gets there on seed 1: no speed-up is measured, and PS-NOGS's claim over it is not decided
     assert v["comparisons"]["ps-nogs over ps-ram"] == {
-        "speedup": None, "target_speedup": 1.2, "target_met": None,
-        "accuracy_difference": {"greedy": pytest.approx(6.5), "sampled": pytest.approx(6.5), "MC": pytest.approx(6.5)}}
+        "speedup": None,
+        "target_speedup": 1.2,
+        "target_met": None,
+        "accuracy_difference": {"greedy": pytest.approx(6.5), "sampled": pytest.approx(6.5), "MC": pytest.approx(6.5)},
+    }
     assert v["rows"]["ps-ram"]["speedup_over_ram"] is None
     text = table.markdown({**v, "grid": "g", "scale": "s", "command": "c"})
     assert "| PS-RAM | 0, 1 | 3,000 ± 0 (never: 1 of 2) |" in text

@@ -6,6 +6,7 @@ methods, properties) and ``__init__`` of the classes named there.  The modules u
 annotations``, so annotations are strings; they are resolved with ``typing.get_type_hints`` in the module's
 globals plus the names the module imports under ``if TYPE_CHECKING:`` (imported here for the check), so a
 misspelt or unimported name fails."""
+
 from __future__ import annotations
 
 import ast
@@ -69,10 +70,14 @@ def missing_annotations(fn, bound: bool) -> list[str]:
     private ``_name`` ones, e.g. the ``_ray_trace_ctx`` Ray adds to an actor's methods once it has started) and
     ``return`` (not for ``__init__``)."""
     sig = inspect.signature(fn)
-    params = list(sig.parameters.values())[1 if bound else 0:]
-    missing = [p.name for p in params if p.annotation is inspect.Parameter.empty
-               and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-               and not p.name.startswith("_")]
+    params = list(sig.parameters.values())[1 if bound else 0 :]
+    missing = [
+        p.name
+        for p in params
+        if p.annotation is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and not p.name.startswith("_")
+    ]
     if sig.return_annotation is inspect.Signature.empty and fn.__name__ != "__init__":
         missing.append("return")
     return missing
@@ -84,8 +89,9 @@ def annotation_namespace(module: ModuleType) -> dict:
     source = inspect.getsource(module)
     for node in ast.parse(source).body:
         if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
-            block = ast.Module(body=[n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))],
-                               type_ignores=[])
+            block = ast.Module(
+                body=[n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[]
+            )
             exec(compile(block, module.__file__, "exec"), namespace)  # imports only: resolves relative ones too
     return namespace
 

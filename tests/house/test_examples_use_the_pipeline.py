@@ -2,6 +2,7 @@
 functions), with keyword arguments: none imports the command line (``ppl_attention.cli``, ``ppl_attention.commands``),
 runs it (``ppl-attention ...`` in a subprocess or a notebook's shell line), or builds an argument list for a
 ``main`` (``main([...])``, ``run_cli``).  Parsing a script's own flags with argparse is fine."""
+
 import ast
 import json
 import re
@@ -30,8 +31,9 @@ def _code(path: Path) -> str:
 
 
 def _is_argument_list(node) -> bool:
-    return isinstance(node, (ast.List, ast.Tuple)) or (isinstance(node, ast.Starred)
-                                                       and isinstance(node.value, (ast.List, ast.Tuple)))
+    return isinstance(node, (ast.List, ast.Tuple)) or (
+        isinstance(node, ast.Starred) and isinstance(node.value, (ast.List, ast.Tuple))
+    )
 
 
 def _name(func) -> str | None:
@@ -64,8 +66,15 @@ def offences(code: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("source", [pytest.param(s, marks=pytest.mark.xfail(
-    strict=True, reason="still on the command line in this branch")) if s in NOT_YET else s for s in _sources()])
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="still on the command line in this branch"))
+        if s in NOT_YET
+        else s
+        for s in _sources()
+    ],
+)
 def test_runs_stages_through_the_pipeline(source):
     found = offences(_code(ROOT / source))
     assert not found, f"{source} reaches the command line instead of ppl_attention.pipeline:\n" + "\n".join(found)
@@ -73,7 +82,9 @@ def test_runs_stages_through_the_pipeline(source):
 
 def test_the_scan_sees_every_way_to_the_command_line():
     assert offences("from ppl_attention.cli import main as ppl\nppl(['train'])") == [
-        "1: imports ppl_attention.cli", "1: imports ppl_attention.cli.main"]
+        "1: imports ppl_attention.cli",
+        "1: imports ppl_attention.cli.main",
+    ]
     assert offences("from ppl_attention import cli") == ["1: imports ppl_attention.cli"]
     assert offences("import ppl_attention.commands.train") == ["1: imports ppl_attention.commands.train"]
     assert offences("run_cli(argv)") == ["1: run_cli([...])"]
@@ -81,11 +92,17 @@ def test_the_scan_sees_every_way_to_the_command_line():
     assert offences("main([*runs, '--out', out])") == ["1: main([...])"]
     assert offences("subprocess.run(['ppl-attention', 'train'])") == ["1: runs `ppl-attention` as a process"]
     assert offences("subprocess.run([sys.executable, '-m', 'ppl_attention', 'demo'])") == [
-        "1: runs `ppl-attention` as a process"]
+        "1: runs `ppl-attention` as a process"
+    ]
     assert offences("x = 1\n!ppl-attention demo --quick") == ["2: shell `ppl-attention`"]
 
 
 def test_the_scan_lets_the_pipeline_and_a_scripts_own_flags_pass():
-    assert offences("from ppl_attention import pipeline\npipeline.train_avp('runs/avp', epochs=1)\n"
-                    "p = argparse.ArgumentParser()\np.add_argument('--out')\nargs = p.parse_args(argv)\n"
-                    "main(argv)\nsubprocess.run([sys.executable, '-m', 'ray.scripts.scripts', 'start'])") == []
+    assert (
+        offences(
+            "from ppl_attention import pipeline\npipeline.train_avp('runs/avp', epochs=1)\n"
+            "p = argparse.ArgumentParser()\np.add_argument('--out')\nargs = p.parse_args(argv)\n"
+            "main(argv)\nsubprocess.run([sys.executable, '-m', 'ray.scripts.scripts', 'start'])"
+        )
+        == []
+    )

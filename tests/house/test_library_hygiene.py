@@ -1,4 +1,5 @@
 """House rules the package keeps: library errors name arguments, not CLI flags; no issue numbers in the code."""
+
 import ast
 import re
 from pathlib import Path
@@ -49,6 +50,10 @@ def test_the_scan_sees_a_flag_in_an_error():
 
 
 def test_no_issue_numbers_or_issue_talk_in_the_package():
-    hits = [f"{path.relative_to(PACKAGE)}:{i}" for path in PACKAGE.rglob("*.py")
-            for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\bissues?\b", line, re.I)]
+    hits = [
+        f"{path.relative_to(PACKAGE)}:{i}"
+        for path in PACKAGE.rglob("*.py")
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bissues?\b", line, re.I)
+    ]
     assert not hits, "the package mentions issues: " + ", ".join(hits)

@@ -1,4 +1,5 @@
 """Modules with one job: no package module over 600 lines, no function over 60."""
+
 import ast
 from pathlib import Path
 
@@ -9,8 +10,11 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 600, 60
 
 
 def test_no_module_over_600_lines():
-    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 

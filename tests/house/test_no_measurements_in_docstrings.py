@@ -3,6 +3,7 @@
 The scan looks only at docstrings and comments (not at messages or help text) and only for figures that can
 only be measurements of a machine: throughputs, wall-clock times, speed-up factors, load averages and dates.
 """
+
 import ast
 import io
 import re
@@ -13,15 +14,20 @@ import ppl_attention
 
 PACKAGE = Path(ppl_attention.__file__).parent
 NUMBER = r"~?\d[\d,]*(?:\.\d+)?"
-MEASUREMENT = re.compile("|".join([
-    rf"{NUMBER}\s*(?:images|samples|iterations|queries|sequences|passes)\s*/\s*s\b",  # throughput
-    rf"{NUMBER}\s*(?:ms|milliseconds)\b",                                              # a short wall-clock time
-    rf"{NUMBER}\s*s\s+(?:per|/)\s",                                                    # "0.3 s per image"
-    rf"{NUMBER}\s*x\s+(?:faster|slower|cheaper|less time|more time)",                  # speed-up factor
-    r"\bload average\b",
-    r"\(measured\b[^)]*\d",                                                            # "(measured 10x ...)"
-    r"\bmeasured\s+(?:on|at)\s+20\d\d\b|\b20\d\d-\d\d-\d\d\b",                          # when it was measured
-]), re.IGNORECASE)
+MEASUREMENT = re.compile(
+    "|".join(
+        [
+            rf"{NUMBER}\s*(?:images|samples|iterations|queries|sequences|passes)\s*/\s*s\b",  # throughput
+            rf"{NUMBER}\s*(?:ms|milliseconds)\b",  # a short wall-clock time
+            rf"{NUMBER}\s*s\s+(?:per|/)\s",  # "0.3 s per image"
+            rf"{NUMBER}\s*x\s+(?:faster|slower|cheaper|less time|more time)",  # speed-up factor
+            r"\bload average\b",
+            r"\(measured\b[^)]*\d",  # "(measured 10x ...)"
+            r"\bmeasured\s+(?:on|at)\s+20\d\d\b|\b20\d\d-\d\d-\d\d\b",  # when it was measured
+        ]
+    ),
+    re.IGNORECASE,
+)
 
 
 def _docstrings(tree):
@@ -43,19 +49,31 @@ def _offenders(text, name="<text>"):
 
 
 def test_docstrings_and_comments_carry_no_measurements():
-    hits = [h for path in sorted(PACKAGE.rglob("*.py"))
-            for h in _offenders(path.read_text(), path.relative_to(PACKAGE).as_posix())]
+    hits = [
+        h
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for h in _offenders(path.read_text(), path.relative_to(PACKAGE).as_posix())
+    ]
     assert not hits, "measured figures in docstrings or comments (move them to docs/RESULTS.md):\n" + "\n".join(hits)
 
 
 def test_the_scan_sees_measurements_and_spares_design_figures():
-    measured = ['"""Fast: ~2,950 images/s at 128."""', "x = 1  # 3x faster than numpy",
-                '"""Takes 0.3 s per sequence."""', '"""Measured on 2026-12-05 at load average 8."""',
-                'def f():\n    """About 12 ms on a CPU."""', '"""Slow (measured: 4 of 5 runs)."""']
+    measured = [
+        '"""Fast: ~2,950 images/s at 128."""',
+        "x = 1  # 3x faster than numpy",
+        '"""Takes 0.3 s per sequence."""',
+        '"""Measured on 2026-12-05 at load average 8."""',
+        'def f():\n    """About 12 ms on a CPU."""',
+        '"""Slow (measured: 4 of 5 runs)."""',
+    ]
     for text in measured:
         assert _offenders(text), text
-    design = ['"""Noise std 192 sqrt(t) on 0..255 pixels; 95 % intervals; 4,000 digits x 1,089 offsets."""',
-              "x = 1  # at most 65,536 pairs per pass, 2 threads", 'raise ValueError("took 3 s")',
-              'HELP = "vectorized is ~2.5x faster"', '"""A checkpoint every 10 minutes."""']
+    design = [
+        '"""Noise std 192 sqrt(t) on 0..255 pixels; 95 % intervals; 4,000 digits x 1,089 offsets."""',
+        "x = 1  # at most 65,536 pairs per pass, 2 threads",
+        'raise ValueError("took 3 s")',
+        'HELP = "vectorized is ~2.5x faster"',
+        '"""A checkpoint every 10 minutes."""',
+    ]
     for text in design:
         assert not _offenders(text), text

@@ -1,5 +1,6 @@
 """Settings defaulted once: every command's default for the glimpse count, the importance samplers' k1 and the EPE
 loop's precision is the one the library declares (read from the parser, not typed again here)."""
+
 import dataclasses
 
 import pytest
@@ -35,8 +36,12 @@ def _effective_default(parser, dest):
     action = next(a for a in parser._actions if a.dest == dest)
     if action.default is not None:
         return action.default
-    defaults = {f.name: f.default for cls in _config_classes() for f in dataclasses.fields(cls)
-                if f.name == dest and f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default
+        for cls in _config_classes()
+        for f in dataclasses.fields(cls)
+        if f.name == dest and f.default is not dataclasses.MISSING
+    }
     return defaults.get(dest)
 
 

@@ -3,6 +3,7 @@
 Class k of K = 4 puts a bright 6 x 6 square in quadrant k of a noisy 24 x 24 image, so a glimpse at the right
 place reveals the label and no glimpse leaves it at chance.
 """
+
 import pytest
 import torch
 
@@ -31,8 +32,12 @@ class ToyDataset(torch.utils.data.Dataset):
         r = (self.labels // 2) * 12 + torch.randint(0, 6, (self.n,), generator=g)
         c = (self.labels % 2) * 12 + torch.randint(0, 6, (self.n,), generator=g)
         rr, cc = torch.arange(24).view(1, 24, 1), torch.arange(24).view(1, 1, 24)
-        sq = (rr >= r.view(-1, 1, 1)) & (rr < r.view(-1, 1, 1) + 6) & (cc >= c.view(-1, 1, 1)) & \
-             (cc < c.view(-1, 1, 1) + 6)
+        sq = (
+            (rr >= r.view(-1, 1, 1))
+            & (rr < r.view(-1, 1, 1) + 6)
+            & (cc >= c.view(-1, 1, 1))
+            & (cc < c.view(-1, 1, 1) + 6)
+        )
         self.images = torch.where(sq.unsqueeze(1), torch.ones_like(images), images)
         self.mean, self.std = torch.tensor([float(self.images.mean())]), torch.tensor([float(self.images.std())])
 

@@ -1,5 +1,6 @@
 """Calibration: temperatures per observed fraction, applied inside the AVP's forward, fitted and kept only when
 they help; checkpoints from before they existed still load."""
+
 import math
 
 import pytest
@@ -9,8 +10,7 @@ from safetensors.torch import load_file, save_file
 from ppl_attention.artifacts import ArtifactError
 from ppl_attention.sensor import Sensor
 from ppl_attention.posterior import AVP, AVPConfig, calibrate_avp, fit_temperature, load_avp, save_avp
-from ppl_attention.posterior.calibration import (fit_fraction_temperatures, fraction_knots,
-                                                 fraction_log_temperature)
+from ppl_attention.posterior.calibration import fit_fraction_temperatures, fraction_knots, fraction_log_temperature
 from ppl_attention.posterior.metrics import confidences, ece_noise_floor, expected_calibration_error
 
 GRID = Sensor(24, 8, stride=4)
@@ -77,8 +77,9 @@ def test_fraction_temperatures_fix_what_one_temperature_cannot():
 
     for level in (0.1, 0.2, 1.0):  # at the noise floor of perfect calibration, unlike the raw or single-T logits
         sel = f == level
-        floor, sd = ece_noise_floor(confidences(fixed[sel], labels[sel], "categorical")[0],
-                                    generator=torch.Generator().manual_seed(0))
+        floor, sd = ece_noise_floor(
+            confidences(fixed[sel], labels[sel], "categorical")[0], generator=torch.Generator().manual_seed(0)
+        )
         assert ece(fixed, sel) < floor + 3 * sd < min(ece(logits, sel), ece(logits / one, sel))
     nll = torch.nn.functional.cross_entropy
     assert nll(fixed, labels) < nll(logits / one, labels) < nll(logits, labels)
@@ -123,8 +124,7 @@ def test_fraction_temperatures_are_saved_and_old_checkpoints_still_load(tmp_path
     assert legacy.calibration_fractions.numel() == 0 and torch.equal(legacy(x), avp.backbone(x))
     legacy.load_state_dict(avp.state_dict())  # and a model takes any number of knots from a state dict
     assert torch.equal(legacy(x), avp(x))
-    bad = dict(old, calibration_fractions=torch.tensor([0.5, 0.2]),
-               calibration_log_temperatures=torch.zeros(2))
+    bad = dict(old, calibration_fractions=torch.tensor([0.5, 0.2]), calibration_log_temperatures=torch.zeros(2))
     save_file(bad, str(tmp_path / "new" / "avp.safetensors"))
     with pytest.raises(ArtifactError, match="invalid fraction temperatures"):
         load_avp(tmp_path / "new")

@@ -1,18 +1,25 @@
 """Evaluation under many random glimpse draws per image: sizes, grouping and the ECE's sampling error."""
+
 import pytest
 import torch
 
 from ppl_attention.sensor import Sensor
 from ppl_attention.posterior import AVP, AVPConfig, evaluate_avp
 from ppl_attention.posterior.evaluation import collect_draws, collect_logits
-from ppl_attention.posterior.metrics import (ece_bootstrap_interval, ece_noise_floor,
-                                             expected_calibration_error)
+from ppl_attention.posterior.metrics import ece_bootstrap_interval, ece_noise_floor, expected_calibration_error
 
 
 def toy_avp(toy_data):
     torch.manual_seed(0)
-    return AVP(AVPConfig(grid=Sensor(24, 8, stride=4).to_dict(), width=4, num_classes=4,
-                         mean=(float(toy_data.mean),), std=(float(toy_data.std),))).eval()
+    return AVP(
+        AVPConfig(
+            grid=Sensor(24, 8, stride=4).to_dict(),
+            width=4,
+            num_classes=4,
+            mean=(float(toy_data.mean),),
+            std=(float(toy_data.std),),
+        )
+    ).eval()
 
 
 def test_draws_give_draws_times_images_rows_image_major(toy):
@@ -54,8 +61,9 @@ def test_noise_floor_matches_the_ece_of_a_perfectly_calibrated_predictor():
     g = torch.Generator().manual_seed(0)
     n = 2000
     conf = 0.1 + 0.9 * torch.rand(n, generator=g)
-    measured = torch.tensor([expected_calibration_error(conf, (torch.rand(n, generator=g) < conf).float())
-                             for _ in range(200)])
+    measured = torch.tensor(
+        [expected_calibration_error(conf, (torch.rand(n, generator=g) < conf).float()) for _ in range(200)]
+    )
     floor, sd = ece_noise_floor(conf, simulations=50, generator=g)
     assert floor == pytest.approx(float(measured.mean()), rel=0.1)
     assert sd == pytest.approx(float(measured.std()), rel=0.35)

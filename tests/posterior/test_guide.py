@@ -1,4 +1,5 @@
 """The AVP as the guide of Pyro's posterior_eig on the small glimpse model."""
+
 import math
 
 import pyro
@@ -42,18 +43,29 @@ def test_uninformative_guide_scores_log2_and_training_inside_posterior_eig_lower
     design = torch.arange(9).unsqueeze(-1)
     pyro.clear_param_store()
     # constant logits: q = (1/2, 1/2) for every y, so the posterior cross-entropy is exactly log 2
-    loss = posterior_eig(model, design, ["y"], ["label"], num_samples=50, num_steps=0, guide=guide, optim=None,
-                         eig=False)
+    loss = posterior_eig(
+        model, design, ["y"], ["label"], num_samples=50, num_steps=0, guide=guide, optim=None, eig=False
+    )
     assert loss.shape == (9,) and torch.allclose(loss, torch.full((9,), math.log(2)), atol=1e-6)
     # with num_steps > 0 posterior_eig trains the AVP through pyro.module: the loss must drop below log 2
     before = avp.backbone.classifier[-1].weight.detach().clone()
     avp.train()
     pyro.set_rng_seed(0)
-    posterior_eig(model, design, ["y"], ["label"], num_samples=64, num_steps=30, guide=guide,
-                  optim=pyro.optim.Adam({"lr": 0.01}), eig=False)
+    posterior_eig(
+        model,
+        design,
+        ["y"],
+        ["label"],
+        num_samples=64,
+        num_steps=30,
+        guide=guide,
+        optim=pyro.optim.Adam({"lr": 0.01}),
+        eig=False,
+    )
     assert not torch.equal(before, avp.backbone.classifier[-1].weight)
     avp.eval()
     pyro.set_rng_seed(1)
-    after = posterior_eig(model, design, ["y"], ["label"], num_samples=500, num_steps=0, guide=guide, optim=None,
-                          eig=False)
+    after = posterior_eig(
+        model, design, ["y"], ["label"], num_samples=500, num_steps=0, guide=guide, optim=None, eig=False
+    )
     assert float(after.detach().mean()) < math.log(2) - 0.02

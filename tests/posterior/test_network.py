@@ -54,11 +54,19 @@ def test_a_retina_avp_sees_one_canvas_and_one_mask_per_scale():
 
 @pytest.mark.parametrize("backbone", ["small_cnn", "mobilenet_v2", "densenet121"])
 def test_backbones_heads_and_zero_mask_weights(backbone):
-    avp = small(backbone=backbone, head="class_attributes", num_classes=5, num_attributes=3, grid=
-                Sensor(32, 8, stride=8).to_dict())
+    avp = small(
+        backbone=backbone,
+        head="class_attributes",
+        num_classes=5,
+        num_attributes=3,
+        grid=Sensor(32, 8, stride=8).to_dict(),
+    )
     assert avp(torch.zeros(2, 2, 32, 32)).shape == (2, 8)
-    first = {"small_cnn": lambda b: b.first_conv, "mobilenet_v2": lambda b: b.features[0][0],
-             "densenet121": lambda b: b.features.conv0}[backbone](avp.backbone)
+    first = {
+        "small_cnn": lambda b: b.first_conv,
+        "mobilenet_v2": lambda b: b.features[0][0],
+        "densenet121": lambda b: b.features.conv0,
+    }[backbone](avp.backbone)
     assert first.in_channels == 2 and bool((first.weight[:, 1] == 0).all())
     assert avp.label_logits(torch.zeros(2, 8)).shape == (2, 5)
 
@@ -70,8 +78,12 @@ def test_pretrained_weights_come_only_from_a_local_safetensors_file(tmp_path):
     ref = torchvision.models.mobilenet_v2(weights=None)
     path = tmp_path / "mnv2.safetensors"
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
-    avp = AVP(AVPConfig(grid=Sensor(32, 8, stride=8).to_dict(), channels=3, backbone="mobilenet_v2",
-                        mean=(0.5,) * 3, std=(0.2,) * 3), pretrained=path)
+    avp = AVP(
+        AVPConfig(
+            grid=Sensor(32, 8, stride=8).to_dict(), channels=3, backbone="mobilenet_v2", mean=(0.5,) * 3, std=(0.2,) * 3
+        ),
+        pretrained=path,
+    )
     conv = avp.backbone.features[0][0]
     assert torch.equal(conv.weight[:, :3], ref.features[0][0].weight) and bool((conv.weight[:, 3] == 0).all())
     assert torch.equal(avp.backbone.features[1].conv[0][0].weight, ref.features[1].conv[0][0].weight)
@@ -121,8 +133,9 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     with pytest.raises(ArtifactError, match="not a valid safetensors"):
         load_avp(tmp_path / "a")
     save_avp(small(width=8), tmp_path / "b", "toy", T=3)
-    (tmp_path / "b" / "avp.json").write_text((tmp_path / "b" / "avp.json").read_text().replace('"width": 8',
-                                                                                                  '"width": 4'))
+    (tmp_path / "b" / "avp.json").write_text(
+        (tmp_path / "b" / "avp.json").read_text().replace('"width": 8', '"width": 4')
+    )
     with pytest.raises(ArtifactError, match="does not match its config"):
         load_avp(tmp_path / "b")
 

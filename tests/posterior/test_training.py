@@ -9,8 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from ppl_attention.artifacts import ArtifactError, load_checkpoint, read_manifest
-from ppl_attention.posterior import (TrainAVPConfig, evaluate_avp, fit_temperature, load_avp, random_locations,
-                                     train_avp)
+from ppl_attention.posterior import TrainAVPConfig, evaluate_avp, fit_temperature, load_avp, random_locations, train_avp
 from ppl_attention.sensor import NO_GLIMPSE, Sensor
 
 CFG = dict(width=8, epochs=3, batch_size=32, max_glimpses=2, lr=3e-3, patience=10)
@@ -56,8 +55,9 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, toy):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # a checkpoint from another config is refused, clearly
     with pytest.raises(ArtifactError, match="made with other settings .train.lr: stored"):
-        train_avp(toy(96, 0), toy(32, 0, "valid"), tmp_path / "part", TrainAVPConfig(**{**CFG, "lr": 1e-2}),
-                  progress=False)
+        train_avp(
+            toy(96, 0), toy(32, 0, "valid"), tmp_path / "part", TrainAVPConfig(**{**CFG, "lr": 1e-2}), progress=False
+        )
 
 
 def test_early_stopping_stops(tmp_path, toy):
@@ -116,8 +116,9 @@ def test_distributed_two_ranks_end_with_identical_weights(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     conftest = Path(__file__).with_name("conftest.py")
-    res = subprocess.run([sys.executable, str(script), str(conftest), str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(script), str(conftest), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
