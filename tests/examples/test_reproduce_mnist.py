@@ -41,7 +41,7 @@ def test_both_datasets_every_method_and_seed(quick):
         for method in METHODS:
             for seed in (0, 1):
                 run = _run(base, f"{method}-s{seed}")
-                kind, pretrain = module.cs.METHODS[method]
+                kind, pretrain = module.cs.METHODS[method].supervision, module.cs.METHODS[method].pretrain
                 assert (run["supervision"], run["pretrain"], run["seed"], run["iterations"]) == (
                     kind,
                     pretrain,
