@@ -7,25 +7,10 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.testing import fake_cuda
+from tests._helpers import TINY_AVP, TINY_BASELINES, TINY_PRIOR, folder_dataset, tiny_train
 
 TINY_NET = ["--width", "4", "--hidden", "8", "--embedding", "2", "--batch-size", "4", "--no-progress"]
-TRAIN = [
-    "--iterations",
-    "2",
-    "--validate-every",
-    "2",
-    "--batch-size",
-    "8",
-    "--hidden",
-    "8",
-    "--glimpses",
-    "3",
-    "--no-progress",
-    "--tensorboard",
-    "false",
-    "--seed",
-    "3",
-]
+TRAIN = [*tiny_train(glimpses=3), "--seed", "3"]
 
 
 def on_device(argv) -> tuple[int, dict]:
@@ -69,47 +54,12 @@ def store(folder_run):
     return out
 
 
-def test_train_avp_and_build_prior_on_the_device(folder_run, folder_flags, tmp_path):
-    rc, _ = on_device(
-        [
-            "train-avp",
-            "--dataset",
-            "folder",
-            "--root",
-            str(folder_run / "digits"),
-            "--data-seed",
-            "1",
-            *folder_flags,
-            "--out",
-            str(tmp_path / "avp"),
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--batch-size",
-            "32",
-            "--max-glimpses",
-            "2",
-        ]
-    )
+def test_train_avp_and_build_prior_on_the_device(folder_run, tmp_path):
+    data = folder_dataset(folder_run / "digits")
+    rc, _ = on_device(["train-avp", *data, "--out", str(tmp_path / "avp"), *TINY_AVP, "--max-glimpses", "2"])
     assert rc == 0 and (tmp_path / "avp" / "summary.json").is_file()
-    rc, _ = on_device(
-        [
-            "build-prior",
-            "--dataset-from",
-            str(folder_run / "avp"),
-            "--out",
-            str(tmp_path / "prior"),
-            "--database-size",
-            "1000",
-            "--components",
-            "4",
-            "--fit-samples",
-            "50",
-            "--chunk-size",
-            "40",
-        ]
-    )
+    prior = ["build-prior", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "prior")]
+    rc, _ = on_device([*prior, *TINY_PRIOR])
     assert rc == 0 and (tmp_path / "prior" / "manifest.json").is_file()
 
 
@@ -217,20 +167,6 @@ def test_train_and_baselines_on_the_device(folder_run, store, tmp_path):
     )
     assert rc == 0
     rc, _ = on_device(
-        [
-            "baselines",
-            "--dataset-from",
-            str(folder_run / "avp"),
-            "--out",
-            str(tmp_path / "cnn"),
-            "--archs",
-            "mobilenet_v2",
-            "--widths",
-            "0.25",
-            "--resolutions",
-            "16",
-            "--epochs",
-            "1",
-        ]
+        ["baselines", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "cnn"), *TINY_BASELINES]
     )
     assert rc == 0
