@@ -24,3 +24,8 @@ def tiny_train(glimpses=2, iterations=2) -> list[str]:
     """A quiet ``train`` run of 8 hidden units on batches of 8, validated every 2 iterations."""
     sizes = ["--validate-every", "2", "--batch-size", "8", "--hidden", "8", "--glimpses", str(glimpses)]
     return ["--iterations", str(iterations), *sizes, *QUIET_TRAIN]
+
+
+def generate_argv(avp, prior, device="cpu") -> list[str]:
+    """The start of a ``generate`` command that designs with the AVP at ``avp`` and the prior at ``prior``."""
+    return ["generate", "--device", device, "--avp", str(avp), "--prior", str(prior)]

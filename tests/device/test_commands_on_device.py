@@ -7,8 +7,10 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.testing import fake_cuda
-from tests._helpers import TINY_AVP, TINY_BASELINES, TINY_PRIOR, folder_dataset, tiny_train
+from tests._helpers import TINY_AVP, TINY_BASELINES, TINY_PRIOR, folder_dataset, generate_argv, tiny_train
 
+#: The BOED settings of every store these tests design.
+DESIGN = ["-T", "3", "--num-samples", "6", "--k1", "50"]
 TINY_NET = ["--width", "4", "--hidden", "8", "--embedding", "2", "--batch-size", "4", "--no-progress"]
 TRAIN = [*tiny_train(glimpses=3), "--seed", "3"]
 
@@ -25,32 +27,8 @@ def store(folder_run):
     """An exhaustive store of 4 images, made on the CPU (what train-epe-net distils)."""
     out = folder_run / "store-ex"
     if not out.exists():
-        assert (
-            main(
-                [
-                    "generate",
-                    "--device",
-                    "cpu",
-                    "--avp",
-                    str(folder_run / "avp"),
-                    "--prior",
-                    str(folder_run / "prior"),
-                    "--num-images",
-                    "4",
-                    "-T",
-                    "3",
-                    "--num-samples",
-                    "6",
-                    "--k1",
-                    "50",
-                    "--search",
-                    "exhaustive",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
+        generate = generate_argv(folder_run / "avp", folder_run / "prior")
+        assert main([*generate, "--num-images", "4", *DESIGN, "--search", "exhaustive", "--out", str(out)]) == 0
     return out
 
 
@@ -85,55 +63,14 @@ def test_train_and_evaluate_epe_net_on_the_device(folder_run, store, tmp_path):
     assert history["cuda"] == history["cpu"]  # the same training, on the other device
     rc, _ = on_device(["train-epe-net", *base, "--out", str(tmp_path / "cuda-bf16")])  # bfloat16 autocast, CUDA's
     assert rc == 0 and json.loads((tmp_path / "cuda-bf16" / "history.json").read_text()) != history["cpu"]
-    rc, _ = on_device(
-        [
-            "evaluate-epe-net",
-            str(tmp_path / "cuda"),
-            "--avp",
-            str(folder_run / "avp"),
-            "--prior",
-            str(folder_run / "prior"),
-            "--num-images",
-            "2",
-            "--num-samples",
-            "6",
-            "--k1",
-            "40",
-            "-T",
-            "3",
-            "--searches",
-            "halving",
-            "amortised",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "e"),
-        ]
-    )
+    inputs = ["--avp", str(folder_run / "avp"), "--prior", str(folder_run / "prior"), "--num-images", "2"]
+    searches = ["--searches", "halving", "amortised", "--no-progress"]
+    evaluate = ["evaluate-epe-net", str(tmp_path / "cuda"), *inputs, "--num-samples", "6", "--k1", "40", "-T", "3"]
+    rc, _ = on_device([*evaluate, *searches, "--out", str(tmp_path / "e")])
     assert rc == 0 and "amortised" in json.loads((tmp_path / "e" / "summary.json").read_text())["searches"]
     for search in ("amortised", "hybrid"):
-        rc, _ = on_device(
-            [
-                "generate",
-                "--avp",
-                str(folder_run / "avp"),
-                "--prior",
-                str(folder_run / "prior"),
-                "--num-images",
-                "2",
-                "-T",
-                "3",
-                "--num-samples",
-                "6",
-                "--k1",
-                "50",
-                "--search",
-                search,
-                "--epe-net",
-                str(tmp_path / "cuda"),
-                "--out",
-                str(tmp_path / search),
-            ]
-        )
+        network = ["--search", search, "--epe-net", str(tmp_path / "cuda"), "--out", str(tmp_path / search)]
+        rc, _ = on_device(["generate", *inputs, *DESIGN, *network])
         assert rc == 0
 
 
