@@ -48,24 +48,13 @@ def built(tmp_path_factory):
     )
     base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *base, "--search", "exhaustive", "--num-images", "4", "--out", str(root / "ex")]) == 0
-    assert (
-        main(
-            [
-                "train-epe-net",
-                "--store",
-                str(root / "ex"),
-                "--avp",
-                str(root / "avp"),
-                "--out",
-                str(root / "net"),
-                "--epochs",
-                "2",
-                *TINY_NET,
-            ]
-        )
-        == 0
-    )
+    assert train_epe_net(root / "ex", root / "avp", root / "net", "--epochs", "2", *TINY_NET) == 0
     return root, base
+
+
+def train_epe_net(store, avp, out, *flags) -> int:
+    """The exit code of ``train-epe-net`` on the maps of ``store`` for the AVP at ``avp``, into ``out``."""
+    return main(["train-epe-net", "--store", str(store), "--avp", str(avp), "--out", str(out), *flags])
 
 
 def _run_killed(args: list[str], crash_at: int) -> int:
@@ -123,27 +112,9 @@ def test_train_epe_net_resumes_to_the_uninterrupted_weights(built, tmp_path):
 def test_train_epe_net_refuses_stores_of_other_searches_and_avps(built, tmp_path, capsys):
     root, base = built
     assert main(["generate", *base, "--search", "halving", "--num-images", "1", "--out", str(tmp_path / "h")]) == 0
-    assert (
-        main(
-            ["train-epe-net", "--store", str(tmp_path / "h"), "--avp", str(root / "avp"), "--out", str(tmp_path / "n")]
-        )
-        == 2
-    )
+    assert train_epe_net(tmp_path / "h", root / "avp", tmp_path / "n") == 2
     assert "exhaustive" in capsys.readouterr().err and not (tmp_path / "n").exists()
-    assert (
-        main(
-            [
-                "train-epe-net",
-                "--store",
-                str(root / "ex"),
-                "--avp",
-                str(root / "other-avp"),
-                "--out",
-                str(tmp_path / "n"),
-            ]
-        )
-        == 2
-    )
+    assert train_epe_net(root / "ex", root / "other-avp", tmp_path / "n") == 2
     assert "another AVP" in capsys.readouterr().err and not (tmp_path / "n").exists()
 
 
@@ -187,9 +158,8 @@ def test_a_dagger_store_follows_the_network_and_trains_it_again(built, tmp_path)
     for i in range(2):  # the network's own sequence, with the exhaustive search's map at each of its states
         assert dagger.record(i)["locations"] == amortised.record(i)["locations"]
         assert torch.equal(dagger.epe_maps(i)[0], expert.epe_maps(i)[0])
-    stores = ["--store", str(root / "ex"), "--store", str(tmp_path / "d")]
-    argv = ["train-epe-net", *stores, "--avp", str(root / "avp"), "--out", str(tmp_path / "net"), "--epochs", "1"]
-    assert main([*argv, *TINY_NET]) == 0
+    again = ["--store", str(tmp_path / "d"), "--epochs", "1", *TINY_NET]  # the expert's maps and DAgger's
+    assert train_epe_net(root / "ex", root / "avp", tmp_path / "net", *again) == 0
 
 
 def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
