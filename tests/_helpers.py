@@ -29,3 +29,21 @@ def tiny_train(glimpses=2, iterations=2) -> list[str]:
 def generate_argv(avp, prior, device="cpu") -> list[str]:
     """The start of a ``generate`` command that designs with the AVP at ``avp`` and the prior at ``prior``."""
     return ["generate", "--device", device, "--avp", str(avp), "--prior", str(prior)]
+
+
+def untrained_avp_and_prior(root, seed=0) -> None:
+    """An untrained width-4 AVP (``root / "avp"``, drawn at torch seed ``seed``) and a 200-canvas database prior
+    (``root / "prior"``) on the cluttered-MNIST retina: the smallest inputs a design runs on."""
+    import torch
+
+    from ppl_attention.completion.database import mnist_canvas_source
+    from ppl_attention.completion.pca_index import PCAIndexConfig
+    from ppl_attention.completion.prior import build_prior
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+    from ppl_attention.sensor import Sensor
+
+    grid = Sensor.retina()
+    torch.manual_seed(seed)
+    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
+    index = PCAIndexConfig(components=6, fit_samples=200)
+    build_prior(root / "prior", mnist_canvas_source(), 200, grid, index, progress=False)
