@@ -11,6 +11,7 @@ its own: train-avp from its checkpoint, build-prior by chunks, generate per imag
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import statistics
@@ -24,6 +25,32 @@ from ppl_attention import pipeline
 
 log = logging.getLogger(__name__)
 
+#: The paper settings both the CelebA-HQ and the CUB scripts shrink for ``--tiny``: every stage runs in seconds.
+TINY = {
+    "avp_backbone": "small_cnn",
+    "avp_width": 2,
+    "avp_lr": 2e-3,
+    "avp_batch_size": 4,
+    "avp_epochs": 1,
+    "avp_patience": 1,
+    "avp_pretrained": None,
+    "prior_size": 8,
+    "prior_components": 4,
+    "prior_fit_samples": 8,
+    "num_sequences": 2,
+    "num_samples": 2,
+    "first_num_samples": 1,
+    "k1": 4,
+    "search": "coarse",
+    "glimpses": 2,
+    "train_iterations": 4,
+    "validate_every": 2,
+    "batch_size": 4,
+    "num_supervised": 2,
+    "seeds": (0,),
+    "pretrain_iterations": 2,
+}
+
 
 @dataclass
 class Stage:
@@ -35,6 +62,19 @@ class Stage:
         if self.done is None:
             return False
         return bool(self.done()) if callable(self.done) else Path(self.done).exists()
+
+
+def paper_parser(doc: str, dataset: str, out: str) -> argparse.ArgumentParser:
+    """The flags of both paper scripts: the ``dataset``'s folder, where to write, the device and seed of the BOED
+    stages, the AVP's ImageNet weights and ``--tiny``."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--root", type=Path, required=True, help=f"{dataset} folder")
+    p.add_argument("--out", type=Path, default=Path(out))
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages")
+    p.add_argument("--avp-pretrained", default=None, help="ImageNet DenseNet-121 weights (.safetensors)")
+    p.add_argument("--tiny", action="store_true", help="shrink every size (smoke test on tiny fixtures)")
+    return p
 
 
 def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) -> dict[str, float]:
@@ -56,6 +96,89 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
         timings[st.name] = round(time.perf_counter() - start, 1)
         print(f"{header}: done in {timings[st.name]:.0f} s", flush=True)
     return timings
+
+
+def boed_stages(
+    s, data: pipeline.Dataset, root: Path, out: Path, seqs: Path, common: dict, names: tuple[str, str], **extra: dict
+) -> list[Stage]:
+    """The stages before hard attention that the CelebA-HQ and CUB scripts share, with the paper settings ``s``:
+    train the AVP (not on the images designed for: no oracle) and evaluate it, build the prior, design
+    ``s.num_sequences`` sequences into ``seqs``.  ``names`` are the AVP's and the design's stage names; ``extra``
+    holds a dataset's own options per stage (``avp``, ``prior``, ``design``)."""
+    avp, prior = out / "avp", out / "prior"
+    avp_options = {"backbone": s.avp_backbone, "epochs": s.avp_epochs, "patience": s.avp_patience, "lr": s.avp_lr}
+    avp_options |= {"batch_size": s.avp_batch_size, "width": s.avp_width, "pretrained": s.avp_pretrained}
+    prior_options = {"components": s.prior_components, "fit_samples": s.prior_fit_samples}
+    design_options = {"num_samples": s.num_samples, "k1": s.k1, "search": s.search, "sigma": s.completion_sigma}
+    return [
+        Stage(
+            names[0],
+            avp / "manifest.json",
+            partial(
+                pipeline.train_avp,
+                avp,
+                data,
+                max_glimpses=s.glimpses,
+                exclude_design=s.num_sequences,
+                **avp_options,
+                **extra.get("avp", {}),
+                **common,
+            ),
+        ),
+        Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
+        Stage(
+            "build prior",
+            prior / "manifest.json",
+            partial(
+                pipeline.build_prior,
+                prior,
+                data,
+                database_size=s.prior_size,
+                **prior_options,
+                **extra.get("prior", {}),
+                **common,
+            ),
+        ),
+        Stage(
+            names[1],
+            seqs / "summary.json",
+            partial(
+                pipeline.design_sequences,
+                seqs,
+                avp,
+                prior,
+                dataset=s.dataset,
+                root=root,
+                num_images=s.num_sequences,
+                glimpses=s.glimpses,
+                first_num_samples=s.first_num_samples,
+                **design_options,
+                **extra.get("design", {}),
+                **common,
+            ),
+        ),
+    ]
+
+
+def network_options(s, data: pipeline.Dataset, **extra) -> dict:
+    """The hard-attention network's and its training's options from the paper settings ``s``, and ``extra``."""
+    sizes = {"hidden": s.hidden, "glimpse_dim": s.glimpse_dim, "policy_hidden": s.policy_hidden}
+    steps = {"iterations": s.train_iterations, "validate_every": s.validate_every, "glimpses": s.glimpses}
+    return {
+        "backbone": s.backbone,
+        "lr": s.lr,
+        "batch_size": s.batch_size,
+        **sizes,
+        **steps,
+        "no_progress": True,
+        "dataset": data,
+        **extra,
+    }
+
+
+def run_folders(out: Path, methods, seeds, tag: str = "") -> dict[str, list[Path]]:
+    """Each method's run folder per seed: ``out / "<method><tag>-s<seed>"`` (``RAM+`` spelt ``ramplus``)."""
+    return {m: [out / f"{m.lower().replace('+', 'plus')}{tag}-s{k}" for k in seeds] for m in methods}
 
 
 def training_stages(

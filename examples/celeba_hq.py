@@ -26,7 +26,6 @@ Paper settings the library's commands cannot take (left at the library's behavio
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -35,7 +34,8 @@ from pathlib import Path
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, training_stages, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import Stage, boed_stages, network_options, run_folders, training_stages  # noqa: E402
+from _paper_pipeline import TINY, paper_parser, results_table, run_stages, write_results  # noqa: E402
 
 
 @dataclass
@@ -88,53 +88,14 @@ class PaperSettings:
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(
-        s,
-        avp_backbone="small_cnn",
-        avp_width=2,
-        first_num_samples=1,
-        avp_lr=2e-3,
-        avp_batch_size=4,
-        avp_epochs=1,
-        avp_patience=1,
-        avp_pretrained=None,
-        prior_size=8,
-        prior_components=4,
-        prior_fit_samples=8,
-        num_sequences=2,
-        num_samples=2,
-        k1=4,
-        search="coarse",
-        glimpses=2,
-        train_iterations=4,
-        validate_every=2,
-        batch_size=4,
-        num_supervised=2,
-        seeds=(0,),
-        pretrain_iterations=2,
-    )
+    return replace(s, **TINY)
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_extra=None, train_extra=None):
     common = {"device": device, "seed": seed}
     data = pipeline.Dataset(s.dataset, str(root))
-    avp, prior, seqs, figs = out / "avp", out / "prior", out / f"sequences-attr{s.attribute}", out / "figures"
-    net = {
-        "hidden": s.hidden,
-        "glimpse_dim": s.glimpse_dim,
-        "backbone": s.backbone,
-        "policy_hidden": s.policy_hidden,
-        "lr": s.lr,
-        "batch_size": s.batch_size,
-        "iterations": s.train_iterations,
-        "validate_every": s.validate_every,
-        "glimpses": s.glimpses,
-        "attribute": s.attribute,
-        "best_metric": "loss",
-        "no_progress": True,
-        "dataset": data,
-        **(train_extra or {}),
-    }
+    seqs, figs = out / f"sequences-attr{s.attribute}", out / "figures"
+    net = network_options(s, data, attribute=s.attribute, best_metric="loss", **(train_extra or {}))
     methods = {
         "RAM": {"supervision": "none"},
         "RAM+": {
@@ -146,84 +107,20 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
         },
         "PS-NOGS": {"supervision": "nogs", "sequences": seqs, "num_supervised": s.num_supervised},
     }
-    runs = {m: [out / f"{m.lower().replace('+', 'plus')}-attr{s.attribute}-s{k}" for k in s.seeds] for m in methods}
-    st = [
-        Stage(
-            "train AVP (multilabel, 40 attributes)",
-            avp / "manifest.json",
-            partial(
-                pipeline.train_avp,
-                avp,
-                data,
-                backbone=s.avp_backbone,
-                max_glimpses=s.glimpses,
-                epochs=s.avp_epochs,
-                patience=s.avp_patience,
-                lr=s.avp_lr,
-                batch_size=s.avp_batch_size,
-                width=s.avp_width,
-                pretrained=s.avp_pretrained,
-                **(avp_extra or {}),
-                exclude_design=s.num_sequences,
-                **common,
-            ),
-        ),  # not trained on the designed images (no oracle)
-        Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
-        Stage(
-            "build prior",
-            prior / "manifest.json",
-            partial(
-                pipeline.build_prior,
-                prior,
-                data,
-                database_size=s.prior_size,
-                components=s.prior_components,
-                fit_samples=s.prior_fit_samples,
-                shift=s.prior_shift,
-                **common,
-            ),
-        ),
-        Stage(
-            f"generate {s.num_sequences} sequences (attribute {s.attribute})",
-            seqs / "summary.json",
-            partial(
-                pipeline.design_sequences,
-                seqs,
-                avp,
-                prior,
-                dataset=s.dataset,
-                root=root,
-                task=s.attribute,
-                num_images=s.num_sequences,
-                glimpses=s.glimpses,
-                num_samples=s.num_samples,
-                k1=s.k1,
-                sigma=s.completion_sigma,
-                shift=s.prior_shift,
-                first_num_samples=s.first_num_samples,
-                search=s.search,
-                **common,
-            ),
-        ),
-        Stage(
-            "EPE figure of image 0",
-            figs / "epe.png",
-            partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root),
-        ),
-    ]
+    runs = run_folders(out, methods, s.seeds, f"-attr{s.attribute}")
+    names = ("train AVP (multilabel, 40 attributes)", f"generate {s.num_sequences} sequences (attribute {s.attribute})")
+    shift = {"shift": s.prior_shift}
+    extra = {"avp": avp_extra or {}, "prior": shift, "design": {"task": s.attribute, **shift}}
+    st = boed_stages(s, data, root, out, seqs, common, names, **extra)
+    epe = partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root)
+    st.append(Stage("EPE figure of image 0", figs / "epe.png", epe))
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_ce", figs / "validation_curves.png")
     return st, runs
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", type=Path, required=True, help="CelebA-HQ folder")
-    p.add_argument("--out", type=Path, default=Path("runs/celeba-hq"))
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages")
+    p = paper_parser(__doc__, "CelebA-HQ", "runs/celeba-hq")
     p.add_argument("--attribute", type=int, default=20, help="CelebA attribute 0..39 (default 20 = Male)")
-    p.add_argument("--avp-pretrained", default=None, help="ImageNet DenseNet-121 weights (.safetensors)")
-    p.add_argument("--tiny", action="store_true", help="shrink every size (smoke test on tiny fixtures)")
     args = p.parse_args(argv)
     if not args.root.is_dir():
         raise FileNotFoundError(f"--root {args.root} is not a folder (expected the CelebA-HQ images)")

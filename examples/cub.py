@@ -26,7 +26,6 @@ Paper settings the library's commands cannot take (left at the library's behavio
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -35,7 +34,8 @@ from pathlib import Path
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, training_stages, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import Stage, boed_stages, network_options, run_folders, training_stages  # noqa: E402
+from _paper_pipeline import TINY, paper_parser, results_table, run_stages, write_results  # noqa: E402
 
 EPOCH = 5120 // 64  # iterations per epoch: 5,120 training images, batch 64 (paper sec. 6)
 
@@ -95,61 +95,17 @@ class PaperSettings:
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(
-        s,
-        avp_backbone="small_cnn",
-        avp_width=2,
-        avp_lr=2e-3,
-        avp_batch_size=4,
-        avp_epochs=1,
-        avp_patience=1,
-        avp_pretrained=None,
-        prior_size=8,
-        prior_components=4,
-        prior_fit_samples=8,
-        num_sequences=2,
-        num_samples=2,
-        first_num_samples=1,
-        k1=4,
-        search="coarse",
-        glimpses=2,
-        hidden=16,
-        glimpse_dim=16,
-        backbone="small",
-        backbone_weights=None,
-        lr=1e-3,
-        batch_size=4,
-        pretrain_iterations=2,
-        train_iterations=4,
-        validate_every=2,
-        num_supervised=2,
-        seeds=(0,),
-    )
+    return replace(s, **TINY, hidden=16, glimpse_dim=16, backbone="small", backbone_weights=None, lr=1e-3)
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, train_extra=None):
     common = {"device": device, "seed": seed}
     data = pipeline.Dataset(s.dataset, str(root))
-    avp, prior, seqs, figs = out / "avp", out / "prior", out / "sequences", out / "figures"
-    net = {
-        "hidden": s.hidden,
-        "glimpse_dim": s.glimpse_dim,
-        "backbone": s.backbone,
-        "backbone_weights": s.backbone_weights,
-        "backbone_layers": s.backbone_layers if s.backbone != "small" else None,
-        "policy_hidden": s.policy_hidden,
-        "lr": s.lr,
-        "batch_size": s.batch_size,
-        "iterations": s.train_iterations,
-        "validate_every": s.validate_every,
-        "glimpses": s.glimpses,
-        "best_metric": "accuracy",
-        "pretrain": True,
-        "pretrain_iterations": s.pretrain_iterations,
-        "no_progress": True,
-        "dataset": data,
-        **(train_extra or {}),
-    }
+    seqs, figs = out / "sequences", out / "figures"
+    backbone = {"backbone_weights": s.backbone_weights}
+    backbone["backbone_layers"] = s.backbone_layers if s.backbone != "small" else None
+    pretrain = {"pretrain": True, "pretrain_iterations": s.pretrain_iterations}
+    net = network_options(s, data, best_metric="accuracy", **backbone, **pretrain, **(train_extra or {}))
     heuristic = {"pretrain_locations": "heuristic", "epe_first": seqs / "first_glimpse.json"}
     supervised = {"num_supervised": s.num_supervised}
     all_methods = {
@@ -164,65 +120,11 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, trai
     if unknown:
         raise ValueError(f"methods must be among {sorted(all_methods)}, got {sorted(unknown)}")
     methods = {m: all_methods[m] for m in s.methods}
-    runs = {m: [out / f"{m.lower().replace('+', 'plus')}-s{k}" for k in s.seeds] for m in methods}
-    st = [
-        Stage(
-            "train AVP (species + attributes)",
-            avp / "manifest.json",
-            partial(
-                pipeline.train_avp,
-                avp,
-                data,
-                backbone=s.avp_backbone,
-                max_glimpses=s.glimpses,
-                epochs=s.avp_epochs,
-                patience=s.avp_patience,
-                lr=s.avp_lr,
-                batch_size=s.avp_batch_size,
-                aux_weight=s.avp_aux_weight,
-                width=s.avp_width,
-                pretrained=s.avp_pretrained,
-                exclude_design=s.num_sequences,
-                **common,
-            ),
-        ),  # not trained on the designed images (no oracle)
-        Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
-        Stage(
-            "build prior",
-            prior / "manifest.json",
-            partial(
-                pipeline.build_prior,
-                prior,
-                data,
-                database_size=s.prior_size,
-                components=s.prior_components,
-                fit_samples=s.prior_fit_samples,
-                **common,
-            ),
-        ),
-        Stage(
-            f"generate {s.num_sequences} sequences",
-            seqs / "summary.json",
-            partial(
-                pipeline.design_sequences,
-                seqs,
-                avp,
-                prior,
-                dataset=s.dataset,
-                root=root,
-                num_images=s.num_sequences,
-                glimpses=s.glimpses,
-                num_samples=s.num_samples,
-                k1=s.k1,
-                search=s.search,
-                sigma=s.completion_sigma,
-                target_ess=s.proposal_target_ess,
-                first_num_samples=s.first_num_samples,
-                **common,
-            ),
-        ),
-        Stage("EPE figure of the first designed image", figs / "epe.png", None),  # its call is filled in below
-    ]
+    runs = run_folders(out, methods, s.seeds)
+    names = ("train AVP (species + attributes)", f"generate {s.num_sequences} sequences")
+    extra = {"avp": {"aux_weight": s.avp_aux_weight}, "design": {"target_ess": s.proposal_target_ess}}
+    st = boed_stages(s, data, root, out, seqs, common, names, **extra)
+    st.append(Stage("EPE figure of the first designed image", figs / "epe.png", None))  # its call is filled in below
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_acc", figs / "validation_curves.png")
     return st, runs
 
@@ -235,14 +137,8 @@ def _first_designed(seqs: Path) -> int:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", type=Path, required=True, help="CUB_200_2011 folder")
-    p.add_argument("--out", type=Path, default=Path("runs/cub"))
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages")
+    p = paper_parser(__doc__, "CUB_200_2011", "runs/cub")
     p.add_argument("--vgg-weights", default=None, help="ImageNet VGG-16 weights (.safetensors) for the embedder")
-    p.add_argument("--avp-pretrained", default=None, help="ImageNet DenseNet-121 weights (.safetensors)")
-    p.add_argument("--tiny", action="store_true", help="shrink every size (smoke test on tiny fixtures)")
     args = p.parse_args(argv)
     if not args.root.is_dir():
         raise FileNotFoundError(f"--root {args.root} is not a folder (expected CUB_200_2011)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import zlib
+from dataclasses import field
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ __all__ = [
     "DEFAULT_PRECISION",
     "default_precision",
     "check_precision",
+    "precision_field",
     "autocast",
 ]
 
@@ -41,6 +44,12 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision
+
+
+def precision_field() -> Any:
+    """The ``precision`` setting of a training config (a dataclass field; ``None``: :func:`default_precision`)."""
+    text = "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the CPU)"
+    return field(default=None, metadata={"help": text, "choices": list(PRECISIONS)})
 
 
 def autocast(device: str | torch.device, precision: str | None = None) -> torch.autocast:

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from ppl_attention.cli import main
+from tests._helpers import tiny_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,7 +88,7 @@ def fx(tmp_path_factory) -> dict:
     store.write_record(0, 0, [1, 2], epe=torch.rand(2, 81))
     store.write_first_glimpse(torch.rand(81))
     d["run"] = root / "run"
-    assert main(TRAIN_BASE_ARGS(d["run"])) == 0
+    assert main(train_argv(d["run"])) == 0
     d["file"] = root / "a-file.txt"
     d["file"].write_text("not a folder\n")
     d["nonempty"] = root / "nonempty"
@@ -132,45 +133,12 @@ def fx(tmp_path_factory) -> dict:
     return d
 
 
-def TRAIN_BASE_ARGS(out) -> list[str]:  # noqa: N802  (a constant-like helper)
-    return [
-        "train",
-        "--out",
-        str(out),
-        "--iterations",
-        "2",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "8",
-        "--hidden",
-        "8",
-        "--glimpses",
-        "2",
-        "--no-progress",
-        "--tensorboard",
-        "false",
-    ]
+def train_argv(out) -> list[str]:
+    """A tiny ``train`` run into ``out``."""
+    return ["train", "--out", str(out), *tiny_train()]
 
 
-TRAIN = [
-    "train",
-    "--out",
-    "{out}",
-    "--iterations",
-    "2",
-    "--validate-every",
-    "2",
-    "--batch-size",
-    "8",
-    "--hidden",
-    "8",
-    "--glimpses",
-    "2",
-    "--no-progress",
-    "--tensorboard",
-    "false",
-]
+TRAIN = train_argv("{out}")
 AVP = [
     "train-avp",
     "--device",
@@ -635,7 +603,7 @@ def test_out_in_a_read_only_folder_is_named(tmp_path, capsys):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        assert main(TRAIN_BASE_ARGS(ro / "run")) == 2
+        assert main(train_argv(ro / "run")) == 2
         assert "is not writable" in capsys.readouterr().err
         assert list(ro.iterdir()) == []
     finally:

@@ -28,6 +28,7 @@ from ppl_attention.artifacts import (
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.sensor import Sensor
+from tests._helpers import generate_argv
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_CONFIG = {"dataset": "cluttered-mnist", "task": "label", "grid": Sensor.mnist().to_dict(), "T": 2}
@@ -216,23 +217,8 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     (tmp_path / "avp").mkdir()
     write_manifest(tmp_path / "prior", PRIOR_KIND, {"prior": "database"})  # generate reads which kind of prior
     out = tmp_path / "store"
-    argv = [
-        "generate",
-        "--device",
-        "cpu",
-        "--avp",
-        str(tmp_path / "avp"),
-        "--prior",
-        str(tmp_path / "prior"),
-        "--out",
-        str(out),
-        "--num-images",
-        "2",
-        "--glimpses",
-        "2",
-        "--allow-oracle",
-        "true",
-    ]
+    generate = generate_argv(tmp_path / "avp", tmp_path / "prior")
+    argv = [*generate, "--out", str(out), "--num-images", "2", "--glimpses", "2", "--allow-oracle", "true"]
     assert main(argv) == 2
     assert "the search diverged" in capsys.readouterr().err
     assert calls["store"] == out and not out.exists()

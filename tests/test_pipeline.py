@@ -23,15 +23,8 @@ STAGES = {
 
 
 def test_stages_are_exported_from_the_package():
-    for name in (
-        "train_avp",
-        "build_prior",
-        "design_sequences",
-        "train_attention",
-        "evaluate",
-        "tensor_dataset",
-        *STAGES,
-    ):
+    core = ("train_avp", "build_prior", "design_sequences", "train_attention", "evaluate", "tensor_dataset")
+    for name in (*core, *STAGES):
         assert callable(getattr(ppl_attention, name)) and name in pipeline.__all__
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..sensor import Sensor, NO_GLIMPSE, check_sensor
+from ..data.cub import CUB_PART_NAMES
 from ..runtime import derive_seed, generator
 
 if TYPE_CHECKING:
@@ -47,24 +48,6 @@ __all__ = [
 ]
 
 INVERSE_TEMPERATURE = {"h1": 1.0, "h5": 5.0}
-#: CUB-200-2011 parts.txt, in file order (part id = position + 1).
-CUB_PART_NAMES = (
-    "back",
-    "beak",
-    "belly",
-    "breast",
-    "crown",
-    "forehead",
-    "left eye",
-    "left leg",
-    "left wing",
-    "nape",
-    "right eye",
-    "right leg",
-    "right wing",
-    "tail",
-    "throat",
-)
 #: The paper's hand-crafted order; each slot lists the parts that can fill it, preferred first.
 HGS_PARTS = (("beak",), ("left eye", "right eye"), ("forehead",), ("belly",), ("left leg", "right leg"))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..checks import check_int, check_number
 from ..config import GLIMPSES
-from ..runtime import check_precision
+from ..runtime import check_precision, precision_field
 from .stopping import STOP_TARGETS
 
 __all__ = ["TrainConfig", "check_fields", "scheduled_lr", "supervision_lambda"]
@@ -21,14 +21,7 @@ __all__ = ["TrainConfig", "check_fields", "scheduled_lr", "supervision_lambda"]
 class TrainConfig:
     """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
 
-    precision: str | None = field(
-        default=None,
-        metadata={
-            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-            "CPU)",
-            "choices": ["float32", "bfloat16"],
-        },
-    )
+    precision: str | None = precision_field()
     glimpses: int = field(default=GLIMPSES, metadata={"help": "T, glimpses per image"})
     iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
     batch_size: int = field(default=64, metadata={"help": "minibatch size"})

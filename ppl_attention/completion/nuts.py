@@ -220,9 +220,18 @@ class NUTSCompletion(Completion):
             target_accept_prob=self.cfg.target_accept_prob,
         )
 
+    def _mcmc(self, potential, z0: torch.Tensor, draws: int) -> tuple[torch.Tensor, int, float]:
+        """One NUTS run of ``draws`` from ``z0``: its draws of ``z``, its divergences and its adapted step size."""
+        from pyro.infer import MCMC
+
+        kernel = self._kernel(potential)
+        mcmc = MCMC(kernel, draws, warmup_steps=self.cfg.warmup_steps, initial_params={"z": z0}, disable_progbar=True)
+        mcmc.run()
+        divergences = len(mcmc.diagnostics().get("divergences", {}).get("chain 0", []))
+        return mcmc.get_samples()["z"], divergences, float(kernel.step_size)
+
     def _run(self, loc, obs, z0: torch.Tensor, draws: int) -> tuple[torch.Tensor, dict]:
         """Run the chains from ``z0`` (C, d); returns samples (C, draws, d) and run statistics."""
-        from pyro.infer import MCMC
 
         # A potential function instead of a Pyro model: the same density without Pyro's per-step tracing,
         # much faster for this small decoder.
@@ -231,34 +240,14 @@ class NUTSCompletion(Completion):
             return -self.log_joint(z.reshape(-1, z.shape[-1]), loc.unsqueeze(0), obs).sum()
 
         if self.cfg.chain_method == "vectorized":
-            kernel = self._kernel(potential)
-            mcmc = MCMC(
-                kernel,
-                num_samples=draws,
-                warmup_steps=self.cfg.warmup_steps,
-                num_chains=1,
-                initial_params={"z": z0},
-                disable_progbar=True,
-            )
-            mcmc.run()
-            z = mcmc.get_samples()["z"].transpose(0, 1)  # (draws, C, d) -> (C, draws, d)
-            div = len(mcmc.diagnostics().get("divergences", {}).get("chain 0", []))
-            return z, {"divergences": div, "step_size": [float(kernel.step_size)]}
+            z, div, step = self._mcmc(potential, z0, draws)
+            return z.transpose(0, 1), {"divergences": div, "step_size": [step]}  # (draws, C, d) -> (C, draws, d)
         chains, div, steps = [], 0, []
         for c in range(z0.shape[0]):
-            kernel = self._kernel(potential)
-            mcmc = MCMC(
-                kernel,
-                num_samples=draws,
-                warmup_steps=self.cfg.warmup_steps,
-                num_chains=1,
-                initial_params={"z": z0[c]},
-                disable_progbar=True,
-            )
-            mcmc.run()
-            chains.append(mcmc.get_samples()["z"])
-            div += len(mcmc.diagnostics().get("divergences", {}).get("chain 0", []))
-            steps.append(float(kernel.step_size))
+            z, d, step = self._mcmc(potential, z0[c], draws)
+            chains.append(z)
+            div += d
+            steps.append(step)
         return torch.stack(chains), {"divergences": div, "step_size": steps}
 
     def sample_chains(

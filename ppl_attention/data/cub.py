@@ -24,9 +24,27 @@ from .cache import ImageCache
 if TYPE_CHECKING:
     import os
 
-__all__ = ["CUB", "read_cub", "PAPER_VALID_SIZE"]
+__all__ = ["CUB", "read_cub", "PAPER_VALID_SIZE", "CUB_PART_NAMES"]
 
 PAPER_VALID_SIZE = 874
+#: CUB-200-2011 parts.txt, in file order (part id = position + 1).
+CUB_PART_NAMES = (
+    "back",
+    "beak",
+    "belly",
+    "breast",
+    "crown",
+    "forehead",
+    "left eye",
+    "left leg",
+    "left wing",
+    "nape",
+    "right eye",
+    "right leg",
+    "right wing",
+    "tail",
+    "throat",
+)
 PAPER_TRAIN_TOTAL = 5994
 
 

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .celeba_hq import CELEBA_ATTRIBUTES
+from .cub import CUB_PART_NAMES
 
 __all__ = [
     "fixture_colour",
@@ -119,24 +120,8 @@ def make_cub_folder(
     (root / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
     (root / "train_test_split.txt").write_text("\n".join(split) + "\n")
     (root / "classes.txt").write_text("\n".join(f"{c + 1} {n}" for c, n in enumerate(classes)) + "\n")
-    parts = [
-        "back",
-        "beak",
-        "belly",
-        "breast",
-        "crown",
-        "forehead",
-        "left eye",
-        "left leg",
-        "left wing",
-        "nape",
-        "right eye",
-        "right leg",
-        "right wing",
-        "tail",
-        "throat",
-    ]
-    (root / "parts" / "parts.txt").write_text("\n".join(f"{k + 1} {p}" for k, p in enumerate(parts)) + "\n")
+    parts = "\n".join(f"{k + 1} {p}" for k, p in enumerate(CUB_PART_NAMES))
+    (root / "parts" / "parts.txt").write_text(parts + "\n")
     (root / "parts" / "part_locs.txt").write_text("\n".join(locs) + "\n")
     return root
 

@@ -34,7 +34,7 @@ from ..artifacts import (
     save_checkpoint,
 )
 from ..config import config_to_dict
-from ..runtime import autocast, check_precision, derive_seed, generator
+from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from ..sensor import NO_GLIMPSE
 from .amortised import EPEMapNet, allowed_mask, avp_input, epe_map_loss, map_regret, posterior_probs
 
@@ -56,14 +56,7 @@ MIN_SCALE = 1e-2  # nats
 class TrainEPENetConfig:
     """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
 
-    precision: str | None = field(
-        default=None,
-        metadata={
-            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-            "CPU)",
-            "choices": ["float32", "bfloat16"],
-        },
-    )
+    precision: str | None = precision_field()
     epochs: int = field(default=60, metadata={"help": "passes over the examples"})
     batch_size: int = field(default=64, metadata={"help": "maps per step"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})

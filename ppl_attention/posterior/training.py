@@ -35,7 +35,7 @@ from ..artifacts import (
     save_checkpoint,
 )
 from ..config import GLIMPSES, config_to_dict
-from ..runtime import autocast, check_precision, derive_seed, generator
+from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from .calibration import calibrate_avp
 from .evaluation import check_labels, collect_logits, fetch_batch
 from .glimpses import random_locations
@@ -58,14 +58,7 @@ class TrainAVPConfig:
     )
     width: int = field(default=32, metadata={"help": "small_cnn base width"})
     dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
-    precision: str | None = field(
-        default=None,
-        metadata={
-            "help": "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the "
-            "CPU)",
-            "choices": ["float32", "bfloat16"],
-        },
-    )
+    precision: str | None = precision_field()
     max_glimpses: int = field(
         default=GLIMPSES,
         metadata={

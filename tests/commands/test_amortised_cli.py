@@ -48,24 +48,13 @@ def built(tmp_path_factory):
     )
     base = ["--avp", str(root / "avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
     assert main(["generate", *base, "--search", "exhaustive", "--num-images", "4", "--out", str(root / "ex")]) == 0
-    assert (
-        main(
-            [
-                "train-epe-net",
-                "--store",
-                str(root / "ex"),
-                "--avp",
-                str(root / "avp"),
-                "--out",
-                str(root / "net"),
-                "--epochs",
-                "2",
-                *TINY_NET,
-            ]
-        )
-        == 0
-    )
+    assert train_epe_net(root / "ex", root / "avp", root / "net", "--epochs", "2", *TINY_NET) == 0
     return root, base
+
+
+def train_epe_net(store, avp, out, *flags) -> int:
+    """The exit code of ``train-epe-net`` on the maps of ``store`` for the AVP at ``avp``, into ``out``."""
+    return main(["train-epe-net", "--store", str(store), "--avp", str(avp), "--out", str(out), *flags])
 
 
 def _run_killed(args: list[str], crash_at: int) -> int:
@@ -123,27 +112,9 @@ def test_train_epe_net_resumes_to_the_uninterrupted_weights(built, tmp_path):
 def test_train_epe_net_refuses_stores_of_other_searches_and_avps(built, tmp_path, capsys):
     root, base = built
     assert main(["generate", *base, "--search", "halving", "--num-images", "1", "--out", str(tmp_path / "h")]) == 0
-    assert (
-        main(
-            ["train-epe-net", "--store", str(tmp_path / "h"), "--avp", str(root / "avp"), "--out", str(tmp_path / "n")]
-        )
-        == 2
-    )
+    assert train_epe_net(tmp_path / "h", root / "avp", tmp_path / "n") == 2
     assert "exhaustive" in capsys.readouterr().err and not (tmp_path / "n").exists()
-    assert (
-        main(
-            [
-                "train-epe-net",
-                "--store",
-                str(root / "ex"),
-                "--avp",
-                str(root / "other-avp"),
-                "--out",
-                str(tmp_path / "n"),
-            ]
-        )
-        == 2
-    )
+    assert train_epe_net(root / "ex", root / "other-avp", tmp_path / "n") == 2
     assert "another AVP" in capsys.readouterr().err and not (tmp_path / "n").exists()
 
 
@@ -176,25 +147,9 @@ def test_generate_with_the_network_writes_the_store_and_resumes(built, tmp_path,
 
 def test_a_dagger_store_follows_the_network_and_trains_it_again(built, tmp_path):
     root, base = built
-    args = ["generate", *base, "--search", "dagger", "--epe-net", str(root / "net"), "--num-images", "2"]
-    assert main([*args, "--out", str(tmp_path / "d")]) == 0
-    assert (
-        main(
-            [
-                "generate",
-                *base,
-                "--search",
-                "amortised",
-                "--epe-net",
-                str(root / "net"),
-                "--num-images",
-                "2",
-                "--out",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 0
-    )
+    net = ["--epe-net", str(root / "net"), "--num-images", "2"]
+    assert main(["generate", *base, "--search", "dagger", *net, "--out", str(tmp_path / "d")]) == 0
+    assert main(["generate", *base, "--search", "amortised", *net, "--out", str(tmp_path / "a")]) == 0
     dagger, amortised, expert = (
         SequenceStore.open(tmp_path / "d"),
         SequenceStore.open(tmp_path / "a"),
@@ -203,25 +158,8 @@ def test_a_dagger_store_follows_the_network_and_trains_it_again(built, tmp_path)
     for i in range(2):  # the network's own sequence, with the exhaustive search's map at each of its states
         assert dagger.record(i)["locations"] == amortised.record(i)["locations"]
         assert torch.equal(dagger.epe_maps(i)[0], expert.epe_maps(i)[0])
-    assert (
-        main(
-            [
-                "train-epe-net",
-                "--store",
-                str(root / "ex"),
-                "--store",
-                str(tmp_path / "d"),
-                "--avp",
-                str(root / "avp"),
-                "--out",
-                str(tmp_path / "net"),
-                "--epochs",
-                "1",
-                *TINY_NET,
-            ]
-        )
-        == 0
-    )
+    again = ["--store", str(tmp_path / "d"), "--epochs", "1", *TINY_NET]  # the expert's maps and DAgger's
+    assert train_epe_net(root / "ex", root / "avp", tmp_path / "net", *again) == 0
 
 
 def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, capsys):
@@ -229,55 +167,25 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
     from ppl_attention.sensor import Sensor
 
     root, base = built
-    other = ["--avp", str(root / "other-avp"), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
-    assert (
-        main(
-            [
-                "generate",
-                *other,
-                "--search",
-                "amortised",
-                "--epe-net",
-                str(root / "net"),
-                "--num-images",
-                "1",
-                "--out",
-                str(tmp_path / "g"),
-            ]
-        )
-        == 2
-    )
+
+    def inputs(avp):
+        return ["--avp", str(avp), "--prior", str(root / "prior"), *SMALL, "--allow-oracle", "true"]
+
+    def refused(inputs, search, net) -> bool:
+        """``generate --search search --epe-net net`` exits with a usage error and writes nothing."""
+        argv = ["generate", *inputs, "--search", search, "--epe-net", str(net), "--num-images", "1"]
+        return main([*argv, "--out", str(tmp_path / "g")]) == 2 and not (tmp_path / "g").exists()
+
+    assert refused(inputs(root / "other-avp"), "amortised", root / "net")
     err = capsys.readouterr().err
-    assert "--epe-net" in err and "AVP" in err and not (tmp_path / "g").exists()
+    assert "--epe-net" in err and "AVP" in err
     # the same manifest, other weights: still refused (the weights' checksum is part of the tie)
     import shutil
 
     shutil.copytree(root / "avp", tmp_path / "retrained")
     shutil.copy(root / "other-avp" / "avp.safetensors", tmp_path / "retrained" / "avp.safetensors")
-    assert (
-        main(
-            [
-                "generate",
-                "--avp",
-                str(tmp_path / "retrained"),
-                "--prior",
-                str(root / "prior"),
-                *SMALL,
-                "--allow-oracle",
-                "true",
-                "--search",
-                "amortised",
-                "--epe-net",
-                str(root / "net"),
-                "--num-images",
-                "1",
-                "--out",
-                str(tmp_path / "g"),
-            ]
-        )
-        == 2
-    )
-    assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
+    assert refused(inputs(tmp_path / "retrained"), "amortised", root / "net")
+    assert "--epe-net" in capsys.readouterr().err
     # a network for the one-scale grid, otherwise tied to this AVP and prior
     config = json.loads((root / "net" / "manifest.json").read_text())["config"]
     mnist = Sensor.mnist()
@@ -287,81 +195,27 @@ def test_generate_refuses_a_network_of_another_avp_or_sensor(built, tmp_path, ca
         {**config, "grid": mnist.to_dict()},
     )
     assert load_epe_net(tmp_path / "onescale").grid == mnist
-    assert (
-        main(
-            [
-                "generate",
-                *base,
-                "--search",
-                "hybrid",
-                "--epe-net",
-                str(tmp_path / "onescale"),
-                "--num-images",
-                "1",
-                "--out",
-                str(tmp_path / "g"),
-            ]
-        )
-        == 2
-    )
+    assert refused(base, "hybrid", tmp_path / "onescale")
     err = capsys.readouterr().err
-    assert "--epe-net" in err and "sensor" in err and not (tmp_path / "g").exists()
+    assert "--epe-net" in err and "sensor" in err
     # the network searches need a network; the others do not read one
     assert main(["generate", *base, "--search", "amortised", "--num-images", "1", "--out", str(tmp_path / "g")]) == 2
     assert "--epe-net" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "generate",
-                *base,
-                "--search",
-                "halving",
-                "--epe-net",
-                str(root / "net"),
-                "--num-images",
-                "1",
-                "--out",
-                str(tmp_path / "g"),
-            ]
-        )
-        == 2
-    )
-    assert "--epe-net" in capsys.readouterr().err and not (tmp_path / "g").exists()
+    assert refused(base, "halving", root / "net")
+    assert "--epe-net" in capsys.readouterr().err
+
+
+def _evaluation_inputs(root) -> list[str]:
+    """``evaluate-epe-net``'s network, AVP and prior, and the reference store's completion settings."""
+    inputs = [str(root / "net"), "--avp", str(root / "avp"), "--prior", str(root / "prior")]
+    return [*inputs, "--num-samples", "6", "--k1", "40", "--glimpses", "3"]
 
 
 def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
     root, _ = built
-    assert (
-        main(
-            [
-                "evaluate-epe-net",
-                str(root / "net"),
-                "--avp",
-                str(root / "avp"),
-                "--prior",
-                str(root / "prior"),
-                "--num-images",
-                "2",
-                "--num-samples",
-                "6",
-                "--k1",
-                "40",
-                "--glimpses",
-                "3",
-                "--hybrid-top",
-                "2",
-                "--searches",
-                "halving",
-                "hybrid",
-                "amortised",
-                "exhaustive-independent",
-                "--no-progress",
-                "--out",
-                str(tmp_path / "e"),
-            ]
-        )
-        == 0
-    )
+    searches = ["--searches", "halving", "hybrid", "amortised", "exhaustive-independent", "--hybrid-top", "2"]
+    argv = ["evaluate-epe-net", *_evaluation_inputs(root), "--num-images", "2", *searches]
+    assert main([*argv, "--no-progress", "--out", str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     s = summary["searches"]
     assert set(s) == {
@@ -387,32 +241,8 @@ def test_evaluate_epe_net_reports_regret_and_speed(built, tmp_path):
 
 def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built, tmp_path, capsys):
     root, _ = built
-    args = [
-        "evaluate-epe-net",
-        str(root / "net"),
-        "--avp",
-        str(root / "avp"),
-        "--prior",
-        str(root / "prior"),
-        "--split",
-        "train",
-        "--num-images",
-        "2",
-        "--num-samples",
-        "6",
-        "--k1",
-        "40",
-        "--glimpses",
-        "3",
-        "--searches",
-        "hybrid",
-        "amortised",
-        "--hybrid-top",
-        "2",
-        "--no-progress",
-        "--precision",
-        "bfloat16",
-    ]  # the reference store's
+    searches = ["--searches", "hybrid", "amortised", "--hybrid-top", "2", "--no-progress", "--precision", "bfloat16"]
+    args = ["evaluate-epe-net", *_evaluation_inputs(root), "--split", "train", "--num-images", "2", *searches]
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
     assert main([*args, "--reference", str(root / "ex"), "--out", str(tmp_path / "ref")]) == 0
     full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))

@@ -3,31 +3,13 @@
 import json
 
 from ppl_attention.cli import main
+from tests._helpers import TINY_AVP
 
 
 def test_train_then_evaluate_avp_cli(tmp_path, capsys):
     out = tmp_path / "avp"
-    rc = main(
-        [
-            "train-avp",
-            "--device",
-            "cpu",
-            "--dataset",
-            "cluttered-mnist",
-            "--out",
-            str(out),
-            "--train-size",
-            "64",
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--batch-size",
-            "32",
-            "--glimpses",
-            "2",
-        ]
-    )
+    data = ["--dataset", "cluttered-mnist", "--train-size", "64"]
+    rc = main(["train-avp", "--device", "cpu", *data, "--out", str(out), *TINY_AVP, "--glimpses", "2"])
     assert rc == 0
     for name in ("avp.safetensors", "avp.json", "manifest.json", "summary.json", "history.json"):
         assert (out / name).is_file()

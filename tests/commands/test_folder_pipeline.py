@@ -10,20 +10,9 @@ import torch
 from ppl_attention.cli import main
 from ppl_attention.data import load_dataset
 from ppl_attention.data.fixtures import make_digits_folder
+from tests._helpers import FOLDER_FLAGS, TINY_AVP, TINY_BASELINES, TINY_PRIOR, folder_dataset, tiny_train
 
 OPTIONS = {"size": 16, "channels": 1, "glimpse_size": 4, "stride": 4, "noise_schedule": [60.0, 80.0]}
-FLAGS = [
-    "--dataset-option",
-    "size=16",
-    "--dataset-option",
-    "channels=1",
-    "--option",
-    "glimpse_size=4",
-    "--dataset-option",
-    "stride=4",
-    "--dataset-option",
-    "noise_schedule=60,80",
-]
 GRID = {"image_size": [16, 16], "glimpse_size": [4, 4]}
 CPU = ["--device", "cpu"]
 
@@ -45,34 +34,8 @@ def digits(tmp_path_factory):
 @pytest.fixture(scope="module")
 def avp(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "avp"
-    assert (
-        main(
-            [
-                "train-avp",
-                *CPU,
-                "--dataset",
-                "folder",
-                "--root",
-                str(digits),
-                "--data-seed",
-                "1",
-                *FLAGS,
-                "--out",
-                str(out),
-                "--epochs",
-                "1",
-                "--width",
-                "4",
-                "--batch-size",
-                "32",
-                "--glimpses",
-                "2",
-                "--exclude-design",
-                "3",
-            ]
-        )
-        == 0
-    )  # generate designs for the first 3 training images: no oracle
+    argv = ["train-avp", *CPU, *folder_dataset(digits), "--out", str(out), *TINY_AVP, "--glimpses", "2"]
+    assert main([*argv, "--exclude-design", "3"]) == 0  # generate designs for the first 3 training images: no oracle
     return out
 
 
@@ -89,27 +52,7 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     assert "best_epoch" in json.loads((avp / "summary.json").read_text())  # train-avp's summary is kept
     # build-prior: the dataset from the AVP
     prior = tmp_path / "prior"
-    assert (
-        main(
-            [
-                "build-prior",
-                *CPU,
-                "--dataset-from",
-                str(avp),
-                "--out",
-                str(prior),
-                "--database-size",
-                "1000",
-                "--components",
-                "4",
-                "--fit-samples",
-                "50",
-                "--chunk-size",
-                "40",
-            ]
-        )
-        == 0
-    )
+    assert main(["build-prior", *CPU, "--dataset-from", str(avp), "--out", str(prior), *TINY_PRIOR]) == 0
     pcfg = _config(prior)
     _check_data(pcfg["data"], digits)
     train = load_dataset("folder", root=digits, split="train", seed=1, **OPTIONS)
@@ -149,23 +92,7 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
     # plot epe: the image of the store's dataset is drawn without --root
     assert main(["plot", "epe", str(store), "--index", "0", "--out", str(tmp_path / "epe.png")]) == 0
     # train: PS-NOGS reads the dataset from the store; RAM from the AVP (--dataset-from)
-    common = [
-        "--iterations",
-        "2",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "8",
-        "--hidden",
-        "8",
-        "--glimpses",
-        "2",
-        "--no-progress",
-        "--tensorboard",
-        "false",
-        "--seed",
-        "3",
-    ]
+    common = [*tiny_train(), "--seed", "3"]
     for name, extra in (
         ("nogs", ["--supervision", "nogs", "--sequences", str(store), "--num-supervised", "3"]),
         ("ram", ["--supervision", "none", "--dataset-from", str(avp)]),
@@ -176,27 +103,7 @@ def test_every_command_honours_the_folder_options_typed_once(digits, avp, tmp_pa
         assert rcfg["data_seed"] == 1 and rcfg["seed"] == 3
         assert tuple(rcfg["network"]["grid"]["image_size"]) == (16, 16)
     # baselines: the dataset from the AVP too
-    assert (
-        main(
-            [
-                "baselines",
-                *CPU,
-                "--dataset-from",
-                str(avp),
-                "--out",
-                str(tmp_path / "cnn"),
-                "--archs",
-                "mobilenet_v2",
-                "--widths",
-                "0.25",
-                "--resolutions",
-                "16",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main(["baselines", *CPU, "--dataset-from", str(avp), "--out", str(tmp_path / "cnn"), *TINY_BASELINES]) == 0
     _check_data(_config(tmp_path / "cnn")["data"], digits)
 
 
@@ -214,25 +121,7 @@ def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming
     err = capsys.readouterr().err
     assert f"--root {other} contradicts avp" in err and str(digits.resolve()) in err
     # repeating what the artefact records is fine
-    assert (
-        main(
-            [
-                "evaluate-avp",
-                str(avp),
-                *CPU,
-                "--draws",
-                "1",
-                "--dataset",
-                "folder",
-                "--root",
-                str(digits),
-                "--data-seed",
-                "1",
-                *FLAGS,
-            ]
-        )
-        == 0
-    )
+    assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1", *folder_dataset(digits)]) == 0
     # an option the dataset does not take is refused by the dataset's own signature, naming it
     assert (
         main(
@@ -258,32 +147,8 @@ def test_a_split_seed_or_option_that_contradicts_the_artefact_is_an_error_naming
 def test_train_at_one_split_seed_evaluate_at_another_never_leaks(digits, tmp_path, capsys, one_thread):
     """The issue's case: an AVP trained at split seed 1, evaluated with the default --seed 0."""
     avp = tmp_path / "avp"
-    assert (
-        main(
-            [
-                "train-avp",
-                *CPU,
-                "--dataset",
-                "folder",
-                "--root",
-                str(digits),
-                "--seed",
-                "1",
-                *FLAGS,
-                "--out",
-                str(avp),
-                "--epochs",
-                "1",
-                "--width",
-                "4",
-                "--batch-size",
-                "32",
-                "--glimpses",
-                "1",
-            ]
-        )
-        == 0
-    )
+    argv = ["train-avp", *CPU, "--dataset", "folder", "--root", str(digits), "--seed", "1", *FOLDER_FLAGS]
+    assert main([*argv, "--out", str(avp), *TINY_AVP, "--glimpses", "1"]) == 0
     assert main(["evaluate-avp", str(avp), *CPU, "--draws", "1"]) == 0  # --seed 0: glimpses only
     ev = json.loads((avp / "evaluation.json").read_text())
     assert ev["data"]["seed"] == 1 and ev["seed"] == 0

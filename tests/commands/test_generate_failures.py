@@ -6,29 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from ppl_attention.cli import main
 from ppl_attention.design import executors
 from ppl_attention.design.images import ImageFactory
 from ppl_attention.design.store import SequenceStore
+from tests._helpers import untrained_avp_and_prior
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    from ppl_attention.completion.database import mnist_canvas_source
-    from ppl_attention.completion.pca_index import PCAIndexConfig
-    from ppl_attention.completion.prior import build_prior
-    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import Sensor
-
     root = tmp_path_factory.mktemp("failures")
-    grid = Sensor.retina()
-    torch.manual_seed(0)
-    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
-    build_prior(
-        root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200), progress=False
-    )
+    untrained_avp_and_prior(root)
     return [
         "generate",
         "--device",

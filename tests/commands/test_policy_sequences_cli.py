@@ -6,24 +6,11 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
+from tests._helpers import tiny_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = [
-    "--iterations",
-    "2",
-    "--validate-every",
-    "2",
-    "--batch-size",
-    "8",
-    "--hidden",
-    "8",
-    "--glimpses",
-    "3",
-    "--no-progress",
-    "--tensorboard",
-    "false",
-]
+TINY = tiny_train(glimpses=3)
 
 
 def test_a_trained_runs_sequences_supervise_another_run(tmp_path, capsys):

@@ -6,6 +6,7 @@ import pytest
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
 from ppl_attention.sensor import Sensor
+from tests._helpers import QUIET_TRAIN, tiny_train
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -13,30 +14,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_train_on_cluttered_mnist_then_plot_the_curves(tmp_path):
     out = tmp_path / "run"
-    argv = [
-        "train",
-        "--out",
-        str(out),
-        "--supervision",
-        "hgs",
-        "--num-supervised",
-        "50",
-        "--iterations",
-        "4",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "16",
-        "--hidden",
-        "16",
-        "--glimpses",
-        "3",
-        "--no-progress",
-        "--tensorboard",
-        "false",
-        "--seed",
-        "1",
-    ]
+    run = ["--out", str(out), "--supervision", "hgs", "--num-supervised", "50", "--iterations", "4", "--seed", "1"]
+    sizes = ["--validate-every", "2", "--batch-size", "16", "--hidden", "16", "--glimpses", "3"]
+    argv = ["train", *run, *sizes, *QUIET_TRAIN]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 4 and summary["num_supervised"] == 50 and summary["seed"] == 1
@@ -89,32 +69,8 @@ def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tm
     )
     store.write_record(3, 0, [1, 2, 3])
     out = tmp_path / "run"
-    argv = [
-        "train",
-        "--out",
-        str(out),
-        "--supervision",
-        "nogs",
-        "--sequences",
-        str(tmp_path / "store"),
-        "--iterations",
-        "2",
-        "--validate-every",
-        "2",
-        "--batch-size",
-        "8",
-        "--hidden",
-        "8",
-        "--glimpses",
-        "3",
-        "--no-progress",
-        "--tensorboard",
-        "false",
-        "--num-supervised",
-        "1",
-        "--seed",
-        "2",
-    ]
+    nogs = ["--supervision", "nogs", "--sequences", str(tmp_path / "store"), "--num-supervised", "1"]
+    argv = ["train", "--out", str(out), *nogs, *tiny_train(glimpses=3), "--seed", "2"]
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 2 and manifest["config"]["data_seed"] == 0

@@ -18,6 +18,7 @@ from ppl_attention.completion.compare import (
 from ppl_attention.completion.metrics import glimpse_rmse, label_agreement, mixture_log_likelihood, pairwise_diversity
 from ppl_attention.completion.report import write_comparison
 from ppl_attention.sensor import Sensor
+from tests._helpers import generate_argv
 
 GRID = Sensor.mnist()
 LOG_NORM = -0.5 * math.log(2 * math.pi)
@@ -313,34 +314,9 @@ def test_cli_compares_both_priors_and_nuts_along_random_and_store_sequences(tmp_
     )
     out = tmp_path / "cc"
     assert main(["build-prior", "--dataset-from", str(tmp_path / "avp"), "--out", str(tmp_path / "gp")]) == 0
-    assert (
-        main(
-            [
-                "generate",
-                "--device",
-                "cpu",
-                "--avp",
-                str(tmp_path / "avp"),
-                "--prior",
-                str(tmp_path / "gp"),
-                "--split",
-                "test",
-                "--num-images",
-                "2",
-                "--glimpses",
-                "1",
-                "--num-samples",
-                "4",
-                "--k1",
-                "50",
-                "--search",
-                "exhaustive",
-                "--out",
-                str(tmp_path / "store"),
-            ]
-        )
-        == 0
-    )
+    sizes = ["--num-images", "2", "--glimpses", "1", "--num-samples", "4", "--k1", "50", "--search", "exhaustive"]
+    generate = generate_argv(tmp_path / "avp", tmp_path / "gp")
+    assert main([*generate, "--split", "test", *sizes, "--out", str(tmp_path / "store")]) == 0
     assert (
         main(
             [

@@ -8,6 +8,7 @@ from ppl_attention.completion.database import mnist_canvas_source
 from ppl_attention.design.images import ImageFactory
 from ppl_attention.sensor import Sensor
 from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+from tests._helpers import generate_argv
 
 
 @pytest.fixture(scope="module")
@@ -136,38 +137,10 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     from ppl_attention.cli import main
 
     out = tmp_path / "store"
-    assert (
-        main(
-            [
-                "generate",
-                "--device",
-                "cpu",
-                "--avp",
-                str(artefacts / "avp"),
-                "--prior",
-                str(generative_prior),
-                "--num-images",
-                "2",
-                "--glimpses",
-                "3",
-                "--num-samples",
-                "6",
-                "--k1",
-                "200",
-                "--search",
-                "exhaustive",
-                "--min-ess",
-                "3",
-                "--max-k1",
-                "600",
-                "--allow-oracle",
-                "true",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    generate = generate_argv(artefacts / "avp", generative_prior)
+    sizes = ["--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive"]
+    ess = ["--min-ess", "3", "--max-k1", "600", "--allow-oracle", "true"]
+    assert main([*generate, *sizes, *ess, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
     assert set(summary["ess"]["per_image"]) == {"0", "1"} and set(summary["ess"]["per_step"]) == {"2", "3"}
@@ -175,28 +148,8 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     assert len(record["ess"]) == 2 and all(v >= 1.0 for v in record["ess"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
-    assert (
-        main(
-            [
-                "generate",
-                "--device",
-                "cpu",
-                "--avp",
-                str(artefacts / "avp"),
-                "--prior",
-                str(generative_prior),
-                "--num-images",
-                "1",
-                "--min-ess",
-                "0.5",
-                "--allow-oracle",
-                "true",
-                "--out",
-                str(tmp_path / "bad"),
-            ]
-        )
-        == 2
-    )
+    bad = ["--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true", "--out", str(tmp_path / "bad")]
+    assert main([*generate, *bad]) == 2
     # the calibration figure of the store: predicted EPE of each chosen location vs realised entropy
     fig = tmp_path / "calibration.png"
     assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0

@@ -7,25 +7,12 @@ import pytest
 
 from ppl_attention.cli import main
 from ppl_attention.testing import fake_cuda
+from tests._helpers import TINY_AVP, TINY_BASELINES, TINY_PRIOR, folder_dataset, generate_argv, tiny_train
 
+#: The BOED settings of every store these tests design.
+DESIGN = ["-T", "3", "--num-samples", "6", "--k1", "50"]
 TINY_NET = ["--width", "4", "--hidden", "8", "--embedding", "2", "--batch-size", "4", "--no-progress"]
-TRAIN = [
-    "--iterations",
-    "2",
-    "--validate-every",
-    "2",
-    "--batch-size",
-    "8",
-    "--hidden",
-    "8",
-    "--glimpses",
-    "3",
-    "--no-progress",
-    "--tensorboard",
-    "false",
-    "--seed",
-    "3",
-]
+TRAIN = [*tiny_train(glimpses=3), "--seed", "3"]
 
 
 def on_device(argv) -> tuple[int, dict]:
@@ -40,76 +27,17 @@ def store(folder_run):
     """An exhaustive store of 4 images, made on the CPU (what train-epe-net distils)."""
     out = folder_run / "store-ex"
     if not out.exists():
-        assert (
-            main(
-                [
-                    "generate",
-                    "--device",
-                    "cpu",
-                    "--avp",
-                    str(folder_run / "avp"),
-                    "--prior",
-                    str(folder_run / "prior"),
-                    "--num-images",
-                    "4",
-                    "-T",
-                    "3",
-                    "--num-samples",
-                    "6",
-                    "--k1",
-                    "50",
-                    "--search",
-                    "exhaustive",
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
-        )
+        generate = generate_argv(folder_run / "avp", folder_run / "prior")
+        assert main([*generate, "--num-images", "4", *DESIGN, "--search", "exhaustive", "--out", str(out)]) == 0
     return out
 
 
-def test_train_avp_and_build_prior_on_the_device(folder_run, folder_flags, tmp_path):
-    rc, _ = on_device(
-        [
-            "train-avp",
-            "--dataset",
-            "folder",
-            "--root",
-            str(folder_run / "digits"),
-            "--data-seed",
-            "1",
-            *folder_flags,
-            "--out",
-            str(tmp_path / "avp"),
-            "--epochs",
-            "1",
-            "--width",
-            "4",
-            "--batch-size",
-            "32",
-            "--max-glimpses",
-            "2",
-        ]
-    )
+def test_train_avp_and_build_prior_on_the_device(folder_run, tmp_path):
+    data = folder_dataset(folder_run / "digits")
+    rc, _ = on_device(["train-avp", *data, "--out", str(tmp_path / "avp"), *TINY_AVP, "--max-glimpses", "2"])
     assert rc == 0 and (tmp_path / "avp" / "summary.json").is_file()
-    rc, _ = on_device(
-        [
-            "build-prior",
-            "--dataset-from",
-            str(folder_run / "avp"),
-            "--out",
-            str(tmp_path / "prior"),
-            "--database-size",
-            "1000",
-            "--components",
-            "4",
-            "--fit-samples",
-            "50",
-            "--chunk-size",
-            "40",
-        ]
-    )
+    prior = ["build-prior", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "prior")]
+    rc, _ = on_device([*prior, *TINY_PRIOR])
     assert rc == 0 and (tmp_path / "prior" / "manifest.json").is_file()
 
 
@@ -135,55 +63,14 @@ def test_train_and_evaluate_epe_net_on_the_device(folder_run, store, tmp_path):
     assert history["cuda"] == history["cpu"]  # the same training, on the other device
     rc, _ = on_device(["train-epe-net", *base, "--out", str(tmp_path / "cuda-bf16")])  # bfloat16 autocast, CUDA's
     assert rc == 0 and json.loads((tmp_path / "cuda-bf16" / "history.json").read_text()) != history["cpu"]
-    rc, _ = on_device(
-        [
-            "evaluate-epe-net",
-            str(tmp_path / "cuda"),
-            "--avp",
-            str(folder_run / "avp"),
-            "--prior",
-            str(folder_run / "prior"),
-            "--num-images",
-            "2",
-            "--num-samples",
-            "6",
-            "--k1",
-            "40",
-            "-T",
-            "3",
-            "--searches",
-            "halving",
-            "amortised",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "e"),
-        ]
-    )
+    inputs = ["--avp", str(folder_run / "avp"), "--prior", str(folder_run / "prior"), "--num-images", "2"]
+    searches = ["--searches", "halving", "amortised", "--no-progress"]
+    evaluate = ["evaluate-epe-net", str(tmp_path / "cuda"), *inputs, "--num-samples", "6", "--k1", "40", "-T", "3"]
+    rc, _ = on_device([*evaluate, *searches, "--out", str(tmp_path / "e")])
     assert rc == 0 and "amortised" in json.loads((tmp_path / "e" / "summary.json").read_text())["searches"]
     for search in ("amortised", "hybrid"):
-        rc, _ = on_device(
-            [
-                "generate",
-                "--avp",
-                str(folder_run / "avp"),
-                "--prior",
-                str(folder_run / "prior"),
-                "--num-images",
-                "2",
-                "-T",
-                "3",
-                "--num-samples",
-                "6",
-                "--k1",
-                "50",
-                "--search",
-                search,
-                "--epe-net",
-                str(tmp_path / "cuda"),
-                "--out",
-                str(tmp_path / search),
-            ]
-        )
+        network = ["--search", search, "--epe-net", str(tmp_path / "cuda"), "--out", str(tmp_path / search)]
+        rc, _ = on_device(["generate", *inputs, *DESIGN, *network])
         assert rc == 0
 
 
@@ -217,20 +104,6 @@ def test_train_and_baselines_on_the_device(folder_run, store, tmp_path):
     )
     assert rc == 0
     rc, _ = on_device(
-        [
-            "baselines",
-            "--dataset-from",
-            str(folder_run / "avp"),
-            "--out",
-            str(tmp_path / "cnn"),
-            "--archs",
-            "mobilenet_v2",
-            "--widths",
-            "0.25",
-            "--resolutions",
-            "16",
-            "--epochs",
-            "1",
-        ]
+        ["baselines", "--dataset-from", str(folder_run / "avp"), "--out", str(tmp_path / "cnn"), *TINY_BASELINES]
     )
     assert rc == 0

@@ -5,6 +5,7 @@ import torch
 
 from ppl_attention.cli import main
 from ppl_attention.design.store import SequenceStore
+from tests._helpers import tiny_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,32 +44,5 @@ def test_evaluate_avp_and_train_on_cuda(folder_run, tmp_path):
 
     shutil.copytree(folder_run / "avp", tmp_path / "avp")
     assert main(["evaluate-avp", str(tmp_path / "avp"), "--device", "cuda", "--draws", "1"]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--device",
-                "cuda",
-                "--out",
-                str(tmp_path / "ram"),
-                "--supervision",
-                "none",
-                "--dataset-from",
-                str(folder_run / "avp"),
-                "--iterations",
-                "2",
-                "--validate-every",
-                "2",
-                "--batch-size",
-                "8",
-                "--hidden",
-                "8",
-                "--glimpses",
-                "2",
-                "--no-progress",
-                "--tensorboard",
-                "false",
-            ]
-        )
-        == 0
-    )
+    ram = ["--out", str(tmp_path / "ram"), "--supervision", "none", "--dataset-from", str(folder_run / "avp")]
+    assert main(["train", "--device", "cuda", *ram, *tiny_train()]) == 0

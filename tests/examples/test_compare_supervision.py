@@ -23,29 +23,14 @@ def trained(load_example, monkeypatch):
     return cs, seen
 
 
+#: Seed 0 of 400 iterations on the sequences of ``store``, at split seed 0.
+ONE_SEED_OF_400 = ["--seeds", "0", "--sequences", "store", "--data-seed", "0", "--iterations", "400"]
+
+
 def test_nogs_stop_stops_the_supervision_and_nogs_does_not(trained, tmp_path):
     cs, runs = trained
-    args = cs.parse_args(
-        [
-            "--out",
-            str(tmp_path),
-            "--methods",
-            "nogs",
-            "nogs-stop",
-            "--seeds",
-            "0",
-            "--sequences",
-            "store",
-            "--data-seed",
-            "0",
-            "--iterations",
-            "400",
-            "--policy",
-            "gaussian",
-            "--supervision-probability",
-            "0.15",
-        ]
-    )
+    policy = ["--policy", "gaussian", "--supervision-probability", "0.15"]
+    args = cs.parse_args(["--out", str(tmp_path), "--methods", "nogs", "nogs-stop", *ONE_SEED_OF_400, *policy])
     assert args.supervision_until == 100  # a quarter of the iterations
     cs.run_all(args)
     seen = {
@@ -58,23 +43,7 @@ def test_nogs_stop_stops_the_supervision_and_nogs_does_not(trained, tmp_path):
 def test_nogs_all_supervises_every_sequence_at_psnogs_rate(trained, monkeypatch, tmp_path):
     cs, runs = trained
     monkeypatch.setattr("ppl_attention.design.store.SequenceStore.open", lambda d: [0] * 4000)
-    argv = [
-        "--out",
-        str(tmp_path),
-        "--methods",
-        "nogs",
-        "nogs-all",
-        "--seeds",
-        "0",
-        "--sequences",
-        "store",
-        "--data-seed",
-        "0",
-        "--iterations",
-        "400",
-        "--num-supervised",
-        "600",
-    ]
+    argv = ["--out", str(tmp_path), "--methods", "nogs", "nogs-all", *ONE_SEED_OF_400, "--num-supervised", "600"]
     cs.run_all(cs.parse_args(argv))
     seen = {name: (run.num_supervised, cfg.supervision_probability) for name, (run, cfg, _) in runs.items()}
     # every one of the 4,000 sequences, supervised 600 / 4,000 of the draws: PS-NOGS's supervised share per batch

@@ -8,24 +8,14 @@ import pytest
 import torch
 
 from ppl_attention.design.store import SequenceStore
+from tests._helpers import untrained_avp_and_prior
 
 
 @pytest.fixture(scope="module")
 def dagger(load_example, tmp_path_factory):
-    from ppl_attention.completion.database import mnist_canvas_source
-    from ppl_attention.completion.pca_index import PCAIndexConfig
-    from ppl_attention.completion.prior import build_prior
-    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-    from ppl_attention.sensor import Sensor
-
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("dagger")
-    grid = Sensor.retina()
-    torch.manual_seed(0)
-    save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
-    build_prior(
-        root / "prior", mnist_canvas_source(), 200, grid, PCAIndexConfig(components=6, fit_samples=200), progress=False
-    )
+    untrained_avp_and_prior(root)
     module = load_example("dagger_epe_net")
     argv = [
         "--avp",

@@ -62,3 +62,14 @@ def test_precision_is_chosen_by_the_device_everywhere():
             if a.dest == "precision":
                 assert a.default is None, f"{name} --precision defaults to {a.default!r}, not the device's"
     assert default_precision("cpu") == DEFAULT_PRECISION and default_precision("cuda") == "bfloat16"
+
+
+def test_every_training_config_takes_the_runtimes_precisions():
+    from ppl_attention.attention.trainer import TrainConfig
+    from ppl_attention.design.distill import TrainEPENetConfig
+    from ppl_attention.posterior.training import TrainAVPConfig
+    from ppl_attention.runtime import PRECISIONS
+
+    for cls in (TrainConfig, TrainAVPConfig, TrainEPENetConfig):
+        precision = {f.name: f for f in dataclasses.fields(cls)}["precision"]
+        assert precision.default is None and tuple(precision.metadata["choices"]) == PRECISIONS, cls.__name__
