@@ -37,6 +37,7 @@ from .handles import (
     SequencesHandle,
     tensor_dataset,
 )
+from .avp import evaluate, train_avp
 from .prior import build_prior
 
 __all__ = [
@@ -165,21 +166,6 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
 # --------------------------------------------------------------------------- the stages
 
 
-def train_avp(
-    out: PathArg,
-    dataset: DatasetArg = "cluttered-mnist",
-    *,
-    seed: int = 0,
-    device: str = "auto",
-    quiet: bool = False,
-    **options,
-) -> AVPHandle:
-    """Train the AVP g(label | masked image, mask) on random glimpses into ``out`` (``ppl-attention train-avp``;
-    options such as ``epochs``, ``glimpses``, ``train_size``)."""
-    summary = _run("train-avp", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
-    return AVPHandle(Path(out), summary)
-
-
 def design_sequences(
     out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
 ) -> SequencesHandle:
@@ -216,15 +202,6 @@ def train_attention(
         options = {"supervision": "nogs", **options, "sequences": Path(sequences)}
     summary = _run("train", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
     return RunHandle(Path(out), summary)
-
-
-def evaluate(avp: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options) -> dict:
-    """Accuracy, NLL and calibration of an AVP against the number of random glimpses on its test split
-    (``ppl-attention evaluate-avp``): the summary, and ``avp/evaluation.json`` in full."""
-    _run("evaluate-avp", avp, quiet, dir=Path(avp), seed=seed, device=device, **options)
-    from ..artifacts import read_json
-
-    return read_json(Path(avp) / "evaluation_summary.json")
 
 
 # --------------------------------------------------------------------------- the other stages
