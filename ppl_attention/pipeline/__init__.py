@@ -37,6 +37,7 @@ from .handles import (
     SequencesHandle,
     tensor_dataset,
 )
+from .attention import train_attention
 from .avp import evaluate, train_avp
 from .prior import build_prior
 
@@ -184,24 +185,6 @@ def design_sequences(
         **options,
     )
     return SequencesHandle(Path(out), summary)
-
-
-def train_attention(
-    out: PathArg,
-    dataset: DatasetArg = None,
-    *,
-    sequences: PathArg | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    quiet: bool = False,
-    **options,
-) -> RunHandle:
-    """Train a hard-attention network into ``out`` (``ppl-attention train``): PS-NOGS when ``sequences`` are
-    given (partial supervision by the store's sequences), RAM otherwise unless ``supervision`` says."""
-    if sequences is not None:
-        options = {"supervision": "nogs", **options, "sequences": Path(sequences)}
-    summary = _run("train", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
-    return RunHandle(Path(out), summary)
 
 
 # --------------------------------------------------------------------------- the other stages
