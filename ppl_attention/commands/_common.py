@@ -141,5 +141,7 @@ def cli_message(text: str, flags: dict[str, str]) -> str:
 
 def stage_options(args: argparse.Namespace) -> dict:
     """A parsed subcommand as the keyword arguments of its stage function: every option given (None: not given),
-    without the parser's own entries and the CLI's ``verbose`` (its logging is set up by ``main``)."""
-    return {k: v for k, v in vars(args).items() if v is not None and k not in ("func", "command", "verbose", "quiet")}
+    without the parser's own entries and the CLI's ``verbose`` (its logging is set up by ``main``); ``dataset``
+    always (None: read from the artefacts, not the stage function's default)."""
+    skip = ("func", "command", "verbose", "quiet")
+    return {k: v for k, v in vars(args).items() if (v is not None or k == "dataset") and k not in skip}

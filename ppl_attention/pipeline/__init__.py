@@ -39,6 +39,7 @@ from .handles import (
 )
 from .attention import train_attention
 from .avp import evaluate, train_avp
+from .design import design_sequences
 from .prior import build_prior
 
 __all__ = [
@@ -165,26 +166,6 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
 
 
 # --------------------------------------------------------------------------- the stages
-
-
-def design_sequences(
-    out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
-) -> SequencesHandle:
-    """Near-optimal glimpse sequences by greedy EPE minimisation for the first ``num_images`` training images,
-    into a resumable sequence store ``out`` (``ppl-attention generate``; options such as ``num_images``,
-    ``glimpses``, ``num_samples``, ``search``)."""
-    summary = _run(
-        "generate",
-        out,
-        quiet,
-        out=str(out),
-        avp=str(Path(avp)),
-        prior=str(Path(prior)),
-        seed=seed,
-        device=device,
-        **options,
-    )
-    return SequencesHandle(Path(out), summary)
 
 
 # --------------------------------------------------------------------------- the other stages
