@@ -6,15 +6,19 @@
     run = train_attention("runs/ps", sequences=seqs)            # PS-NOGS (or RAM without sequences)
     evaluate(avp)                                               # accuracy / NLL / ECE against t
 
-Each function runs the stage exactly as the ``ppl-attention`` subcommand of the same stage does (same
-validation, same artefacts, same resumption): keyword arguments are that subcommand's options with ``_`` for
-``-`` (``num_images=`` for ``--num-images``), and paths may be ``str`` or :class:`~pathlib.Path`.  A later
-stage reads the dataset from the artefacts it is given, so it is named once, by the first stage.  Handles are
-accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a dataset the stages accept.
-The other subcommands have their function too (:func:`train_epe_net`, :func:`evaluate_epe_net`,
-:func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`train_baselines`,
-:func:`plot`, :func:`plot_attention`): the demo, the examples and the notebooks call these functions, each of
-which runs its subcommand's handler in-process.
+Each function is its stage, and the ``ppl-attention`` subcommand of the same stage is a thin layer over it (parse
+the flags, call the function): same validation, same artefacts, same resumption.  Keyword arguments are that
+subcommand's options with ``_`` for ``-`` (``num_images=`` for ``--num-images``), and paths may be ``str`` or
+:class:`~pathlib.Path`.  A later stage reads the dataset from the artefacts it is given, so it is named once, by the
+first stage.  Handles are accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a
+dataset the stages accept.
+
+The five core stages hold their logic here, one module each (:mod:`.avp`: :func:`train_avp`, :func:`evaluate`;
+:mod:`.prior`: :func:`build_prior`; :mod:`.design`: :func:`design_sequences`; :mod:`.attention`:
+:func:`train_attention`).  The other subcommands have their function too (:func:`train_epe_net`,
+:func:`evaluate_epe_net`, :func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`,
+:func:`train_baselines`, :func:`plot`, :func:`plot_attention`), which still runs its subcommand's handler
+in-process (``_run``: the options become the subcommand's parsed arguments).
 """
 
 from __future__ import annotations
