@@ -191,6 +191,7 @@ def design_sequences(
     fields (``num_images``, ``glimpses``, ``num_samples``, ``search``...) and the dataset's, which may only repeat
     what ``avp`` and ``prior`` record.  Raises :class:`DesignIncomplete` when some images failed."""
     options = {"out": out, "avp": avp, "prior": prior, **options}  # None: read from `config`
+    options = {("T" if k == "glimpses" else k): v for k, v in options.items()}  # `glimpses` is T, as its flag
     (values,), rest = split_options("generate", options, [GenerateConfig], ("dataset", *DATASET_OPTIONS))
     with running(quiet, **rest):
         cfg = build_config(GenerateConfig, yaml_path=rest.get("config"), **values)
