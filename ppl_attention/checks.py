@@ -4,12 +4,14 @@ backticks, so the CLI can show the flag that sets it), says what was given and w
 from __future__ import annotations
 
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["check_int", "check_number", "check_choice", "check_out_dir", "check_out_file", "check_in_dir"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -66,3 +68,47 @@ def check_choice(name: str, value: Any, choices: Iterable) -> Any:
     if value not in choices:
         raise ValueError(f"{_named(name)} must be one of {choices}, got {value!r}")
     return value
+
+
+# A stage refused on its arguments leaves its output as it was: these run before anything is loaded or written.
+
+
+def _first_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def check_out_dir(path: str | os.PathLike, name: str = "out") -> Path:
+    """``path`` may be created (or written into) as an output directory: not a file, under a writable folder."""
+    path, named = Path(path), _named(name)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{named} {path} is a file, expected a directory (a new path or an earlier output folder)")
+    base = _first_existing(path)
+    if not base.is_dir():
+        raise ValueError(f"{named} {path}: {base} is a file, expected a folder on the way to the output directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{named} {path}: the folder {base} is not writable (expected a folder this user may write)")
+    return path
+
+
+def check_out_file(path: str | os.PathLike, name: str = "out", suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` may be written as an output file: not a directory, its folder creatable and writable."""
+    path, named = Path(path), _named(name)
+    if path.is_dir():
+        raise ValueError(f"{named} {path} is a directory, expected a file path")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{named} {path} must end in {' or '.join(suffixes)}, got {path.suffix or 'no suffix'!r}")
+    check_out_dir(path.parent, f"{named} {path}: its folder")
+    return path
+
+
+def check_in_dir(path: str | os.PathLike, name: str, what: str = "an artefact directory") -> Path:
+    """``path`` is an existing directory (FileNotFoundError / ValueError naming ``name`` otherwise)."""
+    path, named = Path(path), _named(name)
+    if not path.exists():
+        raise FileNotFoundError(f"{named} {path} does not exist (expected {what})")
+    if not path.is_dir():
+        raise ValueError(f"{named} {path} is a file, expected {what}")
+    return path

@@ -10,7 +10,6 @@ command module (nor torch); a subcommand builds the full parser.  Each module in
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import pkgutil
 import sys
@@ -142,26 +141,6 @@ def error_message(e: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-@contextlib.contextmanager
-def _progress_bars(show: bool):
-    """``--no-progress``: every tqdm bar the command draws is disabled, whatever its ``disable`` argument."""
-    if show:
-        yield
-        return
-    from tqdm import std
-
-    init = std.tqdm.__init__
-
-    def hidden(self, *args, **kwargs):
-        init(self, *args, **{**kwargs, "disable": True})
-
-    std.tqdm.__init__ = hidden
-    try:
-        yield
-    finally:
-        std.tqdm.__init__ = init
-
-
 def main(argv=None) -> int:
     """Run one subcommand: 0 on success, 2 with one ``error:`` line on stderr for every expected failure (the
     traceback only with ``-v``), 1 when no subcommand was given."""
@@ -184,7 +163,9 @@ def main(argv=None) -> int:
         from .commands._common import set_threads
 
         set_threads(getattr(args, "threads", None))
-        with _progress_bars(not getattr(args, "no_progress", False)):
+        from .runtime import progress_bars
+
+        with progress_bars(not getattr(args, "no_progress", False)):
             result = args.func(args)
     except _expected_errors() as e:
         if verbose:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import logging
 import random
 import zlib
@@ -25,6 +28,7 @@ __all__ = [
     "check_precision",
     "precision_field",
     "autocast",
+    "progress_bars",
 ]
 
 
@@ -139,3 +143,23 @@ def run_record() -> dict:
         "machine": machine_info(),
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+@contextlib.contextmanager
+def progress_bars(show: bool) -> Iterator[None]:
+    """Unless ``show``, every tqdm bar drawn inside is disabled, whatever its ``disable`` argument."""
+    if show:
+        yield
+        return
+    from tqdm import std
+
+    init = std.tqdm.__init__
+
+    def hidden(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "disable": True})
+
+    std.tqdm.__init__ = hidden
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init

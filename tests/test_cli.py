@@ -70,7 +70,7 @@ def test_help_and_version_start_without_torch():
 
 def test_one_name_and_one_default_for_the_glimpse_count():
     from ppl_attention.attention.trainer import TrainConfig
-    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.pipeline.design import GenerateConfig
     from ppl_attention.demo import DemoConfig
     from ppl_attention.posterior.training import TrainAVPConfig
 

@@ -207,7 +207,7 @@ def test_a_failed_generate_leaves_no_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("ppl_attention.design.images.ImageFactory.__call__", factory_call)
     # the stand-in AVP and prior record no dataset: the run's dataset is given here
     monkeypatch.setattr(
-        "ppl_attention.commands.design.resolve_dataset",
+        "ppl_attention.pipeline.design.resolve_dataset",
         lambda *a, **k: DatasetSpec.make("cluttered-mnist", options={"scales": 1}),
     )
     monkeypatch.setattr("ppl_attention.artifacts.dir_checksum", lambda p, pattern="*": "sha256:0")

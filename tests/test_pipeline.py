@@ -1,5 +1,6 @@
 """The Python pipeline: the tensor adapter, option checking, and handles that open what a stage wrote."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,42 @@ def test_plot_epe_draws_a_stored_image(tmp_path):
     store.write_record(0, 0, [1, 2], torch.rand(2, grid.num_locations, generator=torch.Generator().manual_seed(0)))
     figure = pipeline.plot("epe", tmp_path / "s", tmp_path / "epe.png", index=0, quiet=True)
     assert figure.is_file()
+
+
+#: every core stage function and arguments that make it refuse its output path (a file) after parsing its options
+CORE = {
+    "train_avp": lambda f: pipeline.train_avp(f, epochs=1, glimpses=2, threads=1, quiet=True),
+    "evaluate": lambda f: pipeline.evaluate(f, draws=1, glimpses=2, quiet=True),
+    "build_prior": lambda f: pipeline.build_prior(f, "cluttered-mnist", database_size=8, quiet=True),
+    "design_sequences": lambda f: pipeline.design_sequences(f, f.parent, f.parent, num_images=1, quiet=True),
+    "train_attention": lambda f: pipeline.train_attention(f, "cluttered-mnist", iterations=1, quiet=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CORE))
+def test_core_stages_hold_their_logic_and_call_no_command_handler(name, tmp_path, monkeypatch):
+    """The core stages run without the CLI: with every subcommand's handler and ``_run`` raising, each still
+    checks its arguments itself (naming them, not flags) and refuses an output that is a file."""
+    import argparse
+
+    from ppl_attention.cli import build_parser
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a core stage went through the command line")
+
+    parser = build_parser()
+    for sub in (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)):
+        for command in sub.choices.values():
+            func = command.get_default("func")
+            if func is not None and hasattr(sys.modules[func.__module__], func.__name__):  # not a lambda
+                monkeypatch.setattr(sys.modules[func.__module__], func.__name__, forbidden)
+    monkeypatch.setattr(pipeline, "_run", forbidden)
+    monkeypatch.setattr(pipeline, "_namespace", forbidden)
+    target = tmp_path / "file"
+    target.write_text("")
+    with pytest.raises((ValueError, FileNotFoundError), match=r"is a file|`out`|AVP directory"):
+        CORE[name](target)
+    with pytest.raises(TypeError, match="unknown option 'num_imagez'"):
+        getattr(pipeline, name)(tmp_path / "x", num_imagez=3) if name != "evaluate" else pipeline.evaluate(
+            tmp_path / "x", num_imagez=3
+        )

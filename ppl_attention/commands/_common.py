@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -18,45 +17,24 @@ __all__ = [
     "check_int",
     "check_number",
     "set_threads",
+    "stage_options",
 ]
 
 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:
     """Write ``summary.json`` (or ``name``) next to a command's outputs, with the run's record (command, versions,
-    machine) under ``"run"``, and print a short version."""
-    from ..artifacts import atomic_write_json
-    from ..runtime import run_record
+    machine) under ``"run"``, and print a short version (as every stage does)."""
+    from ..pipeline._stage import write_summary as write
 
-    path = atomic_write_json(Path(out_dir) / name, {**summary, "run": run_record()})
-    print_summary(summary)
-    print(f"summary written to {path.absolute()}")
-    return path
-
-
-def _path_text(value):
-    """``value`` as an absolute path when it names something on disk (so a summary's output paths can be copied
-    from any working directory), else None."""
-    if isinstance(value, str) and value and len(value) < 4096 and Path(value).exists():
-        return str(Path(value).absolute())
-    return None
+    write(out_dir, summary, name)
+    return Path(out_dir) / name
 
 
 def print_summary(summary: dict) -> None:
-    """One line per key; paths are printed whole and absolute (a list of them one per line), other long values
-    are cut at 120 characters."""
-    for key, value in summary.items():
-        paths = [_path_text(v) for v in value] if isinstance(value, list) and value else [None]
-        if all(paths):
-            print(f"  {key}:" + "".join(f"\n    {p}" for p in paths))
-            continue
-        path = _path_text(value)
-        if path is not None:
-            value = path
-        elif isinstance(value, (dict, list)):
-            value = json.dumps(value)
-            if len(value) > 120:
-                value = value[:117] + "..."
-        print(f"  {key}: {value}")
+    """One line per key of ``summary`` (:func:`ppl_attention.pipeline._stage.print_summary`)."""
+    from ..pipeline._stage import print_summary as show
+
+    show(summary)
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -159,3 +137,11 @@ def cli_message(text: str, flags: dict[str, str]) -> str:
     """A library error for the command line: an argument named as `name` becomes the flag that sets it
     (``--name``) where the command has one, else the bare name."""
     return _ARGUMENT.sub(lambda m: flags.get(m.group(1), m.group(1)), text)
+
+
+def stage_options(args: argparse.Namespace) -> dict:
+    """A parsed subcommand as the keyword arguments of its stage function: every option given (None: not given),
+    without the parser's own entries and the CLI's ``verbose`` (its logging is set up by ``main``); ``dataset``
+    always (None: read from the artefacts, not the stage function's default)."""
+    skip = ("func", "command", "verbose", "quiet")
+    return {k: v for k, v in vars(args).items() if (v is not None or k == "dataset") and k not in skip}

@@ -11,9 +11,6 @@ Nothing here imports torch (the CLI starts without it).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from ..config import load_yaml
 
 __all__ = ["add_dataset_arguments", "dataset_flags", "resolve_dataset", "DATASET_HELP"]
 
@@ -67,35 +64,16 @@ def add_dataset_arguments(
 
 
 def dataset_flags(args, positional_name: str | None = None):
-    """What the user typed: ``--config`` YAML keys, overridden by flags."""
-    from ..data.spec import DatasetFlags, parse_options
+    """What the user typed: ``--config`` YAML keys, overridden by flags (the stages' own reading of them)."""
+    from ..pipeline._stage import dataset_flags as flags
 
-    yaml = {
-        k.replace("-", "_"): v for k, v in (load_yaml(args.config) if getattr(args, "config", None) else {}).items()
-    }
-    options = yaml.get("dataset_options") or {}
-    if not isinstance(options, dict):
-        raise ValueError(
-            f"--config {args.config}: dataset_options must be a mapping of option names to values, got {options!r}"
-        )
-    options = {str(k).replace("-", "_"): v for k, v in options.items()}
-    options.update(parse_options(getattr(args, "dataset_option", None) or ()))
-    sources = yaml.get("dataset_from") or []
-    sources = [sources] if isinstance(sources, str) else list(sources)
-    sources += getattr(args, "dataset_from", None) or []
-    for s in sources:
-        if not (Path(s) / "manifest.json").is_file():
-            raise FileNotFoundError(f"--dataset-from {s} is not an artefact directory (no manifest.json)")
-    name = positional_name or getattr(args, "dataset", None) or yaml.get("dataset")
-    root = getattr(args, "root", None) or yaml.get("root")
-    seed = getattr(args, "data_seed", None)
-    seed = yaml.get("data_seed") if seed is None else seed
-    return DatasetFlags(
-        name=name,
-        root=None if root is None else str(root),
-        seed=None if seed is None else int(seed),
-        options=options,
-        sources=tuple(sources),
+    return flags(
+        positional_name or getattr(args, "dataset", None),
+        getattr(args, "root", None),
+        getattr(args, "data_seed", None),
+        getattr(args, "dataset_option", None),
+        getattr(args, "dataset_from", None),
+        getattr(args, "config", None),
     )
 
 

@@ -352,7 +352,7 @@ def _evaluation_problem(args, spec, data) -> tuple:
     from ..design.epe import default_precision
     from ..design.images import ImageFactory
     from ..runtime import resolve_device
-    from .design import noise_schedule
+    from ..pipeline.design import noise_schedule
 
     sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
     device = resolve_device(args.device)

@@ -51,22 +51,6 @@ def register(sub, common):
     e.set_defaults(func=run_evaluate_design)
 
 
-def check_no_oracle(
-    avp: Path, prior: Path, data, split: str, indices, allow_oracle: bool = False, search: str = "exhaustive"
-) -> None:
-    """Refuse an AVP trained on a design image or a prior that holds one it cannot leave out (no oracle), unless
-    ``allow_oracle``.  The amortised search draws no completion and makes no AVP pass: nothing to check."""
-    from ..design.honest import check_avp, check_prior
-
-    if search == "amortised":
-        return
-    if allow_oracle:
-        print("  --allow-oracle true: a diagnosis, not a BOED design (the AVP / completions may hold the images)")
-        return
-    check_avp(avp, data, split, indices)
-    check_prior(prior, split)
-
-
 def _held_out_locations(grid, M: int, T: int, seed: int):
     """(M, T) distinct random locations per image (seeded)."""
     import torch
@@ -83,7 +67,7 @@ def run_calibrate_noise(args):
     from ..artifacts import atomic_write_json
     from ..completion.prior import open_completion
     from ..completion.noise_calibration import calibrate_noise
-    from .design import noise_schedule
+    from ..pipeline.design import noise_schedule
 
     cfg = build_config(NoiseCalibrationConfig, args)
     check_in_dir(args.prior, "--prior", "a prior directory (build-prior)")
@@ -138,7 +122,7 @@ def run_evaluate_design(args):
     from ..design.noise_floor import noise_floor, parse_searches, summarise_noise_floor
     from ..design.sequential import first_glimpse_epe
     from ..runtime import resolve_device
-    from .design import noise_schedule
+    from ..pipeline.design import check_no_oracle, noise_schedule
 
     cfg = build_config(NoiseFloorConfig, args)
     for flag in ("avp", "prior"):

@@ -18,7 +18,7 @@ PAPER = Path(__file__).resolve().parents[1] / "fixtures" / "paper-sequences"
 def test_generate_offers_every_search_strategy():
     import dataclasses
 
-    from ppl_attention.commands.design import NETWORK_SEARCH_NAMES, GenerateConfig
+    from ppl_attention.pipeline.design import NETWORK_SEARCH_NAMES, GenerateConfig
     from ppl_attention.design.search import NETWORK_SEARCHES, SEARCHES
 
     field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["search"]
@@ -59,7 +59,7 @@ def test_generate_refuses_bad_input(tmp_path, capsys):
 def test_generate_offers_every_precision():
     import dataclasses
 
-    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.pipeline.design import GenerateConfig
     from ppl_attention.design.epe import PRECISIONS
 
     field = {f.name: f for f in dataclasses.fields(GenerateConfig)}["precision"]
@@ -72,7 +72,7 @@ def test_noise_schedule_is_the_flag_the_generative_priors_or_the_datasets(tmp_pa
     from types import SimpleNamespace
 
     from ppl_attention.artifacts import write_manifest
-    from ppl_attention.commands.design import noise_schedule
+    from ppl_attention.pipeline.design import noise_schedule
     from ppl_attention.completion.importance import PRIOR_KIND
 
     write_manifest(tmp_path / "gen", PRIOR_KIND, {"prior": "generative", "sigma": [48.0, 67.9]})

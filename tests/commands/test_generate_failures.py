@@ -72,15 +72,15 @@ def test_failed_image_named_skipped_and_finished_by_a_rerun(inputs, tmp_path, mo
 
 
 def test_ray_flags_need_the_ray_executor():
-    from ppl_attention.commands.design import GenerateConfig, _check_generate
+    from ppl_attention.pipeline.design import GenerateConfig, _check_generate
 
     for setting, flag in (
-        ({"gpus_per_worker": 1.0}, "--gpus-per-worker"),
-        ({"ray_address": "auto"}, "--ray-address"),
-        ({"ray_workers": 2}, "--ray-workers"),
+        ({"gpus_per_worker": 1.0}, "`gpus_per_worker`"),
+        ({"ray_address": "auto"}, "`ray_address`"),
+        ({"ray_workers": 2}, "`ray_workers`"),
     ):
-        with pytest.raises(ValueError, match=f"{flag} apply to --executor ray, not to --executor local"):
+        with pytest.raises(ValueError, match=f"{flag} apply to `executor` ray, not to `executor` local"):
             _check_generate(GenerateConfig(**setting))
         _check_generate(GenerateConfig(executor="ray", **setting))
-    with pytest.raises(ValueError, match="--cpus-per-worker"):
+    with pytest.raises(ValueError, match="`cpus_per_worker`"):
         _check_generate(GenerateConfig(executor="ray", cpus_per_worker=0))

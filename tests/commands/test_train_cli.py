@@ -80,7 +80,11 @@ def test_nogs_runs_of_any_seed_train_on_the_canvases_their_store_was_made_for(tm
 
 def test_one_yaml_file_sets_fields_of_every_config_and_flags_win(tmp_path):
     from ppl_attention.cli import build_parser
-    from ppl_attention.commands.train import _configs
+    from ppl_attention.commands._common import stage_options
+    from ppl_attention.pipeline.attention import train_configs
+
+    def _configs(args):  # what `train` builds from its flags
+        return train_configs(**{k: v for k, v in stage_options(args).items() if k not in ("out", "seed", "device")})
 
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("supervision: h1\niterations: 7\nhidden: 32\nlr: 0.01\n")

@@ -1,7 +1,13 @@
 """The paper's loss options and the no-imitation control are `train` flags."""
 
 from ppl_attention.cli import build_parser
-from ppl_attention.commands.train import _configs
+from ppl_attention.commands._common import stage_options
+from ppl_attention.pipeline.attention import train_configs
+
+
+def _configs(args):
+    """The settings ``train`` builds from its flags."""
+    return train_configs(**{k: v for k, v in stage_options(args).items() if k not in ("out", "seed", "device")})
 
 
 def test_loss_option_flags_reach_the_training_config():

@@ -22,7 +22,7 @@ def _subparsers():
 def _config_classes():
     """The settings objects the commands build their flags from."""
     from ppl_attention.attention.trainer import TrainConfig
-    from ppl_attention.commands.design import GenerateConfig
+    from ppl_attention.pipeline.design import GenerateConfig
     from ppl_attention.completion.noise_calibration import NoiseCalibrationConfig
     from ppl_attention.demo import DemoConfig
     from ppl_attention.design.noise_floor import NoiseFloorConfig

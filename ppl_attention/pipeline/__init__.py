@@ -6,15 +6,19 @@
     run = train_attention("runs/ps", sequences=seqs)            # PS-NOGS (or RAM without sequences)
     evaluate(avp)                                               # accuracy / NLL / ECE against t
 
-Each function runs the stage exactly as the ``ppl-attention`` subcommand of the same stage does (same
-validation, same artefacts, same resumption): keyword arguments are that subcommand's options with ``_`` for
-``-`` (``num_images=`` for ``--num-images``), and paths may be ``str`` or :class:`~pathlib.Path`.  A later
-stage reads the dataset from the artefacts it is given, so it is named once, by the first stage.  Handles are
-accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a dataset the stages accept.
-The other subcommands have their function too (:func:`train_epe_net`, :func:`evaluate_epe_net`,
-:func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`, :func:`train_baselines`,
-:func:`plot`, :func:`plot_attention`): the demo, the examples and the notebooks call these functions, each of
-which runs its subcommand's handler in-process.
+Each function is its stage, and the ``ppl-attention`` subcommand of the same stage is a thin layer over it (parse
+the flags, call the function): same validation, same artefacts, same resumption.  Keyword arguments are that
+subcommand's options with ``_`` for ``-`` (``num_images=`` for ``--num-images``), and paths may be ``str`` or
+:class:`~pathlib.Path`.  A later stage reads the dataset from the artefacts it is given, so it is named once, by the
+first stage.  Handles are accepted wherever a directory is.  :func:`tensor_dataset` turns plain tensors into a
+dataset the stages accept.
+
+The five core stages hold their logic here, one module each (:mod:`.avp`: :func:`train_avp`, :func:`evaluate`;
+:mod:`.prior`: :func:`build_prior`; :mod:`.design`: :func:`design_sequences`; :mod:`.attention`:
+:func:`train_attention`).  The other subcommands have their function too (:func:`train_epe_net`,
+:func:`evaluate_epe_net`, :func:`evaluate_design`, :func:`calibrate_noise`, :func:`policy_sequences`,
+:func:`train_baselines`, :func:`plot`, :func:`plot_attention`), which still runs its subcommand's handler
+in-process (``_run``: the options become the subcommand's parsed arguments).
 """
 
 from __future__ import annotations
@@ -23,22 +27,24 @@ import argparse
 import contextlib
 import io
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Union
+from typing import Any, Iterable
 
-if TYPE_CHECKING:
-    import torch
-
-    from .attention.network import HardAttentionNet
-    from .completion.base import Completion
-    from .design.amortised import AmortisedMap
-    from .design.store import SequenceStore
-    from .posterior.network import AVP
-    from .sensor import Sensor
-
-#: A path to read or write: ``str``, :class:`~pathlib.Path` or a handle.
-PathArg = Union[str, os.PathLike]
+from .handles import (
+    AVPHandle,
+    Dataset,
+    DatasetArg,
+    EPENetHandle,
+    PathArg,
+    PriorHandle,
+    RunHandle,
+    SequencesHandle,
+    tensor_dataset,
+)
+from .attention import train_attention
+from .avp import evaluate, train_avp
+from .design import design_sequences
+from .prior import build_prior
 
 __all__ = [
     "AVPHandle",
@@ -64,134 +70,13 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- handles
-
-
-@dataclass(frozen=True)
-class _Handle:
-    """A finished artefact directory; ``summary`` is what its stage reported."""
-
-    path: Path
-    summary: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True)
-class AVPHandle(_Handle):
-    """A trained AVP (``train_avp``); :meth:`load` gives the :class:`~ppl_attention.posterior.network.AVP`."""
-
-    def load(self, device: str = "cpu") -> AVP:
-        from .posterior import load_avp
-
-        return load_avp(self.path, device)
-
-
-@dataclass(frozen=True)
-class PriorHandle(_Handle):
-    """An image prior (``build_prior``); :meth:`load` opens its completion sampler r(image | glimpses)."""
-
-    def load(self, grid: Sensor | None = None, **kw) -> Completion:
-        from .completion.prior import open_completion
-
-        return open_completion(self.path, grid, **kw)
-
-
-@dataclass(frozen=True)
-class SequencesHandle(_Handle):
-    """A sequence store (``design_sequences``); :meth:`load` opens the
-    :class:`~ppl_attention.design.store.SequenceStore`, :meth:`sequences` maps image index -> locations."""
-
-    def load(self) -> SequenceStore:
-        from .design.store import SequenceStore
-
-        return SequenceStore.open(self.path)
-
-    def sequences(self) -> dict[int, list[int]]:
-        return {i: [int(x) for x in locs] for i, locs in self.load().sequences().items()}
-
-
-@dataclass(frozen=True)
-class RunHandle(_Handle):
-    """A hard-attention training run (``train_attention``); :meth:`load` rebuilds its best network."""
-
-    def load(self) -> HardAttentionNet:
-        from .attention.run import load_run_network
-
-        return load_run_network(self.path)
-
-
-@dataclass(frozen=True)
-class EPENetHandle(_Handle):
-    """A trained EPE-map network (``train_epe_net``); :meth:`load` rebuilds it."""
-
-    def load(self, device: str | None = None) -> AmortisedMap:
-        from .design.amortised import load_epe_net
-
-        return load_epe_net(self.path, device)
-
-
-# --------------------------------------------------------------------------- datasets
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A dataset as every stage records it: a registered name, its folder, and options of its class."""
-
-    name: str
-    root: str | None = None
-    options: dict = field(default_factory=dict)
-
-    def load(self, split: str = "train", seed: int = 0) -> torch.utils.data.Dataset:
-        from .data import load_dataset
-
-        return load_dataset(self.name, self.root, split=split, seed=seed, **self.options)
-
-
-#: A dataset for a stage: a registered name, a :class:`Dataset`, or None (read from the artefacts given).
-DatasetArg = Union[str, Dataset, None]
-
-
-def tensor_dataset(
-    images: torch.Tensor, labels: torch.Tensor, root: PathArg, class_names: Iterable[str] | None = None, **options
-) -> Dataset:
-    """Plain tensors as a dataset: ``images`` (N, C, H, W) floats in [0, 1] (C = 1 or 3, H = W) and integer
-    ``labels`` (N,) are written to ``root`` as PNGs with a ``labels.csv`` (the ``folder`` dataset), so every
-    artefact can record where its data came from.  ``options`` are the folder's (``glimpse_size``, ``stride``,
-    ``noise_schedule``...); ``class_names`` name the labels (default: their numbers)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[2] != images.shape[3]:
-        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3 and H == W, got shape {tuple(images.shape)}")
-    if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be N = {images.shape[0]} integers, got {labels.dtype} {tuple(labels.shape)}")
-    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise ValueError("images must be finite floats in [0, 1]")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    names = [str(c) for c in (class_names if class_names is not None else range(int(labels.max()) + 1))]
-    rows = ["filename,label"]
-    for i, (array, label) in enumerate(zip(pixels, labels.tolist())):
-        name = f"{i:06d}.png"
-        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else np.ascontiguousarray(array)).save(root / name)
-        rows.append(f"{name},{names[label]}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    options = {"size": int(images.shape[-1]), "channels": int(images.shape[1]), **options}
-    return Dataset("folder", str(root), options)
-
-
 # --------------------------------------------------------------------------- running a stage
 
 
 def _subparser(command: str) -> tuple[argparse.ArgumentParser, dict[str, str]]:
     """The parser of ``command`` and the words that chose it by their dest (``"plot epe"`` descends into
     ``plot``'s own subcommands: ``{"command": "plot", "figure": "epe"}``)."""
-    from .cli import build_parser
+    from ..cli import build_parser
 
     parser, chosen = build_parser(), {}
     for word in command.split():
@@ -260,9 +145,9 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
     command writes none).  Its ``threads`` are its own, as in the CLI's process per command."""
     import torch
 
-    from .artifacts import read_json
-    from .cli import _progress_bars
-    from .commands._common import set_threads
+    from ..artifacts import read_json
+    from ..runtime import progress_bars
+    from ..commands._common import set_threads
 
     ns = _namespace(command, {k: v for k, v in options.items() if v is not None})
     threads = torch.get_num_threads()
@@ -270,7 +155,7 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
         set_threads(getattr(ns, "threads", None))
         with (
             contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext(),
-            _progress_bars(not getattr(ns, "no_progress", False)),
+            progress_bars(not getattr(ns, "no_progress", False)),
         ):
             code = ns.func(ns)
     finally:
@@ -285,95 +170,6 @@ def _run(command: str, where, quiet: bool, **options) -> dict:
 
 
 # --------------------------------------------------------------------------- the stages
-
-
-def train_avp(
-    out: PathArg,
-    dataset: DatasetArg = "cluttered-mnist",
-    *,
-    seed: int = 0,
-    device: str = "auto",
-    quiet: bool = False,
-    **options,
-) -> AVPHandle:
-    """Train the AVP g(label | masked image, mask) on random glimpses into ``out`` (``ppl-attention train-avp``;
-    options such as ``epochs``, ``glimpses``, ``train_size``)."""
-    summary = _run("train-avp", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
-    return AVPHandle(Path(out), summary)
-
-
-def build_prior(
-    out: PathArg,
-    dataset: DatasetArg = None,
-    *,
-    avp: PathArg | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    quiet: bool = False,
-    **options,
-) -> PriorHandle:
-    """Build the image prior of the completions into ``out`` (``ppl-attention build-prior``): the dataset's own
-    (generative for the MNIST canvases, a PCA-indexed database elsewhere); ``avp`` lends its dataset."""
-    dataset_from = [avp] if avp is not None and dataset is None else None
-    summary = _run(
-        "build-prior",
-        out,
-        quiet,
-        out=out,
-        seed=seed,
-        device=device,
-        dataset_from=dataset_from,
-        **_dataset_options(dataset),
-        **options,
-    )
-    return PriorHandle(Path(out), summary)
-
-
-def design_sequences(
-    out: PathArg, avp: PathArg, prior: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options
-) -> SequencesHandle:
-    """Near-optimal glimpse sequences by greedy EPE minimisation for the first ``num_images`` training images,
-    into a resumable sequence store ``out`` (``ppl-attention generate``; options such as ``num_images``,
-    ``glimpses``, ``num_samples``, ``search``)."""
-    summary = _run(
-        "generate",
-        out,
-        quiet,
-        out=str(out),
-        avp=str(Path(avp)),
-        prior=str(Path(prior)),
-        seed=seed,
-        device=device,
-        **options,
-    )
-    return SequencesHandle(Path(out), summary)
-
-
-def train_attention(
-    out: PathArg,
-    dataset: DatasetArg = None,
-    *,
-    sequences: PathArg | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    quiet: bool = False,
-    **options,
-) -> RunHandle:
-    """Train a hard-attention network into ``out`` (``ppl-attention train``): PS-NOGS when ``sequences`` are
-    given (partial supervision by the store's sequences), RAM otherwise unless ``supervision`` says."""
-    if sequences is not None:
-        options = {"supervision": "nogs", **options, "sequences": Path(sequences)}
-    summary = _run("train", out, quiet, out=out, seed=seed, device=device, **_dataset_options(dataset), **options)
-    return RunHandle(Path(out), summary)
-
-
-def evaluate(avp: PathArg, *, seed: int = 0, device: str = "auto", quiet: bool = False, **options) -> dict:
-    """Accuracy, NLL and calibration of an AVP against the number of random glimpses on its test split
-    (``ppl-attention evaluate-avp``): the summary, and ``avp/evaluation.json`` in full."""
-    _run("evaluate-avp", avp, quiet, dir=Path(avp), seed=seed, device=device, **options)
-    from .artifacts import read_json
-
-    return read_json(Path(avp) / "evaluation_summary.json")
 
 
 # --------------------------------------------------------------------------- the other stages
