@@ -13,36 +13,36 @@ _logging.getLogger("faiss.loader").setLevel(_logging.WARNING)
 
 __version__ = "0.1.0"
 
+#: The pipeline's public names (``ppl_attention.pipeline.__all__`` is this list), importable from the package.
+PIPELINE_NAMES = (
+    "train_avp",
+    "build_prior",
+    "design_sequences",
+    "train_attention",
+    "evaluate",
+    "train_epe_net",
+    "evaluate_epe_net",
+    "evaluate_design",
+    "calibrate_noise",
+    "policy_sequences",
+    "train_baselines",
+    "plot",
+    "plot_attention",
+    "tensor_dataset",
+    "Dataset",
+    "AVPHandle",
+    "PriorHandle",
+    "SequencesHandle",
+    "RunHandle",
+    "EPENetHandle",
+)
+
 _WHERE = {
     "Sensor": "sensor",
     "load_dataset": "data",
     "read_paper_sequences": "sequences",
     "write_paper_sequences": "sequences",
-    **{
-        name: "pipeline"
-        for name in (
-            "train_avp",
-            "build_prior",
-            "design_sequences",
-            "train_attention",
-            "evaluate",
-            "train_epe_net",
-            "evaluate_epe_net",
-            "evaluate_design",
-            "calibrate_noise",
-            "policy_sequences",
-            "train_baselines",
-            "plot",
-            "plot_attention",
-            "tensor_dataset",
-            "Dataset",
-            "AVPHandle",
-            "PriorHandle",
-            "SequencesHandle",
-            "RunHandle",
-            "EPENetHandle",
-        )
-    },
+    **{name: "pipeline" for name in PIPELINE_NAMES},
 }
 
 __all__ = list(_WHERE)

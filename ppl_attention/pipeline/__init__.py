@@ -29,6 +29,7 @@ import io
 import os
 from pathlib import Path
 from typing import Any, Iterable
+from .. import PIPELINE_NAMES
 
 from .handles import (
     AVPHandle,
@@ -46,28 +47,7 @@ from .avp import evaluate, train_avp
 from .design import design_sequences
 from .prior import build_prior
 
-__all__ = [
-    "AVPHandle",
-    "PriorHandle",
-    "SequencesHandle",
-    "RunHandle",
-    "EPENetHandle",
-    "Dataset",
-    "tensor_dataset",
-    "train_avp",
-    "build_prior",
-    "design_sequences",
-    "train_attention",
-    "evaluate",
-    "train_epe_net",
-    "evaluate_epe_net",
-    "evaluate_design",
-    "calibrate_noise",
-    "policy_sequences",
-    "train_baselines",
-    "plot",
-    "plot_attention",
-]
+__all__ = list(PIPELINE_NAMES)
 
 
 # --------------------------------------------------------------------------- running a stage
