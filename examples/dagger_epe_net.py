@@ -108,22 +108,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _options(items: list[str], flag: str) -> dict[str, object]:
-    """``["k1=400", "precision=bfloat16"]`` -> ``{"k1": 400, "precision": "bfloat16"}`` (numbers as numbers)."""
+def _options(items: list[str], flag: str) -> dict[str, str]:
+    """``["k1=400", "precision=bfloat16"]`` -> ``{"k1": "400", "precision": "bfloat16"}``; the stage parses each
+    value as its flag would."""
     pairs = [item.partition("=") for item in items]
     bad = [item for item, (_, sep, _) in zip(items, pairs) if not sep]
     if bad:
         raise SystemExit(f"{flag} takes KEY=VALUE, got {bad}")
-
-    def value(text: str):
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
-        return text
-
-    return {key.replace("-", "_"): value(text) for key, _, text in pairs}
+    return {key.replace("-", "_"): text for key, _, text in pairs}
 
 
 def _design(args, out: Path, split: str, num_images: int, **options) -> Stage:

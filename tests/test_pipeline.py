@@ -121,6 +121,16 @@ def test_options_are_typed_as_the_command_line_would(tmp_path):
     ns = _namespace("plot epe", {"store": "s", "index": 0, "out": "e.png"})
     assert (ns.command, ns.figure, ns.store) == ("plot", "epe", Path("s"))
     assert ns.func.__name__ == "run_plot_epe"
+    # text (a KEY=VALUE option read from a command line) through a number flag's type, as argparse would
+    ns = _namespace("train-epe-net", {"epochs": "4", "tau": "0.5", "rank_weight": "x"})
+    assert (ns.epochs, ns.tau, ns.rank_weight) == (4, 0.5, "x")  # not a number: left for the setting's check
+
+
+def test_a_core_stages_options_are_typed_as_the_command_line_would():
+    from ppl_attention.pipeline._stage import typed
+
+    assert typed("400", int) == 400 and typed("0.25", float) == 0.25 and typed("bfloat16", str) == "bfloat16"
+    assert typed(3, float) == 3.0 and typed("abc", int) == "abc" and typed("runs/a", Path) == Path("runs/a")
 
 
 def test_a_stage_that_did_not_finish_raises():

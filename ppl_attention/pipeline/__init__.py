@@ -29,8 +29,9 @@ import io
 import os
 from pathlib import Path
 from typing import Any, Iterable
-from .. import PIPELINE_NAMES
 
+from .. import PIPELINE_NAMES
+from ._stage import typed
 from .handles import (
     AVPHandle,
     Dataset,
@@ -66,20 +67,12 @@ def _subparser(command: str) -> tuple[argparse.ArgumentParser, dict[str, str]]:
 
 
 def _value(action: argparse.Action, value):
-    """``value`` as the subcommand would have parsed it from its text: paths as the flag's type, numbers through a
-    float or str flag's type (``rank_weight=3`` is ``--rank-weight 3``, 3.0), one value of a list flag as a list."""
-
-    def one(v):
-        if isinstance(v, os.PathLike) or (isinstance(v, str) and action.type is Path):
-            return Path(v) if action.type is Path else str(Path(v))
-        if action.type in (float, str) and isinstance(v, (int, float)) and not isinstance(v, bool):
-            return action.type(v)
-        return v
-
+    """``value`` as the subcommand would have parsed it from its text (:func:`._stage.typed` with the flag's type),
+    one value of a list flag as a list."""
     if value is None or not (action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction)):
-        return one(value)
+        return typed(value, action.type)
     one_value = isinstance(value, (str, os.PathLike)) or not isinstance(value, Iterable)
-    return [one(v) for v in ([value] if one_value else value)]
+    return [typed(v, action.type) for v in ([value] if one_value else value)]
 
 
 def _namespace(command: str, options: dict[str, Any]) -> argparse.Namespace:

@@ -38,27 +38,34 @@ def field_names(cls: type, skip: Iterable[str] = ()) -> dict[str, str]:
     return names
 
 
+def typed(value, tp):
+    """One value as a flag of type ``tp`` would have parsed it: paths as text (or a Path for a Path flag), numbers
+    through a float or str flag's type (``rank_weight=3`` is 3.0), text through an int or float flag's type
+    (``k1="400"`` is 400; text that is no number is left for the setting's own check to name)."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and tp is Path):
+        return Path(value) if tp is Path else str(Path(value))
+    if tp in (float, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return tp(value)
+    if tp in (int, float) and isinstance(value, str):
+        try:
+            return tp(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _coerce(hint, value):
-    """``value`` as the field's flag would have parsed it: numbers through a float or str field's type
-    (``rank_weight=3`` is 3.0), paths as text (or a Path for a Path field), one value of a list field as a list."""
+    """``value`` as the field's flag would have parsed it (:func:`typed`), one value of a list field as a list."""
     from ..config import _base_type
 
     tp, _ = _base_type(hint)
-
-    def one(v, tp):
-        if isinstance(v, os.PathLike) or (isinstance(v, str) and tp is Path):
-            return Path(v) if tp is Path else str(Path(v))
-        if tp in (float, str) and isinstance(v, (int, float)) and not isinstance(v, bool):
-            return tp(v)
-        return v
-
     origin = typing.get_origin(tp)
     if value is None or not (origin in (list, tuple) or tp in (list, tuple)):
-        return one(value, tp)
+        return typed(value, tp)
     item = (typing.get_args(tp) or (str,))[0]
     item = item if item in (int, float, str) else str
     single = isinstance(value, (str, os.PathLike)) or not isinstance(value, Iterable)
-    return [one(v, item) for v in ([value] if single else value)]
+    return [typed(v, item) for v in ([value] if single else value)]
 
 
 def split_options(stage: str, options: dict[str, Any], classes: Iterable[type], extra: Iterable[str] = (), skip=()):
