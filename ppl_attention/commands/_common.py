@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from .. import checks
 from ..checks import check_int, check_number  # the CLI's checks are the library's, named by flag
 
 __all__ = [
@@ -42,41 +43,20 @@ def print_summary(summary: dict) -> None:
 # leaves its --out as it was.
 
 
-def _first_existing(path: Path) -> Path:
-    p = path.absolute()
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    return p
-
-
 def check_out_dir(path, flag: str = "--out") -> Path:
-    """``path`` may be created (or written into) as an output directory: not a file, under a writable folder."""
-    import os
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{flag} {path} is a file, expected a directory (a new path or an earlier output folder)")
-    base = _first_existing(path)
-    if not base.is_dir():
-        raise ValueError(f"{flag} {path}: {base} is a file, expected a folder on the way to the output directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: the folder {base} is not writable (expected a folder this user may write)")
-    return path
+    """The library's :func:`~ppl_attention.checks.check_out_dir`, named by the command's flag."""
+    return checks.check_out_dir(path, flag)
 
 
 def check_out_file(path, flag: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
-    """``path`` may be written as an output file: not a directory, its folder creatable and writable."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory, expected a file path")
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{flag} {path} must end in {' or '.join(suffixes)}, got {path.suffix or 'no suffix'!r}")
-    check_out_dir(path.parent, flag=f"{flag} {path}: its folder")
-    return path
+    """The library's :func:`~ppl_attention.checks.check_out_file`, named by the command's flag."""
+    return checks.check_out_file(path, flag, suffixes)
 
 
 def check_in_dir(path, flag: str, what: str = "an artefact directory") -> Path:
-    """``path`` is an existing directory (FileNotFoundError / ValueError naming ``flag`` otherwise)."""
+    """``path`` is an existing directory (FileNotFoundError / ValueError naming ``flag`` otherwise).  Not the
+    library's :func:`~ppl_attention.checks.check_in_dir`: a positional's name (``store``) must stay as typed, where
+    the library's backticks would make the CLI translate it into another command's flag."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{flag} {path} does not exist (expected {what})")
