@@ -64,7 +64,7 @@ def _held_out_locations(grid, M: int, T: int, seed: int):
 def run_calibrate_noise(args):
     import torch
 
-    from ..artifacts import atomic_write_json
+    from ..artifacts import atomic_write_json, dir_checksum
     from ..completion.prior import open_completion
     from ..completion.noise_calibration import calibrate_noise
     from ..pipeline.design import noise_schedule
@@ -93,6 +93,7 @@ def run_calibrate_noise(args):
     )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
+    calibration["prior"] = dir_checksum(args.prior)  # generate --noise-from reads `chosen_sigma` for this prior only
     atomic_write_json(Path(args.out) / "calibration.json", calibration)
     _print_scales(result["scales"])
     summary = {"prior": str(args.prior), "split": cfg.split, "images": M, "T": cfg.glimpses}

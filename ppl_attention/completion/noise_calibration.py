@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
@@ -33,7 +34,7 @@ from .importance import _sigma
 if TYPE_CHECKING:
     from .base import Completion
 
-__all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "NoiseCalibrationConfig"]
+__all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "calibrated_sigma", "NoiseCalibrationConfig"]
 
 
 def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
@@ -131,6 +132,23 @@ def calibrate_noise(
     usable = [r for r in results if r["median_ess"] >= min_ess]
     best = min(usable, key=lambda r: r["nll"]) if usable else max(results, key=lambda r: r["median_ess"])
     return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess)}
+
+
+def calibrated_sigma(calibration: str | Path, prior: str | Path) -> list[float]:
+    """The noise schedule that ``calibrate-noise`` chose in the directory ``calibration`` (its ``calibration.json``)
+    for the prior ``prior``; refused when it was calibrated on another prior (its checksum differs)."""
+    from ..artifacts import dir_checksum, read_json
+
+    path = Path(calibration) / "calibration.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"`noise_from` {calibration} holds no calibration.json: run calibrate-noise into it")
+    record = read_json(path)
+    if record.get("prior") != dir_checksum(prior):
+        raise ValueError(
+            f"`noise_from` {calibration} was calibrated on another prior than {prior}: "
+            "calibrate this prior's noise (calibrate-noise), or give `sigma`"
+        )
+    return [float(v) for v in record["chosen_sigma"]]
 
 
 @dataclass(frozen=True)

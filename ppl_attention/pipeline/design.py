@@ -92,6 +92,9 @@ class GenerateConfig:
         default=None,
         metadata={"help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"},
     )
+    noise_from: Optional[str] = field(
+        default=None, metadata={"help": "a calibrate-noise directory of this prior: its chosen schedule is --sigma"}
+    )
     target_ess: Optional[float] = field(
         default=None,
         metadata={"help": "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"},
@@ -238,15 +241,22 @@ def _task_attribute(task: str):
         raise ValueError(f"`task` must be 'label' or an attribute index, got {task!r}") from None
 
 
-def noise_schedule(sigma: Iterable[float] | None, prior: Path, data: Any, dataset: str) -> tuple[list[float], str]:
-    """The completions' glimpse noise (0..255 stds after 1, 2, ... glimpses) and where it came from: ``sigma``
-    (the ``sigma`` setting) when given, else the generative prior's own (recorded in its manifest), else the dataset's
-    default; every command that draws completions for a design asks here."""
+def noise_schedule(
+    sigma: Iterable[float] | None, prior: Path, data: Any, dataset: str, noise_from: PathArg | None = None
+) -> tuple[list[float], str]:
+    """The completions' glimpse noise (0..255 stds after 1, 2, ... glimpses) and its source: ``sigma`` when given,
+    else calibrate-noise's choice in ``noise_from``, else the generative prior's own (in its manifest), else the
+    dataset's default; every command that draws completions for a design asks here."""
     from ..artifacts import read_manifest
+    from ..completion.noise_calibration import calibrated_sigma
     from ..completion.prior import prior_kind
 
+    if sigma and noise_from is not None:
+        raise ValueError("give `sigma` or `noise_from`, not both")
     if sigma:
         return [float(v) for v in sigma], "--sigma"  # the recorded source, as stores have it
+    if noise_from is not None:
+        return calibrated_sigma(noise_from, prior), f"calibrate-noise {noise_from}"
     kind = prior_kind(prior)
     if kind.own_noise:
         return [float(v) for v in read_manifest(prior)["config"]["sigma"]], f"the {kind.name} prior {prior}"
@@ -278,7 +288,7 @@ def _generate(cfg: GenerateConfig, seed: int, device, rest: dict) -> tuple[dict,
     from ..completion.prior import prior_type
 
     kind = prior_type(prior)
-    sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name)
+    sigma, sigma_from = noise_schedule(cfg.sigma, prior, data, spec.name, cfg.noise_from)
     print(f"  noise schedule (sigma, 0..255 after 1, 2, ... glimpses): {sigma} ({sigma_from})")
     search_options = parse_search_options(cfg.search, cfg.search_options)
     settings = DesignSettings(

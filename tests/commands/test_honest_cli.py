@@ -30,7 +30,7 @@ def artefacts(tmp_path_factory):
     return root
 
 
-def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path):
+def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsys):
     out = tmp_path / "cal"
     assert (
         main(
@@ -62,6 +62,23 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path):
     step = cal["scales"][0]["steps"][1]
     assert step["t"] == 2 and 0 <= step["ece"] <= 1 and step["median_ess"] >= 1 and step["curve"]
     assert cal["chosen_sigma"][0] == pytest.approx(cal["sigma"][0] * cal["chosen"], abs=0.01)
+    # generate --noise-from designs with the chosen schedule, and refuses a calibration of another prior
+    base = ["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
+    base += ["--num-images", "1", "-T", "1", "--num-samples", "2", "--k1", "50", "--allow-oracle", "true"]
+    assert main([*base, "--noise-from", str(out), "--out", str(tmp_path / "store")]) == 0
+    from ppl_attention.artifacts import read_manifest
+
+    assert read_manifest(tmp_path / "store")["config"]["sigma"] == cal["chosen_sigma"]
+    summary = json.loads((tmp_path / "store" / "summary.json").read_text())
+    assert summary["noise_schedule_from"] == f"calibrate-noise {out}"
+    cal["prior"] = "another"
+    (out / "calibration.json").write_text(json.dumps(cal))
+    capsys.readouterr()
+    assert main([*base, "--noise-from", str(out), "--out", str(tmp_path / "other")]) == 2
+    assert "--noise-from" in (err := capsys.readouterr().err) and "calibrated on another prior" in err, err
+    assert not (tmp_path / "other").exists()
+    assert main([*base, "--noise-from", str(out), "--sigma", "9", "--out", str(tmp_path / "both")]) == 2
+    assert "--sigma or --noise-from, not both" in capsys.readouterr().err
 
 
 def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path):
