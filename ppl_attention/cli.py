@@ -19,8 +19,8 @@ from . import commands as _commands_pkg
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-#: Every subcommand in pipeline order, with its one-line help for the light top-level parser (a test checks
-#: that it matches what the command modules register).
+#: Every subcommand in pipeline order, with its one-line help: the light top-level parser's, and the full one's
+#: through ``commands._common.add_command`` (a test checks that it names what the command modules register).
 COMMANDS = (
     ("datasets", "list the datasets, or draw samples of one"),
     ("train-avp", "1. train the AVP g(label | glimpses) on random glimpses"),
