@@ -3,8 +3,9 @@
 ``ppl-attention``, ``--help`` and ``--version`` build a light parser from :data:`COMMANDS` without importing any
 command module (nor torch); a subcommand builds the full parser.  Each module in :mod:`ppl_attention.commands`
 (names not starting with ``_``) defines ``register(subparsers, common)`` and adds its subcommands with
-``parents=[common]``, so the shared options ``--device``, ``--seed``, ``--config``, ``--verbose``,
-``--no-progress`` and ``--threads`` work after any subcommand.
+:func:`~ppl_attention.commands._common.add_command` (help from :data:`COMMANDS`, ``parents=[common]``), so the
+shared options ``--device``, ``--seed``, ``--config``, ``--verbose``, ``--no-progress`` and ``--threads`` work after
+any subcommand.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from . import commands as _commands_pkg
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-#: Every subcommand in pipeline order, with its one-line help for the light top-level parser (a test checks
-#: that it matches what the command modules register).
+#: Every subcommand in pipeline order, with its one-line help: the light top-level parser's, and the full one's
+#: through ``commands._common.add_command`` (a test checks that it names what the command modules register).
 COMMANDS = (
     ("datasets", "list the datasets, or draw samples of one"),
     ("train-avp", "1. train the AVP g(label | glimpses) on random glimpses"),
@@ -106,10 +107,7 @@ def build_parser(light: bool = False) -> argparse.ArgumentParser:
     for module in command_modules():
         module.register(sub, common)
     order = {name: i for i, (name, _) in enumerate(COMMANDS)}
-    helps = dict(COMMANDS)
     sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))
-    for action in sub._choices_actions:
-        action.help = helps.get(action.dest, action.help)
     return parser
 
 

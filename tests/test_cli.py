@@ -52,6 +52,21 @@ def test_light_parser_lists_every_subcommand_in_pipeline_order():
     assert listed.index("train-avp") < listed.index("build-prior") < listed.index("generate") < listed.index("train")
 
 
+def test_each_command_text_is_written_once():
+    """A subcommand's line in the listing is COMMANDS's; its --help text is its run function's docstring."""
+    import inspect
+
+    from ppl_attention.cli import COMMANDS
+
+    full = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {a.dest: a.help for a in full._choices_actions} == dict(COMMANDS)
+    for name, parser in full.choices.items():
+        doc = inspect.getdoc(parser.get_default("func"))
+        assert parser.description, name
+        assert doc is None or parser.description == doc, name
+        assert "%%" not in parser.description, name  # argparse shows a description as written
+
+
 def test_help_and_version_start_without_torch():
     code = (
         "import sys; from ppl_attention.cli import main\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from .. import checks
 from ..checks import check_int, check_number  # the CLI's checks are the library's, named by flag
 
 __all__ = [
+    "add_command",
     "write_summary",
     "print_summary",
     "check_out_dir",
@@ -20,6 +22,23 @@ __all__ = [
     "set_threads",
     "stage_options",
 ]
+
+
+def add_command(
+    sub, common: argparse.ArgumentParser, name: str, run, description: str | None = None, out: str | None = None
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name``, run by ``run(args)``, with the shared options of ``common``: its one-line help is
+    the one :data:`ppl_attention.cli.COMMANDS` lists, its ``--help`` text ``run``'s docstring unless
+    ``description`` is given (one place for each, as click does); ``out``: the help of its required ``--out``
+    path (None: it has none)."""
+    from ..cli import COMMANDS
+
+    text = description if description is not None else inspect.getdoc(run)
+    p = sub.add_parser(name, parents=[common], help=dict(COMMANDS)[name], description=text)
+    p.set_defaults(func=run)
+    if out is not None:
+        p.add_argument("--out", required=True, type=Path, help=out)
+    return p
 
 
 def write_summary(out_dir, summary: dict, name: str = "summary.json") -> Path:

@@ -13,24 +13,14 @@ from pathlib import Path
 
 from ..completion.base import DEFAULT_K1
 from ..config import GLIMPSES, add_config_arguments, build_config, config_to_dict
-from ._common import check_in_dir, check_int, check_out_dir, write_summary
+from ._common import add_command, check_in_dir, check_int, check_out_dir, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
     from ..design.distill import TrainEPENetConfig
 
-    p = sub.add_parser(
-        "train-epe-net",
-        parents=[common],
-        help="train a network that predicts the EPE map of every "
-        "step in one pass, from the maps of exhaustive sequence stores",
-        description="Distil the per-step EPE maps of sequence stores built by generate --search "
-        "exhaustive (same AVP, prior and sensor) into an EPE-map network. Writes OUT/manifest.json "
-        "first (it ties the network to the AVP, the prior and the sensor), OUT/checkpoint/"
-        "last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors (the "
-        "best epoch by validation regret), history.json and summary.json.",
-    )
+    p = add_command(sub, common, "train-epe-net", run_train, out="output directory")
     p.add_argument(
         "--store",
         action="append",
@@ -40,31 +30,17 @@ def register(sub, common):
         help="sequence store built with --search exhaustive or dagger (repeatable)",
     )
     p.add_argument("--avp", required=True, type=Path, help="the AVP directory the stores were generated with")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
     add_config_arguments(p, TrainEPENetConfig)
     add_dataset_arguments(p, reads="the stores and the AVP")
-    p.set_defaults(func=run_train)
     _register_evaluate(sub, common)
 
 
 def _register_evaluate(sub, common) -> None:
     """The ``evaluate-epe-net`` subcommand and its flags."""
-    e = sub.add_parser(
-        "evaluate-epe-net",
-        parents=[common],
-        help="regret of the amortised and hybrid searches "
-        "against the exhaustive search on held-out images, and seconds per sequence of every search",
-        description="For each image (the first --num-images of --split), follow the exhaustive "
-        "search's sequence; at every step after the first, draw the completions once and run the "
-        "exhaustive search (the reference) and every --searches on them, each with its own AVP passes "
-        "and timed. Reports mean relative EPE regret, argmin agreement, evaluations per step, seconds "
-        "per sequence and speed-ups, and the AVP's accuracy along the amortised sequences. Writes "
-        "OUT/evaluation.json (every step) and OUT/summary.json.",
-    )
+    e = add_command(sub, common, "evaluate-epe-net", run_evaluate, out="output directory")
     e.add_argument("epe_net", type=Path, help="EPE-map network directory (train-epe-net)")
     e.add_argument("--avp", required=True, type=Path, help="AVP directory (the network's)")
     e.add_argument("--prior", required=True, type=Path, help="prior directory (the network's)")
-    e.add_argument("--out", required=True, type=Path, help="output directory")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"], help="held-out split (default: test)")
     e.add_argument("--num-images", type=int, default=200, help="the first N images of the split (default: 200)")
     e.add_argument("--first-image", type=int, default=0, help="start at this image of the split (default: 0)")
@@ -100,7 +76,6 @@ def _register_evaluate(sub, common) -> None:
     )
     _add_evaluate_search_arguments(e)
     add_dataset_arguments(e, reads="the AVP and the prior")
-    e.set_defaults(func=run_evaluate)
 
 
 def _add_evaluate_search_arguments(e) -> None:
@@ -179,6 +154,10 @@ def _reference_store(args, indices):
 
 
 def run_train(args):
+    """Distil the per-step EPE maps of sequence stores built by generate --search exhaustive (same AVP, prior and
+    sensor) into an EPE-map network. Writes OUT/manifest.json first (it ties the network to the AVP, the prior and
+    the sensor), OUT/checkpoint/last.safetensors after every epoch (a rerun resumes), then OUT/epe_net.safetensors
+    (the best epoch by validation regret), history.json and summary.json."""
     import torch
 
     from ..artifacts import dir_checksum, write_manifest
@@ -301,6 +280,11 @@ def _check_train_rerun(out: Path, run_config: dict) -> None:
 
 
 def run_evaluate(args):
+    """For each image (the first --num-images of --split), follow the exhaustive search's sequence; at every step
+    after the first, draw the completions once and run the exhaustive search (the reference) and every --searches on
+    them, each with its own AVP passes and timed. Reports mean relative EPE regret, argmin agreement, evaluations
+    per step, seconds per sequence and speed-ups, and the AVP's accuracy along the amortised sequences. Writes
+    OUT/evaluation.json (every step) and OUT/summary.json."""
     from ..artifacts import atomic_write_json
     from ..design.regret import evaluate_searches, summarise
     from ..design.sequential import first_glimpse_epe

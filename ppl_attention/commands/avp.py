@@ -10,21 +10,14 @@ import argparse
 from pathlib import Path
 
 from ..config import add_config_arguments
-from ._common import stage_options
+from ._common import add_command, stage_options
 from ._dataset import add_dataset_arguments
 
 
 def register(sub, common):
     from ..posterior.training import TrainAVPConfig
 
-    p = sub.add_parser(
-        "train-avp",
-        parents=[common],
-        help="train the AVP g(label | glimpses) on random glimpses",
-        description="Train the attentional variational posterior on masked images with t ~ U{0..T} "
-        "random glimpses; keeps the best validation-NLL epoch, stops early, resumes from DIR's "
-        "checkpoint, calibrates a temperature. Writes DIR/avp.safetensors, avp.json, manifest.json.",
-    )
+    p = add_command(sub, common, "train-avp", run_train, out="output AVP directory")
     add_dataset_arguments(p, default="cluttered-mnist")
     p.add_argument(
         "--train-size",
@@ -40,27 +33,13 @@ def register(sub, common):
         help="leave the first N training images (for MNIST: every canvas of their digits) out of training, "
         "so that `generate --num-images N` may design for them (no oracle); recorded in the manifest",
     )
-    p.add_argument("--out", required=True, type=Path, help="output AVP directory")
     add_config_arguments(p, TrainAVPConfig)
-    p.set_defaults(func=run_train)
     _register_evaluate(sub, common)
 
 
 def _register_evaluate(sub, common) -> None:
     """The ``evaluate-avp`` subcommand and its flags."""
-    e = sub.add_parser(
-        "evaluate-avp",
-        parents=[common],
-        help="accuracy, NLL and ECE of an AVP against the number of random glimpses 0..T on the test split",
-        description="Evaluate a trained AVP directory on the test split: every image under --draws "
-        "random glimpse sets per t; ECE with a bootstrap 95%% interval over images and the noise "
-        "floor of a perfectly calibrated predictor. Writes DIR/evaluation.json, DIR/summary.json and "
-        "DIR/avp_evaluation.png (evaluation_summary.json; train-avp's summary.json is kept). The "
-        "dataset, its root, split seed and options are read from DIR's manifest (so the test split "
-        "is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate "
-        "first refits the calibration on the validation split "
-        "and rewrites DIR's weights and manifest.",
-    )
+    e = add_command(sub, common, "evaluate-avp", run_evaluate)
     e.add_argument("dir", type=Path, help="AVP directory written by train-avp")
     add_dataset_arguments(e, reads="the AVP")
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -83,10 +62,12 @@ def _register_evaluate(sub, common) -> None:
         default=10,
         help="random glimpse sets per validation image and t for --recalibrate (default: 10)",
     )
-    e.set_defaults(func=run_evaluate)
 
 
 def run_train(args):
+    """Train the attentional variational posterior on masked images with t ~ U{0..T} random glimpses; keeps the
+    best validation-NLL epoch, stops early, resumes from DIR's checkpoint, calibrates a temperature. Writes
+    DIR/avp.safetensors, avp.json, manifest.json."""
     from ..pipeline import train_avp
 
     train_avp(**stage_options(args))
@@ -94,6 +75,12 @@ def run_train(args):
 
 
 def run_evaluate(args):
+    """Evaluate a trained AVP directory on the test split: every image under --draws random glimpse sets per t;
+    ECE with a bootstrap 95% interval over images and the noise floor of a perfectly calibrated predictor. Writes
+    DIR/evaluation.json, DIR/summary.json and DIR/avp_evaluation.png (evaluation_summary.json; train-avp's
+    summary.json is kept). The dataset, its root, split seed and options are read from DIR's manifest (so the
+    test split is the one the AVP was trained beside); a contradicting flag is an error. --recalibrate first
+    refits the calibration on the validation split and rewrites DIR's weights and manifest."""
     from ..pipeline import evaluate
 
     options = stage_options(args)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..artifacts import read_json, write_manifest
 from ..baselines.train import TrainBaselineConfig, sweep_baselines
 from ..config import add_config_arguments, build_config, config_to_dict
 from ..runtime import resolve_device, seed_everything
-from ._common import write_summary
+from ._common import add_command, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    p = sub.add_parser(
-        "baselines",
-        parents=[common],
-        help="train MobileNetV2 / ShuffleNetV2 baselines over widths and resolutions; plot accuracy against FLOPs",
-        description="Sweep CNN baselines (architecture x channel multiplier x input resolution), "
-        "count FLOPs with torch.utils.flop_counter, and plot test accuracy against FLOPs. "
-        "Finished points are reused, so an interrupted sweep resumes.",
-    )
+    p = add_command(sub, common, "baselines", run, out="output directory")
     add_dataset_arguments(p, default="cluttered-mnist")
     p.add_argument("--archs", nargs="+", default=["mobilenet_v2", "shufflenet_v2"])
     p.add_argument("--widths", nargs="+", type=float, default=[0.25, 0.5, 1.0])
@@ -32,12 +24,13 @@ def register(sub, common):
         metavar="NAME=FILE.json",
         help="hard-attention accuracy/FLOPs curves to draw too (JSON list of {flops, accuracy})",
     )
-    p.add_argument("--out", required=True, type=Path, help="output directory")
     add_config_arguments(p, TrainBaselineConfig)
-    p.set_defaults(func=run)
 
 
 def run(args):
+    """Sweep CNN baselines (architecture x channel multiplier x input resolution), count FLOPs with
+    torch.utils.flop_counter, and plot test accuracy against FLOPs. Finished points are reused, so an interrupted
+    sweep resumes."""
     from ._common import check_int, check_number, check_out_dir
 
     check_out_dir(args.out)

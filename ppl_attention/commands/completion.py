@@ -19,7 +19,7 @@ import torch
 from ..completion.compare import CompareConfig
 from ..config import add_config_arguments, build_config, config_to_dict
 from ..sensor import check_sensor
-from ._common import write_summary
+from ._common import add_command, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,7 @@ SLOW_METHODS = ("nuts-vae", "cgan")
 
 
 def register(sub, common):
-    p = sub.add_parser(
-        "compare-completion",
-        parents=[common],
-        help="compare image completions: importance sampling, NUTS in a VAE, conditional GAN",
-        description="Complete held-out MNIST canvases after 1..4 glimpses with the paper's "
-        "importance sampler, NUTS in a VAE's latent space and a pix2pix-style conditional GAN; "
-        "write log-likelihood, diversity, label agreement and time tables (CSV, JSON, markdown) "
-        "and sample grids. Trains or builds what is not given (and reuses it in --out).",
-    )
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p = add_command(sub, common, "compare-completion", run, out="output directory")
     p.add_argument(
         "--scale",
         default="small",
@@ -112,7 +103,6 @@ def register(sub, common):
         )
     _add_method_arguments(p)
     add_config_arguments(p, CompareConfig, skip=("seed",))  # --seed is the shared option
-    p.set_defaults(func=run)
 
 
 def _add_method_arguments(p) -> None:
@@ -469,6 +459,9 @@ def _note(args, labeller, described, samplers, vae_summary, limit) -> str:
 
 
 def run(args):
+    """Complete held-out MNIST canvases after 1..4 glimpses with the paper's importance sampler, NUTS in a VAE's
+    latent space and a pix2pix-style conditional GAN; write log-likelihood, diversity, label agreement and time
+    tables (CSV, JSON, markdown) and sample grids. Trains or builds what is not given (and reuses it in --out)."""
     from ..completion.report import write_comparison
     from ..runtime import resolve_device, seed_everything
     from ._common import check_out_dir

@@ -5,21 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import load_yaml, preset_summary, presets
-from ._common import print_summary
+from ._common import add_command, print_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    p = sub.add_parser(
-        "datasets",
-        parents=[common],
-        help="list the datasets, or draw samples of one",
-        description="Without a subcommand: list the datasets (classes, image size, glimpse grid, "
-        "whether --root is needed) and the named dataset presets that --config takes. "
-        "`datasets show NAME --out x.png` draws a grid of samples with "
-        "their labels, one with every candidate glimpse location drawn over it.",
-    )
-    p.set_defaults(func=run_list)
+    p = add_command(sub, common, "datasets", run_list)
     dsub = p.add_subparsers(dest="datasets_command", metavar="{list,show}")
     pl = dsub.add_parser("list", parents=[common], help="list the datasets")
     pl.set_defaults(func=run_list)
@@ -34,6 +25,9 @@ def register(sub, common):
 
 
 def run_list(args):
+    """Without a subcommand: list the datasets (classes, image size, glimpse grid, whether --root is needed) and the
+    named dataset presets that --config takes. `datasets show NAME --out x.png` draws a grid of samples with their
+    labels, one with every candidate glimpse location drawn over it."""
     from ..data import DATASETS
 
     header = ("name", "classes", "image", "grid", "needs --root")

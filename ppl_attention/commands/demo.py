@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from ..config import add_config_arguments, build_config
+from ._common import add_command
 
 
 def register(sub, common):
     from ..demo import STAGES, DemoConfig
 
-    p = sub.add_parser(
-        "demo",
-        parents=[common],
-        help="end to end on cluttered MNIST: train the AVP, build the "
-        "prior, generate near-optimal sequences, train RAM and PS-NOGS, print the table",
-        description="Stages: " + "; ".join(STAGES) + ". Finished stages are cached in --out, so a "
-        "second run is quick and an interrupted one resumes.",
-    )
+    description = "Stages: " + "; ".join(STAGES) + ". Finished stages are cached in --out, so a second run is quick"
+    p = add_command(sub, common, "demo", run, description + " and an interrupted one resumes.")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -23,7 +18,6 @@ def register(sub, common):
         "CPU cores, into runs/demo-quick (flags given still override its settings)",
     )
     add_config_arguments(p, DemoConfig, skip=("threads",))  # --threads is a shared option
-    p.set_defaults(func=run)
 
 
 def run(args):

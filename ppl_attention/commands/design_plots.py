@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import check_in_dir, check_int, check_out_file
+from ._common import add_command, check_in_dir, check_int, check_out_file
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
@@ -17,9 +17,9 @@ def register(sub, common):
         v = sub.add_parser("plot-validity", parents=[common], help="accuracy along generated vs baseline sequences")
         c = sub.add_parser("plot-epe-calibration", parents=[common], help="predicted EPE vs realised entropy")
     else:
-        plot = sub.add_parser("plot", parents=[common], help="figures")
+        figures = "Figures of a sequence store: one image's EPE maps, accuracy along the sequences, EPE calibration."
+        plot = add_command(sub, common, "plot", lambda args: plot.print_help() or 1, figures)
         plots = plot.add_subparsers(dest="figure", metavar="FIGURE")
-        plot.set_defaults(func=lambda args: plot.print_help() or 1)
         q = plots.add_parser("epe", parents=[common], help="EPE heatmaps of every step of one stored image")
         v = plots.add_parser(
             "validity",

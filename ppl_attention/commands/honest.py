@@ -9,46 +9,21 @@ from pathlib import Path
 from ..completion.noise_calibration import NoiseCalibrationConfig
 from ..config import add_config_arguments, build_config
 from ..design.noise_floor import NoiseFloorConfig
-from ._common import check_in_dir, check_out_dir, write_summary
+from ._common import add_command, check_in_dir, check_out_dir, write_summary
 from ._dataset import add_dataset_arguments, resolve_dataset
 
 
 def register(sub, common):
-    c = sub.add_parser(
-        "calibrate-noise",
-        parents=[common],
-        help="choose the completions' glimpse noise on held-out "
-        "images: ECE of P(label) from the completions, reliability curve, ESS, per noise multiplier",
-        description="Draw completions of held-out images after 1..T random glimpses with the prior's "
-        "noise schedule times each --scales value; report the ECE of their label distribution, its "
-        "reliability curve, the mean P(true label) and its NLL, the median ESS and distinct "
-        "completions; "
-        "choose the scale of least NLL (a proper score) whose median ESS reaches --min-ess. Writes OUT/"
-        "calibration.json and OUT/summary.json.",
-    )
+    c = add_command(sub, common, "calibrate-noise", run_calibrate_noise, out="output directory")
     c.add_argument("--prior", required=True, type=Path, help="prior directory (build-prior)")
-    c.add_argument("--out", required=True, type=Path, help="output directory")
     add_dataset_arguments(c, reads="the prior")
     add_config_arguments(c, NoiseCalibrationConfig)
-    c.set_defaults(func=run_calibrate_noise)
 
-    e = sub.add_parser(
-        "evaluate-design",
-        parents=[common],
-        help="the BOED estimator's noise floor: regret between "
-        "two exhaustive searches on independent completions, and of each against a high-sample "
-        "reference, same images, one run",
-        description="Along each image's greedy exhaustive sequence on --reference-samples "
-        "completions, draw two independent sets of --num-samples completions per step and compare "
-        "the exhaustive searches on them with each other and with the reference (EPE regret). The "
-        "completions leave each image out (no oracle). Writes OUT/noise_floor.json, OUT/summary.json.",
-    )
+    e = add_command(sub, common, "evaluate-design", run_evaluate_design, out="output directory")
     e.add_argument("--avp", required=True, type=Path, help="AVP directory")
     e.add_argument("--prior", required=True, type=Path, help="prior directory")
-    e.add_argument("--out", required=True, type=Path, help="output directory")
     add_dataset_arguments(e, reads="the AVP and the prior")
     add_config_arguments(e, NoiseFloorConfig)
-    e.set_defaults(func=run_evaluate_design)
 
 
 def _held_out_locations(grid, M: int, T: int, seed: int):
@@ -62,6 +37,10 @@ def _held_out_locations(grid, M: int, T: int, seed: int):
 
 
 def run_calibrate_noise(args):
+    """Draw completions of held-out images after 1..T random glimpses with the prior's noise schedule times each
+    --scales value; report the ECE of their label distribution, its reliability curve, the mean P(true label) and
+    its NLL, the median ESS and distinct completions; choose the scale of least NLL (a proper score) whose median
+    ESS reaches --min-ess. Writes OUT/calibration.json and OUT/summary.json."""
     import torch
 
     from ..artifacts import atomic_write_json, dir_checksum
@@ -118,6 +97,10 @@ def _print_scales(scales: list[dict]) -> None:
 
 
 def run_evaluate_design(args):
+    """Along each image's greedy exhaustive sequence on --reference-samples completions, draw two independent sets
+    of --num-samples completions per step and compare the exhaustive searches on them with each other and with the
+    reference (EPE regret). The completions leave each image out (no oracle). Writes OUT/noise_floor.json,
+    OUT/summary.json."""
     from ..artifacts import atomic_write_json
     from ..design.images import ImageFactory
     from ..design.noise_floor import noise_floor, parse_searches, summarise_noise_floor

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import add_command
+
 
 def register(sub, common):
-    p = sub.add_parser(
-        "migrate",
-        parents=[common],
-        help="rewrite artefacts of older formats into today's",
-        description="Rewrite in place, file by file atomically, every artefact under DIR that an "
-        "older version wrote: manifests without a dataset spec, priors that do not name their kind, "
-        "two-file training checkpoints. Manifests under DIR that record a rewritten manifest's "
-        "checksum get the new one, so migrate the folder that holds related artefacts together. "
-        "Prints what it changed; a second run changes nothing.",
-    )
+    p = add_command(sub, common, "migrate", run)
     p.add_argument("dir", type=Path, help="an artefact folder, or a folder of them")
-    p.set_defaults(func=run)
 
 
 def run(args):
+    """Rewrite in place, file by file atomically, every artefact under DIR that an older version wrote: manifests
+    without a dataset spec, priors that do not name their kind, two-file training checkpoints. Manifests under DIR
+    that record a rewritten manifest's checksum get the new one, so migrate the folder that holds related artefacts
+    together. Prints what it changed; a second run changes nothing."""
     from ..migrate import migrate
 
     changes = migrate(args.dir)

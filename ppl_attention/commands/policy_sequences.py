@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import check_in_dir, check_int, check_out_dir, write_summary
+from ._common import add_command, check_in_dir, check_int, check_out_dir, write_summary
 
 
 def register(sub, common):
-    p = sub.add_parser(
-        "policy-sequences",
-        parents=[common],
-        help="write a trained network's greedy glimpse sequences into a sequence store (PS-RAM)",
-        description="Take the greedy glimpse sequences of a finished `ppl-attention train` run on "
-        "training images (their epoch-0 canvases) and write them into a sequence store that "
-        "`train --supervision nogs --sequences STORE` accepts.",
+    p = add_command(
+        sub, common, "policy-sequences", run_policy_sequences, out="the sequence store to write (or resume)"
     )
     p.add_argument("run", type=Path, help="a finished training run directory (holds best.safetensors)")
-    p.add_argument("--out", required=True, type=Path, help="the sequence store to write (or resume)")
     p.add_argument("--num-images", type=int, default=600, help="the first N training images (default: 600)")
     p.add_argument(
         "--indices-of",
@@ -28,10 +22,11 @@ def register(sub, common):
         help="instead: the training images of this sequence store (e.g. PS-NOGS's, so both supervise the same images)",
     )
     p.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
-    p.set_defaults(func=run_policy_sequences)
 
 
 def run_policy_sequences(args):
+    """Take the greedy glimpse sequences of a finished `ppl-attention train` run on training images (their epoch-0
+    canvases) and write them into a sequence store that `train --supervision nogs --sequences STORE` accepts."""
     import torch
 
     from ..artifacts import file_checksum, read_manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import add_config_arguments
-from ._common import check_out_file, stage_options
+from ._common import add_command, check_out_file, stage_options
 from ._dataset import add_dataset_arguments
 
 
@@ -14,14 +14,7 @@ def register(sub, common):
     from ..attention.run import RunConfig
     from ..attention.trainer import TrainConfig
 
-    p = sub.add_parser(
-        "train",
-        parents=[common],
-        help="train a hard-attention network (RAM, RAM+, PS-NOGS, PS-H1/H5, PS-HGS)",
-        description="Train a hard-attention network with partial supervision. Running the same "
-        "command again resumes from OUT/checkpoint and gives the same curves as an uninterrupted run.",
-    )
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p = add_command(sub, common, "train", run_train, out="output directory")
     p.add_argument(
         "--pretrain",
         action="store_const",
@@ -34,22 +27,15 @@ def register(sub, common):
     add_dataset_arguments(p, default="cluttered-mnist, or the --sequences store's (for nogs, also its split seed)")
     add_config_arguments(p, TrainConfig)
     add_config_arguments(p, NetworkConfig)
-    p.set_defaults(func=run_train)
 
-    q = sub.add_parser(
-        "plot-attention",
-        parents=[common],
-        help="validation curves of several training runs on one plot, grouped by method",
-        description="Read OUT/log.csv of each run directory and "
-        "draw their validation accuracy (mean +- std over runs of the same label).",
-    )
+    q = add_command(sub, common, "plot-attention", run_plot, out="figure path (.png)")
     q.add_argument("runs", nargs="+", metavar="LABEL=DIR", help="run directories, e.g. ram=runs/ram-s0")
-    q.add_argument("--out", required=True, type=Path, help="figure path (.png)")
     q.add_argument("--metric", default="val_greedy_acc", help="column of log.csv to draw")
-    q.set_defaults(func=run_plot)
 
 
 def run_train(args):
+    """Train a hard-attention network with partial supervision. Running the same command again resumes from
+    OUT/checkpoint and gives the same curves as an uninterrupted run."""
     from ..pipeline import train_attention
 
     train_attention(**stage_options(args))
@@ -57,6 +43,8 @@ def run_train(args):
 
 
 def run_plot(args):
+    """Read OUT/log.csv of each run directory and draw their validation accuracy (mean +- std over runs of the same
+    label)."""
     import csv
 
     from ..plots.attention import plot_validation_curves

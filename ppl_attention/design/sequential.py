@@ -77,11 +77,14 @@ class DesignProblem:
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
         return fn(locations, glimpses, n, generator=generator, true_image=true_image)
 
+    @property
+    def scorer_options(self) -> dict:
+        """How the posterior's passes are made: the keyword arguments of :class:`~.epe.PairScorer` and the EPE."""
+        return dict(batch_size=self.batch_size, make_input=self.make_input, kind=self.kind, precision=self.precision)
+
     def score_fn(self, images: torch.Tensor, observed: torch.Tensor) -> Callable:
         """``score(candidates, samples) -> (l, n)`` entropies on these completions after ``observed``."""
-        scorer = PairScorer(
-            self.posterior, images, observed, self.grid, self.batch_size, self.make_input, self.kind, self.precision
-        )
+        scorer = PairScorer(self.posterior, images, observed, self.grid, **self.scorer_options)
 
         def score(cands, samples):
             H = scorer(cands, samples)
@@ -148,10 +151,7 @@ def first_glimpse_epe(problem: DesignProblem, num_samples: int, seed: int) -> to
         empty.to(device),
         None,
         problem.grid,
-        problem.batch_size,
-        problem.make_input,
-        problem.kind,
-        problem.precision,
+        **problem.scorer_options,
     )
     if epe.dim() == 2:
         if problem.attribute is None:

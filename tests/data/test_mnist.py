@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ppl_attention.data import load_dataset
+from ppl_attention.data import DatasetInfo, load_dataset
 from ppl_attention.data.mnist import (
     MnistCanvases,
     _all_digits,
@@ -10,6 +10,7 @@ from ppl_attention.data.mnist import (
     load_digits,
     render_canvases,
 )
+from ppl_attention.data.spec import option_defaults
 from ppl_attention.sensor import Sensor
 
 
@@ -154,8 +155,18 @@ def test_the_100_pixel_cluttered_variant_and_smaller_digit_pools():
     ds = load_dataset("cluttered-mnist-100", split="valid", seed=0)
     assert ds.name == "cluttered-mnist-100" and ds.images.shape == (500, 1, 100, 100)
     assert ds.grid.shape == (15, 15) and ds.grid.scales == 3 and ds.n_clutter == 8
+    assert {k: option_defaults("cluttered-mnist-100")[k] for k in ("canvas_size", "n_clutter")} == {
+        "canvas_size": 100,
+        "n_clutter": 8,
+    }
     few = load_dataset("cluttered-mnist", split="train", train_digits=100)
     assert len(few) == 100 and len(few.digits) == 100
     assert len(load_dataset("cluttered-mnist", split="test", train_digits=100)) == 500  # the test split as is
     with pytest.raises(ValueError, match="train_digits must be an int"):
         load_dataset("cluttered-mnist", split="train", train_digits=1)
+
+
+def test_a_registry_entry_changes_its_class_defaults_and_options_still_override_them():
+    info = DatasetInfo("x", "10", "", "", False, "", "mnist:MnistCanvases", {"cluttered": True}, {"canvas_size": 40})
+    assert info.build(None, "valid", 0, size=2).images.shape[-1] == 40
+    assert info.build(None, "valid", 0, size=2, canvas_size=50).images.shape[-1] == 50
