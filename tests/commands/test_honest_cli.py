@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ppl_attention.cli import main
+from tests._helpers import train_avp_argv
 
 
 @pytest.fixture(scope="module")
@@ -160,30 +161,7 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     assert read_manifest(tmp_path / "diag")["config"]["allow_oracle"] is True
     # the honest route: an AVP trained without the design images
     avp = tmp_path / "held-avp"
-    assert (
-        main(
-            [
-                "train-avp",
-                "--device",
-                "cpu",
-                "--dataset-from",
-                str(artefacts / "avp"),
-                "--out",
-                str(avp),
-                "--train-size",
-                "16",
-                "--epochs",
-                "1",
-                "--width",
-                "4",
-                "--max-glimpses",
-                "2",
-                "--exclude-design",
-                "2",
-            ]
-        )
-        == 0
-    )
+    assert main([*train_avp_argv(avp), "--dataset-from", str(artefacts / "avp"), "--exclude-design", "2"]) == 0
     assert read_manifest(avp)["config"]["held_out"]["images"] == 2
     assert main([*base, "--avp", str(avp), "--out", str(tmp_path / "honest")]) == 0
     config = read_manifest(tmp_path / "honest")["config"]
