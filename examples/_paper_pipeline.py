@@ -315,6 +315,8 @@ def markdown(table: dict) -> str:
 
 
 def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict:
+    """Write ``out/summary.json`` (the results, seconds per stage, settings, figures and machine) and the results
+    table ``out/results.md``, print the table; returns the summary."""
     from ppl_attention.artifacts import atomic_write_json, atomic_write_text
     from ppl_attention.runtime import run_record
 
@@ -326,9 +328,10 @@ def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict
         "figures": sorted(str(p) for p in (out / "figures").glob("*.png")),
         "run": run_record(),
     }
+    text = markdown(table)
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "results.md", markdown(table))
+    atomic_write_text(out / "results.md", text)
     print()
-    print(markdown(table))
+    print(text)
     print(f"summary written to {out / 'summary.json'}")
     return summary
