@@ -1,6 +1,6 @@
-"""Shared machinery of examples/celeba_hq.py, examples/cub.py, examples/paper_regime.py and
-examples/reproduce_mnist.py: run the stages of :mod:`ppl_attention.pipeline` (like ppl_attention/demo.py), skip
-finished ones, and tabulate the hard-attention runs.
+"""Shared machinery of the examples that run the paper's stages (celeba_hq.py, cub.py, paper_regime.py,
+reproduce_mnist.py, verdict.py, dagger_epe_net.py): run the stages of :mod:`ppl_attention.pipeline` (like
+ppl_attention/demo.py), skip finished ones, shrink every size for a smoke run, and tabulate the hard-attention runs.
 
 Each stage is ``Stage(name, done, call)``: ``call`` is a pipeline function with its keyword arguments bound
 (``functools.partial(pipeline.train_avp, out, dataset, epochs=...)``); ``done`` is a path whose existence means
@@ -16,7 +16,7 @@ import json
 import logging
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -25,31 +25,46 @@ from ppl_attention import pipeline
 
 log = logging.getLogger(__name__)
 
-#: The paper settings both the CelebA-HQ and the CUB scripts shrink for ``--tiny``: every stage runs in seconds.
-TINY = {
-    "avp_backbone": "small_cnn",
-    "avp_width": 2,
-    "avp_lr": 2e-3,
-    "avp_batch_size": 4,
+#: The sizes every example's smoke run (``--quick``, ``--tiny``) shrinks to, whichever of them its settings have
+#: (:func:`shrunk`): every stage runs in seconds.
+SMOKE = {
     "avp_epochs": 1,
     "avp_patience": 1,
-    "avp_pretrained": None,
-    "prior_size": 8,
-    "prior_components": 4,
-    "prior_fit_samples": 8,
-    "num_sequences": 2,
+    "avp_width": 2,
+    "avp_train_size": 64,
     "num_samples": 2,
     "first_num_samples": 1,
     "k1": 4,
     "search": "coarse",
     "glimpses": 2,
+    "iterations": 4,
     "train_iterations": 4,
     "validate_every": 2,
     "batch_size": 4,
-    "num_supervised": 2,
-    "seeds": (0,),
     "pretrain_iterations": 2,
+    "seeds": (0,),
+    "run_figures": False,
+    "tensorboard": False,
 }
+
+#: What the CelebA-HQ and CUB scripts shrink besides for ``--tiny``: a small CNN for the AVP, a tiny prior.
+TINY = {
+    "avp_backbone": "small_cnn",
+    "avp_lr": 2e-3,
+    "avp_batch_size": 4,
+    "avp_pretrained": None,
+    "prior_size": 8,
+    "prior_components": 4,
+    "prior_fit_samples": 8,
+    "num_sequences": 2,
+    "num_supervised": 2,
+}
+
+
+def shrunk(settings, **own):
+    """The dataclass ``settings`` with the :data:`SMOKE` sizes of its fields, and ``own`` on top."""
+    names = {f.name for f in fields(settings)}
+    return replace(settings, **({k: v for k, v in SMOKE.items() if k in names} | own))
 
 
 @dataclass
@@ -77,6 +92,52 @@ def paper_parser(doc: str, dataset: str, out: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse_paper_args(p: argparse.ArgumentParser, argv, what: str) -> argparse.Namespace:
+    """``argv`` parsed by a :func:`paper_parser`; a ``--root`` that is not a folder is refused (``what`` it should
+    hold)."""
+    args = p.parse_args(argv)
+    if not args.root.is_dir():
+        raise FileNotFoundError(f"--root {args.root} is not a folder (expected {what})")
+    return args
+
+
+def paper_stages(args: argparse.Namespace, s, tiny: Callable, stages: Callable) -> tuple:
+    """A paper script's settings ``s`` with ``--avp-pretrained`` (all shrunk by ``tiny`` under ``--tiny``), and its
+    ``stages(s, root, out, device, seed, train_extra=...)`` for them, the output folder made: ``(s, stages, runs)``."""
+    s = replace(s, avp_pretrained=args.avp_pretrained)
+    if args.tiny:
+        s = tiny(s)
+    train_extra = {"tensorboard": False} if args.tiny else None
+    st, runs = stages(s, args.root, args.out, args.device, args.seed, train_extra=train_extra)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return s, st, runs
+
+
+def add_scale_flags(p: argparse.ArgumentParser, scales: dict, default: str, seeds: str, scale_help=None) -> None:
+    """``--scale`` (a name in ``scales``; ``--quick`` is ``--scale quick`` where there is one), the sizes a run may
+    override (``--iterations``, and ``--seeds``: ``seeds`` says whose), and where the runs train (``--threads``,
+    ``--device``)."""
+    p.add_argument("--scale", default=default, choices=list(scales), help=scale_help)
+    if "quick" in scales:
+        p.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
+    p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"{seeds} (default: the scale's)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def scale_settings(p: argparse.ArgumentParser, args: argparse.Namespace, scales: dict, **changes):
+    """The scale ``--scale`` names with ``--iterations`` and ``--seeds`` where given, and the ``changes`` that are
+    not None; fewer than 1 iteration is a usage error."""
+    scale = scales[args.scale]
+    changes = {k: v for k, v in changes.items() if v is not None}
+    seeds = tuple(args.seeds) if args.seeds else scale.seeds
+    settings = replace(scale, iterations=args.iterations or scale.iterations, seeds=seeds, **changes)
+    if settings.iterations < 1:
+        p.error(f"--iterations must be >= 1, got {settings.iterations}")
+    return settings
+
+
 def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) -> dict[str, float]:
     """Run the unfinished stages in order (numbered from ``start`` of ``total``); returns seconds per stage (0 for
     cached ones)."""
@@ -98,32 +159,35 @@ def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) ->
     return timings
 
 
+def avp_stage(s, avp: Path, data, done: str = "summary.json", name: str = "train AVP", **options) -> Stage:
+    """Train the AVP into ``avp`` on ``data``: every setting ``avp_X`` of the settings ``s`` is train-avp's option
+    ``X``; ``options`` are the rest (the images designed for are left out of its training: no oracle).  ``done``
+    is the file in ``avp`` that says it finished."""
+    settings = {f.name.removeprefix("avp_"): getattr(s, f.name) for f in fields(s) if f.name.startswith("avp_")}
+    return Stage(name, avp / done, partial(pipeline.train_avp, avp, data, **settings, **options))
+
+
 def boed_stages(
     s, data: pipeline.Dataset, root: Path, out: Path, seqs: Path, common: dict, names: tuple[str, str], **extra: dict
 ) -> list[Stage]:
     """The stages before hard attention that the CelebA-HQ and CUB scripts share, with the paper settings ``s``:
-    train the AVP (not on the images designed for: no oracle) and evaluate it, build the prior, design
-    ``s.num_sequences`` sequences into ``seqs``.  ``names`` are the AVP's and the design's stage names; ``extra``
+    train the AVP (:func:`avp_stage`) and evaluate it, build the prior, design ``s.num_sequences`` sequences into
+    ``seqs`` and draw the first one's EPE maps.  ``names`` are the AVP's and the design's stage names; ``extra``
     holds a dataset's own options per stage (``avp``, ``prior``, ``design``)."""
     avp, prior = out / "avp", out / "prior"
-    avp_options = {"backbone": s.avp_backbone, "epochs": s.avp_epochs, "patience": s.avp_patience, "lr": s.avp_lr}
-    avp_options |= {"batch_size": s.avp_batch_size, "width": s.avp_width, "pretrained": s.avp_pretrained}
     prior_options = {"components": s.prior_components, "fit_samples": s.prior_fit_samples}
     design_options = {"num_samples": s.num_samples, "k1": s.k1, "search": s.search, "sigma": s.completion_sigma}
     return [
-        Stage(
+        avp_stage(
+            s,
+            avp,
+            data,
+            "manifest.json",
             names[0],
-            avp / "manifest.json",
-            partial(
-                pipeline.train_avp,
-                avp,
-                data,
-                max_glimpses=s.glimpses,
-                exclude_design=s.num_sequences,
-                **avp_options,
-                **extra.get("avp", {}),
-                **common,
-            ),
+            max_glimpses=s.glimpses,
+            exclude_design=s.num_sequences,
+            **extra.get("avp", {}),
+            **common,
         ),
         Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, root=root, **common)),
         Stage(
@@ -157,7 +221,26 @@ def boed_stages(
                 **common,
             ),
         ),
+        epe_figure_stage(seqs, out / "figures" / "epe.png", root),
     ]
+
+
+def first_designed(seqs: Path) -> int:
+    """The index of the first image designed into the sequence store ``seqs``."""
+    records = sorted((seqs / "records").glob("*.json"))
+    if not records:
+        raise FileNotFoundError(f"sequence store {seqs} holds no records")
+    return int(records[0].stem)
+
+
+def epe_figure_stage(seqs: Path, figure: Path, root: Path) -> Stage:
+    """The EPE maps of the first image designed into ``seqs``, drawn into ``figure`` (which image it is is read
+    when the stage runs, after the design)."""
+    return Stage(
+        "EPE figure of the first designed image",
+        figure,
+        lambda: pipeline.plot("epe", seqs, figure, index=first_designed(seqs), root=root),
+    )
 
 
 def network_options(s, data: pipeline.Dataset, **extra) -> dict:
@@ -232,6 +315,8 @@ def markdown(table: dict) -> str:
 
 
 def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict:
+    """Write ``out/summary.json`` (the results, seconds per stage, settings, figures and machine) and the results
+    table ``out/results.md``, print the table; returns the summary."""
     from ppl_attention.artifacts import atomic_write_json, atomic_write_text
     from ppl_attention.runtime import run_record
 
@@ -243,9 +328,10 @@ def write_results(out: Path, table: dict, timings: dict, settings: dict) -> dict
         "figures": sorted(str(p) for p in (out / "figures").glob("*.png")),
         "run": run_record(),
     }
+    text = markdown(table)
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "results.md", markdown(table))
+    atomic_write_text(out / "results.md", text)
     print()
-    print(markdown(table))
+    print(text)
     print(f"summary written to {out / 'summary.json'}")
     return summary

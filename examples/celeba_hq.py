@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, boed_stages, network_options, run_folders, training_stages  # noqa: E402
-from _paper_pipeline import TINY, paper_parser, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import TINY, boed_stages, network_options, paper_parser, paper_stages  # noqa: E402
+from _paper_pipeline import parse_paper_args, results_table, run_folders, run_stages, shrunk  # noqa: E402
+from _paper_pipeline import training_stages, write_results  # noqa: E402
 
 
 @dataclass
@@ -88,7 +88,7 @@ class PaperSettings:
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(s, **TINY)
+    return shrunk(s, **TINY)
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_extra=None, train_extra=None):
@@ -112,8 +112,6 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
     shift = {"shift": s.prior_shift}
     extra = {"avp": avp_extra or {}, "prior": shift, "design": {"task": s.attribute, **shift}}
     st = boed_stages(s, data, root, out, seqs, common, names, **extra)
-    epe = partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=0, root=root)
-    st.append(Stage("EPE figure of image 0", figs / "epe.png", epe))
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_ce", figs / "validation_curves.png")
     return st, runs
 
@@ -121,18 +119,10 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, avp_
 def main(argv=None) -> dict:
     p = paper_parser(__doc__, "CelebA-HQ", "runs/celeba-hq")
     p.add_argument("--attribute", type=int, default=20, help="CelebA attribute 0..39 (default 20 = Male)")
-    args = p.parse_args(argv)
-    if not args.root.is_dir():
-        raise FileNotFoundError(f"--root {args.root} is not a folder (expected the CelebA-HQ images)")
+    args = parse_paper_args(p, argv, "the CelebA-HQ images")
     if not 0 <= args.attribute < 40:
         raise ValueError(f"--attribute must be in 0..39, got {args.attribute}")
-    s = replace(PaperSettings(), attribute=args.attribute, avp_pretrained=args.avp_pretrained)
-    if args.tiny:
-        s = tiny(s)
-    st, runs = stages(
-        s, args.root, args.out, args.device, args.seed, train_extra={"tensorboard": False} if args.tiny else None
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
+    s, st, runs = paper_stages(args, replace(PaperSettings(), attribute=args.attribute), tiny, stages)
     timings = run_stages(st)
     return write_results(args.out, results_table(runs, s.convergence), timings, asdict(s))
 

@@ -42,6 +42,7 @@ import json
 import logging
 import statistics
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -272,6 +273,12 @@ def all_supervision(args) -> tuple[int, float]:
     return n, (min(1.0, args.num_supervised / n) if q is None else q)
 
 
+def _config(cls, args, **changes):
+    """The config ``cls`` with every field that a flag sets taken from ``args`` (the flags are named after the
+    fields), and ``changes`` on top."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)} | changes)
+
+
 def run_all(args) -> dict[str, list[dict]]:
     from ppl_attention.data.spec import DatasetSpec
 
@@ -296,40 +303,17 @@ def run_all(args) -> dict[str, list[dict]]:
                 num_supervised, probability = args.num_supervised, args.supervision_probability
                 if method == "nogs-all":
                     num_supervised, probability = all_supervision(args)
-                run = RunConfig(
-                    dataset=args.dataset,
+                run = _config(
+                    RunConfig,
+                    args,
                     supervision=kind,
-                    sequences=args.sequences,
-                    epe_first=args.epe_first,
                     num_supervised=num_supervised,
-                    data_seed=args.data_seed,
                     pretrain=pretrain,
-                    pretrain_iterations=args.pretrain_iterations,
                     pretrain_locations="heuristic" if pretrain else "uniform",
                 )
-                cfg = TrainConfig(
-                    glimpses=args.glimpses,
-                    iterations=args.iterations,
-                    batch_size=args.batch_size,
-                    lr=args.lr,
-                    validate_every=args.validate_every,
-                    tensorboard=args.tensorboard,
-                    ce_every_step=args.ce_every_step,
-                    lr_schedule=args.lr_schedule,
-                    lr_horizon=args.lr_horizon,
-                    mc_samples=args.mc_samples,
-                    supervision_until=args.supervision_until if method == "nogs-stop" else None,
-                    supervision_probability=probability,
-                )
-                net_cfg = NetworkConfig(
-                    hidden=args.hidden,
-                    backbone=args.backbone,
-                    core=args.core,
-                    glimpse_dim=args.glimpse_dim,
-                    location_embedding=args.location_embedding,
-                    policy=args.policy,
-                    policy_std=args.policy_std,
-                )
+                stop = args.supervision_until if method == "nogs-stop" else None
+                cfg = _config(TrainConfig, args, supervision_until=stop, supervision_probability=probability)
+                net_cfg = _config(NetworkConfig, args)
                 summary = train_run(
                     run, cfg, net_cfg, datasets, out, seed, device, progress=args.progress, figures=args.run_figures
                 )

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import Stage, boed_stages, network_options, run_folders, training_stages  # noqa: E402
-from _paper_pipeline import TINY, paper_parser, results_table, run_stages, write_results  # noqa: E402
+from _paper_pipeline import TINY, boed_stages, network_options, paper_parser, paper_stages  # noqa: E402
+from _paper_pipeline import parse_paper_args, results_table, run_folders, run_stages, shrunk  # noqa: E402
+from _paper_pipeline import training_stages, write_results  # noqa: E402
 
 EPOCH = 5120 // 64  # iterations per epoch: 5,120 training images, batch 64 (paper sec. 6)
 
@@ -95,7 +95,7 @@ class PaperSettings:
 
 def tiny(s: PaperSettings) -> PaperSettings:
     """Every size shrunk so the whole pipeline runs in seconds on the CPU (for tests and smoke runs)."""
-    return replace(s, **TINY, hidden=16, glimpse_dim=16, backbone="small", backbone_weights=None, lr=1e-3)
+    return shrunk(s, **TINY, hidden=16, glimpse_dim=16, backbone="small", backbone_weights=None, lr=1e-3)
 
 
 def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, train_extra=None):
@@ -122,38 +122,17 @@ def stages(s: PaperSettings, root: Path, out: Path, device: str, seed: int, trai
     methods = {m: all_methods[m] for m in s.methods}
     runs = run_folders(out, methods, s.seeds)
     names = ("train AVP (species + attributes)", f"generate {s.num_sequences} sequences")
-    extra = {"avp": {"aux_weight": s.avp_aux_weight}, "design": {"target_ess": s.proposal_target_ess}}
-    st = boed_stages(s, data, root, out, seqs, common, names, **extra)
-    st.append(Stage("EPE figure of the first designed image", figs / "epe.png", None))  # its call is filled in below
+    st = boed_stages(s, data, root, out, seqs, common, names, design={"target_ess": s.proposal_target_ess})
     st += training_stages(methods, runs, s.seeds, net, device, "val_greedy_acc", figs / "validation_curves.png")
     return st, runs
-
-
-def _first_designed(seqs: Path) -> int:
-    records = sorted((seqs / "records").glob("*.json"))
-    if not records:
-        raise FileNotFoundError(f"sequence store {seqs} holds no records")
-    return int(records[0].stem)
 
 
 def main(argv=None) -> dict:
     p = paper_parser(__doc__, "CUB_200_2011", "runs/cub")
     p.add_argument("--vgg-weights", default=None, help="ImageNet VGG-16 weights (.safetensors) for the embedder")
-    args = p.parse_args(argv)
-    if not args.root.is_dir():
-        raise FileNotFoundError(f"--root {args.root} is not a folder (expected CUB_200_2011)")
-    s = replace(PaperSettings(), backbone_weights=args.vgg_weights, avp_pretrained=args.avp_pretrained)
-    if args.tiny:
-        s = tiny(s)
-    st, runs = stages(
-        s, args.root, args.out, args.device, args.seed, train_extra={"tensorboard": False} if args.tiny else None
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    # The EPE figure needs the index of a designed image: run the stages up to generate first.
-    timings = run_stages(st[:4], 1, len(st))
-    seqs, figs = args.out / "sequences", args.out / "figures"
-    st[4].call = partial(pipeline.plot, "epe", seqs, figs / "epe.png", index=_first_designed(seqs), root=args.root)
-    timings.update(run_stages(st[4:], 5, len(st)))
+    args = parse_paper_args(p, argv, "CUB_200_2011")
+    s, st, runs = paper_stages(args, replace(PaperSettings(), backbone_weights=args.vgg_weights), tiny, stages)
+    timings = run_stages(st)
     return write_results(args.out, results_table(runs, s.convergence), timings, asdict(s))
 
 

@@ -56,6 +56,23 @@ FORMATS = [
 ]
 
 
+#: the counts of a run (each at least 1): flag -> (default, help)
+COUNTS = {
+    "--num-images": (200, "design images per round (default: 200)"),
+    "--eval-images": (50, "held-out test images (default: 50)"),
+    "--glimpses": (5, "glimpses per sequence (default: 5, the paper's T)"),
+    "--num-samples": (40, "completions per step (default: 40)"),
+    "--epochs": (30, "train-epe-net epochs per round (default: 30)"),
+}
+#: the repeatable KEY=VALUE options handed to the stages: flag -> help
+STAGE_OPTIONS = {
+    "--search-option": "option of the exhaustive / dagger search, e.g. stride=6 on a fine grid",
+    "--design-option": "another option of generate and evaluate-epe-net, e.g. k1=400 precision=bfloat16 "
+    "batch_size=512 (repeatable)",
+    "--net-option": "another train-epe-net option, e.g. positions=coords (repeatable)",
+}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--avp", type=Path, required=True, help="the AVP directory (train-avp)")
@@ -67,45 +84,28 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=["train", "valid", "test"],
         help="the images whose maps train the network (default: valid, unseen by the AVP)",
     )
-    p.add_argument("--num-images", type=int, default=200, help="design images per round (default: 200)")
-    p.add_argument("--eval-images", type=int, default=50, help="held-out test images (default: 50)")
-    p.add_argument("--glimpses", type=int, default=5, help="glimpses per sequence (default: 5, the paper's T)")
-    p.add_argument("--num-samples", type=int, default=40, help="completions per step (default: 40)")
-    p.add_argument(
-        "--search-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="option of the exhaustive / dagger search, e.g. stride=6 on a fine grid",
-    )
-    p.add_argument(
-        "--design-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another option of generate and evaluate-epe-net, e.g. k1=400 precision=bfloat16 "
-        "batch_size=512 (repeatable)",
-    )
+    for flag, (default, text) in COUNTS.items():
+        p.add_argument(flag, type=int, default=default, help=text)
+    for flag, text in STAGE_OPTIONS.items():
+        p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=text)
     p.add_argument("--rounds", type=int, default=4, help="DAgger rounds after the first (default: 4)")
     p.add_argument("--patience", type=int, default=1, help="rounds without a lower regret before stopping")
-    p.add_argument("--epochs", type=int, default=30, help="train-epe-net epochs per round (default: 30)")
-    p.add_argument(
-        "--net-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="another train-epe-net option, e.g. positions=coords (repeatable)",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
-    for name in ("num_images", "eval_images", "glimpses", "num_samples", "epochs"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for flag in COUNTS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value < 1:
+            p.error(f"{flag} must be >= 1, got {value}")
     if args.rounds < 0 or args.patience < 1:
         p.error(f"--rounds must be >= 0 and --patience >= 1, got {args.rounds} and {args.patience}")
     return args
+
+
+def _run_options(args) -> dict:
+    """What every stage runs with: the seed, device and threads, without progress bars."""
+    return {"seed": args.seed, "device": args.device, "threads": args.threads, "no_progress": True}
 
 
 def _options(items: list[str], flag: str) -> dict[str, str]:
@@ -120,13 +120,10 @@ def _options(items: list[str], flag: str) -> dict[str, str]:
 
 def _design(args, out: Path, split: str, num_images: int, **options) -> Stage:
     common = {
-        "seed": args.seed,
-        "device": args.device,
-        "threads": args.threads,
         "glimpses": args.glimpses,
         "num_samples": args.num_samples,
         "search_options": args.search_option or None,
-        "no_progress": True,
+        **_run_options(args),
         **_options(args.design_option, "--design-option"),
     }
     call = partial(
@@ -152,11 +149,8 @@ def _round_stages(args, r: int, stores: list[Path]) -> list[Stage]:
                 net,
                 stores,
                 args.avp,
-                seed=args.seed,
-                device=args.device,
-                threads=args.threads,
                 epochs=args.epochs,
-                no_progress=True,
+                **_run_options(args),
                 **_options(args.net_option, "--net-option"),
             ),
         ),
@@ -169,16 +163,13 @@ def _round_stages(args, r: int, stores: list[Path]) -> list[Stage]:
                 net,
                 args.avp,
                 args.prior,
-                seed=args.seed,
-                device=args.device,
-                threads=args.threads,
                 split="test",
                 num_images=args.eval_images,
                 glimpses=args.glimpses,
                 num_samples=args.num_samples,
                 searches=searches,
                 reference=args.out / "reference",
-                no_progress=True,
+                **_run_options(args),
                 **_options(args.design_option, "--design-option"),
             ),
         ),

@@ -44,7 +44,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -52,7 +52,7 @@ from ppl_attention.runtime import machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
-from _paper_pipeline import Stage, run_stages  # noqa: E402
+from _paper_pipeline import Stage, add_scale_flags, avp_stage, run_stages, scale_settings, shrunk  # noqa: E402
 
 from ppl_attention import pipeline  # noqa: E402
 
@@ -114,10 +114,8 @@ class Scale:
 
 SCALES = {
     "cpu": Scale(),
-    "quick": Scale(
-        avp_epochs=1,
-        avp_width=2,
-        avp_train_size=64,
+    "quick": shrunk(
+        Scale(),
         avp_max_glimpses=2,
         distill_images=3,
         distill_T=2,
@@ -126,16 +124,8 @@ SCALES = {
         epe_epochs=1,
         num_sequences=8,
         test_sequences=3,
-        glimpses=2,
-        first_num_samples=1,
-        iterations=4,
-        validate_every=2,
-        batch_size=4,
         num_supervised=4,
-        pretrain_iterations=2,
         seeds=(0, 1),
-        extra_seeds=(0,),
-        run_figures=False,
     ),
 }
 
@@ -144,10 +134,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--grid", default="fine-60", choices=list(GRIDS))
     p.add_argument("--out", type=Path, default=Path("runs/regime"))
-    p.add_argument("--scale", default="cpu", choices=list(SCALES))
-    p.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
-    p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of RAM, PS-NOGS and PS-NOGS stopped")
+    add_scale_flags(p, SCALES, "cpu", "seeds of RAM, PS-NOGS and PS-NOGS stopped")
     p.add_argument(
         "--methods", nargs="+", default=list(MAIN_METHODS + EXTRA_METHODS), choices=list(MAIN_METHODS + EXTRA_METHODS)
     )
@@ -159,8 +146,6 @@ def parse_args(argv=None):
         help="location policy of every run (default: the scale's, gaussian); another one trains and "
         "reports in OUT/GRID/policy-POLICY/ on the same sequences",
     )
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument(
         "--report-only",
         action="store_true",
@@ -168,15 +153,7 @@ def parse_args(argv=None):
         "finished so far (while others still train)",
     )
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
-    args.settings = replace(
-        scale,
-        iterations=args.iterations or scale.iterations,
-        seeds=tuple(args.seeds) if args.seeds else scale.seeds,
-        policy=args.policy or scale.policy,
-    )
-    if args.settings.iterations < 1:
-        p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
+    args.settings = scale_settings(p, args, SCALES, policy=args.policy)
     if "none" not in args.methods:
         p.error("the verdict is measured against RAM: --methods must include none")
     return args
@@ -199,21 +176,8 @@ def boed_stages(grid: str, s: Scale, out: Path, device: str, seed: int) -> tuple
         **common,
     }
     stages = [
-        Stage(
-            "train AVP",
-            avp / "summary.json",
-            partial(
-                pipeline.train_avp,
-                avp,
-                pipeline.Dataset(dataset, options=options),
-                epochs=s.avp_epochs,
-                max_glimpses=s.avp_max_glimpses,
-                width=s.avp_width,
-                train_size=s.avp_train_size,
-                exclude_design=s.distill_images,
-                **common,
-            ),
-        ),  # not trained on the canvases whose maps are distilled (no oracle)
+        # not trained on the canvases whose maps are distilled (no oracle)
+        avp_stage(s, avp, pipeline.Dataset(dataset, options=options), exclude_design=s.distill_images, **common),
         Stage("build prior", prior / "summary.json", partial(pipeline.build_prior, prior, avp=avp, **common)),
         Stage(
             f"distillation maps ({s.distill_images} images, sub-lattice stride {lattice})",

@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from ppl_attention.runtime import machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
-from _paper_pipeline import Stage, run_stages  # noqa: E402
+from _paper_pipeline import Stage, add_scale_flags, avp_stage, run_stages, scale_settings, shrunk  # noqa: E402
 
 from ppl_attention import pipeline  # noqa: E402
 
@@ -101,26 +101,7 @@ SCALES = {
         lr=3e-4,
     ),
     # Every size shrunk so both datasets run end to end in seconds (tests, smoke runs).  Numbers meaningless.
-    "quick": Scale(
-        avp_epochs=1,
-        avp_patience=1,
-        avp_width=2,
-        avp_train_size=64,
-        num_sequences=3,
-        glimpses=2,
-        num_samples=2,
-        first_num_samples=1,
-        k1=4,
-        search="coarse",
-        iterations=4,
-        validate_every=2,
-        hidden=8,
-        batch_size=4,
-        pretrain_iterations=2,
-        seeds=(0,),
-        run_figures=False,
-        tensorboard=False,
-    ),
+    "quick": shrunk(Scale(), num_sequences=3, hidden=8),
 }
 
 #: run-manifest entries a reused run must agree on (path in manifest["config"], the Scale field or None)
@@ -138,15 +119,8 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"))
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--methods", nargs="+", default=list(METHOD_ORDER), choices=list(METHOD_ORDER))
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: the scale's, 0 1 2)")
-    p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
-    p.add_argument(
-        "--scale",
-        default="cpu",
-        choices=list(SCALES),
-        help="cpu: what runs here (default); paper: the paper's settings, for a GPU; quick: a smoke run",
-    )
-    p.add_argument("--quick", action="store_const", const="quick", dest="scale", help="the same as --scale quick")
+    scales = "cpu: what runs here (default); paper: the paper's settings, for a GPU; quick: a smoke run"
+    add_scale_flags(p, SCALES, "cpu", "training seeds", scales)
     for name in ("avp", "prior", "sequences"):
         p.add_argument(
             f"--{name}",
@@ -157,15 +131,8 @@ def parse_args(argv=None):
             help=f"reuse these {name} directories (each is used for the dataset its manifest names)",
         )
     p.add_argument("--seed", type=int, default=0, help="seed of the AVP, prior and BOED stages, and of the data")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
-    args.settings = replace(
-        scale, seeds=tuple(args.seeds) if args.seeds else scale.seeds, iterations=args.iterations or scale.iterations
-    )
-    if args.settings.iterations < 1:
-        p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
+    args.settings = scale_settings(p, args, SCALES)
     args.given = {name: _assign(name, getattr(args, name), args.datasets) for name in ("avp", "prior", "sequences")}
     return args
 
@@ -201,22 +168,8 @@ def boed_stages(dataset: str, s: Scale, out: Path, given: dict, device: str, see
     if dataset not in given["sequences"]:
         if dataset not in given["avp"]:
             stages += [
-                Stage(
-                    "train AVP",
-                    avp / "summary.json",
-                    partial(
-                        pipeline.train_avp,
-                        avp,
-                        dataset,
-                        epochs=s.avp_epochs,
-                        max_glimpses=s.glimpses,
-                        patience=s.avp_patience,
-                        width=s.avp_width,
-                        train_size=s.avp_train_size,
-                        exclude_design=s.num_sequences,
-                        **common,
-                    ),
-                ),  # not trained on the images generate designs for (no oracle)
+                # not trained on the images generate designs for (no oracle)
+                avp_stage(s, avp, dataset, max_glimpses=s.glimpses, exclude_design=s.num_sequences, **common),
                 Stage("evaluate AVP", avp / "evaluation.json", partial(pipeline.evaluate, avp, **common)),
             ]
         if dataset not in given["prior"]:

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _verdict_table as table  # noqa: E402
-from _paper_pipeline import Stage, run_stages  # noqa: E402
+from _paper_pipeline import Stage, add_scale_flags, run_stages, scale_settings, shrunk  # noqa: E402
 
 from ppl_attention import pipeline  # noqa: E402
 
@@ -101,13 +101,11 @@ class Scale:
 
 SCALES = {
     "paper": Scale(),
-    "tiny": Scale(
+    "tiny": shrunk(
+        Scale(),
         avp={"epochs": 1, "width": 2, "train_size": 64, "max_glimpses": 2, "calibrate": False},
         design_images=3,
         design_samples=2,
-        first_num_samples=1,
-        iterations=4,
-        validate_every=2,
         # 2.2 % of 24 rounds to one supervised example per batch
         batch_size=24,
         mc_samples=2,
@@ -121,21 +119,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--grid", required=True, choices=list(GRIDS))
     p.add_argument("--out", type=Path, default=Path("runs/verdict"))
-    p.add_argument("--scale", default="paper", choices=list(SCALES))
-    p.add_argument("--iterations", type=int, default=None, help="training iterations per run (default: the scale's)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds of every arm (default: the scale's)")
+    add_scale_flags(p, SCALES, "paper", "seeds of every arm")
     p.add_argument("--seed", type=int, default=0, help="seed of the design stages and of the data")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
     args = p.parse_args(argv)
-    scale = SCALES[args.scale]
-    args.settings = replace(
-        scale, iterations=args.iterations or scale.iterations, seeds=tuple(args.seeds) if args.seeds else scale.seeds
-    )
-    if args.settings.iterations < 1:
-        p.error(f"--iterations must be >= 1, got {args.settings.iterations}")
+    args.settings = scale_settings(p, args, SCALES)
     return args
 
 

@@ -31,6 +31,12 @@ def generate_argv(avp, prior, device="cpu") -> list[str]:
     return ["generate", "--device", device, "--avp", str(avp), "--prior", str(prior)]
 
 
+def train_avp_argv(out) -> list[str]:
+    """A ``train-avp`` run on the CPU into ``out``: 16 training images, one epoch, width 4, up to 2 glimpses."""
+    sizes = ["--train-size", "16", "--epochs", "1", "--width", "4", "--glimpses", "2"]
+    return ["train-avp", "--device", "cpu", "--out", str(out), *sizes]
+
+
 def untrained_avp_and_prior(root, seed=0) -> None:
     """An untrained width-4 AVP (``root / "avp"``, drawn at torch seed ``seed``) and a 200-canvas database prior
     (``root / "prior"``) on the cluttered-MNIST retina: the smallest inputs a design runs on."""

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from ppl_attention.cli import main
-from tests._helpers import tiny_train
+from tests._helpers import tiny_train, train_avp_argv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -139,21 +139,7 @@ def train_argv(out) -> list[str]:
 
 
 TRAIN = train_argv("{out}")
-AVP = [
-    "train-avp",
-    "--device",
-    "cpu",
-    "--out",
-    "{out}",
-    "--train-size",
-    "16",
-    "--epochs",
-    "1",
-    "--width",
-    "4",
-    "--glimpses",
-    "2",
-]
+AVP = train_avp_argv("{out}")
 GEN = [
     "generate",
     "--device",

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from ppl_attention.cli import main
-
-from tests._helpers import TINY_AVP
+from tests._helpers import train_avp_argv
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +178,7 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     assert read_manifest(tmp_path / "diag")["config"]["allow_oracle"] is True
     # the honest route: an AVP trained without the design images
     avp = tmp_path / "held-avp"
-    held_out = ["--dataset-from", str(artefacts / "avp"), "--train-size", "16", "--max-glimpses", "2"]
-    assert main(["train-avp", "--device", "cpu", "--out", str(avp), *held_out, "--exclude-design", "2", *TINY_AVP]) == 0
+    assert main([*train_avp_argv(avp), "--dataset-from", str(artefacts / "avp"), "--exclude-design", "2"]) == 0
     assert read_manifest(avp)["config"]["held_out"]["images"] == 2
     assert main([*base, "--avp", str(avp), "--out", str(tmp_path / "honest")]) == 0
     config = read_manifest(tmp_path / "honest")["config"]
