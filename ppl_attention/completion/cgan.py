@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights
 from ..config import config_to_dict
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
-from .base import Completion, CompletionSamples, check_observations
+from .base import Completion, CompletionSamples
 from .vae import _check_images, random_glimpse_masks
 
 if TYPE_CHECKING:
@@ -258,20 +258,12 @@ class CGANCompletion(Completion):
         if tuple(generator.image_size) != tuple(grid.image_size):
             raise ValueError(f"generator was trained on {generator.image_size} images, the grid has {grid.image_size}")
         self.G, self.grid, self.noise_std = generator.eval(), grid, float(noise_std)
+        self.channels = generator.channels
         for p in self.G.parameters():
             p.requires_grad_(False)
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: Optional[torch.Generator] = None,
-        true_image: Optional[torch.Tensor] = None,
-    ) -> CompletionSamples:
-        loc, obs = check_observations(self.grid, locations, glimpses, channels=self.G.channels)
-        if not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+    def _sample(self, loc, obs, n, generator, true_image) -> CompletionSamples:
+        """``n`` generator passes conditioned on the pasted foveae (``true_image`` is not used)."""
         device = next(self.G.parameters()).device
         start = time.perf_counter()
         C, (H, W) = self.G.channels, self.grid.image_size

@@ -181,7 +181,7 @@ def test_bad_input(prior, tmp_path):
         sampler.sample(torch.tensor([1]), g * 255, 5)
     with pytest.raises(ValueError, match="integer"):
         sampler.sample(torch.tensor([1.0]), g, 5)
-    with pytest.raises(ValueError, match="n .number of samples"):
+    with pytest.raises(ValueError, match="`n` must be"):
         sampler.sample(torch.tensor([1]), g, 0)
     with pytest.raises(ValueError, match="true_image must have shape"):
         sampler.sample(torch.tensor([1]), g, 5, true_image=torch.rand(1, 12, 11))
