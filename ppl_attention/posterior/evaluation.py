@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
     from .network import AVP
 
-__all__ = ["fetch_batch", "collect_draws", "collect_logits", "evaluate_avp"]
+__all__ = ["fetch_batch", "collect_draws", "evaluate_avp"]
 
 
 def fetch_batch(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -113,21 +113,6 @@ def collect_draws(
         if attrs is not None:
             out["attributes"].append(attrs.repeat_interleave(draws, 0))
     return {k: (torch.cat(v) if v else None) for k, v in out.items()}
-
-
-def collect_logits(
-    avp: AVP | torch.nn.parallel.DistributedDataParallel,
-    dataset: Dataset,
-    num_glimpses: int | tuple[str, int],
-    seed: int,
-    batch_size: int = 512,
-    device: str | torch.device = "cpu",
-    full: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Raw logits (no temperature), labels and attributes of every item of ``dataset`` observed through
-    ``num_glimpses`` random glimpses (an int or ``("mix", T)`` = U{0..T}) or, with ``full=True``, the whole image."""
-    d = collect_draws(avp, dataset, num_glimpses, seed, 1, batch_size, device, full)
-    return d["logits"], d["labels"], d["attributes"]
 
 
 def calibration_scores(

@@ -29,7 +29,7 @@ from ..config import GLIMPSES, config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from .calibration import calibrate_avp
 from .epoch_checkpoint import load_epoch_checkpoint, save_epoch_checkpoint
-from .evaluation import check_labels, collect_logits, fetch_batch
+from .evaluation import check_labels, collect_draws, fetch_batch
 from .glimpses import random_locations
 from .metrics import head_loss
 from .network import AVP, AVPConfig, save_avp
@@ -168,10 +168,8 @@ def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
 
 @torch.no_grad()
 def _validate(model: AVP, valid, cfg: TrainAVPConfig, seed: int, device) -> float:
-    logits, labels, attrs = collect_logits(
-        model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"), device=device
-    )
-    return float(head_loss(logits, labels, model.head, model.num_classes, attrs, cfg.aux_weight))
+    d = collect_draws(model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"), device=device)
+    return float(head_loss(d["logits"], d["labels"], model.head, model.num_classes, d["attributes"], cfg.aux_weight))
 
 
 def _rank_device(device, world: int) -> torch.device:
