@@ -28,7 +28,7 @@ from ..config import config_to_dict
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from .base import Completion, CompletionSamples
-from .vae import _check_images, random_glimpse_masks
+from .vae import _check_images, random_glimpse_masks, shuffled_batches
 
 if TYPE_CHECKING:
     import os
@@ -149,9 +149,7 @@ def train_cgan(
     progress: bool = True,
 ) -> UNetGenerator:
     """Train the inpainter on ``images`` (N, C, H, W) in [0, 1] with 1-4 random glimpses per image."""
-    images = _check_images(images)
-    if tuple(images.shape[-2:]) != grid.image_size:
-        raise ValueError(f"images must be {grid.image_size} to match the grid, got {tuple(images.shape[-2:])}")
+    images = _check_images(images, grid=grid)
     device = resolve_device(device)
     C = images.shape[1]
     with torch.random.fork_rng(devices=[]):
@@ -168,10 +166,8 @@ def train_cgan(
         torch.manual_seed(derive_seed(cfg.seed, "cgan-dropout"))
         bar = tqdm(range(cfg.epochs), desc="cGAN", disable=not progress)
         for _ in bar:
-            order = torch.randperm(N, generator=g)
             sums = torch.zeros(3)
-            for i in range(0, N, cfg.batch_size):
-                x = images[order[i : i + cfg.batch_size]].to(device)
+            for x in shuffled_batches(images, cfg.batch_size, g, device):
                 mask = random_glimpse_masks(grid, x.shape[0], g, device=device)[1]
                 noise = (torch.randn(x.shape, generator=g) * cfg.noise_std).to(device)
                 sums += _gan_step((G, D), (opt_g, opt_d), bce, x, mask, noise, cfg.l1_weight) * x.shape[0]
