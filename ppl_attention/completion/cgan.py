@@ -23,10 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
+from ..artifacts import save_weights, write_manifest
 from ..config import config_to_dict
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
+from ._saved_network import load_network
 from .base import Completion, CompletionSamples
 from .vae import _check_images, random_glimpse_masks, shuffled_batches
 
@@ -230,21 +231,12 @@ def load_cgan(
 ) -> tuple[UNetGenerator, Sensor, float]:
     """Load a generator saved by :func:`train_cgan`: (generator, grid, noise_std).  ``expected`` config values
     (e.g. ``{"width": 32}``) must match."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cGAN directory {directory} does not exist")
-    read_manifest(directory, "cgan")
-    tensors, config = load_weights(directory / "generator.safetensors", expected)
-    try:
-        G = UNetGenerator(config["image_size"], config["channels"], config["width"], config["dropout"])
-        grid, noise_std = Sensor.from_dict(config["grid"]), float(config["noise_std"])
-    except KeyError as e:
-        raise ArtifactError(f"{directory}/generator.json is missing the key {e.args[0]!r}") from None
-    try:
-        G.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ArtifactError(f"{directory}/generator.safetensors does not fit generator.json: {e}") from None
-    return G.to(resolve_device(device)).eval(), grid, noise_std
+    G, config = load_network(directory, "cgan", "generator", _build_generator, device, expected, ("grid", "noise_std"))
+    return G, Sensor.from_dict(config["grid"]), float(config["noise_std"])
+
+
+def _build_generator(config: dict) -> UNetGenerator:
+    return UNetGenerator(config["image_size"], config["channels"], config["width"], config["dropout"])
 
 
 class CGANCompletion(Completion):

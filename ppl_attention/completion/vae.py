@@ -31,10 +31,11 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
+from ..artifacts import save_weights, write_manifest
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE, Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
+from ._saved_network import load_network
 
 if TYPE_CHECKING:
     import os
@@ -511,30 +512,20 @@ def load_vae(
 ) -> tuple[VAE, Sensor]:
     """Load a VAE saved by :func:`train_vae`; ``expected`` config values (e.g. ``{"latent_dim": 16}``) must
     match.  Returns the frozen VAE (eval mode, no gradients) and its grid."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"VAE directory {directory} does not exist")
-    read_manifest(directory, "vae")
-    tensors, config = load_weights(directory / "vae.safetensors", expected)
-    try:
-        grid = Sensor.from_dict(config["grid"])
-        vae = VAE(
-            config["image_size"],
-            config["channels"],
-            config["latent_dim"],
-            config["width"],
-            config["likelihood"],
-            config["pixel_sigma"],
-            config.get("decoder", "conv"),
-            config.get("glyph_size", 28),
-        )
-    except KeyError as e:
-        raise ArtifactError(f"{directory}/vae.json is missing the key {e.args[0]!r}") from None
-    try:
-        vae.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ArtifactError(f"{directory}/vae.safetensors does not fit the architecture in vae.json: {e}") from None
-    vae.to(resolve_device(device)).eval()
+    vae, config = load_network(directory, "vae", "vae", _build_vae, device, expected, ("grid",))
     for p in vae.parameters():
         p.requires_grad_(False)
-    return vae, grid
+    return vae, Sensor.from_dict(config["grid"])
+
+
+def _build_vae(config: dict) -> VAE:
+    return VAE(
+        config["image_size"],
+        config["channels"],
+        config["latent_dim"],
+        config["width"],
+        config["likelihood"],
+        config["pixel_sigma"],
+        config.get("decoder", "conv"),
+        config.get("glyph_size", 28),
+    )
