@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import MANIFEST, atomic_write_json, read_json, read_manifest
+from ..artifacts import MANIFEST, ArtifactError, atomic_write_json, read_json, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,18 @@ def open_array(path: Path, shape, dtype, resume: bool) -> np.memmap:
             return arr
         del arr
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+
+
+def open_finished(directory, kind: str, what: str) -> tuple[Path, dict]:
+    """The directory of a finished build of ``kind`` and its manifest; a missing directory, or one an interrupted
+    build left without a manifest, is refused (``what``: the artefact, in words)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{what} directory {directory} does not exist")
+    if not (directory / MANIFEST).is_file():
+        hint = " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
+        raise ArtifactError(f"{directory} is not a finished {what}: it has no {MANIFEST}{hint}")
+    return directory, read_manifest(directory, kind)
 
 
 def load_array(path: Path, shape, dtype, what: str) -> np.memmap:

@@ -5,11 +5,15 @@ the design stage to estimate expected posterior entropies with.  Implementations
 PCA-indexed image database (:mod:`.importance`, the paper's method), NUTS in a VAE's latent space (:mod:`.nuts`)
 and a conditional GAN (:mod:`.cgan`).
 
-Contract::
+Contract: callers call :meth:`Completion.sample`, which checks its arguments (with the errors every sampler
+raises, see :func:`check_observations`) and hands them to the hook a sampler implements::
 
     class MyCompletion(Completion):
         grid: Sensor                      # the glimpse grid the locations index into
-        def sample(self, locations, glimpses, n, generator=None, true_image=None) -> CompletionSamples: ...
+        channels: int                     # image channels (the glimpses carry grid.scales times as many)
+        def _sample(self, locations, glimpses, n, generator, true_image) -> CompletionSamples: ...
+
+The arguments of :meth:`Completion.sample`:
 
 - ``locations``: LongTensor ``(t,)`` of flat grid locations observed so far, in order (``t`` may be 0: then
   the samples are draws of the prior).
@@ -21,12 +25,15 @@ Contract::
 - ``true_image``: optional ``(C, H, W)`` float, the full image the glimpses came from; samplers may use it
   where the paper does (scoring against its PCA reconstruction), never to look at unobserved pixels directly.
 
+The hook gets them checked: ``locations`` int64 ``(t,)``, ``glimpses`` float32, ``n`` a positive int and
+``true_image`` float32 or None, on the devices they came on.
+
 :class:`CompletionSamples` holds ``images`` ``(n, C, H, W)`` float in [0, 1], ``weights`` ``(n,)`` that sum
 to 1 (uniform for unweighted samplers), ``labels`` ``(n,)`` (or None where the sampler does not know them) and
 a ``diagnostics`` dict (e.g. ``{"ess": ..., "seconds": ...}``).
 
-:func:`check_observations` validates ``(locations, glimpses)`` against a grid with the errors every sampler
-should raise, so all implementations refuse bad input the same way.
+:func:`check_observations` validates ``(locations, glimpses)`` against a grid; samplers that take observations
+through another public method call it too, so all of them refuse bad input the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from typing import Optional, TYPE_CHECKING
 
 import torch
 
+from ..checks import check_int
 from ..sensor import Sensor
 
 if TYPE_CHECKING:
@@ -112,8 +120,8 @@ class Completion(abc.ABC):
     """A sampler of r(image | glimpses); see the module docstring for the contract."""
 
     grid: Sensor
+    channels: int
 
-    @abc.abstractmethod
     def sample(
         self,
         locations: torch.Tensor,
@@ -122,7 +130,24 @@ class Completion(abc.ABC):
         generator: Optional[torch.Generator] = None,
         true_image: Optional[torch.Tensor] = None,
     ) -> CompletionSamples:
-        """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``."""
+        """Draw ``n`` (weighted) completions of the image whose ``glimpses`` were seen at ``locations``: the
+        arguments are checked here, once for every sampler, then drawn by :meth:`_sample`."""
+        check_int("n", n)
+        loc, obs = check_observations(self.grid, locations, glimpses, self.channels)
+        if true_image is not None:
+            true_image = check_true_image(self.grid, true_image, self.channels)
+        return self._sample(loc, obs, int(n), generator, true_image)
+
+    @abc.abstractmethod
+    def _sample(
+        self,
+        locations: torch.Tensor,
+        glimpses: torch.Tensor,
+        n: int,
+        generator: Optional[torch.Generator],
+        true_image: Optional[torch.Tensor],
+    ) -> CompletionSamples:
+        """The sampler's draw, given checked arguments (see the module docstring)."""
 
     #: The prior items this sampler never proposes (set by :meth:`excluding`; None: none).
     excluded: Optional[torch.Tensor] = None

@@ -16,19 +16,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
+from ..artifacts import save_weights, write_manifest
 from ..config import config_to_dict
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
-from .base import Completion, CompletionSamples, check_observations
-from .vae import _check_images, random_glimpse_masks
+from ._saved_network import load_network
+from .base import Completion, CompletionSamples
+from .vae import _check_images, random_glimpse_masks, shuffled_batches
 
 if TYPE_CHECKING:
     import os
@@ -149,9 +150,7 @@ def train_cgan(
     progress: bool = True,
 ) -> UNetGenerator:
     """Train the inpainter on ``images`` (N, C, H, W) in [0, 1] with 1-4 random glimpses per image."""
-    images = _check_images(images)
-    if tuple(images.shape[-2:]) != grid.image_size:
-        raise ValueError(f"images must be {grid.image_size} to match the grid, got {tuple(images.shape[-2:])}")
+    images = _check_images(images, grid=grid)
     device = resolve_device(device)
     C = images.shape[1]
     with torch.random.fork_rng(devices=[]):
@@ -168,10 +167,8 @@ def train_cgan(
         torch.manual_seed(derive_seed(cfg.seed, "cgan-dropout"))
         bar = tqdm(range(cfg.epochs), desc="cGAN", disable=not progress)
         for _ in bar:
-            order = torch.randperm(N, generator=g)
             sums = torch.zeros(3)
-            for i in range(0, N, cfg.batch_size):
-                x = images[order[i : i + cfg.batch_size]].to(device)
+            for x in shuffled_batches(images, cfg.batch_size, g, device):
                 mask = random_glimpse_masks(grid, x.shape[0], g, device=device)[1]
                 noise = (torch.randn(x.shape, generator=g) * cfg.noise_std).to(device)
                 sums += _gan_step((G, D), (opt_g, opt_d), bce, x, mask, noise, cfg.l1_weight) * x.shape[0]
@@ -234,21 +231,12 @@ def load_cgan(
 ) -> tuple[UNetGenerator, Sensor, float]:
     """Load a generator saved by :func:`train_cgan`: (generator, grid, noise_std).  ``expected`` config values
     (e.g. ``{"width": 32}``) must match."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cGAN directory {directory} does not exist")
-    read_manifest(directory, "cgan")
-    tensors, config = load_weights(directory / "generator.safetensors", expected)
-    try:
-        G = UNetGenerator(config["image_size"], config["channels"], config["width"], config["dropout"])
-        grid, noise_std = Sensor.from_dict(config["grid"]), float(config["noise_std"])
-    except KeyError as e:
-        raise ArtifactError(f"{directory}/generator.json is missing the key {e.args[0]!r}") from None
-    try:
-        G.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ArtifactError(f"{directory}/generator.safetensors does not fit generator.json: {e}") from None
-    return G.to(resolve_device(device)).eval(), grid, noise_std
+    G, config = load_network(directory, "cgan", "generator", _build_generator, device, expected, ("grid", "noise_std"))
+    return G, Sensor.from_dict(config["grid"]), float(config["noise_std"])
+
+
+def _build_generator(config: dict) -> UNetGenerator:
+    return UNetGenerator(config["image_size"], config["channels"], config["width"], config["dropout"])
 
 
 class CGANCompletion(Completion):
@@ -258,20 +246,12 @@ class CGANCompletion(Completion):
         if tuple(generator.image_size) != tuple(grid.image_size):
             raise ValueError(f"generator was trained on {generator.image_size} images, the grid has {grid.image_size}")
         self.G, self.grid, self.noise_std = generator.eval(), grid, float(noise_std)
+        self.channels = generator.channels
         for p in self.G.parameters():
             p.requires_grad_(False)
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: Optional[torch.Generator] = None,
-        true_image: Optional[torch.Tensor] = None,
-    ) -> CompletionSamples:
-        loc, obs = check_observations(self.grid, locations, glimpses, channels=self.G.channels)
-        if not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+    def _sample(self, loc, obs, n, generator, true_image) -> CompletionSamples:
+        """``n`` generator passes conditioned on the pasted foveae (``true_image`` is not used)."""
         device = next(self.G.parameters()).device
         start = time.perf_counter()
         C, (H, W) = self.G.channels, self.grid.image_size

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..artifacts import MANIFEST, ArtifactError, read_manifest, write_manifest
+from ..artifacts import ArtifactError, write_manifest
 from ..runtime import derive_seed, generator as make_generator
-from ._build import PROGRESS, ChunkedBuild, already_built, chunk_digest, load_array, open_array
+from ._build import ChunkedBuild, already_built, chunk_digest, load_array, open_array, open_finished
 
 if TYPE_CHECKING:
     import os
@@ -293,15 +293,7 @@ class ImageDatabase:
     """A finished image database opened read-only (memory-mapped)."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"image database directory {directory} does not exist")
-        if not (directory / MANIFEST).is_file():
-            hint = (
-                " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
-            )
-            raise ArtifactError(f"{directory} is not a finished image database: it has no {MANIFEST}{hint}")
-        manifest = read_manifest(directory, KIND)
+        directory, manifest = open_finished(directory, KIND, "image database")
         self.directory = directory
         self.manifest = manifest
         self.config = manifest["config"]

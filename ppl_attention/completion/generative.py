@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ..checks import check_int
 from ..model import NoiseSchedule
-from .base import DEFAULT_K1, Completion, CompletionSamples, check_observations
+from .base import DEFAULT_K1, Completion, CompletionSamples
 from .importance import _schedule, _sigma, ess, residual_resample
 
 from .canvas import DIGIT, CanvasPrior, DigitIndex
@@ -366,24 +366,16 @@ class GenerativeCompletion(Completion):
             images = torch.where(seen, truth, images)
         return images
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: torch.Generator | None = None,
-        true_image: torch.Tensor | None = None,
-    ) -> CompletionSamples:
+    def _sample(self, loc, y, n, generator, true_image) -> CompletionSamples:
         """Up to ``n`` distinct weighted (digit, offset) completions given the glimpses (the prior when t = 0).
 
         ``diagnostics``: ``t``, ``mode`` ("prior", "enumerate" or "importance"), ``ess`` (1 / sum W^2 over distinct
         pairs), ``draw_ess``, ``draws`` (k1 used, after adaptive growth), ``rounds``, ``unique_pairs``,
         ``offset_ess`` (of q(o)), ``sigma_p`` / ``sigma_q`` (0..255), ``log_evidence``, ``digit`` / ``offset`` of the
         returned samples, ``candidates`` (every distinct pair scored: digit, offset, counts, log_q, log_p) and
-        ``seconds``."""
+        ``seconds``.  ``true_image`` is not used."""
         t0 = time.perf_counter()
-        check_int("n", n)
-        loc, y = (x.cpu() for x in check_observations(self.grid, locations, glimpses, self.channels))
+        loc, y = loc.cpu(), y.cpu()
         t = loc.shape[0]
         prior = self.prior
         if t == 0:

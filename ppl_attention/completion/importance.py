@@ -354,14 +354,7 @@ class ImportanceCompletion(Completion):
             log_q = log_q.index_fill(0, self.excluded, -math.inf)
         return log_q - torch.logsumexp(log_q, 0), tau
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: torch.Generator | None = None,
-        true_image: torch.Tensor | None = None,
-    ) -> CompletionSamples:
+    def _sample(self, loc, y, n, generator, true_image) -> CompletionSamples:
         """Up to ``n`` unique weighted database images given the glimpses (the prior when ``t = 0``).
 
         ``diagnostics``: ``rows`` (database rows returned), ``proposal_ess`` (of q over all N rows), ``ess``
@@ -370,11 +363,8 @@ class ImportanceCompletion(Completion):
         ``log_evidence`` (estimate of log p(y_1:t)), ``proposal_seconds``, ``seconds``.
         """
         t0 = time.perf_counter()
-        if not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ValueError(f"n (number of samples) must be a positive int, got {n!r}")
-        loc, y = (x.cpu() for x in check_observations(self.grid, locations, glimpses, self.channels))
-        if true_image is not None:
-            true_image = check_true_image(self.grid, true_image, self.channels).cpu()
+        loc, y = loc.cpu(), y.cpu()
+        true_image = None if true_image is None else true_image.cpu()
         N = len(self.database)
         t = loc.shape[0]
         if t == 0:  # the prior: uniform over the database

@@ -158,6 +158,7 @@ class NUTSCompletion(Completion):
         if noise is not None and vae.channels != 1:
             raise ValueError("the clutter likelihood is defined for one-channel images")
         self.vae, self.grid, self.cfg = vae.eval(), grid, cfg
+        self.channels = vae.channels
         self.schedule = _noise_schedule(sigma)
         self.noise = noise if noise is not None and any(noise.rho) else None
         for p in self.vae.parameters():
@@ -317,15 +318,9 @@ class NUTSCompletion(Completion):
         diagnostics["sample_chain"] = chain
         return torch.cat(picked), diagnostics
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: Optional[torch.Generator] = None,
-        true_image: Optional[torch.Tensor] = None,
-    ) -> CompletionSamples:
-        z, diagnostics = self.sample_latents(locations, glimpses, n, generator)
+    def _sample(self, loc, obs, n, generator, true_image) -> CompletionSamples:
+        """The decoded :meth:`sample_latents`, equally weighted (``true_image`` is not used)."""
+        z, diagnostics = self.sample_latents(loc, obs, n, generator)
         with torch.no_grad():
             images = self.vae.decode(z).clamp(0, 1)
         return CompletionSamples(images.cpu(), torch.full((n,), 1.0 / n), None, diagnostics)

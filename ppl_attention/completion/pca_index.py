@@ -36,18 +36,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..artifacts import (
-    MANIFEST,
-    ArtifactError,
-    atomic_write_bytes,
-    load_weights,
-    read_manifest,
-    save_weights,
-    write_manifest,
-)
+from ..artifacts import ArtifactError, atomic_write_bytes, load_weights, save_weights, write_manifest
 from ..sensor import Sensor
 from ..runtime import derive_seed
-from ._build import PROGRESS, ChunkedBuild, already_built, chunk_digest, load_array, open_array
+from ._build import ChunkedBuild, already_built, chunk_digest, load_array, open_array, open_finished
 from .database import ImageDatabase
 
 if TYPE_CHECKING:
@@ -245,15 +237,7 @@ class PCAIndex:
     """A finished PCA index, opened for ``database`` (refused if it was built for another one)."""
 
     def __init__(self, directory: str | os.PathLike, database: ImageDatabase) -> None:
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"PCA index directory {directory} does not exist")
-        if not (directory / MANIFEST).is_file():
-            hint = (
-                " (an interrupted build: run the build again to resume it)" if (directory / PROGRESS).is_file() else ""
-            )
-            raise ArtifactError(f"{directory} is not a finished PCA index: it has no {MANIFEST}{hint}")
-        manifest = read_manifest(directory, KIND)
+        directory, manifest = open_finished(directory, KIND, "PCA index")
         built_for = manifest.get("inputs", {}).get("database")
         if built_for != database.checksum:
             raise ArtifactError(

@@ -31,14 +31,15 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..artifacts import ArtifactError, load_weights, read_manifest, save_weights, write_manifest
+from ..artifacts import save_weights, write_manifest
 from ..config import config_to_dict
 from ..sensor import NO_GLIMPSE, Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
+from ._saved_network import load_network
 
 if TYPE_CHECKING:
     import os
-    from typing import Iterable
+    from typing import Iterable, Iterator
     from pyro.distributions import TorchDistribution
 
 __all__ = [
@@ -365,7 +366,8 @@ def random_glimpse_masks(
     return loc, grid.mask(loc, device=device)[:, :1]
 
 
-def _check_images(images, name="images") -> torch.Tensor:
+def _check_images(images, name="images", grid: Sensor | None = None) -> torch.Tensor:
+    """``images`` (N, C, H, W) with finite pixels in [0, 1] (of the ``grid``'s size when given), as float."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{name} must be a (N, C, H, W) tensor, got {got}")
@@ -374,7 +376,18 @@ def _check_images(images, name="images") -> torch.Tensor:
     x = images.float()
     if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError(f"{name} must hold finite pixels in [0, 1]")
+    if grid is not None and tuple(x.shape[-2:]) != grid.image_size:
+        raise ValueError(f"{name} must be {grid.image_size} to match the grid, got {tuple(x.shape[-2:])}")
     return x
+
+
+def shuffled_batches(
+    images: torch.Tensor, batch_size: int, generator: torch.Generator, device
+) -> Iterator[torch.Tensor]:
+    """One epoch of a training loop: ``images`` in a fresh random order, ``batch_size`` at a time, on ``device``."""
+    order = torch.randperm(images.shape[0], generator=generator)
+    for i in range(0, images.shape[0], batch_size):
+        yield images[order[i : i + batch_size]].to(device)
 
 
 def train_vae(
@@ -389,9 +402,7 @@ def train_vae(
     import pyro
     from pyro.infer import SVI
 
-    images = _check_images(images)
-    if tuple(images.shape[-2:]) != grid.image_size:
-        raise ValueError(f"images must be {grid.image_size} to match the grid, got {tuple(images.shape[-2:])}")
+    images = _check_images(images, grid=grid)
     device = resolve_device(device)
     torch.manual_seed(derive_seed(cfg.seed, "vae-init"))
     vae = VAE(
@@ -416,10 +427,9 @@ def train_vae(
         torch.manual_seed(derive_seed(cfg.seed, "vae-svi"))
         bar = tqdm(range(cfg.epochs), desc="VAE (SVI)", disable=not progress)
         for epoch in bar:
-            order, total = torch.randperm(N, generator=g), 0.0
-            for i in range(0, N, cfg.batch_size):
+            total = 0.0
+            for x in shuffled_batches(images, cfg.batch_size, g, device):
                 loss.kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-                x = images[order[i : i + cfg.batch_size]].to(device)
                 total += svi.step(x, _batch_mask(grid, x.shape[0], cfg.masked_fraction, g, device))
                 step += 1
             history.append(total / (N * P))
@@ -502,30 +512,20 @@ def load_vae(
 ) -> tuple[VAE, Sensor]:
     """Load a VAE saved by :func:`train_vae`; ``expected`` config values (e.g. ``{"latent_dim": 16}``) must
     match.  Returns the frozen VAE (eval mode, no gradients) and its grid."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"VAE directory {directory} does not exist")
-    read_manifest(directory, "vae")
-    tensors, config = load_weights(directory / "vae.safetensors", expected)
-    try:
-        grid = Sensor.from_dict(config["grid"])
-        vae = VAE(
-            config["image_size"],
-            config["channels"],
-            config["latent_dim"],
-            config["width"],
-            config["likelihood"],
-            config["pixel_sigma"],
-            config.get("decoder", "conv"),
-            config.get("glyph_size", 28),
-        )
-    except KeyError as e:
-        raise ArtifactError(f"{directory}/vae.json is missing the key {e.args[0]!r}") from None
-    try:
-        vae.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ArtifactError(f"{directory}/vae.safetensors does not fit the architecture in vae.json: {e}") from None
-    vae.to(resolve_device(device)).eval()
+    vae, config = load_network(directory, "vae", "vae", _build_vae, device, expected, ("grid",))
     for p in vae.parameters():
         p.requires_grad_(False)
-    return vae, grid
+    return vae, Sensor.from_dict(config["grid"])
+
+
+def _build_vae(config: dict) -> VAE:
+    return VAE(
+        config["image_size"],
+        config["channels"],
+        config["latent_dim"],
+        config["width"],
+        config["likelihood"],
+        config["pixel_sigma"],
+        config.get("decoder", "conv"),
+        config.get("glyph_size", 28),
+    )

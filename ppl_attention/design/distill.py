@@ -23,18 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checks import check_int, check_number
-from ..artifacts import (
-    ArtifactError,
-    atomic_write_json,
-    check_compatible,
-    clean_temporaries,
-    load_checkpoint,
-    optimizer_from_checkpoint,
-    optimizer_to_checkpoint,
-    save_checkpoint,
-)
+from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries
 from ..config import config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
+from ..posterior.epoch_checkpoint import load_epoch_checkpoint, save_epoch_checkpoint
 from ..sensor import NO_GLIMPSE
 from .amortised import EPEMapNet, allowed_mask, avp_input, epe_map_loss, map_regret, posterior_probs
 
@@ -415,34 +407,12 @@ def _epoch_row(
 
 
 def _save(path: Path, net, opt, best: dict, state: dict, config: dict) -> None:
-    optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
-    tensors = {
-        **{f"model.{k}": v for k, v in net.state_dict().items()},
-        **{f"best.{k}": v for k, v in best.items()},
-        **optim_tensors,
-    }
-    save_checkpoint(path, tensors, {**config, "state": state, **optim_meta})
+    save_epoch_checkpoint(path, net, opt, state, config, {f"best.{k}": v for k, v in best.items()})
 
 
 def _load(path: Path, net, opt, config: dict) -> tuple[dict, dict]:
-    tensors, meta = load_checkpoint(path)
-    check_compatible(
-        f"checkpoint {path} was",
-        meta,
-        config,
-        keys=("run", "train", "net", "seed", "examples"),
-        remedy="use another `out` or the same settings and stores to resume",
-    )
-    state = meta.get("state")
-    if (
-        not isinstance(state, dict)
-        or not isinstance(state.get("epoch"), int)
-        or len(state.get("history") or []) != state["epoch"]
-        or "param_groups" not in meta
-    ):
-        raise ArtifactError(f"checkpoint {path} holds an inconsistent state; use another `out`")
-    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    remedy = "use another `out` or the same settings and stores to resume"
+    state, tensors, _ = load_epoch_checkpoint(path, net, opt, config, "train-epe-net", remedy)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    optimizer_from_checkpoint(opt, tensors, meta)
     log.info("resuming train-epe-net from %s (epoch %d)", path, state["epoch"])
     return state, best

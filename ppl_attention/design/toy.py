@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..completion.base import CompletionSamples
+from ..completion.base import Completion, CompletionSamples
 from ..sensor import Sensor
 from .sequential import DesignProblem
 
@@ -85,7 +85,7 @@ class DatabasePosterior:
         return (per_class - per_class.logsumexp(-1, keepdim=True)).clamp_min(_NEG).float()
 
 
-class DatabaseCompletion:
+class DatabaseCompletion(Completion):
     """Exact completions: rows of the database drawn from their posterior given the glimpses.
 
     ``enumerate=True`` returns every row with positive posterior weight (the exact expectation) instead of ``n``
@@ -103,6 +103,7 @@ class DatabaseCompletion:
     ) -> None:
         self.grid = grid
         self.images, self.labels, self.weights = _check_database(images, labels, weights)
+        self.channels = self.images.shape[1]
         self.sigma, self.enumerate = sigma, enumerate
         self.exact = DatabasePosterior(self.images, self.labels, int(self.labels.max()) + 1, self.weights, sigma)
 
@@ -117,15 +118,9 @@ class DatabaseCompletion:
             raise ValueError("the glimpses match no database row (they are not from this database)")
         return (lp - lp.logsumexp(0)).exp()
 
-    def sample(
-        self,
-        locations: torch.Tensor,
-        glimpses: torch.Tensor,
-        n: int,
-        generator: torch.Generator | None = None,
-        true_image: torch.Tensor | None = None,
-    ) -> CompletionSamples:
-        p = self.row_posterior(locations, glimpses)
+    def _sample(self, loc, glimpses, n, generator, true_image) -> CompletionSamples:
+        """``n`` rows drawn from their posterior, or every row it keeps when ``enumerate``."""
+        p = self.row_posterior(loc, glimpses)
         if self.enumerate:
             rows = torch.nonzero(p > 0).flatten()
             w = p[rows] / p[rows].sum()

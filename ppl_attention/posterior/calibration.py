@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..runtime import derive_seed
-from .evaluation import collect_draws
+from .evaluation import collect_by_glimpses
 from .metrics import confidences, expected_calibration_error, head_loss
 
 if TYPE_CHECKING:
@@ -234,8 +234,7 @@ def calibrate_avp(
     """
     model = avp.module if hasattr(avp, "module") else avp
     seed = derive_seed(seed, "calibrate")
-    chunks = [collect_draws(model, valid, t, seed, draws, batch_size, device) for t in range(max_glimpses + 1)]
-    chunks.append(collect_draws(model, valid, 0, seed, 1, batch_size, device, full=True))
+    chunks = collect_by_glimpses(model, valid, max_glimpses, seed, draws, batch_size=batch_size, device=device)
     predictions = {k: torch.cat([c[k] for c in chunks]) for k in ("logits", "fraction", "labels", "image")}
     predictions["attributes"] = (
         torch.cat([c["attributes"] for c in chunks]) if chunks[0]["attributes"] is not None else None

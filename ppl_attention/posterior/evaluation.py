@@ -8,7 +8,7 @@ confidences would show).  With one draw of 500 images the floor is ~0.05, larger
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
     from .network import AVP
 
-__all__ = ["fetch_batch", "collect_draws", "collect_logits", "evaluate_avp"]
+__all__ = ["fetch_batch", "collect_draws", "collect_by_glimpses", "evaluate_avp"]
 
 
 def fetch_batch(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -115,19 +115,13 @@ def collect_draws(
     return {k: (torch.cat(v) if v else None) for k, v in out.items()}
 
 
-def collect_logits(
-    avp: AVP | torch.nn.parallel.DistributedDataParallel,
-    dataset: Dataset,
-    num_glimpses: int | tuple[str, int],
-    seed: int,
-    batch_size: int = 512,
-    device: str | torch.device = "cpu",
-    full: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Raw logits (no temperature), labels and attributes of every item of ``dataset`` observed through
-    ``num_glimpses`` random glimpses (an int or ``("mix", T)`` = U{0..T}) or, with ``full=True``, the whole image."""
-    d = collect_draws(avp, dataset, num_glimpses, seed, 1, batch_size, device, full)
-    return d["logits"], d["labels"], d["attributes"]
+def collect_by_glimpses(
+    model: AVP, dataset: Dataset, max_glimpses: int, seed: int, draws: int, **options: Any
+) -> list[dict]:
+    """:func:`collect_draws` for t = 0..``max_glimpses`` glimpses (``draws`` glimpse sets each), then for the whole
+    image (the last entry): what evaluation and calibration score.  ``options``: ``batch_size``, ``device``."""
+    chunks = [collect_draws(model, dataset, t, seed, draws, **options) for t in range(max_glimpses + 1)]
+    return chunks + [collect_draws(model, dataset, 0, seed, 1, full=True, **options)]
 
 
 def calibration_scores(
@@ -198,11 +192,9 @@ def evaluate_avp(
         raw = calibration_scores(model, d["logits"], d["labels"], d["attributes"], None, bins)
         return {**row, "fraction": float(d["fraction"].mean()), "uncalibrated": {"nll": raw["nll"], "ece": raw["ece"]}}
 
-    rows = []
-    for t in range(max_glimpses + 1):
-        d = collect_draws(model, dataset, t, seed, draws, batch_size, device)
-        rows.append({"t": t, "draws": draws, **score(d, t)})
-    full = score(collect_draws(model, dataset, 0, seed, 1, batch_size, device, full=True), "full")
+    *per_t, whole = collect_by_glimpses(model, dataset, max_glimpses, seed, draws, batch_size=batch_size, device=device)
+    rows = [{"t": t, "draws": draws, **score(d, t)} for t, d in enumerate(per_t)]
+    full = score(whole, "full")
     calibration = {"temperature": float(model.temperature)}
     if model.fraction_temperatures() is not None:
         calibration["fraction_temperatures"] = model.fraction_temperatures()

@@ -24,20 +24,12 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from ..artifacts import (
-    ArtifactError,
-    atomic_write_json,
-    check_compatible,
-    clean_temporaries,
-    load_checkpoint,
-    optimizer_from_checkpoint,
-    optimizer_to_checkpoint,
-    save_checkpoint,
-)
+from ..artifacts import atomic_write_json, clean_temporaries
 from ..config import GLIMPSES, config_to_dict
 from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from .calibration import calibrate_avp
-from .evaluation import check_labels, collect_logits, fetch_batch
+from .epoch_checkpoint import load_epoch_checkpoint, save_epoch_checkpoint
+from .evaluation import check_labels, collect_draws, fetch_batch
 from .glimpses import random_locations
 from .metrics import head_loss
 from .network import AVP, AVPConfig, save_avp
@@ -160,55 +152,24 @@ def _checkpoint_config(avp_cfg: AVPConfig, cfg: TrainAVPConfig, seed: int, datas
 
 
 def _save_checkpoint(out: Path, model, opt, sched, state: dict, config: dict) -> None:
-    optim_tensors, optim_meta = optimizer_to_checkpoint(opt)
-    tensors = {
-        **{f"model.{k}": v for k, v in model.state_dict().items()},
-        **optim_tensors,
-        "rng.torch": torch.get_rng_state(),
-    }
-    meta = {**config, "state": state, **optim_meta, "scheduler": sched.state_dict()}
-    save_checkpoint(out / CHECKPOINT, tensors, meta)
+    meta = {"scheduler": sched.state_dict()}
+    save_epoch_checkpoint(out / CHECKPOINT, model, opt, state, config, {"rng.torch": torch.get_rng_state()}, meta)
 
 
 def _load_checkpoint(out: Path, model, opt, sched, config: dict) -> dict:
-    path = out / CHECKPOINT
-    tensors, meta = load_checkpoint(path)
-    needed = [k for k in ("state", "param_groups", "scheduler") if k not in meta] + [
-        k for k in ("rng.torch",) if k not in tensors
-    ]
-    if needed:
-        raise ArtifactError(f"checkpoint {path} lacks {needed} (not a train-avp checkpoint)")
-    state = meta["state"]
-    if (
-        not isinstance(state, dict)
-        or not isinstance(state.get("epoch"), int)
-        or not isinstance(state.get("history"), list)
-        or len(state["history"]) != state["epoch"]
-    ):
-        raise ArtifactError(
-            f"checkpoint {path} holds an inconsistent state (epoch {state.get('epoch')!r}, "
-            f"{len(state.get('history') or [])} history rows); use another `out`"
-        )
-    check_compatible(
-        f"checkpoint {path} was",
-        meta,
-        config,
-        keys=("avp", "train", "seed", "dataset"),
-        remedy="use another `out` or the same settings to resume",
+    remedy = "use another `out` or the same settings to resume"
+    state, tensors, meta = load_epoch_checkpoint(
+        out / CHECKPOINT, model, opt, config, "train-avp", remedy, needs=("scheduler", "rng.torch")
     )
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    optimizer_from_checkpoint(opt, tensors, meta)
     sched.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
-    return meta["state"]
+    return state
 
 
 @torch.no_grad()
 def _validate(model: AVP, valid, cfg: TrainAVPConfig, seed: int, device) -> float:
-    logits, labels, attrs = collect_logits(
-        model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"), device=device
-    )
-    return float(head_loss(logits, labels, model.head, model.num_classes, attrs, cfg.aux_weight))
+    d = collect_draws(model, valid, ("mix", cfg.max_glimpses), derive_seed(seed, "valid"), device=device)
+    return float(head_loss(d["logits"], d["labels"], model.head, model.num_classes, d["attributes"], cfg.aux_weight))
 
 
 def _rank_device(device, world: int) -> torch.device:

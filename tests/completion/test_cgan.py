@@ -121,7 +121,7 @@ def test_refuses_bad_config_and_grid(trained):
         CGANConfig(dropout=1.5)
     with pytest.raises(ValueError, match="grid"):
         CGANCompletion(trained[0], Sensor(64, 16, stride=8))
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="`n` must be"):
         CGANCompletion(trained[0], GRID).sample(torch.tensor([1]), torch.rand(1, 1, 12, 12), -1)
     with pytest.raises(ValueError, match="images"):
         train_cgan(torch.rand(4, 1, 28, 28), GRID, CGANConfig(epochs=0))

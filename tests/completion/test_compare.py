@@ -27,10 +27,12 @@ LOG_NORM = -0.5 * math.log(2 * math.pi)
 class Oracle(Completion):
     """Returns the true image n times, labelled with a fixed label: every metric is known exactly."""
 
+    channels = 1
+
     def __init__(self, label):
         self.grid, self.label = GRID, label
 
-    def sample(self, locations, glimpses, n, generator=None, true_image=None):
+    def _sample(self, locations, glimpses, n, generator, true_image):
         return CompletionSamples(
             true_image.expand(n, -1, -1, -1).clone(), torch.full((n,), 1.0 / n), torch.full((n,), self.label), {}
         )
@@ -212,10 +214,12 @@ def test_cli_refuses_missing_artefacts_and_bad_flags(tmp_path, capsys):
 class Chains(Completion):
     """Stands in for an MCMC sampler: blank samples and chain diagnostics in ``diagnostics``."""
 
+    channels = 1
+
     def __init__(self):
         self.grid = GRID
 
-    def sample(self, locations, glimpses, n, generator=None, true_image=None):
+    def _sample(self, locations, glimpses, n, generator, true_image):
         return CompletionSamples(
             torch.zeros(n, 1, 60, 60),
             torch.full((n,), 1.0 / n),

@@ -12,17 +12,13 @@ from ppl_attention.completion.database import DatasetSource, GeneratorSource, bu
 from ppl_attention.completion.importance import ImportanceCompletion, ess, residual_resample, temper_to_ess
 from ppl_attention.completion.pca_index import PCAIndexConfig, build_pca_index
 from ppl_attention.sensor import Sensor
+from tests.completion._images import bump_images
 
 GRID = Sensor(12, 4, stride=4)
 
 
 def bumps(n, g):
-    centres = torch.rand(n, 2, 2, generator=g) * 12
-    ar = torch.arange(12).float()
-    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + (
-        ar[None, None, None, :] - centres[:, :, 1, None, None]
-    ) ** 2
-    x = torch.exp(-d / 6).amax(1, keepdim=True)
+    x, centres = bump_images(n, g, spread=6)
     return x, (centres[:, 0, 1] > 6).long() + 2 * (centres[:, 0, 0] > 6).long()
 
 
@@ -181,7 +177,7 @@ def test_bad_input(prior, tmp_path):
         sampler.sample(torch.tensor([1]), g * 255, 5)
     with pytest.raises(ValueError, match="integer"):
         sampler.sample(torch.tensor([1.0]), g, 5)
-    with pytest.raises(ValueError, match="n .number of samples"):
+    with pytest.raises(ValueError, match="`n` must be"):
         sampler.sample(torch.tensor([1]), g, 0)
     with pytest.raises(ValueError, match="true_image must have shape"):
         sampler.sample(torch.tensor([1]), g, 5, true_image=torch.rand(1, 12, 11))

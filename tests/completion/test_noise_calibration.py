@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from ppl_attention.completion.base import CompletionSamples, check_observations
+from ppl_attention.completion.base import Completion, CompletionSamples
 from ppl_attention.completion.importance import _schedule, _sigma
 from ppl_attention.completion.noise_calibration import calibrate_noise, label_calibration, with_noise_scale
 from ppl_attention.sensor import Sensor
@@ -15,15 +15,16 @@ MEANS = (0.48, 0.52)  # two classes: flat images of these grey levels, seen thro
 SIGMA0 = 0.1  # the noise the held-out images are made with
 
 
-class TwoMeans:
+class TwoMeans(Completion):
     """Completions of a two-class image: both class images, weighted by the exact Gaussian likelihood of the
     glimpses at the sampler's noise -- the exact posterior when that noise is the data's."""
+
+    channels = 1
 
     def __init__(self, grid):
         self.grid, self.sigma = grid, _schedule([SIGMA0 * 255.0])
 
-    def sample(self, locations, glimpses, n, generator=None, true_image=None):
-        loc, y = check_observations(self.grid, locations, glimpses, 1)
+    def _sample(self, loc, y, n, generator, true_image):
         s = _sigma(self.sigma, len(loc))
         ll = torch.stack([-(y.double() - m).square().sum() / (2 * s * s) for m in MEANS])
         images = torch.stack([torch.full((1, *self.grid.image_size), m) for m in MEANS])

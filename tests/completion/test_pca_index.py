@@ -8,18 +8,14 @@ from ppl_attention.artifacts import ArtifactError
 from ppl_attention.completion.database import GeneratorSource, build_database
 from ppl_attention.completion.pca_index import PCAIndex, PCAIndexConfig, build_pca_index, pixel_grid
 from ppl_attention.sensor import Sensor
+from tests.completion._images import bump_images
 
 GRID = Sensor(12, 4, stride=4)
 
 
 def smooth(n, g):
-    """1 x 12 x 12 images: a few smooth bumps (a low-dimensional family, well captured by PCA)."""
-    centres = torch.rand(n, 2, 2, generator=g) * 12
-    ar = torch.arange(12).float()
-    d = (ar[None, None, :, None] - centres[:, :, 0, None, None]) ** 2 + (
-        ar[None, None, None, :] - centres[:, :, 1, None, None]
-    ) ** 2
-    x = torch.exp(-d / 8).amax(1, keepdim=True)
+    """Two-bump images labelled by the first bump's row."""
+    x, centres = bump_images(n, g, spread=8)
     return x, (centres[:, 0, 0] > 6).long()
 
 

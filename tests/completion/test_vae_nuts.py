@@ -14,12 +14,22 @@ from ppl_attention.completion.vae import (
     evaluate_vae,
     load_vae,
     random_glimpse_masks,
+    shuffled_batches,
     train_vae,
 )
 from ppl_attention.sensor import Sensor
 
 GRID = Sensor.mnist()
 FAST = NUTSConfig(sigma=0.1, warmup_steps=25, num_samples=20, max_tree_depth=4, num_chains=2)
+
+
+def test_shuffled_batches_give_every_image_once_per_epoch():
+    images = torch.arange(10.0).view(10, 1, 1, 1)
+    batches = list(shuffled_batches(images, 4, torch.Generator().manual_seed(0), "cpu"))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat(batches).flatten().tolist()) == list(range(10))
+    again = list(shuffled_batches(images, 4, torch.Generator().manual_seed(0), "cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
 
 
 def _canvases(n=16, seed=0):

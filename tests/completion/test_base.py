@@ -1,0 +1,70 @@
+"""The completion interface: `Completion.sample` checks every sampler's arguments once, then calls its hook."""
+
+import pytest
+import torch
+
+from ppl_attention.completion.base import Completion, CompletionSamples
+from ppl_attention.design.toy import DatabaseCompletion, random_database
+from ppl_attention.sensor import Sensor
+
+GRID = Sensor(4, 2, stride=2)
+
+
+class Recorder(Completion):
+    """Blank samples; keeps the arguments its hook was given."""
+
+    channels = 1
+
+    def __init__(self):
+        self.grid, self.calls = GRID, []
+
+    def _sample(self, locations, glimpses, n, generator, true_image):
+        self.calls.append((locations, glimpses, n, generator, true_image))
+        return CompletionSamples(torch.zeros(n, 1, 4, 4), torch.full((n,), 1.0 / n))
+
+
+def test_sample_hands_the_hook_checked_arguments():
+    sampler, g = Recorder(), torch.Generator()
+    out = sampler.sample([3, 1], torch.ones(2, 1, 2, 2, dtype=torch.float64), 5, g, torch.ones(1, 4, 4).double())
+    ((loc, obs, n, generator, true_image),) = sampler.calls
+    assert len(out) == 5 and n == 5 and generator is g
+    assert loc.dtype == torch.long and loc.tolist() == [3, 1]
+    assert obs.dtype == true_image.dtype == torch.float32 and obs.shape == (2, 1, 2, 2)
+    sampler.sample(torch.tensor([], dtype=torch.long), torch.zeros(0, 1, 2, 2), 1)
+    assert sampler.calls[-1][4] is None
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([1], torch.rand(1, 1, 2, 2), 0), "`n` must be an int >= 1"),
+        (([1], torch.rand(1, 1, 2, 2), 2.0), "`n` must be"),
+        (([4], torch.rand(1, 1, 2, 2), 2), "outside the grid"),
+        (([1], torch.rand(1, 3, 2, 2), 2), "1 channel"),
+        (([1], torch.rand(1, 1, 2, 2) + 2, 2), r"pixels in \[0, 1\]"),
+        (([1], torch.rand(1, 1, 2, 2), 2, None, torch.rand(1, 3, 4)), "true_image must have shape"),
+    ],
+)
+def test_sample_refuses_bad_arguments_before_the_hook(args, match):
+    sampler = Recorder()
+    with pytest.raises(ValueError, match=match):
+        sampler.sample(*args)
+    assert sampler.calls == []
+
+
+def test_a_sampler_implements_the_hook():
+    class NoHook(Completion):
+        channels = 1
+
+    with pytest.raises(TypeError, match="_sample"):
+        NoHook()
+
+
+def test_the_toy_completion_keeps_the_contract():
+    images, labels, grid = random_database(num_images=6, num_classes=2)
+    sampler = DatabaseCompletion(grid, images, labels)
+    y = grid.extract(images[:1], torch.tensor([[3]]))[0]
+    s = sampler.sample([3], y, 4, torch.Generator().manual_seed(0))
+    assert len(s) == 4 and bool((grid.extract(s.images, torch.full((4, 1), 3)) == y).all())
+    with pytest.raises(ValueError, match="`n` must be"):
+        sampler.sample([3], y, 0)
