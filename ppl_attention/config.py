@@ -10,7 +10,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import os
 
 __all__ = [
+    "setting",
     "add_config_arguments",
     "build_config",
     "load_yaml",
@@ -32,6 +33,16 @@ __all__ = [
 GLIMPSES = 5
 
 T = TypeVar("T")
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, **metadata: Any) -> Any:
+    """A config field in one line: its default (or a ``factory`` of it), the help text its flag shows, and the rest
+    of its flag's metadata (``choices``, ``cli=False``, ``flag``, ``old_flags``), read by :func:`add_config_arguments`.
+    """
+    metadata = {"help": help, **metadata} if help else metadata
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _flag(name: str) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 from .artifacts import atomic_write_json, atomic_write_text, read_json, write_manifest
-from .config import GLIMPSES, config_to_dict
+from .config import GLIMPSES, config_to_dict, setting
 from .runtime import run_record
 
 __all__ = ["DemoConfig", "run_demo", "STAGES"]
@@ -37,37 +37,23 @@ STAGES = (
 
 @dataclass
 class DemoConfig:
-    out: Path = field(default=Path("runs/demo"), metadata={"help": "where every artefact goes"})
-    dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset (bundled digits need no --root)"})
-    avp_epochs: int = field(default=12, metadata={"help": "AVP training epochs"})
-    avp_train_size: Optional[int] = field(
-        default=None, metadata={"help": "AVP training canvases per epoch (default: the dataset's)"}
-    )
-    avp_calibrate: bool = field(default=True, metadata={"help": "fit the AVP's temperature on validation data"})
-    evaluation_draws: int = field(
-        default=20, metadata={"help": "random glimpse sets per test image and t in the AVP's evaluation"}
-    )
-    prior_size: int = field(
-        default=100_000,
-        metadata={"help": "canvases in the image database (a dataset whose prior is the paper's database)"},
-    )
-    pca_components: int = field(default=256, metadata={"help": "PCA components of the database's index"})
-    num_sequences: int = field(default=600, metadata={"help": "training images given near-optimal sequences"})
-    glimpses: int = field(default=GLIMPSES, metadata={"help": "T: glimpses per sequence and per hard-attention run"})
-    num_samples: int = field(default=50, metadata={"help": "image completions per BOED step"})
-    search: str = field(
-        default="halving", metadata={"help": "candidate search", "choices": ["exhaustive", "halving", "coarse"]}
-    )
-    iterations: int = field(default=3000, metadata={"help": "hard-attention training iterations per run"})
-    validate_every: int = field(default=100, metadata={"help": "validation interval (iterations)"})
-    seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "seeds of the RAM and PS-NOGS runs"})
-    threads: Optional[int] = field(
-        default=None,
-        metadata={
-            "help": "CPU threads for torch (default: torch's "
-            "choice; 1 is fastest for these small networks "
-            "on a busy machine)"
-        },
+    out: Path = setting(Path("runs/demo"), "where every artefact goes")
+    dataset: str = setting("cluttered-mnist", "dataset (bundled digits need no --root)")
+    avp_epochs: int = setting(12, "AVP training epochs")
+    avp_train_size: Optional[int] = setting(None, "AVP training canvases per epoch (default: the dataset's)")
+    avp_calibrate: bool = setting(True, "fit the AVP's temperature on validation data")
+    evaluation_draws: int = setting(20, "random glimpse sets per test image and t in the AVP's evaluation")
+    prior_size: int = setting(100_000, "canvases in the image database (a dataset whose prior is the paper's database)")
+    pca_components: int = setting(256, "PCA components of the database's index")
+    num_sequences: int = setting(600, "training images given near-optimal sequences")
+    glimpses: int = setting(GLIMPSES, "T: glimpses per sequence and per hard-attention run")
+    num_samples: int = setting(50, "image completions per BOED step")
+    search: str = setting("halving", "candidate search", choices=["exhaustive", "halving", "coarse"])
+    iterations: int = setting(3000, "hard-attention training iterations per run")
+    validate_every: int = setting(100, "validation interval (iterations)")
+    seeds: tuple[int, ...] = setting((0,), "seeds of the RAM and PS-NOGS runs")
+    threads: Optional[int] = setting(
+        None, "CPU threads for torch (default: torch's choice; 1 is fastest for these small networks on a busy machine)"
     )
 
     @classmethod

@@ -8,7 +8,8 @@ from typing import Iterator
 import logging
 import random
 import zlib
-from dataclasses import field
+
+from .config import setting
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,7 @@ def check_precision(precision: str) -> str:
 def precision_field() -> Any:
     """The ``precision`` setting of a training config (a dataclass field; ``None``: :func:`default_precision`)."""
     text = "of the forward passes: bfloat16 (autocast) or float32 (default: bfloat16 on CUDA, float32 on the CPU)"
-    return field(default=None, metadata={"help": text, "choices": list(PRECISIONS)})
+    return setting(None, text, choices=list(PRECISIONS))
 
 
 def autocast(device: str | torch.device, precision: str | None = None) -> torch.autocast:

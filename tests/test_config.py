@@ -62,3 +62,25 @@ def test_a_boolean_value_that_is_not_one_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse(["--flip", "maybe"])
     assert "expected a boolean" in capsys.readouterr().err
+
+
+def test_a_setting_is_a_field_whose_help_and_choices_the_flags_show(capsys):
+    from ppl_attention.config import setting
+
+    @dataclass
+    class Settings:
+        mode: str = setting("a", "how to run", choices=["a", "b"])
+        sizes: list = setting(help="sizes to try", factory=lambda: [1, 2])
+        hidden: int = setting(3, cli=False)
+
+    assert Settings().sizes == [1, 2] and Settings().sizes is not Settings().sizes  # a fresh default each time
+    p = argparse.ArgumentParser()
+    add_config_arguments(p, Settings)
+    assert build_config(Settings, p.parse_args(["--mode", "b"])).mode == "b"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--mode", "c"])
+    with pytest.raises(SystemExit):
+        p.parse_args(["--hidden", "4"])  # not a flag
+    p.print_help()
+    out = capsys.readouterr().out
+    assert "how to run" in out and "sizes to try" in out and "--hidden" not in out

@@ -19,7 +19,9 @@ location actually taken is returned either way, so ``-log pi(target)`` and REINF
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..config import setting
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,54 +55,38 @@ LOCATION_EMBEDDINGS = ("table", "mlp", "factorised")
 class NetworkConfig:
     """Architecture of the hard-attention network (the defaults are the paper's small CelebA-HQ embedder)."""
 
-    hidden: int = field(default=256, metadata={"help": "hidden size of the core"})
-    glimpse_dim: int = field(default=64, metadata={"help": "size of a glimpse's embedding (the GRU input)"})
-    backbone: str = field(
-        default="small",
-        metadata={
-            "help": "glimpse embedder ('what'): the paper's small CNN, Mnih et al.'s linear layer on the flattened "
-            "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
-            "choices": ["small", "mnih", "vgg16", "mobilenet_v2"],
-        },
+    hidden: int = setting(256, "hidden size of the core")
+    glimpse_dim: int = setting(64, "size of a glimpse's embedding (the GRU input)")
+    backbone: str = setting(
+        "small",
+        "glimpse embedder ('what'): the paper's small CNN, Mnih et al.'s linear layer on the flattened "
+        "retina, or torchvision VGG-16 / MobileNetV2 features (run on every scale)",
+        choices=["small", "mnih", "vgg16", "mobilenet_v2"],
     )
-    core: str = field(
-        default="gru",
-        metadata={
-            "help": "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN",
-            "choices": ["gru", "lstm", "rnn"],
-        },
+    core: str = setting(
+        "gru", "recurrent core: GRU (the paper's), LSTM, or Mnih et al.'s ReLU RNN", choices=["gru", "lstm", "rnn"]
     )
-    what_hidden: int = field(
-        default=128, metadata={"help": "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP"}
+    what_hidden: int = setting(128, "hidden units of the 'mnih' glimpse network (Mnih: 128) and of the location MLP")
+    backbone_layers: int = setting(12, "leading layers of a torchvision backbone kept")
+    backbone_weights: str | None = setting(
+        None, "local .safetensors file with the torchvision backbone's weights (never downloaded)"
     )
-    backbone_layers: int = field(default=12, metadata={"help": "leading layers of a torchvision backbone kept"})
-    backbone_weights: str | None = field(
-        default=None,
-        metadata={"help": "local .safetensors file with the torchvision backbone's weights (never downloaded)"},
+    location_embedding: str = setting(
+        "table",
+        "learned table over flat locations, an MLP of normalised (row, col), or a row table plus a column "
+        "table (factorised: O(rows + cols) parameters; mlp or factorised for fine grids)",
+        choices=list(LOCATION_EMBEDDINGS),
     )
-    location_embedding: str = field(
-        default="table",
-        metadata={
-            "help": "learned table over flat locations, an MLP of normalised (row, col), or a row table plus a column "
-            "table (factorised: O(rows + cols) parameters; mlp or factorised for fine grids)",
-            "choices": list(LOCATION_EMBEDDINGS),
-        },
+    policy_hidden: int = setting(32, "hidden units of the location policy")
+    policy: str = setting(
+        "dense",
+        "location policy: dense (a logit per location, the paper's), gaussian (Mnih et al.: a mean cell, "
+        "fixed --policy-std) or factorised (row x column categoricals); gaussian or factorised for fine "
+        "grids of thousands of locations",
+        choices=list(POLICIES),
     )
-    policy_hidden: int = field(default=32, metadata={"help": "hidden units of the location policy"})
-    policy: str = field(
-        default="dense",
-        metadata={
-            "help": "location policy: dense (a logit per location, the paper's), gaussian (Mnih et al.: a mean cell, "
-            "fixed --policy-std) or factorised (row x column categoricals); gaussian or factorised for fine "
-            "grids of thousands of locations",
-            "choices": list(POLICIES),
-        },
-    )
-    policy_std: float = field(
-        default=0.2,
-        metadata={
-            "help": "gaussian policy: standard deviation in normalised grid coordinates ([-1, 1] across the grid)"
-        },
+    policy_std: float = setting(
+        0.2, "gaussian policy: standard deviation in normalised grid coordinates ([-1, 1] across the grid)"
     )
 
 

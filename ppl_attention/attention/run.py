@@ -8,14 +8,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..artifacts import atomic_write_json, load_weights, write_manifest
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..runtime import derive_seed, run_record
 from .network import HardAttentionNet, NetworkConfig, classifier_flops, flops_per_glimpse
 from .supervision import KINDS, build_supervision, heuristic_distribution, load_first_glimpse_epe
@@ -34,53 +34,38 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """What is trained on, and with which supervision."""
 
-    dataset: str = field(default="cluttered-mnist", metadata={"help": "dataset name (ppl_attention.data)"})
-    supervision: str = field(
-        default="none",
-        metadata={
-            "help": "none (RAM), nogs (sequence store), h1 / h5 (heuristic), hgs (hand-crafted from annotations)",
-            "choices": list(KINDS),
-        },
+    dataset: str = setting("cluttered-mnist", "dataset name (ppl_attention.data)")
+    supervision: str = setting(
+        "none",
+        "none (RAM), nogs (sequence store), h1 / h5 (heuristic), hgs (hand-crafted from annotations)",
+        choices=list(KINDS),
     )
-    sequences: str | None = field(
-        default=None, metadata={"help": "sequence store directory (for nogs; its first_glimpse.json serves h1/h5)"}
+    sequences: str | None = setting(None, "sequence store directory (for nogs; its first_glimpse.json serves h1/h5)")
+    epe_first: str | None = setting(
+        None, "first_glimpse.json (EPE of each first location) for h1/h5 and heuristic pretraining"
     )
-    epe_first: str | None = field(
-        default=None,
-        metadata={"help": "first_glimpse.json (EPE of each first location) for h1/h5 and heuristic pretraining"},
+    num_supervised: int | None = setting(
+        None,
+        "supervised training images, chosen by the seed (default: every image the --sequences store holds "
+        "for nogs, 600 for the heuristic supervisions)",
     )
-    num_supervised: int | None = field(
-        default=None,
-        metadata={
-            "help": "supervised training images, chosen by the seed (default: every image the --sequences store holds "
-            "for nogs, 600 for the heuristic supervisions)"
-        },
+    data_seed: int | None = setting(
+        None,
+        "seed of the dataset (its split and its MNIST canvases); default: the sequence store's seed for "
+        "nogs (its sequences were made for those canvases), else the run's --seed",
     )
-    data_seed: int | None = field(
-        default=None,
-        metadata={
-            "help": "seed of the dataset (its split and its MNIST canvases); default: the sequence store's seed for "
-            "nogs (its sequences were made for those canvases), else the run's --seed"
-        },
+    pretrain: bool = setting(
+        False, "pretrain embedder/core/classifier with fixed location distributions, then freeze them (RAM+)", cli=False
     )
-    pretrain: bool = field(
-        default=False,
-        metadata={
-            "cli": False,
-            "help": "pretrain embedder/core/classifier with fixed location distributions, then freeze them (RAM+)",
-        },
+    pretrain_iterations: int = setting(1000, "pretraining iterations")
+    pretrain_locations: str = setting(
+        "uniform",
+        "pretraining location distribution: uniform (RAM) or the gamma^-1=1 heuristic (RAM+)",
+        choices=["uniform", "heuristic"],
     )
-    pretrain_iterations: int = field(default=1000, metadata={"help": "pretraining iterations"})
-    pretrain_locations: str = field(
-        default="uniform",
-        metadata={
-            "help": "pretraining location distribution: uniform (RAM) or the gamma^-1=1 heuristic (RAM+)",
-            "choices": ["uniform", "heuristic"],
-        },
-    )
-    stopping_thresholds: list[float] = field(
-        default_factory=lambda: [-1.0, 0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0],
-        metadata={"help": "adaptive-stopping thresholds swept at test time"},
+    stopping_thresholds: list[float] = setting(
+        help="adaptive-stopping thresholds swept at test time",
+        factory=lambda: [-1.0, 0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0],
     )
 
 

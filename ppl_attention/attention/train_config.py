@@ -7,10 +7,10 @@ can share :func:`check_fields` without importing the training loop.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..checks import check_int, check_number
-from ..config import GLIMPSES
+from ..config import GLIMPSES, setting
 from ..runtime import check_precision, precision_field
 from .stopping import STOP_TARGETS
 
@@ -22,111 +22,86 @@ class TrainConfig:
     """Hyperparameters of one training run (defaults: sane for 60x60 cluttered MNIST on a CPU)."""
 
     precision: str | None = precision_field()
-    glimpses: int = field(default=GLIMPSES, metadata={"help": "T, glimpses per image"})
-    iterations: int = field(default=5000, metadata={"help": "training iterations (minibatches)"})
-    batch_size: int = field(default=64, metadata={"help": "minibatch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    lr_schedule: str = field(
-        default="constant",
-        metadata={
-            "help": "learning-rate schedule: constant; step (times lr_decay every lr_decay_every iterations); cosine "
-            "(from lr to lr * lr_final over lr_horizon iterations, then held)",
-            "choices": ["constant", "step", "cosine"],
-        },
+    glimpses: int = setting(GLIMPSES, "T, glimpses per image")
+    iterations: int = setting(5000, "training iterations (minibatches)")
+    batch_size: int = setting(64, "minibatch size")
+    lr: float = setting(1e-3, "Adam learning rate")
+    lr_schedule: str = setting(
+        "constant",
+        "learning-rate schedule: constant; step (times lr_decay every lr_decay_every iterations); cosine "
+        "(from lr to lr * lr_final over lr_horizon iterations, then held)",
+        choices=["constant", "step", "cosine"],
     )
-    lr_decay: float = field(default=0.5, metadata={"help": "step schedule: factor applied every lr_decay_every"})
-    lr_decay_every: int = field(default=10000, metadata={"help": "step schedule: iterations between decays"})
-    lr_final: float = field(default=0.01, metadata={"help": "cosine schedule: final lr as a fraction of lr"})
-    lr_horizon: int | None = field(
-        default=None,
-        metadata={
-            "help": "cosine schedule: iterations over which lr decays (required, so that extending --iterations "
-            "later does not change the schedule)"
-        },
+    lr_decay: float = setting(0.5, "step schedule: factor applied every lr_decay_every")
+    lr_decay_every: int = setting(10000, "step schedule: iterations between decays")
+    lr_final: float = setting(0.01, "cosine schedule: final lr as a fraction of lr")
+    lr_horizon: int | None = setting(
+        None,
+        "cosine schedule: iterations over which lr decays (required, so that extending --iterations "
+        "later does not change the schedule)",
     )
-    mc_samples: int = field(
-        default=10,
-        metadata={
-            "help": "M: the Monte-Carlo test accuracy averages the class probabilities of M sampled policies "
-            "(reported beside the deterministic, greedy-policy accuracy)"
-        },
+    mc_samples: int = setting(
+        10,
+        "M: the Monte-Carlo test accuracy averages the class probabilities of M sampled policies "
+        "(reported beside the deterministic, greedy-policy accuracy)",
     )
-    validate_every: int = field(default=100, metadata={"help": "validate (and checkpoint) every K iterations"})
-    supervision_weight: float = field(default=1.0, metadata={"help": "lambda of -lambda log pi(target)"})
-    supervision_until: int | None = field(
-        default=None,
-        metadata={
-            "help": "stop the partial supervision after this many iterations: from then on every example, the "
-            "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
-            "last (default: supervise throughout)"
-        },
+    validate_every: int = setting(100, "validate (and checkpoint) every K iterations")
+    supervision_weight: float = setting(1.0, "lambda of -lambda log pi(target)")
+    supervision_until: int | None = setting(
+        None,
+        "stop the partial supervision after this many iterations: from then on every example, the "
+        "supervised images too, is trained with REINFORCE, so the bias of approximate sequences does not "
+        "last (default: supervise throughout)",
     )
-    supervision_probability: float | None = field(
-        default=None,
-        metadata={
-            "help": "supervise a drawn supervised image only with this probability; otherwise it is shown as its "
-            "redrawn canvas of the epoch and trained by REINFORCE, so sequences for every training image do "
-            "not freeze the training canvases (default: always supervise a supervised image)"
-        },
+    supervision_probability: float | None = setting(
+        None,
+        "supervise a drawn supervised image only with this probability; otherwise it is shown as its "
+        "redrawn canvas of the epoch and trained by REINFORCE, so sequences for every training image do "
+        "not freeze the training canvases (default: always supervise a supervised image)",
     )
-    supervised_fraction: float | None = field(
-        default=None,
-        metadata={"help": "fix the fraction of supervised examples per minibatch (default: as they come in the data)"},
+    supervised_fraction: float | None = setting(
+        None, "fix the fraction of supervised examples per minibatch (default: as they come in the data)"
     )
-    supervision_reduction: str = field(
-        default="mean",
-        metadata={
-            "help": "the supervised term -lambda log pi(target) over the batch: mean (divided by the batch size, like "
-            "REINFORCE) or sum (the authors' trainer: every supervised glimpse weighs lambda, whatever the "
-            "batch size)",
-            "choices": ["mean", "sum"],
-        },
+    supervision_reduction: str = setting(
+        "mean",
+        "the supervised term -lambda log pi(target) over the batch: mean (divided by the batch size, like "
+        "REINFORCE) or sum (the authors' trainer: every supervised glimpse weighs lambda, whatever the "
+        "batch size)",
+        choices=["mean", "sum"],
     )
-    supervision_anneal: int | None = field(
-        default=None,
-        metadata={
-            "help": "anneal lambda linearly from --supervision-weight to 0 over this many iterations (default: "
-            "constant lambda; --supervision-until stops it outright instead)"
-        },
+    supervision_anneal: int | None = setting(
+        None,
+        "anneal lambda linearly from --supervision-weight to 0 over this many iterations (default: "
+        "constant lambda; --supervision-until stops it outright instead)",
     )
-    imitate: bool = field(
-        default=True,
-        metadata={
-            "help": "false: the supervised images keep the frozen canvases their sequences were made for and are "
-            "drawn as often, but nothing is teacher-forced or imitated (RAM on PS-NOGS's canvases, the "
-            "control for the canvases themselves)"
-        },
+    imitate: bool = setting(
+        True,
+        "false: the supervised images keep the frozen canvases their sequences were made for and are "
+        "drawn as often, but nothing is teacher-forced or imitated (RAM on PS-NOGS's canvases, the "
+        "control for the canvases themselves)",
     )
-    entropy_weight: float = field(default=0.0, metadata={"help": "weight of the policy-entropy bonus"})
-    baseline_weight: float = field(default=1.0, metadata={"help": "weight of the baseline's MSE loss"})
-    ce_every_step: bool = field(
-        default=False,
-        metadata={"help": "cross-entropy after every glimpse (needed for adaptive stopping), not just the last"},
+    entropy_weight: float = setting(0.0, "weight of the policy-entropy bonus")
+    baseline_weight: float = setting(1.0, "weight of the baseline's MSE loss")
+    ce_every_step: bool = setting(
+        False, "cross-entropy after every glimpse (needed for adaptive stopping), not just the last"
     )
-    stop_target: str = field(
-        default="probability",
-        metadata={
-            "help": "stop head regression target: gain in true-class probability, or in 0/1 correctness",
-            "choices": list(STOP_TARGETS),
-        },
+    stop_target: str = setting(
+        "probability",
+        "stop head regression target: gain in true-class probability, or in 0/1 correctness",
+        choices=list(STOP_TARGETS),
     )
-    stop_weight: float = field(default=1.0, metadata={"help": "weight of the stop head's MSE loss"})
-    redraw_each_epoch: bool = field(
-        default=True,
-        metadata={
-            "help": "redraw training canvases each epoch (supervised images always keep the epoch-0 canvas their "
-            "sequence was made for)"
-        },
+    stop_weight: float = setting(1.0, "weight of the stop head's MSE loss")
+    redraw_each_epoch: bool = setting(
+        True,
+        "redraw training canvases each epoch (supervised images always keep the epoch-0 canvas their "
+        "sequence was made for)",
     )
-    best_metric: str = field(
-        default="accuracy",
-        metadata={"help": "which greedy validation metric picks the best checkpoint", "choices": ["accuracy", "loss"]},
+    best_metric: str = setting(
+        "accuracy", "which greedy validation metric picks the best checkpoint", choices=["accuracy", "loss"]
     )
-    eval_batch_size: int = field(default=500, metadata={"help": "batch size of validation / test passes"})
-    attribute: int | None = field(
-        default=None, metadata={"help": "for multi-label datasets: the attribute to classify (binary)"}
-    )
-    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events to OUT/tensorboard"})
+    eval_batch_size: int = setting(500, "batch size of validation / test passes")
+    attribute: int | None = setting(None, "for multi-label datasets: the attribute to classify (binary)")
+    tensorboard: bool = setting(True, "write TensorBoard events to OUT/tensorboard")
 
     def check(self) -> "TrainConfig":
         """Refuse settings that make no sense (before anything is loaded or written); returns ``self``."""

@@ -11,7 +11,9 @@ the 8 filters and the 256 units. It is four lines of torch, so it is written her
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..config import setting
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +31,9 @@ _SHUFFLE_STAGES_X1 = (116, 232, 464)
 
 @dataclass
 class BaselineConfig:
-    arch: str = field(default="mobilenet_v2", metadata={"help": "CNN architecture", "choices": list(ARCHITECTURES)})
-    width: float = field(default=1.0, metadata={"help": "channel multiplier c"})
-    resolution: int = field(default=60, metadata={"help": "input resolution r (the image is resized to r x r)"})
+    arch: str = setting("mobilenet_v2", "CNN architecture", choices=list(ARCHITECTURES))
+    width: float = setting(1.0, "channel multiplier c")
+    resolution: int = setting(60, "input resolution r (the image is resized to r x r)")
     in_channels: int = 1
     num_classes: int = 10
 

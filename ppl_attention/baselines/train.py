@@ -7,7 +7,7 @@ resumes where it stopped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_json, read_json
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..runtime import derive_seed
 from .cnn import BaselineConfig, build_baseline
 from .flops import count_flops
@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainBaselineConfig:
-    epochs: int = field(default=5, metadata={"help": "training epochs per baseline"})
-    batch_size: int = field(default=64, metadata={"help": "minibatch size"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "Adam weight decay"})
+    epochs: int = setting(5, "training epochs per baseline")
+    batch_size: int = setting(64, "minibatch size")
+    lr: float = setting(1e-3, "Adam learning rate")
+    weight_decay: float = setting(1e-4, "Adam weight decay")
 
 
 def _loader(dataset, batch_size, shuffle, seed):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..artifacts import save_weights, write_manifest
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from ._saved_network import load_network
@@ -45,14 +45,14 @@ DEPTH = 4  # stride-2 levels of the U-Net; images are zero-padded to a multiple 
 class CGANConfig:
     """Architecture and training settings of the conditional GAN."""
 
-    width: int = field(default=32, metadata={"help": "channels of the first U-Net / PatchGAN layer"})
-    dropout: float = field(default=0.5, metadata={"help": "dropout in the U-Net decoder (kept on when sampling)"})
-    noise_std: float = field(default=1.0, metadata={"help": "std of the noise put in unobserved input pixels"})
-    l1_weight: float = field(default=100.0, metadata={"help": "weight of the L1 term (pix2pix: 100)"})
-    epochs: int = field(default=5, metadata={"help": "passes over the training images"})
-    batch_size: int = field(default=16, metadata={"help": "images per step (pix2pix uses 1-10)"})
-    lr: float = field(default=2e-4, metadata={"help": "Adam learning rate (betas 0.5, 0.999 as pix2pix)"})
-    seed: int = field(default=0, metadata={"help": "training seed"})
+    width: int = setting(32, "channels of the first U-Net / PatchGAN layer")
+    dropout: float = setting(0.5, "dropout in the U-Net decoder (kept on when sampling)")
+    noise_std: float = setting(1.0, "std of the noise put in unobserved input pixels")
+    l1_weight: float = setting(100.0, "weight of the L1 term (pix2pix: 100)")
+    epochs: int = setting(5, "passes over the training images")
+    batch_size: int = setting(16, "images per step (pix2pix uses 1-10)")
+    lr: float = setting(2e-4, "Adam learning rate (betas 0.5, 0.999 as pix2pix)")
+    seed: int = setting(0, "training seed")
 
     def __post_init__(self):
         if self.width <= 0 or self.batch_size <= 0 or self.epochs < 0:

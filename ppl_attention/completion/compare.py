@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..sensor import Sensor
 from ..runtime import derive_seed, generator as make_generator
 from .base import Completion, CompletionSamples
@@ -51,28 +51,23 @@ log = logging.getLogger(__name__)
 class CompareConfig:
     """What to compare on: how many held-out images, glimpse counts, samples per draw, kernel."""
 
-    num_images: int = field(default=20, metadata={"help": "held-out images to complete"})
-    glimpse_counts: tuple[int, ...] = field(default=(1, 2, 3, 4), metadata={"help": "numbers of glimpses t"})
-    num_samples: int = field(default=16, metadata={"help": "completions drawn per (image, t, method)"})
-    kernel: str = field(
-        default="gaussian",
-        metadata={"help": "pixel kernel of the log-likelihood", "choices": ["gaussian", "bernoulli"]},
+    num_images: int = setting(20, "held-out images to complete")
+    glimpse_counts: tuple[int, ...] = setting((1, 2, 3, 4), "numbers of glimpses t")
+    num_samples: int = setting(16, "completions drawn per (image, t, method)")
+    kernel: str = setting("gaussian", "pixel kernel of the log-likelihood", choices=["gaussian", "bernoulli"])
+    kernel_sigma: float = setting(0.2, "std of the Gaussian kernel (pixels in [0,1])")
+    locations: str = setting(
+        "ink",
+        "how glimpse locations are drawn: 'ink' (probability proportional to the pixel mass seen, so "
+        "glimpses land on the digit) or 'uniform'",
+        choices=["ink", "uniform"],
     )
-    kernel_sigma: float = field(default=0.2, metadata={"help": "std of the Gaussian kernel (pixels in [0,1])"})
-    locations: str = field(
-        default="ink",
-        metadata={
-            "help": "how glimpse locations are drawn: 'ink' (probability proportional to the pixel mass seen, so "
-            "glimpses land on the digit) or 'uniform'",
-            "choices": ["ink", "uniform"],
-        },
+    figure_images: int = setting(2, "held-out images shown in the sample grid")
+    figure_samples: int = setting(6, "samples per row of the sample grid")
+    figure_glimpses: tuple[int, ...] = setting(
+        (1, 3), "glimpse counts shown in the sample grid (those also in glimpse_counts)"
     )
-    figure_images: int = field(default=2, metadata={"help": "held-out images shown in the sample grid"})
-    figure_samples: int = field(default=6, metadata={"help": "samples per row of the sample grid"})
-    figure_glimpses: tuple[int, ...] = field(
-        default=(1, 3), metadata={"help": "glimpse counts shown in the sample grid (those also in glimpse_counts)"}
-    )
-    seed: int = field(default=0, metadata={"help": "seed of the comparison"})
+    seed: int = setting(0, "seed of the comparison")
 
     def __post_init__(self):
         self.glimpse_counts = tuple(int(t) for t in self.glimpse_counts)

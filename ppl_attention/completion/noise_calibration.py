@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import copy
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
 from ..checks import check_choice, check_int, check_number
-from ..config import GLIMPSES
+from ..config import GLIMPSES, setting
 from .base import DEFAULT_K1
 from .importance import _sigma
 
@@ -155,21 +155,16 @@ def calibrated_sigma(calibration: str | Path, prior: str | Path) -> list[float]:
 class NoiseCalibrationConfig:
     """Settings of a noise calibration (``ppl-attention calibrate-noise``), checked when built."""
 
-    split: str = field(default="valid", metadata={"help": "held-out split", "choices": ["valid", "test"]})
-    num_images: int = field(default=50, metadata={"help": "held-out images"})
-    glimpses: int = field(default=GLIMPSES, metadata={"help": "random glimpses per image", "old_flags": ("-T",)})
-    scales: tuple[float, ...] = field(
-        default=(0.5, 1.0, 2.0, 4.0, 8.0), metadata={"help": "multipliers of the noise schedule to score"}
+    split: str = setting("valid", "held-out split", choices=["valid", "test"])
+    num_images: int = setting(50, "held-out images")
+    glimpses: int = setting(GLIMPSES, "random glimpses per image", old_flags=("-T",))
+    scales: tuple[float, ...] = setting((0.5, 1.0, 2.0, 4.0, 8.0), "multipliers of the noise schedule to score")
+    sigma: Optional[tuple[float, ...]] = setting(
+        None, "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
     )
-    sigma: Optional[tuple[float, ...]] = field(
-        default=None,
-        metadata={
-            "help": "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
-        },
-    )
-    num_samples: int = field(default=40, metadata={"help": "completions per draw"})
-    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
-    min_ess: float = field(default=10.0, metadata={"help": "median ESS a chosen scale must reach"})
+    num_samples: int = setting(40, "completions per draw")
+    k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
+    min_ess: float = setting(10.0, "median ESS a chosen scale must reach")
 
     def __post_init__(self):
         check_choice("split", self.split, ("valid", "test"))

@@ -34,7 +34,9 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..config import setting
 from typing import Optional, TYPE_CHECKING
 
 import torch
@@ -75,28 +77,22 @@ def _one_cpu_thread(device: torch.device):
 class NUTSConfig:
     """Settings of the latent-space NUTS sampler."""
 
-    sigma: Optional[float] = field(
-        default=None,
-        metadata={"help": "fixed std of the glimpse likelihood (pixels in [0,1]); default: the noise schedule sigma_t"},
+    sigma: Optional[float] = setting(
+        None, "fixed std of the glimpse likelihood (pixels in [0,1]); default: the noise schedule sigma_t"
     )
-    num_chains: int = field(default=4, metadata={"help": "NUTS chains per completion (R-hat needs >= 2)"})
-    chain_method: str = field(
-        default="sequential",
-        metadata={
-            "help": "'sequential': independent Pyro MCMC runs; 'vectorized': one NUTS over the chains' product space "
-            "(one batched decoder call per step, ~2.5x faster, mixes worse)",
-            "choices": list(CHAIN_METHODS),
-        },
+    num_chains: int = setting(4, "NUTS chains per completion (R-hat needs >= 2)")
+    chain_method: str = setting(
+        "sequential",
+        "'sequential': independent Pyro MCMC runs; 'vectorized': one NUTS over the chains' product space "
+        "(one batched decoder call per step, ~2.5x faster, mixes worse)",
+        choices=list(CHAIN_METHODS),
     )
-    warmup_steps: int = field(default=200, metadata={"help": "NUTS warm-up (adaptation) iterations"})
-    num_samples: int = field(default=200, metadata={"help": "NUTS draws kept per chain (thinned to n in all)"})
-    max_tree_depth: int = field(default=5, metadata={"help": "NUTS maximum tree depth"})
-    target_accept_prob: float = field(default=0.8, metadata={"help": "NUTS target acceptance probability"})
-    init_from_encoder: bool = field(
-        default=True,
-        metadata={
-            "help": "start chain 0 at the encoder's guess of z (the others at prior draws); else all at prior draws"
-        },
+    warmup_steps: int = setting(200, "NUTS warm-up (adaptation) iterations")
+    num_samples: int = setting(200, "NUTS draws kept per chain (thinned to n in all)")
+    max_tree_depth: int = setting(5, "NUTS maximum tree depth")
+    target_accept_prob: float = setting(0.8, "NUTS target acceptance probability")
+    init_from_encoder: bool = setting(
+        True, "start chain 0 at the encoder's guess of z (the others at prior draws); else all at prior draws"
     )
 
     def __post_init__(self):

@@ -27,7 +27,9 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..config import setting
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,18 +56,15 @@ KIND = "pca-index"
 
 @dataclass
 class PCAIndexConfig:
-    components: int = field(default=256, metadata={"help": "PCA components (fewer when the data is small)"})
-    fit_samples: int = field(default=20_000, metadata={"help": "database rows the PCA is fitted on"})
-    code_dtype: str = field(
-        default="float32",
-        metadata={
-            "help": "storage type of the codes (float16 halves the disk "
-            "and memory but a query converts them, ~3x slower)",
-            "choices": ["float16", "float32"],
-        },
+    components: int = setting(256, "PCA components (fewer when the data is small)")
+    fit_samples: int = setting(20_000, "database rows the PCA is fitted on")
+    code_dtype: str = setting(
+        "float32",
+        "storage type of the codes (float16 halves the disk and memory but a query converts them, ~3x slower)",
+        choices=["float16", "float32"],
     )
-    shift: int = field(default=0, metadata={"help": "store glimpse energies for shifts of up to this many pixels"})
-    batch_size: int = field(default=4096, metadata={"help": "rows per streaming batch"})
+    shift: int = setting(0, "store glimpse energies for shifts of up to this many pixels")
+    batch_size: int = setting(4096, "rows per streaming batch")
 
     def __post_init__(self):
         for name in ("components", "fit_samples", "batch_size"):

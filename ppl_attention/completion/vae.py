@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..artifacts import save_weights, write_manifest
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..sensor import NO_GLIMPSE, Sensor
 from ..runtime import derive_seed, generator as make_generator, resolve_device
 from ._saved_network import load_network
@@ -60,43 +60,34 @@ log = logging.getLogger(__name__)
 class VAEConfig:
     """Architecture and SVI settings of the VAE (the architecture fields must match to load a checkpoint)."""
 
-    latent_dim: int = field(default=16, metadata={"help": "dimension of the latent z"})
-    width: int = field(default=32, metadata={"help": "channels of the first conv layer (doubled once)"})
-    decoder: str = field(
-        default="conv",
-        metadata={
-            "help": "decoder: 'conv' (z -> transposed convs) or 'glyph' (z = position + shape: a decoded glyph "
-            "translated onto the canvas, for one-object canvases like MNIST's)",
-            "choices": ["conv", "glyph"],
-        },
+    latent_dim: int = setting(16, "dimension of the latent z")
+    width: int = setting(32, "channels of the first conv layer (doubled once)")
+    decoder: str = setting(
+        "conv",
+        "decoder: 'conv' (z -> transposed convs) or 'glyph' (z = position + shape: a decoded glyph "
+        "translated onto the canvas, for one-object canvases like MNIST's)",
+        choices=["conv", "glyph"],
     )
-    glyph_size: int = field(default=28, metadata={"help": "side of the glyph of the 'glyph' decoder"})
-    likelihood: str = field(
-        default="bernoulli", metadata={"help": "pixel likelihood", "choices": ["bernoulli", "gaussian"]}
+    glyph_size: int = setting(28, "side of the glyph of the 'glyph' decoder")
+    likelihood: str = setting("bernoulli", "pixel likelihood", choices=["bernoulli", "gaussian"])
+    pixel_sigma: float = setting(0.1, "std of the Gaussian pixel likelihood")
+    epochs: int = setting(10, "passes over the training images")
+    batch_size: int = setting(32, "images per SVI step")
+    lr: float = setting(2e-3, "Adam learning rate")
+    masked_fraction: float = setting(
+        0.25, "fraction of each batch the encoder sees through 1-4 random glimpses instead of whole"
     )
-    pixel_sigma: float = field(default=0.1, metadata={"help": "std of the Gaussian pixel likelihood"})
-    epochs: int = field(default=10, metadata={"help": "passes over the training images"})
-    batch_size: int = field(default=32, metadata={"help": "images per SVI step"})
-    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
-    masked_fraction: float = field(
-        default=0.25,
-        metadata={"help": "fraction of each batch the encoder sees through 1-4 random glimpses instead of whole"},
+    kl_warmup_epochs: float = setting(
+        1.0,
+        "epochs over which the KL term's weight rises linearly (per step) from 0 to 1 (against "
+        "posterior collapse; 0: weight 1 from the start)",
     )
-    kl_warmup_epochs: float = field(
-        default=1.0,
-        metadata={
-            "help": "epochs over which the KL term's weight rises linearly (per step) from 0 to 1 (against "
-            "posterior collapse; 0: weight 1 from the start)"
-        },
+    free_bits: float = setting(
+        0.25,
+        "nats per latent dimension of batch-mean KL that are not penalised (free bits, against "
+        "posterior collapse; 0: the plain ELBO)",
     )
-    free_bits: float = field(
-        default=0.25,
-        metadata={
-            "help": "nats per latent dimension of batch-mean KL that are not penalised (free bits, against "
-            "posterior collapse; 0: the plain ELBO)"
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "training seed"})
+    seed: int = setting(0, "training seed")
 
     def __post_init__(self):
         if not self.kl_warmup_epochs >= 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..checks import check_int, check_number
 from ..artifacts import ArtifactError, atomic_write_json, clean_temporaries
-from ..config import config_to_dict
+from ..config import config_to_dict, setting
 from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from ..posterior.epoch_checkpoint import load_epoch_checkpoint, save_epoch_checkpoint
 from ..sensor import NO_GLIMPSE
@@ -49,33 +49,27 @@ class TrainEPENetConfig:
     """Settings of ``ppl-attention train-epe-net`` (flags, or a ``--config`` YAML file with these keys)."""
 
     precision: str | None = precision_field()
-    epochs: int = field(default=60, metadata={"help": "passes over the examples"})
-    batch_size: int = field(default=64, metadata={"help": "maps per step"})
-    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (cosine to lr/20)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
-    tau: float = field(
-        default=0.3,
-        metadata={
-            "help": "temperature of the ranking term, in units of the maps' "
-            "within-map spread (smaller: only the argmin counts)"
-        },
+    epochs: int = setting(60, "passes over the examples")
+    batch_size: int = setting(64, "maps per step")
+    lr: float = setting(2e-3, "AdamW learning rate (cosine to lr/20)")
+    weight_decay: float = setting(1e-4, "AdamW weight decay")
+    tau: float = setting(
+        0.3,
+        "temperature of the ranking term, in units of the maps' within-map spread (smaller: only the argmin counts)",
     )
-    rank_weight: float = field(default=1.0, metadata={"help": "weight of the ranking term against the MSE"})
-    valid_fraction: float = field(
-        default=0.1,
-        metadata={"help": "fraction of the images held out to pick the best epoch (by mean regret of the argmin)"},
+    rank_weight: float = setting(1.0, "weight of the ranking term against the MSE")
+    valid_fraction: float = setting(
+        0.1, "fraction of the images held out to pick the best epoch (by mean regret of the argmin)"
     )
-    width: int = field(default=16, metadata={"help": "channels of the network's first convolutions"})
-    hidden: int = field(default=64, metadata={"help": "width of the per-location MLP"})
-    embedding: int = field(default=16, metadata={"help": "size of the learned per-location embedding (0: none)"})
-    positions: str = field(
-        default="table",
-        metadata={
-            "help": "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
-            "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
-            "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
-            "choices": ["table", "coords"],
-        },
+    width: int = setting(16, "channels of the network's first convolutions")
+    hidden: int = setting(64, "width of the per-location MLP")
+    embedding: int = setting(16, "size of the learned per-location embedding (0: none)")
+    positions: str = setting(
+        "table",
+        "how locations are told apart: table (a learned embedding and bias per location, one grid) or "
+        "coords (Fourier features of the glimpse centre: no per-location parameter, trains on maps scored on a "
+        "sub-lattice, e.g. generate --search exhaustive --search-options stride=6 on the 49 x 49 grid)",
+        choices=["table", "coords"],
     )
 
     def check(self) -> "TrainEPENetConfig":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import torch
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..checks import check_choice, check_int, check_number
 from ..completion.base import DEFAULT_K1
-from ..config import GLIMPSES
+from ..config import GLIMPSES, setting
 
 from ..runtime import derive_seed, generator as make_generator
 from .honest import honest_problem
@@ -189,28 +189,23 @@ def summarise_noise_floor(rows: list[dict]) -> dict:
 class NoiseFloorConfig:
     """Settings of a noise-floor measurement (``ppl-attention evaluate-design``), checked when built."""
 
-    split: str = field(default="test", metadata={"help": "the images' split", "choices": ["train", "valid", "test"]})
-    num_images: int = field(default=50, metadata={"help": "images"})
-    glimpses: int = field(
-        default=GLIMPSES, metadata={"help": "steps (>= 2: the first is the cached prior map)", "old_flags": ("-T",)}
+    split: str = setting("test", "the images' split", choices=["train", "valid", "test"])
+    num_images: int = setting(50, "images")
+    glimpses: int = setting(GLIMPSES, "steps (>= 2: the first is the cached prior map)", old_flags=("-T",))
+    num_samples: int = setting(40, "completions of each compared search")
+    reference_samples: int = setting(400, "completions of the reference search")
+    first_num_samples: Optional[int] = setting(
+        None, "prior samples of the first-glimpse map (default: reference_samples)"
     )
-    num_samples: int = field(default=40, metadata={"help": "completions of each compared search"})
-    reference_samples: int = field(default=400, metadata={"help": "completions of the reference search"})
-    first_num_samples: Optional[int] = field(
-        default=None, metadata={"help": "prior samples of the first-glimpse map (default: reference_samples)"}
+    k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
+    sigma: Optional[tuple[float, ...]] = setting(
+        None, "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
     )
-    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
-    sigma: Optional[tuple[float, ...]] = field(
-        default=None,
-        metadata={"help": "noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"},
-    )
-    batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
-    searches: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "searches to replay on the compared completions against the exhaustive search on them: NAME or "
-            "NAME:KEY=VALUE,KEY=VALUE (e.g. pyramid pyramid:top=8 coarse halving)"
-        },
+    batch_size: int = setting(128, "(candidate, sample) pairs per AVP pass")
+    searches: tuple[str, ...] = setting(
+        (),
+        "searches to replay on the compared completions against the exhaustive search on them: NAME or "
+        "NAME:KEY=VALUE,KEY=VALUE (e.g. pyramid pyramid:top=8 coarse halving)",
     )
 
     def __post_init__(self):

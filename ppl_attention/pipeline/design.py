@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..checks import check_in_dir, check_int, check_number, check_out_dir
 from ..completion.base import DEFAULT_K1
-from ..config import GLIMPSES, build_config, config_to_dict
+from ..config import GLIMPSES, build_config, config_to_dict, setting
 from ._stage import DATASET_OPTIONS, dataset_flags, resolve_dataset, running, split_options, write_summary
 from .handles import PathArg, SequencesHandle
 
@@ -30,143 +30,104 @@ NETWORK_SEARCH_NAMES = ("amortised", "hybrid", "dagger")
 class GenerateConfig:
     """Settings of ``ppl-attention generate`` (flags, or a ``--config`` YAML file with these keys)."""
 
-    avp: Optional[str] = field(default=None, metadata={"help": "trained AVP directory (train-avp); required"})
-    prior: Optional[str] = field(
-        default=None, metadata={"help": "prior directory (image database + PCA index); required"}
-    )
-    out: Optional[str] = field(default=None, metadata={"help": "sequence store directory; required"})
-    split: str = field(
-        default="train", metadata={"help": "split whose images are designed", "choices": ["train", "valid", "test"]}
-    )
-    task: str = field(
-        default="label",
-        metadata={"help": "'label', or the attribute index of a multi-label AVP (e.g. 20 = Male on CelebA-HQ)"},
-    )
-    num_images: int = field(default=600, metadata={"help": "design the first N images of the split"})
-    indices: Optional[list[int]] = field(default=None, metadata={"help": "design exactly these images instead"})
-    shard: Optional[str] = field(default=None, metadata={"help": "i/n: only every n-th image, starting at i"})
-    executor: str = field(default="local", metadata={"help": "where to run", "choices": ["local", "ray"]})
+    avp: Optional[str] = setting(None, "trained AVP directory (train-avp); required")
+    prior: Optional[str] = setting(None, "prior directory (image database + PCA index); required")
+    out: Optional[str] = setting(None, "sequence store directory; required")
+    split: str = setting("train", "split whose images are designed", choices=["train", "valid", "test"])
+    task: str = setting("label", "'label', or the attribute index of a multi-label AVP (e.g. 20 = Male on CelebA-HQ)")
+    num_images: int = setting(600, "design the first N images of the split")
+    indices: Optional[list[int]] = setting(None, "design exactly these images instead")
+    shard: Optional[str] = setting(None, "i/n: only every n-th image, starting at i")
+    executor: str = setting("local", "where to run", choices=["local", "ray"])
     # the choices are design.search.SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
-    search: str = field(
-        default="halving",
-        metadata={
-            "help": "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
-            "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, pyramid "
-            "(exhaustive on a pyramid of lattices, for fine grids), race, amortised (the argmin of an EPE-map "
-            "network's prediction, one pass per step; needs --epe-net) or hybrid (the "
-            "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net) or dagger (the "
-            "exhaustive map, the network's choice: labels the states the network reaches; needs --epe-net)",
-            "choices": ["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid", "dagger"],
-        },
+    search: str = setting(
+        "halving",
+        "candidate search: halving (successive halving, ~6x fewer AVP passes than the paper's exhaustive "
+        "grid search at 0.2-0.5 %% mean EPE regret on cluttered MNIST), exhaustive, coarse, pyramid "
+        "(exhaustive on a pyramid of lattices, for fine grids), race, amortised (the argmin of an EPE-map "
+        "network's prediction, one pass per step; needs --epe-net) or hybrid (the "
+        "network's top candidates, raced by the BOED estimator; option top=K; needs --epe-net) or dagger (the "
+        "exhaustive map, the network's choice: labels the states the network reaches; needs --epe-net)",
+        choices=["exhaustive", "halving", "coarse", "race", "amortised", "hybrid", "pyramid", "dagger"],
     )
-    epe_net: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "EPE-map network directory (train-epe-net) for --search amortised / hybrid / dagger; it must have "
-            "been trained for this AVP, prior and sensor"
-        },
+    epe_net: Optional[str] = setting(
+        None,
+        "EPE-map network directory (train-epe-net) for --search amortised / hybrid / dagger; it must have "
+        "been trained for this AVP, prior and sensor",
     )
-    search_options: Optional[list[str]] = field(
-        default=None,
-        metadata={
-            "help": "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
-            "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)"
-        },
+    search_options: Optional[list[str]] = setting(
+        None,
+        "KEY=VALUE options of the search, e.g. initial_samples=4 growth=4 keep=0.25 min_keep=1 (halving "
+        "about 20 %% faster than its defaults, at ~0.7-0.9 %% mean regret instead of 0.15-0.5 %%)",
     )
-    T: int = field(default=GLIMPSES, metadata={"help": "glimpses per sequence"})
-    num_samples: int = field(default=100, metadata={"help": "completions per step (N)"})
-    first_num_samples: Optional[int] = field(
-        default=None, metadata={"help": "prior samples for the cached first-glimpse EPE (default N)"}
+    T: int = setting(GLIMPSES, "glimpses per sequence")
+    num_samples: int = setting(100, "completions per step (N)")
+    first_num_samples: Optional[int] = setting(None, "prior samples for the cached first-glimpse EPE (default N)")
+    k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
+    sigma: Optional[list[float]] = setting(
+        None,
+        "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
+        "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
+        "CelebA-HQ: the paper's 5 10 20 40; "
+        "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)",
     )
-    k1: int = field(default=DEFAULT_K1, metadata={"help": "proposal draws of the importance sampler"})
-    sigma: Optional[list[float]] = field(
-        default=None,
-        metadata={
-            "help": "exact-stage glimpse noise std after 1, 2, ... glimpses, 0..255 scale (the last repeats); "
-            "default: the dataset's own schedule (MNIST and folder: 192*sqrt(t); "
-            "CelebA-HQ: the paper's 5 10 20 40; "
-            "CUB: 80; a folder's can be set with --dataset-option noise_schedule=...)"
-        },
+    sigma_q: Optional[list[float]] = setting(
+        None, "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"
     )
-    sigma_q: Optional[list[float]] = field(
-        default=None,
-        metadata={"help": "proposal noise std schedule (default: --sigma, as in the paper's CelebA-HQ runs)"},
+    noise_from: Optional[str] = setting(
+        None, "a calibrate-noise directory of this prior: its chosen schedule is --sigma"
     )
-    noise_from: Optional[str] = field(
-        default=None, metadata={"help": "a calibrate-noise directory of this prior: its chosen schedule is --sigma"}
+    target_ess: Optional[float] = setting(
+        None, "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"
     )
-    target_ess: Optional[float] = field(
-        default=None,
-        metadata={"help": "temper the proposal so its ESS is this fraction of k1 (the paper's CUB setting, e.g. 0.8)"},
+    shift: int = setting(
+        0,
+        "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
+        "built with at least this --shift)",
     )
-    shift: int = field(
-        default=0,
-        metadata={
-            "help": "marginalise each glimpse over shifts of up to this many pixels (the prior's index must have been "
-            "built with at least this --shift)"
-        },
+    min_ess: Optional[float] = setting(
+        None,
+        "generative prior: draw more (digit, offset) candidates, k1 at a time, until the completions' "
+        "effective sample size reaches this (capped by --max-k1); default: one round of k1",
     )
-    min_ess: Optional[float] = field(
-        default=None,
-        metadata={
-            "help": "generative prior: draw more (digit, offset) candidates, k1 at a time, until the completions' "
-            "effective sample size reaches this (capped by --max-k1); default: one round of k1"
-        },
+    max_k1: Optional[int] = setting(None, "cap on the candidates --min-ess may grow to (default 8 x k1)")
+    first_glimpse_from: Optional[str] = setting(
+        None,
+        "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
+        "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
+        "2,401 x N AVP passes",
     )
-    max_k1: Optional[int] = field(
-        default=None, metadata={"help": "cap on the candidates --min-ess may grow to (default 8 x k1)"}
+    allow_repeat: bool = setting(False, "allow choosing a location twice")
+    allow_oracle: bool = setting(
+        False,
+        "diagnosis only: design with an AVP trained on the design images and completions that may propose "
+        "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior",
     )
-    first_glimpse_from: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
-            "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
-            "2,401 x N AVP passes"
-        },
+    images_per_task: int = setting(4, "images handed to a Ray worker at a time")
+    ray_address: Optional[str] = setting(
+        None,
+        "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
+        "default $RAY_ADDRESS, else a Ray started on this machine",
     )
-    allow_repeat: bool = field(default=False, metadata={"help": "allow choosing a location twice"})
-    allow_oracle: bool = field(
-        default=False,
-        metadata={
-            "help": "diagnosis only: design with an AVP trained on the design images and completions that may propose "
-            "the image itself (recorded in the store's manifest); default: refuse such an AVP or prior"
-        },
+    gpus_per_worker: Optional[float] = setting(
+        None,
+        "--executor ray: GPUs of each worker, whatever --device says (default: 1 when the cluster has "
+        "GPUs, else 0; 0.5 puts two workers on a GPU)",
     )
-    images_per_task: int = field(default=4, metadata={"help": "images handed to a Ray worker at a time"})
-    ray_address: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "--executor ray: the cluster to join (HOST:PORT of `ray start --head`, auto, or ray://HOST:10001); "
-            "default $RAY_ADDRESS, else a Ray started on this machine"
-        },
+    ray_workers: Optional[int] = setting(
+        None,
+        "--executor ray: how many workers (each loads the AVP and prior once; default: as many as the "
+        "cluster's GPUs, or its CPUs, hold)",
     )
-    gpus_per_worker: Optional[float] = field(
-        default=None,
-        metadata={
-            "help": "--executor ray: GPUs of each worker, whatever --device says (default: 1 when the cluster has "
-            "GPUs, else 0; 0.5 puts two workers on a GPU)"
-        },
-    )
-    ray_workers: Optional[int] = field(
-        default=None,
-        metadata={
-            "help": "--executor ray: how many workers (each loads the AVP and prior once; default: as many as the "
-            "cluster's GPUs, or its CPUs, hold)"
-        },
-    )
-    cpus_per_worker: float = field(
-        default=1.0, metadata={"help": "--executor ray: CPUs (and torch threads) of each worker"}
-    )
-    batch_size: int = field(default=128, metadata={"help": "(candidate, sample) pairs per AVP pass"})
+    cpus_per_worker: float = setting(1.0, "--executor ray: CPUs (and torch threads) of each worker")
+    batch_size: int = setting(128, "(candidate, sample) pairs per AVP pass")
     # the choices are design.epe.PRECISIONS (spelled out for the same reason as --search's)
-    precision: str | None = field(
-        default=None,
-        metadata={
-            "help": "precision of the AVP's passes in the EPE loop (default: bfloat16 on CUDA, float32 on the CPU, "
-            "design.epe.default_precision): bfloat16 is ~5x faster on CPUs with AMX / "
-            "AVX512-BF16 and on recent GPUs (slower elsewhere); it moves the EPE by ~0.001 nats",
-            "choices": ["float32", "bfloat16"],
-        },
+    precision: str | None = setting(
+        None,
+        "precision of the AVP's passes in the EPE loop (default: bfloat16 on CUDA, float32 on the CPU, "
+        "design.epe.default_precision): bfloat16 is ~5x faster on CPUs with AMX / "
+        "AVX512-BF16 and on recent GPUs (slower elsewhere); it moves the EPE by ~0.001 nats",
+        choices=["float32", "bfloat16"],
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from ..checks import check_int, check_out_dir
 from ..completion.prior import PRIORS
-from ..config import build_config, config_to_dict
+from ..config import build_config, config_to_dict, setting
 from ._stage import DATASET_OPTIONS, dataset_flags, resolve_dataset, running, split_options, write_summary
 from .handles import DatasetArg, PathArg, PriorHandle
 
@@ -20,39 +20,28 @@ __all__ = ["BuildPriorConfig", "build_prior"]
 
 @dataclass
 class BuildPriorConfig:
-    database_size: int = field(
-        default=200_000,
-        metadata={"help": "rows of the database: images rendered (generated datasets) or dataset images used"},
+    database_size: int = setting(
+        200_000, "rows of the database: images rendered (generated datasets) or dataset images used"
     )
-    components: int = field(default=256, metadata={"help": "PCA components"})
-    fit_samples: int = field(default=20_000, metadata={"help": "database rows the PCA is fitted on"})
-    code_dtype: str = field(
-        default="float32",
-        metadata={
-            "help": "storage type of the PCA codes (float16: half the size, slower queries)",
-            "choices": ["float16", "float32"],
-        },
+    components: int = setting(256, "PCA components")
+    fit_samples: int = setting(20_000, "database rows the PCA is fitted on")
+    code_dtype: str = setting(
+        "float32",
+        "storage type of the PCA codes (float16: half the size, slower queries)",
+        choices=["float16", "float32"],
     )
-    shift: int = field(default=0, metadata={"help": "also index glimpses shifted by up to this many pixels"})
-    chunk_size: int = field(default=10_000, metadata={"help": "images per build chunk (the resume unit)"})
-    flip: bool = field(
-        default=False, metadata={"help": "add horizontal mirrors as extra rows (datasets where flips are natural)"}
+    shift: int = setting(0, "also index glimpses shifted by up to this many pixels")
+    chunk_size: int = setting(10_000, "images per build chunk (the resume unit)")
+    flip: bool = setting(False, "add horizontal mirrors as extra rows (datasets where flips are natural)")
+    kind: Optional[str] = setting(
+        None,
+        "which prior: 'generative' (the data's own generative process: digit x offset x clutter, MNIST "
+        "canvases only) or 'database' (the paper's PCA-indexed database of whole images); default: the "
+        "dataset's own (its default_prior: generative for the MNIST canvases, database elsewhere)",
+        choices=list(PRIORS),
     )
-    kind: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "which prior: 'generative' (the data's own generative process: digit x offset x clutter, MNIST "
-            "canvases only) or 'database' (the paper's PCA-indexed database of whole images); default: the "
-            "dataset's own (its default_prior: generative for the MNIST canvases, database elsewhere)",
-            "choices": list(PRIORS),
-        },
-    )
-    prototypes: int = field(
-        default=32, metadata={"help": "generative prior: k-means prototype digits of the offset proposal"}
-    )
-    digit_components: int = field(
-        default=24, metadata={"help": "generative prior: PCA components of the digit pool (the digit proposal)"}
-    )
+    prototypes: int = setting(32, "generative prior: k-means prototype digits of the offset proposal")
+    digit_components: int = setting(24, "generative prior: PCA components of the digit pool (the digit proposal)")
 
 
 def build_prior(

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_json, clean_temporaries
-from ..config import GLIMPSES, config_to_dict
+from ..config import GLIMPSES, config_to_dict, setting
 from ..runtime import autocast, check_precision, derive_seed, generator, precision_field
 from .calibration import calibrate_avp
 from .epoch_checkpoint import load_epoch_checkpoint, save_epoch_checkpoint
@@ -45,44 +45,31 @@ CHECKPOINT = Path("checkpoint") / "last.safetensors"
 
 @dataclass
 class TrainAVPConfig:
-    backbone: str = field(
-        default="small_cnn", metadata={"help": "AVP backbone", "choices": ["small_cnn", "mobilenet_v2", "densenet121"]}
-    )
-    width: int = field(default=32, metadata={"help": "small_cnn base width"})
-    dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
+    backbone: str = setting("small_cnn", "AVP backbone", choices=["small_cnn", "mobilenet_v2", "densenet121"])
+    width: int = setting(32, "small_cnn base width")
+    dropout: float = setting(0.2, "dropout before the classifier")
     precision: str | None = precision_field()
-    max_glimpses: int = field(
-        default=GLIMPSES,
-        metadata={
-            "help": "T: training uses t ~ U{0..T} random glimpses",
-            "flag": "glimpses",
-            "old_flags": ("--max-glimpses",),
-        },
+    max_glimpses: int = setting(
+        GLIMPSES, "T: training uses t ~ U{0..T} random glimpses", flag="glimpses", old_flags=("--max-glimpses",)
     )
-    epochs: int = field(default=40, metadata={"help": "maximum number of epochs"})
-    batch_size: int = field(default=64, metadata={"help": "minibatch size (over all processes)"})
-    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine-annealed over the epochs)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "Adam weight decay"})
-    patience: int = field(default=8, metadata={"help": "early stopping: epochs without a better validation NLL"})
-    full_fraction: float = field(
-        default=0.5,
-        metadata={"help": "fraction of training images seen whole (a curriculum: random glimpses alone teach slowly)"},
+    epochs: int = setting(40, "maximum number of epochs")
+    batch_size: int = setting(64, "minibatch size (over all processes)")
+    lr: float = setting(2e-3, "Adam learning rate (cosine-annealed over the epochs)")
+    weight_decay: float = setting(1e-4, "Adam weight decay")
+    patience: int = setting(8, "early stopping: epochs without a better validation NLL")
+    full_fraction: float = setting(
+        0.5, "fraction of training images seen whole (a curriculum: random glimpses alone teach slowly)"
     )
-    flip: bool = field(default=True, metadata={"help": "random horizontal flips (only where the dataset allows)"})
-    aux_weight: float = field(default=0.5, metadata={"help": "weight of the auxiliary attribute loss (CUB)"})
-    time_limit_min: float | None = field(
-        default=None,
-        metadata={
-            "help": "stop after the epoch that crosses this many minutes of this call (then calibrate and save as "
-            "after early stopping); the epoch count then depends on the machine's speed"
-        },
+    flip: bool = setting(True, "random horizontal flips (only where the dataset allows)")
+    aux_weight: float = setting(0.5, "weight of the auxiliary attribute loss (CUB)")
+    time_limit_min: float | None = setting(
+        None,
+        "stop after the epoch that crosses this many minutes of this call (then calibrate and save as "
+        "after early stopping); the epoch count then depends on the machine's speed",
     )
-    calibrate: bool = field(default=True, metadata={"help": "fit a temperature on validation data"})
-    pretrained: str | None = field(
-        default=None,
-        metadata={
-            "help": "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"
-        },
+    calibrate: bool = setting(True, "fit a temperature on validation data")
+    pretrained: str | None = setting(
+        None, "torchvision ImageNet state dict (.safetensors) for mobilenet_v2 / densenet121; never downloaded"
     )
 
 
