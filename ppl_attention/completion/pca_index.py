@@ -29,6 +29,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+from ..checks import check_choice, check_int
 from ..config import setting
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,13 +69,9 @@ class PCAIndexConfig:
 
     def __post_init__(self):
         for name in ("components", "fit_samples", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.code_dtype not in ("float16", "float32"):
-            raise ValueError(f"code_dtype must be float16 or float32, got {self.code_dtype!r}")
-        if not isinstance(self.shift, (int, np.integer)) or self.shift < 0:
-            raise ValueError(f"shift must be a non-negative int, got {self.shift!r}")
+            check_int(name, getattr(self, name))
+        check_choice("code_dtype", self.code_dtype, ("float16", "float32"))
+        check_int("shift", self.shift, minimum=0)
 
 
 def pixel_grid(grid: Sensor) -> Sensor:

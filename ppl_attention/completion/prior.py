@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -133,12 +133,7 @@ def _dataset_source(spec: DatasetSpec, size: int, flip: bool) -> tuple[ImageSour
 
 def _build_database(out_dir, spec: DatasetSpec, options: dict, seed: int, overwrite: bool, command: dict) -> dict:
     source, grid, n, data = _dataset_source(spec, options["database_size"], options["flip"])
-    index_config = PCAIndexConfig(
-        components=options["components"],
-        fit_samples=options["fit_samples"],
-        code_dtype=options["code_dtype"],
-        shift=options["shift"],
-    )
+    index_config = PCAIndexConfig(**{f.name: options[f.name] for f in fields(PCAIndexConfig)})
     return build_prior(
         out_dir,
         source,
@@ -251,7 +246,7 @@ PRIORS: dict[str, PriorKind] = {
         PriorKind(
             DATABASE,
             _build_database,
-            ("database_size", "components", "fit_samples", "code_dtype", "shift", "chunk_size", "flip"),
+            ("database_size", *(f.name for f in fields(PCAIndexConfig)), "chunk_size", "flip"),
             _open_database,
             ("target_ess", "shift"),
             on_device=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..checks import check_int, check_out_dir
+from ..completion.pca_index import PCAIndexConfig
 from ..completion.prior import PRIORS
 from ..config import build_config, config_to_dict, setting
 from ._stage import DATASET_OPTIONS, dataset_flags, resolve_dataset, running, split_options, write_summary
@@ -19,18 +20,13 @@ __all__ = ["BuildPriorConfig", "build_prior"]
 
 
 @dataclass
-class BuildPriorConfig:
+class BuildPriorConfig(PCAIndexConfig):
+    """build-prior's settings: the database prior's PCA index (:class:`PCAIndexConfig`), its rows, and the
+    generative prior's proposal."""
+
     database_size: int = setting(
         200_000, "rows of the database: images rendered (generated datasets) or dataset images used"
     )
-    components: int = setting(256, "PCA components")
-    fit_samples: int = setting(20_000, "database rows the PCA is fitted on")
-    code_dtype: str = setting(
-        "float32",
-        "storage type of the PCA codes (float16: half the size, slower queries)",
-        choices=["float16", "float32"],
-    )
-    shift: int = setting(0, "also index glimpses shifted by up to this many pixels")
     chunk_size: int = setting(10_000, "images per build chunk (the resume unit)")
     flip: bool = setting(False, "add horizontal mirrors as extra rows (datasets where flips are natural)")
     kind: Optional[str] = setting(
@@ -88,9 +84,8 @@ def _check_options(cfg: BuildPriorConfig, kind, spec) -> None:
 
 def _build(out: Path, cfg: BuildPriorConfig, dataset, rest: dict, seed: int) -> dict:
     """Check the settings, resolve the dataset, build the prior and write its summary."""
-    for name in ("database_size", "components", "fit_samples", "chunk_size", "prototypes", "digit_components"):
+    for name in ("database_size", "chunk_size", "prototypes", "digit_components"):  # the index's: checked by it
         check_int(name, getattr(cfg, name))
-    check_int("shift", cfg.shift, minimum=0)
     check_out_dir(out)
     previous = [out] if (out / "manifest.json").is_file() else []
     flags = dataset_flags(dataset, **{k: rest.get(k) for k in (*DATASET_OPTIONS, "config")})
