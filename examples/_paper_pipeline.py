@@ -1,5 +1,5 @@
 """Shared machinery of the examples that run the paper's stages (celeba_hq.py, cub.py, paper_regime.py,
-reproduce_mnist.py, verdict.py, dagger_epe_net.py): run the stages of :mod:`ppl_attention.pipeline` (like
+reproduce_mnist.py, verdict.py, dagger_epe_net.py): run the stages of :mod:`ppl_attention.pipeline` (as
 ppl_attention/demo.py), skip finished ones, shrink every size for a smoke run, and tabulate the hard-attention runs.
 
 Each stage is ``Stage(name, done, call)``: ``call`` is a pipeline function with its keyword arguments bound
@@ -15,13 +15,14 @@ import argparse
 import json
 import logging
 import statistics
-import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from ppl_attention import pipeline
+from ppl_attention.pipeline import stages as stages_module
+from ppl_attention.pipeline.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +66,6 @@ def shrunk(settings, **own):
     """The dataclass ``settings`` with the :data:`SMOKE` sizes of its fields, and ``own`` on top."""
     names = {f.name for f in fields(settings)}
     return replace(settings, **({k: v for k, v in SMOKE.items() if k in names} | own))
-
-
-@dataclass
-class Stage:
-    name: str
-    done: Path | Callable[[], bool] | None  # a path that exists once finished, or a test; None: always run
-    call: Callable[[], object] | None  # a pipeline function with its arguments bound; None: filled in later
-
-    def finished(self) -> bool:
-        if self.done is None:
-            return False
-        return bool(self.done()) if callable(self.done) else Path(self.done).exists()
 
 
 def paper_parser(doc: str, dataset: str, out: str) -> argparse.ArgumentParser:
@@ -139,24 +128,11 @@ def scale_settings(p: argparse.ArgumentParser, args: argparse.Namespace, scales:
 
 
 def run_stages(stages: list[Stage], start: int = 1, total: int | None = None) -> dict[str, float]:
-    """Run the unfinished stages in order (numbered from ``start`` of ``total``); returns seconds per stage (0 for
-    cached ones)."""
+    """:func:`ppl_attention.pipeline.stages.run_stages`, with the stages logging at INFO as under `ppl-attention`."""
     from ppl_attention.runtime import setup_logging
 
-    setup_logging()  # the stages log at INFO, as they do under `ppl-attention`
-    timings = {}
-    for i, st in enumerate(stages, start):
-        header = f"[{i}/{total or len(stages)}] {st.name}"
-        if st.finished():
-            print(f"{header}: cached", flush=True)
-            timings[st.name] = 0.0
-            continue
-        print(f"{header} ...", flush=True)
-        start = time.perf_counter()
-        st.call()
-        timings[st.name] = round(time.perf_counter() - start, 1)
-        print(f"{header}: done in {timings[st.name]:.0f} s", flush=True)
-    return timings
+    setup_logging()
+    return stages_module.run_stages(stages, start, total)
 
 
 def avp_stage(s, avp: Path, data, done: str = "summary.json", name: str = "train AVP", **options) -> Stage:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
+from .pipeline.stages import Stage, run_stages
 from .artifacts import atomic_write_json, atomic_write_text, read_json, write_manifest
 from .config import GLIMPSES, config_to_dict, setting
 from .runtime import run_record
@@ -76,19 +77,6 @@ class DemoConfig:
         return replace(cls(), **{**small, **changes})
 
 
-def _stage(i: int, name: str, done: bool, action, timings: dict) -> None:
-    header = f"[{i}/{len(STAGES)}] {name}"
-    if done:
-        print(f"{header}: cached", flush=True)
-        timings[name] = 0.0
-        return
-    print(f"{header} ...", flush=True)
-    start = time.perf_counter()
-    action()
-    timings[name] = round(time.perf_counter() - start, 1)
-    print(f"{header}: done in {timings[name]:.0f} s", flush=True)
-
-
 def _figures(cfg: DemoConfig, seed: int, figures: Path, sequences: Path, kind: str, runs=None) -> None:
     """The demo's figures, drawn above the stages: samples across classes, one image's EPE maps, the curves."""
     if kind == "dataset":
@@ -134,125 +122,108 @@ def run_demo(cfg: DemoConfig, device: str = "auto", seed: int = 0, progress: boo
     out = Path(cfg.out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     write_manifest(out, "demo", config_to_dict(cfg))
-    timings: dict[str, float] = {}
     common = dict(device=device, seed=seed, quiet=True)
-    _avp_stages(cfg, out, common, timings)
-    _design_stages(cfg, out, common, timings)
-    runs = _training_stages(cfg, out, seed, device, progress, timings)
-    _stage(
-        9, STAGES[8], False, lambda: _figures(cfg, seed, out / "figures", out / "sequences", "curves", runs), timings
-    )
-    return _report(out, runs, timings)
+    runs = {method: [out / f"{method.lower()}-s{s}" for s in cfg.seeds] for method in ("RAM", "PS-NOGS")}
+    curves = partial(_figures, cfg, seed, out / "figures", out / "sequences", "curves", runs)
+    stages = [
+        *_avp_stages(cfg, out, common),
+        *_design_stages(cfg, out, common),
+        *_training_stages(cfg, out, runs, common, progress),
+        Stage(STAGES[8], None, curves),
+    ]
+    return _report(out, runs, run_stages(stages))
 
 
-def _avp_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None:
-    """Stages 1-3: the dataset figure, the AVP and its evaluation."""
+def _avp_stages(cfg: DemoConfig, out: Path, common: dict) -> list[Stage]:
+    """The dataset figure, the AVP (the designed images left out: no oracle) and its evaluation."""
     from . import pipeline as pl
 
     avp, figures = out / "avp", out / "figures"
-    _stage(
-        1,
-        STAGES[0],
-        (figures / "dataset.png").exists(),
-        lambda: _figures(cfg, common["seed"], figures, out / "sequences", "dataset"),
-        timings,
+    train = partial(
+        pl.train_avp,
+        avp,
+        cfg.dataset,
+        epochs=cfg.avp_epochs,
+        glimpses=cfg.glimpses,
+        train_size=cfg.avp_train_size,
+        calibrate=cfg.avp_calibrate,
+        exclude_design=cfg.num_sequences,
+        **common,
     )
-    _stage(
-        2,
-        STAGES[1],
-        (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(),
-        lambda: pl.train_avp(
-            avp,
-            cfg.dataset,
-            epochs=cfg.avp_epochs,
-            glimpses=cfg.glimpses,
-            train_size=cfg.avp_train_size,
-            calibrate=cfg.avp_calibrate,
-            exclude_design=cfg.num_sequences,
-            **common,
+    return [
+        Stage(
+            STAGES[0],
+            figures / "dataset.png",
+            partial(_figures, cfg, common["seed"], figures, out / "sequences", "dataset"),
         ),
-        timings,
-    )
-    _stage(
-        3,
-        STAGES[2],
-        (avp / "evaluation.json").exists(),
-        lambda: pl.evaluate(avp, draws=cfg.evaluation_draws, **common),
-        timings,
-    )
+        Stage(STAGES[1], lambda: (avp / "avp.safetensors").exists() and (avp / "manifest.json").exists(), train),
+        Stage(STAGES[2], avp / "evaluation.json", partial(pl.evaluate, avp, draws=cfg.evaluation_draws, **common)),
+    ]
 
 
-def _design_stages(cfg: DemoConfig, out: Path, common: dict, timings: dict) -> None:
-    """Stages 4-6: the prior, the sequences and their EPE figure."""
+def _design_stages(cfg: DemoConfig, out: Path, common: dict) -> list[Stage]:
+    """The prior, the sequences and their EPE figure."""
     from . import pipeline as pl
 
     avp, prior, sequences, figures = out / "avp", out / "prior", out / "sequences", out / "figures"
-    _stage(
-        4,
-        STAGES[3],
-        (prior / "manifest.json").exists(),
-        lambda: pl.build_prior(prior, cfg.dataset, **_prior_sizes(cfg), **common),
-        timings,
+    design = partial(
+        pl.design_sequences,
+        sequences,
+        avp,
+        prior,
+        num_images=cfg.num_sequences,
+        search=cfg.search,
+        glimpses=cfg.glimpses,
+        num_samples=cfg.num_samples,
+        **common,
     )
-    _stage(
-        5,
-        STAGES[4],
-        (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
-        lambda: pl.design_sequences(
-            sequences,
-            avp,
-            prior,
-            num_images=cfg.num_sequences,
-            search=cfg.search,
-            glimpses=cfg.glimpses,
-            num_samples=cfg.num_samples,
-            **common,
+    return [
+        Stage(
+            STAGES[3],
+            prior / "manifest.json",
+            partial(pl.build_prior, prior, cfg.dataset, **_prior_sizes(cfg), **common),
         ),
-        timings,
-    )
-    _stage(
-        6,
-        STAGES[5],
-        (figures / "epe.png").exists(),
-        lambda: _figures(cfg, common["seed"], figures, sequences, "epe"),
-        timings,
-    )
+        Stage(
+            STAGES[4],
+            lambda: (sequences / "summary.json").exists() and _store_complete(sequences, cfg.num_sequences),
+            design,
+        ),
+        Stage(STAGES[5], figures / "epe.png", partial(_figures, cfg, common["seed"], figures, sequences, "epe")),
+    ]
 
 
-def _training_stages(
-    cfg: DemoConfig, out: Path, seed: int, device: str, progress: bool, timings: dict
-) -> dict[str, list[Path]]:
-    """Stages 7-8: the RAM and PS-NOGS runs of every seed; their run folders by method."""
+def _training_stages(cfg: DemoConfig, out: Path, runs: dict, common: dict, progress: bool) -> list[Stage]:
+    """The RAM and PS-NOGS runs of every seed (into ``runs``' folders), on the canvases the sequences were made for."""
     from . import pipeline as pl
 
-    runs = {"RAM": [], "PS-NOGS": []}
-    for method, extra, stage in (
-        ("RAM", dict(dataset=cfg.dataset, supervision="none"), 7),
-        ("PS-NOGS", dict(sequences=out / "sequences", num_supervised=cfg.num_sequences), 8),
-    ):
+    extras = {
+        "RAM": dict(dataset=cfg.dataset, supervision="none"),
+        "PS-NOGS": dict(sequences=out / "sequences", num_supervised=cfg.num_sequences),
+    }
+    settings = dict(iterations=cfg.iterations, glimpses=cfg.glimpses, validate_every=cfg.validate_every)
 
-        def train_all(method=method, extra=extra):
-            for s in cfg.seeds:
-                run_dir = out / f"{method.lower()}-s{s}"
-                if not (run_dir / "summary.json").exists():
-                    # every run sees the canvases the sequences were made for
-                    pl.train_attention(
-                        run_dir,
-                        **extra,
-                        iterations=cfg.iterations,
-                        glimpses=cfg.glimpses,
-                        validate_every=cfg.validate_every,
-                        data_seed=seed,
-                        device=device,
-                        seed=s,
-                        quiet=True,
-                        no_progress=not progress,
-                    )
+    def train_all(method: str) -> None:
+        for s, run_dir in zip(cfg.seeds, runs[method]):
+            if not (run_dir / "summary.json").exists():
+                pl.train_attention(
+                    run_dir,
+                    **extras[method],
+                    **settings,
+                    data_seed=common["seed"],
+                    device=common["device"],
+                    seed=s,
+                    quiet=True,
+                    no_progress=not progress,
+                )
 
-        dirs = [out / f"{method.lower()}-s{s}" for s in cfg.seeds]
-        runs[method] = dirs
-        _stage(stage, STAGES[stage - 1], all((d / "summary.json").exists() for d in dirs), train_all, timings)
-    return runs
+    return [
+        Stage(STAGES[stage], partial(_all_finished, runs[method]), partial(train_all, method))
+        for stage, method in ((6, "RAM"), (7, "PS-NOGS"))
+    ]
+
+
+def _all_finished(dirs: list[Path]) -> bool:
+    return all((d / "summary.json").exists() for d in dirs)
 
 
 def _report(out: Path, runs: dict[str, list[Path]], timings: dict) -> dict:
