@@ -2,7 +2,7 @@
 
 from .calibration import calibrate_avp, fit_temperature
 from .evaluation import evaluate_avp
-from .glimpses import random_glimpse_mask, random_locations
+from .glimpses import random_locations
 from .guide import AVPGuide
 from .metrics import expected_calibration_error
 from .network import (
@@ -39,5 +39,4 @@ __all__ = [
     "fit_temperature",
     "expected_calibration_error",
     "random_locations",
-    "random_glimpse_mask",
 ]

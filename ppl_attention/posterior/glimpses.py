@@ -6,7 +6,7 @@ import torch
 
 from ..sensor import NO_GLIMPSE, Sensor
 
-__all__ = ["random_locations", "random_glimpse_mask"]
+__all__ = ["random_locations"]
 
 
 def random_locations(
@@ -30,15 +30,3 @@ def random_locations(
         raise ValueError(f"num_glimpses must lie in [0, {max_glimpses}], got {t.tolist()[:5]}...")
     keep = torch.arange(max_glimpses).unsqueeze(0) < t.unsqueeze(1)
     return torch.where(keep, loc, torch.full_like(loc, NO_GLIMPSE))
-
-
-def random_glimpse_mask(
-    grid: Sensor,
-    batch: int,
-    max_glimpses: int,
-    generator: torch.Generator | None = None,
-    num_glimpses: int | torch.Tensor | None = None,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """The (batch, 1, H, W) mask of :func:`random_locations`."""
-    return grid.mask(random_locations(grid, batch, max_glimpses, generator, num_glimpses), device=device)
