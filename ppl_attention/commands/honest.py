@@ -151,7 +151,15 @@ def run_evaluate_design(args):
     _print_noise_floor(summary["all"], cfg)
     settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
     write_summary(
-        args.out, {**settings, "reference_samples": cfg.reference_samples, "T": cfg.glimpses, "sigma": sigma, **summary}
+        args.out,
+        {
+            **settings,
+            "reference_samples": cfg.reference_samples,
+            "T": cfg.glimpses,
+            "sigma": sigma,
+            "k1": cfg.k1,
+            **summary,
+        },
     )
     return 0
 

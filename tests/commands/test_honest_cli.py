@@ -127,7 +127,7 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path
     assert row["between"] >= 0 and set(row["vs_reference"]) == {"a", "b"}
     assert row["draws"]["reference"]["distinct"] <= 8 and row["draws"]["a"]["ess"] >= 1
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["images"] == 2 and set(summary["per_step"]) == {"2", "3"}
+    assert summary["images"] == 2 and summary["k1"] == 100 and set(summary["per_step"]) == {"2", "3"}
     assert summary["all"]["searches"]["exhaustive"]["regret"]["mean"] == 0.0
     assert (
         main(
