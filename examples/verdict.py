@@ -97,6 +97,7 @@ class Scale:
     mc_samples: int = 10
     network: dict = field(default_factory=dict)  # train options of the network (default: the CLI's)
     seeds: tuple[int, ...] = (0, 1, 2)
+    calibration: dict = field(default_factory=dict)  # calibrate-noise options (--noise calibrated)
 
 
 SCALES = {
@@ -111,6 +112,7 @@ SCALES = {
         mc_samples=2,
         network={"hidden": 16, "glimpse_dim": 8},
         seeds=(0, 1),
+        calibration={"num_images": 2, "num_samples": 2, "scales": (1.0, 2.0), "k1": 20, "min_ess": 1.0},
     ),
 }
 
@@ -121,6 +123,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("runs/verdict"))
     add_scale_flags(p, SCALES, "paper", "seeds of every arm")
     p.add_argument("--seed", type=int, default=0, help="seed of the design stages and of the data")
+    p.add_argument(
+        "--noise",
+        choices=list(NOISES),
+        default="prior",
+        help="the completions' glimpse noise: the prior's own, or the one calibrate-noise chooses on held-out "
+        "canvases (its runs go to OUT/GRID-calibrated)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
     args = p.parse_args(argv)
@@ -128,11 +137,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def design_stages(grid: str, s: Scale, out: Path, common: dict) -> list[Stage]:
-    """The honest design: an AVP that never saw the designed canvases, the dataset's prior, T = 5 sequences."""
+#: Where the design's glimpse noise comes from: the prior's own schedule, or calibrate-noise's choice on held-out
+#: canvases (the folder each writes its runs to: OUT/GRID, OUT/GRID-calibrated)
+NOISES = {"prior": "", "calibrated": "-calibrated"}
+
+
+def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "prior") -> list[Stage]:
+    """The honest design: an AVP that never saw the designed canvases, the dataset's prior, (the glimpse noise
+    chosen on held-out canvases,) T = 5 sequences."""
     g = GRIDS[grid]
-    avp, prior, store = out / "avp", out / "prior", out / "sequences"
+    avp, prior, store, calibration = out / "avp", out / "prior", out / "sequences", out / "noise"
     complete = partial(_store_holds, store, s.design_images)
+    noise_from = {"noise_from": calibration} if noise == "calibrated" else {}
+    calibrate = partial(pipeline.calibrate_noise, calibration, prior, split="valid", **s.calibration, **common)
+    calibrate_stage = [
+        Stage("calibrate the glimpse noise (held-out canvases)", calibration / "summary.json", calibrate)
+    ]
     return [
         Stage(
             "train AVP (designed canvases held out)",
@@ -147,6 +167,7 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict) -> list[Stage]:
             ),
         ),
         Stage("build prior", prior / "summary.json", partial(pipeline.build_prior, prior, avp=avp, **common)),
+        *(calibrate_stage if noise_from else []),
         Stage(
             f"design {s.design_images} sequences (T = {GLIMPSES}, {g.search} search)",
             complete,
@@ -161,6 +182,7 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict) -> list[Stage]:
                 search=g.search,
                 num_samples=s.design_samples,
                 first_num_samples=s.first_num_samples,
+                **noise_from,
                 **common,
             ),
         ),
@@ -259,7 +281,7 @@ def main(argv=None) -> dict:
     import torch
 
     args = parse_args(argv)
-    s, out = args.settings, args.out / args.grid
+    s, out = args.settings, args.out / f"{args.grid}{NOISES[args.noise]}"
     given = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     command = " ".join(["python examples/verdict.py", *given])
     common = {"device": args.device, "quiet": not args.progress}
@@ -267,7 +289,7 @@ def main(argv=None) -> dict:
     if not args.report_only:
         torch.set_num_threads(args.threads)
         out.mkdir(parents=True, exist_ok=True)
-        stages = design_stages(args.grid, s, out, {"seed": args.seed, **common})
+        stages = design_stages(args.grid, s, out, {"seed": args.seed, **common}, args.noise)
         stages += training_stages(args.grid, s, out, common, args.threads, args.progress, args.seed)
         timings = run_stages(stages)
     elif not any((run_dir(out, "ram", k) / "summary.json").is_file() for k in s.seeds):
@@ -276,6 +298,7 @@ def main(argv=None) -> dict:
     record.update(
         command=command,
         grid=args.grid,
+        noise=args.noise,
         scale=args.scale,
         glimpses=GLIMPSES,
         paper_loss=PAPER_LOSS,

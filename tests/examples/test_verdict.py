@@ -33,6 +33,22 @@ def test_the_design_is_honest_and_the_papers(tiny):
     assert len(list((out / "sequences" / "records").glob("*.json"))) == s.design_images
 
 
+def test_the_calibrated_variant_designs_with_the_noise_calibrate_noise_chose(tiny, tmp_path):
+    import shutil
+
+    module, out, _ = tiny
+    s = module.SCALES["tiny"]
+    variant = tmp_path / "mnist-81-calibrated"
+    for name in ("avp", "prior"):  # the same AVP and prior: only the noise differs
+        shutil.copytree(out / name, variant / name)
+    stages = module.design_stages("mnist-81", s, variant, {"seed": 0, "device": "cpu", "quiet": True}, "calibrated")
+    assert [st.finished() for st in stages] == [True, True, False, False]
+    module.run_stages(stages)
+    chosen = json.loads((variant / "noise" / "calibration.json").read_text())["chosen_sigma"]
+    assert _config(variant / "sequences")["sigma"] == chosen
+    assert module.NOISES["calibrated"] == "-calibrated"
+
+
 def test_every_arm_ran_with_its_settings(tiny):
     module, out, _ = tiny
     s = module.SCALES["tiny"]
