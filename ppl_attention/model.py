@@ -68,9 +68,9 @@ class NoiseSchedule:
     def __post_init__(self):
         sig = tuple(float(s) for s in self.sigmas)
         if not sig or min(sig) <= 0 or not all(math.isfinite(s) for s in sig):
-            raise ValueError(f"sigmas must be positive finite numbers, got {self.sigmas!r}")
+            raise ValueError(f"`sigmas` must be positive finite numbers, got {self.sigmas!r}")
         if not self.pixel_range > 0:
-            raise ValueError(f"pixel_range must be positive, got {self.pixel_range!r}")
+            raise ValueError(f"`pixel_range` must be positive, got {self.pixel_range!r}")
         object.__setattr__(self, "sigmas", sig)
 
     @classmethod
@@ -102,11 +102,11 @@ class NoiseSchedule:
 def _check_design(design, grid: Sensor, name: str = "design") -> torch.Tensor:
     if not isinstance(design, torch.Tensor) or design.dtype.is_floating_point or design.dtype == torch.bool:
         raise ValueError(
-            f"{name} must be a LongTensor of grid locations with last dim = number of glimpses, "
+            f"`{name}` must be a LongTensor of grid locations with last dim = number of glimpses, "
             f"got {design.dtype if isinstance(design, torch.Tensor) else type(design).__name__}"
         )
     if design.dim() < 1:
-        raise ValueError(f"{name} must have at least one dim (the glimpses), got a scalar")
+        raise ValueError(f"`{name}` must have at least one dim (the glimpses), got a scalar")
     if design.numel() and (int(design.min()) < 0 or int(design.max()) >= grid.num_locations):
         raise ValueError(
             f"{name} holds locations outside [0, {grid.num_locations - 1}]: "
@@ -143,19 +143,19 @@ class EmpiricalPrior:
     ):
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.dtype.is_floating_point:
             raise ValueError(
-                f"images must be a float tensor (N, C, H, W), got "
+                f"`images` must be a float tensor (N, C, H, W), got "
                 f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
             )
         labels = torch.as_tensor(labels)
         if labels.shape != images.shape[:1] or labels.dtype.is_floating_point:
             raise ValueError(
-                f"labels must be integer class indices of shape ({images.shape[0]},), got "
+                f"`labels` must be integer class indices of shape ({images.shape[0]},), got "
                 f"{labels.dtype} {tuple(labels.shape)}"
             )
         num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
         if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.max()) >= num_classes:
             raise ValueError(
-                f"labels must lie in [0, {num_classes - 1}], got range "
+                f"`labels` must lie in [0, {num_classes - 1}], got range "
                 f"[{int(labels.min()) if labels.numel() else None}, "
                 f"{int(labels.max()) if labels.numel() else None}]"
             )
@@ -168,7 +168,7 @@ class EmpiricalPrior:
             or bool((weights < 0).any())
             or float(weights.sum()) <= 0
         ):
-            raise ValueError(f"weights must be finite, non-negative, not all zero, shape ({len(images)},)")
+            raise ValueError(f"`weights` must be finite, non-negative, not all zero, shape ({len(images)},)")
         self.images, self.labels, self.num_classes = images, labels.long().to(images.device), num_classes
         self.weights = weights / weights.sum()
         onehot = torch.nn.functional.one_hot(self.labels, num_classes).to(images.dtype)  # (N, K)
@@ -221,7 +221,7 @@ class DecoderPrior:
 
     def __init__(self, decoder: torch.nn.Module, latent_dim: int, classifier: torch.nn.Module, num_classes: int):
         if latent_dim <= 0 or num_classes < 2:
-            raise ValueError(f"latent_dim must be positive and num_classes >= 2, got {latent_dim}, {num_classes}")
+            raise ValueError(f"`latent_dim` must be positive and num_classes >= 2, got {latent_dim}, {num_classes}")
         self.decoder, self.classifier = decoder, classifier
         self.latent_dim, self.num_classes = int(latent_dim), int(num_classes)
 
@@ -317,7 +317,7 @@ class GlimpseModel:
             or tuple(glimpses.shape) != (len(loc),) + self.grid.glimpse_shape(C)
         ):
             raise ValueError(
-                f"locations must be (t0,) and glimpses "
+                f"`locations` must be (t0,) and glimpses "
                 f"(t0, {', '.join(map(str, self.grid.glimpse_shape(C)))}); "
                 f"got {tuple(loc.shape)} and "
                 f"{tuple(glimpses.shape) if isinstance(glimpses, torch.Tensor) else glimpses!r}"
@@ -368,7 +368,7 @@ def entropy_from_logits(
     logsigmoid, which stay finite for finite logits, so p log p -> 0 as p -> 0.
     """
     if kind not in ENTROPY_KINDS:
-        raise ValueError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
+        raise ValueError(f"`kind` must be one of {ENTROPY_KINDS}, got {kind!r}")
     if kind == "class_attributes":
         if num_classes is None:
             raise ValueError("num_classes is needed for a class_attributes head")

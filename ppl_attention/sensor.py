@@ -69,11 +69,11 @@ def _pair(value, name: str) -> tuple[int, int]:
         try:
             pair = tuple(int(v) for v in value)
         except TypeError:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+            raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}") from None
         if len(pair) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+            raise ValueError(f"`{name}` must be an int or a pair of ints, got {value!r}")
     if min(pair) <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise ValueError(f"`{name}` must be positive, got {value!r}")
     return pair
 
 
@@ -138,7 +138,7 @@ class Sensor:
                 f"glimpse_size {(h, w)} is larger than image_size {(H, W)}; a glimpse must fit inside the image"
             )
         if stride is not None and (not isinstance(stride, (int, np.integer)) or stride <= 0):
-            raise ValueError(f"stride must be a positive int, got {stride!r}")
+            raise ValueError(f"`stride` must be a positive int, got {stride!r}")
         for name, value, low in (("scales", scales, 1), ("scale_factor", scale_factor, 2)):
             check_int(name, value, minimum=low)
         k, f = int(scales), int(scale_factor)
@@ -154,13 +154,13 @@ class Sensor:
         cols = tuple(range(0, W - w + 1, step)) if cols is None else tuple(int(c) for c in cols)
         for name, values, limit in (("rows", rows, H - h), ("cols", cols, W - w)):
             if len(values) == 0:
-                raise ValueError(f"{name} must hold at least one position")
+                raise ValueError(f"`{name}` must hold at least one position")
             if any(v < 0 or v > limit for v in values):
                 raise ValueError(
-                    f"{name} must lie in [0, {limit}] so that the glimpse fits the image, got {list(values)}"
+                    f"`{name}` must lie in [0, {limit}] so that the glimpse fits the image, got {list(values)}"
                 )
             if any(b <= a for a, b in zip(values, values[1:])):
-                raise ValueError(f"{name} must be strictly increasing, got {list(values)}")
+                raise ValueError(f"`{name}` must be strictly increasing, got {list(values)}")
         object.__setattr__(self, "image_size", (H, W))
         object.__setattr__(self, "glimpse_size", (h, w))
         object.__setattr__(self, "rows", rows)
@@ -299,7 +299,7 @@ class Sensor:
     def _check_locations(self, locations, name: str = "locations", allow_empty: bool = False) -> torch.Tensor:
         loc = torch.as_tensor(locations)
         if loc.dtype.is_floating_point or loc.dtype == torch.bool:
-            raise ValueError(f"{name} must be integer flat indices, got dtype {loc.dtype}")
+            raise ValueError(f"`{name}` must be integer flat indices, got dtype {loc.dtype}")
         loc = loc.long()
         if getattr(_trust, "on", False):
             return loc
@@ -375,12 +375,12 @@ class Sensor:
     # ------------------------------------------------------ images and masks
     def _check_images(self, images, name: str = "images") -> torch.Tensor:
         if not isinstance(images, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}")
+            raise ValueError(f"`{name}` must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}")
         if images.dim() != 4:
-            raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(images.shape)}")
+            raise ValueError(f"`{name}` must have shape (B, C, H, W), got shape {tuple(images.shape)}")
         if tuple(images.shape[-2:]) != self.image_size:
             raise ValueError(
-                f"{name} must be {self.image_size[0]} x {self.image_size[1]} to match the grid, "
+                f"`{name}` must be {self.image_size[0]} x {self.image_size[1]} to match the grid, "
                 f"got {images.shape[-2]} x {images.shape[-1]}"
             )
         return images
@@ -398,7 +398,7 @@ class Sensor:
     def _batch_locations(self, locations, batch: int, name: str = "locations", allow_empty=False):
         loc = self._check_locations(locations, name, allow_empty=allow_empty)
         if loc.dim() not in (1, 2):
-            raise ValueError(f"{name} must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
+            raise ValueError(f"`{name}` must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
         if loc.shape[0] not in (batch, 1):
             raise ValueError(f"{name} has batch size {loc.shape[0]} but images have batch size {batch}")
         return loc
@@ -471,7 +471,7 @@ class Sensor:
         if loc.dim() == 1:
             loc = loc.unsqueeze(1)
         if loc.dim() != 2:
-            raise ValueError(f"locations must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
+            raise ValueError(f"`locations` must have shape (B,) or (B, T), got shape {tuple(loc.shape)}")
         return loc
 
     def mask(
@@ -505,11 +505,11 @@ class Sensor:
         if patches.dim() == 4:
             patches = patches.unsqueeze(1)
         if patches.dim() != 5:
-            raise ValueError(f"patches must have shape (B, T, k*C, h, w), got shape {tuple(patches.shape)}")
+            raise ValueError(f"`patches` must have shape (B, T, k*C, h, w), got shape {tuple(patches.shape)}")
         B, T, KC = patches.shape[:3]
         if tuple(patches.shape[-2:]) != self.glimpse_size:
             raise ValueError(
-                f"patches must be {self.glimpse_size[0]} x {self.glimpse_size[1]} glimpses, got "
+                f"`patches` must be {self.glimpse_size[0]} x {self.glimpse_size[1]} glimpses, got "
                 f"{patches.shape[-2]} x {patches.shape[-1]}"
             )
         if KC % self.scales:
@@ -518,13 +518,13 @@ class Sensor:
         if loc.dim() == 1:
             loc = loc.unsqueeze(1)
         if tuple(loc.shape) != (B, T):
-            raise ValueError(f"locations must have shape {(B, T)} to match patches, got {tuple(loc.shape)}")
+            raise ValueError(f"`locations` must have shape {(B, T)} to match patches, got {tuple(loc.shape)}")
         if canvas is None:
             canvas = patches.new_zeros(B, KC, *self.image_size)
         else:
             canvas = self._check_images(canvas, "canvas")
             if canvas.shape[:2] != (B, KC):
-                raise ValueError(f"canvas must have shape {(B, KC) + self.image_size}, got {tuple(canvas.shape)}")
+                raise ValueError(f"`canvas` must have shape {(B, KC) + self.image_size}, got {tuple(canvas.shape)}")
             canvas = canvas.clone()
         loc = loc.to(patches.device)
         if T == 0:
@@ -550,7 +550,7 @@ class Sensor:
             canvas, mask = self.observe(images, locations)
             w = torch.as_tensor(whole, dtype=torch.bool, device=images.device).view(-1, 1, 1, 1)
             if w.shape[0] != canvas.shape[0]:
-                raise ValueError(f"whole must have shape ({canvas.shape[0]},), got {tuple(w.shape[:1])}")
+                raise ValueError(f"`whole` must have shape ({canvas.shape[0]},), got {tuple(w.shape[:1])}")
             full = images.repeat(1, self.scales, 1, 1)
             return torch.where(w, full, canvas), torch.where(w, torch.ones_like(mask), mask)
         images = self._check_images(images)
@@ -572,6 +572,6 @@ class Sensor:
         """Reshape per-location values (..., L) to the grid (..., n_rows, n_cols)."""
         if values.shape[-1] != self.num_locations:
             raise ValueError(
-                f"values must have {self.num_locations} entries in the last dim, got shape {tuple(values.shape)}"
+                f"`values` must have {self.num_locations} entries in the last dim, got shape {tuple(values.shape)}"
             )
         return values.reshape(*values.shape[:-1], self.n_rows, self.n_cols)

@@ -51,7 +51,7 @@ class PaperSequence:
 
 def _check_grid(grid) -> Sensor:
     if not isinstance(grid, Sensor):
-        raise ValueError(f"grid must be a Sensor, got {type(grid).__name__}")
+        raise ValueError(f"`grid` must be a Sensor, got {type(grid).__name__}")
     return grid
 
 
@@ -124,7 +124,7 @@ def format_paper_sequence(
     loc = torch.as_tensor(locations)
     if loc.dim() != 1 or loc.numel() == 0:
         raise ValueError(
-            f"locations must be a non-empty 1-D sequence of flat grid indices, got shape {tuple(loc.shape)}"
+            f"`locations` must be a non-empty 1-D sequence of flat grid indices, got shape {tuple(loc.shape)}"
         )
     pixels = grid.pixels(loc).tolist()
     lines = [f"{r}, {c}" for r, c in pixels]
@@ -132,7 +132,7 @@ def format_paper_sequence(
         return ("\n".join(lines) + "\n").encode("utf-8")
     image_path = str(image_path)
     if not image_path.strip() or "\n" in image_path or "," in image_path:
-        raise ValueError(f"image_path must be a non-empty single line without commas, got {image_path!r}")
+        raise ValueError(f"`image_path` must be a non-empty single line without commas, got {image_path!r}")
     return "\n".join(lines + [image_path]).encode("utf-8")
 
 
@@ -152,7 +152,7 @@ def write_paper_sequences(
     if isinstance(locations, Mapping):
         if image_path is not None and not isinstance(image_path, Mapping):
             raise ValueError(
-                f"image_path must be a mapping {{index: path}} when locations is a mapping, "
+                f"`image_path` must be a mapping {{index: path}} when locations is a mapping, "
                 f"got {type(image_path).__name__}"
             )
         written = []
@@ -165,7 +165,7 @@ def write_paper_sequences(
             )
         return written
     if image_path is not None and not isinstance(image_path, (str, Path)):
-        raise ValueError(f"image_path must be a string for a single sequence, got {type(image_path).__name__}")
+        raise ValueError(f"`image_path` must be a string for a single sequence, got {type(image_path).__name__}")
     return [atomic_write_bytes(path, format_paper_sequence(locations, grid, image_path))]
 
 

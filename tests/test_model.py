@@ -182,9 +182,9 @@ def test_bad_input_is_refused(problem):
         model(torch.tensor([[9]]))
     with pytest.raises(ValueError, match="LongTensor"):
         model(torch.tensor([[0.5]]))
-    with pytest.raises(ValueError, match="labels must lie in"):
+    with pytest.raises(ValueError, match="`labels` must lie in"):
         EmpiricalPrior(images, torch.tensor([0, 1, 2, 0, 1, 5]), num_classes=3)
-    with pytest.raises(ValueError, match="images must be a float tensor"):
+    with pytest.raises(ValueError, match="`images` must be a float tensor"):
         EmpiricalPrior(images[0], labels)
     with pytest.raises(ValueError, match="observed glimpses must have shape"):
         GlimpseModel(model.prior, grid, observed=(torch.tensor([0]), torch.zeros(1, 1, 3, 3)))

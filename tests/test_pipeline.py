@@ -45,8 +45,8 @@ def test_tensor_dataset_round_trips_images_and_labels(tmp_path):
 @pytest.mark.parametrize(
     "images, labels, match",
     [
-        (torch.rand(4, 2, 8, 8), torch.zeros(4, dtype=torch.long), "images must be"),
-        (torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), "labels must be"),
+        (torch.rand(4, 2, 8, 8), torch.zeros(4, dtype=torch.long), "`images` must be"),
+        (torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), "`labels` must be"),
         (torch.rand(4, 1, 8, 8) + 1, torch.zeros(4, dtype=torch.long), r"in \[0, 1\]"),
     ],
 )

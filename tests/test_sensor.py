@@ -85,7 +85,7 @@ def test_out_of_range_locations_are_refused(bad):
 
 def test_bad_shapes_and_sizes_are_refused():
     grid = Sensor.mnist()
-    with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"`images` must have shape \(B, C, H, W\)"):
         grid.extract(torch.zeros(60, 60), torch.tensor([0]))
     with pytest.raises(ValueError, match="to match the grid"):
         grid.extract(torch.zeros(1, 1, 64, 64), torch.tensor([0]))

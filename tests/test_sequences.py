@@ -89,6 +89,6 @@ def test_bad_arguments(tmp_path):
         write_paper_sequences(tmp_path / "0.txt", torch.zeros(2, 2, dtype=torch.long), g)
     with pytest.raises(ValueError, match="image_path"):
         write_paper_sequences(tmp_path / "0.txt", [0], g, image_path="a\nb")
-    with pytest.raises(ValueError, match="grid must be a Sensor"):
+    with pytest.raises(ValueError, match="`grid` must be a Sensor"):
         read_paper_sequences(tmp_path, "cub")
     assert not (tmp_path / "0.txt").exists()

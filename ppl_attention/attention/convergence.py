@@ -36,7 +36,7 @@ def iterations_to_convergence(
     elif mode == "accuracy":
         ok = v >= v.max() - tol
     else:
-        raise ValueError(f"mode must be 'loss' or 'accuracy', got {mode!r}")
+        raise ValueError(f"`mode` must be 'loss' or 'accuracy', got {mode!r}")
     return int(it[ok.nonzero()[0, 0]])
 
 

@@ -202,7 +202,7 @@ class Core(nn.Module):
     def __init__(self, kind: str, input_size: int, hidden: int):
         super().__init__()
         if kind not in ("gru", "lstm", "rnn"):
-            raise ValueError(f"core must be 'gru', 'lstm' or 'rnn', got {kind!r}")
+            raise ValueError(f"`core` must be 'gru', 'lstm' or 'rnn', got {kind!r}")
         self.kind, self.hidden = kind, int(hidden)
         if kind == "gru":
             self.cell = nn.GRUCell(input_size, hidden)
@@ -251,7 +251,7 @@ class HardAttentionNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+            raise ValueError(f"`num_classes` must be at least 2, got {num_classes}")
         for name in ("hidden", "glimpse_dim", "policy_hidden", "backbone_layers"):
             value = getattr(cfg or NetworkConfig(), name)
             check_int(name, value)
@@ -401,18 +401,18 @@ class HardAttentionNet(nn.Module):
         """Refuse bad arguments of :meth:`forward`; ``forced`` as a long tensor on the images' device and
         ``fixed_probs`` expanded to (B, L) there (``policy='fixed'`` only)."""
         if policy not in ("sample", "greedy", "fixed"):
-            raise ValueError(f"policy must be 'sample', 'greedy' or 'fixed', got {policy!r}")
+            raise ValueError(f"`policy` must be 'sample', 'greedy' or 'fixed', got {policy!r}")
         if not isinstance(glimpses, int) or glimpses < 1:
-            raise ValueError(f"glimpses must be a positive int, got {glimpses!r}")
+            raise ValueError(f"`glimpses` must be a positive int, got {glimpses!r}")
         if images.dim() != 4 or images.shape[1] != self.channels:
-            raise ValueError(f"images must have shape (B, {self.channels}, H, W), got {tuple(images.shape)}")
+            raise ValueError(f"`images` must have shape (B, {self.channels}, H, W), got {tuple(images.shape)}")
         if images.is_floating_point() and not bool(torch.isfinite(images).all()):
             raise ValueError("images hold NaN or infinite values (expected finite pixel values in [0, 1])")
         B, T, L = images.shape[0], glimpses, self.grid.num_locations
         if forced is not None:
             forced = torch.as_tensor(forced, device=images.device).long()
             if tuple(forced.shape) != (B, T):
-                raise ValueError(f"forced must have shape {(B, T)}, got {tuple(forced.shape)}")
+                raise ValueError(f"`forced` must have shape {(B, T)}, got {tuple(forced.shape)}")
             if bool(((forced < NO_GLIMPSE) | (forced >= L)).any()):
                 raise ValueError(
                     f"forced locations must lie in [0, {L - 1}] or be {NO_GLIMPSE}, got "

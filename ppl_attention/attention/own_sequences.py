@@ -31,7 +31,7 @@ def greedy_sequences(
 ) -> torch.Tensor:
     """(N, glimpses) greedy locations of ``net`` on the epoch-0 canvases of ``data``'s images ``indices``."""
     if glimpses < 1:
-        raise ValueError(f"glimpses must be >= 1, got {glimpses}")
+        raise ValueError(f"`glimpses` must be >= 1, got {glimpses}")
     data.set_epoch(0)
     device, was_training = net.h0.device, net.training
     net.eval()
@@ -59,10 +59,10 @@ def write_policy_sequences(
     resumed with another network's sequences.  The split is always ``train``."""
     indices = torch.as_tensor(indices, dtype=torch.long).unique()
     if len(indices) == 0:
-        raise ValueError("indices must name at least one training image")
+        raise ValueError("`indices` must name at least one training image")
     if int(indices.min()) < 0 or int(indices.max()) >= len(data):
         raise ValueError(
-            f"indices must lie in the training split (0..{len(data) - 1}), got "
+            f"`indices` must lie in the training split (0..{len(data) - 1}), got "
             f"{int(indices.min())}..{int(indices.max())}"
         )
     store_config = {**config, "grid": net.grid.to_dict(), "T": int(glimpses), "split": "train", "source": "policy"}

@@ -82,7 +82,7 @@ def sample_categorical(
     if method == "multinomial":
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
     if method != "inverse_cdf":
-        raise ValueError(f"method must be one of {list(SAMPLERS)}, got {method!r}")
+        raise ValueError(f"`method` must be one of {list(SAMPLERS)}, got {method!r}")
     cdf = probs.cumsum(-1)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)

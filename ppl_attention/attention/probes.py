@@ -110,7 +110,7 @@ def dispersion(
     A greedy choice near the centroid but far from every target lands between candidates."""
     N, T, _ = hidden.shape
     if not 1 <= k < N:
-        raise ValueError(f"k must be in [1, {N - 1}] (the states of one step, less one), got {k}")
+        raise ValueError(f"`k` must be in [1, {N - 1}] (the states of one step, less one), got {k}")
     g = generator(derive_seed(seed, "dispersion"))
     rows = []
     for t in range(T):  # a handful of steps; every state of a step at once

@@ -79,7 +79,7 @@ def choose_supervised(candidates: Sequence[int] | torch.Tensor, n: int, seed: in
     """``n`` of the ``candidates`` indices, chosen by a seeded permutation of their sorted values (sorted result)."""
     cand = torch.unique(torch.as_tensor(candidates, dtype=torch.long))  # sorted: independent of input order
     if n < 0:
-        raise ValueError(f"num_supervised must be >= 0, got {n}")
+        raise ValueError(f"`num_supervised` must be >= 0, got {n}")
     if n > len(cand):
         raise ValueError(f"num_supervised={n} but only {len(cand)} training images have supervision sequences")
     perm = torch.randperm(len(cand), generator=generator(derive_seed(seed, "choose-supervised")))
@@ -110,7 +110,7 @@ def bbox_sequences(bboxes: Sequence[Sequence[float]] | torch.Tensor, grid: Senso
     quadrant centres (repeating if ``glimpses`` > 5); bboxes (n, 4) = (top, left, height, width) in pixels."""
     b = torch.as_tensor(bboxes, dtype=torch.float32)
     if b.dim() != 2 or b.shape[1] != 4:
-        raise ValueError(f"bboxes must have shape (n, 4) = (top, left, height, width), got {tuple(b.shape)}")
+        raise ValueError(f"`bboxes` must have shape (n, 4) = (top, left, height, width), got {tuple(b.shape)}")
     top, left, h, w = b.unbind(1)
     fr = torch.tensor([0.5, 0.25, 0.25, 0.75, 0.75])
     fc = torch.tensor([0.5, 0.25, 0.75, 0.25, 0.75])
@@ -127,7 +127,9 @@ def parts_sequences(
     visible part chosen at random (seeded); ``parts`` (n, P, 3) = (row, col, visible)."""
     p = torch.as_tensor(parts, dtype=torch.float32)
     if p.dim() != 3 or p.shape[2] != 3 or p.shape[1] != len(part_names):
-        raise ValueError(f"parts must have shape (n, {len(part_names)}, 3) = (row, col, visible), got {tuple(p.shape)}")
+        raise ValueError(
+            f"`parts` must have shape (n, {len(part_names)}, 3) = (row, col, visible), got {tuple(p.shape)}"
+        )
     n = p.shape[0]
     names = list(part_names)
     visible = p[..., 2] > 0.5  # (n, P)
@@ -284,7 +286,7 @@ def build_supervision(
             another split or with other options is refused.
     """
     if kind not in KINDS:
-        raise ValueError(f"supervision must be one of {list(KINDS)}, got {kind!r}")
+        raise ValueError(f"`supervision` must be one of {list(KINDS)}, got {kind!r}")
     if kind == "none" or num_supervised == 0:
         return None
     request = _Request(

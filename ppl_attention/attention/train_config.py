@@ -161,7 +161,7 @@ def check_fields(
 def _check_lr_schedule(cfg: "TrainConfig") -> None:
     """Refuse an incomplete or invalid learning-rate schedule, naming the setting (part of TrainConfig.check)."""
     if cfg.lr_schedule not in ("constant", "step", "cosine"):
-        raise ValueError(f"lr_schedule must be constant, step or cosine, got {cfg.lr_schedule!r}")
+        raise ValueError(f"`lr_schedule` must be constant, step or cosine, got {cfg.lr_schedule!r}")
     if cfg.lr_schedule == "step" and not 0 < cfg.lr_decay <= 1:
         raise ValueError(f"the step schedule needs `lr_decay` in (0, 1], got {cfg.lr_decay}")
     if cfg.lr_schedule == "cosine":
@@ -170,7 +170,7 @@ def _check_lr_schedule(cfg: "TrainConfig") -> None:
                 f"the cosine schedule needs `lr_horizon` N >= 1 (iterations of decay), got {cfg.lr_horizon}"
             )
         if not 0 <= cfg.lr_final <= 1:
-            raise ValueError(f"lr_final must be a fraction in [0, 1], got {cfg.lr_final}")
+            raise ValueError(f"`lr_final` must be a fraction in [0, 1], got {cfg.lr_final}")
 
 
 def supervision_lambda(cfg: "TrainConfig", iteration: int) -> float:

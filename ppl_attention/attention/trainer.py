@@ -83,7 +83,7 @@ def policy_terms(
     averaged over the batch; the supervised ``-sum log pi(target)`` is averaged (``mean``) or summed (``sum``).
     Shared by the trainer and the examples' bandits, so both use one loss."""
     if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise ValueError(f"`reduction` must be 'mean' or 'sum', got {reduction!r}")
     B = log_probs.shape[0]
     sampled = 1.0 - teacher
     adv = (reward.unsqueeze(1) - baselines).detach()
@@ -212,7 +212,7 @@ class Trainer:
         cfg.check()
         if cfg.batch_size < 1 or cfg.batch_size > len(train):
             raise ValueError(
-                f"batch_size must be in [1, {len(train)}] (the training split's size), got {cfg.batch_size}"
+                f"`batch_size` must be in [1, {len(train)}] (the training split's size), got {cfg.batch_size}"
             )
         self.cfg, self.net, self.train_data, self.valid_data = cfg, net, train, valid
         self.out, self.seed, self.stage = Path(out_dir), int(seed), stage
@@ -246,7 +246,7 @@ class Trainer:
         if f is None:
             return
         if not 0.0 <= f <= 1.0:
-            raise ValueError(f"supervised_fraction must be in [0, 1], got {f}")
+            raise ValueError(f"`supervised_fraction` must be in [0, 1], got {f}")
         k = round(f * self.cfg.batch_size)
         if k > 0 and len(self.sup_positions) == 0:
             raise ValueError("supervised_fraction > 0 but the run has no supervised images")
@@ -366,7 +366,7 @@ class Trainer:
         it can hide a weak policy, so it is reported beside the greedy one, never instead of it)."""
         if mc_samples < 1 or (mc_samples > 1 and policy != "sample"):
             raise ValueError(
-                f"mc_samples must be >= 1, and > 1 only with the sampled policy; got {mc_samples} "
+                f"`mc_samples` must be >= 1, and > 1 only with the sampled policy; got {mc_samples} "
                 f"with policy {policy!r}"
             )
         self.net.eval()

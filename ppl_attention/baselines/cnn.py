@@ -61,19 +61,19 @@ def _round_even(x: float, base: int = 4) -> int:
 def build_baseline(config: BaselineConfig) -> nn.Module:
     """A torchvision CNN for ``config`` whose first convolution takes ``in_channels`` inputs."""
     if config.arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {config.arch!r}")
+        raise ValueError(f"`arch` must be one of {ARCHITECTURES}, got {config.arch!r}")
     if not config.width > 0:
-        raise ValueError(f"width must be positive, got {config.width}")
+        raise ValueError(f"`width` must be positive, got {config.width}")
     if config.arch == "mnih" and config.resolution < MNIH_KERNEL:
         raise ValueError(
-            f"resolution must be at least {MNIH_KERNEL} pixels (mnih's {MNIH_KERNEL} x {MNIH_KERNEL} "
+            f"`resolution` must be at least {MNIH_KERNEL} pixels (mnih's {MNIH_KERNEL} x {MNIH_KERNEL} "
             f"filters), got {config.resolution}"
         )
     if config.arch != "mnih" and config.resolution < 16:
-        raise ValueError(f"resolution must be at least 16 pixels (five stride-2 stages), got {config.resolution}")
+        raise ValueError(f"`resolution` must be at least 16 pixels (five stride-2 stages), got {config.resolution}")
     if config.in_channels < 1 or config.num_classes < 2:
         raise ValueError(
-            f"in_channels must be >= 1 and num_classes >= 2, got {config.in_channels}, {config.num_classes}"
+            f"`in_channels` must be >= 1 and num_classes >= 2, got {config.in_channels}, {config.num_classes}"
         )
     if config.arch == "mnih":
         filters, units = max(1, round(8 * config.width)), max(1, round(256 * config.width))

@@ -150,17 +150,8 @@ def run_evaluate_design(args):
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
     _print_noise_floor(summary["all"], cfg)
     settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
-    write_summary(
-        args.out,
-        {
-            **settings,
-            "reference_samples": cfg.reference_samples,
-            "T": cfg.glimpses,
-            "sigma": sigma,
-            "k1": cfg.k1,
-            **summary,
-        },
-    )
+    settings.update(reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1)
+    write_summary(args.out, {**settings, **summary})
     return 0
 
 

@@ -77,17 +77,17 @@ class CompletionSamples:
     def __post_init__(self):
         if not isinstance(self.images, torch.Tensor) or self.images.dim() != 4:
             shape = tuple(self.images.shape) if isinstance(self.images, torch.Tensor) else type(self.images)
-            raise ValueError(f"images must be a (n, C, H, W) tensor, got {shape}")
+            raise ValueError(f"`images` must be a (n, C, H, W) tensor, got {shape}")
         n = self.images.shape[0]
         if not isinstance(self.weights, torch.Tensor) or tuple(self.weights.shape) != (n,):
             shape = tuple(self.weights.shape) if isinstance(self.weights, torch.Tensor) else type(self.weights)
-            raise ValueError(f"weights must be a ({n},) tensor to match images, got {shape}")
+            raise ValueError(f"`weights` must be a ({n},) tensor to match images, got {shape}")
         if n > 0:
             total = float(self.weights.double().sum())
             if not abs(total - 1.0) < 1e-4 or bool((self.weights < 0).any()):
-                raise ValueError(f"weights must be non-negative and sum to 1, got sum {total}")
+                raise ValueError(f"`weights` must be non-negative and sum to 1, got sum {total}")
         if self.labels is not None and (not isinstance(self.labels, torch.Tensor) or self.labels.shape[0] != n):
-            raise ValueError(f"labels must be None or a tensor with {n} rows to match images")
+            raise ValueError(f"`labels` must be None or a tensor with {n} rows to match images")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -184,25 +184,25 @@ def check_observations(
     """
     loc = torch.as_tensor(locations)
     if loc.dtype.is_floating_point or loc.dtype == torch.bool:
-        raise ValueError(f"locations must be integer flat grid indices, got dtype {loc.dtype}")
+        raise ValueError(f"`locations` must be integer flat grid indices, got dtype {loc.dtype}")
     loc = loc.long().reshape(-1) if loc.dim() == 0 else loc.long()
     if loc.dim() != 1:
-        raise ValueError(f"locations must have shape (t,), got shape {tuple(loc.shape)}")
+        raise ValueError(f"`locations` must have shape (t,), got shape {tuple(loc.shape)}")
     if loc.numel() and (bool((loc < 0).any()) or bool((loc >= grid.num_locations).any())):
         bad = int(loc[(loc < 0) | (loc >= grid.num_locations)][0])
         raise ValueError(f"locations holds {bad}, outside the grid's locations [0, {grid.num_locations - 1}]")
     if not isinstance(glimpses, torch.Tensor):
-        raise ValueError(f"glimpses must be a torch.Tensor of shape (t, k*C, h, w), got {type(glimpses).__name__}")
+        raise ValueError(f"`glimpses` must be a torch.Tensor of shape (t, k*C, h, w), got {type(glimpses).__name__}")
     t = loc.shape[0]
     h, w = grid.glimpse_size
     if glimpses.dim() != 4 or glimpses.shape[0] != t or tuple(glimpses.shape[-2:]) != (h, w):
         raise ValueError(
-            f"glimpses must have shape ({t}, k*C, {h}, {w}) to match {t} locations and the grid's "
+            f"`glimpses` must have shape ({t}, k*C, {h}, {w}) to match {t} locations and the grid's "
             f"{h} x {w} glimpses, got shape {tuple(glimpses.shape)}"
         )
     if channels is not None and glimpses.shape[1] != grid.glimpse_channels(channels):
         raise ValueError(
-            f"glimpses must have {grid.glimpse_channels(channels)} channel(s) ({grid.scales} scale(s) x "
+            f"`glimpses` must have {grid.glimpse_channels(channels)} channel(s) ({grid.scales} scale(s) x "
             f"{channels} image channel(s)), got {glimpses.shape[1]}"
         )
     g = glimpses.detach().float()
@@ -211,17 +211,17 @@ def check_observations(
             raise ValueError("glimpses hold NaN or infinite values; expected pixels in [0, 1]")
         lo, hi = float(g.min()), float(g.max())
         if lo < -1e-4 or hi > 1 + 1e-4:
-            raise ValueError(f"glimpses must hold pixels in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+            raise ValueError(f"`glimpses` must hold pixels in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return loc, g
 
 
 def check_true_image(grid: Sensor, true_image: torch.Tensor, channels: int) -> torch.Tensor:
     """Validate an optional full image ``(C, H, W)`` in [0, 1]; returns float32."""
     if not isinstance(true_image, torch.Tensor):
-        raise ValueError(f"true_image must be a torch.Tensor of shape (C, H, W), got {type(true_image).__name__}")
+        raise ValueError(f"`true_image` must be a torch.Tensor of shape (C, H, W), got {type(true_image).__name__}")
     H, W = grid.image_size
     if tuple(true_image.shape) != (channels, H, W):
-        raise ValueError(f"true_image must have shape {(channels, H, W)}, got {tuple(true_image.shape)}")
+        raise ValueError(f"`true_image` must have shape {(channels, H, W)}, got {tuple(true_image.shape)}")
     img = true_image.detach().float()
     if not bool(torch.isfinite(img).all()):
         raise ValueError("true_image holds NaN or infinite values; expected pixels in [0, 1]")

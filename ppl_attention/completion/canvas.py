@@ -47,7 +47,7 @@ class CanvasPrior:
     ):
         if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (DIGIT, DIGIT):
             raise ValueError(
-                f"digits must be a (N, 28, 28) tensor, got "
+                f"`digits` must be a (N, 28, 28) tensor, got "
                 f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}"
             )
         if digits.shape[0] < (2 if cluttered and n_clutter > 0 else 1):
@@ -56,7 +56,9 @@ class CanvasPrior:
             digits = digits.float().div(255.0)
         labels = torch.as_tensor(labels).long()
         if labels.shape != (digits.shape[0],):
-            raise ValueError(f"labels must have shape ({digits.shape[0]},) to match digits, got {tuple(labels.shape)}")
+            raise ValueError(
+                f"`labels` must have shape ({digits.shape[0]},) to match digits, got {tuple(labels.shape)}"
+            )
         S = int(canvas_size)
         if S < DIGIT or tuple(grid.image_size) != (S, S):
             raise ValueError(

@@ -58,7 +58,7 @@ class CGANConfig:
         if self.width <= 0 or self.batch_size <= 0 or self.epochs < 0:
             raise ValueError(f"width and batch_size must be positive and epochs >= 0, got {self}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+            raise ValueError(f"`dropout` must lie in [0, 1), got {self.dropout}")
         if self.noise_std < 0 or self.l1_weight < 0:
             raise ValueError(f"noise_std and l1_weight must be >= 0, got {self.noise_std}, {self.l1_weight}")
 

@@ -44,9 +44,9 @@ class ClutterNoise:
         if len(rho) != len(rate) or not rho:
             raise ValueError(f"rho and rate need one value per scale, got {rho} and {rate}")
         if not all(0.0 <= r < 1.0 for r in rho):
-            raise ValueError(f"rho must lie in [0, 1), got {rho}")
+            raise ValueError(f"`rho` must lie in [0, 1), got {rho}")
         if not all(r > 0 and math.isfinite(r) for r in rate):
-            raise ValueError(f"rate must be positive, got {rate}")
+            raise ValueError(f"`rate` must be positive, got {rate}")
         object.__setattr__(self, "rho", rho)
         object.__setattr__(self, "rate", rate)
 

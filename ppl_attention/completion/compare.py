@@ -75,13 +75,13 @@ class CompareConfig:
         if self.num_images <= 0 or self.num_samples <= 0:
             raise ValueError(f"num_images and num_samples must be positive, got {self.num_images}, {self.num_samples}")
         if not self.glimpse_counts or min(self.glimpse_counts) < 1:
-            raise ValueError(f"glimpse_counts must be positive ints, got {self.glimpse_counts}")
+            raise ValueError(f"`glimpse_counts` must be positive ints, got {self.glimpse_counts}")
         if self.kernel not in ("gaussian", "bernoulli"):
-            raise ValueError(f"kernel must be 'gaussian' or 'bernoulli', got {self.kernel!r}")
+            raise ValueError(f"`kernel` must be 'gaussian' or 'bernoulli', got {self.kernel!r}")
         if not self.kernel_sigma > 0:
-            raise ValueError(f"kernel_sigma must be positive, got {self.kernel_sigma}")
+            raise ValueError(f"`kernel_sigma` must be positive, got {self.kernel_sigma}")
         if self.locations not in ("ink", "uniform"):
-            raise ValueError(f"locations must be 'ink' or 'uniform', got {self.locations!r}")
+            raise ValueError(f"`locations` must be 'ink' or 'uniform', got {self.locations!r}")
 
 
 def choose_locations(
@@ -99,7 +99,7 @@ def choose_locations(
         mass = patches.flatten(2).sum(-1).cpu().double()
         weights = mass + 1e-3 * mass.sum(-1, keepdim=True) / L + 1e-12
     else:
-        raise ValueError(f"policy must be 'ink' or 'uniform', got {policy!r}")
+        raise ValueError(f"`policy` must be 'ink' or 'uniform', got {policy!r}")
     return torch.multinomial(weights, T, replacement=False, generator=generator)
 
 
@@ -205,18 +205,18 @@ class Comparison:
 
 def _check_inputs(samplers, images, labels, grid):
     if not isinstance(samplers, Mapping) or not samplers:
-        raise ValueError("samplers must be a non-empty mapping of method name -> Completion")
+        raise ValueError("`samplers` must be a non-empty mapping of method name -> Completion")
     for name, s in samplers.items():
         if not hasattr(s, "sample"):
             raise ValueError(f"samplers[{name!r}] has no sample() method; expected a Completion")
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[-2:]) != grid.image_size:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must have shape (B, C, {grid.image_size[0]}, {grid.image_size[1]}), got {got}")
+        raise ValueError(f"`images` must have shape (B, C, {grid.image_size[0]}, {grid.image_size[1]}), got {got}")
     if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 or float(images.max()) > 1:
-        raise ValueError("images must hold finite pixels in [0, 1]")
+        raise ValueError("`images` must hold finite pixels in [0, 1]")
     labels = torch.as_tensor(labels)
     if labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},) to match images, got {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must have shape ({images.shape[0]},) to match images, got {tuple(labels.shape)}")
     return labels.long()
 
 
@@ -258,7 +258,7 @@ def _sequences(images: torch.Tensor, grid: Sensor, cfg: CompareConfig, locations
     locations = torch.as_tensor(locations)
     if locations.dim() != 2 or locations.shape[0] < B or locations.shape[1] < T:
         raise ValueError(
-            f"locations must have shape ({B}, >= {T}) (one sequence per image, at least "
+            f"`locations` must have shape ({B}, >= {T}) (one sequence per image, at least "
             f"max(glimpse_counts) long), got {tuple(locations.shape)}"
         )
     grid.cell(locations[:B])  # refuses float locations or locations off the grid, naming the argument
@@ -328,7 +328,7 @@ def _limits(max_images: Optional[Mapping[str, int]], samplers: Mapping[str, Comp
     limits = dict(max_images or {})
     for name, k in limits.items():
         if name not in samplers or isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"max_images must map method names of samplers to positive ints, got {name!r}: {k!r}")
+            raise ValueError(f"`max_images` must map method names of samplers to positive ints, got {name!r}: {k!r}")
     return limits
 
 

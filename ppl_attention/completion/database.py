@@ -202,11 +202,11 @@ def _check_build_args(source: ImageSource, n, chunk_size) -> int:
             raise ValueError("n (number of images) is required for a source without a fixed size")
         n = source.size
     if not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"n must be a positive number of images, got {n!r}")
+        raise ValueError(f"`n` must be a positive number of images, got {n!r}")
     if source.size is not None and n > source.size:
         raise ValueError(f"n={n} exceeds the {source.size} images the source has")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}")
     return n
 
 
@@ -319,7 +319,7 @@ class ImageDatabase:
         """uint8 rows ``(k, C, H, W)`` in the order given (read in sorted order, for locality)."""
         idx = np.asarray(torch.as_tensor(indices).cpu().numpy(), dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.rows):
-            raise ValueError(f"indices must lie in [0, {self.rows - 1}], got range [{idx.min()}, {idx.max()}]")
+            raise ValueError(f"`indices` must lie in [0, {self.rows - 1}], got range [{idx.min()}, {idx.max()}]")
         order = np.argsort(idx, kind="stable")
         out = np.empty((idx.size, *self.image_shape), dtype=np.uint8)
         out[order] = self.images[idx[order]]

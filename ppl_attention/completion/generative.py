@@ -124,11 +124,11 @@ class GenerativeCompletion(Completion):
         for name, v in (("k1", k1), ("offset_draws", offset_draws)):
             check_int(name, v)
         if max_k1 is not None and (not isinstance(max_k1, (int, np.integer)) or max_k1 < k1):
-            raise ValueError(f"max_k1 must be an int >= k1 ({k1}), got {max_k1!r}")
+            raise ValueError(f"`max_k1` must be an int >= k1 ({k1}), got {max_k1!r}")
         if min_ess is not None and not (isinstance(min_ess, (int, float)) and min_ess >= 1):
-            raise ValueError(f"min_ess must be a number >= 1, got {min_ess!r}")
+            raise ValueError(f"`min_ess` must be a number >= 1, got {min_ess!r}")
         if not 0 < uniform_mix < 1:
-            raise ValueError(f"uniform_mix must lie in (0, 1), got {uniform_mix!r}")
+            raise ValueError(f"`uniform_mix` must lie in (0, 1), got {uniform_mix!r}")
         if index.mean.numel() != DIGIT * DIGIT:
             raise ValueError("the digit index must be a PCA of 28 x 28 digits")
         if index.codes.shape[0] != prior.num_digits:

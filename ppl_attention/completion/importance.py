@@ -203,9 +203,9 @@ class ImportanceCompletion(Completion):
         device: str | torch.device = "cpu",
     ) -> None:
         if not isinstance(database, ImageDatabase):
-            raise ValueError(f"database must be an ImageDatabase, got {type(database).__name__}")
+            raise ValueError(f"`database` must be an ImageDatabase, got {type(database).__name__}")
         if not isinstance(index, PCAIndex):
-            raise ValueError(f"index must be a PCAIndex, got {type(index).__name__}")
+            raise ValueError(f"`index` must be a PCAIndex, got {type(index).__name__}")
         if index.database.checksum != database.checksum:
             raise ArtifactError("index was built for another database (checksums differ)")
         self.grid = grid or index.grid
@@ -219,11 +219,11 @@ class ImportanceCompletion(Completion):
             )
         check_sensor(index.grid, self.grid, f"the prior's PCA index {index.directory}", "the completion's sensor")
         if not isinstance(k1, (int, np.integer)) or k1 <= 0:
-            raise ValueError(f"k1 must be a positive int, got {k1!r}")
+            raise ValueError(f"`k1` must be a positive int, got {k1!r}")
         if not isinstance(shift, (int, np.integer)) or not 0 <= shift <= index.shift:
-            raise ValueError(f"shift must be an int in [0, {index.shift}] (the index's shift), got {shift!r}")
+            raise ValueError(f"`shift` must be an int in [0, {index.shift}] (the index's shift), got {shift!r}")
         if target_ess is not None and not 0 < target_ess <= 1:
-            raise ValueError(f"target_ess must be a fraction of k1 in (0, 1], got {target_ess!r}")
+            raise ValueError(f"`target_ess` must be a fraction of k1 in (0, 1], got {target_ess!r}")
         self.database, self.index = database, index
         self.k1, self.shift, self.target_ess = int(k1), int(shift), target_ess
         self.sigma = _schedule(sigma)

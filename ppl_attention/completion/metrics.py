@@ -75,7 +75,7 @@ def mixture_log_likelihood(
         s = s.clamp(1e-4, 1 - 1e-4)
         per = x * s.log() + (1 - x) * (1 - s).log()
     else:
-        raise ValueError(f"kernel must be 'gaussian' or 'bernoulli', got {kernel!r}")
+        raise ValueError(f"`kernel` must be 'gaussian' or 'bernoulli', got {kernel!r}")
     w = weights.double()
     keep = w > 0
     total = torch.logsumexp(w[keep].log() + per[keep].sum(-1), dim=0)

@@ -42,9 +42,9 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
     top-label confidence and accuracy over ``bins`` equal-width bins; the reliability curve (one entry per
     non-empty bin) and the mean P(true label)."""
     if probs.dim() != 2 or labels.shape != (probs.shape[0],):
-        raise ValueError(f"probs must be (M, K) and labels (M,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
+        raise ValueError(f"`probs` must be (M, K) and labels (M,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+        raise ValueError(f"`bins` must be >= 1, got {bins}")
     p = probs.double() / probs.double().sum(1, keepdim=True)
     conf, pred = p.max(1)
     correct = (pred == labels.long()).double()
@@ -70,7 +70,7 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
 def with_noise_scale(sampler: Completion, scale: float) -> Completion:
     """A copy of a completion whose glimpse noise schedule (``.sigma``) is multiplied by ``scale``."""
     if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+        raise ValueError(f"`scale` must be positive, got {scale!r}")
     base = sampler.sigma
     out = copy.copy(sampler)
     out.sigma = lambda t: float(scale) * 255.0 * _sigma(base, t)  # 0..255, as a callable schedule
@@ -101,7 +101,7 @@ def calibrate_noise(
             f"{tuple(images.shape)}, {tuple(labels.shape)} and {tuple(locations.shape)}"
         )
     if not scales:
-        raise ValueError("scales must hold at least one multiplier of the noise schedule")
+        raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
     results = []

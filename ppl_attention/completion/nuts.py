@@ -97,12 +97,12 @@ class NUTSConfig:
 
     def __post_init__(self):
         if self.sigma is not None and not self.sigma > 0:
-            raise ValueError(f"sigma must be positive (or None for the noise schedule), got {self.sigma}")
+            raise ValueError(f"`sigma` must be positive (or None for the noise schedule), got {self.sigma}")
         if self.warmup_steps < 0 or self.num_samples <= 0 or self.max_tree_depth <= 0:
-            raise ValueError(f"warmup_steps must be >= 0, num_samples and max_tree_depth positive, got {self}")
+            raise ValueError(f"`warmup_steps` must be >= 0, num_samples and max_tree_depth positive, got {self}")
         check_int("num_chains", self.num_chains)
         if self.chain_method not in CHAIN_METHODS:
-            raise ValueError(f"chain_method must be one of {list(CHAIN_METHODS)}, got {self.chain_method!r}")
+            raise ValueError(f"`chain_method` must be one of {list(CHAIN_METHODS)}, got {self.chain_method!r}")
 
 
 def chain_diagnostics(samples: torch.Tensor) -> dict:
@@ -112,7 +112,7 @@ def chain_diagnostics(samples: torch.Tensor) -> dict:
 
     x = samples.detach().double().cpu()
     if x.dim() != 3:
-        raise ValueError(f"samples must have shape (chains, draws, d), got {tuple(x.shape)}")
+        raise ValueError(f"`samples` must have shape (chains, draws, d), got {tuple(x.shape)}")
     ess = effective_sample_size(x, chain_dim=0, sample_dim=1)
     out = {"ess": [float(v) for v in ess], "ess_min": float(ess.min()), "ess_mean": float(ess.mean())}
     if x.shape[1] >= 4:  # split R-hat halves each chain

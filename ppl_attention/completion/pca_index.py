@@ -180,7 +180,7 @@ def build_pca_index(
     config = config or PCAIndexConfig()
     out_dir = Path(out_dir)
     if not isinstance(database, ImageDatabase):
-        raise ValueError(f"database must be an ImageDatabase, got {type(database).__name__}")
+        raise ValueError(f"`database` must be an ImageDatabase, got {type(database).__name__}")
     C, H, W = database.image_shape
     if tuple(grid.image_size) != (H, W):
         raise ValueError(

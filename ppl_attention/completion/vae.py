@@ -91,17 +91,17 @@ class VAEConfig:
 
     def __post_init__(self):
         if not self.kl_warmup_epochs >= 0:
-            raise ValueError(f"kl_warmup_epochs must be >= 0, got {self.kl_warmup_epochs}")
+            raise ValueError(f"`kl_warmup_epochs` must be >= 0, got {self.kl_warmup_epochs}")
         if not self.free_bits >= 0:
-            raise ValueError(f"free_bits must be >= 0, got {self.free_bits}")
+            raise ValueError(f"`free_bits` must be >= 0, got {self.free_bits}")
         if self.latent_dim <= 0 or self.width <= 0 or self.epochs < 0 or self.batch_size <= 0:
             raise ValueError(f"latent_dim, width and batch_size must be positive and epochs >= 0, got {self}")
         if self.decoder not in VAE.DECODERS:
-            raise ValueError(f"decoder must be one of {list(VAE.DECODERS)}, got {self.decoder!r}")
+            raise ValueError(f"`decoder` must be one of {list(VAE.DECODERS)}, got {self.decoder!r}")
         if self.likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+            raise ValueError(f"`likelihood` must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
         if not 0.0 <= self.masked_fraction <= 1.0:
-            raise ValueError(f"masked_fraction must lie in [0, 1], got {self.masked_fraction}")
+            raise ValueError(f"`masked_fraction` must lie in [0, 1], got {self.masked_fraction}")
 
 
 _GLYPH_EPS = 1e-3
@@ -144,7 +144,7 @@ class VAE(nn.Module):
         self.likelihood, self.pixel_sigma = likelihood, float(pixel_sigma)
         self.decoder, self.glyph_size = decoder, int(glyph_size)
         if decoder not in self.DECODERS:
-            raise ValueError(f"decoder must be one of {list(self.DECODERS)}, got {decoder!r}")
+            raise ValueError(f"`decoder` must be one of {list(self.DECODERS)}, got {decoder!r}")
         H, W = self.image_size
         if decoder == "glyph" and (self.latent_dim < 3 or self.glyph_size % 4 or not 4 <= self.glyph_size <= min(H, W)):
             raise ValueError(
@@ -361,14 +361,14 @@ def _check_images(images, name="images", grid: Sensor | None = None) -> torch.Te
     """``images`` (N, C, H, W) with finite pixels in [0, 1] (of the ``grid``'s size when given), as float."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{name} must be a (N, C, H, W) tensor, got {got}")
+        raise ValueError(f"`{name}` must be a (N, C, H, W) tensor, got {got}")
     if images.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one image")
+        raise ValueError(f"`{name}` must hold at least one image")
     x = images.float()
     if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
-        raise ValueError(f"{name} must hold finite pixels in [0, 1]")
+        raise ValueError(f"`{name}` must hold finite pixels in [0, 1]")
     if grid is not None and tuple(x.shape[-2:]) != grid.image_size:
-        raise ValueError(f"{name} must be {grid.image_size} to match the grid, got {tuple(x.shape[-2:])}")
+        raise ValueError(f"`{name}` must be {grid.image_size} to match the grid, got {tuple(x.shape[-2:])}")
     return x
 
 
@@ -464,7 +464,7 @@ def evaluate_vae(vae: VAE, images: torch.Tensor, batch_size: int = 256, active_t
     x = _check_images(images)
     if tuple(x.shape[1:]) != (vae.channels, *vae.image_size):
         raise ValueError(
-            f"images must have shape (N, {vae.channels}, {vae.image_size[0]}, {vae.image_size[1]}) "
+            f"`images` must have shape (N, {vae.channels}, {vae.image_size[0]}, {vae.image_size[1]}) "
             f"for this VAE, got {tuple(x.shape)}"
         )
     device = next(vae.parameters()).device

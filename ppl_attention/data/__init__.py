@@ -151,9 +151,9 @@ def load_dataset(
     """
     info = _info(name)
     if split not in ("train", "valid", "test"):
-        raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
+        raise ValueError(f"`split` must be one of ['train', 'valid', 'test'], got {split!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+        raise ValueError(f"`seed` must be an int, got {seed!r}")
     try:
         return info.build(root, split, seed, **kw)
     except TypeError as e:  # an option the dataset's class does not take

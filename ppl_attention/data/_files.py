@@ -132,7 +132,7 @@ def stratified_indices(labels: torch.Tensor | Sequence[int], n: int) -> torch.Te
     that are not one int per item (multilabel) give ``n`` evenly spaced positions instead.
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive number of samples, got {n!r}")
+        raise ValueError(f"`n` must be a positive number of samples, got {n!r}")
     labels = torch.as_tensor(labels)
     total = len(labels)
     n = min(int(n), total)

@@ -90,7 +90,7 @@ class ImageCache:
         workers: int | None = None,
     ) -> None:
         if boxes is not None and len(boxes) != len(paths):
-            raise ValueError(f"boxes must have one entry per path ({len(paths)}), got {len(boxes)}")
+            raise ValueError(f"`boxes` must have one entry per path ({len(paths)}), got {len(boxes)}")
         self.paths = [Path(p) for p in paths]
         self.size = (int(size[0]), int(size[1]))
         self.boxes = None if boxes is None else [tuple(float(b) for b in box) for box in boxes]

@@ -200,9 +200,9 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
     ) -> None:
         self.root = require_dir(root, "CelebA-HQ")
         if split not in SPLIT_RANGES:
-            raise ValueError(f"split must be one of {list(SPLIT_RANGES)}, got {split!r}")
+            raise ValueError(f"`split` must be one of {list(SPLIT_RANGES)}, got {split!r}")
         if not isinstance(size, (int, np.integer)) or size < 16:
-            raise ValueError(f"size must be an int >= 16, got {size!r}")
+            raise ValueError(f"`size` must be an int >= 16, got {size!r}")
         self.split, self.seed, self.size = split, int(seed), int(size)
         self.name = "celeba-hq"
         self.annotations = Path(annotations) if annotations is not None else _find_annotations(self.root)
@@ -251,7 +251,7 @@ class CelebAHQ(CachedImageFiles, LazyChannelStats, Dataset):
             if attribute.lower() in lower:
                 return lower.index(attribute.lower())
         raise ValueError(
-            f"attribute must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; got {attribute!r}"
+            f"`attribute` must be a name among {list(self.attribute_names)}, an index 0-39, or 'all'; got {attribute!r}"
         )
 
     def __repr__(self) -> str:

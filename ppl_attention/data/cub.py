@@ -167,7 +167,7 @@ def _part_locations(path: Path, ids: list[int], P: int) -> np.ndarray:
 def _valid_count(n_train: int, valid_size: int) -> int:
     """The paper's 874 of 5994; on a smaller folder, the same fraction (at least 1 when there are 2+ images)."""
     if valid_size < 0:
-        raise ValueError(f"valid_size must be >= 0, got {valid_size}")
+        raise ValueError(f"`valid_size` must be >= 0, got {valid_size}")
     if valid_size <= n_train // 2:
         return valid_size
     return min(n_train - 1, max(1, int(round(n_train * PAPER_VALID_SIZE / PAPER_TRAIN_TOTAL)))) if n_train > 1 else 0
@@ -206,9 +206,9 @@ class CUB(LazyChannelStats, Dataset):
     ) -> None:
         self.root = _root(root)
         if split not in ("train", "valid", "test"):
-            raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
+            raise ValueError(f"`split` must be one of ['train', 'valid', 'test'], got {split!r}")
         if not isinstance(size, (int, np.integer)) or size < 32:
-            raise ValueError(f"size must be an int >= 32 (the glimpse is 32 px at 128), got {size!r}")
+            raise ValueError(f"`size` must be an int >= 32 (the glimpse is 32 px at 128), got {size!r}")
         self.split, self.seed, self.size, self.name = split, int(seed), int(size), "cub"
         meta = read_cub(str(self.root))
         train_pos = np.flatnonzero(meta["is_train"])

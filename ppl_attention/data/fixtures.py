@@ -71,7 +71,7 @@ def make_celeba_hq_folder(
             _save(root / "CelebA-HQ-img" / f"{i}.jpg", img)
             lines.append(f"{i}.jpg  {labels}")
         else:
-            raise ValueError(f"layout must be 'paper' or 'mask', got {layout!r}")
+            raise ValueError(f"`layout` must be 'paper' or 'mask', got {layout!r}")
     if layout == "paper":
         (root / "annotations.txt").write_text("\n".join(lines) + "\n")
     else:

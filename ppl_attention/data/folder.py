@@ -100,7 +100,7 @@ def _noise_schedule(value) -> tuple[float, ...]:
     values = [value] if isinstance(value, (int, float)) else list(value)
     if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
         raise ValueError(
-            f"noise_schedule must be positive stds (0..255 pixels) after 1, 2, ... glimpses, got {value!r}"
+            f"`noise_schedule` must be positive stds (0..255 pixels) after 1, 2, ... glimpses, got {value!r}"
         )
     return tuple(float(v) for v in values)
 
@@ -127,17 +127,17 @@ def _check_options(
     """Refuse contradictory or out-of-range folder options; whether the images are read as grayscale."""
     if channels is not None:
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+            raise ValueError(f"`channels` must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         if grayscale and channels == 3:
             raise ValueError("grayscale=true contradicts channels=3")
         grayscale = channels == 1
     if split not in ("train", "valid", "test"):
-        raise ValueError(f"split must be one of ['train', 'valid', 'test'], got {split!r}")
+        raise ValueError(f"`split` must be one of ['train', 'valid', 'test'], got {split!r}")
     if not isinstance(size, (int, np.integer)) or size < 4:
-        raise ValueError(f"size must be an int >= 4, got {size!r}")
+        raise ValueError(f"`size` must be an int >= 4, got {size!r}")
     for name, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 <= v < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+            raise ValueError(f"`{name}` must be in [0, 1), got {v!r}")
     if valid_fraction + test_fraction >= 1:
         raise ValueError(f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}")
     return grayscale

@@ -45,7 +45,7 @@ SPLITS = ("train", "valid", "test")
 
 def _check_split(split) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        raise ValueError(f"`split` must be one of {list(SPLITS)}, got {split!r}")
     return split
 
 
@@ -108,28 +108,28 @@ def _check_render_args(digits, labels, n, cluttered: bool, canvas_size, n_clutte
     """Check :func:`render_canvases`' arguments, naming the one at fault; returns ``labels`` as a tensor."""
     if not isinstance(digits, torch.Tensor) or digits.dim() != 3 or tuple(digits.shape[1:]) != (28, 28):
         raise ValueError(
-            f"digits must be a tensor of shape (N, 28, 28), got "
+            f"`digits` must be a tensor of shape (N, 28, 28), got "
             f"{tuple(digits.shape) if isinstance(digits, torch.Tensor) else type(digits).__name__}"
         )
     N = digits.shape[0]
     labels = torch.as_tensor(labels)
     if labels.shape != (N,):
-        raise ValueError(f"labels must have shape ({N},) to match digits, got {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must have shape ({N},) to match digits, got {tuple(labels.shape)}")
     if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+        raise ValueError(f"`n` must be a non-negative int, got {n!r}")
     if not isinstance(canvas_size, (int, np.integer)) or canvas_size < DIGIT_SIZE:
-        raise ValueError(f"canvas_size must be an int >= {DIGIT_SIZE}, got {canvas_size!r}")
+        raise ValueError(f"`canvas_size` must be an int >= {DIGIT_SIZE}, got {canvas_size!r}")
     if cluttered:
         if not 0 < clutter_size <= DIGIT_SIZE:
-            raise ValueError(f"clutter_size must be in [1, {DIGIT_SIZE}], got {clutter_size!r}")
+            raise ValueError(f"`clutter_size` must be in [1, {DIGIT_SIZE}], got {clutter_size!r}")
         if n_clutter < 0:
-            raise ValueError(f"n_clutter must be >= 0, got {n_clutter!r}")
+            raise ValueError(f"`n_clutter` must be >= 0, got {n_clutter!r}")
         if N < 2 and n_clutter > 0:
             raise ValueError(f"cluttered canvases need at least 2 digits (clutter comes from other digits), got {N}")
     if N == 0:
         raise ValueError("digits is empty; need at least one digit to render")
     if digits.dtype != torch.uint8:
-        raise ValueError(f"digits must be uint8 in [0, 255], got dtype {digits.dtype}")
+        raise ValueError(f"`digits` must be uint8 in [0, 255], got dtype {digits.dtype}")
     return labels
 
 
@@ -139,7 +139,7 @@ def _canvas_digits(indices, N: int, n: int, generator: torch.Generator) -> torch
         return torch.randint(N, (n,), generator=generator)
     indices = torch.as_tensor(indices).long()
     if indices.shape != (n,) or bool(((indices < 0) | (indices >= N)).any()):
-        raise ValueError(f"indices must be {n} digit indices in [0, {N - 1}], got shape {tuple(indices.shape)}")
+        raise ValueError(f"`indices` must be {n} digit indices in [0, {N - 1}], got shape {tuple(indices.shape)}")
     return indices
 
 
@@ -302,7 +302,7 @@ class MnistCanvases(Dataset):
             or not isinstance(train_digits, (int, np.integer))
             or not 2 <= train_digits <= 4000
         ):
-            raise ValueError(f"train_digits must be an int in [2, 4000] (the training digits), got {train_digits!r}")
+            raise ValueError(f"`train_digits` must be an int in [2, 4000] (the training digits), got {train_digits!r}")
         #: each pool digit's index among the split's digits (``load_digits(split)``): which source a canvas shows
         self.pool_index = torch.arange(len(self.digits))
         if train_digits is not None and self.split == "train":  # a smaller pool (learning curves); valid/test as is
@@ -335,7 +335,7 @@ class MnistCanvases(Dataset):
         idx = torch.as_tensor(indices).long().reshape(-1)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
             raise ValueError(
-                f"indices must lie in [0, {self.size - 1}], got range [{int(idx.min())}, {int(idx.max())}]"
+                f"`indices` must lie in [0, {self.size - 1}], got range [{int(idx.min())}, {int(idx.max())}]"
             )
         own = self.digit_index
         parts = [own.unsqueeze(1)]
@@ -367,7 +367,7 @@ class MnistCanvases(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Redraw the training canvases for ``epoch`` (validation / test canvases never change)."""
         if not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+            raise ValueError(f"`epoch` must be a non-negative int, got {epoch!r}")
         if self.split == "train" and int(epoch) != self.epoch:
             self._render(int(epoch))
         self.epoch = int(epoch)

@@ -173,13 +173,13 @@ class EPEMapNet(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (self.in_channels, H, W):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
-                f"x must be the AVP's input (B, {self.in_channels}, {H}, {W}) for the sensor "
+                f"`x` must be the AVP's input (B, {self.in_channels}, {H}, {W}) for the sensor "
                 f"{self.grid.describe()}, got {shape}"
             )
         if not isinstance(probs, torch.Tensor) or tuple(probs.shape) != (x.shape[0], self.config.num_outputs):
             shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
             raise ValueError(
-                f"probs must be the AVP's ({x.shape[0]}, {self.config.num_outputs}) probabilities, got {shape}"
+                f"`probs` must be the AVP's ({x.shape[0]}, {self.config.num_outputs}) probabilities, got {shape}"
             )
 
     def forward(self, x: torch.Tensor, probs: torch.Tensor, locations: torch.Tensor | None = None) -> torch.Tensor:
@@ -292,7 +292,7 @@ class AmortisedMap:
         if observed.dim() == 1:
             observed = observed.unsqueeze(0).expand(images.shape[0], -1)
         if observed.dim() != 2 or observed.shape[0] != images.shape[0]:
-            raise ValueError(f"observed must be ({images.shape[0]}, t) locations, got {tuple(observed.shape)}")
+            raise ValueError(f"`observed` must be ({images.shape[0]}, t) locations, got {tuple(observed.shape)}")
         self.grid._check_locations(observed, "observed", allow_empty=True)
         x = avp_input(self.posterior, images, observed)
         return self.net(x, posterior_probs(self.posterior, x)).double()
@@ -332,7 +332,7 @@ def amortised_sequences(
     L = predictor.grid.num_locations
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
     if first_epe.shape != (L,):
-        raise ValueError(f"first_epe must have shape ({L},), got {tuple(first_epe.shape)}")
+        raise ValueError(f"`first_epe` must have shape ({L},), got {tuple(first_epe.shape)}")
     if not isinstance(T, int) or T < 1 or (T > L and not allow_repeat):
         raise ValueError(f"T must be an int in [1, {L}] (without repeats), got {T!r}")
     B = images.shape[0]

@@ -82,20 +82,20 @@ def _entropy_fn(posterior, kind: str | None) -> Callable[[torch.Tensor], torch.T
 
 def _check_inputs(images, observed, candidates, grid: Sensor):
     if not isinstance(grid, Sensor):
-        raise ValueError(f"grid must be a Sensor, got {type(grid).__name__}")
+        raise ValueError(f"`grid` must be a Sensor, got {type(grid).__name__}")
     images = grid._check_images(images)
     if not bool(torch.isfinite(images).all()):
         raise ValueError("images holds NaN or infinite values")
     observed = torch.as_tensor([] if observed is None else observed, dtype=torch.long, device=images.device)
     if observed.dim() != 1:
-        raise ValueError(f"observed must be a (t,) tensor of locations, got shape {tuple(observed.shape)}")
+        raise ValueError(f"`observed` must be a (t,) tensor of locations, got shape {tuple(observed.shape)}")
     grid._check_locations(observed, "observed")
     if candidates is None:
         candidates = grid.all_locations(images.device)
     candidates = torch.as_tensor(candidates, device=images.device)
     if candidates.dim() != 1 or candidates.numel() == 0:
         raise ValueError(
-            f"candidates must be a non-empty (L,) tensor of locations, got shape {tuple(candidates.shape)}"
+            f"`candidates` must be a non-empty (L,) tensor of locations, got shape {tuple(candidates.shape)}"
         )
     candidates = grid._check_locations(candidates, "candidates")
     return images, observed, candidates
@@ -134,7 +134,7 @@ class PairScorer:
     ) -> None:
         self.images, self.observed, _ = _check_inputs(images, observed, None, grid)
         if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
         self.posterior, self.grid, self.batch_size = posterior, grid, batch_size
         self.precision = check_precision(precision)
         self.channels_last = _is_conv_net(posterior)
@@ -229,9 +229,9 @@ def _check_weights(weights, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.full((n,), 1.0 / n, dtype=torch.float64, device=like.device)
     w = torch.as_tensor(weights, device=like.device).double()
     if w.shape != (n,):
-        raise ValueError(f"weights must have shape ({n},) to match images, got {tuple(w.shape)}")
+        raise ValueError(f"`weights` must have shape ({n},) to match images, got {tuple(w.shape)}")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise ValueError("weights must be finite, non-negative and not all zero")
+        raise ValueError("`weights` must be finite, non-negative and not all zero")
     return w / w.sum()
 
 
@@ -313,7 +313,7 @@ def avp_guide(
 def _design(candidates, grid: Sensor) -> torch.Tensor:
     cand = grid._check_locations(torch.as_tensor(candidates), "candidates")
     if cand.dim() != 1:
-        raise ValueError(f"candidates must be a (L,) tensor of locations, got shape {tuple(cand.shape)}")
+        raise ValueError(f"`candidates` must be a (L,) tensor of locations, got shape {tuple(cand.shape)}")
     return cand.view(-1, 1)
 
 

@@ -44,9 +44,9 @@ def accuracy_along(
     labels = torch.as_tensor(labels, device=images.device)
     seq = grid._check_locations(torch.as_tensor(sequences), "sequences").to(images.device)
     if seq.dim() != 2 or seq.shape[0] != images.shape[0]:
-        raise ValueError(f"sequences must have shape ({images.shape[0]}, T), got {tuple(seq.shape)}")
+        raise ValueError(f"`sequences` must have shape ({images.shape[0]}, T), got {tuple(seq.shape)}")
     if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"labels must have {images.shape[0]} rows, got {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must have {images.shape[0]} rows, got {tuple(labels.shape)}")
     make_input = resolve_make_input(posterior, make_input)
     N, T = seq.shape
     correct = torch.zeros(T, dtype=torch.float64)
@@ -163,7 +163,8 @@ def epe_calibration(
     N, T = seq.shape
     if maps.shape[:2] != (N, T) or maps.shape[-1] != grid.num_locations:
         raise ValueError(
-            f"epe_maps must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, got {tuple(maps.shape)}"
+            f"`epe_maps` must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, "
+            f"got {tuple(maps.shape)}"
         )
     predicted = maps.gather(2, seq.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if maps.dim() == 4:  # one map per attribute

@@ -238,9 +238,9 @@ def generate_sequences(
 def _check_request(executor: str, images_per_task: int, indices: Iterable[int]) -> list[int]:
     """Refuse an unknown executor or a bad batch size; the distinct, non-negative image indices, sorted."""
     if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+        raise ValueError(f"`executor` must be one of {EXECUTORS}, got {executor!r}")
     if images_per_task < 1:
-        raise ValueError(f"images_per_task must be >= 1, got {images_per_task}")
+        raise ValueError(f"`images_per_task` must be >= 1, got {images_per_task}")
     indices = sorted({int(i) for i in indices})
     if any(i < 0 for i in indices):
         raise ValueError(f"image indices must be >= 0, got {indices[:5]}...")

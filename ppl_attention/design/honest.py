@@ -73,7 +73,7 @@ class HeldOut(torch.utils.data.Dataset):
     def __init__(self, dataset: Dataset, exclude: int | Iterable[int], design: Dataset | None = None) -> None:
         design_set = dataset if design is None else design
         if isinstance(exclude, (int, np.integer)) and not 0 <= exclude <= len(design_set):
-            raise ValueError(f"exclude must be a count of design images in [0, {len(design_set)}], got {exclude}")
+            raise ValueError(f"`exclude` must be a count of design images in [0, {len(design_set)}], got {exclude}")
         chosen = range(int(exclude)) if isinstance(exclude, (int, np.integer)) else [int(i) for i in exclude]
         self.dataset = dataset
         self.held_out = held_out_record(design_set, chosen)

@@ -98,7 +98,7 @@ def noise_floor(
     ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
     completions against the exhaustive search on them (:func:`_replay`)."""
     if reference_samples < num_samples:
-        raise ValueError(f"reference_samples must be >= num_samples ({num_samples}), got {reference_samples}")
+        raise ValueError(f"`reference_samples` must be >= num_samples ({num_samples}), got {reference_samples}")
     first = int(torch.as_tensor(first_epe).argmin())
     sizes = {"a": num_samples, "b": num_samples, "reference": reference_samples}
     rows = []

@@ -86,13 +86,13 @@ def _plan(ray, gpus_per_worker: float | None, workers: int | None, cpus_per_work
     """GPUs per actor (default: 1 when the cluster has GPUs, else 0) and the number of actors (default: as many
     as the cluster's GPUs, else its CPUs, hold)."""
     if cpus_per_worker <= 0:
-        raise ValueError(f"cpus_per_worker must be > 0, got {cpus_per_worker}")
+        raise ValueError(f"`cpus_per_worker` must be > 0, got {cpus_per_worker}")
     resources = ray.cluster_resources()
     gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 0))
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if gpus >= 1 else 0.0
     if gpus_per_worker < 0:
-        raise ValueError(f"gpus_per_worker must be >= 0, got {gpus_per_worker}")
+        raise ValueError(f"`gpus_per_worker` must be >= 0, got {gpus_per_worker}")
     if gpus_per_worker > 0 and gpus < gpus_per_worker:
         raise ValueError(
             f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {gpus:g} GPUs (resources {resources})"
@@ -100,7 +100,7 @@ def _plan(ray, gpus_per_worker: float | None, workers: int | None, cpus_per_work
     if workers is None:
         workers = int(gpus // gpus_per_worker) if gpus_per_worker > 0 else int(cpus // cpus_per_worker)
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers} (the Ray cluster has {cpus:g} CPUs, {gpus:g} GPUs)")
+        raise ValueError(f"`workers` must be >= 1, got {workers} (the Ray cluster has {cpus:g} CPUs, {gpus:g} GPUs)")
     return float(gpus_per_worker), int(workers)
 
 

@@ -273,7 +273,7 @@ def _race_pool(num_candidates: int, allowed: torch.Tensor, candidates, prior, pr
     if prior is not None:
         prior = torch.as_tensor(prior, dtype=torch.float64).cpu()
         if prior.shape != (num_candidates,) or not bool(torch.isfinite(prior).all()):
-            raise ValueError(f"prior must be a finite ({num_candidates},) map, got shape {tuple(prior.shape)}")
+            raise ValueError(f"`prior` must be a finite ({num_candidates},) map, got shape {tuple(prior.shape)}")
         if prior_top is not None:
             pool = pool[prior[pool].argsort(stable=True)[:prior_top]]
     return pool, prior
@@ -475,7 +475,7 @@ def run_search(
     ``prior`` (an (L,) map, e.g. the previous step's EPE map) is used by ``race`` and ignored by the others;
     ``proposal`` (L,), an EPE-map network's prediction for this step, by ``amortised`` and ``hybrid``."""
     if name not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+        raise ValueError(f"`search` must be one of {SEARCHES}, got {name!r}")
     fn = SEARCH_FUNCTIONS[name]
     context = {
         "score": score,
@@ -525,7 +525,7 @@ def parse_search_options(name: str, items: Sequence[str] | None) -> dict:
     """``["initial_samples=4", "keep=0.25"]`` -> ``{"initial_samples": 4, "keep": 0.25}``, checked against the
     options that search ``name`` takes (numbers only: every tunable option is an int or a float)."""
     if name not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {name!r}")
+        raise ValueError(f"`search` must be one of {SEARCHES}, got {name!r}")
     allowed, options = _tunable(name), {}
     for item in items or ():
         key, sep, text = str(item).partition("=")

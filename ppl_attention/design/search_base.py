@@ -69,7 +69,7 @@ def prepare_weights(
         or float(w.sum()) <= 0
     ):
         raise ValueError(
-            f"weights must be a non-empty (N,) tensor of non-negative finite values, not all zero; "
+            f"`weights` must be a non-empty (N,) tensor of non-negative finite values, not all zero; "
             f"got shape {tuple(w.shape)}"
         )
     allowed = torch.ones(num_candidates, dtype=torch.bool)

@@ -238,7 +238,7 @@ def greedy_sequence(
         or tuple(true_image.shape[-2:]) != grid.image_size
     ):
         raise ValueError(
-            f"true_image must be a (C, {grid.image_size[0]}, {grid.image_size[1]}) tensor, got "
+            f"`true_image` must be a (C, {grid.image_size[0]}, {grid.image_size[1]}) tensor, got "
             f"{tuple(true_image.shape) if isinstance(true_image, torch.Tensor) else true_image!r}"
         )
     if settings.T > grid.num_locations and not settings.allow_repeat:
@@ -248,7 +248,7 @@ def greedy_sequence(
         first_epe = first_glimpse_epe(problem, settings.num_samples, seed)
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
     if first_epe.shape != (grid.num_locations,):
-        raise ValueError(f"first_epe must have shape ({grid.num_locations},), got {tuple(first_epe.shape)}")
+        raise ValueError(f"`first_epe` must have shape ({grid.num_locations},), got {tuple(first_epe.shape)}")
     locations = [int(first_epe.argmin())]
     maps, infos = [first_epe], [{"cached": True}]
     for _ in range(1, settings.T):

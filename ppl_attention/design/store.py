@@ -201,15 +201,15 @@ class SequenceStore:
     ) -> Path:
         """Atomically write the record of image ``index``: ``T`` locations and (optionally) ``(T, L)`` EPE maps."""
         if not isinstance(index, int) and not (isinstance(index, torch.Tensor) and index.numel() == 1):
-            raise ValueError(f"index must be an int, got {index!r}")
+            raise ValueError(f"`index` must be an int, got {index!r}")
         index = int(index)
         if index < 0:
-            raise ValueError(f"index must be >= 0, got {index}")
+            raise ValueError(f"`index` must be >= 0, got {index}")
         loc = torch.as_tensor(locations)
         if loc.dim() != 1 or loc.numel() != self.T or loc.dtype.is_floating_point:
-            raise ValueError(f"locations must be {self.T} integer locations, got {loc.tolist()!r}")
+            raise ValueError(f"`locations` must be {self.T} integer locations, got {loc.tolist()!r}")
         if bool(((loc < 0) | (loc >= self.grid.num_locations)).any()):
-            raise ValueError(f"locations must lie in [0, {self.grid.num_locations - 1}], got {loc.tolist()}")
+            raise ValueError(f"`locations` must lie in [0, {self.grid.num_locations - 1}], got {loc.tolist()}")
         record: dict[str, Any] = {
             "index": index,
             "seed": None if seed is None else int(seed),
@@ -219,7 +219,7 @@ class SequenceStore:
             e = torch.as_tensor(epe, dtype=torch.float64)
             if e.dim() != 2 or e.shape[0] != self.T or e.shape[1] != self.grid.num_locations:
                 raise ValueError(
-                    f"epe must have shape ({self.T}, {self.grid.num_locations}) (one map per step), "
+                    f"`epe` must have shape ({self.T}, {self.grid.num_locations}) (one map per step), "
                     f"got {tuple(e.shape)}"
                 )
             if not bool(torch.isfinite(e).all()):
@@ -322,7 +322,7 @@ class SequenceStore:
         """Cache the EPE of every first location (nothing observed yet); ``info``: seed, num_samples..."""
         e = torch.as_tensor(epe, dtype=torch.float64).flatten()
         if e.numel() != self.grid.num_locations:
-            raise ValueError(f"epe must hold one value per location ({self.grid.num_locations}), got {e.numel()}")
+            raise ValueError(f"`epe` must hold one value per location ({self.grid.num_locations}), got {e.numel()}")
         if not bool(torch.isfinite(e).all()):
             raise ValueError("epe holds NaN or infinite values")
         return atomic_write_json(self.first_glimpse_path, {**info, "epe": e.tolist()})
@@ -359,7 +359,7 @@ class SequenceStore:
         paths = {i: p for i, p in stored.items() if p} or None
         if image_path_template is not None:
             if "{index}" not in image_path_template:
-                raise ValueError(f"image_path_template must contain {{index}}, got {image_path_template!r}")
+                raise ValueError(f"`image_path_template` must contain {{index}}, got {image_path_template!r}")
             paths = {i: image_path_template.format(index=i) for i in seqs}
         return write_paper_sequences(out_dir, seqs, self.grid, paths)
 

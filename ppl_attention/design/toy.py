@@ -31,19 +31,19 @@ _NEG = -1e30  # stands for log 0 in logits (exp gives exactly 0; entropy stays f
 def _check_database(images, labels, weights):
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(
-            f"images must be a (K, C, H, W) tensor, got "
+            f"`images` must be a (K, C, H, W) tensor, got "
             f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}"
         )
     labels = torch.as_tensor(labels).long()
     if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
     w = (
         torch.full((len(images),), 1.0 / len(images), dtype=torch.float64)
         if weights is None
         else torch.as_tensor(weights, dtype=torch.float64)
     )
     if w.shape != labels.shape or bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise ValueError(f"weights must be non-negative, not all zero, shape ({len(images)},)")
+        raise ValueError(f"`weights` must be non-negative, not all zero, shape ({len(images)},)")
     return images, labels, w / w.sum()
 
 

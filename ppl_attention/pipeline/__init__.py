@@ -104,7 +104,7 @@ def _dataset_options(dataset) -> dict[str, Any]:
             "root": dataset.root,
             "dataset_option": [f"{k}={_option_text(v)}" for k, v in dataset.options.items()] or None,
         }
-    raise TypeError(f"dataset must be a dataset name or a Dataset (tensor_dataset), got {type(dataset).__name__}")
+    raise TypeError(f"`dataset` must be a dataset name or a Dataset (tensor_dataset), got {type(dataset).__name__}")
 
 
 def _option_text(value) -> str:

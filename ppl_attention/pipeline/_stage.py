@@ -121,7 +121,7 @@ def dataset_flags(
         texts = [f"{k}={_option_text(v)}" for k, v in dataset.options.items()] + texts
         dataset, root = dataset.name, dataset.root if dataset.root is not None else root
     elif dataset is not None and not isinstance(dataset, str):
-        raise TypeError(f"dataset must be a dataset name or a Dataset (tensor_dataset), got {type(dataset).__name__}")
+        raise TypeError(f"`dataset` must be a dataset name or a Dataset (tensor_dataset), got {type(dataset).__name__}")
     yaml = {k.replace("-", "_"): v for k, v in (load_yaml(config) if config else {}).items()}
     options = yaml.get("dataset_options") or {}
     if not isinstance(options, dict):

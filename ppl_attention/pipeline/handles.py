@@ -135,11 +135,11 @@ def tensor_dataset(
 
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[2] != images.shape[3]:
-        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3 and H == W, got shape {tuple(images.shape)}")
+        raise ValueError(f"`images` must be (N, C, H, W) with C 1 or 3 and H == W, got shape {tuple(images.shape)}")
     if labels.shape != (images.shape[0],) or labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be N = {images.shape[0]} integers, got {labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(f"`labels` must be N = {images.shape[0]} integers, got {labels.dtype} {tuple(labels.shape)}")
     if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise ValueError("images must be finite floats in [0, 1]")
+        raise ValueError("`images` must be finite floats in [0, 1]")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

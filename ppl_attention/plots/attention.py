@@ -84,7 +84,7 @@ def glimpse_frequency(grid: Sensor, locations: torch.Tensor) -> torch.Tensor:
     """(T, H, W): the fraction of images whose t-th glimpse covered each pixel; ``locations`` (N, T)."""
     loc = torch.as_tensor(locations).long()
     if loc.dim() != 2 or loc.shape[0] == 0:
-        raise ValueError(f"locations must have shape (N, T) with N > 0, got {tuple(loc.shape)}")
+        raise ValueError(f"`locations` must have shape (N, T) with N > 0, got {tuple(loc.shape)}")
     counts = (
         torch.bincount(
             loc.T.reshape(-1) + grid.num_locations * torch.arange(loc.shape[1]).repeat_interleave(loc.shape[0]),
@@ -132,7 +132,7 @@ def plot_validation_curves(
     A list of histories is drawn as its mean with a band of +- one standard deviation.
     """
     if not runs:
-        raise ValueError("runs must hold at least one history")
+        raise ValueError("`runs` must hold at least one history")
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, hist in runs.items():
         hists = hist if hist and isinstance(hist[0], list) else [hist]

@@ -42,7 +42,7 @@ def plot_completion_grid(panels: list, grid: Sensor, path: str | os.PathLike, ce
     an optional ``title``.
     """
     if not panels:
-        raise ValueError("panels must hold at least one panel to draw")
+        raise ValueError("`panels` must hold at least one panel to draw")
     n_rows = sum(len(p["samples"]) for p in panels)
     n_cols = 1 + max(s.shape[0] for p in panels for s in p["samples"].values())
     fig, axes = plt.subplots(
@@ -136,7 +136,7 @@ def plot_vae_diagnostics(
     collapsed VAE, whose reconstructions are one blurry mean image)."""
     k = images.shape[0]
     if k == 0:
-        raise ValueError("images must hold at least one image to reconstruct")
+        raise ValueError("`images` must hold at least one image to reconstruct")
     device = next(vae.parameters()).device
     with torch.no_grad():
         x = images.float().to(device)

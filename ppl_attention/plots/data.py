@@ -114,7 +114,7 @@ def plot_samples(
         raise ValueError("indices is empty; nothing to plot")
     bad = [i for i in indices if not 0 <= i < len(dataset)]
     if bad:
-        raise ValueError(f"indices must be in [0, {len(dataset) - 1}], got {bad[0]}")
+        raise ValueError(f"`indices` must be in [0, {len(dataset) - 1}], got {bad[0]}")
     cols = min(columns, len(indices))
     rows = math.ceil(len(indices) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)

@@ -40,7 +40,7 @@ def plot_epe_steps(
     loc = torch.as_tensor(locations).long()
     T = len(loc)
     if epe.shape != (T, grid.num_locations):
-        raise ValueError(f"epe must have shape ({T}, {grid.num_locations}), got {tuple(epe.shape)}")
+        raise ValueError(f"`epe` must have shape ({T}, {grid.num_locations}), got {tuple(epe.shape)}")
     rows = 2 if image is not None else 1
     # constrained layout gives each colorbar its own room, so tick labels never run into the next panel
     fig, axes = plt.subplots(rows, T, figsize=(2.9 * T, 2.6 * rows), squeeze=False, layout="constrained")

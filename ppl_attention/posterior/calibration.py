@@ -117,7 +117,7 @@ def fit_fraction_temperatures(
     is bounded by :data:`MAX_LOG_TEMPERATURE`.
     """
     if fraction.shape != logits.shape[:1]:
-        raise ValueError(f"fraction must have shape ({logits.shape[0]},), got {tuple(fraction.shape)}")
+        raise ValueError(f"`fraction` must have shape ({logits.shape[0]},), got {tuple(fraction.shape)}")
     knots = torch.as_tensor(knots, dtype=logits.dtype)
     raw = torch.zeros(knots.numel(), dtype=logits.dtype, requires_grad=True)
 
@@ -158,7 +158,7 @@ def choose_calibration(
     """
     unknown = set(methods) - {"temperature", "fraction"}
     if unknown:
-        raise ValueError(f"methods must be among ('temperature', 'fraction'), got {sorted(unknown)}")
+        raise ValueError(f"`methods` must be among ('temperature', 'fraction'), got {sorted(unknown)}")
     logits, fraction, labels, image, t_of_row = (predictions[k] for k in ("logits", "fraction", "labels", "image", "t"))
     attrs = predictions.get("attributes")
     knots = torch.as_tensor(knots, dtype=logits.dtype)

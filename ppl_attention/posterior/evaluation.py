@@ -43,7 +43,7 @@ def check_labels(avp, labels: torch.Tensor, name: str = "labels") -> torch.Tenso
     if avp.head == "multilabel":
         if labels.dim() != 2 or labels.shape[1] != avp.num_attributes:
             raise ValueError(
-                f"{name} must be (B, {avp.num_attributes}) attribute vectors for a multilabel head, "
+                f"`{name}` must be (B, {avp.num_attributes}) attribute vectors for a multilabel head, "
                 f"got shape {tuple(labels.shape)}"
             )
         if bool(((labels != 0) & (labels != 1)).any()):
@@ -51,12 +51,12 @@ def check_labels(avp, labels: torch.Tensor, name: str = "labels") -> torch.Tenso
         return labels.float()
     if labels.dim() != 1 or labels.dtype.is_floating_point and bool((labels != labels.round()).any()):
         raise ValueError(
-            f"{name} must be (B,) class indices for a {avp.head} head, got {labels.dtype} {tuple(labels.shape)}"
+            f"`{name}` must be (B,) class indices for a {avp.head} head, got {labels.dtype} {tuple(labels.shape)}"
         )
     labels = labels.long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= avp.num_classes):
         raise ValueError(
-            f"{name} must lie in [0, {avp.num_classes - 1}] (the head's classes), got range "
+            f"`{name}` must lie in [0, {avp.num_classes - 1}] (the head's classes), got range "
             f"[{int(labels.min())}, {int(labels.max())}]"
         )
     return labels
@@ -81,7 +81,7 @@ def collect_draws(
     ``"image"`` (row -> item index), ``"fraction"`` (observed fraction of the image)``}`` on the CPU.
     """
     if draws < 1:
-        raise ValueError(f"draws must be >= 1, got {draws}")
+        raise ValueError(f"`draws` must be >= 1, got {draws}")
     model = avp.module if hasattr(avp, "module") else avp
     model.eval()
     draws = 1 if full else int(draws)
@@ -181,7 +181,7 @@ def evaluate_avp(
     and ``uncalibrated`` ``{"nll", "ece"}`` (without any temperature).
     """
     if max_glimpses < 0:
-        raise ValueError(f"max_glimpses must be >= 0, got {max_glimpses}")
+        raise ValueError(f"`max_glimpses` must be >= 0, got {max_glimpses}")
     model = avp.module if hasattr(avp, "module") else avp
 
     def score(d, key):

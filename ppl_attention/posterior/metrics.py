@@ -64,7 +64,7 @@ def _bin_index(conf: torch.Tensor, bins: int) -> torch.Tensor:
     if conf.numel() == 0:
         raise ValueError("cannot compute the ECE of zero predictions")
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+        raise ValueError(f"`bins` must be >= 1, got {bins}")
     return (conf.clamp(0, 1) * bins).long().clamp(max=bins - 1)
 
 
@@ -97,7 +97,7 @@ def ece_bootstrap_interval(
             f"{tuple(hits.shape)}, {tuple(groups.shape)}"
         )
     if not 0 < level < 1 or resamples < 1:
-        raise ValueError(f"level must lie in (0, 1) and resamples be >= 1, got {level}, {resamples}")
+        raise ValueError(f"`level` must lie in (0, 1) and resamples be >= 1, got {level}, {resamples}")
     idx = _bin_index(conf, bins)
     _, g = torch.unique(groups, return_inverse=True)
     G = int(g.max()) + 1
@@ -128,7 +128,7 @@ def ece_noise_floor(
     The simulated hits are independent per prediction; predictions that share an image (several glimpse draws)
     are in truth correlated, so with many draws per image this floor is a lower bound."""
     if simulations < 1:
-        raise ValueError(f"simulations must be >= 1, got {simulations}")
+        raise ValueError(f"`simulations` must be >= 1, got {simulations}")
     idx = _bin_index(conf, bins)
     conf = conf.double()
     hits = (torch.rand((simulations,) + conf.shape, generator=generator, dtype=torch.float64) < conf).double()

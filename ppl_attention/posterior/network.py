@@ -78,15 +78,15 @@ class AVPConfig:
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+            raise ValueError(f"`backbone` must be one of {BACKBONES}, got {self.backbone!r}")
         if self.head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+            raise ValueError(f"`head` must be one of {HEADS}, got {self.head!r}")
         if self.channels <= 0:
-            raise ValueError(f"channels must be positive, got {self.channels}")
+            raise ValueError(f"`channels` must be positive, got {self.channels}")
         if self.head in ("categorical", "class_attributes") and self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 for a {self.head} head, got {self.num_classes}")
+            raise ValueError(f"`num_classes` must be >= 2 for a {self.head} head, got {self.num_classes}")
         if self.head in ("multilabel", "class_attributes") and self.num_attributes < 1:
-            raise ValueError(f"num_attributes must be >= 1 for a {self.head} head, got {self.num_attributes}")
+            raise ValueError(f"`num_attributes` must be >= 1 for a {self.head} head, got {self.num_attributes}")
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
@@ -94,7 +94,7 @@ class AVPConfig:
                 f"mean and std need one value per channel ({self.channels}), got mean={self.mean}, std={self.std}"
             )
         if min(self.std) <= 0:
-            raise ValueError(f"std must be positive, got {self.std}")
+            raise ValueError(f"`std` must be positive, got {self.std}")
         Sensor.from_dict(self.grid)  # validates
 
     @property
@@ -270,9 +270,9 @@ class AVP(nn.Module):
         if f.shape != v.shape:
             raise ValueError(f"fractions and log_temperatures need the same length, got {f.numel()} and {v.numel()}")
         if f.numel() and (bool((f < 0).any()) or bool((f > 1).any()) or bool((f[1:] <= f[:-1]).any())):
-            raise ValueError(f"fractions must increase strictly within [0, 1], got {f.tolist()}")
+            raise ValueError(f"`fractions` must increase strictly within [0, 1], got {f.tolist()}")
         if not bool(torch.isfinite(v).all()):
-            raise ValueError(f"log_temperatures must be finite, got {v.tolist()}")
+            raise ValueError(f"`log_temperatures` must be finite, got {v.tolist()}")
         device = self.temperature.device
         self.calibration_fractions = f.to(device)
         self.calibration_log_temperatures = v.to(device)
@@ -315,15 +315,15 @@ class AVP(nn.Module):
     def check_images(self, images: torch.Tensor, name: str = "images") -> torch.Tensor:
         if not isinstance(images, torch.Tensor) or images.dim() != 4:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"{name} must be a tensor of shape (B, {self.channels}, H, W), got {shape}")
+            raise ValueError(f"`{name}` must be a tensor of shape (B, {self.channels}, H, W), got {shape}")
         H, W = self.grid.image_size
         if tuple(images.shape[1:]) != (self.channels, H, W):
             raise ValueError(
-                f"{name} must have shape (B, {self.channels}, {H}, {W}) to match the AVP's grid, "
+                f"`{name}` must have shape (B, {self.channels}, {H}, {W}) to match the AVP's grid, "
                 f"got {tuple(images.shape)}"
             )
         if not images.dtype.is_floating_point:
-            raise ValueError(f"{name} must be float in [0, 1], got dtype {images.dtype}")
+            raise ValueError(f"`{name}` must be float in [0, 1], got dtype {images.dtype}")
         return images
 
     def make_input(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -333,11 +333,11 @@ class AVP(nn.Module):
         canvas_ch = self.grid.glimpse_channels(self.channels)
         if not isinstance(canvas, torch.Tensor) or canvas.dim() != 4 or not canvas.dtype.is_floating_point:
             shape = tuple(canvas.shape) if isinstance(canvas, torch.Tensor) else type(canvas).__name__
-            raise ValueError(f"canvas must be a float tensor of shape (B, {canvas_ch}, H, W), got {shape}")
+            raise ValueError(f"`canvas` must be a float tensor of shape (B, {canvas_ch}, H, W), got {shape}")
         H, W = self.grid.image_size
         if tuple(canvas.shape[1:]) != (canvas_ch, H, W):
             raise ValueError(
-                f"canvas must have shape (B, {canvas_ch}, {H}, {W}) ({k} scale(s) x {self.channels} "
+                f"`canvas` must have shape (B, {canvas_ch}, {H}, {W}) ({k} scale(s) x {self.channels} "
                 f"channel(s), from sensor.observe) to match the AVP's sensor, got {tuple(canvas.shape)}"
             )
         if (
@@ -348,7 +348,7 @@ class AVP(nn.Module):
             or mask.shape[0] not in (1, canvas.shape[0])
         ):
             raise ValueError(
-                f"mask must have shape ({canvas.shape[0]}, {k}, {H}, {W}) (one channel per scale), "
+                f"`mask` must have shape ({canvas.shape[0]}, {k}, {H}, {W}) (one channel per scale), "
                 f"got {tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__}"
             )
         mask = mask.to(canvas.dtype).expand(canvas.shape[0], -1, -1, -1)

@@ -105,7 +105,7 @@ def test_flops_are_counted_exactly():
     [
         (dict(glimpses=0), "glimpses"),
         (dict(glimpses=2, policy="best"), "policy"),
-        (dict(glimpses=2, forced=torch.zeros(2, 3, dtype=torch.long)), "forced must have shape"),
+        (dict(glimpses=2, forced=torch.zeros(2, 3, dtype=torch.long)), "`forced` must have shape"),
         (dict(glimpses=2, forced=torch.full((2, 2), 9)), "forced locations"),
         (dict(glimpses=2, policy="fixed"), "fixed_probs"),
     ],
@@ -116,7 +116,7 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 
 def test_bad_images_and_normalisation_are_refused():
-    with pytest.raises(ValueError, match="images must have shape"):
+    with pytest.raises(ValueError, match="`images` must have shape"):
         small_net()(torch.rand(2, 3, 12, 12), 2)
     with pytest.raises(ValueError, match="mean and std"):
         HardAttentionNet(GRID, 3, 1, NetworkConfig(hidden=8), mean=[0.1, 0.2], std=[1.0])

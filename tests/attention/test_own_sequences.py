@@ -54,5 +54,5 @@ def test_the_store_is_taken_by_nogs_supervision(toy, tmp_path):
     assert store.indices() == [1, 2, 5, 7]
     with pytest.raises(ValueError, match="made with other settings"):
         write_policy_sequences(net, data, [1], 2, tmp_path / "s", {**CONFIG, "network": "other"})
-    with pytest.raises(ValueError, match="indices must lie in the training split"):
+    with pytest.raises(ValueError, match="`indices` must lie in the training split"):
         write_policy_sequences(net, data, [96], 2, tmp_path / "t", CONFIG)

@@ -188,5 +188,5 @@ def test_categorical_samplers_follow_the_probabilities_and_skip_impossible_locat
     assert sample_categorical(one_hot, torch.Generator().manual_seed(1), method).tolist() == [0, 1234, 2400]
     a = sample_categorical(probs[:50], torch.Generator().manual_seed(3), method)
     assert torch.equal(a, sample_categorical(probs[:50], torch.Generator().manual_seed(3), method))
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="`method` must be one of"):
         sample_categorical(probs, method="gumbel")

@@ -58,5 +58,5 @@ def test_dispersion_sees_split_targets_and_a_greedy_choice_between_them():
     assert row["neighbour_spread"] < row["random_spread"]
     assert row["greedy_on_a_target"] == pytest.approx(0.5)  # the split cluster's greedy choice is on neither
     assert row["greedy_to_nearest_target"] == pytest.approx(5.0)  # half at 10 cells, half at 0
-    with pytest.raises(ValueError, match="k must be in"):
+    with pytest.raises(ValueError, match="`k` must be in"):
         dispersion(hidden, targets, greedy, grid, k=80)

@@ -87,7 +87,7 @@ def test_parts_sequences_follow_the_paper_order_and_replace_hidden_parts():
     assert seqs[1, 1] == grid.nearest(parts[1, right_eye, 0], parts[1, right_eye, 1])
     visible = [grid.nearest(parts[1, j, 0], parts[1, j, 1]).item() for j in range(P) if parts[1, j, 2] > 0]
     assert seqs[1, 0].item() in visible and seqs[1, 2:].tolist() == expect[2:].tolist()
-    with pytest.raises(ValueError, match="parts must have shape"):
+    with pytest.raises(ValueError, match="`parts` must have shape"):
         parts_sequences(torch.zeros(2, 4, 3), grid, 0)
 
 
@@ -151,7 +151,7 @@ def test_heuristic_and_handcrafted_supervision(tmp_path):
         build_supervision("h1", 100, MNIST, 4, 10, seed=3, epe_first=torch.zeros(5))
     with pytest.raises(ValueError, match="needs `sequences`"):
         build_supervision("nogs", 100, MNIST, 4, 10, seed=3)
-    with pytest.raises(ValueError, match="supervision must be one of"):
+    with pytest.raises(ValueError, match="`supervision` must be one of"):
         build_supervision("oracle", 100, MNIST, 4, 10, seed=3)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -60,11 +60,11 @@ def test_flop_counter_counts_a_multiply_add_as_two():
 
 
 def test_bad_baseline_configs_are_refused():
-    with pytest.raises(ValueError, match="arch must be one of"):
+    with pytest.raises(ValueError, match="`arch` must be one of"):
         build_baseline(BaselineConfig(arch="resnet"))
-    with pytest.raises(ValueError, match="width must be positive"):
+    with pytest.raises(ValueError, match="`width` must be positive"):
         build_baseline(BaselineConfig(width=0))
-    with pytest.raises(ValueError, match="resolution must be at least 16"):
+    with pytest.raises(ValueError, match="`resolution` must be at least 16"):
         build_baseline(BaselineConfig(resolution=8))
 
 

@@ -42,7 +42,7 @@ def test_sample_hands_the_hook_checked_arguments():
         (([4], torch.rand(1, 1, 2, 2), 2), "outside the grid"),
         (([1], torch.rand(1, 3, 2, 2), 2), "1 channel"),
         (([1], torch.rand(1, 1, 2, 2) + 2, 2), r"pixels in \[0, 1\]"),
-        (([1], torch.rand(1, 1, 2, 2), 2, None, torch.rand(1, 3, 4)), "true_image must have shape"),
+        (([1], torch.rand(1, 1, 2, 2), 2, None, torch.rand(1, 3, 4)), "`true_image` must have shape"),
     ],
 )
 def test_sample_refuses_bad_arguments_before_the_hook(args, match):

@@ -105,7 +105,7 @@ def test_samples_keep_observed_pixels_and_differ(trained):
     "locations, glimpses, match",
     [
         (torch.tensor([-1]), torch.rand(1, 1, 12, 12), "outside the grid"),
-        (torch.tensor([3]), torch.rand(2, 1, 12, 12), "glimpses must have shape"),
+        (torch.tensor([3]), torch.rand(2, 1, 12, 12), "`glimpses` must have shape"),
         (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
         (torch.tensor([3]), torch.full((1, 1, 12, 12), 2.0), r"\[0, 1\]"),
         (torch.tensor([3.0]), torch.rand(1, 1, 12, 12), "integer"),

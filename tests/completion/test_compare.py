@@ -180,13 +180,13 @@ def test_compare_given_locations_and_bad_input():
         samplers, images, labels, GRID, cfg, locations=torch.tensor([[0, 80], [5, 6]]), progress=False
     )
     assert [r["label_agreement_db"] for r in res.rows] == pytest.approx([1.0, 0.0])
-    with pytest.raises(ValueError, match="locations must have shape"):
+    with pytest.raises(ValueError, match="`locations` must have shape"):
         compare_completions(samplers, images, labels, GRID, cfg, locations=torch.tensor([[0], [1]]))
     with pytest.raises(ValueError, match="outside the grid"):
         compare_completions(samplers, images, labels, GRID, cfg, locations=torch.tensor([[0, 81], [1, 2]]))
-    with pytest.raises(ValueError, match="labels must have shape"):
+    with pytest.raises(ValueError, match="`labels` must have shape"):
         compare_completions(samplers, images, torch.tensor([1]), GRID, cfg)
-    with pytest.raises(ValueError, match="images must have shape"):
+    with pytest.raises(ValueError, match="`images` must have shape"):
         compare_completions(samplers, torch.rand(2, 1, 28, 28), labels, GRID, cfg)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         compare_completions(samplers, torch.full((2, 1, 60, 60), float("nan")), labels, GRID, cfg)

@@ -96,7 +96,7 @@ def test_flip_rows_are_mirrors(tmp_path, list_dataset):
 
 
 def test_bad_input_and_corruption(tmp_path, list_dataset):
-    with pytest.raises(ValueError, match="n must be a positive"):
+    with pytest.raises(ValueError, match="`n` must be a positive"):
         build_database(tmp_path / "a", source(), n=0, progress=False)
     with pytest.raises(ValueError, match="n .number of images. is required"):
         build_database(tmp_path / "a", source(), progress=False)

@@ -147,8 +147,8 @@ def test_bad_settings_are_refused():
     index = DigitIndex.fit(prior.digits, components=2, prototypes=2)
     for kw, msg in (
         ({"k1": 0}, "`k1` must be"),
-        ({"min_ess": 0.5}, "min_ess must be"),
-        ({"k1": 10, "max_k1": 5}, "max_k1 must be"),
+        ({"min_ess": 0.5}, "`min_ess` must be"),
+        ({"k1": 10, "max_k1": 5}, "`max_k1` must be"),
         ({"uniform_mix": 0.0}, "uniform_mix"),
     ):
         with pytest.raises(ValueError, match=msg):

@@ -167,7 +167,7 @@ def test_bad_input(prior, tmp_path):
     g = torch.rand(1, 1, 4, 4)
     with pytest.raises(ValueError, match="outside the grid"):
         sampler.sample(torch.tensor([9]), g, 5)
-    with pytest.raises(ValueError, match=r"glimpses must have shape \(1, k\*C, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"`glimpses` must have shape \(1, k\*C, 4, 4\)"):
         sampler.sample(torch.tensor([1]), torch.rand(1, 1, 5, 4), 5)
     with pytest.raises(ValueError, match="1 channel"):
         sampler.sample(torch.tensor([1]), torch.rand(1, 3, 4, 4), 5)
@@ -179,9 +179,9 @@ def test_bad_input(prior, tmp_path):
         sampler.sample(torch.tensor([1.0]), g, 5)
     with pytest.raises(ValueError, match="`n` must be"):
         sampler.sample(torch.tensor([1]), g, 0)
-    with pytest.raises(ValueError, match="true_image must have shape"):
+    with pytest.raises(ValueError, match="`true_image` must have shape"):
         sampler.sample(torch.tensor([1]), g, 5, true_image=torch.rand(1, 12, 11))
-    with pytest.raises(ValueError, match="shift must be an int in"):
+    with pytest.raises(ValueError, match="`shift` must be an int in"):
         ImportanceCompletion(db, index, GRID, shift=2)
     with pytest.raises(ValueError, match="glimpses"):
         ImportanceCompletion(db, index, Sensor(12, 3, stride=3))

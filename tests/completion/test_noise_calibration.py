@@ -51,7 +51,7 @@ def test_label_calibration_of_calibrated_and_overconfident_predictions():
     assert label_calibration(sharp, labels)["ece"] > 0.2
     flat = label_calibration(torch.full((4000, 2), 0.5), labels)  # the label frequencies: calibrated, not sharp
     assert flat["ece"] < 0.03 and flat["nll"] > good["nll"] + 0.05
-    with pytest.raises(ValueError, match="probs must be"):
+    with pytest.raises(ValueError, match="`probs` must be"):
         label_calibration(probs, labels[:3])
 
 
@@ -76,5 +76,5 @@ def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
     base = TwoMeans(grid)
     twice = with_noise_scale(base, 2.0)
     assert math.isclose(_sigma(twice.sigma, 3), 2 * _sigma(base.sigma, 3)) and base.sigma is not twice.sigma
-    with pytest.raises(ValueError, match="scale must be positive"):
+    with pytest.raises(ValueError, match="`scale` must be positive"):
         with_noise_scale(base, 0.0)

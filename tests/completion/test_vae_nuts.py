@@ -131,7 +131,7 @@ def test_evaluate_vae_flags_a_collapsed_vae():
     e = evaluate_vae(vae, images)
     assert e["active_units"] == 0 and float(e["kl_per_dim"].max()) < 1e-3
     assert e["recon_ratio"] >= 1.0 and e["kl_per_dim"].shape == (4,)
-    with pytest.raises(ValueError, match="images must have shape"):
+    with pytest.raises(ValueError, match="`images` must have shape"):
         evaluate_vae(vae, torch.rand(2, 1, 28, 28))
 
 
@@ -271,8 +271,8 @@ def test_nuts_reproducible_and_thins(trained):
     "locations, glimpses, match",
     [
         (torch.tensor([81]), torch.rand(1, 1, 12, 12), "outside the grid"),
-        (torch.tensor([3, 4]), torch.rand(1, 1, 12, 12), "glimpses must have shape"),
-        (torch.tensor([3]), torch.rand(1, 1, 10, 10), "glimpses must have shape"),
+        (torch.tensor([3, 4]), torch.rand(1, 1, 12, 12), "`glimpses` must have shape"),
+        (torch.tensor([3]), torch.rand(1, 1, 10, 10), "`glimpses` must have shape"),
         (torch.tensor([3]), torch.full((1, 1, 12, 12), float("nan")), "NaN"),
         (torch.tensor([3]), torch.rand(1, 3, 12, 12), "channel"),
     ],

@@ -85,7 +85,7 @@ def test_partial_cache_rebuilt(tmp_path, cache):
 
 
 def test_cache_refuses_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="boxes must have one entry per path"):
+    with pytest.raises(ValueError, match="`boxes` must have one entry per path"):
         ImageCache([tmp_path / "a.png"], (4, 4), boxes=[])
     with pytest.raises(FileNotFoundError, match="a.png does not exist"):
         ImageCache([tmp_path / "a.png"], (4, 4), directory=tmp_path).array()

@@ -55,7 +55,7 @@ def test_bad_csv_and_missing_images(tmp_path):
 def test_load_dataset_boundary(tmp_path):
     with pytest.raises(ValueError, match="dataset name must be one of"):
         load_dataset("imagenet")
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(ValueError, match="`split` must be one of"):
         load_dataset("translated-mnist", split="val")
     with pytest.raises(ValueError, match="needs `root`"):
         load_dataset("cub")

@@ -54,7 +54,7 @@ def test_stratified_indices_cycle_through_classes():
     assert idx.tolist() == [0, 4, 6, 1, 5, 8]
     assert stratified_indices(labels, 100).sort().values.tolist() == list(range(9))
     assert len(stratified_indices(torch.rand(10, 4), 3)) == 3  # multilabel: evenly spaced
-    with pytest.raises(ValueError, match="n must be a positive"):
+    with pytest.raises(ValueError, match="`n` must be a positive"):
         stratified_indices(labels, 0)
 
 

@@ -94,7 +94,7 @@ def test_render_is_deterministic_and_batched_sizes():
         (dict(digits=torch.zeros(4, 20, 20, dtype=torch.uint8)), "digits"),
         (dict(digits=torch.zeros(4, 28, 28)), "uint8"),
         (dict(labels=torch.zeros(3, dtype=torch.long)), "labels"),
-        (dict(n=-1), "n must"),
+        (dict(n=-1), "`n` must"),
         (dict(canvas_size=20), "canvas_size"),
         (dict(indices=torch.tensor([0, 99])), "indices"),
     ],
@@ -162,7 +162,7 @@ def test_the_100_pixel_cluttered_variant_and_smaller_digit_pools():
     few = load_dataset("cluttered-mnist", split="train", train_digits=100)
     assert len(few) == 100 and len(few.digits) == 100
     assert len(load_dataset("cluttered-mnist", split="test", train_digits=100)) == 500  # the test split as is
-    with pytest.raises(ValueError, match="train_digits must be an int"):
+    with pytest.raises(ValueError, match="`train_digits` must be an int"):
         load_dataset("cluttered-mnist", split="train", train_digits=1)
 
 

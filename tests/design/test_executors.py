@@ -72,7 +72,7 @@ def test_ray_plan_and_worker_device():
     assert _plan(Cluster(CPU=8, GPU=2), 0, 3, 1.0) == (0.0, 3)
     with pytest.raises(ValueError, match="gpus_per_worker=1 but the Ray cluster has 0 GPUs"):
         _plan(Cluster(CPU=8), 1, None, 1.0)
-    with pytest.raises(ValueError, match="cpus_per_worker must be > 0"):
+    with pytest.raises(ValueError, match="`cpus_per_worker` must be > 0"):
         _plan(Cluster(CPU=8), 0, None, 0)
     f = ImageFactory("folder", "avp", "prior", device="cpu")
     assert worker_factory(f, 1.0).device == "cuda" and worker_factory(f, 0.0).device == "cpu"

@@ -90,7 +90,7 @@ def test_held_out_training_set_drops_every_canvas_of_the_design_digits():
     assert held.grid is ds.grid and held[0]["index"] == held.keep[0]
     with pytest.raises(ValueError, match="none of the 60"):
         HeldOut(ds, 20)  # every digit
-    with pytest.raises(ValueError, match=r"exclude must be a count .*\[0, 60\], got 61"):
+    with pytest.raises(ValueError, match=r"`exclude` must be a count .*\[0, 60\], got 61"):
         HeldOut(ds, 61)
     small = MnistCanvases("train", size=8, train_digits=20)  # --train-size 8: fewer canvases than design images
     other = HeldOut(small, 6, design=MnistCanvases("train", size=16, train_digits=20))

@@ -52,7 +52,7 @@ def test_factory_defaults_to_the_mnist_schedule(artefacts):
 
 
 def test_factory_refuses_a_shift_the_index_cannot_serve(artefacts):
-    with pytest.raises(ValueError, match="shift must be an int in"):
+    with pytest.raises(ValueError, match="`shift` must be an int in"):
         ImageFactory("cluttered-mnist", str(artefacts / "avp"), str(artefacts / "prior"), shift=3)()
 
 

@@ -183,7 +183,7 @@ def test_parse_search_options():
         parse_search_options("race", ["z"])
     with pytest.raises(ValueError, match="must be a number"):
         parse_search_options("race", ["z=high"])
-    with pytest.raises(ValueError, match="search must be"):
+    with pytest.raises(ValueError, match="`search` must be"):
         parse_search_options("best", [])
 
 

@@ -96,5 +96,5 @@ def test_training_autocasts_to_bfloat16_on_cuda_only(fake_cuda):
         assert lin(x).dtype == torch.bfloat16
     assert autocast("cuda").fast_dtype == torch.bfloat16 and autocast("cuda")._enabled
     assert not autocast("cuda", "float32")._enabled
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="`precision` must be one of"):
         autocast("cpu", "float16")

@@ -35,7 +35,7 @@ def test_draws_give_draws_times_images_rows_image_major(toy):
     # the whole image is one deterministic draw whatever ``draws`` says
     full = collect_draws(avp, data, 0, seed=0, draws=5, full=True)
     assert full["logits"].shape == (10, 4) and bool((full["fraction"] == 1).all())
-    with pytest.raises(ValueError, match="draws must be >= 1"):
+    with pytest.raises(ValueError, match="`draws` must be >= 1"):
         collect_draws(avp, data, 1, seed=0, draws=0)
 
 

@@ -45,7 +45,7 @@ def test_a_retina_avp_sees_one_canvas_and_one_mask_per_scale():
     assert bool((x[:, :3][~mask.bool()] == 0).all())
     assert torch.equal(avp.predict(images, loc), avp(x))
     assert torch.allclose(avp.observed_fraction(x), mask[:, 0].flatten(1).mean(1))  # the fovea's fraction
-    with pytest.raises(ValueError, match=r"canvas must have shape \(B, 3, 24, 24\) \(3 scale\(s\)"):
+    with pytest.raises(ValueError, match=r"`canvas` must have shape \(B, 3, 24, 24\) \(3 scale\(s\)"):
         avp.make_input(images, mask)  # the image alone is not what a retina AVP reads
     with pytest.raises(ValueError, match="one channel per scale"):
         avp.make_input(canvas, mask[:, :1])
@@ -142,18 +142,18 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
 
 def test_bad_images_and_labels_are_refused():
     avp = small()
-    with pytest.raises(ValueError, match=r"images must have shape \(B, 1, 24, 24\)"):
+    with pytest.raises(ValueError, match=r"`images` must have shape \(B, 1, 24, 24\)"):
         avp.predict(torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="mask must have shape"):
         avp.make_input(torch.zeros(2, 1, 24, 24), torch.zeros(2, 1, 12, 12))
     with pytest.raises(ValueError, match="outside the grid"):
         avp.predict(torch.zeros(2, 1, 24, 24), torch.tensor([[0], [99]]))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 9\]"):
         check_labels(avp, torch.tensor([0, 10]))
     ml = small(head="multilabel", num_classes=0, num_attributes=3)
     with pytest.raises(ValueError, match=r"\(B, 3\) attribute vectors"):
         check_labels(ml, torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="backbone must be one of"):
+    with pytest.raises(ValueError, match="`backbone` must be one of"):
         AVPConfig(backbone="resnet")
     with pytest.raises(ValueError, match="one value per channel"):
         AVPConfig(channels=3)
