@@ -95,7 +95,7 @@ def test_bad_shapes_and_sizes_are_refused():
         grid.mask(torch.tensor([0.5]))
     with pytest.raises(ValueError, match="larger than image_size"):
         Sensor(10, 12)
-    with pytest.raises(ValueError, match="rows must lie"):
+    with pytest.raises(ValueError, match="`rows` must lie"):
         Sensor(10, 4, rows=[0, 7])
     with pytest.raises(ValueError, match="not on the grid"):
         grid.index(torch.tensor([1]), torch.tensor([0]))

@@ -44,5 +44,5 @@ def test_calibration_pairs_each_chosen_locations_epe_with_the_realised_entropy()
         assert step["relative"] == pytest.approx(0.25, rel=1e-3)  # realised / predicted - 1
         assert step["realised"]["lo"] <= step["realised"]["mean"] <= step["realised"]["hi"]
         assert math.isfinite(step["difference"]["mean"])
-    with pytest.raises(ValueError, match="epe_maps must have shape"):
+    with pytest.raises(ValueError, match="`epe_maps` must have shape"):
         epe_calibration(post, images, grid, seq, maps[:, :2])

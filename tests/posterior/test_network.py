@@ -144,7 +144,7 @@ def test_bad_images_and_labels_are_refused():
     avp = small()
     with pytest.raises(ValueError, match=r"`images` must have shape \(B, 1, 24, 24\)"):
         avp.predict(torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="mask must have shape"):
+    with pytest.raises(ValueError, match="`mask` must have shape"):
         avp.make_input(torch.zeros(2, 1, 24, 24), torch.zeros(2, 1, 12, 12))
     with pytest.raises(ValueError, match="outside the grid"):
         avp.predict(torch.zeros(2, 1, 24, 24), torch.tensor([[0], [99]]))

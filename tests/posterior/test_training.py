@@ -81,7 +81,7 @@ def test_fit_temperature_recovers_a_known_temperature():
 def test_bad_training_input_is_refused(tmp_path, toy):
     train = toy(32, 0)
     train.num_classes = 2  # a 2-class head, but the labels go up to 3
-    with pytest.raises(ValueError, match=r"train labels must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`train labels` must lie in \[0, 1\]"):
         train_avp(train, toy(16, 0, "valid"), tmp_path / "x", TrainAVPConfig(**CFG), progress=False)
     with pytest.raises(ValueError, match="full_fraction"):
         train_avp(toy(16, 0), toy(16, 0, "valid"), tmp_path / "y", TrainAVPConfig(**{**CFG, "full_fraction": 2.0}))
