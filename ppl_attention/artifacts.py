@@ -387,7 +387,7 @@ def load_weights(path: str | os.PathLike, expected_config: Mapping[str, Any] | N
     """Load (tensors, config) saved by :func:`save_weights`; refuse non-safetensors files or another config."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ArtifactError(f"weights must be a .safetensors file, got {path}")
+        raise ArtifactError(f"`weights` must be a .safetensors file, got {path}")
     if not path.is_file():
         raise ArtifactError(f"weights file {path} does not exist")
     tensors = _load_safetensors(path)

@@ -144,7 +144,7 @@ class GlimpseEmbedder(nn.Module):
 
         p = Path(path)
         if p.suffix != ".safetensors" or not p.is_file():
-            raise FileNotFoundError(f"backbone_weights must be an existing .safetensors file, got {path!r}")
+            raise FileNotFoundError(f"`backbone_weights` must be an existing .safetensors file, got {path!r}")
         try:
             state = load_file(str(p))
         except Exception as e:  # noqa: BLE001  (safetensors raises several types for a corrupt or pickled file)

@@ -40,6 +40,22 @@ def test_library_errors_name_arguments_not_flags():
     assert not offenders, "library errors that name CLI flags:\n" + "\n".join(offenders)
 
 
+#: An error that starts with a bare argument name and what it must be (``"n must be ..."``): the house names it in
+#: backticks (```n` must be ...``), so the command line can show the flag that sets it.
+BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]* (?:must|should) ")
+
+
+def test_library_errors_name_their_argument_in_backticks():
+    offenders = []
+    for rel, path in _library_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                first = next(_strings(node.exc), "")
+                if BARE_NAME.match(first):
+                    offenders.append(f"{rel}:{node.lineno}: {first[:60]}")
+    assert not offenders, "library errors that name their argument without backticks:\n" + "\n".join(offenders)
+
+
 def test_the_scan_sees_a_flag_in_an_error():
     tree = ast.parse('raise ValueError(f"lr (--lr) must be positive, got {x}")')
     assert {FLAG.search(t).group() for t in _strings(tree.body[0].exc) if FLAG.search(t)} == {"--lr"}
