@@ -160,7 +160,8 @@ def _print_noise_floor(a: dict, cfg: NoiseFloorConfig) -> None:
     print(
         f"  noise floor (two searches on {cfg.num_samples} completions): mean regret "
         f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
-        f"{100 * a['vs_reference']['mean']:.1f} %"
+        f"{100 * a['vs_reference']['mean']:.1f} %; a draw's chosen EPE {100 * a['optimism']['mean']:+.1f} % on the "
+        "other draw (optimism)"
     )
     for label, r in a["searches"].items():
         print(

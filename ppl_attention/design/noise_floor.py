@@ -8,6 +8,10 @@ the reference's.  The exhaustive EPE maps on them give
 
 - ``between``: the regret of A's argmin on B's map and of B's on A's (their mean): the estimator's own noise floor;
 - ``vs_reference``: the regret of A's and of B's argmin on the reference map;
+- ``optimism``: how far the EPE a draw predicts for its own choice lies below the EPE of that location on the other,
+  independent draw, ``(EPE_other(chosen) - EPE_own(chosen)) / EPE_own(chosen)`` (the mean over A and B): the
+  optimiser's curse of taking the smallest of many noisy estimates, which makes a predicted EPE look better than
+  what the glimpse then delivers;
 
 with a regret ``(EPE(chosen) - min EPE) / min EPE`` over the locations not yet observed.  Each row also holds the
 ESS and the number of distinct completions of every draw.  The completions leave the image itself out
@@ -44,6 +48,13 @@ DRAWS = ("a", "b", "reference")
 def _regret(epe: torch.Tensor, choice: int) -> float:
     low = float(epe.min())
     return (float(epe[choice]) - low) / max(low, 1e-12)
+
+
+def _optimism(own: torch.Tensor, other: torch.Tensor) -> float:
+    """How much higher the other draw scores ``own``'s choice than ``own`` does, relative to ``own``'s score."""
+    choice = int(own.argmin())
+    low = float(own[choice])
+    return (float(other[choice]) - low) / max(low, 1e-12)
 
 
 def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int):
@@ -92,7 +103,8 @@ def noise_floor(
     progress: bool = True,
     searches: dict[str, tuple[str, dict]] | None = None,
 ) -> list[dict]:
-    """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "draws": {name: {"ess", "distinct"}}}``
+    """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "optimism", "draws": {name: {"ess",
+    "distinct"}}}``
     for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
     the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
     ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
@@ -119,6 +131,7 @@ def noise_floor(
                 "step": t + 1,
                 "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
                 "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")},
+                "optimism": 0.5 * (_optimism(maps["a"], maps["b"]) + _optimism(maps["b"], maps["a"])),
                 "draws": draws,
             }
             if searches:
@@ -164,6 +177,7 @@ def summarise_noise_floor(rows: list[dict]) -> dict:
         return {
             "between": _stats(r["between"] for r in rs),
             "vs_reference": _stats(v for r in rs for v in r["vs_reference"].values()),
+            "optimism": _stats(r["optimism"] for r in rs),
             "ess": {k: statistics.median(r["draws"][k]["ess"] for r in rs) for k in DRAWS},
             "distinct": {k: statistics.median(r["draws"][k]["distinct"] for r in rs) for k in DRAWS},
             "searches": {

@@ -127,7 +127,12 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path
     assert row["between"] >= 0 and set(row["vs_reference"]) == {"a", "b"}
     assert row["draws"]["reference"]["distinct"] <= 8 and row["draws"]["a"]["ess"] >= 1
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["images"] == 2 and summary["k1"] == 100 and set(summary["per_step"]) == {"2", "3"}
+    assert (
+        summary["images"] == 2
+        and summary["k1"] == 100
+        and "optimism" in summary["all"]
+        and set(summary["per_step"]) == {"2", "3"}
+    )
     assert summary["all"]["searches"]["exhaustive"]["regret"]["mean"] == 0.0
     assert (
         main(
@@ -210,3 +215,11 @@ def test_settings_are_checked_by_their_objects_and_shown_as_flags(argv, message,
     out = tmp_path / "out"
     assert main([*argv, "--prior", str(tmp_path), "--out", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_optimism_is_how_much_worse_the_other_draw_scores_a_draws_choice():
+    from ppl_attention.design.noise_floor import _optimism
+
+    own, other = torch.tensor([2.0, 1.0, 3.0]), torch.tensor([1.0, 1.5, 0.5])
+    assert _optimism(own, other) == pytest.approx(0.5)  # own picks location 1 (1.0); the other scores it 1.5
+    assert _optimism(own, own) == 0.0  # a draw agrees with itself
