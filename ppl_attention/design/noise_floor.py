@@ -34,6 +34,7 @@ from ..config import GLIMPSES, setting
 
 from ..runtime import derive_seed, generator as make_generator
 from .honest import honest_problem
+from .search_base import relative_regret
 from .search import CachedScore, run_search
 from .sequential import DesignProblem
 
@@ -43,11 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["NoiseFloorConfig", "noise_floor", "parse_searches", "summarise_noise_floor"]
 
 DRAWS = ("a", "b", "reference")
-
-
-def _regret(epe: torch.Tensor, choice: int) -> float:
-    low = float(epe.min())
-    return (float(epe[choice]) - low) / max(low, 1e-12)
 
 
 def _optimism(own: torch.Tensor, other: torch.Tensor) -> float:
@@ -83,8 +79,8 @@ def _replay(searches: dict, table, grid, observed, maps: dict, seed: int) -> dic
         lookup = CachedScore(lambda c, s: H[c][:, s], H.shape[0], H.shape[1])
         result = run_search(name, lookup, weights, grid, observed, generator=make_generator(seed), **options)
         out[label] = {
-            "regret": _regret(maps["a"], result.location),
-            "vs_reference": _regret(maps["reference"], result.location),
+            "regret": relative_regret(maps["a"], result.location),
+            "vs_reference": relative_regret(maps["reference"], result.location),
             "evaluations": lookup.evaluations / full,
         }
     return out
@@ -129,8 +125,8 @@ def noise_floor(
             row = {
                 "index": int(index),
                 "step": t + 1,
-                "between": 0.5 * (_regret(maps["b"], choice["a"]) + _regret(maps["a"], choice["b"])),
-                "vs_reference": {k: _regret(maps["reference"], choice[k]) for k in ("a", "b")},
+                "between": 0.5 * (relative_regret(maps["b"], choice["a"]) + relative_regret(maps["a"], choice["b"])),
+                "vs_reference": {k: relative_regret(maps["reference"], choice[k]) for k in ("a", "b")},
                 "optimism": 0.5 * (_optimism(maps["a"], maps["b"]) + _optimism(maps["b"], maps["a"])),
                 "draws": draws,
             }

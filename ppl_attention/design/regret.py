@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import derive_seed, generator as make_generator
 from .amortised import amortised_sequences
+from .search_base import relative_regret
 from .search import NETWORK_SEARCHES, SearchResult, run_search
 from .sequential import DesignProblem, image_seed
 
@@ -43,11 +44,6 @@ __all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
 #: reference is the Monte-Carlo noise of the BOED estimator itself: what no method that does not read the
 #: reference's own completions can beat on average).
 INDEPENDENT = "exhaustive-independent"
-
-
-def _regret(ref: torch.Tensor, choice: int) -> float:
-    low = float(ref.min())
-    return (float(ref[choice]) - low) / max(low, 1e-12)
 
 
 def _reference_step(problem, reference, index, t: int, locs, images, weights, observed, sample_s: float):
@@ -103,7 +99,7 @@ def _score_search(problem, name, options, step: dict, ref, ref_map, gen) -> dict
     return {
         "seconds": seconds,
         "evaluations": result.evaluations,
-        "regret": _regret(ref_map, result.location),
+        "regret": relative_regret(ref_map, result.location),
         "regret_nats": float(ref_map[result.location] - ref_map.min()),
         "agree": result.location == int(ref.location),
     }
@@ -182,7 +178,7 @@ def evaluate_searches(
     if problem.epe_net is not None and len(indices):
         net_first = problem.epe_net(image_fn(indices[0]).unsqueeze(0), empty.view(1, 0))[0].double().cpu()
         out["first_step"] = {
-            "regret": _regret(first_epe, int(net_first.argmin())),
+            "regret": relative_regret(first_epe, int(net_first.argmin())),
             "agree": int(net_first.argmin()) == first,
         }
         if labels is not None:

@@ -15,7 +15,7 @@ import torch
 if TYPE_CHECKING:
     from typing import Sequence
 
-__all__ = ["SearchResult", "CachedScore", "prepare_weights", "sample_order", "weighted_map"]
+__all__ = ["SearchResult", "CachedScore", "prepare_weights", "sample_order", "weighted_map", "relative_regret"]
 
 
 @dataclass
@@ -95,3 +95,9 @@ def weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
     num = torch.where(seen, cached.table, torch.zeros_like(cached.table)) @ w
     den = seen.double() @ w
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
+
+
+def relative_regret(epe: torch.Tensor, choice: int) -> float:
+    """``(EPE(choice) - min EPE) / min EPE`` on one map: how much worse ``choice`` is than the map's best."""
+    low = float(epe.min())
+    return (float(epe[choice]) - low) / max(low, 1e-12)
