@@ -150,9 +150,7 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "pr
     complete = partial(_store_holds, store, s.design_images)
     noise_from = {"noise_from": calibration} if noise == "calibrated" else {}
     calibrate = partial(pipeline.calibrate_noise, calibration, prior, split="valid", **s.calibration, **common)
-    calibrate_stage = [
-        Stage("calibrate the glimpse noise (held-out canvases)", calibration / "summary.json", calibrate)
-    ]
+    calibrate_stage = Stage("calibrate the glimpse noise (held-out canvases)", calibration / "summary.json", calibrate)
     return [
         Stage(
             "train AVP (designed canvases held out)",
@@ -167,7 +165,7 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "pr
             ),
         ),
         Stage("build prior", prior / "summary.json", partial(pipeline.build_prior, prior, avp=avp, **common)),
-        *(calibrate_stage if noise_from else []),
+        *([calibrate_stage] if noise_from else []),
         Stage(
             f"design {s.design_images} sequences (T = {GLIMPSES}, {g.search} search)",
             complete,
