@@ -138,6 +138,21 @@ def _designed_images(args):
     return store, seqs, avp, data, idx, torch.stack([data[i]["image"] for i in idx])
 
 
+def _independent_epe(store, idx):
+    """(N, T) the records' ``independent_epe`` (step 1 and images without one NaN), or None if no record has it."""
+    import torch
+
+    rows = [store.record(i).get("independent_epe") for i in idx]
+    if not any(rows):
+        return None
+    out = torch.full((len(idx), store.T), float("nan"), dtype=torch.float64)
+    for n, row in enumerate(rows):
+        for t, value in enumerate(row or [], start=1):  # the record's list starts at step 2
+            if value is not None:
+                out[n, t] = float(value)
+    return out
+
+
 def run_plot_epe_calibration(args):
     import torch
 
@@ -155,6 +170,7 @@ def run_plot_epe_calibration(args):
         torch.stack([seqs[i] for i in idx]),
         maps,
         attribute=None if task in (None, "label") else int(task),
+        independent=_independent_epe(store, idx),
     )
     path = plot_epe_calibration(
         result,
@@ -171,6 +187,11 @@ def run_plot_epe_calibration(args):
             f"  t={s['t']}: predicted {s['predicted']['mean']:.3f} [{s['predicted']['lo']:.3f}, "
             f"{s['predicted']['hi']:.3f}], realised {s['realised']['mean']:.3f} [{s['realised']['lo']:.3f}, "
             f"{s['realised']['hi']:.3f}], relative {100 * s['relative']:+.1f} %"
+            + (
+                f"; independent draw {s['independent']['mean']:.3f}, relative {100 * s['independent_relative']:+.1f} %"
+                if "independent" in s
+                else ""
+            )
         )
     print(f"wrote {path}")
     return 0

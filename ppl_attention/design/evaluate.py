@@ -145,6 +145,7 @@ def epe_calibration(
     make_input: Callable | None = None,
     attribute: int | None = None,
     batch_size: int = 512,
+    independent: torch.Tensor | None = None,
 ) -> dict:
     """Predicted EPE of each chosen location against the realised posterior entropy, per step.
 
@@ -153,7 +154,9 @@ def epe_calibration(
     entropy after glimpse t would be; the realised entropy is the posterior's (``posterior.entropy``, or a softmax
     entropy) on the true image's first t glimpses.  Returns per step ``predicted`` / ``realised`` means with 95 %
     intervals, the paired ``difference`` (realised - predicted) and ``relative`` = realised / predicted - 1 (ratio
-    of the means), and per-image ``rows``.
+    of the means), and per-image ``rows``.  ``independent`` (N, T), NaN where not drawn: each chosen location's
+    EPE on an independent draw of completions (a store's ``independent_epe``); the steps where every image has
+    one also report it as ``independent`` and ``independent_relative`` = realised / independent - 1.
     """
     from ..model import entropy_from_logits
 
@@ -166,6 +169,10 @@ def epe_calibration(
             f"`epe_maps` must have shape ({N}, {T}, {grid.num_locations}) to match the sequences, "
             f"got {tuple(maps.shape)}"
         )
+    if independent is not None:
+        independent = torch.as_tensor(independent, dtype=torch.float64)
+        if independent.shape != (N, T):
+            raise ValueError(f"`independent` must have shape ({N}, {T}), got {tuple(independent.shape)}")
     predicted = maps.gather(2, seq.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if maps.dim() == 4:  # one map per attribute
         predicted = predicted[..., attribute or 0]
@@ -191,7 +198,24 @@ def epe_calibration(
                 "predicted": mean_ci(p),
                 "realised": mean_ci(r),
                 "difference": mean_ci(r - p),
-                "relative": float(r.mean() / p.mean() - 1.0) if float(p.mean()) != 0 else float("nan"),
+                "relative": _relative(r, p),
+                **_independent_step(independent, t, r),
             }
         )
-    return {"images": N, "steps": steps, "rows": {"predicted": predicted.tolist(), "realised": realised.tolist()}}
+    rows = {"predicted": predicted.tolist(), "realised": realised.tolist()}
+    if independent is not None:
+        rows["independent"] = independent.tolist()
+    return {"images": N, "steps": steps, "rows": rows}
+
+
+def _relative(realised: torch.Tensor, predicted: torch.Tensor) -> float:
+    """``realised / predicted - 1`` of the means (NaN when the prediction is 0)."""
+    return float(realised.mean() / predicted.mean() - 1.0) if float(predicted.mean()) != 0 else float("nan")
+
+
+def _independent_step(independent: torch.Tensor | None, t: int, realised: torch.Tensor) -> dict:
+    """Step ``t``'s independent-draw estimate against the realised entropy, when every image has one."""
+    if independent is None or bool(torch.isnan(independent[:, t]).any()):
+        return {}
+    i = independent[:, t]
+    return {"independent": mean_ci(i), "independent_relative": _relative(realised, i)}

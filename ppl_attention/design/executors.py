@@ -135,8 +135,13 @@ def design_batch(
             "evaluations": [int(i.get("evaluations", 0)) for i in result.info],
             # effective sample size of the completions at steps 2..T (step 1 is the cached prior's)
             "ess": [i.get("ess") for i in result.info[1:]],
-            "distinct": [i.get("samples") for i in result.info[1:]],
-        }  # distinct completions per step
+            "distinct": [i.get("samples") for i in result.info[1:]],  # distinct completions per step
+            **(
+                {"independent_epe": [i.get("independent_epe") for i in result.info[1:]]}
+                if settings.independent_draw
+                else {}
+            ),
+        }
 
 
 def read_failures(store: SequenceStore) -> dict[int, str]:
@@ -174,7 +179,7 @@ def _write(store: SequenceStore, rec: dict, failed: dict[int, str]) -> None:
         rec["epe"],
         evaluations=rec["evaluations"],
         ess=rec.get("ess"),
-        **({"distinct": rec["distinct"]} if "distinct" in rec else {}),
+        **{k: rec[k] for k in ("distinct", "independent_epe") if k in rec},
     )
 
 

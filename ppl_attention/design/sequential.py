@@ -35,6 +35,7 @@ __all__ = [
     "SequenceResult",
     "first_glimpse_epe",
     "select_location",
+    "independent_epe",
     "greedy_sequence",
     "image_seed",
 ]
@@ -99,13 +100,15 @@ class DesignProblem:
 
 @dataclass
 class DesignSettings:
-    """Settings of the greedy loop (what a sequence store's manifest records)."""
+    """Settings of the greedy loop (what a sequence store's manifest records).  ``independent_draw``: also score
+    each chosen location on a second draw of completions (:func:`independent_epe`)."""
 
     T: int = GLIMPSES
     num_samples: int = 100
     search: str = "exhaustive"
     allow_repeat: bool = False
     search_options: dict = field(default_factory=dict)
+    independent_draw: bool = False
 
     def __post_init__(self):
         check_int("T", self.T)
@@ -167,13 +170,60 @@ def select_location(
     settings: DesignSettings,
     generator: torch.Generator,
     prior: torch.Tensor | None = None,
+    independent: torch.Generator | None = None,
 ) -> tuple[int, torch.Tensor, dict]:
     """One step of Algorithm 1: sample completions, score candidates, return (location, EPE map, info).
 
     ``prior`` (L,), the previous step's EPE map, lets the ``race`` search start from the candidates that were
     good one glimpse ago (the other searches ignore it).  The ``amortised`` search takes the argmin of the
     problem's EPE-map network's prediction (no completions are drawn), ``hybrid`` races the prediction's best
-    candidates on the completions."""
+    candidates on the completions.  ``independent``, a generator of its own: ``info["independent_epe"]`` is the
+    chosen location's EPE on a second draw of completions (:func:`independent_epe`)."""
+    location, epe, info = _search_step(problem, true_image, observed, settings, generator, prior)
+    if independent is not None:
+        info["independent_epe"] = independent_epe(
+            problem, true_image, observed, location, settings.num_samples, independent
+        )
+    return location, epe, info
+
+
+def _observed_glimpses(grid: Sensor, true_image: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """The true image's glimpses at ``observed`` (t, C, h, w); an empty stack before the first glimpse."""
+    if len(observed):
+        return grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0]
+    return true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
+
+
+def independent_epe(
+    problem: DesignProblem,
+    true_image: torch.Tensor,
+    observed: torch.Tensor,
+    location: int,
+    num_samples: int,
+    generator: torch.Generator,
+) -> float:
+    """The EPE of ``location`` after ``observed``, on ``num_samples`` completions drawn with ``generator``.
+
+    The draw that chose a location scores it optimistically: the argmin of noisy estimates is biased low (the
+    optimiser's curse).  Scored on a draw that played no part in the choice, the estimate is unbiased for that
+    location, so its gap to the realised entropy measures the completions, not the search."""
+    glimpses = _observed_glimpses(problem.grid, true_image, observed)
+    samples = problem.sample(observed, glimpses, num_samples, generator, true_image)
+    score = problem.score_fn(samples.images.to(true_image.device), observed)
+    H = score(torch.tensor([int(location)]), torch.arange(len(samples.weights)))[0].double().cpu()
+    w = torch.as_tensor(samples.weights, dtype=torch.float64).cpu()
+    return float((H * w).sum() / w.sum())
+
+
+def _search_step(
+    problem: DesignProblem,
+    true_image: torch.Tensor,
+    observed: torch.Tensor,
+    settings: DesignSettings,
+    generator: torch.Generator,
+    prior: torch.Tensor | None,
+) -> tuple[int, torch.Tensor, dict]:
+    """:func:`select_location` without the independent draw."""
     grid = problem.grid
     forbidden = None if settings.allow_repeat else observed
     proposal = None
@@ -186,11 +236,7 @@ def select_location(
         if settings.search == "amortised":  # no completions: the network's map is the step
             result = run_search("amortised", None, None, grid, forbidden, proposal=proposal)
             return result.location, result.epe, {"evaluations": 0, "net_seconds": net_seconds}
-    glimpses = (
-        grid.extract(true_image.unsqueeze(0), observed.view(1, -1))[0]
-        if len(observed)
-        else true_image.new_zeros((0,) + grid.glimpse_shape(true_image.shape[0]))
-    )
+    glimpses = _observed_glimpses(grid, true_image, observed)
     t0 = time.perf_counter()
     samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image)
     images = samples.images.to(true_image.device)
@@ -244,6 +290,8 @@ def greedy_sequence(
     if settings.T > grid.num_locations and not settings.allow_repeat:
         raise ValueError(f"T={settings.T} exceeds the {grid.num_locations} locations and repeats are not allowed")
     g = make_generator(seed)
+    # a stream of its own, so the sequence is the same with or without the independent draws
+    independent = make_generator(derive_seed(int(seed), "independent-draw")) if settings.independent_draw else None
     if first_epe is None:
         first_epe = first_glimpse_epe(problem, settings.num_samples, seed)
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
@@ -253,7 +301,9 @@ def greedy_sequence(
     maps, infos = [first_epe], [{"cached": True}]
     for _ in range(1, settings.T):
         observed = torch.tensor(locations, dtype=torch.long, device=true_image.device)
-        loc, epe, info = select_location(problem, true_image, observed, settings, g, prior=maps[-1])
+        loc, epe, info = select_location(
+            problem, true_image, observed, settings, g, prior=maps[-1], independent=independent
+        )
         locations.append(loc)
         maps.append(epe.double().cpu())
         infos.append(info)

@@ -98,6 +98,12 @@ class GenerateConfig:
         "2,401 x N AVP passes",
     )
     allow_repeat: bool = setting(False, "allow choosing a location twice")
+    independent_draw: bool = setting(
+        False,
+        "also score each chosen location on a second, independent draw of completions (recorded as "
+        "independent_epe; `plot epe-calibration` compares it with the realised entropy): an estimate free of "
+        "the optimiser's curse, at one more draw per step",
+    )
     allow_oracle: bool = setting(
         False,
         "diagnosis only: design with an AVP trained on the design images and completions that may propose "
@@ -258,6 +264,7 @@ def _generate(cfg: GenerateConfig, seed: int, device, rest: dict) -> tuple[dict,
         search=cfg.search,
         allow_repeat=cfg.allow_repeat,
         search_options=search_options,
+        independent_draw=cfg.independent_draw,
     )
     factory = _image_factory(cfg, spec, avp, prior, device, sigma, precision)
     _check_oracle(cfg, avp, prior, data, indices)
@@ -381,6 +388,8 @@ def _generate_store_config(
     }
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
+    if cfg.independent_draw:  # only then, like `min_ess`: the records gain a field, the sequences are the same
+        config["independent_draw"] = True
     if cfg.allow_oracle:  # only then, like `min_ess`: an honest store's config is unchanged
         config["allow_oracle"] = True
     if cfg.epe_net is not None:  # only then: the configs of the stores of the other searches are unchanged

@@ -87,21 +87,23 @@ def plot_epe_calibration(
     result: dict, path: str | os.PathLike, title: str = "Predicted EPE vs realised entropy"
 ) -> Path:
     """``result`` from :func:`ppl_attention.design.evaluate.epe_calibration`: per step, the mean predicted EPE of
-    the chosen location and the mean realised posterior entropy with 95 % intervals; right, every image's pair."""
+    the chosen location, the mean realised posterior entropy and (when recorded) the chosen location's EPE on an
+    independent draw, with 95 % intervals; right, every image's (predicted, realised) pair."""
     steps = result["steps"]
     t = [s["t"] for s in steps]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for key, marker, dx in (("predicted", "o-", -0.05), ("realised", "s--", 0.05)):
-        m = [s[key]["mean"] for s in steps]
-        err = [[s[key]["mean"] - s[key]["lo"] for s in steps], [s[key]["hi"] - s[key]["mean"] for s in steps]]
-        ax.errorbar(
-            [x + dx for x in t],
-            m,
-            yerr=err,
-            fmt=marker,
-            capsize=3,
-            label=f"{key} ({'EPE of the chosen location' if key == 'predicted' else 'posterior entropy'})",
-        )
+    labels = {
+        "predicted": "predicted (EPE of the chosen location)",
+        "realised": "realised (posterior entropy)",
+        "independent": "chosen location on an independent draw",
+    }
+    for key, marker, dx in (("predicted", "o-", -0.05), ("realised", "s--", 0.05), ("independent", "^:", 0.0)):
+        have = [s for s in steps if key in s]
+        if not have:
+            continue
+        m = [s[key]["mean"] for s in have]
+        err = [[s[key]["mean"] - s[key]["lo"] for s in have], [s[key]["hi"] - s[key]["mean"] for s in have]]
+        ax.errorbar([s["t"] + dx for s in have], m, yerr=err, fmt=marker, capsize=3, label=labels[key])
     ax.set_xlabel("glimpses t")
     ax.set_ylabel("entropy (nats)")
     ax.set_xticks(t)

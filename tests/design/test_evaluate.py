@@ -46,3 +46,11 @@ def test_calibration_pairs_each_chosen_locations_epe_with_the_realised_entropy()
         assert math.isfinite(step["difference"]["mean"])
     with pytest.raises(ValueError, match="`epe_maps` must have shape"):
         epe_calibration(post, images, grid, seq, maps[:, :2])
+    # an independent draw's estimate, recorded from step 2 on (step 1 NaN): reported where every image has one
+    independent = torch.cat([torch.full((5, 1), math.nan, dtype=torch.float64), 0.5 * want[:, 1:]], 1)
+    out = epe_calibration(post, images, grid, seq, maps, independent=independent)
+    assert "independent" not in out["steps"][0]
+    for step in out["steps"][1:]:
+        assert step["independent_relative"] == pytest.approx(1.0, rel=1e-3)  # realised / independent - 1
+    with pytest.raises(ValueError, match="`independent` must have shape"):
+        epe_calibration(post, images, grid, seq, maps, independent=independent[:, :2])

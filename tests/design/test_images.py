@@ -139,13 +139,14 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     out = tmp_path / "store"
     generate = generate_argv(artefacts / "avp", generative_prior)
     sizes = ["--num-images", "2", "--glimpses", "3", "--num-samples", "6", "--k1", "200", "--search", "exhaustive"]
-    ess = ["--min-ess", "3", "--max-k1", "600", "--allow-oracle", "true"]
+    ess = ["--min-ess", "3", "--max-k1", "600", "--allow-oracle", "true", "--independent-draw", "true"]
     assert main([*generate, *sizes, *ess, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prior_kind"] == "generative" and summary["noise_schedule"][0] == 48.0
     assert set(summary["ess"]["per_image"]) == {"0", "1"} and set(summary["ess"]["per_step"]) == {"2", "3"}
     record = json.loads((out / "records" / "0000000.json").read_text())
     assert len(record["ess"]) == 2 and all(v >= 1.0 for v in record["ess"])
+    assert len(record["independent_epe"]) == 2 and all(v >= 0.0 for v in record["independent_epe"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["min_ess"] == 3.0 and manifest["config"]["max_k1"] == 600
     bad = ["--num-images", "1", "--min-ess", "0.5", "--allow-oracle", "true", "--out", str(tmp_path / "bad")]
@@ -155,3 +156,4 @@ def test_generate_with_the_generative_prior_reports_the_ess_per_image(artefacts,
     assert main(["plot", "epe-calibration", str(out), "--avp", str(artefacts / "avp"), "--out", str(fig)]) == 0
     steps = json.loads(fig.with_suffix(".json").read_text())["steps"]
     assert fig.is_file() and [s["t"] for s in steps] == [1, 2, 3] and steps[0]["predicted"]["mean"] > 0
+    assert "independent" not in steps[0] and all(s["independent"]["mean"] >= 0 for s in steps[1:])

@@ -99,3 +99,30 @@ def test_race_search_starts_from_the_previous_map():
         previous = a.epe[t - 1].clone()
         previous[a.locations[:t]] = float("inf")  # the prior ranks the allowed candidates only
         assert int(a.locations[t]) in previous.argsort()[:3].tolist()
+
+
+def test_independent_draw_is_unbiased_where_the_choosing_draw_is_optimistic():
+    """The argmin of a noisy EPE map scores its own choice too low (the optimiser's curse); the chosen location
+    scored on an independent draw is unbiased for its exact EPE.  The draw changes no sequence."""
+    images, labels, grid = random_database(60, 3, 4, 1, seed=5, informative=False)  # 16 one-pixel glimpses
+    problem = DesignProblem(DatabasePosterior(images, labels, 3), DatabaseCompletion(grid, images, labels), grid)
+    first = exact_epe(images, labels, 3, grid)
+    plain, drawn = DesignSettings(T=2, num_samples=4), DesignSettings(T=2, num_samples=4, independent_draw=True)
+    chosen, independent, exact = [], [], []
+    for i in range(60):
+        for seed in range(100 * i, 100 * i + 4):
+            a = greedy_sequence(problem, images[i], plain, seed=seed, first_epe=first)
+            b = greedy_sequence(problem, images[i], drawn, seed=seed, first_epe=first)
+            assert torch.equal(a.locations, b.locations) and torch.equal(a.epe, b.epe)
+            assert "independent_epe" not in a.info[1]
+            loc0, loc1 = b.locations.tolist()
+            chosen.append(float(b.epe[1, loc1]))
+            independent.append(b.info[1]["independent_epe"])
+            exact.append(float(exact_epe(images, labels, 3, grid, images[i], [loc0])[loc1]))
+    chosen, independent, exact = (torch.tensor(x, dtype=torch.float64) for x in (chosen, independent, exact))
+
+    def se(x):
+        return float(x.std() / len(x) ** 0.5)
+
+    assert float((exact - chosen).mean()) > 4 * se(exact - chosen)  # the curse, on 4 completions
+    assert abs(float((independent - exact).mean())) < 4 * se(independent - exact)  # no bias
