@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..artifacts import ArtifactError, load_weights, read_manifest
+from ..artifacts import ArtifactError, load_state, load_weights, read_manifest
 from ..runtime import resolve_device
 
 if TYPE_CHECKING:
@@ -43,10 +43,5 @@ def load_network(
             missing = [e.args[0]]
     if missing:
         raise ArtifactError(f"{directory}/{name}.json is missing the key {missing[0]!r}")
-    try:
-        net.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ArtifactError(
-            f"{directory}/{name}.safetensors does not fit the architecture in {name}.json: {e}"
-        ) from None
+    load_state(net, tensors, f"{directory}/{name}.safetensors")
     return net.to(resolve_device(device)).eval(), config

@@ -36,5 +36,5 @@ def test_a_broken_artefact_is_named(tmp_path):
         load_network(tmp_path, "toy", "net", _linear, needs=("grid",))
     with pytest.raises(ArtifactError, match="net.json is missing the key 'width'"):
         load_network(tmp_path, "toy", "net", lambda c: _linear({"inputs": c["width"]}))
-    with pytest.raises(ArtifactError, match="net.safetensors does not fit the architecture in net.json"):
+    with pytest.raises(ArtifactError, match="net.safetensors does not match its config"):
         load_network(tmp_path, "toy", "net", lambda c: _linear({"inputs": 4}))
