@@ -39,8 +39,10 @@ def _held_out_locations(grid, M: int, T: int, seed: int):
 def run_calibrate_noise(args):
     """Draw completions of held-out images after 1..T random glimpses with the prior's noise schedule times each
     --scales value; report the ECE of their label distribution, its reliability curve, the mean P(true label) and
-    its NLL, the median ESS and distinct completions; choose the scale of least NLL (a proper score) whose median
-    ESS reaches --min-ess. Writes OUT/calibration.json and OUT/summary.json."""
+    its NLL, the median ESS and distinct completions (with --avp, the EPE of the next glimpse against the AVP's
+    entropy after it); choose, among the scales whose median ESS reaches --min-ess, the one of least NLL (a proper
+    score) or, with --criterion epe, of least worst-step EPE error. Writes OUT/calibration.json and
+    OUT/summary.json."""
     import torch
 
     from ..artifacts import atomic_write_json, dir_checksum
@@ -55,6 +57,7 @@ def run_calibrate_noise(args):
     data = spec.load(cfg.split)
     sigma, sigma_from = noise_schedule(list(cfg.sigma) if cfg.sigma else None, args.prior, data, spec.name)
     sampler = open_completion(args.prior, k1=cfg.k1, sigma=sigma)
+    posterior = _calibration_avp(cfg.avp, sampler.grid, args.device)
     M = min(cfg.num_images, len(data))
     images = torch.stack([data[i]["image"] for i in range(M)])
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in range(M)]).long()
@@ -69,6 +72,8 @@ def run_calibrate_noise(args):
         int(getattr(data, "num_classes", int(labels.max()) + 1)),
         seed=args.seed,
         min_ess=cfg.min_ess,
+        posterior=posterior,
+        criterion=cfg.criterion,
     )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
@@ -77,22 +82,40 @@ def run_calibrate_noise(args):
     _print_scales(result["scales"])
     summary = {"prior": str(args.prior), "split": cfg.split, "images": M, "T": cfg.glimpses}
     summary.update(num_samples=cfg.num_samples, sigma=sigma, chosen_scale=result["chosen"], chosen_sigma=chosen)
-    for key in ("worst_ece", "nll", "median_ess"):
-        summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}
+    summary["criterion"] = cfg.criterion
+    for key in ("worst_ece", "nll", "median_ess", "worst_epe_error"):
+        if key in result["scales"][0]:
+            summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}
     write_summary(args.out, summary)
     return 0
 
 
+def _calibration_avp(avp, grid, device):
+    """The AVP of ``--avp`` on the prior's sensor, or None without one."""
+    if avp is None:
+        return None
+    from ..posterior import load_avp
+    from ..runtime import resolve_device
+    from ..sensor import check_sensor
+
+    check_in_dir(avp, "--avp", "an AVP directory (train-avp)")
+    posterior = load_avp(avp, resolve_device(device))
+    check_sensor(posterior.grid, grid, f"--avp {avp}", "the prior's sensor")
+    return posterior
+
+
 def _print_scales(scales: list[dict]) -> None:
-    """One line per noise scale: its NLL, worst-step ECE and median ESS, then each step's."""
+    """One line per noise scale: its NLL, worst-step ECE and median ESS (and worst EPE error), then each step's."""
     for r in scales:
         steps = ", ".join(
             f"t={s['t']}: ECE {s['ece']:.3f} P(true) {s['p_true']:.3f} distinct {s['median_distinct']:g}"
+            + (f" EPE of glimpse {s['t'] + 1} {100 * s['epe']['relative']:+.1f} %" if "epe" in s else "")
             for s in r["steps"]
         )
+        epe = f"worst EPE error {100 * r['worst_epe_error']:.1f} %, " if "worst_epe_error" in r else ""
         print(
             f"  x{r['scale']:g}: NLL {r['nll']:.3f}, worst-step ECE {r['worst_ece']:.3f}, "
-            f"median ESS {r['median_ess']:.2f}, " + steps
+            f"median ESS {r['median_ess']:.2f}, " + epe + steps
         )
 
 

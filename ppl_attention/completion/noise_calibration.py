@@ -10,10 +10,14 @@ sampler's noise schedule on held-out images with known labels, step by step alon
 - the mean P(true label), its negative log (NLL, floored at ``1e-3``), the median effective sample size and the
   median number of distinct completions;
 
-and picks the multiplier of least mean NLL among those whose median ESS reaches ``min_ess`` (the largest ESS when
-none does).  The NLL is a proper score: it rewards calibration and sharpness together, where the ECE alone is
-smallest for completions that ignore the glimpses (the label frequencies).  :func:`label_calibration` is the
-metric alone.
+- given the AVP (``posterior``), the EPE the completions predict for the next random glimpse against the entropy
+  the AVP has once that glimpse is taken: the design's own prediction, at a location no search chose (so free of
+  the optimiser's curse);
+
+and picks, among the multipliers whose median ESS reaches ``min_ess`` (the largest ESS when none does), the one of
+least mean NLL (``criterion="nll"``) or of least worst-step relative EPE error (``criterion="epe"``).  The NLL is
+a proper score: it rewards calibration and sharpness together, where the ECE alone is smallest for completions
+that ignore the glimpses (the label frequencies).  :func:`label_calibration` is the metric alone.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import copy
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import torch
 
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
     from .base import Completion
 
 __all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "calibrated_sigma", "NoiseCalibrationConfig"]
+
+#: how ``calibrate_noise`` chooses among the scales of a usable ESS: the NLL of the true label, or the EPE's error
+CRITERIA = ("nll", "epe")
 
 
 def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
@@ -88,11 +95,15 @@ def calibrate_noise(
     seed: int = 0,
     min_ess: float = 10.0,
     bins: int = 10,
+    posterior: Callable | None = None,
+    criterion: str = "nll",
 ) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
-    "nll", "median_ess"}], "chosen": scale}``."""
+    "nll", "median_ess"}], "chosen": scale}``; with ``posterior`` (an AVP on the sampler's sensor) each step t < T
+    also holds ``epe``: ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale
+    ``worst_epe_error``, the largest ``|relative|``."""
     from ..runtime import derive_seed, generator
 
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
@@ -102,6 +113,9 @@ def calibrate_noise(
         )
     if not scales:
         raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
+    check_choice("criterion", criterion, CRITERIA)
+    if criterion == "epe" and posterior is None:
+        raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
     results = []
@@ -109,29 +123,61 @@ def calibrate_noise(
         comp = with_noise_scale(sampler, scale)
         steps = []
         for t in range(1, locations.shape[1] + 1):
-            probs, ess, distinct = [], [], []
+            probs, ess, distinct, predicted = [], [], [], []
             for m in range(images.shape[0]):  # one seeded draw per (image, step): independent of the batching
                 g = generator(derive_seed(seed, "noise-calibration", m, t))
                 s = comp.sample(locations[m, :t], glimpses[m, :t], num_samples, generator=g)
                 probs.append(s.label_posterior(num_classes))
                 ess.append(float(s.diagnostics.get("ess", s.ess)))
                 distinct.append(len(s))
+                if posterior is not None and t < locations.shape[1]:
+                    predicted.append(_next_glimpse_epe(posterior, s, locations[m, : t + 1], grid))
             cal = label_calibration(torch.stack(probs), labels, bins)
-            steps.append(
-                {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
-            )
-        results.append(
-            {
-                "scale": float(scale),
-                "steps": steps,
-                "worst_ece": max(s["ece"] for s in steps),
-                "nll": statistics.fmean(s["nll"] for s in steps),
-                "median_ess": statistics.median(s["median_ess"] for s in steps),
-            }
-        )
+            step = {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
+            if predicted:
+                step["epe"] = _epe_step(posterior, torch.tensor(predicted), images, locations[:, : t + 1], grid)
+            steps.append(step)
+        results.append(_scale_result(scale, steps))
     usable = [r for r in results if r["median_ess"] >= min_ess]
-    best = min(usable, key=lambda r: r["nll"]) if usable else max(results, key=lambda r: r["median_ess"])
-    return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess)}
+    key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
+    best = min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"])
+    return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+
+
+def _scale_result(scale: float, steps: list[dict]) -> dict:
+    """One noise scale's summary over its steps."""
+    out = {
+        "scale": float(scale),
+        "steps": steps,
+        "worst_ece": max(s["ece"] for s in steps),
+        "nll": statistics.fmean(s["nll"] for s in steps),
+        "median_ess": statistics.median(s["median_ess"] for s in steps),
+    }
+    errors = [abs(s["epe"]["relative"]) for s in steps if "epe" in s]
+    if errors:
+        out["worst_epe_error"] = max(errors)
+    return out
+
+
+def _next_glimpse_epe(posterior: Callable, samples, locations: torch.Tensor, grid) -> float:
+    """The completions' EPE of glimpse ``locations[-1]`` after ``locations[:-1]`` (mean over attributes)."""
+    from ..design.epe import expected_posterior_entropy
+    from ..design.sequential import posterior_device
+
+    device = posterior_device(posterior)
+    loc = locations.to(device)
+    epe = expected_posterior_entropy(posterior, samples.images.to(device), samples.weights, loc[:-1], loc[-1:], grid)
+    return float(epe[0].mean())
+
+
+def _epe_step(posterior: Callable, predicted: torch.Tensor, images, locations: torch.Tensor, grid) -> dict:
+    """Mean predicted EPE of each image's next glimpse against the mean entropy the AVP has after it."""
+    from ..design.evaluate import posterior_entropy
+    from ..design.sequential import posterior_device
+
+    realised = posterior_entropy(posterior, images.to(posterior_device(posterior)), locations, grid)
+    p, r = float(predicted.double().mean()), float(realised.mean())
+    return {"predicted": p, "realised": r, "relative": r / p - 1.0 if p > 0 else float("nan")}
 
 
 def calibrated_sigma(calibration: str | Path, prior: str | Path) -> list[float]:
@@ -165,12 +211,25 @@ class NoiseCalibrationConfig:
     num_samples: int = setting(40, "completions per draw")
     k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
     min_ess: float = setting(10.0, "median ESS a chosen scale must reach")
+    avp: Optional[str] = setting(
+        None,
+        "an AVP directory (train-avp, on the prior's sensor): also measure the EPE the completions predict for the "
+        "next random glimpse against the entropy the AVP then has",
+    )
+    criterion: str = setting(
+        "nll",
+        "choose the scale of least NLL of the true label (nll) or of least worst-step EPE error (epe, needs --avp)",
+        choices=list(CRITERIA),
+    )
 
     def __post_init__(self):
         check_choice("split", self.split, ("valid", "test"))
         for name in ("num_images", "glimpses", "num_samples", "k1"):
             check_int(name, getattr(self, name))
         check_number("min_ess", self.min_ess)
+        check_choice("criterion", self.criterion, CRITERIA)
+        if self.criterion == "epe" and self.avp is None:
+            raise ValueError("`criterion` 'epe' needs `avp` (the AVP whose entropy the EPE predicts)")
         if not self.scales:
             raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
         for v in self.scales:

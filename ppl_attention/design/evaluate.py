@@ -22,6 +22,7 @@ __all__ = [
     "heuristic_sequences",
     "compare_sequences",
     "epe_calibration",
+    "posterior_entropy",
     "mean_ci",
 ]
 
@@ -136,6 +137,31 @@ def mean_ci(x: torch.Tensor | Sequence[float]) -> dict:
 
 
 @torch.no_grad()
+def posterior_entropy(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    locations: torch.Tensor,
+    grid: Sensor,
+    make_input: Callable | None = None,
+    attribute: int | None = None,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """The posterior's entropy on each of ``images`` (B, C, H, W) after glimpses at its row of ``locations``
+    (B, t; ``NO_GLIMPSE`` pads): ``(B,)`` float64 on the CPU (``posterior.entropy`` if it has one, else a
+    categorical softmax's; ``attribute`` picks one column of a multi-attribute posterior's)."""
+    from ..model import entropy_from_logits
+
+    make_input = resolve_make_input(posterior, make_input)
+    out = torch.zeros(len(images), dtype=torch.float64)
+    for start in range(0, len(images), batch_size):
+        idx = slice(start, start + batch_size)
+        logits = posterior(make_input(*grid.observe(images[idx], locations[idx].to(images.device))))
+        H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
+        out[idx] = (H[:, attribute or 0] if H.dim() > 1 else H).double().cpu()
+    return out
+
+
+@torch.no_grad()
 def epe_calibration(
     posterior: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -158,8 +184,6 @@ def epe_calibration(
     EPE on an independent draw of completions (a store's ``independent_epe``); the steps where every image has
     one also report it as ``independent`` and ``independent_relative`` = realised / independent - 1.
     """
-    from ..model import entropy_from_logits
-
     images = grid._check_images(images)
     seq = grid._check_locations(torch.as_tensor(sequences), "sequences")
     maps = torch.as_tensor(epe_maps, dtype=torch.float64)
@@ -176,19 +200,12 @@ def epe_calibration(
     predicted = maps.gather(2, seq.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if maps.dim() == 4:  # one map per attribute
         predicted = predicted[..., attribute or 0]
-    make_input = resolve_make_input(posterior, make_input)
-    realised = torch.zeros(N, T, dtype=torch.float64)
     # row (image, t): the image's first t + 1 locations, NO_GLIMPSE after them
     first = torch.arange(T).unsqueeze(0) <= torch.arange(T).unsqueeze(1)  # (T, T)
     rows = torch.where(first.unsqueeze(0), seq.unsqueeze(1), NO_GLIMPSE).reshape(N * T, T)
-    for start in range(0, N * T, batch_size):  # every (image, t) pair is one row of a batch
-        r = rows[start : start + batch_size]
-        idx = torch.arange(start, start + len(r))
-        logits = posterior(make_input(*grid.observe(images[idx // T], r.to(images.device))))
-        H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
-        if H.dim() > 1:
-            H = H[:, attribute or 0]
-        realised.view(-1)[idx] = H.double().cpu()
+    realised = posterior_entropy(
+        posterior, images.repeat_interleave(T, 0), rows, grid, make_input, attribute, batch_size
+    ).view(N, T)
     steps = []
     for t in range(T):
         p, r = predicted[:, t], realised[:, t]

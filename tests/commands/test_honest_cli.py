@@ -54,11 +54,20 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsy
                 "100",
                 "--min-ess",
                 "1",
+                "--avp",
+                str(artefacts / "avp"),
+                "--criterion",
+                "epe",
             ]
         )
         == 0
     )
     cal = json.loads((out / "calibration.json").read_text())
+    # the EPE of glimpse 2 predicted after glimpse 1, against the AVP's entropy after it; the choice by its error
+    first = cal["scales"][0]["steps"][0]["epe"]
+    assert first["predicted"] >= 0 and first["relative"] == pytest.approx(first["realised"] / first["predicted"] - 1)
+    assert cal["criterion"] == "epe" and "epe" not in cal["scales"][0]["steps"][1]
+    assert cal["chosen"] == min(cal["scales"], key=lambda r: r["worst_epe_error"])["scale"]
     assert [r["scale"] for r in cal["scales"]] == [1.0, 4.0] and cal["chosen"] in (1.0, 4.0)
     step = cal["scales"][0]["steps"][1]
     assert step["t"] == 2 and 0 <= step["ece"] <= 1 and step["median_ess"] >= 1 and step["curve"]
@@ -199,6 +208,7 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
     [
         (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
         (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
+        (["calibrate-noise", "--criterion", "epe"], "--criterion 'epe' needs --avp"),
         (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
         (
             ["evaluate-design", "--avp", "a", "--searches", "pyramid:depth=2"],

@@ -78,3 +78,60 @@ def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
     assert math.isclose(_sigma(twice.sigma, 3), 2 * _sigma(base.sigma, 3)) and base.sigma is not twice.sigma
     with pytest.raises(ValueError, match="`scale` must be positive"):
         with_noise_scale(base, 0.0)
+
+
+class ExactPixels(Completion):
+    """Exact completions of a two-class image of flat grey levels ``SPREAD`` under pixel noise ``SIGMA0``: a label
+    drawn from its posterior given the glimpses (at the sampler's noise), then fresh noisy pixels around its level,
+    the glimpses pasted back."""
+
+    channels = 1
+
+    def __init__(self, grid):
+        self.grid, self.sigma = grid, _schedule([SIGMA0 * 255.0])
+
+    def _sample(self, loc, y, n, generator, true_image):
+        s = _sigma(self.sigma, len(loc))
+        ll = torch.stack([-(y.double() - m).square().sum() / (2 * s * s) for m in SPREAD])
+        labels = torch.multinomial(torch.softmax(ll, 0).float(), n, replacement=True, generator=generator)
+        noise = SIGMA0 * torch.randn(n, 1, *self.grid.image_size, generator=generator)
+        images = (torch.tensor(SPREAD, dtype=torch.float32)[labels].view(n, 1, 1, 1) + noise).clamp(0, 1)
+        if len(loc):
+            seen = self.grid.mask(loc.view(1, -1)).bool().expand_as(images)
+            glimpses = self.grid.paste(y.unsqueeze(0).float(), loc.view(1, -1)).expand_as(images)
+            images = torch.where(seen, glimpses, images)
+        return CompletionSamples(images, torch.full((n,), 1.0 / n, dtype=torch.float64), labels)
+
+
+SPREAD = (0.45, 0.55)  # class levels one SIGMA0 apart: a glimpse of 4 pixels informs the label, not settles it
+
+
+def exact_posterior(x: torch.Tensor) -> torch.Tensor:
+    """Logits of the exact label posterior given ``cat(image * mask, mask)`` under noise ``SIGMA0``."""
+    pixels, mask = x[:, :1], x[:, 1:]
+    return torch.stack([(-(pixels - m).square() * mask).flatten(1).sum(1) / (2 * SIGMA0**2) for m in SPREAD], 1)
+
+
+def test_the_epe_criterion_chooses_the_noise_at_which_the_predicted_epe_is_the_realised_entropy():
+    """The EPE the completions predict for the next glimpse matches the entropy the (exact) posterior then has at
+    the true noise; below it the completions are over-confident and predict too little entropy, above it too
+    much.  ``criterion="epe"`` picks the true noise."""
+    g = torch.Generator().manual_seed(3)
+    M, grid = 400, Sensor(8, 2, stride=2, scales=1)
+    labels = torch.randint(2, (M,), generator=g)
+    images = torch.tensor(SPREAD)[labels].view(M, 1, 1, 1) + SIGMA0 * torch.randn(M, 1, 8, 8, generator=g)
+    images = images.clamp(0, 1)  # SPREAD is 4.5 SIGMA0 from each end: clamping changes almost nothing
+    locations = torch.stack([torch.randperm(grid.num_locations, generator=g)[:3] for _ in range(M)])
+    out = calibrate_noise(
+        ExactPixels(grid), images, labels, locations, [0.25, 1.0, 4.0], num_samples=16, num_classes=2,
+        min_ess=1.0, posterior=exact_posterior, criterion="epe",
+    )  # fmt: skip
+    by = {r["scale"]: r for r in out["scales"]}
+    assert out["chosen"] == 1.0 and out["criterion"] == "epe"
+    assert list(by[1.0]["steps"][0]["epe"]) == ["predicted", "realised", "relative"]
+    assert "epe" not in by[1.0]["steps"][-1]  # the last glimpse has no next one
+    assert by[1.0]["worst_epe_error"] < 0.1
+    assert all(s["epe"]["relative"] > 0.05 for s in by[0.25]["steps"][:-1])  # over-confident: too little entropy
+    assert all(s["epe"]["relative"] < -0.1 for s in by[4.0]["steps"][:-1])
+    with pytest.raises(ValueError, match="`criterion` 'epe' needs the AVP"):
+        calibrate_noise(ExactPixels(grid), images, labels, locations, [1.0], 2, 2, criterion="epe")
