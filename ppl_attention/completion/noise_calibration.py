@@ -101,9 +101,9 @@ def calibrate_noise(
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
-    "nll", "median_ess"}], "chosen": scale}``; with ``posterior`` (an AVP on the sampler's sensor) each step t < T
-    also holds ``epe``: ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale
-    ``worst_epe_error``, the largest ``|relative|``."""
+    "nll", "median_ess"}], "chosen": scale}``; with ``posterior`` (an AVP on the sampler's sensor) each step also
+    holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``: ``{"predicted", "realised",
+    "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest ``|relative|``."""
     from ..runtime import derive_seed, generator
 
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
@@ -134,6 +134,8 @@ def calibrate_noise(
                     predicted.append(_next_glimpse_epe(posterior, s, locations[m, : t + 1], grid))
             cal = label_calibration(torch.stack(probs), labels, bins)
             step = {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
+            if posterior is not None:
+                step["avp_p_true"] = _avp_p_true(posterior, images, labels, locations[:, :t], grid, num_classes)
             if predicted:
                 step["epe"] = _epe_step(posterior, torch.tensor(predicted), images, locations[:, : t + 1], grid)
             steps.append(step)
@@ -168,6 +170,25 @@ def _next_glimpse_epe(posterior: Callable, samples, locations: torch.Tensor, gri
     loc = locations.to(device)
     epe = expected_posterior_entropy(posterior, samples.images.to(device), samples.weights, loc[:-1], loc[-1:], grid)
     return float(epe[0].mean())
+
+
+@torch.no_grad()
+def _avp_p_true(posterior: Callable, images, labels, locations: torch.Tensor, grid, num_classes: int) -> float | None:
+    """The AVP's mean P(true label) after the glimpses ``locations`` (None for a posterior of other outputs than
+    ``num_classes`` label logits)."""
+    from ..design.epe import resolve_make_input
+    from ..design.sequential import posterior_device
+
+    device, make_input = posterior_device(posterior), resolve_make_input(posterior)
+    p_true = []
+    for start in range(0, len(images), 256):
+        idx = slice(start, start + 256)
+        logits = posterior(make_input(*grid.observe(images[idx].to(device), locations[idx].to(device))))
+        if logits.dim() != 2 or logits.shape[1] != num_classes:
+            return None
+        p = torch.softmax(logits.double(), 1).cpu()
+        p_true.append(p[torch.arange(len(p)), labels[idx].long()])
+    return float(torch.cat(p_true).mean())
 
 
 def _epe_step(posterior: Callable, predicted: torch.Tensor, images, locations: torch.Tensor, grid) -> dict:

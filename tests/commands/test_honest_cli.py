@@ -67,6 +67,7 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsy
     first = cal["scales"][0]["steps"][0]["epe"]
     assert first["predicted"] >= 0 and first["relative"] == pytest.approx(first["realised"] / first["predicted"] - 1)
     assert cal["criterion"] == "epe" and "epe" not in cal["scales"][0]["steps"][1]
+    assert all(0 <= s["avp_p_true"] <= 1 for s in cal["scales"][0]["steps"])
     assert cal["chosen"] == min(cal["scales"], key=lambda r: r["worst_epe_error"])["scale"]
     assert [r["scale"] for r in cal["scales"]] == [1.0, 4.0] and cal["chosen"] in (1.0, 4.0)
     step = cal["scales"][0]["steps"][1]

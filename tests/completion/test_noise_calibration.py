@@ -131,6 +131,8 @@ def test_the_epe_criterion_chooses_the_noise_at_which_the_predicted_epe_is_the_r
     assert list(by[1.0]["steps"][0]["epe"]) == ["predicted", "realised", "relative"]
     assert "epe" not in by[1.0]["steps"][-1]  # the last glimpse has no next one
     assert by[1.0]["worst_epe_error"] < 0.1
+    # the exact posterior's P(true label) is what calibrated completions give, on average
+    assert all(abs(s["p_true"] - s["avp_p_true"]) < 0.02 for s in by[1.0]["steps"])
     assert all(s["epe"]["relative"] > 0.05 for s in by[0.25]["steps"][:-1])  # over-confident: too little entropy
     assert all(s["epe"]["relative"] < -0.1 for s in by[4.0]["steps"][:-1])
     with pytest.raises(ValueError, match="`criterion` 'epe' needs the AVP"):
