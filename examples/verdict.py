@@ -128,7 +128,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=list(NOISES),
         default="prior",
         help="the completions' glimpse noise: the prior's own, or the one calibrate-noise chooses on held-out "
-        "canvases (its runs go to OUT/GRID-calibrated)",
+        "canvases by the EPE's error against the AVP's entropy (its runs go to OUT/GRID-calibrated)",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
@@ -149,7 +149,10 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "pr
     avp, prior, store, calibration = out / "avp", out / "prior", out / "sequences", out / "noise"
     complete = partial(_store_holds, store, s.design_images)
     noise_from = {"noise_from": calibration} if noise == "calibrated" else {}
-    calibrate = partial(pipeline.calibrate_noise, calibration, prior, split="valid", **s.calibration, **common)
+    # the noise at which the EPE the completions predict matches the entropy the design's own AVP then has
+    calibrate = partial(
+        pipeline.calibrate_noise, calibration, prior, split="valid", avp=avp, criterion="epe", **s.calibration, **common
+    )
     calibrate_stage = Stage("calibrate the glimpse noise (held-out canvases)", calibration / "summary.json", calibrate)
     return [
         Stage(

@@ -44,8 +44,9 @@ def test_the_calibrated_variant_designs_with_the_noise_calibrate_noise_chose(tin
     stages = module.design_stages("mnist-81", s, variant, {"seed": 0, "device": "cpu", "quiet": True}, "calibrated")
     assert [st.finished() for st in stages] == [True, True, False, False]
     module.run_stages(stages)
-    chosen = json.loads((variant / "noise" / "calibration.json").read_text())["chosen_sigma"]
-    assert _config(variant / "sequences")["sigma"] == chosen
+    calibration = json.loads((variant / "noise" / "calibration.json").read_text())
+    assert calibration["criterion"] == "epe" and "worst_epe_error" in calibration["scales"][0]  # with its AVP
+    assert _config(variant / "sequences")["sigma"] == calibration["chosen_sigma"]
     assert module.NOISES["calibrated"] == "-calibrated"
 
 
