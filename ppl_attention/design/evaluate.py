@@ -206,23 +206,23 @@ def epe_calibration(
     realised = posterior_entropy(
         posterior, images.repeat_interleave(T, 0), rows, grid, make_input, attribute, batch_size
     ).view(N, T)
-    steps = []
-    for t in range(T):
-        p, r = predicted[:, t], realised[:, t]
-        steps.append(
-            {
-                "t": t + 1,
-                "predicted": mean_ci(p),
-                "realised": mean_ci(r),
-                "difference": mean_ci(r - p),
-                "relative": _relative(r, p),
-                **_independent_step(independent, t, r),
-            }
-        )
+    steps = [_calibration_step(predicted[:, t], realised[:, t], independent, t) for t in range(T)]
     rows = {"predicted": predicted.tolist(), "realised": realised.tolist()}
     if independent is not None:
         rows["independent"] = independent.tolist()
     return {"images": N, "steps": steps, "rows": rows}
+
+
+def _calibration_step(p: torch.Tensor, r: torch.Tensor, independent: torch.Tensor | None, t: int) -> dict:
+    """Step ``t`` (0-based) of :func:`epe_calibration` from its predicted ``p`` and realised ``r`` entropies (N,)."""
+    return {
+        "t": t + 1,
+        "predicted": mean_ci(p),
+        "realised": mean_ci(r),
+        "difference": mean_ci(r - p),
+        "relative": _relative(r, p),
+        **_independent_step(independent, t, r),
+    }
 
 
 def _relative(realised: torch.Tensor, predicted: torch.Tensor) -> float:
