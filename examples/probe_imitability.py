@@ -23,7 +23,7 @@ import sys
 import torch
 
 from ppl_attention.artifacts import atomic_write_json
-from ppl_attention.attention.probes import agreement, behaviour_clone, forced_states
+from ppl_attention.attention.probes import agreement, behaviour_clone, cell_distance, forced_states
 from ppl_attention.runtime import derive_seed, generator
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
@@ -56,6 +56,8 @@ def row(name, n, net, s, held) -> dict:
         "held_out_nll": float(-log_probs.mean()),
         "held_out_agreement": agreement(modes, targets, s["grid"]),
         "held_out_agreement_1_cell": agreement(modes, targets, s["grid"], tolerance=1),
+        # per glimpse: a store's first glimpse is often one location for every image, so it agrees by construction
+        "held_out_agreement_by_step": (cell_distance(modes, targets, s["grid"]) == 0).float().mean(0).tolist(),
         "test_greedy_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "greedy", 0),
         "test_sampled_acc": test_accuracy(net, s["test_images"], s["test_labels"], s["T"], "sample", 0),
     }

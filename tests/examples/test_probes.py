@@ -37,6 +37,9 @@ def test_both_probes_write_their_tables(load_example, tmp_path, capsys):
         0 <= r["held_out_agreement"] <= r["held_out_agreement_1_cell"] <= 1 and r["held_out_nll"] > 0 for r in rows
     )
     assert json.loads((tmp_path / "imitability.json").read_text())["held_out"] == 10
+    for r in rows:  # one agreement per glimpse, whose mean is the overall one
+        by_step = r["held_out_agreement_by_step"]
+        assert len(by_step) == 3 and sum(by_step) / 3 == pytest.approx(r["held_out_agreement"], abs=1e-6)
     result = load_example("probe_dispersion").main(
         ["--out", str(tmp_path), "--run", str(tmp_path / "ram"), "--num-images", "30", "--k", "3"]
     )
