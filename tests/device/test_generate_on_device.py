@@ -52,12 +52,14 @@ def test_generate_on_the_device_writes_the_cpu_store(folder_run, tmp_path, searc
 
 def test_generate_with_the_generative_prior_on_the_device(generative_run, tmp_path):
     args = ["--search", "halving", "--k1", "200", "--allow-oracle", "true"]  # an untrained stand-in AVP
+    args += ["--independent-draw", "true"]  # the second draw of completions too
     assert generate(generative_run, tmp_path / "cpu", "cpu", *args) == 0
     from ppl_attention.testing import fake_cuda
 
     with fake_cuda():
         assert generate(generative_run, tmp_path / "cuda", "cuda", *args, "--precision", "float32") == 0
     assert store_files(tmp_path / "cuda") == store_files(tmp_path / "cpu")
+    assert len(json.loads((tmp_path / "cuda" / "records" / "0000000.json").read_text())["independent_epe"]) == 2
 
 
 def syncs_per_step(root, out, monkeypatch, *extra) -> list[dict]:
@@ -86,3 +88,17 @@ def test_host_syncs_per_design_step_do_not_grow_with_the_passes(folder_run, tmp_
     assert max(sum(s.values()) for s in many) < 4 * 6 * 16 // 4  # far fewer than one per pass
     with capsys.disabled():
         print("\nhost syncs per design step (stand-in CUDA, exhaustive):", json.dumps(many[0]))
+
+
+def test_calibrate_noise_with_the_avp_on_the_device(generative_run, tmp_path):
+    """The EPE criterion's AVP passes run on the device, the sampler on the CPU: the same calibration as the CPU's."""
+    base = ["calibrate-noise", "--prior", str(generative_run / "prior"), "--avp", str(generative_run / "avp")]
+    base += ["--criterion", "epe", "--num-images", "3", "-T", "2", "--scales", "1", "4", "--num-samples", "4"]
+    base += ["--k1", "50", "--min-ess", "1"]
+    assert main([*base, "--device", "cpu", "--out", str(tmp_path / "cpu")]) == 0
+    from ppl_attention.testing import fake_cuda
+
+    with fake_cuda():
+        assert main([*base, "--device", "cuda", "--out", str(tmp_path / "cuda")]) == 0
+    cpu, cuda = (json.loads((tmp_path / d / "calibration.json").read_text()) for d in ("cpu", "cuda"))
+    assert cuda["scales"] == cpu["scales"] and "epe" in cuda["scales"][0]["steps"][0]
