@@ -94,8 +94,8 @@ class GenerateConfig:
     first_glimpse_from: Optional[str] = setting(
         None,
         "copy the cached first-glimpse map from this store (made with the same AVP, prior, sensor, seed, "
-        "precision, k1, noise and --first-num-samples) instead of computing it: on the 49 x 49 grid it costs "
-        "2,401 x N AVP passes",
+        "precision and --first-num-samples; the noise and k1 do not enter it) instead of computing it: on the "
+        "49 x 49 grid it costs 2,401 x N AVP passes",
     )
     allow_repeat: bool = setting(False, "allow choosing a location twice")
     independent_draw: bool = setting(
@@ -454,24 +454,10 @@ def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
 
 #: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them
 #: compute the same map.
-FIRST_GLIMPSE_KEYS = (
-    "dataset",
-    "data",
-    "task",
-    "grid",
-    "seed",
-    "k1",
-    "sigma",
-    "sigma_q",
-    "target_ess",
-    "shift",
-    "first_num_samples",
-    "precision",
-    "avp",
-    "prior",
-    "min_ess",
-    "max_k1",
-)
+#: What a cached first-glimpse map depends on.  It is drawn with nothing observed, where both priors sample the
+#: prior itself: the observation model (sigma, sigma_q, shift) and the proposal's sizes (k1, target_ess, min_ess,
+#: max_k1) do not enter it, so a map is shared between stores that differ only in those.
+FIRST_GLIMPSE_KEYS = ("dataset", "data", "task", "grid", "seed", "first_num_samples", "precision", "avp", "prior")
 
 
 def _first_glimpse_source(cfg, config: dict):

@@ -90,6 +90,16 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsy
     assert not (tmp_path / "other").exists()
     assert main([*base, "--noise-from", str(out), "--sigma", "9", "--out", str(tmp_path / "both")]) == 2
     assert "--sigma or --noise-from, not both" in capsys.readouterr().err
+    # the first-glimpse map is drawn with nothing observed: another noise and k1 share it, and it is the same map
+    other = ["--sigma", "200", "--k1", "80"]
+    assert main([*base, *other, "--out", str(tmp_path / "fresh")]) == 0
+    copied = ["--first-glimpse-from", str(tmp_path / "store"), "--out", str(tmp_path / "copied")]
+    assert main([*base, *other, *copied]) == 0
+    from ppl_attention.design.store import SequenceStore
+
+    fresh, copy = (SequenceStore.open(tmp_path / d) for d in ("fresh", "copied"))
+    assert torch.equal(copy.first_glimpse_epe(), fresh.first_glimpse_epe())
+    assert copy.first_glimpse()["copied_from"] == str(tmp_path / "store")
 
 
 def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path):
