@@ -80,15 +80,10 @@ def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
         with_noise_scale(base, 0.0)
 
 
-class ExactPixels(Completion):
+class ExactPixels(TwoMeans):
     """Exact completions of a two-class image of flat grey levels ``SPREAD`` under pixel noise ``SIGMA0``: a label
     drawn from its posterior given the glimpses (at the sampler's noise), then fresh noisy pixels around its level,
     the glimpses pasted back."""
-
-    channels = 1
-
-    def __init__(self, grid):
-        self.grid, self.sigma = grid, _schedule([SIGMA0 * 255.0])
 
     def _sample(self, loc, y, n, generator, true_image):
         s = _sigma(self.sigma, len(loc))
