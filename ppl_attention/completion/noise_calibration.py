@@ -225,7 +225,7 @@ class NoiseCalibrationConfig:
     split: str = setting("valid", "held-out split", choices=["valid", "test"])
     num_images: int = setting(50, "held-out images")
     glimpses: int = setting(GLIMPSES, "random glimpses per image", old_flags=("-T",))
-    scales: tuple[float, ...] = setting((0.5, 1.0, 2.0, 4.0, 8.0), "multipliers of the noise schedule to score")
+    scales: tuple[float, ...] = setting((0.5, 1.0, 2.0, 3.0, 4.0, 8.0), "multipliers of the noise schedule to score")
     sigma: Optional[tuple[float, ...]] = setting(
         None, "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
     )
