@@ -18,7 +18,6 @@ by 1.2x (CelebA-HQ: 4,750 against 3,820 iterations).
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -94,11 +93,7 @@ def _comparison(fast: dict, slow: dict, target: float) -> dict | None:
 
 def final_validation_accuracy(run: Path, window: int = FINAL_WINDOW) -> float | None:
     """The mean greedy validation accuracy of a run's last ``window`` validations (None: none logged)."""
-    with open(run / "log.csv") as f:
-        accuracies = [
-            float(r["val_greedy_acc"]) for r in csv.DictReader(f) if r.get("val_greedy_acc") not in (None, "")
-        ]
-    last = accuracies[-window:]
+    last = [a for _, a in cs.validation_curve(run)[-window:]]
     return sum(last) / len(last) if last else None
 
 

@@ -335,13 +335,16 @@ def mean_std(values) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def validation_curve(run: Path) -> list[tuple[float, float]]:
+    """A run's ``(iteration, greedy validation accuracy)`` at every validation, from its ``log.csv``."""
+    with open(run / "log.csv") as f:
+        rows = csv.DictReader(f)
+        return [(float(r["iteration"]), float(r["val_greedy_acc"])) for r in rows if r.get("val_greedy_acc")]
+
+
 def first_reaching(run: Path, accuracy: float) -> float | None:
     """The first validated iteration of a run whose greedy validation accuracy reaches ``accuracy`` (None: never)."""
-    with open(run / "log.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("val_greedy_acc") not in (None, "") and float(row["val_greedy_acc"]) >= accuracy:
-                return float(row["iteration"])
-    return None
+    return next((i for i, a in validation_curve(run) if a >= accuracy), None)
 
 
 def write_tables(results: dict, out: Path) -> list[dict]:

@@ -106,18 +106,11 @@ def calibrate_noise(
     "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest ``|relative|``."""
     from ..runtime import derive_seed, generator
 
-    if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
-        raise ValueError(
-            f"images (M, C, H, W), labels (M,) and locations (M, T) must agree on M, got "
-            f"{tuple(images.shape)}, {tuple(labels.shape)} and {tuple(locations.shape)}"
-        )
-    if not scales:
-        raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
-    check_choice("criterion", criterion, CRITERIA)
-    if criterion == "epe" and posterior is None:
-        raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
+    _check_arguments(images, labels, locations, scales, criterion, posterior)
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
+    # the AVP on the true images does not depend on the noise: once per step, not once per scale
+    reference = None if posterior is None else _avp_reference(posterior, images, labels, locations, grid, num_classes)
     results = []
     for scale in scales:
         comp = with_noise_scale(sampler, scale)
@@ -134,16 +127,31 @@ def calibrate_noise(
                     predicted.append(_next_glimpse_epe(posterior, s, locations[m, : t + 1], grid))
             cal = label_calibration(torch.stack(probs), labels, bins)
             step = {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
-            if posterior is not None:
-                step["avp_p_true"] = _avp_p_true(posterior, images, labels, locations[:, :t], grid, num_classes)
+            if reference is not None:
+                step["avp_p_true"] = reference["p_true"][t - 1]
             if predicted:
-                step["epe"] = _epe_step(posterior, torch.tensor(predicted), images, locations[:, : t + 1], grid)
+                p, r = statistics.fmean(predicted), reference["entropy"][t]  # the AVP's entropy after glimpse t + 1
+                step["epe"] = {"predicted": p, "realised": r, "relative": r / p - 1.0 if p > 0 else float("nan")}
             steps.append(step)
         results.append(_scale_result(scale, steps))
     usable = [r for r in results if r["median_ess"] >= min_ess]
     key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
     best = min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"])
     return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+
+
+def _check_arguments(images, labels, locations, scales, criterion: str, posterior) -> None:
+    """:func:`calibrate_noise`'s arguments agree, or a ValueError naming the one at fault."""
+    if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
+        raise ValueError(
+            f"images (M, C, H, W), labels (M,) and locations (M, T) must agree on M, got "
+            f"{tuple(images.shape)}, {tuple(labels.shape)} and {tuple(locations.shape)}"
+        )
+    if not scales:
+        raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
+    check_choice("criterion", criterion, CRITERIA)
+    if criterion == "epe" and posterior is None:
+        raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
 
 
 def _scale_result(scale: float, steps: list[dict]) -> dict:
@@ -162,43 +170,32 @@ def _scale_result(scale: float, steps: list[dict]) -> dict:
 
 
 def _next_glimpse_epe(posterior: Callable, samples, locations: torch.Tensor, grid) -> float:
-    """The completions' EPE of glimpse ``locations[-1]`` after ``locations[:-1]`` (mean over attributes)."""
+    """The completions' EPE of glimpse ``locations[-1]`` after ``locations[:-1]`` (the first attribute of a
+    multi-attribute posterior, as :func:`~ppl_attention.design.evaluate.posterior_entropy`)."""
     from ..design.epe import expected_posterior_entropy
     from ..design.sequential import posterior_device
 
     device = posterior_device(posterior)
     loc = locations.to(device)
     epe = expected_posterior_entropy(posterior, samples.images.to(device), samples.weights, loc[:-1], loc[-1:], grid)
-    return float(epe[0].mean())
+    return float(epe[0] if epe.dim() == 1 else epe[0, 0])
 
 
-@torch.no_grad()
-def _avp_p_true(posterior: Callable, images, labels, locations: torch.Tensor, grid, num_classes: int) -> float | None:
-    """The AVP's mean P(true label) after the glimpses ``locations`` (None for a posterior of other outputs than
-    ``num_classes`` label logits)."""
-    from ..design.epe import resolve_make_input
+def _avp_reference(posterior: Callable, images, labels, locations: torch.Tensor, grid, num_classes: int) -> dict:
+    """The AVP on the true images after t = 1 .. T glimpses: its mean P(true label) (None for a posterior of other
+    outputs than ``num_classes`` label logits) and its mean entropy, lists indexed by t - 1."""
+    from ..design.evaluate import logits_entropy, posterior_logits
     from ..design.sequential import posterior_device
 
-    device, make_input = posterior_device(posterior), resolve_make_input(posterior)
-    p_true = []
-    for start in range(0, len(images), 256):
-        idx = slice(start, start + 256)
-        logits = posterior(make_input(*grid.observe(images[idx].to(device), locations[idx].to(device))))
-        if logits.dim() != 2 or logits.shape[1] != num_classes:
-            return None
-        p = torch.softmax(logits.double(), 1).cpu()
-        p_true.append(p[torch.arange(len(p)), labels[idx].long()])
-    return float(torch.cat(p_true).mean())
-
-
-def _epe_step(posterior: Callable, predicted: torch.Tensor, images, locations: torch.Tensor, grid) -> dict:
-    """Mean predicted EPE of each image's next glimpse against the mean entropy the AVP has after it."""
-    from ..design.evaluate import posterior_entropy
-    from ..design.sequential import posterior_device
-
-    realised = posterior_entropy(posterior, images.to(posterior_device(posterior)), locations, grid)
-    p, r = float(predicted.double().mean()), float(realised.mean())
-    return {"predicted": p, "realised": r, "relative": r / p - 1.0 if p > 0 else float("nan")}
+    images = images.to(posterior_device(posterior))
+    p_true, entropy = [], []
+    for t in range(1, locations.shape[1] + 1):  # T passes over the images, each one batched
+        logits = posterior_logits(posterior, images, locations[:, :t], grid)
+        label_logits = logits.dim() == 2 and logits.shape[1] == num_classes
+        p = torch.softmax(logits.double(), 1)[torch.arange(len(labels)), labels.long()] if label_logits else None
+        p_true.append(None if p is None else float(p.mean()))
+        entropy.append(float(logits_entropy(posterior, logits).mean()))
+    return {"p_true": p_true, "entropy": entropy}
 
 
 def calibrated_sigma(calibration: str | Path, prior: str | Path) -> list[float]:

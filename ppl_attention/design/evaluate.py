@@ -23,6 +23,8 @@ __all__ = [
     "compare_sequences",
     "epe_calibration",
     "posterior_entropy",
+    "posterior_logits",
+    "logits_entropy",
     "mean_ci",
 ]
 
@@ -137,6 +139,26 @@ def mean_ci(x: torch.Tensor | Sequence[float]) -> dict:
 
 
 @torch.no_grad()
+def posterior_logits(
+    posterior: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    locations: torch.Tensor,
+    grid: Sensor,
+    make_input: Callable | None = None,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """The posterior's logits on each of ``images`` (B, C, H, W) after glimpses at its row of ``locations``
+    (B, t; ``NO_GLIMPSE`` pads), ``batch_size`` images a pass, gathered on the CPU."""
+    make_input = resolve_make_input(posterior, make_input)
+    chunks = [
+        posterior(
+            make_input(*grid.observe(images[i : i + batch_size], locations[i : i + batch_size].to(images.device)))
+        )
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat([c.cpu() for c in chunks])
+
+
 def posterior_entropy(
     posterior: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -146,19 +168,19 @@ def posterior_entropy(
     attribute: int | None = None,
     batch_size: int = 512,
 ) -> torch.Tensor:
-    """The posterior's entropy on each of ``images`` (B, C, H, W) after glimpses at its row of ``locations``
-    (B, t; ``NO_GLIMPSE`` pads): ``(B,)`` float64 on the CPU (``posterior.entropy`` if it has one, else a
-    categorical softmax's; ``attribute`` picks one column of a multi-attribute posterior's)."""
+    """:func:`posterior_logits`' entropies, ``(B,)`` float64 on the CPU (:func:`logits_entropy`)."""
+    return logits_entropy(
+        posterior, posterior_logits(posterior, images, locations, grid, make_input, batch_size), attribute
+    )
+
+
+def logits_entropy(posterior: Callable, logits: torch.Tensor, attribute: int | None = None) -> torch.Tensor:
+    """The entropy of each row of a posterior's ``logits``, float64: ``posterior.entropy`` if it has one, else a
+    categorical softmax's; ``attribute`` picks one column of a multi-attribute posterior's, the first by default."""
     from ..model import entropy_from_logits
 
-    make_input = resolve_make_input(posterior, make_input)
-    out = torch.zeros(len(images), dtype=torch.float64)
-    for start in range(0, len(images), batch_size):
-        idx = slice(start, start + batch_size)
-        logits = posterior(make_input(*grid.observe(images[idx], locations[idx].to(images.device))))
-        H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
-        out[idx] = (H[:, attribute or 0] if H.dim() > 1 else H).double().cpu()
-    return out
+    H = posterior.entropy(logits) if hasattr(posterior, "entropy") else entropy_from_logits(logits)
+    return (H[:, attribute or 0] if H.dim() > 1 else H).double()
 
 
 @torch.no_grad()

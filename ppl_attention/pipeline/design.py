@@ -452,11 +452,9 @@ def _check_oracle(cfg, avp: Path, prior: Path, data, indices) -> None:
     check_no_oracle(avp, prior, data, cfg.split, indices, cfg.allow_oracle, cfg.search)
 
 
-#: The settings a first-glimpse map depends on (not the split, the search or T): two stores that agree on them
-#: compute the same map.
-#: What a cached first-glimpse map depends on.  It is drawn with nothing observed, where both priors sample the
-#: prior itself: the observation model (sigma, sigma_q, shift) and the proposal's sizes (k1, target_ess, min_ess,
-#: max_k1) do not enter it, so a map is shared between stores that differ only in those.
+#: The settings a first-glimpse map depends on: two stores that agree on them compute the same map.  Not the split,
+#: the search or T; and, as it is drawn with nothing observed, where both priors sample the prior itself, neither
+#: the observation model (sigma, sigma_q, shift) nor the proposal's sizes (k1, target_ess, min_ess, max_k1).
 FIRST_GLIMPSE_KEYS = ("dataset", "data", "task", "grid", "seed", "first_num_samples", "precision", "avp", "prior")
 
 
