@@ -49,9 +49,9 @@ from ..checks import check_int
 from ..sensor import Sensor
 
 if TYPE_CHECKING:
-    from typing import Sequence
+    from typing import Callable, Sequence
 
-__all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image", "DEFAULT_K1"]
+__all__ = ["CompletionSamples", "Completion", "check_observations", "check_true_image", "pool_draws", "DEFAULT_K1"]
 
 #: Proposal draws of the importance samplers per completion (the paper's K1): the one default of every sampler,
 #: design setting and command that takes it.
@@ -114,6 +114,31 @@ class CompletionSamples:
         return torch.zeros(num_classes, dtype=torch.float64).index_add_(
             0, self.labels.long().cpu(), self.weights.double().cpu()
         )
+
+
+def pool_draws(sample: Callable[[], CompletionSamples], draws: int) -> CompletionSamples:
+    """``draws`` calls of ``sample`` (independent draws: each consumes the same generator in turn) pooled as an
+    equal-weight mixture: each draw's weights are scaled to sum to ``1 / draws``.  One draw is returned as drawn.
+
+    Self-normalised importance weights under a sharp likelihood collapse on one or two proposals per draw, and
+    more completions or proposals in one draw do not spread them (the heaviest proposal stays heaviest).  The
+    mixture caps any completion's weight at ``1 / draws``: every weighted average over it (an EPE, a label
+    distribution) is the mean of the draws' own, so it keeps one draw's bias and divides its variance by
+    ``draws``.  A draw is a call of the sampler, whatever its kind (hence a loop over the few draws, each one
+    batched inside the sampler).  ``diagnostics``: the pooled ``ess`` and every draw's (``draw_ess``)."""
+    check_int("draws", draws)
+    parts = [sample() for _ in range(draws)]
+    if draws == 1:
+        return parts[0]
+    labels = [p.labels for p in parts]
+    ess = [float(p.diagnostics.get("ess", p.ess)) for p in parts]
+    out = CompletionSamples(
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.weights / p.weights.sum() for p in parts]) / draws,
+        None if any(lab is None for lab in labels) else torch.cat(labels),
+    )
+    out.diagnostics.update(ess=out.ess, draw_ess=ess)
+    return out
 
 
 class Completion(abc.ABC):

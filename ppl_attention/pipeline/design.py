@@ -62,6 +62,12 @@ class GenerateConfig:
     )
     T: int = setting(GLIMPSES, "glimpses per sequence")
     num_samples: int = setting(100, "completions per step (N)")
+    draws: int = setting(
+        1,
+        "independent draws of N completions pooled at each step, each weighing 1/draws: the EPE is the mean of "
+        "the draws' EPEs (a sharp likelihood puts one draw's weight on one or two completions, which more "
+        "completions in one draw do not spread)",
+    )
     first_num_samples: Optional[int] = setting(None, "prior samples for the cached first-glimpse EPE (default N)")
     k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
     sigma: Optional[list[float]] = setting(
@@ -261,6 +267,7 @@ def _generate(cfg: GenerateConfig, seed: int, device, rest: dict) -> tuple[dict,
     settings = DesignSettings(
         T=cfg.T,
         num_samples=cfg.num_samples,
+        draws=cfg.draws,
         search=cfg.search,
         allow_repeat=cfg.allow_repeat,
         search_options=search_options,
@@ -388,6 +395,8 @@ def _generate_store_config(
     }
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
+    if cfg.draws > 1:  # only then, like `min_ess`: a store of one draw per step keeps its config
+        config["draws"] = cfg.draws
     if cfg.independent_draw:  # only then, like `min_ess`: the records gain a field, the sequences are the same
         config["independent_draw"] = True
     if cfg.allow_oracle:  # only then, like `min_ess`: an honest store's config is unchanged
@@ -518,6 +527,7 @@ def _check_generate(cfg) -> None:
             raise ValueError(f"`indices` holds duplicates: {sorted(cfg.indices)}")
     check_int("T", cfg.T)
     check_int("num_samples", cfg.num_samples)
+    check_int("draws", cfg.draws)
     check_int("first_num_samples", cfg.first_num_samples, optional=True)
     check_int("k1", cfg.k1)
     check_int("batch_size", cfg.batch_size)

@@ -68,3 +68,29 @@ def test_the_toy_completion_keeps_the_contract():
     assert len(s) == 4 and bool((grid.extract(s.images, torch.full((4, 1), 3)) == y).all())
     with pytest.raises(ValueError, match="`n` must be"):
         sampler.sample([3], y, 0)
+
+
+def test_pooled_draws_are_an_equal_weight_mixture_of_independent_draws():
+    """Each draw keeps its own weights, scaled to 1 / draws: a weighted average over the pool (here the label
+    distribution) is the mean of the draws' own; one draw is returned as drawn, a bad count refused."""
+    from ppl_attention.completion.base import pool_draws
+
+    images, labels, grid = random_database(30, 3, 4, 2, seed=1)
+    sampler = DatabaseCompletion(grid, images, labels)
+
+    def draw(g):
+        return lambda: sampler.sample([0], grid.extract(images[:1], torch.tensor([[0]]))[0], 7, generator=g)
+
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    pooled = pool_draws(draw(g1), 3)
+    parts = [draw(g2)() for _ in range(3)]
+    assert len(pooled) == sum(len(p) for p in parts)
+    assert torch.allclose(pooled.weights.double().sum(), torch.tensor(1.0, dtype=torch.float64))
+    mean = torch.stack([p.label_posterior(3) for p in parts]).mean(0)
+    assert torch.allclose(pooled.label_posterior(3), mean)
+    assert pooled.diagnostics["draw_ess"] == [pytest.approx(p.ess) for p in parts]
+    assert pooled.diagnostics["ess"] == pytest.approx(pooled.ess)
+    one = pool_draws(draw(torch.Generator().manual_seed(3)), 1)
+    assert torch.equal(one.images, parts[0].images) and "draw_ess" not in one.diagnostics
+    with pytest.raises(ValueError, match="`draws`"):
+        pool_draws(draw(g1), 0)

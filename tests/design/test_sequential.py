@@ -126,3 +126,32 @@ def test_independent_draw_is_unbiased_where_the_choosing_draw_is_optimistic():
 
     assert float((exact - chosen).mean()) > 4 * se(exact - chosen)  # the curse, on 4 completions
     assert abs(float((independent - exact).mean())) < 4 * se(independent - exact)  # no bias
+
+
+def test_pooled_draws_keep_the_epe_and_divide_its_variance():
+    """``draws`` pools independent draws at each step: the EPE map's mean is one draw's (same bias), its squared
+    error against the exact EPE about 1 / draws of one draw's; one draw per step is the default's sequence."""
+    from ppl_attention.design.sequential import select_location
+
+    images, labels, grid = random_database(60, 3, 4, 1, seed=5, informative=False)
+    problem = DesignProblem(DatabasePosterior(images, labels, 3), DatabaseCompletion(grid, images, labels), grid)
+    observed = torch.tensor([5])
+    exact = exact_epe(images, labels, 3, grid, images[0], [5]).double()
+    maps = {1: [], 4: []}
+    for draws in maps:
+        settings = DesignSettings(T=2, num_samples=4, draws=draws)
+        for seed in range(300):
+            _, epe, info = select_location(problem, images[0], observed, settings, torch.Generator().manual_seed(seed))
+            maps[draws].append(epe.double())
+            assert info["samples"] <= 4 * draws
+    one, four = (torch.stack(maps[d])[:, exact.isfinite() & (torch.arange(16) != 5)] for d in (1, 4))
+    target = exact[exact.isfinite() & (torch.arange(16) != 5)]
+    mse = {d: float((m - target).pow(2).mean()) for d, m in ((1, one), (4, four))}
+    assert 0.15 < mse[4] / mse[1] < 0.4
+    assert float((one.mean(0) - four.mean(0)).abs().max()) < 0.05
+    first = exact_epe(images, labels, 3, grid)
+    a = greedy_sequence(problem, images[3], DesignSettings(T=3, num_samples=4), seed=2, first_epe=first)
+    b = greedy_sequence(problem, images[3], DesignSettings(T=3, num_samples=4, draws=1), seed=2, first_epe=first)
+    assert torch.equal(a.locations, b.locations) and torch.equal(a.epe, b.epe)
+    with pytest.raises(ValueError, match="`draws`"):
+        DesignSettings(draws=0)
