@@ -103,9 +103,10 @@ def calibrate_noise(
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
     "nll", "median_ess"}], "chosen": scale}``; ``draws`` > 1 pools that many independent draws of ``num_samples``
-    completions (:func:`~.base.pool_draws`, as the design pools them); with ``posterior`` (an AVP on the sampler's sensor) each step also
-    holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``: ``{"predicted", "realised",
-    "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest ``|relative|``."""
+    completions (:func:`~.base.pool_draws`, as the design pools them); with ``posterior`` (an AVP on the sampler's
+    sensor) each step also holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``:
+    ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest
+    ``|relative|``."""
     from ..runtime import derive_seed, generator
 
     _check_arguments(images, labels, locations, scales, criterion, posterior)
