@@ -74,7 +74,7 @@ def run_calibrate_noise(args):
         min_ess=cfg.min_ess,
         posterior=posterior,
         criterion=cfg.criterion,
-        draws=cfg.draws,
+        pooled_draws=cfg.pooled_draws,
     )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
@@ -83,7 +83,7 @@ def run_calibrate_noise(args):
     _print_scales(result["scales"])
     summary = {"prior": str(args.prior), "split": cfg.split, "images": M, "T": cfg.glimpses}
     summary.update(num_samples=cfg.num_samples, sigma=sigma, chosen_scale=result["chosen"], chosen_sigma=chosen)
-    summary["draws"] = cfg.draws
+    summary["pooled_draws"] = cfg.pooled_draws
     summary["criterion"] = cfg.criterion
     for key in ("worst_ece", "nll", "median_ess", "worst_epe_error"):
         if key in result["scales"][0]:
@@ -171,13 +171,15 @@ def run_evaluate_design(args):
         first,
         getattr(image_fn, "exclusions", None),
         searches=parse_searches(cfg.searches),
-        draws=cfg.draws,
+        pooled_draws=cfg.pooled_draws,
     )
     summary = summarise_noise_floor(rows)
     atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
     _print_noise_floor(summary["all"], cfg)
     settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
-    settings.update(reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, draws=cfg.draws)
+    settings.update(
+        reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, pooled_draws=cfg.pooled_draws
+    )
     write_summary(args.out, {**settings, **summary})
     return 0
 
@@ -185,7 +187,7 @@ def run_evaluate_design(args):
 def _print_noise_floor(a: dict, cfg: NoiseFloorConfig) -> None:
     """The noise floor between two searches and each search's regret against the exhaustive one."""
     print(
-        f"  noise floor (two searches on {cfg.draws} x {cfg.num_samples} completions): mean regret "
+        f"  noise floor (two searches on {cfg.pooled_draws} x {cfg.num_samples} completions): mean regret "
         f"{100 * a['between']['mean']:.1f} %; against {cfg.reference_samples}: "
         f"{100 * a['vs_reference']['mean']:.1f} %; a draw's chosen EPE {100 * a['optimism']['mean']:+.1f} % on the "
         "other draw (optimism)"

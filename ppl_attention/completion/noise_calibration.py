@@ -97,12 +97,12 @@ def calibrate_noise(
     bins: int = 10,
     posterior: Callable | None = None,
     criterion: str = "nll",
-    draws: int = 1,
+    pooled_draws: int = 1,
 ) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
     [{"scale", "steps": [{"t", "ece", "curve", "p_true", "nll", "median_ess", "median_distinct"}], "worst_ece",
-    "nll", "median_ess"}], "chosen": scale}``; ``draws`` > 1 pools that many independent draws of ``num_samples``
+    "nll", "median_ess"}], "chosen": scale}``; ``pooled_draws`` > 1 pools that many independent draws of ``num_samples``
     completions (:func:`~.base.pool_draws`, as the design pools them); with ``posterior`` (an AVP on the sampler's
     sensor) each step also holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``:
     ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest
@@ -122,7 +122,9 @@ def calibrate_noise(
             probs, ess, distinct, predicted = [], [], [], []
             for m in range(images.shape[0]):  # one seeded draw per (image, step): independent of the batching
                 g = generator(derive_seed(seed, "noise-calibration", m, t))
-                s = pool_draws(lambda: comp.sample(locations[m, :t], glimpses[m, :t], num_samples, generator=g), draws)
+                s = pool_draws(
+                    lambda: comp.sample(locations[m, :t], glimpses[m, :t], num_samples, generator=g), pooled_draws
+                )
                 probs.append(s.label_posterior(num_classes))
                 ess.append(float(s.diagnostics.get("ess", s.ess)))
                 distinct.append(len(s))  # pooled draws: the completions of all of them
@@ -230,7 +232,7 @@ class NoiseCalibrationConfig:
         None, "base noise schedule (0..255 after 1, 2, ... glimpses; default: the prior's or the dataset's)"
     )
     num_samples: int = setting(40, "completions per draw")
-    draws: int = setting(1, "independent draws of --num-samples completions pooled (as generate --draws)")
+    pooled_draws: int = setting(1, "independent draws of --num-samples completions pooled (as generate's)")
     k1: int = setting(DEFAULT_K1, "proposal draws of the importance sampler")
     min_ess: float = setting(10.0, "median ESS a chosen scale must reach")
     avp: Optional[str] = setting(
@@ -246,7 +248,7 @@ class NoiseCalibrationConfig:
 
     def __post_init__(self):
         check_choice("split", self.split, ("valid", "test"))
-        for name in ("num_images", "glimpses", "num_samples", "draws", "k1"):
+        for name in ("num_images", "glimpses", "num_samples", "pooled_draws", "k1"):
             check_int(name, getattr(self, name))
         check_number("min_ess", self.min_ess)
         check_choice("criterion", self.criterion, CRITERIA)

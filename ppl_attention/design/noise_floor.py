@@ -53,12 +53,12 @@ def _optimism(own: torch.Tensor, other: torch.Tensor) -> float:
     return (float(other[choice]) - low) / max(low, 1e-12)
 
 
-def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int, draws: int = 1):
-    """One draw of ``n`` completions (``draws`` of them pooled) and the exhaustive EPE map on them (observed
+def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int, pooled_draws: int = 1):
+    """One draw of ``n`` completions (``pooled_draws`` of them pooled) and the exhaustive EPE map on them (observed
     locations at +inf), with the draw's diagnostics and its whole (candidate, sample) entropy table and weights
     (for replaying searches)."""
     glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
-    samples = problem.sample(observed, glimpses, n, make_generator(seed), image, draws)
+    samples = problem.sample(observed, glimpses, n, make_generator(seed), image, pooled_draws)
     table = CachedScore(
         problem.score_fn(samples.images.to(image.device), observed), problem.grid.num_locations, len(samples.weights)
     )
@@ -99,14 +99,14 @@ def noise_floor(
     exclusions: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
     searches: dict[str, tuple[str, dict]] | None = None,
-    draws: int = 1,
+    pooled_draws: int = 1,
 ) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "optimism", "draws": {name: {"ess",
     "distinct"}}}``
     for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
     the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
     ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
-    completions against the exhaustive search on them (:func:`_replay`).  ``draws``: every draw (A, B and the
+    completions against the exhaustive search on them (:func:`_replay`).  ``pooled_draws``: every draw (A, B and the
     reference) pools that many independent draws (``DesignProblem.sample``)."""
     if reference_samples < num_samples:
         raise ValueError(f"`reference_samples` must be >= num_samples ({num_samples}), got {reference_samples}")
@@ -122,7 +122,12 @@ def noise_floor(
             maps, diagnostics, tables = {}, {}, {}
             for name in DRAWS:
                 maps[name], diagnostics[name], tables[name] = _exhaustive(
-                    honest, image, observed, sizes[name], derive_seed(seed, "noise-floor", name, int(index), t), draws
+                    honest,
+                    image,
+                    observed,
+                    sizes[name],
+                    derive_seed(seed, "noise-floor", name, int(index), t),
+                    pooled_draws,
                 )
             choice = {name: int(maps[name].argmin()) for name in DRAWS}
             row = {
@@ -206,7 +211,7 @@ class NoiseFloorConfig:
     num_images: int = setting(50, "images")
     glimpses: int = setting(GLIMPSES, "steps (>= 2: the first is the cached prior map)", old_flags=("-T",))
     num_samples: int = setting(40, "completions of each compared search")
-    draws: int = setting(
+    pooled_draws: int = setting(
         1, "independent draws of --num-samples (--reference-samples) completions pooled for every search's map"
     )
     reference_samples: int = setting(400, "completions of the reference search")
@@ -227,7 +232,7 @@ class NoiseFloorConfig:
     def __post_init__(self):
         parse_searches(self.searches)
         check_choice("split", self.split, ("train", "valid", "test"))
-        for name in ("num_images", "num_samples", "draws", "reference_samples", "k1", "batch_size"):
+        for name in ("num_images", "num_samples", "pooled_draws", "reference_samples", "k1", "batch_size"):
             check_int(name, getattr(self, name))
         check_int("glimpses", self.glimpses, minimum=2)
         check_int("first_num_samples", self.first_num_samples, optional=True)

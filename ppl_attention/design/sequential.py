@@ -74,14 +74,14 @@ class DesignProblem:
         n: int,
         generator: torch.Generator | None,
         true_image: torch.Tensor | None,
-        draws: int = 1,
+        pooled_draws: int = 1,
     ) -> CompletionSamples:
-        """``n`` completions given the glimpses; ``draws`` > 1 pools that many independent draws of ``n``
+        """``n`` completions given the glimpses; ``pooled_draws`` > 1 pools that many independent draws of ``n``
         (:func:`~ppl_attention.completion.base.pool_draws`)."""
         from ..completion.base import pool_draws
 
         fn = self.sampler.sample if hasattr(self.sampler, "sample") else self.sampler
-        return pool_draws(lambda: fn(locations, glimpses, n, generator=generator, true_image=true_image), draws)
+        return pool_draws(lambda: fn(locations, glimpses, n, generator=generator, true_image=true_image), pooled_draws)
 
     @property
     def scorer_options(self) -> dict:
@@ -105,13 +105,13 @@ class DesignProblem:
 
 @dataclass
 class DesignSettings:
-    """Settings of the greedy loop (what a sequence store's manifest records).  ``draws``: independent draws of
+    """Settings of the greedy loop (what a sequence store's manifest records).  ``pooled_draws``: independent draws of
     ``num_samples`` completions pooled at each step (``DesignProblem.sample``).  ``independent_draw``: also score
     each chosen location on a second draw of completions (:func:`independent_epe`)."""
 
     T: int = GLIMPSES
     num_samples: int = 100
-    draws: int = 1
+    pooled_draws: int = 1
     search: str = "exhaustive"
     allow_repeat: bool = False
     search_options: dict = field(default_factory=dict)
@@ -120,7 +120,7 @@ class DesignSettings:
     def __post_init__(self):
         check_int("T", self.T)
         check_int("num_samples", self.num_samples)
-        check_int("draws", self.draws)
+        check_int("pooled_draws", self.pooled_draws)
         check_choice("search", self.search, SEARCHES)
 
 
@@ -190,7 +190,7 @@ def select_location(
     location, epe, info = _search_step(problem, true_image, observed, settings, generator, prior)
     if independent is not None:
         info["independent_epe"] = independent_epe(
-            problem, true_image, observed, location, settings.num_samples, independent, settings.draws
+            problem, true_image, observed, location, settings.num_samples, independent, settings.pooled_draws
         )
     return location, epe, info
 
@@ -209,16 +209,16 @@ def independent_epe(
     location: int,
     num_samples: int,
     generator: torch.Generator,
-    draws: int = 1,
+    pooled_draws: int = 1,
 ) -> float:
-    """The EPE of ``location`` after ``observed``, on ``num_samples`` completions drawn with ``generator`` (``draws``
-    of them pooled, as the design pools them).
+    """The EPE of ``location`` after ``observed``, on ``num_samples`` completions drawn with ``generator``
+    (``pooled_draws`` of them pooled, as the design pools them).
 
     The draw that chose a location scores it optimistically: the argmin of noisy estimates is biased low (the
     optimiser's curse).  Scored on a draw that played no part in the choice, the estimate is unbiased for that
     location, so its gap to the realised entropy measures the completions, not the search."""
     glimpses = _observed_glimpses(problem.grid, true_image, observed)
-    samples = problem.sample(observed, glimpses, num_samples, generator, true_image, draws)
+    samples = problem.sample(observed, glimpses, num_samples, generator, true_image, pooled_draws)
     score = problem.score_fn(samples.images.to(true_image.device), observed)
     H = score(torch.tensor([int(location)]), torch.arange(len(samples.weights)))[0].double().cpu()
     w = torch.as_tensor(samples.weights, dtype=torch.float64).cpu()
@@ -248,7 +248,7 @@ def _search_step(
             return result.location, result.epe, {"evaluations": 0, "net_seconds": net_seconds}
     glimpses = _observed_glimpses(grid, true_image, observed)
     t0 = time.perf_counter()
-    samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image, settings.draws)
+    samples = problem.sample(observed, glimpses, settings.num_samples, generator, true_image, settings.pooled_draws)
     images = samples.images.to(true_image.device)
     t1 = time.perf_counter()
     score = problem.score_fn(images, observed)

@@ -62,7 +62,7 @@ class GenerateConfig:
     )
     T: int = setting(GLIMPSES, "glimpses per sequence")
     num_samples: int = setting(100, "completions per step (N)")
-    draws: int = setting(
+    pooled_draws: int = setting(
         1,
         "independent draws of N completions pooled at each step, each weighing 1/draws: the EPE is the mean of "
         "the draws' EPEs (a sharp likelihood puts one draw's weight on one or two completions, which more "
@@ -267,7 +267,7 @@ def _generate(cfg: GenerateConfig, seed: int, device, rest: dict) -> tuple[dict,
     settings = DesignSettings(
         T=cfg.T,
         num_samples=cfg.num_samples,
-        draws=cfg.draws,
+        pooled_draws=cfg.pooled_draws,
         search=cfg.search,
         allow_repeat=cfg.allow_repeat,
         search_options=search_options,
@@ -395,8 +395,8 @@ def _generate_store_config(
     }
     if cfg.min_ess is not None:  # recorded only when used: a store without them drew one round of k1
         config.update({"min_ess": cfg.min_ess, "max_k1": cfg.max_k1 or 8 * cfg.k1})
-    if cfg.draws > 1:  # only then, like `min_ess`: a store of one draw per step keeps its config
-        config["draws"] = cfg.draws
+    if cfg.pooled_draws > 1:  # only then, like `min_ess`: a store of one draw per step keeps its config
+        config["pooled_draws"] = cfg.pooled_draws
     if cfg.independent_draw:  # only then, like `min_ess`: the records gain a field, the sequences are the same
         config["independent_draw"] = True
     if cfg.allow_oracle:  # only then, like `min_ess`: an honest store's config is unchanged
@@ -527,7 +527,7 @@ def _check_generate(cfg) -> None:
             raise ValueError(f"`indices` holds duplicates: {sorted(cfg.indices)}")
     check_int("T", cfg.T)
     check_int("num_samples", cfg.num_samples)
-    check_int("draws", cfg.draws)
+    check_int("pooled_draws", cfg.pooled_draws)
     check_int("first_num_samples", cfg.first_num_samples, optional=True)
     check_int("k1", cfg.k1)
     check_int("batch_size", cfg.batch_size)

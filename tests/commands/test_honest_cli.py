@@ -215,29 +215,29 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tm
 
 
 def test_every_command_of_the_design_pools_independent_draws(artefacts, tmp_path):
-    """--draws K pools K independent draws of --num-samples completions: generate records it in the store (a store
-    of one draw keeps its config), evaluate-design and calibrate-noise score the pooled completions."""
+    """--pooled-draws K pools K independent draws of --num-samples completions: generate records it in the store
+    (a store of one draw keeps its config), evaluate-design and calibrate-noise score the pooled completions."""
     from ppl_attention.artifacts import read_manifest
 
     gen = ["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     gen += ["--num-images", "1", "-T", "2", "--num-samples", "3", "--k1", "60", "--allow-oracle", "true"]
-    assert main([*gen, "--draws", "3", "--out", str(tmp_path / "pooled")]) == 0
-    assert read_manifest(tmp_path / "pooled")["config"]["draws"] == 3
+    assert main([*gen, "--pooled-draws", "3", "--out", str(tmp_path / "pooled")]) == 0
+    assert read_manifest(tmp_path / "pooled")["config"]["pooled_draws"] == 3
     record = json.loads((tmp_path / "pooled" / "records" / "0000000.json").read_text())
     assert 1 <= record["distinct"][0] <= 9
     assert main([*gen, "--out", str(tmp_path / "one")]) == 0
-    assert "draws" not in read_manifest(tmp_path / "one")["config"]
+    assert "pooled_draws" not in read_manifest(tmp_path / "one")["config"]
     floor = ["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     floor += ["--num-images", "1", "-T", "2", "--num-samples", "3", "--reference-samples", "3", "--k1", "60"]
-    assert main([*floor, "--draws", "2", "--out", str(tmp_path / "floor")]) == 0
+    assert main([*floor, "--pooled-draws", "2", "--out", str(tmp_path / "floor")]) == 0
     summary = json.loads((tmp_path / "floor" / "summary.json").read_text())
-    assert summary["draws"] == 2 and summary["all"]["between"]["n"] == 1
+    assert summary["pooled_draws"] == 2 and summary["all"]["between"]["n"] == 1
     row = json.loads((tmp_path / "floor" / "noise_floor.json").read_text())["rows"][0]
     assert all(1 <= row["draws"][k]["distinct"] <= 6 for k in ("a", "b", "reference"))
     cal = ["calibrate-noise", "--prior", str(artefacts / "gp"), "--num-images", "2", "-T", "1", "--scales", "2"]
-    cal += ["--num-samples", "3", "--k1", "60", "--min-ess", "1", "--draws", "2", "--out", str(tmp_path / "cal")]
+    cal += ["--num-samples", "3", "--k1", "60", "--min-ess", "1", "--pooled-draws", "2", "--out", str(tmp_path / "cal")]
     assert main(cal) == 0
-    assert json.loads((tmp_path / "cal" / "summary.json").read_text())["draws"] == 2
+    assert json.loads((tmp_path / "cal" / "summary.json").read_text())["pooled_draws"] == 2
 
 
 @pytest.mark.parametrize(
@@ -246,8 +246,8 @@ def test_every_command_of_the_design_pools_independent_draws(artefacts, tmp_path
         (["calibrate-noise", "--num-images", "0"], "--num-images must be an int >= 1, got 0"),
         (["calibrate-noise", "--scales", "1", "-2"], "--scales must be a finite number > 0, got -2.0"),
         (["calibrate-noise", "--criterion", "epe"], "--criterion 'epe' needs --avp"),
-        (["calibrate-noise", "--draws", "0"], "--draws must be an int >= 1, got 0"),
-        (["evaluate-design", "--avp", "a", "--draws", "0"], "--draws must be an int >= 1, got 0"),
+        (["calibrate-noise", "--pooled-draws", "0"], "--pooled-draws must be an int >= 1, got 0"),
+        (["evaluate-design", "--avp", "a", "--pooled-draws", "0"], "--pooled-draws must be an int >= 1, got 0"),
         (["evaluate-design", "--avp", "a", "--glimpses", "1"], "--glimpses must be an int >= 2, got 1"),
         (
             ["evaluate-design", "--avp", "a", "--searches", "pyramid:depth=2"],

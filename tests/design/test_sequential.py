@@ -129,7 +129,7 @@ def test_independent_draw_is_unbiased_where_the_choosing_draw_is_optimistic():
 
 
 def test_pooled_draws_keep_the_epe_and_divide_its_variance():
-    """``draws`` pools independent draws at each step: the EPE map's mean is one draw's (same bias), its squared
+    """``pooled_draws`` pools independent draws at each step: the EPE map's mean is one draw's (same bias), its squared
     error against the exact EPE about 1 / draws of one draw's; one draw per step is the default's sequence."""
     from ppl_attention.design.sequential import select_location
 
@@ -139,7 +139,7 @@ def test_pooled_draws_keep_the_epe_and_divide_its_variance():
     exact = exact_epe(images, labels, 3, grid, images[0], [5]).double()
     maps = {1: [], 4: []}
     for draws in maps:
-        settings = DesignSettings(T=2, num_samples=4, draws=draws)
+        settings = DesignSettings(T=2, num_samples=4, pooled_draws=draws)
         for seed in range(300):
             _, epe, info = select_location(problem, images[0], observed, settings, torch.Generator().manual_seed(seed))
             maps[draws].append(epe.double())
@@ -151,7 +151,7 @@ def test_pooled_draws_keep_the_epe_and_divide_its_variance():
     assert float((one.mean(0) - four.mean(0)).abs().max()) < 0.05
     first = exact_epe(images, labels, 3, grid)
     a = greedy_sequence(problem, images[3], DesignSettings(T=3, num_samples=4), seed=2, first_epe=first)
-    b = greedy_sequence(problem, images[3], DesignSettings(T=3, num_samples=4, draws=1), seed=2, first_epe=first)
+    b = greedy_sequence(problem, images[3], DesignSettings(T=3, num_samples=4, pooled_draws=1), seed=2, first_epe=first)
     assert torch.equal(a.locations, b.locations) and torch.equal(a.epe, b.epe)
-    with pytest.raises(ValueError, match="`draws`"):
-        DesignSettings(draws=0)
+    with pytest.raises(ValueError, match="`pooled_draws`"):
+        DesignSettings(pooled_draws=0)
