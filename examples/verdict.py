@@ -26,6 +26,7 @@ and the table (``OUT/GRID/verdict.md`` and ``verdict.json``, see examples/_verdi
     python examples/verdict.py --grid fine-60-patch --scale paper --out runs/verdict --device cuda
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict --report-only   # the table so far
+    python examples/verdict.py --grid mnist-81 --noise calibrated --pooled-draws 4 ...          # a lower noise floor
     python examples/verdict.py --grid mnist-81 --scale tiny --out runs/verdict-tiny             # a smoke run
 """
 
@@ -130,11 +131,27 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the completions' glimpse noise: the prior's own, or the one calibrate-noise chooses on held-out "
         "canvases by the EPE's error against the AVP's entropy (its runs go to OUT/GRID-calibrated)",
     )
+    p.add_argument(
+        "--pooled-draws",
+        type=int,
+        default=1,
+        help="design (and calibrate the noise) with K pooled independent draws of completions per step, each of "
+        "the scale's completions / K: the same AVP passes, a lower noise floor (its runs go to OUT/GRID[-calibrated]"
+        "-pooledK)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
     args = p.parse_args(argv)
     args.settings = scale_settings(p, args, SCALES)
+    if args.pooled_draws < 1 or args.settings.design_samples % args.pooled_draws:
+        p.error(f"--pooled-draws must divide the {args.settings.design_samples} completions of a design step")
     return args
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    """``OUT/GRID``, ``-calibrated`` for the calibrated noise and ``-pooledK`` for K pooled draws."""
+    pooled = f"-pooled{args.pooled_draws}" if args.pooled_draws > 1 else ""
+    return args.out / f"{args.grid}{NOISES[args.noise]}{pooled}"
 
 
 #: Where the design's glimpse noise comes from: the prior's own schedule, or calibrate-noise's choice on held-out
@@ -142,16 +159,28 @@ def parse_args(argv=None) -> argparse.Namespace:
 NOISES = {"prior": "", "calibrated": "-calibrated"}
 
 
-def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "prior") -> list[Stage]:
+def design_stages(
+    grid: str, s: Scale, out: Path, common: dict, noise: str = "prior", pooled_draws: int = 1
+) -> list[Stage]:
     """The honest design: an AVP that never saw the designed canvases, the dataset's prior, (the glimpse noise
-    chosen on held-out canvases,) T = 5 sequences."""
+    chosen on held-out canvases,) T = 5 sequences; ``pooled_draws`` draws of ``design_samples / pooled_draws``
+    completions each per step."""
     g = GRIDS[grid]
     avp, prior, store, calibration = out / "avp", out / "prior", out / "sequences", out / "noise"
     complete = partial(_store_holds, store, s.design_images)
     noise_from = {"noise_from": calibration} if noise == "calibrated" else {}
+    pooled = {"pooled_draws": pooled_draws} if pooled_draws > 1 else {}
     # the noise at which the EPE the completions predict matches the entropy the design's own AVP then has
     calibrate = partial(
-        pipeline.calibrate_noise, calibration, prior, split="valid", avp=avp, criterion="epe", **s.calibration, **common
+        pipeline.calibrate_noise,
+        calibration,
+        prior,
+        split="valid",
+        avp=avp,
+        criterion="epe",
+        **s.calibration,
+        **pooled,
+        **common,
     )
     calibrate_stage = Stage("calibrate the glimpse noise (held-out canvases)", calibration / "summary.json", calibrate)
     return [
@@ -181,9 +210,10 @@ def design_stages(grid: str, s: Scale, out: Path, common: dict, noise: str = "pr
                 num_images=s.design_images,
                 glimpses=GLIMPSES,
                 search=g.search,
-                num_samples=s.design_samples,
-                first_num_samples=s.first_num_samples,
+                num_samples=s.design_samples // pooled_draws,
+                first_num_samples=s.first_num_samples or s.design_samples,
                 **noise_from,
+                **pooled,
                 **common,
             ),
         ),
@@ -282,7 +312,7 @@ def main(argv=None) -> dict:
     import torch
 
     args = parse_args(argv)
-    s, out = args.settings, args.out / f"{args.grid}{NOISES[args.noise]}"
+    s, out = args.settings, out_dir(args)
     given = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     command = " ".join(["python examples/verdict.py", *given])
     common = {"device": args.device, "quiet": not args.progress}
@@ -290,7 +320,7 @@ def main(argv=None) -> dict:
     if not args.report_only:
         torch.set_num_threads(args.threads)
         out.mkdir(parents=True, exist_ok=True)
-        stages = design_stages(args.grid, s, out, {"seed": args.seed, **common}, args.noise)
+        stages = design_stages(args.grid, s, out, {"seed": args.seed, **common}, args.noise, args.pooled_draws)
         stages += training_stages(args.grid, s, out, common, args.threads, args.progress, args.seed)
         timings = run_stages(stages)
     elif not any((run_dir(out, "ram", k) / "summary.json").is_file() for k in s.seeds):
@@ -300,6 +330,7 @@ def main(argv=None) -> dict:
         command=command,
         grid=args.grid,
         noise=args.noise,
+        pooled_draws=args.pooled_draws,
         scale=args.scale,
         glimpses=GLIMPSES,
         paper_loss=PAPER_LOSS,

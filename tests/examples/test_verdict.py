@@ -50,6 +50,38 @@ def test_the_calibrated_variant_designs_with_the_noise_calibrate_noise_chose(tin
     assert module.NOISES["calibrated"] == "-calibrated"
 
 
+def test_the_pooled_variant_designs_and_calibrates_with_pooled_draws(tiny, tmp_path, capsys):
+    """--pooled-draws K: K draws of the scale's completions / K per step, in the design and the calibration, into
+    OUT/GRID-calibrated-pooledK; a K that does not divide the completions is refused."""
+    import shutil
+
+    module, out, _ = tiny
+    s = module.SCALES["tiny"]
+    args = module.parse_args(["--grid", "mnist-81", "--scale", "tiny", "--out", str(tmp_path)])
+    assert module.out_dir(args) == tmp_path / "mnist-81"
+    args = module.parse_args(
+        [
+            *["--grid", "mnist-81", "--scale", "tiny", "--out", str(tmp_path)],
+            "--noise",
+            "calibrated",
+            "--pooled-draws",
+            "2",
+        ]
+    )
+    variant = module.out_dir(args)
+    assert variant == tmp_path / "mnist-81-calibrated-pooled2"
+    for name in ("avp", "prior"):
+        shutil.copytree(out / name, variant / name)
+    common = {"seed": 0, "device": "cpu", "quiet": True}
+    module.run_stages(module.design_stages("mnist-81", s, variant, common, "calibrated", 2))
+    store = _config(variant / "sequences")
+    assert store["pooled_draws"] == 2 and store["num_samples"] == s.design_samples // 2
+    assert json.loads((variant / "noise" / "summary.json").read_text())["pooled_draws"] == 2
+    with pytest.raises(SystemExit):
+        module.parse_args(["--grid", "mnist-81", "--scale", "tiny", "--pooled-draws", "3"])
+    assert "--pooled-draws must divide" in capsys.readouterr().err
+
+
 def test_every_arm_ran_with_its_settings(tiny):
     module, out, _ = tiny
     s = module.SCALES["tiny"]
