@@ -46,8 +46,11 @@ CRITERIA = ("nll", "epe")
 
 def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
     """ECE of categorical predictions ``probs`` (M, K) against ``labels`` (M,): the count-weighted mean gap between
-    top-label confidence and accuracy over ``bins`` equal-width bins; the reliability curve (one entry per
-    non-empty bin) and the mean P(true label)."""
+    top-label confidence and accuracy over ``bins`` equal-width bins; ``ece_floor``, the mean ECE a perfectly
+    calibrated predictor with the same confidences shows on M predictions (the binned estimator is biased up, by
+    much on a few dozen images); the reliability curve (one entry per non-empty bin) and the mean P(true label)."""
+    from ..posterior.metrics import ece_noise_floor, expected_calibration_error
+
     if probs.dim() != 2 or labels.shape != (probs.shape[0],):
         raise ValueError(f"`probs` must be (M, K) and labels (M,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
     if bins < 1:
@@ -60,14 +63,15 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
     conf_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, conf)
     acc_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, correct)
     used = count > 0
-    gap = (conf_sum[used] - acc_sum[used]).abs().sum() / max(len(labels), 1)
     curve = [
         {"confidence": float(c / n), "accuracy": float(a / n), "count": int(n)}
         for c, a, n in zip(conf_sum[used], acc_sum[used], count[used])
     ]
     p_true = p[torch.arange(len(labels)), labels.long()]
+    floor, _ = ece_noise_floor(conf, bins, simulations=200, generator=torch.Generator().manual_seed(0))
     return {
-        "ece": float(gap),
+        "ece": expected_calibration_error(conf, correct, bins),
+        "ece_floor": floor,
         "curve": curve,
         "p_true": float(p_true.mean()),
         "nll": float(-p_true.clamp(min=1e-3).log().mean()),

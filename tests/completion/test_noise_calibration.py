@@ -55,6 +55,23 @@ def test_label_calibration_of_calibrated_and_overconfident_predictions():
         label_calibration(probs, labels[:3])
 
 
+def test_the_ece_floor_says_what_a_calibrated_predictor_shows_on_so_few_images():
+    """On 50 predictions a perfectly calibrated predictor's binned ECE is far above zero; the floor reports it."""
+    g = torch.Generator().manual_seed(2)
+    eces, floors = [], []
+    for _ in range(40):
+        p1 = torch.rand(50, generator=g)
+        labels = (torch.rand(50, generator=g) < p1).long()
+        cal = label_calibration(torch.stack([1 - p1, p1], 1), labels)
+        eces.append(cal["ece"])
+        floors.append(cal["ece_floor"])
+    ece, floor = torch.tensor(eces).mean(), torch.tensor(floors).mean()
+    assert floor > 0.08 and abs(float(ece - floor)) < 0.03  # the floor is what calibrated predictions measure
+    p1 = torch.rand(4000, generator=g)
+    big = label_calibration(torch.stack([1 - p1, p1], 1), (torch.rand(4000, generator=g) < p1).long())
+    assert big["ece_floor"] < 0.03
+
+
 def test_the_true_noise_is_calibrated_and_chosen():
     grid, images, labels, locations = _held_out()
     out = calibrate_noise(
