@@ -53,6 +53,16 @@ def _optimism(own: torch.Tensor, other: torch.Tensor) -> float:
     return (float(other[choice]) - low) / max(low, 1e-12)
 
 
+def _compare(maps: dict) -> dict:
+    """The regrets and optimism of the three draws' maps: A against B, each against the reference."""
+    choice = {name: int(maps[name].argmin()) for name in DRAWS}
+    return {
+        "between": 0.5 * (relative_regret(maps["b"], choice["a"]) + relative_regret(maps["a"], choice["b"])),
+        "vs_reference": {k: relative_regret(maps["reference"], choice[k]) for k in ("a", "b")},
+        "optimism": 0.5 * (_optimism(maps["a"], maps["b"]) + _optimism(maps["b"], maps["a"])),
+    }
+
+
 def _exhaustive(problem: DesignProblem, image, observed, n: int, seed: int, pooled_draws: int = 1):
     """One draw of ``n`` completions (``pooled_draws`` of them pooled) and the exhaustive EPE map on them (observed
     locations at +inf), with the draw's diagnostics and its whole (candidate, sample) entropy table and weights
@@ -102,9 +112,8 @@ def noise_floor(
     pooled_draws: int = 1,
 ) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "optimism", "draws": {name: {"ess",
-    "distinct"}}}``
-    for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)); ``exclusions(index, image)``: what
-    the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
+    "distinct"}}}`` for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W));
+    ``exclusions(index, image)``: what the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
     ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
     completions against the exhaustive search on them (:func:`_replay`).  ``pooled_draws``: every draw (A, B and the
     reference) pools that many independent draws (``DesignProblem.sample``)."""
@@ -129,15 +138,7 @@ def noise_floor(
                     derive_seed(seed, "noise-floor", name, int(index), t),
                     pooled_draws,
                 )
-            choice = {name: int(maps[name].argmin()) for name in DRAWS}
-            row = {
-                "index": int(index),
-                "step": t + 1,
-                "between": 0.5 * (relative_regret(maps["b"], choice["a"]) + relative_regret(maps["a"], choice["b"])),
-                "vs_reference": {k: relative_regret(maps["reference"], choice[k]) for k in ("a", "b")},
-                "optimism": 0.5 * (_optimism(maps["a"], maps["b"]) + _optimism(maps["b"], maps["a"])),
-                "draws": diagnostics,
-            }
+            row = {"index": int(index), "step": t + 1, **_compare(maps), "draws": diagnostics}
             if searches:
                 row["searches"] = _replay(
                     searches,
@@ -148,7 +149,7 @@ def noise_floor(
                     derive_seed(seed, "noise-floor-search", int(index), t),
                 )
             rows.append(row)
-            locs.append(choice["reference"])
+            locs.append(int(maps["reference"].argmin()))
     return rows
 
 
