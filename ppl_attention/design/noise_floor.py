@@ -112,11 +112,12 @@ def noise_floor(
     pooled_draws: int = 1,
 ) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "optimism", "draws": {name: {"ess",
-    "distinct"}}}`` for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W));
-    ``exclusions(index, image)``: what the prior leaves out for that image (no oracle).  ``searches`` (label -> (search name, options)) adds
-    ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search replayed on draw A's
-    completions against the exhaustive search on them (:func:`_replay`).  ``pooled_draws``: every draw (A, B and the
-    reference) pools that many independent draws (``DesignProblem.sample``)."""
+    "distinct"}}}`` for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)).
+
+    ``exclusions(index, image)``: what the prior leaves out for that image (no oracle).  ``searches`` (label ->
+    (search name, options)) adds ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search
+    replayed on draw A's completions against the exhaustive search on them (:func:`_replay`).  ``pooled_draws``:
+    every draw (A, B and the reference) pools that many independent draws (``DesignProblem.sample``)."""
     if reference_samples < num_samples:
         raise ValueError(f"`reference_samples` must be >= num_samples ({num_samples}), got {reference_samples}")
     first = int(torch.as_tensor(first_epe).argmin())
