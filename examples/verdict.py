@@ -26,7 +26,7 @@ and the table (``OUT/GRID/verdict.md`` and ``verdict.json``, see examples/_verdi
     python examples/verdict.py --grid fine-60-patch --scale paper --out runs/verdict --device cuda
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict --report-only   # the table so far
-    python examples/verdict.py --grid mnist-81 --noise calibrated --pooled-draws 4 ...          # a lower noise floor
+    python examples/verdict.py --grid mnist-81 --noise 3x --pooled-draws 4 ...                 # a lower noise floor
     python examples/verdict.py --grid mnist-81 --scale tiny --out runs/verdict-tiny             # a smoke run
 """
 
@@ -126,10 +126,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the design stages and of the data")
     p.add_argument(
         "--noise",
-        choices=list(NOISES),
         default="prior",
-        help="the completions' glimpse noise: the prior's own, or the one calibrate-noise chooses on held-out "
-        "canvases by the EPE's error against the AVP's entropy (its runs go to OUT/GRID-calibrated)",
+        help="the completions' glimpse noise: the prior's own (prior), the one calibrate-noise chooses on held-out "
+        "canvases by the EPE's error against the AVP's entropy (calibrated: runs in OUT/GRID-calibrated), or a "
+        "multiple of the prior's (e.g. 3x: runs in OUT/GRID-3x)",
     )
     p.add_argument(
         "--pooled-draws",
@@ -143,6 +143,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="run nothing: the table of the runs finished so far")
     args = p.parse_args(argv)
     args.settings = scale_settings(p, args, SCALES)
+    if args.noise not in NOISES and noise_multiple(args.noise) is None:
+        p.error(f"--noise must be prior, calibrated or a positive multiple such as 3x, got {args.noise!r}")
     if args.pooled_draws < 1 or args.settings.design_samples % args.pooled_draws:
         p.error(f"--pooled-draws must divide the {args.settings.design_samples} completions of a design step")
     return args
@@ -151,12 +153,29 @@ def parse_args(argv=None) -> argparse.Namespace:
 def out_dir(args: argparse.Namespace) -> Path:
     """``OUT/GRID``, ``-calibrated`` for the calibrated noise and ``-pooledK`` for K pooled draws."""
     pooled = f"-pooled{args.pooled_draws}" if args.pooled_draws > 1 else ""
-    return args.out / f"{args.grid}{NOISES[args.noise]}{pooled}"
+    noise = NOISES.get(args.noise, f"-{args.noise}")
+    return args.out / f"{args.grid}{noise}{pooled}"
 
 
 #: Where the design's glimpse noise comes from: the prior's own schedule, or calibrate-noise's choice on held-out
 #: canvases (the folder each writes its runs to: OUT/GRID, OUT/GRID-calibrated)
 NOISES = {"prior": "", "calibrated": "-calibrated"}
+
+
+def noise_multiple(noise: str) -> float | None:
+    """``"3x"`` -> 3.0: a multiple of the prior's noise schedule (None for anything else)."""
+    try:
+        k = float(noise[:-1]) if noise.endswith("x") else None
+    except ValueError:
+        return None
+    return k if k is not None and k > 0 else None
+
+
+def _design_at_multiple(store: Path, avp: Path, prior: Path, multiple: float, **options) -> dict:
+    """``pipeline.design_sequences`` with the prior's noise schedule times ``multiple`` (read once the prior is
+    built)."""
+    sigma = table.read_json(prior / "manifest.json")["config"]["sigma"]
+    return pipeline.design_sequences(store, avp, prior, sigma=[round(multiple * v, 1) for v in sigma], **options)
 
 
 def design_stages(
@@ -169,6 +188,7 @@ def design_stages(
     avp, prior, store, calibration = out / "avp", out / "prior", out / "sequences", out / "noise"
     complete = partial(_store_holds, store, s.design_images)
     noise_from = {"noise_from": calibration} if noise == "calibrated" else {}
+    multiple = noise_multiple(noise)
     pooled = {"pooled_draws": pooled_draws} if pooled_draws > 1 else {}
     # the noise at which the EPE the completions predict matches the entropy the design's own AVP then has
     calibrate = partial(
@@ -202,7 +222,7 @@ def design_stages(
             f"design {s.design_images} sequences (T = {GLIMPSES}, {g.search} search)",
             complete,
             partial(
-                pipeline.design_sequences,
+                pipeline.design_sequences if multiple is None else partial(_design_at_multiple, multiple=multiple),
                 store,
                 avp,
                 prior,

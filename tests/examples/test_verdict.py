@@ -82,6 +82,28 @@ def test_the_pooled_variant_designs_and_calibrates_with_pooled_draws(tiny, tmp_p
     assert "--pooled-draws must divide" in capsys.readouterr().err
 
 
+def test_a_multiple_of_the_priors_noise_designs_at_that_multiple(tiny, tmp_path, capsys):
+    import shutil
+
+    module, out, _ = tiny
+    base = ["--grid", "mnist-81", "--scale", "tiny", "--out", str(tmp_path)]
+    variant = module.out_dir(module.parse_args([*base, "--noise", "3x", "--pooled-draws", "2"]))
+    assert variant == tmp_path / "mnist-81-3x-pooled2"
+    for name in ("avp", "prior"):
+        shutil.copytree(out / name, variant / name)
+    stages = module.design_stages(
+        "mnist-81", module.SCALES["tiny"], variant, {"seed": 0, "device": "cpu", "quiet": True}, "3x", 2
+    )
+    assert len(stages) == 3  # no calibration
+    module.run_stages(stages)
+    prior = _config(variant / "prior")["sigma"]
+    assert _config(variant / "sequences")["sigma"] == [round(3 * v, 1) for v in prior]
+    for bad in ("loud", "0x", "x"):
+        with pytest.raises(SystemExit):
+            module.parse_args([*base, "--noise", bad])
+        assert "--noise must be prior, calibrated or a positive multiple" in capsys.readouterr().err
+
+
 def test_every_arm_ran_with_its_settings(tiny):
     module, out, _ = tiny
     s = module.SCALES["tiny"]
