@@ -4,6 +4,7 @@ floor (two exhaustive searches on independent completions, and each against a hi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..completion.noise_calibration import NoiseCalibrationConfig
@@ -126,9 +127,8 @@ def _print_scales(scales: list[dict]) -> None:
 def run_evaluate_design(args):
     """Along each image's greedy exhaustive sequence on --reference-samples completions, draw two independent sets
     of --num-samples completions per step and compare the exhaustive searches on them with each other and with the
-    reference (EPE regret). The completions leave each image out (no oracle). Writes OUT/noise_floor.json,
-    OUT/summary.json."""
-    from ..artifacts import atomic_write_json
+    reference (EPE regret). The completions leave each image out (no oracle). Writes OUT/noise_floor.json (after
+    every image: an interrupted run resumes from the images it finished), OUT/summary.json."""
     from ..design.images import ImageFactory
     from ..design.noise_floor import noise_floor, parse_searches, summarise_noise_floor
     from ..design.sequential import first_glimpse_epe
@@ -160,6 +160,11 @@ def run_evaluate_design(args):
         options=spec.options,
     )
     problem, image_fn = factory()
+    settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
+    settings.update(
+        reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, pooled_draws=cfg.pooled_draws
+    )
+    record = _NoiseFloorRecord(Path(args.out), {**settings, "seed": args.seed, "searches": cfg.searches})
     first = first_glimpse_epe(problem, cfg.first_num_samples or cfg.reference_samples, args.seed)
     rows = noise_floor(
         problem,
@@ -173,16 +178,45 @@ def run_evaluate_design(args):
         getattr(image_fn, "exclusions", None),
         searches=parse_searches(cfg.searches),
         pooled_draws=cfg.pooled_draws,
+        done=record.done(),
+        on_image=record.add,
     )
     summary = summarise_noise_floor(rows)
-    atomic_write_json(Path(args.out) / "noise_floor.json", {"rows": rows, "summary": summary})
+    record.save(summary)
     _print_noise_floor(summary["all"], cfg)
-    settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
-    settings.update(
-        reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, pooled_draws=cfg.pooled_draws
-    )
     write_summary(args.out, {**settings, **summary})
     return 0
+
+
+class _NoiseFloorRecord:
+    """OUT/noise_floor.json, rewritten after every image: a measurement cut short resumes from the images it
+    finished (with the same settings; an earlier file made with others is refused, one without settings replaced)."""
+
+    def __init__(self, out: Path, settings: dict):
+        from ..artifacts import check_compatible, read_json
+
+        self.path, self.settings, self.rows = out / "noise_floor.json", json.loads(json.dumps(settings)), []
+        stored = read_json(self.path) if self.path.is_file() else {}
+        if "settings" in stored:
+            check_compatible(f"--out {out} holds a noise floor that was", stored["settings"], self.settings)
+            self.rows = stored["rows"]
+
+    def done(self) -> dict[int, list[dict]]:
+        """The finished images' rows by image index."""
+        out = {}
+        for row in self.rows:
+            out.setdefault(int(row["index"]), []).append(row)
+        return out
+
+    def add(self, index: int, rows: list[dict]) -> None:
+        self.rows = self.rows + rows
+        self.save()
+
+    def save(self, summary: dict | None = None) -> None:
+        from ..artifacts import atomic_write_json
+
+        record = {"settings": self.settings, "rows": self.rows}
+        atomic_write_json(self.path, record if summary is None else {**record, "summary": summary})
 
 
 def _print_noise_floor(a: dict, cfg: NoiseFloorConfig) -> None:

@@ -110,6 +110,8 @@ def noise_floor(
     progress: bool = True,
     searches: dict[str, tuple[str, dict]] | None = None,
     pooled_draws: int = 1,
+    done: dict[int, list[dict]] | None = None,
+    on_image: Callable[[int, list[dict]], None] | None = None,
 ) -> list[dict]:
     """Rows ``{"index", "step", "between", "vs_reference": {"a", "b"}, "optimism", "draws": {name: {"ess",
     "distinct"}}}`` for steps 2..T of every image ``indices`` (``image_fn(i)`` -> (C, H, W)).
@@ -117,40 +119,44 @@ def noise_floor(
     ``exclusions(index, image)``: what the prior leaves out for that image (no oracle).  ``searches`` (label ->
     (search name, options)) adds ``"searches": {label: {"regret", "vs_reference", "evaluations"}}``: each search
     replayed on draw A's completions against the exhaustive search on them (:func:`_replay`).  ``pooled_draws``:
-    every draw (A, B and the reference) pools that many independent draws (``DesignProblem.sample``)."""
+    every draw (A, B and the reference) pools that many independent draws (``DesignProblem.sample``).
+
+    Every image's seeds derive from its index, so a measurement resumes: ``done`` (index -> its rows, from an
+    earlier call with the same settings) is taken as it is, and ``on_image(index, rows)`` sees each new image's
+    rows as soon as they are made (to save them)."""
     if reference_samples < num_samples:
         raise ValueError(f"`reference_samples` must be >= num_samples ({num_samples}), got {reference_samples}")
-    first = int(torch.as_tensor(first_epe).argmin())
     sizes = {"a": num_samples, "b": num_samples, "reference": reference_samples}
-    rows = []
+    first, done, rows = int(torch.as_tensor(first_epe).argmin()), done or {}, []
     for index in tqdm(list(indices), desc="noise floor", unit="img", disable=not progress):
+        if int(index) in done:
+            rows.extend(done[int(index)])
+            continue
         image = image_fn(index)
         honest = honest_problem(problem, exclusions, index, image)
-        locs = [first]
-        for t in range(1, T):
-            observed = torch.tensor(locs, dtype=torch.long, device=image.device)
-            maps, diagnostics, tables = {}, {}, {}
-            for name in DRAWS:
-                maps[name], diagnostics[name], tables[name] = _exhaustive(
-                    honest,
-                    image,
-                    observed,
-                    sizes[name],
-                    derive_seed(seed, "noise-floor", name, int(index), t),
-                    pooled_draws,
-                )
-            row = {"index": int(index), "step": t + 1, **_compare(maps), "draws": diagnostics}
-            if searches:
-                row["searches"] = _replay(
-                    searches,
-                    tables["a"],
-                    honest.grid,
-                    observed,
-                    maps,
-                    derive_seed(seed, "noise-floor-search", int(index), t),
-                )
-            rows.append(row)
-            locs.append(int(maps["reference"].argmin()))
+        image_rows = _image_rows(honest, image, int(index), first, T, sizes, seed, searches, pooled_draws)
+        rows.extend(image_rows)
+        if on_image is not None:
+            on_image(int(index), image_rows)
+    return rows
+
+
+def _image_rows(honest, image, index, first, T, sizes, seed, searches, pooled_draws) -> list[dict]:
+    """One image's rows, steps 2..T along the reference's greedy sequence from the ``first`` location."""
+    locs, rows = [first], []
+    for t in range(1, T):
+        observed = torch.tensor(locs, dtype=torch.long, device=image.device)
+        maps, diagnostics, tables = {}, {}, {}
+        for name in DRAWS:
+            maps[name], diagnostics[name], tables[name] = _exhaustive(
+                honest, image, observed, sizes[name], derive_seed(seed, "noise-floor", name, index, t), pooled_draws
+            )
+        row = {"index": index, "step": t + 1, **_compare(maps), "draws": diagnostics}
+        if searches:
+            seed_t = derive_seed(seed, "noise-floor-search", index, t)
+            row["searches"] = _replay(searches, tables["a"], honest.grid, observed, maps, seed_t)
+        rows.append(row)
+        locs.append(int(maps["reference"].argmin()))
     return rows
 
 

@@ -172,6 +172,34 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path
     )
 
 
+def _floor(artefacts, out, *extra):
+    argv = ["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
+    return main([*argv, "--out", str(out), "-T", "2", "--num-samples", "3", "--reference-samples", "4", *extra])
+
+
+def test_evaluate_design_resumes_from_the_images_it_finished(artefacts, tmp_path, capsys):
+    out = tmp_path / "floor"
+    assert _floor(artefacts, out, "--num-images", "1", "--k1", "50") == 0
+    first = json.loads((out / "noise_floor.json").read_text())
+    assert [r["index"] for r in first["rows"]] == [0] and first["settings"]["num_samples"] == 3
+    # a finished image is read back, not measured again: a marked row survives the longer run
+    first["rows"][0]["between"] = 123.0
+    (out / "noise_floor.json").write_text(json.dumps(first))
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "50") == 0
+    resumed = json.loads((out / "noise_floor.json").read_text())
+    assert [r["index"] for r in resumed["rows"]] == [0, 1] and resumed["rows"][0]["between"] == 123.0
+    # and what it reads back is what a fresh run makes (every image's seeds derive from its index)
+    assert _floor(artefacts, tmp_path / "fresh", "--num-images", "2", "--k1", "50") == 0
+    fresh = json.loads((tmp_path / "fresh" / "noise_floor.json").read_text())
+    assert fresh["rows"][1] == resumed["rows"][1]
+    assert {**fresh["rows"][0], "between": 123.0} == resumed["rows"][0]
+    # other settings into the same folder: refused, naming the difference, and nothing is overwritten
+    capsys.readouterr()
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "60") == 2
+    assert "k1: stored 50, now 60" in capsys.readouterr().err
+    assert json.loads((out / "noise_floor.json").read_text()) == resumed
+
+
 def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tmp_path, capsys):
     from ppl_attention.artifacts import read_manifest
 
