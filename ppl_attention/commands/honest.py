@@ -160,10 +160,7 @@ def run_evaluate_design(args):
         options=spec.options,
     )
     problem, image_fn = factory()
-    settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
-    settings.update(
-        reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, pooled_draws=cfg.pooled_draws
-    )
+    settings = _floor_settings(args, cfg, sigma)
     record = _NoiseFloorRecord(Path(args.out), {**settings, "seed": args.seed, "searches": cfg.searches})
     first = first_glimpse_epe(problem, cfg.first_num_samples or cfg.reference_samples, args.seed)
     rows = noise_floor(
@@ -186,6 +183,15 @@ def run_evaluate_design(args):
     _print_noise_floor(summary["all"], cfg)
     write_summary(args.out, {**settings, **summary})
     return 0
+
+
+def _floor_settings(args, cfg: NoiseFloorConfig, sigma) -> dict:
+    """What a noise floor was measured with (its summary's settings)."""
+    settings = {"avp": str(args.avp), "prior": str(args.prior), "split": cfg.split, "num_samples": cfg.num_samples}
+    settings.update(
+        reference_samples=cfg.reference_samples, T=cfg.glimpses, sigma=sigma, k1=cfg.k1, pooled_draws=cfg.pooled_draws
+    )
+    return settings
 
 
 class _NoiseFloorRecord:
