@@ -161,7 +161,8 @@ def run_evaluate_design(args):
     )
     problem, image_fn = factory()
     settings = _floor_settings(args, cfg, sigma)
-    record = _NoiseFloorRecord(Path(args.out), {**settings, "seed": args.seed, "searches": cfg.searches})
+    resume_key = {"seed": args.seed, "searches": cfg.searches, "first_num_samples": cfg.first_num_samples}
+    record = _NoiseFloorRecord(Path(args.out), {**settings, **resume_key})
     first = first_glimpse_epe(problem, cfg.first_num_samples or cfg.reference_samples, args.seed)
     rows = noise_floor(
         problem,
@@ -201,6 +202,7 @@ class _NoiseFloorRecord:
     def __init__(self, out: Path, settings: dict):
         from ..artifacts import check_compatible, read_json
 
+        # through JSON, so that tuples compare equal to the lists read back
         self.path, self.settings, self.rows = out / "noise_floor.json", json.loads(json.dumps(settings)), []
         stored = read_json(self.path) if self.path.is_file() else {}
         if "settings" in stored:
@@ -215,7 +217,8 @@ class _NoiseFloorRecord:
         return out
 
     def add(self, index: int, rows: list[dict]) -> None:
-        self.rows = self.rows + rows
+        """``noise_floor``'s ``on_image``: keep one more image's rows and save them."""
+        self.rows.extend(rows)
         self.save()
 
     def save(self, summary: dict | None = None) -> None:

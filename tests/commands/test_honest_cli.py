@@ -197,6 +197,8 @@ def test_evaluate_design_resumes_from_the_images_it_finished(artefacts, tmp_path
     capsys.readouterr()
     assert _floor(artefacts, out, "--num-images", "2", "--k1", "60") == 2
     assert "k1: stored 50, now 60" in capsys.readouterr().err
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "50", "--first-num-samples", "2") == 2
+    assert "first_num_samples: stored None, now 2" in capsys.readouterr().err
     assert json.loads((out / "noise_floor.json").read_text()) == resumed
 
 
