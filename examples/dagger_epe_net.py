@@ -68,7 +68,7 @@ COUNTS = {
 STAGE_OPTIONS = {
     "--search-option": "option of the exhaustive / dagger search, e.g. stride=6 on a fine grid",
     "--design-option": "another option of generate and evaluate-epe-net, e.g. k1=400 precision=bfloat16 "
-    "batch_size=512 (repeatable)",
+    "batch_size=512 pooled_draws=4 sigma=144,203.7,249.3 (a list: commas; repeatable)",
     "--net-option": "another train-epe-net option, e.g. positions=coords (repeatable)",
 }
 
@@ -109,13 +109,13 @@ def _run_options(args) -> dict:
 
 
 def _options(items: list[str], flag: str) -> dict[str, str]:
-    """``["k1=400", "precision=bfloat16"]`` -> ``{"k1": "400", "precision": "bfloat16"}``; the stage parses each
-    value as its flag would."""
+    """``["k1=400", "sigma=144,203.7"]`` -> ``{"k1": "400", "sigma": ["144", "203.7"]}``; the stage parses each
+    value as its flag would (a comma-separated value is a list flag's values)."""
     pairs = [item.partition("=") for item in items]
     bad = [item for item, (_, sep, _) in zip(items, pairs) if not sep]
     if bad:
         raise SystemExit(f"{flag} takes KEY=VALUE, got {bad}")
-    return {key.replace("-", "_"): text for key, _, text in pairs}
+    return {key.replace("-", "_"): text.split(",") if "," in text else text for key, _, text in pairs}
 
 
 def _design(args, out: Path, split: str, num_images: int, **options) -> Stage:

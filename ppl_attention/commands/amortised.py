@@ -50,6 +50,20 @@ def _register_evaluate(sub, common) -> None:
     e.add_argument("-T", dest="T", type=int, default=GLIMPSES, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
     e.add_argument(
+        "--pooled-draws",
+        type=int,
+        default=1,
+        help="independent draws of --num-samples completions pooled at each step, as generate's (default: 1)",
+    )
+    e.add_argument(
+        "--sigma",
+        type=float,
+        nargs="+",
+        default=None,
+        help="glimpse noise std after 1, 2, ... glimpses, 0..255, as generate's (default: the prior's own)",
+    )
+    e.add_argument("--noise-from", type=Path, default=None, help="a calibrate-noise directory: its chosen --sigma")
+    e.add_argument(
         "--first-num-samples",
         type=int,
         default=None,
@@ -120,7 +134,7 @@ def _check_store(store, path: Path, avp_sum: str, avp_grid, avp_path: Path):
         )
 
 
-def _reference_store(args, indices):
+def _reference_store(args, indices, sigma):
     """The --reference store, checked against the evaluation's settings (so its maps are the exhaustive search's on
     the very completions the evaluation draws again)."""
     from ..artifacts import check_compatible, dir_checksum
@@ -139,8 +153,11 @@ def _reference_store(args, indices):
         "avp": dir_checksum(args.avp),
         "prior": dir_checksum(args.prior),
         "first_num_samples": args.first_num_samples or args.num_samples,
+        "sigma": list(sigma),
     }
-    check_compatible(f"--reference {args.reference} was", c, expected, keys=sorted(expected))
+    stored = {**c, "pooled_draws": c.get("pooled_draws", 1)}  # a store of one draw does not record it
+    expected["pooled_draws"] = args.pooled_draws
+    check_compatible(f"--reference {args.reference} was", stored, expected, keys=sorted(expected))
     if store.T < args.T:
         raise ValueError(
             f"--reference {args.reference} holds {store.T} glimpses per image, --glimpses asks for {args.T}"
@@ -301,7 +318,7 @@ def run_evaluate(args):
     problem, image_fn, sigma = _evaluation_problem(args, spec, data)
     reference = None
     if args.reference is not None:
-        reference = _reference_store(args, indices)
+        reference = _reference_store(args, indices, sigma)
         first = reference.first_glimpse_epe()
     else:
         first = first_glimpse_epe(problem, args.first_num_samples or args.num_samples, args.seed)
@@ -318,6 +335,7 @@ def run_evaluate(args):
         labels=lambda i: data[int(i)]["label"],
         progress=not args.no_progress,
         reference=reference,
+        pooled_draws=args.pooled_draws,
     )
     summary = summarise(result, list(searches))
     out = Path(args.out)
@@ -338,7 +356,7 @@ def _evaluation_problem(args, spec, data) -> tuple:
     from ..runtime import resolve_device
     from ..pipeline.design import noise_schedule
 
-    sigma, _ = noise_schedule(None, args.prior, data, spec.name)  # as generate draws the completions
+    sigma, _ = noise_schedule(args.sigma, args.prior, data, spec.name, args.noise_from)  # as generate's
     device = resolve_device(args.device)
     args.precision = args.precision or default_precision(device)
     factory = ImageFactory(
@@ -370,6 +388,7 @@ def _evaluation_settings(args, spec, indices: list[int], sigma, searches: dict) 
         indices=[indices[0], indices[-1]],
         T=args.T,
         num_samples=args.num_samples,
+        pooled_draws=args.pooled_draws,
         k1=args.k1,
         precision=args.precision,
         sigma=sigma,
@@ -394,6 +413,7 @@ def _check_evaluate_args(args) -> None:
     check_int("--first-image", args.first_image, minimum=0)
     check_int("--glimpses", args.T, minimum=2)
     check_int("--num-samples", args.num_samples)
+    check_int("--pooled-draws", args.pooled_draws)
     check_int("--first-num-samples", args.first_num_samples, optional=True)
     check_int("--k1", args.k1)
     check_int("--batch-size", args.batch_size)

@@ -125,7 +125,7 @@ def pool_draws(sample: Callable[[], CompletionSamples], draws: int) -> Completio
     mixture caps any completion's weight at ``1 / draws``: every weighted average over it (an EPE, a label
     distribution) is the mean of the draws' own, so it keeps one draw's bias and divides its variance by
     ``draws``.  A draw is a call of the sampler, whatever its kind (hence a loop over the few draws, each one
-    batched inside the sampler).  ``diagnostics``: the pooled ``ess`` and every draw's (``draw_ess``)."""
+    batched inside the sampler).  ``diagnostics``: the pooled ``ess`` and every draw's (``pooled_ess``)."""
     check_int("draws", draws)
     parts = [sample() for _ in range(draws)]
     if draws == 1:
@@ -137,7 +137,7 @@ def pool_draws(sample: Callable[[], CompletionSamples], draws: int) -> Completio
         torch.cat([p.weights / p.weights.sum() for p in parts]) / draws,
         None if any(lab is None for lab in labels) else torch.cat(labels),
     )
-    out.diagnostics.update(ess=out.ess, draw_ess=ess)
+    out.diagnostics.update(ess=out.ess, pooled_ess=ess)
     return out
 
 

@@ -85,7 +85,7 @@ def _score_search(problem, name, options, step: dict, ref, ref_map, gen) -> dict
     t0 = time.perf_counter()
     weights = samples.weights
     if name == INDEPENDENT:  # the exhaustive search on other completions: the estimator's own noise
-        other = problem.sample(observed, step["glimpses"], step["num_samples"], gen, image)
+        other = problem.sample(observed, step["glimpses"], step["num_samples"], gen, image, step["pooled_draws"])
         name, weights = "exhaustive", other.weights
         score = problem.score_fn(other.images.to(image.device), observed)
     else:
@@ -106,16 +106,19 @@ def _score_search(problem, name, options, step: dict, ref, ref_map, gen) -> dict
 
 
 def _evaluate_image(
-    problem, image, index, locs, t: int, num_samples: int, g, seed: int, searches: dict, reference
+    problem, image, index, locs, t: int, draw: tuple[int, int], g, seed: int, searches: dict, reference
 ) -> tuple:
-    """Step ``t`` of one image: draw the completions, take the reference, score every search; (row, location)."""
+    """Step ``t`` of one image: draw the completions (``draw``: completions per draw, pooled draws), take the
+    reference, score every search; (row, location)."""
+    num_samples, pooled_draws = draw
     observed = torch.tensor(locs, dtype=torch.long)
     glimpses = problem.grid.extract(image.unsqueeze(0), observed.view(1, -1))[0]
     t0 = time.perf_counter()
-    samples = problem.sample(observed, glimpses, num_samples, g, image)
+    samples = problem.sample(observed, glimpses, num_samples, g, image, pooled_draws)
     sample_s = time.perf_counter() - t0
     images = samples.images.to(image.device)
-    row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s}
+    draws = len(samples.diagnostics.get("pooled_ess", [None]))  # the draws pooled (pool_draws)
+    row = {"index": int(index), "step": t + 1, "sample_seconds": sample_s, "ess": float(samples.ess), "draws": draws}
     ref, entry = _reference_step(problem, reference, index, t, locs, images, samples.weights, observed, sample_s)
     if entry is not None:
         row["exhaustive"] = entry
@@ -129,6 +132,7 @@ def _evaluate_image(
         "samples": samples,
         "images": images,
         "num_samples": num_samples,
+        "pooled_draws": pooled_draws,
         "proposal": proposal,
         "net_s": net_s,
         "sample_s": sample_s,
@@ -151,13 +155,16 @@ def evaluate_searches(
     labels: Callable[[int], int] | None = None,
     progress: bool = True,
     reference: SequenceStore | None = None,
+    pooled_draws: int = 1,
 ) -> dict:
     """Run the comparison on ``indices`` (``image_fn(i)`` -> (C, H, W)).  ``searches``: ``{label: (search name,
     options)}``, compared with the exhaustive reference.  Returns the raw per-step rows and the summary.
 
     ``reference``: a sequence store that ``generate --search exhaustive`` wrote for these images with the same seed,
     completions settings and precision: its maps and sequences are the reference (the completions are drawn again,
-    identically, for the other searches), so the exhaustive search is not rerun (and not timed)."""
+    identically, for the other searches), so the exhaustive search is not rerun (and not timed).  ``pooled_draws``:
+    independent draws of ``num_samples`` completions pooled at every step, as ``generate --pooled-draws`` pools them
+    (the independent search pools as many of its own)."""
     if problem.epe_net is None and any(name in NETWORK_SEARCHES for name, _ in searches.values()):
         raise ValueError("the amortised and hybrid searches need the problem's EPE-map network")
     first_epe = torch.as_tensor(first_epe, dtype=torch.float64).cpu()
@@ -170,7 +177,8 @@ def evaluate_searches(
         g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
         locs = [first]
         for t in range(1, T):
-            row, location = _evaluate_image(problem, image, index, locs, t, num_samples, g, seed, searches, reference)
+            draw = (num_samples, pooled_draws)
+            row, location = _evaluate_image(problem, image, index, locs, t, draw, g, seed, searches, reference)
             rows.append(row)
             locs.append(location)
         reference_sequences.append(locs)

@@ -256,3 +256,29 @@ def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built
     other = [a if a != "6" else "7" for a in args]  # --num-samples 7
     assert main([*other, "--reference", str(root / "ex"), "--out", str(tmp_path / "bad")]) == 2
     assert "num_samples" in capsys.readouterr().err
+    # ... and so is one whose completions pooled another number of draws, or had another noise
+    for flags, named in ((["--pooled-draws", "2"], "pooled_draws"), (["--sigma", "150"], "sigma")):
+        assert main([*args, *flags, "--reference", str(root / "ex"), "--out", str(tmp_path / "bad")]) == 2
+        assert named in capsys.readouterr().err
+
+
+def test_evaluate_epe_net_pools_draws_as_generate_does(built, tmp_path):
+    """With --pooled-draws the evaluation draws what ``generate --pooled-draws`` drew: its exhaustive reference
+    follows a pooled store's sequences and gives the same regrets with and without that store."""
+    root, base = built
+    pooled = ["--pooled-draws", "2", "--sigma", "150", "200"]
+    store = tmp_path / "pooled-ex"
+    argv = [*base, *pooled, "--search", "exhaustive", "--split", "train", "--num-images", "2", "--out", str(store)]
+    assert main(["generate", *argv]) == 0
+    args = ["evaluate-epe-net", *_evaluation_inputs(root), "--split", "train", "--num-images", "2", *pooled]
+    args += ["--searches", "amortised", "--no-progress", "--precision", "bfloat16"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 0
+    assert main([*args, "--reference", str(store), "--out", str(tmp_path / "ref")]) == 0
+    full, ref = (json.loads((tmp_path / d / "evaluation.json").read_text())["rows"] for d in ("full", "ref"))
+    assert [r["amortised"]["agree"] for r in full] == [r["amortised"]["agree"] for r in ref]
+    for a, b in zip(full, ref):
+        assert a["amortised"]["regret"] == pytest.approx(
+            b["amortised"]["regret"], abs=2e-3 * (1 + a["amortised"]["regret"])
+        )
+    assert json.loads((tmp_path / "full" / "summary.json").read_text())["settings"]["pooled_draws"] == 2
+    assert all(r["draws"] == 2 and r["ess"] >= 1 for r in full)

@@ -88,9 +88,9 @@ def test_pooled_draws_are_an_equal_weight_mixture_of_independent_draws():
     assert torch.allclose(pooled.weights.double().sum(), torch.tensor(1.0, dtype=torch.float64))
     mean = torch.stack([p.label_posterior(3) for p in parts]).mean(0)
     assert torch.allclose(pooled.label_posterior(3), mean)
-    assert pooled.diagnostics["draw_ess"] == [pytest.approx(p.ess) for p in parts]
+    assert pooled.diagnostics["pooled_ess"] == [pytest.approx(p.ess) for p in parts]
     assert pooled.diagnostics["ess"] == pytest.approx(pooled.ess)
     one = pool_draws(draw(torch.Generator().manual_seed(3)), 1)
-    assert torch.equal(one.images, parts[0].images) and "draw_ess" not in one.diagnostics
+    assert torch.equal(one.images, parts[0].images) and "pooled_ess" not in one.diagnostics
     with pytest.raises(ValueError, match="`draws`"):
         pool_draws(draw(g1), 0)

@@ -44,6 +44,8 @@ def dagger(load_example, tmp_path_factory):
         "k1=40",
         "--design-option",
         "precision=bfloat16",
+        "--design-option=pooled_draws=2",
+        "--design-option=sigma=150,200",
         *[f"--net-option={o}" for o in ("width=4", "hidden=8", "embedding=2", "batch_size=4")],
     ]
     return module, root / "out", module.main(argv), argv
@@ -65,6 +67,12 @@ def test_each_round_trains_on_every_store_so_far(dagger):
     for row in record["rows"]:
         assert 0.0 <= row[5] <= 1.0 and row[3] >= 0.0 and 0.0 <= row[6] <= 1.0
     assert record["noise_floor"]["mean_regret"] >= 0.0
+    # every map and the evaluation pool two draws of completions at the given noise
+    for store in ("maps-0", "maps-1", "reference"):
+        config = SequenceStore.open(out / store).config
+        assert config["pooled_draws"] == 2 and config["sigma"] == [150.0, 200.0]
+    settings = json.loads((out / "eval-1" / "summary.json").read_text())["settings"]
+    assert settings["pooled_draws"] == 2 and settings["sigma"] == [150.0, 200.0]
     saved = json.loads((out / "dagger.json").read_text())
     assert saved["rows"] == record["rows"] and saved["columns"] == record["columns"]
 
