@@ -436,7 +436,8 @@ def _evaluated_searches(args) -> dict:
 
 
 def _print_search_summary(summary: dict) -> None:
-    """One line per search: its mean regret and agreement with the reference (when known) and its speed."""
+    """One line per search: its mean regret and agreement with the reference (when known) and its speed; then a
+    random choice's mean regret."""
     for label, entry in summary["searches"].items():
         if "mean_regret" in entry:
             print(
@@ -445,3 +446,5 @@ def _print_search_summary(summary: dict) -> None:
             )
         else:
             print(f"  {label:>14}: {entry['seconds_per_sequence']:.5f} s/sequence")
+    if "random_choice" in summary:
+        print(f"  {'random choice':>14}: mean regret {100 * summary['random_choice']['mean_regret']:.2f} %")

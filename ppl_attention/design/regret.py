@@ -6,7 +6,8 @@ would write for it: the same per-image seed, so the same completions).  At every
 completions are drawn once; the exhaustive map on them is the reference, and every other search runs on the same
 completions with its OWN cache (no AVP evaluation is shared, so its time is its own).  A choice's regret is
 ``(EPE_ref(chosen) - min EPE_ref) / min EPE_ref`` over the allowed locations; ``agreement`` is the fraction of
-steps where it is the reference's argmin.  The first step (nothing observed) uses the cached first-glimpse map in
+steps where it is the reference's argmin; ``random_choice`` is the regret a uniformly random allowed location
+would have on average (how flat the maps are: a regret is read against it).  The first step (nothing observed) uses the cached first-glimpse map in
 ``generate``; the network's own first-step prediction is scored against it too (``first_step``).
 
 Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence
     from .store import SequenceStore
 
-__all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
+__all__ = ["evaluate_searches", "summarise", "random_regret", "INDEPENDENT"]
 
 #: A pseudo-search: the exhaustive search on an independent draw of the completions (its regret against the
 #: reference is the Monte-Carlo noise of the BOED estimator itself: what no method that does not read the
@@ -66,6 +67,14 @@ def _reference_step(problem, reference, index, t: int, locs, images, weights, ob
             f"expected {locs}: it was not generated with these settings"
         )
     return SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {}), None
+
+
+def random_regret(epe: torch.Tensor) -> float:
+    """The expected relative regret of a uniformly random choice among the finite (allowed) locations of one map:
+    the baseline that says how flat the map is, against which a search's regret is read."""
+    allowed = epe[torch.isfinite(epe)]
+    low = float(allowed.min())
+    return float((allowed - low).mean()) / max(low, 1e-12)
 
 
 def _network_proposal(problem, image, observed):
@@ -122,8 +131,9 @@ def _evaluate_image(
     ref, entry = _reference_step(problem, reference, index, t, locs, images, samples.weights, observed, sample_s)
     if entry is not None:
         row["exhaustive"] = entry
-    ref_map = ref.epe.clone()
+    ref_map = ref.epe.double().clone()
     ref_map[observed] = math.inf
+    row["random_regret"] = random_regret(ref_map)
     proposal, net_s = _network_proposal(problem, image, observed)
     step = {
         "image": image,
@@ -264,6 +274,13 @@ def summarise(result: dict, labels: Iterable[str]) -> dict:
         "images": images,
         "steps_per_image": len(steps),
         "steps": len(rows),
+        "random_choice": {
+            "mean_regret": sum(r["random_regret"] for r in rows) / len(rows),
+            "per_step": {
+                str(s): sum(r["random_regret"] for r in rows if r["step"] == s) / sum(r["step"] == s for r in rows)
+                for s in steps
+            },
+        },
         "searches": summary,
         "first_step": result.get("first_step"),
         "validity": result.get("validity"),

@@ -251,7 +251,17 @@ def test_evaluate_epe_net_against_a_reference_store_gives_the_same_regrets(built
             # the store keeps its maps in float16 (relative error <= 2**-11 per value)
             assert a[label]["regret"] == pytest.approx(b[label]["regret"], abs=2e-3 * (1 + a[label]["regret"]))
             assert a[label]["agree"] == b[label]["agree"]
-    assert "exhaustive" not in json.loads((tmp_path / "ref" / "summary.json").read_text())["searches"]
+    summary = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert "exhaustive" not in summary["searches"]
+    # a random choice's regret: the mean over each map's unobserved locations of (EPE - min) / min
+    store, expected = SequenceStore.open(root / "ex"), []
+    for i in (0, 1):
+        locations, maps = store.record(i)["locations"], store.epe_maps(i).double()
+        for t in (1, 2):
+            allowed = maps[t][[k for k in range(81) if k not in locations[:t]]]
+            expected.append(float(((allowed - allowed.min()) / allowed.min()).mean()))
+    assert summary["random_choice"]["mean_regret"] == pytest.approx(sum(expected) / 4, rel=1e-6)
+    assert set(summary["random_choice"]["per_step"]) == {"2", "3"}
     # a store made with other completion settings is refused
     other = [a if a != "6" else "7" for a in args]  # --num-samples 7
     assert main([*other, "--reference", str(root / "ex"), "--out", str(tmp_path / "bad")]) == 2
