@@ -7,8 +7,9 @@ completions are drawn once; the exhaustive map on them is the reference, and eve
 completions with its OWN cache (no AVP evaluation is shared, so its time is its own).  A choice's regret is
 ``(EPE_ref(chosen) - min EPE_ref) / min EPE_ref`` over the allowed locations; ``agreement`` is the fraction of
 steps where it is the reference's argmin; ``random_choice`` is the regret a uniformly random allowed location
-would have on average (how flat the maps are: a regret is read against it).  The first step (nothing observed) uses the cached first-glimpse map in
-``generate``; the network's own first-step prediction is scored against it too (``first_step``).
+would have on average (how flat the maps are: a regret is read against it).  The first step (nothing observed)
+uses the cached first-glimpse map in ``generate``; the network's own first-step prediction is scored against it
+too (``first_step``).
 
 Seconds per sequence add, over the steps after the first, the search's time and (for the searches that read
 completions) the time to draw them; the amortised search draws none.  ``exhaustive-independent`` is the
