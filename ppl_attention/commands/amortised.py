@@ -35,6 +35,23 @@ def register(sub, common):
     _register_evaluate(sub, common)
 
 
+#: how the evaluation draws its completions, as ``generate`` draws them (a reference store is checked for both)
+_COMPLETION_FLAGS = {
+    "--pooled-draws": {
+        "type": int,
+        "default": 1,
+        "help": "independent draws of --num-samples completions pooled at each step, as generate's (default: 1)",
+    },
+    "--sigma": {
+        "type": float,
+        "nargs": "+",
+        "default": None,
+        "help": "glimpse noise std after 1, 2, ... glimpses, 0..255, as generate's (default: the prior's own)",
+    },
+    "--noise-from": {"type": Path, "default": None, "help": "a calibrate-noise directory: its chosen --sigma"},
+}
+
+
 def _register_evaluate(sub, common) -> None:
     """The ``evaluate-epe-net`` subcommand and its flags."""
     e = add_command(sub, common, "evaluate-epe-net", run_evaluate, out="output directory")
@@ -49,20 +66,8 @@ def _register_evaluate(sub, common) -> None:
     )
     e.add_argument("-T", dest="T", type=int, default=GLIMPSES, help=argparse.SUPPRESS)  # the earlier spelling
     e.add_argument("--num-samples", type=int, default=100, help="completions per step (default: 100)")
-    e.add_argument(
-        "--pooled-draws",
-        type=int,
-        default=1,
-        help="independent draws of --num-samples completions pooled at each step, as generate's (default: 1)",
-    )
-    e.add_argument(
-        "--sigma",
-        type=float,
-        nargs="+",
-        default=None,
-        help="glimpse noise std after 1, 2, ... glimpses, 0..255, as generate's (default: the prior's own)",
-    )
-    e.add_argument("--noise-from", type=Path, default=None, help="a calibrate-noise directory: its chosen --sigma")
+    for flag, spec in _COMPLETION_FLAGS.items():
+        e.add_argument(flag, **spec)
     e.add_argument(
         "--first-num-samples",
         type=int,
