@@ -182,13 +182,13 @@ def evaluate_searches(
     first = int(first_epe.argmin())
     rows, reference_sequences = [], []
     empty = torch.zeros((0,), dtype=torch.long)
+    draw = (num_samples, pooled_draws)
     bar = tqdm(indices, desc="evaluate", unit="img", disable=not progress)
     for index in bar:
         image = image_fn(index)
         g = make_generator(image_seed(seed, index))  # what generate --search exhaustive draws for this image
         locs = [first]
         for t in range(1, T):
-            draw = (num_samples, pooled_draws)
             row, location = _evaluate_image(problem, image, index, locs, t, draw, g, seed, searches, reference)
             rows.append(row)
             locs.append(location)
