@@ -357,29 +357,14 @@ def _evaluation_problem(args, spec, data) -> tuple:
     completions' noise schedule: ``(problem, image_fn, sigma)``.  Sets ``args.precision`` to the device's default
     when it was not given."""
     from ..design.epe import default_precision
-    from ..design.images import ImageFactory
     from ..runtime import resolve_device
-    from ..pipeline.design import noise_schedule
+    from ..pipeline.design import GenerateConfig, image_factory, noise_schedule
 
     sigma, _ = noise_schedule(args.sigma, args.prior, data, spec.name, args.noise_from)  # as generate's
     device = resolve_device(args.device)
     args.precision = args.precision or default_precision(device)
-    factory = ImageFactory(
-        spec.name,
-        str(args.avp),
-        str(args.prior),
-        args.split,
-        spec.root,
-        spec.seed,
-        None,
-        args.k1,
-        args.batch_size,
-        str(device),
-        sigma=tuple(float(s) for s in sigma),
-        options=spec.options,
-        precision=args.precision,
-        epe_net=str(args.epe_net),
-    )
+    cfg = GenerateConfig(split=args.split, k1=args.k1, batch_size=args.batch_size, epe_net=str(args.epe_net))
+    factory = image_factory(cfg, spec, args.avp, args.prior, device, [float(s) for s in sigma], args.precision)
     problem, image_fn = factory()
     return problem, image_fn, sigma
 

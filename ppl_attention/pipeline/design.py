@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from ..checks import check_in_dir, check_int, check_number, check_out_dir
 from ..completion.base import DEFAULT_K1
@@ -20,7 +20,20 @@ from ..config import GLIMPSES, build_config, config_to_dict, setting
 from ._stage import DATASET_OPTIONS, dataset_flags, resolve_dataset, running, split_options, write_summary
 from .handles import PathArg, SequencesHandle
 
-__all__ = ["GenerateConfig", "DesignIncomplete", "design_sequences", "noise_schedule", "check_no_oracle"]
+if TYPE_CHECKING:
+    import torch
+
+    from ..data.spec import DatasetSpec
+    from ..design.images import ImageFactory
+
+__all__ = [
+    "GenerateConfig",
+    "DesignIncomplete",
+    "design_sequences",
+    "noise_schedule",
+    "image_factory",
+    "check_no_oracle",
+]
 
 #: design.search.NETWORK_SEARCHES, spelled out to keep the CLI's start-up free of torch (a test checks)
 NETWORK_SEARCH_NAMES = ("amortised", "hybrid", "dagger")
@@ -273,7 +286,7 @@ def _generate(cfg: GenerateConfig, seed: int, device, rest: dict) -> tuple[dict,
         search_options=search_options,
         independent_draw=cfg.independent_draw,
     )
-    factory = _image_factory(cfg, spec, avp, prior, device, sigma, precision)
+    factory = image_factory(cfg, spec, avp, prior, device, sigma, precision)
     _check_oracle(cfg, avp, prior, data, indices)
     problem, image_fn = factory()
     _check_generate_indices(cfg, spec, problem, image_fn, indices)
@@ -321,8 +334,17 @@ def _check_generate_paths(cfg: GenerateConfig) -> tuple[Path, Path, Path]:
     return avp, prior, out
 
 
-def _image_factory(cfg: GenerateConfig, spec, avp: Path, prior: Path, device, sigma, precision):
-    """The picklable maker of each image's design problem, so local and Ray workers build the same one."""
+def image_factory(
+    cfg: GenerateConfig,
+    spec: DatasetSpec,
+    avp: Path,
+    prior: Path,
+    device: torch.device | str,
+    sigma: Sequence[float],
+    precision: str,
+) -> ImageFactory:
+    """The picklable maker of each image's design problem, so local and Ray workers (and ``evaluate-epe-net``)
+    build the same one."""
     from ..design.images import ImageFactory
 
     return ImageFactory(
