@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 import statistics
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -25,6 +25,32 @@ from ppl_attention.pipeline import stages as stages_module
 from ppl_attention.pipeline.stages import Stage
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class CommonPaperSettings:
+    """What the paper's CelebA-HQ and CUB runs share (celeba_hq.py and cub.py add and override the rest)."""
+
+    glimpses: int = 5  # T = 5 (paper sec. 6)
+    # AVP: DenseNet-121 from ImageNet weights, 4th (mask) input channel zero-initialised, Adam 1e-4, batch 64, best
+    # validation cross-entropy checkpoint (paper app. B.1).
+    avp_backbone: str = "densenet121"
+    avp_width: int | None = None  # only for the tiny run's small_cnn
+    avp_lr: float = 1e-4
+    avp_batch_size: int = 64
+    avp_pretrained: str | None = None  # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
+    # Prior: PCA with 256 components over the dataset's training images (paper app. A.3 / REFERENCE).
+    prior_components: int = 256
+    # BOED: exhaustive search; the cached first-glimpse EPE uses the N samples of every step (paper sec. 6).
+    search: str = "exhaustive"
+    first_num_samples: int | None = None
+    # Hard-attention network: location network with one 32-unit hidden layer, batch 64 (paper sec. 6); validation
+    # every 100 iterations (REFERENCE "iterations to convergence"); the paper plots mean and std over runs.
+    policy_hidden: int = 32
+    batch_size: int = 64
+    validate_every: int = 100
+    seeds: tuple[int, ...] = (0, 1, 2)
+
 
 #: The sizes every example's smoke run (``--quick``, ``--tiny``) shrinks to, whichever of them its settings have
 #: (:func:`shrunk`): every stage runs in seconds.

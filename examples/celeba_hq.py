@@ -2,9 +2,10 @@
 and PS-NOGS -> results table (the paper's Fig. 5 / Table 1 for one attribute).
 
 Every stage is a :mod:`ppl_attention.pipeline` function; each is skipped when its artefact is finished, so
-re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
-("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
-as summarised in docs/RESULTS.md and in the comments below).
+re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below and in the base it shares
+with cub.py (``_paper_pipeline.CommonPaperSettings``), with where it comes from ("paper" = Harvey, Teng & Wood,
+arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings as summarised in docs/RESULTS.md and
+in the comments below).
 
     python examples/celeba_hq.py --root /data/celeba-hq --out runs/celeba --device cuda --attribute 20
     python examples/celeba_hq.py --root FIXTURE --out runs/tiny --tiny     # every size shrunk: a smoke run on the CPU
@@ -33,54 +34,41 @@ from pathlib import Path
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import TINY, boed_stages, network_options, paper_parser, paper_stages  # noqa: E402
+from _paper_pipeline import TINY, CommonPaperSettings, boed_stages, network_options, paper_parser  # noqa: E402
+from _paper_pipeline import paper_stages  # noqa: E402
 from _paper_pipeline import parse_paper_args, results_table, run_folders, run_stages, shrunk  # noqa: E402
 from _paper_pipeline import training_stages, write_results  # noqa: E402
 
 
 @dataclass
-class PaperSettings:
+class PaperSettings(CommonPaperSettings):
     # Data: 224 x 224, 16 x 16 glimpses, 50 x 50 grid (Sensor.celeba_hq(), the dataset's default grid);
     # splits 27000 / 500 / 2500 by image index (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "celeba-hq"
-    glimpses: int = 5  # T = 5 (paper sec. 6)
     attribute: int = 20  # 0..39 in alphabetical CelebA order; 20 = Male (REFERENCE conventions)
-    # AVP: DenseNet-121 from ImageNet weights, 4th (mask) input channel zero-initialised, multilabel Bernoulli
-    # over all 40 attributes, Adam 1e-4, batch 64, best validation cross-entropy checkpoint (paper app. B.1).
-    avp_backbone: str = "densenet121"
-    avp_width: int | None = None  # only for the tiny run's small_cnn
-    avp_lr: float = 1e-4
-    avp_batch_size: int = 64
+    # AVP: multilabel Bernoulli over all 40 attributes (paper app. B.1).
     avp_epochs: int = 500  # the best checkpoint came after 458 epochs (paper app. B.1)
     avp_patience: int = 500  # the paper did not stop early: it kept the best of every epoch
-    avp_pretrained: str | None = None  # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
-    # Prior: PCA with 256 components (paper app. A.3 / REFERENCE); the database is the training split (see docstring).
+    # Prior: the database is the training split (see docstring).
     prior_size: int = 27_000
-    prior_components: int = 256
     prior_fit_samples: int = 20_000
     prior_shift: int = 0  # paper A.3.3 sums likelihoods over nearby shifts (size not given): set > 0
-    # BOED: N = 200 Monte Carlo samples, K1 = 1000 proposal draws (K2 = N = 200), exhaustive search over all
-    # 2,500 locations, 600 sequences on training images 0-599 (paper sec. 6 / REFERENCE).
+    # BOED: N = 200 Monte Carlo samples, K1 = 1000 proposal draws (K2 = N = 200) over all 2,500 locations, 600
+    # sequences on training images 0-599 (paper sec. 6 / REFERENCE).
     num_sequences: int = 600
     num_samples: int = 200
-    first_num_samples: int | None = None  # the cached first-glimpse EPE uses N samples too
     k1: int = 1000
-    search: str = "exhaustive"
     # Image completion likelihood: Gaussian std 5, 10, 20, 40 (0..255 pixels) after 1, 2, 3, 4 glimpses, each
     # glimpse marginalised over small shifts (paper app. A.3 / REFERENCE); passed to `generate --sigma/--shift`.
     completion_sigma: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
     # Hard-attention network: GRU hidden 64, small CNN glimpse embedder (conv3x3(16) - conv3x3 s2 (32) - maxpool -
-    # linear 64), location network with one 32-unit hidden layer, Adam 3e-4, batch 64 (paper sec. 6).
+    # linear 64), Adam 3e-4 (paper sec. 6).
     hidden: int = 64
     glimpse_dim: int = 64
     backbone: str = "small"
-    policy_hidden: int = 32
     lr: float = 3e-4
-    batch_size: int = 64
     train_iterations: int = 50_000  # our choice (not in the paper): ~2x RAM's 24,000 to convergence
-    validate_every: int = 100  # validation every 100 iterations (REFERENCE "iterations to convergence")
     num_supervised: int = 600  # the 600 sequences
-    seeds: tuple[int, ...] = (0, 1, 2)  # the paper plots mean and std over runs
     convergence: str = "loss"  # CelebA-HQ: first validation CE within 0.01 of the best (paper Fig. 5)
     # RAM+ for comparison: pretraining with the first-glimpse EPE heuristic (gamma^-1 = 1, paper app. B.2).
     pretrain_iterations: int = 1000

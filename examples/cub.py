@@ -2,9 +2,10 @@
 PS-H1, PS-H5, PS-HGS (all with the pretraining stage) -> results table (the paper's Table 1, CUB column).
 
 Every stage is a :mod:`ppl_attention.pipeline` function; each is skipped when its artefact is finished, so
-re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below, with where it comes from
-("paper" = Harvey, Teng & Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings
-as summarised in docs/RESULTS.md and in the comments below).
+re-running resumes.  Every paper setting is spelled out in :class:`PaperSettings` below and in the base it shares
+with celeba_hq.py (``_paper_pipeline.CommonPaperSettings``), with where it comes from ("paper" = Harvey, Teng &
+Wood, arXiv:1906.05462, section 6 / appendix B; "REFERENCE" = the paper's settings as summarised in
+docs/RESULTS.md and in the comments below).
 
     python examples/cub.py --root /data/CUB_200_2011 --out runs/cub --device cuda --vgg-weights vgg16.safetensors
     python examples/cub.py --root FIXTURE --out runs/tiny --tiny     # every size shrunk: a smoke run on the CPU
@@ -33,7 +34,8 @@ from pathlib import Path
 from ppl_attention import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _paper_pipeline import TINY, boed_stages, network_options, paper_parser, paper_stages  # noqa: E402
+from _paper_pipeline import TINY, CommonPaperSettings, boed_stages, network_options, paper_parser  # noqa: E402
+from _paper_pipeline import paper_stages  # noqa: E402
 from _paper_pipeline import parse_paper_args, results_table, run_folders, run_stages, shrunk  # noqa: E402
 from _paper_pipeline import training_stages, write_results  # noqa: E402
 
@@ -41,54 +43,40 @@ EPOCH = 5120 // 64  # iterations per epoch: 5,120 training images, batch 64 (pap
 
 
 @dataclass
-class PaperSettings:
+class PaperSettings(CommonPaperSettings):
     # Data: bounding-box crops at 128 x 128, 32 x 32 glimpses on a grid of stride 8 (Sensor.cub(), the
     # dataset's default grid); 5120 train / 874 valid (paper sec. 6; REFERENCE "The paper's settings").
     dataset: str = "cub"
-    glimpses: int = 5  # T = 5 (paper sec. 6)
-    # AVP: DenseNet-121 from ImageNet weights, 4th (mask) input channel zero-initialised, 200-way softmax plus the
-    # 312 binary attributes as an auxiliary output, Adam 1e-4, batch 64, best validation CE (paper app. B.1).
-    avp_backbone: str = "densenet121"
-    avp_width: int | None = None  # only for the tiny run's small_cnn
-    avp_lr: float = 1e-4
-    avp_batch_size: int = 64
+    # AVP: 200-way softmax plus the 312 binary attributes as an auxiliary output (paper app. B.1).
     avp_epochs: int = 200  # the best checkpoint came after 183 epochs (paper app. B.1)
     avp_patience: int = 200  # the paper did not stop early: it kept the best of every epoch
     avp_aux_weight: float = 0.5  # weight of the attribute head (the paper does not give one)
-    avp_pretrained: str | None = None  # local torchvision DenseNet-121 state dict (.safetensors); never downloaded
-    # Prior: PCA with 256 components (paper app. A.3 / REFERENCE) over the training crops (see docstring).
+    # Prior: over the training crops (see docstring).
     prior_size: int = 5120
-    prior_components: int = 256
     prior_fit_samples: int = 5120
-    # BOED: N = 100 Monte Carlo samples, K1 = 500 proposal draws (K2 = N = 100), exhaustive search, 1000
-    # sequences (paper sec. 6 / REFERENCE).
+    # BOED: N = 100 Monte Carlo samples, K1 = 500 proposal draws (K2 = N = 100), 1000 sequences (paper sec. 6 /
+    # REFERENCE).
     num_sequences: int = 1000
     num_samples: int = 100
-    first_num_samples: int | None = None
     k1: int = 500
-    search: str = "exhaustive"
     # Image completion: likelihood std sigma_p = 80 (0..255 pixels) and a proposal tempered so that its ESS is in
     # [0.8 K1, K1] (paper app. A.3 / REFERENCE); passed to `generate --sigma/--target-ess`.
     completion_sigma: float = 80.0
     proposal_target_ess: float = 0.8
-    # Hard-attention network: the first 12 layers of an ImageNet VGG as glimpse embedder, GRU hidden 1024,
-    # location network with one 32-unit hidden layer, Adam 5e-5, batch 64 (paper sec. 6).
+    # Hard-attention network: the first 12 layers of an ImageNet VGG as glimpse embedder, GRU hidden 1024, Adam 5e-5
+    # (paper sec. 6).
     hidden: int = 1024
     glimpse_dim: int | None = None  # the library's default embedding size (the paper does not give one)
     backbone: str = "vgg16"
     backbone_layers: int = 12
     backbone_weights: str | None = None  # local torchvision VGG-16 state dict (.safetensors); never downloaded
-    policy_hidden: int = 32
     lr: float = 5e-5
-    batch_size: int = 64
     # Pretraining stage for every method: embedder, GRU and classifier trained with glimpse locations drawn from a
     # fixed distribution (uniform for RAM, the first-glimpse-EPE heuristic with gamma^-1 = 1 for RAM+ and all
     # others), 250 epochs, best validation accuracy kept, then frozen while the policy trains (paper app. B.2).
     pretrain_iterations: int = 250 * EPOCH
     train_iterations: int = 250 * EPOCH  # our choice (see docstring)
-    validate_every: int = 100  # REFERENCE "iterations to convergence"
     num_supervised: int = 1000  # the 1000 sequences
-    seeds: tuple[int, ...] = (0, 1, 2)
     convergence: str = "accuracy"  # CUB: first validation accuracy within 1 % of the best (paper Table 1)
     methods: tuple[str, ...] = ("RAM", "RAM+", "PS-NOGS", "PS-H1", "PS-H5", "PS-HGS")  # paper Table 1 / app. B.3
 
