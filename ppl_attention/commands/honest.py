@@ -111,7 +111,8 @@ def _print_scales(scales: list[dict]) -> None:
     """One line per noise scale: its NLL, worst-step ECE and median ESS (and worst EPE error), then each step's."""
     for r in scales:
         steps = ", ".join(
-            f"t={s['t']}: ECE {s['ece']:.3f} (calibrated: {s['ece_floor']:.3f}) P(true) {s['p_true']:.3f} "
+            f"t={s['t']}: ECE {s['ece']:.3f} (calibrated: {s['ece_floor']:.3f} +/- {s['ece_floor_sd']:.3f}) "
+            f"P(true) {s['p_true']:.3f} "
             f"distinct {s['median_distinct']:g}"
             + (f" (AVP's P(true) {s['avp_p_true']:.3f})" if s.get("avp_p_true") is not None else "")
             + (f" EPE of glimpse {s['t'] + 1} {100 * s['epe']['relative']:+.1f} %" if "epe" in s else "")

@@ -48,7 +48,8 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
     """ECE of categorical predictions ``probs`` (M, K) against ``labels`` (M,): the count-weighted mean gap between
     top-label confidence and accuracy over ``bins`` equal-width bins; ``ece_floor``, the mean ECE a perfectly
     calibrated predictor with the same confidences shows on M predictions (the binned estimator is biased up, by
-    much on a few dozen images); the reliability curve (one entry per non-empty bin) and the mean P(true label)."""
+    much on a few dozen images), and ``ece_floor_sd``, its spread: an ECE within a few of these of a target is not
+    resolved by M predictions; the reliability curve (one entry per non-empty bin) and the mean P(true label)."""
     from ..posterior.metrics import ece_noise_floor, expected_calibration_error
 
     if probs.dim() != 2 or labels.shape != (probs.shape[0],):
@@ -68,10 +69,11 @@ def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10)
         for c, a, n in zip(conf_sum[used], acc_sum[used], count[used])
     ]
     p_true = p[torch.arange(len(labels)), labels.long()]
-    floor, _ = ece_noise_floor(conf, bins, simulations=200, generator=torch.Generator().manual_seed(0))
+    floor, floor_sd = ece_noise_floor(conf, bins, simulations=200, generator=torch.Generator().manual_seed(0))
     return {
         "ece": expected_calibration_error(conf, correct, bins),
         "ece_floor": floor,
+        "ece_floor_sd": floor_sd,
         "curve": curve,
         "p_true": float(p_true.mean()),
         "nll": float(-p_true.clamp(min=1e-3).log().mean()),

@@ -67,6 +67,8 @@ def test_the_ece_floor_says_what_a_calibrated_predictor_shows_on_so_few_images()
         floors.append(cal["ece_floor"])
     ece, floor = torch.tensor(eces).mean(), torch.tensor(floors).mean()
     assert floor > 0.08 and abs(float(ece - floor)) < 0.03  # the floor is what calibrated predictions measure
+    # ... and its spread is the spread of their ECE over draws of 50 predictions
+    assert 0.5 < cal["ece_floor_sd"] / float(torch.tensor(eces).std()) < 2.0
     p1 = torch.rand(4000, generator=g)
     big = label_calibration(torch.stack([1 - p1, p1], 1), (torch.rand(4000, generator=g) < p1).long())
     assert big["ece_floor"] < 0.03
