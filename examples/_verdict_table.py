@@ -27,12 +27,24 @@ from ppl_attention.runtime import run_record
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
 
-__all__ = ["read_json", "verdict", "markdown", "write", "THRESHOLDS", "COMPARISONS", "MEASURES", "FINAL_WINDOW"]
+__all__ = [
+    "read_json",
+    "verdict",
+    "markdown",
+    "write",
+    "figure",
+    "THRESHOLDS",
+    "COMPARISONS",
+    "MEASURES",
+    "FINAL_WINDOW",
+]
 
 #: validation accuracies whose first reaching the table reports
 THRESHOLDS = (0.7, 0.8, 0.85)
 #: RAM's final validation accuracy is the mean of its last this many validations
 FINAL_WINDOW = 10
+#: the figure's running mean, in validations (each is noisy by about a point)
+SMOOTH = 10
 #: the final test accuracies: summary key -> name
 MEASURES = {"test_greedy_acc": "greedy", "test_sampled_acc": "sampled", "test_mc_acc": "MC"}
 #: name -> (faster arm, slower arm, the speed-up to RAM's final accuracy the claim sets, at no lower accuracy)
@@ -193,3 +205,39 @@ def write(out: Path, record: dict) -> None:
     text = markdown(record)
     atomic_write_text(out / "verdict.md", text)
     print(text)
+
+
+def figure(out: Path, record: dict) -> Path:
+    """``out/verdict.png``: each arm's greedy validation accuracy against iterations (a running mean over
+    ``SMOOTH`` validations; mean and +- one sd over its finished seeds), with RAM's final accuracy dashed."""
+    import csv
+
+    from ppl_attention.plots.attention import plot_validation_curves
+
+    def history(run: Path) -> list[dict]:
+        with open(run / "log.csv") as f:
+            return [
+                {"iteration": float(r["iteration"]), "val_greedy_acc": 100 * float(r["val_greedy_acc"])}
+                for r in csv.DictReader(f)
+                if r.get("val_greedy_acc")
+            ]
+
+    # one colour per arm in every grid's figure, RAM's first
+    order = sorted(record["rows"], key=lambda arm: (arm != "ram", arm))
+    colors = {record["rows"][arm]["label"]: f"C{i}" for i, arm in enumerate(order)}
+    runs = {
+        record["rows"][arm]["label"]: [history(out / f"{arm}-s{k}") for k in record["rows"][arm]["seeds"]]
+        for arm in order
+        if record["rows"][arm]["seeds"]
+    }
+    final = record["ram_final_validation_accuracy"]
+    seeds = ", ".join(str(k) for k in record["seeds"])
+    return plot_validation_curves(
+        runs,
+        out / "verdict.png",
+        ylabel="greedy validation accuracy (%)",
+        title=f"{out.name}, seeds {seeds}",
+        levels={} if final is None else {f"RAM's final ({final:.1f} %)": final},
+        smooth=SMOOTH,
+        colors=colors,
+    )

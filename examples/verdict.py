@@ -21,7 +21,8 @@ then, for every seed, one training run per arm (``OUT/GRID/{arm}-s{seed}/``):
     ps-nogs-gaussian     PS-NOGS with the discretised-gaussian head
     ps-nogs-factorised   PS-NOGS with the factorised (rows x columns) head
 
-and the table (``OUT/GRID/verdict.md`` and ``verdict.json``, see examples/_verdict_table.py) from the runs' logs.
+and the table (``OUT/GRID/verdict.md`` and ``verdict.json``, see examples/_verdict_table.py) and the validation
+curves (``verdict.png``) from the runs' logs.
 
     python examples/verdict.py --grid fine-60-patch --scale paper --out runs/verdict --device cuda
     python examples/verdict.py --grid mnist-81 --scale paper --out runs/verdict
@@ -359,6 +360,7 @@ def main(argv=None) -> dict:
         seconds=timings,
     )
     table.write(out, record)
+    table.figure(out, record)
     return record
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "glimpse_frequency",
     "plot_glimpse_frequency",
     "plot_validation_curves",
+    "trailing_mean",
     "plot_glimpse_strip",
     "plot_stopping_curve",
     "animate_glimpses",
@@ -120,19 +121,34 @@ def plot_glimpse_frequency(
     return save_figure(fig, path)
 
 
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The running mean of each row of ``values`` (R, n) over its last ``window`` entries (fewer at the start)."""
+    csum = np.cumsum(np.asarray(values, dtype=float), axis=1)
+    csum[:, window:] = csum[:, window:] - csum[:, :-window]
+    return csum / np.minimum(np.arange(1, csum.shape[1] + 1), window)
+
+
 def plot_validation_curves(
     runs: dict,
     path: str | os.PathLike,
     metric: str = "val_greedy_acc",
     ylabel: str = "validation accuracy",
     title: str | None = None,
+    levels: dict[str, float] | None = None,
+    smooth: int = 1,
+    colors: dict[str, str] | None = None,
 ) -> Path:
     """``runs``: {label: history (rows with ``iteration`` and ``metric``) or a list of histories (seeds)}.
 
-    A list of histories is drawn as its mean with a band of +- one standard deviation.
+    A list of histories is drawn as its mean with a band of +- one standard deviation.  ``levels``: {label: value}
+    drawn as dashed horizontal lines (e.g. a baseline's final accuracy); ``smooth``: each history's running mean over
+    that many validations (trailing), so that noisy curves can be compared; ``colors``: {label: matplotlib colour},
+    so that one method keeps its colour across figures (the others take the default cycle).
     """
     if not runs:
         raise ValueError("`runs` must hold at least one history")
+    if not (isinstance(smooth, int) and smooth >= 1):
+        raise ValueError(f"`smooth` must be a whole number of validations >= 1, got {smooth!r}")
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, hist in runs.items():
         hists = hist if hist and isinstance(hist[0], list) else [hist]
@@ -142,11 +158,15 @@ def plot_validation_curves(
         n = min(len(h) for h in hists)
         its = np.array([r["iteration"] for r in hists[0][:n]])
         vals = np.array([[r[metric] for r in h[:n]] for h in hists], dtype=float)
-        (line,) = ax.plot(its, vals.mean(0), label=f"{label} (n={len(hists)})" if len(hists) > 1 else label)
+        vals = trailing_mean(vals, smooth)
+        name = f"{label} (n={len(hists)})" if len(hists) > 1 else label
+        (line,) = ax.plot(its, vals.mean(0), label=name, color=(colors or {}).get(label))
         if len(hists) > 1:
             ax.fill_between(
                 its, vals.mean(0) - vals.std(0), vals.mean(0) + vals.std(0), alpha=0.2, color=line.get_color()
             )
+    for name, value in (levels or {}).items():
+        ax.axhline(value, color="black", linestyle="--", linewidth=1, label=name)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ from ppl_attention.plots.attention import (
     plot_glimpse_strip,
     plot_stopping_curve,
     plot_validation_curves,
+    trailing_mean,
 )
 
 GRID = Sensor(12, 4, stride=4)
@@ -38,3 +39,18 @@ def test_figures_are_written(tmp_path):
     assert gif.read_bytes()[:6] == b"GIF89a"
     with pytest.raises(ValueError, match="at least one"):
         plot_validation_curves({}, tmp_path / "x.png")
+
+
+def test_validation_curves_smooth_and_draw_levels(tmp_path):
+    """The smoothing is a trailing running mean (shorter at the start); a level is a dashed line; a bad window is
+    refused by name."""
+    import numpy as np
+
+    out = trailing_mean(np.array([[1.0, 3.0, 5.0, 7.0]]), 2)
+    assert out.tolist() == [[1.0, 2.0, 4.0, 6.0]]
+    assert trailing_mean(np.array([[1.0, 3.0]]), 5).tolist() == [[1.0, 2.0]]
+    hist = [{"iteration": i, "val_greedy_acc": a} for i, a in enumerate([0.2, 0.5, 0.4, 0.8])]
+    path = plot_validation_curves({"a": [hist, hist]}, tmp_path / "c.png", levels={"RAM's final": 0.6}, smooth=3)
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="`smooth`"):
+        plot_validation_curves({"a": hist}, tmp_path / "d.png", smooth=0)

@@ -180,6 +180,7 @@ def test_report_only_trains_nothing(tiny):
     assert record["rows"]["ps-ram"]["seeds"] == [0] and record["rows"]["ps-ram"]["missing"] == [1]
     assert not (out / "ps-ram-s1" / "summary.json.tmp").exists() and record["seconds"] == {}
     assert "Unfinished runs, left out: ps-ram-s1." in (out / "verdict.md").read_text()
+    assert (out / "verdict.png").stat().st_size > 0  # the validation curves of the finished runs
 
 
 def test_a_store_of_an_earlier_ram_network_is_refused(tiny, tmp_path):
