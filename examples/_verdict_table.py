@@ -27,17 +27,7 @@ from ppl_attention.runtime import run_record
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_supervision as cs  # noqa: E402
 
-__all__ = [
-    "read_json",
-    "verdict",
-    "markdown",
-    "write",
-    "figure",
-    "THRESHOLDS",
-    "COMPARISONS",
-    "MEASURES",
-    "FINAL_WINDOW",
-]
+__all__ = ["verdict", "markdown", "write", "figure", "THRESHOLDS", "COMPARISONS", "MEASURES", "FINAL_WINDOW"]
 
 #: validation accuracies whose first reaching the table reports
 THRESHOLDS = (0.7, 0.8, 0.85)

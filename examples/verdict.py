@@ -44,6 +44,7 @@ import _verdict_table as table  # noqa: E402
 from _paper_pipeline import Stage, add_scale_flags, run_stages, scale_settings, shrunk  # noqa: E402
 
 from ppl_attention import pipeline  # noqa: E402
+from ppl_attention.artifacts import read_json  # noqa: E402
 
 #: T, the paper's glimpses per sequence and per run
 GLIMPSES = 5
@@ -175,7 +176,7 @@ def noise_multiple(noise: str) -> float | None:
 def _design_at_multiple(store: Path, avp: Path, prior: Path, multiple: float, **options) -> dict:
     """``pipeline.design_sequences`` with the prior's noise schedule times ``multiple`` (read once the prior is
     built)."""
-    sigma = table.read_json(prior / "manifest.json")["config"]["sigma"]
+    sigma = read_json(prior / "manifest.json")["config"]["sigma"]
     return pipeline.design_sequences(store, avp, prior, sigma=[round(multiple * v, 1) for v in sigma], **options)
 
 
@@ -283,7 +284,7 @@ def arm_options(grid: str, arm: str, s: Scale, out: Path, seed: int, data_seed: 
 
 def _finished(run: Path, iterations: int) -> bool:
     summary = run / "summary.json"
-    return summary.is_file() and table.read_json(summary).get("iterations", 0) >= iterations
+    return summary.is_file() and read_json(summary).get("iterations", 0) >= iterations
 
 
 def _from_run(store: Path, run: Path) -> bool:
@@ -293,7 +294,7 @@ def _from_run(store: Path, run: Path) -> bool:
         return False
     from ppl_attention.artifacts import file_checksum
 
-    if table.read_json(store / "manifest.json")["config"].get("network") != file_checksum(run / "best.safetensors"):
+    if read_json(store / "manifest.json")["config"].get("network") != file_checksum(run / "best.safetensors"):
         raise ValueError(
             f"`store` {store} holds the sequences of an earlier {run.name}; delete it and the "
             f"{run.name.replace('ram-', 'ps-ram-')} run to supervise PS-RAM by the finished RAM"
