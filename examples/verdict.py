@@ -59,10 +59,14 @@ class Grid:
     options: dict
     search: str  # the design's candidate search
     location_embedding: str  # where-embedding of the hard-attention network
+    levels: tuple[float, ...] = table.THRESHOLDS  # validation accuracies the table reports the first reaching of
 
 
 GRIDS = {
-    "fine-60-patch": Grid("cluttered-mnist", {"stride": 1, "scales": 1}, "pyramid", "mlp"),
+    # RAM ends near 73 % here: the lower levels show the early part of the curves
+    "fine-60-patch": Grid(
+        "cluttered-mnist", {"stride": 1, "scales": 1}, "pyramid", "mlp", (0.5, 0.6, *table.THRESHOLDS)
+    ),
     "mnist-81": Grid("cluttered-mnist", {}, "exhaustive", "table"),
 }
 
@@ -347,7 +351,8 @@ def main(argv=None) -> dict:
         timings = run_stages(stages)
     elif not any((run_dir(out, "ram", k) / "summary.json").is_file() for k in s.seeds):
         raise SystemExit(f"--report-only: no finished RAM run under {out} yet")
-    record = table.verdict(out, {arm: a.label for arm, a in ARMS.items()}, s.seeds)
+    labels = {arm: a.label for arm, a in ARMS.items()}
+    record = table.verdict(out, labels, s.seeds, thresholds=GRIDS[args.grid].levels)
     record.update(
         command=command,
         grid=args.grid,

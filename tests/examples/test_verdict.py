@@ -227,6 +227,11 @@ def test_comparisons_from_the_curves(load_example, tmp_path):
     assert nogs["reach_ram_final"]["mean"] == 1500 and nogs["reach"]["0.7"]["mean"] == 1500
     assert nogs["reach"]["0.85"] == {"mean": None, "sd": None, "n": 0, "never": 2}
     assert v["rows"]["ram"]["reach"]["0.7"]["mean"] == 6000
+    low = table.verdict(tmp_path, {"ram": "RAM"}, (0, 1), window=2, thresholds=(0.5, 0.75))
+    assert low["thresholds"] == [0.5, 0.75] and low["rows"]["ram"]["reach"]["0.5"]["mean"] == 1000
+    assert "| RAM | 0, 1 | 10,000 ± 0 | 1,000 ± 0 | 6,000 ± 0 |" in table.markdown(
+        {**low, "grid": "g", "scale": "s", "command": "c"}
+    )
     assert nogs["test"]["sampled"]["mean"] == pytest.approx(83.0) and nogs["test"]["MC"]["mean"] == pytest.approx(85)
     c = v["comparisons"]["ps-nogs over ram"]
     assert c["speedup"] == pytest.approx(10000 / 1500) and c["target_met"] is True
