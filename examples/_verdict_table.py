@@ -47,7 +47,7 @@ def _stats(values) -> dict:
     return {"mean": mean, "sd": sd, "n": sum(v is not None for v in values), "never": sum(v is None for v in values)}
 
 
-def _row(out: Path, arm: str, label: str, seeds, ram_final: float | None, thresholds=THRESHOLDS) -> dict:
+def _row(out: Path, arm: str, label: str, seeds, ram_final: float | None, thresholds: tuple = THRESHOLDS) -> dict:
     """One arm's line of the table, from its finished seeds."""
     dirs = [out / f"{arm}-s{k}" for k in seeds if (out / f"{arm}-s{k}" / "summary.json").is_file()]
     runs = [read_json(d / "summary.json") for d in dirs]
@@ -99,7 +99,9 @@ def final_validation_accuracy(run: Path, window: int = FINAL_WINDOW) -> float | 
     return sum(last) / len(last) if last else None
 
 
-def verdict(out: Path, labels: dict[str, str], seeds, window: int = FINAL_WINDOW, thresholds=THRESHOLDS) -> dict:
+def verdict(
+    out: Path, labels: dict[str, str], seeds, window: int = FINAL_WINDOW, thresholds: tuple = THRESHOLDS
+) -> dict:
     """The table of one grid's runs under ``out`` (arms named by ``labels``: arm -> label, RAM's is ``ram``);
     RAM's final accuracy is its validation accuracy over its last ``window`` validations; ``thresholds``: the
     validation accuracies whose first reaching each row reports."""

@@ -59,7 +59,7 @@ class Grid:
     options: dict
     search: str  # the design's candidate search
     location_embedding: str  # where-embedding of the hard-attention network
-    levels: tuple[float, ...] = table.THRESHOLDS  # validation accuracies the table reports the first reaching of
+    levels: tuple[float, ...] = table.THRESHOLDS  # the validation accuracies whose first reaching the table reports
 
 
 GRIDS = {

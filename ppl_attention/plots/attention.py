@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..checks import check_int
 from ..sensor import Sensor
 from ._save import plt, save_figure
 
@@ -147,8 +148,7 @@ def plot_validation_curves(
     """
     if not runs:
         raise ValueError("`runs` must hold at least one history")
-    if not (isinstance(smooth, int) and smooth >= 1):
-        raise ValueError(f"`smooth` must be a whole number of validations >= 1, got {smooth!r}")
+    check_int("smooth", smooth)
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, hist in runs.items():
         hists = hist if hist and isinstance(hist[0], list) else [hist]
