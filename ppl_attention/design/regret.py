@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import derive_seed, generator as make_generator
 from .amortised import amortised_sequences
-from .search_base import relative_regret
+from .search_base import random_regret, relative_regret
 from .search import NETWORK_SEARCHES, SearchResult, run_search
 from .sequential import DesignProblem, image_seed
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from typing import Callable, Iterable, Sequence
     from .store import SequenceStore
 
-__all__ = ["evaluate_searches", "summarise", "random_regret", "INDEPENDENT"]
+__all__ = ["evaluate_searches", "summarise", "INDEPENDENT"]
 
 #: A pseudo-search: the exhaustive search on an independent draw of the completions (its regret against the
 #: reference is the Monte-Carlo noise of the BOED estimator itself: what no method that does not read the
@@ -68,14 +68,6 @@ def _reference_step(problem, reference, index, t: int, locs, images, weights, ob
             f"expected {locs}: it was not generated with these settings"
         )
     return SearchResult(rec["locations"][t], reference.epe_maps(index)[t], 0, {}), None
-
-
-def random_regret(epe: torch.Tensor) -> float:
-    """The expected relative regret of a uniformly random choice among the finite (allowed) locations of one map:
-    the baseline that says how flat the map is, against which a search's regret is read."""
-    allowed = epe[torch.isfinite(epe)]
-    low = float(allowed.min())
-    return float((allowed - low).mean()) / max(low, 1e-12)
 
 
 def _network_proposal(problem, image, observed):

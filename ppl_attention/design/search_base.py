@@ -15,7 +15,16 @@ import torch
 if TYPE_CHECKING:
     from typing import Sequence
 
-__all__ = ["SearchResult", "CachedScore", "prepare_weights", "sample_order", "weighted_map", "relative_regret"]
+__all__ = [
+    "SearchResult",
+    "CachedScore",
+    "prepare_weights",
+    "sample_order",
+    "weighted_map",
+    "relative_regret",
+    "relative_regrets",
+    "random_regret",
+]
 
 
 @dataclass
@@ -97,7 +106,20 @@ def weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
 
 
-def relative_regret(epe: torch.Tensor, choice: int) -> float:
-    """``(EPE(choice) - min EPE) / min EPE`` on one map: how much worse ``choice`` is than the map's best."""
+def relative_regrets(epe: torch.Tensor) -> torch.Tensor:
+    """``(EPE - min EPE) / min EPE`` of every location of one map, float64 (inf where the map is: disallowed)."""
+    epe = epe.double()
     low = float(epe.min())
-    return (float(epe[choice]) - low) / max(low, 1e-12)
+    return (epe - low) / max(low, 1e-12)
+
+
+def relative_regret(epe: torch.Tensor, choice: int) -> float:
+    """How much worse ``choice`` is than the map's best (:func:`relative_regrets` at ``choice``)."""
+    return float(relative_regrets(epe)[choice])
+
+
+def random_regret(epe: torch.Tensor) -> float:
+    """The mean relative regret of a uniformly random choice among the finite (allowed) locations of one map: how
+    flat the map is, the baseline a search's regret is read against."""
+    regrets = relative_regrets(epe)
+    return float(regrets[torch.isfinite(regrets)].mean())
