@@ -203,17 +203,10 @@ def write(out: Path, record: dict) -> None:
 def figure(out: Path, record: dict) -> Path:
     """``out/verdict.png``: each arm's greedy validation accuracy against iterations (a running mean over
     ``SMOOTH`` validations; mean and +- one sd over its finished seeds), with RAM's final accuracy dashed."""
-    import csv
-
     from ppl_attention.plots.attention import plot_validation_curves
 
     def history(run: Path) -> list[dict]:
-        with open(run / "log.csv") as f:
-            return [
-                {"iteration": float(r["iteration"]), "val_greedy_acc": 100 * float(r["val_greedy_acc"])}
-                for r in csv.DictReader(f)
-                if r.get("val_greedy_acc")
-            ]
+        return [{"iteration": i, "val_greedy_acc": 100 * a} for i, a in cs.validation_curve(run)]
 
     # one colour per arm in every grid's figure, RAM's first
     order = sorted(record["rows"], key=lambda arm: (arm != "ram", arm))
