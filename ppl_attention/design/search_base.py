@@ -107,9 +107,10 @@ def weighted_map(cached: CachedScore, w: torch.Tensor) -> torch.Tensor:
 
 
 def relative_regrets(epe: torch.Tensor) -> torch.Tensor:
-    """``(EPE - min EPE) / min EPE`` of every location of one map, float64 (inf where the map is: disallowed)."""
+    """``(EPE - min EPE) / min EPE`` of every location of one map, float64; the minimum is over the finite
+    (allowed) locations, and a location that is not finite stays so."""
     epe = epe.double()
-    low = float(epe.min())
+    low = float(epe[torch.isfinite(epe)].min())
     return (epe - low) / max(low, 1e-12)
 
 

@@ -207,3 +207,16 @@ def test_pyramid_finds_a_smooth_maps_argmin_on_a_fine_grid_at_a_fraction_of_the_
     assert run_search("pyramid", lambda c, s: H[c][:, s], w, grid, levels=1).evaluations == H.numel()  # exhaustive
     forbidden = torch.tensor([ex.location])
     assert pyramid_search(lambda c, s: H[c][:, s], w, grid, forbidden).location != ex.location
+
+
+def test_regrets_are_read_against_the_best_allowed_location():
+    """An observed location (inf) or an unscored one (nan) neither sets the map's minimum nor enters a random
+    choice's mean; each stays non-finite in the regrets."""
+    from ppl_attention.design.search_base import random_regret, relative_regret, relative_regrets
+
+    epe = torch.tensor([2.0, 1.0, float("inf"), 1.5, float("nan")])
+    regrets = relative_regrets(epe)
+    assert regrets[:2].tolist() == [1.0, 0.0] and regrets[3] == pytest.approx(0.5)
+    assert regrets[2] == float("inf") and torch.isnan(regrets[4])
+    assert relative_regret(epe, 0) == 1.0
+    assert random_regret(epe) == pytest.approx((1.0 + 0.0 + 0.5) / 3)
