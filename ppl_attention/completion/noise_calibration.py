@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
@@ -104,6 +105,7 @@ def calibrate_noise(
     posterior: Callable | None = None,
     criterion: str = "nll",
     pooled_draws: int = 1,
+    keep_predictions: bool = False,
 ) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
@@ -112,31 +114,28 @@ def calibrate_noise(
     completions (:func:`~.base.pool_draws`, as the design pools them); with ``posterior`` (an AVP on the sampler's
     sensor) each step also holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``:
     ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest
-    ``|relative|``."""
-    from ..runtime import derive_seed, generator
+    ``|relative|``.  ``keep_predictions`` adds ``"predictions"``: the completions' label distributions, (S, T, M, K)
+    over scales, steps and images, so that runs on disjoint images can be pooled into one calibration."""
 
     _check_arguments(images, labels, locations, scales, criterion, posterior)
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
     # the AVP on the true images does not depend on the noise: once per step, not once per scale
     reference = None if posterior is None else _avp_reference(posterior, images, labels, locations, grid, num_classes)
-    results = []
+    results, predictions = [], []
     for scale in scales:
         comp = with_noise_scale(sampler, scale)
         steps = []
         for t in range(1, locations.shape[1] + 1):
-            probs, ess, distinct, predicted = [], [], [], []
-            for m in range(images.shape[0]):  # one seeded draw per (image, step): independent of the batching
-                g = generator(derive_seed(seed, "noise-calibration", m, t))
-                s = pool_draws(
-                    lambda: comp.sample(locations[m, :t], glimpses[m, :t], num_samples, generator=g), pooled_draws
-                )
-                probs.append(s.label_posterior(num_classes))
-                ess.append(float(s.diagnostics.get("ess", s.ess)))
-                distinct.append(len(s))  # pooled draws: the completions of all of them
-                if posterior is not None and t < locations.shape[1]:
-                    predicted.append(_next_glimpse_epe(posterior, s, locations[m, : t + 1], grid))
-            cal = label_calibration(torch.stack(probs), labels, bins)
+            draw = partial(comp.sample, n=num_samples)
+            probs, ess, distinct, samples = _draw_step(draw, t, locations, glimpses, num_classes, seed, pooled_draws)
+            predicted = []
+            if posterior is not None and t < locations.shape[1]:
+                predicted = [
+                    _next_glimpse_epe(posterior, s, locations[m, : t + 1], grid) for m, s in enumerate(samples)
+                ]
+            predictions.append(torch.stack(probs))
+            cal = label_calibration(predictions[-1], labels, bins)
             step = {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
             if reference is not None:
                 step["avp_p_true"] = reference["p_true"][t - 1]
@@ -148,7 +147,26 @@ def calibrate_noise(
     usable = [r for r in results if r["median_ess"] >= min_ess]
     key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
     best = min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"])
-    return {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+    out = {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+    if keep_predictions:
+        out["predictions"] = torch.stack(predictions).reshape(len(scales), locations.shape[1], *predictions[0].shape)
+    return out
+
+
+def _draw_step(draw: Callable, t: int, locations, glimpses, num_classes: int, seed: int, pooled_draws: int):
+    """Each image's completions after its first ``t`` glimpses: label distributions, ESS, distinct completions and
+    the samples themselves (for the next glimpse's EPE)."""
+    from ..runtime import derive_seed, generator
+
+    probs, ess, distinct, samples = [], [], [], []
+    for m in range(locations.shape[0]):  # one seeded draw per (image, step): independent of the batching
+        g = generator(derive_seed(seed, "noise-calibration", m, t))
+        s = pool_draws(lambda: draw(locations[m, :t], glimpses[m, :t], generator=g), pooled_draws)
+        probs.append(s.label_posterior(num_classes))
+        ess.append(float(s.diagnostics.get("ess", s.ess)))
+        distinct.append(len(s))  # pooled draws: the completions of all of them
+        samples.append(s)
+    return probs, ess, distinct, samples
 
 
 def _check_arguments(images, labels, locations, scales, criterion: str, posterior) -> None:

@@ -151,3 +151,17 @@ def test_the_epe_criterion_chooses_the_noise_at_which_the_predicted_epe_is_the_r
     assert all(s["epe"]["relative"] < -0.1 for s in by[4.0]["steps"][:-1])
     with pytest.raises(ValueError, match="`criterion` 'epe' needs the AVP"):
         calibrate_noise(ExactPixels(grid), images, labels, locations, [1.0], 2, 2, criterion="epe")
+
+
+def test_kept_predictions_are_the_label_distributions_each_step_was_scored_on():
+    """Runs on disjoint images pool into one calibration only if each run hands back what it scored."""
+    grid, images, labels, locations = _held_out(M=60)
+    out = calibrate_noise(
+        TwoMeans(grid), images, labels, locations, [0.5, 2.0], 2, 2, min_ess=0.0, keep_predictions=True
+    )
+    preds = out["predictions"]
+    assert preds.shape == (2, 3, 60, 2) and torch.allclose(preds.sum(-1), torch.ones(2, 3, 60).to(preds))
+    for s, scale in enumerate(out["scales"]):
+        for t, step in enumerate(scale["steps"]):
+            assert math.isclose(label_calibration(preds[s, t], labels)["ece"], step["ece"], rel_tol=1e-9)
+    assert "predictions" not in calibrate_noise(TwoMeans(grid), images, labels, locations, [1.0], 2, 2, min_ess=0.0)

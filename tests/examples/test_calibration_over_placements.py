@@ -1,0 +1,60 @@
+"""examples/calibration_over_placements.py at a tiny size: one file per canvas seed, resumed from them, and the
+pooled ECE computed on every seed's canvases together."""
+
+import json
+
+import pytest
+import torch
+
+from ppl_attention.cli import main
+
+
+@pytest.fixture(scope="module")
+def prior(tmp_path_factory):
+    from ppl_attention.data.spec import DatasetSpec
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("placements")
+    spec = DatasetSpec.make("translated-mnist", options={"size": 40, "scales": 1})
+    grid = spec.load("valid").grid
+    save_avp(
+        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
+        root / "avp",
+        "translated-mnist",
+        2,
+        extra_config={"data": spec.to_dict()},
+    )
+    assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0
+    return root / "gp"
+
+
+def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
+    ex = load_example("calibration_over_placements")
+    argv = ["--prior", str(prior), "--out", str(tmp_path / "cal"), "--canvas-seeds", "0", "1", "--num-images", "6"]
+    argv += ["--glimpses", "2", "--num-samples", "4", "--scales", "1", "2"]
+    rows = ex.main(argv)
+    assert [(r["scale"], r["t"]) for r in rows] == [(1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
+    assert all(r["canvases"] == 12 and 0 <= r["ece"] <= 1 and r["ece_floor"] > 0 for r in rows)
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / "cal" / f"seed-{k}.safetensors") for k in (0, 1))
+    assert a["predictions"].shape == (2, 2, 6, 10) and not torch.equal(a["predictions"], b["predictions"])
+    pooled = ex.label_calibration(
+        torch.cat([a["predictions"][0, 1], b["predictions"][0, 1]]), torch.cat([a["labels"], b["labels"]])
+    )
+    assert pooled["ece"] == pytest.approx(rows[1]["ece"])
+    # a second run reads the seed files back instead of drawing again: a file replaced by seed 0's is what it pools
+    from safetensors.torch import save_file
+
+    save_file(a, tmp_path / "cal" / "seed-1.safetensors")
+    twice = ex.label_calibration(torch.cat([a["predictions"][0, 1]] * 2), torch.cat([a["labels"]] * 2))
+    assert ex.main(argv)[1]["ece"] == pytest.approx(twice["ece"])
+    assert json.loads((tmp_path / "cal" / "pooled.json").read_text())["rows"][1]["canvases"] == 12
+
+
+def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, tmp_path):
+    ex = load_example("calibration_over_placements")
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="records no dataset"):
+        ex.held_out_canvases(tmp_path, "test", 1)
