@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, default=40)
     p.add_argument("--pooled-draws", type=int, default=1)
     p.add_argument("--bins", type=int, default=10)
+    p.add_argument("--avp", type=Path, default=None, help="an AVP on the prior's sensor: its own ECE beside")
     return p.parse_args(argv)
 
 
@@ -60,13 +61,8 @@ def held_out_canvases(prior: Path, split: str, canvas_seed: int):
     return data
 
 
-def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
-    """Predictions (S, T, M, K) and labels (M,) of one canvas seed, from its file or computed and saved."""
-    from safetensors.torch import load_file, save
-
-    path = args.out / f"seed-{canvas_seed}.safetensors"
-    if path.exists():
-        return load_file(path)
+def seed_inputs(args, canvas_seed: int):
+    """One canvas seed's held-out canvases, labels and random glimpse locations (M, T), and the sampler."""
     data = held_out_canvases(args.prior, args.split, canvas_seed)
     sigma, _ = noise_schedule(None, args.prior, data, data.name)
     sampler = open_completion(args.prior, sigma=sigma)
@@ -75,6 +71,17 @@ def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
     labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in range(M)]).long()
     g = generator(derive_seed(canvas_seed, "calibration-over-placements-locations"))
     locations = torch.rand(M, sampler.grid.num_locations, generator=g).argsort(1)[:, : args.glimpses]
+    return data, sampler, images, labels, locations
+
+
+def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
+    """Predictions (S, T, M, K) and labels (M,) of one canvas seed, from its file or computed and saved."""
+    from safetensors.torch import load_file, save
+
+    path = args.out / f"seed-{canvas_seed}.safetensors"
+    if path.exists():
+        return load_file(path)
+    data, sampler, images, labels, locations = seed_inputs(args, canvas_seed)
     out = calibrate_noise(
         sampler,
         images,
@@ -93,8 +100,22 @@ def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], bins: int) -> list[dict]:
-    """One row per (scale, step): the pooled ECE, its floor and floor sd, P(true label), and the per-seed ECEs."""
+def avp_predictions(args, canvas_seed: int) -> torch.Tensor:
+    """The AVP's label distributions (T, M, K) on the true canvases of one seed, after the same glimpses."""
+    from ppl_attention.design.evaluate import posterior_logits
+    from ppl_attention.posterior import load_avp
+    from ppl_attention.sensor import check_sensor
+
+    _, sampler, images, _, locations = seed_inputs(args, canvas_seed)
+    avp = load_avp(args.avp)
+    check_sensor(avp.grid, sampler.grid, f"`avp` {args.avp}", "the prior's sensor")
+    steps = range(1, locations.shape[1] + 1)  # T batched passes over the canvases
+    return torch.stack([torch.softmax(posterior_logits(avp, images, locations[:, :t], sampler.grid), 1) for t in steps])
+
+
+def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], bins: int, avp=None) -> list[dict]:
+    """One row per (scale, step): the pooled ECE, its floor and floor sd, P(true label), and the per-seed ECEs;
+    with ``avp`` ({seed: (T, M, K)}), the AVP's own ECE and P(true label) on the same canvases and glimpses."""
     labels = torch.cat([r["labels"] for r in runs.values()])
     rows = []
     for s, scale in enumerate(scales):
@@ -116,6 +137,9 @@ def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], 
                     "curve": cal["curve"],
                 }
             )
+            if avp is not None:
+                own = label_calibration(torch.cat([avp[k][t] for k in runs]), labels, bins)
+                rows[-1].update(avp_ece=own["ece"], avp_p_true=own["p_true"])
     return rows
 
 
@@ -126,15 +150,17 @@ def main(argv=None) -> list[dict]:
     for k in args.canvas_seeds:  # one calibrate_noise run per seed: its file is the unit of resumption
         runs[k] = run_seed(args, k)
         print(f"canvas seed {k}: done", flush=True)
-    rows = pooled_table(runs, args.scales, args.bins)
+    avp = None if args.avp is None else {k: avp_predictions(args, k) for k in args.canvas_seeds}
+    rows = pooled_table(runs, args.scales, args.bins, avp)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows})
-    print("scale  t  canvases  ECE    floor (sd)      P(true)  per-seed ECE")
+    print("scale  t  canvases  ECE    floor (sd)      P(true)  per-seed ECE     AVP: ECE  P(true)")
     for r in rows:
         print(
             f"{r['scale']:>5}  {r['t']}  {r['canvases']:>8}  {r['ece']:.3f}  "
             f"{r['ece_floor']:.3f} ({r['ece_floor_sd']:.3f})  {r['p_true']:.3f}    "
             f"{r['per_seed_ece_mean']:.3f} +/- {r['per_seed_ece_sd']:.3f}"
+            + (f"    {r['avp_ece']:.3f}  {r['avp_p_true']:.3f}" if "avp_ece" in r else "")
         )
     return rows
 

@@ -26,12 +26,22 @@ def prior(tmp_path_factory):
         extra_config={"data": spec.to_dict()},
     )
     assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0
-    return root / "gp"
+    return root
 
 
 def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
     ex = load_example("calibration_over_placements")
-    argv = ["--prior", str(prior), "--out", str(tmp_path / "cal"), "--canvas-seeds", "0", "1", "--num-images", "6"]
+    argv = [
+        "--prior",
+        str(prior / "gp"),
+        "--out",
+        str(tmp_path / "cal"),
+        "--canvas-seeds",
+        "0",
+        "1",
+        "--num-images",
+        "6",
+    ]
     argv += ["--glimpses", "2", "--num-samples", "4", "--scales", "1", "2"]
     rows = ex.main(argv)
     assert [(r["scale"], r["t"]) for r in rows] == [(1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
@@ -50,10 +60,36 @@ def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
     save_file(a, tmp_path / "cal" / "seed-1.safetensors")
     twice = ex.label_calibration(torch.cat([a["predictions"][0, 1]] * 2), torch.cat([a["labels"]] * 2))
     assert ex.main(argv)[1]["ece"] == pytest.approx(twice["ece"])
+    # with an AVP on the same sensor: its own ECE and P(true label) on the same canvases and glimpses
+    avp_rows = ex.main([*argv, "--avp", str(prior / "avp")])
+    assert all(0 <= r["avp_ece"] <= 1 and 0 < r["avp_p_true"] < 1 for r in avp_rows)
+    assert avp_rows[1]["ece"] == pytest.approx(twice["ece"])
     assert json.loads((tmp_path / "cal" / "pooled.json").read_text())["rows"][1]["canvases"] == 12
 
 
-def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, tmp_path):
+def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, prior, monkeypatch):
+    """Another canvas seed may only place the same held-out digits again: where the seed re-splits the images (a
+    folder's permutation, say), pooling would score other images, and the example says so."""
+    ex = load_example("calibration_over_placements")
+    real = ex.DatasetSpec.make
+
+    class Resplit:
+        name, root, kwargs = "resplit", None, {}
+
+        def __init__(self, seed):
+            self.seed = seed
+
+        def load(self, split):
+            return type("Data", (), {"digits": torch.full((2, 2), self.seed)})()
+
+    monkeypatch.setattr(ex.DatasetSpec, "make", staticmethod(lambda name, root, seed, *a, **kw: Resplit(seed)))
+    with pytest.raises(ValueError, match="changes the test images"):
+        ex.held_out_canvases(prior / "gp", "test", 1)
+    monkeypatch.setattr(ex.DatasetSpec, "make", real)
+    assert ex.held_out_canvases(prior / "gp", "test", 1).seed == 1  # translated MNIST: the same digits, re-placed
+
+
+def test_a_prior_without_a_dataset_is_refused(load_example, tmp_path):
     ex = load_example("calibration_over_placements")
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="records no dataset"):
