@@ -12,7 +12,8 @@ floor) and the spread of the per-seed ECEs.
     python examples/calibration_over_placements.py --prior runs/prior81 --scales 3 --canvas-seeds 0 1 2 3 4 5 6 7 8 9 \
         --out runs/calplace81-3x
 
-Writes ``OUT/seed-K.safetensors`` per canvas seed and ``OUT/pooled.json``; prints the pooled table.  The canvases of
+Writes ``OUT/seed-K.safetensors`` per canvas seed, ``OUT/pooled.json`` and a reliability figure per scale
+(``OUT/reliability-3x.png``); prints the pooled table.  The canvases of
 one digit share it, so the pooled ECE's spread is somewhat larger than the floor's sd on as many independent images.
 """
 
@@ -29,6 +30,7 @@ from ppl_attention.completion.noise_calibration import calibrate_noise, label_ca
 from ppl_attention.completion.prior import open_completion
 from ppl_attention.data.spec import DatasetSpec, recorded_spec
 from ppl_attention.pipeline.design import noise_schedule
+from ppl_attention.plots.completion import plot_label_reliability
 from ppl_attention.runtime import derive_seed, generator
 
 
@@ -154,6 +156,11 @@ def main(argv=None) -> list[dict]:
     rows = pooled_table(runs, args.scales, args.bins, avp)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows})
+    for scale in args.scales:  # one reliability figure per noise scale
+        steps = [r for r in rows if r["scale"] == scale]
+        title = f"{args.prior.name}: {scale:g}x noise, {args.pooled_draws} x {args.num_samples} completions"
+        title += f", {steps[0]['canvases']} held-out canvases"
+        plot_label_reliability(steps, args.out / f"reliability-{scale:g}x.png", title)
     print("scale  t  canvases  ECE    floor (sd)      P(true)  per-seed ECE     AVP: ECE  P(true)")
     for r in rows:
         print(

@@ -1,4 +1,5 @@
-"""Figures of the image-completion comparison: sample grids (the paper's Figures 3 and 8) and metric curves."""
+"""Figures of the image-completion comparison: sample grids (the paper's Figures 3 and 8), metric curves, and the
+completions' label reliability."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     import os
     from ..completion.vae import VAE
 
-__all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_vae_diagnostics"]
+__all__ = ["plot_completion_grid", "plot_comparison_metrics", "plot_label_reliability", "plot_vae_diagnostics"]
 
 
 def _show(ax, image: torch.Tensor):
@@ -156,4 +157,33 @@ def plot_vae_diagnostics(
     ax.set_xlabel("latent dimension", fontsize=8)
     ax.set_title("KL(q(z_j | x) || N(0, 1)), nats", fontsize=8)
     ax.tick_params(labelsize=7)
+    return save_figure(fig, path, dpi=90)
+
+
+def plot_label_reliability(steps: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Reliability curves of the completions' label distribution, one panel per step: each bin's accuracy against
+    its mean top-label confidence (marker area by count), the diagonal of perfect calibration, the ECE and its floor
+    in the panel title.  ``steps``: dicts with ``t``, ``curve`` (``confidence``, ``accuracy``, ``count`` per bin),
+    ``ece`` and optionally ``ece_floor``, as :func:`~ppl_attention.completion.noise_calibration.label_calibration`
+    gives them."""
+    if not steps:
+        raise ValueError("`steps` must hold at least one step's reliability curve")
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps), 2.9), squeeze=False)
+    for ax, step in zip(axes[0], steps):
+        curve = step["curve"]
+        total = sum(c["count"] for c in curve)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.scatter(
+            [c["confidence"] for c in curve],
+            [c["accuracy"] for c in curve],
+            s=[8 + 400 * c["count"] / total for c in curve],
+            alpha=0.7,
+        )
+        floor = f" (floor {step['ece_floor']:.3f})" if step.get("ece_floor") is not None else ""
+        ax.set_title(f"t = {step['t']}: ECE {step['ece']:.3f}{floor}", fontsize=8)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="top-label confidence")
+    axes[0][0].set_ylabel("accuracy")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path, dpi=90)
