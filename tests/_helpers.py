@@ -53,3 +53,20 @@ def untrained_avp_and_prior(root, seed=0) -> None:
     save_avp(build_avp(AVPConfig(grid=grid.to_dict(), width=4)), root / "avp", "cluttered-mnist", 2)
     index = PCAIndexConfig(components=6, fit_samples=200)
     build_prior(root / "prior", mnist_canvas_source(), 200, grid, index, progress=False)
+
+
+def untrained_avp_and_generative_prior(root) -> None:
+    """An untrained width-4 AVP (``root / "avp"``) on 40-canvas translated MNIST with one scale, and the generative
+    prior of its dataset (``root / "gp"``): the smallest inputs of the honest-design measurements."""
+    import torch
+
+    from ppl_attention.cli import main
+    from ppl_attention.data.spec import DatasetSpec
+    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
+
+    spec = DatasetSpec.make("translated-mnist", options={"size": 40, "scales": 1})
+    grid = spec.load("valid").grid
+    torch.manual_seed(0)
+    avp = build_avp(AVPConfig(grid=grid.to_dict(), width=4))
+    save_avp(avp, root / "avp", "translated-mnist", 2, extra_config={"data": spec.to_dict()})
+    assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0

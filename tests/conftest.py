@@ -39,3 +39,16 @@ def fake_cuda():
 
     with stand_in() as mode:
         yield mode
+
+
+@pytest.fixture(scope="session")
+def honest_artefacts(tmp_path_factory):
+    """An untrained tiny AVP (``avp``) and its dataset's generative prior (``gp``) in one folder, made once."""
+    from tests._helpers import untrained_avp_and_generative_prior
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("honest")
+    untrained_avp_and_generative_prior(root)
+    torch.set_num_threads(before)
+    return root

@@ -11,24 +11,8 @@ from tests._helpers import train_avp_argv
 
 
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory):
-    from ppl_attention.data.spec import DatasetSpec
-    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("honest")
-    spec = DatasetSpec.make("translated-mnist", options={"size": 40, "scales": 1})
-    grid = spec.load("valid").grid
-    torch.manual_seed(0)
-    save_avp(
-        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
-        root / "avp",
-        "translated-mnist",
-        2,
-        extra_config={"data": spec.to_dict()},
-    )
-    assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0
-    return root
+def artefacts(honest_artefacts):
+    return honest_artefacts
 
 
 def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsys):

@@ -6,27 +6,10 @@ import json
 import pytest
 import torch
 
-from ppl_attention.cli import main
-
 
 @pytest.fixture(scope="module")
-def prior(tmp_path_factory):
-    from ppl_attention.data.spec import DatasetSpec
-    from ppl_attention.posterior.network import AVPConfig, build_avp, save_avp
-
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("placements")
-    spec = DatasetSpec.make("translated-mnist", options={"size": 40, "scales": 1})
-    grid = spec.load("valid").grid
-    save_avp(
-        build_avp(AVPConfig(grid=grid.to_dict(), width=4)),
-        root / "avp",
-        "translated-mnist",
-        2,
-        extra_config={"data": spec.to_dict()},
-    )
-    assert main(["build-prior", "--dataset-from", str(root / "avp"), "--out", str(root / "gp")]) == 0
-    return root
+def prior(honest_artefacts):
+    return honest_artefacts
 
 
 def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
