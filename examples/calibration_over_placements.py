@@ -42,7 +42,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--canvas-seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--num-images", type=int, default=500, help="canvases per seed")
     p.add_argument("--glimpses", type=int, default=5)
-    p.add_argument("--scales", type=float, nargs="+", default=[3.0], help="multipliers of the prior's noise")
+    p.add_argument("--scales", type=float, nargs="+", default=[3.0], help="multipliers of the noise schedule")
+    p.add_argument(
+        "--sigma",
+        type=float,
+        nargs="+",
+        default=None,
+        help="the noise schedule (0..255 after 1, 2, ... glimpses; "
+        "default: the prior's own), e.g. one multiplier per step chosen on the validation canvases",
+    )
     p.add_argument("--num-samples", type=int, default=40)
     p.add_argument("--pooled-draws", type=int, default=1)
     p.add_argument("--bins", type=int, default=10)
@@ -66,7 +74,7 @@ def held_out_canvases(prior: Path, split: str, canvas_seed: int):
 def seed_inputs(args, canvas_seed: int):
     """One canvas seed's held-out canvases, labels and random glimpse locations (M, T), and the sampler."""
     data = held_out_canvases(args.prior, args.split, canvas_seed)
-    sigma, _ = noise_schedule(None, args.prior, data, data.name)
+    sigma, _ = noise_schedule(args.sigma, args.prior, data, data.name)
     sampler = open_completion(args.prior, sigma=sigma)
     M = min(args.num_images, len(data))
     images = torch.stack([data[i]["image"] for i in range(M)])

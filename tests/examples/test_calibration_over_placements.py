@@ -80,3 +80,15 @@ def test_a_prior_without_a_dataset_is_refused(load_example, tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="records no dataset"):
         ex.held_out_canvases(tmp_path, "test", 1)
+
+
+def test_a_given_noise_schedule_replaces_the_priors(load_example, prior, tmp_path):
+    """``--sigma`` twice the prior's schedule at scale 1 draws what the prior's schedule at scale 2 draws."""
+    ex = load_example("calibration_over_placements")
+    base = json.loads((prior / "gp" / "manifest.json").read_text())["config"]["sigma"]
+    argv = ["--prior", str(prior / "gp"), "--canvas-seeds", "0", "--num-images", "6", "--glimpses", "2"]
+    argv += ["--num-samples", "4"]
+    doubled = ex.main([*argv, "--scales", "1", "--sigma", *(str(2 * v) for v in base), "--out", str(tmp_path / "a")])
+    scaled = ex.main([*argv, "--scales", "2", "--out", str(tmp_path / "b")])
+    assert [r["ece"] for r in doubled] == pytest.approx([r["ece"] for r in scaled])
+    assert [r["p_true"] for r in doubled] == pytest.approx([r["p_true"] for r in scaled])
