@@ -105,7 +105,12 @@ def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
         pooled_draws=args.pooled_draws,
         keep_predictions=True,
     )
-    tensors = {"predictions": out["predictions"].float().contiguous(), "labels": labels}
+    ess = [[step["median_ess"] for step in scale["steps"]] for scale in out["scales"]]
+    tensors = {
+        "predictions": out["predictions"].float().contiguous(),
+        "labels": labels,
+        "median_ess": torch.tensor(ess),
+    }
     atomic_write_bytes(path, save(tensors))
     return tensors
 
@@ -124,8 +129,8 @@ def avp_predictions(args, canvas_seed: int) -> torch.Tensor:
 
 
 def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], bins: int, avp=None) -> list[dict]:
-    """One row per (scale, step): the pooled ECE, its floor and floor sd, P(true label), and the per-seed ECEs;
-    with ``avp`` ({seed: (T, M, K)}), the AVP's own ECE and P(true label) on the same canvases and glimpses."""
+    """One row per (scale, step): the pooled ECE, its floor and floor sd, P(true label), the per-seed ECEs and median
+    ESS; with ``avp`` ({seed: (T, M, K)}), the AVP's own ECE and P(true label) on the same canvases and glimpses."""
     labels = torch.cat([r["labels"] for r in runs.values()])
     rows = []
     for s, scale in enumerate(scales):
@@ -147,6 +152,8 @@ def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], 
                     "curve": cal["curve"],
                 }
             )
+            if all("median_ess" in r for r in runs.values()):  # the median over seeds of each seed's median ESS
+                rows[-1]["median_ess"] = float(torch.stack([r["median_ess"][s, t] for r in runs.values()]).median())
             if avp is not None:
                 own = label_calibration(torch.cat([avp[k][t] for k in runs]), labels, bins)
                 rows[-1].update(avp_ece=own["ece"], avp_p_true=own["p_true"])
@@ -176,6 +183,7 @@ def main(argv=None) -> list[dict]:
             f"{r['ece_floor']:.3f} ({r['ece_floor_sd']:.3f})  {r['p_true']:.3f}    "
             f"{r['per_seed_ece_mean']:.3f} +/- {r['per_seed_ece_sd']:.3f}"
             + (f"    {r['avp_ece']:.3f}  {r['avp_p_true']:.3f}" if "avp_ece" in r else "")
+            + (f"    ESS {r['median_ess']:.1f}" if "median_ess" in r else "")
         )
     return rows
 

@@ -28,7 +28,7 @@ def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
     argv += ["--glimpses", "2", "--num-samples", "4", "--scales", "1", "2"]
     rows = ex.main(argv)
     assert [(r["scale"], r["t"]) for r in rows] == [(1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
-    assert all(r["canvases"] == 12 and 0 <= r["ece"] <= 1 and r["ece_floor"] > 0 for r in rows)
+    assert all(r["canvases"] == 12 and 0 <= r["ece"] <= 1 and r["ece_floor"] > 0 and r["median_ess"] >= 1 for r in rows)
     assert (tmp_path / "cal" / "reliability-1x.png").stat().st_size > 0 and (
         tmp_path / "cal" / "reliability-2x.png"
     ).exists()
