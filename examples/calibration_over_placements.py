@@ -173,7 +173,10 @@ def main(argv=None) -> list[dict]:
     atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows})
     for scale in args.scales:  # one reliability figure per noise scale
         steps = [r for r in rows if r["scale"] == scale]
-        title = f"{args.prior.name}: {scale:g}x noise, {args.pooled_draws} x {args.num_samples} completions"
+        schedule = (
+            "the given schedule (sigma " + " / ".join(f"{v:g}" for v in args.sigma) + ")" if args.sigma else "noise"
+        )
+        title = f"{args.prior.name}: {scale:g}x {schedule}, {args.pooled_draws} x {args.num_samples} completions"
         title += f", {steps[0]['canvases']} held-out canvases"
         plot_label_reliability(steps, args.out / f"reliability-{scale:g}x.png", title)
     print("scale  t  canvases  ECE    floor (sd)      P(true)  per-seed ECE     AVP: ECE  P(true)")
