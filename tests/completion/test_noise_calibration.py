@@ -165,3 +165,15 @@ def test_kept_predictions_are_the_label_distributions_each_step_was_scored_on():
         for t, step in enumerate(scale["steps"]):
             assert math.isclose(label_calibration(preds[s, t], labels)["ece"], step["ece"], rel_tol=1e-9)
     assert "predictions" not in calibrate_noise(TwoMeans(grid), images, labels, locations, [1.0], 2, 2, min_ess=0.0)
+
+
+def test_the_reliability_figure_draws_one_panel_per_step(tmp_path):
+    from ppl_attention.plots.completion import plot_label_reliability
+
+    grid, images, labels, locations = _held_out(M=60)
+    out = calibrate_noise(TwoMeans(grid), images, labels, locations, [1.0], 2, 2, min_ess=0.0)
+    path = plot_label_reliability(out["scales"][0]["steps"], tmp_path / "rel.png", "two means")
+    assert path.stat().st_size > 0 and path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="`steps` must hold"):
+        plot_label_reliability([], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
