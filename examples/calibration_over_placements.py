@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 
 from ppl_attention.artifacts import atomic_write_bytes, atomic_write_json
-from ppl_attention.completion.noise_calibration import calibrate_noise, label_calibration
+from ppl_attention.completion.noise_calibration import calibrate_noise, label_calibration, random_glimpses
 from ppl_attention.completion.prior import open_completion
 from ppl_attention.data.spec import DatasetSpec, recorded_spec
 from ppl_attention.pipeline.design import noise_schedule
+from ppl_attention.posterior.evaluation import fetch_batch
 from ppl_attention.plots.completion import plot_label_reliability
 from ppl_attention.runtime import derive_seed, generator
 
@@ -77,11 +78,10 @@ def seed_inputs(args, canvas_seed: int):
     sigma, _ = noise_schedule(args.sigma, args.prior, data, data.name)
     sampler = open_completion(args.prior, sigma=sigma)
     M = min(args.num_images, len(data))
-    images = torch.stack([data[i]["image"] for i in range(M)])
-    labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in range(M)]).long()
+    images, labels, _ = fetch_batch(data, torch.arange(M))
     g = generator(derive_seed(canvas_seed, "calibration-over-placements-locations"))
-    locations = torch.rand(M, sampler.grid.num_locations, generator=g).argsort(1)[:, : args.glimpses]
-    return data, sampler, images, labels, locations
+    locations = random_glimpses(sampler.grid.num_locations, M, args.glimpses, g)
+    return data, sampler, images, labels.long(), locations
 
 
 def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
@@ -115,14 +115,12 @@ def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def avp_predictions(args, canvas_seed: int) -> torch.Tensor:
+def avp_predictions(args, avp, canvas_seed: int) -> torch.Tensor:
     """The AVP's label distributions (T, M, K) on the true canvases of one seed, after the same glimpses."""
     from ppl_attention.design.evaluate import posterior_logits
-    from ppl_attention.posterior import load_avp
     from ppl_attention.sensor import check_sensor
 
     _, sampler, images, _, locations = seed_inputs(args, canvas_seed)
-    avp = load_avp(args.avp)
     check_sensor(avp.grid, sampler.grid, f"`avp` {args.avp}", "the prior's sensor")
     steps = range(1, locations.shape[1] + 1)  # T batched passes over the canvases
     return torch.stack([torch.softmax(posterior_logits(avp, images, locations[:, :t], sampler.grid), 1) for t in steps])
@@ -167,7 +165,12 @@ def main(argv=None) -> list[dict]:
     for k in args.canvas_seeds:  # one calibrate_noise run per seed: its file is the unit of resumption
         runs[k] = run_seed(args, k)
         print(f"canvas seed {k}: done", flush=True)
-    avp = None if args.avp is None else {k: avp_predictions(args, k) for k in args.canvas_seeds}
+    avp = None
+    if args.avp is not None:
+        from ppl_attention.posterior import load_avp
+
+        net = load_avp(args.avp)  # once; each seed's canvases are scored by one batched pass per step
+        avp = {k: avp_predictions(args, net, k) for k in args.canvas_seeds}
     rows = pooled_table(runs, args.scales, args.bins, avp)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows})

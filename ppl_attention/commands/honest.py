@@ -27,16 +27,6 @@ def register(sub, common):
     add_config_arguments(e, NoiseFloorConfig)
 
 
-def _held_out_locations(grid, M: int, T: int, seed: int):
-    """(M, T) distinct random locations per image (seeded)."""
-    import torch
-
-    from ..runtime import derive_seed, generator
-
-    g = generator(derive_seed(seed, "calibrate-noise-locations"))
-    return torch.rand(M, grid.num_locations, generator=g).argsort(1)[:, :T]
-
-
 def run_calibrate_noise(args):
     """Draw completions of held-out images after 1..T random glimpses with the prior's noise schedule times each
     --scales value; report the ECE of their label distribution, its reliability curve, the mean P(true label) and
@@ -48,7 +38,9 @@ def run_calibrate_noise(args):
 
     from ..artifacts import atomic_write_json, dir_checksum
     from ..completion.prior import open_completion
-    from ..completion.noise_calibration import calibrate_noise
+    from ..completion.noise_calibration import calibrate_noise, random_glimpses
+    from ..posterior.evaluation import fetch_batch
+    from ..runtime import derive_seed, generator
     from ..pipeline.design import noise_schedule
 
     cfg = build_config(NoiseCalibrationConfig, args)
@@ -60,13 +52,13 @@ def run_calibrate_noise(args):
     sampler = open_completion(args.prior, k1=cfg.k1, sigma=sigma)
     posterior = _calibration_avp(cfg.avp, sampler.grid, args.device)
     M = min(cfg.num_images, len(data))
-    images = torch.stack([data[i]["image"] for i in range(M)])
-    labels = torch.stack([torch.as_tensor(data[i]["label"]) for i in range(M)]).long()
-    locations = _held_out_locations(sampler.grid, M, cfg.glimpses, args.seed)
+    images, labels, _ = fetch_batch(data, torch.arange(M))
+    g = generator(derive_seed(args.seed, "calibrate-noise-locations"))
+    locations = random_glimpses(sampler.grid.num_locations, M, cfg.glimpses, g)
     result = calibrate_noise(
         sampler,
         images,
-        labels,
+        labels.long(),
         locations,
         list(cfg.scales),
         cfg.num_samples,

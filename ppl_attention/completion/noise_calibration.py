@@ -39,7 +39,14 @@ from .importance import _sigma
 if TYPE_CHECKING:
     from .base import Completion
 
-__all__ = ["label_calibration", "with_noise_scale", "calibrate_noise", "calibrated_sigma", "NoiseCalibrationConfig"]
+__all__ = [
+    "label_calibration",
+    "with_noise_scale",
+    "random_glimpses",
+    "calibrate_noise",
+    "calibrated_sigma",
+    "NoiseCalibrationConfig",
+]
 
 #: how ``calibrate_noise`` chooses among the scales of a usable ESS: the NLL of the true label, or the EPE's error
 CRITERIA = ("nll", "epe")
@@ -89,6 +96,11 @@ def with_noise_scale(sampler: Completion, scale: float) -> Completion:
     out = copy.copy(sampler)
     out.sigma = lambda t: float(scale) * 255.0 * _sigma(base, t)  # 0..255, as a callable schedule
     return out
+
+
+def random_glimpses(num_locations: int, M: int, T: int, generator: torch.Generator) -> torch.Tensor:
+    """(M, T) distinct uniformly random locations per image: the glimpses the calibration is scored after."""
+    return torch.rand(M, num_locations, generator=generator).argsort(1)[:, :T]
 
 
 def calibrate_noise(

@@ -177,3 +177,12 @@ def test_the_reliability_figure_draws_one_panel_per_step(tmp_path):
     with pytest.raises(ValueError, match="`steps` must hold"):
         plot_label_reliability([], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_random_glimpses_are_distinct_per_image_and_seeded():
+    from ppl_attention.completion.noise_calibration import random_glimpses
+
+    a = random_glimpses(81, 50, 5, torch.Generator().manual_seed(3))
+    assert a.shape == (50, 5) and all(len(set(row.tolist())) == 5 for row in a) and int(a.max()) < 81
+    assert torch.equal(a, random_glimpses(81, 50, 5, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, random_glimpses(81, 50, 5, torch.Generator().manual_seed(4)))
