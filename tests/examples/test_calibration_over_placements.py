@@ -7,14 +7,9 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
-def prior(honest_artefacts):
-    return honest_artefacts
-
-
-def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
+def test_seeds_are_pooled_and_resumed(load_example, honest_artefacts, tmp_path):
     ex = load_example("calibration_over_placements")
-    argv = ["--prior", str(prior / "gp"), "--out", str(tmp_path / "cal"), "--canvas-seeds", "0", "1"]
+    argv = ["--prior", str(honest_artefacts / "gp"), "--out", str(tmp_path / "cal"), "--canvas-seeds", "0", "1"]
     argv += ["--num-images", "6", "--glimpses", "2", "--num-samples", "4", "--scales", "1", "2"]
     rows = ex.main(argv)
     assert [(r["scale"], r["t"]) for r in rows] == [(1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2)]
@@ -36,13 +31,13 @@ def test_seeds_are_pooled_and_resumed(load_example, prior, tmp_path):
     twice = ex.label_calibration(torch.cat([a["predictions"][0, 1]] * 2), torch.cat([a["labels"]] * 2))
     assert ex.main(argv)[1]["ece"] == pytest.approx(twice["ece"])
     # with an AVP on the same sensor: its own ECE and P(true label) on the same canvases and glimpses
-    avp_rows = ex.main([*argv, "--avp", str(prior / "avp")])
+    avp_rows = ex.main([*argv, "--avp", str(honest_artefacts / "avp")])
     assert all(0 <= r["avp_ece"] <= 1 and 0 < r["avp_p_true"] < 1 for r in avp_rows)
     assert avp_rows[1]["ece"] == pytest.approx(twice["ece"])
     assert json.loads((tmp_path / "cal" / "pooled.json").read_text())["rows"][1]["canvases"] == 12
 
 
-def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, prior, monkeypatch):
+def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, honest_artefacts, monkeypatch):
     """Another canvas seed may only place the same held-out digits again: where the seed re-splits the images (a
     folder's permutation, say), pooling would score other images, and the example says so."""
     ex = load_example("calibration_over_placements")
@@ -59,9 +54,11 @@ def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_exampl
 
     monkeypatch.setattr(ex.DatasetSpec, "make", staticmethod(lambda name, root, seed, *a, **kw: Resplit(seed)))
     with pytest.raises(ValueError, match="changes the test images"):
-        ex.held_out_canvases(prior / "gp", "test", 1)
+        ex.held_out_canvases(honest_artefacts / "gp", "test", 1)
     monkeypatch.setattr(ex.DatasetSpec, "make", real)
-    assert ex.held_out_canvases(prior / "gp", "test", 1).seed == 1  # translated MNIST: the same digits, re-placed
+    assert (
+        ex.held_out_canvases(honest_artefacts / "gp", "test", 1).seed == 1
+    )  # translated MNIST: the same digits, re-placed
 
 
 def test_a_prior_without_a_dataset_is_refused(load_example, tmp_path):
@@ -71,11 +68,11 @@ def test_a_prior_without_a_dataset_is_refused(load_example, tmp_path):
         ex.held_out_canvases(tmp_path, "test", 1)
 
 
-def test_a_given_noise_schedule_replaces_the_priors(load_example, prior, tmp_path):
+def test_a_given_noise_schedule_replaces_the_priors(load_example, honest_artefacts, tmp_path):
     """``--sigma`` twice the prior's schedule at scale 1 draws what the prior's schedule at scale 2 draws."""
     ex = load_example("calibration_over_placements")
-    base = json.loads((prior / "gp" / "manifest.json").read_text())["config"]["sigma"]
-    argv = ["--prior", str(prior / "gp"), "--canvas-seeds", "0", "--num-images", "6", "--glimpses", "2"]
+    base = json.loads((honest_artefacts / "gp" / "manifest.json").read_text())["config"]["sigma"]
+    argv = ["--prior", str(honest_artefacts / "gp"), "--canvas-seeds", "0", "--num-images", "6", "--glimpses", "2"]
     argv += ["--num-samples", "4"]
     doubled = ex.main([*argv, "--scales", "1", "--sigma", *(str(2 * v) for v in base), "--out", str(tmp_path / "a")])
     scaled = ex.main([*argv, "--scales", "2", "--out", str(tmp_path / "b")])
