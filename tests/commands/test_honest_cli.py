@@ -10,14 +10,20 @@ from ppl_attention.cli import main
 from tests._helpers import train_avp_argv
 
 
-def test_calibrate_noise_reports_ece_ess_and_a_choice(honest_artefacts, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def artefacts(honest_artefacts):
+    """The session's tiny AVP and generative prior, by the name every test here takes them."""
+    return honest_artefacts
+
+
+def test_calibrate_noise_reports_ece_ess_and_a_choice(artefacts, tmp_path, capsys):
     out = tmp_path / "cal"
     assert (
         main(
             [
                 "calibrate-noise",
                 "--prior",
-                str(honest_artefacts / "gp"),
+                str(artefacts / "gp"),
                 "--out",
                 str(out),
                 "--num-images",
@@ -34,7 +40,7 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(honest_artefacts, tmp_path
                 "--min-ess",
                 "1",
                 "--avp",
-                str(honest_artefacts / "avp"),
+                str(artefacts / "avp"),
                 "--criterion",
                 "epe",
             ]
@@ -53,15 +59,7 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(honest_artefacts, tmp_path
     assert step["t"] == 2 and 0 <= step["ece"] <= 1 and step["median_ess"] >= 1 and step["curve"]
     assert cal["chosen_sigma"][0] == pytest.approx(cal["sigma"][0] * cal["chosen"], abs=0.01)
     # generate --noise-from designs with the chosen schedule, and refuses a calibration of another prior
-    base = [
-        "generate",
-        "--device",
-        "cpu",
-        "--avp",
-        str(honest_artefacts / "avp"),
-        "--prior",
-        str(honest_artefacts / "gp"),
-    ]
+    base = ["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     base += ["--num-images", "1", "-T", "1", "--num-samples", "2", "--k1", "50", "--allow-oracle", "true"]
     assert main([*base, "--noise-from", str(out), "--out", str(tmp_path / "store")]) == 0
     from ppl_attention.artifacts import read_manifest
@@ -89,7 +87,7 @@ def test_calibrate_noise_reports_ece_ess_and_a_choice(honest_artefacts, tmp_path
     assert copy.first_glimpse()["copied_from"] == str(tmp_path / "store")
 
 
-def test_evaluate_design_measures_the_noise_floor_in_one_run(honest_artefacts, tmp_path):
+def test_evaluate_design_measures_the_noise_floor_in_one_run(artefacts, tmp_path):
     out = tmp_path / "floor"
     assert (
         main(
@@ -98,9 +96,9 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(honest_artefacts, t
                 "--device",
                 "cpu",
                 "--avp",
-                str(honest_artefacts / "avp"),
+                str(artefacts / "avp"),
                 "--prior",
-                str(honest_artefacts / "gp"),
+                str(artefacts / "gp"),
                 "--out",
                 str(out),
                 "--num-images",
@@ -146,9 +144,9 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(honest_artefacts, t
             [
                 "evaluate-design",
                 "--avp",
-                str(honest_artefacts / "avp"),
+                str(artefacts / "avp"),
                 "--prior",
-                str(honest_artefacts / "gp"),
+                str(artefacts / "gp"),
                 "--out",
                 str(tmp_path / "bad"),
                 "-T",
@@ -159,45 +157,37 @@ def test_evaluate_design_measures_the_noise_floor_in_one_run(honest_artefacts, t
     )
 
 
-def _floor(honest_artefacts, out, *extra):
-    argv = [
-        "evaluate-design",
-        "--device",
-        "cpu",
-        "--avp",
-        str(honest_artefacts / "avp"),
-        "--prior",
-        str(honest_artefacts / "gp"),
-    ]
+def _floor(artefacts, out, *extra):
+    argv = ["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     return main([*argv, "--out", str(out), "-T", "2", "--num-samples", "3", "--reference-samples", "4", *extra])
 
 
-def test_evaluate_design_resumes_from_the_images_it_finished(honest_artefacts, tmp_path, capsys):
+def test_evaluate_design_resumes_from_the_images_it_finished(artefacts, tmp_path, capsys):
     out = tmp_path / "floor"
-    assert _floor(honest_artefacts, out, "--num-images", "1", "--k1", "50") == 0
+    assert _floor(artefacts, out, "--num-images", "1", "--k1", "50") == 0
     first = json.loads((out / "noise_floor.json").read_text())
     assert [r["index"] for r in first["rows"]] == [0] and first["settings"]["num_samples"] == 3
     # a finished image is read back, not measured again: a marked row survives the longer run
     first["rows"][0]["between"] = 123.0
     (out / "noise_floor.json").write_text(json.dumps(first))
-    assert _floor(honest_artefacts, out, "--num-images", "2", "--k1", "50") == 0
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "50") == 0
     resumed = json.loads((out / "noise_floor.json").read_text())
     assert [r["index"] for r in resumed["rows"]] == [0, 1] and resumed["rows"][0]["between"] == 123.0
     # and what it reads back is what a fresh run makes (every image's seeds derive from its index)
-    assert _floor(honest_artefacts, tmp_path / "fresh", "--num-images", "2", "--k1", "50") == 0
+    assert _floor(artefacts, tmp_path / "fresh", "--num-images", "2", "--k1", "50") == 0
     fresh = json.loads((tmp_path / "fresh" / "noise_floor.json").read_text())
     assert fresh["rows"][1] == resumed["rows"][1]
     assert {**fresh["rows"][0], "between": 123.0} == resumed["rows"][0]
     # other settings into the same folder: refused, naming the difference, and nothing is overwritten
     capsys.readouterr()
-    assert _floor(honest_artefacts, out, "--num-images", "2", "--k1", "60") == 2
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "60") == 2
     assert "k1: stored 50, now 60" in capsys.readouterr().err
-    assert _floor(honest_artefacts, out, "--num-images", "2", "--k1", "50", "--first-num-samples", "2") == 2
+    assert _floor(artefacts, out, "--num-images", "2", "--k1", "50", "--first-num-samples", "2") == 2
     assert "first_num_samples: stored None, now 2" in capsys.readouterr().err
     assert json.loads((out / "noise_floor.json").read_text()) == resumed
 
 
-def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(honest_artefacts, tmp_path, capsys):
+def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(artefacts, tmp_path, capsys):
     from ppl_attention.artifacts import read_manifest
 
     base = [
@@ -205,7 +195,7 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(honest_artefa
         "--device",
         "cpu",
         "--prior",
-        str(honest_artefacts / "gp"),
+        str(artefacts / "gp"),
         "--num-images",
         "2",
         "-T",
@@ -217,19 +207,18 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(honest_artefa
         "--search",
         "exhaustive",
     ]
-    assert main([*base, "--avp", str(honest_artefacts / "avp"), "--out", str(tmp_path / "oracle")]) == 2
+    assert main([*base, "--avp", str(artefacts / "avp"), "--out", str(tmp_path / "oracle")]) == 2
     err = capsys.readouterr().err
     assert "--avp" in err and "design image 0 of the train split" in err and "--exclude-design" in err
     assert not (tmp_path / "oracle").exists()
     # the diagnosis: allowed, and recorded in the store's manifest
     assert (
-        main([*base, "--avp", str(honest_artefacts / "avp"), "--allow-oracle", "true", "--out", str(tmp_path / "diag")])
-        == 0
+        main([*base, "--avp", str(artefacts / "avp"), "--allow-oracle", "true", "--out", str(tmp_path / "diag")]) == 0
     )
     assert read_manifest(tmp_path / "diag")["config"]["allow_oracle"] is True
     # the honest route: an AVP trained without the design images
     avp = tmp_path / "held-avp"
-    assert main([*train_avp_argv(avp), "--dataset-from", str(honest_artefacts / "avp"), "--exclude-design", "2"]) == 0
+    assert main([*train_avp_argv(avp), "--dataset-from", str(artefacts / "avp"), "--exclude-design", "2"]) == 0
     assert read_manifest(avp)["config"]["held_out"]["images"] == 2
     assert main([*base, "--avp", str(avp), "--out", str(tmp_path / "honest")]) == 0
     config = read_manifest(tmp_path / "honest")["config"]
@@ -240,20 +229,12 @@ def test_generate_refuses_an_oracle_avp_and_takes_the_honest_route(honest_artefa
     assert "design image 2" in capsys.readouterr().err
 
 
-def test_every_command_of_the_design_pools_independent_draws(honest_artefacts, tmp_path):
+def test_every_command_of_the_design_pools_independent_draws(artefacts, tmp_path):
     """--pooled-draws K pools K independent draws of --num-samples completions: generate records it in the store
     (a store of one draw keeps its config), evaluate-design and calibrate-noise score the pooled completions."""
     from ppl_attention.artifacts import read_manifest
 
-    gen = [
-        "generate",
-        "--device",
-        "cpu",
-        "--avp",
-        str(honest_artefacts / "avp"),
-        "--prior",
-        str(honest_artefacts / "gp"),
-    ]
+    gen = ["generate", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     gen += ["--num-images", "1", "-T", "2", "--num-samples", "3", "--k1", "60", "--allow-oracle", "true"]
     assert main([*gen, "--pooled-draws", "3", "--out", str(tmp_path / "pooled")]) == 0
     assert read_manifest(tmp_path / "pooled")["config"]["pooled_draws"] == 3
@@ -261,22 +242,14 @@ def test_every_command_of_the_design_pools_independent_draws(honest_artefacts, t
     assert 1 <= record["distinct"][0] <= 9
     assert main([*gen, "--out", str(tmp_path / "one")]) == 0
     assert "pooled_draws" not in read_manifest(tmp_path / "one")["config"]
-    floor = [
-        "evaluate-design",
-        "--device",
-        "cpu",
-        "--avp",
-        str(honest_artefacts / "avp"),
-        "--prior",
-        str(honest_artefacts / "gp"),
-    ]
+    floor = ["evaluate-design", "--device", "cpu", "--avp", str(artefacts / "avp"), "--prior", str(artefacts / "gp")]
     floor += ["--num-images", "1", "-T", "2", "--num-samples", "3", "--reference-samples", "3", "--k1", "60"]
     assert main([*floor, "--pooled-draws", "2", "--out", str(tmp_path / "floor")]) == 0
     summary = json.loads((tmp_path / "floor" / "summary.json").read_text())
     assert summary["pooled_draws"] == 2 and summary["all"]["between"]["n"] == 1
     row = json.loads((tmp_path / "floor" / "noise_floor.json").read_text())["rows"][0]
     assert all(1 <= row["draws"][k]["distinct"] <= 6 for k in ("a", "b", "reference"))
-    cal = ["calibrate-noise", "--prior", str(honest_artefacts / "gp"), "--num-images", "2", "-T", "1", "--scales", "2"]
+    cal = ["calibrate-noise", "--prior", str(artefacts / "gp"), "--num-images", "2", "-T", "1", "--scales", "2"]
     cal += ["--num-samples", "3", "--k1", "60", "--min-ess", "1", "--pooled-draws", "2", "--out", str(tmp_path / "cal")]
     assert main(cal) == 0
     assert json.loads((tmp_path / "cal" / "summary.json").read_text())["pooled_draws"] == 2
