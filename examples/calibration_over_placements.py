@@ -26,7 +26,12 @@ from pathlib import Path
 import torch
 
 from ppl_attention.artifacts import atomic_write_bytes, atomic_write_json
-from ppl_attention.completion.noise_calibration import calibrate_noise, label_calibration, random_glimpses
+from ppl_attention.completion.noise_calibration import (
+    LABEL_ESTIMATES,
+    calibrate_noise,
+    label_calibration,
+    random_glimpses,
+)
 from ppl_attention.completion.prior import open_completion
 from ppl_attention.data.spec import DatasetSpec, recorded_spec
 from ppl_attention.pipeline.design import noise_schedule
@@ -54,6 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--num-samples", type=int, default=40)
     p.add_argument("--pooled-draws", type=int, default=1)
+    p.add_argument(
+        "--label-estimate",
+        choices=list(LABEL_ESTIMATES),
+        default="completions",
+        help="the label histogram of the completions, or of every candidate the sampler weighted (scored)",
+    )
     p.add_argument("--bins", type=int, default=10)
     p.add_argument("--avp", type=Path, default=None, help="an AVP on the prior's sensor: its own ECE beside")
     return p.parse_args(argv)
@@ -104,6 +115,7 @@ def run_seed(args, canvas_seed: int) -> dict[str, torch.Tensor]:
         min_ess=0.0,
         pooled_draws=args.pooled_draws,
         keep_predictions=True,
+        label_estimate=args.label_estimate,
     )
     ess = [[step["median_ess"] for step in scale["steps"]] for scale in out["scales"]]
     tensors = {
@@ -179,7 +191,10 @@ def main(argv=None) -> list[dict]:
         schedule = (
             "the given schedule (sigma " + " / ".join(f"{v:g}" for v in args.sigma) + ")" if args.sigma else "noise"
         )
-        title = f"{args.prior.name}: {scale:g}x {schedule}, {args.pooled_draws} x {args.num_samples} completions"
+        drawn = f"{args.pooled_draws} x {args.num_samples} completions"
+        if args.label_estimate == "scored":
+            drawn = "labels of every scored candidate"
+        title = f"{args.prior.name}: {scale:g}x {schedule}, {drawn}"
         title += f", {steps[0]['canvases']} held-out canvases"
         plot_label_reliability(steps, args.out / f"reliability-{scale:g}x.png", title)
     print("scale  t  canvases  ECE    floor (sd)      P(true)  per-seed ECE     AVP: ECE  P(true)")

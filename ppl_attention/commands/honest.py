@@ -68,6 +68,7 @@ def run_calibrate_noise(args):
         posterior=posterior,
         criterion=cfg.criterion,
         pooled_draws=cfg.pooled_draws,
+        label_estimate=cfg.label_estimate,
     )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
@@ -78,6 +79,7 @@ def run_calibrate_noise(args):
     summary.update(num_samples=cfg.num_samples, sigma=sigma, chosen_scale=result["chosen"], chosen_sigma=chosen)
     summary["pooled_draws"] = cfg.pooled_draws
     summary["criterion"] = cfg.criterion
+    summary["label_estimate"] = cfg.label_estimate
     for key in ("worst_ece", "nll", "median_ess", "worst_epe_error"):
         if key in result["scales"][0]:
             summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}

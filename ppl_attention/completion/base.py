@@ -105,15 +105,20 @@ class CompletionSamples:
             dict(self.diagnostics),
         )
 
-    def label_posterior(self, num_classes: int) -> torch.Tensor:
-        """The weighted label histogram ``(num_classes,)`` (categorical labels only)."""
-        if self.labels is None:
+    def label_posterior(self, num_classes: int, scored: bool = False) -> torch.Tensor:
+        """The weighted label histogram ``(num_classes,)`` (categorical labels only): of the ``n`` completions, or
+        with ``scored`` of every candidate the sampler weighted before resampling ``n`` of them
+        (``diagnostics["scored"]``): the same importance posterior without the resampling's Monte-Carlo noise."""
+        labels, weights = self.labels, self.weights
+        if scored:
+            if "scored" not in self.diagnostics:
+                raise ValueError("`scored`: these samples' sampler did not record its scored candidates")
+            labels, weights = self.diagnostics["scored"]["labels"], self.diagnostics["scored"]["weights"]
+        if labels is None:
             raise ValueError("these samples carry no labels")
-        if self.labels.dim() != 1:
-            raise ValueError(f"label_posterior needs categorical labels (n,), got shape {tuple(self.labels.shape)}")
-        return torch.zeros(num_classes, dtype=torch.float64).index_add_(
-            0, self.labels.long().cpu(), self.weights.double().cpu()
-        )
+        if labels.dim() != 1:
+            raise ValueError(f"label_posterior needs categorical labels (n,), got shape {tuple(labels.shape)}")
+        return torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels.long().cpu(), weights.double().cpu())
 
 
 def pool_draws(sample: Callable[[], CompletionSamples], draws: int) -> CompletionSamples:
@@ -138,6 +143,12 @@ def pool_draws(sample: Callable[[], CompletionSamples], draws: int) -> Completio
         None if any(lab is None for lab in labels) else torch.cat(labels),
     )
     out.diagnostics.update(ess=out.ess, pooled_ess=ess)
+    scored = [p.diagnostics.get("scored") for p in parts]
+    if all(sc is not None and sc["labels"] is not None for sc in scored):  # the draws' candidates, equally mixed
+        out.diagnostics["scored"] = {
+            "labels": torch.cat([sc["labels"] for sc in scored]),
+            "weights": torch.cat([sc["weights"] / sc["weights"].sum() for sc in scored]) / draws,
+        }
     return out
 
 

@@ -405,7 +405,9 @@ class GenerativeCompletion(Completion):
             sigma_q=sigma_q * 255.0,
             log_evidence=log_evidence,
         )
-        diagnostics.update(digit=d_sel, offset=o_sel, candidates=candidates, seconds=time.perf_counter() - t0)
+        scored = {"labels": prior.labels[digit], "weights": torch.softmax(log_wc, 0)}
+        diagnostics.update(digit=d_sel, offset=o_sel, candidates=candidates, scored=scored)
+        diagnostics["seconds"] = time.perf_counter() - t0
         return CompletionSamples(images.clamp_(0, 1), w, prior.labels[d_sel], diagnostics)
 
     def _candidates(self, loc, y, sigma_p, sigma_q, generator):

@@ -360,7 +360,8 @@ class ImportanceCompletion(Completion):
         ``diagnostics``: ``rows`` (database rows returned), ``proposal_ess`` (of q over all N rows), ``ess``
         (1 / sum of squared posterior weights over unique rows), ``draw_ess`` (of the K1 weighted draws),
         ``unique_draws``, ``sigma_p`` / ``sigma_q`` (0..255; sigma_q after tempering), ``temperature``,
-        ``log_evidence`` (estimate of log p(y_1:t)), ``proposal_seconds``, ``seconds``.
+        ``log_evidence`` (estimate of log p(y_1:t)), ``scored`` (the labels and normalised weights of every unique
+        row drawn, before the ``n`` are resampled), ``proposal_seconds``, ``seconds``.
         """
         t0 = time.perf_counter()
         loc, y = loc.cpu(), y.cpu()
@@ -390,8 +391,9 @@ class ImportanceCompletion(Completion):
         # Evidence p(y) = E_q[p(y|I) (1/N) / q(I)], estimated from the K1 draws.
         log_evidence = float(torch.logsumexp(log_wc, 0) - math.log(self.k1) - math.log(N))
         # 4. At most n unique samples: keep all if few enough, else residual-resample n and aggregate.
-        rows, images, w = _at_most(n, rows, images, torch.softmax(log_wc, 0), generator)
-        diagnostics = dict(t=t, rows=rows, proposal_ess=proposal_ess, ess=final_ess, draw_ess=draw_ess)
+        scored = {"labels": self.database.get_labels(rows), "weights": torch.softmax(log_wc, 0)}
+        rows, images, w = _at_most(n, rows, images, scored["weights"], generator)
+        diagnostics = dict(t=t, rows=rows, proposal_ess=proposal_ess, ess=final_ess, draw_ess=draw_ess, scored=scored)
         diagnostics.update(
             unique_draws=int((counts > 0).sum()),
             sigma_p=sigma_p * 255.0,

@@ -6,7 +6,10 @@ distribution), too large a one ignores what was seen.  :func:`calibrate_noise` s
 sampler's noise schedule on held-out images with known labels, step by step along given glimpse sequences:
 
 - the expected calibration error (ECE) of P(label) from the completions (top label, equal-width bins), and its
-  reliability curve;
+  reliability curve; P(label) is the weighted label histogram of the ``n`` completions, or with
+  ``label_estimate="scored"`` of every candidate the sampler weighted before resampling ``n`` of them: the same
+  posterior without the resampling's noise, which alone makes a flat posterior look peaked (40 equal-weight
+  draws over 10 equally likely labels give the most frequent one 0.18 on average);
 - the mean P(true label), its negative log (NLL, floored at ``1e-3``), the median effective sample size and the
   median number of distinct completions;
 
@@ -50,6 +53,8 @@ __all__ = [
 
 #: how ``calibrate_noise`` chooses among the scales of a usable ESS: the NLL of the true label, or the EPE's error
 CRITERIA = ("nll", "epe")
+#: whose label histogram is scored: the ``n`` completions, or every candidate the sampler weighted
+LABEL_ESTIMATES = ("completions", "scored")
 
 
 def label_calibration(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict:
@@ -118,6 +123,7 @@ def calibrate_noise(
     criterion: str = "nll",
     pooled_draws: int = 1,
     keep_predictions: bool = False,
+    label_estimate: str = "completions",
 ) -> dict:
     """Score ``sampler``'s noise schedule times each of ``scales`` on held-out ``images`` (M, C, H, W) with
     ``labels`` (M,), after 1 .. T glimpses at ``locations`` (M, T) (module docstring).  Returns ``{"scales":
@@ -127,9 +133,11 @@ def calibrate_noise(
     sensor) each step also holds the AVP's own ``avp_p_true`` on the true images, each step t < T ``epe``:
     ``{"predicted", "realised", "relative"}`` for glimpse t + 1, and each scale ``worst_epe_error``, the largest
     ``|relative|``.  ``keep_predictions`` adds ``"predictions"``: the completions' label distributions, (S, T, M, K)
-    over scales, steps and images, so that runs on disjoint images can be pooled into one calibration."""
+    over scales, steps and images, so that runs on disjoint images can be pooled into one calibration;
+    ``label_estimate`` is one of :data:`LABEL_ESTIMATES` (module docstring)."""
 
-    _check_arguments(images, labels, locations, scales, criterion, posterior)
+    _check_arguments(images, labels, locations, scales, (criterion, label_estimate), posterior)
+    scored = label_estimate == "scored"
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
     # the AVP on the true images does not depend on the noise: once per step, not once per scale
@@ -140,21 +148,18 @@ def calibrate_noise(
         steps = []
         for t in range(1, locations.shape[1] + 1):
             draw = partial(comp.sample, n=num_samples)
-            probs, ess, distinct, samples = _draw_step(draw, t, locations, glimpses, num_classes, seed, pooled_draws)
+            probs, ess, distinct, samples = _draw_step(
+                draw, t, locations, glimpses, (num_classes, scored), seed, pooled_draws
+            )
             predicted = []
             if posterior is not None and t < locations.shape[1]:
                 predicted = [
                     _next_glimpse_epe(posterior, s, locations[m, : t + 1], grid) for m, s in enumerate(samples)
                 ]
             predictions.append(torch.stack(probs))
-            cal = label_calibration(predictions[-1], labels, bins)
-            step = {"t": t, **cal, "median_ess": statistics.median(ess), "median_distinct": statistics.median(distinct)}
-            if reference is not None:
-                step["avp_p_true"] = reference["p_true"][t - 1]
-            if predicted:
-                p, r = statistics.fmean(predicted), reference["entropy"][t]  # the AVP's entropy after glimpse t + 1
-                step["epe"] = {"predicted": p, "realised": r, "relative": r / p - 1.0 if p > 0 else float("nan")}
-            steps.append(step)
+            step = {"t": t, **label_calibration(predictions[-1], labels, bins)}
+            step.update(median_ess=statistics.median(ess), median_distinct=statistics.median(distinct))
+            steps.append(_with_avp(step, reference, predicted))
         results.append(_scale_result(scale, steps))
     usable = [r for r in results if r["median_ess"] >= min_ess]
     key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
@@ -165,23 +170,36 @@ def calibrate_noise(
     return out
 
 
-def _draw_step(draw: Callable, t: int, locations, glimpses, num_classes: int, seed: int, pooled_draws: int):
-    """Each image's completions after its first ``t`` glimpses: label distributions, ESS, distinct completions and
-    the samples themselves (for the next glimpse's EPE)."""
+def _draw_step(draw: Callable, t: int, locations, glimpses, labels_of: tuple, seed: int, pooled_draws: int):
+    """Each image's completions after its first ``t`` glimpses: label distributions (``labels_of``: the number of
+    classes, and whether of the scored candidates), ESS, distinct completions and the samples themselves (for the
+    next glimpse's EPE)."""
     from ..runtime import derive_seed, generator
 
     probs, ess, distinct, samples = [], [], [], []
     for m in range(locations.shape[0]):  # one seeded draw per (image, step): independent of the batching
         g = generator(derive_seed(seed, "noise-calibration", m, t))
         s = pool_draws(lambda: draw(locations[m, :t], glimpses[m, :t], generator=g), pooled_draws)
-        probs.append(s.label_posterior(num_classes))
+        probs.append(s.label_posterior(*labels_of))
         ess.append(float(s.diagnostics.get("ess", s.ess)))
         distinct.append(len(s))  # pooled draws: the completions of all of them
         samples.append(s)
     return probs, ess, distinct, samples
 
 
-def _check_arguments(images, labels, locations, scales, criterion: str, posterior) -> None:
+def _with_avp(step: dict, reference: dict | None, predicted: list[float]) -> dict:
+    """``step`` with the AVP's own P(true label) and, where the next glimpse's EPE was ``predicted``, its error
+    against the entropy the AVP has after that glimpse."""
+    t = step["t"]
+    if reference is not None:
+        step["avp_p_true"] = reference["p_true"][t - 1]
+    if predicted:
+        p, r = statistics.fmean(predicted), reference["entropy"][t]  # the AVP's entropy after glimpse t + 1
+        step["epe"] = {"predicted": p, "realised": r, "relative": r / p - 1.0 if p > 0 else float("nan")}
+    return step
+
+
+def _check_arguments(images, labels, locations, scales, choices: tuple, posterior) -> None:
     """:func:`calibrate_noise`'s arguments agree, or a ValueError naming the one at fault."""
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
         raise ValueError(
@@ -190,7 +208,9 @@ def _check_arguments(images, labels, locations, scales, criterion: str, posterio
         )
     if not scales:
         raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
+    criterion, label_estimate = choices
     check_choice("criterion", criterion, CRITERIA)
+    check_choice("label_estimate", label_estimate, LABEL_ESTIMATES)
     if criterion == "epe" and posterior is None:
         raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
 
@@ -281,6 +301,12 @@ class NoiseCalibrationConfig:
         "choose the scale of least NLL of the true label (nll) or of least worst-step EPE error (epe, needs --avp)",
         choices=list(CRITERIA),
     )
+    label_estimate: str = setting(
+        "completions",
+        "score the label histogram of the --num-samples completions, or of every candidate the sampler weighted "
+        "before resampling them (scored: the same posterior without the resampling's noise)",
+        choices=list(LABEL_ESTIMATES),
+    )
 
     def __post_init__(self):
         check_choice("split", self.split, ("valid", "test"))
@@ -288,6 +314,7 @@ class NoiseCalibrationConfig:
             check_int(name, getattr(self, name))
         check_number("min_ess", self.min_ess)
         check_choice("criterion", self.criterion, CRITERIA)
+        check_choice("label_estimate", self.label_estimate, LABEL_ESTIMATES)
         if self.criterion == "epe" and self.avp is None:
             raise ValueError("`criterion` 'epe' needs `avp` (the AVP whose entropy the EPE predicts)")
         if not self.scales:

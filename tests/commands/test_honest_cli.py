@@ -253,6 +253,9 @@ def test_every_command_of_the_design_pools_independent_draws(artefacts, tmp_path
     cal += ["--num-samples", "3", "--k1", "60", "--min-ess", "1", "--pooled-draws", "2", "--out", str(tmp_path / "cal")]
     assert main(cal) == 0
     assert json.loads((tmp_path / "cal" / "summary.json").read_text())["pooled_draws"] == 2
+    # the pooled draws' scored candidates: the same scale, another label estimate, recorded
+    assert main([*cal[:-1], str(tmp_path / "scored"), "--label-estimate", "scored"]) == 0
+    assert json.loads((tmp_path / "scored" / "summary.json").read_text())["label_estimate"] == "scored"
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,9 @@ def test_pooled_draws_are_an_equal_weight_mixture_of_independent_draws():
     assert torch.allclose(pooled.label_posterior(3), mean)
     assert pooled.diagnostics["pooled_ess"] == [pytest.approx(p.ess) for p in parts]
     assert pooled.diagnostics["ess"] == pytest.approx(pooled.ess)
+    # the scored candidates (every row each draw weighted, before resampling 7) pool the same way
+    scored = torch.stack([p.label_posterior(3, scored=True) for p in parts]).mean(0)
+    assert torch.allclose(pooled.label_posterior(3, scored=True), scored)
     one = pool_draws(draw(torch.Generator().manual_seed(3)), 1)
     assert torch.equal(one.images, parts[0].images) and "pooled_ess" not in one.diagnostics
     with pytest.raises(ValueError, match="`draws`"):

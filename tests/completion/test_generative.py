@@ -65,6 +65,27 @@ def test_enumerated_weights_are_the_exact_posterior_of_the_pyro_program():
     assert s.label_posterior(3)[1] == pytest.approx(float(want[1].sum()), abs=1e-6)
 
 
+def test_the_scored_label_posterior_is_the_exact_one_however_few_completions_are_returned():
+    """Every candidate is scored when they are enumerable: their label histogram is the exact posterior, where the
+    histogram of one returned completion is one-hot (the resampling's noise, not the posterior's)."""
+    prior, comp = _tiny(k1=27, sigma=[400.0])
+    loc = torch.tensor([4, 12])
+    y = _observe(prior, 1, 4, loc, torch.Generator().manual_seed(3))
+    _, _, post = _exact_posterior(prior, loc, y, 400.0 / 255, NOISE)
+    exact = post.view(3, 9).sum(1).double()
+    assert exact.max() < 0.99
+    for n in (1, 3, 27):
+        s = comp.sample(loc, y, n, generator=torch.Generator().manual_seed(n))
+        assert torch.allclose(s.label_posterior(3, scored=True), exact, atol=1e-6)
+    assert s.label_posterior(3).max() < 0.99 and comp.sample(loc, y, 1).label_posterior(3).max() == 1.0
+    # with importance draws: the labels of every distinct pair drawn, with its weight (count x p / q)
+    prior, comp = _tiny(k1=12, offset_draws=4, sigma=[400.0])
+    s = comp.sample(loc, y, 2, generator=torch.Generator().manual_seed(1))
+    c, scored = s.diagnostics["candidates"], s.diagnostics["scored"]
+    assert len(s) <= 2 < len(c["digit"]) and torch.equal(scored["labels"], prior.labels[c["digit"]])
+    assert torch.allclose(scored["weights"], torch.softmax(c["log_p"] - c["log_q"] + c["counts"].log(), 0))
+
+
 def test_importance_weights_are_likelihood_over_proposal_and_estimate_the_posterior():
     prior, comp = _tiny(k1=12, offset_draws=4, sigma=[400.0])
     loc = torch.tensor([4, 12])

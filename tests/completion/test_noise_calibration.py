@@ -90,6 +90,32 @@ def test_the_true_noise_is_calibrated_and_chosen():
     assert [s["t"] for s in by[1.0]["steps"]] == [1, 2, 3] and by[1.0]["steps"][0]["median_distinct"] == 2
 
 
+class OneOfTwoMeans(TwoMeans):
+    """TwoMeans returning one completion drawn from the exact posterior, with both candidates it scored."""
+
+    def _sample(self, loc, y, n, generator, true_image):
+        both = super()._sample(loc, y, n, generator, true_image)
+        k = int(torch.multinomial(both.weights, 1, generator=generator))
+        scored = {"labels": both.labels, "weights": both.weights}
+        return CompletionSamples(both.images[k : k + 1], torch.ones(1), both.labels[k : k + 1], {"scored": scored})
+
+
+def test_the_scored_candidates_are_calibrated_where_one_resampled_completion_is_not():
+    """One completion drawn from the exact posterior has a one-hot label histogram (certain, right as often as the
+    posterior's top label is); the candidates the sampler scored give the posterior itself."""
+    grid, images, labels, locations = _held_out()
+    sampler = OneOfTwoMeans(grid)
+    kw = dict(num_samples=1, num_classes=2, min_ess=0.0)
+    one = calibrate_noise(sampler, images, labels, locations, [1.0], **kw)["scales"][0]
+    scored = calibrate_noise(sampler, images, labels, locations, [1.0], label_estimate="scored", **kw)["scales"][0]
+    assert scored["worst_ece"] < 0.06 < 0.15 < one["worst_ece"]
+    assert scored["nll"] < one["nll"]
+    with pytest.raises(ValueError, match="`label_estimate`"):
+        calibrate_noise(sampler, images, labels, locations, [1.0], label_estimate="drawn", **kw)
+    with pytest.raises(ValueError, match="`scored`"):  # a sampler that records no scored candidates
+        calibrate_noise(TwoMeans(grid), images, labels, locations, [1.0], label_estimate="scored", **kw)
+
+
 def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
     grid = Sensor(8, 2, stride=2, scales=1)
     base = TwoMeans(grid)

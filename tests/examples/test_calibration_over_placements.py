@@ -78,3 +78,21 @@ def test_a_given_noise_schedule_replaces_the_priors(load_example, honest_artefac
     scaled = ex.main([*argv, "--scales", "2", "--out", str(tmp_path / "b")])
     assert [r["ece"] for r in doubled] == pytest.approx([r["ece"] for r in scaled])
     assert [r["p_true"] for r in doubled] == pytest.approx([r["p_true"] for r in scaled])
+
+
+def test_the_scored_candidates_label_histogram_is_kept_in_place_of_the_completions(
+    load_example, honest_artefacts, tmp_path
+):
+    """``--label-estimate scored``: one completion's histogram is one-hot, the scored candidates' is not."""
+    from safetensors.torch import load_file
+
+    ex = load_example("calibration_over_placements")
+    argv = ["--prior", str(honest_artefacts / "gp"), "--canvas-seeds", "0", "--num-images", "6", "--glimpses", "2"]
+    argv += ["--num-samples", "1", "--scales", "4"]
+    ex.main([*argv, "--out", str(tmp_path / "one")])
+    ex.main([*argv, "--out", str(tmp_path / "scored"), "--label-estimate", "scored"])
+    one, scored = (load_file(tmp_path / k / "seed-0.safetensors")["predictions"] for k in ("one", "scored"))
+    assert bool((one.max(-1).values == 1).all()) and bool((scored.max(-1).values < 0.999).any())
+    assert torch.allclose(scored.sum(-1), torch.ones_like(scored.sum(-1)))
+    settings = json.loads((tmp_path / "scored" / "pooled.json").read_text())["settings"]
+    assert settings["label_estimate"] == "scored"
