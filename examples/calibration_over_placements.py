@@ -12,6 +12,11 @@ floor) and the spread of the per-seed ECEs.
     python examples/calibration_over_placements.py --prior runs/prior81 --scales 3 --canvas-seeds 0 1 2 3 4 5 6 7 8 9 \
         --out runs/calplace81-3x
 
+``--label-estimate scored`` scores the label histogram of every candidate the sampler weighted rather than of the
+40 completions it resampled from them.  With several ``--scales`` on the validation split it also prints the
+per-step schedule of the library's rule (``per_step_scales``: the sharpest calibrated multiplier at each step), as
+the ``--sigma`` to test on the test split.
+
 Writes ``OUT/seed-K.safetensors`` per canvas seed, ``OUT/pooled.json`` and a reliability figure per scale
 (``OUT/reliability-3x.png``); prints the pooled table.  The canvases of
 one digit share it, so the pooled ECE's spread is somewhat larger than the floor's sd on as many independent images.
@@ -30,8 +35,10 @@ from ppl_attention.completion.noise_calibration import (
     LABEL_ESTIMATES,
     calibrate_noise,
     label_calibration,
+    per_step_scales,
     random_glimpses,
 )
+from ppl_attention.completion.importance import _schedule, _sigma
 from ppl_attention.completion.prior import open_completion
 from ppl_attention.data.spec import DatasetSpec, recorded_spec
 from ppl_attention.pipeline.design import noise_schedule
@@ -157,6 +164,7 @@ def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], 
                     "ece_floor": cal["ece_floor"],
                     "ece_floor_sd": cal["ece_floor_sd"],
                     "p_true": cal["p_true"],
+                    "nll": cal["nll"],
                     "per_seed_ece_mean": statistics.fmean(per_seed),
                     "per_seed_ece_sd": statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0,
                     "curve": cal["curve"],
@@ -168,6 +176,15 @@ def pooled_table(runs: dict[int, dict[str, torch.Tensor]], scales: list[float], 
                 own = label_calibration(torch.cat([avp[k][t] for k in runs]), labels, bins)
                 rows[-1].update(avp_ece=own["ece"], avp_p_true=own["p_true"])
     return rows
+
+
+def per_step_schedule(args, rows: list[dict]) -> dict:
+    """The multiplier of each step chosen from the pooled rows (the library's rule: least NLL of those of ECE <=
+    0.05) and the schedule it makes, 0..255 after 1, 2, ... glimpses: what ``--sigma`` takes for the test split."""
+    data = held_out_canvases(args.prior, args.split, args.canvas_seeds[0])
+    base = _schedule(noise_schedule(args.sigma, args.prior, data, data.name)[0])
+    scales = per_step_scales(rows)
+    return {"scales": scales, "sigma": [round(255.0 * _sigma(base, t) * m, 2) for t, m in enumerate(scales, 1)]}
 
 
 def main(argv=None) -> list[dict]:
@@ -185,7 +202,8 @@ def main(argv=None) -> list[dict]:
         avp = {k: avp_predictions(args, net, k) for k in args.canvas_seeds}
     rows = pooled_table(runs, args.scales, args.bins, avp)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows})
+    per_step = per_step_schedule(args, rows)
+    atomic_write_json(args.out / "pooled.json", {"settings": settings, "rows": rows, "per_step": per_step})
     for scale in args.scales:  # one reliability figure per noise scale
         steps = [r for r in rows if r["scale"] == scale]
         schedule = (
@@ -206,6 +224,8 @@ def main(argv=None) -> list[dict]:
             + (f"    {r['avp_ece']:.3f}  {r['avp_p_true']:.3f}" if "avp_ece" in r else "")
             + (f"    ESS {r['median_ess']:.1f}" if "median_ess" in r else "")
         )
+    print("per step, the sharpest calibrated noise:", " / ".join(f"{m:g}x" for m in per_step["scales"]))
+    print("--sigma", " ".join(f"{v:g}" for v in per_step["sigma"]))
     return rows
 
 

@@ -32,12 +32,13 @@ def run_calibrate_noise(args):
     --scales value; report the ECE of their label distribution, its reliability curve, the mean P(true label) and
     its NLL, the median ESS and distinct completions (with --avp, the EPE of the next glimpse against the AVP's
     entropy after it); choose, among the scales whose median ESS reaches --min-ess, the one of least NLL (a proper
-    score) or, with --criterion epe, of least worst-step EPE error. Writes OUT/calibration.json and
-    OUT/summary.json."""
+    score) or, with --criterion epe, of least worst-step EPE error; with --per-step, at each step the multiplier of
+    least NLL among those of ECE <= 0.05. Writes OUT/calibration.json and OUT/summary.json."""
     import torch
 
     from ..artifacts import atomic_write_json, dir_checksum
     from ..completion.prior import open_completion
+    from ..completion.importance import _schedule, _sigma
     from ..completion.noise_calibration import calibrate_noise, random_glimpses
     from ..posterior.evaluation import fetch_batch
     from ..runtime import derive_seed, generator
@@ -71,6 +72,9 @@ def run_calibrate_noise(args):
         label_estimate=cfg.label_estimate,
     )
     chosen = [round(args_s * result["chosen"], 2) for args_s in sigma]
+    if cfg.per_step:  # the base schedule at each step t = 1..T times that step's multiplier
+        base = _schedule(sigma)
+        chosen = [round(255.0 * _sigma(base, t) * m, 2) for t, m in enumerate(result["per_step"], 1)]
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
     calibration["prior"] = dir_checksum(args.prior)  # generate --noise-from reads `chosen_sigma` for this prior only
     atomic_write_json(Path(args.out) / "calibration.json", calibration)
@@ -79,7 +83,7 @@ def run_calibrate_noise(args):
     summary.update(num_samples=cfg.num_samples, sigma=sigma, chosen_scale=result["chosen"], chosen_sigma=chosen)
     summary["pooled_draws"] = cfg.pooled_draws
     summary["criterion"] = cfg.criterion
-    summary["label_estimate"] = cfg.label_estimate
+    summary.update(label_estimate=cfg.label_estimate, per_step_scales=result["per_step"])
     for key in ("worst_ece", "nll", "median_ess", "worst_epe_error"):
         if key in result["scales"][0]:
             summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}

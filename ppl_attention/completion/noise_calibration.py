@@ -18,7 +18,8 @@ sampler's noise schedule on held-out images with known labels, step by step alon
   the optimiser's curse);
 
 and picks, among the multipliers whose median ESS reaches ``min_ess`` (the largest ESS when none does), the one of
-least mean NLL (``criterion="nll"``) or of least worst-step relative EPE error (``criterion="epe"``).  The NLL is
+least mean NLL (``criterion="nll"``) or of least worst-step relative EPE error (``criterion="epe"``).
+:func:`per_step_scales` picks one multiplier per step instead: the sharpest calibrated one.  The NLL is
 a proper score: it rewards calibration and sharpness together, where the ECE alone is smallest for completions
 that ignore the glimpses (the label frequencies).  :func:`label_calibration` is the metric alone.
 """
@@ -47,6 +48,7 @@ __all__ = [
     "with_noise_scale",
     "random_glimpses",
     "calibrate_noise",
+    "per_step_scales",
     "calibrated_sigma",
     "NoiseCalibrationConfig",
 ]
@@ -165,6 +167,7 @@ def calibrate_noise(
     key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
     best = min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"])
     out = {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+    out["per_step"] = per_step_scales([{"scale": r["scale"], **step} for r in results for step in r["steps"]])
     if keep_predictions:
         out["predictions"] = torch.stack(predictions).reshape(len(scales), locations.shape[1], *predictions[0].shape)
     return out
@@ -213,6 +216,24 @@ def _check_arguments(images, labels, locations, scales, choices: tuple, posterio
     check_choice("label_estimate", label_estimate, LABEL_ESTIMATES)
     if criterion == "epe" and posterior is None:
         raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
+
+
+def per_step_scales(rows: Sequence[dict], max_ece: float = 0.05) -> list[float]:
+    """One noise multiplier per step from scored ``rows`` (``{"scale", "t", "ece", "nll"}``, e.g. the steps of
+    :func:`calibrate_noise`'s scales): at each step, of the scales whose ECE is at most ``max_ece``, the one of least
+    NLL (the sharpest calibrated noise; the least ECE alone favours completions that ignore the glimpses); the
+    scale of least ECE where none is that calibrated."""
+    check_number("max_ece", max_ece, strict=True)
+    steps = sorted({int(r["t"]) for r in rows})
+    if not steps:
+        raise ValueError("`rows` must hold at least one scored (scale, step)")
+    chosen = []
+    for t in steps:
+        at = [r for r in rows if r["t"] == t]
+        calibrated = [r for r in at if r["ece"] <= max_ece]
+        best = min(calibrated, key=lambda r: r["nll"]) if calibrated else min(at, key=lambda r: r["ece"])
+        chosen.append(float(best["scale"]))
+    return chosen
 
 
 def _scale_result(scale: float, steps: list[dict]) -> dict:
@@ -300,6 +321,11 @@ class NoiseCalibrationConfig:
         "nll",
         "choose the scale of least NLL of the true label (nll) or of least worst-step EPE error (epe, needs --avp)",
         choices=list(CRITERIA),
+    )
+    per_step: bool = setting(
+        False,
+        "write as the chosen noise one multiplier per step (the sharpest calibrated one: least NLL of those of "
+        "ECE <= 0.05) instead of the one scale of least NLL",
     )
     label_estimate: str = setting(
         "completions",

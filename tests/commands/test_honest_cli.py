@@ -256,6 +256,12 @@ def test_every_command_of_the_design_pools_independent_draws(artefacts, tmp_path
     # the pooled draws' scored candidates: the same scale, another label estimate, recorded
     assert main([*cal[:-1], str(tmp_path / "scored"), "--label-estimate", "scored"]) == 0
     assert json.loads((tmp_path / "scored" / "summary.json").read_text())["label_estimate"] == "scored"
+    # --per-step writes each step's multiplier times the base schedule as the chosen noise
+    assert main([*cal[:-1], str(tmp_path / "steps"), "-T", "2", "--scales", "2", "4", "--per-step"]) == 0
+    calibration = json.loads((tmp_path / "steps" / "calibration.json").read_text())
+    base, scales = calibration["sigma"], calibration["per_step"]
+    assert len(scales) == 2 and set(scales) <= {2.0, 4.0}
+    assert calibration["chosen_sigma"] == pytest.approx([round(b * m, 2) for b, m in zip(base, scales)])
 
 
 @pytest.mark.parametrize(

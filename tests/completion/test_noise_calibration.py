@@ -116,6 +116,27 @@ def test_the_scored_candidates_are_calibrated_where_one_resampled_completion_is_
         calibrate_noise(TwoMeans(grid), images, labels, locations, [1.0], label_estimate="scored", **kw)
 
 
+def test_per_step_scales_are_the_sharpest_calibrated_noise_of_each_step():
+    from ppl_attention.completion.noise_calibration import per_step_scales
+
+    rows = [
+        {"scale": 1.0, "t": 1, "ece": 0.10, "nll": 1.0},  # sharpest, not calibrated
+        {"scale": 2.0, "t": 1, "ece": 0.04, "nll": 1.2},  # the sharpest calibrated one
+        {"scale": 4.0, "t": 1, "ece": 0.01, "nll": 1.5},  # best calibrated: the glimpses nearly ignored
+        {"scale": 1.0, "t": 2, "ece": 0.09, "nll": 0.9},
+        {"scale": 2.0, "t": 2, "ece": 0.07, "nll": 1.1},  # none calibrated: the least ECE
+    ]
+    assert per_step_scales(rows) == [2.0, 2.0]
+    assert per_step_scales(rows, max_ece=0.095) == [2.0, 1.0]
+    with pytest.raises(ValueError, match="`rows`"):
+        per_step_scales([])
+    with pytest.raises(ValueError, match="`max_ece`"):
+        per_step_scales(rows, max_ece=0.0)
+    grid, images, labels, locations = _held_out(M=200)
+    out = calibrate_noise(TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], 2, 2, min_ess=0.0)
+    assert len(out["per_step"]) == 3 and set(out["per_step"]) <= {0.25, 1.0, 4.0}
+
+
 def test_with_noise_scale_multiplies_the_schedule_of_a_copy():
     grid = Sensor(8, 2, stride=2, scales=1)
     base = TwoMeans(grid)

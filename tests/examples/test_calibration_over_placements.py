@@ -34,7 +34,12 @@ def test_seeds_are_pooled_and_resumed(load_example, honest_artefacts, tmp_path):
     avp_rows = ex.main([*argv, "--avp", str(honest_artefacts / "avp")])
     assert all(0 <= r["avp_ece"] <= 1 and 0 < r["avp_p_true"] < 1 for r in avp_rows)
     assert avp_rows[1]["ece"] == pytest.approx(twice["ece"])
-    assert json.loads((tmp_path / "cal" / "pooled.json").read_text())["rows"][1]["canvases"] == 12
+    pooled = json.loads((tmp_path / "cal" / "pooled.json").read_text())
+    assert pooled["rows"][1]["canvases"] == 12 and len(pooled["per_step"]["scales"]) == 2
+    # the schedule for the test split: each step's chosen multiplier times the prior's noise at that step
+    base = json.loads((honest_artefacts / "gp" / "manifest.json").read_text())["config"]["sigma"]
+    want = [round(b * m, 2) for b, m in zip(base, pooled["per_step"]["scales"])]
+    assert pooled["per_step"]["sigma"] == pytest.approx(want)
 
 
 def test_a_dataset_whose_seed_changes_its_held_out_images_is_refused(load_example, honest_artefacts, monkeypatch):
