@@ -163,10 +163,8 @@ def calibrate_noise(
             step.update(median_ess=statistics.median(ess), median_distinct=statistics.median(distinct))
             steps.append(_with_avp(step, reference, predicted))
         results.append(_scale_result(scale, steps))
-    usable = [r for r in results if r["median_ess"] >= min_ess]
-    key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
-    best = min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"])
-    out = {"scales": results, "chosen": best["scale"], "min_ess": float(min_ess), "criterion": criterion}
+    out = {"scales": results, "chosen": _chosen(results, min_ess, criterion), "min_ess": float(min_ess)}
+    out["criterion"] = criterion
     out["per_step"] = per_step_scales([{"scale": r["scale"], **step} for r in results for step in r["steps"]])
     if keep_predictions:
         out["predictions"] = torch.stack(predictions).reshape(len(scales), locations.shape[1], *predictions[0].shape)
@@ -216,6 +214,14 @@ def _check_arguments(images, labels, locations, scales, choices: tuple, posterio
     check_choice("label_estimate", label_estimate, LABEL_ESTIMATES)
     if criterion == "epe" and posterior is None:
         raise ValueError("`criterion` 'epe' needs the AVP (`posterior`) that scores the completions")
+
+
+def _chosen(results: list[dict], min_ess: float, criterion: str) -> float:
+    """The scale of least NLL (or worst EPE error) among those whose median ESS reaches ``min_ess``; the scale of
+    largest ESS when none does."""
+    usable = [r for r in results if r["median_ess"] >= min_ess]
+    key = (lambda r: r["nll"]) if criterion == "nll" else (lambda r: r["worst_epe_error"])
+    return (min(usable, key=key) if usable else max(results, key=lambda r: r["median_ess"]))["scale"]
 
 
 def per_step_scales(rows: Sequence[dict], max_ece: float = 0.05) -> list[float]:
