@@ -119,15 +119,17 @@ class DatabaseCompletion(Completion):
         return (lp - lp.logsumexp(0)).exp()
 
     def _sample(self, loc, glimpses, n, generator, true_image) -> CompletionSamples:
-        """``n`` rows drawn from their posterior, or every row it keeps when ``enumerate``."""
+        """``n`` rows drawn from their posterior, or every row it keeps when ``enumerate``; ``diagnostics["scored"]``:
+        every row of positive posterior weight with that weight (the exact posterior)."""
         p = self.row_posterior(loc, glimpses)
+        kept = torch.nonzero(p > 0).flatten()
+        scored = {"labels": self.labels[kept], "weights": p[kept] / p[kept].sum()}
         if self.enumerate:
-            rows = torch.nonzero(p > 0).flatten()
-            w = p[rows] / p[rows].sum()
+            rows, w = kept, scored["weights"]
         else:
             rows = torch.multinomial(p.float(), n, replacement=True, generator=generator)
             w = torch.full((n,), 1.0 / n, dtype=torch.float64)
-        return CompletionSamples(self.images[rows].float(), w, self.labels[rows])
+        return CompletionSamples(self.images[rows].float(), w, self.labels[rows], {"scored": scored})
 
 
 def exact_epe(
