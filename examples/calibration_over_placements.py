@@ -37,8 +37,8 @@ from ppl_attention.completion.noise_calibration import (
     label_calibration,
     per_step_scales,
     random_glimpses,
+    scaled_schedule,
 )
-from ppl_attention.completion.importance import _schedule, _sigma
 from ppl_attention.completion.prior import open_completion
 from ppl_attention.data.spec import DatasetSpec, recorded_spec
 from ppl_attention.pipeline.design import noise_schedule
@@ -182,9 +182,9 @@ def per_step_schedule(args, rows: list[dict]) -> dict:
     """The multiplier of each step chosen from the pooled rows (the library's rule: least NLL of those of ECE <=
     0.05) and the schedule it makes, 0..255 after 1, 2, ... glimpses: what ``--sigma`` takes for the test split."""
     data = held_out_canvases(args.prior, args.split, args.canvas_seeds[0])
-    base = _schedule(noise_schedule(args.sigma, args.prior, data, data.name)[0])
     scales = per_step_scales(rows)
-    return {"scales": scales, "sigma": [round(255.0 * _sigma(base, t) * m, 2) for t, m in enumerate(scales, 1)]}
+    sigma, _ = noise_schedule(args.sigma, args.prior, data, data.name)
+    return {"scales": scales, "sigma": scaled_schedule(sigma, scales)}
 
 
 def main(argv=None) -> list[dict]:

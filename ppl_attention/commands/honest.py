@@ -38,7 +38,7 @@ def run_calibrate_noise(args):
 
     from ..artifacts import atomic_write_json, dir_checksum
     from ..completion.prior import open_completion
-    from ..completion.noise_calibration import calibrate_noise, random_glimpses
+    from ..completion.noise_calibration import calibrate_noise, random_glimpses, scaled_schedule
     from ..posterior.evaluation import fetch_batch
     from ..runtime import derive_seed, generator
     from ..pipeline.design import noise_schedule
@@ -70,7 +70,7 @@ def run_calibrate_noise(args):
         pooled_draws=cfg.pooled_draws,
         label_estimate=cfg.label_estimate,
     )
-    chosen = _chosen_sigma(sigma, result, cfg.per_step)
+    chosen = scaled_schedule(sigma, result["per_step"] if cfg.per_step else [result["chosen"]])
     calibration = {**result, "sigma": sigma, "sigma_from": sigma_from, "chosen_sigma": chosen}
     calibration["prior"] = dir_checksum(args.prior)  # generate --noise-from reads `chosen_sigma` for this prior only
     atomic_write_json(Path(args.out) / "calibration.json", calibration)
@@ -85,17 +85,6 @@ def run_calibrate_noise(args):
             summary[key] = {str(r["scale"]): r[key] for r in result["scales"]}
     write_summary(args.out, summary)
     return 0
-
-
-def _chosen_sigma(sigma: list[float], result: dict, per_step: bool) -> list[float]:
-    """The schedule calibrate-noise chose, 0..255: the base one times the chosen scale, or with ``per_step`` the
-    base schedule at each step t = 1..T times that step's multiplier."""
-    from ..completion.importance import _schedule, _sigma
-
-    if not per_step:
-        return [round(s * result["chosen"], 2) for s in sigma]
-    base = _schedule(sigma)
-    return [round(255.0 * _sigma(base, t) * m, 2) for t, m in enumerate(result["per_step"], 1)]
 
 
 def _calibration_avp(avp, grid, device):

@@ -38,7 +38,7 @@ import torch
 from ..checks import check_choice, check_int, check_number
 from ..config import GLIMPSES, setting
 from .base import DEFAULT_K1, pool_draws
-from .importance import _sigma
+from .importance import _schedule, _sigma
 
 if TYPE_CHECKING:
     from .base import Completion
@@ -49,6 +49,7 @@ __all__ = [
     "random_glimpses",
     "calibrate_noise",
     "per_step_scales",
+    "scaled_schedule",
     "calibrated_sigma",
     "NoiseCalibrationConfig",
 ]
@@ -138,7 +139,7 @@ def calibrate_noise(
     over scales, steps and images, so that runs on disjoint images can be pooled into one calibration;
     ``label_estimate`` is one of :data:`LABEL_ESTIMATES` (module docstring)."""
 
-    _check_arguments(images, labels, locations, scales, (criterion, label_estimate), posterior)
+    _check_arguments(images, labels, locations, scales, criterion, posterior, label_estimate)
     scored = label_estimate == "scored"
     grid = sampler.grid
     glimpses = grid.extract(images, locations)  # (M, T, k*C, h, w)
@@ -151,7 +152,7 @@ def calibrate_noise(
         for t in range(1, locations.shape[1] + 1):
             draw = partial(comp.sample, n=num_samples)
             probs, ess, distinct, samples = _draw_step(
-                draw, t, locations, glimpses, (num_classes, scored), seed, pooled_draws
+                draw, t, locations, glimpses, num_classes, seed, pooled_draws, scored
             )
             predicted = []
             if posterior is not None and t < locations.shape[1]:
@@ -171,17 +172,18 @@ def calibrate_noise(
     return out
 
 
-def _draw_step(draw: Callable, t: int, locations, glimpses, labels_of: tuple, seed: int, pooled_draws: int):
-    """Each image's completions after its first ``t`` glimpses: label distributions (``labels_of``: the number of
-    classes, and whether of the scored candidates), ESS, distinct completions and the samples themselves (for the
-    next glimpse's EPE)."""
+def _draw_step(
+    draw: Callable, t: int, locations, glimpses, num_classes: int, seed: int, pooled_draws: int, scored: bool
+):
+    """Each image's completions after its first ``t`` glimpses: label distributions (of the ``scored`` candidates,
+    or of the completions), ESS, distinct completions and the samples themselves (for the next glimpse's EPE)."""
     from ..runtime import derive_seed, generator
 
     probs, ess, distinct, samples = [], [], [], []
     for m in range(locations.shape[0]):  # one seeded draw per (image, step): independent of the batching
         g = generator(derive_seed(seed, "noise-calibration", m, t))
         s = pool_draws(lambda: draw(locations[m, :t], glimpses[m, :t], generator=g), pooled_draws)
-        probs.append(s.label_posterior(*labels_of))
+        probs.append(s.label_posterior(num_classes, scored))
         ess.append(float(s.diagnostics.get("ess", s.ess)))
         distinct.append(len(s))  # pooled draws: the completions of all of them
         samples.append(s)
@@ -200,7 +202,7 @@ def _with_avp(step: dict, reference: dict | None, predicted: list[float]) -> dic
     return step
 
 
-def _check_arguments(images, labels, locations, scales, choices: tuple, posterior) -> None:
+def _check_arguments(images, labels, locations, scales, criterion: str, posterior, label_estimate: str) -> None:
     """:func:`calibrate_noise`'s arguments agree, or a ValueError naming the one at fault."""
     if locations.dim() != 2 or locations.shape[0] != images.shape[0] or labels.shape != (images.shape[0],):
         raise ValueError(
@@ -209,7 +211,6 @@ def _check_arguments(images, labels, locations, scales, choices: tuple, posterio
         )
     if not scales:
         raise ValueError("`scales` must hold at least one multiplier of the noise schedule")
-    criterion, label_estimate = choices
     check_choice("criterion", criterion, CRITERIA)
     check_choice("label_estimate", label_estimate, LABEL_ESTIMATES)
     if criterion == "epe" and posterior is None:
@@ -240,6 +241,15 @@ def per_step_scales(rows: Sequence[dict], max_ece: float = 0.05) -> list[float]:
         best = min(calibrated, key=lambda r: r["nll"]) if calibrated else min(at, key=lambda r: r["ece"])
         chosen.append(float(best["scale"]))
     return chosen
+
+
+def scaled_schedule(sigma: Sequence[float], multipliers: Sequence[float]) -> list[float]:
+    """The noise schedule (0..255 after 1, 2, ... glimpses) ``sigma`` times ``multipliers``: one multiplier for the
+    whole schedule, or one per step t = 1..T (the base schedule's value at each step, its last value beyond it)."""
+    if len(multipliers) == 1:
+        return [round(s * multipliers[0], 2) for s in sigma]
+    base = _schedule(list(sigma))
+    return [round(255.0 * _sigma(base, t) * m, 2) for t, m in enumerate(multipliers, 1)]
 
 
 def _scale_result(scale: float, steps: list[dict]) -> dict:

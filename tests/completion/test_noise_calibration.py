@@ -132,6 +132,10 @@ def test_per_step_scales_are_the_sharpest_calibrated_noise_of_each_step():
         per_step_scales([])
     with pytest.raises(ValueError, match="`max_ece`"):
         per_step_scales(rows, max_ece=0.0)
+    from ppl_attention.completion.noise_calibration import scaled_schedule
+
+    assert scaled_schedule([10.0, 20.0, 30.0], [2.0]) == [20.0, 40.0, 60.0]  # one multiplier: the whole schedule
+    assert scaled_schedule([10.0, 20.0], [2.0, 3.0, 0.5]) == [20.0, 60.0, 10.0]  # per step; the last value beyond
     grid, images, labels, locations = _held_out(M=200)
     out = calibrate_noise(TwoMeans(grid), images, labels, locations, [0.25, 1.0, 4.0], 2, 2, min_ess=0.0)
     assert len(out["per_step"]) == 3 and set(out["per_step"]) <= {0.25, 1.0, 4.0}
